@@ -1,0 +1,55 @@
+# The README's commands. Everything a fresh machine needs is installed from here: a virtual
+# environment with the Python packages of requirements-dev.txt, and the extension built in release
+# mode by maturin.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEPS := $(VENV)/.deps-installed
+EXT := $(VENV)/.ext-built
+RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml pyproject.toml
+PY_SOURCES := $(shell find python -name '*.py' -o -name '*.pyi')
+
+export CARGO_TERM_COLOR := never
+
+.PHONY: run test test-rust test-python bench lint build clean
+
+run: $(EXT)
+	$(BIN)/qitcore run
+
+test: test-rust test-python
+
+test-rust:
+	cargo test --workspace --exclude qitcore-py
+
+test-python: $(EXT)
+	$(BIN)/python -m pytest tests -q
+
+bench: $(EXT)
+	$(BIN)/python -m pytest benches --benchmark-only --benchmark-columns=median,iqr,rounds \
+		--benchmark-sort=name -q
+
+lint: $(DEPS)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(BIN)/ruff check python tests benches
+	$(BIN)/ruff format --check python tests benches
+	$(BIN)/python -m mypy python/qitcore/_core.pyi
+	$(BIN)/python -m mypy.stubtest qitcore._core
+
+build: $(EXT)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(DEPS): requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(EXT): $(DEPS) $(RUST_SOURCES) $(PY_SOURCES)
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/maturin develop --release --quiet
+	touch $@
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,64 @@
+"""Argument checks shared by the public API: each failure names the argument and what it expected."""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import InvalidArgumentError, InvalidTypeError
+
+BitOrder = Literal["big", "little"]
+
+
+def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int (anything with ``__index__`` except bool) within the bounds."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise InvalidTypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    number = operator.index(value)
+    if minimum is not None and number < minimum:
+        raise InvalidArgumentError(f"{name}: must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise InvalidArgumentError(f"{name}: must be at most {maximum}, got {number}")
+    return number
+
+
+def real(name: str, value: Any) -> float:
+    """``value`` as a finite float (int or float, not bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidTypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidArgumentError(f"{name}: must be finite, got {number}")
+    return number
+
+
+def bitorder(value: Any) -> BitOrder:
+    """``"big"`` or ``"little"``."""
+    if value == "big" or value == "little":
+        return value  # type: ignore[no-any-return]
+    raise InvalidArgumentError(f'bitorder: expected "big" or "little", got {value!r}')
+
+
+def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
+    """One of ``options``."""
+    if isinstance(value, str) and value in options:
+        return value
+    raise InvalidArgumentError(f"{name}: expected one of {', '.join(map(repr, options))}; got {value!r}")
+
+
+def bit_array(name: str, bits: Any) -> npt.NDArray[np.uint8]:
+    """A one-dimensional array of 0/1 values (bool or integer dtype) as uint8."""
+    array = np.asarray(bits)
+    if array.ndim != 1:
+        raise InvalidArgumentError(
+            f"{name}: expected a one-dimensional array of bits, got {array.ndim} dimensions"
+        )
+    if array.dtype != np.bool_ and not np.issubdtype(array.dtype, np.integer):
+        raise InvalidTypeError(f"{name}: expected an array of 0/1 integers or bools, got dtype {array.dtype}")
+    if array.dtype != np.bool_ and array.size and (array.min() < 0 or array.max() > 1):
+        raise InvalidArgumentError(f"{name}: every element must be 0 or 1")
+    return array.astype(np.uint8, copy=False)

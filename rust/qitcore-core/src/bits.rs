@@ -1,0 +1,238 @@
+//! Packed bit strings: bit orders, and moving bit ranges between bytes and polynomial words.
+//!
+//! Inside the crate a bit string of length `n` is a GF(2)[x] polynomial stored in `u64` words:
+//! bit `k` of the string is the coefficient of `x^k`, held in bit `k % 64` of word `k / 64`. Bits
+//! past `n` in the last word are always zero. Outside, strings are packed bytes in one of two bit
+//! orders (see [`BitOrder`]).
+
+use crate::error::{Error, Result};
+
+/// How the bits of a stream are packed into bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BitOrder {
+    /// numpy's default: bit `k` of the stream is bit `7 - k % 8` (counting from the least
+    /// significant) of byte `k / 8`.
+    Big,
+    /// bit `k` of the stream is bit `k % 8` of byte `k / 8`.
+    Little,
+}
+
+impl BitOrder {
+    /// Parses `"big"` or `"little"`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `bitorder` for any other string.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "big" => Ok(BitOrder::Big),
+            "little" => Ok(BitOrder::Little),
+            other => Err(Error::argument("bitorder", format!("expected \"big\" or \"little\", got {other:?}"))),
+        }
+    }
+
+    /// Converts a little-endian load of 8 bytes into coefficient order, and back (an involution).
+    #[inline(always)]
+    fn convert(self, word: u64) -> u64 {
+        match self {
+            BitOrder::Little => word,
+            // Reversing the bits of every byte in place.
+            BitOrder::Big => word.reverse_bits().swap_bytes(),
+        }
+    }
+}
+
+/// Number of 64-bit words that hold `bits` bits.
+#[inline]
+pub const fn words_for(bits: usize) -> usize {
+    bits.div_ceil(64)
+}
+
+/// Number of bytes that hold `bits` bits.
+#[inline]
+pub const fn bytes_for(bits: usize) -> usize {
+    bits.div_ceil(8)
+}
+
+/// Clears the bits at positions `nbits` and above in `words`.
+#[inline]
+pub fn mask_tail(words: &mut [u64], nbits: usize) {
+    let full = nbits / 64;
+    if full < words.len() {
+        let rem = nbits % 64;
+        words[full] &= if rem == 0 { 0 } else { (1u64 << rem) - 1 };
+        words[full + 1..].fill(0);
+    }
+}
+
+/// Reads word `i` of a little-endian byte string, padding with zero bytes past its end.
+#[inline(always)]
+fn load_word(bytes: &[u8], i: usize) -> u64 {
+    let start = 8 * i;
+    match bytes.get(start..start + 8) {
+        Some(chunk) => u64::from_le_bytes(chunk.try_into().expect("an 8-byte slice")),
+        None if start < bytes.len() => {
+            let mut buf = [0u8; 8];
+            buf[..bytes.len() - start].copy_from_slice(&bytes[start..]);
+            u64::from_le_bytes(buf)
+        }
+        None => 0,
+    }
+}
+
+/// Loads the `nbits` stream bits starting at stream bit `offset` of `src` into `dst` as a
+/// polynomial (coefficient order), clearing every word of `dst` past them.
+///
+/// The caller guarantees `offset + nbits <= 8 * src.len()` and `dst.len() >= words_for(nbits)`.
+pub fn load_bits(src: &[u8], offset: usize, nbits: usize, order: BitOrder, dst: &mut [u64]) {
+    debug_assert!(offset + nbits <= 8 * src.len());
+    debug_assert!(dst.len() >= words_for(nbits));
+    let bytes = &src[offset / 8..bytes_for(offset + nbits)];
+    let shift = offset % 8;
+    let nw = words_for(nbits);
+    if shift == 0 {
+        for (i, d) in dst[..nw].iter_mut().enumerate() {
+            *d = order.convert(load_word(bytes, i));
+        }
+    } else {
+        let mut current = order.convert(load_word(bytes, 0));
+        for (i, d) in dst[..nw].iter_mut().enumerate() {
+            let next = order.convert(load_word(bytes, i + 1));
+            *d = (current >> shift) | (next << (64 - shift));
+            current = next;
+        }
+    }
+    mask_tail(dst, nbits);
+}
+
+/// ORs the polynomial `words` (`nbits` coefficients, higher bits zero) into `dst` as packed
+/// stream bits starting at stream bit `offset`.
+///
+/// The target bits of `dst` must be zero; bits of `dst` outside the range are left as they are.
+/// The caller guarantees `offset + nbits <= 8 * dst.len()`.
+pub fn store_bits(words: &[u64], nbits: usize, order: BitOrder, dst: &mut [u8], offset: usize) {
+    debug_assert!(offset + nbits <= 8 * dst.len());
+    let shift = offset % 8;
+    let out = &mut dst[offset / 8..bytes_for(offset + nbits)];
+    let word = |i: usize| words.get(i).copied().unwrap_or(0);
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let w = if shift == 0 {
+            word(i)
+        } else {
+            let below = if i == 0 { 0 } else { word(i - 1) >> (64 - shift) };
+            (word(i) << shift) | below
+        };
+        let bytes = order.convert(w).to_le_bytes();
+        for (o, b) in chunk.iter_mut().zip(bytes) {
+            *o |= b;
+        }
+    }
+}
+
+/// Copies coefficients `start .. start + nbits` of `words` to `dst` (as coefficients `0 ..
+/// nbits`), clearing the rest of `dst`. Coefficients past the end of `words` read as zero.
+pub fn extract_range(words: &[u64], start: usize, nbits: usize, dst: &mut [u64]) {
+    let first = start / 64;
+    let shift = start % 64;
+    let word = |i: usize| words.get(i).copied().unwrap_or(0);
+    let nw = words_for(nbits);
+    for (i, d) in dst[..nw].iter_mut().enumerate() {
+        *d = if shift == 0 {
+            word(first + i)
+        } else {
+            (word(first + i) >> shift) | (word(first + i + 1) << (64 - shift))
+        };
+    }
+    mask_tail(dst, nbits);
+}
+
+/// The bits of `words` as one 0/1 byte per bit (coefficient order); for tests and references.
+pub fn to_bit_vec(words: &[u64], nbits: usize) -> Vec<u8> {
+    (0..nbits).map(|k| ((words[k / 64] >> (k % 64)) & 1) as u8).collect()
+}
+
+/// Packs a 0/1 byte per bit into polynomial words; for tests and references.
+pub fn from_bit_vec(bits: &[u8]) -> Vec<u64> {
+    let mut words = vec![0u64; words_for(bits.len())];
+    for (k, &b) in bits.iter().enumerate() {
+        words[k / 64] |= u64::from(b & 1) << (k % 64);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The obvious definition: stream bit `k` of packed bytes in the given order.
+    fn stream_bit(bytes: &[u8], k: usize, order: BitOrder) -> u8 {
+        let byte = bytes[k / 8];
+        match order {
+            BitOrder::Big => (byte >> (7 - k % 8)) & 1,
+            BitOrder::Little => (byte >> (k % 8)) & 1,
+        }
+    }
+
+    fn any_order() -> impl Strategy<Value = BitOrder> {
+        prop_oneof![Just(BitOrder::Big), Just(BitOrder::Little)]
+    }
+
+    proptest! {
+        #[test]
+        fn load_bits_matches_bit_by_bit(
+            bytes in proptest::collection::vec(any::<u8>(), 1..80),
+            a in 0usize..640, b in 0usize..640, order in any_order(),
+        ) {
+            let total = bytes.len() * 8;
+            let (lo, hi) = (a.min(b) % total, a.max(b) % (total + 1));
+            let (offset, nbits) = (lo, hi.saturating_sub(lo));
+            let mut dst = vec![u64::MAX; words_for(nbits) + 2];
+            load_bits(&bytes, offset, nbits, order, &mut dst);
+            let expect: Vec<u8> = (0..nbits).map(|k| stream_bit(&bytes, offset + k, order)).collect();
+            prop_assert_eq!(to_bit_vec(&dst, nbits), expect);
+            prop_assert!(dst[words_for(nbits)..].iter().all(|&w| w == 0));
+            if nbits % 64 != 0 {
+                prop_assert_eq!(dst[nbits / 64] >> (nbits % 64), 0);
+            }
+        }
+
+        #[test]
+        fn store_bits_writes_only_its_range(
+            bits in proptest::collection::vec(0u8..2, 0..300),
+            offset in 0usize..100, order in any_order(), fill in any::<u8>(),
+        ) {
+            let total = offset + bits.len();
+            let mut dst = vec![fill; bytes_for(total) + 1];
+            // Clear the target range, as store_bits requires.
+            for k in offset..total {
+                let mask = match order { BitOrder::Big => 0x80u8 >> (k % 8), BitOrder::Little => 1u8 << (k % 8) };
+                dst[k / 8] &= !mask;
+            }
+            let before = dst.clone();
+            store_bits(&from_bit_vec(&bits), bits.len(), order, &mut dst, offset);
+            for k in 0..dst.len() * 8 {
+                let expect = if (offset..total).contains(&k) { bits[k - offset] } else { stream_bit(&before, k, order) };
+                prop_assert_eq!(stream_bit(&dst, k, order), expect, "bit {}", k);
+            }
+        }
+
+        #[test]
+        fn extract_range_matches_bit_by_bit(
+            bits in proptest::collection::vec(0u8..2, 0..400), start in 0usize..450, nbits in 0usize..450,
+        ) {
+            let words = from_bit_vec(&bits);
+            let mut dst = vec![u64::MAX; words_for(nbits) + 1];
+            extract_range(&words, start, nbits, &mut dst);
+            let expect: Vec<u8> = (start..start + nbits).map(|k| bits.get(k).copied().unwrap_or(0)).collect();
+            prop_assert_eq!(to_bit_vec(&dst, nbits), expect);
+        }
+    }
+
+    #[test]
+    fn bitorder_parse_rejects_unknown_names() {
+        assert_eq!(BitOrder::parse("big"), Ok(BitOrder::Big));
+        assert_eq!(BitOrder::parse("little"), Ok(BitOrder::Little));
+        let err = BitOrder::parse("middle").unwrap_err();
+        assert!(err.to_string().contains("bitorder"), "{err}");
+    }
+}

@@ -1,0 +1,50 @@
+//! The one error type of the core crate; the binding maps each variant to a Python exception once.
+
+use std::fmt;
+
+/// Everything that can go wrong in the core crate. No function of the crate panics on user input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// An argument's value lies outside its domain (a size of zero, ε outside (0, 1), …).
+    InvalidArgument {
+        /// The argument's name as the user wrote it.
+        name: &'static str,
+        /// What was expected and what was given.
+        message: String,
+    },
+    /// A buffer's length does not fit the operation (a seed of the wrong size, a partial block, …).
+    InvalidLength {
+        /// The argument's name as the user wrote it.
+        name: &'static str,
+        /// What was expected and what was given.
+        message: String,
+    },
+    /// The operating system's random number generator could not be read.
+    Os(String),
+}
+
+impl Error {
+    pub(crate) fn argument(name: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument { name, message: message.into() }
+    }
+
+    pub(crate) fn length(name: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidLength { name, message: message.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidArgument { name, message } | Error::InvalidLength { name, message } => {
+                write!(f, "{name}: {message}")
+            }
+            Error::Os(message) => write!(f, "operating system random number generator: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The result type of the core crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,284 @@
+//! Toeplitz hashing: `y = T·x` over GF(2) for an `m × n` Toeplitz matrix `T` drawn from a seed of
+//! `n + m − 1` bits, `T[i, j] = seed[(i − j) mod (n + m − 1)]` — the layout of randextract's
+//! default mode and of cryptomite, so outputs agree bit for bit with theirs.
+//!
+//! With `a[k] = seed[(k + m) mod (n + m − 1)]` (the seed rotated left by `m`), `T[i, j] =
+//! a[i − j + n − 1]`, so `y_i` is coefficient `i + n − 1` of the polynomial product `a·x`: the
+//! hash is the middle of a product in GF(2)[x]. Small blocks take the product words they need
+//! straight from the carry-less kernel; large ones multiply by Karatsuba or the FFT.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use super::blocks::{check_size, count_blocks, for_each_block};
+use crate::bits::{bytes_for, extract_range, load_bits, store_bits, words_for, BitOrder};
+use crate::error::{Error, Result};
+use crate::gf2::{self, backend, clmul};
+use crate::secret::SecretBytes;
+
+/// Blocks of at most this many bits use the windowed kernel; larger ones a full product.
+const WINDOW_MAX_BITS: usize = 1 << 14;
+
+/// A Toeplitz hash function: fixed sizes `n → m` and a fixed seed, applied to any number of blocks.
+pub struct Toeplitz {
+    n: usize,
+    m: usize,
+    order: BitOrder,
+    /// The seed as given, as a polynomial of `n + m − 1` coefficients.
+    seed: Zeroizing<Vec<u64>>,
+    /// The seed rotated left by `m`: the first factor of the product.
+    rotated: Zeroizing<Vec<u64>>,
+    /// `rotated`, padded for the windowed kernel (small blocks only).
+    padded: Option<clmul::Padded>,
+}
+
+impl Toeplitz {
+    /// The seed length for `n` input and `m` output bits: `n + m − 1`.
+    pub fn seed_bits(n: usize, m: usize) -> usize {
+        n + m - 1
+    }
+
+    /// Checks `1 <= m <= n <= 2^36`.
+    pub(crate) fn check_sizes(n: usize, m: usize) -> Result<()> {
+        check_size("n", n)?;
+        check_size("m", m)?;
+        if m > n {
+            return Err(Error::argument(
+                "m",
+                format!("output length must not exceed the input length n = {n}, got m = {m}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A hash function from `n` bits to `m` bits with the given seed of `n + m − 1` bits, packed in
+    /// `bytes_for(n + m − 1)` bytes in bit order `order` (bits past the seed in the last byte are
+    /// ignored).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `1 <= m <= n <= 2^36`; [`Error::InvalidLength`] naming
+    /// `seed` when it has the wrong number of bytes.
+    pub fn new(n: usize, m: usize, seed: &[u8], order: BitOrder) -> Result<Self> {
+        Self::check_sizes(n, m)?;
+        let seed_bits = Self::seed_bits(n, m);
+        if seed.len() != bytes_for(seed_bits) {
+            return Err(Error::length(
+                "seed",
+                format!(
+                    "expected {} bytes ({seed_bits} bits = n + m - 1), got {} bytes",
+                    bytes_for(seed_bits),
+                    seed.len()
+                ),
+            ));
+        }
+        let mut words = Zeroizing::new(vec![0u64; words_for(seed_bits)]);
+        load_bits(seed, 0, seed_bits, order, &mut words);
+        Ok(Self::from_words(n, m, order, words))
+    }
+
+    /// A hash function with a fresh seed from the operating system's CSPRNG.
+    ///
+    /// # Errors
+    /// As [`Toeplitz::new`], and [`Error::Os`] when the OS cannot supply randomness.
+    pub fn random(n: usize, m: usize, order: BitOrder) -> Result<Self> {
+        Self::check_sizes(n, m)?;
+        let seed = SecretBytes::random(bytes_for(Self::seed_bits(n, m)))?;
+        Self::new(n, m, seed.expose(), order)
+    }
+
+    fn from_words(n: usize, m: usize, order: BitOrder, seed: Zeroizing<Vec<u64>>) -> Self {
+        let total = Self::seed_bits(n, m);
+        let rotated = rotate_left(&seed, total, m);
+        let padded = (n <= WINDOW_MAX_BITS).then(|| clmul::Padded::new(&rotated, words_for(n)));
+        Toeplitz { n, m, order, seed, rotated, padded }
+    }
+
+    /// Input bits per block.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Output bits per block.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// The bit order of the seed, the input and the output.
+    pub fn order(&self) -> BitOrder {
+        self.order
+    }
+
+    /// The seed, packed as it was given (pad bits zero). Handle with care: it is the key to the hash.
+    pub fn seed_bytes(&self) -> SecretBytes {
+        let bits = Self::seed_bits(self.n, self.m);
+        let mut out = vec![0u8; bytes_for(bits)];
+        store_bits(&self.seed, bits, self.order, &mut out, 0);
+        SecretBytes::new(out)
+    }
+
+    /// Hashes one block given as a polynomial of `n` coefficients into `y` (`m` coefficients).
+    pub fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>) {
+        let (n, m) = (self.n, self.m);
+        let be = backend::active();
+        match &self.padded {
+            Some(padded) => {
+                // Output coefficients n-1 .. n+m-2 live in product words w0 ..= w1.
+                let (w0, w1) = ((n - 1) / 64, (n + m - 2) / 64);
+                scratch.resize(w1 - w0 + 1, 0);
+                clmul::product_window(be, padded.view(), x, w0, scratch);
+                extract_range(scratch, n - 1 - 64 * w0, m, y);
+            }
+            None => {
+                let product = gf2::mul(&self.rotated, x);
+                extract_range(&product, n - 1, m, y);
+            }
+        }
+    }
+
+    /// The number of output bytes for `blocks` blocks.
+    pub fn output_bytes(&self, blocks: usize) -> usize {
+        bytes_for(blocks * self.m)
+    }
+
+    /// Hashes every `n`-bit block of `input` (of which `nbits` bits are used; all when `None`) and
+    /// packs the `m`-bit outputs one after another into `output`, which must be
+    /// `output_bytes(blocks)` long. Blocks are hashed in parallel. Returns the number of blocks.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] naming `data` for a partial block or `out` for an output buffer of
+    /// the wrong size; nothing is written then.
+    pub fn hash(&self, input: &[u8], nbits: Option<usize>, output: &mut [u8]) -> Result<usize> {
+        let blocks = self.count_blocks(input, nbits)?;
+        check_output(output, self.output_bytes(blocks))?;
+        for_each_block(input, self.n, self.m, blocks, self.order, output, |x, y, scratch| {
+            self.hash_words(x, y, scratch)
+        });
+        Ok(blocks)
+    }
+
+    /// The number of blocks in `input`, checked as for [`Toeplitz::hash`].
+    pub fn count_blocks(&self, input: &[u8], nbits: Option<usize>) -> Result<usize> {
+        count_blocks(input, nbits, self.n)
+    }
+}
+
+/// Checks that an output buffer has exactly the expected number of bytes.
+pub(crate) fn check_output(output: &[u8], expected: usize) -> Result<()> {
+    if output.len() != expected {
+        return Err(Error::length("out", format!("expected a buffer of {expected} bytes, got {} bytes", output.len())));
+    }
+    Ok(())
+}
+
+/// The polynomial of `total` coefficients whose coefficient `k` is coefficient `(k + r) mod total`
+/// of `words`.
+fn rotate_left(words: &[u64], total: usize, r: usize) -> Zeroizing<Vec<u64>> {
+    let mut out = Zeroizing::new(vec![0u64; words_for(total)]);
+    extract_range(words, r, total - r, &mut out);
+    let mut low = Zeroizing::new(vec![0u64; words_for(r)]);
+    extract_range(words, 0, r, &mut low);
+    // OR the low r coefficients in at position total - r.
+    let (q, s) = ((total - r) / 64, (total - r) % 64);
+    for (i, &w) in low.iter().enumerate() {
+        out[q + i] |= w << s;
+        if s != 0 && q + i + 1 < out.len() {
+            out[q + i + 1] |= w >> (64 - s);
+        }
+    }
+    out
+}
+
+impl fmt::Debug for Toeplitz {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Toeplitz(n={}, m={}, order={:?}, seed=<hidden>)", self.n, self.m, self.order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bits::{from_bit_vec, to_bit_vec};
+    use proptest::prelude::*;
+
+    /// The definition: y_i = XOR_j seed[(i - j) mod N] · x_j, on 0/1 bytes.
+    pub(crate) fn toeplitz_naive(seed: &[u8], x: &[u8], m: usize) -> Vec<u8> {
+        let (n, total) = (x.len(), seed.len());
+        (0..m).map(|i| (0..n).fold(0u8, |acc, j| acc ^ (seed[(i + total - j) % total] & x[j]))).collect()
+    }
+
+    fn bits_strategy(len: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(0u8..2, len)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn hash_words_matches_the_definition(
+            (n, m, seed, x) in (1usize..700).prop_flat_map(|n| (Just(n), 1..=n))
+                .prop_flat_map(|(n, m)| (Just(n), Just(m), bits_strategy(n + m - 1), bits_strategy(n)))
+        ) {
+            let expect = toeplitz_naive(&seed, &x, m);
+            let t = Toeplitz::from_words(n, m, BitOrder::Little, Zeroizing::new(from_bit_vec(&seed)));
+            let mut y = vec![0u64; words_for(m)];
+            t.hash_words(&from_bit_vec(&x), &mut y, &mut Vec::new());
+            prop_assert_eq!(to_bit_vec(&y, m), expect);
+        }
+    }
+
+    #[test]
+    fn rotation_moves_coefficients() {
+        let bits: Vec<u8> = (0..150).map(|k| ((k * 7 + k / 3) % 2) as u8).collect();
+        for r in [0usize, 1, 63, 64, 65, 100, 149] {
+            let rot = rotate_left(&from_bit_vec(&bits), bits.len(), r);
+            let expect: Vec<u8> = (0..bits.len()).map(|k| bits[(k + r) % bits.len()]).collect();
+            assert_eq!(to_bit_vec(&rot, bits.len()), expect, "r = {r}");
+        }
+    }
+
+    #[test]
+    fn bad_sizes_are_rejected_with_the_argument_named() {
+        let cases = [(0usize, 0usize, "n"), (8, 0, "m"), (8, 9, "m"), ((1 << 36) + 1, 1, "n")];
+        for (n, m, name) in cases {
+            match Toeplitz::new(n, m, &[], BitOrder::Big) {
+                Err(Error::InvalidArgument { name: got, .. }) => assert_eq!(got, name, "n={n} m={m}"),
+                other => panic!("n={n} m={m}: {other:?}"),
+            }
+        }
+        match Toeplitz::new(8, 4, &[0u8; 3], BitOrder::Big) {
+            Err(Error::InvalidLength { name: "seed", message }) => {
+                assert!(message.contains("expected 2 bytes"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn partial_blocks_and_wrong_outputs_write_nothing() {
+        let t = Toeplitz::new(16, 8, &[1, 2, 3], BitOrder::Big).unwrap();
+        let mut out = [0xEEu8; 1];
+        assert!(matches!(t.hash(&[1, 2, 3], None, &mut out), Err(Error::InvalidLength { name: "data", .. })));
+        assert!(matches!(t.hash(&[1, 2], None, &mut [0u8; 2]), Err(Error::InvalidLength { name: "out", .. })));
+        assert_eq!(out, [0xEE]);
+    }
+
+    #[test]
+    fn debug_hides_the_seed() {
+        let t = Toeplitz::new(8, 4, &[0xA5, 0x5A], BitOrder::Big).unwrap();
+        assert_eq!(format!("{t:?}"), "Toeplitz(n=8, m=4, order=Big, seed=<hidden>)");
+    }
+
+    #[test]
+    fn seed_bytes_round_trip_in_both_orders() {
+        for order in [BitOrder::Big, BitOrder::Little] {
+            let seed = [0xA5u8, 0x5A, 0x0F];
+            let t = Toeplitz::new(16, 8, &seed, order).unwrap();
+            // 23 seed bits: the pad bit of the last byte is cleared.
+            let pad_mask = match order {
+                BitOrder::Big => 0xFE,
+                BitOrder::Little => 0x7F,
+            };
+            assert_eq!(t.seed_bytes().expose(), &[0xA5, 0x5A, 0x0F & pad_mask]);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! qitcore-core: the maths of qitcore, free of any Python dependency.
+//!
+//! - [`bits`]: packed bit strings, bit orders, loading and storing bit ranges;
+//! - [`gf2`]: arithmetic in GF(2)[x] (carry-less multiplication chosen at run time, Karatsuba,
+//!   an additive FFT) on which Toeplitz hashing rests;
+//! - [`extract`]: randomness extractors and their parameters;
+//! - [`secret`]: seeds that come from the OS CSPRNG, stay out of `Debug` and are zeroized on drop.
+
+pub mod bits;
+pub mod error;
+pub mod extract;
+pub mod gf2;
+pub mod secret;
+
+pub use error::{Error, Result};

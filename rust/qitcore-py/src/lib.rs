@@ -1,0 +1,42 @@
+//! `qitcore._core`: the thin binding of qitcore-core. Arguments are converted here, the work runs
+//! in the core crate with the GIL released, and core errors become `qitcore.errors` exceptions.
+
+mod buffers;
+mod errors;
+mod extract;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    use pyo3::prelude::*;
+    use qitcore_core::gf2::backend::{self, Backend};
+
+    use crate::errors::IntoPy;
+
+    #[pymodule_export]
+    use crate::extract::PyToeplitz;
+
+    /// The carry-less multiplication backend in use: "portable", "pclmul" or "vpclmul".
+    #[pyfunction]
+    fn clmul_backend() -> &'static str {
+        backend::active().name()
+    }
+
+    /// The backends this CPU can run, slowest first.
+    #[pyfunction]
+    fn available_clmul_backends() -> Vec<&'static str> {
+        backend::available().into_iter().map(Backend::name).collect()
+    }
+
+    /// Switches the backend for the whole process.
+    #[pyfunction]
+    fn set_clmul_backend(name: &str) -> PyResult<()> {
+        backend::set_active(Backend::parse(name).py_err()?).py_err()
+    }
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
+}
