@@ -145,6 +145,21 @@ pub fn extract_range(words: &[u64], start: usize, nbits: usize, dst: &mut [u64])
     mask_tail(dst, nbits);
 }
 
+/// ORs coefficients `src_start .. src_start + nbits` of `src` into `dst` at coefficient
+/// `dst_start` (coefficients past the end of `src` read as zero). `dst` must be long enough.
+pub fn or_bits(dst: &mut [u64], dst_start: usize, src: &[u64], src_start: usize, nbits: usize) {
+    let mut part = vec![0u64; words_for(nbits)];
+    extract_range(src, src_start, nbits, &mut part);
+    let (q, s) = (dst_start / 64, dst_start % 64);
+    for (i, &w) in part.iter().enumerate() {
+        dst[q + i] |= w << s;
+        if s != 0 && w >> (64 - s) != 0 {
+            dst[q + i + 1] |= w >> (64 - s);
+        }
+    }
+    zeroize::Zeroize::zeroize(&mut part);
+}
+
 /// The bits of `words` as one 0/1 byte per bit (coefficient order); for tests and references.
 pub fn to_bit_vec(words: &[u64], nbits: usize) -> Vec<u8> {
     (0..nbits).map(|k| ((words[k / 64] >> (k % 64)) & 1) as u8).collect()
@@ -225,6 +240,27 @@ mod tests {
             extract_range(&words, start, nbits, &mut dst);
             let expect: Vec<u8> = (start..start + nbits).map(|k| bits.get(k).copied().unwrap_or(0)).collect();
             prop_assert_eq!(to_bit_vec(&dst, nbits), expect);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn or_bits_places_a_range(
+            bits in proptest::collection::vec(0u8..2, 0..300), src_start in 0usize..320,
+            dst_start in 0usize..200, nbits in 0usize..300,
+        ) {
+            let src = from_bit_vec(&bits);
+            let mut dst = vec![0u64; words_for(dst_start + nbits) + 1];
+            or_bits(&mut dst, dst_start, &src, src_start, nbits);
+            let got = to_bit_vec(&dst, dst.len() * 64);
+            for (k, &g) in got.iter().enumerate() {
+                let expect = if (dst_start..dst_start + nbits).contains(&k) {
+                    bits.get(src_start + k - dst_start).copied().unwrap_or(0)
+                } else {
+                    0
+                };
+                prop_assert_eq!(g, expect, "bit {}", k);
+            }
         }
     }
 

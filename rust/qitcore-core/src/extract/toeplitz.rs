@@ -4,21 +4,18 @@
 //!
 //! With `a[k] = seed[(k + m) mod (n + m − 1)]` (the seed rotated left by `m`), `T[i, j] =
 //! a[i − j + n − 1]`, so `y_i` is coefficient `i + n − 1` of the polynomial product `a·x`: the
-//! hash is the middle of a product in GF(2)[x]. Small blocks take the product words they need
-//! straight from the carry-less kernel; large ones multiply by Karatsuba or the FFT.
+//! hash is a middle product in GF(2)[x] ([`crate::gf2::middle`]), prepared once per seed.
 
 use std::fmt;
 
 use zeroize::Zeroizing;
 
 use super::blocks::{check_size, count_blocks, for_each_block};
-use crate::bits::{bytes_for, extract_range, load_bits, store_bits, words_for, BitOrder};
+use crate::bits::{bytes_for, extract_range, load_bits, or_bits, store_bits, words_for, BitOrder};
 use crate::error::{Error, Result};
-use crate::gf2::{self, backend, clmul};
+use crate::gf2::backend;
+use crate::gf2::middle::{Algorithm, MiddleProduct};
 use crate::secret::SecretBytes;
-
-/// Blocks of at most this many bits use the windowed kernel; larger ones a full product.
-const WINDOW_MAX_BITS: usize = 1 << 14;
 
 /// A Toeplitz hash function: fixed sizes `n → m` and a fixed seed, applied to any number of blocks.
 pub struct Toeplitz {
@@ -27,10 +24,8 @@ pub struct Toeplitz {
     order: BitOrder,
     /// The seed as given, as a polynomial of `n + m − 1` coefficients.
     seed: Zeroizing<Vec<u64>>,
-    /// The seed rotated left by `m`: the first factor of the product.
-    rotated: Zeroizing<Vec<u64>>,
-    /// `rotated`, padded for the windowed kernel (small blocks only).
-    padded: Option<clmul::Padded>,
+    /// The seed rotated left by `m`, prepared as the fixed factor of the middle product.
+    product: MiddleProduct,
 }
 
 impl Toeplitz {
@@ -74,7 +69,16 @@ impl Toeplitz {
         }
         let mut words = Zeroizing::new(vec![0u64; words_for(seed_bits)]);
         load_bits(seed, 0, seed_bits, order, &mut words);
-        Ok(Self::from_words(n, m, order, words))
+        Ok(Self::from_words(n, m, order, words, Algorithm::Auto))
+    }
+
+    /// As [`Toeplitz::new`] with a chosen multiplication algorithm (tests and benchmarks).
+    ///
+    /// # Errors
+    /// As [`Toeplitz::new`].
+    pub fn with_algorithm(n: usize, m: usize, seed: &[u8], order: BitOrder, algorithm: Algorithm) -> Result<Self> {
+        let t = Self::new(n, m, seed, order)?;
+        Ok(Self::from_words(n, m, order, t.seed, algorithm))
     }
 
     /// A hash function with a fresh seed from the operating system's CSPRNG.
@@ -87,11 +91,10 @@ impl Toeplitz {
         Self::new(n, m, seed.expose(), order)
     }
 
-    fn from_words(n: usize, m: usize, order: BitOrder, seed: Zeroizing<Vec<u64>>) -> Self {
-        let total = Self::seed_bits(n, m);
-        let rotated = rotate_left(&seed, total, m);
-        let padded = (n <= WINDOW_MAX_BITS).then(|| clmul::Padded::new(&rotated, words_for(n)));
-        Toeplitz { n, m, order, seed, rotated, padded }
+    fn from_words(n: usize, m: usize, order: BitOrder, seed: Zeroizing<Vec<u64>>, algorithm: Algorithm) -> Self {
+        let rotated = rotate_left(&seed, Self::seed_bits(n, m), m);
+        let product = MiddleProduct::new(backend::active(), &rotated, n, m, algorithm);
+        Toeplitz { n, m, order, seed, product }
     }
 
     /// Input bits per block.
@@ -119,21 +122,7 @@ impl Toeplitz {
 
     /// Hashes one block given as a polynomial of `n` coefficients into `y` (`m` coefficients).
     pub fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>) {
-        let (n, m) = (self.n, self.m);
-        let be = backend::active();
-        match &self.padded {
-            Some(padded) => {
-                // Output coefficients n-1 .. n+m-2 live in product words w0 ..= w1.
-                let (w0, w1) = ((n - 1) / 64, (n + m - 2) / 64);
-                scratch.resize(w1 - w0 + 1, 0);
-                clmul::product_window(be, padded.view(), x, w0, scratch);
-                extract_range(scratch, n - 1 - 64 * w0, m, y);
-            }
-            None => {
-                let product = gf2::mul(&self.rotated, x);
-                extract_range(&product, n - 1, m, y);
-            }
-        }
+        self.product.apply(backend::active(), x, y, scratch);
     }
 
     /// The number of output bytes for `blocks` blocks.
@@ -176,16 +165,7 @@ pub(crate) fn check_output(output: &[u8], expected: usize) -> Result<()> {
 fn rotate_left(words: &[u64], total: usize, r: usize) -> Zeroizing<Vec<u64>> {
     let mut out = Zeroizing::new(vec![0u64; words_for(total)]);
     extract_range(words, r, total - r, &mut out);
-    let mut low = Zeroizing::new(vec![0u64; words_for(r)]);
-    extract_range(words, 0, r, &mut low);
-    // OR the low r coefficients in at position total - r.
-    let (q, s) = ((total - r) / 64, (total - r) % 64);
-    for (i, &w) in low.iter().enumerate() {
-        out[q + i] |= w << s;
-        if s != 0 && q + i + 1 < out.len() {
-            out[q + i + 1] |= w >> (64 - s);
-        }
-    }
+    or_bits(&mut out, total - r, words, 0, r);
     out
 }
 
@@ -219,7 +199,7 @@ mod tests {
                 .prop_flat_map(|(n, m)| (Just(n), Just(m), bits_strategy(n + m - 1), bits_strategy(n)))
         ) {
             let expect = toeplitz_naive(&seed, &x, m);
-            let t = Toeplitz::from_words(n, m, BitOrder::Little, Zeroizing::new(from_bit_vec(&seed)));
+            let t = Toeplitz::from_words(n, m, BitOrder::Little, Zeroizing::new(from_bit_vec(&seed)), Algorithm::Auto);
             let mut y = vec![0u64; words_for(m)];
             t.hash_words(&from_bit_vec(&x), &mut y, &mut Vec::new());
             prop_assert_eq!(to_bit_vec(&y, m), expect);

@@ -6,7 +6,11 @@
 
 pub mod backend;
 pub mod clmul;
+pub mod fft;
+pub mod gf64;
 pub mod karatsuba;
+pub mod middle;
+pub mod xor;
 
 pub use backend::Backend;
 use zeroize::Zeroizing;
@@ -24,7 +28,7 @@ pub enum Method {
 
 /// The product `a·b` (of `a.len() + b.len()` words) by `method` on `backend`.
 pub fn mul_with(backend: Backend, method: Method, a: &[u64], b: &[u64]) -> Zeroizing<Vec<u64>> {
-    let mut out = Zeroizing::new(vec![0u64; a.len() + b.len()]);
+    let mut out = karatsuba::scratch(a.len() + b.len());
     match method {
         Method::Schoolbook => karatsuba::schoolbook(backend, a, b, &mut out),
         Method::Karatsuba | Method::Auto => karatsuba::karatsuba(backend, a, b, &mut out),

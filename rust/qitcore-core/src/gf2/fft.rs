@@ -1,0 +1,432 @@
+//! Multiplication of large polynomials in GF(2)[x] by an additive FFT over GF(2^64).
+//!
+//! Kronecker segmentation cuts each factor into 32-bit pieces, the coefficients of a polynomial
+//! over GF(2^64); products of two pieces have degree ≤ 62, so no reduction modulo the field's
+//! polynomial ever happens and the product over GF(2^64) carries the product over GF(2) exactly.
+//!
+//! The transform is the Lin–Chung–Han "novel polynomial basis" FFT over a Cantor basis
+//! `β_0 = 1, β_i² + β_i = β_{i−1}` (Cantor 1989; Lin, Chung, Han, FOCS 2014; Gao & Mateer 2010).
+//! With it the subspace polynomials `s_i(x) = ∏_{a ∈ ⟨β_0..β_{i−1}⟩} (x − a)` have 0/1
+//! coefficients, `s_i(x) = Σ_{j ⊆ i} x^{2^j}` (bits of `j` a subset of those of `i`), and
+//! `s_i(β_j) = β_{j−i}`. A polynomial of degree < 2^K is written in the basis
+//! `X_k = ∏_{i ∈ bits(k)} s_i`; evaluating it at the 2^K points `ω_u = Σ u_i β_i` takes K levels of
+//! butterflies `lo ^= w·hi, hi ^= lo` whose twiddle for block `b` is `W[b] = Σ b_i β_{i+1}` at every
+//! level. The change of basis to and from `X_k` divides by the sparse `s_i` with XORs only.
+
+use std::sync::OnceLock;
+
+use zeroize::Zeroizing;
+
+use super::backend::Backend;
+use super::gf64;
+use super::karatsuba::scratch;
+use super::xor::xor_into;
+
+/// Transforms of at least this many elements split their halves across threads.
+const PARALLEL_LEN: usize = 1 << 14;
+
+/// The Cantor basis of GF(2^64) and the twiddle tables derived from it.
+struct Tables {
+    #[cfg_attr(not(test), expect(dead_code, reason = "the basis itself is checked by the tests"))]
+    beta: [u64; 64],
+    /// `W[b]` for the low, middle and high 12 bits of `b`.
+    twiddle: [[u64; 4096]; 3],
+}
+
+fn tables() -> &'static Tables {
+    static TABLES: OnceLock<Box<Tables>> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        let beta = cantor_basis();
+        let mut twiddle = [[0u64; 4096]; 3];
+        for (part, table) in twiddle.iter_mut().enumerate() {
+            for (b, entry) in table.iter_mut().enumerate() {
+                *entry = (0..12).filter(|i| (b >> i) & 1 == 1).fold(0, |acc, i| acc ^ beta[12 * part + i + 1]);
+            }
+        }
+        Box::new(Tables { beta, twiddle })
+    })
+}
+
+/// `W[b] = Σ_i b_i·β_{i+1}`, the twiddle of block `b` (any level).
+#[inline]
+fn twiddle(t: &Tables, b: usize) -> u64 {
+    debug_assert!(b < 1 << 36);
+    t.twiddle[0][b & 4095] ^ t.twiddle[1][(b >> 12) & 4095] ^ t.twiddle[2][(b >> 24) & 4095]
+}
+
+/// Solves `x² + x = c` over GF(2) linear algebra (the map is GF(2)-linear with kernel {0, 1}).
+fn solve_artin_schreier(c: u64) -> Option<u64> {
+    // Columns: L(t^k) = t^{2k} + t^k. Gaussian elimination on the augmented system.
+    let columns: Vec<u64> = (0..64).map(|k| gf64::mul_portable(1 << k, 1 << k) ^ (1u64 << k)).collect();
+    // rows[r] = (coefficient bits over the 64 unknowns, right-hand side bit)
+    let mut rows: Vec<(u64, u64)> = (0..64)
+        .map(|r| {
+            let coeffs = (0..64).fold(0u64, |acc, k| acc | (((columns[k] >> r) & 1) << k));
+            (coeffs, (c >> r) & 1)
+        })
+        .collect();
+    let mut pivots = Vec::new();
+    let mut row = 0;
+    for col in 0..64 {
+        let Some(p) = (row..64).find(|&r| (rows[r].0 >> col) & 1 == 1) else { continue };
+        rows.swap(row, p);
+        for r in 0..64 {
+            if r != row && (rows[r].0 >> col) & 1 == 1 {
+                rows[r].0 ^= rows[row].0;
+                rows[r].1 ^= rows[row].1;
+            }
+        }
+        pivots.push(col);
+        row += 1;
+    }
+    if rows[row..].iter().any(|&(_, rhs)| rhs == 1) {
+        return None;
+    }
+    Some(pivots.iter().enumerate().fold(0u64, |acc, (r, &col)| acc | (rows[r].1 << col)))
+}
+
+/// `β_0 = 1` and `β_i² + β_i = β_{i−1}`; such a basis exists in GF(2^(2^k)) for `i < 2^k`.
+fn cantor_basis() -> [u64; 64] {
+    let mut beta = [0u64; 64];
+    beta[0] = 1;
+    for i in 1..64 {
+        beta[i] = solve_artin_schreier(beta[i - 1]).expect("GF(2^64) has a Cantor basis of 64 elements");
+    }
+    beta
+}
+
+/// Forward transform of `f` (length a power of two, coefficients in the novel basis) into its
+/// values at `ω_u + α` where block index `b` encodes the coset `α`.
+fn fft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
+    let half = f.len() / 2;
+    if let Ok(block) = <&mut [u64; 16]>::try_from(&mut *f) {
+        gf64::bottom16(be, block, |j| twiddle(t, j), b, false);
+        return;
+    }
+    if half == 0 {
+        return;
+    }
+    let (lo, hi) = f.split_at_mut(half);
+    gf64::butterfly(be, lo, hi, twiddle(t, b));
+    if 2 * half >= PARALLEL_LEN {
+        rayon::join(|| fft(be, t, lo, 2 * b), || fft(be, t, hi, 2 * b + 1));
+    } else {
+        fft(be, t, lo, 2 * b);
+        fft(be, t, hi, 2 * b + 1);
+    }
+}
+
+/// Inverse of [`fft`].
+fn ifft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
+    let half = f.len() / 2;
+    if let Ok(block) = <&mut [u64; 16]>::try_from(&mut *f) {
+        gf64::bottom16(be, block, |j| twiddle(t, j), b, true);
+        return;
+    }
+    if half == 0 {
+        return;
+    }
+    let (lo, hi) = f.split_at_mut(half);
+    if 2 * half >= PARALLEL_LEN {
+        rayon::join(|| ifft(be, t, lo, 2 * b), || ifft(be, t, hi, 2 * b + 1));
+    } else {
+        ifft(be, t, lo, 2 * b);
+        ifft(be, t, hi, 2 * b + 1);
+    }
+    gf64::butterfly_inverse(be, lo, hi, twiddle(t, b));
+}
+
+/// The exponents `e = 2^j` of the lower terms of `s_i` (all `j ⊊ bits(i)`), and the chunk length
+/// `2^i − max e` within which the division by `s_i` has no internal dependency.
+fn lower_terms(i: u32) -> (impl Iterator<Item = usize> + Clone, usize) {
+    let terms = (0..i).filter(move |&j| j & i == j).map(|j| 1usize << j);
+    let largest = terms.clone().next_back().unwrap_or(0);
+    (terms, (1usize << i) - largest)
+}
+
+/// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
+fn divide_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
+    let d = f.len() / 2;
+    let (terms, chunk) = lower_terms(i);
+    let mut end = 2 * d;
+    // From the top down: a chunk's coefficients are final once all higher ones have been folded,
+    // and they fold only into positions below the chunk.
+    while end > d {
+        let start = end.saturating_sub(chunk).max(d);
+        let (below, source) = f.split_at_mut(start);
+        let source = &source[..end - start];
+        for e in terms.clone() {
+            xor_into(be, &mut below[start - d + e..end - d + e], source);
+        }
+        end = start;
+    }
+}
+
+/// Inverse of [`divide_by_subspace_poly`]: `f = low + s_i·high`.
+fn multiply_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
+    let d = f.len() / 2;
+    let (terms, chunk) = lower_terms(i);
+    // The same chunks as the division, bottom up: the division's chunks end at 2d, 2d - chunk, …
+    let count = d.div_ceil(chunk);
+    for k in (0..count).rev() {
+        let end = 2 * d - k * chunk;
+        let start = end.saturating_sub(chunk).max(d);
+        let (below, source) = f.split_at_mut(start);
+        let source = &source[..end - start];
+        for e in terms.clone() {
+            xor_into(be, &mut below[start - d + e..end - d + e], source);
+        }
+    }
+}
+
+/// Monomial basis → novel basis, in place (length a power of two).
+fn to_novel(be: Backend, f: &mut [u64]) {
+    if f.len() <= 2 {
+        return; // s_0(x) = x: the basis {1, x} is both
+    }
+    let i = f.len().trailing_zeros() - 1;
+    divide_by_subspace_poly(be, f, i);
+    let (lo, hi) = f.split_at_mut(f.len() / 2);
+    if lo.len() >= PARALLEL_LEN {
+        rayon::join(|| to_novel(be, lo), || to_novel(be, hi));
+    } else {
+        to_novel(be, lo);
+        to_novel(be, hi);
+    }
+}
+
+/// Novel basis → monomial basis, in place.
+fn from_novel(be: Backend, f: &mut [u64]) {
+    if f.len() <= 2 {
+        return;
+    }
+    let i = f.len().trailing_zeros() - 1;
+    let (lo, hi) = f.split_at_mut(f.len() / 2);
+    if lo.len() >= PARALLEL_LEN {
+        rayon::join(|| from_novel(be, lo), || from_novel(be, hi));
+    } else {
+        from_novel(be, lo);
+        from_novel(be, hi);
+    }
+    multiply_by_subspace_poly(be, f, i);
+}
+
+/// Splits a polynomial into 32-bit pieces, one per element of `out` (zero past the end).
+fn segment(a: &[u64], out: &mut [u64]) {
+    out.fill(0);
+    for (i, &w) in a.iter().enumerate() {
+        out[2 * i] = w & 0xFFFF_FFFF;
+        out[2 * i + 1] = w >> 32;
+    }
+}
+
+/// Adds up 63-bit pieces at 32-bit offsets into `out`.
+fn unsegment(pieces: &[u64], out: &mut [u64]) {
+    out.fill(0);
+    for (k, &p) in pieces.iter().enumerate() {
+        let word = k / 2;
+        if k % 2 == 0 {
+            if let Some(o) = out.get_mut(word) {
+                *o ^= p;
+            }
+        } else {
+            if let Some(o) = out.get_mut(word) {
+                *o ^= p << 32;
+            }
+            if let Some(o) = out.get_mut(word + 1) {
+                *o ^= p >> 32;
+            }
+        }
+    }
+}
+
+/// One factor, segmented and transformed: reusable in many products of the same length.
+pub struct Transformed {
+    values: Zeroizing<Vec<u64>>,
+}
+
+impl Transformed {
+    /// Transforms `a` to length `len` (a power of two, at least twice the pieces of any product it
+    /// will enter; see [`len_for`]).
+    ///
+    /// A factor shorter than the transform has its top levels' upper halves zero, which makes
+    /// those levels copies: its novel-basis coefficients are computed once at the smallest
+    /// sufficient size and transformed separately on each coset of that subspace.
+    pub fn new(be: Backend, a: &[u64], len: usize) -> Self {
+        debug_assert!(len.is_power_of_two() && 2 * a.len() <= len);
+        let small = (2 * a.len()).next_power_of_two().min(len);
+        let mut values = scratch(len);
+        segment(a, &mut values[..small]);
+        to_novel(be, &mut values[..small]);
+        let (first, rest) = values.split_at_mut(small);
+        for coset in rest.chunks_exact_mut(small) {
+            coset.copy_from_slice(first);
+        }
+        let t = tables();
+        if small >= PARALLEL_LEN || len / small == 1 {
+            for (c, coset) in values.chunks_exact_mut(small).enumerate() {
+                fft(be, t, coset, c);
+            }
+        } else {
+            use rayon::prelude::*;
+            values.par_chunks_mut(small).enumerate().for_each(|(c, coset)| fft(be, t, coset, c));
+        }
+        Transformed { values }
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the transform is empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// A sum of products held in the transform domain; [`Accumulator::finish`] turns it back into a
+/// polynomial. Summing before the single inverse transform is what makes a split product cheap.
+pub struct Accumulator {
+    values: Zeroizing<Vec<u64>>,
+}
+
+impl Accumulator {
+    /// An empty sum of transform length `len`.
+    pub fn new(len: usize) -> Self {
+        Accumulator { values: scratch(len) }
+    }
+
+    /// Adds the product of two transformed factors (both of this length).
+    pub fn add_product(&mut self, be: Backend, a: &Transformed, b: &Transformed) {
+        gf64::mul_accumulate(be, &mut self.values, &a.values, &b.values);
+    }
+
+    /// The sum as a polynomial over GF(2): its first `out.len()` words.
+    pub fn finish(mut self, be: Backend, out: &mut [u64]) {
+        ifft(be, tables(), &mut self.values, 0);
+        from_novel(be, &mut self.values);
+        unsegment(&self.values, out);
+    }
+}
+
+/// The full product `a·b` (of `a.len() + b.len()` words) by the additive FFT, into `out`.
+pub fn mul(be: Backend, a: &[u64], b: &[u64], out: &mut [u64]) {
+    debug_assert_eq!(out.len(), a.len() + b.len());
+    if a.is_empty() || b.is_empty() {
+        out.fill(0);
+        return;
+    }
+    let len = len_for(a.len(), b.len());
+    let (ta, tb) = rayon::join(|| Transformed::new(be, a, len), || Transformed::new(be, b, len));
+    let mut sum = Accumulator::new(len);
+    sum.add_product(be, &ta, &tb);
+    drop((ta, tb));
+    sum.finish(be, out);
+}
+
+/// The transform length for products of an `a_words` factor with a `b_words` factor: a power of
+/// two no smaller than their product's number of 32-bit pieces.
+pub fn len_for(a_words: usize, b_words: usize) -> usize {
+    (2 * (a_words + b_words) - 1).next_power_of_two().max(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gf2::backend;
+    use crate::gf2::karatsuba;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_basis_is_a_cantor_basis() {
+        let t = tables();
+        assert_eq!(t.beta[0], 1);
+        for i in 1..64 {
+            assert_eq!(gf64::mul_portable(t.beta[i], t.beta[i]) ^ t.beta[i], t.beta[i - 1], "β_{i}");
+        }
+        // Linearly independent over GF(2): elimination keeps 64 pivots.
+        let mut rows = t.beta.to_vec();
+        let mut rank = 0;
+        for bit in (0..64).rev() {
+            if let Some(p) = (rank..64).find(|&r| (rows[r] >> bit) & 1 == 1) {
+                rows.swap(rank, p);
+                for r in 0..64 {
+                    if r != rank && (rows[r] >> bit) & 1 == 1 {
+                        rows[r] ^= rows[rank];
+                    }
+                }
+                rank += 1;
+            }
+        }
+        assert_eq!(rank, 64);
+    }
+
+    /// Evaluates a polynomial given in the monomial basis at x (Horner).
+    fn eval(coeffs: &[u64], x: u64) -> u64 {
+        coeffs.iter().rev().fold(0, |acc, &c| gf64::mul_portable(acc, x) ^ c)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn the_transform_evaluates_at_the_subspace_points(
+            coeffs in proptest::collection::vec(any::<u64>(), 1..=64),
+        ) {
+            let len = coeffs.len().next_power_of_two();
+            let mut f = coeffs.clone();
+            f.resize(len, 0);
+            let t = tables();
+            for be in backend::available() {
+                let mut v = f.clone();
+                to_novel(be, &mut v);
+                fft(be, t, &mut v, 0);
+                for (u, &value) in v.iter().enumerate() {
+                    let point = (0..len.trailing_zeros()).filter(|i| (u >> i) & 1 == 1).fold(0, |acc, i| acc ^ t.beta[i as usize]);
+                    prop_assert_eq!(value, eval(&coeffs, point), "u = {}, {:?}", u, be);
+                }
+                ifft(be, t, &mut v, 0);
+                from_novel(be, &mut v);
+                prop_assert_eq!(&v, &f);
+            }
+        }
+
+        #[test]
+        fn fft_products_match_karatsuba(
+            a in proptest::collection::vec(any::<u64>(), 1..400),
+            b in proptest::collection::vec(any::<u64>(), 1..400),
+        ) {
+            let mut expect = vec![0u64; a.len() + b.len()];
+            karatsuba::karatsuba(Backend::Portable, &a, &b, &mut expect);
+            for be in backend::available() {
+                let mut out = vec![u64::MAX; a.len() + b.len()];
+                mul(be, &a, &b, &mut out);
+                prop_assert_eq!(&out, &expect, "{:?}", be);
+            }
+        }
+    }
+
+    #[test]
+    fn large_parallel_products_match_karatsuba() {
+        let a: Vec<u64> = (0..20_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(7)).collect();
+        let b: Vec<u64> = (0..13_000u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) ^ 0xABCD).collect();
+        let be = backend::active();
+        let mut expect = vec![0u64; a.len() + b.len()];
+        karatsuba::karatsuba(be, &a, &b, &mut expect);
+        let mut out = vec![0u64; a.len() + b.len()];
+        mul(be, &a, &b, &mut out);
+        assert_eq!(out, expect);
+        // A split sum: a·b = a·b_lo + (a·b_hi)·x^(64·h), both products in one accumulator.
+        let h = b.len() / 3;
+        let len = len_for(a.len(), b.len());
+        let ta = Transformed::new(be, &a, len);
+        let mut shifted_hi = vec![0u64; b.len()];
+        shifted_hi[h..].copy_from_slice(&b[h..]);
+        let mut sum = Accumulator::new(len);
+        sum.add_product(be, &ta, &Transformed::new(be, &b[..h], len));
+        sum.add_product(be, &ta, &Transformed::new(be, &shifted_hi, len));
+        let mut out2 = vec![0u64; a.len() + b.len()];
+        sum.finish(be, &mut out2);
+        assert_eq!(out2, expect);
+    }
+}

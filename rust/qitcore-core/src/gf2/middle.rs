@@ -1,0 +1,197 @@
+//! Middle products with a fixed first factor: for `a` of `n + m − 1` coefficients, coefficients
+//! `n − 1 .. n − 1 + m` of `a·x` for any `x` of `n` coefficients. This is the product of the
+//! `m × n` Toeplitz matrix `T[i, j] = a[i − j + n − 1]` with `x`.
+//!
+//! Three methods, each preparing what it can once for the fixed factor:
+//! - *window*: the carry-less kernel computes just the product words the output needs
+//!   (`O(n·m)` word products, best for blocks up to a few thousand bits);
+//! - *Karatsuba*: the full product, then the middle;
+//! - *split FFT*: `x` is cut into `s` parts of `h` bits; part `t` meets the slice
+//!   `a_t[k] = a[k + n − (t + 1)·h]` (`m + h − 1` coefficients), and the output is coefficients
+//!   `h − 1 .. h − 1 + m` of `Σ_t a_t·x_t`. The `s` products are summed in the transform domain,
+//!   so each costs one forward transform of a short factor and all share one inverse; the
+//!   transforms of the `a_t` are computed once. `s` minimises the transform work.
+
+use zeroize::Zeroizing;
+
+use super::backend::Backend;
+use super::clmul::{product_window, Padded};
+use super::fft::{len_for, Accumulator, Transformed};
+use super::karatsuba::{karatsuba, scratch};
+use crate::bits::{extract_range, or_bits, words_for};
+
+/// How to compute a middle product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    /// By size: the fastest method measured on this project's machines.
+    Auto,
+    /// The carry-less kernel on the needed words only.
+    Window,
+    /// Full Karatsuba product.
+    Karatsuba,
+    /// The split FFT with this many parts (`0` chooses).
+    Fft(usize),
+}
+
+/// Inputs of at most this many bits use the window method (when `Auto`).
+const WINDOW_MAX_BITS: usize = 1 << 14;
+/// Inputs of at most this many bits use Karatsuba (when `Auto`); larger ones the split FFT.
+const KARATSUBA_MAX_BITS: usize = 1 << 16;
+
+enum Prepared {
+    Window(Padded),
+    Karatsuba(Zeroizing<Vec<u64>>),
+    Fft { h: usize, len: usize, parts: Vec<Transformed> },
+}
+
+/// A fixed first factor, prepared for middle products.
+pub struct MiddleProduct {
+    n: usize,
+    m: usize,
+    method: Prepared,
+}
+
+/// The split that minimises the estimated work `(s + 1)·len·log2(len)`: `(s, h, len)`.
+fn choose_split(n: usize, m: usize, wanted: usize) -> (usize, usize, usize) {
+    let shape = |s: usize| {
+        let h = n.div_ceil(s);
+        (s, h, len_for(words_for(m + h - 1), words_for(h)))
+    };
+    if wanted > 0 {
+        return shape(wanted.min(n));
+    }
+    [1usize, 2, 4, 8, 16, 32, 64]
+        .into_iter()
+        .filter(|&s| s <= n)
+        .map(shape)
+        .min_by_key(|&(s, _, len)| (s + 1) * len * len.trailing_zeros() as usize)
+        .expect("s = 1 is always possible")
+}
+
+impl MiddleProduct {
+    /// Prepares `a` (`n + m − 1` coefficients, `1 <= m <= n`).
+    pub fn new(be: Backend, a: &[u64], n: usize, m: usize, algorithm: Algorithm) -> Self {
+        debug_assert!(1 <= m && m <= n && a.len() == words_for(n + m - 1));
+        let algorithm = match algorithm {
+            Algorithm::Auto if n <= WINDOW_MAX_BITS => Algorithm::Window,
+            Algorithm::Auto if n <= KARATSUBA_MAX_BITS => Algorithm::Karatsuba,
+            Algorithm::Auto => Algorithm::Fft(0),
+            other => other,
+        };
+        let method = match algorithm {
+            Algorithm::Window => Prepared::Window(Padded::new(a, words_for(n))),
+            Algorithm::Karatsuba => Prepared::Karatsuba(Zeroizing::new(a.to_vec())),
+            Algorithm::Auto | Algorithm::Fft(_) => {
+                let wanted = if let Algorithm::Fft(w) = algorithm { w } else { 0 };
+                let (s, h, len) = choose_split(n, m, wanted);
+                let parts = (0..s)
+                    .map(|t| {
+                        let mut slice = scratch(words_for(m + h - 1));
+                        // a_t[k] = a[k + n − (t+1)h]; below index 0 it is zero.
+                        let offset = n as isize - ((t + 1) * h) as isize;
+                        let skip = (-offset).max(0) as usize;
+                        if skip < m + h - 1 {
+                            or_bits(&mut slice, skip, a, (offset + skip as isize) as usize, m + h - 1 - skip);
+                        }
+                        Transformed::new(be, &slice, len)
+                    })
+                    .collect();
+                Prepared::Fft { h, len, parts }
+            }
+        };
+        MiddleProduct { n, m, method }
+    }
+
+    /// Writes coefficients `n − 1 .. n − 1 + m` of `a·x` to `y` (`words_for(m)` words; `x` has
+    /// `words_for(n)` words with the bits past `n` zero). `scratch` is reused between calls.
+    pub fn apply(&self, be: Backend, x: &[u64], y: &mut [u64], scratch_words: &mut Vec<u64>) {
+        let (n, m) = (self.n, self.m);
+        match &self.method {
+            Prepared::Window(padded) => {
+                let (w0, w1) = ((n - 1) / 64, (n + m - 2) / 64);
+                scratch_words.resize(w1 - w0 + 1, 0);
+                product_window(be, padded.view(), x, w0, scratch_words);
+                extract_range(scratch_words, n - 1 - 64 * w0, m, y);
+            }
+            Prepared::Karatsuba(a) => {
+                scratch_words.resize(a.len() + x.len(), 0);
+                karatsuba(be, a, x, scratch_words);
+                extract_range(scratch_words, n - 1, m, y);
+            }
+            Prepared::Fft { h, len, parts } => {
+                let h = *h;
+                let mut sum = Accumulator::new(*len);
+                let mut piece = scratch(words_for(h));
+                for (t, a_t) in parts.iter().enumerate() {
+                    let start = t * h;
+                    piece.fill(0);
+                    if start < n {
+                        extract_range(x, start, h.min(n - start), &mut piece);
+                    }
+                    sum.add_product(be, a_t, &Transformed::new(be, &piece, *len));
+                }
+                let mut product = scratch(words_for(h - 1 + m));
+                sum.finish(be, &mut product);
+                extract_range(&product, h - 1, m, y);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bits::{from_bit_vec, to_bit_vec};
+    use crate::gf2::backend;
+    use proptest::prelude::{prop_assert_eq, proptest, Just, ProptestConfig};
+    use proptest::strategy::Strategy as Generator;
+
+    /// Coefficient i + n − 1 of a·x, bit by bit.
+    fn middle_naive(a: &[u8], x: &[u8], m: usize) -> Vec<u8> {
+        let n = x.len();
+        (0..m).map(|i| (0..n).fold(0u8, |acc, j| acc ^ (a[i + n - 1 - j] & x[j]))).collect()
+    }
+
+    fn case() -> impl Generator<Value = (Vec<u8>, Vec<u8>, usize)> {
+        (1usize..1500).prop_flat_map(|n| (Just(n), 1..=n)).prop_flat_map(|(n, m)| {
+            (proptest::collection::vec(0u8..2, n + m - 1), proptest::collection::vec(0u8..2, n), Just(m))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn every_strategy_on_every_backend_matches_the_definition((a, x, m) in case(), parts in 0usize..6) {
+            let expect = middle_naive(&a, &x, m);
+            let n = x.len();
+            for be in backend::available() {
+                for algorithm in [Algorithm::Window, Algorithm::Karatsuba, Algorithm::Fft(parts), Algorithm::Auto] {
+                    let mp = MiddleProduct::new(be, &from_bit_vec(&a), n, m, algorithm);
+                    let mut y = vec![u64::MAX; words_for(m)];
+                    mp.apply(be, &from_bit_vec(&x), &mut y, &mut Vec::new());
+                    prop_assert_eq!(to_bit_vec(&y, m), expect.clone(), "{:?} {:?}", be, algorithm);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_split_products_match_karatsuba() {
+        let (n, m) = (300_000usize, 123_457usize);
+        let a: Vec<u64> = (0..words_for(n + m - 1) as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        let mut a = a;
+        crate::bits::mask_tail(&mut a, n + m - 1);
+        let mut x: Vec<u64> = (0..words_for(n) as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) ^ 7).collect();
+        crate::bits::mask_tail(&mut x, n);
+        let be = backend::active();
+        let reference = MiddleProduct::new(be, &a, n, m, Algorithm::Karatsuba);
+        let mut expect = vec![0u64; words_for(m)];
+        reference.apply(be, &x, &mut expect, &mut Vec::new());
+        for parts in [1, 3, 4, 16] {
+            let mp = MiddleProduct::new(be, &a, n, m, Algorithm::Fft(parts));
+            let mut y = vec![0u64; words_for(m)];
+            mp.apply(be, &x, &mut y, &mut Vec::new());
+            assert_eq!(y, expect, "{parts} parts");
+        }
+    }
+}
