@@ -27,6 +27,7 @@ fn main() {
             "window" => Algorithm::Window,
             "karatsuba" => Algorithm::Karatsuba,
             "fft" => Algorithm::Fft(0),
+            "auto" => Algorithm::Auto,
             other => Algorithm::Fft(other.trim_start_matches("fft").parse().expect("fftS with S a number")),
         };
         let start = Instant::now();

@@ -263,7 +263,8 @@ impl Transformed {
             coset.copy_from_slice(first);
         }
         let t = tables();
-        if small >= PARALLEL_LEN || len / small == 1 {
+        // Cosets in parallel only when they are many, small, and worth a thread's wake-up.
+        if len < PARALLEL_LEN || small >= PARALLEL_LEN {
             for (c, coset) in values.chunks_exact_mut(small).enumerate() {
                 fft(be, t, coset, c);
             }

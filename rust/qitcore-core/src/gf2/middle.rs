@@ -5,42 +5,72 @@
 //! Three methods, each preparing what it can once for the fixed factor:
 //! - *window*: the carry-less kernel computes just the product words the output needs
 //!   (`O(n·m)` word products, best for blocks up to a few thousand bits);
-//! - *Karatsuba*: the full product, then the middle;
+//! - *Karatsuba*: Toeplitz-Karatsuba, three half-size products per level down to the window
+//!   kernel ([`super::toeplitz_karatsuba`]);
 //! - *split FFT*: `x` is cut into `s` parts of `h` bits; part `t` meets the slice
 //!   `a_t[k] = a[k + n − (t + 1)·h]` (`m + h − 1` coefficients), and the output is coefficients
 //!   `h − 1 .. h − 1 + m` of `Σ_t a_t·x_t`. The `s` products are summed in the transform domain,
 //!   so each costs one forward transform of a short factor and all share one inverse; the
 //!   transforms of the `a_t` are computed once. `s` minimises the transform work.
 
-use zeroize::Zeroizing;
-
 use super::backend::Backend;
 use super::clmul::{product_window, Padded};
 use super::fft::{len_for, Accumulator, Transformed};
-use super::karatsuba::{karatsuba, scratch};
+use super::karatsuba::scratch;
+use super::toeplitz_karatsuba::ToeplitzKaratsuba;
 use crate::bits::{extract_range, or_bits, words_for};
 
 /// How to compute a middle product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Algorithm {
-    /// By size: the fastest method measured on this project's machines.
+    /// The least estimated time for the size and backend, from measured unit costs.
     Auto,
     /// The carry-less kernel on the needed words only.
     Window,
-    /// Full Karatsuba product.
+    /// Toeplitz-Karatsuba down to the window kernel.
     Karatsuba,
     /// The split FFT with this many parts (`0` chooses).
     Fft(usize),
 }
 
-/// Inputs of at most this many bits use the window method (when `Auto`).
-const WINDOW_MAX_BITS: usize = 1 << 14;
-/// Inputs of at most this many bits use Karatsuba (when `Auto`); larger ones the split FFT.
-const KARATSUBA_MAX_BITS: usize = 1 << 16;
+/// Measured costs per backend (on this project's 2-core AVX-512 machine, `examples/middle_timing`):
+/// nanoseconds per 64×64-bit word product in the window kernel, and per unit of
+/// `(s + 1)·len·log2(len)` in the split FFT.
+fn unit_costs(be: Backend) -> (f64, f64) {
+    match be {
+        Backend::Vpclmul => (0.085, 0.68),
+        Backend::Pclmul => (0.28, 1.6),
+        Backend::Portable => (12.9, 4.1),
+    }
+}
+
+/// Toeplitz-Karatsuba pays for its recursion on top of its leaves' window products.
+const KARATSUBA_OVERHEAD: f64 = 1.3;
+/// The split FFT's fixed cost per product (allocations, tables), in nanoseconds.
+const FFT_FIXED_NS: f64 = 5_000.0;
+
+/// The algorithm with the least estimated time for an `m × n` product on `be`.
+fn cheapest(be: Backend, n: usize, m: usize) -> Algorithm {
+    let (word_ns, fft_ns) = unit_costs(be);
+    let window = (m / 64 + 1) as f64 * n.div_ceil(64) as f64 * word_ns;
+    let (levels, side) = ToeplitzKaratsuba::shape(m);
+    let leaf = (side >> levels) as f64 / 64.0;
+    let karatsuba =
+        n.div_ceil(m) as f64 * 3f64.powi(levels as i32) * leaf * (leaf + 1.0) * word_ns * KARATSUBA_OVERHEAD;
+    let (s, _, len) = choose_split(n, m, 0);
+    let fft = FFT_FIXED_NS + ((s + 1) * len) as f64 * f64::from(len.trailing_zeros()) * fft_ns;
+    if window <= karatsuba && window <= fft {
+        Algorithm::Window
+    } else if karatsuba <= fft {
+        Algorithm::Karatsuba
+    } else {
+        Algorithm::Fft(s)
+    }
+}
 
 enum Prepared {
     Window(Padded),
-    Karatsuba(Zeroizing<Vec<u64>>),
+    Karatsuba(ToeplitzKaratsuba),
     Fft { h: usize, len: usize, parts: Vec<Transformed> },
 }
 
@@ -73,14 +103,12 @@ impl MiddleProduct {
     pub fn new(be: Backend, a: &[u64], n: usize, m: usize, algorithm: Algorithm) -> Self {
         debug_assert!(1 <= m && m <= n && a.len() == words_for(n + m - 1));
         let algorithm = match algorithm {
-            Algorithm::Auto if n <= WINDOW_MAX_BITS => Algorithm::Window,
-            Algorithm::Auto if n <= KARATSUBA_MAX_BITS => Algorithm::Karatsuba,
-            Algorithm::Auto => Algorithm::Fft(0),
+            Algorithm::Auto => cheapest(be, n, m),
             other => other,
         };
         let method = match algorithm {
             Algorithm::Window => Prepared::Window(Padded::new(a, words_for(n))),
-            Algorithm::Karatsuba => Prepared::Karatsuba(Zeroizing::new(a.to_vec())),
+            Algorithm::Karatsuba => Prepared::Karatsuba(ToeplitzKaratsuba::new(a, n, m)),
             Algorithm::Auto | Algorithm::Fft(_) => {
                 let wanted = if let Algorithm::Fft(w) = algorithm { w } else { 0 };
                 let (s, h, len) = choose_split(n, m, wanted);
@@ -113,11 +141,7 @@ impl MiddleProduct {
                 product_window(be, padded.view(), x, w0, scratch_words);
                 extract_range(scratch_words, n - 1 - 64 * w0, m, y);
             }
-            Prepared::Karatsuba(a) => {
-                scratch_words.resize(a.len() + x.len(), 0);
-                karatsuba(be, a, x, scratch_words);
-                extract_range(scratch_words, n - 1, m, y);
-            }
+            Prepared::Karatsuba(tk) => tk.apply(be, x, y),
             Prepared::Fft { h, len, parts } => {
                 let h = *h;
                 let mut sum = Accumulator::new(*len);

@@ -10,6 +10,7 @@ pub mod fft;
 pub mod gf64;
 pub mod karatsuba;
 pub mod middle;
+pub mod toeplitz_karatsuba;
 pub mod xor;
 
 pub use backend::Backend;

@@ -1,0 +1,186 @@
+//! Karatsuba for Toeplitz matrix-vector products (the middle-product form of Karatsuba).
+//!
+//! A square `k × k` Toeplitz matrix with generating sequence `g` (`2k − 1` coefficients,
+//! `T[i, j] = g[i − j + k − 1]`) splits into `h × h` Toeplitz blocks, `h = k/2`:
+//! `T = [[A, B], [C, A]]` with `A = g[h ..]`, `B = g[0 ..]`, `C = g[2h ..]` (each `2h − 1` long).
+//! Then `y0 = P + Q`, `y1 = P + R` with `P = A(x0 + x1)`, `Q = (A + B)x1`, `R = (A + C)x0`:
+//! three half-size products instead of four. For a fixed matrix the sequences `A`, `A + B`,
+//! `A + C` of every level are prepared once, down to leaves that the windowed carry-less kernel
+//! multiplies. A rectangular `m × n` matrix is cut into square `m × m` column blocks.
+
+use super::backend::Backend;
+use super::clmul::{product_window, Padded};
+use crate::bits::{extract_range, or_bits, words_for};
+
+/// Leaves have at most this many bits per side.
+const LEAF_BITS: usize = 1 << 12;
+/// Nodes of at least this many bits per side run their three products in parallel.
+const PARALLEL_BITS: usize = 1 << 15;
+
+/// A square Toeplitz matrix of side `k` bits (a multiple of 64 at every level), prepared.
+enum Node {
+    Leaf(Padded),
+    Split(Box<[Node; 3]>),
+}
+
+impl Node {
+    /// Prepares the matrix with generating sequence `g` (`2k − 1` bits in `words_for(2k − 1)`
+    /// words), splitting `levels` times.
+    fn new(g: &[u64], k: usize, levels: u32) -> Node {
+        if levels == 0 {
+            return Node::Leaf(Padded::new(g, words_for(k)));
+        }
+        let h = k / 2;
+        let slice = |off: usize| {
+            let mut s = vec![0u64; words_for(2 * h - 1)];
+            extract_range(g, off, 2 * h - 1, &mut s);
+            s
+        };
+        let a = slice(h);
+        let mut ab = slice(0);
+        let mut ac = slice(2 * h);
+        for ((x, y), z) in ab.iter_mut().zip(ac.iter_mut()).zip(&a) {
+            *x ^= z;
+            *y ^= z;
+        }
+        let children = [Node::new(&a, h, levels - 1), Node::new(&ab, h, levels - 1), Node::new(&ac, h, levels - 1)];
+        zeroize::Zeroize::zeroize(&mut [a, ab, ac]);
+        Node::Split(Box::new(children))
+    }
+
+    /// `y = T·x` for `x` and `y` of `k` bits (`k / 64` words).
+    fn apply(&self, be: Backend, k: usize, x: &[u64], y: &mut [u64]) {
+        match self {
+            Node::Leaf(padded) => {
+                let (w0, w1) = ((k - 1) / 64, (2 * k - 2) / 64);
+                let mut window = vec![0u64; w1 - w0 + 1];
+                product_window(be, padded.view(), x, w0, &mut window);
+                extract_range(&window, k - 1 - 64 * w0, k, y);
+            }
+            Node::Split(children) => {
+                let (hw, h) = (k / 128, k / 2);
+                let (x0, x1) = x.split_at(hw);
+                let sum: Vec<u64> = x0.iter().zip(x1).map(|(a, b)| a ^ b).collect();
+                let mut p = vec![0u64; hw];
+                let mut q = vec![0u64; hw];
+                let mut r = vec![0u64; hw];
+                let [a, ab, ac] = &**children;
+                if k >= PARALLEL_BITS {
+                    rayon::join(
+                        || a.apply(be, h, &sum, &mut p),
+                        || rayon::join(|| ab.apply(be, h, x1, &mut q), || ac.apply(be, h, x0, &mut r)),
+                    );
+                } else {
+                    a.apply(be, h, &sum, &mut p);
+                    ab.apply(be, h, x1, &mut q);
+                    ac.apply(be, h, x0, &mut r);
+                }
+                let (y0, y1) = y.split_at_mut(hw);
+                for i in 0..hw {
+                    y0[i] = p[i] ^ q[i];
+                    y1[i] = p[i] ^ r[i];
+                }
+            }
+        }
+    }
+}
+
+/// An `m × n` Toeplitz matrix `T[i, j] = a[i − j + n − 1]`, prepared for Karatsuba products.
+pub struct ToeplitzKaratsuba {
+    n: usize,
+    m: usize,
+    /// Side of the padded square blocks, in bits (`64·2^levels·leaf words`).
+    side: usize,
+    blocks: Vec<Node>,
+}
+
+impl ToeplitzKaratsuba {
+    /// Prepares the matrix from `a` (`n + m − 1` bits).
+    pub fn new(a: &[u64], n: usize, m: usize) -> Self {
+        Self::with_leaf(a, n, m, LEAF_BITS)
+    }
+
+    /// The recursion depth and the padded side (bits) for `m` output bits with leaves of at
+    /// most `leaf_bits` (rounded to whole words) per side.
+    fn shape_with(m: usize, leaf_bits: usize) -> (u32, usize) {
+        let levels = m.div_ceil(leaf_bits.max(64)).next_power_of_two().trailing_zeros();
+        (levels, m.next_multiple_of(64usize << levels))
+    }
+
+    /// The recursion depth and padded side (bits) [`ToeplitzKaratsuba::new`] uses for `m`.
+    pub fn shape(m: usize) -> (u32, usize) {
+        Self::shape_with(m, LEAF_BITS)
+    }
+
+    /// As [`ToeplitzKaratsuba::new`], splitting until blocks have at most `leaf_bits` per side.
+    pub fn with_leaf(a: &[u64], n: usize, m: usize, leaf_bits: usize) -> Self {
+        let (levels, side) = Self::shape_with(m, leaf_bits);
+        let blocks = (0..n.div_ceil(m))
+            .map(|c| {
+                // Column block c: g_c[t] = a[t + n − (c + 1)m] (zero below index 0), then shifted up
+                // by side − m so that the padded square keeps the same top-left m × m corner.
+                let offset = n as isize - ((c + 1) * m) as isize;
+                let skip = (-offset).max(0) as usize;
+                let mut g = vec![0u64; words_for(2 * side - 1)];
+                if skip < 2 * m - 1 {
+                    or_bits(&mut g, side - m + skip, a, (offset + skip as isize) as usize, 2 * m - 1 - skip);
+                }
+                let node = Node::new(&g, side, levels);
+                zeroize::Zeroize::zeroize(&mut g);
+                node
+            })
+            .collect();
+        ToeplitzKaratsuba { n, m, side, blocks }
+    }
+
+    /// `y = T·x`: `x` has `words_for(n)` words, `y` gets `words_for(m)` words.
+    pub fn apply(&self, be: Backend, x: &[u64], y: &mut [u64]) {
+        let words = self.side / 64;
+        let mut xc = vec![0u64; words];
+        let mut yc = vec![0u64; words];
+        let mut sum = vec![0u64; words];
+        for (c, node) in self.blocks.iter().enumerate() {
+            let start = c * self.m;
+            xc.fill(0);
+            extract_range(x, start, self.m.min(self.n - start), &mut xc);
+            node.apply(be, self.side, &xc, &mut yc);
+            for (s, v) in sum.iter_mut().zip(&yc) {
+                *s ^= v;
+            }
+        }
+        extract_range(&sum, 0, self.m, y);
+        zeroize::Zeroize::zeroize(&mut [xc, yc, sum]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bits::{from_bit_vec, to_bit_vec};
+    use crate::gf2::backend;
+    use proptest::prelude::*;
+
+    fn toeplitz_naive(a: &[u8], x: &[u8], m: usize) -> Vec<u8> {
+        let n = x.len();
+        (0..m).map(|i| (0..n).fold(0u8, |acc, j| acc ^ (a[i + n - 1 - j] & x[j]))).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn several_levels_match_the_definition(
+            (a, x, m) in (1usize..1200).prop_flat_map(|n| (Just(n), 1..=n)).prop_flat_map(|(n, m)| {
+                (proptest::collection::vec(0u8..2, n + m - 1), proptest::collection::vec(0u8..2, n), Just(m))
+            }),
+            leaf in prop_oneof![Just(64usize), Just(128), Just(256)],
+        ) {
+            let expect = toeplitz_naive(&a, &x, m);
+            let tk = ToeplitzKaratsuba::with_leaf(&from_bit_vec(&a), x.len(), m, leaf);
+            for be in backend::available() {
+                let mut y = vec![u64::MAX; words_for(m)];
+                tk.apply(be, &from_bit_vec(&x), &mut y);
+                prop_assert_eq!(to_bit_vec(&y, m), expect.clone(), "{:?}", be);
+            }
+        }
+    }
+}
