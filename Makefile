@@ -26,7 +26,8 @@ test-python: $(EXT)
 	$(BIN)/python -m pytest tests -q
 
 bench: $(EXT)
-	$(BIN)/python -m pytest benches --benchmark-only --benchmark-columns=median,iqr,rounds \
+	$(BIN)/python -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider \
+		--benchmark-only --benchmark-columns=median,iqr,rounds \
 		--benchmark-sort=name -q
 
 lint: $(DEPS)

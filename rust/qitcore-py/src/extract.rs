@@ -3,7 +3,8 @@
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use qitcore_core::bits::BitOrder;
-use qitcore_core::extract::Toeplitz;
+use qitcore_core::extract::blocks::BlockHash;
+use qitcore_core::extract::{self, Convention, HashFunction, ModifiedToeplitz, Toeplitz};
 
 use crate::buffers::{check_disjoint, Input, Output, DETACH_BYTES};
 use crate::errors::IntoPy;
@@ -15,93 +16,215 @@ fn order_name(order: BitOrder) -> &'static str {
     }
 }
 
-/// Toeplitz hashing from `n` to `m` bits with a fixed seed, over any number of blocks.
-#[pyclass(frozen, module = "qitcore._core", name = "Toeplitz")]
-pub struct PyToeplitz {
-    inner: Toeplitz,
+/// Runs `work` on `bytes.len()` bytes of input with the GIL released when it is large.
+fn maybe_detach<T: Send>(py: Python<'_>, size: usize, work: impl FnOnce() -> T + Send) -> T {
+    if size >= DETACH_BYTES {
+        py.detach(work)
+    } else {
+        work()
+    }
 }
 
-#[pymethods]
-impl PyToeplitz {
-    #[new]
-    #[pyo3(signature = (n, m, seed=None, bitorder="big"))]
-    fn new(py: Python<'_>, n: usize, m: usize, seed: Option<&Bound<'_, PyAny>>, bitorder: &str) -> PyResult<Self> {
-        let order = BitOrder::parse(bitorder).py_err()?;
-        let inner = match seed {
-            Some(obj) => {
-                let seed = Input::get(py, "seed", obj)?;
-                let bytes = seed.bytes();
-                py.detach(|| Toeplitz::new(n, m, bytes, order)).py_err()?
-            }
-            None => py.detach(|| Toeplitz::random(n, m, order)).py_err()?,
-        };
-        Ok(PyToeplitz { inner })
-    }
-
-    #[getter]
-    fn n(&self) -> usize {
-        self.inner.n()
-    }
-
-    #[getter]
-    fn m(&self) -> usize {
-        self.inner.m()
-    }
-
-    #[getter]
-    fn seed_bits(&self) -> usize {
-        Toeplitz::seed_bits(self.inner.n(), self.inner.m())
-    }
-
-    #[getter]
-    fn bitorder(&self) -> &'static str {
-        order_name(self.inner.order())
-    }
-
-    fn seed_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.seed_bytes().expose())
-    }
-
-    fn output_bytes(&self, blocks: usize) -> usize {
-        self.inner.output_bytes(blocks)
-    }
-
-    #[pyo3(signature = (data, nbits=None, out=None))]
-    fn hash<'py>(
-        &self,
-        py: Python<'py>,
-        data: &Bound<'py, PyAny>,
-        nbits: Option<usize>,
-        out: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let input = Input::get(py, "data", data)?;
-        let bytes = input.bytes();
-        let blocks = self.inner.count_blocks(bytes, nbits).py_err()?;
-        let work = |output: &mut [u8]| -> PyResult<()> {
-            if bytes.len() >= DETACH_BYTES || self.inner.n() >= 8 * DETACH_BYTES {
-                py.detach(|| self.inner.hash(bytes, nbits, output)).py_err()?;
-            } else {
-                self.inner.hash(bytes, nbits, output).py_err()?;
-            }
-            Ok(())
-        };
-        match out {
-            Some(obj) => {
-                let mut output = Output::get("out", obj)?;
-                let target = output.bytes_mut();
-                check_disjoint(bytes, target)?;
-                work(target)?;
-                Ok(obj.clone())
-            }
-            None => {
-                let mut result = zeroize::Zeroizing::new(vec![0u8; self.inner.output_bytes(blocks)]);
-                work(&mut result)?;
-                Ok(PyBytes::new(py, &result).into_any())
-            }
+/// Writes `len` bytes through `fill` into `out` (checked writable, contiguous, disjoint from
+/// `input`) and returns `out`, or into new bytes.
+fn emit<'py>(
+    py: Python<'py>,
+    input: &[u8],
+    out: Option<&Bound<'py, PyAny>>,
+    len: usize,
+    fill: impl Fn(&mut [u8]) -> PyResult<()>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match out {
+        Some(obj) => {
+            let mut output = Output::get("out", obj)?;
+            let target = output.bytes_mut();
+            check_disjoint(input, target)?;
+            fill(target)?;
+            Ok(obj.clone())
+        }
+        None => {
+            let mut result = zeroize::Zeroizing::new(vec![0u8; len]);
+            fill(&mut result)?;
+            Ok(PyBytes::new(py, &result).into_any())
         }
     }
+}
 
-    fn __repr__(&self) -> String {
-        format!("Toeplitz(n={}, m={}, bitorder='{}', seed=<hidden>)", self.inner.n(), self.inner.m(), self.bitorder())
-    }
+/// `hash(data, nbits=None, out=None)` of any block hash.
+fn hash_blocks<'py, H: BlockHash>(
+    py: Python<'py>,
+    hash: &H,
+    data: &Bound<'py, PyAny>,
+    nbits: Option<usize>,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let input = Input::get(py, "data", data)?;
+    let bytes = input.bytes();
+    let blocks = hash.count_blocks(bytes, nbits).py_err()?;
+    let size = bytes.len().max(hash.n() / 8);
+    emit(py, bytes, out, hash.output_bytes(blocks), |target| {
+        maybe_detach(py, size, || hash.hash(bytes, nbits, target)).py_err().map(drop)
+    })
+}
+
+fn seed_input(py: Python<'_>, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Input>> {
+    seed.map(|obj| Input::get(py, "seed", obj)).transpose()
+}
+
+/// Defines a Python class around a core [`BlockHash`] with the same methods for every kind.
+macro_rules! block_hash_class {
+    ($class:ident, $name:literal, $core:ty) => {
+        #[doc = concat!("`", $name, "` hashing from `n` to `m` bits with a fixed seed, over any number of blocks.")]
+        #[pyclass(frozen, module = "qitcore._core", name = $name)]
+        pub struct $class {
+            inner: $core,
+        }
+
+        #[pymethods]
+        impl $class {
+            #[new]
+            #[pyo3(signature = (n, m, seed=None, bitorder="big"))]
+            fn new(
+                py: Python<'_>,
+                n: usize,
+                m: usize,
+                seed: Option<&Bound<'_, PyAny>>,
+                bitorder: &str,
+            ) -> PyResult<Self> {
+                let order = BitOrder::parse(bitorder).py_err()?;
+                let seed = seed_input(py, seed)?;
+                let inner = match &seed {
+                    Some(seed) => {
+                        let bytes = seed.bytes();
+                        maybe_detach(py, n / 8, || <$core>::new(n, m, bytes, order)).py_err()?
+                    }
+                    None => maybe_detach(py, n / 8, || <$core>::random(n, m, order)).py_err()?,
+                };
+                Ok($class { inner })
+            }
+
+            #[getter]
+            fn n(&self) -> usize {
+                self.inner.n()
+            }
+
+            #[getter]
+            fn m(&self) -> usize {
+                self.inner.m()
+            }
+
+            #[getter]
+            fn seed_bits(&self) -> usize {
+                BlockHash::seed_bits(&self.inner)
+            }
+
+            #[getter]
+            fn bitorder(&self) -> &'static str {
+                order_name(self.inner.order())
+            }
+
+            fn seed_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+                PyBytes::new(py, self.inner.seed_bytes().expose())
+            }
+
+            fn output_bytes(&self, blocks: usize) -> usize {
+                self.inner.output_bytes(blocks)
+            }
+
+            #[pyo3(signature = (data, nbits=None, out=None))]
+            fn hash<'py>(
+                &self,
+                py: Python<'py>,
+                data: &Bound<'py, PyAny>,
+                nbits: Option<usize>,
+                out: Option<&Bound<'py, PyAny>>,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                hash_blocks(py, &self.inner, data, nbits, out)
+            }
+
+            fn __repr__(&self) -> String {
+                format!(
+                    "{}(n={}, m={}, bitorder='{}', seed=<hidden>)",
+                    $name,
+                    self.inner.n(),
+                    self.inner.m(),
+                    self.bitorder()
+                )
+            }
+        }
+    };
+}
+
+block_hash_class!(PyToeplitz, "Toeplitz", Toeplitz);
+block_hash_class!(PyModifiedToeplitz, "ModifiedToeplitz", ModifiedToeplitz);
+
+/// Von Neumann debiasing: `(packed output, output bits)`.
+#[pyfunction]
+#[pyo3(signature = (data, nbits=None, bitorder="big"))]
+pub fn von_neumann<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    nbits: Option<usize>,
+    bitorder: &str,
+) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+    let order = BitOrder::parse(bitorder).py_err()?;
+    let input = Input::get(py, "data", data)?;
+    let bytes = input.bytes();
+    let (out, count) = maybe_detach(py, bytes.len(), || extract::von_neumann(bytes, nbits, order)).py_err()?;
+    Ok((PyBytes::new(py, &out), count))
+}
+
+/// SHA-256 or SHA3-256 of every `block_bytes`-byte block, concatenated.
+#[pyfunction]
+#[pyo3(signature = (function, data, block_bytes, out=None))]
+pub fn hash_condition<'py>(
+    py: Python<'py>,
+    function: &str,
+    data: &Bound<'py, PyAny>,
+    block_bytes: usize,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let function = HashFunction::parse(function).py_err()?;
+    let input = Input::get(py, "data", data)?;
+    let bytes = input.bytes();
+    let len = bytes.len().checked_div(block_bytes).unwrap_or(0) * extract::hash_conditioning::DIGEST_BYTES;
+    emit(py, bytes, out, len, |target| {
+        maybe_detach(py, bytes.len(), || extract::condition(function, bytes, block_bytes, target)).py_err().map(drop)
+    })
+}
+
+/// The leftover-hash-lemma output length in bits.
+#[pyfunction]
+#[pyo3(signature = (n, entropy, eps, convention="tssr"))]
+pub fn output_length(n: usize, entropy: f64, eps: f64, convention: &str) -> PyResult<usize> {
+    let convention = match convention {
+        "tssr" => Convention::Tssr,
+        "cryptomite" => Convention::Cryptomite,
+        other => {
+            return Err(crate::errors::InvalidArgumentError::new_err(format!(
+                "convention: expected \"tssr\" or \"cryptomite\", got {other:?}"
+            )))
+        }
+    };
+    extract::output_length(n, entropy, eps, convention).py_err()
+}
+
+/// SP 800-90B §3.1.5.1.2 Output_Entropy.
+#[pyfunction]
+pub fn output_entropy(n_in: usize, n_out: usize, nw: usize, h_in: f64) -> PyResult<f64> {
+    extract::output_entropy(n_in, n_out, nw, h_in).py_err()
+}
+
+/// SP 800-90B §3.1.5.1.2 entropy of a conditioned output (vetted or not).
+#[pyfunction]
+#[pyo3(signature = (n_in, n_out, nw, h_in, vetted, h_prime=None))]
+pub fn conditioned_entropy(
+    n_in: usize,
+    n_out: usize,
+    nw: usize,
+    h_in: f64,
+    vetted: bool,
+    h_prime: Option<f64>,
+) -> PyResult<f64> {
+    extract::conditioned_entropy(n_in, n_out, nw, h_in, vetted, h_prime).py_err()
 }

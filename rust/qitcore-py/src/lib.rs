@@ -15,7 +15,9 @@ mod _core {
     use crate::errors::IntoPy;
 
     #[pymodule_export]
-    use crate::extract::PyToeplitz;
+    use crate::extract::{
+        conditioned_entropy, hash_condition, output_entropy, output_length, von_neumann, PyModifiedToeplitz, PyToeplitz,
+    };
 
     /// The carry-less multiplication backend in use: "portable", "pclmul" or "vpclmul".
     #[pyfunction]

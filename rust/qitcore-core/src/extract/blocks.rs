@@ -9,6 +9,59 @@ use zeroize::Zeroizing;
 
 use crate::bits::{bytes_for, load_bits, store_bits, words_for, BitOrder};
 use crate::error::{Error, Result};
+use crate::secret::SecretBytes;
+
+/// A seeded hash from `n`-bit blocks to `m`-bit blocks, applied to any number of blocks.
+pub trait BlockHash: Sync {
+    /// Input bits per block.
+    fn n(&self) -> usize;
+    /// Output bits per block.
+    fn m(&self) -> usize;
+    /// The bit order of seed, input and output.
+    fn order(&self) -> BitOrder;
+    /// The seed's length in bits.
+    fn seed_bits(&self) -> usize;
+    /// The seed, packed as it was given (pad bits zero). It is the key to the hash.
+    fn seed_bytes(&self) -> SecretBytes;
+    /// Hashes one block (a polynomial of `n` coefficients) into `y` (`m` coefficients, zeroed);
+    /// `scratch` is the caller's buffer, reused between blocks.
+    fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>);
+
+    /// The number of output bytes for `blocks` blocks.
+    fn output_bytes(&self, blocks: usize) -> usize {
+        bytes_for(blocks * self.m())
+    }
+
+    /// The number of blocks in `input`, checked as for [`BlockHash::hash`].
+    ///
+    /// # Errors
+    /// As [`count_blocks`].
+    fn count_blocks(&self, input: &[u8], nbits: Option<usize>) -> Result<usize> {
+        count_blocks(input, nbits, self.n())
+    }
+
+    /// Hashes every `n`-bit block of `input` (of which `nbits` bits are used; all when `None`) and
+    /// packs the `m`-bit outputs one after another into `output`, which must be
+    /// `output_bytes(blocks)` long. Blocks are hashed in parallel. Returns the number of blocks.
+    ///
+    /// # Errors
+    /// [`Error::InvalidLength`] naming `data` for a partial block or `out` for an output buffer of
+    /// the wrong size; nothing is written then.
+    fn hash(&self, input: &[u8], nbits: Option<usize>, output: &mut [u8]) -> Result<usize> {
+        let blocks = self.count_blocks(input, nbits)?;
+        let expected = self.output_bytes(blocks);
+        if output.len() != expected {
+            return Err(Error::length(
+                "out",
+                format!("expected a buffer of {expected} bytes, got {} bytes", output.len()),
+            ));
+        }
+        for_each_block(input, self.n(), self.m(), blocks, self.order(), output, |x, y, scratch| {
+            self.hash_words(x, y, scratch)
+        });
+        Ok(blocks)
+    }
+}
 
 /// The largest block, seed or input this crate accepts, in bits (8 GiB).
 pub const MAX_BITS: usize = 1 << 36;

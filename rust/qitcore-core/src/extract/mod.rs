@@ -1,6 +1,14 @@
 //! Randomness extractors (QRNG conditioning and QKD privacy amplification) and their parameters.
 
 pub mod blocks;
+pub mod hash_conditioning;
+pub mod modified_toeplitz;
+pub mod params;
 pub mod toeplitz;
+pub mod von_neumann;
 
+pub use hash_conditioning::{condition, HashFunction};
+pub use modified_toeplitz::ModifiedToeplitz;
+pub use params::{conditioned_entropy, output_entropy, output_length, Convention};
 pub use toeplitz::Toeplitz;
+pub use von_neumann::von_neumann;

@@ -10,7 +10,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::blocks::{check_size, count_blocks, for_each_block};
+use super::blocks::{check_size, BlockHash};
 use crate::bits::{bytes_for, extract_range, load_bits, or_bits, store_bits, words_for, BitOrder};
 use crate::error::{Error, Result};
 use crate::gf2::backend;
@@ -96,73 +96,40 @@ impl Toeplitz {
         let product = MiddleProduct::new(backend::active(), &rotated, n, m, algorithm);
         Toeplitz { n, m, order, seed, product }
     }
+}
 
-    /// Input bits per block.
-    pub fn n(&self) -> usize {
+impl BlockHash for Toeplitz {
+    fn n(&self) -> usize {
         self.n
     }
 
-    /// Output bits per block.
-    pub fn m(&self) -> usize {
+    fn m(&self) -> usize {
         self.m
     }
 
-    /// The bit order of the seed, the input and the output.
-    pub fn order(&self) -> BitOrder {
+    fn order(&self) -> BitOrder {
         self.order
     }
 
-    /// The seed, packed as it was given (pad bits zero). Handle with care: it is the key to the hash.
-    pub fn seed_bytes(&self) -> SecretBytes {
+    fn seed_bits(&self) -> usize {
+        Self::seed_bits(self.n, self.m)
+    }
+
+    fn seed_bytes(&self) -> SecretBytes {
         let bits = Self::seed_bits(self.n, self.m);
         let mut out = vec![0u8; bytes_for(bits)];
         store_bits(&self.seed, bits, self.order, &mut out, 0);
         SecretBytes::new(out)
     }
 
-    /// Hashes one block given as a polynomial of `n` coefficients into `y` (`m` coefficients).
-    pub fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>) {
+    fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>) {
         self.product.apply(backend::active(), x, y, scratch);
     }
-
-    /// The number of output bytes for `blocks` blocks.
-    pub fn output_bytes(&self, blocks: usize) -> usize {
-        bytes_for(blocks * self.m)
-    }
-
-    /// Hashes every `n`-bit block of `input` (of which `nbits` bits are used; all when `None`) and
-    /// packs the `m`-bit outputs one after another into `output`, which must be
-    /// `output_bytes(blocks)` long. Blocks are hashed in parallel. Returns the number of blocks.
-    ///
-    /// # Errors
-    /// [`Error::InvalidLength`] naming `data` for a partial block or `out` for an output buffer of
-    /// the wrong size; nothing is written then.
-    pub fn hash(&self, input: &[u8], nbits: Option<usize>, output: &mut [u8]) -> Result<usize> {
-        let blocks = self.count_blocks(input, nbits)?;
-        check_output(output, self.output_bytes(blocks))?;
-        for_each_block(input, self.n, self.m, blocks, self.order, output, |x, y, scratch| {
-            self.hash_words(x, y, scratch)
-        });
-        Ok(blocks)
-    }
-
-    /// The number of blocks in `input`, checked as for [`Toeplitz::hash`].
-    pub fn count_blocks(&self, input: &[u8], nbits: Option<usize>) -> Result<usize> {
-        count_blocks(input, nbits, self.n)
-    }
-}
-
-/// Checks that an output buffer has exactly the expected number of bytes.
-pub(crate) fn check_output(output: &[u8], expected: usize) -> Result<()> {
-    if output.len() != expected {
-        return Err(Error::length("out", format!("expected a buffer of {expected} bytes, got {} bytes", output.len())));
-    }
-    Ok(())
 }
 
 /// The polynomial of `total` coefficients whose coefficient `k` is coefficient `(k + r) mod total`
 /// of `words`.
-fn rotate_left(words: &[u64], total: usize, r: usize) -> Zeroizing<Vec<u64>> {
+pub(crate) fn rotate_left(words: &[u64], total: usize, r: usize) -> Zeroizing<Vec<u64>> {
     let mut out = Zeroizing::new(vec![0u64; words_for(total)]);
     extract_range(words, r, total - r, &mut out);
     or_bits(&mut out, total - r, words, 0, r);

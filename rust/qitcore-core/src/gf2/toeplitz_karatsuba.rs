@@ -169,7 +169,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(40))]
         #[test]
         fn several_levels_match_the_definition(
-            (a, x, m) in (1usize..1200).prop_flat_map(|n| (Just(n), 1..=n)).prop_flat_map(|(n, m)| {
+            (a, x, m) in (1usize..1200).prop_flat_map(|n| (Just(n), 1..=2 * n)).prop_flat_map(|(n, m)| {
                 (proptest::collection::vec(0u8..2, n + m - 1), proptest::collection::vec(0u8..2, n), Just(m))
             }),
             leaf in prop_oneof![Just(64usize), Just(128), Just(256)],

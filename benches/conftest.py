@@ -1,0 +1,57 @@
+"""Benchmark plumbing: every benchmark records its input size, and the session ends with a table
+of input throughput (Mbit/s, from the median time) per case and implementation, with the ratio of
+qitcore to each peer."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from qitcore import _core
+
+_RESULTS: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
+_NOTES: list[str] = []
+
+
+@pytest.fixture
+def record() -> Any:
+    """``record(case, impl, benchmark, input_bits)`` after ``benchmark.pedantic`` has run."""
+
+    def _record(case: str, impl: str, benchmark: Any, input_bits: int) -> None:
+        median = float(benchmark.stats.stats.median)
+        benchmark.extra_info["input_Mbit_per_s"] = input_bits / median / 1e6
+        _RESULTS[case][impl] = (median, input_bits)
+
+    return _record
+
+
+@pytest.fixture
+def note() -> Any:
+    """Adds a line to the summary (e.g. peak memory)."""
+    return _NOTES.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _RESULTS:
+        return
+    write = terminalreporter.write_line
+    cpu = platform.processor() or platform.machine()
+    write("")
+    write(f"qitcore benchmark summary ({os.cpu_count()} CPUs, {cpu}, clmul backend {_core.clmul_backend()})")
+    write(f"{'case':<34} {'implementation':<24} {'median':>12} {'Mbit/s':>10} {'qitcore ×':>10}")
+    for case, impls in _RESULTS.items():
+        ours = [v for k, v in impls.items() if k.startswith("qitcore")]
+        best_ours = min((t / bits for t, bits in ours), default=None)
+        for impl, (median, bits) in impls.items():
+            rate = bits / median / 1e6
+            ratio = (
+                ""
+                if impl.startswith("qitcore") or best_ours is None
+                else f"{(median / bits) / best_ours:,.0f}"
+            )
+            write(f"{case:<34} {impl:<24} {median * 1e3:>10.3f}ms {rate:>10.1f} {ratio:>10}")
+    for line in _NOTES:
+        write(line)
