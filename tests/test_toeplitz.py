@@ -40,6 +40,16 @@ def test_blocks_match_the_matrix_definition(
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_random_sizes_match_the_matrix_definition(data: st.DataObject) -> None:
+    backend_name = data.draw(st.sampled_from(_core.available_clmul_backends()), label="backend")
+    previous = _core.clmul_backend()
+    _core.set_clmul_backend(backend_name)
+    try:
+        _check_random_case(data)
+    finally:
+        _core.set_clmul_backend(previous)
+
+
+def _check_random_case(data: st.DataObject) -> None:
     n = data.draw(st.integers(1, 300), label="n")
     m = data.draw(st.integers(1, n), label="m")
     blocks = data.draw(st.integers(0, 12), label="blocks")

@@ -14,14 +14,28 @@ from .errors import InvalidArgumentError, InvalidTypeError
 BitOrder = Literal["big", "little"]
 
 
-def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# No size or count reaches this; larger ints could not cross into Rust's usize.
+_LARGEST = 2**62
+
+
+def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int = _LARGEST) -> int:
     """``value`` as an int (anything with ``__index__`` except bool) within the bounds."""
-    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
-        raise InvalidTypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
-    number = operator.index(value)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise InvalidTypeError(
+            f"{name}: expected an int, got {type(value).__name__} {_show(value)}"
+        ) from None
     if minimum is not None and number < minimum:
         raise InvalidArgumentError(f"{name}: must be at least {minimum}, got {number}")
-    if maximum is not None and number > maximum:
+    if number > maximum:
         raise InvalidArgumentError(f"{name}: must be at most {maximum}, got {number}")
     return number
 
@@ -29,7 +43,7 @@ def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int |
 def real(name: str, value: Any) -> float:
     """``value`` as a finite float (int or float, not bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidTypeError(f"{name}: expected a real number, got {type(value).__name__} {value!r}")
+        raise InvalidTypeError(f"{name}: expected a real number, got {type(value).__name__} {_show(value)}")
     number = float(value)
     if not math.isfinite(number):
         raise InvalidArgumentError(f"{name}: must be finite, got {number}")
@@ -40,14 +54,14 @@ def bitorder(value: Any) -> BitOrder:
     """``"big"`` or ``"little"``."""
     if value == "big" or value == "little":
         return value  # type: ignore[no-any-return]
-    raise InvalidArgumentError(f'bitorder: expected "big" or "little", got {value!r}')
+    raise InvalidArgumentError(f'bitorder: expected "big" or "little", got {_show(value)}')
 
 
 def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
     """One of ``options``."""
     if isinstance(value, str) and value in options:
         return value
-    raise InvalidArgumentError(f"{name}: expected one of {', '.join(map(repr, options))}; got {value!r}")
+    raise InvalidArgumentError(f"{name}: expected one of {', '.join(map(repr, options))}; got {_show(value)}")
 
 
 def bit_array(name: str, bits: Any) -> npt.NDArray[np.uint8]:

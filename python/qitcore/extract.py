@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 OutputKind = Literal["bytes", "numpy"]
-_MAX_BITS = 1 << 36
+_MAX_BITS = 1 << 32
 
 
 def _size(name: str, value: Any) -> int:
@@ -160,7 +160,7 @@ class Toeplitz(_BlockHash):
     any source with enough min-entropy (see :func:`output_length`).
 
     Args:
-        n: input bits per block, ``1 <= n <= 2**36``.
+        n: input bits per block, ``1 <= n <= 2**32``.
         m: output bits per block, ``1 <= m <= n``.
         seed: ``n + m - 1`` seed bits packed in ``ceil((n + m - 1) / 8)`` bytes in ``bitorder``
             (pad bits of the last byte are ignored). ``None`` (the default) draws it from the

@@ -63,8 +63,9 @@ pub trait BlockHash: Sync {
     }
 }
 
-/// The largest block, seed or input this crate accepts, in bits (8 GiB).
-pub const MAX_BITS: usize = 1 << 36;
+/// The largest block this crate accepts, in bits (512 MiB; 16 times the largest privacy
+/// amplification block in use, and small enough that its work fits in memory).
+pub const MAX_BITS: usize = 1 << 32;
 
 /// Checks a size argument: `1 <= value <= MAX_BITS`.
 pub(crate) fn check_size(name: &'static str, value: usize) -> Result<()> {
@@ -72,7 +73,7 @@ pub(crate) fn check_size(name: &'static str, value: usize) -> Result<()> {
         return Err(Error::argument(name, "must be at least 1 bit, got 0"));
     }
     if value > MAX_BITS {
-        return Err(Error::argument(name, format!("must be at most 2^36 bits, got {value}")));
+        return Err(Error::argument(name, format!("must be at most 2^32 bits, got {value}")));
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ impl Toeplitz {
         n + m - 1
     }
 
-    /// Checks `1 <= m <= n <= 2^36`.
+    /// Checks `1 <= m <= n <= 2^32`.
     pub(crate) fn check_sizes(n: usize, m: usize) -> Result<()> {
         check_size("n", n)?;
         check_size("m", m)?;
@@ -52,7 +52,7 @@ impl Toeplitz {
     /// ignored).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] unless `1 <= m <= n <= 2^36`; [`Error::InvalidLength`] naming
+    /// [`Error::InvalidArgument`] unless `1 <= m <= n <= 2^32`; [`Error::InvalidLength`] naming
     /// `seed` when it has the wrong number of bytes.
     pub fn new(n: usize, m: usize, seed: &[u8], order: BitOrder) -> Result<Self> {
         Self::check_sizes(n, m)?;
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_rejected_with_the_argument_named() {
-        let cases = [(0usize, 0usize, "n"), (8, 0, "m"), (8, 9, "m"), ((1 << 36) + 1, 1, "n")];
+        let cases = [(0usize, 0usize, "n"), (8, 0, "m"), (8, 9, "m"), ((1 << 32) + 1, 1, "n")];
         for (n, m, name) in cases {
             match Toeplitz::new(n, m, &[], BitOrder::Big) {
                 Err(Error::InvalidArgument { name: got, .. }) => assert_eq!(got, name, "n={n} m={m}"),
