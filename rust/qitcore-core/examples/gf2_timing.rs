@@ -37,7 +37,7 @@ fn main() {
                 median_ms(|| {
                     let mut sum = fft::Accumulator::new(len);
                     sum.add_product(be, &ta, &fft::Transformed::new(be, &b, len));
-                    sum.finish(be, &mut out)
+                    sum.finish(be, &mut out);
                 })
             }
             other => panic!("unknown method {other}"),

@@ -253,9 +253,34 @@ impl Transformed {
     /// those levels copies: its novel-basis coefficients are computed once at the smallest
     /// sufficient size and transformed separately on each coset of that subspace.
     pub fn new(be: Backend, a: &[u64], len: usize) -> Self {
-        debug_assert!(len.is_power_of_two() && 2 * a.len() <= len);
-        let small = (2 * a.len()).next_power_of_two().min(len);
         let mut values = scratch(len);
+        transform_into(be, a, &mut values);
+        Transformed { values }
+    }
+
+    /// The transformed values.
+    pub fn values(&self) -> &[u64] {
+        &self.values
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the transform is empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// Transforms `a` into `values` (its length is the transform length, every element overwritten),
+/// as [`Transformed::new`] does.
+pub fn transform_into(be: Backend, a: &[u64], values: &mut [u64]) {
+    let len = values.len();
+    debug_assert!(len.is_power_of_two() && 2 * a.len() <= len);
+    let small = (2 * a.len()).next_power_of_two().min(len);
+    {
         segment(a, &mut values[..small]);
         to_novel(be, &mut values[..small]);
         let (first, rest) = values.split_at_mut(small);
@@ -272,17 +297,6 @@ impl Transformed {
             use rayon::prelude::*;
             values.par_chunks_mut(small).enumerate().for_each(|(c, coset)| fft(be, t, coset, c));
         }
-        Transformed { values }
-    }
-
-    /// Number of points.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Whether the transform is empty.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
     }
 }
 
@@ -298,16 +312,30 @@ impl Accumulator {
         Accumulator { values: scratch(len) }
     }
 
-    /// Adds the product of two transformed factors (both of this length).
-    pub fn add_product(&mut self, be: Backend, a: &Transformed, b: &Transformed) {
-        gf64::mul_accumulate(be, &mut self.values, &a.values, &b.values);
+    /// An empty sum in a buffer of zeros (its length is the transform length).
+    pub fn in_buffer(values: Zeroizing<Vec<u64>>) -> Self {
+        debug_assert!(values.iter().all(|&v| v == 0));
+        Accumulator { values }
     }
 
-    /// The sum as a polynomial over GF(2): its first `out.len()` words.
-    pub fn finish(mut self, be: Backend, out: &mut [u64]) {
+    /// Adds the product of two transformed factors (both of this length).
+    pub fn add_product(&mut self, be: Backend, a: &Transformed, b: &Transformed) {
+        self.add_product_values(be, a, &b.values);
+    }
+
+    /// Adds the product of a transformed factor with transformed values (see [`transform_into`]).
+    pub fn add_product_values(&mut self, be: Backend, a: &Transformed, b: &[u64]) {
+        gf64::mul_accumulate(be, &mut self.values, &a.values, b);
+    }
+
+    /// The sum as a polynomial over GF(2): its first `out.len()` words. Returns the buffer,
+    /// zeroed, for reuse.
+    pub fn finish(mut self, be: Backend, out: &mut [u64]) -> Zeroizing<Vec<u64>> {
         ifft(be, tables(), &mut self.values, 0);
         from_novel(be, &mut self.values);
         unsegment(&self.values, out);
+        self.values.fill(0);
+        self.values
     }
 }
 

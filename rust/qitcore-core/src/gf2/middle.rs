@@ -15,7 +15,12 @@
 
 use super::backend::Backend;
 use super::clmul::{product_window, Padded};
-use super::fft::{len_for, Accumulator, Transformed};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use zeroize::Zeroizing;
+
+use super::fft::{len_for, transform_into, Accumulator, Transformed};
 use super::karatsuba::scratch;
 use super::toeplitz_karatsuba::ToeplitzKaratsuba;
 use crate::bits::{extract_range, or_bits, words_for};
@@ -71,7 +76,14 @@ fn cheapest(be: Backend, n: usize, m: usize) -> Algorithm {
 enum Prepared {
     Window(Padded),
     Karatsuba(ToeplitzKaratsuba),
-    Fft { h: usize, len: usize, parts: Vec<Transformed> },
+    Fft {
+        h: usize,
+        len: usize,
+        parts: Vec<Transformed>,
+        /// Two transform-length buffers kept, zeroed, between products: fresh ones would cost a
+        /// page fault and the kernel's clearing of every page on every product.
+        buffers: Mutex<Option<[Zeroizing<Vec<u64>>; 2]>>,
+    },
 }
 
 /// A fixed first factor, prepared for middle products.
@@ -113,6 +125,7 @@ impl MiddleProduct {
                 let wanted = if let Algorithm::Fft(w) = algorithm { w } else { 0 };
                 let (s, h, len) = choose_split(n, m, wanted);
                 let parts = (0..s)
+                    .into_par_iter()
                     .map(|t| {
                         let mut slice = scratch(words_for(m + h - 1));
                         // a_t[k] = a[k + n − (t+1)h]; below index 0 it is zero.
@@ -124,7 +137,7 @@ impl MiddleProduct {
                         Transformed::new(be, &slice, len)
                     })
                     .collect();
-                Prepared::Fft { h, len, parts }
+                Prepared::Fft { h, len, parts, buffers: Mutex::new(None) }
             }
         };
         MiddleProduct { n, m, method }
@@ -142,9 +155,11 @@ impl MiddleProduct {
                 extract_range(scratch_words, n - 1 - 64 * w0, m, y);
             }
             Prepared::Karatsuba(tk) => tk.apply(be, x, y),
-            Prepared::Fft { h, len, parts } => {
+            Prepared::Fft { h, len, parts, buffers } => {
                 let h = *h;
-                let mut sum = Accumulator::new(*len);
+                let taken = buffers.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let [acc, mut values] = taken.unwrap_or_else(|| [scratch(*len), scratch(*len)]);
+                let mut sum = Accumulator::in_buffer(acc);
                 let mut piece = scratch(words_for(h));
                 for (t, a_t) in parts.iter().enumerate() {
                     let start = t * h;
@@ -152,11 +167,14 @@ impl MiddleProduct {
                     if start < n {
                         extract_range(x, start, h.min(n - start), &mut piece);
                     }
-                    sum.add_product(be, a_t, &Transformed::new(be, &piece, *len));
+                    transform_into(be, &piece, &mut values);
+                    sum.add_product_values(be, a_t, &values);
                 }
                 let mut product = scratch(words_for(h - 1 + m));
-                sum.finish(be, &mut product);
+                let acc = sum.finish(be, &mut product);
                 extract_range(&product, h - 1, m, y);
+                values.fill(0);
+                *buffers.lock().unwrap_or_else(|e| e.into_inner()) = Some([acc, values]);
             }
         }
     }
