@@ -11,21 +11,101 @@ use crate::bits::{bytes_for, load_bits, store_bits, words_for, BitOrder};
 use crate::error::{Error, Result};
 use crate::secret::SecretBytes;
 
+/// What every seeded block hash has: its sizes, bit order and seed.
+pub struct Shape {
+    n: usize,
+    m: usize,
+    order: BitOrder,
+    seed_bits: usize,
+    /// The seed as given, as a polynomial of `seed_bits` coefficients.
+    seed: Zeroizing<Vec<u64>>,
+}
+
+impl Shape {
+    /// Checks `1 <= m <= n <= MAX_BITS` and that `seed` packs `seed_bits` bits (`formula` names
+    /// the length in the error), and loads it.
+    pub(crate) fn load(
+        n: usize,
+        m: usize,
+        order: BitOrder,
+        seed: &[u8],
+        seed_bits: usize,
+        formula: &str,
+    ) -> Result<Self> {
+        check_sizes(n, m)?;
+        if seed.len() != bytes_for(seed_bits) {
+            return Err(Error::length(
+                "seed",
+                format!(
+                    "expected {} bytes ({seed_bits} bits = {formula}), got {} bytes",
+                    bytes_for(seed_bits),
+                    seed.len()
+                ),
+            ));
+        }
+        let mut words = Zeroizing::new(vec![0u64; words_for(seed_bits)]);
+        load_bits(seed, 0, seed_bits, order, &mut words);
+        Ok(Shape { n, m, order, seed_bits, seed: words })
+    }
+
+    /// The seed as a polynomial.
+    pub(crate) fn seed_words(&self) -> &[u64] {
+        &self.seed
+    }
+}
+
+/// Checks `1 <= m <= n <= MAX_BITS`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming `n` or `m`.
+pub fn check_sizes(n: usize, m: usize) -> Result<()> {
+    check_size("n", n)?;
+    check_size("m", m)?;
+    if m > n {
+        return Err(Error::argument(
+            "m",
+            format!("output length must not exceed the input length n = {n}, got m = {m}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A seeded hash from `n`-bit blocks to `m`-bit blocks, applied to any number of blocks.
 pub trait BlockHash: Sync {
-    /// Input bits per block.
-    fn n(&self) -> usize;
-    /// Output bits per block.
-    fn m(&self) -> usize;
-    /// The bit order of seed, input and output.
-    fn order(&self) -> BitOrder;
-    /// The seed's length in bits.
-    fn seed_bits(&self) -> usize;
-    /// The seed, packed as it was given (pad bits zero). It is the key to the hash.
-    fn seed_bytes(&self) -> SecretBytes;
+    /// The sizes, bit order and seed.
+    fn shape(&self) -> &Shape;
+
     /// Hashes one block (a polynomial of `n` coefficients) into `y` (`m` coefficients, zeroed);
     /// `scratch` is the caller's buffer, reused between blocks.
     fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>);
+
+    /// Input bits per block.
+    fn n(&self) -> usize {
+        self.shape().n
+    }
+
+    /// Output bits per block.
+    fn m(&self) -> usize {
+        self.shape().m
+    }
+
+    /// The bit order of seed, input and output.
+    fn order(&self) -> BitOrder {
+        self.shape().order
+    }
+
+    /// The seed's length in bits.
+    fn seed_bits(&self) -> usize {
+        self.shape().seed_bits
+    }
+
+    /// The seed, packed as it was given (pad bits zero). It is the key to the hash.
+    fn seed_bytes(&self) -> SecretBytes {
+        let shape = self.shape();
+        let mut out = vec![0u8; bytes_for(shape.seed_bits)];
+        store_bits(&shape.seed, shape.seed_bits, shape.order, &mut out, 0);
+        SecretBytes::new(out)
+    }
 
     /// The number of output bytes for `blocks` blocks.
     fn output_bytes(&self, blocks: usize) -> usize {

@@ -8,20 +8,17 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::blocks::BlockHash;
-use super::toeplitz::Toeplitz;
-use crate::bits::{bytes_for, extract_range, load_bits, store_bits, words_for, BitOrder};
-use crate::error::{Error, Result};
+use super::blocks::{check_sizes, BlockHash, Shape};
+use super::toeplitz::rotate_left;
+use crate::bits::{bytes_for, extract_range, words_for, BitOrder};
+use crate::error::Result;
 use crate::gf2::backend;
 use crate::gf2::middle::{Algorithm, MiddleProduct};
 use crate::secret::SecretBytes;
 
 /// A modified Toeplitz hash function from `n` to `m` bits with a fixed seed.
 pub struct ModifiedToeplitz {
-    n: usize,
-    m: usize,
-    order: BitOrder,
-    seed: Zeroizing<Vec<u64>>,
+    shape: Shape,
     /// The Toeplitz part, absent when `m = n`.
     product: Option<MiddleProduct>,
 }
@@ -42,23 +39,16 @@ impl ModifiedToeplitz {
     /// [`Error::InvalidArgument`] unless `1 <= m <= n <= 2^36`; [`Error::InvalidLength`] naming
     /// `seed` for a seed of the wrong size.
     pub fn new(n: usize, m: usize, seed: &[u8], order: BitOrder) -> Result<Self> {
-        Toeplitz::check_sizes(n, m)?;
         let bits = Self::seed_bits(n, m);
-        if seed.len() != bytes_for(bits) {
-            return Err(Error::length(
-                "seed",
-                format!("expected {} bytes ({bits} bits = n - 1), got {} bytes", bytes_for(bits), seed.len()),
-            ));
-        }
-        let mut words = Zeroizing::new(vec![0u64; words_for(bits)]);
-        load_bits(seed, 0, bits, order, &mut words);
+        check_sizes(n, m)?;
+        let shape = Shape::load(n, m, order, seed, bits, "n - 1")?;
         let product = (m < n).then(|| {
             // The Toeplitz part maps n − m bits to m with a seed of n − 1 bits; its first factor is
             // the seed rotated left by m, as for plain Toeplitz hashing.
-            let rotated = super::toeplitz::rotate_left(&words, bits, m);
+            let rotated = rotate_left(shape.seed_words(), bits, m);
             MiddleProduct::new(backend::active(), &rotated, n - m, m, Algorithm::Auto)
         });
-        Ok(ModifiedToeplitz { n, m, order, seed: words, product })
+        Ok(ModifiedToeplitz { shape, product })
     }
 
     /// A hash function with a fresh seed from the operating system's CSPRNG.
@@ -66,38 +56,19 @@ impl ModifiedToeplitz {
     /// # Errors
     /// As [`ModifiedToeplitz::new`], and [`Error::Os`] when the OS cannot supply randomness.
     pub fn random(n: usize, m: usize, order: BitOrder) -> Result<Self> {
-        Toeplitz::check_sizes(n, m)?;
+        check_sizes(n, m)?;
         let seed = SecretBytes::random(bytes_for(Self::seed_bits(n, m)))?;
         Self::new(n, m, seed.expose(), order)
     }
 }
 
 impl BlockHash for ModifiedToeplitz {
-    fn n(&self) -> usize {
-        self.n
-    }
-
-    fn m(&self) -> usize {
-        self.m
-    }
-
-    fn order(&self) -> BitOrder {
-        self.order
-    }
-
-    fn seed_bits(&self) -> usize {
-        Self::seed_bits(self.n, self.m)
-    }
-
-    fn seed_bytes(&self) -> SecretBytes {
-        let bits = Self::seed_bits(self.n, self.m);
-        let mut out = vec![0u8; bytes_for(bits)];
-        store_bits(&self.seed, bits, self.order, &mut out, 0);
-        SecretBytes::new(out)
+    fn shape(&self) -> &Shape {
+        &self.shape
     }
 
     fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>) {
-        let (n, m) = (self.n, self.m);
+        let (n, m) = (self.n(), self.m());
         let mut tail = Zeroizing::new(vec![0u64; words_for(m)]);
         extract_range(x, n - m, m, &mut tail);
         match &self.product {
@@ -116,14 +87,15 @@ impl BlockHash for ModifiedToeplitz {
 
 impl fmt::Debug for ModifiedToeplitz {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ModifiedToeplitz(n={}, m={}, order={:?}, seed=<hidden>)", self.n, self.m, self.order)
+        write!(f, "ModifiedToeplitz(n={}, m={}, order={:?}, seed=<hidden>)", self.n(), self.m(), self.order())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bits::{from_bit_vec, to_bit_vec};
+    use crate::bits::{from_bit_vec, store_bits, to_bit_vec};
+    use crate::error::Error;
     use proptest::prelude::*;
 
     /// The definition on 0/1 bytes.

@@ -10,20 +10,16 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use super::blocks::{check_size, BlockHash};
-use crate::bits::{bytes_for, extract_range, load_bits, or_bits, store_bits, words_for, BitOrder};
-use crate::error::{Error, Result};
+use super::blocks::{check_sizes, BlockHash, Shape};
+use crate::bits::{bytes_for, extract_range, or_bits, words_for, BitOrder};
+use crate::error::Result;
 use crate::gf2::backend;
 use crate::gf2::middle::{Algorithm, MiddleProduct};
 use crate::secret::SecretBytes;
 
 /// A Toeplitz hash function: fixed sizes `n → m` and a fixed seed, applied to any number of blocks.
 pub struct Toeplitz {
-    n: usize,
-    m: usize,
-    order: BitOrder,
-    /// The seed as given, as a polynomial of `n + m − 1` coefficients.
-    seed: Zeroizing<Vec<u64>>,
+    shape: Shape,
     /// The seed rotated left by `m`, prepared as the fixed factor of the middle product.
     product: MiddleProduct,
 }
@@ -34,19 +30,6 @@ impl Toeplitz {
         n + m - 1
     }
 
-    /// Checks `1 <= m <= n <= 2^32`.
-    pub(crate) fn check_sizes(n: usize, m: usize) -> Result<()> {
-        check_size("n", n)?;
-        check_size("m", m)?;
-        if m > n {
-            return Err(Error::argument(
-                "m",
-                format!("output length must not exceed the input length n = {n}, got m = {m}"),
-            ));
-        }
-        Ok(())
-    }
-
     /// A hash function from `n` bits to `m` bits with the given seed of `n + m − 1` bits, packed in
     /// `bytes_for(n + m − 1)` bytes in bit order `order` (bits past the seed in the last byte are
     /// ignored).
@@ -55,21 +38,7 @@ impl Toeplitz {
     /// [`Error::InvalidArgument`] unless `1 <= m <= n <= 2^32`; [`Error::InvalidLength`] naming
     /// `seed` when it has the wrong number of bytes.
     pub fn new(n: usize, m: usize, seed: &[u8], order: BitOrder) -> Result<Self> {
-        Self::check_sizes(n, m)?;
-        let seed_bits = Self::seed_bits(n, m);
-        if seed.len() != bytes_for(seed_bits) {
-            return Err(Error::length(
-                "seed",
-                format!(
-                    "expected {} bytes ({seed_bits} bits = n + m - 1), got {} bytes",
-                    bytes_for(seed_bits),
-                    seed.len()
-                ),
-            ));
-        }
-        let mut words = Zeroizing::new(vec![0u64; words_for(seed_bits)]);
-        load_bits(seed, 0, seed_bits, order, &mut words);
-        Ok(Self::from_words(n, m, order, words, Algorithm::Auto))
+        Self::with_algorithm(n, m, seed, order, Algorithm::Auto)
     }
 
     /// As [`Toeplitz::new`] with a chosen multiplication algorithm (tests and benchmarks).
@@ -77,8 +46,11 @@ impl Toeplitz {
     /// # Errors
     /// As [`Toeplitz::new`].
     pub fn with_algorithm(n: usize, m: usize, seed: &[u8], order: BitOrder, algorithm: Algorithm) -> Result<Self> {
-        let t = Self::new(n, m, seed, order)?;
-        Ok(Self::from_words(n, m, order, t.seed, algorithm))
+        check_sizes(n, m)?;
+        let shape = Shape::load(n, m, order, seed, Self::seed_bits(n, m), "n + m - 1")?;
+        let rotated = rotate_left(shape.seed_words(), Self::seed_bits(n, m), m);
+        let product = MiddleProduct::new(backend::active(), &rotated, n, m, algorithm);
+        Ok(Toeplitz { shape, product })
     }
 
     /// A hash function with a fresh seed from the operating system's CSPRNG.
@@ -86,40 +58,15 @@ impl Toeplitz {
     /// # Errors
     /// As [`Toeplitz::new`], and [`Error::Os`] when the OS cannot supply randomness.
     pub fn random(n: usize, m: usize, order: BitOrder) -> Result<Self> {
-        Self::check_sizes(n, m)?;
+        check_sizes(n, m)?;
         let seed = SecretBytes::random(bytes_for(Self::seed_bits(n, m)))?;
         Self::new(n, m, seed.expose(), order)
-    }
-
-    fn from_words(n: usize, m: usize, order: BitOrder, seed: Zeroizing<Vec<u64>>, algorithm: Algorithm) -> Self {
-        let rotated = rotate_left(&seed, Self::seed_bits(n, m), m);
-        let product = MiddleProduct::new(backend::active(), &rotated, n, m, algorithm);
-        Toeplitz { n, m, order, seed, product }
     }
 }
 
 impl BlockHash for Toeplitz {
-    fn n(&self) -> usize {
-        self.n
-    }
-
-    fn m(&self) -> usize {
-        self.m
-    }
-
-    fn order(&self) -> BitOrder {
-        self.order
-    }
-
-    fn seed_bits(&self) -> usize {
-        Self::seed_bits(self.n, self.m)
-    }
-
-    fn seed_bytes(&self) -> SecretBytes {
-        let bits = Self::seed_bits(self.n, self.m);
-        let mut out = vec![0u8; bytes_for(bits)];
-        store_bits(&self.seed, bits, self.order, &mut out, 0);
-        SecretBytes::new(out)
+    fn shape(&self) -> &Shape {
+        &self.shape
     }
 
     fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>) {
@@ -138,14 +85,15 @@ pub(crate) fn rotate_left(words: &[u64], total: usize, r: usize) -> Zeroizing<Ve
 
 impl fmt::Debug for Toeplitz {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Toeplitz(n={}, m={}, order={:?}, seed=<hidden>)", self.n, self.m, self.order)
+        write!(f, "Toeplitz(n={}, m={}, order={:?}, seed=<hidden>)", self.n(), self.m(), self.order())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bits::{from_bit_vec, to_bit_vec};
+    use crate::bits::{from_bit_vec, store_bits, to_bit_vec};
+    use crate::error::Error;
     use proptest::prelude::*;
 
     /// The definition: y_i = XOR_j seed[(i - j) mod N] · x_j, on 0/1 bytes.
@@ -166,7 +114,9 @@ mod tests {
                 .prop_flat_map(|(n, m)| (Just(n), Just(m), bits_strategy(n + m - 1), bits_strategy(n)))
         ) {
             let expect = toeplitz_naive(&seed, &x, m);
-            let t = Toeplitz::from_words(n, m, BitOrder::Little, Zeroizing::new(from_bit_vec(&seed)), Algorithm::Auto);
+            let mut packed = vec![0u8; bytes_for(n + m - 1)];
+            store_bits(&from_bit_vec(&seed), n + m - 1, BitOrder::Little, &mut packed, 0);
+            let t = Toeplitz::new(n, m, &packed, BitOrder::Little).unwrap();
             let mut y = vec![0u64; words_for(m)];
             t.hash_words(&from_bit_vec(&x), &mut y, &mut Vec::new());
             prop_assert_eq!(to_bit_vec(&y, m), expect);

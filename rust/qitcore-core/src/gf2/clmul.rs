@@ -230,27 +230,34 @@ mod x86 {
     }
 }
 
+/// The definitions, for tests of the fast paths.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// Shift-and-add, the definition of the carry-less product.
-    fn clmul_naive(a: u64, b: u64) -> u128 {
+pub(crate) mod naive {
+    /// Shift-and-add: the carry-less product of two words.
+    pub fn clmul(a: u64, b: u64) -> u128 {
         (0..64).filter(|i| (b >> i) & 1 == 1).fold(0u128, |acc, i| acc ^ (u128::from(a) << i))
     }
 
-    fn product_naive(a: &[u64], b: &[u64]) -> Vec<u64> {
+    /// The schoolbook product of two word polynomials (`a.len() + b.len()` words).
+    pub fn product(a: &[u64], b: &[u64]) -> Vec<u64> {
         let mut out = vec![0u64; a.len() + b.len()];
         for (i, &x) in a.iter().enumerate() {
             for (j, &y) in b.iter().enumerate() {
-                let p = clmul_naive(x, y);
+                let p = clmul(x, y);
                 out[i + j] ^= p as u64;
                 out[i + j + 1] ^= (p >> 64) as u64;
             }
         }
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    use naive::{clmul as clmul_naive, product as product_naive};
 
     proptest! {
         #[test]

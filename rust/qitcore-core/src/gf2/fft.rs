@@ -107,7 +107,7 @@ fn fft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
         return;
     }
     let (lo, hi) = f.split_at_mut(half);
-    gf64::butterfly(be, lo, hi, twiddle(t, b));
+    gf64::butterfly(be, lo, hi, twiddle(t, b), false);
     if 2 * half >= PARALLEL_LEN {
         rayon::join(|| fft(be, t, lo, 2 * b), || fft(be, t, hi, 2 * b + 1));
     } else {
@@ -133,7 +133,7 @@ fn ifft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
         ifft(be, t, lo, 2 * b);
         ifft(be, t, hi, 2 * b + 1);
     }
-    gf64::butterfly_inverse(be, lo, hi, twiddle(t, b));
+    gf64::butterfly(be, lo, hi, twiddle(t, b), true);
 }
 
 /// The exponents `e = 2^j` of the lower terms of `s_i` (all `j ⊊ bits(i)`), and the chunk length

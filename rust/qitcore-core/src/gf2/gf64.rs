@@ -47,8 +47,9 @@ pub fn pow(a: u64, mut e: u128) -> u64 {
     result
 }
 
-/// Forward butterfly of the additive FFT: `lo ^= w·hi; hi ^= lo`, element by element.
-pub fn butterfly(backend: Backend, lo: &mut [u64], hi: &mut [u64], w: u64) {
+/// Butterfly of the additive FFT, element by element: forward `lo ^= w·hi; hi ^= lo`, or its
+/// inverse `hi ^= lo; lo ^= w·hi`.
+pub fn butterfly(backend: Backend, lo: &mut [u64], hi: &mut [u64], w: u64, inverse: bool) {
     debug_assert_eq!(lo.len(), hi.len());
     if w == 0 {
         super::xor::xor_into(backend, hi, lo);
@@ -57,31 +58,16 @@ pub fn butterfly(backend: Backend, lo: &mut [u64], hi: &mut [u64], w: u64) {
     match backend {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the backend is only selectable on CPUs with its features.
-        Backend::Vpclmul if Backend::Vpclmul.is_available() => unsafe { x86::butterfly_vpclmul(lo, hi, w, false) },
+        Backend::Vpclmul if Backend::Vpclmul.is_available() => unsafe { x86::butterfly_vpclmul(lo, hi, w, inverse) },
         _ => {
             for (l, h) in lo.iter_mut().zip(hi.iter_mut()) {
-                *l ^= mul(backend, w, *h);
-                *h ^= *l;
-            }
-        }
-    }
-}
-
-/// Inverse butterfly: `hi ^= lo; lo ^= w·hi`, undoing [`butterfly`].
-pub fn butterfly_inverse(backend: Backend, lo: &mut [u64], hi: &mut [u64], w: u64) {
-    debug_assert_eq!(lo.len(), hi.len());
-    if w == 0 {
-        super::xor::xor_into(backend, hi, lo);
-        return;
-    }
-    match backend {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the backend is only selectable on CPUs with its features.
-        Backend::Vpclmul if Backend::Vpclmul.is_available() => unsafe { x86::butterfly_vpclmul(lo, hi, w, true) },
-        _ => {
-            for (l, h) in lo.iter_mut().zip(hi.iter_mut()) {
-                *h ^= *l;
-                *l ^= mul(backend, w, *h);
+                if inverse {
+                    *h ^= *l;
+                    *l ^= mul(backend, w, *h);
+                } else {
+                    *l ^= mul(backend, w, *h);
+                    *h ^= *l;
+                }
             }
         }
     }
@@ -129,11 +115,7 @@ pub fn bottom16(backend: Backend, f: &mut [u64; 16], w_of: impl Fn(usize) -> u64
                 for (j, block) in f.chunks_exact_mut(2 * half).enumerate() {
                     let w = base[l] ^ small[j];
                     let (lo, hi) = block.split_at_mut(half);
-                    if inverse {
-                        butterfly_inverse(backend, lo, hi, w);
-                    } else {
-                        butterfly(backend, lo, hi, w);
-                    }
+                    butterfly(backend, lo, hi, w, inverse);
                 }
             }
         }
@@ -339,12 +321,12 @@ mod tests {
             let hi: Vec<u64> = lo.iter().map(|x| x.rotate_left(17) ^ seed).collect();
             for be in backend::available() {
                 let (mut l, mut h) = (lo.clone(), hi.clone());
-                butterfly(be, &mut l, &mut h, w);
+                butterfly(be, &mut l, &mut h, w, false);
                 let expect_l: Vec<u64> = lo.iter().zip(&hi).map(|(&x, &y)| x ^ mul_naive(w, y)).collect();
                 let expect_h: Vec<u64> = expect_l.iter().zip(&hi).map(|(&x, &y)| x ^ y).collect();
                 prop_assert_eq!(&l, &expect_l);
                 prop_assert_eq!(&h, &expect_h);
-                butterfly_inverse(be, &mut l, &mut h, w);
+                butterfly(be, &mut l, &mut h, w, true);
                 prop_assert_eq!(&l, &lo);
                 prop_assert_eq!(&h, &hi);
                 let mut p: Vec<u64> = lo.iter().map(|x| x ^ seed).collect();

@@ -135,20 +135,8 @@ pub fn karatsuba(backend: Backend, a: &[u64], b: &[u64], out: &mut [u64]) {
 mod tests {
     use super::*;
     use crate::gf2::backend;
-    use crate::gf2::clmul::clmul_portable;
+    use crate::gf2::clmul::naive::product as product_naive;
     use proptest::prelude::*;
-
-    fn product_naive(a: &[u64], b: &[u64]) -> Vec<u64> {
-        let mut out = vec![0u64; a.len() + b.len()];
-        for (i, &x) in a.iter().enumerate() {
-            for (j, &y) in b.iter().enumerate() {
-                let p = clmul_portable(x, y);
-                out[i + j] ^= p as u64;
-                out[i + j + 1] ^= (p >> 64) as u64;
-            }
-        }
-        out
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
