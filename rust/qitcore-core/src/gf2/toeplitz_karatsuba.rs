@@ -15,7 +15,7 @@ use crate::bits::{extract_range, or_bits, words_for};
 /// Leaves have at most this many bits per side.
 const LEAF_BITS: usize = 1 << 12;
 /// Nodes of at least this many bits per side run their three products in parallel.
-const PARALLEL_BITS: usize = 1 << 15;
+const PARALLEL_BITS: usize = 1 << 16;
 
 /// A square Toeplitz matrix of side `k` bits (a multiple of 64 at every level), prepared.
 enum Node {
