@@ -7,6 +7,7 @@
 //! - [`secret`]: seeds that come from the OS CSPRNG, stay out of `Debug` and are zeroized on drop.
 
 pub mod bits;
+pub mod entropy;
 pub mod error;
 pub mod extract;
 pub mod gf2;

@@ -1,0 +1,11 @@
+//! Entropy assessment after NIST SP 800-90B: the non-IID track (§6.3), the IID track (§5 and
+//! §6.3.1), the restart tests (§3.1.4) and what they share.
+
+pub mod estimate;
+pub mod estimators;
+pub mod non_iid;
+pub mod samples;
+pub mod stats;
+
+pub use estimate::{Estimate, Value, View};
+pub use samples::Samples;
