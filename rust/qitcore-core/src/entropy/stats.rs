@@ -2,7 +2,7 @@
 //! and the bisection NIST's tool uses to invert monotone functions.
 
 /// The normal quantile for 99 % one-sided confidence, as NIST's estimators use it.
-pub const Z_ALPHA: f64 = 2.575_829_303_548_900_8;
+pub const Z_ALPHA: f64 = 2.575_829_303_548_901;
 
 /// The upper bound `min(1, p + Z·sqrt(p(1 − p)/(n − 1)))` on a proportion from `n` samples.
 pub fn upper_bound(p: f64, n: f64) -> f64 {

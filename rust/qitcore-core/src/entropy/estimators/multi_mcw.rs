@@ -93,8 +93,8 @@ fn binary(s: &[u8], view: View) -> Estimate {
     let mut scoreboard = [0u64; 4];
     let mut winner = 0usize;
     let mut tally = Tally::default();
-    for i in WINDOWS[0]..len {
-        let x = s[i] & 1;
+    for (i, &sample) in s.iter().enumerate().skip(WINDOWS[0]) {
+        let x = sample & 1;
         tally.record(majority(winner, i) == x);
         for (j, &w) in WINDOWS.iter().enumerate() {
             if i >= w && majority(j, i) == x {

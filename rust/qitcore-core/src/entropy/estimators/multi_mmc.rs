@@ -1,6 +1,6 @@
 //! SP 800-90B §6.3.9: the multi Markov model with counting prediction estimate.
 
-use super::postfix::{extend, pack, ContextMap, Postfix};
+use super::postfix::{extend, pack, ContextMap};
 use super::prediction::{prediction_estimate, Tally};
 use crate::entropy::estimate::{Estimate, View};
 
@@ -61,7 +61,7 @@ pub fn multi_mmc(s: &[u8], k: usize, view: View) -> Estimate {
                 }
                 None if entries[d] < MAX_ENTRIES => {
                     // A context not looked up (a shorter one was missing) may still exist.
-                    model.entry(key).or_insert_with(Postfix::default).increment(x, true);
+                    model.entry(key).or_default().increment(x, true);
                     entries[d] += 1;
                 }
                 None => {}

@@ -14,6 +14,7 @@ pub struct Postfix {
     prediction: u8,
     first_count: u32,
     best: u32,
+    #[expect(clippy::box_collection, reason = "a thin pointer keeps the entry at 24 bytes")]
     more: Option<Box<Vec<(u8, u32)>>>,
 }
 

@@ -50,8 +50,8 @@ pub fn tuple_counts(text: &[u8]) -> TupleCounts {
     let mut diff = vec![0i128; lrs + 3];
     // Bottom-up traversal of the LCP intervals with a stack of (lcp value, left boundary).
     let mut stack: Vec<(i32, usize)> = vec![(0, 0)];
-    for r in 1..=n {
-        let l = if r < n { lcp[r] } else { 0 };
+    // lcp[r] for r = 1 .. n − 1, then 0 at r = n to close every interval.
+    for (r, l) in lcp.iter().copied().enumerate().skip(1).chain(std::iter::once((n, 0))) {
         let mut left = r - 1;
         while l < stack.last().expect("the root stays").0 {
             let (value, lb) = stack.pop().expect("checked non-empty");
