@@ -1,5 +1,5 @@
 # Type stubs of the Rust extension module qitcore._core (hand-written; checked by mypy.stubtest).
-from typing import Literal, TypeVar, final
+from typing import Any, Literal, TypeVar, final
 
 from typing_extensions import Buffer
 
@@ -10,6 +10,7 @@ __all__ = [
     "ModifiedToeplitz",
     "Toeplitz",
     "__version__",
+    "assess_non_iid",
     "available_clmul_backends",
     "clmul_backend",
     "conditioned_entropy",
@@ -22,6 +23,9 @@ __all__ = [
 
 __version__: str
 
+def assess_non_iid(
+    data: Buffer, bits_per_symbol: int | None = None, max_bits: int | None = None
+) -> dict[str, Any]: ...
 def clmul_backend() -> Literal["portable", "pclmul", "vpclmul"]: ...
 def available_clmul_backends() -> list[str]: ...
 def set_clmul_backend(name: str) -> None: ...

@@ -12,6 +12,7 @@ __all__ = [
     "InvalidTypeError",
     "OSRandomError",
     "QitError",
+    "SampleFileError",
 ]
 
 
@@ -33,3 +34,7 @@ class InvalidTypeError(QitError, TypeError):
 
 class OSRandomError(QitError, OSError):
     """The operating system's random number generator could not be read."""
+
+
+class SampleFileError(QitError, OSError):
+    """A sample file is missing, unreadable or empty."""

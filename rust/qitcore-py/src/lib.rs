@@ -2,6 +2,7 @@
 //! in the core crate with the GIL released, and core errors become `qitcore.errors` exceptions.
 
 mod buffers;
+mod entropy;
 mod errors;
 mod extract;
 
@@ -14,6 +15,8 @@ mod _core {
 
     use crate::errors::IntoPy;
 
+    #[pymodule_export]
+    use crate::entropy::assess_non_iid;
     #[pymodule_export]
     use crate::extract::{
         conditioned_entropy, hash_condition, output_entropy, output_length, von_neumann, PyModifiedToeplitz, PyToeplitz,

@@ -1,0 +1,128 @@
+"""Entropy assessment after NIST SP 800-90B.
+
+:func:`assess_non_iid` runs the non-IID track (§6.3): the ten estimators on the samples and, for
+alphabets of more than two symbols, on their bit string, with
+``H = min(H_original, bits_per_symbol × H_bitstring)`` as NIST's ``ea_non_iid`` computes it. Every
+intermediate value is kept, under NIST's names, so results can be compared line by line with
+NIST's tool (the test suite does so on NIST's own sample files).
+
+Samples are one per byte; the low ``bits_per_symbol`` bits are used (inferred from the data when not
+given).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _core, _validate
+from .errors import InvalidArgumentError, SampleFileError
+
+__all__ = ["Estimate", "NonIidResult", "assess_non_iid", "read_samples"]
+
+#: The bit-string length NIST's ``-t`` option truncates to.
+TRUNCATED_BITS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimator's result on one view of the data."""
+
+    name: str
+    """The estimator, as NIST names it ("Most Common Value", "Lag Prediction", ...)."""
+    view: str
+    """``"literal"`` (the samples) or ``"bitstring"`` (their bits)."""
+    min_entropy: float | None
+    """Min-entropy per sample of the view, in bits; ``None`` when the estimator could not run."""
+    fields: dict[str, int | float] = field(default_factory=dict)
+    """Intermediate values under NIST's names ("p-hat", "p_u", "C", "r", ...)."""
+    note: str | None = None
+    """Why the estimator did not run, or how it fell back."""
+
+
+@dataclass(frozen=True)
+class NonIidResult:
+    """The outcome of the non-IID track."""
+
+    samples: int
+    bits_per_symbol: int
+    alphabet_size: int
+    bitstring_bits: int
+    literal: list[Estimate]
+    bitstring: list[Estimate]
+    h_original: float
+    h_bitstring: float | None
+    h_assessed: float
+    """Assessed min-entropy per sample: ``min(H_original, bits_per_symbol × H_bitstring)``."""
+    warnings: list[str]
+
+    def estimates(self) -> list[Estimate]:
+        """All estimates, bit string first (as NIST prints them)."""
+        return [*self.bitstring, *self.literal]
+
+
+def _estimate(d: dict[str, Any]) -> Estimate:
+    return Estimate(d["name"], d["view"], d["min_entropy"], dict(d["fields"]), d["note"])
+
+
+def read_samples(path: str | os.PathLike[str], *, subset: Sequence[int] | None = None) -> bytes:
+    """Reads a sample file (one sample per byte). ``subset=(index, count)`` reads the ``index``-th
+    block of ``count`` samples, as NIST's ``-l index,count``.
+
+    Raises:
+        SampleFileError: the file is missing, unreadable or empty, or the subset lies past its end.
+        InvalidArgumentError: ``subset`` is not two non-negative integers with ``count >= 1``.
+    """
+    try:
+        with open(path, "rb") as handle:
+            if subset is None:
+                data = handle.read()
+            else:
+                if len(subset) != 2:
+                    raise InvalidArgumentError(f"subset: expected (index, count), got {subset!r}")
+                index = _validate.integer("subset index", subset[0], minimum=0)
+                count = _validate.integer("subset count", subset[1], minimum=1)
+                handle.seek(index * count)
+                data = handle.read(count)
+    except OSError as exc:
+        raise SampleFileError(f"{os.fspath(path)}: {exc.strerror or exc}") from exc
+    if not data:
+        where = "" if subset is None else f" at subset {tuple(subset)}"
+        raise SampleFileError(f"{os.fspath(path)}: no samples{where}")
+    return data
+
+
+def assess_non_iid(
+    data: Any, *, bits_per_symbol: int | None = None, truncate_bitstring: bool = False
+) -> NonIidResult:
+    """Runs the SP 800-90B non-IID track on ``data`` (bytes-like, one sample per byte).
+
+    Args:
+        data: the samples.
+        bits_per_symbol: 1 to 8; inferred from the data (the highest bit set) when ``None``.
+        truncate_bitstring: assess only the first 1,000,000 bits of the bit string (NIST's ``-t``).
+
+    Raises:
+        InvalidTypeError: ``data`` is not bytes-like.
+        InvalidLengthError: ``data`` is empty.
+        InvalidArgumentError: ``bits_per_symbol`` is outside 1-8, or a sample does not fit in it
+            (the message gives the offset of the first one).
+    """
+    if bits_per_symbol is not None:
+        bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)
+    max_bits = TRUNCATED_BITS if truncate_bitstring else None
+    d = _core.assess_non_iid(data, bits_per_symbol, max_bits)
+    return NonIidResult(
+        samples=d["samples"],
+        bits_per_symbol=d["bits_per_symbol"],
+        alphabet_size=d["alphabet_size"],
+        bitstring_bits=d["bitstring_bits"],
+        literal=[_estimate(e) for e in d["literal"]],
+        bitstring=[_estimate(e) for e in d["bitstring"]],
+        h_original=d["h_original"],
+        h_bitstring=d["h_bitstring"],
+        h_assessed=d["h_assessed"],
+        warnings=list(d["warnings"]),
+    )
