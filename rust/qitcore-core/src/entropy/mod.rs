@@ -3,6 +3,7 @@
 
 pub mod estimate;
 pub mod estimators;
+pub mod iid;
 pub mod non_iid;
 pub mod samples;
 pub mod stats;

@@ -41,6 +41,14 @@ fn lcp_array(text: &[u8]) -> Vec<i32> {
     lcp
 }
 
+/// The length of the longest substring of `text` that occurs at least twice.
+pub fn longest_repeat(text: &[u8]) -> usize {
+    if text.len() < 2 {
+        return 0;
+    }
+    lcp_array(text).into_iter().max().unwrap_or(0) as usize
+}
+
 /// Tuple statistics of `text` (at least 2 symbols).
 pub fn tuple_counts(text: &[u8]) -> TupleCounts {
     let n = text.len();

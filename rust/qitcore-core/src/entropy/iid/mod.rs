@@ -1,0 +1,114 @@
+//! The IID track of SP 800-90B (§5 and §6.3.1): the chi-square tests, the longest repeated
+//! substring test and the permutation tests decide whether the samples may be treated as
+//! independent and identically distributed; if so, the most common value estimate is the
+//! assessment.
+
+pub mod chi_square;
+pub mod gamma;
+pub mod lrs;
+pub mod permutation;
+pub mod xoshiro;
+
+use super::estimate::{Estimate, View};
+use super::estimators::most_common::most_common_value;
+use super::samples::Samples;
+use chi_square::{chi_square_tests, ChiSquare};
+use lrs::{lrs_test, LrsTest};
+use permutation::{permutation_tests, Context, PermutationTests};
+
+/// The number of permutations NIST's tool runs at most.
+pub const DEFAULT_PERMUTATIONS: usize = 10_000;
+
+/// The outcome of the IID track.
+#[derive(Clone, Debug)]
+pub struct IidReport {
+    /// Most common value estimate on the samples.
+    pub literal: Estimate,
+    /// Most common value estimate on the bit string (alphabets of more than two symbols).
+    pub bitstring: Option<Estimate>,
+    /// `min(bits per symbol, literal estimate)`.
+    pub h_original: f64,
+    /// The bit-string estimate, when made.
+    pub h_bitstring: Option<f64>,
+    /// `min(H_original, bits × H_bitstring)`.
+    pub h_assessed: f64,
+    /// Mean of the raw values and median of the symbols, as the permutation tests use them.
+    pub mean: f64,
+    /// See `mean`.
+    pub median: f64,
+    /// Chi-square independence test.
+    pub independence: ChiSquare,
+    /// Chi-square goodness-of-fit test.
+    pub goodness_of_fit: ChiSquare,
+    /// Longest repeated substring test.
+    pub lrs: LrsTest,
+    /// Permutation tests.
+    pub permutation: PermutationTests,
+    /// Whether every IID test passed (the estimate then stands).
+    pub passed: bool,
+}
+
+/// Mean of the raw values; median of the mapped symbols (0.5 for two symbols), as NIST computes
+/// them.
+fn mean_and_median(samples: &Samples) -> (f64, f64) {
+    let n = samples.len();
+    let mean = samples.raw.iter().map(|&v| u64::from(v)).sum::<u64>() as f64 / n as f64;
+    if samples.alphabet_size == 2 {
+        return (mean, 0.5);
+    }
+    let mut counts = [0usize; 256];
+    for &s in &samples.symbols {
+        counts[s as usize] += 1;
+    }
+    let nth = |target: usize| {
+        let mut seen = 0;
+        counts.iter().position(|&c| {
+            seen += c;
+            seen > target
+        })
+    };
+    let half = n / 2;
+    let median = if n % 2 == 1 {
+        nth(half).unwrap_or(0) as f64
+    } else {
+        (nth(half).unwrap_or(0) + nth(half - 1).unwrap_or(0)) as f64 / 2.0
+    };
+    (mean, median)
+}
+
+/// Runs the IID track: up to `permutations` permutations with generator streams from `seed`;
+/// `progress(rounds, decided)` is called after each batch of rounds.
+pub fn assess(
+    samples: &Samples,
+    permutations: usize,
+    seed: u64,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> IidReport {
+    let k = samples.alphabet_size;
+    let width = f64::from(samples.bits_per_symbol);
+    let literal = most_common_value(&samples.symbols, k, View::Literal);
+    let bitstring = samples.assess_bitstring().then(|| most_common_value(&samples.bits, 2, View::Bitstring));
+    let h_original = literal.min_entropy.unwrap_or(width).min(width);
+    let h_bitstring = bitstring.as_ref().and_then(|e| e.min_entropy);
+    let h_assessed = h_bitstring.map_or(h_original, |hb| h_original.min(width * hb)).min(width);
+    let (mean, median) = mean_and_median(samples);
+    let (independence, goodness_of_fit) = chi_square_tests(&samples.symbols, k);
+    let lrs = lrs_test(&samples.symbols, k);
+    let ctx = Context { k, raw_mean: mean, median };
+    let permutation = permutation_tests(&samples.symbols, &samples.raw, &ctx, permutations, seed, progress);
+    let passed = independence.passed() && goodness_of_fit.passed() && lrs.passed && permutation.passed;
+    IidReport {
+        literal,
+        bitstring,
+        h_original,
+        h_bitstring,
+        h_assessed,
+        mean,
+        median,
+        independence,
+        goodness_of_fit,
+        lrs,
+        permutation,
+        passed,
+    }
+}

@@ -1,0 +1,268 @@
+//! SP 800-90B §5.1: the permutation tests. Nineteen statistics of the samples are ranked among the
+//! same statistics of up to 10,000 random permutations of them; a statistic fails when the
+//! original ranks among the 5 highest or lowest (`C0 + C1 <= 5` or `C1 + C2 <= 5`). A statistic
+//! stops being computed once both counts pass 5, as in NIST's tool.
+
+use std::io::Write;
+
+use rayon::prelude::*;
+
+use super::xoshiro::{scatter_shuffle, Xoshiro256};
+
+/// The statistics' names, in SP 800-90B's order.
+pub const NAMES: [&str; 19] = [
+    "excursion",
+    "numDirectionalRuns",
+    "lenDirectionalRuns",
+    "numIncreasesDecreases",
+    "numRunsMedian",
+    "lenRunsMedian",
+    "avgCollision",
+    "maxCollision",
+    "periodicity(1)",
+    "periodicity(2)",
+    "periodicity(8)",
+    "periodicity(16)",
+    "periodicity(32)",
+    "covariance(1)",
+    "covariance(2)",
+    "covariance(8)",
+    "covariance(16)",
+    "covariance(32)",
+    "compression",
+];
+
+const LAGS: [usize; 5] = [1, 2, 8, 16, 32];
+
+/// What the statistics need besides the samples.
+#[derive(Clone, Copy)]
+pub struct Context {
+    /// Number of distinct symbols.
+    pub k: usize,
+    /// Mean of the raw values.
+    pub raw_mean: f64,
+    /// Median of the mapped symbols (0.5 for binary data).
+    pub median: f64,
+}
+
+/// Sums of consecutive groups of 8 (the binary "conversion I").
+fn sum_of_eights(s: &[u8]) -> Vec<u8> {
+    s.chunks(8).map(|c| c.iter().sum()).collect()
+}
+
+/// Groups of 8 bits packed most significant first (the binary "conversion II").
+fn packed_eights(s: &[u8]) -> Vec<u8> {
+    s.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |acc, (i, &b)| acc + (b << (7 - i)))).collect()
+}
+
+/// Number of runs and longest run of a ±1 sequence given by `up(i)` for `i < len`.
+fn runs(len: usize, up: impl Fn(usize) -> bool) -> (u64, u64) {
+    if len == 0 {
+        return (0, 0);
+    }
+    let (mut count, mut longest, mut run) = (1u64, 0u64, 1u64);
+    let mut previous = up(0);
+    for i in 1..len {
+        let cur = up(i);
+        if cur == previous {
+            run += 1;
+        } else {
+            count += 1;
+            longest = longest.max(run);
+            run = 1;
+        }
+        previous = cur;
+    }
+    (count, longest.max(run))
+}
+
+/// Lengths of the successive stretches until a symbol repeats (SP 800-90B §5.1.7).
+fn collisions(s: &[u8]) -> (f64, u64) {
+    let n = s.len();
+    let (mut i, mut sum, mut count, mut max) = (0usize, 0u64, 0u64, 0u64);
+    'outer: while i < n {
+        let mut seen = [false; 256];
+        let mut j = 0usize;
+        while i + j < n {
+            let x = s[i + j] as usize;
+            if seen[x] {
+                sum += (j + 1) as u64;
+                count += 1;
+                max = max.max((j + 1) as u64);
+                i += j + 1;
+                continue 'outer;
+            }
+            seen[x] = true;
+            j += 1;
+        }
+        break;
+    }
+    (sum as f64 / count as f64, max)
+}
+
+/// The bzip2 (block size 500 kB) length of the samples written as decimal numbers separated by
+/// spaces (SP 800-90B §5.1.12).
+pub fn compressed_length(raw: &[u8]) -> u64 {
+    let mut text = Vec::with_capacity(raw.len() * 4);
+    for (i, &v) in raw.iter().enumerate() {
+        if i > 0 {
+            text.push(b' ');
+        }
+        write!(text, "{v}").expect("writing to a vector");
+    }
+    let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(5));
+    encoder.write_all(&text).expect("compressing into a vector");
+    encoder.finish().expect("compressing into a vector").len() as u64
+}
+
+/// The statistics flagged in `wanted` (others are NaN), on mapped symbols `data` and raw values
+/// `raw` in the same order.
+pub fn statistics(data: &[u8], raw: &[u8], ctx: &Context, wanted: &[bool; 19]) -> [f64; 19] {
+    let mut t = [f64::NAN; 19];
+    let n = data.len();
+    let binary = ctx.k == 2;
+    if wanted[0] {
+        let (mut sum, mut max) = (0.0f64, 0.0f64);
+        for (i, &v) in raw.iter().enumerate() {
+            sum += f64::from(v);
+            max = max.max((sum - (i + 1) as f64 * ctx.raw_mean).abs());
+        }
+        t[0] = max;
+    }
+    let eights = if binary { sum_of_eights(data) } else { Vec::new() };
+    let view: &[u8] = if binary { &eights } else { data };
+    if wanted[1] || wanted[2] || wanted[3] {
+        let len = view.len().saturating_sub(1);
+        let up = |i: usize| view[i] <= view[i + 1];
+        let (count, longest) = runs(len, up);
+        let ups = (0..len).filter(|&i| up(i)).count() as u64;
+        t[1] = count as f64;
+        t[2] = longest as f64;
+        t[3] = ups.max(len as u64 - ups) as f64;
+    }
+    if wanted[4] || wanted[5] {
+        let median = if binary { 0.5 } else { ctx.median };
+        let (count, longest) = runs(n, |i| f64::from(data[i]) >= median);
+        t[4] = count as f64;
+        t[5] = longest as f64;
+    }
+    if wanted[6] || wanted[7] {
+        let (avg, max) = if binary { collisions(&packed_eights(data)) } else { collisions(data) };
+        t[6] = avg;
+        t[7] = max as f64;
+    }
+    for (j, &p) in LAGS.iter().enumerate() {
+        if wanted[8 + j] {
+            t[8 + j] = view.windows(p + 1).filter(|w| w[0] == w[p]).count() as f64;
+        }
+        if wanted[13 + j] {
+            let cov: &[u8] = if binary { &eights } else { raw };
+            t[13 + j] = cov.windows(p + 1).map(|w| u64::from(w[0]) * u64::from(w[p])).sum::<u64>() as f64;
+        }
+    }
+    if wanted[18] {
+        t[18] = compressed_length(raw) as f64;
+    }
+    t
+}
+
+/// The outcome of the permutation tests.
+#[derive(Clone, Debug)]
+pub struct PermutationTests {
+    /// The statistics of the samples themselves.
+    pub initial: [f64; 19],
+    /// Per statistic: permutations scoring above, equal to, and below the samples.
+    pub counts: [[u64; 3]; 19],
+    /// Permutations run.
+    pub rounds: usize,
+    /// Whether every statistic passed.
+    pub passed: bool,
+}
+
+impl PermutationTests {
+    /// Whether statistic `j` passed: `C0 + C1 > 5` and `C1 + C2 > 5`.
+    pub fn statistic_passed(&self, j: usize) -> bool {
+        let c = self.counts[j];
+        c[0] + c[1] > 5 && c[1] + c[2] > 5
+    }
+}
+
+/// Runs up to `max_rounds` permutations (rounds in parallel, each from the original order with
+/// its own generator stream derived from `seed`), stopping when every statistic is decided.
+pub fn permutation_tests(
+    data: &[u8],
+    raw: &[u8],
+    ctx: &Context,
+    max_rounds: usize,
+    seed: u64,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> PermutationTests {
+    let mut active = [true; 19];
+    let initial = statistics(data, raw, ctx, &active);
+    let mut counts = [[0u64; 3]; 19];
+    let mut rounds = 0usize;
+    let batch = rayon::current_num_threads().max(1);
+    while rounds < max_rounds && active.iter().any(|&a| a) {
+        let size = batch.min(max_rounds - rounds);
+        let wanted = active;
+        let results: Vec<[f64; 19]> = (rounds..rounds + size)
+            .into_par_iter()
+            .map(|r| {
+                let mut rng = Xoshiro256::from_seed(seed ^ (r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                let (mut d, mut w) = (vec![0u8; data.len()], vec![0u8; raw.len()]);
+                scatter_shuffle(data, raw, &mut d, &mut w, &mut rng);
+                statistics(&d, &w, ctx, &wanted)
+            })
+            .collect();
+        for tp in results {
+            for j in 0..19 {
+                if !active[j] {
+                    continue;
+                }
+                let slot = if tp[j] > initial[j] {
+                    0
+                } else if tp[j] == initial[j] {
+                    1
+                } else {
+                    2
+                };
+                counts[j][slot] += 1;
+                let c = counts[j];
+                if c[0] + c[1] > 5 && c[1] + c[2] > 5 {
+                    active[j] = false;
+                }
+            }
+            rounds += 1;
+        }
+        progress(rounds, active.iter().filter(|&&a| !a).count());
+    }
+    let mut result = PermutationTests { initial, counts, rounds, passed: false };
+    result.passed = (0..19).all(|j| result.statistic_passed(j));
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collision_stretches_follow_the_definition() {
+        // 1 2 1 | 3 3 | 4 5 6 (no repeat): stretches of 3 and 2.
+        let (avg, max) = collisions(&[1, 2, 1, 3, 3, 4, 5, 6]);
+        assert_eq!((avg, max), (2.5, 3));
+    }
+
+    #[test]
+    fn runs_count_changes_and_the_longest() {
+        let s = [true, true, false, true, true, true];
+        assert_eq!(runs(s.len(), |i| s[i]), (3, 3));
+    }
+
+    #[test]
+    fn compressed_length_matches_the_bzip2_format() {
+        // bzip2 output always begins with "BZh5" for level 5 and is far shorter for repetitive text.
+        let zeros = vec![0u8; 10_000];
+        let n = compressed_length(&zeros);
+        assert!(n > 14 && n < 200, "{n}");
+    }
+}
