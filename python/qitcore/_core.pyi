@@ -1,4 +1,5 @@
 # Type stubs of the Rust extension module qitcore._core (hand-written; checked by mypy.stubtest).
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, final
 
 from typing_extensions import Buffer
@@ -10,6 +11,7 @@ __all__ = [
     "ModifiedToeplitz",
     "Toeplitz",
     "__version__",
+    "assess_iid",
     "assess_non_iid",
     "available_clmul_backends",
     "clmul_backend",
@@ -23,6 +25,13 @@ __all__ = [
 
 __version__: str
 
+def assess_iid(
+    data: Buffer,
+    bits_per_symbol: int | None = None,
+    permutations: int = 10_000,
+    seed: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[str, Any]: ...
 def assess_non_iid(
     data: Buffer, bits_per_symbol: int | None = None, max_bits: int | None = None
 ) -> dict[str, Any]: ...

@@ -11,6 +11,8 @@ import numpy.typing as npt
 
 from .errors import InvalidArgumentError, InvalidTypeError
 
+__all__ = ["InvalidArgumentError", "InvalidTypeError", "bit_array", "bitorder", "choice", "integer", "real"]
+
 BitOrder = Literal["big", "little"]
 
 

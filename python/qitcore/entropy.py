@@ -6,6 +6,10 @@ alphabets of more than two symbols, on their bit string, with
 intermediate value is kept, under NIST's names, so results can be compared line by line with
 NIST's tool (the test suite does so on NIST's own sample files).
 
+:func:`assess_iid` runs the IID track (§5): the chi-square independence and goodness-of-fit tests,
+the longest-repeated-substring test and the permutation tests (19 statistics, up to 10,000
+permutations); when all pass, the most common value estimate is the assessment.
+
 Samples are one per byte; the low ``bits_per_symbol`` bits are used (inferred from the data when not
 given).
 """
@@ -20,7 +24,17 @@ from typing import Any
 from . import _core, _validate
 from .errors import InvalidArgumentError, SampleFileError
 
-__all__ = ["Estimate", "NonIidResult", "assess_non_iid", "read_samples"]
+__all__ = [
+    "ChiSquareResult",
+    "Estimate",
+    "IidResult",
+    "LrsTestResult",
+    "NonIidResult",
+    "PermutationStatistic",
+    "assess_iid",
+    "assess_non_iid",
+    "read_samples",
+]
 
 #: The bit-string length NIST's ``-t`` option truncates to.
 TRUNCATED_BITS = 1_000_000
@@ -125,4 +139,119 @@ def assess_non_iid(
         h_bitstring=d["h_bitstring"],
         h_assessed=d["h_assessed"],
         warnings=list(d["warnings"]),
+    )
+
+
+@dataclass(frozen=True)
+class ChiSquareResult:
+    """A chi-square test: statistic, degrees of freedom, p-value; passes at p >= 0.001."""
+
+    score: float
+    df: int
+    p_value: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class LrsTestResult:
+    """The longest repeated substring test: the LRS length ``W``, the collision probability
+    ``p_col = Σ p_i²`` and ``Pr(X >= 1)``; passes when that is at least 1/1000."""
+
+    length: int
+    p_col: float
+    probability: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class PermutationStatistic:
+    """One permutation-test statistic: its value on the samples and how many permutations scored
+    above, equal to and below it (``C0, C1, C2``); passes when ``C0 + C1 > 5`` and ``C1 + C2 > 5``."""
+
+    name: str
+    value: float
+    counts: tuple[int, int, int]
+    passed: bool
+
+
+@dataclass(frozen=True)
+class IidResult:
+    """The outcome of the IID track."""
+
+    samples: int
+    bits_per_symbol: int
+    alphabet_size: int
+    literal: Estimate
+    bitstring: Estimate | None
+    h_original: float
+    h_bitstring: float | None
+    h_assessed: float
+    """``min(H_original, bits_per_symbol × H_bitstring)``; valid only when :attr:`passed`."""
+    mean: float
+    median: float
+    independence: ChiSquareResult
+    goodness_of_fit: ChiSquareResult
+    lrs: LrsTestResult
+    permutation: list[PermutationStatistic]
+    permutation_rounds: int
+    permutation_seed: int
+    passed: bool
+    """Whether every IID test passed, so that the samples may be treated as IID."""
+
+
+def assess_iid(
+    data: Any,
+    *,
+    bits_per_symbol: int | None = None,
+    permutations: int = 10_000,
+    seed: int | None = None,
+    progress: Any = None,
+) -> IidResult:
+    """Runs the SP 800-90B IID track on ``data`` (bytes-like, one sample per byte).
+
+    Args:
+        data: the samples.
+        bits_per_symbol: 1 to 8; inferred from the data when ``None``.
+        permutations: the most permutations to run (NIST's 10,000); a statistic stops being
+            computed once it is decided, and the run ends when all are.
+        seed: a 64-bit seed for the permutations, for a reproducible run; by default one is drawn
+            from the OS CSPRNG (and reported in the result).
+        progress: called as ``progress(rounds, decided)`` after each batch of permutations.
+
+    Raises:
+        InvalidTypeError: ``data`` is not bytes-like.
+        InvalidLengthError: ``data`` is empty.
+        InvalidArgumentError: ``bits_per_symbol``, ``permutations`` or ``seed`` out of range, or a
+            sample does not fit in ``bits_per_symbol``.
+    """
+    if bits_per_symbol is not None:
+        bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)
+    permutations = _validate.integer("permutations", permutations, minimum=1)
+    if seed is not None:
+        seed = _validate.integer("seed", seed, minimum=0, maximum=2**64 - 1)
+    if progress is not None and not callable(progress):
+        raise _validate.InvalidTypeError(f"progress: expected a callable, got {type(progress).__name__}")
+    d = _core.assess_iid(data, bits_per_symbol, permutations, seed, progress)
+    perm = d["permutation"]
+    return IidResult(
+        samples=d["samples"],
+        bits_per_symbol=d["bits_per_symbol"],
+        alphabet_size=d["alphabet_size"],
+        literal=_estimate(d["literal"]),
+        bitstring=None if d["bitstring"] is None else _estimate(d["bitstring"]),
+        h_original=d["h_original"],
+        h_bitstring=d["h_bitstring"],
+        h_assessed=d["h_assessed"],
+        mean=d["mean"],
+        median=d["median"],
+        independence=ChiSquareResult(**d["independence"]),
+        goodness_of_fit=ChiSquareResult(**d["goodness_of_fit"]),
+        lrs=LrsTestResult(**d["lrs"]),
+        permutation=[
+            PermutationStatistic(t["name"], t["value"], tuple(t["counts"]), t["passed"])
+            for t in perm["statistics"]
+        ],
+        permutation_rounds=perm["rounds"],
+        permutation_seed=perm["seed"],
+        passed=d["passed"],
     )

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use qitcore_core::entropy::iid::{self, permutation};
 use qitcore_core::entropy::{non_iid, Estimate, Samples, Value};
 
 use crate::buffers::Input;
@@ -72,5 +73,82 @@ pub fn assess_non_iid<'py>(
     d.set_item("h_bitstring", report.h_bitstring)?;
     d.set_item("h_assessed", report.h_assessed)?;
     d.set_item("warnings", report.warnings)?;
+    Ok(d)
+}
+
+/// The IID track of SP 800-90B as a dictionary. `progress(rounds, decided)` (a Python callable)
+/// is called after each batch of permutations.
+#[pyfunction]
+#[pyo3(signature = (data, bits_per_symbol=None, permutations=10_000, seed=None, progress=None))]
+pub fn assess_iid<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    bits_per_symbol: Option<u32>,
+    permutations: usize,
+    seed: Option<u64>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let s = samples(py, data, bits_per_symbol, None)?;
+    let seed = match seed {
+        Some(seed) => seed,
+        None => {
+            let bytes = qitcore_core::secret::SecretBytes::random(8).py_err()?;
+            u64::from_le_bytes(bytes.expose().try_into().expect("8 bytes"))
+        }
+    };
+    let report = py.detach(|| {
+        let report_progress = |rounds: usize, decided: usize| {
+            if let Some(callback) = &progress {
+                Python::attach(|py| {
+                    if let Err(err) = callback.call1(py, (rounds, decided)) {
+                        err.write_unraisable(py, None);
+                    }
+                });
+            }
+        };
+        iid::assess(&s, permutations, seed, &report_progress)
+    });
+    let d = PyDict::new(py);
+    d.set_item("samples", s.len())?;
+    d.set_item("bits_per_symbol", s.bits_per_symbol)?;
+    d.set_item("alphabet_size", s.alphabet_size)?;
+    d.set_item("literal", estimate_dict(py, &report.literal)?)?;
+    d.set_item("bitstring", report.bitstring.as_ref().map(|e| estimate_dict(py, e)).transpose()?)?;
+    d.set_item("h_original", report.h_original)?;
+    d.set_item("h_bitstring", report.h_bitstring)?;
+    d.set_item("h_assessed", report.h_assessed)?;
+    d.set_item("mean", report.mean)?;
+    d.set_item("median", report.median)?;
+    for (key, chi) in [("independence", report.independence), ("goodness_of_fit", report.goodness_of_fit)] {
+        let c = PyDict::new(py);
+        c.set_item("score", chi.score)?;
+        c.set_item("df", chi.df)?;
+        c.set_item("p_value", chi.p_value)?;
+        c.set_item("passed", chi.passed())?;
+        d.set_item(key, c)?;
+    }
+    let lrs = PyDict::new(py);
+    lrs.set_item("length", report.lrs.length)?;
+    lrs.set_item("p_col", report.lrs.p_col)?;
+    lrs.set_item("probability", report.lrs.probability)?;
+    lrs.set_item("passed", report.lrs.passed)?;
+    d.set_item("lrs", lrs)?;
+    let p = &report.permutation;
+    let stats = PyList::empty(py);
+    for (j, name) in permutation::NAMES.iter().enumerate() {
+        let t = PyDict::new(py);
+        t.set_item("name", *name)?;
+        t.set_item("value", p.initial[j])?;
+        t.set_item("counts", p.counts[j].to_vec())?;
+        t.set_item("passed", p.statistic_passed(j))?;
+        stats.append(t)?;
+    }
+    let perm = PyDict::new(py);
+    perm.set_item("statistics", stats)?;
+    perm.set_item("rounds", p.rounds)?;
+    perm.set_item("passed", p.passed)?;
+    perm.set_item("seed", seed)?;
+    d.set_item("permutation", perm)?;
+    d.set_item("passed", report.passed)?;
     Ok(d)
 }
