@@ -11,6 +11,7 @@ pub mod entropy;
 pub mod error;
 pub mod extract;
 pub mod gf2;
+pub mod health;
 pub mod secret;
 
 pub use error::{Error, Result};

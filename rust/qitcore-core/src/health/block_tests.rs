@@ -1,0 +1,237 @@
+//! Block tests on 20,000-bit sequences: FIPS 140-2 (2001-10-10, §4.9.1) monobit, poker, runs and
+//! long run; and BSI AIS 31 (2011) procedure A: T0 (disjointness of 2^16 48-bit words), then T1
+//! (monobit), T2 (poker), T3 (runs), T4 (long run) and T5 (autocorrelation) on 257 blocks.
+//!
+//! Bits are 0/1 bytes here; the bindings unpack them from packed bytes in either bit order.
+
+use std::collections::HashSet;
+
+use crate::bits::{extract_range, from_bit_vec, words_for};
+
+/// Bits per block.
+pub const BLOCK_BITS: usize = 20_000;
+
+/// One test on one block.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// The test ("monobit", "poker", …).
+    pub test: &'static str,
+    /// Its statistic (the count, X, the longest run, Z_τ).
+    pub value: f64,
+    /// Whether it lies within the bounds.
+    pub passed: bool,
+    /// What was compared, for reports.
+    pub detail: String,
+}
+
+fn ones(bits: &[u8]) -> u64 {
+    bits.iter().map(|&b| u64::from(b)).sum()
+}
+
+fn poker(bits: &[u8]) -> f64 {
+    let mut f = [0u64; 16];
+    for nibble in bits.chunks_exact(4) {
+        f[nibble.iter().fold(0usize, |acc, &b| (acc << 1) | b as usize)] += 1;
+    }
+    let k = (bits.len() / 4) as f64;
+    16.0 / k * f.iter().map(|&c| (c * c) as f64).sum::<f64>() - k
+}
+
+/// Runs of each bit value by length 1..=5 and ≥ 6 (`[value][length − 1]`), and the longest run.
+fn runs(bits: &[u8]) -> ([[u64; 6]; 2], u64) {
+    let mut counts = [[0u64; 6]; 2];
+    let mut longest = 0u64;
+    let mut i = 0;
+    while i < bits.len() {
+        let v = bits[i];
+        let start = i;
+        while i < bits.len() && bits[i] == v {
+            i += 1;
+        }
+        let len = (i - start) as u64;
+        longest = longest.max(len);
+        counts[v as usize][(len.min(6) - 1) as usize] += 1;
+    }
+    (counts, longest)
+}
+
+fn runs_outcome(counts: [[u64; 6]; 2], bounds: [(u64, u64); 6]) -> Outcome {
+    let passed = counts.iter().all(|c| c.iter().zip(bounds).all(|(&n, (lo, hi))| (lo..=hi).contains(&n)));
+    Outcome {
+        test: "runs",
+        value: counts.iter().flatten().sum::<u64>() as f64,
+        passed,
+        detail: format!("runs of 0s {:?}, of 1s {:?} by length 1..5, 6+; bounds {bounds:?}", counts[0], counts[1]),
+    }
+}
+
+fn between(test: &'static str, value: f64, lo: f64, hi: f64) -> Outcome {
+    Outcome { test, value, passed: value > lo && value < hi, detail: format!("{lo} < {value} < {hi}") }
+}
+
+/// The four FIPS 140-2 tests on one 20,000-bit block.
+pub fn fips140_2(block: &[u8]) -> Vec<Outcome> {
+    debug_assert_eq!(block.len(), BLOCK_BITS);
+    let (counts, longest) = runs(block);
+    vec![
+        between("monobit", ones(block) as f64, 9725.0, 10275.0),
+        between("poker", poker(block), 2.16, 46.17),
+        runs_outcome(counts, [(2315, 2685), (1114, 1386), (527, 723), (240, 384), (103, 209), (103, 209)]),
+        Outcome {
+            test: "long run",
+            value: longest as f64,
+            passed: longest < 26,
+            detail: format!("longest run {longest} < 26"),
+        },
+    ]
+}
+
+/// AIS 31 T5: `Z_τ = Σ_{j<5000} b_j ⊕ b_{j+τ}` for τ = 1..5000 on the first 10,000 bits gives the
+/// τ with the largest |Z_τ − 2500|; that τ is then tested on the last 10,000 bits.
+fn autocorrelation(block: &[u8]) -> Outcome {
+    // On packed words: Z_τ is the popcount of (b[0..5000] XOR b[τ..τ+5000]).
+    let z = |half: &[u8], tau: usize| {
+        let words = from_bit_vec(half);
+        let (mut head, mut shifted) = (vec![0u64; words_for(5000)], vec![0u64; words_for(5000)]);
+        extract_range(&words, 0, 5000, &mut head);
+        extract_range(&words, tau, 5000, &mut shifted);
+        head.iter().zip(&shifted).map(|(a, b)| (a ^ b).count_ones() as u64).sum::<u64>()
+    };
+    let first = from_bit_vec(&block[..10_000]);
+    let mut head = vec![0u64; words_for(5000)];
+    extract_range(&first, 0, 5000, &mut head);
+    let mut shifted = vec![0u64; words_for(5000)];
+    let tau = (1..=5000)
+        .max_by_key(|&t| {
+            extract_range(&first, t, 5000, &mut shifted);
+            let zt: u64 = head.iter().zip(&shifted).map(|(a, b)| u64::from((a ^ b).count_ones())).sum();
+            (zt as i64 - 2500).unsigned_abs()
+        })
+        .expect("5000 lags");
+    let value = z(&block[10_000..], tau) as f64;
+    let mut o = between("autocorrelation", value, 2326.0, 2674.0);
+    o.detail = format!("tau {tau}: {}", o.detail);
+    o
+}
+
+/// T1–T5 of AIS 31 procedure A on one 20,000-bit block.
+pub fn ais31_block(block: &[u8]) -> Vec<Outcome> {
+    debug_assert_eq!(block.len(), BLOCK_BITS);
+    let (counts, longest) = runs(block);
+    vec![
+        between("monobit", ones(block) as f64, 9654.0, 10346.0),
+        between("poker", poker(block), 1.03, 57.4),
+        runs_outcome(counts, [(2267, 2733), (1079, 1421), (502, 748), (223, 402), (90, 223), (90, 223)]),
+        Outcome {
+            test: "long run",
+            value: longest as f64,
+            passed: longest < 34,
+            detail: format!("longest run {longest} < 34"),
+        },
+        autocorrelation(block),
+    ]
+}
+
+/// Bits T0 needs: 2^16 words of 48 bits.
+pub const T0_BITS: usize = 65_536 * 48;
+/// Blocks procedure A tests with T1–T5.
+pub const PROCEDURE_A_BLOCKS: usize = 257;
+
+/// AIS 31 T0: the 2^16 48-bit words are pairwise distinct.
+pub fn ais31_disjointness(bits: &[u8]) -> Outcome {
+    let words: HashSet<u64> =
+        bits[..T0_BITS].chunks_exact(48).map(|w| w.iter().fold(0u64, |acc, &b| (acc << 1) | u64::from(b))).collect();
+    Outcome {
+        test: "disjointness",
+        value: words.len() as f64,
+        passed: words.len() == 65_536,
+        detail: format!("{} distinct of 65536 words", words.len()),
+    }
+}
+
+/// The verdict of procedure A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// T0 and all 1285 block tests passed.
+    Pass,
+    /// Exactly one test failed: AIS 31 asks for procedure A to be repeated once on fresh data.
+    Repeat,
+    /// More than one test failed.
+    Fail,
+}
+
+/// AIS 31 procedure A on at least `T0_BITS + 257 × 20000` bits: T0, then T1–T5 on 257 blocks.
+/// Returns T0's outcome, each block's outcomes, and the verdict; `None` when there are too few
+/// bits.
+pub fn ais31_procedure_a(bits: &[u8]) -> Option<(Outcome, Vec<Vec<Outcome>>, Verdict)> {
+    if bits.len() < T0_BITS + PROCEDURE_A_BLOCKS * BLOCK_BITS {
+        return None;
+    }
+    let t0 = ais31_disjointness(bits);
+    let blocks: Vec<Vec<Outcome>> =
+        bits[T0_BITS..].chunks_exact(BLOCK_BITS).take(PROCEDURE_A_BLOCKS).map(ais31_block).collect();
+    let failures = usize::from(!t0.passed) + blocks.iter().flatten().filter(|o| !o.passed).count();
+    let verdict = match failures {
+        0 => Verdict::Pass,
+        1 => Verdict::Repeat,
+        _ => Verdict::Fail,
+    };
+    Some((t0, blocks, verdict))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random_bits(n: usize, seed: u64) -> Vec<u8> {
+        let mut g = crate::entropy::iid::xoshiro::Xoshiro256::from_seed(seed);
+        (0..n).map(|_| (g.next_u64() >> 63) as u8).collect()
+    }
+
+    #[test]
+    fn uniform_bits_pass_and_defects_fail() {
+        let good = random_bits(BLOCK_BITS, 1);
+        assert!(fips140_2(&good).iter().all(|o| o.passed), "{:?}", fips140_2(&good));
+        assert!(ais31_block(&good).iter().all(|o| o.passed), "{:?}", ais31_block(&good));
+        // Biased: every 16th bit forced to 1 → about 10 600 ones.
+        let biased: Vec<u8> = good.iter().enumerate().map(|(i, &b)| if i % 16 == 0 { 1 } else { b }).collect();
+        assert!(!fips140_2(&biased)[0].passed && !ais31_block(&biased)[0].passed);
+        // A run of 40 zeros fails both long-run tests.
+        let mut long = good.clone();
+        long[1000..1040].fill(0);
+        assert!(!fips140_2(&long)[3].passed && !ais31_block(&long)[3].passed);
+        // Period-2 correlation: b_{j+2} = b_j for the whole block drives Z_2 to 0.
+        let periodic: Vec<u8> = (0..BLOCK_BITS).map(|i| good[i % 2 + 2 * (i / 1000)]).collect();
+        assert!(!ais31_block(&periodic)[4].passed);
+    }
+
+    #[test]
+    fn autocorrelation_follows_the_definition() {
+        let block = random_bits(BLOCK_BITS, 9);
+        let naive = |bits: &[u8], tau: usize| (0..5000).filter(|&j| bits[j] != bits[j + tau]).count();
+        let tau = (1..=5000usize).max_by_key(|&t| (naive(&block[..10_000], t) as i64 - 2500).unsigned_abs()).unwrap();
+        let o = autocorrelation(&block);
+        assert_eq!(o.value, naive(&block[10_000..], tau) as f64);
+        assert!(o.detail.starts_with(&format!("tau {tau}:")), "{}", o.detail);
+    }
+
+    #[test]
+    fn poker_and_runs_follow_the_definitions() {
+        // Alternating bits: every nibble is 0101 → X = 16/5000·5000² − 5000 = 75000.
+        let alt: Vec<u8> = (0..BLOCK_BITS).map(|i| (i % 2) as u8).collect();
+        assert_eq!(poker(&alt), 75000.0);
+        let (counts, longest) = runs(&alt);
+        assert_eq!((counts[0][0], counts[1][0], longest), (10_000, 10_000, 1));
+    }
+
+    #[test]
+    fn procedure_a_needs_enough_bits_and_passes_on_uniform_bits() {
+        assert!(ais31_procedure_a(&random_bits(1000, 2)).is_none());
+        let bits = random_bits(T0_BITS + PROCEDURE_A_BLOCKS * BLOCK_BITS, 3);
+        let (t0, blocks, verdict) = ais31_procedure_a(&bits).unwrap();
+        assert!(t0.passed);
+        assert_eq!(blocks.len(), 257);
+        // Each test's bounds have a small false-failure rate; 1285 tests pass together almost surely.
+        assert_ne!(verdict, Verdict::Fail);
+    }
+}
