@@ -8,15 +8,19 @@ _B = TypeVar("_B", bound=Buffer)
 _Order = Literal["big", "little"]
 
 __all__ = [
+    "HealthMonitor",
     "ModifiedToeplitz",
     "Toeplitz",
     "__version__",
+    "ais31_procedure_a",
     "assess_iid",
     "assess_non_iid",
     "available_clmul_backends",
     "clmul_backend",
     "conditioned_entropy",
+    "fips140_2",
     "hash_condition",
+    "health_scan",
     "output_entropy",
     "output_length",
     "set_clmul_backend",
@@ -35,6 +39,15 @@ def assess_iid(
 def assess_non_iid(
     data: Buffer, bits_per_symbol: int | None = None, max_bits: int | None = None
 ) -> dict[str, Any]: ...
+def health_scan(
+    data: Buffer,
+    min_entropy: float,
+    bits_per_sample: int = 8,
+    alpha: float | None = None,
+    max_failures: int = 1000,
+) -> dict[str, Any]: ...
+def fips140_2(data: Buffer, bitorder: _Order = "big") -> list[list[dict[str, Any]]]: ...
+def ais31_procedure_a(data: Buffer, bitorder: _Order = "big") -> dict[str, Any]: ...
 def clmul_backend() -> Literal["portable", "pclmul", "vpclmul"]: ...
 def available_clmul_backends() -> list[str]: ...
 def set_clmul_backend(name: str) -> None: ...
@@ -77,3 +90,25 @@ class ModifiedToeplitz:
     def seed_bytes(self) -> bytes: ...
     def output_bytes(self, blocks: int) -> int: ...
     def hash(self, data: Buffer, nbits: int | None = None, out: _B | None = None) -> bytes | _B: ...
+
+@final
+class HealthMonitor:
+    def __new__(
+        cls,
+        min_entropy: float,
+        bits_per_sample: int = 8,
+        alpha: float | None = None,
+        startup_samples: int = 1024,
+        apt_formula: str = "standard",
+    ) -> HealthMonitor: ...
+    def feed(self, data: Buffer) -> bytes: ...
+    def reset(self) -> None: ...
+    def self_test(self) -> dict[str, bool]: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def cutoffs(self) -> tuple[int, int, int]: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def counters(self) -> dict[str, int]: ...

@@ -7,12 +7,16 @@ working in code that does not know qitcore.
 from __future__ import annotations
 
 __all__ = [
+    "AdaptiveProportionFailure",
+    "HealthTestFailure",
     "InvalidArgumentError",
     "InvalidLengthError",
     "InvalidTypeError",
     "OSRandomError",
     "QitError",
+    "RepetitionCountFailure",
     "SampleFileError",
+    "SelfTestFailure",
 ]
 
 
@@ -38,3 +42,36 @@ class OSRandomError(QitError, OSError):
 
 class SampleFileError(QitError, OSError):
     """A sample file is missing, unreadable or empty."""
+
+
+class HealthTestFailure(QitError):
+    """A continuous health test fired: the source is unhealthy and its output is withheld until
+    the monitor is reset. ``index`` is the sample at which the test fired, ``value`` the sample
+    value repeated or counted, ``count`` the run length or window count that reached ``cutoff``."""
+
+    test = "health test"
+
+    def __init__(
+        self, message: str, index: int = -1, value: int = -1, count: int = -1, cutoff: int = -1
+    ) -> None:
+        super().__init__(message)
+        self.index = index
+        self.value = value
+        self.count = count
+        self.cutoff = cutoff
+
+
+class RepetitionCountFailure(HealthTestFailure):
+    """The Repetition Count Test fired: ``count`` identical samples in a row."""
+
+    test = "Repetition Count Test"
+
+
+class AdaptiveProportionFailure(HealthTestFailure):
+    """The Adaptive Proportion Test fired: the window's first value recurred ``count`` times."""
+
+    test = "Adaptive Proportion Test"
+
+
+class SelfTestFailure(QitError):
+    """A health test did not fire on the known-bad sequence of the self-test."""

@@ -7,6 +7,8 @@ pyo3::import_exception!(qitcore.errors, InvalidArgumentError);
 pyo3::import_exception!(qitcore.errors, InvalidLengthError);
 pyo3::import_exception!(qitcore.errors, InvalidTypeError);
 pyo3::import_exception!(qitcore.errors, OSRandomError);
+pyo3::import_exception!(qitcore.errors, RepetitionCountFailure);
+pyo3::import_exception!(qitcore.errors, AdaptiveProportionFailure);
 
 /// Converts a core error into its Python exception; the message names the argument.
 pub fn to_py(err: Error) -> PyErr {

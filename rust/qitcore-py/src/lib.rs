@@ -5,6 +5,7 @@ mod buffers;
 mod entropy;
 mod errors;
 mod extract;
+mod health;
 
 use pyo3::prelude::*;
 
@@ -21,6 +22,8 @@ mod _core {
     use crate::extract::{
         conditioned_entropy, hash_condition, output_entropy, output_length, von_neumann, PyModifiedToeplitz, PyToeplitz,
     };
+    #[pymodule_export]
+    use crate::health::{ais31_procedure_a, fips140_2, health_scan, PyHealthMonitor};
 
     /// The carry-less multiplication backend in use: "portable", "pclmul" or "vpclmul".
     #[pyfunction]

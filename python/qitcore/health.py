@@ -1,0 +1,252 @@
+"""Health tests for noise sources.
+
+- :class:`HealthMonitor`: the NIST SP 800-90B continuous tests (§4.4) on a stream of samples —
+  the Repetition Count Test and the Adaptive Proportion Test — with the start-up test (§4.3)
+  before any output, a failed state that withholds everything from the failing window on until
+  :meth:`HealthMonitor.reset`, and an on-demand :meth:`HealthMonitor.self_test`.
+- :func:`scan`: every failure in a capture, for a report of where and why a source fails.
+- :func:`fips140_2` and :func:`ais31_procedure_a`: the block tests of FIPS 140-2 (2001) and BSI
+  AIS 31 (2011) procedure A, with their published bounds.
+
+Cutoffs follow SP 800-90B: ``RCT = 1 + ⌈−log2 α / H⌉`` and ``APT = 1 + CRITBINOM(W, 2^−H, 1 − α)``
+(the standard's Table 2 form, the default) with ``W = 1024`` for binary samples and 512 otherwise;
+``apt_formula="hill"`` selects Joshua Hill's correction ``2 + CRITBINOM(W − 1, 2^−H, 1 − α)``, which
+differs by one at some ``H``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import _core, _validate
+from .errors import InvalidArgumentError, SelfTestFailure
+
+__all__ = [
+    "Ais31Result",
+    "BlockTest",
+    "HealthMonitor",
+    "HealthScan",
+    "ScanFailure",
+    "ais31_procedure_a",
+    "fips140_2",
+    "scan",
+]
+
+DEFAULT_ALPHA = 2.0**-20
+
+
+def _alpha(alpha: Any) -> float:
+    value = _validate.real("alpha", alpha)
+    if not 0.0 < value < 1.0:
+        raise InvalidArgumentError(f"alpha: must lie in the open interval (0, 1), got {value}")
+    return value
+
+
+class HealthMonitor:
+    """SP 800-90B continuous health tests over a stream of samples (one per byte).
+
+    Feed raw samples with :meth:`feed`; it returns the samples that passed. Samples are released a
+    whole APT window (512 samples, 1024 for binary sources) at a time once the window has passed,
+    so that a failure anywhere in a window lets none of it out; the first ``startup_samples``
+    (rounded up to whole windows) are tested and dropped. A failure raises
+    :class:`~qitcore.errors.RepetitionCountFailure` or
+    :class:`~qitcore.errors.AdaptiveProportionFailure` and leaves the monitor failed: every further
+    :meth:`feed` raises the same failure until :meth:`reset`, which reruns the start-up test.
+
+    Args:
+        min_entropy: claimed min-entropy per sample, in ``(0, bits_per_sample]`` bits.
+        bits_per_sample: 1 to 8.
+        alpha: false-positive probability of each test, in ``(0, 1)``; SP 800-90B suggests
+            ``2**-20`` to ``2**-40``.
+        startup_samples: samples tested before any output (at least 1024 per SP 800-90B §4.3).
+        apt_formula: ``"standard"`` (Table 2) or ``"hill"``.
+
+    Raises:
+        InvalidArgumentError: an argument is out of range.
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(
+        self,
+        min_entropy: float,
+        *,
+        bits_per_sample: int = 8,
+        alpha: float = DEFAULT_ALPHA,
+        startup_samples: int = 1024,
+        apt_formula: Literal["standard", "hill"] = "standard",
+    ) -> None:
+        bits = _validate.integer("bits_per_sample", bits_per_sample, minimum=1, maximum=8)
+        h = _validate.real("min_entropy", min_entropy)
+        startup = _validate.integer("startup_samples", startup_samples, minimum=1)
+        formula = _validate.choice("apt_formula", apt_formula, ("standard", "hill"))
+        self._core = _core.HealthMonitor(h, bits, _alpha(alpha), startup, formula)
+
+    def feed(self, data: Any) -> bytes:
+        """Tests ``data`` (bytes-like, one sample per byte) and returns the samples released.
+
+        Raises:
+            RepetitionCountFailure, AdaptiveProportionFailure: a test fired (now or earlier);
+                every pending sample is withheld.
+            InvalidTypeError: ``data`` is not bytes-like.
+        """
+        return bytes(self._core.feed(data))
+
+    def reset(self) -> None:
+        """Leaves the failed state; the next samples go through the start-up test again."""
+        self._core.reset()
+
+    def self_test(self) -> None:
+        """Feeds fresh monitors of this configuration a stuck sequence and a biased one and checks
+        that the Repetition Count and Adaptive Proportion Tests fire on them.
+
+        Raises:
+            SelfTestFailure: a test did not fire.
+        """
+        result = self._core.self_test()
+        silent = [name for name, fired in result.items() if not fired]
+        if silent:
+            raise SelfTestFailure(f"self-test: {', '.join(silent)} did not fire on its known-bad sequence")
+
+    @property
+    def state(self) -> Literal["startup", "healthy", "failed"]:
+        """``"startup"``, ``"healthy"`` or ``"failed"``."""
+        return self._core.state  # type: ignore[no-any-return]
+
+    @property
+    def rct_cutoff(self) -> int:
+        """Repetition Count Test cutoff."""
+        return int(self._core.cutoffs[0])
+
+    @property
+    def apt_cutoff(self) -> int:
+        """Adaptive Proportion Test cutoff."""
+        return int(self._core.cutoffs[1])
+
+    @property
+    def window(self) -> int:
+        """Adaptive Proportion Test window, in samples."""
+        return int(self._core.cutoffs[2])
+
+    @property
+    def pending(self) -> int:
+        """Samples fed but not yet released (their window is incomplete)."""
+        return int(self._core.pending)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Samples fed and released, windows, longest run, largest window count, failures."""
+        return dict(self._core.counters)
+
+    def __repr__(self) -> str:
+        return str(self._core.__repr__())
+
+
+@dataclass(frozen=True)
+class ScanFailure:
+    """One failure found by :func:`scan`."""
+
+    test: str
+    index: int
+    value: int
+    count: int
+    cutoff: int
+
+
+@dataclass(frozen=True)
+class HealthScan:
+    """Every failure in a capture (the monitor resets after each and goes on)."""
+
+    samples: int
+    failures: list[ScanFailure]
+    rct_cutoff: int
+    apt_cutoff: int
+    window: int
+    longest_run: int
+    largest_window_count: int
+
+    @property
+    def passed(self) -> bool:
+        """No test fired."""
+        return not self.failures
+
+
+def scan(
+    data: Any,
+    min_entropy: float,
+    *,
+    bits_per_sample: int = 8,
+    alpha: float = DEFAULT_ALPHA,
+    max_failures: int = 1000,
+) -> HealthScan:
+    """Runs the continuous tests over a whole capture and reports every failure (up to
+    ``max_failures``), resetting the monitor after each.
+
+    Raises:
+        InvalidArgumentError: an argument is out of range, or a sample does not fit in
+            ``bits_per_sample`` (the message gives its offset).
+        InvalidTypeError: ``data`` is not bytes-like.
+    """
+    bits = _validate.integer("bits_per_sample", bits_per_sample, minimum=1, maximum=8)
+    h = _validate.real("min_entropy", min_entropy)
+    limit = _validate.integer("max_failures", max_failures, minimum=1)
+    d = _core.health_scan(data, h, bits, _alpha(alpha), limit)
+    rct, apt, window = d["cutoffs"]
+    return HealthScan(
+        samples=d["samples"],
+        failures=[ScanFailure(**f) for f in d["failures"]],
+        rct_cutoff=rct,
+        apt_cutoff=apt,
+        window=window,
+        longest_run=d["longest_run"],
+        largest_window_count=d["largest_window_count"],
+    )
+
+
+@dataclass(frozen=True)
+class BlockTest:
+    """One block test on one block: its statistic, whether it passed, and the bounds."""
+
+    test: str
+    value: float
+    passed: bool
+    detail: str
+
+
+def fips140_2(data: Any, *, bitorder: _validate.BitOrder = "big") -> list[list[BlockTest]]:
+    """FIPS 140-2 (2001) monobit, poker, runs and long-run tests on every whole 20,000-bit block of
+    ``data`` (packed bits).
+
+    Raises:
+        InvalidLengthError: fewer than 20,000 bits.
+        InvalidTypeError: ``data`` is not bytes-like.
+    """
+    blocks = _core.fips140_2(data, _validate.bitorder(bitorder))
+    return [[BlockTest(**o) for o in block] for block in blocks]
+
+
+@dataclass(frozen=True)
+class Ais31Result:
+    """AIS 31 procedure A: T0 once, T1-T5 on 257 blocks of 20,000 bits. ``verdict`` is ``"pass"``,
+    ``"repeat"`` (exactly one test failed: AIS 31 asks for one repetition on fresh data) or
+    ``"fail"``."""
+
+    t0: BlockTest
+    blocks: list[list[BlockTest]]
+    verdict: str
+
+
+def ais31_procedure_a(data: Any, *, bitorder: _validate.BitOrder = "big") -> Ais31Result:
+    """BSI AIS 31 procedure A on packed bits (at least 8,285,728 bits, 1,035,716 bytes).
+
+    Raises:
+        InvalidLengthError: too few bits.
+        InvalidTypeError: ``data`` is not bytes-like.
+    """
+    d = _core.ais31_procedure_a(data, _validate.bitorder(bitorder))
+    return Ais31Result(
+        t0=BlockTest(**d["t0"]),
+        blocks=[[BlockTest(**o) for o in block] for block in d["blocks"]],
+        verdict=d["verdict"],
+    )

@@ -1,0 +1,316 @@
+//! Bindings of the health tests: a monitor object that holds samples until their window passes,
+//! and the block tests over packed bits.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use qitcore_core::bits::{load_bits, to_bit_vec, words_for, BitOrder};
+use qitcore_core::health::block_tests::{self, Outcome, Verdict, BLOCK_BITS};
+use qitcore_core::health::self_test::self_test;
+use qitcore_core::health::{AptFormula, Config, Failure, HealthTest, Monitor, State};
+
+use crate::buffers::{Input, DETACH_BYTES};
+use crate::errors::{AdaptiveProportionFailure, IntoPy, InvalidArgumentError, RepetitionCountFailure};
+
+fn failure_error(f: &Failure) -> PyErr {
+    let message = format!(
+        "{} failed at sample {}: value {} reached {} (cutoff {})",
+        f.test.name(),
+        f.index,
+        f.value,
+        f.count,
+        f.cutoff
+    );
+    let args = (message, f.index, f.value, f.count, f.cutoff);
+    match f.test {
+        HealthTest::RepetitionCount => RepetitionCountFailure::new_err(args),
+        HealthTest::AdaptiveProportion => AdaptiveProportionFailure::new_err(args),
+    }
+}
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::StartUp => "startup",
+        State::Healthy => "healthy",
+        State::Failed => "failed",
+    }
+}
+
+struct Inner {
+    monitor: Monitor,
+    /// Samples fed but not yet resolved, oldest first.
+    pending: Vec<u8>,
+}
+
+/// SP 800-90B continuous health tests over a stream of samples.
+#[pyclass(frozen, module = "qitcore._core", name = "HealthMonitor")]
+pub struct PyHealthMonitor {
+    inner: Mutex<Inner>,
+}
+
+impl PyHealthMonitor {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pymethods]
+impl PyHealthMonitor {
+    #[new]
+    #[pyo3(signature = (min_entropy, bits_per_sample=8, alpha=None, startup_samples=1024, apt_formula="standard"))]
+    fn new(
+        min_entropy: f64,
+        bits_per_sample: u32,
+        alpha: Option<f64>,
+        startup_samples: u64,
+        apt_formula: &str,
+    ) -> PyResult<Self> {
+        let apt_formula = match apt_formula {
+            "standard" => AptFormula::Standard,
+            "hill" => AptFormula::Hill,
+            other => {
+                return Err(InvalidArgumentError::new_err(format!(
+                    "apt_formula: expected \"standard\" or \"hill\", got {other:?}"
+                )))
+            }
+        };
+        let mut config = Config::new(min_entropy, bits_per_sample);
+        config.alpha = alpha.unwrap_or(config.alpha);
+        config.startup_samples = startup_samples;
+        config.apt_formula = apt_formula;
+        let monitor = Monitor::new(config).py_err()?;
+        Ok(PyHealthMonitor { inner: Mutex::new(Inner { monitor, pending: Vec::new() }) })
+    }
+
+    /// Tests `data`; returns the samples released by this call (start-up samples are dropped,
+    /// samples of an incomplete window wait). Raises the failure, and withholds every pending
+    /// sample, when a test fires.
+    fn feed<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let input = Input::get(py, "data", data)?;
+        let bytes = input.bytes();
+        let mut inner = self.lock();
+        let Inner { monitor, pending } = &mut *inner;
+        let result =
+            if bytes.len() >= DETACH_BYTES { py.detach(|| monitor.process(bytes)) } else { monitor.process(bytes) };
+        match result {
+            Ok(release) => {
+                pending.extend_from_slice(bytes);
+                let (discard, emit) = (release.discard as usize, release.emit as usize);
+                let out = PyBytes::new(py, &pending[discard..discard + emit]);
+                pending.drain(..discard + emit);
+                Ok(out)
+            }
+            Err(f) => {
+                pending.clear();
+                Err(failure_error(&f))
+            }
+        }
+    }
+
+    /// Leaves the failed state; the next samples go through the start-up test again.
+    fn reset(&self) {
+        let mut inner = self.lock();
+        inner.monitor.reset();
+        inner.pending.clear();
+    }
+
+    /// Feeds known-bad sequences to fresh monitors of this configuration:
+    /// `{"repetition_count": bool, "adaptive_proportion": bool}`.
+    fn self_test<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let config = *self.lock().monitor.config();
+        let st = self_test(config).py_err()?;
+        let d = PyDict::new(py);
+        d.set_item("repetition_count", st.repetition_count)?;
+        d.set_item("adaptive_proportion", st.adaptive_proportion)?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn state(&self) -> &'static str {
+        state_name(self.lock().monitor.state())
+    }
+
+    #[getter]
+    fn cutoffs(&self) -> (u64, u64, u64) {
+        self.lock().monitor.cutoffs()
+    }
+
+    #[getter]
+    fn pending(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    #[getter]
+    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = self.lock().monitor.counters();
+        let d = PyDict::new(py);
+        d.set_item("samples", c.samples)?;
+        d.set_item("released", c.released)?;
+        d.set_item("windows", c.windows)?;
+        d.set_item("longest_run", c.longest_run)?;
+        d.set_item("largest_window_count", c.largest_window_count)?;
+        d.set_item("failures", c.failures)?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        let inner = self.lock();
+        let c = inner.monitor.config();
+        format!(
+            "HealthMonitor(min_entropy={}, bits_per_sample={}, alpha={:e}, state='{}')",
+            c.min_entropy,
+            c.bits_per_sample,
+            c.alpha,
+            state_name(inner.monitor.state())
+        )
+    }
+}
+
+/// Every failure in a capture: the monitor is reset after each and goes on, so that a report can
+/// say where and why a source fails. Returns `(failures, counters, cutoffs)`.
+#[pyfunction]
+#[pyo3(signature = (data, min_entropy, bits_per_sample=8, alpha=None, max_failures=1000))]
+pub fn health_scan<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    min_entropy: f64,
+    bits_per_sample: u32,
+    alpha: Option<f64>,
+    max_failures: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut config = Config::new(min_entropy, bits_per_sample);
+    config.alpha = alpha.unwrap_or(config.alpha);
+    let mut monitor = Monitor::new(config).py_err()?;
+    let input = Input::get(py, "data", data)?;
+    let bytes = input.bytes();
+    if let Some(offset) = bytes.iter().position(|&s| u32::from(s) >> bits_per_sample != 0) {
+        return Err(InvalidArgumentError::new_err(format!(
+            "data: sample {} at offset {offset} does not fit in {bits_per_sample} bits per sample",
+            bytes[offset]
+        )));
+    }
+    let failures = py.detach(|| {
+        let mut failures = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() && failures.len() < max_failures {
+            let before = monitor.counters().samples;
+            match monitor.process(rest) {
+                Ok(_) => break,
+                Err(f) => {
+                    failures.push(f);
+                    let consumed = (f.index + 1 - before) as usize;
+                    rest = &rest[consumed.min(rest.len())..];
+                    monitor.reset();
+                }
+            }
+        }
+        failures
+    });
+    let list = PyList::empty(py);
+    for f in &failures {
+        let d = PyDict::new(py);
+        d.set_item("test", f.test.name())?;
+        d.set_item("index", f.index)?;
+        d.set_item("value", f.value)?;
+        d.set_item("count", f.count)?;
+        d.set_item("cutoff", f.cutoff)?;
+        list.append(d)?;
+    }
+    let c = monitor.counters();
+    let result = PyDict::new(py);
+    result.set_item("failures", list)?;
+    result.set_item("samples", c.samples)?;
+    result.set_item("longest_run", c.longest_run)?;
+    result.set_item("largest_window_count", c.largest_window_count)?;
+    result.set_item("cutoffs", monitor.cutoffs())?;
+    Ok(result)
+}
+
+fn unpack(bytes: &[u8], order: BitOrder) -> Vec<u8> {
+    let nbits = bytes.len() * 8;
+    let mut words = vec![0u64; words_for(nbits)];
+    load_bits(bytes, 0, nbits, order, &mut words);
+    to_bit_vec(&words, nbits)
+}
+
+fn outcome_dict<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("test", o.test)?;
+    d.set_item("value", o.value)?;
+    d.set_item("passed", o.passed)?;
+    d.set_item("detail", &o.detail)?;
+    Ok(d)
+}
+
+fn order(bitorder: &str) -> PyResult<BitOrder> {
+    BitOrder::parse(bitorder).py_err()
+}
+
+/// FIPS 140-2 tests on each whole 20,000-bit block: a list of lists of outcomes.
+#[pyfunction]
+#[pyo3(signature = (data, bitorder="big"))]
+pub fn fips140_2<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, bitorder: &str) -> PyResult<Bound<'py, PyList>> {
+    let order = order(bitorder)?;
+    let input = Input::get(py, "data", data)?;
+    let bytes = input.bytes();
+    if bytes.len() * 8 < BLOCK_BITS {
+        return Err(crate::errors::InvalidLengthError::new_err(format!(
+            "data: FIPS 140-2 tests need 20000 bits (2500 bytes), got {} bytes",
+            bytes.len()
+        )));
+    }
+    let blocks =
+        py.detach(|| unpack(bytes, order).chunks_exact(BLOCK_BITS).map(block_tests::fips140_2).collect::<Vec<_>>());
+    let out = PyList::empty(py);
+    for block in &blocks {
+        let l = PyList::empty(py);
+        for o in block {
+            l.append(outcome_dict(py, o)?)?;
+        }
+        out.append(l)?;
+    }
+    Ok(out)
+}
+
+/// AIS 31 procedure A: `{"t0": outcome, "blocks": [[outcome]], "verdict": "pass"|"repeat"|"fail"}`.
+#[pyfunction]
+#[pyo3(signature = (data, bitorder="big"))]
+pub fn ais31_procedure_a<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    bitorder: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let order = order(bitorder)?;
+    let input = Input::get(py, "data", data)?;
+    let bytes = input.bytes();
+    let needed = block_tests::T0_BITS + block_tests::PROCEDURE_A_BLOCKS * BLOCK_BITS;
+    let result = py.detach(|| block_tests::ais31_procedure_a(&unpack(bytes, order)));
+    let Some((t0, blocks, verdict)) = result else {
+        return Err(crate::errors::InvalidLengthError::new_err(format!(
+            "data: AIS 31 procedure A needs {needed} bits ({} bytes), got {} bytes",
+            needed.div_ceil(8),
+            bytes.len()
+        )));
+    };
+    let d = PyDict::new(py);
+    d.set_item("t0", outcome_dict(py, &t0)?)?;
+    let list = PyList::empty(py);
+    for block in &blocks {
+        let l = PyList::empty(py);
+        for o in block {
+            l.append(outcome_dict(py, o)?)?;
+        }
+        list.append(l)?;
+    }
+    d.set_item("blocks", list)?;
+    d.set_item(
+        "verdict",
+        match verdict {
+            Verdict::Pass => "pass",
+            Verdict::Repeat => "repeat",
+            Verdict::Fail => "fail",
+        },
+    )?;
+    Ok(d)
+}
