@@ -15,6 +15,7 @@ __all__ = [
     "ais31_procedure_a",
     "assess_iid",
     "assess_non_iid",
+    "assess_restart",
     "available_clmul_backends",
     "clmul_backend",
     "conditioned_entropy",
@@ -36,6 +37,7 @@ def assess_iid(
     seed: int | None = None,
     progress: Callable[[int, int], object] | None = None,
 ) -> dict[str, Any]: ...
+def assess_restart(data: Buffer, h_i: float, bits_per_symbol: int | None = None) -> dict[str, Any]: ...
 def assess_non_iid(
     data: Buffer, bits_per_symbol: int | None = None, max_bits: int | None = None
 ) -> dict[str, Any]: ...

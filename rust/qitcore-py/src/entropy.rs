@@ -4,7 +4,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use qitcore_core::entropy::iid::{self, permutation};
-use qitcore_core::entropy::{non_iid, Estimate, Samples, Value};
+use qitcore_core::entropy::{non_iid, restart, Estimate, Samples, Value};
 
 use crate::buffers::Input;
 use crate::errors::IntoPy;
@@ -150,5 +150,40 @@ pub fn assess_iid<'py>(
     perm.set_item("seed", seed)?;
     d.set_item("permutation", perm)?;
     d.set_item("passed", report.passed)?;
+    Ok(d)
+}
+
+/// The restart tests of SP 800-90B §3.1.4 as a dictionary.
+#[pyfunction]
+#[pyo3(signature = (data, h_i, bits_per_symbol=None))]
+pub fn assess_restart<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    h_i: f64,
+    bits_per_symbol: Option<u32>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let s = samples(py, data, bits_per_symbol, None)?;
+    let r = py.detach(|| restart::assess(&s, h_i)).py_err()?;
+    let d = PyDict::new(py);
+    d.set_item("h_i", r.h_i)?;
+    d.set_item("alpha", r.alpha)?;
+    d.set_item("cutoff", r.cutoff)?;
+    d.set_item("max_row", r.max_row)?;
+    d.set_item("max_column", r.max_column)?;
+    d.set_item("sanity_passed", r.sanity_passed)?;
+    let rows = PyList::empty(py);
+    for e in &r.rows {
+        rows.append(estimate_dict(py, e)?)?;
+    }
+    let columns = PyList::empty(py);
+    for e in &r.columns {
+        columns.append(estimate_dict(py, e)?)?;
+    }
+    d.set_item("rows", rows)?;
+    d.set_item("columns", columns)?;
+    d.set_item("h_r", r.h_r)?;
+    d.set_item("h_c", r.h_c)?;
+    d.set_item("passed", r.passed)?;
+    d.set_item("h_min", r.h_min)?;
     Ok(d)
 }

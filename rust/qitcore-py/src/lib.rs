@@ -17,7 +17,7 @@ mod _core {
     use crate::errors::IntoPy;
 
     #[pymodule_export]
-    use crate::entropy::{assess_iid, assess_non_iid};
+    use crate::entropy::{assess_iid, assess_non_iid, assess_restart};
     #[pymodule_export]
     use crate::extract::{
         conditioned_entropy, hash_condition, output_entropy, output_length, von_neumann, PyModifiedToeplitz, PyToeplitz,

@@ -5,6 +5,7 @@ pub mod estimate;
 pub mod estimators;
 pub mod iid;
 pub mod non_iid;
+pub mod restart;
 pub mod samples;
 pub mod stats;
 

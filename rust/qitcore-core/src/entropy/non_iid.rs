@@ -81,6 +81,11 @@ fn minimum(estimates: &[Estimate], cap: f64) -> f64 {
     estimates.iter().filter_map(|e| e.min_entropy).fold(cap, f64::min)
 }
 
+/// Every estimator on one view of the data, run in parallel, in SP 800-90B's order.
+pub fn estimates(s: &[u8], k: usize, view: View) -> Vec<Estimate> {
+    in_order(jobs(s, k, view, k == 2).par_iter().flat_map_iter(|job| job()).collect())
+}
+
 /// Runs the non-IID track on prepared samples.
 pub fn assess(samples: &Samples) -> NonIidReport {
     let k = samples.alphabet_size;
