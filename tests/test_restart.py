@@ -32,4 +32,4 @@ def test_wrong_shapes_and_claims_are_refused() -> None:
     with pytest.raises(InvalidLengthError, match="^data: "):
         assess_restart(b"\x01" * 1000, 1.0)
     with pytest.raises(InvalidArgumentError, match="^h_i: "):
-        assess_restart(bytes(range(256)) * 3907 + bytes(8), 9.0)
+        assess_restart(bytes(range(256)) * 3906 + bytes(64), 9.0)
