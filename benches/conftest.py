@@ -47,11 +47,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         best_ours = min((t / bits for t, bits in ours), default=None)
         for impl, (median, bits) in impls.items():
             rate = bits / median / 1e6
-            ratio = (
-                ""
-                if impl.startswith("qitcore") or best_ours is None
-                else f"{(median / bits) / best_ours:,.0f}"
-            )
+            ratio = "" if impl.startswith("qitcore") or best_ours is None else f"{(median / bits) / best_ours:,.0f}"
             write(f"{case:<34} {impl:<24} {median * 1e3:>10.3f}ms {rate:>10.1f} {ratio:>10}")
     for line in _NOTES:
         write(line)

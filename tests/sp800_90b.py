@@ -7,9 +7,7 @@ import os
 import re
 from pathlib import Path
 
-DATA = Path(
-    os.environ.get("QITCORE_SP800_90B_DATA", Path(__file__).resolve().parents[2] / "shared/data/sp800-90b")
-)
+DATA = Path(os.environ.get("QITCORE_SP800_90B_DATA", Path(__file__).resolve().parents[2] / "shared/data/sp800-90b"))
 
 FILES = [
     "biased-random-bits",

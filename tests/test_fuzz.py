@@ -40,16 +40,10 @@ def _size(rng: np.random.Generator) -> int:
 def test_every_entry_point_survives_garbage() -> None:
     rng = np.random.default_rng(2026)
     calls = [
-        lambda: extract.ModifiedToeplitz(
-            _value(rng, _size(rng)), _value(rng, _size(rng)), _value(rng, rng.bytes(40))
-        ),
-        lambda: extract.von_neumann(
-            _value(rng, rng.bytes(int(rng.integers(0, 300)))), nbits=_value(rng, None)
-        ),
+        lambda: extract.ModifiedToeplitz(_value(rng, _size(rng)), _value(rng, _size(rng)), _value(rng, rng.bytes(40))),
+        lambda: extract.von_neumann(_value(rng, rng.bytes(int(rng.integers(0, 300)))), nbits=_value(rng, None)),
         lambda: extract.hash_condition(_value(rng, rng.bytes(64 * 3)), _value(rng, _size(rng))),
-        lambda: extract.output_length(
-            _value(rng, _size(rng)), _value(rng, rng.random()), _value(rng, rng.random())
-        ),
+        lambda: extract.output_length(_value(rng, _size(rng)), _value(rng, rng.random()), _value(rng, rng.random())),
         lambda: extract.output_entropy(*(_value(rng, _size(rng)) for _ in range(3)), _value(rng, 3.0)),
         lambda: extract.conditioned_entropy(
             *(_value(rng, _size(rng)) for _ in range(3)), _value(rng, 3.0), vetted=_value(rng, False)

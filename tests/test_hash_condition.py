@@ -10,18 +10,14 @@ from qitcore.errors import InvalidArgumentError, InvalidLengthError, InvalidType
 from qitcore.extract import hash_condition
 
 
-@pytest.mark.parametrize(
-    ("function", "reference"), [("sha256", hashlib.sha256), ("sha3-256", hashlib.sha3_256)]
-)
+@pytest.mark.parametrize(("function", "reference"), [("sha256", hashlib.sha256), ("sha3-256", hashlib.sha3_256)])
 @pytest.mark.parametrize("block_bytes", [1, 55, 64, 128, 4096])
 def test_every_block_is_hashed_like_hashlib(function: str, reference, block_bytes: int, rng) -> None:
     data = rng.integers(0, 256, block_bytes * 37, dtype=np.uint8).tobytes()
     got = hash_condition(data, block_bytes, function=function)
     expect = b"".join(reference(data[k : k + block_bytes]).digest() for k in range(0, len(data), block_bytes))
     assert got == expect
-    array = hash_condition(
-        np.frombuffer(data, dtype=np.uint8), block_bytes, function=function, output="numpy"
-    )
+    array = hash_condition(np.frombuffer(data, dtype=np.uint8), block_bytes, function=function, output="numpy")
     assert array.tobytes() == expect
 
 

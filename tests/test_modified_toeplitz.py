@@ -15,9 +15,7 @@ from .reference import modified_toeplitz_naive
 
 
 @pytest.mark.parametrize("bitorder", ["big", "little"])
-@pytest.mark.parametrize(
-    ("n", "m", "blocks"), [(2, 1, 4), (9, 4, 8), (100, 37, 5), (1024, 512, 9), (64, 64, 3)]
-)
+@pytest.mark.parametrize(("n", "m", "blocks"), [(2, 1, 4), (9, 4, 8), (100, 37, 5), (1024, 512, 9), (64, 64, 3)])
 def test_blocks_match_the_definition(backend: str, bitorder: str, n: int, m: int, blocks: int, rng) -> None:
     seed = rng.integers(0, 2, 0 if m == n else n - 1, dtype=np.uint8)
     x = rng.integers(0, 2, n * blocks, dtype=np.uint8)
@@ -33,9 +31,7 @@ def test_bit_for_bit_with_randextract(n: int, m_frac: float, seed_value: int) ->
     m = max(1, min(n - 1, int(m_frac * n)))
     rng = np.random.default_rng(seed_value)
     seed, x = rng.integers(0, 2, n - 1, dtype=np.uint8), rng.integers(0, 2, n, dtype=np.uint8)
-    peer = np.asarray(
-        ModifiedToeplitzHashing(input_length=n, output_length=m).extract(x, seed), dtype=np.uint8
-    )
+    peer = np.asarray(ModifiedToeplitzHashing(input_length=n, output_length=m).extract(x, seed), dtype=np.uint8)
     assert np.array_equal(ModifiedToeplitz.from_bits(n, m, seed).hash_bits(x), peer)
 
 

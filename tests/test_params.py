@@ -35,17 +35,13 @@ def test_nist_ea_conditioning_examples() -> None:
     # NIST's ea_conditioning prints 251.6898 for `-v 256 256 256 256` and 766.464 for
     # `-n 1024 768 768 900 0.998`.
     assert conditioned_entropy(256, 256, 256, 256, vetted=True) == pytest.approx(251.6898, abs=5e-5)
-    assert conditioned_entropy(1024, 768, 768, 900, vetted=False, h_prime=0.998) == pytest.approx(
-        766.464, abs=1e-9
-    )
+    assert conditioned_entropy(1024, 768, 768, 900, vetted=False, h_prime=0.998) == pytest.approx(766.464, abs=1e-9)
 
 
 @pytest.mark.parametrize(
     ("n_in", "n_out", "nw", "h_in"), [(8, 4, 8, 3.5), (16, 16, 16, 12), (20, 8, 6, 19), (32, 8, 8, 0.5)]
 )
-def test_output_entropy_matches_the_formula_evaluated_directly(
-    n_in: int, n_out: int, nw: int, h_in: float
-) -> None:
+def test_output_entropy_matches_the_formula_evaluated_directly(n_in: int, n_out: int, nw: int, h_in: float) -> None:
     p_high = 2.0**-h_in
     p_low = (1 - p_high) / (2.0**n_in - 1)
     n = min(n_out, nw)

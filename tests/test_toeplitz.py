@@ -24,12 +24,8 @@ def _random_case(rng: np.random.Generator, n: int, m: int, blocks: int) -> tuple
 
 
 @pytest.mark.parametrize("bitorder", ["big", "little"])
-@pytest.mark.parametrize(
-    ("n", "m", "blocks"), [(1, 1, 3), (7, 3, 8), (64, 64, 2), (100, 37, 9), (1024, 512, 17)]
-)
-def test_blocks_match_the_matrix_definition(
-    backend: str, bitorder: str, n: int, m: int, blocks: int, rng
-) -> None:
+@pytest.mark.parametrize(("n", "m", "blocks"), [(1, 1, 3), (7, 3, 8), (64, 64, 2), (100, 37, 9), (1024, 512, 17)])
+def test_blocks_match_the_matrix_definition(backend: str, bitorder: str, n: int, m: int, blocks: int, rng) -> None:
     seed, x = _random_case(rng, n, m, blocks)
     t = Toeplitz(n, m, pack_bits(seed, bitorder=bitorder), bitorder=bitorder)
     result = t.hash(pack_bits(x, bitorder=bitorder), nbits=x.size)
@@ -71,9 +67,7 @@ def test_large_blocks_match_numpy_fft(backend: str, n: int, m: int, rng) -> None
     assert np.array_equal(got, toeplitz_fft(seed, x, m))
 
 
-@pytest.mark.parametrize(
-    ("n", "m"), [(1, 1), (10, 10), (97, 31), (1000, 442), (4096, 2048), (50_000, 20_000)]
-)
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (10, 10), (97, 31), (1000, 442), (4096, 2048), (50_000, 20_000)])
 def test_bit_for_bit_with_randextract(n: int, m: int, rng) -> None:
     seed, x = _random_case(rng, n, m, 1)
     peer = np.asarray(ToeplitzHashing(input_length=n, output_length=m).extract(x, seed), dtype=np.uint8)
@@ -202,11 +196,7 @@ def test_fuzzed_arguments_never_crash() -> None:
             t = Toeplitz(*args)
         except QitError:
             continue
-        data = (
-            rng.bytes(int(rng.integers(0, 1200)))
-            if rng.random() < 0.8
-            else garbage[rng.integers(len(garbage))]
-        )
+        data = rng.bytes(int(rng.integers(0, 1200))) if rng.random() < 0.8 else garbage[rng.integers(len(garbage))]
         with contextlib.suppress(QitError):
             t.hash(data)
 

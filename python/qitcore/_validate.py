@@ -32,9 +32,7 @@ def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int =
             raise TypeError
         number = operator.index(value)
     except TypeError:
-        raise InvalidTypeError(
-            f"{name}: expected an int, got {type(value).__name__} {_show(value)}"
-        ) from None
+        raise InvalidTypeError(f"{name}: expected an int, got {type(value).__name__} {_show(value)}") from None
     if minimum is not None and number < minimum:
         raise InvalidArgumentError(f"{name}: must be at least {minimum}, got {number}")
     if number > maximum:
@@ -70,9 +68,7 @@ def bit_array(name: str, bits: Any) -> npt.NDArray[np.uint8]:
     """A one-dimensional array of 0/1 values (bool or integer dtype) as uint8."""
     array = np.asarray(bits)
     if array.ndim != 1:
-        raise InvalidArgumentError(
-            f"{name}: expected a one-dimensional array of bits, got {array.ndim} dimensions"
-        )
+        raise InvalidArgumentError(f"{name}: expected a one-dimensional array of bits, got {array.ndim} dimensions")
     if array.dtype != np.bool_ and not np.issubdtype(array.dtype, np.integer):
         raise InvalidTypeError(f"{name}: expected an array of 0/1 integers or bools, got dtype {array.dtype}")
     if array.dtype != np.bool_ and array.size and (array.min() < 0 or array.max() > 1):

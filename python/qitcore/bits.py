@@ -27,9 +27,7 @@ def pack_bits(bits: Any, *, bitorder: _validate.BitOrder = "big") -> bytes:
     return np.packbits(array, bitorder=_validate.bitorder(bitorder)).tobytes()
 
 
-def unpack_bits(
-    data: Any, nbits: int | None = None, *, bitorder: _validate.BitOrder = "big"
-) -> npt.NDArray[np.uint8]:
+def unpack_bits(data: Any, nbits: int | None = None, *, bitorder: _validate.BitOrder = "big") -> npt.NDArray[np.uint8]:
     """Unpacks bytes into a uint8 array of 0/1 values, the first ``nbits`` bits (all by default).
 
     Raises:
@@ -42,9 +40,7 @@ def unpack_bits(
     try:
         array = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
     except TypeError as exc:
-        raise _validate.InvalidTypeError(
-            f"data: expected a bytes-like object, got {type(data).__name__}"
-        ) from exc
+        raise _validate.InvalidTypeError(f"data: expected a bytes-like object, got {type(data).__name__}") from exc
     total = 8 * array.size
     count = total if nbits is None else _validate.integer("nbits", nbits, minimum=0, maximum=total)
     return np.unpackbits(array, count=count, bitorder=order)

@@ -1,28 +1,39 @@
 """The ``qitcore`` command line.
 
-``qitcore run`` is the main job on built-in defaults: for now it extracts from OS-random input with
-Toeplitz hashing and prints the throughput.
+- ``qitcore run``: the main job on built-in defaults (for now: Toeplitz extraction from OS-random
+  input, printing the throughput).
+- ``qitcore assess FILE``: NIST SP 800-90B entropy assessment (non-IID track by default, ``--iid``
+  for the IID track), a table on the terminal, ``--json`` with NIST's fields, ``--report`` HTML.
+- ``qitcore restart FILE H_I``: the SP 800-90B restart tests.
+- ``qitcore health FILE --min-entropy H``: the continuous health tests over a capture, and
+  optionally the FIPS 140-2 and AIS 31 block tests.
+
+Exit status: 0 when the run completed (and, for ``health``, no test fired), 1 when a health test
+fired or a restart/IID test failed, 2 on errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
 
-from . import _core
+from . import _core, entropy, health
 from .errors import QitError
 from .extract import Toeplitz
+from .report import Progress, html_report, iid_json, iid_table, non_iid_json, non_iid_table, write_atomically
 
 
 def _run(args: argparse.Namespace) -> int:
     n, m = args.n, args.m
-    total_bytes = args.megabytes * 1_000_000 // (n // 8 or 1) * (n // 8 or 1)
     if n % 8:
-        raise QitError("run: n must be a multiple of 8 for the demo")
-    data = os.urandom(max(total_bytes, n // 8))
+        raise QitError("run: --n must be a multiple of 8")
+    total_bytes = max(args.megabytes * 1_000_000 // (n // 8) * (n // 8), n // 8)
+    data = os.urandom(total_bytes)
     toeplitz = Toeplitz(n, m)
     print(f"qitcore {_core.__version__}: Toeplitz hashing {n} -> {m} bits, seed from the OS CSPRNG")
     print(f"carry-less multiplication backend: {_core.clmul_backend()}")
@@ -32,8 +43,7 @@ def _run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         result = toeplitz.hash(data)
         times.append(time.perf_counter() - start)
-    best = min(times)
-    median = sorted(times)[len(times) // 2]
+    best, median = min(times), sorted(times)[len(times) // 2]
     print(f"output: {len(result) / 1e6:.1f} MB")
     print(
         f"throughput (input): median {len(data) * 8 / median / 1e9:.2f} Gbit/s, "
@@ -42,22 +52,186 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``qitcore`` command."""
-    parser = argparse.ArgumentParser(prog="qitcore", description=__doc__.splitlines()[0] if __doc__ else None)
+def _subset(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split(","))
+    except ValueError:
+        raise QitError(f"--subset: expected INDEX,SAMPLES, got {text!r}") from None
+    return index, count
+
+
+def _command_line(argv: Sequence[str] | None) -> str:
+    return shlex.join(["qitcore", *(sys.argv[1:] if argv is None else argv)])
+
+
+def _assess(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    data = entropy.read_samples(args.file, subset=_subset(args.subset))
+    sha = hashlib.sha256(data).hexdigest()
+    quiet = args.quiet
+    if not quiet:
+        print(f"{args.file}: {len(data)} samples (SHA-256 {sha})")
+    non_iid_result = iid_result = None
+    if args.iid:
+        progress = Progress("permutation tests", args.permutations, enabled=None if not quiet else False)
+        iid_result = entropy.assess_iid(
+            data,
+            bits_per_symbol=args.bits_per_symbol,
+            permutations=args.permutations,
+            seed=args.seed,
+            progress=lambda rounds, decided: progress.update(rounds, f"{decided}/19 decided"),
+        )
+        progress.close()
+        bits = iid_result.bits_per_symbol
+        if not quiet:
+            print(iid_table(iid_result))
+    else:
+        if not quiet:
+            print("running the non-IID estimators ...", file=sys.stderr)
+        non_iid_result = entropy.assess_non_iid(
+            data, bits_per_symbol=args.bits_per_symbol, truncate_bitstring=args.truncate
+        )
+        bits = non_iid_result.bits_per_symbol
+        if not quiet:
+            for warning in non_iid_result.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            print(non_iid_table(non_iid_result))
+    commandline = _command_line(argv)
+    if args.json:
+        text = (
+            iid_json(iid_result, commandline=commandline, filename=args.file, sha256=sha)
+            if iid_result is not None
+            else non_iid_json(non_iid_result, commandline=commandline, filename=args.file, sha256=sha)  # type: ignore[arg-type]
+        )
+        write_atomically(args.json, text)
+    if args.report:
+        page = html_report(data, bits, non_iid=non_iid_result, iid=iid_result, filename=args.file, sha256=sha)
+        write_atomically(args.report, page)
+    if iid_result is not None and not iid_result.passed:
+        return 1
+    return 0
+
+
+def _restart(args: argparse.Namespace) -> int:
+    data = entropy.read_samples(args.file)
+    r = entropy.assess_restart(data, args.h_i, bits_per_symbol=args.bits_per_symbol)
+    print(
+        f"sanity check: max count {max(r.max_row, r.max_column)} (rows {r.max_row}, columns {r.max_column}), "
+        f"cutoff {r.cutoff} at alpha {r.alpha:.6g}: {'passed' if r.sanity_passed else 'FAILED'}"
+    )
+    print(f"H_r = {r.h_r:.6f}, H_c = {r.h_c:.6f}, H_I = {r.h_i:.6f}")
+    if r.passed:
+        print(f"validation passed: min(H_r, H_c, H_I) = {r.h_min:.6f}")
+        return 0
+    print(
+        "validation FAILED" + ("" if r.sanity_passed else " (sanity check)") + ": min(H_r, H_c) < H_I / 2"
+        if r.sanity_passed
+        else "validation FAILED: sanity check"
+    )
+    return 1
+
+
+def _health(args: argparse.Namespace) -> int:
+    data = entropy.read_samples(args.file)
+    report = health.scan(
+        data,
+        args.min_entropy,
+        bits_per_sample=args.bits_per_sample,
+        alpha=args.alpha,
+        max_failures=args.max_failures,
+    )
+    print(
+        f"{args.file}: {len(data)} samples; cutoffs: RCT {report.rct_cutoff}, APT {report.apt_cutoff} "
+        f"(window {report.window}); longest run {report.longest_run}, largest window count "
+        f"{report.largest_window_count}"
+    )
+    if report.passed:
+        print("no health test fired")
+    for f in report.failures[: args.show]:
+        print(f"  sample {f.index}: {f.test} fired (value {f.value} reached {f.count}, cutoff {f.cutoff})")
+    if len(report.failures) > args.show:
+        print(f"  ... and {len(report.failures) - args.show} more")
+    status = 0 if report.passed else 1
+    if args.fips:
+        blocks = health.fips140_2(data, bitorder=args.bitorder)
+        failed = [(i, t) for i, b in enumerate(blocks) for t in b if not t.passed]
+        print(f"FIPS 140-2: {len(blocks)} blocks of 20000 bits, {len(failed)} failed tests")
+        for i, t in failed[: args.show]:
+            print(f"  block {i}: {t.test} {t.detail}")
+        status = max(status, int(bool(failed)))
+    if args.ais31:
+        a = health.ais31_procedure_a(data, bitorder=args.bitorder)
+        failed = [(i, t) for i, b in enumerate(a.blocks) for t in b if not t.passed]
+        print(
+            f"AIS 31 procedure A: T0 {'passed' if a.t0.passed else 'FAILED'}; {len(failed)} of 1285 block tests "
+            f"failed; verdict {a.verdict}"
+        )
+        for i, t in failed[: args.show]:
+            print(f"  block {i}: {t.test} {t.detail}")
+        status = max(status, int(a.verdict != "pass"))
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qitcore", description="Quantum random numbers and QKD key processing.")
     sub = parser.add_subparsers(dest="command", required=True)
+
     run = sub.add_parser("run", help="extract from OS-random input and print the throughput")
     run.add_argument("--n", type=int, default=4096, help="input bits per block (default 4096)")
     run.add_argument("--m", type=int, default=2048, help="output bits per block (default 2048)")
     run.add_argument("--megabytes", type=int, default=64, help="input size in MB (default 64)")
     run.add_argument("--repeat", type=int, default=5, help="timed runs (default 5)")
-    run.set_defaults(func=_run)
-    args = parser.parse_args(argv)
+
+    assess = sub.add_parser("assess", help="NIST SP 800-90B entropy assessment of a sample file")
+    assess.add_argument("file", help="samples, one per byte")
+    assess.add_argument("--bits-per-symbol", type=int, default=None, help="1-8 (inferred by default)")
+    track = assess.add_mutually_exclusive_group()
+    track.add_argument("--iid", action="store_true", help="the IID track")
+    track.add_argument("--non-iid", action="store_true", help="the non-IID track (default)")
+    assess.add_argument("--truncate", action="store_true", help="assess only 1,000,000 bits of the bit string")
+    assess.add_argument("--subset", metavar="INDEX,SAMPLES", help="assess only block INDEX of SAMPLES samples")
+    assess.add_argument("--permutations", type=int, default=10_000, help="IID: most permutations (10000)")
+    assess.add_argument("--seed", type=int, default=None, help="IID: seed for a reproducible run")
+    assess.add_argument("--json", metavar="OUT", help="write the result as JSON (NIST's fields)")
+    assess.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
+    assess.add_argument("--quiet", action="store_true", help="no terminal output")
+
+    restart = sub.add_parser("restart", help="SP 800-90B restart tests on 1000 restarts x 1000 samples")
+    restart.add_argument("file", help="1,000,000 samples, restart after restart")
+    restart.add_argument("h_i", type=float, help="the initial entropy estimate to validate")
+    restart.add_argument("--bits-per-symbol", type=int, default=None)
+
+    h = sub.add_parser("health", help="run the health tests over a capture and report where they fail")
+    h.add_argument("file", help="samples, one per byte")
+    h.add_argument("--min-entropy", type=float, required=True, help="claimed min-entropy per sample (bits)")
+    h.add_argument("--bits-per-sample", type=int, default=8)
+    h.add_argument("--alpha", type=float, default=health.DEFAULT_ALPHA, help="false-positive rate (2^-20)")
+    h.add_argument("--max-failures", type=int, default=1000)
+    h.add_argument("--show", type=int, default=20, help="failures to list (20)")
+    h.add_argument("--fips", action="store_true", help="also FIPS 140-2 tests on the bits of the file")
+    h.add_argument("--ais31", action="store_true", help="also AIS 31 procedure A on the bits of the file")
+    h.add_argument("--bitorder", choices=("big", "little"), default="big")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qitcore`` command."""
+    args = _parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        if args.command == "run":
+            return _run(args)
+        if args.command == "assess":
+            return _assess(args, argv)
+        if args.command == "restart":
+            return _restart(args)
+        return _health(args)
     except QitError as exc:
         print(f"qitcore: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("qitcore: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

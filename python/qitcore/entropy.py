@@ -112,9 +112,7 @@ def read_samples(path: str | os.PathLike[str], *, subset: Sequence[int] | None =
     return data
 
 
-def assess_non_iid(
-    data: Any, *, bits_per_symbol: int | None = None, truncate_bitstring: bool = False
-) -> NonIidResult:
+def assess_non_iid(data: Any, *, bits_per_symbol: int | None = None, truncate_bitstring: bool = False) -> NonIidResult:
     """Runs the SP 800-90B non-IID track on ``data`` (bytes-like, one sample per byte).
 
     Args:
@@ -252,8 +250,7 @@ def assess_iid(
         goodness_of_fit=ChiSquareResult(**d["goodness_of_fit"]),
         lrs=LrsTestResult(**d["lrs"]),
         permutation=[
-            PermutationStatistic(t["name"], t["value"], tuple(t["counts"]), t["passed"])
-            for t in perm["statistics"]
+            PermutationStatistic(t["name"], t["value"], tuple(t["counts"]), t["passed"]) for t in perm["statistics"]
         ],
         permutation_rounds=perm["rounds"],
         permutation_seed=perm["seed"],

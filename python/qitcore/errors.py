@@ -51,9 +51,7 @@ class HealthTestFailure(QitError):
 
     test = "health test"
 
-    def __init__(
-        self, message: str, index: int = -1, value: int = -1, count: int = -1, cutoff: int = -1
-    ) -> None:
+    def __init__(self, message: str, index: int = -1, value: int = -1, count: int = -1, cutoff: int = -1) -> None:
         super().__init__(message)
         self.index = index
         self.value = value

@@ -70,9 +70,7 @@ class _BlockHash:
         n, m = _size("n", n), _size("m", m)
         expected = cls._seed_length(n, m)
         if bits.size != expected:
-            raise InvalidLengthError(
-                f"seed_bits: expected {expected} bits ({cls._seed_formula}), got {bits.size}"
-            )
+            raise InvalidLengthError(f"seed_bits: expected {expected} bits ({cls._seed_formula}), got {bits.size}")
         return cls(n, m, pack_bits(bits), bitorder="big")
 
     @property
@@ -103,9 +101,7 @@ class _BlockHash:
         """Bytes of output for ``blocks`` blocks: ``ceil(blocks * m / 8)``."""
         return int(self._core.output_bytes(_validate.integer("blocks", blocks, minimum=0)))
 
-    def hash(
-        self, data: Any, *, nbits: int | None = None, out: Any = None, output: OutputKind = "bytes"
-    ) -> Any:
+    def hash(self, data: Any, *, nbits: int | None = None, out: Any = None, output: OutputKind = "bytes") -> Any:
         """Hashes every ``n``-bit block of ``data`` and packs the ``m``-bit outputs one after another.
 
         Args:
@@ -123,18 +119,14 @@ class _BlockHash:
         """
         if nbits is not None:
             nbits = _validate.integer("nbits", nbits, minimum=0)
-        return _emit(
-            lambda target: self._core.hash(data, nbits, target), self._output_size(data, nbits), out, output
-        )
+        return _emit(lambda target: self._core.hash(data, nbits, target), self._output_size(data, nbits), out, output)
 
     def hash_bits(self, bits: Any) -> npt.NDArray[np.uint8]:
         """Hashes 0/1 arrays (one element per bit, as randextract takes them): ``bits`` holds a whole
         number of ``n``-bit blocks; the result holds ``m`` output bits per block."""
         array = _validate.bit_array("bits", bits)
         if array.size % self.n:
-            raise InvalidLengthError(
-                f"bits: expected a whole number of {self.n}-bit blocks, got {array.size} bits"
-            )
+            raise InvalidLengthError(f"bits: expected a whole number of {self.n}-bit blocks, got {array.size} bits")
         packed = np.packbits(array, bitorder=self.bitorder)
         result = self._core.hash(packed, array.size, None)
         return unpack_bits(result, (array.size // self.n) * self.m, bitorder=self.bitorder)

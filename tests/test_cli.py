@@ -1,0 +1,85 @@
+"""The command line end to end: outputs, NIST-shaped JSON, the HTML report, exit codes, and no
+partial files on errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qitcore.cli import main
+
+from .sp800_90b import DATA, reference
+
+
+def test_assess_writes_nist_json_and_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, page = tmp_path / "r.json", tmp_path / "r.html"
+    assert main(["assess", str(DATA / "rand4_short.bin"), "--json", str(out), "--report", str(page)]) == 0
+    printed = capsys.readouterr().out
+    assert "t-Tuple" in printed and "min(H_original, 4 x H_bitstring)" in printed
+    doc = json.loads(out.read_text())
+    assert doc["IID"] is False and doc["errorLevel"] == 0
+    cases = {c["testCaseDesc"]: c for c in doc["testCases"]}
+    ref = reference("rand4_short")
+    assert cases["Overall"]["hAssessed"] == pytest.approx(ref[("", "Assessed min entropy", "")], rel=1e-9)
+    assert cases["T-Tuple Test"]["tTupleRes"] == pytest.approx(ref[("literal", "t-Tuple", "min entropy")], rel=1e-9)
+    assert cases["LRS Test"]["binLrsRes"] == pytest.approx(ref[("bitstring", "LRS", "min entropy")], rel=1e-9)
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 5 and "<script" not in html
+
+
+def test_iid_track_exit_code_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "iid.json"
+    # rand4_short fails NIST's IID permutation tests (periodicity(1), as NIST's ea_iid reports).
+    status = main(["assess", str(DATA / "rand4_short.bin"), "--iid", "--seed", "1", "--json", str(out), "--quiet"])
+    doc = json.loads(out.read_text())
+    case = doc["testCases"][0]
+    assert status == 1 and doc["IID"] is True
+    assert case["passedIidPermutationTests"] is False and case["passedChiSquareTests"] is True
+    assert {it["iteration"] for it in case["permutationTestResults"]} == {0, 1, 2}
+
+
+def test_subset_and_truncation_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["assess", str(DATA / "truerand_8bit.bin"), "--subset", "1,20000", "--quiet"]) == 0
+    assert main(["assess", str(DATA / "rand8_short.bin"), "--truncate"]) == 0
+    assert "less than 1000000 samples" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["assess", "/nonexistent/file.bin"], "No such file"),
+        (["assess", "EMPTY"], "no samples"),
+        (["assess", "WIDE", "--bits-per-symbol", "2"], "offset 3"),
+        (["assess", "WIDE", "--subset", "x"], "--subset"),
+        (["health", "WIDE", "--min-entropy", "0"], "min_entropy"),
+    ],
+)
+def test_bad_input_exits_2_and_leaves_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    (tmp_path / "EMPTY").write_bytes(b"")
+    (tmp_path / "WIDE").write_bytes(bytes([0, 1, 2, 7, 1]))
+    args = [str(tmp_path / a) if a in ("EMPTY", "WIDE") else a for a in args]
+    out = tmp_path / "out.json"
+    assert main([*args, *(["--json", str(out)] if args[0] == "assess" else [])]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".qitcore-*"))
+
+
+def test_health_reports_where_a_capture_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = bytearray(np.random.default_rng(1).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    data[20_000:20_010] = b"\x00" * 10
+    path = tmp_path / "capture.bin"
+    path.write_bytes(bytes(data))
+    assert main(["health", str(path), "--min-entropy", "7", "--alpha", str(2.0**-40), "--fips"]) == 1
+    printed = capsys.readouterr().out
+    assert "sample 20006: Repetition Count Test fired" in printed
+    assert "FIPS 140-2: 20 blocks" in printed
+
+
+def test_restart_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["restart", str(DATA / "truerand_8bit.bin"), "7.0", "--bits-per-symbol", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert "cutoff 27" in printed and "validation passed" in printed
