@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 import numpy as np
-from qitcore import bits, extract
+from qitcore import bits, entropy, extract, health
 from qitcore.errors import QitError
 
 GARBAGE: list[Any] = [
@@ -50,8 +50,19 @@ def test_every_entry_point_survives_garbage() -> None:
         ),
         lambda: bits.pack_bits(_value(rng, rng.integers(0, 2, 20))),
         lambda: bits.unpack_bits(_value(rng, rng.bytes(5)), _value(rng, 30)),
+        lambda: entropy.assess_non_iid(
+            _value(rng, rng.bytes(int(rng.integers(0, 40))) if rng.random() < 0.5 else bytes(int(rng.integers(0, 9)))),
+            bits_per_symbol=_value(rng, None),
+        ),
+        lambda: entropy.assess_iid(
+            _value(rng, rng.bytes(int(rng.integers(0, 40)))), permutations=_value(rng, 5), seed=1
+        ),
+        lambda: health.scan(_value(rng, rng.bytes(50)), _value(rng, rng.random() * 8), alpha=_value(rng, 1e-6)),
+        lambda: health.HealthMonitor(_value(rng, rng.random() * 9), bits_per_sample=_value(rng, 8)).feed(
+            _value(rng, rng.bytes(600))
+        ),
     ]
-    for _ in range(300):
+    for _ in range(200):
         for call in calls:
             with contextlib.suppress(QitError):
                 call()

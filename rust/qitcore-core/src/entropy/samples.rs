@@ -38,12 +38,12 @@ impl Samples {
     /// data as NIST's tool does.
     ///
     /// # Errors
-    /// [`Error::InvalidLength`] naming `data` when it is empty; [`Error::InvalidArgument`] naming
-    /// `bits_per_symbol` when it is outside 1–8, or naming `data` with the offset of the first sample
-    /// that does not fit in `bits_per_symbol` bits.
+    /// [`Error::InvalidLength`] naming `data` for fewer than 2 samples; [`Error::InvalidArgument`]
+    /// naming `bits_per_symbol` when it is outside 1–8, or naming `data` with the offset of the first
+    /// sample that does not fit in `bits_per_symbol` bits, or when all samples are one symbol.
     pub fn new(data: &[u8], bits_per_symbol: Option<u32>) -> Result<Self> {
-        if data.is_empty() {
-            return Err(Error::length("data", "no samples"));
+        if data.len() < 2 {
+            return Err(Error::length("data", format!("at least 2 samples are needed, got {}", data.len())));
         }
         let width = match bits_per_symbol {
             Some(b) if !(1..=8).contains(&b) => {
@@ -77,6 +77,12 @@ impl Samples {
                 map[v] = alphabet_size as u8;
                 alphabet_size += 1;
             }
+        }
+        if alphabet_size < 2 {
+            return Err(Error::argument(
+                "data",
+                format!("every sample is the same symbol ({}): there is no entropy to assess", raw[0]),
+            ));
         }
         let max_symbol = raw.iter().copied().max().unwrap_or(0);
         let translated = alphabet_size < usize::from(max_symbol) + 1;
@@ -139,6 +145,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(Samples::new(&[], None), Err(Error::InvalidLength { name: "data", .. })));
+        assert!(matches!(Samples::new(&[3], None), Err(Error::InvalidLength { name: "data", .. })));
+        assert!(matches!(Samples::new(&[3, 3, 3], None), Err(Error::InvalidArgument { name: "data", .. })));
         assert!(matches!(Samples::new(&[1], Some(9)), Err(Error::InvalidArgument { name: "bits_per_symbol", .. })));
     }
 }
