@@ -147,6 +147,6 @@ mod tests {
         assert!(matches!(Samples::new(&[], None), Err(Error::InvalidLength { name: "data", .. })));
         assert!(matches!(Samples::new(&[3], None), Err(Error::InvalidLength { name: "data", .. })));
         assert!(matches!(Samples::new(&[3, 3, 3], None), Err(Error::InvalidArgument { name: "data", .. })));
-        assert!(matches!(Samples::new(&[1], Some(9)), Err(Error::InvalidArgument { name: "bits_per_symbol", .. })));
+        assert!(matches!(Samples::new(&[1, 2], Some(9)), Err(Error::InvalidArgument { name: "bits_per_symbol", .. })));
     }
 }
