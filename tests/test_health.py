@@ -126,3 +126,15 @@ def test_ais31_procedure_a_passes_good_bits(rng) -> None:
     assert result.verdict in ("pass", "repeat")
     stuck = bytes(1_035_716)
     assert ais31_procedure_a(stuck).verdict == "fail"
+
+
+def test_process_reports_counts_without_copying(rng) -> None:
+    data = rng.integers(0, 256, 5000, dtype=np.uint8).tobytes()
+    m = HealthMonitor(7.0)
+    assert m.process(data) == (1024, 3584)
+    with pytest.raises(RepetitionCountFailure):
+        m.process(b"\x01" * 8)
+    fed = HealthMonitor(7.0)
+    fed.feed(data[:100])
+    with pytest.raises(InvalidArgumentError, match="process"):
+        fed.process(data)

@@ -93,6 +93,18 @@ class HealthMonitor:
         """
         return bytes(self._core.feed(data))
 
+    def process(self, data: Any) -> tuple[int, int]:
+        """Tests ``data`` without copying it, for callers that keep their own buffer of unresolved
+        samples: returns ``(discard, emit)``, how many of the oldest unresolved samples to drop
+        (start-up) and then to release. Do not mix with :meth:`feed` on one monitor.
+
+        Raises:
+            RepetitionCountFailure, AdaptiveProportionFailure: a test fired; every unresolved
+                sample is to be withheld.
+        """
+        discard, emit = self._core.process(data)
+        return int(discard), int(emit)
+
     def reset(self) -> None:
         """Leaves the failed state; the next samples go through the start-up test again."""
         self._core.reset()

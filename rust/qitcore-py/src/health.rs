@@ -95,10 +95,25 @@ impl PyHealthMonitor {
             if bytes.len() >= DETACH_BYTES { py.detach(|| monitor.process(bytes)) } else { monitor.process(bytes) };
         match result {
             Ok(release) => {
-                pending.extend_from_slice(bytes);
+                // The resolved samples are the pending ones followed by the head of `bytes`: copy
+                // the released ones out once, and keep only the unresolved tail.
                 let (discard, emit) = (release.discard as usize, release.emit as usize);
-                let out = PyBytes::new(py, &pending[discard..discard + emit]);
-                pending.drain(..discard + emit);
+                let resolved = discard + emit;
+                let held = pending.len();
+                let out = PyBytes::new_with(py, emit, |out| {
+                    let from_pending = held.saturating_sub(discard).min(emit);
+                    out[..from_pending].copy_from_slice(&pending[discard.min(held)..discard.min(held) + from_pending]);
+                    let start = discard.saturating_sub(held);
+                    out[from_pending..].copy_from_slice(&bytes[start..start + emit - from_pending]);
+                    Ok(())
+                })?;
+                if resolved >= held {
+                    pending.clear();
+                    pending.extend_from_slice(&bytes[resolved - held..]);
+                } else {
+                    pending.drain(..resolved);
+                    pending.extend_from_slice(bytes);
+                }
                 Ok(out)
             }
             Err(f) => {
@@ -106,6 +121,23 @@ impl PyHealthMonitor {
                 Err(failure_error(&f))
             }
         }
+    }
+
+    /// Tests `data` without holding or copying samples (the caller keeps them): returns
+    /// `(discard, emit)`, the counts of the caller's oldest unresolved samples to drop and to
+    /// release. Fails like `feed`.
+    fn process(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
+        let input = Input::get(py, "data", data)?;
+        let bytes = input.bytes();
+        let mut inner = self.lock();
+        if !inner.pending.is_empty() {
+            return Err(InvalidArgumentError::new_err(
+                "data: process() cannot follow feed() while feed() holds samples; use one or the other",
+            ));
+        }
+        let monitor = &mut inner.monitor;
+        let result = if bytes.len() >= DETACH_BYTES { py.detach(|| monitor.process(bytes)) } else { monitor.process(bytes) };
+        result.map(|r| (r.discard, r.emit)).map_err(|f| failure_error(&f))
     }
 
     /// Leaves the failed state; the next samples go through the start-up test again.

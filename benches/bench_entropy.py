@@ -1,0 +1,121 @@
+"""SP 800-90B assessment and health tests: qitcore's time on NIST's truerand_8bit.bin (1,000,000
+8-bit samples) beside NIST's own tool when it is available, and the health tests' throughput
+beside a NumPy implementation.
+
+NIST's tool is a peer only where it is installed: set ``QITCORE_NIST_EA`` to the folder holding
+``ea_non_iid`` and ``ea_iid`` (built from usnistgov/SP800-90B_EntropyAssessment; not part of this
+project). Without it the summary quotes the time NIST's README gives for this machine's kind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qitcore.entropy import assess_iid, assess_non_iid
+from qitcore.health import HealthMonitor
+
+DATA = Path(os.environ.get("QITCORE_SP800_90B_DATA", Path(__file__).resolve().parents[2] / "shared/data/sp800-90b"))
+FILE = DATA / "truerand_8bit.bin"
+NIST = os.environ.get("QITCORE_NIST_EA")
+SAMPLE_BITS = 8_000_000
+
+
+def _nist(tool: str, *args: str) -> tuple[float, str]:
+    start = time.perf_counter()
+    out = subprocess.run([str(Path(NIST or "") / tool), *args], capture_output=True, text=True, check=True).stdout
+    return time.perf_counter() - start, out
+
+
+def test_non_iid_track(benchmark: Any, record: Any, note: Any) -> None:
+    data = FILE.read_bytes()
+    result = benchmark.pedantic(assess_non_iid, args=(data,), rounds=3, warmup_rounds=1)
+    record("non-IID track, truerand_8bit", "qitcore", benchmark, SAMPLE_BITS)
+    if NIST:
+        seconds, out = _nist("ea_non_iid", "-v", str(FILE))
+        assessed = float(re.search(r"min\(H_original, 8 X H_bitstring\): (\S+)", out)[1])
+        assert assessed == pytest.approx(result.h_assessed, abs=1e-6)
+        note(
+            f"NIST ea_non_iid on the same file, same run: {seconds:.2f} s -> qitcore is "
+            f"{seconds / benchmark.stats.stats.median:.1f}x faster; assessments agree ({assessed:.6f})"
+        )
+    else:
+        note("NIST ea_non_iid not installed (QITCORE_NIST_EA); its README quotes about 15 s on this kind of machine")
+
+
+def test_iid_track(benchmark: Any, record: Any, note: Any) -> None:
+    data = FILE.read_bytes()
+    rounds: list[int] = []
+
+    def run() -> Any:
+        r = assess_iid(data, seed=20261126)
+        rounds.append(r.permutation_rounds)
+        return r
+
+    result = benchmark.pedantic(run, rounds=1, warmup_rounds=0)
+    record("IID track, truerand_8bit", "qitcore", benchmark, SAMPLE_BITS)
+    assert result.passed
+    note(f"qitcore IID track: {rounds[0]} permutations until every statistic was decided")
+    if NIST:
+        seconds, out = _nist("ea_iid", "-v", str(FILE))
+        assert "IID permutation tests: Passed" in out or "Passed" in out
+        note(
+            f"NIST ea_iid on the same file, same run: {seconds:.2f} s -> ratio {seconds / benchmark.stats.stats.median:.1f}x "
+            "(both stop when every statistic is decided; the number of permutations is random)"
+        )
+    else:
+        note("NIST ea_iid not installed (QITCORE_NIST_EA); its README quotes 11-14 s on this kind of machine")
+
+
+def test_peak_memory_of_the_non_iid_track(note: Any) -> None:
+    script = textwrap.dedent(
+        f"""
+        from qitcore.entropy import assess_non_iid
+        assess_non_iid(open({str(FILE)!r}, "rb").read())
+        with open("/proc/self/status") as status:
+            print(next(line for line in status if line.startswith("VmHWM")).split()[1])
+        """
+    )
+    peak_kib = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    note(f"non-IID track on truerand_8bit: peak resident set {peak_kib / 1024:.0f} MiB (NIST's tool: about 300 MB)")
+    assert peak_kib < 300 * 1024
+
+
+def _numpy_health(data: np.ndarray, rct: int, apt: int, window: int) -> bool:
+    """RCT + APT the way a NumPy user writes them: True when neither test fires."""
+    change = np.flatnonzero(np.diff(data) != 0)
+    runs = np.diff(np.concatenate(([-1], change, [data.size - 1])))
+    if runs.max() >= rct:
+        return False
+    whole = data[: data.size // window * window].reshape(-1, window)
+    counts = (whole == whole[:, :1]).sum(axis=1)
+    return bool(counts.max() < apt)
+
+
+@pytest.mark.parametrize("impl", ["qitcore process()", "qitcore feed()", "numpy"])
+def test_health_tests_throughput(benchmark: Any, record: Any, impl: str) -> None:
+    data = np.random.default_rng(1).integers(0, 256, 256 << 20, dtype=np.uint8)
+    alpha = 2.0**-40  # at 2^-20, 256 MiB of ideal samples would raise ~100 false alarms
+    if impl.startswith("qitcore"):
+        # process() only tests; feed() also copies the released samples out.
+        method = "process" if "process" in impl else "feed"
+
+        def run() -> bool:
+            m = HealthMonitor(7.0, alpha=alpha)
+            getattr(m, method)(data)
+            return m.state == "healthy"
+
+        assert benchmark.pedantic(run, rounds=5, warmup_rounds=1)
+    else:
+        m = HealthMonitor(7.0, alpha=alpha)
+        assert benchmark.pedantic(_numpy_health, args=(data, m.rct_cutoff, m.apt_cutoff, m.window), rounds=3)
+    record("health RCT+APT, 8-bit samples", impl, benchmark, data.size * 8)
