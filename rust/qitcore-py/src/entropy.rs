@@ -162,6 +162,7 @@ pub fn assess_restart<'py>(
     h_i: f64,
     bits_per_symbol: Option<u32>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    restart::check_sample_count(Input::get(py, "data", data)?.bytes().len()).py_err()?;
     let s = samples(py, data, bits_per_symbol, None)?;
     let r = py.detach(|| restart::assess(&s, h_i)).py_err()?;
     let d = PyDict::new(py);

@@ -136,7 +136,8 @@ impl PyHealthMonitor {
             ));
         }
         let monitor = &mut inner.monitor;
-        let result = if bytes.len() >= DETACH_BYTES { py.detach(|| monitor.process(bytes)) } else { monitor.process(bytes) };
+        let result =
+            if bytes.len() >= DETACH_BYTES { py.detach(|| monitor.process(bytes)) } else { monitor.process(bytes) };
         result.map(|r| (r.discard, r.emit)).map_err(|f| failure_error(&f))
     }
 

@@ -134,6 +134,14 @@ pub fn sanity_cutoff(h: f64, alpha: f64) -> u64 {
     lo as u64
 }
 
+/// Refuses anything but 1000 × 1000 samples; callers check this before looking at the values.
+pub fn check_sample_count(n: usize) -> Result<()> {
+    if n != SIDE * SIDE {
+        return Err(Error::length("data", format!("restart tests need 1000 × 1000 = 1000000 samples, got {n}")));
+    }
+    Ok(())
+}
+
 /// Runs the restart tests on 1000 × 1000 samples (row-major: restart after restart) for an
 /// initial entropy estimate `h_i`.
 ///
@@ -141,12 +149,7 @@ pub fn sanity_cutoff(h: f64, alpha: f64) -> u64 {
 /// [`Error::InvalidLength`] naming `data` unless there are exactly 1,000,000 samples;
 /// [`Error::InvalidArgument`] naming `h_i` outside `[0, bits per symbol]`.
 pub fn assess(samples: &Samples, h_i: f64) -> Result<RestartReport> {
-    if samples.len() != SIDE * SIDE {
-        return Err(Error::length(
-            "data",
-            format!("restart tests need 1000 × 1000 = 1000000 samples, got {}", samples.len()),
-        ));
-    }
+    check_sample_count(samples.len())?;
     let width = f64::from(samples.bits_per_symbol);
     if !(0.0..=width).contains(&h_i) {
         return Err(Error::argument("h_i", format!("must lie in [0, {width}] bits per sample, got {h_i}")));

@@ -3,6 +3,7 @@
 //! independent and identically distributed; if so, the most common value estimate is the
 //! assessment.
 
+pub mod bzip2_size;
 pub mod chi_square;
 pub mod gamma;
 pub mod lrs;

@@ -54,22 +54,20 @@ impl Xoshiro256 {
     }
 }
 
-/// Fisher–Yates: applies the same uniform permutation to both slices.
-pub fn shuffle_together(a: &mut [u8], b: &mut [u8], rng: &mut Xoshiro256) {
-    debug_assert_eq!(a.len(), b.len());
+/// Fisher–Yates shuffle of `a`.
+pub fn shuffle<T>(a: &mut [T], rng: &mut Xoshiro256) {
     for i in (1..a.len()).rev() {
         let r = rng.below_or_equal(i as u64) as usize;
         a.swap(i, r);
-        b.swap(i, r);
     }
 }
 
-/// Writes a uniformly random permutation of the pairs `(a[i], b[i])` into `out_a`, `out_b`, by
-/// the Rao–Sandelius method: each pair goes to one of 256 buckets chosen uniformly at random, and
-/// each bucket is then shuffled by Fisher–Yates. The result is uniform like a plain Fisher–Yates
-/// shuffle, with the random accesses confined to small buckets that stay in cache.
-pub fn scatter_shuffle(a: &[u8], b: &[u8], out_a: &mut [u8], out_b: &mut [u8], rng: &mut Xoshiro256) {
-    let n = a.len();
+/// Writes a uniformly random permutation of `src` into `out` by the Rao–Sandelius method: each
+/// element goes to one of 256 buckets chosen uniformly at random, and each bucket is then
+/// shuffled by Fisher–Yates. The result is uniform like a plain Fisher–Yates shuffle, with the
+/// random accesses confined to small buckets that stay in cache.
+pub fn scatter_shuffle<T: Copy>(src: &[T], out: &mut [T], rng: &mut Xoshiro256) {
+    let n = src.len();
     let mut labels = vec![0u8; n];
     for chunk in labels.chunks_mut(8) {
         let r = rng.next_u64().to_le_bytes();
@@ -83,15 +81,24 @@ pub fn scatter_shuffle(a: &[u8], b: &[u8], out_a: &mut [u8], out_b: &mut [u8], r
         start[i + 1] += start[i];
     }
     let mut next = start;
-    for ((&l, &x), &y) in labels.iter().zip(a).zip(b) {
+    for (&l, &x) in labels.iter().zip(src) {
         let slot = &mut next[l as usize];
-        out_a[*slot] = x;
-        out_b[*slot] = y;
+        out[*slot] = x;
         *slot += 1;
     }
     for bucket in 0..256 {
-        let (lo, hi) = (start[bucket], start[bucket + 1]);
-        shuffle_together(&mut out_a[lo..hi], &mut out_b[lo..hi], rng);
+        shuffle(&mut out[start[bucket]..start[bucket + 1]], rng);
+    }
+}
+
+/// [`scatter_shuffle`] of the pairs `(a[i], b[i])`, written to `out_a`, `out_b`.
+pub fn scatter_shuffle_pairs(a: &[u8], b: &[u8], out_a: &mut [u8], out_b: &mut [u8], rng: &mut Xoshiro256) {
+    let pairs: Vec<u16> = a.iter().zip(b).map(|(&x, &y)| u16::from(x) | u16::from(y) << 8).collect();
+    let mut shuffled = vec![0u16; pairs.len()];
+    scatter_shuffle(&pairs, &mut shuffled, rng);
+    for ((p, x), y) in shuffled.iter().zip(out_a.iter_mut()).zip(out_b.iter_mut()) {
+        *x = *p as u8;
+        *y = (*p >> 8) as u8;
     }
 }
 
@@ -126,7 +133,7 @@ mod tests {
         let mut seen = std::collections::HashMap::new();
         let (mut oa, mut ob) = ([0u8; 4], [0u8; 4]);
         for _ in 0..48_000 {
-            scatter_shuffle(&a, &a, &mut oa, &mut ob, &mut g);
+            scatter_shuffle_pairs(&a, &a, &mut oa, &mut ob, &mut g);
             assert_eq!(oa, ob);
             *seen.entry(oa).or_insert(0u32) += 1;
         }
@@ -137,13 +144,28 @@ mod tests {
     #[test]
     fn shuffles_are_permutations() {
         let mut g = Xoshiro256::from_seed(1);
-        let mut a: Vec<u8> = (0..200).map(|i| i as u8).collect();
-        let mut b = a.clone();
-        shuffle_together(&mut a, &mut b, &mut g);
-        assert_eq!(a, b);
-        let mut sorted = a.clone();
+        let a: Vec<u16> = (0..2000).collect();
+        let mut out = vec![0u16; a.len()];
+        scatter_shuffle(&a, &mut out, &mut g);
+        let mut sorted = out.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, (0..200).map(|i| i as u8).collect::<Vec<_>>());
-        assert_ne!(a, sorted);
+        assert_eq!(sorted, a);
+        assert_ne!(out, a);
+        let mut b = a.clone();
+        shuffle(&mut b, &mut g);
+        assert_ne!(b, a);
+        b.sort_unstable();
+        assert_eq!(b, a);
+    }
+
+    #[test]
+    fn pairs_stay_together() {
+        let mut g = Xoshiro256::from_seed(2);
+        let a: Vec<u8> = (0..=255).collect();
+        let b: Vec<u8> = a.iter().map(|&x| x.wrapping_mul(7)).collect();
+        let (mut oa, mut ob) = (vec![0u8; 256], vec![0u8; 256]);
+        scatter_shuffle_pairs(&a, &b, &mut oa, &mut ob, &mut g);
+        assert!(oa.iter().zip(&ob).all(|(&x, &y)| y == x.wrapping_mul(7)));
+        assert_ne!(oa, a);
     }
 }

@@ -1,0 +1,342 @@
+//! The bits bzip2 spends on one block, given its transform: the move-to-front values with zero
+//! runs written in bijective base 2 (RUNA, RUNB), then Huffman coded in groups of 50 symbols, each
+//! group by the best of up to six tables. libbzip2 picks the tables in four passes from an
+//! initial split of the alphabet by frequency; the passes are repeated here exactly, since every
+//! choice changes the length.
+
+use super::huffman::code_lengths;
+
+/// Block magic (48 bits), block CRC (32), randomised flag (1), origin pointer (24).
+const BLOCK_HEADER_BITS: u64 = 48 + 32 + 1 + 24;
+const GROUP: usize = 50;
+const PASSES: usize = 4;
+const MAX_CODE_LEN: u8 = 17;
+/// Initial table lengths: 0 for the symbols a table starts with, 15 for the rest.
+const LESSER: u8 = 0;
+const GREATER: u8 = 15;
+
+/// Move-to-front values of `bwt` (over the byte values in use, numbered in order), with the
+/// number of byte values in use and which they are.
+fn mtf_values(bwt: &[u8]) -> (Vec<u16>, usize, [bool; 256]) {
+    let mut in_use = [false; 256];
+    for &b in bwt {
+        in_use[usize::from(b)] = true;
+    }
+    let mut index = [0u8; 256];
+    let mut used = 0usize;
+    for (v, &u) in in_use.iter().enumerate() {
+        if u {
+            index[v] = used as u8;
+            used += 1;
+        }
+    }
+    let symbols = bwt.iter().map(|&b| index[usize::from(b)]);
+    let mut out = Vec::with_capacity(bwt.len() / 2 + 2);
+    if used <= 16 {
+        mtf_nibbles(symbols, used, &mut out);
+    } else {
+        mtf_list(symbols, used, &mut out);
+    }
+    out.push(used as u16 + 1);
+    (out, used, in_use)
+}
+
+/// Move-to-front with the list packed four bits a symbol in one word (front in the low nibble,
+/// unused nibbles 0xF), for up to 16 symbols in use: decimal text has at most 11.
+fn mtf_nibbles(symbols: impl Iterator<Item = u8>, used: usize, out: &mut Vec<u16>) {
+    const ONES: u64 = 0x1111_1111_1111_1111;
+    let mut list = (0..16u64).fold(0u64, |acc, i| acc | (if (i as usize) < used { i } else { 0xf }) << (4 * i));
+    let mut zeros = 0usize;
+    for symbol in symbols {
+        if list & 0xf == u64::from(symbol) {
+            zeros += 1;
+            continue;
+        }
+        push_zero_run(out, zeros);
+        zeros = 0;
+        // The lowest zero nibble of list ^ symbol is exact (borrows only disturb higher nibbles).
+        let x = list ^ (ONES * u64::from(symbol));
+        let position = ((x.wrapping_sub(ONES) & !x & (ONES << 3)).trailing_zeros() / 4) as usize;
+        let below = (1u64 << (4 * position)) - 1;
+        let through = (below << 4) | 0xf;
+        list = (list & !through) | ((list & below) << 4) | u64::from(symbol);
+        out.push(position as u16 + 1);
+    }
+    push_zero_run(out, zeros);
+}
+
+/// Move-to-front over a list of bytes, for any number of symbols.
+fn mtf_list(symbols: impl Iterator<Item = u8>, used: usize, out: &mut Vec<u16>) {
+    let mut list: Vec<u8> = (0..used).map(|s| s as u8).collect();
+    let mut zeros = 0usize;
+    for symbol in symbols {
+        if list[0] == symbol {
+            zeros += 1;
+            continue;
+        }
+        push_zero_run(out, zeros);
+        zeros = 0;
+        let position = list.iter().position(|&s| s == symbol).expect("symbol is in the list");
+        list.copy_within(0..position, 1);
+        list[0] = symbol;
+        out.push(position as u16 + 1);
+    }
+    push_zero_run(out, zeros);
+}
+
+/// A run of `zeros` zeros as RUNA (0) and RUNB (1) digits of bijective base 2, least significant
+/// first.
+fn push_zero_run(out: &mut Vec<u16>, zeros: usize) {
+    if zeros == 0 {
+        return;
+    }
+    let mut z = zeros - 1;
+    loop {
+        out.push((z & 1) as u16);
+        if z < 2 {
+            break;
+        }
+        z = (z - 2) / 2;
+    }
+}
+
+/// How many tables libbzip2 uses for `n` values.
+fn table_count(n: usize) -> usize {
+    match n {
+        0..200 => 2,
+        200..600 => 3,
+        600..1200 => 4,
+        1200..2400 => 5,
+        _ => 6,
+    }
+}
+
+/// The initial tables: consecutive ranges of the alphabet holding about equal shares of the
+/// values, the last table taking the first range.
+fn initial_tables(freq: &[u32], n: usize, tables: usize) -> Vec<Vec<u8>> {
+    let alpha = freq.len();
+    let mut lengths = vec![vec![GREATER; alpha]; tables];
+    let (mut remaining, mut start) = (n as i64, 0i64);
+    for part in (1..=tables).rev() {
+        let target = remaining / part as i64;
+        let (mut end, mut got) = (start - 1, 0i64);
+        while got < target && end < alpha as i64 - 1 {
+            end += 1;
+            got += i64::from(freq[end as usize]);
+        }
+        if end > start && part != tables && part != 1 && (tables - part) % 2 == 1 {
+            got -= i64::from(freq[end as usize]);
+            end -= 1;
+        }
+        for (v, l) in lengths[part - 1].iter_mut().enumerate() {
+            if (start..=end).contains(&(v as i64)) {
+                *l = LESSER;
+            }
+        }
+        start = end + 1;
+        remaining -= got;
+    }
+    lengths
+}
+
+/// The bits of one block whose transform is `bwt`.
+pub fn block_bits(bwt: &[u8]) -> u64 {
+    let (values, used, in_use) = mtf_values(bwt);
+    let alpha = used + 2;
+    let mut freq = vec![0u32; alpha];
+    for &v in &values {
+        freq[usize::from(v)] += 1;
+    }
+    let n = values.len();
+    let tables = table_count(n);
+    let mut lengths = initial_tables(&freq, n, tables);
+    let mut selectors = Vec::with_capacity(n.div_ceil(GROUP));
+    let mut table_freq = vec![vec![0u32; alpha]; tables];
+    // Small alphabets (decimal text has at most 13 symbols) cost each group from its histogram.
+    let histograms = if alpha <= 16 { group_histograms(&values) } else { Vec::new() };
+    for _ in 0..PASSES {
+        selectors.clear();
+        table_freq.iter_mut().for_each(|f| f.fill(0));
+        if alpha <= 16 {
+            pass_by_histogram(&histograms, &lengths, &mut selectors, &mut table_freq);
+        } else {
+            pass_by_value(&values, &lengths, &mut selectors, &mut table_freq);
+        }
+        for (l, f) in lengths.iter_mut().zip(&table_freq) {
+            *l = code_lengths(f, MAX_CODE_LEN);
+        }
+    }
+    let data: u64 = lengths
+        .iter()
+        .zip(&table_freq)
+        .map(|(l, f)| l.iter().zip(f).map(|(&l, &f)| u64::from(l) * u64::from(f)).sum::<u64>())
+        .sum();
+    BLOCK_HEADER_BITS + mapping_bits(&in_use) + selector_bits(&selectors, tables) + table_bits(&lengths) + data
+}
+
+/// The index of the cheapest table (the first on ties), given each table's cost.
+fn cheapest(costs: impl Iterator<Item = u16>) -> usize {
+    let mut best = (0usize, u16::MAX);
+    for (t, c) in costs.enumerate() {
+        if c < best.1 {
+            best = (t, c);
+        }
+    }
+    best.0
+}
+
+/// One pass: each group goes to its cheapest table under `lengths`, whose symbol counts it adds
+/// to. Values are costed under all tables at once, 16 bits per table (a group costs at most
+/// 50 × 17).
+fn pass_by_value(values: &[u16], lengths: &[Vec<u8>], selectors: &mut Vec<u8>, table_freq: &mut [Vec<u32>]) {
+    let alpha = lengths[0].len();
+    let packed: Vec<u128> = (0..alpha)
+        .map(|v| lengths.iter().enumerate().fold(0u128, |acc, (t, l)| acc | u128::from(l[v]) << (16 * t)))
+        .collect();
+    for group in values.chunks(GROUP) {
+        let cost = group.iter().fold(0u128, |acc, &v| acc + packed[usize::from(v)]);
+        let best = cheapest((0..lengths.len()).map(|t| (cost >> (16 * t)) as u16));
+        selectors.push(best as u8);
+        for &v in group {
+            table_freq[best][usize::from(v)] += 1;
+        }
+    }
+}
+
+/// Per group of 50 values, how often each symbol occurs (alphabets of up to 16 symbols).
+fn group_histograms(values: &[u16]) -> Vec<[u16; 16]> {
+    values
+        .chunks(GROUP)
+        .map(|group| {
+            let mut h = [0u16; 16];
+            for &v in group {
+                h[usize::from(v)] += 1;
+            }
+            h
+        })
+        .collect()
+}
+
+/// [`pass_by_value`] from the groups' histograms: a dot product per table instead of a lookup
+/// per value.
+fn pass_by_histogram(
+    histograms: &[[u16; 16]],
+    lengths: &[Vec<u8>],
+    selectors: &mut Vec<u8>,
+    table_freq: &mut [Vec<u32>],
+) {
+    let mut dense = [[0u16; 16]; 6];
+    for (d, l) in dense.iter_mut().zip(lengths) {
+        for (x, &len) in d.iter_mut().zip(l) {
+            *x = u16::from(len);
+        }
+    }
+    let dense = &dense[..lengths.len()];
+    for h in histograms {
+        let best = cheapest(dense.iter().map(|d| d.iter().zip(h).map(|(&l, &c)| l * c).sum::<u16>()));
+        selectors.push(best as u8);
+        for (f, &c) in table_freq[best].iter_mut().zip(h) {
+            *f += u32::from(c);
+        }
+    }
+}
+
+/// One bit per 16 byte values, then 16 bits for each such range in use.
+fn mapping_bits(in_use: &[bool; 256]) -> u64 {
+    16 + 16 * in_use.chunks(16).filter(|r| r.iter().any(|&u| u)).count() as u64
+}
+
+/// Table count (3 bits), selector count (15), each selector move-to-front coded in unary.
+fn selector_bits(selectors: &[u8], tables: usize) -> u64 {
+    let mut list: Vec<u8> = (0..tables as u8).collect();
+    let mut bits = 3 + 15;
+    for &s in selectors {
+        let position = list.iter().position(|&t| t == s).expect("selector names a table");
+        list.copy_within(0..position, 1);
+        list[0] = s;
+        bits += position as u64 + 1;
+    }
+    bits
+}
+
+/// Each table: its first length (5 bits), then per symbol two bits per unit step and a stop bit.
+fn table_bits(lengths: &[Vec<u8>]) -> u64 {
+    lengths
+        .iter()
+        .map(|l| {
+            let mut current = l[0];
+            let mut bits = 5u64;
+            for &len in l {
+                bits += 2 * u64::from(current.abs_diff(len)) + 1;
+                current = len;
+            }
+            bits
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_and_value_passes_agree() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let values: Vec<u16> = (0..10_007)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((state % 14) * (state >> 61) / 7) as u16
+            })
+            .collect();
+        let mut freq = vec![0u32; 14];
+        values.iter().for_each(|&v| freq[usize::from(v)] += 1);
+        let lengths = initial_tables(&freq, values.len(), 6);
+        let (mut s1, mut s2) = (Vec::new(), Vec::new());
+        let (mut f1, mut f2) = (vec![vec![0u32; 14]; 6], vec![vec![0u32; 14]; 6]);
+        pass_by_value(&values, &lengths, &mut s1, &mut f1);
+        pass_by_histogram(&group_histograms(&values), &lengths, &mut s2, &mut f2);
+        assert_eq!((s1, f1), (s2, f2));
+    }
+
+    #[test]
+    fn zero_runs_are_bijective_base_two() {
+        // 1 = A, 2 = B, 3 = AA, 4 = BA, 5 = AB, 6 = BB, 7 = AAA.
+        let expect: [&[u16]; 7] = [&[0], &[1], &[0, 0], &[1, 0], &[0, 1], &[1, 1], &[0, 0, 0]];
+        for (zeros, digits) in (1..=7).zip(expect) {
+            let mut out = Vec::new();
+            push_zero_run(&mut out, zeros);
+            assert_eq!(out, digits, "{zeros}");
+        }
+    }
+
+    #[test]
+    fn packed_and_plain_move_to_front_agree() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for used in 1..=16usize {
+            let symbols: Vec<u8> = (0..5000)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // Skewed towards small symbols so zero runs occur.
+                    ((state % used as u64) * (state >> 60) / 15) as u8
+                })
+                .collect();
+            let (mut packed, mut plain) = (Vec::new(), Vec::new());
+            mtf_nibbles(symbols.iter().copied(), used, &mut packed);
+            mtf_list(symbols.iter().copied(), used, &mut plain);
+            assert_eq!(packed, plain, "{used} symbols");
+        }
+    }
+
+    #[test]
+    fn move_to_front_over_the_symbols_in_use() {
+        // Symbols in use: a (0), b (1), c (2). "aabca": a run of two zeros (RUNB), b at position 1
+        // (value 2), c at 2 (3), a at 2 (3), end of block (used + 1 = 4).
+        let (values, used, _) = mtf_values(b"aabca");
+        assert_eq!(used, 3);
+        assert_eq!(values, vec![1, 2, 3, 3, 4]);
+    }
+}

@@ -1,0 +1,218 @@
+//! The length of the bzip2 stream (block size 500 kB, as NIST's tool asks of libbzip2) of the
+//! samples written as decimal numbers separated by spaces: SP 800-90B §5.1.12's compression
+//! statistic, computed exactly without producing the stream.
+//!
+//! bzip2 first run-length encodes runs of four or more equal bytes; decimal text has none (a
+//! number has at most three digits, and spaces are single), so the blocks hold the text as it
+//! stands, cut as [`blocks`] says. A block costs a fixed header, its Burrows–Wheeler transform turned into
+//! move-to-front values and Huffman coded with up to six tables chosen in four refining passes,
+//! and the tables and selectors themselves. The transform is the slow part of bzip2; here it is
+//! built from a suffix array of the block's numbers rather than of its bytes (see [`bwt`]).
+
+mod bwt;
+mod coding;
+mod huffman;
+
+/// Bytes per block at block size 5 (`100000 * 5 - 19` in libbzip2).
+const BLOCK: usize = 499_981;
+
+/// Bits outside the blocks: "BZh5" before them, the end-of-stream magic and combined CRC after.
+const STREAM_BITS: u64 = 32 + 48 + 32;
+
+/// The decimal writing of every byte value, left-aligned, with its length.
+const DECIMAL: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut v = 0;
+    while v < 256 {
+        let (h, t, u) = ((v / 100) as u8, ((v / 10) % 10) as u8, (v % 10) as u8);
+        table[v] = if v >= 100 {
+            ([b'0' + h, b'0' + t, b'0' + u], 3)
+        } else if v >= 10 {
+            ([b'0' + t, b'0' + u, 0], 2)
+        } else {
+            ([b'0' + u, 0, 0], 1)
+        };
+        v += 1;
+    }
+    table
+};
+
+/// The samples as decimal numbers separated by single spaces (no trailing space).
+pub fn decimal_text(raw: &[u8]) -> Vec<u8> {
+    let mut text = Vec::with_capacity(raw.len() * 4);
+    for (i, &v) in raw.iter().enumerate() {
+        if i > 0 {
+            text.push(b' ');
+        }
+        let (digits, len) = DECIMAL[usize::from(v)];
+        text.extend_from_slice(&digits[..usize::from(len)]);
+    }
+    text
+}
+
+/// The blocks libbzip2 cuts `text` into when given it whole with `BZ_FINISH` (as
+/// `BZ2_bzBuffToBuffCompress` does). Runs of equal bytes enter a block whole, when the next byte
+/// differs; a block closes once it holds [`BLOCK`] bytes or more, and the run pending then starts
+/// the next block, except that a last byte of input pending then joins the closing block.
+fn blocks(text: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::with_capacity(text.len() / BLOCK + 1);
+    let mut start = 0usize;
+    while start < text.len() {
+        let mut end = (start + BLOCK).min(text.len());
+        while end < text.len() && text[end] == text[end - 1] {
+            end += 1;
+        }
+        if end + 1 == text.len() {
+            end += 1;
+        }
+        out.push(&text[start..end]);
+        start = end;
+    }
+    out
+}
+
+/// The length in bytes of `bzip2 -5` applied to [`decimal_text`]`(raw)`.
+pub fn compressed_length(raw: &[u8]) -> u64 {
+    let text = decimal_text(raw);
+    debug_assert!(!text.windows(4).any(|w| w.iter().all(|&b| b == w[0])), "decimal text has no runs of four");
+    let bits: u64 = blocks(&text).into_iter().map(|block| coding::block_bits(&bwt::cyclic_bwt(block))).sum();
+    (STREAM_BITS + bits).div_ceil(8)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// libbzip2 given the whole text with BZ_FINISH, as NIST's tool calls it.
+    fn bzip2_length(text: &[u8]) -> u64 {
+        let mut compress = bzip2::Compress::new(bzip2::Compression::new(5), 30);
+        let mut out = Vec::with_capacity(text.len() + text.len() / 50 + 1000);
+        let status = compress.compress_vec(text, &mut out, bzip2::Action::Finish).unwrap();
+        assert_eq!(status, bzip2::Status::StreamEnd);
+        out.len() as u64
+    }
+
+    fn check(raw: &[u8]) {
+        let text = decimal_text(raw);
+        assert_eq!(compressed_length(raw), bzip2_length(&text), "{} samples", raw.len());
+    }
+
+    /// xorshift64* bytes below `bound`.
+    fn pseudo_random(n: usize, bound: u16, mut state: u64) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                ((state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) % u64::from(bound)) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_is_decimal_numbers_separated_by_spaces() {
+        assert_eq!(decimal_text(&[0, 7, 10, 99, 100, 255]), b"0 7 10 99 100 255");
+        let all: Vec<u8> = (0..=255).collect();
+        let expected = all.iter().map(u8::to_string).collect::<Vec<_>>().join(" ");
+        assert_eq!(decimal_text(&all), expected.as_bytes());
+    }
+
+    #[test]
+    fn blocks_close_after_whole_runs() {
+        // A block of BLOCK - 1 distinct-neighbour bytes then "11": the run of two enters whole.
+        let mut text: Vec<u8> = (0..BLOCK - 1).map(|i| [b'1', b' '][i % 2]).collect();
+        text.extend_from_slice(b"2 11 3 4");
+        let cut = blocks(&text);
+        assert_eq!(cut.iter().map(|b| b.len()).sum::<usize>(), text.len());
+        assert!(cut[0].len() >= BLOCK && cut.len() == 2, "{}", cut[0].len());
+        // A single byte left over joins the last block.
+        let text: Vec<u8> = (0..BLOCK + 1).map(|i| [b'1', b' '][i % 2]).collect();
+        assert_eq!(blocks(&text).len(), 1);
+    }
+
+    #[test]
+    fn equals_bzip2_on_small_inputs() {
+        for raw in [&[0u8, 0][..], &[1, 2], &[255, 255, 255], &[5, 12, 5, 12, 5, 12, 5, 12], &[100, 0, 100, 0]] {
+            check(raw);
+        }
+    }
+
+    #[test]
+    fn equals_bzip2_across_block_boundaries() {
+        // 8-bit, 4-bit and binary samples over several 499,981-byte blocks, the last one short.
+        check(&pseudo_random(300_000, 256, 1));
+        check(&pseudo_random(260_000, 16, 2));
+        check(&pseudo_random(600_000, 2, 3));
+    }
+
+    /// Random samples whose text puts `run` (a value with repeated digits) at `at`, then more.
+    fn run_at(at: usize, run: u8, seed: u64) -> Vec<u8> {
+        let mut raw = pseudo_random(at / 4, 256, seed);
+        let mut len = decimal_text(&raw).len();
+        // Tokens " 7", " 42", " 200" bring the text to exactly `at` bytes before " run".
+        while len + 1 < at {
+            let step = (at - 1 - len).min(4);
+            let v = match step {
+                2 => 7,
+                3 => 42,
+                4 if at - 1 - len != 5 => 200,
+                _ => 42,
+            };
+            len += 1 + decimal_text(&[v]).len();
+            raw.push(v);
+        }
+        assert_eq!(decimal_text(&raw).len() + 1, at);
+        raw.push(run);
+        raw.extend(pseudo_random(3000, 256, seed + 1));
+        raw
+    }
+
+    #[test]
+    fn equals_bzip2_when_a_block_is_cut_inside_a_run() {
+        for (run, width) in [(111u8, 3usize), (11, 2), (200, 3), (100, 3)] {
+            for offset in 0..=width {
+                let raw = run_at(BLOCK - offset, run, offset as u64 + 10);
+                let text = decimal_text(&raw);
+                assert_eq!(&text[BLOCK - offset..BLOCK - offset + width], decimal_text(&[run]).as_slice());
+                check(&raw);
+            }
+        }
+    }
+
+    #[test]
+    fn equals_bzip2_on_periodic_and_constant_text() {
+        // Repeated rotations: the case where the fast suffix sort has to fall back.
+        check(&[7u8; 200_000]);
+        let period: Vec<u8> = (0..150_000).map(|i| [3u8, 141, 59][i % 3]).collect();
+        check(&period);
+        let mut long_repeats = pseudo_random(1000, 256, 4).repeat(100);
+        long_repeats.extend(pseudo_random(17, 256, 5));
+        check(&long_repeats);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn equals_bzip2(raw in prop::collection::vec(any::<u8>(), 2..3000), bound in 1u16..=256) {
+            let raw: Vec<u8> = raw.iter().map(|&v| (u16::from(v) % bound) as u8).collect();
+            check(&raw);
+        }
+
+        #[test]
+        fn equals_bzip2_when_a_block_ends_anywhere(seed in any::<u64>(), extra in 0usize..12) {
+            // Text just over one block: the cut falls in a number, in a run of equal digits, or
+            // leaves a single byte for the last block.
+            let raw = pseudo_random(150_000, 256, seed | 1);
+            let text = decimal_text(&raw);
+            let mut n = 0;
+            let mut len = 0;
+            while len < BLOCK - 4 + extra {
+                len += text[len..].iter().position(|&b| b == b' ').map_or(text.len() - len, |p| p + 1);
+                n += 1;
+            }
+            check(&raw[..n.min(raw.len())]);
+        }
+    }
+}
