@@ -1,11 +1,12 @@
-# The README's commands. Everything a fresh machine needs is installed from here: a virtual
-# environment with the Python packages of requirements-dev.txt, and the extension built in release
-# mode by maturin.
+# The README's commands. Everything a fresh machine needs is installed from here: a C compiler
+# (Debian's gcc, for the firmware reference and the device simulator), a virtual environment with
+# the Python packages of requirements-dev.txt, and the extension built in release mode by maturin.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
+CC_OK := $(VENV)/.cc-ok
 EXT := $(VENV)/.ext-built
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml pyproject.toml
 PY_SOURCES := $(shell find python -name '*.py' -o -name '*.pyi')
@@ -22,7 +23,7 @@ test: test-rust test-python
 test-rust:
 	cargo test --workspace --exclude qitcore-py
 
-test-python: $(EXT)
+test-python: $(EXT) $(CC_OK)
 	$(BIN)/python -m pytest tests -q
 
 bench: $(EXT)
@@ -46,6 +47,11 @@ $(BIN)/python:
 $(DEPS): requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# gcc builds the C reference firmware in the tests; install it where the machine lacks it.
+$(CC_OK): | $(BIN)/python
+	command -v gcc >/dev/null || { apt-get update -qq && apt-get install -y -qq gcc; }
 	touch $@
 
 $(EXT): $(DEPS) $(RUST_SOURCES) $(PY_SOURCES)

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 __all__ = [
     "AdaptiveProportionFailure",
+    "DeviceDisconnected",
+    "DeviceError",
+    "DeviceTimeout",
     "HealthTestFailure",
     "InvalidArgumentError",
     "InvalidLengthError",
     "InvalidTypeError",
     "OSRandomError",
+    "ProtocolError",
     "QitError",
     "RepetitionCountFailure",
     "SampleFileError",
     "SelfTestFailure",
+    "SequenceGapError",
+    "StreamClosedError",
 ]
 
 
@@ -73,3 +79,37 @@ class AdaptiveProportionFailure(HealthTestFailure):
 
 class SelfTestFailure(QitError):
     """A health test did not fire on the known-bad sequence of the self-test."""
+
+
+class DeviceError(QitError, OSError):
+    """A device could not be opened, configured or read."""
+
+
+class DeviceDisconnected(DeviceError, ConnectionError):
+    """The device went away (unplugged, its process ended, its pipe closed). Bytes already
+    delivered to the reader stay delivered; reopen the device to go on."""
+
+
+class DeviceTimeout(DeviceError, TimeoutError):
+    """The device did not answer a command, or sent nothing, within the time allowed."""
+
+
+class ProtocolError(DeviceError):
+    """The device broke the QDP/1 protocol: a malformed payload, another protocol version, a
+    command refused."""
+
+
+class SequenceGapError(ProtocolError):
+    """Frames went missing between the device and the host (``lost`` of them, the frame numbered
+    ``received`` arriving where ``expected`` was due). Raised when the stream's gap policy is
+    ``"error"``; otherwise gaps are counted in its statistics."""
+
+    def __init__(self, message: str, expected: int = -1, received: int = -1, lost: int = -1) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.received = received
+        self.lost = lost
+
+
+class StreamClosedError(QitError, ValueError):
+    """The stream was closed; reading from it again is an error, as for a closed file."""

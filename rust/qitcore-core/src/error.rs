@@ -21,11 +21,17 @@ pub enum Error {
     },
     /// The operating system's random number generator could not be read.
     Os(String),
+    /// A device broke the protocol: a malformed payload, an unsupported version or format.
+    Protocol(String),
 }
 
 impl Error {
     pub(crate) fn argument(name: &'static str, message: impl Into<String>) -> Self {
         Error::InvalidArgument { name, message: message.into() }
+    }
+
+    pub(crate) fn protocol(message: impl Into<String>) -> Self {
+        Error::Protocol(message.into())
     }
 
     pub(crate) fn length(name: &'static str, message: impl Into<String>) -> Self {
@@ -40,6 +46,7 @@ impl fmt::Display for Error {
                 write!(f, "{name}: {message}")
             }
             Error::Os(message) => write!(f, "operating system random number generator: {message}"),
+            Error::Protocol(message) => write!(f, "device protocol: {message}"),
         }
     }
 }

@@ -4,12 +4,15 @@
 //! - [`gf2`]: arithmetic in GF(2)[x] (carry-less multiplication chosen at run time, Karatsuba,
 //!   an additive FFT) on which Toeplitz hashing rests;
 //! - [`extract`]: randomness extractors and their parameters;
+//! - [`entropy`], [`health`]: SP 800-90B entropy assessment and health tests;
+//! - [`frame`]: QDP/1, the device protocol: frames, decoder, sample formats;
 //! - [`secret`]: seeds that come from the OS CSPRNG, stay out of `Debug` and are zeroized on drop.
 
 pub mod bits;
 pub mod entropy;
 pub mod error;
 pub mod extract;
+pub mod frame;
 pub mod gf2;
 pub mod health;
 pub mod secret;

@@ -9,6 +9,7 @@ pyo3::import_exception!(qitcore.errors, InvalidTypeError);
 pyo3::import_exception!(qitcore.errors, OSRandomError);
 pyo3::import_exception!(qitcore.errors, RepetitionCountFailure);
 pyo3::import_exception!(qitcore.errors, AdaptiveProportionFailure);
+pyo3::import_exception!(qitcore.errors, ProtocolError);
 
 /// Converts a core error into its Python exception; the message names the argument.
 pub fn to_py(err: Error) -> PyErr {
@@ -17,6 +18,7 @@ pub fn to_py(err: Error) -> PyErr {
         Error::InvalidArgument { .. } => InvalidArgumentError::new_err(message),
         Error::InvalidLength { .. } => InvalidLengthError::new_err(message),
         Error::Os(_) => OSRandomError::new_err(message),
+        Error::Protocol(_) => ProtocolError::new_err(message),
     }
 }
 
