@@ -6,6 +6,8 @@
 //! - [`extract`]: randomness extractors and their parameters;
 //! - [`entropy`], [`health`]: SP 800-90B entropy assessment and health tests;
 //! - [`frame`]: QDP/1, the device protocol: frames, decoder, sample formats;
+//! - [`pipeline`]: the QRNG data path from transport bytes to extracted output;
+//! - [`sim`]: the loopback simulator (noise model and in-process device);
 //! - [`secret`]: seeds that come from the OS CSPRNG, stay out of `Debug` and are zeroized on drop.
 
 pub mod bits;
@@ -15,6 +17,8 @@ pub mod extract;
 pub mod frame;
 pub mod gf2;
 pub mod health;
+pub mod pipeline;
 pub mod secret;
+pub mod sim;
 
 pub use error::{Error, Result};

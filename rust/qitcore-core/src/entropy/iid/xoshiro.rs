@@ -7,6 +7,13 @@ pub struct Xoshiro256 {
     s: [u64; 4],
 }
 
+/// The state stays out of debug output.
+impl std::fmt::Debug for Xoshiro256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Xoshiro256 { .. }")
+    }
+}
+
 impl Xoshiro256 {
     /// A state expanded from one 64-bit seed by SplitMix64 (never all zero).
     pub fn from_seed(seed: u64) -> Self {

@@ -1,0 +1,8 @@
+//! The QRNG data path of DESIGN.md: transport bytes → frame decoder → unpacker → health monitor
+//! → extractor → bounded output queue.
+
+pub mod conditioner;
+pub mod stream;
+
+pub use conditioner::{Conditioner, Extraction, GapPolicy, Stats, StreamError};
+pub use stream::{ReadError, Stream};
