@@ -1,4 +1,5 @@
 # Type stubs of the Rust extension module qitcore._core (hand-written; checked by mypy.stubtest).
+import os
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar, final
 
@@ -8,8 +9,11 @@ _B = TypeVar("_B", bound=Buffer)
 _Order = Literal["big", "little"]
 
 __all__ = [
+    "FrameDecoder",
     "HealthMonitor",
     "ModifiedToeplitz",
+    "NoiseModel",
+    "Stream",
     "Toeplitz",
     "__version__",
     "ais31_procedure_a",
@@ -17,13 +21,21 @@ __all__ = [
     "assess_non_iid",
     "assess_restart",
     "available_clmul_backends",
+    "bitgen_capsule",
     "clmul_backend",
     "conditioned_entropy",
+    "crc32c",
+    "encode_frame",
     "fips140_2",
+    "format_descriptor",
     "hash_condition",
     "health_scan",
     "output_entropy",
     "output_length",
+    "parse_format",
+    "parse_info",
+    "parse_reply",
+    "parse_status",
     "set_clmul_backend",
     "von_neumann",
 ]
@@ -111,3 +123,99 @@ class HealthMonitor:
     def pending(self) -> int: ...
     @property
     def counters(self) -> dict[str, int]: ...
+
+# QDP/1, the device protocol
+def crc32c(data: Buffer) -> int: ...
+def encode_frame(kind: int, sequence: int, payload: Buffer) -> bytes: ...
+def format_descriptor(
+    bits_per_sample: int, packing: str = "aligned", bitorder: str = "big", rate: int = 0
+) -> bytes: ...
+def parse_format(data: Buffer) -> dict[str, Any]: ...
+def parse_status(data: Buffer) -> dict[str, Any]: ...
+def parse_info(data: Buffer) -> dict[str, Any]: ...
+def parse_reply(data: Buffer) -> dict[str, Any]: ...
+
+@final
+class FrameDecoder:
+    def __new__(cls) -> FrameDecoder: ...
+    def feed(self, data: Buffer) -> list[tuple[Any, ...]]: ...
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def buffered(self) -> int: ...
+
+# The simulator and the pipeline
+@final
+class NoiseModel:
+    def __new__(
+        cls,
+        bits: int = 8,
+        rate: float = 0.0,
+        sigma_quantum: float = 0.24,
+        sigma_classical: float = 0.048,
+        gain: float = 1.0,
+        offset: float = 0.0,
+        bandwidth: float = ...,
+        range: float = 1.0,
+        seed: int | None = None,
+    ) -> NoiseModel: ...
+    @property
+    def min_entropy(self) -> float: ...
+    @property
+    def min_entropy_without_side_information(self) -> float: ...
+    @property
+    def correlation(self) -> float: ...
+    @property
+    def bits(self) -> int: ...
+    @property
+    def rate(self) -> float: ...
+    def stick_after(self, samples: int) -> None: ...
+    def drift(self, per_sample: float) -> None: ...
+    def read(self, n: int) -> bytes: ...
+
+@final
+class Stream:
+    def __new__(
+        cls,
+        bits_per_sample: int,
+        packing: str = "aligned",
+        bitorder: str = "big",
+        rate: int = 0,
+        *,
+        min_entropy: float | None = None,
+        alpha: float | None = None,
+        startup_samples: int = 1024,
+        block_bits: int = 4096,
+        epsilon: float | None = None,
+        gap_policy: str = "count",
+        raw: bool = False,
+        capacity: int = ...,
+        seed: Buffer | None = None,
+    ) -> Stream: ...
+    def attach_sim(
+        self,
+        model: NoiseModel,
+        samples_per_frame: int = 1024,
+        drop: float = 0.0,
+        corrupt: float = 0.0,
+        garbage: float = 0.0,
+        disconnect_after: int | None = None,
+        seed: int = 0,
+    ) -> None: ...
+    def attach_file(self, path: str | os.PathLike[str]) -> None: ...
+    def feed(self, data: Buffer) -> None: ...
+    def end(self) -> None: ...
+    def disconnect(self, message: str) -> None: ...
+    def read(self, n: int, timeout: float | None = None) -> bytes: ...
+    def readinto(self, buffer: Buffer, timeout: float | None = None) -> int: ...
+    def close(self) -> None: ...
+    def stats(self) -> dict[str, int]: ...
+    def sim_counters(self) -> dict[str, int] | None: ...
+    @property
+    def block_shape(self) -> tuple[int, int] | None: ...
+    @property
+    def cutoffs(self) -> tuple[int, int, int] | None: ...
+    def device_status(self) -> dict[str, Any] | None: ...
+    def reply(self, code: int, tag: int, timeout: float) -> dict[str, Any] | None: ...
+    def error(self) -> BaseException | None: ...
+
+def bitgen_capsule(stream: Stream) -> Any: ...

@@ -1,7 +1,9 @@
 """The ``qitcore`` command line.
 
-- ``qitcore run``: the main job on built-in defaults (for now: Toeplitz extraction from OS-random
-  input, printing the throughput).
+- ``qitcore run``: the main job on built-in defaults: random bytes from the simulator through the
+  whole pipeline (frames, health tests, Toeplitz extraction), with a summary.
+- ``qitcore stream [--device URL] [--bytes N] [-o FILE]``: random bytes from a device, with a live
+  rate and health display.
 - ``qitcore assess FILE``: NIST SP 800-90B entropy assessment (non-IID track by default, ``--iid``
   for the IID track), a table on the terminal, ``--json`` with NIST's fields, ``--report`` HTML.
 - ``qitcore restart FILE H_I``: the SP 800-90B restart tests.
@@ -16,40 +18,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shlex
 import sys
-import time
 from collections.abc import Sequence
 
-from . import _core, entropy, health
+from . import cli_stream, entropy, health
 from .errors import QitError
-from .extract import Toeplitz
 from .report import Progress, html_report, iid_json, iid_table, non_iid_json, non_iid_table, write_atomically
-
-
-def _run(args: argparse.Namespace) -> int:
-    n, m = args.n, args.m
-    if n % 8:
-        raise QitError("run: --n must be a multiple of 8")
-    total_bytes = max(args.megabytes * 1_000_000 // (n // 8) * (n // 8), n // 8)
-    data = os.urandom(total_bytes)
-    toeplitz = Toeplitz(n, m)
-    print(f"qitcore {_core.__version__}: Toeplitz hashing {n} -> {m} bits, seed from the OS CSPRNG")
-    print(f"carry-less multiplication backend: {_core.clmul_backend()}")
-    print(f"input: {len(data) / 1e6:.1f} MB of OS-random bytes ({len(data) * 8 // n} blocks)")
-    times = []
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        result = toeplitz.hash(data)
-        times.append(time.perf_counter() - start)
-    best, median = min(times), sorted(times)[len(times) // 2]
-    print(f"output: {len(result) / 1e6:.1f} MB")
-    print(
-        f"throughput (input): median {len(data) * 8 / median / 1e9:.2f} Gbit/s, "
-        f"best {len(data) * 8 / best / 1e9:.2f} Gbit/s over {args.repeat} runs"
-    )
-    return 0
 
 
 def _subset(text: str | None) -> tuple[int, int] | None:
@@ -177,11 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qitcore", description="Quantum random numbers and QKD key processing.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="extract from OS-random input and print the throughput")
-    run.add_argument("--n", type=int, default=4096, help="input bits per block (default 4096)")
-    run.add_argument("--m", type=int, default=2048, help="output bits per block (default 2048)")
-    run.add_argument("--megabytes", type=int, default=64, help="input size in MB (default 64)")
-    run.add_argument("--repeat", type=int, default=5, help="timed runs (default 5)")
+    cli_stream.add_parsers(sub)
 
     assess = sub.add_parser("assess", help="NIST SP 800-90B entropy assessment of a sample file")
     assess.add_argument("file", help="samples, one per byte")
@@ -220,7 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            return _run(args)
+            return cli_stream.run(args)
+        if args.command == "stream":
+            return cli_stream.stream(args)
         if args.command == "assess":
             return _assess(args, argv)
         if args.command == "restart":

@@ -10,6 +10,11 @@ pyo3::import_exception!(qitcore.errors, OSRandomError);
 pyo3::import_exception!(qitcore.errors, RepetitionCountFailure);
 pyo3::import_exception!(qitcore.errors, AdaptiveProportionFailure);
 pyo3::import_exception!(qitcore.errors, ProtocolError);
+pyo3::import_exception!(qitcore.errors, HealthTestFailure);
+pyo3::import_exception!(qitcore.errors, SequenceGapError);
+pyo3::import_exception!(qitcore.errors, DeviceDisconnected);
+pyo3::import_exception!(qitcore.errors, DeviceTimeout);
+pyo3::import_exception!(qitcore.errors, StreamClosedError);
 
 /// Converts a core error into its Python exception; the message names the argument.
 pub fn to_py(err: Error) -> PyErr {

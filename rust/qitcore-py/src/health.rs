@@ -13,7 +13,7 @@ use qitcore_core::health::{AptFormula, Config, Failure, HealthTest, Monitor, Sta
 use crate::buffers::{Input, DETACH_BYTES};
 use crate::errors::{AdaptiveProportionFailure, IntoPy, InvalidArgumentError, RepetitionCountFailure};
 
-fn failure_error(f: &Failure) -> PyErr {
+pub(crate) fn failure_error(f: &Failure) -> PyErr {
     let message = format!(
         "{} failed at sample {}: value {} reached {} (cutoff {})",
         f.test.name(),

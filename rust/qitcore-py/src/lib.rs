@@ -1,11 +1,14 @@
 //! `qitcore._core`: the thin binding of qitcore-core. Arguments are converted here, the work runs
 //! in the core crate with the GIL released, and core errors become `qitcore.errors` exceptions.
 
+mod bitgen;
 mod buffers;
 mod entropy;
 mod errors;
 mod extract;
 mod health;
+mod protocol;
+mod stream;
 
 use pyo3::prelude::*;
 
@@ -17,6 +20,8 @@ mod _core {
     use crate::errors::IntoPy;
 
     #[pymodule_export]
+    use crate::bitgen::bitgen_capsule;
+    #[pymodule_export]
     use crate::entropy::{assess_iid, assess_non_iid, assess_restart};
     #[pymodule_export]
     use crate::extract::{
@@ -24,6 +29,12 @@ mod _core {
     };
     #[pymodule_export]
     use crate::health::{ais31_procedure_a, fips140_2, health_scan, PyHealthMonitor};
+    #[pymodule_export]
+    use crate::protocol::{
+        crc32c, encode_frame, format_descriptor, parse_format, parse_info, parse_reply, parse_status, PyFrameDecoder,
+    };
+    #[pymodule_export]
+    use crate::stream::{PyNoiseModel, PyStream};
 
     /// The carry-less multiplication backend in use: "portable", "pclmul" or "vpclmul".
     #[pyfunction]

@@ -1,0 +1,190 @@
+"""The registry of device backends and :func:`open`, in the style of python-can's interfaces: a
+URL's scheme picks the backend; backends register themselves by scheme, or from other packages
+through the ``qitcore.devices`` entry-point group."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .. import _core
+from ..errors import DeviceError, InvalidArgumentError
+from ..stream import QrngStream, RawSampleStream
+
+__all__ = ["Options", "Url", "backends", "open", "open_raw", "register_backend"]
+
+
+@dataclass(frozen=True)
+class Url:
+    """A parsed device URL: ``scheme://location/path?key=value&...``."""
+
+    text: str
+    scheme: str
+    location: str
+    path: str
+    query: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> Url:
+        if not isinstance(text, str) or not text:
+            raise InvalidArgumentError(f"url: expected a device URL such as 'sim://', got {text!r}")
+        if "://" not in text:
+            # A bare path names a serial device, as pyserial's do.
+            return cls(text, "serial", "", text)
+        parts = urlsplit(text)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        return cls(text, parts.scheme.lower(), parts.netloc, parts.path, query)
+
+    def get(self, key: str, kind: Callable[[str], Any], default: Any = None) -> Any:
+        """The last value of ``key`` converted by ``kind``, or ``default``."""
+        values = self.query.get(key)
+        if not values:
+            return default
+        try:
+            return kind(values[-1])
+        except ValueError as exc:
+            raise InvalidArgumentError(f"{self.text}: {key}={values[-1]!r} is not valid ({exc})") from None
+
+    def all(self, key: str) -> list[str]:
+        """Every value of ``key``, comma-separated lists split."""
+        return [part for value in self.query.get(key, []) for part in value.split(",") if part]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a stream conditions its device's samples. Every field may also be given in the URL's
+    query (``?min_entropy=6.5&epsilon=1e-30``); keyword arguments to :func:`open` win."""
+
+    min_entropy: float | None = None
+    """Min-entropy per sample (bits). Default: the device's claim (QDP INFO) or the simulator's
+    model; a device that claims nothing needs it given."""
+    epsilon: float = 2.0**-64
+    """Distance from uniform of each extracted block (leftover hash lemma, TSSR normalisation)."""
+    alpha: float = 2.0**-40
+    """False-positive rate of each health test. SP 800-90B allows 2^-20 to 2^-40; at the 10^8
+    samples per second of a fast device, 2^-20 would raise a false alarm every few seconds, so
+    streams default to 2^-40 (one in about 10^12 windows)."""
+    startup_samples: int = 1024
+    """Samples health-tested (and discarded) before any output."""
+    block_bits: int = 4096
+    """Toeplitz input block, rounded up to whole samples and bytes."""
+    gap_policy: str = "count"
+    """``"count"``: missing frames are counted in the statistics; ``"error"``: they raise
+    ``SequenceGapError``."""
+    buffer_bytes: int = 1 << 20
+    """Output queue; a full queue stops reading the device (backpressure)."""
+    extractor_seed: bytes | None = None
+    """Toeplitz seed; by default drawn from the OS CSPRNG. Never logged."""
+    timeout: float = 5.0
+    """Seconds to wait for a device's replies when opening."""
+
+    def merged(self, url: Url, overrides: dict[str, Any]) -> Options:
+        converters: dict[str, Callable[[str], Any]] = {
+            "min_entropy": float,
+            "epsilon": float,
+            "alpha": float,
+            "startup_samples": int,
+            "block_bits": int,
+            "gap_policy": str,
+            "buffer_bytes": int,
+            "timeout": float,
+        }
+        values = {k: url.get(k, conv) for k, conv in converters.items() if k in url.query}
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise InvalidArgumentError(f"open: unknown option(s) {', '.join(sorted(unknown))}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        opts = replace(self, **values)
+        if opts.gap_policy not in ("count", "error"):
+            raise InvalidArgumentError(f"gap_policy: expected 'count' or 'error', got {opts.gap_policy!r}")
+        if not (0 < opts.epsilon < 1):
+            raise InvalidArgumentError(f"epsilon: must lie in (0, 1), got {opts.epsilon}")
+        if not (0 < opts.alpha < 1):
+            raise InvalidArgumentError(f"alpha: must lie in (0, 1), got {opts.alpha}")
+        if not (opts.timeout > 0 and math.isfinite(opts.timeout)):
+            raise InvalidArgumentError(f"timeout: must be a positive number of seconds, got {opts.timeout}")
+        return opts
+
+    def core_stream(
+        self, bits: int, packing: str, bitorder: str, rate: int, *, raw: bool, min_entropy: float | None
+    ) -> _core.Stream:
+        """The Rust stream for samples in this format."""
+        h = self.min_entropy if self.min_entropy is not None else min_entropy
+        if not raw and h is None:
+            raise InvalidArgumentError(
+                "min_entropy: the device claims no min-entropy; give min_entropy= (bits per sample), "
+                "for instance from qitcore.entropy.assess_non_iid on samples from qitcore.open_raw"
+            )
+        return _core.Stream(
+            bits,
+            packing,
+            bitorder,
+            rate,
+            min_entropy=h,
+            alpha=self.alpha,
+            startup_samples=self.startup_samples,
+            block_bits=self.block_bits,
+            epsilon=self.epsilon,
+            gap_policy=self.gap_policy,
+            raw=raw,
+            capacity=self.buffer_bytes,
+            seed=self.extractor_seed,
+        )
+
+
+Factory = Callable[[Url, Options, bool], QrngStream]
+_BACKENDS: dict[str, Factory] = {}
+
+
+def register_backend(scheme: str, factory: Factory) -> None:
+    """Makes ``scheme://`` URLs open through ``factory(url, options, raw)``."""
+    _BACKENDS[scheme.lower()] = factory
+
+
+def backends() -> list[str]:
+    """The schemes :func:`open` knows, including those of installed plug-ins."""
+    return sorted(set(_BACKENDS) | {ep.name for ep in entry_points(group="qitcore.devices")})
+
+
+def _factory(scheme: str) -> Factory:
+    if scheme in _BACKENDS:
+        return _BACKENDS[scheme]
+    for ep in entry_points(group="qitcore.devices"):
+        if ep.name == scheme:
+            factory = ep.load()
+            register_backend(scheme, factory)
+            return factory
+    raise DeviceError(f"no backend for '{scheme}://' URLs; known: {', '.join(backends())}")
+
+
+def _open(url: str, raw: bool, overrides: dict[str, Any]) -> QrngStream:
+    parsed = Url.parse(url)
+    options = Options().merged(parsed, overrides)
+    return _factory(parsed.scheme)(parsed, options, raw)
+
+
+def open(url: str, **options: Any) -> QrngStream:
+    """Opens a device and streams health-tested, extracted random bytes from it.
+
+    ``url`` picks the backend: ``sim://?rate=1e6&fault=stuck:100000`` (the in-process
+    simulator), ``sim+pty://`` (the C reference firmware on a pseudo-terminal), ``serial:///dev/ttyACM0``
+    or a bare path, pyserial's ``loop://``, ``socket://host:port`` and ``rfc2217://host:port``,
+    ``file:///path/capture.qdp`` (a file or FIFO of QDP/1 frames). ``options`` are the fields of
+    :class:`Options`.
+    """
+    stream = _open(url, False, options)
+    assert not isinstance(stream, RawSampleStream)
+    return stream
+
+
+def open_raw(url: str, **options: Any) -> RawSampleStream:
+    """Opens a device for its **raw samples**, untested and unextracted, for entropy
+    assessment. Never use them as random numbers."""
+    stream = _open(url, True, options)
+    assert isinstance(stream, RawSampleStream)
+    return stream

@@ -1,0 +1,123 @@
+"""QDP/1 from Python: the golden vectors (shared with the C reference and the Rust tests) through
+qitcore.protocol, and the decoder's behaviour on damaged streams."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from qitcore import protocol
+from qitcore.errors import InvalidArgumentError, ProtocolError
+
+GOLDEN = Path(__file__).resolve().parents[1] / "firmware_interface" / "golden_vectors.txt"
+
+
+def vectors(kind: str) -> list[list[str]]:
+    lines = [line.split(" ") for line in GOLDEN.read_text().splitlines() if line and not line.startswith("#")]
+    return [t for t in lines if t[0] == kind]
+
+
+def unhex(s: str) -> bytes:
+    return b"" if s == "-" else bytes.fromhex(s)
+
+
+def crc32c_reference(data: bytes) -> int:
+    """Bit at a time from PROTOCOL.md §1.1."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    return c ^ 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("vector", vectors("crc"), ids=lambda t: t[1][:12])
+def test_crc_vectors(vector: list[str]) -> None:
+    assert protocol.crc32c(unhex(vector[1])) == int(vector[2], 16)
+
+
+def test_crc_against_the_definition() -> None:
+    rng = random.Random(1)
+    for n in (0, 1, 7, 8, 9, 100, 4099):
+        data = rng.randbytes(n)
+        assert protocol.crc32c(data) == crc32c_reference(data)
+
+
+@pytest.mark.parametrize("vector", vectors("frame"), ids=lambda t: t[1])
+def test_frame_vectors_encode_and_decode(vector: list[str]) -> None:
+    _, _name, kind, seq, payload, frame = vector
+    kind_, seq_, payload_, frame_ = int(kind, 16), int(seq, 16), unhex(payload), unhex(frame)
+    assert protocol.encode_frame(kind_, seq_, payload_) == frame_
+    assert protocol.FrameDecoder().feed(frame_) == [("frame", kind_, seq_, payload_)]
+    if kind_ == protocol.STATUS:
+        status = protocol.parse_status(payload_)
+        assert status["state"] in ("running", "failed")
+        assert status["temperature"] is None
+
+
+def test_frame_meanings() -> None:
+    frames = {t[1]: (int(t[2], 16), int(t[3], 16), unhex(t[4])) for t in vectors("frame")}
+    info = protocol.parse_info(protocol.parse_reply(frames["reply_info"][2])["data"])
+    assert info["vendor"] == "qitcore" and info["model"] == "QDP reference" and info["serial"] == "REF-0001"
+    assert info["claimed_min_entropy"] == 7.0 and info["format"]["bits_per_sample"] == 8
+    failed = protocol.parse_status(frames["status_failed"][2])
+    assert failed["state"] == "failed" and failed["rct_latched"] and failed["samples_produced"] == 2**40
+    assert frames["status_failed"][1] == 0xFFFFFFFE
+    reply = protocol.parse_reply(frames["reply_not_now"][2])
+    assert (reply["code"], reply["tag"], reply["result"]) == (protocol.Command.START, 9, protocol.Result.NOT_NOW)
+
+
+@pytest.mark.parametrize("vector", vectors("stream"), ids=lambda t: t[1])
+def test_stream_vectors(vector: list[str]) -> None:
+    expect = dict(kv.split("=") for kv in vector[3:])
+    d = protocol.FrameDecoder()
+    events = []
+    data = unhex(vector[2])
+    for i in range(0, len(data), 5):  # in pieces, as a transport delivers them
+        events += d.feed(data[i : i + 5])
+    stats = d.stats()
+    assert sum(e[0] == "frame" for e in events) == int(expect["frames"])
+    assert stats["crc_errors"] == int(expect["crc_errors"])
+    assert stats["garbage_bytes"] == int(expect["garbage"])
+    assert stats["gaps"] == int(expect["gaps"])
+    assert sum(e[3] for e in events if e[0] == "gap") == int(expect["lost"])
+
+
+def test_session_replies_parse() -> None:
+    for t in vectors("session"):
+        for event in protocol.FrameDecoder().feed(unhex(t[5])):
+            assert event[0] == "frame"
+            if event[1] == protocol.REPLY:
+                assert protocol.parse_reply(event[3])["tag"] > 0
+
+
+def test_mutated_streams_never_yield_a_corrupted_frame() -> None:
+    rng = random.Random(7)
+    sent = [(protocol.DATA, i, rng.randbytes(rng.randrange(0, 300))) for i in range(200)]
+    clean = b"".join(protocol.encode_frame(*f) for f in sent)
+    for trial in range(50):
+        data = bytearray(clean)
+        for _ in range(rng.randrange(1, 20)):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        data[rng.randrange(len(data)) : rng.randrange(len(data))] = rng.randbytes(rng.randrange(0, 100))
+        d = protocol.FrameDecoder()
+        events = []
+        for i in range(0, len(data), 97):
+            events += d.feed(bytes(data[i : i + 97]))
+        for e in events:
+            if e[0] == "frame":
+                assert (e[1], e[2], e[3]) in sent, trial
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(InvalidArgumentError, match="^payload: "):
+        protocol.encode_frame(1, 0, bytes(8193))
+    with pytest.raises(ProtocolError, match="status block"):
+        protocol.parse_status(b"\x01\x02")
+    with pytest.raises(ProtocolError, match="packing"):
+        protocol.parse_format(bytes([8, 5, 0, 0, 0, 0, 0, 0]))
+    with pytest.raises(InvalidArgumentError, match="^bits_per_sample: "):
+        protocol.format_descriptor(17)
+    with pytest.raises(InvalidArgumentError, match="^command: "):
+        protocol.command_payload(256, 0)
