@@ -13,7 +13,7 @@ PY_SOURCES := $(shell find python -name '*.py' -o -name '*.pyi')
 
 export CARGO_TERM_COLOR := never
 
-.PHONY: run test test-rust test-python bench lint build clean
+.PHONY: run test test-rust test-python bench soak lint build clean
 
 run: $(EXT)
 	$(BIN)/qitcore run
@@ -26,6 +26,10 @@ test-rust:
 test-python: $(EXT) $(CC_OK)
 	$(BIN)/python -m pytest tests -q
 
+# 1 GiB through the pseudo-terminal with sequence checking (minutes; not part of make test).
+soak: $(EXT) $(CC_OK)
+	$(BIN)/python -m pytest soak -q -s -p no:cacheprovider
+
 bench: $(EXT)
 	$(BIN)/python -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider \
 		--benchmark-only --benchmark-columns=median,iqr,rounds \
@@ -34,8 +38,8 @@ bench: $(EXT)
 lint: $(DEPS)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches soak
+	$(BIN)/ruff format --check python tests benches soak
 	$(BIN)/python -m mypy python/qitcore/_core.pyi
 	$(BIN)/python -m mypy.stubtest qitcore._core
 

@@ -23,9 +23,11 @@ def gcc() -> str:
     return path
 
 
-def test_reference_passes_the_golden_vectors(gcc: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("crc", ["bitwise", "table"])
+def test_reference_passes_the_golden_vectors(gcc: str, tmp_path: Path, crc: str) -> None:
     exe = tmp_path / "test_qdp"
-    subprocess.run([gcc, *FLAGS, "-o", str(exe), "test_qdp.c", *DEVICE_SOURCES], cwd=C, check=True)
+    define = ["-DQDP_CRC_TABLE"] if crc == "table" else []
+    subprocess.run([gcc, *FLAGS, *define, "-o", str(exe), "test_qdp.c", *DEVICE_SOURCES], cwd=C, check=True)
     result = subprocess.run([str(exe), str(ROOT / "golden_vectors.txt")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     checks, failures = map(int, re.match(r"(\d+) checks, (\d+) failures", result.stdout).groups())

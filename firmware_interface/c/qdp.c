@@ -1,19 +1,48 @@
 /* QDP/1 framing for devices. See qdp.h and ../PROTOCOL.md. */
 #include "qdp.h"
 
+#ifdef QDP_CRC_TABLE
+/* A 1 KiB table, filled on first use: eight times faster, for parts that have the memory. */
+static uint32_t crc_table[256];
+static bool crc_table_ready = false;
+
+static void crc_table_fill(void)
+{
+    uint32_t i, c;
+    int k;
+    for (i = 0; i < 256; i++) {
+        c = i;
+        for (k = 0; k < 8; k++) {
+            c = (c & 1u) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        }
+        crc_table[i] = c;
+    }
+    crc_table_ready = true;
+}
+#endif
+
 uint32_t qdp_crc32c(uint32_t crc, const uint8_t *data, size_t len)
 {
-    /* Bit at a time: small and table-free for the smallest parts; a device with a hardware CRC
-     * unit or room for a 1 KiB table should use that instead. */
     size_t i;
-    int k;
     crc = ~crc;
+#ifdef QDP_CRC_TABLE
+    if (!crc_table_ready) {
+        crc_table_fill();
+    }
+    for (i = 0; i < len; i++) {
+        crc = (crc >> 8) ^ crc_table[(crc ^ data[i]) & 0xFFu];
+    }
+#else
+    /* Bit at a time: small and table-free for the smallest parts; a device with a hardware CRC
+     * unit should use that instead, one with 1 KiB to spare can define QDP_CRC_TABLE. */
+    int k;
     for (i = 0; i < len; i++) {
         crc ^= data[i];
         for (k = 0; k < 8; k++) {
             crc = (crc & 1u) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
         }
     }
+#endif
     return ~crc;
 }
 

@@ -68,6 +68,8 @@ class QrngStream:
         self.min_entropy = min_entropy
         """Min-entropy per sample the health tests and the extractor assume (None when raw)."""
         self._on_close = on_close
+        self.device: Any = None
+        """The device driver, where it takes commands (QDP/1 devices: ``device.command(code)``)."""
         self._chunk = chunk
         self._opened = time.monotonic()
         self._closed = False

@@ -8,7 +8,7 @@ the ``qitcore.devices`` entry-point group or :func:`register_backend`.
 
 from __future__ import annotations
 
-from . import file, serial_port, sim  # noqa: F401 - each registers its schemes
+from . import file, pty_sim, serial_port, sim  # noqa: F401 - each registers its schemes
 from ._registry import Options, Url, backends, open, open_raw, register_backend
 
 __all__ = ["Options", "Url", "backends", "open", "open_raw", "register_backend"]

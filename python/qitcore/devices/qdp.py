@@ -99,14 +99,18 @@ class QdpLink:
                 self.close()
                 raise
         h = None if raw else (self.options.min_entropy if self.options.min_entropy is not None else claimed)
-        return stream_class(raw)(core, description=self.description, info=info, min_entropy=h, on_close=self.close)
+        stream = stream_class(raw)(core, description=self.description, info=info, min_entropy=h, on_close=self.close)
+        stream.device = self
+        return stream
 
     def _run(self) -> None:
         core = self._core
         assert core is not None
         try:
             while not self._stop.is_set():
-                data = self.port.read(max(1, self.port.in_waiting))
+                # Up to 64 KiB a call (pyserial returns early on its 50 ms timeout): fewer,
+                # larger pieces for the pipeline at high rates, bounded latency at low ones.
+                data = self.port.read(1 << 16)
                 if data:
                     core.feed(data)
         except QitError:

@@ -9,7 +9,7 @@ use crate::bits::BitOrder as Order;
 use crate::extract::blocks::BlockHash;
 use crate::extract::params::{output_length, Convention};
 use crate::extract::toeplitz::Toeplitz;
-use crate::frame::messages::{Data, Reply, Status, DATA_FLAG_HEALTH, DATA_FLAG_OVERRUN};
+use crate::frame::messages::{state, Data, Reply, Status, DATA_FLAG_HEALTH, DATA_FLAG_OVERRUN};
 use crate::frame::{frame_type, Decoder, Event, SampleFormat};
 use crate::health::monitor::{Config as HealthConfig, Failure, Monitor};
 use crate::{Error, Result};
@@ -50,7 +50,9 @@ impl std::fmt::Display for StreamError {
                 x.count,
                 x.cutoff
             ),
-            StreamError::DeviceHealth => write!(f, "the device reported a failure of its own health tests"),
+            StreamError::DeviceHealth => {
+                write!(f, "the device reported a failure of its own health tests and stopped; reset it to go on")
+            }
             StreamError::Gap { expected, received, lost } => {
                 write!(f, "frame {received} arrived where {expected} was due: {lost} frames lost")
             }
@@ -286,13 +288,22 @@ impl Conditioner {
             },
             Event::Frame { kind, payload, .. } => match kind {
                 frame_type::DATA => self.data(payload, out),
-                frame_type::STATUS => {
-                    match Status::parse(payload) {
-                        Ok(s) => self.status = Some(s),
-                        Err(_) => self.stats.malformed += 1,
+                frame_type::STATUS => match Status::parse(payload) {
+                    Ok(s) => {
+                        self.status = Some(s);
+                        // A device whose own health tests failed sends no more data: stop now
+                        // rather than wait for ever.
+                        if s.state == state::FAILED {
+                            Err(StreamError::DeviceHealth)
+                        } else {
+                            Ok(())
+                        }
                     }
-                    Ok(())
-                }
+                    Err(_) => {
+                        self.stats.malformed += 1;
+                        Ok(())
+                    }
+                },
                 frame_type::REPLY => {
                     match Reply::parse(payload) {
                         Ok(r) => self.replies.push(r),
@@ -473,6 +484,18 @@ mod tests {
         let err = strict.process(&frames, &mut out).unwrap_err();
         assert_eq!(err, StreamError::Gap { expected: 2, received: 5, lost: 3 });
         assert_eq!(out, samples[..1000]);
+    }
+
+    #[test]
+    fn a_device_reporting_its_own_failure_stops_the_stream() {
+        let mut c = Conditioner::new(eight_bit(), None, GapPolicy::Count, None).unwrap();
+        let mut frames = data_frames(&random(100, 5), 100, 0);
+        let failed = Status { state: state::FAILED, flags: 1, rct_failures: 1, ..Status::default() };
+        encode(frame_type::STATUS, 1, &failed.to_bytes(), &mut frames).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(c.process(&frames, &mut out), Err(StreamError::DeviceHealth));
+        assert_eq!(out.len(), 100);
+        assert_eq!(c.device_status().unwrap().rct_failures, 1);
     }
 
     #[test]

@@ -35,6 +35,9 @@ struct State {
     stats: Stats,
     status: Option<Status>,
     replies: VecDeque<Reply>,
+    /// Callers waiting for a reply: while there are any, the queue may overfill, so that the
+    /// transport keeps being read and the reply can arrive although no one reads the output.
+    reply_waiters: usize,
     delivered: u64,
 }
 
@@ -60,6 +63,7 @@ impl Stream {
                 stats: Stats::default(),
                 status: None,
                 replies: VecDeque::new(),
+                reply_waiters: 0,
                 delivered: 0,
             }),
             changed: Condvar::new(),
@@ -115,7 +119,7 @@ impl Stream {
             if st.closed {
                 return Err(ReadError::Closed);
             }
-            let room = st.capacity.saturating_sub(st.queue.len());
+            let room = if st.reply_waiters > 0 { rest.len() } else { st.capacity.saturating_sub(st.queue.len()) };
             if room == 0 {
                 st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
                 continue;
@@ -219,16 +223,20 @@ impl Stream {
     pub fn reply(&self, code: u8, tag: u8, timeout: Duration) -> Option<Reply> {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
-        loop {
+        st.reply_waiters += 1;
+        self.changed.notify_all();
+        let found = loop {
             if let Some(i) = st.replies.iter().position(|r| r.code == code && r.tag == tag) {
-                return st.replies.remove(i);
+                break st.replies.remove(i);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || st.closed {
-                return None;
+                break None;
             }
             st = self.changed.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
+        };
+        st.reply_waiters -= 1;
+        found
     }
 
     /// The path's counts, with bytes queued and delivered.
@@ -293,6 +301,32 @@ mod tests {
         s.close();
         s.close();
         assert_eq!(s.read(1, None), Err(ReadError::Closed));
+    }
+
+    #[test]
+    fn a_reply_arrives_while_the_queue_is_full() {
+        use crate::frame::messages::Reply;
+        use crate::frame::{encode, frame_type};
+        let format = SampleFormat::new(8, Packing::Aligned, BitOrder::MsbFirst, 0).unwrap();
+        let s = Stream::new(Conditioner::new(format, None, GapPolicy::Count, None).unwrap(), 1000);
+        let mut frames = Vec::new();
+        for q in 0..10u32 {
+            let payload = crate::frame::messages::Data::payload(500, 0, &[7u8; 500]);
+            encode(frame_type::DATA, q, &payload, &mut frames).unwrap();
+        }
+        let reply = Reply { code: 5, tag: 1, result: 0, data: vec![] };
+        encode(frame_type::REPLY, 10, &reply.to_bytes(), &mut frames).unwrap();
+        let feeder = Arc::clone(&s);
+        let (first, second) = frames.split_at(frames.len() / 2);
+        let (first, second) = (first.to_vec(), second.to_vec());
+        // The feeder blocks on the full queue after the first half; the reply is in the second.
+        let t = std::thread::spawn(move || {
+            feeder.feed(&first).unwrap();
+            feeder.feed(&second).unwrap();
+        });
+        assert_eq!(s.reply(5, 1, Duration::from_secs(5)), Some(reply));
+        assert_eq!(s.read(5000, None).unwrap().len(), 5000);
+        t.join().unwrap();
     }
 
     #[test]

@@ -1,0 +1,135 @@
+"""``sim+pty://``: the loopback simulator through the same stack as real hardware. The C
+reference firmware, compiled for this machine with gcc, runs as a process behind a
+pseudo-terminal; the noise model feeds it samples through a pipe; pyserial opens the pty like any
+serial device and the QDP/1 handshake runs for real. Query parameters are those of ``sim://``
+(the model and its faults: ``stuck`` and ``drift`` act on the samples, ``drop``, ``corrupt``,
+``garbage`` and ``disconnect`` on the firmware's link)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+from ..errors import DeviceError
+from ..health import HealthMonitor
+from ..stream import QrngStream
+from ._registry import Options, Url, register_backend
+from .qdp import QdpLink
+from .serial_port import open_port
+from .sim import describe, model_from_url, parse_faults
+
+__all__ = ["firmware_sources", "host_firmware"]
+
+_SOURCES = ("host_pty.c", "qdp.c", "qdp_device.c", "qdp.h", "qdp_device.h")
+
+
+def firmware_sources() -> Path:
+    """``firmware_interface/c`` of this checkout (``QITCORE_FIRMWARE`` overrides)."""
+    env = os.environ.get("QITCORE_FIRMWARE")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "firmware_interface" / "c"
+
+
+def host_firmware() -> Path:
+    """The firmware's host build, compiled once per source version into a cache folder."""
+    src = firmware_sources()
+    if not all((src / name).exists() for name in _SOURCES):
+        raise DeviceError(f"sim+pty: the C reference firmware is not at {src} (set QITCORE_FIRMWARE)")
+    digest = hashlib.sha256(b"table" + b"".join((src / name).read_bytes() for name in _SOURCES)).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qitcore"
+    exe = cache / f"host_pty-{digest}"
+    if exe.exists():
+        return exe
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        raise DeviceError("sim+pty: no C compiler (gcc) to build the reference firmware")
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        out = Path(tmp) / "host_pty"
+        sources = [str(src / n) for n in _SOURCES if n.endswith(".c")]
+        result = subprocess.run(
+            [gcc, "-std=c99", "-O2", "-DQDP_CRC_TABLE", "-o", str(out), *sources], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise DeviceError(f"sim+pty: building the firmware failed:\n{result.stderr}")
+        os.replace(out, exe)
+    return exe
+
+
+def _open_sim_pty(url: Url, options: Options, raw: bool) -> QrngStream:
+    model = model_from_url(url)
+    faults = parse_faults(url)
+    if "stuck" in faults:
+        model.stick_after(int(faults["stuck"]))
+    if "drift" in faults:
+        model.drift(faults["drift"])
+    h = model.min_entropy
+    description = describe(model)  # before the feeder thread holds the model
+    # The device's own health tests, at its claimed entropy (rounded down to 1/256 bit).
+    claimed = int(h * 256) / 256
+    own = HealthMonitor(claimed, bits_per_sample=model.bits, alpha=2.0**-40)
+    rct, apt, window = own.rct_cutoff, own.apt_cutoff, own.window
+    argv = [str(host_firmware()), "--bits", str(model.bits), "--rate", str(int(model.rate)), "--entropy", str(claimed)]
+    argv += ["--rct", str(rct), "--apt", str(apt), "--window", str(window), "--frame", str(url.get("frame", int, 1024))]
+    argv += ["--drop", str(faults.get("drop", 0)), "--corrupt", str(faults.get("corrupt", 0))]
+    argv += ["--garbage", str(faults.get("garbage", 0)), "--seed", str(url.get("seed", int, 1))]
+    argv += ["--disconnect-after", str(int(faults.get("disconnect", 0)))]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    slave = proc.stdout.readline().decode().strip()
+    if not slave:
+        proc.kill()
+        raise DeviceError("sim+pty: the firmware process did not start")
+    stop = threading.Event()
+    feeder_in = proc.stdin
+
+    def feed() -> None:
+        # The firmware reads samples only while running, so this blocks (is paced) otherwise.
+        with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+            while not stop.is_set():
+                feeder_in.write(model.read(1 << 16))
+        with contextlib.suppress(BrokenPipeError, OSError):
+            feeder_in.close()
+
+    feeder = threading.Thread(target=feed, name="qitcore sim+pty feeder", daemon=True)
+    feeder.start()
+
+    def shut_down() -> None:
+        stop.set()
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        feeder.join(timeout=5)
+
+    try:
+        port = open_port(Url(f"serial://{slave}", "serial", "", slave))
+        link = QdpLink(port, options, url.text)
+        stream = link.open(raw)
+    except BaseException:
+        shut_down()
+        raise
+    link_close = link.close
+
+    def close() -> None:
+        try:
+            link_close()
+        finally:
+            shut_down()
+
+    stream._on_close = close
+    stream.info = {**description, **stream.info, "pty": slave}
+    stream.transport = port  # type: ignore[attr-defined]
+    return stream
+
+
+register_backend("sim+pty", _open_sim_pty)
