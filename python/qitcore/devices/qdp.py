@@ -90,8 +90,13 @@ class QdpLink:
     def start(self, core: _core.Stream, info: dict[str, Any], raw: bool, claimed: float | None) -> QrngStream:
         """Starts the reader thread, then (with ``info``) the device."""
         self._core = core
-        self._pump = threading.Thread(target=self._run, name=f"qitcore {self.description}", daemon=True)
-        self._pump.start()
+        fd = _descriptor(self.port)
+        if fd is not None and hasattr(core, "attach_fd"):
+            # A serial port or pty: a Rust thread reads its descriptor, no Python in the data path.
+            core.attach_fd(fd)
+        else:
+            self._pump = threading.Thread(target=self._run, name=f"qitcore {self.description}", daemon=True)
+            self._pump.start()
         if info.get("protocol_version"):
             try:
                 self.command(Command.START)
@@ -132,6 +137,16 @@ class QdpLink:
             self._pump.join(timeout=2)
         with contextlib.suppress(Exception):
             self.port.close()
+
+
+def _descriptor(port: Any) -> int | None:
+    """The descriptor of a plain POSIX serial port (not of pyserial's URL transports)."""
+    if type(port).__module__ != "serial.serialposix":
+        return None
+    try:
+        return int(port.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _checked(code: int, reply: dict[str, Any]) -> dict[str, Any]:

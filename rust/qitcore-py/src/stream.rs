@@ -275,6 +275,22 @@ impl PyStream {
         Ok(())
     }
 
+    /// Feeds the stream from an open descriptor (a serial port or pty configured by pyserial),
+    /// read on a Rust thread; the descriptor is duplicated, so the caller keeps its own.
+    #[cfg(target_os = "linux")]
+    fn attach_fd(&self, fd: i32) -> PyResult<()> {
+        use std::os::fd::BorrowedFd;
+        if fd < 0 {
+            return Err(InvalidArgumentError::new_err(format!("fd: not a descriptor: {fd}")));
+        }
+        // SAFETY: the caller passes a descriptor it holds open for the duration of this call.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let owned = borrowed.try_clone_to_owned().map_err(|e| DeviceDisconnected::new_err(format!("fd {fd}: {e}")))?;
+        let reader = qitcore_core::pipeline::fd::FdReader::new(owned);
+        self.stream.spawn_reader(Box::new(reader), 1 << 16);
+        Ok(())
+    }
+
     /// Processes transport bytes (from a Python transport), waiting while the output queue is
     /// full; raises the stream's failure.
     fn feed(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -2,6 +2,8 @@
 //! → extractor → bounded output queue.
 
 pub mod conditioner;
+#[cfg(target_os = "linux")]
+pub mod fd;
 pub mod stream;
 
 pub use conditioner::{Conditioner, Extraction, GapPolicy, Stats, StreamError};

@@ -91,7 +91,8 @@ impl Stream {
                             return;
                         }
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // Interrupted, or a quiet device's poll timeout: check for closing, read again.
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut) => {}
                     Err(e) => return stream.fail(StreamError::Disconnected(e.to_string())),
                 }
             }
