@@ -16,7 +16,6 @@ import tty
 from typing import Any
 
 import pytest
-
 import qitcore
 
 OUTPUT_BYTES = 64 << 20
@@ -34,7 +33,7 @@ def _measure(benchmark: Any, url: str, output_bytes: int, rounds: int) -> tuple[
 
 
 def test_in_process_pipeline(benchmark: Any, record: Any, note: Any) -> None:
-    raw_bits, stats = _measure(benchmark, "sim://", OUTPUT_BYTES, 5)
+    raw_bits, _stats = _measure(benchmark, "sim://", OUTPUT_BYTES, 5)
     record("stream sim:// (raw input)", "qitcore", benchmark, raw_bits)
     rate = raw_bits / benchmark.stats.stats.median / 1e9
     note(f"sim:// in process: {rate:.2f} Gbit/s of raw device input per median round (target 1 Gbit/s)")

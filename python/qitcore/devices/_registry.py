@@ -59,9 +59,10 @@ class Options:
     """How a stream conditions its device's samples. Every field may also be given in the URL's
     query (``?min_entropy=6.5&epsilon=1e-30``); keyword arguments to :func:`open` win."""
 
-    min_entropy: float | None = None
+    min_entropy: float | str | None = None
     """Min-entropy per sample (bits). Default: the device's claim (QDP INFO) or the simulator's
-    model; a device that claims nothing needs it given."""
+    model; a device that claims nothing needs it given. ``"assess"`` first reads 1,000,000 raw
+    samples and takes the SP 800-90B non-IID assessment of them."""
     epsilon: float = 2.0**-64
     """Distance from uniform of each extracted block (leftover hash lemma, TSSR normalisation)."""
     alpha: float = 2.0**-40
@@ -84,7 +85,7 @@ class Options:
 
     def merged(self, url: Url, overrides: dict[str, Any]) -> Options:
         converters: dict[str, Callable[[str], Any]] = {
-            "min_entropy": float,
+            "min_entropy": lambda v: v if v == "assess" else float(v),
             "epsilon": float,
             "alpha": float,
             "startup_samples": int,
@@ -114,7 +115,7 @@ class Options:
         self, bits: int, packing: str, bitorder: str, rate: int, *, raw: bool, min_entropy: float | None
     ) -> _core.Stream:
         """The Rust stream for samples in this format."""
-        h = self.min_entropy if self.min_entropy is not None else min_entropy
+        h = float(self.min_entropy) if self.min_entropy is not None else min_entropy
         if not raw and h is None:
             raise InvalidArgumentError(
                 "min_entropy: the device claims no min-entropy; give min_entropy= (bits per sample), "
@@ -162,10 +163,30 @@ def _factory(scheme: str) -> Factory:
     raise DeviceError(f"no backend for '{scheme}://' URLs; known: {', '.join(backends())}")
 
 
+ASSESS_SAMPLES = 1_000_000
+
+
 def _open(url: str, raw: bool, overrides: dict[str, Any]) -> QrngStream:
     parsed = Url.parse(url)
     options = Options().merged(parsed, overrides)
+    if options.min_entropy == "assess":
+        options = replace(options, min_entropy=None if raw else _assess(parsed, options))
+    elif options.min_entropy is not None and not isinstance(options.min_entropy, int | float):
+        raise InvalidArgumentError(f"min_entropy: expected bits per sample or 'assess', got {options.min_entropy!r}")
     return _factory(parsed.scheme)(parsed, options, raw)
+
+
+def _assess(url: Url, options: Options) -> float:
+    """The SP 800-90B non-IID assessment of the device's first 1,000,000 raw samples."""
+    from ..entropy import assess_non_iid
+
+    with _factory(url.scheme)(url, replace(options, min_entropy=None), True) as raw:
+        samples = raw.read(ASSESS_SAMPLES)
+    if len(samples) < ASSESS_SAMPLES:
+        raise DeviceError(
+            f"{url.text}: the device ended after {len(samples):,} of the {ASSESS_SAMPLES:,} samples to assess"
+        )
+    return float(assess_non_iid(samples).h_assessed)
 
 
 def open(url: str, **options: Any) -> QrngStream:
