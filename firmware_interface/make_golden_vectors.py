@@ -55,7 +55,7 @@ def data(count: int, flags: int, samples: bytes) -> bytes:
     return struct.pack("<HBB", count, flags, 0) + samples
 
 
-def main() -> None:
+def main(path: Path | None = None) -> None:
     out: list[str] = []
     w = out.append
     w("# QDP/1 golden vectors, written by make_golden_vectors.py from PROTOCOL.md.")
@@ -158,7 +158,7 @@ def main() -> None:
     broken[-1] ^= 0xFF
     w(f"session corrupted send {bytes(broken).hex()} expect -")
 
-    path = Path(__file__).with_name("golden_vectors.txt")
+    path = path or Path(__file__).with_name("golden_vectors.txt")
     path.write_text("\n".join(out) + "\n")
 
 

@@ -3,8 +3,10 @@ qitcore.protocol, and the decoder's behaviour on damaged streams."""
 
 from __future__ import annotations
 
+import importlib.util
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qitcore import protocol
@@ -22,14 +24,22 @@ def unhex(s: str) -> bytes:
     return b"" if s == "-" else bytes.fromhex(s)
 
 
-def crc32c_reference(data: bytes) -> int:
-    """Bit at a time from PROTOCOL.md §1.1."""
-    c = 0xFFFFFFFF
-    for b in data:
-        c ^= b
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    return c ^ 0xFFFFFFFF
+def _generator() -> Any:
+    """firmware_interface/make_golden_vectors.py: the vectors' own, independent CRC-32C."""
+    spec = importlib.util.spec_from_file_location("make_golden_vectors", GOLDEN.with_name("make_golden_vectors.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+crc32c_reference = _generator().crc32c
+
+
+def test_the_vectors_are_the_generators(tmp_path: Path) -> None:
+    # The committed file is what the generator writes from PROTOCOL.md.
+    _generator().main(tmp_path / "vectors.txt")
+    assert (tmp_path / "vectors.txt").read_text() == GOLDEN.read_text()
 
 
 @pytest.mark.parametrize("vector", vectors("crc"), ids=lambda t: t[1][:12])

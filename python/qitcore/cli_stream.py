@@ -9,7 +9,6 @@ import contextlib
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import IO, Any
@@ -18,6 +17,7 @@ from . import _core
 from .devices import open as open_device
 from .devices import open_raw
 from .errors import HealthTestFailure, QitError
+from .report.files import atomic_file
 from .stream import QrngStream, StreamStats
 
 CHUNK = 1 << 20
@@ -129,19 +129,8 @@ def _output(path: str | None) -> Iterator[IO[bytes]]:
             raise QitError("stream: refusing to write binary to a terminal; give -o FILE or redirect stdout")
         yield sys.stdout.buffer
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=".qitcore-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            yield out
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    with atomic_file(path) as out:
+        yield out
 
 
 def stream(args: argparse.Namespace) -> int:

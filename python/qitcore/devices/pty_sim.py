@@ -22,7 +22,7 @@ from ..stream import QrngStream
 from ._registry import Options, Url, register_backend
 from .qdp import QdpLink
 from .serial_port import open_port
-from .sim import describe, model_from_url, parse_faults
+from .sim import describe, model_with_faults
 
 __all__ = ["firmware_sources", "host_firmware"]
 
@@ -64,12 +64,7 @@ def host_firmware() -> Path:
 
 
 def _open_sim_pty(url: Url, options: Options, raw: bool) -> QrngStream:
-    model = model_from_url(url)
-    faults = parse_faults(url)
-    if "stuck" in faults:
-        model.stick_after(int(faults["stuck"]))
-    if "drift" in faults:
-        model.drift(faults["drift"])
+    model, faults = model_with_faults(url)
     h = model.min_entropy
     description = describe(model)  # before the feeder thread holds the model
     # The device's own health tests, at its claimed entropy (rounded down to 1/256 bit).

@@ -22,7 +22,7 @@ from ..errors import InvalidArgumentError
 from ..stream import QrngStream, RawSampleStream
 from ._registry import Options, Url, register_backend
 
-__all__ = ["model_from_url", "parse_faults"]
+__all__ = ["model_from_url", "model_with_faults", "parse_faults"]
 
 
 def model_from_url(url: Url) -> _core.NoiseModel:
@@ -38,6 +38,17 @@ def model_from_url(url: Url) -> _core.NoiseModel:
         range=url.get("range", float, 1.0),
         seed=url.get("seed", int, None),
     )
+
+
+def model_with_faults(url: Url) -> tuple[_core.NoiseModel, dict[str, float]]:
+    """The URL's model with its sample faults (stuck, drift) applied, and every fault."""
+    model = model_from_url(url)
+    faults = parse_faults(url)
+    if "stuck" in faults:
+        model.stick_after(int(faults["stuck"]))
+    if "drift" in faults:
+        model.drift(faults["drift"])
+    return model, faults
 
 
 def parse_faults(url: Url) -> dict[str, float]:
@@ -75,12 +86,7 @@ def stream_class(raw: bool) -> type[QrngStream]:
 
 
 def _open_sim(url: Url, options: Options, raw: bool) -> QrngStream:
-    model = model_from_url(url)
-    faults = parse_faults(url)
-    if "stuck" in faults:
-        model.stick_after(int(faults["stuck"]))
-    if "drift" in faults:
-        model.drift(faults["drift"])
+    model, faults = model_with_faults(url)
     bits = model.bits
     core = options.core_stream(
         bits, "packed" if bits == 1 else "aligned", "big", int(model.rate), raw=raw, min_entropy=model.min_entropy

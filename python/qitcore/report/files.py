@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
+from typing import IO
 
 
-def write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file in the same folder, renamed into place
-    only once complete: an interrupted or failed run never leaves a partial file."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary file that appears at ``path`` only when the ``with`` block completes: it is
+    written as a temporary file in the same folder and renamed into place, so an interrupted or
+    failed run never leaves a partial file."""
     folder = os.path.dirname(os.path.abspath(path))
     handle, temp = tempfile.mkstemp(dir=folder, prefix=".qitcore-", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(handle, "wb") as out:
+            yield out
         # mkstemp creates the file private; give it the permissions a plain open() would.
         umask = os.umask(0)
         os.umask(umask)
@@ -23,3 +28,9 @@ def write_atomically(path: str | os.PathLike[str], text: str) -> None:
         if os.path.exists(temp):
             os.unlink(temp)
         raise
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path) as out:
+        out.write(text.encode("utf-8"))
