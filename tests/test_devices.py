@@ -218,3 +218,56 @@ def test_min_entropy_can_be_assessed_first() -> None:
         assert len(s.read(10_000)) == 10_000
     with pytest.raises(InvalidArgumentError, match="^min_entropy: "):
         qitcore.open("sim://", min_entropy="lots")
+
+
+def test_pyserial_rfc2217_url() -> None:
+    """An RFC 2217 (telnet COM-port) server in a thread, built on pyserial's own PortManager over
+    a loop:// port into which the test writes frames."""
+    import socket
+
+    import serial
+    import serial.rfc2217
+
+    samples = os.urandom(30_000)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    backing = serial.serial_for_url("loop://", timeout=0.05)
+    done = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.settimeout(0.05)
+
+        class Connection:  # PortManager writes its telnet replies through .write
+            write = conn.sendall
+
+        manager = serial.rfc2217.PortManager(backing, Connection())
+        pending = data_frames(samples)
+        with conn:
+            while not done.is_set():
+                try:
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    backing.write(b"".join(manager.filter(data)))
+                except TimeoutError:
+                    pass
+                # The "device" streams once the client has settled (it purges on opening), a
+                # little at a time: loop:// holds 4 KiB.
+                if pending and time.monotonic() - start > 0.5:
+                    backing.write(pending[:1024])
+                    pending = pending[1024:]
+                out = backing.read(backing.in_waiting or 1)
+                if out:
+                    conn.sendall(b"".join(manager.escape(out)))
+
+    start = time.monotonic()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        with qitcore.open_raw(f"rfc2217://127.0.0.1:{port}?handshake=none&bits=8") as raw:
+            assert raw.read_samples(len(samples), timeout=20) == samples
+    finally:
+        done.set()
+        t.join(timeout=5)
+        server.close()
