@@ -220,6 +220,8 @@ def test_min_entropy_can_be_assessed_first() -> None:
         qitcore.open("sim://", min_entropy="lots")
 
 
+# pyserial's RFC 2217 client still calls threading's old setDaemon/setName.
+@pytest.mark.filterwarnings(r"ignore:set(Daemon|Name)\(\) is deprecated:DeprecationWarning")
 def test_pyserial_rfc2217_url() -> None:
     """An RFC 2217 (telnet COM-port) server in a thread, built on pyserial's own PortManager over
     a loop:// port into which the test writes frames."""
