@@ -4,6 +4,7 @@
   whole pipeline (frames, health tests, Toeplitz extraction), with a summary.
 - ``qitcore stream [--device URL] [--bytes N] [-o FILE]``: random bytes from a device, with a live
   rate and health display.
+- ``qitcore devices``: attached QRNGs, their drivers and whether they can be opened.
 - ``qitcore assess FILE``: NIST SP 800-90B entropy assessment (non-IID track by default, ``--iid``
   for the IID track), a table on the terminal, ``--json`` with NIST's fields, ``--report`` HTML.
 - ``qitcore restart FILE H_I``: the SP 800-90B restart tests.
@@ -194,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_stream.run(args)
         if args.command == "stream":
             return cli_stream.stream(args)
+        if args.command == "devices":
+            return cli_stream.devices(args)
         if args.command == "assess":
             return _assess(args, argv)
         if args.command == "restart":

@@ -183,3 +183,24 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("-o", "--output", default=None, help="output file (written whole or not at all); default stdout")
     st.add_argument("--raw-samples", action="store_true", help="write raw samples (for assessment), not random bytes")
     st.add_argument("--quiet", action="store_true", help="no display on stderr")
+
+    sub.add_parser("devices", help="list attached QRNGs with their driver and whether they can be opened")
+
+
+def devices(args: argparse.Namespace) -> int:
+    """``qitcore devices``: attached devices with their driver and whether they can be opened."""
+    from .devices.discover import discover
+
+    found = discover()
+    if not found:
+        print("no supported device attached (qitcore drives: truerng, truerngpro, onerng, chaoskey, QDP/1 on USB or "
+              "serial, /dev/hwrng); the simulator is always there: sim://")  # fmt: skip
+        return 0
+    print(f"{'driver':<11} {'USB ID':<10} {'where':<24} {'serial':<18} {'access':<7} url")
+    for f in found:
+        access = "yes" if f.accessible else "NO"
+        print(f"{f.driver:<11} {f.ids:<10} {f.location:<24} {f.serial or '-':<18} {access:<7} {f.url}")
+    for f in found:
+        if f.hint:
+            print(f"\n{f.name} at {f.location}: no permission; add this udev rule:\n  {f.hint}")
+    return 0

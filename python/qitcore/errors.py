@@ -8,8 +8,10 @@ from __future__ import annotations
 
 __all__ = [
     "AdaptiveProportionFailure",
+    "DeviceBusy",
     "DeviceDisconnected",
     "DeviceError",
+    "DeviceNotFound",
     "DeviceTimeout",
     "HealthTestFailure",
     "InvalidArgumentError",
@@ -83,6 +85,15 @@ class SelfTestFailure(QitError):
 
 class DeviceError(QitError, OSError):
     """A device could not be opened, configured or read."""
+
+
+class DeviceNotFound(DeviceError, FileNotFoundError):
+    """No such device is attached (or the URL names none)."""
+
+
+class DeviceBusy(DeviceError):
+    """The device is in use by another program (or claimed by a kernel driver that could not be
+    detached)."""
 
 
 class DeviceDisconnected(DeviceError, ConnectionError):

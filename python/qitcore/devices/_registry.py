@@ -82,6 +82,9 @@ class Options:
     """Toeplitz seed; by default drawn from the OS CSPRNG. Never logged."""
     timeout: float = 5.0
     """Seconds to wait for a device's replies when opening."""
+    usb_backend: Any = None
+    """The pyusb backend for USB devices (default: libusb); tests pass
+    :class:`qitcore.testing.usb.EmulatedBackend`."""
 
     def merged(self, url: Url, overrides: dict[str, Any]) -> Options:
         converters: dict[str, Callable[[str], Any]] = {
@@ -160,10 +163,29 @@ def _factory(scheme: str) -> Factory:
             factory = ep.load()
             register_backend(scheme, factory)
             return factory
+    if _pyserial_handles(scheme):
+        return _BACKENDS["loop"]  # any pyserial URL handler: a QDP/1 device behind pyserial
     raise DeviceError(f"no backend for '{scheme}://' URLs; known: {', '.join(backends())}")
 
 
 ASSESS_SAMPLES = 1_000_000
+
+
+def _pyserial_handles(scheme: str) -> bool:
+    """Whether one of pyserial's URL handler packages has ``protocol_<scheme>``."""
+    import importlib.util
+
+    try:
+        import serial
+    except ImportError:
+        return False
+    for package in serial.protocol_handler_packages:
+        try:
+            if importlib.util.find_spec(f"{package}.protocol_{scheme}") is not None:
+                return True
+        except (ImportError, ValueError):
+            continue
+    return False
 
 
 def _open(url: str, raw: bool, overrides: dict[str, Any]) -> QrngStream:

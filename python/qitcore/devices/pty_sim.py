@@ -123,7 +123,6 @@ def _open_sim_pty(url: Url, options: Options, raw: bool) -> QrngStream:
 
     stream._on_close = close
     stream.info = {**description, **stream.info, "pty": slave}
-    stream.transport = port  # type: ignore[attr-defined]
     return stream
 
 

@@ -1,11 +1,9 @@
-"""The host side of QDP/1 over any byte transport with pyserial's interface (``read``, ``write``,
-``in_waiting``, ``close``): the handshake (STOP, INFO, optional CONFIGURE, START), a reader
-thread feeding the Rust pipeline, commands while streaming, and STOP on close."""
+"""The host side of QDP/1 on a :class:`~qitcore.devices.link.PortLink`: the handshake (STOP,
+INFO, optional CONFIGURE, START), commands while streaming (replies come through the pipeline),
+and STOP on close."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from typing import Any
 
@@ -14,34 +12,25 @@ from ..errors import DeviceTimeout, ProtocolError, QitError
 from ..protocol import COMMAND, REPLY, Command, FrameDecoder, Result, command_payload, encode_frame, parse_info
 from ..stream import QrngStream
 from ._registry import Options
-from .sim import stream_class
+from .link import PortLink
 
 __all__ = ["QdpLink"]
 
 
-class QdpLink:
+class QdpLink(PortLink):
     """A QDP/1 device on ``port``."""
 
     def __init__(self, port: Any, options: Options, description: str) -> None:
-        self.port = port
-        self.options = options
-        self.description = description
+        super().__init__(port, options, description, framed=True)
         self._tag = 0
         self._sequence = 0
-        self._core: _core.Stream | None = None
-        self._pump: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._write_lock = threading.Lock()
-
-    # -- commands ----------------------------------------------------------------------------
+        self.before_close.append(lambda: self._send(Command.STOP))
 
     def _send(self, code: int, args: bytes = b"") -> int:
         self._tag = (self._tag + 1) % 256
         frame = encode_frame(COMMAND, self._sequence, command_payload(code, self._tag, args))
         self._sequence = (self._sequence + 1) % 2**32
-        with self._write_lock:
-            self.port.write(frame)
-            self.port.flush()
+        self.write(frame)
         return self._tag
 
     def _sync_command(self, code: int, args: bytes = b"") -> dict[str, Any]:
@@ -50,16 +39,21 @@ class QdpLink:
         decoder = FrameDecoder()
         deadline = time.monotonic() + self.options.timeout
         while time.monotonic() < deadline:
-            data = self.port.read(max(1, self.port.in_waiting))
-            for event in decoder.feed(data):
+            for event in decoder.feed(self.port.read(4096)):
                 if event[0] == "frame" and event[1] == REPLY:
                     reply = _core.parse_reply(event[3])
                     if reply["code"] == code and reply["tag"] == tag:
                         return _checked(code, reply)
+        stats = decoder.stats()
+        if stats["bytes"] > 0 and stats["frames"] == 0:
+            raise ProtocolError(
+                f"{self.description}: answered {Command(code).name} with {stats['bytes']} bytes that are not QDP/1 "
+                f"frames ({stats['crc_errors']} failed CRCs): not a QDP device, or the wrong port"
+            )
         raise DeviceTimeout(f"{self.description}: no reply to {Command(code).name} within {self.options.timeout} s")
 
     def command(self, code: int, args: bytes = b"") -> dict[str, Any]:
-        """A command while streaming: the reply comes through the pipeline."""
+        """A command; while streaming, the reply comes through the pipeline."""
         if self._core is None:
             return self._sync_command(code, args)
         tag = self._send(code, args)
@@ -67,8 +61,6 @@ class QdpLink:
         if reply is None:
             raise DeviceTimeout(f"{self.description}: no reply to {Command(code).name} within {self.options.timeout} s")
         return _checked(code, reply)
-
-    # -- streaming ---------------------------------------------------------------------------
 
     def open(self, raw: bool, format_args: bytes | None = None) -> QrngStream:
         """Handshake, then streaming. ``format_args``: a format descriptor to CONFIGURE first."""
@@ -85,68 +77,13 @@ class QdpLink:
         core = self.options.core_stream(
             fmt["bits_per_sample"], fmt["packing"], fmt["bitorder"], fmt["rate"], raw=raw, min_entropy=claimed
         )
-        return self.start(core, info, raw, claimed)
-
-    def start(self, core: _core.Stream, info: dict[str, Any], raw: bool, claimed: float | None) -> QrngStream:
-        """Starts the reader thread, then (with ``info``) the device."""
-        self._core = core
-        fd = _descriptor(self.port)
-        if fd is not None and hasattr(core, "attach_fd"):
-            # A serial port or pty: a Rust thread reads its descriptor, no Python in the data path.
-            core.attach_fd(fd)
-        else:
-            self._pump = threading.Thread(target=self._run, name=f"qitcore {self.description}", daemon=True)
-            self._pump.start()
-        if info.get("protocol_version"):
-            try:
-                self.command(Command.START)
-            except QitError:
-                self.close()
-                raise
-        h = None if raw else (self.options.min_entropy if self.options.min_entropy is not None else claimed)
-        stream = stream_class(raw)(core, description=self.description, info=info, min_entropy=h, on_close=self.close)
-        stream.device = self
-        return stream
-
-    def _run(self) -> None:
-        core = self._core
-        assert core is not None
+        stream = self.start(core, info, raw, claimed)
         try:
-            while not self._stop.is_set():
-                # Up to 64 KiB a call (pyserial returns early on its 50 ms timeout): fewer,
-                # larger pieces for the pipeline at high rates, bounded latency at low ones.
-                data = self.port.read(1 << 16)
-                if data:
-                    core.feed(data)
+            self.command(Command.START)
         except QitError:
-            return  # the stream failed or closed: the reader sees that
-        except Exception as exc:  # a transport's own errors: serial.SerialException, OSError
-            core.disconnect(f"{self.description}: {exc}")
-
-    def close(self) -> None:
-        """STOP (best effort), then the reader thread and the port. Safe to call twice."""
-        if self._stop.is_set():
-            return
-        try:
-            if self._core is not None and self._core.error() is None:
-                self._send(Command.STOP)
-        except Exception:
-            pass
-        self._stop.set()
-        if self._pump is not None:
-            self._pump.join(timeout=2)
-        with contextlib.suppress(Exception):
-            self.port.close()
-
-
-def _descriptor(port: Any) -> int | None:
-    """The descriptor of a plain POSIX serial port (not of pyserial's URL transports)."""
-    if type(port).__module__ != "serial.serialposix":
-        return None
-    try:
-        return int(port.fileno())
-    except (AttributeError, OSError, ValueError):
-        return None
+            stream.close()
+            raise
+        return stream
 
 
 def _checked(code: int, reply: dict[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,11 @@ the commands for a link that only carries DATA frames (the format then comes fro
 from __future__ import annotations
 
 import contextlib
+import errno
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import DeviceError
+from ..errors import DeviceBusy, DeviceError, DeviceNotFound
 from ..stream import QrngStream
 from ._registry import Options, Url, register_backend
 from .qdp import QdpLink
@@ -23,38 +24,53 @@ _OURS = {
 }  # fmt: skip
 
 
-def open_port(url: Url) -> Any:
-    """The pyserial port the URL names, opened."""
+def open_serial(spec: str, baud: int, description: str) -> Any:
+    """Opens a serial device path or pyserial URL (exclusively, for paths), mapping failures to
+    qitcore's errors: absent, busy, not permitted."""
     import serial  # pyserial: a dependency of qitcore's device support
 
-    baud = url.get("baud", int, 115200)
     try:
-        if url.scheme == "serial":
-            port = serial.Serial(url.path or url.location, baudrate=baud, timeout=0.05)
+        if "://" in spec:
+            port = serial.serial_for_url(spec, baudrate=baud, timeout=0.05)
         else:
-            rest = {k: v for k, v in url.query.items() if k not in _OURS}
-            query = ("?" + urlencode(rest, doseq=True)) if rest else ""
-            port = serial.serial_for_url(f"{url.scheme}://{url.location}{url.path}{query}", baudrate=baud, timeout=0.05)
+            port = serial.Serial(spec, baudrate=baud, timeout=0.05, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as exc:
-        raise DeviceError(f"{url.text}: {exc}") from exc
+        text = str(exc)
+        err = getattr(exc, "errno", None)
+        if err == errno.ENOENT or "No such file" in text or ("could not open port" in text and "[Errno 2]" in text):
+            raise DeviceNotFound(f"{description}: no such device: {spec}") from exc
+        if err == errno.EBUSY or "exclusively lock" in text or "[Errno 16]" in text:
+            raise DeviceBusy(f"{description}: {spec} is in use by another program") from exc
+        if err == errno.EACCES or "[Errno 13]" in text:
+            raise DeviceError(
+                f"{description}: no permission to open {spec}; add yourself to its group (ls -l {spec}) or add a udev "
+                "rule (qitcore devices prints one)"
+            ) from exc
+        raise DeviceError(f"{description}: {exc}") from exc
     # CDC devices stream while DTR is set (PROTOCOL.md §6); some transports have no DTR.
     with contextlib.suppress(AttributeError, OSError, NotImplementedError, ValueError):
         port.dtr = True
     return port
 
 
+def open_port(url: Url) -> Any:
+    """The pyserial port the URL names, opened."""
+    baud = url.get("baud", int, 115200)
+    if url.scheme == "serial":
+        return open_serial(url.path or url.location, baud, url.text)
+    rest = {k: v for k, v in url.query.items() if k not in _OURS}
+    query = ("?" + urlencode(rest, doseq=True)) if rest else ""
+    return open_serial(f"{url.scheme}://{url.location}{url.path}{query}", baud, url.text)
+
+
 def _open_serial(url: Url, options: Options, raw: bool) -> QrngStream:
     port = open_port(url)
-    link = QdpLink(port, options, url.text)
     if url.get("handshake", str, "qdp") == "none":
         bits = url.get("bits", int, 8)
         packing, order = url.get("packing", str, "aligned"), url.get("bitorder", str, "big")
         core = options.core_stream(bits, packing, order, 0, raw=raw, min_entropy=None)
-        stream = link.start(core, {"bits_per_sample": bits}, raw, None)
-    else:
-        stream = link.open(raw)
-    stream.transport = port  # type: ignore[attr-defined]
-    return stream
+        return QdpLink(port, options, url.text).start(core, {"bits_per_sample": bits}, raw, None)
+    return QdpLink(port, options, url.text).open(raw)
 
 
 for _scheme in ("serial", "loop", "socket", "rfc2217"):

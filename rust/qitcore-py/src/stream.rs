@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
+use qitcore_core::frame::SampleFormat;
+use qitcore_core::pipeline::framer::Framer;
 use qitcore_core::pipeline::{Conditioner, Extraction, GapPolicy, ReadError, Stats, Stream, StreamError};
 use qitcore_core::sim::{LinkFaults, NoiseParams, NoiseSource, SimCounters, SimDevice};
 
@@ -181,6 +183,9 @@ impl std::io::Read for SharedSim {
 pub struct PyStream {
     stream: Arc<Stream>,
     sim: Mutex<Option<Arc<Mutex<SimDevice>>>>,
+    format: SampleFormat,
+    /// For byte-stream devices fed from Python: next frame number and a partial sample.
+    framing: Mutex<(u32, Vec<u8>)>,
 }
 
 impl PyStream {
@@ -243,7 +248,12 @@ impl PyStream {
         if capacity == 0 {
             return Err(InvalidArgumentError::new_err("capacity: must be at least 1 byte"));
         }
-        Ok(PyStream { stream: Stream::new(conditioner, capacity), sim: Mutex::new(None) })
+        Ok(PyStream {
+            stream: Stream::new(conditioner, capacity),
+            sim: Mutex::new(None),
+            format,
+            framing: Mutex::new((0, Vec::new())),
+        })
     }
 
     /// Feeds the stream from an in-process simulated device around `model`'s samples.
@@ -267,18 +277,40 @@ impl PyStream {
         Ok(())
     }
 
-    /// Feeds the stream from a file or FIFO, read on a thread of its own.
-    fn attach_file(&self, path: std::path::PathBuf) -> PyResult<()> {
+    /// Feeds the stream from a file or FIFO, read on a thread of its own: QDP/1 frames, or
+    /// plain samples when `framed` is false (a character device such as /dev/hwrng).
+    #[pyo3(signature = (path, framed=true))]
+    fn attach_file(&self, path: std::path::PathBuf, framed: bool) -> PyResult<()> {
         let file =
             std::fs::File::open(&path).map_err(|e| DeviceDisconnected::new_err(format!("{}: {e}", path.display())))?;
-        self.stream.spawn_reader(Box::new(file), 1 << 16);
+        let source: Box<dyn std::io::Read + Send> =
+            if framed { Box::new(file) } else { Box::new(Framer::new(file, self.format)) };
+        self.stream.spawn_reader(source, 1 << 16);
         Ok(())
+    }
+
+    /// Processes plain sample bytes from a byte-stream device (no QDP/1 framing): they are
+    /// framed here, in order, and fed as `feed` does.
+    fn feed_samples(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let input = Input::get(py, "data", data)?;
+        let bytes = input.bytes();
+        let framed = py.detach(|| {
+            let mut framing = self.framing.lock().unwrap_or_else(|p| p.into_inner());
+            let (sequence, carry) = &mut *framing;
+            carry.extend_from_slice(bytes);
+            let mut out = Vec::with_capacity(carry.len() + carry.len() / 256 + 64);
+            let used = Framer::<&[u8]>::frame(&self.format, sequence, carry, &mut out);
+            carry.drain(..used);
+            out
+        });
+        py.detach(|| self.stream.feed(&framed)).map_err(read_error)
     }
 
     /// Feeds the stream from an open descriptor (a serial port or pty configured by pyserial),
     /// read on a Rust thread; the descriptor is duplicated, so the caller keeps its own.
     #[cfg(target_os = "linux")]
-    fn attach_fd(&self, fd: i32) -> PyResult<()> {
+    #[pyo3(signature = (fd, framed=true))]
+    fn attach_fd(&self, fd: i32, framed: bool) -> PyResult<()> {
         use std::os::fd::BorrowedFd;
         if fd < 0 {
             return Err(InvalidArgumentError::new_err(format!("fd: not a descriptor: {fd}")));
@@ -287,7 +319,9 @@ impl PyStream {
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         let owned = borrowed.try_clone_to_owned().map_err(|e| DeviceDisconnected::new_err(format!("fd {fd}: {e}")))?;
         let reader = qitcore_core::pipeline::fd::FdReader::new(owned);
-        self.stream.spawn_reader(Box::new(reader), 1 << 16);
+        let source: Box<dyn std::io::Read + Send> =
+            if framed { Box::new(reader) } else { Box::new(Framer::new(reader, self.format)) };
+        self.stream.spawn_reader(source, 1 << 16);
         Ok(())
     }
 

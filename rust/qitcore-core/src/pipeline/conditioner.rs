@@ -150,8 +150,17 @@ impl Conditioner {
         gap_policy: GapPolicy,
         seed: Option<&[u8]>,
     ) -> Result<Self> {
-        if format.bits > 8 {
-            return Err(Error::argument("bits_per_sample", format!("{} bits: streams take up to 8", format.bits)));
+        // Health tests and extraction take up to 8 bits per sample; raw streams of wider samples
+        // (aligned, two little-endian bytes each) pass through for assessment.
+        let wide_raw = extraction.is_none() && format.packing == crate::frame::Packing::Aligned;
+        if format.bits > 8 && !wide_raw {
+            return Err(Error::argument(
+                "bits_per_sample",
+                format!(
+                    "{} bits: health tests and extraction take up to 8 (raw aligned streams up to 16)",
+                    format.bits
+                ),
+            ));
         }
         let mode = match extraction {
             None => Mode::Raw,
@@ -329,6 +338,20 @@ impl Conditioner {
             self.stats.device_overruns += 1;
         }
         self.samples.clear();
+        if self.format.bits > 8 {
+            // Raw wide samples: two bytes each, passed on as they are (masked to their width).
+            if data.samples.len() != self.format.sample_bytes(usize::from(data.count)) {
+                self.stats.malformed += 1;
+                return Ok(());
+            }
+            let mask = ((1u32 << self.format.bits) - 1) as u16;
+            self.stats.samples_in += u64::from(data.count);
+            for w in data.samples.chunks_exact(2) {
+                out.extend_from_slice(&(u16::from_le_bytes([w[0], w[1]]) & mask).to_le_bytes());
+            }
+            self.stats.bytes_out += data.samples.len() as u64;
+            return Ok(());
+        }
         if self.format.unpack(data.samples, usize::from(data.count), &mut self.samples).is_err() {
             self.stats.malformed += 1;
             return Ok(());
@@ -509,7 +532,13 @@ mod tests {
         let one = SampleFormat::new(1, Packing::Packed, BitOrder::MsbFirst, 0).unwrap();
         assert!(Conditioner::new(one, Some(extraction(0.9)), GapPolicy::Count, None).is_ok());
         let wide = SampleFormat::new(12, Packing::Aligned, BitOrder::MsbFirst, 0).unwrap();
-        assert!(Conditioner::new(wide, None, GapPolicy::Count, None).is_err());
+        assert!(Conditioner::new(wide, Some(extraction(8.0)), GapPolicy::Count, None).is_err());
+        let mut raw = Conditioner::new(wide, None, GapPolicy::Count, None).unwrap();
+        let mut frames = Vec::new();
+        encode(frame_type::DATA, 0, &Data::payload(2, 0, &[0xbc, 0xfa, 0x23, 0x01]), &mut frames).unwrap();
+        let mut out = Vec::new();
+        raw.process(&frames, &mut out).unwrap();
+        assert_eq!(out, vec![0xbc, 0x0a, 0x23, 0x01]);
         assert!(Conditioner::new(eight_bit(), Some(extraction(9.0)), GapPolicy::Count, None).is_err());
     }
 }

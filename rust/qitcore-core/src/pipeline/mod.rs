@@ -4,6 +4,7 @@
 pub mod conditioner;
 #[cfg(target_os = "linux")]
 pub mod fd;
+pub mod framer;
 pub mod stream;
 
 pub use conditioner::{Conditioner, Extraction, GapPolicy, Stats, StreamError};

@@ -1,0 +1,1 @@
+"""pyserial URL handlers (``emu://``) emulating serial QRNGs; see :mod:`.protocol_emu`."""
