@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .. import _core
-from ..errors import DeviceError, InvalidArgumentError
+from ..errors import DeviceError, DeviceNotFound, InvalidArgumentError
 from ..stream import QrngStream, RawSampleStream
 
 __all__ = ["Options", "Url", "backends", "open", "open_raw", "register_backend"]
@@ -165,7 +165,7 @@ def _factory(scheme: str) -> Factory:
             return factory
     if _pyserial_handles(scheme):
         return _BACKENDS["loop"]  # any pyserial URL handler: a QDP/1 device behind pyserial
-    raise DeviceError(f"no backend for '{scheme}://' URLs; known: {', '.join(backends())}")
+    raise DeviceNotFound(f"no backend for '{scheme}://' URLs; known: {', '.join(backends())}")
 
 
 ASSESS_SAMPLES = 1_000_000
