@@ -1,6 +1,6 @@
 # Type stubs of the Rust extension module qitcore._core (hand-written; checked by mypy.stubtest).
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, final
 
 from typing_extensions import Buffer
@@ -9,6 +9,7 @@ _B = TypeVar("_B", bound=Buffer)
 _Order = Literal["big", "little"]
 
 __all__ = [
+    "CascadeResponder",
     "FrameDecoder",
     "HealthMonitor",
     "ModifiedToeplitz",
@@ -22,10 +23,12 @@ __all__ = [
     "assess_restart",
     "available_clmul_backends",
     "bitgen_capsule",
+    "cascade_correct",
     "clmul_backend",
     "conditioned_entropy",
     "crc32c",
     "encode_frame",
+    "finite_key_length",
     "fips140_2",
     "format_descriptor",
     "hash_condition",
@@ -37,6 +40,12 @@ __all__ = [
     "parse_reply",
     "parse_status",
     "set_clmul_backend",
+    "sift_announce",
+    "sift_answer",
+    "sift_conclude",
+    "simulate_bb84",
+    "verification_collision_bound",
+    "verification_tags",
     "von_neumann",
 ]
 
@@ -221,3 +230,46 @@ class Stream:
     def error(self) -> BaseException | None: ...
 
 def bitgen_capsule(stream: Stream) -> Any: ...
+
+# QKD post-processing
+@final
+class CascadeResponder:
+    def __new__(cls, key: Buffer, qber: float, seed: int, variant: str = "modified") -> CascadeResponder: ...
+    def answer(self, queries: bytes) -> bytes: ...
+    @property
+    def disclosed(self) -> int: ...
+    @property
+    def n(self) -> int: ...
+
+def cascade_correct(
+    key: Buffer, qber: float, seed: int, ask: Callable[[bytes], bytes], variant: str = "modified"
+) -> tuple[bytes, int, int, int]: ...
+def verification_tags(key: Buffer, points: list[int]) -> list[int]: ...
+def verification_collision_bound(n: int) -> float: ...
+def finite_key_length(
+    mu: Sequence[float],
+    p: Sequence[float],
+    key_counts: Sequence[int],
+    test_counts: Sequence[int],
+    test_errors: Sequence[int],
+    leaked: int,
+    eps_sec: float,
+    eps_cor: float,
+) -> dict[str, Any]: ...
+def simulate_bb84(
+    pulses: int,
+    seed: int,
+    distance_km: float,
+    attenuation_db_per_km: float,
+    detector_efficiency: float,
+    dark_count: float,
+    misalignment: float,
+    mu: Sequence[float],
+    p: Sequence[float],
+    key_basis_probability: float,
+) -> dict[str, Any]: ...
+def sift_announce(index: Buffer, basis: Buffer) -> bytes: ...
+def sift_answer(
+    index: Buffer, basis: Buffer, bit: Buffer, intensity: Buffer, message: bytes
+) -> tuple[bytes, tuple[bytes, bytes, bytes, bytes], int]: ...
+def sift_conclude(basis: Buffer, bit: Buffer, reply: bytes) -> tuple[bytes, bytes, bytes, bytes]: ...

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 __all__ = [
     "AdaptiveProportionFailure",
+    "AuthenticationError",
+    "ChannelClosed",
+    "ChannelError",
     "DeviceBusy",
     "DeviceDisconnected",
     "DeviceError",
@@ -20,11 +23,14 @@ __all__ = [
     "OSRandomError",
     "ProtocolError",
     "QitError",
+    "QkdAbort",
+    "QkdError",
     "RepetitionCountFailure",
     "SampleFileError",
     "SelfTestFailure",
     "SequenceGapError",
     "StreamClosedError",
+    "VerificationFailure",
 ]
 
 
@@ -124,3 +130,31 @@ class SequenceGapError(ProtocolError):
 
 class StreamClosedError(QitError, ValueError):
     """The stream was closed; reading from it again is an error, as for a closed file."""
+
+
+class QkdError(QitError):
+    """A QKD post-processing session ended without a key. No key material is returned from it."""
+
+
+class QkdAbort(QkdError):
+    """The protocol decided to stop: the error rate is above the threshold, the peer aborted, or
+    the two ends disagree on the session's parameters."""
+
+
+class VerificationFailure(QkdAbort):
+    """The keys differ after reconciliation (their verification tags disagree); both are
+    discarded."""
+
+
+class ChannelError(QkdError, ConnectionError):
+    """The classical channel failed: the peer went away, timed out, or sent something that is not
+    a message of the protocol."""
+
+
+class ChannelClosed(ChannelError):
+    """The peer closed the channel (or a message was dropped and none will come)."""
+
+
+class AuthenticationError(ChannelError):
+    """A message failed authentication: a wrong tag (tampered, or another key), or a sequence
+    number out of order (dropped, replayed or reordered)."""

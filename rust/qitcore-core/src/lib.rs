@@ -18,6 +18,7 @@ pub mod frame;
 pub mod gf2;
 pub mod health;
 pub mod pipeline;
+pub mod qkd;
 pub mod secret;
 pub mod sim;
 

@@ -8,6 +8,7 @@ mod errors;
 mod extract;
 mod health;
 mod protocol;
+mod qkd;
 mod stream;
 
 use pyo3::prelude::*;
@@ -32,6 +33,11 @@ mod _core {
     #[pymodule_export]
     use crate::protocol::{
         crc32c, encode_frame, format_descriptor, parse_format, parse_info, parse_reply, parse_status, PyFrameDecoder,
+    };
+    #[pymodule_export]
+    use crate::qkd::{
+        cascade_correct, finite_key_length, sift_announce, sift_answer, sift_conclude, simulate_bb84,
+        verification_collision_bound, verification_tags, PyCascadeResponder,
     };
     #[pymodule_export]
     use crate::stream::{PyNoiseModel, PyStream};

@@ -1,0 +1,431 @@
+"""The two ends of a BB84 post-processing session over an authenticated channel.
+
+Bob drives: he sends each message and Alice answers. The messages, in order:
+
+1. ``HELLO``: Bob's parameters; Alice refuses parameters that differ from hers.
+2. ``SIFT``: Bob's detected pulses and bases; Alice's bases and intensity labels (:class:`Sifting`).
+3. ``ESTIMATE``: Bob's test-basis bits and a random sample of his key bits; Alice's error counts.
+   Either end aborts when a QBER is above the threshold (:class:`Estimation`).
+4. ``CASCADE_START`` with Bob's layout seed, then ``CASCADE`` parity queries (:class:`Reconciliation`).
+5. ``VERIFY``: two tag points and Bob's tags; Alice compares (:class:`Verification`).
+6. ``AMPLIFY``: Bob's count of disclosed bits; Alice checks it against hers, computes the secure
+   length (:class:`FiniteKeyLength`) and sends it with a Toeplitz seed (:class:`PrivacyAmplification`).
+7. ``DONE``: Bob confirms; only then does Alice release her key.
+
+Any failure (a bad parameter, a QBER above threshold, a verification failure, a channel fault)
+ends the session on both ends with a :class:`~qitcore.errors.QkdError`; no key is returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import struct
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import _validate
+from ..errors import AuthenticationError, QitError, QkdAbort, QkdError, VerificationFailure
+from .channel import Channel, Sealer
+from .records import Records
+from .stages import Estimation, FiniteKeyLength, PrivacyAmplification, Reconciliation, Sifted, Sifting, Verification
+
+__all__ = ["AliceSession", "BobSession", "Params", "Report"]
+
+HELLO, SIFT, ESTIMATE, CASCADE_START, CASCADE, VERIFY, AMPLIFY, DONE = range(1, 9)
+ERROR = 0xEE
+REPLY = 0x80
+NAMES = {
+    HELLO: "HELLO",
+    SIFT: "SIFT",
+    ESTIMATE: "ESTIMATE",
+    CASCADE_START: "CASCADE_START",
+    CASCADE: "CASCADE",
+    VERIFY: "VERIFY",
+    AMPLIFY: "AMPLIFY",
+    DONE: "DONE",
+}
+PROTOCOL = "qitcore-bb84/1"
+
+
+@dataclass(frozen=True)
+class Params:
+    """What both ends must agree on (Bob sends his; Alice refuses any difference).
+
+    Args:
+        mu, p: Alice's intensities and their probabilities (``mu1 > mu2 + mu3``, ``mu2 > mu3 >= 0``).
+        qber_threshold: abort when the estimated QBER of either basis is above this.
+        sample_fraction, min_sample: the key-basis sample disclosed for the QBER estimate.
+        eps_sec: secrecy parameter of the finite-key bound; also the failure probability of the
+            reported QBER upper bounds.
+        eps_cor: the largest correctness parameter accepted; the verification tags give
+            ``((L + 1)/2^64)^2``, which must not exceed it.
+        cascade: ``"modified"`` (default) or ``"original"``.
+    """
+
+    mu: tuple[float, float, float] = (0.6, 0.2, 0.0002)
+    p: tuple[float, float, float] = (0.5, 0.3, 0.2)
+    qber_threshold: float = 0.11
+    sample_fraction: float = 0.01
+    min_sample: int = 1000
+    eps_sec: float = 1e-10
+    eps_cor: float = 1e-15
+    cascade: str = "modified"
+
+    def __post_init__(self) -> None:
+        for name in ("qber_threshold", "sample_fraction", "eps_sec", "eps_cor"):
+            value = _validate.real(name, getattr(self, name))
+            if not 0 < value < (0.5 if name == "qber_threshold" else 1):
+                raise _validate.InvalidArgumentError(f"{name}: out of range: {value}")
+        _validate.integer("min_sample", self.min_sample, minimum=1)
+        _validate.choice("cascade", self.cascade, ("modified", "original"))
+        for name in ("mu", "p"):
+            values = tuple(_validate.real(name, v) for v in getattr(self, name))
+            if len(values) != 3:
+                raise _validate.InvalidArgumentError(f"{name}: expected three values, got {len(values)}")
+            object.__setattr__(self, name, values)
+
+    def to_json(self) -> bytes:
+        return json.dumps({"protocol": PROTOCOL, **asdict(self)}, sort_keys=True).encode()
+
+
+@dataclass
+class Report:
+    """What a session did, with every figure the secure length depends on."""
+
+    detections: int = 0
+    sifted_key: int = 0
+    sifted_test: int = 0
+    sample_size: int = 0
+    sample_errors: int = 0
+    qber_key: float = 0.0
+    qber_key_upper: float = 1.0
+    qber_test: float = 0.0
+    qber_test_upper: float = 1.0
+    reconciled_bits: int = 0
+    corrected_bits: int = 0
+    leaked_ec: int = 0
+    leaked_verification: int = Verification.DISCLOSED_BITS
+    cascade_rounds: int = 0
+    efficiency: float | None = None
+    eps_sec: float = 0.0
+    eps_cor: float = 0.0
+    finite_key: dict[str, Any] = field(default_factory=dict)
+    secure_length: int = 0
+    key_bits: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The report as aligned lines for a terminal."""
+        fk = self.finite_key
+        f = "n/a" if self.efficiency is None else f"{self.efficiency:.4f}"
+        s1, s0, phase = fk.get("s1", 0), fk.get("s0", 0), fk.get("phase_error", 0.5)
+        sample = f"sample of {self.sample_size:,}; upper {self.qber_key_upper:.4%}"
+        rounds = f"{self.corrected_bits:,} corrected in {self.cascade_rounds} round trips"
+        lines = [
+            f"detections            {self.detections:,}",
+            f"sifted (key / test)   {self.sifted_key:,} / {self.sifted_test:,}",
+            f"QBER key basis        {self.qber_key:.4%} ({sample})",
+            f"QBER test basis       {self.qber_test:.4%} (upper {self.qber_test_upper:.4%})",
+            f"reconciled            {self.reconciled_bits:,} bits, {rounds}",
+            f"leaked                {self.leaked_ec:,} parity bits + {self.leaked_verification} tag bits (f = {f})",
+            f"single photons (key)  {s1:,.0f} (vacuum {s0:,.0f}); phase error <= {phase:.4%}",
+            f"secure length         {self.secure_length:,} bits (eps_sec {self.eps_sec:g}, eps_cor {self.eps_cor:.3g})",
+            f"key                   {self.key_bits:,} bits",
+            "seconds               " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.seconds.items()),
+        ]
+        return "\n".join(lines)
+
+
+def _u64s(*values: int) -> bytes:
+    return struct.pack(f"<{len(values)}Q", *values)
+
+
+def _read_u64s(payload: bytes, count: int, what: str) -> tuple[int, ...]:
+    if len(payload) < 8 * count:
+        raise AuthenticationError(f"malformed {what} message")
+    return struct.unpack_from(f"<{count}Q", payload)
+
+
+class _Shared:
+    """What both ends compute the same way from the public messages."""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        self.report = Report(eps_sec=params.eps_sec)
+        self.sifted: Sifted | None = None
+        self.keep: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+        self.sample: np.ndarray[Any, np.dtype[np.uint32]] | None = None
+        self.test_errors: list[int] = [0, 0, 0]
+
+    def estimate(
+        self, sample: np.ndarray[Any, np.dtype[np.uint32]], sample_errors: int, test_errors: list[int]
+    ) -> None:
+        """Records the disclosed sample (removed from the key) and the error counts; aborts
+        above the threshold."""
+        assert self.sifted is not None
+        r, p = self.report, self.params
+        self.sample, sample_size = sample, len(sample)
+        self.keep = np.ones(len(self.sifted.key), bool)
+        self.keep[sample] = False
+        n_test = len(self.sifted.test)
+        r.sample_size, r.sample_errors = sample_size, sample_errors
+        r.qber_key = sample_errors / sample_size if sample_size else 0.0
+        r.qber_key_upper = Estimation.upper(sample_errors, sample_size, p.eps_sec)
+        r.qber_test = sum(test_errors) / n_test if n_test else 0.0
+        r.qber_test_upper = Estimation.upper(sum(test_errors), n_test, p.eps_sec)
+        self.test_errors = test_errors
+        if sample_size == 0 or n_test == 0:
+            raise QkdAbort(f"too few sifted bits to estimate the QBER ({len(self.sifted.key)} key, {n_test} test)")
+        for basis, qber in (("key", r.qber_key), ("test", r.qber_test)):
+            if qber > p.qber_threshold:
+                raise QkdAbort(f"QBER of the {basis} basis {qber:.2%} is above the threshold {p.qber_threshold:.2%}")
+
+    def secure_length(self, leaked_ec: int) -> int:
+        assert self.sifted is not None and self.keep is not None and self.sample is not None
+        r, p = self.report, self.params
+        r.reconciled_bits = len(self.keep) - len(self.sample)
+        r.eps_cor = Verification.eps_cor(r.reconciled_bits)
+        r.leaked_ec = leaked_ec
+        counts = (self.sifted.key_counts(self.sample), self.sifted.test_counts(), self.test_errors)
+        r.finite_key = FiniteKeyLength.compute(
+            p.mu,
+            p.p,
+            counts,
+            leaked_ec + r.leaked_verification,
+            p.eps_sec,
+            r.eps_cor,
+        )
+        r.secure_length = min(int(r.finite_key["length"]), r.reconciled_bits)
+        r.key_bits = r.secure_length - r.secure_length % 8
+        return r.key_bits
+
+
+class _Background:
+    """A call running on a thread; :meth:`result` waits for it and re-raises its exception."""
+
+    def __init__(self, function: Any, *args: Any) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True)
+        self._thread.start()
+
+    def _run(self, function: Any, args: tuple[Any, ...]) -> None:
+        try:
+            self._value = function(*args)
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class AliceSession:
+    """Alice's end: answers Bob's messages (:meth:`handle_frame`) and, once Bob confirms, holds
+    the key (:meth:`result`)."""
+
+    def __init__(self, records: Records, params: Params, auth_key: bytes) -> None:
+        if not isinstance(records, Records) or records.intensity is None:
+            raise _validate.InvalidArgumentError("alice_records: expected Records with intensity labels")
+        self._records = records
+        self._shared = _Shared(params)
+        self._sealer = Sealer(auth_key, is_alice=True)
+        self._expect = HELLO
+        self._responder: Any = None
+        self._key: np.ndarray[Any, np.dtype[np.uint8]] | None = None
+        self._final: bytes | None = None
+        self._error: QkdError | None = None
+        self.finished = False
+
+    def __repr__(self) -> str:
+        state = "failed" if self._error else "finished" if self.finished else f"expecting {NAMES.get(self._expect)}"
+        return f"AliceSession({state})"
+
+    def handle_frame(self, frame: bytes) -> bytes:
+        if self._error is not None or self.finished:
+            raise self._error or QkdAbort("the session is over")
+        try:
+            kind, payload = self._sealer.open(frame)
+            return self._sealer.seal(REPLY | kind, self._handle(kind, payload))
+        except QitError as exc:
+            self._fail(exc)
+            assert self._error is not None
+            detail = {"verification": isinstance(exc, VerificationFailure), "message": str(self._error)}
+            return self._sealer.seal(ERROR, json.dumps(detail).encode())
+
+    def _fail(self, exc: QitError) -> None:
+        self._error = exc if isinstance(exc, QkdError) else QkdAbort(str(exc))
+        self._error.__cause__ = exc if exc is not self._error else None
+        self._key = self._final = None
+        self._responder = None
+
+    def _handle(self, kind: int, payload: bytes) -> bytes:
+        if kind == ERROR:
+            raise QkdAbort(f"Bob aborted: {payload.decode(errors='replace')}")
+        if kind == CASCADE and self._expect == VERIFY:
+            # Cascade's queries come any number of times between CASCADE_START and VERIFY.
+            return bytes(self._responder.result().answer(payload))
+        if kind != self._expect:
+            raise AuthenticationError(f"{NAMES.get(kind, kind)} message where {NAMES.get(self._expect)} was due")
+        s, r = self._shared, self._shared.report
+        if kind == HELLO:
+            if payload != s.params.to_json():
+                raise QkdAbort(
+                    f"parameters differ: Bob {payload.decode(errors='replace')}, Alice {s.params.to_json().decode()}"
+                )
+            self._expect = SIFT
+            return b""
+        if kind == SIFT:
+            reply, s.sifted, r.detections = Sifting.answer(self._records, payload)
+            r.sifted_key, r.sifted_test = len(s.sifted.key), len(s.sifted.test)
+            self._expect = ESTIMATE
+            return reply
+        assert s.sifted is not None
+        if kind == ESTIMATE:
+            sample, errors, test_errors = Estimation.compare(s.sifted, payload)
+            s.estimate(sample, errors, test_errors)
+            self._expect = CASCADE_START
+            return _u64s(errors, *test_errors)
+        assert s.keep is not None
+        if kind == CASCADE_START:
+            (seed,) = _read_u64s(payload, 1, "CASCADE_START")
+            self._key = s.sifted.key[s.keep]
+            qber = Estimation.cascade_qber(r.sample_errors, r.sample_size)
+            # Alice builds her side while Bob builds his (the core releases the GIL): the first
+            # query waits for it.
+            self._responder = _Background(Reconciliation.responder, self._key, qber, seed, s.params.cascade)
+            self._expect = VERIFY
+            return b""
+        assert self._key is not None
+        if kind == VERIFY:
+            values = _read_u64s(payload, 2 * Verification.TAGS, "VERIFY")
+            points, tags = list(values[: Verification.TAGS]), list(values[Verification.TAGS :])
+            if Verification.tags(self._key, points) != tags:
+                raise VerificationFailure("the reconciled keys differ (verification tags disagree); both are discarded")
+            self._expect = AMPLIFY
+            return b""
+        if kind == AMPLIFY:
+            (bob_leaked,) = _read_u64s(payload, 1, "AMPLIFY")
+            disclosed = self._responder.result().disclosed
+            if bob_leaked != disclosed:
+                raise QkdAbort(f"Bob counts {bob_leaked} disclosed parity bits, Alice {disclosed}")
+            m = s.secure_length(disclosed)
+            seed = PrivacyAmplification.seed(len(self._key), m) if m else b""
+            self._final = PrivacyAmplification.apply(self._key, m, seed) if m else b""
+            self._expect = DONE
+            return _u64s(m) + seed
+        if kind == DONE:
+            self.finished = True
+            return b""
+        raise AuthenticationError(f"unknown message kind {kind}")  # pragma: no cover - guarded above
+
+    def result(self) -> tuple[bytes, Report]:
+        """Alice's key and report once Bob confirmed.
+
+        Raises:
+            QkdError: the session failed or is not finished; no key is returned.
+        """
+        if self._error is not None:
+            raise self._error
+        if not self.finished or self._final is None:
+            raise QkdAbort("the session did not finish")
+        return self._final, self._shared.report
+
+
+class BobSession:
+    """Bob's end: drives the session over ``channel`` and returns his key and the report."""
+
+    def __init__(self, records: Records, params: Params, channel: Channel) -> None:
+        if not isinstance(records, Records):
+            raise _validate.InvalidTypeError(f"bob_records: expected Records, got {type(records).__name__}")
+        self._records = records
+        self._shared = _Shared(params)
+        self._channel = channel
+
+    def _call(self, kind: int, payload: bytes) -> bytes:
+        reply_kind, reply = self._channel.request(kind, payload)
+        if reply_kind == ERROR:
+            try:
+                detail = json.loads(reply)
+                message, verification = str(detail["message"]), bool(detail["verification"])
+            except (ValueError, KeyError, TypeError):
+                raise AuthenticationError("malformed ERROR message") from None
+            raise (VerificationFailure if verification else QkdAbort)(f"Alice: {message}")
+        if reply_kind != REPLY | kind:
+            raise AuthenticationError(f"reply of kind {reply_kind} to {NAMES[kind]}")
+        return reply
+
+    def _abort(self, exc: QkdError) -> None:
+        # Best effort: tell Alice why, so that she stops too.
+        with contextlib.suppress(QitError):
+            self._channel.request(ERROR, str(exc).encode())
+
+    def run(self) -> tuple[bytes, Report]:
+        """Runs the whole session.
+
+        Raises:
+            QkdAbort: a QBER above threshold, parameters that differ, too few bits, Alice aborted.
+            VerificationFailure: the reconciled keys differ.
+            ChannelError: the channel failed (lost, tampered, reordered messages; disconnection).
+        """
+        try:
+            return self._run()
+        except QkdAbort as exc:
+            if not str(exc).startswith("Alice:"):
+                self._abort(exc)
+            raise
+
+    def _run(self) -> tuple[bytes, Report]:
+        s, r, p = self._shared, self._shared.report, self._shared.params
+        clock = time.perf_counter
+        t = clock()
+        self._call(HELLO, p.to_json())
+        s.sifted = Sifting.conclude(self._records, self._call(SIFT, Sifting.announce(self._records)))
+        r.detections, r.sifted_key, r.sifted_test = len(self._records), len(s.sifted.key), len(s.sifted.test)
+        r.seconds["sifting"] = clock() - t
+
+        t = clock()
+        sample = Estimation.sample(len(s.sifted.key), p.sample_fraction, p.min_sample)
+        counts = _read_u64s(self._call(ESTIMATE, Estimation.disclose(s.sifted, sample)), 4, "ESTIMATE reply")
+        s.estimate(sample, counts[0], list(counts[1:]))
+        r.seconds["estimation"] = clock() - t
+
+        t = clock()
+        seed = int.from_bytes(os.urandom(8), "little")
+        self._call(CASCADE_START, _u64s(seed))
+        qber = Estimation.cascade_qber(r.sample_errors, r.sample_size)
+        key, leaked, rounds, corrected = Reconciliation.correct(
+            s.sifted.key[s.keep], qber, seed, lambda q: self._call(CASCADE, q), p.cascade
+        )
+        key = np.frombuffer(key, np.uint8)
+        r.leaked_ec, r.cascade_rounds, r.corrected_bits = leaked, rounds, corrected
+        r.seconds["reconciliation"] = clock() - t
+
+        t = clock()
+        points = Verification.points()
+        self._call(VERIFY, _u64s(*points, *Verification.tags(key, points)))
+        r.efficiency = Reconciliation.efficiency(leaked, len(key), corrected)
+        r.seconds["verification"] = clock() - t
+
+        t = clock()
+        m = s.secure_length(leaked)
+        reply = self._call(AMPLIFY, _u64s(leaked))
+        (alice_m,) = _read_u64s(reply, 1, "AMPLIFY reply")
+        if alice_m != m:
+            raise QkdAbort(f"secure lengths differ: Alice {alice_m}, Bob {m}")
+        seed_bytes = reply[8:]
+        if len(seed_bytes) != (math.ceil((len(key) + m - 1) / 8) if m else 0):
+            raise AuthenticationError("malformed AMPLIFY reply")
+        final = PrivacyAmplification.apply(key, m, seed_bytes) if m else b""
+        r.seconds["amplification"] = clock() - t
+        self._call(DONE, b"")
+        return final, r

@@ -1,0 +1,219 @@
+"""The stages of BB84 post-processing, one object each, shared by both ends.
+
+Each stage turns public messages and one end's private data into that end's next state; the
+session (:mod:`qitcore.qkd.session`) carries the messages. Keys are numpy arrays of 0/1 bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _core
+from ..errors import AuthenticationError, ProtocolError, QkdAbort
+from ..extract import Toeplitz
+from .records import INTENSITIES, Records
+
+__all__ = [
+    "Estimation",
+    "FiniteKeyLength",
+    "PrivacyAmplification",
+    "Reconciliation",
+    "Sifted",
+    "Sifting",
+    "Verification",
+]
+
+Bits = npt.NDArray[np.uint8]
+
+
+def _malformed(what: str) -> AuthenticationError:
+    # Only authenticated messages reach the stages, so a malformed one is a peer bug or attack.
+    return AuthenticationError(f"malformed {what} message")
+
+
+@dataclass(frozen=True)
+class Sifted:
+    """One end's sifted data: key-basis and test-basis bits with their intensity labels."""
+
+    key: Bits
+    key_intensity: npt.NDArray[np.uint8]
+    test: Bits
+    test_intensity: npt.NDArray[np.uint8]
+
+    def key_counts(self, removed: npt.NDArray[np.uint32] | None = None) -> list[int]:
+        """Key-basis events per intensity, without the positions in ``removed``."""
+        counts = _counts(self.key_intensity)
+        if removed is not None:
+            counts = [a - b for a, b in zip(counts, _counts(self.key_intensity[removed]), strict=True)]
+        return counts
+
+    def test_counts(self) -> list[int]:
+        return _counts(self.test_intensity)
+
+
+def _counts(labels: npt.NDArray[np.uint8]) -> list[int]:
+    # Comparisons, not bincount: bincount first widens a million uint8 labels to intp.
+    return [int(np.count_nonzero(labels == k)) for k in range(INTENSITIES)]
+
+
+class Sifting:
+    """Bob announces which pulses he detected and in which basis; Alice answers with her bases
+    and the intensity labels of the pulses where the bases agree. Bits are never announced. The
+    wire format is documented in the core's ``qkd::sift``."""
+
+    @staticmethod
+    def announce(bob: Records) -> bytes:
+        """Bob's message."""
+        return bytes(_core.sift_announce(_u64_bytes(bob.index), bob.basis))
+
+    @staticmethod
+    def answer(alice: Records, message: bytes) -> tuple[bytes, Sifted, int]:
+        """Alice's reply, her sifted data, and the number of pulses Bob detected."""
+        if alice.intensity is None:
+            raise QkdAbort("Alice's records need intensity labels")
+        try:
+            reply, sifted, n = _core.sift_answer(
+                _u64_bytes(alice.index), alice.basis, alice.bit, alice.intensity, message
+            )
+        except ProtocolError as exc:
+            raise QkdAbort(str(exc).removeprefix("device protocol: ")) from None
+        return bytes(reply), Sifting._wrap(sifted), n
+
+    @staticmethod
+    def conclude(bob: Records, reply: bytes) -> Sifted:
+        """Bob's sifted data from Alice's reply."""
+        try:
+            return Sifting._wrap(_core.sift_conclude(bob.basis, bob.bit, reply))
+        except ProtocolError:
+            raise _malformed("sifting reply") from None
+
+    @staticmethod
+    def _wrap(columns: tuple[bytes, bytes, bytes, bytes]) -> Sifted:
+        key, key_intensity, test, test_intensity = (np.frombuffer(c, np.uint8) for c in columns)
+        return Sifted(key, key_intensity, test, test_intensity)
+
+
+def _u64_bytes(index: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+    return np.ascontiguousarray(index, dtype="<u8").view(np.uint8)
+
+
+class Estimation:
+    """QBER of each basis: the test basis is disclosed in full, the key basis on a random sample
+    (removed from the key). Upper bounds are Hoeffding's at failure probability ``eps``:
+    ``e + sqrt(ln(1/eps) / (2k))`` for ``k`` disclosed bits."""
+
+    @staticmethod
+    def sample(n_key: int, fraction: float, minimum: int) -> npt.NDArray[np.uint32]:
+        """A uniformly random sample of key positions (sorted), from the OS CSPRNG."""
+        k = min(max(minimum, math.ceil(fraction * n_key)), n_key // 2)
+        rng = np.random.default_rng(int.from_bytes(os.urandom(16), "little"))
+        return np.sort(rng.choice(n_key, size=k, replace=False)).astype(np.uint32)
+
+    @staticmethod
+    def disclose(sifted: Sifted, sample: npt.NDArray[np.uint32]) -> bytes:
+        head = struct.pack("<Q", len(sample))
+        return (
+            head
+            + sample.astype("<u4").tobytes()
+            + np.packbits(sifted.key[sample]).tobytes()
+            + np.packbits(sifted.test).tobytes()
+        )
+
+    @staticmethod
+    def compare(sifted: Sifted, message: bytes) -> tuple[npt.NDArray[np.uint32], int, list[int]]:
+        """Alice's side: the sample and the errors in it and in each intensity of the test basis."""
+        try:
+            (k,) = struct.unpack_from("<Q", message)
+            n_test = len(sifted.test)
+            if len(message) != 8 + 4 * k + (k + 7) // 8 + (n_test + 7) // 8:
+                raise ValueError
+            sample = np.frombuffer(message, "<u4", k, 8).astype(np.uint32)
+            if k and (sample[-1] >= len(sifted.key) or (k > 1 and (np.diff(sample.astype(np.int64)) <= 0).any())):
+                raise ValueError
+            at = 8 + 4 * k
+            bob_sample = np.unpackbits(np.frombuffer(message, np.uint8, (k + 7) // 8, at))[:k]
+            bob_test = np.unpackbits(np.frombuffer(message, np.uint8, offset=at + (k + 7) // 8))[:n_test]
+        except (ValueError, struct.error):
+            raise _malformed("estimation") from None
+        sample_errors = int((sifted.key[sample] != bob_sample).sum())
+        wrong = sifted.test != bob_test
+        test_errors = np.bincount(sifted.test_intensity[wrong], minlength=INTENSITIES).tolist()
+        return sample, sample_errors, test_errors
+
+    @staticmethod
+    def upper(errors: int, k: int, eps: float) -> float:
+        return min(1.0, errors / k + math.sqrt(math.log(1 / eps) / (2 * k))) if k else 1.0
+
+    @staticmethod
+    def cascade_qber(errors: int, k: int) -> float:
+        """The error rate Cascade's block sizes are chosen for: the sample's, at least 0.1 %."""
+        return min(0.25, max(errors / k if k else 0.0, 1e-3))
+
+
+class Reconciliation:
+    """Cascade: Alice answers parity queries (:class:`qitcore._core.CascadeResponder`), Bob
+    corrects his key by asking them (:func:`qitcore._core.cascade_correct`)."""
+
+    responder = _core.CascadeResponder
+    correct = staticmethod(_core.cascade_correct)
+
+    @staticmethod
+    def efficiency(leaked: int, n: int, errors: int) -> float | None:
+        """``f = leaked / (n · h(e))`` for the actual error rate ``e = errors / n``."""
+        e = errors / n if n else 0.0
+        if e <= 0 or e >= 1:
+            return None
+        return leaked / (n * (-e * math.log2(e) - (1 - e) * math.log2(1 - e)))
+
+
+class Verification:
+    """Two polynomial tags over GF(2^64) at independent random points: keys that differ pass
+    with probability at most ``((L + 1) / 2^64)^2`` for ``L`` 64-bit words (ε_cor)."""
+
+    TAGS = 2
+    DISCLOSED_BITS = 64 * TAGS
+
+    @staticmethod
+    def points() -> list[int]:
+        return [int.from_bytes(os.urandom(8), "little") for _ in range(Verification.TAGS)]
+
+    @staticmethod
+    def tags(key: Bits, points: list[int]) -> list[int]:
+        return list(_core.verification_tags(key, points))
+
+    @staticmethod
+    def eps_cor(n: int) -> float:
+        return float(_core.verification_collision_bound(n)) ** Verification.TAGS
+
+
+class FiniteKeyLength:
+    """The secure length of Lim et al. (PRA 89, 022307, 2014); see the core's ``finite_key``."""
+
+    @staticmethod
+    def compute(
+        mu: Any, p: Any, counts: tuple[list[int], list[int], list[int]], leaked: int, eps_sec: float, eps_cor: float
+    ) -> dict[str, Any]:
+        """Every term of the bound; ``counts`` are key-basis events, test-basis events and
+        test-basis errors, per intensity."""
+        return dict(_core.finite_key_length(list(mu), list(p), *counts, leaked, eps_sec, eps_cor))
+
+
+class PrivacyAmplification:
+    """Toeplitz hashing of the reconciled key to the secure length; Alice draws the seed from
+    the OS CSPRNG and sends it."""
+
+    @staticmethod
+    def seed(n: int, m: int) -> bytes:
+        return os.urandom((n + m - 1 + 7) // 8)
+
+    @staticmethod
+    def apply(key: Bits, m: int, seed: bytes) -> bytes:
+        n = len(key)
+        return bytes(Toeplitz(n, m, seed).hash(np.packbits(key).tobytes(), nbits=n))

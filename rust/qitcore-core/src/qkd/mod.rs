@@ -1,0 +1,9 @@
+//! QKD post-processing: Cascade reconciliation, verification, the finite-key secure length, and
+//! a simulated decoy-state BB84 link.
+
+pub mod bitvec;
+pub mod cascade;
+pub mod finite_key;
+pub mod sift;
+pub mod sim;
+pub mod verify;

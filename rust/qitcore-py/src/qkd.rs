@@ -1,0 +1,280 @@
+//! QKD post-processing: Cascade's two sides, the verification tag, the finite-key length and the
+//! simulated link. Keys cross the boundary one byte per bit (numpy uint8 arrays of 0 and 1);
+//! Cascade's queries and answers cross as the wire bytes the channel carries.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use qitcore_core::gf2::backend;
+use qitcore_core::qkd::bitvec::Bits;
+use qitcore_core::qkd::cascade::{Corrector, Layout, Query, Responder, Variant};
+use qitcore_core::qkd::finite_key::{self, Counts, Decoys};
+use qitcore_core::qkd::{sift, sim, verify};
+use qitcore_core::Error;
+
+use crate::buffers::Input;
+use crate::errors::{to_py, IntoPy, InvalidArgumentError};
+
+/// One byte per bit, each 0 or 1, as `Bits`.
+fn key_bits(py: Python<'_>, name: &'static str, key: &Bound<'_, PyAny>) -> PyResult<Bits> {
+    let input = Input::get(py, name, key)?;
+    let bytes = input.bytes();
+    if let Some(at) = bytes.iter().position(|&b| b > 1) {
+        return Err(InvalidArgumentError::new_err(format!("{name}: bits must be 0 or 1, found {} at {at}", bytes[at])));
+    }
+    Ok(Bits::from_bytes(bytes))
+}
+
+fn layout(n: usize, qber: f64, seed: u64, variant: &str) -> PyResult<Layout> {
+    Layout::new(n, qber, seed, Variant::parse(variant).py_err()?).py_err()
+}
+
+/// Alice's side of Cascade: answers Bob's parity queries about her key.
+#[pyclass(frozen, module = "qitcore._core", name = "CascadeResponder")]
+pub struct PyCascadeResponder {
+    inner: Responder,
+    disclosed: AtomicU64,
+}
+
+#[pymethods]
+impl PyCascadeResponder {
+    #[new]
+    #[pyo3(signature = (key, qber, seed, variant = "modified"))]
+    fn new(py: Python<'_>, key: &Bound<'_, PyAny>, qber: f64, seed: u64, variant: &str) -> PyResult<Self> {
+        let key = key_bits(py, "key", key)?;
+        let layout = layout(key.len, qber, seed, variant)?;
+        let inner = py.detach(|| Responder::new(layout, key)).py_err()?;
+        Ok(PyCascadeResponder { inner, disclosed: AtomicU64::new(0) })
+    }
+
+    /// Alice's packed answers to the encoded queries (refused if any is malformed).
+    fn answer<'py>(&self, py: Python<'py>, queries: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        let queries = Query::decode(queries, self.inner.layout()).py_err()?;
+        let answer = py.detach(|| self.inner.answer(&queries));
+        self.disclosed.fetch_add(answer.len as u64, Ordering::Relaxed);
+        Ok(PyBytes::new(py, &answer.to_packed()))
+    }
+
+    /// Parity bits disclosed so far: Alice's own count of the leakage.
+    #[getter]
+    fn disclosed(&self) -> u64 {
+        self.disclosed.load(Ordering::Relaxed)
+    }
+
+    /// Bits in the key.
+    #[getter]
+    fn n(&self) -> usize {
+        self.inner.layout().n
+    }
+}
+
+/// Bob's side of Cascade: corrects `key` by sending encoded queries through `ask`, which returns
+/// Alice's packed answers. Returns (corrected key, leaked bits, round trips, corrected bits).
+#[pyfunction]
+#[pyo3(signature = (key, qber, seed, ask, variant = "modified"))]
+pub fn cascade_correct<'py>(
+    py: Python<'py>,
+    key: &Bound<'py, PyAny>,
+    qber: f64,
+    seed: u64,
+    ask: Py<PyAny>,
+    variant: &str,
+) -> PyResult<(Bound<'py, PyBytes>, u64, u64, u64)> {
+    let key = key_bits(py, "key", key)?;
+    let layout = layout(key.len, qber, seed, variant)?;
+    // The first Python exception `ask` raises is kept and re-raised as it was.
+    let raised: Mutex<Option<PyErr>> = Mutex::new(None);
+    let result = py.detach(|| {
+        let corrector = Corrector::new(&layout, key)?;
+        let mut oracle = |queries: &[Query]| {
+            let expected: usize = queries.iter().map(|q| q.answer_bits(&layout)).sum();
+            let wire = Query::encode(queries);
+            let reply =
+                Python::attach(|py| -> PyResult<Vec<u8>> { ask.bind(py).call1((PyBytes::new(py, &wire),))?.extract() });
+            match reply {
+                Ok(bytes) => Bits::from_packed(&bytes, expected).ok_or_else(|| {
+                    Error::Protocol(format!("Cascade answer of {} bytes, expected {expected} bits", bytes.len()))
+                }),
+                Err(err) => {
+                    *raised.lock().expect("not poisoned") = Some(err);
+                    Err(Error::Protocol("the channel failed".into()))
+                }
+            }
+        };
+        corrector.run(&mut oracle)
+    });
+    if let Some(err) = raised.into_inner().expect("not poisoned") {
+        return Err(err);
+    }
+    let (fixed, stats) = result.map_err(to_py)?;
+    Ok((PyBytes::new(py, &fixed.to_bytes()), stats.leaked, stats.rounds, stats.corrected))
+}
+
+/// The polynomial verification tags of `key` (one byte per bit) at each point in GF(2^64).
+#[pyfunction]
+pub fn verification_tags(py: Python<'_>, key: &Bound<'_, PyAny>, points: Vec<u64>) -> PyResult<Vec<u64>> {
+    let key = key_bits(py, "key", key)?;
+    let backend = backend::active();
+    Ok(py.detach(|| points.iter().map(|&p| verify::tag(backend, &key, p)).collect()))
+}
+
+/// The probability that two different `n`-bit keys share a tag.
+#[pyfunction]
+pub fn verification_collision_bound(n: usize) -> f64 {
+    verify::collision_bound(n)
+}
+
+fn decoys(mu: [f64; 3], p: [f64; 3]) -> Decoys {
+    Decoys { mu, p }
+}
+
+/// The finite-key secure length with every term of the bound.
+#[pyfunction]
+#[pyo3(signature = (mu, p, key_counts, test_counts, test_errors, leaked, eps_sec, eps_cor))]
+#[allow(clippy::too_many_arguments)]
+pub fn finite_key_length<'py>(
+    py: Python<'py>,
+    mu: [f64; 3],
+    p: [f64; 3],
+    key_counts: [u64; 3],
+    test_counts: [u64; 3],
+    test_errors: [u64; 3],
+    leaked: u64,
+    eps_sec: f64,
+    eps_cor: f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let counts = Counts { key: key_counts, test: test_counts, test_errors };
+    let r = finite_key::secure_length(&decoys(mu, p), &counts, leaked, eps_sec, eps_cor).py_err()?;
+    let d = PyDict::new(py);
+    d.set_item("s0", r.s0)?;
+    d.set_item("s1", r.s1)?;
+    d.set_item("s1_test", r.s1_test)?;
+    d.set_item("v1_test", r.v1_test)?;
+    d.set_item("phase_error", r.phase_error)?;
+    d.set_item("penalty", r.penalty)?;
+    d.set_item("length", r.length)?;
+    Ok(d)
+}
+
+/// Simulates a decoy-state BB84 link; returns the detected pulses' columns as bytes (index as
+/// little-endian u64, the others one byte each).
+#[pyfunction]
+#[pyo3(signature = (pulses, seed, distance_km, attenuation_db_per_km, detector_efficiency, dark_count, misalignment, mu, p, key_basis_probability))]
+#[allow(clippy::too_many_arguments)]
+pub fn simulate_bb84<'py>(
+    py: Python<'py>,
+    pulses: u64,
+    seed: u64,
+    distance_km: f64,
+    attenuation_db_per_km: f64,
+    detector_efficiency: f64,
+    dark_count: f64,
+    misalignment: f64,
+    mu: [f64; 3],
+    p: [f64; 3],
+    key_basis_probability: f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let model = sim::LinkModel {
+        distance_km,
+        attenuation_db_per_km,
+        detector_efficiency,
+        dark_count,
+        misalignment,
+        decoys: decoys(mu, p),
+        key_basis_probability,
+    };
+    let d = py.detach(|| sim::simulate(&model, pulses, seed)).py_err()?;
+    let out = PyDict::new(py);
+    let index: Vec<u8> = d.index.iter().flat_map(|i| i.to_le_bytes()).collect();
+    out.set_item("index", PyBytes::new(py, &index))?;
+    for (name, column) in [
+        ("alice_basis", &d.alice_basis),
+        ("alice_bit", &d.alice_bit),
+        ("intensity", &d.intensity),
+        ("photons", &d.photons),
+        ("bob_basis", &d.bob_basis),
+        ("bob_bit", &d.bob_bit),
+    ] {
+        out.set_item(name, PyBytes::new(py, column))?;
+    }
+    out.set_item("transmittance", model.transmittance())?;
+    Ok(out)
+}
+
+/// Little-endian u64 values from a buffer, borrowed when aligned (numpy's are), else copied.
+fn u64_values<'a>(name: &'static str, bytes: &'a [u8]) -> PyResult<Cow<'a, [u64]>> {
+    if !bytes.len().is_multiple_of(8) {
+        return Err(InvalidArgumentError::new_err(format!("{name}: expected uint64 values")));
+    }
+    // SAFETY: every bit pattern is a valid u64; align_to only reinterprets the aligned middle.
+    let (head, middle, tail) = unsafe { bytes.align_to::<u64>() };
+    if cfg!(target_endian = "little") && head.is_empty() && tail.is_empty() {
+        return Ok(Cow::Borrowed(middle));
+    }
+    Ok(Cow::Owned(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("eight bytes"))).collect()))
+}
+
+fn sifted_tuple<'py>(py: Python<'py>, s: &sift::Sifted) -> SiftedBytes<'py> {
+    (
+        PyBytes::new(py, &s.key),
+        PyBytes::new(py, &s.key_intensity),
+        PyBytes::new(py, &s.test),
+        PyBytes::new(py, &s.test_intensity),
+    )
+}
+
+type SiftedBytes<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+
+/// Bob's sifting message from his pulse numbers (uint64 bytes) and bases.
+#[pyfunction]
+pub fn sift_announce<'py>(
+    py: Python<'py>,
+    index: &Bound<'py, PyAny>,
+    basis: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let (index, basis) = (Input::get(py, "index", index)?, Input::get(py, "basis", basis)?);
+    let values = u64_values("index", index.bytes())?;
+    let message = py.detach(|| sift::announce(&values, basis.bytes())).py_err()?;
+    Ok(PyBytes::new(py, &message))
+}
+
+/// Alice's reply to Bob's message, her sifted (key, key intensity, test, test intensity), and
+/// the number of pulses Bob detected. The columns are checked equal in length by the caller.
+#[pyfunction]
+pub fn sift_answer<'py>(
+    py: Python<'py>,
+    index: &Bound<'py, PyAny>,
+    basis: &Bound<'py, PyAny>,
+    bit: &Bound<'py, PyAny>,
+    intensity: &Bound<'py, PyAny>,
+    message: &[u8],
+) -> PyResult<(Bound<'py, PyBytes>, SiftedBytes<'py>, usize)> {
+    let index = Input::get(py, "index", index)?;
+    let (basis, bit, intensity) =
+        (Input::get(py, "basis", basis)?, Input::get(py, "bit", bit)?, Input::get(py, "intensity", intensity)?);
+    let values = u64_values("index", index.bytes())?;
+    let n = values.len();
+    if [basis.bytes().len(), bit.bytes().len(), intensity.bytes().len()] != [n; 3] {
+        return Err(InvalidArgumentError::new_err("alice records: columns differ in length"));
+    }
+    let alice =
+        sift::AliceRecords { index: &values, basis: basis.bytes(), bit: bit.bytes(), intensity: intensity.bytes() };
+    let (reply, sifted, count) = py.detach(|| sift::answer(&alice, message)).py_err()?;
+    Ok((PyBytes::new(py, &reply), sifted_tuple(py, &sifted), count))
+}
+
+/// Bob's sifted (key, key intensity, test, test intensity) from Alice's reply.
+#[pyfunction]
+pub fn sift_conclude<'py>(
+    py: Python<'py>,
+    basis: &Bound<'py, PyAny>,
+    bit: &Bound<'py, PyAny>,
+    reply: &[u8],
+) -> PyResult<SiftedBytes<'py>> {
+    let (basis, bit) = (Input::get(py, "basis", basis)?, Input::get(py, "bit", bit)?);
+    let sifted = py.detach(|| sift::conclude(basis.bytes(), bit.bytes(), reply, 3)).py_err()?;
+    Ok(sifted_tuple(py, &sifted))
+}
