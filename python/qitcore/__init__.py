@@ -9,13 +9,15 @@
 - :mod:`qitcore.randomness`: :class:`QuantumBitGenerator` for numpy, :class:`QuantumRandom`,
   :func:`randbytes`;
 - :mod:`qitcore.protocol`: QDP/1, the device protocol;
+- :mod:`qitcore.qkd`: QKD key distillation for decoy-state BB84 (sifting, estimation, Cascade,
+  verification, finite-key length, privacy amplification) over an authenticated channel;
 - :mod:`qitcore.bits`: packing 0/1 arrays to bytes and back;
 - :mod:`qitcore.errors`: the exception tree rooted at :class:`QitError`.
 """
 
 from __future__ import annotations
 
-from . import bits, devices, entropy, errors, extract, health, protocol, randomness
+from . import bits, devices, entropy, errors, extract, health, protocol, qkd, randomness
 from ._core import __version__
 from .devices import open, open_raw
 from .errors import QitError
@@ -38,6 +40,7 @@ __all__ = [
     "open",
     "open_raw",
     "protocol",
+    "qkd",
     "randbytes",
     "randomness",
 ]

@@ -23,7 +23,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from . import cli_stream, entropy, health
+from . import cli_qkd, cli_stream, entropy, health
 from .errors import QitError
 from .report import Progress, html_report, iid_json, iid_table, non_iid_json, non_iid_table, write_atomically
 
@@ -154,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     cli_stream.add_parsers(sub)
+    cli_qkd.add_parsers(sub)
 
     assess = sub.add_parser("assess", help="NIST SP 800-90B entropy assessment of a sample file")
     assess.add_argument("file", help="samples, one per byte")
@@ -197,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_stream.stream(args)
         if args.command == "devices":
             return cli_stream.devices(args)
+        if args.command == "qkd":
+            return cli_qkd.run(args)
         if args.command == "assess":
             return _assess(args, argv)
         if args.command == "restart":

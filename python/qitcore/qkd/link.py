@@ -4,6 +4,7 @@ misalignment, squashed double clicks)."""
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -33,6 +34,17 @@ class LinkModel:
     mu: tuple[float, float, float] = (0.6, 0.2, 0.0002)
     p: tuple[float, float, float] = (0.5, 0.3, 0.2)
     key_basis_probability: float = 0.8
+
+    def transmittance(self) -> float:
+        """Probability that one photon sent is detected: fibre loss times detector efficiency."""
+        return float(self.detector_efficiency * 10 ** (-self.attenuation_db_per_km * self.distance_km / 10))
+
+    def pulses_for(self, sifted_key_bits: int) -> int:
+        """Pulses to send for about ``sifted_key_bits`` key-basis bits after sifting: the
+        expected detection probability per pulse is ``Σ p_k (1 − (1 − pd)² e^(−η μ_k))``."""
+        eta, pd = self.transmittance(), self.dark_count
+        detect = sum(p * (1 - (1 - pd) ** 2 * math.exp(-eta * mu)) for p, mu in zip(self.p, self.mu, strict=True))
+        return max(1, math.ceil(sifted_key_bits / (detect * self.key_basis_probability**2)))
 
     def simulate(self, pulses: int, *, seed: int | None = None) -> SimulatedLink:
         """Sends ``pulses`` pulses; ``seed`` (default: from the OS) makes the run repeatable.

@@ -8,13 +8,15 @@ pulse Bob reports (she may hold more).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import InvalidArgumentError, InvalidLengthError, InvalidTypeError
+from ..errors import InvalidArgumentError, InvalidLengthError, InvalidTypeError, SampleFileError
+from ..report.files import atomic_file
 
 __all__ = ["Records"]
 
@@ -79,6 +81,27 @@ class Records:
                 raise InvalidArgumentError(f"index: not strictly increasing at record {int(bad[0]) + 1}")
         for name, col in columns.items():
             object.__setattr__(self, name, col)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the records to ``path`` as a numpy ``.npz`` file (whole or not at all)."""
+        columns = {"index": self.index, "basis": self.basis, "bit": self.bit}
+        if self.intensity is not None:
+            columns["intensity"] = self.intensity
+        with atomic_file(path, private=True) as out:
+            np.savez(out, **columns)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Records:
+        """Reads records written by :meth:`save`.
+
+        Raises:
+            SampleFileError: the file is missing, unreadable or not a records file.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return cls(f["index"], f["basis"], f["bit"], f["intensity"] if "intensity" in f.files else None)
+        except (OSError, ValueError, KeyError) as exc:
+            raise SampleFileError(f"{path}: not a records file ({exc})") from None
 
     def __len__(self) -> int:
         return len(self.index)

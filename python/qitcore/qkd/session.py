@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validate
-from ..errors import AuthenticationError, QitError, QkdAbort, QkdError, VerificationFailure
+from ..errors import AuthenticationError, ChannelClosed, ChannelError, QitError, QkdAbort, QkdError, VerificationFailure
 from .channel import Channel, Sealer
 from .records import Records
 from .stages import Estimation, FiniteKeyLength, PrivacyAmplification, Reconciliation, Sifted, Sifting, Verification
@@ -52,6 +52,10 @@ NAMES = {
     DONE: "DONE",
 }
 PROTOCOL = "qitcore-bb84/1"
+# The errors an ERROR message may name; Bob raises the same class as Alice.
+PEER_ERRORS: dict[str, type[QkdError]] = {
+    cls.__name__: cls for cls in (QkdAbort, VerificationFailure, AuthenticationError, ChannelClosed, ChannelError)
+}
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,9 @@ class Report:
     efficiency: float | None = None
     eps_sec: float = 0.0
     eps_cor: float = 0.0
+    key_counts: list[int] = field(default_factory=list)
+    test_counts: list[int] = field(default_factory=list)
+    test_errors: list[int] = field(default_factory=list)
     finite_key: dict[str, Any] = field(default_factory=dict)
     secure_length: int = 0
     key_bits: int = 0
@@ -194,6 +201,7 @@ class _Shared:
         r.eps_cor = Verification.eps_cor(r.reconciled_bits)
         r.leaked_ec = leaked_ec
         counts = (self.sifted.key_counts(self.sample), self.sifted.test_counts(), self.test_errors)
+        r.key_counts, r.test_counts, r.test_errors = counts
         r.finite_key = FiniteKeyLength.compute(
             p.mu,
             p.p,
@@ -259,7 +267,7 @@ class AliceSession:
         except QitError as exc:
             self._fail(exc)
             assert self._error is not None
-            detail = {"verification": isinstance(exc, VerificationFailure), "message": str(self._error)}
+            detail = {"error": type(self._error).__name__, "message": str(self._error)}
             return self._sealer.seal(ERROR, json.dumps(detail).encode())
 
     def _fail(self, exc: QitError) -> None:
@@ -356,10 +364,10 @@ class BobSession:
         if reply_kind == ERROR:
             try:
                 detail = json.loads(reply)
-                message, verification = str(detail["message"]), bool(detail["verification"])
+                message, error = str(detail["message"]), PEER_ERRORS.get(detail["error"], QkdAbort)
             except (ValueError, KeyError, TypeError):
                 raise AuthenticationError("malformed ERROR message") from None
-            raise (VerificationFailure if verification else QkdAbort)(f"Alice: {message}")
+            raise error(f"Alice: {message}")
         if reply_kind != REPLY | kind:
             raise AuthenticationError(f"reply of kind {reply_kind} to {NAMES[kind]}")
         return reply
@@ -379,8 +387,8 @@ class BobSession:
         """
         try:
             return self._run()
-        except QkdAbort as exc:
-            if not str(exc).startswith("Alice:"):
+        except QkdError as exc:
+            if not str(exc).startswith("Alice:") and not isinstance(exc, ChannelError):
                 self._abort(exc)
             raise
 

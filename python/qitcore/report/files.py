@@ -10,19 +10,21 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+def atomic_file(path: str | os.PathLike[str], *, private: bool = False) -> Iterator[IO[bytes]]:
     """A binary file that appears at ``path`` only when the ``with`` block completes: it is
     written as a temporary file in the same folder and renamed into place, so an interrupted or
-    failed run never leaves a partial file."""
+    failed run never leaves a partial file. ``private`` files (keys) stay readable by their owner
+    only."""
     folder = os.path.dirname(os.path.abspath(path))
     handle, temp = tempfile.mkstemp(dir=folder, prefix=".qitcore-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
             yield out
         # mkstemp creates the file private; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
+        if not private:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temp, 0o666 & ~umask)
         os.replace(temp, path)
     except BaseException:
         if os.path.exists(temp):

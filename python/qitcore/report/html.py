@@ -9,7 +9,7 @@ from html import escape
 
 import numpy as np
 
-from .. import __version__
+from .._core import __version__
 from ..entropy import IidResult, NonIidResult
 from . import svg
 from .terminal import iid_table, non_iid_table

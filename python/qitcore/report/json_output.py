@@ -8,7 +8,7 @@ import datetime
 import json
 from typing import Any
 
-from .. import __version__
+from .._core import __version__
 from ..entropy import Estimate, IidResult, NonIidResult
 
 # NIST's test case names, in its order, for each estimator.

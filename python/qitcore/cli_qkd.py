@@ -1,0 +1,177 @@
+"""``qitcore qkd``: distil keys from a simulated link, or run Alice and Bob as two programs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+from .errors import InvalidArgumentError, QitError
+from .qkd import AliceSession, BobSession, LinkModel, Params, Records, Report, TcpChannel, distill, serve_tcp
+from .report.files import atomic_file, write_atomically
+
+DEFAULTS = Params()
+LINK = LinkModel()
+
+
+def _count(text: str) -> int:
+    """An integer written plainly or as 1e8."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(value)
+
+
+def _triple(text: str) -> tuple[float, float, float]:
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated numbers, got {text!r}")
+    try:
+        a, b, c = (float(x) for x in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated numbers, got {text!r}") from None
+    return a, b, c
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def add_parsers(sub: Any) -> None:
+    qkd = sub.add_parser("qkd", help="QKD key distillation (decoy-state BB84)")
+    roles = qkd.add_subparsers(dest="role", required=True)
+
+    def session(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--mu", type=_triple, default=DEFAULTS.mu, help="intensities mu1,mu2,mu3 (0.6,0.2,0.0002)")
+        p.add_argument("--p", type=_triple, default=DEFAULTS.p, help="their probabilities (0.5,0.3,0.2)")
+        p.add_argument("--cascade", choices=("modified", "original"), default=DEFAULTS.cascade)
+        p.add_argument("--qber-threshold", type=float, default=DEFAULTS.qber_threshold, help="abort above (0.11)")
+        p.add_argument("--sample-fraction", type=float, default=DEFAULTS.sample_fraction, help="key bits disclosed")
+        p.add_argument("--eps-sec", type=float, default=DEFAULTS.eps_sec, help="secrecy (1e-10)")
+        p.add_argument("--eps-cor", type=float, default=DEFAULTS.eps_cor, help="largest correctness accepted (1e-15)")
+        p.add_argument("--key-out", metavar="FILE", help="write the key (raw bytes, owner-only permissions)")
+        p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+
+    sim = roles.add_parser("simulate", help="simulate a link and distil its key, both ends in this process")
+    sim.add_argument("--distance-km", type=float, default=LINK.distance_km)
+    sim.add_argument("--pulses", type=_count, default=10**8, help="pulses sent (1e8)")
+    sim.add_argument("--attenuation", type=float, default=LINK.attenuation_db_per_km, help="dB/km (0.2)")
+    sim.add_argument("--detector-efficiency", type=float, default=LINK.detector_efficiency, help="(0.25)")
+    sim.add_argument("--dark-count", type=float, default=LINK.dark_count, help="per detector and pulse (1e-6)")
+    sim.add_argument("--misalignment", type=float, default=LINK.misalignment, help="(0.01)")
+    sim.add_argument("--key-basis-probability", type=float, default=LINK.key_basis_probability, help="(0.8)")
+    sim.add_argument("--seed", type=int, default=None, help="simulation seed, for a repeatable link")
+    sim.add_argument("--save-records", metavar="PREFIX", help="also write PREFIX-alice.npz and PREFIX-bob.npz")
+    session(sim)
+
+    for role, where, help_text in (
+        ("alice", "--listen", "run Alice: serve one Bob on HOST:PORT (port 0: any free port, printed)"),
+        ("bob", "--connect", "run Bob: connect to Alice at HOST:PORT and drive the session"),
+    ):
+        p = roles.add_parser(role, help=help_text)
+        p.add_argument(where, type=_address, required=True, metavar="HOST:PORT")
+        p.add_argument("--records", required=True, help=f"{role}'s records (.npz from qkd simulate --save-records)")
+        p.add_argument("--auth-key-file", required=True, help="pre-shared authentication key (16 bytes or more)")
+        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the peer (30)")
+        session(p)
+
+
+def _params(args: argparse.Namespace) -> Params:
+    return Params(
+        mu=args.mu,
+        p=args.p,
+        qber_threshold=args.qber_threshold,
+        sample_fraction=args.sample_fraction,
+        eps_sec=args.eps_sec,
+        eps_cor=args.eps_cor,
+        cascade=args.cascade,
+    )
+
+
+def _finish(args: argparse.Namespace, key: bytes, report: Report) -> int:
+    print(report.text())
+    if args.json:
+        write_atomically(args.json, json.dumps(asdict(report), indent=2) + "\n")
+    if args.key_out:
+        with atomic_file(args.key_out, private=True) as out:
+            out.write(key)
+    return 0 if report.key_bits else 1
+
+
+def _auth_key(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            key = f.read()
+    except OSError as exc:
+        raise InvalidArgumentError(f"auth-key-file: {exc}") from None
+    if len(key) < 16:
+        raise InvalidArgumentError(f"auth-key-file: {path} holds {len(key)} bytes, at least 16 are needed")
+    return key
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatches ``qitcore qkd ROLE``."""
+    params = _params(args)
+    if args.role == "simulate":
+        return _simulate(args, params)
+    key_file = _auth_key(args.auth_key_file)
+    records = Records.load(args.records)
+    if args.role == "alice":
+        return _alice(args, params, records, key_file)
+    host, port = args.connect
+    with TcpChannel(key_file, host, port, timeout=args.timeout) as channel:
+        key, report = BobSession(records, params, channel).run()
+    return _finish(args, key, report)
+
+
+def _simulate(args: argparse.Namespace, params: Params) -> int:
+    link = LinkModel(
+        distance_km=args.distance_km,
+        attenuation_db_per_km=args.attenuation,
+        detector_efficiency=args.detector_efficiency,
+        dark_count=args.dark_count,
+        misalignment=args.misalignment,
+        mu=params.mu,
+        p=params.p,
+        key_basis_probability=args.key_basis_probability,
+    )
+    print(f"simulating {args.pulses:,} pulses over {args.distance_km:g} km ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    sim = link.simulate(args.pulses, seed=args.seed)
+    print(f"{len(sim.bob):,} detections in {time.perf_counter() - start:.2f} s; distilling ...", file=sys.stderr)
+    if args.save_records:
+        sim.alice.save(f"{args.save_records}-alice.npz")
+        sim.bob.save(f"{args.save_records}-bob.npz")
+    result = distill(sim.alice, sim.bob, params=params)
+    return _finish(args, result.bob_key, result.report)
+
+
+def _alice(args: argparse.Namespace, params: Params, records: Records, auth_key: bytes) -> int:
+    host, port = args.listen
+    session = AliceSession(records, params, auth_key)
+    with socket.create_server((host, port)) as server:
+        server.settimeout(args.timeout)
+        print(f"alice: listening on {host}:{server.getsockname()[1]}", file=sys.stderr, flush=True)
+        try:
+            conn, peer = server.accept()
+        except TimeoutError:
+            raise QitError(f"no Bob connected within {args.timeout:g} s") from None
+    with conn:
+        print(f"alice: Bob connected from {peer[0]}:{peer[1]}", file=sys.stderr, flush=True)
+        try:
+            serve_tcp(session, conn, done=lambda: session.finished, timeout=args.timeout)
+        except QitError:
+            session.result()  # the session's own error says more than the channel's
+            raise
+    key, report = session.result()
+    return _finish(args, key, report)

@@ -1,0 +1,232 @@
+"""QKD distillation end to end: keys agree, every figure of the report matches an independent
+computation, and every fault ends the session with a clear error and no key."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from qitcore import _core, qkd
+from qitcore.errors import (
+    AuthenticationError,
+    ChannelClosed,
+    InvalidArgumentError,
+    InvalidLengthError,
+    QkdAbort,
+    QkdError,
+    VerificationFailure,
+)
+from qitcore.qkd.channel import InProcessChannel
+
+from .qkd_reference import h2, lim_length, poly_tag
+from .reference import toeplitz_naive
+
+
+@pytest.fixture(scope="module")
+def link() -> qkd.SimulatedLink:
+    return qkd.LinkModel(distance_km=20).simulate(30_000_000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def small() -> qkd.SimulatedLink:
+    return qkd.LinkModel(distance_km=10).simulate(1_000_000, seed=5)
+
+
+def _sifted(link: qkd.SimulatedLink) -> tuple[np.ndarray, np.ndarray]:
+    """Alice's and Bob's key-basis bits, sifted by hand."""
+    a, b = link.alice, link.bob
+    keep = (a.basis == 0) & (b.basis == 0)
+    return a.bit[keep], b.bit[keep]
+
+
+def test_both_ends_get_the_same_key_and_the_report_adds_up(link: qkd.SimulatedLink) -> None:
+    result = qkd.distill(link.alice, link.bob)
+    r = result.report
+    assert result.alice_key == result.bob_key
+    assert r.key_bits > 10_000 and len(result.alice_key) * 8 == r.key_bits
+    # Sifting against a by-hand sift; QBER against the simulator's truth.
+    alice_key, bob_key = _sifted(link)
+    assert r.sifted_key == len(alice_key) and r.detections == len(link.bob)
+    errors = int((alice_key != bob_key).sum())
+    assert r.reconciled_bits == r.sifted_key - r.sample_size
+    assert abs(r.qber_key - errors / len(alice_key)) < 0.01 and r.qber_key <= r.qber_key_upper
+    # Cascade corrected the errors outside the sample (the count may exceed them by a few when
+    # a bit is flipped twice, never fall short) and leaked within the target efficiency.
+    assert errors - r.sample_errors <= r.corrected_bits <= errors + 50
+    assert r.efficiency is not None and 1.0 < r.efficiency <= 1.10
+    assert r.efficiency == pytest.approx(r.leaked_ec / (r.reconciled_bits * h2(r.corrected_bits / r.reconciled_bits)))
+    # The counts per intensity against the simulator's records, and the finite-key length
+    # against the paper's formula computed independently.
+    both = link.alice.basis == link.bob.basis
+    key_rows, test_rows = both & (link.alice.basis == 0), both & (link.alice.basis == 1)
+    intensity = link.alice.intensity
+    assert intensity is not None
+    nz = np.bincount(intensity[test_rows], minlength=3).tolist()
+    mz = np.bincount(intensity[test_rows & (link.alice.bit != link.bob.bit)], minlength=3).tolist()
+    nx = np.bincount(intensity[key_rows], minlength=3)
+    assert r.test_counts == nz and r.test_errors == mz
+    assert sum(r.key_counts) == r.reconciled_bits and all(0 <= c <= t for c, t in zip(r.key_counts, nx, strict=True))
+    params = qkd.Params()
+    leaked = r.leaked_ec + r.leaked_verification
+    ref = lim_length(list(params.mu), list(params.p), r.key_counts, nz, mz, leaked, r.eps_sec, r.eps_cor)
+    for term in ("s0", "s1", "phase_error"):
+        assert r.finite_key[term] == pytest.approx(ref[term], rel=1e-9, abs=1e-9)
+    assert r.secure_length == ref["length"]
+
+
+def test_the_single_photon_bound_is_below_the_true_count(link: qkd.SimulatedLink) -> None:
+    # The simulator knows each pulse's photon number: the decoy bound s1 must not exceed the
+    # single-photon events among the key bits, and is not far below with these intensities.
+    r = qkd.distill(link.alice, link.bob).report
+    key_rows = (link.alice.basis == 0) & (link.bob.basis == 0)
+    true_s1 = int((link.photons[key_rows] == 1).sum()) * r.reconciled_bits / r.sifted_key
+    assert 0.7 * true_s1 < r.finite_key["s1"] < true_s1
+
+
+def test_cascade_on_its_own_matches_alices_key_and_counts_every_parity(rng: np.random.Generator) -> None:
+    for variant, limit in (("modified", 1.10), ("original", 1.35)):
+        alice = rng.integers(0, 2, 200_000, dtype=np.uint8)
+        bob = alice ^ (rng.random(alice.size) < 0.03).astype(np.uint8)
+        responder = _core.CascadeResponder(alice, 0.03, 99, variant)
+        sent = []
+
+        def ask(q: bytes, responder: _core.CascadeResponder = responder, sent: list[int] = sent) -> bytes:
+            reply = responder.answer(q)
+            sent.append(len(reply))
+            return reply
+
+        fixed, leaked, rounds, corrected = _core.cascade_correct(bob, 0.03, 99, ask, variant)
+        errors = int((alice != bob).sum())
+        assert np.array_equal(np.frombuffer(fixed, np.uint8), alice)
+        assert leaked == responder.disclosed and rounds == len(sent) and corrected >= errors
+        assert leaked / (alice.size * h2(errors / alice.size)) < limit
+
+
+def test_privacy_amplification_is_the_toeplitz_product(rng: np.random.Generator) -> None:
+    key = rng.integers(0, 2, 300, dtype=np.uint8)
+    seed = qkd.PrivacyAmplification.seed(300, 100)
+    out = qkd.PrivacyAmplification.apply(key, 100, seed)
+    seed_bits = np.unpackbits(np.frombuffer(seed, np.uint8))[:399]
+    assert np.array_equal(np.unpackbits(np.frombuffer(out, np.uint8))[:100], toeplitz_naive(seed_bits, key, 100))
+
+
+def test_verification_tags_match_the_polynomial(rng: np.random.Generator) -> None:
+    for n in (1, 64, 65, 1000):
+        key = rng.integers(0, 2, n, dtype=np.uint8)
+        points = [int(x) for x in rng.integers(0, 2**63, 3)]
+        assert qkd.Verification.tags(key, points) == [poly_tag(key.tolist(), p) for p in points]
+
+
+def test_keys_that_differ_after_cascade_are_discarded(
+    small: qkd.SimulatedLink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def lying(key: np.ndarray, *args: object) -> _core.CascadeResponder:
+        """Alice's responder answering for a key one bit off hers: Bob converges to that key."""
+        other = key.copy()
+        other[len(other) // 2] ^= 1
+        return _core.CascadeResponder(other, *args)
+
+    monkeypatch.setattr(qkd.Reconciliation, "responder", lying)
+    key = b"v" * 32
+    alice = qkd.AliceSession(small.alice, qkd.Params(), key)
+    with InProcessChannel(key, alice) as channel, pytest.raises(VerificationFailure, match="differ"):
+        qkd.BobSession(small.bob, qkd.Params(), channel).run()
+    with pytest.raises(VerificationFailure):
+        alice.result()
+
+
+def _records_with(records: qkd.Records, **changes: np.ndarray) -> dict[str, np.ndarray | None]:
+    columns = {"index": records.index, "basis": records.basis, "bit": records.bit, "intensity": records.intensity}
+    columns.update(changes)
+    return columns
+
+
+def test_bad_records_are_refused_with_the_column_named(small: qkd.SimulatedLink) -> None:
+    a = small.alice
+    with pytest.raises(InvalidLengthError, match="differ in length"):
+        qkd.Records(**_records_with(a, bit=a.bit[:-1]))
+    bad = a.basis.copy()
+    bad[7] = 2
+    with pytest.raises(InvalidArgumentError, match="basis: unknown label 2 at record 7"):
+        qkd.Records(**_records_with(a, basis=bad))
+    bad = a.intensity.copy() if a.intensity is not None else None
+    assert bad is not None
+    bad[3] = 5
+    with pytest.raises(InvalidArgumentError, match="intensity"):
+        qkd.Records(**_records_with(a, intensity=bad))
+    with pytest.raises(InvalidArgumentError, match="strictly increasing"):
+        qkd.Records(**_records_with(a, index=a.index[::-1].copy()))
+    with pytest.raises(InvalidArgumentError, match="intensity labels"):
+        qkd.distill(small.bob, small.bob)
+
+
+def test_a_pulse_alice_never_sent_aborts(small: qkd.SimulatedLink) -> None:
+    b = small.bob
+    index = b.index.copy()
+    index[-1] += 10**9
+    with pytest.raises(QkdAbort, match="no record"):
+        qkd.distill(small.alice, qkd.Records(index, b.basis, b.bit))
+
+
+def test_qber_above_the_threshold_aborts() -> None:
+    noisy = qkd.LinkModel(distance_km=5, misalignment=0.15).simulate(1_000_000, seed=2)
+    with pytest.raises(QkdAbort, match="above the threshold"):
+        qkd.distill(noisy.alice, noisy.bob)
+
+
+def test_parameters_that_differ_abort(small: qkd.SimulatedLink) -> None:
+    key = b"k" * 32
+    alice = qkd.AliceSession(small.alice, qkd.Params(eps_sec=1e-9), key)
+    with InProcessChannel(key, alice) as channel, pytest.raises(QkdAbort, match="parameters differ"):
+        qkd.BobSession(small.bob, qkd.Params(), channel).run()
+    with pytest.raises(QkdError):
+        alice.result()
+
+
+def _faulty(kind: str, at: int) -> object:
+    state = {"n": 0, "previous": b""}
+
+    def tamper(direction: str, frame: bytes) -> bytes | None:
+        state["n"] += 1
+        previous, state["previous"] = state["previous"], frame
+        if state["n"] != at:
+            return frame
+        if kind == "drop":
+            return None
+        if kind == "flip":
+            return frame[:20] + bytes([frame[20] ^ 1]) + frame[21:]
+        return previous  # replay the previous frame in place of this one
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    "kind, error", [("drop", ChannelClosed), ("flip", AuthenticationError), ("replay", AuthenticationError)]
+)
+@pytest.mark.parametrize("at", [1, 2, 9, 14])
+def test_channel_faults_end_the_session_without_a_key(
+    small: qkd.SimulatedLink, kind: str, error: type, at: int
+) -> None:
+    key = b"s" * 32
+    alice = qkd.AliceSession(small.alice, qkd.Params(), key)
+    with InProcessChannel(key, alice, tamper=_faulty(kind, at)) as channel, pytest.raises(error):  # type: ignore[arg-type]
+        qkd.BobSession(small.bob, qkd.Params(), channel).run()
+    with pytest.raises(QkdError):
+        alice.result()
+
+
+def test_another_authentication_key_is_refused(small: qkd.SimulatedLink) -> None:
+    alice = qkd.AliceSession(small.alice, qkd.Params(), b"a" * 32)
+    with InProcessChannel(b"b" * 32, alice) as channel, pytest.raises(AuthenticationError):
+        qkd.BobSession(small.bob, qkd.Params(), channel).run()
+    with pytest.raises(QkdError):
+        alice.result()
+
+
+def test_reports_and_reprs_hide_keys(small: qkd.SimulatedLink) -> None:
+    result = qkd.distill(small.alice, small.bob, auth_key=b"x" * 32)
+    assert "keys=<hidden>" in repr(result)
+    sealer = qkd.Sealer(b"x" * 32, is_alice=True)
+    assert "key=<hidden>" in repr(sealer) and "78787878" not in repr(sealer)
+    assert math.isfinite(result.report.qber_test)
