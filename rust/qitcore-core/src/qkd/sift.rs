@@ -147,20 +147,9 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
     let mut reply = vec![0u8; n.div_ceil(8)];
     let mut intensities = vec![0u8; n + 1];
     let mut matched = 0usize;
-    let (mut count, mut at, mut next) = (0usize, 0usize, 0u64);
-    let (mut gap, mut shift) = (0u64, 0u32);
-    for &byte in numbers {
-        if shift > 63 || (shift == 63 && byte > 1) {
-            return Err(bad());
-        }
-        gap |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 != 0 {
-            shift += 7;
-            continue;
-        }
-        let x = next.checked_add(gap).ok_or_else(bad)?;
-        next = x.checked_add(1).ok_or_else(bad)?;
-        (gap, shift) = (0, 0);
+    let (mut count, mut at) = (0usize, 0usize);
+    for x in PulseNumbers::new(numbers) {
+        let x = x?;
         if count == n {
             return Err(bad());
         }
@@ -178,7 +167,7 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
         matched += usize::from(keep);
         count += 1;
     }
-    if shift != 0 || count != n {
+    if count != n {
         return Err(bad());
     }
     reply.extend_from_slice(&intensities[..matched]);
@@ -241,49 +230,61 @@ pub fn encode_indices(index: &[u64]) -> Result<Vec<u8>> {
 /// # Errors
 /// [`Error::Protocol`] for a truncated or overlong varint, or a number past 2^64 − 1.
 pub fn decode_indices(bytes: &[u8]) -> Result<Vec<u64>> {
-    let bad = || Error::protocol("malformed pulse numbers in the sifting message");
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut next: u64 = 0;
-    let (mut gap, mut shift) = (0u64, 0u32);
-    for &b in bytes {
-        if shift > 63 || (shift == 63 && b > 1) {
-            return Err(bad());
-        }
-        gap |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 != 0 {
-            shift += 7;
-            continue;
-        }
-        let x = next.checked_add(gap).ok_or_else(bad)?;
-        out.push(x);
-        next = x.checked_add(1).ok_or_else(bad)?;
-        (gap, shift) = (0, 0);
-    }
-    if shift != 0 {
-        return Err(bad());
-    }
-    Ok(out)
+    PulseNumbers::new(bytes).collect()
 }
 
-/// For each of Bob's pulse numbers, its position in Alice's (both strictly increasing).
-///
-/// # Errors
-/// [`Error::Protocol`] naming the first pulse Alice holds no record of.
-pub fn locate(alice: &[u64], bob: &[u64]) -> Result<Vec<u64>> {
-    let mut out = Vec::with_capacity(bob.len());
-    let mut at = 0usize;
-    for &x in bob {
-        // Galloping would help when Alice holds far more pulses; a linear merge is fine when she
-        // holds about as many as Bob detected.
-        while at < alice.len() && alice[at] < x {
-            at += 1;
-        }
-        if at == alice.len() || alice[at] != x {
-            return Err(Error::protocol(format!("Bob reports pulse {x}, of which Alice has no record")));
-        }
-        out.push(at as u64);
+/// The pulse numbers of [`encode_indices`]' bytes, one by one.
+struct PulseNumbers<'a> {
+    bytes: std::slice::Iter<'a, u8>,
+    next: u64,
+    failed: bool,
+}
+
+impl<'a> PulseNumbers<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        PulseNumbers { bytes: bytes.iter(), next: 0, failed: false }
     }
-    Ok(out)
+}
+
+impl Iterator for PulseNumbers<'_> {
+    type Item = Result<u64>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Result<u64>> {
+        if self.failed {
+            return None;
+        }
+        let bad = || Error::protocol("malformed pulse numbers in the sifting message");
+        let (mut gap, mut shift) = (0u64, 0u32);
+        let mut started = false;
+        for &b in self.bytes.by_ref() {
+            started = true;
+            if shift > 63 || (shift == 63 && b > 1) {
+                self.failed = true;
+                return Some(Err(bad()));
+            }
+            gap |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 != 0 {
+                shift += 7;
+                continue;
+            }
+            let x = self.next.checked_add(gap);
+            let after = x.and_then(|x| x.checked_add(1));
+            return match (x, after) {
+                (Some(x), Some(after)) => {
+                    self.next = after;
+                    Some(Ok(x))
+                }
+                _ => {
+                    self.failed = true;
+                    Some(Err(bad()))
+                }
+            };
+        }
+        // The bytes ended: cleanly between numbers, or inside one.
+        self.failed = true;
+        started.then(|| Err(bad()))
+    }
 }
 
 #[cfg(test)]
@@ -298,17 +299,6 @@ mod tests {
             v.dedup();
             let wire = encode_indices(&v).unwrap();
             prop_assert_eq!(decode_indices(&wire).unwrap(), v);
-        }
-
-        #[test]
-        fn locate_finds_every_subset_member(mut v in proptest::collection::vec(0u64..10_000, 1..300), step in 1usize..5) {
-            v.sort_unstable();
-            v.dedup();
-            let bob: Vec<u64> = v.iter().copied().step_by(step).collect();
-            let at = locate(&v, &bob).unwrap();
-            for (i, &p) in at.iter().enumerate() {
-                prop_assert_eq!(v[p as usize], bob[i]);
-            }
         }
     }
 
@@ -348,8 +338,6 @@ mod tests {
         assert!(encode_indices(&[3, 3]).is_err());
         assert!(decode_indices(&[0x80]).is_err());
         assert!(decode_indices(&[0xff; 11]).is_err());
-        assert!(locate(&[1, 2, 4], &[3]).is_err());
-        assert!(locate(&[1, 2], &[5]).is_err());
         assert_eq!(encode_indices(&[0, 1, 300]).unwrap(), vec![0, 0, 0xaa, 0x02]);
     }
 }
