@@ -78,6 +78,8 @@ def test_alice_and_bob_as_two_programs(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert sim.returncode == 0, sim.stderr
+    # Bob's records as his device would stream them: a QDP/1 capture of DETECTIONS frames.
+    (tmp_path / "bob.qdp").write_bytes(qkd.detection_frames(qkd.Records.load(f"{prefix}-bob.npz")))
     auth = tmp_path / "auth.key"
     auth.write_bytes(KEY)
     common = ["--auth-key-file", str(auth), "--timeout", "30"]
@@ -92,7 +94,7 @@ def test_alice_and_bob_as_two_programs(tmp_path: Path) -> None:
         assert "listening on" in line, line
         port = line.strip().rsplit(":", 1)[1]
         bob = subprocess.run(
-            _qitcore("qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", f"{prefix}-bob.npz", *common,
+            _qitcore("qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", str(tmp_path / "bob.qdp"), *common,
                      "--key-out", str(tmp_path / "bob.key")),
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip

@@ -27,7 +27,9 @@ __all__ = [
     "clmul_backend",
     "conditioned_entropy",
     "crc32c",
+    "decode_pulse_numbers",
     "encode_frame",
+    "encode_pulse_numbers",
     "finite_key_length",
     "fips140_2",
     "format_descriptor",
@@ -273,3 +275,5 @@ def sift_answer(
     index: Buffer, basis: Buffer, bit: Buffer, intensity: Buffer, message: bytes
 ) -> tuple[bytes, tuple[bytes, bytes, bytes, bytes], int]: ...
 def sift_conclude(basis: Buffer, bit: Buffer, reply: bytes) -> tuple[bytes, bytes, bytes, bytes]: ...
+def encode_pulse_numbers(index: Buffer) -> bytes: ...
+def decode_pulse_numbers(wire: bytes) -> bytes: ...

@@ -10,8 +10,9 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from .errors import InvalidArgumentError, QitError
+from .errors import InvalidArgumentError, QitError, SampleFileError
 from .qkd import AliceSession, BobSession, LinkModel, Params, Records, Report, TcpChannel, distill, serve_tcp
+from .qkd.device import read_detections
 from .report.files import atomic_file, write_atomically
 
 DEFAULTS = Params()
@@ -80,7 +81,9 @@ def add_parsers(sub: Any) -> None:
     ):
         p = roles.add_parser(role, help=help_text)
         p.add_argument(where, type=_address, required=True, metavar="HOST:PORT")
-        p.add_argument("--records", required=True, help=f"{role}'s records (.npz from qkd simulate --save-records)")
+        p.add_argument(
+            "--records", required=True, help=f"{role}'s records: .npz (qkd simulate --save-records) or a QDP/1 capture"
+        )
         p.add_argument("--auth-key-file", required=True, help="pre-shared authentication key (16 bytes or more)")
         p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the peer (30)")
         session(p)
@@ -119,13 +122,26 @@ def _auth_key(path: str) -> bytes:
     return key
 
 
+def _records(path: str) -> Records:
+    """Records from an .npz file (qkd simulate --save-records) or a QDP/1 capture of a device's
+    DETECTIONS frames (any other file)."""
+    if path.endswith(".npz"):
+        return Records.load(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise SampleFileError(f"{path}: {exc}") from None
+    return read_detections(data)
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatches ``qitcore qkd ROLE``."""
     params = _params(args)
     if args.role == "simulate":
         return _simulate(args, params)
     key_file = _auth_key(args.auth_key_file)
-    records = Records.load(args.records)
+    records = _records(args.records)
     if args.role == "alice":
         return _alice(args, params, records, key_file)
     host, port = args.connect

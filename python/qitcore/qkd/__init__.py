@@ -6,6 +6,7 @@ authenticated classical channel.
 - :class:`AliceSession` and :class:`BobSession` are the two ends, for separate programs over
   :class:`TcpChannel` / :func:`serve_tcp` (see ``qitcore qkd alice`` and ``qitcore qkd bob``);
 - :class:`LinkModel` simulates a link and produces both ends' :class:`Records`;
+  :func:`read_detections` reads them from a device's QDP/1 stream (DETECTIONS frames);
 - the stages are in :mod:`qitcore.qkd.stages`.
 """
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidTypeError
 from .channel import Channel, Endpoint, InProcessChannel, Sealer, TcpChannel, serve_tcp
+from .device import detection_frames, read_detections
 from .link import LinkModel, SimulatedLink
 from .records import Records
 from .session import AliceSession, BobSession, Params, Report
@@ -41,7 +43,9 @@ __all__ = [
     "SimulatedLink",
     "TcpChannel",
     "Verification",
+    "detection_frames",
     "distill",
+    "read_detections",
     "serve_tcp",
 ]
 

@@ -278,3 +278,20 @@ pub fn sift_conclude<'py>(
     let sifted = py.detach(|| sift::conclude(basis.bytes(), bit.bytes(), reply, 3)).py_err()?;
     Ok(sifted_tuple(py, &sifted))
 }
+
+/// Strictly increasing pulse numbers (uint64 bytes) as LEB128 varints of their gaps.
+#[pyfunction]
+pub fn encode_pulse_numbers<'py>(py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let index = Input::get(py, "index", index)?;
+    let values = u64_values("index", index.bytes())?;
+    let wire = py.detach(|| sift::encode_indices(&values)).py_err()?;
+    Ok(PyBytes::new(py, &wire))
+}
+
+/// The pulse numbers (uint64 little-endian bytes) back from their varint gaps.
+#[pyfunction]
+pub fn decode_pulse_numbers<'py>(py: Python<'py>, wire: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let values = py.detach(|| sift::decode_indices(wire)).py_err()?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Ok(PyBytes::new(py, &bytes))
+}
