@@ -224,6 +224,13 @@ def test_another_authentication_key_is_refused(small: qkd.SimulatedLink) -> None
         alice.result()
 
 
+def test_a_short_authentication_key_is_refused(small: qkd.SimulatedLink) -> None:
+    with pytest.raises(InvalidArgumentError, match="auth_key"):
+        qkd.distill(small.alice, small.bob, auth_key=b"short")
+    with pytest.raises(InvalidArgumentError, match="params|cascade"):
+        qkd.distill(small.alice, small.bob, params=qkd.Params(cascade="fast"))
+
+
 def test_reports_and_reprs_hide_keys(small: qkd.SimulatedLink) -> None:
     result = qkd.distill(small.alice, small.bob, auth_key=b"x" * 32)
     assert "keys=<hidden>" in repr(result)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .. import _validate
-from ..errors import AuthenticationError, ChannelClosed, ChannelError
+from ..errors import AuthenticationError, ChannelClosed, ChannelError, InvalidArgumentError
 
 __all__ = ["Channel", "InProcessChannel", "Sealer", "TcpChannel", "serve_tcp"]
 
@@ -38,7 +38,7 @@ class Sealer:
 
     def __init__(self, key: bytes, *, is_alice: bool) -> None:
         if not isinstance(key, (bytes, bytearray)) or len(key) < 16:
-            raise ChannelError("auth_key: expected at least 16 bytes of pre-shared key")
+            raise InvalidArgumentError("auth_key: expected at least 16 bytes of pre-shared key")
         self._key = bytes(key)
         self._out_dir, self._in_dir = (TO_BOB, TO_ALICE) if is_alice else (TO_ALICE, TO_BOB)
         self._sent = 0
