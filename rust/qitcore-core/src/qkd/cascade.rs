@@ -5,7 +5,10 @@
 //! - [`Variant::Modified`] (the default), with the block sizes and pass count of Martinez-Mateo,
 //!   Pacher, Peev, Ciurana and Martin, "Demystifying the information reconciliation protocol
 //!   Cascade" (QIC 15, 2015): the first pass has blocks of `k1 = 2^⌈log2(1/e)⌉` bits, the second
-//!   of `4·k1`, and the remaining passes (14 in all) split the key in two random halves.
+//!   of `4·k1`, and the remaining passes split the key in two random halves (BICONF-like). Two
+//!   errors left in one block of every earlier pass survive a halves pass with probability 1/2;
+//!   24 passes in all (22 halves) keep the frame error rate of 10^6-bit blocks well below 10^-3
+//!   (14 passes left about one block in 3000 wrong) for 2 disclosed bits per extra pass.
 //!   Alice's parities are remembered over the whole run (as Pedersen and Toyran suggest): a block
 //!   reopened by the cascade is searched through ranges whose parities are already known, and
 //!   only new ranges cost disclosed bits.
@@ -27,14 +30,14 @@ use crate::entropy::iid::xoshiro::Xoshiro256;
 use crate::{Error, Result};
 
 /// Passes in all (modified variant).
-pub const PASSES: usize = 14;
+pub const PASSES: usize = 24;
 
 /// Which Cascade.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     /// Brassard and Salvail's four passes with doubling blocks.
     Original,
-    /// Martinez-Mateo et al.'s block sizes, 14 passes, remembered parities.
+    /// Martinez-Mateo et al.'s block sizes, 24 passes, remembered parities.
     Modified,
 }
 
@@ -492,14 +495,23 @@ impl<'a> Corrector<'a> {
     /// The oracle's errors, or [`Error::Protocol`] for an answer of the wrong length.
     pub fn run(mut self, oracle: &mut dyn FnMut(&[Query]) -> Result<Bits>) -> Result<(Bits, CascadeStats)> {
         let layout = self.layout;
+        // Every pass discloses all its block parities, and Alice's do not depend on Bob's
+        // corrections: one round trip fetches them all, and a pass that finds no odd block
+        // costs no round trip of its own.
+        let all: Vec<Query> = (0..layout.passes.len()).map(|p| Query::Blocks { pass: p as u8 }).collect();
+        let answer = self.ask(oracle, &all)?;
+        let mut at = 0;
+        for pass in 0..layout.passes.len() {
+            let blocks = layout.blocks(pass);
+            self.alice_block[pass] = (at..at + blocks).map(|i| answer.get(i)).collect();
+            for b in 0..blocks {
+                self.learn(pass, b, 1, answer.get(at + b));
+            }
+            at += blocks;
+        }
         for pass in 0..layout.passes.len() {
             self.copies[pass] = layout.permuted(pass, &self.key);
-            let answer = self.ask(oracle, &[Query::Blocks { pass: pass as u8 }])?;
             let blocks = layout.blocks(pass);
-            self.alice_block[pass] = (0..blocks).map(|b| answer.get(b)).collect();
-            for b in 0..blocks {
-                self.learn(pass, b, 1, answer.get(b));
-            }
             self.bob_block[pass] = (0..blocks)
                 .map(|b| {
                     let (lo, hi) = layout.block_range(pass, b);
