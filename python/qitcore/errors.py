@@ -20,6 +20,10 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidLengthError",
     "InvalidTypeError",
+    "KMEBadRequest",
+    "KMEError",
+    "KMEUnauthorized",
+    "KMEUnavailable",
     "OSRandomError",
     "ProtocolError",
     "QitError",
@@ -158,3 +162,37 @@ class ChannelClosed(ChannelError):
 class AuthenticationError(ChannelError):
     """A message failed authentication: a wrong tag (tampered, or another key), or a sequence
     number out of order (dropped, replayed or reordered)."""
+
+
+class KMEError(QitError):
+    """An ETSI GS QKD 014 request failed. ``status`` is the HTTP status (400, 401, 503), and
+    ``message`` and ``details`` the Error object's fields."""
+
+    status = 503
+
+    def __init__(self, message: str, details: list[dict[str, object]] | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        if status is not None:
+            self.status = status
+
+
+class KMEBadRequest(KMEError, ValueError):
+    """400: the request is malformed, asks for what the KME does not allow, or names keys it
+    does not hold."""
+
+    status = 400
+
+
+class KMEUnauthorized(KMEError, PermissionError):
+    """401: the caller is not a known SAE, or asks for keys that belong to another SAE."""
+
+    status = 401
+
+
+class KMEUnavailable(KMEError):
+    """503: the KME cannot serve the request now (not enough key material, or an internal
+    error)."""
+
+    status = 503

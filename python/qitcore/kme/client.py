@@ -1,0 +1,116 @@
+"""A client for any ETSI GS QKD 014 KME, over HTTPS with mutual TLS."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import threading
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from ..errors import ChannelClosed, InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized, KMEUnavailable
+from .models import Key, KeyRequest, Status, parse_container
+
+__all__ = ["KMEClient"]
+
+ERRORS: dict[int, type[KMEError]] = {400: KMEBadRequest, 401: KMEUnauthorized, 503: KMEUnavailable}
+
+
+class KMEClient:
+    """Talks to the KME at ``url`` (``https://host:port``) as the SAE of certificate ``cert``.
+
+    Args:
+        url: the KME's base URL; only ``https`` is accepted.
+        cert, key: the SAE's client certificate and private key (PEM files).
+        ca: the CA that signed the KME's certificate (PEM file).
+        timeout: seconds per request.
+
+    One connection is kept open and reused (thread-safe; requests are serialised).
+    """
+
+    def __init__(self, url: str, cert: str, key: str, ca: str, *, timeout: float = 10.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise InvalidArgumentError(f"url: expected https://host[:port], got {url!r} (plain HTTP is not offered)")
+        self._host, self._port = parts.hostname, parts.port or 443
+        self._context = ssl.create_default_context(cafile=ca)
+        self._context.load_cert_chain(cert, key)
+        self._timeout = timeout
+        self._conn: http.client.HTTPSConnection | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"KMEClient(https://{self._host}:{self._port})"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> KMEClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        with self._lock:
+            for attempt in (0, 1):  # a kept-alive connection the server closed is reopened once
+                if self._conn is None:
+                    self._conn = http.client.HTTPSConnection(
+                        self._host, self._port, context=self._context, timeout=self._timeout
+                    )
+                try:
+                    self._conn.request(method, path, body=data, headers=headers)
+                    response = self._conn.getresponse()
+                    payload = response.read()
+                    break
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                    self._conn.close()
+                    self._conn = None
+                    if attempt:
+                        raise ChannelClosed(f"the KME closed the connection: {exc}") from None
+                except (OSError, http.client.HTTPException) as exc:
+                    self._conn.close()
+                    self._conn = None
+                    raise ChannelClosed(f"KME at {self._host}:{self._port}: {exc}") from None
+        try:
+            decoded = json.loads(payload)
+        except ValueError:
+            raise KMEError(f"HTTP {response.status} with a body that is not JSON", status=response.status) from None
+        if response.status != 200:
+            cls = ERRORS.get(response.status, KMEError)
+            message = decoded.get("message", "") if isinstance(decoded, dict) else ""
+            details = decoded.get("details") if isinstance(decoded, dict) else None
+            raise cls(f"HTTP {response.status}: {message}", details, status=response.status)
+        return decoded
+
+    def status(self, slave_sae_id: str) -> Status:
+        """The Status of the link to ``slave_sae_id``."""
+        return Status.from_json(self._request("GET", f"/api/v1/keys/{quote(slave_sae_id, safe='')}/status"))
+
+    def get_keys(
+        self, slave_sae_id: str, number: int = 1, size: int | None = None, *,
+        additional_slave_sae_ids: list[str] | None = None, post: bool = False,
+    ) -> list[Key]:  # fmt: skip
+        """``number`` new keys of ``size`` bits (the KME's default size when ``None``) shared
+        with ``slave_sae_id`` (``enc_keys``); GET unless ``post`` or extra slaves are given."""
+        path = f"/api/v1/keys/{quote(slave_sae_id, safe='')}/enc_keys"
+        if post or additional_slave_sae_ids:
+            request = KeyRequest(
+                number=number, size=size, additional_slave_SAE_IDs=tuple(additional_slave_sae_ids or ())
+            )
+            return parse_container(self._request("POST", path, request.to_json()))
+        query = {"number": number} if size is None else {"number": number, "size": size}
+        return parse_container(self._request("GET", f"{path}?{urlencode(query)}"))
+
+    def get_keys_with_ids(self, master_sae_id: str, key_ids: list[str], *, post: bool = True) -> list[Key]:
+        """The keys ``master_sae_id`` received with IDs ``key_ids`` (``dec_keys``)."""
+        path = f"/api/v1/keys/{quote(master_sae_id, safe='')}/dec_keys"
+        if post:
+            return parse_container(self._request("POST", path, {"key_IDs": [{"key_ID": k} for k in key_ids]}))
+        return parse_container(self._request("GET", f"{path}?{urlencode([('key_ID', k) for k in key_ids])}"))
