@@ -23,7 +23,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from . import cli_qkd, cli_stream, entropy, health
+from . import cli_kme, cli_qkd, cli_stream, entropy, health
 from .errors import QitError
 from .report import Progress, html_report, iid_json, iid_table, non_iid_json, non_iid_table, write_atomically
 
@@ -155,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_stream.add_parsers(sub)
     cli_qkd.add_parsers(sub)
+    cli_kme.add_parsers(sub)
 
     assess = sub.add_parser("assess", help="NIST SP 800-90B entropy assessment of a sample file")
     assess.add_argument("file", help="samples, one per byte")
@@ -200,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_stream.devices(args)
         if args.command == "qkd":
             return cli_qkd.run(args)
+        if args.command == "kme":
+            return cli_kme.serve(args)
         if args.command == "assess":
             return _assess(args, argv)
         if args.command == "restart":

@@ -22,6 +22,8 @@ from ..errors import KMEBadRequest, KMEUnauthorized, KMEUnavailable
 
 __all__ = ["KeyStore"]
 
+CHUNK = 4096
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pool (seq INTEGER PRIMARY KEY AUTOINCREMENT, material BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS keys (
@@ -70,13 +72,21 @@ class KeyStore:
     def add(self, material: bytes) -> None:
         """Adds key material (both ends of the link hold the same bytes in the same order)."""
         if material:
+            # Small rows: a request reads and rewrites only the rows it takes from.
+            chunks = [(bytes(material[i : i + CHUNK]),) for i in range(0, len(material), CHUNK)]
             with self._transaction() as db:
-                db.execute("INSERT INTO pool (material) VALUES (?)", (bytes(material),))
+                db.executemany("INSERT INTO pool (material) VALUES (?)", chunks)
                 self._count(db, "material_bytes", len(material))
+                self._count(db, "pool_bytes", len(material))
 
     def pool_bytes(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COALESCE(SUM(LENGTH(material)), 0) FROM pool").fetchone()[0])
+            return self._pool_bytes(self._db)
+
+    @staticmethod
+    def _pool_bytes(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM counters WHERE name = 'pool_bytes'").fetchone()
+        return int(row[0]) if row else 0
 
     def waiting(self) -> int:
         """Keys handed to a master and not yet to all their slaves."""
@@ -96,12 +106,13 @@ class KeyStore:
         """
         need = number * size_bytes
         with self._transaction() as db:
-            have = int(db.execute("SELECT COALESCE(SUM(LENGTH(material)), 0) FROM pool").fetchone()[0])
+            have = self._pool_bytes(db)
             if have < need:
                 raise KMEUnavailable(f"not enough key material: {number} keys of {size_bytes * 8} bits asked, "
                                      f"{have * 8} bits stored")  # fmt: skip
             taken = bytearray()
-            for seq, material in db.execute("SELECT seq, material FROM pool ORDER BY seq").fetchall():
+            rows = db.execute("SELECT seq, material FROM pool ORDER BY seq").fetchmany(need // CHUNK + 2)
+            for seq, material in rows:
                 use = min(len(material), need - len(taken))
                 taken += material[:use]
                 if use == len(material):
@@ -119,6 +130,7 @@ class KeyStore:
                 db.executemany("INSERT INTO key_slaves VALUES (?, ?, 0)", [(key_id, s) for s in slaves])
                 keys.append((key_id, key))
             self._count(db, "issued", number)
+            self._count(db, "pool_bytes", -need)
             taken[:] = bytes(len(taken))
         return keys
 

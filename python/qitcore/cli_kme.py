@@ -1,0 +1,75 @@
+"""``qitcore kme serve``: an ETSI GS QKD 014 KME with keys from a simulated QKD link."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidArgumentError
+from .kme import KeyStore, KMEServer
+from .kme.config import load, local_config
+from .kme.feeder import Feeder
+from .kme.pki import local_pki
+from .report.files import write_atomically
+
+
+def add_parsers(sub: Any) -> None:
+    kme = sub.add_parser("kme", help="ETSI GS QKD 014 key delivery")
+    actions = kme.add_subparsers(dest="action", required=True)
+    serve = actions.add_parser(
+        "serve",
+        help="run a KME (without --config: a local one in --dir, with generated certificates for SAE-A and SAE-B)",
+    )
+    serve.add_argument("--config", help="kme.toml (see qitcore.kme.config)")
+    serve.add_argument("--dir", default="kme-local", help="folder of the local set-up (default kme-local)")
+    serve.add_argument("--listen", help="HOST:PORT, overriding the configuration (port 0: any free port)")
+    serve.add_argument("--no-source", action="store_true", help="serve only the keys already stored")
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Runs the KME until interrupted (Ctrl-C or SIGTERM)."""
+    if args.config is None:
+        folder = Path(args.dir)
+        local_pki(folder, ["SAE-A", "SAE-B"])
+        config_path = folder / "kme.toml"
+        if not config_path.exists():
+            write_atomically(config_path, local_config("127.0.0.1", 8443))
+    else:
+        config_path = Path(args.config)
+    settings = load(config_path)
+    host, port = settings.host, settings.port
+    if args.listen:
+        host, _, text = args.listen.rpartition(":")
+        if not host or not text.isdigit():
+            raise InvalidArgumentError(f"--listen: expected HOST:PORT, got {args.listen!r}")
+        port = int(text)
+    store = KeyStore(settings.store)
+    server = KMEServer(
+        settings.kme, store, certfile=str(settings.cert), keyfile=str(settings.key), cafile=str(settings.ca),
+        host=host, port=port,
+    ).start()  # fmt: skip
+    feeder = None if args.no_source else Feeder(store, settings.source, settings.kme.key_size).start()
+    bound_host, bound_port = server.address
+    print(f"kme: listening on https://{bound_host}:{bound_port} ({settings.kme.kme_id}; SAEs "
+          f"{', '.join(sorted(settings.kme.saes))}); store {settings.store}", file=sys.stderr, flush=True)  # fmt: skip
+    if args.config is None:
+        d = Path(args.dir)
+        print(f"kme: try  curl --cacert {d}/ca.pem --cert {d}/SAE-A.pem --key {d}/SAE-A.key "
+              f"https://{bound_host}:{bound_port}/api/v1/keys/SAE-B/status", file=sys.stderr, flush=True)  # fmt: skip
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if feeder is not None:
+            feeder.stop()
+        server.stop()
+        store.close()
+    print("kme: stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,131 @@
+"""``kme.toml``: what ``qitcore kme serve`` runs. Relative paths are taken from the file's folder.
+
+```toml
+[kme]
+id = "KME-1"                 # source_KME_ID
+target_id = "KME-1"          # target_KME_ID (the KME itself when it serves both SAEs of a link)
+listen = "127.0.0.1:8443"
+store = "store.sqlite"
+saes = ["SAE-A", "SAE-B"]    # the client certificates' common names
+
+[tls]                        # PEM files; the CA signs the SAEs' client certificates
+cert = "kme.pem"
+key = "kme.key"
+ca = "ca.pem"
+
+[limits]                     # reported in Status and enforced (defaults shown)
+key_size = 256
+max_key_count = 100000
+max_key_per_request = 128
+max_key_size = 8192
+min_key_size = 64
+max_SAE_ID_count = 2
+
+[source]                     # where key material comes from: a simulated QKD link
+distance_km = 20
+pulses = 100000000           # per distillation run
+low_water = 1000             # runs start while fewer keys of key_size are stored
+```
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidArgumentError
+from .server import KMEConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["ServeSettings", "load"]
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    distance_km: float = 20.0
+    pulses: int = 100_000_000
+    low_water: int = 1000
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    kme: KMEConfig
+    host: str = "127.0.0.1"
+    port: int = 8443
+    store: Path = Path("store.sqlite")
+    cert: Path = Path("kme.pem")
+    key: Path = Path("kme.key")
+    ca: Path = Path("ca.pem")
+    source: SourceSettings = field(default_factory=SourceSettings)
+
+
+def _table(data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise InvalidArgumentError(f"kme.toml: [{name}] must be a table")
+    unknown = set(table) - allowed
+    if unknown:
+        raise InvalidArgumentError(f"kme.toml: unknown key(s) in [{name}]: {sorted(unknown)}")
+    return table
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = str(text).rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InvalidArgumentError(f"kme.toml: [kme] listen: expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def load(path: str | os.PathLike[str]) -> ServeSettings:
+    """Reads and checks ``kme.toml``.
+
+    Raises:
+        InvalidArgumentError: the file is missing, not TOML, or a key is unknown or of the wrong kind.
+    """
+    base = Path(path).resolve().parent
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise InvalidArgumentError(f"config: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgumentError(f"config: {path} is not valid TOML: {exc}") from None
+    unknown = set(data) - {"kme", "tls", "limits", "source"}
+    if unknown:
+        raise InvalidArgumentError(f"kme.toml: unknown table(s) {sorted(unknown)}")
+    kme = _table(data, "kme", {"id", "target_id", "listen", "store", "saes"})
+    tls = _table(data, "tls", {"cert", "key", "ca"})
+    limit_names = {f.name for f in fields(KMEConfig)} - {"kme_id", "target_kme_id", "saes"}
+    limits = _table(data, "limits", limit_names)
+    source = _table(data, "source", {f.name for f in fields(SourceSettings)})
+    saes = kme.get("saes", [])
+    if not isinstance(saes, list) or not saes or not all(isinstance(s, str) and s for s in saes):
+        raise InvalidArgumentError("kme.toml: [kme] saes must list the SAE IDs (client certificate common names)")
+    for name, value in {**limits, **source}.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise InvalidArgumentError(f"kme.toml: {name} must be a positive number, got {value!r}")
+    kme_id = str(kme.get("id", "KME-1"))
+    config = KMEConfig(kme_id=kme_id, target_kme_id=str(kme.get("target_id", kme_id)), saes=frozenset(saes), **limits)
+    if config.key_size % 8 or config.min_key_size % 8 or config.max_key_size % 8:
+        raise InvalidArgumentError("kme.toml: key sizes must be multiples of 8 bits")
+    host, port = _listen(kme.get("listen", "127.0.0.1:8443"))
+    return ServeSettings(
+        kme=config, host=host, port=port, store=base / kme.get("store", "store.sqlite"),
+        cert=base / tls.get("cert", "kme.pem"), key=base / tls.get("key", "kme.key"), ca=base / tls.get("ca", "ca.pem"),
+        source=SourceSettings(**source),
+    )  # fmt: skip
+
+
+def local_config(host: str, port: int) -> str:
+    """The text of a ``kme.toml`` for the local set-up that ``qitcore kme serve`` makes."""
+    return (
+        f'[kme]\nid = "KME-1"\nlisten = "{host}:{port}"\nstore = "store.sqlite"\nsaes = ["SAE-A", "SAE-B"]\n\n'
+        '[tls]\ncert = "kme.pem"\nkey = "kme.key"\nca = "ca.pem"\n\n[source]\ndistance_km = 20\npulses = 100000000\n'
+    )

@@ -1,0 +1,60 @@
+"""Keeps a KME's store supplied: while fewer keys than the low-water mark are stored, distil key
+from a simulated QKD link (both ends in this process) and add it to the pool."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from ..errors import QitError
+from ..qkd import LinkModel, distill
+from .config import SourceSettings
+from .store import KeyStore
+
+__all__ = ["Feeder"]
+
+
+class Feeder:
+    """A background thread filling ``store`` from a simulated link (``settings``) until it holds
+    ``settings.low_water`` keys of ``key_size`` bits; progress goes to ``log`` (stderr)."""
+
+    def __init__(self, store: KeyStore, settings: SourceSettings, key_size: int, *, log: bool = True) -> None:
+        self._store, self._settings, self._bytes = store, settings, key_size // 8
+        self._log = log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kme-feeder", daemon=True)
+        self.error: QitError | None = None
+
+    def start(self) -> Feeder:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        model = LinkModel(distance_km=self._settings.distance_km)
+        while not self._stop.is_set():
+            if self._store.pool_bytes() >= self._settings.low_water * self._bytes:
+                self._stop.wait(0.2)
+                continue
+            start = time.perf_counter()
+            try:
+                link = model.simulate(self._settings.pulses)
+                key = distill(link.alice, link.bob).alice_key
+            except QitError as exc:
+                self.error = exc
+                print(f"kme: distillation failed: {exc}", file=sys.stderr, flush=True)
+                self._stop.wait(1.0)
+                continue
+            self._store.add(key)
+            if self._log:
+                stored = self._store.pool_bytes() // self._bytes
+                took = time.perf_counter() - start
+                print(
+                    f"kme: distilled {len(key) * 8:,} bits in {took:.1f} s; {stored:,} keys stored",
+                    file=sys.stderr,
+                    flush=True,
+                )

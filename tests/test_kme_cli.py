@@ -1,0 +1,79 @@
+"""``qitcore kme serve`` as a process: the local set-up (generated certificates, simulated link
+feeding the store), keys surviving a SIGKILL and restart, and configuration errors."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from qitcore.errors import KMEBadRequest
+from qitcore.kme import KMEClient
+
+
+def _start(folder: Path, *extra: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qitcore", "kme", "serve", "--dir", str(folder), "--listen", "127.0.0.1:0", *extra],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "listening on" in line, line
+    return proc, int(line.split("https://", 1)[1].split(" ")[0].rsplit(":", 1)[1])
+
+
+def _client(folder: Path, port: int, sae: str) -> KMEClient:
+    return KMEClient(
+        f"https://127.0.0.1:{port}", str(folder / f"{sae}.pem"), str(folder / f"{sae}.key"), str(folder / "ca.pem")
+    )
+
+
+def test_local_kme_serves_distilled_keys_and_keeps_them_across_a_kill(tmp_path: Path) -> None:
+    folder = tmp_path / "kme-local"
+    proc, port = _start(folder)
+    try:
+        with _client(folder, port, "SAE-A") as a:
+            deadline = time.monotonic() + 60
+            while a.status("SAE-B").stored_key_count < 10:
+                assert time.monotonic() < deadline, "the feeder stored no keys"
+                time.sleep(0.2)
+            keys = a.get_keys("SAE-B", number=4)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no clean shutdown: the store must not need one
+        proc.wait(10)
+    assert (folder / "SAE-A.key").stat().st_mode & 0o077 == 0
+    proc, port = _start(folder, "--no-source")
+    try:
+        with _client(folder, port, "SAE-B") as b:
+            got = b.get_keys_with_ids("SAE-A", [k.key_ID for k in keys])
+            assert [g.key for g in got] == [k.key for k in keys] and all(len(k.key) == 32 for k in got)
+            with pytest.raises(KMEBadRequest):
+                b.get_keys_with_ids("SAE-A", [keys[0].key_ID])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[kme\n", "not valid TOML"),
+        ("[kme]\nsaes = []\n", "saes"),
+        ('[kme]\nsaes = ["A"]\n[limits]\nkey_size = 100\n', "multiples of 8"),
+        ('[kme]\nsaes = ["A"]\ncolour = "red"\n', "unknown key"),
+        ('[kme]\nsaes = ["A"]\nlisten = "nowhere"\n', "HOST:PORT"),
+    ],
+)
+def test_configuration_errors_are_named(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "kme.toml"
+    config.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "qitcore", "kme", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and message in result.stderr
