@@ -250,7 +250,7 @@ class AliceSession:
         self._expect = HELLO
         self._responder: Any = None
         self._key: np.ndarray[Any, np.dtype[np.uint8]] | None = None
-        self._final: bytes | None = None
+        self._final: _Background | None = None
         self._error: QkdError | None = None
         self.finished = False
 
@@ -328,7 +328,8 @@ class AliceSession:
                 raise QkdAbort(f"Bob counts {bob_leaked} disclosed parity bits, Alice {disclosed}")
             m = s.secure_length(disclosed)
             seed = PrivacyAmplification.seed(len(self._key), m) if m else b""
-            self._final = PrivacyAmplification.apply(self._key, m, seed) if m else b""
+            # Hashed on a thread while Bob hashes his (the core releases the GIL).
+            self._final = _Background(PrivacyAmplification.apply, self._key, m, seed) if m else _Background(bytes)
             self._expect = DONE
             return _u64s(m) + seed
         if kind == DONE:
@@ -346,7 +347,7 @@ class AliceSession:
             raise self._error
         if not self.finished or self._final is None:
             raise QkdAbort("the session did not finish")
-        return self._final, self._shared.report
+        return self._final.result(), self._shared.report
 
 
 class BobSession:
