@@ -77,3 +77,21 @@ def test_configuration_errors_are_named(tmp_path: Path, text: str, message: str)
         timeout=60,
     )
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_the_feeder_stops_at_max_key_count(tmp_path: Path) -> None:
+    from qitcore.kme import KeyStore
+    from qitcore.kme.config import SourceSettings
+    from qitcore.kme.feeder import Feeder
+
+    store = KeyStore(tmp_path / "s.sqlite")
+    feeder = Feeder(
+        store, SourceSettings(distance_km=20, pulses=30_000_000, low_water=10**6), 256, 50, log=False
+    ).start()
+    deadline = time.monotonic() + 60
+    while store.pool_bytes() < 50 * 32 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    feeder.stop()
+    assert store.pool_bytes() == 50 * 32 and feeder.error is None
+    store.close()

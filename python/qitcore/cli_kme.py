@@ -52,7 +52,11 @@ def serve(args: argparse.Namespace) -> int:
         settings.kme, store, certfile=str(settings.cert), keyfile=str(settings.key), cafile=str(settings.ca),
         host=host, port=port,
     ).start()  # fmt: skip
-    feeder = None if args.no_source else Feeder(store, settings.source, settings.kme.key_size).start()
+    feeder = (
+        None
+        if args.no_source
+        else Feeder(store, settings.source, settings.kme.key_size, settings.kme.max_key_count).start()
+    )
     bound_host, bound_port = server.address
     print(f"kme: listening on https://{bound_host}:{bound_port} ({settings.kme.kme_id}; SAEs "
           f"{', '.join(sorted(settings.kme.saes))}); store {settings.store}", file=sys.stderr, flush=True)  # fmt: skip

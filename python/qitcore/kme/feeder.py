@@ -16,11 +16,16 @@ __all__ = ["Feeder"]
 
 
 class Feeder:
-    """A background thread filling ``store`` from a simulated link (``settings``) until it holds
-    ``settings.low_water`` keys of ``key_size`` bits; progress goes to ``log`` (stderr)."""
+    """A background thread filling ``store`` from a simulated link (``settings``) while it holds
+    fewer than ``settings.low_water`` keys of ``key_size`` bits (never more than
+    ``max_key_count``: the Status object's limit); progress goes to stderr when ``log``."""
 
-    def __init__(self, store: KeyStore, settings: SourceSettings, key_size: int, *, log: bool = True) -> None:
+    def __init__(
+        self, store: KeyStore, settings: SourceSettings, key_size: int, max_key_count: int, *, log: bool = True
+    ) -> None:
         self._store, self._settings, self._bytes = store, settings, key_size // 8
+        self._max_bytes = max_key_count * self._bytes
+        self._low = min(settings.low_water, max_key_count) * self._bytes
         self._log = log
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kme-feeder", daemon=True)
@@ -37,7 +42,7 @@ class Feeder:
     def _run(self) -> None:
         model = LinkModel(distance_km=self._settings.distance_km)
         while not self._stop.is_set():
-            if self._store.pool_bytes() >= self._settings.low_water * self._bytes:
+            if self._store.pool_bytes() >= self._low:
                 self._stop.wait(0.2)
                 continue
             start = time.perf_counter()
@@ -49,7 +54,7 @@ class Feeder:
                 print(f"kme: distillation failed: {exc}", file=sys.stderr, flush=True)
                 self._stop.wait(1.0)
                 continue
-            self._store.add(key)
+            self._store.add(key[: max(0, self._max_bytes - self._store.pool_bytes())])
             if self._log:
                 stored = self._store.pool_bytes() // self._bytes
                 took = time.perf_counter() - start
