@@ -229,6 +229,10 @@ def test_a_short_authentication_key_is_refused(small: qkd.SimulatedLink) -> None
         qkd.distill(small.alice, small.bob, auth_key=b"short")
     with pytest.raises(InvalidArgumentError, match="params|cascade"):
         qkd.distill(small.alice, small.bob, params=qkd.Params(cascade="fast"))
+    with pytest.raises(InvalidArgumentError, match="mu1 > mu2 \\+ mu3"):
+        qkd.Params(mu=(0.3, 0.2, 0.15))
+    with pytest.raises(InvalidArgumentError, match="probabilities"):
+        qkd.Params(p=(0.5, 0.5, 0.5))
 
 
 def test_reports_and_reprs_hide_keys(small: qkd.SimulatedLink) -> None:

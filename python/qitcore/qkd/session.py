@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validate
+from .. import _core, _validate
 from ..errors import AuthenticationError, ChannelClosed, ChannelError, QitError, QkdAbort, QkdError, VerificationFailure
 from .channel import Channel, Sealer
 from .records import Records
@@ -94,6 +94,7 @@ class Params:
             if len(values) != 3:
                 raise _validate.InvalidArgumentError(f"{name}: expected three values, got {len(values)}")
             object.__setattr__(self, name, values)
+        _core.check_decoys(list(self.mu), list(self.p))
 
     def to_json(self) -> bytes:
         return json.dumps({"protocol": PROTOCOL, **asdict(self)}, sort_keys=True).encode()

@@ -295,3 +295,9 @@ pub fn decode_pulse_numbers<'py>(py: Python<'py>, wire: &[u8]) -> PyResult<Bound
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     Ok(PyBytes::new(py, &bytes))
 }
+
+/// Checks decoy intensities and their probabilities (μ1 > μ2 + μ3, μ2 > μ3 ≥ 0; a distribution).
+#[pyfunction]
+pub fn check_decoys(mu: [f64; 3], p: [f64; 3]) -> PyResult<()> {
+    decoys(mu, p).validate().py_err()
+}
