@@ -88,7 +88,8 @@ def test_master_and_slave_get_the_same_keys_once(pki: Pki, kme: KMEServer) -> No
         with pytest.raises(KMEBadRequest, match="no such key"):
             b.get_keys_with_ids("SAE-A", ids[:1])  # replayed
         assert _state(kme) == before and kme.store.waiting() == 0
-    assert kme.store.counters() == {"material_bytes": 16384, "pool_bytes": 16384 - 256, "issued": 5, "delivered": 5}
+    counters = {"material_bytes": 16384, "pool_bytes": 16384 - 256, "taken": 256, "issued": 5, "delivered": 5}
+    assert kme.store.counters() == counters
     assert "hidden" in repr(sent[0]) and sent[0].key.hex() not in repr(sent[0])
 
 
@@ -230,3 +231,36 @@ def test_the_store_survives_a_restart(tmp_path: Path) -> None:
     with pytest.raises(KMEBadRequest, match="repeated"):
         third.deliver("SAE-B", "SAE-A", ["x", "x"])
     third.close()
+
+
+def test_two_stores_stay_identical_through_sessions_and_takes(tmp_path: Path) -> None:
+    """The two KMEs' bookkeeping in process: a session committed on both, a take by each issuer
+    applied at the other (twice: idempotent), out-of-order and diverging records refused."""
+    a, b = KeyStore(tmp_path / "a.sqlite"), KeyStore(tmp_path / "b.sqlite")
+    pools = ("alice", "bob")
+    material = bytes(range(200))
+    b.add_tentative(1, material)  # the driving KME holds it until the other has committed
+    assert b.tentative() == [1] and b.pool_bytes("alice") == 0
+    assert a.commit_session(1, pools, material) and b.commit_session(1, pools)
+    assert a.commit_session(1, pools, material)  # a repeated commit is harmless
+    assert not a.commit_session(3, pools, material)  # a gap is refused
+    assert b.tentative() == [] and a.last_session() == b.last_session() == 1
+    assert a.pool_bytes("alice") == b.pool_bytes("alice") == 100
+    keys = a.take("SAE-A", ["SAE-B"], 2, 16, pool="alice", outbox=True)
+    (record,) = a.outbox()
+    b.apply(record)
+    b.apply(record)
+    a.confirmed("alice", record["offset"])
+    assert a.outbox() == []
+    assert b.deliver("SAE-B", "SAE-A", [k for k, _ in keys]) == keys
+    assert keys[0][1] == material[:16]
+    mine = b.take("SAE-B", ["SAE-A"], 1, 8, pool="bob", outbox=True)
+    a.apply(b.outbox()[0])
+    assert a.deliver("SAE-A", "SAE-B", [mine[0][0]]) == mine and mine[0][1] == material[100:108]
+    ahead = dict(record, offset=64, ids=["x"])
+    with pytest.raises(KMEUnavailable, match="offset 64"):
+        b.apply(ahead)
+    with pytest.raises(KMEBadRequest, match="other key IDs"):
+        b.apply(dict(record, ids=["y", "z"]))
+    a.close()
+    b.close()

@@ -6,10 +6,17 @@ slave SAE(s); ``dec_keys`` hands a key to each of its slaves once and deletes it
 it. Every change is one transaction with ``synchronous=FULL``: a KME killed at any moment restarts
 with every undelivered key and without any delivered one. ``secure_delete`` overwrites deleted key
 material in the file.
+
+Two KMEs at the ends of a QKD link hold the same material in named pools, one per KME that issues
+from it (so the two never take from one pool at once). A QKD session's key is kept *tentative* by
+the driving KME until the other confirms it has committed the same session; each take is recorded
+by offset in an *outbox* until the peer KME has applied it (:meth:`apply`, idempotent), so both
+stores give the same bytes the same key IDs whatever crashes in between.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -25,7 +32,14 @@ __all__ = ["KeyStore"]
 CHUNK = 4096
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS pool (seq INTEGER PRIMARY KEY AUTOINCREMENT, material BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS pool (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL DEFAULT 'local', material BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS pool_by_name ON pool (name, seq);
+CREATE TABLE IF NOT EXISTS tentative (session INTEGER PRIMARY KEY, material BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS applied (name TEXT NOT NULL, offset INTEGER NOT NULL, ids TEXT NOT NULL,
+    PRIMARY KEY (name, offset));
+CREATE TABLE IF NOT EXISTS outbox (name TEXT NOT NULL, offset INTEGER NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (name, offset));
 CREATE TABLE IF NOT EXISTS keys (
     key_id TEXT PRIMARY KEY, master TEXT NOT NULL, material BLOB NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS key_slaves (
@@ -69,24 +83,74 @@ class KeyStore:
             "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?", (name, add, add)
         )
 
-    def add(self, material: bytes) -> None:
-        """Adds key material (both ends of the link hold the same bytes in the same order)."""
-        if material:
-            # Small rows: a request reads and rewrites only the rows it takes from.
-            chunks = [(bytes(material[i : i + CHUNK]),) for i in range(0, len(material), CHUNK)]
-            with self._transaction() as db:
-                db.executemany("INSERT INTO pool (material) VALUES (?)", chunks)
-                self._count(db, "material_bytes", len(material))
-                self._count(db, "pool_bytes", len(material))
+    @staticmethod
+    def _names(pool: str) -> tuple[str, str]:
+        """The counters of a pool: bytes held, and bytes taken so far (its next offset)."""
+        return ("pool_bytes", "taken") if pool == "local" else (f"pool_bytes:{pool}", f"taken:{pool}")
 
-    def pool_bytes(self) -> int:
+    def _add(self, db: sqlite3.Connection, material: bytes, pool: str) -> None:
+        # Small rows: a request reads and rewrites only the rows it takes from.
+        chunks = [(pool, bytes(material[i : i + CHUNK])) for i in range(0, len(material), CHUNK)]
+        db.executemany("INSERT INTO pool (name, material) VALUES (?, ?)", chunks)
+        self._count(db, "material_bytes", len(material))
+        self._count(db, self._names(pool)[0], len(material))
+
+    def add(self, material: bytes, pool: str = "local") -> None:
+        """Adds key material to ``pool`` (both ends of a link add the same bytes in the same order)."""
+        if material:
+            with self._transaction() as db:
+                self._add(db, material, pool)
+
+    def pool_bytes(self, pool: str = "local") -> int:
         with self._lock:
-            return self._pool_bytes(self._db)
+            return self._counter(self._db, self._names(pool)[0])
 
     @staticmethod
-    def _pool_bytes(db: sqlite3.Connection) -> int:
-        row = db.execute("SELECT value FROM counters WHERE name = 'pool_bytes'").fetchone()
+    def _counter(db: sqlite3.Connection, name: str) -> int:
+        row = db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
+
+    # QKD sessions between two KMEs: material is split between the pools of the two issuers.
+
+    def last_session(self) -> int:
+        """The number of the last QKD session committed (0 before the first)."""
+        with self._lock:
+            return self._counter(self._db, "session")
+
+    def add_tentative(self, session: int, material: bytes) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO tentative VALUES (?, ?)", (session, bytes(material)))
+
+    def tentative(self) -> list[int]:
+        with self._lock:
+            return [int(r[0]) for r in self._db.execute("SELECT session FROM tentative ORDER BY session")]
+
+    def commit_session(self, session: int, pools: tuple[str, str], material: bytes | None = None) -> bool:
+        """Adds session ``session``'s key (``material``, or the tentative one) to ``pools``: its first
+        half to the first, the rest to the second. Only the session after the last is taken; an
+        earlier one is already in (True); a later one, or one without material, is refused (False)."""
+        with self._transaction() as db:
+            last = self._counter(db, "session")
+            if session <= last:
+                db.execute("DELETE FROM tentative WHERE session = ?", (session,))
+                return True
+            if session != last + 1:
+                return False
+            if material is None:
+                row = db.execute("SELECT material FROM tentative WHERE session = ?", (session,)).fetchone()
+                if row is None:
+                    return False
+                material = bytes(row[0])
+            half = len(material) // 2
+            self._add(db, material[:half], pools[0])
+            self._add(db, material[half:], pools[1])
+            db.execute("DELETE FROM tentative WHERE session = ?", (session,))
+            self._count(db, "session", 1)
+        return True
+
+    def drop_tentative(self, session: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM tentative WHERE session = ?", (session,))
 
     def waiting(self) -> int:
         """Keys handed to a master and not yet to all their slaves."""
@@ -98,41 +162,93 @@ class KeyStore:
         with self._lock:
             return dict(self._db.execute("SELECT name, value FROM counters").fetchall())
 
-    def take(self, master: str, slaves: list[str], number: int, size_bytes: int) -> list[tuple[str, bytes]]:
-        """``number`` fresh keys of ``size_bytes`` for ``master``, recorded for ``slaves``.
+    def take(
+        self, master: str, slaves: list[str], number: int, size_bytes: int, *, pool: str = "local",
+        outbox: bool = False,
+    ) -> list[tuple[str, bytes]]:  # fmt: skip
+        """``number`` fresh keys of ``size_bytes`` from ``pool`` for ``master``, recorded for
+        ``slaves``; with ``outbox``, the take is also queued for the peer KME (:meth:`outbox`).
 
         Raises:
             KMEUnavailable: the pool holds less than ``number × size_bytes`` bytes (nothing taken).
         """
-        need = number * size_bytes
         with self._transaction() as db:
-            have = self._pool_bytes(db)
-            if have < need:
-                raise KMEUnavailable(f"not enough key material: {number} keys of {size_bytes * 8} bits asked, "
-                                     f"{have * 8} bits stored")  # fmt: skip
-            taken = bytearray()
-            rows = db.execute("SELECT seq, material FROM pool ORDER BY seq").fetchmany(need // CHUNK + 2)
-            for seq, material in rows:
-                use = min(len(material), need - len(taken))
-                taken += material[:use]
-                if use == len(material):
-                    db.execute("DELETE FROM pool WHERE seq = ?", (seq,))
-                else:
-                    db.execute("UPDATE pool SET material = ? WHERE seq = ?", (material[use:], seq))
-                if len(taken) == need:
-                    break
-            now = time.time()
-            keys = []
-            for i in range(number):
-                key_id = str(uuid.uuid4())
-                key = bytes(taken[i * size_bytes : (i + 1) * size_bytes])
-                db.execute("INSERT INTO keys VALUES (?, ?, ?, ?)", (key_id, master, key, now))
-                db.executemany("INSERT INTO key_slaves VALUES (?, ?, 0)", [(key_id, s) for s in slaves])
-                keys.append((key_id, key))
-            self._count(db, "issued", number)
-            self._count(db, "pool_bytes", -need)
-            taken[:] = bytes(len(taken))
+            offset = self._counter(db, self._names(pool)[1])
+            keys = self._take(db, pool, master, slaves, [str(uuid.uuid4()) for _ in range(number)], size_bytes)
+            if outbox:
+                record = {"pool": pool, "offset": offset, "ids": [k for k, _ in keys], "master": master,
+                          "slaves": slaves, "size": size_bytes}  # fmt: skip
+                db.execute("INSERT INTO outbox VALUES (?, ?, ?)", (pool, offset, json.dumps(record)))
         return keys
+
+    def _take(
+        self, db: sqlite3.Connection, pool: str, master: str, slaves: list[str], ids: list[str], size_bytes: int
+    ) -> list[tuple[str, bytes]]:
+        held, taken_name = self._names(pool)
+        need = len(ids) * size_bytes
+        have = self._counter(db, held)
+        if have < need:
+            raise KMEUnavailable(f"not enough key material: {len(ids)} keys of {size_bytes * 8} bits asked, "
+                                 f"{have * 8} bits stored")  # fmt: skip
+        taken = bytearray()
+        rows = db.execute("SELECT seq, material FROM pool WHERE name = ? ORDER BY seq", (pool,))
+        for seq, material in rows.fetchmany(need // CHUNK + 2):
+            use = min(len(material), need - len(taken))
+            taken += material[:use]
+            if use == len(material):
+                db.execute("DELETE FROM pool WHERE seq = ?", (seq,))
+            else:
+                db.execute("UPDATE pool SET material = ? WHERE seq = ?", (material[use:], seq))
+            if len(taken) == need:
+                break
+        now = time.time()
+        keys = []
+        for i, key_id in enumerate(ids):
+            key = bytes(taken[i * size_bytes : (i + 1) * size_bytes])
+            db.execute("INSERT INTO keys VALUES (?, ?, ?, ?)", (key_id, master, key, now))
+            db.executemany("INSERT INTO key_slaves VALUES (?, ?, 0)", [(key_id, s) for s in slaves])
+            keys.append((key_id, key))
+        self._count(db, "issued", len(ids))
+        self._count(db, held, -need)
+        self._count(db, taken_name, need)
+        taken[:] = bytes(len(taken))
+        return keys
+
+    def outbox(self) -> list[dict[str, object]]:
+        """Takes not yet confirmed by the peer KME, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM outbox ORDER BY name, offset").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def confirmed(self, pool: str, offset: int) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM outbox WHERE name = ? AND offset = ?", (pool, offset))
+
+    def apply(self, record: dict[str, object]) -> None:
+        """Repeats the peer KME's take ``record`` here: the same bytes of the same pool under the
+        same IDs. Applying a record twice is harmless.
+
+        Raises:
+            KMEUnavailable: the record is ahead of this store (an earlier one or material is missing).
+            KMEBadRequest: a record at an offset already used for other IDs (the stores diverged).
+        """
+        try:
+            pool, offset, size = str(record["pool"]), int(record["offset"]), int(record["size"])  # type: ignore[call-overload]
+            ids = [str(i) for i in record["ids"]]  # type: ignore[attr-defined]
+            master, slaves = str(record["master"]), [str(s) for s in record["slaves"]]  # type: ignore[attr-defined]
+        except (KeyError, TypeError, ValueError):
+            raise KMEBadRequest("malformed take record") from None
+        with self._transaction() as db:
+            row = db.execute("SELECT ids FROM applied WHERE name = ? AND offset = ?", (pool, offset)).fetchone()
+            if row is not None:
+                if json.loads(row[0]) != ids:
+                    raise KMEBadRequest(f"pool {pool} offset {offset} was applied with other key IDs")
+                return
+            here = self._counter(db, self._names(pool)[1])
+            if offset != here:
+                raise KMEUnavailable(f"pool {pool}: take at offset {offset}, this store is at {here}")
+            self._take(db, pool, master, slaves, ids, size)
+            db.execute("INSERT INTO applied VALUES (?, ?, ?)", (pool, offset, json.dumps(ids)))
 
     def deliver(self, slave: str, master: str, key_ids: list[str]) -> list[tuple[str, bytes]]:
         """The keys ``key_ids`` that ``master`` received for ``slave``, each to ``slave`` once.
