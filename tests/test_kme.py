@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trustme
 from etsi_qkd_014_client import QKD014Client
-from qitcore.errors import ChannelClosed, KMEBadRequest, KMEUnauthorized, KMEUnavailable
+from qitcore.errors import ChannelClosed, InvalidArgumentError, KMEBadRequest, KMEUnauthorized, KMEUnavailable
 from qitcore.kme import KeyStore, KMEClient, KMEConfig, KMEServer
 
 SAES = frozenset({"SAE-A", "SAE-B", "SAE-C"})
@@ -264,3 +264,14 @@ def test_two_stores_stay_identical_through_sessions_and_takes(tmp_path: Path) ->
         b.apply(dict(record, ids=["y", "z"]))
     a.close()
     b.close()
+
+
+def test_plain_http_is_not_offered(pki: Pki, kme: KMEServer) -> None:
+    with pytest.raises(InvalidArgumentError, match="plain HTTP"):
+        KMEClient(f"http://127.0.0.1:{kme.address[1]}", *pki.sae("SAE-A"), pki.ca_file)
+    conn = http.client.HTTPConnection(*kme.address, timeout=5)
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        conn.request("GET", "/api/v1/keys/SAE-B/status")
+        conn.getresponse().read()
+    conn.close()
+    assert kme.store.counters().get("issued", 0) == 0

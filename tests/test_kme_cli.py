@@ -95,3 +95,64 @@ def test_the_feeder_stops_at_max_key_count(tmp_path: Path) -> None:
     feeder.stop()
     assert store.pool_bytes() == 50 * 32 and feeder.error is None
     store.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        return int(s.getsockname()[1])
+
+
+def _start_config(config: Path) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qitcore", "kme", "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for _ in range(5):
+        line = proc.stderr.readline()
+        if "https://" in line:
+            return proc, int(line.split("https://", 1)[1].split(" ")[0].rsplit(":", 1)[1])
+    raise AssertionError(f"the KME did not start: {line}")
+
+
+def test_two_kmes_share_keys_through_qkd_and_survive_a_kill(tmp_path: Path) -> None:
+    from qitcore.kme.pki import local_pki
+
+    local_pki(tmp_path, ["SAE-A", "SAE-B"])
+    (tmp_path / "peer.key").write_bytes(b"k" * 32)
+    ports = {"alice": _free_port(), "bob": _free_port()}
+    configs = {}
+    for role, other, mine, theirs in (("alice", "bob", "SAE-A", "SAE-B"), ("bob", "alice", "SAE-B", "SAE-A")):
+        configs[role] = tmp_path / f"{role}.toml"
+        configs[role].write_text(
+            f'[kme]\nid = "KME-{role}"\nstore = "{role}.sqlite"\nsaes = ["{mine}"]\n'
+            f"[source]\npulses = 20000000\nlow_water = 100\n"
+            f'[peer]\nrole = "{role}"\naddress = "127.0.0.1:{ports[other]}"\nlisten = "127.0.0.1:{ports[role]}"\n'
+            f'auth_key_file = "peer.key"\nsaes = ["{theirs}"]\nlink_seed = 5\n'
+        )
+    procs = {role: _start_config(configs[role]) for role in ("alice", "bob")}
+    try:
+        with _client(tmp_path, procs["alice"][1], "SAE-A") as a:
+            deadline = time.monotonic() + 60
+            while a.status("SAE-B").stored_key_count < 20:
+                assert time.monotonic() < deadline, "no QKD session between the KMEs"
+                time.sleep(0.2)
+            first, second = a.get_keys("SAE-B", number=2), a.get_keys("SAE-B", number=1)
+            with _client(tmp_path, procs["bob"][1], "SAE-B") as b:
+                assert [k.key for k in b.get_keys_with_ids("SAE-A", [k.key_ID for k in first])] == [
+                    k.key for k in first
+                ]
+            procs["bob"][0].send_signal(signal.SIGKILL)
+            procs["bob"][0].wait(10)
+            procs["bob"] = _start_config(configs["bob"])
+            with _client(tmp_path, procs["bob"][1], "SAE-B") as b:
+                assert b.get_keys_with_ids("SAE-A", [second[0].key_ID])[0].key == second[0].key
+                back = b.get_keys("SAE-A", number=1, size=128)
+            assert a.get_keys_with_ids("SAE-B", [back[0].key_ID])[0].key == back[0].key
+    finally:
+        for proc, _ in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc, _ in procs.values():
+            assert proc.wait(10) == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from qitcore import qkd
 from qitcore.errors import ChannelClosed, QkdError
-from qitcore.qkd.channel import _recv_frame, _send_frame
+from qitcore.qkd.channel import recv_frame, send_frame
 
 KEY = b"tcp-test-key-0123456789abcdef!!"
 
@@ -30,7 +30,7 @@ def _serve(alice: qkd.AliceSession, server: socket.socket, *, frames: int | None
                 qkd.serve_tcp(alice, conn, done=lambda: alice.finished, timeout=10)
             else:
                 for _ in range(frames):
-                    _send_frame(conn, alice.handle_frame(_recv_frame(conn)))
+                    send_frame(conn, alice.handle_frame(recv_frame(conn)))
         except QkdError:
             pass
 

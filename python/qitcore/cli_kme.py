@@ -13,7 +13,9 @@ from .errors import InvalidArgumentError
 from .kme import KeyStore, KMEServer
 from .kme.config import load, local_config
 from .kme.feeder import Feeder
+from .kme.peer import PeerClient, PeerServer, SessionDriver
 from .kme.pki import local_pki
+from .qkd import Params
 from .report.files import write_atomically
 
 
@@ -48,15 +50,22 @@ def serve(args: argparse.Namespace) -> int:
             raise InvalidArgumentError(f"--listen: expected HOST:PORT, got {args.listen!r}")
         port = int(text)
     store = KeyStore(settings.store)
+    peer = settings.peer
+    peer_server = PeerServer(store, peer, Params()).start() if peer else None
+    client = PeerClient(store, peer) if peer else None
     server = KMEServer(
         settings.kme, store, certfile=str(settings.cert), keyfile=str(settings.key), cafile=str(settings.ca),
-        host=host, port=port,
+        host=host, port=port, peer=client, pool=peer.role if peer else "local",
     ).start()  # fmt: skip
-    feeder = (
-        None
-        if args.no_source
-        else Feeder(store, settings.source, settings.kme.key_size, settings.kme.max_key_count).start()
-    )
+    feeder: Feeder | SessionDriver | None = None
+    if peer and client and peer_server:
+        low = settings.source.low_water * settings.kme.key_size // 8
+        feeder = SessionDriver(store, client, peer, Params(), low, run_sessions=not args.no_source).start()
+        listen = f"{peer.listen_host}:{peer_server.address[1]}"
+        print(f"kme: peer link: {peer.role}'s end, listening on {listen}, peer at {peer.peer_host}:{peer.peer_port}",
+              file=sys.stderr, flush=True)  # fmt: skip
+    elif not args.no_source:
+        feeder = Feeder(store, settings.source, settings.kme.key_size, settings.kme.max_key_count).start()
     bound_host, bound_port = server.address
     print(f"kme: listening on https://{bound_host}:{bound_port} ({settings.kme.kme_id}; SAEs "
           f"{', '.join(sorted(settings.kme.saes))}); store {settings.store}", file=sys.stderr, flush=True)  # fmt: skip
@@ -74,6 +83,10 @@ def serve(args: argparse.Namespace) -> int:
         if feeder is not None:
             feeder.stop()
         server.stop()
+        if peer_server is not None:
+            peer_server.stop()
+        if client is not None:
+            client.close()
         store.close()
     print("kme: stopped", file=sys.stderr)
     return 0

@@ -25,7 +25,17 @@ max_SAE_ID_count = 2
 distance_km = 20
 pulses = 100000000           # per distillation run
 low_water = 1000             # runs start while fewer keys of key_size are stored
+
+[peer]                       # optional: the KME at the other end of the QKD link
+role = "alice"               # or "bob": Bob's KME drives the QKD sessions
+address = "127.0.0.1:9102"   # the other KME's peer port
+listen = "127.0.0.1:9101"    # this KME's peer port
+auth_key_file = "peer.key"   # pre-shared key authenticating the KMEs to each other (16+ bytes)
+saes = ["SAE-B"]             # the SAEs attached to the other KME
+link_seed = 1                # both KMEs simulate session i's records from it
 ```
+
+Without ``[peer]`` the KME serves both SAEs of a link itself from a simulated link in-process.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgumentError
+from .peer import PeerSettings
 from .server import KMEConfig
 
 if sys.version_info >= (3, 11):
@@ -64,6 +75,7 @@ class ServeSettings:
     key: Path = Path("kme.key")
     ca: Path = Path("ca.pem")
     source: SourceSettings = field(default_factory=SourceSettings)
+    peer: PeerSettings | None = None
 
 
 def _table(data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
@@ -79,7 +91,7 @@ def _table(data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]
 def _listen(text: str) -> tuple[str, int]:
     host, _, port = str(text).rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InvalidArgumentError(f"kme.toml: [kme] listen: expected HOST:PORT, got {text!r}")
+        raise InvalidArgumentError(f"kme.toml: listen/address: expected HOST:PORT, got {text!r}")
     return host, int(port)
 
 
@@ -97,7 +109,7 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
         raise InvalidArgumentError(f"config: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgumentError(f"config: {path} is not valid TOML: {exc}") from None
-    unknown = set(data) - {"kme", "tls", "limits", "source"}
+    unknown = set(data) - {"kme", "tls", "limits", "source", "peer"}
     if unknown:
         raise InvalidArgumentError(f"kme.toml: unknown table(s) {sorted(unknown)}")
     kme = _table(data, "kme", {"id", "target_id", "listen", "store", "saes"})
@@ -111,15 +123,48 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
     for name, value in {**limits, **source}.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise InvalidArgumentError(f"kme.toml: {name} must be a positive number, got {value!r}")
+    sources = SourceSettings(**source)
+    peer = _peer(
+        _table(data, "peer", {"role", "address", "listen", "auth_key_file", "saes", "link_seed"}), base, sources
+    )
     kme_id = str(kme.get("id", "KME-1"))
-    config = KMEConfig(kme_id=kme_id, target_kme_id=str(kme.get("target_id", kme_id)), saes=frozenset(saes), **limits)
+    config = KMEConfig(
+        kme_id=kme_id, target_kme_id=str(kme.get("target_id", kme_id)), saes=frozenset(saes),
+        peer_saes=peer.saes if peer else frozenset(), **limits,
+    )  # fmt: skip
     if config.key_size % 8 or config.min_key_size % 8 or config.max_key_size % 8:
         raise InvalidArgumentError("kme.toml: key sizes must be multiples of 8 bits")
     host, port = _listen(kme.get("listen", "127.0.0.1:8443"))
     return ServeSettings(
         kme=config, host=host, port=port, store=base / kme.get("store", "store.sqlite"),
         cert=base / tls.get("cert", "kme.pem"), key=base / tls.get("key", "kme.key"), ca=base / tls.get("ca", "ca.pem"),
-        source=SourceSettings(**source),
+        source=sources, peer=peer,
+    )  # fmt: skip
+
+
+def _peer(table: dict[str, Any], base: Path, source: SourceSettings) -> PeerSettings | None:
+    if not table:
+        return None
+    role = table.get("role")
+    if role not in ("alice", "bob"):
+        raise InvalidArgumentError(f'kme.toml: [peer] role must be "alice" or "bob", got {role!r}')
+    saes = table.get("saes", [])
+    if not isinstance(saes, list) or not saes or not all(isinstance(x, str) and x for x in saes):
+        raise InvalidArgumentError("kme.toml: [peer] saes must list the SAE IDs attached to the other KME")
+    key_file = base / str(table.get("auth_key_file", "peer.key"))
+    try:
+        auth_key = key_file.read_bytes()
+    except OSError as exc:
+        raise InvalidArgumentError(f"kme.toml: [peer] auth_key_file: {exc}") from None
+    if len(auth_key) < 16:
+        raise InvalidArgumentError(f"kme.toml: [peer] auth_key_file {key_file} holds {len(auth_key)} bytes, 16+ needed")
+    seed = table.get("link_seed", 1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidArgumentError("kme.toml: [peer] link_seed must be an integer")
+    (peer_host, peer_port), (host, port) = _listen(table.get("address", "")), _listen(table.get("listen", ""))
+    return PeerSettings(
+        role=role, peer_host=peer_host, peer_port=peer_port, listen_host=host, listen_port=port, auth_key=auth_key,
+        saes=frozenset(saes), link_seed=seed, distance_km=source.distance_km, pulses=source.pulses,
     )  # fmt: skip
 
 

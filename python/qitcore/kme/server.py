@@ -42,6 +42,7 @@ class KMEConfig:
     max_key_size: int = 8192
     min_key_size: int = 64
     max_SAE_ID_count: int = 2  # noqa: N815 - the specification's name
+    peer_saes: frozenset[str] = field(default_factory=frozenset)  # SAEs attached to the peer KME
 
 
 def _sae(handler: BaseHTTPRequestHandler) -> str:
@@ -115,10 +116,13 @@ class KMEServer:
 
     def __init__(
         self, config: KMEConfig, store: KeyStore, *, certfile: str, keyfile: str, cafile: str,
-        host: str = "127.0.0.1", port: int = 0,
+        host: str = "127.0.0.1", port: int = 0, peer: Any = None, pool: str = "local",
     ) -> None:  # fmt: skip
         self.config = config
         self.store = store
+        # With a peer KME (a PeerClient), keys for its SAEs come from `pool` and are sent to it.
+        self.peer = peer
+        self.pool = pool
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.context.load_cert_chain(certfile, keyfile)
@@ -160,7 +164,7 @@ class KMEServer:
         if match is None:
             raise KMEBadRequest(f"no such resource: {url.path}")
         other, resource = match.groups()
-        if other not in c.saes:
+        if other not in c.saes | c.peer_saes:
             raise KMEBadRequest(f"unknown SAE ID {other}")
         query = parse_qs(url.query, keep_blank_values=True)
         if resource == "status":
@@ -178,7 +182,8 @@ class KMEServer:
         c = self.config
         return Status(
             source_KME_ID=c.kme_id, target_KME_ID=c.target_kme_id, master_SAE_ID=master, slave_SAE_ID=slave,
-            key_size=c.key_size, stored_key_count=min(self.store.pool_bytes() // (c.key_size // 8), c.max_key_count),
+            key_size=c.key_size,
+            stored_key_count=min(self.store.pool_bytes(self._pool_for([slave])) // (c.key_size // 8), c.max_key_count),
             max_key_count=c.max_key_count, max_key_per_request=c.max_key_per_request, max_key_size=c.max_key_size,
             min_key_size=c.min_key_size, max_SAE_ID_count=c.max_SAE_ID_count,
         )  # fmt: skip
@@ -213,8 +218,23 @@ class KMEServer:
         slaves = [slave, *r.additional_slave_SAE_IDs]
         if len(slaves) > c.max_SAE_ID_count or len(set(slaves)) != len(slaves) or master in slaves:
             raise KMEBadRequest(f"slave SAE IDs: at most {c.max_SAE_ID_count}, distinct, not the master")
-        unknown = [s for s in slaves if s not in c.saes]
+        unknown = [s for s in slaves if s not in c.saes | c.peer_saes]
         if unknown:
             raise KMEBadRequest(f"unknown slave SAE ID(s) {unknown}")
-        keys = self.store.take(master, slaves, r.number, size // 8)
+        pool = self._pool_for(slaves)
+        if pool == "local":
+            keys = self.store.take(master, slaves, r.number, size // 8)
+        else:
+            # Recorded for the peer in the same transaction; answered only once the peer has them.
+            keys = self.store.take(master, slaves, r.number, size // 8, pool=pool, outbox=True)
+            self.peer.flush()
         return container([Key(key_id, key) for key_id, key in keys])
+
+    def _pool_for(self, slaves: list[str]) -> str:
+        """The local pool for SAEs of this KME, this KME's issuing pool for the peer's SAEs."""
+        remote = [s in self.config.peer_saes for s in slaves]
+        if not any(remote):
+            return "local"
+        if not all(remote) or self.peer is None:
+            raise KMEBadRequest("slave SAEs must all be attached to this KME or all to its peer")
+        return self.pool

@@ -129,7 +129,7 @@ class InProcessChannel(Channel):
         return out
 
 
-def _send_frame(sock: socket.socket, frame: bytes) -> None:
+def send_frame(sock: socket.socket, frame: bytes) -> None:
     sock.sendall(struct.pack("<I", len(frame)) + frame)
 
 
@@ -148,7 +148,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(chunks)
 
 
-def _recv_frame(sock: socket.socket) -> bytes:
+def recv_frame(sock: socket.socket) -> bytes:
     (length,) = struct.unpack("<I", _recv_exact(sock, 4))
     if length > MAX_PAYLOAD + HEADER.size + TAG_BYTES:
         raise ChannelError(f"frame of {length} bytes is larger than any message of the protocol")
@@ -169,10 +169,10 @@ class TcpChannel(Channel):
 
     def _exchange(self, frame: bytes) -> bytes:
         try:
-            _send_frame(self._sock, frame)
+            send_frame(self._sock, frame)
         except OSError as exc:
             raise ChannelClosed(f"connection failed: {exc}") from None
-        return _recv_frame(self._sock)
+        return recv_frame(self._sock)
 
     def close(self) -> None:
         self._sock.close()
@@ -183,8 +183,8 @@ def serve_tcp(endpoint: Endpoint, sock: socket.socket, *, done: Callable[[], boo
     sock.settimeout(timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while not done():
-        reply = endpoint.handle_frame(_recv_frame(sock))
+        reply = endpoint.handle_frame(recv_frame(sock))
         try:
-            _send_frame(sock, reply)
+            send_frame(sock, reply)
         except OSError as exc:
             raise ChannelClosed(f"connection failed: {exc}") from None

@@ -1,0 +1,250 @@
+"""The link between the two KMEs at the ends of a QKD link.
+
+Each KME listens on a peer port and connects to the other's; every message is sealed with the
+QKD channel's authentication (HMAC-SHA256 under a pre-shared key, numbered) and answered. The
+KME on Bob's side drives the QKD sessions: it announces session ``i`` (START), both simulate the
+link's records for session ``i`` from the shared link seed, the QKD session runs over the link
+(QKD), Bob keeps the key tentative and asks Alice's KME to commit it (COMMIT), and commits it
+himself once she has: both stores then hold the same material, split between the pool each KME
+issues from. A KME that issues keys to its SAE for an SAE of the other KME sends the take (SYNC)
+before answering; the other applies it under the same key IDs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ChannelClosed, ChannelError, KMEError, KMEUnavailable, QitError
+from ..qkd import AliceSession, BobSession, LinkModel, Params
+from ..qkd.channel import Channel, Sealer, recv_frame, send_frame
+from .store import KeyStore
+
+__all__ = ["POOLS", "PeerClient", "PeerServer", "PeerSettings", "SessionDriver"]
+
+START, QKD, COMMIT, SYNC = 0x11, 0x12, 0x13, 0x14
+ERROR = 0xEE
+REPLY = 0x80
+POOLS = ("alice", "bob")
+
+
+@dataclass(frozen=True, repr=False)
+class PeerSettings:
+    """This KME's end of the peer link."""
+
+    role: str  # "alice" or "bob": which end of the QKD link this KME is
+    peer_host: str
+    peer_port: int
+    listen_host: str
+    listen_port: int
+    auth_key: bytes
+    saes: frozenset[str]  # the SAEs attached to the other KME
+    link_seed: int
+    distance_km: float = 20.0
+    pulses: int = 100_000_000
+
+    def __repr__(self) -> str:
+        return f"PeerSettings(role={self.role!r}, peer={self.peer_host}:{self.peer_port}, auth_key=<hidden>)"
+
+    def link(self, session: int) -> Any:
+        """Session ``session``'s simulated records (both KMEs derive the same ones)."""
+        digest = hashlib.sha256(f"{self.link_seed}:{session}".encode()).digest()
+        return LinkModel(distance_km=self.distance_km).simulate(self.pulses, seed=int.from_bytes(digest[:8], "little"))
+
+
+class PeerServer:
+    """Answers the other KME: Alice's side of QKD sessions, commits, and takes to apply."""
+
+    def __init__(self, store: KeyStore, settings: PeerSettings, params: Params) -> None:
+        self._store, self._settings, self._params = store, settings, params
+        self._sock = socket.create_server((settings.listen_host, settings.listen_port))
+        self._session: tuple[int, AliceSession] | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name="kme-peer", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def start(self) -> PeerServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        sealer = Sealer(self._settings.auth_key, is_alice=True)
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while not self._stop.is_set():
+                try:
+                    kind, payload = sealer.open(recv_frame(conn))
+                except QitError:
+                    return  # the peer left, or sent something unauthenticated: drop the connection
+                try:
+                    with self._lock:
+                        reply = sealer.seal(REPLY | kind, self._handle(kind, payload))
+                except (QitError, ValueError, KeyError, struct.error) as exc:
+                    reply = sealer.seal(ERROR, str(exc).encode())
+                try:
+                    send_frame(conn, reply)
+                except OSError:
+                    return
+
+    def _handle(self, kind: int, payload: bytes) -> bytes:
+        if kind == SYNC:
+            self._store.apply(json.loads(payload))
+            return b""
+        if self._settings.role != "alice":
+            raise KMEUnavailable("only Alice's KME answers QKD sessions")
+        if kind == START:
+            (session,) = struct.unpack("<Q", payload)
+            link = self._settings.link(session)
+            self._session = (session, AliceSession(link.alice, self._params, self._settings.auth_key))
+            return b""
+        if kind == QKD:
+            if self._session is None:
+                raise KMEUnavailable("no QKD session started")
+            return self._session[1].handle_frame(payload)
+        if kind == COMMIT:
+            (session,) = struct.unpack("<Q", payload)
+            material = None
+            if self._session is not None and self._session[0] == session and self._session[1].finished:
+                material = self._session[1].result()[0]
+                self._session = None
+            return b"\x01" if self._store.commit_session(session, POOLS, material) else b"\x00"
+        raise KMEUnavailable(f"unknown peer message {kind:#x}")
+
+
+class PeerClient:
+    """This KME's requests to the other: one connection, reopened after a failure."""
+
+    def __init__(self, store: KeyStore, settings: PeerSettings, *, timeout: float = 30.0) -> None:
+        self._store, self._settings, self._timeout = store, settings, timeout
+        self._conn: tuple[socket.socket, Sealer] | None = None
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn[0].close()
+                self._conn = None
+
+    def request(self, kind: int, payload: bytes) -> bytes:
+        with self._lock:
+            try:
+                if self._conn is None:
+                    s = self._settings
+                    sock = socket.create_connection((s.peer_host, s.peer_port), timeout=self._timeout)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self._conn = (sock, Sealer(s.auth_key, is_alice=False))
+                sock, sealer = self._conn
+                send_frame(sock, sealer.seal(kind, payload))
+                reply_kind, reply = sealer.open(recv_frame(sock))
+            except (OSError, ChannelError) as exc:
+                if self._conn is not None:
+                    self._conn[0].close()
+                self._conn = None
+                raise ChannelClosed(
+                    f"peer KME at {self._settings.peer_host}:{self._settings.peer_port}: {exc}"
+                ) from None
+        if reply_kind == ERROR:
+            raise KMEUnavailable(f"peer KME: {reply.decode(errors='replace')}")
+        return reply
+
+    def flush(self) -> None:
+        """Sends every take the peer has not confirmed, in order.
+
+        Raises:
+            KMEUnavailable: the peer is unreachable or refused a take (it stays queued).
+        """
+        with self._flush_lock:
+            for record in self._store.outbox():
+                try:
+                    self.request(SYNC, json.dumps(record).encode())
+                except (ChannelClosed, KMEError) as exc:
+                    raise KMEUnavailable(f"the peer KME did not confirm the keys ({exc}); they are withheld") from None
+                self._store.confirmed(str(record["pool"]), int(record["offset"]))  # type: ignore[call-overload]
+
+
+class _PeerQkdChannel(Channel):
+    """Bob's QKD channel carried by the peer link."""
+
+    def __init__(self, auth_key: bytes, client: PeerClient) -> None:
+        super().__init__(auth_key)
+        self._client = client
+
+    def _exchange(self, frame: bytes) -> bytes:
+        return self._client.request(QKD, frame)
+
+
+class SessionDriver:
+    """On Bob's KME: runs QKD sessions while either pool is below ``low_water_bytes``, and retries
+    unconfirmed takes; both in one background thread."""
+
+    def __init__(self, store: KeyStore, client: PeerClient, settings: PeerSettings, params: Params,
+                 low_water_bytes: int, *, run_sessions: bool = True) -> None:  # fmt: skip
+        self._store, self._client, self._settings, self._params = store, client, settings, params
+        self._low, self._run_sessions = low_water_bytes, run_sessions
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kme-sessions", daemon=True)
+
+    def start(self) -> SessionDriver:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _commit(self, session: int) -> None:
+        confirmed = self._client.request(COMMIT, struct.pack("<Q", session)) == b"\x01"
+        if confirmed:
+            self._store.commit_session(session, POOLS)
+        else:
+            self._store.drop_tentative(session)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._store.outbox():
+                    self._client.flush()
+                for session in self._store.tentative():
+                    self._commit(session)
+                low = min(self._store.pool_bytes(p) for p in POOLS) < self._low
+                if not (self._run_sessions and self._settings.role == "bob" and low):
+                    self._stop.wait(0.2)
+                    continue
+                session = self._store.last_session() + 1
+                start = time.perf_counter()
+                self._client.request(START, struct.pack("<Q", session))
+                link = self._settings.link(session)
+                channel = _PeerQkdChannel(self._settings.auth_key, self._client)
+                key, _ = BobSession(link.bob, self._params, channel).run()
+                self._store.add_tentative(session, key)
+                self._commit(session)
+                print(f"kme: QKD session {session}: {len(key) * 8:,} bits in {time.perf_counter() - start:.1f} s",
+                      file=sys.stderr, flush=True)  # fmt: skip
+            except QitError as exc:
+                print(f"kme: peer link: {exc}", file=sys.stderr, flush=True)
+                self._stop.wait(0.5)
