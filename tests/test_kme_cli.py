@@ -65,6 +65,8 @@ def test_local_kme_serves_distilled_keys_and_keeps_them_across_a_kill(tmp_path: 
         ('[kme]\nsaes = ["A"]\n[limits]\nkey_size = 100\n', "multiples of 8"),
         ('[kme]\nsaes = ["A"]\ncolour = "red"\n', "unknown key"),
         ('[kme]\nsaes = ["A"]\nlisten = "nowhere"\n', "HOST:PORT"),
+        ('[kme]\nsaes = ["A"]\n[tls]\ncert = "missing.pem"\n', "tls: cannot load"),
+        ('[kme]\nsaes = ["A"]\n[peer]\nrole = "carol"\n', "role"),
     ],
 )
 def test_configuration_errors_are_named(tmp_path: Path, text: str, message: str) -> None:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ChannelClosed, ChannelError, KMEError, KMEUnavailable, QitError
+from ..errors import ChannelClosed, ChannelError, InvalidArgumentError, KMEError, KMEUnavailable, QitError
 from ..qkd import AliceSession, BobSession, LinkModel, Params
 from ..qkd.channel import Channel, Sealer, recv_frame, send_frame
 from .store import KeyStore
@@ -64,7 +64,12 @@ class PeerServer:
 
     def __init__(self, store: KeyStore, settings: PeerSettings, params: Params) -> None:
         self._store, self._settings, self._params = store, settings, params
-        self._sock = socket.create_server((settings.listen_host, settings.listen_port))
+        try:
+            self._sock = socket.create_server((settings.listen_host, settings.listen_port))
+        except OSError as exc:
+            raise InvalidArgumentError(
+                f"[peer] listen: cannot listen on {settings.listen_host}:{settings.listen_port}: {exc}"
+            ) from None
         self._session: tuple[int, AliceSession] | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()

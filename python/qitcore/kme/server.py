@@ -19,7 +19,7 @@ from socket import IPPROTO_TCP, TCP_NODELAY, socket
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import KMEBadRequest, KMEError, KMEUnauthorized
+from ..errors import InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized
 from .models import Key, KeyRequest, Status, container, error_body, parse_key_ids, parse_key_request
 from .store import KeyStore
 
@@ -125,10 +125,16 @@ class KMEServer:
         self.pool = pool
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.load_cert_chain(certfile, keyfile)
-        self.context.load_verify_locations(cafile)
+        try:
+            self.context.load_cert_chain(certfile, keyfile)
+            self.context.load_verify_locations(cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidArgumentError(f"tls: cannot load {certfile}, {keyfile} or {cafile}: {exc}") from None
         self.context.verify_mode = ssl.CERT_REQUIRED
-        self._server = _Server((host, port), _Handler)
+        try:
+            self._server = _Server((host, port), _Handler)
+        except OSError as exc:
+            raise InvalidArgumentError(f"listen: cannot listen on {host}:{port}: {exc}") from None
         self._server.kme = self
         self._thread: threading.Thread | None = None
 
