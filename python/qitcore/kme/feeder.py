@@ -4,18 +4,18 @@ from a simulated QKD link (both ends in this process) and add it to the pool."""
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
 from ..errors import QitError
 from ..qkd import LinkModel, distill
 from .config import SourceSettings
 from .store import KeyStore
+from .worker import Worker
 
 __all__ = ["Feeder"]
 
 
-class Feeder:
+class Feeder(Worker):
     """A background thread filling ``store`` from a simulated link (``settings``) while it holds
     fewer than ``settings.low_water`` keys of ``key_size`` bits (never more than
     ``max_key_count``: the Status object's limit); progress goes to stderr when ``log``."""
@@ -27,17 +27,8 @@ class Feeder:
         self._max_bytes = max_key_count * self._bytes
         self._low = min(settings.low_water, max_key_count) * self._bytes
         self._log = log
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kme-feeder", daemon=True)
         self.error: QitError | None = None
-
-    def start(self) -> Feeder:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__("kme-feeder")
 
     def _run(self) -> None:
         model = LinkModel(distance_km=self._settings.distance_km)

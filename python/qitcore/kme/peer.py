@@ -26,6 +26,7 @@ from ..errors import ChannelClosed, ChannelError, InvalidArgumentError, KMEError
 from ..qkd import AliceSession, BobSession, LinkModel, Params
 from ..qkd.channel import Channel, Sealer, recv_frame, send_frame
 from .store import KeyStore
+from .worker import Worker
 
 __all__ = ["POOLS", "PeerClient", "PeerServer", "PeerSettings", "SessionDriver"]
 
@@ -59,7 +60,7 @@ class PeerSettings:
         return LinkModel(distance_km=self.distance_km).simulate(self.pulses, seed=int.from_bytes(digest[:8], "little"))
 
 
-class PeerServer:
+class PeerServer(Worker):
     """Answers the other KME: Alice's side of QKD sessions, commits, and takes to apply."""
 
     def __init__(self, store: KeyStore, settings: PeerSettings, params: Params) -> None:
@@ -71,29 +72,28 @@ class PeerServer:
                 f"[peer] listen: cannot listen on {settings.listen_host}:{settings.listen_port}: {exc}"
             ) from None
         self._session: tuple[int, AliceSession] | None = None
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept, name="kme-peer", daemon=True)
+        super().__init__("kme-peer")
 
     @property
     def address(self) -> tuple[str, int]:
         host, port = self._sock.getsockname()[:2]
         return str(host), int(port)
 
-    def start(self) -> PeerServer:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._stop.set()
+        super().stop()
         self._sock.close()
 
-    def _accept(self) -> None:
+    def _run(self) -> None:
+        self._sock.settimeout(0.1)  # accept() wakes to see stop(): closing alone does not wake it
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            conn.settimeout(None)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -203,7 +203,7 @@ class _PeerQkdChannel(Channel):
         return self._client.request(QKD, frame)
 
 
-class SessionDriver:
+class SessionDriver(Worker):
     """On Bob's KME: runs QKD sessions while either pool is below ``low_water_bytes``, and retries
     unconfirmed takes; both in one background thread."""
 
@@ -211,16 +211,7 @@ class SessionDriver:
                  low_water_bytes: int, *, run_sessions: bool = True) -> None:  # fmt: skip
         self._store, self._client, self._settings, self._params = store, client, settings, params
         self._low, self._run_sessions = low_water_bytes, run_sessions
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kme-sessions", daemon=True)
-
-    def start(self) -> SessionDriver:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__("kme-sessions")
 
     def _commit(self, session: int) -> None:
         confirmed = self._client.request(COMMIT, struct.pack("<Q", session)) == b"\x01"
