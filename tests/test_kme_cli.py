@@ -3,6 +3,8 @@ feeding the store), keys surviving a SIGKILL and restart, and configuration erro
 
 from __future__ import annotations
 
+import base64
+import json
 import signal
 import subprocess
 import sys
@@ -47,9 +49,18 @@ def test_local_kme_serves_distilled_keys_and_keeps_them_across_a_kill(tmp_path: 
     assert (folder / "SAE-A.key").stat().st_mode & 0o077 == 0
     proc, port = _start(folder, "--no-source")
     try:
+        # The command-line client, as SAE-B, fetches two of the keys; the library the rest.
+        tls = ["--url", f"https://127.0.0.1:{port}", "--ca", str(folder / "ca.pem")]
+        sae_b = ["--cert", str(folder / "SAE-B.pem"), "--key", str(folder / "SAE-B.key")]
+        ids = [keys[0].key_ID, keys[1].key_ID]
+        command = [sys.executable, "-m", "qitcore", "kme", "get-by-id", "SAE-A", *ids, *tls, *sae_b]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        fetched = json.loads(out.stdout)["keys"]
+        assert [base64.b64decode(k["key"]) for k in fetched] == [keys[0].key, keys[1].key]
         with _client(folder, port, "SAE-B") as b:
-            got = b.get_keys_with_ids("SAE-A", [k.key_ID for k in keys])
-            assert [g.key for g in got] == [k.key for k in keys] and all(len(k.key) == 32 for k in got)
+            got = b.get_keys_with_ids("SAE-A", [k.key_ID for k in keys[2:]])
+            assert [g.key for g in got] == [k.key for k in keys[2:]] and all(len(k.key) == 32 for k in got)
             with pytest.raises(KMEBadRequest):
                 b.get_keys_with_ids("SAE-A", [keys[0].key_ID])
     finally:

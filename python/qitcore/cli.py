@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "qkd":
             return cli_qkd.run(args)
         if args.command == "kme":
-            return cli_kme.serve(args)
+            return cli_kme.run(args)
         if args.command == "assess":
             return _assess(args, argv)
         if args.command == "restart":

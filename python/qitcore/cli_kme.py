@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -10,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidArgumentError
-from .kme import KeyStore, KMEServer
+from .kme import KeyStore, KMEClient, KMEServer
 from .kme.config import load, local_config
 from .kme.feeder import Feeder
+from .kme.models import container
 from .kme.peer import PeerClient, PeerServer, SessionDriver
 from .kme.pki import local_pki
 from .qkd import Params
@@ -30,6 +32,40 @@ def add_parsers(sub: Any) -> None:
     serve.add_argument("--dir", default="kme-local", help="folder of the local set-up (default kme-local)")
     serve.add_argument("--listen", help="HOST:PORT, overriding the configuration (port 0: any free port)")
     serve.add_argument("--no-source", action="store_true", help="serve only the keys already stored")
+
+    def client(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", required=True, help="the KME, https://host:port")
+        p.add_argument("--cert", required=True, help="this SAE's client certificate (PEM)")
+        p.add_argument("--key", required=True, help="its private key (PEM)")
+        p.add_argument("--ca", required=True, help="the CA of the KME's certificate (PEM)")
+
+    status = actions.add_parser("status", help="a KME's Status for the link to SLAVE (JSON on stdout)")
+    status.add_argument("slave", help="slave SAE ID")
+    client(status)
+    get = actions.add_parser("get", help="new keys shared with SLAVE, as the master SAE (enc_keys; JSON)")
+    get.add_argument("slave", help="slave SAE ID")
+    get.add_argument("--number", type=int, default=1)
+    get.add_argument("--size", type=int, default=None, help="bits per key (the KME's default)")
+    client(get)
+    by_id = actions.add_parser("get-by-id", help="keys by ID from MASTER, as the slave SAE (dec_keys; JSON)")
+    by_id.add_argument("master", help="master SAE ID")
+    by_id.add_argument("key_ids", nargs="+", metavar="KEY_ID")
+    client(by_id)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatches ``qitcore kme ACTION``."""
+    if args.action == "serve":
+        return serve(args)
+    with KMEClient(args.url, args.cert, args.key, args.ca) as kme:
+        if args.action == "status":
+            out: Any = kme.status(args.slave).to_json()
+        elif args.action == "get":
+            out = container(kme.get_keys(args.slave, number=args.number, size=args.size))
+        else:
+            out = container(kme.get_keys_with_ids(args.master, args.key_ids))
+    print(json.dumps(out, indent=2))
+    return 0
 
 
 def serve(args: argparse.Namespace) -> int:
