@@ -189,7 +189,7 @@ class PeerClient:
                     self.request(SYNC, json.dumps(record).encode())
                 except (ChannelClosed, KMEError) as exc:
                     raise KMEUnavailable(f"the peer KME did not confirm the keys ({exc}); they are withheld") from None
-                self._store.confirmed(str(record["pool"]), int(record["offset"]))  # type: ignore[call-overload]
+                self._store.confirmed(str(record["pool"]), int(record["offset"]))
 
 
 class _PeerQkdChannel(Channel):

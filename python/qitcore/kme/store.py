@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..errors import KMEBadRequest, KMEUnauthorized, KMEUnavailable
 
@@ -214,7 +215,7 @@ class KeyStore:
         taken[:] = bytes(len(taken))
         return keys
 
-    def outbox(self) -> list[dict[str, object]]:
+    def outbox(self) -> list[dict[str, Any]]:
         """Takes not yet confirmed by the peer KME, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT record FROM outbox ORDER BY name, offset").fetchall()
@@ -224,7 +225,7 @@ class KeyStore:
         with self._transaction() as db:
             db.execute("DELETE FROM outbox WHERE name = ? AND offset = ?", (pool, offset))
 
-    def apply(self, record: dict[str, object]) -> None:
+    def apply(self, record: dict[str, Any]) -> None:
         """Repeats the peer KME's take ``record`` here: the same bytes of the same pool under the
         same IDs. Applying a record twice is harmless.
 
@@ -233,9 +234,9 @@ class KeyStore:
             KMEBadRequest: a record at an offset already used for other IDs (the stores diverged).
         """
         try:
-            pool, offset, size = str(record["pool"]), int(record["offset"]), int(record["size"])  # type: ignore[call-overload]
-            ids = [str(i) for i in record["ids"]]  # type: ignore[attr-defined]
-            master, slaves = str(record["master"]), [str(s) for s in record["slaves"]]  # type: ignore[attr-defined]
+            pool, offset, size = str(record["pool"]), int(record["offset"]), int(record["size"])
+            ids = [str(i) for i in record["ids"]]
+            master, slaves = str(record["master"]), [str(s) for s in record["slaves"]]
         except (KeyError, TypeError, ValueError):
             raise KMEBadRequest("malformed take record") from None
         with self._transaction() as db:

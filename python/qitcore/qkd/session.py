@@ -328,11 +328,11 @@ class AliceSession:
             if bob_leaked != disclosed:
                 raise QkdAbort(f"Bob counts {bob_leaked} disclosed parity bits, Alice {disclosed}")
             m = s.secure_length(disclosed)
-            seed = PrivacyAmplification.seed(len(self._key), m) if m else b""
+            pa_seed = PrivacyAmplification.seed(len(self._key), m) if m else b""
             # Hashed on a thread while Bob hashes his (the core releases the GIL).
-            self._final = _Background(PrivacyAmplification.apply, self._key, m, seed) if m else _Background(bytes)
+            self._final = _Background(PrivacyAmplification.apply, self._key, m, pa_seed) if m else _Background(bytes)
             self._expect = DONE
-            return _u64s(m) + seed
+            return _u64s(m) + pa_seed
         if kind == DONE:
             self.finished = True
             return b""
@@ -413,10 +413,10 @@ class BobSession:
         seed = int.from_bytes(os.urandom(8), "little")
         self._call(CASCADE_START, _u64s(seed))
         qber = Estimation.cascade_qber(r.sample_errors, r.sample_size)
-        key, leaked, rounds, corrected = Reconciliation.correct(
+        corrected_key, leaked, rounds, corrected = Reconciliation.correct(
             s.sifted.key[s.keep], qber, seed, lambda q: self._call(CASCADE, q), p.cascade
         )
-        key = np.frombuffer(key, np.uint8)
+        key = np.frombuffer(corrected_key, np.uint8)
         r.leaked_ec, r.cascade_rounds, r.corrected_bits = leaked, rounds, corrected
         r.seconds["reconciliation"] = clock() - t
 
