@@ -40,7 +40,7 @@ def test_distill(benchmark: Any, record: Any, note: Any, links: dict[int, qkd.Si
 
     benchmark.pedantic(run, rounds=rounds, warmup_rounds=1)
     r = sorted(results, key=lambda d: sum(d.report.seconds.values()))[len(results) // 2].report
-    qber = r.corrected_bits / r.reconciled_bits
+    qber = (r.corrected_bits or 0) / r.reconciled_bits
     case = f"distill {n:.0e} bits, QBER {round(qber * 100)}%"
     record(case, "qitcore", benchmark, r.sifted_key)
     median = float(benchmark.stats.stats.median)

@@ -43,8 +43,12 @@ def test_both_ends_over_tcp_get_the_same_key(link: qkd.SimulatedLink) -> None:
         with qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1]) as channel:
             bob_key, report = qkd.BobSession(link.bob, qkd.Params(), channel).run()
         thread.join(10)
-    alice_key, _ = alice.result()
+    alice_key, alice_report = alice.result()
     assert alice_key == bob_key and report.key_bits > 0
+    # Alice counts on her own what the bound depends on, and agrees with Bob.
+    for field in ("cascade_rounds", "leaked_ec", "secure_length", "key_counts", "test_errors", "sifted_key"):
+        assert getattr(alice_report, field) == getattr(report, field), field
+    assert alice_report.corrected_bits is None
 
 
 @pytest.mark.parametrize("frames", [0, 3, 6])

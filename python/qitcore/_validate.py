@@ -11,7 +11,16 @@ import numpy.typing as npt
 
 from .errors import InvalidArgumentError, InvalidTypeError
 
-__all__ = ["InvalidArgumentError", "InvalidTypeError", "bit_array", "bitorder", "choice", "integer", "real"]
+__all__ = [
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "bit_array",
+    "bitorder",
+    "choice",
+    "host_port",
+    "integer",
+    "real",
+]
 
 BitOrder = Literal["big", "little"]
 
@@ -48,6 +57,14 @@ def real(name: str, value: Any) -> float:
     if not math.isfinite(number):
         raise InvalidArgumentError(f"{name}: must be finite, got {number}")
     return number
+
+
+def host_port(name: str, value: Any) -> tuple[str, int]:
+    """``"HOST:PORT"`` as ``(host, port)``, port 0 to 65535 (0: any free port)."""
+    host, _, port = str(value).rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise InvalidArgumentError(f"{name}: expected HOST:PORT, got {_show(value)}")
+    return host, int(port)
 
 
 def bitorder(value: Any) -> BitOrder:

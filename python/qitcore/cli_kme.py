@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgumentError
+from ._validate import host_port
 from .kme import KeyStore, KMEClient, KMEServer
 from .kme.config import load, local_config
 from .kme.feeder import Feeder
@@ -81,10 +81,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = load(config_path)
     host, port = settings.host, settings.port
     if args.listen:
-        host, _, text = args.listen.rpartition(":")
-        if not host or not text.isdigit():
-            raise InvalidArgumentError(f"--listen: expected HOST:PORT, got {args.listen!r}")
-        port = int(text)
+        host, port = host_port("--listen", args.listen)
     store = KeyStore(settings.store)
     peer = settings.peer
     peer_server = PeerServer(store, peer, Params()).start() if peer else None

@@ -10,8 +10,10 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from . import _validate
 from .errors import InvalidArgumentError, QitError, SampleFileError
 from .qkd import AliceSession, BobSession, LinkModel, Params, Records, Report, TcpChannel, distill, serve_tcp
+from .qkd.channel import read_auth_key
 from .qkd.device import read_detections
 from .report.files import atomic_file, write_atomically
 
@@ -42,10 +44,10 @@ def _triple(text: str) -> tuple[float, float, float]:
 
 
 def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
+    try:
+        return _validate.host_port("address", text)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parsers(sub: Any) -> None:
@@ -111,17 +113,6 @@ def _finish(args: argparse.Namespace, key: bytes, report: Report) -> int:
     return 0 if report.key_bits else 1
 
 
-def _auth_key(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            key = f.read()
-    except OSError as exc:
-        raise InvalidArgumentError(f"auth-key-file: {exc}") from None
-    if len(key) < 16:
-        raise InvalidArgumentError(f"auth-key-file: {path} holds {len(key)} bytes, at least 16 are needed")
-    return key
-
-
 def _records(path: str) -> Records:
     """Records from an .npz file (qkd simulate --save-records) or a QDP/1 capture of a device's
     DETECTIONS frames (any other file)."""
@@ -140,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     params = _params(args)
     if args.role == "simulate":
         return _simulate(args, params)
-    key_file = _auth_key(args.auth_key_file)
+    key_file = read_auth_key(args.auth_key_file, "auth-key-file")
     records = _records(args.records)
     if args.role == "alice":
         return _alice(args, params, records, key_file)

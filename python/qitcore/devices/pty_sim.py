@@ -8,11 +8,7 @@ serial device and the QDP/1 handshake runs for real. Query parameters are those 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
-import shutil
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
@@ -20,47 +16,17 @@ from ..errors import DeviceError
 from ..health import HealthMonitor
 from ..stream import QrngStream
 from ._registry import Options, Url, register_backend
+from .firmware import build_firmware
 from .qdp import QdpLink
 from .serial_port import open_port
 from .sim import describe, model_with_faults
 
-__all__ = ["firmware_sources", "host_firmware"]
-
-_SOURCES = ("host_pty.c", "qdp.c", "qdp_device.c", "qdp.h", "qdp_device.h")
-
-
-def firmware_sources() -> Path:
-    """``firmware_interface/c`` of this checkout (``QITCORE_FIRMWARE`` overrides)."""
-    env = os.environ.get("QITCORE_FIRMWARE")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "firmware_interface" / "c"
+__all__ = ["host_firmware"]
 
 
 def host_firmware() -> Path:
-    """The firmware's host build, compiled once per source version into a cache folder."""
-    src = firmware_sources()
-    if not all((src / name).exists() for name in _SOURCES):
-        raise DeviceError(f"sim+pty: the C reference firmware is not at {src} (set QITCORE_FIRMWARE)")
-    digest = hashlib.sha256(b"table" + b"".join((src / name).read_bytes() for name in _SOURCES)).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qitcore"
-    exe = cache / f"host_pty-{digest}"
-    if exe.exists():
-        return exe
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        raise DeviceError("sim+pty: no C compiler (gcc) to build the reference firmware")
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        out = Path(tmp) / "host_pty"
-        sources = [str(src / n) for n in _SOURCES if n.endswith(".c")]
-        result = subprocess.run(
-            [gcc, "-std=c99", "-O2", "-DQDP_CRC_TABLE", "-o", str(out), *sources], capture_output=True, text=True
-        )
-        if result.returncode != 0:
-            raise DeviceError(f"sim+pty: building the firmware failed:\n{result.stderr}")
-        os.replace(out, exe)
-    return exe
+    """The firmware's host build behind the pty."""
+    return build_firmware("host_pty", ("host_pty.c", "qdp.c", "qdp_device.c"))
 
 
 def _open_sim_pty(url: Url, options: Options, raw: bool) -> QrngStream:

@@ -46,7 +46,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .._validate import host_port
 from ..errors import InvalidArgumentError
+from ..qkd.channel import read_auth_key
 from .peer import PeerSettings
 from .server import KMEConfig
 
@@ -88,13 +90,6 @@ def _table(data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]
     return table
 
 
-def _listen(text: str) -> tuple[str, int]:
-    host, _, port = str(text).rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InvalidArgumentError(f"kme.toml: listen/address: expected HOST:PORT, got {text!r}")
-    return host, int(port)
-
-
 def load(path: str | os.PathLike[str]) -> ServeSettings:
     """Reads and checks ``kme.toml``.
 
@@ -134,7 +129,7 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
     )  # fmt: skip
     if config.key_size % 8 or config.min_key_size % 8 or config.max_key_size % 8:
         raise InvalidArgumentError("kme.toml: key sizes must be multiples of 8 bits")
-    host, port = _listen(kme.get("listen", "127.0.0.1:8443"))
+    host, port = host_port("kme.toml: [kme] listen", kme.get("listen", "127.0.0.1:8443"))
     return ServeSettings(
         kme=config, host=host, port=port, store=base / kme.get("store", "store.sqlite"),
         cert=base / tls.get("cert", "kme.pem"), key=base / tls.get("key", "kme.key"), ca=base / tls.get("ca", "ca.pem"),
@@ -151,17 +146,12 @@ def _peer(table: dict[str, Any], base: Path, source: SourceSettings) -> PeerSett
     saes = table.get("saes", [])
     if not isinstance(saes, list) or not saes or not all(isinstance(x, str) and x for x in saes):
         raise InvalidArgumentError("kme.toml: [peer] saes must list the SAE IDs attached to the other KME")
-    key_file = base / str(table.get("auth_key_file", "peer.key"))
-    try:
-        auth_key = key_file.read_bytes()
-    except OSError as exc:
-        raise InvalidArgumentError(f"kme.toml: [peer] auth_key_file: {exc}") from None
-    if len(auth_key) < 16:
-        raise InvalidArgumentError(f"kme.toml: [peer] auth_key_file {key_file} holds {len(auth_key)} bytes, 16+ needed")
+    auth_key = read_auth_key(base / str(table.get("auth_key_file", "peer.key")), "kme.toml: [peer] auth_key_file")
     seed = table.get("link_seed", 1)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidArgumentError("kme.toml: [peer] link_seed must be an integer")
-    (peer_host, peer_port), (host, port) = _listen(table.get("address", "")), _listen(table.get("listen", ""))
+    peer_host, peer_port = host_port("kme.toml: [peer] address", table.get("address", ""))
+    host, port = host_port("kme.toml: [peer] listen", table.get("listen", ""))
     return PeerSettings(
         role=role, peer_host=peer_host, peer_port=peer_port, listen_host=host, listen_port=port, auth_key=auth_key,
         saes=frozenset(saes), link_seed=seed, distance_km=source.distance_km, pulses=source.pulses,

@@ -16,6 +16,7 @@ ends in one process; a ``tamper`` hook lets tests drop, reorder or alter frames)
 from __future__ import annotations
 
 import hmac
+import os
 import socket
 import struct
 from collections.abc import Callable
@@ -24,21 +25,38 @@ from typing import Protocol
 from .. import _validate
 from ..errors import AuthenticationError, ChannelClosed, ChannelError, InvalidArgumentError
 
-__all__ = ["Channel", "InProcessChannel", "Sealer", "TcpChannel", "serve_tcp"]
+__all__ = ["Channel", "InProcessChannel", "Sealer", "TcpChannel", "read_auth_key", "serve_tcp"]
 
 MAGIC = b"QK"
 HEADER = struct.Struct("<2sBQI")
 TAG_BYTES = 32
 MAX_PAYLOAD = 1 << 30
 TO_ALICE, TO_BOB = b"A", b"B"
+MIN_KEY_BYTES = 16
+
+
+def read_auth_key(path: str | os.PathLike[str], name: str) -> bytes:
+    """The pre-shared authentication key in file ``path``; ``name`` is the setting that named it.
+
+    Raises:
+        InvalidArgumentError: the file cannot be read or holds fewer than 16 bytes.
+    """
+    try:
+        with open(path, "rb") as f:
+            key = f.read()
+    except OSError as exc:
+        raise InvalidArgumentError(f"{name}: {exc}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise InvalidArgumentError(f"{name}: {path} holds {len(key)} bytes, at least {MIN_KEY_BYTES} are needed")
+    return key
 
 
 class Sealer:
     """Seals outgoing messages and opens incoming ones for one end, with its own counters."""
 
     def __init__(self, key: bytes, *, is_alice: bool) -> None:
-        if not isinstance(key, (bytes, bytearray)) or len(key) < 16:
-            raise InvalidArgumentError("auth_key: expected at least 16 bytes of pre-shared key")
+        if not isinstance(key, (bytes, bytearray)) or len(key) < MIN_KEY_BYTES:
+            raise InvalidArgumentError(f"auth_key: expected at least {MIN_KEY_BYTES} bytes of pre-shared key")
         self._key = bytes(key)
         self._out_dir, self._in_dir = (TO_BOB, TO_ALICE) if is_alice else (TO_ALICE, TO_BOB)
         self._sent = 0

@@ -114,7 +114,8 @@ class Report:
     qber_test: float = 0.0
     qber_test_upper: float = 1.0
     reconciled_bits: int = 0
-    corrected_bits: int = 0
+    corrected_bits: int | None = None
+    """Bits Bob changed (Bob's report only: Alice never learns it)."""
     leaked_ec: int = 0
     leaked_verification: int = Verification.DISCLOSED_BITS
     cascade_rounds: int = 0
@@ -135,7 +136,8 @@ class Report:
         f = "n/a" if self.efficiency is None else f"{self.efficiency:.4f}"
         s1, s0, phase = fk.get("s1", 0), fk.get("s0", 0), fk.get("phase_error", 0.5)
         sample = f"sample of {self.sample_size:,}; upper {self.qber_key_upper:.4%}"
-        rounds = f"{self.corrected_bits:,} corrected in {self.cascade_rounds} round trips"
+        corrected = "" if self.corrected_bits is None else f"{self.corrected_bits:,} corrected in "
+        rounds = f"{corrected}{self.cascade_rounds} round trips"
         lines = [
             f"detections            {self.detections:,}",
             f"sifted (key / test)   {self.sifted_key:,} / {self.sifted_test:,}",
@@ -282,6 +284,7 @@ class AliceSession:
             raise QkdAbort(f"Bob aborted: {payload.decode(errors='replace')}")
         if kind == CASCADE and self._expect == VERIFY:
             # Cascade's queries come any number of times between CASCADE_START and VERIFY.
+            self._shared.report.cascade_rounds += 1
             return bytes(self._responder.result().answer(payload))
         if kind != self._expect:
             raise AuthenticationError(f"{NAMES.get(kind, kind)} message where {NAMES.get(self._expect)} was due")

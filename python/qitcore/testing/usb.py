@@ -121,30 +121,9 @@ class _Config(ctypes.Structure):
 
 def _firmware_library() -> ctypes.CDLL:
     """The C reference firmware as a shared library, built once per source version."""
-    import hashlib
-    import shutil
-    import subprocess
-    import tempfile
-    from pathlib import Path
+    from ..devices.firmware import build_firmware
 
-    from ..devices.pty_sim import firmware_sources
-
-    src = firmware_sources()
-    names = ("qdp.c", "qdp_device.c", "qdp.h", "qdp_device.h")
-    digest = hashlib.sha256(b"so" + b"".join((src / n).read_bytes() for n in names)).hexdigest()[:16]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qitcore"
-    lib = cache / f"libqdp-{digest}.so"
-    if not lib.exists():
-        gcc = shutil.which("gcc") or shutil.which("cc")
-        if gcc is None:
-            raise OSError("no C compiler to build the reference firmware")
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            out = Path(tmp) / "libqdp.so"
-            sources = [str(src / "qdp.c"), str(src / "qdp_device.c")]
-            subprocess.run([gcc, "-std=c99", "-O2", "-DQDP_CRC_TABLE", "-shared", "-fPIC", "-o", str(out), *sources],
-                           check=True)  # fmt: skip
-            os.replace(out, lib)
+    lib = build_firmware("libqdp.so", ("qdp.c", "qdp_device.c"), ("-shared", "-fPIC"))
     return ctypes.CDLL(str(lib))
 
 

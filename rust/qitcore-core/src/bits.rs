@@ -160,16 +160,44 @@ pub fn or_bits(dst: &mut [u64], dst_start: usize, src: &[u64], src_start: usize,
     zeroize::Zeroize::zeroize(&mut part);
 }
 
-/// The bits of `words` as one 0/1 byte per bit (coefficient order); for tests and references.
+/// `SPREAD[b]`: the eight bits of `b` as eight 0/1 bytes, lowest bit first.
+const SPREAD: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut i = 0;
+        while i < 8 {
+            table[b] |= ((b as u64 >> i) & 1) << (8 * i);
+            i += 1;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The bits of `words` as one 0/1 byte per bit (coefficient order).
 pub fn to_bit_vec(words: &[u64], nbits: usize) -> Vec<u8> {
-    (0..nbits).map(|k| ((words[k / 64] >> (k % 64)) & 1) as u8).collect()
+    let mut out = vec![0u8; nbits];
+    for (chunk, &w) in out.chunks_mut(64).zip(words) {
+        for (k, eight) in chunk.chunks_mut(8).enumerate() {
+            let spread = SPREAD[(w >> (8 * k)) as u8 as usize].to_le_bytes();
+            eight.copy_from_slice(&spread[..eight.len()]);
+        }
+    }
+    out
 }
 
-/// Packs a 0/1 byte per bit into polynomial words; for tests and references.
+/// Packs one bit per byte (only the low bit of each byte counts) into polynomial words.
 pub fn from_bit_vec(bits: &[u8]) -> Vec<u64> {
     let mut words = vec![0u64; words_for(bits.len())];
-    for (k, &b) in bits.iter().enumerate() {
-        words[k / 64] |= u64::from(b & 1) << (k % 64);
+    for (word, chunk) in words.iter_mut().zip(bits.chunks(64)) {
+        for (k, eight) in chunk.chunks(8).enumerate() {
+            let mut buf = [0u8; 8];
+            buf[..eight.len()].copy_from_slice(eight);
+            // Eight 0/1 bytes to eight bits: the multiply sums byte i's bit into bit 56 + i.
+            let x = u64::from_le_bytes(buf) & 0x0101_0101_0101_0101;
+            *word |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
+        }
     }
     words
 }

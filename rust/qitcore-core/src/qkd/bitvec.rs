@@ -1,20 +1,7 @@
 //! Bit strings packed 64 to a word, bit `j` in word `j / 64` at position `j % 64`, with the
 //! range parities Cascade asks for.
 
-/// `SPREAD[b]`: the eight bits of `b` as eight 0/1 bytes, lowest bit first.
-const SPREAD: [u64; 256] = {
-    let mut table = [0u64; 256];
-    let mut b = 0;
-    while b < 256 {
-        let mut i = 0;
-        while i < 8 {
-            table[b] |= ((b as u64 >> i) & 1) << (8 * i);
-            i += 1;
-        }
-        b += 1;
-    }
-    table
-};
+use crate::bits::{from_bit_vec, load_bits, store_bits, to_bit_vec, BitOrder};
 
 /// A fixed-length bit string. Keys live in these: the words are zeroed when it is dropped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,55 +23,32 @@ impl Bits {
 
     /// From one bit per byte (only the low bit of each byte counts).
     pub fn from_bytes(bits: &[u8]) -> Self {
-        let mut b = Bits::zeros(bits.len());
-        for (word, chunk) in b.words.iter_mut().zip(bits.chunks(64)) {
-            let mut w = 0u64;
-            for (k, eight) in chunk.chunks(8).enumerate() {
-                let mut buf = [0u8; 8];
-                buf[..eight.len()].copy_from_slice(eight);
-                // Eight 0/1 bytes to eight bits: the multiply sums byte i's bit into bit 56 + i.
-                let x = u64::from_le_bytes(buf) & 0x0101_0101_0101_0101;
-                w |= (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * k);
-            }
-            *word = w;
-        }
-        b
+        Bits { words: from_bit_vec(bits), len: bits.len() }
     }
 
     /// From packed bytes, bit `j` at bit `j % 8` of byte `j / 8`; `None` when `bytes` is not
     /// exactly `⌈len/8⌉` long or sets bits past `len`.
     pub fn from_packed(bytes: &[u8], len: usize) -> Option<Self> {
-        if bytes.len() != len.div_ceil(8) {
+        if bytes.len() != len.div_ceil(8)
+            || bytes.last().is_some_and(|&b| !len.is_multiple_of(8) && b >> (len % 8) != 0)
+        {
             return None;
         }
         let mut b = Bits::zeros(len);
-        for (i, &byte) in bytes.iter().enumerate() {
-            b.words[i / 8] |= u64::from(byte) << (8 * (i % 8));
-        }
-        let tail = b.words.last().copied().unwrap_or(0);
-        if !len.is_multiple_of(64) && tail >> (len % 64) != 0 {
-            return None;
-        }
+        load_bits(bytes, 0, len, BitOrder::Little, &mut b.words);
         Some(b)
     }
 
     /// Packed bytes, the inverse of [`Bits::from_packed`].
     pub fn to_packed(&self) -> Vec<u8> {
-        let mut out: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        out.truncate(self.len.div_ceil(8));
+        let mut out = vec![0u8; self.len.div_ceil(8)];
+        store_bits(&self.words, self.len, BitOrder::Little, &mut out, 0);
         out
     }
 
     /// One byte (0 or 1) per bit.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![0u8; self.len];
-        for (chunk, &w) in out.chunks_mut(64).zip(&self.words) {
-            for (k, eight) in chunk.chunks_mut(8).enumerate() {
-                let spread = SPREAD[(w >> (8 * k)) as u8 as usize].to_le_bytes();
-                eight.copy_from_slice(&spread[..eight.len()]);
-            }
-        }
-        out
+        to_bit_vec(&self.words, self.len)
     }
 
     #[inline]
@@ -183,6 +147,9 @@ mod tests {
             prop_assert_eq!(v.to_bytes(), bits.clone());
             prop_assert!((0..n).all(|j| v.get(j) == (bits[j] == 1)));
             prop_assert_eq!(Bits::from_packed(&v.to_packed(), n), Some(v.clone()));
+            // Packed bit j is bit j % 8 of byte j / 8.
+            let packed = v.to_packed();
+            prop_assert!((0..n).all(|j| (packed[j / 8] >> (j % 8) & 1 == 1) == (bits[j] == 1)));
         }
     }
 }

@@ -26,6 +26,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use super::bitvec::Bits;
+use crate::bits::mask_tail;
 use crate::entropy::iid::xoshiro::Xoshiro256;
 use crate::{Error, Result};
 
@@ -167,10 +168,7 @@ impl Layout {
             for w in mask.words.iter_mut() {
                 *w = rng.next_u64();
             }
-            if !n.is_multiple_of(64) {
-                let last = mask.words.len() - 1;
-                mask.words[last] &= (1u64 << (n % 64)) - 1;
-            }
+            mask_tail(&mut mask.words, n);
             passes.push(PassLayout::Halves { mask });
         }
         Layout { n, passes, remember }
@@ -716,10 +714,7 @@ mod tests {
         for w in a.words.iter_mut() {
             *w = g.next_u64();
         }
-        if !n.is_multiple_of(64) {
-            let last = a.words.len() - 1;
-            a.words[last] &= (1u64 << (n % 64)) - 1;
-        }
+        mask_tail(&mut a.words, n);
         let mut b = a.clone();
         let threshold = (e * 2f64.powi(53)) as u64;
         for j in 0..n {
