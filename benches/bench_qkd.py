@@ -11,7 +11,6 @@ on every round.
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 import pytest
@@ -50,4 +49,3 @@ def test_distill(benchmark: Any, record: Any, note: Any, links: dict[int, qkd.Si
         f"{r.leaked_ec:,} parities, f = {r.efficiency:.4f}, {r.cascade_rounds} round trips; "
         f"key {r.key_bits:,} bits ({r.key_bits / median / 1e6:.2f} Mbit/s of secret key)"
     )
-    assert statistics.median(sum(d.report.seconds.values()) for d in results) > 0
