@@ -1,5 +1,6 @@
 //! Runs the IID track on a file and prints its values in the form of NIST's `ea_iid -vvv`:
-//! `cargo run --release --example assess_iid -- FILE [BITS]`.
+//! `cargo run --release --example assess_iid -- FILE [BITS]`; `PERMS` caps the permutations and
+//! `SEED` picks the generator streams.
 
 use std::time::Instant;
 
@@ -11,7 +12,12 @@ fn main() {
     let data = std::fs::read(&args[0]).expect("readable file");
     let start = Instant::now();
     let samples = Samples::new(&data, args.get(1).map(|b| b.parse().expect("bits"))).expect("samples");
-    let r = iid::assess(&samples, iid::DEFAULT_PERMUTATIONS, 20261126, &|_, _| {});
+    let r = iid::assess(
+        &samples,
+        std::env::var("PERMS").map(|v| v.parse().unwrap()).unwrap_or(iid::DEFAULT_PERMUTATIONS),
+        std::env::var("SEED").map(|v| v.parse().unwrap()).unwrap_or(20261126),
+        &|_, _| {},
+    );
     let elapsed = start.elapsed();
     println!("Raw Mean = {:.17}", r.mean);
     println!("Median = {}", r.median);

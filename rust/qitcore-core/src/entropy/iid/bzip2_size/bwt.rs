@@ -89,37 +89,110 @@ impl Alphabet {
 /// The last byte of each cyclic rotation of `block`, rotations in sorted order (bzip2's
 /// transform; the original position is not needed for the length). `block` is a piece of decimal
 /// text as [`super::decimal_text`] writes it.
+#[cfg(test)]
 pub fn cyclic_bwt(block: &[u8]) -> Vec<u8> {
     let Some(first_space) = block.iter().position(|&b| b == b' ') else {
         return naive_cyclic_bwt(block);
     };
-    // Tokens of the block read from just after its first space, wrapping round; all are whole
-    // numbers except the last, which joins the block's last digits to its first.
-    let (head, body) = block.split_at(first_space + 1);
-    let mut values: Vec<u8> = Vec::with_capacity(block.len() / 3 + 1);
+    let mut values = Vec::with_capacity(block.len() / 3 + 1);
     let mut v = 0usize;
-    let mut digits_start = 0usize;
-    for (i, &b) in body.iter().enumerate() {
+    for &b in &block[first_space + 1..] {
         if b == b' ' {
             values.push(v as u8);
             v = 0;
-            digits_start = i + 1;
         } else {
             v = v * 10 + usize::from(b - b'0');
         }
     }
-    let mut join = body[digits_start..].to_vec();
-    join.extend_from_slice(head);
+    cyclic_bwt_of_numbers(block, &values)
+}
+
+/// [`cyclic_bwt`] given the numbers written whole in `block` after its first space (those
+/// followed by a space within it).
+pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Vec<u8> {
+    // Tokens of the block read from just after its first space, wrapping round; all are whole
+    // numbers except the last, which joins the block's last digits to its first.
+    let first_space = block.iter().position(|&b| b == b' ').expect("the block has a number and a space");
+    let last_space = block.iter().rposition(|&b| b == b' ').expect("as above");
+    let mut join = block[last_space + 1..].to_vec();
+    join.extend_from_slice(&block[..first_space + 1]);
     let alphabet = Alphabet::new(&join);
     let mut tokens: Vec<u16> = values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]).collect();
     tokens.push(alphabet.join_rank);
-    drop(values);
 
-    let order = match rotation_order(&tokens, LOOKAHEAD.min(tokens.len())) {
-        Some(order) => order,
-        None => rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison"),
-    };
+    let order = radix_rotation_order(&tokens, alphabet.tokens.len())
+        .or_else(|| rotation_order(&tokens, LOOKAHEAD.min(tokens.len())))
+        .unwrap_or_else(|| rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison"));
     scatter(&tokens, &order, &alphabet, block.len())
+}
+
+/// Fewest tokens for the radix sort: below this the suffix sort is as quick.
+const RADIX_MIN_TOKENS: usize = 4096;
+/// Most radix passes: an alphabet needing more (binary samples) goes to the suffix sort.
+const RADIX_MAX_DEPTH: u32 = 6;
+
+/// Token start positions in rotation order when the rotations are far from repeating, as in
+/// shuffled samples: a least-significant-first counting sort on the first `depth` tokens, with
+/// `depth` chosen so that few rotations share them, then each group sharing them sorted on the
+/// next tokens up to [`LOOKAHEAD`]. `None` (the suffix sort then decides) for short blocks, small
+/// alphabets and any two rotations agreeing on [`LOOKAHEAD`] tokens.
+fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
+    let m = tokens.len();
+    if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) {
+        return None;
+    }
+    let mut count = vec![0u32; ranks];
+    for &t in tokens {
+        count[usize::from(t)] += 1;
+    }
+    let distinct = count.iter().filter(|&&c| c > 0).count() as f64;
+    // Expected rotations sharing their first `depth` tokens with another: about m^2 / distinct^depth.
+    let depth = ((64.0 * m as f64).ln() / distinct.ln()).ceil();
+    if distinct < 2.0 || depth > f64::from(RADIX_MAX_DEPTH) {
+        return None;
+    }
+    let depth = depth as usize;
+    let mut ext = Vec::with_capacity(m + LOOKAHEAD);
+    ext.extend_from_slice(tokens);
+    ext.extend_from_slice(&tokens[..LOOKAHEAD]);
+    let mut start = vec![0u32; ranks];
+    let mut total = 0u32;
+    for (s, &c) in start.iter_mut().zip(&count) {
+        *s = total;
+        total += c;
+    }
+    // Every pass buckets by one token of each rotation; over all rotations that is every token
+    // once, so all passes share one histogram.
+    let mut order: Vec<u32> = (0..m as u32).collect();
+    let mut sorted = vec![0u32; m];
+    for j in (0..depth).rev() {
+        let mut next = start.clone();
+        for &p in &order {
+            let slot = &mut next[usize::from(ext[p as usize + j])];
+            sorted[*slot as usize] = p;
+            *slot += 1;
+        }
+        std::mem::swap(&mut order, &mut sorted);
+    }
+    let prefix = |p: u32| &ext[p as usize..p as usize + depth];
+    let same_prefix = |a: u32, b: u32| prefix(a) == prefix(b);
+    let rest = |p: u32| &ext[p as usize + depth..p as usize + LOOKAHEAD];
+    let mut i = 0;
+    while i < m {
+        let mut j = i + 1;
+        while j < m && same_prefix(order[j], order[i]) {
+            j += 1;
+        }
+        if j - i > 1 {
+            let group = &mut order[i..j];
+            group.sort_unstable_by(|&a, &b| rest(a).cmp(rest(b)));
+            if group.windows(2).any(|w| rest(w[0]) == rest(w[1])) {
+                return None;
+            }
+        }
+        i = j;
+    }
+    Some(order)
 }
 
 /// Token start positions in rotation order, from a suffix array of `tokens` followed by their
@@ -167,15 +240,44 @@ fn scatter(tokens: &[u16], order: &[u32], alphabet: &Alphabet, n: usize) -> Vec<
         start += count;
     }
     debug_assert_eq!(start, n);
-    let mut bwt = vec![0u8; n];
+    // Each token's tails padded to four with a spare bucket whose slot is reset to the end after
+    // every token: a loop of fixed length, where a variable one is mispredicted on random text.
+    // Only the joining token can have more tails (up to seven) and goes the long way.
+    let spare = alphabet.tail_count;
+    let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();
+    next.push(n as u32);
+    let padded: Vec<([u16; 4], [u8; 4])> = alphabet
+        .tails
+        .iter()
+        .map(|tails| {
+            let (mut bucket, mut byte) = ([spare as u16; 4], [0u8; 4]);
+            for (k, &(tail, b)) in tails.iter().take(4).enumerate() {
+                (bucket[k], byte[k]) = (tail, b);
+            }
+            (bucket, byte)
+        })
+        .collect();
+    let long = alphabet.tails.iter().position(|t| t.len() > 4).unwrap_or(usize::MAX);
+    let mut bwt = vec![0u8; n + 4];
     for &s in order {
-        let previous = tokens[if s == 0 { m - 1 } else { s as usize - 1 }];
-        for &(tail, byte) in &alphabet.tails[usize::from(previous)] {
-            let slot = &mut next[usize::from(tail)];
-            bwt[*slot] = byte;
-            *slot += 1;
+        let previous = usize::from(tokens[if s == 0 { m - 1 } else { s as usize - 1 }]);
+        if previous == long {
+            for &(tail, byte) in &alphabet.tails[previous] {
+                let slot = &mut next[usize::from(tail)];
+                bwt[*slot as usize] = byte;
+                *slot += 1;
+            }
+            continue;
         }
+        let (bucket, byte) = padded[previous];
+        for k in 0..4 {
+            let slot = next[usize::from(bucket[k])];
+            bwt[slot as usize] = byte[k];
+            next[usize::from(bucket[k])] = slot + 1;
+        }
+        next[spare] = n as u32;
     }
+    bwt.truncate(n);
     bwt
 }
 
@@ -206,6 +308,37 @@ mod tests {
         for cut in 0..8 {
             check(&text[cut..text.len() - cut]);
         }
+    }
+
+    fn random_tokens(m: usize, ranks: u64, mut state: u64) -> Vec<u16> {
+        (0..m)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % ranks) as u16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn radix_and_suffix_sorts_agree() {
+        for (ranks, m, seed) in [(257, 20_000, 1), (257, 140_000, 2), (17, 30_000, 3), (40, 5_000, 4)] {
+            let tokens = random_tokens(m, ranks, seed);
+            let radix = radix_rotation_order(&tokens, ranks as usize).expect("random tokens take the radix sort");
+            assert_eq!(Some(radix), rotation_order(&tokens, LOOKAHEAD), "{ranks} ranks, {m} tokens");
+        }
+    }
+
+    #[test]
+    fn radix_sort_declines_what_it_cannot_decide() {
+        // Too few symbols for six passes; too short; rotations equal over the lookahead.
+        assert!(radix_rotation_order(&random_tokens(50_000, 3, 5), 3).is_none());
+        assert!(radix_rotation_order(&random_tokens(1_000, 257, 6), 257).is_none());
+        let mut repeated = random_tokens(10_000, 257, 7);
+        repeated.extend_from_within(1_000..1_000 + 2 * LOOKAHEAD);
+        assert!(radix_rotation_order(&repeated, 257).is_none());
+        assert!(rotation_order(&repeated, LOOKAHEAD).is_none());
     }
 
     #[test]

@@ -15,9 +15,8 @@ const MAX_CODE_LEN: u8 = 17;
 const LESSER: u8 = 0;
 const GREATER: u8 = 15;
 
-/// Move-to-front values of `bwt` (over the byte values in use, numbered in order), with the
-/// number of byte values in use and which they are.
-fn mtf_values(bwt: &[u8]) -> (Vec<u16>, usize, [bool; 256]) {
+/// The byte values in use in `bwt` and each byte as its number among them (in byte order).
+fn symbols_in_use(bwt: &[u8]) -> (Vec<u8>, usize, [bool; 256]) {
     let mut in_use = [false; 256];
     for &b in bwt {
         in_use[usize::from(b)] = true;
@@ -30,15 +29,38 @@ fn mtf_values(bwt: &[u8]) -> (Vec<u16>, usize, [bool; 256]) {
             used += 1;
         }
     }
-    let symbols = bwt.iter().map(|&b| index[usize::from(b)]);
-    let mut out = Vec::with_capacity(bwt.len() / 2 + 2);
+    (bwt.iter().map(|&b| index[usize::from(b)]).collect(), used, in_use)
+}
+
+/// Move-to-front values of `symbols` (each below `used`), ending with the end-of-block value.
+fn mtf_values(symbols: &[u8], used: usize) -> Vec<u16> {
+    let mut out = Vec::with_capacity(symbols.len() / 2 + 2);
     if used <= 16 {
-        mtf_nibbles(symbols, used, &mut out);
+        mtf_nibbles(symbols.iter().copied(), used, &mut out);
     } else {
-        mtf_list(symbols, used, &mut out);
+        mtf_list(symbols.iter().copied(), used, &mut out);
     }
     out.push(used as u16 + 1);
-    (out, used, in_use)
+    out
+}
+
+/// [`mtf_values`] as bytes, for up to 16 symbols in use, with vector instructions.
+#[cfg(target_arch = "x86_64")]
+fn mtf_values_narrow(symbols: &[u8], used: usize) -> Option<Vec<u8>> {
+    if used > 16 || !std::arch::is_x86_feature_detected!("ssse3") {
+        return None;
+    }
+    let mut positions = vec![0u8; symbols.len()];
+    // SAFETY: the feature was just detected.
+    unsafe { mtf_positions_ssse3(symbols, used, &mut positions) };
+    // Two passes: folded into one loop, the two run at the speed of the slower and spill.
+    let mut runs = Runs::new(positions.len());
+    for &p in &positions {
+        runs.push(p);
+    }
+    let mut out = runs.finish();
+    out.push(used as u8 + 1);
+    Some(out)
 }
 
 /// Move-to-front with the list packed four bits a symbol in one word (front in the low nibble,
@@ -63,6 +85,101 @@ fn mtf_nibbles(symbols: impl Iterator<Item = u8>, used: usize, out: &mut Vec<u16
         out.push(position as u16 + 1);
     }
     push_zero_run(out, zeros);
+}
+
+/// Move-to-front positions of `symbols` (each below `used`, at most 16), keeping each symbol's
+/// position in a byte lane of one vector: a symbol's lookup, the shift of those before it and its
+/// move to the front are four vector steps, with no search and no branch.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+fn mtf_positions_ssse3(symbols: &[u8], used: usize, out: &mut [u8]) {
+    use std::arch::x86_64::{
+        _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_set1_epi8,
+        _mm_shuffle_epi8, _mm_sub_epi8,
+    };
+    // Lanes of symbols not in use hold 64: never below a position, so never moved.
+    let start: [u8; 16] = std::array::from_fn(|t| if t < used { t as u8 } else { 64 });
+    let lane: [u8; 16] = std::array::from_fn(|t| t as u8);
+    // SAFETY: both arrays are 16 bytes; unaligned loads.
+    let (mut position, lane) =
+        unsafe { (_mm_loadu_si128(start.as_ptr().cast()), _mm_loadu_si128(lane.as_ptr().cast())) };
+    for (&s, o) in symbols.iter().zip(out.iter_mut()) {
+        let symbol = _mm_set1_epi8(s as i8);
+        let here = _mm_shuffle_epi8(position, symbol);
+        *o = _mm_cvtsi128_si32(here) as u8;
+        let before = _mm_cmpgt_epi8(here, position);
+        position = _mm_andnot_si128(_mm_cmpeq_epi8(lane, symbol), _mm_sub_epi8(position, before));
+    }
+}
+
+/// Longest zero run [`Runs`] writes from its table.
+const TABLE_RUN: usize = 126;
+
+/// The RUNA/RUNB digits of each zero run up to [`TABLE_RUN`] as bytes of one word, least
+/// significant digit first, with their number (at most six).
+const RUN_DIGITS: [(u64, u32); TABLE_RUN + 1] = {
+    let mut table = [(0u64, 0u32); TABLE_RUN + 1];
+    let mut zeros = 1;
+    while zeros <= TABLE_RUN {
+        let (mut z, mut word, mut k) = (zeros - 1, 0u64, 0u32);
+        loop {
+            word |= ((z & 1) as u64) << (8 * k);
+            k += 1;
+            if z < 2 {
+                break;
+            }
+            z = (z - 2) / 2;
+        }
+        table[zeros] = (word, k);
+        zeros += 1;
+    }
+    table
+};
+
+/// Move-to-front values from positions, one at a time: zero runs in RUNA/RUNB digits, others one
+/// up. Each non-zero position writes the digits of the run before it and its own value as one
+/// word, and the output advances by their number: no branch on whether a run ends, which random
+/// text mispredicts.
+struct Runs {
+    out: Vec<u8>,
+    at: usize,
+    zeros: usize,
+}
+
+impl Runs {
+    fn new(positions: usize) -> Self {
+        // Never more values than positions; the last word written may reach 8 bytes further.
+        Runs { out: vec![0u8; positions + 16], at: 0, zeros: 0 }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, p: u8) {
+        if self.zeros > TABLE_RUN && p != 0 {
+            let mut digits = Vec::new();
+            push_zero_run(&mut digits, self.zeros);
+            for (o, d) in self.out[self.at..].iter_mut().zip(&digits) {
+                *o = *d as u8;
+            }
+            self.at += digits.len();
+            self.zeros = 0;
+        }
+        let (digits, k) = RUN_DIGITS[self.zeros.min(TABLE_RUN)];
+        let word = digits | (u64::from(p) + 1) << (8 * k);
+        self.out[self.at..self.at + 8].copy_from_slice(&word.to_le_bytes());
+        // All ones while the run goes on, zero where it ends: masks, not multiplications, on
+        // the two counters every step waits for.
+        let going = usize::from(p == 0).wrapping_neg();
+        self.at += !going & (k as usize + 1);
+        self.zeros = (self.zeros + 1) & going;
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        let mut tail = Vec::new();
+        push_zero_run(&mut tail, self.zeros);
+        self.out.truncate(self.at);
+        self.out.extend(tail.iter().map(|&d| d as u8));
+        self.out
+    }
 }
 
 /// Move-to-front over a list of bytes, for any number of symbols.
@@ -141,26 +258,43 @@ fn initial_tables(freq: &[u32], n: usize, tables: usize) -> Vec<Vec<u8>> {
 
 /// The bits of one block whose transform is `bwt`.
 pub fn block_bits(bwt: &[u8]) -> u64 {
-    let (values, used, in_use) = mtf_values(bwt);
+    let (symbols, used, in_use) = symbols_in_use(bwt);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(values) = mtf_values_narrow(&symbols, used) {
+        return coded_bits(&values, used, &in_use);
+    }
+    coded_bits(&mtf_values(&symbols, used), used, &in_use)
+}
+
+/// The bits of one block given its move-to-front values.
+fn coded_bits<T: Copy + Into<usize>>(values: &[T], used: usize, in_use: &[bool; 256]) -> u64 {
     let alpha = used + 2;
+    // Small alphabets (decimal text has at most 13 symbols) cost each group from its histogram.
+    let histograms = if alpha <= 16 { group_histograms(values) } else { Vec::new() };
     let mut freq = vec![0u32; alpha];
-    for &v in &values {
-        freq[usize::from(v)] += 1;
+    if alpha <= 16 {
+        for h in &histograms {
+            for (f, &c) in freq.iter_mut().zip(h) {
+                *f += u32::from(c);
+            }
+        }
+    } else {
+        for &v in values {
+            freq[v.into()] += 1;
+        }
     }
     let n = values.len();
     let tables = table_count(n);
     let mut lengths = initial_tables(&freq, n, tables);
     let mut selectors = Vec::with_capacity(n.div_ceil(GROUP));
     let mut table_freq = vec![vec![0u32; alpha]; tables];
-    // Small alphabets (decimal text has at most 13 symbols) cost each group from its histogram.
-    let histograms = if alpha <= 16 { group_histograms(&values) } else { Vec::new() };
     for _ in 0..PASSES {
         selectors.clear();
         table_freq.iter_mut().for_each(|f| f.fill(0));
         if alpha <= 16 {
             pass_by_histogram(&histograms, &lengths, &mut selectors, &mut table_freq);
         } else {
-            pass_by_value(&values, &lengths, &mut selectors, &mut table_freq);
+            pass_by_value(values, &lengths, &mut selectors, &mut table_freq);
         }
         for (l, f) in lengths.iter_mut().zip(&table_freq) {
             *l = code_lengths(f, MAX_CODE_LEN);
@@ -171,7 +305,7 @@ pub fn block_bits(bwt: &[u8]) -> u64 {
         .zip(&table_freq)
         .map(|(l, f)| l.iter().zip(f).map(|(&l, &f)| u64::from(l) * u64::from(f)).sum::<u64>())
         .sum();
-    BLOCK_HEADER_BITS + mapping_bits(&in_use) + selector_bits(&selectors, tables) + table_bits(&lengths) + data
+    BLOCK_HEADER_BITS + mapping_bits(in_use) + selector_bits(&selectors, tables) + table_bits(&lengths) + data
 }
 
 /// The index of the cheapest table (the first on ties), given each table's cost.
@@ -188,29 +322,34 @@ fn cheapest(costs: impl Iterator<Item = u16>) -> usize {
 /// One pass: each group goes to its cheapest table under `lengths`, whose symbol counts it adds
 /// to. Values are costed under all tables at once, 16 bits per table (a group costs at most
 /// 50 × 17).
-fn pass_by_value(values: &[u16], lengths: &[Vec<u8>], selectors: &mut Vec<u8>, table_freq: &mut [Vec<u32>]) {
+fn pass_by_value<T: Copy + Into<usize>>(
+    values: &[T],
+    lengths: &[Vec<u8>],
+    selectors: &mut Vec<u8>,
+    table_freq: &mut [Vec<u32>],
+) {
     let alpha = lengths[0].len();
     let packed: Vec<u128> = (0..alpha)
         .map(|v| lengths.iter().enumerate().fold(0u128, |acc, (t, l)| acc | u128::from(l[v]) << (16 * t)))
         .collect();
     for group in values.chunks(GROUP) {
-        let cost = group.iter().fold(0u128, |acc, &v| acc + packed[usize::from(v)]);
+        let cost = group.iter().fold(0u128, |acc, &v| acc + packed[v.into()]);
         let best = cheapest((0..lengths.len()).map(|t| (cost >> (16 * t)) as u16));
         selectors.push(best as u8);
         for &v in group {
-            table_freq[best][usize::from(v)] += 1;
+            table_freq[best][v.into()] += 1;
         }
     }
 }
 
 /// Per group of 50 values, how often each symbol occurs (alphabets of up to 16 symbols).
-fn group_histograms(values: &[u16]) -> Vec<[u16; 16]> {
+fn group_histograms<T: Copy + Into<usize>>(values: &[T]) -> Vec<[u16; 16]> {
     values
         .chunks(GROUP)
         .map(|group| {
             let mut h = [0u16; 16];
             for &v in group {
-                h[usize::from(v)] += 1;
+                h[v.into()] += 1;
             }
             h
         })
@@ -335,8 +474,28 @@ mod tests {
     fn move_to_front_over_the_symbols_in_use() {
         // Symbols in use: a (0), b (1), c (2). "aabca": a run of two zeros (RUNB), b at position 1
         // (value 2), c at 2 (3), a at 2 (3), end of block (used + 1 = 4).
-        let (values, used, _) = mtf_values(b"aabca");
+        let (symbols, used, _) = symbols_in_use(b"aabca");
         assert_eq!(used, 3);
-        assert_eq!(values, vec![1, 2, 3, 3, 4]);
+        assert_eq!(mtf_values(&symbols, used), vec![1, 2, 3, 3, 4]);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_and_plain_move_to_front_agree() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for used in 1..=16usize {
+            // Runs of every length up to 300 (past the table's 126) between random symbols.
+            let mut symbols = Vec::new();
+            for run in 0..300 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let s = (state % used as u64) as u8;
+                symbols.extend(std::iter::repeat_n(s, 1 + run % 7 + if run % 10 == 0 { run } else { 0 }));
+            }
+            let Some(narrow) = mtf_values_narrow(&symbols, used) else { return };
+            let wide: Vec<u8> = mtf_values(&symbols, used).iter().map(|&v| v as u8).collect();
+            assert_eq!(narrow, wide, "{used} symbols");
+        }
     }
 }

@@ -39,14 +39,21 @@ const DECIMAL: [([u8; 3], u8); 256] = {
 
 /// The samples as decimal numbers separated by single spaces (no trailing space).
 pub fn decimal_text(raw: &[u8]) -> Vec<u8> {
-    let mut text = Vec::with_capacity(raw.len() * 4);
-    for (i, &v) in raw.iter().enumerate() {
-        if i > 0 {
-            text.push(b' ');
-        }
-        let (digits, len) = DECIMAL[usize::from(v)];
-        text.extend_from_slice(&digits[..usize::from(len)]);
+    // Each number is written as four bytes, digits then spaces, and the next starts just after
+    // its first space: fixed-size copies rather than one of one to three bytes.
+    let words: [[u8; 4]; 256] = std::array::from_fn(|v| {
+        let (digits, len) = DECIMAL[v];
+        let mut word = [b' '; 4];
+        word[..usize::from(len)].copy_from_slice(&digits[..usize::from(len)]);
+        word
+    });
+    let mut text = vec![0u8; raw.len() * 4];
+    let mut at = 0usize;
+    for &v in raw {
+        text[at..at + 4].copy_from_slice(&words[usize::from(v)]);
+        at += usize::from(DECIMAL[usize::from(v)].1) + 1;
     }
+    text.truncate(at.saturating_sub(1));
     text
 }
 
@@ -71,11 +78,51 @@ fn blocks(text: &[u8]) -> Vec<&[u8]> {
     out
 }
 
+/// A walk through the samples alongside their decimal text, blocks in order.
+struct Numbers<'a> {
+    raw: &'a [u8],
+    /// The next sample not yet passed, and where its number starts in the text.
+    next: usize,
+    at: usize,
+}
+
+impl<'a> Numbers<'a> {
+    /// The samples whose numbers start at or after text offset `from` (which must be where one
+    /// starts) and are followed by a space before `to`.
+    fn whole(&mut self, from: usize, to: usize) -> &'a [u8] {
+        let width = |v: u8| usize::from(DECIMAL[usize::from(v)].1);
+        while self.at < from {
+            self.at += width(self.raw[self.next]) + 1;
+            self.next += 1;
+        }
+        debug_assert_eq!(self.at, from, "a number starts after the block's first space");
+        let first = self.next;
+        while self.next < self.raw.len() && self.at + width(self.raw[self.next]) < to {
+            self.at += width(self.raw[self.next]) + 1;
+            self.next += 1;
+        }
+        &self.raw[first..self.next]
+    }
+}
+
 /// The length in bytes of `bzip2 -5` applied to [`decimal_text`]`(raw)`.
 pub fn compressed_length(raw: &[u8]) -> u64 {
     let text = decimal_text(raw);
     debug_assert!(!text.windows(4).any(|w| w.iter().all(|&b| b == w[0])), "decimal text has no runs of four");
-    let bits: u64 = blocks(&text).into_iter().map(|block| coding::block_bits(&bwt::cyclic_bwt(block))).sum();
+    let mut numbers = Numbers { raw, next: 0, at: 0 };
+    let mut block_start = 0usize;
+    let bits: u64 = blocks(&text)
+        .into_iter()
+        .map(|block| {
+            let start = block_start;
+            block_start += block.len();
+            let transform = match block.iter().position(|&b| b == b' ') {
+                Some(space) => bwt::cyclic_bwt_of_numbers(block, numbers.whole(start + space + 1, block_start)),
+                None => bwt::naive_cyclic_bwt(block),
+            };
+            coding::block_bits(&transform)
+        })
+        .sum();
     (STREAM_BITS + bits).div_ceil(8)
 }
 
