@@ -5,6 +5,7 @@
 
 pub mod bzip2_size;
 pub mod chi_square;
+mod flags;
 pub mod gamma;
 pub mod lrs;
 pub mod permutation;
@@ -93,10 +94,16 @@ pub fn assess(
     let h_bitstring = bitstring.as_ref().and_then(|e| e.min_entropy);
     let h_assessed = h_bitstring.map_or(h_original, |hb| h_original.min(width * hb)).min(width);
     let (mean, median) = mean_and_median(samples);
-    let (independence, goodness_of_fit) = chi_square_tests(&samples.symbols, k);
-    let lrs = lrs_test(&samples.symbols, k);
     let ctx = Context { k, raw_mean: mean, median };
-    let permutation = permutation_tests(&samples.symbols, &samples.raw, &ctx, permutations, seed, progress);
+    // The chi-square and LRS tests (a suffix array of the samples) run beside the first
+    // permutations rather than before them.
+    let ((independence, goodness_of_fit, lrs), permutation) = rayon::join(
+        || {
+            let (independence, goodness_of_fit) = chi_square_tests(&samples.symbols, k);
+            (independence, goodness_of_fit, lrs_test(&samples.symbols, k))
+        },
+        || permutation_tests(&samples.symbols, &samples.raw, &ctx, permutations, seed, progress),
+    );
     let passed = independence.passed() && goodness_of_fit.passed() && lrs.passed && permutation.passed;
     IidReport {
         literal,

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::bzip2_size::compressed_length;
+use super::flags;
 use super::xoshiro::{shuffle_into, shuffle_pairs_into, Xoshiro256};
 
 /// The statistics' names, in SP 800-90B's order.
@@ -54,25 +55,6 @@ fn packed_eights(s: &[u8]) -> Vec<u8> {
     s.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |acc, (i, &b)| acc + (b << (7 - i)))).collect()
 }
 
-/// Number of runs and longest run of a ±1 sequence given by `up(i)` for `i < len`. Branch-free:
-/// on random data a branch per sample would be mispredicted half the time.
-fn runs(len: usize, up: impl Fn(usize) -> bool) -> (u64, u64) {
-    if len == 0 {
-        return (0, 0);
-    }
-    let (mut count, mut longest, mut run) = (1u64, 1u64, 1u64);
-    let mut previous = up(0);
-    for i in 1..len {
-        let cur = up(i);
-        let same = cur == previous;
-        count += u64::from(!same);
-        run = if same { run + 1 } else { 1 };
-        longest = longest.max(run);
-        previous = cur;
-    }
-    (count, longest)
-}
-
 /// The sum of `f(s[i], s[i + p])` over `i`, `f` at most 2^16: summed in 32 bits over chunks of
 /// 2^15 so that the loop vectorises, then in 64.
 fn lagged(s: &[u8], p: usize, f: impl Fn(u8, u8) -> u32) -> u64 {
@@ -85,23 +67,51 @@ fn lagged(s: &[u8], p: usize, f: impl Fn(u8, u8) -> u32) -> u64 {
         .sum()
 }
 
+/// The largest `|s_1 + ... + s_i - i × mean|` (SP 800-90B §5.1.1), in the same floating-point
+/// steps as NIST's tool (the running sum is an integer, exact as a double). Eight maxima kept
+/// apart, so that no step waits on the comparison before it.
+fn excursion(raw: &[u8], mean: f64) -> f64 {
+    let (mut sum, mut i) = (0u64, 0u64);
+    let mut max = [0.0f64; 8];
+    let mut step = |v: u8, max: &mut f64| {
+        sum += u64::from(v);
+        i += 1;
+        let d = (sum as f64 - i as f64 * mean).abs();
+        *max = if d > *max { d } else { *max };
+    };
+    let mut chunks = raw.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (&v, m) in chunk.iter().zip(max.iter_mut()) {
+            step(v, m);
+        }
+    }
+    for &v in chunks.remainder() {
+        step(v, &mut max[0]);
+    }
+    max.into_iter().fold(0.0, f64::max)
+}
+
 /// Lengths of the successive stretches until a symbol repeats (SP 800-90B §5.1.7).
 fn collisions(s: &[u8]) -> (f64, u64) {
     let n = s.len();
     let (mut i, mut sum, mut count, mut max) = (0usize, 0u64, 0u64, 0u64);
+    // A symbol was seen in the current stretch when it carries the stretch's number: no
+    // clearing of 256 flags per stretch.
+    let mut seen = [0u32; 256];
+    let mut stretch = 0u32;
     'outer: while i < n {
-        let mut seen = [false; 256];
+        stretch += 1;
         let mut j = 0usize;
         while i + j < n {
             let x = s[i + j] as usize;
-            if seen[x] {
+            if seen[x] == stretch {
                 sum += (j + 1) as u64;
                 count += 1;
                 max = max.max((j + 1) as u64);
                 i += j + 1;
                 continue 'outer;
             }
-            seen[x] = true;
+            seen[x] = stretch;
             j += 1;
         }
         break;
@@ -116,20 +126,14 @@ pub fn statistics(data: &[u8], raw: &[u8], ctx: &Context, wanted: &[bool; 19]) -
     let n = data.len();
     let binary = ctx.k == 2;
     if wanted[0] {
-        let (mut sum, mut max) = (0.0f64, 0.0f64);
-        for (i, &v) in raw.iter().enumerate() {
-            sum += f64::from(v);
-            max = max.max((sum - (i + 1) as f64 * ctx.raw_mean).abs());
-        }
-        t[0] = max;
+        t[0] = excursion(raw, ctx.raw_mean);
     }
     let eights = if binary { sum_of_eights(data) } else { Vec::new() };
     let view: &[u8] = if binary { &eights } else { data };
     if wanted[1] || wanted[2] || wanted[3] {
-        let len = view.len().saturating_sub(1);
-        let up = |i: usize| view[i] <= view[i + 1];
-        let (count, longest) = runs(len, up);
-        let ups = (0..len).filter(|&i| up(i)).count() as u64;
+        let (up, len) = flags::pack(view, view.get(1..).unwrap_or_default(), |a, b| a <= b);
+        let (count, longest) = flags::runs(&up, len);
+        let ups = flags::count(&up);
         t[1] = count as f64;
         t[2] = longest as f64;
         t[3] = ups.max(len as u64 - ups) as f64;
@@ -142,7 +146,8 @@ pub fn statistics(data: &[u8], raw: &[u8], ctx: &Context, wanted: &[bool; 19]) -
             (1, n as u64)
         } else {
             let threshold = threshold.max(0.0) as u8;
-            runs(n, |i| data[i] >= threshold)
+            let (above, len) = flags::pack(data, data, |x, _| x >= threshold);
+            flags::runs(&above, len)
         };
         t[4] = count as f64;
         t[5] = longest as f64;
@@ -265,11 +270,5 @@ mod tests {
         // 1 2 1 | 3 3 | 4 5 6 (no repeat): stretches of 3 and 2.
         let (avg, max) = collisions(&[1, 2, 1, 3, 3, 4, 5, 6]);
         assert_eq!((avg, max), (2.5, 3));
-    }
-
-    #[test]
-    fn runs_count_changes_and_the_longest() {
-        let s = [true, true, false, true, true, true];
-        assert_eq!(runs(s.len(), |i| s[i]), (3, 3));
     }
 }

@@ -104,12 +104,22 @@ pub fn cyclic_bwt(block: &[u8]) -> Vec<u8> {
             v = v * 10 + usize::from(b - b'0');
         }
     }
-    cyclic_bwt_of_numbers(block, &values)
+    let transform = cyclic_bwt_of_numbers(block, &values);
+    let bytes: Vec<u8> = (0..=255u8).filter(|&b| transform.in_use[usize::from(b)]).collect();
+    transform.symbols.iter().map(|&s| bytes[usize::from(s)]).collect()
 }
 
-/// [`cyclic_bwt`] given the numbers written whole in `block` after its first space (those
-/// followed by a space within it).
-pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Vec<u8> {
+/// A block's transform with its bytes numbered among those in use, as bzip2 codes them.
+pub struct Transform {
+    /// Per rotation in sorted order, its last byte's number among the bytes in use.
+    pub symbols: Vec<u8>,
+    /// The byte values in the block.
+    pub in_use: [bool; 256],
+}
+
+/// The transform of `block` (see [`cyclic_bwt`]) given the numbers written whole in it after its
+/// first space (those followed by a space within it).
+pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
     // Tokens of the block read from just after its first space, wrapping round; all are whole
     // numbers except the last, which joins the block's last digits to its first.
     let first_space = block.iter().position(|&b| b == b' ').expect("the block has a number and a space");
@@ -174,8 +184,17 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
         }
         std::mem::swap(&mut order, &mut sorted);
     }
-    let prefix = |p: u32| &ext[p as usize..p as usize + depth];
-    let same_prefix = |a: u32, b: u32| prefix(a) == prefix(b);
+    // Rotations compare on their first `depth` (at most six) tokens as two words of four.
+    let word = |p: usize| {
+        let t: &[u16; 4] = ext[p..p + 4].try_into().expect("four tokens");
+        t.iter().enumerate().fold(0u64, |w, (k, &x)| w | u64::from(x) << (16 * k))
+    };
+    let masks = |d: usize| if d >= 4 { u64::MAX } else { (1u64 << (16 * d)) - 1 };
+    let (low, high) = (masks(depth), if depth > 4 { masks(depth - 4) } else { 0 });
+    let same_prefix = |a: u32, b: u32| {
+        let (a, b) = (a as usize, b as usize);
+        (word(a) ^ word(b)) & low == 0 && (high == 0 || (word(a + 4) ^ word(b + 4)) & high == 0)
+    };
     let rest = |p: u32| &ext[p as usize + depth..p as usize + LOOKAHEAD];
     let mut i = 0;
     while i < m {
@@ -221,11 +240,21 @@ fn rotation_order(tokens: &[u16], lookahead: usize) -> Option<Vec<u32>> {
 
 /// Rotations sorted by (tail, rank of the following token's rotation): walk the token rotations
 /// in order and drop each tail of the token before them into its tail's bucket.
-fn scatter(tokens: &[u16], order: &[u32], alphabet: &Alphabet, n: usize) -> Vec<u8> {
+fn scatter(tokens: &[u16], order: &[u32], alphabet: &Alphabet, n: usize) -> Transform {
     let m = tokens.len();
     let mut per_token = vec![0usize; alphabet.tokens.len()];
     for &t in tokens {
         per_token[usize::from(t)] += 1;
+    }
+    // The transform holds the block's bytes, which are those of its tokens: number them here
+    // and write the numbers, sparing the coder a pass to find them.
+    let mut in_use = [false; 256];
+    for (token, _) in alphabet.tokens.iter().zip(&per_token).filter(|(_, &c)| c > 0) {
+        token.iter().for_each(|&b| in_use[usize::from(b)] = true);
+    }
+    let mut number = [0u8; 256];
+    for (used, (b, _)) in in_use.iter().enumerate().filter(|(_, &u)| u).enumerate() {
+        number[b] = used as u8;
     }
     let mut next = vec![0usize; alphabet.tail_count];
     for (t, &count) in per_token.iter().enumerate() {
@@ -252,7 +281,7 @@ fn scatter(tokens: &[u16], order: &[u32], alphabet: &Alphabet, n: usize) -> Vec<
         .map(|tails| {
             let (mut bucket, mut byte) = ([spare as u16; 4], [0u8; 4]);
             for (k, &(tail, b)) in tails.iter().take(4).enumerate() {
-                (bucket[k], byte[k]) = (tail, b);
+                (bucket[k], byte[k]) = (tail, number[usize::from(b)]);
             }
             (bucket, byte)
         })
@@ -264,7 +293,7 @@ fn scatter(tokens: &[u16], order: &[u32], alphabet: &Alphabet, n: usize) -> Vec<
         if previous == long {
             for &(tail, byte) in &alphabet.tails[previous] {
                 let slot = &mut next[usize::from(tail)];
-                bwt[*slot as usize] = byte;
+                bwt[*slot as usize] = number[usize::from(byte)];
                 *slot += 1;
             }
             continue;
@@ -278,7 +307,7 @@ fn scatter(tokens: &[u16], order: &[u32], alphabet: &Alphabet, n: usize) -> Vec<
         next[spare] = n as u32;
     }
     bwt.truncate(n);
-    bwt
+    Transform { symbols: bwt, in_use }
 }
 
 /// The transform by sorting every rotation directly: for blocks without a space (at most three

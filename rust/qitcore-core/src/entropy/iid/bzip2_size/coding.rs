@@ -50,14 +50,9 @@ fn mtf_values_narrow(symbols: &[u8], used: usize) -> Option<Vec<u8>> {
     if used > 16 || !std::arch::is_x86_feature_detected!("ssse3") {
         return None;
     }
-    let mut positions = vec![0u8; symbols.len()];
+    let mut runs = Runs::new(symbols.len());
     // SAFETY: the feature was just detected.
-    unsafe { mtf_positions_ssse3(symbols, used, &mut positions) };
-    // Two passes: folded into one loop, the two run at the speed of the slower and spill.
-    let mut runs = Runs::new(positions.len());
-    for &p in &positions {
-        runs.push(p);
-    }
+    unsafe { mtf_positions_ssse3(symbols, used, &mut runs) };
     let mut out = runs.finish();
     out.push(used as u8 + 1);
     Some(out)
@@ -92,7 +87,7 @@ fn mtf_nibbles(symbols: impl Iterator<Item = u8>, used: usize, out: &mut Vec<u16
 /// move to the front are four vector steps, with no search and no branch.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "ssse3")]
-fn mtf_positions_ssse3(symbols: &[u8], used: usize, out: &mut [u8]) {
+fn mtf_positions_ssse3(symbols: &[u8], used: usize, out: &mut Runs) {
     use std::arch::x86_64::{
         _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_set1_epi8,
         _mm_shuffle_epi8, _mm_sub_epi8,
@@ -103,50 +98,38 @@ fn mtf_positions_ssse3(symbols: &[u8], used: usize, out: &mut [u8]) {
     // SAFETY: both arrays are 16 bytes; unaligned loads.
     let (mut position, lane) =
         unsafe { (_mm_loadu_si128(start.as_ptr().cast()), _mm_loadu_si128(lane.as_ptr().cast())) };
-    for (&s, o) in symbols.iter().zip(out.iter_mut()) {
+    for &s in symbols {
         let symbol = _mm_set1_epi8(s as i8);
         let here = _mm_shuffle_epi8(position, symbol);
-        *o = _mm_cvtsi128_si32(here) as u8;
+        out.push(_mm_cvtsi128_si32(here) as u8);
         let before = _mm_cmpgt_epi8(here, position);
         position = _mm_andnot_si128(_mm_cmpeq_epi8(lane, symbol), _mm_sub_epi8(position, before));
     }
 }
 
-/// Longest zero run [`Runs`] writes from its table.
-const TABLE_RUN: usize = 126;
-
-/// The RUNA/RUNB digits of each zero run up to [`TABLE_RUN`] as bytes of one word, least
-/// significant digit first, with their number (at most six).
-const RUN_DIGITS: [(u64, u32); TABLE_RUN + 1] = {
-    let mut table = [(0u64, 0u32); TABLE_RUN + 1];
-    let mut zeros = 1;
-    while zeros <= TABLE_RUN {
-        let (mut z, mut word, mut k) = (zeros - 1, 0u64, 0u32);
-        loop {
-            word |= ((z & 1) as u64) << (8 * k);
-            k += 1;
-            if z < 2 {
-                break;
-            }
-            z = (z - 2) / 2;
-        }
-        table[zeros] = (word, k);
-        zeros += 1;
-    }
-    table
-};
-
-/// Move-to-front values from positions, one at a time: zero runs in RUNA/RUNB digits, others one
-/// up. Each non-zero position writes the digits of the run before it and its own value as one
-/// word, and the output advances by their number: no branch on whether a run ends, which random
-/// text mispredicts.
+/// Move-to-front values from positions, taken one at a time as the move-to-front yields them
+/// (one loop for both runs faster than two passes): zero runs in RUNA/RUNB digits, others one up.
+/// Each non-zero position writes the digits of the run before it and its own value as one word,
+/// and the output advances by their number: no branch on whether a run ends, which random text
+/// mispredicts.
 struct Runs {
     out: Vec<u8>,
     at: usize,
     zeros: usize,
 }
 
+/// The bits of `x` (below 256), bit `k` to byte `k`.
+#[inline(always)]
+fn spread(x: u64) -> u64 {
+    // Byte k of the product keeps bit k alone; adding 0x7F to each byte carries it to bit 7.
+    let picked = x.wrapping_mul(0x0101_0101_0101_0101) & 0x8040_2010_0804_0201;
+    ((picked + 0x7f7f_7f7f_7f7f_7f7f) >> 7) & 0x0101_0101_0101_0101
+}
+
 impl Runs {
+    /// Longest zero run written in the one word.
+    const WORD_RUN: usize = 254;
+
     fn new(positions: usize) -> Self {
         // Never more values than positions; the last word written may reach 8 bytes further.
         Runs { out: vec![0u8; positions + 16], at: 0, zeros: 0 }
@@ -154,23 +137,33 @@ impl Runs {
 
     #[inline(always)]
     fn push(&mut self, p: u8) {
-        if self.zeros > TABLE_RUN && p != 0 {
-            let mut digits = Vec::new();
-            push_zero_run(&mut digits, self.zeros);
-            for (o, d) in self.out[self.at..].iter_mut().zip(&digits) {
-                *o = *d as u8;
-            }
-            self.at += digits.len();
-            self.zeros = 0;
+        if self.zeros > Self::WORD_RUN && p != 0 {
+            self.flush_long_run();
         }
-        let (digits, k) = RUN_DIGITS[self.zeros.min(TABLE_RUN)];
-        let word = digits | (u64::from(p) + 1) << (8 * k);
+        // A run of z zeros is z + 1 in binary without its leading one, least significant digit
+        // first (bijective base 2): spread one bit to a byte, the leading one lands in the byte
+        // after the digits, where adding p makes it p + 1.
+        let z = (self.zeros.min(Self::WORD_RUN) + 1) as u64;
+        let digits = 63 - z.leading_zeros();
+        let word = spread(z) + (u64::from(p) << (8 * digits));
         self.out[self.at..self.at + 8].copy_from_slice(&word.to_le_bytes());
         // All ones while the run goes on, zero where it ends: masks, not multiplications, on
         // the two counters every step waits for.
         let going = usize::from(p == 0).wrapping_neg();
-        self.at += !going & (k as usize + 1);
+        self.at += !going & (digits as usize + 1);
         self.zeros = (self.zeros + 1) & going;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn flush_long_run(&mut self) {
+        let mut digits = Vec::new();
+        push_zero_run(&mut digits, self.zeros);
+        for (o, d) in self.out[self.at..].iter_mut().zip(&digits) {
+            *o = *d as u8;
+        }
+        self.at += digits.len();
+        self.zeros = 0;
     }
 
     fn finish(mut self) -> Vec<u8> {
@@ -258,12 +251,18 @@ fn initial_tables(freq: &[u32], n: usize, tables: usize) -> Vec<Vec<u8>> {
 
 /// The bits of one block whose transform is `bwt`.
 pub fn block_bits(bwt: &[u8]) -> u64 {
-    let (symbols, used, in_use) = symbols_in_use(bwt);
+    let (symbols, _, in_use) = symbols_in_use(bwt);
+    symbol_block_bits(&symbols, &in_use)
+}
+
+/// [`block_bits`] given the transform's bytes numbered among the bytes in use, `in_use`.
+pub fn symbol_block_bits(symbols: &[u8], in_use: &[bool; 256]) -> u64 {
+    let used = in_use.iter().filter(|&&u| u).count();
     #[cfg(target_arch = "x86_64")]
-    if let Some(values) = mtf_values_narrow(&symbols, used) {
-        return coded_bits(&values, used, &in_use);
+    if let Some(values) = mtf_values_narrow(symbols, used) {
+        return coded_bits(&values, used, in_use);
     }
-    coded_bits(&mtf_values(&symbols, used), used, &in_use)
+    coded_bits(&mtf_values(symbols, used), used, in_use)
 }
 
 /// The bits of one block given its move-to-front values.

@@ -116,11 +116,13 @@ pub fn compressed_length(raw: &[u8]) -> u64 {
         .map(|block| {
             let start = block_start;
             block_start += block.len();
-            let transform = match block.iter().position(|&b| b == b' ') {
-                Some(space) => bwt::cyclic_bwt_of_numbers(block, numbers.whole(start + space + 1, block_start)),
-                None => bwt::naive_cyclic_bwt(block),
-            };
-            coding::block_bits(&transform)
+            match block.iter().position(|&b| b == b' ') {
+                Some(space) => {
+                    let t = bwt::cyclic_bwt_of_numbers(block, numbers.whole(start + space + 1, block_start));
+                    coding::symbol_block_bits(&t.symbols, &t.in_use)
+                }
+                None => coding::block_bits(&bwt::naive_cyclic_bwt(block)),
+            }
         })
         .sum();
     (STREAM_BITS + bits).div_ceil(8)
