@@ -50,10 +50,8 @@ fn mtf_values_narrow(symbols: &[u8], used: usize) -> Option<Vec<u8>> {
     if used > 16 || !std::arch::is_x86_feature_detected!("ssse3") {
         return None;
     }
-    let mut runs = Runs::new(symbols.len());
     // SAFETY: the feature was just detected.
-    unsafe { mtf_positions_ssse3(symbols, used, &mut runs) };
-    let mut out = runs.finish();
+    let mut out = unsafe { mtf_values_ssse3(symbols, used) };
     out.push(used as u8 + 1);
     Some(out)
 }
@@ -82,12 +80,14 @@ fn mtf_nibbles(symbols: impl Iterator<Item = u8>, used: usize, out: &mut Vec<u16
     push_zero_run(out, zeros);
 }
 
-/// Move-to-front positions of `symbols` (each below `used`, at most 16), keeping each symbol's
+/// Move-to-front values of `symbols` (each below `used`, at most 16), keeping each symbol's
 /// position in a byte lane of one vector: a symbol's lookup, the shift of those before it and its
-/// move to the front are four vector steps, with no search and no branch.
+/// move to the front are four vector steps, with no search and no branch. The zero runs are
+/// written as the positions come, by a [`Runs`] local to the loop so that its counters stay in
+/// registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "ssse3")]
-fn mtf_positions_ssse3(symbols: &[u8], used: usize, out: &mut Runs) {
+fn mtf_values_ssse3(symbols: &[u8], used: usize) -> Vec<u8> {
     use std::arch::x86_64::{
         _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_set1_epi8,
         _mm_shuffle_epi8, _mm_sub_epi8,
@@ -98,6 +98,7 @@ fn mtf_positions_ssse3(symbols: &[u8], used: usize, out: &mut Runs) {
     // SAFETY: both arrays are 16 bytes; unaligned loads.
     let (mut position, lane) =
         unsafe { (_mm_loadu_si128(start.as_ptr().cast()), _mm_loadu_si128(lane.as_ptr().cast())) };
+    let mut out = Runs::new(symbols.len());
     for &s in symbols {
         let symbol = _mm_set1_epi8(s as i8);
         let here = _mm_shuffle_epi8(position, symbol);
@@ -105,6 +106,7 @@ fn mtf_positions_ssse3(symbols: &[u8], used: usize, out: &mut Runs) {
         let before = _mm_cmpgt_epi8(here, position);
         position = _mm_andnot_si128(_mm_cmpeq_epi8(lane, symbol), _mm_sub_epi8(position, before));
     }
+    out.finish()
 }
 
 /// Move-to-front values from positions, taken one at a time as the move-to-front yields them
@@ -138,7 +140,15 @@ impl Runs {
     #[inline(always)]
     fn push(&mut self, p: u8) {
         if self.zeros > Self::WORD_RUN && p != 0 {
-            self.flush_long_run();
+            // A run too long for the word, written digit by digit in the loop itself: a call
+            // here would have the caller keep its vector registers in memory throughout.
+            let z = self.zeros as u64 + 1;
+            let digits = (63 - z.leading_zeros()) as usize;
+            for (d, o) in self.out[self.at..self.at + digits].iter_mut().enumerate() {
+                *o = (z >> d) as u8 & 1;
+            }
+            self.at += digits;
+            self.zeros = 0;
         }
         // A run of z zeros is z + 1 in binary without its leading one, least significant digit
         // first (bijective base 2): spread one bit to a byte, the leading one lands in the byte
@@ -152,18 +162,6 @@ impl Runs {
         let going = usize::from(p == 0).wrapping_neg();
         self.at += !going & (digits as usize + 1);
         self.zeros = (self.zeros + 1) & going;
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn flush_long_run(&mut self) {
-        let mut digits = Vec::new();
-        push_zero_run(&mut digits, self.zeros);
-        for (o, d) in self.out[self.at..].iter_mut().zip(&digits) {
-            *o = *d as u8;
-        }
-        self.at += digits.len();
-        self.zeros = 0;
     }
 
     fn finish(mut self) -> Vec<u8> {
