@@ -130,10 +130,12 @@ pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
     let mut tokens: Vec<u16> = values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]).collect();
     tokens.push(alphabet.join_rank);
 
-    let order = radix_rotation_order(&tokens, alphabet.tokens.len())
-        .or_else(|| rotation_order(&tokens, LOOKAHEAD.min(tokens.len())))
-        .unwrap_or_else(|| rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison"));
-    scatter(&tokens, &order, &alphabet, block.len())
+    let before = radix_rotation_order(&tokens, alphabet.tokens.len()).unwrap_or_else(|| {
+        let order = rotation_order(&tokens, LOOKAHEAD.min(tokens.len()))
+            .unwrap_or_else(|| rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison"));
+        order.iter().map(|&s| tokens[if s == 0 { tokens.len() - 1 } else { s as usize - 1 }]).collect()
+    });
+    scatter(&tokens, &before, &alphabet, block.len())
 }
 
 /// Fewest tokens for the radix sort: below this the suffix sort is as quick.
@@ -141,14 +143,19 @@ const RADIX_MIN_TOKENS: usize = 4096;
 /// Most radix passes: an alphabet needing more (binary samples) goes to the suffix sort.
 const RADIX_MAX_DEPTH: u32 = 6;
 
-/// Token start positions in rotation order when the rotations are far from repeating, as in
-/// shuffled samples: a least-significant-first counting sort on the first `depth` tokens, with
-/// `depth` chosen so that few rotations share them, then each group sharing them sorted on the
-/// next tokens up to [`LOOKAHEAD`]. `None` (the suffix sort then decides) for short blocks, small
+/// Bits of a record that hold the rotation's start (blocks hold fewer than 2^20 tokens).
+const POSITION_BITS: u32 = 20;
+
+/// For the token rotations in sorted order, the token before each, when the rotations are far
+/// from repeating, as in shuffled samples: a least-significant-first counting sort on the first
+/// `depth` tokens, with `depth` chosen so that few rotations share them, then each group sharing
+/// them sorted on the next tokens up to [`LOOKAHEAD`]. Each rotation travels as one word holding
+/// its first tokens, the token before it and its start, so the passes read in order and the
+/// groups show as equal neighbours. `None` (the suffix sort then decides) for short blocks, small
 /// alphabets and any two rotations agreeing on [`LOOKAHEAD`] tokens.
-fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
+fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     let m = tokens.len();
-    if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) {
+    if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) || m >= 1 << POSITION_BITS {
         return None;
     }
     let mut count = vec![0u32; ranks];
@@ -158,7 +165,8 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
     let distinct = count.iter().filter(|&&c| c > 0).count() as f64;
     // Expected rotations sharing their first `depth` tokens with another: about m^2 / distinct^depth.
     let depth = ((64.0 * m as f64).ln() / distinct.ln()).ceil();
-    if distinct < 2.0 || depth > f64::from(RADIX_MAX_DEPTH) {
+    let bits = usize::BITS - (ranks - 1).leading_zeros();
+    if distinct < 2.0 || depth > f64::from(RADIX_MAX_DEPTH) || depth as u32 * bits + bits + POSITION_BITS > 64 {
         return None;
     }
     let depth = depth as usize;
@@ -171,39 +179,42 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
         *s = total;
         total += c;
     }
+    // Record: first `depth` tokens (the first highest), the token before, the start.
+    let key_shift = POSITION_BITS + bits;
+    let mut records: Vec<u64> = (0..m)
+        .map(|p| {
+            let key = ext[p..p + depth].iter().fold(0u64, |k, &t| k << bits | u64::from(t));
+            let before = tokens[if p == 0 { m - 1 } else { p - 1 }];
+            key << key_shift | u64::from(before) << POSITION_BITS | p as u64
+        })
+        .collect();
     // Every pass buckets by one token of each rotation; over all rotations that is every token
     // once, so all passes share one histogram.
-    let mut order: Vec<u32> = (0..m as u32).collect();
-    let mut sorted = vec![0u32; m];
+    let mut sorted = vec![0u64; m];
+    let mask = (1u64 << bits) - 1;
     for j in (0..depth).rev() {
+        let shift = key_shift + bits * (depth - 1 - j) as u32;
         let mut next = start.clone();
-        for &p in &order {
-            let slot = &mut next[usize::from(ext[p as usize + j])];
-            sorted[*slot as usize] = p;
+        for &r in &records {
+            let slot = &mut next[((r >> shift) & mask) as usize];
+            sorted[*slot as usize] = r;
             *slot += 1;
         }
-        std::mem::swap(&mut order, &mut sorted);
+        std::mem::swap(&mut records, &mut sorted);
     }
-    // Rotations compare on their first `depth` (at most six) tokens as two words of four.
-    let word = |p: usize| {
-        let t: &[u16; 4] = ext[p..p + 4].try_into().expect("four tokens");
-        t.iter().enumerate().fold(0u64, |w, (k, &x)| w | u64::from(x) << (16 * k))
+    let rest = |r: u64| {
+        let p = (r & ((1 << POSITION_BITS) - 1)) as usize;
+        &ext[p + depth..p + LOOKAHEAD]
     };
-    let masks = |d: usize| if d >= 4 { u64::MAX } else { (1u64 << (16 * d)) - 1 };
-    let (low, high) = (masks(depth), if depth > 4 { masks(depth - 4) } else { 0 });
-    let same_prefix = |a: u32, b: u32| {
-        let (a, b) = (a as usize, b as usize);
-        (word(a) ^ word(b)) & low == 0 && (high == 0 || (word(a + 4) ^ word(b + 4)) & high == 0)
-    };
-    let rest = |p: u32| &ext[p as usize + depth..p as usize + LOOKAHEAD];
     let mut i = 0;
     while i < m {
+        let key = records[i] >> key_shift;
         let mut j = i + 1;
-        while j < m && same_prefix(order[j], order[i]) {
+        while j < m && records[j] >> key_shift == key {
             j += 1;
         }
         if j - i > 1 {
-            let group = &mut order[i..j];
+            let group = &mut records[i..j];
             group.sort_unstable_by(|&a, &b| rest(a).cmp(rest(b)));
             if group.windows(2).any(|w| rest(w[0]) == rest(w[1])) {
                 return None;
@@ -211,7 +222,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
         }
         i = j;
     }
-    Some(order)
+    Some(records.iter().map(|&r| ((r >> POSITION_BITS) & mask) as u16).collect())
 }
 
 /// Token start positions in rotation order, from a suffix array of `tokens` followed by their
@@ -239,9 +250,9 @@ fn rotation_order(tokens: &[u16], lookahead: usize) -> Option<Vec<u32>> {
 }
 
 /// Rotations sorted by (tail, rank of the following token's rotation): walk the token rotations
-/// in order and drop each tail of the token before them into its tail's bucket.
-fn scatter(tokens: &[u16], order: &[u32], alphabet: &Alphabet, n: usize) -> Transform {
-    let m = tokens.len();
+/// in order (`before` holds the token before each) and drop each tail of the token before them
+/// into its tail's bucket.
+fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Transform {
     let mut per_token = vec![0usize; alphabet.tokens.len()];
     for &t in tokens {
         per_token[usize::from(t)] += 1;
@@ -288,8 +299,8 @@ fn scatter(tokens: &[u16], order: &[u32], alphabet: &Alphabet, n: usize) -> Tran
         .collect();
     let long = alphabet.tails.iter().position(|t| t.len() > 4).unwrap_or(usize::MAX);
     let mut bwt = vec![0u8; n + 4];
-    for &s in order {
-        let previous = usize::from(tokens[if s == 0 { m - 1 } else { s as usize - 1 }]);
+    for &previous in before {
+        let previous = usize::from(previous);
         if previous == long {
             for &(tail, byte) in &alphabet.tails[previous] {
                 let slot = &mut next[usize::from(tail)];
@@ -355,7 +366,9 @@ mod tests {
         for (ranks, m, seed) in [(257, 20_000, 1), (257, 140_000, 2), (17, 30_000, 3), (40, 5_000, 4)] {
             let tokens = random_tokens(m, ranks, seed);
             let radix = radix_rotation_order(&tokens, ranks as usize).expect("random tokens take the radix sort");
-            assert_eq!(Some(radix), rotation_order(&tokens, LOOKAHEAD), "{ranks} ranks, {m} tokens");
+            let order = rotation_order(&tokens, LOOKAHEAD).expect("random rotations differ early");
+            let before: Vec<u16> = order.iter().map(|&s| tokens[(s as usize + m - 1) % m]).collect();
+            assert_eq!(radix, before, "{ranks} ranks, {m} tokens");
         }
     }
 
