@@ -91,6 +91,17 @@ fn excursion(raw: &[u8], mean: f64) -> f64 {
     max.into_iter().fold(0.0, f64::max)
 }
 
+/// The definition, one sample at a time: the tests' reference for [`excursion`].
+#[cfg(test)]
+fn excursion_naive(raw: &[u8], mean: f64) -> f64 {
+    let (mut sum, mut max) = (0.0f64, 0.0f64);
+    for (i, &v) in raw.iter().enumerate() {
+        sum += f64::from(v);
+        max = max.max((sum - (i + 1) as f64 * mean).abs());
+    }
+    max
+}
+
 /// Lengths of the successive stretches until a symbol repeats (SP 800-90B §5.1.7).
 fn collisions(s: &[u8]) -> (f64, u64) {
     let n = s.len();
@@ -272,6 +283,24 @@ pub fn permutation_tests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excursion_equals_the_definition() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in [0usize, 1, 7, 8, 9, 1023, 1024, 1025, 5000, 100_003] {
+            let raw: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 56) as u8
+                })
+                .collect();
+            let mean = raw.iter().map(|&v| f64::from(v)).sum::<f64>() / len.max(1) as f64;
+            // Bit-for-bit: the same floating-point operations on the same values.
+            assert_eq!(excursion(&raw, mean).to_bits(), excursion_naive(&raw, mean).to_bits(), "{len}");
+        }
+    }
 
     #[test]
     fn collision_stretches_follow_the_definition() {
