@@ -140,8 +140,6 @@ pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
 
 /// Fewest tokens for the radix sort: below this the suffix sort is as quick.
 const RADIX_MIN_TOKENS: usize = 4096;
-/// Most radix passes: an alphabet needing more (binary samples) goes to the suffix sort.
-const RADIX_MAX_DEPTH: u32 = 6;
 
 /// Bits of a record that hold the rotation's start (blocks hold fewer than 2^20 tokens).
 const POSITION_BITS: u32 = 20;
@@ -151,8 +149,9 @@ const POSITION_BITS: u32 = 20;
 /// `depth` tokens, with `depth` chosen so that few rotations share them, then each group sharing
 /// them sorted on the next tokens up to [`LOOKAHEAD`]. Each rotation travels as one word holding
 /// its first tokens, the token before it and its start, so the passes read in order and the
-/// groups show as equal neighbours. `None` (the suffix sort then decides) for short blocks, small
-/// alphabets and any two rotations agreeing on [`LOOKAHEAD`] tokens.
+/// groups show as equal neighbours. `None` (the suffix sort then decides) for short blocks, a
+/// single symbol, keys too long for the word and any two rotations agreeing on [`LOOKAHEAD`]
+/// tokens.
 fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     let m = tokens.len();
     if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) || m >= 1 << POSITION_BITS {
@@ -163,40 +162,63 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         count[usize::from(t)] += 1;
     }
     let distinct = count.iter().filter(|&&c| c > 0).count() as f64;
-    // Expected rotations sharing their first `depth` tokens with another: about m^2 / distinct^depth.
-    let depth = ((64.0 * m as f64).ln() / distinct.ln()).ceil();
-    let bits = usize::BITS - (ranks - 1).leading_zeros();
-    if distinct < 2.0 || depth > f64::from(RADIX_MAX_DEPTH) || depth as u32 * bits + bits + POSITION_BITS > 64 {
+    // Rotations sharing their first `depth` tokens with another number about m^2 p^depth / 2, p
+    // the chance that two tokens are equal: `depth` keeps that near m / 128.
+    let collision: f64 = count.iter().map(|&c| (f64::from(c) / m as f64).powi(2)).sum();
+    let depth = ((64.0 * m as f64).ln() / -collision.ln()).ceil();
+    // Keys are made of the tokens' ranks among those present (the same order, fewer bits); the
+    // token before keeps its rank in the alphabet.
+    let mut dense = vec![0u16; ranks];
+    let mut present = 0u16;
+    for (d, &c) in dense.iter_mut().zip(&count) {
+        *d = present;
+        present += u16::from(c > 0);
+    }
+    let bits = u32::BITS - (u32::from(present.max(2)) - 1).leading_zeros();
+    let before_bits = usize::BITS - (ranks.max(2) - 1).leading_zeros();
+    // The key (`depth` tokens of `bits`) is sorted in passes of at most 11 bits, digits that need
+    // not follow token boundaries: binary text takes 24 one-bit tokens in three passes.
+    let key_bits = depth * f64::from(bits);
+    let passes = (key_bits / 11.0).ceil();
+    let width = (key_bits / passes).ceil();
+    let key_shift = POSITION_BITS + before_bits;
+    if distinct < 2.0 || depth >= (LOOKAHEAD / 2) as f64 || f64::from(key_shift) + passes * width > 64.0 {
         return None;
     }
-    let depth = depth as usize;
+    let (depth, passes, width) = (depth as usize, passes as u32, width as u32);
     let mut ext = Vec::with_capacity(m + LOOKAHEAD);
     ext.extend_from_slice(tokens);
     ext.extend_from_slice(&tokens[..LOOKAHEAD]);
-    let mut start = vec![0u32; ranks];
-    let mut total = 0u32;
-    for (s, &c) in start.iter_mut().zip(&count) {
-        *s = total;
-        total += c;
-    }
-    // Record: first `depth` tokens (the first highest), the token before, the start.
-    let key_shift = POSITION_BITS + bits;
+    // Record: first `depth` tokens (the first highest), the token before, the start. The key
+    // rolls along the tokens, one shift per rotation.
+    let key_mask = (1u64 << (depth as u32 * bits)) - 1;
+    let rank = |t: u16| u64::from(dense[usize::from(t)]);
+    let mut key = ext[..depth - 1].iter().fold(0u64, |k, &t| k << bits | rank(t));
     let mut records: Vec<u64> = (0..m)
         .map(|p| {
-            let key = ext[p..p + depth].iter().fold(0u64, |k, &t| k << bits | u64::from(t));
+            key = (key << bits | rank(ext[p + depth - 1])) & key_mask;
             let before = tokens[if p == 0 { m - 1 } else { p - 1 }];
             key << key_shift | u64::from(before) << POSITION_BITS | p as u64
         })
         .collect();
-    // Every pass buckets by one token of each rotation; over all rotations that is every token
-    // once, so all passes share one histogram.
+    let digit_mask = (1u64 << width) - 1;
+    let mut histograms = vec![vec![0u32; 1 << width]; passes as usize];
+    for &r in &records {
+        for (d, h) in histograms.iter_mut().enumerate() {
+            h[((r >> (key_shift + width * d as u32)) & digit_mask) as usize] += 1;
+        }
+    }
     let mut sorted = vec![0u64; m];
-    let mask = (1u64 << bits) - 1;
-    for j in (0..depth).rev() {
-        let shift = key_shift + bits * (depth - 1 - j) as u32;
-        let mut next = start.clone();
+    for (d, h) in histograms.iter().enumerate() {
+        let shift = key_shift + width * d as u32;
+        let mut next = Vec::with_capacity(h.len());
+        let mut total = 0u32;
+        for &c in h {
+            next.push(total);
+            total += c;
+        }
         for &r in &records {
-            let slot = &mut next[((r >> shift) & mask) as usize];
+            let slot = &mut next[((r >> shift) & digit_mask) as usize];
             sorted[*slot as usize] = r;
             *slot += 1;
         }
@@ -222,7 +244,8 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         }
         i = j;
     }
-    Some(records.iter().map(|&r| ((r >> POSITION_BITS) & mask) as u16).collect())
+    let before_mask = (1u64 << before_bits) - 1;
+    Some(records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16).collect())
 }
 
 /// Token start positions in rotation order, from a suffix array of `tokens` followed by their
@@ -363,19 +386,28 @@ mod tests {
 
     #[test]
     fn radix_and_suffix_sorts_agree() {
-        for (ranks, m, seed) in [(257, 20_000, 1), (257, 140_000, 2), (17, 30_000, 3), (40, 5_000, 4)] {
-            let tokens = random_tokens(m, ranks, seed);
-            let radix = radix_rotation_order(&tokens, ranks as usize).expect("random tokens take the radix sort");
+        // (symbols used, alphabet, tokens): binary text uses two of the 256 tokens.
+        let cases = [
+            (257, 257, 20_000),
+            (257, 257, 140_000),
+            (17, 17, 30_000),
+            (40, 40, 5_000),
+            (3, 3, 50_000),
+            (2, 256, 250_000),
+        ];
+        for (seed, (used, ranks, m)) in cases.into_iter().enumerate() {
+            let tokens = random_tokens(m, used, seed as u64 + 1);
+            let radix = radix_rotation_order(&tokens, ranks).expect("random tokens take the radix sort");
             let order = rotation_order(&tokens, LOOKAHEAD).expect("random rotations differ early");
             let before: Vec<u16> = order.iter().map(|&s| tokens[(s as usize + m - 1) % m]).collect();
-            assert_eq!(radix, before, "{ranks} ranks, {m} tokens");
+            assert_eq!(radix, before, "{used} of {ranks} ranks, {m} tokens");
         }
     }
 
     #[test]
     fn radix_sort_declines_what_it_cannot_decide() {
-        // Too few symbols for six passes; too short; rotations equal over the lookahead.
-        assert!(radix_rotation_order(&random_tokens(50_000, 3, 5), 3).is_none());
+        // A single symbol; too short; rotations equal over the lookahead.
+        assert!(radix_rotation_order(&[7u16; 50_000], 257).is_none());
         assert!(radix_rotation_order(&random_tokens(1_000, 257, 6), 257).is_none());
         let mut repeated = random_tokens(10_000, 257, 7);
         repeated.extend_from_within(1_000..1_000 + 2 * LOOKAHEAD);
