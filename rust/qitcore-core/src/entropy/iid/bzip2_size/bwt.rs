@@ -5,15 +5,16 @@
 //! one space. Such strings form a prefix-free set, and so do all their tails (the token read from
 //! some offset on): two distinct tails differ before either ends. Hence
 //! - rotations starting at token starts compare as their sequences of tokens do, with tokens
-//!   ranked as strings; one suffix array of the token ranks (a quarter of the bytes, on a 16-bit
-//!   alphabet) sorts them;
+//!   ranked as strings: a sort of the token ranks (a quarter of the bytes) orders them;
 //! - a rotation starting inside a token is that token's tail followed by the rotation at the next
 //!   token, so all rotations sort by (tail, rank of the next token's rotation): one counting sort.
 //!
 //! The byte before a tail is a digit of the same token, or a space when the tail is a whole token.
-//! The suffix array is of the tokens followed by a copy of their first [`LOOKAHEAD`]; adjacent
-//! rotations are checked to differ within that many tokens, and a block that repeats itself
-//! (where they do not) is sorted again with a full second copy.
+//! Shuffled samples, the permutation tests' case, have rotations that differ within a few tokens:
+//! a radix sort on those few, with the rare ties sorted further, orders them (see
+//! [`radix_rotation_order`]). Otherwise a suffix array of the tokens followed by a copy of their
+//! first [`LOOKAHEAD`] does; adjacent rotations are checked to differ within that many tokens, and
+//! a block that repeats itself (where they do not) is sorted again with a full second copy.
 
 /// Tokens of the cyclic continuation appended for the suffix sort.
 const LOOKAHEAD: usize = 64;
