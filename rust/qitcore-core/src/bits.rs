@@ -1,6 +1,6 @@
 //! Packed bit strings: bit orders, and moving bit ranges between bytes and polynomial words.
 //!
-//! Inside the crate a bit string of length `n` is a GF(2)[x] polynomial stored in `u64` words:
+//! Inside the crate a bit string of length `n` is a GF(2)\[x\] polynomial stored in `u64` words:
 //! bit `k` of the string is the coefficient of `x^k`, held in bit `k % 64` of word `k / 64`. Bits
 //! past `n` in the last word are always zero. Outside, strings are packed bytes in one of two bit
 //! orders (see [`BitOrder`]).

@@ -1,7 +1,7 @@
 //! qitcore-core: the maths of qitcore, free of any Python dependency.
 //!
 //! - [`bits`]: packed bit strings, bit orders, loading and storing bit ranges;
-//! - [`gf2`]: arithmetic in GF(2)[x] (carry-less multiplication chosen at run time, Karatsuba,
+//! - [`gf2`]: arithmetic in GF(2)\[x\] (carry-less multiplication chosen at run time, Karatsuba,
 //!   an additive FFT) on which Toeplitz hashing rests;
 //! - [`extract`]: randomness extractors and their parameters;
 //! - [`entropy`], [`health`]: SP 800-90B entropy assessment and health tests;

@@ -4,7 +4,7 @@
 //!
 //! With `a[k] = seed[(k + m) mod (n + m − 1)]` (the seed rotated left by `m`), `T[i, j] =
 //! a[i − j + n − 1]`, so `y_i` is coefficient `i + n − 1` of the polynomial product `a·x`: the
-//! hash is a middle product in GF(2)[x] ([`crate::gf2::middle`]), prepared once per seed.
+//! hash is a middle product in GF(2)\[x\] ([`crate::gf2::middle`]), prepared once per seed.
 
 use std::fmt;
 

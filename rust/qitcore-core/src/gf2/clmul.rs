@@ -1,6 +1,6 @@
 //! Carry-less multiplication kernels, one per [`Backend`].
 //!
-//! The central kernel computes a window of words of a product `a·b` in GF(2)[x]: word `w` of the
+//! The central kernel computes a window of words of a product `a·b` in GF(2)\[x\]: word `w` of the
 //! product is `⊕_j lo(a[w-j]·b[j]) ⊕ hi(a[w-1-j]·b[j])`. The first operand comes padded with zero
 //! words on both sides ([`Padded`]) so that the inner loops need no bounds tests; Toeplitz hashing
 //! pads its seed once and then computes only the product words it needs, for any number of blocks.

@@ -1,4 +1,4 @@
-//! Multiplication of large polynomials in GF(2)[x] by an additive FFT over GF(2^64).
+//! Multiplication of large polynomials in GF(2)\[x\] by an additive FFT over GF(2^64).
 //!
 //! Kronecker segmentation cuts each factor into 32-bit pieces, the coefficients of a polynomial
 //! over GF(2^64); products of two pieces have degree ≤ 62, so no reduction modulo the field's

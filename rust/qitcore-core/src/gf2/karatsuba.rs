@@ -1,4 +1,4 @@
-//! Schoolbook and Karatsuba multiplication in GF(2)[x] on 64-bit words.
+//! Schoolbook and Karatsuba multiplication in GF(2)\[x\] on 64-bit words.
 //!
 //! In characteristic 2 Karatsuba needs no subtractions: with `a = a0 + a1·X`, `b = b0 + b1·X`,
 //! `a·b = P0 + (P0 + P1 + P2)·X + P2·X²` where `P0 = a0·b0`, `P2 = a1·b1`,

@@ -1,4 +1,4 @@
-//! Arithmetic in GF(2)[x] on polynomials packed in 64-bit words (see [`crate::bits`]).
+//! Arithmetic in GF(2)\[x\] on polynomials packed in 64-bit words (see [`crate::bits`]).
 //!
 //! [`mul`] picks the method by size: the schoolbook kernel for small operands, Karatsuba for
 //! middle sizes, and an additive FFT over GF(2^64) for large ones. Every method runs on every

@@ -4,7 +4,7 @@
 //!
 //! bzip2 first run-length encodes runs of four or more equal bytes; decimal text has none (a
 //! number has at most three digits, and spaces are single), so the blocks hold the text as it
-//! stands, cut as [`blocks`] says. A block costs a fixed header, its Burrows–Wheeler transform turned into
+//! stands, cut as `blocks` says. A block costs a fixed header, its Burrows–Wheeler transform turned into
 //! move-to-front values and Huffman coded with up to six tables chosen in four refining passes,
 //! and the tables and selectors themselves. The transform is the slow part of bzip2; here it is
 //! built by sorting the block's numbers rather than its bytes (see [`bwt`]).
