@@ -36,7 +36,7 @@ impl ModifiedToeplitz {
     /// A hash function with the given seed (`bytes_for(seed_bits(n, m))` bytes in `order`).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] unless `1 <= m <= n <= 2^36`; [`Error::InvalidLength`] naming
+    /// [`crate::Error::InvalidArgument`] unless `1 <= m <= n <= 2^36`; [`crate::Error::InvalidLength`] naming
     /// `seed` for a seed of the wrong size.
     pub fn new(n: usize, m: usize, seed: &[u8], order: BitOrder) -> Result<Self> {
         let bits = Self::seed_bits(n, m);
@@ -54,7 +54,7 @@ impl ModifiedToeplitz {
     /// A hash function with a fresh seed from the operating system's CSPRNG.
     ///
     /// # Errors
-    /// As [`ModifiedToeplitz::new`], and [`Error::Os`] when the OS cannot supply randomness.
+    /// As [`ModifiedToeplitz::new`], and [`crate::Error::Os`] when the OS cannot supply randomness.
     pub fn random(n: usize, m: usize, order: BitOrder) -> Result<Self> {
         check_sizes(n, m)?;
         let seed = SecretBytes::random(bytes_for(Self::seed_bits(n, m)))?;

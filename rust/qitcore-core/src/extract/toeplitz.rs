@@ -35,7 +35,7 @@ impl Toeplitz {
     /// ignored).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] unless `1 <= m <= n <= 2^32`; [`Error::InvalidLength`] naming
+    /// [`crate::Error::InvalidArgument`] unless `1 <= m <= n <= 2^32`; [`crate::Error::InvalidLength`] naming
     /// `seed` when it has the wrong number of bytes.
     pub fn new(n: usize, m: usize, seed: &[u8], order: BitOrder) -> Result<Self> {
         Self::with_algorithm(n, m, seed, order, Algorithm::Auto)
@@ -56,7 +56,7 @@ impl Toeplitz {
     /// A hash function with a fresh seed from the operating system's CSPRNG.
     ///
     /// # Errors
-    /// As [`Toeplitz::new`], and [`Error::Os`] when the OS cannot supply randomness.
+    /// As [`Toeplitz::new`], and [`crate::Error::Os`] when the OS cannot supply randomness.
     pub fn random(n: usize, m: usize, order: BitOrder) -> Result<Self> {
         check_sizes(n, m)?;
         let seed = SecretBytes::random(bytes_for(Self::seed_bits(n, m)))?;

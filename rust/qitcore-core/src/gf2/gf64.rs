@@ -1,4 +1,4 @@
-//! The field GF(2^64) = GF(2)[t] / (t^64 + t^4 + t^3 + t + 1), elements as `u64` (bit `i` is the
+//! The field GF(2^64) = GF(2)\[t\] / (t^64 + t^4 + t^3 + t + 1), elements as `u64` (bit `i` is the
 //! coefficient of `t^i`), and the slice kernels the additive FFT is made of, one per [`Backend`].
 
 use super::backend::Backend;

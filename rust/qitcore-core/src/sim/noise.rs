@@ -8,7 +8,7 @@
 //! the past (the worst case of Haw et al., Phys. Rev. Applied 3, 054004, 2015) still faces the
 //! fresh quantum innovation, Gaussian with standard deviation `gain · sigma_quantum · sqrt(1 − ρ²)`
 //! around a mean they know; its min-entropy, minimised over every mean within five standard
-//! deviations of the known part, is [`NoiseModel::min_entropy`].
+//! deviations of the known part, is [`NoiseParams::min_entropy`].
 
 use crate::entropy::iid::xoshiro::Xoshiro256;
 use crate::{Error, Result};

@@ -118,7 +118,7 @@ pub struct Transform {
     pub in_use: [bool; 256],
 }
 
-/// The transform of `block` (see [`cyclic_bwt`]) given the numbers written whole in it after its
+/// The transform of `block` (as `cyclic_bwt` gives it) given the numbers written whole in it after its
 /// first space (those followed by a space within it).
 pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
     // Tokens of the block read from just after its first space, wrapping round; all are whole

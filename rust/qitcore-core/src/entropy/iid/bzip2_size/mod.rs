@@ -7,7 +7,7 @@
 //! stands, cut as `blocks` says. A block costs a fixed header, its Burrows–Wheeler transform turned into
 //! move-to-front values and Huffman coded with up to six tables chosen in four refining passes,
 //! and the tables and selectors themselves. The transform is the slow part of bzip2; here it is
-//! built by sorting the block's numbers rather than its bytes (see [`bwt`]).
+//! built by sorting the block's numbers rather than its bytes (see `bwt.rs`).
 
 mod bwt;
 mod coding;
