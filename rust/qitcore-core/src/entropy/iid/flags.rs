@@ -79,6 +79,7 @@ pub fn count(words: &[u64]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entropy::iid::xoshiro::Xoshiro256;
 
     /// Runs one flag at a time: the definition.
     fn naive_runs(flags: &[bool]) -> (u64, u64) {
@@ -100,17 +101,10 @@ mod tests {
 
     #[test]
     fn packed_runs_equal_the_definition() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut g = Xoshiro256::from_seed(1);
         for len in [0usize, 1, 2, 63, 64, 65, 127, 128, 129, 1000, 4099] {
             for bias in [2u64, 5, 50, 1000] {
-                let a: Vec<u8> = (0..len)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        u8::from(!state.is_multiple_of(bias))
-                    })
-                    .collect();
+                let a: Vec<u8> = (0..len).map(|_| u8::from(!g.next_u64().is_multiple_of(bias))).collect();
                 let flags: Vec<bool> = a.iter().map(|&x| x == 1).collect();
                 let (words, n) = pack(&a, &a, |x, _| x == 1);
                 assert_eq!(n, len);

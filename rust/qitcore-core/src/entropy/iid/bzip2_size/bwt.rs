@@ -357,6 +357,7 @@ pub fn naive_cyclic_bwt(block: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entropy::iid::xoshiro::Xoshiro256;
 
     fn check(block: &[u8]) {
         assert_eq!(cyclic_bwt(block), naive_cyclic_bwt(block), "{:?}", String::from_utf8_lossy(block));
@@ -374,15 +375,9 @@ mod tests {
         }
     }
 
-    fn random_tokens(m: usize, ranks: u64, mut state: u64) -> Vec<u16> {
-        (0..m)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % ranks) as u16
-            })
-            .collect()
+    fn random_tokens(m: usize, ranks: u64, seed: u64) -> Vec<u16> {
+        let mut g = Xoshiro256::from_seed(seed);
+        (0..m).map(|_| (g.next_u64() % ranks) as u16).collect()
     }
 
     #[test]

@@ -411,16 +411,15 @@ fn table_bits(lengths: &[Vec<u8>]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entropy::iid::xoshiro::Xoshiro256;
 
     #[test]
     fn histogram_and_value_passes_agree() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut g = Xoshiro256::from_seed(3);
         let values: Vec<u16> = (0..10_007)
             .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                ((state % 14) * (state >> 61) / 7) as u16
+                let r = g.next_u64();
+                ((r % 14) * (r >> 61) / 7) as u16
             })
             .collect();
         let mut freq = vec![0u32; 14];
@@ -446,15 +445,13 @@ mod tests {
 
     #[test]
     fn packed_and_plain_move_to_front_agree() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut g = Xoshiro256::from_seed(4);
         for used in 1..=16usize {
             let symbols: Vec<u8> = (0..5000)
                 .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
+                    let r = g.next_u64();
                     // Skewed towards small symbols so zero runs occur.
-                    ((state % used as u64) * (state >> 60) / 15) as u8
+                    ((r % used as u64) * (r >> 60) / 15) as u8
                 })
                 .collect();
             let (mut packed, mut plain) = (Vec::new(), Vec::new());
@@ -476,15 +473,12 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_and_plain_move_to_front_agree() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut g = Xoshiro256::from_seed(5);
         for used in 1..=16usize {
             // Runs of every length up to 300 (past the table's 126) between random symbols.
             let mut symbols = Vec::new();
             for run in 0..300 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let s = (state % used as u64) as u8;
+                let s = (g.next_u64() % used as u64) as u8;
                 symbols.extend(std::iter::repeat_n(s, 1 + run % 7 + if run % 10 == 0 { run } else { 0 }));
             }
             let Some(narrow) = mtf_values_narrow(&symbols, used) else { return };
