@@ -44,14 +44,23 @@ fn mtf_values(symbols: &[u8], used: usize) -> Vec<u16> {
     out
 }
 
-/// [`mtf_values`] as bytes, for up to 16 symbols in use, with vector instructions.
+/// [`mtf_values`] as bytes, for up to 16 symbols in use, with vector instructions: compiled
+/// for AVX2 with BMI2 where the processor has them (three-operand forms and single-step variable
+/// shifts trim the loop by a third), else for SSSE3.
 #[cfg(target_arch = "x86_64")]
 fn mtf_values_narrow(symbols: &[u8], used: usize) -> Option<Vec<u8>> {
-    if used > 16 || !std::arch::is_x86_feature_detected!("ssse3") {
+    use std::arch::is_x86_feature_detected as has;
+    if used > 16 {
         return None;
     }
-    // SAFETY: the feature was just detected.
-    let mut out = unsafe { mtf_values_ssse3(symbols, used) };
+    // SAFETY: each version runs only where its features were just detected.
+    let mut out = if has!("avx2") && has!("bmi2") && has!("lzcnt") {
+        unsafe { mtf_values_avx2(symbols, used) }
+    } else if has!("ssse3") {
+        unsafe { mtf_values_ssse3(symbols, used) }
+    } else {
+        return None;
+    };
     out.push(used as u8 + 1);
     Some(out)
 }
@@ -80,31 +89,55 @@ fn mtf_nibbles(symbols: impl Iterator<Item = u8>, used: usize, out: &mut Vec<u16
     push_zero_run(out, zeros);
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+fn mtf_values_avx2(symbols: &[u8], used: usize) -> Vec<u8> {
+    // SAFETY: AVX2 includes SSSE3.
+    unsafe { mtf_vector(symbols, used) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+fn mtf_values_ssse3(symbols: &[u8], used: usize) -> Vec<u8> {
+    // SAFETY: SSSE3 is enabled here.
+    unsafe { mtf_vector(symbols, used) }
+}
+
 /// Move-to-front values of `symbols` (each below `used`, at most 16), keeping each symbol's
 /// position in a byte lane of one vector: a symbol's lookup, the shift of those before it and its
 /// move to the front are four vector steps, with no search and no branch. The zero runs are
 /// written as the positions come, by a [`Runs`] local to the loop so that its counters stay in
-/// registers.
+/// registers. Inlined into each feature-enabled caller.
+///
+/// # Safety
+/// The processor must have SSSE3.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "ssse3")]
-fn mtf_values_ssse3(symbols: &[u8], used: usize) -> Vec<u8> {
+#[inline(always)]
+unsafe fn mtf_vector(symbols: &[u8], used: usize) -> Vec<u8> {
     use std::arch::x86_64::{
-        _mm_andnot_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_set1_epi8,
-        _mm_shuffle_epi8, _mm_sub_epi8,
+        __m128i, _mm_and_si128, _mm_cmpgt_epi8, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi8, _mm_sub_epi8,
     };
     // Lanes of symbols not in use hold 64: never below a position, so never moved.
     let start: [u8; 16] = std::array::from_fn(|t| if t < used { t as u8 } else { 64 });
-    let lane: [u8; 16] = std::array::from_fn(|t| t as u8);
-    // SAFETY: both arrays are 16 bytes; unaligned loads.
-    let (mut position, lane) =
-        unsafe { (_mm_loadu_si128(start.as_ptr().cast()), _mm_loadu_si128(lane.as_ptr().cast())) };
+    // Per symbol: itself in every lane (the lookup's index), and all ones but in its own lane
+    // (clearing its position): loads rather than a broadcast and a comparison in the loop.
+    let spread: [[u8; 16]; 16] = std::array::from_fn(|s| [s as u8; 16]);
+    let others: [[u8; 16]; 16] = std::array::from_fn(|s| std::array::from_fn(|t| if t == s { 0 } else { 0xff }));
+    let load = |bytes: &[u8; 16]| -> __m128i {
+        // SAFETY: 16 bytes, read unaligned.
+        unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
+    };
+    let mut position = load(&start);
     let mut out = Runs::new(symbols.len());
     for &s in symbols {
-        let symbol = _mm_set1_epi8(s as i8);
-        let here = _mm_shuffle_epi8(position, symbol);
-        out.push(_mm_cvtsi128_si32(here) as u8);
-        let before = _mm_cmpgt_epi8(here, position);
-        position = _mm_andnot_si128(_mm_cmpeq_epi8(lane, symbol), _mm_sub_epi8(position, before));
+        let s = usize::from(s & 15);
+        // SAFETY: the caller vouches for SSSE3.
+        unsafe {
+            let here = _mm_shuffle_epi8(position, load(&spread[s]));
+            out.push(_mm_cvtsi128_si32(here) as u8);
+            let before = _mm_cmpgt_epi8(here, position);
+            position = _mm_and_si128(load(&others[s]), _mm_sub_epi8(position, before));
+        }
     }
     out.finish()
 }
@@ -121,12 +154,26 @@ struct Runs {
 }
 
 /// The bits of `x` (below 256), bit `k` to byte `k`.
-#[inline(always)]
-fn spread(x: u64) -> u64 {
+const fn spread(x: u64) -> u64 {
     // Byte k of the product keeps bit k alone; adding 0x7F to each byte carries it to bit 7.
     let picked = x.wrapping_mul(0x0101_0101_0101_0101) & 0x8040_2010_0804_0201;
     ((picked + 0x7f7f_7f7f_7f7f_7f7f) >> 7) & 0x0101_0101_0101_0101
 }
+
+/// Per run of z zeros (z up to [`Runs::WORD_RUN`]): its digits spread a byte each with a one
+/// after them, that byte's bit offset, and the bytes the run and the value after it take.
+const RUN_WORDS: [(u64, u32, u32); Runs::WORD_RUN + 1] = {
+    let mut table = [(0u64, 0u32, 0u32); Runs::WORD_RUN + 1];
+    let mut z = 0;
+    while z <= Runs::WORD_RUN {
+        // A run of z zeros is z + 1 in binary without its leading one, least significant digit
+        // first (bijective base 2).
+        let digits = 63 - (z as u64 + 1).leading_zeros();
+        table[z] = (spread(z as u64 + 1), 8 * digits, digits + 1);
+        z += 1;
+    }
+    table
+};
 
 impl Runs {
     /// Longest zero run written in the one word.
@@ -139,28 +186,35 @@ impl Runs {
 
     #[inline(always)]
     fn push(&mut self, p: u8) {
-        if self.zeros > Self::WORD_RUN && p != 0 {
+        if self.zeros > Self::WORD_RUN {
             // A run too long for the word, written digit by digit in the loop itself: a call
             // here would have the caller keep its vector registers in memory throughout.
+            if p == 0 {
+                self.zeros += 1;
+                return;
+            }
             let z = self.zeros as u64 + 1;
             let digits = (63 - z.leading_zeros()) as usize;
             for (d, o) in self.out[self.at..self.at + digits].iter_mut().enumerate() {
                 *o = (z >> d) as u8 & 1;
             }
-            self.at += digits;
+            self.out[self.at + digits] = p + 1;
+            self.at += digits + 1;
             self.zeros = 0;
+            return;
         }
-        // A run of z zeros is z + 1 in binary without its leading one, least significant digit
-        // first (bijective base 2): spread one bit to a byte, the leading one lands in the byte
-        // after the digits, where adding p makes it p + 1.
-        let z = (self.zeros.min(Self::WORD_RUN) + 1) as u64;
-        let digits = 63 - z.leading_zeros();
-        let word = spread(z) + (u64::from(p) << (8 * digits));
-        self.out[self.at..self.at + 8].copy_from_slice(&word.to_le_bytes());
-        // All ones while the run goes on, zero where it ends: masks, not multiplications, on
-        // the two counters every step waits for.
+        // The run's digits, then a one that adding p makes p + 1: written whole whether or not
+        // the run ends here, since the next word starts where this one's run would end.
+        let (digits, shift, advance) = RUN_WORDS[self.zeros];
+        let word = digits + (u64::from(p) << shift);
+        debug_assert!(self.at + 8 <= self.out.len());
+        // SAFETY: `at` never passes the positions taken (a run of z zeros writes fewer than z
+        // digits), and the buffer holds 16 bytes more than the positions.
+        unsafe { self.out.as_mut_ptr().add(self.at).cast::<u64>().write_unaligned(word.to_le()) };
+        // All ones while the run goes on, zero where it ends: masks rather than branches, which
+        // random text mispredicts (a selection compiles to one).
         let going = usize::from(p == 0).wrapping_neg();
-        self.at += !going & (digits as usize + 1);
+        self.at += !going & advance as usize;
         self.zeros = (self.zeros + 1) & going;
     }
 
@@ -481,9 +535,26 @@ mod tests {
                 let s = (g.next_u64() % used as u64) as u8;
                 symbols.extend(std::iter::repeat_n(s, 1 + run % 7 + if run % 10 == 0 { run } else { 0 }));
             }
-            let Some(narrow) = mtf_values_narrow(&symbols, used) else { return };
-            let wide: Vec<u8> = mtf_values(&symbols, used).iter().map(|&v| v as u8).collect();
-            assert_eq!(narrow, wide, "{used} symbols");
+            // Runs at and either side of the longest one word holds, and one that ends the block.
+            for run in [254, 255, 256, 257, 600] {
+                symbols.push(((symbols.last().copied().unwrap_or(0) as usize + 1) % used) as u8);
+                symbols.extend(std::iter::repeat_n(*symbols.last().expect("pushed"), run));
+            }
+            let mut wide: Vec<u8> = mtf_values(&symbols, used).iter().map(|&v| v as u8).collect();
+            wide.pop();
+            if let Some(narrow) = mtf_values_narrow(&symbols, used) {
+                assert_eq!(narrow[..narrow.len() - 1], wide, "{used} symbols");
+            }
+            // Each compiled version, where this processor runs it.
+            use std::arch::is_x86_feature_detected as has;
+            if has!("ssse3") {
+                // SAFETY: detected.
+                assert_eq!(unsafe { mtf_values_ssse3(&symbols, used) }, wide, "SSSE3, {used} symbols");
+            }
+            if has!("avx2") && has!("bmi2") && has!("lzcnt") {
+                // SAFETY: detected.
+                assert_eq!(unsafe { mtf_values_avx2(&symbols, used) }, wide, "AVX2, {used} symbols");
+            }
         }
     }
 }
