@@ -53,10 +53,11 @@ fn mtf_values_narrow(symbols: &[u8], used: usize) -> Option<Vec<u8>> {
     if used > 16 {
         return None;
     }
-    // SAFETY: each version runs only where its features were just detected.
     let mut out = if has!("avx2") && has!("bmi2") && has!("lzcnt") {
+        // SAFETY: the features were just detected.
         unsafe { mtf_values_avx2(symbols, used) }
     } else if has!("ssse3") {
+        // SAFETY: as above.
         unsafe { mtf_values_ssse3(symbols, used) }
     } else {
         return None;
