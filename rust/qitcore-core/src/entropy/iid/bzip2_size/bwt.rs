@@ -153,6 +153,7 @@ const POSITION_BITS: u32 = 20;
 /// groups show as equal neighbours. `None` (the suffix sort then decides) for short blocks, a
 /// single symbol, keys too long for the word and any two rotations agreeing on [`LOOKAHEAD`]
 /// tokens.
+#[inline(never)]
 fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     let m = tokens.len();
     if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) || m >= 1 << POSITION_BITS {
@@ -186,41 +187,46 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     if distinct < 2.0 || depth >= (LOOKAHEAD / 2) as f64 || f64::from(key_shift) + passes * width > 64.0 {
         return None;
     }
-    let (depth, passes, width) = (depth as usize, passes as u32, width as u32);
+    let (depth, passes, width) = (depth as usize, passes as usize, width as u32);
     let mut ext = Vec::with_capacity(m + LOOKAHEAD);
     ext.extend_from_slice(tokens);
     ext.extend_from_slice(&tokens[..LOOKAHEAD]);
-    // Record: first `depth` tokens (the first highest), the token before, the start. The key
-    // rolls along the tokens, one shift per rotation.
-    let key_mask = (1u64 << (depth as u32 * bits)) - 1;
+    // Record: first `depth` tokens (the first highest), the token before, the start. Keys are
+    // built a token at a time for all rotations together: no rotation waits on the last.
     let rank = |t: u16| u64::from(dense[usize::from(t)]);
-    let mut key = ext[..depth - 1].iter().fold(0u64, |k, &t| k << bits | rank(t));
-    let mut records: Vec<u64> = (0..m)
-        .map(|p| {
-            key = (key << bits | rank(ext[p + depth - 1])) & key_mask;
-            let before = tokens[if p == 0 { m - 1 } else { p - 1 }];
-            key << key_shift | u64::from(before) << POSITION_BITS | p as u64
-        })
-        .collect();
-    let digit_mask = (1u64 << width) - 1;
-    let mut histograms = vec![vec![0u32; 1 << width]; passes as usize];
-    for &r in &records {
-        for (d, h) in histograms.iter_mut().enumerate() {
-            h[((r >> (key_shift + width * d as u32)) & digit_mask) as usize] += 1;
+    let ranks: Vec<u64> = ext[..m + depth - 1].iter().map(|&t| rank(t)).collect();
+    let mut records = ranks[..m].to_vec();
+    for k in 1..depth {
+        for (r, &t) in records.iter_mut().zip(&ranks[k..]) {
+            *r = *r << bits | t;
         }
     }
+    let before = std::iter::once(tokens[m - 1]).chain(tokens[..m - 1].iter().copied());
+    for ((p, r), b) in records.iter_mut().enumerate().zip(before) {
+        *r = *r << key_shift | u64::from(b) << POSITION_BITS | p as u64;
+    }
+    let mut next = vec![[0u32; DIGITS + 16]; passes];
+    match passes {
+        1 => count_digits::<1>(&records, key_shift, width, &mut next),
+        2 => count_digits::<2>(&records, key_shift, width, &mut next),
+        3 => count_digits::<3>(&records, key_shift, width, &mut next),
+        4 => count_digits::<4>(&records, key_shift, width, &mut next),
+        _ => unreachable!("keys hold at most 35 bits"),
+    }
+    let digit_mask = (1u64 << width) - 1;
     let mut sorted = vec![0u64; m];
-    for (d, h) in histograms.iter().enumerate() {
-        let shift = key_shift + width * d as u32;
-        let mut next = Vec::with_capacity(h.len());
+    for (d, next) in next.iter_mut().enumerate() {
         let mut total = 0u32;
-        for &c in h {
-            next.push(total);
-            total += c;
+        for c in next.iter_mut() {
+            (*c, total) = (total, total + *c);
         }
+        let shift = key_shift + width * d as u32;
         for &r in &records {
-            let slot = &mut next[((r >> shift) & digit_mask) as usize];
-            sorted[*slot as usize] = r;
+            let slot = &mut next[((r >> shift) & digit_mask) as usize & (DIGITS - 1)];
+            debug_assert!((*slot as usize) < m);
+            // SAFETY: the slots of each digit start at the count of smaller digits and take as
+            // many records as have that digit, so every slot is below m = sorted.len().
+            unsafe { *sorted.get_unchecked_mut(*slot as usize) = r };
             *slot += 1;
         }
         std::mem::swap(&mut records, &mut sorted);
@@ -229,24 +235,44 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         let p = (r & ((1 << POSITION_BITS) - 1)) as usize;
         &ext[p + depth..p + LOOKAHEAD]
     };
+    // Rotations sharing their key are rare: find them by neighbours, then sort each group on.
     let mut i = 0;
-    while i < m {
+    while i + 1 < m {
+        if (records[i] ^ records[i + 1]) >> key_shift != 0 {
+            i += 1;
+            continue;
+        }
         let key = records[i] >> key_shift;
-        let mut j = i + 1;
+        let mut j = i + 2;
         while j < m && records[j] >> key_shift == key {
             j += 1;
         }
-        if j - i > 1 {
-            let group = &mut records[i..j];
-            group.sort_unstable_by(|&a, &b| rest(a).cmp(rest(b)));
-            if group.windows(2).any(|w| rest(w[0]) == rest(w[1])) {
-                return None;
-            }
+        let group = &mut records[i..j];
+        group.sort_unstable_by(|&a, &b| rest(a).cmp(rest(b)));
+        if group.windows(2).any(|w| rest(w[0]) == rest(w[1])) {
+            return None;
         }
         i = j;
     }
     let before_mask = (1u64 << before_bits) - 1;
     Some(records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16).collect())
+}
+
+/// Values a radix digit takes at most (digits are at most 11 bits): fixed-size tables whose
+/// indices need no check.
+const DIGITS: usize = 1 << 11;
+
+/// Counts of each of `P` digits of `width` bits above bit `shift` of the records, into tables
+/// padded past a multiple of 4 KiB: one table's increment at some digit and the next one's at
+/// the same digit would otherwise alias in the store queue and wait on each other.
+fn count_digits<const P: usize>(records: &[u64], shift: u32, width: u32, next: &mut [[u32; DIGITS + 16]]) {
+    let next: &mut [[u32; DIGITS + 16]; P] = (&mut next[..P]).try_into().expect("a table per digit");
+    let mask = (1u64 << width) - 1;
+    for &r in records {
+        for (d, table) in next.iter_mut().enumerate() {
+            table[((r >> (shift + width * d as u32)) & mask) as usize & (DIGITS - 1)] += 1;
+        }
+    }
 }
 
 /// Token start positions in rotation order, from a suffix array of `tokens` followed by their
