@@ -391,16 +391,36 @@ fn pass_by_value<T: Copy + Into<usize>>(
     }
 }
 
-/// Per group of 50 values, how often each symbol occurs (alphabets of up to 16 symbols).
-fn group_histograms<T: Copy + Into<usize>>(values: &[T]) -> Vec<[u16; 16]> {
+/// Per group of 50 values, how often each symbol occurs (alphabets of up to 16 symbols), a byte
+/// per symbol.
+fn group_histograms<T: Copy + Into<usize>>(values: &[T]) -> Vec<[u8; 16]> {
+    // Sixteen byte counters in one integer, each value adding one to its byte: no count is kept
+    // in memory, where equal values in a row would wait on each other's stores. A group's
+    // counts stay below 256.
+    const UNIT: [u128; 16] = {
+        let mut unit = [0u128; 16];
+        let mut v = 0;
+        while v < 16 {
+            unit[v] = 1 << (8 * v);
+            v += 1;
+        }
+        unit
+    };
     values
         .chunks(GROUP)
         .map(|group| {
-            let mut h = [0u16; 16];
-            for &v in group {
-                h[v.into()] += 1;
+            // Four sums, so that each add waits on one in four rather than on the last.
+            let mut sums = [0u128; 4];
+            let mut quads = group.chunks_exact(4);
+            for quad in &mut quads {
+                for (sum, &v) in sums.iter_mut().zip(quad) {
+                    *sum += UNIT[v.into() & 15];
+                }
             }
-            h
+            for (sum, &v) in sums.iter_mut().zip(quads.remainder()) {
+                *sum += UNIT[v.into() & 15];
+            }
+            sums.iter().sum::<u128>().to_le_bytes()
         })
         .collect()
 }
@@ -408,7 +428,7 @@ fn group_histograms<T: Copy + Into<usize>>(values: &[T]) -> Vec<[u16; 16]> {
 /// [`pass_by_value`] from the groups' histograms: a dot product per table instead of a lookup
 /// per value.
 fn pass_by_histogram(
-    histograms: &[[u16; 16]],
+    histograms: &[[u8; 16]],
     lengths: &[Vec<u8>],
     selectors: &mut Vec<u8>,
     table_freq: &mut [Vec<u32>],
@@ -421,7 +441,7 @@ fn pass_by_histogram(
     }
     let dense = &dense[..lengths.len()];
     for h in histograms {
-        let best = cheapest(dense.iter().map(|d| d.iter().zip(h).map(|(&l, &c)| l * c).sum::<u16>()));
+        let best = cheapest(dense.iter().map(|d| d.iter().zip(h).map(|(&l, &c)| l * u16::from(c)).sum::<u16>()));
         selectors.push(best as u8);
         for (f, &c) in table_freq[best].iter_mut().zip(h) {
             *f += u32::from(c);
