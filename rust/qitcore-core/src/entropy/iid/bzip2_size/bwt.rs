@@ -330,37 +330,51 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
         start += count;
     }
     debug_assert_eq!(start, n);
-    // Each token's tails padded to four with a spare bucket whose slot is reset to the end after
-    // every token: a loop of fixed length, where a variable one is mispredicted on random text.
-    // Only the joining token can have more tails (up to seven) and goes the long way.
+    // A tail that is no token's proper tail (three-digit numbers, as a rule) is a whole token
+    // wherever it occurs, preceded by a space: its bucket is filled with spaces at once, and the
+    // tokens skip it. The others go through slots: each token's remaining tails padded to three
+    // with a spare bucket whose slot is reset to the end after every token, a loop of fixed
+    // length, where a variable one is mispredicted on random text. A token with more (the
+    // joining token can have up to seven tails) goes the long way.
+    let mut proper = vec![false; alphabet.tail_count];
+    for tails in &alphabet.tails {
+        tails.iter().skip(1).for_each(|&(tail, _)| proper[usize::from(tail)] = true);
+    }
+    let space = number[usize::from(b' ')];
+    let mut bwt = vec![0u8; n + 3];
     let spare = alphabet.tail_count;
     let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();
     next.push(n as u32);
-    let padded: Vec<([u16; 4], [u8; 4])> = alphabet
-        .tails
-        .iter()
-        .map(|tails| {
-            let (mut bucket, mut byte) = ([spare as u16; 4], [0u8; 4]);
-            for (k, &(tail, b)) in tails.iter().take(4).enumerate() {
-                (bucket[k], byte[k]) = (tail, number[usize::from(b)]);
+    let mut slotted: Vec<Option<([u16; 3], [u8; 3])>> = Vec::with_capacity(alphabet.tails.len());
+    for (tails, &count) in alphabet.tails.iter().zip(&per_token) {
+        let mut kept = Vec::with_capacity(tails.len());
+        for &(tail, b) in tails {
+            if proper[usize::from(tail)] {
+                kept.push((tail, number[usize::from(b)]));
+            } else {
+                let from = next[usize::from(tail)] as usize;
+                bwt[from..from + count].fill(space);
+            }
+        }
+        slotted.push((kept.len() <= 3).then(|| {
+            let (mut bucket, mut byte) = ([spare as u16; 3], [0u8; 3]);
+            for (k, &(tail, b)) in kept.iter().enumerate() {
+                (bucket[k], byte[k]) = (tail, b);
             }
             (bucket, byte)
-        })
-        .collect();
-    let long = alphabet.tails.iter().position(|t| t.len() > 4).unwrap_or(usize::MAX);
-    let mut bwt = vec![0u8; n + 4];
+        }));
+    }
     for &previous in before {
         let previous = usize::from(previous);
-        if previous == long {
-            for &(tail, byte) in &alphabet.tails[previous] {
+        let Some((bucket, byte)) = slotted[previous] else {
+            for &(tail, byte) in alphabet.tails[previous].iter().filter(|(tail, _)| proper[usize::from(*tail)]) {
                 let slot = &mut next[usize::from(tail)];
                 bwt[*slot as usize] = number[usize::from(byte)];
                 *slot += 1;
             }
             continue;
-        }
-        let (bucket, byte) = padded[previous];
-        for k in 0..4 {
+        };
+        for k in 0..3 {
             let slot = next[usize::from(bucket[k])];
             bwt[slot as usize] = byte[k];
             next[usize::from(bucket[k])] = slot + 1;
