@@ -153,7 +153,6 @@ const POSITION_BITS: u32 = 20;
 /// groups show as equal neighbours. `None` (the suffix sort then decides) for short blocks, a
 /// single symbol, keys too long for the word and any two rotations agreeing on [`LOOKAHEAD`]
 /// tokens.
-#[inline(never)]
 fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     let m = tokens.len();
     if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) || m >= 1 << POSITION_BITS {
@@ -193,12 +192,14 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     ext.extend_from_slice(&tokens[..LOOKAHEAD]);
     // Record: first `depth` tokens (the first highest), the token before, the start. Keys are
     // built a token at a time for all rotations together: no rotation waits on the last.
-    let rank = |t: u16| u64::from(dense[usize::from(t)]);
-    let ranks: Vec<u64> = ext[..m + depth - 1].iter().map(|&t| rank(t)).collect();
-    let mut records = ranks[..m].to_vec();
+    let (mut ranks, mut records, mut sorted) = SCRATCH.take();
+    ranks.clear();
+    ranks.extend(ext[..m + depth - 1].iter().map(|&t| dense[usize::from(t)]));
+    records.clear();
+    records.extend(ranks[..m].iter().map(|&t| u64::from(t)));
     for k in 1..depth {
         for (r, &t) in records.iter_mut().zip(&ranks[k..]) {
-            *r = *r << bits | t;
+            *r = *r << bits | u64::from(t);
         }
     }
     let before = std::iter::once(tokens[m - 1]).chain(tokens[..m - 1].iter().copied());
@@ -214,7 +215,8 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         _ => unreachable!("keys hold at most 35 bits"),
     }
     let digit_mask = (1u64 << width) - 1;
-    let mut sorted = vec![0u64; m];
+    sorted.clear();
+    sorted.resize(m, 0);
     for (d, next) in next.iter_mut().enumerate() {
         let mut total = 0u32;
         for c in next.iter_mut() {
@@ -255,7 +257,15 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         i = j;
     }
     let before_mask = (1u64 << before_bits) - 1;
-    Some(records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16).collect())
+    let order = records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16).collect();
+    SCRATCH.set((ranks, records, sorted));
+    Some(order)
+}
+
+thread_local! {
+    /// Each thread's buffers for [`radix_rotation_order`], kept between blocks: fresh megabytes
+    /// for every block cost more in page faults and zeroing than a pass of the sort.
+    static SCRATCH: std::cell::Cell<(Vec<u16>, Vec<u64>, Vec<u64>)> = const { std::cell::Cell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// Values a radix digit takes at most (digits are at most 11 bits): fixed-size tables whose
