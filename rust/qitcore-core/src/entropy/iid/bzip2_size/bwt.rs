@@ -128,7 +128,8 @@ pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
     let mut join = block[last_space + 1..].to_vec();
     join.extend_from_slice(&block[..first_space + 1]);
     let alphabet = Alphabet::new(&join);
-    let mut tokens: Vec<u16> = values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]).collect();
+    let mut tokens = super::buffers::words();
+    tokens.extend(values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]));
     tokens.push(alphabet.join_rank);
 
     let before = radix_rotation_order(&tokens, alphabet.tokens.len()).unwrap_or_else(|| {
@@ -136,7 +137,10 @@ pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
             .unwrap_or_else(|| rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison"));
         order.iter().map(|&s| tokens[if s == 0 { tokens.len() - 1 } else { s as usize - 1 }]).collect()
     });
-    scatter(&tokens, &before, &alphabet, block.len())
+    let transform = scatter(&tokens, &before, &alphabet, block.len());
+    super::buffers::give_words(tokens);
+    super::buffers::give_words(before);
+    transform
 }
 
 /// Fewest tokens for the radix sort: below this the suffix sort is as quick.
@@ -187,7 +191,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         return None;
     }
     let (depth, passes, width) = (depth as usize, passes as usize, width as u32);
-    let mut ext = Vec::with_capacity(m + LOOKAHEAD);
+    let mut ext = super::buffers::words();
     ext.extend_from_slice(tokens);
     ext.extend_from_slice(&tokens[..LOOKAHEAD]);
     // Record: first `depth` tokens (the first highest), the token before, the start. Keys are
@@ -257,8 +261,10 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         i = j;
     }
     let before_mask = (1u64 << before_bits) - 1;
-    let order = records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16).collect();
+    let mut order = super::buffers::words();
+    order.extend(records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16));
     SCRATCH.set((ranks, records, sorted));
+    super::buffers::give_words(ext);
     Some(order)
 }
 
@@ -351,7 +357,8 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
         tails.iter().skip(1).for_each(|&(tail, _)| proper[usize::from(tail)] = true);
     }
     let space = number[usize::from(b' ')];
-    let mut bwt = vec![0u8; n + 3];
+    let mut bwt = super::buffers::bytes();
+    bwt.resize(n + 3, 0);
     let spare = alphabet.tail_count;
     let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();
     next.push(n as u32);

@@ -182,7 +182,9 @@ impl Runs {
 
     fn new(positions: usize) -> Self {
         // Never more values than positions; the last word written may reach 8 bytes further.
-        Runs { out: vec![0u8; positions + 16], at: 0, zeros: 0 }
+        let mut out = super::buffers::bytes();
+        out.resize(positions + 16, 0);
+        Runs { out, at: 0, zeros: 0 }
     }
 
     #[inline(always)]
@@ -313,7 +315,9 @@ pub fn symbol_block_bits(symbols: &[u8], in_use: &[bool; 256]) -> u64 {
     let used = in_use.iter().filter(|&&u| u).count();
     #[cfg(target_arch = "x86_64")]
     if let Some(values) = mtf_values_narrow(symbols, used) {
-        return coded_bits(&values, used, in_use);
+        let bits = coded_bits(&values, used, in_use);
+        super::buffers::give_bytes(values);
+        return bits;
     }
     coded_bits(&mtf_values(symbols, used), used, in_use)
 }

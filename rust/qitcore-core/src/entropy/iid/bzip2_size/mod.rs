@@ -9,6 +9,7 @@
 //! and the tables and selectors themselves. The transform is the slow part of bzip2; here it is
 //! built by sorting the block's numbers rather than its bytes (see `bwt.rs`).
 
+mod buffers;
 mod bwt;
 mod coding;
 mod huffman;
@@ -39,6 +40,13 @@ const DECIMAL: [([u8; 3], u8); 256] = {
 
 /// The samples as decimal numbers separated by single spaces (no trailing space).
 pub fn decimal_text(raw: &[u8]) -> Vec<u8> {
+    let mut text = Vec::new();
+    write_decimal_text(raw, &mut text);
+    text
+}
+
+/// [`decimal_text`] appended to the empty `text`.
+fn write_decimal_text(raw: &[u8], text: &mut Vec<u8>) {
     // Each number is written as four bytes, digits then spaces, and the next starts just after
     // its first space: fixed-size copies rather than one of one to three bytes.
     let words: [[u8; 4]; 256] = std::array::from_fn(|v| {
@@ -47,14 +55,13 @@ pub fn decimal_text(raw: &[u8]) -> Vec<u8> {
         word[..usize::from(len)].copy_from_slice(&digits[..usize::from(len)]);
         word
     });
-    let mut text = vec![0u8; raw.len() * 4];
+    text.resize(raw.len() * 4, 0);
     let mut at = 0usize;
     for &v in raw {
         text[at..at + 4].copy_from_slice(&words[usize::from(v)]);
         at += usize::from(DECIMAL[usize::from(v)].1) + 1;
     }
     text.truncate(at.saturating_sub(1));
-    text
 }
 
 /// The blocks libbzip2 cuts `text` into when given it whole with `BZ_FINISH` (as
@@ -107,7 +114,8 @@ impl<'a> Numbers<'a> {
 
 /// The length in bytes of `bzip2 -5` applied to [`decimal_text`]`(raw)`.
 pub fn compressed_length(raw: &[u8]) -> u64 {
-    let text = decimal_text(raw);
+    let mut text = buffers::bytes();
+    write_decimal_text(raw, &mut text);
     debug_assert!(!text.windows(4).any(|w| w.iter().all(|&b| b == w[0])), "decimal text has no runs of four");
     let mut numbers = Numbers { raw, next: 0, at: 0 };
     let mut block_start = 0usize;
@@ -119,12 +127,15 @@ pub fn compressed_length(raw: &[u8]) -> u64 {
             match block.iter().position(|&b| b == b' ') {
                 Some(space) => {
                     let t = bwt::cyclic_bwt_of_numbers(block, numbers.whole(start + space + 1, block_start));
-                    coding::symbol_block_bits(&t.symbols, &t.in_use)
+                    let bits = coding::symbol_block_bits(&t.symbols, &t.in_use);
+                    buffers::give_bytes(t.symbols);
+                    bits
                 }
                 None => coding::block_bits(&bwt::naive_cyclic_bwt(block)),
             }
         })
         .sum();
+    buffers::give_bytes(text);
     (STREAM_BITS + bits).div_ceil(8)
 }
 
