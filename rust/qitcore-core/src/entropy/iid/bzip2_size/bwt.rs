@@ -211,12 +211,20 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         *r = *r << key_shift | u64::from(b) << POSITION_BITS | p as u64;
     }
     let mut next = vec![[0u32; DIGITS + 16]; passes];
-    match passes {
-        1 => count_digits::<1>(&records, key_shift, width, &mut next),
-        2 => count_digits::<2>(&records, key_shift, width, &mut next),
-        3 => count_digits::<3>(&records, key_shift, width, &mut next),
-        4 => count_digits::<4>(&records, key_shift, width, &mut next),
-        _ => unreachable!("keys hold at most 35 bits"),
+    if width == bits && passes == depth {
+        // Each digit is a whole token, and each pass sees every token once: the counts are the
+        // tokens' own.
+        for (&d, &c) in dense.iter().zip(&count).filter(|(_, &c)| c > 0) {
+            next.iter_mut().for_each(|table| table[usize::from(d)] = c);
+        }
+    } else {
+        match passes {
+            1 => count_digits::<1>(&records, key_shift, width, &mut next),
+            2 => count_digits::<2>(&records, key_shift, width, &mut next),
+            3 => count_digits::<3>(&records, key_shift, width, &mut next),
+            4 => count_digits::<4>(&records, key_shift, width, &mut next),
+            _ => unreachable!("keys hold at most 35 bits"),
+        }
     }
     let digit_mask = (1u64 << width) - 1;
     sorted.clear();
@@ -242,18 +250,27 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         &ext[p + depth..p + LOOKAHEAD]
     };
     // Rotations sharing their key are rare: find them by neighbours, then sort each group on.
+    // Neighbours are compared 64 at a time into a mask, so that hits are found without a
+    // branch per record.
     let mut i = 0;
     while i + 1 < m {
-        if (records[i] ^ records[i + 1]) >> key_shift != 0 {
-            i += 1;
+        let end = (i + 64).min(m - 1);
+        let equal = records[i..end]
+            .iter()
+            .zip(&records[i + 1..=end])
+            .enumerate()
+            .fold(0u64, |mask, (k, (&x, &y))| mask | u64::from((x ^ y) >> key_shift == 0) << k);
+        if equal == 0 {
+            i = end;
             continue;
         }
-        let key = records[i] >> key_shift;
-        let mut j = i + 2;
+        let first = i + equal.trailing_zeros() as usize;
+        let key = records[first] >> key_shift;
+        let mut j = first + 2;
         while j < m && records[j] >> key_shift == key {
             j += 1;
         }
-        let group = &mut records[i..j];
+        let group = &mut records[first..j];
         group.sort_unstable_by(|&a, &b| rest(a).cmp(rest(b)));
         if group.windows(2).any(|w| rest(w[0]) == rest(w[1])) {
             return None;
