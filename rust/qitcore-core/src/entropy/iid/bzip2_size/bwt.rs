@@ -363,26 +363,33 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
         start += count;
     }
     debug_assert_eq!(start, n);
-    // A tail that is no token's proper tail (three-digit numbers, as a rule) is a whole token
-    // wherever it occurs, preceded by a space: its bucket is filled with spaces at once, and the
-    // tokens skip it. The others go through slots: each token's remaining tails padded to three
-    // with a spare bucket whose slot is reset to the end after every token, a loop of fixed
-    // length, where a variable one is mispredicted on random text. A token with more (the
-    // joining token can have up to seven tails) goes the long way.
+    // Every token ends in the tail " ": that bucket takes each token's last digit in turn,
+    // written in order rather than through a slot that every token would wait on. A tail that
+    // is no token's proper tail (three-digit numbers, as a rule) is a whole token wherever it
+    // occurs, preceded by a space: its bucket is filled with spaces at once, and the tokens skip
+    // it. The other tails go through slots: each token's padded to two with a spare bucket whose
+    // slot is reset to the end after every token, a loop of fixed length, where a variable one
+    // is mispredicted on random text. A token with more (the joining token can have up to seven
+    // tails) goes the long way.
+    let space_tail = alphabet.tails[0].last().expect("a token has a tail").0;
     let mut proper = vec![false; alphabet.tail_count];
     for tails in &alphabet.tails {
         tails.iter().skip(1).for_each(|&(tail, _)| proper[usize::from(tail)] = true);
     }
     let space = number[usize::from(b' ')];
     let mut bwt = super::buffers::bytes();
-    bwt.resize(n + 3, 0);
+    bwt.resize(n + 2, 0);
     let spare = alphabet.tail_count;
     let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();
     next.push(n as u32);
-    let mut slotted: Vec<Option<([u16; 3], [u8; 3])>> = Vec::with_capacity(alphabet.tails.len());
+    let mut last_digit = Vec::with_capacity(alphabet.tails.len());
+    let mut slotted: Vec<Option<([u16; 2], [u8; 2])>> = Vec::with_capacity(alphabet.tails.len());
     for (tails, &count) in alphabet.tails.iter().zip(&per_token) {
-        let mut kept = Vec::with_capacity(tails.len());
-        for &(tail, b) in tails {
+        let (&(last, before_space), rest) = tails.split_last().expect("a token has a tail");
+        debug_assert_eq!(last, space_tail);
+        last_digit.push(number[usize::from(before_space)]);
+        let mut kept = Vec::with_capacity(rest.len());
+        for &(tail, b) in rest {
             if proper[usize::from(tail)] {
                 kept.push((tail, number[usize::from(b)]));
             } else {
@@ -390,25 +397,30 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
                 bwt[from..from + count].fill(space);
             }
         }
-        slotted.push((kept.len() <= 3).then(|| {
-            let (mut bucket, mut byte) = ([spare as u16; 3], [0u8; 3]);
+        slotted.push((kept.len() <= 2).then(|| {
+            let (mut bucket, mut byte) = ([spare as u16; 2], [0u8; 2]);
             for (k, &(tail, b)) in kept.iter().enumerate() {
                 (bucket[k], byte[k]) = (tail, b);
             }
             (bucket, byte)
         }));
     }
+    let space_start = next[usize::from(space_tail)] as usize;
+    for (&previous, out) in before.iter().zip(&mut bwt[space_start..space_start + before.len()]) {
+        *out = last_digit[usize::from(previous)];
+    }
     for &previous in before {
         let previous = usize::from(previous);
         let Some((bucket, byte)) = slotted[previous] else {
-            for &(tail, byte) in alphabet.tails[previous].iter().filter(|(tail, _)| proper[usize::from(*tail)]) {
+            let tails = &alphabet.tails[previous];
+            for &(tail, byte) in tails[..tails.len() - 1].iter().filter(|(tail, _)| proper[usize::from(*tail)]) {
                 let slot = &mut next[usize::from(tail)];
                 bwt[*slot as usize] = number[usize::from(byte)];
                 *slot += 1;
             }
             continue;
         };
-        for k in 0..3 {
+        for k in 0..2 {
             let slot = next[usize::from(bucket[k])];
             bwt[slot as usize] = byte[k];
             next[usize::from(bucket[k])] = slot + 1;
