@@ -1,7 +1,8 @@
 //! Each thread's spare buffers for the blocks' large vectors. A permutation round takes several
 //! megabytes block by block; fresh from the allocator, they come as new pages (libc maps buffers
 //! this large afresh and returns them on free), whose faults and zeroing cost about a tenth of
-//! the statistic. Buffers are taken empty and given back when done.
+//! the statistic. Buffers are handed out as they were given back, contents and length included:
+//! a caller that fills every place it reads resizes one without zeroing what is there.
 
 use std::cell::RefCell;
 
@@ -13,14 +14,13 @@ thread_local! {
     static WORDS: RefCell<Vec<Vec<u16>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// An empty byte vector, with the capacity of one used before where there is one.
+/// A byte vector used before where there is one (its contents unspecified), else an empty one.
 pub fn bytes() -> Vec<u8> {
     BYTES.with_borrow_mut(Vec::pop).unwrap_or_default()
 }
 
 /// Gives a byte vector back for [`bytes`] to hand out again.
-pub fn give_bytes(mut v: Vec<u8>) {
-    v.clear();
+pub fn give_bytes(v: Vec<u8>) {
     BYTES.with_borrow_mut(|spare| {
         if spare.len() < KEPT {
             spare.push(v);
@@ -28,14 +28,13 @@ pub fn give_bytes(mut v: Vec<u8>) {
     });
 }
 
-/// An empty vector of 16-bit words, as [`bytes`].
+/// A vector of 16-bit words, as [`bytes`].
 pub fn words() -> Vec<u16> {
     WORDS.with_borrow_mut(Vec::pop).unwrap_or_default()
 }
 
 /// Gives a word vector back for [`words`].
-pub fn give_words(mut v: Vec<u16>) {
-    v.clear();
+pub fn give_words(v: Vec<u16>) {
     WORDS.with_borrow_mut(|spare| {
         if spare.len() < KEPT {
             spare.push(v);

@@ -129,6 +129,7 @@ pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
     join.extend_from_slice(&block[..first_space + 1]);
     let alphabet = Alphabet::new(&join);
     let mut tokens = super::buffers::words();
+    tokens.clear();
     tokens.extend(values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]));
     tokens.push(alphabet.join_rank);
 
@@ -192,6 +193,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     }
     let (depth, passes, width) = (depth as usize, passes as usize, width as u32);
     let mut ext = super::buffers::words();
+    ext.clear();
     ext.extend_from_slice(tokens);
     ext.extend_from_slice(&tokens[..LOOKAHEAD]);
     // Record: first `depth` tokens (the first highest), the token before, the start. Keys are
@@ -227,7 +229,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         }
     }
     let digit_mask = (1u64 << width) - 1;
-    sorted.clear();
+    // Every place is written by the first pass: what a longer block left there is not read.
     sorted.resize(m, 0);
     for (d, next) in next.iter_mut().enumerate() {
         let mut total = 0u32;
@@ -279,6 +281,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     }
     let before_mask = (1u64 << before_bits) - 1;
     let mut order = super::buffers::words();
+    order.clear();
     order.extend(records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16));
     SCRATCH.set((ranks, records, sorted));
     super::buffers::give_words(ext);
@@ -377,6 +380,7 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
         tails.iter().skip(1).for_each(|&(tail, _)| proper[usize::from(tail)] = true);
     }
     let space = number[usize::from(b' ')];
+    // Every place below n is written below, by a slot or a fill: no zeroing needed.
     let mut bwt = super::buffers::bytes();
     bwt.resize(n + 2, 0);
     let spare = alphabet.tail_count;

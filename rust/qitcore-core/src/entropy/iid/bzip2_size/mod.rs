@@ -45,7 +45,7 @@ pub fn decimal_text(raw: &[u8]) -> Vec<u8> {
     text
 }
 
-/// [`decimal_text`] appended to the empty `text`.
+/// [`decimal_text`] into `text`, whatever it held: every place kept is written.
 fn write_decimal_text(raw: &[u8], text: &mut Vec<u8>) {
     // Each number is written as four bytes, digits then spaces, and the next starts just after
     // its first space: fixed-size copies rather than one of one to three bytes.
