@@ -537,6 +537,27 @@ fn mapping_bits(in_use: &[bool; 256]) -> u64 {
 
 /// Table count (3 bits), selector count (15), each selector move-to-front coded in unary.
 fn selector_bits(selectors: &[u8], tables: usize) -> u64 {
+    // The list of (at most six) tables packed a byte each, front in the low byte, unused bytes
+    // 0xFF: a selector's position is the lowest zero byte of the list xor the selector, found
+    // without a search or a branch.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut list = (0..8u64).fold(0u64, |acc, i| acc | (if (i as usize) < tables { i } else { 0xff }) << (8 * i));
+    let mut bits = 3 + 15;
+    for &s in selectors {
+        let x = list ^ (ONES * u64::from(s));
+        // The lowest zero byte is exact (borrows only disturb higher bytes).
+        let position = (x.wrapping_sub(ONES) & !x & (ONES << 7)).trailing_zeros() / 8;
+        let below = (1u64 << (8 * position)) - 1;
+        let through = (below << 8) | 0xff;
+        list = (list & !through) | ((list & below) << 8) | u64::from(s);
+        bits += u64::from(position) + 1;
+    }
+    bits
+}
+
+/// The definition, for the tests: a list of tables, searched and shifted.
+#[cfg(test)]
+fn selector_bits_plain(selectors: &[u8], tables: usize) -> u64 {
     let mut list: Vec<u8> = (0..tables as u8).collect();
     let mut bits = 3 + 15;
     for &s in selectors {
@@ -568,6 +589,17 @@ fn table_bits(lengths: &[Vec<u8>]) -> u64 {
 mod tests {
     use super::*;
     use crate::entropy::iid::xoshiro::Xoshiro256;
+
+    #[test]
+    fn packed_and_plain_selector_coding_agree() {
+        let mut g = Xoshiro256::from_seed(8);
+        for tables in 2..=6 {
+            // Runs of one table and random changes, as the passes choose them.
+            let selectors: Vec<u8> =
+                (0..5_000).map(|i| ((g.next_u64() % tables as u64) * u64::from(i % 3 != 0)) as u8).collect();
+            assert_eq!(selector_bits(&selectors, tables), selector_bits_plain(&selectors, tables), "{tables}");
+        }
+    }
 
     #[test]
     fn histogram_and_value_passes_agree() {
