@@ -45,8 +45,12 @@ pub fn decimal_text(raw: &[u8]) -> Vec<u8> {
     text
 }
 
-/// [`decimal_text`] into `text`, whatever it held: every place kept is written.
-fn write_decimal_text(raw: &[u8], text: &mut Vec<u8>) {
+/// Samples between the marks [`write_decimal_text`] leaves for [`Numbers`].
+const MARK_EVERY: usize = 4096;
+
+/// [`decimal_text`] into `text`, whatever it held: every place kept is written. Returns where
+/// the numbers of samples 0, [`MARK_EVERY`], 2 × [`MARK_EVERY`], ... start.
+fn write_decimal_text(raw: &[u8], text: &mut Vec<u8>) -> Vec<usize> {
     // Each number is written as four bytes, digits then spaces, and the next starts just after
     // its first space: fixed-size copies rather than one of one to three bytes.
     let words: [[u8; 4]; 256] = std::array::from_fn(|v| {
@@ -57,11 +61,16 @@ fn write_decimal_text(raw: &[u8], text: &mut Vec<u8>) {
     });
     text.resize(raw.len() * 4, 0);
     let mut at = 0usize;
-    for &v in raw {
-        text[at..at + 4].copy_from_slice(&words[usize::from(v)]);
-        at += usize::from(DECIMAL[usize::from(v)].1) + 1;
+    let mut marks = Vec::with_capacity(raw.len() / MARK_EVERY + 1);
+    for stretch in raw.chunks(MARK_EVERY) {
+        marks.push(at);
+        for &v in stretch {
+            text[at..at + 4].copy_from_slice(&words[usize::from(v)]);
+            at += usize::from(DECIMAL[usize::from(v)].1) + 1;
+        }
     }
     text.truncate(at.saturating_sub(1));
+    marks
 }
 
 /// The blocks libbzip2 cuts `text` into when given it whole with `BZ_FINISH` (as
@@ -85,9 +94,12 @@ fn blocks(text: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-/// A walk through the samples alongside their decimal text, blocks in order.
+/// A walk through the samples alongside their decimal text, blocks in order, jumping ahead by
+/// the marks where it can.
 struct Numbers<'a> {
     raw: &'a [u8],
+    /// Where the numbers of samples 0, [`MARK_EVERY`], ... start.
+    marks: &'a [usize],
     /// The next sample not yet passed, and where its number starts in the text.
     next: usize,
     at: usize,
@@ -98,26 +110,38 @@ impl<'a> Numbers<'a> {
     /// starts) and are followed by a space before `to`.
     fn whole(&mut self, from: usize, to: usize) -> &'a [u8] {
         let width = |v: u8| usize::from(DECIMAL[usize::from(v)].1);
+        // The last mark at or before `from`; then, past it, the last mark before `to`, whose
+        // samples before it all end before `to`.
+        self.jump(self.marks.partition_point(|&o| o <= from));
         while self.at < from {
             self.at += width(self.raw[self.next]) + 1;
             self.next += 1;
         }
         debug_assert_eq!(self.at, from, "a number starts after the block's first space");
         let first = self.next;
+        self.jump(self.marks.partition_point(|&o| o < to));
         while self.next < self.raw.len() && self.at + width(self.raw[self.next]) < to {
             self.at += width(self.raw[self.next]) + 1;
             self.next += 1;
         }
         &self.raw[first..self.next]
     }
+
+    /// Moves to the mark before mark `k`, when that is ahead.
+    fn jump(&mut self, k: usize) {
+        if k > 0 && (k - 1) * MARK_EVERY > self.next {
+            self.next = (k - 1) * MARK_EVERY;
+            self.at = self.marks[k - 1];
+        }
+    }
 }
 
 /// The length in bytes of `bzip2 -5` applied to [`decimal_text`]`(raw)`.
 pub fn compressed_length(raw: &[u8]) -> u64 {
     let mut text = buffers::bytes();
-    write_decimal_text(raw, &mut text);
+    let marks = write_decimal_text(raw, &mut text);
     debug_assert!(!text.windows(4).any(|w| w.iter().all(|&b| b == w[0])), "decimal text has no runs of four");
-    let mut numbers = Numbers { raw, next: 0, at: 0 };
+    let mut numbers = Numbers { raw, marks: &marks, next: 0, at: 0 };
     let mut block_start = 0usize;
     let bits: u64 = blocks(&text)
         .into_iter()
