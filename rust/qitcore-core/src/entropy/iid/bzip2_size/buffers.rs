@@ -5,37 +5,51 @@
 //! a caller that fills every place it reads resizes one without zeroing what is there.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 /// Spare buffers kept per thread and element type.
 const KEPT: usize = 8;
 
+type Pool<T> = RefCell<Vec<Vec<T>>>;
+
 thread_local! {
-    static BYTES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    static WORDS: RefCell<Vec<Vec<u16>>> = const { RefCell::new(Vec::new()) };
+    static BYTES: Pool<u8> = const { RefCell::new(Vec::new()) };
+    static WORDS: Pool<u16> = const { RefCell::new(Vec::new()) };
+    static RECORDS: Pool<u64> = const { RefCell::new(Vec::new()) };
 }
 
-/// A byte vector used before where there is one (its contents unspecified), else an empty one.
-pub fn bytes() -> Vec<u8> {
-    BYTES.with_borrow_mut(Vec::pop).unwrap_or_default()
+/// Element types with a pool of spare buffers.
+pub trait Pooled: Sized + 'static {
+    /// This thread's pool.
+    fn pool() -> &'static LocalKey<Pool<Self>>;
 }
 
-/// Gives a byte vector back for [`bytes`] to hand out again.
-pub fn give_bytes(v: Vec<u8>) {
-    BYTES.with_borrow_mut(|spare| {
-        if spare.len() < KEPT {
-            spare.push(v);
-        }
-    });
+impl Pooled for u8 {
+    fn pool() -> &'static LocalKey<Pool<u8>> {
+        &BYTES
+    }
 }
 
-/// A vector of 16-bit words, as [`bytes`].
-pub fn words() -> Vec<u16> {
-    WORDS.with_borrow_mut(Vec::pop).unwrap_or_default()
+impl Pooled for u16 {
+    fn pool() -> &'static LocalKey<Pool<u16>> {
+        &WORDS
+    }
 }
 
-/// Gives a word vector back for [`words`].
-pub fn give_words(v: Vec<u16>) {
-    WORDS.with_borrow_mut(|spare| {
+impl Pooled for u64 {
+    fn pool() -> &'static LocalKey<Pool<u64>> {
+        &RECORDS
+    }
+}
+
+/// A vector used before where there is one (its contents unspecified), else an empty one.
+pub fn take<T: Pooled>() -> Vec<T> {
+    T::pool().with_borrow_mut(Vec::pop).unwrap_or_default()
+}
+
+/// Gives a vector back for [`take`] to hand out again.
+pub fn give<T: Pooled>(v: Vec<T>) {
+    T::pool().with_borrow_mut(|spare| {
         if spare.len() < KEPT {
             spare.push(v);
         }

@@ -128,7 +128,7 @@ pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
     let mut join = block[last_space + 1..].to_vec();
     join.extend_from_slice(&block[..first_space + 1]);
     let alphabet = Alphabet::new(&join);
-    let mut tokens = super::buffers::words();
+    let mut tokens = super::buffers::take::<u16>();
     tokens.clear();
     tokens.extend(values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]));
     tokens.push(alphabet.join_rank);
@@ -139,8 +139,8 @@ pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
         order.iter().map(|&s| tokens[if s == 0 { tokens.len() - 1 } else { s as usize - 1 }]).collect()
     });
     let transform = scatter(&tokens, &before, &alphabet, block.len());
-    super::buffers::give_words(tokens);
-    super::buffers::give_words(before);
+    super::buffers::give(tokens);
+    super::buffers::give(before);
     transform
 }
 
@@ -192,13 +192,14 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         return None;
     }
     let (depth, passes, width) = (depth as usize, passes as usize, width as u32);
-    let mut ext = super::buffers::words();
+    let mut ext = super::buffers::take::<u16>();
     ext.clear();
     ext.extend_from_slice(tokens);
     ext.extend_from_slice(&tokens[..LOOKAHEAD]);
     // Record: first `depth` tokens (the first highest), the token before, the start. Keys are
     // built a token at a time for all rotations together: no rotation waits on the last.
-    let (mut ranks, mut records, mut sorted) = SCRATCH.take();
+    let (mut ranks, mut records, mut sorted) =
+        (super::buffers::take::<u16>(), super::buffers::take::<u64>(), super::buffers::take::<u64>());
     ranks.clear();
     ranks.extend(ext[..m + depth - 1].iter().map(|&t| dense[usize::from(t)]));
     records.clear();
@@ -280,18 +281,14 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         i = j;
     }
     let before_mask = (1u64 << before_bits) - 1;
-    let mut order = super::buffers::words();
+    let mut order = super::buffers::take::<u16>();
     order.clear();
     order.extend(records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16));
-    SCRATCH.set((ranks, records, sorted));
-    super::buffers::give_words(ext);
+    super::buffers::give(ranks);
+    super::buffers::give(records);
+    super::buffers::give(sorted);
+    super::buffers::give(ext);
     Some(order)
-}
-
-thread_local! {
-    /// Each thread's buffers for [`radix_rotation_order`], kept between blocks: fresh megabytes
-    /// for every block cost more in page faults and zeroing than a pass of the sort.
-    static SCRATCH: std::cell::Cell<(Vec<u16>, Vec<u64>, Vec<u64>)> = const { std::cell::Cell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// Values a radix digit takes at most (digits are at most 11 bits): fixed-size tables whose
@@ -381,7 +378,7 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
     }
     let space = number[usize::from(b' ')];
     // Every place below n is written below, by a slot or a fill: no zeroing needed.
-    let mut bwt = super::buffers::bytes();
+    let mut bwt = super::buffers::take::<u8>();
     bwt.resize(n + 2, 0);
     let spare = alphabet.tail_count;
     let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();

@@ -183,7 +183,7 @@ impl Runs {
     fn new(positions: usize) -> Self {
         // Never more values than positions; the last word written may reach 8 bytes further.
         // Only places below the final `at` are kept, and each is written first.
-        let mut out = super::buffers::bytes();
+        let mut out = super::buffers::take::<u8>();
         out.resize(positions + 16, 0);
         Runs { out, at: 0, zeros: 0 }
     }
@@ -318,7 +318,7 @@ pub fn symbol_block_bits(symbols: &[u8], in_use: &[bool; 256]) -> u64 {
     if let Some(values) = mtf_values_narrow(symbols, used) {
         let histograms = if used + 2 <= 16 { group_histograms_bytes(&values) } else { Vec::new() };
         let bits = coded_bits(&values, histograms, used, in_use);
-        super::buffers::give_bytes(values);
+        super::buffers::give(values);
         return bits;
     }
     let values = mtf_values(symbols, used);

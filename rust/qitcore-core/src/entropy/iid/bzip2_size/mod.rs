@@ -138,7 +138,7 @@ impl<'a> Numbers<'a> {
 
 /// The length in bytes of `bzip2 -5` applied to [`decimal_text`]`(raw)`.
 pub fn compressed_length(raw: &[u8]) -> u64 {
-    let mut text = buffers::bytes();
+    let mut text = buffers::take::<u8>();
     let marks = write_decimal_text(raw, &mut text);
     debug_assert!(!text.windows(4).any(|w| w.iter().all(|&b| b == w[0])), "decimal text has no runs of four");
     let mut numbers = Numbers { raw, marks: &marks, next: 0, at: 0 };
@@ -152,14 +152,14 @@ pub fn compressed_length(raw: &[u8]) -> u64 {
                 Some(space) => {
                     let t = bwt::cyclic_bwt_of_numbers(block, numbers.whole(start + space + 1, block_start));
                     let bits = coding::symbol_block_bits(&t.symbols, &t.in_use);
-                    buffers::give_bytes(t.symbols);
+                    buffers::give(t.symbols);
                     bits
                 }
                 None => coding::block_bits(&bwt::naive_cyclic_bwt(block)),
             }
         })
         .sum();
-    buffers::give_bytes(text);
+    buffers::give(text);
     (STREAM_BITS + bits).div_ceil(8)
 }
 
