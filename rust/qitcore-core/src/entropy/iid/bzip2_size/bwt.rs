@@ -116,6 +116,9 @@ pub struct Transform {
     pub symbols: Vec<u8>,
     /// The byte values in the block.
     pub in_use: [bool; 256],
+    /// Stretches `[start, end)` of `symbols` known to hold one symbol (the spaces before whole
+    /// tokens that are no token's tail), sorted and apart.
+    pub repeats: Vec<(usize, usize)>,
 }
 
 /// The transform of `block` (as `cyclic_bwt` gives it) given the numbers written whole in it after its
@@ -384,6 +387,7 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
     let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();
     next.push(n as u32);
     let mut last_digit = Vec::with_capacity(alphabet.tails.len());
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
     let mut slotted: Vec<Option<([u16; 2], [u8; 2])>> = Vec::with_capacity(alphabet.tails.len());
     for (tails, &count) in alphabet.tails.iter().zip(&per_token) {
         let (&(last, before_space), rest) = tails.split_last().expect("a token has a tail");
@@ -393,9 +397,14 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
         for &(tail, b) in rest {
             if proper[usize::from(tail)] {
                 kept.push((tail, number[usize::from(b)]));
-            } else {
+            } else if count > 0 {
                 let from = next[usize::from(tail)] as usize;
                 bwt[from..from + count].fill(space);
+                // Buckets in tail order, which is the tokens' order: stretches come sorted.
+                match repeats.last_mut() {
+                    Some((_, end)) if *end == from => *end = from + count,
+                    _ => repeats.push((from, from + count)),
+                }
             }
         }
         slotted.push((kept.len() <= 2).then(|| {
@@ -429,7 +438,7 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
         next[spare] = n as u32;
     }
     bwt.truncate(n);
-    Transform { symbols: bwt, in_use }
+    Transform { symbols: bwt, in_use, repeats }
 }
 
 /// The transform by sorting every rotation directly: for blocks without a space (at most three

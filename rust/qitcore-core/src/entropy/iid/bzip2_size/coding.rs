@@ -48,17 +48,17 @@ fn mtf_values(symbols: &[u8], used: usize) -> Vec<u16> {
 /// for AVX2 with BMI2 where the processor has them (three-operand forms and single-step variable
 /// shifts trim the loop by a third), else for SSSE3.
 #[cfg(target_arch = "x86_64")]
-fn mtf_values_narrow(symbols: &[u8], used: usize) -> Option<Vec<u8>> {
+fn mtf_values_narrow(symbols: &[u8], used: usize, repeats: &[(usize, usize)]) -> Option<Vec<u8>> {
     use std::arch::is_x86_feature_detected as has;
     if used > 16 {
         return None;
     }
     let mut out = if has!("avx2") && has!("bmi2") && has!("lzcnt") {
         // SAFETY: the features were just detected.
-        unsafe { mtf_values_avx2(symbols, used) }
+        unsafe { mtf_values_avx2(symbols, used, repeats) }
     } else if has!("ssse3") {
         // SAFETY: as above.
-        unsafe { mtf_values_ssse3(symbols, used) }
+        unsafe { mtf_values_ssse3(symbols, used, repeats) }
     } else {
         return None;
     };
@@ -92,16 +92,16 @@ fn mtf_nibbles(symbols: impl Iterator<Item = u8>, used: usize, out: &mut Vec<u16
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
-fn mtf_values_avx2(symbols: &[u8], used: usize) -> Vec<u8> {
+fn mtf_values_avx2(symbols: &[u8], used: usize, repeats: &[(usize, usize)]) -> Vec<u8> {
     // SAFETY: AVX2 includes SSSE3.
-    unsafe { mtf_vector(symbols, used) }
+    unsafe { mtf_vector(symbols, used, repeats) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "ssse3")]
-fn mtf_values_ssse3(symbols: &[u8], used: usize) -> Vec<u8> {
+fn mtf_values_ssse3(symbols: &[u8], used: usize, repeats: &[(usize, usize)]) -> Vec<u8> {
     // SAFETY: SSSE3 is enabled here.
-    unsafe { mtf_vector(symbols, used) }
+    unsafe { mtf_vector(symbols, used, repeats) }
 }
 
 /// Move-to-front values of `symbols` (each below `used`, at most 16), keeping each symbol's
@@ -114,7 +114,7 @@ fn mtf_values_ssse3(symbols: &[u8], used: usize) -> Vec<u8> {
 /// The processor must have SSSE3.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn mtf_vector(symbols: &[u8], used: usize) -> Vec<u8> {
+unsafe fn mtf_vector(symbols: &[u8], used: usize, repeats: &[(usize, usize)]) -> Vec<u8> {
     use std::arch::x86_64::{
         __m128i, _mm_and_si128, _mm_cmpgt_epi8, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi8, _mm_sub_epi8,
     };
@@ -130,15 +130,26 @@ unsafe fn mtf_vector(symbols: &[u8], used: usize) -> Vec<u8> {
     };
     let mut position = load(&start);
     let mut out = Runs::new(symbols.len());
-    for &s in symbols {
-        let s = usize::from(s & 15);
-        // SAFETY: the caller vouches for SSSE3.
-        unsafe {
-            let here = _mm_shuffle_epi8(position, load(&spread[s]));
-            out.push(_mm_cvtsi128_si32(here) as u8);
-            let before = _mm_cmpgt_epi8(here, position);
-            position = _mm_and_si128(load(&others[s]), _mm_sub_epi8(position, before));
+    // Stretches known to repeat one symbol take one step, then zeros: the symbol is in front.
+    // The stretches between are walked to their end, the next stretch's first symbol included.
+    let mut from = 0;
+    for &(start, end) in repeats.iter().chain(std::iter::once(&(symbols.len(), symbols.len()))) {
+        let walk = &symbols[from..(start + 1).min(symbols.len())];
+        for &s in walk {
+            let s = usize::from(s & 15);
+            // SAFETY: the caller vouches for SSSE3.
+            unsafe {
+                let here = _mm_shuffle_epi8(position, load(&spread[s]));
+                out.push(_mm_cvtsi128_si32(here) as u8);
+                let before = _mm_cmpgt_epi8(here, position);
+                position = _mm_and_si128(load(&others[s]), _mm_sub_epi8(position, before));
+            }
         }
+        if start < end {
+            debug_assert!(symbols[start..end].iter().all(|&s| s == symbols[start]));
+            out.zeros += end - start - 1;
+        }
+        from = end.max(start + 1);
     }
     out.finish()
 }
@@ -308,14 +319,16 @@ fn initial_tables(freq: &[u32], n: usize, tables: usize) -> Vec<Vec<u8>> {
 /// The bits of one block whose transform is `bwt`.
 pub fn block_bits(bwt: &[u8]) -> u64 {
     let (symbols, _, in_use) = symbols_in_use(bwt);
-    symbol_block_bits(&symbols, &in_use)
+    symbol_block_bits(&symbols, &in_use, &[])
 }
 
-/// [`block_bits`] given the transform's bytes numbered among the bytes in use, `in_use`.
-pub fn symbol_block_bits(symbols: &[u8], in_use: &[bool; 256]) -> u64 {
+/// [`block_bits`] given the transform's bytes numbered among the bytes in use, `in_use`, and
+/// stretches `[start, end)` known to repeat one symbol (sorted, apart), which the vector
+/// move-to-front passes over.
+pub fn symbol_block_bits(symbols: &[u8], in_use: &[bool; 256], repeats: &[(usize, usize)]) -> u64 {
     let used = in_use.iter().filter(|&&u| u).count();
     #[cfg(target_arch = "x86_64")]
-    if let Some(values) = mtf_values_narrow(symbols, used) {
+    if let Some(values) = mtf_values_narrow(symbols, used, repeats) {
         let histograms = if used + 2 <= 16 { group_histograms_bytes(&values) } else { Vec::new() };
         let bits = coded_bits(&values, histograms, used, in_use);
         super::buffers::give(values);
@@ -731,18 +744,32 @@ mod tests {
             }
             let mut wide: Vec<u8> = mtf_values(&symbols, used).iter().map(|&v| v as u8).collect();
             wide.pop();
-            if let Some(narrow) = mtf_values_narrow(&symbols, used) {
+            if let Some(narrow) = mtf_values_narrow(&symbols, used, &[]) {
                 assert_eq!(narrow[..narrow.len() - 1], wide, "{used} symbols");
             }
             // Each compiled version, where this processor runs it.
             use std::arch::is_x86_feature_detected as has;
             if has!("ssse3") {
                 // SAFETY: detected.
-                assert_eq!(unsafe { mtf_values_ssse3(&symbols, used) }, wide, "SSSE3, {used} symbols");
+                assert_eq!(unsafe { mtf_values_ssse3(&symbols, used, &[]) }, wide, "SSSE3, {used} symbols");
             }
             if has!("avx2") && has!("bmi2") && has!("lzcnt") {
                 // SAFETY: detected.
-                assert_eq!(unsafe { mtf_values_avx2(&symbols, used) }, wide, "AVX2, {used} symbols");
+                assert_eq!(unsafe { mtf_values_avx2(&symbols, used, &[]) }, wide, "AVX2, {used} symbols");
+            }
+            // The same with stretches that repeat a symbol declared (runs of 2 and more, whole
+            // or from inside).
+            let mut repeats = Vec::new();
+            let mut i = 0;
+            while i < symbols.len() {
+                let j = i + symbols[i..].iter().take_while(|&&s| s == symbols[i]).count();
+                if j - i >= 2 && g.next_u64() % 2 == 0 {
+                    repeats.push((if g.next_u64() % 2 == 0 { i } else { i + 1 }, j));
+                }
+                i = j;
+            }
+            if let Some(narrow) = mtf_values_narrow(&symbols, used, &repeats) {
+                assert_eq!(narrow[..narrow.len() - 1], wide, "{used} symbols, {} repeats", repeats.len());
             }
         }
     }

@@ -151,7 +151,7 @@ pub fn compressed_length(raw: &[u8]) -> u64 {
             match block.iter().position(|&b| b == b' ') {
                 Some(space) => {
                     let t = bwt::cyclic_bwt_of_numbers(block, numbers.whole(start + space + 1, block_start));
-                    let bits = coding::symbol_block_bits(&t.symbols, &t.in_use);
+                    let bits = coding::symbol_block_bits(&t.symbols, &t.in_use, &t.repeats);
                     buffers::give(t.symbols);
                     bits
                 }
