@@ -763,8 +763,8 @@ mod tests {
             let mut i = 0;
             while i < symbols.len() {
                 let j = i + symbols[i..].iter().take_while(|&&s| s == symbols[i]).count();
-                if j - i >= 2 && g.next_u64() % 2 == 0 {
-                    repeats.push((if g.next_u64() % 2 == 0 { i } else { i + 1 }, j));
+                if j - i >= 2 && g.next_u64().is_multiple_of(2) {
+                    repeats.push((if g.next_u64().is_multiple_of(2) { i } else { i + 1 }, j));
                 }
                 i = j;
             }
