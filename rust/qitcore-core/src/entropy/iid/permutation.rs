@@ -55,23 +55,6 @@ fn packed_eights(s: &[u8]) -> Vec<u8> {
     s.chunks(8).map(|c| c.iter().enumerate().fold(0u8, |acc, (i, &b)| acc + (b << (7 - i)))).collect()
 }
 
-/// The sum of `s[i] × s[i + p]` over `i` (the covariance statistic), compiled for AVX2 where
-/// the processor has it.
-fn products_at_lag(s: &[u8], p: usize) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the feature was just detected.
-        return unsafe { products_at_lag_avx2(s, p) };
-    }
-    sum_products_at_lag(s, p)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn products_at_lag_avx2(s: &[u8], p: usize) -> u64 {
-    sum_products_at_lag(s, p)
-}
-
 /// Products below 2^16 summed in 32 bits over chunks of 2^15, so that the loop vectorises, then
 /// in 64.
 #[inline(always)]
@@ -85,22 +68,36 @@ fn sum_products_at_lag(s: &[u8], p: usize) -> u64 {
         .sum()
 }
 
-/// How many `i` have `s[i] == s[i + p]` (the periodicity statistic): counted in byte lanes, 255
-/// rows of 32 at a time, so that a comparison and a subtraction do each 32 pairs; compiled for
-/// AVX2 where the processor has it. The tail of the permutation tests is mostly this.
-fn equal_at_lag(s: &[u8], p: usize) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the feature was just detected.
-        return unsafe { equal_at_lag_avx2(s, p) };
-    }
-    count_equal_at_lag(s, p)
+/// Defines a function that runs `$body` compiled for AVX2 where the processor has it, and as
+/// compiled otherwise: the loops of `$body` vectorise twice as wide.
+macro_rules! with_avx2 {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                // SAFETY: the feature was just detected.
+                return unsafe { avx2($($arg),*) };
+            }
+            $body($($arg),*)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn equal_at_lag_avx2(s: &[u8], p: usize) -> u64 {
-    count_equal_at_lag(s, p)
+with_avx2! {
+    /// How many `i` have `s[i] == s[i + p]` (the periodicity statistic): counted in byte lanes,
+    /// 255 rows of 32 at a time, so that a comparison and a subtraction do each 32 pairs. The
+    /// tail of the permutation tests is mostly this.
+    fn equal_at_lag(s: &[u8], p: usize) -> u64 = count_equal_at_lag
+}
+
+with_avx2! {
+    /// The sum of `s[i] × s[i + p]` over `i` (the covariance statistic).
+    fn products_at_lag(s: &[u8], p: usize) -> u64 = sum_products_at_lag
 }
 
 #[inline(always)]
