@@ -201,14 +201,14 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     ext.extend_from_slice(&tokens[..LOOKAHEAD]);
     // Record: first `depth` tokens (the first highest), the token before, the start. Keys are
     // built a token at a time for all rotations together: no rotation waits on the last.
-    let (mut ranks, mut records, mut sorted) =
+    let (mut dense_ext, mut records, mut sorted) =
         (super::buffers::take::<u16>(), super::buffers::take::<u64>(), super::buffers::take::<u64>());
-    ranks.clear();
-    ranks.extend(ext[..m + depth - 1].iter().map(|&t| dense[usize::from(t)]));
+    dense_ext.clear();
+    dense_ext.extend(ext[..m + depth - 1].iter().map(|&t| dense[usize::from(t)]));
     records.clear();
-    records.extend(ranks[..m].iter().map(|&t| u64::from(t)));
+    records.extend(dense_ext[..m].iter().map(|&t| u64::from(t)));
     for k in 1..depth {
-        for (r, &t) in records.iter_mut().zip(&ranks[k..]) {
+        for (r, &t) in records.iter_mut().zip(&dense_ext[k..]) {
             *r = *r << bits | u64::from(t);
         }
     }
@@ -287,7 +287,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     let mut order = super::buffers::take::<u16>();
     order.clear();
     order.extend(records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16));
-    super::buffers::give(ranks);
+    super::buffers::give(dense_ext);
     super::buffers::give(records);
     super::buffers::give(sorted);
     super::buffers::give(ext);

@@ -46,7 +46,7 @@ fn mtf_values(symbols: &[u8], used: usize) -> Vec<u16> {
 
 /// [`mtf_values`] as bytes, for up to 16 symbols in use, with vector instructions: compiled
 /// for AVX2 with BMI2 where the processor has them (three-operand forms and single-step variable
-/// shifts trim the loop by a third), else for SSSE3.
+/// shifts make the loop shorter), else for SSSE3.
 #[cfg(target_arch = "x86_64")]
 fn mtf_values_narrow(symbols: &[u8], used: usize, repeats: &[(usize, usize)]) -> Option<Vec<u8>> {
     use std::arch::is_x86_feature_detected as has;
@@ -66,26 +66,48 @@ fn mtf_values_narrow(symbols: &[u8], used: usize, repeats: &[(usize, usize)]) ->
     Some(out)
 }
 
-/// Move-to-front with the list packed four bits a symbol in one word (front in the low nibble,
-/// unused nibbles 0xF), for up to 16 symbols in use: decimal text has at most 11.
-fn mtf_nibbles(symbols: impl Iterator<Item = u8>, used: usize, out: &mut Vec<u16>) {
+/// A move-to-front list of up to 16 symbols packed four bits a symbol in one word (front in the
+/// low nibble, unused nibbles 0xF): a symbol is found and moved without a search or a branch.
+struct NibbleList(u64);
+
+impl NibbleList {
     const ONES: u64 = 0x1111_1111_1111_1111;
-    let mut list = (0..16u64).fold(0u64, |acc, i| acc | (if (i as usize) < used { i } else { 0xf }) << (4 * i));
+
+    /// Symbols 0 to `used - 1` in order.
+    fn new(used: usize) -> Self {
+        NibbleList((0..16u64).fold(0u64, |acc, i| acc | (if (i as usize) < used { i } else { 0xf }) << (4 * i)))
+    }
+
+    /// Whether `symbol` is in front.
+    fn in_front(&self, symbol: u8) -> bool {
+        self.0 & 0xf == u64::from(symbol)
+    }
+
+    /// Moves `symbol` to the front and returns where it was.
+    fn move_to_front(&mut self, symbol: u8) -> usize {
+        // The lowest zero nibble of list ^ symbol is exact (borrows only disturb higher nibbles).
+        let x = self.0 ^ (Self::ONES * u64::from(symbol));
+        let position = ((x.wrapping_sub(Self::ONES) & !x & (Self::ONES << 3)).trailing_zeros() / 4) as usize;
+        let below = (1u64 << (4 * position)) - 1;
+        let through = (below << 4) | 0xf;
+        self.0 = (self.0 & !through) | ((self.0 & below) << 4) | u64::from(symbol);
+        position
+    }
+}
+
+/// Move-to-front values through a [`NibbleList`], for up to 16 symbols in use: decimal text has
+/// at most 11.
+fn mtf_nibbles(symbols: impl Iterator<Item = u8>, used: usize, out: &mut Vec<u16>) {
+    let mut list = NibbleList::new(used);
     let mut zeros = 0usize;
     for symbol in symbols {
-        if list & 0xf == u64::from(symbol) {
+        if list.in_front(symbol) {
             zeros += 1;
             continue;
         }
         push_zero_run(out, zeros);
         zeros = 0;
-        // The lowest zero nibble of list ^ symbol is exact (borrows only disturb higher nibbles).
-        let x = list ^ (ONES * u64::from(symbol));
-        let position = ((x.wrapping_sub(ONES) & !x & (ONES << 3)).trailing_zeros() / 4) as usize;
-        let below = (1u64 << (4 * position)) - 1;
-        let through = (below << 4) | 0xf;
-        list = (list & !through) | ((list & below) << 4) | u64::from(symbol);
-        out.push(position as u16 + 1);
+        out.push(list.move_to_front(symbol) as u16 + 1);
     }
     push_zero_run(out, zeros);
 }
@@ -591,22 +613,8 @@ fn mapping_bits(in_use: &[bool; 256]) -> u64 {
 
 /// Table count (3 bits), selector count (15), each selector move-to-front coded in unary.
 fn selector_bits(selectors: &[u8], tables: usize) -> u64 {
-    // The list of (at most six) tables packed a byte each, front in the low byte, unused bytes
-    // 0xFF: a selector's position is the lowest zero byte of the list xor the selector, found
-    // without a search or a branch.
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut list = (0..8u64).fold(0u64, |acc, i| acc | (if (i as usize) < tables { i } else { 0xff }) << (8 * i));
-    let mut bits = 3 + 15;
-    for &s in selectors {
-        let x = list ^ (ONES * u64::from(s));
-        // The lowest zero byte is exact (borrows only disturb higher bytes).
-        let position = (x.wrapping_sub(ONES) & !x & (ONES << 7)).trailing_zeros() / 8;
-        let below = (1u64 << (8 * position)) - 1;
-        let through = (below << 8) | 0xff;
-        list = (list & !through) | ((list & below) << 8) | u64::from(s);
-        bits += u64::from(position) + 1;
-    }
-    bits
+    let mut list = NibbleList::new(tables);
+    3 + 15 + selectors.iter().map(|&s| list.move_to_front(s) as u64 + 1).sum::<u64>()
 }
 
 /// The definition, for the tests: a list of tables, searched and shifted.
@@ -645,11 +653,16 @@ mod tests {
     use crate::entropy::iid::xoshiro::Xoshiro256;
 
     #[test]
-    fn vector_and_plain_group_histograms_agree() {
+    fn group_histograms_count_each_group() {
         let mut g = Xoshiro256::from_seed(9);
         for len in [0usize, 1, 49, 50, 63, 64, 65, 113, 114, 1000, 10_007] {
             let values: Vec<u8> = (0..len).map(|_| (g.next_u64() % 13) as u8).collect();
-            assert_eq!(group_histograms_bytes(&values), group_histograms(&values), "{len}");
+            let naive: Vec<[u8; 16]> = values
+                .chunks(GROUP)
+                .map(|group| std::array::from_fn(|v| group.iter().filter(|&&x| usize::from(x) == v).count() as u8))
+                .collect();
+            assert_eq!(group_histograms(&values), naive, "{len}");
+            assert_eq!(group_histograms_bytes(&values), naive, "{len}, vector");
         }
     }
 
@@ -731,7 +744,7 @@ mod tests {
     fn vector_and_plain_move_to_front_agree() {
         let mut g = Xoshiro256::from_seed(5);
         for used in 1..=16usize {
-            // Runs of every length up to 300 (past the table's 126) between random symbols.
+            // Runs of every length up to 300 (past the 254 one word holds) between random symbols.
             let mut symbols = Vec::new();
             for run in 0..300 {
                 let s = (g.next_u64() % used as u64) as u8;
