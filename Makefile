@@ -13,7 +13,7 @@ PY_SOURCES := $(shell find python -name '*.py' -o -name '*.pyi')
 
 export CARGO_TERM_COLOR := never
 
-.PHONY: run test test-rust test-python bench soak lint build clean
+.PHONY: run test test-rust test-python bench soak fuzz lint build clean
 
 run: $(EXT)
 	$(BIN)/qitcore run
@@ -29,6 +29,11 @@ test-python: $(EXT) $(CC_OK)
 # 1 GiB through the pseudo-terminal with sequence checking (minutes; not part of make test).
 soak: $(EXT) $(CC_OK)
 	$(BIN)/python -m pytest soak -q -s -p no:cacheprovider
+
+# Every property and fuzz test with two hundred times the examples of make test (tens of minutes).
+fuzz: $(EXT) $(CC_OK)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests -q -p no:cacheprovider -k "fuzz or property or hostile"
+	PROPTEST_CASES=20000 cargo test --workspace --exclude qitcore-py --release proptest
 
 bench: $(EXT)
 	$(BIN)/python -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider \

@@ -24,7 +24,7 @@ import pytest
 from qitcore.entropy import assess_iid, assess_non_iid
 from qitcore.health import HealthMonitor
 
-DATA = Path(os.environ.get("QITCORE_SP800_90B_DATA", Path(__file__).resolve().parents[2] / "shared/data/sp800-90b"))
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "sp800-90b"
 FILE = DATA / "truerand_8bit.bin"
 NIST = os.environ.get("QITCORE_NIST_EA")
 SAMPLE_BITS = 8_000_000

@@ -1,13 +1,24 @@
-"""Shared fixtures: every carry-less multiplication backend this CPU has, and seeded generators."""
+"""Shared fixtures: every carry-less multiplication backend this CPU has, seeded generators, and the
+hypothesis profiles: ``default`` keeps ``make test`` fast, ``fuzz`` (``make fuzz``, or
+``HYPOTHESIS_PROFILE=fuzz``) runs every property and fuzz test far longer."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 from qitcore import _core
+
+settings.register_profile("default", max_examples=100, deadline=None)
+settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(params=_core.available_clmul_backends())

@@ -1,13 +1,12 @@
-"""NIST's SP 800-90B sample files and NIST's own results on them, read from the shared data folder
-(never copied into the project)."""
+"""NIST's SP 800-90B sample files and NIST's own results on them, kept in ``tests/data/sp800-90b``
+(public domain; see the README there)."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-DATA = Path(os.environ.get("QITCORE_SP800_90B_DATA", Path(__file__).resolve().parents[2] / "shared/data/sp800-90b"))
+DATA = Path(__file__).resolve().parent / "data" / "sp800-90b"
 
 FILES = [
     "biased-random-bits",
@@ -29,7 +28,7 @@ _SUMMARY = re.compile(r"^(H_bitstring|H_original|Assessed min entropy)\s*[:=]\s*
 
 def samples(name: str) -> bytes:
     path = DATA / f"{name}.bin"
-    assert path.exists(), f"NIST's sample data is missing: {path} (set QITCORE_SP800_90B_DATA)"
+    assert path.exists(), f"NIST's sample data is missing: {path}"
     return path.read_bytes()
 
 
