@@ -4,10 +4,9 @@ hypothesis profiles: ``default`` keeps ``make test`` fast, ``fuzz`` (``make fuzz
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Iterator
-
-import os
 
 import numpy as np
 import pytest
