@@ -1,4 +1,4 @@
-//! The QRNG data path of DESIGN.md: transport bytes → frame decoder → unpacker → health monitor
+//! The QRNG data path (docs/architecture.md): transport bytes → frame decoder → unpacker → health monitor
 //! → extractor → bounded output queue.
 
 pub mod conditioner;
