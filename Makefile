@@ -33,7 +33,7 @@ soak: $(EXT) $(CC_OK)
 # Every property and fuzz test with two hundred times the examples of make test (tens of minutes).
 fuzz: $(EXT) $(CC_OK)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests -q -p no:cacheprovider -k "fuzz or property or hostile"
-	PROPTEST_CASES=20000 cargo test --workspace --exclude qitcore-py --release proptest
+	PROPTEST_CASES=2000 cargo test --workspace --exclude qitcore-py
 
 bench: $(EXT)
 	$(BIN)/python -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider \
