@@ -55,7 +55,11 @@ def test_subset_and_truncation_options(capsys: pytest.CaptureFixture[str]) -> No
         (["assess", "EMPTY"], "no samples"),
         (["assess", "WIDE", "--bits-per-symbol", "2"], "offset 3"),
         (["assess", "WIDE", "--subset", "x"], "--subset"),
-        (["health", "WIDE", "--min-entropy", "0"], "min_entropy"),
+        (["health", "WIDE", "--min-entropy", "0"], "--min-entropy"),
+        (["health", "WIDE", "--min-entropy", "9"], "min_entropy"),
+        (["assess", "WIDE", "--subset", "0,100000000000"], "ends past the end of"),
+        (["assess", "WIDE", "--subset", "1,-2"], "--subset"),
+        (["assess", "WIDE", "--json", "/nonexistent/dir/out.json"], "no such folder /nonexistent/dir"),
     ],
 )
 def test_bad_input_exits_2_and_leaves_no_file(
@@ -65,8 +69,11 @@ def test_bad_input_exits_2_and_leaves_no_file(
     (tmp_path / "WIDE").write_bytes(bytes([0, 1, 2, 7, 1]))
     args = [str(tmp_path / a) if a in ("EMPTY", "WIDE") else a for a in args]
     out = tmp_path / "out.json"
-    assert main([*args, *(["--json", str(out)] if args[0] == "assess" else [])]) == 2
-    assert message in capsys.readouterr().err
+    assert main([*args, *(["--json", str(out)] if args[0] == "assess" and "--json" not in args else [])]) == 2
+    err = capsys.readouterr().err.splitlines()
+    # Progress lines may come first; the error is one line, the last, and never a traceback.
+    errors = [line for line in err if line.startswith("qitcore: error: ")]
+    assert errors == err[-1:] and message in errors[0] and "Traceback" not in err, err
     assert not out.exists() and not list(tmp_path.glob(".qitcore-*"))
 
 
@@ -85,3 +92,28 @@ def test_restart_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["restart", str(DATA / "truerand_8bit.bin"), "7.0", "--bits-per-symbol", "8"]) == 0
     printed = capsys.readouterr().out
     assert "cutoff 27" in printed and "validation passed" in printed
+
+
+def _poker(block: np.ndarray) -> float:
+    """FIPS 140-2's poker statistic of 20,000 bits, from its definition."""
+    nibbles = block.reshape(5000, 4) @ np.array([8, 4, 2, 1])
+    f = np.bincount(nibbles, minlength=16)
+    return float(16 / 5000 * (f.astype(np.int64) ** 2).sum() - 5000)
+
+
+def test_failed_block_tests_read_as_a_statistic_and_its_passing_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bits = (np.random.default_rng(5).random(20_000 * 3) < 0.6).astype(np.uint8)  # biased: 60 % ones
+    path = tmp_path / "biased.bin"
+    path.write_bytes(np.packbits(bits).tobytes())
+    assert main(["health", str(path), "--min-entropy", "0.5", "--fips"]) == 1
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    poker = next(line for line in lines if line.startswith("block 0: poker"))
+    # FIPS 140-2 (2001), 4.9.1: the poker test passes when 2.16 < X < 46.17.
+    prefix, value, rest = poker.partition("statistic ")[0], *poker.partition("statistic ")[2].split(", ", 1)
+    assert prefix == "block 0: poker failed: " and rest == "passes when 2.16 < statistic < 46.17"
+    assert len(value) <= 8 and float(value) == pytest.approx(_poker(bits[:20_000]), rel=1e-5)
+    monobit = next(line for line in lines if line.startswith("block 0: monobit"))
+    ones = int(bits[:20_000].sum())
+    assert monobit == f"block 0: monobit failed: statistic {ones}, passes when 9725 < statistic < 10275"

@@ -1,19 +1,36 @@
-"""Both ends over TCP on 127.0.0.1: in threads, and as two ``qitcore qkd`` processes."""
+"""Both ends over TCP on 127.0.0.1: in threads, and as two ``qitcore qkd`` processes; Alice's
+listener against stray and hostile clients (bounded memory, bounded time, the real Bob served)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from qitcore import qkd
-from qitcore.errors import ChannelClosed, QkdError
-from qitcore.qkd.channel import recv_frame, send_frame
+from qitcore.errors import ChannelClosed, ChannelError, QkdError
+from qitcore.qkd.channel import (
+    FIRST_FRAME_LIMIT,
+    MAX_PENDING,
+    OVERHEAD,
+    Sealer,
+    frame_limit,
+    recv_frame,
+    send_frame,
+)
+from qitcore.qkd.session import HELLO
 
 KEY = b"tcp-test-key-0123456789abcdef!!"
+OTHER_KEY = b"not-the-key-0123456789abcdef!!!"
 
 
 @pytest.fixture(scope="module")
@@ -21,29 +38,41 @@ def link() -> qkd.SimulatedLink:
     return qkd.LinkModel(distance_km=15).simulate(20_000_000, seed=21)
 
 
-def _serve(alice: qkd.AliceSession, server: socket.socket, *, frames: int | None = None) -> None:
-    """Serves one Bob: the whole session, or only ``frames`` messages before hanging up."""
-    conn, _ = server.accept()
-    with conn:
+class _Alice:
+    """Alice's listener on a thread; ``error`` holds what serve_tcp raised."""
+
+    def __init__(self, link: qkd.SimulatedLink, **options: float) -> None:
+        self.session = qkd.AliceSession(link.alice, qkd.Params(), KEY)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.error: BaseException | None = None
+        self.peers: list[str] = []
+        self._thread = threading.Thread(target=self._run, args=(options,), daemon=True)
+        self._thread.start()
+
+    def _run(self, options: dict[str, float]) -> None:
         try:
-            if frames is None:
-                qkd.serve_tcp(alice, conn, done=lambda: alice.finished, timeout=10)
-            else:
-                for _ in range(frames):
-                    send_frame(conn, alice.handle_frame(recv_frame(conn)))
-        except QkdError:
-            pass
+            qkd.serve_tcp(self.session, self.server, on_connect=self.peers.append, **{"timeout": 20, **options})
+        except BaseException as exc:
+            self.error = exc
+
+    def join(self) -> None:
+        self._thread.join(30)
+        assert not self._thread.is_alive()
+        self.server.close()
+
+
+def _bob(link: qkd.SimulatedLink, port: int) -> tuple[bytes, qkd.Report]:
+    with qkd.TcpChannel(KEY, "127.0.0.1", port, timeout=20) as channel:
+        return qkd.BobSession(link.bob, qkd.Params(), channel).run()
 
 
 def test_both_ends_over_tcp_get_the_same_key(link: qkd.SimulatedLink) -> None:
-    alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        thread = threading.Thread(target=_serve, args=(alice, server), daemon=True)
-        thread.start()
-        with qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1]) as channel:
-            bob_key, report = qkd.BobSession(link.bob, qkd.Params(), channel).run()
-        thread.join(10)
-    alice_key, alice_report = alice.result()
+    alice = _Alice(link)
+    bob_key, report = _bob(link, alice.port)
+    alice.join()
+    assert alice.error is None and len(alice.peers) == 1
+    alice_key, alice_report = alice.session.result()
     assert alice_key == bob_key and report.key_bits > 0
     # Alice counts on her own what the bound depends on, and agrees with Bob.
     for field in ("cascade_rounds", "leaked_ec", "secure_length", "key_counts", "test_errors", "sifted_key"):
@@ -51,11 +80,146 @@ def test_both_ends_over_tcp_get_the_same_key(link: qkd.SimulatedLink) -> None:
     assert alice_report.corrected_bits is None
 
 
+def _answer(sock: socket.socket) -> bytes:
+    """Everything Alice sends back before closing (a reset counts as nothing)."""
+    sock.shutdown(socket.SHUT_WR)
+    got = bytearray()
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(4096):
+            got += chunk
+    return bytes(got)
+
+
+def _stray(port: int, data: bytes | Iterator[bytes]) -> bytes:
+    """Connects, sends ``data`` (stopping when Alice hangs up) and returns her answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                sock.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            return b""
+        return _answer(sock)
+
+
+def _hello(key: bytes) -> bytes:
+    """Bob's first frame as a peer holding ``key`` would seal it, length prefix included."""
+    frame = Sealer(key, is_alice=False).seal(HELLO, qkd.Params().to_json())
+    return struct.pack("<I", len(frame)) + frame
+
+
+def test_stray_clients_before_bob_get_nothing_and_cost_alice_little_memory(link: qkd.SimulatedLink) -> None:
+    alice = _Alice(link)
+    silent = [socket.create_connection(("127.0.0.1", alice.port)) for _ in range(3)]  # held to the end
+    block = bytes(range(256)) * 256  # 64 KiB, sent again and again: the strays allocate nothing new
+    real = _hello(KEY)
+    flipped = bytearray(real)
+    flipped[20] ^= 0x10
+    tracemalloc.start()
+    try:
+        strays = {
+            "garbage": os.urandom(10_000),
+            "4 GiB length, then 16 MiB": (b"\xff\xff\xff\xff", *[block] * 256),
+            "a frame just over the first-frame bound": struct.pack("<I", FIRST_FRAME_LIMIT + 1) + block,
+            "a whole frame of garbage": struct.pack("<I", FIRST_FRAME_LIMIT) + block[:FIRST_FRAME_LIMIT],
+            "shorter than a header": struct.pack("<I", OVERHEAD - 1) + block[: OVERHEAD - 1],
+            "a HELLO under another key": _hello(OTHER_KEY),
+            "Bob's HELLO with a bit flipped": bytes(flipped),
+            "half of Bob's HELLO": real[: len(real) // 2],
+            "connect and close": b"",
+        }
+        for what, data in strays.items():
+            assert _stray(alice.port, data) == b"", what
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Over 16 MiB were offered; Alice read at most a first frame per connection.
+    assert peak < 1 << 20, peak
+    bob_key, report = _bob(link, alice.port)
+    alice.join()
+    for sock in silent:
+        assert _answer(sock) == b""  # closed unanswered once Bob was in
+        sock.close()
+    assert alice.error is None and len(alice.peers) == 1
+    assert alice.session.result()[0] == bob_key and report.key_bits > 0
+
+
+def test_a_flood_of_silent_clients_does_not_keep_bob_out(link: qkd.SimulatedLink) -> None:
+    alice = _Alice(link)
+    flood = [socket.create_connection(("127.0.0.1", alice.port)) for _ in range(MAX_PENDING + 8)]
+    try:
+        time.sleep(0.2)  # all of them accepted and waiting before Bob comes
+        bob_key, _ = _bob(link, alice.port)
+        alice.join()
+    finally:
+        for sock in flood:
+            sock.close()
+    assert alice.error is None and alice.session.result()[0] == bob_key
+
+
+def test_a_silent_client_is_dropped_after_the_first_frame_deadline(link: qkd.SimulatedLink) -> None:
+    alice = _Alice(link, timeout=1.5, first_frame_timeout=0.3)
+    with socket.create_connection(("127.0.0.1", alice.port), timeout=5) as sock:
+        start = time.monotonic()
+        assert sock.recv(1) == b""
+        assert time.monotonic() - start < 1.2
+    alice.join()
+    assert isinstance(alice.error, ChannelError)
+    assert "no authenticated Bob connected within 1.5 s (1 unauthenticated connections dropped)" in str(alice.error)
+    with pytest.raises(QkdError):
+        alice.session.result()
+
+
+def test_frames_over_the_session_bound_are_refused_before_reading(link: qkd.SimulatedLink) -> None:
+    """A hostile Alice announcing a frame past Bob's bound: Bob stops at the length."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def hostile() -> None:
+            conn, _ = server.accept()
+            with conn:
+                recv_frame(conn, limit=FIRST_FRAME_LIMIT)
+                conn.sendall(struct.pack("<I", frame_limit(len(link.bob)) + 1))
+                time.sleep(2)
+
+        thread = threading.Thread(target=hostile, daemon=True)
+        thread.start()
+        with qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1], timeout=5) as channel:
+            start = time.monotonic()
+            with pytest.raises(ChannelError, match="larger than the session allows"):
+                qkd.BobSession(link.bob, qkd.Params(), channel).run()
+            assert time.monotonic() - start < 1.5
+        thread.join(5)
+
+
+def test_the_frame_bound_holds_every_message_of_a_noisy_session() -> None:
+    """At a QBER near the threshold (the most Cascade traffic), no frame in either direction
+    comes near the bound derived from the records."""
+    sim = qkd.LinkModel(distance_km=5, misalignment=0.09).simulate(5_000_000, seed=3)
+    largest = {"to_alice": 0, "to_bob": 0}
+
+    def measure(direction: str, frame: bytes) -> bytes:
+        largest[direction] = max(largest[direction], len(frame))
+        return frame
+
+    alice = qkd.AliceSession(sim.alice, qkd.Params(), KEY)
+    channel = qkd.InProcessChannel(KEY, alice, tamper=measure)
+    qkd.BobSession(sim.bob, qkd.Params(), channel).run()
+    assert alice.finished
+    assert largest["to_alice"] <= frame_limit(len(sim.alice)) and largest["to_bob"] <= frame_limit(len(sim.bob))
+    assert len(_hello(KEY)) - 4 <= FIRST_FRAME_LIMIT
+
+
 @pytest.mark.parametrize("frames", [0, 3, 6])
 def test_a_peer_that_hangs_up_mid_session_leaves_no_key(link: qkd.SimulatedLink, frames: int) -> None:
     alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
     with socket.create_server(("127.0.0.1", 0)) as server:
-        thread = threading.Thread(target=_serve, args=(alice, server), kwargs={"frames": frames}, daemon=True)
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn, contextlib.suppress(QkdError):
+                for _ in range(frames):
+                    send_frame(conn, alice.handle_frame(recv_frame(conn)))
+
+        thread = threading.Thread(target=serve, daemon=True)
         thread.start()
         with qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1]) as channel, pytest.raises(ChannelClosed):
             qkd.BobSession(link.bob, qkd.Params(), channel).run()
@@ -64,11 +228,19 @@ def test_a_peer_that_hangs_up_mid_session_leaves_no_key(link: qkd.SimulatedLink,
         alice.result()
 
 
-def test_nobody_listening_is_a_clear_error() -> None:
+def _free_port() -> int:
     with socket.create_server(("127.0.0.1", 0)) as server:
-        port = server.getsockname()[1]
+        return int(server.getsockname()[1])
+
+
+def test_nobody_listening_is_a_clear_error() -> None:
+    port = _free_port()
     with pytest.raises(ChannelClosed, match="cannot connect"):
         qkd.TcpChannel(KEY, "127.0.0.1", port, timeout=2)
+    start = time.monotonic()
+    with pytest.raises(ChannelClosed, match=r"cannot connect.*tried for 0.5 s"):
+        qkd.TcpChannel(KEY, "127.0.0.1", port, timeout=2, retry=0.5)
+    assert 0.45 < time.monotonic() - start < 2
 
 
 def _qitcore(*args: str) -> list[str]:
@@ -96,7 +268,9 @@ def test_alice_and_bob_as_two_programs(tmp_path: Path) -> None:
         assert alice.stderr is not None
         line = alice.stderr.readline()
         assert "listening on" in line, line
-        port = line.strip().rsplit(":", 1)[1]
+        port = int(line.strip().rsplit(":", 1)[1])
+        # A stray client first: Alice turns it away and waits for the real Bob.
+        assert _stray(port, _hello(OTHER_KEY)) == b""
         bob = subprocess.run(
             _qitcore("qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", str(tmp_path / "bob.qdp"), *common,
                      "--key-out", str(tmp_path / "bob.key")),
@@ -111,6 +285,44 @@ def test_alice_and_bob_as_two_programs(tmp_path: Path) -> None:
     alice_key, bob_key = (tmp_path / "alice.key").read_bytes(), (tmp_path / "bob.key").read_bytes()
     assert alice_key == bob_key and len(alice_key) > 1000
     assert (tmp_path / "bob.key").stat().st_mode & 0o077 == 0
+
+
+def test_bob_started_first_waits_for_alice(tmp_path: Path, link: qkd.SimulatedLink) -> None:
+    link.alice.save(tmp_path / "alice.npz")
+    link.bob.save(tmp_path / "bob.npz")
+    auth = tmp_path / "auth.key"
+    auth.write_bytes(KEY)
+    port = _free_port()
+    common = ["--auth-key-file", str(auth), "--timeout", "10"]
+    bob = subprocess.Popen(
+        _qitcore("qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", str(tmp_path / "bob.npz"), *common),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)  # Bob is refused for a second before Alice listens
+        alice = subprocess.run(
+            _qitcore("qkd", "alice", "--listen", f"127.0.0.1:{port}", "--records", str(tmp_path / "alice.npz"),
+                     *common),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        out, err = bob.communicate(timeout=60)
+    finally:
+        bob.kill()
+    assert bob.returncode == 0, err
+    assert alice.returncode == 0, alice.stderr
+    assert "secure length" in out
+
+
+def test_alice_with_nobody_coming_says_so_in_one_line(tmp_path: Path, link: qkd.SimulatedLink) -> None:
+    link.alice.save(tmp_path / "alice.npz")
+    auth = tmp_path / "auth.key"
+    auth.write_bytes(KEY)
+    args = ["--listen", "127.0.0.1:0", "--records", str(tmp_path / "alice.npz"), "--auth-key-file", str(auth)]
+    result = subprocess.run(
+        _qitcore("qkd", "alice", *args, "--timeout", "0.5"), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "qitcore: error: no authenticated Bob connected within 0.5 s"
 
 
 def test_the_cli_reports_a_missing_key_file_clearly(tmp_path: Path) -> None:

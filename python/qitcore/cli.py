@@ -12,38 +12,73 @@
   optionally the FIPS 140-2 and AIS 31 block tests.
 
 Exit status: 0 when the run completed (and, for ``health``, no test fired), 1 when a health test
-fired or a restart/IID test failed, 2 on errors.
+fired or a restart/IID test failed, 2 on errors. Every error, a bad option included, is one line
+on stderr, ``qitcore: error: ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from . import cli_kme, cli_qkd, cli_stream, entropy, health
+from . import __version__, cli_kme, cli_qkd, cli_stream, entropy, health
+from .cli_args import count, natural, positive_real, real
 from .errors import QitError
 from .report import Progress, html_report, iid_json, iid_table, non_iid_json, non_iid_table, write_atomically
 
 
-def _subset(text: str | None) -> tuple[int, int] | None:
+class _UsageError(QitError):
+    """A command line argparse refused."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("qitcore").strip()
+        raise _UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
+def _subset(text: str | None, path: str) -> tuple[int, int] | None:
     if text is None:
         return None
     try:
-        index, count = (int(part) for part in text.split(","))
-    except ValueError:
-        raise QitError(f"--subset: expected INDEX,SAMPLES, got {text!r}") from None
-    return index, count
+        index, samples = (natural(part) for part in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
+        raise QitError(f"--subset: expected INDEX,SAMPLES (two whole numbers), got {text!r}") from None
+    if samples < 1:
+        raise QitError(f"--subset: expected at least 1 sample per block, got {text!r}")
+    # Checked here so that a block larger than the file is never allocated for.
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise QitError(f"{path}: {exc.strerror or exc}") from None
+    if (index + 1) * samples > size:
+        raise QitError(f"--subset: block {index} of {samples:,} samples ends past the end of {path} ({size:,} samples)")
+    return index, samples
 
 
 def _command_line(argv: Sequence[str] | None) -> str:
     return shlex.join(["qitcore", *(sys.argv[1:] if argv is None else argv)])
 
 
+def _check_output_folders(**outputs: str | None) -> None:
+    """Refuses an output file whose folder is missing before the work that would fill it."""
+    for option, path in outputs.items():
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder is not None and not os.path.isdir(folder):
+            raise QitError(f"--{option}: {path}: no such folder {folder}")
+
+
 def _assess(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
-    data = entropy.read_samples(args.file, subset=_subset(args.subset))
+    _check_output_folders(json=args.json, report=args.report)
+    data = entropy.read_samples(args.file, subset=_subset(args.subset, args.file))
     sha = hashlib.sha256(data).hexdigest()
     quiet = args.quiet
     if not quiet:
@@ -134,7 +169,7 @@ def _health(args: argparse.Namespace) -> int:
         failed = [(i, t) for i, b in enumerate(blocks) for t in b if not t.passed]
         print(f"FIPS 140-2: {len(blocks)} blocks of 20000 bits, {len(failed)} failed tests")
         for i, t in failed[: args.show]:
-            print(f"  block {i}: {t.test} {t.detail}")
+            print(f"  block {i}: {_failed_block_test(t)}")
         status = max(status, int(bool(failed)))
     if args.ais31:
         a = health.ais31_procedure_a(data, bitorder=args.bitorder)
@@ -144,13 +179,34 @@ def _health(args: argparse.Namespace) -> int:
             f"failed; verdict {a.verdict}"
         )
         for i, t in failed[: args.show]:
-            print(f"  block {i}: {t.test} {t.detail}")
+            print(f"  block {i}: {_failed_block_test(t)}")
         status = max(status, int(a.verdict != "pass"))
     return status
 
 
+_NUMBER = r"-?[0-9.]+(?:e[-+]?[0-9]+)?|-?inf|nan"
+_BETWEEN = re.compile(rf"(?:(?P<prefix>.*): )?(?P<lo>{_NUMBER}) < (?P<value>{_NUMBER}) < (?P<hi>{_NUMBER})")
+_BELOW = re.compile(r"(?P<what>.*?) (?P<value>[0-9]+) < (?P<hi>[0-9]+)")
+
+
+def _number(text: str) -> str:
+    return f"{float(text):.6g}"
+
+
+def _failed_block_test(t: health.BlockTest) -> str:
+    """A failed block test as a sentence: its statistic, and the range in which it would pass."""
+    if m := _BETWEEN.fullmatch(t.detail):
+        prefix = f" ({m['prefix']})" if m["prefix"] else ""
+        lo, value, hi = _number(m["lo"]), _number(m["value"]), _number(m["hi"])
+        return f"{t.test}{prefix} failed: statistic {value}, passes when {lo} < statistic < {hi}"
+    if m := _BELOW.fullmatch(t.detail):
+        return f"{t.test} failed: {m['what']} {m['value']}, passes when below {m['hi']}"
+    return f"{t.test} failed: {t.detail}"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qitcore", description="Quantum random numbers and QKD key processing.")
+    parser = _Parser(prog="qitcore", description="Quantum random numbers and QKD key processing.")
+    parser.add_argument("--version", action="version", version=f"qitcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     cli_stream.add_parsers(sub)
@@ -159,40 +215,46 @@ def _parser() -> argparse.ArgumentParser:
 
     assess = sub.add_parser("assess", help="NIST SP 800-90B entropy assessment of a sample file")
     assess.add_argument("file", help="samples, one per byte")
-    assess.add_argument("--bits-per-symbol", type=int, default=None, help="1-8 (inferred by default)")
+    assess.add_argument(
+        "--bits-per-symbol", type=count, default=None, help="1-8; every sample must fit (default: the widest sample's)"
+    )
     track = assess.add_mutually_exclusive_group()
     track.add_argument("--iid", action="store_true", help="the IID track")
     track.add_argument("--non-iid", action="store_true", help="the non-IID track (default)")
     assess.add_argument("--truncate", action="store_true", help="assess only 1,000,000 bits of the bit string")
     assess.add_argument("--subset", metavar="INDEX,SAMPLES", help="assess only block INDEX of SAMPLES samples")
-    assess.add_argument("--permutations", type=int, default=10_000, help="IID: most permutations (10000)")
-    assess.add_argument("--seed", type=int, default=None, help="IID: seed for a reproducible run")
+    assess.add_argument("--permutations", type=count, default=10_000, help="IID: most permutations (10000)")
+    assess.add_argument("--seed", type=natural, default=None, help="IID: seed for a reproducible run")
     assess.add_argument("--json", metavar="OUT", help="write the result as JSON (NIST's fields)")
     assess.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
     assess.add_argument("--quiet", action="store_true", help="no terminal output")
 
     restart = sub.add_parser("restart", help="SP 800-90B restart tests on 1000 restarts x 1000 samples")
     restart.add_argument("file", help="1,000,000 samples, restart after restart")
-    restart.add_argument("h_i", type=float, help="the initial entropy estimate to validate")
-    restart.add_argument("--bits-per-symbol", type=int, default=None)
+    restart.add_argument("h_i", type=real, help="the initial entropy estimate to validate (bits per sample)")
+    restart.add_argument(
+        "--bits-per-symbol", type=count, default=None, help="1-8; every sample must fit (default: the widest sample's)"
+    )
 
     h = sub.add_parser("health", help="run the health tests over a capture and report where they fail")
     h.add_argument("file", help="samples, one per byte")
-    h.add_argument("--min-entropy", type=float, required=True, help="claimed min-entropy per sample (bits)")
-    h.add_argument("--bits-per-sample", type=int, default=8)
-    h.add_argument("--alpha", type=float, default=health.DEFAULT_ALPHA, help="false-positive rate (2^-20)")
-    h.add_argument("--max-failures", type=int, default=1000)
-    h.add_argument("--show", type=int, default=20, help="failures to list (20)")
+    h.add_argument("--min-entropy", type=positive_real, required=True, help="claimed min-entropy per sample (bits)")
+    h.add_argument("--bits-per-sample", type=count, default=8, help="1-8; every sample must fit (8)")
+    h.add_argument("--alpha", type=positive_real, default=health.DEFAULT_ALPHA, help="false-positive rate (2^-20)")
+    h.add_argument("--max-failures", type=count, default=1000, help="stop scanning after this many failures (1000)")
+    h.add_argument("--show", type=natural, default=20, help="failures to list (20)")
     h.add_argument("--fips", action="store_true", help="also FIPS 140-2 tests on the bits of the file")
     h.add_argument("--ais31", action="store_true", help="also AIS 31 procedure A on the bits of the file")
-    h.add_argument("--bitorder", choices=("big", "little"), default="big")
+    h.add_argument(
+        "--bitorder", choices=("big", "little"), default="big", help="bit order of the bytes for --fips/--ais31 (big)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qitcore`` command."""
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         if args.command == "run":
             return cli_stream.run(args)
         if args.command == "stream":
@@ -210,6 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _health(args)
     except QitError as exc:
         print(f"qitcore: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A file the user named that cannot be written, a closed pipe: the user's to fix, not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"qitcore: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qitcore: interrupted", file=sys.stderr)

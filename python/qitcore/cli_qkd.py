@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import _validate
+from .cli_args import count, natural, positive_real, real
 from .errors import InvalidArgumentError, QitError, SampleFileError
 from .qkd import AliceSession, BobSession, LinkModel, Params, Records, Report, TcpChannel, distill, serve_tcp
 from .qkd.channel import read_auth_key
@@ -19,17 +20,6 @@ from .report.files import atomic_file, write_atomically
 
 DEFAULTS = Params()
 LINK = LinkModel()
-
-
-def _count(text: str) -> int:
-    """An integer written plainly or as 1e8."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value != int(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(value)
 
 
 def _triple(text: str) -> tuple[float, float, float]:
@@ -57,37 +47,51 @@ def add_parsers(sub: Any) -> None:
     def session(p: argparse.ArgumentParser) -> None:
         p.add_argument("--mu", type=_triple, default=DEFAULTS.mu, help="intensities mu1,mu2,mu3 (0.6,0.2,0.0002)")
         p.add_argument("--p", type=_triple, default=DEFAULTS.p, help="their probabilities (0.5,0.3,0.2)")
-        p.add_argument("--cascade", choices=("modified", "original"), default=DEFAULTS.cascade)
-        p.add_argument("--qber-threshold", type=float, default=DEFAULTS.qber_threshold, help="abort above (0.11)")
-        p.add_argument("--sample-fraction", type=float, default=DEFAULTS.sample_fraction, help="key bits disclosed")
-        p.add_argument("--eps-sec", type=float, default=DEFAULTS.eps_sec, help="secrecy (1e-10)")
-        p.add_argument("--eps-cor", type=float, default=DEFAULTS.eps_cor, help="largest correctness accepted (1e-15)")
+        p.add_argument(
+            "--cascade",
+            choices=("modified", "original"),
+            default=DEFAULTS.cascade,
+            help="reconciliation: modified Cascade (default) or Brassard-Salvail's original",
+        )
+        p.add_argument("--qber-threshold", type=real, default=DEFAULTS.qber_threshold, help="abort above (0.11)")
+        p.add_argument(
+            "--sample-fraction", type=real, default=DEFAULTS.sample_fraction, help="key bits disclosed (0.01)"
+        )
+        p.add_argument("--eps-sec", type=real, default=DEFAULTS.eps_sec, help="secrecy (1e-10)")
+        p.add_argument("--eps-cor", type=real, default=DEFAULTS.eps_cor, help="largest correctness accepted (1e-15)")
         p.add_argument("--key-out", metavar="FILE", help="write the key (raw bytes, owner-only permissions)")
         p.add_argument("--json", metavar="FILE", help="write the report as JSON")
 
     sim = roles.add_parser("simulate", help="simulate a link and distil its key, both ends in this process")
-    sim.add_argument("--distance-km", type=float, default=LINK.distance_km)
-    sim.add_argument("--pulses", type=_count, default=10**8, help="pulses sent (1e8)")
-    sim.add_argument("--attenuation", type=float, default=LINK.attenuation_db_per_km, help="dB/km (0.2)")
-    sim.add_argument("--detector-efficiency", type=float, default=LINK.detector_efficiency, help="(0.25)")
-    sim.add_argument("--dark-count", type=float, default=LINK.dark_count, help="per detector and pulse (1e-6)")
-    sim.add_argument("--misalignment", type=float, default=LINK.misalignment, help="(0.01)")
-    sim.add_argument("--key-basis-probability", type=float, default=LINK.key_basis_probability, help="(0.8)")
-    sim.add_argument("--seed", type=int, default=None, help="simulation seed, for a repeatable link")
+    sim.add_argument("--distance-km", type=real, default=LINK.distance_km, help="fibre length in km (20)")
+    sim.add_argument("--pulses", type=count, default=10**8, help="pulses sent (1e8)")
+    sim.add_argument("--attenuation", type=real, default=LINK.attenuation_db_per_km, help="dB/km (0.2)")
+    sim.add_argument(
+        "--detector-efficiency", type=real, default=LINK.detector_efficiency, help="Bob's detectors (0.25)"
+    )
+    sim.add_argument("--dark-count", type=real, default=LINK.dark_count, help="per detector and pulse (1e-6)")
+    sim.add_argument("--misalignment", type=real, default=LINK.misalignment, help="error per detection (0.01)")
+    sim.add_argument("--key-basis-probability", type=real, default=LINK.key_basis_probability, help="both ends' (0.8)")
+    sim.add_argument("--seed", type=natural, default=None, help="simulation seed, for a repeatable link")
     sim.add_argument("--save-records", metavar="PREFIX", help="also write PREFIX-alice.npz and PREFIX-bob.npz")
     session(sim)
 
-    for role, where, help_text in (
-        ("alice", "--listen", "run Alice: serve one Bob on HOST:PORT (port 0: any free port, printed)"),
-        ("bob", "--connect", "run Bob: connect to Alice at HOST:PORT and drive the session"),
+    for role, where, help_text, wait in (
+        ("alice", "--listen", "run Alice: serve one Bob on HOST:PORT (port 0: any free port, printed)", "Bob"),
+        ("bob", "--connect", "run Bob: connect to Alice at HOST:PORT and drive the session", "Alice"),
     ):
         p = roles.add_parser(role, help=help_text)
-        p.add_argument(where, type=_address, required=True, metavar="HOST:PORT")
+        p.add_argument(where, type=_address, required=True, metavar="HOST:PORT", help=f"where {wait} is found")
         p.add_argument(
             "--records", required=True, help=f"{role}'s records: .npz (qkd simulate --save-records) or a QDP/1 capture"
         )
         p.add_argument("--auth-key-file", required=True, help="pre-shared authentication key (16 bytes or more)")
-        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the peer (30)")
+        p.add_argument(
+            "--timeout",
+            type=positive_real,
+            default=30.0,
+            help=f"seconds to wait for {wait} to appear, and for each of {wait}'s messages (30)",
+        )
         session(p)
 
 
@@ -136,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if args.role == "alice":
         return _alice(args, params, records, key_file)
     host, port = args.connect
-    with TcpChannel(key_file, host, port, timeout=args.timeout) as channel:
+    with TcpChannel(key_file, host, port, timeout=args.timeout, retry=args.timeout) as channel:
         key, report = BobSession(records, params, channel).run()
     return _finish(args, key, report)
 
@@ -166,19 +170,21 @@ def _simulate(args: argparse.Namespace, params: Params) -> int:
 def _alice(args: argparse.Namespace, params: Params, records: Records, auth_key: bytes) -> int:
     host, port = args.listen
     session = AliceSession(records, params, auth_key)
-    with socket.create_server((host, port)) as server:
-        server.settimeout(args.timeout)
+    try:
+        server = socket.create_server((host, port))
+    except OSError as exc:
+        raise QitError(f"--listen {host}:{port}: {exc.strerror or exc}") from None
+    with server:
         print(f"alice: listening on {host}:{server.getsockname()[1]}", file=sys.stderr, flush=True)
+
+        def connected(peer: str) -> None:
+            print(f"alice: Bob connected from {peer}", file=sys.stderr, flush=True)
+
         try:
-            conn, peer = server.accept()
-        except TimeoutError:
-            raise QitError(f"no Bob connected within {args.timeout:g} s") from None
-    with conn:
-        print(f"alice: Bob connected from {peer[0]}:{peer[1]}", file=sys.stderr, flush=True)
-        try:
-            serve_tcp(session, conn, done=lambda: session.finished, timeout=args.timeout)
-        except QitError:
-            session.result()  # the session's own error says more than the channel's
-            raise
+            serve_tcp(session, server, timeout=args.timeout, on_connect=connected)
+        except QitError as exc:
+            # The session's own error (Bob's parameters differ, a QBER too high) says more than
+            # the channel's (Bob hung up after it).
+            raise session.error or exc from None
     key, report = session.result()
     return _finish(args, key, report)

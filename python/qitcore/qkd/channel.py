@@ -11,28 +11,76 @@ Bob drives the session: :meth:`Channel.request` sends one message to Alice and r
 reply. Two channels are provided: :class:`InProcessChannel` calls Alice's endpoint directly (both
 ends in one process; a ``tamper`` hook lets tests drop, reorder or alter frames), and
 :class:`TcpChannel` talks to an Alice served by :func:`serve_tcp` in another process.
+
+Over TCP each frame travels behind its length (4 bytes, little-endian). A length is checked
+against a bound before anything is read or allocated for the frame: a peer that has not yet
+authenticated may send at most :data:`FIRST_FRAME_LIMIT` bytes (its first message is HELLO, the
+session's parameters), and later frames are bounded by what the session's records can need
+(:func:`frame_limit`). Alice waits for Bob on a listening socket and reads the first frame of
+every connection concurrently, each within its own deadline: a connection whose first frame is
+late, oversized or does not authenticate is closed unanswered and Alice goes on listening, so a
+stray or hostile client cannot end her session or hold the real Bob off.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
+import selectors
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from .. import _validate
 from ..errors import AuthenticationError, ChannelClosed, ChannelError, InvalidArgumentError
 
-__all__ = ["Channel", "InProcessChannel", "Sealer", "TcpChannel", "read_auth_key", "serve_tcp"]
+__all__ = [
+    "FIRST_FRAME_LIMIT",
+    "Channel",
+    "InProcessChannel",
+    "Sealer",
+    "TcpChannel",
+    "frame_limit",
+    "read_auth_key",
+    "serve_tcp",
+]
+
+log = logging.getLogger("qitcore.qkd.channel")
 
 MAGIC = b"QK"
 HEADER = struct.Struct("<2sBQI")
 TAG_BYTES = 32
-MAX_PAYLOAD = 1 << 30
+OVERHEAD = HEADER.size + TAG_BYTES
 TO_ALICE, TO_BOB = b"A", b"B"
 MIN_KEY_BYTES = 16
+LENGTH = struct.Struct("<I")
+
+FIRST_FRAME_LIMIT = 4096
+"""Bytes a peer may send before it has authenticated: the first message of a session is HELLO,
+whose payload is the parameters as JSON (about 260 bytes), and a refusal's text quotes it."""
+
+BASE_LIMIT = 1 << 16
+PER_RECORD_LIMIT = 16
+MAX_FRAME = OVERHEAD + (1 << 30)
+"""The bound :func:`recv_frame` applies when its caller names none (the peer link of the KMEs)."""
+
+
+def frame_limit(records: int) -> int:
+    """The largest frame (header, payload and tag, in bytes) a session over ``records`` detection
+    records can need, in either direction.
+
+    Bob reports at most the pulses Alice holds records of, so ``records`` (Alice's count, or
+    Bob's) bounds every message: sifting costs at most 10 bytes of varint gap and one bit of basis
+    per record, the estimation message 4 bytes of position and a bit per sampled key bit (at most
+    half of them) and a bit per test bit, a batch of Cascade queries at most 14 bytes per block
+    (blocks are at least one bit long), the privacy-amplification seed a bit per key bit and
+    output bit. 16 bytes per record cover the largest of these; 64 KiB cover the fixed-size
+    messages and the text of an error.
+    """
+    return OVERHEAD + BASE_LIMIT + PER_RECORD_LIMIT * max(0, records)
 
 
 def read_auth_key(path: str | os.PathLike[str], name: str) -> bytes:
@@ -71,8 +119,19 @@ class Sealer:
         tag = hmac.digest(self._key, self._out_dir + header + payload, "sha256")
         return header + payload + tag
 
+    def authentic(self, frame: bytes) -> bool:
+        """Whether :meth:`open` would accept ``frame`` now; changes nothing (a stray peer's frame
+        can be refused without ending the session)."""
+        if len(frame) < OVERHEAD:
+            return False
+        header, body, tag = frame[: HEADER.size], frame[HEADER.size : -TAG_BYTES], frame[-TAG_BYTES:]
+        if not hmac.compare_digest(tag, hmac.digest(self._key, self._in_dir + header + body, "sha256")):
+            return False
+        magic, _, seq, length = HEADER.unpack(header)
+        return magic == MAGIC and length == len(body) and seq == self._received
+
     def open(self, frame: bytes) -> tuple[int, bytes]:
-        if len(frame) < HEADER.size + TAG_BYTES:
+        if len(frame) < OVERHEAD:
             raise AuthenticationError(f"message of {len(frame)} bytes is shorter than a header and tag")
         header, body, tag = frame[: HEADER.size], frame[HEADER.size : -TAG_BYTES], frame[-TAG_BYTES:]
         expected = hmac.digest(self._key, self._in_dir + header + body, "sha256")
@@ -94,11 +153,33 @@ class Endpoint(Protocol):
     def handle_frame(self, frame: bytes) -> bytes: ...
 
 
+class Listener(Endpoint, Protocol):
+    """What :func:`serve_tcp` needs of Alice beyond :class:`Endpoint`."""
+
+    @property
+    def finished(self) -> bool:
+        """Whether Bob confirmed the end of the session."""
+        ...
+
+    def authentic(self, frame: bytes) -> bool:
+        """Whether ``frame`` would be accepted as the next message, without changing anything."""
+        ...
+
+    def frame_limit(self) -> int:
+        """The largest frame the session may need (bytes)."""
+        ...
+
+
 class Channel:
     """Bob's end of the channel: :meth:`request` sends a message and returns the reply."""
 
     def __init__(self, auth_key: bytes) -> None:
         self._sealer = Sealer(auth_key, is_alice=False)
+        self.max_frame = MAX_FRAME
+
+    def limit_frames(self, nbytes: int) -> None:
+        """Refuse replies longer than ``nbytes`` (whole frames) before reading them."""
+        self.max_frame = nbytes
 
     def request(self, kind: int, payload: bytes) -> tuple[int, bytes]:
         return self._sealer.open(self._exchange(self._sealer.seal(kind, payload)))
@@ -148,10 +229,11 @@ class InProcessChannel(Channel):
 
 
 def send_frame(sock: socket.socket, frame: bytes) -> None:
-    sock.sendall(struct.pack("<I", len(frame)) + frame)
+    sock.sendall(LENGTH.pack(len(frame)) + frame)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    # Grows with what arrives (1 MiB at a time at most), so a frame that never comes costs nothing.
     chunks = bytearray()
     while len(chunks) < n:
         try:
@@ -166,23 +248,45 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(chunks)
 
 
-def recv_frame(sock: socket.socket) -> bytes:
-    (length,) = struct.unpack("<I", _recv_exact(sock, 4))
-    if length > MAX_PAYLOAD + HEADER.size + TAG_BYTES:
-        raise ChannelError(f"frame of {length} bytes is larger than any message of the protocol")
+def recv_frame(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
+    """The next frame from ``sock``; its announced length is checked against ``limit`` (bytes)
+    before any of it is read.
+
+    Raises:
+        ChannelError: the frame is longer than ``limit`` or shorter than a header and tag, or the
+            peer is silent past the socket's timeout.
+        ChannelClosed: the connection ended.
+    """
+    (length,) = LENGTH.unpack(_recv_exact(sock, LENGTH.size))
+    if length > limit:
+        raise ChannelError(f"frame of {length} bytes is larger than the session allows ({limit} bytes)")
+    if length < OVERHEAD:
+        raise ChannelError(f"frame of {length} bytes is shorter than a header and tag")
     return _recv_exact(sock, length)
 
 
 class TcpChannel(Channel):
-    """Bob's end over TCP, connected to an Alice running :func:`serve_tcp`."""
+    """Bob's end over TCP, connected to an Alice running :func:`serve_tcp`.
 
-    def __init__(self, auth_key: bytes, host: str, port: int, *, timeout: float = 30.0) -> None:
+    Args:
+        timeout: seconds to wait for each reply.
+        retry: seconds to go on trying to connect while nobody listens yet (refused or
+            unreachable), with a growing pause between tries; ``0`` tries once.
+
+    Raises:
+        ChannelClosed: no connection could be made (within ``retry`` seconds).
+        InvalidArgumentError: a port outside 1-65535, a timeout that is not positive, a negative retry.
+    """
+
+    def __init__(self, auth_key: bytes, host: str, port: int, *, timeout: float = 30.0, retry: float = 0.0) -> None:
         super().__init__(auth_key)
         port = _validate.integer("port", port, minimum=1, maximum=65535)
-        try:
-            self._sock = socket.create_connection((host, port), timeout=timeout)
-        except OSError as exc:
-            raise ChannelClosed(f"cannot connect to {host}:{port}: {exc}") from None
+        timeout, retry = _validate.real("timeout", timeout), _validate.real("retry", retry)
+        if timeout <= 0:
+            raise InvalidArgumentError(f"timeout: expected a positive number of seconds, got {timeout}")
+        if retry < 0:
+            raise InvalidArgumentError(f"retry: expected a number of seconds >= 0, got {retry}")
+        self._sock = _connect(host, port, timeout, retry)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _exchange(self, frame: bytes) -> bytes:
@@ -190,19 +294,189 @@ class TcpChannel(Channel):
             send_frame(self._sock, frame)
         except OSError as exc:
             raise ChannelClosed(f"connection failed: {exc}") from None
-        return recv_frame(self._sock)
+        return recv_frame(self._sock, limit=self.max_frame)
 
     def close(self) -> None:
         self._sock.close()
 
 
-def serve_tcp(endpoint: Endpoint, sock: socket.socket, *, done: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Serves one Bob on the connected socket ``sock`` until ``done()`` or the peer leaves."""
-    sock.settimeout(timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    while not done():
-        reply = endpoint.handle_frame(recv_frame(sock))
+def _connect(host: str, port: int, timeout: float, retry: float) -> socket.socket:
+    deadline = time.monotonic() + retry
+    pause = 0.05
+    while True:
         try:
-            send_frame(sock, reply)
+            return socket.create_connection((host, port), timeout=timeout)
+        except (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError) as exc:
+            # Alice may not be listening yet: Bob started first is not an error until the time is up.
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = f" (tried for {retry:g} s)" if retry else ""
+                raise ChannelClosed(f"cannot connect to {host}:{port}: {exc}{waited}") from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 1.0)
         except OSError as exc:
-            raise ChannelClosed(f"connection failed: {exc}") from None
+            raise ChannelClosed(f"cannot connect to {host}:{port}: {exc}") from None
+
+
+MAX_PENDING = 32
+"""Connections whose first frame Alice waits for at once; a new one beyond this closes the oldest
+(a flood of silent clients cannot keep the real Bob from being read)."""
+
+FIRST_FRAME_SECONDS = 10.0
+"""How long a connection may take to deliver its first frame (HELLO, a few hundred bytes)."""
+
+
+class _Pending:
+    """A connection whose first frame is still arriving."""
+
+    def __init__(self, sock: socket.socket, peer: str, deadline: float) -> None:
+        self.sock, self.peer, self.deadline = sock, peer, deadline
+        self.data = bytearray()
+
+    def want(self) -> int:
+        """Bytes still to read of the length and the frame; -1 when the length is out of bounds."""
+        if len(self.data) < LENGTH.size:
+            return LENGTH.size - len(self.data)
+        (length,) = LENGTH.unpack_from(self.data)
+        if not OVERHEAD <= length <= FIRST_FRAME_LIMIT:
+            return -1
+        return LENGTH.size + length - len(self.data)
+
+
+def _peer_name(sock: socket.socket) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "?"
+    return f"{host}:{port}"
+
+
+def serve_tcp(
+    endpoint: Listener,
+    server: socket.socket,
+    *,
+    timeout: float = 30.0,
+    first_frame_timeout: float = FIRST_FRAME_SECONDS,
+    on_connect: Callable[[str], None] | None = None,
+) -> None:
+    """Waits on the listening socket ``server`` for Bob and serves him until the session ends.
+
+    Every connection's first frame is read concurrently, within ``first_frame_timeout`` seconds
+    and :data:`FIRST_FRAME_LIMIT` bytes; one that is late, oversized, malformed or fails
+    authentication is closed without an answer and Alice goes on listening. The first connection
+    whose frame authenticates is Bob's (``on_connect`` is called with its address): the others
+    are closed and the session continues on it, each reply awaited at most ``timeout`` seconds
+    and each frame bounded by ``endpoint.frame_limit()``.
+
+    Raises:
+        ChannelError: no authenticated Bob within ``timeout`` seconds; Bob silent for longer than
+            ``timeout``; a frame longer than the session allows.
+        ChannelClosed: Bob's connection ended before the session did.
+        InvalidArgumentError: a timeout that is not positive.
+    """
+    for name, value in (("timeout", timeout), ("first_frame_timeout", first_frame_timeout)):
+        if not _validate.real(name, value) > 0:
+            raise InvalidArgumentError(f"{name}: expected a positive number of seconds, got {value}")
+    conn, frame = _await_bob(endpoint, server, timeout, first_frame_timeout)
+    with conn:
+        peer = _peer_name(conn)
+        log.info("authenticated peer %s", peer)
+        if on_connect is not None:
+            on_connect(peer)
+        conn.setblocking(True)
+        conn.settimeout(timeout)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        limit = endpoint.frame_limit()
+        while True:
+            reply = endpoint.handle_frame(frame)
+            try:
+                send_frame(conn, reply)
+            except OSError as exc:
+                raise ChannelClosed(f"connection failed: {exc}") from None
+            if endpoint.finished:
+                return
+            frame = recv_frame(conn, limit=limit)
+
+
+def _await_bob(
+    endpoint: Listener, server: socket.socket, timeout: float, first_frame_timeout: float
+) -> tuple[socket.socket, bytes]:
+    """The first connection to ``server`` whose first frame authenticates, and that frame."""
+    deadline = time.monotonic() + timeout
+    pending: dict[socket.socket, _Pending] = {}
+    dropped = 0
+    server.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(server, selectors.EVENT_READ)
+
+        def drop(p: _Pending, why: str) -> None:
+            nonlocal dropped
+            dropped += 1
+            log.info("dropped peer %s: %s", p.peer, why)
+            selector.unregister(p.sock)
+            del pending[p.sock]
+            p.sock.close()
+
+        try:
+            while True:
+                now = time.monotonic()
+                for p in [p for p in pending.values() if p.deadline <= now]:
+                    drop(p, "no complete first frame in time")
+                if now >= deadline:
+                    extra = f" ({dropped} unauthenticated connections dropped)" if dropped else ""
+                    raise ChannelError(f"no authenticated Bob connected within {timeout:g} s{extra}")
+                # Wakes at least twice a second, so a Ctrl-C is seen promptly everywhere.
+                wait = min([deadline, *(p.deadline for p in pending.values())]) - now
+                for key, _ in selector.select(min(wait, 0.5)):
+                    if key.fileobj is server:
+                        _accept(server, selector, pending, min(deadline, time.monotonic() + first_frame_timeout), drop)
+                        continue
+                    p = pending[key.fileobj]  # type: ignore[index]
+                    want = p.want()
+                    try:
+                        chunk = p.sock.recv(want) if want > 0 else b""
+                    except BlockingIOError:
+                        continue
+                    except OSError as exc:
+                        drop(p, f"connection failed: {exc}")
+                        continue
+                    if not chunk:
+                        drop(p, "closed before a whole first frame")
+                        continue
+                    p.data += chunk
+                    want = p.want()
+                    if want < 0:
+                        drop(p, "first frame's length out of bounds")
+                    elif want == 0:
+                        frame = bytes(p.data[LENGTH.size :])
+                        if endpoint.authentic(frame):
+                            selector.unregister(p.sock)
+                            del pending[p.sock]
+                            return p.sock, frame
+                        drop(p, "first frame failed authentication")
+        finally:
+            for p in list(pending.values()):
+                p.sock.close()
+            server.setblocking(True)
+
+
+def _accept(
+    server: socket.socket,
+    selector: selectors.BaseSelector,
+    pending: dict[socket.socket, _Pending],
+    deadline: float,
+    drop: Callable[[_Pending, str], None],
+) -> None:
+    try:
+        sock, _ = server.accept()
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError as exc:
+        # Out of file descriptors, or a connection reset before it was accepted: keep listening.
+        log.warning("accept failed: %s", exc)
+        return
+    if len(pending) >= MAX_PENDING:
+        drop(min(pending.values(), key=lambda p: p.deadline), "too many connections waiting")
+    sock.setblocking(False)
+    pending[sock] = _Pending(sock, _peer_name(sock), deadline)
+    selector.register(sock, selectors.EVENT_READ)

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _core, _validate
 from ..errors import AuthenticationError, ChannelClosed, ChannelError, QitError, QkdAbort, QkdError, VerificationFailure
-from .channel import Channel, Sealer
+from .channel import Channel, Sealer, frame_limit
 from .records import Records
 from .stages import Estimation, FiniteKeyLength, PrivacyAmplification, Reconciliation, Sifted, Sifting, Verification
 
@@ -261,6 +261,20 @@ class AliceSession:
         state = "failed" if self._error else "finished" if self.finished else f"expecting {NAMES.get(self._expect)}"
         return f"AliceSession({state})"
 
+    @property
+    def error(self) -> QkdError | None:
+        """Why the session failed; ``None`` while it has not."""
+        return self._error
+
+    def authentic(self, frame: bytes) -> bool:
+        """Whether ``frame`` is the next message of this session, sealed under its key; changes
+        nothing, so a stray peer's frame can be turned away without ending the session."""
+        return self._error is None and not self.finished and self._sealer.authentic(frame)
+
+    def frame_limit(self) -> int:
+        """The largest frame Bob may send in this session (bytes): see :func:`~qitcore.qkd.channel.frame_limit`."""
+        return frame_limit(len(self._records))
+
     def handle_frame(self, frame: bytes) -> bytes:
         if self._error is not None or self.finished:
             raise self._error or QkdAbort("the session is over")
@@ -363,6 +377,8 @@ class BobSession:
         self._records = records
         self._shared = _Shared(params)
         self._channel = channel
+        # Alice's replies are bounded by what Bob's records can need, like his messages.
+        channel.limit_frames(frame_limit(len(records)))
 
     def _call(self, kind: int, payload: bytes) -> bytes:
         reply_kind, reply = self._channel.request(kind, payload)

@@ -1,0 +1,67 @@
+"""Argument types shared by every ``qitcore`` subcommand, so that counts, sizes and durations are
+read and refused the same way everywhere.
+
+Each is an ``argparse`` ``type=`` function: it returns the value or raises
+``argparse.ArgumentTypeError`` with a message that says what was expected (argparse names the
+option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from decimal import Decimal, InvalidOperation
+
+__all__ = ["count", "natural", "positive_real", "real"]
+
+# ASCII digits only: Python's int() and float() also take "1_0" and full-width digits.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_LARGEST = 2**63 - 1
+
+
+def _decimal(text: str) -> Decimal:
+    if not _NUMBER.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation:  # pragma: no cover - the pattern admits only valid decimals
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _whole(text: str, minimum: int) -> int:
+    value = _decimal(text)
+    if value != value.to_integral_value():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < minimum:
+        what = "positive" if minimum == 1 else f"at least {minimum}"
+        raise argparse.ArgumentTypeError(f"expected a {what} whole number, got {text!r}")
+    if value > _LARGEST:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {_LARGEST})")
+    return int(value)
+
+
+def count(text: str) -> int:
+    """A positive whole number, written plainly (``1000000``) or with an exponent (``1e6``)."""
+    return _whole(text, 1)
+
+
+def natural(text: str) -> int:
+    """A whole number >= 0, written plainly or with an exponent."""
+    return _whole(text, 0)
+
+
+def real(text: str) -> float:
+    """A finite real number (``0.5``, ``1e-12``)."""
+    value = float(_decimal(text))
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range")
+    return value
+
+
+def positive_real(text: str) -> float:
+    """A finite real number > 0 (a duration in seconds, a rate)."""
+    value = real(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
