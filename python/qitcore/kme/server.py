@@ -4,29 +4,33 @@ The SAE calling is the subject common name of its client certificate (verified a
 CA); plain HTTP is not offered. The master SAE asks ``enc_keys`` for its slave, the slave asks
 ``dec_keys`` with the key IDs the master passed on. Every refusal is an Error object with the
 specification's status: 400 (malformed, outside the limits, unknown or spent key IDs), 401 (not a
-known SAE, or keys of other SAEs), 503 (not enough key material, or a fault).
+known SAE, or keys of other SAEs), 503 (not enough key material, or a fault); and with HTTP's
+where the request is not one the specification defines: 405 (a method other than GET and POST),
+408 (a body too slow), 411 (a body of unknown length), 413 (a body too large), 415 (a compressed
+body), 417 (an unknown expectation).
+
+The HTTP layer (:mod:`qitcore.kme.https`, aiohttp) runs on an event loop in a thread of its own;
+connections are bounded in number and in time (:class:`~qitcore.kme.limits.ConnectionLimits`).
 """
 
 from __future__ import annotations
 
-import json
 import re
+import socket
 import ssl
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from socket import IPPROTO_TCP, TCP_NODELAY, socket
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..errors import InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized
-from .models import Key, KeyRequest, Status, container, error_body, parse_key_ids, parse_key_request
+from .limits import ConnectionLimits
+from .models import Key, KeyRequest, Status, container, parse_key_ids, parse_key_request
 from .store import KeyStore
 
-__all__ = ["KMEConfig", "KMEServer"]
+__all__ = ["ConnectionLimits", "KMEConfig", "KMEServer"]
 
 PATH = re.compile(r"^/api/v1/keys/([^/?#]+)/(status|enc_keys|dec_keys)$")
-MAX_BODY = 1 << 20
+DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: int() also takes "1_0", " 7", "+7" and other scripts' digits
 
 
 @dataclass(frozen=True)
@@ -45,65 +49,6 @@ class KMEConfig:
     peer_saes: frozenset[str] = field(default_factory=frozenset)  # SAEs attached to the peer KME
 
 
-def _sae(handler: BaseHTTPRequestHandler) -> str:
-    cert = handler.connection.getpeercert() if isinstance(handler.connection, ssl.SSLSocket) else None
-    for rdn in (cert or {}).get("subject", ()):
-        for name, value in rdn:
-            if name == "commonName":
-                return str(value)
-    raise KMEUnauthorized("the client certificate names no SAE (no subject common name)")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # requests carry key IDs: not for a default log
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise KMEBadRequest(f"request body of {length} bytes is larger than {MAX_BODY}")
-            body = self.rfile.read(length) if length else b""
-            status, payload = 200, self.server.kme.handle(method, self.path, body, _sae(self))
-        except KMEError as exc:
-            status, payload = exc.status, error_body(exc.message, exc.details)
-        except (ValueError, OSError) as exc:
-            status, payload = 400, error_body(f"malformed request: {exc}")
-        except Exception:
-            status, payload = 503, error_body("internal error")
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    kme: KMEServer
-
-    def get_request(self) -> tuple[socket, Any]:
-        sock, addr = super().get_request()
-        # Headers and body leave in separate writes: without this, Nagle's algorithm holds the
-        # body until the client's delayed ACK (40 ms a request).
-        sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
-        # The handshake runs in the request's thread: a slow or bad client never blocks accept.
-        return self.kme.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # failed handshakes (no or wrong certificate) end the connection quietly
-
-
 class KMEServer:
     """An ETSI GS QKD 014 KME on ``host:port`` (port 0: any free port, see :attr:`address`).
 
@@ -112,14 +57,22 @@ class KMEServer:
         store: where keys wait.
         certfile, keyfile: the KME's certificate chain and key (PEM).
         cafile: the CA that signs the SAEs' client certificates.
+        limits: bounds on client connections (:class:`ConnectionLimits`; its defaults when None).
+
+    Raises:
+        InvalidArgumentError: a TLS file cannot be loaded, or ``host:port`` cannot be listened on.
     """
 
     def __init__(
         self, config: KMEConfig, store: KeyStore, *, certfile: str, keyfile: str, cafile: str,
         host: str = "127.0.0.1", port: int = 0, peer: Any = None, pool: str = "local",
+        limits: ConnectionLimits | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.store = store
+        self.limits = limits or ConnectionLimits()
+        if not isinstance(self.limits, ConnectionLimits):
+            raise InvalidArgumentError(f"limits: expected ConnectionLimits, got {type(limits).__name__}")
         # With a peer KME (a PeerClient), keys for its SAEs come from `pool` and are sent to it.
         self.peer = peer
         self.pool = pool
@@ -132,27 +85,37 @@ class KMEServer:
             raise InvalidArgumentError(f"tls: cannot load {certfile}, {keyfile} or {cafile}: {exc}") from None
         self.context.verify_mode = ssl.CERT_REQUIRED
         try:
-            self._server = _Server((host, port), _Handler)
-        except OSError as exc:
+            self._sock = socket.create_server((host, port), backlog=self.limits.backlog)
+        except (OSError, OverflowError) as exc:
             raise InvalidArgumentError(f"listen: cannot listen on {host}:{port}: {exc}") from None
-        self._server.kme = self
-        self._thread: threading.Thread | None = None
+        self._sock.setblocking(False)
+        try:
+            from . import https
+        except ImportError:
+            self._sock.close()
+            raise InvalidArgumentError("the KME server needs aiohttp: pip install 'qitcore[kme]'") from None
+        self._service = https.Service(self, self._sock)
+        self._started = False
 
     @property
     def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
+        host, port = self._sock.getsockname()[:2]
         return str(host), int(port)
 
     def start(self) -> KMEServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="kme", daemon=True)
-        self._thread.start()
+        """Serves in background threads until :meth:`stop`."""
+        if not self._started:
+            self._started = True
+            self._service.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
+        """Stops accepting, closes every connection (a request being answered gets up to a second
+        to finish) and returns once the server's threads have ended. Safe to call twice."""
+        if self._started:
+            self._started = False
+            self._service.stop()
+        self._sock.close()
 
     def __enter__(self) -> KMEServer:
         return self.start()
@@ -160,18 +123,26 @@ class KMEServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def check(self, method: str, caller: str) -> None:
+        """Refuses an SAE this KME does not serve (401) and methods other than GET and POST (405)."""
+        if caller not in self.config.saes:
+            raise KMEUnauthorized(f"{caller} is not an SAE of this KME")
+        if method not in ("GET", "POST"):
+            raise KMEError(f"method {method[:20]} is not allowed: GET or POST", status=405)
+
     def handle(self, method: str, target: str, body: bytes, caller: str) -> dict[str, Any]:
         """One request's JSON answer; refusals raise :class:`KMEError` subclasses."""
         c = self.config
-        if caller not in c.saes:
-            raise KMEUnauthorized(f"{caller} is not an SAE of this KME")
+        self.check(method, caller)
         url = urlsplit(target)
         match = PATH.match(url.path)
         if match is None:
-            raise KMEBadRequest(f"no such resource: {url.path}")
-        other, resource = match.groups()
+            raise KMEBadRequest(f"no such resource: {url.path[:100]}")
+        other, resource = unquote(match.group(1), errors="strict"), match.group(2)
         if other not in c.saes | c.peer_saes:
-            raise KMEBadRequest(f"unknown SAE ID {other}")
+            raise KMEBadRequest(f"unknown SAE ID {other[:100]}")
+        if other == caller:
+            raise KMEBadRequest(f"{caller} names itself: the other SAE of a link must be another")
         query = parse_qs(url.query, keep_blank_values=True)
         if resource == "status":
             return self._status(caller, other).to_json()
@@ -181,6 +152,8 @@ class KMEServer:
         ids = parse_key_ids(body) if method == "POST" else query.get("key_ID", [])
         if not ids:
             raise KMEBadRequest("key_ID: at least one is needed")
+        if len(ids) > c.max_key_per_request * c.max_SAE_ID_count:
+            raise KMEBadRequest(f"key_ID: at most {c.max_key_per_request * c.max_SAE_ID_count} in one request")
         keys = self.store.deliver(caller, other, ids)
         return container([Key(key_id, key) for key_id, key in keys])
 
@@ -198,21 +171,20 @@ class KMEServer:
     def _query_request(query: dict[str, list[str]]) -> KeyRequest:
         unknown = set(query) - {"number", "size"}
         if unknown:
-            raise KMEBadRequest(f"unknown query parameter(s) {sorted(unknown)}")
+            raise KMEBadRequest(f"unknown query parameter(s) {sorted(unknown)}"[:200])
         values = {}
         for name in ("number", "size"):
             if name in query:
-                try:
-                    (values[name],) = (int(v) for v in query[name])
-                except ValueError:
-                    raise KMEBadRequest(f"{name}: expected one integer") from None
+                if len(query[name]) != 1 or not DIGITS.fullmatch(query[name][0]):
+                    raise KMEBadRequest(f"{name}: expected one integer (ASCII digits)")
+                values[name] = int(query[name][0])
         return KeyRequest(number=values.get("number", 1), size=values.get("size"))
 
     def _enc_keys(self, master: str, slave: str, r: KeyRequest) -> dict[str, Any]:
         c = self.config
         if r.extension_mandatory:
             names = sorted({k for ext in r.extension_mandatory for k in ext})
-            raise KMEBadRequest("not all extension_mandatory parameters are supported",
+            raise KMEBadRequest("not all extension_mandatory parameters are supported: " + ", ".join(names)[:200],
                                 [{"extension_mandatory_unsupported": names}])  # fmt: skip
         if not 1 <= r.number <= c.max_key_per_request:
             raise KMEBadRequest(f"number: must be 1 to max_key_per_request = {c.max_key_per_request}, got {r.number}")
@@ -226,7 +198,7 @@ class KMEServer:
             raise KMEBadRequest(f"slave SAE IDs: at most {c.max_SAE_ID_count}, distinct, not the master")
         unknown = [s for s in slaves if s not in c.saes | c.peer_saes]
         if unknown:
-            raise KMEBadRequest(f"unknown slave SAE ID(s) {unknown}")
+            raise KMEBadRequest(f"unknown slave SAE ID(s) {unknown}"[:200])
         pool = self._pool_for(slaves)
         if pool == "local":
             keys = self.store.take(master, slaves, r.number, size // 8)
