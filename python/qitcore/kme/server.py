@@ -6,7 +6,7 @@ CA); plain HTTP is not offered. The master SAE asks ``enc_keys`` for its slave, 
 specification's status: 400 (malformed, outside the limits, unknown or spent key IDs), 401 (not a
 known SAE, or keys of other SAEs), 503 (not enough key material, or a fault); and with HTTP's
 where the request is not one the specification defines: 405 (a method other than GET and POST),
-408 (a body too slow), 411 (a body of unknown length), 413 (a body too large), 415 (a compressed
+408 (a body too slow), 413 (a body too large), 415 (a compressed
 body), 417 (an unknown expectation).
 
 The HTTP layer (:mod:`qitcore.kme.https`, aiohttp) runs on an event loop in a thread of its own;

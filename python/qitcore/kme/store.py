@@ -4,8 +4,17 @@ Key material (from the QKD stack) waits in a pool. ``enc_keys`` takes keys from 
 them UUIDs and hands them to the master SAE in the same transaction that records them for their
 slave SAE(s); ``dec_keys`` hands a key to each of its slaves once and deletes it when the last has
 it. Every change is one transaction with ``synchronous=FULL``: a KME killed at any moment restarts
-with every undelivered key and without any delivered one. ``secure_delete`` overwrites deleted key
-material in the file.
+with every undelivered key and without any delivered one.
+
+Delivered keys leave no copy in any file SQLite writes: ``secure_delete`` overwrites deleted rows
+and freed pages with zeros in the database file, the rollback journal (which holds the pages a
+transaction changes, as they were) is emptied when the transaction commits (``journal_mode=
+TRUNCATE``: the commit *is* the truncation, so no kill leaves a committed delivery in it), and
+statement journals stay in memory (``temp_store=MEMORY``). A write-ahead log would keep old page
+images after the commit. The files are created readable by their owner only. To keep the
+throughput of a write-ahead log with a journal's three syncs a commit, changes that arrive while
+one commits are committed together (each in a savepoint of its own: one change refused does not
+undo the others).
 
 Two KMEs at the ends of a QKD link hold the same material in named pools, one per KME that issues
 from it (so the two never take from one pool at once). A QKD session's key is kept *tentative* by
@@ -22,15 +31,18 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from ..errors import KMEBadRequest, KMEUnauthorized, KMEUnavailable
+from ..errors import InvalidArgumentError, KMEBadRequest, KMEUnauthorized, KMEUnavailable
 
 __all__ = ["KeyStore"]
 
 CHUNK = 4096
+COMPANIONS = ("-journal", "-wal", "-shm")  # the files SQLite keeps beside a database
+PRAGMAS = ("journal_mode=TRUNCATE", "synchronous=FULL", "secure_delete=ON", "temp_store=MEMORY", "foreign_keys=ON")
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pool (
@@ -51,15 +63,30 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 
 
 class KeyStore:
-    """A key store in the SQLite file ``path`` (created if missing). Thread-safe."""
+    """A key store in the SQLite file ``path`` (created if missing, readable by its owner only).
+    Thread-safe.
+
+    Raises:
+        InvalidArgumentError: ``path`` cannot be created or opened, or is not a key store.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "foreign_keys=ON"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(SCHEMA)
+        _private(self.path)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            for pragma in PRAGMAS:
+                self._db.execute(f"PRAGMA {pragma}")
+            mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "truncate":  # a store of an earlier version, still open elsewhere in write-ahead mode
+                raise sqlite3.OperationalError(f"journal mode is {mode}: is another KME using it?")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise InvalidArgumentError(f"store: cannot open {self.path}: {exc}") from None
+        self._lock = threading.Lock()  # the connection: one statement at a time
+        self._queue = threading.Condition()  # changes waiting for a commit
+        self._pending: list[_Change] = []
+        self._committing = False
 
     def __repr__(self) -> str:
         return f"KeyStore({self.path!r}, pool={self.pool_bytes()} bytes, waiting={self.waiting()})"
@@ -68,16 +95,52 @@ class KeyStore:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _change(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Runs ``fn`` in a transaction and returns its result once committed. Changes asked for
+        while another commits wait and are then committed together, each in a savepoint: one
+        that raises is undone alone and its exception raised to its caller."""
+        change = _Change(fn)
+        with self._queue:
+            self._pending.append(change)
+            while self._committing and not change.done:
+                self._queue.wait()
+            if change.done:
+                return change.outcome()
+            self._committing = True
+            batch, self._pending = self._pending, []
+        try:
+            self._commit(batch)
+        finally:
+            with self._queue:
+                self._committing = False
+                for c in batch:
+                    c.done = True
+                self._queue.notify_all()
+        return change.outcome()
+
+    def _commit(self, batch: list[_Change]) -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            db = self._db
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                for change in batch:
+                    db.execute("SAVEPOINT change")
+                    try:
+                        change.result = change.fn(db)
+                    except Exception as exc:
+                        db.execute("ROLLBACK TO change")
+                        change.error = exc
+                    db.execute("RELEASE change")
+                db.execute("COMMIT")
+            except BaseException as exc:
+                # Nothing of the batch was committed: no caller may see a result of it.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                failed = KMEUnavailable(f"store: the change was not recorded ({exc})")
+                for change in batch:
+                    change.error, change.result = failed, None
+                if not isinstance(exc, Exception):
+                    raise
 
     def _count(self, db: sqlite3.Connection, name: str, add: int) -> None:
         db.execute(
@@ -99,8 +162,7 @@ class KeyStore:
     def add(self, material: bytes, pool: str = "local") -> None:
         """Adds key material to ``pool`` (both ends of a link add the same bytes in the same order)."""
         if material:
-            with self._transaction() as db:
-                self._add(db, material, pool)
+            self._change(lambda db: self._add(db, material, pool))
 
     def pool_bytes(self, pool: str = "local") -> int:
         with self._lock:
@@ -119,8 +181,8 @@ class KeyStore:
             return self._counter(self._db, "session")
 
     def add_tentative(self, session: int, material: bytes) -> None:
-        with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO tentative VALUES (?, ?)", (session, bytes(material)))
+        row = (session, bytes(material))
+        self._change(lambda db: db.execute("INSERT OR REPLACE INTO tentative VALUES (?, ?)", row))
 
     def tentative(self) -> list[int]:
         with self._lock:
@@ -130,28 +192,31 @@ class KeyStore:
         """Adds session ``session``'s key (``material``, or the tentative one) to ``pools``: its first
         half to the first, the rest to the second. Only the session after the last is taken; an
         earlier one is already in (True); a later one, or one without material, is refused (False)."""
-        with self._transaction() as db:
+
+        def change(db: sqlite3.Connection) -> bool:
             last = self._counter(db, "session")
             if session <= last:
                 db.execute("DELETE FROM tentative WHERE session = ?", (session,))
                 return True
             if session != last + 1:
                 return False
-            if material is None:
+            key = material
+            if key is None:
                 row = db.execute("SELECT material FROM tentative WHERE session = ?", (session,)).fetchone()
                 if row is None:
                     return False
-                material = bytes(row[0])
-            half = len(material) // 2
-            self._add(db, material[:half], pools[0])
-            self._add(db, material[half:], pools[1])
+                key = bytes(row[0])
+            half = len(key) // 2
+            self._add(db, key[:half], pools[0])
+            self._add(db, key[half:], pools[1])
             db.execute("DELETE FROM tentative WHERE session = ?", (session,))
             self._count(db, "session", 1)
-        return True
+            return True
+
+        return self._change(change)
 
     def drop_tentative(self, session: int) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM tentative WHERE session = ?", (session,))
+        self._change(lambda db: db.execute("DELETE FROM tentative WHERE session = ?", (session,)))
 
     def waiting(self) -> int:
         """Keys handed to a master and not yet to all their slaves."""
@@ -173,14 +238,17 @@ class KeyStore:
         Raises:
             KMEUnavailable: the pool holds less than ``number × size_bytes`` bytes (nothing taken).
         """
-        with self._transaction() as db:
+
+        def change(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
             offset = self._counter(db, self._names(pool)[1])
             keys = self._take(db, pool, master, slaves, [str(uuid.uuid4()) for _ in range(number)], size_bytes)
             if outbox:
                 record = {"pool": pool, "offset": offset, "ids": [k for k, _ in keys], "master": master,
                           "slaves": slaves, "size": size_bytes}  # fmt: skip
                 db.execute("INSERT INTO outbox VALUES (?, ?, ?)", (pool, offset, json.dumps(record)))
-        return keys
+            return keys
+
+        return self._change(change)
 
     def _take(
         self, db: sqlite3.Connection, pool: str, master: str, slaves: list[str], ids: list[str], size_bytes: int
@@ -222,8 +290,7 @@ class KeyStore:
         return [json.loads(r[0]) for r in rows]
 
     def confirmed(self, pool: str, offset: int) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM outbox WHERE name = ? AND offset = ?", (pool, offset))
+        self._change(lambda db: db.execute("DELETE FROM outbox WHERE name = ? AND offset = ?", (pool, offset)))
 
     def apply(self, record: dict[str, Any]) -> None:
         """Repeats the peer KME's take ``record`` here: the same bytes of the same pool under the
@@ -239,7 +306,8 @@ class KeyStore:
             master, slaves = str(record["master"]), [str(s) for s in record["slaves"]]
         except (KeyError, TypeError, ValueError):
             raise KMEBadRequest("malformed take record") from None
-        with self._transaction() as db:
+
+        def change(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT ids FROM applied WHERE name = ? AND offset = ?", (pool, offset)).fetchone()
             if row is not None:
                 if json.loads(row[0]) != ids:
@@ -251,6 +319,8 @@ class KeyStore:
             self._take(db, pool, master, slaves, ids, size)
             db.execute("INSERT INTO applied VALUES (?, ?, ?)", (pool, offset, json.dumps(ids)))
 
+        self._change(change)
+
     def deliver(self, slave: str, master: str, key_ids: list[str]) -> list[tuple[str, bytes]]:
         """The keys ``key_ids`` that ``master`` received for ``slave``, each to ``slave`` once.
         All or nothing: one bad ID refuses the whole request and changes nothing.
@@ -261,19 +331,20 @@ class KeyStore:
         """
         if len(set(key_ids)) != len(key_ids):
             raise KMEBadRequest("key_IDs: an ID is repeated")
-        with self._transaction() as db:
+
+        def change(db: sqlite3.Connection) -> list[tuple[str, bytes]]:
             out = []
             for key_id in key_ids:
                 row = db.execute("SELECT master, material FROM keys WHERE key_id = ?", (key_id,)).fetchone()
                 if row is None:
-                    raise KMEBadRequest(f"key_ID {key_id}: no such key (unknown, or already delivered)")
+                    raise KMEBadRequest(f"key_ID {key_id[:100]}: no such key (unknown, or already delivered)")
                 mine = db.execute(
                     "SELECT delivered FROM key_slaves WHERE key_id = ? AND slave = ?", (key_id, slave)
                 ).fetchone()
                 if row[0] != master or mine is None:
-                    raise KMEUnauthorized(f"key_ID {key_id}: not a key of {master} for {slave}")
+                    raise KMEUnauthorized(f"key_ID {key_id[:100]}: not a key of {master} for {slave}")
                 if mine[0]:
-                    raise KMEBadRequest(f"key_ID {key_id}: already delivered to {slave}")
+                    raise KMEBadRequest(f"key_ID {key_id[:100]}: already delivered to {slave}")
                 out.append((key_id, bytes(row[1])))
             for key_id, _ in out:
                 db.execute("UPDATE key_slaves SET delivered = 1 WHERE key_id = ? AND slave = ?", (key_id, slave))
@@ -281,4 +352,42 @@ class KeyStore:
                     db.execute("DELETE FROM key_slaves WHERE key_id = ?", (key_id,))
                     db.execute("DELETE FROM keys WHERE key_id = ?", (key_id,))
             self._count(db, "delivered", len(out))
-        return out
+            return out
+
+        return self._change(change)
+
+
+class _Change:
+    """A change waiting for a commit, and what came of it."""
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _private(path: str) -> None:
+    """Creates the database file owner-only (SQLite gives its journals the database's mode) and
+    takes group and other access from any that exist; a path that cannot be opened is left to
+    SQLite to report."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError:
+        return
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in COMPANIONS:
+        try:
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, 0o600)
+        except OSError:
+            pass
