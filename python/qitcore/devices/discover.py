@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ._extras import device_packages
 from .catalog import DRIVERS, Driver, by_ids, udev_rule
 from .hwrng import SYSFS, kernel_rng
 
@@ -100,7 +101,8 @@ def discover(
     """Every attached device qitcore can drive. ``serial_ports`` defaults to pyserial's
     ``list_ports.comports()``; ``usb_backend`` to libusb."""
     if serial_ports is None:
-        from serial.tools import list_ports
+        with device_packages("listing serial ports"):
+            from serial.tools import list_ports
 
         serial_ports = list_ports.comports()
     found = _serial(serial_ports)

@@ -1,7 +1,8 @@
 """``sim+pty://``: the loopback simulator through the same stack as real hardware. The C
-reference firmware, compiled for this machine with gcc, runs as a process behind a
-pseudo-terminal; the noise model feeds it samples through a pipe; pyserial opens the pty like any
-serial device and the QDP/1 handshake runs for real. Query parameters are those of ``sim://``
+reference firmware, compiled for this machine by the system C compiler on first use
+(:mod:`.firmware`), runs as a process behind a pseudo-terminal; the noise model feeds it samples
+through a pipe; pyserial opens the pty like any serial device and the QDP/1 handshake runs for
+real. Query parameters are those of ``sim://``
 (the model and its faults: ``stuck`` and ``drift`` act on the samples, ``drop``, ``corrupt``,
 ``garbage`` and ``disconnect`` on the firmware's link)."""
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from ..errors import DeviceError
 from ..health import HealthMonitor
 from ..stream import QrngStream
+from ._extras import device_packages
 from ._registry import Options, Url, register_backend
 from .firmware import build_firmware
 from .qdp import QdpLink
@@ -30,6 +32,8 @@ def host_firmware() -> Path:
 
 
 def _open_sim_pty(url: Url, options: Options, raw: bool) -> QrngStream:
+    with device_packages("sim+pty://"):  # before the firmware process starts
+        import serial  # noqa: F401
     model, faults = model_with_faults(url)
     h = model.min_entropy
     description = describe(model)  # before the feeder thread holds the model

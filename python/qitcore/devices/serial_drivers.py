@@ -23,6 +23,7 @@ from typing import Any
 
 from ..errors import DeviceNotFound, InvalidArgumentError
 from ..stream import QrngStream
+from ._extras import device_packages
 from ._registry import Options, Url, register_backend
 from .catalog import DRIVERS
 from .link import PortLink
@@ -39,7 +40,8 @@ def find_port(url: Url, scheme: str) -> str:
     explicit = url.get("port", str, None) or url.path or url.location
     if explicit:
         return str(explicit)
-    from serial.tools import list_ports
+    with device_packages(f"opening {scheme}://"):
+        from serial.tools import list_ports
 
     wanted = {(d.vid, d.pid) for d in DRIVERS if d.scheme == scheme}
     for info in list_ports.comports():

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from ..errors import DeviceBusy, DeviceError, DeviceNotFound
 from ..stream import QrngStream
+from ._extras import device_packages
 from ._registry import Options, Url, register_backend
 from .qdp import QdpLink
 
@@ -27,7 +28,8 @@ _OURS = {
 def open_serial(spec: str, baud: int, description: str) -> Any:
     """Opens a serial device path or pyserial URL (exclusively, for paths), mapping failures to
     qitcore's errors: absent, busy, not permitted."""
-    import serial  # pyserial: a dependency of qitcore's device support
+    with device_packages(f"opening {spec}"):
+        import serial
 
     try:
         if "://" in spec:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import DeviceBusy, DeviceError, DeviceNotFound, InvalidArgumentError
 from ..stream import QrngStream
+from ._extras import device_packages
 from ._registry import Options, Url, register_backend
 from .catalog import by_ids, udev_rule
 from .link import PortLink
@@ -27,8 +28,9 @@ __all__ = ["UsbPort", "find_usb"]
 
 
 def _usb() -> Any:
-    import usb.core
-    import usb.util
+    with device_packages("opening a USB device"):
+        import usb.core
+        import usb.util
 
     return usb
 

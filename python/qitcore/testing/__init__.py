@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
-import serial
+from ..devices._extras import device_packages
+
+with device_packages("qitcore.testing"):
+    import serial
 
 _HANDLERS = "qitcore.testing.serial_handlers"
 if _HANDLERS not in serial.protocol_handler_packages:

@@ -22,10 +22,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import usb.backend
-from usb.core import USBError, USBTimeoutError
 
 from .. import _core
+from ..devices._extras import device_packages
+
+with device_packages("qitcore.testing.usb"):
+    import usb.backend
+    from usb.core import USBError, USBTimeoutError
 
 __all__ = ["ChaosKey", "EmulatedBackend", "EmulatedDevice", "QdpUsbDevice"]
 
