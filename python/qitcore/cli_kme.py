@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import resource
 import signal
 import sys
 import threading
@@ -82,13 +84,15 @@ def serve(args: argparse.Namespace) -> int:
     host, port = settings.host, settings.port
     if args.listen:
         host, port = host_port("--listen", args.listen)
+    _log_to_stderr()
+    _enough_descriptors(settings.connections.max_connections)
     store = KeyStore(settings.store)
     peer = settings.peer
     peer_server = PeerServer(store, peer, Params()).start() if peer else None
     client = PeerClient(store, peer) if peer else None
     server = KMEServer(
         settings.kme, store, certfile=str(settings.cert), keyfile=str(settings.key), cafile=str(settings.ca),
-        host=host, port=port, peer=client, pool=peer.role if peer else "local",
+        host=host, port=port, peer=client, pool=peer.role if peer else "local", limits=settings.connections,
     ).start()  # fmt: skip
     feeder: Feeder | SessionDriver | None = None
     if peer and client and peer_server:
@@ -123,3 +127,32 @@ def serve(args: argparse.Namespace) -> int:
         store.close()
     print("kme: stopped", file=sys.stderr)
     return 0
+
+
+def _log_to_stderr() -> None:
+    """The KME's progress and warnings (``qitcore.kme.*``), one line each, like the CLI's own."""
+    logger = logging.getLogger("qitcore.kme")
+    if not any(getattr(h, "qitcore_kme", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("kme: %(message)s"))
+        handler.qitcore_kme = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _enough_descriptors(connections: int) -> None:
+    """Raises the soft limit on open files to what ``connections`` need (and the store, the peer
+    link and the interpreter), as far as the hard limit allows: a common soft limit of 1024 would
+    otherwise end accepting well before the configured bound."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = connections + 256
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            target = soft
+        if target < need:
+            logging.getLogger("qitcore.kme").warning(
+                "only %d files may be open (hard limit): fewer than the %d connections configured", target, connections
+            )

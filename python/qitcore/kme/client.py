@@ -26,6 +26,10 @@ class KMEClient:
         ca: the CA that signed the KME's certificate (PEM file).
         timeout: seconds per request.
 
+    Raises:
+        InvalidArgumentError: the URL is not ``https://host[:port]``, or a file is missing, not
+            PEM, or the key is not the certificate's.
+
     One connection is kept open and reused (thread-safe; requests are serialised).
     """
 
@@ -33,9 +37,18 @@ class KMEClient:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise InvalidArgumentError(f"url: expected https://host[:port], got {url!r} (plain HTTP is not offered)")
-        self._host, self._port = parts.hostname, parts.port or 443
-        self._context = ssl.create_default_context(cafile=ca)
-        self._context.load_cert_chain(cert, key)
+        try:
+            self._host, self._port = parts.hostname, parts.port or 443
+        except ValueError as exc:  # a port that is not a number, or out of range
+            raise InvalidArgumentError(f"url: {url!r}: {exc}") from None
+        try:
+            self._context = ssl.create_default_context(cafile=ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidArgumentError(f"ca: cannot load {ca}: {_reason(exc)}") from None
+        try:
+            self._context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidArgumentError(f"cert, key: cannot load {cert} with {key}: {_reason(exc)}") from None
         self._timeout = timeout
         self._conn: http.client.HTTPSConnection | None = None
         self._lock = threading.Lock()
@@ -114,3 +127,10 @@ class KMEClient:
         if post:
             return parse_container(self._request("POST", path, {"key_IDs": [{"key_ID": k} for k in key_ids]}))
         return parse_container(self._request("GET", f"{path}?{urlencode([('key_ID', k) for k in key_ids])}"))
+
+
+def _reason(exc: OSError | ssl.SSLError) -> str:
+    """What went wrong, in words: ssl errors carry their reason apart from the OpenSSL codes."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return {"KEY_VALUES_MISMATCH": "the key is not the certificate's"}.get(exc.reason, exc.reason)
+    return exc.strerror or str(exc)

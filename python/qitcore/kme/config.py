@@ -21,6 +21,16 @@ max_key_size = 8192
 min_key_size = 64
 max_SAE_ID_count = 2
 
+[connections]                # bounds on the SAEs' HTTPS connections (defaults shown; seconds, bytes)
+max_connections = 512        # open at once; more wait in the listen backlog
+max_per_address = 64         # open at once from one address; more are closed
+backlog = 1024
+handshake_timeout = 10       # TLS handshake
+header_timeout = 10          # from a request's first byte to the end of its headers
+body_timeout = 10            # from the headers to the end of the body
+idle_timeout = 30            # a connection with no request in progress is closed
+max_body = 1048576
+
 [source]                     # where key material comes from: a simulated QKD link
 distance_km = 20
 pulses = 100000000           # per distillation run
@@ -49,6 +59,7 @@ from typing import Any
 from .._validate import host_port
 from ..errors import InvalidArgumentError
 from ..qkd.channel import read_auth_key
+from .limits import ConnectionLimits
 from .peer import PeerSettings
 from .server import KMEConfig
 
@@ -78,6 +89,7 @@ class ServeSettings:
     ca: Path = Path("ca.pem")
     source: SourceSettings = field(default_factory=SourceSettings)
     peer: PeerSettings | None = None
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 def _table(data: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
@@ -104,7 +116,7 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
         raise InvalidArgumentError(f"config: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgumentError(f"config: {path} is not valid TOML: {exc}") from None
-    unknown = set(data) - {"kme", "tls", "limits", "source", "peer"}
+    unknown = set(data) - {"kme", "tls", "limits", "connections", "source", "peer"}
     if unknown:
         raise InvalidArgumentError(f"kme.toml: unknown table(s) {sorted(unknown)}")
     kme = _table(data, "kme", {"id", "target_id", "listen", "store", "saes"})
@@ -119,6 +131,10 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise InvalidArgumentError(f"kme.toml: {name} must be a positive number, got {value!r}")
     sources = SourceSettings(**source)
+    try:
+        connections = ConnectionLimits(**_table(data, "connections", {f.name for f in fields(ConnectionLimits)}))
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"kme.toml: [connections] {exc}") from None
     peer = _peer(
         _table(data, "peer", {"role", "address", "listen", "auth_key_file", "saes", "link_seed"}), base, sources
     )
@@ -133,7 +149,7 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
     return ServeSettings(
         kme=config, host=host, port=port, store=base / kme.get("store", "store.sqlite"),
         cert=base / tls.get("cert", "kme.pem"), key=base / tls.get("key", "kme.key"), ca=base / tls.get("ca", "ca.pem"),
-        source=sources, peer=peer,
+        source=sources, peer=peer, connections=connections,
     )  # fmt: skip
 
 

@@ -3,7 +3,7 @@ from a simulated QKD link (both ends in this process) and add it to the pool."""
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 
 from ..errors import QitError
@@ -14,11 +14,14 @@ from .worker import Worker
 
 __all__ = ["Feeder"]
 
+log = logging.getLogger("qitcore.kme.feeder")
+
 
 class Feeder(Worker):
     """A background thread filling ``store`` from a simulated link (``settings``) while it holds
     fewer than ``settings.low_water`` keys of ``key_size`` bits (never more than
-    ``max_key_count``: the Status object's limit); progress goes to stderr when ``log``."""
+    ``max_key_count``: the Status object's limit). Progress is logged to ``qitcore.kme.feeder``
+    (at INFO when ``log``, else DEBUG; failures at WARNING), never a key."""
 
     def __init__(
         self, store: KeyStore, settings: SourceSettings, key_size: int, max_key_count: int, *, log: bool = True
@@ -42,15 +45,12 @@ class Feeder(Worker):
                 key = distill(link.alice, link.bob).alice_key
             except QitError as exc:
                 self.error = exc
-                print(f"kme: distillation failed: {exc}", file=sys.stderr, flush=True)
+                log.warning("distillation failed: %s", exc)
                 self._stop.wait(1.0)
                 continue
             self._store.add(key[: max(0, self._max_bytes - self._store.pool_bytes())])
-            if self._log:
-                stored = self._store.pool_bytes() // self._bytes
-                took = time.perf_counter() - start
-                print(
-                    f"kme: distilled {len(key) * 8:,} bits in {took:.1f} s; {stored:,} keys stored",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            stored = self._store.pool_bytes() // self._bytes
+            log.log(
+                logging.INFO if self._log else logging.DEBUG, "distilled %s bits in %.1f s; %s keys stored",
+                f"{len(key) * 8:,}", time.perf_counter() - start, f"{stored:,}",
+            )  # fmt: skip

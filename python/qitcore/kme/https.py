@@ -33,9 +33,10 @@ STORE_THREADS = 8
 
 def _json(status: int, payload: dict[str, Any], *, close: bool = False) -> web.Response:
     response = web.Response(status=status, body=json.dumps(payload).encode(), content_type="application/json")
+    response.headers["Server"] = "qitcore-kme"
     if status == 405:
         response.headers["Allow"] = ", ".join(METHODS)
-    if close:
+    if close or status == 405:
         response.force_close()
     return response
 
@@ -234,6 +235,11 @@ class Service:
                 connection.request_ended()
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.version < (1, 0):
+            # HTTP/0.9 has no status line and no headers: a refusal could not be told from data.
+            # The connection ends unanswered (writing to it fails, which aiohttp expects).
+            request.protocol.force_close()
+            return web.Response(status=400)
         try:
             caller = _sae(request)
             self.kme.check(request.method, caller)

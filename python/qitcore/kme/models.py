@@ -114,6 +114,8 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise KMEBadRequest(f"{what}: the body is not JSON") from None
+    except RecursionError:  # the parser's own bound: nothing of the specification nests like this
+        raise KMEBadRequest(f"{what}: the JSON is nested too deeply") from None
     if not isinstance(data, dict):
         raise KMEBadRequest(f"{what}: expected a JSON object")
     return data
@@ -145,11 +147,15 @@ def parse_key_request(body: bytes) -> KeyRequest:
     if not isinstance(slaves, list) or not all(isinstance(s, str) for s in slaves):
         raise KMEBadRequest("additional_slave_SAE_IDs: expected an array of strings")
     number = _integer(data, "number")
+    mandatory = _objects(data, "extension_mandatory")
+    for i, extension in enumerate(mandatory):
+        if not extension:
+            raise KMEBadRequest(f"extension_mandatory: entry {i} is an empty object (it must name a parameter)")
     return KeyRequest(
         number=1 if number is None else number,
         size=_integer(data, "size"),
         additional_slave_SAE_IDs=tuple(slaves),
-        extension_mandatory=_objects(data, "extension_mandatory"),
+        extension_mandatory=mandatory,
         extension_optional=_objects(data, "extension_optional"),
     )
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import socket
 import struct
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +29,8 @@ from .store import KeyStore
 from .worker import Worker
 
 __all__ = ["POOLS", "PeerClient", "PeerServer", "PeerSettings", "SessionDriver"]
+
+log = logging.getLogger("qitcore.kme.peer")
 
 START, QKD, COMMIT, SYNC = 0x11, 0x12, 0x13, 0x14
 ERROR = 0xEE
@@ -239,8 +241,7 @@ class SessionDriver(Worker):
                 key, _ = BobSession(link.bob, self._params, channel).run()
                 self._store.add_tentative(session, key)
                 self._commit(session)
-                print(f"kme: QKD session {session}: {len(key) * 8:,} bits in {time.perf_counter() - start:.1f} s",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                log.info("QKD session %d: %s bits in %.1f s", session, f"{len(key) * 8:,}", time.perf_counter() - start)
             except QitError as exc:
-                print(f"kme: peer link: {exc}", file=sys.stderr, flush=True)
+                log.warning("peer link: %s", exc)
                 self._stop.wait(0.5)

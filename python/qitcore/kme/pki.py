@@ -37,11 +37,29 @@ def _write(path: Path, data: bytes, *, private: bool) -> None:
 
 def local_pki(folder: str | os.PathLike[str], saes: list[str], *, days: int = 365) -> dict[str, Path]:
     """Writes ``ca.pem``, ``kme.pem``/``kme.key`` and ``<SAE>.pem``/``<SAE>.key`` for each SAE
-    into ``folder`` (keys readable by their owner only); returns the paths by name. Existing files
-    are kept, so a restarted KME keeps its identity."""
+    into ``folder`` (created readable by its owner only; keys always are); returns the paths by
+    name. Existing files are kept, so a restarted KME keeps its identity.
+
+    The certificates carry what a strict verifier (OpenSSL's ``X509_V_FLAG_X509_STRICT``, the
+    default of Python 3.13) asks for: subject and authority key identifiers, key usage, basic
+    constraints, extended key usage (server or client authentication) and, for the KME, its
+    names (``localhost``, ``127.0.0.1``).
+
+    Raises:
+        InvalidArgumentError: ``folder`` cannot be created or written, or ``cryptography`` is missing.
+    """
     x509, hashes, serialization, ec, eku, name_oid = _modules()
     root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return _write_pki(root, saes, days, x509, hashes, serialization, ec, eku, name_oid)
+    except OSError as exc:
+        raise InvalidArgumentError(f"certificates: cannot write into {root}: {exc}") from None
+
+
+def _write_pki(
+    root: Path, saes: list[str], days: int, x509: Any, hashes: Any, serialization: Any, ec: Any, eku: Any, name_oid: Any
+) -> dict[str, Path]:
     paths = {"ca": root / "ca.pem", "ca_key": root / "ca.key", "kme": root / "kme.pem", "kme_key": root / "kme.key"}
     for sae in saes:
         paths[sae] = root / f"{sae}.pem"
@@ -64,6 +82,9 @@ def local_pki(folder: str | os.PathLike[str], saes: list[str], *, days: int = 36
         .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_usage(x509, signs_certificates=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
     save_key(ca_key, paths["ca_key"])
@@ -76,7 +97,10 @@ def local_pki(folder: str | os.PathLike[str], saes: list[str], *, days: int = 36
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_usage(x509, signs_certificates=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         )  # fmt: skip
         if san:
             builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
@@ -88,3 +112,13 @@ def local_pki(folder: str | os.PathLike[str], saes: list[str], *, days: int = 36
         save_key(key, paths[f"{label}_key"])
         _write(paths[label], cert.public_bytes(pem), private=False)
     return paths
+
+
+def _usage(x509: Any, *, signs_certificates: bool) -> Any:
+    """Key usage: a CA signs certificates (and revocation lists); a TLS end signs its handshake
+    (ECDSA keys: ECDHE needs nothing more)."""
+    return x509.KeyUsage(
+        digital_signature=not signs_certificates, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=signs_certificates, crl_sign=signs_certificates,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
