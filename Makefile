@@ -13,7 +13,7 @@ PY_SOURCES := $(shell find python -name '*.py' -o -name '*.pyi')
 
 export CARGO_TERM_COLOR := never
 
-.PHONY: run test test-rust test-python bench soak fuzz lint build clean
+.PHONY: run test test-rust test-python bench soak fuzz lint build wheel clean
 
 run: $(EXT)
 	$(BIN)/qitcore run
@@ -50,6 +50,11 @@ lint: $(DEPS)
 
 build: $(EXT)
 
+# What pip installs: one abi3 wheel (CPython >= 3.11) and the sdist, into target/wheels.
+wheel: $(DEPS)
+	$(BIN)/maturin build --release -i $(BIN)/python --out target/wheels  # the interpreter of make build: cargo reuses its build
+	$(BIN)/maturin sdist --out target/wheels
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -64,6 +69,7 @@ $(CC_OK): | $(BIN)/python
 	touch $@
 
 $(EXT): $(DEPS) $(RUST_SOURCES) $(PY_SOURCES)
+	rm -f python/qitcore/_core.cpython-*.so  # built before the abi3 one, it would be imported first
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/maturin develop --release --quiet
 	touch $@
 
