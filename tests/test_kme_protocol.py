@@ -9,7 +9,6 @@ import json
 import socket
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from qitcore.kme import KeyStore, KMEConfig, KMEServer
@@ -19,8 +18,9 @@ from .test_kme import SAES, Pki
 POOL = bytes(range(256)) * 64
 
 
-@pytest.fixture
-def kme(tmp_path: Path) -> Iterator[tuple[KMEServer, ssl.SSLContext]]:
+@pytest.fixture(scope="module")
+def kme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[KMEServer, ssl.SSLContext]]:
+    tmp_path = tmp_path_factory.mktemp("kme")
     pki = Pki(tmp_path)
     store = KeyStore(tmp_path / "store.sqlite")
     store.add(POOL)
@@ -168,9 +168,11 @@ def test_chunked_bodies_are_read(kme: tuple[KMEServer, ssl.SSLContext], sizes: l
     server, context = kme
     body = json.dumps({"number": 3, "size": 128}).encode()
     data = request("POST", ENC, headers="Transfer-Encoding: chunked\r\n") + _chunked(body, sizes)
+    taken = server.store.counters().get("taken", 0)
     status, _, payload = parse(exchange(server, context, data))
     assert status == 200 and isinstance(payload, dict)
-    assert b"".join(base64.b64decode(k["key"]) for k in payload["keys"]) == POOL[: 3 * 16]
+    keys = b"".join(base64.b64decode(k["key"]) for k in payload["keys"])
+    assert keys == POOL[taken : taken + 3 * 16]  # three keys of 128 bits: the pool's next 48 bytes
 
 
 def test_a_broken_chunked_body_is_refused(kme: tuple[KMEServer, ssl.SSLContext]) -> None:
