@@ -71,7 +71,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Runs the KME until interrupted (Ctrl-C or SIGTERM)."""
+    """Runs the KME until interrupted (Ctrl-C or SIGTERM); its log goes to stderr meanwhile."""
+    logger = logging.getLogger("qitcore.kme")
+    handler, level = _Stderr(), logger.level
+    handler.setFormatter(logging.Formatter("kme: %(message)s"))
+    logger.addHandler(handler)
+    if level == logging.NOTSET or level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        return _serve(args)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _serve(args: argparse.Namespace) -> int:
     if args.config is None:
         folder = Path(args.dir)
         local_pki(folder, ["SAE-A", "SAE-B"])
@@ -84,7 +98,6 @@ def serve(args: argparse.Namespace) -> int:
     host, port = settings.host, settings.port
     if args.listen:
         host, port = host_port("--listen", args.listen)
-    _log_to_stderr()
     _enough_descriptors(settings.connections.max_connections)
     store = KeyStore(settings.store)
     peer = settings.peer
@@ -129,15 +142,16 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_to_stderr() -> None:
-    """The KME's progress and warnings (``qitcore.kme.*``), one line each, like the CLI's own."""
-    logger = logging.getLogger("qitcore.kme")
-    if not any(getattr(h, "qitcore_kme", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("kme: %(message)s"))
-        handler.qitcore_kme = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (as the CLI's own messages do)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 def _enough_descriptors(connections: int) -> None:

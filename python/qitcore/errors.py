@@ -30,6 +30,7 @@ __all__ = [
     "QkdAbort",
     "QkdError",
     "RepetitionCountFailure",
+    "ReplayedFrameError",
     "SampleFileError",
     "SelfTestFailure",
     "SequenceGapError",
@@ -130,6 +131,17 @@ class SequenceGapError(ProtocolError):
         self.expected = expected
         self.received = received
         self.lost = lost
+
+
+class ReplayedFrameError(SequenceGapError):
+    """A frame arrived whose sequence number does not advance past ``last``, the number of the
+    last frame accepted: a duplicate, or a frame from the past (``received``). Its samples are never
+    used. Raised when the stream's gap policy is ``"error"``; otherwise replays are dropped and
+    counted (``replays`` in the statistics)."""
+
+    def __init__(self, message: str, last: int = -1, received: int = -1) -> None:
+        super().__init__(message, (last + 1) % 2**32 if last >= 0 else -1, received, 0)
+        self.last = last
 
 
 class StreamClosedError(QitError, ValueError):

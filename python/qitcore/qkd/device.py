@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .. import _core
-from ..errors import ProtocolError, SequenceGapError
+from ..errors import ProtocolError, ReplayedFrameError, SequenceGapError
 from .records import Records
 
 __all__ = ["DETECTIONS", "detection_frames", "read_detections"]
@@ -96,6 +96,11 @@ def read_detections(stream: bytes | Iterable[bytes], *, gap_policy: str = "error
                 if gap_policy == "error":
                     _, expected, received, lost = event
                     raise SequenceGapError(f"{lost} frame(s) lost before frame {received}", expected, received, lost)
+                continue
+            if event[0] == "replay":  # a frame that does not advance: its records are never used
+                if gap_policy == "error":
+                    _, last, received = event
+                    raise ReplayedFrameError(f"frame {received} replayed after frame {last}", last, received)
                 continue
             if event[1] == DETECTIONS:
                 role, numbers, marks = _parse(event[3])

@@ -12,6 +12,7 @@ pyo3::import_exception!(qitcore.errors, AdaptiveProportionFailure);
 pyo3::import_exception!(qitcore.errors, ProtocolError);
 pyo3::import_exception!(qitcore.errors, HealthTestFailure);
 pyo3::import_exception!(qitcore.errors, SequenceGapError);
+pyo3::import_exception!(qitcore.errors, ReplayedFrameError);
 pyo3::import_exception!(qitcore.errors, DeviceDisconnected);
 pyo3::import_exception!(qitcore.errors, DeviceTimeout);
 pyo3::import_exception!(qitcore.errors, StreamClosedError);

@@ -163,7 +163,8 @@ impl PyFrameDecoder {
     }
 
     /// Feeds bytes; returns the events they complete, in order: `("frame", kind, sequence,
-    /// payload)`, `("gap", expected, received, lost)` or `("version", version)`.
+    /// payload)`, `("gap", expected, received, lost)`, `("replay", last, received)` (a frame whose
+    /// number does not advance: its payload is withheld) or `("version", version)`.
     fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let input = Input::get(py, "data", data)?;
         let events = PyList::empty(py);
@@ -176,6 +177,7 @@ impl PyFrameDecoder {
                 Event::Gap { expected, received, lost } => {
                     ("gap", expected, received, lost).into_pyobject(py).map(|t| t.into_any())
                 }
+                Event::Replay { last, received } => ("replay", last, received).into_pyobject(py).map(|t| t.into_any()),
                 Event::Version { version } => ("version", version).into_pyobject(py).map(|t| t.into_any()),
             };
             if let Err(e) = item.and_then(|i| events.append(i)) {
@@ -188,7 +190,7 @@ impl PyFrameDecoder {
         }
     }
 
-    /// Counts: bytes, frames, crc_errors, garbage_bytes, gaps, frames_lost.
+    /// Counts: bytes, frames, crc_errors, garbage_bytes, gaps, frames_lost, replays.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.decoder.stats();
         let d = PyDict::new(py);
@@ -198,6 +200,7 @@ impl PyFrameDecoder {
         d.set_item("garbage_bytes", s.garbage_bytes)?;
         d.set_item("gaps", s.gaps)?;
         d.set_item("frames_lost", s.frames_lost)?;
+        d.set_item("replays", s.replays)?;
         Ok(d)
     }
 

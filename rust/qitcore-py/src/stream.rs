@@ -15,7 +15,7 @@ use qitcore_core::sim::{LinkFaults, NoiseParams, NoiseSource, SimCounters, SimDe
 use crate::buffers::{Input, Output};
 use crate::errors::{
     DeviceDisconnected, DeviceTimeout, HealthTestFailure, IntoPy, InvalidArgumentError, ProtocolError,
-    SequenceGapError, StreamClosedError,
+    ReplayedFrameError, SequenceGapError, StreamClosedError,
 };
 use crate::health::failure_error;
 use crate::protocol::{format_from, reply_dict, status_dict};
@@ -28,6 +28,7 @@ fn stream_error(e: &StreamError) -> PyErr {
         StreamError::Gap { expected, received, lost } => {
             SequenceGapError::new_err((message, *expected, *received, *lost))
         }
+        StreamError::Replay { last, received } => ReplayedFrameError::new_err((message, *last, *received)),
         StreamError::Protocol(_) => ProtocolError::new_err(message),
         StreamError::Disconnected(_) => DeviceDisconnected::new_err(message),
     }
@@ -141,6 +142,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &Stats, queued: usize, delivered: u64) ->
         ("garbage_bytes", s.garbage_bytes),
         ("gaps", s.gaps),
         ("frames_lost", s.frames_lost),
+        ("replays", s.replays),
         ("malformed_frames", s.malformed),
         ("device_overruns", s.device_overruns),
         ("samples_in", s.samples_in),

@@ -2,6 +2,11 @@
 //! frames come out whole, CRC-checked, with every sequence gap reported. A failed check discards
 //! one byte and scans on, so a corrupted length field delays later frames but never swallows them,
 //! and no byte of a frame that failed its check is ever handed on.
+//!
+//! A frame whose sequence number does not advance past the last accepted one (PROTOCOL.md §1.3a:
+//! equal to it, or up to 2^31 behind, modulo 2^32) is a replay: it is reported and counted, and
+//! its payload is never handed on, so a repeated or reordered frame can never deliver the same
+//! samples twice.
 
 use super::{crc32c, HEADER_LEN, MAGIC, MAX_PAYLOAD, OVERHEAD, VERSION};
 
@@ -11,8 +16,12 @@ pub enum Event<'a> {
     /// A valid frame of this protocol version.
     Frame { kind: u8, sequence: u32, payload: &'a [u8] },
     /// The frame just before the next [`Event::Frame`] was numbered `received`, not `expected`.
-    /// `lost` frames went missing (0 when the number went backwards: a restarted device).
+    /// `lost` frames went missing (at least 1).
     Gap { expected: u32, received: u32, lost: u32 },
+    /// A valid frame numbered `received` did not advance past `last`, the last frame accepted: a
+    /// replay (a duplicate, or a frame from the past). Its payload is withheld, no
+    /// [`Event::Frame`] follows, and the expected number stays `last + 1`.
+    Replay { last: u32, received: u32 },
     /// A frame with a valid CRC but another protocol version: the peer speaks another protocol.
     Version { version: u8 },
 }
@@ -22,7 +31,7 @@ pub enum Event<'a> {
 pub struct DecoderStats {
     /// Bytes fed in.
     pub bytes: u64,
-    /// Valid frames.
+    /// Valid frames accepted (handed on as [`Event::Frame`]).
     pub frames: u64,
     /// Candidate frames (magic and a sane length) whose CRC failed.
     pub crc_errors: u64,
@@ -32,12 +41,15 @@ pub struct DecoderStats {
     pub gaps: u64,
     /// Frames missing according to the sequence numbers.
     pub frames_lost: u64,
+    /// Valid frames withheld because their sequence number did not advance.
+    pub replays: u64,
 }
 
 /// A QDP/1 frame decoder.
 #[derive(Debug, Default)]
 pub struct Decoder {
     pending: Vec<u8>,
+    /// The number the next frame should carry: one past the last accepted frame's.
     expected: Option<u32>,
     stats: DecoderStats,
 }
@@ -75,6 +87,30 @@ fn probe(data: &[u8]) -> Probe {
         Probe::Frame(total)
     } else {
         Probe::Reject { crc: true }
+    }
+}
+
+/// Where a frame's sequence number stands against the expected one (PROTOCOL.md §1.3a).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// Exactly the expected number.
+    Next,
+    /// Ahead of it by this many (1 to 2^31 − 1) lost frames.
+    Gap(u32),
+    /// At or behind the last accepted number (up to 2^31 behind the expected one): a replay.
+    Replay,
+}
+
+impl Advance {
+    /// The window rule: the 2^32 numbers split in half around the expected one, modulo 2^32.
+    /// The half from `expected` on is the future (the distance counts the frames lost), the
+    /// half before it, which ends with the last accepted number, is the past.
+    pub fn of(expected: u32, received: u32) -> Advance {
+        match received.wrapping_sub(expected) {
+            0 => Advance::Next,
+            ahead if ahead < 1 << 31 => Advance::Gap(ahead),
+            _ => Advance::Replay,
+        }
     }
 }
 
@@ -142,17 +178,25 @@ impl Decoder {
             sink(Event::Version { version });
             return;
         }
-        self.stats.frames += 1;
         let sequence = u32::from_le_bytes(frame[4..8].try_into().expect("four bytes"));
         if let Some(expected) = self.expected {
-            if sequence != expected {
-                let ahead = sequence.wrapping_sub(expected);
-                let lost = if ahead < 1 << 31 { ahead } else { 0 };
-                self.stats.gaps += 1;
-                self.stats.frames_lost += u64::from(lost);
-                sink(Event::Gap { expected, received: sequence, lost });
+            match Advance::of(expected, sequence) {
+                Advance::Next => {}
+                Advance::Gap(lost) => {
+                    self.stats.gaps += 1;
+                    self.stats.frames_lost += u64::from(lost);
+                    sink(Event::Gap { expected, received: sequence, lost });
+                }
+                Advance::Replay => {
+                    // The expectation stays: the frames after a replay are judged against the
+                    // last frame really accepted, so a burst of old frames cannot move it.
+                    self.stats.replays += 1;
+                    sink(Event::Replay { last: expected.wrapping_sub(1), received: sequence });
+                    return;
+                }
             }
         }
+        self.stats.frames += 1;
         self.expected = Some(sequence.wrapping_add(1));
         sink(Event::Frame { kind: frame[3], sequence, payload: &frame[HEADER_LEN..frame.len() - 4] });
     }
@@ -169,6 +213,7 @@ mod tests {
     enum Owned {
         Frame(u8, u32, Vec<u8>),
         Gap(u32, u32, u32),
+        Replay(u32, u32),
         Version(u8),
     }
 
@@ -180,6 +225,7 @@ mod tests {
             out.push(match e {
                 Event::Frame { kind, sequence, payload } => Owned::Frame(kind, sequence, payload.to_vec()),
                 Event::Gap { expected, received, lost } => Owned::Gap(expected, received, lost),
+                Event::Replay { last, received } => Owned::Replay(last, received),
                 Event::Version { version } => Owned::Version(version),
             })
         };
@@ -247,11 +293,53 @@ mod tests {
     }
 
     #[test]
-    fn sequence_wraps_and_restarts_are_reported() {
-        let s = frames(&[(1, u32::MAX, vec![]), (1, 0, vec![]), (1, 0, vec![])]);
+    fn sequence_wraps_are_not_gaps_and_numbers_that_do_not_advance_are_replays() {
+        let s = frames(&[
+            (1, u32::MAX, vec![1]),
+            (1, 0, vec![2]),
+            (1, 0, vec![3]),
+            (1, u32::MAX, vec![4]),
+            (1, 1, vec![5]),
+        ]);
         let (events, stats) = decode_in_pieces(&s, &[5]);
-        assert_eq!(events[2], Owned::Gap(1, 0, 0));
-        assert_eq!((stats.gaps, stats.frames_lost), (1, 0));
+        assert_eq!(
+            events,
+            vec![
+                Owned::Frame(1, u32::MAX, vec![1]),
+                Owned::Frame(1, 0, vec![2]),
+                Owned::Replay(0, 0),
+                Owned::Replay(0, u32::MAX),
+                Owned::Frame(1, 1, vec![5]),
+            ]
+        );
+        assert_eq!((stats.frames, stats.replays, stats.gaps, stats.frames_lost), (3, 2, 0, 0));
+    }
+
+    #[test]
+    fn the_window_splits_the_numbers_in_half_around_the_expected_one() {
+        for expected in [0u32, 1, 1 << 31, u32::MAX - 3, u32::MAX] {
+            assert_eq!(Advance::of(expected, expected), Advance::Next);
+            assert_eq!(Advance::of(expected, expected.wrapping_add(5)), Advance::Gap(5));
+            assert_eq!(Advance::of(expected, expected.wrapping_add((1 << 31) - 1)), Advance::Gap((1 << 31) - 1));
+            assert_eq!(Advance::of(expected, expected.wrapping_add(1 << 31)), Advance::Replay);
+            assert_eq!(Advance::of(expected, expected.wrapping_sub(1)), Advance::Replay);
+            assert_eq!(Advance::of(expected, expected.wrapping_sub(1000)), Advance::Replay);
+        }
+    }
+
+    #[test]
+    fn a_frame_repeated_many_times_is_used_once() {
+        let mut s = frames(&[(1, 7, b"first".to_vec())]);
+        let one = frames(&[(1, 8, b"again".to_vec())]);
+        for _ in 0..300 {
+            s.extend_from_slice(&one);
+        }
+        s.extend(frames(&[(1, 9, b"next".to_vec())]));
+        let (events, stats) = decode_in_pieces(&s, &[13]);
+        let used: Vec<&Owned> = events.iter().filter(|e| matches!(e, Owned::Frame(..))).collect();
+        assert_eq!(used.len(), 3);
+        assert_eq!((stats.frames, stats.replays, stats.gaps), (3, 299, 0));
+        assert!(events.iter().all(|e| !matches!(e, Owned::Gap(..))));
     }
 
     #[test]
@@ -281,6 +369,66 @@ mod tests {
             // except with probability 2^-32).
             let got: Vec<Owned> = whole.into_iter().filter(|e| matches!(e, Owned::Frame(..))).collect();
             prop_assert_eq!(got.len(), specs.len());
+        }
+
+        /// Frames sent once each, then delivered with replays of earlier frames inserted at random
+        /// points, neighbours swapped and frames dropped, starting anywhere in the numbering (so
+        /// across the wrap): the payloads handed on are always a subsequence of those sent, in
+        /// order, none twice; with only replays added, exactly those sent.
+        #[test]
+        fn replays_reorders_and_duplicates_never_change_the_samples_used(
+            count in 1usize..60,
+            first in any::<u32>(),
+            replays in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..40),
+            swaps in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+            drops in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+            pieces in prop::collection::vec(1usize..300, 1..5),
+        ) {
+            // Payloads carry their frame's index, so each is distinct.
+            let sent: Vec<(u8, u32, Vec<u8>)> =
+                (0..count).map(|i| (1u8, first.wrapping_add(i as u32), (i as u32).to_le_bytes().to_vec())).collect();
+            // Replays only: a copy of an already delivered frame before position `at`.
+            let mut order: Vec<usize> = (0..count).collect();
+            for (at, which) in &replays {
+                let at = 1 + at.index(order.len());
+                let copy = order[which.index(at)];
+                order.insert(at, copy);
+            }
+            let used = |order: &[usize]| {
+                let specs: Vec<(u8, u32, Vec<u8>)> = order.iter().map(|&i| sent[i].clone()).collect();
+                let (events, stats) = decode_in_pieces(&frames(&specs), &pieces);
+                let payloads: Vec<Vec<u8>> = events
+                    .into_iter()
+                    .filter_map(|e| if let Owned::Frame(_, _, p) = e { Some(p) } else { None })
+                    .collect();
+                (payloads, stats)
+            };
+            let (payloads, stats) = used(&order);
+            let all: Vec<Vec<u8>> = sent.iter().map(|f| f.2.clone()).collect();
+            prop_assert_eq!(&payloads, &all);
+            prop_assert_eq!(stats.replays as usize, order.len() - count);
+            prop_assert_eq!((stats.gaps, stats.frames_lost), (0, 0));
+            // Then reorders and losses on top.
+            for s in &swaps {
+                let i = s.index(order.len());
+                if i + 1 < order.len() {
+                    order.swap(i, i + 1);
+                }
+            }
+            for d in &drops {
+                if order.len() > 1 {
+                    order.remove(d.index(order.len()));
+                }
+            }
+            let (payloads, stats) = used(&order);
+            prop_assert_eq!(stats.frames as usize + stats.replays as usize, order.len());
+            let mut next = 0;
+            for p in &payloads {
+                // In order and each at most once: strictly increasing indices into `sent`.
+                let index = u32::from_le_bytes(p[..4].try_into().unwrap()) as usize;
+                prop_assert!(index >= next, "payload {} after {}", index, next);
+                next = index + 1;
+            }
         }
 
         #[test]

@@ -30,6 +30,7 @@ fn decode(bytes: &[u8]) -> (Vec<Frame>, Vec<u32>, Decoder) {
     d.feed(bytes, |e| match e {
         Event::Frame { kind, sequence, payload } => frames.push((kind, sequence, payload.to_vec())),
         Event::Gap { lost: l, .. } => lost.push(l),
+        Event::Replay { .. } => panic!("golden streams hold no replays"),
         Event::Version { .. } => panic!("golden frames are version 1"),
     });
     (frames, lost, d)

@@ -32,6 +32,9 @@ pub enum StreamError {
     DeviceHealth,
     /// Frames went missing and the policy is [`GapPolicy::Error`].
     Gap { expected: u32, received: u32, lost: u32 },
+    /// A frame's number did not advance past `last` (a replay) and the policy is
+    /// [`GapPolicy::Error`]; its samples were not used either way.
+    Replay { last: u32, received: u32 },
     /// The device broke the protocol.
     Protocol(String),
     /// The transport went away.
@@ -56,6 +59,11 @@ impl std::fmt::Display for StreamError {
             StreamError::Gap { expected, received, lost } => {
                 write!(f, "frame {received} arrived where {expected} was due: {lost} frames lost")
             }
+            StreamError::Replay { last, received } => write!(
+                f,
+                "frame {received} arrived after frame {last}: a replayed frame (its number does not advance); \
+                 its samples were not used"
+            ),
             StreamError::Protocol(m) => write!(f, "device protocol: {m}"),
             StreamError::Disconnected(m) => write!(f, "device disconnected: {m}"),
         }
@@ -71,6 +79,8 @@ pub struct Stats {
     pub garbage_bytes: u64,
     pub gaps: u64,
     pub frames_lost: u64,
+    /// Valid frames whose number did not advance (replays): counted, their samples never used.
+    pub replays: u64,
     /// CRC-valid frames whose payload did not parse (their samples are not used).
     pub malformed: u64,
     /// Frames the device marked as following an overrun.
@@ -221,6 +231,7 @@ impl Conditioner {
             garbage_bytes: d.garbage_bytes,
             gaps: d.gaps,
             frames_lost: d.frames_lost,
+            replays: d.replays,
             ..self.stats
         }
     }
@@ -293,6 +304,10 @@ impl Conditioner {
             }
             Event::Gap { expected, received, lost } => match self.gap_policy {
                 GapPolicy::Error => Err(StreamError::Gap { expected, received, lost }),
+                GapPolicy::Count => Ok(()),
+            },
+            Event::Replay { last, received } => match self.gap_policy {
+                GapPolicy::Error => Err(StreamError::Replay { last, received }),
                 GapPolicy::Count => Ok(()),
             },
             Event::Frame { kind, payload, .. } => match kind {

@@ -71,10 +71,17 @@ impl SimDevice {
     /// [`Error::InvalidArgument`] for a frame size that does not fit a frame, or bad faults.
     pub fn new(source: NoiseSource, samples_per_frame: usize, faults: LinkFaults, seed: u64) -> Result<Self> {
         faults.validate()?;
+        // Bounded before any size is computed from it, so no product below can overflow.
+        if samples_per_frame == 0 || samples_per_frame > crate::frame::MAX_PAYLOAD * 8 {
+            return Err(Error::argument(
+                "samples_per_frame",
+                format!("must be 1 to {}, got {samples_per_frame}", crate::frame::MAX_PAYLOAD * 8),
+            ));
+        }
         let bits = source.params().bits;
         let packing = if bits == 1 { Packing::Packed } else { Packing::Aligned };
         let format = SampleFormat::new(bits, packing, BitOrder::MsbFirst, source.params().rate as u32)?;
-        if samples_per_frame == 0 || 4 + format.sample_bytes(samples_per_frame) > crate::frame::MAX_PAYLOAD {
+        if 4 + format.sample_bytes(samples_per_frame) > crate::frame::MAX_PAYLOAD {
             return Err(Error::argument(
                 "samples_per_frame",
                 format!(
@@ -117,7 +124,8 @@ impl SimDevice {
     fn next_frame(&mut self) {
         let rate = self.source.params().rate;
         if rate > 0.0 {
-            let due = Duration::from_secs_f64(self.counters.samples as f64 / rate);
+            // The rate is at least 1 per second (validated), so the time is finite and fits.
+            let due = Duration::try_from_secs_f64(self.counters.samples as f64 / rate).unwrap_or(Duration::MAX);
             if let Some(wait) = due.checked_sub(self.started.elapsed()) {
                 std::thread::sleep(wait);
             }
@@ -223,6 +231,15 @@ mod tests {
             stats.crc_errors <= c.bytes_corrupted && stats.crc_errors + 2 >= c.bytes_corrupted / 2,
             "{stats:?} {c:?}"
         );
+    }
+
+    #[test]
+    fn frame_sizes_that_do_not_fit_are_refused_before_any_allocation() {
+        for n in [0, crate::frame::MAX_PAYLOAD * 8 + 1, usize::MAX / 2 + 1, usize::MAX] {
+            let source = NoiseSource::new(NoiseParams { bits: 16, ..NoiseParams::default() }, 1).unwrap();
+            let err = SimDevice::new(source, n, LinkFaults::default(), 1).err().expect("refused").to_string();
+            assert!(err.starts_with("samples_per_frame"), "{err}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::{Error, Result};
 pub struct NoiseParams {
     /// ADC resolution, 1 to 16 bits.
     pub bits: u8,
-    /// Samples per second (pacing only; 0 means as fast as possible).
+    /// Samples per second (pacing only; 0 means as fast as possible), else 1 to [`MAX_RATE`].
     pub rate: f64,
     /// Standard deviation of the vacuum noise at the detector.
     pub sigma_quantum: f64,
@@ -52,6 +52,13 @@ impl Default for NoiseParams {
     }
 }
 
+/// The largest sample rate: the sample format states rates as a 32-bit count per second.
+pub const MAX_RATE: f64 = u32::MAX as f64;
+
+/// The largest magnitude of a voltage (noise, gain, offset, range): far beyond any sensible model,
+/// and small enough that no sum or product of a few of them overflows to infinity.
+pub const MAX_VOLTAGE: f64 = 1e12;
+
 impl NoiseParams {
     /// Checks every parameter.
     ///
@@ -63,18 +70,24 @@ impl NoiseParams {
         }
         let positive = [("sigma_quantum", self.sigma_quantum), ("gain", self.gain), ("range", self.range)];
         for (name, v) in positive {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(Error::argument(name, format!("must be a positive number, got {v}")));
+            if !(v > 0.0 && v <= MAX_VOLTAGE) {
+                return Err(Error::argument(name, format!("must be a positive number up to {MAX_VOLTAGE:e}, got {v}")));
             }
         }
-        if !(self.sigma_classical.is_finite() && self.sigma_classical >= 0.0) {
-            return Err(Error::argument("sigma_classical", format!("must be 0 or more, got {}", self.sigma_classical)));
+        if !(self.sigma_classical >= 0.0 && self.sigma_classical <= MAX_VOLTAGE) {
+            return Err(Error::argument(
+                "sigma_classical",
+                format!("must be 0 to {MAX_VOLTAGE:e}, got {}", self.sigma_classical),
+            ));
         }
-        if !self.offset.is_finite() {
-            return Err(Error::argument("offset", format!("must be finite, got {}", self.offset)));
+        if !(self.offset.abs() <= MAX_VOLTAGE) {
+            return Err(Error::argument("offset", format!("must lie within ±{MAX_VOLTAGE:e}, got {}", self.offset)));
         }
-        if !(self.rate.is_finite() && self.rate >= 0.0) {
-            return Err(Error::argument("rate", format!("must be 0 or more samples per second, got {}", self.rate)));
+        if !(self.rate == 0.0 || (1.0..=MAX_RATE).contains(&self.rate)) {
+            return Err(Error::argument(
+                "rate",
+                format!("must be 0 (as fast as possible) or 1 to {MAX_RATE} samples per second, got {}", self.rate),
+            ));
         }
         if self.bandwidth.is_nan() || self.bandwidth <= 0.0 {
             return Err(Error::argument(
@@ -367,5 +380,29 @@ mod tests {
         assert!(t[10..].iter().all(|&v| v == t[9]));
         assert!(NoiseParams { bits: 0, ..NoiseParams::default() }.validate().is_err());
         assert!(NoiseParams { gain: -1.0, ..NoiseParams::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn hostile_parameters_are_refused_by_name() {
+        let d = NoiseParams::default();
+        let cases = [
+            ("rate", NoiseParams { rate: 1e300, ..d }),
+            ("rate", NoiseParams { rate: 0.5, ..d }),
+            ("rate", NoiseParams { rate: f64::NAN, ..d }),
+            ("rate", NoiseParams { rate: -1.0, ..d }),
+            ("gain", NoiseParams { gain: f64::INFINITY, ..d }),
+            ("range", NoiseParams { range: 1e300, ..d }),
+            ("sigma_quantum", NoiseParams { sigma_quantum: f64::NAN, ..d }),
+            ("sigma_classical", NoiseParams { sigma_classical: 1e300, ..d }),
+            ("offset", NoiseParams { offset: f64::NEG_INFINITY, ..d }),
+            ("bandwidth", NoiseParams { bandwidth: f64::NAN, ..d }),
+        ];
+        for (name, p) in cases {
+            let err = p.validate().unwrap_err().to_string();
+            assert!(err.starts_with(name), "{name}: {err}");
+        }
+        // The extremes allowed still give finite entropies.
+        let wide = NoiseParams { rate: MAX_RATE, gain: MAX_VOLTAGE, range: MAX_VOLTAGE, offset: -MAX_VOLTAGE, ..d };
+        assert!(wide.validate().is_ok() && wide.min_entropy().is_finite());
     }
 }
