@@ -4,6 +4,7 @@ partial files on errors."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,28 @@ def test_failed_block_tests_read_as_a_statistic_and_its_passing_range(
     monobit = next(line for line in lines if line.startswith("block 0: monobit"))
     ones = int(bits[:20_000].sum())
     assert monobit == f"block 0: monobit failed: statistic {ones}, passes when 9725 < statistic < 10275"
+
+
+def test_qkd_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from qitcore import qkd
+
+    link = qkd.LinkModel(distance_km=5).simulate(200_000, seed=1)
+    link.alice.save(tmp_path / "alice.npz")
+    (tmp_path / "auth.key").write_bytes(bytes(range(32)))
+    (tmp_path / "garbage").write_bytes(bytes(range(256)) * 4)
+    auth = ["--auth-key-file", str(tmp_path / "auth.key")]
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        cases = [
+            (["qkd", "bob", "--connect", "127.0.0.1:9", "--records", str(tmp_path / "alice.npz"),
+              "--auth-key-file", "/dev/zero"], "more than 65536 bytes"),
+            (["qkd", "bob", "--connect", "127.0.0.1:9", "--records", str(tmp_path / "garbage"), *auth],
+             "no detection records"),
+            (["qkd", "simulate", "--pulses", "1e5", "--key-out", str(tmp_path / "no" / "k")], "no such folder"),
+            (["qkd", "alice", "--listen", f"127.0.0.1:{port}", "--records", str(tmp_path / "alice.npz"), *auth],
+             f"--listen 127.0.0.1:{port}: Address already in use"),
+        ]  # fmt: skip
+        for argv, message in cases:
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err.splitlines()
+            assert len(err) == 1 and err[0].startswith("qitcore: error: ") and message in err[0], err

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from qitcore import qkd
-from qitcore.errors import ChannelClosed, ChannelError, QkdError
+from qitcore.errors import ChannelClosed, ChannelError, QkdAbort, QkdError
 from qitcore.qkd.channel import (
     FIRST_FRAME_LIMIT,
     MAX_PENDING,
@@ -154,6 +154,19 @@ def test_a_flood_of_silent_clients_does_not_keep_bob_out(link: qkd.SimulatedLink
         for sock in flood:
             sock.close()
     assert alice.error is None and alice.session.result()[0] == bob_key
+
+
+def test_a_failed_session_ends_alice_with_its_own_error(link: qkd.SimulatedLink) -> None:
+    alice = _Alice(link)
+    with (
+        qkd.TcpChannel(KEY, "127.0.0.1", alice.port, timeout=20) as channel,
+        pytest.raises(QkdAbort, match="Alice: parameters differ"),
+    ):
+        qkd.BobSession(link.bob, qkd.Params(qber_threshold=0.05), channel).run()
+    alice.join()
+    assert alice.error is None  # serve_tcp returned: the session, not the channel, failed
+    with pytest.raises(QkdAbort, match="parameters differ"):
+        alice.session.result()
 
 
 def test_a_silent_client_is_dropped_after_the_first_frame_deadline(link: qkd.SimulatedLink) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__, cli_kme, cli_qkd, cli_stream, entropy, health
-from .cli_args import count, natural, positive_real, real
+from .cli_args import check_output_folders, count, natural, positive_real, real
 from .errors import QitError
 from .report import Progress, html_report, iid_json, iid_table, non_iid_json, non_iid_table, write_atomically
 
@@ -68,16 +68,8 @@ def _command_line(argv: Sequence[str] | None) -> str:
     return shlex.join(["qitcore", *(sys.argv[1:] if argv is None else argv)])
 
 
-def _check_output_folders(**outputs: str | None) -> None:
-    """Refuses an output file whose folder is missing before the work that would fill it."""
-    for option, path in outputs.items():
-        folder = os.path.dirname(os.path.abspath(path)) if path else None
-        if folder is not None and not os.path.isdir(folder):
-            raise QitError(f"--{option}: {path}: no such folder {folder}")
-
-
 def _assess(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
-    _check_output_folders(json=args.json, report=args.report)
+    check_output_folders(json=args.json, report=args.report)
     data = entropy.read_samples(args.file, subset=_subset(args.subset, args.file))
     sha = hashlib.sha256(data).hexdigest()
     quiet = args.quiet

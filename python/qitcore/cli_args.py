@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["count", "natural", "positive_real", "real"]
+from .errors import InvalidArgumentError
+
+__all__ = ["check_output_folders", "count", "natural", "positive_real", "real"]
 
 # ASCII digits only: Python's int() and float() also take "1_0" and full-width digits.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -65,3 +68,16 @@ def positive_real(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def check_output_folders(**outputs: str | None) -> None:
+    """Refuses, before the work that would fill them, output files whose folder does not exist
+    (keyword: the option's name with ``_`` for ``-``; value: the path, or ``None`` when not given).
+
+    Raises:
+        InvalidArgumentError: naming the option and the missing folder.
+    """
+    for option, path in outputs.items():
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder is not None and not os.path.isdir(folder):
+            raise InvalidArgumentError(f"--{option.replace('_', '-')}: {path}: no such folder {folder}")

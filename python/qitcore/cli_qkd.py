@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import _validate
-from .cli_args import count, natural, positive_real, real
+from .cli_args import check_output_folders, count, natural, positive_real, real
 from .errors import InvalidArgumentError, QitError, SampleFileError
 from .qkd import AliceSession, BobSession, LinkModel, Params, Records, Report, TcpChannel, distill, serve_tcp
 from .qkd.channel import read_auth_key
@@ -124,15 +124,19 @@ def _records(path: str) -> Records:
         return Records.load(path)
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            # Chunk by chunk: memory follows the records found, not the file (or device) named.
+            records = read_detections(iter(lambda: f.read(1 << 20), b""))
     except OSError as exc:
-        raise SampleFileError(f"{path}: {exc}") from None
-    return read_detections(data)
+        raise SampleFileError(f"{path}: {exc.strerror or exc}") from None
+    if len(records) == 0:
+        raise SampleFileError(f"{path}: no detection records (neither an .npz records file nor a QDP/1 capture)")
+    return records
 
 
 def run(args: argparse.Namespace) -> int:
     """Dispatches ``qitcore qkd ROLE``."""
     params = _params(args)
+    check_output_folders(key_out=args.key_out, json=args.json, save_records=getattr(args, "save_records", None))
     if args.role == "simulate":
         return _simulate(args, params)
     key_file = read_auth_key(args.auth_key_file, "auth-key-file")
@@ -184,7 +188,7 @@ def _alice(args: argparse.Namespace, params: Params, records: Records, auth_key:
             serve_tcp(session, server, timeout=args.timeout, on_connect=connected)
         except QitError as exc:
             # The session's own error (Bob's parameters differ, a QBER too high) says more than
-            # the channel's (Bob hung up after it).
+            # the channel's.
             raise session.error or exc from None
     key, report = session.result()
     return _finish(args, key, report)

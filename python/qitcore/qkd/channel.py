@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .. import _validate
-from ..errors import AuthenticationError, ChannelClosed, ChannelError, InvalidArgumentError
+from ..errors import AuthenticationError, ChannelClosed, ChannelError, InvalidArgumentError, QitError
 
 __all__ = [
     "FIRST_FRAME_LIMIT",
@@ -56,6 +56,7 @@ TAG_BYTES = 32
 OVERHEAD = HEADER.size + TAG_BYTES
 TO_ALICE, TO_BOB = b"A", b"B"
 MIN_KEY_BYTES = 16
+MAX_KEY_BYTES = 1 << 16
 LENGTH = struct.Struct("<I")
 
 FIRST_FRAME_LIMIT = 4096
@@ -87,13 +88,16 @@ def read_auth_key(path: str | os.PathLike[str], name: str) -> bytes:
     """The pre-shared authentication key in file ``path``; ``name`` is the setting that named it.
 
     Raises:
-        InvalidArgumentError: the file cannot be read or holds fewer than 16 bytes.
+        InvalidArgumentError: the file cannot be read, holds fewer than 16 bytes or more than
+            64 KiB (a device such as /dev/zero named by mistake is not read without end).
     """
     try:
         with open(path, "rb") as f:
-            key = f.read()
+            key = f.read(MAX_KEY_BYTES + 1)
     except OSError as exc:
         raise InvalidArgumentError(f"{name}: {exc}") from None
+    if len(key) > MAX_KEY_BYTES:
+        raise InvalidArgumentError(f"{name}: {path} holds more than {MAX_KEY_BYTES} bytes: not a key file")
     if len(key) < MIN_KEY_BYTES:
         raise InvalidArgumentError(f"{name}: {path} holds {len(key)} bytes, at least {MIN_KEY_BYTES} are needed")
     return key
@@ -159,6 +163,11 @@ class Listener(Endpoint, Protocol):
     @property
     def finished(self) -> bool:
         """Whether Bob confirmed the end of the session."""
+        ...
+
+    @property
+    def error(self) -> QitError | None:
+        """Why the session failed, once it has."""
         ...
 
     def authentic(self, frame: bytes) -> bool:
@@ -359,7 +368,8 @@ def serve_tcp(
     first_frame_timeout: float = FIRST_FRAME_SECONDS,
     on_connect: Callable[[str], None] | None = None,
 ) -> None:
-    """Waits on the listening socket ``server`` for Bob and serves him until the session ends.
+    """Waits on the listening socket ``server`` for Bob and serves him until the session ends
+    (Bob confirmed, or it failed: ``endpoint`` then says why).
 
     Every connection's first frame is read concurrently, within ``first_frame_timeout`` seconds
     and :data:`FIRST_FRAME_LIMIT` bytes; one that is late, oversized, malformed or fails
@@ -393,8 +403,8 @@ def serve_tcp(
                 send_frame(conn, reply)
             except OSError as exc:
                 raise ChannelClosed(f"connection failed: {exc}") from None
-            if endpoint.finished:
-                return
+            if endpoint.finished or endpoint.error is not None:
+                return  # the reply told Bob how it ended; endpoint.result() tells the caller
             frame = recv_frame(conn, limit=limit)
 
 
@@ -472,8 +482,13 @@ def _accept(
     except (BlockingIOError, InterruptedError):
         return
     except OSError as exc:
-        # Out of file descriptors, or a connection reset before it was accepted: keep listening.
+        # Out of file descriptors, or a connection reset before it was accepted: keep listening,
+        # after freeing a descriptor (the listening socket stays readable and would spin).
         log.warning("accept failed: %s", exc)
+        if pending:
+            drop(min(pending.values(), key=lambda p: p.deadline), "descriptors needed")
+        else:
+            time.sleep(0.05)
         return
     if len(pending) >= MAX_PENDING:
         drop(min(pending.values(), key=lambda p: p.deadline), "too many connections waiting")
