@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -90,7 +90,7 @@ def _answer(sock: socket.socket) -> bytes:
     return bytes(got)
 
 
-def _stray(port: int, data: bytes | Iterator[bytes]) -> bytes:
+def _stray(port: int, data: bytes | Iterable[bytes]) -> bytes:
     """Connects, sends ``data`` (stopping when Alice hangs up) and returns her answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         try:
@@ -116,7 +116,7 @@ def test_stray_clients_before_bob_get_nothing_and_cost_alice_little_memory(link:
     flipped[20] ^= 0x10
     tracemalloc.start()
     try:
-        strays = {
+        strays: dict[str, bytes | Iterable[bytes]] = {
             "garbage": os.urandom(10_000),
             "4 GiB length, then 16 MiB": (b"\xff\xff\xff\xff", *[block] * 256),
             "a frame just over the first-frame bound": struct.pack("<I", FIRST_FRAME_LIMIT + 1) + block,

@@ -132,7 +132,7 @@ class Sealer:
         if not hmac.compare_digest(tag, hmac.digest(self._key, self._in_dir + header + body, "sha256")):
             return False
         magic, _, seq, length = HEADER.unpack(header)
-        return magic == MAGIC and length == len(body) and seq == self._received
+        return bool(magic == MAGIC and length == len(body) and seq == self._received)
 
     def open(self, frame: bytes) -> tuple[int, bytes]:
         if len(frame) < OVERHEAD:
@@ -346,7 +346,7 @@ class _Pending:
         """Bytes still to read of the length and the frame; -1 when the length is out of bounds."""
         if len(self.data) < LENGTH.size:
             return LENGTH.size - len(self.data)
-        (length,) = LENGTH.unpack_from(self.data)
+        length: int = LENGTH.unpack_from(self.data)[0]
         if not OVERHEAD <= length <= FIRST_FRAME_LIMIT:
             return -1
         return LENGTH.size + length - len(self.data)
