@@ -154,15 +154,32 @@ def kme(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
         [*serve, "--listen", f"127.0.0.1:{port}"], cwd=folder, env=_env(), stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 120
-        while "keys stored" not in (folder / "serve.log").read_text():
-            assert server.poll() is None and time.monotonic() < deadline, (folder / "serve.log").read_text()
-            time.sleep(0.2)
+        _await_keys(folder, port, server)
         yield folder, port
     finally:
         server.terminate()
         server.wait(30)
         log.close()
+
+
+def _await_keys(folder: Path, port: int, server: subprocess.Popen[bytes]) -> None:
+    """Waits until the KME answers and holds keys for the README's requests."""
+    from qitcore.errors import QitError
+    from qitcore.kme import KMEClient
+
+    local = folder / "kme-local"
+    deadline = time.monotonic() + 120
+    while True:
+        assert server.poll() is None and time.monotonic() < deadline, (folder / "serve.log").read_text()
+        if (local / "ca.pem").exists():
+            try:
+                with KMEClient(f"https://127.0.0.1:{port}", *(str(local / f) for f in
+                               ("SAE-A.pem", "SAE-A.key", "ca.pem"))) as client:  # fmt: skip
+                    if client.status("SAE-B").stored_key_count >= 4:
+                        return
+            except (QitError, OSError):
+                pass  # not listening yet, or certificates still being written
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("block", KME, ids=[b.id for b in KME])
