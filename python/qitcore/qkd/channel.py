@@ -60,8 +60,9 @@ MAX_KEY_BYTES = 1 << 16
 LENGTH = struct.Struct("<I")
 
 FIRST_FRAME_LIMIT = 4096
-"""Bytes a peer may send before it has authenticated: the first message of a session is HELLO,
-whose payload is the parameters as JSON (about 260 bytes), and a refusal's text quotes it."""
+"""Bytes a peer may send before it has authenticated (a whole frame): the first message of a
+session is HELLO, whose payload is the parameters as JSON (about 200 bytes; header and tag add
+47); 4 KiB leave room for any parameters written at full precision."""
 
 BASE_LIMIT = 1 << 16
 PER_RECORD_LIMIT = 16
