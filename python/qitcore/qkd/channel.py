@@ -442,10 +442,11 @@ def _await_bob(
                     if key.fileobj is server:
                         _accept(server, selector, pending, min(deadline, time.monotonic() + first_frame_timeout), drop)
                         continue
-                    p = pending[key.fileobj]  # type: ignore[index]
-                    want = p.want()
+                    p = pending.get(key.fileobj)  # type: ignore[call-overload]
+                    if p is None:
+                        continue  # dropped by an earlier event of this round (to make room)
                     try:
-                        chunk = p.sock.recv(want) if want > 0 else b""
+                        chunk = p.sock.recv(p.want())
                     except BlockingIOError:
                         continue
                     except OSError as exc:
