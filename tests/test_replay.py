@@ -58,7 +58,7 @@ def test_a_frame_repeated_300_times_is_used_once(tmp_path: Path, seed: bytes) ->
     samples = os.urandom(60 * PER_FRAME)
     frames = [frame(i, samples[i * PER_FRAME : (i + 1) * PER_FRAME]) for i in range(60)]
     clean, clean_stats = output(capture(tmp_path, "clean.qdp", frames), seed)
-    replayed = frames[:20] + [frames[20]] * 300 + frames[21:]
+    replayed = [*frames[:20], *[frames[20]] * 300, *frames[21:]]
     out, stats = output(capture(tmp_path, "replayed.qdp", replayed), seed)
     assert len(clean) > 40_000 and out == clean
     assert stats["replays"] == 299 and stats["frames"] == 60 and stats["gaps"] == 0
@@ -106,7 +106,7 @@ def test_random_replays_and_reorders_give_the_output_of_the_frames_accepted(
 def test_a_replay_raises_under_the_error_policy(tmp_path: Path, seed: bytes) -> None:
     samples = os.urandom(10 * PER_FRAME)
     frames = [frame(100 + i, samples[i * PER_FRAME : (i + 1) * PER_FRAME]) for i in range(10)]
-    url = capture(tmp_path, "replayed.qdp", frames[:6] + [frames[3]] + frames[6:])
+    url = capture(tmp_path, "replayed.qdp", [*frames[:6], frames[3], *frames[6:]])
     with qitcore.open_raw(url, gap_policy="error") as raw:
         before = raw.read_samples(10**9)
         with pytest.raises(ReplayedFrameError) as info:

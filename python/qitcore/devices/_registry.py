@@ -1,11 +1,19 @@
 """The registry of device backends and :func:`open`, in the style of python-can's interfaces: a
 URL's scheme picks the backend; backends register themselves by scheme, or from other packages
-through the ``qitcore.devices`` entry-point group."""
+through the ``qitcore.devices`` entry-point group.
+
+Each backend declares the query parameters it reads (:class:`~qitcore.devices._params.Param`:
+kind and range). :func:`open` checks the URL against them, and against the stream options every
+URL takes (:data:`OPTION_PARAMS`), before the backend runs: an unknown parameter is refused by
+name (a misspelt ``rat=1e6`` must not run unthrottled), and so is a value out of range, with
+:class:`~qitcore.errors.InvalidArgumentError`, so nothing hostile reaches a device or the Rust
+core.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from importlib.metadata import entry_points
 from typing import Any
@@ -14,8 +22,9 @@ from urllib.parse import parse_qs, urlsplit
 from .. import _core
 from ..errors import DeviceError, DeviceNotFound, InvalidArgumentError
 from ..stream import QrngStream, RawSampleStream
+from ._params import Param, choice, integer, number
 
-__all__ = ["Options", "Url", "backends", "open", "open_raw", "register_backend"]
+__all__ = ["OPTION_PARAMS", "Options", "Url", "backend_params", "backends", "open", "open_raw", "register_backend"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,8 @@ class Url:
     location: str
     path: str
     query: dict[str, list[str]] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    """The query's values checked against the backend's parameters (by :func:`open`)."""
 
     @classmethod
     def parse(cls, text: str) -> Url:
@@ -40,7 +51,10 @@ class Url:
         return cls(text, parts.scheme.lower(), parts.netloc, parts.path, query)
 
     def get(self, key: str, kind: Callable[[str], Any], default: Any = None) -> Any:
-        """The last value of ``key`` converted by ``kind``, or ``default``."""
+        """The value of ``key`` (as checked against its declaration, else converted by ``kind``),
+        or ``default``."""
+        if key in self.values:
+            return self.values[key]
         values = self.query.get(key)
         if not values:
             return default
@@ -87,22 +101,15 @@ class Options:
     :class:`qitcore.testing.usb.EmulatedBackend`."""
 
     def merged(self, url: Url, overrides: dict[str, Any]) -> Options:
-        converters: dict[str, Callable[[str], Any]] = {
-            "min_entropy": lambda v: v if v == "assess" else float(v),
-            "epsilon": float,
-            "alpha": float,
-            "startup_samples": int,
-            "block_bits": int,
-            "gap_policy": str,
-            "buffer_bytes": int,
-            "timeout": float,
-        }
-        values = {k: url.get(k, conv) for k, conv in converters.items() if k in url.query}
+        """These options with the URL's (checked by :func:`open`) and the keyword arguments'."""
+        values = {k: url.get(k, str) for k in OPTION_PARAMS if k in url.query}
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:
             raise InvalidArgumentError(f"open: unknown option(s) {', '.join(sorted(unknown))}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        for k, v in overrides.items():
+            if v is not None:
+                values[k] = OPTION_PARAMS[k].check(v) if k in OPTION_PARAMS else v
         opts = replace(self, **values)
         if opts.gap_policy not in ("count", "error"):
             raise InvalidArgumentError(f"gap_policy: expected 'count' or 'error', got {opts.gap_policy!r}")
@@ -141,18 +148,73 @@ class Options:
         )
 
 
+OPTION_PARAMS: dict[str, Param] = {
+    p.name: p
+    for p in (
+        number("min_entropy", 0, 16, "bits per sample", open_low=True, words=("assess",)),
+        number("epsilon", 0, 1, "distance from uniform per block", open_low=True, open_high=True),
+        number("alpha", 0, 1, "health tests' false-positive rate", open_low=True, open_high=True),
+        integer("startup_samples", 0, 2**53, "samples tested before any output"),
+        integer("block_bits", 1, 2**20, "Toeplitz input block"),
+        choice("gap_policy", "count", "error", help="what lost or replayed frames do"),
+        integer("buffer_bytes", 1, 2**30, "output queue"),
+        number("timeout", 0, 86_400, "seconds to wait for a reply", open_low=True),
+    )
+}
+"""Parameters every device URL takes: the fields of :class:`Options`."""
+
 Factory = Callable[[Url, Options, bool], QrngStream]
 _BACKENDS: dict[str, Factory] = {}
+_PARAMS: dict[str, dict[str, Param]] = {}
 
 
-def register_backend(scheme: str, factory: Factory) -> None:
-    """Makes ``scheme://`` URLs open through ``factory(url, options, raw)``."""
+def register_backend(scheme: str, factory: Factory, params: Iterable[Param] | None = None) -> None:
+    """Makes ``scheme://`` URLs open through ``factory(url, options, raw)``. ``params``: the query
+    parameters the backend reads, besides :data:`OPTION_PARAMS` (default: the factory's
+    ``url_params`` attribute, else none); :func:`open` refuses any other, and values out of their
+    declared range, before calling the factory."""
+    declared = list(params if params is not None else getattr(factory, "url_params", ()))
+    clash = [p.name for p in declared if p.name in OPTION_PARAMS]
+    if clash:
+        raise InvalidArgumentError(f"params: {', '.join(clash)} are stream options every URL takes")
     _BACKENDS[scheme.lower()] = factory
+    _PARAMS[scheme.lower()] = {p.name: p for p in declared}
 
 
 def backends() -> list[str]:
     """The schemes :func:`open` knows, including those of installed plug-ins."""
     return sorted(set(_BACKENDS) | {ep.name for ep in entry_points(group="qitcore.devices")})
+
+
+def backend_params(scheme: str) -> dict[str, Param]:
+    """The query parameters ``scheme://`` URLs take: the backend's own, then :data:`OPTION_PARAMS`."""
+    _factory(scheme.lower())  # loads a plug-in's declaration
+    return {**_PARAMS.get(scheme.lower(), {}), **OPTION_PARAMS}
+
+
+def checked(url: Url, declared: Mapping[str, Param], passthrough: bool = False) -> Url:
+    """``url`` with its query's values checked against ``declared``. ``passthrough``: keys not
+    declared are left for the transport (pyserial's own URL handlers refuse what they do not
+    know).
+
+    Raises:
+        InvalidArgumentError: an unknown parameter, one given twice, or a value out of range,
+            naming the parameter.
+    """
+    values: dict[str, Any] = {}
+    for key, texts in url.query.items():
+        param = declared.get(key)
+        if param is None:
+            if passthrough:
+                continue
+            known = ", ".join(sorted(declared))
+            raise InvalidArgumentError(
+                f"{key or repr(key)}: not a parameter of {url.scheme}:// URLs (they take {known})"
+            )
+        if len(texts) > 1 and not param.many:
+            raise InvalidArgumentError(f"{key}: given {len(texts)} times; give it once")
+        values[key] = [item for t in texts for item in param.parse(t)] if param.many else param.parse(texts[0])
+    return replace(url, values=values)
 
 
 def _factory(scheme: str) -> Factory:
@@ -190,12 +252,17 @@ def _pyserial_handles(scheme: str) -> bool:
 
 def _open(url: str, raw: bool, overrides: dict[str, Any]) -> QrngStream:
     parsed = Url.parse(url)
+    factory = _factory(parsed.scheme)
+    # A scheme served by one of pyserial's own URL handlers: the keys qitcore does not know are
+    # that handler's, and it refuses those it does not know either.
+    passthrough = parsed.scheme not in _PARAMS
+    parsed = checked(parsed, {**_PARAMS.get(parsed.scheme, _PARAMS.get("loop", {})), **OPTION_PARAMS}, passthrough)
     options = Options().merged(parsed, overrides)
     if options.min_entropy == "assess":
         options = replace(options, min_entropy=None if raw else _assess(parsed, options))
     elif options.min_entropy is not None and not isinstance(options.min_entropy, int | float):
         raise InvalidArgumentError(f"min_entropy: expected bits per sample or 'assess', got {options.min_entropy!r}")
-    return _factory(parsed.scheme)(parsed, options, raw)
+    return factory(parsed, options, raw)
 
 
 def _assess(url: Url, options: Options) -> float:

@@ -10,6 +10,7 @@ import os
 from ..errors import DeviceError
 from ..stream import QrngStream
 from ._registry import Options, Url, register_backend
+from .serial_port import FORMAT_PARAMS
 from .sim import stream_class
 
 
@@ -28,4 +29,4 @@ def _open_file(url: Url, options: Options, raw: bool) -> QrngStream:
     return stream_class(raw)(core, description=url.text, info=info, min_entropy=None if raw else options.min_entropy)
 
 
-register_backend("file", _open_file)
+register_backend("file", _open_file, FORMAT_PARAMS)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import DeviceError, DeviceNotFound
 from ..stream import QrngStream
+from ._params import text
 from ._registry import Options, Url, register_backend
 from .sim import stream_class
 
@@ -35,7 +36,7 @@ def _open_hwrng(url: Url, options: Options, raw: bool) -> QrngStream:
     info: dict[str, object] = {"device": path, **kernel_rng(url.get("sysfs", str, SYSFS))}
     if info.get("rng_current") in ("none", ""):
         raise DeviceNotFound(f"{url.text}: the kernel has no current hardware RNG (rng_current is none)")
-    quality = int(str(info.get("rng_quality", "0")) or 0)
+    quality = _quality(str(info.get("rng_quality", "")))
     claim = quality / 128 if quality > 0 else 4.0
     info["claimed_min_entropy"] = claim
     core = options.core_stream(8, "aligned", "big", 0, raw=raw, min_entropy=claim)
@@ -44,4 +45,10 @@ def _open_hwrng(url: Url, options: Options, raw: bool) -> QrngStream:
     return stream_class(raw)(core, description=url.text, info=info, min_entropy=h)
 
 
-register_backend("hwrng", _open_hwrng)
+def _quality(value: str) -> int:
+    """``rng_quality``: entropy per 1024 bits, 0 to 1024; anything else (absent, not a number, out
+    of range, as a broken or hostile driver might report) counts as no statement."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 4 and int(value) <= 1024 else 0
+
+
+register_backend("hwrng", _open_hwrng, (text("path", "the device (/dev/hwrng)"), text("sysfs", "its sysfs folder")))

@@ -21,7 +21,7 @@ from ._registry import Options, Url, register_backend
 from .firmware import build_firmware
 from .qdp import QdpLink
 from .serial_port import open_port
-from .sim import describe, model_with_faults
+from .sim import SIM_PARAMS, describe, model_with_faults
 
 __all__ = ["host_firmware"]
 
@@ -96,4 +96,4 @@ def _open_sim_pty(url: Url, options: Options, raw: bool) -> QrngStream:
     return stream
 
 
-register_backend("sim+pty", _open_sim_pty)
+register_backend("sim+pty", _open_sim_pty, SIM_PARAMS)

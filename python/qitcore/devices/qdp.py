@@ -74,9 +74,20 @@ class QdpLink(PortLink):
             raise
         fmt = info["format"]
         claimed = info["claimed_min_entropy"] or None
-        core = self.options.core_stream(
-            fmt["bits_per_sample"], fmt["packing"], fmt["bitorder"], fmt["rate"], raw=raw, min_entropy=claimed
-        )
+        try:
+            if claimed is not None and claimed > fmt["bits_per_sample"] and self.options.min_entropy is None:
+                # A number from the device is checked like one from the user: the claim drives
+                # the health cutoffs and the output length.
+                raise ProtocolError(
+                    f"{self.description}: the device claims {claimed:g} bits of min-entropy per "
+                    f"{fmt['bits_per_sample']}-bit sample; give min_entropy= to use it"
+                )
+            core = self.options.core_stream(
+                fmt["bits_per_sample"], fmt["packing"], fmt["bitorder"], fmt["rate"], raw=raw, min_entropy=claimed
+            )
+        except QitError:
+            self.port.close()
+            raise
         stream = self.start(core, info, raw, claimed)
         try:
             self.command(Command.START)

@@ -24,10 +24,11 @@ from typing import Any
 from ..errors import DeviceNotFound, InvalidArgumentError
 from ..stream import QrngStream
 from ._extras import device_packages
+from ._params import choice, integer, text
 from ._registry import Options, Url, register_backend
 from .catalog import DRIVERS
 from .link import PortLink
-from .serial_port import open_serial
+from .serial_port import BAUD, open_serial
 
 WHITENED, RAW = 7.0, 2.0
 PRO_MODES = {"normal": (300, WHITENED), "rng1": (4800, WHITENED), "rng2": (9600, WHITENED),
@@ -57,7 +58,11 @@ def _bytes_stream(
     url: Url, options: Options, raw: bool, port: Any, claim: float | None, info: dict[str, Any]
 ) -> QrngStream:
     link = PortLink(port, options, url.text, framed=False)
-    core = options.core_stream(8, "aligned", "big", 0, raw=raw, min_entropy=claim)
+    try:
+        core = options.core_stream(8, "aligned", "big", 0, raw=raw, min_entropy=claim)
+    except BaseException:
+        link.close()  # a refused option leaves no port open
+        raise
     return link.start(core, {"bits_per_sample": 8, "claimed_min_entropy": claim, **info}, raw, claim)
 
 
@@ -114,7 +119,12 @@ def _cdc(url: Url, options: Options, raw: bool) -> QrngStream:
     return _bytes_stream(url, options, raw, port, None, {"device": spec, "model": "CDC byte stream"})
 
 
-register_backend("truerng", _truerng)
-register_backend("truerngpro", _truerngpro)
-register_backend("onerng", _onerng)
-register_backend("cdc", _cdc)
+PORT = text("port", "the device's path or a pyserial URL")
+register_backend("truerng", _truerng, (PORT,))
+register_backend("truerngpro", _truerngpro, (PORT, choice("mode", *PRO_MODES, help="the sample mode")))
+register_backend(
+    "onerng",
+    _onerng,
+    (PORT, choice("source", "avalanche", "rf", "both", help="noise source"), integer("whiten", 0, 1, "1: whitened")),
+)
+register_backend("cdc", _cdc, (PORT, BAUD))

@@ -15,14 +15,37 @@ from urllib.parse import urlencode
 from ..errors import DeviceBusy, DeviceError, DeviceNotFound
 from ..stream import QrngStream
 from ._extras import device_packages
-from ._registry import Options, Url, register_backend
+from ._params import choice, integer, text
+from ._registry import OPTION_PARAMS, Options, Url, register_backend
 from .qdp import QdpLink
 
+BAUD = integer("baud", 1, 2**31 - 1, "line speed, bits per second")
+FORMAT_PARAMS = (
+    integer("bits", 1, 16, "bits per sample"),
+    choice("packing", "aligned", "packed", help="how samples sit in a payload"),
+    choice("bitorder", "big", "little", help="bit order of packed samples"),
+)
+"""The sample format of a stream that does not say it (files, links without the handshake)."""
+SERIAL_PARAMS = (
+    BAUD,
+    choice("handshake", "qdp", "none", help="none: the link carries DATA frames only"),
+    *FORMAT_PARAMS,
+)
+
+# pyserial's own options of its URL handlers, passed on to them.
+_PYSERIAL = {
+    "serial": (),
+    "loop": (text("logging", "pyserial's logging level"),),
+    "socket": (text("logging", "pyserial's logging level"),),
+    "rfc2217": (
+        text("logging", "pyserial's logging level"),
+        text("ign_set_control", "pyserial: do not wait for SET_CONTROL replies"),
+        text("poll_modem", "pyserial: poll the modem state"),
+    ),
+}
+
 # Query keys qitcore reads; the rest are pyserial's.
-_OURS = {
-    "min_entropy", "epsilon", "alpha", "startup_samples", "block_bits", "gap_policy", "buffer_bytes",
-    "timeout", "baud", "handshake", "bits", "packing", "bitorder",
-}  # fmt: skip
+_OURS = {*OPTION_PARAMS, *(p.name for p in SERIAL_PARAMS)}
 
 
 def open_serial(spec: str, baud: int, description: str) -> Any:
@@ -57,7 +80,7 @@ def open_serial(spec: str, baud: int, description: str) -> Any:
 
 def open_port(url: Url) -> Any:
     """The pyserial port the URL names, opened."""
-    baud = url.get("baud", int, 115200)
+    baud = BAUD.check(url.get("baud", int, 115200))
     if url.scheme == "serial":
         return open_serial(url.path or url.location, baud, url.text)
     rest = {k: v for k, v in url.query.items() if k not in _OURS}
@@ -66,14 +89,14 @@ def open_port(url: Url) -> Any:
 
 
 def _open_serial(url: Url, options: Options, raw: bool) -> QrngStream:
-    port = open_port(url)
     if url.get("handshake", str, "qdp") == "none":
         bits = url.get("bits", int, 8)
         packing, order = url.get("packing", str, "aligned"), url.get("bitorder", str, "big")
+        # The stream first: a refused option must not leave the port open.
         core = options.core_stream(bits, packing, order, 0, raw=raw, min_entropy=None)
-        return QdpLink(port, options, url.text).start(core, {"bits_per_sample": bits}, raw, None)
-    return QdpLink(port, options, url.text).open(raw)
+        return QdpLink(open_port(url), options, url.text).start(core, {"bits_per_sample": bits}, raw, None)
+    return QdpLink(open_port(url), options, url.text).open(raw)
 
 
-for _scheme in ("serial", "loop", "socket", "rfc2217"):
-    register_backend(_scheme, _open_serial)
+for _scheme, _theirs in _PYSERIAL.items():
+    register_backend(_scheme, _open_serial, (*SERIAL_PARAMS, *_theirs))

@@ -10,7 +10,8 @@ simulated device in Rust, with link faults on request. Query parameters:
   corrupted), ``garbage:P`` (bursts of garbage between frames), ``disconnect:N`` (link down after
   N bytes).
 
-The model's min-entropy against classical side information is the default ``min_entropy``.
+Each is checked against its range (:data:`SIM_PARAMS`) before anything starts. The model's
+min-entropy against classical side information is the default ``min_entropy``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,45 @@ from typing import Any
 from .. import _core
 from ..errors import InvalidArgumentError
 from ..stream import QrngStream, RawSampleStream
+from ._params import faults, integer, number
 from ._registry import Options, Url, register_backend
 
-__all__ = ["model_from_url", "model_with_faults", "parse_faults"]
+__all__ = ["SIM_PARAMS", "model_from_url", "model_with_faults", "parse_faults"]
+
+MAX_RATE = 2**32 - 1
+"""Samples per second: the sample format states rates in 32 bits."""
+MAX_VOLTAGE = 1e12
+"""Largest magnitude of a voltage in the model (the Rust model's own bound)."""
+MAX_FRAME = 8188 * 8
+"""Samples in the largest frame of the narrowest format (1-bit samples, packed)."""
+
+FAULT = faults(
+    "fault",
+    {
+        "stuck": integer("stuck", 0, 2**62, "the output sticks after this many samples"),
+        "drift": number("drift", -1.0, 1.0, "offset added per sample (units of the ADC half range)"),
+        "drop": number("drop", 0.0, 1.0, "probability that a frame is dropped"),
+        "corrupt": number("corrupt", 0.0, 1.0, "probability that a byte is corrupted"),
+        "garbage": number("garbage", 0.0, 1.0, "probability of a burst of garbage before a frame"),
+        "disconnect": integer("disconnect", 1, 2**62, "the link goes down after this many bytes"),
+    },
+    "link and source faults, e.g. stuck:100000,drop:0.01",
+)
+
+SIM_PARAMS = (
+    integer("bits", 1, 16, "ADC resolution"),
+    number("rate", 1, MAX_RATE, "samples per second (0: as fast as possible)", zero=True),
+    number("sigma_quantum", 0, MAX_VOLTAGE, "vacuum noise", open_low=True),
+    number("sigma_classical", 0, MAX_VOLTAGE, "classical electronic noise"),
+    number("gain", 0, MAX_VOLTAGE, "amplifier gain", open_low=True),
+    number("offset", -MAX_VOLTAGE, MAX_VOLTAGE, "DC offset at the ADC"),
+    number("bandwidth", 0, None, "detection bandwidth in Hz", open_low=True, infinite=True),
+    number("range", 0, MAX_VOLTAGE, "ADC half range", open_low=True),
+    integer("seed", 0, 2**64 - 1, "seed of the model and of the link faults"),
+    integer("frame", 1, MAX_FRAME, "samples per frame"),
+    FAULT,
+)
+"""The parameters of ``sim://`` and ``sim+pty://`` URLs."""
 
 
 def model_from_url(url: Url) -> _core.NoiseModel:
@@ -41,9 +78,19 @@ def model_from_url(url: Url) -> _core.NoiseModel:
 
 
 def model_with_faults(url: Url) -> tuple[_core.NoiseModel, dict[str, float]]:
-    """The URL's model with its sample faults (stuck, drift) applied, and every fault."""
-    model = model_from_url(url)
+    """The URL's model with its sample faults (stuck, drift) applied, and every fault. The frame
+    size is checked against the model's sample width here, for both simulators.
+
+    Raises:
+        InvalidArgumentError: a parameter out of range, named.
+    """
     faults = parse_faults(url)
+    model = model_from_url(url)
+    frame = url.get("frame", int, 1024)
+    bits = model.bits
+    payload = (frame * bits + 7) // 8 if bits == 1 else frame * ((bits + 7) // 8)
+    if 4 + payload > 8192:
+        raise InvalidArgumentError(f"frame: {frame} samples of {bits} bits do not fit a frame's 8192 payload bytes")
     if "stuck" in faults:
         model.stick_after(int(faults["stuck"]))
     if "drift" in faults:
@@ -52,19 +99,16 @@ def model_with_faults(url: Url) -> tuple[_core.NoiseModel, dict[str, float]]:
 
 
 def parse_faults(url: Url) -> dict[str, float]:
-    """``fault=`` values as a dictionary: stuck, drift, drop, corrupt, garbage, disconnect."""
-    faults: dict[str, float] = {}
-    for item in url.all("fault"):
-        name, _, value = item.partition(":")
-        if name not in ("stuck", "drift", "drop", "corrupt", "garbage", "disconnect"):
-            raise InvalidArgumentError(
-                f"fault: unknown fault {name!r}; known: stuck:N, drift:X, drop:P, corrupt:P, garbage:P, disconnect:N"
-            )
-        try:
-            faults[name] = float(value)
-        except ValueError:
-            raise InvalidArgumentError(f"fault: {item!r} needs a number after the colon") from None
-    return faults
+    """``fault=`` values as a dictionary: stuck, drift, drop, corrupt, garbage, disconnect (each
+    checked against its range).
+
+    Raises:
+        InvalidArgumentError: an unknown fault or a value out of range, named.
+    """
+    items = url.values.get("fault")
+    if items is None:  # a URL not checked by open()
+        items = [item for text in url.query.get("fault", []) for item in FAULT.parse(text)]
+    return {name: value for name, value in items}
 
 
 def describe(model: _core.NoiseModel) -> dict[str, Any]:
@@ -104,4 +148,4 @@ def _open_sim(url: Url, options: Options, raw: bool) -> QrngStream:
     return stream_class(raw)(core, description=url.text, info=describe(model), min_entropy=h)
 
 
-register_backend("sim", _open_sim)
+register_backend("sim", _open_sim, SIM_PARAMS)

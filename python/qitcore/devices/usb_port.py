@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 from typing import Any
 
 from ..errors import DeviceBusy, DeviceError, DeviceNotFound, InvalidArgumentError
 from ..stream import QrngStream
 from ._extras import device_packages
+from ._params import choice, text
 from ._registry import Options, Url, register_backend
 from .catalog import by_ids, udev_rule
 from .link import PortLink
@@ -126,13 +128,13 @@ class UsbPort:
 
 
 def _ids(url: Url, default: tuple[int, int]) -> tuple[int, int]:
-    text = url.location or url.path.strip("/")
-    if not text:
+    ids = url.location or url.path.strip("/")
+    if not ids:
         return default
-    try:
-        vid, pid = (int(part, 16) for part in text.split(":"))
-    except ValueError:
-        raise InvalidArgumentError(f"{url.text}: expected usb://VID:PID in hexadecimal, e.g. usb://1209:0001") from None
+    # Four hexadecimal digits at most each: USB IDs are 16-bit.
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}", ids):
+        raise InvalidArgumentError(f"{url.text}: expected usb://VID:PID in hexadecimal, e.g. usb://1209:0001")
+    vid, pid = (int(part, 16) for part in ids.split(":"))
     return vid, pid
 
 
@@ -152,15 +154,17 @@ def _open_chaoskey(url: Url, options: Options, raw: bool) -> QrngStream:
             "endpoint: the raw endpoint's 12-bit samples are for qitcore.open_raw (assessment); random bytes come "
             "from the cooked endpoint"
         )
-    dev = find_usb(0x1D50, 0x60C6, url.get("serial", str, None), options.usb_backend, url.text)
-    port = UsbPort(dev, 0x85 if endpoint == "cooked" else 0x86, None, url.text)
     bits = 8 if endpoint == "cooked" else 12
     claim = 7.0 if endpoint == "cooked" else None
+    # The stream first: a refused option must not leave the device claimed.
     core = options.core_stream(bits, "aligned", "big", 0, raw=raw, min_entropy=claim)
+    dev = find_usb(0x1D50, 0x60C6, url.get("serial", str, None), options.usb_backend, url.text)
+    port = UsbPort(dev, 0x85 if endpoint == "cooked" else 0x86, None, url.text)
     info = {"model": "ChaosKey", "endpoint": endpoint, "serial": _string(dev, "serial_number"),
             "product": _string(dev, "product"), "bits_per_sample": bits, "claimed_min_entropy": claim}  # fmt: skip
     return PortLink(port, options, url.text, framed=False).start(core, info, raw, claim)
 
 
-register_backend("usb", _open_usb)
-register_backend("chaoskey", _open_chaoskey)
+SERIAL = text("serial", "the device's USB serial number")
+register_backend("usb", _open_usb, (SERIAL,))
+register_backend("chaoskey", _open_chaoskey, (SERIAL, choice("endpoint", "cooked", "raw", help="which endpoint")))
