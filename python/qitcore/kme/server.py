@@ -138,7 +138,10 @@ class KMEServer:
         match = PATH.match(url.path)
         if match is None:
             raise KMEBadRequest(f"no such resource: {url.path[:100]}")
-        other, resource = unquote(match.group(1), errors="strict"), match.group(2)
+        try:
+            other, resource = unquote(match.group(1), errors="strict"), match.group(2)
+        except UnicodeDecodeError:
+            raise KMEBadRequest("SAE ID: the path's percent-escapes are not UTF-8") from None
         if other not in c.saes | c.peer_saes:
             raise KMEBadRequest(f"unknown SAE ID {other[:100]}")
         if other == caller:
