@@ -93,6 +93,20 @@ class _Connection(web.RequestHandler):
 
 
 class _WebServer(web.Server):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        make = self.request_factory
+
+        def factory(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+            # Called as soon as a request's headers are parsed and its turn comes, before the
+            # handler's task starts: a loaded loop cannot let the header deadline close a
+            # connection whose request is complete.
+            if isinstance(protocol, _Connection):
+                protocol.request_started()
+            return make(message, payload, protocol, writer, task)
+
+        self.request_factory = factory
+
     def __call__(self) -> web.RequestHandler:
         return _Connection(self, loop=self._loop, **self._kwargs)
 
@@ -226,8 +240,6 @@ class Service:
 
     async def _respond(self, request: web.BaseRequest) -> web.StreamResponse:
         connection = request.protocol
-        if isinstance(connection, _Connection):
-            connection.request_started()
         try:
             return await self._answer(request)
         finally:

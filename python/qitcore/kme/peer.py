@@ -12,6 +12,7 @@ before answering; the other applies it under the same key IDs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from typing import Any
 
 from ..errors import ChannelClosed, ChannelError, InvalidArgumentError, KMEError, KMEUnavailable, QitError
 from ..qkd import AliceSession, BobSession, LinkModel, Params
-from ..qkd.channel import Channel, Sealer, recv_frame, send_frame
+from ..qkd.channel import Channel, Sealer, frame_limit, recv_frame, send_frame
 from .store import KeyStore
 from .worker import Worker
 
@@ -36,6 +37,14 @@ START, QKD, COMMIT, SYNC = 0x11, 0x12, 0x13, 0x14
 ERROR = 0xEE
 REPLY = 0x80
 POOLS = ("alice", "bob")
+
+FIRST_FRAME_SECONDS = 10.0
+"""How long a connection to the peer port may take to deliver its first (authenticated) frame."""
+FIRST_FRAME_BYTES = 1 << 20
+"""The largest first frame: a take record (SYNC) names every key ID of a request."""
+MAX_PENDING = 16
+"""Connections whose first frame is awaited at once; one more closes the oldest of them, so a
+flood of silent or slow clients cannot keep the other KME out."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -75,6 +84,9 @@ class PeerServer(Worker):
             ) from None
         self._session: tuple[int, AliceSession] | None = None
         self._lock = threading.Lock()
+        self._pending: dict[socket.socket, float] = {}  # not yet authenticated: when each was accepted
+        self._pending_lock = threading.Lock()
+        self._limit = frame_limit(settings.pulses)
         super().__init__("kme-peer")
 
     @property
@@ -89,24 +101,52 @@ class PeerServer(Worker):
     def _run(self) -> None:
         self._sock.settimeout(0.1)  # accept() wakes to see stop(): closing alone does not wake it
         while not self._stop.is_set():
+            self._drop_late()
             try:
-                conn, _ = self._sock.accept()
+                conn, addr = self._sock.accept()
             except TimeoutError:
                 continue
             except OSError:
                 return
-            conn.settimeout(None)
+            with self._pending_lock:
+                if len(self._pending) >= MAX_PENDING:
+                    oldest = next(iter(self._pending))
+                    del self._pending[oldest]
+                    log.debug("peer port: dropping the oldest unauthenticated connection for %s", addr[0])
+                    _end(oldest)
+                self._pending[conn] = time.monotonic()
+            conn.settimeout(FIRST_FRAME_SECONDS)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _drop_late(self) -> None:
+        """Ends connections that have not authenticated in time, however slowly bytes trickle in."""
+        now = time.monotonic()
+        with self._pending_lock:
+            late = [c for c, since in self._pending.items() if now - since > FIRST_FRAME_SECONDS]
+            for conn in late:
+                del self._pending[conn]
+                _end(conn)
 
     def _serve(self, conn: socket.socket) -> None:
         sealer = Sealer(self._settings.auth_key, is_alice=True)
+        authenticated = False
         with conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             while not self._stop.is_set():
                 try:
-                    kind, payload = sealer.open(recv_frame(conn))
+                    frame = recv_frame(conn, limit=self._limit if authenticated else FIRST_FRAME_BYTES)
+                    kind, payload = sealer.open(frame)
                 except QitError:
+                    with self._pending_lock:
+                        self._pending.pop(conn, None)
                     return  # the peer left, or sent something unauthenticated: drop the connection
+                if not authenticated:
+                    with self._pending_lock:
+                        if self._pending.pop(conn, None) is None:
+                            return  # dropped for being late or oldest while the frame arrived
+                    authenticated = True
+                    conn.settimeout(None)  # the other KME: requests come when they come
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 try:
                     with self._lock:
                         reply = sealer.seal(REPLY | kind, self._handle(kind, payload))
@@ -142,6 +182,12 @@ class PeerServer(Worker):
         raise KMEUnavailable(f"unknown peer message {kind:#x}")
 
 
+def _end(conn: socket.socket) -> None:
+    """Wakes the thread reading ``conn`` (it sees the end of the stream) and lets it close it."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+
+
 class PeerClient:
     """This KME's requests to the other: one connection, reopened after a failure."""
 
@@ -167,7 +213,7 @@ class PeerClient:
                     self._conn = (sock, Sealer(s.auth_key, is_alice=False))
                 sock, sealer = self._conn
                 send_frame(sock, sealer.seal(kind, payload))
-                reply_kind, reply = sealer.open(recv_frame(sock))
+                reply_kind, reply = sealer.open(recv_frame(sock, limit=frame_limit(self._settings.pulses)))
             except (OSError, ChannelError) as exc:
                 if self._conn is not None:
                     self._conn[0].close()
