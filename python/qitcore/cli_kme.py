@@ -145,7 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is when a record comes (as the CLI's own messages do)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from ..errors import InvalidArgumentError, KMEBadRequest, KMEUnauthorized, KMEUnavailable
 
@@ -85,7 +85,7 @@ class KeyStore:
             raise InvalidArgumentError(f"store: cannot open {self.path}: {exc}") from None
         self._lock = threading.Lock()  # the connection: one statement at a time
         self._queue = threading.Condition()  # changes waiting for a commit
-        self._pending: list[_Change] = []
+        self._pending: list[_Change[Any]] = []
         self._committing = False
 
     def __repr__(self) -> str:
@@ -118,7 +118,7 @@ class KeyStore:
                 self._queue.notify_all()
         return change.outcome()
 
-    def _commit(self, batch: list[_Change]) -> None:
+    def _commit(self, batch: list[_Change[Any]]) -> None:
         with self._lock:
             db = self._db
             try:
@@ -357,19 +357,19 @@ class KeyStore:
         return self._change(change)
 
 
-class _Change:
+class _Change(Generic[T]):
     """A change waiting for a commit, and what came of it."""
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(self, fn: Callable[[sqlite3.Connection], T]) -> None:
         self.fn = fn
-        self.result: Any = None
+        self.result: T | None = None
         self.error: BaseException | None = None
         self.done = False
 
-    def outcome(self) -> Any:
+    def outcome(self) -> T:
         if self.error is not None:
             raise self.error
-        return self.result
+        return cast(T, self.result)
 
 
 def _private(path: str) -> None:
