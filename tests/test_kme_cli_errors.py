@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from qitcore.cli import main
-from qitcore.kme import KeyStore
+from qitcore.kme import KeyStore, KMEClient
 from qitcore.kme.config import SourceSettings
 from qitcore.kme.feeder import Feeder
 from qitcore.kme.peer import PeerClient, PeerSettings, SessionDriver
@@ -77,6 +77,21 @@ def test_serve_reports_an_unwritable_folder_and_store_in_one_line(
     _one_line_error(capsys, ["kme", "serve", "--config", str(config), "--no-source"], "store: cannot open")
     config.write_text('[kme]\nsaes = ["A"]\n[connections]\nidle_timeout = 0\n')
     _one_line_error(capsys, ["kme", "serve", "--config", str(config)], "[connections] idle_timeout")
+
+
+def test_serving_without_aiohttp_says_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if not installed: importing it fails
+    monkeypatch.delitem(sys.modules, "qitcore.kme.https", raising=False)
+    argv = ["kme", "serve", "--dir", str(tmp_path / "kme"), "--listen", "127.0.0.1:0", "--no-source"]
+    _one_line_error(capsys, argv, "pip install 'qitcore[kme]'")
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf"), "5", True])
+def test_the_client_checks_its_timeout(pki: dict[str, Path], timeout: object) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        KMEClient("https://127.0.0.1:1", str(pki["SAE-A"]), str(pki["SAE-A_key"]), str(pki["ca"]), timeout=timeout)  # type: ignore[arg-type]
 
 
 def test_a_traceback_never_reaches_the_terminal(pki: dict[str, Path]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import resource
@@ -99,47 +100,50 @@ def _serve(args: argparse.Namespace) -> int:
     if args.listen:
         host, port = host_port("--listen", args.listen)
     _enough_descriptors(settings.connections.max_connections)
-    store = KeyStore(settings.store)
-    peer = settings.peer
-    peer_server = PeerServer(store, peer, Params()).start() if peer else None
-    client = PeerClient(store, peer) if peer else None
-    server = KMEServer(
-        settings.kme, store, certfile=str(settings.cert), keyfile=str(settings.key), cafile=str(settings.ca),
-        host=host, port=port, peer=client, pool=peer.role if peer else "local", limits=settings.connections,
-    ).start()  # fmt: skip
-    feeder: Feeder | SessionDriver | None = None
-    if peer and client and peer_server:
-        low = settings.source.low_water * settings.kme.key_size // 8
-        feeder = SessionDriver(store, client, peer, Params(), low, run_sessions=not args.no_source).start()
-        listen = f"{peer.listen_host}:{peer_server.address[1]}"
-        print(f"kme: peer link: {peer.role}'s end, listening on {listen}, peer at {peer.peer_host}:{peer.peer_port}",
-              file=sys.stderr, flush=True)  # fmt: skip
-    elif not args.no_source:
-        feeder = Feeder(store, settings.source, settings.kme.key_size, settings.kme.max_key_count).start()
-    bound_host, bound_port = server.address
-    print(f"kme: listening on https://{bound_host}:{bound_port} ({settings.kme.kme_id}; SAEs "
-          f"{', '.join(sorted(settings.kme.saes))}); store {settings.store}", file=sys.stderr, flush=True)  # fmt: skip
-    if args.config is None:
-        d = Path(args.dir)
-        print(f"kme: try  curl --cacert {d}/ca.pem --cert {d}/SAE-A.pem --key {d}/SAE-A.key "
-              f"https://{bound_host}:{bound_port}/api/v1/keys/SAE-B/status", file=sys.stderr, flush=True)  # fmt: skip
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if feeder is not None:
-            feeder.stop()
-        server.stop()
-        if peer_server is not None:
-            peer_server.stop()
+    # What has started is stopped in reverse order, also when a later part fails to start.
+    with contextlib.ExitStack() as running:
+        store = KeyStore(settings.store)
+        running.callback(store.close)
+        peer = settings.peer
+        client = PeerClient(store, peer) if peer else None
         if client is not None:
-            client.close()
-        store.close()
-    print("kme: stopped", file=sys.stderr)
+            running.callback(client.close)
+        peer_server = PeerServer(store, peer, Params()).start() if peer else None
+        if peer_server is not None:
+            running.callback(peer_server.stop)
+        server = KMEServer(
+            settings.kme, store, certfile=str(settings.cert), keyfile=str(settings.key), cafile=str(settings.ca),
+            host=host, port=port, peer=client, pool=peer.role if peer else "local", limits=settings.connections,
+        ).start()  # fmt: skip
+        running.callback(server.stop)
+        feeder: Feeder | SessionDriver | None = None
+        if peer and client and peer_server:
+            low = settings.source.low_water * settings.kme.key_size // 8
+            feeder = SessionDriver(store, client, peer, Params(), low, run_sessions=not args.no_source).start()
+            listen = f"{peer.listen_host}:{peer_server.address[1]}"
+            _say(f"peer link: {peer.role}'s end, listening on {listen}, peer at {peer.peer_host}:{peer.peer_port}")
+        elif not args.no_source:
+            feeder = Feeder(store, settings.source, settings.kme.key_size, settings.kme.max_key_count).start()
+        if feeder is not None:
+            running.callback(feeder.stop)
+        bound_host, bound_port = server.address
+        saes = ", ".join(sorted(settings.kme.saes))
+        url = f"https://{bound_host}:{bound_port}"
+        _say(f"listening on {url} ({settings.kme.kme_id}; SAEs {saes}); store {settings.store}")
+        if args.config is None:
+            d = Path(args.dir)
+            _say(f"try  curl --cacert {d}/ca.pem --cert {d}/SAE-A.pem --key {d}/SAE-A.key "
+                 f"{url}/api/v1/keys/SAE-B/status")  # fmt: skip
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            done.wait()
+    _say("stopped")
     return 0
+
+
+def _say(text: str) -> None:
+    print(f"kme: {text}", file=sys.stderr, flush=True)
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]

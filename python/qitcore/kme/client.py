@@ -34,6 +34,8 @@ class KMEClient:
     """
 
     def __init__(self, url: str, cert: str, key: str, ca: str, *, timeout: float = 10.0) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 1e6:
+            raise InvalidArgumentError(f"timeout: expected seconds above 0, got {timeout!r}")
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise InvalidArgumentError(f"url: expected https://host[:port], got {url!r} (plain HTTP is not offered)")

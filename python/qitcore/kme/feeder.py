@@ -48,7 +48,13 @@ class Feeder(Worker):
                 log.warning("distillation failed: %s", exc)
                 self._stop.wait(1.0)
                 continue
-            self._store.add(key[: max(0, self._max_bytes - self._store.pool_bytes())])
+            try:
+                self._store.add(key[: max(0, self._max_bytes - self._store.pool_bytes())])
+            except QitError as exc:  # the store could not record it (disk full, ...): try again later
+                self.error = exc
+                log.warning("storing distilled key failed: %s", exc)
+                self._stop.wait(1.0)
+                continue
             stored = self._store.pool_bytes() // self._bytes
             log.log(
                 logging.INFO if self._log else logging.DEBUG, "distilled %s bits in %.1f s; %s keys stored",
