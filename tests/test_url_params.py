@@ -185,6 +185,8 @@ ISSUE_URLS = [
     ("file:///dev/null?bits=1e300", "bits"),
     ("cdc://?baud=-1", "baud"),
     ("usb://1209:0001?serial=x&endpoint=raw", "endpoint"),
+    ("usb://12345:1", "usb://12345:1"),  # IDs are 16-bit
+    ("sim://[", "url"),
 ]
 
 

@@ -46,7 +46,10 @@ class Url:
         if "://" not in text:
             # A bare path names a serial device, as pyserial's do.
             return cls(text, "serial", "", text)
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError as exc:  # an unbalanced [ or ] (IPv6 brackets)
+            raise InvalidArgumentError(f"url: {text!r} is not a valid URL ({exc})") from None
         query = parse_qs(parts.query, keep_blank_values=True)
         return cls(text, parts.scheme.lower(), parts.netloc, parts.path, query)
 

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from ._extras import device_packages
 from .catalog import DRIVERS, Driver, by_ids, udev_rule
@@ -79,7 +80,7 @@ def _usb(backend: Any) -> list[Found]:
         where = f"bus {dev.bus} address {dev.address}"
         url = f"{driver.scheme}://" + (f"{driver.ids}" if driver.scheme == "usb" else "")
         if serial:
-            url += f"?serial={serial}"
+            url += "?" + urlencode({"serial": serial})  # a serial number may hold '&' or '=
         out.append(Found(driver.scheme, driver.name, driver.ids, where, serial, accessible, url,
                          None if accessible else udev_rule(driver)))  # fmt: skip
     return out
