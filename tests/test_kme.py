@@ -149,7 +149,7 @@ def test_a_bad_client_certificate_ends_the_handshake(pki: Pki, kme: KMEServer, h
     if how == "another CA":
         cert, key = pki.sae("SAE-A", ca=trustme.CA())
     else:
-        past = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+        past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
         cert, key = pki.sae("SAE-A", not_before=past, not_after=past + datetime.timedelta(days=1))
     with KMEClient(f"https://{host}:{port}", cert, key, pki.ca_file) as a, pytest.raises(ChannelClosed):
         a.status("SAE-B")

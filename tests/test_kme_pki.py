@@ -104,7 +104,7 @@ def test_a_certificate_without_key_identifiers_is_refused_by_the_same_verifier(
     ca_key = serialization.load_pem_private_key(pki["ca_key"].read_bytes(), None)
     ca = x509.load_pem_x509_certificate(pki["ca"].read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SAE-A")]))
         .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())

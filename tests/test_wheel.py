@@ -24,11 +24,11 @@ import struct
 import subprocess
 import sys
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "target" / "wheel-check"

@@ -51,7 +51,7 @@ Without ``[peer]`` the KME serves both SAEs of a link itself from a simulated li
 from __future__ import annotations
 
 import os
-import sys
+import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -62,11 +62,6 @@ from ..qkd.channel import read_auth_key
 from .limits import ConnectionLimits
 from .peer import PeerSettings
 from .server import KMEConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 __all__ = ["ServeSettings", "load"]
 

@@ -294,7 +294,7 @@ class Service:
 
         try:
             await asyncio.wait_for(read(), lim.body_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise KMEError(f"the request body did not arrive within {lim.body_timeout} s", status=408) from None
         except web.RequestPayloadError as exc:
             raise KMEBadRequest(f"malformed request body: {exc}"[:300]) from None

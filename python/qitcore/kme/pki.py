@@ -66,7 +66,7 @@ def _write_pki(
         paths[f"{sae}_key"] = root / f"{sae}.key"
     if all(p.exists() for p in paths.values()):
         return paths
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     pem = serialization.Encoding.PEM
     plain = serialization.NoEncryption()
 
