@@ -124,6 +124,13 @@ class Options:
             raise InvalidArgumentError(f"timeout: must be a positive number of seconds, got {opts.timeout}")
         return opts
 
+    def entropy(self, default: float | None) -> float | None:
+        """The min-entropy per sample to use: the option (a number once :func:`open` has resolved
+        ``"assess"``), else ``default`` (the device's claim)."""
+        if isinstance(self.min_entropy, str):
+            raise InvalidArgumentError(f"min_entropy: expected bits per sample, got {self.min_entropy!r}")
+        return default if self.min_entropy is None else float(self.min_entropy)
+
     def core_stream(
         self, bits: int, packing: str, bitorder: str, rate: int, *, raw: bool, min_entropy: float | None
     ) -> _core.Stream:
@@ -225,7 +232,7 @@ def _factory(scheme: str) -> Factory:
         return _BACKENDS[scheme]
     for ep in entry_points(group="qitcore.devices"):
         if ep.name == scheme:
-            factory = ep.load()
+            factory: Factory = ep.load()
             register_backend(scheme, factory)
             return factory
     if _pyserial_handles(scheme):

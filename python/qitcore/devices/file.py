@@ -26,7 +26,7 @@ def _open_file(url: Url, options: Options, raw: bool) -> QrngStream:
     )
     core.attach_file(path)
     info = {"path": path, "bits_per_sample": bits}
-    return stream_class(raw)(core, description=url.text, info=info, min_entropy=None if raw else options.min_entropy)
+    return stream_class(raw)(core, description=url.text, info=info, min_entropy=None if raw else options.entropy(None))
 
 
 register_backend("file", _open_file, FORMAT_PARAMS)

@@ -41,7 +41,7 @@ def _open_hwrng(url: Url, options: Options, raw: bool) -> QrngStream:
     info["claimed_min_entropy"] = claim
     core = options.core_stream(8, "aligned", "big", 0, raw=raw, min_entropy=claim)
     core.attach_file(path, framed=False)
-    h = None if raw else (options.min_entropy if options.min_entropy is not None else claim)
+    h = None if raw else options.entropy(claim)
     return stream_class(raw)(core, description=url.text, info=info, min_entropy=h)
 
 

@@ -28,7 +28,7 @@ class PortLink:
         self.options = options
         self.description = description
         self.framed = framed
-        self.before_close: list[Callable[[], None]] = []
+        self.before_close: list[Callable[[], object]] = []
         """Called (best effort) before the port closes: STOP, pause, ..."""
         self._core: _core.Stream | None = None
         self._pump: threading.Thread | None = None
@@ -50,7 +50,7 @@ class PortLink:
         else:
             self._pump = threading.Thread(target=self._run, name=f"qitcore {self.description}", daemon=True)
             self._pump.start()
-        h = None if raw else (self.options.min_entropy if self.options.min_entropy is not None else claimed)
+        h = None if raw else self.options.entropy(claimed)
         stream = stream_class(raw)(core, description=self.description, info=info, min_entropy=h, on_close=self.close)
         stream.device = self
         stream.transport = self.port  # type: ignore[attr-defined]

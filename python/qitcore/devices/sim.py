@@ -144,7 +144,7 @@ def _open_sim(url: Url, options: Options, raw: bool) -> QrngStream:
         disconnect_after=int(faults["disconnect"]) if "disconnect" in faults else None,
         seed=url.get("seed", int, 0),
     )
-    h = None if raw else (options.min_entropy if options.min_entropy is not None else model.min_entropy)
+    h = None if raw else options.entropy(model.min_entropy)
     return stream_class(raw)(core, description=url.text, info=describe(model), min_entropy=h)
 
 
