@@ -99,6 +99,10 @@ class Options:
     """Toeplitz seed; by default drawn from the OS CSPRNG. Never logged."""
     timeout: float = 5.0
     """Seconds to wait for a device's replies when opening."""
+    frame_timeout: float = 10.0
+    """Seconds a stream may go without a valid frame (from its first read) before it fails with
+    :class:`~qitcore.errors.NoValidFrames`: a device that sends nothing, or only garbage, is an
+    error rather than a wait for ever. ``inf`` waits for ever (a very slow device)."""
     usb_backend: Any = None
     """The pyusb backend for USB devices (default: libusb); tests pass
     :class:`qitcore.testing.usb.EmulatedBackend`."""
@@ -155,6 +159,7 @@ class Options:
             raw=raw,
             capacity=self.buffer_bytes,
             seed=self.extractor_seed,
+            frame_timeout=self.frame_timeout,
         )
 
 
@@ -169,6 +174,9 @@ OPTION_PARAMS: dict[str, Param] = {
         choice("gap_policy", "count", "error", help="what lost or replayed frames do"),
         integer("buffer_bytes", 1, 2**30, "output queue"),
         number("timeout", 0, 86_400, "seconds to wait for a reply", open_low=True),
+        number(
+            "frame_timeout", 0, 86_400, "seconds without a valid frame before failing", open_low=True, infinite=True
+        ),
     )
 }
 """Parameters every device URL takes: the fields of :class:`Options`."""

@@ -15,6 +15,9 @@ from .models import Key, KeyRequest, Status, parse_container
 __all__ = ["KMEClient"]
 
 ERRORS: dict[int, type[KMEError]] = {400: KMEBadRequest, 401: KMEUnauthorized, 503: KMEUnavailable}
+MAX_ANSWER = 1 << 24
+"""The largest answer read (bytes): far above any Key container a KME may send (a request of
+hundreds of keys of 8 kbit is under a megabyte)."""
 
 
 class KMEClient:
@@ -82,7 +85,7 @@ class KMEClient:
                 try:
                     self._conn.request(method, path, body=data, headers=headers)
                     response = self._conn.getresponse()
-                    payload = response.read()
+                    payload = response.read(MAX_ANSWER + 1)
                     break
                 except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                     self._conn.close()
@@ -93,9 +96,12 @@ class KMEClient:
                     self._conn.close()
                     self._conn = None
                     raise ChannelClosed(f"KME at {self._host}:{self._port}: {exc}") from None
+        if len(payload) > MAX_ANSWER:
+            self.close()
+            raise KMEError(f"HTTP {response.status} with a body over {MAX_ANSWER} bytes", status=response.status)
         try:
             decoded = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise KMEError(f"HTTP {response.status} with a body that is not JSON", status=response.status) from None
         if response.status != 200:
             cls = ERRORS.get(response.status, KMEError)
