@@ -3,6 +3,7 @@ nothing is drawn from a failed stream, and raw samples are refused."""
 
 from __future__ import annotations
 
+import pickle
 import random
 import warnings
 
@@ -10,7 +11,14 @@ import numpy as np
 import pytest
 import qitcore
 from qitcore import randomness
-from qitcore.errors import InvalidArgumentError, RepetitionCountFailure
+from qitcore.errors import (
+    DeviceNotFound,
+    InvalidArgumentError,
+    InvalidTypeError,
+    RepetitionCountFailure,
+    StreamClosedError,
+    UnsupportedOperationError,
+)
 
 # Chi-square critical value at p = 1e-6 with 9 degrees of freedom: a false failure once in a
 # million runs.
@@ -78,10 +86,74 @@ def test_randbytes_uses_the_default_device(monkeypatch: pytest.MonkeyPatch) -> N
         data = qitcore.randbytes(1000)
     assert len(data) == 1000 and qitcore.randbytes(0) == b""
     randomness._default.close()
-    monkeypatch.setattr(randomness, "_default", None)
-    monkeypatch.delenv("QITCORE_DEVICE")
-    with pytest.warns(RuntimeWarning, match="not a physical entropy source"):
-        assert len(qitcore.randbytes(10)) == 10
-    randomness._default.close()
     with pytest.raises(InvalidArgumentError):
         qitcore.randbytes(-1)
+
+
+def test_randbytes_without_a_device_raises_and_never_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(randomness, "_default", None)
+    monkeypatch.delenv("QITCORE_DEVICE", raising=False)
+    with pytest.raises(DeviceNotFound, match=r"QITCORE_DEVICE=sim://") as info:
+        qitcore.randbytes(10)
+    assert isinstance(info.value, FileNotFoundError)
+    assert randomness._default is None  # nothing was opened, the simulator least of all
+
+
+def test_numpy_calls_raise_the_stream_exception_itself() -> None:
+    with qitcore.open("sim://?seed=15&fault=stuck:50000") as s:
+        g = np.random.Generator(qitcore.QuantumBitGenerator(s))
+        with pytest.raises(RepetitionCountFailure):
+            for _ in range(1000):
+                g.random(10_000)
+        # Later calls raise too (the stream stays failed), for every kind of draw.
+        for draw in (lambda: g.integers(0, 10, size=5), lambda: g.normal(size=3), lambda: g.bytes(16)):
+            with pytest.raises(RepetitionCountFailure):
+                draw()
+
+
+def test_what_a_device_cannot_do_raises_a_clear_error() -> None:
+    with qitcore.open("sim://?seed=16") as s:
+        bg = qitcore.QuantumBitGenerator(s)
+        for name in ("ctypes", "cffi", "seed_seq"):
+            with pytest.raises(UnsupportedOperationError, match=name):
+                getattr(bg, name)
+        with pytest.raises(UnsupportedOperationError, match="spawn"):
+            bg.spawn(2)
+        with pytest.raises(UnsupportedOperationError):
+            np.random.Generator(bg).spawn(2)
+        with pytest.raises(UnsupportedOperationError):
+            pickle.dumps(bg)
+        with pytest.raises(InvalidTypeError):
+            bg.state = {}
+        with pytest.raises(InvalidArgumentError):
+            bg.random_raw(-1)
+        # The generator still works after all that.
+        assert np.random.Generator(bg).integers(0, 2**63, size=3).shape == (3,)
+
+
+class _Ending(qitcore.stream.QrngStream):
+    """A stream that has only `left` bytes, as a file that ends."""
+
+    def __init__(self, left: int) -> None:
+        super().__init__(qitcore._core.Stream(8, raw=True), description="ending", info={}, min_entropy=None)
+        self.left = left
+
+    def read(self, n: int, timeout: float | None = None) -> bytes:
+        give = min(n, self.left)
+        self.left -= give
+        return bytes(give)
+
+
+def test_quantum_random_refuses_raw_streams_and_short_reads() -> None:
+    with qitcore.open_raw("sim://") as raw, pytest.raises(InvalidArgumentError, match="raw samples"):
+        qitcore.QuantumRandom(raw)
+    with pytest.raises(InvalidArgumentError):
+        qitcore.QuantumRandom(b"not a stream")  # type: ignore[arg-type]
+    r = qitcore.QuantumRandom(_Ending(10))
+    assert r.getrandbits(64) == 0
+    with pytest.raises(StreamClosedError, match="2 of 7 bytes"):
+        r.random()
+    with pytest.raises(StreamClosedError):
+        r.randbytes(1)
+    with pytest.raises(StreamClosedError):
+        qitcore.QuantumBitGenerator(_Ending(12)).random_raw(2)

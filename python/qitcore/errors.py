@@ -17,6 +17,7 @@ __all__ = [
     "DeviceNotFound",
     "DeviceTimeout",
     "HealthTestFailure",
+    "InternalError",
     "InvalidArgumentError",
     "InvalidLengthError",
     "InvalidTypeError",
@@ -24,7 +25,9 @@ __all__ = [
     "KMEError",
     "KMEUnauthorized",
     "KMEUnavailable",
+    "NoValidFrames",
     "OSRandomError",
+    "OutOfMemoryError",
     "ProtocolError",
     "QitError",
     "QkdAbort",
@@ -35,6 +38,7 @@ __all__ = [
     "SelfTestFailure",
     "SequenceGapError",
     "StreamClosedError",
+    "UnsupportedOperationError",
     "VerificationFailure",
 ]
 
@@ -57,6 +61,21 @@ class InvalidTypeError(QitError, TypeError):
 
 class OSRandomError(QitError, OSError):
     """The operating system's random number generator could not be read."""
+
+
+class OutOfMemoryError(QitError, MemoryError):
+    """A buffer as large as the arguments ask for could not be allocated (a Toeplitz matrix of
+    2^32 bits under a memory limit, a read of terabytes). Nothing was changed."""
+
+
+class InternalError(QitError, RuntimeError):
+    """A bug in qitcore: an internal check failed. The operation had no effect; please report it
+    with the message."""
+
+
+class UnsupportedOperationError(QitError, NotImplementedError):
+    """The object cannot do this by its nature (a device's bit generator has no seed to spawn
+    from, and no state to save)."""
 
 
 class SampleFileError(QitError, OSError):
@@ -114,6 +133,12 @@ class DeviceDisconnected(DeviceError, ConnectionError):
 
 class DeviceTimeout(DeviceError, TimeoutError):
     """The device did not answer a command, or sent nothing, within the time allowed."""
+
+
+class NoValidFrames(DeviceTimeout):
+    """No valid frame arrived from the device for the stream's ``frame_timeout`` (10 s by
+    default): the link carries nothing, or only bytes that are not QDP/1 frames (a wrong device or
+    URL, a wrong sample format, a broken link). The stream has failed; reopen it to go on."""
 
 
 class ProtocolError(DeviceError):

@@ -2,9 +2,11 @@
 
 - :class:`QuantumBitGenerator` for ``numpy.random.Generator``;
 - :class:`QuantumRandom`, a :class:`random.Random` whose every method draws from the stream;
-- :func:`randbytes` on the default device.
+- :func:`randbytes` on the device named by ``$QITCORE_DEVICE``.
 
-All of them take only health-tested, extracted bytes; a failure of the stream raises.
+All of them take only health-tested, extracted bytes; a failure of the stream raises, and a short
+read is never passed off as random. There is no fallback to a weaker source: without a device,
+:func:`randbytes` raises :class:`~qitcore.errors.DeviceNotFound`.
 """
 
 from __future__ import annotations
@@ -13,36 +15,66 @@ import atexit
 import os
 import random as _random
 import threading
-import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from . import _core
-from .errors import InvalidArgumentError, StreamClosedError
-from .stream import QrngStream
+from .errors import (
+    DeviceNotFound,
+    InvalidArgumentError,
+    InvalidTypeError,
+    StreamClosedError,
+    UnsupportedOperationError,
+)
+from .stream import QrngStream, RawSampleStream
 
 __all__ = ["QuantumBitGenerator", "QuantumRandom", "default_stream", "randbytes"]
+
+
+def _random_stream(stream: object) -> QrngStream:
+    """``stream`` if it yields extracted random bytes; raw sample streams are refused."""
+    if not isinstance(stream, QrngStream) or isinstance(stream, RawSampleStream):
+        raise InvalidArgumentError(
+            f"stream: expected a QrngStream from qitcore.open, got {type(stream).__name__} "
+            "(raw samples from qitcore.open_raw are not random numbers)"
+        )
+    return stream
+
+
+def _read_exactly(stream: QrngStream, n: int) -> bytes:
+    """``n`` bytes from ``stream``, or :class:`StreamClosedError` when it ends first."""
+    data = stream.read(n)
+    if len(data) != n:
+        raise StreamClosedError(f"{stream.description}: the stream ended after {len(data)} of {n} bytes")
+    return data
 
 
 class QuantumBitGenerator(np.random.BitGenerator):
     """A numpy bit generator fed by a stream: ``np.random.Generator(QuantumBitGenerator(stream))``.
 
-    It cannot be seeded, and has no state to save or restore. When the stream fails during a numpy
-    call, that call raises (numpy reports it as a ``SystemError`` caused by the qitcore exception);
+    It cannot be seeded, spawned or pickled, and has no state to save or restore: its bits come
+    from a device (those operations raise :class:`~qitcore.errors.UnsupportedOperationError`, as
+    do numpy's ``ctypes`` and ``cffi`` interfaces, which it does not offer; setting ``state``
+    raises :class:`~qitcore.errors.InvalidTypeError`). When the stream fails
+    during a numpy call, or Ctrl-C interrupts a wait for it, that call raises the stream's
+    exception (``RepetitionCountFailure``, ``DeviceDisconnected``, ``KeyboardInterrupt``, ...);
     no value drawn after the failure is ever returned.
     """
 
     def __init__(self, stream: QrngStream) -> None:
-        if not isinstance(stream, QrngStream) or type(stream).__name__ == "RawSampleStream":
-            raise InvalidArgumentError("stream: expected a QrngStream from qitcore.open (raw samples are not random)")
+        self._stream = _random_stream(stream)
         super().__init__(0)
-        self._stream = stream
-        self._capsule = _core.bitgen_capsule(stream._core)
+        # numpy holds `lock` around every draw; this one raises a failed draw's exception.
+        self._capsule, self._lock = _core.bitgen_capsule(stream._core)
 
     @property
     def capsule(self) -> Any:  # type: ignore[override]
         return self._capsule
+
+    @property
+    def lock(self) -> Any:  # type: ignore[override]
+        return self._lock
 
     @property
     def state(self) -> dict[str, Any]:  # type: ignore[override]
@@ -50,38 +82,68 @@ class QuantumBitGenerator(np.random.BitGenerator):
 
     @state.setter
     def state(self, value: Any) -> None:
-        raise TypeError("QuantumBitGenerator has no state to restore: its bits come from a device")
+        raise InvalidTypeError("QuantumBitGenerator has no state to restore: its bits come from a device")
+
+    def _unsupported(self, what: str) -> NoReturn:
+        raise UnsupportedOperationError(
+            f"QuantumBitGenerator.{what}: a device has no seed and no state to share; "
+            "draw through numpy.random.Generator(bit_generator) or random_raw()"
+        )
+
+    @property
+    def seed_seq(self) -> NoReturn:  # type: ignore[override]
+        self._unsupported("seed_seq")
+
+    def spawn(self, n_children: int) -> NoReturn:  # type: ignore[override]
+        self._unsupported("spawn")
+
+    @property
+    def ctypes(self) -> NoReturn:  # type: ignore[override]
+        self._unsupported("ctypes")
+
+    @property
+    def cffi(self) -> NoReturn:  # type: ignore[override]
+        self._unsupported("cffi")
+
+    def __reduce__(self) -> NoReturn:
+        self._unsupported("__reduce__ (pickling)")
 
     def random_raw(self, size: Any = None, output: bool = True) -> Any:  # type: ignore[override]
         """Raw 64-bit words from the stream."""
-        count = 1 if size is None else int(np.prod(size))
-        words = np.frombuffer(self._stream.read(8 * count), dtype="<u8").copy()
-        if len(words) != count:
-            raise StreamClosedError("stream ended before the raw words were read")
+        try:
+            shape = () if size is None else tuple(np.atleast_1d(np.asarray(size, dtype=np.int64)).tolist())
+        except (TypeError, ValueError, OverflowError):
+            raise InvalidArgumentError(f"size: expected None, a count or a shape, got {size!r}") from None
+        if any(d < 0 for d in shape):
+            raise InvalidArgumentError(f"size: dimensions must be 0 or more, got {size!r}")
+        count = int(np.prod(shape, dtype=object)) if shape else 1
+        words = np.frombuffer(_read_exactly(self._stream, 8 * count), dtype="<u8").astype(np.uint64)
         if not output:
             return None
-        return int(words[0]) if size is None else words.reshape(size)
+        return int(words[0]) if size is None else words.reshape(shape)
 
 
 class QuantumRandom(_random.Random):
     """:class:`random.Random` drawing from a stream, like :class:`random.SystemRandom` draws from
-    the OS: ``seed`` does nothing and ``getstate``/``setstate`` raise."""
+    the OS: ``seed`` does nothing and ``getstate``/``setstate`` raise. Raw sample streams are
+    refused, and a stream that ends raises :class:`~qitcore.errors.StreamClosedError` rather than
+    returning fewer bits."""
 
     def __init__(self, stream: QrngStream) -> None:
-        self._stream = stream
+        self._stream = _random_stream(stream)
         super().__init__()
 
     def random(self) -> float:
-        return (int.from_bytes(self._stream.read(7), "big") >> 3) * 2.0**-53
+        return (int.from_bytes(_read_exactly(self._stream, 7), "big") >> 3) * 2.0**-53
 
     def getrandbits(self, k: int) -> int:
         if k < 0:
             raise ValueError("number of bits must be non-negative")
         nbytes = (k + 7) // 8
-        return int.from_bytes(self._stream.read(nbytes), "big") >> (nbytes * 8 - k)
+        return int.from_bytes(_read_exactly(self._stream, nbytes), "big") >> (nbytes * 8 - k)
 
     def randbytes(self, n: int) -> bytes:
-        return self._stream.read(n)
+        return _read_exactly(self._stream, n)
 
     def seed(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -97,8 +159,9 @@ _default_lock = threading.Lock()
 
 
 def default_stream() -> QrngStream:
-    """The stream :func:`randbytes` reads: the device named by ``QITCORE_DEVICE`` (a URL), or
-    else the simulator, with a warning that it is not a physical source."""
+    """The stream :func:`randbytes` reads: the device named by ``$QITCORE_DEVICE`` (a URL), opened
+    once. Without it, :class:`~qitcore.errors.DeviceNotFound`: a library of randomness never falls
+    back to a weaker source; name the simulator (``QITCORE_DEVICE=sim://``) to use it."""
     global _default
     with _default_lock:
         if _default is None or _default.closed:
@@ -106,23 +169,23 @@ def default_stream() -> QrngStream:
 
             url = os.environ.get("QITCORE_DEVICE")
             if not url:
-                warnings.warn(
-                    "QITCORE_DEVICE is not set: randbytes() reads the simulator (sim://), which is not a "
-                    "physical entropy source",
-                    RuntimeWarning,
-                    stacklevel=3,
+                raise DeviceNotFound(
+                    "no random device: set QITCORE_DEVICE to a device URL, for example "
+                    "QITCORE_DEVICE=serial:///dev/ttyACM0 for a QDP/1 device, or QITCORE_DEVICE=sim:// "
+                    "for the simulator (not a physical entropy source); or open a device with qitcore.open(url)"
                 )
-                url = "sim://"
             _default = open_device(url)
             atexit.register(_default.close)
         return _default
 
 
 def randbytes(n: int) -> bytes:
-    """``n`` random bytes from the default device (see :func:`default_stream`)."""
+    """``n`` random bytes from the device named by ``$QITCORE_DEVICE`` (see :func:`default_stream`).
+
+    Raises:
+        DeviceNotFound: ``$QITCORE_DEVICE`` is not set.
+        InvalidArgumentError: ``n`` is not a byte count of 0 or more.
+    """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise InvalidArgumentError(f"n: expected a byte count of 0 or more, got {n!r}")
-    data = default_stream().read(n)
-    if len(data) != n:
-        raise StreamClosedError(f"randbytes: the default device ended after {len(data)} of {n} bytes")
-    return data
+    return _read_exactly(default_stream(), n)

@@ -49,6 +49,12 @@ class QrngStream:
     what is left, and the next read raises the failure (``HealthTestFailure``,
     ``DeviceDisconnected``, ``SequenceGapError`` under ``gap_policy="error"``, ...). Bytes
     already returned are never taken back.
+
+    Every wait answers Ctrl-C (``KeyboardInterrupt``, nothing consumed). A device that sends no
+    valid frame for ``frame_timeout`` seconds (an option of :func:`qitcore.open`, 10 s by default,
+    counted from the first read) fails the stream with :class:`~qitcore.errors.NoValidFrames`.
+    Threads may share a stream: reads are served one at a time, each a contiguous run of the
+    output.
     """
 
     def __init__(

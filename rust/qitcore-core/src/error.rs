@@ -23,6 +23,13 @@ pub enum Error {
     Os(String),
     /// A device broke the protocol: a malformed payload, an unsupported version or format.
     Protocol(String),
+    /// A buffer of `bytes` bytes for `what` could not be allocated.
+    OutOfMemory {
+        /// What the buffer was for, as the user would name it.
+        what: &'static str,
+        /// Its size.
+        bytes: usize,
+    },
 }
 
 impl Error {
@@ -47,6 +54,7 @@ impl fmt::Display for Error {
             }
             Error::Os(message) => write!(f, "operating system random number generator: {message}"),
             Error::Protocol(message) => write!(f, "device protocol: {message}"),
+            Error::OutOfMemory { what, bytes } => write!(f, "{what}: could not allocate {bytes} bytes"),
         }
     }
 }

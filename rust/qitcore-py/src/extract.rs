@@ -6,8 +6,9 @@ use qitcore_core::bits::BitOrder;
 use qitcore_core::extract::blocks::BlockHash;
 use qitcore_core::extract::{self, Convention, HashFunction, ModifiedToeplitz, Toeplitz};
 
+use crate::args::{self, flag, int, real, Int, Real};
 use crate::buffers::{check_disjoint, Input, Output, DETACH_BYTES};
-use crate::errors::IntoPy;
+use crate::errors::{detach, guard, zeroed, IntoPy, InvalidArgumentError};
 
 fn order_name(order: BitOrder) -> &'static str {
     match order {
@@ -17,11 +18,11 @@ fn order_name(order: BitOrder) -> &'static str {
 }
 
 /// Runs `work` on `bytes.len()` bytes of input with the GIL released when it is large.
-fn maybe_detach<T: Send>(py: Python<'_>, size: usize, work: impl FnOnce() -> T + Send) -> T {
+fn maybe_detach<T: Send>(py: Python<'_>, size: usize, work: impl FnOnce() -> T + Send) -> PyResult<T> {
     if size >= DETACH_BYTES {
-        py.detach(work)
+        detach(py, work)
     } else {
-        work()
+        guard(work)
     }
 }
 
@@ -43,7 +44,7 @@ fn emit<'py>(
             Ok(obj.clone())
         }
         None => {
-            let mut result = zeroize::Zeroizing::new(vec![0u8; len]);
+            let mut result = zeroize::Zeroizing::new(zeroed("out", len)?);
             fill(&mut result)?;
             Ok(PyBytes::new(py, &result).into_any())
         }
@@ -55,15 +56,16 @@ fn hash_blocks<'py, H: BlockHash>(
     py: Python<'py>,
     hash: &H,
     data: &Bound<'py, PyAny>,
-    nbits: Option<usize>,
+    nbits: Option<Int<usize>>,
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let nbits = nbits.map(|n| n.0);
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
     let blocks = hash.count_blocks(bytes, nbits).py_err()?;
     let size = bytes.len().max(hash.n() / 8);
     emit(py, bytes, out, hash.output_bytes(blocks), |target| {
-        maybe_detach(py, size, || hash.hash(bytes, nbits, target)).py_err().map(drop)
+        maybe_detach(py, size, || hash.hash(bytes, nbits, target))?.py_err().map(drop)
     })
 }
 
@@ -86,19 +88,19 @@ macro_rules! block_hash_class {
             #[pyo3(signature = (n, m, seed=None, bitorder="big"))]
             fn new(
                 py: Python<'_>,
-                n: usize,
-                m: usize,
+                #[pyo3(from_py_with = int::<usize>)] n: usize,
+                #[pyo3(from_py_with = int::<usize>)] m: usize,
                 seed: Option<&Bound<'_, PyAny>>,
-                bitorder: &str,
+                #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
             ) -> PyResult<Self> {
                 let order = BitOrder::parse(bitorder).py_err()?;
                 let seed = seed_input(py, seed)?;
                 let inner = match &seed {
                     Some(seed) => {
                         let bytes = seed.bytes();
-                        maybe_detach(py, n / 8, || <$core>::new(n, m, bytes, order)).py_err()?
+                        maybe_detach(py, n / 8, || <$core>::new(n, m, bytes, order))?.py_err()?
                     }
-                    None => maybe_detach(py, n / 8, || <$core>::random(n, m, order)).py_err()?,
+                    None => maybe_detach(py, n / 8, || <$core>::random(n, m, order))?.py_err()?,
                 };
                 Ok($class { inner })
             }
@@ -127,8 +129,11 @@ macro_rules! block_hash_class {
                 PyBytes::new(py, self.inner.seed_bytes().expose())
             }
 
-            fn output_bytes(&self, blocks: usize) -> usize {
-                self.inner.output_bytes(blocks)
+            fn output_bytes(&self, #[pyo3(from_py_with = int::<usize>)] blocks: usize) -> PyResult<usize> {
+                blocks
+                    .checked_mul(self.inner.m())
+                    .map(|_| self.inner.output_bytes(blocks))
+                    .ok_or_else(|| InvalidArgumentError::new_err(format!("blocks: {blocks} blocks overflow a size")))
             }
 
             #[pyo3(signature = (data, nbits=None, out=None))]
@@ -136,7 +141,7 @@ macro_rules! block_hash_class {
                 &self,
                 py: Python<'py>,
                 data: &Bound<'py, PyAny>,
-                nbits: Option<usize>,
+                nbits: Option<Int<usize>>,
                 out: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
                 hash_blocks(py, &self.inner, data, nbits, out)
@@ -164,13 +169,14 @@ block_hash_class!(PyModifiedToeplitz, "ModifiedToeplitz", ModifiedToeplitz);
 pub fn von_neumann<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
-    nbits: Option<usize>,
-    bitorder: &str,
+    nbits: Option<Int<usize>>,
+    #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
 ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+    let nbits = nbits.map(|n| n.0);
     let order = BitOrder::parse(bitorder).py_err()?;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
-    let (out, count) = maybe_detach(py, bytes.len(), || extract::von_neumann(bytes, nbits, order)).py_err()?;
+    let (out, count) = maybe_detach(py, bytes.len(), || extract::von_neumann(bytes, nbits, order))?.py_err()?;
     Ok((PyBytes::new(py, &out), count))
 }
 
@@ -179,9 +185,9 @@ pub fn von_neumann<'py>(
 #[pyo3(signature = (function, data, block_bytes, out=None))]
 pub fn hash_condition<'py>(
     py: Python<'py>,
-    function: &str,
+    #[pyo3(from_py_with = args::hash_function)] function: &'static str,
     data: &Bound<'py, PyAny>,
-    block_bytes: usize,
+    #[pyo3(from_py_with = int::<usize>)] block_bytes: usize,
     out: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let function = HashFunction::parse(function).py_err()?;
@@ -189,42 +195,45 @@ pub fn hash_condition<'py>(
     let bytes = input.bytes();
     let len = bytes.len().checked_div(block_bytes).unwrap_or(0) * extract::hash_conditioning::DIGEST_BYTES;
     emit(py, bytes, out, len, |target| {
-        maybe_detach(py, bytes.len(), || extract::condition(function, bytes, block_bytes, target)).py_err().map(drop)
+        maybe_detach(py, bytes.len(), || extract::condition(function, bytes, block_bytes, target))?.py_err().map(drop)
     })
 }
 
 /// The leftover-hash-lemma output length in bits.
 #[pyfunction]
 #[pyo3(signature = (n, entropy, eps, convention="tssr"))]
-pub fn output_length(n: usize, entropy: f64, eps: f64, convention: &str) -> PyResult<usize> {
-    let convention = match convention {
-        "tssr" => Convention::Tssr,
-        "cryptomite" => Convention::Cryptomite,
-        other => {
-            return Err(crate::errors::InvalidArgumentError::new_err(format!(
-                "convention: expected \"tssr\" or \"cryptomite\", got {other:?}"
-            )))
-        }
-    };
-    extract::output_length(n, entropy, eps, convention).py_err()
+pub fn output_length(
+    #[pyo3(from_py_with = int::<usize>)] n: usize,
+    #[pyo3(from_py_with = real)] entropy: f64,
+    #[pyo3(from_py_with = real)] eps: f64,
+    #[pyo3(from_py_with = args::convention)] convention: &'static str,
+) -> PyResult<usize> {
+    let convention = if convention == "cryptomite" { Convention::Cryptomite } else { Convention::Tssr };
+    guard(|| extract::output_length(n, entropy, eps, convention))?.py_err()
 }
 
 /// SP 800-90B §3.1.5.1.2 Output_Entropy.
 #[pyfunction]
-pub fn output_entropy(n_in: usize, n_out: usize, nw: usize, h_in: f64) -> PyResult<f64> {
-    extract::output_entropy(n_in, n_out, nw, h_in).py_err()
+pub fn output_entropy(
+    #[pyo3(from_py_with = int::<usize>)] n_in: usize,
+    #[pyo3(from_py_with = int::<usize>)] n_out: usize,
+    #[pyo3(from_py_with = int::<usize>)] nw: usize,
+    #[pyo3(from_py_with = real)] h_in: f64,
+) -> PyResult<f64> {
+    guard(|| extract::output_entropy(n_in, n_out, nw, h_in))?.py_err()
 }
 
 /// SP 800-90B §3.1.5.1.2 entropy of a conditioned output (vetted or not).
 #[pyfunction]
 #[pyo3(signature = (n_in, n_out, nw, h_in, vetted, h_prime=None))]
 pub fn conditioned_entropy(
-    n_in: usize,
-    n_out: usize,
-    nw: usize,
-    h_in: f64,
-    vetted: bool,
-    h_prime: Option<f64>,
+    #[pyo3(from_py_with = int::<usize>)] n_in: usize,
+    #[pyo3(from_py_with = int::<usize>)] n_out: usize,
+    #[pyo3(from_py_with = int::<usize>)] nw: usize,
+    #[pyo3(from_py_with = real)] h_in: f64,
+    #[pyo3(from_py_with = flag)] vetted: bool,
+    h_prime: Option<Real>,
 ) -> PyResult<f64> {
-    extract::conditioned_entropy(n_in, n_out, nw, h_in, vetted, h_prime).py_err()
+    let h_prime = h_prime.map(|h| h.0);
+    guard(|| extract::conditioned_entropy(n_in, n_out, nw, h_in, vetted, h_prime))?.py_err()
 }

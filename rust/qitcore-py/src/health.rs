@@ -1,7 +1,7 @@
 //! Bindings of the health tests: a monitor object that holds samples until their window passes,
 //! and the block tests over packed bits.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -10,8 +10,9 @@ use qitcore_core::health::block_tests::{self, Outcome, Verdict, BLOCK_BITS};
 use qitcore_core::health::self_test::self_test;
 use qitcore_core::health::{AptFormula, Config, Failure, HealthTest, Monitor, State};
 
+use crate::args::{self, int, real, Real};
 use crate::buffers::{Input, DETACH_BYTES};
-use crate::errors::{AdaptiveProportionFailure, IntoPy, InvalidArgumentError, RepetitionCountFailure};
+use crate::errors::{detach, guard, AdaptiveProportionFailure, IntoPy, InvalidArgumentError, RepetitionCountFailure};
 
 pub(crate) fn failure_error(f: &Failure) -> PyErr {
     let message = format!(
@@ -50,8 +51,50 @@ pub struct PyHealthMonitor {
 }
 
 impl PyHealthMonitor {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// Runs `f` on the monitor's state. The lock is never waited for while attached: another
+    /// thread may hold it in detached work and need the GIL back before releasing it (the
+    /// deadlock of taking a lock attached and keeping it across `detach`). So: an uncontended
+    /// lock is taken at once for small work; otherwise the wait and the work happen detached.
+    fn with<T: Send>(&self, py: Python<'_>, size: usize, f: impl FnOnce(&mut Inner) -> T + Send) -> PyResult<T> {
+        if size < DETACH_BYTES {
+            match self.inner.try_lock() {
+                Ok(mut inner) => return guard(|| f(&mut inner)),
+                Err(TryLockError::Poisoned(p)) => return guard(|| f(&mut p.into_inner())),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        detach(py, || f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner())))
+    }
+}
+
+/// What `feed` resolved: the released samples, or the failure (every pending sample withheld).
+fn feed_locked(inner: &mut Inner, bytes: &[u8]) -> Result<Vec<u8>, Failure> {
+    let Inner { monitor, pending } = inner;
+    match monitor.process(bytes) {
+        Ok(release) => {
+            // The resolved samples are the pending ones followed by the head of `bytes`: copy the
+            // released ones out once, and keep only the unresolved tail.
+            let (discard, emit) = (release.discard as usize, release.emit as usize);
+            let resolved = discard + emit;
+            let held = pending.len();
+            let mut out = Vec::with_capacity(emit);
+            let from_pending = held.saturating_sub(discard).min(emit);
+            out.extend_from_slice(&pending[discard.min(held)..discard.min(held) + from_pending]);
+            let start = discard.saturating_sub(held);
+            out.extend_from_slice(&bytes[start..start + emit - from_pending]);
+            if resolved >= held {
+                pending.clear();
+                pending.extend_from_slice(&bytes[resolved - held..]);
+            } else {
+                pending.drain(..resolved);
+                pending.extend_from_slice(bytes);
+            }
+            Ok(out)
+        }
+        Err(f) => {
+            pending.clear();
+            Err(f)
+        }
     }
 }
 
@@ -60,26 +103,18 @@ impl PyHealthMonitor {
     #[new]
     #[pyo3(signature = (min_entropy, bits_per_sample=8, alpha=None, startup_samples=1024, apt_formula="standard"))]
     fn new(
-        min_entropy: f64,
-        bits_per_sample: u32,
-        alpha: Option<f64>,
-        startup_samples: u64,
-        apt_formula: &str,
+        #[pyo3(from_py_with = real)] min_entropy: f64,
+        #[pyo3(from_py_with = int::<u32>)] bits_per_sample: u32,
+        alpha: Option<Real>,
+        #[pyo3(from_py_with = int::<u64>)] startup_samples: u64,
+        #[pyo3(from_py_with = args::apt_formula)] apt_formula: &'static str,
     ) -> PyResult<Self> {
-        let apt_formula = match apt_formula {
-            "standard" => AptFormula::Standard,
-            "hill" => AptFormula::Hill,
-            other => {
-                return Err(InvalidArgumentError::new_err(format!(
-                    "apt_formula: expected \"standard\" or \"hill\", got {other:?}"
-                )))
-            }
-        };
+        let apt_formula = if apt_formula == "hill" { AptFormula::Hill } else { AptFormula::Standard };
         let mut config = Config::new(min_entropy, bits_per_sample);
-        config.alpha = alpha.unwrap_or(config.alpha);
+        config.alpha = alpha.map_or(config.alpha, |a| a.0);
         config.startup_samples = startup_samples;
         config.apt_formula = apt_formula;
-        let monitor = Monitor::new(config).py_err()?;
+        let monitor = guard(|| Monitor::new(config))?.py_err()?;
         Ok(PyHealthMonitor { inner: Mutex::new(Inner { monitor, pending: Vec::new() }) })
     }
 
@@ -89,38 +124,9 @@ impl PyHealthMonitor {
     fn feed<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
-        let mut inner = self.lock();
-        let Inner { monitor, pending } = &mut *inner;
-        let result =
-            if bytes.len() >= DETACH_BYTES { py.detach(|| monitor.process(bytes)) } else { monitor.process(bytes) };
-        match result {
-            Ok(release) => {
-                // The resolved samples are the pending ones followed by the head of `bytes`: copy
-                // the released ones out once, and keep only the unresolved tail.
-                let (discard, emit) = (release.discard as usize, release.emit as usize);
-                let resolved = discard + emit;
-                let held = pending.len();
-                let out = PyBytes::new_with(py, emit, |out| {
-                    let from_pending = held.saturating_sub(discard).min(emit);
-                    out[..from_pending].copy_from_slice(&pending[discard.min(held)..discard.min(held) + from_pending]);
-                    let start = discard.saturating_sub(held);
-                    out[from_pending..].copy_from_slice(&bytes[start..start + emit - from_pending]);
-                    Ok(())
-                })?;
-                if resolved >= held {
-                    pending.clear();
-                    pending.extend_from_slice(&bytes[resolved - held..]);
-                } else {
-                    pending.drain(..resolved);
-                    pending.extend_from_slice(bytes);
-                }
-                Ok(out)
-            }
-            Err(f) => {
-                pending.clear();
-                Err(failure_error(&f))
-            }
-        }
+        let released = self.with(py, bytes.len(), |inner| feed_locked(inner, bytes))?;
+        let out = released.map_err(|f| failure_error(&f))?;
+        Ok(PyBytes::new(py, &out))
     }
 
     /// Tests `data` without holding or copying samples (the caller keeps them): returns
@@ -129,30 +135,33 @@ impl PyHealthMonitor {
     fn process(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
-        let mut inner = self.lock();
-        if !inner.pending.is_empty() {
+        let result = self.with(py, bytes.len(), |inner| {
+            if !inner.pending.is_empty() {
+                return None;
+            }
+            Some(inner.monitor.process(bytes))
+        })?;
+        let Some(result) = result else {
             return Err(InvalidArgumentError::new_err(
                 "data: process() cannot follow feed() while feed() holds samples; use one or the other",
             ));
-        }
-        let monitor = &mut inner.monitor;
-        let result =
-            if bytes.len() >= DETACH_BYTES { py.detach(|| monitor.process(bytes)) } else { monitor.process(bytes) };
+        };
         result.map(|r| (r.discard, r.emit)).map_err(|f| failure_error(&f))
     }
 
     /// Leaves the failed state; the next samples go through the start-up test again.
-    fn reset(&self) {
-        let mut inner = self.lock();
-        inner.monitor.reset();
-        inner.pending.clear();
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, 0, |inner| {
+            inner.monitor.reset();
+            inner.pending.clear();
+        })
     }
 
     /// Feeds known-bad sequences to fresh monitors of this configuration:
     /// `{"repetition_count": bool, "adaptive_proportion": bool}`.
     fn self_test<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let config = *self.lock().monitor.config();
-        let st = self_test(config).py_err()?;
+        let config = self.with(py, 0, |inner| *inner.monitor.config())?;
+        let st = detach(py, || self_test(config))?.py_err()?;
         let d = PyDict::new(py);
         d.set_item("repetition_count", st.repetition_count)?;
         d.set_item("adaptive_proportion", st.adaptive_proportion)?;
@@ -160,23 +169,23 @@ impl PyHealthMonitor {
     }
 
     #[getter]
-    fn state(&self) -> &'static str {
-        state_name(self.lock().monitor.state())
+    fn state(&self, py: Python<'_>) -> PyResult<&'static str> {
+        self.with(py, 0, |inner| state_name(inner.monitor.state()))
     }
 
     #[getter]
-    fn cutoffs(&self) -> (u64, u64, u64) {
-        self.lock().monitor.cutoffs()
+    fn cutoffs(&self, py: Python<'_>) -> PyResult<(u64, u64, u64)> {
+        self.with(py, 0, |inner| inner.monitor.cutoffs())
     }
 
     #[getter]
-    fn pending(&self) -> usize {
-        self.lock().pending.len()
+    fn pending(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, 0, |inner| inner.pending.len())
     }
 
     #[getter]
     fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = self.lock().monitor.counters();
+        let c = self.with(py, 0, |inner| inner.monitor.counters())?;
         let d = PyDict::new(py);
         d.set_item("samples", c.samples)?;
         d.set_item("released", c.released)?;
@@ -187,16 +196,17 @@ impl PyHealthMonitor {
         Ok(d)
     }
 
-    fn __repr__(&self) -> String {
-        let inner = self.lock();
-        let c = inner.monitor.config();
-        format!(
-            "HealthMonitor(min_entropy={}, bits_per_sample={}, alpha={:e}, state='{}')",
-            c.min_entropy,
-            c.bits_per_sample,
-            c.alpha,
-            state_name(inner.monitor.state())
-        )
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, 0, |inner| {
+            let c = inner.monitor.config();
+            format!(
+                "HealthMonitor(min_entropy={}, bits_per_sample={}, alpha={:e}, state='{}')",
+                c.min_entropy,
+                c.bits_per_sample,
+                c.alpha,
+                state_name(inner.monitor.state())
+            )
+        })
     }
 }
 
@@ -207,23 +217,23 @@ impl PyHealthMonitor {
 pub fn health_scan<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
-    min_entropy: f64,
-    bits_per_sample: u32,
-    alpha: Option<f64>,
-    max_failures: usize,
+    #[pyo3(from_py_with = real)] min_entropy: f64,
+    #[pyo3(from_py_with = int::<u32>)] bits_per_sample: u32,
+    alpha: Option<Real>,
+    #[pyo3(from_py_with = int::<usize>)] max_failures: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut config = Config::new(min_entropy, bits_per_sample);
-    config.alpha = alpha.unwrap_or(config.alpha);
-    let mut monitor = Monitor::new(config).py_err()?;
+    config.alpha = alpha.map_or(config.alpha, |a| a.0);
+    let mut monitor = guard(|| Monitor::new(config))?.py_err()?;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
-    if let Some(offset) = bytes.iter().position(|&s| u32::from(s) >> bits_per_sample != 0) {
+    if let Some(offset) = bytes.iter().position(|&s| u32::from(s).checked_shr(bits_per_sample).unwrap_or(0) != 0) {
         return Err(InvalidArgumentError::new_err(format!(
             "data: sample {} at offset {offset} does not fit in {bits_per_sample} bits per sample",
             bytes[offset]
         )));
     }
-    let failures = py.detach(|| {
+    let failures = detach(py, || {
         let mut failures = Vec::new();
         let mut rest = bytes;
         while !rest.is_empty() && failures.len() < max_failures {
@@ -239,7 +249,7 @@ pub fn health_scan<'py>(
             }
         }
         failures
-    });
+    })?;
     let list = PyList::empty(py);
     for f in &failures {
         let d = PyDict::new(py);
@@ -283,7 +293,11 @@ fn order(bitorder: &str) -> PyResult<BitOrder> {
 /// FIPS 140-2 tests on each whole 20,000-bit block: a list of lists of outcomes.
 #[pyfunction]
 #[pyo3(signature = (data, bitorder="big"))]
-pub fn fips140_2<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, bitorder: &str) -> PyResult<Bound<'py, PyList>> {
+pub fn fips140_2<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
+) -> PyResult<Bound<'py, PyList>> {
     let order = order(bitorder)?;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
@@ -294,7 +308,7 @@ pub fn fips140_2<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, bitorder: &str)
         )));
     }
     let blocks =
-        py.detach(|| unpack(bytes, order).chunks_exact(BLOCK_BITS).map(block_tests::fips140_2).collect::<Vec<_>>());
+        detach(py, || unpack(bytes, order).chunks_exact(BLOCK_BITS).map(block_tests::fips140_2).collect::<Vec<_>>())?;
     let out = PyList::empty(py);
     for block in &blocks {
         let l = PyList::empty(py);
@@ -312,13 +326,13 @@ pub fn fips140_2<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, bitorder: &str)
 pub fn ais31_procedure_a<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
-    bitorder: &str,
+    #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let order = order(bitorder)?;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
     let needed = block_tests::T0_BITS + block_tests::PROCEDURE_A_BLOCKS * BLOCK_BITS;
-    let result = py.detach(|| block_tests::ais31_procedure_a(&unpack(bytes, order)));
+    let result = detach(py, || block_tests::ais31_procedure_a(&unpack(bytes, order)))?;
     let Some((t0, blocks, verdict)) = result else {
         return Err(crate::errors::InvalidLengthError::new_err(format!(
             "data: AIS 31 procedure A needs {needed} bits ({} bytes), got {} bytes",

@@ -1,6 +1,7 @@
 //! `qitcore._core`: the thin binding of qitcore-core. Arguments are converted here, the work runs
 //! in the core crate with the GIL released, and core errors become `qitcore.errors` exceptions.
 
+mod args;
 mod bitgen;
 mod buffers;
 mod entropy;
@@ -21,7 +22,7 @@ mod _core {
     use crate::errors::IntoPy;
 
     #[pymodule_export]
-    use crate::bitgen::bitgen_capsule;
+    use crate::bitgen::{bitgen_capsule, PyBitGenLock};
     #[pymodule_export]
     use crate::entropy::{assess_iid, assess_non_iid, assess_restart};
     #[pymodule_export]
@@ -56,7 +57,7 @@ mod _core {
 
     /// Switches the backend for the whole process.
     #[pyfunction]
-    fn set_clmul_backend(name: &str) -> PyResult<()> {
+    fn set_clmul_backend(#[pyo3(from_py_with = crate::args::backend)] name: &str) -> PyResult<()> {
         backend::set_active(Backend::parse(name).py_err()?).py_err()
     }
 

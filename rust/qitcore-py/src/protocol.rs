@@ -6,6 +6,9 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use qitcore_core::frame::messages::{Info, Reply, Status};
 use qitcore_core::frame::{crc32c as crc, encode, BitOrder, Decoder, Event, Packing, SampleFormat};
 
+use std::sync::Mutex;
+
+use crate::args::{self, int};
 use crate::buffers::Input;
 use crate::errors::IntoPy;
 
@@ -20,8 +23,8 @@ pub fn crc32c(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<u32> {
 #[pyfunction]
 pub fn encode_frame<'py>(
     py: Python<'py>,
-    kind: u8,
-    sequence: u32,
+    #[pyo3(from_py_with = int::<u8>)] kind: u8,
+    #[pyo3(from_py_with = int::<u32>)] sequence: u32,
     payload: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let input = Input::get(py, "payload", payload)?;
@@ -66,10 +69,10 @@ pub fn format_dict<'py>(py: Python<'py>, f: &SampleFormat) -> PyResult<Bound<'py
 #[pyo3(signature = (bits_per_sample, packing="aligned", bitorder="big", rate=0))]
 pub fn format_descriptor<'py>(
     py: Python<'py>,
-    bits_per_sample: u8,
-    packing: &str,
-    bitorder: &str,
-    rate: u32,
+    #[pyo3(from_py_with = int::<u8>)] bits_per_sample: u8,
+    #[pyo3(from_py_with = args::packing)] packing: &'static str,
+    #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
+    #[pyo3(from_py_with = int::<u32>)] rate: u32,
 ) -> PyResult<Bound<'py, PyBytes>> {
     Ok(PyBytes::new(py, &format_from(bits_per_sample, packing, bitorder, rate)?.to_bytes()))
 }
@@ -149,27 +152,28 @@ pub fn parse_reply<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<B
     reply_dict(py, &Reply::parse(input.bytes()).py_err()?)
 }
 
-/// The resynchronising QDP/1 frame decoder.
-#[pyclass(module = "qitcore._core", name = "FrameDecoder")]
+/// The resynchronising QDP/1 frame decoder. Its lock is only ever taken with the GIL held and
+/// never kept across a release of it, so threads sharing a decoder cannot deadlock.
+#[pyclass(frozen, module = "qitcore._core", name = "FrameDecoder")]
 pub struct PyFrameDecoder {
-    decoder: Decoder,
+    decoder: Mutex<Decoder>,
 }
 
 #[pymethods]
 impl PyFrameDecoder {
     #[new]
     fn new() -> Self {
-        PyFrameDecoder { decoder: Decoder::new() }
+        PyFrameDecoder { decoder: Mutex::new(Decoder::new()) }
     }
 
     /// Feeds bytes; returns the events they complete, in order: `("frame", kind, sequence,
     /// payload)`, `("gap", expected, received, lost)`, `("replay", last, received)` (a frame whose
     /// number does not advance: its payload is withheld) or `("version", version)`.
-    fn feed<'py>(&mut self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn feed<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
         let input = Input::get(py, "data", data)?;
         let events = PyList::empty(py);
         let mut err = None;
-        self.decoder.feed(input.bytes(), |e| {
+        self.decoder.lock().unwrap_or_else(|p| p.into_inner()).feed(input.bytes(), |e| {
             let item = match e {
                 Event::Frame { kind, sequence, payload } => {
                     ("frame", kind, sequence, PyBytes::new(py, payload)).into_pyobject(py).map(|t| t.into_any())
@@ -192,7 +196,7 @@ impl PyFrameDecoder {
 
     /// Counts: bytes, frames, crc_errors, garbage_bytes, gaps, frames_lost, replays.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.decoder.stats();
+        let s = self.decoder.lock().unwrap_or_else(|p| p.into_inner()).stats();
         let d = PyDict::new(py);
         d.set_item("bytes", s.bytes)?;
         d.set_item("frames", s.frames)?;
@@ -207,6 +211,6 @@ impl PyFrameDecoder {
     /// Bytes held back as the possible start of a frame.
     #[getter]
     fn buffered(&self) -> usize {
-        self.decoder.buffered()
+        self.decoder.lock().unwrap_or_else(|p| p.into_inner()).buffered()
     }
 }

@@ -15,8 +15,9 @@ use qitcore_core::qkd::finite_key::{self, Counts, Decoys};
 use qitcore_core::qkd::{sift, sim, verify};
 use qitcore_core::Error;
 
+use crate::args::{self, int, real, Array, Int, List, Real};
 use crate::buffers::Input;
-use crate::errors::{to_py, IntoPy, InvalidArgumentError};
+use crate::errors::{detach, guard, to_py, IntoPy, InvalidArgumentError, InvalidTypeError, ProtocolError};
 
 /// One byte per bit, each 0 or 1, as `Bits`.
 fn key_bits(py: Python<'_>, name: &'static str, key: &Bound<'_, PyAny>) -> PyResult<Bits> {
@@ -43,17 +44,24 @@ pub struct PyCascadeResponder {
 impl PyCascadeResponder {
     #[new]
     #[pyo3(signature = (key, qber, seed, variant = "modified"))]
-    fn new(py: Python<'_>, key: &Bound<'_, PyAny>, qber: f64, seed: u64, variant: &str) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = real)] qber: f64,
+        #[pyo3(from_py_with = int::<u64>)] seed: u64,
+        #[pyo3(from_py_with = args::variant)] variant: &'static str,
+    ) -> PyResult<Self> {
         let key = key_bits(py, "key", key)?;
         let layout = layout(key.len, qber, seed, variant)?;
-        let inner = py.detach(|| Responder::new(layout, key)).py_err()?;
+        let inner = detach(py, || Responder::new(layout, key))?.py_err()?;
         Ok(PyCascadeResponder { inner, disclosed: AtomicU64::new(0) })
     }
 
     /// Alice's packed answers to the encoded queries (refused if any is malformed).
-    fn answer<'py>(&self, py: Python<'py>, queries: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        let queries = Query::decode(queries, self.inner.layout()).py_err()?;
-        let answer = py.detach(|| self.inner.answer(&queries));
+    fn answer<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let queries = Input::get(py, "queries", queries)?;
+        let queries = guard(|| Query::decode(queries.bytes(), self.inner.layout()))?.py_err()?;
+        let answer = detach(py, || self.inner.answer(&queries))?;
         self.disclosed.fetch_add(answer.len as u64, Ordering::Relaxed);
         Ok(PyBytes::new(py, &answer.to_packed()))
     }
@@ -78,22 +86,30 @@ impl PyCascadeResponder {
 pub fn cascade_correct<'py>(
     py: Python<'py>,
     key: &Bound<'py, PyAny>,
-    qber: f64,
-    seed: u64,
+    #[pyo3(from_py_with = real)] qber: f64,
+    #[pyo3(from_py_with = int::<u64>)] seed: u64,
     ask: Py<PyAny>,
-    variant: &str,
+    #[pyo3(from_py_with = args::variant)] variant: &'static str,
 ) -> PyResult<(Bound<'py, PyBytes>, u64, u64, u64)> {
+    if !ask.bind(py).is_callable() {
+        return Err(InvalidTypeError::new_err("ask: expected a callable that returns Alice's answers as bytes"));
+    }
     let key = key_bits(py, "key", key)?;
     let layout = layout(key.len, qber, seed, variant)?;
     // The first Python exception `ask` raises is kept and re-raised as it was.
     let raised: Mutex<Option<PyErr>> = Mutex::new(None);
-    let result = py.detach(|| {
+    let result = detach(py, || {
         let corrector = Corrector::new(&layout, key)?;
         let mut oracle = |queries: &[Query]| {
             let expected: usize = queries.iter().map(|q| q.answer_bits(&layout)).sum();
             let wire = Query::encode(queries);
-            let reply =
-                Python::attach(|py| -> PyResult<Vec<u8>> { ask.bind(py).call1((PyBytes::new(py, &wire),))?.extract() });
+            let reply = Python::attach(|py| -> PyResult<Vec<u8>> {
+                let answer = ask.bind(py).call1((PyBytes::new(py, &wire),))?;
+                // An answer of the wrong type is the channel's failure, not the caller's bug.
+                Input::get(py, "ask", &answer)
+                    .map(|a| a.bytes().to_vec())
+                    .map_err(|e| ProtocolError::new_err(format!("Cascade answer: {}", e.value(py))))
+            });
             match reply {
                 Ok(bytes) => Bits::from_packed(&bytes, expected).ok_or_else(|| {
                     Error::Protocol(format!("Cascade answer of {} bytes, expected {expected} bits", bytes.len()))
@@ -105,7 +121,7 @@ pub fn cascade_correct<'py>(
             }
         };
         corrector.run(&mut oracle)
-    });
+    })?;
     if let Some(err) = raised.into_inner().expect("not poisoned") {
         return Err(err);
     }
@@ -115,20 +131,28 @@ pub fn cascade_correct<'py>(
 
 /// The polynomial verification tags of `key` (one byte per bit) at each point in GF(2^64).
 #[pyfunction]
-pub fn verification_tags(py: Python<'_>, key: &Bound<'_, PyAny>, points: Vec<u64>) -> PyResult<Vec<u64>> {
+pub fn verification_tags(py: Python<'_>, key: &Bound<'_, PyAny>, points: List<Int<u64>>) -> PyResult<Vec<u64>> {
     let key = key_bits(py, "key", key)?;
     let backend = backend::active();
-    Ok(py.detach(|| points.iter().map(|&p| verify::tag(backend, &key, p)).collect()))
+    detach(py, || points.0.iter().map(|p| verify::tag(backend, &key, p.0)).collect())
 }
 
 /// The probability that two different `n`-bit keys share a tag.
 #[pyfunction]
-pub fn verification_collision_bound(n: usize) -> f64 {
-    verify::collision_bound(n)
+pub fn verification_collision_bound(#[pyo3(from_py_with = int::<usize>)] n: usize) -> PyResult<f64> {
+    guard(|| verify::collision_bound(n))
 }
 
 fn decoys(mu: [f64; 3], p: [f64; 3]) -> Decoys {
     Decoys { mu, p }
+}
+
+fn reals(a: Array<Real, 3>) -> [f64; 3] {
+    a.0.map(|r| r.0)
+}
+
+fn ints(a: Array<Int<u64>, 3>) -> [u64; 3] {
+    a.0.map(|i| i.0)
 }
 
 /// The finite-key secure length with every term of the bound.
@@ -137,17 +161,18 @@ fn decoys(mu: [f64; 3], p: [f64; 3]) -> Decoys {
 #[allow(clippy::too_many_arguments)]
 pub fn finite_key_length<'py>(
     py: Python<'py>,
-    mu: [f64; 3],
-    p: [f64; 3],
-    key_counts: [u64; 3],
-    test_counts: [u64; 3],
-    test_errors: [u64; 3],
-    leaked: u64,
-    eps_sec: f64,
-    eps_cor: f64,
+    mu: Array<Real, 3>,
+    p: Array<Real, 3>,
+    key_counts: Array<Int<u64>, 3>,
+    test_counts: Array<Int<u64>, 3>,
+    test_errors: Array<Int<u64>, 3>,
+    #[pyo3(from_py_with = int::<u64>)] leaked: u64,
+    #[pyo3(from_py_with = real)] eps_sec: f64,
+    #[pyo3(from_py_with = real)] eps_cor: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let counts = Counts { key: key_counts, test: test_counts, test_errors };
-    let r = finite_key::secure_length(&decoys(mu, p), &counts, leaked, eps_sec, eps_cor).py_err()?;
+    let counts = Counts { key: ints(key_counts), test: ints(test_counts), test_errors: ints(test_errors) };
+    let decoys = decoys(reals(mu), reals(p));
+    let r = guard(|| finite_key::secure_length(&decoys, &counts, leaked, eps_sec, eps_cor))?.py_err()?;
     let d = PyDict::new(py);
     d.set_item("s0", r.s0)?;
     d.set_item("s1", r.s1)?;
@@ -166,17 +191,18 @@ pub fn finite_key_length<'py>(
 #[allow(clippy::too_many_arguments)]
 pub fn simulate_bb84<'py>(
     py: Python<'py>,
-    pulses: u64,
-    seed: u64,
-    distance_km: f64,
-    attenuation_db_per_km: f64,
-    detector_efficiency: f64,
-    dark_count: f64,
-    misalignment: f64,
-    mu: [f64; 3],
-    p: [f64; 3],
-    key_basis_probability: f64,
+    #[pyo3(from_py_with = int::<u64>)] pulses: u64,
+    #[pyo3(from_py_with = int::<u64>)] seed: u64,
+    #[pyo3(from_py_with = real)] distance_km: f64,
+    #[pyo3(from_py_with = real)] attenuation_db_per_km: f64,
+    #[pyo3(from_py_with = real)] detector_efficiency: f64,
+    #[pyo3(from_py_with = real)] dark_count: f64,
+    #[pyo3(from_py_with = real)] misalignment: f64,
+    mu: Array<Real, 3>,
+    p: Array<Real, 3>,
+    #[pyo3(from_py_with = real)] key_basis_probability: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let (mu, p) = (reals(mu), reals(p));
     let model = sim::LinkModel {
         distance_km,
         attenuation_db_per_km,
@@ -186,7 +212,7 @@ pub fn simulate_bb84<'py>(
         decoys: decoys(mu, p),
         key_basis_probability,
     };
-    let d = py.detach(|| sim::simulate(&model, pulses, seed)).py_err()?;
+    let d = detach(py, || sim::simulate(&model, pulses, seed))?.py_err()?;
     let out = PyDict::new(py);
     let index: Vec<u8> = d.index.iter().flat_map(|i| i.to_le_bytes()).collect();
     out.set_item("index", PyBytes::new(py, &index))?;
@@ -237,7 +263,7 @@ pub fn sift_announce<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let (index, basis) = (Input::get(py, "index", index)?, Input::get(py, "basis", basis)?);
     let values = u64_values("index", index.bytes())?;
-    let message = py.detach(|| sift::announce(&values, basis.bytes())).py_err()?;
+    let message = detach(py, || sift::announce(&values, basis.bytes()))?.py_err()?;
     Ok(PyBytes::new(py, &message))
 }
 
@@ -250,8 +276,10 @@ pub fn sift_answer<'py>(
     basis: &Bound<'py, PyAny>,
     bit: &Bound<'py, PyAny>,
     intensity: &Bound<'py, PyAny>,
-    message: &[u8],
+    message: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyBytes>, SiftedBytes<'py>, usize)> {
+    let message = Input::get(py, "message", message)?;
+    let message = message.bytes();
     let index = Input::get(py, "index", index)?;
     let (basis, bit, intensity) =
         (Input::get(py, "basis", basis)?, Input::get(py, "bit", bit)?, Input::get(py, "intensity", intensity)?);
@@ -262,7 +290,7 @@ pub fn sift_answer<'py>(
     }
     let alice =
         sift::AliceRecords { index: &values, basis: basis.bytes(), bit: bit.bytes(), intensity: intensity.bytes() };
-    let (reply, sifted, count) = py.detach(|| sift::answer(&alice, message)).py_err()?;
+    let (reply, sifted, count) = detach(py, || sift::answer(&alice, message))?.py_err()?;
     Ok((PyBytes::new(py, &reply), sifted_tuple(py, &sifted), count))
 }
 
@@ -272,10 +300,12 @@ pub fn sift_conclude<'py>(
     py: Python<'py>,
     basis: &Bound<'py, PyAny>,
     bit: &Bound<'py, PyAny>,
-    reply: &[u8],
+    reply: &Bound<'py, PyAny>,
 ) -> PyResult<SiftedBytes<'py>> {
     let (basis, bit) = (Input::get(py, "basis", basis)?, Input::get(py, "bit", bit)?);
-    let sifted = py.detach(|| sift::conclude(basis.bytes(), bit.bytes(), reply, 3)).py_err()?;
+    let reply = Input::get(py, "reply", reply)?;
+    let reply = reply.bytes();
+    let sifted = detach(py, || sift::conclude(basis.bytes(), bit.bytes(), reply, 3))?.py_err()?;
     Ok(sifted_tuple(py, &sifted))
 }
 
@@ -284,20 +314,22 @@ pub fn sift_conclude<'py>(
 pub fn encode_pulse_numbers<'py>(py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     let index = Input::get(py, "index", index)?;
     let values = u64_values("index", index.bytes())?;
-    let wire = py.detach(|| sift::encode_indices(&values)).py_err()?;
+    let wire = detach(py, || sift::encode_indices(&values))?.py_err()?;
     Ok(PyBytes::new(py, &wire))
 }
 
 /// The pulse numbers (uint64 little-endian bytes) back from their varint gaps.
 #[pyfunction]
-pub fn decode_pulse_numbers<'py>(py: Python<'py>, wire: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let values = py.detach(|| sift::decode_indices(wire)).py_err()?;
+pub fn decode_pulse_numbers<'py>(py: Python<'py>, wire: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let wire = Input::get(py, "wire", wire)?;
+    let wire = wire.bytes();
+    let values = detach(py, || sift::decode_indices(wire))?.py_err()?;
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     Ok(PyBytes::new(py, &bytes))
 }
 
 /// Checks decoy intensities and their probabilities (μ1 > μ2 + μ3, μ2 > μ3 ≥ 0; a distribution).
 #[pyfunction]
-pub fn check_decoys(mu: [f64; 3], p: [f64; 3]) -> PyResult<()> {
-    decoys(mu, p).validate().py_err()
+pub fn check_decoys(mu: Array<Real, 3>, p: Array<Real, 3>) -> PyResult<()> {
+    guard(|| decoys(reals(mu), reals(p)).validate())?.py_err()
 }

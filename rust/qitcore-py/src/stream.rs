@@ -8,14 +8,18 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use qitcore_core::frame::SampleFormat;
+use qitcore_core::gf2::alloc::try_zeroed;
 use qitcore_core::pipeline::framer::Framer;
+use qitcore_core::pipeline::stream::Shape;
 use qitcore_core::pipeline::{Conditioner, Extraction, GapPolicy, ReadError, Stats, Stream, StreamError};
 use qitcore_core::sim::{LinkFaults, NoiseParams, NoiseSource, SimCounters, SimDevice};
 
+use crate::args::{self, flag, int, real, seconds, text, FsPath, Int, Real, Seconds};
 use crate::buffers::{Input, Output};
 use crate::errors::{
-    DeviceDisconnected, DeviceTimeout, HealthTestFailure, IntoPy, InvalidArgumentError, ProtocolError,
-    ReplayedFrameError, SequenceGapError, StreamClosedError,
+    detach, guard, out_of_memory, DeviceDisconnected, DeviceTimeout, HealthTestFailure, InternalError, IntoPy,
+    InvalidArgumentError, InvalidTypeError, NoValidFrames, ProtocolError, ReplayedFrameError, SequenceGapError,
+    StreamClosedError,
 };
 use crate::health::failure_error;
 use crate::protocol::{format_from, reply_dict, status_dict};
@@ -31,21 +35,46 @@ fn stream_error(e: &StreamError) -> PyErr {
         StreamError::Replay { last, received } => ReplayedFrameError::new_err((message, *last, *received)),
         StreamError::Protocol(_) => ProtocolError::new_err(message),
         StreamError::Disconnected(_) => DeviceDisconnected::new_err(message),
+        StreamError::NoValidFrames { .. } => NoValidFrames::new_err(message),
     }
 }
 
-pub(crate) fn read_error(e: ReadError) -> PyErr {
+/// The exception for a read or feed that did not complete; `raised` is what the interrupt
+/// check raised (KeyboardInterrupt, or whatever a signal handler raised), if it stopped the wait.
+pub(crate) fn wait_error(e: ReadError, raised: Option<PyErr>) -> PyErr {
     match e {
         ReadError::Failed(e) => stream_error(&e),
         ReadError::Closed => StreamClosedError::new_err("stream: read from a closed stream"),
         ReadError::Timeout => DeviceTimeout::new_err("stream: no output within the timeout; nothing was consumed"),
+        ReadError::Interrupted => {
+            raised.unwrap_or_else(|| InternalError::new_err("stream: wait interrupted without a signal"))
+        }
+        ReadError::OutOfMemory(n) => out_of_memory("n", n),
+    }
+}
+
+/// The check made between slices of every wait: Python's signal handlers run (Ctrl-C raises
+/// KeyboardInterrupt in the main thread); what they raise is kept in `raised` and stops the wait.
+pub(crate) fn signals(raised: &mut Option<PyErr>) -> impl FnMut() -> bool + Send + '_ {
+    move || match Python::attach(|py| py.check_signals()) {
+        Ok(()) => false,
+        Err(e) => {
+            *raised = Some(e);
+            true
+        }
     }
 }
 
 /// The homodyne noise model of the simulator, as a sample generator.
-#[pyclass(module = "qitcore._core", name = "NoiseModel")]
+#[pyclass(frozen, module = "qitcore._core", name = "NoiseModel")]
 pub struct PyNoiseModel {
-    source: NoiseSource,
+    source: Mutex<NoiseSource>,
+}
+
+impl PyNoiseModel {
+    fn source(&self) -> std::sync::MutexGuard<'_, NoiseSource> {
+        self.source.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[pymethods]
@@ -55,80 +84,96 @@ impl PyNoiseModel {
                         bandwidth=f64::INFINITY, range=1.0, seed=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        bits: u8,
-        rate: f64,
-        sigma_quantum: f64,
-        sigma_classical: f64,
-        gain: f64,
-        offset: f64,
-        bandwidth: f64,
-        range: f64,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = int::<u8>)] bits: u8,
+        #[pyo3(from_py_with = real)] rate: f64,
+        #[pyo3(from_py_with = real)] sigma_quantum: f64,
+        #[pyo3(from_py_with = real)] sigma_classical: f64,
+        #[pyo3(from_py_with = real)] gain: f64,
+        #[pyo3(from_py_with = real)] offset: f64,
+        #[pyo3(from_py_with = real)] bandwidth: f64,
+        #[pyo3(from_py_with = real)] range: f64,
+        seed: Option<Int<u64>>,
     ) -> PyResult<Self> {
         let params = NoiseParams { bits, rate, sigma_quantum, sigma_classical, gain, offset, bandwidth, range };
         let seed = match seed {
-            Some(s) => s,
-            None => u64::from_le_bytes(
-                qitcore_core::secret::SecretBytes::random(8).py_err()?.expose().try_into().expect("8"),
-            ),
+            Some(s) => s.0,
+            None => {
+                let bytes = qitcore_core::secret::SecretBytes::random(8).py_err()?;
+                let mut word = [0u8; 8];
+                word.copy_from_slice(bytes.expose());
+                u64::from_le_bytes(word)
+            }
         };
-        Ok(PyNoiseModel { source: NoiseSource::new(params, seed).py_err()? })
+        let source = guard(|| NoiseSource::new(params, seed))?.py_err()?;
+        Ok(PyNoiseModel { source: Mutex::new(source) })
     }
 
     /// Min-entropy per sample against side information on the classical noise and the past.
     #[getter]
     fn min_entropy(&self) -> f64 {
-        self.source.params().min_entropy()
+        self.source().params().min_entropy()
     }
 
     /// Min-entropy per sample of the samples' own distribution.
     #[getter]
     fn min_entropy_without_side_information(&self) -> f64 {
-        self.source.params().min_entropy_without_side_information()
+        self.source().params().min_entropy_without_side_information()
     }
 
     /// Correlation between successive samples of the quantum noise.
     #[getter]
     fn correlation(&self) -> f64 {
-        self.source.params().correlation()
+        self.source().params().correlation()
     }
 
     #[getter]
     fn bits(&self) -> u8 {
-        self.source.params().bits
+        self.source().params().bits
     }
 
     #[getter]
     fn rate(&self) -> f64 {
-        self.source.params().rate
+        self.source().params().rate
     }
 
     /// From this many more samples on, the output sticks at its last value (a stuck source).
-    fn stick_after(&mut self, samples: u64) {
-        self.source.stuck_after = Some(self.source.produced + samples);
+    fn stick_after(&self, #[pyo3(from_py_with = int::<u64>)] samples: u64) {
+        let mut source = self.source();
+        source.stuck_after = Some(source.produced.saturating_add(samples));
     }
 
     /// Adds `per_sample` to the offset at every sample (slow bias drift).
-    fn drift(&mut self, per_sample: f64) -> PyResult<()> {
+    fn drift(&self, #[pyo3(from_py_with = real)] per_sample: f64) -> PyResult<()> {
         if !per_sample.is_finite() {
             return Err(InvalidArgumentError::new_err(format!("drift: must be finite, got {per_sample}")));
         }
-        self.source.drift_per_sample = per_sample;
+        self.source().drift_per_sample = per_sample;
         Ok(())
     }
 
     /// The next `n` samples: one byte each up to 8 bits, two little-endian bytes above.
-    fn read<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
-        let source = &mut self.source;
-        let out = py.detach(|| {
-            let mut s = vec![0u16; n];
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = int::<usize>)] n: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let out = detach(py, || -> PyResult<Vec<u8>> {
+            let mut source = self.source.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = try_zeroed::<u16>("n", n).py_err()?;
             source.fill(&mut s);
-            if source.params().bits <= 8 {
-                s.iter().map(|&v| v as u8).collect::<Vec<u8>>()
+            let wide = source.params().bits > 8;
+            let mut out = try_zeroed::<u8>("n", if wide { 2 * n } else { n }).py_err()?;
+            if wide {
+                for (o, v) in out.chunks_exact_mut(2).zip(&s) {
+                    o.copy_from_slice(&v.to_le_bytes());
+                }
             } else {
-                s.iter().flat_map(|v| v.to_le_bytes()).collect()
+                for (o, v) in out.iter_mut().zip(&s) {
+                    *o = *v as u8;
+                }
             }
-        });
+            Ok(out)
+        })??;
         Ok(PyBytes::new(py, &out))
     }
 }
@@ -186,6 +231,9 @@ pub struct PyStream {
     stream: Arc<Stream>,
     sim: Mutex<Option<Arc<Mutex<SimDevice>>>>,
     format: SampleFormat,
+    /// The conditioner's block shape and cutoffs, fixed at construction (read without waiting
+    /// for the conditioner, which the reader thread holds while it works).
+    shape: Shape,
     /// For byte-stream devices fed from Python: next frame number and a partial sample.
     framing: Mutex<(u32, Vec<u8>)>,
 }
@@ -202,34 +250,27 @@ impl PyStream {
     #[new]
     #[pyo3(signature = (bits_per_sample, packing="aligned", bitorder="big", rate=0, *, min_entropy=None,
                         alpha=None, startup_samples=1024, block_bits=4096, epsilon=None, gap_policy="count",
-                        raw=false, capacity=1<<20, seed=None))]
+                        raw=false, capacity=1<<20, seed=None, frame_timeout=10.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        bits_per_sample: u8,
-        packing: &str,
-        bitorder: &str,
-        rate: u32,
-        min_entropy: Option<f64>,
-        alpha: Option<f64>,
-        startup_samples: u64,
-        block_bits: usize,
-        epsilon: Option<f64>,
-        gap_policy: &str,
-        raw: bool,
-        capacity: usize,
+        #[pyo3(from_py_with = int::<u8>)] bits_per_sample: u8,
+        #[pyo3(from_py_with = args::packing)] packing: &'static str,
+        #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
+        #[pyo3(from_py_with = int::<u32>)] rate: u32,
+        min_entropy: Option<Real>,
+        alpha: Option<Real>,
+        #[pyo3(from_py_with = int::<u64>)] startup_samples: u64,
+        #[pyo3(from_py_with = int::<usize>)] block_bits: usize,
+        epsilon: Option<Real>,
+        #[pyo3(from_py_with = args::gap_policy)] gap_policy: &'static str,
+        #[pyo3(from_py_with = flag)] raw: bool,
+        #[pyo3(from_py_with = int::<usize>)] capacity: usize,
         seed: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = args::seconds_f64)] frame_timeout: f64,
     ) -> PyResult<Self> {
         let format = format_from(bits_per_sample, packing, bitorder, rate)?;
-        let gap_policy = match gap_policy {
-            "error" => GapPolicy::Error,
-            "count" => GapPolicy::Count,
-            other => {
-                return Err(InvalidArgumentError::new_err(format!(
-                    "gap_policy: expected \"error\" or \"count\", got {other:?}"
-                )))
-            }
-        };
+        let gap_policy = if gap_policy == "error" { GapPolicy::Error } else { GapPolicy::Count };
         let extraction = if raw {
             None
         } else {
@@ -237,25 +278,23 @@ impl PyStream {
                 InvalidArgumentError::new_err("min_entropy: required to extract (bits of min-entropy per sample)")
             })?;
             Some(Extraction {
-                min_entropy,
-                alpha: alpha.unwrap_or((-20f64).exp2()),
+                min_entropy: min_entropy.0,
+                alpha: alpha.map_or((-20f64).exp2(), |a| a.0),
                 startup_samples,
                 block_bits,
-                epsilon: epsilon.unwrap_or((-64f64).exp2()),
+                epsilon: epsilon.map_or((-64f64).exp2(), |e| e.0),
             })
         };
         let seed = seed.map(|s| Input::get(py, "seed", s)).transpose()?;
-        let conditioner =
-            Conditioner::new(format, extraction, gap_policy, seed.as_ref().map(|s| s.bytes())).py_err()?;
+        let seed = seed.as_ref().map(|s| s.bytes());
+        let conditioner = detach(py, || Conditioner::new(format, extraction, gap_policy, seed))?.py_err()?;
         if capacity == 0 {
             return Err(InvalidArgumentError::new_err("capacity: must be at least 1 byte"));
         }
-        Ok(PyStream {
-            stream: Stream::new(conditioner, capacity),
-            sim: Mutex::new(None),
-            format,
-            framing: Mutex::new((0, Vec::new())),
-        })
+        let shape = (conditioner.block_shape(), conditioner.cutoffs());
+        let stream = Stream::new(conditioner, capacity);
+        stream.set_frame_timeout(Duration::try_from_secs_f64(frame_timeout).ok());
+        Ok(PyStream { stream, sim: Mutex::new(None), format, shape, framing: Mutex::new((0, Vec::new())) })
     }
 
     /// Feeds the stream from an in-process simulated device around `model`'s samples.
@@ -263,17 +302,26 @@ impl PyStream {
     #[allow(clippy::too_many_arguments)]
     fn attach_sim(
         &self,
-        model: &Bound<'_, PyNoiseModel>,
-        samples_per_frame: usize,
-        drop: f64,
-        corrupt: f64,
-        garbage: f64,
-        disconnect_after: Option<u64>,
-        seed: u64,
+        model: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = int::<usize>)] samples_per_frame: usize,
+        #[pyo3(from_py_with = real)] drop: f64,
+        #[pyo3(from_py_with = real)] corrupt: f64,
+        #[pyo3(from_py_with = real)] garbage: f64,
+        disconnect_after: Option<Int<u64>>,
+        #[pyo3(from_py_with = int::<u64>)] seed: u64,
     ) -> PyResult<()> {
-        let faults = LinkFaults { drop_frame: drop, corrupt_byte: corrupt, garbage, disconnect_after };
-        let source = model.borrow().source.clone();
-        let device = Arc::new(Mutex::new(SimDevice::new(source, samples_per_frame, faults, seed).py_err()?));
+        let model = model.cast::<PyNoiseModel>().map_err(|_| {
+            let name = model.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            InvalidTypeError::new_err(format!("model: expected a NoiseModel, got {name}"))
+        })?;
+        let faults = LinkFaults {
+            drop_frame: drop,
+            corrupt_byte: corrupt,
+            garbage,
+            disconnect_after: disconnect_after.map(|d| d.0),
+        };
+        let source = model.get().source().clone();
+        let device = Arc::new(Mutex::new(guard(|| SimDevice::new(source, samples_per_frame, faults, seed))?.py_err()?));
         *self.sim.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&device));
         self.stream.spawn_reader(Box::new(SharedSim(device)), 1 << 16);
         Ok(())
@@ -282,7 +330,8 @@ impl PyStream {
     /// Feeds the stream from a file or FIFO, read on a thread of its own: QDP/1 frames, or
     /// plain samples when `framed` is false (a character device such as /dev/hwrng).
     #[pyo3(signature = (path, framed=true))]
-    fn attach_file(&self, path: std::path::PathBuf, framed: bool) -> PyResult<()> {
+    fn attach_file(&self, path: FsPath, #[pyo3(from_py_with = flag)] framed: bool) -> PyResult<()> {
+        let path = path.0;
         let file =
             std::fs::File::open(&path).map_err(|e| DeviceDisconnected::new_err(format!("{}: {e}", path.display())))?;
         let source: Box<dyn std::io::Read + Send> =
@@ -296,23 +345,30 @@ impl PyStream {
     fn feed_samples(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
-        let framed = py.detach(|| {
+        let mut raised = None;
+        let result = detach(py, || {
+            // The framing lock is taken detached: another feeder may hold it while it waits.
             let mut framing = self.framing.lock().unwrap_or_else(|p| p.into_inner());
             let (sequence, carry) = &mut *framing;
             carry.extend_from_slice(bytes);
             let mut out = Vec::with_capacity(carry.len() + carry.len() / 256 + 64);
             let used = Framer::<&[u8]>::frame(&self.format, sequence, carry, &mut out);
             carry.drain(..used);
-            out
-        });
-        py.detach(|| self.stream.feed(&framed)).map_err(read_error)
+            // Fed under the framing lock, so that frames enter the stream in their order.
+            self.stream.feed_with(&out, &mut signals(&mut raised))
+        })?;
+        result.map(drop).map_err(|e| wait_error(e, raised))
     }
 
     /// Feeds the stream from an open descriptor (a serial port or pty configured by pyserial),
     /// read on a Rust thread; the descriptor is duplicated, so the caller keeps its own.
     #[cfg(target_os = "linux")]
     #[pyo3(signature = (fd, framed=true))]
-    fn attach_fd(&self, fd: i32, framed: bool) -> PyResult<()> {
+    fn attach_fd(
+        &self,
+        #[pyo3(from_py_with = int::<i32>)] fd: i32,
+        #[pyo3(from_py_with = flag)] framed: bool,
+    ) -> PyResult<()> {
         use std::os::fd::BorrowedFd;
         if fd < 0 {
             return Err(InvalidArgumentError::new_err(format!("fd: not a descriptor: {fd}")));
@@ -332,7 +388,9 @@ impl PyStream {
     fn feed(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
-        py.detach(|| self.stream.feed(bytes)).map_err(read_error)
+        let mut raised = None;
+        let result = detach(py, || self.stream.feed_with(bytes, &mut signals(&mut raised)))?;
+        result.map(drop).map_err(|e| wait_error(e, raised))
     }
 
     /// The transport ended: readers get what is queued, then nothing.
@@ -341,33 +399,36 @@ impl PyStream {
     }
 
     /// The transport broke: readers get what is queued, then `DeviceDisconnected(message)`.
-    fn disconnect(&self, message: String) {
+    fn disconnect(&self, #[pyo3(from_py_with = text)] message: String) {
         self.stream.fail(StreamError::Disconnected(message));
     }
 
-    /// Up to `n` output bytes: exactly `n` unless the stream ended or failed first.
+    /// Up to `n` output bytes: exactly `n` unless the stream ended or failed first. Waits at
+    /// most `timeout` seconds (for ever when `None`), answering Ctrl-C.
     #[pyo3(signature = (n, timeout=None))]
-    fn read<'py>(&self, py: Python<'py>, n: usize, timeout: Option<f64>) -> PyResult<Bound<'py, PyBytes>> {
-        let timeout = timeout.map(Duration::from_secs_f64);
-        let out = py.detach(|| self.stream.read(n, timeout)).map_err(read_error)?;
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = int::<usize>)] n: usize,
+        timeout: Option<Seconds>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let out = self.read_bytes(py, n, timeout)?;
         Ok(PyBytes::new(py, &out))
     }
 
     /// Fills `buffer` (as [`read`] would); returns the bytes written.
     #[pyo3(signature = (buffer, timeout=None))]
-    fn readinto(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<usize> {
+    fn readinto(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Option<Seconds>) -> PyResult<usize> {
         let mut out = Output::get("buffer", buffer)?;
         let dst = out.bytes_mut();
-        let n = dst.len();
-        let timeout = timeout.map(Duration::from_secs_f64);
-        let data = py.detach(|| self.stream.read(n, timeout)).map_err(read_error)?;
+        let data = self.read_bytes(py, dst.len(), timeout)?;
         dst[..data.len()].copy_from_slice(&data);
         Ok(data.len())
     }
 
     /// Closes the stream; safe to call more than once.
-    fn close(&self, py: Python<'_>) {
-        py.detach(|| self.stream.close());
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        detach(py, || self.stream.close())
     }
 
     /// Counts along the path.
@@ -379,19 +440,24 @@ impl PyStream {
     /// What the simulated device did (in-process simulator only).
     fn sim_counters<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let sim = self.sim.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        sim.map(|d| sim_dict(py, &d.lock().unwrap_or_else(|p| p.into_inner()).counters())).transpose()
+        // The device's lock is held by the reader thread while it makes frames: wait detached.
+        let counters = match sim {
+            Some(d) => Some(detach(py, || d.lock().unwrap_or_else(|p| p.into_inner()).counters())?),
+            None => None,
+        };
+        counters.map(|c| sim_dict(py, &c)).transpose()
     }
 
     /// `(n, m)` of the Toeplitz blocks, or `None` in raw mode.
     #[getter]
     fn block_shape(&self) -> Option<(usize, usize)> {
-        self.stream.shape().0
+        self.shape.0
     }
 
     /// `(rct, apt, window)` health cutoffs, or `None` in raw mode.
     #[getter]
     fn cutoffs(&self) -> Option<(u64, u64, u64)> {
-        self.stream.shape().1
+        self.shape.1
     }
 
     /// The last status block the device sent, as a dictionary.
@@ -399,14 +465,35 @@ impl PyStream {
         self.stream.device_status().map(|s| status_dict(py, &s)).transpose()
     }
 
-    /// Waits up to `timeout` seconds for the reply to command `code` with `tag`.
-    fn reply<'py>(&self, py: Python<'py>, code: u8, tag: u8, timeout: f64) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let r = py.detach(|| self.stream.reply(code, tag, Duration::from_secs_f64(timeout.max(0.0))));
+    /// Waits up to `timeout` seconds for the reply to command `code` with `tag`, answering Ctrl-C.
+    fn reply<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = int::<u8>)] code: u8,
+        #[pyo3(from_py_with = int::<u8>)] tag: u8,
+        #[pyo3(from_py_with = seconds)] timeout: Option<Duration>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let mut raised = None;
+        let timeout = timeout.unwrap_or(Duration::MAX);
+        let r = detach(py, || self.stream.reply_with(code, tag, timeout, &mut signals(&mut raised)))?;
+        if let Some(e) = raised {
+            return Err(e);
+        }
         r.map(|r| reply_dict(py, &r)).transpose()
     }
 
     /// The failure as an exception instance, or `None`.
     fn error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.stream.error().map(|e| stream_error(&e).into_value(py).into_any())
+    }
+}
+
+impl PyStream {
+    /// A read of `n` bytes with the GIL released, answering Ctrl-C between slices of the wait.
+    fn read_bytes(&self, py: Python<'_>, n: usize, timeout: Option<Seconds>) -> PyResult<Vec<u8>> {
+        let mut raised = None;
+        let timeout = timeout.and_then(|s| s.0);
+        let result = detach(py, || self.stream.read_with(n, timeout, &mut signals(&mut raised)))?;
+        result.map_err(|e| wait_error(e, raised))
     }
 }

@@ -12,6 +12,7 @@ use super::blocks::{check_sizes, BlockHash, Shape};
 use super::toeplitz::rotate_left;
 use crate::bits::{bytes_for, extract_range, words_for, BitOrder};
 use crate::error::Result;
+use crate::gf2::alloc::ensure_available;
 use crate::gf2::backend;
 use crate::gf2::middle::{Algorithm, MiddleProduct};
 use crate::secret::SecretBytes;
@@ -41,6 +42,7 @@ impl ModifiedToeplitz {
     pub fn new(n: usize, m: usize, seed: &[u8], order: BitOrder) -> Result<Self> {
         let bits = Self::seed_bits(n, m);
         check_sizes(n, m)?;
+        ensure_available("ModifiedToeplitz", Self::footprint(n, m))?;
         let shape = Shape::load(n, m, order, seed, bits, "n - 1")?;
         let product = (m < n).then(|| {
             // The Toeplitz part maps n − m bits to m with a seed of n − 1 bits; its first factor is
@@ -57,8 +59,17 @@ impl ModifiedToeplitz {
     /// As [`ModifiedToeplitz::new`], and [`crate::Error::Os`] when the OS cannot supply randomness.
     pub fn random(n: usize, m: usize, order: BitOrder) -> Result<Self> {
         check_sizes(n, m)?;
+        ensure_available("ModifiedToeplitz", Self::footprint(n, m))?;
         let seed = SecretBytes::random(bytes_for(Self::seed_bits(n, m)))?;
         Self::new(n, m, seed.expose(), order)
+    }
+}
+
+impl ModifiedToeplitz {
+    /// The bytes the hash holds: the seed as given and loaded, and the Toeplitz part.
+    fn footprint(n: usize, m: usize) -> usize {
+        let product = if m < n { MiddleProduct::footprint(backend::active(), n - m, m, Algorithm::Auto) } else { 0 };
+        product.saturating_add(bytes_for(n).saturating_mul(4))
     }
 }
 

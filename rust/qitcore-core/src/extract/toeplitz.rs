@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::blocks::{check_sizes, BlockHash, Shape};
 use crate::bits::{bytes_for, extract_range, or_bits, words_for, BitOrder};
 use crate::error::Result;
+use crate::gf2::alloc::ensure_available;
 use crate::gf2::backend;
 use crate::gf2::middle::{Algorithm, MiddleProduct};
 use crate::secret::SecretBytes;
@@ -47,6 +48,7 @@ impl Toeplitz {
     /// As [`Toeplitz::new`].
     pub fn with_algorithm(n: usize, m: usize, seed: &[u8], order: BitOrder, algorithm: Algorithm) -> Result<Self> {
         check_sizes(n, m)?;
+        ensure_available("Toeplitz", footprint(n, m, algorithm))?;
         let shape = Shape::load(n, m, order, seed, Self::seed_bits(n, m), "n + m - 1")?;
         let rotated = rotate_left(shape.seed_words(), Self::seed_bits(n, m), m);
         let product = MiddleProduct::new(backend::active(), &rotated, n, m, algorithm);
@@ -59,6 +61,7 @@ impl Toeplitz {
     /// As [`Toeplitz::new`], and [`crate::Error::Os`] when the OS cannot supply randomness.
     pub fn random(n: usize, m: usize, order: BitOrder) -> Result<Self> {
         check_sizes(n, m)?;
+        ensure_available("Toeplitz", footprint(n, m, Algorithm::Auto))?;
         let seed = SecretBytes::random(bytes_for(Self::seed_bits(n, m)))?;
         Self::new(n, m, seed.expose(), order)
     }
@@ -72,6 +75,13 @@ impl BlockHash for Toeplitz {
     fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>) {
         self.product.apply(backend::active(), x, y, scratch);
     }
+}
+
+/// The bytes a Toeplitz hash of `n → m` bits holds: the seed as given, loaded and rotated, and
+/// the prepared product.
+pub(crate) fn footprint(n: usize, m: usize, algorithm: Algorithm) -> usize {
+    let seed = bytes_for(n + m);
+    MiddleProduct::footprint(backend::active(), n, m, algorithm).saturating_add(seed.saturating_mul(4))
 }
 
 /// The polynomial of `total` coefficients whose coefficient `k` is coefficient `(k + r) mod total`
@@ -157,6 +167,18 @@ mod tests {
         assert!(matches!(t.hash(&[1, 2, 3], None, &mut out), Err(Error::InvalidLength { name: "data", .. })));
         assert!(matches!(t.hash(&[1, 2], None, &mut [0u8; 2]), Err(Error::InvalidLength { name: "out", .. })));
         assert_eq!(out, [0xEE]);
+    }
+
+    #[test]
+    fn sizes_beyond_memory_are_an_error_before_any_work() {
+        // 2^32 bits: the prepared product alone needs gigabytes; ask for far more than exists by
+        // checking the footprint of the largest allowed block against an impossible budget.
+        let bytes = footprint(1 << 32, 1 << 31, Algorithm::Auto);
+        assert!(bytes > 1 << 30, "{bytes}");
+        assert!(matches!(
+            ensure_available("Toeplitz", usize::MAX / 2),
+            Err(Error::OutOfMemory { what: "Toeplitz", .. })
+        ));
     }
 
     #[test]

@@ -111,6 +111,33 @@ fn choose_split(n: usize, m: usize, wanted: usize) -> (usize, usize, usize) {
 }
 
 impl MiddleProduct {
+    /// An upper estimate of the bytes that [`MiddleProduct::new`] keeps for an `m × n` product,
+    /// with the scratch of one product: checked against the allocator before preparing, so that
+    /// sizes too large for memory fail cleanly ([`super::alloc::ensure_available`]).
+    pub fn footprint(be: Backend, n: usize, m: usize, algorithm: Algorithm) -> usize {
+        let algorithm = match algorithm {
+            Algorithm::Auto => cheapest(be, n, m),
+            other => other,
+        };
+        let words = match algorithm {
+            Algorithm::Window => 2 * (words_for(n) + 1) + words_for(n + m) + super::clmul::BACK,
+            Algorithm::Karatsuba => {
+                // A tree per column block; each of its 3^levels leaves is padded to about four
+                // times its side.
+                let (levels, side) = ToeplitzKaratsuba::shape(m);
+                let leaves = 3usize.saturating_pow(levels);
+                n.div_ceil(m)
+                    .saturating_mul(leaves.saturating_mul(4 * words_for(side >> levels) + 2 * super::clmul::BACK))
+            }
+            Algorithm::Auto | Algorithm::Fft(_) => {
+                let wanted = if let Algorithm::Fft(w) = algorithm { w } else { 0 };
+                let (s, h, len) = choose_split(n, m, wanted);
+                (s + 3).saturating_mul(len) + 2 * words_for(m + h)
+            }
+        };
+        words.saturating_add(words_for(n + m)).saturating_mul(8)
+    }
+
     /// Prepares `a` (`n + m − 1` coefficients; any `n, m >= 1`, the matrix may be tall).
     pub fn new(be: Backend, a: &[u64], n: usize, m: usize, algorithm: Algorithm) -> Self {
         debug_assert!(1 <= m && 1 <= n && a.len() == words_for(n + m - 1));

@@ -4,6 +4,7 @@
 //! middle sizes, and an additive FFT over GF(2^64) for large ones. Every method runs on every
 //! [`Backend`], so the tests compare them all against a naive product.
 
+pub mod alloc;
 pub mod backend;
 pub mod clmul;
 pub mod fft;

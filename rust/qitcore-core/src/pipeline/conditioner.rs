@@ -39,6 +39,9 @@ pub enum StreamError {
     Protocol(String),
     /// The transport went away.
     Disconnected(String),
+    /// No valid frame arrived for `seconds` (the stream's frame timeout): the link carries
+    /// nothing, or only garbage (a wrong device, a wrong sample format, a broken link).
+    NoValidFrames { seconds: f64 },
 }
 
 impl std::fmt::Display for StreamError {
@@ -66,6 +69,11 @@ impl std::fmt::Display for StreamError {
             ),
             StreamError::Protocol(m) => write!(f, "device protocol: {m}"),
             StreamError::Disconnected(m) => write!(f, "device disconnected: {m}"),
+            StreamError::NoValidFrames { seconds } => write!(
+                f,
+                "no valid frame from the device for {seconds} s (frame_timeout): nothing arrived, or only bytes \
+                 that are not QDP/1 frames (check the device, the URL and the sample format)"
+            ),
         }
     }
 }

@@ -2,6 +2,11 @@
 //! [`Stream::feed`]), its output in a bounded queue that readers drain. A full queue blocks the
 //! feeder (backpressure down to the transport); a failure stops everything after the bytes
 //! already queued.
+//!
+//! Every wait is cut into slices of [`SLICE`]: between slices the caller's `interrupt` is asked
+//! whether to give up (the binding checks for Ctrl-C there), and the frame watchdog checks that a
+//! valid frame arrived within the stream's frame timeout; a link that carries nothing, or only
+//! garbage, fails the stream with [`StreamError::NoValidFrames`] instead of waiting for ever.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -21,6 +26,29 @@ pub enum ReadError {
     Closed,
     /// Not enough output within the time allowed; nothing was consumed.
     Timeout,
+    /// The caller's `interrupt` asked to stop (Ctrl-C); nothing was consumed.
+    Interrupted,
+    /// The output buffer of this many bytes could not be allocated; nothing was consumed.
+    OutOfMemory(usize),
+}
+
+/// The longest a wait lasts before the caller's `interrupt` and the watchdog are checked.
+pub const SLICE: Duration = Duration::from_millis(50);
+
+/// The frame timeout of a new stream: no valid frame for this long fails it.
+pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest the reader thread pauses after a chunk that was all garbage (no valid frame), so
+/// that a link spewing garbage (`/dev/zero`, a wrong device) does not keep a core busy.
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What one call of [`Stream::feed_with`] found in its bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fed {
+    /// Valid frames decoded.
+    pub frames: u64,
+    /// Bytes skipped as not belonging to any valid frame.
+    pub garbage: u64,
 }
 
 /// Block shape `(n, m)` and health cutoffs `(rct, apt, window)`; `None` in raw mode.
@@ -39,6 +67,21 @@ struct State {
     /// transport keeps being read and the reply can arrive although no one reads the output.
     reply_waiters: usize,
     delivered: u64,
+    /// A reader is taking bytes: readers take turns, so that each read is a contiguous run of
+    /// the output.
+    reading: bool,
+    /// No valid frame for this long fails the stream (`None`: never).
+    frame_timeout: Option<Duration>,
+    /// When the last valid frame arrived, or the watchdog's clock started (at the first read or
+    /// feed, so that the time to set a device up does not count).
+    last_frame: Option<Instant>,
+}
+
+/// Waiting in slices: the deadline, the caller's `interrupt`, and when it was last asked.
+struct Waiter<'a> {
+    deadline: Option<Instant>,
+    interrupt: &'a mut dyn FnMut() -> bool,
+    asked: Instant,
 }
 
 /// The shared half of a stream.
@@ -65,6 +108,9 @@ impl Stream {
                 replies: VecDeque::new(),
                 reply_waiters: 0,
                 delivered: 0,
+                reading: false,
+                frame_timeout: Some(DEFAULT_FRAME_TIMEOUT),
+                last_frame: None,
             }),
             changed: Condvar::new(),
             worker: Mutex::new(None),
@@ -75,22 +121,87 @@ impl Stream {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Sets how long the stream may go without a valid frame before it fails with
+    /// [`StreamError::NoValidFrames`] (`None`: wait for ever).
+    pub fn set_frame_timeout(&self, timeout: Option<Duration>) {
+        self.lock().frame_timeout = timeout;
+    }
+
+    /// The frame watchdog: starts its clock, or fails the stream when no valid frame arrived
+    /// within the frame timeout. A stream that ended, failed or closed is left alone.
+    fn watch(&self, st: &mut State) {
+        if st.error.is_some() || st.ended || st.closed {
+            return;
+        }
+        let Some(limit) = st.frame_timeout else { return };
+        let now = Instant::now();
+        let since = *st.last_frame.get_or_insert(now);
+        if now.duration_since(since) >= limit {
+            st.error = Some(StreamError::NoValidFrames { seconds: limit.as_secs_f64() });
+            self.changed.notify_all();
+        }
+    }
+
+    /// Waits one slice at most (never past the deadline) for a change, then, at most once a
+    /// slice, asks the caller's `interrupt` with the lock released (it may take other locks, such
+    /// as Python's), and runs the watchdog.
+    fn pause<'s>(
+        &'s self,
+        st: MutexGuard<'s, State>,
+        waiter: &mut Waiter<'_>,
+    ) -> (MutexGuard<'s, State>, Option<ReadError>) {
+        let mut wait = SLICE;
+        if let Some(d) = waiter.deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (st, Some(ReadError::Timeout));
+            }
+            wait = wait.min(left);
+        }
+        let (st, _) = self.changed.wait_timeout(st, wait).unwrap_or_else(|p| p.into_inner());
+        let mut st = st;
+        if waiter.asked.elapsed() >= SLICE {
+            drop(st);
+            waiter.asked = Instant::now();
+            let stop = (waiter.interrupt)();
+            st = self.lock();
+            if stop {
+                return (st, Some(ReadError::Interrupted));
+            }
+        }
+        self.watch(&mut st);
+        (st, None)
+    }
     /// Reads `source` on a thread of its own until it ends, fails, or the stream closes.
     pub fn spawn_reader(self: &Arc<Self>, mut source: Box<dyn Read + Send>, chunk: usize) {
         let stream = Arc::clone(self);
         let handle = std::thread::spawn(move || {
             let mut buf = vec![0u8; chunk.max(1)];
+            let mut backoff = Duration::ZERO;
             loop {
-                if stream.lock().closed {
-                    return;
+                {
+                    let mut st = stream.lock();
+                    stream.watch(&mut st);
+                    if st.closed || st.error.is_some() {
+                        return;
+                    }
                 }
                 match source.read(&mut buf) {
                     Ok(0) => return stream.end(),
-                    Ok(n) => {
-                        if stream.feed(&buf[..n]).is_err() {
-                            return;
+                    Ok(n) => match stream.feed_with(&buf[..n], &mut || false) {
+                        Err(_) => return,
+                        // Mostly garbage and no frame: pause, longer each time, so that a link
+                        // spewing garbage does not keep a core busy until the watchdog fires.
+                        Ok(fed) if fed.frames == 0 && 2 * fed.garbage >= n as u64 => {
+                            backoff = (backoff * 2).clamp(Duration::from_millis(1), MAX_BACKOFF);
+                            std::thread::sleep(backoff);
                         }
-                    }
+                        Ok(fed) => {
+                            if fed.frames > 0 {
+                                backoff = Duration::ZERO;
+                            }
+                        }
+                    },
                     // Interrupted, or a quiet device's poll timeout: check for closing, read again.
                     Err(e) if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut) => {}
                     Err(e) => return stream.fail(StreamError::Disconnected(e.to_string())),
@@ -105,24 +216,53 @@ impl Stream {
     /// # Errors
     /// The stream's failure, or [`ReadError::Closed`] once closed.
     pub fn feed(&self, bytes: &[u8]) -> Result<(), ReadError> {
+        self.feed_with(bytes, &mut || false).map(drop)
+    }
+
+    /// As [`Stream::feed`], asking `interrupt` while it waits for room; returns what the bytes
+    /// held. When interrupted, the output of these bytes is queued all the same (the queue may
+    /// overfill by one call's output), so that nothing processed is lost.
+    ///
+    /// # Errors
+    /// As [`Stream::feed`], and [`ReadError::Interrupted`].
+    pub fn feed_with(&self, bytes: &[u8], interrupt: &mut dyn FnMut() -> bool) -> Result<Fed, ReadError> {
+        {
+            let mut st = self.lock();
+            if let Some(e) = &st.error {
+                return Err(ReadError::Failed(e.clone()));
+            }
+            st.last_frame.get_or_insert_with(Instant::now);
+        }
         let mut out = Vec::new();
-        let (result, stats, status, replies) = {
+        let (result, before, stats, status, replies) = {
             let mut c = self.conditioner.lock().unwrap_or_else(|p| p.into_inner());
+            let before = c.stats();
             let r = c.process(bytes, &mut out);
-            (r, c.stats(), c.device_status(), c.take_replies())
+            (r, before, c.stats(), c.device_status(), c.take_replies())
         };
+        let fed = Fed { frames: stats.frames - before.frames, garbage: stats.garbage_bytes - before.garbage_bytes };
         let mut st = self.lock();
+        if fed.frames > 0 {
+            st.last_frame = Some(Instant::now());
+        }
         st.stats = stats;
         st.status = status;
         st.replies.extend(replies);
         let mut rest = &out[..];
+        let mut waiter = Waiter { deadline: None, interrupt, asked: Instant::now() };
         while !rest.is_empty() {
             if st.closed {
                 return Err(ReadError::Closed);
             }
             let room = if st.reply_waiters > 0 { rest.len() } else { st.capacity.saturating_sub(st.queue.len()) };
             if room == 0 {
-                st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                let (guard, stop) = self.pause(st, &mut waiter);
+                st = guard;
+                if stop.is_some() {
+                    st.queue.extend(rest);
+                    self.changed.notify_all();
+                    return Err(ReadError::Interrupted);
+                }
                 continue;
             }
             let (now, later) = rest.split_at(room.min(rest.len()));
@@ -136,7 +276,7 @@ impl Stream {
             return Err(ReadError::Failed(e));
         }
         self.changed.notify_all();
-        Ok(())
+        Ok(fed)
     }
 
     /// The transport ended (end of file): readers get what is queued, then nothing.
@@ -181,48 +321,98 @@ impl Stream {
     /// # Errors
     /// [`ReadError`]: failed with nothing left, closed, or timed out (nothing consumed).
     pub fn read(&self, n: usize, timeout: Option<Duration>) -> Result<Vec<u8>, ReadError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut out = Vec::with_capacity(n.min(1 << 24));
+        self.read_with(n, timeout, &mut || false)
+    }
+
+    /// As [`Stream::read`], asking `interrupt` at least once a [`SLICE`] while it waits. Readers
+    /// take turns: each read returns a contiguous run of the output.
+    ///
+    /// # Errors
+    /// As [`Stream::read`], and [`ReadError::Interrupted`] (nothing consumed).
+    pub fn read_with(
+        &self,
+        n: usize,
+        timeout: Option<Duration>,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<u8>, ReadError> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut waiter = Waiter { deadline, interrupt, asked: Instant::now() };
         let mut st = self.lock();
-        loop {
+        self.watch(&mut st);
+        while st.reading {
             if st.closed {
                 return Err(ReadError::Closed);
             }
+            let (guard, stop) = self.pause(st, &mut waiter);
+            st = guard;
+            if let Some(e) = stop {
+                return Err(e);
+            }
+        }
+        st.reading = true;
+        let mut out = Vec::new();
+        let result = loop {
+            if st.closed {
+                break Err(ReadError::Closed);
+            }
             let take = (n - out.len()).min(st.queue.len());
             if take > 0 {
+                if out.try_reserve(take).is_err() {
+                    break Err(ReadError::OutOfMemory(n));
+                }
                 out.extend(st.queue.drain(..take));
                 self.changed.notify_all();
             }
             if out.len() == n || (!out.is_empty() && (st.ended || st.error.is_some())) {
-                st.delivered += out.len() as u64;
-                return Ok(out);
+                break Ok(());
             }
             if let Some(e) = &st.error {
-                return Err(ReadError::Failed(e.clone()));
+                break Err(ReadError::Failed(e.clone()));
             }
             if st.ended {
-                return Ok(out);
+                break Ok(());
             }
-            st = match deadline {
-                None => self.changed.wait(st).unwrap_or_else(|p| p.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        // Put back what was taken: a timed-out read consumes nothing.
-                        for &b in out.iter().rev() {
-                            st.queue.push_front(b);
-                        }
-                        return Err(ReadError::Timeout);
+            let (guard, stop) = self.pause(st, &mut waiter);
+            st = guard;
+            if let Some(e) = stop {
+                break Err(e);
+            }
+        };
+        st.reading = false;
+        self.changed.notify_all();
+        match result {
+            Ok(()) => {
+                st.delivered += out.len() as u64;
+                Ok(out)
+            }
+            Err(e) => {
+                // A read that does not succeed consumes nothing: what it took goes back in front.
+                if !st.closed {
+                    for &b in out.iter().rev() {
+                        st.queue.push_front(b);
                     }
-                    self.changed.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0
                 }
-            };
+                Err(e)
+            }
         }
     }
 
     /// Waits for the reply with `tag` to command `code`.
     pub fn reply(&self, code: u8, tag: u8, timeout: Duration) -> Option<Reply> {
-        let deadline = Instant::now() + timeout;
+        self.reply_with(code, tag, timeout, &mut || false)
+    }
+
+    /// As [`Stream::reply`], asking `interrupt` at least once a [`SLICE`] while it waits (`None`
+    /// when it asked to stop).
+    pub fn reply_with(
+        &self,
+        code: u8,
+        tag: u8,
+        timeout: Duration,
+        interrupt: &mut dyn FnMut() -> bool,
+    ) -> Option<Reply> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut waiter = Waiter { deadline, interrupt, asked: Instant::now() };
         let mut st = self.lock();
         st.reply_waiters += 1;
         self.changed.notify_all();
@@ -230,11 +420,14 @@ impl Stream {
             if let Some(i) = st.replies.iter().position(|r| r.code == code && r.tag == tag) {
                 break st.replies.remove(i);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || st.closed {
+            if st.closed {
                 break None;
             }
-            st = self.changed.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+            let (guard, stop) = self.pause(st, &mut waiter);
+            st = guard;
+            if stop.is_some() {
+                break None;
+            }
         };
         st.reply_waiters -= 1;
         found
@@ -347,6 +540,91 @@ mod tests {
         let (stats, _, delivered) = s.stats();
         assert_eq!(delivered as usize, total);
         assert!(stats.samples_healthy < 200_000);
+    }
+
+    fn raw_stream(capacity: usize) -> Arc<Stream> {
+        let format = SampleFormat::new(8, Packing::Aligned, BitOrder::MsbFirst, 0).unwrap();
+        Stream::new(Conditioner::new(format, None, GapPolicy::Count, None).unwrap(), capacity)
+    }
+
+    #[test]
+    fn a_link_of_garbage_fails_with_no_valid_frames_without_spinning() {
+        /// Endless zero bytes, counting how many were asked for.
+        struct Zeros(Arc<std::sync::atomic::AtomicU64>);
+        impl Read for Zeros {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                buf.fill(0);
+                self.0.fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Ok(buf.len())
+            }
+        }
+        let s = raw_stream(1 << 16);
+        s.set_frame_timeout(Some(Duration::from_millis(400)));
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        s.spawn_reader(Box::new(Zeros(Arc::clone(&read))), 1 << 16);
+        let started = Instant::now();
+        let err = s.read(10, None).unwrap_err();
+        let waited = started.elapsed();
+        assert_eq!(err, ReadError::Failed(StreamError::NoValidFrames { seconds: 0.4 }));
+        assert!(waited >= Duration::from_millis(350) && waited < Duration::from_secs(3), "{waited:?}");
+        // Backing off on garbage: far fewer bytes than a busy loop would decode in that time
+        // (gigabytes per second).
+        let bytes = read.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(bytes < 64 << 20, "{bytes} bytes of garbage decoded");
+        s.close();
+    }
+
+    #[test]
+    fn waits_answer_the_interrupt_and_consume_nothing() {
+        let s = raw_stream(1 << 16);
+        s.set_frame_timeout(None);
+        let mut frames = Vec::new();
+        let payload = crate::frame::messages::Data::payload(100, 0, &[9u8; 100]);
+        crate::frame::encode(crate::frame::frame_type::DATA, 0, &payload, &mut frames).unwrap();
+        s.feed(&frames).unwrap();
+        let started = Instant::now();
+        let mut asked = 0;
+        let err = s
+            .read_with(1000, None, &mut || {
+                asked += 1;
+                asked == 3
+            })
+            .unwrap_err();
+        assert_eq!(err, ReadError::Interrupted);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // The 100 bytes taken before the interrupt are still there.
+        assert_eq!(s.read(100, Some(Duration::ZERO)).unwrap(), vec![9u8; 100]);
+        assert_eq!(s.reply_with(1, 1, Duration::from_secs(100), &mut || true), None);
+    }
+
+    #[test]
+    fn concurrent_readers_each_get_a_contiguous_run() {
+        // Raw samples of a seeded simulator: the same bytes on every run.
+        let raw_sim = || {
+            let s = raw_stream(1 << 16);
+            let source = NoiseSource::new(NoiseParams::default(), 7).unwrap();
+            s.spawn_reader(Box::new(SimDevice::new(source, 1024, LinkFaults::default(), 8).unwrap()), 1 << 16);
+            s
+        };
+        let s = raw_sim();
+        let reference = {
+            let one = raw_sim();
+            let r = one.read(8 * 20 * 5000, None).unwrap();
+            one.close();
+            r
+        };
+        let chunks: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| (0..20).map(|_| s.read(5000, None).unwrap()).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        s.close();
+        let mut got: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+        let mut expect: Vec<&[u8]> = reference.chunks(5000).collect();
+        got.sort();
+        expect.sort();
+        assert_eq!(got, expect);
     }
 
     #[test]

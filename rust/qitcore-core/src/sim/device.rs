@@ -167,9 +167,16 @@ impl Read for SimDevice {
         if self.out_at == self.out.len() {
             self.out.clear();
             self.out_at = 0;
-            // Fill at least the caller's buffer's worth, so large reads cost few calls.
-            while self.out.len() < buf.len().min(1 << 20) {
+            // Fill at least the caller's buffer's worth, so large reads cost few calls; a link
+            // that drops every frame delivers nothing, and pauses as a silent device would.
+            let mut attempts = 0;
+            while self.out.len() < buf.len().min(1 << 20) && !(attempts >= 64 && self.out.is_empty()) {
                 self.next_frame();
+                attempts += 1;
+            }
+            if self.out.is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "simulated link dropped every frame"));
             }
         }
         let mut n = (self.out.len() - self.out_at).min(buf.len());
