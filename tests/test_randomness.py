@@ -85,6 +85,7 @@ def test_randbytes_uses_the_default_device(monkeypatch: pytest.MonkeyPatch) -> N
         warnings.simplefilter("error")
         data = qitcore.randbytes(1000)
     assert len(data) == 1000 and qitcore.randbytes(0) == b""
+    assert randomness._default is not None
     randomness._default.close()
     with pytest.raises(InvalidArgumentError):
         qitcore.randbytes(-1)

@@ -306,8 +306,8 @@ def output_entropy(n_in: int, n_out: int, nw: int, h_in: float) -> float:
     Raises:
         InvalidArgumentError: a size below 1, or ``h_in`` outside ``[0, n_in]``.
     """
-    sizes = [_size(name, v) for name, v in (("n_in", n_in), ("n_out", n_out), ("nw", nw))]
-    return float(_core.output_entropy(*sizes, _validate.real("h_in", h_in)))
+    n_in, n_out, nw = (_size(name, v) for name, v in (("n_in", n_in), ("n_out", n_out), ("nw", nw)))
+    return float(_core.output_entropy(n_in, n_out, nw, _validate.real("h_in", h_in)))
 
 
 def conditioned_entropy(
@@ -323,8 +323,8 @@ def conditioned_entropy(
         InvalidArgumentError: as :func:`output_entropy`, or ``h_prime`` missing (non-vetted) or
             outside ``[0, 1]``.
     """
-    sizes = [_size(name, v) for name, v in (("n_in", n_in), ("n_out", n_out), ("nw", nw))]
+    n_in, n_out, nw = (_size(name, v) for name, v in (("n_in", n_in), ("n_out", n_out), ("nw", nw)))
     hp = None if h_prime is None else _validate.real("h_prime", h_prime)
     if not isinstance(vetted, bool):
         raise InvalidTypeError(f"vetted: expected a bool, got {type(vetted).__name__}")
-    return float(_core.conditioned_entropy(*sizes, _validate.real("h_in", h_in), vetted, hp))
+    return float(_core.conditioned_entropy(n_in, n_out, nw, _validate.real("h_in", h_in), vetted, hp))

@@ -124,7 +124,9 @@ class HealthMonitor:
     @property
     def state(self) -> Literal["startup", "healthy", "failed"]:
         """``"startup"``, ``"healthy"`` or ``"failed"``."""
-        return self._core.state  # type: ignore[no-any-return]
+        state = self._core.state
+        assert state in ("startup", "healthy", "failed"), state
+        return state  # type: ignore[return-value]
 
     @property
     def rct_cutoff(self) -> int:

@@ -15,6 +15,7 @@ import atexit
 import os
 import random as _random
 import threading
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import numpy as np
@@ -69,7 +70,7 @@ class QuantumBitGenerator(np.random.BitGenerator):
         self._capsule, self._lock = _core.bitgen_capsule(stream._core)
 
     @property
-    def capsule(self) -> Any:  # type: ignore[override]
+    def capsule(self) -> Any:
         return self._capsule
 
     @property
@@ -77,7 +78,7 @@ class QuantumBitGenerator(np.random.BitGenerator):
         return self._lock
 
     @property
-    def state(self) -> dict[str, Any]:  # type: ignore[override]
+    def state(self) -> Mapping[str, Any]:
         return {"bit_generator": type(self).__name__, "stream": repr(self._stream)}
 
     @state.setter
@@ -91,24 +92,24 @@ class QuantumBitGenerator(np.random.BitGenerator):
         )
 
     @property
-    def seed_seq(self) -> NoReturn:  # type: ignore[override]
+    def seed_seq(self) -> NoReturn:
         self._unsupported("seed_seq")
 
-    def spawn(self, n_children: int) -> NoReturn:  # type: ignore[override]
+    def spawn(self, n_children: int) -> NoReturn:
         self._unsupported("spawn")
 
     @property
-    def ctypes(self) -> NoReturn:  # type: ignore[override]
+    def ctypes(self) -> NoReturn:
         self._unsupported("ctypes")
 
     @property
-    def cffi(self) -> NoReturn:  # type: ignore[override]
+    def cffi(self) -> NoReturn:
         self._unsupported("cffi")
 
     def __reduce__(self) -> NoReturn:
         self._unsupported("__reduce__ (pickling)")
 
-    def random_raw(self, size: Any = None, output: bool = True) -> Any:  # type: ignore[override]
+    def random_raw(self, size: Any = None, output: bool = True) -> Any:
         """Raw 64-bit words from the stream."""
         try:
             shape = () if size is None else tuple(np.atleast_1d(np.asarray(size, dtype=np.int64)).tolist())
@@ -151,7 +152,7 @@ class QuantumRandom(_random.Random):
     def _notimplemented(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("QuantumRandom has no state: its bits come from a device")
 
-    getstate = setstate = _notimplemented  # type: ignore[assignment]
+    getstate = setstate = _notimplemented
 
 
 _default: QrngStream | None = None
