@@ -133,3 +133,28 @@ def test_a_replayed_frame_after_a_gap_is_still_a_replay(tmp_path: Path) -> None:
         assert raw.read_samples(10**9) == chunks[0] + chunks[3] + chunks[4]
         stats = raw.stats().counters
     assert (stats["replays"], stats["gaps"], stats["frames_lost"]) == (2, 1, 2)
+
+
+def test_replayed_detection_frames_are_not_read_twice() -> None:
+    """QKD detection records (PROTOCOL.md §3a) follow the same rule: a replayed DETECTIONS frame
+    never adds its records again."""
+    import numpy as np
+    from qitcore import _core
+    from qitcore.qkd.device import DETECTIONS, detection_frames, read_detections
+    from qitcore.qkd.records import Records
+
+    n = 3000
+    index = np.cumsum(np.arange(1, n + 1, dtype=np.uint64) % 7 + 1).astype(np.uint64)
+    rng = np.random.default_rng(1)
+    records = Records(index, rng.integers(0, 2, n, dtype=np.uint8), rng.integers(0, 2, n, dtype=np.uint8))
+    stream = detection_frames(records, first_sequence=2**32 - 2, per_frame=1000)  # across the wrap
+    frames = []
+    decoder = protocol.FrameDecoder()
+    for _, kind, sequence, payload in decoder.feed(stream):
+        assert kind == DETECTIONS
+        frames.append(_core.encode_frame(kind, sequence, payload))
+    replayed = b"".join([frames[0], frames[1], frames[0], frames[2], frames[1]])
+    got = read_detections(replayed, gap_policy="count")
+    assert np.array_equal(got.index, records.index) and np.array_equal(got.bit, records.bit)
+    with pytest.raises(ReplayedFrameError):
+        read_detections(replayed)  # the default policy: an error
