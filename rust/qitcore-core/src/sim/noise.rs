@@ -80,7 +80,7 @@ impl NoiseParams {
                 format!("must be 0 to {MAX_VOLTAGE:e}, got {}", self.sigma_classical),
             ));
         }
-        if !(self.offset.abs() <= MAX_VOLTAGE) {
+        if !(-MAX_VOLTAGE..=MAX_VOLTAGE).contains(&self.offset) {
             return Err(Error::argument("offset", format!("must lie within ±{MAX_VOLTAGE:e}, got {}", self.offset)));
         }
         if !(self.rate == 0.0 || (1.0..=MAX_RATE).contains(&self.rate)) {
