@@ -254,8 +254,9 @@ class _Output:
             view = view[n:]
 
     def keep(self) -> None:
-        """Finishes the output: a temporary file is flushed to disk and renamed into place."""
-        if self.file is None:
+        """Finishes the output: a temporary file is flushed to disk and renamed into place. Safe
+        twice (a stop signal that arrives while the finished output is being kept)."""
+        if self.file is None or self.file.closed:
             return
         self.file.flush()
         if self.temp is None:
