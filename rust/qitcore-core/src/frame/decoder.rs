@@ -149,6 +149,23 @@ impl Decoder {
         }
     }
 
+    /// Ends the stream (a capture file's end): the bytes held back can no longer complete the
+    /// frame their first candidate announced, so that candidate is discarded like one that failed
+    /// its check and the scan goes on through the rest, recovering the frames after a header whose
+    /// length field promised more bytes than came. The decoder is empty afterwards.
+    pub fn finish(&mut self, mut sink: impl FnMut(Event<'_>)) {
+        let pending = std::mem::take(&mut self.pending);
+        let mut at = 0;
+        while at < pending.len() {
+            at += self.scan(&pending[at..], &mut sink);
+            if at < pending.len() {
+                let next = pending[at + 1..].iter().position(|&b| b == MAGIC[0]).map_or(pending.len(), |p| at + 1 + p);
+                self.stats.garbage_bytes += (next - at) as u64;
+                at = next;
+            }
+        }
+    }
+
     /// Decodes frames from `data`; returns how many bytes are done with (the rest may begin a
     /// frame).
     fn scan(&mut self, data: &[u8], sink: &mut impl FnMut(Event<'_>)) -> usize {
@@ -218,6 +235,15 @@ mod tests {
     }
 
     fn decode_in_pieces(stream: &[u8], pieces: &[usize]) -> (Vec<Owned>, DecoderStats) {
+        decode(stream, pieces, false)
+    }
+
+    /// As [`decode_in_pieces`], then the end of the stream ([`Decoder::finish`]).
+    fn decode_finished(stream: &[u8], pieces: &[usize]) -> (Vec<Owned>, DecoderStats) {
+        decode(stream, pieces, true)
+    }
+
+    fn decode(stream: &[u8], pieces: &[usize], finish: bool) -> (Vec<Owned>, DecoderStats) {
         let mut d = Decoder::new();
         let mut out = Vec::new();
         let mut at = 0;
@@ -236,6 +262,10 @@ mod tests {
             let end = (at + p.max(1)).min(stream.len());
             d.feed(&stream[at..end], &mut sink);
             at = end;
+        }
+        if finish {
+            d.finish(&mut sink);
+            assert_eq!(d.buffered(), 0);
         }
         (out, d.stats())
     }
@@ -290,6 +320,22 @@ mod tests {
         assert_eq!(stats.crc_errors, 1);
         assert_eq!(stats.frames, 399);
         assert_eq!(events[0], Owned::Frame(1, 1, vec![7; 20]));
+    }
+
+    #[test]
+    fn the_end_of_the_stream_releases_frames_held_behind_a_lying_length() {
+        // A header promising 256 payload bytes, then two frames: 42 bytes, never enough.
+        let mut s = vec![0xA5, 0x51, 1, 1, 0, 0, 0, 0, 0, 1];
+        s.extend(frames(&[(1, 0, b"ab".to_vec()), (1, 1, vec![])]));
+        let (events, _) = decode_in_pieces(&s, &[7]);
+        assert!(events.is_empty());
+        let (events, stats) = decode_finished(&s, &[7]);
+        assert_eq!(events, vec![Owned::Frame(1, 0, b"ab".to_vec()), Owned::Frame(1, 1, vec![])]);
+        assert_eq!((stats.garbage_bytes, stats.crc_errors), (10, 0));
+        // A stream that ends inside a frame loses only that frame.
+        let (events, stats) = decode_finished(&s[..s.len() - 3], &[1000]);
+        assert_eq!(events, vec![Owned::Frame(1, 0, b"ab".to_vec())]);
+        assert_eq!(stats.garbage_bytes, 10 + 11);
     }
 
     #[test]
@@ -362,11 +408,12 @@ mod tests {
             let mut s = garbage.clone();
             let specs: Vec<(u8, u32, Vec<u8>)> = payloads.iter().enumerate().map(|(i, p)| (1u8, i as u32, p.clone())).collect();
             s.extend(frames(&specs));
-            let (whole, _) = decode_in_pieces(&s, &[s.len()]);
-            let (split, _) = decode_in_pieces(&s, &pieces);
+            let (whole, _) = decode_finished(&s, &[s.len()]);
+            let (split, _) = decode_finished(&s, &pieces);
             prop_assert_eq!(&whole, &split);
             // Every frame survives garbage in front (which cannot hold a valid frame by chance
-            // except with probability 2^-32).
+            // except with probability 2^-32), even a header in it whose length field promises
+            // more bytes than the stream holds, once the stream has ended.
             let got: Vec<Owned> = whole.into_iter().filter(|e| matches!(e, Owned::Frame(..))).collect();
             prop_assert_eq!(got.len(), specs.len());
         }
