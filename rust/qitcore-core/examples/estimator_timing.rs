@@ -19,7 +19,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let data = std::fs::read(&args[0]).expect("readable file");
     let samples = Samples::new(&data, args.get(1).map(|b| b.parse().expect("bits"))).expect("samples");
-    let views = [(View::Literal, &samples.symbols, samples.alphabet_size), (View::Bitstring, &samples.bits, 2)];
+    let bits = samples.bitstring();
+    let views = [(View::Literal, samples.symbols(), samples.alphabet_size), (View::Bitstring, &bits[..], 2)];
     for (view, s, k) in views {
         let l = view.label();
         time(&format!("{l} most common"), || most_common::most_common_value(s, k, view));

@@ -26,16 +26,15 @@ fn estimate_dict<'py>(py: Python<'py>, e: &Estimate) -> PyResult<Bound<'py, PyDi
     Ok(d)
 }
 
-/// Prepares samples: one per byte, `bits_per_symbol` inferred when `None`; the bit string
-/// truncated to `max_bits` when given.
-fn samples(
+/// Prepares samples borrowed from `bytes` (one per byte, no copy), `bits_per_symbol` inferred
+/// when `None`; the bit string truncated to `max_bits` when given. The sample count is checked
+/// against the limit before anything is allocated.
+fn samples<'a>(
     py: Python<'_>,
-    data: &Bound<'_, PyAny>,
+    bytes: &'a [u8],
     bits_per_symbol: Option<u32>,
     max_bits: Option<usize>,
-) -> PyResult<Samples> {
-    let input = Input::get(py, "data", data)?;
-    let bytes = input.bytes();
+) -> PyResult<Samples<'a>> {
     let mut s = py.detach(|| Samples::new(bytes, bits_per_symbol)).py_err()?;
     if let Some(max) = max_bits {
         s.truncate_bits(max);
@@ -49,10 +48,11 @@ fn samples(
 pub fn assess_non_iid<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
-    bits_per_symbol: Option<u32>,
-    max_bits: Option<usize>,
+    #[pyo3(from_py_with = crate::args::opt_int::<u32>)] bits_per_symbol: Option<u32>,
+    #[pyo3(from_py_with = crate::args::opt_int::<usize>)] max_bits: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let s = samples(py, data, bits_per_symbol, max_bits)?;
+    let input = Input::get(py, "data", data)?;
+    let s = samples(py, input.bytes(), bits_per_symbol, max_bits)?;
     let report = py.detach(|| non_iid::assess(&s));
     let d = PyDict::new(py);
     d.set_item("samples", report.samples)?;
@@ -83,12 +83,13 @@ pub fn assess_non_iid<'py>(
 pub fn assess_iid<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
-    bits_per_symbol: Option<u32>,
-    permutations: usize,
-    seed: Option<u64>,
-    progress: Option<Py<PyAny>>,
+    #[pyo3(from_py_with = crate::args::opt_int::<u32>)] bits_per_symbol: Option<u32>,
+    #[pyo3(from_py_with = crate::args::int::<usize>)] permutations: usize,
+    #[pyo3(from_py_with = crate::args::opt_int::<u64>)] seed: Option<u64>,
+    #[pyo3(from_py_with = crate::args::opt_callable)] progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let s = samples(py, data, bits_per_symbol, None)?;
+    let input = Input::get(py, "data", data)?;
+    let s = samples(py, input.bytes(), bits_per_symbol, None)?;
     let seed = match seed {
         Some(seed) => seed,
         None => {
@@ -159,11 +160,12 @@ pub fn assess_iid<'py>(
 pub fn assess_restart<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
-    h_i: f64,
-    bits_per_symbol: Option<u32>,
+    #[pyo3(from_py_with = crate::args::real)] h_i: f64,
+    #[pyo3(from_py_with = crate::args::opt_int::<u32>)] bits_per_symbol: Option<u32>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    restart::check_sample_count(Input::get(py, "data", data)?.bytes().len()).py_err()?;
-    let s = samples(py, data, bits_per_symbol, None)?;
+    let input = Input::get(py, "data", data)?;
+    restart::check_sample_count(input.bytes().len()).py_err()?;
+    let s = samples(py, input.bytes(), bits_per_symbol, None)?;
     let r = py.detach(|| restart::assess(&s, h_i)).py_err()?;
     let d = PyDict::new(py);
     d.set_item("h_i", r.h_i)?;

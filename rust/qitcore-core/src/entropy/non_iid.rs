@@ -87,12 +87,15 @@ pub fn estimates(s: &[u8], k: usize, view: View) -> Vec<Estimate> {
 }
 
 /// Runs the non-IID track on prepared samples.
-pub fn assess(samples: &Samples) -> NonIidReport {
+pub fn assess(samples: &Samples<'_>) -> NonIidReport {
     let k = samples.alphabet_size;
     let with_bits = samples.assess_bitstring();
-    let mut all = jobs(&samples.symbols, k, View::Literal, k == 2);
+    // The bit string takes a byte a bit: made here, shared by the bit-string estimators, dropped
+    // on return.
+    let bits = if with_bits { samples.bitstring() } else { Vec::new() };
+    let mut all = jobs(samples.symbols(), k, View::Literal, k == 2);
     if with_bits {
-        all.extend(jobs(&samples.bits, 2, View::Bitstring, true));
+        all.extend(jobs(&bits, 2, View::Bitstring, true));
     }
     let results: Vec<Estimate> = all.par_iter().flat_map_iter(|job| job()).collect();
     let (literal, bitstring): (Vec<_>, Vec<_>) = results.into_iter().partition(|e| e.view == View::Literal);
@@ -117,7 +120,7 @@ pub fn assess(samples: &Samples) -> NonIidReport {
         samples: samples.len(),
         bits_per_symbol: samples.bits_per_symbol,
         alphabet_size: k,
-        bitstring_bits: if with_bits { samples.bits.len() } else { 0 },
+        bitstring_bits: if with_bits { bits.len() } else { 0 },
         literal,
         bitstring,
         h_original,

@@ -148,14 +148,14 @@ pub fn check_sample_count(n: usize) -> Result<()> {
 /// # Errors
 /// [`Error::InvalidLength`] naming `data` unless there are exactly 1,000,000 samples;
 /// [`Error::InvalidArgument`] naming `h_i` outside `[0, bits per symbol]`.
-pub fn assess(samples: &Samples, h_i: f64) -> Result<RestartReport> {
+pub fn assess(samples: &Samples<'_>, h_i: f64) -> Result<RestartReport> {
     check_sample_count(samples.len())?;
     let width = f64::from(samples.bits_per_symbol);
     if !(0.0..=width).contains(&h_i) {
         return Err(Error::argument("h_i", format!("must lie in [0, {width}] bits per sample, got {h_i}")));
     }
     let k = samples.alphabet_size;
-    let rows = &samples.symbols;
+    let rows = samples.symbols();
     let mut columns = vec![0u8; SIDE * SIDE];
     for r in 0..SIDE {
         for c in 0..SIDE {

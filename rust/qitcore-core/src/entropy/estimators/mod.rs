@@ -11,4 +11,5 @@ pub mod multi_mcw;
 pub mod multi_mmc;
 pub mod postfix;
 pub mod prediction;
+pub mod sorted_windows;
 pub mod tuples;

@@ -15,8 +15,12 @@ pub fn counts(s: &[u8], k: usize) -> Vec<u64> {
 
 /// `p̂` = the mode's frequency, `p_u` its 99 % upper bound, `H = −log2 p_u`.
 pub fn most_common_value(s: &[u8], k: usize, view: View) -> Estimate {
-    let mode = counts(s, k).into_iter().max().unwrap_or(0);
-    let n = s.len() as f64;
+    most_common_from_mode(counts(s, k).into_iter().max().unwrap_or(0), s.len(), view)
+}
+
+/// The estimate from the mode's count among `n` samples (for views counted without being made).
+pub fn most_common_from_mode(mode: u64, n: usize, view: View) -> Estimate {
+    let n = n as f64;
     let p_hat = mode as f64 / n;
     let p_u = upper_bound(p_hat, n);
     let mut e = Estimate::new("Most Common Value", view);

@@ -7,7 +7,9 @@
 //! LCP interval, and each interval of size `c` whose lcp value is `ℓ` under a parent of value `ℓp`
 //! is the group of one tuple for every `W` in `(ℓp, ℓ]`.
 
+use super::sorted_windows::{stream_lcp, KEY_SYMBOLS_MAX};
 use crate::entropy::estimate::{Estimate, View};
+use crate::entropy::samples::inferred_width;
 use crate::entropy::stats::upper_bound;
 
 /// Tuple statistics of a string, for lengths `1..=lrs`.
@@ -24,7 +26,9 @@ pub struct TupleCounts {
 
 /// The LCP array in suffix-array order of `text`: `lcp[r]` is the length of the common prefix of
 /// the suffixes ranked `r − 1` and `r` (`lcp[0] = 0`). The suffix array comes from libsais (SA-IS),
-/// the LCP array from its permuted-LCP construction (Kärkkäinen, Manzini, Puglisi 2009).
+/// the LCP array from its permuted-LCP construction (Kärkkäinen, Manzini, Puglisi 2009), written
+/// over the suffix array: 8 bytes a symbol at the peak (suffix array and PLCP), 4 after.
+/// `text` must be shorter than 2^31 (assessments are far below: see `MAX_SAMPLES`).
 fn lcp_array(text: &[u8]) -> Vec<i32> {
     let sa = libsais::SuffixArrayConstruction::for_text(text)
         .in_owned_buffer32()
@@ -32,8 +36,10 @@ fn lcp_array(text: &[u8]) -> Vec<i32> {
         .run()
         .expect("libsais sorts any text shorter than 2^31");
     let with_plcp = sa.plcp_construction().single_threaded().run().expect("PLCP of a valid suffix array");
-    let with_lcp = with_plcp.lcp_construction().single_threaded().run().expect("LCP of a valid PLCP");
-    let (_, lcp, _, _) = with_lcp.into_parts();
+    let lcp_and_plcp =
+        with_plcp.lcp_construction().replace_suffix_array().single_threaded().run().expect("LCP of a valid PLCP");
+    let (lcp, plcp) = lcp_and_plcp.into_parts();
+    drop(plcp);
     let mut lcp = lcp;
     if let Some(first) = lcp.first_mut() {
         *first = 0;
@@ -46,47 +52,83 @@ pub fn longest_repeat(text: &[u8]) -> usize {
     if text.len() < 2 {
         return 0;
     }
+    if let Some(longest) = stream_lcp(text, inferred_width(text).max(1), |_, _| {}) {
+        return longest;
+    }
     lcp_array(text).into_iter().max().unwrap_or(0) as usize
 }
 
-/// Tuple statistics of `text` (at least 2 symbols).
-pub fn tuple_counts(text: &[u8]) -> TupleCounts {
-    let n = text.len();
-    let lcp = lcp_array(text);
-    let lrs = lcp.iter().copied().max().unwrap_or(0) as usize;
-    let mut best = vec![1u64; lrs + 2];
-    let mut diff = vec![0i128; lrs + 3];
-    // Bottom-up traversal of the LCP intervals with a stack of (lcp value, left boundary).
-    let mut stack: Vec<(i32, usize)> = vec![(0, 0)];
-    // lcp[r] for r = 1 .. n − 1, then 0 at r = n to close every interval.
-    for (r, l) in lcp.iter().copied().enumerate().skip(1).chain(std::iter::once((n, 0))) {
+/// Bottom-up traversal of the LCP intervals, fed the LCP array in suffix-array order.
+struct Intervals {
+    /// (lcp value, left boundary) of the open intervals; the root stays at the bottom.
+    stack: Vec<(usize, usize)>,
+    best: Vec<u64>,
+    diff: Vec<i128>,
+}
+
+impl Intervals {
+    /// For LCP values up to `max_lcp`.
+    fn new(max_lcp: usize) -> Self {
+        Intervals { stack: vec![(0, 0)], best: vec![1u64; max_lcp + 2], diff: vec![0i128; max_lcp + 3] }
+    }
+
+    /// `lcp[r] = l`, for r = 1 .. n − 1 in order.
+    #[inline]
+    fn visit(&mut self, r: usize, l: usize) {
         let mut left = r - 1;
-        while l < stack.last().expect("the root stays").0 {
-            let (value, lb) = stack.pop().expect("checked non-empty");
+        while l < self.stack.last().expect("the root stays").0 {
+            let (v, lb) = self.stack.pop().expect("checked non-empty");
             let size = (r - lb) as u64;
-            let parent = l.max(stack.last().expect("the root stays").0);
-            let v = value as usize;
-            best[v] = best[v].max(size);
+            let parent = l.max(self.stack.last().expect("the root stays").0);
+            self.best[v] = self.best[v].max(size);
             let pairs = i128::from(size) * i128::from(size - 1) / 2;
-            diff[parent as usize + 1] += pairs;
-            diff[v + 1] -= pairs;
+            self.diff[parent + 1] += pairs;
+            self.diff[v + 1] -= pairs;
             left = lb;
         }
-        if l > stack.last().expect("the root stays").0 {
-            stack.push((l, left));
+        if l > self.stack.last().expect("the root stays").0 {
+            self.stack.push((l, left));
         }
     }
-    // max_count[W] = max over intervals of value >= W; pairs[W] = prefix sums of the range adds.
-    for w in (1..=lrs).rev() {
-        best[w] = best[w].max(best[w + 1]);
+
+    /// Closes every interval (0 at r = n) and sums up, for the longest repeat `lrs`.
+    fn finish(mut self, n: usize, lrs: usize) -> TupleCounts {
+        self.visit(n, 0);
+        let (mut best, mut diff) = (self.best, self.diff);
+        // Values past lrs + 1 were never touched.
+        best.truncate(lrs + 2);
+        diff.truncate(lrs + 3);
+        // max_count[W] = max over intervals of value >= W; pairs[W] = prefix sums of the range adds.
+        for w in (1..=lrs).rev() {
+            best[w] = best[w].max(best[w + 1]);
+        }
+        let mut pairs = vec![0u128; lrs + 2];
+        let mut acc = 0i128;
+        for (w, p) in pairs.iter_mut().enumerate() {
+            acc += diff[w];
+            *p = acc as u128;
+        }
+        TupleCounts { n, lrs, max_count: best, pairs }
     }
-    let mut pairs = vec![0u128; lrs + 2];
-    let mut acc = 0i128;
-    for (w, p) in pairs.iter_mut().enumerate() {
-        acc += diff[w];
-        *p = acc as u128;
+}
+
+/// Tuple statistics of `text` (at least 2 symbols). The LCP array is streamed in bounded memory
+/// when the text's repeats are short ([`stream_lcp`]), else built whole (8 bytes a symbol).
+pub fn tuple_counts(text: &[u8]) -> TupleCounts {
+    let n = text.len();
+    let mut streamed = Intervals::new(KEY_SYMBOLS_MAX);
+    if let Some(lrs) = stream_lcp(text, inferred_width(text).max(1), |r, l| streamed.visit(r, l)) {
+        return streamed.finish(n, lrs);
     }
-    TupleCounts { n, lrs, max_count: best, pairs }
+    drop(streamed);
+    let lcp = lcp_array(text);
+    let lrs = lcp.iter().copied().max().unwrap_or(0) as usize;
+    let mut intervals = Intervals::new(lrs);
+    for (r, &l) in lcp.iter().enumerate().skip(1) {
+        intervals.visit(r, l as usize);
+    }
+    drop(lcp);
+    intervals.finish(n, lrs)
 }
 
 /// Both estimates from the tuple statistics: `(t-tuple, LRS)`.
@@ -157,6 +199,7 @@ mod tests {
         fn counts_match_a_hash_map(text in proptest::collection::vec(0u8..3, 2..300)) {
             let c = tuple_counts(&text);
             let (lrs, best, pairs) = naive(&text);
+            prop_assert_eq!(longest_repeat(&text), lrs);
             prop_assert_eq!(c.lrs, lrs);
             for w in 1..=lrs {
                 prop_assert_eq!(c.max_count[w], best[w], "max count at W = {}", w);

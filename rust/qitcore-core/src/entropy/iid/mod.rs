@@ -12,7 +12,7 @@ pub mod permutation;
 pub mod xoshiro;
 
 use super::estimate::{Estimate, View};
-use super::estimators::most_common::most_common_value;
+use super::estimators::most_common::{most_common_from_mode, most_common_value};
 use super::samples::Samples;
 use chi_square::{chi_square_tests, ChiSquare};
 use lrs::{lrs_test, LrsTest};
@@ -52,14 +52,14 @@ pub struct IidReport {
 
 /// Mean of the raw values; median of the mapped symbols (0.5 for two symbols), as NIST computes
 /// them.
-fn mean_and_median(samples: &Samples) -> (f64, f64) {
+fn mean_and_median(samples: &Samples<'_>) -> (f64, f64) {
     let n = samples.len();
-    let mean = samples.raw.iter().map(|&v| u64::from(v)).sum::<u64>() as f64 / n as f64;
+    let mean = samples.raw().iter().map(|&v| u64::from(v)).sum::<u64>() as f64 / n as f64;
     if samples.alphabet_size == 2 {
         return (mean, 0.5);
     }
     let mut counts = [0usize; 256];
-    for &s in &samples.symbols {
+    for &s in samples.symbols() {
         counts[s as usize] += 1;
     }
     let nth = |target: usize| {
@@ -81,15 +81,20 @@ fn mean_and_median(samples: &Samples) -> (f64, f64) {
 /// Runs the IID track: up to `permutations` permutations with generator streams from `seed`;
 /// `progress(rounds, decided)` is called after each batch of rounds.
 pub fn assess(
-    samples: &Samples,
+    samples: &Samples<'_>,
     permutations: usize,
     seed: u64,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> IidReport {
     let k = samples.alphabet_size;
     let width = f64::from(samples.bits_per_symbol);
-    let literal = most_common_value(&samples.symbols, k, View::Literal);
-    let bitstring = samples.assess_bitstring().then(|| most_common_value(&samples.bits, 2, View::Bitstring));
+    let literal = most_common_value(samples.symbols(), k, View::Literal);
+    // The bit string's most common value from its count of ones: the string itself (a byte a
+    // bit) is not needed.
+    let bitstring = samples.assess_bitstring().then(|| {
+        let (bits, ones) = (samples.bitstring_len(), samples.bitstring_ones());
+        most_common_from_mode(ones.max(bits as u64 - ones), bits, View::Bitstring)
+    });
     let h_original = literal.min_entropy.unwrap_or(width).min(width);
     let h_bitstring = bitstring.as_ref().and_then(|e| e.min_entropy);
     let h_assessed = h_bitstring.map_or(h_original, |hb| h_original.min(width * hb)).min(width);
@@ -99,10 +104,10 @@ pub fn assess(
     // permutations rather than before them.
     let ((independence, goodness_of_fit, lrs), permutation) = rayon::join(
         || {
-            let (independence, goodness_of_fit) = chi_square_tests(&samples.symbols, k);
-            (independence, goodness_of_fit, lrs_test(&samples.symbols, k))
+            let (independence, goodness_of_fit) = chi_square_tests(samples.symbols(), k);
+            (independence, goodness_of_fit, lrs_test(samples.symbols(), k))
         },
-        || permutation_tests(&samples.symbols, &samples.raw, &ctx, permutations, seed, progress),
+        || permutation_tests(samples.symbols(), samples.raw(), &ctx, permutations, seed, progress),
     );
     let passed = independence.passed() && goodness_of_fit.passed() && lrs.passed && permutation.passed;
     IidReport {
