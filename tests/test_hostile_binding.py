@@ -57,8 +57,7 @@ COSTLY = {
     ("ModifiedToeplitz", "m"),
     ("HealthMonitor.feed", "data"),
 }
-# Waits: the receiver's stream has ended, so reads return at once; a reply waits its timeout.
-WAITS = {("Stream.reply", "timeout")}
+# (Waits return at once: the receiver's stream has ended, so no output or reply will come.)
 # Descriptors: a small valid one would read this process's stdin or stdout.
 DESCRIPTORS = {("Stream.attach_fd", "fd")}
 
@@ -75,8 +74,6 @@ def pool(entry: str, param: str) -> list[Any]:
     """The values tried for ``param`` of ``entry``."""
     if (entry, param) in COSTLY:
         return [v for v in HOSTILE if not _is_costly(v)]
-    if (entry, param) in WAITS:
-        return [v for v in HOSTILE if not (isinstance(v, int | float) and not isinstance(v, bool) and v > 0.05)]
     if (entry, param) in DESCRIPTORS:
         return [v for v in HOSTILE if not (isinstance(v, int | np.integer) and 0 <= int(v) < 2**31)] + [10**6]
     return HOSTILE

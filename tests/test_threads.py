@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 import qitcore
+import qitcore.extract
+import qitcore.health
 from qitcore import _core
 from qitcore.errors import NoValidFrames
 
@@ -58,7 +60,7 @@ def chunks_of(seed: int, count: int, size: int) -> list[bytes]:
     return [rng.integers(0, 256, size, dtype=np.uint8).tobytes() for _ in range(count)]
 
 
-@pytest.mark.parametrize("cls", [_core.Toeplitz, _core.ModifiedToeplitz])
+@pytest.mark.parametrize("cls", [qitcore.extract.Toeplitz, qitcore.extract.ModifiedToeplitz])
 @pytest.mark.parametrize(("n", "m", "size"), [(4096, 3000, 64 * 512), (256, 200, 256)])
 def test_a_shared_hash_gives_each_thread_the_single_threaded_output(cls: Any, n: int, m: int, size: int) -> None:
     seed = bytes(range(256)) * ((n + m) // 2048 + 1)
@@ -68,7 +70,7 @@ def test_a_shared_hash_gives_each_thread_the_single_threaded_output(cls: Any, n:
     expect = [[hash_.hash(x) for x in per_thread] for per_thread in inputs]
     got = run_threads(lambda i: [hash_.hash(x) for x in inputs[i]])
     assert got == expect
-    if cls is _core.Toeplitz and n == 256:
+    if cls is qitcore.extract.Toeplitz and n == 256:
         bits = np.unpackbits(np.frombuffer(hash_.seed_bytes(), np.uint8))[: n + m - 1]
         x = np.unpackbits(np.frombuffer(inputs[0][0][: n // 8], np.uint8))
         matrix = np.array([[bits[(i - j) % (n + m - 1)] for j in range(n)] for i in range(m)], dtype=np.uint8)
@@ -79,12 +81,12 @@ def test_a_shared_health_monitor_counts_what_one_thread_counts() -> None:
     # Both paths: small inputs (kept attached) and large ones (detached), process() and feed().
     sizes = [300, 5000]
     inputs = [chunks_of(200 + i, ROUNDS, sizes[i % 2]) for i in range(THREADS)]
-    single = _core.HealthMonitor(7.0, alpha=2.0**-40)
+    single = qitcore.health.HealthMonitor(7.0, alpha=2.0**-40)
     for per_thread in inputs:
         for x in per_thread:
             single.process(x)
 
-    shared = _core.HealthMonitor(7.0, alpha=2.0**-40)
+    shared = qitcore.health.HealthMonitor(7.0, alpha=2.0**-40)
     got = run_threads(lambda i: [shared.process(x) for x in inputs[i]])
     resolved = sum(d + e for per_thread in got for d, e in per_thread)
     # The totals do not depend on the order the threads' chunks were tested in: every sample is
@@ -95,7 +97,7 @@ def test_a_shared_health_monitor_counts_what_one_thread_counts() -> None:
     assert resolved == single.counters["released"] + 1024
     assert shared.state == "healthy"
 
-    feeder = _core.HealthMonitor(7.0, alpha=2.0**-40)
+    feeder = qitcore.health.HealthMonitor(7.0, alpha=2.0**-40)
     released = run_threads(lambda i: sum(len(feeder.feed(x)) for x in inputs[i]))
     assert sum(released) == single.counters["released"]
     assert feeder.pending == single.counters["samples"] - single.counters["released"] - 1024
@@ -227,3 +229,15 @@ def test_the_frame_timeout_is_ten_seconds_unless_given() -> None:
         t = time.monotonic()
         while time.monotonic() - t < 0.9:
             assert len(s.read(1000)) == 1000
+
+
+def test_a_fifo_without_a_writer_opens_at_once_and_its_reads_time_out(tmp_path: Path) -> None:
+    fifo = tmp_path / "device.fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with qitcore.open(f"file://{fifo}?min_entropy=7", frame_timeout=0.5) as s:
+        assert time.monotonic() - started < 2.0  # opening a FIFO waits for its writer elsewhere
+        with pytest.raises(NoValidFrames):
+            s.read(8)
+        # A writer that comes and goes lets the reader thread's open finish, so that it ends.
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyString};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
 use crate::errors::{InvalidArgumentError, InvalidTypeError};
 
@@ -49,7 +49,8 @@ impl<T: Bounded> FromPyObject<'_, '_> for Int<T> {
 
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
         let range = || format!("an integer from {} to {}", T::MIN, T::MAX);
-        if is_bool(&obj) {
+        // A plain `int` (the usual case) cannot be a bool: skip the checks below.
+        if !obj.is_exact_instance_of::<PyInt>() && is_bool(&obj) {
             return Err(InvalidTypeError::new_err(format!("expected {}, got bool", range())));
         }
         let wide: i128 = obj.extract().map_err(|e: PyErr| {
@@ -83,11 +84,11 @@ impl FromPyObject<'_, '_> for Real {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
+        if let Ok(f) = obj.cast_exact::<PyFloat>() {
+            return Ok(Real(f.value()));
+        }
         if is_bool(&obj) || obj.is_instance_of::<PyString>() {
             return Err(InvalidTypeError::new_err(format!("expected a real number, got {}", type_name(&obj))));
-        }
-        if let Ok(f) = obj.cast::<PyFloat>() {
-            return Ok(Real(f.value()));
         }
         obj.extract::<f64>().map(Real).map_err(|e: PyErr| {
             if e.is_instance_of::<PyOverflowError>(obj.py()) {

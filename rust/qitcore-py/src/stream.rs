@@ -2,6 +2,7 @@
 //! a file or FIFO (reader threads in Rust), or by Python (`feed`, for pyserial transports). All
 //! waiting and all work happen with the GIL released.
 
+use std::fs::File;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -224,6 +225,37 @@ impl std::io::Read for SharedSim {
     }
 }
 
+#[cfg(unix)]
+fn is_fifo(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+#[cfg(not(unix))]
+fn is_fifo(_: &std::path::Path) -> bool {
+    false
+}
+
+/// A file opened at its first read (a FIFO, whose opening waits for a writer).
+enum LazyFile {
+    Pending(std::path::PathBuf),
+    Open(File),
+}
+
+impl std::io::Read for LazyFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let LazyFile::Pending(path) = self {
+            let file =
+                File::open(&*path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            *self = LazyFile::Open(file);
+        }
+        match self {
+            LazyFile::Open(file) => file.read(buf),
+            LazyFile::Pending(_) => Ok(0),
+        }
+    }
+}
+
 /// A QRNG stream: transport bytes in, health-tested extracted bytes (or, in raw mode, samples)
 /// out.
 #[pyclass(frozen, module = "qitcore._core", name = "Stream")]
@@ -332,8 +364,14 @@ impl PyStream {
     #[pyo3(signature = (path, framed=true))]
     fn attach_file(&self, path: FsPath, #[pyo3(from_py_with = flag)] framed: bool) -> PyResult<()> {
         let path = path.0;
-        let file =
-            std::fs::File::open(&path).map_err(|e| DeviceDisconnected::new_err(format!("{}: {e}", path.display())))?;
+        let fail = |e: std::io::Error| DeviceDisconnected::new_err(format!("{}: {e}", path.display()));
+        // Opening a FIFO waits for its writer, for ever: that wait happens on the reader thread,
+        // so that this call returns and reads wait in slices that answer Ctrl-C.
+        let file = if is_fifo(&path) {
+            LazyFile::Pending(path.clone())
+        } else {
+            LazyFile::Open(File::open(&path).map_err(fail)?)
+        };
         let source: Box<dyn std::io::Read + Send> =
             if framed { Box::new(file) } else { Box::new(Framer::new(file, self.format)) };
         self.stream.spawn_reader(source, 1 << 16);

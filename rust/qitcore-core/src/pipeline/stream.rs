@@ -403,7 +403,7 @@ impl Stream {
     }
 
     /// As [`Stream::reply`], asking `interrupt` at least once a [`SLICE`] while it waits (`None`
-    /// when it asked to stop).
+    /// when it asked to stop, or when the stream ended, failed or closed first).
     pub fn reply_with(
         &self,
         code: u8,
@@ -420,7 +420,8 @@ impl Stream {
             if let Some(i) = st.replies.iter().position(|r| r.code == code && r.tag == tag) {
                 break st.replies.remove(i);
             }
-            if st.closed {
+            // No reply comes from a transport that ended or failed.
+            if st.closed || st.ended || st.error.is_some() {
                 break None;
             }
             let (guard, stop) = self.pause(st, &mut waiter);
@@ -595,6 +596,11 @@ mod tests {
         // The 100 bytes taken before the interrupt are still there.
         assert_eq!(s.read(100, Some(Duration::ZERO)).unwrap(), vec![9u8; 100]);
         assert_eq!(s.reply_with(1, 1, Duration::from_secs(100), &mut || true), None);
+        // No reply comes once the transport ended: no wait for the timeout.
+        s.end();
+        let started = Instant::now();
+        assert_eq!(s.reply(1, 1, Duration::MAX), None);
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
