@@ -117,7 +117,7 @@ def _assess(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 
 def _restart(args: argparse.Namespace) -> int:
-    data = entropy.read_samples(args.file)
+    data = entropy.read_samples(args.file, max_samples=1_000_000)  # refused from its size past that
     r = entropy.assess_restart(data, args.h_i, bits_per_symbol=args.bits_per_symbol)
     print(
         f"sanity check: max count {max(r.max_row, r.max_column)} (rows {r.max_row}, columns {r.max_column}), "
@@ -136,7 +136,7 @@ def _restart(args: argparse.Namespace) -> int:
 
 
 def _health(args: argparse.Namespace) -> int:
-    data = entropy.read_samples(args.file)
+    data = entropy.read_samples(args.file, subset=_subset(args.subset, args.file))
     report = health.scan(
         data,
         args.min_entropy,
@@ -239,6 +239,9 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--ais31", action="store_true", help="also AIS 31 procedure A on the bits of the file")
     h.add_argument(
         "--bitorder", choices=("big", "little"), default="big", help="bit order of the bytes for --fips/--ais31 (big)"
+    )
+    h.add_argument(
+        "--subset", metavar="INDEX,SAMPLES", help="test only block INDEX of SAMPLES samples (indices count from it)"
     )
     return parser
 

@@ -24,11 +24,26 @@ figure { margin: 1em 0; } figcaption { font-size: 0.9em; color: #555; }
 """
 
 
+#: Samples turned to floating point at a time, so that the report's memory does not grow with them.
+_CHUNK = 1 << 20
+
+
 def _autocorrelation(raw: np.ndarray, lags: int) -> list[float]:
-    x = raw.astype(np.float64)
-    x -= x.mean()
-    denom = float(np.dot(x, x)) or 1.0
-    return [float(np.dot(x[:-d], x[d:]) / denom) for d in range(1, lags + 1)]
+    mean = float(raw.mean())
+    n = raw.size
+    denom = 0.0
+    sums = np.zeros(lags)
+    for start in range(0, n, _CHUNK):
+        # This chunk and the `lags` samples after it, centred.
+        x = raw[start : start + _CHUNK + lags].astype(np.float64) - mean
+        size = min(_CHUNK, n - start)
+        denom += float(np.dot(x[:size], x[:size]))
+        for d in range(1, lags + 1):
+            pairs = min(size, n - d - start)
+            if pairs > 0:
+                sums[d - 1] += float(np.dot(x[:pairs], x[d : d + pairs]))
+    denom = denom or 1.0
+    return [float(v / denom) for v in sums]
 
 
 def _figure(svg_text: str, caption: str) -> str:
@@ -51,7 +66,11 @@ def html_report(
     expected = n / (1 << bits_per_symbol)
     lags = min(64, max(n - 1, 1))
     acf = _autocorrelation(raw, lags) if n > 2 else []
-    bias = [float(((raw >> (bits_per_symbol - 1 - j)) & 1).mean()) for j in range(bits_per_symbol)]
+    # Ones in each bit position, from the histogram (no per-sample temporaries).
+    values = np.arange(counts.size)
+    bias = [
+        float(counts[(values >> (bits_per_symbol - 1 - j)) & 1 == 1].sum() / max(n, 1)) for j in range(bits_per_symbol)
+    ]
     assessed = non_iid.h_assessed if non_iid else (iid.h_assessed if iid else float("nan"))
     rows = [
         ("file", filename),
