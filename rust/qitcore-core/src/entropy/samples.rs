@@ -13,11 +13,14 @@ pub const RECOMMENDED_SAMPLES: usize = 1_000_000;
 
 /// The most samples one assessment takes: 2^26 = 67,108,864, 64 times what SP 800-90B asks for.
 ///
-/// The non-IID track's t-tuple and LRS estimates need a suffix array and an LCP array of the bit
-/// string (8 bits a sample for 8-bit data): about 73 bytes a sample at the peak, so the limit keeps
-/// an assessment under 5 GiB on any data. (NIST's `ea_non_iid` needs about 106 bytes a sample up
-/// to 2^28 samples, and 202 past that, where its suffix array turns 64-bit.) Larger captures are
-/// assessed a slice at a time.
+/// Memory grows by about 13 bytes a sample on the non-IID track for 8-bit samples (the bit string
+/// at a byte a bit, the t-tuple/LRS suffix keys sorted a range at a time: see
+/// `estimators::sorted_windows`), and by 1 + 5.5 × threads on the IID track (each permutation
+/// worker's shuffle and decimal text). Data whose repeats are too long for the bounded sort (a
+/// broken source) fall back to a full suffix array of the bit string: at most 73 bytes a sample,
+/// under 5 GiB at the limit. NIST's `ea_non_iid` takes about 106 bytes a sample for 8-bit samples
+/// up to 2^28 samples, then about 200 (its suffix array turns 64-bit). Larger captures are assessed
+/// a slice at a time.
 pub const MAX_SAMPLES: usize = 1 << 26;
 
 /// Samples ready for assessment, borrowed from the caller.
