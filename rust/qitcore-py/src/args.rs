@@ -53,13 +53,22 @@ impl<T: Bounded> FromPyObject<'_, '_> for Int<T> {
         if !obj.is_exact_instance_of::<PyInt>() && is_bool(&obj) {
             return Err(InvalidTypeError::new_err(format!("expected {}, got bool", range())));
         }
-        let wide: i128 = obj.extract().map_err(|e: PyErr| {
+        let refuse = |e: PyErr| {
             if e.is_instance_of::<PyOverflowError>(obj.py()) {
                 InvalidArgumentError::new_err(format!("expected {}, got {}", range(), short_repr(&obj)))
             } else {
                 InvalidTypeError::new_err(format!("expected {}, got {}", range(), type_name(&obj)))
             }
-        })?;
+        };
+        // i64 first: one C call for every value that fits (i128 takes a slow path under the
+        // limited API); u64 for the top half of the unsigned range.
+        let wide = match obj.extract::<i64>() {
+            Ok(v) => i128::from(v),
+            Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => {
+                i128::from(obj.extract::<u64>().map_err(refuse)?)
+            }
+            Err(e) => return Err(refuse(e)),
+        };
         T::try_from(wide)
             .map(Int)
             .map_err(|_| InvalidArgumentError::new_err(format!("expected {}, got {wide}", range())))

@@ -54,19 +54,27 @@ struct State {
 const CHUNK: usize = 4096;
 
 impl State {
-    fn next(&mut self) -> u64 {
+    /// The next word of the stream, or `None` when the stream failed (the exception is set).
+    fn word(&mut self) -> Option<u64> {
         if self.pos + 8 > self.buf.len() && !self.refill() {
-            // splitmix64 of a counter: varied, so rejection loops end; never returned to Python.
-            self.filler = self.filler.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.filler;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            return z ^ (z >> 31);
+            return None;
         }
         let mut word = [0u8; 8];
         word.copy_from_slice(&self.buf[self.pos..self.pos + 8]);
         self.pos += 8;
-        u64::from_le_bytes(word)
+        Some(u64::from_le_bytes(word))
+    }
+
+    /// The next word, or after a failure a filler: splitmix64 of a counter, varied so that numpy's
+    /// rejection loops end; the numpy call raises, so it never reaches Python.
+    fn next(&mut self) -> u64 {
+        self.word().unwrap_or_else(|| {
+            self.filler = self.filler.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.filler;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
     }
 
     /// Tops the buffer up to at least 8 bytes, reading with the GIL released and answering
@@ -136,9 +144,15 @@ unsafe extern "C" fn next_uint32(st: *mut c_void) -> u32 {
         if let Some(v) = state.spare.take() {
             return v;
         }
-        let v = state.next();
-        state.spare = Some((v >> 32) as u32);
-        v as u32
+        match state.word() {
+            // The high half of a word read from the stream waits for the next call.
+            Some(v) => {
+                state.spare = Some((v >> 32) as u32);
+                v as u32
+            }
+            // Never keep half a filler: a later call would return it as if it were random.
+            None => state.next() as u32,
+        }
     })
 }
 

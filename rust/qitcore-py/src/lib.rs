@@ -1,5 +1,17 @@
 //! `qitcore._core`: the thin binding of qitcore-core. Arguments are converted here, the work runs
 //! in the core crate with the GIL released, and core errors become `qitcore.errors` exceptions.
+//!
+//! Rules every entry point keeps:
+//! - every number becomes a size, count, index or duration through [`args`], so a bad value of any
+//!   type raises `InvalidArgumentError`/`InvalidTypeError`, never a builtin error or a panic;
+//! - detached work runs through [`errors::detach`], which turns a panic (a bug) into
+//!   `InternalError`;
+//! - no thread waits for the GIL while it holds one of the binding's locks, so no thread can
+//!   wait for a lock while keeping the GIL its holder needs: a lock taken for detached work is
+//!   taken and released inside `detach` (the monitor's, the noise model's, the stream's framing
+//!   state), and a lock taken attached is never held across a release of the GIL (`FrameDecoder`);
+//!   a monitor shared by threads is waited for detached too, so that the GIL is not kept idle;
+//! - every wait is cut into slices that check for signals, so Ctrl-C interrupts it.
 
 mod args;
 mod bitgen;
