@@ -4,6 +4,7 @@ and fail with a named error when the device sends no valid frame."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import subprocess
@@ -30,7 +31,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_threads(work: Callable[[int], Any], threads: int = THREADS) -> list[Any]:
     """Runs ``work(i)`` on ``threads`` threads started together; their results in thread order.
-    Fails (rather than hanging) when a thread is still running after JOIN_SECONDS."""
+    Fails (rather than hanging) when a thread is still running after JOIN_SECONDS. A deadlock
+    that holds the GIL stops every Python thread, the joining one too: then faulthandler, which
+    needs no GIL, prints every thread's stack and ends the process."""
+    faulthandler.dump_traceback_later(JOIN_SECONDS + 30, exit=True)
+    try:
+        return _run_threads(work, threads)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def _run_threads(work: Callable[[int], Any], threads: int) -> list[Any]:
     barrier = threading.Barrier(threads)
     results: list[Any] = [None] * threads
     errors: list[BaseException] = []
@@ -78,8 +89,9 @@ def test_a_shared_hash_gives_each_thread_the_single_threaded_output(cls: Any, n:
 
 
 def test_a_shared_health_monitor_counts_what_one_thread_counts() -> None:
-    # Both paths: small inputs (kept attached) and large ones (detached), process() and feed().
-    sizes = [300, 5000]
+    # Both paths: small inputs (kept attached) and large ones (detached, long enough that the
+    # others queue for the monitor meanwhile), process() and feed().
+    sizes = [300, 1 << 20]
     inputs = [chunks_of(200 + i, ROUNDS, sizes[i % 2]) for i in range(THREADS)]
     single = qitcore.health.HealthMonitor(7.0, alpha=2.0**-40)
     for per_thread in inputs:
