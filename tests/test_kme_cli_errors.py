@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import qitcore.kme
 from qitcore.cli import main
 from qitcore.kme import KeyStore, KMEClient
 from qitcore.kme.config import SourceSettings
@@ -84,6 +85,7 @@ def test_serving_without_aiohttp_says_what_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if not installed: importing it fails
     monkeypatch.delitem(sys.modules, "qitcore.kme.https", raising=False)
+    monkeypatch.delattr(qitcore.kme, "https", raising=False)
     argv = ["kme", "serve", "--dir", str(tmp_path / "kme"), "--listen", "127.0.0.1:0", "--no-source"]
     _one_line_error(capsys, argv, "pip install 'qitcore[kme]'")
 

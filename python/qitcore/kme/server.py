@@ -15,6 +15,7 @@ connections are bounded in number and in time (:class:`~qitcore.kme.limits.Conne
 
 from __future__ import annotations
 
+import importlib
 import re
 import socket
 import ssl
@@ -90,7 +91,7 @@ class KMEServer:
             raise InvalidArgumentError(f"listen: cannot listen on {host}:{port}: {exc}") from None
         self._sock.setblocking(False)
         try:
-            from . import https
+            https = importlib.import_module(".https", __package__)
         except ImportError:
             self._sock.close()
             raise InvalidArgumentError("the KME server needs aiohttp: pip install 'qitcore[kme]'") from None
