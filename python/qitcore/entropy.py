@@ -16,7 +16,8 @@ given).
 **Memory.** An assessment takes at most :data:`MAX_SAMPLES` samples (64 times the million SP 800-90B
 asks for). Below it, memory grows by about 13 bytes a sample for 8-bit samples on the non-IID track
 (NIST's ``ea_non_iid``: about 106), and by at most 73 on data whose repeats are too long for the
-bounded suffix sort (a broken source). :func:`read_samples` checks a file's size before reading it
+bounded suffix sort (a broken source); on the IID track by about 2 + the number of worker threads
+(NIST's ``ea_iid``: about 11 + 6 a thread). :func:`read_samples` checks a file's size before reading it
 and reads only the slice asked for, so that larger captures are assessed a slice at a time.
 """
 

@@ -15,8 +15,8 @@ pub const RECOMMENDED_SAMPLES: usize = 1_000_000;
 ///
 /// Memory grows by about 13 bytes a sample on the non-IID track for 8-bit samples (the bit string
 /// at a byte a bit, the t-tuple/LRS suffix keys sorted a range at a time: see
-/// `estimators::sorted_windows`), and by 1 + 5.5 × threads on the IID track (each permutation
-/// worker's shuffle and decimal text). Data whose repeats are too long for the bounded sort (a
+/// `estimators::sorted_windows`), and by about 2 + threads on the IID track (each permutation
+/// worker's shuffle; the decimal text for the compression statistic is made a block at a time). Data whose repeats are too long for the bounded sort (a
 /// broken source) fall back to a full suffix array of the bit string: at most 73 bytes a sample,
 /// under 5 GiB at the limit. NIST's `ea_non_iid` takes about 106 bytes a sample for 8-bit samples
 /// up to 2^28 samples, then about 200 (its suffix array turns 64-bit). Larger captures are assessed

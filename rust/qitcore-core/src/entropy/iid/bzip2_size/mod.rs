@@ -76,7 +76,9 @@ fn write_decimal_text(raw: &[u8], text: &mut Vec<u8>) -> Vec<usize> {
 /// The blocks libbzip2 cuts `text` into when given it whole with `BZ_FINISH` (as
 /// `BZ2_bzBuffToBuffCompress` does). Runs of equal bytes enter a block whole, when the next byte
 /// differs; a block closes once it holds [`BLOCK`] bytes or more, and the run pending then starts
-/// the next block, except that a last byte of input pending then joins the closing block.
+/// the next block, except that a last byte of input pending then joins the closing block. (The
+/// reference for [`compressed_length`], which cuts the same blocks as it writes them.)
+#[cfg(test)]
 fn blocks(text: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::with_capacity(text.len() / BLOCK + 1);
     let mut start = 0usize;
@@ -136,30 +138,82 @@ impl<'a> Numbers<'a> {
     }
 }
 
-/// The length in bytes of `bzip2 -5` applied to [`decimal_text`]`(raw)`.
+/// Where the numbers of samples 0, [`MARK_EVERY`], 2 × [`MARK_EVERY`], ... start in the decimal
+/// text of `raw`, and the text's length, without writing it.
+fn text_marks(raw: &[u8]) -> (Vec<usize>, usize) {
+    let mut marks = Vec::with_capacity(raw.len() / MARK_EVERY + 1);
+    let mut at = 0usize;
+    for stretch in raw.chunks(MARK_EVERY) {
+        marks.push(at);
+        at += stretch.iter().map(|&v| usize::from(DECIMAL[usize::from(v)].1) + 1).sum::<usize>();
+    }
+    (marks, at.saturating_sub(1))
+}
+
+/// Writes the decimal text of `raw` from the number holding offset `from` until offset `to` into
+/// `out` (whatever it held), and returns the offset of `out[0]` in the text: the text is made a
+/// block at a time, so that its memory does not grow with the samples.
+fn write_text_window(raw: &[u8], marks: &[usize], from: usize, to: usize, out: &mut Vec<u8>) -> usize {
+    let words: [[u8; 4]; 256] = std::array::from_fn(|v| {
+        let (digits, len) = DECIMAL[v];
+        let mut word = [b' '; 4];
+        word[..usize::from(len)].copy_from_slice(&digits[..usize::from(len)]);
+        word
+    });
+    let width = |v: u8| usize::from(DECIMAL[usize::from(v)].1);
+    let k = marks.partition_point(|&o| o <= from) - 1;
+    let (mut i, mut at) = (k * MARK_EVERY, marks[k]);
+    while i < raw.len() && at + width(raw[i]) < from {
+        at += width(raw[i]) + 1;
+        i += 1;
+    }
+    let origin = at;
+    // Four bytes written a number: room for three past the last.
+    out.resize(to - origin + 8, 0);
+    let mut o = 0usize;
+    while i < raw.len() && origin + o < to {
+        out[o..o + 4].copy_from_slice(&words[usize::from(raw[i])]);
+        o += width(raw[i]) + 1;
+        i += 1;
+    }
+    origin
+}
+
+/// The length in bytes of `bzip2 -5` applied to [`decimal_text`]`(raw)`. The blocks are cut as
+/// [`blocks`] cuts the whole text, each written when its turn comes.
 pub fn compressed_length(raw: &[u8]) -> u64 {
-    let mut text = buffers::take::<u8>();
-    let marks = write_decimal_text(raw, &mut text);
-    debug_assert!(!text.windows(4).any(|w| w.iter().all(|&b| b == w[0])), "decimal text has no runs of four");
+    let (marks, len) = text_marks(raw);
+    let mut window = buffers::take::<u8>();
     let mut numbers = Numbers { raw, marks: &marks, next: 0, at: 0 };
-    let mut block_start = 0usize;
-    let bits: u64 = blocks(&text)
-        .into_iter()
-        .map(|block| {
-            let start = block_start;
-            block_start += block.len();
-            match block.iter().position(|&b| b == b' ') {
-                Some(space) => {
-                    let t = bwt::cyclic_bwt_of_numbers(block, numbers.whole(start + space + 1, block_start));
-                    let bits = coding::symbol_block_bits(&t.symbols, &t.in_use, &t.repeats);
-                    buffers::give(t.symbols);
-                    bits
-                }
-                None => coding::block_bits(&bwt::naive_cyclic_bwt(block)),
+    let mut bits = 0u64;
+    let mut start = 0usize;
+    while start < len {
+        // Decimal text has no run of four equal bytes: a block reaches at most 3 past BLOCK.
+        let reach = (start + BLOCK + 8).min(len);
+        let origin = write_text_window(raw, &marks, start, reach, &mut window);
+        let text = &window[start - origin..reach - origin];
+        debug_assert!(!text.windows(4).any(|w| w.iter().all(|&b| b == w[0])), "decimal text has no runs of four");
+        // As `blocks`, in offsets from `start`.
+        let mut end = BLOCK.min(len - start);
+        while start + end < len && text[end] == text[end - 1] {
+            end += 1;
+        }
+        if start + end + 1 == len {
+            end += 1;
+        }
+        let block = &text[..end];
+        bits += match block.iter().position(|&b| b == b' ') {
+            Some(space) => {
+                let t = bwt::cyclic_bwt_of_numbers(block, numbers.whole(start + space + 1, start + end));
+                let bits = coding::symbol_block_bits(&t.symbols, &t.in_use, &t.repeats);
+                buffers::give(t.symbols);
+                bits
             }
-        })
-        .sum();
-    buffers::give(text);
+            None => coding::block_bits(&bwt::naive_cyclic_bwt(block)),
+        };
+        start += end;
+    }
+    buffers::give(window);
     (STREAM_BITS + bits).div_ceil(8)
 }
 
