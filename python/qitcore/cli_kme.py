@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._validate import host_port
+from .cli_args import count
 from .kme import KeyStore, KMEClient, KMEServer
 from .kme.config import load, local_config
 from .kme.feeder import Feeder
@@ -47,12 +48,12 @@ def add_parsers(sub: Any) -> None:
     client(status)
     get = actions.add_parser("get", help="new keys shared with SLAVE, as the master SAE (enc_keys; JSON)")
     get.add_argument("slave", help="slave SAE ID")
-    get.add_argument("--number", type=int, default=1)
-    get.add_argument("--size", type=int, default=None, help="bits per key (the KME's default)")
+    get.add_argument("--number", type=count, default=1, help="how many keys (default 1)")
+    get.add_argument("--size", type=count, default=None, help="bits per key (the KME's default)")
     client(get)
     by_id = actions.add_parser("get-by-id", help="keys by ID from MASTER, as the slave SAE (dec_keys; JSON)")
     by_id.add_argument("master", help="master SAE ID")
-    by_id.add_argument("key_ids", nargs="+", metavar="KEY_ID")
+    by_id.add_argument("key_ids", nargs="+", metavar="KEY_ID", help="the key IDs the master SAE passed on")
     client(by_id)
 
 
