@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import resource
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,6 +150,22 @@ def test_each_stage_of_a_connection_has_a_deadline(tmp_path: Path) -> None:
             kept.settimeout(5)
             assert kept.recv(65536).startswith(b"HTTP/1.1 200")
             assert 1.2 < _closed_within(kept, 5) < 2.5
+
+
+def test_clients_leaving_mid_request_are_not_logged_as_faults(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with _kme(tmp_path, ConnectionLimits()) as (kme, pki):
+        context = _context(pki)
+        for _ in range(5):
+            sock = _tls(kme, context)
+            sock.sendall(b"POST /api/v1/keys/SAE-B/enc_keys HTTP/1.1\r\nHost: k\r\nContent-Length: 40\r\n\r\n{")
+            time.sleep(0.05)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # leave with a reset
+            sock.close()
+        time.sleep(0.3)
+        host, port = kme.address
+        with KMEClient(f"https://{host}:{port}", *pki.sae("SAE-A"), pki.ca_file) as a:
+            assert a.status("SAE-B").stored_key_count == 512
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_connections_beyond_the_bounds_wait_or_are_closed(tmp_path: Path) -> None:

@@ -266,6 +266,9 @@ class Service:
             return _json(exc.status, error_body(exc.message, exc.details), close=not request.content.is_eof())
         except (ValueError, UnicodeError) as exc:
             return _json(400, error_body(f"malformed request: {exc}"[:300]), close=not request.content.is_eof())
+        except ConnectionError as exc:  # the client went away mid-request: nobody to answer, nothing to log
+            log.debug("a client left during its request: %s", exc)
+            return _json(400, error_body("the connection ended during the request"), close=True)
         except Exception:
             log.exception("internal error while answering a request")
             return _json(503, error_body("internal error"), close=True)
