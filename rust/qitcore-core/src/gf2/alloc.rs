@@ -13,7 +13,10 @@ use crate::error::{Error, Result};
 /// [`Error::OutOfMemory`] naming `what` when the allocator refuses.
 pub fn ensure_available(what: &'static str, bytes: usize) -> Result<()> {
     let mut probe: Vec<u8> = Vec::new();
-    probe.try_reserve_exact(bytes).map_err(|_| Error::OutOfMemory { what, bytes })
+    probe.try_reserve_exact(bytes).map_err(|_| Error::OutOfMemory { what, bytes })?;
+    // The optimiser may remove an allocation that is freed unused: make the pointer escape.
+    std::hint::black_box(probe.as_mut_ptr());
+    Ok(())
 }
 
 /// A zeroed vector of `len` elements, or [`Error::OutOfMemory`] naming `what`.
