@@ -236,11 +236,11 @@ def test_the_frame_timeout_is_ten_seconds_unless_given() -> None:
     with qitcore.open("sim://?frame_timeout=0.3&fault=drop:1") as s, pytest.raises(NoValidFrames):
         s.read(1)
     # A healthy stream reads past the timeout: the watchdog only fires without valid frames.
-    # (The simulator sends its frames in bursts of 64 KiB, 65 ms apart at this rate.)
-    with qitcore.open("sim://?rate=1e6", frame_timeout=0.3) as s:
+    # (At 4,000 samples per second the simulator sends a 1024-sample frame every 0.26 s.)
+    with qitcore.open("sim://?rate=4000", frame_timeout=0.8) as s:
         t = time.monotonic()
-        while time.monotonic() - t < 0.9:
-            assert len(s.read(1000)) == 1000
+        while time.monotonic() - t < 2.0:
+            assert len(s.read(100)) == 100
 
 
 def test_a_fifo_without_a_writer_opens_at_once_and_its_reads_time_out(tmp_path: Path) -> None:

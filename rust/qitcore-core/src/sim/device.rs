@@ -169,10 +169,16 @@ impl Read for SimDevice {
             self.out_at = 0;
             // Fill at least the caller's buffer's worth, so large reads cost few calls; a link
             // that drops every frame delivers nothing, and pauses as a silent device would.
+            // A throttled device sends each frame as it is made, so that a slow rate delivers
+            // frames steadily rather than a buffer's worth at long intervals.
+            let throttled = self.source.params().rate > 0.0;
             let mut attempts = 0;
             while self.out.len() < buf.len().min(1 << 20) && !(attempts >= 64 && self.out.is_empty()) {
                 self.next_frame();
                 attempts += 1;
+                if throttled && !self.out.is_empty() {
+                    break;
+                }
             }
             if self.out.is_empty() {
                 std::thread::sleep(Duration::from_millis(10));
