@@ -45,7 +45,7 @@ lint: $(DEPS)
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(BIN)/ruff check python tests benches soak
 	$(BIN)/ruff format --check python tests benches soak
-	$(BIN)/python -m mypy python/qitcore/_core.pyi
+	$(BIN)/python -m mypy python/qitcore
 	$(BIN)/python -m mypy.stubtest qitcore._core
 
 build: $(EXT)

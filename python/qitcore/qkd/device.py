@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -111,8 +112,12 @@ def read_detections(stream: bytes | Iterable[bytes], *, gap_policy: str = "error
         raise ProtocolError("the stream mixes transmitter and receiver records")
     all_labels = np.concatenate(labels) if labels else np.zeros(0, np.uint8)
     all_index = np.concatenate(index) if index else np.zeros(0, np.uint64)
-    intensity = (all_labels >> 2) & 3 if roles == {TRANSMITTER} else None
+
+    def column(shift: int, mask: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+        return ((all_labels >> shift) & mask).astype(np.uint8, copy=False)
+
+    intensity = column(2, 3) if roles == {TRANSMITTER} else None
     try:
-        return Records(all_index, all_labels & 1, (all_labels >> 1) & 1, intensity)
+        return Records(all_index, column(0, 1), column(1, 1), intensity)
     except ValueError as exc:
         raise ProtocolError(f"DETECTIONS records: {exc}") from None

@@ -84,11 +84,11 @@ class Records:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the records to ``path`` as a numpy ``.npz`` file (whole or not at all)."""
-        columns = {"index": self.index, "basis": self.basis, "bit": self.bit}
-        if self.intensity is not None:
-            columns["intensity"] = self.intensity
         with atomic_file(path, private=True) as out:
-            np.savez(out, **columns)
+            if self.intensity is None:
+                np.savez(out, index=self.index, basis=self.basis, bit=self.bit)
+            else:
+                np.savez(out, index=self.index, basis=self.basis, bit=self.bit, intensity=self.intensity)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Records:

@@ -67,9 +67,9 @@ def html_report(
     lags = min(64, max(n - 1, 1))
     acf = _autocorrelation(raw, lags) if n > 2 else []
     # Ones in each bit position, from the histogram (no per-sample temporaries).
-    values = np.arange(counts.size)
+    symbols = np.arange(counts.size)
     bias = [
-        float(counts[(values >> (bits_per_symbol - 1 - j)) & 1 == 1].sum() / max(n, 1)) for j in range(bits_per_symbol)
+        float(counts[(symbols >> (bits_per_symbol - 1 - j)) & 1 == 1].sum() / max(n, 1)) for j in range(bits_per_symbol)
     ]
     assessed = non_iid.h_assessed if non_iid else (iid.h_assessed if iid else float("nan"))
     rows = [
@@ -91,7 +91,8 @@ def html_report(
         + "</table>",
     ]
     if non_iid is not None:
-        labels, values = [], []
+        labels: list[str] = []
+        values: list[float | None] = []
         for e in non_iid.literal:
             labels.append(f"{e.name} (samples)")
             values.append(e.min_entropy)

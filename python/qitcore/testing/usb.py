@@ -256,7 +256,7 @@ class EmulatedBackend(usb.backend.IBackend):
     def attach_kernel_driver(self, handle: EmulatedDevice, intf: int) -> None:
         handle.kernel_driver = True
 
-    def bulk_read(self, handle: EmulatedDevice, ep: int, intf: int, buff: array.array, timeout: int) -> int:
+    def bulk_read(self, handle: EmulatedDevice, ep: int, intf: int, buff: array.array[int], timeout: int) -> int:
         handle.check()
         if not handle.claimed:
             raise USBError("Interface not claimed", -6, errno.EBUSY)
@@ -264,7 +264,7 @@ class EmulatedBackend(usb.backend.IBackend):
         buff[: len(data)] = array.array("B", data)
         return len(data)
 
-    def bulk_write(self, handle: EmulatedDevice, ep: int, intf: int, data: array.array, timeout: int) -> int:
+    def bulk_write(self, handle: EmulatedDevice, ep: int, intf: int, data: array.array[int], timeout: int) -> int:
         handle.check()
         if not handle.claimed:
             raise USBError("Interface not claimed", -6, errno.EBUSY)
@@ -275,7 +275,7 @@ class EmulatedBackend(usb.backend.IBackend):
 
     def ctrl_transfer(
         self, handle: EmulatedDevice, bmRequestType: int, bRequest: int, wValue: int, wIndex: int,  # noqa: N803
-        data: array.array, timeout: int,
+        data: array.array[int], timeout: int,
     ) -> int:  # fmt: skip
         handle.check()
         if bRequest != 6 or wValue >> 8 != 3:  # GET_DESCRIPTOR (string) is all the drivers ask

@@ -147,6 +147,8 @@ DEVICES = {"truerng": TrueRng, "truerngpro": TrueRngPro, "onerng": OneRng, "cdc"
 class Serial(SerialBase):
     """pyserial's port interface over an emulated device."""
 
+    is_open: bool
+
     def open(self) -> None:
         if self._port is None:
             raise SerialException("Port must be configured before it can be used.")
