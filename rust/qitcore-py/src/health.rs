@@ -229,7 +229,7 @@ pub fn health_scan<'py>(
     let bytes = input.bytes();
     if let Some(offset) = bytes.iter().position(|&s| u32::from(s).checked_shr(bits_per_sample).unwrap_or(0) != 0) {
         return Err(InvalidArgumentError::new_err(format!(
-            "data: sample {} at offset {offset} does not fit in {bits_per_sample} bits per sample",
+            "data: the sample at offset {offset} (value {}) does not fit in {bits_per_sample} bits per sample",
             bytes[offset]
         )));
     }

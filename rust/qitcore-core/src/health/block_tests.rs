@@ -65,8 +65,35 @@ fn runs_outcome(counts: [[u64; 6]; 2], bounds: [(u64, u64); 6]) -> Outcome {
     }
 }
 
+/// `value` to six significant digits, without trailing zeros (the statistics are sums of
+/// squares, whose last binary digits would print as noise: 1565.4400000000005).
+fn significant(value: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return format!("{value}");
+    }
+    let decimals = (5 - value.abs().log10().floor() as i32).clamp(0, 17) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// A statistic that passes strictly between `lo` and `hi`; the detail reads true either way.
 fn between(test: &'static str, value: f64, lo: f64, hi: f64) -> Outcome {
-    Outcome { test, value, passed: value > lo && value < hi, detail: format!("{lo} < {value} < {hi}") }
+    let detail = format!("statistic {}, passes when {lo} < statistic < {hi}", significant(value));
+    Outcome { test, value, passed: value > lo && value < hi, detail }
+}
+
+/// The longest run of equal bits, which passes below `limit`.
+fn long_run(longest: u64, limit: u64) -> Outcome {
+    Outcome {
+        test: "long run",
+        value: longest as f64,
+        passed: longest < limit,
+        detail: format!("longest run {longest}, passes when below {limit}"),
+    }
 }
 
 /// The four FIPS 140-2 tests on one 20,000-bit block.
@@ -77,12 +104,7 @@ pub fn fips140_2(block: &[u8]) -> Vec<Outcome> {
         between("monobit", ones(block) as f64, 9725.0, 10275.0),
         between("poker", poker(block), 2.16, 46.17),
         runs_outcome(counts, [(2315, 2685), (1114, 1386), (527, 723), (240, 384), (103, 209), (103, 209)]),
-        Outcome {
-            test: "long run",
-            value: longest as f64,
-            passed: longest < 26,
-            detail: format!("longest run {longest} < 26"),
-        },
+        long_run(longest, 26),
     ]
 }
 
@@ -122,12 +144,7 @@ pub fn ais31_block(block: &[u8]) -> Vec<Outcome> {
         between("monobit", ones(block) as f64, 9654.0, 10346.0),
         between("poker", poker(block), 1.03, 57.4),
         runs_outcome(counts, [(2267, 2733), (1079, 1421), (502, 748), (223, 402), (90, 223), (90, 223)]),
-        Outcome {
-            test: "long run",
-            value: longest as f64,
-            passed: longest < 34,
-            detail: format!("longest run {longest} < 34"),
-        },
+        long_run(longest, 34),
         autocorrelation(block),
     ]
 }
@@ -186,6 +203,21 @@ mod tests {
     fn random_bits(n: usize, seed: u64) -> Vec<u8> {
         let mut g = crate::entropy::iid::xoshiro::Xoshiro256::from_seed(seed);
         (0..n).map(|_| (g.next_u64() >> 63) as u8).collect()
+    }
+
+    #[test]
+    fn details_state_the_statistic_and_when_it_passes() {
+        assert_eq!(significant(1565.4400000000005), "1565.44");
+        assert_eq!(significant(10_600.0), "10600");
+        assert_eq!(significant(0.012345678), "0.0123457");
+        assert_eq!(
+            between("poker", 1565.4400000000005, 2.16, 46.17).detail,
+            "statistic 1565.44, passes when 2.16 < statistic < 46.17"
+        );
+        let ok = between("monobit", 10_000.0, 9725.0, 10275.0);
+        assert!(ok.passed && ok.detail == "statistic 10000, passes when 9725 < statistic < 10275");
+        let run = long_run(40, 26);
+        assert!(!run.passed && run.detail == "longest run 40, passes when below 26");
     }
 
     #[test]
