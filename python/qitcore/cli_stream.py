@@ -367,10 +367,18 @@ def _silence_stdout() -> None:
 
 
 def add_parsers(sub: Any) -> None:
-    default = os.environ.get("QITCORE_DEVICE", "sim://")
+    named = os.environ.get("QITCORE_DEVICE")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--device", default=default, help=f"device URL (default $QITCORE_DEVICE or sim://: {default})")
+    def common(p: argparse.ArgumentParser, simulator_by_default: bool) -> None:
+        if simulator_by_default:
+            default, text = named or "sim://", "device URL (default $QITCORE_DEVICE, else the simulator sim://)"
+        else:
+            # Random bytes for use never come from the simulator unless it is named.
+            default, text = (
+                named,
+                "device URL, e.g. serial:///dev/ttyACM0, or sim:// for the simulator (default $QITCORE_DEVICE)",
+            )
+        p.add_argument("--device", default=default, required=default is None, help=text)
         p.add_argument(
             "--min-entropy", type=positive_real, default=None, help="bits per sample (default: the device's claim)"
         )
@@ -384,7 +392,7 @@ def add_parsers(sub: Any) -> None:
         )
 
     run_p = sub.add_parser("run", help="stream from the simulator through the whole pipeline and summarise")
-    common(run_p)
+    common(run_p, simulator_by_default=True)
     run_p.add_argument("--megabytes", type=count, default=256, help="output to read, in MB (default 256; 1e3 works)")
 
     st = sub.add_parser(
@@ -393,7 +401,7 @@ def add_parsers(sub: Any) -> None:
         description="Exit status: 0 done, 1 a health test failed, 2 an error, 130 stopped by Ctrl-C (143 SIGTERM, "
         "129 SIGHUP): the healthy bytes delivered until then are kept, whole.",
     )
-    common(st)
+    common(st, simulator_by_default=False)
     st.add_argument(
         "--bytes",
         type=count,
