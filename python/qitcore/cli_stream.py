@@ -370,6 +370,7 @@ def add_parsers(sub: Any) -> None:
     named = os.environ.get("QITCORE_DEVICE")
 
     def common(p: argparse.ArgumentParser, simulator_by_default: bool) -> None:
+        default: str | None
         if simulator_by_default:
             default, text = named or "sim://", "device URL (default $QITCORE_DEVICE, else the simulator sim://)"
         else:

@@ -6,6 +6,11 @@ working in code that does not know qitcore.
 
 from __future__ import annotations
 
+import re
+
+# PyO3 names an argument it failed to convert in a note of this form.
+_CONVERTING = re.compile(r"while processing '([A-Za-z_][A-Za-z0-9_]*)'")
+
 __all__ = [
     "AdaptiveProportionFailure",
     "AuthenticationError",
@@ -45,6 +50,16 @@ __all__ = [
 
 class QitError(Exception):
     """Root of every exception qitcore raises."""
+
+    def add_note(self, note: str, /) -> None:
+        """Every message starts with the name of what was wrong; for arguments the binding could not
+        convert, that name comes in PyO3's note, so it moves to the front of the message instead."""
+        m = _CONVERTING.fullmatch(note) if isinstance(note, str) else None
+        if m and len(self.args) == 1 and isinstance(self.args[0], str):
+            if not self.args[0].startswith(f"{m[1]}:"):
+                self.args = (f"{m[1]}: {self.args[0]}",)
+            return
+        super().add_note(note)
 
 
 class InvalidArgumentError(QitError, ValueError):
