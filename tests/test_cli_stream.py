@@ -146,17 +146,23 @@ def test_sizes_with_exponents(tmp_path: Path) -> None:
     assert len(out.read_bytes()) == 1_000_000
 
 
-def test_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
-    fifo = tmp_path / "fifo"
+def _stream_into_a_fifo(fifo: Path, *args: str) -> tuple[int, bytes]:
+    """``qitcore stream ARGS -o FIFO`` with a reader on the other end: the exit status and what it read."""
     os.mkfifo(fifo)
     got = bytearray()
     reader = threading.Thread(target=lambda: got.extend(fifo.read_bytes()))
     reader.start()
     try:
-        assert main(["stream", "--device", "sim://?seed=4", "--bytes", "300000", "-o", str(fifo), "--quiet"]) == 0
+        status = main(["stream", *args, "-o", str(fifo), "--quiet"])
     finally:
         reader.join(timeout=30)
-    assert len(got) == 300_000 and stat.S_ISFIFO(fifo.lstat().st_mode)
+    return status, bytes(got)
+
+
+def test_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    status, got = _stream_into_a_fifo(fifo, "--device", "sim://?seed=4", "--bytes", "300000")
+    assert status == 0 and len(got) == 300_000 and stat.S_ISFIFO(fifo.lstat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
 
 
@@ -205,15 +211,6 @@ def test_bad_outputs_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_a_health_failure_into_a_fifo_stops_with_status_1(tmp_path: Path) -> None:
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    got = bytearray()
-    reader = threading.Thread(target=lambda: got.extend(fifo.read_bytes()))
-    reader.start()
-    try:
-        argv = ["stream", "--device", "sim://?seed=7&fault=stuck:200000", "-o", str(fifo), "--quiet"]
-        assert main(argv) == 1
-    finally:
-        reader.join(timeout=30)
+    status, got = _stream_into_a_fifo(tmp_path / "fifo", "--device", "sim://?seed=7&fault=stuck:200000")
     # What was delivered before the failure went through; nothing from the failing window.
-    assert 0 < len(got) < 200_000
+    assert status == 1 and 0 < len(got) < 200_000
