@@ -131,26 +131,12 @@ def captures(draw: st.DrawFn) -> bytes:
     return bytes(stream)
 
 
-def _read_raw(url: str, **options: Any) -> tuple[bytes, type[BaseException] | None]:
-    """All raw samples, then the failure that ended them (None at a clean end)."""
-    with qitcore.open_raw(url, **options) as raw:
-        try:
-            data = raw.read_samples(10**9, timeout=30)
-        except QitError as exc:  # failed before any sample
-            return b"", type(exc)
-        try:
-            tail = raw.read_samples(1, timeout=30)
-        except QitError as exc:
-            return data, type(exc)
-        assert tail == b""
-        return data, None
-
-
-def _read(url: str, **options: Any) -> tuple[bytes, type[BaseException] | None]:
-    with qitcore.open(url, **options) as s:
+def _drain(stream: Any) -> tuple[bytes, type[BaseException] | None]:
+    """Everything the stream gives, then the failure that ended it (None at a clean end)."""
+    with stream as s:
         try:
             data = s.read(10**9, timeout=30)
-        except QitError as exc:
+        except QitError as exc:  # failed before any byte
             return b"", type(exc)
         try:
             tail = s.read(1, timeout=30)
@@ -158,6 +144,16 @@ def _read(url: str, **options: Any) -> tuple[bytes, type[BaseException] | None]:
             return data, type(exc)
         assert tail == b""
         return data, None
+
+
+def _read_raw(url: str, **options: Any) -> tuple[bytes, type[BaseException] | None]:
+    """All raw samples (one a byte), then the failure that ended them."""
+    return _drain(qitcore.open_raw(url, **options))
+
+
+def _read(url: str, **options: Any) -> tuple[bytes, type[BaseException] | None]:
+    """All extracted bytes, then the failure that ended them."""
+    return _drain(qitcore.open(url, **options))
 
 
 def _write(folder: Path, name: str, data: bytes) -> str:
