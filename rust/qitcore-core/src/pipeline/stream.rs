@@ -350,7 +350,13 @@ impl Stream {
             }
         }
         st.reading = true;
+        // Room for the whole read up front (up to 16 MiB), as the output arrives in queue-sized
+        // pieces: growing by doubling instead copied and faulted in every byte again.
         let mut out = Vec::new();
+        if out.try_reserve_exact(n.min(1 << 24)).is_err() {
+            st.reading = false;
+            return Err(ReadError::OutOfMemory(n));
+        }
         let result = loop {
             if st.closed {
                 break Err(ReadError::Closed);
