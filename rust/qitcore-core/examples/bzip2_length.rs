@@ -3,7 +3,7 @@
 //! length is checked equal to libbzip2's; the medians of nine shuffles are printed.
 
 use qitcore_core::entropy::iid::bzip2_size::{compressed_length, decimal_text};
-use qitcore_core::entropy::iid::xoshiro::{shuffle_into, Xoshiro256};
+use qitcore_core::maths::xoshiro::{shuffle_into, Xoshiro256};
 use std::time::Instant;
 fn main() {
     let data = std::fs::read(std::env::args().nth(1).unwrap()).unwrap();

@@ -17,6 +17,7 @@ pub mod extract;
 pub mod frame;
 pub mod gf2;
 pub mod health;
+pub mod maths;
 pub mod pipeline;
 pub mod qkd;
 pub mod secret;

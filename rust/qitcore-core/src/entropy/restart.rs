@@ -57,7 +57,7 @@ pub struct RestartReport {
 
 /// Binomial(n, r) probabilities for 0..=n (computed in the log domain).
 fn binomial(n: usize, r: f64) -> Vec<f64> {
-    use super::iid::gamma::ln_gamma;
+    use crate::maths::gamma::ln_gamma;
     if r <= 0.0 {
         let mut v = vec![0.0; n + 1];
         v[0] = 1.0;
@@ -192,7 +192,7 @@ pub fn assess(samples: &Samples<'_>, h_i: f64) -> Result<RestartReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entropy::iid::xoshiro::Xoshiro256;
+    use crate::maths::xoshiro::Xoshiro256;
 
     /// NIST's model simulated: the (1 − α) quantile of the row maximum.
     fn simulated_cdf(h: f64, x: usize, rounds: usize) -> f64 {

@@ -201,7 +201,7 @@ mod tests {
     use super::*;
 
     fn random_bits(n: usize, seed: u64) -> Vec<u8> {
-        let mut g = crate::entropy::iid::xoshiro::Xoshiro256::from_seed(seed);
+        let mut g = crate::maths::xoshiro::Xoshiro256::from_seed(seed);
         (0..n).map(|_| (g.next_u64() >> 63) as u8).collect()
     }
 

@@ -11,8 +11,8 @@
 //! the upper tail `P(X > k) ≤ α`, summed in the log domain, so α down to 2^−40 and far below is
 //! exact to double precision.
 
-use crate::entropy::iid::gamma::ln_gamma;
 use crate::error::{Error, Result};
+use crate::maths::gamma::ln_gamma;
 
 /// Which Adaptive Proportion Test cutoff formula to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -320,8 +320,8 @@ pub struct Release {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entropy::iid::xoshiro::Xoshiro256;
     use crate::health::self_test::self_test;
+    use crate::maths::xoshiro::Xoshiro256;
 
     fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
         let mut g = Xoshiro256::from_seed(seed);

@@ -4,6 +4,7 @@
 //! for by name) the unpacked samples come out instead, untested and unextracted.
 
 use std::collections::VecDeque;
+use std::str::FromStr;
 
 use crate::bits::BitOrder as Order;
 use crate::extract::blocks::BlockHash;
@@ -15,12 +16,29 @@ use crate::health::monitor::{Config as HealthConfig, Failure, Monitor};
 use crate::{Error, Result};
 
 /// What happens when frames go missing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GapPolicy {
     /// The stream fails with [`StreamError::Gap`].
     Error,
     /// The gap is counted in the statistics and the stream goes on.
+    #[default]
     Count,
+}
+
+impl FromStr for GapPolicy {
+    type Err = Error;
+
+    /// Parses `"count"` or `"error"`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `gap_policy` for any other name.
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "count" => Ok(GapPolicy::Count),
+            "error" => Ok(GapPolicy::Error),
+            other => Err(Error::argument("gap_policy", format!("expected one of \"count\", \"error\", got {other:?}"))),
+        }
+    }
 }
 
 /// Why a stream stopped.
@@ -117,6 +135,28 @@ pub struct Extraction {
     pub block_bits: usize,
     /// Distance from uniform of each output block (leftover hash lemma).
     pub epsilon: f64,
+}
+
+impl Extraction {
+    /// 2⁻⁴⁰. SP 800-90B allows 2⁻²⁰ to 2⁻⁴⁰; at the 10⁸ samples per second of a fast device,
+    /// 2⁻²⁰ would raise a false alarm every few seconds, so streams default to 2⁻⁴⁰ (one in about
+    /// 10¹² windows).
+    pub const DEFAULT_ALPHA: f64 = 1.0 / (1u64 << 40) as f64;
+    /// 2⁻⁶⁴ per output block (TSSR normalisation).
+    pub const DEFAULT_EPSILON: f64 = 1.0 / (1u128 << 64) as f64;
+    pub const DEFAULT_STARTUP_SAMPLES: u64 = 1024;
+    pub const DEFAULT_BLOCK_BITS: usize = 4096;
+
+    /// Extraction at `min_entropy` bits per sample with the default parameters.
+    pub fn new(min_entropy: f64) -> Self {
+        Extraction {
+            min_entropy,
+            alpha: Self::DEFAULT_ALPHA,
+            startup_samples: Self::DEFAULT_STARTUP_SAMPLES,
+            block_bits: Self::DEFAULT_BLOCK_BITS,
+            epsilon: Self::DEFAULT_EPSILON,
+        }
+    }
 }
 
 enum Mode {
@@ -465,7 +505,7 @@ mod tests {
     }
 
     fn random(n: usize, seed: u64) -> Vec<u8> {
-        let mut g = crate::entropy::iid::xoshiro::Xoshiro256::from_seed(seed);
+        let mut g = crate::maths::xoshiro::Xoshiro256::from_seed(seed);
         (0..n).map(|_| g.next_u64() as u8).collect()
     }
 

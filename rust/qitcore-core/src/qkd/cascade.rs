@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 
 use super::bitvec::Bits;
 use crate::bits::mask_tail;
-use crate::entropy::iid::xoshiro::Xoshiro256;
+use crate::maths::xoshiro::Xoshiro256;
 use crate::{Error, Result};
 
 /// Passes in all (modified variant).

@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use super::finite_key::Decoys;
-use crate::entropy::iid::xoshiro::Xoshiro256;
+use crate::maths::xoshiro::Xoshiro256;
 use crate::{Error, Result};
 
 /// The link's physics.

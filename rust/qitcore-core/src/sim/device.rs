@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use super::noise::NoiseSource;
-use crate::entropy::iid::xoshiro::Xoshiro256;
+use crate::maths::xoshiro::Xoshiro256;
 use crate::frame::messages::Data;
 use crate::frame::{encode, frame_type, BitOrder, Packing, SampleFormat};
 use crate::{Error, Result};

@@ -10,7 +10,7 @@
 //! around a mean they know; its min-entropy, minimised over every mean within five standard
 //! deviations of the known part, is [`NoiseParams::min_entropy`].
 
-use crate::entropy::iid::xoshiro::Xoshiro256;
+use crate::maths::xoshiro::Xoshiro256;
 use crate::{Error, Result};
 
 /// The model's parameters. Voltages are in units of the ADC's half range.

@@ -1,7 +1,7 @@
 //! SP 800-90B §5.2.1–5.2.2: the chi-square tests of independence and goodness of fit, as NIST's
 //! `ea_iid` runs them (its binning and degrees of freedom).
 
-use super::gamma::chi_square_p_value;
+use crate::maths::gamma::chi_square_p_value;
 
 /// A chi-square statistic with its degrees of freedom and p-value.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -79,7 +79,7 @@ pub fn count(words: &[u64]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entropy::iid::xoshiro::Xoshiro256;
+    use crate::maths::xoshiro::Xoshiro256;
 
     /// Runs one flag at a time: the definition.
     fn naive_runs(flags: &[bool]) -> (u64, u64) {

@@ -6,10 +6,8 @@
 pub mod bzip2_size;
 pub mod chi_square;
 mod flags;
-pub mod gamma;
 pub mod lrs;
 pub mod permutation;
-pub mod xoshiro;
 
 use super::estimate::{Estimate, View};
 use super::estimators::most_common::{most_common_from_mode, most_common_value};

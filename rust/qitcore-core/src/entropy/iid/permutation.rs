@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::bzip2_size::compressed_length;
 use super::flags;
-use super::xoshiro::{shuffle_into, shuffle_pairs_into, Xoshiro256};
+use crate::maths::xoshiro::{shuffle_into, shuffle_pairs_into, Xoshiro256};
 
 /// The statistics' names, in SP 800-90B's order.
 pub const NAMES: [&str; 19] = [

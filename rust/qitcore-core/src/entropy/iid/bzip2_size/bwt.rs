@@ -453,7 +453,7 @@ pub fn naive_cyclic_bwt(block: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entropy::iid::xoshiro::Xoshiro256;
+    use crate::maths::xoshiro::Xoshiro256;
 
     fn check(block: &[u8]) {
         assert_eq!(cyclic_bwt(block), naive_cyclic_bwt(block), "{:?}", String::from_utf8_lossy(block));

@@ -650,7 +650,7 @@ fn table_bits(lengths: &[Vec<u8>]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entropy::iid::xoshiro::Xoshiro256;
+    use crate::maths::xoshiro::Xoshiro256;
 
     #[test]
     fn group_histograms_count_each_group() {

@@ -1,0 +1,9 @@
+//! Numeric pieces shared across the crate, none specific to one protocol or standard:
+//!
+//! - [`xoshiro`]: the xoshiro256** generator, unbiased bounded integers and shuffles (the
+//!   permutation tests, the simulators, Cascade's permutations and the tests' data);
+//! - [`gamma`]: `ln Γ` and the regularised upper incomplete gamma function (chi-square p-values,
+//!   binomial tails of the health-test cutoffs and the restart tests).
+
+pub mod gamma;
+pub mod xoshiro;
