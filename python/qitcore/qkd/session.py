@@ -12,6 +12,9 @@ Bob drives: he sends each message and Alice answers. The messages, in order:
    length (:class:`FiniteKeyLength`) and sends it with a Toeplitz seed (:class:`PrivacyAmplification`).
 7. ``DONE``: Bob confirms; only then does Alice release her key.
 
+Alice's :class:`State` and :data:`TRANSITIONS` spell this order out: a message out of its turn
+ends the session with :class:`~qitcore.errors.AuthenticationError`.
+
 Any failure (a bad parameter, a QBER above threshold, a verification failure, a channel fault)
 ends the session on both ends with a :class:`~qitcore.errors.QkdError`; no key is returned.
 """
@@ -19,14 +22,17 @@ ends the session on both ends with a :class:`~qitcore.errors.QkdError`; no key i
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import math
 import os
 import struct
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,9 +40,20 @@ from .. import _core, _validate
 from ..errors import AuthenticationError, ChannelClosed, ChannelError, QitError, QkdAbort, QkdError, VerificationFailure
 from .channel import Channel, Sealer, frame_limit
 from .records import Records
-from .stages import Estimation, FiniteKeyLength, PrivacyAmplification, Reconciliation, Sifted, Sifting, Verification
+from .stages import (
+    Bits,
+    Estimation,
+    FiniteKeyLength,
+    PrivacyAmplification,
+    Reconciliation,
+    Sifted,
+    Sifting,
+    Verification,
+)
 
-__all__ = ["AliceSession", "BobSession", "Params", "Report"]
+__all__ = ["AliceSession", "BobSession", "Params", "Report", "State"]
+
+T = TypeVar("T")
 
 HELLO, SIFT, ESTIMATE, CASCADE_START, CASCADE, VERIFY, AMPLIFY, DONE = range(1, 9)
 ERROR = 0xEE
@@ -163,15 +180,19 @@ def _read_u64s(payload: bytes, count: int, what: str) -> tuple[int, ...]:
     return struct.unpack_from(f"<{count}Q", payload)
 
 
+_NO_BITS: Bits = np.frombuffer(b"", np.uint8)  # read-only, so sessions can share it
+
+
 class _Shared:
     """What both ends compute the same way from the public messages."""
 
     def __init__(self, params: Params) -> None:
         self.params = params
         self.report = Report(eps_sec=params.eps_sec)
-        self.sifted: Sifted | None = None
-        self.keep: np.ndarray[Any, np.dtype[np.bool_]] | None = None
-        self.sample: np.ndarray[Any, np.dtype[np.uint32]] | None = None
+        # Empty until sifting and estimation fill them in, which both ends do before using them.
+        self.sifted = Sifted(_NO_BITS, _NO_BITS, _NO_BITS, _NO_BITS)
+        self.keep: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, bool)
+        self.sample: np.ndarray[Any, np.dtype[np.uint32]] = np.zeros(0, np.uint32)
         self.test_errors: list[int] = [0, 0, 0]
 
     def estimate(
@@ -179,7 +200,6 @@ class _Shared:
     ) -> None:
         """Records the disclosed sample (removed from the key) and the error counts; aborts
         above the threshold."""
-        assert self.sifted is not None
         r, p = self.report, self.params
         self.sample, sample_size = sample, len(sample)
         self.keep = np.ones(len(self.sifted.key), bool)
@@ -198,7 +218,6 @@ class _Shared:
                 raise QkdAbort(f"QBER of the {basis} basis {qber:.2%} is above the threshold {p.qber_threshold:.2%}")
 
     def secure_length(self, leaked_ec: int) -> int:
-        assert self.sifted is not None and self.keep is not None and self.sample is not None
         r, p = self.report, self.params
         r.reconciled_bits = len(self.keep) - len(self.sample)
         r.eps_cor = Verification.eps_cor(r.reconciled_bits)
@@ -218,26 +237,47 @@ class _Shared:
         return r.key_bits
 
 
-class _Background:
-    """A call running on a thread; :meth:`result` waits for it and re-raises its exception."""
+def _in_background(function: Callable[..., T], *args: Any) -> Future[T]:
+    """Runs ``function(*args)`` on a thread; the future's ``result()`` waits for it and re-raises
+    its exception."""
+    future: Future[T] = Future()
 
-    def __init__(self, function: Any, *args: Any) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(function, args), daemon=True)
-        self._thread.start()
-
-    def _run(self, function: Any, args: tuple[Any, ...]) -> None:
+    def run() -> None:
         try:
-            self._value = function(*args)
+            future.set_result(function(*args))
         except BaseException as exc:
-            self._error = exc
+            future.set_exception(exc)
 
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+    threading.Thread(target=run, daemon=True).start()
+    return future
+
+
+class State(enum.Enum):
+    """Where Alice's session stands: the message it waits for (its value names it), or its end."""
+
+    HELLO = "HELLO"
+    SIFT = "SIFT"
+    ESTIMATE = "ESTIMATE"
+    CASCADE_START = "CASCADE_START"
+    RECONCILING = "CASCADE or VERIFY"
+    AMPLIFY = "AMPLIFY"
+    DONE = "DONE"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+TRANSITIONS: dict[State, dict[int, State]] = {
+    State.HELLO: {HELLO: State.SIFT},
+    State.SIFT: {SIFT: State.ESTIMATE},
+    State.ESTIMATE: {ESTIMATE: State.CASCADE_START},
+    State.CASCADE_START: {CASCADE_START: State.RECONCILING},
+    # Cascade's queries come any number of times between CASCADE_START and VERIFY.
+    State.RECONCILING: {CASCADE: State.RECONCILING, VERIFY: State.AMPLIFY},
+    State.AMPLIFY: {AMPLIFY: State.DONE},
+    State.DONE: {DONE: State.FINISHED},
+}
+"""The messages Alice accepts in each state and the state each leads to; any other message ends
+the session with :class:`~qitcore.errors.AuthenticationError`. FINISHED and FAILED accept none."""
 
 
 class AliceSession:
@@ -250,16 +290,36 @@ class AliceSession:
         self._records = records
         self._shared = _Shared(params)
         self._sealer = Sealer(auth_key, is_alice=True)
-        self._expect = HELLO
-        self._responder: Any = None
-        self._key: np.ndarray[Any, np.dtype[np.uint8]] | None = None
-        self._final: _Background | None = None
+        self._state = State.HELLO
+        self._handlers: dict[int, Callable[[bytes], bytes]] = {
+            HELLO: self._hello,
+            SIFT: self._sift,
+            ESTIMATE: self._estimate,
+            CASCADE_START: self._cascade_start,
+            CASCADE: self._cascade,
+            VERIFY: self._verify,
+            AMPLIFY: self._amplify,
+            DONE: lambda _: b"",
+        }
+        # Filled in as the session goes; the state table guarantees each is set before it is used.
+        self._key: Bits = _NO_BITS
+        self._responder: Future[_core.CascadeResponder] = Future()
+        self._final: Future[bytes] = Future()
         self._error: QkdError | None = None
-        self.finished = False
 
     def __repr__(self) -> str:
-        state = "failed" if self._error else "finished" if self.finished else f"expecting {NAMES.get(self._expect)}"
-        return f"AliceSession({state})"
+        live = self._state in TRANSITIONS
+        return f"AliceSession({'expecting ' if live else ''}{self._state.value})"
+
+    @property
+    def state(self) -> State:
+        """Where the session stands."""
+        return self._state
+
+    @property
+    def finished(self) -> bool:
+        """Whether Bob confirmed the end of the session (Alice's key is then ready)."""
+        return self._state is State.FINISHED
 
     @property
     def error(self) -> QkdError | None:
@@ -269,91 +329,95 @@ class AliceSession:
     def authentic(self, frame: bytes) -> bool:
         """Whether ``frame`` is the next message of this session, sealed under its key; changes
         nothing, so a stray peer's frame can be turned away without ending the session."""
-        return self._error is None and not self.finished and self._sealer.authentic(frame)
+        return self._state in TRANSITIONS and self._sealer.authentic(frame)
 
     def frame_limit(self) -> int:
         """The largest frame Bob may send in this session (bytes): see :func:`~qitcore.qkd.channel.frame_limit`."""
         return frame_limit(len(self._records))
 
     def handle_frame(self, frame: bytes) -> bytes:
-        if self._error is not None or self.finished:
+        """Alice's sealed reply to Bob's sealed message; a failure is sealed as an ERROR reply
+        and ends the session.
+
+        Raises:
+            QkdError: the session is already over (why it failed, or that it finished).
+        """
+        if self._state not in TRANSITIONS:
             raise self._error or QkdAbort("the session is over")
         try:
             kind, payload = self._sealer.open(frame)
             return self._sealer.seal(REPLY | kind, self._handle(kind, payload))
         except QitError as exc:
-            self._fail(exc)
-            assert self._error is not None
-            detail = {"error": type(self._error).__name__, "message": str(self._error)}
+            error = self._fail(exc)
+            detail = {"error": type(error).__name__, "message": str(error)}
             return self._sealer.seal(ERROR, json.dumps(detail).encode())
 
-    def _fail(self, exc: QitError) -> None:
-        self._error = exc if isinstance(exc, QkdError) else QkdAbort(str(exc))
-        self._error.__cause__ = exc if exc is not self._error else None
-        self._key = self._final = None
-        self._responder = None
+    def _fail(self, exc: QitError) -> QkdError:
+        error = exc if isinstance(exc, QkdError) else QkdAbort(str(exc))
+        error.__cause__ = exc if exc is not error else None
+        self._state, self._error = State.FAILED, error
+        # No key material outlives a failure.
+        self._key, self._responder, self._final = _NO_BITS, Future(), Future()
+        return error
 
     def _handle(self, kind: int, payload: bytes) -> bytes:
         if kind == ERROR:
             raise QkdAbort(f"Bob aborted: {payload.decode(errors='replace')}")
-        if kind == CASCADE and self._expect == VERIFY:
-            # Cascade's queries come any number of times between CASCADE_START and VERIFY.
-            self._shared.report.cascade_rounds += 1
-            return bytes(self._responder.result().answer(payload))
-        if kind != self._expect:
-            raise AuthenticationError(f"{NAMES.get(kind, kind)} message where {NAMES.get(self._expect)} was due")
+        after = TRANSITIONS[self._state].get(kind)
+        if after is None:
+            raise AuthenticationError(f"{NAMES.get(kind, kind)} message where {self._state.value} was due")
+        reply = self._handlers[kind](payload)
+        self._state = after
+        return reply
+
+    def _hello(self, payload: bytes) -> bytes:
+        expected = self._shared.params.to_json()
+        if payload != expected:
+            raise QkdAbort(f"parameters differ: Bob {payload.decode(errors='replace')}, Alice {expected.decode()}")
+        return b""
+
+    def _sift(self, payload: bytes) -> bytes:
         s, r = self._shared, self._shared.report
-        if kind == HELLO:
-            if payload != s.params.to_json():
-                raise QkdAbort(
-                    f"parameters differ: Bob {payload.decode(errors='replace')}, Alice {s.params.to_json().decode()}"
-                )
-            self._expect = SIFT
-            return b""
-        if kind == SIFT:
-            reply, s.sifted, r.detections = Sifting.answer(self._records, payload)
-            r.sifted_key, r.sifted_test = len(s.sifted.key), len(s.sifted.test)
-            self._expect = ESTIMATE
-            return reply
-        assert s.sifted is not None
-        if kind == ESTIMATE:
-            sample, errors, test_errors = Estimation.compare(s.sifted, payload)
-            s.estimate(sample, errors, test_errors)
-            self._expect = CASCADE_START
-            return _u64s(errors, *test_errors)
-        assert s.keep is not None
-        if kind == CASCADE_START:
-            (seed,) = _read_u64s(payload, 1, "CASCADE_START")
-            self._key = s.sifted.key[s.keep]
-            qber = Estimation.cascade_qber(r.sample_errors, r.sample_size)
-            # Alice builds her side while Bob builds his (the core releases the GIL): the first
-            # query waits for it.
-            self._responder = _Background(Reconciliation.responder, self._key, qber, seed, s.params.cascade)
-            self._expect = VERIFY
-            return b""
-        assert self._key is not None
-        if kind == VERIFY:
-            values = _read_u64s(payload, 2 * Verification.TAGS, "VERIFY")
-            points, tags = list(values[: Verification.TAGS]), list(values[Verification.TAGS :])
-            if Verification.tags(self._key, points) != tags:
-                raise VerificationFailure("the reconciled keys differ (verification tags disagree); both are discarded")
-            self._expect = AMPLIFY
-            return b""
-        if kind == AMPLIFY:
-            (bob_leaked,) = _read_u64s(payload, 1, "AMPLIFY")
-            disclosed = self._responder.result().disclosed
-            if bob_leaked != disclosed:
-                raise QkdAbort(f"Bob counts {bob_leaked} disclosed parity bits, Alice {disclosed}")
-            m = s.secure_length(disclosed)
-            pa_seed = PrivacyAmplification.seed(len(self._key), m) if m else b""
-            # Hashed on a thread while Bob hashes his (the core releases the GIL).
-            self._final = _Background(PrivacyAmplification.apply, self._key, m, pa_seed) if m else _Background(bytes)
-            self._expect = DONE
-            return _u64s(m) + pa_seed
-        if kind == DONE:
-            self.finished = True
-            return b""
-        raise AuthenticationError(f"unknown message kind {kind}")  # pragma: no cover - guarded above
+        reply, s.sifted, r.detections = Sifting.answer(self._records, payload)
+        r.sifted_key, r.sifted_test = len(s.sifted.key), len(s.sifted.test)
+        return reply
+
+    def _estimate(self, payload: bytes) -> bytes:
+        sample, errors, test_errors = Estimation.compare(self._shared.sifted, payload)
+        self._shared.estimate(sample, errors, test_errors)
+        return _u64s(errors, *test_errors)
+
+    def _cascade_start(self, payload: bytes) -> bytes:
+        s, r = self._shared, self._shared.report
+        (seed,) = _read_u64s(payload, 1, "CASCADE_START")
+        self._key = s.sifted.key[s.keep]
+        qber = Estimation.cascade_qber(r.sample_errors, r.sample_size)
+        # Alice builds her side while Bob builds his (the core releases the GIL): the first
+        # query waits for it.
+        self._responder = _in_background(Reconciliation.responder, self._key, qber, seed, s.params.cascade)
+        return b""
+
+    def _cascade(self, payload: bytes) -> bytes:
+        self._shared.report.cascade_rounds += 1
+        return bytes(self._responder.result().answer(payload))
+
+    def _verify(self, payload: bytes) -> bytes:
+        values = _read_u64s(payload, 2 * Verification.TAGS, "VERIFY")
+        points, tags = list(values[: Verification.TAGS]), list(values[Verification.TAGS :])
+        if Verification.tags(self._key, points) != tags:
+            raise VerificationFailure("the reconciled keys differ (verification tags disagree); both are discarded")
+        return b""
+
+    def _amplify(self, payload: bytes) -> bytes:
+        (bob_leaked,) = _read_u64s(payload, 1, "AMPLIFY")
+        disclosed = self._responder.result().disclosed
+        if bob_leaked != disclosed:
+            raise QkdAbort(f"Bob counts {bob_leaked} disclosed parity bits, Alice {disclosed}")
+        m = self._shared.secure_length(disclosed)
+        pa_seed = PrivacyAmplification.seed(len(self._key), m) if m else b""
+        # Hashed on a thread while Bob hashes his (the core releases the GIL).
+        self._final = _in_background(PrivacyAmplification.apply, self._key, m, pa_seed) if m else _in_background(bytes)
+        return _u64s(m) + pa_seed
 
     def result(self) -> tuple[bytes, Report]:
         """Alice's key and report once Bob confirmed.
@@ -363,7 +427,7 @@ class AliceSession:
         """
         if self._error is not None:
             raise self._error
-        if not self.finished or self._final is None:
+        if self._state is not State.FINISHED:
             raise QkdAbort("the session did not finish")
         return self._final.result(), self._shared.report
 
@@ -377,6 +441,8 @@ class BobSession:
         self._records = records
         self._shared = _Shared(params)
         self._channel = channel
+        # Set when Alice's ERROR reply is raised: she has ended already and needs no telling.
+        self._alice_failed = False
         # Alice's replies are bounded by what Bob's records can need, like his messages.
         channel.limit_frames(frame_limit(len(records)))
 
@@ -388,6 +454,7 @@ class BobSession:
                 message, error = str(detail["message"]), PEER_ERRORS.get(detail["error"], QkdAbort)
             except (ValueError, KeyError, TypeError):
                 raise AuthenticationError("malformed ERROR message") from None
+            self._alice_failed = True
             raise error(f"Alice: {message}")
         if reply_kind != REPLY | kind:
             raise AuthenticationError(f"reply of kind {reply_kind} to {NAMES[kind]}")
@@ -409,7 +476,7 @@ class BobSession:
         try:
             return self._run()
         except QkdError as exc:
-            if not str(exc).startswith("Alice:") and not isinstance(exc, ChannelError):
+            if not self._alice_failed and not isinstance(exc, ChannelError):
                 self._abort(exc)
             raise
 
