@@ -26,6 +26,24 @@ pub enum Convention {
     Cryptomite,
 }
 
+impl std::str::FromStr for Convention {
+    type Err = Error;
+
+    /// Parses `"tssr"` or `"cryptomite"`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `convention` for any other name.
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "tssr" => Ok(Convention::Tssr),
+            "cryptomite" => Ok(Convention::Cryptomite),
+            other => {
+                Err(Error::argument("convention", format!("expected one of \"tssr\", \"cryptomite\", got {other:?}")))
+            }
+        }
+    }
+}
+
 fn check_epsilon(eps: f64) -> Result<()> {
     if !(eps > 0.0 && eps < 1.0) {
         return Err(Error::argument("eps", format!("must lie in the open interval (0, 1), got {eps}")));
@@ -139,6 +157,14 @@ mod tests {
                 assert_eq!(output_length(1000, k * 1000.0, eps, Convention::Cryptomite).unwrap(), want - 2);
             }
         }
+    }
+
+    #[test]
+    fn conventions_are_named_as_users_write_them() {
+        assert_eq!("tssr".parse(), Ok(Convention::Tssr));
+        assert_eq!("cryptomite".parse(), Ok(Convention::Cryptomite));
+        let err = "TSSR".parse::<Convention>().unwrap_err();
+        assert_eq!(err.to_string(), r#"convention: expected one of "tssr", "cryptomite", got "TSSR""#);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::bits::BitOrder as Order;
 use crate::extract::blocks::BlockHash;
 use crate::extract::params::{output_length, Convention};
 use crate::extract::toeplitz::Toeplitz;
-use crate::frame::messages::{state, Data, Reply, Status, DATA_FLAG_HEALTH, DATA_FLAG_OVERRUN};
+use crate::frame::messages::{Data, DeviceState, Reply, Status, DATA_FLAG_HEALTH, DATA_FLAG_OVERRUN};
 use crate::frame::{frame_type, Decoder, Event, SampleFormat};
 use crate::health::monitor::{Config as HealthConfig, Failure, Monitor};
 use crate::{Error, Result};
@@ -137,6 +137,8 @@ pub struct Extraction {
     pub epsilon: f64,
 }
 
+/// A stream's defaults (the options of `qitcore.open`), written only here: the binding and, through
+/// `qitcore._core`, the Python layer read them.
 impl Extraction {
     /// 2⁻⁴⁰. SP 800-90B allows 2⁻²⁰ to 2⁻⁴⁰; at the 10⁸ samples per second of a fast device,
     /// 2⁻²⁰ would raise a false alarm every few seconds, so streams default to 2⁻⁴⁰ (one in about
@@ -146,17 +148,6 @@ impl Extraction {
     pub const DEFAULT_EPSILON: f64 = 1.0 / (1u128 << 64) as f64;
     pub const DEFAULT_STARTUP_SAMPLES: u64 = 1024;
     pub const DEFAULT_BLOCK_BITS: usize = 4096;
-
-    /// Extraction at `min_entropy` bits per sample with the default parameters.
-    pub fn new(min_entropy: f64) -> Self {
-        Extraction {
-            min_entropy,
-            alpha: Self::DEFAULT_ALPHA,
-            startup_samples: Self::DEFAULT_STARTUP_SAMPLES,
-            block_bits: Self::DEFAULT_BLOCK_BITS,
-            epsilon: Self::DEFAULT_EPSILON,
-        }
-    }
 }
 
 enum Mode {
@@ -284,6 +275,11 @@ impl Conditioner {
         }
     }
 
+    /// The format of the samples in the frames.
+    pub fn format(&self) -> SampleFormat {
+        self.format
+    }
+
     /// Toeplitz block shape `(n, m)`, or `None` in raw mode.
     pub fn block_shape(&self) -> Option<(usize, usize)> {
         match &self.mode {
@@ -365,7 +361,7 @@ impl Conditioner {
                         self.status = Some(s);
                         // A device whose own health tests failed sends no more data: stop now
                         // rather than wait for ever.
-                        if s.state == state::FAILED {
+                        if s.state == DeviceState::Failed {
                             Err(StreamError::DeviceHealth)
                         } else {
                             Ok(())
@@ -556,6 +552,15 @@ mod tests {
     }
 
     #[test]
+    fn gap_policies_are_named_as_users_write_them() {
+        assert_eq!("count".parse(), Ok(GapPolicy::Count));
+        assert_eq!("error".parse(), Ok(GapPolicy::Error));
+        assert_eq!(GapPolicy::default(), GapPolicy::Count);
+        let err = "ignore".parse::<GapPolicy>().unwrap_err();
+        assert_eq!(err.to_string(), r#"gap_policy: expected one of "count", "error", got "ignore""#);
+    }
+
+    #[test]
     fn gaps_follow_the_policy_and_raw_mode_passes_samples() {
         let samples = random(3000, 4);
         let mut frames = data_frames(&samples[..1000], 500, 0);
@@ -576,7 +581,7 @@ mod tests {
     fn a_device_reporting_its_own_failure_stops_the_stream() {
         let mut c = Conditioner::new(eight_bit(), None, GapPolicy::Count, None).unwrap();
         let mut frames = data_frames(&random(100, 5), 100, 0);
-        let failed = Status { state: state::FAILED, flags: 1, rct_failures: 1, ..Status::default() };
+        let failed = Status { state: DeviceState::Failed, rct_latched: true, rct_failures: 1, ..Status::default() };
         encode(frame_type::STATUS, 1, &failed.to_bytes(), &mut frames).unwrap();
         let mut out = Vec::new();
         assert_eq!(c.process(&frames, &mut out), Err(StreamError::DeviceHealth));

@@ -1,6 +1,8 @@
 //! Devices that stream plain bytes (TrueRNG, OneRNG, ChaosKey, `/dev/hwrng`, generic CDC) rather
 //! than QDP/1 frames: their bytes are wrapped into DATA frames as they arrive, numbered in order,
 //! so that one pipeline (decoder, health tests, extractor, statistics) serves every device.
+//! [`Framer`] reads its device; [`SampleFramer`] takes bytes pushed by the caller (a device read
+//! in Python).
 
 use std::io::{self, Read};
 
@@ -83,10 +85,52 @@ impl<R: Read> Read for Framer<R> {
     }
 }
 
+/// Frames plain sample bytes pushed by the caller, numbered in the order they come; a partial
+/// sample at the end of a push waits for the next.
+#[derive(Debug)]
+pub struct SampleFramer {
+    format: SampleFormat,
+    sequence: u32,
+    /// The partial sample left by the last push, then the bytes of this one.
+    pending: Vec<u8>,
+    /// The frames of the last push (the buffer is reused).
+    frames: Vec<u8>,
+}
+
+impl SampleFramer {
+    pub fn new(format: SampleFormat) -> Self {
+        SampleFramer { format, sequence: 0, pending: Vec::new(), frames: Vec::new() }
+    }
+
+    /// The frames for `bytes` of samples, after the partial sample of the last push; empty while
+    /// less than a whole sample has come.
+    pub fn push(&mut self, bytes: &[u8]) -> &[u8] {
+        self.pending.extend_from_slice(bytes);
+        self.frames.clear();
+        let used = Framer::<&[u8]>::frame(&self.format, &mut self.sequence, &self.pending, &mut self.frames);
+        self.pending.drain(..used);
+        &self.frames
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::frame::{BitOrder, Decoder, Event, Packing};
+
+    /// The samples of DATA frames in `stream`, their count, and the gaps between frame numbers.
+    fn decode(stream: &[u8]) -> (Vec<u8>, usize, u64) {
+        let mut d = Decoder::new();
+        let (mut payload, mut count) = (Vec::new(), 0usize);
+        d.feed(stream, |e| {
+            if let Event::Frame { payload: p, .. } = e {
+                let data = Data::parse(p).unwrap();
+                count += usize::from(data.count);
+                payload.extend_from_slice(data.samples);
+            }
+        });
+        (payload, count, d.stats().gaps)
+    }
 
     #[test]
     fn bytes_become_numbered_frames_of_whole_samples() {
@@ -98,19 +142,46 @@ mod tests {
             let mut framer = Framer::new(&data[..], format);
             let mut stream = Vec::new();
             framer.read_to_end(&mut stream).unwrap();
-            let mut d = Decoder::new();
-            let (mut payload, mut count) = (Vec::new(), 0usize);
-            d.feed(&stream, |e| {
-                if let Event::Frame { payload: p, .. } = e {
-                    let data = Data::parse(p).unwrap();
-                    count += usize::from(data.count);
-                    payload.extend_from_slice(data.samples);
-                }
-            });
+            let (payload, count, gaps) = decode(&stream);
             assert_eq!(payload, data, "{bits}");
-            assert_eq!(d.stats().gaps, 0);
+            assert_eq!(gaps, 0);
             let expected = data.len().checked_div(per_sample).unwrap_or(data.len() * 8);
             assert_eq!(count, expected, "{bits}");
         }
+    }
+
+    #[test]
+    fn pushed_bytes_cut_anywhere_become_the_same_samples_in_numbered_frames() {
+        let data: Vec<u8> = (0..30_000u32).map(|i| (i * 13 + 5) as u8).collect();
+        // 12-bit aligned: 2 bytes a sample; 3-bit packed: 3 bytes hold 8 samples.
+        for (bits, packing, unit) in [(8, Packing::Aligned, 1), (12, Packing::Aligned, 2), (3, Packing::Packed, 3)] {
+            let format = SampleFormat::new(bits, packing, BitOrder::MsbFirst, 0).unwrap();
+            let mut framer = SampleFramer::new(format);
+            let mut stream = Vec::new();
+            let (mut at, mut size) = (0, 1);
+            while at < data.len() {
+                let end = (at + size).min(data.len());
+                stream.extend_from_slice(framer.push(&data[at..end]));
+                (at, size) = (end, size * 3 % 10_007);
+            }
+            let (payload, _, gaps) = decode(&stream);
+            let whole = data.len() / unit * unit;
+            assert_eq!(payload, data[..whole], "{bits}");
+            assert_eq!(gaps, 0, "{bits}");
+            // What is left over is the partial sample, framed once the rest of it comes.
+            assert_eq!(framer.pending, data[whole..], "{bits}");
+        }
+    }
+
+    #[test]
+    fn a_partial_sample_waits_for_the_next_push() {
+        let format = SampleFormat::new(12, Packing::Aligned, BitOrder::MsbFirst, 0).unwrap();
+        let mut framer = SampleFramer::new(format);
+        assert!(framer.push(&[0x34]).is_empty());
+        let frames = framer.push(&[0x02, 0x56]).to_vec();
+        assert_eq!(decode(&frames).0, [0x34, 0x02]);
+        let frames = framer.push(&[0x01]).to_vec();
+        assert_eq!(decode(&frames).0, [0x56, 0x01]);
+        assert!(framer.pending.is_empty());
     }
 }

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::conditioner::{Conditioner, Stats, StreamError};
+use super::framer::SampleFramer;
 use crate::frame::messages::{Reply, Status};
 
 /// Why a read returned nothing more.
@@ -37,6 +38,9 @@ pub const SLICE: Duration = Duration::from_millis(50);
 
 /// The frame timeout of a new stream: no valid frame for this long fails it.
 pub const DEFAULT_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The output bytes a stream holds by default (its capacity) before it stops reading the device.
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
 
 /// The longest the reader thread pauses after a chunk that was all garbage (no valid frame), so
 /// that a link spewing garbage (`/dev/zero`, a wrong device) does not keep a core busy.
@@ -87,6 +91,8 @@ struct Waiter<'a> {
 /// The shared half of a stream.
 pub struct Stream {
     conditioner: Mutex<Conditioner>,
+    /// Frames the plain sample bytes of [`Stream::feed_samples_with`].
+    framer: Mutex<SampleFramer>,
     state: Mutex<State>,
     changed: Condvar,
     worker: Mutex<Option<JoinHandle<()>>>,
@@ -96,6 +102,7 @@ impl Stream {
     /// A stream around `conditioner` holding at most `capacity` output bytes.
     pub fn new(conditioner: Conditioner, capacity: usize) -> Arc<Self> {
         Arc::new(Stream {
+            framer: Mutex::new(SampleFramer::new(conditioner.format())),
             conditioner: Mutex::new(conditioner),
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -277,6 +284,20 @@ impl Stream {
         }
         self.changed.notify_all();
         Ok(fed)
+    }
+
+    /// As [`Stream::feed_with`], for plain sample bytes (a byte-stream device read by the caller):
+    /// they are framed here, numbered in the order they come; a partial sample waits for the next
+    /// call.
+    ///
+    /// # Errors
+    /// As [`Stream::feed_with`].
+    pub fn feed_samples_with(&self, bytes: &[u8], interrupt: &mut dyn FnMut() -> bool) -> Result<Fed, ReadError> {
+        // Fed under the framer's lock, so that frames enter the stream in their order when
+        // several callers feed it.
+        let mut framer = self.framer.lock().unwrap_or_else(|p| p.into_inner());
+        let frames = framer.push(bytes);
+        self.feed_with(frames, interrupt)
     }
 
     /// The transport ended (end of file): readers get what is queued, then nothing.
@@ -607,6 +628,19 @@ mod tests {
         let started = Instant::now();
         assert_eq!(s.reply(1, 1, Duration::MAX), None);
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn fed_samples_are_framed_in_order_across_calls() {
+        let format = SampleFormat::new(12, Packing::Aligned, BitOrder::MsbFirst, 0).unwrap();
+        let s = Stream::new(Conditioner::new(format, None, GapPolicy::Error, None).unwrap(), 1 << 20);
+        // 12-bit samples, two little-endian bytes each, fed in pieces that split samples.
+        let samples: Vec<u8> = (0..10_000u32).flat_map(|i| ((i * 37) as u16 & 0x0fff).to_le_bytes()).collect();
+        let fed: u64 = samples.chunks(999).map(|piece| s.feed_samples_with(piece, &mut || false).unwrap().frames).sum();
+        s.end();
+        assert_eq!(s.read(samples.len() + 1, None).unwrap(), samples);
+        let (stats, _, _) = s.stats();
+        assert_eq!((stats.frames, stats.gaps, stats.samples_in), (fed, 0, 10_000));
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
 use super::noise::NoiseSource;
-use crate::maths::xoshiro::Xoshiro256;
 use crate::frame::messages::Data;
 use crate::frame::{encode, frame_type, BitOrder, Packing, SampleFormat};
+use crate::maths::xoshiro::Xoshiro256;
 use crate::{Error, Result};
 
 /// Faults on the link between the device and the host.
@@ -49,6 +49,9 @@ pub struct SimCounters {
     pub bytes: u64,
     pub samples: u64,
 }
+
+/// Samples in each frame of a simulated device unless the caller chooses (`sim://`'s `frame`).
+pub const DEFAULT_SAMPLES_PER_FRAME: usize = 1024;
 
 /// The simulated device as a byte source.
 pub struct SimDevice {

@@ -35,20 +35,24 @@ pub struct NoiseParams {
     pub range: f64,
 }
 
+impl NoiseParams {
+    /// The simulator's defaults (of `sim://` URLs too): four standard deviations of the total
+    /// noise fill the ADC's half range; the classical noise is 14 dB below the quantum noise.
+    pub const DEFAULT: NoiseParams = NoiseParams {
+        bits: 8,
+        rate: 0.0,
+        sigma_quantum: 0.24,
+        sigma_classical: 0.048,
+        gain: 1.0,
+        offset: 0.0,
+        bandwidth: f64::INFINITY,
+        range: 1.0,
+    };
+}
+
 impl Default for NoiseParams {
     fn default() -> Self {
-        // Four standard deviations of the total noise fill the ADC's half range; the classical
-        // noise is 14 dB below the quantum noise.
-        NoiseParams {
-            bits: 8,
-            rate: 0.0,
-            sigma_quantum: 0.24,
-            sigma_classical: 0.048,
-            gain: 1.0,
-            offset: 0.0,
-            bandwidth: f64::INFINITY,
-            range: 1.0,
-        }
+        Self::DEFAULT
     }
 }
 
