@@ -11,7 +11,17 @@ use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
-use crate::errors::{InvalidArgumentError, InvalidTypeError};
+use crate::errors::Error;
+
+/// An argument of the wrong type (PyO3 names the argument in a note).
+fn type_error(message: impl Into<String>) -> PyErr {
+    Error::Type(message.into()).into()
+}
+
+/// An argument value out of range (PyO3 names the argument in a note).
+fn value_error(message: impl Into<String>) -> PyErr {
+    Error::Value(message.into()).into()
+}
 
 fn type_name(obj: &Borrowed<'_, '_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
@@ -51,13 +61,13 @@ impl<T: Bounded> FromPyObject<'_, '_> for Int<T> {
         let range = || format!("an integer from {} to {}", T::MIN, T::MAX);
         // A plain `int` (the usual case) cannot be a bool: skip the checks below.
         if !obj.is_exact_instance_of::<PyInt>() && is_bool(&obj) {
-            return Err(InvalidTypeError::new_err(format!("expected {}, got bool", range())));
+            return Err(type_error(format!("expected {}, got bool", range())));
         }
         let refuse = |e: PyErr| {
             if e.is_instance_of::<PyOverflowError>(obj.py()) {
-                InvalidArgumentError::new_err(format!("expected {}, got {}", range(), short_repr(&obj)))
+                value_error(format!("expected {}, got {}", range(), short_repr(&obj)))
             } else {
-                InvalidTypeError::new_err(format!("expected {}, got {}", range(), type_name(&obj)))
+                type_error(format!("expected {}, got {}", range(), type_name(&obj)))
             }
         };
         // i64 first: one C call for every value that fits (i128 takes a slow path under the
@@ -71,7 +81,7 @@ impl<T: Bounded> FromPyObject<'_, '_> for Int<T> {
         };
         T::try_from(wide)
             .map(Int)
-            .map_err(|_| InvalidArgumentError::new_err(format!("expected {}, got {wide}", range())))
+            .map_err(|_| value_error(format!("expected {}, got {wide}", range())))
     }
 }
 
@@ -97,13 +107,13 @@ impl FromPyObject<'_, '_> for Real {
             return Ok(Real(f.value()));
         }
         if is_bool(&obj) || obj.is_instance_of::<PyString>() {
-            return Err(InvalidTypeError::new_err(format!("expected a real number, got {}", type_name(&obj))));
+            return Err(type_error(format!("expected a real number, got {}", type_name(&obj))));
         }
         obj.extract::<f64>().map(Real).map_err(|e: PyErr| {
             if e.is_instance_of::<PyOverflowError>(obj.py()) {
-                InvalidArgumentError::new_err(format!("expected a real number, got {} (too large)", short_repr(&obj)))
+                value_error(format!("expected a real number, got {} (too large)", short_repr(&obj)))
             } else {
-                InvalidTypeError::new_err(format!("expected a real number, got {}", type_name(&obj)))
+                type_error(format!("expected a real number, got {}", type_name(&obj)))
             }
         })
     }
@@ -122,10 +132,10 @@ impl FromPyObject<'_, '_> for Seconds {
             return Ok(Seconds(None));
         }
         let Real(v) = obj.extract().map_err(|_: PyErr| {
-            InvalidTypeError::new_err(format!("expected seconds (a number) or None, got {}", type_name(&obj)))
+            type_error(format!("expected seconds (a number) or None, got {}", type_name(&obj)))
         })?;
         if v.is_nan() || v < 0.0 {
-            return Err(InvalidArgumentError::new_err(format!("expected seconds, 0 or more, got {v}")));
+            return Err(value_error(format!("expected seconds, 0 or more, got {v}")));
         }
         Ok(Seconds(Duration::try_from_secs_f64(v).ok()))
     }
@@ -141,10 +151,10 @@ impl FromPyObject<'_, '_> for Text {
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
         let s = obj
             .cast::<PyString>()
-            .map_err(|_| InvalidTypeError::new_err(format!("expected a str, got {}", type_name(&obj))))?;
+            .map_err(|_| type_error(format!("expected a str, got {}", type_name(&obj))))?;
         s.to_str()
             .map(|s| Text(s.to_owned()))
-            .map_err(|_| InvalidArgumentError::new_err("expected a str of valid Unicode, got lone surrogates"))
+            .map_err(|_| value_error("expected a str of valid Unicode, got lone surrogates"))
     }
 }
 
@@ -165,7 +175,7 @@ impl FromPyObject<'_, '_> for Flag {
 
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
         if !is_bool(&obj) {
-            return Err(InvalidTypeError::new_err(format!("expected True or False, got {}", type_name(&obj))));
+            return Err(type_error(format!("expected True or False, got {}", type_name(&obj))));
         }
         obj.is_truthy().map(Flag)
     }
@@ -180,17 +190,17 @@ impl FromPyObject<'_, '_> for FsPath {
 
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
         let refuse =
-            || InvalidTypeError::new_err(format!("expected a path (str or os.PathLike), got {}", type_name(&obj)));
+            || type_error(format!("expected a path (str or os.PathLike), got {}", type_name(&obj)));
         if obj.is_instance_of::<PyString>() || obj.hasattr("__fspath__").unwrap_or(false) {
             let path: PathBuf = obj.extract().map_err(|e: PyErr| {
                 if e.is_instance_of::<PyTypeError>(obj.py()) {
                     refuse()
                 } else {
-                    InvalidArgumentError::new_err(format!("expected a path, got {}", short_repr(&obj)))
+                    value_error(format!("expected a path, got {}", short_repr(&obj)))
                 }
             })?;
             if path.as_os_str().as_encoded_bytes().contains(&0) {
-                return Err(InvalidArgumentError::new_err("expected a path without NUL characters"));
+                return Err(value_error("expected a path without NUL characters"));
             }
             return Ok(FsPath(path));
         }
@@ -251,14 +261,14 @@ fn sequence<'py>(obj: &Borrowed<'_, 'py, PyAny>, len: Option<usize>) -> PyResult
         let list = obj.call_method0("tolist")?;
         let list = list
             .cast::<PyList>()
-            .map_err(|_| InvalidTypeError::new_err(format!("expected {what}, got {}", type_name(obj))))?;
+            .map_err(|_| type_error(format!("expected {what}, got {}", type_name(obj))))?;
         list.iter().collect()
     } else {
-        return Err(InvalidTypeError::new_err(format!("expected {what}, got {}", type_name(obj))));
+        return Err(type_error(format!("expected {what}, got {}", type_name(obj))));
     };
     if let Some(n) = len {
         if items.len() != n {
-            return Err(InvalidArgumentError::new_err(format!("expected {what}, got {} items", items.len())));
+            return Err(value_error(format!("expected {what}, got {} items", items.len())));
         }
     }
     Ok(items)
@@ -290,11 +300,18 @@ pub fn seconds(obj: &Bound<'_, PyAny>) -> PyResult<Option<Duration>> {
     obj.extract::<Seconds>().map(|s| s.0)
 }
 
+/// For `from_py_with`: a choice the user names by a string, parsed by the core type's one
+/// `FromStr` (whose error names the argument and lists the choices).
+pub fn choice<T: std::str::FromStr<Err = qitcore_core::Error>>(obj: &Bound<'_, PyAny>) -> PyResult<T> {
+    let Text(given) = obj.extract()?;
+    given.parse().map_err(|e: qitcore_core::Error| Error::from(e).into())
+}
+
 fn choose(obj: &Bound<'_, PyAny>, name: &str, choices: &[&'static str]) -> PyResult<&'static str> {
     let Text(given) = obj.extract()?;
     choices.iter().copied().find(|c| *c == given).ok_or_else(|| {
         let names: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
-        InvalidArgumentError::new_err(format!("{name}: expected one of {}, got {given:?}", names.join(", ")))
+        value_error(format!("{name}: expected one of {}, got {given:?}", names.join(", ")))
     })
 }
 
@@ -351,7 +368,7 @@ pub fn opt_callable(obj: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
     }
     if !obj.is_callable() {
         let name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
-        return Err(InvalidTypeError::new_err(format!("expected a callable or None, got {name}")));
+        return Err(type_error(format!("expected a callable or None, got {name}")));
     }
     Ok(Some(obj.clone().unbind()))
 }

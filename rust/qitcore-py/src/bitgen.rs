@@ -18,8 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 use qitcore_core::pipeline::Stream;
 
-use crate::errors::{DeviceDisconnected, InvalidTypeError};
-use crate::stream::{signals, wait_error, PyStream};
+use crate::errors::{waited, Error, Result};
+use crate::stream::{signals, PyStream};
 
 /// numpy's `bitgen_t`, field for field.
 #[repr(C)]
@@ -94,8 +94,8 @@ impl State {
                 let r = py.detach(|| stream.read_with(CHUNK, None, &mut signals(&mut raised)));
                 match r {
                     Ok(b) if !b.is_empty() => Ok(b),
-                    Ok(_) => Err(DeviceDisconnected::new_err("stream ended while numpy drew from it")),
-                    Err(e) => Err(wait_error(e, raised)),
+                    Ok(_) => Err(PyErr::from(Error::Disconnected("stream ended while numpy drew from it".into()))),
+                    Err(e) => Err(PyErr::from(waited(e, raised))),
                 }
                 .inspect_err(|e| e.clone_ref(py).restore(py))
             });
@@ -175,12 +175,12 @@ impl PyBitGenLock {
     /// Only `bitgen_capsule` makes one (it shares the generator's state).
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
-    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) -> PyResult<Self> {
-        Err(InvalidTypeError::new_err("BitGenLock: made only by bitgen_capsule, with its bit generator"))
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>) -> Result<Self> {
+        Err(Error::Type("BitGenLock: made only by bitgen_capsule, with its bit generator".into()))
     }
 
     /// Takes the lock (waiting with the GIL released) and lets the next draws try the stream.
-    fn __enter__(&self, py: Python<'_>) -> PyResult<()> {
+    fn __enter__(&self, py: Python<'_>) -> Result<()> {
         self.lock.call_method0(py, "acquire")?;
         self.halted.store(false, Ordering::Release);
         Ok(())
@@ -188,11 +188,11 @@ impl PyBitGenLock {
 
     /// Releases the lock; raises the exception a failed draw left pending.
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> Result<bool> {
         let pending = PyErr::take(py);
         self.lock.call_method0(py, "release")?;
         match pending {
-            Some(e) => Err(e),
+            Some(e) => Err(e.into()),
             None => Ok(false),
         }
     }
@@ -204,10 +204,10 @@ impl PyBitGenLock {
 pub fn bitgen_capsule<'py>(
     py: Python<'py>,
     stream: &Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyCapsule>, PyBitGenLock)> {
+) -> Result<(Bound<'py, PyCapsule>, PyBitGenLock)> {
     let stream = stream.cast::<PyStream>().map_err(|_| {
         let name = stream.get_type().name().map(|n| n.to_string()).unwrap_or_default();
-        InvalidTypeError::new_err(format!("stream: expected a _core.Stream, got {name}"))
+        Error::Type(format!("stream: expected a _core.Stream, got {name}"))
     })?;
     let halted = Arc::new(AtomicBool::new(false));
     let state = Box::new(State {

@@ -6,7 +6,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::errors::InvalidTypeError;
+use crate::errors::{Error, Result};
 
 const EXPECTED: &str = "a bytes-like object of unsigned bytes (bytes, bytearray, memoryview, numpy uint8 array)";
 
@@ -14,16 +14,16 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
 }
 
-fn acquire(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<PyBuffer<u8>> {
+fn acquire(name: &str, obj: &Bound<'_, PyAny>) -> Result<PyBuffer<u8>> {
     if obj.is_instance_of::<PyString>() {
-        return Err(InvalidTypeError::new_err(format!("{name}: expected {EXPECTED}, got str (encode it first)")));
+        return Err(Error::Type(format!("{name}: expected {EXPECTED}, got str (encode it first)")));
     }
     PyBuffer::<u8>::get(obj).map_err(|_| {
         let detail = match obj.getattr("dtype") {
             Ok(dtype) => format!("{} of dtype {}", type_name(obj), dtype),
             Err(_) => type_name(obj),
         };
-        InvalidTypeError::new_err(format!("{name}: expected {EXPECTED}, got {detail}"))
+        Error::Type(format!("{name}: expected {EXPECTED}, got {detail}"))
     })
 }
 
@@ -35,7 +35,7 @@ pub struct Input {
 
 impl Input {
     /// Acquires `obj`'s buffer.
-    pub fn get(py: Python<'_>, name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+    pub fn get(py: Python<'_>, name: &str, obj: &Bound<'_, PyAny>) -> Result<Self> {
         let buffer = acquire(name, obj)?;
         let copy = if buffer.is_c_contiguous() { None } else { Some(buffer.to_vec(py)?) };
         Ok(Input { buffer, copy })
@@ -63,16 +63,16 @@ pub struct Output {
 
 impl Output {
     /// Acquires `obj`'s buffer and checks that it is writable and C-contiguous.
-    pub fn get(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+    pub fn get(name: &str, obj: &Bound<'_, PyAny>) -> Result<Self> {
         let buffer = acquire(name, obj)?;
         if buffer.readonly() {
-            return Err(InvalidTypeError::new_err(format!(
+            return Err(Error::Type(format!(
                 "{name}: expected a writable buffer (bytearray, numpy array), got read-only {}",
                 type_name(obj)
             )));
         }
         if !buffer.is_c_contiguous() {
-            return Err(InvalidTypeError::new_err(format!(
+            return Err(Error::Type(format!(
                 "{name}: expected a C-contiguous buffer, got a strided {}",
                 type_name(obj)
             )));
@@ -96,10 +96,10 @@ pub const DETACH_BYTES: usize = 2048;
 
 /// Refuses an output that shares memory with an input (the result would depend on the order of
 /// the work, and Rust may not alias them).
-pub fn check_disjoint(input: &[u8], output: &[u8]) -> PyResult<()> {
+pub fn check_disjoint(input: &[u8], output: &[u8]) -> Result<()> {
     let (a, b) = (input.as_ptr_range(), output.as_ptr_range());
     if !input.is_empty() && !output.is_empty() && a.start < b.end && b.start < a.end {
-        return Err(crate::errors::InvalidArgumentError::new_err("out: must not share memory with data"));
+        return Err(Error::argument("out", "must not share memory with data"));
     }
     Ok(())
 }

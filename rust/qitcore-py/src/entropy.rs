@@ -7,9 +7,9 @@ use qitcore_core::entropy::iid::{self, permutation};
 use qitcore_core::entropy::{non_iid, restart, Estimate, Samples, Value};
 
 use crate::buffers::Input;
-use crate::errors::IntoPy;
+use crate::errors::Result;
 
-fn estimate_dict<'py>(py: Python<'py>, e: &Estimate) -> PyResult<Bound<'py, PyDict>> {
+fn estimate_dict<'py>(py: Python<'py>, e: &Estimate) -> Result<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("name", e.name)?;
     d.set_item("view", e.view.label().to_lowercase())?;
@@ -34,8 +34,8 @@ fn samples<'a>(
     bytes: &'a [u8],
     bits_per_symbol: Option<u32>,
     max_bits: Option<usize>,
-) -> PyResult<Samples<'a>> {
-    let mut s = py.detach(|| Samples::new(bytes, bits_per_symbol)).py_err()?;
+) -> Result<Samples<'a>> {
+    let mut s = py.detach(|| Samples::new(bytes, bits_per_symbol))?;
     if let Some(max) = max_bits {
         s.truncate_bits(max);
     }
@@ -50,7 +50,7 @@ pub fn assess_non_iid<'py>(
     data: &Bound<'py, PyAny>,
     #[pyo3(from_py_with = crate::args::opt_int::<u32>)] bits_per_symbol: Option<u32>,
     #[pyo3(from_py_with = crate::args::opt_int::<usize>)] max_bits: Option<usize>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> Result<Bound<'py, PyDict>> {
     let input = Input::get(py, "data", data)?;
     let s = samples(py, input.bytes(), bits_per_symbol, max_bits)?;
     let report = py.detach(|| non_iid::assess(&s));
@@ -87,13 +87,13 @@ pub fn assess_iid<'py>(
     #[pyo3(from_py_with = crate::args::int::<usize>)] permutations: usize,
     #[pyo3(from_py_with = crate::args::opt_int::<u64>)] seed: Option<u64>,
     #[pyo3(from_py_with = crate::args::opt_callable)] progress: Option<Py<PyAny>>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> Result<Bound<'py, PyDict>> {
     let input = Input::get(py, "data", data)?;
     let s = samples(py, input.bytes(), bits_per_symbol, None)?;
     let seed = match seed {
         Some(seed) => seed,
         None => {
-            let bytes = qitcore_core::secret::SecretBytes::random(8).py_err()?;
+            let bytes = qitcore_core::secret::SecretBytes::random(8)?;
             u64::from_le_bytes(bytes.expose().try_into().expect("8 bytes"))
         }
     };
@@ -162,11 +162,11 @@ pub fn assess_restart<'py>(
     data: &Bound<'py, PyAny>,
     #[pyo3(from_py_with = crate::args::real)] h_i: f64,
     #[pyo3(from_py_with = crate::args::opt_int::<u32>)] bits_per_symbol: Option<u32>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> Result<Bound<'py, PyDict>> {
     let input = Input::get(py, "data", data)?;
-    restart::check_sample_count(input.bytes().len()).py_err()?;
+    restart::check_sample_count(input.bytes().len())?;
     let s = samples(py, input.bytes(), bits_per_symbol, None)?;
-    let r = py.detach(|| restart::assess(&s, h_i)).py_err()?;
+    let r = py.detach(|| restart::assess(&s, h_i))?;
     let d = PyDict::new(py);
     d.set_item("h_i", r.h_i)?;
     d.set_item("alpha", r.alpha)?;

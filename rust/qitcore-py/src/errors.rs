@@ -1,7 +1,12 @@
-//! The one mapping from core errors to the Python exceptions of `qitcore.errors`.
+//! The binding's one error type and its one conversion into the exceptions of `qitcore.errors`.
+//!
+//! Every binding function returns [`Result`]; `?` turns a core error, a health-test failure, a
+//! stream error or a Python error into [`Error`], and PyO3 converts that with the one
+//! `From<Error> for PyErr` below. No other place in the binding builds an exception.
 
 use pyo3::prelude::*;
-use qitcore_core::Error;
+use qitcore_core::health::{Failure, HealthTest};
+use qitcore_core::pipeline::{ReadError, StreamError};
 
 pyo3::import_exception!(qitcore.errors, InvalidArgumentError);
 pyo3::import_exception!(qitcore.errors, InvalidLengthError);
@@ -21,60 +26,198 @@ pyo3::import_exception!(qitcore.errors, OutOfMemoryError);
 pyo3::import_exception!(qitcore.errors, InternalError);
 pyo3::import_exception!(qitcore.errors, UnsupportedOperationError);
 
-/// Converts a core error into its Python exception; the message names the argument.
-pub fn to_py(err: Error) -> PyErr {
-    let message = err.to_string();
-    match err {
-        Error::InvalidArgument { .. } => InvalidArgumentError::new_err(message),
-        Error::InvalidLength { .. } => InvalidLengthError::new_err(message),
-        Error::Os(_) => OSRandomError::new_err(message),
-        Error::Protocol(_) => ProtocolError::new_err(message),
-        Error::OutOfMemory { .. } => OutOfMemoryError::new_err(message),
+/// Everything a binding function can fail with.
+#[derive(Debug)]
+pub enum Error {
+    /// An error of the core crate (bad argument or length, OS RNG, protocol, allocation).
+    Core(qitcore_core::Error),
+    /// A host health test fired.
+    Health(Failure),
+    /// A stream failed, was closed, timed out or could not allocate its output.
+    Read(ReadError),
+    /// An argument of the wrong Python type; the message says what was expected.
+    Type(String),
+    /// An argument value out of its domain, for messages that PyO3 prefixes with the argument's
+    /// name (errors raised while it converts an argument).
+    Value(String),
+    /// A device or file that could not be opened or read (the message names it).
+    Disconnected(String),
+    /// An operation the object does not support (pickling a stream, numpy's ctypes interface).
+    Unsupported(String),
+    /// A bug in qitcore: a panic caught at the boundary, an impossible state.
+    Internal(String),
+    /// An exception raised by Python code (a callback, a signal handler, a conversion).
+    Python(PyErr),
+}
+
+/// The result type of every binding function.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An argument whose value lies outside its domain; `name` is the argument's name.
+    pub fn argument(name: &'static str, message: impl Into<String>) -> Self {
+        Error::Core(qitcore_core::Error::InvalidArgument { name, message: message.into() })
+    }
+
+    /// A buffer whose length does not fit the operation.
+    pub fn length(name: &'static str, message: impl Into<String>) -> Self {
+        Error::Core(qitcore_core::Error::InvalidLength { name, message: message.into() })
+    }
+
+    /// A device's reply or frame that breaks the protocol.
+    pub fn protocol(message: impl Into<String>) -> Self {
+        Error::Core(qitcore_core::Error::Protocol(message.into()))
+    }
+
+    /// A buffer of `bytes` bytes for `what` that could not be allocated.
+    pub fn out_of_memory(what: &'static str, bytes: usize) -> Self {
+        Error::Core(qitcore_core::Error::OutOfMemory { what, bytes })
     }
 }
 
-/// The error for a buffer of `bytes` bytes that could not be allocated.
-pub fn out_of_memory(what: &str, bytes: usize) -> PyErr {
-    OutOfMemoryError::new_err(format!("{what}: could not allocate {bytes} bytes"))
+impl From<qitcore_core::Error> for Error {
+    fn from(e: qitcore_core::Error) -> Self {
+        Error::Core(e)
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Self {
+        Error::Health(f)
+    }
+}
+
+impl From<StreamError> for Error {
+    fn from(e: StreamError) -> Self {
+        Error::Read(ReadError::Failed(e))
+    }
+}
+
+impl From<ReadError> for Error {
+    fn from(e: ReadError) -> Self {
+        Error::Read(e)
+    }
+}
+
+impl From<PyErr> for Error {
+    fn from(e: PyErr) -> Self {
+        Error::Python(e)
+    }
+}
+
+/// The one conversion into Python exceptions.
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        match err {
+            Error::Core(e) => core_error(e),
+            Error::Health(f) => failure_error(&f),
+            Error::Read(e) => read_error(e),
+            Error::Type(message) => InvalidTypeError::new_err(message),
+            Error::Value(message) => InvalidArgumentError::new_err(message),
+            Error::Disconnected(message) => DeviceDisconnected::new_err(message),
+            Error::Unsupported(message) => UnsupportedOperationError::new_err(message),
+            Error::Internal(message) => InternalError::new_err(message),
+            Error::Python(e) => e,
+        }
+    }
+}
+
+fn core_error(err: qitcore_core::Error) -> PyErr {
+    use qitcore_core::Error as E;
+    let message = err.to_string();
+    match err {
+        E::InvalidArgument { .. } => InvalidArgumentError::new_err(message),
+        E::InvalidLength { .. } => InvalidLengthError::new_err(message),
+        E::Os(_) => OSRandomError::new_err(message),
+        E::Protocol(_) => ProtocolError::new_err(message),
+        E::OutOfMemory { .. } => OutOfMemoryError::new_err(message),
+    }
+}
+
+/// The exception of a health-test failure carries where it fired, as the Python class's fields.
+fn failure_error(f: &Failure) -> PyErr {
+    let message = format!(
+        "{} failed at sample {}: value {} reached {} (cutoff {})",
+        f.test.name(),
+        f.index,
+        f.value,
+        f.count,
+        f.cutoff
+    );
+    let args = (message, f.index, f.value, f.count, f.cutoff);
+    match f.test {
+        HealthTest::RepetitionCount => RepetitionCountFailure::new_err(args),
+        HealthTest::AdaptiveProportion => AdaptiveProportionFailure::new_err(args),
+    }
+}
+
+fn stream_error(e: &StreamError) -> PyErr {
+    let message = e.to_string();
+    match e {
+        StreamError::Health(f) => failure_error(f),
+        StreamError::DeviceHealth => HealthTestFailure::new_err(message),
+        StreamError::Gap { expected, received, lost } => {
+            SequenceGapError::new_err((message, *expected, *received, *lost))
+        }
+        StreamError::Replay { last, received } => ReplayedFrameError::new_err((message, *last, *received)),
+        StreamError::Protocol(_) => ProtocolError::new_err(message),
+        StreamError::Disconnected(_) => DeviceDisconnected::new_err(message),
+        StreamError::NoValidFrames { .. } => NoValidFrames::new_err(message),
+    }
+}
+
+fn read_error(e: ReadError) -> PyErr {
+    match e {
+        ReadError::Failed(e) => stream_error(&e),
+        ReadError::Closed => StreamClosedError::new_err("stream: read from a closed stream"),
+        ReadError::Timeout => DeviceTimeout::new_err("stream: no output within the timeout; nothing was consumed"),
+        // The binding answers an interrupted wait with what the signal handler raised
+        // ([`Error::Python`]); reaching here means the wait stopped with no exception set.
+        ReadError::Interrupted => InternalError::new_err("stream: wait interrupted without a signal"),
+        ReadError::OutOfMemory(n) => core_error(qitcore_core::Error::OutOfMemory { what: "n", bytes: n }),
+    }
+}
+
+/// The error of a wait that did not complete; `raised` is what the interrupt check raised
+/// (KeyboardInterrupt, or whatever a signal handler raised), which is the answer when it stopped
+/// the wait.
+pub fn waited(e: ReadError, raised: Option<PyErr>) -> Error {
+    match (e, raised) {
+        (ReadError::Interrupted, Some(raised)) => Error::Python(raised),
+        (e, _) => Error::Read(e),
+    }
+}
+
+/// The exception object for a stream's failure (for `Stream.error()`, which returns it).
+pub fn stream_exception(py: Python<'_>, e: &StreamError) -> Py<PyAny> {
+    stream_error(e).into_value(py).into_any()
 }
 
 /// A zeroed buffer of `len` bytes, or `OutOfMemoryError` naming `what` (sizes from users must not
 /// abort the process when the allocator refuses them).
-pub fn zeroed(what: &str, len: usize) -> PyResult<Vec<u8>> {
+pub fn zeroed(what: &'static str, len: usize) -> Result<Vec<u8>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| out_of_memory(what, len))?;
+    v.try_reserve_exact(len).map_err(|_| Error::out_of_memory(what, len))?;
     v.resize(len, 0);
     Ok(v)
 }
 
 /// Runs `work` with the GIL released; a panic in it (a bug in qitcore) becomes `InternalError`
 /// instead of unwinding into Python as a `PanicException`, which is not an `Exception`.
-pub fn detach<T: Send>(py: Python<'_>, work: impl FnOnce() -> T + Send) -> PyResult<T> {
+pub fn detach<T: Send>(py: Python<'_>, work: impl FnOnce() -> T + Send) -> Result<T> {
     py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))).map_err(panic_error)
 }
 
 /// As [`detach`], with the GIL kept for work too small to be worth releasing it.
-pub fn guard<T>(work: impl FnOnce() -> T) -> PyResult<T> {
+pub fn guard<T>(work: impl FnOnce() -> T) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(panic_error)
 }
 
-fn panic_error(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
     let what = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
-    InternalError::new_err(format!("internal error in qitcore (please report it): {what}"))
-}
-
-/// Extension to turn core results into Python results.
-pub trait IntoPy<T> {
-    /// Maps the error with [`to_py`].
-    fn py_err(self) -> PyResult<T>;
-}
-
-impl<T> IntoPy<T> for qitcore_core::Result<T> {
-    fn py_err(self) -> PyResult<T> {
-        self.map_err(to_py)
-    }
+    Error::Internal(format!("internal error in qitcore (please report it): {what}"))
 }

@@ -8,7 +8,7 @@ use qitcore_core::extract::{self, Convention, HashFunction, ModifiedToeplitz, To
 
 use crate::args::{self, flag, int, real, Int, Real};
 use crate::buffers::{check_disjoint, Input, Output, DETACH_BYTES};
-use crate::errors::{detach, guard, zeroed, IntoPy, InvalidArgumentError};
+use crate::errors::{detach, guard, zeroed, Error, Result};
 
 fn order_name(order: BitOrder) -> &'static str {
     match order {
@@ -18,7 +18,7 @@ fn order_name(order: BitOrder) -> &'static str {
 }
 
 /// Runs `work` on `bytes.len()` bytes of input with the GIL released when it is large.
-fn maybe_detach<T: Send>(py: Python<'_>, size: usize, work: impl FnOnce() -> T + Send) -> PyResult<T> {
+fn maybe_detach<T: Send>(py: Python<'_>, size: usize, work: impl FnOnce() -> T + Send) -> Result<T> {
     if size >= DETACH_BYTES {
         detach(py, work)
     } else {
@@ -33,8 +33,8 @@ fn emit<'py>(
     input: &[u8],
     out: Option<&Bound<'py, PyAny>>,
     len: usize,
-    fill: impl Fn(&mut [u8]) -> PyResult<()>,
-) -> PyResult<Bound<'py, PyAny>> {
+    fill: impl Fn(&mut [u8]) -> Result<()>,
+) -> Result<Bound<'py, PyAny>> {
     match out {
         Some(obj) => {
             let mut output = Output::get("out", obj)?;
@@ -58,18 +58,19 @@ fn hash_blocks<'py, H: BlockHash>(
     data: &Bound<'py, PyAny>,
     nbits: Option<Int<usize>>,
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> Result<Bound<'py, PyAny>> {
     let nbits = nbits.map(|n| n.0);
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
-    let blocks = hash.count_blocks(bytes, nbits).py_err()?;
+    let blocks = hash.count_blocks(bytes, nbits)?;
     let size = bytes.len().max(hash.n() / 8);
     emit(py, bytes, out, hash.output_bytes(blocks), |target| {
-        maybe_detach(py, size, || hash.hash(bytes, nbits, target))?.py_err().map(drop)
+        maybe_detach(py, size, || hash.hash(bytes, nbits, target))??;
+        Ok(())
     })
 }
 
-fn seed_input(py: Python<'_>, seed: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Input>> {
+fn seed_input(py: Python<'_>, seed: Option<&Bound<'_, PyAny>>) -> Result<Option<Input>> {
     seed.map(|obj| Input::get(py, "seed", obj)).transpose()
 }
 
@@ -92,15 +93,15 @@ macro_rules! block_hash_class {
                 #[pyo3(from_py_with = int::<usize>)] m: usize,
                 seed: Option<&Bound<'_, PyAny>>,
                 #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
-            ) -> PyResult<Self> {
-                let order = BitOrder::parse(bitorder).py_err()?;
+            ) -> Result<Self> {
+                let order = BitOrder::parse(bitorder)?;
                 let seed = seed_input(py, seed)?;
                 let inner = match &seed {
                     Some(seed) => {
                         let bytes = seed.bytes();
-                        maybe_detach(py, n / 8, || <$core>::new(n, m, bytes, order))?.py_err()?
+                        maybe_detach(py, n / 8, || <$core>::new(n, m, bytes, order))??
                     }
-                    None => maybe_detach(py, n / 8, || <$core>::random(n, m, order))?.py_err()?,
+                    None => maybe_detach(py, n / 8, || <$core>::random(n, m, order))??,
                 };
                 Ok($class { inner })
             }
@@ -129,11 +130,11 @@ macro_rules! block_hash_class {
                 PyBytes::new(py, self.inner.seed_bytes().expose())
             }
 
-            fn output_bytes(&self, #[pyo3(from_py_with = int::<usize>)] blocks: usize) -> PyResult<usize> {
+            fn output_bytes(&self, #[pyo3(from_py_with = int::<usize>)] blocks: usize) -> Result<usize> {
                 blocks
                     .checked_mul(self.inner.m())
                     .map(|_| self.inner.output_bytes(blocks))
-                    .ok_or_else(|| InvalidArgumentError::new_err(format!("blocks: {blocks} blocks overflow a size")))
+                    .ok_or_else(|| Error::argument("blocks", format!("{blocks} blocks overflow a size")))
             }
 
             #[pyo3(signature = (data, nbits=None, out=None))]
@@ -143,7 +144,7 @@ macro_rules! block_hash_class {
                 data: &Bound<'py, PyAny>,
                 nbits: Option<Int<usize>>,
                 out: Option<&Bound<'py, PyAny>>,
-            ) -> PyResult<Bound<'py, PyAny>> {
+            ) -> Result<Bound<'py, PyAny>> {
                 hash_blocks(py, &self.inner, data, nbits, out)
             }
 
@@ -171,12 +172,12 @@ pub fn von_neumann<'py>(
     data: &Bound<'py, PyAny>,
     nbits: Option<Int<usize>>,
     #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
-) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+) -> Result<(Bound<'py, PyBytes>, usize)> {
     let nbits = nbits.map(|n| n.0);
-    let order = BitOrder::parse(bitorder).py_err()?;
+    let order = BitOrder::parse(bitorder)?;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
-    let (out, count) = maybe_detach(py, bytes.len(), || extract::von_neumann(bytes, nbits, order))?.py_err()?;
+    let (out, count) = maybe_detach(py, bytes.len(), || extract::von_neumann(bytes, nbits, order))??;
     Ok((PyBytes::new(py, &out), count))
 }
 
@@ -189,13 +190,14 @@ pub fn hash_condition<'py>(
     data: &Bound<'py, PyAny>,
     #[pyo3(from_py_with = int::<usize>)] block_bytes: usize,
     out: Option<&Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let function = HashFunction::parse(function).py_err()?;
+) -> Result<Bound<'py, PyAny>> {
+    let function = HashFunction::parse(function)?;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
     let len = bytes.len().checked_div(block_bytes).unwrap_or(0) * extract::hash_conditioning::DIGEST_BYTES;
     emit(py, bytes, out, len, |target| {
-        maybe_detach(py, bytes.len(), || extract::condition(function, bytes, block_bytes, target))?.py_err().map(drop)
+        maybe_detach(py, bytes.len(), || extract::condition(function, bytes, block_bytes, target))??;
+        Ok(())
     })
 }
 
@@ -207,9 +209,9 @@ pub fn output_length(
     #[pyo3(from_py_with = real)] entropy: f64,
     #[pyo3(from_py_with = real)] eps: f64,
     #[pyo3(from_py_with = args::convention)] convention: &'static str,
-) -> PyResult<usize> {
+) -> Result<usize> {
     let convention = if convention == "cryptomite" { Convention::Cryptomite } else { Convention::Tssr };
-    guard(|| extract::output_length(n, entropy, eps, convention))?.py_err()
+    Ok(guard(|| extract::output_length(n, entropy, eps, convention))??)
 }
 
 /// SP 800-90B §3.1.5.1.2 Output_Entropy.
@@ -219,8 +221,8 @@ pub fn output_entropy(
     #[pyo3(from_py_with = int::<usize>)] n_out: usize,
     #[pyo3(from_py_with = int::<usize>)] nw: usize,
     #[pyo3(from_py_with = real)] h_in: f64,
-) -> PyResult<f64> {
-    guard(|| extract::output_entropy(n_in, n_out, nw, h_in))?.py_err()
+) -> Result<f64> {
+    Ok(guard(|| extract::output_entropy(n_in, n_out, nw, h_in))??)
 }
 
 /// SP 800-90B §3.1.5.1.2 entropy of a conditioned output (vetted or not).
@@ -233,7 +235,7 @@ pub fn conditioned_entropy(
     #[pyo3(from_py_with = real)] h_in: f64,
     #[pyo3(from_py_with = flag)] vetted: bool,
     h_prime: Option<Real>,
-) -> PyResult<f64> {
+) -> Result<f64> {
     let h_prime = h_prime.map(|h| h.0);
-    guard(|| extract::conditioned_entropy(n_in, n_out, nw, h_in, vetted, h_prime))?.py_err()
+    Ok(guard(|| extract::conditioned_entropy(n_in, n_out, nw, h_in, vetted, h_prime))??)
 }

@@ -8,27 +8,11 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use qitcore_core::bits::{load_bits, to_bit_vec, words_for, BitOrder};
 use qitcore_core::health::block_tests::{self, Outcome, Verdict, BLOCK_BITS};
 use qitcore_core::health::self_test::self_test;
-use qitcore_core::health::{AptFormula, Config, Failure, HealthTest, Monitor, State};
+use qitcore_core::health::{AptFormula, Config, Failure, Monitor, State};
 
 use crate::args::{self, int, real, Real};
 use crate::buffers::{Input, DETACH_BYTES};
-use crate::errors::{detach, guard, AdaptiveProportionFailure, IntoPy, InvalidArgumentError, RepetitionCountFailure};
-
-pub(crate) fn failure_error(f: &Failure) -> PyErr {
-    let message = format!(
-        "{} failed at sample {}: value {} reached {} (cutoff {})",
-        f.test.name(),
-        f.index,
-        f.value,
-        f.count,
-        f.cutoff
-    );
-    let args = (message, f.index, f.value, f.count, f.cutoff);
-    match f.test {
-        HealthTest::RepetitionCount => RepetitionCountFailure::new_err(args),
-        HealthTest::AdaptiveProportion => AdaptiveProportionFailure::new_err(args),
-    }
-}
+use crate::errors::{detach, guard, Error, Result};
 
 fn state_name(s: State) -> &'static str {
     match s {
@@ -55,7 +39,7 @@ impl PyHealthMonitor {
     /// thread may hold it in detached work and need the GIL back before releasing it (the
     /// deadlock of taking a lock attached and keeping it across `detach`). So: an uncontended
     /// lock is taken at once for small work; otherwise the wait and the work happen detached.
-    fn with<T: Send>(&self, py: Python<'_>, size: usize, f: impl FnOnce(&mut Inner) -> T + Send) -> PyResult<T> {
+    fn with<T: Send>(&self, py: Python<'_>, size: usize, f: impl FnOnce(&mut Inner) -> T + Send) -> Result<T> {
         if size < DETACH_BYTES {
             match self.inner.try_lock() {
                 Ok(mut inner) => return guard(|| f(&mut inner)),
@@ -108,31 +92,31 @@ impl PyHealthMonitor {
         alpha: Option<Real>,
         #[pyo3(from_py_with = int::<u64>)] startup_samples: u64,
         #[pyo3(from_py_with = args::apt_formula)] apt_formula: &'static str,
-    ) -> PyResult<Self> {
+    ) -> Result<Self> {
         let apt_formula = if apt_formula == "hill" { AptFormula::Hill } else { AptFormula::Standard };
         let mut config = Config::new(min_entropy, bits_per_sample);
         config.alpha = alpha.map_or(config.alpha, |a| a.0);
         config.startup_samples = startup_samples;
         config.apt_formula = apt_formula;
-        let monitor = guard(|| Monitor::new(config))?.py_err()?;
+        let monitor = guard(|| Monitor::new(config))??;
         Ok(PyHealthMonitor { inner: Mutex::new(Inner { monitor, pending: Vec::new() }) })
     }
 
     /// Tests `data`; returns the samples released by this call (start-up samples are dropped,
     /// samples of an incomplete window wait). Raises the failure, and withholds every pending
     /// sample, when a test fires.
-    fn feed<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    fn feed<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Bound<'py, PyBytes>> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
         let released = self.with(py, bytes.len(), |inner| feed_locked(inner, bytes))?;
-        let out = released.map_err(|f| failure_error(&f))?;
+        let out = released?;
         Ok(PyBytes::new(py, &out))
     }
 
     /// Tests `data` without holding or copying samples (the caller keeps them): returns
     /// `(discard, emit)`, the counts of the caller's oldest unresolved samples to drop and to
     /// release. Fails like `feed`.
-    fn process(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
+    fn process(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> Result<(u64, u64)> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
         let result = self.with(py, bytes.len(), |inner| {
@@ -142,15 +126,16 @@ impl PyHealthMonitor {
             Some(inner.monitor.process(bytes))
         })?;
         let Some(result) = result else {
-            return Err(InvalidArgumentError::new_err(
-                "data: process() cannot follow feed() while feed() holds samples; use one or the other",
+            return Err(Error::argument(
+                "data",
+                "process() cannot follow feed() while feed() holds samples; use one or the other",
             ));
         };
-        result.map(|r| (r.discard, r.emit)).map_err(|f| failure_error(&f))
+        Ok(result.map(|r| (r.discard, r.emit))?)
     }
 
     /// Leaves the failed state; the next samples go through the start-up test again.
-    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+    fn reset(&self, py: Python<'_>) -> Result<()> {
         self.with(py, 0, |inner| {
             inner.monitor.reset();
             inner.pending.clear();
@@ -159,9 +144,9 @@ impl PyHealthMonitor {
 
     /// Feeds known-bad sequences to fresh monitors of this configuration:
     /// `{"repetition_count": bool, "adaptive_proportion": bool}`.
-    fn self_test<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn self_test<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyDict>> {
         let config = self.with(py, 0, |inner| *inner.monitor.config())?;
-        let st = detach(py, || self_test(config))?.py_err()?;
+        let st = detach(py, || self_test(config))??;
         let d = PyDict::new(py);
         d.set_item("repetition_count", st.repetition_count)?;
         d.set_item("adaptive_proportion", st.adaptive_proportion)?;
@@ -169,22 +154,22 @@ impl PyHealthMonitor {
     }
 
     #[getter]
-    fn state(&self, py: Python<'_>) -> PyResult<&'static str> {
+    fn state(&self, py: Python<'_>) -> Result<&'static str> {
         self.with(py, 0, |inner| state_name(inner.monitor.state()))
     }
 
     #[getter]
-    fn cutoffs(&self, py: Python<'_>) -> PyResult<(u64, u64, u64)> {
+    fn cutoffs(&self, py: Python<'_>) -> Result<(u64, u64, u64)> {
         self.with(py, 0, |inner| inner.monitor.cutoffs())
     }
 
     #[getter]
-    fn pending(&self, py: Python<'_>) -> PyResult<usize> {
+    fn pending(&self, py: Python<'_>) -> Result<usize> {
         self.with(py, 0, |inner| inner.pending.len())
     }
 
     #[getter]
-    fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn counters<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyDict>> {
         let c = self.with(py, 0, |inner| inner.monitor.counters())?;
         let d = PyDict::new(py);
         d.set_item("samples", c.samples)?;
@@ -196,7 +181,7 @@ impl PyHealthMonitor {
         Ok(d)
     }
 
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+    fn __repr__(&self, py: Python<'_>) -> Result<String> {
         self.with(py, 0, |inner| {
             let c = inner.monitor.config();
             format!(
@@ -221,17 +206,17 @@ pub fn health_scan<'py>(
     #[pyo3(from_py_with = int::<u32>)] bits_per_sample: u32,
     alpha: Option<Real>,
     #[pyo3(from_py_with = int::<usize>)] max_failures: usize,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> Result<Bound<'py, PyDict>> {
     let mut config = Config::new(min_entropy, bits_per_sample);
     config.alpha = alpha.map_or(config.alpha, |a| a.0);
-    let mut monitor = guard(|| Monitor::new(config))?.py_err()?;
+    let mut monitor = guard(|| Monitor::new(config))??;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
     if let Some(offset) = bytes.iter().position(|&s| u32::from(s).checked_shr(bits_per_sample).unwrap_or(0) != 0) {
-        return Err(InvalidArgumentError::new_err(format!(
-            "data: the sample at offset {offset} (value {}) does not fit in {bits_per_sample} bits per sample",
-            bytes[offset]
-        )));
+        return Err(Error::argument(
+            "data",
+            format!("the sample at offset {offset} (value {}) does not fit in {bits_per_sample} bits per sample", bytes[offset]),
+        ));
     }
     let failures = detach(py, || {
         let mut failures = Vec::new();
@@ -277,7 +262,7 @@ fn unpack(bytes: &[u8], order: BitOrder) -> Vec<u8> {
     to_bit_vec(&words, nbits)
 }
 
-fn outcome_dict<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyDict>> {
+fn outcome_dict<'py>(py: Python<'py>, o: &Outcome) -> Result<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("test", o.test)?;
     d.set_item("value", o.value)?;
@@ -286,8 +271,8 @@ fn outcome_dict<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyDict
     Ok(d)
 }
 
-fn order(bitorder: &str) -> PyResult<BitOrder> {
-    BitOrder::parse(bitorder).py_err()
+fn order(bitorder: &str) -> Result<BitOrder> {
+    Ok(BitOrder::parse(bitorder)?)
 }
 
 /// FIPS 140-2 tests on each whole 20,000-bit block: a list of lists of outcomes.
@@ -297,15 +282,15 @@ pub fn fips140_2<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
-) -> PyResult<Bound<'py, PyList>> {
+) -> Result<Bound<'py, PyList>> {
     let order = order(bitorder)?;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
     if bytes.len() * 8 < BLOCK_BITS {
-        return Err(crate::errors::InvalidLengthError::new_err(format!(
-            "data: FIPS 140-2 tests need 20000 bits (2500 bytes), got {} bytes",
-            bytes.len()
-        )));
+        return Err(Error::length(
+            "data",
+            format!("FIPS 140-2 tests need 20000 bits (2500 bytes), got {} bytes", bytes.len()),
+        ));
     }
     let blocks =
         detach(py, || unpack(bytes, order).chunks_exact(BLOCK_BITS).map(block_tests::fips140_2).collect::<Vec<_>>())?;
@@ -327,18 +312,17 @@ pub fn ais31_procedure_a<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> Result<Bound<'py, PyDict>> {
     let order = order(bitorder)?;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
     let needed = block_tests::T0_BITS + block_tests::PROCEDURE_A_BLOCKS * BLOCK_BITS;
     let result = detach(py, || block_tests::ais31_procedure_a(&unpack(bytes, order)))?;
     let Some((t0, blocks, verdict)) = result else {
-        return Err(crate::errors::InvalidLengthError::new_err(format!(
-            "data: AIS 31 procedure A needs {needed} bits ({} bytes), got {} bytes",
-            needed.div_ceil(8),
-            bytes.len()
-        )));
+        return Err(Error::length(
+            "data",
+            format!("AIS 31 procedure A needs {needed} bits ({} bytes), got {} bytes", needed.div_ceil(8), bytes.len()),
+        ));
     };
     let d = PyDict::new(py);
     d.set_item("t0", outcome_dict(py, &t0)?)?;

@@ -31,8 +31,9 @@ mod _core {
     use pyo3::prelude::*;
     use qitcore_core::gf2::backend::{self, Backend};
 
-    use crate::errors::IntoPy;
+    use crate::errors::Result;
 
+    
     #[pymodule_export]
     use crate::bitgen::{bitgen_capsule, PyBitGenLock};
     #[pymodule_export]
@@ -69,8 +70,8 @@ mod _core {
 
     /// Switches the backend for the whole process.
     #[pyfunction]
-    fn set_clmul_backend(#[pyo3(from_py_with = crate::args::backend)] name: &str) -> PyResult<()> {
-        backend::set_active(Backend::parse(name).py_err()?).py_err()
+    fn set_clmul_backend(#[pyo3(from_py_with = crate::args::backend)] name: &str) -> Result<()> {
+        Ok(backend::set_active(Backend::parse(name)?)?)
     }
 
     #[pymodule_init]

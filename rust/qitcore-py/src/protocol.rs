@@ -10,11 +10,11 @@ use std::sync::Mutex;
 
 use crate::args::{self, int};
 use crate::buffers::Input;
-use crate::errors::IntoPy;
+use crate::errors::{Error, Result};
 
 /// CRC-32C of `data`.
 #[pyfunction]
-pub fn crc32c(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<u32> {
+pub fn crc32c(py: Python<'_>, data: &Bound<'_, PyAny>) -> Result<u32> {
     let input = Input::get(py, "data", data)?;
     Ok(crc::crc32c(input.bytes()))
 }
@@ -26,36 +26,32 @@ pub fn encode_frame<'py>(
     #[pyo3(from_py_with = int::<u8>)] kind: u8,
     #[pyo3(from_py_with = int::<u32>)] sequence: u32,
     payload: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyBytes>> {
+) -> Result<Bound<'py, PyBytes>> {
     let input = Input::get(py, "payload", payload)?;
     let mut out = Vec::new();
-    encode(kind, sequence, input.bytes(), &mut out).py_err()?;
+    encode(kind, sequence, input.bytes(), &mut out)?;
     Ok(PyBytes::new(py, &out))
 }
 
-pub fn format_from(bits: u8, packing: &str, bitorder: &str, rate: u32) -> PyResult<SampleFormat> {
+pub fn format_from(bits: u8, packing: &str, bitorder: &str, rate: u32) -> Result<SampleFormat> {
     let packing = match packing {
         "packed" => Packing::Packed,
         "aligned" => Packing::Aligned,
         other => {
-            return Err(crate::errors::InvalidArgumentError::new_err(format!(
-                "packing: expected \"packed\" or \"aligned\", got {other:?}"
-            )))
+            return Err(Error::argument("packing", format!("expected \"packed\" or \"aligned\", got {other:?}")))
         }
     };
     let order = match bitorder {
         "big" => BitOrder::MsbFirst,
         "little" => BitOrder::LsbFirst,
         other => {
-            return Err(crate::errors::InvalidArgumentError::new_err(format!(
-                "bitorder: expected \"big\" or \"little\", got {other:?}"
-            )))
+            return Err(Error::argument("bitorder", format!("expected \"big\" or \"little\", got {other:?}")))
         }
     };
-    SampleFormat::new(bits, packing, order, rate).py_err()
+    Ok(SampleFormat::new(bits, packing, order, rate)?)
 }
 
-pub fn format_dict<'py>(py: Python<'py>, f: &SampleFormat) -> PyResult<Bound<'py, PyDict>> {
+pub fn format_dict<'py>(py: Python<'py>, f: &SampleFormat) -> Result<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("bits_per_sample", f.bits)?;
     d.set_item("packing", if f.packing == Packing::Packed { "packed" } else { "aligned" })?;
@@ -73,18 +69,18 @@ pub fn format_descriptor<'py>(
     #[pyo3(from_py_with = args::packing)] packing: &'static str,
     #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
     #[pyo3(from_py_with = int::<u32>)] rate: u32,
-) -> PyResult<Bound<'py, PyBytes>> {
+) -> Result<Bound<'py, PyBytes>> {
     Ok(PyBytes::new(py, &format_from(bits_per_sample, packing, bitorder, rate)?.to_bytes()))
 }
 
 /// A sample format descriptor as a dictionary.
 #[pyfunction]
-pub fn parse_format<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+pub fn parse_format<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Bound<'py, PyDict>> {
     let input = Input::get(py, "data", data)?;
-    format_dict(py, &SampleFormat::from_bytes(input.bytes()).py_err()?)
+    format_dict(py, &SampleFormat::from_bytes(input.bytes())?)
 }
 
-pub fn status_dict<'py>(py: Python<'py>, s: &Status) -> PyResult<Bound<'py, PyDict>> {
+pub fn status_dict<'py>(py: Python<'py>, s: &Status) -> Result<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let state = ["idle", "running", "failed", "error"].get(usize::from(s.state)).copied().unwrap_or("unknown");
     d.set_item("state", state)?;
@@ -106,16 +102,16 @@ pub fn status_dict<'py>(py: Python<'py>, s: &Status) -> PyResult<Bound<'py, PyDi
 
 /// A status block as a dictionary.
 #[pyfunction]
-pub fn parse_status<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+pub fn parse_status<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Bound<'py, PyDict>> {
     let input = Input::get(py, "data", data)?;
-    status_dict(py, &Status::parse(input.bytes()).py_err()?)
+    status_dict(py, &Status::parse(input.bytes())?)
 }
 
 /// An info block as a dictionary.
 #[pyfunction]
-pub fn parse_info<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+pub fn parse_info<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Bound<'py, PyDict>> {
     let input = Input::get(py, "data", data)?;
-    let i = Info::parse(input.bytes()).py_err()?;
+    let i = Info::parse(input.bytes())?;
     let d = PyDict::new(py);
     d.set_item("protocol_version", i.protocol_version)?;
     d.set_item(
@@ -136,7 +132,7 @@ pub fn parse_info<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bo
     Ok(d)
 }
 
-pub fn reply_dict<'py>(py: Python<'py>, r: &Reply) -> PyResult<Bound<'py, PyDict>> {
+pub fn reply_dict<'py>(py: Python<'py>, r: &Reply) -> Result<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("code", r.code)?;
     d.set_item("tag", r.tag)?;
@@ -147,9 +143,9 @@ pub fn reply_dict<'py>(py: Python<'py>, r: &Reply) -> PyResult<Bound<'py, PyDict
 
 /// A REPLY payload as a dictionary (`code`, `tag`, `result`, `data`).
 #[pyfunction]
-pub fn parse_reply<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+pub fn parse_reply<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Bound<'py, PyDict>> {
     let input = Input::get(py, "data", data)?;
-    reply_dict(py, &Reply::parse(input.bytes()).py_err()?)
+    reply_dict(py, &Reply::parse(input.bytes())?)
 }
 
 /// The resynchronising QDP/1 frame decoder. Its lock is only ever taken with the GIL held and
@@ -169,7 +165,7 @@ impl PyFrameDecoder {
     /// Feeds bytes; returns the events they complete, in order: `("frame", kind, sequence,
     /// payload)`, `("gap", expected, received, lost)`, `("replay", last, received)` (a frame whose
     /// number does not advance: its payload is withheld) or `("version", version)`.
-    fn feed<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+    fn feed<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Bound<'py, PyList>> {
         let input = Input::get(py, "data", data)?;
         let events = PyList::empty(py);
         let mut err = None;
@@ -189,13 +185,13 @@ impl PyFrameDecoder {
             }
         });
         match err {
-            Some(e) => Err(e),
+            Some(e) => Err(e.into()),
             None => Ok(events),
         }
     }
 
     /// Counts: bytes, frames, crc_errors, garbage_bytes, gaps, frames_lost, replays.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn stats<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyDict>> {
         let s = self.decoder.lock().unwrap_or_else(|p| p.into_inner()).stats();
         let d = PyDict::new(py);
         d.set_item("bytes", s.bytes)?;

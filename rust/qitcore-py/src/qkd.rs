@@ -13,24 +13,24 @@ use qitcore_core::qkd::bitvec::Bits;
 use qitcore_core::qkd::cascade::{Corrector, Layout, Query, Responder, Variant};
 use qitcore_core::qkd::finite_key::{self, Counts, Decoys};
 use qitcore_core::qkd::{sift, sim, verify};
-use qitcore_core::Error;
+use qitcore_core::Error as CoreError;
 
 use crate::args::{self, int, real, Array, Int, List, Real};
 use crate::buffers::Input;
-use crate::errors::{detach, guard, to_py, IntoPy, InvalidArgumentError, InvalidTypeError, ProtocolError};
+use crate::errors::{detach, guard, Error, Result};
 
 /// One byte per bit, each 0 or 1, as `Bits`.
-fn key_bits(py: Python<'_>, name: &'static str, key: &Bound<'_, PyAny>) -> PyResult<Bits> {
+fn key_bits(py: Python<'_>, name: &'static str, key: &Bound<'_, PyAny>) -> Result<Bits> {
     let input = Input::get(py, name, key)?;
     let bytes = input.bytes();
     if let Some(at) = bytes.iter().position(|&b| b > 1) {
-        return Err(InvalidArgumentError::new_err(format!("{name}: bits must be 0 or 1, found {} at {at}", bytes[at])));
+        return Err(Error::argument(name, format!("bits must be 0 or 1, found {} at {at}", bytes[at])));
     }
     Ok(Bits::from_bytes(bytes))
 }
 
-fn layout(n: usize, qber: f64, seed: u64, variant: &str) -> PyResult<Layout> {
-    Layout::new(n, qber, seed, Variant::parse(variant).py_err()?).py_err()
+fn layout(n: usize, qber: f64, seed: u64, variant: &str) -> Result<Layout> {
+    Ok(Layout::new(n, qber, seed, Variant::parse(variant)?)?)
 }
 
 /// Alice's side of Cascade: answers Bob's parity queries about her key.
@@ -50,17 +50,17 @@ impl PyCascadeResponder {
         #[pyo3(from_py_with = real)] qber: f64,
         #[pyo3(from_py_with = int::<u64>)] seed: u64,
         #[pyo3(from_py_with = args::variant)] variant: &'static str,
-    ) -> PyResult<Self> {
+    ) -> Result<Self> {
         let key = key_bits(py, "key", key)?;
         let layout = layout(key.len, qber, seed, variant)?;
-        let inner = detach(py, || Responder::new(layout, key))?.py_err()?;
+        let inner = detach(py, || Responder::new(layout, key))??;
         Ok(PyCascadeResponder { inner, disclosed: AtomicU64::new(0) })
     }
 
     /// Alice's packed answers to the encoded queries (refused if any is malformed).
-    fn answer<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    fn answer<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>) -> Result<Bound<'py, PyBytes>> {
         let queries = Input::get(py, "queries", queries)?;
-        let queries = guard(|| Query::decode(queries.bytes(), self.inner.layout()))?.py_err()?;
+        let queries = guard(|| Query::decode(queries.bytes(), self.inner.layout()))??;
         let answer = detach(py, || self.inner.answer(&queries))?;
         self.disclosed.fetch_add(answer.len as u64, Ordering::Relaxed);
         Ok(PyBytes::new(py, &answer.to_packed()))
@@ -90,9 +90,9 @@ pub fn cascade_correct<'py>(
     #[pyo3(from_py_with = int::<u64>)] seed: u64,
     ask: Py<PyAny>,
     #[pyo3(from_py_with = args::variant)] variant: &'static str,
-) -> PyResult<(Bound<'py, PyBytes>, u64, u64, u64)> {
+) -> Result<(Bound<'py, PyBytes>, u64, u64, u64)> {
     if !ask.bind(py).is_callable() {
-        return Err(InvalidTypeError::new_err("ask: expected a callable that returns Alice's answers as bytes"));
+        return Err(Error::Type("ask: expected a callable that returns Alice's answers as bytes".into()));
     }
     let key = key_bits(py, "key", key)?;
     let layout = layout(key.len, qber, seed, variant)?;
@@ -108,30 +108,30 @@ pub fn cascade_correct<'py>(
                 // An answer of the wrong type is the channel's failure, not the caller's bug.
                 Input::get(py, "ask", &answer)
                     .map(|a| a.bytes().to_vec())
-                    .map_err(|e| ProtocolError::new_err(format!("Cascade answer: {}", e.value(py))))
+                    .map_err(|e| Error::protocol(format!("Cascade answer: {}", PyErr::from(e).value(py))).into())
             });
             match reply {
                 Ok(bytes) => Bits::from_packed(&bytes, expected).ok_or_else(|| {
-                    Error::Protocol(format!("Cascade answer of {} bytes, expected {expected} bits", bytes.len()))
+                    CoreError::Protocol(format!("Cascade answer of {} bytes, expected {expected} bits", bytes.len()))
                 }),
                 Err(err) => {
                     *raised.lock().expect("not poisoned") = Some(err);
-                    Err(Error::Protocol("the channel failed".into()))
+                    Err(CoreError::Protocol("the channel failed".into()))
                 }
             }
         };
         corrector.run(&mut oracle)
     })?;
     if let Some(err) = raised.into_inner().expect("not poisoned") {
-        return Err(err);
+        return Err(err.into());
     }
-    let (fixed, stats) = result.map_err(to_py)?;
+    let (fixed, stats) = result?;
     Ok((PyBytes::new(py, &fixed.to_bytes()), stats.leaked, stats.rounds, stats.corrected))
 }
 
 /// The polynomial verification tags of `key` (one byte per bit) at each point in GF(2^64).
 #[pyfunction]
-pub fn verification_tags(py: Python<'_>, key: &Bound<'_, PyAny>, points: List<Int<u64>>) -> PyResult<Vec<u64>> {
+pub fn verification_tags(py: Python<'_>, key: &Bound<'_, PyAny>, points: List<Int<u64>>) -> Result<Vec<u64>> {
     let key = key_bits(py, "key", key)?;
     let backend = backend::active();
     detach(py, || points.0.iter().map(|p| verify::tag(backend, &key, p.0)).collect())
@@ -139,7 +139,7 @@ pub fn verification_tags(py: Python<'_>, key: &Bound<'_, PyAny>, points: List<In
 
 /// The probability that two different `n`-bit keys share a tag.
 #[pyfunction]
-pub fn verification_collision_bound(#[pyo3(from_py_with = int::<usize>)] n: usize) -> PyResult<f64> {
+pub fn verification_collision_bound(#[pyo3(from_py_with = int::<usize>)] n: usize) -> Result<f64> {
     guard(|| verify::collision_bound(n))
 }
 
@@ -169,10 +169,10 @@ pub fn finite_key_length<'py>(
     #[pyo3(from_py_with = int::<u64>)] leaked: u64,
     #[pyo3(from_py_with = real)] eps_sec: f64,
     #[pyo3(from_py_with = real)] eps_cor: f64,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> Result<Bound<'py, PyDict>> {
     let counts = Counts { key: ints(key_counts), test: ints(test_counts), test_errors: ints(test_errors) };
     let decoys = decoys(reals(mu), reals(p));
-    let r = guard(|| finite_key::secure_length(&decoys, &counts, leaked, eps_sec, eps_cor))?.py_err()?;
+    let r = guard(|| finite_key::secure_length(&decoys, &counts, leaked, eps_sec, eps_cor))??;
     let d = PyDict::new(py);
     d.set_item("s0", r.s0)?;
     d.set_item("s1", r.s1)?;
@@ -201,7 +201,7 @@ pub fn simulate_bb84<'py>(
     mu: Array<Real, 3>,
     p: Array<Real, 3>,
     #[pyo3(from_py_with = real)] key_basis_probability: f64,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> Result<Bound<'py, PyDict>> {
     let (mu, p) = (reals(mu), reals(p));
     let model = sim::LinkModel {
         distance_km,
@@ -212,7 +212,7 @@ pub fn simulate_bb84<'py>(
         decoys: decoys(mu, p),
         key_basis_probability,
     };
-    let d = detach(py, || sim::simulate(&model, pulses, seed))?.py_err()?;
+    let d = detach(py, || sim::simulate(&model, pulses, seed))??;
     let out = PyDict::new(py);
     let index: Vec<u8> = d.index.iter().flat_map(|i| i.to_le_bytes()).collect();
     out.set_item("index", PyBytes::new(py, &index))?;
@@ -231,9 +231,9 @@ pub fn simulate_bb84<'py>(
 }
 
 /// Little-endian u64 values from a buffer, borrowed when aligned (numpy's are), else copied.
-fn u64_values<'a>(name: &'static str, bytes: &'a [u8]) -> PyResult<Cow<'a, [u64]>> {
+fn u64_values<'a>(name: &'static str, bytes: &'a [u8]) -> Result<Cow<'a, [u64]>> {
     if !bytes.len().is_multiple_of(8) {
-        return Err(InvalidArgumentError::new_err(format!("{name}: expected uint64 values")));
+        return Err(Error::argument(name, "expected uint64 values"));
     }
     // SAFETY: every bit pattern is a valid u64; align_to only reinterprets the aligned middle.
     let (head, middle, tail) = unsafe { bytes.align_to::<u64>() };
@@ -260,10 +260,10 @@ pub fn sift_announce<'py>(
     py: Python<'py>,
     index: &Bound<'py, PyAny>,
     basis: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyBytes>> {
+) -> Result<Bound<'py, PyBytes>> {
     let (index, basis) = (Input::get(py, "index", index)?, Input::get(py, "basis", basis)?);
     let values = u64_values("index", index.bytes())?;
-    let message = detach(py, || sift::announce(&values, basis.bytes()))?.py_err()?;
+    let message = detach(py, || sift::announce(&values, basis.bytes()))??;
     Ok(PyBytes::new(py, &message))
 }
 
@@ -277,7 +277,7 @@ pub fn sift_answer<'py>(
     bit: &Bound<'py, PyAny>,
     intensity: &Bound<'py, PyAny>,
     message: &Bound<'py, PyAny>,
-) -> PyResult<(Bound<'py, PyBytes>, SiftedBytes<'py>, usize)> {
+) -> Result<(Bound<'py, PyBytes>, SiftedBytes<'py>, usize)> {
     let message = Input::get(py, "message", message)?;
     let message = message.bytes();
     let index = Input::get(py, "index", index)?;
@@ -286,11 +286,11 @@ pub fn sift_answer<'py>(
     let values = u64_values("index", index.bytes())?;
     let n = values.len();
     if [basis.bytes().len(), bit.bytes().len(), intensity.bytes().len()] != [n; 3] {
-        return Err(InvalidArgumentError::new_err("alice records: columns differ in length"));
+        return Err(Error::length("alice records", "columns differ in length"));
     }
     let alice =
         sift::AliceRecords { index: &values, basis: basis.bytes(), bit: bit.bytes(), intensity: intensity.bytes() };
-    let (reply, sifted, count) = detach(py, || sift::answer(&alice, message))?.py_err()?;
+    let (reply, sifted, count) = detach(py, || sift::answer(&alice, message))??;
     Ok((PyBytes::new(py, &reply), sifted_tuple(py, &sifted), count))
 }
 
@@ -301,35 +301,35 @@ pub fn sift_conclude<'py>(
     basis: &Bound<'py, PyAny>,
     bit: &Bound<'py, PyAny>,
     reply: &Bound<'py, PyAny>,
-) -> PyResult<SiftedBytes<'py>> {
+) -> Result<SiftedBytes<'py>> {
     let (basis, bit) = (Input::get(py, "basis", basis)?, Input::get(py, "bit", bit)?);
     let reply = Input::get(py, "reply", reply)?;
     let reply = reply.bytes();
-    let sifted = detach(py, || sift::conclude(basis.bytes(), bit.bytes(), reply, 3))?.py_err()?;
+    let sifted = detach(py, || sift::conclude(basis.bytes(), bit.bytes(), reply, 3))??;
     Ok(sifted_tuple(py, &sifted))
 }
 
 /// Strictly increasing pulse numbers (uint64 bytes) as LEB128 varints of their gaps.
 #[pyfunction]
-pub fn encode_pulse_numbers<'py>(py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+pub fn encode_pulse_numbers<'py>(py: Python<'py>, index: &Bound<'py, PyAny>) -> Result<Bound<'py, PyBytes>> {
     let index = Input::get(py, "index", index)?;
     let values = u64_values("index", index.bytes())?;
-    let wire = detach(py, || sift::encode_indices(&values))?.py_err()?;
+    let wire = detach(py, || sift::encode_indices(&values))??;
     Ok(PyBytes::new(py, &wire))
 }
 
 /// The pulse numbers (uint64 little-endian bytes) back from their varint gaps.
 #[pyfunction]
-pub fn decode_pulse_numbers<'py>(py: Python<'py>, wire: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+pub fn decode_pulse_numbers<'py>(py: Python<'py>, wire: &Bound<'py, PyAny>) -> Result<Bound<'py, PyBytes>> {
     let wire = Input::get(py, "wire", wire)?;
     let wire = wire.bytes();
-    let values = detach(py, || sift::decode_indices(wire))?.py_err()?;
+    let values = detach(py, || sift::decode_indices(wire))??;
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     Ok(PyBytes::new(py, &bytes))
 }
 
 /// Checks decoy intensities and their probabilities (μ1 > μ2 + μ3, μ2 > μ3 ≥ 0; a distribution).
 #[pyfunction]
-pub fn check_decoys(mu: Array<Real, 3>, p: Array<Real, 3>) -> PyResult<()> {
-    guard(|| decoys(reals(mu), reals(p)).validate())?.py_err()
+pub fn check_decoys(mu: Array<Real, 3>, p: Array<Real, 3>) -> Result<()> {
+    Ok(guard(|| decoys(reals(mu), reals(p)).validate())??)
 }

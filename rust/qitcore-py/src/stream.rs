@@ -12,47 +12,13 @@ use qitcore_core::frame::SampleFormat;
 use qitcore_core::gf2::alloc::try_zeroed;
 use qitcore_core::pipeline::framer::Framer;
 use qitcore_core::pipeline::stream::Shape;
-use qitcore_core::pipeline::{Conditioner, Extraction, GapPolicy, ReadError, Stats, Stream, StreamError};
+use qitcore_core::pipeline::{Conditioner, Extraction, GapPolicy, Stats, Stream, StreamError};
 use qitcore_core::sim::{LinkFaults, NoiseParams, NoiseSource, SimCounters, SimDevice};
 
 use crate::args::{self, flag, int, real, seconds, text, FsPath, Int, Real, Seconds};
 use crate::buffers::{Input, Output};
-use crate::errors::{
-    detach, guard, out_of_memory, DeviceDisconnected, DeviceTimeout, HealthTestFailure, InternalError, IntoPy,
-    InvalidArgumentError, InvalidTypeError, NoValidFrames, ProtocolError, ReplayedFrameError, SequenceGapError,
-    StreamClosedError,
-};
-use crate::health::failure_error;
+use crate::errors::{detach, guard, stream_exception, waited, Error, Result};
 use crate::protocol::{format_from, reply_dict, status_dict};
-
-fn stream_error(e: &StreamError) -> PyErr {
-    let message = e.to_string();
-    match e {
-        StreamError::Health(f) => failure_error(f),
-        StreamError::DeviceHealth => HealthTestFailure::new_err(message),
-        StreamError::Gap { expected, received, lost } => {
-            SequenceGapError::new_err((message, *expected, *received, *lost))
-        }
-        StreamError::Replay { last, received } => ReplayedFrameError::new_err((message, *last, *received)),
-        StreamError::Protocol(_) => ProtocolError::new_err(message),
-        StreamError::Disconnected(_) => DeviceDisconnected::new_err(message),
-        StreamError::NoValidFrames { .. } => NoValidFrames::new_err(message),
-    }
-}
-
-/// The exception for a read or feed that did not complete; `raised` is what the interrupt
-/// check raised (KeyboardInterrupt, or whatever a signal handler raised), if it stopped the wait.
-pub(crate) fn wait_error(e: ReadError, raised: Option<PyErr>) -> PyErr {
-    match e {
-        ReadError::Failed(e) => stream_error(&e),
-        ReadError::Closed => StreamClosedError::new_err("stream: read from a closed stream"),
-        ReadError::Timeout => DeviceTimeout::new_err("stream: no output within the timeout; nothing was consumed"),
-        ReadError::Interrupted => {
-            raised.unwrap_or_else(|| InternalError::new_err("stream: wait interrupted without a signal"))
-        }
-        ReadError::OutOfMemory(n) => out_of_memory("n", n),
-    }
-}
 
 /// The check made between slices of every wait: Python's signal handlers run (Ctrl-C raises
 /// KeyboardInterrupt in the main thread); what they raise is kept in `raised` and stops the wait.
@@ -94,18 +60,18 @@ impl PyNoiseModel {
         #[pyo3(from_py_with = real)] bandwidth: f64,
         #[pyo3(from_py_with = real)] range: f64,
         seed: Option<Int<u64>>,
-    ) -> PyResult<Self> {
+    ) -> Result<Self> {
         let params = NoiseParams { bits, rate, sigma_quantum, sigma_classical, gain, offset, bandwidth, range };
         let seed = match seed {
             Some(s) => s.0,
             None => {
-                let bytes = qitcore_core::secret::SecretBytes::random(8).py_err()?;
+                let bytes = qitcore_core::secret::SecretBytes::random(8)?;
                 let mut word = [0u8; 8];
                 word.copy_from_slice(bytes.expose());
                 u64::from_le_bytes(word)
             }
         };
-        let source = guard(|| NoiseSource::new(params, seed))?.py_err()?;
+        let source = guard(|| NoiseSource::new(params, seed))??;
         Ok(PyNoiseModel { source: Mutex::new(source) })
     }
 
@@ -144,9 +110,9 @@ impl PyNoiseModel {
     }
 
     /// Adds `per_sample` to the offset at every sample (slow bias drift).
-    fn drift(&self, #[pyo3(from_py_with = real)] per_sample: f64) -> PyResult<()> {
+    fn drift(&self, #[pyo3(from_py_with = real)] per_sample: f64) -> Result<()> {
         if !per_sample.is_finite() {
-            return Err(InvalidArgumentError::new_err(format!("drift: must be finite, got {per_sample}")));
+            return Err(Error::argument("drift", format!("must be finite, got {per_sample}")));
         }
         self.source().drift_per_sample = per_sample;
         Ok(())
@@ -157,13 +123,13 @@ impl PyNoiseModel {
         &self,
         py: Python<'py>,
         #[pyo3(from_py_with = int::<usize>)] n: usize,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        let out = detach(py, || -> PyResult<Vec<u8>> {
+    ) -> Result<Bound<'py, PyBytes>> {
+        let out = detach(py, || -> Result<Vec<u8>> {
             let mut source = self.source.lock().unwrap_or_else(|p| p.into_inner());
-            let mut s = try_zeroed::<u16>("n", n).py_err()?;
+            let mut s = try_zeroed::<u16>("n", n)?;
             source.fill(&mut s);
             let wide = source.params().bits > 8;
-            let mut out = try_zeroed::<u8>("n", if wide { 2 * n } else { n }).py_err()?;
+            let mut out = try_zeroed::<u8>("n", if wide { 2 * n } else { n })?;
             if wide {
                 for (o, v) in out.chunks_exact_mut(2).zip(&s) {
                     o.copy_from_slice(&v.to_le_bytes());
@@ -179,7 +145,7 @@ impl PyNoiseModel {
     }
 }
 
-fn stats_dict<'py>(py: Python<'py>, s: &Stats, queued: usize, delivered: u64) -> PyResult<Bound<'py, PyDict>> {
+fn stats_dict<'py>(py: Python<'py>, s: &Stats, queued: usize, delivered: u64) -> Result<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (k, v) in [
         ("bytes_in", s.bytes_in),
@@ -205,7 +171,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &Stats, queued: usize, delivered: u64) ->
     Ok(d)
 }
 
-fn sim_dict<'py>(py: Python<'py>, c: &SimCounters) -> PyResult<Bound<'py, PyDict>> {
+fn sim_dict<'py>(py: Python<'py>, c: &SimCounters) -> Result<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("frames", c.frames)?;
     d.set_item("frames_dropped", c.frames_dropped)?;
@@ -300,14 +266,14 @@ impl PyStream {
         #[pyo3(from_py_with = int::<usize>)] capacity: usize,
         seed: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = args::seconds_f64)] frame_timeout: f64,
-    ) -> PyResult<Self> {
+    ) -> Result<Self> {
         let format = format_from(bits_per_sample, packing, bitorder, rate)?;
         let gap_policy = if gap_policy == "error" { GapPolicy::Error } else { GapPolicy::Count };
         let extraction = if raw {
             None
         } else {
             let min_entropy = min_entropy.ok_or_else(|| {
-                InvalidArgumentError::new_err("min_entropy: required to extract (bits of min-entropy per sample)")
+                Error::argument("min_entropy", "required to extract (bits of min-entropy per sample)")
             })?;
             Some(Extraction {
                 min_entropy: min_entropy.0,
@@ -319,9 +285,9 @@ impl PyStream {
         };
         let seed = seed.map(|s| Input::get(py, "seed", s)).transpose()?;
         let seed = seed.as_ref().map(|s| s.bytes());
-        let conditioner = detach(py, || Conditioner::new(format, extraction, gap_policy, seed))?.py_err()?;
+        let conditioner = detach(py, || Conditioner::new(format, extraction, gap_policy, seed))??;
         if capacity == 0 {
-            return Err(InvalidArgumentError::new_err("capacity: must be at least 1 byte"));
+            return Err(Error::argument("capacity", "must be at least 1 byte"));
         }
         let shape = (conditioner.block_shape(), conditioner.cutoffs());
         let stream = Stream::new(conditioner, capacity);
@@ -341,10 +307,10 @@ impl PyStream {
         #[pyo3(from_py_with = real)] garbage: f64,
         disconnect_after: Option<Int<u64>>,
         #[pyo3(from_py_with = int::<u64>)] seed: u64,
-    ) -> PyResult<()> {
+    ) -> Result<()> {
         let model = model.cast::<PyNoiseModel>().map_err(|_| {
             let name = model.get_type().name().map(|n| n.to_string()).unwrap_or_default();
-            InvalidTypeError::new_err(format!("model: expected a NoiseModel, got {name}"))
+            Error::Type(format!("model: expected a NoiseModel, got {name}"))
         })?;
         let faults = LinkFaults {
             drop_frame: drop,
@@ -353,7 +319,7 @@ impl PyStream {
             disconnect_after: disconnect_after.map(|d| d.0),
         };
         let source = model.get().source().clone();
-        let device = Arc::new(Mutex::new(guard(|| SimDevice::new(source, samples_per_frame, faults, seed))?.py_err()?));
+        let device = Arc::new(Mutex::new(guard(|| SimDevice::new(source, samples_per_frame, faults, seed))??));
         *self.sim.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&device));
         self.stream.spawn_reader(Box::new(SharedSim(device)), 1 << 16);
         Ok(())
@@ -362,9 +328,9 @@ impl PyStream {
     /// Feeds the stream from a file or FIFO, read on a thread of its own: QDP/1 frames, or
     /// plain samples when `framed` is false (a character device such as /dev/hwrng).
     #[pyo3(signature = (path, framed=true))]
-    fn attach_file(&self, path: FsPath, #[pyo3(from_py_with = flag)] framed: bool) -> PyResult<()> {
+    fn attach_file(&self, path: FsPath, #[pyo3(from_py_with = flag)] framed: bool) -> Result<()> {
         let path = path.0;
-        let fail = |e: std::io::Error| DeviceDisconnected::new_err(format!("{}: {e}", path.display()));
+        let fail = |e: std::io::Error| Error::Disconnected(format!("{}: {e}", path.display()));
         // Opening a FIFO waits for its writer, for ever: that wait happens on the reader thread,
         // so that this call returns and reads wait in slices that answer Ctrl-C.
         let file = if is_fifo(&path) {
@@ -380,7 +346,7 @@ impl PyStream {
 
     /// Processes plain sample bytes from a byte-stream device (no QDP/1 framing): they are
     /// framed here, in order, and fed as `feed` does.
-    fn feed_samples(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn feed_samples(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> Result<()> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
         let mut raised = None;
@@ -395,7 +361,7 @@ impl PyStream {
             // Fed under the framing lock, so that frames enter the stream in their order.
             self.stream.feed_with(&out, &mut signals(&mut raised))
         })?;
-        result.map(drop).map_err(|e| wait_error(e, raised))
+        result.map(drop).map_err(|e| waited(e, raised))
     }
 
     /// Feeds the stream from an open descriptor (a serial port or pty configured by pyserial),
@@ -406,14 +372,14 @@ impl PyStream {
         &self,
         #[pyo3(from_py_with = int::<i32>)] fd: i32,
         #[pyo3(from_py_with = flag)] framed: bool,
-    ) -> PyResult<()> {
+    ) -> Result<()> {
         use std::os::fd::BorrowedFd;
         if fd < 0 {
-            return Err(InvalidArgumentError::new_err(format!("fd: not a descriptor: {fd}")));
+            return Err(Error::argument("fd", format!("not a descriptor: {fd}")));
         }
         // SAFETY: the caller passes a descriptor it holds open for the duration of this call.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let owned = borrowed.try_clone_to_owned().map_err(|e| DeviceDisconnected::new_err(format!("fd {fd}: {e}")))?;
+        let owned = borrowed.try_clone_to_owned().map_err(|e| Error::Disconnected(format!("fd {fd}: {e}")))?;
         let reader = qitcore_core::pipeline::fd::FdReader::new(owned);
         let source: Box<dyn std::io::Read + Send> =
             if framed { Box::new(reader) } else { Box::new(Framer::new(reader, self.format)) };
@@ -423,12 +389,12 @@ impl PyStream {
 
     /// Processes transport bytes (from a Python transport), waiting while the output queue is
     /// full; raises the stream's failure.
-    fn feed(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn feed(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> Result<()> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
         let mut raised = None;
         let result = detach(py, || self.stream.feed_with(bytes, &mut signals(&mut raised)))?;
-        result.map(drop).map_err(|e| wait_error(e, raised))
+        result.map(drop).map_err(|e| waited(e, raised))
     }
 
     /// The transport ended: readers get what is queued, then nothing.
@@ -449,14 +415,14 @@ impl PyStream {
         py: Python<'py>,
         #[pyo3(from_py_with = int::<usize>)] n: usize,
         timeout: Option<Seconds>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
+    ) -> Result<Bound<'py, PyBytes>> {
         let out = self.read_bytes(py, n, timeout)?;
         Ok(PyBytes::new(py, &out))
     }
 
     /// Fills `buffer` (as [`read`] would); returns the bytes written.
     #[pyo3(signature = (buffer, timeout=None))]
-    fn readinto(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Option<Seconds>) -> PyResult<usize> {
+    fn readinto(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Option<Seconds>) -> Result<usize> {
         let mut out = Output::get("buffer", buffer)?;
         let dst = out.bytes_mut();
         let data = self.read_bytes(py, dst.len(), timeout)?;
@@ -465,18 +431,18 @@ impl PyStream {
     }
 
     /// Closes the stream; safe to call more than once.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
+    fn close(&self, py: Python<'_>) -> Result<()> {
         detach(py, || self.stream.close())
     }
 
     /// Counts along the path.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn stats<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyDict>> {
         let (s, queued, delivered) = self.stream.stats();
         stats_dict(py, &s, queued, delivered)
     }
 
     /// What the simulated device did (in-process simulator only).
-    fn sim_counters<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn sim_counters<'py>(&self, py: Python<'py>) -> Result<Option<Bound<'py, PyDict>>> {
         let sim = self.sim.lock().unwrap_or_else(|p| p.into_inner()).clone();
         // The device's lock is held by the reader thread while it makes frames: wait detached.
         let counters = match sim {
@@ -499,7 +465,7 @@ impl PyStream {
     }
 
     /// The last status block the device sent, as a dictionary.
-    fn device_status<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn device_status<'py>(&self, py: Python<'py>) -> Result<Option<Bound<'py, PyDict>>> {
         self.stream.device_status().map(|s| status_dict(py, &s)).transpose()
     }
 
@@ -510,28 +476,28 @@ impl PyStream {
         #[pyo3(from_py_with = int::<u8>)] code: u8,
         #[pyo3(from_py_with = int::<u8>)] tag: u8,
         #[pyo3(from_py_with = seconds)] timeout: Option<Duration>,
-    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+    ) -> Result<Option<Bound<'py, PyDict>>> {
         let mut raised = None;
         let timeout = timeout.unwrap_or(Duration::MAX);
         let r = detach(py, || self.stream.reply_with(code, tag, timeout, &mut signals(&mut raised)))?;
         if let Some(e) = raised {
-            return Err(e);
+            return Err(e.into());
         }
         r.map(|r| reply_dict(py, &r)).transpose()
     }
 
     /// The failure as an exception instance, or `None`.
     fn error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.stream.error().map(|e| stream_error(&e).into_value(py).into_any())
+        self.stream.error().map(|e| stream_exception(py, &e))
     }
 }
 
 impl PyStream {
     /// A read of `n` bytes with the GIL released, answering Ctrl-C between slices of the wait.
-    fn read_bytes(&self, py: Python<'_>, n: usize, timeout: Option<Seconds>) -> PyResult<Vec<u8>> {
+    fn read_bytes(&self, py: Python<'_>, n: usize, timeout: Option<Seconds>) -> Result<Vec<u8>> {
         let mut raised = None;
         let timeout = timeout.and_then(|s| s.0);
         let result = detach(py, || self.stream.read_with(n, timeout, &mut signals(&mut raised)))?;
-        result.map_err(|e| wait_error(e, raised))
+        result.map_err(|e| waited(e, raised))
     }
 }
