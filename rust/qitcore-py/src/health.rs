@@ -318,7 +318,7 @@ pub fn ais31_procedure_a<'py>(
     let bytes = input.bytes();
     let needed = block_tests::T0_BITS + block_tests::PROCEDURE_A_BLOCKS * BLOCK_BITS;
     let result = detach(py, || block_tests::ais31_procedure_a(&unpack(bytes, order)))?;
-    let Some((t0, blocks, verdict)) = result else {
+    let Some(block_tests::ProcedureA { t0, blocks, verdict }) = result else {
         return Err(Error::length(
             "data",
             format!("AIS 31 procedure A needs {needed} bits ({} bytes), got {} bytes", needed.div_ceil(8), bytes.len()),

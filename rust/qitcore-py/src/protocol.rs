@@ -82,11 +82,11 @@ pub fn parse_format<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Bo
 
 pub fn status_dict<'py>(py: Python<'py>, s: &Status) -> Result<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    let state = ["idle", "running", "failed", "error"].get(usize::from(s.state)).copied().unwrap_or("unknown");
+    let state = s.state.name();
     d.set_item("state", state)?;
-    d.set_item("rct_latched", s.flags & 1 != 0)?;
-    d.set_item("apt_latched", s.flags & 2 != 0)?;
-    d.set_item("overrun", s.flags & 4 != 0)?;
+    d.set_item("rct_latched", s.rct_latched)?;
+    d.set_item("apt_latched", s.apt_latched)?;
+    d.set_item("overrun", s.overrun)?;
     d.set_item("samples_produced", s.samples_produced)?;
     d.set_item("frames_sent", s.frames_sent)?;
     d.set_item("samples_dropped", s.samples_dropped)?;
@@ -95,8 +95,7 @@ pub fn status_dict<'py>(py: Python<'py>, s: &Status) -> Result<Bound<'py, PyDict
     d.set_item("rct_cutoff", s.rct_cutoff)?;
     d.set_item("apt_cutoff", s.apt_cutoff)?;
     d.set_item("apt_window", s.apt_window)?;
-    let t = if s.temperature == i16::MIN { None } else { Some(f64::from(s.temperature) / 100.0) };
-    d.set_item("temperature", t)?;
+    d.set_item("temperature", s.temperature)?;
     Ok(d)
 }
 
@@ -114,17 +113,10 @@ pub fn parse_info<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Boun
     let i = Info::parse(input.bytes())?;
     let d = PyDict::new(py);
     d.set_item("protocol_version", i.protocol_version)?;
-    d.set_item(
-        "device_class",
-        match i.device_class {
-            1 => "qrng",
-            2 => "qkd-detector",
-            _ => "unknown",
-        },
-    )?;
+    d.set_item("device_class", i.device_class.name())?;
     d.set_item("max_payload", i.max_payload)?;
     d.set_item("format", format_dict(py, &i.format)?)?;
-    d.set_item("claimed_min_entropy", f64::from(i.claimed_entropy) / 256.0)?;
+    d.set_item("claimed_min_entropy", i.claimed_min_entropy)?;
     d.set_item("vendor", i.vendor)?;
     d.set_item("model", i.model)?;
     d.set_item("serial", i.serial)?;

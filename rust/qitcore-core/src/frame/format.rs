@@ -1,6 +1,8 @@
 //! The sample format descriptor (PROTOCOL.md §2) and the unpacking of DATA payloads into one
 //! sample per byte.
 
+use std::str::FromStr;
+
 use crate::{Error, Result};
 
 /// How samples sit in a DATA payload.
@@ -12,6 +14,32 @@ pub enum Packing {
     Aligned,
 }
 
+impl Packing {
+    /// The name a user gives it: `"packed"` or `"aligned"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Packing::Packed => "packed",
+            Packing::Aligned => "aligned",
+        }
+    }
+}
+
+impl FromStr for Packing {
+    type Err = Error;
+
+    /// Parses `"packed"` or `"aligned"`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `packing` for any other string.
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "packed" => Ok(Packing::Packed),
+            "aligned" => Ok(Packing::Aligned),
+            other => Err(Error::argument("packing", format!("expected one of \"packed\", \"aligned\", got {other:?}"))),
+        }
+    }
+}
+
 /// Order of bits within a packed payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BitOrder {
@@ -19,6 +47,33 @@ pub enum BitOrder {
     MsbFirst,
     /// Each sample least significant bit first, bytes filled from their bottom bit.
     LsbFirst,
+}
+
+impl BitOrder {
+    /// The name a user gives it, as numpy names bit orders: `"big"` (most significant bit first)
+    /// or `"little"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BitOrder::MsbFirst => "big",
+            BitOrder::LsbFirst => "little",
+        }
+    }
+}
+
+impl FromStr for BitOrder {
+    type Err = Error;
+
+    /// Parses `"big"` (most significant bit first) or `"little"`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `bitorder` for any other string.
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "big" => Ok(BitOrder::MsbFirst),
+            "little" => Ok(BitOrder::LsbFirst),
+            other => Err(Error::argument("bitorder", format!("expected one of \"big\", \"little\", got {other:?}"))),
+        }
+    }
 }
 
 /// A sample format: bits per sample, packing, bit order and the nominal sample rate.
@@ -179,6 +234,23 @@ mod tests {
         assert!(SampleFormat::from_bytes(&[0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(SampleFormat::from_bytes(&[8, 2, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(SampleFormat::from_bytes(&[8, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn choices_parse_from_their_names_and_refuse_others() {
+        for p in [Packing::Packed, Packing::Aligned] {
+            assert_eq!(p.name().parse::<Packing>(), Ok(p));
+        }
+        for o in [BitOrder::MsbFirst, BitOrder::LsbFirst] {
+            assert_eq!(o.name().parse::<BitOrder>(), Ok(o));
+        }
+        assert_eq!("big".parse::<BitOrder>(), Ok(BitOrder::MsbFirst));
+        let err = "tight".parse::<Packing>().unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { name: "packing", .. }), "{err}");
+        assert!(err.to_string().contains("\"packed\", \"aligned\""), "{err}");
+        let err = "Big".parse::<BitOrder>().unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { name: "bitorder", .. }), "{err}");
+        assert!(err.to_string().contains("\"big\", \"little\""), "{err}");
     }
 
     #[test]

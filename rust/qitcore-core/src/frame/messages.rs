@@ -72,19 +72,76 @@ impl<'a> Data<'a> {
     }
 }
 
-/// Device states.
-pub mod state {
-    pub const IDLE: u8 = 0;
-    pub const RUNNING: u8 = 1;
-    pub const FAILED: u8 = 2;
-    pub const ERROR: u8 = 3;
+/// A device's state, as its status block reports it (PROTOCOL.md §4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Not streaming.
+    #[default]
+    Idle,
+    /// Streaming samples.
+    Running,
+    /// Its own health test failed; it stays failed until RESET.
+    Failed,
+    /// Any other fault.
+    Error,
+    /// A state code this protocol version does not define (kept for the round trip).
+    Unknown(u8),
 }
 
-/// The device's status block (PROTOCOL.md §4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+impl DeviceState {
+    /// The state of a status block's code.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            0 => DeviceState::Idle,
+            1 => DeviceState::Running,
+            2 => DeviceState::Failed,
+            3 => DeviceState::Error,
+            other => DeviceState::Unknown(other),
+        }
+    }
+
+    /// Its code in a status block.
+    pub fn code(self) -> u8 {
+        match self {
+            DeviceState::Idle => 0,
+            DeviceState::Running => 1,
+            DeviceState::Failed => 2,
+            DeviceState::Error => 3,
+            DeviceState::Unknown(code) => code,
+        }
+    }
+
+    /// `"idle"`, `"running"`, `"failed"`, `"error"` or `"unknown"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceState::Idle => "idle",
+            DeviceState::Running => "running",
+            DeviceState::Failed => "failed",
+            DeviceState::Error => "error",
+            DeviceState::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// Status flag: the device's Repetition Count Test failure is latched.
+const STATUS_RCT_LATCHED: u8 = 1;
+/// Status flag: the device's Adaptive Proportion Test failure is latched.
+const STATUS_APT_LATCHED: u8 = 2;
+/// Status flag: the device dropped samples since its last reset.
+const STATUS_OVERRUN: u8 = 4;
+/// The temperature field's value for "not measured".
+const TEMPERATURE_NOT_MEASURED: i16 = i16::MIN;
+
+/// The device's status block (PROTOCOL.md §4), decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Status {
-    pub state: u8,
-    pub flags: u8,
+    pub state: DeviceState,
+    /// A failure of the device's Repetition Count Test is latched (flags bit 0).
+    pub rct_latched: bool,
+    /// A failure of the device's Adaptive Proportion Test is latched (flags bit 1).
+    pub apt_latched: bool,
+    /// The device dropped samples (flags bit 2).
+    pub overrun: bool,
     pub samples_produced: u64,
     pub frames_sent: u32,
     pub samples_dropped: u32,
@@ -93,8 +150,8 @@ pub struct Status {
     pub rct_cutoff: u16,
     pub apt_cutoff: u16,
     pub apt_window: u16,
-    /// Hundredths of a degree Celsius; `i16::MIN` when not measured.
-    pub temperature: i16,
+    /// Degrees Celsius (to a hundredth); `None` when not measured.
+    pub temperature: Option<f64>,
 }
 
 impl Status {
@@ -107,9 +164,13 @@ impl Status {
     /// [`Error::Protocol`] when shorter than [`Self::LEN`].
     pub fn parse(b: &[u8]) -> Result<Self> {
         need(b, Self::LEN, "status block")?;
+        let flags = b[1];
+        let temperature = i16::from_le_bytes([b[34], b[35]]);
         Ok(Status {
-            state: b[0],
-            flags: b[1],
+            state: DeviceState::from_code(b[0]),
+            rct_latched: flags & STATUS_RCT_LATCHED != 0,
+            apt_latched: flags & STATUS_APT_LATCHED != 0,
+            overrun: flags & STATUS_OVERRUN != 0,
             samples_produced: u64::from_le_bytes(b[4..12].try_into().expect("eight bytes")),
             frames_sent: u32_at(b, 12),
             samples_dropped: u32_at(b, 16),
@@ -118,13 +179,21 @@ impl Status {
             rct_cutoff: u16_at(b, 28),
             apt_cutoff: u16_at(b, 30),
             apt_window: u16_at(b, 32),
-            temperature: i16::from_le_bytes([b[34], b[35]]),
+            temperature: (temperature != TEMPERATURE_NOT_MEASURED).then(|| f64::from(temperature) / 100.0),
         })
     }
 
-    /// The 36-byte block.
+    /// The flags byte.
+    fn flags(&self) -> u8 {
+        let bit = |set: bool, flag: u8| if set { flag } else { 0 };
+        bit(self.rct_latched, STATUS_RCT_LATCHED)
+            | bit(self.apt_latched, STATUS_APT_LATCHED)
+            | bit(self.overrun, STATUS_OVERRUN)
+    }
+
+    /// The 36-byte block; a temperature outside the field's range is clamped to it.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![self.state, self.flags, 0, 0];
+        let mut b = vec![self.state.code(), self.flags(), 0, 0];
         b.extend_from_slice(&self.samples_produced.to_le_bytes());
         for v in [self.frames_sent, self.samples_dropped, self.rct_failures, self.apt_failures] {
             b.extend_from_slice(&v.to_le_bytes());
@@ -132,7 +201,10 @@ impl Status {
         for v in [self.rct_cutoff, self.apt_cutoff, self.apt_window] {
             b.extend_from_slice(&v.to_le_bytes());
         }
-        b.extend_from_slice(&self.temperature.to_le_bytes());
+        let temperature = self.temperature.map_or(TEMPERATURE_NOT_MEASURED, |c| {
+            (c * 100.0).round().clamp(f64::from(TEMPERATURE_NOT_MEASURED + 1), f64::from(i16::MAX)) as i16
+        });
+        b.extend_from_slice(&temperature.to_le_bytes());
         b
     }
 }
@@ -188,15 +260,58 @@ impl Reply {
     }
 }
 
-/// The info block (PROTOCOL.md §5).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What kind of device answers (PROTOCOL.md §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceClass {
+    /// A quantum random number generator.
+    Qrng,
+    /// A QKD detector.
+    QkdDetector,
+    /// A class this protocol version does not define (kept for the round trip).
+    Unknown(u8),
+}
+
+impl DeviceClass {
+    /// The class of an info block's code.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            1 => DeviceClass::Qrng,
+            2 => DeviceClass::QkdDetector,
+            other => DeviceClass::Unknown(other),
+        }
+    }
+
+    /// Its code in an info block.
+    pub fn code(self) -> u8 {
+        match self {
+            DeviceClass::Qrng => 1,
+            DeviceClass::QkdDetector => 2,
+            DeviceClass::Unknown(code) => code,
+        }
+    }
+
+    /// `"qrng"`, `"qkd-detector"` or `"unknown"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceClass::Qrng => "qrng",
+            DeviceClass::QkdDetector => "qkd-detector",
+            DeviceClass::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// The claimed min-entropy's unit in an info block: 1/256 bit.
+const ENTROPY_STEPS_PER_BIT: f64 = 256.0;
+
+/// The info block (PROTOCOL.md §5), decoded.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Info {
     pub protocol_version: u8,
-    pub device_class: u8,
+    pub device_class: DeviceClass,
     pub max_payload: u16,
     pub format: SampleFormat,
-    /// The maker's claimed min-entropy per sample in 1/256 bit; 0 for none.
-    pub claimed_entropy: u16,
+    /// The maker's claimed min-entropy per sample, in bits (to 1/256 bit); 0 for none.
+    pub claimed_min_entropy: f64,
     pub vendor: String,
     pub model: String,
     pub serial: String,
@@ -225,10 +340,10 @@ impl Info {
         let [vendor, model, serial, firmware]: [String; 4] = strings.try_into().expect("four strings");
         Ok(Info {
             protocol_version: b[0],
-            device_class: b[1],
+            device_class: DeviceClass::from_code(b[1]),
             max_payload: u16_at(b, 2),
             format,
-            claimed_entropy: u16_at(b, 12),
+            claimed_min_entropy: f64::from(u16_at(b, 12)) / ENTROPY_STEPS_PER_BIT,
             vendor,
             model,
             serial,
@@ -236,11 +351,14 @@ impl Info {
         })
     }
 
+    /// The info block; the claimed min-entropy is rounded to 1/256 bit (and clamped to the field)
+    /// and each string cut to 255 bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = vec![self.protocol_version, self.device_class];
+        let mut b = vec![self.protocol_version, self.device_class.code()];
         b.extend_from_slice(&self.max_payload.to_le_bytes());
         b.extend_from_slice(&self.format.to_bytes());
-        b.extend_from_slice(&self.claimed_entropy.to_le_bytes());
+        let claim = (self.claimed_min_entropy * ENTROPY_STEPS_PER_BIT).round().clamp(0.0, f64::from(u16::MAX)) as u16;
+        b.extend_from_slice(&claim.to_le_bytes());
         b.extend_from_slice(&[0, 0]);
         for s in [&self.vendor, &self.model, &self.serial, &self.firmware] {
             let s = &s.as_bytes()[..s.len().min(255)];
@@ -259,21 +377,21 @@ mod tests {
     #[test]
     fn blocks_round_trip() {
         let s = Status {
-            state: 1,
-            flags: 4,
+            state: DeviceState::Running,
+            overrun: true,
             samples_produced: 1 << 40,
             frames_sent: 7,
-            temperature: -250,
+            temperature: Some(-2.5),
             ..Default::default()
         };
         assert_eq!(s.to_bytes().len(), Status::LEN);
         assert_eq!(Status::parse(&s.to_bytes()).unwrap(), s);
         let info = Info {
             protocol_version: 1,
-            device_class: 1,
+            device_class: DeviceClass::Qrng,
             max_payload: 4096,
             format: SampleFormat::new(8, Packing::Aligned, BitOrder::MsbFirst, 1000).unwrap(),
-            claimed_entropy: 7 * 256,
+            claimed_min_entropy: 7.0,
             vendor: "qitcore".into(),
             model: "sim".into(),
             serial: "0001".into(),
@@ -285,5 +403,59 @@ mod tests {
         let r = Reply { code: 5, tag: 9, result: 0, data: vec![1, 2] };
         assert_eq!(Reply::parse(&r.to_bytes()).unwrap(), r);
         assert!(Data::parse(&[1, 0, 0]).is_err());
+    }
+
+    /// A status block with state `state`, flags `flags` and temperature field `temperature`.
+    fn status_block(state: u8, flags: u8, temperature: i16) -> Vec<u8> {
+        let mut b = vec![0u8; Status::LEN];
+        (b[0], b[1]) = (state, flags);
+        b[34..36].copy_from_slice(&temperature.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn status_flags_states_and_temperature_decode() {
+        let failed = Status::parse(&status_block(2, 0b011, 2150)).unwrap();
+        assert_eq!(failed.state, DeviceState::Failed);
+        assert_eq!(failed.state.name(), "failed");
+        assert!(failed.rct_latched && failed.apt_latched && !failed.overrun);
+        assert_eq!(failed.temperature, Some(21.5));
+        let overrun = Status::parse(&status_block(1, 0b100, i16::MIN)).unwrap();
+        assert!(!overrun.rct_latched && !overrun.apt_latched && overrun.overrun);
+        assert_eq!((overrun.state.name(), overrun.temperature), ("running", None));
+        // Every state code and every defined flag survives the round trip; reserved ones read as
+        // unknown and keep their code.
+        for code in 0..=255u8 {
+            let block = status_block(code, (code % 8) & 0b111, i16::from(code) - 128);
+            assert_eq!(Status::parse(&block).unwrap().to_bytes(), block, "state {code}");
+        }
+        assert_eq!(DeviceState::from_code(9), DeviceState::Unknown(9));
+        assert_eq!(DeviceState::Unknown(9).name(), "unknown");
+        // Temperatures beyond the field are clamped, never read back as "not measured".
+        let hot = Status { temperature: Some(-1e9), ..Status::default() };
+        assert_eq!(Status::parse(&hot.to_bytes()).unwrap().temperature, Some(-327.67));
+    }
+
+    #[test]
+    fn info_decodes_class_and_claimed_entropy() {
+        let mut info = Info {
+            protocol_version: 1,
+            device_class: DeviceClass::QkdDetector,
+            max_payload: 512,
+            format: SampleFormat::new(1, Packing::Packed, BitOrder::LsbFirst, 0).unwrap(),
+            claimed_min_entropy: 0.99609375, // 255/256
+            vendor: String::new(),
+            model: String::new(),
+            serial: String::new(),
+            firmware: String::new(),
+        };
+        let bytes = info.to_bytes();
+        assert_eq!((bytes[1], u16_at(&bytes, 12)), (2, 255));
+        assert_eq!(Info::parse(&bytes).unwrap(), info);
+        assert_eq!(info.device_class.name(), "qkd-detector");
+        assert_eq!(DeviceClass::from_code(1).name(), "qrng");
+        assert_eq!(DeviceClass::from_code(7), DeviceClass::Unknown(7));
+        info.claimed_min_entropy = 0.0;
+        assert_eq!(Info::parse(&info.to_bytes()).unwrap().claimed_min_entropy, 0.0);
     }
 }

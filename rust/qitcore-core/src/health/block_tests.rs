@@ -2,11 +2,13 @@
 //! long run; and BSI AIS 31 (2011) procedure A: T0 (disjointness of 2^16 48-bit words), then T1
 //! (monobit), T2 (poker), T3 (runs), T4 (long run) and T5 (autocorrelation) on 257 blocks.
 //!
-//! Bits are 0/1 bytes here; the bindings unpack them from packed bytes in either bit order.
+//! The tests work on 0/1 bytes; [`fips140_2_packed`] and [`ais31_procedure_a_packed`] unpack
+//! packed bytes in either bit order first.
 
 use std::collections::HashSet;
 
-use crate::bits::{extract_range, from_bit_vec, words_for};
+use crate::bits::{extract_range, from_bit_vec, load_bits, to_bit_vec, words_for, BitOrder};
+use crate::error::{Error, Result};
 
 /// Bits per block.
 pub const BLOCK_BITS: usize = 20_000;
@@ -96,6 +98,29 @@ fn long_run(longest: u64, limit: u64) -> Outcome {
     }
 }
 
+/// The first `nbits` bits of packed `bytes`, one 0/1 byte each.
+fn unpack(bytes: &[u8], nbits: usize, order: BitOrder) -> Vec<u8> {
+    let mut words = vec![0u64; words_for(nbits)];
+    load_bits(bytes, 0, nbits, order, &mut words);
+    to_bit_vec(&words, nbits)
+}
+
+/// The four FIPS 140-2 tests on each whole 20,000-bit block of packed `data` (a partial block at
+/// the end is left out): each block's outcomes, in order.
+///
+/// # Errors
+/// [`Error::InvalidLength`] naming `data` when it holds less than one block.
+pub fn fips140_2_packed(data: &[u8], order: BitOrder) -> Result<Vec<Vec<Outcome>>> {
+    let blocks = data.len() * 8 / BLOCK_BITS;
+    if blocks == 0 {
+        return Err(Error::length(
+            "data",
+            format!("FIPS 140-2 tests need {BLOCK_BITS} bits ({} bytes), got {} bytes", BLOCK_BITS / 8, data.len()),
+        ));
+    }
+    Ok(unpack(data, blocks * BLOCK_BITS, order).chunks_exact(BLOCK_BITS).map(fips140_2).collect())
+}
+
 /// The four FIPS 140-2 tests on one 20,000-bit block.
 pub fn fips140_2(block: &[u8]) -> Vec<Outcome> {
     debug_assert_eq!(block.len(), BLOCK_BITS);
@@ -177,11 +202,42 @@ pub enum Verdict {
     Fail,
 }
 
-/// AIS 31 procedure A on at least `T0_BITS + 257 × 20000` bits: T0, then T1–T5 on 257 blocks.
-/// Returns T0's outcome, each block's outcomes, and the verdict; `None` when there are too few
-/// bits.
-pub fn ais31_procedure_a(bits: &[u8]) -> Option<(Outcome, Vec<Vec<Outcome>>, Verdict)> {
-    if bits.len() < T0_BITS + PROCEDURE_A_BLOCKS * BLOCK_BITS {
+/// The outcomes of AIS 31 procedure A.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcedureA {
+    /// T0 (disjointness).
+    pub t0: Outcome,
+    /// T1–T5 on each of the 257 blocks.
+    pub blocks: Vec<Vec<Outcome>>,
+    /// Pass, repeat or fail.
+    pub verdict: Verdict,
+}
+
+/// Bits procedure A tests: T0's words, then 257 blocks.
+pub const PROCEDURE_A_BITS: usize = T0_BITS + PROCEDURE_A_BLOCKS * BLOCK_BITS;
+
+/// AIS 31 procedure A on the first [`PROCEDURE_A_BITS`] bits of packed `data`.
+///
+/// # Errors
+/// [`Error::InvalidLength`] naming `data` when it holds fewer bits.
+pub fn ais31_procedure_a_packed(data: &[u8], order: BitOrder) -> Result<ProcedureA> {
+    if data.len() * 8 < PROCEDURE_A_BITS {
+        return Err(Error::length(
+            "data",
+            format!(
+                "AIS 31 procedure A needs {PROCEDURE_A_BITS} bits ({} bytes), got {} bytes",
+                PROCEDURE_A_BITS.div_ceil(8),
+                data.len()
+            ),
+        ));
+    }
+    Ok(ais31_procedure_a(&unpack(data, PROCEDURE_A_BITS, order)).expect("enough bits, checked above"))
+}
+
+/// AIS 31 procedure A on at least [`PROCEDURE_A_BITS`] bits: T0, then T1–T5 on 257 blocks; `None`
+/// when there are too few bits.
+pub fn ais31_procedure_a(bits: &[u8]) -> Option<ProcedureA> {
+    if bits.len() < PROCEDURE_A_BITS {
         return None;
     }
     let t0 = ais31_disjointness(bits);
@@ -193,7 +249,7 @@ pub fn ais31_procedure_a(bits: &[u8]) -> Option<(Outcome, Vec<Vec<Outcome>>, Ver
         1 => Verdict::Repeat,
         _ => Verdict::Fail,
     };
-    Some((t0, blocks, verdict))
+    Some(ProcedureA { t0, blocks, verdict })
 }
 
 #[cfg(test)]
@@ -259,11 +315,37 @@ mod tests {
     #[test]
     fn procedure_a_needs_enough_bits_and_passes_on_uniform_bits() {
         assert!(ais31_procedure_a(&random_bits(1000, 2)).is_none());
-        let bits = random_bits(T0_BITS + PROCEDURE_A_BLOCKS * BLOCK_BITS, 3);
-        let (t0, blocks, verdict) = ais31_procedure_a(&bits).unwrap();
-        assert!(t0.passed);
-        assert_eq!(blocks.len(), 257);
+        let bits = random_bits(PROCEDURE_A_BITS, 3);
+        let a = ais31_procedure_a(&bits).unwrap();
+        assert!(a.t0.passed);
+        assert_eq!(a.blocks.len(), 257);
         // Each test's bounds have a small false-failure rate; 1285 tests pass together almost surely.
-        assert_ne!(verdict, Verdict::Fail);
+        assert_ne!(a.verdict, Verdict::Fail);
+    }
+
+    /// `bits` packed in `order`.
+    fn pack(bits: &[u8], order: BitOrder) -> Vec<u8> {
+        let mut bytes = vec![0u8; bits.len().div_ceil(8)];
+        for (k, &b) in bits.iter().enumerate() {
+            bytes[k / 8] |= b << if order == BitOrder::Big { 7 - k % 8 } else { k % 8 };
+        }
+        bytes
+    }
+
+    #[test]
+    fn packed_entry_points_unpack_in_either_order_and_name_short_data() {
+        let bits = random_bits(2 * BLOCK_BITS + 100, 4);
+        let expect: Vec<Vec<Outcome>> = bits.chunks_exact(BLOCK_BITS).map(fips140_2).collect();
+        for order in [BitOrder::Big, BitOrder::Little] {
+            assert_eq!(fips140_2_packed(&pack(&bits, order), order).unwrap(), expect, "{order:?}");
+        }
+        let err = fips140_2_packed(&[0u8; 2499], BitOrder::Big).unwrap_err();
+        assert!(matches!(err, Error::InvalidLength { name: "data", .. }), "{err}");
+        assert!(err.to_string().contains("2500 bytes), got 2499 bytes"), "{err}");
+        let bits = random_bits(PROCEDURE_A_BITS, 5);
+        let a = ais31_procedure_a_packed(&pack(&bits, BitOrder::Little), BitOrder::Little).unwrap();
+        assert_eq!(Some(a), ais31_procedure_a(&bits));
+        let err = ais31_procedure_a_packed(&[0u8; 1000], BitOrder::Big).unwrap_err();
+        assert!(err.to_string().contains("needs 8285728 bits (1035716 bytes), got 1000 bytes"), "{err}");
     }
 }

@@ -11,6 +11,8 @@
 //! the upper tail `P(X > k) ≤ α`, summed in the log domain, so α down to 2^−40 and far below is
 //! exact to double precision.
 
+use std::str::FromStr;
+
 use crate::error::{Error, Result};
 use crate::maths::gamma::ln_gamma;
 
@@ -21,6 +23,24 @@ pub enum AptFormula {
     Standard,
     /// `2 + CRITBINOM(W − 1, 2^−H, 1 − α)` (Joshua Hill's correction).
     Hill,
+}
+
+impl FromStr for AptFormula {
+    type Err = Error;
+
+    /// Parses `"standard"` or `"hill"`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `apt_formula` for any other string.
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "standard" => Ok(AptFormula::Standard),
+            "hill" => Ok(AptFormula::Hill),
+            other => {
+                Err(Error::argument("apt_formula", format!("expected one of \"standard\", \"hill\", got {other:?}")))
+            }
+        }
+    }
 }
 
 /// Checks `0 < H <= bits` and `0 < α < 1`.
@@ -136,6 +156,15 @@ mod tests {
             assert_eq!(apt_cutoff(h, ALPHA, 512, AptFormula::Standard), table, "H = {h}, W = 512");
             assert_eq!(apt_cutoff(h, ALPHA, 512, AptFormula::Hill), hill, "H = {h}, W = 512, Hill");
         }
+    }
+
+    #[test]
+    fn apt_formulas_parse_from_their_names() {
+        assert_eq!("standard".parse(), Ok(AptFormula::Standard));
+        assert_eq!("hill".parse(), Ok(AptFormula::Hill));
+        let err = "Hill".parse::<AptFormula>().unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { name: "apt_formula", .. }), "{err}");
+        assert!(err.to_string().contains("\"standard\", \"hill\""), "{err}");
     }
 
     #[test]

@@ -55,6 +55,17 @@ pub enum State {
     Failed,
 }
 
+impl State {
+    /// `"startup"`, `"healthy"` or `"failed"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::StartUp => "startup",
+            State::Healthy => "healthy",
+            State::Failed => "failed",
+        }
+    }
+}
+
 /// Configuration of a monitor.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
@@ -200,6 +211,11 @@ impl Monitor {
     /// Counters since construction.
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Samples fed but not yet resolved (dropped or released): those of the current window.
+    pub fn unresolved(&self) -> u64 {
+        self.counters.samples - self.resolved_upto
     }
 
     /// Tests `samples`, fed in order after all earlier ones. Of the samples fed but not yet
