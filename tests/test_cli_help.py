@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import qitcore
-from qitcore import cli_args
 from qitcore.cli import _parser, main
+from qitcore.cli import args as cli_args
 
 
 def _tree(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:

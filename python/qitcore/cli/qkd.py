@@ -8,15 +8,14 @@ import socket
 import sys
 import time
 from dataclasses import asdict
-from typing import Any
 
-from . import _validate
-from .cli_args import check_output_folders, count, natural, positive_real, real
-from .errors import InvalidArgumentError, QitError, SampleFileError
-from .qkd import AliceSession, BobSession, LinkModel, Params, Records, Report, TcpChannel, distill, serve_tcp
-from .qkd.channel import read_auth_key
-from .qkd.device import read_detections
-from .report.files import atomic_file, write_atomically
+from .. import _validate
+from ..errors import InvalidArgumentError, QitError, SampleFileError
+from ..qkd import AliceSession, BobSession, LinkModel, Params, Records, Report, TcpChannel, distill, serve_tcp
+from ..qkd.channel import read_auth_key
+from ..qkd.device import read_detections
+from ..report.files import atomic_file, write_atomically
+from .args import Commands, check_output_folders, count, natural, positive_real, real
 
 DEFAULTS = Params()
 LINK = LinkModel()
@@ -40,7 +39,7 @@ def _address(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_parsers(sub: Any) -> None:
+def add_parsers(sub: Commands) -> None:
     qkd = sub.add_parser("qkd", help="QKD key distillation (decoy-state BB84)")
     roles = qkd.add_subparsers(dest="role", required=True)
 
@@ -75,10 +74,11 @@ def add_parsers(sub: Any) -> None:
     sim.add_argument("--seed", type=natural, default=None, help="simulation seed, for a repeatable link")
     sim.add_argument("--save-records", metavar="PREFIX", help="also write PREFIX-alice.npz and PREFIX-bob.npz")
     session(sim)
+    sim.set_defaults(func=simulate)
 
-    for role, where, help_text, wait in (
-        ("alice", "--listen", "run Alice: serve one Bob on HOST:PORT (port 0: any free port, printed)", "Bob"),
-        ("bob", "--connect", "run Bob: connect to Alice at HOST:PORT and drive the session", "Alice"),
+    for role, where, help_text, wait, func in (
+        ("alice", "--listen", "run Alice: serve one Bob on HOST:PORT (port 0: any free port, printed)", "Bob", alice),
+        ("bob", "--connect", "run Bob: connect to Alice at HOST:PORT and drive the session", "Alice", bob),
     ):
         p = roles.add_parser(role, help=help_text)
         p.add_argument(where, type=_address, required=True, metavar="HOST:PORT", help=f"where {wait} is found")
@@ -93,10 +93,13 @@ def add_parsers(sub: Any) -> None:
             help=f"seconds to wait for {wait} to appear, and for each of {wait}'s messages (30)",
         )
         session(p)
+        p.set_defaults(func=func)
 
 
-def _params(args: argparse.Namespace) -> Params:
-    return Params(
+def _prepare(args: argparse.Namespace) -> Params:
+    """The session's parameters, checked, and the folders of the files it will write (before any
+    work is done)."""
+    params = Params(
         mu=args.mu,
         p=args.p,
         qber_threshold=args.qber_threshold,
@@ -105,6 +108,8 @@ def _params(args: argparse.Namespace) -> Params:
         eps_cor=args.eps_cor,
         cascade=args.cascade,
     )
+    check_output_folders(key_out=args.key_out, json=args.json, save_records=getattr(args, "save_records", None))
+    return params
 
 
 def _finish(args: argparse.Namespace, key: bytes, report: Report) -> int:
@@ -115,6 +120,11 @@ def _finish(args: argparse.Namespace, key: bytes, report: Report) -> int:
         with atomic_file(args.key_out, private=True) as out:
             out.write(key)
     return 0 if report.key_bits else 1
+
+
+def _peer_inputs(args: argparse.Namespace) -> tuple[bytes, Records]:
+    """Alice's or Bob's pre-shared authentication key and detection records."""
+    return read_auth_key(args.auth_key_file, "auth-key-file"), _records(args.records)
 
 
 def _records(path: str) -> Records:
@@ -133,23 +143,9 @@ def _records(path: str) -> Records:
     return records
 
 
-def run(args: argparse.Namespace) -> int:
-    """Dispatches ``qitcore qkd ROLE``."""
-    params = _params(args)
-    check_output_folders(key_out=args.key_out, json=args.json, save_records=getattr(args, "save_records", None))
-    if args.role == "simulate":
-        return _simulate(args, params)
-    key_file = read_auth_key(args.auth_key_file, "auth-key-file")
-    records = _records(args.records)
-    if args.role == "alice":
-        return _alice(args, params, records, key_file)
-    host, port = args.connect
-    with TcpChannel(key_file, host, port, timeout=args.timeout, retry=args.timeout) as channel:
-        key, report = BobSession(records, params, channel).run()
-    return _finish(args, key, report)
-
-
-def _simulate(args: argparse.Namespace, params: Params) -> int:
+def simulate(args: argparse.Namespace) -> int:
+    """``qitcore qkd simulate``: 0 when a key was distilled, 1 when none was."""
+    params = _prepare(args)
     link = LinkModel(
         distance_km=args.distance_km,
         attenuation_db_per_km=args.attenuation,
@@ -171,7 +167,10 @@ def _simulate(args: argparse.Namespace, params: Params) -> int:
     return _finish(args, result.bob_key, result.report)
 
 
-def _alice(args: argparse.Namespace, params: Params, records: Records, auth_key: bytes) -> int:
+def alice(args: argparse.Namespace) -> int:
+    """``qitcore qkd alice``: 0 when a key was distilled, 1 when none was."""
+    params = _prepare(args)
+    auth_key, records = _peer_inputs(args)
     host, port = args.listen
     session = AliceSession(records, params, auth_key)
     try:
@@ -191,4 +190,14 @@ def _alice(args: argparse.Namespace, params: Params, records: Records, auth_key:
             # the channel's.
             raise session.error or exc from None
     key, report = session.result()
+    return _finish(args, key, report)
+
+
+def bob(args: argparse.Namespace) -> int:
+    """``qitcore qkd bob``: 0 when a key was distilled, 1 when none was."""
+    params = _prepare(args)
+    auth_key, records = _peer_inputs(args)
+    host, port = args.connect
+    with TcpChannel(auth_key, host, port, timeout=args.timeout, retry=args.timeout) as channel:
+        key, report = BobSession(records, params, channel).run()
     return _finish(args, key, report)

@@ -1,5 +1,6 @@
-"""``qitcore run`` and ``qitcore stream``: random bytes from a device through the whole pipeline
-(transport, frame decoder, health tests, Toeplitz extraction), with a live rate and health display.
+"""``qitcore run``, ``qitcore stream`` and ``qitcore devices``: random bytes from a device through
+the whole pipeline (transport, frame decoder, health tests, Toeplitz extraction), with a live rate
+and health display, and the devices attached.
 
 ``qitcore stream -o FILE`` writes a regular file through a hidden temporary file in the same
 folder (``.qitcore-*.tmp``), renamed into place at the end, so FILE never holds a partial write.
@@ -27,12 +28,12 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import IO, Any
 
-from . import _core
-from .cli_args import check_output_folders, count, positive_real
-from .devices import open as open_device
-from .devices import open_raw
-from .errors import HealthTestFailure, QitError
-from .stream import QrngStream, StreamStats
+from .. import _core
+from ..devices import open as open_device
+from ..devices import open_raw
+from ..errors import HealthTestFailure, QitError
+from ..stream import QrngStream, StreamStats
+from .args import Commands, check_output_folders, count, positive_real
 
 CHUNK = 1 << 20
 
@@ -366,7 +367,7 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-def add_parsers(sub: Any) -> None:
+def add_parsers(sub: Commands) -> None:
     named = os.environ.get("QITCORE_DEVICE")
 
     def common(p: argparse.ArgumentParser, simulator_by_default: bool) -> None:
@@ -395,6 +396,7 @@ def add_parsers(sub: Any) -> None:
     run_p = sub.add_parser("run", help="stream from the simulator through the whole pipeline and summarise")
     common(run_p, simulator_by_default=True)
     run_p.add_argument("--megabytes", type=count, default=256, help="output to read, in MB (default 256; 1e3 works)")
+    run_p.set_defaults(func=run)
 
     st = sub.add_parser(
         "stream",
@@ -418,13 +420,15 @@ def add_parsers(sub: Any) -> None:
     )
     st.add_argument("--raw-samples", action="store_true", help="write raw samples (for assessment), not random bytes")
     st.add_argument("--quiet", action="store_true", help="no display on stderr")
+    st.set_defaults(func=stream)
 
-    sub.add_parser("devices", help="list attached QRNGs with their driver and whether they can be opened")
+    devices_p = sub.add_parser("devices", help="list attached QRNGs with their driver and whether they can be opened")
+    devices_p.set_defaults(func=devices)
 
 
 def devices(args: argparse.Namespace) -> int:
     """``qitcore devices``: attached devices with their driver and whether they can be opened."""
-    from .devices.discover import discover
+    from ..devices.discover import discover
 
     found = discover()
     if not found:

@@ -1,4 +1,5 @@
-"""``qitcore kme serve``: an ETSI GS QKD 014 KME with keys from a simulated QKD link."""
+"""``qitcore kme serve``: an ETSI GS QKD 014 KME with keys from a simulated QKD link; ``qitcore
+kme status|get|get-by-id``: an SAE's requests to a KME, answered as JSON on stdout."""
 
 from __future__ import annotations
 
@@ -10,32 +11,34 @@ import resource
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._validate import host_port
-from .cli_args import count
-from .kme import KeyStore, KMEClient, KMEServer
-from .kme.config import load, local_config
-from .kme.feeder import Feeder
-from .kme.models import container
-from .kme.peer import PeerClient, PeerServer, SessionDriver
-from .kme.pki import local_pki
-from .qkd import Params
-from .report.files import write_atomically
+from .._validate import host_port
+from ..kme import KeyStore, KMEClient, KMEServer
+from ..kme.config import load, local_config
+from ..kme.feeder import Feeder
+from ..kme.models import container
+from ..kme.peer import PeerClient, PeerServer, SessionDriver
+from ..kme.pki import local_pki
+from ..qkd import Params
+from ..report.files import write_atomically
+from .args import Commands, count
 
 
-def add_parsers(sub: Any) -> None:
+def add_parsers(sub: Commands) -> None:
     kme = sub.add_parser("kme", help="ETSI GS QKD 014 key delivery")
     actions = kme.add_subparsers(dest="action", required=True)
-    serve = actions.add_parser(
+    serve_p = actions.add_parser(
         "serve",
         help="run a KME (without --config: a local one in --dir, with generated certificates for SAE-A and SAE-B)",
     )
-    serve.add_argument("--config", help="kme.toml (see qitcore.kme.config)")
-    serve.add_argument("--dir", default="kme-local", help="folder of the local set-up (default kme-local)")
-    serve.add_argument("--listen", help="HOST:PORT, overriding the configuration (port 0: any free port)")
-    serve.add_argument("--no-source", action="store_true", help="serve only the keys already stored")
+    serve_p.add_argument("--config", help="kme.toml (see qitcore.kme.config)")
+    serve_p.add_argument("--dir", default="kme-local", help="folder of the local set-up (default kme-local)")
+    serve_p.add_argument("--listen", help="HOST:PORT, overriding the configuration (port 0: any free port)")
+    serve_p.add_argument("--no-source", action="store_true", help="serve only the keys already stored")
+    serve_p.set_defaults(func=serve)
 
     def client(p: argparse.ArgumentParser) -> None:
         p.add_argument("--url", required=True, help="the KME, https://host:port")
@@ -43,31 +46,42 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--key", required=True, help="its private key (PEM)")
         p.add_argument("--ca", required=True, help="the CA of the KME's certificate (PEM)")
 
-    status = actions.add_parser("status", help="a KME's Status for the link to SLAVE (JSON on stdout)")
-    status.add_argument("slave", help="slave SAE ID")
-    client(status)
-    get = actions.add_parser("get", help="new keys shared with SLAVE, as the master SAE (enc_keys; JSON)")
-    get.add_argument("slave", help="slave SAE ID")
-    get.add_argument("--number", type=count, default=1, help="how many keys (default 1)")
-    get.add_argument("--size", type=count, default=None, help="bits per key (the KME's default)")
-    client(get)
+    status_p = actions.add_parser("status", help="a KME's Status for the link to SLAVE (JSON on stdout)")
+    status_p.add_argument("slave", help="slave SAE ID")
+    client(status_p)
+    status_p.set_defaults(func=status)
+    get_p = actions.add_parser("get", help="new keys shared with SLAVE, as the master SAE (enc_keys; JSON)")
+    get_p.add_argument("slave", help="slave SAE ID")
+    get_p.add_argument("--number", type=count, default=1, help="how many keys (default 1)")
+    get_p.add_argument("--size", type=count, default=None, help="bits per key (the KME's default)")
+    client(get_p)
+    get_p.set_defaults(func=get)
     by_id = actions.add_parser("get-by-id", help="keys by ID from MASTER, as the slave SAE (dec_keys; JSON)")
     by_id.add_argument("master", help="master SAE ID")
     by_id.add_argument("key_ids", nargs="+", metavar="KEY_ID", help="the key IDs the master SAE passed on")
     client(by_id)
+    by_id.set_defaults(func=get_by_id)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Dispatches ``qitcore kme ACTION``."""
-    if args.action == "serve":
-        return serve(args)
+def status(args: argparse.Namespace) -> int:
+    """``qitcore kme status``: the KME's Status for the link to the slave SAE."""
+    return _ask(args, lambda kme: kme.status(args.slave).to_json())
+
+
+def get(args: argparse.Namespace) -> int:
+    """``qitcore kme get``: new keys shared with the slave SAE (the master's enc_keys)."""
+    return _ask(args, lambda kme: container(kme.get_keys(args.slave, number=args.number, size=args.size)))
+
+
+def get_by_id(args: argparse.Namespace) -> int:
+    """``qitcore kme get-by-id``: the keys the master SAE named (the slave's dec_keys)."""
+    return _ask(args, lambda kme: container(kme.get_keys_with_ids(args.master, args.key_ids)))
+
+
+def _ask(args: argparse.Namespace, request: Callable[[KMEClient], Any]) -> int:
+    """Makes one request of the KME as the SAE of ``--cert`` and prints its answer as JSON."""
     with KMEClient(args.url, args.cert, args.key, args.ca) as kme:
-        if args.action == "status":
-            out: Any = kme.status(args.slave).to_json()
-        elif args.action == "get":
-            out = container(kme.get_keys(args.slave, number=args.number, size=args.size))
-        else:
-            out = container(kme.get_keys_with_ids(args.master, args.key_ids))
+        out = request(kme)
     print(json.dumps(out, indent=2))
     return 0
 

@@ -1,9 +1,10 @@
-"""Argument types shared by every ``qitcore`` subcommand, so that counts, sizes and durations are
-read and refused the same way everywhere.
+"""What every ``qitcore`` subcommand reads the same way: counts, sizes and durations, output
+folders, and ``--subset``.
 
-Each is an ``argparse`` ``type=`` function: it returns the value or raises
+The number readers are ``argparse`` ``type=`` functions: each returns the value or raises
 ``argparse.ArgumentTypeError`` with a message that says what was expected (argparse names the
-option).
+option). The checks that need more than one argument (an output's folder, a subset of a file)
+raise ``QitError`` subclasses, which ``main`` prints as one line.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import math
 import os
 import re
 from decimal import Decimal, InvalidOperation
+from typing import TypeAlias
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, QitError
 
-__all__ = ["check_output_folders", "count", "natural", "positive_real", "real"]
+__all__ = ["Commands", "check_output_folders", "count", "natural", "positive_real", "real", "subset"]
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What ``add_subparsers`` returns: each command module adds its commands to it."""
 
 # ASCII digits only: Python's int() and float() also take "1_0" and full-width digits.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -81,3 +86,29 @@ def check_output_folders(**outputs: str | None) -> None:
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         if folder is not None and not os.path.isdir(folder):
             raise InvalidArgumentError(f"--{option.replace('_', '-')}: {path}: no such folder {folder}")
+
+
+def subset(text: str | None, path: str) -> tuple[int, int] | None:
+    """``--subset INDEX,SAMPLES`` of the sample file at ``path``: block ``INDEX`` of ``SAMPLES``
+    samples (one a byte), or ``None`` when the option was not given.
+
+    Raises:
+        QitError: the text is not two whole numbers, a block holds no sample, the file cannot be
+            read, or the block ends past the end of the file.
+    """
+    if text is None:
+        return None
+    try:
+        index, samples = (natural(part) for part in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
+        raise QitError(f"--subset: expected INDEX,SAMPLES (two whole numbers), got {text!r}") from None
+    if samples < 1:
+        raise QitError(f"--subset: expected at least 1 sample per block, got {text!r}")
+    # Checked here so that a block larger than the file is never allocated for.
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise QitError(f"{path}: {exc.strerror or exc}") from None
+    if (index + 1) * samples > size:
+        raise QitError(f"--subset: block {index} of {samples:,} samples ends past the end of {path} ({size:,} samples)")
+    return index, samples

@@ -1,0 +1,78 @@
+"""The ``qitcore`` command line.
+
+- ``qitcore run``: the main job on built-in defaults: random bytes from the simulator through the
+  whole pipeline (frames, health tests, Toeplitz extraction), with a summary.
+- ``qitcore stream [--device URL] [--bytes N] [-o FILE]``: random bytes from a device, with a live
+  rate and health display.
+- ``qitcore devices``: attached QRNGs, their drivers and whether they can be opened.
+- ``qitcore assess FILE``: NIST SP 800-90B entropy assessment (non-IID track by default, ``--iid``
+  for the IID track), a table on the terminal, ``--json`` with NIST's fields, ``--report`` HTML.
+- ``qitcore restart FILE H_I``: the SP 800-90B restart tests.
+- ``qitcore health FILE --min-entropy H``: the continuous health tests over a capture, and
+  optionally the FIPS 140-2 and AIS 31 block tests.
+- ``qitcore qkd simulate|alice|bob``: QKD key distillation; ``qitcore kme serve|status|get|get-by-id``:
+  ETSI GS QKD 014 key delivery.
+
+Each module of this package holds one group of commands: its ``add_parsers`` adds them and sets
+each one's ``func``, which ``main`` calls with the parsed arguments.
+
+Exit status: 0 when the run completed (and, for ``health``, no test fired), 1 when a health test
+fired or a restart/IID test failed, 2 on errors. Every error, a bad option included, is one line
+on stderr, ``qitcore: error: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .. import __version__
+from ..errors import QitError
+from . import assess, health, kme, qkd, stream
+
+
+class _UsageError(QitError):
+    """A command line argparse refused."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("qitcore").strip()
+        raise _UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="qitcore", description="Quantum random numbers and QKD key processing.")
+    parser.add_argument("--version", action="version", version=f"qitcore {__version__}")
+    # Subcommands' parsers are _Parsers too (argparse makes them of the top parser's class).
+    sub = parser.add_subparsers(dest="command", required=True)
+    # In this order in --help.
+    for group in (stream, qkd, kme, assess, health):
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qitcore`` command."""
+    # The command line as typed, for reports that record how they were made.
+    typed = argparse.Namespace(command_line=shlex.join(["qitcore", *(sys.argv[1:] if argv is None else argv)]))
+    try:
+        args = _parser().parse_args(argv, namespace=typed)
+        status: int = args.func(args)
+        return status
+    except QitError as exc:
+        print(f"qitcore: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A file the user named that cannot be written, a closed pipe: the user's to fix, not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"qitcore: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qitcore: interrupted", file=sys.stderr)
+        return 130
