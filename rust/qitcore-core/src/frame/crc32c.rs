@@ -1,6 +1,9 @@
 //! CRC-32C (Castagnoli; reflected polynomial 0x82F63B78, initial and final XOR 0xFFFFFFFF), the
 //! frame check of QDP/1. The SSE 4.2 `crc32` instruction computes it when the CPU has it (chosen
-//! at run time); otherwise a slicing-by-8 table does.
+//! at run time, see [`crate::cpu`]); otherwise a slicing-by-8 table does.
+
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::{self, Features};
 
 const POLY: u32 = 0x82F6_3B78;
 
@@ -41,7 +44,7 @@ pub fn crc32c(data: &[u8]) -> u32 {
 /// Continues a raw (not yet inverted) CRC state over `data`.
 pub fn update(state: u32, data: &[u8]) -> u32 {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("sse4.2") {
+    if cpu::has(Features::SSE42) {
         // SAFETY: the CPU supports SSE 4.2, checked just above.
         return unsafe { update_sse42(state, data) };
     }
@@ -118,6 +121,16 @@ mod tests {
             prop_assert_eq!(!update_table(!0, &data), expect);
             let k = split.min(data.len());
             prop_assert_eq!(!update(update(!0, &data[..k]), &data[k..]), expect);
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[test]
+        fn the_instruction_agrees_with_the_table(data in prop::collection::vec(any::<u8>(), 0..300), state in any::<u32>()) {
+            // Where the CPU has it, even with the portable path forced.
+            if cpu::detected().contains(Features::SSE42) {
+                // SAFETY: detected just above.
+                prop_assert_eq!(unsafe { update_sse42(state, &data) }, update_table(state, &data));
+            }
         }
     }
 }

@@ -1,9 +1,12 @@
-//! Which carry-less multiplier the arithmetic uses: chosen at run time from the CPU's features,
-//! overridable through the `QITCORE_CLMUL` environment variable (`portable`, `pclmul`,
-//! `vpclmul`, `auto`) so that the tests can cover every path on one machine.
+//! Which carry-less multiplier the arithmetic uses: chosen at run time from the CPU's features
+//! (as [`crate::cpu`] reports them), overridable through the `QITCORE_CLMUL` environment variable
+//! (`portable`, `pclmul`, `vpclmul`, `auto`) or [`set_active`] so that the tests can cover every
+//! path on one machine. `QITCORE_SIMD=portable`, which forces the portable path of every SIMD
+//! site, leaves only [`Backend::Portable`] available here.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use crate::cpu::{self, Features};
 use crate::error::{Error, Result};
 
 /// A carry-less multiplication engine.
@@ -45,18 +48,17 @@ impl Backend {
         })
     }
 
-    /// Whether this CPU can run the backend.
+    /// Whether this CPU can run the backend (and `QITCORE_SIMD` does not force the portable one).
     pub fn is_available(self) -> bool {
+        cpu::has(self.features())
+    }
+
+    /// The CPU features the backend's kernels are compiled for.
+    fn features(self) -> Features {
         match self {
-            Backend::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Backend::Pclmul => std::arch::is_x86_feature_detected!("pclmulqdq"),
-            #[cfg(target_arch = "x86_64")]
-            Backend::Vpclmul => {
-                std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("vpclmulqdq")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
+            Backend::Portable => Features::NONE,
+            Backend::Pclmul => Features::PCLMULQDQ,
+            Backend::Vpclmul => Features::AVX512F | Features::VPCLMULQDQ,
         }
     }
 
@@ -95,10 +97,12 @@ pub fn active() -> Backend {
 /// Switches the backend for the whole process (tests and benchmarks).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] when this CPU lacks the backend.
+/// [`Error::InvalidArgument`] when this CPU lacks the backend, or `QITCORE_SIMD=portable`
+/// forces the portable one.
 pub fn set_active(backend: Backend) -> Result<()> {
     if !backend.is_available() {
-        return Err(Error::argument("backend", format!("this CPU cannot run the {} backend", backend.name())));
+        let why = if cpu::portable_forced() { format!("{}=portable", cpu::ENV_VAR) } else { "this CPU".into() };
+        return Err(Error::argument("backend", format!("{why} cannot run the {} backend", backend.name())));
     }
     ACTIVE.store(backend as u8, Ordering::Relaxed);
     Ok(())

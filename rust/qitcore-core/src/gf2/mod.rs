@@ -1,8 +1,13 @@
-//! Arithmetic in GF(2)\[x\] on polynomials packed in 64-bit words (see [`crate::bits`]).
+//! Arithmetic in GF(2)\[x\] on polynomials packed in 64-bit words (see [`crate::bits`]), on which
+//! Toeplitz hashing rests.
 //!
-//! [`mul`] picks the method by size: the schoolbook kernel for small operands, Karatsuba for
-//! middle sizes, and an additive FFT over GF(2^64) for large ones. Every method runs on every
-//! [`Backend`], so the tests compare them all against a naive product.
+//! [`middle`] computes the middle products a Toeplitz hash is, choosing per seed among the
+//! windowed carry-less kernel ([`clmul`]), Toeplitz-Karatsuba ([`toeplitz_karatsuba`]) and a split
+//! additive FFT over GF(2^64) ([`fft`], [`gf64`]). Every kernel runs on every [`Backend`] the CPU
+//! has ([`backend`]: chosen at run time, `QITCORE_CLMUL` or `QITCORE_SIMD=portable` force one), so
+//! the tests compare them all against a naive product. [`karatsuba`] holds the full product the
+//! FFT's tests check against and the scratch buffers every method uses; [`alloc`] refuses sizes
+//! that cannot be allocated before any work starts.
 
 pub mod alloc;
 pub mod backend;
@@ -15,31 +20,3 @@ pub mod toeplitz_karatsuba;
 pub mod xor;
 
 pub use backend::Backend;
-use zeroize::Zeroizing;
-
-/// A multiplication method, for tests and benchmarks that need a particular one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    /// Quadratic; best for a few dozen words.
-    Schoolbook,
-    /// `O(n^1.585)`; best for middle sizes.
-    Karatsuba,
-    /// Chosen by operand size.
-    Auto,
-}
-
-/// The product `a·b` (of `a.len() + b.len()` words) by `method` on `backend`.
-pub fn mul_with(backend: Backend, method: Method, a: &[u64], b: &[u64]) -> Zeroizing<Vec<u64>> {
-    let mut out = karatsuba::scratch(a.len() + b.len());
-    match method {
-        Method::Schoolbook => karatsuba::schoolbook(backend, a, b, &mut out),
-        Method::Karatsuba | Method::Auto => karatsuba::karatsuba(backend, a, b, &mut out),
-    }
-    out
-}
-
-/// The product `a·b` (of `a.len() + b.len()` words) with the active backend and the fastest
-/// method for the size.
-pub fn mul(a: &[u64], b: &[u64]) -> Zeroizing<Vec<u64>> {
-    mul_with(backend::active(), Method::Auto, a, b)
-}

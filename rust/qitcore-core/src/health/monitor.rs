@@ -500,12 +500,14 @@ mod tests {
 
 /// Sixty-four samples at a time with AVX-512BW.
 mod wide {
+    use crate::cpu::{self, Features};
+
     /// For `chunk[i .. i + 64]`: `None` when fewer than 64 samples are left, the CPU lacks
     /// AVX-512BW, or some sample equals its predecessor (`chunk[i − 1]`, or `last` for `i = 0`);
     /// otherwise how many of them equal `value`.
     #[inline]
     pub(super) fn no_repeats_count(chunk: &[u8], i: usize, last: u8, value: u8) -> Option<u64> {
-        if i + 64 > chunk.len() || !has_avx512bw() {
+        if i + 64 > chunk.len() || !cpu::has(Features::AVX512F | Features::AVX512BW) {
             return None;
         }
         #[cfg(target_arch = "x86_64")]
@@ -513,15 +515,6 @@ mod wide {
         return unsafe { x86::count(chunk, i, last, value) };
         #[cfg(not(target_arch = "x86_64"))]
         None
-    }
-
-    fn has_avx512bw() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx512bw")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        false
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -1,6 +1,8 @@
 //! SP 800-90B §6.3.8: the lag prediction estimate.
 
 use super::prediction::{prediction_estimate, Tally};
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::{self, Features};
 use crate::entropy::estimate::{Estimate, View};
 
 const LAGS: usize = 128;
@@ -20,7 +22,7 @@ pub fn lag(s: &[u8], k: usize, view: View) -> Estimate {
         state.step_scalar(s, i);
     }
     #[cfg(target_arch = "x86_64")]
-    if warm < len && std::arch::is_x86_feature_detected!("avx512bw") {
+    if warm < len && cpu::has(Features::AVX512F | Features::AVX512BW) {
         // SAFETY: AVX-512F/BW were just detected.
         unsafe { x86::steps_avx512(&mut state, s, warm) };
         return state.estimate(name, view, len, k);

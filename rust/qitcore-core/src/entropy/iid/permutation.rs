@@ -75,7 +75,7 @@ macro_rules! with_avx2 {
         $(#[$doc])*
         fn $name($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if crate::cpu::has(crate::cpu::Features::AVX2) {
                 #[target_feature(enable = "avx2")]
                 fn avx2($($arg: $ty),*) -> $ret {
                     $body($($arg),*)

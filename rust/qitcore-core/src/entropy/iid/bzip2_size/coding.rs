@@ -5,6 +5,8 @@
 //! choice changes the length.
 
 use super::huffman::code_lengths;
+#[cfg(target_arch = "x86_64")]
+use crate::cpu::{self, Features};
 
 /// Block magic (48 bits), block CRC (32), randomised flag (1), origin pointer (24).
 const BLOCK_HEADER_BITS: u64 = 48 + 32 + 1 + 24;
@@ -44,19 +46,23 @@ fn mtf_values(symbols: &[u8], used: usize) -> Vec<u16> {
     out
 }
 
+/// The features [`mtf_values_avx2`] is compiled for.
+#[cfg(target_arch = "x86_64")]
+const AVX2_MTF: Features =
+    Features::AVX2.union(Features::BMI1).union(Features::BMI2).union(Features::LZCNT).union(Features::POPCNT);
+
 /// [`mtf_values`] as bytes, for up to 16 symbols in use, with vector instructions: compiled
 /// for AVX2 with BMI2 where the processor has them (three-operand forms and single-step variable
 /// shifts make the loop shorter), else for SSSE3.
 #[cfg(target_arch = "x86_64")]
 fn mtf_values_narrow(symbols: &[u8], used: usize, repeats: &[(usize, usize)]) -> Option<Vec<u8>> {
-    use std::arch::is_x86_feature_detected as has;
     if used > 16 {
         return None;
     }
-    let mut out = if has!("avx2") && has!("bmi2") && has!("lzcnt") {
+    let mut out = if cpu::has(AVX2_MTF) {
         // SAFETY: the features were just detected.
         unsafe { mtf_values_avx2(symbols, used, repeats) }
-    } else if has!("ssse3") {
+    } else if cpu::has(Features::SSSE3) {
         // SAFETY: as above.
         unsafe { mtf_values_ssse3(symbols, used, repeats) }
     } else {
@@ -476,7 +482,7 @@ fn group_histograms<T: Copy + Into<usize>>(values: &[T]) -> Vec<[u8; 16]> {
 /// values compared with each symbol at once and the matches counted.
 fn group_histograms_bytes(values: &[u8]) -> Vec<[u8; 16]> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt") {
+    if cpu::has(Features::AVX2 | Features::POPCNT) {
         // SAFETY: the features were just detected.
         return unsafe { group_histograms_avx2(values) };
     }
@@ -515,7 +521,7 @@ fn pass_by_histogram(
     table_freq: &mut [Vec<u32>],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if lengths.len() <= 6 && std::arch::is_x86_feature_detected!("avx2") {
+    if lengths.len() <= 6 && cpu::has(Features::AVX2) {
         // SAFETY: the feature was just detected.
         unsafe { pass_by_histogram_avx2(histograms, lengths, selectors, table_freq) };
         return;
@@ -760,13 +766,13 @@ mod tests {
             if let Some(narrow) = mtf_values_narrow(&symbols, used, &[]) {
                 assert_eq!(narrow[..narrow.len() - 1], wide, "{used} symbols");
             }
-            // Each compiled version, where this processor runs it.
-            use std::arch::is_x86_feature_detected as has;
-            if has!("ssse3") {
+            // Each compiled version, where this processor runs it (even with the portable path
+            // forced).
+            if cpu::detected().contains(Features::SSSE3) {
                 // SAFETY: detected.
                 assert_eq!(unsafe { mtf_values_ssse3(&symbols, used, &[]) }, wide, "SSSE3, {used} symbols");
             }
-            if has!("avx2") && has!("bmi2") && has!("lzcnt") {
+            if cpu::detected().contains(AVX2_MTF) {
                 // SAFETY: detected.
                 assert_eq!(unsafe { mtf_values_avx2(&symbols, used, &[]) }, wide, "AVX2, {used} symbols");
             }

@@ -180,7 +180,7 @@ fn write_text_window(raw: &[u8], marks: &[usize], from: usize, to: usize, out: &
 }
 
 /// The length in bytes of `bzip2 -5` applied to [`decimal_text`]`(raw)`. The blocks are cut as
-/// [`blocks`] cuts the whole text, each written when its turn comes.
+/// `blocks` (the tests' reference) cuts the whole text, each written when its turn comes.
 pub fn compressed_length(raw: &[u8]) -> u64 {
     let (marks, len) = text_marks(raw);
     let mut window = buffers::take::<u8>();
