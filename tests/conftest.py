@@ -1,6 +1,7 @@
-"""Shared fixtures: every carry-less multiplication backend this CPU has, seeded generators, and the
-hypothesis profiles: ``default`` keeps ``make test`` fast, ``fuzz`` (``make fuzz``, or
-``HYPOTHESIS_PROFILE=fuzz``) runs every property and fuzz test far longer."""
+"""Shared fixtures: every carry-less multiplication backend this CPU has, the environment of a
+child process on each SIMD path (the CPU's own, or the portable one forced by ``QITCORE_SIMD``),
+seeded generators, and the hypothesis profiles: ``default`` keeps ``make test`` fast, ``fuzz``
+(``make fuzz``, or ``HYPOTHESIS_PROFILE=fuzz``) runs every property and fuzz test far longer."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     _core.set_clmul_backend(request.param)
     yield request.param
     _core.set_clmul_backend(previous)
+
+
+@pytest.fixture(params=["auto", "portable"])
+def simd_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment for a child process whose SIMD sites take the CPU's fastest paths
+    (``auto``) or all their portable ones (``portable``). The variable is read once per process,
+    so a path other than this process's own needs a child."""
+    return dict(os.environ, QITCORE_SIMD=request.param)
 
 
 @pytest.fixture
