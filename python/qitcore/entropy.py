@@ -26,10 +26,18 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core, _validate
+from ._core import (
+    ChiSquareResult,
+    Estimate,
+    IidResult,
+    LrsTestResult,
+    NonIidResult,
+    PermutationStatistic,
+    RestartResult,
+)
 from .errors import InvalidArgumentError, InvalidLengthError, SampleFileError
 from .extract import conditioned_entropy
 
@@ -54,48 +62,7 @@ TRUNCATED_BITS = 1_000_000
 
 #: The most samples one assessment takes (2^26 = 67,108,864); the core refuses more before
 #: allocating anything.
-MAX_SAMPLES = 1 << 26
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """One estimator's result on one view of the data."""
-
-    name: str
-    """The estimator, as NIST names it ("Most Common Value", "Lag Prediction", ...)."""
-    view: str
-    """``"literal"`` (the samples) or ``"bitstring"`` (their bits)."""
-    min_entropy: float | None
-    """Min-entropy per sample of the view, in bits; ``None`` when the estimator could not run."""
-    fields: dict[str, int | float] = field(default_factory=dict)
-    """Intermediate values under NIST's names ("p-hat", "p_u", "C", "r", ...)."""
-    note: str | None = None
-    """Why the estimator did not run, or how it fell back."""
-
-
-@dataclass(frozen=True)
-class NonIidResult:
-    """The outcome of the non-IID track."""
-
-    samples: int
-    bits_per_symbol: int
-    alphabet_size: int
-    bitstring_bits: int
-    literal: list[Estimate]
-    bitstring: list[Estimate]
-    h_original: float
-    h_bitstring: float | None
-    h_assessed: float
-    """Assessed min-entropy per sample: ``min(H_original, bits_per_symbol × H_bitstring)``."""
-    warnings: list[str]
-
-    def estimates(self) -> list[Estimate]:
-        """All estimates, bit string first (as NIST prints them)."""
-        return [*self.bitstring, *self.literal]
-
-
-def _estimate(d: dict[str, Any]) -> Estimate:
-    return Estimate(d["name"], d["view"], d["min_entropy"], dict(d["fields"]), d["note"])
+MAX_SAMPLES: int = _core.MAX_SAMPLES
 
 
 def _too_many(path: str | os.PathLike[str], samples: int | str, limit: int) -> InvalidLengthError:
@@ -178,83 +145,14 @@ def assess_non_iid(data: Any, *, bits_per_symbol: int | None = None, truncate_bi
     if bits_per_symbol is not None:
         bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)
     max_bits = TRUNCATED_BITS if truncate_bitstring else None
-    d = _core.assess_non_iid(data, bits_per_symbol, max_bits)
-    return NonIidResult(
-        samples=d["samples"],
-        bits_per_symbol=d["bits_per_symbol"],
-        alphabet_size=d["alphabet_size"],
-        bitstring_bits=d["bitstring_bits"],
-        literal=[_estimate(e) for e in d["literal"]],
-        bitstring=[_estimate(e) for e in d["bitstring"]],
-        h_original=d["h_original"],
-        h_bitstring=d["h_bitstring"],
-        h_assessed=d["h_assessed"],
-        warnings=list(d["warnings"]),
-    )
-
-
-@dataclass(frozen=True)
-class ChiSquareResult:
-    """A chi-square test: statistic, degrees of freedom, p-value; passes at p >= 0.001."""
-
-    score: float
-    df: int
-    p_value: float
-    passed: bool
-
-
-@dataclass(frozen=True)
-class LrsTestResult:
-    """The longest repeated substring test: the LRS length ``W``, the collision probability
-    ``p_col = Σ p_i²`` and ``Pr(X >= 1)``; passes when that is at least 1/1000."""
-
-    length: int
-    p_col: float
-    probability: float
-    passed: bool
-
-
-@dataclass(frozen=True)
-class PermutationStatistic:
-    """One permutation-test statistic: its value on the samples and how many permutations scored
-    above, equal to and below it (``C0, C1, C2``); passes when ``C0 + C1 > 5`` and ``C1 + C2 > 5``."""
-
-    name: str
-    value: float
-    counts: tuple[int, int, int]
-    passed: bool
-
-
-@dataclass(frozen=True)
-class IidResult:
-    """The outcome of the IID track."""
-
-    samples: int
-    bits_per_symbol: int
-    alphabet_size: int
-    literal: Estimate
-    bitstring: Estimate | None
-    h_original: float
-    h_bitstring: float | None
-    h_assessed: float
-    """``min(H_original, bits_per_symbol × H_bitstring)``; valid only when :attr:`passed`."""
-    mean: float
-    median: float
-    independence: ChiSquareResult
-    goodness_of_fit: ChiSquareResult
-    lrs: LrsTestResult
-    permutation: list[PermutationStatistic]
-    permutation_rounds: int
-    permutation_seed: int
-    passed: bool
-    """Whether every IID test passed, so that the samples may be treated as IID."""
+    return _core.assess_non_iid(data, bits_per_symbol, max_bits)
 
 
 def assess_iid(
     data: Any,
     *,
     bits_per_symbol: int | None = None,
-    permutations: int = 10_000,
+    permutations: int = _core.DEFAULT_PERMUTATIONS,
     seed: int | None = None,
     progress: Any = None,
 ) -> IidResult:
@@ -283,53 +181,7 @@ def assess_iid(
         seed = _validate.integer("seed", seed, minimum=0, maximum=2**64 - 1)
     if progress is not None and not callable(progress):
         raise _validate.InvalidTypeError(f"progress: expected a callable, got {type(progress).__name__}")
-    d = _core.assess_iid(data, bits_per_symbol, permutations, seed, progress)
-    perm = d["permutation"]
-    return IidResult(
-        samples=d["samples"],
-        bits_per_symbol=d["bits_per_symbol"],
-        alphabet_size=d["alphabet_size"],
-        literal=_estimate(d["literal"]),
-        bitstring=None if d["bitstring"] is None else _estimate(d["bitstring"]),
-        h_original=d["h_original"],
-        h_bitstring=d["h_bitstring"],
-        h_assessed=d["h_assessed"],
-        mean=d["mean"],
-        median=d["median"],
-        independence=ChiSquareResult(**d["independence"]),
-        goodness_of_fit=ChiSquareResult(**d["goodness_of_fit"]),
-        lrs=LrsTestResult(**d["lrs"]),
-        permutation=[
-            PermutationStatistic(t["name"], t["value"], tuple(t["counts"]), t["passed"]) for t in perm["statistics"]
-        ],
-        permutation_rounds=perm["rounds"],
-        permutation_seed=perm["seed"],
-        passed=d["passed"],
-    )
-
-
-@dataclass(frozen=True)
-class RestartResult:
-    """The restart tests of SP 800-90B §3.1.4 on 1000 restarts × 1000 samples."""
-
-    h_i: float
-    """The initial entropy estimate being validated."""
-    alpha: float
-    cutoff: int
-    """Sanity-check cutoff for the most common value's count in a row or column."""
-    max_row: int
-    max_column: int
-    sanity_passed: bool
-    rows: list[Estimate]
-    """Estimates on the rows concatenated (restart after restart)."""
-    columns: list[Estimate]
-    """Estimates on the columns concatenated (the i-th sample of every restart, then the next)."""
-    h_r: float
-    h_c: float
-    passed: bool
-    """Sanity check passed and ``min(H_r, H_c) >= H_I / 2``."""
-    h_min: float
-    """``min(H_r, H_c, H_I)``: the entropy to credit when :attr:`passed`."""
+    return _core.assess_iid(data, bits_per_symbol, permutations, seed, progress)
 
 
 def assess_restart(data: Any, h_i: float, *, bits_per_symbol: int | None = None) -> RestartResult:
@@ -346,18 +198,4 @@ def assess_restart(data: Any, h_i: float, *, bits_per_symbol: int | None = None)
     """
     if bits_per_symbol is not None:
         bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)
-    d = _core.assess_restart(data, _validate.real("h_i", h_i), bits_per_symbol)
-    return RestartResult(
-        h_i=d["h_i"],
-        alpha=d["alpha"],
-        cutoff=d["cutoff"],
-        max_row=d["max_row"],
-        max_column=d["max_column"],
-        sanity_passed=d["sanity_passed"],
-        rows=[_estimate(e) for e in d["rows"]],
-        columns=[_estimate(e) for e in d["columns"]],
-        h_r=d["h_r"],
-        h_c=d["h_c"],
-        passed=d["passed"],
-        h_min=d["h_min"],
-    )
+    return _core.assess_restart(data, _validate.real("h_i", h_i), bits_per_symbol)

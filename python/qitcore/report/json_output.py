@@ -3,12 +3,12 @@ intermediate value qitcore computed under ``"qitcore"``."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 from typing import Any
 
 from .._core import __version__
+from .._records import as_dict
 from ..entropy import Estimate, IidResult, NonIidResult
 
 # NIST's test case names, in its order, for each estimator.
@@ -82,7 +82,7 @@ def non_iid_json(
     cases.append(overall)
     doc = _base(False, commandline, filename, sha256)
     doc["testCases"] = cases
-    doc["qitcore"] = dataclasses.asdict(result)
+    doc["qitcore"] = as_dict(result)
     return json.dumps(doc, indent=3, sort_keys=True)
 
 
@@ -115,5 +115,5 @@ def iid_json(
         case["hBitstring"] = result.h_bitstring
     doc = _base(True, commandline, filename, sha256)
     doc["testCases"] = [case]
-    doc["qitcore"] = dataclasses.asdict(result)
+    doc["qitcore"] = as_dict(result)
     return json.dumps(doc, indent=3, sort_keys=True)

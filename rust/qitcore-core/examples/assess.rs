@@ -14,7 +14,7 @@ fn main() {
     let report = non_iid::assess(&samples);
     let elapsed = start.elapsed();
     for e in report.bitstring.iter().chain(&report.literal) {
-        for (key, value) in &e.fields {
+        for (key, value) in &e.fields.0 {
             match value {
                 Value::Int(v) => println!("{} {} Estimate: {key} = {v}", e.view.label(), e.name),
                 Value::Real(v) => println!("{} {} Estimate: {key} = {v:.17e}", e.view.label(), e.name),

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use qitcore_core::entropy::iid::{self, permutation::NAMES};
+use qitcore_core::entropy::iid;
 use qitcore_core::entropy::Samples;
 
 fn main() {
@@ -30,10 +30,11 @@ fn main() {
         "LRS: P_col = {:.17}, W = {}, Pr = {}, passed {}",
         r.lrs.p_col, r.lrs.length, r.lrs.probability, r.lrs.passed
     );
-    for (j, name) in NAMES.iter().enumerate() {
-        let c = r.permutation.counts[j];
-        println!("Unpermuted result {name} = {} ({} {} {})", r.permutation.initial[j], c[0], c[1], c[2]);
+    for t in &r.permutation {
+        let (above, equal, below) = t.counts;
+        println!("Unpermuted result {} = {} ({above} {equal} {below})", t.name, t.value);
     }
-    println!("rounds {} permutation passed {} all passed {}", r.permutation.rounds, r.permutation.passed, r.passed);
+    let passed = r.permutation.iter().all(|t| t.passed);
+    println!("rounds {} permutation passed {passed} all passed {}", r.permutation_rounds, r.passed);
     eprintln!("{:.3} s", elapsed.as_secs_f64());
 }

@@ -26,6 +26,8 @@ pub mod gf2;
 pub mod health;
 pub mod maths;
 pub mod pipeline;
+#[cfg(feature = "python")]
+mod python;
 pub mod qkd;
 pub mod secret;
 pub mod sim;

@@ -39,6 +39,10 @@ mod _core {
     #[pymodule_export]
     use crate::entropy::{assess_iid, assess_non_iid, assess_restart};
     #[pymodule_export]
+    use qitcore_core::entropy::iid::{chi_square::ChiSquare, lrs::LrsTest, IidReport, PermutationStatistic};
+    #[pymodule_export]
+    use qitcore_core::entropy::{non_iid::NonIidReport, restart::RestartReport, Estimate};
+    #[pymodule_export]
     use crate::extract::{
         conditioned_entropy, hash_condition, output_entropy, output_length, von_neumann, PyModifiedToeplitz, PyToeplitz,
     };
@@ -76,6 +80,9 @@ mod _core {
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
-        m.add("__version__", env!("CARGO_PKG_VERSION"))
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        // Defaults and limits the Python layer shows its users, defined once in the core.
+        m.add("DEFAULT_PERMUTATIONS", qitcore_core::entropy::iid::DEFAULT_PERMUTATIONS)?;
+        m.add("MAX_SAMPLES", qitcore_core::entropy::samples::MAX_SAMPLES)
     }
 }

@@ -27,10 +27,23 @@ impl View {
             View::Bitstring => "Bitstring",
         }
     }
+
+    /// `"literal"` or `"bitstring"`, as results name the view.
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Literal => "literal",
+            View::Bitstring => "bitstring",
+        }
+    }
 }
+
+/// An estimator's intermediate values, in NIST's order and naming (a dict in Python).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fields(pub Vec<(&'static str, Value)>);
 
 /// One estimator's result.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy"))]
 pub struct Estimate {
     /// The estimator, as NIST names it ("Most Common Value", "Lag Prediction", …).
     pub name: &'static str,
@@ -39,23 +52,23 @@ pub struct Estimate {
     /// Min-entropy per sample of the view (bits), or `None` when the estimator could not run.
     pub min_entropy: Option<f64>,
     /// Intermediate values, in NIST's order and naming.
-    pub fields: Vec<(&'static str, Value)>,
+    pub fields: Fields,
     /// Why the estimator did not run, or how it fell back.
     pub note: Option<String>,
 }
 
 impl Estimate {
     pub(crate) fn new(name: &'static str, view: View) -> Self {
-        Estimate { name, view, min_entropy: None, fields: Vec::new(), note: None }
+        Estimate { name, view, min_entropy: None, fields: Fields::default(), note: None }
     }
 
     pub(crate) fn int(&mut self, key: &'static str, v: i64) -> &mut Self {
-        self.fields.push((key, Value::Int(v)));
+        self.fields.0.push((key, Value::Int(v)));
         self
     }
 
     pub(crate) fn real(&mut self, key: &'static str, v: f64) -> &mut Self {
-        self.fields.push((key, Value::Real(v)));
+        self.fields.0.push((key, Value::Real(v)));
         self
     }
 
@@ -71,6 +84,6 @@ impl Estimate {
 
     /// The value of an intermediate field.
     pub fn field(&self, key: &str) -> Option<Value> {
-        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.fields.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 }

@@ -9,5 +9,5 @@ pub mod restart;
 pub mod samples;
 pub mod stats;
 
-pub use estimate::{Estimate, Value, View};
+pub use estimate::{Estimate, Fields, Value, View};
 pub use samples::Samples;

@@ -9,7 +9,8 @@ use super::estimators::{collision, compression, lag, lz78y, markov, most_common,
 use super::samples::{Samples, RECOMMENDED_SAMPLES};
 
 /// The outcome of the non-IID track.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "NonIidResult"))]
 pub struct NonIidReport {
     /// Number of samples.
     pub samples: usize,

@@ -27,7 +27,8 @@ use crate::error::{Error, Result};
 pub const SIDE: usize = 1000;
 
 /// The outcome of the restart tests.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "RestartResult"))]
 pub struct RestartReport {
     /// The initial entropy estimate being validated.
     pub h_i: f64,

@@ -5,6 +5,7 @@ use crate::maths::gamma::chi_square_p_value;
 
 /// A chi-square statistic with its degrees of freedom and p-value.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "ChiSquareResult"))]
 pub struct ChiSquare {
     /// The statistic.
     pub score: f64,
@@ -12,16 +13,14 @@ pub struct ChiSquare {
     pub df: i64,
     /// Its upper-tail probability.
     pub p_value: f64,
+    /// Whether the test passes at the 0.001 level.
+    pub passed: bool,
 }
 
 impl ChiSquare {
     fn new(score: f64, df: i64) -> Self {
-        ChiSquare { score, df, p_value: chi_square_p_value(score, df as f64) }
-    }
-
-    /// The test passes at the 0.001 level.
-    pub fn passed(&self) -> bool {
-        self.p_value >= 0.001
+        let p_value = chi_square_p_value(score, df as f64);
+        ChiSquare { score, df, p_value, passed: p_value >= 0.001 }
     }
 }
 

@@ -8,6 +8,7 @@ use crate::entropy::estimators::tuples::longest_repeat;
 
 /// The outcome of the LRS test.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "LrsTestResult"))]
 pub struct LrsTest {
     /// The length of the longest repeated substring.
     pub length: usize,

@@ -14,14 +14,36 @@ use super::estimators::most_common::{most_common_from_mode, most_common_value};
 use super::samples::Samples;
 use chi_square::{chi_square_tests, ChiSquare};
 use lrs::{lrs_test, LrsTest};
-use permutation::{permutation_tests, Context, PermutationTests};
+use permutation::{permutation_tests, Context, NAMES};
 
 /// The number of permutations NIST's tool runs at most.
 pub const DEFAULT_PERMUTATIONS: usize = 10_000;
 
+/// One permutation-test statistic: its value on the samples and how many permutations scored
+/// above, equal to and below it (`C0, C1, C2`); passes when `C0 + C1 > 5` and `C1 + C2 > 5`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy"))]
+pub struct PermutationStatistic {
+    /// The statistic, as NIST names it ("excursion", "numDirectionalRuns", ...).
+    pub name: &'static str,
+    /// Its value on the samples.
+    pub value: f64,
+    /// Permutations scoring above, equal to and below the samples.
+    pub counts: (u64, u64, u64),
+    /// Whether the statistic passed.
+    pub passed: bool,
+}
+
 /// The outcome of the IID track.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "IidResult"))]
 pub struct IidReport {
+    /// Number of samples.
+    pub samples: usize,
+    /// Bits per symbol.
+    pub bits_per_symbol: u32,
+    /// Distinct symbols the samples can take.
+    pub alphabet_size: usize,
     /// Most common value estimate on the samples.
     pub literal: Estimate,
     /// Most common value estimate on the bit string (alphabets of more than two symbols).
@@ -42,8 +64,12 @@ pub struct IidReport {
     pub goodness_of_fit: ChiSquare,
     /// Longest repeated substring test.
     pub lrs: LrsTest,
-    /// Permutation tests.
-    pub permutation: PermutationTests,
+    /// The permutation tests, statistic by statistic.
+    pub permutation: Vec<PermutationStatistic>,
+    /// Permutations run (fewer than asked when every statistic was decided early).
+    pub permutation_rounds: usize,
+    /// The seed of the permutations' generators (reported, so that a run can be repeated).
+    pub permutation_seed: u64,
     /// Whether every IID test passed (the estimate then stands).
     pub passed: bool,
 }
@@ -107,8 +133,24 @@ pub fn assess(
         },
         || permutation_tests(samples.symbols(), samples.raw(), &ctx, permutations, seed, progress),
     );
-    let passed = independence.passed() && goodness_of_fit.passed() && lrs.passed && permutation.passed;
+    let passed = independence.passed && goodness_of_fit.passed && lrs.passed && permutation.passed;
+    let statistics = NAMES
+        .iter()
+        .enumerate()
+        .map(|(j, &name)| {
+            let [above, equal, below] = permutation.counts[j];
+            PermutationStatistic {
+                name,
+                value: permutation.initial[j],
+                counts: (above, equal, below),
+                passed: permutation.statistic_passed(j),
+            }
+        })
+        .collect();
     IidReport {
+        samples: samples.len(),
+        bits_per_symbol: samples.bits_per_symbol,
+        alphabet_size: samples.alphabet_size,
         literal,
         bitstring,
         h_original,
@@ -119,7 +161,9 @@ pub fn assess(
         independence,
         goodness_of_fit,
         lrs,
-        permutation,
+        permutation: statistics,
+        permutation_rounds: permutation.rounds,
+        permutation_seed: seed,
         passed,
     }
 }

@@ -1,0 +1,116 @@
+//! What the `python` feature adds beside the `pyclass` attributes on result types: conversions
+//! of core values that Python sees as plain values (an enum as its lower-case name, a list of
+//! named values as a dict), and the `__repr__` every result class shares.
+//!
+//! A result type is defined once, as a core struct; with this feature PyO3 makes it a frozen
+//! Python class whose attributes are the struct's fields. The binding returns it as it is.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::entropy::{Fields, Value, View};
+
+pyo3::import_exception!(qitcore.errors, UnsupportedOperationError);
+
+/// Results are made by qitcore only; constructing one raises a `QitError` like every other
+/// refused call of the binding (PyO3's default is a builtin `TypeError`).
+pub(crate) fn not_constructible<T: pyo3::PyClass>() -> PyResult<T> {
+    let name = T::NAME;
+    Err(UnsupportedOperationError::new_err(format!("{name}: results are made by qitcore, not constructed")))
+}
+
+impl<'py> IntoPyObject<'py> for View {
+    type Target = PyString;
+    type Output = Bound<'py, PyString>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(PyString::new(py, self.name()))
+    }
+}
+
+impl<'py> IntoPyObject<'py> for Value {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(match self {
+            Value::Int(v) => v.into_pyobject(py)?.into_any(),
+            Value::Real(v) => v.into_pyobject(py)?.into_any(),
+        })
+    }
+}
+
+impl<'py> IntoPyObject<'py> for Fields {
+    type Target = PyDict;
+    type Output = Bound<'py, PyDict>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let d = PyDict::new(py);
+        for (key, value) in self.0 {
+            d.set_item(key, value)?;
+        }
+        Ok(d)
+    }
+}
+
+/// `Name(field=value, ...)` from the class's own attributes, as dataclasses print themselves:
+/// the field list is the struct's, read through Python, so it is not written again here. Fields
+/// are sorted by name, as PyO3 does not keep their declared order.
+pub(crate) fn repr(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let cls = obj.get_type();
+    let name = cls.name()?;
+    let mut parts = std::collections::BTreeMap::new();
+    for item in cls.getattr("__dict__")?.call_method0("items")?.try_iter()? {
+        let (key, attr): (String, Bound<'_, PyAny>) = item?.extract()?;
+        // Fields are the getset descriptors PyO3 makes for `get_all`; methods are skipped.
+        if key.starts_with('_') || attr.get_type().name()? != "getset_descriptor" {
+            continue;
+        }
+        let value = obj.getattr(key.as_str())?.repr()?.to_string();
+        parts.insert(key, value);
+    }
+    let fields: Vec<String> = parts.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    Ok(format!("{name}({})", fields.join(", ")))
+}
+
+/// The methods every result class shares: a refusing constructor and `__repr__`. A class with
+/// methods of its own passes them as a block (PyO3 allows one `#[pymethods]` block a class).
+macro_rules! results {
+    ($($t:ty $({ $($extra:item)* })?),* $(,)?) => {$(
+        #[pymethods]
+        impl $t {
+            #[new]
+            #[pyo3(signature = (*_args, **_kwargs))]
+            fn __new__(
+                _args: &Bound<'_, pyo3::types::PyTuple>,
+                _kwargs: Option<&Bound<'_, PyDict>>,
+            ) -> PyResult<Self> {
+                not_constructible()
+            }
+
+            fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+                repr(slf.as_any())
+            }
+
+            $($($extra)*)?
+        }
+    )*};
+}
+
+results!(
+    crate::entropy::Estimate,
+    crate::entropy::iid::chi_square::ChiSquare,
+    crate::entropy::iid::lrs::LrsTest,
+    crate::entropy::iid::PermutationStatistic,
+    crate::entropy::iid::IidReport,
+    crate::entropy::restart::RestartReport,
+    crate::entropy::non_iid::NonIidReport {
+        /// All estimates, bit string first (as NIST prints them).
+        fn estimates(&self) -> Vec<crate::entropy::Estimate> {
+            self.bitstring.iter().chain(&self.literal).cloned().collect()
+        }
+    },
+);
