@@ -5,7 +5,6 @@
 //! past `n` in the last word are always zero. Outside, strings are packed bytes in one of two bit
 //! orders (see [`BitOrder`]).
 
-use crate::error::{Error, Result};
 
 /// How the bits of a stream are packed into bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -17,18 +16,9 @@ pub enum BitOrder {
     Little,
 }
 
+crate::choice::named_choices!(BitOrder, "bitorder", [Big = "big", Little = "little"]);
+
 impl BitOrder {
-    /// Parses `"big"` or `"little"`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming `bitorder` for any other string.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "big" => Ok(BitOrder::Big),
-            "little" => Ok(BitOrder::Little),
-            other => Err(Error::argument("bitorder", format!("expected \"big\" or \"little\", got {other:?}"))),
-        }
-    }
 
     /// Converts a little-endian load of 8 bytes into coefficient order, and back (an involution).
     #[inline(always)]
@@ -290,13 +280,5 @@ mod tests {
                 prop_assert_eq!(g, expect, "bit {}", k);
             }
         }
-    }
-
-    #[test]
-    fn bitorder_parse_rejects_unknown_names() {
-        assert_eq!(BitOrder::parse("big"), Ok(BitOrder::Big));
-        assert_eq!(BitOrder::parse("little"), Ok(BitOrder::Little));
-        let err = BitOrder::parse("middle").unwrap_err();
-        assert!(err.to_string().contains("bitorder"), "{err}");
     }
 }

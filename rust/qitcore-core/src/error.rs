@@ -37,6 +37,12 @@ impl Error {
         Error::InvalidArgument { name, message: message.into() }
     }
 
+    /// A string naming none of `names`, the choices of argument `name`.
+    pub(crate) fn choice(name: &'static str, names: &[&str], given: &str) -> Self {
+        let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+        Error::argument(name, format!("expected one of {}, got {given:?}", names.join(", ")))
+    }
+
     pub(crate) fn protocol(message: impl Into<String>) -> Self {
         Error::Protocol(message.into())
     }

@@ -17,6 +17,7 @@
 //! - [`secret`]: seeds that come from the OS CSPRNG, stay out of `Debug` and are zeroized on drop.
 
 pub mod bits;
+mod choice;
 pub mod cpu;
 pub mod entropy;
 pub mod error;

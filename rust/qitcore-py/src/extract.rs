@@ -86,15 +86,15 @@ macro_rules! block_hash_class {
         #[pymethods]
         impl $class {
             #[new]
-            #[pyo3(signature = (n, m, seed=None, bitorder="big"))]
+            #[pyo3(signature = (n, m, seed=None, bitorder=BitOrder::Big))]
             fn new(
                 py: Python<'_>,
                 #[pyo3(from_py_with = int::<usize>)] n: usize,
                 #[pyo3(from_py_with = int::<usize>)] m: usize,
                 seed: Option<&Bound<'_, PyAny>>,
-                #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
+                #[pyo3(from_py_with = args::choice)] bitorder: BitOrder,
             ) -> Result<Self> {
-                let order = BitOrder::parse(bitorder)?;
+                let order = bitorder;
                 let seed = seed_input(py, seed)?;
                 let inner = match &seed {
                     Some(seed) => {
@@ -166,15 +166,15 @@ block_hash_class!(PyModifiedToeplitz, "ModifiedToeplitz", ModifiedToeplitz);
 
 /// Von Neumann debiasing: `(packed output, output bits)`.
 #[pyfunction]
-#[pyo3(signature = (data, nbits=None, bitorder="big"))]
+#[pyo3(signature = (data, nbits=None, bitorder=BitOrder::Big))]
 pub fn von_neumann<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     nbits: Option<Int<usize>>,
-    #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
+    #[pyo3(from_py_with = args::choice)] bitorder: BitOrder,
 ) -> Result<(Bound<'py, PyBytes>, usize)> {
     let nbits = nbits.map(|n| n.0);
-    let order = BitOrder::parse(bitorder)?;
+    let order = bitorder;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
     let (out, count) = maybe_detach(py, bytes.len(), || extract::von_neumann(bytes, nbits, order))??;
@@ -186,12 +186,11 @@ pub fn von_neumann<'py>(
 #[pyo3(signature = (function, data, block_bytes, out=None))]
 pub fn hash_condition<'py>(
     py: Python<'py>,
-    #[pyo3(from_py_with = args::hash_function)] function: &'static str,
+    #[pyo3(from_py_with = args::choice)] function: HashFunction,
     data: &Bound<'py, PyAny>,
     #[pyo3(from_py_with = int::<usize>)] block_bytes: usize,
     out: Option<&Bound<'py, PyAny>>,
 ) -> Result<Bound<'py, PyAny>> {
-    let function = HashFunction::parse(function)?;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
     let len = bytes.len().checked_div(block_bytes).unwrap_or(0) * extract::hash_conditioning::DIGEST_BYTES;
@@ -203,14 +202,13 @@ pub fn hash_condition<'py>(
 
 /// The leftover-hash-lemma output length in bits.
 #[pyfunction]
-#[pyo3(signature = (n, entropy, eps, convention="tssr"))]
+#[pyo3(signature = (n, entropy, eps, convention=Convention::Tssr))]
 pub fn output_length(
     #[pyo3(from_py_with = int::<usize>)] n: usize,
     #[pyo3(from_py_with = real)] entropy: f64,
     #[pyo3(from_py_with = real)] eps: f64,
-    #[pyo3(from_py_with = args::convention)] convention: &'static str,
+    #[pyo3(from_py_with = args::choice)] convention: Convention,
 ) -> Result<usize> {
-    let convention = if convention == "cryptomite" { Convention::Cryptomite } else { Convention::Tssr };
     Ok(guard(|| extract::output_length(n, entropy, eps, convention))??)
 }
 

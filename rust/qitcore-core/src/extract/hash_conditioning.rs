@@ -19,19 +19,9 @@ pub enum HashFunction {
 /// Digest length in bytes of both functions.
 pub const DIGEST_BYTES: usize = 32;
 
-impl HashFunction {
-    /// Parses `"sha256"` or `"sha3-256"`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming `function` for any other name.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "sha256" => Ok(HashFunction::Sha256),
-            "sha3-256" => Ok(HashFunction::Sha3_256),
-            other => Err(Error::argument("function", format!("expected \"sha256\" or \"sha3-256\", got {other:?}"))),
-        }
-    }
+crate::choice::named_choices!(HashFunction, "function", [Sha256 = "sha256", Sha3_256 = "sha3-256"]);
 
+impl HashFunction {
     fn digest(self, block: &[u8], out: &mut [u8]) {
         match self {
             HashFunction::Sha256 => out.copy_from_slice(&Sha256::digest(block)),
@@ -110,6 +100,6 @@ mod tests {
             condition(HashFunction::Sha256, &[0; 64], 0, &mut out),
             Err(Error::InvalidArgument { name: "block_bytes", .. })
         ));
-        assert!(matches!(HashFunction::parse("md5"), Err(Error::InvalidArgument { name: "function", .. })));
+        assert!(matches!("md5".parse::<HashFunction>(), Err(Error::InvalidArgument { name: "function", .. })));
     }
 }

@@ -26,23 +26,7 @@ pub enum Convention {
     Cryptomite,
 }
 
-impl std::str::FromStr for Convention {
-    type Err = Error;
-
-    /// Parses `"tssr"` or `"cryptomite"`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming `convention` for any other name.
-    fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "tssr" => Ok(Convention::Tssr),
-            "cryptomite" => Ok(Convention::Cryptomite),
-            other => {
-                Err(Error::argument("convention", format!("expected one of \"tssr\", \"cryptomite\", got {other:?}")))
-            }
-        }
-    }
-}
+crate::choice::named_choices!(Convention, "convention", [Tssr = "tssr", Cryptomite = "cryptomite"]);
 
 fn check_epsilon(eps: f64) -> Result<()> {
     if !(eps > 0.0 && eps < 1.0) {
