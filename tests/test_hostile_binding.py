@@ -109,6 +109,8 @@ RESULTS = {
     "LrsTestResult",
     "PermutationStatistic",
     "RestartResult",
+    "SimCounters",
+    "StreamCounters",
 }
 
 

@@ -27,7 +27,9 @@ __all__ = [
     "HealthMonitor",
     "ModifiedToeplitz",
     "NoiseModel",
+    "SimCounters",
     "Stream",
+    "StreamCounters",
     "Toeplitz",
     "__version__",
     "ais31_procedure_a",
@@ -312,16 +314,17 @@ class FrameDecoder:
 # The simulator and the pipeline
 @final
 class NoiseModel:
+    # Defaults: the core's (NoiseParams::DEFAULT).
     def __new__(
         cls,
-        bits: int = 8,
-        rate: float = 0.0,
-        sigma_quantum: float = 0.24,
-        sigma_classical: float = 0.048,
-        gain: float = 1.0,
-        offset: float = 0.0,
+        bits: int = ...,
+        rate: float = ...,
+        sigma_quantum: float = ...,
+        sigma_classical: float = ...,
+        gain: float = ...,
+        offset: float = ...,
         bandwidth: float = ...,
-        range: float = 1.0,
+        range: float = ...,
         seed: int | None = None,
     ) -> NoiseModel: ...
     @property
@@ -339,29 +342,92 @@ class NoiseModel:
     def read(self, n: int) -> bytes: ...
 
 @final
+class StreamCounters(_Result):
+    @property
+    def bytes_in(self) -> int: ...
+    @property
+    def frames(self) -> int: ...
+    @property
+    def crc_errors(self) -> int: ...
+    @property
+    def garbage_bytes(self) -> int: ...
+    @property
+    def gaps(self) -> int: ...
+    @property
+    def frames_lost(self) -> int: ...
+    @property
+    def replays(self) -> int: ...
+    @property
+    def malformed_frames(self) -> int: ...
+    @property
+    def device_overruns(self) -> int: ...
+    @property
+    def samples_in(self) -> int: ...
+    @property
+    def samples_startup(self) -> int: ...
+    @property
+    def samples_healthy(self) -> int: ...
+    @property
+    def samples_withheld(self) -> int: ...
+    @property
+    def blocks(self) -> int: ...
+    @property
+    def bytes_out(self) -> int: ...
+    @property
+    def bytes_delivered(self) -> int: ...
+    @property
+    def bytes_queued(self) -> int: ...
+    def __getitem__(self, key: str, /) -> int: ...
+
+@final
+class SimCounters(_Result):
+    @property
+    def frames(self) -> int: ...
+    @property
+    def frames_dropped(self) -> int: ...
+    @property
+    def bytes_corrupted(self) -> int: ...
+    @property
+    def garbage_bytes(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def samples(self) -> int: ...
+    def __getitem__(self, key: str, /) -> int: ...
+
+@final
 class Stream:
+    # A stream's defaults, from the core (the options of qitcore.open read them).
+    DEFAULT_ALPHA: float
+    DEFAULT_EPSILON: float
+    DEFAULT_STARTUP_SAMPLES: int
+    DEFAULT_BLOCK_BITS: int
+    DEFAULT_GAP_POLICY: Literal["count", "error"]
+    DEFAULT_CAPACITY: int
+    DEFAULT_FRAME_TIMEOUT: float
+    DEFAULT_SAMPLES_PER_FRAME: int
     def __new__(
         cls,
         bits_per_sample: int,
-        packing: str = "aligned",
-        bitorder: str = "big",
+        packing: str = ...,
+        bitorder: str = ...,
         rate: int = 0,
         *,
         min_entropy: float | None = None,
-        alpha: float | None = None,
-        startup_samples: int = 1024,
-        block_bits: int = 4096,
-        epsilon: float | None = None,
-        gap_policy: str = "count",
+        alpha: float = ...,
+        startup_samples: int = ...,
+        block_bits: int = ...,
+        epsilon: float = ...,
+        gap_policy: str = ...,
         raw: bool = False,
         capacity: int = ...,
         seed: _Buffer | None = None,
-        frame_timeout: float | None = 10.0,
+        frame_timeout: float | None = ...,
     ) -> Stream: ...
     def attach_sim(
         self,
         model: NoiseModel,
-        samples_per_frame: int = 1024,
+        samples_per_frame: int = ...,
         drop: float = 0.0,
         corrupt: float = 0.0,
         garbage: float = 0.0,
@@ -377,8 +443,8 @@ class Stream:
     def read(self, n: int, timeout: float | None = None) -> bytes: ...
     def readinto(self, buffer: _Buffer, timeout: float | None = None) -> int: ...
     def close(self) -> None: ...
-    def stats(self) -> dict[str, int]: ...
-    def sim_counters(self) -> dict[str, int] | None: ...
+    def stats(self) -> StreamCounters: ...
+    def sim_counters(self) -> SimCounters | None: ...
     @property
     def block_shape(self) -> tuple[int, int] | None: ...
     @property

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _core
+from ._core import StreamCounters
 from .errors import InvalidArgumentError, StreamClosedError
 
-__all__ = ["QrngStream", "RawSampleStream", "StreamStats"]
+__all__ = ["QrngStream", "RawSampleStream", "StreamCounters", "StreamStats"]
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,10 @@ class StreamStats:
     """Transport bytes per second."""
     output_rate: float
     """Output bytes per second."""
-    counters: dict[str, int]
-    """bytes_in, frames, crc_errors, garbage_bytes, gaps, frames_lost, malformed_frames,
-    device_overruns, samples_in, samples_startup, samples_healthy, samples_withheld, blocks,
-    bytes_out, bytes_delivered, bytes_queued."""
-    device_status: dict[str, Any] | None = field(default=None)
+    counters: StreamCounters
+    """The counts along the path (bytes_in, frames, crc_errors, ..., bytes_delivered,
+    bytes_queued), as attributes or by name (``counters["frames"]``)."""
+    device_status: _core.DeviceStatus | None = field(default=None)
     """The device's last status block (state, its own health counters), when it sends them."""
 
     def __getitem__(self, key: str) -> int:
@@ -114,8 +114,8 @@ class QrngStream:
         elapsed = max(time.monotonic() - self._opened, 1e-9)
         return StreamStats(
             elapsed=elapsed,
-            raw_rate=counters["bytes_in"] / elapsed,
-            output_rate=counters["bytes_out"] / elapsed,
+            raw_rate=counters.bytes_in / elapsed,
+            output_rate=counters.bytes_out / elapsed,
             counters=counters,
             device_status=self._core.device_status(),
         )

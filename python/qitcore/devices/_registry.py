@@ -80,26 +80,26 @@ class Options:
     """Min-entropy per sample (bits). Default: the device's claim (QDP INFO) or the simulator's
     model; a device that claims nothing needs it given. ``"assess"`` first reads 1,000,000 raw
     samples and takes the SP 800-90B non-IID assessment of them."""
-    epsilon: float = 2.0**-64
+    epsilon: float = _core.Stream.DEFAULT_EPSILON
     """Distance from uniform of each extracted block (leftover hash lemma, TSSR normalisation)."""
-    alpha: float = 2.0**-40
+    alpha: float = _core.Stream.DEFAULT_ALPHA
     """False-positive rate of each health test. SP 800-90B allows 2^-20 to 2^-40; at the 10^8
     samples per second of a fast device, 2^-20 would raise a false alarm every few seconds, so
     streams default to 2^-40 (one in about 10^12 windows)."""
-    startup_samples: int = 1024
+    startup_samples: int = _core.Stream.DEFAULT_STARTUP_SAMPLES
     """Samples health-tested (and discarded) before any output."""
-    block_bits: int = 4096
+    block_bits: int = _core.Stream.DEFAULT_BLOCK_BITS
     """Toeplitz input block, rounded up to whole samples and bytes."""
-    gap_policy: str = "count"
+    gap_policy: str = _core.Stream.DEFAULT_GAP_POLICY
     """``"count"``: missing frames are counted in the statistics; ``"error"``: they raise
     ``SequenceGapError``."""
-    buffer_bytes: int = 1 << 20
+    buffer_bytes: int = _core.Stream.DEFAULT_CAPACITY
     """Output queue; a full queue stops reading the device (backpressure)."""
     extractor_seed: bytes | None = None
     """Toeplitz seed; by default drawn from the OS CSPRNG. Never logged."""
     timeout: float = 5.0
     """Seconds to wait for a device's replies when opening."""
-    frame_timeout: float = 10.0
+    frame_timeout: float = _core.Stream.DEFAULT_FRAME_TIMEOUT
     """Seconds a stream may go without a valid frame (from its first read) before it fails with
     :class:`~qitcore.errors.NoValidFrames`: a device that sends nothing, or only garbage, is an
     error rather than a wait for ever. ``inf`` waits for ever (a very slow device)."""

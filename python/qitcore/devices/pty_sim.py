@@ -13,6 +13,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+from .. import _core
 from ..errors import DeviceError
 from ..health import HealthMonitor
 from ..stream import QrngStream
@@ -21,7 +22,7 @@ from ._registry import Options, Url, register_backend
 from .firmware import build_firmware
 from .qdp import QdpLink
 from .serial_port import open_port
-from .sim import SIM_PARAMS, describe, model_with_faults
+from .sim import SIM_PARAMS, describe, frame_samples, model_with_faults
 
 __all__ = ["host_firmware"]
 
@@ -39,10 +40,10 @@ def _open_sim_pty(url: Url, options: Options, raw: bool) -> QrngStream:
     description = describe(model)  # before the feeder thread holds the model
     # The device's own health tests, at its claimed entropy (rounded down to 1/256 bit).
     claimed = int(h * 256) / 256
-    own = HealthMonitor(claimed, bits_per_sample=model.bits, alpha=2.0**-40)
+    own = HealthMonitor(claimed, bits_per_sample=model.bits, alpha=_core.Stream.DEFAULT_ALPHA)
     rct, apt, window = own.rct_cutoff, own.apt_cutoff, own.window
     argv = [str(host_firmware()), "--bits", str(model.bits), "--rate", str(int(model.rate)), "--entropy", str(claimed)]
-    argv += ["--rct", str(rct), "--apt", str(apt), "--window", str(window), "--frame", str(url.get("frame", int, 1024))]
+    argv += ["--rct", str(rct), "--apt", str(apt), "--window", str(window), "--frame", str(frame_samples(url))]
     argv += ["--drop", str(faults.get("drop", 0)), "--corrupt", str(faults.get("corrupt", 0))]
     argv += ["--garbage", str(faults.get("garbage", 0)), "--seed", str(url.get("seed", int, 1))]
     argv += ["--disconnect-after", str(int(faults.get("disconnect", 0)))]

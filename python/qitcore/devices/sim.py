@@ -24,7 +24,7 @@ from ..stream import QrngStream, RawSampleStream
 from ._params import faults, integer, number
 from ._registry import Options, Url, register_backend
 
-__all__ = ["SIM_PARAMS", "model_from_url", "model_with_faults", "parse_faults"]
+__all__ = ["MODEL_PARAMS", "SIM_PARAMS", "frame_samples", "model_from_url", "model_with_faults", "parse_faults"]
 
 MAX_RATE = 2**32 - 1
 """Samples per second: the sample format states rates in 32 bits."""
@@ -62,19 +62,29 @@ SIM_PARAMS = (
 """The parameters of ``sim://`` and ``sim+pty://`` URLs."""
 
 
+MODEL_PARAMS: tuple[tuple[str, type], ...] = (
+    ("bits", int),
+    ("rate", float),
+    ("sigma_quantum", float),
+    ("sigma_classical", float),
+    ("gain", float),
+    ("offset", float),
+    ("bandwidth", float),
+    ("range", float),
+    ("seed", int),
+)
+"""The model's parameters a URL may give; the model's own defaults (the core's) fill the rest."""
+
+
 def model_from_url(url: Url) -> _core.NoiseModel:
     """The noise model the URL's query describes."""
-    return _core.NoiseModel(
-        bits=url.get("bits", int, 8),
-        rate=url.get("rate", float, 0.0),
-        sigma_quantum=url.get("sigma_quantum", float, 0.24),
-        sigma_classical=url.get("sigma_classical", float, 0.048),
-        gain=url.get("gain", float, 1.0),
-        offset=url.get("offset", float, 0.0),
-        bandwidth=url.get("bandwidth", float, float("inf")),
-        range=url.get("range", float, 1.0),
-        seed=url.get("seed", int, None),
-    )
+    given = {name: url.get(name, kind) for name, kind in MODEL_PARAMS}
+    return _core.NoiseModel(**{name: value for name, value in given.items() if value is not None})
+
+
+def frame_samples(url: Url) -> int:
+    """Samples per frame: the URL's ``frame``, else the simulated device's default."""
+    return int(url.get("frame", int, _core.Stream.DEFAULT_SAMPLES_PER_FRAME))
 
 
 def model_with_faults(url: Url) -> tuple[_core.NoiseModel, dict[str, float]]:
@@ -86,7 +96,7 @@ def model_with_faults(url: Url) -> tuple[_core.NoiseModel, dict[str, float]]:
     """
     faults = parse_faults(url)
     model = model_from_url(url)
-    frame = url.get("frame", int, 1024)
+    frame = frame_samples(url)
     bits = model.bits
     payload = (frame * bits + 7) // 8 if bits == 1 else frame * ((bits + 7) // 8)
     if 4 + payload > 8192:
@@ -137,7 +147,7 @@ def _open_sim(url: Url, options: Options, raw: bool) -> QrngStream:
     )
     core.attach_sim(
         model,
-        samples_per_frame=url.get("frame", int, 1024),
+        samples_per_frame=frame_samples(url),
         drop=faults.get("drop", 0.0),
         corrupt=faults.get("corrupt", 0.0),
         garbage=faults.get("garbage", 0.0),

@@ -114,3 +114,26 @@ results!(
         }
     },
 );
+
+/// `counters[key]`: the field `key`, for counters that Python code also reads as mappings (they
+/// were dictionaries); `KeyError` for any other key, as a dictionary raises.
+fn item<'py>(obj: &Bound<'py, PyAny>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    let field = obj.get_type().getattr("__dict__")?.get_item(key).ok();
+    match field {
+        Some(f) if !key.starts_with('_') && f.get_type().name()? == "getset_descriptor" => obj.getattr(key),
+        _ => Err(pyo3::exceptions::PyKeyError::new_err(key.to_owned())),
+    }
+}
+
+/// Counters, read by attribute or by name.
+macro_rules! counters {
+    ($($t:ty),* $(,)?) => {
+        results!($($t {
+            fn __getitem__<'py>(slf: &Bound<'py, Self>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+                item(slf.as_any(), key)
+            }
+        }),*);
+    };
+}
+
+counters!(crate::pipeline::Stats, crate::sim::SimCounters);

@@ -329,8 +329,6 @@ choice! {
     bitorder("bitorder"): "big", "little";
     /// Sample packing in frames.
     packing("packing"): "aligned", "packed";
-    /// What a stream does when frames go missing.
-    gap_policy("gap_policy"): "count", "error";
     /// The APT cutoff formula.
     apt_formula("apt_formula"): "standard", "hill";
     /// The normalisation of ε in the leftover hash lemma.

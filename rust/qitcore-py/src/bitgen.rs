@@ -18,8 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 use qitcore_core::pipeline::Stream;
 
-use crate::errors::{waited, Error, Result};
-use crate::stream::{signals, PyStream};
+use crate::errors::{Error, Result};
+use crate::stream::{wait, PyStream};
 
 /// numpy's `bitgen_t`, field for field.
 #[repr(C)]
@@ -90,12 +90,10 @@ impl State {
         let stream = Arc::clone(&self.stream);
         while buf.len() < 8 {
             let result = Python::attach(|py| {
-                let mut raised = None;
-                let r = py.detach(|| stream.read_with(CHUNK, None, &mut signals(&mut raised)));
-                match r {
+                match wait(py, |interrupt| stream.read_with(CHUNK, None, interrupt)) {
                     Ok(b) if !b.is_empty() => Ok(b),
                     Ok(_) => Err(PyErr::from(Error::Disconnected("stream ended while numpy drew from it".into()))),
-                    Err(e) => Err(PyErr::from(waited(e, raised))),
+                    Err(e) => Err(PyErr::from(e)),
                 }
                 .inspect_err(|e| e.clone_ref(py).restore(py))
             });

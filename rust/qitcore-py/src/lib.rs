@@ -59,6 +59,8 @@ mod _core {
     };
     #[pymodule_export]
     use crate::stream::{PyNoiseModel, PyStream};
+    #[pymodule_export]
+    use qitcore_core::{pipeline::Stats, sim::SimCounters};
 
     /// The carry-less multiplication backend in use: "portable", "pclmul" or "vpclmul".
     #[pyfunction]

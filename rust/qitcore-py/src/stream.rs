@@ -8,21 +8,22 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use qitcore_core::frame::SampleFormat;
+use qitcore_core::frame::{BitOrder, Packing, SampleFormat};
 use qitcore_core::gf2::alloc::try_zeroed;
 use qitcore_core::pipeline::framer::Framer;
-use qitcore_core::pipeline::stream::Shape;
-use qitcore_core::pipeline::{Conditioner, Extraction, GapPolicy, Stats, Stream, StreamError};
+use qitcore_core::pipeline::stream::{Shape, DEFAULT_CAPACITY, DEFAULT_FRAME_TIMEOUT};
+use qitcore_core::pipeline::{Conditioner, Extraction, GapPolicy, ReadError, Stats, Stream, StreamError};
+use qitcore_core::sim::device::DEFAULT_SAMPLES_PER_FRAME;
 use qitcore_core::sim::{LinkFaults, NoiseParams, NoiseSource, SimCounters, SimDevice};
 
-use crate::args::{self, flag, int, real, seconds, text, FsPath, Int, Real, Seconds};
+use crate::args::{self, choice, flag, int, real, seconds, text, FsPath, Int, Real, Seconds};
 use crate::buffers::{Input, Output};
 use crate::errors::{detach, guard, stream_exception, waited, Error, Result};
-use crate::protocol::{format_from, reply_dict, status_dict};
+use crate::protocol::{reply_dict, status_dict};
 
 /// The check made between slices of every wait: Python's signal handlers run (Ctrl-C raises
 /// KeyboardInterrupt in the main thread); what they raise is kept in `raised` and stops the wait.
-pub(crate) fn signals(raised: &mut Option<PyErr>) -> impl FnMut() -> bool + Send + '_ {
+fn signals(raised: &mut Option<PyErr>) -> impl FnMut() -> bool + Send + '_ {
     move || match Python::attach(|py| py.check_signals()) {
         Ok(()) => false,
         Err(e) => {
@@ -32,23 +33,39 @@ pub(crate) fn signals(raised: &mut Option<PyErr>) -> impl FnMut() -> bool + Send
     }
 }
 
-/// The homodyne noise model of the simulator, as a sample generator.
+/// A wait with the GIL released, answering Ctrl-C between its slices (`interrupt`).
+pub(crate) fn wait<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(&mut dyn FnMut() -> bool) -> std::result::Result<T, ReadError> + Send,
+) -> Result<T> {
+    let mut raised = None;
+    let result = detach(py, || work(&mut signals(&mut raised)))?;
+    result.map_err(|e| waited(e, raised))
+}
+
+/// The homodyne noise model of the simulator, as a sample generator. Its parameters are fixed;
+/// the source's state is locked only with the GIL released (a read may hold it for long).
 #[pyclass(frozen, module = "qitcore._core", name = "NoiseModel")]
 pub struct PyNoiseModel {
+    params: NoiseParams,
     source: Mutex<NoiseSource>,
 }
 
 impl PyNoiseModel {
-    fn source(&self) -> std::sync::MutexGuard<'_, NoiseSource> {
-        self.source.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `work` on the source, its lock taken and released with the GIL released.
+    fn with_source<T: Send>(&self, py: Python<'_>, work: impl FnOnce(&mut NoiseSource) -> T + Send) -> Result<T> {
+        detach(py, || work(&mut self.source.lock().unwrap_or_else(|p| p.into_inner())))
     }
 }
 
 #[pymethods]
 impl PyNoiseModel {
     #[new]
-    #[pyo3(signature = (bits=8, rate=0.0, sigma_quantum=0.24, sigma_classical=0.048, gain=1.0, offset=0.0,
-                        bandwidth=f64::INFINITY, range=1.0, seed=None))]
+    #[pyo3(signature = (bits=NoiseParams::DEFAULT.bits, rate=NoiseParams::DEFAULT.rate,
+                        sigma_quantum=NoiseParams::DEFAULT.sigma_quantum,
+                        sigma_classical=NoiseParams::DEFAULT.sigma_classical, gain=NoiseParams::DEFAULT.gain,
+                        offset=NoiseParams::DEFAULT.offset, bandwidth=NoiseParams::DEFAULT.bandwidth,
+                        range=NoiseParams::DEFAULT.range, seed=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         #[pyo3(from_py_with = int::<u8>)] bits: u8,
@@ -72,60 +89,53 @@ impl PyNoiseModel {
             }
         };
         let source = guard(|| NoiseSource::new(params, seed))??;
-        Ok(PyNoiseModel { source: Mutex::new(source) })
+        Ok(PyNoiseModel { params, source: Mutex::new(source) })
     }
 
     /// Min-entropy per sample against side information on the classical noise and the past.
     #[getter]
     fn min_entropy(&self) -> f64 {
-        self.source().params().min_entropy()
+        self.params.min_entropy()
     }
 
     /// Min-entropy per sample of the samples' own distribution.
     #[getter]
     fn min_entropy_without_side_information(&self) -> f64 {
-        self.source().params().min_entropy_without_side_information()
+        self.params.min_entropy_without_side_information()
     }
 
     /// Correlation between successive samples of the quantum noise.
     #[getter]
     fn correlation(&self) -> f64 {
-        self.source().params().correlation()
+        self.params.correlation()
     }
 
     #[getter]
     fn bits(&self) -> u8 {
-        self.source().params().bits
+        self.params.bits
     }
 
     #[getter]
     fn rate(&self) -> f64 {
-        self.source().params().rate
+        self.params.rate
     }
 
     /// From this many more samples on, the output sticks at its last value (a stuck source).
-    fn stick_after(&self, #[pyo3(from_py_with = int::<u64>)] samples: u64) {
-        let mut source = self.source();
-        source.stuck_after = Some(source.produced.saturating_add(samples));
+    fn stick_after(&self, py: Python<'_>, #[pyo3(from_py_with = int::<u64>)] samples: u64) -> Result<()> {
+        self.with_source(py, |source| source.stuck_after = Some(source.produced.saturating_add(samples)))
     }
 
     /// Adds `per_sample` to the offset at every sample (slow bias drift).
-    fn drift(&self, #[pyo3(from_py_with = real)] per_sample: f64) -> Result<()> {
+    fn drift(&self, py: Python<'_>, #[pyo3(from_py_with = real)] per_sample: f64) -> Result<()> {
         if !per_sample.is_finite() {
             return Err(Error::argument("drift", format!("must be finite, got {per_sample}")));
         }
-        self.source().drift_per_sample = per_sample;
-        Ok(())
+        self.with_source(py, |source| source.drift_per_sample = per_sample)
     }
 
     /// The next `n` samples: one byte each up to 8 bits, two little-endian bytes above.
-    fn read<'py>(
-        &self,
-        py: Python<'py>,
-        #[pyo3(from_py_with = int::<usize>)] n: usize,
-    ) -> Result<Bound<'py, PyBytes>> {
-        let out = detach(py, || -> Result<Vec<u8>> {
-            let mut source = self.source.lock().unwrap_or_else(|p| p.into_inner());
+    fn read<'py>(&self, py: Python<'py>, #[pyo3(from_py_with = int::<usize>)] n: usize) -> Result<Bound<'py, PyBytes>> {
+        let out = self.with_source(py, |source| -> Result<Vec<u8>> {
             let mut s = try_zeroed::<u16>("n", n)?;
             source.fill(&mut s);
             let wide = source.params().bits > 8;
@@ -143,43 +153,6 @@ impl PyNoiseModel {
         })??;
         Ok(PyBytes::new(py, &out))
     }
-}
-
-fn stats_dict<'py>(py: Python<'py>, s: &Stats, queued: usize, delivered: u64) -> Result<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    for (k, v) in [
-        ("bytes_in", s.bytes_in),
-        ("frames", s.frames),
-        ("crc_errors", s.crc_errors),
-        ("garbage_bytes", s.garbage_bytes),
-        ("gaps", s.gaps),
-        ("frames_lost", s.frames_lost),
-        ("replays", s.replays),
-        ("malformed_frames", s.malformed),
-        ("device_overruns", s.device_overruns),
-        ("samples_in", s.samples_in),
-        ("samples_startup", s.samples_startup),
-        ("samples_healthy", s.samples_healthy),
-        ("samples_withheld", s.samples_withheld),
-        ("blocks", s.blocks),
-        ("bytes_out", s.bytes_out),
-        ("bytes_delivered", delivered),
-    ] {
-        d.set_item(k, v)?;
-    }
-    d.set_item("bytes_queued", queued)?;
-    Ok(d)
-}
-
-fn sim_dict<'py>(py: Python<'py>, c: &SimCounters) -> Result<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("frames", c.frames)?;
-    d.set_item("frames_dropped", c.frames_dropped)?;
-    d.set_item("bytes_corrupted", c.bytes_corrupted)?;
-    d.set_item("garbage_bytes", c.garbage_bytes)?;
-    d.set_item("bytes", c.bytes)?;
-    d.set_item("samples", c.samples)?;
-    Ok(d)
 }
 
 /// Shares the simulated device's counters with the stream's reader thread.
@@ -232,8 +205,6 @@ pub struct PyStream {
     /// The conditioner's block shape and cutoffs, fixed at construction (read without waiting
     /// for the conditioner, which the reader thread holds while it works).
     shape: Shape,
-    /// For byte-stream devices fed from Python: next frame number and a partial sample.
-    framing: Mutex<(u32, Vec<u8>)>,
 }
 
 impl PyStream {
@@ -245,43 +216,61 @@ impl PyStream {
 
 #[pymethods]
 impl PyStream {
+    // A stream's defaults, defined in the core: `qitcore.open`'s options read them here.
+    #[classattr]
+    const DEFAULT_ALPHA: f64 = Extraction::DEFAULT_ALPHA;
+    #[classattr]
+    const DEFAULT_EPSILON: f64 = Extraction::DEFAULT_EPSILON;
+    #[classattr]
+    const DEFAULT_STARTUP_SAMPLES: u64 = Extraction::DEFAULT_STARTUP_SAMPLES;
+    #[classattr]
+    const DEFAULT_BLOCK_BITS: usize = Extraction::DEFAULT_BLOCK_BITS;
+    #[classattr]
+    const DEFAULT_CAPACITY: usize = DEFAULT_CAPACITY;
+    #[classattr]
+    const DEFAULT_FRAME_TIMEOUT: f64 = DEFAULT_FRAME_TIMEOUT.as_secs_f64();
+    #[classattr]
+    const DEFAULT_SAMPLES_PER_FRAME: usize = DEFAULT_SAMPLES_PER_FRAME;
+
+    #[classattr]
+    #[pyo3(name = "DEFAULT_GAP_POLICY")]
+    fn default_gap_policy() -> GapPolicy {
+        GapPolicy::default()
+    }
+
     #[new]
-    #[pyo3(signature = (bits_per_sample, packing="aligned", bitorder="big", rate=0, *, min_entropy=None,
-                        alpha=None, startup_samples=1024, block_bits=4096, epsilon=None, gap_policy="count",
-                        raw=false, capacity=1<<20, seed=None, frame_timeout=10.0))]
+    #[pyo3(signature = (bits_per_sample, packing=Packing::Aligned, bitorder=BitOrder::MsbFirst, rate=0, *,
+                        min_entropy=None, alpha=Extraction::DEFAULT_ALPHA,
+                        startup_samples=Extraction::DEFAULT_STARTUP_SAMPLES,
+                        block_bits=Extraction::DEFAULT_BLOCK_BITS, epsilon=Extraction::DEFAULT_EPSILON,
+                        gap_policy=GapPolicy::default(), raw=false, capacity=DEFAULT_CAPACITY, seed=None,
+                        frame_timeout=DEFAULT_FRAME_TIMEOUT.as_secs_f64()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = int::<u8>)] bits_per_sample: u8,
-        #[pyo3(from_py_with = args::packing)] packing: &'static str,
-        #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
+        #[pyo3(from_py_with = choice)] packing: Packing,
+        #[pyo3(from_py_with = choice)] bitorder: BitOrder,
         #[pyo3(from_py_with = int::<u32>)] rate: u32,
         min_entropy: Option<Real>,
-        alpha: Option<Real>,
+        #[pyo3(from_py_with = real)] alpha: f64,
         #[pyo3(from_py_with = int::<u64>)] startup_samples: u64,
         #[pyo3(from_py_with = int::<usize>)] block_bits: usize,
-        epsilon: Option<Real>,
-        #[pyo3(from_py_with = args::gap_policy)] gap_policy: &'static str,
+        #[pyo3(from_py_with = real)] epsilon: f64,
+        #[pyo3(from_py_with = choice)] gap_policy: GapPolicy,
         #[pyo3(from_py_with = flag)] raw: bool,
         #[pyo3(from_py_with = int::<usize>)] capacity: usize,
         seed: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = args::seconds_f64)] frame_timeout: f64,
     ) -> Result<Self> {
-        let format = format_from(bits_per_sample, packing, bitorder, rate)?;
-        let gap_policy = if gap_policy == "error" { GapPolicy::Error } else { GapPolicy::Count };
+        let format = SampleFormat::new(bits_per_sample, packing, bitorder, rate)?;
         let extraction = if raw {
             None
         } else {
             let min_entropy = min_entropy.ok_or_else(|| {
                 Error::argument("min_entropy", "required to extract (bits of min-entropy per sample)")
             })?;
-            Some(Extraction {
-                min_entropy: min_entropy.0,
-                alpha: alpha.map_or((-20f64).exp2(), |a| a.0),
-                startup_samples,
-                block_bits,
-                epsilon: epsilon.map_or((-64f64).exp2(), |e| e.0),
-            })
+            Some(Extraction { min_entropy: min_entropy.0, alpha, startup_samples, block_bits, epsilon })
         };
         let seed = seed.map(|s| Input::get(py, "seed", s)).transpose()?;
         let seed = seed.as_ref().map(|s| s.bytes());
@@ -292,14 +281,15 @@ impl PyStream {
         let shape = (conditioner.block_shape(), conditioner.cutoffs());
         let stream = Stream::new(conditioner, capacity);
         stream.set_frame_timeout(Duration::try_from_secs_f64(frame_timeout).ok());
-        Ok(PyStream { stream, sim: Mutex::new(None), format, shape, framing: Mutex::new((0, Vec::new())) })
+        Ok(PyStream { stream, sim: Mutex::new(None), format, shape })
     }
 
     /// Feeds the stream from an in-process simulated device around `model`'s samples.
-    #[pyo3(signature = (model, samples_per_frame=1024, drop=0.0, corrupt=0.0, garbage=0.0, disconnect_after=None, seed=0))]
+    #[pyo3(signature = (model, samples_per_frame=DEFAULT_SAMPLES_PER_FRAME, drop=0.0, corrupt=0.0, garbage=0.0, disconnect_after=None, seed=0))]
     #[allow(clippy::too_many_arguments)]
     fn attach_sim(
         &self,
+        py: Python<'_>,
         model: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = int::<usize>)] samples_per_frame: usize,
         #[pyo3(from_py_with = real)] drop: f64,
@@ -318,7 +308,7 @@ impl PyStream {
             garbage,
             disconnect_after: disconnect_after.map(|d| d.0),
         };
-        let source = model.get().source().clone();
+        let source = model.get().with_source(py, |source| source.clone())?;
         let device = Arc::new(Mutex::new(guard(|| SimDevice::new(source, samples_per_frame, faults, seed))??));
         *self.sim.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&device));
         self.stream.spawn_reader(Box::new(SharedSim(device)), 1 << 16);
@@ -349,19 +339,7 @@ impl PyStream {
     fn feed_samples(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> Result<()> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
-        let mut raised = None;
-        let result = detach(py, || {
-            // The framing lock is taken detached: another feeder may hold it while it waits.
-            let mut framing = self.framing.lock().unwrap_or_else(|p| p.into_inner());
-            let (sequence, carry) = &mut *framing;
-            carry.extend_from_slice(bytes);
-            let mut out = Vec::with_capacity(carry.len() + carry.len() / 256 + 64);
-            let used = Framer::<&[u8]>::frame(&self.format, sequence, carry, &mut out);
-            carry.drain(..used);
-            // Fed under the framing lock, so that frames enter the stream in their order.
-            self.stream.feed_with(&out, &mut signals(&mut raised))
-        })?;
-        result.map(drop).map_err(|e| waited(e, raised))
+        wait(py, |interrupt| self.stream.feed_samples_with(bytes, interrupt)).map(drop)
     }
 
     /// Feeds the stream from an open descriptor (a serial port or pty configured by pyserial),
@@ -392,9 +370,7 @@ impl PyStream {
     fn feed(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> Result<()> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
-        let mut raised = None;
-        let result = detach(py, || self.stream.feed_with(bytes, &mut signals(&mut raised)))?;
-        result.map(drop).map_err(|e| waited(e, raised))
+        wait(py, |interrupt| self.stream.feed_with(bytes, interrupt)).map(drop)
     }
 
     /// The transport ended: readers get what is queued, then nothing.
@@ -435,21 +411,17 @@ impl PyStream {
         detach(py, || self.stream.close())
     }
 
-    /// Counts along the path.
-    fn stats<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyDict>> {
-        let (s, queued, delivered) = self.stream.stats();
-        stats_dict(py, &s, queued, delivered)
+    /// Counts along the path (the stream's lock is held only to copy them).
+    fn stats(&self) -> Stats {
+        self.stream.stats()
     }
 
     /// What the simulated device did (in-process simulator only).
-    fn sim_counters<'py>(&self, py: Python<'py>) -> Result<Option<Bound<'py, PyDict>>> {
+    fn sim_counters(&self, py: Python<'_>) -> Result<Option<SimCounters>> {
+        // Held only to clone the handle.
         let sim = self.sim.lock().unwrap_or_else(|p| p.into_inner()).clone();
         // The device's lock is held by the reader thread while it makes frames: wait detached.
-        let counters = match sim {
-            Some(d) => Some(detach(py, || d.lock().unwrap_or_else(|p| p.into_inner()).counters())?),
-            None => None,
-        };
-        counters.map(|c| sim_dict(py, &c)).transpose()
+        sim.map(|d| detach(py, || d.lock().unwrap_or_else(|p| p.into_inner()).counters())).transpose()
     }
 
     /// `(n, m)` of the Toeplitz blocks, or `None` in raw mode.
@@ -495,9 +467,7 @@ impl PyStream {
 impl PyStream {
     /// A read of `n` bytes with the GIL released, answering Ctrl-C between slices of the wait.
     fn read_bytes(&self, py: Python<'_>, n: usize, timeout: Option<Seconds>) -> Result<Vec<u8>> {
-        let mut raised = None;
         let timeout = timeout.and_then(|s| s.0);
-        let result = detach(py, || self.stream.read_with(n, timeout, &mut signals(&mut raised)))?;
-        result.map_err(|e| waited(e, raised))
+        wait(py, |interrupt| self.stream.read_with(n, timeout, interrupt))
     }
 }

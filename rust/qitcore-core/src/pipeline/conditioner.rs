@@ -4,7 +4,6 @@
 //! for by name) the unpacked samples come out instead, untested and unextracted.
 
 use std::collections::VecDeque;
-use std::str::FromStr;
 
 use crate::bits::BitOrder as Order;
 use crate::extract::blocks::BlockHash;
@@ -25,21 +24,7 @@ pub enum GapPolicy {
     Count,
 }
 
-impl FromStr for GapPolicy {
-    type Err = Error;
-
-    /// Parses `"count"` or `"error"`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming `gap_policy` for any other name.
-    fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "count" => Ok(GapPolicy::Count),
-            "error" => Ok(GapPolicy::Error),
-            other => Err(Error::argument("gap_policy", format!("expected one of \"count\", \"error\", got {other:?}"))),
-        }
-    }
-}
+crate::choice::named_choices!(GapPolicy, "gap_policy", [Count = "count", Error = "error"]);
 
 /// Why a stream stopped.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,19 +81,25 @@ impl std::fmt::Display for StreamError {
     }
 }
 
-/// Counts along the whole path.
+/// Counts along the whole path (`StreamCounters` in Python, where `counters["frames"]` reads a
+/// count as `counters.frames` does).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.stream", name = "StreamCounters"))]
 pub struct Stats {
+    /// Transport bytes decoded.
     pub bytes_in: u64,
+    /// Valid frames.
     pub frames: u64,
     pub crc_errors: u64,
+    /// Bytes skipped as not belonging to any valid frame.
     pub garbage_bytes: u64,
+    /// Breaks in the frame numbers, and the frames they lost.
     pub gaps: u64,
     pub frames_lost: u64,
     /// Valid frames whose number did not advance (replays): counted, their samples never used.
     pub replays: u64,
     /// CRC-valid frames whose payload did not parse (their samples are not used).
-    pub malformed: u64,
+    pub malformed_frames: u64,
     /// Frames the device marked as following an overrun.
     pub device_overruns: u64,
     pub samples_in: u64,
@@ -118,8 +109,14 @@ pub struct Stats {
     pub samples_healthy: u64,
     /// Samples withheld when a health test failed.
     pub samples_withheld: u64,
+    /// Toeplitz blocks hashed.
     pub blocks: u64,
+    /// Output bytes made.
     pub bytes_out: u64,
+    /// Output bytes read from the stream (0 for a conditioner alone).
+    pub bytes_delivered: u64,
+    /// Output bytes waiting in the stream's queue (0 for a conditioner alone).
+    pub bytes_queued: u64,
 }
 
 /// How the conditioner extracts.
@@ -368,14 +365,14 @@ impl Conditioner {
                         }
                     }
                     Err(_) => {
-                        self.stats.malformed += 1;
+                        self.stats.malformed_frames += 1;
                         Ok(())
                     }
                 },
                 frame_type::REPLY => {
                     match Reply::parse(payload) {
                         Ok(r) => self.replies.push(r),
-                        Err(_) => self.stats.malformed += 1,
+                        Err(_) => self.stats.malformed_frames += 1,
                     }
                     Ok(())
                 }
@@ -387,7 +384,7 @@ impl Conditioner {
 
     fn data(&mut self, payload: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), StreamError> {
         let Ok(data) = Data::parse(payload) else {
-            self.stats.malformed += 1;
+            self.stats.malformed_frames += 1;
             return Ok(());
         };
         if data.flags & DATA_FLAG_HEALTH != 0 {
@@ -400,7 +397,7 @@ impl Conditioner {
         if self.format.bits > 8 {
             // Raw wide samples: two bytes each, passed on as they are (masked to their width).
             if data.samples.len() != self.format.sample_bytes(usize::from(data.count)) {
-                self.stats.malformed += 1;
+                self.stats.malformed_frames += 1;
                 return Ok(());
             }
             let mask = ((1u32 << self.format.bits) - 1) as u16;
@@ -412,7 +409,7 @@ impl Conditioner {
             return Ok(());
         }
         if self.format.unpack(data.samples, usize::from(data.count), &mut self.samples).is_err() {
-            self.stats.malformed += 1;
+            self.stats.malformed_frames += 1;
             return Ok(());
         }
         self.stats.samples_in += self.samples.len() as u64;

@@ -462,9 +462,9 @@ impl Stream {
     }
 
     /// The path's counts, with bytes queued and delivered.
-    pub fn stats(&self) -> (Stats, usize, u64) {
+    pub fn stats(&self) -> Stats {
         let st = self.lock();
-        (st.stats, st.queue.len(), st.delivered)
+        Stats { bytes_queued: st.queue.len() as u64, bytes_delivered: st.delivered, ..st.stats }
     }
 
     /// The last status block from the device.
@@ -516,9 +516,9 @@ mod tests {
         let a = s.read(1_000_000, None).unwrap();
         assert_eq!(a.len(), 1_000_000);
         std::thread::sleep(Duration::from_millis(50));
-        let (stats, queued, delivered) = s.stats();
-        assert!(queued <= 100_000, "{queued}");
-        assert_eq!(delivered, 1_000_000);
+        let stats = s.stats();
+        assert!(stats.bytes_queued <= 100_000, "{}", stats.bytes_queued);
+        assert_eq!(stats.bytes_delivered, 1_000_000);
         assert!(stats.bytes_out >= 1_000_000);
         s.close();
         s.close();
@@ -565,8 +565,8 @@ mod tests {
         let (rct, _, _) = s.shape().1.unwrap();
         // From sample 200,000 on the output repeats sample 199,999: the run starts there.
         assert_eq!(f.index, 200_000 + rct - 2);
-        let (stats, _, delivered) = s.stats();
-        assert_eq!(delivered as usize, total);
+        let stats = s.stats();
+        assert_eq!(stats.bytes_delivered as usize, total);
         assert!(stats.samples_healthy < 200_000);
     }
 
@@ -639,7 +639,7 @@ mod tests {
         let fed: u64 = samples.chunks(999).map(|piece| s.feed_samples_with(piece, &mut || false).unwrap().frames).sum();
         s.end();
         assert_eq!(s.read(samples.len() + 1, None).unwrap(), samples);
-        let (stats, _, _) = s.stats();
+        let stats = s.stats();
         assert_eq!((stats.frames, stats.gaps, stats.samples_in), (fed, 0, 10_000));
     }
 
@@ -684,6 +684,6 @@ mod tests {
             }
         };
         assert!(matches!(err, ReadError::Failed(StreamError::Disconnected(_))), "{err:?}");
-        assert_eq!(total as u64, s.stats().0.bytes_out);
+        assert_eq!(total as u64, s.stats().bytes_out);
     }
 }

@@ -41,12 +41,17 @@ impl LinkFaults {
 
 /// What the simulated device did, for tests to compare with what the host saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.devices.sim"))]
 pub struct SimCounters {
+    /// Frames sent (not those dropped).
     pub frames: u64,
     pub frames_dropped: u64,
     pub bytes_corrupted: u64,
+    /// Bytes of garbage sent before frames.
     pub garbage_bytes: u64,
+    /// Bytes the host read.
     pub bytes: u64,
+    /// Samples made.
     pub samples: u64,
 }
 
