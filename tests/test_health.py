@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qitcore._records import as_dict
 from qitcore.errors import (
     AdaptiveProportionFailure,
     HealthTestFailure,
@@ -13,7 +14,17 @@ from qitcore.errors import (
     QitError,
     RepetitionCountFailure,
 )
-from qitcore.health import HealthMonitor, ais31_procedure_a, fips140_2, scan
+from qitcore.health import (
+    DEFAULT_ALPHA,
+    DEFAULT_STARTUP_SAMPLES,
+    BlockTest,
+    HealthMonitor,
+    HealthScan,
+    ScanFailure,
+    ais31_procedure_a,
+    fips140_2,
+    scan,
+)
 
 ALPHA = 2.0**-20
 
@@ -138,3 +149,38 @@ def test_process_reports_counts_without_copying(rng) -> None:
     fed.feed(data[:100])
     with pytest.raises(InvalidArgumentError, match="process"):
         fed.process(data)
+    # The other way round: feed() cannot take over samples the caller holds for process().
+    processed = HealthMonitor(7.0)
+    processed.process(data[:1000])
+    with pytest.raises(InvalidArgumentError, match="^data: feed"):
+        processed.feed(data)
+
+
+def test_results_are_the_cores_classes(rng) -> None:
+    data = bytearray(rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    data[5000:5004] = b"\x09" * 4
+    report = scan(bytes(data), 8.0)
+    assert isinstance(report, HealthScan) and isinstance(report.failures[0], ScanFailure)
+    assert as_dict(report.failures[0]) == {
+        "count": 4,
+        "cutoff": 4,
+        "index": 5003,
+        "test": "Repetition Count Test",
+        "value": 9,
+    }
+    assert repr(report).startswith("HealthScan(apt_cutoff=13, failures=[ScanFailure(count=4, ")
+    assert report == scan(bytes(data), 8.0) and not report.passed
+    block = fips140_2(bytes(data[:2500]))[0][0]
+    assert isinstance(block, BlockTest) and block.test == "monobit"
+    with pytest.raises(QitError):
+        BlockTest("monobit", 0.0, True, "")
+    m = HealthMonitor(7.0)
+    m.feed(bytes(data[:600]))
+    counters = m.counters  # a dictionary, as before
+    assert sorted(counters) == ["failures", "largest_window_count", "longest_run", "released", "samples", "windows"]
+    assert (counters["samples"], counters["windows"], counters["released"]) == (600, 1, 0)
+
+
+def test_defaults_come_from_the_core() -> None:
+    assert DEFAULT_ALPHA == 2.0**-20 and DEFAULT_STARTUP_SAMPLES == 1024
+    assert HealthMonitor(4.0).rct_cutoff == HealthMonitor(4.0, alpha=2.0**-20).rct_cutoff == 6

@@ -103,12 +103,23 @@ RECEIVERS: dict[str, Callable[[], Any]] = {
 # Result classes: made by qitcore, never constructed (their constructors refuse every argument),
 # with no methods beside their fields. A result class with methods needs a receiver above.
 RESULTS = {
+    "Ais31Result",
+    "BlockTest",
     "ChiSquareResult",
+    "DecoderStats",
+    "DeviceInfo",
+    "DeviceStatus",
     "Estimate",
+    "HealthCounters",
+    "HealthScan",
     "IidResult",
     "LrsTestResult",
     "PermutationStatistic",
+    "Reply",
     "RestartResult",
+    "SampleFormat",
+    "ScanFailure",
+    "SelfTest",
     "SimCounters",
     "StreamCounters",
 }

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from qitcore import protocol
-from qitcore.errors import InvalidArgumentError, ProtocolError
+from qitcore._records import as_dict
+from qitcore.errors import InvalidArgumentError, InvalidTypeError, ProtocolError, UnsupportedOperationError
 
 GOLDEN = Path(__file__).resolve().parents[1] / "firmware_interface" / "golden_vectors.txt"
 
@@ -62,20 +63,49 @@ def test_frame_vectors_encode_and_decode(vector: list[str]) -> None:
     assert protocol.FrameDecoder().feed(frame_) == [("frame", kind_, seq_, payload_)]
     if kind_ == protocol.STATUS:
         status = protocol.parse_status(payload_)
-        assert status["state"] in ("running", "failed")
-        assert status["temperature"] is None
+        assert status.state in ("running", "failed")
+        assert status.temperature is None
 
 
 def test_frame_meanings() -> None:
     frames = {t[1]: (int(t[2], 16), int(t[3], 16), unhex(t[4])) for t in vectors("frame")}
-    info = protocol.parse_info(protocol.parse_reply(frames["reply_info"][2])["data"])
-    assert info["vendor"] == "qitcore" and info["model"] == "QDP reference" and info["serial"] == "REF-0001"
-    assert info["claimed_min_entropy"] == 7.0 and info["format"]["bits_per_sample"] == 8
+    info = protocol.parse_info(protocol.parse_reply(frames["reply_info"][2]).data)
+    assert info.vendor == "qitcore" and info.model == "QDP reference" and info.serial == "REF-0001"
+    assert info.claimed_min_entropy == 7.0 and info.format.bits_per_sample == 8 and info.device_class == "qrng"
     failed = protocol.parse_status(frames["status_failed"][2])
-    assert failed["state"] == "failed" and failed["rct_latched"] and failed["samples_produced"] == 2**40
+    assert failed.state == "failed" and failed.rct_latched and failed.samples_produced == 2**40
     assert frames["status_failed"][1] == 0xFFFFFFFE
     reply = protocol.parse_reply(frames["reply_not_now"][2])
-    assert (reply["code"], reply["tag"], reply["result"]) == (protocol.Command.START, 9, protocol.Result.NOT_NOW)
+    assert (reply.code, reply.tag, reply.result) == (protocol.Command.START, 9, protocol.Result.NOT_NOW)
+
+
+def test_status_flags_states_and_temperature_decode() -> None:
+    block = bytearray(36)
+    block[0:2] = bytes([7, 0b110])  # a state this version does not define; APT latched, overrun
+    block[34:36] = (-1234).to_bytes(2, "little", signed=True)
+    status = protocol.parse_status(bytes(block))
+    assert status.state == "unknown" and not status.rct_latched and status.apt_latched and status.overrun
+    assert status.temperature == -12.34
+
+
+def test_parsed_payloads_are_result_classes_that_still_read_as_mappings() -> None:
+    fmt = protocol.parse_format(protocol.format_descriptor(12, "packed", "little", 1000))
+    assert isinstance(fmt, protocol.SampleFormat)
+    assert (fmt.bits_per_sample, fmt.packing, fmt.bitorder, fmt.rate) == (12, "packed", "little", 1000)
+    # The dictionaries they replace: the same names, read by key.
+    assert fmt["bitorder"] == "little" and fmt == protocol.parse_format(
+        protocol.format_descriptor(12, "packed", "little", 1000)
+    )
+    assert as_dict(fmt) == {"bits_per_sample": 12, "packing": "packed", "bitorder": "little", "rate": 1000}
+    assert repr(fmt) == "SampleFormat(bitorder='little', bits_per_sample=12, packing='packed', rate=1000)"
+    reply = protocol.parse_reply(bytes([5, 1, 0, 0, 9, 8]))
+    assert reply["data"] == reply.data == b"\x09\x08" and reply["result"] == protocol.Result.OK
+    with pytest.raises(KeyError):
+        reply["__class__"]
+    stats = protocol.FrameDecoder().stats()
+    assert isinstance(stats, protocol.DecoderStats) and stats["bytes"] == stats.frames == 0
+    with pytest.raises(UnsupportedOperationError):
+        protocol.DeviceStatus()
 
 
 @pytest.mark.parametrize("vector", vectors("stream"), ids=lambda t: t[1])
@@ -88,9 +118,9 @@ def test_stream_vectors(vector: list[str]) -> None:
         events += d.feed(data[i : i + 5])
     stats = d.stats()
     assert sum(e[0] == "frame" for e in events) == int(expect["frames"])
-    assert stats["crc_errors"] == int(expect["crc_errors"])
-    assert stats["garbage_bytes"] == int(expect["garbage"])
-    assert stats["gaps"] == int(expect["gaps"])
+    assert stats.crc_errors == int(expect["crc_errors"])
+    assert stats.garbage_bytes == int(expect["garbage"])
+    assert stats.gaps == int(expect["gaps"])
     assert sum(e[3] for e in events if e[0] == "gap") == int(expect["lost"])
 
 
@@ -99,7 +129,7 @@ def test_session_replies_parse() -> None:
         for event in protocol.FrameDecoder().feed(unhex(t[5])):
             assert event[0] == "frame"
             if event[1] == protocol.REPLY:
-                assert protocol.parse_reply(event[3])["tag"] > 0
+                assert protocol.parse_reply(event[3]).tag > 0
 
 
 def test_mutated_streams_never_yield_a_corrupted_frame() -> None:
@@ -129,5 +159,11 @@ def test_bad_arguments_are_named() -> None:
         protocol.parse_format(bytes([8, 5, 0, 0, 0, 0, 0, 0]))
     with pytest.raises(InvalidArgumentError, match="^bits_per_sample: "):
         protocol.format_descriptor(17)
+    with pytest.raises(InvalidArgumentError, match='^packing: expected one of "packed", "aligned", got "tight"'):
+        protocol.format_descriptor(8, "tight")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match='^bitorder: expected one of "big", "little"'):
+        protocol.format_descriptor(8, "packed", "middle")  # type: ignore[arg-type]
+    with pytest.raises(InvalidTypeError, match="^packing: "):
+        protocol.format_descriptor(8, 1)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="^command: "):
         protocol.command_payload(256, 0)

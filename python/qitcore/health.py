@@ -16,10 +16,11 @@ differs by one at some ``H``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import _core, _validate
+from ._core import Ais31Result, BlockTest, HealthScan, ScanFailure
+from ._records import as_dict
 from .errors import InvalidArgumentError, SelfTestFailure
 
 __all__ = [
@@ -33,7 +34,10 @@ __all__ = [
     "scan",
 ]
 
-DEFAULT_ALPHA = 2.0**-20
+#: α of each test by default: 2^-20, the largest SP 800-90B suggests.
+DEFAULT_ALPHA: float = _core.HEALTH_DEFAULT_ALPHA
+#: Samples of the start-up test by default (SP 800-90B §4.3 asks for at least 1024).
+DEFAULT_STARTUP_SAMPLES: int = _core.HEALTH_DEFAULT_STARTUP_SAMPLES
 
 
 def _alpha(alpha: Any) -> float:
@@ -74,14 +78,13 @@ class HealthMonitor:
         *,
         bits_per_sample: int = 8,
         alpha: float = DEFAULT_ALPHA,
-        startup_samples: int = 1024,
+        startup_samples: int = DEFAULT_STARTUP_SAMPLES,
         apt_formula: Literal["standard", "hill"] = "standard",
     ) -> None:
         bits = _validate.integer("bits_per_sample", bits_per_sample, minimum=1, maximum=8)
         h = _validate.real("min_entropy", min_entropy)
         startup = _validate.integer("startup_samples", startup_samples, minimum=1)
-        formula = _validate.choice("apt_formula", apt_formula, ("standard", "hill"))
-        self._core = _core.HealthMonitor(h, bits, _alpha(alpha), startup, formula)
+        self._core = _core.HealthMonitor(h, bits, _alpha(alpha), startup, apt_formula)
 
     def feed(self, data: Any) -> bytes:
         """Tests ``data`` (bytes-like, one sample per byte) and returns the samples released.
@@ -116,17 +119,14 @@ class HealthMonitor:
         Raises:
             SelfTestFailure: a test did not fire.
         """
-        result = self._core.self_test()
-        silent = [name for name, fired in result.items() if not fired]
+        silent = [name for name, fired in as_dict(self._core.self_test()).items() if not fired]
         if silent:
             raise SelfTestFailure(f"self-test: {', '.join(silent)} did not fire on its known-bad sequence")
 
     @property
     def state(self) -> Literal["startup", "healthy", "failed"]:
         """``"startup"``, ``"healthy"`` or ``"failed"``."""
-        state = self._core.state
-        assert state in ("startup", "healthy", "failed"), state
-        return state  # type: ignore[return-value]
+        return self._core.state
 
     @property
     def rct_cutoff(self) -> int:
@@ -151,39 +151,11 @@ class HealthMonitor:
     @property
     def counters(self) -> dict[str, int]:
         """Samples fed and released, windows, longest run, largest window count, failures."""
-        return dict(self._core.counters)
+        counters: dict[str, int] = as_dict(self._core.counters)
+        return counters
 
     def __repr__(self) -> str:
         return str(self._core.__repr__())
-
-
-@dataclass(frozen=True)
-class ScanFailure:
-    """One failure found by :func:`scan`."""
-
-    test: str
-    index: int
-    value: int
-    count: int
-    cutoff: int
-
-
-@dataclass(frozen=True)
-class HealthScan:
-    """Every failure in a capture (the monitor resets after each and goes on)."""
-
-    samples: int
-    failures: list[ScanFailure]
-    rct_cutoff: int
-    apt_cutoff: int
-    window: int
-    longest_run: int
-    largest_window_count: int
-
-    @property
-    def passed(self) -> bool:
-        """No test fired."""
-        return not self.failures
 
 
 def scan(
@@ -205,27 +177,7 @@ def scan(
     bits = _validate.integer("bits_per_sample", bits_per_sample, minimum=1, maximum=8)
     h = _validate.real("min_entropy", min_entropy)
     limit = _validate.integer("max_failures", max_failures, minimum=1)
-    d = _core.health_scan(data, h, bits, _alpha(alpha), limit)
-    rct, apt, window = d["cutoffs"]
-    return HealthScan(
-        samples=d["samples"],
-        failures=[ScanFailure(**f) for f in d["failures"]],
-        rct_cutoff=rct,
-        apt_cutoff=apt,
-        window=window,
-        longest_run=d["longest_run"],
-        largest_window_count=d["largest_window_count"],
-    )
-
-
-@dataclass(frozen=True)
-class BlockTest:
-    """One block test on one block: its statistic, whether it passed, and the bounds."""
-
-    test: str
-    value: float
-    passed: bool
-    detail: str
+    return _core.health_scan(data, h, bits, _alpha(alpha), limit)
 
 
 def fips140_2(data: Any, *, bitorder: _validate.BitOrder = "big") -> list[list[BlockTest]]:
@@ -236,19 +188,7 @@ def fips140_2(data: Any, *, bitorder: _validate.BitOrder = "big") -> list[list[B
         InvalidLengthError: fewer than 20,000 bits.
         InvalidTypeError: ``data`` is not bytes-like.
     """
-    blocks = _core.fips140_2(data, _validate.bitorder(bitorder))
-    return [[BlockTest(**o) for o in block] for block in blocks]
-
-
-@dataclass(frozen=True)
-class Ais31Result:
-    """AIS 31 procedure A: T0 once, T1-T5 on 257 blocks of 20,000 bits. ``verdict`` is ``"pass"``,
-    ``"repeat"`` (exactly one test failed: AIS 31 asks for one repetition on fresh data) or
-    ``"fail"``."""
-
-    t0: BlockTest
-    blocks: list[list[BlockTest]]
-    verdict: str
+    return _core.fips140_2(data, _validate.bitorder(bitorder))
 
 
 def ais31_procedure_a(data: Any, *, bitorder: _validate.BitOrder = "big") -> Ais31Result:
@@ -258,9 +198,4 @@ def ais31_procedure_a(data: Any, *, bitorder: _validate.BitOrder = "big") -> Ais
         InvalidLengthError: too few bits.
         InvalidTypeError: ``data`` is not bytes-like.
     """
-    d = _core.ais31_procedure_a(data, _validate.bitorder(bitorder))
-    return Ais31Result(
-        t0=BlockTest(**d["t0"]),
-        blocks=[[BlockTest(**o) for o in block] for block in d["blocks"]],
-        verdict=d["verdict"],
-    )
+    return _core.ais31_procedure_a(data, _validate.bitorder(bitorder))

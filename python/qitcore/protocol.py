@@ -1,6 +1,10 @@
 """QDP/1, the qitcore device protocol (``firmware_interface/PROTOCOL.md``): constants, CRC-32C,
 frame encoding, the resynchronising decoder and the payload parsers, for device drivers and tools.
 
+The parsers return the core's result classes (:class:`SampleFormat`, :class:`DeviceStatus`,
+:class:`DeviceInfo`, :class:`Reply`; the decoder's counts are :class:`DecoderStats`): read-only
+attributes, which also answer ``result["name"]`` as the dictionaries they replace did.
+
 >>> frame = encode_frame(COMMAND, 0, command_payload(Command.INFO, tag=1))
 >>> FrameDecoder().feed(frame)[0][:3]
 ('frame', 129, 0)
@@ -11,7 +15,12 @@ from __future__ import annotations
 from enum import IntEnum
 
 from ._core import (
+    DecoderStats,
+    DeviceInfo,
+    DeviceStatus,
     FrameDecoder,
+    Reply,
+    SampleFormat,
     crc32c,
     encode_frame,
     format_descriptor,
@@ -29,8 +38,13 @@ __all__ = [
     "REPLY",
     "STATUS",
     "Command",
+    "DecoderStats",
+    "DeviceInfo",
+    "DeviceStatus",
     "FrameDecoder",
+    "Reply",
     "Result",
+    "SampleFormat",
     "command_payload",
     "crc32c",
     "encode_frame",

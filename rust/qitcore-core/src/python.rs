@@ -125,15 +125,88 @@ fn item<'py>(obj: &Bound<'py, PyAny>, key: &str) -> PyResult<Bound<'py, PyAny>> 
     }
 }
 
-/// Counters, read by attribute or by name.
+/// Results that were dictionaries once (counters, the protocol's payloads), read by attribute or
+/// by name; a class with methods of its own passes them as a block, as to `results!`.
 macro_rules! counters {
-    ($($t:ty),* $(,)?) => {
+    ($($t:ty $({ $($extra:item)* })?),* $(,)?) => {
         results!($($t {
             fn __getitem__<'py>(slf: &Bound<'py, Self>, key: &str) -> PyResult<Bound<'py, PyAny>> {
                 item(slf.as_any(), key)
             }
+
+            $($($extra)*)?
         }),*);
     };
 }
 
 counters!(crate::pipeline::Stats, crate::sim::SimCounters);
+
+/// Values of the health and protocol results that Python sees as their names.
+macro_rules! as_names {
+    ($($t:ty),* $(,)?) => {$(
+        impl<'py> IntoPyObject<'py> for $t {
+            type Target = PyString;
+            type Output = Bound<'py, PyString>;
+            type Error = std::convert::Infallible;
+
+            // (`DeviceState` has a variant named `Error`: `Self::Error` would be ambiguous.)
+            fn into_pyobject(self, py: Python<'py>) -> Result<Bound<'py, PyString>, std::convert::Infallible> {
+                Ok(PyString::new(py, self.name()))
+            }
+        }
+    )*};
+}
+
+as_names!(
+    crate::health::HealthTest,
+    crate::health::block_tests::Verdict,
+    crate::frame::messages::DeviceState,
+    crate::frame::messages::DeviceClass,
+);
+
+results!(
+    crate::health::Failure,
+    crate::health::monitor::Counters,
+    crate::health::self_test::SelfTest,
+    crate::health::Scan {
+        /// No test fired.
+        #[getter(passed)]
+        fn py_passed(&self) -> bool {
+            self.passed()
+        }
+    },
+    crate::health::block_tests::Outcome,
+    crate::health::block_tests::ProcedureA,
+);
+
+counters!(
+    crate::frame::SampleFormat {
+        /// Bits per sample, 1 to 16.
+        #[getter]
+        fn bits_per_sample(&self) -> u8 {
+            self.bits
+        }
+
+        /// `"packed"` or `"aligned"`.
+        #[getter(packing)]
+        fn py_packing(&self) -> crate::frame::Packing {
+            self.packing
+        }
+
+        /// `"big"` (each sample's most significant bit first) or `"little"`.
+        #[getter]
+        fn bitorder(&self) -> crate::frame::BitOrder {
+            self.bit_order
+        }
+
+        /// Samples per second; 0 when unspecified.
+        #[getter(rate)]
+        fn py_rate(&self) -> u32 {
+            self.rate
+        }
+    },
+    crate::frame::messages::Status,
+    crate::frame::messages::Info,
+    crate::frame::messages::Reply,
+    crate::frame::DecoderStats,
+);

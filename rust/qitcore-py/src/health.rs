@@ -1,48 +1,46 @@
-//! Bindings of the health tests: a monitor object that holds samples until their window passes,
-//! and the block tests over packed bits.
+//! Bindings of the health tests: the core's buffered monitor behind a lock, the capture scan and
+//! the block tests over packed bits. Results are the core's classes.
 
 use std::sync::{Mutex, TryLockError};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
-use qitcore_core::bits::{load_bits, to_bit_vec, words_for, BitOrder};
-use qitcore_core::health::block_tests::{self, Outcome, Verdict, BLOCK_BITS};
-use qitcore_core::health::self_test::self_test;
-use qitcore_core::health::{AptFormula, Config, Failure, Monitor, State};
+use pyo3::types::PyBytes;
+use qitcore_core::bits::BitOrder;
+use qitcore_core::health::block_tests::{self, Outcome, ProcedureA};
+use qitcore_core::health::monitor::Counters;
+use qitcore_core::health::self_test::{self_test, SelfTest};
+use qitcore_core::health::{self, AptFormula, BufferedMonitor, Config, Scan};
 
-use crate::args::{self, int, real, Real};
+use crate::args::{self, int, opt_int, real, Real};
 use crate::buffers::{Input, DETACH_BYTES};
-use crate::errors::{detach, guard, Error, Result};
+use crate::errors::{detach, guard, Result};
 
-fn state_name(s: State) -> &'static str {
-    match s {
-        State::StartUp => "startup",
-        State::Healthy => "healthy",
-        State::Failed => "failed",
-    }
-}
-
-struct Inner {
-    monitor: Monitor,
-    /// Samples fed but not yet resolved, oldest first.
-    pending: Vec<u8>,
+/// The configuration of the arguments, the core's defaults where `None`.
+fn config(min_entropy: f64, bits_per_sample: u32, alpha: Option<Real>) -> Config {
+    Config { alpha: alpha.map_or(Config::DEFAULT_ALPHA, |a| a.0), ..Config::new(min_entropy, bits_per_sample) }
 }
 
 /// SP 800-90B continuous health tests over a stream of samples.
 #[pyclass(frozen, module = "qitcore._core", name = "HealthMonitor")]
 pub struct PyHealthMonitor {
-    inner: Mutex<Inner>,
+    inner: Mutex<BufferedMonitor>,
 }
 
 impl PyHealthMonitor {
-    /// Runs `f` on the monitor's state. The lock is never waited for while attached: another
-    /// thread may hold it in detached work and need the GIL back before releasing it (the
-    /// deadlock of taking a lock attached and keeping it across `detach`). So: an uncontended
-    /// lock is taken at once for small work; otherwise the wait and the work happen detached.
-    fn with<T: Send>(&self, py: Python<'_>, size: usize, f: impl FnOnce(&mut Inner) -> T + Send) -> Result<T> {
+    /// Runs `f` on the monitor. The lock is never waited for while attached: another thread may
+    /// hold it in detached work and need the GIL back before releasing it (the deadlock of taking
+    /// a lock attached and keeping it across `detach`). So: an uncontended lock is taken at once
+    /// for small work; otherwise the wait and the work happen detached. Either way the lock is
+    /// held for `f` alone.
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        size: usize,
+        f: impl FnOnce(&mut BufferedMonitor) -> T + Send,
+    ) -> Result<T> {
         if size < DETACH_BYTES {
             match self.inner.try_lock() {
-                Ok(mut inner) => return guard(|| f(&mut inner)),
+                Ok(mut monitor) => return guard(|| f(&mut monitor)),
                 Err(TryLockError::Poisoned(p)) => return guard(|| f(&mut p.into_inner())),
                 Err(TryLockError::WouldBlock) => {}
             }
@@ -51,55 +49,24 @@ impl PyHealthMonitor {
     }
 }
 
-/// What `feed` resolved: the released samples, or the failure (every pending sample withheld).
-fn feed_locked(inner: &mut Inner, bytes: &[u8]) -> Result<Vec<u8>, Failure> {
-    let Inner { monitor, pending } = inner;
-    match monitor.process(bytes) {
-        Ok(release) => {
-            // The resolved samples are the pending ones followed by the head of `bytes`: copy the
-            // released ones out once, and keep only the unresolved tail.
-            let (discard, emit) = (release.discard as usize, release.emit as usize);
-            let resolved = discard + emit;
-            let held = pending.len();
-            let mut out = Vec::with_capacity(emit);
-            let from_pending = held.saturating_sub(discard).min(emit);
-            out.extend_from_slice(&pending[discard.min(held)..discard.min(held) + from_pending]);
-            let start = discard.saturating_sub(held);
-            out.extend_from_slice(&bytes[start..start + emit - from_pending]);
-            if resolved >= held {
-                pending.clear();
-                pending.extend_from_slice(&bytes[resolved - held..]);
-            } else {
-                pending.drain(..resolved);
-                pending.extend_from_slice(bytes);
-            }
-            Ok(out)
-        }
-        Err(f) => {
-            pending.clear();
-            Err(f)
-        }
-    }
-}
-
 #[pymethods]
 impl PyHealthMonitor {
     #[new]
-    #[pyo3(signature = (min_entropy, bits_per_sample=8, alpha=None, startup_samples=1024, apt_formula="standard"))]
+    #[pyo3(signature = (min_entropy, bits_per_sample=8, alpha=None, startup_samples=None, apt_formula=AptFormula::Standard))]
     fn new(
         #[pyo3(from_py_with = real)] min_entropy: f64,
         #[pyo3(from_py_with = int::<u32>)] bits_per_sample: u32,
         alpha: Option<Real>,
-        #[pyo3(from_py_with = int::<u64>)] startup_samples: u64,
-        #[pyo3(from_py_with = args::apt_formula)] apt_formula: &'static str,
+        #[pyo3(from_py_with = opt_int::<u64>)] startup_samples: Option<u64>,
+        #[pyo3(from_py_with = args::choice)] apt_formula: AptFormula,
     ) -> Result<Self> {
-        let apt_formula = if apt_formula == "hill" { AptFormula::Hill } else { AptFormula::Standard };
-        let mut config = Config::new(min_entropy, bits_per_sample);
-        config.alpha = alpha.map_or(config.alpha, |a| a.0);
-        config.startup_samples = startup_samples;
-        config.apt_formula = apt_formula;
-        let monitor = guard(|| Monitor::new(config))??;
-        Ok(PyHealthMonitor { inner: Mutex::new(Inner { monitor, pending: Vec::new() }) })
+        let config = Config {
+            startup_samples: startup_samples.unwrap_or(Config::DEFAULT_STARTUP_SAMPLES),
+            apt_formula,
+            ..config(min_entropy, bits_per_sample, alpha)
+        };
+        let monitor = guard(|| BufferedMonitor::new(config))??;
+        Ok(PyHealthMonitor { inner: Mutex::new(monitor) })
     }
 
     /// Tests `data`; returns the samples released by this call (start-up samples are dropped,
@@ -108,9 +75,8 @@ impl PyHealthMonitor {
     fn feed<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Bound<'py, PyBytes>> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
-        let released = self.with(py, bytes.len(), |inner| feed_locked(inner, bytes))?;
-        let out = released?;
-        Ok(PyBytes::new(py, &out))
+        let released = self.with(py, bytes.len(), |monitor| monitor.feed(bytes))???;
+        Ok(PyBytes::new(py, &released))
     }
 
     /// Tests `data` without holding or copying samples (the caller keeps them): returns
@@ -119,229 +85,93 @@ impl PyHealthMonitor {
     fn process(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> Result<(u64, u64)> {
         let input = Input::get(py, "data", data)?;
         let bytes = input.bytes();
-        let result = self.with(py, bytes.len(), |inner| {
-            if !inner.pending.is_empty() {
-                return None;
-            }
-            Some(inner.monitor.process(bytes))
-        })?;
-        let Some(result) = result else {
-            return Err(Error::argument(
-                "data",
-                "process() cannot follow feed() while feed() holds samples; use one or the other",
-            ));
-        };
-        Ok(result.map(|r| (r.discard, r.emit))?)
+        let release = self.with(py, bytes.len(), |monitor| monitor.process(bytes))???;
+        Ok((release.discard, release.emit))
     }
 
     /// Leaves the failed state; the next samples go through the start-up test again.
     fn reset(&self, py: Python<'_>) -> Result<()> {
-        self.with(py, 0, |inner| {
-            inner.monitor.reset();
-            inner.pending.clear();
-        })
+        self.with(py, 0, BufferedMonitor::reset)
     }
 
-    /// Feeds known-bad sequences to fresh monitors of this configuration:
-    /// `{"repetition_count": bool, "adaptive_proportion": bool}`.
-    fn self_test<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyDict>> {
-        let config = self.with(py, 0, |inner| *inner.monitor.config())?;
-        let st = detach(py, || self_test(config))??;
-        let d = PyDict::new(py);
-        d.set_item("repetition_count", st.repetition_count)?;
-        d.set_item("adaptive_proportion", st.adaptive_proportion)?;
-        Ok(d)
+    /// Feeds known-bad sequences to fresh monitors of this configuration: which tests fired.
+    fn self_test(&self, py: Python<'_>) -> Result<SelfTest> {
+        let config = self.with(py, 0, |m| *m.monitor().config())?;
+        Ok(detach(py, || self_test(config))??)
     }
 
     #[getter]
     fn state(&self, py: Python<'_>) -> Result<&'static str> {
-        self.with(py, 0, |inner| state_name(inner.monitor.state()))
+        self.with(py, 0, |m| m.monitor().state().name())
     }
 
     #[getter]
     fn cutoffs(&self, py: Python<'_>) -> Result<(u64, u64, u64)> {
-        self.with(py, 0, |inner| inner.monitor.cutoffs())
+        self.with(py, 0, |m| m.monitor().cutoffs())
     }
 
     #[getter]
     fn pending(&self, py: Python<'_>) -> Result<usize> {
-        self.with(py, 0, |inner| inner.pending.len())
+        self.with(py, 0, |m| m.pending())
     }
 
     #[getter]
-    fn counters<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyDict>> {
-        let c = self.with(py, 0, |inner| inner.monitor.counters())?;
-        let d = PyDict::new(py);
-        d.set_item("samples", c.samples)?;
-        d.set_item("released", c.released)?;
-        d.set_item("windows", c.windows)?;
-        d.set_item("longest_run", c.longest_run)?;
-        d.set_item("largest_window_count", c.largest_window_count)?;
-        d.set_item("failures", c.failures)?;
-        Ok(d)
+    fn counters(&self, py: Python<'_>) -> Result<Counters> {
+        self.with(py, 0, |m| m.monitor().counters())
     }
 
     fn __repr__(&self, py: Python<'_>) -> Result<String> {
-        self.with(py, 0, |inner| {
-            let c = inner.monitor.config();
-            format!(
-                "HealthMonitor(min_entropy={}, bits_per_sample={}, alpha={:e}, state='{}')",
-                c.min_entropy,
-                c.bits_per_sample,
-                c.alpha,
-                state_name(inner.monitor.state())
-            )
-        })
+        let (c, state) = self.with(py, 0, |m| (*m.monitor().config(), m.monitor().state()))?;
+        Ok(format!(
+            "HealthMonitor(min_entropy={}, bits_per_sample={}, alpha={:e}, state='{}')",
+            c.min_entropy,
+            c.bits_per_sample,
+            c.alpha,
+            state.name()
+        ))
     }
 }
 
 /// Every failure in a capture: the monitor is reset after each and goes on, so that a report can
-/// say where and why a source fails. Returns `(failures, counters, cutoffs)`.
+/// say where and why a source fails.
 #[pyfunction]
-#[pyo3(signature = (data, min_entropy, bits_per_sample=8, alpha=None, max_failures=1000))]
-pub fn health_scan<'py>(
-    py: Python<'py>,
-    data: &Bound<'py, PyAny>,
+#[pyo3(signature = (data, min_entropy, bits_per_sample, alpha, max_failures))]
+pub fn health_scan(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
     #[pyo3(from_py_with = real)] min_entropy: f64,
     #[pyo3(from_py_with = int::<u32>)] bits_per_sample: u32,
     alpha: Option<Real>,
     #[pyo3(from_py_with = int::<usize>)] max_failures: usize,
-) -> Result<Bound<'py, PyDict>> {
-    let mut config = Config::new(min_entropy, bits_per_sample);
-    config.alpha = alpha.map_or(config.alpha, |a| a.0);
-    let mut monitor = guard(|| Monitor::new(config))??;
+) -> Result<Scan> {
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
-    if let Some(offset) = bytes.iter().position(|&s| u32::from(s).checked_shr(bits_per_sample).unwrap_or(0) != 0) {
-        return Err(Error::argument(
-            "data",
-            format!("the sample at offset {offset} (value {}) does not fit in {bits_per_sample} bits per sample", bytes[offset]),
-        ));
-    }
-    let failures = detach(py, || {
-        let mut failures = Vec::new();
-        let mut rest = bytes;
-        while !rest.is_empty() && failures.len() < max_failures {
-            let before = monitor.counters().samples;
-            match monitor.process(rest) {
-                Ok(_) => break,
-                Err(f) => {
-                    failures.push(f);
-                    let consumed = (f.index + 1 - before) as usize;
-                    rest = &rest[consumed.min(rest.len())..];
-                    monitor.reset();
-                }
-            }
-        }
-        failures
-    })?;
-    let list = PyList::empty(py);
-    for f in &failures {
-        let d = PyDict::new(py);
-        d.set_item("test", f.test.name())?;
-        d.set_item("index", f.index)?;
-        d.set_item("value", f.value)?;
-        d.set_item("count", f.count)?;
-        d.set_item("cutoff", f.cutoff)?;
-        list.append(d)?;
-    }
-    let c = monitor.counters();
-    let result = PyDict::new(py);
-    result.set_item("failures", list)?;
-    result.set_item("samples", c.samples)?;
-    result.set_item("longest_run", c.longest_run)?;
-    result.set_item("largest_window_count", c.largest_window_count)?;
-    result.set_item("cutoffs", monitor.cutoffs())?;
-    Ok(result)
+    let config = config(min_entropy, bits_per_sample, alpha);
+    Ok(detach(py, || health::scan(bytes, config, max_failures))??)
 }
 
-fn unpack(bytes: &[u8], order: BitOrder) -> Vec<u8> {
-    let nbits = bytes.len() * 8;
-    let mut words = vec![0u64; words_for(nbits)];
-    load_bits(bytes, 0, nbits, order, &mut words);
-    to_bit_vec(&words, nbits)
-}
-
-fn outcome_dict<'py>(py: Python<'py>, o: &Outcome) -> Result<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("test", o.test)?;
-    d.set_item("value", o.value)?;
-    d.set_item("passed", o.passed)?;
-    d.set_item("detail", &o.detail)?;
-    Ok(d)
-}
-
-fn order(bitorder: &str) -> Result<BitOrder> {
-    Ok(BitOrder::parse(bitorder)?)
-}
-
-/// FIPS 140-2 tests on each whole 20,000-bit block: a list of lists of outcomes.
+/// FIPS 140-2 tests on each whole 20,000-bit block: each block's outcomes.
 #[pyfunction]
-#[pyo3(signature = (data, bitorder="big"))]
-pub fn fips140_2<'py>(
-    py: Python<'py>,
-    data: &Bound<'py, PyAny>,
-    #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
-) -> Result<Bound<'py, PyList>> {
-    let order = order(bitorder)?;
+#[pyo3(signature = (data, bitorder=BitOrder::Big))]
+pub fn fips140_2(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    #[pyo3(from_py_with = args::choice)] bitorder: BitOrder,
+) -> Result<Vec<Vec<Outcome>>> {
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
-    if bytes.len() * 8 < BLOCK_BITS {
-        return Err(Error::length(
-            "data",
-            format!("FIPS 140-2 tests need 20000 bits (2500 bytes), got {} bytes", bytes.len()),
-        ));
-    }
-    let blocks =
-        detach(py, || unpack(bytes, order).chunks_exact(BLOCK_BITS).map(block_tests::fips140_2).collect::<Vec<_>>())?;
-    let out = PyList::empty(py);
-    for block in &blocks {
-        let l = PyList::empty(py);
-        for o in block {
-            l.append(outcome_dict(py, o)?)?;
-        }
-        out.append(l)?;
-    }
-    Ok(out)
+    Ok(detach(py, || block_tests::fips140_2_packed(bytes, bitorder))??)
 }
 
-/// AIS 31 procedure A: `{"t0": outcome, "blocks": [[outcome]], "verdict": "pass"|"repeat"|"fail"}`.
+/// AIS 31 procedure A: T0, T1–T5 on each of 257 blocks, and the verdict.
 #[pyfunction]
-#[pyo3(signature = (data, bitorder="big"))]
-pub fn ais31_procedure_a<'py>(
-    py: Python<'py>,
-    data: &Bound<'py, PyAny>,
-    #[pyo3(from_py_with = args::bitorder)] bitorder: &'static str,
-) -> Result<Bound<'py, PyDict>> {
-    let order = order(bitorder)?;
+#[pyo3(signature = (data, bitorder=BitOrder::Big))]
+pub fn ais31_procedure_a(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    #[pyo3(from_py_with = args::choice)] bitorder: BitOrder,
+) -> Result<ProcedureA> {
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
-    let needed = block_tests::T0_BITS + block_tests::PROCEDURE_A_BLOCKS * BLOCK_BITS;
-    let result = detach(py, || block_tests::ais31_procedure_a(&unpack(bytes, order)))?;
-    let Some(block_tests::ProcedureA { t0, blocks, verdict }) = result else {
-        return Err(Error::length(
-            "data",
-            format!("AIS 31 procedure A needs {needed} bits ({} bytes), got {} bytes", needed.div_ceil(8), bytes.len()),
-        ));
-    };
-    let d = PyDict::new(py);
-    d.set_item("t0", outcome_dict(py, &t0)?)?;
-    let list = PyList::empty(py);
-    for block in &blocks {
-        let l = PyList::empty(py);
-        for o in block {
-            l.append(outcome_dict(py, o)?)?;
-        }
-        list.append(l)?;
-    }
-    d.set_item("blocks", list)?;
-    d.set_item(
-        "verdict",
-        match verdict {
-            Verdict::Pass => "pass",
-            Verdict::Repeat => "repeat",
-            Verdict::Fail => "fail",
-        },
-    )?;
-    Ok(d)
+    Ok(detach(py, || block_tests::ais31_procedure_a_packed(bytes, bitorder))??)
 }

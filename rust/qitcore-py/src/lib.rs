@@ -49,9 +49,15 @@ mod _core {
     #[pymodule_export]
     use crate::health::{ais31_procedure_a, fips140_2, health_scan, PyHealthMonitor};
     #[pymodule_export]
+    use qitcore_core::health::{block_tests::Outcome, block_tests::ProcedureA, monitor::Counters, self_test::SelfTest};
+    #[pymodule_export]
+    use qitcore_core::health::{Failure, Scan};
+    #[pymodule_export]
     use crate::protocol::{
         crc32c, encode_frame, format_descriptor, parse_format, parse_info, parse_reply, parse_status, PyFrameDecoder,
     };
+    #[pymodule_export]
+    use qitcore_core::frame::{messages::Info, messages::Reply, messages::Status, DecoderStats, SampleFormat};
     #[pymodule_export]
     use crate::qkd::{
         cascade_correct, check_decoys, decode_pulse_numbers, encode_pulse_numbers, finite_key_length, sift_announce,
@@ -85,6 +91,8 @@ mod _core {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         // Defaults and limits the Python layer shows its users, defined once in the core.
         m.add("DEFAULT_PERMUTATIONS", qitcore_core::entropy::iid::DEFAULT_PERMUTATIONS)?;
-        m.add("MAX_SAMPLES", qitcore_core::entropy::samples::MAX_SAMPLES)
+        m.add("MAX_SAMPLES", qitcore_core::entropy::samples::MAX_SAMPLES)?;
+        m.add("HEALTH_DEFAULT_ALPHA", qitcore_core::health::Config::DEFAULT_ALPHA)?;
+        m.add("HEALTH_DEFAULT_STARTUP_SAMPLES", qitcore_core::health::Config::DEFAULT_STARTUP_SAMPLES)
     }
 }

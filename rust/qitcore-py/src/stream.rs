@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
+use qitcore_core::frame::messages::{Reply, Status};
 use qitcore_core::frame::{BitOrder, Packing, SampleFormat};
 use qitcore_core::gf2::alloc::try_zeroed;
 use qitcore_core::pipeline::framer::Framer;
@@ -19,7 +20,6 @@ use qitcore_core::sim::{LinkFaults, NoiseParams, NoiseSource, SimCounters, SimDe
 use crate::args::{self, choice, flag, int, real, seconds, text, FsPath, Int, Real, Seconds};
 use crate::buffers::{Input, Output};
 use crate::errors::{detach, guard, stream_exception, waited, Error, Result};
-use crate::protocol::{reply_dict, status_dict};
 
 /// The check made between slices of every wait: Python's signal handlers run (Ctrl-C raises
 /// KeyboardInterrupt in the main thread); what they raise is kept in `raised` and stops the wait.
@@ -436,26 +436,26 @@ impl PyStream {
         self.shape.1
     }
 
-    /// The last status block the device sent, as a dictionary.
-    fn device_status<'py>(&self, py: Python<'py>) -> Result<Option<Bound<'py, PyDict>>> {
-        self.stream.device_status().map(|s| status_dict(py, &s)).transpose()
+    /// The last status block the device sent.
+    fn device_status(&self) -> Option<Status> {
+        self.stream.device_status()
     }
 
     /// Waits up to `timeout` seconds for the reply to command `code` with `tag`, answering Ctrl-C.
-    fn reply<'py>(
+    fn reply(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         #[pyo3(from_py_with = int::<u8>)] code: u8,
         #[pyo3(from_py_with = int::<u8>)] tag: u8,
         #[pyo3(from_py_with = seconds)] timeout: Option<Duration>,
-    ) -> Result<Option<Bound<'py, PyDict>>> {
+    ) -> Result<Option<Reply>> {
         let mut raised = None;
         let timeout = timeout.unwrap_or(Duration::MAX);
         let r = detach(py, || self.stream.reply_with(code, tag, timeout, &mut signals(&mut raised)))?;
         if let Some(e) = raised {
             return Err(e.into());
         }
-        r.map(|r| reply_dict(py, &r)).transpose()
+        Ok(r)
     }
 
     /// The failure as an exception instance, or `None`.

@@ -28,6 +28,7 @@ pub enum Event<'a> {
 
 /// Running counts of everything the decoder has seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol"))]
 pub struct DecoderStats {
     /// Bytes fed in.
     pub bytes: u64,

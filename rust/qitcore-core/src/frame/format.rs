@@ -1,8 +1,6 @@
 //! The sample format descriptor (PROTOCOL.md §2) and the unpacking of DATA payloads into one
 //! sample per byte.
 
-use std::str::FromStr;
-
 use crate::{Error, Result};
 
 /// How samples sit in a DATA payload.
@@ -14,31 +12,7 @@ pub enum Packing {
     Aligned,
 }
 
-impl Packing {
-    /// The name a user gives it: `"packed"` or `"aligned"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Packing::Packed => "packed",
-            Packing::Aligned => "aligned",
-        }
-    }
-}
-
-impl FromStr for Packing {
-    type Err = Error;
-
-    /// Parses `"packed"` or `"aligned"`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming `packing` for any other string.
-    fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "packed" => Ok(Packing::Packed),
-            "aligned" => Ok(Packing::Aligned),
-            other => Err(Error::argument("packing", format!("expected one of \"packed\", \"aligned\", got {other:?}"))),
-        }
-    }
-}
+crate::choice::named_choices!(Packing, "packing", [Packed = "packed", Aligned = "aligned"]);
 
 /// Order of bits within a packed payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,35 +23,13 @@ pub enum BitOrder {
     LsbFirst,
 }
 
-impl BitOrder {
-    /// The name a user gives it, as numpy names bit orders: `"big"` (most significant bit first)
-    /// or `"little"`.
-    pub fn name(self) -> &'static str {
-        match self {
-            BitOrder::MsbFirst => "big",
-            BitOrder::LsbFirst => "little",
-        }
-    }
-}
+// As numpy names bit orders: "big" is most significant bit first.
+crate::choice::named_choices!(BitOrder, "bitorder", [MsbFirst = "big", LsbFirst = "little"]);
 
-impl FromStr for BitOrder {
-    type Err = Error;
-
-    /// Parses `"big"` (most significant bit first) or `"little"`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming `bitorder` for any other string.
-    fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "big" => Ok(BitOrder::MsbFirst),
-            "little" => Ok(BitOrder::LsbFirst),
-            other => Err(Error::argument("bitorder", format!("expected one of \"big\", \"little\", got {other:?}"))),
-        }
-    }
-}
-
-/// A sample format: bits per sample, packing, bit order and the nominal sample rate.
+/// A sample format: bits per sample, packing, bit order and the nominal sample rate. (Python
+/// reads its fields under the names of `format_descriptor`'s arguments.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, eq, module = "qitcore.protocol"))]
 pub struct SampleFormat {
     /// 1 to 16.
     pub bits: u8,

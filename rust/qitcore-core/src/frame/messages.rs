@@ -134,6 +134,7 @@ const TEMPERATURE_NOT_MEASURED: i16 = i16::MIN;
 
 /// The device's status block (PROTOCOL.md §4), decoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol", name = "DeviceStatus"))]
 pub struct Status {
     pub state: DeviceState,
     /// A failure of the device's Repetition Count Test is latched (flags bit 0).
@@ -236,6 +237,7 @@ impl Command {
 
 /// A REPLY payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol"))]
 pub struct Reply {
     pub code: u8,
     pub tag: u8,
@@ -305,6 +307,7 @@ const ENTROPY_STEPS_PER_BIT: f64 = 256.0;
 
 /// The info block (PROTOCOL.md §5), decoded.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol", name = "DeviceInfo"))]
 pub struct Info {
     pub protocol_version: u8,
     pub device_class: DeviceClass,

@@ -15,6 +15,7 @@ pub const BLOCK_BITS: usize = 20_000;
 
 /// One test on one block.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "BlockTest"))]
 pub struct Outcome {
     /// The test ("monobit", "poker", …).
     pub test: &'static str,
@@ -202,8 +203,21 @@ pub enum Verdict {
     Fail,
 }
 
-/// The outcomes of AIS 31 procedure A.
+impl Verdict {
+    /// `"pass"`, `"repeat"` or `"fail"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Repeat => "repeat",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+/// AIS 31 procedure A: T0 once, T1–T5 on 257 blocks of 20,000 bits, and the verdict (`"repeat"`
+/// when exactly one test failed: AIS 31 then asks for one repetition on fresh data).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "Ais31Result"))]
 pub struct ProcedureA {
     /// T0 (disjointness).
     pub t0: Outcome,

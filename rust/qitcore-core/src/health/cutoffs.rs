@@ -11,8 +11,6 @@
 //! the upper tail `P(X > k) ≤ α`, summed in the log domain, so α down to 2^−40 and far below is
 //! exact to double precision.
 
-use std::str::FromStr;
-
 use crate::error::{Error, Result};
 use crate::maths::gamma::ln_gamma;
 
@@ -25,23 +23,7 @@ pub enum AptFormula {
     Hill,
 }
 
-impl FromStr for AptFormula {
-    type Err = Error;
-
-    /// Parses `"standard"` or `"hill"`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] naming `apt_formula` for any other string.
-    fn from_str(name: &str) -> Result<Self> {
-        match name {
-            "standard" => Ok(AptFormula::Standard),
-            "hill" => Ok(AptFormula::Hill),
-            other => {
-                Err(Error::argument("apt_formula", format!("expected one of \"standard\", \"hill\", got {other:?}")))
-            }
-        }
-    }
-}
+crate::choice::named_choices!(AptFormula, "apt_formula", [Standard = "standard", Hill = "hill"]);
 
 /// Checks `0 < H <= bits` and `0 < α < 1`.
 pub fn check(min_entropy: f64, bits_per_sample: u32, alpha: f64) -> Result<()> {

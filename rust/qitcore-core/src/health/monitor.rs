@@ -31,6 +31,7 @@ impl HealthTest {
 
 /// Where and why a health test failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "ScanFailure"))]
 pub struct Failure {
     /// The test that fired.
     pub test: HealthTest,
@@ -82,13 +83,19 @@ pub struct Config {
 }
 
 impl Config {
-    /// SP 800-90B's defaults: α = 2^−20, 1024 start-up samples, the standard APT formula.
+    /// α = 2^−20, the largest SP 800-90B suggests (2^−20 to 2^−40).
+    pub const DEFAULT_ALPHA: f64 = 1.0 / (1u64 << 20) as f64;
+    /// Samples of the start-up test: SP 800-90B §4.3 asks for at least 1024.
+    pub const DEFAULT_STARTUP_SAMPLES: u64 = 1024;
+
+    /// SP 800-90B's defaults: [`Self::DEFAULT_ALPHA`], [`Self::DEFAULT_STARTUP_SAMPLES`], the
+    /// standard APT formula.
     pub fn new(min_entropy: f64, bits_per_sample: u32) -> Self {
         Config {
             min_entropy,
             bits_per_sample,
-            alpha: (-20f64).exp2(),
-            startup_samples: 1024,
+            alpha: Self::DEFAULT_ALPHA,
+            startup_samples: Self::DEFAULT_STARTUP_SAMPLES,
             apt_formula: AptFormula::Standard,
         }
     }
@@ -105,6 +112,7 @@ impl Config {
 
 /// Counters for reports and statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "HealthCounters"))]
 pub struct Counters {
     /// Samples fed.
     pub samples: u64,

@@ -6,6 +6,7 @@ use crate::error::Result;
 
 /// Which tests fired on their known-bad sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health"))]
 pub struct SelfTest {
     /// The Repetition Count Test fired on a stuck source.
     pub repetition_count: bool,
