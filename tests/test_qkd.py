@@ -3,9 +3,13 @@ computation, and every fault ends the session with a clear error and no key."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from qitcore import _core, qkd
+from qitcore.cli import main
 from qitcore.errors import (
     AuthenticationError,
     ChannelClosed,
@@ -13,6 +17,7 @@ from qitcore.errors import (
     InvalidLengthError,
     QkdAbort,
     QkdError,
+    UnsupportedOperationError,
     VerificationFailure,
 )
 from qitcore.qkd.channel import InProcessChannel
@@ -68,9 +73,10 @@ def test_both_ends_get_the_same_key_and_the_report_adds_up(link: qkd.SimulatedLi
     params = qkd.Params()
     leaked = r.leaked_ec + r.leaked_verification
     ref = lim_length(list(params.mu), list(params.p), r.key_counts, nz, mz, leaked, r.eps_sec, r.eps_cor)
+    assert r.finite_key is not None
     for term in ("s0", "s1", "phase_error"):
-        assert r.finite_key[term] == pytest.approx(ref[term], rel=1e-9, abs=1e-9)
-    assert r.secure_length == ref["length"]
+        assert getattr(r.finite_key, term) == pytest.approx(ref[term], rel=1e-9, abs=1e-9)
+    assert r.secure_length == ref["length"] == r.finite_key.length
 
 
 def test_the_single_photon_bound_is_below_the_true_count(link: qkd.SimulatedLink) -> None:
@@ -79,7 +85,42 @@ def test_the_single_photon_bound_is_below_the_true_count(link: qkd.SimulatedLink
     r = qkd.distill(link.alice, link.bob).report
     key_rows = (link.alice.basis == 0) & (link.bob.basis == 0)
     true_s1 = int((link.photons[key_rows] == 1).sum()) * r.reconciled_bits / r.sifted_key
-    assert 0.7 * true_s1 < r.finite_key["s1"] < true_s1
+    assert r.finite_key is not None and 0.7 * true_s1 < r.finite_key.s1 < true_s1
+
+
+def test_the_secure_length_is_the_cores_result_read_by_attribute_or_by_key() -> None:
+    params = qkd.Params()
+    counts = ([356_179, 74_016, 61], [22_570, 4_707, 2], [212, 52, 0])
+    r = qkd.FiniteKeyLength.compute(params.mu, params.p, counts, 35_900, 1e-10, 1e-15)
+    assert isinstance(r, qkd.SecureLength) and r.length > 0
+    # Reports once held these terms as a dictionary: reading them by key still works.
+    assert r["length"] == r.length and r["s1"] == r.s1
+    with pytest.raises(KeyError):
+        r["key"]
+    assert repr(r).startswith(f"SecureLength(length={r.length}, penalty=")
+    with pytest.raises(UnsupportedOperationError):
+        qkd.SecureLength()
+
+
+def test_the_simulators_columns_arrive_as_bytes_for_numpy(small: qkd.SimulatedLink) -> None:
+    m = qkd.LinkModel(distance_km=10)
+    physics = (m.distance_km, m.attenuation_db_per_km, m.detector_efficiency, m.dark_count, m.misalignment)
+    d = _core.simulate_bb84(1_000_000, 5, *physics, list(m.mu), list(m.p), m.key_basis_probability)
+    assert isinstance(d, qkd.Detections) and repr(d) == f"Detections(detected={len(small.bob)})"
+    assert np.array_equal(np.frombuffer(d.index, "<u8"), small.bob.index)
+    assert (d.bob_bit, d.photons) == (small.bob.bit.tobytes(), small.photons.tobytes())
+    assert small.transmittance == m.transmittance()
+
+
+def test_the_json_report_holds_every_term_of_the_bound(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report.json"
+    assert main(["qkd", "simulate", "--pulses", "1e7", "--distance-km", "5", "--seed", "3", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    bound = doc["finite_key"]
+    assert sorted(bound) == ["length", "penalty", "phase_error", "s0", "s1", "s1_test", "v1_test"]
+    assert 0 < doc["key_bits"] <= doc["secure_length"] == min(bound["length"], doc["reconciled_bits"])
+    assert f"secure length         {doc['secure_length']:,} bits" in printed
 
 
 def test_cascade_on_its_own_matches_alices_key_and_counts_every_parity(rng: np.random.Generator) -> None:

@@ -7,6 +7,7 @@ written once, in the Rust struct.
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from typing import Any
 
@@ -26,11 +27,13 @@ def field_names(cls: type) -> list[str]:
 
 
 def as_dict(value: Any) -> Any:
-    """``value`` with every result object turned into a dict of its fields (recursively), lists
-    and tuples into lists of plain values; other values as they are."""
+    """``value`` with every result object and dataclass turned into a dict of its fields
+    (recursively), lists and tuples into lists of plain values; other values as they are."""
     fields = field_names(type(value))
     if fields:
         return {name: as_dict(getattr(value, name)) for name in fields}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: as_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [as_dict(v) for v in value]
     if isinstance(value, dict):

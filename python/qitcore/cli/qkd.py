@@ -7,9 +7,9 @@ import json
 import socket
 import sys
 import time
-from dataclasses import asdict
 
 from .. import _validate
+from .._records import as_dict
 from ..errors import InvalidArgumentError, QitError, SampleFileError
 from ..qkd import AliceSession, BobSession, LinkModel, Params, Records, Report, TcpChannel, distill, serve_tcp
 from ..qkd.channel import read_auth_key
@@ -115,7 +115,7 @@ def _prepare(args: argparse.Namespace) -> Params:
 def _finish(args: argparse.Namespace, key: bytes, report: Report) -> int:
     print(report.text())
     if args.json:
-        write_atomically(args.json, json.dumps(asdict(report), indent=2) + "\n")
+        write_atomically(args.json, json.dumps(as_dict(report), indent=2) + "\n")
     if args.key_out:
         with atomic_file(args.key_out, private=True) as out:
             out.write(key)

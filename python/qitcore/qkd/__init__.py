@@ -5,9 +5,11 @@ authenticated classical channel.
 - :func:`distill` runs both ends in one process and returns both keys and the report;
 - :class:`AliceSession` and :class:`BobSession` are the two ends, for separate programs over
   :class:`TcpChannel` / :func:`serve_tcp` (see ``qitcore qkd alice`` and ``qitcore qkd bob``);
-- :class:`LinkModel` simulates a link and produces both ends' :class:`Records`;
+- :class:`LinkModel` simulates a link (the core's :class:`Detections`) and produces both ends'
+  :class:`Records`;
   :func:`read_detections` reads them from a device's QDP/1 stream (DETECTIONS frames);
-- the stages are in :mod:`qitcore.qkd.stages`.
+- the stages are in :mod:`qitcore.qkd.stages`; a report's finite-key terms are a
+  :class:`SecureLength`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .._core import Detections, SecureLength
 from ..errors import InvalidTypeError
 from .channel import Channel, Endpoint, InProcessChannel, Sealer, TcpChannel, serve_tcp
 from .device import detection_frames, read_detections
@@ -28,6 +31,7 @@ __all__ = [
     "AliceSession",
     "BobSession",
     "Channel",
+    "Detections",
     "Distilled",
     "Estimation",
     "FiniteKeyLength",
@@ -39,6 +43,7 @@ __all__ = [
     "Records",
     "Report",
     "Sealer",
+    "SecureLength",
     "Sifting",
     "SimulatedLink",
     "TcpChannel",

@@ -58,7 +58,7 @@ class LinkModel:
             if seed is None
             else _validate.integer("seed", seed, minimum=0, maximum=2**64 - 1)
         )
-        columns = _core.simulate_bb84(
+        d = _core.simulate_bb84(
             pulses,
             seed,
             _validate.real("distance_km", self.distance_km),
@@ -70,14 +70,14 @@ class LinkModel:
             [_validate.real("p", v) for v in self.p],
             _validate.real("key_basis_probability", self.key_basis_probability),
         )
-        col = {
-            name: np.frombuffer(columns[name], dtype=np.uint8)
-            for name in ("alice_basis", "alice_bit", "intensity", "photons", "bob_basis", "bob_bit")
-        }
-        index = np.frombuffer(columns["index"], dtype="<u8").astype(np.uint64)
-        alice = Records(index, col["alice_basis"], col["alice_bit"], col["intensity"])
-        bob = Records(index, col["bob_basis"], col["bob_bit"])
-        return SimulatedLink(alice, bob, col["photons"], pulses, float(columns["transmittance"]))
+        index = np.frombuffer(d.index, dtype="<u8").astype(np.uint64)
+        alice = Records(index, _u8(d.alice_basis), _u8(d.alice_bit), _u8(d.intensity))
+        bob = Records(index, _u8(d.bob_basis), _u8(d.bob_bit))
+        return SimulatedLink(alice, bob, _u8(d.photons), pulses, self.transmittance())
+
+
+def _u8(column: bytes) -> npt.NDArray[np.uint8]:
+    return np.frombuffer(column, dtype=np.uint8)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .. import _core, _validate
+from .._core import SecureLength
 from ..errors import AuthenticationError, ChannelClosed, ChannelError, QitError, QkdAbort, QkdError, VerificationFailure
 from .channel import Channel, Sealer, frame_limit
 from .records import Records
@@ -97,7 +98,7 @@ class Params:
     min_sample: int = 1000
     eps_sec: float = 1e-10
     eps_cor: float = 1e-15
-    cascade: str = "modified"
+    cascade: str = _core.DEFAULT_CASCADE
 
     def __post_init__(self) -> None:
         for name in ("qber_threshold", "sample_fraction", "eps_sec", "eps_cor"):
@@ -142,7 +143,8 @@ class Report:
     key_counts: list[int] = field(default_factory=list)
     test_counts: list[int] = field(default_factory=list)
     test_errors: list[int] = field(default_factory=list)
-    finite_key: dict[str, Any] = field(default_factory=dict)
+    finite_key: SecureLength | None = None
+    """Every term of the finite-key bound, once the secure length is computed."""
     secure_length: int = 0
     key_bits: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -151,7 +153,7 @@ class Report:
         """The report as aligned lines for a terminal."""
         fk = self.finite_key
         f = "n/a" if self.efficiency is None else f"{self.efficiency:.4f}"
-        s1, s0, phase = fk.get("s1", 0), fk.get("s0", 0), fk.get("phase_error", 0.5)
+        s1, s0, phase = (0.0, 0.0, 0.5) if fk is None else (fk.s1, fk.s0, fk.phase_error)
         sample = f"sample of {self.sample_size:,}; upper {self.qber_key_upper:.4%}"
         corrected = "" if self.corrected_bits is None else f"{self.corrected_bits:,} corrected in "
         rounds = f"{corrected}{self.cascade_rounds} round trips"
@@ -232,7 +234,7 @@ class _Shared:
             p.eps_sec,
             r.eps_cor,
         )
-        r.secure_length = min(int(r.finite_key["length"]), r.reconciled_bits)
+        r.secure_length = min(r.finite_key.length, r.reconciled_bits)
         r.key_bits = r.secure_length - r.secure_length % 8
         return r.key_bits
 

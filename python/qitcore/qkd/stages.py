@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
+from .._core import SecureLength
 from ..errors import AuthenticationError, ProtocolError, QkdAbort
 from ..extract import Toeplitz
 from .records import INTENSITIES, Records
@@ -199,10 +200,10 @@ class FiniteKeyLength:
     @staticmethod
     def compute(
         mu: Any, p: Any, counts: tuple[list[int], list[int], list[int]], leaked: int, eps_sec: float, eps_cor: float
-    ) -> dict[str, Any]:
+    ) -> SecureLength:
         """Every term of the bound; ``counts`` are key-basis events, test-basis events and
         test-basis errors, per intensity."""
-        return dict(_core.finite_key_length(list(mu), list(p), *counts, leaked, eps_sec, eps_cor))
+        return _core.finite_key_length(list(mu), list(p), *counts, leaked, eps_sec, eps_cor)
 
 
 class PrivacyAmplification:

@@ -210,3 +210,18 @@ counters!(
     crate::frame::messages::Reply,
     crate::frame::DecoderStats,
 );
+
+/// Pulse numbers as little-endian u64 bytes, for numpy to view.
+impl<'py> IntoPyObject<'py> for &crate::qkd::sim::PulseNumbers {
+    type Target = pyo3::types::PyBytes;
+    type Output = Bound<'py, pyo3::types::PyBytes>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        let bytes: Vec<u8> = self.0.iter().flat_map(|i| i.to_le_bytes()).collect();
+        Ok(pyo3::types::PyBytes::new(py, &bytes))
+    }
+}
+
+// A QKD report's `finite_key` was a dictionary.
+counters!(crate::qkd::finite_key::SecureLength);

@@ -333,8 +333,6 @@ choice! {
     apt_formula("apt_formula"): "standard", "hill";
     /// The normalisation of ε in the leftover hash lemma.
     convention("convention"): "tssr", "cryptomite";
-    /// Cascade's variant.
-    variant("variant"): "modified", "original";
     /// The conditioning hash function.
     hash_function("function"): "sha256", "sha3-256";
     /// A carry-less multiplication backend.

@@ -64,6 +64,8 @@ mod _core {
         sift_answer, sift_conclude, simulate_bb84, verification_collision_bound, verification_tags, PyCascadeResponder,
     };
     #[pymodule_export]
+    use qitcore_core::qkd::{finite_key::SecureLength, sim::Detections};
+    #[pymodule_export]
     use crate::stream::{PyNoiseModel, PyStream};
     #[pymodule_export]
     use qitcore_core::{pipeline::Stats, sim::SimCounters};
@@ -92,6 +94,7 @@ mod _core {
         // Defaults and limits the Python layer shows its users, defined once in the core.
         m.add("DEFAULT_PERMUTATIONS", qitcore_core::entropy::iid::DEFAULT_PERMUTATIONS)?;
         m.add("MAX_SAMPLES", qitcore_core::entropy::samples::MAX_SAMPLES)?;
+        m.add("DEFAULT_CASCADE", qitcore_core::qkd::cascade::Variant::default())?;
         m.add("HEALTH_DEFAULT_ALPHA", qitcore_core::health::Config::DEFAULT_ALPHA)?;
         m.add("HEALTH_DEFAULT_STARTUP_SAMPLES", qitcore_core::health::Config::DEFAULT_STARTUP_SAMPLES)
     }

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyBytes;
 use qitcore_core::gf2::backend;
 use qitcore_core::qkd::bitvec::Bits;
 use qitcore_core::qkd::cascade::{Corrector, Layout, Query, Responder, Variant};
-use qitcore_core::qkd::finite_key::{self, Counts, Decoys};
+use qitcore_core::qkd::finite_key::{self, Counts, Decoys, SecureLength};
+use qitcore_core::qkd::sim::Detections;
 use qitcore_core::qkd::{sift, sim, verify};
 use qitcore_core::Error as CoreError;
 
@@ -29,10 +30,6 @@ fn key_bits(py: Python<'_>, name: &'static str, key: &Bound<'_, PyAny>) -> Resul
     Ok(Bits::from_bytes(bytes))
 }
 
-fn layout(n: usize, qber: f64, seed: u64, variant: &str) -> Result<Layout> {
-    Ok(Layout::new(n, qber, seed, Variant::parse(variant)?)?)
-}
-
 /// Alice's side of Cascade: answers Bob's parity queries about her key.
 #[pyclass(frozen, module = "qitcore._core", name = "CascadeResponder")]
 pub struct PyCascadeResponder {
@@ -43,16 +40,16 @@ pub struct PyCascadeResponder {
 #[pymethods]
 impl PyCascadeResponder {
     #[new]
-    #[pyo3(signature = (key, qber, seed, variant = "modified"))]
+    #[pyo3(signature = (key, qber, seed, variant = Variant::default()))]
     fn new(
         py: Python<'_>,
         key: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = real)] qber: f64,
         #[pyo3(from_py_with = int::<u64>)] seed: u64,
-        #[pyo3(from_py_with = args::variant)] variant: &'static str,
+        #[pyo3(from_py_with = args::choice::<Variant>)] variant: Variant,
     ) -> Result<Self> {
         let key = key_bits(py, "key", key)?;
-        let layout = layout(key.len, qber, seed, variant)?;
+        let layout = Layout::new(key.len, qber, seed, variant)?;
         let inner = detach(py, || Responder::new(layout, key))??;
         Ok(PyCascadeResponder { inner, disclosed: AtomicU64::new(0) })
     }
@@ -82,20 +79,20 @@ impl PyCascadeResponder {
 /// Bob's side of Cascade: corrects `key` by sending encoded queries through `ask`, which returns
 /// Alice's packed answers. Returns (corrected key, leaked bits, round trips, corrected bits).
 #[pyfunction]
-#[pyo3(signature = (key, qber, seed, ask, variant = "modified"))]
+#[pyo3(signature = (key, qber, seed, ask, variant = Variant::default()))]
 pub fn cascade_correct<'py>(
     py: Python<'py>,
     key: &Bound<'py, PyAny>,
     #[pyo3(from_py_with = real)] qber: f64,
     #[pyo3(from_py_with = int::<u64>)] seed: u64,
     ask: Py<PyAny>,
-    #[pyo3(from_py_with = args::variant)] variant: &'static str,
+    #[pyo3(from_py_with = args::choice::<Variant>)] variant: Variant,
 ) -> Result<(Bound<'py, PyBytes>, u64, u64, u64)> {
     if !ask.bind(py).is_callable() {
         return Err(Error::Type("ask: expected a callable that returns Alice's answers as bytes".into()));
     }
     let key = key_bits(py, "key", key)?;
-    let layout = layout(key.len, qber, seed, variant)?;
+    let layout = Layout::new(key.len, qber, seed, variant)?;
     // The first Python exception `ask` raises is kept and re-raised as it was.
     let raised: Mutex<Option<PyErr>> = Mutex::new(None);
     let result = detach(py, || {
@@ -159,8 +156,7 @@ fn ints(a: Array<Int<u64>, 3>) -> [u64; 3] {
 #[pyfunction]
 #[pyo3(signature = (mu, p, key_counts, test_counts, test_errors, leaked, eps_sec, eps_cor))]
 #[allow(clippy::too_many_arguments)]
-pub fn finite_key_length<'py>(
-    py: Python<'py>,
+pub fn finite_key_length(
     mu: Array<Real, 3>,
     p: Array<Real, 3>,
     key_counts: Array<Int<u64>, 3>,
@@ -169,28 +165,18 @@ pub fn finite_key_length<'py>(
     #[pyo3(from_py_with = int::<u64>)] leaked: u64,
     #[pyo3(from_py_with = real)] eps_sec: f64,
     #[pyo3(from_py_with = real)] eps_cor: f64,
-) -> Result<Bound<'py, PyDict>> {
+) -> Result<SecureLength> {
     let counts = Counts { key: ints(key_counts), test: ints(test_counts), test_errors: ints(test_errors) };
     let decoys = decoys(reals(mu), reals(p));
-    let r = guard(|| finite_key::secure_length(&decoys, &counts, leaked, eps_sec, eps_cor))??;
-    let d = PyDict::new(py);
-    d.set_item("s0", r.s0)?;
-    d.set_item("s1", r.s1)?;
-    d.set_item("s1_test", r.s1_test)?;
-    d.set_item("v1_test", r.v1_test)?;
-    d.set_item("phase_error", r.phase_error)?;
-    d.set_item("penalty", r.penalty)?;
-    d.set_item("length", r.length)?;
-    Ok(d)
+    Ok(guard(|| finite_key::secure_length(&decoys, &counts, leaked, eps_sec, eps_cor))??)
 }
 
-/// Simulates a decoy-state BB84 link; returns the detected pulses' columns as bytes (index as
-/// little-endian u64, the others one byte each).
+/// Simulates a decoy-state BB84 link; returns the detected pulses.
 #[pyfunction]
 #[pyo3(signature = (pulses, seed, distance_km, attenuation_db_per_km, detector_efficiency, dark_count, misalignment, mu, p, key_basis_probability))]
 #[allow(clippy::too_many_arguments)]
-pub fn simulate_bb84<'py>(
-    py: Python<'py>,
+pub fn simulate_bb84(
+    py: Python<'_>,
     #[pyo3(from_py_with = int::<u64>)] pulses: u64,
     #[pyo3(from_py_with = int::<u64>)] seed: u64,
     #[pyo3(from_py_with = real)] distance_km: f64,
@@ -201,33 +187,17 @@ pub fn simulate_bb84<'py>(
     mu: Array<Real, 3>,
     p: Array<Real, 3>,
     #[pyo3(from_py_with = real)] key_basis_probability: f64,
-) -> Result<Bound<'py, PyDict>> {
-    let (mu, p) = (reals(mu), reals(p));
+) -> Result<Detections> {
     let model = sim::LinkModel {
         distance_km,
         attenuation_db_per_km,
         detector_efficiency,
         dark_count,
         misalignment,
-        decoys: decoys(mu, p),
+        decoys: decoys(reals(mu), reals(p)),
         key_basis_probability,
     };
-    let d = detach(py, || sim::simulate(&model, pulses, seed))??;
-    let out = PyDict::new(py);
-    let index: Vec<u8> = d.index.iter().flat_map(|i| i.to_le_bytes()).collect();
-    out.set_item("index", PyBytes::new(py, &index))?;
-    for (name, column) in [
-        ("alice_basis", &d.alice_basis),
-        ("alice_bit", &d.alice_bit),
-        ("intensity", &d.intensity),
-        ("photons", &d.photons),
-        ("bob_basis", &d.bob_basis),
-        ("bob_bit", &d.bob_bit),
-    ] {
-        out.set_item(name, PyBytes::new(py, column))?;
-    }
-    out.set_item("transmittance", model.transmittance())?;
-    Ok(out)
+    Ok(detach(py, || sim::simulate(&model, pulses, seed))??)
 }
 
 /// Little-endian u64 values from a buffer, borrowed when aligned (numpy's are), else copied.

@@ -34,27 +34,16 @@ use crate::{Error, Result};
 pub const PASSES: usize = 24;
 
 /// Which Cascade.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Variant {
     /// Brassard and Salvail's four passes with doubling blocks.
     Original,
     /// Martinez-Mateo et al.'s block sizes, 24 passes, remembered parities.
+    #[default]
     Modified,
 }
 
-impl Variant {
-    /// Parses "original" or "modified".
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for any other name.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "original" => Ok(Variant::Original),
-            "modified" => Ok(Variant::Modified),
-            _ => Err(Error::argument("variant", format!("expected 'original' or 'modified', got {name:?}"))),
-        }
-    }
-}
+crate::choice::named_choices!(Variant, "variant", [Modified = "modified", Original = "original"]);
 
 /// A multiply-rotate hasher for the small integer keys of Cascade's maps (SipHash's resistance
 /// to collision attacks is not needed: the keys are Bob's own ranges).
@@ -808,7 +797,7 @@ mod tests {
         assert!(Layout::new(100, 0.0, 1, Variant::Modified).is_err());
         assert!(Layout::new(100, 0.5, 1, Variant::Original).is_err());
         assert!(Layout::new(100, f64::NAN, 1, Variant::Original).is_err());
-        assert!(Variant::parse("bogus").is_err());
+        assert!("bogus".parse::<Variant>().is_err());
         let (a, _) = keys(100, 0.0, 1);
         let (b, _) = keys(99, 0.0, 1);
         assert!(reconcile(&a, b, 0.02, 1, Variant::Modified).is_err());

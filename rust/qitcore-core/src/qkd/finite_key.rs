@@ -107,11 +107,17 @@ pub struct Counts {
 
 /// Every term of the bound, for the report.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.qkd", name = "SecureLength"))]
 pub struct SecureLength {
+    /// Lower bound on the vacuum events among the key-basis bits.
     pub s0: f64,
+    /// Lower bound on the single-photon events among the key-basis bits.
     pub s1: f64,
+    /// Lower bound on the single-photon events in the test basis.
     pub s1_test: f64,
+    /// Upper bound on the single-photon errors in the test basis.
     pub v1_test: f64,
+    /// Upper bound on the phase error rate of the key basis' single-photon events.
     pub phase_error: f64,
     /// `6 log2(21/ε_sec) + log2(2/ε_cor)`.
     pub penalty: f64,

@@ -71,21 +71,48 @@ impl LinkModel {
     }
 }
 
-/// Detected pulses, one column per field; bases are 0 (key) or 1 (test).
+/// Pulse numbers, increasing. Python reads them as little-endian u64 bytes, for numpy to view:
+/// a list of millions of ints would take longer than the simulation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PulseNumbers(pub Vec<u64>);
+
+/// Detected pulses, one column per field (in Python, bytes of one byte a pulse); bases are 0
+/// (key) or 1 (test).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.qkd", name = "Detections"))]
 pub struct Detections {
-    pub index: Vec<u64>,
+    pub index: PulseNumbers,
     pub alice_basis: Vec<u8>,
     pub alice_bit: Vec<u8>,
+    /// Which intensity Alice sent: 0, 1 or 2.
     pub intensity: Vec<u8>,
+    /// Photons in the pulse (the ground truth a real link does not know).
     pub photons: Vec<u8>,
     pub bob_basis: Vec<u8>,
     pub bob_bit: Vec<u8>,
 }
 
+#[cfg(feature = "python")]
+#[pyo3::pymethods]
+impl Detections {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn __new__(
+        _args: &pyo3::Bound<'_, pyo3::types::PyTuple>,
+        _kwargs: Option<&pyo3::Bound<'_, pyo3::types::PyDict>>,
+    ) -> pyo3::PyResult<Self> {
+        crate::python::not_constructible()
+    }
+
+    /// The count, not the columns (the shared results' `__repr__` would print every byte).
+    fn __repr__(&self) -> String {
+        format!("Detections(detected={})", self.index.0.len())
+    }
+}
+
 impl Detections {
     fn append(&mut self, other: Detections) {
-        self.index.extend(other.index);
+        self.index.0.extend(other.index.0);
         self.alice_basis.extend(other.alice_basis);
         self.alice_bit.extend(other.alice_bit);
         self.intensity.extend(other.intensity);
@@ -195,7 +222,7 @@ fn simulate_chunk(model: &LinkModel, t: &Tables, range: std::ops::Range<u64>, rn
             [true, true] => (rng.next_u64() & 1) as u8,
             [_, one] => u8::from(one),
         };
-        out.index.push(index);
+        out.index.0.push(index);
         out.alice_basis.push(alice_basis);
         out.alice_bit.push(alice_bit);
         out.intensity.push(k as u8);
@@ -239,15 +266,18 @@ mod tests {
             assert!((got - sent * yield_k).abs() < 5.0 * sd + 1.0, "k={k}: {got} vs {}", sent * yield_k);
         }
         let sifted: Vec<usize> =
-            (0..d.index.len()).filter(|&i| d.alice_basis[i] == d.bob_basis[i] && d.intensity[i] == 0).collect();
+            (0..d.index.0.len()).filter(|&i| d.alice_basis[i] == d.bob_basis[i] && d.intensity[i] == 0).collect();
         let errors = sifted.iter().filter(|&&i| d.alice_bit[i] != d.bob_bit[i]).count() as f64;
         let mu = m.decoys.mu[0];
         let yield_1 = 1.0 - (1.0 - m.dark_count).powi(2) * (-eta * mu).exp();
         let expected = (m.misalignment * (1.0 - (-eta * mu).exp()) + m.dark_count) / yield_1;
         let qber = errors / sifted.len() as f64;
         assert!((qber - expected).abs() < 0.002, "QBER {qber} vs {expected}");
-        assert!(d.index.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(simulate(&m, 3_000_000, 7).unwrap().index.len(), simulate(&m, 3_000_000, 7).unwrap().index.len());
+        assert!(d.index.0.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            simulate(&m, 3_000_000, 7).unwrap().index.0.len(),
+            simulate(&m, 3_000_000, 7).unwrap().index.0.len()
+        );
     }
 
     #[test]
