@@ -287,12 +287,11 @@ def output_length(
     e = _validate.real("eps", eps)
     unit = _validate.choice("per", per, ("bit", "block"))
     _validate.choice("side_information", side_information, ("classical", "quantum"))
-    conv = _validate.choice("convention", convention, ("tssr", "cryptomite"))
     if unit == "bit":
         if not 0 < h <= 1:
             raise InvalidArgumentError(f"min_entropy: must lie in (0, 1] bits per bit, got {h}")
         h *= n
-    return int(_core.output_length(n, h, e, conv))
+    return int(_core.output_length(n, h, e, convention))  # the core checks the choice
 
 
 def output_entropy(n_in: int, n_out: int, nw: int, h_in: float) -> float:

@@ -79,9 +79,7 @@ impl<T: Bounded> FromPyObject<'_, '_> for Int<T> {
             }
             Err(e) => return Err(refuse(e)),
         };
-        T::try_from(wide)
-            .map(Int)
-            .map_err(|_| value_error(format!("expected {}, got {wide}", range())))
+        T::try_from(wide).map(Int).map_err(|_| value_error(format!("expected {}, got {wide}", range())))
     }
 }
 
@@ -131,9 +129,9 @@ impl FromPyObject<'_, '_> for Seconds {
         if obj.is_none() {
             return Ok(Seconds(None));
         }
-        let Real(v) = obj.extract().map_err(|_: PyErr| {
-            type_error(format!("expected seconds (a number) or None, got {}", type_name(&obj)))
-        })?;
+        let Real(v) = obj
+            .extract()
+            .map_err(|_: PyErr| type_error(format!("expected seconds (a number) or None, got {}", type_name(&obj))))?;
         if v.is_nan() || v < 0.0 {
             return Err(value_error(format!("expected seconds, 0 or more, got {v}")));
         }
@@ -149,9 +147,7 @@ impl FromPyObject<'_, '_> for Text {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
-        let s = obj
-            .cast::<PyString>()
-            .map_err(|_| type_error(format!("expected a str, got {}", type_name(&obj))))?;
+        let s = obj.cast::<PyString>().map_err(|_| type_error(format!("expected a str, got {}", type_name(&obj))))?;
         s.to_str()
             .map(|s| Text(s.to_owned()))
             .map_err(|_| value_error("expected a str of valid Unicode, got lone surrogates"))
@@ -189,8 +185,7 @@ impl FromPyObject<'_, '_> for FsPath {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Self> {
-        let refuse =
-            || type_error(format!("expected a path (str or os.PathLike), got {}", type_name(&obj)));
+        let refuse = || type_error(format!("expected a path (str or os.PathLike), got {}", type_name(&obj)));
         if obj.is_instance_of::<PyString>() || obj.hasattr("__fspath__").unwrap_or(false) {
             let path: PathBuf = obj.extract().map_err(|e: PyErr| {
                 if e.is_instance_of::<PyTypeError>(obj.py()) {
@@ -259,9 +254,7 @@ fn sequence<'py>(obj: &Borrowed<'_, 'py, PyAny>, len: Option<usize>) -> PyResult
     {
         // numpy arrays: their items as Python numbers.
         let list = obj.call_method0("tolist")?;
-        let list = list
-            .cast::<PyList>()
-            .map_err(|_| type_error(format!("expected {what}, got {}", type_name(obj))))?;
+        let list = list.cast::<PyList>().map_err(|_| type_error(format!("expected {what}, got {}", type_name(obj))))?;
         list.iter().collect()
     } else {
         return Err(type_error(format!("expected {what}, got {}", type_name(obj))));
@@ -305,38 +298,6 @@ pub fn seconds(obj: &Bound<'_, PyAny>) -> PyResult<Option<Duration>> {
 pub fn choice<T: std::str::FromStr<Err = qitcore_core::Error>>(obj: &Bound<'_, PyAny>) -> PyResult<T> {
     let Text(given) = obj.extract()?;
     given.parse().map_err(|e: qitcore_core::Error| Error::from(e).into())
-}
-
-fn choose(obj: &Bound<'_, PyAny>, name: &str, choices: &[&'static str]) -> PyResult<&'static str> {
-    let Text(given) = obj.extract()?;
-    choices.iter().copied().find(|c| *c == given).ok_or_else(|| {
-        let names: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
-        value_error(format!("{name}: expected one of {}, got {given:?}", names.join(", ")))
-    })
-}
-
-macro_rules! choice {
-    ($($(#[$doc:meta])* $fn_name:ident($name:literal): $($value:literal),+;)*) => {$(
-        $(#[$doc])*
-        pub fn $fn_name(obj: &Bound<'_, PyAny>) -> PyResult<&'static str> {
-            choose(obj, $name, &[$($value),+])
-        }
-    )*};
-}
-
-choice! {
-    /// Bit order of packed bits.
-    bitorder("bitorder"): "big", "little";
-    /// Sample packing in frames.
-    packing("packing"): "aligned", "packed";
-    /// The APT cutoff formula.
-    apt_formula("apt_formula"): "standard", "hill";
-    /// The normalisation of ε in the leftover hash lemma.
-    convention("convention"): "tssr", "cryptomite";
-    /// The conditioning hash function.
-    hash_function("function"): "sha256", "sha3-256";
-    /// A carry-less multiplication backend.
-    backend("backend"): "portable", "pclmul", "vpclmul";
 }
 
 /// For `from_py_with`: waiting time in seconds as an `f64` (`None` gives infinity), so that a

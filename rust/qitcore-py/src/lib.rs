@@ -33,15 +33,10 @@ mod _core {
 
     use crate::errors::Result;
 
-    
     #[pymodule_export]
     use crate::bitgen::{bitgen_capsule, PyBitGenLock};
     #[pymodule_export]
     use crate::entropy::{assess_iid, assess_non_iid, assess_restart};
-    #[pymodule_export]
-    use qitcore_core::entropy::iid::{chi_square::ChiSquare, lrs::LrsTest, IidReport, PermutationStatistic};
-    #[pymodule_export]
-    use qitcore_core::entropy::{non_iid::NonIidReport, restart::RestartReport, Estimate};
     #[pymodule_export]
     use crate::extract::{
         conditioned_entropy, hash_condition, output_entropy, output_length, von_neumann, PyModifiedToeplitz, PyToeplitz,
@@ -49,24 +44,28 @@ mod _core {
     #[pymodule_export]
     use crate::health::{ais31_procedure_a, fips140_2, health_scan, PyHealthMonitor};
     #[pymodule_export]
-    use qitcore_core::health::{block_tests::Outcome, block_tests::ProcedureA, monitor::Counters, self_test::SelfTest};
-    #[pymodule_export]
-    use qitcore_core::health::{Failure, Scan};
-    #[pymodule_export]
     use crate::protocol::{
         crc32c, encode_frame, format_descriptor, parse_format, parse_info, parse_reply, parse_status, PyFrameDecoder,
     };
-    #[pymodule_export]
-    use qitcore_core::frame::{messages::Info, messages::Reply, messages::Status, DecoderStats, SampleFormat};
     #[pymodule_export]
     use crate::qkd::{
         cascade_correct, check_decoys, decode_pulse_numbers, encode_pulse_numbers, finite_key_length, sift_announce,
         sift_answer, sift_conclude, simulate_bb84, verification_collision_bound, verification_tags, PyCascadeResponder,
     };
     #[pymodule_export]
-    use qitcore_core::qkd::{finite_key::SecureLength, sim::Detections};
-    #[pymodule_export]
     use crate::stream::{PyNoiseModel, PyStream};
+    #[pymodule_export]
+    use qitcore_core::entropy::iid::{chi_square::ChiSquare, lrs::LrsTest, IidReport, PermutationStatistic};
+    #[pymodule_export]
+    use qitcore_core::entropy::{non_iid::NonIidReport, restart::RestartReport, Estimate};
+    #[pymodule_export]
+    use qitcore_core::frame::{messages::Info, messages::Reply, messages::Status, DecoderStats, SampleFormat};
+    #[pymodule_export]
+    use qitcore_core::health::{block_tests::Outcome, block_tests::ProcedureA, monitor::Counters, self_test::SelfTest};
+    #[pymodule_export]
+    use qitcore_core::health::{Failure, Scan};
+    #[pymodule_export]
+    use qitcore_core::qkd::{finite_key::SecureLength, sim::Detections};
     #[pymodule_export]
     use qitcore_core::{pipeline::Stats, sim::SimCounters};
 
@@ -84,8 +83,8 @@ mod _core {
 
     /// Switches the backend for the whole process.
     #[pyfunction]
-    fn set_clmul_backend(#[pyo3(from_py_with = crate::args::backend)] name: &str) -> Result<()> {
-        Ok(backend::set_active(Backend::parse(name)?)?)
+    fn set_clmul_backend(#[pyo3(from_py_with = crate::args::choice)] name: Backend) -> Result<()> {
+        Ok(backend::set_active(name)?)
     }
 
     #[pymodule_init]

@@ -25,28 +25,12 @@ pub const ENV_VAR: &str = "QITCORE_CLMUL";
 
 static ACTIVE: AtomicU8 = AtomicU8::new(0);
 
+// The names as the environment variable and `set_clmul_backend` spell them.
+crate::choice::named_choices!(Backend, "backend", [Portable = "portable", Pclmul = "pclmul", Vpclmul = "vpclmul"]);
+
 impl Backend {
     /// All backends, slowest first.
     pub const ALL: [Backend; 3] = [Backend::Portable, Backend::Pclmul, Backend::Vpclmul];
-
-    /// The backend's name as the environment variable spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Portable => "portable",
-            Backend::Pclmul => "pclmul",
-            Backend::Vpclmul => "vpclmul",
-        }
-    }
-
-    /// Parses a backend name.
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for a name that is not a backend.
-    pub fn parse(name: &str) -> Result<Self> {
-        Backend::ALL.into_iter().find(|b| b.name() == name).ok_or_else(|| {
-            Error::argument("backend", format!("expected one of portable, pclmul, vpclmul; got {name:?}"))
-        })
-    }
 
     /// Whether this CPU can run the backend (and `QITCORE_SIMD` does not force the portable one).
     pub fn is_available(self) -> bool {
@@ -76,7 +60,7 @@ impl Backend {
 /// best one below it; `auto` or no variable means the best the CPU has.
 fn from_environment() -> Backend {
     let best = Backend::best();
-    match std::env::var(ENV_VAR).ok().as_deref().map(Backend::parse) {
+    match std::env::var(ENV_VAR).ok().as_deref().map(str::parse::<Backend>) {
         Some(Ok(wanted)) => Backend::ALL.into_iter().rev().find(|b| *b <= wanted && b.is_available()).unwrap_or(best),
         _ => best,
     }
