@@ -1,7 +1,7 @@
 # Type stubs of the Rust extension module qitcore._core (hand-written; checked by mypy.stubtest).
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Never, TypeVar, final
+from typing import Any, Final, Literal, Never, TypeVar, final
 
 import numpy as np
 from typing_extensions import Buffer as _BufferProtocol
@@ -14,35 +14,35 @@ _Order = Literal["big", "little"]
 __all__ = [
     "DEFAULT_CASCADE",
     "DEFAULT_PERMUTATIONS",
-    "MAX_SAMPLES",
-    "BitGenLock",
-    "CascadeResponder",
-    "Detections",
-    "SecureLength",
-    "ChiSquareResult",
-    "Estimate",
-    "IidResult",
-    "LrsTestResult",
-    "NonIidResult",
-    "PermutationStatistic",
-    "RestartResult",
-    "Ais31Result",
-    "BlockTest",
-    "DecoderStats",
-    "DeviceInfo",
-    "DeviceStatus",
-    "FrameDecoder",
     "HEALTH_DEFAULT_ALPHA",
     "HEALTH_DEFAULT_STARTUP_SAMPLES",
+    "MAX_SAMPLES",
+    "Ais31Result",
+    "BitGenLock",
+    "BlockTest",
+    "CascadeResponder",
+    "ChiSquareResult",
+    "DecoderStats",
+    "Detections",
+    "DeviceInfo",
+    "DeviceStatus",
+    "Estimate",
+    "FrameDecoder",
     "HealthCounters",
     "HealthMonitor",
     "HealthScan",
-    "Reply",
-    "SampleFormat",
-    "ScanFailure",
-    "SelfTest",
+    "IidResult",
+    "LrsTestResult",
     "ModifiedToeplitz",
     "NoiseModel",
+    "NonIidResult",
+    "PermutationStatistic",
+    "Reply",
+    "RestartResult",
+    "SampleFormat",
+    "ScanFailure",
+    "SecureLength",
+    "SelfTest",
     "SimCounters",
     "Stream",
     "StreamCounters",
@@ -97,137 +97,81 @@ class _Result:
 # Entropy assessment (SP 800-90B).
 @final
 class Estimate(_Result):
-    @property
-    def name(self) -> str: ...
-    @property
-    def view(self) -> Literal["literal", "bitstring"]: ...
-    @property
-    def min_entropy(self) -> float | None: ...
-    @property
-    def fields(self) -> dict[str, int | float]: ...
-    @property
-    def note(self) -> str | None: ...
+    name: Final[str]
+    view: Final[Literal["literal", "bitstring"]]
+    min_entropy: Final[float | None]
+    fields: Final[dict[str, int | float]]
+    note: Final[str | None]
 
 @final
 class NonIidResult(_Result):
-    @property
-    def samples(self) -> int: ...
-    @property
-    def bits_per_symbol(self) -> int: ...
-    @property
-    def alphabet_size(self) -> int: ...
-    @property
-    def bitstring_bits(self) -> int: ...
-    @property
-    def literal(self) -> list[Estimate]: ...
-    @property
-    def bitstring(self) -> list[Estimate]: ...
-    @property
-    def h_original(self) -> float: ...
-    @property
-    def h_bitstring(self) -> float | None: ...
-    @property
-    def h_assessed(self) -> float: ...
-    @property
-    def warnings(self) -> list[str]: ...
+    samples: Final[int]
+    bits_per_symbol: Final[int]
+    alphabet_size: Final[int]
+    bitstring_bits: Final[int]
+    literal: Final[list[Estimate]]
+    bitstring: Final[list[Estimate]]
+    h_original: Final[float]
+    h_bitstring: Final[float | None]
+    h_assessed: Final[float]
+    warnings: Final[list[str]]
     def estimates(self) -> list[Estimate]: ...
 
 @final
 class ChiSquareResult(_Result):
-    @property
-    def score(self) -> float: ...
-    @property
-    def df(self) -> int: ...
-    @property
-    def p_value(self) -> float: ...
-    @property
-    def passed(self) -> bool: ...
+    score: Final[float]
+    df: Final[int]
+    p_value: Final[float]
+    passed: Final[bool]
 
 @final
 class LrsTestResult(_Result):
-    @property
-    def length(self) -> int: ...
-    @property
-    def p_col(self) -> float: ...
-    @property
-    def probability(self) -> float: ...
-    @property
-    def passed(self) -> bool: ...
+    length: Final[int]
+    p_col: Final[float]
+    probability: Final[float]
+    passed: Final[bool]
 
 @final
 class PermutationStatistic(_Result):
-    @property
-    def name(self) -> str: ...
-    @property
-    def value(self) -> float: ...
-    @property
-    def counts(self) -> tuple[int, int, int]: ...
-    @property
-    def passed(self) -> bool: ...
+    name: Final[str]
+    value: Final[float]
+    counts: Final[tuple[int, int, int]]
+    passed: Final[bool]
 
 @final
 class IidResult(_Result):
-    @property
-    def samples(self) -> int: ...
-    @property
-    def bits_per_symbol(self) -> int: ...
-    @property
-    def alphabet_size(self) -> int: ...
-    @property
-    def literal(self) -> Estimate: ...
-    @property
-    def bitstring(self) -> Estimate | None: ...
-    @property
-    def h_original(self) -> float: ...
-    @property
-    def h_bitstring(self) -> float | None: ...
-    @property
-    def h_assessed(self) -> float: ...
-    @property
-    def mean(self) -> float: ...
-    @property
-    def median(self) -> float: ...
-    @property
-    def independence(self) -> ChiSquareResult: ...
-    @property
-    def goodness_of_fit(self) -> ChiSquareResult: ...
-    @property
-    def lrs(self) -> LrsTestResult: ...
-    @property
-    def permutation(self) -> list[PermutationStatistic]: ...
-    @property
-    def permutation_rounds(self) -> int: ...
-    @property
-    def permutation_seed(self) -> int: ...
-    @property
-    def passed(self) -> bool: ...
+    samples: Final[int]
+    bits_per_symbol: Final[int]
+    alphabet_size: Final[int]
+    literal: Final[Estimate]
+    bitstring: Final[Estimate | None]
+    h_original: Final[float]
+    h_bitstring: Final[float | None]
+    h_assessed: Final[float]
+    mean: Final[float]
+    median: Final[float]
+    independence: Final[ChiSquareResult]
+    goodness_of_fit: Final[ChiSquareResult]
+    lrs: Final[LrsTestResult]
+    permutation: Final[list[PermutationStatistic]]
+    permutation_rounds: Final[int]
+    permutation_seed: Final[int]
+    passed: Final[bool]
 
 @final
 class RestartResult(_Result):
-    @property
-    def h_i(self) -> float: ...
-    @property
-    def alpha(self) -> float: ...
-    @property
-    def cutoff(self) -> int: ...
-    @property
-    def max_row(self) -> int: ...
-    @property
-    def max_column(self) -> int: ...
-    @property
-    def sanity_passed(self) -> bool: ...
-    @property
-    def rows(self) -> list[Estimate]: ...
-    @property
-    def columns(self) -> list[Estimate]: ...
-    @property
-    def h_r(self) -> float: ...
-    @property
-    def h_c(self) -> float: ...
-    @property
-    def passed(self) -> bool: ...
-    @property
-    def h_min(self) -> float: ...
+    h_i: Final[float]
+    alpha: Final[float]
+    cutoff: Final[int]
+    max_row: Final[int]
+    max_column: Final[int]
+    sanity_passed: Final[bool]
+    rows: Final[list[Estimate]]
+    columns: Final[list[Estimate]]
+    h_r: Final[float]
+    h_c: Final[float]
+    passed: Final[bool]
+    h_min: Final[float]
 
 def assess_iid(
     data: _Buffer,
@@ -257,14 +201,10 @@ def conditioned_entropy(
 @final
 class Toeplitz:
     def __new__(cls, n: int, m: int, seed: _Buffer | None = None, bitorder: _Order = ...) -> Toeplitz: ...
-    @property
-    def n(self) -> int: ...
-    @property
-    def m(self) -> int: ...
-    @property
-    def seed_bits(self) -> int: ...
-    @property
-    def bitorder(self) -> _Order: ...
+    n: Final[int]
+    m: Final[int]
+    seed_bits: Final[int]
+    bitorder: Final[_Order]
     def seed_bytes(self) -> bytes: ...
     def output_bytes(self, blocks: int) -> int: ...
     def hash(self, data: _Buffer, nbits: int | None = None, out: _B | None = None) -> bytes | _B: ...
@@ -272,14 +212,10 @@ class Toeplitz:
 @final
 class ModifiedToeplitz:
     def __new__(cls, n: int, m: int, seed: _Buffer | None = None, bitorder: _Order = ...) -> ModifiedToeplitz: ...
-    @property
-    def n(self) -> int: ...
-    @property
-    def m(self) -> int: ...
-    @property
-    def seed_bits(self) -> int: ...
-    @property
-    def bitorder(self) -> _Order: ...
+    n: Final[int]
+    m: Final[int]
+    seed_bits: Final[int]
+    bitorder: Final[_Order]
     def seed_bytes(self) -> bytes: ...
     def output_bytes(self, blocks: int) -> int: ...
     def hash(self, data: _Buffer, nbits: int | None = None, out: _B | None = None) -> bytes | _B: ...
@@ -299,88 +235,56 @@ class HealthMonitor:
     def process(self, data: _Buffer) -> tuple[int, int]: ...
     def reset(self) -> None: ...
     def self_test(self) -> SelfTest: ...
-    @property
-    def state(self) -> Literal["startup", "healthy", "failed"]: ...
-    @property
-    def cutoffs(self) -> tuple[int, int, int]: ...
-    @property
-    def pending(self) -> int: ...
-    @property
-    def counters(self) -> HealthCounters: ...
+    state: Final[Literal["startup", "healthy", "failed"]]
+    cutoffs: Final[tuple[int, int, int]]
+    pending: Final[int]
+    counters: Final[HealthCounters]
 
 @final
 class SelfTest(_Result):
-    @property
-    def repetition_count(self) -> bool: ...
-    @property
-    def adaptive_proportion(self) -> bool: ...
+    repetition_count: Final[bool]
+    adaptive_proportion: Final[bool]
 
 @final
 class HealthCounters(_Result):
-    @property
-    def samples(self) -> int: ...
-    @property
-    def released(self) -> int: ...
-    @property
-    def windows(self) -> int: ...
-    @property
-    def longest_run(self) -> int: ...
-    @property
-    def largest_window_count(self) -> int: ...
-    @property
-    def failures(self) -> int: ...
+    samples: Final[int]
+    released: Final[int]
+    windows: Final[int]
+    longest_run: Final[int]
+    largest_window_count: Final[int]
+    failures: Final[int]
 
 @final
 class ScanFailure(_Result):
-    @property
-    def test(self) -> Literal["Repetition Count Test", "Adaptive Proportion Test"]: ...
-    @property
-    def index(self) -> int: ...
-    @property
-    def value(self) -> int: ...
-    @property
-    def count(self) -> int: ...
-    @property
-    def cutoff(self) -> int: ...
+    test: Final[Literal["Repetition Count Test", "Adaptive Proportion Test"]]
+    index: Final[int]
+    value: Final[int]
+    count: Final[int]
+    cutoff: Final[int]
 
 @final
 class HealthScan(_Result):
-    @property
-    def samples(self) -> int: ...
-    @property
-    def failures(self) -> list[ScanFailure]: ...
-    @property
-    def rct_cutoff(self) -> int: ...
-    @property
-    def apt_cutoff(self) -> int: ...
-    @property
-    def window(self) -> int: ...
-    @property
-    def longest_run(self) -> int: ...
-    @property
-    def largest_window_count(self) -> int: ...
-    @property
-    def passed(self) -> bool: ...
+    samples: Final[int]
+    failures: Final[list[ScanFailure]]
+    rct_cutoff: Final[int]
+    apt_cutoff: Final[int]
+    window: Final[int]
+    longest_run: Final[int]
+    largest_window_count: Final[int]
+    passed: Final[bool]
 
 @final
 class BlockTest(_Result):
-    @property
-    def test(self) -> str: ...
-    @property
-    def value(self) -> float: ...
-    @property
-    def passed(self) -> bool: ...
-    @property
-    def detail(self) -> str: ...
+    test: Final[str]
+    value: Final[float]
+    passed: Final[bool]
+    detail: Final[str]
 
 @final
 class Ais31Result(_Result):
-    @property
-    def t0(self) -> BlockTest: ...
-    @property
-    def blocks(self) -> list[list[BlockTest]]: ...
-    @property
-    def verdict(self) -> Literal["pass", "repeat", "fail"]: ...
+    t0: Final[BlockTest]
+    blocks: Final[list[list[BlockTest]]]
+    verdict: Final[Literal["pass", "repeat", "fail"]]
 
 # QDP/1, the device protocol
 def crc32c(data: _Buffer) -> int: ...
@@ -396,96 +300,59 @@ def parse_reply(data: _Buffer) -> Reply: ...
 # The protocol's results were dictionaries: each also answers result["field"].
 @final
 class SampleFormat(_Result):
-    @property
-    def bits_per_sample(self) -> int: ...
-    @property
-    def packing(self) -> Literal["packed", "aligned"]: ...
-    @property
-    def bitorder(self) -> _Order: ...
-    @property
-    def rate(self) -> int: ...
+    bits_per_sample: Final[int]
+    packing: Final[Literal["packed", "aligned"]]
+    bitorder: Final[_Order]
+    rate: Final[int]
     def __getitem__(self, key: str, /) -> Any: ...
 
 @final
 class DeviceStatus(_Result):
-    @property
-    def state(self) -> Literal["idle", "running", "failed", "error", "unknown"]: ...
-    @property
-    def rct_latched(self) -> bool: ...
-    @property
-    def apt_latched(self) -> bool: ...
-    @property
-    def overrun(self) -> bool: ...
-    @property
-    def samples_produced(self) -> int: ...
-    @property
-    def frames_sent(self) -> int: ...
-    @property
-    def samples_dropped(self) -> int: ...
-    @property
-    def rct_failures(self) -> int: ...
-    @property
-    def apt_failures(self) -> int: ...
-    @property
-    def rct_cutoff(self) -> int: ...
-    @property
-    def apt_cutoff(self) -> int: ...
-    @property
-    def apt_window(self) -> int: ...
-    @property
-    def temperature(self) -> float | None: ...
+    state: Final[Literal["idle", "running", "failed", "error", "unknown"]]
+    rct_latched: Final[bool]
+    apt_latched: Final[bool]
+    overrun: Final[bool]
+    samples_produced: Final[int]
+    frames_sent: Final[int]
+    samples_dropped: Final[int]
+    rct_failures: Final[int]
+    apt_failures: Final[int]
+    rct_cutoff: Final[int]
+    apt_cutoff: Final[int]
+    apt_window: Final[int]
+    temperature: Final[float | None]
     def __getitem__(self, key: str, /) -> Any: ...
 
 @final
 class DeviceInfo(_Result):
-    @property
-    def protocol_version(self) -> int: ...
-    @property
-    def device_class(self) -> Literal["qrng", "qkd-detector", "unknown"]: ...
-    @property
-    def max_payload(self) -> int: ...
-    @property
-    def format(self) -> SampleFormat: ...
-    @property
-    def claimed_min_entropy(self) -> float: ...
-    @property
-    def vendor(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def serial(self) -> str: ...
-    @property
-    def firmware(self) -> str: ...
+    protocol_version: Final[int]
+    device_class: Final[Literal["qrng", "qkd-detector", "unknown"]]
+    max_payload: Final[int]
+    format: Final[SampleFormat]
+    claimed_min_entropy: Final[float]
+    vendor: Final[str]
+    model: Final[str]
+    serial: Final[str]
+    firmware: Final[str]
     def __getitem__(self, key: str, /) -> Any: ...
 
 @final
 class Reply(_Result):
-    @property
-    def code(self) -> int: ...
-    @property
-    def tag(self) -> int: ...
-    @property
-    def result(self) -> int: ...
-    @property
-    def data(self) -> bytes: ...
+    code: Final[int]
+    tag: Final[int]
+    result: Final[int]
+    data: Final[bytes]
     def __getitem__(self, key: str, /) -> Any: ...
 
 @final
 class DecoderStats(_Result):
-    @property
-    def bytes(self) -> int: ...
-    @property
-    def frames(self) -> int: ...
-    @property
-    def crc_errors(self) -> int: ...
-    @property
-    def garbage_bytes(self) -> int: ...
-    @property
-    def gaps(self) -> int: ...
-    @property
-    def frames_lost(self) -> int: ...
-    @property
-    def replays(self) -> int: ...
+    bytes: Final[int]
+    frames: Final[int]
+    crc_errors: Final[int]
+    garbage_bytes: Final[int]
+    gaps: Final[int]
+    frames_lost: Final[int]
+    replays: Final[int]
     def __getitem__(self, key: str, /) -> int: ...
 
 @final
@@ -493,8 +360,7 @@ class FrameDecoder:
     def __new__(cls) -> FrameDecoder: ...
     def feed(self, data: _Buffer) -> list[tuple[Any, ...]]: ...
     def stats(self) -> DecoderStats: ...
-    @property
-    def buffered(self) -> int: ...
+    buffered: Final[int]
 
 # The simulator and the pipeline
 @final
@@ -512,72 +378,44 @@ class NoiseModel:
         range: float = ...,
         seed: int | None = None,
     ) -> NoiseModel: ...
-    @property
-    def min_entropy(self) -> float: ...
-    @property
-    def min_entropy_without_side_information(self) -> float: ...
-    @property
-    def correlation(self) -> float: ...
-    @property
-    def bits(self) -> int: ...
-    @property
-    def rate(self) -> float: ...
+    min_entropy: Final[float]
+    min_entropy_without_side_information: Final[float]
+    correlation: Final[float]
+    bits: Final[int]
+    rate: Final[float]
     def stick_after(self, samples: int) -> None: ...
     def drift(self, per_sample: float) -> None: ...
     def read(self, n: int) -> bytes: ...
 
 @final
 class StreamCounters(_Result):
-    @property
-    def bytes_in(self) -> int: ...
-    @property
-    def frames(self) -> int: ...
-    @property
-    def crc_errors(self) -> int: ...
-    @property
-    def garbage_bytes(self) -> int: ...
-    @property
-    def gaps(self) -> int: ...
-    @property
-    def frames_lost(self) -> int: ...
-    @property
-    def replays(self) -> int: ...
-    @property
-    def malformed_frames(self) -> int: ...
-    @property
-    def device_overruns(self) -> int: ...
-    @property
-    def samples_in(self) -> int: ...
-    @property
-    def samples_startup(self) -> int: ...
-    @property
-    def samples_healthy(self) -> int: ...
-    @property
-    def samples_withheld(self) -> int: ...
-    @property
-    def blocks(self) -> int: ...
-    @property
-    def bytes_out(self) -> int: ...
-    @property
-    def bytes_delivered(self) -> int: ...
-    @property
-    def bytes_queued(self) -> int: ...
+    bytes_in: Final[int]
+    frames: Final[int]
+    crc_errors: Final[int]
+    garbage_bytes: Final[int]
+    gaps: Final[int]
+    frames_lost: Final[int]
+    replays: Final[int]
+    malformed_frames: Final[int]
+    device_overruns: Final[int]
+    samples_in: Final[int]
+    samples_startup: Final[int]
+    samples_healthy: Final[int]
+    samples_withheld: Final[int]
+    blocks: Final[int]
+    bytes_out: Final[int]
+    bytes_delivered: Final[int]
+    bytes_queued: Final[int]
     def __getitem__(self, key: str, /) -> int: ...
 
 @final
 class SimCounters(_Result):
-    @property
-    def frames(self) -> int: ...
-    @property
-    def frames_dropped(self) -> int: ...
-    @property
-    def bytes_corrupted(self) -> int: ...
-    @property
-    def garbage_bytes(self) -> int: ...
-    @property
-    def bytes(self) -> int: ...
-    @property
-    def samples(self) -> int: ...
+    frames: Final[int]
+    frames_dropped: Final[int]
+    bytes_corrupted: Final[int]
+    garbage_bytes: Final[int]
+    bytes: Final[int]
+    samples: Final[int]
     def __getitem__(self, key: str, /) -> int: ...
 
 @final
@@ -630,10 +468,8 @@ class Stream:
     def close(self) -> None: ...
     def stats(self) -> StreamCounters: ...
     def sim_counters(self) -> SimCounters | None: ...
-    @property
-    def block_shape(self) -> tuple[int, int] | None: ...
-    @property
-    def cutoffs(self) -> tuple[int, int, int] | None: ...
+    block_shape: Final[tuple[int, int] | None]
+    cutoffs: Final[tuple[int, int, int] | None]
     def device_status(self) -> DeviceStatus | None: ...
     def reply(self, code: int, tag: int, timeout: float | None) -> Reply | None: ...
     def error(self) -> BaseException | None: ...
@@ -649,47 +485,31 @@ def bitgen_capsule(stream: Stream) -> tuple[Any, BitGenLock]: ...
 # QKD post-processing
 @final
 class SecureLength(_Result):
-    @property
-    def s0(self) -> float: ...
-    @property
-    def s1(self) -> float: ...
-    @property
-    def s1_test(self) -> float: ...
-    @property
-    def v1_test(self) -> float: ...
-    @property
-    def phase_error(self) -> float: ...
-    @property
-    def penalty(self) -> float: ...
-    @property
-    def length(self) -> int: ...
+    s0: Final[float]
+    s1: Final[float]
+    s1_test: Final[float]
+    v1_test: Final[float]
+    phase_error: Final[float]
+    penalty: Final[float]
+    length: Final[int]
     def __getitem__(self, key: str, /) -> float | int: ...
 
 @final
 class Detections(_Result):
-    @property
-    def index(self) -> bytes: ...
-    @property
-    def alice_basis(self) -> bytes: ...
-    @property
-    def alice_bit(self) -> bytes: ...
-    @property
-    def intensity(self) -> bytes: ...
-    @property
-    def photons(self) -> bytes: ...
-    @property
-    def bob_basis(self) -> bytes: ...
-    @property
-    def bob_bit(self) -> bytes: ...
+    index: Final[bytes]
+    alice_basis: Final[bytes]
+    alice_bit: Final[bytes]
+    intensity: Final[bytes]
+    photons: Final[bytes]
+    bob_basis: Final[bytes]
+    bob_bit: Final[bytes]
 
 @final
 class CascadeResponder:
     def __new__(cls, key: _Buffer, qber: float, seed: int, variant: str = ...) -> CascadeResponder: ...
     def answer(self, queries: _Buffer) -> bytes: ...
-    @property
-    def disclosed(self) -> int: ...
-    @property
-    def n(self) -> int: ...
+    disclosed: Final[int]
+    n: Final[int]
 
 def cascade_correct(
     key: _Buffer, qber: float, seed: int, ask: Callable[[bytes], bytes], variant: str = ...
