@@ -106,12 +106,7 @@ mod tests {
 
     use super::*;
     use crate::health::{HealthTest, State};
-    use crate::maths::xoshiro::Xoshiro256;
-
-    fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut g = Xoshiro256::from_seed(seed);
-        (0..n).map(|_| g.next_u64() as u8).collect()
-    }
+    use crate::maths::xoshiro::test_bytes as random_bytes;
 
     #[test]
     fn samples_are_held_until_their_window_passes_then_released_in_order() {

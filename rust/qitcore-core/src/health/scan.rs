@@ -77,12 +77,7 @@ pub fn scan(samples: &[u8], config: Config, max_failures: usize) -> Result<Scan>
 mod tests {
     use super::*;
     use crate::health::HealthTest;
-    use crate::maths::xoshiro::Xoshiro256;
-
-    fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut g = Xoshiro256::from_seed(seed);
-        (0..n).map(|_| g.next_u64() as u8).collect()
-    }
+    use crate::maths::xoshiro::test_bytes as random_bytes;
 
     #[test]
     fn every_failure_is_found_and_the_scan_goes_on_after_each() {

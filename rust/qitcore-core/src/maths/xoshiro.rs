@@ -61,6 +61,13 @@ impl Xoshiro256 {
     }
 }
 
+/// `n` bytes of the generator seeded with `seed` (test data that is the same on every run).
+#[cfg(test)]
+pub(crate) fn test_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut g = Xoshiro256::from_seed(seed);
+    (0..n).map(|_| g.next_u64() as u8).collect()
+}
+
 /// Fisher–Yates shuffle of `a`.
 pub fn shuffle<T>(a: &mut [T], rng: &mut Xoshiro256) {
     for i in (1..a.len()).rev() {
