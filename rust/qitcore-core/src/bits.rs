@@ -5,7 +5,6 @@
 //! past `n` in the last word are always zero. Outside, strings are packed bytes in one of two bit
 //! orders (see [`BitOrder`]).
 
-
 /// How the bits of a stream are packed into bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BitOrder {
@@ -19,7 +18,6 @@ pub enum BitOrder {
 crate::choice::named_choices!(BitOrder, "bitorder", [Big = "big", Little = "little"]);
 
 impl BitOrder {
-
     /// Converts a little-endian load of 8 bytes into coefficient order, and back (an involution).
     #[inline(always)]
     fn convert(self, word: u64) -> u64 {

@@ -5,7 +5,10 @@ use crate::maths::gamma::chi_square_p_value;
 
 /// A chi-square statistic with its degrees of freedom and p-value.
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "ChiSquareResult"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "ChiSquareResult")
+)]
 pub struct ChiSquare {
     /// The statistic.
     pub score: f64,
