@@ -172,3 +172,13 @@ def test_bob_tells_alice_of_his_failures_only(link: qkd.SimulatedLink, monkeypat
     assert channel.sent[-1] == (ERROR, b"Bob's Cascade broke")
     with pytest.raises(QkdAbort, match="Bob aborted: Bob's Cascade broke"):
         alice.result()
+
+
+def test_sifted_data_never_shows_its_key_bits() -> None:
+    import numpy as np
+    from qitcore.qkd.stages import Sifted
+
+    key = np.array([1, 0, 1, 1, 0, 0, 1, 0] * 4, dtype=np.uint8)
+    s = Sifted(key, np.zeros(32, np.uint8), key[:8], np.zeros(8, np.uint8))
+    assert repr(s) == "Sifted(key=<32 bits hidden>, test=<8 bits>)"
+    assert "1, 0" not in repr(s) and "1 0" not in repr(s)

@@ -1,7 +1,7 @@
 # Type stubs of the Rust extension module qitcore._core (hand-written; checked by mypy.stubtest).
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Literal, Never, TypeVar, final
+from typing import Any, Final, Literal, Never, Self, TypeVar, final
 
 import numpy as np
 from typing_extensions import Buffer as _BufferProtocol
@@ -12,6 +12,7 @@ _B = TypeVar("_B", bound=_Buffer)
 _Order = Literal["big", "little"]
 
 __all__ = [
+    "CASCADE_VARIANTS",
     "DEFAULT_CASCADE",
     "DEFAULT_PERMUTATIONS",
     "HEALTH_DEFAULT_ALPHA",
@@ -87,12 +88,15 @@ __version__: str
 DEFAULT_PERMUTATIONS: int
 MAX_SAMPLES: int
 DEFAULT_CASCADE: str
+CASCADE_VARIANTS: tuple[str, ...]
 HEALTH_DEFAULT_ALPHA: float
 HEALTH_DEFAULT_STARTUP_SAMPLES: int
 
 # Results are the core's classes: frozen, compared by value, made only by qitcore.
 class _Result:
     def __new__(cls, *_args: object, **_kwargs: object) -> Never: ...
+    def __copy__(self) -> Self: ...
+    def __deepcopy__(self, memo: Any, /) -> Self: ...
 
 # Entropy assessment (SP 800-90B).
 @final

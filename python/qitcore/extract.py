@@ -61,7 +61,7 @@ class _BlockHash:
     def __init__(self, n: int, m: int, seed: Any = None, *, bitorder: _validate.BitOrder = "big") -> None:
         n = _size("n", n)
         m = _size("m", m)
-        self._core = self._core_class(n, m, seed, _validate.bitorder(bitorder))
+        self._core = self._core_class(n, m, seed, bitorder)  # the core checks the choice
 
     @classmethod
     def from_bits(cls, n: int, m: int, seed_bits: Any) -> Any:
@@ -91,7 +91,8 @@ class _BlockHash:
     @property
     def bitorder(self) -> _validate.BitOrder:
         """Bit order of the seed, input and output."""
-        return _validate.bitorder(self._core.bitorder)
+        order: _validate.BitOrder = self._core.bitorder
+        return order
 
     def seed_bytes(self) -> bytes:
         """The seed, packed in :attr:`bitorder`. Treat it as a secret."""
@@ -217,7 +218,7 @@ def von_neumann(
     kind = _validate.choice("output", output, ("bytes", "numpy"))
     if nbits is not None:
         nbits = _validate.integer("nbits", nbits, minimum=0)
-    packed, count = _core.von_neumann(data, nbits, _validate.bitorder(bitorder))
+    packed, count = _core.von_neumann(data, nbits, bitorder)
     return (np.frombuffer(packed, dtype=np.uint8).copy() if kind == "numpy" else packed), int(count)
 
 
@@ -243,12 +244,11 @@ def hash_condition(
         InvalidLengthError: ``data`` is not a whole number of blocks, or ``out`` has the wrong size.
     """
     block_bytes = _validate.integer("block_bytes", block_bytes, minimum=1)
-    name = _validate.choice("function", function, ("sha256", "sha3-256"))
     try:
         nbytes = memoryview(data).nbytes // block_bytes * 32
     except TypeError:
         nbytes = 0  # the core names the wrong type
-    return _emit(lambda target: _core.hash_condition(name, data, block_bytes, target), nbytes, out, output)
+    return _emit(lambda target: _core.hash_condition(function, data, block_bytes, target), nbytes, out, output)
 
 
 def output_length(

@@ -19,16 +19,18 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from . import _core, _validate
-from ._core import Ais31Result, BlockTest, HealthScan, ScanFailure
+from ._core import Ais31Result, BlockTest, HealthCounters, HealthScan, ScanFailure, SelfTest
 from ._records import as_dict
 from .errors import InvalidArgumentError, SelfTestFailure
 
 __all__ = [
     "Ais31Result",
     "BlockTest",
+    "HealthCounters",
     "HealthMonitor",
     "HealthScan",
     "ScanFailure",
+    "SelfTest",
     "ais31_procedure_a",
     "fips140_2",
     "scan",
@@ -188,7 +190,7 @@ def fips140_2(data: Any, *, bitorder: _validate.BitOrder = "big") -> list[list[B
         InvalidLengthError: fewer than 20,000 bits.
         InvalidTypeError: ``data`` is not bytes-like.
     """
-    return _core.fips140_2(data, _validate.bitorder(bitorder))
+    return _core.fips140_2(data, bitorder)  # the core checks the choice
 
 
 def ais31_procedure_a(data: Any, *, bitorder: _validate.BitOrder = "big") -> Ais31Result:
@@ -198,4 +200,4 @@ def ais31_procedure_a(data: Any, *, bitorder: _validate.BitOrder = "big") -> Ais
         InvalidLengthError: too few bits.
         InvalidTypeError: ``data`` is not bytes-like.
     """
-    return _core.ais31_procedure_a(data, _validate.bitorder(bitorder))
+    return _core.ais31_procedure_a(data, bitorder)

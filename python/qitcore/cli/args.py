@@ -28,6 +28,12 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?
 _LARGEST = 2**63 - 1
 
 
+def power_of_two(x: float) -> str:
+    """``x`` as help texts show a default that is a power of two (``2^-40``), else as ``%g``."""
+    exponent = math.log2(x)
+    return f"2^{exponent:g}" if exponent == int(exponent) else f"{x:g}"
+
+
 def _decimal(text: str) -> Decimal:
     if not _NUMBER.fullmatch(text.strip()):
         raise argparse.ArgumentTypeError(f"not a number: {text!r}")

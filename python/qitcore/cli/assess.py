@@ -7,7 +7,7 @@ import argparse
 import hashlib
 import sys
 
-from .. import entropy
+from .. import _core, entropy
 from ..report import Progress, html_report, iid_json, iid_table, non_iid_json, non_iid_table, write_atomically
 from .args import Commands, check_output_folders, count, natural, real, subset
 
@@ -23,7 +23,9 @@ def add_parsers(sub: Commands) -> None:
     track.add_argument("--non-iid", action="store_true", help="the non-IID track (default)")
     a.add_argument("--truncate", action="store_true", help="assess only 1,000,000 bits of the bit string")
     a.add_argument("--subset", metavar="INDEX,SAMPLES", help="assess only block INDEX of SAMPLES samples")
-    a.add_argument("--permutations", type=count, default=10_000, help="IID: most permutations (10000)")
+    a.add_argument(
+        "--permutations", type=count, default=_core.DEFAULT_PERMUTATIONS, help="IID: most permutations (%(default)s)"
+    )
     a.add_argument("--seed", type=natural, default=None, help="IID: seed for a reproducible run")
     a.add_argument("--json", metavar="OUT", help="write the result as JSON (NIST's fields)")
     a.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")

@@ -6,17 +6,24 @@ from __future__ import annotations
 import argparse
 
 from .. import entropy, health
-from .args import Commands, count, natural, positive_real, subset
+from .args import Commands, count, natural, positive_real, power_of_two, subset
 
 
 def add_parsers(sub: Commands) -> None:
     h = sub.add_parser("health", help="run the health tests over a capture and report where they fail")
     h.add_argument("file", help="samples, one per byte")
     h.add_argument("--min-entropy", type=positive_real, required=True, help="claimed min-entropy per sample (bits)")
-    h.add_argument("--bits-per-sample", type=count, default=8, help="1-8; every sample must fit (8)")
-    h.add_argument("--alpha", type=positive_real, default=health.DEFAULT_ALPHA, help="false-positive rate (2^-20)")
-    h.add_argument("--max-failures", type=count, default=1000, help="stop scanning after this many failures (1000)")
-    h.add_argument("--show", type=natural, default=20, help="failures to list (20)")
+    h.add_argument("--bits-per-sample", type=count, default=8, help="1-8; every sample must fit (%(default)s)")
+    h.add_argument(
+        "--alpha",
+        type=positive_real,
+        default=health.DEFAULT_ALPHA,
+        help=f"false-positive rate ({power_of_two(health.DEFAULT_ALPHA)})",
+    )
+    h.add_argument(
+        "--max-failures", type=count, default=1000, help="stop scanning after this many failures (%(default)s)"
+    )
+    h.add_argument("--show", type=natural, default=20, help="failures to list (%(default)s)")
     h.add_argument("--fips", action="store_true", help="also FIPS 140-2 tests on the bits of the file")
     h.add_argument("--ais31", action="store_true", help="also AIS 31 procedure A on the bits of the file")
     h.add_argument(

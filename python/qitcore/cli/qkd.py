@@ -21,6 +21,10 @@ DEFAULTS = Params()
 LINK = LinkModel()
 
 
+def _show(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
 def _triple(text: str) -> tuple[float, float, float]:
     parts = text.split(",")
     if len(parts) != 3:
@@ -44,33 +48,39 @@ def add_parsers(sub: Commands) -> None:
     roles = qkd.add_subparsers(dest="role", required=True)
 
     def session(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--mu", type=_triple, default=DEFAULTS.mu, help="intensities mu1,mu2,mu3 (0.6,0.2,0.0002)")
-        p.add_argument("--p", type=_triple, default=DEFAULTS.p, help="their probabilities (0.5,0.3,0.2)")
+        p.add_argument(
+            "--mu", type=_triple, default=DEFAULTS.mu, help=f"intensities mu1,mu2,mu3 ({_show(DEFAULTS.mu)})"
+        )
+        p.add_argument("--p", type=_triple, default=DEFAULTS.p, help=f"their probabilities ({_show(DEFAULTS.p)})")
         p.add_argument(
             "--cascade",
             choices=("modified", "original"),
             default=DEFAULTS.cascade,
             help="reconciliation: modified Cascade (default) or Brassard-Salvail's original",
         )
-        p.add_argument("--qber-threshold", type=real, default=DEFAULTS.qber_threshold, help="abort above (0.11)")
+        p.add_argument("--qber-threshold", type=real, default=DEFAULTS.qber_threshold, help="abort above (%(default)g)")
         p.add_argument(
             "--sample-fraction", type=real, default=DEFAULTS.sample_fraction, help="key bits disclosed (0.01)"
         )
-        p.add_argument("--eps-sec", type=real, default=DEFAULTS.eps_sec, help="secrecy (1e-10)")
-        p.add_argument("--eps-cor", type=real, default=DEFAULTS.eps_cor, help="largest correctness accepted (1e-15)")
+        p.add_argument("--eps-sec", type=real, default=DEFAULTS.eps_sec, help="secrecy (%(default)g)")
+        p.add_argument(
+            "--eps-cor", type=real, default=DEFAULTS.eps_cor, help="largest correctness accepted (%(default)g)"
+        )
         p.add_argument("--key-out", metavar="FILE", help="write the key (raw bytes, owner-only permissions)")
         p.add_argument("--json", metavar="FILE", help="write the report as JSON")
 
     sim = roles.add_parser("simulate", help="simulate a link and distil its key, both ends in this process")
-    sim.add_argument("--distance-km", type=real, default=LINK.distance_km, help="fibre length in km (20)")
+    sim.add_argument("--distance-km", type=real, default=LINK.distance_km, help="fibre length in km (%(default)g)")
     sim.add_argument("--pulses", type=count, default=10**8, help="pulses sent (1e8)")
-    sim.add_argument("--attenuation", type=real, default=LINK.attenuation_db_per_km, help="dB/km (0.2)")
+    sim.add_argument("--attenuation", type=real, default=LINK.attenuation_db_per_km, help="dB/km (%(default)g)")
     sim.add_argument(
         "--detector-efficiency", type=real, default=LINK.detector_efficiency, help="Bob's detectors (0.25)"
     )
-    sim.add_argument("--dark-count", type=real, default=LINK.dark_count, help="per detector and pulse (1e-6)")
-    sim.add_argument("--misalignment", type=real, default=LINK.misalignment, help="error per detection (0.01)")
-    sim.add_argument("--key-basis-probability", type=real, default=LINK.key_basis_probability, help="both ends' (0.8)")
+    sim.add_argument("--dark-count", type=real, default=LINK.dark_count, help="per detector and pulse (%(default)g)")
+    sim.add_argument("--misalignment", type=real, default=LINK.misalignment, help="error per detection (%(default)g)")
+    sim.add_argument(
+        "--key-basis-probability", type=real, default=LINK.key_basis_probability, help="both ends' (%(default)g)"
+    )
     sim.add_argument("--seed", type=natural, default=None, help="simulation seed, for a repeatable link")
     sim.add_argument("--save-records", metavar="PREFIX", help="also write PREFIX-alice.npz and PREFIX-bob.npz")
     session(sim)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import signal
 import stat
@@ -33,13 +32,9 @@ from ..devices import open as open_device
 from ..devices import open_raw
 from ..errors import HealthTestFailure, QitError
 from ..stream import QrngStream, StreamStats
-from .args import Commands, check_output_folders, count, positive_real
+from .args import Commands, check_output_folders, count, positive_real, power_of_two
 
 CHUNK = 1 << 20
-
-
-def _log2(x: float) -> str:
-    return f"2^{math.log2(x):.0f}"
 
 
 def _open(args: argparse.Namespace) -> QrngStream:
@@ -384,8 +379,11 @@ def add_parsers(sub: Commands) -> None:
         p.add_argument(
             "--min-entropy", type=positive_real, default=None, help="bits per sample (default: the device's claim)"
         )
-        p.add_argument("--epsilon", type=positive_real, default=None, help="distance from uniform per block (2^-64)")
-        p.add_argument("--alpha", type=positive_real, default=None, help="health tests' false-positive rate (2^-40)")
+        epsilon, alpha = power_of_two(_core.Stream.DEFAULT_EPSILON), power_of_two(_core.Stream.DEFAULT_ALPHA)
+        p.add_argument(
+            "--epsilon", type=positive_real, default=None, help=f"distance from uniform per block ({epsilon})"
+        )
+        p.add_argument("--alpha", type=positive_real, default=None, help=f"health tests' false-positive rate ({alpha})")
         p.add_argument(
             "--gap-policy",
             choices=("count", "error"),

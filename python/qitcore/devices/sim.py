@@ -19,12 +19,21 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _core
+from .._core import SimCounters
 from ..errors import InvalidArgumentError
 from ..stream import QrngStream, RawSampleStream
 from ._params import faults, integer, number
 from ._registry import Options, Url, register_backend
 
-__all__ = ["MODEL_PARAMS", "SIM_PARAMS", "frame_samples", "model_from_url", "model_with_faults", "parse_faults"]
+__all__ = [
+    "MODEL_PARAMS",
+    "SIM_PARAMS",
+    "SimCounters",
+    "frame_samples",
+    "model_from_url",
+    "model_with_faults",
+    "parse_faults",
+]
 
 MAX_RATE = 2**32 - 1
 """Samples per second: the sample format states rates in 32 bits."""
@@ -62,16 +71,8 @@ SIM_PARAMS = (
 """The parameters of ``sim://`` and ``sim+pty://`` URLs."""
 
 
-MODEL_PARAMS: tuple[tuple[str, type], ...] = (
-    ("bits", int),
-    ("rate", float),
-    ("sigma_quantum", float),
-    ("sigma_classical", float),
-    ("gain", float),
-    ("offset", float),
-    ("bandwidth", float),
-    ("range", float),
-    ("seed", int),
+MODEL_PARAMS: tuple[tuple[str, type], ...] = tuple(
+    (p.name, int if p.kind == "int" else float) for p in SIM_PARAMS if p.name not in ("frame", "fault")
 )
 """The model's parameters a URL may give; the model's own defaults (the core's) fill the rest."""
 

@@ -106,7 +106,7 @@ class Params:
             if not 0 < value < (0.5 if name == "qber_threshold" else 1):
                 raise _validate.InvalidArgumentError(f"{name}: out of range: {value}")
         _validate.integer("min_sample", self.min_sample, minimum=1)
-        _validate.choice("cascade", self.cascade, ("modified", "original"))
+        _validate.choice("cascade", self.cascade, _core.CASCADE_VARIANTS)  # early: used late in a run
         for name in ("mu", "p"):
             values = tuple(_validate.real(name, v) for v in getattr(self, name))
             if len(values) != 3:

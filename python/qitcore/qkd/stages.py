@@ -58,6 +58,10 @@ class Sifted:
     def test_counts(self) -> list[int]:
         return _counts(self.test_intensity)
 
+    def __repr__(self) -> str:
+        # Key bits never reach a repr (a log line, a traceback); their counts do.
+        return f"Sifted(key=<{len(self.key)} bits hidden>, test=<{len(self.test)} bits>)"
+
 
 def _counts(labels: npt.NDArray[np.uint8]) -> list[int]:
     # Comparisons, not bincount: bincount first widens a million uint8 labels to intp.

@@ -1,4 +1,5 @@
-//! qitcore-core: the maths of qitcore, free of any Python dependency.
+//! qitcore-core: the maths of qitcore. It needs no Python; its optional `python` feature (which
+//! the binding enables) makes its result types Python classes, so that each is defined once.
 //!
 //! - [`bits`]: packed bit strings, bit orders, loading and storing bit ranges;
 //! - [`maths`]: numeric pieces shared across modules (the xoshiro256** generator, `ln Γ` and the

@@ -76,10 +76,14 @@ pub(crate) fn repr(obj: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(format!("{name}({})", fields.join(", ")))
 }
 
-/// The methods every result class shares: a refusing constructor and `__repr__`. A class with
+/// The methods every result class shares: a refusing constructor, `__repr__` (the fields, or
+/// `[repr = path]`'s own for a class whose fields are too large or secret to print), `__copy__`
+/// and `__deepcopy__`. A class with
 /// methods of its own passes them as a block (PyO3 allows one `#[pymethods]` block a class).
 macro_rules! results {
-    ($($t:ty $({ $($extra:item)* })?),* $(,)?) => {$(
+    (@repr $slf:ident) => { repr($slf.as_any()) };
+    (@repr $slf:ident $own:path) => { Ok($own($slf.get())) };
+    ($($t:ty $([repr = $own:path])? $({ $($extra:item)* })?),* $(,)?) => {$(
         #[pymethods]
         impl $t {
             #[new]
@@ -92,7 +96,17 @@ macro_rules! results {
             }
 
             fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-                repr(slf.as_any())
+                results!(@repr slf $($own)?)
+            }
+
+            // Results are immutable: a copy is the object itself (as for a frozen dataclass
+            // holding immutable values).
+            fn __copy__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+                slf
+            }
+
+            fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
+                slf
             }
 
             $($($extra)*)?
@@ -225,3 +239,5 @@ impl<'py> IntoPyObject<'py> for &crate::qkd::sim::PulseNumbers {
 
 // A QKD report's `finite_key` was a dictionary.
 counters!(crate::qkd::finite_key::SecureLength);
+
+results!(crate::qkd::sim::Detections[repr = crate::qkd::sim::Detections::summary]);

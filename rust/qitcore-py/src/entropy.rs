@@ -8,7 +8,7 @@ use qitcore_core::entropy::restart::{self, RestartReport};
 use qitcore_core::entropy::Samples;
 
 use crate::buffers::Input;
-use crate::errors::Result;
+use crate::errors::{detach, Result};
 
 /// Prepares samples borrowed from `bytes` (one per byte, no copy), `bits_per_symbol` inferred
 /// when `None`; the bit string truncated to `max_bits` when given. The sample count is checked
@@ -19,7 +19,7 @@ fn samples<'a>(
     bits_per_symbol: Option<u32>,
     max_bits: Option<usize>,
 ) -> Result<Samples<'a>> {
-    let mut s = py.detach(|| Samples::new(bytes, bits_per_symbol))?;
+    let mut s = detach(py, || Samples::new(bytes, bits_per_symbol))??;
     if let Some(max) = max_bits {
         s.truncate_bits(max);
     }
@@ -37,7 +37,7 @@ pub fn assess_non_iid<'py>(
 ) -> Result<NonIidReport> {
     let input = Input::get(py, "data", data)?;
     let s = samples(py, input.bytes(), bits_per_symbol, max_bits)?;
-    Ok(py.detach(|| non_iid::assess(&s)))
+    detach(py, || non_iid::assess(&s))
 }
 
 /// The IID track of SP 800-90B. `progress(rounds, decided)` (a Python callable)
@@ -61,7 +61,7 @@ pub fn assess_iid<'py>(
             u64::from_le_bytes(bytes.expose().try_into().expect("8 bytes"))
         }
     };
-    let report = py.detach(|| {
+    let report = detach(py, || {
         let report_progress = |rounds: usize, decided: usize| {
             if let Some(callback) = &progress {
                 Python::attach(|py| {
@@ -72,7 +72,7 @@ pub fn assess_iid<'py>(
             }
         };
         iid::assess(&s, permutations, seed, &report_progress)
-    });
+    })?;
     Ok(report)
 }
 
@@ -88,5 +88,5 @@ pub fn assess_restart<'py>(
     let input = Input::get(py, "data", data)?;
     restart::check_sample_count(input.bytes().len())?;
     let s = samples(py, input.bytes(), bits_per_symbol, None)?;
-    Ok(py.detach(|| restart::assess(&s, h_i))?)
+    Ok(detach(py, || restart::assess(&s, h_i))??)
 }

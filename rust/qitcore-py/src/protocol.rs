@@ -12,6 +12,14 @@ use crate::args::{self, int};
 use crate::buffers::Input;
 use crate::errors::Result;
 
+/// A decoder event with its payload copied, to outlive the decoder's lock.
+enum Owned {
+    Frame(u8, u32, Vec<u8>),
+    Gap(u32, u32, u32),
+    Replay(u32, u32),
+    Version(u8),
+}
+
 /// CRC-32C of `data`.
 #[pyfunction]
 pub fn crc32c(py: Python<'_>, data: &Bound<'_, PyAny>) -> Result<u32> {
@@ -93,27 +101,31 @@ impl PyFrameDecoder {
     /// number does not advance: its payload is withheld) or `("version", version)`.
     fn feed<'py>(&self, py: Python<'py>, data: &Bound<'py, PyAny>) -> Result<Bound<'py, PyList>> {
         let input = Input::get(py, "data", data)?;
-        let events = PyList::empty(py);
-        let mut err = None;
+        // The events are copied out under the lock and made Python objects after it is released:
+        // making objects can run Python code (a collection, a finalizer) that feeds this decoder
+        // again or waits on another thread that does.
+        let mut owned = Vec::new();
         self.decoder.lock().unwrap_or_else(|p| p.into_inner()).feed(input.bytes(), |e| {
-            let item = match e {
-                Event::Frame { kind, sequence, payload } => {
-                    ("frame", kind, sequence, PyBytes::new(py, payload)).into_pyobject(py).map(|t| t.into_any())
-                }
-                Event::Gap { expected, received, lost } => {
-                    ("gap", expected, received, lost).into_pyobject(py).map(|t| t.into_any())
-                }
-                Event::Replay { last, received } => ("replay", last, received).into_pyobject(py).map(|t| t.into_any()),
-                Event::Version { version } => ("version", version).into_pyobject(py).map(|t| t.into_any()),
-            };
-            if let Err(e) = item.and_then(|i| events.append(i)) {
-                err.get_or_insert(e);
-            }
+            owned.push(match e {
+                Event::Frame { kind, sequence, payload } => Owned::Frame(kind, sequence, payload.to_vec()),
+                Event::Gap { expected, received, lost } => Owned::Gap(expected, received, lost),
+                Event::Replay { last, received } => Owned::Replay(last, received),
+                Event::Version { version } => Owned::Version(version),
+            })
         });
-        match err {
-            Some(e) => Err(e.into()),
-            None => Ok(events),
+        let events = PyList::empty(py);
+        for e in owned {
+            let item = match e {
+                Owned::Frame(kind, sequence, payload) => {
+                    ("frame", kind, sequence, PyBytes::new(py, &payload)).into_pyobject(py)?.into_any()
+                }
+                Owned::Gap(expected, received, lost) => ("gap", expected, received, lost).into_pyobject(py)?.into_any(),
+                Owned::Replay(last, received) => ("replay", last, received).into_pyobject(py)?.into_any(),
+                Owned::Version(version) => ("version", version).into_pyobject(py)?.into_any(),
+            };
+            events.append(item)?;
         }
+        Ok(events)
     }
 
     /// Counts: bytes, frames, crc_errors, garbage_bytes, gaps, frames_lost, replays.

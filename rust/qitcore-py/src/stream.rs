@@ -379,8 +379,9 @@ impl PyStream {
     }
 
     /// The transport broke: readers get what is queued, then `DeviceDisconnected(message)`.
-    fn disconnect(&self, #[pyo3(from_py_with = text)] message: String) {
-        self.stream.fail(StreamError::Disconnected(message));
+    fn disconnect(&self, py: Python<'_>, #[pyo3(from_py_with = text)] message: String) -> Result<()> {
+        // Detached: failing takes the conditioner's lock, which a feed holds for a whole chunk.
+        detach(py, || self.stream.fail(StreamError::Disconnected(message)))
     }
 
     /// Up to `n` output bytes: exactly `n` unless the stream ended or failed first. Waits at

@@ -294,7 +294,9 @@ impl Stream {
     /// As [`Stream::feed_with`].
     pub fn feed_samples_with(&self, bytes: &[u8], interrupt: &mut dyn FnMut() -> bool) -> Result<Fed, ReadError> {
         // Fed under the framer's lock, so that frames enter the stream in their order when
-        // several callers feed it.
+        // several callers feed it. `interrupt` runs with this lock held: callers that take the
+        // GIL in it (the binding) must call this without the GIL, so that a thread waiting here
+        // never holds what the lock's holder needs.
         let mut framer = self.framer.lock().unwrap_or_else(|p| p.into_inner());
         let frames = framer.push(bytes);
         self.feed_with(frames, interrupt)

@@ -92,25 +92,12 @@ pub struct Detections {
     pub bob_bit: Vec<u8>,
 }
 
-#[cfg(feature = "python")]
-#[pyo3::pymethods]
 impl Detections {
-    #[new]
-    #[pyo3(signature = (*_args, **_kwargs))]
-    fn __new__(
-        _args: &pyo3::Bound<'_, pyo3::types::PyTuple>,
-        _kwargs: Option<&pyo3::Bound<'_, pyo3::types::PyDict>>,
-    ) -> pyo3::PyResult<Self> {
-        crate::python::not_constructible()
-    }
-
-    /// The count, not the columns (the shared results' `__repr__` would print every byte).
-    fn __repr__(&self) -> String {
+    /// The count, not the columns (every byte of them would be printed otherwise, secrets too).
+    pub fn summary(&self) -> String {
         format!("Detections(detected={})", self.index.0.len())
     }
-}
 
-impl Detections {
     fn append(&mut self, other: Detections) {
         self.index.0.extend(other.index.0);
         self.alice_basis.extend(other.alice_basis);
