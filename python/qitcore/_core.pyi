@@ -10,6 +10,14 @@ from typing_extensions import Buffer as _BufferProtocol
 _Buffer = _BufferProtocol | np.ndarray[Any, Any]
 _B = TypeVar("_B", bound=_Buffer)
 _Order = Literal["big", "little"]
+# FrameDecoder.feed's events: a frame (kind, sequence, payload), a gap (expected, received, lost),
+# a replay (last, received), a frame of another protocol version.
+_DecoderEvent = (
+    tuple[Literal["frame"], int, int, bytes]
+    | tuple[Literal["gap"], int, int, int]
+    | tuple[Literal["replay"], int, int]
+    | tuple[Literal["version"], int]
+)
 
 __all__ = [
     "CASCADE_VARIANTS",
@@ -362,7 +370,7 @@ class DecoderStats(_Result):
 @final
 class FrameDecoder:
     def __new__(cls) -> FrameDecoder: ...
-    def feed(self, data: _Buffer) -> list[tuple[Any, ...]]: ...
+    def feed(self, data: _Buffer) -> list[_DecoderEvent]: ...
     def stats(self) -> DecoderStats: ...
     buffered: Final[int]
 
