@@ -98,12 +98,20 @@ RECEIVERS: dict[str, Callable[[], Any]] = {
     "CascadeResponder": lambda: _core.CascadeResponder(bytes(64), 0.05, 1),
     "BitGenLock": lambda: _core.bitgen_capsule(ended_stream())[1],
     "NonIidResult": lambda: _core.assess_non_iid(bytes(range(4)) * 64, None, None),
+    # One of the results read as mappings (the core's `counters!`): their methods are one macro's.
+    "DecoderStats": lambda: _core.FrameDecoder().stats(),
 }
 
 # Result classes (the core's `results!` gives each `__copy__`): made by qitcore, never constructed
 # (their constructors refuse every argument), with no methods beside their fields unless they
 # have a receiver above.
 RESULTS = {name for name, obj in vars(_core).items() if isinstance(obj, type) and "__copy__" in vars(obj)}
+MAPPING_METHODS = {"get", "keys"}
+
+
+def _shared_mapping_method(cls: type, attr: str) -> bool:
+    """A mapping method of a result exercised through another class (`DecoderStats`)."""
+    return cls.__name__ in RESULTS and cls.__name__ not in RECEIVERS and attr in MAPPING_METHODS
 
 
 def entry_points() -> Iterator[tuple[str, Any, type | None]]:
@@ -116,7 +124,7 @@ def entry_points() -> Iterator[tuple[str, Any, type | None]]:
         if isinstance(obj, type):
             yield name, obj, None
             for attr, member in sorted(vars(obj).items()):
-                if not attr.startswith("_") and callable(member):
+                if not attr.startswith("_") and callable(member) and not _shared_mapping_method(obj, attr):
                     yield f"{name}.{attr}", member, obj
         elif callable(obj):
             yield name, obj, None
@@ -136,7 +144,8 @@ def test_every_entry_point_is_exercised() -> None:
     assert classes <= set(RECEIVERS) | RESULTS, f"add a receiver for {sorted(classes - set(RECEIVERS) - RESULTS)}"
     assert len(RESULTS) >= 20, sorted(RESULTS)  # the shared methods are found
     for name in RESULTS - set(RECEIVERS):
-        assert not [a for a, m in vars(getattr(_core, name)).items() if not a.startswith("_") and callable(m)], name
+        methods = {a for a, m in vars(getattr(_core, name)).items() if not a.startswith("_") and callable(m)}
+        assert methods <= MAPPING_METHODS, (name, methods)
     for name, fn, _ in ENTRY_POINTS:
         assert parameters(fn) is not None, name  # every signature can be read
     # The binding's whole surface, so that a walk that found nothing cannot pass.

@@ -78,3 +78,35 @@ def test_results_compare_by_value() -> None:
     data = os.urandom(2048)
     assert assess_iid(data, permutations=20, seed=3) == assess_iid(data, permutations=20, seed=3)
     assert assess_iid(data, permutations=20, seed=3) != assess_iid(data[:-1], permutations=20, seed=3)
+
+
+def test_results_that_were_dictionaries_read_as_read_only_mappings() -> None:
+    stats = _core.FrameDecoder().stats()
+    assert stats["frames"] == stats.frames == stats.get("frames") == 0
+    assert "frames" in stats and "nope" not in stats and 0 not in stats
+    assert stats.get("nope", 5) == 5 and stats.get("nope") is None
+    assert dict(stats) == {**stats} == as_dict(stats)
+    assert sorted(stats.keys()) == stats.keys() == field_names(type(stats))
+    for key in ("nope", 0, None):
+        with pytest.raises(KeyError):
+            stats[key]
+
+
+def test_as_dict_is_public() -> None:
+    import qitcore
+
+    assert qitcore.as_dict is as_dict
+
+
+@pytest.mark.parametrize("bits", [1, 4, 7])
+def test_a_health_monitor_refuses_samples_wider_than_it_was_set_for(bits: int) -> None:
+    from qitcore.errors import InvalidArgumentError
+    from qitcore.health import HealthMonitor
+
+    data = bytearray(i & ((1 << bits) - 1) for i in range(2000))
+    data[1500] = 1 << bits
+    for method in ("feed", "process"):
+        monitor = HealthMonitor(min_entropy=0.5, bits_per_sample=bits)
+        with pytest.raises(InvalidArgumentError, match=r"^data: the sample at offset 1500 \(value"):
+            getattr(monitor, method)(bytes(data))
+        assert monitor.counters["samples"] == 0

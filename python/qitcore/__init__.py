@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from . import bits, devices, entropy, errors, extract, health, protocol, qkd, randomness
 from ._core import __version__
+from ._records import as_dict
 from .devices import open, open_raw
 from .errors import QitError
 from .randomness import QuantumBitGenerator, QuantumRandom, randbytes
@@ -31,6 +32,7 @@ __all__ = [
     "QuantumRandom",
     "RawSampleStream",
     "__version__",
+    "as_dict",
     "bits",
     "devices",
     "entropy",

@@ -106,6 +106,13 @@ class _Result:
     def __copy__(self) -> Self: ...
     def __deepcopy__(self, memo: Any, /) -> Self: ...
 
+# Results that were dictionaries once: also a read-only mapping of their fields.
+class _Counters(_Result):
+    def __getitem__(self, key: str, /) -> Any: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def keys(self) -> list[str]: ...
+
 # Entropy assessment (SP 800-90B).
 @final
 class Estimate(_Result):
@@ -201,7 +208,7 @@ def fips140_2(data: _Buffer, bitorder: _Order = ...) -> list[list[BlockTest]]: .
 def ais31_procedure_a(data: _Buffer, bitorder: _Order = ...) -> Ais31Result: ...
 def clmul_backend() -> Literal["portable", "pclmul", "vpclmul"]: ...
 def available_clmul_backends() -> list[str]: ...
-def set_clmul_backend(name: str) -> None: ...
+def set_clmul_backend(backend: str) -> None: ...
 def von_neumann(data: _Buffer, nbits: int | None = None, bitorder: _Order = ...) -> tuple[bytes, int]: ...
 def hash_condition(function: str, data: _Buffer, block_bytes: int, out: _B | None = None) -> bytes | _B: ...
 def output_length(n: int, entropy: float, eps: float, convention: str = ...) -> int: ...
@@ -311,15 +318,14 @@ def parse_reply(data: _Buffer) -> Reply: ...
 
 # The protocol's results were dictionaries: each also answers result["field"].
 @final
-class SampleFormat(_Result):
+class SampleFormat(_Counters):
     bits_per_sample: Final[int]
     packing: Final[Literal["packed", "aligned"]]
     bitorder: Final[_Order]
     rate: Final[int]
-    def __getitem__(self, key: str, /) -> Any: ...
 
 @final
-class DeviceStatus(_Result):
+class DeviceStatus(_Counters):
     state: Final[Literal["idle", "running", "failed", "error", "unknown"]]
     rct_latched: Final[bool]
     apt_latched: Final[bool]
@@ -333,10 +339,9 @@ class DeviceStatus(_Result):
     apt_cutoff: Final[int]
     apt_window: Final[int]
     temperature: Final[float | None]
-    def __getitem__(self, key: str, /) -> Any: ...
 
 @final
-class DeviceInfo(_Result):
+class DeviceInfo(_Counters):
     protocol_version: Final[int]
     device_class: Final[Literal["qrng", "qkd-detector", "unknown"]]
     max_payload: Final[int]
@@ -346,18 +351,16 @@ class DeviceInfo(_Result):
     model: Final[str]
     serial: Final[str]
     firmware: Final[str]
-    def __getitem__(self, key: str, /) -> Any: ...
 
 @final
-class Reply(_Result):
+class Reply(_Counters):
     code: Final[int]
     tag: Final[int]
     result: Final[int]
     data: Final[bytes]
-    def __getitem__(self, key: str, /) -> Any: ...
 
 @final
-class DecoderStats(_Result):
+class DecoderStats(_Counters):
     bytes: Final[int]
     frames: Final[int]
     crc_errors: Final[int]
@@ -400,7 +403,7 @@ class NoiseModel:
     def read(self, n: int) -> bytes: ...
 
 @final
-class StreamCounters(_Result):
+class StreamCounters(_Counters):
     bytes_in: Final[int]
     frames: Final[int]
     crc_errors: Final[int]
@@ -421,7 +424,7 @@ class StreamCounters(_Result):
     def __getitem__(self, key: str, /) -> int: ...
 
 @final
-class SimCounters(_Result):
+class SimCounters(_Counters):
     frames: Final[int]
     frames_dropped: Final[int]
     bytes_corrupted: Final[int]
@@ -496,7 +499,7 @@ def bitgen_capsule(stream: Stream) -> tuple[Any, BitGenLock]: ...
 
 # QKD post-processing
 @final
-class SecureLength(_Result):
+class SecureLength(_Counters):
     s0: Final[float]
     s1: Final[float]
     s1_test: Final[float]

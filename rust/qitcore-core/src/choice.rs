@@ -56,5 +56,8 @@ mod tests {
         let err = "middle".parse::<BitOrder>().unwrap_err();
         assert!(matches!(err, Error::InvalidArgument { name: "bitorder", .. }));
         assert_eq!(err.to_string(), r#"bitorder: expected one of "big", "little", got "middle""#);
+        let long = "x".repeat(1 << 20);
+        let err = long.parse::<BitOrder>().unwrap_err().to_string();
+        assert!(err.ends_with(&format!("got \"{}\"...", "x".repeat(40))), "{}", &err[..80]);
     }
 }

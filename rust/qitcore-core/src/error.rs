@@ -40,7 +40,10 @@ impl Error {
     /// A string naming none of `names`, the choices of argument `name`.
     pub(crate) fn choice(name: &'static str, names: &[&str], given: &str) -> Self {
         let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-        Error::argument(name, format!("expected one of {}, got {given:?}", names.join(", ")))
+        // A user's string is echoed to 40 characters at most (it may be anything, of any size).
+        let shown: String = given.chars().take(40).collect();
+        let more = if shown.len() < given.len() { "..." } else { "" };
+        Error::argument(name, format!("expected one of {}, got {shown:?}{more}", names.join(", ")))
     }
 
     pub(crate) fn protocol(message: impl Into<String>) -> Self {

@@ -56,24 +56,29 @@ impl<'py> IntoPyObject<'py> for Fields {
     }
 }
 
-/// `Name(field=value, ...)` from the class's own attributes, as dataclasses print themselves:
-/// the field list is the struct's, read through Python, so it is not written again here. Fields
-/// are sorted by name, as PyO3 does not keep their declared order.
-pub(crate) fn repr(obj: &Bound<'_, PyAny>) -> PyResult<String> {
-    let cls = obj.get_type();
-    let name = cls.name()?;
-    let mut parts = std::collections::BTreeMap::new();
-    for item in cls.getattr("__dict__")?.call_method0("items")?.try_iter()? {
+/// The names of a result's fields: the getset descriptors PyO3 makes for `get_all` and
+/// `#[getter]`, read from the class, so the list is the struct's and is not written again here.
+/// Sorted, as PyO3 does not keep the declared order.
+fn field_names(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let mut names = Vec::new();
+    for item in obj.get_type().getattr("__dict__")?.call_method0("items")?.try_iter()? {
         let (key, attr): (String, Bound<'_, PyAny>) = item?.extract()?;
-        // Fields are the getset descriptors PyO3 makes for `get_all`; methods are skipped.
-        if key.starts_with('_') || attr.get_type().name()? != "getset_descriptor" {
-            continue;
+        if !key.starts_with('_') && attr.get_type().name()? == "getset_descriptor" {
+            names.push(key);
         }
-        let value = obj.getattr(key.as_str())?.repr()?.to_string();
-        parts.insert(key, value);
     }
-    let fields: Vec<String> = parts.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    Ok(format!("{name}({})", fields.join(", ")))
+    names.sort();
+    Ok(names)
+}
+
+/// `Name(field=value, ...)`, as dataclasses print themselves.
+pub(crate) fn repr(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let mut fields = Vec::new();
+    for key in field_names(obj)? {
+        let value = obj.getattr(key.as_str())?.repr()?;
+        fields.push(format!("{key}={value}"));
+    }
+    Ok(format!("{}({})", obj.get_type().name()?, fields.join(", ")))
 }
 
 /// The methods every result class shares: a refusing constructor, `__repr__` (the fields, or
@@ -129,23 +134,44 @@ results!(
     },
 );
 
-/// `counters[key]`: the field `key`, for counters that Python code also reads as mappings (they
-/// were dictionaries); `KeyError` for any other key, as a dictionary raises.
-fn item<'py>(obj: &Bound<'py, PyAny>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-    let field = obj.get_type().getattr("__dict__")?.get_item(key).ok();
-    match field {
-        Some(f) if !key.starts_with('_') && f.get_type().name()? == "getset_descriptor" => obj.getattr(key),
-        _ => Err(pyo3::exceptions::PyKeyError::new_err(key.to_owned())),
+/// The field named `key`, or `None` when no field has that name (or `key` is not a string).
+fn field<'py>(obj: &Bound<'py, PyAny>, key: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Ok(key) = key.extract::<String>() else { return Ok(None) };
+    if field_names(obj)?.contains(&key) {
+        obj.getattr(key.as_str()).map(Some)
+    } else {
+        Ok(None)
     }
 }
 
-/// Results that were dictionaries once (counters, the protocol's payloads), read by attribute or
-/// by name; a class with methods of its own passes them as a block, as to `results!`.
+/// Results that were dictionaries once (counters, the protocol's payloads, the finite-key bound),
+/// read by attribute or as a read-only mapping of their fields: `r["key"]` (`KeyError` for any
+/// other key, as a dictionary raises), `"key" in r`, `r.get(key, default)`, `r.keys()`, so that
+/// `dict(r)` and `{**r}` work too. A class with methods of its own passes them as a block.
 macro_rules! counters {
     ($($t:ty $({ $($extra:item)* })?),* $(,)?) => {
         results!($($t {
-            fn __getitem__<'py>(slf: &Bound<'py, Self>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-                item(slf.as_any(), key)
+            fn __getitem__<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+                field(slf.as_any(), key)?.ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(key.clone().unbind()))
+            }
+
+            fn __contains__<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<bool> {
+                Ok(field(slf.as_any(), key)?.is_some())
+            }
+
+            /// The field `key`, or `default` when there is none.
+            #[pyo3(signature = (key, default=None))]
+            fn get<'py>(
+                slf: &Bound<'py, Self>,
+                key: &Bound<'py, PyAny>,
+                default: Option<Bound<'py, PyAny>>,
+            ) -> PyResult<Option<Bound<'py, PyAny>>> {
+                Ok(field(slf.as_any(), key)?.or(default))
+            }
+
+            /// The names of the fields.
+            fn keys(slf: &Bound<'_, Self>) -> PyResult<Vec<String>> {
+                field_names(slf.as_any())
             }
 
             $($($extra)*)?

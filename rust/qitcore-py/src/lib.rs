@@ -83,8 +83,8 @@ mod _core {
 
     /// Switches the backend for the whole process.
     #[pyfunction]
-    fn set_clmul_backend(#[pyo3(from_py_with = crate::args::choice)] name: Backend) -> Result<()> {
-        Ok(backend::set_active(name)?)
+    fn set_clmul_backend(#[pyo3(from_py_with = crate::args::choice)] backend: Backend) -> Result<()> {
+        Ok(backend::set_active(backend)?)
     }
 
     #[pymodule_init]

@@ -2,6 +2,7 @@
 //! that hand over samples and want back only those that passed (the monitor itself only counts).
 
 use super::monitor::{Config, Failure, Monitor, Release};
+use super::scan::check_width;
 use crate::error::{Error, Result};
 
 /// A [`Monitor`] with a buffer of the samples fed but not yet resolved.
@@ -41,8 +42,10 @@ impl BufferedMonitor {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming `data` while [`Self::process`] left samples unresolved
-    /// (the caller holds them, not this buffer).
+    /// (the caller holds them, not this buffer), or for a sample wider than the configured bits
+    /// (nothing is tested then).
     pub fn feed(&mut self, samples: &[u8]) -> Result<std::result::Result<Vec<u8>, Failure>> {
+        check_width(samples, self.monitor.config().bits_per_sample)?;
         if self.monitor.failure().is_none() && self.monitor.unresolved() != self.pending.len() as u64 {
             return Err(Error::argument(
                 "data",
@@ -81,8 +84,9 @@ impl BufferedMonitor {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming `data` while [`Self::feed`] holds samples, whose counts
-    /// the caller could not apply.
+    /// the caller could not apply, or for a sample wider than the configured bits.
     pub fn process(&mut self, samples: &[u8]) -> Result<std::result::Result<Release, Failure>> {
+        check_width(samples, self.monitor.config().bits_per_sample)?;
         if !self.pending.is_empty() {
             return Err(Error::argument(
                 "data",
@@ -182,6 +186,22 @@ mod tests {
             prop_assert_eq!(&expect[..], &data[512.min(resolved)..resolved]);
             prop_assert_eq!(got, expect);
             prop_assert_eq!(chunked.pending(), len - resolved);
+        }
+    }
+
+    #[test]
+    fn samples_wider_than_the_configured_bits_are_refused_untested() {
+        for bits in [1, 4, 7] {
+            let mut m = BufferedMonitor::new(Config::new(0.5, bits)).unwrap();
+            let mask = (1u8 << bits) - 1;
+            let mut data: Vec<u8> = (0..600u32).map(|i| i as u8 & mask).collect();
+            data[321] = 1 << bits;
+            let err = m.feed(&data).unwrap_err();
+            assert!(err.to_string().contains("offset 321"), "{err}");
+            assert!(m.process(&data).is_err());
+            assert_eq!(m.monitor.counters().samples, 0, "nothing was tested");
+            data[321] = mask;
+            assert!(m.feed(&data).unwrap().is_ok());
         }
     }
 }

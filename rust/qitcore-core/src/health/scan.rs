@@ -31,6 +31,24 @@ impl Scan {
     }
 }
 
+/// Refuses samples wider than `bits`: a monitor configured for narrower samples than it is fed
+/// would test values the source cannot produce and could never raise the right alarm.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] naming `data`, with the offset and value of the first wide sample.
+pub fn check_width(samples: &[u8], bits: u32) -> Result<()> {
+    // One OR over the samples (vectorised) decides the usual case; the search runs only on a refusal.
+    let all = samples.iter().fold(0u8, |acc, &s| acc | s);
+    if u32::from(all).checked_shr(bits).unwrap_or(0) == 0 {
+        return Ok(());
+    }
+    let offset = samples.iter().position(|&s| u32::from(s).checked_shr(bits).unwrap_or(0) != 0).unwrap_or(0);
+    Err(Error::argument(
+        "data",
+        format!("the sample at offset {offset} (value {}) does not fit in {bits} bits per sample", samples[offset]),
+    ))
+}
+
 /// Runs the continuous tests of `config` over `samples` (one per byte) and reports up to
 /// `max_failures` failures, resetting the monitor after each (the start-up test then runs again).
 ///
@@ -39,13 +57,7 @@ impl Scan {
 /// `config.bits_per_sample` bits (the message gives its offset).
 pub fn scan(samples: &[u8], config: Config, max_failures: usize) -> Result<Scan> {
     let mut monitor = Monitor::new(config)?;
-    let bits = config.bits_per_sample;
-    if let Some(offset) = samples.iter().position(|&s| u32::from(s).checked_shr(bits).unwrap_or(0) != 0) {
-        return Err(Error::argument(
-            "data",
-            format!("the sample at offset {offset} (value {}) does not fit in {bits} bits per sample", samples[offset]),
-        ));
-    }
+    check_width(samples, config.bits_per_sample)?;
     let mut failures = Vec::new();
     let mut rest = samples;
     while !rest.is_empty() && failures.len() < max_failures {
