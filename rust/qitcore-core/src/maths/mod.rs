@@ -3,7 +3,9 @@
 //! - [`xoshiro`]: the xoshiro256** generator, unbiased bounded integers and shuffles (the
 //!   permutation tests, the simulators, Cascade's permutations and the tests' data);
 //! - [`gamma`]: `ln Γ` and the regularised upper incomplete gamma function (chi-square p-values,
-//!   binomial tails of the health-test cutoffs and the restart tests).
+//!   binomial tails of the health-test cutoffs and the restart tests);
+//! - [`entropy`]: the binary entropy function (Cascade's efficiency, the finite-key length).
 
+pub mod entropy;
 pub mod gamma;
 pub mod xoshiro;

@@ -683,18 +683,10 @@ pub fn reconcile(alice: &Bits, bob: Bits, qber: f64, seed: u64, variant: Variant
     Corrector::new(responder.layout(), bob)?.run(&mut oracle)
 }
 
-/// Binary entropy in bits.
-pub fn h2(p: f64) -> f64 {
-    if p <= 0.0 || p >= 1.0 {
-        0.0
-    } else {
-        -p * p.log2() - (1.0 - p) * (1.0 - p).log2()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::maths::entropy::h2;
 
     /// Alice's key and Bob's with errors at rate `e`, independent.
     fn keys(n: usize, e: f64, seed: u64) -> (Bits, Bits) {

@@ -21,7 +21,7 @@
 //!   where `λ_EC` counts every bit disclosed in reconciliation; the key is ε_sec-secret and
 //!   ε_cor-correct, (ε_sec + ε_cor)-secure in all.
 
-use super::cascade::h2;
+use crate::maths::entropy::h2;
 use crate::{Error, Result};
 
 /// Intensities and how often each is sent.
