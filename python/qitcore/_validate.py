@@ -75,10 +75,15 @@ def bitorder(value: Any) -> BitOrder:
 
 
 def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
-    """One of ``options``."""
+    """One of ``options``; refused as the core refuses its choices (the same wording), with
+    ``InvalidTypeError`` for a value that is not a string."""
     if isinstance(value, str) and value in options:
         return value
-    raise InvalidArgumentError(f"{name}: expected one of {', '.join(map(repr, options))}; got {_show(value)}")
+    names = ", ".join(f'"{o}"' for o in options)
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{name}: expected a str, one of {names}; got {type(value).__name__}")
+    shown = value[:40]
+    raise InvalidArgumentError(f'{name}: expected one of {names}, got "{shown}"' + ("..." if len(value) > 40 else ""))
 
 
 def bit_array(name: str, bits: Any) -> npt.NDArray[np.uint8]:
