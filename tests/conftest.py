@@ -6,6 +6,7 @@ seeded generators, and the hypothesis profiles: ``default`` keeps ``make test`` 
 from __future__ import annotations
 
 import os
+import signal
 import zlib
 from collections.abc import Iterator
 
@@ -13,6 +14,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from qitcore import _core
+
+# A shell runs a background job (`make test &`, `nohup`) with SIGINT ignored, and children
+# inherit an ignored signal across exec: the tests that interrupt a child with SIGINT (as Ctrl-C
+# does) would then see it ignored. Catching it here (Python's own handler) makes every child
+# start with the default disposition, as it does from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 settings.register_profile("default", max_examples=100, deadline=None)
 settings.register_profile(
