@@ -28,19 +28,29 @@ macro_rules! named_choices {
             }
         }
 
+        $crate::choice::as_python_names!($t);
+    };
+}
+
+/// With the `python` feature, Python sees values of these enums as their `name()` (a choice, a
+/// device state, a test's verdict); without it, nothing.
+macro_rules! as_python_names {
+    ($($t:ty),* $(,)?) => {$(
         #[cfg(feature = "python")]
         impl<'py> pyo3::IntoPyObject<'py> for $t {
             type Target = pyo3::types::PyString;
             type Output = pyo3::Bound<'py, pyo3::types::PyString>;
             type Error = std::convert::Infallible;
 
+            // (`DeviceState` has a variant named `Error`: `Self::Error` would be ambiguous.)
             fn into_pyobject(self, py: pyo3::Python<'py>) -> std::result::Result<Self::Output, std::convert::Infallible> {
                 Ok(pyo3::types::PyString::new(py, self.name()))
             }
         }
-    };
+    )*};
 }
 
+pub(crate) use as_python_names;
 pub(crate) use named_choices;
 
 #[cfg(test)]

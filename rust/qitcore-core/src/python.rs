@@ -181,23 +181,8 @@ macro_rules! counters {
 
 counters!(crate::pipeline::Stats, crate::sim::SimCounters);
 
-/// Values of the health and protocol results that Python sees as their names.
-macro_rules! as_names {
-    ($($t:ty),* $(,)?) => {$(
-        impl<'py> IntoPyObject<'py> for $t {
-            type Target = PyString;
-            type Output = Bound<'py, PyString>;
-            type Error = std::convert::Infallible;
-
-            // (`DeviceState` has a variant named `Error`: `Self::Error` would be ambiguous.)
-            fn into_pyobject(self, py: Python<'py>) -> Result<Bound<'py, PyString>, std::convert::Infallible> {
-                Ok(PyString::new(py, self.name()))
-            }
-        }
-    )*};
-}
-
-as_names!(
+// Values of the health and protocol results that Python sees as their names.
+crate::choice::as_python_names!(
     crate::health::HealthTest,
     crate::health::block_tests::Verdict,
     crate::frame::messages::DeviceState,
