@@ -1,0 +1,292 @@
+"""A bounded HTTP(S) server for aiohttp, shared by the KME and the randomness service: aiohttp's
+HTTP/1.1 on an event loop in a thread of its own, behind a listener that bounds connections in
+number and in time (:class:`~qitcore.kme.limits.ConnectionLimits`) and, given an SSL context,
+completes each TLS handshake (mutual TLS when the context asks for client certificates) within
+its deadline before aiohttp sees the connection.
+
+aiohttp bounds only a connection's idle time; this adds a deadline for a request's headers, a
+cap on open connections (the rest wait in the kernel's backlog) and on connections from one
+address (the rest are closed). Imported only where something serves: clients need no aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from .kme.limits import ConnectionLimits
+
+__all__ = ["BoundedServer", "Refuse", "Respond", "peer_common_name"]
+
+Refuse = Callable[[int, str], web.StreamResponse]
+"""Makes the answer to a request refused before any handler saw it (status, reason); the
+connection is closed after it."""
+Respond = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+"""Answers one request (on the event loop)."""
+
+
+class _Connection(web.RequestHandler):
+    """One client connection: aiohttp's HTTP/1.1 handling, plus a deadline for a request's headers
+    and a place in the listener's count."""
+
+    def setup(self, release: Callable[[], None], header_timeout: float, refuse: Refuse, log: logging.Logger) -> None:
+        self._release = release
+        self._header_timeout = header_timeout
+        self._refuse = refuse
+        self._log = log
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._busy = False
+
+    def data_received(self, data: bytes) -> None:
+        # Bytes while no request is being answered start a request's headers: they get a deadline.
+        if data and not self._busy and self._header_timer is None:
+            self._header_timer = self._loop.call_later(self._header_timeout, self._headers_late)
+        super().data_received(data)
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if not self._busy:
+            self._log.debug("closing a connection whose request headers took over %s s", self._header_timeout)
+            self.force_close()
+
+    def request_started(self) -> None:
+        self._busy = True
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def request_ended(self) -> None:
+        self._busy = False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)
+        self._release()
+
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        # Requests aiohttp cannot parse (a bad request line, headers too long, broken chunks): a
+        # refusal in the server's own format, and the connection is closed after it.
+        self._log.debug("unparsable request: %s", message or exc)
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already under way")
+        if status >= 500:
+            return self._refuse(503, "internal error")
+        return self._refuse(status, f"malformed HTTP request: {str(message or exc or '')[:200]}")
+
+
+class _WebServer(web.Server):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        make = self.request_factory
+
+        def factory(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+            # Called as soon as a request's headers are parsed and its turn comes, before the
+            # handler's task starts: a loaded loop cannot let the header deadline close a
+            # connection whose request is complete.
+            if isinstance(protocol, _Connection):
+                protocol.request_started()
+            return make(message, payload, protocol, writer, task)
+
+        self.request_factory = factory
+
+    def __call__(self) -> web.RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
+
+
+class _Listener:
+    """Accepts connections while fewer than ``max_connections`` are open (the rest wait in the
+    kernel's backlog), at most ``max_per_address`` from one address, and hands each one that
+    completes its TLS handshake in time (when there is TLS) to aiohttp."""
+
+    def __init__(self, owner: BoundedServer, server: web.Server) -> None:
+        self.owner, self.sock, self.server, self.limits = owner, owner.sock, server, owner.limits
+        self.log = owner.log
+        self.open = 0
+        self.per_address: collections.Counter[str] = collections.Counter()
+        self.handshakes: set[asyncio.Task[None]] = set()
+        self.slot_free = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while self.open >= self.limits.max_connections:
+                self.slot_free.clear()
+                await self.slot_free.wait()
+            try:
+                conn, addr = await loop.sock_accept(self.sock)
+            except OSError as exc:  # out of file descriptors, or a connection reset while queued
+                self.log.warning("accepting a connection failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            host = str(addr[0])
+            if self.per_address[host] >= self.limits.max_per_address:
+                self.log.debug("closing a connection from %s: it holds %d already", host, self.per_address[host])
+                conn.close()
+                continue
+            self.open += 1
+            self.per_address[host] += 1
+            self.owner.connections(+1)
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = loop.create_task(self._handshake(conn, host))
+            self.handshakes.add(task)
+            task.add_done_callback(self.handshakes.discard)
+
+    def _releaser(self, host: str) -> Callable[[], None]:
+        done = False
+
+        def release() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.open -= 1
+                self.per_address[host] -= 1
+                if not self.per_address[host]:
+                    del self.per_address[host]
+                self.owner.connections(-1)
+                self.slot_free.set()
+
+        return release
+
+    async def _handshake(self, conn: socket.socket, host: str) -> None:
+        release = self._releaser(host)
+        protocol = self.server()
+        assert isinstance(protocol, _Connection)
+        protocol.setup(release, self.limits.header_timeout, self.owner.refuse, self.log)
+        context = self.owner.context
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: protocol,
+                conn,
+                ssl=context,
+                ssl_handshake_timeout=self.limits.handshake_timeout if context is not None else None,
+            )
+        except Exception as exc:  # no certificate, another CA, too slow, not TLS: end the connection quietly
+            self.log.debug("TLS handshake with %s failed: %s", host, exc)
+            conn.close()
+            release()
+
+
+def peer_common_name(request: web.BaseRequest) -> str | None:
+    """The subject common name of the client's verified certificate, or None (no TLS, no
+    certificate, or a certificate without one)."""
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    for rdn in (cert or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return None
+
+
+class BoundedServer:
+    """Serves HTTP (HTTPS with ``context``) on the listening socket ``sock`` until :meth:`stop`.
+
+    Args:
+        sock: a listening socket (made non-blocking here); closed by the caller.
+        limits: bounds on connections in number and in time.
+        context: TLS (server side); None serves plain HTTP.
+        respond: answers each request, on the event loop; blocking work goes to :attr:`executor`.
+        refuse: the answer to a request refused before ``respond`` saw it.
+        name: names the threads and the log (``logging.getLogger(name)``).
+        threads: threads of :attr:`executor`, for ``respond``'s blocking work.
+        on_connection: told +1 / -1 as connections open and close (counters); called on the loop.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        limits: ConnectionLimits,
+        context: ssl.SSLContext | None,
+        respond: Respond,
+        refuse: Refuse,
+        *,
+        name: str,
+        threads: int = 8,
+        on_connection: Callable[[int], None] | None = None,
+    ) -> None:
+        self.sock, self.limits, self.context = sock, limits, context
+        self.sock.setblocking(False)
+        self.respond, self.refuse = respond, refuse
+        self.log = logging.getLogger(name)
+        self._on_connection = on_connection
+        self.executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=f"{name}-worker")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def connections(self, delta: int) -> None:
+        if self._on_connection is not None:
+            try:
+                self._on_connection(delta)
+            except Exception:  # a counter must never take a connection down
+                self.log.exception("counting a connection failed")
+
+    def start(self) -> None:
+        """Starts serving in a thread of its own; returns once it accepts connections."""
+        self._thread.start()
+        self._ready.wait()
+
+    def stop(self) -> None:
+        """Stops accepting, closes every connection (a request being answered gets up to a second
+        to finish) and returns once the server's threads have ended. Safe to call twice."""
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread.is_alive():
+            self._thread.join()
+        self.executor.shutdown(wait=True)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._ready.set()  # a start() waiting on a loop that failed returns
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        lim = self.limits
+        server = _WebServer(
+            self._respond, access_log=None, keepalive_timeout=lim.idle_timeout,
+            lingering_time=min(2.0, lim.body_timeout), max_line_size=8190, max_field_size=8190, max_headers=64,
+            auto_decompress=False,
+        )  # fmt: skip
+        listener = _Listener(self, server)
+        accepting = asyncio.get_running_loop().create_task(listener.run())
+        self._ready.set()
+        await self._stopping.wait()
+        accepting.cancel()
+        for task in list(listener.handshakes):
+            task.cancel()
+        await asyncio.gather(accepting, *listener.handshakes, return_exceptions=True)
+        await server.shutdown(1.0)
+
+    async def _respond(self, request: web.BaseRequest) -> web.StreamResponse:
+        connection = request.protocol
+        try:
+            if request.version < (1, 0):
+                # HTTP/0.9 has no status line and no headers: a refusal could not be told from
+                # data. The connection ends unanswered (writing to it fails, which aiohttp expects).
+                request.protocol.force_close()
+                return web.Response(status=400)
+            return await self.respond(request)
+        finally:
+            if isinstance(connection, _Connection):
+                connection.request_ended()
