@@ -42,6 +42,7 @@ __all__ = [
     "SampleFileError",
     "SelfTestFailure",
     "SequenceGapError",
+    "ServiceUnavailable",
     "StreamClosedError",
     "UnsupportedOperationError",
     "VerificationFailure",
@@ -154,6 +155,12 @@ class NoValidFrames(DeviceTimeout):
     """No valid frame arrived from the device for the stream's ``frame_timeout`` (10 s by
     default): the link carries nothing, or only bytes that are not QDP/1 frames (a wrong device or
     URL, a wrong sample format, a broken link). The stream has failed; reopen it to go on."""
+
+
+class ServiceUnavailable(DeviceError):
+    """The randomness service (``qitcore serve``) has nothing to serve: no device of its pool is
+    healthy (all failed their health tests, are disconnected or still starting) for as long as the
+    request may wait, or the service is stopping. Nothing was consumed; ask again later."""
 
 
 class ProtocolError(DeviceError):

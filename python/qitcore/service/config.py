@@ -1,0 +1,324 @@
+"""What ``qitcore serve`` runs: the devices of its pool and the front ends, from a TOML file
+and/or the command line.
+
+```toml
+[pool]
+buffer_bytes = 8388608        # extracted bytes held ready, shared out between the devices
+
+[[device]]                    # one table per device; any option of qitcore.open besides url
+url = "serial:///dev/ttyACM0"
+min_entropy = 6.5             # bits per sample (default: the device's own claim)
+epsilon = 1e-30
+extractor_seed = "00112233…"  # hex; default: drawn from the OS CSPRNG at each opening
+
+[socket]                      # the local Unix socket (defaults shown under ``qitcore serve --help``)
+path = "/run/qitcore/qitcored.sock"
+mode = 0o660
+group = "qitcore"
+
+[kernel]                      # feed the kernel's pool (needs CAP_SYS_ADMIN)
+[metrics]                     # Prometheus text on an opt-in address
+listen = "127.0.0.1:9464"
+[https]                       # mutual-TLS endpoint; [https.clients.<CN>] sets per-client limits
+```
+
+Relative paths are taken from the file's folder. Every key is checked when the file is read, so
+a misspelt key or a bad value stops ``qitcore serve`` (or a SIGHUP reload, which then keeps the
+running configuration) with an error naming it; nothing is opened before that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from .._validate import integer
+from ..devices import _registry
+from ..errors import InvalidArgumentError, InvalidTypeError, QitError
+
+__all__ = ["DeviceSettings", "ServiceConfig", "build", "load"]
+
+DEFAULT_BUFFER_BYTES = 8 << 20
+MAX_BUFFER_BYTES = 1 << 32
+# Options of qitcore.open that a TOML file cannot express (a pyusb backend object).
+_NOT_IN_FILES = {"usb_backend"}
+_OPTIONS = {f.name for f in dataclasses.fields(_registry.Options)} - _NOT_IN_FILES
+# Query keys whose values are secret or identify a secret: hidden in status and logs.
+_SECRET_WORDS = ("seed", "key", "pass", "secret", "token")
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    """One device of the pool: its URL and the keyword options :func:`qitcore.open` gets.
+
+    Raises:
+        InvalidArgumentError: the URL names no backend, takes no such parameter, or a value is out
+            of range; an option is unknown or out of range (checked as :func:`qitcore.open`
+            would, without opening anything).
+    """
+
+    url: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not self.url:
+            raise InvalidArgumentError(f"url: expected a device URL such as 'sim://', got {self.url!r}")
+        if not isinstance(self.options, Mapping):
+            raise InvalidTypeError(f"options: expected a mapping, got {type(self.options).__name__}")
+        unknown = sorted(set(self.options) - _OPTIONS)
+        if unknown:
+            raise InvalidArgumentError(
+                f"{self.public_url}: unknown option(s) {', '.join(map(str, unknown))} "
+                f"(known: url, {', '.join(sorted(_OPTIONS))})"
+            )
+        options = dict(self.options)
+        seed = options.get("extractor_seed")
+        if isinstance(seed, str):
+            try:
+                options["extractor_seed"] = bytes.fromhex(seed)
+            except ValueError:
+                raise InvalidArgumentError(f"{self.public_url}: extractor_seed must be hex digits") from None
+        # A read-only copy: settings are compared on reload and shared between threads.
+        object.__setattr__(self, "options", MappingProxyType(options))
+        self._check()
+
+    def _check(self) -> None:
+        """The URL and options as :func:`qitcore.open` checks them, short of opening."""
+        parsed = _registry.Url.parse(self.url)
+        try:
+            declared = _registry.backend_params(parsed.scheme)
+        except QitError as exc:
+            raise InvalidArgumentError(f"{self.public_url}: {exc}") from None
+        passthrough = parsed.scheme not in _registry._PARAMS
+        checked = _registry.checked(parsed, declared, passthrough)
+        _registry.Options().merged(checked, dict(self.options))
+
+    @property
+    def public_url(self) -> str:
+        """The URL with the values of secret-looking query keys (``seed``, ``key``, ``password``,
+        ``token``, ...) replaced by ``***``: what status and logs show."""
+        return public_url(self.url)
+
+    @property
+    def epsilon(self) -> float:
+        """The ε the device's extractor runs with: the option, else the URL's, else the default."""
+        value = self.options.get("epsilon")
+        if value is None:
+            parsed = _registry.Url.parse(self.url)
+            value = parsed.get("epsilon", float, _registry.Options.epsilon)
+        return float(value)
+
+    def __repr__(self) -> str:
+        # Never a seed: the options are named, their values are not shown.
+        return f"DeviceSettings({self.public_url!r}, options={sorted(self.options)})"
+
+
+def public_url(url: str) -> str:
+    """``url`` with secret-looking query values replaced by ``***``."""
+    if "?" not in url:
+        return url
+    head, query = url.split("?", 1)
+    parts = []
+    for item in query.split("&"):
+        key, eq, _ = item.partition("=")
+        secret = eq and any(word in key.lower() for word in _SECRET_WORDS)
+        parts.append(f"{key}=***" if secret else item)
+    return f"{head}?{'&'.join(parts)}"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything ``qitcore serve`` runs. ``https``, ``kernel`` and ``metrics`` are ``None`` when
+    that front end is off; ``local`` (the Unix socket) is always on. ``path`` is the TOML file
+    it was read from (what SIGHUP reads again), if any."""
+
+    devices: tuple[DeviceSettings, ...]
+    local: Any
+    https: Any = None
+    kernel: Any = None
+    metrics: Any = None
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        devices = tuple(self.devices)
+        if not all(isinstance(d, DeviceSettings) for d in devices):
+            raise InvalidTypeError("devices: expected DeviceSettings")
+        urls = [d.url for d in devices]
+        twice = sorted({public_url(u) for u in urls if urls.count(u) > 1})
+        if twice:
+            raise InvalidArgumentError(f"devices: {', '.join(twice)} given more than once (one process owns a device)")
+        object.__setattr__(self, "devices", devices)
+        integer("buffer_bytes", self.buffer_bytes, minimum=1 << 16, maximum=MAX_BUFFER_BYTES)
+
+
+def load(path: str | os.PathLike[str]) -> ServiceConfig:
+    """Reads and checks a TOML configuration (see the module's documentation).
+
+    Raises:
+        InvalidArgumentError: the file is missing or not TOML, a table or key is unknown, or a
+            value is of the wrong kind or out of range; the message names the key.
+    """
+    return build(path)
+
+
+def build(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    devices: Sequence[str] = (),
+    socket: str | None = None,
+    feed_kernel: bool = False,
+    metrics: str | None = None,
+    https: Mapping[str, Any] | None = None,
+    buffer_bytes: int | None = None,
+) -> ServiceConfig:
+    """The configuration of ``path`` (if any) with the command line's on top: ``devices`` (URLs)
+    are added to the file's, ``socket`` replaces its socket path, ``feed_kernel`` turns the kernel
+    feed on, ``metrics`` (an address) and ``https`` (the HTTPS front end's settings) replace the
+    file's.
+
+    Raises:
+        InvalidArgumentError: as :func:`load`, and when no device is configured at all.
+    """
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        data = _read(path)
+        base = Path(path).resolve().parent
+    where = f"{os.fspath(path)}: " if path is not None else ""
+    unknown = sorted(set(data) - {"pool", "device", "socket", "https", "kernel", "metrics"})
+    if unknown:
+        raise InvalidArgumentError(
+            f"{where}unknown table(s) {', '.join(unknown)} (known: pool, device, socket, https, kernel, metrics)"
+        )
+    settings = [_device(table, i, where) for i, table in enumerate(_tables(data, "device", where))]
+    settings += [DeviceSettings(url, {}) for url in devices]
+    if not settings:
+        raise InvalidArgumentError(
+            f"{where}no device to serve from: give --device URL (repeatable) or [[device]] tables in --config "
+            "(the simulator is served only when named, e.g. --device sim://)"
+        )
+    pool = _table(data, "pool", where)
+    _keys(pool, {"buffer_bytes"}, "pool", where)
+    buffer = buffer_bytes if buffer_bytes is not None else pool.get("buffer_bytes", DEFAULT_BUFFER_BYTES)
+    socket_table = _paths(_table(data, "socket", where), ("path",), base)
+    if socket is not None:
+        socket_table["path"] = socket
+    local = _section("socket", socket_table, where)
+    kernel_table = _table(data, "kernel", where) if "kernel" in data else ({} if feed_kernel else None)
+    metrics_table = _table(data, "metrics", where) if "metrics" in data else None
+    if metrics is not None:
+        metrics_table = {**(metrics_table or {}), "listen": metrics}
+    https_table = _table(data, "https", where) if "https" in data else None
+    if https_table is not None:
+        https_table = _paths(https_table, ("cert", "key", "ca"), base)
+    if https is not None:
+        https_table = {**(https_table or {}), **https}
+    kernel = None if kernel_table is None else _section("kernel", kernel_table, where)
+    metrics_settings = None if metrics_table is None else _section("metrics", metrics_table, where)
+    https_settings = None if https_table is None else _section("https", https_table, where)
+    try:
+        return ServiceConfig(
+            devices=tuple(settings),
+            local=local,
+            kernel=kernel,
+            metrics=metrics_settings,
+            https=https_settings,
+            buffer_bytes=buffer,
+            path=None if path is None else os.fspath(Path(path).resolve()),
+        )
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{where}{exc}") from None
+
+
+def _settings_class(name: str) -> type:
+    """The settings class of a front end, imported only when its table is used (the HTTPS and
+    metrics front ends need the ``service`` extra)."""
+    import importlib
+
+    module, cls = {
+        "socket": (".local", "LocalSettings"),
+        "https": (".https", "HttpsSettings"),
+        "kernel": (".kernel", "KernelSettings"),
+        "metrics": (".metrics", "MetricsSettings"),
+    }[name]
+    found: type = getattr(importlib.import_module(module, __package__), cls)
+    return found
+
+
+def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise InvalidArgumentError(f"config: {os.fspath(path)}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgumentError(f"config: {os.fspath(path)} is not valid TOML: {exc}") from None
+
+
+def _table(data: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise InvalidArgumentError(f"{where}[{name}] must be a table, got {type(table).__name__}")
+    return dict(table)
+
+
+def _tables(data: Mapping[str, Any], name: str, where: str) -> list[dict[str, Any]]:
+    tables = data.get(name, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise InvalidArgumentError(f"{where}[[{name}]] must be an array of tables (write [[{name}]] before each)")
+    return tables
+
+
+def _keys(table: Mapping[str, Any], allowed: set[str], name: str, where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise InvalidArgumentError(
+            f"{where}[{name}]: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(allowed))})"
+        )
+
+
+def _device(table: dict[str, Any], index: int, where: str) -> DeviceSettings:
+    url = table.get("url")
+    if not isinstance(url, str) or not url:
+        raise InvalidArgumentError(f"{where}[[device]] #{index + 1}: url must be a device URL such as 'sim://'")
+    options = {k: v for k, v in table.items() if k != "url"}
+    try:
+        return DeviceSettings(url, options)
+    except QitError as exc:
+        raise InvalidArgumentError(f"{where}[[device]] #{index + 1}: {exc}") from None
+
+
+def _paths(table: dict[str, Any], keys: Sequence[str], base: Path) -> dict[str, Any]:
+    for key in keys:
+        value = table.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            table[key] = str(base / value)
+    return table
+
+
+def _section(name: str, table: dict[str, Any], where: str) -> Any:
+    """The settings object of ``[name]``: unknown keys and bad values refused, naming the key.
+    A settings class with a ``from_table`` class method (nested tables, such as HTTPS clients)
+    reads the table itself."""
+    cls = _settings_class(name)
+    try:
+        from_table = getattr(cls, "from_table", None)
+        if from_table is not None:
+            return from_table(table)
+        if dataclasses.is_dataclass(cls):
+            _keys(table, {f.name for f in dataclasses.fields(cls) if f.init}, name, where)
+        return cls(**table)
+    except QitError as exc:
+        if str(exc).startswith(where + "["):
+            raise
+        raise InvalidArgumentError(f"{where}[{name}]: {exc}") from None
+    except TypeError as exc:
+        # A value of the wrong kind that the settings class did not check itself.
+        raise InvalidArgumentError(f"{where}[{name}]: {exc}") from None

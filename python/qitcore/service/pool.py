@@ -1,0 +1,575 @@
+"""The daemon's pool: the devices it owns and the extracted bytes they have ready.
+
+Each device runs in a thread of its own: it opens the device (:func:`qitcore.open`: frames →
+health tests → extraction, in the Rust core), reads extracted bytes in chunks and appends them
+to that device's buffer, waiting while the buffer is full (backpressure: the stream's own queue
+then fills and stops reading the device). Readers take bytes out of the buffers under one lock,
+so each byte leaves the pool once, to one reader; that is what makes "no byte is served twice"
+hold across every client and front end.
+
+A request is served from the device with the most bytes ready; only when no single device has
+enough does one request take from several. Every byte comes from a block that its own device's
+extractor made from health-tested samples, and blocks are never reused, so how the bytes of
+different devices are distributed between requests does not change what each block guarantees
+(docs/service.md).
+
+Failures, as each device's thread sees them:
+
+- a health test fires (:class:`~qitcore.errors.HealthTestFailure`): the device's unserved bytes
+  are dropped at once, its state becomes ``failed`` and the failure is counted by test; it is
+  reopened (with fresh start-up tests) after a backoff;
+- it goes away or cannot be opened (:class:`~qitcore.errors.DeviceError`): state ``backoff``
+  (``disconnected`` when it is not there at all), reopened after a backoff that doubles from
+  ``backoff[0]`` up to ``backoff[1]`` seconds, and starts again from ``backoff[0]`` once the
+  device has stayed healthy that long. Bytes already buffered stay: they passed the tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from .._validate import integer
+from ..errors import (
+    DeviceDisconnected,
+    DeviceError,
+    DeviceNotFound,
+    DeviceTimeout,
+    HealthTestFailure,
+    InvalidArgumentError,
+    InvalidTypeError,
+    QitError,
+    ServiceUnavailable,
+)
+from ..stream import QrngStream
+from .config import DeviceSettings
+from .stats import ServiceStats
+
+__all__ = ["MAX_REQUEST", "STATES", "Pool"]
+
+MAX_REQUEST = 1 << 20
+"""The largest single request, in bytes."""
+STATES = ("starting", "healthy", "failed", "disconnected", "backoff", "stopped")
+"""A device's states, as :meth:`Pool.status` reports them."""
+CHUNK = 1 << 16
+"""Bytes a device thread moves from its stream to its buffer at most at once."""
+# Longest a wait goes without looking at Ctrl-C, close() or a device being stopped (seconds).
+_SLICE = 0.05
+# Longest a device thread's read waits before it looks whether it should stop (seconds).
+_READ_SLICE = 0.25
+# How long close() waits for each device thread (an opening device may take its timeout).
+_JOIN = 5.0
+
+log = logging.getLogger("qitcore.service.pool")
+
+
+class _Device:
+    """One device's thread, buffer and counters. Everything but ``settings``, ``thread`` and
+    ``stop`` is guarded by the pool's lock."""
+
+    def __init__(self, settings: DeviceSettings, capacity: int) -> None:
+        self.settings = settings
+        self.name = settings.public_url
+        self.capacity = capacity
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.stream: QrngStream | None = None
+        self.chunks: deque[bytes] = deque()
+        self.head = 0  # bytes of chunks[0] already taken
+        self.buffered = 0
+        self.state = "starting"
+        self.bytes_served = 0
+        self.health_failures: dict[str, int] = {}
+        self.reopens = 0
+        self.last_error: str | None = None
+        self.min_entropy: float | None = None
+        self.healthy_since: float | None = None  # monotonic time the open stream began serving
+
+    def take(self, n: int) -> bytes:
+        """The next ``n`` buffered bytes (``n <= buffered``), removed from the buffer."""
+        self.buffered -= n
+        first = self.chunks[0]
+        end = self.head + n
+        if end < len(first):
+            # The common case, a short request: one slice, whatever the buffer holds.
+            out = first[self.head : end]
+            self.head = end
+            return out
+        pieces = []
+        while n:
+            first = self.chunks[0]
+            k = min(n, len(first) - self.head)
+            pieces.append(first[self.head : self.head + k])
+            n -= k
+            self.head += k
+            if self.head == len(first):
+                self.chunks.popleft()
+                self.head = 0
+        return b"".join(pieces)
+
+    def drop(self) -> int:
+        """Empties the buffer; returns the bytes dropped."""
+        dropped = self.buffered
+        self.chunks.clear()
+        self.head = 0
+        self.buffered = 0
+        return dropped
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "url": self.name,
+            "state": self.state,
+            "buffered": self.buffered,
+            "bytes_served": self.bytes_served,
+            "health_failures": dict(self.health_failures),
+            "reopens": self.reopens,
+            "last_error": self.last_error,
+            "min_entropy": self.min_entropy,
+            "epsilon": self.settings.epsilon,
+        }
+
+
+class Pool:
+    """The devices of a service and the extracted bytes they have ready.
+
+    Args:
+        devices: the devices to own (at least one; each URL once).
+        buffer_bytes: bytes held ready in all, shared out equally between the devices (at least
+            one chunk, 64 KiB, each).
+        stats: where bytes dropped unserved are counted.
+        backoff: ``(first, longest)`` wait in seconds before reopening a device that failed.
+
+    Raises:
+        InvalidArgumentError, InvalidTypeError: a bad argument, named.
+    """
+
+    def __init__(
+        self,
+        devices: Sequence[DeviceSettings],
+        *,
+        buffer_bytes: int = 8 << 20,
+        stats: ServiceStats | None = None,
+        backoff: tuple[float, float] = (0.5, 30.0),
+    ) -> None:
+        self._check_devices(devices)
+        self._capacity = integer("buffer_bytes", buffer_bytes, minimum=CHUNK, maximum=1 << 40)
+        if stats is not None and not isinstance(stats, ServiceStats):
+            raise InvalidTypeError(f"stats: expected a ServiceStats, got {type(stats).__name__}")
+        self._stats = stats
+        if (
+            not isinstance(backoff, tuple)
+            or len(backoff) != 2
+            or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in backoff)
+            or not (0 < backoff[0] <= backoff[1] < math.inf)
+        ):
+            raise InvalidArgumentError(
+                f"backoff: expected (first, longest) seconds with 0 < first <= longest, got {backoff!r}"
+            )
+        self._backoff = (float(backoff[0]), float(backoff[1]))
+        self._lock = threading.Lock()
+        self._data = threading.Condition(self._lock)  # bytes arrived, or the pool closed
+        self._room = threading.Condition(self._lock)  # bytes were taken, or a device was stopped
+        self._devices: list[_Device] = []
+        self._started = False
+        self._closed = False
+        self._serial = 0  # names device threads
+        for settings in devices:
+            self._devices.append(_Device(settings, self._share(len(devices))))
+
+    # -- life --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts each device's thread (opening it there); returns at once.
+
+        Raises:
+            ServiceUnavailable: the pool was closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise ServiceUnavailable("pool: closed")
+            if self._started:
+                return
+            self._started = True
+            for dev in self._devices:
+                self._launch(dev)
+
+    def close(self) -> None:
+        """Stops every device and drops what is buffered; readers waiting get
+        :class:`~qitcore.errors.ServiceUnavailable`. Safe to call more than once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            devices = list(self._devices)
+            for dev in devices:
+                self._stop(dev)
+            self._data.notify_all()
+            self._room.notify_all()
+        self._join(devices)
+
+    def reconfigure(self, devices: Sequence[DeviceSettings]) -> None:
+        """Makes the pool own ``devices``: a device whose URL and options are unchanged keeps
+        running (and its buffer); one no longer listed, or listed with other options, is stopped
+        (its buffer dropped) and the new settings opened.
+
+        Raises:
+            InvalidArgumentError: as the constructor; ServiceUnavailable: the pool was closed.
+        """
+        self._check_devices(devices)
+        with self._lock:
+            if self._closed:
+                raise ServiceUnavailable("pool: closed")
+            kept = {dev.settings.url: dev for dev in self._devices}
+            stopped = []
+            new: list[_Device] = []
+            for settings in devices:
+                dev = kept.pop(settings.url, None)
+                if dev is not None and dev.settings == settings:
+                    new.append(dev)
+                    continue
+                if dev is not None:
+                    stopped.append(dev)
+                new.append(_Device(settings, 0))
+            stopped.extend(kept.values())
+            for dev in stopped:
+                self._stop(dev)
+                log.info("%s: removed from the pool", dev.name)
+            share = self._share(len(new))
+            for dev in new:
+                dev.capacity = share
+                if self._started and dev.thread is None:
+                    log.info("%s: added to the pool", dev.name)
+                    self._launch(dev)
+            self._devices = new
+            self._room.notify_all()
+        self._join(stopped)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read(self, n: int, timeout: float | None = None) -> bytes:
+        """Exactly ``n`` bytes (0 to :data:`MAX_REQUEST`), each taken out of the pool: never
+        served again. Waits until they are there, for at most ``timeout`` seconds (for ever when
+        ``None``), answering Ctrl-C; thread-safe. A read that fails consumed nothing that anyone
+        will see (bytes it had taken are dropped, counted as discarded).
+
+        Raises:
+            ServiceUnavailable: ``n`` bytes did not arrive within ``timeout`` (the message says
+                whether any device is healthy), or the pool is closed.
+            InvalidArgumentError: ``n`` or ``timeout`` out of range.
+        """
+        n = self._check_n(n)
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (timeout >= 0)
+        ):
+            raise InvalidArgumentError(f"timeout: expected seconds (0 or more) or None, got {timeout!r}")
+        deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
+        parts: list[bytes] = []
+        taken: list[tuple[_Device, int]] = []
+        got = 0
+        done = False
+        try:
+            with self._lock:
+                while True:
+                    if self._closed:
+                        raise ServiceUnavailable("pool: the service is stopping")
+                    got += self._take(n - got, parts, taken)
+                    if got == n:
+                        for dev, k in taken:
+                            dev.bytes_served += k
+                        done = True
+                        break
+                    wait = _SLICE
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise ServiceUnavailable(self._why(n, got, timeout))
+                        wait = min(wait, left)
+                    # Short slices: a signal handler (Ctrl-C) runs between them.
+                    self._data.wait(wait)
+        finally:
+            if not done and got and self._stats is not None:
+                self._stats.discarded(got)
+        return b"".join(parts) if len(parts) != 1 else parts[0]
+
+    def try_read(self, n: int) -> bytes | None:
+        """``n`` bytes if the pool holds them now, else ``None`` with nothing taken. Never waits
+        (beyond the pool's lock, held for microseconds).
+
+        Raises:
+            ServiceUnavailable: the pool is closed. InvalidArgumentError: ``n`` out of range.
+        """
+        n = self._check_n(n)
+        with self._lock:
+            if self._closed:
+                raise ServiceUnavailable("pool: the service is stopping")
+            # One device with enough: the common case, a single slice.
+            best = None
+            for dev in self._devices:
+                if dev.buffered >= n and (best is None or dev.buffered > best.buffered):
+                    best = dev
+            if best is not None:
+                best.bytes_served += n
+                out = best.take(n) if n else b""
+                self._room.notify_all()
+                return out
+            if sum(dev.buffered for dev in self._devices) < n:
+                return None
+            parts: list[bytes] = []
+            taken: list[tuple[_Device, int]] = []
+            self._take(n, parts, taken)
+            for dev, k in taken:
+                dev.bytes_served += k
+            return b"".join(parts)
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def epsilon(self) -> float:
+        """The largest ε (distance from uniform per extracted block) of any configured device:
+        what a consumer of bytes from any of them may rely on."""
+        with self._lock:
+            return max(dev.settings.epsilon for dev in self._devices)
+
+    @property
+    def capacity(self) -> int:
+        """Bytes held ready at most, all devices together."""
+        return self._capacity
+
+    def status(self) -> dict[str, Any]:
+        """JSON-able: ``buffered`` and ``capacity`` (bytes) and, per device, ``url`` (secret query
+        values hidden), ``state`` (one of :data:`STATES`), ``buffered``, ``bytes_served``,
+        ``health_failures`` (by test class name), ``reopens``, ``last_error``, ``min_entropy``
+        (bits per sample, once opened) and ``epsilon``."""
+        with self._lock:
+            return {
+                "buffered": sum(dev.buffered for dev in self._devices),
+                "capacity": self._capacity,
+                "closed": self._closed,
+                "devices": [dev.status() for dev in self._devices],
+            }
+
+    def __enter__(self) -> Pool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        with self._lock:
+            states = ", ".join(f"{dev.name}: {dev.state}" for dev in self._devices)
+        return f"<Pool {states}>"
+
+    # -- inside ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_devices(devices: Sequence[DeviceSettings]) -> None:
+        if isinstance(devices, str | bytes) or not isinstance(devices, Sequence):
+            raise InvalidTypeError(f"devices: expected a sequence of DeviceSettings, got {type(devices).__name__}")
+        if not devices:
+            raise InvalidArgumentError("devices: a pool needs at least one device")
+        for d in devices:
+            if not isinstance(d, DeviceSettings):
+                raise InvalidTypeError(f"devices: expected DeviceSettings, got {type(d).__name__}")
+        urls = [d.url for d in devices]
+        if len(set(urls)) != len(urls):
+            raise InvalidArgumentError("devices: a device URL is given more than once (one thread owns each device)")
+
+    @staticmethod
+    def _check_n(n: int) -> int:
+        return integer("n", n, minimum=0, maximum=MAX_REQUEST)
+
+    def _share(self, count: int) -> int:
+        return max(CHUNK, self._capacity // max(count, 1))
+
+    def _take(self, want: int, parts: list[bytes], taken: list[tuple[_Device, int]]) -> int:
+        """Under the lock: up to ``want`` bytes, from the devices with the most ready first."""
+        got = 0
+        while got < want:
+            best = None
+            for dev in self._devices:
+                if dev.buffered and (best is None or dev.buffered > best.buffered):
+                    best = dev
+            if best is None:
+                break
+            k = min(want - got, best.buffered)
+            parts.append(best.take(k))
+            taken.append((best, k))
+            got += k
+        if got:
+            self._room.notify_all()
+        return got
+
+    def _why(self, n: int, got: int, timeout: float | None) -> str:
+        healthy = [dev for dev in self._devices if dev.state == "healthy"]
+        if not healthy:
+            states = "; ".join(
+                f"{dev.name}: {dev.state}" + (f" ({dev.last_error})" if dev.last_error else "") for dev in self._devices
+            )
+            return f"no healthy device for {timeout:g} s ({states})"
+        return f"only {got} of the {n} bytes asked for arrived within {timeout:g} s"
+
+    def _launch(self, dev: _Device) -> None:
+        """Under the lock: starts ``dev``'s thread."""
+        self._serial += 1
+        dev.thread = threading.Thread(target=self._run, args=(dev,), name=f"qitcore-pool-{self._serial}", daemon=True)
+        dev.thread.start()
+
+    def _stop(self, dev: _Device) -> None:
+        """Under the lock: asks ``dev``'s thread to stop and wakes it (a read in progress ends
+        when its stream closes); drops its bytes."""
+        dev.stop.set()
+        dev.state = "stopped"
+        dev.drop()
+        if dev.stream is not None:
+            # Closing from here wakes the thread's read; the thread closes it again, harmlessly.
+            _close_quietly(dev.stream)
+        self._room.notify_all()
+
+    @staticmethod
+    def _join(devices: Sequence[_Device]) -> None:
+        for dev in devices:
+            if dev.thread is not None and dev.thread is not threading.current_thread():
+                dev.thread.join(_JOIN)
+                if dev.thread.is_alive():
+                    # Still opening (a device that takes its whole open timeout): it stops itself
+                    # as soon as the open returns.
+                    log.warning("%s: its thread is still opening the device; it will stop when that ends", dev.name)
+
+    def _run(self, dev: _Device) -> None:
+        """A device's thread: open, pump, and reopen after failures until stopped."""
+        from ..devices import open as open_device
+
+        first, longest = self._backoff
+        delay = first
+        while not dev.stop.is_set():
+            with self._lock:
+                if dev.stop.is_set():
+                    break
+                dev.state = "starting"
+            try:
+                stream = open_device(dev.settings.url, **dict(dev.settings.options))
+            except QitError as exc:
+                self._failed(dev, exc, "disconnected" if isinstance(exc, DeviceNotFound) else "backoff")
+            except Exception as exc:  # a bug in a backend: logged, and the device retried
+                log.exception("%s: opening failed unexpectedly", dev.name)
+                self._failed(dev, exc, "backoff")
+            else:
+                with self._lock:
+                    if dev.stop.is_set():
+                        _close_quietly(stream)
+                        break
+                    dev.stream = stream
+                    dev.min_entropy = stream.min_entropy
+                    dev.healthy_since = None
+                log.info("%s: opened, running its start-up tests", dev.name)
+                try:
+                    self._pump(dev, stream)
+                except HealthTestFailure as exc:
+                    self._failed(dev, exc, "failed")
+                except QitError as exc:
+                    self._failed(dev, exc, "backoff")
+                except Exception as exc:
+                    log.exception("%s: reading failed unexpectedly", dev.name)
+                    self._failed(dev, exc, "backoff")
+                finally:
+                    with self._lock:
+                        dev.stream = None
+                    _close_quietly(stream)
+            if dev.stop.is_set():
+                break
+            # A device that served for a while starts its backoff afresh.
+            if dev.healthy_since is not None and time.monotonic() - dev.healthy_since >= longest:
+                delay = first
+            log.info("%s: reopening in %.3g s", dev.name, delay)
+            if dev.stop.wait(delay):
+                break
+            delay = min(delay * 2, longest)
+            with self._lock:
+                dev.reopens += 1
+        with self._lock:
+            dev.state = "stopped"
+            dev.stream = None
+
+    def _pump(self, dev: _Device, stream: QrngStream) -> None:
+        """Moves ``stream``'s output into ``dev``'s buffer until ``dev`` is stopped (returns) or
+        the stream fails (raises)."""
+        shape = stream.block_shape
+        # Output arrives a block at a time: waiting for less than one would return nothing sooner.
+        block = max(1, shape[1] // 8) if shape else 1
+        while not dev.stop.is_set():
+            queued = stream.stats().counters.bytes_queued
+            want = min(CHUNK, max(queued, block))
+            try:
+                data = stream.read(want, _READ_SLICE)
+            except DeviceTimeout as exc:
+                if type(exc) is not DeviceTimeout:  # NoValidFrames: the stream failed
+                    raise
+                continue
+            except QitError:
+                if dev.stop.is_set():  # closed under it by close() or reconfigure()
+                    return
+                raise
+            if not data:
+                raise DeviceDisconnected(f"{dev.name}: the device's output ended")
+            if dev.healthy_since is None:
+                with self._lock:
+                    if dev.stop.is_set():
+                        return
+                    dev.healthy_since = time.monotonic()
+                    dev.state = "healthy"
+                    dev.last_error = None
+                log.info("%s: healthy (start-up tests passed), serving", dev.name)
+            self._put(dev, data)
+
+    def _put(self, dev: _Device, data: bytes) -> None:
+        """Appends ``data`` to ``dev``'s buffer, waiting while it is full."""
+        with self._lock:
+            while dev.buffered and dev.buffered + len(data) > dev.capacity and not dev.stop.is_set():
+                self._room.wait(_READ_SLICE)
+            if dev.stop.is_set():
+                return
+            dev.chunks.append(data)
+            dev.buffered += len(data)
+            self._data.notify_all()
+
+    def _failed(self, dev: _Device, exc: BaseException, state: str) -> None:
+        text = str(exc) or type(exc).__name__
+        with self._lock:
+            if dev.stop.is_set():
+                return
+            dev.state = state
+            dev.last_error = f"{type(exc).__name__}: {text}"
+            dropped = 0
+            if isinstance(exc, HealthTestFailure):
+                name = type(exc).__name__
+                dev.health_failures[name] = dev.health_failures.get(name, 0) + 1
+                # Nothing more of this device is served from the moment its failure is known.
+                dropped = dev.drop()
+        if dropped and self._stats is not None:
+            self._stats.discarded(dropped)
+        if isinstance(exc, HealthTestFailure):
+            log.error(
+                "%s: %s failed; the device stopped contributing (%d buffered bytes dropped)",
+                dev.name,
+                exc.test,
+                dropped,
+            )
+        elif isinstance(exc, DeviceDisconnected | DeviceNotFound):
+            log.warning("%s: disconnected: %s", dev.name, text)
+        elif isinstance(exc, DeviceError):
+            log.warning("%s: device error: %s", dev.name, text)
+        else:
+            log.error("%s: %s: %s", dev.name, type(exc).__name__, text)
+
+
+def _close_quietly(stream: QrngStream) -> None:
+    try:
+        stream.close()
+    except Exception:  # closing a broken device: nothing more to do with it
+        log.debug("closing %s failed", stream.description, exc_info=True)
