@@ -42,6 +42,7 @@ __all__ = [
     "SampleFileError",
     "SelfTestFailure",
     "SequenceGapError",
+    "ServiceAccessDenied",
     "ServiceUnavailable",
     "StreamClosedError",
     "UnsupportedOperationError",
@@ -161,6 +162,11 @@ class ServiceUnavailable(DeviceError):
     """The randomness service (``qitcore serve``) has nothing to serve: no device of its pool is
     healthy (all failed their health tests, are disconnected or still starting) for as long as the
     request may wait, or the service is stopping. Nothing was consumed; ask again later."""
+
+
+class ServiceAccessDenied(DeviceError, PermissionError):
+    """The randomness service refused this client: no permission on its socket (the socket's
+    owner, group and mode decide), or a client certificate it does not accept."""
 
 
 class ProtocolError(DeviceError):
