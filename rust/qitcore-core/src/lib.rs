@@ -35,3 +35,8 @@ pub mod secret;
 pub mod sim;
 
 pub use error::{Error, Result};
+
+/// A name fixed when qitcore is built (an estimator's, a statistic's, a block test's), as result
+/// fields hold it. An alias rather than `&'static str` written out: serde takes a field spelt
+/// `&str` to borrow from its input, which a pickled state cannot lend for `'static`.
+pub type Name = &'static str;

@@ -4,6 +4,8 @@
 //!
 //! A result type is defined once, as a core struct; with this feature PyO3 makes it a frozen
 //! Python class whose attributes are the struct's fields. The binding returns it as it is.
+//! serde (through pythonize) turns a result into plain Python values and back: its pickled state,
+//! so that results cross processes (multiprocessing, Dask) as the dataclasses they replaced did.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -11,12 +13,75 @@ use pyo3::types::{PyDict, PyString};
 use crate::entropy::{Fields, Value, View};
 
 pyo3::import_exception!(qitcore.errors, UnsupportedOperationError);
+pyo3::import_exception!(qitcore.errors, InvalidArgumentError);
 
 /// Results are made by qitcore only; constructing one raises a `QitError` like every other
 /// refused call of the binding (PyO3's default is a builtin `TypeError`).
 pub(crate) fn not_constructible<T: pyo3::PyClass>() -> PyResult<T> {
     let name = T::NAME;
     Err(UnsupportedOperationError::new_err(format!("{name}: results are made by qitcore, not constructed")))
+}
+
+/// The pickled state of a result: its fields as plain Python values (nested results as dicts,
+/// byte columns as `bytes`).
+pub(crate) fn state<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
+    Ok(pythonize::pythonize(py, value)?)
+}
+
+/// A result rebuilt from its pickled state; a state that does not describe one (a pickle made by
+/// hand, or by another version) is refused by name rather than making a result no run produced.
+pub(crate) fn from_state<T: pyo3::PyClass + serde::de::DeserializeOwned>(state: &Bound<'_, PyAny>) -> PyResult<T> {
+    pythonize::depythonize(state).map_err(|e| {
+        let name = T::NAME;
+        InvalidArgumentError::new_err(format!("{name}: not a pickled {name} ({e})"))
+    })
+}
+
+/// Names that are `&'static str` in the core (an estimator's, a test's) read back from a pickle.
+/// Each distinct name is allocated once and kept; a pickle cannot make more than [`MAX_NAMES`]
+/// of them, nor longer ones than [`MAX_NAME_LEN`], so unpickling cannot grow memory without bound.
+pub(crate) fn static_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    use serde::de::Error as _;
+    let name = String::deserialize(d)?;
+    intern(name).map_err(D::Error::custom)
+}
+
+const MAX_NAMES: usize = 512;
+const MAX_NAME_LEN: usize = 128;
+
+fn intern(name: String) -> Result<&'static str, String> {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return Ok(known);
+    }
+    if name.len() > MAX_NAME_LEN || names.len() >= MAX_NAMES {
+        return Err(format!("unexpected name {:?}", name.chars().take(40).collect::<String>()));
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.push(leaked);
+    Ok(leaked)
+}
+
+use serde::Deserialize as _;
+
+// An estimate's named values, in order: pairs of (name, int or float).
+impl serde::Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let pairs = Vec::<(String, Value)>::deserialize(d)?;
+        let mut fields = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            fields.push((intern(name).map_err(D::Error::custom)?, value));
+        }
+        Ok(Fields(fields))
+    }
 }
 
 impl<'py> IntoPyObject<'py> for View {
@@ -112,6 +177,20 @@ macro_rules! results {
 
             fn __deepcopy__<'py>(slf: Bound<'py, Self>, _memo: &Bound<'py, PyAny>) -> Bound<'py, Self> {
                 slf
+            }
+
+            /// Pickling: the class's `_from_state` and the fields as plain values.
+            fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyAny>,))> {
+                Ok((slf.get_type().getattr("_from_state")?, (state(slf.py(), slf.get())?,)))
+            }
+
+            /// The result whose pickled state is `state` (what `__reduce__` gave).
+            #[classmethod]
+            fn _from_state(
+                _cls: &Bound<'_, pyo3::types::PyType>,
+                state: &Bound<'_, PyAny>,
+            ) -> PyResult<Self> {
+                from_state(state)
             }
 
             $($($extra)*)?

@@ -3,6 +3,7 @@
 
 /// An intermediate value.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "python", derive(serde::Serialize, serde::Deserialize), serde(untagged))]
 pub enum Value {
     /// A count or length.
     Int(i64),
@@ -12,6 +13,7 @@ pub enum Value {
 
 /// Which view of the data an estimate was computed on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "python", derive(serde::Serialize, serde::Deserialize))]
 pub enum View {
     /// The samples themselves (symbols mapped down to `0..k`).
     Literal,
@@ -43,10 +45,15 @@ pub struct Fields(pub Vec<(&'static str, Value)>);
 
 /// One estimator's result.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Estimate {
     /// The estimator, as NIST names it ("Most Common Value", "Lag Prediction", …).
-    pub name: &'static str,
+    #[cfg_attr(feature = "python", serde(deserialize_with = "crate::python::static_name"))]
+    pub name: crate::Name,
     /// The view of the data.
     pub view: View,
     /// Min-entropy per sample of the view (bits), or `None` when the estimator could not run.

@@ -10,7 +10,11 @@ use super::samples::{Samples, RECOMMENDED_SAMPLES};
 
 /// The outcome of the non-IID track.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "NonIidResult"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "NonIidResult"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct NonIidReport {
     /// Number of samples.
     pub samples: usize,

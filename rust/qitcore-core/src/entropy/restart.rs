@@ -28,7 +28,11 @@ pub const SIDE: usize = 1000;
 
 /// The outcome of the restart tests.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "RestartResult"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "RestartResult"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct RestartReport {
     /// The initial entropy estimate being validated.
     pub h_i: f64,

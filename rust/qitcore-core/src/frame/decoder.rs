@@ -28,7 +28,11 @@ pub enum Event<'a> {
 
 /// Running counts of everything the decoder has seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct DecoderStats {
     /// Bytes fed in.
     pub bytes: u64,

@@ -5,6 +5,7 @@ use crate::{Error, Result};
 
 /// How samples sit in a DATA payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "python", derive(serde::Serialize, serde::Deserialize))]
 pub enum Packing {
     /// Back to back as a bit string.
     Packed,
@@ -16,6 +17,7 @@ crate::choice::named_choices!(Packing, "packing", [Packed = "packed", Aligned = 
 
 /// Order of bits within a packed payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "python", derive(serde::Serialize, serde::Deserialize))]
 pub enum BitOrder {
     /// Each sample most significant bit first, bytes filled from their top bit.
     MsbFirst,
@@ -29,7 +31,11 @@ crate::choice::named_choices!(BitOrder, "bitorder", [MsbFirst = "big", LsbFirst 
 /// A sample format: bits per sample, packing, bit order and the nominal sample rate. (Python
 /// reads its fields under the names of `format_descriptor`'s arguments.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, eq, module = "qitcore.protocol"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, eq, module = "qitcore.protocol"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct SampleFormat {
     /// 1 to 16.
     pub bits: u8,

@@ -74,6 +74,7 @@ impl<'a> Data<'a> {
 
 /// A device's state, as its status block reports it (PROTOCOL.md §4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "python", derive(serde::Serialize, serde::Deserialize))]
 pub enum DeviceState {
     /// Not streaming.
     #[default]
@@ -134,7 +135,11 @@ const TEMPERATURE_NOT_MEASURED: i16 = i16::MIN;
 
 /// The device's status block (PROTOCOL.md §4), decoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol", name = "DeviceStatus"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol", name = "DeviceStatus"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Status {
     pub state: DeviceState,
     /// A failure of the device's Repetition Count Test is latched (flags bit 0).
@@ -237,11 +242,16 @@ impl Command {
 
 /// A REPLY payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Reply {
     pub code: u8,
     pub tag: u8,
     pub result: u8,
+    #[cfg_attr(feature = "python", serde(with = "serde_bytes"))]
     pub data: Vec<u8>,
 }
 
@@ -264,6 +274,7 @@ impl Reply {
 
 /// What kind of device answers (PROTOCOL.md §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "python", derive(serde::Serialize, serde::Deserialize))]
 pub enum DeviceClass {
     /// A quantum random number generator.
     Qrng,
@@ -307,7 +318,11 @@ const ENTROPY_STEPS_PER_BIT: f64 = 256.0;
 
 /// The info block (PROTOCOL.md §5), decoded.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol", name = "DeviceInfo"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.protocol", name = "DeviceInfo"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Info {
     pub protocol_version: u8,
     pub device_class: DeviceClass,

@@ -15,10 +15,15 @@ pub const BLOCK_BITS: usize = 20_000;
 
 /// One test on one block.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "BlockTest"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "BlockTest"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Outcome {
     /// The test ("monobit", "poker", …).
-    pub test: &'static str,
+    #[cfg_attr(feature = "python", serde(deserialize_with = "crate::python::static_name"))]
+    pub test: crate::Name,
     /// Its statistic (the count, X, the longest run, Z_τ).
     pub value: f64,
     /// Whether it lies within the bounds.
@@ -194,6 +199,7 @@ pub fn ais31_disjointness(bits: &[u8]) -> Outcome {
 
 /// The verdict of procedure A.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "python", derive(serde::Serialize, serde::Deserialize))]
 pub enum Verdict {
     /// T0 and all 1285 block tests passed.
     Pass,
@@ -217,7 +223,11 @@ impl Verdict {
 /// AIS 31 procedure A: T0 once, T1–T5 on 257 blocks of 20,000 bits, and the verdict (`"repeat"`
 /// when exactly one test failed: AIS 31 then asks for one repetition on fresh data).
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "Ais31Result"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "Ais31Result"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct ProcedureA {
     /// T0 (disjointness).
     pub t0: Outcome,

@@ -12,6 +12,7 @@ use crate::error::Result;
 
 /// The health tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "python", derive(serde::Serialize, serde::Deserialize))]
 pub enum HealthTest {
     /// Repetition Count Test (§4.4.1).
     RepetitionCount,
@@ -31,7 +32,11 @@ impl HealthTest {
 
 /// Where and why a health test failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "ScanFailure"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "ScanFailure"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Failure {
     /// The test that fired.
     pub test: HealthTest,
@@ -112,7 +117,11 @@ impl Config {
 
 /// Counters for reports and statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "HealthCounters"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "HealthCounters"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Counters {
     /// Samples fed.
     pub samples: u64,

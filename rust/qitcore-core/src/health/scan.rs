@@ -6,7 +6,11 @@ use crate::error::{Error, Result};
 
 /// The failures found in a capture, with the cutoffs they were measured against.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "HealthScan"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health", name = "HealthScan"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Scan {
     /// Samples tested.
     pub samples: u64,

@@ -6,7 +6,11 @@ use crate::error::Result;
 
 /// Which tests fired on their known-bad sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.health"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct SelfTest {
     /// The Repetition Count Test fired on a stuck source.
     pub repetition_count: bool,

@@ -84,7 +84,11 @@ impl std::fmt::Display for StreamError {
 /// Counts along the whole path (`StreamCounters` in Python, where `counters["frames"]` reads a
 /// count as `counters.frames` does).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.stream", name = "StreamCounters"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.stream", name = "StreamCounters"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Stats {
     /// Transport bytes decoded.
     pub bytes_in: u64,

@@ -107,7 +107,11 @@ pub struct Counts {
 
 /// Every term of the bound, for the report.
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.qkd", name = "SecureLength"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.qkd", name = "SecureLength"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct SecureLength {
     /// Lower bound on the vacuum events among the key-basis bits.
     pub s0: f64,

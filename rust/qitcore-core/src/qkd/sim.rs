@@ -74,21 +74,32 @@ impl LinkModel {
 /// Pulse numbers, increasing. Python reads them as little-endian u64 bytes, for numpy to view:
 /// a list of millions of ints would take longer than the simulation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "python", derive(serde::Serialize, serde::Deserialize))]
 pub struct PulseNumbers(pub Vec<u64>);
 
 /// Detected pulses, one column per field (in Python, bytes of one byte a pulse); bases are 0
 /// (key) or 1 (test).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.qkd", name = "Detections"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.qkd", name = "Detections"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct Detections {
     pub index: PulseNumbers,
+    #[cfg_attr(feature = "python", serde(with = "serde_bytes"))]
     pub alice_basis: Vec<u8>,
+    #[cfg_attr(feature = "python", serde(with = "serde_bytes"))]
     pub alice_bit: Vec<u8>,
     /// Which intensity Alice sent: 0, 1 or 2.
+    #[cfg_attr(feature = "python", serde(with = "serde_bytes"))]
     pub intensity: Vec<u8>,
     /// Photons in the pulse (the ground truth a real link does not know).
+    #[cfg_attr(feature = "python", serde(with = "serde_bytes"))]
     pub photons: Vec<u8>,
+    #[cfg_attr(feature = "python", serde(with = "serde_bytes"))]
     pub bob_basis: Vec<u8>,
+    #[cfg_attr(feature = "python", serde(with = "serde_bytes"))]
     pub bob_bit: Vec<u8>,
 }
 

@@ -41,7 +41,11 @@ impl LinkFaults {
 
 /// What the simulated device did, for tests to compare with what the host saw.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.devices.sim"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.devices.sim"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct SimCounters {
     /// Frames sent (not those dropped).
     pub frames: u64,

@@ -7,7 +7,8 @@ use crate::maths::gamma::chi_square_p_value;
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(
     feature = "python",
-    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "ChiSquareResult")
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "ChiSquareResult"),
+    derive(serde::Serialize, serde::Deserialize)
 )]
 pub struct ChiSquare {
     /// The statistic.

@@ -8,7 +8,11 @@ use crate::entropy::estimators::tuples::longest_repeat;
 
 /// The outcome of the LRS test.
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "LrsTestResult"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "LrsTestResult"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct LrsTest {
     /// The length of the longest repeated substring.
     pub length: usize,

@@ -22,10 +22,15 @@ pub const DEFAULT_PERMUTATIONS: usize = 10_000;
 /// One permutation-test statistic: its value on the samples and how many permutations scored
 /// above, equal to and below it (`C0, C1, C2`); passes when `C0 + C1 > 5` and `C1 + C2 > 5`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct PermutationStatistic {
     /// The statistic, as NIST names it ("excursion", "numDirectionalRuns", ...).
-    pub name: &'static str,
+    #[cfg_attr(feature = "python", serde(deserialize_with = "crate::python::static_name"))]
+    pub name: crate::Name,
     /// Its value on the samples.
     pub value: f64,
     /// Permutations scoring above, equal to and below the samples.
@@ -36,7 +41,11 @@ pub struct PermutationStatistic {
 
 /// The outcome of the IID track.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "python", pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "IidResult"))]
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(frozen, get_all, eq, module = "qitcore.entropy", name = "IidResult"),
+    derive(serde::Serialize, serde::Deserialize)
+)]
 pub struct IidReport {
     /// Number of samples.
     pub samples: usize,
