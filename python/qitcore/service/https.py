@@ -1,0 +1,378 @@
+"""The service's network front end: random bytes over HTTPS with mutual TLS.
+
+The TLS set-up is the KME's (:mod:`qitcore._https_listener`, the same bounded aiohttp listener):
+a client must present a certificate the configured CA signed, and its subject common name (CN)
+decides what it may take. :attr:`HttpsSettings.clients` maps a CN, or ``"*"`` for any CN the CA
+signed, to :class:`ClientLimits`; a CN it does not name gets 403. Each CN has token buckets of its
+own (bytes and requests per second), shared by all of its connections.
+
+One resource, ``GET /random?bytes=N``: N bytes as ``application/octet-stream``; with
+``&format=hex`` or ``&format=base64`` a JSON object ``{"format", "bytes", "data"}`` for scripts.
+Refusals are JSON ``{"error": reason}`` with the status that fits: 400 (a malformed query), 403
+(a CN not served), 404, 405, 413 (more than the CN's largest request), 429 (over its rate, with
+``Retry-After``), 503 (no healthy device for the request's wait, with ``Retry-After``). Bytes come
+out of the pool (:meth:`Pool.try_read`, else :meth:`Pool.read` in a worker thread), so a byte sent
+here is never served to anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import math
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._validate import host_port
+from ..errors import InvalidArgumentError, InvalidTypeError, QitError, ServiceUnavailable
+from ..kme.limits import ConnectionLimits
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .pool import Pool
+    from .stats import ServiceStats
+
+__all__ = ["ClientLimits", "HttpsServer", "HttpsSettings", "server_context"]
+
+log = logging.getLogger("qitcore.service.https")
+
+FORMATS = ("binary", "hex", "base64")
+READ_THREADS = 8
+_LARGEST_REQUEST = 1 << 20  # the pool's MAX_REQUEST: no limit may allow more
+
+
+def _positive(name: str, value: Any, *, whole: bool = False, at_most: float = 1e12) -> None:
+    kind = int if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        what = "an integer" if whole else "a number"
+        raise InvalidTypeError(f"{name}: expected {what}, got {type(value).__name__}")
+    if not (0 < value <= at_most) or (isinstance(value, float) and not math.isfinite(value)):
+        raise InvalidArgumentError(f"{name}: expected a value above 0 and at most {at_most:g}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """What one client (one certificate CN) may take.
+
+    Attributes:
+        bytes_per_second: sustained rate of random bytes; a client may burst up to one second's
+            worth, or one largest request, whichever is more.
+        requests_per_second: sustained rate of requests (any outcome); bursts of one second's
+            worth (at least one request).
+        max_request: bytes in one request, at most 1 MiB (larger ones get 413).
+    """
+
+    bytes_per_second: float = float(1 << 20)
+    requests_per_second: float = 100.0
+    max_request: int = 1 << 16
+
+    def __post_init__(self) -> None:
+        _positive("bytes_per_second", self.bytes_per_second)
+        _positive("requests_per_second", self.requests_per_second)
+        _positive("max_request", self.max_request, whole=True, at_most=_LARGEST_REQUEST)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpsSettings:
+    """The HTTPS endpoint.
+
+    Attributes:
+        cert, key: the server's certificate chain and private key (PEM files).
+        ca: the CA whose signature a client certificate needs (PEM file).
+        listen: ``HOST:PORT`` (port 0: any free one, see :attr:`HttpsServer.port`).
+        clients: limits by certificate CN; ``"*"`` applies to any CN not named (each such CN still
+            has buckets of its own). Without ``"*"``, a CN not named is refused (403).
+        connections: bounds on connections in number and in time.
+        wait: seconds a request waits for the pool (no healthy device) before 503.
+    """
+
+    cert: str
+    key: str
+    ca: str
+    listen: str = "127.0.0.1:8444"
+    clients: Mapping[str, ClientLimits] = field(default_factory=lambda: {"*": ClientLimits()})
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    wait: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("cert", "key", "ca", "listen"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise InvalidArgumentError(f"https {name}: expected a non-empty string, got {value!r}")
+        host_port("https listen", self.listen)
+        if not isinstance(self.clients, Mapping):
+            raise InvalidTypeError(f"https clients: expected a mapping of CN to ClientLimits, got {self.clients!r}")
+        for cn, limits in self.clients.items():
+            if not isinstance(cn, str) or not cn or len(cn) > 200:
+                raise InvalidArgumentError(f"https clients: a CN must be 1 to 200 characters, got {cn!r}")
+            if not isinstance(limits, ClientLimits):
+                raise InvalidTypeError(f"https clients[{cn!r}]: expected ClientLimits, got {type(limits).__name__}")
+        if not isinstance(self.connections, ConnectionLimits):
+            raise InvalidTypeError(f"https connections: expected ConnectionLimits, got {self.connections!r}")
+        _positive("https wait", self.wait, at_most=3600)
+
+
+def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
+    """A TLS server context that requires a client certificate signed by ``ca`` (the KME's
+    set-up: TLS 1.2 at least, the platform's default ciphers).
+
+    Raises:
+        InvalidArgumentError: a file cannot be read or is not a certificate or key.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+        context.load_verify_locations(ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidArgumentError(f"https tls: cannot load {cert}, {key} or {ca}: {exc}") from None
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class _Bucket:
+    """A token bucket: ``rate`` tokens a second, holding at most ``size``. Not thread-safe: used
+    on the event loop only."""
+
+    def __init__(self, rate: float, size: float) -> None:
+        self.rate, self.size = rate, size
+        self.tokens = size
+        self.when = time.monotonic()
+
+    def take(self, n: float) -> float:
+        """Takes ``n`` tokens and returns 0, or takes none and returns the seconds until there
+        will be ``n``."""
+        now = time.monotonic()
+        self.tokens = min(self.size, self.tokens + (now - self.when) * self.rate)
+        self.when = now
+        if self.tokens >= n:
+            self.tokens -= n
+            return 0.0
+        return (n - self.tokens) / self.rate
+
+    def give_back(self, n: float) -> None:
+        self.tokens = min(self.size, self.tokens + n)
+
+
+class _Client:
+    """One CN's limits and buckets."""
+
+    def __init__(self, limits: ClientLimits) -> None:
+        self.limits = limits
+        self.requests = _Bucket(limits.requests_per_second, max(1.0, limits.requests_per_second))
+        self.bytes = _Bucket(limits.bytes_per_second, max(float(limits.max_request), limits.bytes_per_second))
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, reason: str, word: str, *, retry_after: float | None = None, **extra: Any):
+        super().__init__(reason)
+        self.status, self.reason, self.word, self.retry_after, self.extra = status, reason, word, retry_after, extra
+
+
+def _json(
+    status: int, payload: dict[str, Any], *, close: bool = False, retry_after: float | None = None
+) -> web.Response:
+    from aiohttp import web
+
+    response = web.Response(status=status, body=json.dumps(payload).encode(), content_type="application/json")
+    response.headers["Server"] = "qitcore-serve"
+    response.headers["Cache-Control"] = "no-store"
+    if status == 405:
+        response.headers["Allow"] = "GET"
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if close:
+        response.force_close()
+    return response
+
+
+def _refuse(status: int, reason: str) -> web.Response:
+    return _json(status, {"error": reason}, close=True)
+
+
+class HttpsServer:
+    """Serves random bytes from ``pool`` over HTTPS with mutual TLS (see the module's notes).
+
+    Binds its socket here, so a bad address or certificate fails before anything starts.
+
+    Raises:
+        InvalidArgumentError: the settings are not usable (a TLS file cannot be loaded, the
+            address cannot be listened on), or aiohttp is not installed.
+    """
+
+    def __init__(self, pool: Pool, stats: ServiceStats, settings: HttpsSettings) -> None:
+        if not isinstance(settings, HttpsSettings):
+            raise InvalidTypeError(f"settings: expected HttpsSettings, got {type(settings).__name__}")
+        try:
+            from .._https_listener import BoundedServer
+        except ImportError:
+            raise InvalidArgumentError("the HTTPS endpoint needs aiohttp: pip install 'qitcore[service]'") from None
+        self.pool, self.stats, self.settings = pool, stats, settings
+        context = server_context(settings.cert, settings.key, settings.ca)
+        host, port = host_port("https listen", settings.listen)
+        try:
+            self._sock = socket.create_server((host, port), backlog=settings.connections.backlog)
+        except (OSError, OverflowError) as exc:
+            raise InvalidArgumentError(f"https listen: cannot listen on {settings.listen}: {exc}") from None
+        self._clients: dict[str, _Client] = {}
+        self._server = BoundedServer(
+            self._sock, settings.connections, context, self._answer, _refuse,
+            name="qitcore.service.https", threads=READ_THREADS, on_connection=self._connection,
+        )  # fmt: skip
+        self._lock = threading.Lock()
+        self._state = "new"
+
+    @property
+    def port(self) -> int:
+        """The port listened on."""
+        return int(self._sock.getsockname()[1])
+
+    def start(self) -> None:
+        """Starts serving in a thread of its own; returns once connections are accepted."""
+        with self._lock:
+            if self._state != "new":
+                raise InvalidArgumentError(f"https: cannot start a server that is {self._state}")
+            self._state = "running"
+            self._server.start()
+        host, _ = host_port("https listen", self.settings.listen)
+        log.info("serving random bytes over HTTPS on %s:%d", host, self.port)
+
+    def stop(self) -> None:
+        """Stops accepting, closes every connection and returns once the server's threads have
+        ended (a request waiting for the pool ends within :attr:`HttpsSettings.wait`). Safe to
+        call twice, and before :meth:`start`."""
+        with self._lock:
+            if self._state == "stopped":
+                return
+            self._state = "stopped"
+        self._server.stop()
+        self._sock.close()
+
+    def _connection(self, delta: int) -> None:
+        self.stats.client("https", delta)
+
+    def _client(self, cn: str) -> _Client | None:
+        client = self._clients.get(cn)
+        if client is None:
+            limits = self.settings.clients.get(cn) or self.settings.clients.get("*")
+            if limits is None:
+                return None
+            client = self._clients[cn] = _Client(limits)
+        return client
+
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
+        from .._https_listener import peer_common_name
+
+        cn = peer_common_name(request)
+        who = f"https:{cn}" if cn is not None else "https"
+        try:
+            response = await self._serve(request, cn, who)
+        except _Refusal as r:
+            # A refused request's body (there should be none) is left unread: the connection ends.
+            self.stats.request(who, False, r.word)
+            log.debug("refused %s: %s", who, r.reason)
+            close = r.status in (403, 405) or not request.content.is_eof()
+            payload = {"error": r.reason, **r.extra}
+            return _json(r.status, payload, close=close, retry_after=r.retry_after)
+        except ConnectionError as exc:  # the client went away mid-request: nobody to answer
+            log.debug("a client left during its request: %s", exc)
+            self.stats.request(who, False, "disconnected")
+            return _json(400, {"error": "the connection ended during the request"}, close=True)
+        except Exception:
+            log.exception("internal error while answering a request")
+            self.stats.request(who, False, "internal")
+            return _json(503, {"error": "internal error"}, close=True)
+        self.stats.request(who, True)
+        return response
+
+    async def _serve(self, request: web.BaseRequest, cn: str | None, who: str) -> web.StreamResponse:
+        if cn is None:
+            raise _Refusal(403, "the client certificate has no subject common name", "forbidden")
+        client = self._client(cn)
+        if client is None:
+            raise _Refusal(403, f"{cn[:100]} is not a client of this service", "forbidden")
+        wait = client.requests.take(1)
+        if wait:
+            raise _Refusal(
+                429, f"over {client.limits.requests_per_second:g} requests a second", "rate", retry_after=wait
+            )
+        if request.method != "GET":
+            raise _Refusal(405, f"method {request.method[:20]} is not allowed: GET", "bad-request")
+        if request.path != "/random":
+            raise _Refusal(404, f"no such resource: {request.path[:100]} (GET /random?bytes=N)", "bad-request")
+        n, form = self._query(request, client.limits)
+        wait = client.bytes.take(n)
+        if wait:
+            raise _Refusal(429, f"over {client.limits.bytes_per_second:g} bytes a second", "rate", retry_after=wait)
+        try:
+            data = await self._take(n)
+        except BaseException:
+            client.bytes.give_back(n)  # nothing was served
+            raise
+        self.stats.served(who, n)
+        return self._body(data, form)
+
+    @staticmethod
+    def _query(request: web.BaseRequest, limits: ClientLimits) -> tuple[int, str]:
+        query = request.rel_url.query
+        unknown = sorted(set(query) - {"bytes", "format"})
+        if unknown:
+            raise _Refusal(400, f"unknown query parameter(s) {unknown}"[:200], "bad-request")
+        for name in query:
+            if len(query.getall(name)) > 1:
+                raise _Refusal(400, f"{name}: given more than once", "bad-request")
+        text = query.get("bytes")
+        if text is None:
+            raise _Refusal(400, "bytes: missing (GET /random?bytes=N)", "bad-request")
+        if not (text.isascii() and text.isdigit() and len(text) <= 10):
+            raise _Refusal(400, f"bytes: expected a whole number of bytes, got {text[:20]!r}", "bad-request")
+        n = int(text)
+        if n < 1:
+            raise _Refusal(400, "bytes: must be at least 1", "bad-request")
+        if n > limits.max_request:
+            raise _Refusal(
+                413, f"bytes: {n} is more than this client's largest request, {limits.max_request}", "too-large",
+                max_request=limits.max_request,
+            )  # fmt: skip
+        form = query.get("format", "binary")
+        if form not in FORMATS:
+            raise _Refusal(400, f"format: expected one of {', '.join(FORMATS)}, got {form[:20]!r}", "bad-request")
+        return n, form
+
+    async def _take(self, n: int) -> bytes:
+        """``n`` bytes out of the pool: at once when buffered, else from a worker thread that
+        waits up to :attr:`HttpsSettings.wait` for a healthy device."""
+        try:
+            data = self.pool.try_read(n)
+            if data is None:
+                loop = asyncio.get_running_loop()
+                data = await loop.run_in_executor(self._server.executor, self.pool.read, n, self.settings.wait)
+        except ServiceUnavailable as exc:
+            raise _Refusal(503, f"no random bytes to serve: {exc}"[:300], "unavailable", retry_after=1.0) from None
+        except QitError as exc:
+            raise _Refusal(503, f"no random bytes to serve: {exc}"[:300], "unavailable", retry_after=1.0) from None
+        if len(data) != n:  # the pool promises exactly n: anything else is a bug, and nothing is sent
+            raise RuntimeError(f"the pool returned {len(data)} bytes for a request of {n}")
+        return data
+
+    @staticmethod
+    def _body(data: bytes, form: str) -> web.StreamResponse:
+        from aiohttp import web
+
+        if form == "binary":
+            response = web.Response(status=200, body=data, content_type="application/octet-stream")
+        else:
+            text = data.hex() if form == "hex" else base64.b64encode(data).decode()
+            payload = {"format": form, "bytes": len(data), "data": text}
+            response = web.Response(status=200, body=json.dumps(payload).encode(), content_type="application/json")
+        response.headers["Server"] = "qitcore-serve"
+        response.headers["Cache-Control"] = "no-store"
+        return response

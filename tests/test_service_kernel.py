@@ -1,0 +1,274 @@
+"""The kernel feed: the credit of a write (exact, against a brute-force reference), the settings,
+and, as root, real ``RNDADDENTROPY`` writes into this machine's pool; the refusal without
+CAP_SYS_ADMIN, checked in a child process running as ``nobody``.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from qitcore.errors import DeviceError, DeviceNotFound, InvalidArgumentError, InvalidTypeError, ServiceUnavailable
+from qitcore.service import kernel
+from qitcore.service.config import DeviceSettings
+from qitcore.service.kernel import KernelFeeder, KernelSettings, credit_bits
+from qitcore.service.pool import Pool
+from qitcore.service.stats import ServiceStats
+
+ROOT = os.geteuid() == 0
+needs_root = pytest.mark.skipif(not ROOT, reason="RNDADDENTROPY needs CAP_SYS_ADMIN: run the tests as root")
+needs_random = pytest.mark.skipif(not os.path.exists("/dev/random"), reason="no /dev/random on this system")
+ENTROPY_AVAIL = Path("/proc/sys/kernel/random/entropy_avail")
+POOLSIZE = Path("/proc/sys/kernel/random/poolsize")
+
+
+class BytesPool:
+    """Fresh bytes on every read; ``available=False``: no healthy device."""
+
+    epsilon = 2.0**-64
+
+    def __init__(self, available: bool = True) -> None:
+        self.available = available
+        self.taken = 0
+        self.lock = threading.Lock()
+
+    def read(self, n: int, timeout: float | None = None) -> bytes:
+        if not self.available:
+            time.sleep(min(timeout or 0.0, 0.05))
+            raise ServiceUnavailable("no healthy device (test)")
+        with self.lock:
+            self.taken += n
+        return os.urandom(n)
+
+    def try_read(self, n: int) -> bytes | None:
+        return self.read(n) if self.available else None
+
+
+def reference_credit(nbytes: int, epsilon: float, cap: float) -> int:
+    """The largest c with 2^-c >= L·ε + 2^-L, found by counting down from L; then the caps."""
+    bits = 8 * nbytes
+    distance = bits * Fraction(epsilon) + Fraction(1, 2**bits)
+    c = bits
+    while c > 0 and Fraction(1, 2**c) < distance:
+        c -= 1
+    return min(c, int(cap * nbytes))
+
+
+# -- the credit --------------------------------------------------------------------------------
+
+
+def test_a_64_byte_write_at_the_default_epsilon_is_credited_54_bits() -> None:
+    # 512 blocks at most, each 2^-64-close: 512·2^-64 = 2^-55, plus 2^-512 puts it just above
+    # 2^-55, so the guarantee is just under 55 bits.
+    assert credit_bits(64, 2.0**-64, 8.0) == 54
+    assert credit_bits(64, 2.0**-64, 0.5) == 32  # the cap binds
+    assert credit_bits(64, 2.0**-300, 8.0) == 290  # 2^-291 from the blocks: the bound moves with ε
+    assert credit_bits(4, 2.0**-300, 8.0) == 31  # just under the 32 bits written: 2^-32 plus a little
+    assert credit_bits(64, 0.25, 8.0) == 0  # a useless guarantee credits nothing
+
+
+@given(
+    st.integers(1, 300),
+    st.one_of(st.floats(1e-300, 0.999), st.integers(1, 1000).map(lambda e: 2.0**-e)),
+    st.floats(0, 8),
+)
+def test_the_credit_is_exactly_the_reference(nbytes: int, epsilon: float, cap: float) -> None:
+    assert credit_bits(nbytes, epsilon, cap) == reference_credit(nbytes, epsilon, cap)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [((0, 1e-20, 1.0), "nbytes"), ((64, 0.0, 1.0), "epsilon"), ((64, 1.0, 1.0), "epsilon"), ((64, 1e-20, 9), "cap")],
+)
+def test_the_credit_checks_its_arguments(args: tuple[Any, ...], words: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=words):
+        credit_bits(*args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"credit_cap": 8.5}, InvalidArgumentError, "kernel credit_cap"),
+        ({"credit_cap": "1"}, InvalidTypeError, "kernel credit_cap"),
+        ({"chunk": 8}, InvalidArgumentError, "kernel chunk: expected 16 to 4096"),
+        ({"chunk": 64.0}, InvalidArgumentError, "kernel chunk"),
+        ({"interval": 0}, InvalidArgumentError, "kernel interval"),
+        ({"device": ""}, InvalidArgumentError, "kernel device"),
+    ],
+)
+def test_settings_are_checked_by_name(kwargs: dict[str, Any], error: type[Exception], words: str) -> None:
+    with pytest.raises(error, match=words):
+        KernelSettings(**kwargs)
+
+
+def test_a_missing_device_is_device_not_found(tmp_path: Path) -> None:
+    feeder = KernelFeeder(BytesPool(), ServiceStats(), KernelSettings(device=str(tmp_path / "random")))
+    with pytest.raises(DeviceNotFound, match="does not exist"):
+        feeder.check()
+
+
+def test_a_device_that_is_not_the_kernels_pool_is_refused_at_check(tmp_path: Path) -> None:
+    path = tmp_path / "plain"
+    path.write_bytes(b"")
+    feeder = KernelFeeder(BytesPool(), ServiceStats(), KernelSettings(device=str(path)))
+    with pytest.raises(DeviceError, match="RNDADDENTROPY on .* failed"):
+        feeder.check()
+
+
+# -- the real kernel ---------------------------------------------------------------------------
+
+
+@needs_root
+@needs_random
+def test_as_root_the_kernel_accepts_the_writes_and_credits_are_counted() -> None:
+    stats = ServiceStats()
+    pool = BytesPool()
+    feeder = KernelFeeder(pool, stats, KernelSettings())
+    before = int(ENTROPY_AVAIL.read_text()) if ENTROPY_AVAIL.exists() else None
+    feeder.check()
+    try:
+        credited = [feeder.feed_once() for _ in range(8)]
+    finally:
+        feeder.stop()
+    assert credited == [54] * 8
+    assert stats.snapshot()["kernel"] == {"bits_credited": 432, "bytes_written": 512}
+    assert stats.snapshot()["served"] == {"kernel": 512}
+    assert pool.taken == 512
+    if before is not None:
+        after = int(ENTROPY_AVAIL.read_text())
+        size = int(POOLSIZE.read_text()) if POOLSIZE.exists() else 4096
+        print(f"entropy_avail: {before} before, {after} after (pool size {size} bits)")
+        assert 0 <= after <= size
+        if before < size:  # a full pool (kernels since 5.18 keep 256 once initialised) cannot show it
+            assert after > before
+
+
+@needs_root
+@needs_random
+def test_the_feed_thread_writes_every_interval_and_stops() -> None:
+    stats = ServiceStats()
+    feeder = KernelFeeder(BytesPool(), stats, KernelSettings(interval=0.1, chunk=32))
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while stats.snapshot()["kernel"]["bytes_written"] < 3 * 32 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        feeder.stop()
+    feeder.stop()  # twice: nothing
+    written = stats.snapshot()["kernel"]["bytes_written"]
+    assert written >= 3 * 32 and written % 32 == 0
+    time.sleep(0.3)
+    assert stats.snapshot()["kernel"]["bytes_written"] == written  # stopped means stopped
+
+
+class AlwaysAsking:
+    """A poller on which the kernel always asks for entropy (POLLOUT), as an old kernel below its
+    wakeup threshold does."""
+
+    def __init__(self) -> None:
+        self.fds: dict[int, int] = {}
+
+    def register(self, fd: int, events: int) -> None:
+        self.fds[fd] = events
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        return [(fd, select.POLLOUT) for fd, ev in self.fds.items() if ev & select.POLLOUT]
+
+
+@needs_root
+@needs_random
+def test_while_the_kernel_asks_the_feed_writes_in_bounded_bursts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(select, "poll", AlwaysAsking)
+    stats = ServiceStats()
+    feeder = KernelFeeder(BytesPool(), stats, KernelSettings(interval=3600, chunk=16))
+    feeder.start()
+    try:
+        time.sleep(0.35)
+    finally:
+        feeder.stop()
+    writes = stats.snapshot()["kernel"]["bytes_written"] // 16
+    # The interval alone would allow one write; the kernel's asking brings bursts of
+    # BURST_WRITES, a pause of PAUSE s between them: at most 4 bursts in 0.35 s.
+    assert kernel.BURST_WRITES < writes <= 4 * kernel.BURST_WRITES
+
+
+@needs_root
+@needs_random
+def test_without_a_healthy_device_the_feed_writes_nothing_and_goes_on() -> None:
+    stats = ServiceStats()
+    pool = BytesPool(available=False)
+    feeder = KernelFeeder(pool, stats, KernelSettings(interval=0.1))
+    feeder.start()
+    try:
+        time.sleep(0.3)
+        assert stats.snapshot()["kernel"]["bytes_written"] == 0
+        pool.available = True
+        deadline = time.monotonic() + 10
+        while not stats.snapshot()["kernel"]["bytes_written"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        feeder.stop()
+    assert stats.snapshot()["kernel"]["bytes_written"] > 0
+
+
+@needs_root
+@needs_random
+def test_from_a_real_pool_the_credit_follows_its_epsilon() -> None:
+    stats = ServiceStats()
+    pool = Pool([DeviceSettings("sim://?rate=2e6", {"epsilon": 2.0**-100})], buffer_bytes=1 << 16, stats=stats)
+    pool.start()
+    try:
+        feeder = KernelFeeder(pool, stats, KernelSettings(credit_cap=8.0, chunk=64))
+        feeder.check()
+        try:
+            assert feeder.feed_once(timeout=20) == 90  # 512·2^-100 = 2^-91, plus 2^-512: just under 91
+        finally:
+            feeder.stop()
+    finally:
+        pool.close()
+    assert stats.snapshot()["kernel"] == {"bits_credited": 90, "bytes_written": 64}
+
+
+def check_as(uid: int) -> str:
+    """What :meth:`KernelFeeder.check` says in a forked child that dropped to ``uid`` (and with it
+    every capability). Forked, not started afresh: the interpreter lives under /root, which the
+    other uid cannot read."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                KernelFeeder(BytesPool(), ServiceStats(), KernelSettings()).check()
+                outcome = "accepted"
+            except DeviceError as exc:
+                outcome = f"refused: {exc}"
+            os.write(w, outcome.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    return text
+
+
+@needs_root
+@needs_random
+def test_without_cap_sys_admin_check_says_what_is_missing() -> None:
+    outcome = check_as(65534)
+    assert outcome.startswith("refused: kernel feed: the kernel refused RNDADDENTROPY on /dev/random"), outcome
+    assert "CAP_SYS_ADMIN" in outcome
+    assert check_as(0) == "accepted"  # the same check as root: the refusal was the privilege's
