@@ -62,7 +62,7 @@ pub struct RestartReport {
 
 /// Binomial(n, r) probabilities for 0..=n (computed in the log domain).
 fn binomial(n: usize, r: f64) -> Vec<f64> {
-    use crate::maths::gamma::ln_gamma;
+    use crate::maths::gamma::ln_binomial_pmf;
     if r <= 0.0 {
         let mut v = vec![0.0; n + 1];
         v[0] = 1.0;
@@ -73,13 +73,7 @@ fn binomial(n: usize, r: f64) -> Vec<f64> {
         v[n] = 1.0;
         return v;
     }
-    let (lr, lq) = (r.ln(), (-r).ln_1p());
-    let lf = ln_gamma(n as f64 + 1.0);
-    (0..=n)
-        .map(|i| {
-            (lf - ln_gamma(i as f64 + 1.0) - ln_gamma((n - i) as f64 + 1.0) + i as f64 * lr + (n - i) as f64 * lq).exp()
-        })
-        .collect()
+    (0..=n as u64).map(|i| ln_binomial_pmf(n as u64, r, i).exp()).collect()
 }
 
 /// `U_A ⊗ U_B` for groups of `a` and `b` values, over 0..=n draws.

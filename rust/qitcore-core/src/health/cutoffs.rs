@@ -12,7 +12,7 @@
 //! exact to double precision.
 
 use crate::error::{Error, Result};
-use crate::maths::gamma::ln_gamma;
+use crate::maths::gamma::ln_binomial_pmf;
 
 /// Which Adaptive Proportion Test cutoff formula to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,12 +47,6 @@ pub fn rct_cutoff(min_entropy: f64, alpha: f64) -> u64 {
     1 + (-alpha.log2() / min_entropy).ceil() as u64
 }
 
-/// `log P(X = j)` for `X ~ Binomial(n, p)`.
-fn log_pmf(n: u64, p: f64, j: u64) -> f64 {
-    let (nf, jf) = (n as f64, j as f64);
-    ln_gamma(nf + 1.0) - ln_gamma(jf + 1.0) - ln_gamma(nf - jf + 1.0) + jf * p.ln() + (nf - jf) * (-p).ln_1p()
-}
-
 /// `CRITBINOM(n, p, 1 − α)`: the smallest `k` with `P(X > k) <= α`.
 pub fn critbinom(n: u64, p: f64, alpha: f64) -> u64 {
     if p >= 1.0 {
@@ -63,7 +57,7 @@ pub fn critbinom(n: u64, p: f64, alpha: f64) -> u64 {
     let mut log_tail = f64::NEG_INFINITY; // log P(X > k) for k = n
     for k in (0..n).rev() {
         // P(X > k) = P(X > k + 1) + P(X = k + 1)
-        let term = log_pmf(n, p, k + 1);
+        let term = ln_binomial_pmf(n, p, k + 1);
         let (hi, lo) = if term > log_tail { (term, log_tail) } else { (log_tail, term) };
         let next = if lo == f64::NEG_INFINITY { hi } else { hi + (lo - hi).exp().ln_1p() };
         if next > log_alpha {

@@ -80,9 +80,31 @@ pub fn chi_square_p_value(t: f64, df: f64) -> f64 {
     upper_regularized(df / 2.0, t / 2.0)
 }
 
+/// `ln P(X = k)` for `X ~ Binomial(n, p)`, `0 < p < 1`, in the log domain so that the large `n`
+/// of the health-test cutoffs and the restart tests neither overflow nor underflow.
+pub fn ln_binomial_pmf(n: u64, p: f64, k: u64) -> f64 {
+    let (nf, kf) = (n as f64, k as f64);
+    ln_gamma(nf + 1.0) - ln_gamma(kf + 1.0) - ln_gamma(nf - kf + 1.0) + kf * p.ln() + (nf - kf) * (-p).ln_1p()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binomial_pmf_matches_the_product_formula_and_sums_to_one() {
+        let (n, p) = (20u64, 0.3f64);
+        let mut choose = 1.0f64;
+        let mut total = 0.0;
+        for k in 0..=n {
+            let direct = choose * p.powi(k as i32) * (1.0 - p).powi((n - k) as i32);
+            let pmf = ln_binomial_pmf(n, p, k).exp();
+            assert!((pmf - direct).abs() < 1e-13, "k = {k}");
+            total += pmf;
+            choose = choose * (n - k) as f64 / (k + 1) as f64;
+        }
+        assert!((total - 1.0).abs() < 1e-12);
+    }
 
     #[test]
     fn ln_gamma_at_integers_is_log_factorial() {
