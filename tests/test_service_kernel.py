@@ -153,6 +153,21 @@ def test_as_root_the_kernel_accepts_the_writes_and_credits_are_counted() -> None
 
 @needs_root
 @needs_random
+@pytest.mark.parametrize("chunk", [16, 1024, 4096])
+def test_writes_of_every_allowed_size_are_accepted(chunk: int) -> None:
+    stats = ServiceStats()
+    feeder = KernelFeeder(BytesPool(), stats, KernelSettings(chunk=chunk, credit_cap=8.0))
+    feeder.check()
+    try:
+        bits = feeder.feed_once()
+    finally:
+        feeder.stop()
+    assert bits == credit_bits(chunk, BytesPool.epsilon, 8.0) > 0
+    assert stats.snapshot()["kernel"] == {"bits_credited": bits, "bytes_written": chunk}
+
+
+@needs_root
+@needs_random
 def test_the_feed_thread_writes_every_interval_and_stops() -> None:
     stats = ServiceStats()
     feeder = KernelFeeder(BytesPool(), stats, KernelSettings(interval=0.1, chunk=32))

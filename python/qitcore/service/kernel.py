@@ -219,7 +219,8 @@ class KernelFeeder:
 
     def _ioctl(self, fd: int, data: bytes, bits: int) -> None:
         try:
-            fcntl.ioctl(fd, RNDADDENTROPY, _HEADER.pack(bits, len(data)) + data)
+            # A mutable buffer goes to the kernel as it is; an immutable one is copied into 1 KiB.
+            fcntl.ioctl(fd, RNDADDENTROPY, bytearray(_HEADER.pack(bits, len(data)) + data), True)
         except OSError as exc:
             if exc.errno == errno.EPERM:
                 raise DeviceError(
