@@ -217,7 +217,7 @@ def test_a_cn_not_named_in_clients_gets_403(serve: Any, pki: Pki) -> None:
 
 
 def test_star_serves_any_cn_the_ca_signed_each_with_its_own_limits(serve: Any, pki: Pki) -> None:
-    s = serve(clients={"*": ClientLimits(requests_per_second=1)})
+    s = serve(clients={"*": ClientLimits(requests_per_second=0.2)})  # one request, then one per 5 s
     assert get(s.port, "/random?bytes=8", client_context(pki, "client-a"))[0] == 200
     assert get(s.port, "/random?bytes=8", client_context(pki, "client-b"))[0] == 200  # b's bucket, not a's
     assert get(s.port, "/random?bytes=8", client_context(pki, "client-a"))[0] == 429
@@ -237,20 +237,21 @@ def test_a_client_without_a_certificate_of_the_ca_cannot_connect(
 
 
 def test_requests_over_the_rate_get_429_with_retry_after(serve: Any, pki: Pki) -> None:
-    s = serve(clients={"*": ClientLimits(requests_per_second=2)})
-    answers = [get(s.port, "/random?bytes=8", client_context(pki)) for _ in range(3)]
-    assert [a[0] for a in answers] == [200, 200, 429]
-    assert int(answers[2][1]["Retry-After"]) >= 1
-    assert "over 2 requests a second" in json.loads(answers[2][2])["error"]
+    s = serve(clients={"*": ClientLimits(requests_per_second=0.5)})  # one request, then one per 2 s
+    answers = [get(s.port, "/random?bytes=8", client_context(pki)) for _ in range(2)]
+    assert [a[0] for a in answers] == [200, 429]
+    assert int(answers[1][1]["Retry-After"]) >= 1
+    assert "over 0.5 requests a second" in json.loads(answers[1][2])["error"]
     assert s.stats.snapshot()["requests"]["https:client-a"]["refused"] == {"rate": 1}
 
 
 def test_bytes_over_the_rate_get_429_and_a_refused_request_costs_no_bytes(serve: Any, pki: Pki) -> None:
-    s = serve(clients={"*": ClientLimits(bytes_per_second=1000, max_request=1000)})
+    # A bucket of 1000 bytes (one largest request) refilled at 100 a second.
+    s = serve(clients={"*": ClientLimits(bytes_per_second=100, max_request=1000)})
     context = client_context(pki)
     assert get(s.port, "/random?bytes=900", context)[0] == 200
     status, headers, body = get(s.port, "/random?bytes=900", context)
-    assert status == 429 and "over 1000 bytes a second" in json.loads(body)["error"]
+    assert status == 429 and "over 100 bytes a second" in json.loads(body)["error"]
     assert int(headers["Retry-After"]) >= 1
     assert get(s.port, "/random?bytes=50", context)[0] == 200  # the refused 900 were not taken
     assert [len(b) for b in s.pool.given] == [900, 50]
