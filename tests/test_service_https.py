@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -415,3 +416,10 @@ def test_two_clients_on_a_real_pool_never_get_the_same_bytes(serve: Any, pki: Pk
     assert len(blocks) == 12_500 and len(set(blocks)) == len(blocks)
     served = s.stats.snapshot()["served"]
     assert served["https:client-a"] >= 100_000 and served["https:client-b"] >= 100_000
+
+
+def test_without_aiohttp_the_server_says_what_to_install(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if not installed: importing it fails
+    monkeypatch.delitem(sys.modules, "qitcore._https_listener", raising=False)
+    with pytest.raises(InvalidArgumentError, match=r"pip install 'qitcore\[service\]'"):
+        HttpsServer(RecordingPool(), ServiceStats(), settings(pki))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -184,3 +185,13 @@ def test_stop_is_idempotent_and_settings_are_checked(metrics: Any) -> None:
         MetricsSettings(connections={"max_connections": 1})  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match="settings: expected MetricsSettings"):
         MetricsServer(StatusPool(FIXED_STATUS), ServiceStats(), "127.0.0.1:0")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("missing", ["prometheus_client", "aiohttp"])
+def test_without_the_service_extra_the_server_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: importing it fails
+    monkeypatch.delitem(sys.modules, "qitcore._https_listener", raising=False)
+    with pytest.raises(InvalidArgumentError, match=rf"{missing}: pip install 'qitcore\[service\]'"):
+        MetricsServer(StatusPool(FIXED_STATUS), ServiceStats(), MetricsSettings(listen="127.0.0.1:0"))
