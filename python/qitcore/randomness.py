@@ -2,11 +2,13 @@
 
 - :class:`QuantumBitGenerator` for ``numpy.random.Generator``;
 - :class:`QuantumRandom`, a :class:`random.Random` whose every method draws from the stream;
-- :func:`randbytes` on the device named by ``$QITCORE_DEVICE``.
+- :func:`randbytes`.
 
+Without a stream they use the default one (:func:`default_stream`): the device named by
+``$QITCORE_DEVICE``, else a running local daemon (``qitcore serve``, through ``qitcored://``).
 All of them take only health-tested, extracted bytes; a failure of the stream raises, and a short
-read is never passed off as random. There is no fallback to a weaker source: without a device,
-:func:`randbytes` raises :class:`~qitcore.errors.DeviceNotFound`.
+read is never passed off as random. There is no fallback to a weaker source: with neither a device
+nor a daemon, they raise :class:`~qitcore.errors.DeviceNotFound`, saying how to start a daemon.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .errors import (
     DeviceNotFound,
     InvalidArgumentError,
     InvalidTypeError,
+    QitError,
     StreamClosedError,
     UnsupportedOperationError,
 )
@@ -44,9 +47,14 @@ def _random_stream(stream: object) -> QrngStream:
 
 
 def _read_exactly(stream: QrngStream, n: int) -> bytes:
-    """``n`` bytes from ``stream``, or :class:`StreamClosedError` when it ends first."""
+    """``n`` bytes from ``stream``; when it fails first, its failure (``DeviceDisconnected``, a
+    health test's, ...), or :class:`StreamClosedError` when it just ended. The bytes read before
+    are dropped: a short read is never passed off as random."""
     data = stream.read(n)
     if len(data) != n:
+        failure = stream._core.error()
+        if failure is not None:
+            raise failure
         raise StreamClosedError(f"{stream.description}: the stream ended after {len(data)} of {n} bytes")
     return data
 
@@ -61,13 +69,16 @@ class QuantumBitGenerator(np.random.BitGenerator):
     during a numpy call, or Ctrl-C interrupts a wait for it, that call raises the stream's
     exception (``RepetitionCountFailure``, ``DeviceDisconnected``, ``KeyboardInterrupt``, ...);
     no value drawn after the failure is ever returned.
+
+    Without a stream it draws from :func:`default_stream` as it is when the generator is made;
+    after that stream fails, make a new generator (the default stream is then opened again).
     """
 
-    def __init__(self, stream: QrngStream) -> None:
-        self._stream = _random_stream(stream)
+    def __init__(self, stream: QrngStream | None = None) -> None:
+        self._stream = default_stream() if stream is None else _random_stream(stream)
         super().__init__(0)
         # numpy holds `lock` around every draw; this one raises a failed draw's exception.
-        self._capsule, self._lock = _core.bitgen_capsule(stream._core)
+        self._capsule, self._lock = _core.bitgen_capsule(self._stream._core)
 
     @property
     def capsule(self) -> Any:
@@ -128,23 +139,27 @@ class QuantumRandom(_random.Random):
     """:class:`random.Random` drawing from a stream, like :class:`random.SystemRandom` draws from
     the OS: ``seed`` does nothing and ``getstate``/``setstate`` raise. Raw sample streams are
     refused, and a stream that ends raises :class:`~qitcore.errors.StreamClosedError` rather than
-    returning fewer bits."""
+    returning fewer bits. Without a stream it draws as :func:`randbytes` does: from
+    :func:`default_stream`, opened again after it failed."""
 
-    def __init__(self, stream: QrngStream) -> None:
-        self._stream = _random_stream(stream)
+    def __init__(self, stream: QrngStream | None = None) -> None:
+        self._stream = None if stream is None else _random_stream(stream)
         super().__init__()
 
+    def _read(self, n: int) -> bytes:
+        return _read_default(n) if self._stream is None else _read_exactly(self._stream, n)
+
     def random(self) -> float:
-        return (int.from_bytes(_read_exactly(self._stream, 7), "big") >> 3) * 2.0**-53
+        return (int.from_bytes(self._read(7), "big") >> 3) * 2.0**-53
 
     def getrandbits(self, k: int) -> int:
         if k < 0:
             raise ValueError("number of bits must be non-negative")
         nbytes = (k + 7) // 8
-        return int.from_bytes(_read_exactly(self._stream, nbytes), "big") >> (nbytes * 8 - k)
+        return int.from_bytes(self._read(nbytes), "big") >> (nbytes * 8 - k)
 
     def randbytes(self, n: int) -> bytes:
-        return _read_exactly(self._stream, n)
+        return self._read(n)
 
     def seed(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -160,33 +175,74 @@ _default_lock = threading.Lock()
 
 
 def default_stream() -> QrngStream:
-    """The stream :func:`randbytes` reads: the device named by ``$QITCORE_DEVICE`` (a URL), opened
-    once. Without it, :class:`~qitcore.errors.DeviceNotFound`: a library of randomness never falls
-    back to a weaker source; name the simulator (``QITCORE_DEVICE=sim://``) to use it."""
+    """The stream :func:`randbytes` reads, opened once (and again after it failed or was closed):
+
+    1. the device named by ``$QITCORE_DEVICE`` (a URL), if set;
+    2. else a running local daemon (``qitcore serve``), through ``qitcored://``: the socket in
+       ``$QITCORE_SOCKET``, else the system daemon's, else this user's default;
+    3. else :class:`~qitcore.errors.DeviceNotFound`, saying how to start a daemon. A library of
+       randomness never falls back to a weaker source; name the simulator
+       (``QITCORE_DEVICE=sim://``) to use it.
+
+    Raises:
+        DeviceNotFound: neither is there.
+        ServiceAccessDenied: a daemon runs, but its socket's permissions refuse this user.
+    """
     global _default
     with _default_lock:
         if _default is None or _default.closed:
             from .devices import open as open_device
 
             url = os.environ.get("QITCORE_DEVICE")
-            if not url:
-                raise DeviceNotFound(
-                    "no random device: set QITCORE_DEVICE to a device URL, for example "
-                    "QITCORE_DEVICE=serial:///dev/ttyACM0 for a QDP/1 device, or QITCORE_DEVICE=sim:// "
-                    "for the simulator (not a physical entropy source); or open a device with qitcore.open(url)"
-                )
-            _default = open_device(url)
-            atexit.register(_default.close)
+            _default = open_device(url) if url else _open_daemon()
         return _default
 
 
+def _open_daemon() -> QrngStream:
+    """The local daemon's stream; DeviceNotFound saying how to start one when none listens."""
+    from .devices import open as open_device
+
+    try:
+        return open_device("qitcored://")
+    except DeviceNotFound as exc:
+        raise DeviceNotFound(
+            f"no random device: QITCORE_DEVICE is not set, and {exc}; or open a device with qitcore.open(url)"
+        ) from None
+
+
+@atexit.register
+def _close_default() -> None:
+    with _default_lock:
+        if _default is not None:
+            _default.close()
+
+
+def _read_default(n: int) -> bytes:
+    """``n`` bytes of the default stream; a stream that fails is closed (after raising its
+    error), so that the next call opens it again: a daemon that restarted is found again."""
+    global _default
+    stream = default_stream()
+    try:
+        return _read_exactly(stream, n)
+    except QitError as exc:
+        if not isinstance(exc, InvalidArgumentError):
+            with _default_lock:
+                if _default is stream:
+                    _default = None
+            stream.close()
+        raise
+
+
 def randbytes(n: int) -> bytes:
-    """``n`` random bytes from the device named by ``$QITCORE_DEVICE`` (see :func:`default_stream`).
+    """``n`` random bytes from :func:`default_stream` (``$QITCORE_DEVICE``, else a running local
+    daemon). When the stream fails, this call raises its error and the next one opens it again.
 
     Raises:
-        DeviceNotFound: ``$QITCORE_DEVICE`` is not set.
+        DeviceNotFound: ``$QITCORE_DEVICE`` is not set and no daemon runs (the message says how
+            to start one).
+        DeviceDisconnected: the daemon (or device) went away; call again once it is back.
         InvalidArgumentError: ``n`` is not a byte count of 0 or more.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise InvalidArgumentError(f"n: expected a byte count of 0 or more, got {n!r}")
-    return _read_exactly(default_stream(), n)
+    return _read_default(n)

@@ -1,0 +1,162 @@
+"""``qitcored://[PATH]``: random bytes from a running ``qitcore serve`` on its Unix socket, read like
+any device's.
+
+The daemon has already health-tested and extracted every byte it serves, so the stream here
+conditions nothing: its Rust core is a raw 8-bit stream (samples in, the same bytes out, no tests,
+no extraction) fed by a thread that asks the daemon for chunks. Everything a stream offers then
+works unchanged: ``read``, ``readinto``, timeouts, Ctrl-C, :class:`~qitcore.QuantumBitGenerator`
+and :class:`~qitcore.QuantumRandom`.
+
+``PATH`` is the daemon's socket (``qitcored:///run/qitcore/qitcored.sock``); without one, the
+client's default (``$QITCORE_SOCKET``, else the system daemon's, else this user's). The URL takes
+``buffer_bytes`` (how much is fetched ahead, 64 KiB by default: bytes a client never reads are lost
+when it closes, never served to another) and ``timeout`` (seconds to connect, and to wait for a
+healthy device; 5 by default). The conditioning options (``min_entropy``, ``epsilon``, ``alpha``,
+...) are the daemon's, set in its configuration, and are refused here rather than ignored.
+
+When the daemon goes away, has no healthy device for ``timeout`` seconds, or breaks the protocol,
+the stream fails: reads return what was fetched, then raise
+:class:`~qitcore.errors.DeviceDisconnected` naming the socket and the reason. Open it again (or
+call :func:`qitcore.randbytes` again) to reconnect once the daemon is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from .. import _core
+from ..errors import InvalidArgumentError, QitError, ServiceUnavailable
+from ..stream import QrngStream
+from ._registry import Options, Url, register_backend
+
+if TYPE_CHECKING:
+    from ..service.client import DaemonClient
+
+__all__ = ["DEFAULT_PREFETCH"]
+
+log = logging.getLogger("qitcore.devices.daemon")
+
+DEFAULT_PREFETCH = 1 << 16
+"""Bytes a ``qitcored://`` stream holds fetched ahead when ``buffer_bytes`` is not given."""
+# Request sizes (bytes): the first is small, so that a process wanting 32 bytes takes little
+# from the daemon; sizes double while the reader keeps emptying the queue.
+_FIRST_CHUNK = 4096
+_SMALLEST_CHUNK = 512
+_LARGEST_CHUNK = 1 << 16
+# Options every URL takes that a daemon stream uses; the others condition samples, which the
+# daemon has done.
+_USED = {"buffer_bytes", "timeout", "usb_backend"}
+
+
+def _open_daemon(url: Url, options: Options, raw: bool) -> QrngStream:
+    # Imported here: the service package is loaded only by those who use it.
+    from ..service.client import DaemonClient
+
+    if raw:
+        raise InvalidArgumentError(
+            f"{url.text}: the daemon serves only health-tested, extracted bytes; raw samples for an "
+            "assessment come from the device itself (qitcore.open_raw on its URL, with the daemon stopped)"
+        )
+    defaults = Options()
+    given = [
+        f.name
+        for f in dataclasses.fields(Options)
+        if f.name not in _USED and getattr(options, f.name) != getattr(defaults, f.name)
+    ]
+    if given:
+        raise InvalidArgumentError(
+            f"{url.text}: {', '.join(given)}: the daemon conditions its devices' samples; "
+            "set these in its configuration ([[device]] tables), not in the client's URL"
+        )
+    path = (url.location + url.path) or None
+    capacity = DEFAULT_PREFETCH if options.buffer_bytes == defaults.buffer_bytes else options.buffer_bytes
+    client = DaemonClient(path, timeout=options.timeout)
+    client.read(0)  # connects: no daemon, or no permission, is an error of open() itself
+    core = _core.Stream(8, "aligned", "big", 0, raw=True, capacity=capacity, frame_timeout=None)
+    feeder = _Feeder(client, core, url.text, capacity)
+    info = {"source": "qitcore daemon", "daemon": client.path, "prefetch_bytes": capacity}
+    stream = QrngStream(core, description=url.text, info=info, min_entropy=None, on_close=feeder.close)
+    stream.device = feeder
+    feeder.start()
+    return stream
+
+
+class _Feeder:
+    """The thread that fetches chunks from the daemon into a stream's core, as long as the stream
+    wants them (feeding waits while the core's queue is full)."""
+
+    def __init__(self, client: DaemonClient, core: _core.Stream, description: str, capacity: int) -> None:
+        self.client = client
+        self.core = core
+        self.description = description
+        self.capacity = capacity
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"qitcore {description}", daemon=True)
+
+    @property
+    def path(self) -> str:
+        """The daemon's socket."""
+        return self.client.path
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stops fetching: the connection is closed (a request in flight is abandoned, its bytes
+        lost), the core closed. Safe to call twice."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self.client.close()
+        self.core.close()  # a feed waiting for room ends
+        if self._thread is not threading.current_thread():
+            self._thread.join(5.0)
+
+    def _run(self) -> None:
+        largest = max(_SMALLEST_CHUNK, min(_LARGEST_CHUNK, self.capacity))
+        chunk = min(_FIRST_CHUNK, largest)
+        buffer = bytearray(largest)
+        view = memoryview(buffer)
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    self.client.readinto(view[:chunk])
+                except ServiceUnavailable as exc:
+                    if chunk > _SMALLEST_CHUNK:
+                        # A slow pool may not have this much within the wait: ask for less.
+                        chunk = max(_SMALLEST_CHUNK, chunk // 2)
+                        continue
+                    self._fail(str(exc))
+                    return
+                took = time.monotonic() - started
+                queued = self.core.stats().bytes_queued
+                try:
+                    self.core.feed_samples(view[:chunk])
+                except QitError:
+                    return  # the stream was closed (or failed): nothing more to fetch for it
+                # The reader kept up (little was waiting) and the daemon answered fast: fetch more
+                # at once. A slow answer: less, so that a request fits the daemon's wait.
+                if took > 1.0:
+                    chunk = max(_SMALLEST_CHUNK, chunk // 2)
+                elif queued < chunk and took < 0.25:
+                    chunk = min(largest, chunk * 2)
+        except QitError as exc:
+            if not self._stop.is_set():
+                self._fail(str(exc))
+        except Exception as exc:  # a bug: the stream fails with it rather than hanging
+            log.exception("%s: fetching from the daemon failed", self.description)
+            self._fail(f"{self.description}: {type(exc).__name__}: {exc}")
+
+    def _fail(self, message: str) -> None:
+        log.warning("%s: %s", self.description, message)
+        with contextlib.suppress(QitError):  # closed meanwhile
+            self.core.disconnect(message)
+
+
+register_backend("qitcored", _open_daemon, ())

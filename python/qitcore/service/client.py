@@ -1,0 +1,298 @@
+"""A client of a running ``qitcore serve`` on its Unix socket: random bytes and the daemon's status.
+
+:class:`DaemonClient` speaks the protocol of :mod:`qitcore.service.protocol` over one connection,
+opened at the first request and again after the daemon went away, and maps every way a request
+can fail to a :class:`~qitcore.errors.QitError` that names the socket: no daemon listening
+(:class:`~qitcore.errors.DeviceNotFound`, saying how to start one), refused by the socket's
+permissions (:class:`ServiceAccessDenied`), gone mid-request
+(:class:`~qitcore.errors.DeviceDisconnected`), no healthy device
+(:class:`~qitcore.errors.ServiceUnavailable`). It needs nothing beyond the standard library, so
+``qitcore.open("qitcored://")`` works with the library's own dependencies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import socket
+import threading
+from typing import Any
+
+from ..errors import (
+    DeviceBusy,
+    DeviceDisconnected,
+    DeviceError,
+    DeviceNotFound,
+    DeviceTimeout,
+    InvalidArgumentError,
+    ProtocolError,
+    ServiceAccessDenied,
+    ServiceUnavailable,
+    StreamClosedError,
+)
+from .protocol import (
+    MAX_READ,
+    MAX_WAIT_MS,
+    REPLY_SIZE,
+    Op,
+    Reply,
+    Request,
+    Status,
+    client_socket_paths,
+    decode_reply,
+    encode_request,
+)
+
+__all__ = ["DaemonClient", "how_to_start"]
+
+
+# Grace beyond the wait a request allows the daemon: its UNAVAILABLE reply comes at that wait, and
+# must not race the client's own timeout.
+_GRACE = 2.0
+
+
+def how_to_start(paths: list[str]) -> str:
+    """The advice a DeviceNotFound gives when no daemon listens at ``paths``."""
+    where = " or ".join(paths)
+    return (
+        f"no qitcore daemon listens on {where}: start one with `qitcore serve --device URL` "
+        "(for instance --device serial:///dev/ttyACM0), or enable its systemd unit "
+        "(`qitcore serve --print-systemd-unit`, then `systemctl enable --now qitcored`); "
+        "or set QITCORE_SOCKET to the daemon's socket, or QITCORE_DEVICE to a device URL "
+        "(QITCORE_DEVICE=sim:// for the simulator, not a physical entropy source)"
+    )
+
+
+class DaemonClient:
+    """Random bytes from a local ``qitcore serve``.
+
+    Args:
+        path: the daemon's socket; default: ``$QITCORE_SOCKET``, else the system daemon's
+            (``/run/qitcore/qitcored.sock``), else this user's default (see
+            :func:`~qitcore.service.protocol.client_socket_paths`).
+        timeout: seconds to connect, and to wait for each reply beyond the daemon's own wait for
+            a healthy device (which is this too, at most 60 s); ``None`` waits for ever.
+
+    Thread-safe (requests are sent one at a time). Use as a context manager, or :meth:`close`.
+    """
+
+    def __init__(self, path: str | None = None, timeout: float | None = 10.0) -> None:
+        if path is not None and (not isinstance(path, str) or not path or "\0" in path):
+            raise InvalidArgumentError(f"path: expected the daemon's socket path, got {path!r}")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf
+        ):
+            raise InvalidArgumentError(f"timeout: expected a positive number of seconds or None, got {timeout!r}")
+        self._paths = [path] if path is not None else client_socket_paths()
+        self.path = self._paths[0]
+        """The socket connected to (before the first request: the first one to try)."""
+        self.timeout = None if timeout is None else float(timeout)
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def read(self, n: int) -> bytes:
+        """Exactly ``n`` random bytes, each served by the daemon to this client only. Requests
+        above the daemon's largest (1 MiB) are split and pipelined on the connection.
+
+        Raises:
+            InvalidArgumentError: ``n`` is not a byte count of 0 or more.
+            DeviceNotFound: no daemon listens (the message says how to start one).
+            ServiceAccessDenied: the socket's permissions refuse this user.
+            ServiceUnavailable: the daemon has no healthy device for ``timeout`` seconds.
+            DeviceDisconnected: the daemon went away mid-request (the bytes of that request are
+                lost; the next request reconnects).
+            DeviceTimeout: no reply within ``timeout`` (plus the daemon's own wait).
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InvalidArgumentError(f"n: expected a byte count of 0 or more, got {n!r}")
+        out = bytearray(n)
+        self.readinto(out)
+        return bytes(out)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fills a writable buffer with random bytes, as :meth:`read` would; returns its length."""
+        try:
+            view = memoryview(buffer).cast("B")
+        except TypeError:
+            raise InvalidArgumentError(
+                f"buffer: expected a writable bytes-like object, got {type(buffer).__name__}"
+            ) from None
+        if view.readonly:
+            raise InvalidArgumentError("buffer: expected a writable buffer, got a read-only one")
+        n = len(view)
+        with self._lock:
+            sock = self._connected()
+            try:
+                requests = [Request(Op.READ, min(MAX_READ, n - at)) for at in range(0, n, MAX_READ)] or [
+                    Request(Op.READ, 0)
+                ]
+                self._send(
+                    sock, b"".join(encode_request(r.op, r.length, self._wait_ms()) for r in requests), requests[0]
+                )
+                at = 0
+                for request in requests:
+                    self._payload(sock, request, view[at : at + request.length])
+                    at += request.length
+            except BaseException:
+                self._drop()  # the connection is mid-reply: its state is unknown
+                raise
+        return n
+
+    def status(self) -> dict[str, Any]:
+        """The daemon's status: its devices, pool, clients and counters (``qitcore status``).
+
+        Raises:
+            As :meth:`read`; ProtocolError when the document is not a JSON object.
+        """
+        with self._lock:
+            sock = self._connected()
+            request = Request(Op.STATUS, 0)
+            try:
+                self._send(sock, encode_request(Op.STATUS, 0, self._wait_ms()), request)
+                reply = self._reply(sock, request)
+                data = bytearray(reply.length)
+                self._recv_into(sock, memoryview(data))
+            except BaseException:
+                self._drop()
+                raise
+        try:
+            document = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ProtocolError(f"{self.path}: the daemon's status is not valid JSON ({exc})") from None
+        if not isinstance(document, dict):
+            raise ProtocolError(f"{self.path}: the daemon's status is not a JSON object")
+        return document
+
+    # -- connection ----------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Closes the connection; a request in progress in another thread ends at once with
+        :class:`~qitcore.errors.DeviceDisconnected`. Safe to call more than once."""
+        self._closed = True
+        sock = self._sock
+        if sock is not None:
+            # Wakes a thread blocked in recv on it (closing alone would not, on Linux).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            self._drop()
+
+    def __enter__(self) -> DaemonClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("connected" if self._sock is not None else "not connected")
+        return f"<DaemonClient {self.path} ({state})>"
+
+    def _wait_ms(self) -> int:
+        return MAX_WAIT_MS if self.timeout is None else min(MAX_WAIT_MS, max(1, round(self.timeout * 1000)))
+
+    def _connected(self) -> socket.socket:
+        if self._closed:
+            raise StreamClosedError(f"{self.path}: the client is closed")
+        if self._sock is None:
+            self._sock = self._connect()
+        return self._sock
+
+    def _connect(self) -> socket.socket:
+        refused: list[str] = []
+        for path in self._paths:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(path)
+            except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+                sock.close()
+                continue
+            except PermissionError as exc:
+                sock.close()
+                refused.append(f"{path} ({exc.strerror})")
+                continue
+            except TimeoutError:
+                sock.close()
+                raise DeviceTimeout(f"{path}: the daemon did not accept the connection in {self.timeout} s") from None
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EAGAIN:  # the listen backlog is full
+                    raise DeviceBusy(f"{path}: the daemon's listen backlog is full; try again") from None
+                raise DeviceError(f"{path}: cannot connect to the daemon ({exc.strerror or exc})") from None
+            self.path = path
+            return sock
+        if refused:
+            raise ServiceAccessDenied(
+                f"{', '.join(refused)}: permission denied on the daemon's socket; its owner, group and "
+                "mode decide who may read (ask to be added to its group, for instance `qitcore`)"
+            )
+        raise DeviceNotFound(how_to_start(self._paths))
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _send(self, sock: socket.socket, data: bytes, first: Request) -> None:
+        try:
+            sock.sendall(data)
+        except TimeoutError:
+            raise DeviceTimeout(f"{self.path}: the daemon took no request in time") from None
+        except OSError as exc:
+            # A daemon that refuses a client (BUSY) answers and closes at once: its reason may
+            # be waiting to be read even though the send failed.
+            self._reply(sock, first)
+            raise DeviceDisconnected(f"{self.path}: the daemon went away ({exc.strerror or exc})") from None
+
+    def _reply_timeout(self) -> float | None:
+        return None if self.timeout is None else self._wait_ms() / 1000 + self.timeout + _GRACE
+
+    def _reply(self, sock: socket.socket, request: Request) -> Reply:
+        header = bytearray(REPLY_SIZE)
+        sock.settimeout(self._reply_timeout())
+        self._recv_into(sock, memoryview(header))
+        sock.settimeout(self.timeout)
+        reply = decode_reply(bytes(header), request)
+        if reply.status is Status.OK:
+            return reply
+        raw = bytearray(reply.length)
+        self._recv_into(sock, memoryview(raw))
+        reason = raw.decode("utf-8", "replace") or reply.status.name
+        message = f"{self.path}: {reason}"
+        if reply.status is Status.UNAVAILABLE:
+            raise ServiceUnavailable(message)
+        if reply.status is Status.BUSY:
+            raise DeviceBusy(message)
+        if reply.status is Status.TOO_LARGE:
+            raise InvalidArgumentError(message)
+        if reply.status is Status.BAD_REQUEST:
+            raise ProtocolError(message)
+        raise DeviceError(message)
+
+    def _payload(self, sock: socket.socket, request: Request, into: memoryview) -> None:
+        self._reply(sock, request)  # an OK reply announces exactly len(into) bytes
+        self._recv_into(sock, into)
+
+    def _recv_into(self, sock: socket.socket, view: memoryview) -> None:
+        at = 0
+        while at < len(view):
+            try:
+                got = sock.recv_into(view[at:])
+            except TimeoutError:
+                raise DeviceTimeout(f"{self.path}: no reply from the daemon in time") from None
+            except OSError as exc:
+                raise DeviceDisconnected(f"{self.path}: the daemon went away ({exc.strerror or exc})") from None
+            if got == 0:
+                raise DeviceDisconnected(
+                    f"{self.path}: the daemon closed the connection mid-reply (it stopped or was killed)"
+                )
+            at += got

@@ -1,0 +1,213 @@
+"""``qitcore.open("qitcored://PATH")`` and the default stream of randbytes/QuantumRandom/
+QuantumBitGenerator against an in-process daemon (a real Pool on the simulator behind a
+LocalServer on a tmp socket): reads of every kind, the bound on what a client fetches ahead, the
+errors when no daemon runs or it goes away, and reconnecting once it is back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import qitcore
+from qitcore import randomness
+from qitcore.devices.daemon import DEFAULT_PREFETCH
+from qitcore.errors import DeviceDisconnected, DeviceNotFound, DeviceTimeout, InvalidArgumentError
+from qitcore.service.client import DaemonClient
+from qitcore.service.config import DeviceSettings
+from qitcore.service.local import LocalServer, LocalSettings
+from qitcore.service.pool import Pool
+from qitcore.service.stats import ServiceStats
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[Pool]:
+    p = Pool([DeviceSettings("sim://", {})], buffer_bytes=4 << 20)
+    p.start()
+    try:
+        p.read(1, timeout=20)
+        yield p
+    finally:
+        p.close()
+
+
+class Daemon:
+    """A LocalServer on ``path`` that a test can stop and start again."""
+
+    def __init__(self, pool: Pool, path: Path) -> None:
+        self.pool = pool
+        self.path = str(path)
+        self.stats = ServiceStats()
+        self.server: LocalServer | None = None
+
+    def start(self) -> None:
+        self.server = LocalServer(self.pool, self.stats, LocalSettings(path=self.path), lambda: {})
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def served(self) -> int:
+        return int(self.stats.snapshot()["served"].get("local", 0))
+
+
+@pytest.fixture
+def daemon(pool: Pool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon]:
+    d = Daemon(pool, tmp_path / "qitcored.sock")
+    d.start()
+    # The default stream looks here, and only here.
+    monkeypatch.setenv("QITCORE_SOCKET", d.path)
+    monkeypatch.delenv("QITCORE_DEVICE", raising=False)
+    monkeypatch.setattr(randomness, "_default", None)
+    try:
+        yield d
+    finally:
+        if randomness._default is not None:
+            randomness._default.close()
+        d.stop()
+
+
+def wait_until(condition: object, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_a_daemon_stream_reads_like_any_device(daemon: Daemon) -> None:
+    with qitcore.open(f"qitcored://{daemon.path}") as s:
+        assert type(s) is qitcore.QrngStream
+        assert s.info["daemon"] == daemon.path and s.info["source"] == "qitcore daemon"
+        assert len(s.read(0)) == 0 and len(s.read(32)) == 32
+        assert len(s.read(3 << 20)) == 3 << 20  # more than a request and more than the prefetch
+        buf = bytearray(100_000)
+        assert s.readinto(buf) == 100_000 and buf.count(0) < 1000
+        g = np.random.Generator(qitcore.QuantumBitGenerator(s))
+        x = g.random(100_000)
+        assert 0.49 < x.mean() < 0.51
+        r = qitcore.QuantumRandom(s)
+        assert sorted(r.sample(range(52), 52)) == list(range(52))
+        assert 0 <= r.random() < 1 and r.getrandbits(100) < 2**100
+    assert s.closed
+
+
+def test_a_read_with_a_timeout_answers_in_time_when_the_daemon_has_nothing(tmp_path: Path) -> None:
+    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})])
+    absent.start()
+    d = Daemon(absent, tmp_path / "q.sock")
+    d.start()
+    try:
+        with qitcore.open(f"qitcored://{d.path}?timeout=0.2") as s:
+            started = time.monotonic()
+            with pytest.raises(DeviceTimeout):
+                s.read(32, timeout=0.1)
+            assert time.monotonic() - started < 1
+            # The daemon answers "no healthy device"; the stream fails with its reason.
+            with pytest.raises(DeviceDisconnected, match="no healthy device") as info:
+                s.read(32, timeout=10)
+            assert d.path in str(info.value)
+    finally:
+        d.stop()
+        absent.close()
+
+
+def test_what_a_client_fetches_ahead_is_bounded(daemon: Daemon) -> None:
+    with qitcore.open(f"qitcored://{daemon.path}") as s:
+        assert s.info["prefetch_bytes"] == DEFAULT_PREFETCH
+        s.read(32)
+        time.sleep(0.5)  # the fetching thread fills the queue, then waits
+        taken = daemon.served()
+        assert taken <= DEFAULT_PREFETCH + (1 << 16)
+        time.sleep(0.3)
+        assert daemon.served() == taken  # and takes nothing more while nobody reads
+    with qitcore.open(f"qitcored://{daemon.path}?buffer_bytes=8192") as s:
+        assert s.info["prefetch_bytes"] == 8192
+        before = daemon.served()
+        s.read(1)
+        time.sleep(0.5)
+        assert daemon.served() - before <= 8192 + 8192
+
+
+def test_conditioning_options_and_raw_samples_are_refused(daemon: Daemon) -> None:
+    with pytest.raises(InvalidArgumentError, match="min_entropy.*daemon conditions"):
+        qitcore.open(f"qitcored://{daemon.path}", min_entropy=7.0)
+    with pytest.raises(InvalidArgumentError, match="epsilon"):
+        qitcore.open(f"qitcored://{daemon.path}?epsilon=1e-20")
+    with pytest.raises(InvalidArgumentError, match="raw samples"):
+        qitcore.open_raw(f"qitcored://{daemon.path}")
+    with pytest.raises(InvalidArgumentError, match="rate: not a parameter of qitcored://"):
+        qitcore.open(f"qitcored://{daemon.path}?rate=5")
+
+
+def test_clients_of_one_daemon_get_disjoint_bytes(daemon: Daemon) -> None:
+    url = f"qitcored://{daemon.path}"
+    with qitcore.open(url) as a, qitcore.open(url) as b, DaemonClient(daemon.path) as c:
+        data = [a.read(200_000), b.read(200_000), c.read(200_000), qitcore.randbytes(200_000)]
+    joined = b"".join(data)
+    assert len({joined[i : i + 16] for i in range(0, len(joined), 16)}) == len(joined) // 16
+
+
+def test_randbytes_and_friends_use_the_running_daemon(daemon: Daemon) -> None:
+    assert len(qitcore.randbytes(32)) == 32
+    stream = randomness.default_stream()
+    assert stream.info["daemon"] == daemon.path
+    assert len(qitcore.QuantumRandom().randbytes(10)) == 10
+    g = np.random.Generator(qitcore.QuantumBitGenerator())
+    assert g.integers(0, 6, size=100).max() <= 5
+    assert randomness.default_stream() is stream  # one stream, opened once
+
+
+def test_without_a_device_or_a_daemon_randbytes_says_how_to_start_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QITCORE_SOCKET", str(tmp_path / "none.sock"))
+    monkeypatch.delenv("QITCORE_DEVICE", raising=False)
+    monkeypatch.setattr(randomness, "_default", None)
+    for call in (lambda: qitcore.randbytes(1), qitcore.QuantumBitGenerator, lambda: qitcore.QuantumRandom().random()):
+        with pytest.raises(DeviceNotFound, match=r"qitcore serve --device URL") as info:
+            call()
+        assert str(tmp_path / "none.sock") in str(info.value) and "QITCORE_DEVICE=sim://" in str(info.value)
+    assert randomness._default is None  # nothing opened, the simulator least of all
+    with pytest.raises(DeviceNotFound, match="no qitcore daemon listens"):
+        qitcore.open(f"qitcored://{tmp_path}/none.sock")
+
+
+def test_qitcore_device_wins_over_a_running_daemon(daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QITCORE_DEVICE", "sim://?seed=3")
+    qitcore.randbytes(8)
+    assert randomness.default_stream().description == "sim://?seed=3"
+
+
+def test_a_daemon_that_stops_fails_the_stream_and_reopening_reconnects(daemon: Daemon) -> None:
+    s = qitcore.open(f"qitcored://{daemon.path}")
+    try:
+        s.read(32)
+        daemon.stop()
+        with pytest.raises(DeviceDisconnected, match=daemon.path):
+            for _ in range(1000):  # what was fetched ahead comes first
+                s.read(1 << 16, timeout=10)
+        with pytest.raises(DeviceNotFound):
+            qitcore.open(f"qitcored://{daemon.path}")
+        daemon.start()
+        with qitcore.open(f"qitcored://{daemon.path}") as again:
+            assert len(again.read(1000)) == 1000
+    finally:
+        s.close()
+
+
+def test_randbytes_raises_once_when_the_daemon_goes_and_reconnects_when_it_is_back(daemon: Daemon) -> None:
+    assert len(qitcore.randbytes(32)) == 32
+    first = randomness.default_stream()
+    daemon.stop()
+    with pytest.raises(DeviceDisconnected, match=daemon.path):
+        for _ in range(1000):
+            qitcore.randbytes(1 << 16)
+    with pytest.raises(DeviceNotFound):
+        qitcore.randbytes(32)  # still gone: says so, and how to start one
+    daemon.start()
+    assert len(qitcore.randbytes(32)) == 32
+    assert randomness.default_stream() is not first
+    assert first.closed
