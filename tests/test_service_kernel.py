@@ -141,6 +141,7 @@ def test_as_root_the_kernel_accepts_the_writes_and_credits_are_counted() -> None
     assert credited == [54] * 8
     assert stats.snapshot()["kernel"] == {"bits_credited": 432, "bytes_written": 512}
     assert stats.snapshot()["served"] == {"kernel": 512}
+    assert stats.snapshot()["requests"] == {"kernel": {"total": 8, "refused": {}}}
     assert pool.taken == 512
     if before is not None:
         after = int(ENTROPY_AVAIL.read_text())
@@ -233,6 +234,7 @@ def test_without_a_healthy_device_the_feed_writes_nothing_and_goes_on() -> None:
     finally:
         feeder.stop()
     assert stats.snapshot()["kernel"]["bytes_written"] > 0
+    assert stats.snapshot()["requests"]["kernel"]["refused"]["unavailable"] >= 1
 
 
 @needs_root

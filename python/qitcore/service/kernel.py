@@ -188,7 +188,9 @@ class KernelFeeder:
 
     def feed_once(self, timeout: float | None = READ_WAIT) -> int:
         """Takes one chunk out of the pool and writes it into the kernel's pool; returns the bits
-        credited (counted in the stats too). :meth:`check` (or :meth:`start`) first.
+        credited. Counted in the stats: a request of client class ``kernel`` (refused as
+        ``unavailable`` or ``refused``), the bytes served and the bits credited. Call
+        :meth:`check` (or :meth:`start`) first.
 
         Raises:
             ServiceUnavailable: no healthy device for ``timeout`` seconds.
@@ -198,9 +200,20 @@ class KernelFeeder:
         if fd is None:
             raise DeviceError("kernel feed: call check() or start() before feeding")
         n = self.settings.chunk
-        data = self.pool.read(n, timeout)
+        try:
+            data = self.pool.read(n, timeout)
+        except QitError:
+            self.stats.request("kernel", False, "unavailable")
+            raise
         bits = self._credit(n)
-        self._ioctl(fd, data, bits)
+        try:
+            self._ioctl(fd, data, bits)
+        except DeviceError:
+            # The bytes left the pool and went nowhere: discarded, never served to anyone else.
+            self.stats.request("kernel", False, "refused")
+            self.stats.discarded(n)
+            raise
+        self.stats.request("kernel", True)
         self.stats.served("kernel", n)
         self.stats.credited(bits, n)
         return bits
