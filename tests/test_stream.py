@@ -82,3 +82,17 @@ def test_choices_are_refused_naming_the_argument_and_the_choices() -> None:
         _core.Stream(8, "tight", raw=True)
     with pytest.raises(InvalidTypeError):
         _core.Stream(8, raw=True, alpha=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", ["sim://?seed=3", "sim+pty://?seed=3&rate=2000000"])
+def test_a_reader_that_idles_longer_than_the_frame_timeout_reads_on(url: str) -> None:
+    # The device is not read while the queue is full: that wait is not its silence, and must not
+    # fail the stream with NoValidFrames (a daemon's device idles whenever its clients do).
+    import time
+
+    with qitcore.open(url, frame_timeout=0.5, buffer_bytes=1 << 12) as stream:
+        assert len(stream.read(100, timeout=10)) == 100
+        time.sleep(1.5)
+        for _ in range(20):
+            assert len(stream.read(1 << 12, timeout=10)) == 1 << 12
+        assert stream._core.error() is None

@@ -265,6 +265,9 @@ impl Stream {
             if room == 0 {
                 let (guard, stop) = self.pause(st, &mut waiter);
                 st = guard;
+                // Waiting for a reader to make room is not the device's silence: nothing is read
+                // from the device meanwhile, so the watchdog's clock starts again from here.
+                st.last_frame = Some(Instant::now());
                 if stop.is_some() {
                     st.queue.extend(rest);
                     self.changed.notify_all();
@@ -601,6 +604,33 @@ mod tests {
         // (gigabytes per second).
         let bytes = read.load(std::sync::atomic::Ordering::Relaxed);
         assert!(bytes < 64 << 20, "{bytes} bytes of garbage decoded");
+        s.close();
+    }
+
+    #[test]
+    fn a_reader_that_pauses_with_the_queue_full_does_not_trip_the_frame_watchdog() {
+        /// Frames of 100 samples, for ever, as fast as the stream takes them.
+        struct Frames(u32);
+        impl Read for Frames {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let payload = crate::frame::messages::Data::payload(100, 0, &[self.0 as u8; 100]);
+                let mut frame = Vec::new();
+                crate::frame::encode(crate::frame::frame_type::DATA, self.0, &payload, &mut frame).unwrap();
+                self.0 += 1;
+                buf[..frame.len()].copy_from_slice(&frame);
+                Ok(frame.len())
+            }
+        }
+        let s = raw_stream(1000);
+        s.set_frame_timeout(Some(Duration::from_millis(200)));
+        s.spawn_reader(Box::new(Frames(0)), 4096);
+        assert_eq!(s.read(10, Some(Duration::from_secs(10))).unwrap().len(), 10);
+        // The queue fills and the reader thread waits for room, for five frame timeouts.
+        std::thread::sleep(Duration::from_millis(1000));
+        for _ in 0..20 {
+            assert_eq!(s.read(1000, Some(Duration::from_secs(10))).unwrap().len(), 1000);
+        }
+        assert_eq!(s.error(), None);
         s.close();
     }
 
