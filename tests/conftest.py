@@ -50,3 +50,12 @@ def simd_env(request: pytest.FixtureRequest) -> dict[str, str]:
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """A generator seeded from the test's name, so failures reproduce."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+@pytest.fixture(autouse=True)
+def no_default_daemon(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Without a device named, randomness comes from a running local daemon: a test must not find
+    one that happens to run on this machine at the default socket. Tests that want a daemon start
+    their own and point ``QITCORE_SOCKET`` at it."""
+    monkeypatch.setenv("QITCORE_SOCKET", str(tmp_path_factory.mktemp("no-daemon") / "qitcored.sock"))
+    monkeypatch.delenv("QITCORE_DEVICE", raising=False)
