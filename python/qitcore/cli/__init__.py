@@ -12,6 +12,9 @@
   optionally the FIPS 140-2 and AIS 31 block tests.
 - ``qitcore qkd simulate|alice|bob``: QKD key distillation; ``qitcore kme serve|status|get|get-by-id``:
   ETSI GS QKD 014 key delivery.
+- ``qitcore serve [--device URL ...] [--config FILE]``: the randomness service, one process owning
+  the QRNGs and serving local clients, the kernel's pool and the network; ``qitcore status``: what
+  a running one is doing.
 
 Each module of this package holds one group of commands: its ``add_parsers`` adds them and sets
 each one's ``func``, which ``main`` calls with the parsed arguments.
@@ -31,7 +34,7 @@ from typing import NoReturn
 
 from .. import __version__
 from ..errors import QitError
-from . import assess, health, kme, qkd, stream
+from . import assess, health, kme, qkd, service, stream
 
 
 class _UsageError(QitError):
@@ -52,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     # Subcommands' parsers are _Parsers too (argparse makes them of the top parser's class).
     sub = parser.add_subparsers(dest="command", required=True)
     # In this order in --help.
-    for group in (stream, qkd, kme, assess, health):
+    for group in (stream, service, qkd, kme, assess, health):
         group.add_parsers(sub)
     return parser
 

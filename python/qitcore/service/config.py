@@ -314,6 +314,8 @@ def _section(name: str, table: dict[str, Any], where: str) -> Any:
             return from_table(table)
         if dataclasses.is_dataclass(cls):
             _keys(table, {f.name for f in dataclasses.fields(cls) if f.init}, name, where)
+        if name == "https":
+            table = _https_tables(table, where)
         return cls(**table)
     except QitError as exc:
         if str(exc).startswith(where + "["):
@@ -322,3 +324,33 @@ def _section(name: str, table: dict[str, Any], where: str) -> Any:
     except TypeError as exc:
         # A value of the wrong kind that the settings class did not check itself.
         raise InvalidArgumentError(f"{where}[{name}]: {exc}") from None
+
+
+def _https_tables(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """``[https.clients.<CN>]`` and ``[https.connections]`` as the HTTPS front end's objects."""
+    from ..kme.limits import ConnectionLimits
+    from .https import ClientLimits  # type: ignore[import-not-found,unused-ignore]
+
+    table = dict(table)
+    clients = table.get("clients")
+    if clients is not None:
+        if not isinstance(clients, dict):
+            raise InvalidArgumentError(f"{where}[https.clients] must be tables, one per certificate CN")
+        made = {}
+        for cn, limits in clients.items():
+            if not isinstance(limits, dict):
+                raise InvalidArgumentError(f"{where}[https.clients.{cn}] must be a table")
+            allowed = {f.name for f in dataclasses.fields(ClientLimits)}
+            _keys(limits, allowed, f"https.clients.{cn}", where)
+            try:
+                made[cn] = ClientLimits(**limits)
+            except QitError as exc:
+                raise InvalidArgumentError(f"{where}[https.clients.{cn}]: {exc}") from None
+        table["clients"] = made
+    connections = table.get("connections")
+    if connections is not None:
+        if not isinstance(connections, dict):
+            raise InvalidArgumentError(f"{where}[https.connections] must be a table")
+        _keys(connections, {f.name for f in dataclasses.fields(ConnectionLimits)}, "https.connections", where)
+        table["connections"] = ConnectionLimits(**connections)
+    return table
