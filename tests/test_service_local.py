@@ -259,6 +259,28 @@ def test_pipelined_requests_are_answered_whole_and_in_order(served: Served) -> N
         assert status is Status.OK and json.loads(doc)["hello"] == "world"
 
 
+def test_pipelined_reads_from_the_client_come_back_in_order(served: Served) -> None:
+    from qitcore.errors import UnsupportedOperationError
+
+    with DaemonClient(served.path) as c:
+        for n in (10, 0, 5000):
+            c.send_read(n)
+        assert c.pending == 3
+        with pytest.raises(UnsupportedOperationError, match="3 replies to send_read"):
+            c.read(1)
+        buf = bytearray(5000)
+        assert [c.receive_into(buf) for _ in range(3)] == [10, 0, 5000]
+        assert c.pending == 0
+        with pytest.raises(UnsupportedOperationError, match="no request"):
+            c.receive_into(buf)
+        with pytest.raises(InvalidArgumentError, match="n:"):
+            c.send_read(MAX_READ + 1)
+        c.send_read(100)
+        with pytest.raises(InvalidArgumentError, match="too small"):
+            c.receive_into(bytearray(99))
+        assert c.receive_into(bytearray(100)) == 100 and len(c.read(8)) == 8
+
+
 def test_a_request_above_the_largest_is_refused_and_the_connection_kept(served: Served) -> None:
     with served.connect() as s:
         for n in (MAX_READ + 1, 2**32 - 1):

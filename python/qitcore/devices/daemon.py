@@ -9,10 +9,11 @@ and :class:`~qitcore.QuantumRandom`.
 
 ``PATH`` is the daemon's socket (``qitcored:///run/qitcore/qitcored.sock``); without one, the
 client's default (``$QITCORE_SOCKET``, else the system daemon's, else this user's). The URL takes
-``buffer_bytes`` (how much is fetched ahead, 64 KiB by default: bytes a client never reads are lost
-when it closes, never served to another) and ``timeout`` (seconds to connect, and to wait for a
-healthy device; 5 by default). The conditioning options (``min_entropy``, ``epsilon``, ``alpha``,
-...) are the daemon's, set in its configuration, and are refused here rather than ignored.
+``buffer_bytes`` (how much is held fetched ahead, 64 KiB by default, besides the two requests in
+flight: bytes a client never reads are lost when it closes, never served to another) and
+``timeout`` (seconds to connect, and to wait for a healthy device; 5 by default). The conditioning
+options (``min_entropy``, ``epsilon``, ``alpha``, ...) are the daemon's, set in its configuration,
+and are refused here rather than ignored.
 
 When the daemon goes away, has no healthy device for ``timeout`` seconds, or breaks the protocol,
 the stream fails: reads return what was fetched, then raise
@@ -124,10 +125,14 @@ class _Feeder:
         view = memoryview(buffer)
         try:
             while not self._stop.is_set():
+                # Two requests in flight: the daemon prepares the next chunk while this one is fed.
+                while self.client.pending < 2:
+                    self.client.send_read(chunk)
                 started = time.monotonic()
                 try:
-                    self.client.readinto(view[:chunk])
+                    got = self.client.receive_into(view)
                 except ServiceUnavailable as exc:
+                    # The connection was closed with it, the other request abandoned.
                     if chunk > _SMALLEST_CHUNK:
                         # A slow pool may not have this much within the wait: ask for less.
                         chunk = max(_SMALLEST_CHUNK, chunk // 2)
@@ -137,7 +142,7 @@ class _Feeder:
                 took = time.monotonic() - started
                 queued = self.core.stats().bytes_queued
                 try:
-                    self.core.feed_samples(view[:chunk])
+                    self.core.feed_samples(view[:got])
                 except QitError:
                     return  # the stream was closed (or failed): nothing more to fetch for it
                 # The reader kept up (little was waiting) and the daemon answered fast: fetch more

@@ -18,6 +18,7 @@ import json
 import math
 import socket
 import threading
+from collections import deque
 from typing import Any
 
 from ..errors import (
@@ -31,6 +32,7 @@ from ..errors import (
     ServiceAccessDenied,
     ServiceUnavailable,
     StreamClosedError,
+    UnsupportedOperationError,
 )
 from .protocol import (
     MAX_READ,
@@ -90,6 +92,7 @@ class DaemonClient:
         """The socket connected to (before the first request: the first one to try)."""
         self.timeout = None if timeout is None else float(timeout)
         self._sock: socket.socket | None = None
+        self._pending: deque[Request] = deque()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -116,16 +119,10 @@ class DaemonClient:
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fills a writable buffer with random bytes, as :meth:`read` would; returns its length."""
-        try:
-            view = memoryview(buffer).cast("B")
-        except TypeError:
-            raise InvalidArgumentError(
-                f"buffer: expected a writable bytes-like object, got {type(buffer).__name__}"
-            ) from None
-        if view.readonly:
-            raise InvalidArgumentError("buffer: expected a writable buffer, got a read-only one")
+        view = _writable(buffer)
         n = len(view)
         with self._lock:
+            self._no_pending("readinto")
             sock = self._connected()
             try:
                 requests = [Request(Op.READ, min(MAX_READ, n - at)) for at in range(0, n, MAX_READ)] or [
@@ -143,6 +140,57 @@ class DaemonClient:
                 raise
         return n
 
+    def send_read(self, n: int) -> None:
+        """Sends a READ for ``n`` bytes (0 to 1 MiB) without waiting for its reply: the daemon
+        prepares it while the caller does other work. :meth:`receive_into` takes the replies, in
+        the order of these requests. A failure of either closes the connection; the requests
+        still pending are then abandoned (their bytes go to nobody).
+
+        Raises:
+            InvalidArgumentError: ``n`` out of range. As :meth:`read` otherwise.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_READ:
+            raise InvalidArgumentError(f"n: expected a byte count from 0 to {MAX_READ}, got {n!r}")
+        with self._lock:
+            sock = self._connected()
+            request = Request(Op.READ, n)
+            try:
+                self._send(
+                    sock, encode_request(Op.READ, n, self._wait_ms()), self._pending[0] if self._pending else request
+                )
+            except BaseException:
+                self._drop()
+                raise
+            self._pending.append(request)
+
+    def receive_into(self, buffer: bytearray | memoryview) -> int:
+        """The reply to the oldest request of :meth:`send_read`, into ``buffer`` (at least that
+        request's size); returns its length.
+
+        Raises:
+            UnsupportedOperationError: no request is pending. As :meth:`read` otherwise.
+        """
+        view = _writable(buffer)
+        with self._lock:
+            if not self._pending:
+                raise UnsupportedOperationError("DaemonClient.receive_into: no request sent by send_read() is pending")
+            request = self._pending[0]
+            if len(view) < request.length:
+                raise InvalidArgumentError(f"buffer: {len(view)} bytes, too small for the {request.length} pending")
+            sock = self._connected()
+            try:
+                self._payload(sock, request, view[: request.length])
+            except BaseException:
+                self._drop()
+                raise
+            self._pending.popleft()
+        return request.length
+
+    @property
+    def pending(self) -> int:
+        """Requests sent by :meth:`send_read` whose replies are not taken yet."""
+        return len(self._pending)
+
     def status(self) -> dict[str, Any]:
         """The daemon's status: its devices, pool, clients and counters (``qitcore status``).
 
@@ -150,6 +198,7 @@ class DaemonClient:
             As :meth:`read`; ProtocolError when the document is not a JSON object.
         """
         with self._lock:
+            self._no_pending("status")
             sock = self._connected()
             request = Request(Op.STATUS, 0)
             try:
@@ -238,9 +287,17 @@ class DaemonClient:
         raise DeviceNotFound(how_to_start(self._paths))
 
     def _drop(self) -> None:
+        self._pending.clear()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    def _no_pending(self, what: str) -> None:
+        if self._pending:
+            raise UnsupportedOperationError(
+                f"DaemonClient.{what}: {len(self._pending)} replies to send_read() are pending; "
+                "take them with receive_into() first"
+            )
 
     def _send(self, sock: socket.socket, data: bytes, first: Request) -> None:
         try:
@@ -296,3 +353,15 @@ class DaemonClient:
                     f"{self.path}: the daemon closed the connection mid-reply (it stopped or was killed)"
                 )
             at += got
+
+
+def _writable(buffer: bytearray | memoryview) -> memoryview:
+    try:
+        view = memoryview(buffer).cast("B")
+    except TypeError:
+        raise InvalidArgumentError(
+            f"buffer: expected a writable bytes-like object, got {type(buffer).__name__}"
+        ) from None
+    if view.readonly:
+        raise InvalidArgumentError("buffer: expected a writable buffer, got a read-only one")
+    return view
