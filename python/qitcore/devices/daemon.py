@@ -159,7 +159,7 @@ class _Feeder:
             self._fail(f"{self.description}: {type(exc).__name__}: {exc}")
 
     def _fail(self, message: str) -> None:
-        log.warning("%s: %s", self.description, message)
+        log.info("%s: %s", self.description, message)  # the reader gets it as an exception
         with contextlib.suppress(QitError):  # closed meanwhile
             self.core.disconnect(message)
 
