@@ -439,3 +439,64 @@ def test_a_stats_object_counts_and_refuses_bad_values() -> None:
         stats.served(None, 1)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="delta"):
         stats.client("local", 2)
+
+
+SEED = {"extractor_seed": "5a" * 897}  # fixed: a deterministic simulator then replays itself
+
+
+def test_a_reopened_device_that_replays_its_earlier_output_is_refused(pools: Callable[..., Pool]) -> None:
+    pool = Pool([DeviceSettings("sim://?seed=7&fault=disconnect:200000", SEED)], buffer_bytes=SMALL, backoff=FAST)
+    try:
+        pool.start()
+        first = pool.read(4096, timeout=10)
+        _until(lambda: _device(pool, 0)["state"] == "failed", what="the replay to be refused")
+        device = _device(pool, 0)
+        assert "repeats what sim://?seed=***&fault=disconnect:200000 gave" in device["last_error"]
+        assert device["reopens"] == 1
+        time.sleep(0.5)  # not reopened again: it would replay again
+        assert _device(pool, 0)["reopens"] == 1 and _device(pool, 0)["state"] == "failed"
+        rest = b""
+        while (more := pool.try_read(1)) is not None:
+            rest += more
+        assert _repeated_windows([first + rest]) == 0
+    finally:
+        pool.close()
+
+
+def test_two_devices_with_the_same_output_serve_it_once() -> None:
+    # frame=1024 is the default: one simulator under two URLs, with the same seeds.
+    pool = Pool(
+        [DeviceSettings("sim://?seed=7", SEED), DeviceSettings("sim://?seed=7&frame=1024", SEED)],
+        buffer_bytes=SMALL,
+        backoff=(30.0, 30.0),
+    )
+    try:
+        pool.start()
+        _until(lambda: sorted(d["state"] for d in pool.status()["devices"]) == ["failed", "healthy"], what="states")
+        (failed,) = [d for d in pool.status()["devices"] if d["state"] == "failed"]
+        assert "repeats what" in failed["last_error"] and failed["bytes_served"] == 0
+    finally:
+        pool.close()
+
+
+def test_without_reopening_a_failed_device_stays_failed_until_reconfigured(pools: Callable[..., Pool]) -> None:
+    pool = pools(["sim://?fault=stuck:50000"], reopen_after_health_failure=False)
+    _until(lambda: _device(pool, 0)["state"] == "failed", what="the failure")
+    time.sleep(4 * FAST[0])
+    assert _device(pool, 0)["reopens"] == 0 and _device(pool, 0)["state"] == "failed"
+    pool.reconfigure([DeviceSettings("sim://?fault=stuck:50000")])  # SIGHUP: opened again
+    _until(lambda: _device(pool, 0)["health_failures"] == {"RepetitionCountFailure": 2}, what="the second failure")
+    pool.reconfigure([DeviceSettings("sim://?fault=stuck:50000")], reopen_after_health_failure=True)
+    _until(lambda: _device(pool, 0)["reopens"] >= 1, what="a reopening")
+
+
+def test_settings_that_cannot_open_fail_for_good() -> None:
+    pool = Pool([DeviceSettings("sim://", {"extractor_seed": "00" * 64})], buffer_bytes=SMALL, backoff=FAST)
+    try:
+        pool.start()
+        _until(lambda: _device(pool, 0)["state"] == "failed", what="the failure")
+        time.sleep(4 * FAST[0])
+        device = _device(pool, 0)
+        assert device["reopens"] == 0 and "InvalidLengthError: seed: expected 897 bytes" in device["last_error"]
+    finally:
+        pool.close()

@@ -4,6 +4,8 @@ and/or the command line.
 ```toml
 [pool]
 buffer_bytes = 8388608        # extracted bytes held ready, shared out between the devices
+backoff = [0.5, 30]           # seconds before reopening a failed device: first, doubling to longest
+reopen_after_health_failure = true   # false: a device whose health test fired stays off until SIGHUP
 
 [[device]]                    # one table per device; any option of qitcore.open besides url
 url = "serial:///dev/ttyACM0"
@@ -145,6 +147,8 @@ class ServiceConfig:
     metrics: Any = None
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
     path: str | None = None
+    backoff: tuple[float, float] = (0.5, 30.0)
+    reopen_after_health_failure: bool = True
 
     def __post_init__(self) -> None:
         devices = tuple(self.devices)
@@ -156,6 +160,21 @@ class ServiceConfig:
             raise InvalidArgumentError(f"devices: {', '.join(twice)} given more than once (one process owns a device)")
         object.__setattr__(self, "devices", devices)
         integer("buffer_bytes", self.buffer_bytes, minimum=1 << 16, maximum=MAX_BUFFER_BYTES)
+        backoff = self.backoff
+        if (
+            not isinstance(backoff, tuple | list)
+            or len(backoff) != 2
+            or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in backoff)
+            or not 0 < backoff[0] <= backoff[1] <= 86_400
+        ):
+            raise InvalidArgumentError(
+                f"backoff: expected [first, longest] seconds with 0 < first <= longest <= 86400, got {backoff!r}"
+            )
+        object.__setattr__(self, "backoff", (float(backoff[0]), float(backoff[1])))
+        if not isinstance(self.reopen_after_health_failure, bool):
+            raise InvalidArgumentError(
+                f"reopen_after_health_failure: expected true or false, got {self.reopen_after_health_failure!r}"
+            )
 
 
 def load(path: str | os.PathLike[str]) -> ServiceConfig:
@@ -205,7 +224,7 @@ def build(
             "(the simulator is served only when named, e.g. --device sim://)"
         )
     pool = _table(data, "pool", where)
-    _keys(pool, {"buffer_bytes"}, "pool", where)
+    _keys(pool, {"buffer_bytes", "backoff", "reopen_after_health_failure"}, "pool", where)
     buffer = buffer_bytes if buffer_bytes is not None else pool.get("buffer_bytes", DEFAULT_BUFFER_BYTES)
     socket_table = _paths(_table(data, "socket", where), ("path",), base)
     if socket is not None:
@@ -231,9 +250,11 @@ def build(
             metrics=metrics_settings,
             https=https_settings,
             buffer_bytes=buffer,
+            backoff=pool.get("backoff", (0.5, 30.0)),
+            reopen_after_health_failure=pool.get("reopen_after_health_failure", True),
             path=None if path is None else os.fspath(Path(path).resolve()),
         )
-    except InvalidArgumentError as exc:
+    except QitError as exc:
         raise InvalidArgumentError(f"{where}{exc}") from None
 
 

@@ -127,7 +127,13 @@ class Daemon:
 
     def _start(self) -> None:
         config = self.config
-        self.pool = Pool(config.devices, buffer_bytes=config.buffer_bytes, stats=self.stats)
+        self.pool = Pool(
+            config.devices,
+            buffer_bytes=config.buffer_bytes,
+            stats=self.stats,
+            backoff=config.backoff,
+            reopen_after_health_failure=config.reopen_after_health_failure,
+        )
         kernel = None
         if config.kernel is not None:
             from .kernel import KernelFeeder  # type: ignore[import-not-found,unused-ignore]
@@ -198,7 +204,9 @@ class Daemon:
     def _apply(self, new: ServiceConfig) -> None:
         old = self.config
         assert self.pool is not None
-        self.pool.reconfigure(new.devices)
+        self.pool.reconfigure(
+            new.devices, backoff=new.backoff, reopen_after_health_failure=new.reopen_after_health_failure
+        )
         if new.buffer_bytes != old.buffer_bytes:
             log.warning("SIGHUP: buffer_bytes changes only at a restart; still %d", old.buffer_bytes)
             new = dataclasses.replace(new, buffer_bytes=old.buffer_bytes)

@@ -22,10 +22,17 @@ Failures, as each device's thread sees them:
   (``disconnected`` when it is not there at all), reopened after a backoff that doubles from
   ``backoff[0]`` up to ``backoff[1]`` seconds, and starts again from ``backoff[0]`` once the
   device has stayed healthy that long. Bytes already buffered stay: they passed the tests.
+
+A deterministic source reopened with a fixed extractor seed (the simulator with ``seed=`` and
+``extractor_seed``) would yield the same bytes again at each opening, and two such devices the
+same bytes as each other. The pool remembers a digest of the first bytes of every opening and
+refuses an opening whose output starts as an earlier one did (state ``failed``, not reopened
+until :meth:`Pool.reconfigure`): no content is served twice even then.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -64,6 +71,10 @@ _SLICE = 0.05
 _READ_SLICE = 0.25
 # How long close() waits for each device thread (an opening device may take its timeout).
 _JOIN = 5.0
+# Bytes of each opening's output whose digest is compared with the earlier openings'.
+_HEAD = 32
+# Digests remembered (about 100 bytes each): a device reopened every 0.5 s for a day stays below.
+_HEADS = 1 << 18
 
 log = logging.getLogger("qitcore.service.pool")
 
@@ -143,6 +154,9 @@ class Pool:
             one chunk, 64 KiB, each).
         stats: where bytes dropped unserved are counted.
         backoff: ``(first, longest)`` wait in seconds before reopening a device that failed.
+        reopen_after_health_failure: whether a device whose health test fired is reopened (after
+            the backoff, with fresh start-up tests); ``False`` leaves it ``failed`` until
+            :meth:`reconfigure` (SIGHUP) names it again, which SP 800-90B leaves to the design.
 
     Raises:
         InvalidArgumentError, InvalidTypeError: a bad argument, named.
@@ -155,22 +169,15 @@ class Pool:
         buffer_bytes: int = 8 << 20,
         stats: ServiceStats | None = None,
         backoff: tuple[float, float] = (0.5, 30.0),
+        reopen_after_health_failure: bool = True,
     ) -> None:
         self._check_devices(devices)
         self._capacity = integer("buffer_bytes", buffer_bytes, minimum=CHUNK, maximum=1 << 40)
         if stats is not None and not isinstance(stats, ServiceStats):
             raise InvalidTypeError(f"stats: expected a ServiceStats, got {type(stats).__name__}")
         self._stats = stats
-        if (
-            not isinstance(backoff, tuple)
-            or len(backoff) != 2
-            or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in backoff)
-            or not (0 < backoff[0] <= backoff[1] < math.inf)
-        ):
-            raise InvalidArgumentError(
-                f"backoff: expected (first, longest) seconds with 0 < first <= longest, got {backoff!r}"
-            )
-        self._backoff = (float(backoff[0]), float(backoff[1]))
+        self._backoff = _backoff(backoff)
+        self._reopen_failed = _flag("reopen_after_health_failure", reopen_after_health_failure)
         self._lock = threading.Lock()
         self._data = threading.Condition(self._lock)  # bytes arrived, or the pool closed
         self._room = threading.Condition(self._lock)  # bytes were taken, or a device was stopped
@@ -178,6 +185,7 @@ class Pool:
         self._started = False
         self._closed = False
         self._serial = 0  # names device threads
+        self._heads: dict[bytes, str] = {}  # digest of an opening's first bytes -> its device
         for settings in devices:
             self._devices.append(_Device(settings, self._share(len(devices))))
 
@@ -212,28 +220,49 @@ class Pool:
             self._room.notify_all()
         self._join(devices)
 
-    def reconfigure(self, devices: Sequence[DeviceSettings]) -> None:
+    def reconfigure(
+        self,
+        devices: Sequence[DeviceSettings],
+        *,
+        backoff: tuple[float, float] | None = None,
+        reopen_after_health_failure: bool | None = None,
+    ) -> None:
         """Makes the pool own ``devices``: a device whose URL and options are unchanged keeps
-        running (and its buffer); one no longer listed, or listed with other options, is stopped
-        (its buffer dropped) and the new settings opened.
+        running (and its buffer), and one left ``failed`` for good is opened again; one no
+        longer listed, or listed with other options, is stopped (its buffer dropped) and the new
+        settings opened. ``backoff`` and ``reopen_after_health_failure``, when given, replace the
+        pool's.
 
         Raises:
             InvalidArgumentError: as the constructor; ServiceUnavailable: the pool was closed.
         """
         self._check_devices(devices)
+        new_backoff = self._backoff if backoff is None else _backoff(backoff)
+        reopen = (
+            self._reopen_failed
+            if reopen_after_health_failure is None
+            else _flag("reopen_after_health_failure", reopen_after_health_failure)
+        )
         with self._lock:
             if self._closed:
                 raise ServiceUnavailable("pool: closed")
+            self._backoff, self._reopen_failed = new_backoff, reopen
             kept = {dev.settings.url: dev for dev in self._devices}
             stopped = []
             new: list[_Device] = []
             for settings in devices:
                 dev = kept.pop(settings.url, None)
                 if dev is not None and dev.settings == settings:
+                    if dev.thread is not None and not dev.thread.is_alive():
+                        # Left failed for good (or refused as a replay): the operator asks again.
+                        log.info("%s: opening again", dev.name)
+                        dev.thread = None
+                        dev.stop.clear()
                     new.append(dev)
                     continue
                 if dev is not None:
                     stopped.append(dev)
+                log.info("%s: added to the pool", settings.public_url)
                 new.append(_Device(settings, 0))
             stopped.extend(kept.values())
             for dev in stopped:
@@ -243,7 +272,6 @@ class Pool:
             for dev in new:
                 dev.capacity = share
                 if self._started and dev.thread is None:
-                    log.info("%s: added to the pool", dev.name)
                     self._launch(dev)
             self._devices = new
             self._room.notify_all()
@@ -445,15 +473,20 @@ class Pool:
         """A device's thread: open, pump, and reopen after failures until stopped."""
         from ..devices import open as open_device
 
-        first, longest = self._backoff
-        delay = first
+        delay = self._backoff[0]
         while not dev.stop.is_set():
             with self._lock:
                 if dev.stop.is_set():
                     break
                 dev.state = "starting"
+            final = False  # a failure after which the device is not reopened
             try:
                 stream = open_device(dev.settings.url, **dict(dev.settings.options))
+            except (InvalidArgumentError, InvalidTypeError) as exc:
+                # The settings cannot work (an extractor seed of the wrong length for this
+                # device, no min-entropy for one that claims none): retrying would not help.
+                self._failed(dev, exc, "failed")
+                final = True
             except QitError as exc:
                 self._failed(dev, exc, "disconnected" if isinstance(exc, DeviceNotFound) else "backoff")
             except Exception as exc:  # a bug in a backend: logged, and the device retried
@@ -470,8 +503,12 @@ class Pool:
                 log.info("%s: opened, running its start-up tests", dev.name)
                 try:
                     self._pump(dev, stream)
+                except _Replay as exc:
+                    self._failed(dev, exc, "failed")
+                    final = True
                 except HealthTestFailure as exc:
                     self._failed(dev, exc, "failed")
+                    final = not self._reopen_failed
                 except QitError as exc:
                     self._failed(dev, exc, "backoff")
                 except Exception as exc:
@@ -483,9 +520,14 @@ class Pool:
                     _close_quietly(stream)
             if dev.stop.is_set():
                 break
+            if final:
+                log.error("%s: not reopened; reload the configuration (SIGHUP) to open it again", dev.name)
+                return
+            first, longest = self._backoff
             # A device that served for a while starts its backoff afresh.
             if dev.healthy_since is not None and time.monotonic() - dev.healthy_since >= longest:
                 delay = first
+            delay = min(max(delay, first), longest)
             log.info("%s: reopening in %.3g s", dev.name, delay)
             if dev.stop.wait(delay):
                 break
@@ -502,9 +544,10 @@ class Pool:
         shape = stream.block_shape
         # Output arrives a block at a time: waiting for less than one would return nothing sooner.
         block = max(1, shape[1] // 8) if shape else 1
+        head = b""  # the opening's first bytes, held until they are compared with earlier ones
         while not dev.stop.is_set():
             queued = stream.stats().counters.bytes_queued
-            want = min(CHUNK, max(queued, block))
+            want = min(CHUNK, max(queued, block, _HEAD - len(head)))
             try:
                 data = stream.read(want, _READ_SLICE)
             except DeviceTimeout as exc:
@@ -518,14 +561,33 @@ class Pool:
             if not data:
                 raise DeviceDisconnected(f"{dev.name}: the device's output ended")
             if dev.healthy_since is None:
-                with self._lock:
-                    if dev.stop.is_set():
-                        return
-                    dev.healthy_since = time.monotonic()
-                    dev.state = "healthy"
-                    dev.last_error = None
+                head += data
+                if len(head) < _HEAD:
+                    continue
+                self._first_output(dev, head)
+                data, head = head, b""
                 log.info("%s: healthy (start-up tests passed), serving", dev.name)
             self._put(dev, data)
+
+    def _first_output(self, dev: _Device, head: bytes) -> None:
+        """Marks ``dev`` healthy once its opening's first bytes are known to differ from every
+        earlier opening's (of any device); raises :class:`_Replay` otherwise."""
+        digest = hashlib.blake2b(head[:_HEAD], digest_size=16).digest()
+        with self._lock:
+            earlier = self._heads.get(digest)
+            if earlier is not None:
+                raise _Replay(
+                    f"{dev.name}: its output repeats what {earlier} gave at an earlier opening "
+                    "(a deterministic source with a fixed extractor_seed?); nothing of it is served"
+                )
+            if len(self._heads) >= _HEADS:
+                self._heads.pop(next(iter(self._heads)))
+            self._heads[digest] = dev.name
+            if dev.stop.is_set():
+                return
+            dev.healthy_since = time.monotonic()
+            dev.state = "healthy"
+            dev.last_error = None
 
     def _put(self, dev: _Device, data: bytes) -> None:
         """Appends ``data`` to ``dev``'s buffer, waiting while it is full."""
@@ -566,6 +628,29 @@ class Pool:
             log.warning("%s: device error: %s", dev.name, text)
         else:
             log.error("%s: %s: %s", dev.name, type(exc).__name__, text)
+
+
+class _Replay(DeviceError):
+    """An opening's output starts as an earlier opening's did."""
+
+
+def _backoff(value: Any) -> tuple[float, float]:
+    if (
+        not isinstance(value, tuple | list)
+        or len(value) != 2
+        or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in value)
+        or not (0 < value[0] <= value[1] <= 86_400)
+    ):
+        raise InvalidArgumentError(
+            f"backoff: expected (first, longest) seconds with 0 < first <= longest <= 86400, got {value!r}"
+        )
+    return float(value[0]), float(value[1])
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidTypeError(f"{name}: expected true or false, got {value!r}")
+    return value
 
 
 def _close_quietly(stream: QrngStream) -> None:
