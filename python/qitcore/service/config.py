@@ -336,7 +336,9 @@ def _section(name: str, table: dict[str, Any], where: str) -> Any:
         if dataclasses.is_dataclass(cls):
             _keys(table, {f.name for f in dataclasses.fields(cls) if f.init}, name, where)
         if name == "https":
-            table = _https_tables(table, where)
+            table = _https_clients(table, where)
+        if "connections" in table:
+            table = _connections(table, name, where)
         return cls(**table)
     except QitError as exc:
         if str(exc).startswith(where + "["):
@@ -347,9 +349,8 @@ def _section(name: str, table: dict[str, Any], where: str) -> Any:
         raise InvalidArgumentError(f"{where}[{name}]: {exc}") from None
 
 
-def _https_tables(table: dict[str, Any], where: str) -> dict[str, Any]:
-    """``[https.clients.<CN>]`` and ``[https.connections]`` as the HTTPS front end's objects."""
-    from ..kme.limits import ConnectionLimits
+def _https_clients(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """``[https.clients.<CN>]`` tables as the HTTPS front end's ``ClientLimits``."""
     from .https import ClientLimits  # type: ignore[import-not-found,unused-ignore]
 
     table = dict(table)
@@ -368,10 +369,20 @@ def _https_tables(table: dict[str, Any], where: str) -> dict[str, Any]:
             except QitError as exc:
                 raise InvalidArgumentError(f"{where}[https.clients.{cn}]: {exc}") from None
         table["clients"] = made
-    connections = table.get("connections")
-    if connections is not None:
-        if not isinstance(connections, dict):
-            raise InvalidArgumentError(f"{where}[https.connections] must be a table")
-        _keys(connections, {f.name for f in dataclasses.fields(ConnectionLimits)}, "https.connections", where)
+    return table
+
+
+def _connections(table: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    """``[<name>.connections]``: bounds on a network front end's connections."""
+    from ..kme.limits import ConnectionLimits
+
+    table = dict(table)
+    connections = table["connections"]
+    if not isinstance(connections, dict):
+        raise InvalidArgumentError(f"{where}[{name}.connections] must be a table")
+    _keys(connections, {f.name for f in dataclasses.fields(ConnectionLimits)}, f"{name}.connections", where)
+    try:
         table["connections"] = ConnectionLimits(**connections)
+    except QitError as exc:
+        raise InvalidArgumentError(f"{where}[{name}.connections]: {exc}") from None
     return table
