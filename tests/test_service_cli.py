@@ -1,0 +1,247 @@
+"""``qitcore serve`` and ``qitcore status`` as real processes: the daemon starts, says where it
+listens, serves, reports its devices, reloads its configuration on SIGHUP, and stops cleanly on
+SIGTERM and SIGINT (exit status 0, its socket removed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qitcore.devices.catalog import DRIVERS
+from qitcore.service.client import DaemonClient
+
+QITCORE = [sys.executable, "-m", "qitcore"]
+READY = "qitcore serve: listening on "
+
+
+class Daemon:
+    """A ``qitcore serve`` process whose stderr goes to a file."""
+
+    def __init__(self, folder: Path, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.socket = str(folder / "q.sock")
+        self.log = folder / "serve.log"
+        with open(self.log, "wb") as err:
+            self.process = subprocess.Popen(
+                [*QITCORE, "serve", "--socket", self.socket, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+            )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while READY not in self.text():
+            assert self.process.poll() is None, f"qitcore serve exited {self.process.returncode}:\n{self.text()}"
+            assert time.monotonic() < deadline, f"qitcore serve did not say it listens:\n{self.text()}"
+            time.sleep(0.05)
+
+    def status(self) -> dict[str, Any]:
+        out = _qitcore("status", "--socket", self.socket, "--json")
+        assert out.returncode == 0, out.stderr
+        info: dict[str, Any] = json.loads(out.stdout)
+        return info
+
+    def until(self, condition: Callable[[dict[str, Any]], bool], what: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.status()
+            if condition(info):
+                return info
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {info}\n{self.text()}"
+            time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+            raise AssertionError(f"qitcore serve did not stop on {signal.Signals(sig).name}:\n{self.text()}") from None
+
+
+def _qitcore(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*QITCORE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    """Starts daemons; every one still running at the end is killed."""
+    started: list[Daemon] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Daemon:
+        folder = tmp_path / f"d{len(started)}"
+        folder.mkdir()
+        daemon = Daemon(folder, list(args), env)
+        started.append(daemon)
+        if ready:
+            daemon.wait_ready()
+        return daemon
+
+    try:
+        yield start
+    finally:
+        for daemon in started:
+            if daemon.process.poll() is None:
+                daemon.process.kill()
+                daemon.process.wait(10)
+
+
+def _healthy(n: int) -> Callable[[dict[str, Any]], bool]:
+    def check(info: dict[str, Any]) -> bool:
+        devices = info["pool"]["devices"]
+        return len(devices) == n and all(d["state"] == "healthy" for d in devices)
+
+    return check
+
+
+def test_serve_status_and_a_clean_stop(daemons: Callable[..., Daemon]) -> None:
+    daemon = daemons("--device", "sim://?seed=1")
+    assert f"{READY}{daemon.socket}\n" in daemon.text()
+    info = daemon.until(_healthy(1), "a healthy device")
+    device = info["pool"]["devices"][0]
+    assert device["url"] == "sim://?seed=***"  # the seed stays hidden
+    assert device["health_failures"] == {} and 0 < device["min_entropy"] <= 8
+    assert info["pid"] == daemon.process.pid and info["front_ends"]["local"]["path"] == daemon.socket
+    with DaemonClient(daemon.socket) as client:
+        data = client.read(100_000)
+    assert len(data) == 100_000
+    info = daemon.status()
+    assert info["pool"]["devices"][0]["bytes_served"] >= 100_000
+    assert info["stats"]["served"]["local"] >= 100_000
+    table = _qitcore("status", "--socket", daemon.socket)
+    assert table.returncode == 0, table.stderr
+    assert "DEVICE" in table.stdout and "sim://?seed=***  healthy" in table.stdout
+    assert f"socket {daemon.socket}" in table.stdout
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert not os.path.exists(daemon.socket)
+    assert "SIGTERM: stopping" in daemon.text() and "stopped" in daemon.text()
+
+
+def test_ctrl_c_stops_it_cleanly_too(daemons: Callable[..., Daemon]) -> None:
+    daemon = daemons("--device", "sim://")
+    assert daemon.stop(signal.SIGINT) == 0
+    assert not os.path.exists(daemon.socket)
+    assert "SIGINT: stopping" in daemon.text()
+
+
+def test_sighup_reloads_the_configuration(daemons: Callable[..., Daemon], tmp_path: Path) -> None:
+    config = tmp_path / "qitcored.toml"
+    config.write_text('[[device]]\nurl = "sim://?seed=1"\n')
+    daemon = daemons("--config", str(config))
+    daemon.until(_healthy(1), "one healthy device")
+    config.write_text('[[device]]\nurl = "sim://?seed=1"\n\n[[device]]\nurl = "sim://?seed=2"\n')
+    daemon.process.send_signal(signal.SIGHUP)
+    info = daemon.until(_healthy(2), "the added device")
+    assert info["pool"]["devices"][0]["reopens"] == 0  # the unchanged device kept running
+    assert "SIGHUP: configuration reloaded; serving from 2 device(s)" in daemon.text()
+    # A file that does not check is logged, and the running configuration kept.
+    config.write_text('[[device]]\nurl = "sim://?rat=1"\n')
+    daemon.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while "not reloaded" not in daemon.text():
+        assert time.monotonic() < deadline, daemon.text()
+        time.sleep(0.05)
+    assert "rat: not a parameter of sim:// URLs" in daemon.text()
+    assert len(daemon.status()["pool"]["devices"]) == 2
+    # Removing a device.
+    config.write_text('[[device]]\nurl = "sim://?seed=2"\n')
+    daemon.process.send_signal(signal.SIGHUP)
+    daemon.until(lambda i: [d["url"] for d in i["pool"]["devices"]] == ["sim://?seed=***"], "the removal")
+    assert daemon.stop() == 0
+
+
+def test_serve_without_a_device_says_what_to_give() -> None:
+    out = _qitcore("serve")
+    assert out.returncode == 2
+    assert "qitcore: error: no device to serve from: give --device URL" in out.stderr
+    assert "simulator is served only when named" in out.stderr
+
+
+def test_serve_refuses_bad_options_before_starting(tmp_path: Path) -> None:
+    out = _qitcore("serve", "--device", "sim://?rat=5", "--socket", str(tmp_path / "s"))
+    assert out.returncode == 2 and "rat: not a parameter of sim:// URLs" in out.stderr
+    out = _qitcore("serve", "--device", "sim://", "--https", "127.0.0.1:0")
+    assert out.returncode == 2 and "--https: give --tls-cert, --tls-key, --tls-ca too" in out.stderr
+    out = _qitcore("serve", "--device", "sim://", "--tls-ca", "x.pem")
+    assert out.returncode == 2 and "only with --https" in out.stderr
+    out = _qitcore("serve", "--config", str(tmp_path / "none.toml"))
+    assert out.returncode == 2 and "none.toml: No such file" in out.stderr
+    assert not os.path.exists(tmp_path / "s")
+
+
+def test_status_without_a_daemon_says_how_to_start_one(tmp_path: Path) -> None:
+    out = _qitcore("status", "--socket", str(tmp_path / "nobody.sock"))
+    assert out.returncode == 2
+    assert "qitcore: error:" in out.stderr and "qitcore serve" in out.stderr
+
+
+def test_status_wait_waits_for_a_starting_daemon(daemons: Callable[..., Daemon]) -> None:
+    daemon = daemons("--device", "sim://", ready=False)
+    out = _qitcore("status", "--socket", daemon.socket, "--json", "--wait", "30")
+    assert out.returncode == 0, out.stderr + daemon.text()
+    assert json.loads(out.stdout)["pid"] == daemon.process.pid
+    assert daemon.stop() == 0
+
+
+def test_a_device_failing_its_health_test_shows_in_status(daemons: Callable[..., Daemon]) -> None:
+    daemon = daemons("--device", "sim://?seed=1", "--device", "sim://?seed=2&fault=stuck:50000")
+
+    def stuck_failed(info: dict[str, Any]) -> bool:
+        return bool(info["pool"]["devices"][1]["health_failures"].get("RepetitionCountFailure"))
+
+    info = daemon.until(stuck_failed, "the stuck device's failure")
+    assert info["pool"]["devices"][0]["state"] == "healthy"
+    assert "Repetition Count Test failed; the device stopped contributing" in daemon.text()
+    table = _qitcore("status", "--socket", daemon.socket).stdout
+    assert "RepetitionCountFailure" in table
+    assert daemon.stop() == 0
+
+
+def test_logs_carry_syslog_priorities_under_journald(daemons: Callable[..., Daemon], tmp_path: Path) -> None:
+    # journald sets JOURNAL_STREAM to the device:inode of the stream it gives the service.
+    log = tmp_path / "d0" / "serve.log"
+    log.parent.mkdir()
+    log.touch()
+    st = os.stat(log)
+    env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+    folder = tmp_path / "d0"
+    daemon = Daemon(folder, ["--device", "sim://"], env)
+    try:
+        daemon.wait_ready()
+        assert "<6>qitcore.service.daemon: listening on" in daemon.text()
+        assert daemon.stop() == 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait(10)
+
+
+def test_the_systemd_unit_and_udev_rule_ship_with_the_package() -> None:
+    unit = _qitcore("serve", "--print-systemd-unit")
+    assert unit.returncode == 0
+    assert f"ExecStart={sys.executable} -m qitcore serve --config /etc/qitcore/qitcored.toml" in unit.stdout
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit.stdout and "[Install]" in unit.stdout
+    assert "Environment=QITCORE_SOCKET=/run/qitcore/qitcored.sock" in unit.stdout
+    rule = _qitcore("serve", "--print-udev-rule")
+    assert rule.returncode == 0
+    rules = [line for line in rule.stdout.splitlines() if line and not line.startswith("#")]
+    # One rule for each device qitcore has a driver for, and none other.
+    ids = {(d.vid, d.pid) for d in DRIVERS}
+    assert len(rules) == len(ids)
+    for vid, pid in ids:
+        assert any(f'ATTRS{{idVendor}}=="{vid:04x}", ATTRS{{idProduct}}=="{pid:04x}"' in r for r in rules)
+    assert all('GROUP="qitcore", MODE="0660"' in r for r in rules)
