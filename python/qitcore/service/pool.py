@@ -106,6 +106,10 @@ class _Device:
         self.buffered -= n
         first = self.chunks[0]
         end = self.head + n
+        if self.head == 0 and n == len(first):
+            # A request the size of a whole chunk (a bulk reader): the chunk itself, no copy.
+            self.chunks.popleft()
+            return first
         if end < len(first):
             # The common case, a short request: one slice, whatever the buffer holds.
             out = first[self.head : end]
