@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from qitcore.errors import QitError
 from qitcore.service.config import public_url
 
@@ -116,8 +119,17 @@ def _poll(daemon: Daemon, seen: dict[str, dict[str, Any]]) -> None:
         print(f"soak: status not read ({type(exc).__name__}: {exc})")
 
 
-def test_the_service_for_ten_minutes_with_faults_and_a_restart() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="qitsoak-"))
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """The socket, configurations and what the clients received (hundreds of MB): removed after."""
+    path = Path(tempfile.mkdtemp(prefix="qitsoak-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def test_the_service_for_ten_minutes_with_faults_and_a_restart(folder: Path) -> None:
     socket = folder / "qitcored.sock"
     first_stuck, first_prefix = _stuck(1_000_000)
     second_stuck, second_prefix = _stuck(1_500_000)
