@@ -96,10 +96,18 @@ def test_throughput_in_process(benchmark: Any, record: Any) -> None:
     test_throughput_in_process.median = benchmark.stats.stats.median  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("client", ["qitcored:// streams", "DaemonClient"])
+# How the clients read: what the note calls them, the URL's scheme for GO_CLIENT, the table's name.
+CLIENT_KINDS = {
+    "streams": ("qitcored:// streams", "qitcored://", "qitcore serve 8×stream"),
+    "requests": ("DaemonClient", "requests:", "qitcore serve 8×client"),
+}
+
+
+@pytest.mark.parametrize("client", sorted(CLIENT_KINDS))
 def test_throughput_to_eight_local_clients(benchmark: Any, record: Any, note: Any, daemon: Daemon, client: str) -> None:
+    what, scheme, impl = CLIENT_KINDS[client]
     per = TOTAL // CLIENTS
-    url = f"qitcored://{daemon.socket}" if client.startswith("qitcored") else f"requests:{daemon.socket}"
+    url = f"{scheme}{daemon.socket}"
     argv = [sys.executable, "-c", GO_CLIENT, url, str(per), str(CHUNK)]
     procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(CLIENTS)]
     try:
@@ -128,13 +136,13 @@ def test_throughput_to_eight_local_clients(benchmark: Any, record: Any, note: An
                 p.wait()
     assert all(p.returncode == 0 for p in procs)
     assert all(d["state"] == "healthy" for d in devices_of(daemon.status()))
-    record("service: 64 MiB of output", f"qitcore serve, 8 {client}", benchmark, TOTAL * 8)
+    record("service: 64 MiB of output", impl, benchmark, TOTAL * 8)
     anchor = getattr(test_throughput_in_process, "median", None)
     ours = benchmark.stats.stats.median
     rate = TOTAL / ours / 2**20
     if anchor is not None:
         note(
-            f"service: 8 local client processes ({client}) {rate:.1f} MiB/s = {anchor / ours:.0%} of the "
+            f"service: 8 local client processes ({what}) {rate:.1f} MiB/s = {anchor / ours:.0%} of the "
             f"in-process pipeline ({TOTAL / anchor / 2**20:.1f} MiB/s) on {DEVICE} (target 80 %)"
         )
 
@@ -210,7 +218,7 @@ def test_https_throughput(benchmark: Any, record: Any, note: Any, https_daemon: 
         assert len(stream.read(CHUNK)) == CHUNK
         benchmark.pedantic(_read_all, args=(stream, HTTPS_TOTAL), rounds=3, warmup_rounds=1)
     assert daemon.status()["stats"]["served"]["https:bench"] >= 4 * HTTPS_TOTAL
-    record("service over HTTPS: 32 MiB", "qitcore serve, https://", benchmark, HTTPS_TOTAL * 8)
+    record("service over HTTPS: 32 MiB", "qitcore serve https://", benchmark, HTTPS_TOTAL * 8)
     rate = HTTPS_TOTAL / benchmark.stats.stats.median / 2**20
     note(f"HTTPS (mutual TLS, 1 client, 1 MiB requests): {rate:.1f} MiB/s")
 
