@@ -4,14 +4,21 @@ credited with no more entropy than the extractor guarantees.
 
 The credit of one write of ``n`` bytes (``L = 8n`` bits) is
 
-    min(L, floor(-log2(k·ε + 2^-L)), floor(cap · n))
+    min(L, floor(-log2((L + N)·ε + 2^-L)), floor(cap · n))
 
-with ε the largest distance from uniform of any device's extracted blocks (:attr:`Pool.epsilon`)
-and ``k = L`` the most extracted blocks ``n`` bytes can span (each block yields at least one bit):
-``k`` blocks each ε-close to uniform are together ``k·ε``-close (the hybrid argument), and a
-string δ-close to uniform over ``L`` bits takes no value with probability above ``2^-L + δ``, so
-its min-entropy is at least ``-log2(δ + 2^-L)``. ``cap`` (bits per byte) is a further, configured
+with ε the largest distance from uniform of the extracted blocks of the devices configured at
+the time of the write, ``L`` the most extracted blocks ``n`` bytes can span (each block yields at
+least one bit) and ``N`` the bits the service has served (or dropped) since it started, a bound
+on the blocks anyone else may hold: the service's whole output is ``(L + N)·ε``-close to uniform
+(the hybrid argument, a composable distance), and a string δ-close to uniform over ``L`` bits,
+even given everything else served, takes no value with probability above ``2^-L + δ``, so its
+min-entropy is at least ``-log2(δ + 2^-L)``. ``cap`` (bits per byte) is a further, configured
 bound. docs/service-network.md has the derivation and the figures.
+
+Only sources whose output is entropy the kernel does not already count are credited: a pool
+holding the simulator, a recording, another service's output passed through, or the kernel's own
+hardware RNG gets no credit (:data:`CREDIT`, one verdict per URL scheme); ``credit_cap = 0``
+feeds such a pool without credit.
 
 The kernel asks for entropy as rngd expects: ``/dev/random`` polls writable (``POLLOUT``) while
 it wants more (below ``write_wakeup_threshold`` on kernels before 5.18, until the CRNG is
@@ -35,13 +42,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from .._validate import integer
+from ..devices import _registry
+from ..devices.hwrng import SYSFS, kernel_rng
 from ..errors import DeviceError, DeviceNotFound, InvalidArgumentError, InvalidTypeError, QitError
 
 if TYPE_CHECKING:
     from .pool import Pool
     from .stats import ServiceStats
 
-__all__ = ["RNDADDENTROPY", "KernelFeeder", "KernelSettings", "credit_bits"]
+__all__ = ["CREDIT", "RNDADDENTROPY", "KernelFeeder", "KernelSettings", "credit_bits", "credit_refusal"]
 
 log = logging.getLogger("qitcore.service.kernel")
 
@@ -57,12 +67,72 @@ READ_WAIT = 1.0
 """Seconds one read from the pool waits for a healthy device before the feeder looks again."""
 
 
-def credit_bits(nbytes: int, epsilon: float, cap: float) -> int:
+_SIMULATOR = "is a simulator; its output is not entropy"
+_PASS_THROUGH = "passes another service's output through; its ε is not this service's to vouch for"
+_PLAIN_NETWORK = (
+    "carries raw samples over an unauthenticated network connection; whoever is on the path may choose them"
+)
+_HWRNG = "hwrng"
+CREDIT: dict[str, str | None] = {
+    # Physical sources read by this process: credited.
+    "truerng": None, "truerngpro": None, "onerng": None, "cdc": None, "serial": None, "usb": None,
+    "chaoskey": None,
+    # Not entropy, or not this service's entropy: never credited.
+    "sim": _SIMULATOR,
+    "sim+pty": _SIMULATOR,
+    "loop": "is a loopback for tests; its output is not entropy",
+    "file": "is a recording; whoever can read the file knows its output, and it can be replayed",
+    "qitcored": _PASS_THROUGH,
+    "https": _PASS_THROUGH,
+    "socket": _PLAIN_NETWORK,
+    "rfc2217": _PLAIN_NETWORK,
+    # The kernel's own hardware RNG: credited only when the kernel does not credit it itself.
+    "hwrng": _HWRNG,
+}  # fmt: skip
+"""Whether a device's output may be credited to the kernel, by URL scheme: None when it may, else
+why not. A scheme not listed (a backend this table does not know) is not credited."""
+
+
+def credit_refusal(url: str) -> str | None:
+    """Why the output of the device at ``url`` must not be credited to the kernel's pool (the
+    whole message, naming the device), or None when it may be (see :data:`CREDIT`)."""
+    if not isinstance(url, str):
+        raise InvalidTypeError(f"url: expected a device URL, got {type(url).__name__}")
+    try:
+        parsed = _registry.Url.parse(url)
+    except QitError as exc:
+        return f"kernel feed: {url[:200]} is not a device URL ({exc})"
+    scheme = parsed.scheme
+    where = url[:200]
+    if scheme not in CREDIT:
+        return f"kernel feed: {where} is a source this version does not know to be physical ({scheme}://)"
+    verdict = CREDIT[scheme]
+    if verdict is _HWRNG:
+        return _hwrng_refusal(where, parsed.get("sysfs", str, SYSFS))
+    return None if verdict is None else f"kernel feed: {where} {verdict}"
+
+
+def _hwrng_refusal(where: str, sysfs: str) -> str | None:
+    # The kernel's khwrng thread feeds and credits its pool from the current hardware RNG whenever
+    # that RNG's quality is above 0: crediting the same bytes again would count them twice.
+    info = kernel_rng(sysfs)
+    current, quality = info.get("rng_current"), info.get("rng_quality")
+    if current in ("none", ""):
+        return None  # no current RNG: opening it fails anyway, and the kernel credits nothing
+    if quality == "0":
+        return None
+    said = f"rng_quality {quality}" if quality is not None else "no rng_quality to say it does not"
+    return f"kernel feed: {where} is the kernel's own hardware RNG, which the kernel already credits ({said})"
+
+
+def credit_bits(nbytes: int, epsilon: float, cap: float, *, served_bits: int = 0) -> int:
     """Bits of entropy to credit for ``nbytes`` extracted bytes whose blocks are each
-    ``epsilon``-close to uniform, at most ``cap`` bits per byte (see the module's notes).
+    ``epsilon``-close to uniform, at most ``cap`` bits per byte, when ``served_bits`` bits of the
+    same service's output (a bound on its blocks) may be held by others (see the module's notes).
 
     Raises:
-        InvalidArgumentError: ``nbytes`` below 1, ``epsilon`` outside (0, 1), ``cap`` outside [0, 8].
+        InvalidArgumentError: ``nbytes`` below 1, ``epsilon`` outside (0, 1), ``cap`` outside
+            [0, 8], ``served_bits`` below 0.
     """
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1:
         raise InvalidArgumentError(f"nbytes: expected a whole number of bytes above 0, got {nbytes!r}")
@@ -70,9 +140,10 @@ def credit_bits(nbytes: int, epsilon: float, cap: float) -> int:
         raise InvalidArgumentError(f"epsilon: expected a distance in (0, 1), got {epsilon!r}")
     if not (isinstance(cap, int | float) and 0 <= cap <= 8):
         raise InvalidArgumentError(f"cap: expected bits per byte from 0 to 8, got {cap!r}")
+    others = integer("served_bits", served_bits, minimum=0, maximum=1 << 126)
     bits = 8 * nbytes
     # Exactly, in rationals: floats would lose the 2^-L term and could round the bound up.
-    distance = bits * Fraction(epsilon) + Fraction(1, 1 << bits)
+    distance = (bits + others) * Fraction(epsilon) + Fraction(1, 1 << bits)
     guaranteed = _floor_log2_inverse(distance)
     return max(0, min(bits, guaranteed, math.floor(cap * nbytes)))
 
@@ -92,7 +163,8 @@ class KernelSettings:
 
     Attributes:
         credit_cap: bits of entropy credited per byte written, at most (0 to 8; the extractor's
-            guarantee is usually lower, see :func:`credit_bits`).
+            guarantee is usually lower, see :func:`credit_bits`). 0 feeds without credit, which
+            any device may (a simulator, a pass-through: see :data:`CREDIT`).
         chunk: bytes per write (16 to 4096).
         interval: seconds between writes when the kernel does not ask (a fresh contribution now
             and then), 0.1 to 86400.
@@ -132,15 +204,23 @@ class KernelFeeder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._refused: str | None = None  # why the last write got no credit (logged when it changes)
 
     def check(self) -> None:
-        """Opens the device and makes a write that credits nothing, as the feed's writes will be
-        made: a refusal is found before anything is served.
+        """Checks that the pool's devices may be credited (unless ``credit_cap`` is 0), then opens
+        the device and makes a write that credits nothing, as the feed's writes will be made: a
+        refusal is found before anything is served.
 
         Raises:
+            InvalidArgumentError: ``credit_cap`` is above 0 while a device of the pool is one
+                whose output must not be credited (:func:`credit_refusal` names it).
             DeviceError: the ioctl is refused (no CAP_SYS_ADMIN: run as root, or give the service
                 that capability), or the device cannot be opened; DeviceNotFound when it does not exist.
         """
+        if self.settings.credit_cap > 0:
+            refusal = self._refusal()
+            if refusal is not None:
+                raise InvalidArgumentError(f"{refusal}; to feed it without credit, set [kernel] credit_cap = 0")
         fd = self._open()
         try:
             self._ioctl(fd, b"", 0)
@@ -154,8 +234,12 @@ class KernelFeeder:
         os.close(fd)
 
     def start(self) -> None:
-        """Checks (as :meth:`check`) and starts feeding in a thread of its own."""
-        self.check()
+        """Starts feeding in a thread of its own; checks first (as :meth:`check`) unless
+        :meth:`check` has been called."""
+        with self._lock:
+            checked = self._fd is not None
+        if not checked:
+            self.check()
         with self._lock:
             if self._thread is not None:
                 raise InvalidArgumentError("kernel feed: already started")
@@ -163,7 +247,7 @@ class KernelFeeder:
             self._thread = threading.Thread(target=self._run, name="qitcore-kernel-feed", daemon=True)
             self._thread.start()
         log.info(
-            "feeding the kernel's pool through %s: %d-byte writes credited %d bits each (ε = %.3g, cap %g bits/byte)",
+            "feeding the kernel's pool through %s: %d-byte writes credited %d bits each now (ε = %.3g, cap %g bit/B)",
             self.settings.device, self.settings.chunk, self._credit(self.settings.chunk), self.pool.epsilon,
             self.settings.credit_cap,
         )  # fmt: skip
@@ -200,12 +284,15 @@ class KernelFeeder:
         if fd is None:
             raise DeviceError("kernel feed: call check() or start() before feeding")
         n = self.settings.chunk
+        # The devices before and after the read: the bytes came from devices configured at some
+        # moment in between, so both must allow a credit (a SIGHUP may change them meanwhile).
+        before = self._credit(n)
         try:
             data = self.pool.read(n, timeout)
         except QitError:
             self.stats.request("kernel", False, "unavailable")
             raise
-        bits = self._credit(n)
+        bits = min(before, self._credit(n))
         try:
             self._ioctl(fd, data, bits)
         except DeviceError:
@@ -218,8 +305,33 @@ class KernelFeeder:
         self.stats.credited(bits, n)
         return bits
 
+    def _refusal(self, devices: list[dict[str, Any]] | None = None) -> str | None:
+        """Why the pool's devices (now, unless given) must not be credited, or None."""
+        for device in self.pool.status()["devices"] if devices is None else devices:
+            refusal = credit_refusal(str(device["url"]))
+            if refusal is not None:
+                return refusal
+        return None
+
     def _credit(self, nbytes: int) -> int:
-        return credit_bits(nbytes, self.pool.epsilon, self.settings.credit_cap)
+        """The credit of a write of ``nbytes`` now: from the devices configured now, with the
+        output served so far as what others may hold; 0 while a device must not be credited."""
+        if self.settings.credit_cap == 0:
+            return 0
+        devices = self.pool.status()["devices"]
+        refusal = self._refusal(devices)
+        if refusal != self._refused:
+            if refusal is not None:
+                log.warning("kernel feed: writing without credit from now on: %s", refusal)
+            else:
+                log.info("kernel feed: the pool's devices may be credited again")
+            self._refused = refusal
+        if refusal is not None or not devices:
+            return 0
+        epsilon = max(float(device["epsilon"]) for device in devices)
+        snap = self.stats.snapshot()
+        served_bits = 8 * (sum(snap["served"].values()) + snap["discarded"])
+        return credit_bits(nbytes, epsilon, self.settings.credit_cap, served_bits=served_bits)
 
     def _open(self) -> int:
         path = self.settings.device
@@ -285,11 +397,15 @@ class KernelFeeder:
                 self._stop.wait(PAUSE)
 
     def status(self) -> dict[str, Any]:
-        """The feed's settings and the credit of one write (JSON-able)."""
+        """The feed's settings, the credit the next write gets now (``bits_per_write``; 0 while
+        refused) and why there is none (``credit_refused``: the reason, or None), JSON-able:
+        what the daemon's status shows under ``front_ends.kernel``."""
+        bits = self._credit(self.settings.chunk)
         return {
             "device": self.settings.device,
             "chunk": self.settings.chunk,
             "interval": self.settings.interval,
             "credit_cap": self.settings.credit_cap,
-            "bits_per_write": self._credit(self.settings.chunk),
+            "bits_per_write": bits,
+            "credit_refused": self._refused,
         }
