@@ -9,6 +9,7 @@ those); the last ones serve a real :class:`Pool` on the simulator.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -293,6 +294,53 @@ def test_open_connections_are_counted_and_bounded_per_address(serve: Any, pki: P
     while s.stats.snapshot()["clients"]["https"]["open"] and time.monotonic() < deadline:
         time.sleep(0.02)
     assert s.stats.snapshot()["clients"]["https"] == {"open": 0, "total": 2}
+
+
+def stuck_reader(port: int, context: ssl.SSLContext, requests: int) -> ssl.SSLSocket:
+    """A TLS connection with a small receive buffer that pipelines ``requests`` large requests
+    and never reads a reply."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(10)
+    raw.connect(("127.0.0.1", port))
+    conn = context.wrap_socket(raw, server_hostname="127.0.0.1")
+    conn.sendall(b"GET /random?bytes=65536 HTTP/1.1\r\nHost: x\r\n\r\n" * requests)
+    return conn
+
+
+def test_clients_that_never_read_their_replies_are_cut_off_at_the_write_deadline(serve: Any, pki: Pki) -> None:
+    limits = ConnectionLimits(
+        max_connections=4, max_per_address=4, handshake_timeout=5, header_timeout=5, body_timeout=5,
+        idle_timeout=5, write_timeout=1.0,
+    )  # fmt: skip
+    greedy = ClientLimits(bytes_per_second=1e9, requests_per_second=1e6, max_request=1 << 16)
+    s = serve(connections=limits, clients={"*": greedy})
+    context = client_context(pki)
+    stuck = [stuck_reader(s.port, context, 64) for _ in range(4)]
+    try:
+        deadline = time.monotonic() + 5
+        while s.stats.snapshot()["clients"]["https"]["open"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.stats.snapshot()["clients"]["https"]["open"] == 4  # every place is held
+        began = time.monotonic()
+        # An honest client waits in the backlog, then is served once the stuck ones are cut off.
+        status, _, body = get(s.port, "/random?bytes=32", context)
+        assert status == 200 and len(body) == 32
+        assert time.monotonic() - began < 4  # the write deadline (1 s), not the idle one (5 s) or never
+        deadline = time.monotonic() + 5
+        while s.stats.snapshot()["clients"]["https"]["open"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s.stats.snapshot()["clients"]["https"]["open"] == 0
+        for conn in stuck:  # each was aborted: it ends after fewer replies than it asked for
+            conn.settimeout(5)
+            received = 0
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                while chunk := conn.recv(1 << 16):
+                    received += len(chunk)
+            assert received < 64 * 65536
+    finally:
+        for conn in stuck:
+            conn.close()
 
 
 def test_stop_is_idempotent_and_closes_the_port(pki: Pki) -> None:

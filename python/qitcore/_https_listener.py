@@ -4,9 +4,10 @@ number and in time (:class:`~qitcore.kme.limits.ConnectionLimits`) and, given an
 completes each TLS handshake (mutual TLS when the context asks for client certificates) within
 its deadline before aiohttp sees the connection.
 
-aiohttp bounds only a connection's idle time; this adds a deadline for a request's headers, a
-cap on open connections (the rest wait in the kernel's backlog) and on connections from one
-address (the rest are closed). Imported only where something serves: clients need no aiohttp.
+aiohttp bounds only a connection's idle time; this adds a deadline for a request's headers and
+one for sending a response (a client that does not read its replies), a cap on open connections
+(the rest wait in the kernel's backlog) and on connections from one address (the rest are
+closed). Imported only where something serves: clients need no aiohttp.
 """
 
 from __future__ import annotations
@@ -35,16 +36,36 @@ Respond = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 class _Connection(web.RequestHandler):
-    """One client connection: aiohttp's HTTP/1.1 handling, plus a deadline for a request's headers
-    and a place in the listener's count."""
+    """One client connection: aiohttp's HTTP/1.1 handling, plus deadlines for a request's headers
+    and for writing a response, and a place in the listener's count."""
 
-    def setup(self, release: Callable[[], None], header_timeout: float, refuse: Refuse, log: logging.Logger) -> None:
+    def setup(self, release: Callable[[], None], limits: ConnectionLimits, refuse: Refuse, log: logging.Logger) -> None:
         self._release = release
-        self._header_timeout = header_timeout
+        self._header_timeout = limits.header_timeout
+        self._write_timeout = limits.write_timeout
         self._refuse = refuse
         self._log = log
         self._header_timer: asyncio.TimerHandle | None = None
         self._busy = False
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        # aiohttp writes the response here, waiting for room in the socket's buffers: a client
+        # that never reads would hold the connection (and its place) for ever. Past the deadline
+        # the connection is aborted: its unsent bytes are dropped and the writer's wait ends.
+        timer = self._loop.call_later(self._write_timeout, self._write_late)
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            timer.cancel()
+
+    def _write_late(self) -> None:
+        self._log.debug("aborting a connection whose response took over %s s to send", self._write_timeout)
+        transport = self.transport
+        self.force_close()
+        if transport is not None:
+            transport.abort()  # close() would wait for the unsent bytes to go, which they never do
 
     def data_received(self, data: bytes) -> None:
         # Bytes while no request is being answered start a request's headers: they get a deadline.
@@ -165,7 +186,7 @@ class _Listener:
         release = self._releaser(host)
         protocol = self.server()
         assert isinstance(protocol, _Connection)
-        protocol.setup(release, self.limits.header_timeout, self.owner.refuse, self.log)
+        protocol.setup(release, self.limits, self.owner.refuse, self.log)
         context = self.owner.context
         try:
             await asyncio.get_running_loop().connect_accepted_socket(

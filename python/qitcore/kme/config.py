@@ -28,6 +28,7 @@ backlog = 1024
 handshake_timeout = 10       # TLS handshake
 header_timeout = 10          # from a request's first byte to the end of its headers
 body_timeout = 10            # from the headers to the end of the body
+write_timeout = 10           # from the start of a response to its last byte sent (a client that does not read)
 idle_timeout = 30            # a connection with no request in progress is closed
 max_body = 1048576
 

@@ -1,8 +1,8 @@
 """How much of the KME's HTTPS listener one client, or all of them, may hold, and for how long.
 
 Every stage of a connection has a deadline, so a client that connects and then sends nothing,
-sends its request a byte at a time, or keeps an idle connection open gives its place up within a
-bounded time; connections beyond the bounds wait in the listen backlog (one address past its
+sends its request a byte at a time, never reads its replies, or keeps an idle connection open
+gives its place up within a bounded time; connections beyond the bounds wait in the listen backlog (one address past its
 share is closed at once). Nothing here is reported in the Status object: these bound the
 transport, the ``[limits]`` of ``kme.toml`` bound the keys.
 """
@@ -27,6 +27,8 @@ class ConnectionLimits:
         handshake_timeout: for the TLS handshake.
         header_timeout: from a request's first byte to the end of its headers.
         body_timeout: from the end of a request's headers to the end of its body.
+        write_timeout: from the start of a response to its last byte handed to the kernel (a
+            client that does not read its replies is disconnected then).
         idle_timeout: a connection with no request in progress (new, or kept alive) is closed.
         max_body: a request body (after any chunked encoding is undone).
     """
@@ -37,6 +39,7 @@ class ConnectionLimits:
     handshake_timeout: float = 10.0
     header_timeout: float = 10.0
     body_timeout: float = 10.0
+    write_timeout: float = 10.0
     idle_timeout: float = 30.0
     max_body: int = 1 << 20
 

@@ -49,7 +49,7 @@ def _scrape_limits() -> ConnectionLimits:
     # A scraper or two, not the public: few connections, short deadlines.
     return ConnectionLimits(
         max_connections=16, max_per_address=16, backlog=64, handshake_timeout=5.0, header_timeout=5.0,
-        body_timeout=5.0, idle_timeout=30.0, max_body=1,
+        body_timeout=5.0, write_timeout=5.0, idle_timeout=30.0, max_body=1,
     )  # fmt: skip
 
 
