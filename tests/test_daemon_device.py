@@ -5,6 +5,9 @@ errors when no daemon runs or it goes away, and reconnecting once it is back."""
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest
 import qitcore
 from qitcore import randomness
 from qitcore.devices.daemon import DEFAULT_PREFETCH
-from qitcore.errors import DeviceDisconnected, DeviceNotFound, DeviceTimeout, InvalidArgumentError
+from qitcore.errors import DeviceDisconnected, DeviceNotFound, DeviceTimeout, InvalidArgumentError, StreamClosedError
 from qitcore.service.client import DaemonClient
 from qitcore.service.config import DeviceSettings
 from qitcore.service.local import LocalServer, LocalSettings
@@ -211,3 +214,39 @@ def test_randbytes_raises_once_when_the_daemon_goes_and_reconnects_when_it_is_ba
     assert len(qitcore.randbytes(32)) == 32
     assert randomness.default_stream() is not first
     assert first.closed
+
+
+def test_a_forked_child_never_serves_the_bytes_its_parent_fetched(daemon: Daemon) -> None:
+    qitcore.randbytes(1)  # the default stream has fetched ahead: its queue holds the parent's next bytes
+    parent_stream = randomness.default_stream()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own stream for randbytes, the parent's copy refused
+        os.close(read_end)
+        try:
+            try:
+                parent_stream.read(16)
+                refused = "read"
+            except StreamClosedError as exc:
+                refused = "refused" if "open it again after fork" in str(exc) else str(exc)
+            mine = qitcore.randbytes(4096).hex()
+            text = f"{refused} {mine} {randomness.default_stream() is not parent_stream}"
+        except BaseException as exc:
+            text = f"{type(exc).__name__}: {exc}"
+        os.write(write_end, text.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        ready, _, _ = select.select([pipe], [], [], 20.0)
+        if not ready:  # a child stuck on its parent's copy (queue, socket or locks): a failure
+            os.kill(pid, signal.SIGKILL)
+        told = pipe.read().decode() if ready else "the child did not answer in 20 s"
+    _, status = os.waitpid(pid, 0)
+    assert ready and os.waitstatus_to_exitcode(status) == 0, told
+    parent = qitcore.randbytes(4096)
+    refused, child_hex, own = told.split()
+    assert (refused, own) == ("refused", "True"), told
+    child = bytes.fromhex(child_hex)
+    blocks = {parent[i : i + 16] for i in range(0, len(parent), 16)}
+    assert not any(child[i : i + 16] in blocks for i in range(0, len(child), 16))
+    assert randomness.default_stream() is parent_stream and not parent_stream.closed

@@ -3,6 +3,7 @@ nothing is drawn from a failed stream, and raw samples are refused."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import warnings
@@ -19,6 +20,7 @@ from qitcore.errors import (
     StreamClosedError,
     UnsupportedOperationError,
 )
+from qitcore.randomness import QuantumRandom
 
 # Chi-square critical value at p = 1e-6 with 9 degrees of freedom: a false failure once in a
 # million runs.
@@ -167,3 +169,68 @@ def test_quantum_random_refuses_raw_streams_and_short_reads() -> None:
         r.randbytes(1)
     with pytest.raises(StreamClosedError):
         qitcore.QuantumBitGenerator(_Ending(12)).random_raw(2)
+
+
+def _in_child(work: object) -> str:
+    """Runs ``work()`` in a forked child; its result (or its exception as ``Name: message``) as
+    text. The child ends with os._exit, so nothing of the parent's runs there at exit."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_end)
+        try:
+            text = str(work())  # type: ignore[operator]
+        except BaseException as exc:
+            text = f"{type(exc).__name__}: {exc}"
+        os.write(write_end, text.encode())
+        os._exit(0)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 4096):
+        chunks.append(chunk)
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return b"".join(chunks).decode()
+
+
+def test_a_forked_child_never_reads_its_parents_stream() -> None:
+    with qitcore.open("sim://") as stream:
+        g = np.random.Generator(qitcore.QuantumBitGenerator(stream))
+        stream.read(16)  # the queue holds the parent's next bytes now
+        g.integers(0, 6, size=4)
+        for work in (
+            lambda: stream.read(64).hex(),
+            lambda: bytearray(stream.readinto(bytearray(64))),
+            lambda: next(iter(stream)).hex(),
+            lambda: g.integers(0, 1 << 62, size=8),  # numpy's draws, through the core's capsule
+            lambda: g.random(),
+            lambda: g.bytes(16).hex(),
+            lambda: QuantumRandom(stream).random(),
+        ):
+            told = _in_child(work)
+            assert told.startswith("StreamClosedError: sim://: this stream was opened in process")
+            assert f"process {os.getpid()}; open it again after fork" in told
+        assert _in_child(lambda: stream.closed) == "True"
+        # The child's close marks its copy only: the parent's stream reads on.
+        assert _in_child(lambda: stream.close() or stream.closed) == "True"
+        assert not stream.closed
+        assert len(stream.read(64)) == 64
+        assert g.integers(0, 6, size=4).max() <= 5
+
+
+def test_a_forked_child_opens_its_own_default_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QITCORE_DEVICE", "sim://")
+    monkeypatch.setattr(randomness, "_default", None)
+    try:
+        qitcore.randbytes(1)  # the parent's default stream, its queue filled
+        parent_stream = randomness.default_stream()
+        child = _in_child(lambda: qitcore.randbytes(64).hex() + " " + str(randomness.default_stream() is parent_stream))
+        parent = qitcore.randbytes(64).hex()
+        child_bytes, same = child.split()
+        assert same == "False"  # the child opened its own stream
+        assert len(bytes.fromhex(child_bytes)) == 64 and child_bytes != parent
+        assert randomness.default_stream() is parent_stream and not parent_stream.closed
+    finally:
+        if randomness._default is not None:
+            randomness._default.close()

@@ -77,8 +77,11 @@ class QuantumBitGenerator(np.random.BitGenerator):
     def __init__(self, stream: QrngStream | None = None) -> None:
         self._stream = default_stream() if stream is None else _random_stream(stream)
         super().__init__(0)
-        # numpy holds `lock` around every draw; this one raises a failed draw's exception.
-        self._capsule, self._lock = _core.bitgen_capsule(self._stream._core)
+        # numpy holds `lock` around every draw; the core's raises a failed draw's exception, and
+        # the guard around it refuses draws in a forked child (numpy's draws reach the core
+        # through the capsule, never through the stream's read).
+        self._capsule, core_lock = _core.bitgen_capsule(self._stream._core)
+        self._lock = _ProcessGuard(self._stream, core_lock)
 
     @property
     def capsule(self) -> Any:
@@ -133,6 +136,24 @@ class QuantumBitGenerator(np.random.BitGenerator):
         if not output:
             return None
         return int(words[0]) if size is None else words.reshape(shape)
+
+
+class _ProcessGuard:
+    """The lock numpy holds around each draw of a :class:`QuantumBitGenerator`: the core's, entered
+    only while the stream may be read in this process (not closed, not a forked child's copy)."""
+
+    __slots__ = ("_lock", "_stream")
+
+    def __init__(self, stream: QrngStream, lock: Any) -> None:
+        self._stream = stream
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._stream._check_open()
+        self._lock.__enter__()
+
+    def __exit__(self, *exc: object) -> bool:
+        return bool(self._lock.__exit__(*exc))
 
 
 class QuantumRandom(_random.Random):
@@ -208,6 +229,19 @@ def _open_daemon() -> QrngStream:
         raise DeviceNotFound(
             f"no random device: QITCORE_DEVICE is not set, and {exc}; or open a device with qitcore.open(url)"
         ) from None
+
+
+def _forget_default() -> None:
+    """In a forked child: the parent's default stream is the parent's (its queue holds the bytes
+    the parent reads next, its connection is the parent's). Forget it without closing anything,
+    and make a new lock (the parent's may have been held at the fork): the child's first call
+    opens its own stream."""
+    global _default, _default_lock
+    _default = None
+    _default_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_default)
 
 
 @atexit.register

@@ -9,6 +9,7 @@ the device's samples untested and unextracted, for entropy assessment.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,7 +55,9 @@ class QrngStream:
     valid frame for ``frame_timeout`` seconds (an option of :func:`qitcore.open`, 10 s by default,
     counted from the first read) fails the stream with :class:`~qitcore.errors.NoValidFrames`.
     Threads may share a stream: reads are served one at a time, each a contiguous run of the
-    output.
+    output. Processes may not: a stream belongs to the process that opened it. After
+    ``os.fork()`` the child's copy refuses to read (:class:`~qitcore.errors.StreamClosedError`),
+    since its queue holds the very bytes the parent will read; the child opens its own stream.
     """
 
     def __init__(
@@ -79,6 +82,9 @@ class QrngStream:
         self._chunk = chunk
         self._opened = time.monotonic()
         self._closed = False
+        # The process that owns the stream: a forked child inherits a copy of its queue (the
+        # parent's next bytes) and of its sockets, and must use neither.
+        self._pid = os.getpid()
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -132,13 +138,17 @@ class QrngStream:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """Closed, or opened by another process (this is a forked child's copy)."""
+        return self._closed or self._pid != os.getpid()
 
     def close(self) -> None:
-        """Stops the device and the stream. Safe to call more than once."""
+        """Stops the device and the stream. Safe to call more than once. In a forked child it only
+        marks the copy closed: the device, its threads and its connection are the parent's."""
         if self._closed:
             return
         self._closed = True
+        if self._pid != os.getpid():
+            return
         try:
             if self._on_close is not None:
                 self._on_close()
@@ -148,6 +158,11 @@ class QrngStream:
     def _check_open(self) -> None:
         if self._closed:
             raise StreamClosedError("stream: read from a closed stream")
+        if self._pid != os.getpid():
+            raise StreamClosedError(
+                f"{self.description}: this stream was opened in process {self._pid}; "
+                "open it again after fork (a forked copy would read the bytes its parent reads)"
+            )
 
     def __enter__(self) -> QrngStream:
         return self
