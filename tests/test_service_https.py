@@ -274,6 +274,49 @@ def test_no_healthy_device_gets_503_with_the_reason(serve: Any, pki: Pki) -> Non
     assert s.stats.snapshot()["requests"]["https:client-a"]["refused"] == {"unavailable": 1}
 
 
+class StuckPool(RecordingPool):
+    """No healthy device: a read waits its whole timeout, then fails; counts reads under way."""
+
+    def __init__(self) -> None:
+        super().__init__(available=False)
+        self.waited: list[float] = []
+
+    def read(self, n: int, timeout: float | None = None) -> bytes:
+        assert timeout is not None
+        with self.lock:
+            self.waited.append(timeout)
+        time.sleep(timeout)
+        raise ServiceUnavailable(f"no healthy device for {timeout:.2f} s (test)")
+
+
+def test_the_wait_counts_from_the_requests_arrival_not_from_its_turn_in_the_queue(serve: Any, pki: Pki) -> None:
+    # Three times as many waiting requests as worker threads: without the deadline fixed at
+    # arrival, the last ones would wait their turn (a whole wait per round) and then the wait again.
+    wait, count = 1.0, 3 * 8
+    s = serve(StuckPool(), wait=wait, clients={"*": ClientLimits(requests_per_second=1000)})
+    context = client_context(pki)
+    times: list[float] = []
+    statuses: list[int] = []
+
+    def one() -> None:
+        began = time.monotonic()
+        status, _, _ = get(s.port, "/random?bytes=8", context)
+        with s.pool.lock:
+            times.append(time.monotonic() - began)
+            statuses.append(status)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert statuses == [503] * count
+    assert max(times) < 2 * wait, sorted(times)  # a round and a half at most; 3 s without the fix
+    assert all(0 < w <= wait for w in s.pool.waited)
+    # The requests queued behind the first eight had only what was left of their wait, if anything.
+    assert sum(w > wait / 2 for w in s.pool.waited) <= 8, sorted(s.pool.waited)
+
+
 def test_open_connections_are_counted_and_bounded_per_address(serve: Any, pki: Pki) -> None:
     limits = ConnectionLimits(max_connections=4, max_per_address=2)
     s = serve(connections=limits)
@@ -362,6 +405,8 @@ def test_settings_are_checked_by_name(pki: Pki, tmp_path: Path) -> None:
         HttpsSettings(cert="c", key="k", ca="a", listen="nowhere")
     with pytest.raises(InvalidTypeError, match=r"https clients\['x'\]: expected ClientLimits"):
         settings(pki, clients={"x": {"max_request": 5}})
+    with pytest.raises(InvalidArgumentError, match="https wait: expected a value above 0 and at most 60"):
+        settings(pki, wait=61)
     with pytest.raises(InvalidArgumentError, match="max_request"):
         ClientLimits(max_request=(1 << 20) + 1)
     with pytest.raises(InvalidArgumentError, match="bytes_per_second"):

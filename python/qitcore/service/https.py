@@ -46,6 +46,9 @@ log = logging.getLogger("qitcore.service.https")
 
 FORMATS = ("binary", "hex", "base64")
 READ_THREADS = 8
+MAX_WAIT = 60.0
+"""Seconds a request may wait for the pool at most (the local socket's bound too): a stop or a
+restart of the endpoint waits that long at most for reads under way."""
 _LARGEST_REQUEST = 1 << 20  # the pool's MAX_REQUEST: no limit may allow more
 
 
@@ -91,7 +94,8 @@ class HttpsSettings:
         clients: limits by certificate CN; ``"*"`` applies to any CN not named (each such CN still
             has buckets of its own). Without ``"*"``, a CN not named is refused (403).
         connections: bounds on connections in number and in time.
-        wait: seconds a request waits for the pool (no healthy device) before 503.
+        wait: seconds a request waits for the pool (no healthy device) before 503, counted from
+            its arrival (time spent queued for a worker thread counts); at most 60.
     """
 
     cert: str
@@ -117,7 +121,7 @@ class HttpsSettings:
                 raise InvalidTypeError(f"https clients[{cn!r}]: expected ClientLimits, got {type(limits).__name__}")
         if not isinstance(self.connections, ConnectionLimits):
             raise InvalidTypeError(f"https connections: expected ConnectionLimits, got {self.connections!r}")
-        _positive("https wait", self.wait, at_most=3600)
+        _positive("https wait", self.wait, at_most=MAX_WAIT)
 
 
 def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
@@ -271,10 +275,11 @@ class HttpsServer:
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         from .._https_listener import peer_common_name
 
+        arrived = time.monotonic()
         cn = peer_common_name(request)
         who = f"https:{cn}" if cn is not None else "https"
         try:
-            response = await self._serve(request, cn, who)
+            response = await self._serve(request, cn, who, arrived + self.settings.wait)
         except _Refusal as r:
             # A refused request's body (there should be none) is left unread: the connection ends.
             self.stats.request(who, False, r.word)
@@ -293,7 +298,7 @@ class HttpsServer:
         self.stats.request(who, True)
         return response
 
-    async def _serve(self, request: web.BaseRequest, cn: str | None, who: str) -> web.StreamResponse:
+    async def _serve(self, request: web.BaseRequest, cn: str | None, who: str, deadline: float) -> web.StreamResponse:
         if cn is None:
             raise _Refusal(403, "the client certificate has no subject common name", "forbidden")
         client = self._client(cn)
@@ -313,7 +318,7 @@ class HttpsServer:
         if wait:
             raise _Refusal(429, f"over {client.limits.bytes_per_second:g} bytes a second", "rate", retry_after=wait)
         try:
-            data = await self._take(n)
+            data = await self._take(n, deadline)
         except BaseException:
             client.bytes.give_back(n)  # nothing was served
             raise
@@ -347,14 +352,15 @@ class HttpsServer:
             raise _Refusal(400, f"format: expected one of {', '.join(FORMATS)}, got {form[:20]!r}", "bad-request")
         return n, form
 
-    async def _take(self, n: int) -> bytes:
+    async def _take(self, n: int, deadline: float) -> bytes:
         """``n`` bytes out of the pool: at once when buffered, else from a worker thread that
-        waits up to :attr:`HttpsSettings.wait` for a healthy device."""
+        waits for a healthy device until ``deadline`` (:func:`time.monotonic`; the request's
+        arrival plus :attr:`HttpsSettings.wait`)."""
         try:
             data = self.pool.try_read(n)
             if data is None:
                 loop = asyncio.get_running_loop()
-                data = await loop.run_in_executor(self._server.executor, self.pool.read, n, self.settings.wait)
+                data = await loop.run_in_executor(self._server.executor, self._read_by, n, deadline)
         except ServiceUnavailable as exc:
             raise _Refusal(503, f"no random bytes to serve: {exc}"[:300], "unavailable", retry_after=1.0) from None
         except QitError as exc:
@@ -362,6 +368,14 @@ class HttpsServer:
         if len(data) != n:  # the pool promises exactly n: anything else is a bug, and nothing is sent
             raise RuntimeError(f"the pool returned {len(data)} bytes for a request of {n}")
         return data
+
+    def _read_by(self, n: int, deadline: float) -> bytes:
+        # In a worker thread, maybe after a wait in the executor's queue: only what is left of
+        # the request's wait, and none when its deadline has passed (its client has given up).
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ServiceUnavailable(f"no healthy device within {self.settings.wait:g} s")
+        return self.pool.read(n, left)
 
     @staticmethod
     def _body(data: bytes, form: str) -> web.StreamResponse:
