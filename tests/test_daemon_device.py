@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import select
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +252,21 @@ def test_a_forked_child_never_serves_the_bytes_its_parent_fetched(daemon: Daemon
     blocks = {parent[i : i + 16] for i in range(0, len(parent), 16)}
     assert not any(child[i : i + 16] in blocks for i in range(0, len(child), 16))
     assert randomness.default_stream() is parent_stream and not parent_stream.closed
+
+
+def test_a_process_that_leaves_a_daemon_stream_open_still_exits(daemon: Daemon) -> None:
+    # No close(): the stream is dropped at interpreter exit, its fetching thread mid-request.
+    code = (
+        "import qitcore\n"
+        f"s = qitcore.open('qitcored://{daemon.path}')\n"
+        "print(len(s.read(10)), flush=True)\n"
+        f"kept = [qitcore.open('qitcored://{daemon.path}') for _ in range(2)]\n"
+    )
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, "-c", code], timeout=20, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a process with an open qitcored:// stream did not exit within 20 s")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "10"
+    assert time.monotonic() - started < 10

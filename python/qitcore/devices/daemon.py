@@ -23,11 +23,14 @@ call :func:`qitcore.randbytes` again) to reconnect once the daemon is back.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import logging
+import sys
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 from .. import _core
@@ -105,6 +108,7 @@ class _Feeder:
         return self.client.path
 
     def start(self) -> None:
+        _open.add(self)
         self._thread.start()
 
     def close(self) -> None:
@@ -113,9 +117,11 @@ class _Feeder:
         if self._stop.is_set():
             return
         self._stop.set()
+        _open.discard(self)
         self.client.close()
         self.core.close()  # a feed waiting for room ends
-        if self._thread is not threading.current_thread():
+        # At interpreter exit (a stream dropped unclosed) the thread may be frozen: not joined.
+        if self._thread is not threading.current_thread() and not sys.is_finalizing():
             self._thread.join(5.0)
 
     def _run(self) -> None:
@@ -162,6 +168,19 @@ class _Feeder:
         log.info("%s: %s", self.description, message)  # the reader gets it as an exception
         with contextlib.suppress(QitError):  # closed meanwhile
             self.core.disconnect(message)
+
+
+# Streams still fetching. A process that ends without closing one must not hang: at exit, while
+# threads still run, each is closed (later, in the interpreter's finalization, the fetching thread
+# would be frozen holding its connection's lock, and a close from a finalizer would wait for ever).
+_open: weakref.WeakSet[_Feeder] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for feeder in list(_open):
+        with contextlib.suppress(Exception):
+            feeder.close()
 
 
 register_backend("qitcored", _open_daemon, ())

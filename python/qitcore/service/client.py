@@ -17,6 +17,7 @@ import errno
 import json
 import math
 import socket
+import sys
 import threading
 from collections import deque
 from typing import Any
@@ -53,6 +54,8 @@ __all__ = ["DaemonClient", "how_to_start"]
 # Grace beyond the wait a request allows the daemon: its UNAVAILABLE reply comes at that wait, and
 # must not race the client's own timeout.
 _GRACE = 2.0
+# How long close() waits for a request in progress in another thread to let go of the connection.
+_CLOSE_WAIT = 5.0
 
 
 def how_to_start(paths: list[str]) -> str:
@@ -232,8 +235,14 @@ class DaemonClient:
             # Wakes a thread blocked in recv on it (closing alone would not, on Linux).
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        with self._lock:
-            self._drop()
+        # The thread woken above drops the connection itself and lets go of the lock. At
+        # interpreter exit it may never do so (Python freezes daemon threads that wake up then):
+        # the process ends, and the connection with it, without waiting for it.
+        if self._lock.acquire(timeout=0.0 if sys.is_finalizing() else _CLOSE_WAIT):
+            try:
+                self._drop()
+            finally:
+                self._lock.release()
 
     def __enter__(self) -> DaemonClient:
         return self
