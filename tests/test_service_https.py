@@ -31,6 +31,7 @@ import qitcore
 from qitcore.devices.https_client import open_https
 from qitcore.errors import (
     DeviceDisconnected,
+    DeviceError,
     DeviceNotFound,
     InvalidArgumentError,
     InvalidTypeError,
@@ -488,6 +489,86 @@ def test_the_client_checks_its_parameters_before_connecting(pki: Pki) -> None:
         qitcore.open(f"https://127.0.0.1:1?cert={pki['client-a']}&key={pki['ca']}")
     with pytest.raises(UnsupportedOperationError, match="raw samples"):
         qitcore.open_raw(url(1, pki))
+
+
+def test_conditioning_options_are_refused_rather_than_ignored(pki: Pki) -> None:
+    with pytest.raises(InvalidArgumentError, match="epsilon: the service conditions its devices' samples"):
+        qitcore.open(url(1, pki, extra="&epsilon=1e-30"))
+    with pytest.raises(InvalidArgumentError, match="min_entropy: the service conditions"):
+        qitcore.open(url(1, pki), min_entropy=5.0)
+    with pytest.raises(InvalidArgumentError, match="extractor_seed"):
+        open_https("https://127.0.0.1:1", cert=str(pki["client-a"]), extractor_seed=bytes(64))
+
+
+def test_the_services_503_does_not_race_the_clients_timeout(serve: Any, pki: Pki) -> None:
+    # The service answers 503 at its wait; a client whose timeout is that wait still gets the 503
+    # (ServiceUnavailable), not a timeout of its own connection.
+    s = serve(StuckPool(), wait=0.5)
+    with pytest.raises(ServiceUnavailable, match="no healthy device"):
+        qitcore.open(url(s.port, pki), timeout=0.5)
+
+
+class Misbehaving:
+    """A TLS server on 127.0.0.1 that answers every request with ``head`` and then body bytes
+    without end (for up to ``seconds``), as a broken service or proxy might."""
+
+    def __init__(self, pki: Pki, head: bytes, *, chunked: bool, seconds: float = 6.0) -> None:
+        self.head, self.chunked, self.seconds = head, chunked, seconds
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(str(pki["kme"]), str(pki["kme_key"]))
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                raw, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with contextlib.suppress(OSError, ssl.SSLError):
+                raw.settimeout(2)
+                with self.context.wrap_socket(raw, server_side=True) as conn:
+                    conn.recv(4096)
+                    conn.sendall(self.head)
+                    piece = b"1000\r\n" + bytes(4096) + b"\r\n" if self.chunked else bytes(4096)
+                    end = time.monotonic() + self.seconds
+                    while not self.stop.is_set() and time.monotonic() < end:
+                        conn.sendall(piece)
+                        self.sent += len(piece)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    ("head", "chunked", "error", "words"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n", False, DeviceError, "announced 100000000 bytes"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", True, DeviceError, "more than the 1024 bytes"),
+        (
+            b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n", True, ServiceUnavailable,
+            "Service Unavailable|Busy|error",
+        ),
+    ],
+)  # fmt: skip
+def test_replies_without_end_are_read_only_as_far_as_they_are_needed(
+    pki: Pki, head: bytes, chunked: bool, error: type[Exception], words: str
+) -> None:
+    server = Misbehaving(pki, head, chunked=chunked)
+    try:
+        began = time.monotonic()
+        with pytest.raises(error, match=words):
+            qitcore.open(url(server.port, pki, extra="&chunk=1024"), timeout=1.0)
+        assert time.monotonic() - began < 4  # not the server's 6 s of body, nor its 100 MB
+    finally:
+        server.close()
 
 
 # -- on a real pool ----------------------------------------------------------------------------

@@ -7,7 +7,14 @@ standard library's ``http.client`` and ``ssl``: no aiohttp) and feeds them to th
 queue, which applies backpressure. Parameters: ``cert`` and ``key`` (the client certificate the
 service knows by its CN, PEM), ``ca`` (the CA that signed the service's certificate; default:
 the system's), ``chunk`` (bytes per request, 16384; smaller if the service allows less).
-:func:`open_https` takes them as keywords.
+:func:`open_https` takes them as keywords. Of :func:`qitcore.open`'s options, ``timeout`` (seconds
+to wait for a healthy device; the connection's own timeout allows a little more, so that the
+service's 503 does not race it) and ``buffer_bytes`` apply; the conditioning options
+(``min_entropy``, ``epsilon``, ...) are the service's, set in its configuration, and are refused
+here rather than ignored.
+
+Nothing the service sends is read without a bound: a reply of random bytes is read up to the size
+asked for (one byte more shows a reply too long), an error's body up to 4 KiB.
 
 Errors say what the service said: a certificate it does not serve is
 :class:`~qitcore.errors.ServiceAccessDenied`, no healthy device is
@@ -20,6 +27,7 @@ retried when the service says to (429).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import json
 import math
@@ -56,6 +64,14 @@ HTTPS_PARAMS = (
 DEFAULT_CHUNK = 1 << 14
 RETRY_PAUSE = 1.0
 """Seconds at most between retries of a request the service refused for now (429, 503)."""
+GRACE = 2.0
+"""Seconds the connection waits for an answer beyond ``timeout``: the service's 503 comes at its
+wait, which must not race the client's own timeout."""
+MAX_ERROR_BODY = 4096
+"""Bytes of an error's body read at most (its JSON reason)."""
+# Options every URL takes that an https:// stream uses; the others condition samples, which the
+# service has done.
+_USED = {"buffer_bytes", "timeout", "usb_backend"}
 
 
 class _Refused(Exception):
@@ -92,19 +108,29 @@ class _Fetcher:
             try:
                 conn.request("GET", f"{self.path}?bytes={self.chunk}")
                 response = conn.getresponse()
-                body = response.read()
+                ok = response.status == 200
+                if ok and response.length is not None and response.length != self.chunk:
+                    self.drop()  # its body is left unread: the connection cannot carry another request
+                    raise _Refused(
+                        502, f"the service announced {response.length} bytes for a request of {self.chunk}", None, {}
+                    )
+                body = response.read(self.chunk + 1 if ok else MAX_ERROR_BODY)
+                if not response.isclosed() and len(body) <= (self.chunk if ok else 0):
+                    body += response.read(1)  # the end of a chunked body: nothing more, or it is too long
             except (OSError, http.client.HTTPException):
                 self.drop()
                 if fresh or attempt or self.closed:
                     raise
                 continue  # the service closed the idle connection: once more on a new one
-            if response.will_close:
-                self.drop()
-            if response.status == 200:
-                if len(body) != self.chunk:
+            if response.will_close or not response.isclosed():
+                self.drop()  # closing, or a body not read to its end
+            if ok:
+                if len(body) > self.chunk:
+                    raise _Refused(502, f"the service sent more than the {self.chunk} bytes asked for", None, {})
+                if len(body) < self.chunk:
                     raise _Refused(502, f"the service sent {len(body)} bytes for a request of {self.chunk}", None, {})
                 return body
-            raise _refusal(response.status, response.getheader("Retry-After"), body)
+            raise _refusal(response.status, response.getheader("Retry-After"), body[:MAX_ERROR_BODY])
         raise AssertionError("unreachable")
 
     def _connect(self) -> http.client.HTTPSConnection:
@@ -113,7 +139,7 @@ class _Fetcher:
                 raise DeviceDisconnected(f"{self.url.text}: closed")
             if self._conn is None:
                 self._conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=self.options.timeout, context=self.context
+                    self.host, self.port, timeout=self.options.timeout + GRACE, context=self.context
                 )
             return self._conn
 
@@ -262,15 +288,26 @@ def _first(fetcher: _Fetcher, wait: float) -> bytes:
             if r.status in (429, 503) and time.monotonic() < deadline:
                 time.sleep(min(r.retry_after or RETRY_PAUSE, RETRY_PAUSE, max(0.0, deadline - time.monotonic())))
                 continue
-            raise _opening_error(fetcher.url, r, fetcher.options.timeout) from None
+            raise _opening_error(fetcher.url, r, fetcher.options.timeout + GRACE) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise _opening_error(fetcher.url, exc, fetcher.options.timeout) from None
+            raise _opening_error(fetcher.url, exc, fetcher.options.timeout + GRACE) from None
 
 
 def _open_https(url: Url, options: Options, raw: bool) -> QrngStream:
     if raw:
         raise UnsupportedOperationError(
             f"{url.text}: a service serves extracted bytes only; assess raw samples on the service's host"
+        )
+    defaults = Options()
+    given = [
+        f.name
+        for f in dataclasses.fields(Options)
+        if f.name not in _USED and getattr(options, f.name) != getattr(defaults, f.name)
+    ]
+    if given:
+        raise InvalidArgumentError(
+            f"{url.text}: {', '.join(given)}: the service conditions its devices' samples; "
+            "set these in its configuration ([[device]] tables), not in the client's URL"
         )
     fetcher = _Fetcher(url, options)
     try:
