@@ -5,11 +5,13 @@ simulator."""
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import stat
 import tempfile
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import qitcore
 from hypothesis import given
 from hypothesis import strategies as st
 from qitcore.errors import (
@@ -144,7 +147,14 @@ def test_the_default_socket_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     # A client looks for the system daemon first, then the user's own.
     assert protocol.client_socket_paths() == ["/run/qitcore/qitcored.sock", str(tmp_path / "qitcored.sock")]
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    assert protocol.default_socket_path() == "/tmp/qitcored-1234.sock"
+    # No fallback to a folder others may write to (/tmp): a user without a runtime folder names it.
+    with pytest.raises(InvalidArgumentError, match=r"no default path for uid 1234: XDG_RUNTIME_DIR is not set"):
+        protocol.default_socket_path()
+    with pytest.raises(InvalidArgumentError, match="--socket PATH"):
+        LocalSettings()
+    assert protocol.client_socket_paths() == ["/run/qitcore/qitcored.sock"]
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "relative/dir")
+    assert protocol.client_socket_paths() == ["/run/qitcore/qitcored.sock"]
 
 
 def test_settings_are_checked() -> None:
@@ -426,6 +436,7 @@ def test_the_socket_gets_its_mode_and_group_and_stop_removes_it(pool: Pool, tmp_
     if group is None and os.getuid() == 0:
         group = next(g for g in grp.getgrall() if g.gr_gid != os.getgid())
     name = group.gr_name if group is not None else None
+    (tmp_path / "sub").mkdir()
     s = Served(pool, tmp_path / "sub" / "q.sock", mode=0o640, group=name)
     s.server.start()
     try:
@@ -438,6 +449,56 @@ def test_the_socket_gets_its_mode_and_group_and_stop_removes_it(pool: Pool, tmp_
         s.server.stop()
     assert not os.path.exists(s.path)
     s.server.stop()  # twice is fine
+
+
+def test_the_default_mode_is_the_users_alone_unless_a_group_is_named(pool: Pool, tmp_path: Path) -> None:
+    # The daemon's primary group may be every user's (``users``): without a group, 0600.
+    assert LocalSettings(path="/x/q.sock").mode == 0o600
+    assert LocalSettings(path="/x/q.sock", group="root").mode == 0o660
+    assert LocalSettings(path="/x/q.sock", group="root", mode="0640").mode == 0o640
+    s = Served(pool, tmp_path / "q.sock")
+    s.server.start()
+    try:
+        assert stat.S_IMODE(os.stat(s.path).st_mode) == 0o600
+    finally:
+        s.server.stop()
+
+
+def test_a_missing_folder_other_than_the_systems_is_refused(pool: Pool, tmp_path: Path) -> None:
+    s = Served(pool, tmp_path / "typo" / "q.sock")
+    with pytest.raises(DeviceError, match=r"its folder .*typo does not exist; create it"):
+        s.server.start()
+    assert list(tmp_path.iterdir()) == []  # nothing made
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user (setuid)")
+def test_a_stale_socket_that_cannot_be_removed_is_a_device_error(pool: Pool) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="qitcore-f3-"))
+    shared.chmod(0o1777)  # sticky, like /tmp
+    path = shared / "q.sock"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(path))
+    dead.close()  # stale: nobody listens
+    os.chown(path, 0, 0)
+    path.chmod(0o666)  # anyone may probe it: refused connection, so stale
+    pid = os.fork()
+    if pid == 0:  # as uid 65534, whom the sticky bit forbids to remove root's file
+        code = 4
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            Served(pool, path).server.start()
+        except DeviceError as exc:
+            code = 3 if "a stale socket is there and cannot be removed" in str(exc) and "uid 0" in str(exc) else 5
+        except BaseException:
+            code = 6
+        os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 3
+        assert path.exists()
+    finally:
+        shutil.rmtree(shared)
 
 
 def test_an_unknown_group_is_refused_before_anything_is_created(pool: Pool, tmp_path: Path) -> None:
@@ -574,3 +635,73 @@ def test_a_socket_whose_permissions_refuse_the_user_is_service_access_denied(poo
     finally:
         s.server.stop()
         shutil.rmtree(folder)
+
+
+def _squatter(folder: Path, uid: int | None) -> tuple[int, str]:
+    """A forked child that listens on ``folder``/q.sock as ``uid`` (None: as this user) and
+    answers every READ with zeros: what a user squatting a shared folder would serve. Its pid and
+    the socket's path; kill it with SIGKILL."""
+    path = str(folder / "q.sock")
+    pid = os.fork()
+    if pid == 0:  # the child: only already-imported, pure-Python code runs here
+        try:
+            if uid is not None:
+                os.setgid(uid)
+                os.setuid(uid)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(path)
+            os.chmod(path, 0o666)
+            listener.listen(4)
+            while True:
+                conn, _ = listener.accept()
+                with conn, contextlib.suppress(EOFError, OSError):
+                    while True:
+                        request = decode_request(recv_exactly(conn, REQUEST_SIZE))
+                        conn.sendall(encode_reply(Status.OK, bytes(request.length)) + bytes(request.length))
+        except BaseException:
+            pass
+        os._exit(0)
+    wait_until(lambda: os.path.exists(path))
+    return pid, path
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="serving as another uid needs root (setuid)")
+def test_a_socket_served_by_another_user_is_refused(tmp_path: Path) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="qitcore-f3-"))
+    shared.chmod(0o1777)  # like /tmp: anyone may put a socket here
+    owned = Path(tempfile.mkdtemp(prefix="qitcore-f3-"))
+    children: list[int] = []
+    try:
+        # Served by uid 65534 in a folder anyone may write to: refused, even for root.
+        pid, path = _squatter(shared, 65534)
+        children.append(pid)
+        with pytest.raises(ServiceAccessDenied, match=r"is served by uid 65534, not by root or you \(uid 0\)"):
+            DaemonClient(path, timeout=5).read(16)
+        os.environ["QITCORE_SOCKET"] = path
+        try:
+            with pytest.raises(ServiceAccessDenied, match="uid 65534"):
+                qitcore.open("qitcored://")
+        finally:
+            del os.environ["QITCORE_SOCKET"]
+        os.unlink(path)
+        # The same squatter as this user (root) is believed: the refusal above was the uid's.
+        pid, path = _squatter(shared, None)
+        children.append(pid)
+        with DaemonClient(path, timeout=5) as client:
+            assert client.read(16) == bytes(16)
+        # A folder that uid 65534 owns and nobody else may write to: its daemon is trusted.
+        os.chown(owned, 65534, 65534)
+        owned.chmod(0o755)
+        pid, path = _squatter(owned, 65534)
+        children.append(pid)
+        with DaemonClient(path, timeout=5) as client:
+            assert client.read(16) == bytes(16)
+        owned.chmod(0o775)  # now its group may put a socket there too: refused
+        with pytest.raises(ServiceAccessDenied, match="uid 65534"):
+            DaemonClient(path, timeout=5).read(16)
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        shutil.rmtree(shared)
+        shutil.rmtree(owned)

@@ -4,7 +4,7 @@
 opened at the first request and again after the daemon went away, and maps every way a request
 can fail to a :class:`~qitcore.errors.QitError` that names the socket: no daemon listening
 (:class:`~qitcore.errors.DeviceNotFound`, saying how to start one), refused by the socket's
-permissions (:class:`ServiceAccessDenied`), gone mid-request
+permissions or served by another user (:class:`ServiceAccessDenied`), gone mid-request
 (:class:`~qitcore.errors.DeviceDisconnected`), no healthy device
 (:class:`~qitcore.errors.ServiceUnavailable`). It needs nothing beyond the standard library, so
 ``qitcore.open("qitcored://")`` works with the library's own dependencies.
@@ -16,7 +16,9 @@ import contextlib
 import errno
 import json
 import math
+import os
 import socket
+import struct
 import sys
 import threading
 from collections import deque
@@ -108,7 +110,8 @@ class DaemonClient:
         Raises:
             InvalidArgumentError: ``n`` is not a byte count of 0 or more.
             DeviceNotFound: no daemon listens (the message says how to start one).
-            ServiceAccessDenied: the socket's permissions refuse this user.
+            ServiceAccessDenied: the socket's permissions refuse this user, or another user serves
+                it (not root, not this user: a socket anyone could have put there).
             ServiceUnavailable: the daemon has no healthy device for ``timeout`` seconds.
             DeviceDisconnected: the daemon went away mid-request (the bytes of that request are
                 lost; the next request reconnects).
@@ -286,6 +289,11 @@ class DaemonClient:
                 if exc.errno == errno.EAGAIN:  # the listen backlog is full
                     raise DeviceBusy(f"{path}: the daemon's listen backlog is full; try again") from None
                 raise DeviceError(f"{path}: cannot connect to the daemon ({exc.strerror or exc})") from None
+            try:
+                _check_server(sock, path)
+            except BaseException:
+                sock.close()
+                raise
             self.path = path
             return sock
         if refused:
@@ -362,6 +370,43 @@ class DaemonClient:
                     f"{self.path}: the daemon closed the connection mid-reply (it stopped or was killed)"
                 )
             at += got
+
+
+def _check_server(sock: socket.socket, path: str) -> None:
+    """Refuses a server that is not the daemon this user may trust: the peer (SO_PEERCRED: who
+    listens on the socket) must be root, this user, or the owner of the socket's folder when
+    nobody else may write to that folder. Anyone else could have put the socket there first
+    (a shared folder such as /tmp) and would serve bytes of their choosing.
+
+    Raises:
+        ServiceAccessDenied: another user serves it (the message names the uid).
+        DeviceError: the peer cannot be told (a system without SO_PEERCRED).
+    """
+    option = getattr(socket, "SO_PEERCRED", None)
+    try:
+        if option is None:
+            raise OSError("SO_PEERCRED is not available on this system")
+        _pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, option, _PEERCRED.size))
+    except (OSError, struct.error) as exc:
+        raise DeviceError(f"{path}: cannot tell who serves this socket ({exc}); refusing it") from None
+    me = os.getuid()
+    if uid in (0, me):
+        return
+    folder = os.path.dirname(os.path.realpath(path))
+    try:
+        info = os.stat(folder)
+    except OSError:
+        info = None
+    if info is not None and info.st_uid == uid and not info.st_mode & 0o022:
+        return  # the folder is that user's alone: only its owner's daemon can listen there
+    raise ServiceAccessDenied(
+        f"{path}: is served by uid {uid}, not by root or you (uid {me}), and its folder {folder} is "
+        "not that user's alone; refusing its bytes (any user may have put this socket there). "
+        "Run the daemon as root or as yourself, or in a folder only its user may write to"
+    )
+
+
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 def _writable(buffer: bytearray | memoryview) -> memoryview:

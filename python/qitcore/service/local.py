@@ -48,6 +48,7 @@ from .pool import MAX_REQUEST, Pool
 from .protocol import (
     MAX_WAIT_MS,
     REQUEST_SIZE,
+    SYSTEM_SOCKET,
     Op,
     Request,
     Status,
@@ -76,18 +77,26 @@ class LocalSettings:
 
     Attributes:
         path: the socket file (default: :func:`~qitcore.service.protocol.default_socket_path`).
-        mode: its permission bits (``0o660``: owner and group read and write; connecting needs
-            write permission). An octal string (``"0660"``) is accepted too.
+        mode: its permission bits; connecting needs write permission. An octal string
+            (``"0660"``) is accepted too. Default: ``0o660`` (owner and group) when ``group`` is
+            set, else ``0o600`` (the daemon's user alone: its own primary group may be shared by
+            every user, such as ``users``).
         group: the group it is given, by name (``None``: the daemon's own).
         max_clients: connections served at once.
         idle_timeout: seconds a connection may wait between requests, or take to read a reply.
     """
 
     path: str = field(default_factory=default_socket_path)
-    mode: int = 0o660
+    mode: int | None = None
     group: str | None = None
     max_clients: int = 256
     idle_timeout: float = 60.0
+
+    @property
+    def permissions(self) -> int:
+        """The socket file's permission bits (``mode`` as resolved)."""
+        assert self.mode is not None  # resolved by __post_init__
+        return self.mode
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not self.path or "\0" in self.path:
@@ -96,6 +105,9 @@ class LocalSettings:
         if len(os.fsencode(self.path)) > 107:
             raise InvalidArgumentError(f"path: a Unix socket path holds at most 107 bytes, got {self.path!r}")
         mode = self.mode
+        if mode is None:
+            mode = 0o660 if self.group is not None else 0o600
+            object.__setattr__(self, "mode", mode)
         if isinstance(mode, str):
             try:
                 mode = int(mode, 8)
@@ -184,7 +196,8 @@ class LocalServer:
             if failure:
                 raise DeviceError(f"{self.path}: the socket server failed to start ({failure[0]})") from failure[0]
             raise DeviceError(f"{self.path}: the socket server did not start within {_START:g} s")
-        log.info("listening on %s (mode %04o, group %s)", self.path, self.settings.mode, self.settings.group or "-")
+        settings = self.settings
+        log.info("listening on %s (mode %04o, group %s)", self.path, settings.permissions, settings.group or "-")
 
     def stop(self) -> None:
         """Closes every connection and the socket, and removes the socket file (if it is still the
@@ -227,10 +240,20 @@ class LocalServer:
         gid = self._gid()
         self._clear_stale(path)
         parent = os.path.dirname(os.path.abspath(path))
-        try:
-            os.makedirs(parent, mode=0o755, exist_ok=True)
-        except OSError as exc:
-            raise DeviceError(f"{path}: cannot create its folder {parent} ({exc.strerror or exc})") from None
+        if not os.path.isdir(parent):
+            # Only the system daemon's folder is made here (systemd's RuntimeDirectory= makes it
+            # under the shipped unit): elsewhere a missing folder is more likely a mistyped path,
+            # and one made here would not get the care the daemon's user gives its own folders.
+            if os.path.abspath(path) != SYSTEM_SOCKET:
+                raise DeviceError(
+                    f"{path}: its folder {parent} does not exist; create it (writable by the daemon's user "
+                    "alone), or pick another --socket"
+                )
+            try:
+                os.makedirs(parent, mode=0o755, exist_ok=True)
+                os.chmod(parent, 0o755)  # whatever the umask
+            except OSError as exc:
+                raise DeviceError(f"{path}: cannot create its folder {parent} ({exc.strerror or exc})") from None
         # Bound under a name nobody knows, given its mode and group, listening, and only then
         # renamed into place: no client ever sees it with the umask's permissions.
         temporary = os.path.join(parent, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}")
@@ -241,7 +264,7 @@ class LocalServer:
             except OSError as exc:
                 raise DeviceError(f"{path}: cannot create the socket in {parent} ({exc.strerror or exc})") from None
             try:
-                os.chmod(temporary, self.settings.mode)
+                os.chmod(temporary, self.settings.permissions)
                 if gid is not None:
                     os.chown(temporary, -1, gid)
             except PermissionError as exc:
@@ -292,8 +315,15 @@ class LocalServer:
             probe.connect(path)
         except ConnectionRefusedError:
             log.info("%s: replacing a stale socket (nobody listens on it)", path)
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # another user's, in a sticky folder such as /tmp
+                raise DeviceError(
+                    f"{path}: a stale socket is there and cannot be removed ({exc.strerror or exc}; "
+                    f"it belongs to uid {info.st_uid}); remove it, or pick another --socket"
+                ) from None
             return
         except OSError as exc:
             raise DeviceError(f"{path}: a socket is there and cannot be probed ({exc.strerror or exc})") from None

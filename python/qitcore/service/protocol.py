@@ -201,27 +201,42 @@ SYSTEM_SOCKET = "/run/qitcore/qitcored.sock"
 
 def default_socket_path() -> str:
     """Where a daemon listens by default: ``$QITCORE_SOCKET`` if set; else :data:`SYSTEM_SOCKET`
-    for root; else ``$XDG_RUNTIME_DIR/qitcored.sock``; else ``/tmp/qitcored-<uid>.sock``."""
+    for root; else ``$XDG_RUNTIME_DIR/qitcored.sock`` (a folder only this user may write to).
+    There is no fallback to a shared folder such as ``/tmp``: another user could put a socket there
+    first and serve chosen bytes.
+
+    Raises:
+        InvalidArgumentError: not root, and neither ``$QITCORE_SOCKET`` nor ``$XDG_RUNTIME_DIR``
+            is set: the path must be named.
+    """
     explicit = os.environ.get("QITCORE_SOCKET")
     if explicit:
         return explicit
     if os.getuid() == 0:
         return SYSTEM_SOCKET
-    return _user_socket_path()
+    user = _user_socket_path()
+    if user is None:
+        raise InvalidArgumentError(
+            f"socket: no default path for uid {os.getuid()}: XDG_RUNTIME_DIR is not set (no login "
+            "session); name the socket with --socket PATH, [socket] path or QITCORE_SOCKET, in a "
+            "folder only you may write to (not /tmp)"
+        )
+    return user
 
 
 def client_socket_paths() -> list[str]:
     """Where a client looks for a daemon, in order: ``$QITCORE_SOCKET`` alone if set; else the
-    system daemon's socket, then the one a daemon run by this user listens on by default."""
+    system daemon's socket, then ``$XDG_RUNTIME_DIR/qitcored.sock`` (the one a daemon run by this
+    user listens on by default) when that is set."""
     explicit = os.environ.get("QITCORE_SOCKET")
     if explicit:
         return [explicit]
-    paths = [SYSTEM_SOCKET, default_socket_path()]
-    return list(dict.fromkeys(paths))
+    user = None if os.getuid() == 0 else _user_socket_path()  # root's daemon listens on the system's
+    return [SYSTEM_SOCKET] if user is None or user == SYSTEM_SOCKET else [SYSTEM_SOCKET, user]
 
 
-def _user_socket_path() -> str:
+def _user_socket_path() -> str | None:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime):
+    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
         return os.path.join(runtime, "qitcored.sock")
-    return f"/tmp/qitcored-{os.getuid()}.sock"
+    return None
