@@ -41,6 +41,7 @@ from qitcore.errors import (
 )
 from qitcore.kme.limits import ConnectionLimits
 from qitcore.kme.pki import local_pki
+from qitcore.service import https
 from qitcore.service.config import DeviceSettings
 from qitcore.service.https import ClientLimits, HttpsServer, HttpsSettings
 from qitcore.service.pool import Pool
@@ -237,6 +238,29 @@ def test_a_client_without_a_certificate_of_the_ca_cannot_connect(
     with pytest.raises((ssl.SSLError, ConnectionError)):
         get(s.port, "/random?bytes=8", context)
     assert s.pool.given == []
+
+
+def test_client_classes_are_bounded_in_length_and_in_number(pki: Pki) -> None:
+    server = HttpsServer(
+        RecordingPool(), ServiceStats(), settings(pki, clients={"*": ClientLimits(), "named": ClientLimits()})
+    )
+    try:
+        long = "x" * 300
+        assert server._class(None) == "https"
+        assert server._class("client-a") == "https:client-a"
+        name = server._class(long)
+        assert name.startswith("https:" + "x" * 32 + "~") and len(name) < 60
+        assert server._class(long + "y") not in (name, "https:other")  # distinct CNs, distinct classes
+        assert server._class("tab\there").startswith("https:tab?here~")
+        assert server._class("other") != "https:other"  # no CN can pass for the overflow class
+        for i in range(https.MAX_CLIENT_CLASSES):
+            server._class(f"cn-{i}")
+        assert server._class("one-too-many") == "https:other"
+        assert server._class("client-a") == "https:client-a"  # seen before: keeps its class
+        assert server._class("named") == "https:named"  # named in the configuration: always its own
+        ServiceStats().served(server._class("z" * 10_000), 1)  # a name the stats accept
+    finally:
+        server.stop()
 
 
 def test_requests_over_the_rate_get_429_with_retry_after(serve: Any, pki: Pki) -> None:
@@ -595,5 +619,7 @@ def test_two_clients_on_a_real_pool_never_get_the_same_bytes(serve: Any, pki: Pk
 def test_without_aiohttp_the_server_says_what_to_install(pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiohttp", None)  # as if not installed: importing it fails
     monkeypatch.delitem(sys.modules, "qitcore._https_listener", raising=False)
-    with pytest.raises(InvalidArgumentError, match=r"pip install 'qitcore\[service\]'"):
+    with pytest.raises(
+        DeviceError, match=r"aiohttp, part of qitcore's service extra: pip install 'qitcore\[service\]'"
+    ):
         HttpsServer(RecordingPool(), ServiceStats(), settings(pki))

@@ -16,10 +16,10 @@ pytest.importorskip("aiohttp", reason="the metrics endpoint needs the service ex
 pytest.importorskip("prometheus_client", reason="the metrics endpoint needs the service extra (prometheus_client)")
 
 from prometheus_client.parser import text_string_to_metric_families
-from qitcore.errors import InvalidArgumentError, InvalidTypeError
+from qitcore.errors import DeviceError, InvalidArgumentError, InvalidTypeError
 from qitcore.service.config import DeviceSettings
-from qitcore.service.metrics import STATES, MetricsServer, MetricsSettings
-from qitcore.service.pool import Pool
+from qitcore.service.metrics import MetricsServer, MetricsSettings
+from qitcore.service.pool import STATES, Pool
 from qitcore.service.stats import ServiceStats
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -193,5 +193,7 @@ def test_without_the_service_extra_the_server_says_what_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: importing it fails
     monkeypatch.delitem(sys.modules, "qitcore._https_listener", raising=False)
-    with pytest.raises(InvalidArgumentError, match=rf"{missing}: pip install 'qitcore\[service\]'"):
+    with pytest.raises(
+        DeviceError, match=rf"{missing}, part of qitcore's service extra: pip install 'qitcore\[service\]'"
+    ):
         MetricsServer(StatusPool(FIXED_STATUS), ServiceStats(), MetricsSettings(listen="127.0.0.1:0"))

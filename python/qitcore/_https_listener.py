@@ -15,18 +15,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import json
 import logging
+import math
 import socket
 import ssl
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
+from ._validate import host_port
+from .errors import InvalidArgumentError
 from .kme.limits import ConnectionLimits
 
-__all__ = ["BoundedServer", "Refuse", "Respond", "peer_common_name"]
+__all__ = ["BoundedServer", "Refuse", "Respond", "json_response", "peer_common_name", "refuser"]
 
 Refuse = Callable[[int, str], web.StreamResponse]
 """Makes the answer to a request refused before any handler saw it (status, reason); the
@@ -201,6 +205,37 @@ class _Listener:
             release()
 
 
+def json_response(
+    status: int,
+    payload: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    close: bool = False,
+    retry_after: float | None = None,
+) -> web.Response:
+    """A JSON response with ``headers``; ``retry_after`` (seconds, rounded up, at least 1) becomes
+    ``Retry-After``; ``close`` ends the connection after it."""
+    response = web.Response(status=status, body=json.dumps(payload).encode(), content_type="application/json")
+    response.headers.update(headers or {})
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    if close:
+        response.force_close()
+    return response
+
+
+def refuser(
+    headers: Mapping[str, str] | None = None, body: Callable[[str], Any] = lambda reason: {"error": reason}
+) -> Refuse:
+    """A :data:`Refuse`: the reason as JSON (``body(reason)``, ``{"error": reason}`` by default)
+    with ``headers``; the connection is closed after it."""
+
+    def refuse(status: int, reason: str) -> web.StreamResponse:
+        return json_response(status, body(reason), headers=headers, close=True)
+
+    return refuse
+
+
 def peer_common_name(request: web.BaseRequest) -> str | None:
     """The subject common name of the client's verified certificate, or None (no TLS, no
     certificate, or a certificate without one)."""
@@ -214,7 +249,8 @@ def peer_common_name(request: web.BaseRequest) -> str | None:
 
 
 class BoundedServer:
-    """Serves HTTP (HTTPS with ``context``) on the listening socket ``sock`` until :meth:`stop`.
+    """Serves HTTP (HTTPS with ``context``) on the listening socket ``sock`` from :meth:`start`
+    until :meth:`stop` (:meth:`listening` binds the socket too, and closes it at :meth:`stop`).
 
     Args:
         sock: a listening socket (made non-blocking here); closed by the caller.
@@ -249,6 +285,46 @@ class BoundedServer:
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._what = name
+        self._owns_socket = False
+        self._state = "new"
+        self._state_lock = threading.Lock()
+
+    @classmethod
+    def listening(
+        cls,
+        what: str,
+        address: str,
+        limits: ConnectionLimits,
+        context: ssl.SSLContext | None,
+        respond: Respond,
+        refuse: Refuse,
+        **kwargs: Any,
+    ) -> BoundedServer:
+        """A server on a socket bound here to ``address`` (``HOST:PORT``; port 0: any free one,
+        see :attr:`port`) and closed at :meth:`stop`. ``what`` names the front end in errors
+        (``"https"``); ``kwargs`` are the constructor's.
+
+        Raises:
+            InvalidArgumentError: the address is malformed or cannot be listened on.
+        """
+        host, port = host_port(f"{what} listen", address)
+        try:
+            sock = socket.create_server((host, port), backlog=limits.backlog)
+        except (OSError, OverflowError) as exc:
+            raise InvalidArgumentError(f"{what} listen: cannot listen on {address}: {exc}") from None
+        try:
+            server = cls(sock, limits, context, respond, refuse, **kwargs)
+        except BaseException:
+            sock.close()
+            raise
+        server._what, server._owns_socket = what, True
+        return server
+
+    @property
+    def port(self) -> int:
+        """The port listened on."""
+        return int(self.sock.getsockname()[1])
 
     def connections(self, delta: int) -> None:
         if self._on_connection is not None:
@@ -258,18 +334,33 @@ class BoundedServer:
                 self.log.exception("counting a connection failed")
 
     def start(self) -> None:
-        """Starts serving in a thread of its own; returns once it accepts connections."""
-        self._thread.start()
+        """Starts serving in a thread of its own; returns once it accepts connections.
+
+        Raises:
+            InvalidArgumentError: started before, or stopped.
+        """
+        with self._state_lock:
+            if self._state != "new":
+                raise InvalidArgumentError(f"{self._what}: cannot start a server that is {self._state}")
+            self._state = "running"
+            self._thread.start()
         self._ready.wait()
 
     def stop(self) -> None:
         """Stops accepting, closes every connection (a request being answered gets up to a second
-        to finish) and returns once the server's threads have ended. Safe to call twice."""
+        to finish) and returns once the server's threads have ended (a blocking job of
+        :attr:`executor` under way is waited for). Safe to call twice, and before :meth:`start`."""
+        with self._state_lock:
+            if self._state == "stopped":
+                return
+            self._state = "stopped"
         if self._loop is not None and self._stopping is not None:
             self._loop.call_soon_threadsafe(self._stopping.set)
         if self._thread.is_alive():
             self._thread.join()
         self.executor.shutdown(wait=True)
+        if self._owns_socket:
+            self.sock.close()
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()

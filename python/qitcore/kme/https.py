@@ -7,14 +7,13 @@ blocking). Imported only when a KME serves: the client needs no aiohttp."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .._https_listener import BoundedServer, peer_common_name
+from .._https_listener import BoundedServer, json_response, peer_common_name, refuser
 from ..errors import KMEBadRequest, KMEError, KMEUnauthorized
 from .models import error_body
 
@@ -29,18 +28,16 @@ METHODS = ("GET", "POST")
 STORE_THREADS = 8
 
 
+_HEADERS = {"Server": "qitcore-kme"}
+
+
 def _json(status: int, payload: dict[str, Any], *, close: bool = False) -> web.Response:
-    response = web.Response(status=status, body=json.dumps(payload).encode(), content_type="application/json")
-    response.headers["Server"] = "qitcore-kme"
     if status == 405:
-        response.headers["Allow"] = ", ".join(METHODS)
-    if close or status == 405:
-        response.force_close()
-    return response
+        return json_response(status, payload, headers={**_HEADERS, "Allow": ", ".join(METHODS)}, close=True)
+    return json_response(status, payload, headers=_HEADERS, close=close)
 
 
-def _refuse(status: int, reason: str) -> web.StreamResponse:
-    return _json(status, error_body(reason), close=True)
+_refuse = refuser(_HEADERS, error_body)
 
 
 def _sae(request: web.BaseRequest) -> str:

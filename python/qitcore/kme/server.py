@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from ..errors import InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized
+from ..errors import DeviceError, InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized
 from .limits import ConnectionLimits
 from .models import Key, KeyRequest, Status, container, parse_key_ids, parse_key_request
 from .store import KeyStore
@@ -62,6 +62,7 @@ class KMEServer:
 
     Raises:
         InvalidArgumentError: a TLS file cannot be loaded, or ``host:port`` cannot be listened on.
+        DeviceError: aiohttp (qitcore's ``kme`` extra) is not installed.
     """
 
     def __init__(
@@ -94,7 +95,9 @@ class KMEServer:
             https = importlib.import_module(".https", __package__)
         except ImportError:
             self._sock.close()
-            raise InvalidArgumentError("the KME server needs aiohttp: pip install 'qitcore[kme]'") from None
+            raise DeviceError(
+                "the KME server needs aiohttp, part of qitcore's kme extra: pip install 'qitcore[kme]'"
+            ) from None
         self._service = https.Service(self, self._sock)
         self._started = False
 

@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import math
-import socket
 import ssl
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._validate import host_port
-from ..errors import InvalidArgumentError, InvalidTypeError, QitError, ServiceUnavailable
+from ..errors import DeviceError, InvalidArgumentError, InvalidTypeError, QitError, ServiceUnavailable
 from ..kme.limits import ConnectionLimits
 
 if TYPE_CHECKING:
@@ -46,6 +45,11 @@ log = logging.getLogger("qitcore.service.https")
 
 FORMATS = ("binary", "hex", "base64")
 READ_THREADS = 8
+MAX_CLIENT_CLASSES = 64
+"""Client classes (and so metric labels) for CNs the configuration does not name, at most: the
+first ones seen get one each, the rest are counted together as ``https:other``."""
+MAX_BUCKETS = 4096
+"""CNs whose rate buckets are kept at once; past it, those whose buckets are full are forgotten."""
 MAX_WAIT = 60.0
 """Seconds a request may wait for the pool at most (the local socket's bound too): a stop or a
 restart of the endpoint waits that long at most for reads under way."""
@@ -174,6 +178,23 @@ class _Client:
         self.requests = _Bucket(limits.requests_per_second, max(1.0, limits.requests_per_second))
         self.bytes = _Bucket(limits.bytes_per_second, max(float(limits.max_request), limits.bytes_per_second))
 
+    def rested(self) -> bool:
+        """Both buckets are full: the client is as if it had never come."""
+        return (
+            self.requests.take(0) == 0
+            and self.requests.tokens >= self.requests.size
+            and (self.bytes.take(0) == 0 and self.bytes.tokens >= self.bytes.size)
+        )
+
+
+def _label(cn: str) -> str:
+    """``cn`` as a client class's name: as it is when short and printable, else a printable
+    prefix and a hash of the whole (distinct CNs keep distinct names)."""
+    if len(cn) <= 64 and cn.isprintable() and cn != "other":
+        return cn
+    prefix = "".join(c if c.isprintable() else "?" for c in cn[:32])
+    return f"{prefix}~{hashlib.blake2b(cn.encode(errors='surrogatepass'), digest_size=6).hexdigest()}"
+
 
 class _Refusal(Exception):
     def __init__(self, status: int, reason: str, word: str, *, retry_after: float | None = None, **extra: Any):
@@ -181,25 +202,16 @@ class _Refusal(Exception):
         self.status, self.reason, self.word, self.retry_after, self.extra = status, reason, word, retry_after, extra
 
 
+_HEADERS = {"Server": "qitcore-serve", "Cache-Control": "no-store"}
+
+
 def _json(
     status: int, payload: dict[str, Any], *, close: bool = False, retry_after: float | None = None
 ) -> web.Response:
-    from aiohttp import web
+    from .._https_listener import json_response
 
-    response = web.Response(status=status, body=json.dumps(payload).encode(), content_type="application/json")
-    response.headers["Server"] = "qitcore-serve"
-    response.headers["Cache-Control"] = "no-store"
-    if status == 405:
-        response.headers["Allow"] = "GET"
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
-    if close:
-        response.force_close()
-    return response
-
-
-def _refuse(status: int, reason: str) -> web.Response:
-    return _json(status, {"error": reason}, close=True)
+    headers = {**_HEADERS, "Allow": "GET"} if status == 405 else _HEADERS
+    return json_response(status, payload, headers=headers, close=close, retry_after=retry_after)
 
 
 class HttpsServer:
@@ -209,43 +221,37 @@ class HttpsServer:
 
     Raises:
         InvalidArgumentError: the settings are not usable (a TLS file cannot be loaded, the
-            address cannot be listened on), or aiohttp is not installed.
+            address cannot be listened on).
+        DeviceError: aiohttp (qitcore's ``service`` extra) is not installed.
     """
 
     def __init__(self, pool: Pool, stats: ServiceStats, settings: HttpsSettings) -> None:
         if not isinstance(settings, HttpsSettings):
             raise InvalidTypeError(f"settings: expected HttpsSettings, got {type(settings).__name__}")
         try:
-            from .._https_listener import BoundedServer
+            from .._https_listener import BoundedServer, refuser
         except ImportError:
-            raise InvalidArgumentError("the HTTPS endpoint needs aiohttp: pip install 'qitcore[service]'") from None
+            raise DeviceError(
+                "the HTTPS endpoint needs aiohttp, part of qitcore's service extra: pip install 'qitcore[service]'"
+            ) from None
         self.pool, self.stats, self.settings = pool, stats, settings
         context = server_context(settings.cert, settings.key, settings.ca)
-        host, port = host_port("https listen", settings.listen)
-        try:
-            self._sock = socket.create_server((host, port), backlog=settings.connections.backlog)
-        except (OSError, OverflowError) as exc:
-            raise InvalidArgumentError(f"https listen: cannot listen on {settings.listen}: {exc}") from None
         self._clients: dict[str, _Client] = {}
-        self._server = BoundedServer(
-            self._sock, settings.connections, context, self._answer, _refuse,
+        self._classes: dict[str, str] = {}
+        self._others = 0
+        self._server = BoundedServer.listening(
+            "https", settings.listen, settings.connections, context, self._answer, refuser(_HEADERS),
             name="qitcore.service.https", threads=READ_THREADS, on_connection=self._connection,
         )  # fmt: skip
-        self._lock = threading.Lock()
-        self._state = "new"
 
     @property
     def port(self) -> int:
         """The port listened on."""
-        return int(self._sock.getsockname()[1])
+        return self._server.port
 
     def start(self) -> None:
         """Starts serving in a thread of its own; returns once connections are accepted."""
-        with self._lock:
-            if self._state != "new":
-                raise InvalidArgumentError(f"https: cannot start a server that is {self._state}")
-            self._state = "running"
-            self._server.start()
+        self._server.start()
         host, _ = host_port("https listen", self.settings.listen)
         log.info("serving random bytes over HTTPS on %s:%d", host, self.port)
 
@@ -253,12 +259,7 @@ class HttpsServer:
         """Stops accepting, closes every connection and returns once the server's threads have
         ended (a request waiting for the pool ends within :attr:`HttpsSettings.wait`). Safe to
         call twice, and before :meth:`start`."""
-        with self._lock:
-            if self._state == "stopped":
-                return
-            self._state = "stopped"
         self._server.stop()
-        self._sock.close()
 
     def _connection(self, delta: int) -> None:
         self.stats.client("https", delta)
@@ -269,15 +270,38 @@ class HttpsServer:
             limits = self.settings.clients.get(cn) or self.settings.clients.get("*")
             if limits is None:
                 return None
+            if len(self._clients) >= MAX_BUCKETS:
+                self._forget_rested()
             client = self._clients[cn] = _Client(limits)
         return client
+
+    def _forget_rested(self) -> None:
+        # A CN whose buckets are full again is as if never seen: its entry can go (CNs under "*"
+        # are as many as the CA signs).
+        for cn in [cn for cn, client in self._clients.items() if client.rested()]:
+            del self._clients[cn]
+
+    def _class(self, cn: str | None) -> str:
+        """The client class ``cn`` is counted under: ``https:<CN>`` (a long or odd CN shortened
+        and hashed) for CNs the configuration names and the first :data:`MAX_CLIENT_CLASSES`
+        others, ``https:other`` for the rest; ``https`` without a CN."""
+        if cn is None:
+            return "https"
+        name = self._classes.get(cn)
+        if name is None:
+            if cn not in self.settings.clients:
+                if self._others >= MAX_CLIENT_CLASSES:
+                    return "https:other"
+                self._others += 1
+            name = self._classes[cn] = f"https:{_label(cn)}"
+        return name
 
     async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         from .._https_listener import peer_common_name
 
         arrived = time.monotonic()
         cn = peer_common_name(request)
-        who = f"https:{cn}" if cn is not None else "https"
+        who = self._class(cn)
         try:
             response = await self._serve(request, cn, who, arrived + self.settings.wait)
         except _Refusal as r:
@@ -387,6 +411,5 @@ class HttpsServer:
             text = data.hex() if form == "hex" else base64.b64encode(data).decode()
             payload = {"format": form, "bytes": len(data), "data": text}
             response = web.Response(status=200, body=json.dumps(payload).encode(), content_type="application/json")
-        response.headers["Server"] = "qitcore-serve"
-        response.headers["Cache-Control"] = "no-store"
+        response.headers.update(_HEADERS)
         return response

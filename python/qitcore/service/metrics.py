@@ -19,17 +19,16 @@ The endpoint serves only these figures (no random bytes, no configuration): it i
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._validate import host_port
-from ..errors import InvalidArgumentError, InvalidTypeError
+from ..errors import DeviceError, InvalidTypeError
 from ..kme.limits import ConnectionLimits
+from .pool import STATES
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -37,12 +36,9 @@ if TYPE_CHECKING:
     from .pool import Pool
     from .stats import ServiceStats
 
-__all__ = ["STATES", "MetricsServer", "MetricsSettings", "registry"]
+__all__ = ["MetricsServer", "MetricsSettings", "registry"]
 
 log = logging.getLogger("qitcore.service.metrics")
-
-STATES = ("starting", "healthy", "failed", "disconnected", "backoff", "stopped")
-"""A device's states (one ``device_state`` series each)."""
 
 
 def _scrape_limits() -> ConnectionLimits:
@@ -88,17 +84,14 @@ class _Collector:
         snap = self.stats.snapshot()
         status = self.pool.status()
 
-        def counter(name: str, doc: str, labels: list[str], rows: list[tuple[list[str], float]]) -> Any:
-            family = CounterMetricFamily(f"qitcore_{name}", doc, labels=labels)
+        def family(kind: Any, name: str, doc: str, labels: list[str], rows: list[tuple[list[str], float]]) -> Any:
+            made = kind(f"qitcore_{name}", doc, labels=labels)
             for values, value in rows:
-                family.add_metric(values, value)
-            return family
+                made.add_metric(values, value)
+            return made
 
-        def gauge(name: str, doc: str, labels: list[str], rows: list[tuple[list[str], float]]) -> Any:
-            family = GaugeMetricFamily(f"qitcore_{name}", doc, labels=labels)
-            for values, value in rows:
-                family.add_metric(values, value)
-            return family
+        counter = functools.partial(family, CounterMetricFamily)
+        gauge = functools.partial(family, GaugeMetricFamily)
 
         yield gauge("uptime_seconds", "Seconds since the service started.", [], [([], snap["uptime"])])
         yield counter(
@@ -164,12 +157,14 @@ def registry(pool: Pool, stats: ServiceStats) -> Any:
     """A ``prometheus_client`` registry holding only the service's collector.
 
     Raises:
-        InvalidArgumentError: prometheus_client is not installed.
+        DeviceError: prometheus_client (qitcore's ``service`` extra) is not installed.
     """
     try:
         from prometheus_client import CollectorRegistry
     except ImportError:
-        raise InvalidArgumentError("metrics need prometheus_client: pip install 'qitcore[service]'") from None
+        raise DeviceError(
+            "metrics need prometheus_client, part of qitcore's service extra: pip install 'qitcore[service]'"
+        ) from None
     reg = CollectorRegistry(auto_describe=False)
     reg.register(_Collector(pool, stats))
     return reg
@@ -180,8 +175,8 @@ class MetricsServer:
     socket here, so a bad address fails before anything starts.
 
     Raises:
-        InvalidArgumentError: the address cannot be listened on, or aiohttp or prometheus_client
-            is not installed.
+        InvalidArgumentError: the address cannot be listened on.
+        DeviceError: aiohttp or prometheus_client (qitcore's ``service`` extra) is not installed.
     """
 
     def __init__(self, pool: Pool, stats: ServiceStats, settings: MetricsSettings) -> None:
@@ -189,45 +184,33 @@ class MetricsServer:
             raise InvalidTypeError(f"settings: expected MetricsSettings, got {type(settings).__name__}")
         self._registry = registry(pool, stats)
         try:
-            from .._https_listener import BoundedServer
+            from .._https_listener import BoundedServer, refuser
         except ImportError:
-            raise InvalidArgumentError("metrics need aiohttp: pip install 'qitcore[service]'") from None
+            raise DeviceError(
+                "metrics need aiohttp, part of qitcore's service extra: pip install 'qitcore[service]'"
+            ) from None
         self.settings = settings
-        host, port = host_port("metrics listen", settings.listen)
-        try:
-            self._sock = socket.create_server((host, port), backlog=settings.connections.backlog)
-        except (OSError, OverflowError) as exc:
-            raise InvalidArgumentError(f"metrics listen: cannot listen on {settings.listen}: {exc}") from None
-        self._server = BoundedServer(
-            self._sock, settings.connections, None, self._answer, _refuse, name="qitcore.service.metrics", threads=2
-        )
-        self._lock = threading.Lock()
-        self._state = "new"
+        self._refuse = refuser()
+        self._server = BoundedServer.listening(
+            "metrics", settings.listen, settings.connections, None, self._answer, self._refuse,
+            name="qitcore.service.metrics", threads=2,
+        )  # fmt: skip
 
     @property
     def port(self) -> int:
         """The port listened on."""
-        return int(self._sock.getsockname()[1])
+        return self._server.port
 
     def start(self) -> None:
         """Starts serving in a thread of its own; returns once connections are accepted."""
-        with self._lock:
-            if self._state != "new":
-                raise InvalidArgumentError(f"metrics: cannot start a server that is {self._state}")
-            self._state = "running"
-            self._server.start()
+        self._server.start()
         host, _ = host_port("metrics listen", self.settings.listen)
         log.info("serving metrics on http://%s:%d/metrics", host, self.port)
 
     def stop(self) -> None:
         """Stops accepting, closes every connection and returns once the server's threads have
         ended. Safe to call twice, and before :meth:`start`."""
-        with self._lock:
-            if self._state == "stopped":
-                return
-            self._state = "stopped"
         self._server.stop()
-        self._sock.close()
 
     def text(self) -> bytes:
         """The metrics now, in Prometheus text format."""
@@ -240,26 +223,18 @@ class MetricsServer:
         from prometheus_client import CONTENT_TYPE_LATEST
 
         if request.method not in ("GET", "HEAD"):
-            response = _refuse(405, f"method {request.method[:20]} is not allowed: GET")
+            response = self._refuse(405, f"method {request.method[:20]} is not allowed: GET")
             response.headers["Allow"] = "GET, HEAD"
             return response
         if request.path != "/metrics":
-            return _refuse(404, f"no such resource: {request.path[:100]} (GET /metrics)")
+            return self._refuse(404, f"no such resource: {request.path[:100]} (GET /metrics)")
         try:
             # The pool's and the stats' locks may be held for a moment: not on the event loop.
             body = await asyncio.get_running_loop().run_in_executor(self._server.executor, self.text)
         except Exception:
             log.exception("collecting metrics failed")
-            return _refuse(503, "collecting metrics failed")
+            return self._refuse(503, "collecting metrics failed")
         response = web.Response(status=200, body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         response.headers["Cache-Control"] = "no-store"
         return response
-
-
-def _refuse(status: int, reason: str) -> web.Response:
-    from aiohttp import web
-
-    response = web.Response(status=status, body=json.dumps({"error": reason}).encode(), content_type="application/json")
-    response.force_close()
-    return response
