@@ -33,7 +33,7 @@ from qitcore.errors import (
     ServiceAccessDenied,
     ServiceUnavailable,
 )
-from qitcore.service import protocol
+from qitcore.service import local, protocol
 from qitcore.service.client import DaemonClient
 from qitcore.service.config import DeviceSettings
 from qitcore.service.local import LocalServer, LocalSettings
@@ -428,6 +428,41 @@ def test_no_healthy_device_is_answered_unavailable_with_the_reason(tmp_path: Pat
         absent.close()
 
 
+def test_a_request_waits_no_longer_than_it_allows_even_when_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two readers, six requests the pool cannot answer: four wait in the queue for a reader. The
+    # wait counts from each request's arrival, so every answer comes within it.
+    monkeypatch.setattr(local, "_WORKERS", 2)
+    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})], stats=ServiceStats())
+    absent.start()
+    s = Served(absent, tmp_path / "q.sock")
+    s.server.start()
+    took: list[float] = []
+    answers: list[Status] = []
+
+    def one() -> None:
+        with s.connect() as sock:
+            request = Request(Op.READ, 32, 800)
+            started = time.monotonic()
+            sock.sendall(encode_request(request.op, request.length, request.wait_ms))
+            status, _ = reply_of(sock, request)
+            took.append(time.monotonic() - started)
+            answers.append(status)
+
+    try:
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert answers == [Status.UNAVAILABLE] * 6
+        assert max(took) < 0.8 + 0.5, took  # queued ones too: not 2 or 3 times the wait
+    finally:
+        s.server.stop()
+        absent.close()
+
+
 # -- the socket file -------------------------------------------------------------------------------
 
 
@@ -705,3 +740,43 @@ def test_a_socket_served_by_another_user_is_refused(tmp_path: Path) -> None:
             os.waitpid(pid, 0)
         shutil.rmtree(shared)
         shutil.rmtree(owned)
+
+
+def test_a_large_read_keeps_a_bounded_window_of_requests_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read of 40 requests (1 KiB each here) never has more than 8 unanswered on the connection.
+    from qitcore.service import client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_READ", 1024)
+    path = str(tmp_path / "q.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    in_flight: list[int] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            answered = 0
+            pending = b""
+            while answered < 40:
+                time.sleep(0.01)  # let the client send all it would
+                pending += conn.recv(1 << 16)
+                in_flight.append(len(pending) // REQUEST_SIZE)  # sent, not yet answered
+                while len(pending) >= REQUEST_SIZE:
+                    request = decode_request(pending[:REQUEST_SIZE])
+                    pending = pending[REQUEST_SIZE:]
+                    conn.sendall(encode_reply(Status.OK, bytes(request.length)) + bytes(request.length))
+                    answered += 1
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        with DaemonClient(path, timeout=5) as c:
+            assert c.read(40 * 1024) == bytes(40 * 1024)
+    finally:
+        server.join(10)
+        listener.close()
+    assert 1 < max(in_flight) <= 8, in_flight

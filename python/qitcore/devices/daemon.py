@@ -17,7 +17,10 @@ and are refused here rather than ignored.
 
 When the daemon goes away, has no healthy device for ``timeout`` seconds, or breaks the protocol,
 the stream fails: reads return what was fetched, then raise
-:class:`~qitcore.errors.DeviceDisconnected` naming the socket and the reason. Open it again (or
+:class:`~qitcore.errors.DeviceDisconnected` naming the socket and the reason (for a daemon without
+a healthy device too, where :class:`~qitcore.service.client.DaemonClient` raises
+:class:`~qitcore.errors.ServiceUnavailable`: a stream's core has one way to stop, the source's
+disconnection, and numpy's draws meet it there; the message gives the daemon's reason). Open it again (or
 call :func:`qitcore.randbytes` again) to reconnect once the daemon is back.
 """
 

@@ -58,6 +58,8 @@ __all__ = ["DaemonClient", "how_to_start"]
 _GRACE = 2.0
 # How long close() waits for a request in progress in another thread to let go of the connection.
 _CLOSE_WAIT = 5.0
+# Requests of one large read in flight at once (each at most 1 MiB).
+_WINDOW = 8
 
 
 def how_to_start(paths: list[str]) -> str:
@@ -134,13 +136,18 @@ class DaemonClient:
                 requests = [Request(Op.READ, min(MAX_READ, n - at)) for at in range(0, n, MAX_READ)] or [
                     Request(Op.READ, 0)
                 ]
-                self._send(
-                    sock, b"".join(encode_request(r.op, r.length, self._wait_ms()) for r in requests), requests[0]
-                )
+                # At most _WINDOW requests in flight: the daemon prepares the next while one is
+                # read, and the headers of a huge read never fill the socket's buffers while
+                # this side is not reading (which would stall both ends until a timeout).
+                sent = min(_WINDOW, len(requests))
+                self._send(sock, b"".join(self._header(r) for r in requests[:sent]), requests[0])
                 at = 0
-                for request in requests:
+                for i, request in enumerate(requests):
                     self._payload(sock, request, view[at : at + request.length])
                     at += request.length
+                    if sent < len(requests):
+                        self._send(sock, self._header(requests[sent]), requests[i + 1])
+                        sent += 1
             except BaseException:
                 self._drop()  # the connection is mid-reply: its state is unknown
                 raise
@@ -256,6 +263,9 @@ class DaemonClient:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("connected" if self._sock is not None else "not connected")
         return f"<DaemonClient {self.path} ({state})>"
+
+    def _header(self, request: Request) -> bytes:
+        return encode_request(request.op, request.length, self._wait_ms())
 
     def _wait_ms(self) -> int:
         return MAX_WAIT_MS if self.timeout is None else min(MAX_WAIT_MS, max(1, round(self.timeout * 1000)))

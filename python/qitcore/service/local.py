@@ -31,6 +31,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,8 @@ _CLASS = "local"
 # How long start() waits for the loop's thread to bind, and stop() for it to finish (seconds).
 _START = 10.0
 _STOP = 10.0
+# Threads that wait on the pool for requests it cannot answer at once; more requests queue for them.
+_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ class LocalServer:
             ready = threading.Event()
             failure: list[BaseException] = []
             self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=min(self.settings.max_clients, 64), thread_name_prefix="qitcore-local-read"
+                max_workers=min(self.settings.max_clients, _WORKERS), thread_name_prefix="qitcore-local-read"
             )
             self._thread = threading.Thread(
                 target=self._run, args=(sock, ready, failure), name="qitcore-local", daemon=True
@@ -453,6 +456,9 @@ class LocalServer:
                 writer, Status.TOO_LARGE, f"read: at most {MAX_REQUEST} bytes a request, got {n}; split it"
             )
         wait = min(request.wait_ms, MAX_WAIT_MS) / 1000 if request.wait_ms else DEFAULT_WAIT
+        # The request's wait counts from its arrival: time spent queued for a worker (all busy
+        # waiting on a slow pool) is part of it, so no answer comes later than the client allowed.
+        deadline = time.monotonic() + wait
         try:
             data = self.pool.try_read(n)
             if data is None:
@@ -460,7 +466,7 @@ class LocalServer:
                 try:
                     if executor is None:
                         raise RuntimeError("stopped")
-                    waiting = executor.submit(self.pool.read, n, wait)
+                    waiting = executor.submit(self._read_until, n, deadline, wait)
                 except RuntimeError:  # shut down: stopping
                     raise ServiceUnavailable("the daemon is stopping") from None
                 try:
@@ -479,6 +485,17 @@ class LocalServer:
         self.stats.request(_CLASS, True)
         self.stats.served(_CLASS, n)
         return True
+
+    def _read_until(self, n: int, deadline: float, wait: float) -> bytes:
+        """In a worker: ``n`` bytes from the pool by ``deadline`` (fixed when the request
+        arrived), or :class:`ServiceUnavailable` at once when it passed while queued."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ServiceUnavailable(
+                f"no bytes within the request's wait of {wait:g} s (it was spent waiting for the daemon's "
+                f"{_WORKERS} readers, all busy with requests the pool could not answer at once)"
+            )
+        return self.pool.read(n, left)
 
     def _dropped(self, future: concurrent.futures.Future[bytes]) -> None:
         if not future.cancelled() and future.exception() is None:
