@@ -437,6 +437,42 @@ def test_a_real_pool_on_the_simulator_is_refused_a_credit_and_fed_without() -> N
     assert stats.snapshot()["kernel"] == {"bits_credited": 0, "bytes_written": 64}
 
 
+@needs_root
+@needs_random
+def test_the_feed_rate_from_a_real_pool(capsys: pytest.CaptureFixture[str]) -> None:
+    """Writes back to back (a pool read and the ioctl) from a pool on the simulator, fed without
+    credit as the simulator must be; the credit column is what a physical device at the same ε
+    would get for its first write. Prints the figures of docs/service-network.md (``-s``)."""
+    stats = ServiceStats()
+    pool = Pool([DeviceSettings("sim://?rate=4e7", {})], buffer_bytes=1 << 22, stats=stats)
+    pool.start()
+    lines = []
+    try:
+        pool.read(1 << 16, 20)  # the device is up
+        for chunk in (64, 512, 4096):
+            feeder = KernelFeeder(pool, stats, KernelSettings(credit_cap=0, chunk=chunk))
+            feeder.check()
+            try:
+                writes, began = 0, time.perf_counter()
+                while time.perf_counter() - began < 0.5:
+                    feeder.feed_once(timeout=10)
+                    writes += 1
+                took = time.perf_counter() - began
+            finally:
+                feeder.stop()
+            bits = credit_bits(chunk, pool.epsilon, 8.0)
+            lines.append(
+                f"chunk {chunk:4d}: {writes / took:8.0f} writes/s, {writes * chunk / took / 1e6:6.2f} MB/s; "
+                f"a physical source at this ε: {bits} bits a write, {writes * bits / took / 1e6:.2f} Mbit/s"
+            )
+            assert writes > 0
+    finally:
+        pool.close()
+    with capsys.disabled():
+        print("\nkernel feed rate (credit_cap = 0 on sim://):\n" + "\n".join(lines))
+    assert stats.snapshot()["requests"]["kernel"]["refused"] == {}  # the kernel took every write
+
+
 def check_as(uid: int) -> str:
     """What :meth:`KernelFeeder.check` says in a forked child that dropped to ``uid`` (and with it
     every capability). Forked, not started afresh: the interpreter lives under /root, which the

@@ -238,7 +238,7 @@ def refuser(
 
 def peer_common_name(request: web.BaseRequest) -> str | None:
     """The subject common name of the client's verified certificate, or None (no TLS, no
-    certificate, or a certificate without one)."""
+    certificate, or a certificate without one). A subject with several CNs is known by its first."""
     transport = request.transport
     cert = transport.get_extra_info("peercert") if transport is not None else None
     for rdn in (cert or {}).get("subject", ()):
