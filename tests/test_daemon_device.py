@@ -84,7 +84,7 @@ def wait_until(condition: object, seconds: float = 5.0) -> None:
 
 def test_a_daemon_stream_reads_like_any_device(daemon: Daemon) -> None:
     with qitcore.open(f"qitcored://{daemon.path}") as s:
-        assert type(s) is qitcore.QrngStream
+        assert isinstance(s, qitcore.QrngStream)
         assert s.info["daemon"] == daemon.path and s.info["source"] == "qitcore daemon"
         assert len(s.read(0)) == 0 and len(s.read(32)) == 32
         assert len(s.read(3 << 20)) == 3 << 20  # more than a request and more than the prefetch
@@ -270,3 +270,31 @@ def test_a_process_that_leaves_a_daemon_stream_open_still_exits(daemon: Daemon) 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "10"
     assert time.monotonic() - started < 10
+
+
+def test_large_reads_go_straight_from_the_daemon_once_each(daemon: Daemon) -> None:
+    with qitcore.open(f"qitcored://{daemon.path}") as a, qitcore.open(f"qitcored://{daemon.path}") as b:
+        a.read(10)  # what is fetched ahead is read first
+        data = [a.read(1 << 20), b.read(1 << 20), a.read(300_000)]
+        big = bytearray(1 << 20)
+        assert a.readinto(big) == 1 << 20
+        data.append(bytes(big))
+        # The large reads did not pass through the streams' queues (one copy instead of three).
+        assert a.stats().counters.bytes_delivered < 1 << 20
+        joined = b"".join(data)
+        assert len(joined) == (1 << 20) * 3 + 300_000
+        assert len({joined[i : i + 16] for i in range(0, len(joined) - 15, 16)}) == len(joined) // 16
+        # A read with a timeout keeps the stream's own path (its timeout and nothing consumed).
+        assert len(a.read(1 << 18, timeout=10)) == 1 << 18
+
+
+def test_a_large_read_after_the_daemon_went_away_raises_its_reason(daemon: Daemon) -> None:
+    s = qitcore.open(f"qitcored://{daemon.path}")
+    try:
+        assert len(s.read(1 << 20)) == 1 << 20
+        daemon.stop()
+        with pytest.raises(DeviceDisconnected, match=daemon.path):
+            for _ in range(100):  # what was fetched ahead comes first
+                s.read(1 << 20)
+    finally:
+        s.close()
