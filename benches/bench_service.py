@@ -147,6 +147,71 @@ def test_throughput_to_eight_local_clients(benchmark: Any, record: Any, note: An
         )
 
 
+class _ReadyPool:
+    """A pool that always has the bytes (the same ones: for timing the socket path alone, never
+    for randomness)."""
+
+    blob = bytes(range(256)) * (4 << 10)
+
+    def try_read(self, n: int) -> bytes:
+        return self.blob[:n]
+
+    def read(self, n: int, timeout: float | None = None) -> bytes:
+        return self.blob[:n]
+
+
+@pytest.fixture(scope="module")
+def ready_socket() -> Iterator[str]:
+    """A LocalServer in this process on a pool that never waits: what the clients' path costs."""
+    from qitcore.service.local import LocalServer, LocalSettings
+    from qitcore.service.stats import ServiceStats
+
+    folder = Path(tempfile.mkdtemp(prefix="qitbench-"))
+    path = str(folder / "ready.sock")
+    server = LocalServer(_ReadyPool(), ServiceStats(), LocalSettings(path=path), lambda: {})  # type: ignore[arg-type]
+    server.start()
+    try:
+        yield path
+    finally:
+        server.stop()
+        folder.rmdir()
+
+
+# What reads the ready socket: the note's words, the URL's scheme, the read size.
+SOCKET_ALONE = {
+    "stream-1MiB": ("qitcored:// stream, read(1 MiB): straight into the caller's buffer", "qitcored://", CHUNK),
+    "stream-64KiB": ("qitcored:// stream, read(64 KiB): through its fetching thread", "qitcored://", 1 << 16),
+    "client-1MiB": ("DaemonClient.read(1 MiB)", "requests:", CHUNK),
+}
+
+
+@pytest.mark.parametrize("how", sorted(SOCKET_ALONE))
+def test_the_socket_path_alone(benchmark: Any, note: Any, ready_socket: str, how: str) -> None:
+    what, scheme, chunk = SOCKET_ALONE[how]
+    total = 64 << 20
+    argv = [sys.executable, "-c", GO_CLIENT, f"{scheme}{ready_socket}", str(total), str(chunk)]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+
+        def round_() -> None:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline().split() == ["done", str(total)]
+
+        benchmark.pedantic(round_, rounds=3, warmup_rounds=1)
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    assert proc.returncode == 0
+    note(
+        f"socket path alone (a pool with the bytes ready), 1 client process, {what}: "
+        f"{total / benchmark.stats.stats.median / 2**20:.0f} MiB/s"
+    )
+
+
 def _percentiles(benchmark: Any) -> tuple[float, float]:
     data = np.array(benchmark.stats.stats.data)
     return float(np.percentile(data, 50)), float(np.percentile(data, 99))

@@ -97,12 +97,12 @@ def _open_daemon(url: Url, options: Options, raw: bool) -> QrngStream:
 
 class _DaemonStream(QrngStream):
     """A ``qitcored://`` stream. Small reads come from what the fetching thread holds ready (a
-    32-byte read costs no round trip); a large read without a timeout takes what is ready, then
-    the rest straight from the daemon into the caller's buffer, on a connection of its own: one
-    copy of each byte in this process instead of three (socket, core queue, result), which is most
-    of a client's cost at high rates. Each byte still comes out of the daemon's pool once, for this
-    stream alone. Any failure of that connection hands the rest to the fetching path, whose
-    failure the stream reports as always (bytes ready first, then the error)."""
+    32-byte read costs no round trip); a large read without a timeout comes straight from the
+    daemon into the caller's buffer, on a connection of its own: one copy of each byte in this
+    process instead of three (socket, core queue, result), which is most of a client's cost at
+    high rates. Each byte still comes out of the daemon's pool once, for this stream alone. When
+    that connection fails, the read goes through the fetching path, whose failure the stream
+    reports as always (bytes ready first, then the error)."""
 
     def read(self, n: int, timeout: float | None = None) -> bytes:
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -128,22 +128,14 @@ class _DaemonStream(QrngStream):
             or self._core.error() is not None  # failed: what is left, then the error, as always
         ):
             return super().readinto(view, timeout)
-        # What was fetched ahead first: those bytes are the stream's next.
-        ready = min(len(view), self._core.stats().bytes_queued)
-        got = self._core.readinto(view[:ready]) if ready else 0
-        if got < ready:
-            return got  # the stream failed meanwhile: the next read raises its error
+        # What was fetched ahead stays for the small reads: taking it here would set the
+        # fetching thread to work (and copy) again for bytes a large read does not need.
         try:
-            feeder.direct().readinto(view[got:])
+            feeder.direct().readinto(view)
             return len(view)
         except QitError as exc:
             log.debug("%s: a direct read failed (%s); reading through the stream", self.description, exc)
-        try:
-            return got + super().readinto(view[got:], timeout)
-        except QitError:
-            if got:
-                return got  # the failure stays: the next read raises it
-            raise
+        return super().readinto(view, timeout)
 
 
 class _Feeder:
