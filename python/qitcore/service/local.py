@@ -72,6 +72,8 @@ _START = 10.0
 _STOP = 10.0
 # Threads that wait on the pool for requests it cannot answer at once; more requests queue for them.
 _WORKERS = 64
+# Kernel send buffer of a connection (bytes): a largest reply and its header (the kernel may cap it).
+_SEND_BUFFER = MAX_REQUEST + (64 << 10)
 
 
 @dataclass(frozen=True)
@@ -388,6 +390,12 @@ class LocalServer:
             return
         self._tasks[task] = writer
         self.stats.client(_CLASS, 1)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # A whole 1 MiB reply fits the kernel's buffer: asyncio hands it over in one send
+            # instead of copying it into its own buffer and moving that along after each send.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         try:
             await self._serve(reader, writer)
         except asyncio.CancelledError:
