@@ -274,16 +274,23 @@ def test_a_process_that_leaves_a_daemon_stream_open_still_exits(daemon: Daemon) 
 
 def test_large_reads_go_straight_from_the_daemon_once_each(daemon: Daemon) -> None:
     with qitcore.open(f"qitcored://{daemon.path}") as a, qitcore.open(f"qitcored://{daemon.path}") as b:
-        a.read(10)  # the fetching thread holds bytes ready for small reads
-        data = [a.read(1 << 20), b.read(1 << 20), a.read(300_000)]
+        # Once the daemon is seen answering the largest chunks at once (at once here; a slow pool
+        # would let a large direct request time out, and then the stream's path serves them).
+        data = [a.read(10), b.read(10)]
+        wait_until(lambda: a.device.fast and b.device.fast)
+        before = a.stats().counters.bytes_delivered
+        data += [a.read(1 << 20), b.read(1 << 20), a.read(300_000)]
         big = bytearray(1 << 20)
         assert a.readinto(big) == 1 << 20
         data.append(bytes(big))
-        # The large reads did not pass through the streams' queues (one copy instead of three).
-        assert a.stats().counters.bytes_delivered == 10
+        # These large reads did not pass through the streams' queues (one copy instead of three).
+        assert a.stats().counters.bytes_delivered == before
         joined = b"".join(data)
-        assert len(joined) == (1 << 20) * 3 + 300_000
+        assert len(joined) == (1 << 20) * 3 + 300_000 + 20
         assert len({joined[i : i + 16] for i in range(0, len(joined) - 15, 16)}) == len(joined) // 16
+        a.device.fast = False  # as after a slow answer: the stream's own path
+        assert len(a.read(1 << 18)) == 1 << 18
+        assert a.stats().counters.bytes_delivered == before + (1 << 18)
         # A read with a timeout keeps the stream's own path (its timeout and nothing consumed).
         assert len(a.read(1 << 18, timeout=10)) == 1 << 18
 

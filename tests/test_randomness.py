@@ -212,8 +212,13 @@ def test_a_forked_child_never_reads_its_parents_stream() -> None:
             assert told.startswith("StreamClosedError: sim://: this stream was opened in process")
             assert f"process {os.getpid()}; open it again after fork" in told
         assert _in_child(lambda: stream.closed) == "True"
+
         # The child's close marks its copy only: the parent's stream reads on.
-        assert _in_child(lambda: stream.close() or stream.closed) == "True"
+        def close_then_closed() -> bool:
+            stream.close()
+            return stream.closed
+
+        assert _in_child(close_then_closed) == "True"
         assert not stream.closed
         assert len(stream.read(64)) == 64
         assert g.integers(0, 6, size=4).max() <= 5

@@ -490,7 +490,7 @@ def test_the_default_mode_is_the_users_alone_unless_a_group_is_named(pool: Pool,
     # The daemon's primary group may be every user's (``users``): without a group, 0600.
     assert LocalSettings(path="/x/q.sock").mode == 0o600
     assert LocalSettings(path="/x/q.sock", group="root").mode == 0o660
-    assert LocalSettings(path="/x/q.sock", group="root", mode="0640").mode == 0o640
+    assert LocalSettings(path="/x/q.sock", group="root", mode="0640").mode == 0o640  # type: ignore[arg-type]
     s = Served(pool, tmp_path / "q.sock")
     s.server.start()
     try:

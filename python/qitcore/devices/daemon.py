@@ -97,12 +97,13 @@ def _open_daemon(url: Url, options: Options, raw: bool) -> QrngStream:
 
 class _DaemonStream(QrngStream):
     """A ``qitcored://`` stream. Small reads come from what the fetching thread holds ready (a
-    32-byte read costs no round trip); a large read without a timeout comes straight from the
-    daemon into the caller's buffer, on a connection of its own: one copy of each byte in this
-    process instead of three (socket, core queue, result), which is most of a client's cost at
-    high rates. Each byte still comes out of the daemon's pool once, for this stream alone. When
-    that connection fails, the read goes through the fetching path, whose failure the stream
-    reports as always (bytes ready first, then the error)."""
+    32-byte read costs no round trip); a large read without a timeout, while the daemon answers
+    the largest chunks at once, comes straight from the daemon into the caller's buffer, on a
+    connection of its own: one copy of each byte in this process instead of three (socket, core
+    queue, result), which is most of a client's cost at high rates. Each byte still comes out of
+    the daemon's pool once, for this stream alone. When that connection fails, the read goes
+    through the fetching path, whose failure the stream reports as always (bytes ready first,
+    then the error)."""
 
     def read(self, n: int, timeout: float | None = None) -> bytes:
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -125,6 +126,7 @@ class _DaemonStream(QrngStream):
             or len(view) < _DIRECT
             or view.readonly
             or not isinstance(feeder, _Feeder)
+            or not feeder.fast
             or self._core.error() is not None  # failed: what is left, then the error, as always
         ):
             return super().readinto(view, timeout)
@@ -134,6 +136,7 @@ class _DaemonStream(QrngStream):
             feeder.direct().readinto(view)
             return len(view)
         except QitError as exc:
+            feeder.fast = False  # until the fetching path finds the daemon fast again
             log.debug("%s: a direct read failed (%s); reading through the stream", self.description, exc)
         return super().readinto(view, timeout)
 
@@ -151,6 +154,9 @@ class _Feeder:
         self._thread = threading.Thread(target=self._run, name=f"qitcore {description}", daemon=True)
         self._direct: DaemonClient | None = None
         self._direct_lock = threading.Lock()
+        self.fast = False
+        """Whether the daemon answers the largest chunks at once: large reads may then ask it
+        directly (a slow pool would let a large request time out and its bytes be dropped)."""
 
     def direct(self) -> DaemonClient:
         """The connection for large reads straight into a caller's buffer (opened at the first)."""
@@ -203,6 +209,7 @@ class _Feeder:
                 try:
                     got = self.client.receive_into(view)
                 except ServiceUnavailable as exc:
+                    self.fast = False
                     # The connection was closed with it, the other request abandoned.
                     if chunk > _SMALLEST_CHUNK:
                         # A slow pool may not have this much within the wait: ask for less.
@@ -222,6 +229,7 @@ class _Feeder:
                     chunk = max(_SMALLEST_CHUNK, chunk // 2)
                 elif queued < chunk and took < 0.25:
                     chunk = min(largest, chunk * 2)
+                self.fast = chunk == largest and took < 0.25
         except QitError as exc:
             if not self._stop.is_set():
                 self._fail(str(exc))
