@@ -136,7 +136,7 @@ class _DaemonStream(QrngStream):
             feeder.direct().readinto(view)
             return len(view)
         except QitError as exc:
-            feeder.fast = False  # until the fetching path finds the daemon fast again
+            feeder.slow()  # until the fetching path finds the daemon fast again
             log.debug("%s: a direct read failed (%s); reading through the stream", self.description, exc)
         return super().readinto(view, timeout)
 
@@ -155,8 +155,16 @@ class _Feeder:
         self._direct: DaemonClient | None = None
         self._direct_lock = threading.Lock()
         self.fast = False
-        """Whether the daemon answers the largest chunks at once: large reads may then ask it
-        directly (a slow pool would let a large request time out and its bytes be dropped)."""
+        """Whether the daemon answers the largest chunks (within a second, the reader keeping up):
+        large reads may then ask it directly (a slow pool would let a large request time out and
+        its bytes be dropped)."""
+        self._demote = False
+
+    def slow(self) -> None:
+        """A direct read failed: large reads go through the fetching path, which asks for less,
+        until the daemon answers the largest chunks again."""
+        self.fast = False
+        self._demote = True
 
     def direct(self) -> DaemonClient:
         """The connection for large reads straight into a caller's buffer (opened at the first)."""
@@ -229,7 +237,10 @@ class _Feeder:
                     chunk = max(_SMALLEST_CHUNK, chunk // 2)
                 elif queued < chunk and took < 0.25:
                     chunk = min(largest, chunk * 2)
-                self.fast = chunk == largest and took < 0.25
+                if self._demote:  # a large direct read was not answered in time: less, as above
+                    self._demote = False
+                    chunk = max(_SMALLEST_CHUNK, chunk // 2)
+                self.fast = chunk == largest
         except QitError as exc:
             if not self._stop.is_set():
                 self._fail(str(exc))
