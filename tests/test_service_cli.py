@@ -4,11 +4,16 @@ SIGTERM and SIGINT (exit status 0, its socket removed)."""
 
 from __future__ import annotations
 
+import http.client
+import io
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +21,10 @@ from typing import Any
 
 import pytest
 from qitcore.devices.catalog import DRIVERS
+from qitcore.kme.pki import local_pki
+from qitcore.service import config as service_config
 from qitcore.service.client import DaemonClient
+from qitcore.service.daemon import Daemon as ServiceDaemon
 
 QITCORE = [sys.executable, "-m", "qitcore"]
 READY = "qitcore serve: listening on "
@@ -245,3 +253,134 @@ def test_the_systemd_unit_and_udev_rule_ship_with_the_package() -> None:
     for vid, pid in ids:
         assert any(f'ATTRS{{idVendor}}=="{vid:04x}", ATTRS{{idProduct}}=="{pid:04x}"' in r for r in rules)
     assert all('GROUP="qitcore", MODE="0660"' in r for r in rules)
+
+
+# -- reloads that fail, and stops with requests waiting ----------------------------------------
+
+
+def _socket_answers(path: str) -> bool:
+    with DaemonClient(path, timeout=10) as client:
+        return len(client.read(16)) == 16
+
+
+@pytest.fixture
+def in_process(tmp_path: Path) -> Iterator[Callable[..., ServiceDaemon]]:
+    """Daemons run in this process from a TOML file (SIGHUP is :meth:`Daemon.reload`), stopped at
+    the end."""
+    made: list[ServiceDaemon] = []
+
+    def start(toml: str, default_reload: bool = False) -> ServiceDaemon:
+        path = tmp_path / "qitcored.toml"
+        path.write_text(toml)
+        reload = None if default_reload else (lambda: service_config.load(path))
+        daemon = ServiceDaemon(service_config.load(path), reload=reload, announce=io.StringIO())
+        made.append(daemon)
+        daemon.start()
+        return daemon
+
+    try:
+        yield start
+    finally:
+        for daemon in made:
+            daemon.stop()
+
+
+def test_a_reload_to_a_socket_that_cannot_be_made_keeps_the_old_one_answering(
+    in_process: Callable[..., ServiceDaemon], tmp_path: Path
+) -> None:
+    old = str(tmp_path / "old.sock")
+    daemon = in_process(f'[[device]]\nurl = "sim://"\n[socket]\npath = "{old}"\n')
+    assert _socket_answers(old)
+    before = daemon.config
+    # A folder that cannot be made: the new socket fails; the old one keeps serving, and the
+    # configuration the daemon reports is still the one it runs (the devices not changed either).
+    (tmp_path / "qitcored.toml").write_text(
+        '[[device]]\nurl = "sim://?frame=512"\n[socket]\npath = "/proc/qitcore-nope/new.sock"\n'
+    )
+    assert daemon.reload() is False  # the default reload reads the file again
+    assert daemon.config is before
+    assert [d["url"] for d in daemon.status()["pool"]["devices"]] == ["sim://"]
+    assert _socket_answers(old)
+    # A group that does not exist is refused with the file's other checks.
+    (tmp_path / "qitcored.toml").write_text(
+        f'[[device]]\nurl = "sim://"\n[socket]\npath = "{old}"\ngroup = "qitcore-no-such-group"\n'
+    )
+    assert daemon.reload() is False
+    assert _socket_answers(old)
+    # A good new path: the new socket serves, the old one is gone.
+    new = str(tmp_path / "new.sock")
+    (tmp_path / "qitcored.toml").write_text(f'[[device]]\nurl = "sim://"\n[socket]\npath = "{new}"\n')
+    assert daemon.reload() is True
+    assert daemon.config.local.path == new and _socket_answers(new)
+    assert not os.path.exists(old)
+
+
+def test_a_failed_reload_of_one_front_end_puts_back_the_others(
+    in_process: Callable[..., ServiceDaemon], tmp_path: Path
+) -> None:
+    old = str(tmp_path / "old.sock")
+    daemon = in_process(f'[[device]]\nurl = "sim://"\n[socket]\npath = "{old}"\n')
+    # The socket moves (fine), then the metrics address cannot be listened on: all is undone.
+    blocker = socket.create_server(("127.0.0.1", 0))
+    try:
+        taken = blocker.getsockname()[1]
+        (tmp_path / "qitcored.toml").write_text(
+            f'[[device]]\nurl = "sim://"\n[socket]\npath = "{tmp_path / "new.sock"}"\n'
+            f'[metrics]\nlisten = "127.0.0.1:{taken}"\n'
+        )
+        assert daemon.reload() is False
+    finally:
+        blocker.close()
+    assert daemon.config.local.path == old and daemon.config.metrics is None
+    assert _socket_answers(old) and not os.path.exists(tmp_path / "new.sock")
+    assert "metrics" not in daemon.status()["front_ends"]
+
+
+def test_a_daemon_made_from_a_file_reloads_that_file_by_default(
+    in_process: Callable[..., ServiceDaemon], tmp_path: Path
+) -> None:
+    daemon = in_process(f'[[device]]\nurl = "sim://"\n[socket]\npath = "{tmp_path / "q.sock"}"\n', default_reload=True)
+    (tmp_path / "qitcored.toml").write_text(
+        f'[[device]]\nurl = "sim://?frame=512"\n[socket]\npath = "{tmp_path / "q.sock"}"\n'
+    )
+    assert daemon.reload() is True
+    assert [d["url"] for d in daemon.status()["pool"]["devices"]] == ["sim://?frame=512"]
+
+
+def test_sigterm_returns_promptly_with_an_https_request_waiting(daemons: Callable[..., Daemon], tmp_path: Path) -> None:
+    pki = local_pki(tmp_path / "pki", ["client-a"])
+    config = tmp_path / "qitcored.toml"
+    config.write_text(
+        '[[device]]\nurl = "sim://?fault=stuck:0"\n'  # never healthy: requests wait
+        f'[https]\nlisten = "127.0.0.1:0"\ncert = "{pki["kme"]}"\nkey = "{pki["kme_key"]}"\nca = "{pki["ca"]}"\n'
+        "wait = 60\n"
+    )
+    daemon = daemons("--config", str(config))
+    port = daemon.status()["front_ends"]["https"]["port"]
+    context = ssl.create_default_context(cafile=str(pki["ca"]))
+    context.load_cert_chain(str(pki["client-a"]), str(pki["client-a_key"]))
+    answers: list[Any] = []
+
+    def ask() -> None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+        try:
+            conn.request("GET", "/random?bytes=16")
+            answers.append(conn.getresponse().status)
+        except (OSError, http.client.HTTPException) as exc:
+            answers.append(exc)
+        finally:
+            conn.close()
+
+    asking = threading.Thread(target=ask)
+    asking.start()
+    try:
+        daemon.until(lambda i: i["stats"]["clients"].get("https", {}).get("open", 0) >= 1, "the request to arrive")
+        time.sleep(0.5)  # it waits for the pool now
+        started = time.monotonic()
+        assert daemon.stop(timeout=20) == 0
+        took = time.monotonic() - started
+    finally:
+        asking.join(35)
+    # Before, the stop waited for the request's 60 s wait (systemd's TimeoutStopSec is 15).
+    assert took < 5, f"SIGTERM took {took:.1f} s"
+    assert len(answers) == 1 and answers[0] != 200, answers

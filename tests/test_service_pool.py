@@ -9,18 +9,23 @@ counting device standing in for ``qitcore.open`` whose output is its own byte po
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 import qitcore.devices
+from qitcore import protocol
 from qitcore.errors import (
+    DeviceDisconnected,
+    DeviceTimeout,
     InvalidArgumentError,
     InvalidTypeError,
     QitError,
@@ -28,7 +33,7 @@ from qitcore.errors import (
     ServiceUnavailable,
     StreamClosedError,
 )
-from qitcore.service.config import DeviceSettings
+from qitcore.service.config import DeviceSettings, ServiceConfig
 from qitcore.service.pool import MAX_REQUEST, Pool
 from qitcore.service.stats import ServiceStats
 
@@ -85,13 +90,18 @@ def _repeated_windows(responses: list[bytes], width: int = 16) -> int:
 
 
 class Counting:
-    """Devices whose output is 8-byte big-endian words ``tag << 48 | position``, position counting
-    on across reopenings (as a physical device's output does). ``fail`` maps a URL to
-    ``(position, exception)``: that opening raises once it reaches the position."""
+    """Devices whose output is 8-byte big-endian words ``tag << 48 | position`` (the tag is the
+    URL's last value), position counting on across reopenings (as a physical device's output
+    does), or starting again at 0 for the URLs in ``replaying``. ``fail`` maps a URL to
+    ``(position, exception)``: that opening raises once it reaches the position; ``pause`` maps a
+    URL to a position where its reads stop (return nothing) until the event is set."""
 
     def __init__(self) -> None:
         self.next: dict[str, int] = {}
         self.fail: dict[str, tuple[int, BaseException]] = {}
+        self.pause: dict[str, tuple[int, threading.Event]] = {}
+        self.replaying: set[str] = set()
+        self.slow_close = 0.0  # seconds each close takes (a serial device's closing commands)
         self.opened: dict[str, int] = {}
         self.lock = threading.Lock()
 
@@ -99,6 +109,8 @@ class Counting:
         with self.lock:
             self.opened[url] = self.opened.get(url, 0) + 1
             self.next.setdefault(url, 0)
+            if url in self.replaying:
+                self.next[url] = 0
         return _CountingStream(self, url, int(url.rsplit("=", 1)[1]))
 
 
@@ -121,6 +133,12 @@ class _CountingStream:
         with self.source.lock:
             start = self.source.next[self.url]
             words = n // 8
+            pause = self.source.pause.get(self.url)
+            if pause is not None and start + words > pause[0] and not pause[1].is_set():
+                words = pause[0] - start
+                if words <= 0:
+                    time.sleep(0.01)
+                    raise DeviceTimeout("counting: paused")
             failure = self.source.fail.get(self.url)
             if failure is not None:
                 at, exc = failure
@@ -133,6 +151,7 @@ class _CountingStream:
 
     def close(self) -> None:
         self.closed = True
+        time.sleep(self.source.slow_close)
 
 
 @pytest.fixture
@@ -153,7 +172,7 @@ def _served_by(words: np.ndarray, tag: int) -> np.ndarray:
 def test_concurrent_readers_get_every_byte_once_none_lost_in_order(
     pools: Callable[..., Pool], counting: Counting
 ) -> None:
-    pool = pools(["sim://?seed=1", "sim://?seed=2", "sim://?seed=3"], buffer_bytes=3 << 16)
+    pool = pools(["sim://?frame=1", "sim://?frame=2", "sim://?frame=3"], buffer_bytes=3 << 16)
     responses: list[list[bytes]] = [[] for _ in range(8)]
 
     def reader(i: int) -> None:
@@ -192,8 +211,8 @@ def test_a_health_failure_drops_the_devices_ready_bytes_and_the_others_serve_on(
     pools: Callable[..., Pool], counting: Counting
 ) -> None:
     stats = ServiceStats()
-    counting.fail["sim://?seed=1"] = (20_000, RepetitionCountFailure("Repetition Count Test failed at sample 9"))
-    pool = pools(["sim://?seed=1", "sim://?seed=2"], buffer_bytes=1 << 20, stats=stats, backoff=(30.0, 30.0))
+    counting.fail["sim://?frame=1"] = (20_000, RepetitionCountFailure("Repetition Count Test failed at sample 9"))
+    pool = pools(["sim://?frame=1", "sim://?frame=2"], buffer_bytes=1 << 20, stats=stats, backoff=(30.0, 30.0))
     _until(lambda: _device(pool, 0)["state"] == "failed", what="the failure")
     failed = _device(pool, 0)
     assert failed["health_failures"] == {"RepetitionCountFailure": 1}
@@ -207,16 +226,16 @@ def test_a_health_failure_drops_the_devices_ready_bytes_and_the_others_serve_on(
 
 
 def test_a_failed_device_is_reopened_with_fresh_start_up_tests(pools: Callable[..., Pool], counting: Counting) -> None:
-    counting.fail["sim://?seed=1"] = (1000, RepetitionCountFailure("stuck"))
-    pool = pools(["sim://?seed=1"])
+    counting.fail["sim://?frame=1"] = (1000, RepetitionCountFailure("stuck"))
+    pool = pools(["sim://?frame=1"])
     _until(lambda: _device(pool, 0)["reopens"] >= 1 and _device(pool, 0)["state"] == "healthy", what="the reopening")
-    assert counting.opened["sim://?seed=1"] >= 2
+    assert counting.opened["sim://?frame=1"] >= 2
     words = _served_by(_words([pool.read(8000, timeout=10)]), 1)
     assert words.min() >= 1000  # only the new opening's output
 
 
 def test_reading_stops_when_closed_and_close_is_prompt(pools: Callable[..., Pool], counting: Counting) -> None:
-    pool = pools(["sim://?seed=1"])
+    pool = pools(["sim://?frame=1"])
     pool.read(8, timeout=10)
     started = time.monotonic()
     pool.close()
@@ -340,17 +359,17 @@ def test_the_buffer_is_bounded(pools: Callable[..., Pool]) -> None:
 
 
 def test_reconfigure_keeps_adds_and_removes_devices(pools: Callable[..., Pool]) -> None:
-    pool = pools(["sim://?seed=1", "sim://?seed=2"])
+    pool = pools(["sim://?frame=1000", "sim://?frame=1001"])
     _until(lambda: all(d["state"] == "healthy" for d in pool.status()["devices"]), what="healthy devices")
     before = pool.try_read(16)
     assert before is not None
-    pool.reconfigure([DeviceSettings("sim://?seed=2"), DeviceSettings("sim://?seed=3")])
+    pool.reconfigure([DeviceSettings("sim://?frame=1001"), DeviceSettings("sim://?frame=1002")])
     urls = [d["url"] for d in pool.status()["devices"]]
-    assert urls == ["sim://?seed=***", "sim://?seed=***"]  # the seeds are hidden
+    assert urls == ["sim://?frame=1001", "sim://?frame=1002"]
     _until(lambda: all(d["state"] == "healthy" for d in pool.status()["devices"]), what="the new device")
     assert len(pool.read(1 << 16, timeout=10)) == 1 << 16
     # A device listed again with other options is reopened with them.
-    pool.reconfigure([DeviceSettings("sim://?seed=2", {"epsilon": 1e-30}), DeviceSettings("sim://?seed=3")])
+    pool.reconfigure([DeviceSettings("sim://?frame=1001", {"epsilon": 1e-30}), DeviceSettings("sim://?frame=1002")])
     assert pool.status()["devices"][0]["epsilon"] == 1e-30
     assert pool.epsilon == max(1e-30, pool.status()["devices"][1]["epsilon"])
 
@@ -441,42 +460,106 @@ def test_a_stats_object_counts_and_refuses_bad_values() -> None:
         stats.client("local", 2)
 
 
-SEED = {"extractor_seed": "5a" * 897}  # fixed: a deterministic simulator then replays itself
+def test_a_reopened_device_that_replays_its_earlier_output_is_refused(
+    pools: Callable[..., Pool], counting: Counting
+) -> None:
+    # A source the replay rule does not know (no file, no seed) whose output starts again at
+    # each opening: the digest of the first bytes catches it.
+    counting.replaying.add("sim://?frame=5")
+    counting.fail["sim://?frame=5"] = (4096, DeviceDisconnected("gone"))
+    pool = pools(["sim://?frame=5"])
+    first = pool.read(4096 * 8, timeout=10)
+    _until(lambda: _device(pool, 0)["state"] == "failed", what="the replay to be refused")
+    device = _device(pool, 0)
+    assert "repeats what sim://?frame=5 gave" in device["last_error"]
+    assert device["reopens"] == 1
+    time.sleep(0.5)  # not reopened again: it would replay again
+    assert _device(pool, 0)["reopens"] == 1 and _device(pool, 0)["state"] == "failed"
+    assert pool.try_read(1) is None
+    assert np.array_equal(_served_by(_words([first]), 5), np.arange(4096, dtype=np.uint64))
 
 
-def test_a_reopened_device_that_replays_its_earlier_output_is_refused(pools: Callable[..., Pool]) -> None:
-    pool = Pool([DeviceSettings("sim://?seed=7&fault=disconnect:200000", SEED)], buffer_bytes=SMALL, backoff=FAST)
+def test_two_devices_with_the_same_output_serve_it_once(pools: Callable[..., Pool], counting: Counting) -> None:
+    # Two URLs with the same tag: the same output from both.
+    pool = pools(["sim://?frame=7", "sim://?bits=8&frame=7"], backoff=(30.0, 30.0))
+    _until(lambda: sorted(d["state"] for d in pool.status()["devices"]) == ["failed", "healthy"], what="states")
+    (failed,) = [d for d in pool.status()["devices"] if d["state"] == "failed"]
+    assert "repeats what" in failed["last_error"] and failed["bytes_served"] == 0
+
+
+# -- sources that replay their input: served once --------------------------------------------
+
+
+def _capture(path: Path, samples: bytes, per_frame: int = 1000) -> str:
+    """Writes ``samples`` as QDP/1 data frames to ``path``; returns its file:// URL."""
+    out = b""
+    for i in range(0, len(samples), per_frame):
+        chunk = samples[i : i + per_frame]
+        payload = len(chunk).to_bytes(2, "little") + b"\0\0" + chunk
+        out += protocol.encode_frame(protocol.DATA, i // per_frame, payload)
+    path.write_bytes(out)
+    return f"file://{path}"
+
+
+def test_a_capture_file_is_served_once_then_failed_for_good(tmp_path: Path) -> None:
+    url = _capture(tmp_path / "capture.qdp", os.urandom(200_000))
+    with qitcore.open(url, min_entropy=7.0) as stream:
+        once = len(stream.read(1 << 30))
+    assert once > 0
+    pool = Pool([DeviceSettings(url, {"min_entropy": 7.0})], buffer_bytes=SMALL, backoff=FAST)
     try:
         pool.start()
-        first = pool.read(4096, timeout=10)
-        _until(lambda: _device(pool, 0)["state"] == "failed", what="the replay to be refused")
+        served = b""
+        deadline = time.monotonic() + 20
+        with pytest.raises(ServiceUnavailable):
+            while time.monotonic() < deadline and len(served) <= 4 * once:
+                served += pool.read(4096, timeout=2)
         device = _device(pool, 0)
-        assert "repeats what sim://?seed=***&fault=disconnect:200000 gave" in device["last_error"]
-        assert device["reopens"] == 1
-        time.sleep(0.5)  # not reopened again: it would replay again
-        assert _device(pool, 0)["reopens"] == 1 and _device(pool, 0)["state"] == "failed"
-        rest = b""
-        while (more := pool.try_read(1)) is not None:
-            rest += more
-        assert _repeated_windows([first + rest]) == 0
+        assert device["state"] == "failed" and device["reopens"] == 0, device
+        assert "DeviceDisconnected" in device["last_error"]
+        time.sleep(5 * FAST[1])  # a reopening would come within the backoff
+        assert _device(pool, 0)["reopens"] == 0 and pool.try_read(1) is None
+        # One pass at most, never the capture's entropy twice (the file was 36 times over before).
+        assert device["bytes_served"] <= once and len(served) <= once
+        # A reload naming it again does not serve it again, nor does another URL of the file.
+        pool.reconfigure([DeviceSettings(url, {"min_entropy": 7.0})])
+        _until(lambda: "served already" in (_device(pool, 0)["last_error"] or ""), what="the refusal")
+        pool.reconfigure([DeviceSettings(f"{url}?bits=8", {"min_entropy": 7.0})])
+        _until(lambda: "served already" in (_device(pool, 0)["last_error"] or ""), what="the refusal")
+        assert _device(pool, 0)["state"] == "failed" and pool.try_read(1) is None
     finally:
         pool.close()
 
 
-def test_two_devices_with_the_same_output_serve_it_once() -> None:
-    # frame=1024 is the default: one simulator under two URLs, with the same seeds.
-    pool = Pool(
-        [DeviceSettings("sim://?seed=7", SEED), DeviceSettings("sim://?seed=7&frame=1024", SEED)],
-        buffer_bytes=SMALL,
-        backoff=(30.0, 30.0),
-    )
-    try:
-        pool.start()
-        _until(lambda: sorted(d["state"] for d in pool.status()["devices"]) == ["failed", "healthy"], what="states")
-        (failed,) = [d for d in pool.status()["devices"] if d["state"] == "failed"]
-        assert "repeats what" in failed["last_error"] and failed["bytes_served"] == 0
-    finally:
-        pool.close()
+def test_a_seeded_simulator_is_not_reopened_after_it_fails(pools: Callable[..., Pool]) -> None:
+    pool = pools(["sim://?seed=9&fault=disconnect:200000"])
+    _until(lambda: _device(pool, 0)["state"] == "failed", what="the disconnection")
+    time.sleep(5 * FAST[1])
+    device = _device(pool, 0)
+    assert device["reopens"] == 0 and device["state"] == "failed" and "DeviceDisconnected" in device["last_error"]
+    # Without a seed the simulator's input is new at each opening: reopened as before.
+    other = pools(["sim://?fault=disconnect:200000"])
+    _until(lambda: _device(other, 0)["reopens"] >= 1, what="a reopening")
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        ["sim://?seed=7", "sim://?seed=7&frame=1000"],
+        ["sim://?seed=7", "sim+pty://?seed=7"],
+        ["file://{capture}", "file://{folder}/../{folder_name}/capture.qdp"],
+    ],
+)
+def test_two_devices_reading_one_replayable_input_are_refused(urls: list[str], tmp_path: Path) -> None:
+    capture = tmp_path / "capture.qdp"
+    capture.write_bytes(b"")
+    named = [u.format(capture=capture, folder=tmp_path, folder_name=tmp_path.name) for u in urls]
+    devices = [DeviceSettings(u) for u in named]
+    with pytest.raises(InvalidArgumentError, match="the same replayable input"):
+        Pool(devices)
+    with pytest.raises(InvalidArgumentError, match="the same replayable input"):
+        ServiceConfig(devices=tuple(devices), local=None)
+    Pool([devices[0], DeviceSettings("sim://?seed=8")]).close()  # different inputs are fine
 
 
 def test_without_reopening_a_failed_device_stays_failed_until_reconfigured(pools: Callable[..., Pool]) -> None:
@@ -500,3 +583,101 @@ def test_settings_that_cannot_open_fail_for_good() -> None:
         assert device["reopens"] == 0 and "InvalidLengthError: seed: expected 897 bytes" in device["last_error"]
     finally:
         pool.close()
+
+
+# -- waking readers, deadlines, failures while a read waits ----------------------------------
+
+
+def test_bytes_a_waiting_read_took_from_a_device_that_then_fails_are_not_served(
+    pools: Callable[..., Pool], counting: Counting
+) -> None:
+    stats = ServiceStats()
+    a_go, b_go = threading.Event(), threading.Event()
+    counting.pause["sim://?frame=1"] = (512, a_go)  # 4096 bytes, then nothing until a_go
+    counting.fail["sim://?frame=1"] = (512, RepetitionCountFailure("Repetition Count Test failed"))
+    counting.pause["sim://?frame=2"] = (0, b_go)  # nothing until b_go
+    pool = pools(["sim://?frame=1", "sim://?frame=2"], stats=stats, backoff=(30.0, 30.0))
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pool.read(8192, timeout=20)))
+    reader.start()
+    try:
+        # The reader holds device 1's 4096 bytes and waits for more.
+        _until(
+            lambda: counting.next.get("sim://?frame=1") == 512 and _device(pool, 0)["buffered"] == 0, what="the take"
+        )
+        a_go.set()  # device 1's health test fires
+        _until(lambda: _device(pool, 0)["state"] == "failed", what="the failure")
+        b_go.set()  # device 2 serves
+    finally:
+        a_go.set()
+        b_go.set()
+        reader.join(30)
+    assert len(got) == 1 and len(got[0]) == 8192
+    words = _words(got)
+    assert len(_served_by(words, 1)) == 0, "bytes taken before the failure were served after it"
+    assert np.array_equal(_served_by(words, 2), np.arange(1024, dtype=np.uint64))
+    assert _device(pool, 0)["bytes_served"] == 0
+    assert stats.snapshot()["discarded"] >= 4096
+
+
+def test_a_device_is_closed_outside_the_pools_lock(pools: Callable[..., Pool], counting: Counting) -> None:
+    pool = pools(["sim://?frame=1", "sim://?frame=2"])
+    _until(lambda: all(d["buffered"] > 0 for d in pool.status()["devices"]), what="bytes from both")
+    counting.slow_close = 1.5
+    removing = threading.Thread(target=pool.reconfigure, args=([DeviceSettings("sim://?frame=2")],))
+    removing.start()
+    try:
+        time.sleep(0.2)  # device 1 is being closed now
+        started = time.monotonic()
+        assert pool.try_read(8) is not None
+        took = time.monotonic() - started
+    finally:
+        removing.join(10)
+        counting.slow_close = 0.0
+    assert took < 0.5, f"a reader waited {took:.2f} s for a device to close"
+
+
+def test_cancel_reads_wakes_waiting_reads_and_stopping_refuses_later_ones(pools: Callable[..., Pool]) -> None:
+    pool = pools(["sim://?fault=stuck:0"])  # never healthy
+    raised: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            pool.read(16, timeout=30)
+        except ServiceUnavailable as exc:
+            raised.append(exc)
+
+    waiting = threading.Thread(target=reader)
+    waiting.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    pool.cancel_reads()
+    waiting.join(5)
+    assert time.monotonic() - started < 1 and len(raised) == 1
+    assert "stopping or restarting" in str(raised[0])
+    # Later reads wait as before ...
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match="no healthy device"):
+        pool.read(16, timeout=0.3)
+    assert time.monotonic() - started >= 0.25
+    # ... unless the service is stopping.
+    pool.cancel_reads(stopping=True)
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match="stopping"):
+        pool.read(16, timeout=30)
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_read_ends_at_its_deadline(pools: Callable[..., Pool]) -> None:
+    pool = pools(["sim://?fault=stuck:0"])
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match="no healthy device"):
+        pool.read(16, timeout=30, deadline=started + 0.3)
+    assert 0.25 <= time.monotonic() - started < 2
+    # A deadline already past: refused at once (the request waited its time in a queue).
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable):
+        pool.read(16, deadline=started - 1)
+    assert time.monotonic() - started < 0.2
+    with pytest.raises(InvalidArgumentError, match="deadline"):
+        pool.read(16, deadline=float("nan"))

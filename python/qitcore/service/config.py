@@ -32,7 +32,9 @@ running configuration) with an error naming it; nothing is opened before that.
 from __future__ import annotations
 
 import dataclasses
+import grp
 import os
+import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,10 +46,27 @@ from .._validate import integer
 from ..devices import _registry
 from ..errors import InvalidArgumentError, InvalidTypeError, QitError
 
-__all__ = ["DeviceSettings", "ServiceConfig", "build", "load"]
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_BUFFER_BYTES",
+    "MAX_BUFFER_BYTES",
+    "DeviceSettings",
+    "ServiceConfig",
+    "build",
+    "check_backoff",
+    "check_devices",
+    "check_flag",
+    "load",
+    "replay_key",
+]
 
 DEFAULT_BUFFER_BYTES = 8 << 20
+"""Extracted bytes the pool holds ready by default, all devices together."""
+MIN_BUFFER_BYTES = 1 << 16
 MAX_BUFFER_BYTES = 1 << 32
+"""The most ``buffer_bytes`` may be (the pool's and the configuration's bound)."""
+DEFAULT_BACKOFF = (0.5, 30.0)
+"""Seconds before reopening a failed device: the first wait, doubling up to the longest."""
 # Options of qitcore.open that a TOML file cannot express (a pyusb backend object).
 _NOT_IN_FILES = {"usb_backend"}
 _OPTIONS = {f.name for f in dataclasses.fields(_registry.Options)} - _NOT_IN_FILES
@@ -147,34 +166,104 @@ class ServiceConfig:
     metrics: Any = None
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
     path: str | None = None
-    backoff: tuple[float, float] = (0.5, 30.0)
+    backoff: tuple[float, float] = DEFAULT_BACKOFF
     reopen_after_health_failure: bool = True
 
     def __post_init__(self) -> None:
-        devices = tuple(self.devices)
-        if not all(isinstance(d, DeviceSettings) for d in devices):
-            raise InvalidTypeError("devices: expected DeviceSettings")
-        urls = [d.url for d in devices]
-        twice = sorted({public_url(u) for u in urls if urls.count(u) > 1})
-        if twice:
-            raise InvalidArgumentError(f"devices: {', '.join(twice)} given more than once (one process owns a device)")
+        devices = check_devices(self.devices)
         object.__setattr__(self, "devices", devices)
-        integer("buffer_bytes", self.buffer_bytes, minimum=1 << 16, maximum=MAX_BUFFER_BYTES)
-        backoff = self.backoff
-        if (
-            not isinstance(backoff, tuple | list)
-            or len(backoff) != 2
-            or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in backoff)
-            or not 0 < backoff[0] <= backoff[1] <= 86_400
-        ):
+        integer("buffer_bytes", self.buffer_bytes, minimum=MIN_BUFFER_BYTES, maximum=MAX_BUFFER_BYTES)
+        object.__setattr__(self, "backoff", check_backoff(self.backoff))
+        check_flag("reopen_after_health_failure", self.reopen_after_health_failure)
+
+
+def check_devices(devices: Sequence[DeviceSettings]) -> tuple[DeviceSettings, ...]:
+    """``devices`` as a tuple, checked: at least one, each a :class:`DeviceSettings`, no URL twice
+    and no replaying source twice (:func:`replay_key`: one file under two URLs, one seeded
+    simulator under two URLs would serve the same input twice).
+
+    Raises:
+        InvalidTypeError: not a sequence of DeviceSettings. InvalidArgumentError: empty, or a
+            device given twice (named).
+    """
+    if isinstance(devices, str | bytes) or not isinstance(devices, Sequence):
+        raise InvalidTypeError(f"devices: expected a sequence of DeviceSettings, got {type(devices).__name__}")
+    devices = tuple(devices)
+    if not devices:
+        raise InvalidArgumentError("devices: a pool needs at least one device")
+    for d in devices:
+        if not isinstance(d, DeviceSettings):
+            raise InvalidTypeError(f"devices: expected DeviceSettings, got {type(d).__name__}")
+    urls = [d.url for d in devices]
+    twice = sorted({public_url(u) for u in urls if urls.count(u) > 1})
+    if twice:
+        raise InvalidArgumentError(f"devices: {', '.join(twice)} given more than once (one process owns a device)")
+    seen: dict[str, str] = {}
+    for d in devices:
+        key = replay_key(d)
+        if key is None:
+            continue
+        if key in seen:
             raise InvalidArgumentError(
-                f"backoff: expected [first, longest] seconds with 0 < first <= longest <= 86400, got {backoff!r}"
+                f"devices: {seen[key]} and {d.public_url} read the same replayable input ({key}); "
+                "served twice, its entropy would be spent twice: name it once"
             )
-        object.__setattr__(self, "backoff", (float(backoff[0]), float(backoff[1])))
-        if not isinstance(self.reopen_after_health_failure, bool):
-            raise InvalidArgumentError(
-                f"reopen_after_health_failure: expected true or false, got {self.reopen_after_health_failure!r}"
-            )
+        seen[key] = d.public_url
+    return devices
+
+
+def replay_key(settings: DeviceSettings) -> str | None:
+    """What names a source whose raw input is the same at every opening, or ``None`` for a source
+    whose input is new each time: a ``file://`` on a regular file (``file:`` and its resolved
+    path; a FIFO is not replayed) and a simulator with a fixed ``seed=`` (``sim:seed=N``, for
+    ``sim://`` and ``sim+pty://`` alike, whose samples come from the same model). A fresh
+    extractor seed at each opening would make the output differ, but the min-entropy spent
+    would be the same samples' again."""
+    parsed = _registry.Url.parse(settings.url)
+    if parsed.scheme == "file":
+        # As the file backend reads it (devices/file.py).
+        path = parsed.path
+        if parsed.location and parsed.location != "localhost":
+            path = parsed.location + parsed.path
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = None  # not there yet: a regular file may appear; counted as one
+        if mode is not None and not stat.S_ISREG(mode):
+            return None
+        return f"file:{os.path.realpath(path)}"
+    if parsed.scheme in ("sim", "sim+pty") and parsed.query.get("seed"):
+        return f"sim:seed={parsed.get('seed', int)}"
+    return None
+
+
+def check_backoff(value: Any) -> tuple[float, float]:
+    """``(first, longest)`` seconds with ``0 < first <= longest <= 86400``, as floats.
+
+    Raises:
+        InvalidArgumentError: anything else, named.
+    """
+    if (
+        not isinstance(value, tuple | list)
+        or len(value) != 2
+        or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in value)
+        or not 0 < value[0] <= value[1] <= 86_400
+    ):
+        raise InvalidArgumentError(
+            f"backoff: expected [first, longest] seconds with 0 < first <= longest <= 86400, got {value!r}"
+        )
+    return float(value[0]), float(value[1])
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False``.
+
+    Raises:
+        InvalidTypeError: anything else, named.
+    """
+    if not isinstance(value, bool):
+        raise InvalidTypeError(f"{name}: expected true or false, got {value!r}")
+    return value
 
 
 def load(path: str | os.PathLike[str]) -> ServiceConfig:
@@ -230,6 +319,7 @@ def build(
     if socket is not None:
         socket_table["path"] = socket
     local = _section("socket", socket_table, where)
+    _check_group(local, where)
     kernel_table = _table(data, "kernel", where) if "kernel" in data else ({} if feed_kernel else None)
     metrics_table = _table(data, "metrics", where) if "metrics" in data else None
     if metrics is not None:
@@ -250,12 +340,24 @@ def build(
             metrics=metrics_settings,
             https=https_settings,
             buffer_bytes=buffer,
-            backoff=pool.get("backoff", (0.5, 30.0)),
+            backoff=pool.get("backoff", DEFAULT_BACKOFF),
             reopen_after_health_failure=pool.get("reopen_after_health_failure", True),
             path=None if path is None else os.fspath(Path(path).resolve()),
         )
     except QitError as exc:
         raise InvalidArgumentError(f"{where}{exc}") from None
+
+
+def _check_group(local: Any, where: str) -> None:
+    """The socket's group exists: checked with the rest of the file, so that a SIGHUP naming a
+    group that does not exist keeps the running configuration rather than failing half-way."""
+    group = getattr(local, "group", None)
+    if group is None:
+        return
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        raise InvalidArgumentError(f"{where}[socket]: group: no group named {group!r} on this system") from None
 
 
 def _settings_class(name: str) -> type:

@@ -10,7 +10,11 @@ signals:
   request get an error, never a short answer), then the pool closes its devices; exit status 0;
 - SIGHUP: the configuration file is read again; devices are added, removed or reopened with new
   options, and a front end whose settings changed is restarted. A file that does not parse or
-  check is logged and the running configuration kept.
+  check is logged and the running configuration kept. So is one whose front ends cannot start:
+  a front end on a new address (socket path, listen address) or the kernel feed is built and
+  started beside the old one, which stops only once every new one runs; one on the same
+  address is stopped, and started again with its old settings if the new ones fail. The pool's
+  devices change last, once the front ends have.
 
 Signal handlers only set flags; all the work happens in the main thread's loop, never inside a
 handler (which could interrupt a thread holding a lock the work needs).
@@ -31,6 +35,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..errors import InvalidArgumentError, QitError
+from . import config as config_module
 from .config import ServiceConfig
 from .pool import Pool
 from .stats import ServiceStats
@@ -41,6 +46,8 @@ log = logging.getLogger("qitcore.service.daemon")
 
 # How often the main loop looks at the signal flags (seconds): the delay of a stop or reload.
 _TICK = 0.1
+# The front ends, in the order they start (they stop in the reverse order).
+_FRONTS = ("local", "kernel", "https", "metrics")
 
 
 class Daemon:
@@ -49,7 +56,8 @@ class Daemon:
     Args:
         config: what to run.
         reload: makes the configuration anew for SIGHUP (default: :func:`config.load` of
-            ``config.path``; without a path, SIGHUP is logged and ignored).
+            ``config.path``; without a path, SIGHUP is logged and ignored). ``qitcore serve``
+            passes one that applies its command line on top of the file again.
         announce: where the ``listening on`` line goes (stderr).
     """
 
@@ -63,6 +71,12 @@ class Daemon:
         if not isinstance(config, ServiceConfig):
             raise InvalidArgumentError(f"config: expected a ServiceConfig, got {type(config).__name__}")
         self.config = config
+        path = config.path
+        if reload is None and path is not None:
+
+            def reload() -> ServiceConfig:
+                return config_module.load(path)
+
         self._reload = reload
         self._announce = announce
         self.stats = ServiceStats()
@@ -136,9 +150,7 @@ class Daemon:
         )
         kernel = None
         if config.kernel is not None:
-            from .kernel import KernelFeeder  # type: ignore[import-not-found,unused-ignore]
-
-            kernel = KernelFeeder(self.pool, self.stats, config.kernel)
+            kernel = self._make("kernel", config)
             # Before any device opens: without the privilege nothing starts at all.
             kernel.check()
         self.pool.start()
@@ -148,17 +160,15 @@ class Daemon:
             len(config.devices),
             ", ".join(d.public_url for d in config.devices),
         )
-        self._local = self._make_local(config)
-        self._local.start()
-        if kernel is not None:
-            kernel.start()
-            self._kernel = kernel
-        if config.https is not None:
-            self._https = self._make_https(config)
-            self._https.start()
-        if config.metrics is not None:
-            self._metrics = self._make_metrics(config)
-            self._metrics.start()
+        for name in _FRONTS:
+            if getattr(config, name) is None:
+                continue
+            front: Any = kernel if name == "kernel" else self._make(name, config)
+            front.start()
+            setattr(self, f"_{name}", front)
+        self._listening(config)
+
+    def _listening(self, config: ServiceConfig) -> None:
         path = config.local.path
         log.info("listening on %s", path)
         out = self._announce if self._announce is not None else sys.stderr
@@ -170,14 +180,15 @@ class Daemon:
             self._stop()
 
     def _stop(self) -> None:
-        for name in ("_metrics", "_https", "_kernel", "_local"):
-            front = getattr(self, name)
-            setattr(self, name, None)
+        if self.pool is not None:
+            # Requests waiting for a pool that has nothing are refused now, so that no front end's
+            # stop waits for them (an HTTPS request may wait up to its `wait`).
+            self.pool.cancel_reads(stopping=True)
+        for name in reversed(_FRONTS):
+            front = getattr(self, f"_{name}")
+            setattr(self, f"_{name}", None)
             if front is not None:
-                try:
-                    front.stop()
-                except Exception:  # one front end failing to stop must not keep the others up
-                    log.exception("stopping %s failed", name.strip("_"))
+                _stop_quietly(name, front)
         if self.pool is not None:
             self.pool.close()
 
@@ -202,54 +213,93 @@ class Daemon:
             return True
 
     def _apply(self, new: ServiceConfig) -> None:
+        """Applies ``new``: every front end whose settings changed first (all or none: on a
+        failure the ones already changed are put back), then the pool's devices; ``self.config``
+        becomes ``new`` only when all of it runs."""
         old = self.config
         assert self.pool is not None
-        self.pool.reconfigure(
-            new.devices, backoff=new.backoff, reopen_after_health_failure=new.reopen_after_health_failure
-        )
         if new.buffer_bytes != old.buffer_bytes:
             log.warning("SIGHUP: buffer_bytes changes only at a restart; still %d", old.buffer_bytes)
             new = dataclasses.replace(new, buffer_bytes=old.buffer_bytes)
-        if new.local != old.local:
-            log.info("SIGHUP: [socket] changed; restarting the local socket")
-            self._local.stop()
-            self._local = self._make_local(new)
-            self._local.start()
-            print(f"qitcore serve: listening on {new.local.path}", file=self._announce or sys.stderr, flush=True)
-        if new.kernel != old.kernel:
-            log.info("SIGHUP: [kernel] changed")
-            if self._kernel is not None:
-                self._kernel.stop()
-                self._kernel = None
-            if new.kernel is not None:
-                from .kernel import KernelFeeder  # type: ignore[import-not-found,unused-ignore]
-
-                feeder = KernelFeeder(self.pool, self.stats, new.kernel)
-                feeder.check()
-                feeder.start()
-                self._kernel = feeder
-        if new.https != old.https:
-            log.info("SIGHUP: [https] changed")
-            if self._https is not None:
-                self._https.stop()
-                self._https = None
-            if new.https is not None:
-                self._https = self._make_https(new)
-                self._https.start()
-        if new.metrics != old.metrics:
-            log.info("SIGHUP: [metrics] changed")
-            if self._metrics is not None:
-                self._metrics.stop()
-                self._metrics = None
-            if new.metrics is not None:
-                self._metrics = self._make_metrics(new)
-                self._metrics.start()
+        changes: list[_Change] = []
+        try:
+            for name in _FRONTS:
+                if getattr(new, name) != getattr(old, name):
+                    log.info("SIGHUP: [%s] changed", "socket" if name == "local" else name)
+                    changes.append(self._change(name, old, new))
+        except BaseException:
+            for change in reversed(changes):
+                self._undo(change, old)
+            raise
+        # Every new front end runs: the old ones built beside them stop now.
+        for change in changes:
+            if change.beside and change.before is not None:
+                _stop_quietly(change.name, change.before)
+        self.pool.reconfigure(
+            new.devices, backoff=new.backoff, reopen_after_health_failure=new.reopen_after_health_failure
+        )
         self.config = new
+        if new.local != old.local:
+            self._listening(new)
         log.info(
             "SIGHUP: configuration reloaded; serving from %d device(s): %s",
             len(new.devices),
             ", ".join(d.public_url for d in new.devices),
         )
+
+    def _change(self, name: str, old: ServiceConfig, new: ServiceConfig) -> _Change:
+        """Starts front end ``name`` with ``new``'s settings (or takes it away when it has none).
+        On a new address it starts beside the old one, which keeps serving until the caller
+        stops it; on the same address the old one stops first and, if the new one cannot start,
+        is started again with ``old``'s settings before the error goes up."""
+        attr = f"_{name}"
+        before = getattr(self, attr)
+        if getattr(new, name) is None:
+            setattr(self, attr, None)
+            return _Change(name, before, None, beside=True)
+        if before is None or not _same_address(name, getattr(old, name), getattr(new, name)):
+            after = self._make(name, new)
+            after.start()
+            setattr(self, attr, after)
+            return _Change(name, before, after, beside=True)
+        self._release(name, before)
+        setattr(self, attr, None)
+        try:
+            after = self._make(name, new)
+            after.start()
+        except BaseException:
+            log.error("SIGHUP: the new [%s] did not start; starting the old one again", name)
+            self._restore(name, old)
+            raise
+        setattr(self, attr, after)
+        return _Change(name, before, after, beside=False)
+
+    def _undo(self, change: _Change, old: ServiceConfig) -> None:
+        """Puts front end ``change.name`` back as ``old`` has it (a later change failed)."""
+        attr = f"_{change.name}"
+        if change.after is not None:
+            self._release(change.name, change.after)
+        setattr(self, attr, None)
+        if change.beside:
+            setattr(self, attr, change.before)  # never stopped
+        else:
+            self._restore(change.name, old)
+
+    def _restore(self, name: str, old: ServiceConfig) -> None:
+        try:
+            front = self._make(name, old)
+            front.start()
+        except Exception:  # the old settings ran a moment ago; this is not expected
+            log.exception("SIGHUP: the old [%s] could not be started again; it is off", name)
+            return
+        setattr(self, f"_{name}", front)
+
+    def _release(self, name: str, front: Any) -> None:
+        """Stops ``front``; an HTTPS server first has the pool refuse its waiting requests, so that
+        its stop does not wait for them."""
+        if name == "https" and self.pool is not None:
+            self.pool.cancel_reads()
+        _stop_quietly(name, front)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -283,20 +333,48 @@ class Daemon:
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
         self._hup = True
 
-    def _make_local(self, config: ServiceConfig) -> Any:
-        from .local import LocalServer  # type: ignore[import-not-found,unused-ignore]
+    def _make(self, name: str, config: ServiceConfig) -> Any:
+        """Front end ``name`` for ``config``, not started (HTTPS and metrics have bound their
+        address and loaded their certificates; the socket binds and the kernel feed checks its
+        privilege when started)."""
+        import importlib
 
         assert self.pool is not None
-        return LocalServer(self.pool, self.stats, config.local, self.status)
+        module, cls = {
+            "local": (".local", "LocalServer"),
+            "kernel": (".kernel", "KernelFeeder"),
+            "https": (".https", "HttpsServer"),
+            "metrics": (".metrics", "MetricsServer"),
+        }[name]
+        make = getattr(importlib.import_module(module, __package__), cls)
+        if name == "local":
+            return make(self.pool, self.stats, config.local, self.status)
+        return make(self.pool, self.stats, getattr(config, name))
 
-    def _make_https(self, config: ServiceConfig) -> Any:
-        from .https import HttpsServer  # type: ignore[import-not-found,unused-ignore]
 
-        assert self.pool is not None
-        return HttpsServer(self.pool, self.stats, config.https)
+@dataclasses.dataclass
+class _Change:
+    """A front end changed by a reload: the one that ran before, the one that runs now, and
+    whether the new one was started beside the old (which then still runs)."""
 
-    def _make_metrics(self, config: ServiceConfig) -> Any:
-        from .metrics import MetricsServer  # type: ignore[import-not-found,unused-ignore]
+    name: str
+    before: Any
+    after: Any
+    beside: bool
 
-        assert self.pool is not None
-        return MetricsServer(self.pool, self.stats, config.metrics)
+
+def _same_address(name: str, old: Any, new: Any) -> bool:
+    """Whether front ends with settings ``old`` and ``new`` would hold the same address (then the
+    old one must stop before the new one can start)."""
+    if name == "local":
+        return bool(os.path.realpath(old.path) == os.path.realpath(new.path))
+    if name in ("https", "metrics"):
+        return bool(old.listen == new.listen)
+    return False  # the kernel feed holds no address: a new one starts beside the old
+
+
+def _stop_quietly(name: str, front: Any) -> None:
+    try:
+        front.stop()
+    except Exception:  # one front end failing to stop must not keep the others up
+        log.exception("stopping %s failed", name)

@@ -23,11 +23,20 @@ Failures, as each device's thread sees them:
   ``backoff[0]`` up to ``backoff[1]`` seconds, and starts again from ``backoff[0]`` once the
   device has stayed healthy that long. Bytes already buffered stay: they passed the tests.
 
-A deterministic source reopened with a fixed extractor seed (the simulator with ``seed=`` and
-``extractor_seed``) would yield the same bytes again at each opening, and two such devices the
-same bytes as each other. The pool remembers a digest of the first bytes of every opening and
-refuses an opening whose output starts as an earlier one did (state ``failed``, not reopened
-until :meth:`Pool.reconfigure`): no content is served twice even then.
+A source that replays its raw input (a ``file://`` on a regular file, a simulator with a fixed
+``seed=``: :func:`~qitcore.service.config.replay_key`) is opened once in the pool's life: when it
+ends or fails it is ``failed`` for good, even across :meth:`Pool.reconfigure`, since opening it
+again would extract the same samples again (with a fresh extractor seed the output differs, but
+the entropy spent is the same). Two devices naming one such source are refused.
+
+As a second guard, the pool remembers a digest of the first bytes of every opening and refuses
+an opening whose output starts as an earlier one did (state ``failed``, not reopened until
+:meth:`Pool.reconfigure`): no content is served twice even from a deterministic source that the
+first rule does not recognise.
+
+A device whose health test fires stops contributing at once: its buffered bytes are dropped, and
+so are bytes a waiting :meth:`Pool.read` had already taken from it (each device counts its
+health failures; a read serves only bytes taken since the device's latest failure).
 """
 
 from __future__ import annotations
@@ -54,7 +63,16 @@ from ..errors import (
     ServiceUnavailable,
 )
 from ..stream import QrngStream
-from .config import DeviceSettings
+from .config import (
+    DEFAULT_BACKOFF,
+    DEFAULT_BUFFER_BYTES,
+    MAX_BUFFER_BYTES,
+    DeviceSettings,
+    check_backoff,
+    check_devices,
+    check_flag,
+    replay_key,
+)
 from .stats import ServiceStats
 
 __all__ = ["MAX_REQUEST", "STATES", "Pool"]
@@ -69,7 +87,8 @@ CHUNK = 1 << 16
 _SLICE = 0.05
 # Longest a device thread's read waits before it looks whether it should stop (seconds).
 _READ_SLICE = 0.25
-# How long close() waits for each device thread (an opening device may take its timeout).
+# How long close() waits for the device threads, all together (an opening device may take its
+# timeout); well inside the unit's TimeoutStopSec.
 _JOIN = 5.0
 # Bytes of each opening's output whose digest is compared with the earlier openings'.
 _HEAD = 32
@@ -89,6 +108,10 @@ class _Device:
         self.capacity = capacity
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self.done = False  # its thread has ended (set by the thread, under the lock)
+        self.again = False  # reconfigure() asked a failed device whose thread is ending to go on
+        self.generation = 0  # health failures so far: bytes taken before one are not served
+        self.replay: str | None = replay_key(settings)
         self.stream: QrngStream | None = None
         self.chunks: deque[bytes] = deque()
         self.head = 0  # bytes of chunks[0] already taken
@@ -170,18 +193,18 @@ class Pool:
         self,
         devices: Sequence[DeviceSettings],
         *,
-        buffer_bytes: int = 8 << 20,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         stats: ServiceStats | None = None,
-        backoff: tuple[float, float] = (0.5, 30.0),
+        backoff: tuple[float, float] = DEFAULT_BACKOFF,
         reopen_after_health_failure: bool = True,
     ) -> None:
-        self._check_devices(devices)
-        self._capacity = integer("buffer_bytes", buffer_bytes, minimum=CHUNK, maximum=1 << 40)
+        devices = check_devices(devices)
+        self._capacity = integer("buffer_bytes", buffer_bytes, minimum=CHUNK, maximum=MAX_BUFFER_BYTES)
         if stats is not None and not isinstance(stats, ServiceStats):
             raise InvalidTypeError(f"stats: expected a ServiceStats, got {type(stats).__name__}")
         self._stats = stats
-        self._backoff = _backoff(backoff)
-        self._reopen_failed = _flag("reopen_after_health_failure", reopen_after_health_failure)
+        self._backoff = check_backoff(backoff)
+        self._reopen_failed = check_flag("reopen_after_health_failure", reopen_after_health_failure)
         self._lock = threading.Lock()
         self._data = threading.Condition(self._lock)  # bytes arrived, or the pool closed
         self._room = threading.Condition(self._lock)  # bytes were taken, or a device was stopped
@@ -190,6 +213,9 @@ class Pool:
         self._closed = False
         self._serial = 0  # names device threads
         self._heads: dict[bytes, str] = {}  # digest of an opening's first bytes -> its device
+        self._replayed: dict[str, str] = {}  # replay key of a source opened once -> its device
+        self._cancels = 0  # cancel_reads() calls: a read waiting across one is refused
+        self._stopping = False  # cancel_reads(stopping=True): reads no longer wait
         for settings in devices:
             self._devices.append(_Device(settings, self._share(len(devices))))
 
@@ -218,11 +244,22 @@ class Pool:
                 return
             self._closed = True
             devices = list(self._devices)
-            for dev in devices:
-                self._stop(dev)
+            streams = [self._stop(dev) for dev in devices]
             self._data.notify_all()
             self._room.notify_all()
+        _close_all(streams)
         self._join(devices)
+
+    def cancel_reads(self, *, stopping: bool = False) -> None:
+        """Refuses every :meth:`read` waiting now, at once (:class:`~qitcore.errors.ServiceUnavailable`,
+        its bytes dropped): what a stop or a front end's restart calls first, so that no front end
+        waits for requests blocked on a pool that has nothing. Reads that start afterwards wait
+        as usual, unless ``stopping``: then a read that cannot be answered from the bytes ready
+        is refused at once, until :meth:`close`."""
+        with self._lock:
+            self._cancels += 1
+            self._stopping = self._stopping or bool(stopping)
+            self._data.notify_all()
 
     def reconfigure(
         self,
@@ -240,12 +277,12 @@ class Pool:
         Raises:
             InvalidArgumentError: as the constructor; ServiceUnavailable: the pool was closed.
         """
-        self._check_devices(devices)
-        new_backoff = self._backoff if backoff is None else _backoff(backoff)
+        devices = check_devices(devices)
+        new_backoff = self._backoff if backoff is None else check_backoff(backoff)
         reopen = (
             self._reopen_failed
             if reopen_after_health_failure is None
-            else _flag("reopen_after_health_failure", reopen_after_health_failure)
+            else check_flag("reopen_after_health_failure", reopen_after_health_failure)
         )
         with self._lock:
             if self._closed:
@@ -257,11 +294,15 @@ class Pool:
             for settings in devices:
                 dev = kept.pop(settings.url, None)
                 if dev is not None and dev.settings == settings:
-                    if dev.thread is not None and not dev.thread.is_alive():
+                    if dev.done and not dev.stop.is_set():
                         # Left failed for good (or refused as a replay): the operator asks again.
+                        # (A source that replays its input stays failed: its thread sees that.)
                         log.info("%s: opening again", dev.name)
                         dev.thread = None
-                        dev.stop.clear()
+                        dev.done = False
+                    elif dev.state == "failed":
+                        # Its thread may be about to end (a final failure): it goes on instead.
+                        dev.again = True
                     new.append(dev)
                     continue
                 if dev is not None:
@@ -269,8 +310,9 @@ class Pool:
                 log.info("%s: added to the pool", settings.public_url)
                 new.append(_Device(settings, 0))
             stopped.extend(kept.values())
+            streams = []
             for dev in stopped:
-                self._stop(dev)
+                streams.append(self._stop(dev))
                 log.info("%s: removed from the pool", dev.name)
             share = self._share(len(new))
             for dev in new:
@@ -279,53 +321,79 @@ class Pool:
                     self._launch(dev)
             self._devices = new
             self._room.notify_all()
+        _close_all(streams)
         self._join(stopped)
 
     # -- reading -----------------------------------------------------------------------------
 
-    def read(self, n: int, timeout: float | None = None) -> bytes:
+    def read(self, n: int, timeout: float | None = None, *, deadline: float | None = None) -> bytes:
         """Exactly ``n`` bytes (0 to :data:`MAX_REQUEST`), each taken out of the pool: never
         served again. Waits until they are there, for at most ``timeout`` seconds (for ever when
-        ``None``), answering Ctrl-C; thread-safe. A read that fails consumed nothing that anyone
-        will see (bytes it had taken are dropped, counted as discarded).
+        ``None``) and never past ``deadline`` (a :func:`time.monotonic` value: front ends pass
+        the one fixed when the request arrived, so time spent queued counts), answering Ctrl-C;
+        thread-safe. A read that fails serves nothing (bytes it had taken are dropped, counted as
+        discarded), and so are bytes it took from a device whose health test fired before the
+        read completed: it takes others in their place.
 
         Raises:
-            ServiceUnavailable: ``n`` bytes did not arrive within ``timeout`` (the message says
-                whether any device is healthy), or the pool is closed.
-            InvalidArgumentError: ``n`` or ``timeout`` out of range.
+            ServiceUnavailable: ``n`` bytes did not arrive in time (the message says whether any
+                device is healthy), the pool is closed, or :meth:`cancel_reads` was called.
+            InvalidArgumentError: ``n``, ``timeout`` or ``deadline`` out of range.
         """
         n = self._check_n(n)
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or not (timeout >= 0)
         ):
             raise InvalidArgumentError(f"timeout: expected seconds (0 or more) or None, got {timeout!r}")
-        deadline = None if timeout is None or math.isinf(timeout) else time.monotonic() + timeout
+        if deadline is not None and (
+            isinstance(deadline, bool) or not isinstance(deadline, int | float) or math.isnan(deadline)
+        ):
+            raise InvalidArgumentError(f"deadline: expected a time.monotonic() value or None, got {deadline!r}")
+        now = time.monotonic()
+        until = None if timeout is None or math.isinf(timeout) else now + timeout
+        if deadline is not None and not math.isinf(deadline):
+            until = deadline if until is None else min(until, deadline)
+        allowed = None if until is None else max(0.0, until - now)  # for the message
         parts: list[bytes] = []
-        taken: list[tuple[_Device, int]] = []
+        taken: list[tuple[_Device, int, int]] = []  # device, bytes, its generation then
         got = 0
+        discarded = 0
         done = False
         try:
             with self._lock:
+                cancels = self._cancels
                 while True:
                     if self._closed:
                         raise ServiceUnavailable("pool: the service is stopping")
+                    if self._cancels != cancels:
+                        raise ServiceUnavailable("pool: the service is stopping or restarting a front end")
                     got += self._take(n - got, parts, taken)
+                    if any(dev.generation != gen for dev, _, gen in taken):
+                        # A device failed its health test since: nothing more of it is served.
+                        lost = self._unfailed(parts, taken)
+                        got -= lost
+                        discarded += lost
+                        continue
                     if got == n:
-                        for dev, k in taken:
+                        for dev, k, _ in taken:
                             dev.bytes_served += k
                         done = True
                         break
+                    if self._stopping:
+                        raise ServiceUnavailable("pool: the service is stopping")
                     wait = _SLICE
-                    if deadline is not None:
-                        left = deadline - time.monotonic()
+                    if until is not None:
+                        left = until - time.monotonic()
                         if left <= 0:
-                            raise ServiceUnavailable(self._why(n, got, timeout))
+                            raise ServiceUnavailable(self._why(n, got, allowed))
                         wait = min(wait, left)
                     # Short slices: a signal handler (Ctrl-C) runs between them.
                     self._data.wait(wait)
         finally:
-            if not done and got and self._stats is not None:
-                self._stats.discarded(got)
+            if not done:
+                discarded += got
+            if discarded and self._stats is not None:
+                self._stats.discarded(discarded)
         return b"".join(parts) if len(parts) != 1 else parts[0]
 
     def try_read(self, n: int) -> bytes | None:
@@ -352,9 +420,9 @@ class Pool:
             if sum(dev.buffered for dev in self._devices) < n:
                 return None
             parts: list[bytes] = []
-            taken: list[tuple[_Device, int]] = []
+            taken: list[tuple[_Device, int, int]] = []
             self._take(n, parts, taken)
-            for dev, k in taken:
+            for dev, k, _ in taken:
                 dev.bytes_served += k
             return b"".join(parts)
 
@@ -400,27 +468,15 @@ class Pool:
     # -- inside ------------------------------------------------------------------------------
 
     @staticmethod
-    def _check_devices(devices: Sequence[DeviceSettings]) -> None:
-        if isinstance(devices, str | bytes) or not isinstance(devices, Sequence):
-            raise InvalidTypeError(f"devices: expected a sequence of DeviceSettings, got {type(devices).__name__}")
-        if not devices:
-            raise InvalidArgumentError("devices: a pool needs at least one device")
-        for d in devices:
-            if not isinstance(d, DeviceSettings):
-                raise InvalidTypeError(f"devices: expected DeviceSettings, got {type(d).__name__}")
-        urls = [d.url for d in devices]
-        if len(set(urls)) != len(urls):
-            raise InvalidArgumentError("devices: a device URL is given more than once (one thread owns each device)")
-
-    @staticmethod
     def _check_n(n: int) -> int:
         return integer("n", n, minimum=0, maximum=MAX_REQUEST)
 
     def _share(self, count: int) -> int:
         return max(CHUNK, self._capacity // max(count, 1))
 
-    def _take(self, want: int, parts: list[bytes], taken: list[tuple[_Device, int]]) -> int:
-        """Under the lock: up to ``want`` bytes, from the devices with the most ready first."""
+    def _take(self, want: int, parts: list[bytes], taken: list[tuple[_Device, int, int]]) -> int:
+        """Under the lock: up to ``want`` bytes, from the devices with the most ready first;
+        ``parts`` and ``taken`` grow in step (each piece, and its device and generation)."""
         got = 0
         while got < want:
             best = None
@@ -431,11 +487,24 @@ class Pool:
                 break
             k = min(want - got, best.buffered)
             parts.append(best.take(k))
-            taken.append((best, k))
+            taken.append((best, k, best.generation))
             got += k
         if got:
             self._room.notify_all()
         return got
+
+    @staticmethod
+    def _unfailed(parts: list[bytes], taken: list[tuple[_Device, int, int]]) -> int:
+        """Under the lock: removes the pieces taken from a device that has failed a health test
+        since; returns their bytes."""
+        lost = 0
+        keep = [i for i, (dev, k, gen) in enumerate(taken) if dev.generation == gen]
+        for dev, k, gen in taken:
+            if dev.generation != gen:
+                lost += k
+        parts[:] = [parts[i] for i in keep]
+        taken[:] = [taken[i] for i in keep]
+        return lost
 
     def _why(self, n: int, got: int, timeout: float | None) -> str:
         healthy = [dev for dev in self._devices if dev.state == "healthy"]
@@ -443,8 +512,8 @@ class Pool:
             states = "; ".join(
                 f"{dev.name}: {dev.state}" + (f" ({dev.last_error})" if dev.last_error else "") for dev in self._devices
             )
-            return f"no healthy device for {timeout:g} s ({states})"
-        return f"only {got} of the {n} bytes asked for arrived within {timeout:g} s"
+            return f"no healthy device for {timeout or 0:g} s ({states})"
+        return f"only {got} of the {n} bytes asked for arrived within {timeout or 0:g} s"
 
     def _launch(self, dev: _Device) -> None:
         """Under the lock: starts ``dev``'s thread."""
@@ -452,22 +521,23 @@ class Pool:
         dev.thread = threading.Thread(target=self._run, args=(dev,), name=f"qitcore-pool-{self._serial}", daemon=True)
         dev.thread.start()
 
-    def _stop(self, dev: _Device) -> None:
-        """Under the lock: asks ``dev``'s thread to stop and wakes it (a read in progress ends
-        when its stream closes); drops its bytes."""
+    def _stop(self, dev: _Device) -> QrngStream | None:
+        """Under the lock: asks ``dev``'s thread to stop, drops its bytes, and returns its open
+        stream, for the caller to close once the lock is released (closing a device can take
+        seconds: a serial device's closing commands, a network client's thread)."""
         dev.stop.set()
         dev.state = "stopped"
         dev.drop()
-        if dev.stream is not None:
-            # Closing from here wakes the thread's read; the thread closes it again, harmlessly.
-            _close_quietly(dev.stream)
         self._room.notify_all()
+        return dev.stream
 
     @staticmethod
     def _join(devices: Sequence[_Device]) -> None:
+        # One deadline for all: several devices stuck opening do not add up their waits.
+        deadline = time.monotonic() + _JOIN
         for dev in devices:
             if dev.thread is not None and dev.thread is not threading.current_thread():
-                dev.thread.join(_JOIN)
+                dev.thread.join(max(0.0, deadline - time.monotonic()))
                 if dev.thread.is_alive():
                     # Still opening (a device that takes its whole open timeout): it stops itself
                     # as soon as the open returns.
@@ -483,9 +553,14 @@ class Pool:
                 if dev.stop.is_set():
                     break
                 dev.state = "starting"
+                dev.again = False
             final = False  # a failure after which the device is not reopened
             try:
+                self._may_open(dev)
                 stream = open_device(dev.settings.url, **dict(dev.settings.options))
+            except _Replay as exc:
+                self._failed(dev, exc, "failed")
+                final = True
             except (InvalidArgumentError, InvalidTypeError) as exc:
                 # The settings cannot work (an extractor seed of the wrong length for this
                 # device, no min-entropy for one that claims none): retrying would not help.
@@ -498,12 +573,16 @@ class Pool:
                 self._failed(dev, exc, "backoff")
             else:
                 with self._lock:
-                    if dev.stop.is_set():
-                        _close_quietly(stream)
-                        break
-                    dev.stream = stream
-                    dev.min_entropy = stream.min_entropy
-                    dev.healthy_since = None
+                    stopping = dev.stop.is_set()
+                    if not stopping:
+                        dev.stream = stream
+                        dev.min_entropy = stream.min_entropy
+                        dev.healthy_since = None
+                        if dev.replay is not None:
+                            self._replayed[dev.replay] = dev.name
+                if stopping:
+                    _close_quietly(stream)
+                    break
                 log.info("%s: opened, running its start-up tests", dev.name)
                 try:
                     self._pump(dev, stream)
@@ -514,7 +593,9 @@ class Pool:
                     self._failed(dev, exc, "failed")
                     final = not self._reopen_failed
                 except QitError as exc:
-                    self._failed(dev, exc, "backoff")
+                    # The end of a file, or a fixed-seed simulator's fault: opening it again would
+                    # replay the same input; a replaying source is served once.
+                    self._failed(dev, exc, "failed" if dev.replay is not None else "backoff")
                 except Exception as exc:
                     log.exception("%s: reading failed unexpectedly", dev.name)
                     self._failed(dev, exc, "backoff")
@@ -522,11 +603,21 @@ class Pool:
                     with self._lock:
                         dev.stream = None
                     _close_quietly(stream)
+                if dev.replay is not None:
+                    final = True
             if dev.stop.is_set():
                 break
             if final:
-                log.error("%s: not reopened; reload the configuration (SIGHUP) to open it again", dev.name)
-                return
+                with self._lock:
+                    # A reload that named it again while it was failing: it goes on.
+                    final, dev.again = not dev.again, False
+                    dev.done = final
+                if final:
+                    if dev.replay is not None and dev.replay in self._replayed:
+                        log.error("%s: not reopened: it replays its input, which was served once", dev.name)
+                    else:
+                        log.error("%s: not reopened; reload the configuration (SIGHUP) to open it again", dev.name)
+                    return
             first, longest = self._backoff
             # A device that served for a while starts its backoff afresh.
             if dev.healthy_since is not None and time.monotonic() - dev.healthy_since >= longest:
@@ -541,6 +632,20 @@ class Pool:
         with self._lock:
             dev.state = "stopped"
             dev.stream = None
+            dev.done = True
+
+    def _may_open(self, dev: _Device) -> None:
+        """Raises :class:`_Replay` when ``dev`` replays its input and the pool opened that input
+        before (under any device's name)."""
+        if dev.replay is None:
+            return
+        with self._lock:
+            earlier = self._replayed.get(dev.replay)
+        if earlier is not None:
+            raise _Replay(
+                f"{dev.name}: it replays its input ({dev.replay}), which {earlier} served already; "
+                "a replaying source is served once (restart the daemon to serve it again)"
+            )
 
     def _pump(self, dev: _Device, stream: QrngStream) -> None:
         """Moves ``stream``'s output into ``dev``'s buffer until ``dev`` is stopped (returns) or
@@ -615,7 +720,9 @@ class Pool:
             if isinstance(exc, HealthTestFailure):
                 name = type(exc).__name__
                 dev.health_failures[name] = dev.health_failures.get(name, 0) + 1
-                # Nothing more of this device is served from the moment its failure is known.
+                # Nothing more of this device is served from the moment its failure is known:
+                # neither its buffered bytes nor those a waiting read has taken (the generation).
+                dev.generation += 1
                 dropped = dev.drop()
         if dropped and self._stats is not None:
             self._stats.discarded(dropped)
@@ -638,23 +745,12 @@ class _Replay(DeviceError):
     """An opening's output starts as an earlier opening's did."""
 
 
-def _backoff(value: Any) -> tuple[float, float]:
-    if (
-        not isinstance(value, tuple | list)
-        or len(value) != 2
-        or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in value)
-        or not (0 < value[0] <= value[1] <= 86_400)
-    ):
-        raise InvalidArgumentError(
-            f"backoff: expected (first, longest) seconds with 0 < first <= longest <= 86400, got {value!r}"
-        )
-    return float(value[0]), float(value[1])
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidTypeError(f"{name}: expected true or false, got {value!r}")
-    return value
+def _close_all(streams: Sequence[QrngStream | None]) -> None:
+    """Closes ``streams`` (outside the pool's lock); closing wakes their threads' reads, and the
+    threads close them again, harmlessly."""
+    for stream in streams:
+        if stream is not None:
+            _close_quietly(stream)
 
 
 def _close_quietly(stream: QrngStream) -> None:
