@@ -503,7 +503,7 @@ class LocalServer:
                 f"no bytes within the request's wait of {wait:g} s (it was spent waiting for the daemon's "
                 f"{_WORKERS} readers, all busy with requests the pool could not answer at once)"
             )
-        return self.pool.read(n, left)
+        return self.pool.read(n, wait, deadline=deadline)
 
     def _dropped(self, future: concurrent.futures.Future[bytes]) -> None:
         if not future.cancelled() and future.exception() is None:
