@@ -244,6 +244,10 @@ def test_the_systemd_unit_and_udev_rule_ship_with_the_package() -> None:
     assert f"ExecStart={sys.executable} -m qitcore serve --config /etc/qitcore/qitcored.toml" in unit.stdout
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit.stdout and "[Install]" in unit.stdout
     assert "Environment=QITCORE_SOCKET=/run/qitcore/qitcored.sock" in unit.stdout
+    # No capability unless the kernel feed is wanted: the lines are there, commented.
+    granted = [line for line in unit.stdout.splitlines() if "CAP_SYS_ADMIN" in line and not line.startswith("#")]
+    assert granted == [], granted
+    assert "#AmbientCapabilities=CAP_SYS_ADMIN" in unit.stdout and "uncomment" in unit.stdout.lower()
     rule = _qitcore("serve", "--print-udev-rule")
     assert rule.returncode == 0
     rules = [line for line in rule.stdout.splitlines() if line and not line.startswith("#")]

@@ -36,8 +36,8 @@ def add_parsers(sub: Commands) -> None:
     serve_p.add_argument(
         "--socket",
         metavar="PATH",
-        help="the Unix socket (default: $QITCORE_SOCKET, /run/qitcore/qitcored.sock as root, "
-        "else $XDG_RUNTIME_DIR/qitcored.sock)",
+        help="the Unix socket (default: $QITCORE_SOCKET, else /run/qitcore/qitcored.sock as root, else "
+        "$XDG_RUNTIME_DIR/qitcored.sock; without a runtime folder name it, in a folder only you may write to)",
     )
     serve_p.add_argument(
         "--feed-kernel", action="store_true", help="feed the kernel's entropy pool (RNDADDENTROPY; needs CAP_SYS_ADMIN)"
@@ -58,7 +58,12 @@ def add_parsers(sub: Commands) -> None:
     serve_p.set_defaults(func=serve)
 
     status_p = sub.add_parser("status", help="what a running qitcore serve is doing (devices, pool, clients, counters)")
-    status_p.add_argument("--socket", metavar="PATH", help="the service's socket (default: as qitcore serve)")
+    status_p.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="the service's socket (default: $QITCORE_SOCKET alone if set, else "
+        "/run/qitcore/qitcored.sock, then $XDG_RUNTIME_DIR/qitcored.sock)",
+    )
     status_p.add_argument("--json", action="store_true", help="the whole status as JSON")
     status_p.add_argument(
         "--wait",
@@ -236,7 +241,14 @@ def table(info: dict[str, Any]) -> str:
             port = fronts[name].get("port")
             where.append(f"{name} {fronts[name]['listen']}" + (f" (port {port})" if port else ""))
     if "kernel" in fronts:
-        where.append("kernel feed on")
+        feed = fronts["kernel"]
+        if feed.get("credit_refused"):
+            where.append(f"kernel feed on, no credit ({feed['credit_refused']})")
+        elif "bits_per_write" in feed:
+            bits, chunk = feed["bits_per_write"], feed.get("chunk", "?")
+            where.append(f"kernel feed on, {bits} bits credited per {chunk}-byte write")
+        else:
+            where.append("kernel feed on")
     lines.append("  " + "; ".join(where))
     pool = info.get("pool") or {}
     lines.append(f"pool: {_size(pool.get('buffered', 0))} of {_size(pool.get('capacity', 0))} ready")

@@ -314,7 +314,8 @@ class Daemon:
         if self._metrics is not None and config.metrics is not None:
             fronts["metrics"] = {"listen": config.metrics.listen, "port": getattr(self._metrics, "port", None)}
         if self._kernel is not None:
-            fronts["kernel"] = {"device": getattr(config.kernel, "device", None)}
+            describe = getattr(self._kernel, "status", None)
+            fronts["kernel"] = describe() if describe is not None else {"device": config.kernel.device}
         return {
             "version": __version__,
             "pid": os.getpid(),
