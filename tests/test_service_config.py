@@ -113,6 +113,11 @@ BAD = [
     ("[[device]]\nurl = 'sim://'\n[kernel]\ncredit = 1\n", r"\[kernel\]: unknown key\(s\) credit"),
     ("[[device]]\nurl = 'sim://'\n[pool]\n[pool.x]\n", r"\[pool\]: unknown key\(s\) x"),
     ("[[device]]\nurl = 'sim://\n", "is not valid TOML"),
+    # One replayable input under two URLs: its entropy would be spent twice.
+    ("[[device]]\nurl = 'sim://?seed=3'\n[[device]]\nurl = 'sim+pty://?seed=3&rate=1000'\n", "same replayable input"),
+    ("[[device]]\nurl = 'file:///tmp/c.qdp'\n[[device]]\nurl = 'file:///tmp/../tmp/c.qdp?bits=8'\n", "same replayable"),
+    # The socket's group is looked up with the file, so a reload naming a wrong one changes nothing.
+    ("[[device]]\nurl = 'sim://'\n[socket]\ngroup = 'qitcore-no-such-group'\n", r"\[socket\]: group: no group named"),
 ]
 
 
@@ -153,6 +158,27 @@ def test_service_config_checks_its_own_fields(tmp_path: Path) -> None:
         ServiceConfig(devices=("sim://",), local=local)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="given more than once"):
         ServiceConfig(devices=(DeviceSettings("sim://"), DeviceSettings("sim://")), local=local)
+    # One check for each, with one message, whether the pool or the configuration is given it.
+    from qitcore.service.pool import Pool
+
+    for make in (lambda b: ServiceConfig(devices=(DeviceSettings("sim://"),), local=local, backoff=b), _pool_backoff):
+        with pytest.raises(InvalidArgumentError, match=r"backoff: expected \[first, longest\] seconds"):
+            make((5, 1))
+    with pytest.raises(QitError, match="reopen_after_health_failure: expected true or false"):
+        ServiceConfig(devices=(DeviceSettings("sim://"),), local=local, reopen_after_health_failure="no")  # type: ignore[arg-type]
+    with pytest.raises(QitError, match="reopen_after_health_failure: expected true or false"):
+        Pool([DeviceSettings("sim://")], reopen_after_health_failure="no")  # type: ignore[arg-type]
+    # The buffer's bound is the same too.
+    ServiceConfig(devices=(DeviceSettings("sim://"),), local=local, buffer_bytes=1 << 32)
+    Pool([DeviceSettings("sim://")], buffer_bytes=1 << 32).close()
+    with pytest.raises(InvalidArgumentError, match="buffer_bytes"):
+        Pool([DeviceSettings("sim://")], buffer_bytes=(1 << 32) + 1)
+
+
+def _pool_backoff(backoff: object) -> object:
+    from qitcore.service.pool import Pool
+
+    return Pool([DeviceSettings("sim://")], backoff=backoff)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
