@@ -70,7 +70,7 @@ class RecordingPool:
     def try_read(self, n: int) -> bytes | None:
         return self._take(n) if self.available and self.buffered else None
 
-    def read(self, n: int, timeout: float | None = None) -> bytes:
+    def read(self, n: int, timeout: float | None = None, *, deadline: float | None = None) -> bytes:
         if not self.available:
             time.sleep(min(timeout or 0.0, 0.2))
             raise ServiceUnavailable("no healthy device for 0.2 s (test)")
@@ -306,12 +306,15 @@ class StuckPool(RecordingPool):
         super().__init__(available=False)
         self.waited: list[float] = []
 
-    def read(self, n: int, timeout: float | None = None) -> bytes:
-        assert timeout is not None
-        with self.lock:
-            self.waited.append(timeout)
-        time.sleep(timeout)
-        raise ServiceUnavailable(f"no healthy device for {timeout:.2f} s (test)")
+    def read(self, n: int, timeout: float | None = None, *, deadline: float | None = None) -> bytes:
+        # As Pool.read: until the earlier of timeout and deadline; at once past the deadline.
+        assert timeout is not None and deadline is not None
+        left = min(timeout, deadline - time.monotonic())
+        if left > 0:
+            with self.lock:
+                self.waited.append(left)
+            time.sleep(left)
+        raise ServiceUnavailable(f"no healthy device for {max(left, 0):.2f} s (test)")
 
 
 def test_the_wait_counts_from_the_requests_arrival_not_from_its_turn_in_the_queue(serve: Any, pki: Pki) -> None:

@@ -257,7 +257,8 @@ class HttpsServer:
 
     def stop(self) -> None:
         """Stops accepting, closes every connection and returns once the server's threads have
-        ended (a request waiting for the pool ends within :attr:`HttpsSettings.wait`). Safe to
+        ended: a request waiting for the pool ends within :attr:`HttpsSettings.wait` (60 s at
+        most), at once after :meth:`Pool.cancel_reads`, which the daemon calls first. Safe to
         call twice, and before :meth:`start`."""
         self._server.stop()
 
@@ -396,10 +397,9 @@ class HttpsServer:
     def _read_by(self, n: int, deadline: float) -> bytes:
         # In a worker thread, maybe after a wait in the executor's queue: only what is left of
         # the request's wait, and none when its deadline has passed (its client has given up).
-        left = deadline - time.monotonic()
-        if left <= 0:
+        if deadline <= time.monotonic():
             raise ServiceUnavailable(f"no healthy device within {self.settings.wait:g} s")
-        return self.pool.read(n, left)
+        return self.pool.read(n, self.settings.wait, deadline=deadline)
 
     @staticmethod
     def _body(data: bytes, form: str) -> web.StreamResponse:
