@@ -681,3 +681,26 @@ def test_a_read_ends_at_its_deadline(pools: Callable[..., Pool]) -> None:
     assert time.monotonic() - started < 0.2
     with pytest.raises(InvalidArgumentError, match="deadline"):
         pool.read(16, deadline=float("nan"))
+
+
+def test_a_reload_while_a_device_is_failing_for_good_reopens_it(
+    pools: Callable[..., Pool], counting: Counting, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    go = threading.Event()
+    counting.pause["sim://?frame=1"] = (0, go)
+    counting.fail["sim://?frame=1"] = (1000, RepetitionCountFailure("Repetition Count Test failed"))
+    pool = pools(["sim://?frame=1"], reopen_after_health_failure=False)
+    failed = pool._failed
+    reloads: list[bool] = []
+
+    def failing(dev: Any, exc: BaseException, state: str) -> None:
+        failed(dev, exc, state)
+        if not reloads:
+            # SIGHUP names it again at the instant its thread is about to end.
+            reloads.append(True)
+            pool.reconfigure([DeviceSettings("sim://?frame=1")])
+
+    monkeypatch.setattr(pool, "_failed", failing)
+    go.set()
+    _until(lambda: _device(pool, 0)["reopens"] >= 1 and _device(pool, 0)["state"] == "healthy", what="the reopening")
+    assert reloads == [True] and counting.opened["sim://?frame=1"] == 2
