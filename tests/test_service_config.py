@@ -81,8 +81,17 @@ def test_no_device_at_all_is_refused_and_the_simulator_is_not_a_default(tmp_path
 
 
 def test_the_kernel_feed_from_the_command_line(tmp_path: Path) -> None:
-    config = build(devices=["sim://"], socket=str(tmp_path / "s.sock"), feed_kernel=True)
+    config = build(devices=["serial:///dev/ttyACM0"], socket=str(tmp_path / "s.sock"), feed_kernel=True)
     assert config.kernel is not None and config.kernel.device == "/dev/random"
+
+
+@pytest.mark.parametrize("url", ["sim://", "sim+pty://?seed=1", "file:///tmp/c.qdp", "qitcored:///tmp/q.sock"])
+def test_a_kernel_credit_from_a_source_that_is_not_entropy_is_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="credit_cap = 0"):
+        build(devices=[url], socket=str(tmp_path / "s.sock"), feed_kernel=True)
+    # Fed without credit, it is accepted.
+    path = _write(tmp_path, f"[[device]]\nurl = '{url}'\n[kernel]\ncredit_cap = 0\n")
+    assert load(path).kernel.credit_cap == 0
 
 
 BAD = [

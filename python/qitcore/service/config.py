@@ -330,6 +330,7 @@ def build(
     if https is not None:
         https_table = {**(https_table or {}), **https}
     kernel = None if kernel_table is None else _section("kernel", kernel_table, where)
+    _check_credit(kernel, settings, where)
     metrics_settings = None if metrics_table is None else _section("metrics", metrics_table, where)
     https_settings = None if https_table is None else _section("https", https_table, where)
     try:
@@ -346,6 +347,23 @@ def build(
         )
     except QitError as exc:
         raise InvalidArgumentError(f"{where}{exc}") from None
+
+
+def _check_credit(kernel: Any, devices: Sequence[DeviceSettings], where: str) -> None:
+    """With the kernel feed crediting entropy, every device must be one whose output is entropy
+    (not the simulator, a file, a pass-through of another service, nor a hardware RNG the kernel
+    already credits): checked with the file, so neither a start nor a SIGHUP gets that far."""
+    if kernel is None or not getattr(kernel, "credit_cap", 0) > 0:
+        return
+    from .kernel import credit_refusal  # type: ignore[import-not-found,unused-ignore]
+
+    for device in devices:
+        refusal = credit_refusal(device.url)
+        if refusal is not None:
+            raise InvalidArgumentError(
+                f"{where}{refusal.replace(device.url[:200], device.public_url)}; "
+                "to feed the kernel without credit, set [kernel] credit_cap = 0"
+            )
 
 
 def _check_group(local: Any, where: str) -> None:
