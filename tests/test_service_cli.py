@@ -388,3 +388,17 @@ def test_sigterm_returns_promptly_with_an_https_request_waiting(daemons: Callabl
     # Before, the stop waited for the request's 60 s wait (systemd's TimeoutStopSec is 15).
     assert took < 5, f"SIGTERM took {took:.1f} s"
     assert len(answers) == 1 and answers[0] != 200, answers
+
+
+def test_printing_the_unit_warns_when_its_python_cannot_run_under_systemd(tmp_path: Path) -> None:
+    from qitcore.cli.service import unit_warnings
+
+    # Under /tmp: the unit's PrivateTmp=yes hides it.
+    assert any("PrivateTmp=yes" in w for w in unit_warnings("/tmp/venv/bin/python"))
+    # Behind a folder others cannot search (a 0700 home): user qitcore cannot reach it.
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    home.chmod(0o700)
+    warnings = unit_warnings(str(home / "bin" / "python"))
+    assert any(f"{home} is not searchable by others" in w for w in warnings), warnings
+    assert unit_warnings("/usr/bin/python3") == []

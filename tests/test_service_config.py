@@ -122,6 +122,8 @@ BAD = [
     ("[[device]]\nurl = 'sim://'\n[kernel]\ncredit = 1\n", r"\[kernel\]: unknown key\(s\) credit"),
     ("[[device]]\nurl = 'sim://'\n[pool]\n[pool.x]\n", r"\[pool\]: unknown key\(s\) x"),
     ("[[device]]\nurl = 'sim://\n", "is not valid TOML"),
+    ("[[device]]\nurl = 'sim://'\nmin_entropy = 9\n", r"min_entropy: must lie in \(0, 8\] bits per sample"),
+    ("[[device]]\nurl = 'sim://?bits=4&min_entropy=4.5'\n", r"must lie in \(0, 4\]"),
     # One replayable input under two URLs: its entropy would be spent twice.
     ("[[device]]\nurl = 'sim://?seed=3'\n[[device]]\nurl = 'sim+pty://?seed=3&rate=1000'\n", "same replayable input"),
     ("[[device]]\nurl = 'file:///tmp/c.qdp'\n[[device]]\nurl = 'file:///tmp/../tmp/c.qdp?bits=8'\n", "same replayable"),

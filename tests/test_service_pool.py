@@ -704,3 +704,14 @@ def test_a_reload_while_a_device_is_failing_for_good_reopens_it(
     go.set()
     _until(lambda: _device(pool, 0)["reopens"] >= 1 and _device(pool, 0)["state"] == "healthy", what="the reopening")
     assert reloads == [True] and counting.opened["sim://?frame=1"] == 2
+
+
+def test_bytes_of_a_device_removed_by_a_reload_are_counted_as_discarded(
+    pools: Callable[..., Pool], counting: Counting
+) -> None:
+    stats = ServiceStats()
+    pool = pools(["sim://?frame=1", "sim://?frame=2"], stats=stats)
+    _until(lambda: _device(pool, 0)["buffered"] > 0, what="bytes from the first device")
+    before = _device(pool, 0)["buffered"]
+    pool.reconfigure([DeviceSettings("sim://?frame=2")])
+    assert stats.snapshot()["discarded"] >= before > 0

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import stat
 import sys
 from importlib import resources
 from typing import Any, ClassVar
@@ -83,6 +84,8 @@ def serve(args: argparse.Namespace) -> int:
     if args.print_systemd_unit or args.print_udev_rule:
         if args.print_systemd_unit:
             sys.stdout.write(systemd_unit())
+            for warning in unit_warnings(sys.executable):
+                print(f"qitcore serve: warning: {warning}", file=sys.stderr)
         if args.print_udev_rule:
             sys.stdout.write(udev_rule())
         return 0
@@ -121,6 +124,33 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def unit_warnings(python: str) -> list[str]:
+    """Why the unit's ``ExecStart`` (``python``) may not run under systemd as user ``qitcore``: a
+    path under /tmp (the unit's ``PrivateTmp=yes`` hides it) or one that other users cannot reach
+    (a folder such as a 0700 home on the way, or the file itself not executable by others)."""
+    warnings = []
+    path = os.path.abspath(python)
+    if path == "/tmp" or path.startswith(("/tmp/", "/var/tmp/")):
+        warnings.append(
+            f"ExecStart={path} is under /tmp, which the unit's PrivateTmp=yes hides from the service: "
+            "install qitcore in a virtual environment elsewhere (such as /opt/qitcore) and print the unit from there"
+        )
+    folder = os.path.dirname(path)
+    while folder and folder != "/":
+        try:
+            mode = os.stat(folder).st_mode
+        except OSError:
+            break
+        if not mode & stat.S_IXOTH:
+            warnings.append(
+                f"ExecStart={path}: user qitcore cannot reach it ({folder} is not searchable by others): "
+                "use a Python outside that folder"
+            )
+            break
+        folder = os.path.dirname(folder)
+    return warnings
 
 
 def systemd_unit() -> str:

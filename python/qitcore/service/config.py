@@ -118,7 +118,17 @@ class DeviceSettings:
             raise InvalidArgumentError(f"{self.public_url}: {exc}") from None
         passthrough = parsed.scheme not in _registry._PARAMS
         checked = _registry.checked(parsed, declared, passthrough)
-        _registry.Options().merged(checked, dict(self.options))
+        merged = _registry.Options().merged(checked, dict(self.options))
+        # Where the URL says how wide a sample is, a min-entropy above it cannot open: refused now
+        # rather than found by the device's thread (the daemon would run with nothing to serve).
+        h = merged.min_entropy
+        if parsed.scheme in ("sim", "sim+pty", "file") and isinstance(h, int | float):
+            bits = int(parsed.get("bits", int, 8))
+            if h > bits:
+                raise InvalidArgumentError(
+                    f"{self.public_url}: min_entropy: must lie in (0, {bits}] bits per sample for its "
+                    f"{bits}-bit samples, got {h:g}"
+                )
 
     @property
     def public_url(self) -> str:

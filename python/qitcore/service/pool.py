@@ -311,7 +311,9 @@ class Pool:
                 new.append(_Device(settings, 0))
             stopped.extend(kept.values())
             streams = []
+            dropped = 0
             for dev in stopped:
+                dropped += dev.buffered  # never served: counted as discarded
                 streams.append(self._stop(dev))
                 log.info("%s: removed from the pool", dev.name)
             share = self._share(len(new))
@@ -321,6 +323,8 @@ class Pool:
                     self._launch(dev)
             self._devices = new
             self._room.notify_all()
+        if dropped and self._stats is not None:
+            self._stats.discarded(dropped)
         _close_all(streams)
         self._join(stopped)
 
