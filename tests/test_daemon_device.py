@@ -305,3 +305,31 @@ def test_a_large_read_after_the_daemon_went_away_raises_its_reason(daemon: Daemo
                 s.read(1 << 20)
     finally:
         s.close()
+
+
+def test_a_daemon_without_a_healthy_device_fails_the_stream_within_its_timeout(tmp_path: Path) -> None:
+    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})])
+    absent.start()
+    d = Daemon(absent, tmp_path / "q.sock")
+    d.start()
+    try:
+        with qitcore.open(f"qitcored://{d.path}?timeout=1") as s:
+            started = time.monotonic()
+            with pytest.raises(DeviceDisconnected, match="no healthy device"):
+                s.read(32)
+            # One wait of the timeout (plus the reply's way), not one per halved chunk (4 s before).
+            assert time.monotonic() - started < 2.5
+        # A process left with such a stream unclosed, after a read that timed out, still exits.
+        code = (
+            "import qitcore\n"
+            f"s = qitcore.open('qitcored://{d.path}?timeout=1')\n"
+            "try:\n    s.read(32, timeout=1.5)\nexcept Exception as e:\n    print(type(e).__name__, flush=True)\n"
+        )
+        try:
+            done = subprocess.run([sys.executable, "-c", code], timeout=20, capture_output=True, text=True)
+        except subprocess.TimeoutExpired:
+            pytest.fail("a process with an unclosed qitcored:// stream did not exit within 20 s")
+        assert done.returncode == 0, done.stderr
+    finally:
+        d.stop()
+        absent.close()

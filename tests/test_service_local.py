@@ -327,8 +327,11 @@ def test_a_malformed_request_gets_a_reason_then_the_connection_closes(served: Se
 def test_truncated_headers_and_vanishing_clients_leave_the_server_serving(served: Served) -> None:
     for part in (b"Q", b"QITC\x01\x01", encode_request(Op.READ, 1 << 20)):
         s = served.connect()
+        # Gone before taking its 1 MiB reply: refusing to receive first makes the daemon's write
+        # fail whenever it comes (a reply that fits the kernel's buffer before a close would not).
+        s.shutdown(socket.SHUT_RD)
         s.sendall(part)
-        s.close()  # gone mid-header, or before taking its 1 MiB reply
+        s.close()  # gone mid-header, or without its reply
     # The 1 MiB taken for the client that left went to nobody: counted as discarded.
     wait_until(lambda: served.stats.snapshot()["discarded"] >= 1 << 20)
     # A client that never reads its replies: its socket buffer fills, the daemon gives up on it.
@@ -355,7 +358,8 @@ def test_slow_and_idle_clients_are_closed_after_the_idle_timeout(served: Served)
 
 
 def test_clients_beyond_max_clients_are_told_busy_and_closed(served: Served) -> None:
-    held = [served.connect() for _ in range(8)]
+    # This user is the daemon's: it has RESERVED connections beyond max_clients (8 here).
+    held = [served.connect() for _ in range(8 + local.RESERVED)]
     try:
         for s in held:  # each connection accepted and served
             s.sendall(encode_request(Op.READ, 1))
@@ -780,3 +784,45 @@ def test_a_large_read_keeps_a_bounded_window_of_requests_in_flight(
         server.join(10)
         listener.close()
     assert 1 < max(in_flight) <= 8, in_flight
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="connecting as another uid needs root (setuid)")
+def test_one_user_cannot_take_every_connection(pool: Pool) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="qitcore-f3-"))
+    folder.chmod(0o755)
+    s = Served(pool, folder / "q.sock", mode=0o666, max_clients=4, max_clients_per_uid=2)
+    s.server.start()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # uid 65534 holds what it may, and is refused one more
+        code = 4
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            held = [DaemonClient(s.path, timeout=5) for _ in range(2)]
+            for c in held:
+                c.read(1)
+            try:
+                DaemonClient(s.path, timeout=5).read(1)
+            except DeviceBusy as exc:
+                code = 3 if "too many clients of uid 65534" in str(exc) else 5
+            os.write(write_end, b"x")  # still holding its two
+            time.sleep(3)
+        except BaseException:
+            code = 6
+        os._exit(code)
+    os.close(write_end)
+    try:
+        assert os.read(read_end, 1) == b"x"
+        # The other users (root here) still get in, beyond max_clients too (the reserve).
+        clients = [DaemonClient(s.path, timeout=5) for _ in range(4)]
+        for c in clients:
+            assert len(c.read(1)) == 1
+        for c in clients:
+            c.close()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 3
+    finally:
+        os.close(read_end)
+        s.server.stop()
+        shutil.rmtree(folder)

@@ -217,12 +217,9 @@ class _Feeder:
                 try:
                     got = self.client.receive_into(view)
                 except ServiceUnavailable as exc:
+                    # The request waited the whole timeout for a healthy device: the stream fails
+                    # now, not after more requests as long (slow answers halve the chunk below).
                     self.fast = False
-                    # The connection was closed with it, the other request abandoned.
-                    if chunk > _SMALLEST_CHUNK:
-                        # A slow pool may not have this much within the wait: ask for less.
-                        chunk = max(_SMALLEST_CHUNK, chunk // 2)
-                        continue
                     self._fail(str(exc))
                     return
                 took = time.monotonic() - started

@@ -60,7 +60,7 @@ from .protocol import (
 )
 from .stats import ServiceStats
 
-__all__ = ["DEFAULT_WAIT", "LocalServer", "LocalSettings"]
+__all__ = ["DEFAULT_WAIT", "RESERVED", "LocalServer", "LocalSettings"]
 
 log = logging.getLogger("qitcore.service.local")
 
@@ -72,6 +72,9 @@ _START = 10.0
 _STOP = 10.0
 # Threads that wait on the pool for requests it cannot answer at once; more requests queue for them.
 _WORKERS = 64
+RESERVED = 8
+_BACKLOG = min(1024, socket.SOMAXCONN)
+"""Connections beyond ``max_clients`` kept for root and the daemon's own user."""
 # Kernel send buffer of a connection (bytes): a largest reply and its header (the kernel may cap it).
 _SEND_BUFFER = MAX_REQUEST + (64 << 10)
 
@@ -87,7 +90,10 @@ class LocalSettings:
             set, else ``0o600`` (the daemon's user alone: its own primary group may be shared by
             every user, such as ``users``).
         group: the group it is given, by name (``None``: the daemon's own).
-        max_clients: connections served at once.
+        max_clients: connections served at once. Root and the daemon's own user get
+            :data:`RESERVED` more, so that one of them (``qitcore status``) is never locked out.
+        max_clients_per_uid: connections of one other user at once (default: a quarter of
+            ``max_clients``), so that one user cannot take every slot.
         idle_timeout: seconds a connection may wait between requests, or take to read a reply.
     """
 
@@ -96,6 +102,7 @@ class LocalSettings:
     group: str | None = None
     max_clients: int = 256
     idle_timeout: float = 60.0
+    max_clients_per_uid: int | None = None
 
     @property
     def permissions(self) -> int:
@@ -125,6 +132,9 @@ class LocalSettings:
         if self.group is not None and (not isinstance(self.group, str) or not self.group):
             raise InvalidTypeError(f"group: expected a group name or None, got {self.group!r}")
         integer("max_clients", self.max_clients, minimum=1, maximum=1 << 16)
+        if self.max_clients_per_uid is None:
+            object.__setattr__(self, "max_clients_per_uid", max(1, self.max_clients // 4))
+        integer("max_clients_per_uid", self.max_clients_per_uid, minimum=1, maximum=self.max_clients)
         timeout = self.idle_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
             raise InvalidArgumentError(f"idle_timeout: expected a positive number of seconds, got {timeout!r}")
@@ -159,6 +169,7 @@ class LocalServer:
         self._server: asyncio.AbstractServer | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._uids: dict[int | None, int] = {}  # connections open per client uid
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we made
         self._stopping = False
         self._lock = threading.Lock()
@@ -277,7 +288,7 @@ class LocalServer:
                     f"{path}: cannot give the socket group {self.settings.group!r} ({exc.strerror}): the daemon "
                     "must run as root or as a member of that group"
                 ) from None
-            sock.listen(min(1024, socket.SOMAXCONN))
+            sock.listen(_BACKLOG)
             sock.setblocking(False)
             try:
                 os.rename(temporary, path)
@@ -355,7 +366,8 @@ class LocalServer:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            self._server = loop.run_until_complete(asyncio.start_unix_server(self._accept, sock=sock))
+            # asyncio listens again with its own backlog (100) unless told: keep the socket's.
+            self._server = loop.run_until_complete(asyncio.start_unix_server(self._accept, sock=sock, backlog=_BACKLOG))
         except BaseException as exc:
             failure.append(exc)
             sock.close()
@@ -389,6 +401,8 @@ class LocalServer:
             writer.close()
             return
         self._tasks[task] = writer
+        uid, pid = _credentials(writer)
+        self._uids[uid] = self._uids.get(uid, 0) + 1
         self.stats.client(_CLASS, 1)
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -397,27 +411,41 @@ class LocalServer:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
         try:
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, uid, pid)
         except asyncio.CancelledError:
             pass  # stopping
         except Exception:  # a bug here must not take the server down: logged, connection closed
             log.exception("%s: serving a client failed", self.path)
         finally:
             self._tasks.pop(task, None)
+            left = self._uids.get(uid, 1) - 1
+            if left:
+                self._uids[uid] = left
+            else:
+                self._uids.pop(uid, None)
             self.stats.client(_CLASS, -1)
             writer.close()
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
                     await writer.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _peer(writer)
-        if len(self._tasks) > self.settings.max_clients:
-            log.warning("%s: refusing a client (%s): %d clients already", self.path, peer, self.settings.max_clients)
-            self.stats.request(_CLASS, False, "busy")
-            await self._send(
-                writer, Status.BUSY, f"too many clients (the daemon serves {self.settings.max_clients} at once)"
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, uid: int | None, pid: int | None
+    ) -> None:
+        peer = "uid unknown" if uid is None else f"uid {uid} pid {pid}"
+        settings = self.settings
+        trusted = uid in (0, os.getuid())
+        busy = None
+        if len(self._tasks) > settings.max_clients + (RESERVED if trusted else 0):
+            busy = f"too many clients (the daemon serves {settings.max_clients} at once)"
+        elif not trusted and self._uids.get(uid, 0) > (settings.max_clients_per_uid or 1):
+            busy = (
+                f"too many clients of uid {uid} (the daemon serves {settings.max_clients_per_uid} of one user at once)"
             )
+        if busy is not None:
+            log.warning("%s: refusing a client (%s): %s", self.path, peer, busy)
+            self.stats.request(_CLASS, False, "busy")
+            await self._send(writer, Status.BUSY, busy)
             return
         log.debug("%s: client connected (%s)", self.path, peer)
         idle = self.settings.idle_timeout
@@ -523,11 +551,11 @@ class LocalServer:
         return status is Status.OK or status in (Status.UNAVAILABLE, Status.TOO_LARGE)
 
 
-def _peer(writer: asyncio.StreamWriter) -> str:
-    """``uid U pid P`` of the client (SO_PEERCRED), for the debug log."""
+def _credentials(writer: asyncio.StreamWriter) -> tuple[int | None, int | None]:
+    """``(uid, pid)`` of the client (SO_PEERCRED); ``(None, None)`` when the system cannot tell."""
     sock = writer.get_extra_info("socket")
     try:
         pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     except (AttributeError, OSError, struct.error):
-        return "uid unknown"
-    return f"uid {uid} pid {pid}"
+        return None, None
+    return uid, pid
