@@ -826,3 +826,37 @@ def test_one_user_cannot_take_every_connection(pool: Pool) -> None:
         os.close(read_end)
         s.server.stop()
         shutil.rmtree(folder)
+
+
+def test_a_flood_of_malformed_clients_is_logged_as_a_count(
+    served: Served, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "_LOG_WINDOW", 0.5)
+    with caplog.at_level(logging.INFO, logger="qitcore.service.local"):
+        for _ in range(40):
+            with served.connect() as s:
+                s.sendall(b"x" * REQUEST_SIZE)
+                assert reply_of(s, Request(Op.READ, 0))[0] is Status.BAD_REQUEST
+        lines = [r for r in caplog.records if "malformed request" in r.getMessage()]
+        assert len(lines) == local._LOG_LINES  # the first ten, then counted
+        time.sleep(0.6)
+        with served.connect() as s:  # the next window: the count, then this one's line
+            s.sendall(b"x" * REQUEST_SIZE)
+            reply_of(s, Request(Op.READ, 0))
+        wait_until(lambda: any("30 more malformed-client lines suppressed" in r.getMessage() for r in caplog.records))
+    with DaemonClient(served.path) as c:
+        assert len(c.read(8)) == 8  # served all along
+
+
+def test_check_finds_what_start_would_refuse_without_creating_anything(
+    served: Served, pool: Pool, tmp_path: Path
+) -> None:
+    with pytest.raises(DeviceBusy, match="another daemon listens"):
+        Served(pool, Path(served.path)).server.check()  # before a daemon opens its devices
+    with pytest.raises(DeviceError, match="does not exist"):
+        Served(pool, tmp_path / "typo" / "q.sock").server.check()
+    with pytest.raises(InvalidArgumentError, match="no group named"):
+        Served(pool, tmp_path / "q2.sock", group="no-such-group-qitcore").server.check()
+    fresh = Served(pool, tmp_path / "q3.sock")
+    fresh.server.check()
+    assert not (tmp_path / "q3.sock").exists() and not (tmp_path / "typo").exists()

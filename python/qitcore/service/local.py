@@ -73,6 +73,9 @@ _STOP = 10.0
 # Threads that wait on the pool for requests it cannot answer at once; more requests queue for them.
 _WORKERS = 64
 RESERVED = 8
+# Lines about refused or malformed clients, of each kind, logged per window (seconds).
+_LOG_LINES = 10
+_LOG_WINDOW = 10.0
 _BACKLOG = min(1024, socket.SOMAXCONN)
 """Connections beyond ``max_clients`` kept for root and the daemon's own user."""
 # Kernel send buffer of a connection (bytes): a largest reply and its header (the kernel may cap it).
@@ -170,6 +173,7 @@ class LocalServer:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._uids: dict[int | None, int] = {}  # connections open per client uid
+        self._log_state: dict[str, tuple[float, int, int]] = {}  # kind: (window start, lines, suppressed)
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we made
         self._stopping = False
         self._lock = threading.Lock()
@@ -251,20 +255,40 @@ class LocalServer:
 
     # -- the socket file -----------------------------------------------------------------------
 
+    def check(self) -> None:
+        """What :meth:`start` would refuse, checked without creating anything (a stale socket is
+        removed): the group, what is at the path (another daemon: :class:`DeviceBusy`), its folder.
+        A daemon calls it before opening its devices.
+
+        Raises:
+            As :meth:`start`.
+        """
+        self._gid()
+        self._clear_stale(self.settings.path)
+        self._missing_folder()
+
+    def _missing_folder(self) -> bool:
+        """Whether the socket's folder is to be made (only the system daemon's is)."""
+        path = self.settings.path
+        parent = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(parent):
+            return False
+        # Only the system daemon's folder is made here (systemd's RuntimeDirectory= makes it
+        # under the shipped unit): elsewhere a missing folder is more likely a mistyped path,
+        # and one made here would not get the care the daemon's user gives its own folders.
+        if os.path.abspath(path) != SYSTEM_SOCKET:
+            raise DeviceError(
+                f"{path}: its folder {parent} does not exist; create it (writable by the daemon's user "
+                "alone), or pick another --socket"
+            )
+        return True
+
     def _bind(self) -> socket.socket:
         path = self.settings.path
         gid = self._gid()
         self._clear_stale(path)
         parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            # Only the system daemon's folder is made here (systemd's RuntimeDirectory= makes it
-            # under the shipped unit): elsewhere a missing folder is more likely a mistyped path,
-            # and one made here would not get the care the daemon's user gives its own folders.
-            if os.path.abspath(path) != SYSTEM_SOCKET:
-                raise DeviceError(
-                    f"{path}: its folder {parent} does not exist; create it (writable by the daemon's user "
-                    "alone), or pick another --socket"
-                )
+        if self._missing_folder():
             try:
                 os.makedirs(parent, mode=0o755, exist_ok=True)
                 os.chmod(parent, 0o755)  # whatever the umask
@@ -443,7 +467,7 @@ class LocalServer:
                 f"too many clients of uid {uid} (the daemon serves {settings.max_clients_per_uid} of one user at once)"
             )
         if busy is not None:
-            log.warning("%s: refusing a client (%s): %s", self.path, peer, busy)
+            self._log(logging.WARNING, "refused", "%s: refusing a client (%s): %s", self.path, peer, busy)
             self.stats.request(_CLASS, False, "busy")
             await self._send(writer, Status.BUSY, busy)
             return
@@ -465,7 +489,7 @@ class LocalServer:
             try:
                 request = decode_request(header)
             except ProtocolError as exc:
-                log.info("%s: malformed request from %s: %s", self.path, peer, exc)
+                self._log(logging.INFO, "malformed", "%s: malformed request from %s: %s", self.path, peer, exc)
                 self.stats.request(_CLASS, False, "bad-request")
                 await self._send(writer, Status.BAD_REQUEST, str(exc))
                 return
@@ -532,6 +556,25 @@ class LocalServer:
                 f"{_WORKERS} readers, all busy with requests the pool could not answer at once)"
             )
         return self.pool.read(n, wait, deadline=deadline)
+
+    def _log(self, level: int, kind: str, message: str, *args: object) -> None:
+        """Logs a line about a client, at most :data:`_LOG_LINES` of one kind per
+        :data:`_LOG_WINDOW` seconds: a flood of refused or malformed connections becomes a count
+        ("N more ... suppressed") instead of thousands of lines a second. Loop thread only."""
+        now = time.monotonic()
+        started, lines, suppressed = self._log_state.get(kind, (now, 0, 0))
+        if now - started >= _LOG_WINDOW:
+            if suppressed:
+                log.log(
+                    level, "%s: %d more %s-client lines suppressed in %g s", self.path, suppressed, kind, _LOG_WINDOW
+                )
+            started, lines, suppressed = now, 0, 0
+        if lines < _LOG_LINES:
+            log.log(level, message, *args)
+            lines += 1
+        else:
+            suppressed += 1
+        self._log_state[kind] = (started, lines, suppressed)
 
     def _dropped(self, future: concurrent.futures.Future[bytes]) -> None:
         if not future.cancelled() and future.exception() is None:
