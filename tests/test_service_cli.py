@@ -402,3 +402,20 @@ def test_printing_the_unit_warns_when_its_python_cannot_run_under_systemd(tmp_pa
     warnings = unit_warnings(str(home / "bin" / "python"))
     assert any(f"{home} is not searchable by others" in w for w in warnings), warnings
     assert unit_warnings("/usr/bin/python3") == []
+
+
+def test_a_second_daemon_on_a_held_socket_stops_before_opening_a_device(
+    daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    first = daemons("--device", "sim://")
+    (tmp_path / "second").mkdir()
+    second = Daemon(tmp_path / "second", ["--device", "sim://", "--socket", first.socket])  # the last --socket wins
+    try:
+        assert second.process.wait(30) == 2
+    finally:
+        if second.process.poll() is None:
+            second.process.kill()
+            second.process.wait(10)
+    assert "another daemon listens" in second.text()
+    assert "serving from" not in second.text() and "healthy" not in second.text()
+    assert _socket_answers(first.socket)

@@ -49,7 +49,10 @@ def add_parsers(sub: Commands) -> None:
     serve_p.add_argument("--tls-ca", metavar="PEM", help="the CA that signs the clients' certificates")
     serve_p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics here (off by default)")
     serve_p.add_argument(
-        "--buffer", type=count, metavar="BYTES", help="extracted bytes held ready, all devices together (8 MiB)"
+        "--buffer",
+        type=count,
+        metavar="BYTES",
+        help="extracted bytes held ready, all devices together, filled at once (8 MiB)",
     )
     serve_p.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="default info"

@@ -1,8 +1,9 @@
 """The ``qitcore serve`` process: the pool, its front ends, and the signals that steer them.
 
 Start-up runs in an order that serves nothing doubtful: the configuration is read and checked,
-the kernel feed (if configured) checks its privilege, the pool opens its devices (in their
-threads), then the front ends start; once the Unix socket listens, ``qitcore serve: listening on
+the kernel feed (if configured) checks its privilege, the socket is made (so a path another
+daemon holds stops the start before any device is touched), the pool opens its devices (in their
+threads), then the other front ends start; once the Unix socket listens, ``qitcore serve: listening on
 <path>`` goes to stderr (what scripts and tests wait for). Then the main thread only waits for
 signals:
 
@@ -153,6 +154,11 @@ class Daemon:
             kernel = self._make("kernel", config)
             # Before any device opens: without the privilege nothing starts at all.
             kernel.check()
+        # The socket next, before any device opens: a path another daemon holds, or one that
+        # cannot be made, stops the start before a device is touched. Requests that come before
+        # the devices are healthy wait for them, as at any other time.
+        self._local = self._make("local", config)
+        self._local.start()
         self.pool.start()
         log.info(
             "qitcore %s serving from %d device(s): %s",
@@ -161,7 +167,7 @@ class Daemon:
             ", ".join(d.public_url for d in config.devices),
         )
         for name in _FRONTS:
-            if getattr(config, name) is None:
+            if getattr(config, name) is None or name == "local":
                 continue
             front: Any = kernel if name == "kernel" else self._make(name, config)
             front.start()
