@@ -227,17 +227,33 @@ def test_star_serves_any_cn_the_ca_signed_each_with_its_own_limits(serve: Any, p
     assert get(s.port, "/random?bytes=8", client_context(pki, "client-a"))[0] == 429
 
 
-@pytest.mark.parametrize("who", ["none", "other-ca"])
-def test_a_client_without_a_certificate_of_the_ca_cannot_connect(
-    serve: Any, pki: Pki, other_pki: Pki, who: str
+def test_a_client_without_a_certificate_is_told_so(serve: Any, pki: Pki) -> None:
+    s = serve()
+    status, _, body = get(s.port, "/random?bytes=8", client_context(pki, None))
+    assert status == 403 and json.loads(body)["error"].startswith("no client certificate: this service needs one")
+    assert s.pool.given == []
+    assert s.stats.snapshot()["requests"]["https"]["refused"] == {"forbidden": 1}
+
+
+def test_a_certificate_of_another_ca_cannot_connect_and_the_failure_is_logged(
+    serve: Any, pki: Pki, other_pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
     s = serve()
     context = client_context(pki, None)
-    if who == "other-ca":
-        context.load_cert_chain(str(other_pki["client-a"]), str(other_pki["client-a_key"]))
-    with pytest.raises((ssl.SSLError, ConnectionError)):
-        get(s.port, "/random?bytes=8", context)
+    context.load_cert_chain(str(other_pki["client-a"]), str(other_pki["client-a_key"]))
+    with caplog.at_level("INFO", logger="qitcore.service.https"):
+        for _ in range(3):
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                get(s.port, "/random?bytes=8", context)
+        other = (
+            f"https://127.0.0.1:{s.port}?cert={other_pki['client-a']}&key={other_pki['client-a_key']}&ca={pki['ca']}"
+        )
+        with pytest.raises(DeviceError, match="is the client certificate one the service's CA signed|TLS failed"):
+            qitcore.open(other)
+        time.sleep(0.2)
     assert s.pool.given == []
+    lines = [r.getMessage() for r in caplog.records if "TLS handshake" in r.getMessage()]
+    assert len(lines) == 1 and "failed" in lines[0]  # one line, not one per connection
 
 
 def test_client_classes_are_bounded_in_length_and_in_number(pki: Pki) -> None:
@@ -435,13 +451,26 @@ def test_settings_are_checked_by_name(pki: Pki, tmp_path: Path) -> None:
         settings(pki, clients={"x": {"max_request": 5}})
     with pytest.raises(InvalidArgumentError, match="https wait: expected a value above 0 and at most 60"):
         settings(pki, wait=61)
+    with pytest.raises(InvalidArgumentError, match=r"https cert: missing \(the server's certificate, a PEM file\)"):
+        HttpsSettings(listen="127.0.0.1:0")  # type: ignore[call-arg]
+    with pytest.raises(InvalidArgumentError, match=r"at most 1048576, got 2000000"):
+        ClientLimits(max_request=2_000_000)
+    for what in ("cert", "key", "ca"):
+        files = {
+            "cert": str(pki["kme"]),
+            "key": str(pki["kme_key"]),
+            "ca": str(pki["ca"]),
+            what: str(tmp_path / "nope.pem"),
+        }
+        with pytest.raises(InvalidArgumentError, match=rf"https {what}: .*nope.pem: no such file"):
+            HttpsServer(RecordingPool(), ServiceStats(), HttpsSettings(listen="127.0.0.1:0", **files))
     with pytest.raises(InvalidArgumentError, match="max_request"):
         ClientLimits(max_request=(1 << 20) + 1)
     with pytest.raises(InvalidArgumentError, match="bytes_per_second"):
         ClientLimits(bytes_per_second=0)
     with pytest.raises(InvalidTypeError, match="requests_per_second"):
         ClientLimits(requests_per_second=True)
-    with pytest.raises(InvalidArgumentError, match="https tls: cannot load"):
+    with pytest.raises(InvalidArgumentError, match="https cert: .*no.pem: no such file"):
         HttpsServer(RecordingPool(), ServiceStats(), HttpsSettings(cert=str(tmp_path / "no.pem"), key="k", ca="a"))
 
 

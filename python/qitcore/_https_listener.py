@@ -37,6 +37,8 @@ Refuse = Callable[[int, str], web.StreamResponse]
 connection is closed after it."""
 Respond = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 """Answers one request (on the event loop)."""
+HANDSHAKE_LOG_EVERY = 10.0
+"""Seconds between log lines about failed TLS handshakes (each line counts the ones in between)."""
 
 
 class _Connection(web.RequestHandler):
@@ -143,6 +145,8 @@ class _Listener:
         self.per_address: collections.Counter[str] = collections.Counter()
         self.handshakes: set[asyncio.Task[None]] = set()
         self.slot_free = asyncio.Event()
+        self.failed_since_log = 0  # handshakes failed since the last line about them
+        self.last_log = -math.inf
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -199,10 +203,21 @@ class _Listener:
                 ssl=context,
                 ssl_handshake_timeout=self.limits.handshake_timeout if context is not None else None,
             )
-        except Exception as exc:  # no certificate, another CA, too slow, not TLS: end the connection quietly
-            self.log.debug("TLS handshake with %s failed: %s", host, exc)
+        except Exception as exc:  # another CA, too slow, not TLS: end the connection
+            self._handshake_failed(host, exc)
             conn.close()
             release()
+
+    def _handshake_failed(self, host: str, exc: BaseException) -> None:
+        # One line at most every HANDSHAKE_LOG_EVERY seconds, counting the others: a flood of
+        # failing handshakes must not flood the journal.
+        self.failed_since_log += 1
+        now = asyncio.get_running_loop().time()
+        if now - self.last_log >= HANDSHAKE_LOG_EVERY:
+            more = self.failed_since_log - 1
+            also = f" ({more} more since the last such line)" if more else ""
+            self.log.info("TLS handshake with %s failed: %s%s", host, str(exc)[:200] or type(exc).__name__, also)
+            self.failed_since_log, self.last_log = 0, now
 
 
 def json_response(

@@ -211,6 +211,13 @@ def _opening_error(url: Url, exc: BaseException, timeout: float) -> DeviceError:
         return DeviceError(f"{where}: TLS failed (is the client certificate one the service's CA signed?): {exc}")
     if isinstance(exc, ConnectionRefusedError | socket.gaierror):
         return DeviceNotFound(f"{where}: no service answers there ({exc})")
+    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | ssl.SSLEOFError):
+        # With TLS 1.3 a client certificate is checked after the client has finished its part of
+        # the handshake: a refused one shows as a connection closed before any answer.
+        return DeviceError(
+            f"{where}: the service closed the connection without an answer: is the client certificate "
+            "one the service's CA signed? (cert=, key=)"
+        )
     if isinstance(exc, TimeoutError):
         return DeviceError(f"{where}: the service did not answer within {timeout:g} s")
     return DeviceError(f"{where}: {exc}")

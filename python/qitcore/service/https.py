@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import ssl
 import time
 from collections.abc import Mapping
@@ -62,7 +63,8 @@ def _positive(name: str, value: Any, *, whole: bool = False, at_most: float = 1e
         what = "an integer" if whole else "a number"
         raise InvalidTypeError(f"{name}: expected {what}, got {type(value).__name__}")
     if not (0 < value <= at_most) or (isinstance(value, float) and not math.isfinite(value)):
-        raise InvalidArgumentError(f"{name}: expected a value above 0 and at most {at_most:g}, got {value!r}")
+        bound = f"{int(at_most)}" if float(at_most).is_integer() and at_most < 1e15 else f"{at_most:g}"
+        raise InvalidArgumentError(f"{name}: expected a value above 0 and at most {bound}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -102,15 +104,18 @@ class HttpsSettings:
             its arrival (time spent queued for a worker thread counts); at most 60.
     """
 
-    cert: str
-    key: str
-    ca: str
+    cert: str = ""
+    key: str = ""
+    ca: str = ""
     listen: str = "127.0.0.1:8444"
     clients: Mapping[str, ClientLimits] = field(default_factory=lambda: {"*": ClientLimits()})
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     wait: float = 5.0
 
     def __post_init__(self) -> None:
+        for name, what in (("cert", "the server's certificate"), ("key", "its private key"), ("ca", "the clients' CA")):
+            if getattr(self, name) == "":
+                raise InvalidArgumentError(f"https {name}: missing ({what}, a PEM file)")
         for name in ("cert", "key", "ca", "listen"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
@@ -129,20 +134,31 @@ class HttpsSettings:
 
 
 def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
-    """A TLS server context that requires a client certificate signed by ``ca`` (the KME's
-    set-up: TLS 1.2 at least, the platform's default ciphers).
+    """A TLS server context that asks for a client certificate and accepts only one signed by
+    ``ca`` (the KME's set-up: TLS 1.2 at least, the platform's default ciphers).
+
+    A client that sends no certificate completes the handshake and is refused over HTTP (403, "no
+    client certificate"), so the most common mistake gets an answer that says so; a certificate
+    of another CA fails the handshake. Every request still needs a verified CN.
 
     Raises:
-        InvalidArgumentError: a file cannot be read or is not a certificate or key.
+        InvalidArgumentError: a file does not exist, cannot be read, or is not a certificate or
+            key (the message names it).
     """
+    for what, path in (("cert", cert), ("key", key), ("ca", ca)):
+        if not os.path.isfile(path):
+            raise InvalidArgumentError(f"https {what}: {path}: no such file")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidArgumentError(f"https cert: cannot load {cert} with its key {key}: {exc}") from None
+    try:
         context.load_verify_locations(ca)
     except (OSError, ssl.SSLError) as exc:
-        raise InvalidArgumentError(f"https tls: cannot load {cert}, {key} or {ca}: {exc}") from None
-    context.verify_mode = ssl.CERT_REQUIRED
+        raise InvalidArgumentError(f"https ca: cannot load {ca}: {exc}") from None
+    context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
@@ -325,6 +341,12 @@ class HttpsServer:
 
     async def _serve(self, request: web.BaseRequest, cn: str | None, who: str, deadline: float) -> web.StreamResponse:
         if cn is None:
+            transport = request.transport
+            if transport is None or not transport.get_extra_info("peercert"):
+                raise _Refusal(
+                    403, "no client certificate: this service needs one its CA signed (TLS client authentication)",
+                    "forbidden",
+                )  # fmt: skip
             raise _Refusal(403, "the client certificate has no subject common name", "forbidden")
         client = self._client(cn)
         if client is None:
