@@ -74,8 +74,8 @@ _STOP = 10.0
 _WORKERS = 64
 RESERVED = 8
 # Lines about refused or malformed clients, of each kind, logged per window (seconds).
-_LOG_LINES = 10
-_LOG_WINDOW = 10.0
+_LOG_LINES = 1
+_LOG_WINDOW = 1.0
 _BACKLOG = min(1024, socket.SOMAXCONN)
 """Connections beyond ``max_clients`` kept for root and the daemon's own user."""
 # Kernel send buffer of a connection (bytes): a largest reply and its header (the kernel may cap it).
