@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -167,6 +168,18 @@ def test_a_real_pool_on_the_simulator_shows_as_healthy_with_its_bytes(metrics: A
     assert got[("qitcore_device_served_bytes_total", (("device", "sim://?rate=2e6"),))] == 4096
     assert got[("qitcore_served_bytes_total", (("client_class", "local"),))] == 4096
     assert 0 <= got[("qitcore_pool_buffered_bytes", ())] <= got[("qitcore_pool_capacity_bytes", ())] == 1 << 16
+
+
+def test_silent_connections_give_their_places_up_within_seconds(metrics: Any) -> None:
+    server = metrics(StatusPool(FIXED_STATUS), ServiceStats())
+    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(16)]
+    try:
+        began = time.monotonic()
+        assert scrape(server.port)  # waits in the backlog until the silent ones are closed
+        assert time.monotonic() - began < 8  # the 5 s idle deadline, not 30 s
+    finally:
+        for conn in silent:
+            conn.close()
 
 
 def test_stop_is_idempotent_and_settings_are_checked(metrics: Any) -> None:

@@ -42,10 +42,11 @@ log = logging.getLogger("qitcore.service.metrics")
 
 
 def _scrape_limits() -> ConnectionLimits:
-    # A scraper or two, not the public: few connections, short deadlines.
+    # A scraper or two, not the public: few connections, short deadlines (an idle connection
+    # too: silent ones must not keep the scraper out for long; a scraper reconnects cheaply).
     return ConnectionLimits(
         max_connections=16, max_per_address=16, backlog=64, handshake_timeout=5.0, header_timeout=5.0,
-        body_timeout=5.0, write_timeout=5.0, idle_timeout=30.0, max_body=1,
+        body_timeout=5.0, write_timeout=5.0, idle_timeout=5.0, max_body=1,
     )  # fmt: skip
 
 
