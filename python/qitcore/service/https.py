@@ -137,9 +137,9 @@ def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
     """A TLS server context that asks for a client certificate and accepts only one signed by
     ``ca`` (the KME's set-up: TLS 1.2 at least, the platform's default ciphers).
 
-    A client that sends no certificate completes the handshake and is refused over HTTP (403, "no
-    client certificate"), so the most common mistake gets an answer that says so; a certificate
-    of another CA fails the handshake. Every request still needs a verified CN.
+    A client without a certificate of that CA (none at all, or another CA's) fails the handshake:
+    nothing of it reaches the HTTP parser, so the service authenticates before it allocates. Every
+    request then needs a verified CN.
 
     Raises:
         InvalidArgumentError: a file does not exist, cannot be read, or is not a certificate or
@@ -158,7 +158,7 @@ def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
         context.load_verify_locations(ca)
     except (OSError, ssl.SSLError) as exc:
         raise InvalidArgumentError(f"https ca: cannot load {ca}: {exc}") from None
-    context.verify_mode = ssl.CERT_OPTIONAL
+    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -341,12 +341,6 @@ class HttpsServer:
 
     async def _serve(self, request: web.BaseRequest, cn: str | None, who: str, deadline: float) -> web.StreamResponse:
         if cn is None:
-            transport = request.transport
-            if transport is None or not transport.get_extra_info("peercert"):
-                raise _Refusal(
-                    403, "no client certificate: this service needs one its CA signed (TLS client authentication)",
-                    "forbidden",
-                )  # fmt: skip
             raise _Refusal(403, "the client certificate has no subject common name", "forbidden")
         client = self._client(cn)
         if client is None:
