@@ -135,6 +135,22 @@ class Options:
             raise InvalidArgumentError(f"min_entropy: expected bits per sample, got {self.min_entropy!r}")
         return default if self.min_entropy is None else float(self.min_entropy)
 
+    def passed_through(self, url: Url, server: str) -> None:
+        """For a backend whose bytes another process conditioned (``qitcored://``, ``https://``):
+        the options that condition samples are refused by name rather than silently ignored; only
+        the queue's size and the timeout apply to such a stream."""
+        defaults = Options()
+        given = [
+            f.name
+            for f in fields(self)
+            if f.name not in _PASSED_THROUGH and getattr(self, f.name) != getattr(defaults, f.name)
+        ]
+        if given:
+            raise InvalidArgumentError(
+                f"{url.text}: {', '.join(given)}: the {server} conditions its devices' samples; "
+                "set these in its configuration ([[device]] tables), not in the client's URL"
+            )
+
     def core_stream(
         self, bits: int, packing: str, bitorder: str, rate: int, *, raw: bool, min_entropy: float | None
     ) -> _core.Stream:
@@ -162,6 +178,9 @@ class Options:
             frame_timeout=self.frame_timeout,
         )
 
+
+_PASSED_THROUGH = {"buffer_bytes", "timeout", "usb_backend"}
+"""The options a stream of bytes conditioned elsewhere still uses."""
 
 OPTION_PARAMS: dict[str, Param] = {
     p.name: p

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import logging
 import sys
 import threading
@@ -57,9 +56,6 @@ _SMALLEST_CHUNK = 512
 _LARGEST_CHUNK = 1 << 16
 # Reads of this many bytes or more (without a timeout) go straight from the daemon to the caller.
 _DIRECT = 1 << 17
-# Options every URL takes that a daemon stream uses; the others condition samples, which the
-# daemon has done.
-_USED = {"buffer_bytes", "timeout", "usb_backend"}
 
 
 def _open_daemon(url: Url, options: Options, raw: bool) -> QrngStream:
@@ -71,19 +67,9 @@ def _open_daemon(url: Url, options: Options, raw: bool) -> QrngStream:
             f"{url.text}: the daemon serves only health-tested, extracted bytes; raw samples for an "
             "assessment come from the device itself (qitcore.open_raw on its URL, with the daemon stopped)"
         )
-    defaults = Options()
-    given = [
-        f.name
-        for f in dataclasses.fields(Options)
-        if f.name not in _USED and getattr(options, f.name) != getattr(defaults, f.name)
-    ]
-    if given:
-        raise InvalidArgumentError(
-            f"{url.text}: {', '.join(given)}: the daemon conditions its devices' samples; "
-            "set these in its configuration ([[device]] tables), not in the client's URL"
-        )
+    options.passed_through(url, "daemon")
     path = (url.location + url.path) or None
-    capacity = DEFAULT_PREFETCH if options.buffer_bytes == defaults.buffer_bytes else options.buffer_bytes
+    capacity = DEFAULT_PREFETCH if options.buffer_bytes == Options().buffer_bytes else options.buffer_bytes
     client = DaemonClient(path, timeout=options.timeout)
     client.read(0)  # connects: no daemon, or no permission, is an error of open() itself
     core = _core.Stream(8, "aligned", "big", 0, raw=True, capacity=capacity, frame_timeout=None)

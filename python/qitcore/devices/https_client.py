@@ -27,7 +27,6 @@ retried when the service says to (429).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import http.client
 import json
 import math
@@ -69,9 +68,6 @@ GRACE = 2.0
 wait, which must not race the client's own timeout."""
 MAX_ERROR_BODY = 4096
 """Bytes of an error's body read at most (its JSON reason)."""
-# Options every URL takes that an https:// stream uses; the others condition samples, which the
-# service has done.
-_USED = {"buffer_bytes", "timeout", "usb_backend"}
 
 
 class _Refused(Exception):
@@ -305,17 +301,7 @@ def _open_https(url: Url, options: Options, raw: bool) -> QrngStream:
         raise UnsupportedOperationError(
             f"{url.text}: a service serves extracted bytes only; assess raw samples on the service's host"
         )
-    defaults = Options()
-    given = [
-        f.name
-        for f in dataclasses.fields(Options)
-        if f.name not in _USED and getattr(options, f.name) != getattr(defaults, f.name)
-    ]
-    if given:
-        raise InvalidArgumentError(
-            f"{url.text}: {', '.join(given)}: the service conditions its devices' samples; "
-            "set these in its configuration ([[device]] tables), not in the client's URL"
-        )
+    options.passed_through(url, "service")
     fetcher = _Fetcher(url, options)
     try:
         first = _first(fetcher, options.timeout)

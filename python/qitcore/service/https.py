@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from .._validate import host_port
 from ..errors import DeviceError, InvalidArgumentError, InvalidTypeError, QitError, ServiceUnavailable
 from ..kme.limits import ConnectionLimits
+from .frontend import FrontEnd
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -230,8 +231,11 @@ def _json(
     return json_response(status, payload, headers=headers, close=close, retry_after=retry_after)
 
 
-class HttpsServer:
+class HttpsServer(FrontEnd):
     """Serves random bytes from ``pool`` over HTTPS with mutual TLS (see the module's notes).
+    :meth:`stop` returns once a request waiting for the pool ends: within
+    :attr:`HttpsSettings.wait` (60 s at most), at once after :meth:`Pool.cancel_reads`, which the
+    daemon calls first.
 
     Binds its socket here, so a bad address or certificate fails before anything starts.
 
@@ -240,6 +244,8 @@ class HttpsServer:
             address cannot be listened on).
         DeviceError: aiohttp (qitcore's ``service`` extra) is not installed.
     """
+
+    _serving = "serving random bytes over HTTPS on %s:%d"
 
     def __init__(self, pool: Pool, stats: ServiceStats, settings: HttpsSettings) -> None:
         if not isinstance(settings, HttpsSettings):
@@ -259,24 +265,6 @@ class HttpsServer:
             "https", settings.listen, settings.connections, context, self._answer, refuser(_HEADERS),
             name="qitcore.service.https", threads=READ_THREADS, on_connection=self._connection,
         )  # fmt: skip
-
-    @property
-    def port(self) -> int:
-        """The port listened on."""
-        return self._server.port
-
-    def start(self) -> None:
-        """Starts serving in a thread of its own; returns once connections are accepted."""
-        self._server.start()
-        host, _ = host_port("https listen", self.settings.listen)
-        log.info("serving random bytes over HTTPS on %s:%d", host, self.port)
-
-    def stop(self) -> None:
-        """Stops accepting, closes every connection and returns once the server's threads have
-        ended: a request waiting for the pool ends within :attr:`HttpsSettings.wait` (60 s at
-        most), at once after :meth:`Pool.cancel_reads`, which the daemon calls first. Safe to
-        call twice, and before :meth:`start`."""
-        self._server.stop()
 
     def _connection(self, delta: int) -> None:
         self.stats.client("https", delta)

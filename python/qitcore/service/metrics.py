@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .._validate import host_port
 from ..errors import DeviceError, InvalidTypeError
 from ..kme.limits import ConnectionLimits
+from .frontend import FrontEnd
 from .pool import STATES
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def registry(pool: Pool, stats: ServiceStats) -> Any:
     return reg
 
 
-class MetricsServer:
+class MetricsServer(FrontEnd):
     """Serves the service's metrics on ``GET /metrics`` (Prometheus text format). Binds its
     socket here, so a bad address fails before anything starts.
 
@@ -179,6 +180,8 @@ class MetricsServer:
         InvalidArgumentError: the address cannot be listened on.
         DeviceError: aiohttp or prometheus_client (qitcore's ``service`` extra) is not installed.
     """
+
+    _serving = "serving metrics on http://%s:%d/metrics"
 
     def __init__(self, pool: Pool, stats: ServiceStats, settings: MetricsSettings) -> None:
         if not isinstance(settings, MetricsSettings):
@@ -196,22 +199,6 @@ class MetricsServer:
             "metrics", settings.listen, settings.connections, None, self._answer, self._refuse,
             name="qitcore.service.metrics", threads=2,
         )  # fmt: skip
-
-    @property
-    def port(self) -> int:
-        """The port listened on."""
-        return self._server.port
-
-    def start(self) -> None:
-        """Starts serving in a thread of its own; returns once connections are accepted."""
-        self._server.start()
-        host, _ = host_port("metrics listen", self.settings.listen)
-        log.info("serving metrics on http://%s:%d/metrics", host, self.port)
-
-    def stop(self) -> None:
-        """Stops accepting, closes every connection and returns once the server's threads have
-        ended. Safe to call twice, and before :meth:`start`."""
-        self._server.stop()
 
     def text(self) -> bytes:
         """The metrics now, in Prometheus text format."""
