@@ -25,6 +25,8 @@ from qitcore.service.kernel import KernelFeeder, KernelSettings, credit_bits
 from qitcore.service.pool import Pool
 from qitcore.service.stats import ServiceStats
 
+from .as_user import run_as
+
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="RNDADDENTROPY needs CAP_SYS_ADMIN: run the tests as root")
 needs_random = pytest.mark.skipif(not os.path.exists("/dev/random"), reason="no /dev/random on this system")
@@ -474,30 +476,16 @@ def test_the_feed_rate_from_a_real_pool(capsys: pytest.CaptureFixture[str]) -> N
 
 
 def check_as(uid: int) -> str:
-    """What :meth:`KernelFeeder.check` says in a forked child that dropped to ``uid`` (and with it
-    every capability). Forked, not started afresh: the interpreter lives under /root, which the
-    other uid cannot read."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
+    """What :meth:`KernelFeeder.check` says run as ``uid`` (and with it without any capability)."""
+
+    def check() -> str:
         try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            try:
-                KernelFeeder(BytesPool(), ServiceStats(), KernelSettings()).check()
-                outcome = "accepted"
-            except DeviceError as exc:
-                outcome = f"refused: {exc}"
-            os.write(w, outcome.encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        text = f.read()
-    os.waitpid(pid, 0)
-    return text
+            KernelFeeder(BytesPool(), ServiceStats(), KernelSettings()).check()
+        except DeviceError as exc:
+            return f"refused: {exc}"
+        return "accepted"
+
+    return str(run_as(uid, check))
 
 
 @needs_root

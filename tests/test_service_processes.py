@@ -44,6 +44,8 @@ import pytest
 import qitcore
 from qitcore.errors import DeviceDisconnected, DeviceNotFound, HealthTestFailure, QitError
 
+from .as_user import run_as
+
 SEED_BYTES = 897
 """Toeplitz seed of the simulator's default block and min-entropy (n + m - 1 bits, in bytes)."""
 READY = "qitcore serve: listening on"
@@ -666,32 +668,17 @@ def test_clients_see_a_killed_daemon_and_read_again_when_it_is_back(socket_dir: 
 
 
 def _read_as(uid: int, path: str) -> tuple[str, str]:
-    """Forks a child that drops to ``uid`` (no groups) and asks the daemon for 32 bytes; what
-    happened, as (outcome, message). Forked, not started afresh: the interpreter lives under
-    /root, which the other uid cannot read; the child keeps the modules already imported."""
+    """Asks the daemon for 32 bytes as ``uid`` (no groups); what happened, as (outcome, message)."""
     from qitcore.service.client import DaemonClient
 
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
+    def read() -> list[str]:
         try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            try:
-                with DaemonClient(path, timeout=5.0) as client:
-                    said = ["ok", str(len(client.read(32)))]
-            except QitError as exc:
-                said = [type(exc).__name__, f"{exc}|{isinstance(exc, PermissionError)}"]
-            os.write(w, json.dumps(said).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        text = f.read()
-    os.waitpid(pid, 0)
-    kind, message = json.loads(text)
+            with DaemonClient(path, timeout=5.0) as client:
+                return ["ok", str(len(client.read(32)))]
+        except QitError as exc:
+            return [type(exc).__name__, f"{exc}|{isinstance(exc, PermissionError)}"]
+
+    kind, message = run_as(uid, read)
     return str(kind), str(message)
 
 
