@@ -99,24 +99,31 @@ def test_a_daemon_stream_reads_like_any_device(daemon: Daemon) -> None:
     assert s.closed
 
 
-def test_a_read_with_a_timeout_answers_in_time_when_the_daemon_has_nothing(tmp_path: Path) -> None:
+@pytest.fixture
+def unhealthy(tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon whose only device never opens (a capture that does not exist): nothing to serve."""
     absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})])
     absent.start()
     d = Daemon(absent, tmp_path / "q.sock")
     d.start()
     try:
-        with qitcore.open(f"qitcored://{d.path}?timeout=0.2") as s:
-            started = time.monotonic()
-            with pytest.raises(DeviceTimeout):
-                s.read(32, timeout=0.1)
-            assert time.monotonic() - started < 1
-            # The daemon answers "no healthy device"; the stream fails with its reason.
-            with pytest.raises(DeviceDisconnected, match="no healthy device") as info:
-                s.read(32, timeout=10)
-            assert d.path in str(info.value)
+        yield d
     finally:
         d.stop()
         absent.close()
+
+
+def test_a_read_with_a_timeout_answers_in_time_when_the_daemon_has_nothing(unhealthy: Daemon) -> None:
+    d = unhealthy
+    with qitcore.open(f"qitcored://{d.path}?timeout=0.2") as s:
+        started = time.monotonic()
+        with pytest.raises(DeviceTimeout):
+            s.read(32, timeout=0.1)
+        assert time.monotonic() - started < 1
+        # The daemon answers "no healthy device"; the stream fails with its reason.
+        with pytest.raises(DeviceDisconnected, match="no healthy device") as info:
+            s.read(32, timeout=10)
+        assert d.path in str(info.value)
 
 
 def test_what_a_client_fetches_ahead_is_bounded(daemon: Daemon) -> None:
@@ -307,29 +314,22 @@ def test_a_large_read_after_the_daemon_went_away_raises_its_reason(daemon: Daemo
         s.close()
 
 
-def test_a_daemon_without_a_healthy_device_fails_the_stream_within_its_timeout(tmp_path: Path) -> None:
-    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})])
-    absent.start()
-    d = Daemon(absent, tmp_path / "q.sock")
-    d.start()
+def test_a_daemon_without_a_healthy_device_fails_the_stream_within_its_timeout(unhealthy: Daemon) -> None:
+    d = unhealthy
+    with qitcore.open(f"qitcored://{d.path}?timeout=1") as s:
+        started = time.monotonic()
+        with pytest.raises(DeviceDisconnected, match="no healthy device"):
+            s.read(32)
+        # One wait of the timeout (plus the reply's way), not one per halved chunk (4 s before).
+        assert time.monotonic() - started < 2.5
+    # A process left with such a stream unclosed, after a read that timed out, still exits.
+    code = (
+        "import qitcore\n"
+        f"s = qitcore.open('qitcored://{d.path}?timeout=1')\n"
+        "try:\n    s.read(32, timeout=1.5)\nexcept Exception as e:\n    print(type(e).__name__, flush=True)\n"
+    )
     try:
-        with qitcore.open(f"qitcored://{d.path}?timeout=1") as s:
-            started = time.monotonic()
-            with pytest.raises(DeviceDisconnected, match="no healthy device"):
-                s.read(32)
-            # One wait of the timeout (plus the reply's way), not one per halved chunk (4 s before).
-            assert time.monotonic() - started < 2.5
-        # A process left with such a stream unclosed, after a read that timed out, still exits.
-        code = (
-            "import qitcore\n"
-            f"s = qitcore.open('qitcored://{d.path}?timeout=1')\n"
-            "try:\n    s.read(32, timeout=1.5)\nexcept Exception as e:\n    print(type(e).__name__, flush=True)\n"
-        )
-        try:
-            done = subprocess.run([sys.executable, "-c", code], timeout=20, capture_output=True, text=True)
-        except subprocess.TimeoutExpired:
-            pytest.fail("a process with an unclosed qitcored:// stream did not exit within 20 s")
-        assert done.returncode == 0, done.stderr
-    finally:
-        d.stop()
-        absent.close()
+        done = subprocess.run([sys.executable, "-c", code], timeout=20, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a process with an unclosed qitcored:// stream did not exit within 20 s")
+    assert done.returncode == 0, done.stderr
