@@ -17,13 +17,19 @@
 
 from __future__ import annotations
 
-from . import bits, devices, entropy, errors, extract, health, protocol, qkd, randomness
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Cheap to import (no numpy, no network or device libraries), so loaded with the package.
 from ._core import __version__
 from ._records import as_dict
-from .devices import open, open_raw
 from .errors import QitError
-from .randomness import QuantumBitGenerator, QuantumRandom, randbytes
-from .stream import QrngStream, RawSampleStream
+
+if TYPE_CHECKING:
+    from . import bits, devices, entropy, errors, extract, health, protocol, qkd, randomness
+    from .devices import open, open_raw
+    from .randomness import QuantumBitGenerator, QuantumRandom, randbytes
+    from .stream import QrngStream, RawSampleStream
 
 __all__ = [
     "QitError",
@@ -46,3 +52,50 @@ __all__ = [
     "randbytes",
     "randomness",
 ]
+
+# Everything else is imported on first use (PEP 562), so that a command or a script that needs only
+# one part does not pay for numpy, the device backends and the network stack: `qitcore --help`
+# and an assessment start in a fraction of the time.
+_SUBMODULES = frozenset(
+    {
+        "bits",
+        "cli",
+        "devices",
+        "entropy",
+        "errors",
+        "extract",
+        "health",
+        "kme",
+        "protocol",
+        "qkd",
+        "randomness",
+        "report",
+        "service",
+        "stream",
+        "testing",
+    }
+)
+_FROM_SUBMODULE = {
+    "open": "devices",
+    "open_raw": "devices",
+    "QuantumBitGenerator": "randomness",
+    "QuantumRandom": "randomness",
+    "randbytes": "randomness",
+    "QrngStream": "stream",
+    "RawSampleStream": "stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        # Importing a submodule also binds it here, so this runs once per name.
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _FROM_SUBMODULE:
+        value = getattr(importlib.import_module(f"{__name__}.{_FROM_SUBMODULE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SUBMODULES | set(__all__))

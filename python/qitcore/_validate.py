@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Literal
-
-import numpy as np
-import numpy.typing as npt
+import sys
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import InvalidArgumentError, InvalidTypeError
+
+# numpy is imported only by the checks of arrays: the package, its command line and its entropy
+# assessment import this module without it.
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "InvalidArgumentError",
@@ -49,9 +53,15 @@ def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int =
     return number
 
 
+def _numpy_real(value: Any) -> bool:
+    # A numpy scalar can exist only once numpy is imported, so asking does not import it.
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, (numpy.integer, numpy.floating))
+
+
 def real(name: str, value: Any) -> float:
-    """``value`` as a finite float (int or float, not bool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    """``value`` as a finite float (int or float, numpy's included; not bool)."""
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) or _numpy_real(value)):
         raise InvalidTypeError(f"{name}: expected a real number, got {type(value).__name__} {_show(value)}")
     number = float(value)
     if not math.isfinite(number):
@@ -88,6 +98,8 @@ def choice(name: str, value: Any, options: tuple[str, ...]) -> str:
 
 def bit_array(name: str, bits: Any) -> npt.NDArray[np.uint8]:
     """A one-dimensional array of 0/1 values (bool or integer dtype) as uint8."""
+    import numpy as np
+
     array = np.asarray(bits)
     if array.ndim != 1:
         raise InvalidArgumentError(f"{name}: expected a one-dimensional array of bits, got {array.ndim} dimensions")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _core, _validate
 from ._core import (
@@ -39,7 +39,9 @@ from ._core import (
     RestartResult,
 )
 from .errors import InvalidArgumentError, InvalidLengthError, SampleFileError
-from .extract import conditioned_entropy
+
+if TYPE_CHECKING:
+    from .extract import conditioned_entropy
 
 __all__ = [
     "MAX_SAMPLES",
@@ -56,6 +58,17 @@ __all__ = [
     "conditioned_entropy",
     "read_samples",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Re-exported from qitcore.extract on first use (PEP 562): extract imports numpy, which an
+    # assessment does not need.
+    if name == "conditioned_entropy":
+        from .extract import conditioned_entropy
+
+        return conditioned_entropy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The bit-string length NIST's ``-t`` option truncates to.
 TRUNCATED_BITS = 1_000_000

@@ -17,7 +17,10 @@
   a running one is doing.
 
 Each module of this package holds one group of commands: its ``add_parsers`` adds them and sets
-each one's ``func``, which ``main`` calls with the parsed arguments.
+each one's ``func``, which ``main`` calls with the parsed arguments. The modules import what their
+commands run (numpy, the devices, the network stack) inside those commands, so that building the
+parser costs little: ``qitcore --help`` and ``qitcore assess`` import neither numpy nor any device
+or network library.
 
 Exit status: 0 when the run completed (and, for ``health``, no test fired), 1 when a health test
 fired or a restart/IID test failed, 2 on errors. Every error, a bad option included, is one line
@@ -30,33 +33,24 @@ import argparse
 import shlex
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from .. import __version__
 from ..errors import QitError
 from . import assess, health, kme, qkd, service, stream
+from .args import Parser
 
 
-class _UsageError(QitError):
-    """A command line argparse refused."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, like every other error of the command."""
-
-    def error(self, message: str) -> NoReturn:
-        command = self.prog.removeprefix("qitcore").strip()
-        raise _UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="qitcore", description="Quantum random numbers and QKD key processing.")
+def _parser(*, deferred: bool = False) -> argparse.ArgumentParser:
+    """The whole command line; with ``deferred``, the arguments some commands add on first use
+    are left until then (``main`` parses one command line, so only its command's are built)."""
+    parser = Parser(prog="qitcore", description="Quantum random numbers and QKD key processing.")
     parser.add_argument("--version", action="version", version=f"qitcore {__version__}")
-    # Subcommands' parsers are _Parsers too (argparse makes them of the top parser's class).
     sub = parser.add_subparsers(dest="command", required=True)
     # In this order in --help.
     for group in (stream, service, qkd, kme, assess, health):
         group.add_parsers(sub)
+    if not deferred:
+        parser.complete()
     return parser
 
 
@@ -65,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The command line as typed, for reports that record how they were made.
     typed = argparse.Namespace(command_line=shlex.join(["qitcore", *(sys.argv[1:] if argv is None else argv)]))
     try:
-        args = _parser().parse_args(argv, namespace=typed)
+        args = _parser(deferred=True).parse_args(argv, namespace=typed)
         status: int = args.func(args)
         return status
     except QitError as exc:

@@ -1,5 +1,5 @@
 """What every ``qitcore`` subcommand reads the same way: counts, sizes and durations, output
-folders, and ``--subset``.
+folders, and ``--subset``; and the parser they are read with.
 
 The number readers are ``argparse`` ``type=`` functions: each returns the value or raises
 ``argparse.ArgumentTypeError`` with a message that says what was expected (argparse names the
@@ -13,12 +13,24 @@ import argparse
 import math
 import os
 import re
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 from ..errors import InvalidArgumentError, QitError
 
-__all__ = ["Commands", "check_output_folders", "count", "natural", "positive_real", "real", "subset"]
+__all__ = [
+    "Commands",
+    "Parser",
+    "UsageError",
+    "check_output_folders",
+    "count",
+    "defer",
+    "natural",
+    "positive_real",
+    "real",
+    "subset",
+]
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``add_subparsers`` returns: each command module adds its commands to it."""
@@ -26,6 +38,69 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 # ASCII digits only: Python's int() and float() also take "1_0" and full-width digits.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _LARGEST = 2**63 - 1
+
+
+class UsageError(QitError):
+    """A command line argparse refused."""
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of ``qitcore`` and of each of its commands (argparse makes subcommands' parsers of
+    the top parser's class).
+
+    Its errors are one line, like every other error of the command. A command's arguments may be
+    added on first use (:meth:`defer`): those whose defaults come from a module that is slow to
+    import (the QKD parameters need numpy) then cost nothing to ``qitcore --help`` or to the
+    other commands.
+    """
+
+    _build: Callable[[argparse.ArgumentParser], None] | None = None
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("qitcore").strip()
+        raise UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
+
+    def defer(self, build: Callable[[argparse.ArgumentParser], None]) -> None:
+        """Calls ``build(self)`` to add the arguments before this parser is first used."""
+        self._build = build
+
+    def complete(self) -> None:
+        """Adds the deferred arguments now, in this parser and every one below it."""
+        self._complete_self()
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for parser in action.choices.values():
+                    if isinstance(parser, Parser):
+                        parser.complete()
+
+    # The entry points through which argparse reads a parser's arguments: parsing (also how a
+    # parent parser hands over to a subcommand's) and the help and usage texts.
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        self._complete_self()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._complete_self()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._complete_self()
+        return super().format_help()
+
+    def _complete_self(self) -> None:
+        if self._build is not None:
+            build, self._build = self._build, None
+            build(self)
+
+
+def defer(parser: argparse.ArgumentParser, build: Callable[[argparse.ArgumentParser], None]) -> None:
+    """``build(parser)`` when ``parser`` is first used, or now if it is not a :class:`Parser`."""
+    if isinstance(parser, Parser):
+        parser.defer(build)
+    else:
+        build(parser)
 
 
 def power_of_two(x: float) -> str:

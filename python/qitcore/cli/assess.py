@@ -8,7 +8,10 @@ import hashlib
 import sys
 
 from .. import _core, entropy
-from ..report import Progress, html_report, iid_json, iid_table, non_iid_json, non_iid_table, write_atomically
+from ..report.files import write_atomically
+from ..report.json_output import iid_json, non_iid_json
+from ..report.progress import Progress
+from ..report.terminal import iid_table, non_iid_table
 from .args import Commands, check_output_folders, count, natural, real, subset
 
 
@@ -82,6 +85,9 @@ def assess(args: argparse.Namespace) -> int:
         )
         write_atomically(args.json, text)
     if args.report:
+        # Only the HTML report's plots need numpy.
+        from ..report.html import html_report
+
         page = html_report(data, bits, non_iid=non_iid_result, iid=iid_result, filename=args.file, sha256=sha)
         write_atomically(args.report, page)
     if iid_result is not None and not iid_result.passed:

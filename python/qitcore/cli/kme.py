@@ -13,18 +13,18 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._validate import host_port
-from ..kme import KeyStore, KMEClient, KMEServer
-from ..kme.config import load, local_config
-from ..kme.feeder import Feeder
-from ..kme.models import container
-from ..kme.peer import PeerClient, PeerServer, SessionDriver
-from ..kme.pki import local_pki
-from ..qkd import Params
 from ..report.files import write_atomically
 from .args import Commands, count
+
+# The KME (aiohttp, cryptography) and the QKD session (numpy) are imported by the commands that
+# run them, not by every `qitcore` command line.
+if TYPE_CHECKING:
+    from ..kme import KMEClient
+    from ..kme.feeder import Feeder
+    from ..kme.peer import SessionDriver
 
 
 def add_parsers(sub: Commands) -> None:
@@ -70,16 +70,22 @@ def status(args: argparse.Namespace) -> int:
 
 def get(args: argparse.Namespace) -> int:
     """``qitcore kme get``: new keys shared with the slave SAE (the master's enc_keys)."""
+    from ..kme.models import container
+
     return _ask(args, lambda kme: container(kme.get_keys(args.slave, number=args.number, size=args.size)))
 
 
 def get_by_id(args: argparse.Namespace) -> int:
     """``qitcore kme get-by-id``: the keys the master SAE named (the slave's dec_keys)."""
+    from ..kme.models import container
+
     return _ask(args, lambda kme: container(kme.get_keys_with_ids(args.master, args.key_ids)))
 
 
 def _ask(args: argparse.Namespace, request: Callable[[KMEClient], Any]) -> int:
     """Makes one request of the KME as the SAE of ``--cert`` and prints its answer as JSON."""
+    from ..kme import KMEClient
+
     with KMEClient(args.url, args.cert, args.key, args.ca) as kme:
         out = request(kme)
     print(json.dumps(out, indent=2))
@@ -102,6 +108,13 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..kme import KeyStore, KMEServer
+    from ..kme.config import load, local_config
+    from ..kme.feeder import Feeder
+    from ..kme.peer import PeerClient, PeerServer, SessionDriver
+    from ..kme.pki import local_pki
+    from ..qkd import Params
+
     if args.config is None:
         folder = Path(args.dir)
         local_pki(folder, ["SAE-A", "SAE-B"])

@@ -1,4 +1,8 @@
-"""``qitcore qkd``: distil keys from a simulated link, or run Alice and Bob as two programs."""
+"""``qitcore qkd``: distil keys from a simulated link, or run Alice and Bob as two programs.
+
+:mod:`qitcore.qkd` (and numpy with it) is imported when a ``qkd`` command line is parsed: the
+options' defaults are its parameters'.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,16 @@ import json
 import socket
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from .. import _validate
 from .._records import as_dict
 from ..errors import InvalidArgumentError, QitError, SampleFileError
-from ..qkd import AliceSession, BobSession, LinkModel, Params, Records, Report, TcpChannel, distill, serve_tcp
-from ..qkd.channel import read_auth_key
-from ..qkd.device import read_detections
 from ..report.files import atomic_file, write_atomically
-from .args import Commands, check_output_folders, count, natural, positive_real, real
+from .args import Commands, check_output_folders, count, defer, natural, positive_real, real
 
-DEFAULTS = Params()
-LINK = LinkModel()
+if TYPE_CHECKING:
+    from ..qkd import Params, Records, Report
 
 
 def _show(values: tuple[float, ...]) -> str:
@@ -44,42 +46,48 @@ def _address(text: str) -> tuple[str, int]:
 
 
 def add_parsers(sub: Commands) -> None:
-    qkd = sub.add_parser("qkd", help="QKD key distillation (decoy-state BB84)")
+    defer(sub.add_parser("qkd", help="QKD key distillation (decoy-state BB84)"), _add_roles)
+
+
+def _add_roles(qkd: argparse.ArgumentParser) -> None:
+    from ..qkd import LinkModel, Params
+
+    defaults, link = Params(), LinkModel()
     roles = qkd.add_subparsers(dest="role", required=True)
 
     def session(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--mu", type=_triple, default=DEFAULTS.mu, help=f"intensities mu1,mu2,mu3 ({_show(DEFAULTS.mu)})"
+            "--mu", type=_triple, default=defaults.mu, help=f"intensities mu1,mu2,mu3 ({_show(defaults.mu)})"
         )
-        p.add_argument("--p", type=_triple, default=DEFAULTS.p, help=f"their probabilities ({_show(DEFAULTS.p)})")
+        p.add_argument("--p", type=_triple, default=defaults.p, help=f"their probabilities ({_show(defaults.p)})")
         p.add_argument(
             "--cascade",
             choices=("modified", "original"),
-            default=DEFAULTS.cascade,
+            default=defaults.cascade,
             help="reconciliation: modified Cascade (default) or Brassard-Salvail's original",
         )
-        p.add_argument("--qber-threshold", type=real, default=DEFAULTS.qber_threshold, help="abort above (%(default)g)")
+        p.add_argument("--qber-threshold", type=real, default=defaults.qber_threshold, help="abort above (%(default)g)")
         p.add_argument(
-            "--sample-fraction", type=real, default=DEFAULTS.sample_fraction, help="key bits disclosed (0.01)"
+            "--sample-fraction", type=real, default=defaults.sample_fraction, help="key bits disclosed (0.01)"
         )
-        p.add_argument("--eps-sec", type=real, default=DEFAULTS.eps_sec, help="secrecy (%(default)g)")
+        p.add_argument("--eps-sec", type=real, default=defaults.eps_sec, help="secrecy (%(default)g)")
         p.add_argument(
-            "--eps-cor", type=real, default=DEFAULTS.eps_cor, help="largest correctness accepted (%(default)g)"
+            "--eps-cor", type=real, default=defaults.eps_cor, help="largest correctness accepted (%(default)g)"
         )
         p.add_argument("--key-out", metavar="FILE", help="write the key (raw bytes, owner-only permissions)")
         p.add_argument("--json", metavar="FILE", help="write the report as JSON")
 
     sim = roles.add_parser("simulate", help="simulate a link and distil its key, both ends in this process")
-    sim.add_argument("--distance-km", type=real, default=LINK.distance_km, help="fibre length in km (%(default)g)")
+    sim.add_argument("--distance-km", type=real, default=link.distance_km, help="fibre length in km (%(default)g)")
     sim.add_argument("--pulses", type=count, default=10**8, help="pulses sent (1e8)")
-    sim.add_argument("--attenuation", type=real, default=LINK.attenuation_db_per_km, help="dB/km (%(default)g)")
+    sim.add_argument("--attenuation", type=real, default=link.attenuation_db_per_km, help="dB/km (%(default)g)")
     sim.add_argument(
-        "--detector-efficiency", type=real, default=LINK.detector_efficiency, help="Bob's detectors (0.25)"
+        "--detector-efficiency", type=real, default=link.detector_efficiency, help="Bob's detectors (0.25)"
     )
-    sim.add_argument("--dark-count", type=real, default=LINK.dark_count, help="per detector and pulse (%(default)g)")
-    sim.add_argument("--misalignment", type=real, default=LINK.misalignment, help="error per detection (%(default)g)")
+    sim.add_argument("--dark-count", type=real, default=link.dark_count, help="per detector and pulse (%(default)g)")
+    sim.add_argument("--misalignment", type=real, default=link.misalignment, help="error per detection (%(default)g)")
     sim.add_argument(
-        "--key-basis-probability", type=real, default=LINK.key_basis_probability, help="both ends' (%(default)g)"
+        "--key-basis-probability", type=real, default=link.key_basis_probability, help="both ends' (%(default)g)"
     )
     sim.add_argument("--seed", type=natural, default=None, help="simulation seed, for a repeatable link")
     sim.add_argument("--save-records", metavar="PREFIX", help="also write PREFIX-alice.npz and PREFIX-bob.npz")
@@ -109,6 +117,8 @@ def add_parsers(sub: Commands) -> None:
 def _prepare(args: argparse.Namespace) -> Params:
     """The session's parameters, checked, and the folders of the files it will write (before any
     work is done)."""
+    from ..qkd import Params
+
     params = Params(
         mu=args.mu,
         p=args.p,
@@ -134,12 +144,17 @@ def _finish(args: argparse.Namespace, key: bytes, report: Report) -> int:
 
 def _peer_inputs(args: argparse.Namespace) -> tuple[bytes, Records]:
     """Alice's or Bob's pre-shared authentication key and detection records."""
+    from ..qkd.channel import read_auth_key
+
     return read_auth_key(args.auth_key_file, "auth-key-file"), _records(args.records)
 
 
 def _records(path: str) -> Records:
     """Records from an .npz file (qkd simulate --save-records) or a QDP/1 capture of a device's
     DETECTIONS frames (any other file)."""
+    from ..qkd import Records
+    from ..qkd.device import read_detections
+
     if path.endswith(".npz"):
         return Records.load(path)
     try:
@@ -155,6 +170,8 @@ def _records(path: str) -> Records:
 
 def simulate(args: argparse.Namespace) -> int:
     """``qitcore qkd simulate``: 0 when a key was distilled, 1 when none was."""
+    from ..qkd import LinkModel, distill
+
     params = _prepare(args)
     link = LinkModel(
         distance_km=args.distance_km,
@@ -179,6 +196,8 @@ def simulate(args: argparse.Namespace) -> int:
 
 def alice(args: argparse.Namespace) -> int:
     """``qitcore qkd alice``: 0 when a key was distilled, 1 when none was."""
+    from ..qkd import AliceSession, serve_tcp
+
     params = _prepare(args)
     auth_key, records = _peer_inputs(args)
     host, port = args.listen
@@ -205,6 +224,8 @@ def alice(args: argparse.Namespace) -> int:
 
 def bob(args: argparse.Namespace) -> int:
     """``qitcore qkd bob``: 0 when a key was distilled, 1 when none was."""
+    from ..qkd import BobSession, TcpChannel
+
     params = _prepare(args)
     auth_key, records = _peer_inputs(args)
     host, port = args.connect

@@ -25,19 +25,24 @@ import threading
 import time
 from collections.abc import Iterator
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .. import _core
-from ..devices import open as open_device
-from ..devices import open_raw
 from ..errors import HealthTestFailure, QitError
-from ..stream import QrngStream, StreamStats
 from .args import Commands, check_output_folders, count, positive_real, power_of_two
+
+if TYPE_CHECKING:
+    from ..stream import QrngStream, StreamStats
 
 CHUNK = 1 << 20
 
 
 def _open(args: argparse.Namespace) -> QrngStream:
+    # The device backends (and numpy, pyserial, pyusb, the network stack they use) are imported
+    # by the commands that open a device, not by every `qitcore` command line.
+    from ..devices import open as open_device
+    from ..devices import open_raw
+
     options: dict[str, Any] = {"min_entropy": args.min_entropy, "gap_policy": args.gap_policy}
     if args.epsilon is not None:
         options["epsilon"] = args.epsilon
