@@ -1,10 +1,18 @@
 """SP 800-90B assessment and health tests: qitcore's time on NIST's truerand_8bit.bin (1,000,000
-8-bit samples) beside NIST's own tool when it is available, and the health tests' throughput
-beside a NumPy implementation.
+8-bit samples) and on every source of the benchmark corpus (qitcore.corpus: uniform, Gaussian ADC,
+biased, Markov, drifting and correlated sources, 1,000,000 samples each), beside NIST's own tool
+when it is available, and the health tests' throughput beside a NumPy implementation.
 
 NIST's tool is a peer only where it is installed: set ``QITCORE_NIST_EA`` to the folder holding
 ``ea_non_iid`` and ``ea_iid`` (built from usnistgov/SP800-90B_EntropyAssessment; not part of this
 project). Without it the summary quotes the time NIST's README gives for this machine's kind.
+
+On the corpus, NIST's tool runs once per source and track (its IID track on a source that fails
+the IID tests runs all 10,000 permutations: 20 minutes or more each); qitcore's non-IID track runs
+three times and its IID track once per seed, medians. The summary lists each track's ratio per
+source, the smallest first. Without ``QITCORE_NIST_EA`` the corpus's IID runs on the sources meant
+to fail the IID tests stop at 1,000 permutations (labelled so) to keep ``make bench`` to minutes;
+``QITCORE_BENCH_IID_FULL=1`` runs all 10,000 anyway. ``QITCORE_BENCH_SOURCES=a,b`` picks sources.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from qitcore import corpus
 from qitcore.entropy import assess_iid, assess_non_iid
 from qitcore.health import HealthMonitor
 
@@ -112,6 +121,75 @@ def test_iid_track(benchmark: Any, record: Any, note: Any) -> None:
         )
     else:
         note("NIST ea_iid not installed (QITCORE_NIST_EA); its README quotes 11-14 s on this kind of machine")
+
+
+_PICKED = os.environ.get("QITCORE_BENCH_SOURCES")
+CORPUS = [s for s in corpus.SOURCES if not _PICKED or s.name in _PICKED.split(",")]
+#: qitcore's IID track on each corpus source: one run per seed, the median compared.
+CORPUS_IID_SEEDS = range(1, 4)
+#: Without NIST's tool, the sources meant to fail the IID tests stop here (NIST: 10,000).
+QUICK_PERMUTATIONS = 1_000
+FULL_IID = bool(NIST) or os.environ.get("QITCORE_BENCH_IID_FULL") == "1"
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The corpus's files (NIST's tool reads files)."""
+    out = tmp_path_factory.mktemp("corpus")
+    corpus.write(out)
+    return out
+
+
+@pytest.mark.parametrize("source", CORPUS, ids=lambda s: s.name)
+def test_corpus_non_iid_track(benchmark: Any, record: Any, compare: Any, corpus_dir: Path, source: Any) -> None:
+    path = corpus_dir / f"{source.name}.bin"
+    data, bits = path.read_bytes(), source.bits_per_symbol
+    result = benchmark.pedantic(assess_non_iid, args=(data,), kwargs={"bits_per_symbol": bits}, rounds=3)
+    record(f"non-IID track, {source.name}", "qitcore", benchmark, len(data) * bits)
+    if NIST:
+        seconds, out = _nist("ea_non_iid", "-v", str(path), str(bits))
+        # At -v NIST prints H_original, and for more than one bit per symbol the assessment after it.
+        found = re.search(r"min\(H_original, \d X H_bitstring\): (\S+)", out) or re.search(r"H_original: (\S+)", out)
+        assert found, out
+        assert float(found[1]) == pytest.approx(result.h_assessed, abs=1e-6)  # six decimals
+        compare("non-IID track", source.name, benchmark.stats.stats.median, seconds, "1 NIST run, 3 qitcore runs")
+
+
+@pytest.mark.parametrize("source", CORPUS, ids=lambda s: s.name)
+def test_corpus_iid_track(benchmark: Any, record: Any, note: Any, compare: Any, corpus_dir: Path, source: Any) -> None:
+    path = corpus_dir / f"{source.name}.bin"
+    data, bits = path.read_bytes(), source.bits_per_symbol
+    permutations = 10_000 if FULL_IID or source.iid else QUICK_PERMUTATIONS
+    # A source that fails runs every permutation whatever the seed: one run tells its time.
+    seeds = iter(CORPUS_IID_SEEDS if source.iid else range(1, 2))
+    rounds: list[int] = []
+    verdicts: list[bool] = []
+
+    def run() -> Any:
+        r = assess_iid(data, bits_per_symbol=bits, permutations=permutations, seed=next(seeds))
+        rounds.append(r.permutation_rounds)
+        verdicts.append(r.passed)
+        return r
+
+    benchmark.pedantic(run, rounds=len(CORPUS_IID_SEEDS) if source.iid else 1, warmup_rounds=0)
+    label = "" if permutations == 10_000 else f" (at most {permutations:,} permutations)"
+    record(f"IID track, {source.name}{label}", "qitcore", benchmark, len(data) * bits)
+    ours = benchmark.stats.stats.median
+    note(
+        f"qitcore IID track on {source.name}{label}: median {ours:.2f} s over {len(rounds)} seed(s), "
+        f"permutations {sorted(rounds)}, passed {verdicts}"
+    )
+    if NIST:
+        seconds, out = _nist("ea_iid", "-v", str(path), str(bits))
+        nist_passed = "Failed" not in out
+        assert set(verdicts) == {nist_passed}, f"{source.name}: qitcore {verdicts}, NIST passed={nist_passed}"
+        compare(
+            "IID track",
+            source.name,
+            ours,
+            seconds,
+            f"1 NIST run; qitcore median of {len(rounds)}, permutations {sorted(rounds)}, passed={nist_passed}",
+        )
 
 
 def _peak_memory_of_the_non_iid_track() -> int:

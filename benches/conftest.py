@@ -1,6 +1,7 @@
 """Benchmark plumbing: every benchmark records its input size, and the session ends with a table
 of input throughput (Mbit/s, from the median time) per case and implementation, with the ratio of
-qitcore to each peer."""
+qitcore to each peer; benchmarks over a corpus of inputs also compare qitcore with a peer per input,
+and the summary lists those ratios per group, the smallest first (the figure a README quotes)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from qitcore import _core
 
 _RESULTS: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
 _NOTES: list[str] = []
+_RATIOS: dict[str, list[tuple[float, str, float, float, str]]] = defaultdict(list)
 
 
 @pytest.fixture
@@ -34,6 +36,26 @@ def note() -> Any:
     return _NOTES.append
 
 
+@pytest.fixture
+def compare() -> Any:
+    """``compare(group, input_name, qitcore_seconds, peer_seconds, detail)``: one input's ratio."""
+
+    def _compare(group: str, name: str, ours: float, peer: float, detail: str) -> None:
+        _RATIOS[group].append((peer / ours, name, ours, peer, detail))
+
+    return _compare
+
+
+def _write_ratios(write: Any) -> None:
+    for group, rows in _RATIOS.items():
+        rows.sort()
+        write("")
+        write(f"{group}: qitcore against the peer per input, smallest ratio first (minimum {rows[0][0]:.1f}x)")
+        write(f"{'input':<34} {'qitcore':>10} {'peer':>10} {'ratio':>8}  detail")
+        for ratio, name, ours, peer, detail in rows:
+            write(f"{name:<34} {ours:>9.2f}s {peer:>9.2f}s {ratio:>7.1f}x  {detail}")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _RESULTS:
         return
@@ -51,3 +73,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             write(f"{case:<34} {impl:<24} {median * 1e3:>10.3f}ms {rate:>10.1f} {ratio:>10}")
     for line in _NOTES:
         write(line)
+    _write_ratios(write)
