@@ -19,7 +19,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from pathlib import Path
 
@@ -112,8 +112,8 @@ class Source:
     bits_per_symbol: int
     iid: bool
     description: str
-    _make: Callable[[int, tuple[int, int]], npt.NDArray[np.integer]]
-    _stream: int
+    _make: Callable[[int, tuple[int, int]], npt.NDArray[np.integer]] = field(repr=False)
+    _stream: int = field(repr=False)
 
     def generate(self, samples: int = DEFAULT_SAMPLES, seed: int = DEFAULT_SEED) -> bytes:
         """``samples`` samples (one per byte), the same for the same ``seed`` on every platform.
@@ -269,7 +269,10 @@ def write(outdir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = DEFAUL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qitcore.corpus", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m qitcore.corpus",
+        description="Writes the benchmark corpus: NAME.bin per source and manifest.json.",
+    )
     parser.add_argument("outdir", help="folder for NAME.bin files and manifest.json")
     parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="samples per source (default 10^6)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"seed (default {DEFAULT_SEED})")
