@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 # Cheap to import (no numpy, no network or device libraries), so loaded with the package.
 from ._core import __version__
-from ._records import as_dict
 from .errors import QitError
 
 if TYPE_CHECKING:
     from . import bits, devices, entropy, errors, extract, health, protocol, qkd, randomness
+    from ._records import as_dict
     from .devices import open, open_raw
     from .randomness import QuantumBitGenerator, QuantumRandom, randbytes
     from .stream import QrngStream, RawSampleStream
@@ -76,6 +76,7 @@ _SUBMODULES = frozenset(
     }
 )
 _FROM_SUBMODULE = {
+    "as_dict": "_records",
     "open": "devices",
     "open_raw": "devices",
     "QuantumBitGenerator": "randomness",

@@ -7,7 +7,6 @@ written once, in the Rust struct.
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from typing import Any
 
@@ -32,7 +31,11 @@ def as_dict(value: Any) -> Any:
     fields = field_names(type(value))
     if fields:
         return {name: as_dict(getattr(value, name)) for name in fields}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    # dataclasses.is_dataclass's own test, without importing dataclasses (and inspect) for the
+    # result classes, which are not dataclasses.
+    if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
+        import dataclasses
+
         return {f.name: as_dict(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [as_dict(v) for v in value]

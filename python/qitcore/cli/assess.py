@@ -8,8 +8,6 @@ import hashlib
 import sys
 
 from .. import _core, entropy
-from ..report.files import write_atomically
-from ..report.json_output import iid_json, non_iid_json
 from ..report.progress import Progress
 from ..report.terminal import iid_table, non_iid_table
 from .args import Commands, check_output_folders, count, natural, real, subset
@@ -77,6 +75,10 @@ def assess(args: argparse.Namespace) -> int:
             for warning in non_iid_result.warnings:
                 print(f"warning: {warning}", file=sys.stderr)
             print(non_iid_table(non_iid_result))
+    if args.json or args.report:
+        # What only the output files need (json, datetime, tempfile; numpy for the HTML plots).
+        from ..report.files import write_atomically
+        from ..report.json_output import iid_json, non_iid_json
     if args.json:
         text = (
             iid_json(iid_result, commandline=args.command_line, filename=args.file, sha256=sha)

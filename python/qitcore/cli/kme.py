@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import logging
-import resource
-import signal
 import sys
-import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._validate import host_port
 from ..report.files import write_atomically
 from .args import Commands, count
 
-# The KME (aiohttp, cryptography) and the QKD session (numpy) are imported by the commands that
-# run them, not by every `qitcore` command line.
+# The KME (aiohttp, cryptography), the QKD session (numpy) and logging are imported by the commands
+# that use them, not by every `qitcore` command line.
 if TYPE_CHECKING:
     from ..kme import KMEClient
     from ..kme.feeder import Feeder
@@ -84,6 +78,8 @@ def get_by_id(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace, request: Callable[[KMEClient], Any]) -> int:
     """Makes one request of the KME as the SAE of ``--cert`` and prints its answer as JSON."""
+    import json
+
     from ..kme import KMEClient
 
     with KMEClient(args.url, args.cert, args.key, args.ca) as kme:
@@ -94,8 +90,12 @@ def _ask(args: argparse.Namespace, request: Callable[[KMEClient], Any]) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Runs the KME until interrupted (Ctrl-C or SIGTERM); its log goes to stderr meanwhile."""
+    import logging
+
+    from .logs import StderrHandler
+
     logger = logging.getLogger("qitcore.kme")
-    handler, level = _Stderr(), logger.level
+    handler, level = StderrHandler(), logger.level
     handler.setFormatter(logging.Formatter("kme: %(message)s"))
     logger.addHandler(handler)
     if level == logging.NOTSET or level > logging.INFO:
@@ -108,6 +108,10 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from pathlib import Path
+
     from ..kme import KeyStore, KMEServer
     from ..kme.config import load, local_config
     from ..kme.feeder import Feeder
@@ -174,22 +178,13 @@ def _say(text: str) -> None:
     print(f"kme: {text}", file=sys.stderr, flush=True)
 
 
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is when a record comes (as the CLI's own messages do)."""
-
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
 def _enough_descriptors(connections: int) -> None:
     """Raises the soft limit on open files to what ``connections`` need (and the store, the peer
     link and the interpreter), as far as the hard limit allows: a common soft limit of 1024 would
     otherwise end accepting well before the configured bound."""
+    import logging
+    import resource
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = connections + 256
     if soft != resource.RLIM_INFINITY and soft < need:

@@ -7,14 +7,11 @@ options' defaults are its parameters'.
 from __future__ import annotations
 
 import argparse
-import json
-import socket
 import sys
 import time
 from typing import TYPE_CHECKING
 
 from .. import _validate
-from .._records import as_dict
 from ..errors import InvalidArgumentError, QitError, SampleFileError
 from ..report.files import atomic_file, write_atomically
 from .args import Commands, check_output_folders, count, defer, natural, positive_real, real
@@ -133,6 +130,10 @@ def _prepare(args: argparse.Namespace) -> Params:
 
 
 def _finish(args: argparse.Namespace, key: bytes, report: Report) -> int:
+    import json
+
+    from .._records import as_dict
+
     print(report.text())
     if args.json:
         write_atomically(args.json, json.dumps(as_dict(report), indent=2) + "\n")
@@ -196,6 +197,8 @@ def simulate(args: argparse.Namespace) -> int:
 
 def alice(args: argparse.Namespace) -> int:
     """``qitcore qkd alice``: 0 when a key was distilled, 1 when none was."""
+    import socket
+
     from ..qkd import AliceSession, serve_tcp
 
     params = _prepare(args)

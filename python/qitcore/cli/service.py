@@ -9,13 +9,10 @@ systemd unit and udev rule that ship in the package.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import stat
 import sys
-from importlib import resources
-from typing import Any, ClassVar
+from typing import Any
 
 from ..errors import InvalidArgumentError
 from .args import Commands, count, positive_real
@@ -116,8 +113,12 @@ def serve(args: argparse.Namespace) -> int:
             buffer_bytes=args.buffer,
         )
 
+    import logging
+
+    from .logs import service_handler
+
     config = make()
-    handler = _log_handler()
+    handler = service_handler()
     logger = logging.getLogger("qitcore")
     level = logger.level
     logger.addHandler(handler)
@@ -168,45 +169,9 @@ def udev_rule() -> str:
 
 
 def _shipped(name: str) -> str:
+    from importlib import resources
+
     return (resources.files("qitcore.service") / "files" / name).read_text(encoding="utf-8")
-
-
-class _JournalFormatter(logging.Formatter):
-    """Under systemd (stderr is the journal's stream), each line starts with its syslog priority,
-    ``<3>`` for errors, which journald records as the entry's priority; journald adds the time."""
-
-    _PRIORITY: ClassVar[dict[int, int]] = {
-        logging.DEBUG: 7,
-        logging.INFO: 6,
-        logging.WARNING: 4,
-        logging.ERROR: 3,
-        logging.CRITICAL: 2,
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        priority = self._PRIORITY.get(record.levelno, 6)
-        text = super().format(record)
-        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
-
-
-def _to_journal() -> bool:
-    """Whether stderr is connected to the journal (systemd sets ``JOURNAL_STREAM`` to its
-    ``device:inode``)."""
-    stream = os.environ.get("JOURNAL_STREAM", "")
-    try:
-        st = os.fstat(sys.stderr.fileno())
-    except (OSError, ValueError, AttributeError):
-        return False
-    return stream == f"{st.st_dev}:{st.st_ino}"
-
-
-def _log_handler() -> logging.Handler:
-    handler = logging.StreamHandler(sys.stderr)
-    if _to_journal():
-        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    return handler
 
 
 # -- status ------------------------------------------------------------------------------------
@@ -219,6 +184,8 @@ def status(args: argparse.Namespace) -> int:
 
     info = _ask(DaemonClient, args.socket, args.wait)
     if args.json:
+        import json
+
         print(json.dumps(info, indent=2, sort_keys=True))
     else:
         sys.stdout.write(table(info))

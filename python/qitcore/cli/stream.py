@@ -20,7 +20,6 @@ import os
 import signal
 import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -240,6 +239,8 @@ class _Output:
         check_output_folders(output=path)
         # A symbolic link to a regular file: the file it points to is replaced, the link stays.
         self.target = os.path.realpath(path)
+        import tempfile
+
         handle, self.temp = tempfile.mkstemp(dir=os.path.dirname(self.target), prefix=".qitcore-", suffix=".tmp")
         self.file = os.fdopen(handle, "wb", buffering=0)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import IO
 
@@ -15,6 +14,10 @@ def atomic_file(path: str | os.PathLike[str], *, private: bool = False) -> Itera
     written as a temporary file in the same folder and renamed into place, so an interrupted or
     failed run never leaves a partial file. ``private`` files (keys) stay readable by their owner
     only."""
+    # Here rather than at the top: tempfile imports shutil and random, which commands that write
+    # no file (and `qitcore --help`) need not load.
+    import tempfile
+
     folder = os.path.dirname(os.path.abspath(path))
     handle, temp = tempfile.mkstemp(dir=folder, prefix=".qitcore-", suffix=".tmp")
     try:
