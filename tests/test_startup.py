@@ -150,7 +150,7 @@ def test_names_are_their_home_modules_objects(name: str, home: str) -> None:
 
 # The subpackages the package's docstring and the README name, and the others users reach as
 # attributes of the package.
-SUBMODULES = ["bits", "cli", "devices", "entropy", "errors", "extract", "health", "kme", "protocol", "qkd",
+SUBMODULES = ["bits", "cli", "corpus", "devices", "entropy", "errors", "extract", "health", "kme", "protocol", "qkd",
               "randomness", "report", "service", "stream", "testing"]  # fmt: skip
 
 

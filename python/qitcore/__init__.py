@@ -60,6 +60,7 @@ _SUBMODULES = frozenset(
     {
         "bits",
         "cli",
+        "corpus",
         "devices",
         "entropy",
         "errors",
