@@ -79,9 +79,25 @@ def test_help_loads_no_heavy_module() -> None:
     assert _heavy(modules, HEAVY) == []
 
 
-def test_a_commands_help_loads_no_heavy_module() -> None:
-    printed, modules = _fresh(_command("assess", "--help"))
-    assert "--bits-per-symbol" in printed and printed.endswith("exit status 0")
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("assess", "--bits-per-symbol"),
+        ("health", "--min-entropy"),
+        ("stream", "--device"),
+        ("serve", "--socket"),
+        ("kme", "serve"),
+    ],
+)
+def test_a_commands_help_loads_no_heavy_module(command: str, option: str) -> None:
+    printed, modules = _fresh(_command(command, "--help"))
+    assert option in printed and printed.endswith("exit status 0")
+    assert _heavy(modules, HEAVY) == []
+
+
+def test_the_health_tests_load_no_heavy_module(one_bit_file: Path) -> None:
+    printed, modules = _fresh(_command("health", str(one_bit_file), "--min-entropy", "0.5", "--fips"))
+    assert "FIPS 140-2" in printed and printed.endswith(("exit status 0", "exit status 1"))
     assert _heavy(modules, HEAVY) == []
 
 
