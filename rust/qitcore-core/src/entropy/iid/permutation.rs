@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::bzip2_size::compressed_length;
 use super::flags;
-use crate::maths::xoshiro::{shuffle_into, shuffle_pairs_into, Xoshiro256};
+use crate::maths::xoshiro::{shuffle_into, Xoshiro256};
 
 /// The statistics' names, in SP 800-90B's order.
 pub const NAMES: [&str; 19] = [
@@ -266,9 +266,10 @@ impl PermutationTests {
 }
 
 thread_local! {
-    /// Each worker's buffer for its permutations, kept between rounds: a fresh megabyte per
-    /// round costs a tenth of a shuffle in page faults and zeroing.
-    static SHUFFLED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each worker's buffers for its permutations (symbols, and raw values where they differ),
+    /// kept between rounds: a fresh megabyte per round costs a tenth of a shuffle in page faults
+    /// and zeroing.
+    static SHUFFLED: std::cell::RefCell<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Runs up to `max_rounds` permutations (rounds in parallel, each from the original order with
@@ -289,6 +290,10 @@ pub fn permutation_tests(
     // For 8-bit data using every value, and binary data, the mapped symbols are the raw values:
     // one shuffle then serves both.
     let identical = data == raw;
+    let mut symbol_of = [0u8; 256];
+    for (&d, &r) in data.iter().zip(raw) {
+        symbol_of[usize::from(r)] = d;
+    }
     while rounds < max_rounds && active.iter().any(|&a| a) {
         let size = batch.min(max_rounds - rounds);
         let wanted = active;
@@ -300,18 +305,22 @@ pub fn permutation_tests(
             .map(|r| {
                 let mut rng = Xoshiro256::from_seed(seed ^ (r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
                 // Shuffle only what the statistics still undecided read.
-                if identical || !data_needed || !raw_needed {
-                    let source = if identical || raw_needed { raw } else { data };
-                    SHUFFLED.with_borrow_mut(|shuffled| {
-                        shuffled.resize(source.len(), 0);
-                        shuffle_into(source, shuffled, &mut rng);
-                        statistics(shuffled, shuffled, ctx, &wanted)
-                    })
-                } else {
-                    let (mut d, mut w) = (vec![0u8; data.len()], vec![0u8; raw.len()]);
-                    shuffle_pairs_into(data, raw, &mut d, &mut w, &mut rng);
-                    statistics(&d, &w, ctx, &wanted)
-                }
+                SHUFFLED.with_borrow_mut(|(d, w)| {
+                    if identical || !data_needed || !raw_needed {
+                        let source = if identical || raw_needed { raw } else { data };
+                        d.resize(source.len(), 0);
+                        shuffle_into(source, d, &mut rng);
+                        statistics(d, d, ctx, &wanted)
+                    } else {
+                        // The symbols are a function of the raw values: shuffling the values and
+                        // mapping them keeps each symbol with its value.
+                        w.resize(raw.len(), 0);
+                        shuffle_into(raw, w, &mut rng);
+                        d.clear();
+                        d.extend(w.iter().map(|&v| symbol_of[usize::from(v)]));
+                        statistics(d, w, ctx, &wanted)
+                    }
+                })
             })
             .collect();
         for tp in results {
@@ -384,6 +393,20 @@ mod tests {
         }
         // The largest products throughout: the 32-bit sums must not overflow.
         assert_eq!(products_at_lag(&[255u8; 100_000], 1), 99_999 * 255 * 255);
+    }
+
+    #[test]
+    fn shuffled_values_mapped_are_the_shuffled_symbols() {
+        // The rounds shuffle the raw values and map them: the same as shuffling the symbols
+        // with the same generator, so each symbol stays with its value.
+        let mut g = Xoshiro256::from_seed(5);
+        let raw: Vec<u8> = (0..10_001).map(|_| (g.next_u64() >> 58) as u8 * 3).collect();
+        let data: Vec<u8> = raw.iter().map(|&v| v / 3).collect();
+        let (mut w, mut d) = (vec![0u8; raw.len()], vec![0u8; raw.len()]);
+        shuffle_into(&raw, &mut w, &mut Xoshiro256::from_seed(9));
+        shuffle_into(&data, &mut d, &mut Xoshiro256::from_seed(9));
+        assert_eq!(w.iter().map(|&v| v / 3).collect::<Vec<u8>>(), d);
+        assert_ne!(w, raw);
     }
 
     #[test]

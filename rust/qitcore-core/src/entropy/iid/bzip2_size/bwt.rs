@@ -153,6 +153,11 @@ const RADIX_MIN_TOKENS: usize = 4096;
 /// Bits of a record that hold the rotation's start (blocks hold fewer than 2^20 tokens).
 const POSITION_BITS: u32 = 20;
 
+/// The largest expected share of rotations that share their key with another (about
+/// `m p^depth`, `p` the chance that two tokens are equal) for which the radix sort is still the
+/// quicker: the groups are sorted by comparison.
+const MAX_GROUPED: f64 = 0.25;
+
 /// For the token rotations in sorted order, the token before each, when the rotations are far
 /// from repeating, as in shuffled samples: a least-significant-first counting sort on the first
 /// `depth` tokens, with `depth` chosen so that few rotations share them, then each group sharing
@@ -174,7 +179,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     // Rotations sharing their first `depth` tokens with another number about m^2 p^depth / 2, p
     // the chance that two tokens are equal: `depth` keeps that near m / 128.
     let collision: f64 = count.iter().map(|&c| (f64::from(c) / m as f64).powi(2)).sum();
-    let depth = ((64.0 * m as f64).ln() / -collision.ln()).ceil();
+    let wanted_depth = ((64.0 * m as f64).ln() / -collision.ln()).ceil();
     // Keys are made of the tokens' ranks among those present (the same order, fewer bits); the
     // token before keeps its rank in the alphabet.
     let mut dense = vec![0u16; ranks];
@@ -185,13 +190,20 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     }
     let bits = u32::BITS - (u32::from(present.max(2)) - 1).leading_zeros();
     let before_bits = usize::BITS - (ranks.max(2) - 1).leading_zeros();
+    let key_shift = POSITION_BITS + before_bits;
+    // The key is as many tokens as the word has room for, up to the depth wanted: a block's
+    // joining token often takes the alphabet one past a power of two (17, 65 or 257 tokens), a
+    // bit more per token. One token fewer leaves more rotations to the comparison sort of the
+    // groups, which stays cheap while they are a small share of the block.
+    let depth = wanted_depth.min(f64::from((64 - key_shift) / bits));
+    let grouped = m as f64 * collision.powf(depth);
     // The key (`depth` tokens of `bits`) is sorted in passes of at most 11 bits, digits that need
-    // not follow token boundaries: binary text takes 24 one-bit tokens in three passes.
+    // not follow token boundaries: binary text takes 24 one-bit tokens in three passes. The
+    // highest digit may reach past the word's top, where it reads zeros.
     let key_bits = depth * f64::from(bits);
     let passes = (key_bits / 11.0).ceil();
     let width = (key_bits / passes).ceil();
-    let key_shift = POSITION_BITS + before_bits;
-    if distinct < 2.0 || depth >= (LOOKAHEAD / 2) as f64 || f64::from(key_shift) + passes * width > 64.0 {
+    if distinct < 2.0 || depth >= (LOOKAHEAD / 2) as f64 || grouped > MAX_GROUPED {
         return None;
     }
     let (depth, passes, width) = (depth as usize, passes as usize, width as u32);
@@ -493,6 +505,29 @@ mod tests {
             let order = rotation_order(&tokens, LOOKAHEAD).expect("random rotations differ early");
             let before: Vec<u16> = order.iter().map(|&s| tokens[(s as usize + m - 1) % m]).collect();
             assert_eq!(radix, before, "{used} of {ranks} ranks, {m} tokens");
+        }
+    }
+
+    /// Tokens 0 ..= 4 (`spread` − 1) as sums of four uniform draws: bell-shaped like a Gaussian
+    /// ADC's samples, so that more tokens are needed to tell rotations apart.
+    fn bell_tokens(m: usize, spread: u64, seed: u64) -> Vec<u16> {
+        let mut g = Xoshiro256::from_seed(seed);
+        (0..m).map(|_| (0..4).map(|_| g.next_u64() % spread).sum::<u64>() as u16).collect()
+    }
+
+    #[test]
+    fn radix_sort_takes_bell_shaped_tokens_one_past_a_power_of_two() {
+        // 17, 65 and 257 tokens in use (a block's joining token added to 16, 64 or 256 values):
+        // the depth wanted does not fit the word with the token before and the position, and
+        // the sort keys fewer tokens, leaving more to the groups' comparison sort.
+        for (seed, (spread, m)) in
+            [(5u64, 220_000usize), (17, 170_000), (65, 125_000), (5, 5_000)].into_iter().enumerate()
+        {
+            let tokens = bell_tokens(m, spread, seed as u64 + 11);
+            let radix = radix_rotation_order(&tokens, 257).expect("bell-shaped tokens take the radix sort");
+            let order = rotation_order(&tokens, LOOKAHEAD).expect("random rotations differ early");
+            let before: Vec<u16> = order.iter().map(|&s| tokens[(s as usize + m - 1) % m]).collect();
+            assert_eq!(radix, before, "spread {spread}, {m} tokens");
         }
     }
 

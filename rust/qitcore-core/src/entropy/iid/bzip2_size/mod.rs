@@ -222,6 +222,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::maths::xoshiro::Xoshiro256;
 
     /// libbzip2 given the whole text with BZ_FINISH, as NIST's tool calls it.
     fn bzip2_length(text: &[u8]) -> u64 {
@@ -283,6 +284,12 @@ mod tests {
         check(&pseudo_random(300_000, 256, 1));
         check(&pseudo_random(260_000, 16, 2));
         check(&pseudo_random(600_000, 2, 3));
+        // Bell-shaped 4- and 6-bit samples, as a Gaussian ADC gives (sums of four draws).
+        for (spread, seed) in [(4u64, 4u64), (16, 5)] {
+            let mut g = Xoshiro256::from_seed(seed);
+            let raw: Vec<u8> = (0..400_000).map(|_| (0..4).map(|_| g.next_u64() % spread).sum::<u64>() as u8).collect();
+            check(&raw);
+        }
     }
 
     /// Random samples whose text puts `run` (a value with repeated digits) at `at`, then more.
