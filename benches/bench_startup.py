@@ -2,6 +2,10 @@
 ``qitcore assess`` (non-IID track) of a 1-bit file of 1,000,000 samples beside NIST's
 ``ea_non_iid FILE 1`` on the same file, each a fresh process, as a user runs them.
 
+The commands run with their bytecode cached (``PYTHONPYCACHEPREFIX`` in a temporary folder, the
+first, warm-up round writing it), as an installed package has it: with
+``PYTHONDONTWRITEBYTECODE`` set, every run would compile qitcore's modules again.
+
 NIST's tool is a peer only where it is installed: set ``QITCORE_NIST_EA`` to the folder holding
 ``ea_non_iid``. Its runs alternate with qitcore's (one before each of qitcore's rounds), so that a
 shared machine's load moves both alike; the summary gives both medians and their ratio.
@@ -40,8 +44,16 @@ def one_bit_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _bytecode_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _ENV["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
+
+
 def _run(command: list[str]) -> str:
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return subprocess.run(command, capture_output=True, text=True, check=True, env=_ENV).stdout
 
 
 def _wall(command: list[str], rounds: int) -> list[float]:
@@ -61,6 +73,7 @@ def test_help(benchmark: Any, note: Any) -> None:
     out = benchmark.pedantic(_run, args=([*QITCORE, "--help"],), rounds=20, warmup_rounds=1)
     assert "usage: qitcore" in out
     interpreter = _wall([sys.executable, "-c", "pass"], 20)
+    _run([sys.executable, "-c", "import qitcore"])  # its bytecode cached (the command's has been)
     imported = _wall([sys.executable, "-c", "import qitcore"], 20)
     note(f"qitcore --help: {_summary(list(benchmark.stats.stats.data))}, 20 runs ({' '.join(QITCORE)})")
     note(f"python -c 'import qitcore': {_summary(imported)}; python -c pass: {_summary(interpreter)}, 20 runs each")
