@@ -18,13 +18,17 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 # Cheap to import (no numpy, no network or device libraries), so loaded with the package.
 from ._core import __version__
 from .errors import QitError
 
+# typing.TYPE_CHECKING without importing typing (a few milliseconds of every `import qitcore`);
+# type checkers treat a constant of this name the same way.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from . import bits, devices, entropy, errors, extract, health, protocol, qkd, randomness
     from ._records import as_dict
     from .devices import open, open_raw
