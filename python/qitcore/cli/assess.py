@@ -76,7 +76,7 @@ def assess(args: argparse.Namespace) -> int:
                 print(f"warning: {warning}", file=sys.stderr)
             print(non_iid_table(non_iid_result))
     if args.json or args.report:
-        # What only the output files need (json, datetime, tempfile; numpy for the HTML plots).
+        # Only the output files need these (json, datetime, tempfile).
         from ..report.files import write_atomically
         from ..report.json_output import iid_json, non_iid_json
     if args.json:

@@ -239,7 +239,7 @@ class _Output:
         check_output_folders(output=path)
         # A symbolic link to a regular file: the file it points to is replaced, the link stays.
         self.target = os.path.realpath(path)
-        import tempfile
+        import tempfile  # here, not at the top: only a regular file needs it (it loads shutil, random)
 
         handle, self.temp = tempfile.mkstemp(dir=os.path.dirname(self.target), prefix=".qitcore-", suffix=".tmp")
         self.file = os.fdopen(handle, "wb", buffering=0)
