@@ -6,10 +6,8 @@ working in code that does not know qitcore.
 
 from __future__ import annotations
 
-import re
-
 # PyO3 names an argument it failed to convert in a note of this form.
-_CONVERTING = re.compile(r"while processing '([A-Za-z_][A-Za-z0-9_]*)'")
+_CONVERTING = r"while processing '([A-Za-z_][A-Za-z0-9_]*)'"
 
 __all__ = [
     "AdaptiveProportionFailure",
@@ -56,7 +54,11 @@ class QitError(Exception):
     def add_note(self, note: str, /) -> None:
         """Every message starts with the name of what was wrong; for arguments the binding could not
         convert, that name comes in PyO3's note, so it moves to the front of the message instead."""
-        m = _CONVERTING.fullmatch(note) if isinstance(note, str) else None
+        # re is imported here, not with the package: it (with enum and functools) is most of what
+        # `import qitcore` would load besides the core, and only such notes need it.
+        import re
+
+        m = re.fullmatch(_CONVERTING, note) if isinstance(note, str) else None
         if m and len(self.args) == 1 and isinstance(self.args[0], str):
             if not self.args[0].startswith(f"{m[1]}:"):
                 self.args = (f"{m[1]}: {self.args[0]}",)
