@@ -156,16 +156,16 @@ const POSITION_BITS: u32 = 20;
 /// The largest expected share of rotations that share their key with another (about
 /// `m p^depth`, `p` the chance that two tokens are equal) for which the radix sort is still the
 /// quicker: the groups are sorted by comparison.
-const MAX_GROUPED: f64 = 0.25;
+const MAX_GROUPED: f64 = 1.0;
 
 /// For the token rotations in sorted order, the token before each, when the rotations are far
 /// from repeating, as in shuffled samples: a least-significant-first counting sort on the first
 /// `depth` tokens, with `depth` chosen so that few rotations share them, then each group sharing
 /// them sorted on the next tokens up to [`LOOKAHEAD`]. Each rotation travels as one word holding
-/// its first tokens, the token before it and its start, so the passes read in order and the
-/// groups show as equal neighbours. `None` (the suffix sort then decides) for short blocks, a
-/// single symbol, keys too long for the word and any two rotations agreeing on [`LOOKAHEAD`]
-/// tokens.
+/// its first tokens and its start, so the passes read in order and the groups show as equal
+/// neighbours. `None` (the suffix sort then decides) for short blocks, a single symbol, tokens
+/// so alike that too many rotations would share the key the word holds, and any two rotations
+/// agreeing on [`LOOKAHEAD`] tokens.
 fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     let m = tokens.len();
     if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) || m >= 1 << POSITION_BITS {
@@ -180,8 +180,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     // the chance that two tokens are equal: `depth` keeps that near m / 128.
     let collision: f64 = count.iter().map(|&c| (f64::from(c) / m as f64).powi(2)).sum();
     let wanted_depth = ((64.0 * m as f64).ln() / -collision.ln()).ceil();
-    // Keys are made of the tokens' ranks among those present (the same order, fewer bits); the
-    // token before keeps its rank in the alphabet.
+    // Keys are made of the tokens' ranks among those present (the same order, fewer bits).
     let mut dense = vec![0u16; ranks];
     let mut present = 0u16;
     for (d, &c) in dense.iter_mut().zip(&count) {
@@ -189,8 +188,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         present += u16::from(c > 0);
     }
     let bits = u32::BITS - (u32::from(present.max(2)) - 1).leading_zeros();
-    let before_bits = usize::BITS - (ranks.max(2) - 1).leading_zeros();
-    let key_shift = POSITION_BITS + before_bits;
+    let key_shift = POSITION_BITS;
     // The key is as many tokens as the word has room for, up to the depth wanted: a block's
     // joining token often takes the alphabet one past a power of two (17, 65 or 257 tokens), a
     // bit more per token. One token fewer leaves more rotations to the comparison sort of the
@@ -224,9 +222,8 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
             *r = *r << bits | u64::from(t);
         }
     }
-    let before = std::iter::once(tokens[m - 1]).chain(tokens[..m - 1].iter().copied());
-    for ((p, r), b) in records.iter_mut().enumerate().zip(before) {
-        *r = *r << key_shift | u64::from(b) << POSITION_BITS | p as u64;
+    for (p, r) in records.iter_mut().enumerate() {
+        *r = *r << key_shift | p as u64;
     }
     let mut next = vec![[0u32; DIGITS + 16]; passes];
     if width == bits && passes == depth {
@@ -241,7 +238,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
             2 => count_digits::<2>(&records, key_shift, width, &mut next),
             3 => count_digits::<3>(&records, key_shift, width, &mut next),
             4 => count_digits::<4>(&records, key_shift, width, &mut next),
-            _ => unreachable!("keys hold at most 35 bits"),
+            _ => unreachable!("keys hold at most 44 bits"),
         }
     }
     let digit_mask = (1u64 << width) - 1;
@@ -295,10 +292,14 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         }
         i = j;
     }
-    let before_mask = (1u64 << before_bits) - 1;
+    // The token before each rotation, looked up from its start: the record keeps its bits for
+    // the key.
     let mut order = super::buffers::take::<u16>();
     order.clear();
-    order.extend(records.iter().map(|&r| ((r >> POSITION_BITS) & before_mask) as u16));
+    order.extend(records.iter().map(|&r| {
+        let p = (r & ((1 << POSITION_BITS) - 1)) as usize;
+        tokens[if p == 0 { m - 1 } else { p - 1 }]
+    }));
     super::buffers::give(dense_ext);
     super::buffers::give(records);
     super::buffers::give(sorted);
@@ -529,6 +530,13 @@ mod tests {
             let before: Vec<u16> = order.iter().map(|&s| tokens[(s as usize + m - 1) % m]).collect();
             assert_eq!(radix, before, "spread {spread}, {m} tokens");
         }
+        // A clipping ADC: a tenth of the samples or more on one value, which takes a longer key.
+        let clipped: Vec<u16> = bell_tokens(125_000, 65, 15).into_iter().map(|t| t.min(150)).collect();
+        let radix = radix_rotation_order(&clipped, 257).expect("clipped tokens take the radix sort");
+        let order = rotation_order(&clipped, LOOKAHEAD).expect("random rotations differ early");
+        let before: Vec<u16> =
+            order.iter().map(|&s| clipped[(s as usize + clipped.len() - 1) % clipped.len()]).collect();
+        assert_eq!(radix, before, "clipped");
     }
 
     #[test]
