@@ -16,10 +16,12 @@ const DATA_BITS: u32 = 121;
 /// The most symbols a key holds (one-bit symbols): LCP values streamed stay below it.
 pub const KEY_SYMBOLS_MAX: usize = DATA_BITS as usize;
 
-/// Keys sorted at a time: 2^20 (16 MiB of keys), or a sixteenth of the text (a byte a symbol)
-/// when that is more, so that the text is scanned at most 16 times.
+/// Keys sorted at a time: 2^18 (4 MiB of keys), or a sixteenth of the text (a byte a symbol)
+/// when that is more, so that the text is scanned at most 16 times. A million samples take four
+/// scans (a few milliseconds each) and a quarter of the memory of one range holding them all,
+/// which set the IID track's peak.
 fn keys_per_range(n: usize) -> usize {
-    (1usize << 20).max(n / 16)
+    (1usize << 18).max(n / 16)
 }
 
 /// The text packed `bits` bits a symbol, most significant first, with zero words after it.

@@ -42,9 +42,13 @@ impl Pooled for u64 {
     }
 }
 
-/// A vector used before where there is one (its contents unspecified), else an empty one.
-pub fn take<T: Pooled>() -> Vec<T> {
-    T::pool().with_borrow_mut(Vec::pop).unwrap_or_default()
+/// A vector used before where there is one (its contents unspecified), else an empty one, with
+/// room for `capacity` elements. The room is reserved exactly: a buffer grown by pushes and
+/// extensions doubles, and the pool would keep up to twice the megabytes a block needs.
+pub fn take<T: Pooled>(capacity: usize) -> Vec<T> {
+    let mut v: Vec<T> = T::pool().with_borrow_mut(Vec::pop).unwrap_or_default();
+    v.reserve_exact(capacity.saturating_sub(v.len()));
+    v
 }
 
 /// Gives a vector back for [`take`] to hand out again.

@@ -131,7 +131,7 @@ pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
     let mut join = block[last_space + 1..].to_vec();
     join.extend_from_slice(&block[..first_space + 1]);
     let alphabet = Alphabet::new(&join);
-    let mut tokens = super::buffers::take::<u16>();
+    let mut tokens = super::buffers::take::<u16>(values.len() + 1);
     tokens.clear();
     tokens.extend(values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]));
     tokens.push(alphabet.join_rank);
@@ -205,14 +205,14 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         return None;
     }
     let (depth, passes, width) = (depth as usize, passes as usize, width as u32);
-    let mut ext = super::buffers::take::<u16>();
+    let mut ext = super::buffers::take::<u16>(m + LOOKAHEAD);
     ext.clear();
     ext.extend_from_slice(tokens);
     ext.extend_from_slice(&tokens[..LOOKAHEAD]);
     // Record: first `depth` tokens (the first highest), the token before, the start. Keys are
     // built a token at a time for all rotations together: no rotation waits on the last.
     let (mut dense_ext, mut records, mut sorted) =
-        (super::buffers::take::<u16>(), super::buffers::take::<u64>(), super::buffers::take::<u64>());
+        (super::buffers::take::<u16>(m + depth), super::buffers::take::<u64>(m), super::buffers::take::<u64>(m));
     dense_ext.clear();
     dense_ext.extend(ext[..m + depth - 1].iter().map(|&t| dense[usize::from(t)]));
     records.clear();
@@ -294,7 +294,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     }
     // The token before each rotation, looked up from its start: the record keeps its bits for
     // the key.
-    let mut order = super::buffers::take::<u16>();
+    let mut order = super::buffers::take::<u16>(m);
     order.clear();
     order.extend(records.iter().map(|&r| {
         let p = (r & ((1 << POSITION_BITS) - 1)) as usize;
@@ -394,7 +394,7 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
     }
     let space = number[usize::from(b' ')];
     // Every place below n is written below, by a slot or a fill: no zeroing needed.
-    let mut bwt = super::buffers::take::<u8>();
+    let mut bwt = super::buffers::take::<u8>(n + 2);
     bwt.resize(n + 2, 0);
     let spare = alphabet.tail_count;
     let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();

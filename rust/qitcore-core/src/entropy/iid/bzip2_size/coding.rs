@@ -222,7 +222,7 @@ impl Runs {
     fn new(positions: usize) -> Self {
         // Never more values than positions; the last word written may reach 8 bytes further.
         // Only places below the final `at` are kept, and each is written first.
-        let mut out = super::buffers::take::<u8>();
+        let mut out = super::buffers::take::<u8>(positions + 16);
         out.resize(positions + 16, 0);
         Runs { out, at: 0, zeros: 0 }
     }

@@ -183,7 +183,7 @@ fn write_text_window(raw: &[u8], marks: &[usize], from: usize, to: usize, out: &
 /// `blocks` (the tests' reference) cuts the whole text, each written when its turn comes.
 pub fn compressed_length(raw: &[u8]) -> u64 {
     let (marks, len) = text_marks(raw);
-    let mut window = buffers::take::<u8>();
+    let mut window = buffers::take::<u8>(BLOCK + 32);
     let mut numbers = Numbers { raw, marks: &marks, next: 0, at: 0 };
     let mut bits = 0u64;
     let mut start = 0usize;
