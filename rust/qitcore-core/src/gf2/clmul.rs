@@ -36,7 +36,7 @@ pub fn clmul_portable(a: u64, b: u64) -> u128 {
     class.iter().zip(WIDE).fold(0, |acc, (&c, m)| acc | (c & m))
 }
 
-/// Zero words kept after a padded operand (the wide kernel reads up to 22 words past a window).
+/// Zero words kept after a padded operand (the wide kernel reads up to 14 words past a window).
 pub const BACK: usize = 24;
 
 /// An operand with zero words around it, so that kernels may read a little outside it: `front`
@@ -191,41 +191,49 @@ mod x86 {
         }
     }
 
-    /// Eight product words per step. A 512-bit load `C = a[s-j-1 .. s-j+7]` times `b[j]`: the high
-    /// qword of each lane, `a[s-j+2k]`, lands on words `s+2k, s+2k+1` (lane-aligned, `even`); the
-    /// low qword, `a[s-j-1+2k]`, on words `s+2k-1, s+2k` (one word early, `odd`). The odd sums are
-    /// realigned with the next window's at the end.
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    /// Eight product words per step. A 512-bit load `C = a[s-j .. s-j+8]` times `b[j]`: the low
+    /// qword of lane `l`, `a[s-j+2l]`, gives the terms of `q(s+2l)` (`even`, which lands on words
+    /// `s+2l, s+2l+1`: lane-aligned); the high qword, `a[s-j+2l+1]`, those of `q(s+2l+1)` (`odd`,
+    /// one word late). Word `s+i` is then `even[i] ⊕ odd[i-1]`, where `odd[-1]`, the high half of
+    /// `q(s-1)`, is the previous window's last odd word: each window computes exactly its eight
+    /// `q`s, and only the first needs one more, `q(start-1)`, computed alone.
+    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse2")]
     pub(super) unsafe fn window_vpclmul(a: PaddedView<'_>, b: &[u64], start: usize, out: &mut [u64]) {
         let words = a.words.as_ptr();
         let base = a.front as isize;
-        let sums = |s: isize| -> (__m512i, __m512i) {
+        let mut odd_before = _mm512_setzero_si512();
+        if start > 0 {
+            let mut acc = _mm_setzero_si128();
+            let s = start as isize - 1;
+            for (j, &bj) in b.iter().enumerate() {
+                // SAFETY: s-j >= start-len(b) lies inside the front padding (len(b) <= front-1).
+                let aw = unsafe { *words.offset(base + s - j as isize) };
+                let prod = _mm_clmulepi64_si128(_mm_set_epi64x(0, aw as i64), _mm_set_epi64x(0, bj as i64), 0x00);
+                acc = _mm_xor_si128(acc, prod);
+            }
+            let hi = _mm_extract_epi64(acc, 1);
+            odd_before = _mm512_set_epi64(hi, 0, 0, 0, 0, 0, 0, 0);
+        }
+        let mut s = start as isize;
+        let mut done = 0usize;
+        while done < out.len() {
             let mut even = _mm512_setzero_si512();
             let mut odd = _mm512_setzero_si512();
             for (j, &bj) in b.iter().enumerate() {
-                // SAFETY: indices s-j-1 .. s-j+6 lie in [start-1-len(b), start+len(out)+22], inside the padding.
-                let c = unsafe { _mm512_loadu_si512(words.offset(base + s - 1 - j as isize) as *const __m512i) };
+                // SAFETY: indices s-j .. s-j+7 lie in [start+1-len(b), start+len(out)+14], inside the padding.
+                let c = unsafe { _mm512_loadu_si512(words.offset(base + s - j as isize) as *const __m512i) };
                 let bv = _mm512_set1_epi64(bj as i64);
-                even = _mm512_xor_si512(even, _mm512_clmulepi64_epi128(c, bv, 0x01));
-                odd = _mm512_xor_si512(odd, _mm512_clmulepi64_epi128(c, bv, 0x00));
+                even = _mm512_xor_si512(even, _mm512_clmulepi64_epi128(c, bv, 0x00));
+                odd = _mm512_xor_si512(odd, _mm512_clmulepi64_epi128(c, bv, 0x01));
             }
-            (even, odd)
-        };
-        let mut s = start as isize;
-        let (mut even, mut odd) = sums(s);
-        let mut done = 0usize;
-        while done < out.len() {
-            let (next_even, next_odd) = sums(s + 8);
-            let words8 = _mm512_xor_si512(even, _mm512_alignr_epi64(next_odd, odd, 1));
+            let words8 = _mm512_xor_si512(even, _mm512_alignr_epi64(odd, odd_before, 7));
             let take = (out.len() - done).min(8);
-            let mut buf = [0u64; 8];
-            // SAFETY: buf has room for one 512-bit store.
-            unsafe { _mm512_storeu_si512(buf.as_mut_ptr() as *mut __m512i, words8) };
-            out[done..done + take].copy_from_slice(&buf[..take]);
+            let mask: __mmask8 = if take == 8 { 0xFF } else { (1u8 << take) - 1 };
+            // SAFETY: the mask writes only out[done .. done + take].
+            unsafe { _mm512_mask_storeu_epi64(out.as_mut_ptr().add(done) as *mut i64, mask, words8) };
             done += take;
             s += 8;
-            even = next_even;
-            odd = next_odd;
+            odd_before = odd;
         }
     }
 }

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use super::fft::{len_for, transform_into, Accumulator, Transformed};
 use super::karatsuba::scratch;
 use super::toeplitz_karatsuba::ToeplitzKaratsuba;
-use crate::bits::{extract_range, or_bits, words_for};
+use crate::bits::{extract_range, mask_tail, or_bits, words_for};
 
 /// How to compute a middle product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +74,11 @@ fn cheapest(be: Backend, n: usize, m: usize) -> Algorithm {
 }
 
 enum Prepared {
+    /// `a` as it is, for any `n`.
     Window(Padded),
+    /// For `n` a multiple of 64: `a·x`, whose coefficients `n .. n + m` are the output, so
+    /// that they are whole product words and the kernel writes them straight into `y`.
+    WindowAligned(Padded),
     Karatsuba(ToeplitzKaratsuba),
     Fft {
         h: usize,
@@ -146,6 +150,11 @@ impl MiddleProduct {
             other => other,
         };
         let method = match algorithm {
+            Algorithm::Window if n % 64 == 0 => {
+                let mut shifted = scratch(words_for(n + m));
+                or_bits(&mut shifted, 1, a, 0, n + m - 1);
+                Prepared::WindowAligned(Padded::new(&shifted, words_for(n)))
+            }
             Algorithm::Window => Prepared::Window(Padded::new(a, words_for(n))),
             Algorithm::Karatsuba => Prepared::Karatsuba(ToeplitzKaratsuba::new(a, n, m)),
             Algorithm::Auto | Algorithm::Fft(_) => {
@@ -180,6 +189,11 @@ impl MiddleProduct {
                 scratch_words.resize(w1 - w0 + 1, 0);
                 product_window(be, padded.view(), x, w0, scratch_words);
                 extract_range(scratch_words, n - 1 - 64 * w0, m, y);
+            }
+            Prepared::WindowAligned(padded) => {
+                let y = &mut y[..words_for(m)];
+                product_window(be, padded.view(), x, n / 64, y);
+                mask_tail(y, m);
             }
             Prepared::Karatsuba(tk) => tk.apply(be, x, y),
             Prepared::Fft { h, len, parts, buffers } => {
@@ -240,6 +254,28 @@ mod tests {
                     mp.apply(be, &from_bit_vec(&x), &mut y, &mut Vec::new());
                     prop_assert_eq!(to_bit_vec(&y, m), expect.clone(), "{:?} {:?}", be, algorithm);
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn whole_word_inputs_take_the_aligned_window_on_every_backend(
+            (a, x, m) in (1usize..20).prop_flat_map(|k| (Just(64 * k), 1..=128 * k)).prop_flat_map(|(n, m)| {
+                (proptest::collection::vec(0u8..2, n + m - 1), proptest::collection::vec(0u8..2, n), Just(m))
+            })
+        ) {
+            let expect = middle_naive(&a, &x, m);
+            for be in backend::available() {
+                let mp = MiddleProduct::new(be, &from_bit_vec(&a), x.len(), m, Algorithm::Window);
+                prop_assert_eq!(matches!(mp.method, Prepared::WindowAligned(_)), true);
+                let mut y = vec![u64::MAX; words_for(m)];
+                mp.apply(be, &from_bit_vec(&x), &mut y, &mut Vec::new());
+                prop_assert_eq!(to_bit_vec(&y, m), expect.clone(), "{:?}", be);
+                // The bits past m are cleared, as callers of `apply` rely on.
+                let past = if m % 64 == 0 { 0 } else { y[m / 64] >> (m % 64) };
+                prop_assert_eq!(past, 0);
             }
         }
     }
