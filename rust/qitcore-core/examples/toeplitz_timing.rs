@@ -22,18 +22,36 @@ fn bytes(len: usize, salt: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Median seconds of `rounds` runs after one warm-up.
+/// CPU seconds this process has used, all threads together (zero where not measured).
+#[cfg(not(target_os = "linux"))]
+fn cpu_s() -> f64 {
+    0.0
+}
+
+/// CPU seconds this process has used, all threads together.
+#[cfg(target_os = "linux")]
+fn cpu_s() -> f64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: t is a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// Median wall seconds of `rounds` runs after one warm-up; also prints the median CPU seconds,
+/// steadier than wall time on a shared machine.
 fn median_s(rounds: usize, mut run: impl FnMut()) -> f64 {
     run();
-    let mut times: Vec<f64> = (0..rounds)
+    let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..rounds)
         .map(|_| {
-            let start = Instant::now();
+            let (start, cpu0) = (Instant::now(), cpu_s());
             run();
-            start.elapsed().as_secs_f64()
+            (start.elapsed().as_secs_f64(), cpu_s() - cpu0)
         })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[rounds / 2]
+        .unzip();
+    wall.sort_by(f64::total_cmp);
+    cpu.sort_by(f64::total_cmp);
+    print!("[cpu {:.2} ms] ", cpu[rounds / 2] * 1e3);
+    wall[rounds / 2]
 }
 
 fn stream(n: usize) {

@@ -3,6 +3,7 @@
 pub mod blocks;
 pub mod hash_conditioning;
 pub mod modified_toeplitz;
+mod packing;
 pub mod params;
 pub mod toeplitz;
 pub mod von_neumann;

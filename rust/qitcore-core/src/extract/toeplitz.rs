@@ -133,6 +133,36 @@ mod tests {
         }
     }
 
+    /// Many blocks through `hash` (parallel tasks, whole-word groups, both orders) agree with
+    /// each block loaded, hashed by `hash_words` and stored on its own.
+    #[test]
+    fn batches_agree_with_block_by_block_hashing() {
+        use crate::bits::load_bits;
+        for (n, m, blocks) in [(1024usize, 512usize, 1100usize), (4096, 2048, 70), (128, 64, 9000), (1024, 500, 600)] {
+            let bytes = |len: usize, salt: u64| -> Vec<u8> {
+                (0..len as u64)
+                    .map(|k| (k.wrapping_add(salt).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 29) as u8)
+                    .collect()
+            };
+            let seed = bytes(bytes_for(n + m - 1), 1);
+            let data = bytes(blocks * n / 8, 2);
+            for order in [BitOrder::Big, BitOrder::Little] {
+                let t = Toeplitz::new(n, m, &seed, order).unwrap();
+                let mut got = vec![0xEEu8; t.output_bytes(blocks)];
+                assert_eq!(t.hash(&data, None, &mut got).unwrap(), blocks);
+                let mut expect = vec![0u8; t.output_bytes(blocks)];
+                let (mut x, mut y) = (vec![0u64; words_for(n)], vec![0u64; words_for(m)]);
+                for k in 0..blocks {
+                    load_bits(&data, k * n, n, order, &mut x);
+                    y.fill(0);
+                    t.hash_words(&x, &mut y, &mut Vec::new());
+                    store_bits(&y, m, order, &mut expect, k * m);
+                }
+                assert_eq!(got, expect, "n={n} m={m} {order:?}");
+            }
+        }
+    }
+
     #[test]
     fn rotation_moves_coefficients() {
         let bits: Vec<u8> = (0..150).map(|k| ((k * 7 + k / 3) % 2) as u8).collect();
