@@ -144,45 +144,118 @@ fn lower_terms(i: u32) -> (impl Iterator<Item = usize> + Clone, usize) {
     (terms, (1usize << i) - largest)
 }
 
-/// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
-fn divide_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
-    let d = f.len() / 2;
+/// The steps of the division by `s_i` of a polynomial of `2^{i+1}` coefficients, in order: each
+/// `(dst, src, len)` means `f[dst .. dst + len] ^= f[src .. src + len]` (the two ranges never
+/// overlap). From the top down: a chunk's coefficients are final once all higher ones have been
+/// folded, and they fold only into positions below the chunk.
+fn division_steps(i: u32, mut step: impl FnMut(usize, usize, usize)) {
+    let d = 1usize << i;
     let (terms, chunk) = lower_terms(i);
     let mut end = 2 * d;
-    // From the top down: a chunk's coefficients are final once all higher ones have been folded,
-    // and they fold only into positions below the chunk.
     while end > d {
         let start = end.saturating_sub(chunk).max(d);
-        let (below, source) = f.split_at_mut(start);
-        let source = &source[..end - start];
         for e in terms.clone() {
-            xor_into(be, &mut below[start - d + e..end - d + e], source);
+            step(start - d + e, start, end - start);
         }
         end = start;
     }
 }
 
-/// Inverse of [`divide_by_subspace_poly`]: `f = low + s_i·high`.
-fn multiply_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
-    let d = f.len() / 2;
+/// The steps of the inverse of the division by `s_i` (`f = low + s_i·high`), as
+/// [`division_steps`]: the same chunks, bottom up.
+fn multiplication_steps(i: u32, mut step: impl FnMut(usize, usize, usize)) {
+    let d = 1usize << i;
     let (terms, chunk) = lower_terms(i);
-    // The same chunks as the division, bottom up: the division's chunks end at 2d, 2d - chunk, …
+    // The division's chunks end at 2d, 2d - chunk, …
     let count = d.div_ceil(chunk);
     for k in (0..count).rev() {
         let end = 2 * d - k * chunk;
         let start = end.saturating_sub(chunk).max(d);
-        let (below, source) = f.split_at_mut(start);
-        let source = &source[..end - start];
         for e in terms.clone() {
-            xor_into(be, &mut below[start - d + e..end - d + e], source);
+            step(start - d + e, start, end - start);
         }
     }
+}
+
+/// `f[dst .. dst + len] ^= f[src .. src + len]` for ranges with `dst + len <= src`.
+fn xor_down(be: Backend, f: &mut [u64], dst: usize, src: usize, len: usize) {
+    let (below, source) = f.split_at_mut(src);
+    xor_into(be, &mut below[dst..dst + len], &source[..len]);
+}
+
+/// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
+fn divide_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
+    division_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
+}
+
+/// Inverse of [`divide_by_subspace_poly`]: `f = low + s_i·high`.
+fn multiply_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
+    multiplication_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
+}
+
+/// Basis changes of at most this many coefficients run as a recorded list of single-word XORs:
+/// there the general recursion's calls and chunk loops cost several times the XORs themselves.
+const SMALL_LEN: usize = 64;
+
+/// The single-word XORs `(dst, src)` of the basis changes of `2^k` coefficients (`k <= 6`),
+/// recorded once from the general algorithm, in its order.
+struct SmallSteps {
+    to_novel: [Vec<(u8, u8)>; 7],
+    from_novel: [Vec<(u8, u8)>; 7],
+}
+
+fn small_steps() -> &'static SmallSteps {
+    static STEPS: OnceLock<SmallSteps> = OnceLock::new();
+    STEPS.get_or_init(|| {
+        fn record(len: usize, at: usize, forward: bool, out: &mut Vec<(u8, u8)>) {
+            if len <= 2 {
+                return;
+            }
+            let i = len.trailing_zeros() - 1;
+            let push = |out: &mut Vec<(u8, u8)>, dst: usize, src: usize, n: usize| {
+                out.extend((0..n).map(|t| ((at + dst + t) as u8, (at + src + t) as u8)));
+            };
+            if forward {
+                division_steps(i, |dst, src, n| push(out, dst, src, n));
+                record(len / 2, at, true, out);
+                record(len / 2, at + len / 2, true, out);
+            } else {
+                record(len / 2, at, false, out);
+                record(len / 2, at + len / 2, false, out);
+                multiplication_steps(i, |dst, src, n| push(out, dst, src, n));
+            }
+        }
+        let list = |forward: bool| {
+            std::array::from_fn(|k| {
+                let mut out = Vec::new();
+                record(1 << k, 0, forward, &mut out);
+                out
+            })
+        };
+        SmallSteps { to_novel: list(true), from_novel: list(false) }
+    })
+}
+
+/// Runs recorded steps on `f` (at most [`SMALL_LEN`] coefficients).
+#[inline]
+fn run_small(f: &mut [u64], steps: &[(u8, u8)]) {
+    let mut block = [0u64; SMALL_LEN];
+    let block = &mut block[..f.len()];
+    block.copy_from_slice(f);
+    for &(dst, src) in steps {
+        block[dst as usize] ^= block[src as usize];
+    }
+    f.copy_from_slice(block);
 }
 
 /// Monomial basis → novel basis, in place (length a power of two).
 fn to_novel(be: Backend, f: &mut [u64]) {
     if f.len() <= 2 {
         return; // s_0(x) = x: the basis {1, x} is both
+    }
+    if f.len() <= SMALL_LEN {
+        run_small(f, &small_steps().to_novel[f.len().trailing_zeros() as usize]);
+        return;
     }
     let i = f.len().trailing_zeros() - 1;
     divide_by_subspace_poly(be, f, i);
@@ -198,6 +271,10 @@ fn to_novel(be: Backend, f: &mut [u64]) {
 /// Novel basis → monomial basis, in place.
 fn from_novel(be: Backend, f: &mut [u64]) {
     if f.len() <= 2 {
+        return;
+    }
+    if f.len() <= SMALL_LEN {
+        run_small(f, &small_steps().from_novel[f.len().trailing_zeros() as usize]);
         return;
     }
     let i = f.len().trailing_zeros() - 1;
@@ -431,6 +508,43 @@ mod tests {
                 let mut out = vec![u64::MAX; a.len() + b.len()];
                 mul(be, &a, &b, &mut out);
                 prop_assert_eq!(&out, &expect, "{:?}", be);
+            }
+        }
+    }
+
+    /// The general recursion, without the recorded small steps.
+    fn change_basis_generally(be: Backend, f: &mut [u64], forward: bool) {
+        if f.len() <= 2 {
+            return;
+        }
+        let i = f.len().trailing_zeros() - 1;
+        if forward {
+            divide_by_subspace_poly(be, f, i);
+        }
+        let (lo, hi) = f.split_at_mut(f.len() / 2);
+        change_basis_generally(be, lo, forward);
+        change_basis_generally(be, hi, forward);
+        if !forward {
+            multiply_by_subspace_poly(be, f, i);
+        }
+    }
+
+    #[test]
+    fn recorded_small_basis_changes_match_the_general_recursion() {
+        for len in [1usize, 2, 4, 8, 16, 32, 64, 128, 1024] {
+            let f: Vec<u64> = (0..len as u64).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k << 40)).collect();
+            for be in backend::available() {
+                for forward in [true, false] {
+                    let mut expect = f.clone();
+                    change_basis_generally(be, &mut expect, forward);
+                    let mut got = f.clone();
+                    if forward {
+                        to_novel(be, &mut got);
+                    } else {
+                        from_novel(be, &mut got);
+                    }
+                    assert_eq!(got, expect, "len {len}, forward {forward}, {be:?}");
+                }
             }
         }
     }
