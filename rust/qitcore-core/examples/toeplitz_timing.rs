@@ -88,6 +88,22 @@ fn one_block(log2: u32, with_seed: bool) {
     println!("one block n=2^{log2} m=n/2, {what}: {:.2} ms, {:.0} Mbit/s", s * 1e3, n as f64 / s / 1e6);
 }
 
+/// The one-shot Toeplitz-Karatsuba on words (no preparation at all), for calibrating the choice.
+fn once(log2: u32) {
+    use qitcore_core::gf2::{backend, toeplitz_karatsuba};
+    let n = 1usize << log2;
+    let m = n / 2;
+    let a: Vec<u64> = (0..(n + m).div_ceil(64) as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+    let mut a = a;
+    qitcore_core::bits::mask_tail(&mut a, n + m - 1);
+    let x: Vec<u64> = (0..(n / 64) as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)).collect();
+    let mut y = vec![0u64; m / 64];
+    let s = median_s(if log2 >= 24 { 3 } else { 9 }, || {
+        toeplitz_karatsuba::apply_once(backend::active(), &a, n, m, &x, &mut y)
+    });
+    println!("one-shot Toeplitz-Karatsuba n=2^{log2}: {:.2} ms, {:.0} Mbit/s", s * 1e3, n as f64 / s / 1e6);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cases: Vec<&str> = if args.is_empty() {
@@ -99,6 +115,7 @@ fn main() {
         match case {
             "stream1024" => stream(1024),
             "stream4096" => stream(4096),
+            other if other.starts_with("once") => once(other[4..].parse().expect("onceK")),
             other => {
                 let (k, hash_only) = match other.strip_suffix("-hash") {
                     Some(k) => (k, true),

@@ -21,6 +21,10 @@ pub(crate) fn bytes_to_words(bytes: &[u8], order: BitOrder, words: &mut [u64]) {
         unsafe { x86::reverse_bits_of_bytes(bytes.as_ptr(), words.as_mut_ptr() as *mut u8, bytes.len()) };
         return;
     }
+    bytes_to_words_portable(bytes, order, words);
+}
+
+fn bytes_to_words_portable(bytes: &[u8], order: BitOrder, words: &mut [u64]) {
     for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
         *w = convert(u64::from_le_bytes(chunk.try_into().expect("an 8-byte chunk")), order);
     }
@@ -35,6 +39,10 @@ pub(crate) fn words_to_bytes(words: &[u64], order: BitOrder, bytes: &mut [u8]) {
         unsafe { x86::reverse_bits_of_bytes(words.as_ptr() as *const u8, bytes.as_mut_ptr(), bytes.len()) };
         return;
     }
+    words_to_bytes_portable(words, order, bytes);
+}
+
+fn words_to_bytes_portable(words: &[u64], order: BitOrder, bytes: &mut [u8]) {
     for (w, chunk) in words.iter().zip(bytes.chunks_exact_mut(8)) {
         chunk.copy_from_slice(&convert(*w, order).to_le_bytes());
     }
@@ -108,15 +116,21 @@ mod tests {
             let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
             let mut expect = vec![0u64; words.len()];
             load_bits(&bytes, 0, 8 * bytes.len(), order, &mut expect);
-            let mut got = vec![u64::MAX; words.len()];
-            bytes_to_words(&bytes, order, &mut got);
-            prop_assert_eq!(&got, &expect);
             let mut stored = vec![0u8; bytes.len()];
             store_bits(&expect, 64 * expect.len(), order, &mut stored, 0);
-            let mut back = vec![0xA5u8; bytes.len()];
-            words_to_bytes(&got, order, &mut back);
-            prop_assert_eq!(&back, &stored);
-            prop_assert_eq!(&back, &bytes);
+            type Load = fn(&[u8], BitOrder, &mut [u64]);
+            type Store = fn(&[u64], BitOrder, &mut [u8]);
+            let paths: [(Load, Store); 2] =
+                [(bytes_to_words, words_to_bytes), (bytes_to_words_portable, words_to_bytes_portable)];
+            for (load, store) in paths {
+                let mut got = vec![u64::MAX; words.len()];
+                load(&bytes, order, &mut got);
+                prop_assert_eq!(&got, &expect);
+                let mut back = vec![0xA5u8; bytes.len()];
+                store(&got, order, &mut back);
+                prop_assert_eq!(&back, &stored);
+                prop_assert_eq!(&back, &bytes);
+            }
         }
     }
 

@@ -4,9 +4,15 @@
 //!
 //! With `a[k] = seed[(k + m) mod (n + m − 1)]` (the seed rotated left by `m`), `T[i, j] =
 //! a[i − j + n − 1]`, so `y_i` is coefficient `i + n − 1` of the polynomial product `a·x`: the
-//! hash is a middle product in GF(2)\[x\] ([`crate::gf2::middle`]), prepared once per seed.
+//! hash is a middle product in GF(2)\[x\] ([`crate::gf2::middle`]), prepared once per seed —
+//! when the seed is used more than once: the first single block hashed with a seed never used
+//! before takes the one-shot product when that is cheaper than preparing
+//! ([`crate::gf2::middle::once_is_cheaper`]), as privacy amplification with a fresh seed per
+//! block does.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use zeroize::Zeroizing;
 
@@ -15,14 +21,20 @@ use crate::bits::{bytes_for, extract_range, or_bits, words_for, BitOrder};
 use crate::error::Result;
 use crate::gf2::alloc::ensure_available;
 use crate::gf2::backend;
-use crate::gf2::middle::{Algorithm, MiddleProduct};
+use crate::gf2::middle::{once_is_cheaper, Algorithm, MiddleProduct};
+use crate::gf2::toeplitz_karatsuba::apply_once;
 use crate::secret::SecretBytes;
 
 /// A Toeplitz hash function: fixed sizes `n → m` and a fixed seed, applied to any number of blocks.
 pub struct Toeplitz {
     shape: Shape,
-    /// The seed rotated left by `m`, prepared as the fixed factor of the middle product.
-    product: MiddleProduct,
+    /// The seed rotated left by `m`: the fixed factor of the middle product.
+    rotated: Zeroizing<Vec<u64>>,
+    algorithm: Algorithm,
+    /// The factor prepared for repeated products, made when first needed.
+    product: OnceLock<MiddleProduct>,
+    /// Whether a block has been hashed: only the first may go unprepared.
+    used: AtomicBool,
 }
 
 impl Toeplitz {
@@ -51,8 +63,12 @@ impl Toeplitz {
         ensure_available("Toeplitz", footprint(n, m, algorithm))?;
         let shape = Shape::load(n, m, order, seed, Self::seed_bits(n, m), "n + m - 1")?;
         let rotated = rotate_left(shape.seed_words(), Self::seed_bits(n, m), m);
-        let product = MiddleProduct::new(backend::active(), &rotated, n, m, algorithm);
-        Ok(Toeplitz { shape, product })
+        let product = OnceLock::new();
+        if algorithm != Algorithm::Auto {
+            // A chosen method (tests, benchmarks) is what every block uses.
+            let _ = product.set(MiddleProduct::new(backend::active(), &rotated, n, m, algorithm));
+        }
+        Ok(Toeplitz { shape, rotated, algorithm, product, used: AtomicBool::new(false) })
     }
 
     /// A hash function with a fresh seed from the operating system's CSPRNG.
@@ -73,7 +89,16 @@ impl BlockHash for Toeplitz {
     }
 
     fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>) {
-        self.product.apply(backend::active(), x, y, scratch);
+        let be = backend::active();
+        let (n, m) = (self.n(), self.m());
+        let first = !self.used.swap(true, Ordering::Relaxed);
+        if first && self.product.get().is_none() && once_is_cheaper(be, n, m) {
+            apply_once(be, &self.rotated, n, m, x, y);
+            return;
+        }
+        self.product
+            .get_or_init(|| MiddleProduct::new(be, &self.rotated, n, m, self.algorithm))
+            .apply(be, x, y, scratch);
     }
 }
 
@@ -159,6 +184,35 @@ mod tests {
                     store_bits(&y, m, order, &mut expect, k * m);
                 }
                 assert_eq!(got, expect, "n={n} m={m} {order:?}");
+            }
+        }
+    }
+
+    /// A fresh seed's first block takes the one-shot product where that is cheaper, later blocks
+    /// the prepared one; both agree with every prepared method.
+    #[test]
+    fn one_shot_and_prepared_hashes_agree() {
+        for (n, m) in [(1usize << 18, 1usize << 17), (300_001, 100_000), (1 << 20, 1 << 19)] {
+            let be = backend::active();
+            assert!(once_is_cheaper(be, n, m), "n={n} m={m}: the one-shot path is not exercised");
+            let seed: Vec<u8> =
+                (0..bytes_for(n + m - 1) as u64).map(|k| (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 31) as u8).collect();
+            let x: Vec<u8> =
+                (0..bytes_for(n) as u64).map(|k| (k.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) >> 27) as u8).collect();
+            let nbits = Some(n);
+            let fresh = Toeplitz::new(n, m, &seed, BitOrder::Big).unwrap();
+            let mut first = vec![0u8; bytes_for(m)];
+            fresh.hash(&x, nbits, &mut first).unwrap();
+            assert!(fresh.product.get().is_none(), "the first block prepared the seed");
+            let mut second = vec![0u8; bytes_for(m)];
+            fresh.hash(&x, nbits, &mut second).unwrap();
+            assert!(fresh.product.get().is_some());
+            assert_eq!(first, second, "n={n} m={m}");
+            for algorithm in [Algorithm::Karatsuba, Algorithm::Fft(0)] {
+                let t = Toeplitz::with_algorithm(n, m, &seed, BitOrder::Big, algorithm).unwrap();
+                let mut out = vec![0u8; bytes_for(m)];
+                t.hash(&x, nbits, &mut out).unwrap();
+                assert_eq!(out, first, "n={n} m={m} {algorithm:?}");
             }
         }
     }

@@ -59,6 +59,15 @@ impl<'a> PaddedView<'a> {
         ok.then_some(PaddedView { words, front, len })
     }
 
+    /// As [`PaddedView::new`] for a buffer whose padding the caller knows to be zero (a buffer
+    /// reused for many operands, where checking every time would cost as much as a small
+    /// product). The length is still checked; the zeros only in debug builds.
+    pub(crate) fn new_zero_padded(words: &'a [u64], front: usize, len: usize) -> Self {
+        assert!(front >= 1 && words.len() >= 2 * front + len + BACK - 1, "padding too short");
+        debug_assert!(words[..front].iter().chain(&words[front + len..]).all(|&w| w == 0));
+        PaddedView { words, front, len }
+    }
+
     /// Number of words of the operand.
     pub fn len(&self) -> usize {
         self.len

@@ -73,6 +73,32 @@ fn cheapest(be: Backend, n: usize, m: usize) -> Algorithm {
     }
 }
 
+/// The one-shot Toeplitz-Karatsuba's time over the fresh split FFT's, at equal estimates: it
+/// does the same leaf products as the prepared tree plus the sequences' sums on the way down,
+/// against transforms whose estimate leaves out the seed's copies and basis changes. Measured at
+/// n = 2^18 … 2^22 (`examples/toeplitz_timing` once/pa cases).
+const ONCE_OVERHEAD: f64 = 2.0;
+
+/// Whether one product with a factor used only once is cheaper by the one-shot Toeplitz-Karatsuba
+/// ([`super::toeplitz_karatsuba::apply_once`], nothing prepared) than by preparing the cheapest
+/// method and applying it once: the case of privacy amplification with a fresh seed per block.
+pub fn once_is_cheaper(be: Backend, n: usize, m: usize) -> bool {
+    let (word_ns, fft_ns) = unit_costs(be);
+    let (levels, side) = ToeplitzKaratsuba::shape_with(m, super::toeplitz_karatsuba::ONCE_LEAF_BITS);
+    let leaf = (side >> levels) as f64 / 64.0;
+    let once = n.div_ceil(m) as f64 * 3f64.powi(levels as i32) * leaf * leaf * word_ns * ONCE_OVERHEAD;
+    match cheapest(be, n, m) {
+        Algorithm::Window => false,
+        Algorithm::Fft(_) | Algorithm::Auto => {
+            // Preparing transforms the s slices of the seed: 2s + 1 transforms in all.
+            let (s, _, len) = choose_split(n, m, 0);
+            let fresh = FFT_FIXED_NS + ((2 * s + 1) * len) as f64 * f64::from(len.trailing_zeros()) * fft_ns;
+            once < fresh
+        }
+        Algorithm::Karatsuba => true,
+    }
+}
+
 enum Prepared {
     /// `a` as it is, for any `n`.
     Window(Padded),

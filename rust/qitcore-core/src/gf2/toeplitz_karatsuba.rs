@@ -9,7 +9,7 @@
 //! multiplies. A rectangular `m × n` matrix is cut into square `m × m` column blocks.
 
 use super::backend::Backend;
-use super::clmul::{product_window, Padded};
+use super::clmul::{product_window, Padded, PaddedView, BACK};
 use crate::bits::{extract_range, or_bits, words_for};
 
 /// Leaves have at most this many bits per side.
@@ -102,7 +102,7 @@ impl ToeplitzKaratsuba {
 
     /// The recursion depth and the padded side (bits) for `m` output bits with leaves of at
     /// most `leaf_bits` (rounded to whole words) per side.
-    fn shape_with(m: usize, leaf_bits: usize) -> (u32, usize) {
+    pub(crate) fn shape_with(m: usize, leaf_bits: usize) -> (u32, usize) {
         let levels = m.div_ceil(leaf_bits.max(64)).next_power_of_two().trailing_zeros();
         (levels, m.next_multiple_of(64usize << levels))
     }
@@ -153,6 +153,165 @@ impl ToeplitzKaratsuba {
     }
 }
 
+/// Leaves of the one-shot recursion have this many bits per side.
+pub(crate) const ONCE_LEAF_BITS: usize = 1 << 11;
+
+/// `y = T·x` for an `m × n` Toeplitz matrix `T[i, j] = a[i − j + n − 1]` used once: the same
+/// recursion as [`ToeplitzKaratsuba`] with nothing prepared. A fresh seed per block (privacy
+/// amplification) would pay for a prepared tree — every leaf copied and padded — and use it once;
+/// here each level forms its children's sequences `A`, `A + B`, `A + C` as it descends, in
+/// buffers reused across the recursion, and every sequence is kept multiplied by `x` (shifted up
+/// one coefficient) so that a leaf's output is whole words of its product.
+pub fn apply_once(be: Backend, a: &[u64], n: usize, m: usize, x: &[u64], y: &mut [u64]) {
+    let (levels, side) = ToeplitzKaratsuba::shape_with(m, ONCE_LEAF_BITS);
+    let words = side / 64;
+    let mut sum = vec![0u64; words];
+    let mut g = vec![0u64; 2 * words];
+    let mut xc = vec![0u64; words];
+    let mut yc = vec![0u64; words];
+    for c in 0..n.div_ceil(m) {
+        // Column block c as in `with_leaf`, one coefficient higher.
+        let offset = n as isize - ((c + 1) * m) as isize;
+        let skip = (-offset).max(0) as usize;
+        g.fill(0);
+        if skip < 2 * m - 1 {
+            or_bits(&mut g, side - m + skip + 1, a, (offset + skip as isize) as usize, 2 * m - 1 - skip);
+        }
+        let start = c * m;
+        xc.fill(0);
+        extract_range(x, start, m.min(n - start), &mut xc);
+        once(be, &g, side, levels, &xc, &mut yc);
+        for (s, v) in sum.iter_mut().zip(&yc) {
+            *s ^= v;
+        }
+    }
+    extract_range(&sum, 0, m, y);
+    zeroize::Zeroize::zeroize(&mut [sum, g, xc, yc]);
+}
+
+/// The buffers of one sequential branch of [`once`]: the leaves' padded operand (its padding
+/// stays zero; only the operand is rewritten) and a stack for the levels' temporaries.
+struct Arena {
+    leaf: Vec<u64>,
+    stack: Vec<u64>,
+}
+
+impl Arena {
+    fn new(k: usize, levels: u32) -> Self {
+        let leaf_words = (k >> levels) / 64;
+        // Each level keeps 4k/64 words (two sequences of 2h bits, three h-bit products, the
+        // sum of the halves of x): 8k/64 in all below a node of side k.
+        Arena { leaf: vec![0u64; 2 * (leaf_words + 1) + 2 * leaf_words + BACK], stack: vec![0u64; 8 * k / 64 + 8] }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.leaf);
+        zeroize::Zeroize::zeroize(&mut self.stack);
+    }
+}
+
+/// `y = T·x` for the square Toeplitz matrix of side `k` whose sequence, one coefficient higher,
+/// is `g` (`2k/64` words: `T[i, j] = g[i − j + k]`; `g[0]` is never read), split `levels` times.
+fn once(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut [u64]) {
+    if k >= PARALLEL_BITS && levels > 0 {
+        once_split(be, g, k, levels, x, y, None);
+    } else {
+        let mut arena = Arena::new(k, levels);
+        once_in(be, g, k, levels, x, y, &mut arena.leaf, &mut arena.stack);
+    }
+}
+
+/// One level of [`once`]: the children's sequences and inputs, three products, the sums. With
+/// `arena` the children run one after another in it; without, in parallel, each in its own.
+#[allow(clippy::too_many_arguments)]
+fn once_split(
+    be: Backend,
+    g: &[u64],
+    k: usize,
+    levels: u32,
+    x: &[u64],
+    y: &mut [u64],
+    arena: Option<(&mut Vec<u64>, &mut [u64])>,
+) {
+    let hw = k / 128;
+    let mut owned;
+    let (temps, rest): (&mut [u64], Option<(&mut Vec<u64>, &mut [u64])>) = match arena {
+        Some((leaf, stack)) => {
+            let (temps, rest) = stack.split_at_mut(8 * hw);
+            (temps, Some((leaf, rest)))
+        }
+        None => {
+            owned = vec![0u64; 8 * hw];
+            (&mut owned[..], None)
+        }
+    };
+    let (ab, temps) = temps.split_at_mut(2 * hw);
+    let (ac, temps) = temps.split_at_mut(2 * hw);
+    let (sum, temps) = temps.split_at_mut(hw);
+    let (p, temps) = temps.split_at_mut(hw);
+    let (q, r) = temps.split_at_mut(hw);
+    let r = &mut r[..hw];
+    // A = g[h ..], B = g[0 ..], C = g[2h ..], each 2h coefficients: whole words.
+    let a = &g[hw..3 * hw];
+    for (((ab, ac), &a), (&b, &c)) in
+        ab.iter_mut().zip(ac.iter_mut()).zip(a).zip(g[..2 * hw].iter().zip(&g[2 * hw..4 * hw]))
+    {
+        *ab = a ^ b;
+        *ac = a ^ c;
+    }
+    let (x0, x1) = x.split_at(hw);
+    for ((s, &u), &v) in sum.iter_mut().zip(x0).zip(x1) {
+        *s = u ^ v;
+    }
+    let h = k / 2;
+    match rest {
+        Some((leaf, stack)) => {
+            once_in(be, a, h, levels - 1, sum, p, leaf, stack);
+            once_in(be, ab, h, levels - 1, x1, q, leaf, stack);
+            once_in(be, ac, h, levels - 1, x0, r, leaf, stack);
+        }
+        None => {
+            let (ab, ac, sum) = (&*ab, &*ac, &*sum);
+            rayon::join(
+                || once(be, a, h, levels - 1, sum, p),
+                || rayon::join(|| once(be, ab, h, levels - 1, x1, q), || once(be, ac, h, levels - 1, x0, r)),
+            );
+        }
+    }
+    let (y0, y1) = y.split_at_mut(hw);
+    for (((y0, y1), &p), (&q, &r)) in y0.iter_mut().zip(y1.iter_mut()).zip(&*p).zip(q.iter().zip(&*r)) {
+        *y0 = p ^ q;
+        *y1 = p ^ r;
+    }
+}
+
+/// [`once`] in one thread, with its buffers.
+#[allow(clippy::too_many_arguments)]
+fn once_in(
+    be: Backend,
+    g: &[u64],
+    k: usize,
+    levels: u32,
+    x: &[u64],
+    y: &mut [u64],
+    leaf: &mut Vec<u64>,
+    stack: &mut [u64],
+) {
+    if levels > 0 {
+        once_split(be, g, k, levels, x, y, Some((leaf, stack)));
+        return;
+    }
+    let kw = k / 64;
+    let front = kw + 1;
+    leaf[front..front + 2 * kw].copy_from_slice(&g[..2 * kw]);
+    // Only the operand's words of the buffer are ever written: its padding is zero.
+    let view = PaddedView::new_zero_padded(leaf, front, 2 * kw);
+    // Coefficients k .. 2k of g·x: words kw .. 2kw.
+    product_window(be, view, x, kw, y);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,11 +334,37 @@ mod tests {
             leaf in prop_oneof![Just(64usize), Just(128), Just(256)],
         ) {
             let expect = toeplitz_naive(&a, &x, m);
+            for be in backend::available() {
+                let mut y = vec![u64::MAX; words_for(m)];
+                apply_once(be, &from_bit_vec(&a), x.len(), m, &from_bit_vec(&x), &mut y);
+                prop_assert_eq!(to_bit_vec(&y, m), expect.clone(), "once, {:?}", be);
+            }
             let tk = ToeplitzKaratsuba::with_leaf(&from_bit_vec(&a), x.len(), m, leaf);
             for be in backend::available() {
                 let mut y = vec![u64::MAX; words_for(m)];
                 tk.apply(be, &from_bit_vec(&x), &mut y);
                 prop_assert_eq!(to_bit_vec(&y, m), expect.clone(), "{:?}", be);
+            }
+        }
+    }
+
+    /// Deep and parallel one-shot recursions against the prepared tree.
+    #[test]
+    fn one_shot_products_match_the_prepared_tree() {
+        for (n, m) in [(300_000usize, 150_001usize), (1 << 17, 1 << 16), (70_000, 69_999), (1 << 16, 1000)] {
+            let mut a: Vec<u64> = (0..words_for(n + m - 1) as u64)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(9))
+                .collect();
+            crate::bits::mask_tail(&mut a, n + m - 1);
+            let mut x: Vec<u64> = (0..words_for(n) as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) ^ 5).collect();
+            crate::bits::mask_tail(&mut x, n);
+            let prepared = ToeplitzKaratsuba::new(&a, n, m);
+            for be in backend::available() {
+                let mut expect = vec![0u64; words_for(m)];
+                prepared.apply(be, &x, &mut expect);
+                let mut y = vec![u64::MAX; words_for(m)];
+                apply_once(be, &a, n, m, &x, &mut y);
+                assert_eq!(y, expect, "n={n} m={m} {be:?}");
             }
         }
     }
