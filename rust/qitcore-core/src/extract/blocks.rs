@@ -225,7 +225,7 @@ pub(crate) fn for_each_block<F>(
         let count = per_task.min(blocks - first);
         let inp = &input[task * in_bytes_per_task..];
         let mut scratch = Zeroizing::new(Vec::new());
-        if n % 64 == 0 && m % 64 == 0 {
+        if n.is_multiple_of(64) && m.is_multiple_of(64) {
             // Whole-word blocks: the bytes of a group of blocks convert in one wide pass each way
             // (no shifts, no tails, one call per group), groups small enough to stay in the
             // first-level cache between the conversion and the products.

@@ -176,7 +176,7 @@ impl MiddleProduct {
             other => other,
         };
         let method = match algorithm {
-            Algorithm::Window if n % 64 == 0 => {
+            Algorithm::Window if n.is_multiple_of(64) => {
                 let mut shifted = scratch(words_for(n + m));
                 or_bits(&mut shifted, 1, a, 0, n + m - 1);
                 Prepared::WindowAligned(Padded::new(&shifted, words_for(n)))

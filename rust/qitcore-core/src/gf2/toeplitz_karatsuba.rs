@@ -223,6 +223,9 @@ fn once(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut [u64])
     }
 }
 
+/// A sequential branch's buffers as [`Arena`] holds them: the leaf operand, the free stack.
+type Buffers<'b> = (&'b mut Vec<u64>, &'b mut [u64]);
+
 /// One level of [`once`]: the children's sequences and inputs, three products, the sums. With
 /// `arena` the children run one after another in it; without, in parallel, each in its own.
 #[allow(clippy::too_many_arguments)]
@@ -233,11 +236,11 @@ fn once_split(
     levels: u32,
     x: &[u64],
     y: &mut [u64],
-    arena: Option<(&mut Vec<u64>, &mut [u64])>,
+    arena: Option<Buffers<'_>>,
 ) {
     let hw = k / 128;
     let mut owned;
-    let (temps, rest): (&mut [u64], Option<(&mut Vec<u64>, &mut [u64])>) = match arena {
+    let (temps, rest): (&mut [u64], Option<Buffers<'_>>) = match arena {
         Some((leaf, stack)) => {
             let (temps, rest) = stack.split_at_mut(8 * hw);
             (temps, Some((leaf, rest)))
