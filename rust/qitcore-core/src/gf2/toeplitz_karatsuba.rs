@@ -229,15 +229,7 @@ type Buffers<'b> = (&'b mut Vec<u64>, &'b mut [u64]);
 /// One level of [`once`]: the children's sequences and inputs, three products, the sums. With
 /// `arena` the children run one after another in it; without, in parallel, each in its own.
 #[allow(clippy::too_many_arguments)]
-fn once_split(
-    be: Backend,
-    g: &[u64],
-    k: usize,
-    levels: u32,
-    x: &[u64],
-    y: &mut [u64],
-    arena: Option<Buffers<'_>>,
-) {
+fn once_split(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut [u64], arena: Option<Buffers<'_>>) {
     let hw = k / 128;
     let mut owned;
     let (temps, rest): (&mut [u64], Option<Buffers<'_>>) = match arena {
