@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +20,9 @@ from qitcore.errors import InvalidArgumentError, InvalidLengthError, InvalidType
 from qitcore.extract import Toeplitz
 from randextract import ToeplitzHashing
 
-from .reference import toeplitz_fft, toeplitz_naive
+from .reference import toeplitz_fft, toeplitz_matrix, toeplitz_naive
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _random_case(rng: np.random.Generator, n: int, m: int, blocks: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,6 +37,49 @@ def test_blocks_match_the_matrix_definition(backend: str, bitorder: str, n: int,
     result = t.hash(pack_bits(x, bitorder=bitorder), nbits=x.size)
     expect = np.concatenate([toeplitz_naive(seed, x[k * n : (k + 1) * n], m) for k in range(blocks)])
     assert np.array_equal(unpack_bits(result, blocks * m, bitorder=bitorder), expect)
+
+
+def _whole_word_case(n: int, m: int, blocks: int, bitorder: str) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """A seed, blocks and their packed hash from a fixed generator (so a child process can redo it)."""
+    seed, x = _random_case(np.random.default_rng(n + blocks), n, m, blocks)
+    t = Toeplitz(n, m, pack_bits(seed, bitorder=bitorder), bitorder=bitorder)
+    return seed, x, bytes(t.hash(pack_bits(x, bitorder=bitorder)))
+
+
+WHOLE_WORD_CASES = [(1024, 512, 1100), (4096, 2048, 150), (128, 64, 9000)]
+
+
+@pytest.mark.parametrize("bitorder", ["big", "little"])
+@pytest.mark.parametrize(("n", "m", "blocks"), WHOLE_WORD_CASES)
+def test_whole_word_batches_match_the_matrix_product(backend: str, bitorder: str, n: int, m: int, blocks: int) -> None:
+    # Whole-word blocks convert their bytes a group at a time and take the aligned kernel; these
+    # sizes span several parallel tasks and groups. float32 sums of at most n ones are exact.
+    seed, x, packed = _whole_word_case(n, m, blocks, bitorder)
+    got = unpack_bits(np.frombuffer(packed, dtype=np.uint8), blocks * m, bitorder=bitorder).reshape(blocks, m)
+    matrix = toeplitz_matrix(seed, n, m).astype(np.float32)
+    expect = (x.reshape(blocks, n).astype(np.float32) @ matrix.T) % 2
+    assert np.array_equal(got, expect.astype(np.uint8))
+
+
+def test_whole_word_blocks_agree_with_the_portable_simd_paths(simd_env: dict[str, str]) -> None:
+    # The byte conversion asks the CPU-feature module, not the clmul backend: a child process
+    # with QITCORE_SIMD=portable takes its scalar path.
+    code = (
+        "import hashlib\n"
+        "from tests.test_toeplitz import WHOLE_WORD_CASES, _whole_word_case\n"
+        "for n, m, blocks in WHOLE_WORD_CASES:\n"
+        "    for order in ('big', 'little'):\n"
+        "        print(hashlib.sha256(_whole_word_case(n, m, blocks, order)[2]).hexdigest())\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code], env=simd_env, cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    here = [
+        hashlib.sha256(_whole_word_case(n, m, blocks, order)[2]).hexdigest()
+        for n, m, blocks in WHOLE_WORD_CASES
+        for order in ("big", "little")
+    ]
+    assert child == here
 
 
 @settings(max_examples=60, deadline=None)
