@@ -12,11 +12,13 @@ use crate::cpu::{self, Features};
 
 /// Fills `words` from `bytes` (eight bytes per word) in bit order `order`.
 pub(crate) fn bytes_to_words(bytes: &[u8], order: BitOrder, words: &mut [u64]) {
-    debug_assert_eq!(bytes.len(), 8 * words.len());
+    // The vector path writes `bytes.len()` bytes into `words`: checked always, not only in debug
+    // builds, since its soundness rests on it (one comparison per group of blocks).
+    assert_eq!(bytes.len(), 8 * words.len(), "eight bytes per word");
     #[cfg(target_arch = "x86_64")]
     if order == BitOrder::Big && cpu::has(Features::AVX512F | Features::AVX512BW) {
-        // SAFETY: the features were checked just above; on x86-64 a word's bytes are in
-        // little-endian order, so reversing the bits of each byte of the input in place of the
+        // SAFETY: the features were checked just above and the lengths are equal (asserted);
+        // on x86-64 a word's bytes are in little-endian order, so reversing the bits of each byte of the input in place of the
         // words is the conversion below.
         unsafe { x86::reverse_bits_of_bytes(bytes.as_ptr(), words.as_mut_ptr() as *mut u8, bytes.len()) };
         return;
@@ -32,7 +34,8 @@ fn bytes_to_words_portable(bytes: &[u8], order: BitOrder, words: &mut [u64]) {
 
 /// Writes `words` into `bytes` (eight bytes per word) in bit order `order`, overwriting them.
 pub(crate) fn words_to_bytes(words: &[u64], order: BitOrder, bytes: &mut [u8]) {
-    debug_assert_eq!(bytes.len(), 8 * words.len());
+    // As in bytes_to_words: the vector path reads `bytes.len()` bytes of `words`.
+    assert_eq!(bytes.len(), 8 * words.len(), "eight bytes per word");
     #[cfg(target_arch = "x86_64")]
     if order == BitOrder::Big && cpu::has(Features::AVX512F | Features::AVX512BW) {
         // SAFETY: as in bytes_to_words.

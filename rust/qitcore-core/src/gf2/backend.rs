@@ -42,7 +42,8 @@ impl Backend {
         match self {
             Backend::Portable => Features::NONE,
             Backend::Pclmul => Features::PCLMULQDQ,
-            Backend::Vpclmul => Features::AVX512F | Features::VPCLMULQDQ,
+            // The wide kernel's first product word of a window comes from PCLMULQDQ.
+            Backend::Vpclmul => Features::AVX512F | Features::VPCLMULQDQ | Features::PCLMULQDQ,
         }
     }
 

@@ -11,6 +11,7 @@
 use super::backend::Backend;
 use super::clmul::{product_window, Padded, PaddedView, BACK};
 use crate::bits::{extract_range, or_bits, words_for};
+use zeroize::Zeroizing;
 
 /// Leaves have at most this many bits per side.
 const LEAF_BITS: usize = 1 << 12;
@@ -165,10 +166,11 @@ pub(crate) const ONCE_LEAF_BITS: usize = 1 << 11;
 pub fn apply_once(be: Backend, a: &[u64], n: usize, m: usize, x: &[u64], y: &mut [u64]) {
     let (levels, side) = ToeplitzKaratsuba::shape_with(m, ONCE_LEAF_BITS);
     let words = side / 64;
-    let mut sum = vec![0u64; words];
-    let mut g = vec![0u64; 2 * words];
-    let mut xc = vec![0u64; words];
-    let mut yc = vec![0u64; words];
+    // The seed's and the input's words pass through these: zeroized when dropped, even on unwind.
+    let mut sum = Zeroizing::new(vec![0u64; words]);
+    let mut g = Zeroizing::new(vec![0u64; 2 * words]);
+    let mut xc = Zeroizing::new(vec![0u64; words]);
+    let mut yc = Zeroizing::new(vec![0u64; words]);
     for c in 0..n.div_ceil(m) {
         // Column block c as in `with_leaf`, one coefficient higher.
         let offset = n as isize - ((c + 1) * m) as isize;
@@ -181,12 +183,11 @@ pub fn apply_once(be: Backend, a: &[u64], n: usize, m: usize, x: &[u64], y: &mut
         xc.fill(0);
         extract_range(x, start, m.min(n - start), &mut xc);
         once(be, &g, side, levels, &xc, &mut yc);
-        for (s, v) in sum.iter_mut().zip(&yc) {
+        for (s, v) in sum.iter_mut().zip(yc.iter()) {
             *s ^= v;
         }
     }
     extract_range(&sum, 0, m, y);
-    zeroize::Zeroize::zeroize(&mut [sum, g, xc, yc]);
 }
 
 /// The buffers of one sequential branch of [`once`]: the leaves' padded operand (its padding
@@ -238,7 +239,8 @@ fn once_split(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut 
             (temps, Some((leaf, rest)))
         }
         None => {
-            owned = vec![0u64; 8 * hw];
+            // Sums of the seed's words and of the input: zeroized when dropped.
+            owned = Zeroizing::new(vec![0u64; 8 * hw]);
             (&mut owned[..], None)
         }
     };

@@ -153,10 +153,16 @@ const RADIX_MIN_TOKENS: usize = 4096;
 /// Bits of a record that hold the rotation's start (blocks hold fewer than 2^20 tokens).
 const POSITION_BITS: u32 = 20;
 
-/// The largest expected share of rotations that share their key with another (about
-/// `m p^depth`, `p` the chance that two tokens are equal) for which the radix sort is still the
-/// quicker: the groups are sorted by comparison.
+/// The largest number of other rotations expected to share a rotation's key (`m p^depth`, `p`
+/// the chance that two tokens are equal) for which the radix sort is still the quicker: the
+/// groups are sorted by comparison, and at 1 about two rotations in three are in one.
 const MAX_GROUPED: f64 = 1.0;
+
+/// A record's rotation start (its low [`POSITION_BITS`]).
+#[inline(always)]
+fn start_of(record: u64) -> usize {
+    (record & ((1 << POSITION_BITS) - 1)) as usize
+}
 
 /// For the token rotations in sorted order, the token before each, when the rotations are far
 /// from repeating, as in shuffled samples: a least-significant-first counting sort on the first
@@ -176,8 +182,8 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         count[usize::from(t)] += 1;
     }
     let distinct = count.iter().filter(|&&c| c > 0).count() as f64;
-    // Rotations sharing their first `depth` tokens with another number about m^2 p^depth / 2, p
-    // the chance that two tokens are equal: `depth` keeps that near m / 128.
+    // Pairs of rotations sharing their first `depth` tokens number about m^2 p^depth / 2, p the
+    // chance that two tokens are equal: the depth wanted keeps that near m / 128.
     let collision: f64 = count.iter().map(|&c| (f64::from(c) / m as f64).powi(2)).sum();
     let wanted_depth = ((64.0 * m as f64).ln() / -collision.ln()).ceil();
     // Keys are made of the tokens' ranks among those present (the same order, fewer bits).
@@ -209,8 +215,8 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     ext.clear();
     ext.extend_from_slice(tokens);
     ext.extend_from_slice(&tokens[..LOOKAHEAD]);
-    // Record: first `depth` tokens (the first highest), the token before, the start. Keys are
-    // built a token at a time for all rotations together: no rotation waits on the last.
+    // Record: first `depth` tokens (the first highest), then the start. Keys are built a token
+    // at a time for all rotations together: no rotation waits on the last.
     let (mut dense_ext, mut records, mut sorted) =
         (super::buffers::take::<u16>(m + depth), super::buffers::take::<u64>(m), super::buffers::take::<u64>(m));
     dense_ext.clear();
@@ -261,7 +267,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         std::mem::swap(&mut records, &mut sorted);
     }
     let rest = |r: u64| {
-        let p = (r & ((1 << POSITION_BITS) - 1)) as usize;
+        let p = start_of(r);
         &ext[p + depth..p + LOOKAHEAD]
     };
     // Rotations sharing their key are rare: find them by neighbours, then sort each group on.
@@ -297,7 +303,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
     let mut order = super::buffers::take::<u16>(m);
     order.clear();
     order.extend(records.iter().map(|&r| {
-        let p = (r & ((1 << POSITION_BITS) - 1)) as usize;
+        let p = start_of(r);
         tokens[if p == 0 { m - 1 } else { p - 1 }]
     }));
     super::buffers::give(dense_ext);
