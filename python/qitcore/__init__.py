@@ -92,16 +92,26 @@ _FROM_SUBMODULE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        # Importing a submodule also binds it here, so this runs once per name.
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _FROM_SUBMODULE:
-        value = getattr(importlib.import_module(f"{__name__}.{_FROM_SUBMODULE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# What dir() lists besides what is loaded: the public names and the subpackages `import qitcore`
+# used to load. Not the ones that need an extra (kme, service, testing) or are internal (cli,
+# report, corpus): pydoc and inspect.getmembers read every name dir() gives, and would import them.
+_LISTED = frozenset(__all__) | {"stream"}
+
+# Hidden from type checkers, which then see only the names imported above and still report a
+# misspelt attribute.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name in _SUBMODULES:
+            # Importing a submodule also binds it here, so this runs once per name.
+            return importlib.import_module(f"{__name__}.{name}")
+        if name in _FROM_SUBMODULE:
+            value = getattr(importlib.import_module(f"{__name__}.{_FROM_SUBMODULE[name]}"), name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SUBMODULES | set(__all__))
+    loaded = {k for k in globals() if not k.startswith("_")} - {"importlib", "TYPE_CHECKING"}
+    return sorted(loaded | _LISTED | {"__version__"})

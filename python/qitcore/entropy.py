@@ -60,14 +60,20 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Re-exported from qitcore.extract on first use (PEP 562): extract imports numpy, which an
-    # assessment does not need.
-    if name == "conditioned_entropy":
-        from .extract import conditioned_entropy
+# Re-exported from qitcore.extract on first use (PEP 562): extract imports numpy, which an
+# assessment does not need. Hidden from type checkers, which see the import under TYPE_CHECKING.
+if not TYPE_CHECKING:
 
-        return conditioned_entropy
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        if name == "conditioned_entropy":
+            from .extract import conditioned_entropy
+
+            return conditioned_entropy
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 #: The bit-string length NIST's ``-t`` option truncates to.
