@@ -205,22 +205,42 @@ mod x86 {
     /// `s+2l, s+2l+1`: lane-aligned); the high qword, `a[s-j+2l+1]`, those of `q(s+2l+1)` (`odd`,
     /// one word late). Word `s+i` is then `even[i] ⊕ odd[i-1]`, where `odd[-1]`, the high half of
     /// `q(s-1)`, is the previous window's last odd word: each window computes exactly its eight
-    /// `q`s, and only the first needs one more, `q(start-1)`, computed alone.
+    /// `q`s, and only the first needs one more, `q(start-1)`, computed alone (eight terms a step).
     #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse2")]
     pub(super) unsafe fn window_vpclmul(a: PaddedView<'_>, b: &[u64], start: usize, out: &mut [u64]) {
         let words = a.words.as_ptr();
         let base = a.front as isize;
         let mut odd_before = _mm512_setzero_si512();
         if start > 0 {
-            let mut acc = _mm_setzero_si128();
-            let s = start as isize - 1;
-            for (j, &bj) in b.iter().enumerate() {
-                // SAFETY: s-j >= start-len(b) lies inside the front padding (len(b) <= front-1).
-                let aw = unsafe { *words.offset(base + s - j as isize) };
-                let prod = _mm_clmulepi64_si128(_mm_set_epi64x(0, aw as i64), _mm_set_epi64x(0, bj as i64), 0x00);
-                acc = _mm_xor_si128(acc, prod);
+            // q(c) for c = start - 1, eight terms per step: the words a[c-j-7 .. c-j] against
+            // b[j .. j+8] reversed pair up as a[c-j-7+i]·b[j+7-i]; lanes past the end of b are
+            // masked off in both loads (so nothing outside the padding is read).
+            let c = start as isize - 1;
+            let reverse = _mm512_set_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+            let mut acc = _mm512_setzero_si512();
+            let mut j = 0usize;
+            while j < b.len() {
+                let rem = (b.len() - j).min(8);
+                let low: __mmask8 = if rem == 8 { 0xFF } else { (1u8 << rem) - 1 };
+                let high: __mmask8 = low << (8 - rem);
+                // SAFETY: the unmasked lanes read b[j .. j+rem] and a[c-j-rem+1 .. c-j], whose
+                // lowest index start-len(b) lies inside the front padding (len(b) <= front-1).
+                let (av, bv) = unsafe {
+                    (
+                        _mm512_maskz_loadu_epi64(high, words.offset(base + c - j as isize - 7) as *const i64),
+                        _mm512_maskz_loadu_epi64(low, b.as_ptr().add(j) as *const i64),
+                    )
+                };
+                let bv = _mm512_permutexvar_epi64(reverse, bv);
+                acc = _mm512_xor_si512(acc, _mm512_clmulepi64_epi128(av, bv, 0x00));
+                acc = _mm512_xor_si512(acc, _mm512_clmulepi64_epi128(av, bv, 0x11));
+                j += 8;
             }
-            let hi = _mm_extract_epi64(acc, 1);
+            let folded = _mm_xor_si128(
+                _mm_xor_si128(_mm512_castsi512_si128(acc), _mm512_extracti32x4_epi32(acc, 1)),
+                _mm_xor_si128(_mm512_extracti32x4_epi32(acc, 2), _mm512_extracti32x4_epi32(acc, 3)),
+            );
+            let hi = _mm_extract_epi64(folded, 1);
             odd_before = _mm512_set_epi64(hi, 0, 0, 0, 0, 0, 0, 0);
         }
         let mut s = start as isize;
