@@ -90,9 +90,15 @@ impl BlockHash for Toeplitz {
 
     fn hash_words(&self, x: &[u64], y: &mut [u64], scratch: &mut Vec<u64>) {
         let be = backend::active();
+        if let Some(product) = self.product.get() {
+            // The common case, a load only: a write per block to the shared flag would bounce
+            // its cache line between the cores hashing a batch.
+            product.apply(be, x, y, scratch);
+            return;
+        }
         let (n, m) = (self.n(), self.m());
         let first = !self.used.swap(true, Ordering::Relaxed);
-        if first && self.product.get().is_none() && once_is_cheaper(be, n, m) {
+        if first && once_is_cheaper(be, n, m) {
             apply_once(be, &self.rotated, n, m, x, y);
             return;
         }
