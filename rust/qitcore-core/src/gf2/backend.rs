@@ -42,7 +42,7 @@ impl Backend {
         match self {
             Backend::Portable => Features::NONE,
             Backend::Pclmul => Features::PCLMULQDQ,
-            // The wide kernel's first product word of a window comes from PCLMULQDQ.
+            // The wide kernel is compiled with PCLMULQDQ enabled too (its target features).
             Backend::Vpclmul => Features::AVX512F | Features::VPCLMULQDQ | Features::PCLMULQDQ,
         }
     }
