@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import subprocess
 import sys
 from decimal import Decimal
@@ -64,6 +65,8 @@ def test_sources_describe_themselves() -> None:
     for s in corpus.SOURCES:
         assert s.description and "\n" not in s.description
         assert corpus.source(s.name) is s
+        copy = pickle.loads(pickle.dumps(s))
+        assert (copy.name, copy.generate(100)) == (s.name, s.generate(100))
 
 
 def _splitmix64(state: int) -> int:

@@ -15,6 +15,7 @@ with integer thresholds computed from its CDF in exact decimal arithmetic (not l
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -62,9 +63,10 @@ _PI = Decimal("3.14159265358979323846264338327950288419716939937510582097494")
 
 
 def normal_cdf(x: Decimal) -> Decimal:
-    """Φ(x) to about 50 significant digits, by Φ(x) = 1/2 + φ(x)·Σ x^(2k+1)/(2k+1)!!, whose terms
-    are all positive (no cancellation); decimal's ``exp`` and ``sqrt`` are correctly rounded, so the
-    value is the same everywhere."""
+    """Φ(x) to about 10^-55 absolute, by Φ(x) = 1/2 + φ(x)·Σ x^(2k+1)/(2k+1)!!, whose terms all
+    have the sign of x (no cancellation inside the sum; for x < 0 the final 1/2 − … cancels, which
+    the 60 digits absorb: the thresholds need 2^-64); decimal's ``exp`` and ``sqrt`` are correctly
+    rounded, so the value is the same everywhere."""
     if abs(x) > 20:  # Φ(±20) is within 10^-88 of 1 or 0: below any threshold's resolution
         return Decimal(1) if x > 0 else Decimal(0)
     with localcontext() as ctx:
@@ -133,9 +135,14 @@ def _uniform_bytes(n: int, key: tuple[int, int]) -> npt.NDArray[np.integer]:
     return _uniform(*key, n) >> np.uint64(56)
 
 
-def _adc(bits: int, sigma: float) -> Callable[[int, tuple[int, int]], npt.NDArray[np.integer]]:
+def _adc_samples(bits: int, sigma: float, n: int, key: tuple[int, int]) -> npt.NDArray[np.integer]:
     # Centred between the two middle codes, so the histogram is symmetric.
-    return lambda n, key: gaussian_adc(bits, float(1 << (bits - 1)), sigma, _uniform(*key, n))
+    return gaussian_adc(bits, float(1 << (bits - 1)), sigma, _uniform(*key, n))
+
+
+def _adc(bits: int, sigma: float) -> Callable[[int, tuple[int, int]], npt.NDArray[np.integer]]:
+    # A partial of a module function, not a lambda, so that a Source pickles.
+    return functools.partial(_adc_samples, bits, sigma)
 
 
 def _biased_bits(n: int, key: tuple[int, int]) -> npt.NDArray[np.integer]:

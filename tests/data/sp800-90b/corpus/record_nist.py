@@ -1,10 +1,10 @@
 """Records NIST's answers on the corpus into nist-results.json (and NIST's outputs into nist-output/).
 
-Usage: ``python record_nist.py RUN_DIR CORPUS_DIR`` where CORPUS_DIR holds ``python -m qitcore.corpus``'s
-files and RUN_DIR, for each source NAME, NIST's ``ea_non_iid -vv FILE BITS`` output in
-``NAME.non_iid.txt`` and ``ea_iid -vvv FILE BITS`` output in ``NAME.iid.txt``, each beside the
-``/usr/bin/time -v`` report of its run (``NAME.non_iid.time``, ``NAME.iid.time``). Sources without
-an IID run yet are recorded without one.
+Usage: ``python record_nist.py RUN_DIR CORPUS_DIR [DATE]`` (DATE: the runs' date, default
+2026-12-03). CORPUS_DIR holds ``python -m qitcore.corpus``'s files; RUN_DIR holds, for each source
+NAME, NIST's ``ea_non_iid -vv FILE BITS`` output in ``NAME.non_iid.txt`` and ``ea_iid -vvv FILE
+BITS`` output in ``NAME.iid.txt``, each beside the ``/usr/bin/time -v`` report of its run
+(``NAME.non_iid.time``, ``NAME.iid.time``); a track not run yet (or still running) is left out.
 """
 
 from __future__ import annotations
