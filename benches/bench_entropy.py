@@ -15,7 +15,8 @@ permutations and stop when every statistic is decided, so the IID rows also comp
 qitcore's time at NIST's permutation count, from a line fitted to its seeds' runs. The summary
 lists each track's ratio per source, the smallest first (at equal work where that was measured).
 Without ``QITCORE_NIST_EA`` the corpus's IID runs on the sources meant to fail the IID tests stop
-at 1,000 permutations (labelled so) to keep ``make bench`` to minutes;
+at 200 permutations (labelled so; about 10 s of CPU each, 10,000 take 9-11 minutes today) to keep
+``make bench`` to minutes;
 ``QITCORE_BENCH_IID_FULL=1`` runs all 10,000 anyway. ``QITCORE_BENCH_SOURCES=a,b`` picks sources.
 """
 
@@ -134,7 +135,7 @@ CORPUS = [s for s in corpus.SOURCES if not _PICKED or s.name in _PICKED.split(",
 #: and a line fitted to seconds against permutations to compare at NIST's permutation count.
 CORPUS_IID_SEEDS = range(1, 6)
 #: Without NIST's tool, the sources meant to fail the IID tests stop here (NIST: 10,000).
-QUICK_PERMUTATIONS = 1_000
+QUICK_PERMUTATIONS = 200
 FULL_IID = bool(NIST) or os.environ.get("QITCORE_BENCH_IID_FULL") == "1"
 
 
