@@ -15,7 +15,7 @@ permutations and stop when every statistic is decided, so the IID rows also comp
 qitcore's time at NIST's permutation count, from a line fitted to its seeds' runs. The summary
 lists each track's ratio per source, the smallest first (at equal work where that was measured).
 Without ``QITCORE_NIST_EA`` the corpus's IID runs on the sources meant to fail the IID tests stop
-at 200 permutations (labelled so; about 10 s of CPU each, 10,000 take 9-11 minutes today) to keep
+at 200 permutations (labelled so; 1,000 took about a minute of CPU each on 2026-12-03) to keep
 ``make bench`` to minutes;
 ``QITCORE_BENCH_IID_FULL=1`` runs all 10,000 anyway. ``QITCORE_BENCH_SOURCES=a,b`` picks sources.
 """
