@@ -193,15 +193,6 @@ pub fn stream_exception(py: Python<'_>, e: &StreamError) -> Py<PyAny> {
     stream_error(e).into_value(py).into_any()
 }
 
-/// A zeroed buffer of `len` bytes, or `OutOfMemoryError` naming `what` (sizes from users must not
-/// abort the process when the allocator refuses them).
-pub fn zeroed(what: &'static str, len: usize) -> Result<Vec<u8>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| Error::out_of_memory(what, len))?;
-    v.resize(len, 0);
-    Ok(v)
-}
-
 /// Runs `work` with the GIL released; a panic in it (a bug in qitcore) becomes `InternalError`
 /// instead of unwinding into Python as a `PanicException`, which is not an `Exception`.
 pub fn detach<T: Send>(py: Python<'_>, work: impl FnOnce() -> T + Send) -> Result<T> {

@@ -8,7 +8,7 @@ use qitcore_core::extract::{self, Convention, HashFunction, ModifiedToeplitz, To
 
 use crate::args::{self, flag, int, real, Int, Real};
 use crate::buffers::{check_disjoint, Input, Output, DETACH_BYTES};
-use crate::errors::{detach, guard, zeroed, Error, Result};
+use crate::errors::{detach, guard, Error, Result};
 
 fn order_name(order: BitOrder) -> &'static str {
     match order {
@@ -44,9 +44,22 @@ fn emit<'py>(
             Ok(obj.clone())
         }
         None => {
-            let mut result = zeroize::Zeroizing::new(zeroed("out", len)?);
-            fill(&mut result)?;
-            Ok(PyBytes::new(py, &result).into_any())
+            // Written in place in the new bytes object: a buffer beside it would cost its own page
+            // faults, a copy and a zeroizing pass, as much as hashing a stream. A failed fill
+            // zeroizes what it wrote (privacy amplification's output is a key) and drops it.
+            let mut failure = None;
+            let bytes = PyBytes::new_with(py, len, |target| {
+                if let Err(e) = fill(target) {
+                    zeroize::Zeroize::zeroize(target);
+                    failure = Some(e);
+                }
+                Ok(())
+            })
+            .map_err(|_| Error::out_of_memory("out", len))?;
+            match failure {
+                Some(e) => Err(e),
+                None => Ok(bytes.into_any()),
+            }
         }
     }
 }
