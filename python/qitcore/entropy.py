@@ -184,7 +184,11 @@ def assess_iid(
             computed once it is decided, and the run ends when all are.
         seed: a 64-bit seed for the permutations, for a reproducible run; by default one is drawn
             from the OS CSPRNG (and reported in the result).
-        progress: called as ``progress(rounds, decided)`` after each batch of permutations.
+        progress: called as ``progress(rounds, decided)`` after each batch of permutations; an
+            exception it raises stops the run and is raised by this call.
+
+    Ctrl-C stops the run within a batch of permutations (a tenth of a second or so) and raises
+    ``KeyboardInterrupt``.
 
     Raises:
         InvalidTypeError: ``data`` is not bytes-like.

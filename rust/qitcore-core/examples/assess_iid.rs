@@ -2,6 +2,7 @@
 //! `cargo run --release --example assess_iid -- FILE [BITS]`; `PERMS` caps the permutations and
 //! `SEED` picks the generator streams.
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use qitcore_core::entropy::iid;
@@ -16,8 +17,9 @@ fn main() {
         &samples,
         std::env::var("PERMS").map(|v| v.parse().unwrap()).unwrap_or(iid::DEFAULT_PERMUTATIONS),
         std::env::var("SEED").map(|v| v.parse().unwrap()).unwrap_or(20261126),
-        &|_, _| {},
-    );
+        &|_, _| ControlFlow::Continue(()),
+    )
+    .expect("not interrupted");
     let elapsed = start.elapsed();
     println!("Raw Mean = {:.17}", r.mean);
     println!("Median = {}", r.median);

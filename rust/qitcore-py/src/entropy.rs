@@ -1,6 +1,10 @@
 //! Bindings of the entropy assessment: samples in, the core's reports out (Python classes
 //! through the core's `python` feature).
 
+use std::ops::ControlFlow;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
 use pyo3::prelude::*;
 use qitcore_core::entropy::iid::{self, IidReport};
 use qitcore_core::entropy::non_iid::{self, NonIidReport};
@@ -8,7 +12,7 @@ use qitcore_core::entropy::restart::{self, RestartReport};
 use qitcore_core::entropy::Samples;
 
 use crate::buffers::Input;
-use crate::errors::{detach, Result};
+use crate::errors::{detach, interruptible, Error, Result};
 
 /// Prepares samples borrowed from `bytes` (one per byte, no copy), `bits_per_symbol` inferred
 /// when `None`; the bit string truncated to `max_bits` when given. The sample count is checked
@@ -61,19 +65,33 @@ pub fn assess_iid<'py>(
             u64::from_le_bytes(bytes.expose().try_into().expect("8 bytes"))
         }
     };
-    let report = detach(py, || {
+    // Ctrl-C (noticed by the calling thread) and an exception from `progress` (raised on a
+    // worker thread) both stop the rounds at the next batch, and are what the call raises.
+    let raised = Mutex::new(None);
+    let report = interruptible(py, &raised, |stop| {
         let report_progress = |rounds: usize, decided: usize| {
-            if let Some(callback) = &progress {
-                Python::attach(|py| {
-                    if let Err(err) = callback.call1(py, (rounds, decided)) {
-                        err.write_unraisable(py, None);
-                    }
-                });
+            if stop.load(Ordering::Relaxed) {
+                return ControlFlow::Break(());
             }
+            let Some(callback) = &progress else {
+                return ControlFlow::Continue(());
+            };
+            Python::attach(|py| match callback.call1(py, (rounds, decided)) {
+                Ok(_) => ControlFlow::Continue(()),
+                Err(err) => {
+                    raised.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(err);
+                    stop.store(true, Ordering::Relaxed);
+                    ControlFlow::Break(())
+                }
+            })
         };
         iid::assess(&s, permutations, seed, &report_progress)
     })?;
-    Ok(report)
+    match (report, raised.into_inner().unwrap_or_else(|p| p.into_inner())) {
+        (Some(report), None) => Ok(report),
+        (_, Some(err)) => Err(Error::Python(err)),
+        (None, None) => Err(Error::Internal("assess_iid: stopped without a reason".into())),
+    }
 }
 
 /// The restart tests of SP 800-90B §3.1.4.

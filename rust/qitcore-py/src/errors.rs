@@ -199,6 +199,48 @@ pub fn detach<T: Send>(py: Python<'_>, work: impl FnOnce() -> T + Send) -> Resul
     py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))).map_err(panic_error)
 }
 
+/// How often [`interruptible`] lets Python's signal handlers run: Ctrl-C stops work within it.
+const SIGNAL_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// As [`detach`], for long work that answers Ctrl-C: `work` runs on a thread of its own while
+/// this one (the thread that called in, where CPython runs signal handlers) lets the handlers
+/// run every [`SIGNAL_CHECK`]. What a handler raises (KeyboardInterrupt) is kept in `raised`
+/// and sets the flag `work` is given, which it should check between steps and then give up.
+pub fn interruptible<T: Send>(
+    py: Python<'_>,
+    raised: &std::sync::Mutex<Option<PyErr>>,
+    work: impl FnOnce(&std::sync::atomic::AtomicBool) -> T + Send,
+) -> Result<T> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::{channel, RecvTimeoutError};
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
+    detach(py, || {
+        std::thread::scope(|scope| {
+            let (done, finished) = channel::<()>();
+            let worker = std::thread::Builder::new()
+                .name("qitcore-work".into())
+                .spawn_scoped(scope, move || {
+                    let out = work(stop);
+                    // A panic drops `done` unsent, which ends the wait just the same.
+                    let _ = done.send(());
+                    out
+                })
+                .map_err(|e| Error::Core(qitcore_core::Error::Os(format!("could not start a worker thread: {e}"))))?;
+            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(SIGNAL_CHECK) {
+                if stop.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if let Err(e) = Python::attach(|py| py.check_signals()) {
+                    raised.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+            worker.join().map_err(|payload| std::panic::resume_unwind(payload))
+        })
+    })?
+}
+
 /// As [`detach`], with the GIL kept for work too small to be worth releasing it.
 pub fn guard<T>(work: impl FnOnce() -> T) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(panic_error)

@@ -9,6 +9,8 @@ mod flags;
 pub mod lrs;
 pub mod permutation;
 
+use std::ops::ControlFlow;
+
 use super::estimate::{Estimate, View};
 use super::estimators::most_common::{most_common_from_mode, most_common_value};
 use super::samples::Samples;
@@ -112,13 +114,14 @@ fn mean_and_median(samples: &Samples<'_>) -> (f64, f64) {
 }
 
 /// Runs the IID track: up to `permutations` permutations with generator streams from `seed`;
-/// `progress(rounds, decided)` is called after each batch of rounds.
+/// `progress(rounds, decided)` is asked after each batch of rounds, and stops the track (`None`)
+/// by answering [`ControlFlow::Break`].
 pub fn assess(
     samples: &Samples<'_>,
     permutations: usize,
     seed: u64,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> IidReport {
+    progress: &(dyn Fn(usize, usize) -> ControlFlow<()> + Sync),
+) -> Option<IidReport> {
     let k = samples.alphabet_size;
     let width = f64::from(samples.bits_per_symbol);
     let literal = most_common_value(samples.symbols(), k, View::Literal);
@@ -142,6 +145,7 @@ pub fn assess(
         },
         || permutation_tests(samples.symbols(), samples.raw(), &ctx, permutations, seed, progress),
     );
+    let permutation = permutation?;
     let passed = independence.passed && goodness_of_fit.passed && lrs.passed && permutation.passed;
     let statistics = NAMES
         .iter()
@@ -156,7 +160,7 @@ pub fn assess(
             }
         })
         .collect();
-    IidReport {
+    Some(IidReport {
         samples: samples.len(),
         bits_per_symbol: samples.bits_per_symbol,
         alphabet_size: samples.alphabet_size,
@@ -174,5 +178,5 @@ pub fn assess(
         permutation_rounds: permutation.rounds,
         permutation_seed: seed,
         passed,
-    }
+    })
 }

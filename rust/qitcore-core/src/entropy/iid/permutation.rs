@@ -3,6 +3,8 @@
 //! original ranks among the 5 highest or lowest (`C0 + C1 <= 5` or `C1 + C2 <= 5`). A statistic
 //! stops being computed once both counts pass 5, as in NIST's tool.
 
+use std::ops::ControlFlow;
+
 use rayon::prelude::*;
 
 use super::bzip2_size::compressed_length;
@@ -337,14 +339,16 @@ impl<'a> Permuted<'a> {
 
 /// Runs up to `max_rounds` permutations (rounds in parallel, each from the original order with
 /// its own generator stream derived from `seed`), stopping when every statistic is decided.
+/// `progress(rounds, decided)` is asked after each batch of rounds; `None` when it answered
+/// [`ControlFlow::Break`] (the caller was interrupted).
 pub fn permutation_tests(
     data: &[u8],
     raw: &[u8],
     ctx: &Context,
     max_rounds: usize,
     seed: u64,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> PermutationTests {
+    progress: &(dyn Fn(usize, usize) -> ControlFlow<()> + Sync),
+) -> Option<PermutationTests> {
     let mut active = [true; 19];
     let initial = statistics(data, raw, ctx, &active);
     let mut counts = [[0u64; 3]; 19];
@@ -385,11 +389,13 @@ pub fn permutation_tests(
             }
             rounds += 1;
         }
-        progress(rounds, active.iter().filter(|&&a| !a).count());
+        if progress(rounds, active.iter().filter(|&&a| !a).count()).is_break() {
+            return None;
+        }
     }
     let mut result = PermutationTests { initial, counts, rounds, passed: false };
     result.passed = (0..19).all(|j| result.statistic_passed(j));
-    result
+    Some(result)
 }
 
 #[cfg(test)]
@@ -505,6 +511,26 @@ mod tests {
             assert!((m1 - m2).abs() < 5.0 * se, "{}: mean {m1} vs {m2} (se {se})", NAMES[j]);
             assert!((s1 / s2 - 1.0).abs() < 0.25, "{}: spread {s1} vs {s2}", NAMES[j]);
         }
+    }
+
+    #[test]
+    fn progress_can_stop_the_rounds() {
+        let mut g = Xoshiro256::from_seed(7);
+        let data: Vec<u8> = (0..20_000).map(|_| (g.next_u64() >> 60) as u8).collect();
+        let ctx = Context { k: 16, raw_mean: 7.5, median: 7.5 };
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let stop_at_second = |_: usize, _: usize| {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 1 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        assert!(permutation_tests(&data, &data, &ctx, 10_000, 1, &stop_at_second).is_none());
+        assert_eq!(calls.into_inner(), 2, "stopped at the answer, not later");
+        let done =
+            permutation_tests(&data, &data, &ctx, 40, 1, &|_, _| ControlFlow::Continue(())).expect("not stopped");
+        assert_eq!(done.rounds, 40);
     }
 
     #[test]
