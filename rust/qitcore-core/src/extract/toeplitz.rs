@@ -6,9 +6,9 @@
 //! a[i − j + n − 1]`, so `y_i` is coefficient `i + n − 1` of the polynomial product `a·x`: the
 //! hash is a middle product in GF(2)\[x\] ([`crate::gf2::middle`]), prepared once per seed —
 //! when the seed is used more than once: the first single block hashed with a seed never used
-//! before takes the one-shot product when that is cheaper than preparing
-//! ([`crate::gf2::middle::once_is_cheaper`]), as privacy amplification with a fresh seed per
-//! block does.
+//! before takes a one-shot product, which keeps nothing ([`crate::gf2::middle::once_method`]:
+//! the one-shot Toeplitz-Karatsuba, or for large blocks the split FFT without keeping the seed's
+//! transforms), as privacy amplification with a fresh seed per block does.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +21,7 @@ use crate::bits::{bytes_for, extract_range, or_bits, words_for, BitOrder};
 use crate::error::Result;
 use crate::gf2::alloc::ensure_available;
 use crate::gf2::backend;
-use crate::gf2::middle::{once_is_cheaper, Algorithm, MiddleProduct};
+use crate::gf2::middle::{apply_once_fft, once_method, Algorithm, MiddleProduct, Once};
 use crate::gf2::toeplitz_karatsuba::apply_once;
 use crate::secret::SecretBytes;
 
@@ -98,9 +98,12 @@ impl BlockHash for Toeplitz {
         }
         let (n, m) = (self.n(), self.m());
         let first = !self.used.swap(true, Ordering::Relaxed);
-        if first && once_is_cheaper(be, n, m) {
-            apply_once(be, &self.rotated, n, m, x, y);
-            return;
+        if first {
+            match once_method(be, n, m) {
+                Once::Karatsuba => return apply_once(be, &self.rotated, n, m, x, y),
+                Once::Fft => return apply_once_fft(be, &self.rotated, n, m, 0, x, y),
+                Once::Prepare => {}
+            }
         }
         self.product
             .get_or_init(|| MiddleProduct::new(be, &self.rotated, n, m, self.algorithm))
@@ -194,15 +197,20 @@ mod tests {
         }
     }
 
-    /// A fresh seed's first block takes the one-shot product where the cost model finds it
-    /// cheaper on this CPU's backend (with VPCLMULQDQ, all three sizes), else prepares the seed at
-    /// once; either way later blocks use the prepared product, and every path agrees with every
-    /// prepared method. (The one-shot product itself is checked on every backend in
-    /// `gf2::toeplitz_karatsuba`.)
+    /// A fresh seed's first block takes a one-shot product unless the cost model finds preparing
+    /// as cheap (with VPCLMULQDQ: Toeplitz-Karatsuba for the first three sizes, the FFT for the
+    /// last); either way later blocks use the prepared product, and every path agrees with every
+    /// prepared method. (The one-shot products themselves are checked on every backend in
+    /// `gf2::toeplitz_karatsuba` and `gf2::middle`.)
     #[test]
     fn one_shot_and_prepared_hashes_agree() {
-        for (n, m) in [(1usize << 18, 1usize << 17), (300_001, 100_000), (1 << 20, 1 << 19)] {
-            let once = once_is_cheaper(backend::active(), n, m);
+        let be = backend::active();
+        if be == backend::Backend::Vpclmul {
+            assert_eq!(once_method(be, 1 << 20, 1 << 19), Once::Karatsuba);
+            assert_eq!(once_method(be, 1 << 23, 1 << 22), Once::Fft);
+        }
+        for (n, m) in [(1usize << 18, 1usize << 17), (300_001, 100_000), (1 << 20, 1 << 19), (1 << 23, 1 << 22)] {
+            let once = once_method(be, n, m) != Once::Prepare;
             let seed: Vec<u8> =
                 (0..bytes_for(n + m - 1) as u64).map(|k| (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 31) as u8).collect();
             let x: Vec<u8> =

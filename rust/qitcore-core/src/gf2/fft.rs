@@ -95,6 +95,72 @@ fn cantor_basis() -> [u64; 64] {
     beta
 }
 
+/// Transforms (and basis changes) of at least this many elements do two levels per pass over
+/// memory: beyond the caches a level costs its reads and writes, not its products.
+const FUSE_LEN: usize = 1 << 16;
+
+/// Elements per quarter that one step of a fused pass works on: four such runs stay in L1.
+const FUSE_BLOCK: usize = 512;
+
+/// Two levels of butterflies on `f` (block `b`) in one pass: the level of `f` (twiddle `W[b]`,
+/// quarter `k` against quarter `k + 2`) and those of its halves (`W[2b]`, `W[2b + 1]`), run
+/// block by block on the four quarters; the inverse undoes them in the opposite order.
+fn radix4_pass(be: Backend, t: &Tables, f: &mut [u64], b: usize, inverse: bool) {
+    let quarter = f.len() / 4;
+    let (w, w_lo, w_hi) = (twiddle(t, b), twiddle(t, 2 * b), twiddle(t, 2 * b + 1));
+    let step = |q0: &mut [u64], q1: &mut [u64], q2: &mut [u64], q3: &mut [u64]| {
+        if inverse {
+            gf64::butterfly(be, q0, q1, w_lo, true);
+            gf64::butterfly(be, q2, q3, w_hi, true);
+            gf64::butterfly(be, q0, q2, w, true);
+            gf64::butterfly(be, q1, q3, w, true);
+        } else {
+            gf64::butterfly(be, q0, q2, w, false);
+            gf64::butterfly(be, q1, q3, w, false);
+            gf64::butterfly(be, q0, q1, w_lo, false);
+            gf64::butterfly(be, q2, q3, w_hi, false);
+        }
+    };
+    let (lo, hi) = f.split_at_mut(2 * quarter);
+    let (q0, q1) = lo.split_at_mut(quarter);
+    let (q2, q3) = hi.split_at_mut(quarter);
+    if 4 * quarter >= PARALLEL_LEN {
+        // The blocks are independent: both cores share the pass.
+        use rayon::prelude::*;
+        q0.par_chunks_mut(FUSE_BLOCK)
+            .zip(q1.par_chunks_mut(FUSE_BLOCK))
+            .zip(q2.par_chunks_mut(FUSE_BLOCK).zip(q3.par_chunks_mut(FUSE_BLOCK)))
+            .for_each(|((a0, a1), (a2, a3))| step(a0, a1, a2, a3));
+    } else {
+        for ((a0, a1), (a2, a3)) in q0
+            .chunks_mut(FUSE_BLOCK)
+            .zip(q1.chunks_mut(FUSE_BLOCK))
+            .zip(q2.chunks_mut(FUSE_BLOCK).zip(q3.chunks_mut(FUSE_BLOCK)))
+        {
+            step(a0, a1, a2, a3);
+        }
+    }
+}
+
+/// The four quarters of `f`, each with its block index below block `b`, transformed by `each`
+/// (in parallel when `f` is large).
+fn on_quarters(f: &mut [u64], b: usize, each: &(impl Fn(&mut [u64], usize) + Sync)) {
+    let quarter = f.len() / 4;
+    let (lo, hi) = f.split_at_mut(2 * quarter);
+    let (q0, q1) = lo.split_at_mut(quarter);
+    let (q2, q3) = hi.split_at_mut(quarter);
+    if 4 * quarter >= PARALLEL_LEN {
+        rayon::join(
+            || rayon::join(|| each(q0, 4 * b), || each(q1, 4 * b + 1)),
+            || rayon::join(|| each(q2, 4 * b + 2), || each(q3, 4 * b + 3)),
+        );
+    } else {
+        for (k, q) in [q0, q1, q2, q3].into_iter().enumerate() {
+            each(q, 4 * b + k);
+        }
+    }
+}
+
 /// Forward transform of `f` (length a power of two, coefficients in the novel basis) into its
 /// values at `ω_u + α` where block index `b` encodes the coset `α`.
 fn fft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
@@ -104,6 +170,11 @@ fn fft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
         return;
     }
     if half == 0 {
+        return;
+    }
+    if f.len() >= FUSE_LEN {
+        radix4_pass(be, t, f, b, false);
+        on_quarters(f, b, &|q, c| fft(be, t, q, c));
         return;
     }
     let (lo, hi) = f.split_at_mut(half);
@@ -124,6 +195,11 @@ fn ifft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
         return;
     }
     if half == 0 {
+        return;
+    }
+    if f.len() >= FUSE_LEN {
+        on_quarters(f, b, &|q, c| ifft(be, t, q, c));
+        radix4_pass(be, t, f, b, true);
         return;
     }
     let (lo, hi) = f.split_at_mut(half);
@@ -185,12 +261,46 @@ fn xor_down(be: Backend, f: &mut [u64], dst: usize, src: usize, len: usize) {
 
 /// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
 fn divide_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
-    division_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
+    if f.len() >= FUSE_LEN {
+        blocked(|emit| division_steps(i, emit), |dst, src, len| xor_down(be, f, dst, src, len));
+    } else {
+        division_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
+    }
 }
 
 /// Inverse of [`divide_by_subspace_poly`]: `f = low + s_i·high`.
 fn multiply_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
-    multiplication_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
+    if f.len() >= FUSE_LEN {
+        blocked(|emit| multiplication_steps(i, emit), |dst, src, len| xor_down(be, f, dst, src, len));
+    } else {
+        multiplication_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
+    }
+}
+
+/// The steps of `steps(i)` reordered for the cache: all of a chunk's terms (the steps that share
+/// a source range) run on one run of [`FUSE_BLOCK`] source words before the next run, so that a
+/// large basis change reads each source word once rather than once per term, and the terms whose
+/// destinations lie close together share their cache lines. Within a chunk the order is free:
+/// its steps only add the chunk, which none of them changes, into words below it.
+fn blocked(steps: impl FnOnce(&mut dyn FnMut(usize, usize, usize)), mut step: impl FnMut(usize, usize, usize)) {
+    let mut chunk: Vec<(usize, usize, usize)> = Vec::new();
+    let flush = |chunk: &mut Vec<(usize, usize, usize)>, step: &mut dyn FnMut(usize, usize, usize)| {
+        let Some(&(_, src, len)) = chunk.first() else { return };
+        for off in (0..len).step_by(FUSE_BLOCK) {
+            let run = FUSE_BLOCK.min(len - off);
+            for &(dst, _, _) in chunk.iter() {
+                step(dst + off, src + off, run);
+            }
+        }
+        chunk.clear();
+    };
+    steps(&mut |dst, src, len| {
+        if chunk.first().is_some_and(|&(_, s, l)| (s, l) != (src, len)) {
+            flush(&mut chunk, &mut step);
+        }
+        chunk.push((dst, src, len));
+    });
+    flush(&mut chunk, &mut step);
 }
 
 /// Basis changes of at most this many coefficients run as a recorded list of single-word XORs:
@@ -403,6 +513,11 @@ impl Accumulator {
     /// Adds the product of a transformed factor with transformed values (see [`transform_into`]).
     pub fn add_product_values(&mut self, be: Backend, a: &Transformed, b: &[u64]) {
         gf64::mul_accumulate(be, &mut self.values, &a.values, b);
+    }
+
+    /// Adds the product of two factors' transformed values (see [`transform_into`]).
+    pub fn add_product_of_values(&mut self, be: Backend, a: &[u64], b: &[u64]) {
+        gf64::mul_accumulate(be, &mut self.values, a, b);
     }
 
     /// The sum as a polynomial over GF(2): its first `out.len()` words. Returns the buffer,

@@ -99,6 +99,83 @@ pub fn once_is_cheaper(be: Backend, n: usize, m: usize) -> bool {
     }
 }
 
+/// How the one product of a factor used only once (a fresh seed per block) is cheapest computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Once {
+    /// The one-shot Toeplitz-Karatsuba ([`super::toeplitz_karatsuba::apply_once`]).
+    Karatsuba,
+    /// The split FFT without keeping the factor's transforms ([`apply_once_fft`]).
+    Fft,
+    /// Preparing is as cheap as anything (the window kernel prepares only a padded copy).
+    Prepare,
+}
+
+/// The method for one product with a factor used once, as [`once_is_cheaper`] and [`cheapest`]
+/// estimate it.
+pub fn once_method(be: Backend, n: usize, m: usize) -> Once {
+    if once_is_cheaper(be, n, m) {
+        Once::Karatsuba
+    } else if matches!(cheapest(be, n, m), Algorithm::Fft(_)) {
+        Once::Fft
+    } else {
+        Once::Prepare
+    }
+}
+
+/// The split a product with a factor used once minimises: its `s` slices are transformed for
+/// this product alone, `2s + 1` transforms in all.
+fn choose_split_once(n: usize, m: usize) -> (usize, usize, usize) {
+    [1usize, 2, 4, 8, 16, 32, 64]
+        .into_iter()
+        .filter(|&s| s <= n)
+        .map(|s| split_shape(n, m, s))
+        .min_by_key(|&(s, _, len)| (2 * s + 1) * len * len.trailing_zeros() as usize)
+        .expect("s = 1 is always possible")
+}
+
+/// Coefficients `n − 1 .. n − 1 + m` of `a·x` into `y`, as [`MiddleProduct::apply`] with the
+/// split FFT, for a factor `a` used once: each slice `a_t` is transformed, multiplied into the sum
+/// and forgotten, so that the `s` transforms a prepared product keeps are never held together
+/// (three transform buffers in all; fresh memory costs page faults, here as much as the
+/// arithmetic). The slice's and the input's transforms run side by side on two cores. `parts`
+/// chooses `s` (`0`: the least work).
+pub fn apply_once_fft(be: Backend, a: &[u64], n: usize, m: usize, parts: usize, x: &[u64], y: &mut [u64]) {
+    let (s, h, len) = if parts > 0 { split_shape(n, m, parts.min(n)) } else { choose_split_once(n, m) };
+    let mut sum = Accumulator::new(len);
+    let (mut slice_values, mut piece_values) = (scratch(len), scratch(len));
+    let (mut slice, mut piece) = (scratch(words_for(m + h - 1)), scratch(words_for(h)));
+    for t in 0..s {
+        slice.fill(0);
+        slice_of(a, n, m, h, t, &mut slice);
+        piece.fill(0);
+        let start = t * h;
+        if start < n {
+            extract_range(x, start, h.min(n - start), &mut piece);
+        }
+        rayon::join(|| transform_into(be, &slice, &mut slice_values), || transform_into(be, &piece, &mut piece_values));
+        sum.add_product_of_values(be, &slice_values, &piece_values);
+    }
+    let mut product = scratch(words_for(h - 1 + m));
+    sum.finish(be, &mut product);
+    extract_range(&product, h - 1, m, y);
+}
+
+/// Writes `a_t[k] = a[k + n − (t + 1)·h]` (zero below index 0; `m + h − 1` coefficients) into
+/// `slice`, which is zero.
+fn slice_of(a: &[u64], n: usize, m: usize, h: usize, t: usize, slice: &mut [u64]) {
+    let offset = n as isize - ((t + 1) * h) as isize;
+    let skip = (-offset).max(0) as usize;
+    if skip < m + h - 1 {
+        or_bits(slice, skip, a, (offset + skip as isize) as usize, m + h - 1 - skip);
+    }
+}
+
+/// The shape `(s, h, len)` of the split into `s` parts.
+fn split_shape(n: usize, m: usize, s: usize) -> (usize, usize, usize) {
+    let h = n.div_ceil(s);
+    (s, h, len_for(words_for(m + h - 1), words_for(h)))
+}
+
 enum Prepared {
     /// `a` as it is, for any `n`.
     Window(Padded),
@@ -125,10 +202,7 @@ pub struct MiddleProduct {
 
 /// The split that minimises the estimated work `(s + 1)·len·log2(len)`: `(s, h, len)`.
 fn choose_split(n: usize, m: usize, wanted: usize) -> (usize, usize, usize) {
-    let shape = |s: usize| {
-        let h = n.div_ceil(s);
-        (s, h, len_for(words_for(m + h - 1), words_for(h)))
-    };
+    let shape = |s: usize| split_shape(n, m, s);
     if wanted > 0 {
         return shape(wanted.min(n));
     }
@@ -190,12 +264,7 @@ impl MiddleProduct {
                     .into_par_iter()
                     .map(|t| {
                         let mut slice = scratch(words_for(m + h - 1));
-                        // a_t[k] = a[k + n − (t+1)h]; below index 0 it is zero.
-                        let offset = n as isize - ((t + 1) * h) as isize;
-                        let skip = (-offset).max(0) as usize;
-                        if skip < m + h - 1 {
-                            or_bits(&mut slice, skip, a, (offset + skip as isize) as usize, m + h - 1 - skip);
-                        }
+                        slice_of(a, n, m, h, t, &mut slice);
                         Transformed::new(be, &slice, len)
                     })
                     .collect();
@@ -303,6 +372,39 @@ mod tests {
                 let past = if m % 64 == 0 { 0 } else { y[m / 64] >> (m % 64) };
                 prop_assert_eq!(past, 0);
             }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn one_shot_split_products_on_every_backend_match_the_definition((a, x, m) in case(), parts in 0usize..6) {
+            let expect = middle_naive(&a, &x, m);
+            for be in backend::available() {
+                let mut y = vec![u64::MAX; words_for(m)];
+                apply_once_fft(be, &from_bit_vec(&a), x.len(), m, parts, &from_bit_vec(&x), &mut y);
+                prop_assert_eq!(to_bit_vec(&y, m), expect.clone(), "{:?}, {} parts", be, parts);
+            }
+        }
+    }
+
+    /// Large one-shot split products (transforms past the fused-pass and parallel thresholds,
+    /// several parts, a tall and a wide matrix) against the prepared Toeplitz-Karatsuba.
+    #[test]
+    fn large_one_shot_split_products_match_karatsuba() {
+        for (n, m, parts) in [(1usize << 21, 1usize << 20, 0usize), (600_000, 123_457, 3), (100_000, 700_001, 1)] {
+            let mut a: Vec<u64> = (0..words_for(n + m - 1) as u64)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(3))
+                .collect();
+            crate::bits::mask_tail(&mut a, n + m - 1);
+            let mut x: Vec<u64> = (0..words_for(n) as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) ^ 9).collect();
+            crate::bits::mask_tail(&mut x, n);
+            let be = backend::active();
+            let mut expect = vec![0u64; words_for(m)];
+            MiddleProduct::new(be, &a, n, m, Algorithm::Karatsuba).apply(be, &x, &mut expect, &mut Vec::new());
+            let mut y = vec![u64::MAX; words_for(m)];
+            apply_once_fft(be, &a, n, m, parts, &x, &mut y);
+            assert_eq!(y, expect, "n={n} m={m} parts={parts}");
         }
     }
 

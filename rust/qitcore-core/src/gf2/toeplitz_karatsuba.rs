@@ -10,6 +10,7 @@
 
 use super::backend::Backend;
 use super::clmul::{product_window, Padded, PaddedView, BACK};
+use super::xor::{xor_both, xor_to};
 use crate::bits::{extract_range, or_bits, words_for};
 use zeroize::Zeroizing;
 
@@ -252,16 +253,9 @@ fn once_split(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut 
     let r = &mut r[..hw];
     // A = g[h ..], B = g[0 ..], C = g[2h ..], each 2h coefficients: whole words.
     let a = &g[hw..3 * hw];
-    for (((ab, ac), &a), (&b, &c)) in
-        ab.iter_mut().zip(ac.iter_mut()).zip(a).zip(g[..2 * hw].iter().zip(&g[2 * hw..4 * hw]))
-    {
-        *ab = a ^ b;
-        *ac = a ^ c;
-    }
+    xor_both(be, a, &g[..2 * hw], &g[2 * hw..4 * hw], ab, ac);
     let (x0, x1) = x.split_at(hw);
-    for ((s, &u), &v) in sum.iter_mut().zip(x0).zip(x1) {
-        *s = u ^ v;
-    }
+    xor_to(be, x0, x1, sum);
     let h = k / 2;
     match rest {
         Some((leaf, stack)) => {
@@ -278,10 +272,7 @@ fn once_split(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut 
         }
     }
     let (y0, y1) = y.split_at_mut(hw);
-    for (((y0, y1), &p), (&q, &r)) in y0.iter_mut().zip(y1.iter_mut()).zip(&*p).zip(q.iter().zip(&*r)) {
-        *y0 = p ^ q;
-        *y1 = p ^ r;
-    }
+    xor_both(be, p, q, r, y0, y1);
 }
 
 /// [`once`] in one thread, with its buffers.

@@ -22,6 +22,84 @@ pub fn xor_into(backend: Backend, dst: &mut [u64], src: &[u64]) {
     }
 }
 
+/// `out_u[i] = common[i] ^ u[i]` and `out_v[i] = common[i] ^ v[i]` over the length of `common`,
+/// in one pass: a Toeplitz-Karatsuba level forms its sequences `A + B`, `A + C` and its outputs
+/// `P + Q`, `P + R` this way, reading the shared operand once.
+#[inline]
+pub fn xor_both(backend: Backend, common: &[u64], u: &[u64], v: &[u64], out_u: &mut [u64], out_v: &mut [u64]) {
+    let len = common.len();
+    let (u, v, out_u, out_v) = (&u[..len], &v[..len], &mut out_u[..len], &mut out_v[..len]);
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::Vpclmul && len >= WIDE_MIN {
+        // SAFETY: the Vpclmul backend is only selectable on CPUs with AVX-512F; all five slices
+        // have `len` words.
+        unsafe { xor_both_avx512(common, u, v, out_u, out_v) };
+        return;
+    }
+    let _ = backend;
+    for i in 0..len {
+        out_u[i] = common[i] ^ u[i];
+        out_v[i] = common[i] ^ v[i];
+    }
+}
+
+/// `out[i] = a[i] ^ b[i]` over the length of `a`.
+#[inline]
+pub fn xor_to(backend: Backend, a: &[u64], b: &[u64], out: &mut [u64]) {
+    let len = a.len();
+    let (b, out) = (&b[..len], &mut out[..len]);
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::Vpclmul && len >= WIDE_MIN {
+        // SAFETY: as in `xor_both`; the three slices have `len` words.
+        unsafe { xor_to_avx512(a, b, out) };
+        return;
+    }
+    let _ = backend;
+    for i in 0..len {
+        out[i] = a[i] ^ b[i];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn xor_both_avx512(common: &[u64], u: &[u64], v: &[u64], out_u: &mut [u64], out_v: &mut [u64]) {
+    use std::arch::x86_64::*;
+    let len = common.len();
+    let full = len / 8 * 8;
+    for i in (0..full).step_by(8) {
+        // SAFETY: i + 8 <= full <= the length of all five slices (the caller's contract).
+        unsafe {
+            let c = _mm512_loadu_si512(common.as_ptr().add(i) as *const __m512i);
+            let a = _mm512_loadu_si512(u.as_ptr().add(i) as *const __m512i);
+            let b = _mm512_loadu_si512(v.as_ptr().add(i) as *const __m512i);
+            _mm512_storeu_si512(out_u.as_mut_ptr().add(i) as *mut __m512i, _mm512_xor_si512(c, a));
+            _mm512_storeu_si512(out_v.as_mut_ptr().add(i) as *mut __m512i, _mm512_xor_si512(c, b));
+        }
+    }
+    for i in full..len {
+        out_u[i] = common[i] ^ u[i];
+        out_v[i] = common[i] ^ v[i];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn xor_to_avx512(a: &[u64], b: &[u64], out: &mut [u64]) {
+    use std::arch::x86_64::*;
+    let full = a.len() / 8 * 8;
+    for i in (0..full).step_by(8) {
+        // SAFETY: i + 8 <= full <= the length of all three slices (the caller's contract).
+        unsafe {
+            let x = _mm512_loadu_si512(a.as_ptr().add(i) as *const __m512i);
+            let y = _mm512_loadu_si512(b.as_ptr().add(i) as *const __m512i);
+            _mm512_storeu_si512(out.as_mut_ptr().add(i) as *mut __m512i, _mm512_xor_si512(x, y));
+        }
+    }
+    for i in full..a.len() {
+        out[i] = a[i] ^ b[i];
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn xor_avx512(dst: &mut [u64], src: &[u64]) {
@@ -55,6 +133,28 @@ mod tests {
                     dst.iter().enumerate().map(|(i, &d)| if i < len { d ^ src[i] } else { d }).collect();
                 xor_into(be, &mut dst, &src);
                 assert_eq!(dst, expect, "{be:?}, length {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_backend_forms_both_sums_and_the_sum_of_two() {
+        let word = |i: usize, salt: u64| (i as u64 ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
+        for be in backend::available() {
+            for len in 0..70 {
+                let c: Vec<u64> = (0..len).map(|i| word(i, 1)).collect();
+                let u: Vec<u64> = (0..len + 2).map(|i| word(i, 2)).collect();
+                let v: Vec<u64> = (0..len + 5).map(|i| word(i, 3)).collect();
+                let (mut ou, mut ov) = (vec![7u64; len + 1], vec![9u64; len + 3]);
+                xor_both(be, &c, &u, &v, &mut ou, &mut ov);
+                for i in 0..len {
+                    assert_eq!((ou[i], ov[i]), (c[i] ^ u[i], c[i] ^ v[i]), "{be:?}, length {len}, word {i}");
+                }
+                assert_eq!((ou[len], ov[len]), (7, 9), "{be:?}, length {len}: wrote past the end");
+                let mut out = vec![5u64; len + 1];
+                xor_to(be, &c, &v, &mut out);
+                let expect: Vec<u64> = (0..len).map(|i| c[i] ^ v[i]).chain([5]).collect();
+                assert_eq!(out, expect, "{be:?}, length {len}");
             }
         }
     }
