@@ -512,12 +512,22 @@ impl Accumulator {
 
     /// Adds the product of a transformed factor with transformed values (see [`transform_into`]).
     pub fn add_product_values(&mut self, be: Backend, a: &Transformed, b: &[u64]) {
-        gf64::mul_accumulate(be, &mut self.values, &a.values, b);
+        self.add_product_of_values(be, &a.values, b);
     }
 
-    /// Adds the product of two factors' transformed values (see [`transform_into`]).
+    /// Adds the product of two factors' transformed values (see [`transform_into`]); long
+    /// transforms split the pointwise products across cores.
     pub fn add_product_of_values(&mut self, be: Backend, a: &[u64], b: &[u64]) {
-        gf64::mul_accumulate(be, &mut self.values, a, b);
+        if self.values.len() >= FUSE_LEN {
+            use rayon::prelude::*;
+            const RUN: usize = 1 << 14;
+            self.values
+                .par_chunks_mut(RUN)
+                .zip(a.par_chunks(RUN).zip(b.par_chunks(RUN)))
+                .for_each(|(acc, (a, b))| gf64::mul_accumulate(be, acc, a, b));
+        } else {
+            gf64::mul_accumulate(be, &mut self.values, a, b);
+        }
     }
 
     /// The sum as a polynomial over GF(2): its first `out.len()` words. Returns the buffer,

@@ -7,7 +7,7 @@
 //! has ([`backend`]: chosen at run time, `QITCORE_CLMUL` or `QITCORE_SIMD=portable` force one), so
 //! the tests compare them all against a naive product. [`karatsuba`] holds the full product the
 //! FFT's tests check against and the scratch buffers every method uses; [`alloc`] refuses sizes
-//! that cannot be allocated before any work starts.
+//! that cannot be allocated before any work starts; [`wipe`] clears secret temporaries fast.
 
 pub mod alloc;
 pub mod backend;
@@ -17,6 +17,7 @@ pub mod gf64;
 pub mod karatsuba;
 pub mod middle;
 pub mod toeplitz_karatsuba;
+pub mod wipe;
 pub mod xor;
 
 pub use backend::Backend;

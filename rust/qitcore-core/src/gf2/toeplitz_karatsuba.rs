@@ -10,9 +10,10 @@
 
 use super::backend::Backend;
 use super::clmul::{product_window, Padded, PaddedView, BACK};
-use super::xor::{xor_both, xor_to};
+use super::wipe::{wipe, Wiped};
+use super::xor::{or_shifted, xor_both, xor_to};
 use crate::bits::{extract_range, or_bits, words_for};
-use zeroize::Zeroizing;
+use std::sync::Mutex;
 
 /// Leaves have at most this many bits per side.
 const LEAF_BITS: usize = 1 << 12;
@@ -167,23 +168,24 @@ pub(crate) const ONCE_LEAF_BITS: usize = 1 << 11;
 pub fn apply_once(be: Backend, a: &[u64], n: usize, m: usize, x: &[u64], y: &mut [u64]) {
     let (levels, side) = ToeplitzKaratsuba::shape_with(m, ONCE_LEAF_BITS);
     let words = side / 64;
-    // The seed's and the input's words pass through these: zeroized when dropped, even on unwind.
-    let mut sum = Zeroizing::new(vec![0u64; words]);
-    let mut g = Zeroizing::new(vec![0u64; 2 * words]);
-    let mut xc = Zeroizing::new(vec![0u64; words]);
-    let mut yc = Zeroizing::new(vec![0u64; words]);
+    // The seed's and the input's words pass through these: wiped when dropped, even on unwind.
+    let mut sum = Wiped::zeroed(words);
+    let mut g = Wiped::zeroed(2 * words);
+    let mut xc = Wiped::zeroed(words);
+    let mut yc = Wiped::zeroed(words);
+    let spares = Spares::default();
     for c in 0..n.div_ceil(m) {
         // Column block c as in `with_leaf`, one coefficient higher.
         let offset = n as isize - ((c + 1) * m) as isize;
         let skip = (-offset).max(0) as usize;
         g.fill(0);
         if skip < 2 * m - 1 {
-            or_bits(&mut g, side - m + skip + 1, a, (offset + skip as isize) as usize, 2 * m - 1 - skip);
+            or_shifted(&mut g, side - m + skip + 1, a, (offset + skip as isize) as usize, 2 * m - 1 - skip);
         }
         let start = c * m;
         xc.fill(0);
         extract_range(x, start, m.min(n - start), &mut xc);
-        once(be, &g, side, levels, &xc, &mut yc);
+        once(be, &g, side, levels, &xc, &mut yc, &spares);
         for (s, v) in sum.iter_mut().zip(yc.iter()) {
             *s ^= v;
         }
@@ -195,54 +197,97 @@ pub fn apply_once(be: Backend, a: &[u64], n: usize, m: usize, x: &[u64], y: &mut
 /// stays zero; only the operand is rewritten) and a stack for the levels' temporaries.
 struct Arena {
     leaf: Vec<u64>,
-    stack: Vec<u64>,
+    stack: Wiped,
 }
 
 impl Arena {
     fn new(k: usize, levels: u32) -> Self {
+        let (leaf, stack) = Self::sizes(k, levels);
+        Arena { leaf: vec![0u64; leaf], stack: Wiped::zeroed(stack) }
+    }
+
+    /// The words of the leaf buffer and of the stack below a node of side `k`.
+    fn sizes(k: usize, levels: u32) -> (usize, usize) {
         let leaf_words = (k >> levels) / 64;
         // Each level keeps 4k/64 words (two sequences of 2h bits, three h-bit products, the
         // sum of the halves of x): 8k/64 in all below a node of side k.
-        Arena { leaf: vec![0u64; 2 * (leaf_words + 1) + 2 * leaf_words + BACK], stack: vec![0u64; 8 * k / 64 + 8] }
+        (2 * (leaf_words + 1) + 2 * leaf_words + BACK, 8 * k / 64 + 8)
+    }
+
+    /// Whether this arena serves a branch of side `k` split `levels` times.
+    fn fits(&self, k: usize, levels: u32) -> bool {
+        Self::sizes(k, levels) == (self.leaf.len(), self.stack.len())
     }
 }
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.leaf);
-        zeroize::Zeroize::zeroize(&mut self.stack);
+        wipe(&mut self.leaf);
+    }
+}
+
+/// Buffers freed by the branches of one [`apply_once`], for the next branches to reuse: a
+/// block's many sequential branches and parallel levels then allocate (and wipe) about as many
+/// buffers as run at once, not one each. All are wiped when the product is done.
+#[derive(Default)]
+struct Spares {
+    arenas: Mutex<Vec<Arena>>,
+    temps: Mutex<Vec<Wiped>>,
+}
+
+impl Spares {
+    fn arena(&self, k: usize, levels: u32) -> Arena {
+        let mut kept = self.arenas.lock().unwrap_or_else(|e| e.into_inner());
+        // Every sequential branch of a product has the same side and depth.
+        kept.pop().filter(|a| a.fits(k, levels)).unwrap_or_else(|| Arena::new(k, levels))
+    }
+
+    fn temps(&self, len: usize) -> Wiped {
+        let mut kept = self.temps.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.iter().position(|t| t.len() == len) {
+            Some(i) => kept.swap_remove(i),
+            None => Wiped::zeroed(len),
+        }
     }
 }
 
 /// `y = T·x` for the square Toeplitz matrix of side `k` whose sequence, one coefficient higher,
 /// is `g` (`2k/64` words: `T[i, j] = g[i − j + k]`; `g[0]` is never read), split `levels` times.
-fn once(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut [u64]) {
+fn once(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut [u64], spares: &Spares) {
     if k >= PARALLEL_BITS && levels > 0 {
-        once_split(be, g, k, levels, x, y, None);
+        once_split(be, g, k, levels, x, y, Branch::Parallel(spares));
     } else {
-        let mut arena = Arena::new(k, levels);
+        let mut arena = spares.arena(k, levels);
         once_in(be, g, k, levels, x, y, &mut arena.leaf, &mut arena.stack);
+        spares.arenas.lock().unwrap_or_else(|e| e.into_inner()).push(arena);
     }
 }
 
 /// A sequential branch's buffers as [`Arena`] holds them: the leaf operand, the free stack.
 type Buffers<'b> = (&'b mut Vec<u64>, &'b mut [u64]);
 
-/// One level of [`once`]: the children's sequences and inputs, three products, the sums. With
-/// `arena` the children run one after another in it; without, in parallel, each in its own.
+/// Where a level of [`once`] runs its children.
+enum Branch<'b> {
+    /// One after another, in these buffers.
+    Sequential(Buffers<'b>),
+    /// In parallel, each with buffers of its own from these.
+    Parallel(&'b Spares),
+}
+
+/// One level of [`once`]: the children's sequences and inputs, three products, the sums.
 #[allow(clippy::too_many_arguments)]
-fn once_split(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut [u64], arena: Option<Buffers<'_>>) {
+fn once_split(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut [u64], branch: Branch<'_>) {
     let hw = k / 128;
-    let mut owned;
-    let (temps, rest): (&mut [u64], Option<Buffers<'_>>) = match arena {
-        Some((leaf, stack)) => {
+    let mut owned = None;
+    let (temps, rest): (&mut [u64], Branch<'_>) = match branch {
+        Branch::Sequential((leaf, stack)) => {
             let (temps, rest) = stack.split_at_mut(8 * hw);
-            (temps, Some((leaf, rest)))
+            (temps, Branch::Sequential((leaf, rest)))
         }
-        None => {
-            // Sums of the seed's words and of the input: zeroized when dropped.
-            owned = Zeroizing::new(vec![0u64; 8 * hw]);
-            (&mut owned[..], None)
+        Branch::Parallel(spares) => {
+            // Sums of the seed's words and of the input: wiped when the spares are dropped.
+            let temps = owned.insert(spares.temps(8 * hw));
+            (&mut temps[..], Branch::Parallel(spares))
         }
     };
     let (ab, temps) = temps.split_at_mut(2 * hw);
@@ -257,22 +302,34 @@ fn once_split(be: Backend, g: &[u64], k: usize, levels: u32, x: &[u64], y: &mut 
     let (x0, x1) = x.split_at(hw);
     xor_to(be, x0, x1, sum);
     let h = k / 2;
+    let back = match &rest {
+        Branch::Parallel(spares) => Some(*spares),
+        Branch::Sequential(_) => None,
+    };
     match rest {
-        Some((leaf, stack)) => {
+        Branch::Sequential((leaf, stack)) => {
             once_in(be, a, h, levels - 1, sum, p, leaf, stack);
             once_in(be, ab, h, levels - 1, x1, q, leaf, stack);
             once_in(be, ac, h, levels - 1, x0, r, leaf, stack);
         }
-        None => {
+        Branch::Parallel(spares) => {
             let (ab, ac, sum) = (&*ab, &*ac, &*sum);
             rayon::join(
-                || once(be, a, h, levels - 1, sum, p),
-                || rayon::join(|| once(be, ab, h, levels - 1, x1, q), || once(be, ac, h, levels - 1, x0, r)),
+                || once(be, a, h, levels - 1, sum, p, spares),
+                || {
+                    rayon::join(
+                        || once(be, ab, h, levels - 1, x1, q, spares),
+                        || once(be, ac, h, levels - 1, x0, r, spares),
+                    )
+                },
             );
         }
     }
     let (y0, y1) = y.split_at_mut(hw);
     xor_both(be, p, q, r, y0, y1);
+    if let (Some(temps), Some(spares)) = (owned, back) {
+        spares.temps.lock().unwrap_or_else(|e| e.into_inner()).push(temps);
+    }
 }
 
 /// [`once`] in one thread, with its buffers.
@@ -288,7 +345,7 @@ fn once_in(
     stack: &mut [u64],
 ) {
     if levels > 0 {
-        once_split(be, g, k, levels, x, y, Some((leaf, stack)));
+        once_split(be, g, k, levels, x, y, Branch::Sequential((leaf, stack)));
         return;
     }
     let kw = k / 64;

@@ -60,6 +60,65 @@ pub fn xor_to(backend: Backend, a: &[u64], b: &[u64], out: &mut [u64]) {
     }
 }
 
+/// ORs coefficients `src_start .. src_start + nbits` of `src` into `dst` at coefficient
+/// `dst_start`, as [`crate::bits::or_bits`] does (coefficients past the end of `src` read as
+/// zero), in one branch-free pass with no temporary: the seed's sequences of the one-shot
+/// products are shifted this way per block, and `or_bits`' copy cost as much as a level of the
+/// recursion.
+pub fn or_shifted(dst: &mut [u64], dst_start: usize, src: &[u64], src_start: usize, nbits: usize) {
+    if nbits == 0 {
+        return;
+    }
+    // Destination word w holds source coefficients from 64·w + delta on.
+    let delta = src_start as i128 - dst_start as i128;
+    let (first, last) = (dst_start / 64, (dst_start + nbits - 1) / 64);
+    let word = |i: i128| if (0..src.len() as i128).contains(&i) { src[i as usize] } else { 0 };
+    let at = |w: usize| -> u64 {
+        let p = 64 * w as i128 + delta;
+        let (q, r) = (p.div_euclid(64), p.rem_euclid(64) as u32);
+        if r == 0 {
+            word(q)
+        } else {
+            (word(q) >> r) | (word(q + 1) << (64 - r))
+        }
+    };
+    let mask = |w: usize| -> u64 {
+        let lo = if w == first { u64::MAX << (dst_start % 64) } else { u64::MAX };
+        let end = (dst_start + nbits) % 64;
+        let hi = if w == last && end != 0 { u64::MAX >> (64 - end) } else { u64::MAX };
+        lo & hi
+    };
+    dst[first] |= at(first) & mask(first);
+    if last == first {
+        return;
+    }
+    dst[last] |= at(last) & mask(last);
+    // The words between share one shift; where both source words they read exist, the loop has
+    // no tests (it vectorizes), and the few others read zeros through `at`.
+    let p = 64 * (first + 1) as i128 + delta;
+    let (q, r) = (p.div_euclid(64), p.rem_euclid(64) as u32);
+    let inner = &mut dst[first + 1..last];
+    let reach = q + i128::from(r != 0);
+    let i0 = (-q).clamp(0, inner.len() as i128) as usize;
+    let i1 = (src.len() as i128 - reach).clamp(i0 as i128, inner.len() as i128) as usize;
+    for i in (0..i0).chain(i1..inner.len()) {
+        inner[i] |= at(first + 1 + i);
+    }
+    if i0 < i1 {
+        let s0 = (q + i0 as i128) as usize;
+        let run = &mut inner[i0..i1];
+        if r == 0 {
+            for (d, &w) in run.iter_mut().zip(&src[s0..]) {
+                *d |= w;
+            }
+        } else {
+            for (d, w) in run.iter_mut().zip(src[s0..].windows(2)) {
+                *d |= (w[0] >> r) | (w[1] << (64 - r));
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn xor_both_avx512(common: &[u64], u: &[u64], v: &[u64], out_u: &mut [u64], out_v: &mut [u64]) {
@@ -134,6 +193,22 @@ mod tests {
                 xor_into(be, &mut dst, &src);
                 assert_eq!(dst, expect, "{be:?}, length {len}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shifted_or_matches_or_bits(
+            src in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..12),
+            dst_start in 0usize..300, src_start in 0usize..900, nbits in 0usize..700,
+        ) {
+            let len = crate::bits::words_for(dst_start + nbits) + 1;
+            let base: Vec<u64> = (0..len as u64).map(|i| (i * 0x0101_0101) << (i % 7)).collect();
+            let mut expect = base.clone();
+            crate::bits::or_bits(&mut expect, dst_start, &src, src_start, nbits);
+            let mut got = base;
+            or_shifted(&mut got, dst_start, &src, src_start, nbits);
+            proptest::prop_assert_eq!(got, expect);
         }
     }
 
