@@ -253,14 +253,33 @@ fn multiplication_steps(i: u32, mut step: impl FnMut(usize, usize, usize)) {
     }
 }
 
+/// Coefficients the basis changes add: 64-bit elements, or the 32-bit pieces of a segmented
+/// factor (whose upper halves are zero: adding them in 32-bit lanes halves the memory traffic).
+trait Piece: Copy + Default + std::ops::BitXorAssign + Send + Sync {
+    /// `dst[i] ^= src[i]`.
+    fn xor_run(be: Backend, dst: &mut [Self], src: &[Self]);
+}
+
+impl Piece for u64 {
+    fn xor_run(be: Backend, dst: &mut [u64], src: &[u64]) {
+        xor_into(be, dst, src);
+    }
+}
+
+impl Piece for u32 {
+    fn xor_run(be: Backend, dst: &mut [u32], src: &[u32]) {
+        super::xor::xor_into32(be, dst, src);
+    }
+}
+
 /// `f[dst .. dst + len] ^= f[src .. src + len]` for ranges with `dst + len <= src`.
-fn xor_down(be: Backend, f: &mut [u64], dst: usize, src: usize, len: usize) {
+fn xor_down<T: Piece>(be: Backend, f: &mut [T], dst: usize, src: usize, len: usize) {
     let (below, source) = f.split_at_mut(src);
-    xor_into(be, &mut below[dst..dst + len], &source[..len]);
+    T::xor_run(be, &mut below[dst..dst + len], &source[..len]);
 }
 
 /// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
-fn divide_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
+fn divide_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], i: u32) {
     if f.len() >= FUSE_LEN {
         blocked(|emit| division_steps(i, emit), |dst, src, len| xor_down(be, f, dst, src, len));
     } else {
@@ -348,8 +367,8 @@ fn small_steps() -> &'static SmallSteps {
 
 /// Runs recorded steps on `f` (at most [`SMALL_LEN`] coefficients).
 #[inline]
-fn run_small(f: &mut [u64], steps: &[(u8, u8)]) {
-    let mut block = [0u64; SMALL_LEN];
+fn run_small<T: Piece>(f: &mut [T], steps: &[(u8, u8)]) {
+    let mut block = [T::default(); SMALL_LEN];
     let block = &mut block[..f.len()];
     block.copy_from_slice(f);
     for &(dst, src) in steps {
@@ -359,7 +378,7 @@ fn run_small(f: &mut [u64], steps: &[(u8, u8)]) {
 }
 
 /// Monomial basis → novel basis, in place (length a power of two).
-fn to_novel(be: Backend, f: &mut [u64]) {
+fn to_novel<T: Piece>(be: Backend, f: &mut [T]) {
     if f.len() <= 2 {
         return; // s_0(x) = x: the basis {1, x} is both
     }
@@ -404,6 +423,42 @@ fn segment(a: &[u64], out: &mut [u64]) {
     for (i, &w) in a.iter().enumerate() {
         out[2 * i] = w & 0xFFFF_FFFF;
         out[2 * i + 1] = w >> 32;
+    }
+}
+
+/// As `segment(a, values[..small])` then `to_novel` on them, with the basis change on 32-bit
+/// lanes: the pieces are segmented into the top `small / 2` words of `values` as `small` 32-bit
+/// elements, changed in basis there, and widened into `values[..small]`. (Large transforms: the
+/// basis change is as much work as the butterflies and it runs at the memory's speed.)
+fn segment_to_novel_narrow(be: Backend, a: &[u64], values: &mut [u64], small: usize) {
+    let len = values.len();
+    debug_assert!(2 * a.len() <= small);
+    // The unsafe accesses below rely on this (true of every caller's `small`).
+    assert!(small <= len && small.is_multiple_of(2), "narrow basis change past the buffer");
+    let base = len - small / 2;
+    {
+        let top = &mut values[base..];
+        // SAFETY: `top` is `small / 2` initialised u64s, exclusively borrowed; as u32s (smaller
+        // alignment, every bit pattern valid) they are `small` elements in the same bytes.
+        let narrow: &mut [u32] = unsafe { std::slice::from_raw_parts_mut(top.as_mut_ptr().cast::<u32>(), small) };
+        narrow.fill(0);
+        for (pair, &w) in narrow.chunks_exact_mut(2).zip(a) {
+            pair[0] = w as u32;
+            pair[1] = (w >> 32) as u32;
+        }
+        to_novel(be, narrow);
+    }
+    let words = values.as_mut_ptr();
+    // SAFETY: element i (u32) sits in word base + i/2 >= i/2 + len/2; in ascending order, writing
+    // word i overwrites elements 2(i − base) and 2(i − base) + 1 only when i >= base, and those
+    // are at most i (as base >= len/2 > i/2), so already read: every element is read before its
+    // word is written. All accesses go through `words`, within `values`.
+    unsafe {
+        let narrow = words.add(base).cast::<u32>().cast_const();
+        for i in 0..small {
+            let v = narrow.add(i).read();
+            words.add(i).write(u64::from(v));
+        }
     }
 }
 
@@ -468,8 +523,12 @@ pub fn transform_into(be: Backend, a: &[u64], values: &mut [u64]) {
     debug_assert!(len.is_power_of_two() && 2 * a.len() <= len);
     let small = (2 * a.len()).next_power_of_two().min(len);
     {
-        segment(a, &mut values[..small]);
-        to_novel(be, &mut values[..small]);
+        if small >= FUSE_LEN {
+            segment_to_novel_narrow(be, a, values, small);
+        } else {
+            segment(a, &mut values[..small]);
+            to_novel(be, &mut values[..small]);
+        }
         let (first, rest) = values.split_at_mut(small);
         for coset in rest.chunks_exact_mut(small) {
             coset.copy_from_slice(first);
@@ -670,6 +729,25 @@ mod tests {
                     }
                     assert_eq!(got, expect, "len {len}, forward {forward}, {be:?}");
                 }
+            }
+        }
+    }
+
+    /// The basis change on 32-bit lanes in the top of the buffer, widened in place, gives the
+    /// 64-bit elements of the plain one (every backend; the factor filling the transform or a
+    /// quarter of it, and a ragged length).
+    #[test]
+    fn narrow_basis_changes_match_the_wide_one() {
+        for (words, len) in [(1usize << 16, 1usize << 17), (1 << 15, 1 << 18), (40_000, 1 << 17), (1 << 15, 1 << 16)] {
+            let a: Vec<u64> = (0..words as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i << 50)).collect();
+            let small = (2 * a.len()).next_power_of_two().min(len);
+            for be in backend::available() {
+                let mut expect = vec![0u64; small];
+                segment(&a, &mut expect);
+                to_novel(be, &mut expect);
+                let mut values = vec![u64::MAX; len];
+                segment_to_novel_narrow(be, &a, &mut values, small);
+                assert!(values[..small] == expect[..], "{words} words, transform {len}, {be:?}");
             }
         }
     }

@@ -22,6 +22,40 @@ pub fn xor_into(backend: Backend, dst: &mut [u64], src: &[u64]) {
     }
 }
 
+/// `dst[i] ^= src[i]` on 32-bit elements over the length of `src` (`dst` may be longer).
+#[inline]
+pub fn xor_into32(backend: Backend, dst: &mut [u32], src: &[u32]) {
+    let dst = &mut dst[..src.len()];
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::Vpclmul && src.len() >= 2 * WIDE_MIN {
+        // SAFETY: the Vpclmul backend is only selectable on CPUs with AVX-512F.
+        unsafe { xor32_avx512(dst, src) };
+        return;
+    }
+    let _ = backend;
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d ^= s;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn xor32_avx512(dst: &mut [u32], src: &[u32]) {
+    use std::arch::x86_64::*;
+    let full = src.len() / 16 * 16;
+    for i in (0..full).step_by(16) {
+        // SAFETY: i + 16 <= full <= the length of both slices.
+        unsafe {
+            let pd = dst.as_mut_ptr().add(i) as *mut __m512i;
+            let ps = src.as_ptr().add(i) as *const __m512i;
+            _mm512_storeu_si512(pd, _mm512_xor_si512(_mm512_loadu_si512(pd), _mm512_loadu_si512(ps)));
+        }
+    }
+    for i in full..src.len() {
+        dst[i] ^= src[i];
+    }
+}
+
 /// `out_u[i] = common[i] ^ u[i]` and `out_v[i] = common[i] ^ v[i]` over the length of `common`,
 /// in one pass: a Toeplitz-Karatsuba level forms its sequences `A + B`, `A + C` and its outputs
 /// `P + Q`, `P + R` this way, reading the shared operand once.
@@ -209,6 +243,20 @@ mod tests {
             let mut got = base;
             or_shifted(&mut got, dst_start, &src, src_start, nbits);
             proptest::prop_assert_eq!(got, expect);
+        }
+    }
+
+    #[test]
+    fn every_backend_xors_every_length_of_32_bit_elements() {
+        for be in backend::available() {
+            for len in 0..100 {
+                let src: Vec<u32> = (0..len as u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+                let mut dst: Vec<u32> = (0..len as u32 + 3).map(|i| i.rotate_left(13) ^ 0xF0F0).collect();
+                let expect: Vec<u32> =
+                    dst.iter().enumerate().map(|(i, &d)| if i < len { d ^ src[i] } else { d }).collect();
+                xor_into32(be, &mut dst, &src);
+                assert_eq!(dst, expect, "{be:?}, length {len}");
+            }
         }
     }
 
