@@ -1,7 +1,8 @@
 //! Times Toeplitz hashing as the benchmarks use it, without Python around it, for profiling:
 //! `cargo run --release --example toeplitz_timing -- [case ...]` with cases `stream1024`,
 //! `stream4096` (64 MiB through one seed), `pa20`, `pa24`, `pa27` (one block of 2^k bits with a
-//! fresh seed: preparation included) and `pa20-hash` (the block alone, seed prepared beforehand).
+//! fresh seed: preparation included), `pa20-hash` (the block alone, seed prepared beforehand),
+//! and `onceK` / `oncefftK` (the one-shot Toeplitz-Karatsuba / split FFT alone, on 2^K bits).
 //! `RAYON_NUM_THREADS=1` measures one core.
 
 use std::time::Instant;
@@ -88,8 +89,9 @@ fn one_block(log2: u32, with_seed: bool) {
     println!("one block n=2^{log2} m=n/2, {what}: {:.2} ms, {:.0} Mbit/s", s * 1e3, n as f64 / s / 1e6);
 }
 
-/// The one-shot Toeplitz-Karatsuba on words (no preparation at all), for calibrating the choice.
-fn once(log2: u32) {
+/// The one-shot Toeplitz-Karatsuba (`fft` false) or the one-shot split FFT on words (no
+/// preparation at all), for calibrating the choice between them.
+fn once(log2: u32, fft: bool) {
     use qitcore_core::gf2::{backend, toeplitz_karatsuba};
     let n = 1usize << log2;
     let m = n / 2;
@@ -99,9 +101,14 @@ fn once(log2: u32) {
     let x: Vec<u64> = (0..(n / 64) as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)).collect();
     let mut y = vec![0u64; m / 64];
     let s = median_s(if log2 >= 24 { 3 } else { 9 }, || {
-        toeplitz_karatsuba::apply_once(backend::active(), &a, n, m, &x, &mut y)
+        if fft {
+            qitcore_core::gf2::middle::apply_once_fft(backend::active(), &a, n, m, 0, &x, &mut y)
+        } else {
+            toeplitz_karatsuba::apply_once(backend::active(), &a, n, m, &x, &mut y)
+        }
     });
-    println!("one-shot Toeplitz-Karatsuba n=2^{log2}: {:.2} ms, {:.0} Mbit/s", s * 1e3, n as f64 / s / 1e6);
+    let what = if fft { "split FFT" } else { "Toeplitz-Karatsuba" };
+    println!("one-shot {what} n=2^{log2}: {:.2} ms, {:.0} Mbit/s", s * 1e3, n as f64 / s / 1e6);
 }
 
 fn main() {
@@ -115,7 +122,8 @@ fn main() {
         match case {
             "stream1024" => stream(1024),
             "stream4096" => stream(4096),
-            other if other.starts_with("once") => once(other[4..].parse().expect("onceK")),
+            other if other.starts_with("oncefft") => once(other[7..].parse().expect("oncefftK"), true),
+            other if other.starts_with("once") => once(other[4..].parse().expect("onceK"), false),
             other => {
                 let (k, hash_only) = match other.strip_suffix("-hash") {
                     Some(k) => (k, true),
