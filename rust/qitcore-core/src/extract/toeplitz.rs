@@ -17,12 +17,13 @@ use std::sync::OnceLock;
 use zeroize::Zeroizing;
 
 use super::blocks::{check_sizes, BlockHash, Shape};
-use crate::bits::{bytes_for, extract_range, or_bits, words_for, BitOrder};
+use crate::bits::{bytes_for, extract_range, words_for, BitOrder};
 use crate::error::Result;
 use crate::gf2::alloc::ensure_available;
 use crate::gf2::backend;
 use crate::gf2::middle::{apply_once_fft, once_method, Algorithm, MiddleProduct, Once};
 use crate::gf2::toeplitz_karatsuba::apply_once;
+use crate::gf2::xor::or_shifted;
 use crate::secret::SecretBytes;
 
 /// A Toeplitz hash function: fixed sizes `n → m` and a fixed seed, applied to any number of blocks.
@@ -123,7 +124,7 @@ pub(crate) fn footprint(n: usize, m: usize, algorithm: Algorithm) -> usize {
 pub(crate) fn rotate_left(words: &[u64], total: usize, r: usize) -> Zeroizing<Vec<u64>> {
     let mut out = Zeroizing::new(vec![0u64; words_for(total)]);
     extract_range(words, r, total - r, &mut out);
-    or_bits(&mut out, total - r, words, 0, r);
+    or_shifted(&mut out, total - r, words, 0, r);
     out
 }
 
