@@ -3,6 +3,7 @@ computation, and every fault ends the session with a clear error and no key."""
 
 from __future__ import annotations
 
+import hmac
 import json
 from pathlib import Path
 
@@ -280,3 +281,19 @@ def test_reports_and_reprs_hide_keys(link: qkd.SimulatedLink) -> None:
     sealer = qkd.Sealer(b"x" * 32, is_alice=True)
     assert "key=<hidden>" in repr(sealer) and "78787878" not in repr(sealer)
     assert result.alice_key and result.alice_key.hex()[:16] not in repr(result) + repr(result.report)
+
+
+@pytest.mark.parametrize("key_bytes", [16, 32, 64, 65, 200])
+def test_seals_carry_the_hmac_of_rfc_2104(key_bytes: int) -> None:
+    # The reference is the standard library's one-shot HMAC-SHA256 of the direction byte, the
+    # header and the payload; keys longer than SHA-256's block are hashed first.
+    key = bytes(range(key_bytes))
+    bob = qkd.Sealer(key, is_alice=False)
+    for payload in (b"", b"parities", bytes(5000)):
+        frame = bob.seal(5, payload)
+        header = frame[: len(frame) - len(payload) - 32]
+        assert frame[-32:] == hmac.digest(key, b"A" + header + payload, "sha256")
+    bob, alice = qkd.Sealer(key, is_alice=False), qkd.Sealer(key, is_alice=True)
+    assert [alice.open(bob.seal(7, b"x" * n)) for n in (0, 3)] == [(7, b""), (7, b"xxx")]
+    reply = alice.seal(9, b"answers")
+    assert reply[-32:] == hmac.digest(key, b"B" + reply[:-32], "sha256")

@@ -24,6 +24,7 @@ stray or hostile client cannot end her session or hold the real Bob off.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
@@ -53,6 +54,7 @@ log = logging.getLogger("qitcore.qkd.channel")
 MAGIC = b"QK"
 HEADER = struct.Struct("<2sBQI")
 TAG_BYTES = 32
+SHA256_BLOCK = 64
 OVERHEAD = HEADER.size + TAG_BYTES
 TO_ALICE, TO_BOB = b"A", b"B"
 MIN_KEY_BYTES = 16
@@ -105,12 +107,21 @@ def read_auth_key(path: str | os.PathLike[str], name: str) -> bytes:
 
 
 class Sealer:
-    """Seals outgoing messages and opens incoming ones for one end, with its own counters."""
+    """Seals outgoing messages and opens incoming ones for one end, with its own counters.
+
+    The tag is HMAC-SHA256 (RFC 2104) computed from the key's inner and outer hash states, padded
+    and hashed once here: a Cascade run seals and opens a few thousand short messages, and the
+    one-shot ``hmac.digest`` set the key up again for each (2-4 µs of its 4-7 µs). The payload is
+    hashed where it lies, not copied behind the direction byte and header first.
+    """
 
     def __init__(self, key: bytes, *, is_alice: bool) -> None:
         if not isinstance(key, (bytes, bytearray)) or len(key) < MIN_KEY_BYTES:
             raise InvalidArgumentError(f"auth_key: expected at least {MIN_KEY_BYTES} bytes of pre-shared key")
-        self._key = bytes(key)
+        block = bytes(key) if len(key) <= SHA256_BLOCK else hashlib.sha256(key).digest()
+        block = block.ljust(SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         self._out_dir, self._in_dir = (TO_BOB, TO_ALICE) if is_alice else (TO_ALICE, TO_BOB)
         self._sent = 0
         self._received = 0
@@ -118,19 +129,28 @@ class Sealer:
     def __repr__(self) -> str:
         return f"Sealer(sent={self._sent}, received={self._received}, key=<hidden>)"
 
+    def _tag(self, direction: bytes, header: bytes | memoryview, body: bytes | memoryview) -> bytes:
+        inner = self._inner.copy()
+        inner.update(direction)
+        inner.update(header)
+        inner.update(body)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
     def seal(self, kind: int, payload: bytes) -> bytes:
         header = HEADER.pack(MAGIC, kind, self._sent, len(payload))
         self._sent += 1
-        tag = hmac.digest(self._key, self._out_dir + header + payload, "sha256")
-        return header + payload + tag
+        return b"".join((header, payload, self._tag(self._out_dir, header, payload)))
 
     def authentic(self, frame: bytes) -> bool:
         """Whether :meth:`open` would accept ``frame`` now; changes nothing (a stray peer's frame
         can be refused without ending the session)."""
         if len(frame) < OVERHEAD:
             return False
-        header, body, tag = frame[: HEADER.size], frame[HEADER.size : -TAG_BYTES], frame[-TAG_BYTES:]
-        if not hmac.compare_digest(tag, hmac.digest(self._key, self._in_dir + header + body, "sha256")):
+        view = memoryview(frame)
+        header, body, tag = view[: HEADER.size], view[HEADER.size : -TAG_BYTES], frame[-TAG_BYTES:]
+        if not hmac.compare_digest(tag, self._tag(self._in_dir, header, body)):
             return False
         magic, _, seq, length = HEADER.unpack(header)
         return bool(magic == MAGIC and length == len(body) and seq == self._received)
@@ -138,9 +158,9 @@ class Sealer:
     def open(self, frame: bytes) -> tuple[int, bytes]:
         if len(frame) < OVERHEAD:
             raise AuthenticationError(f"message of {len(frame)} bytes is shorter than a header and tag")
-        header, body, tag = frame[: HEADER.size], frame[HEADER.size : -TAG_BYTES], frame[-TAG_BYTES:]
-        expected = hmac.digest(self._key, self._in_dir + header + body, "sha256")
-        if not hmac.compare_digest(tag, expected):
+        view = memoryview(frame)
+        header, body = view[: HEADER.size], view[HEADER.size : -TAG_BYTES]
+        if not hmac.compare_digest(frame[-TAG_BYTES:], self._tag(self._in_dir, header, body)):
             raise AuthenticationError("message failed authentication (tampered, forged, or another key)")
         magic, kind, seq, length = HEADER.unpack(header)
         if magic != MAGIC or length != len(body):
@@ -149,7 +169,7 @@ class Sealer:
             what = "dropped" if seq > self._received else "replayed or reordered"
             raise AuthenticationError(f"message number {seq} where {self._received} was due: a message was {what}")
         self._received += 1
-        return kind, body
+        return kind, bytes(body)
 
 
 class Endpoint(Protocol):

@@ -25,55 +25,83 @@ impl Drop for Sifted {
     }
 }
 
-/// Builds a [`Sifted`] without branches: every record is written at the end of both bases'
-/// columns and the ends advance only where it belongs. Bases and matches are random, so
-/// branching on them would mispredict about every other record.
+/// Builds a [`Sifted`] without branches (see [`add`]). A record is one byte, its bit and its
+/// label (`bit | label << 1`), split into the two columns of each basis at the end: two stores
+/// per record instead of four.
 struct Builder {
-    out: Sifted,
+    /// `bit | label << 1` per record of each basis, up to `keys` and `tests`.
+    key: Vec<u8>,
+    test: Vec<u8>,
     keys: usize,
     tests: usize,
 }
 
 impl Builder {
     fn new(capacity: usize) -> Self {
-        let column = || vec![0u8; capacity + 1];
-        Builder {
-            out: Sifted { key: column(), key_intensity: column(), test: column(), test_intensity: column() },
-            keys: 0,
-            tests: 0,
-        }
+        Builder { key: vec![0u8; capacity + 1], test: vec![0u8; capacity + 1], keys: 0, tests: 0 }
     }
 
-    #[inline(always)]
-    fn add(&mut self, keep: bool, basis: u8, bit: u8, intensity: u8) {
-        let o = &mut self.out;
-        o.key[self.keys] = bit;
-        o.key_intensity[self.keys] = intensity;
-        o.test[self.tests] = bit;
-        o.test_intensity[self.tests] = intensity;
-        self.keys += usize::from(keep & (basis == 0));
-        self.tests += usize::from(keep & (basis != 0));
+    /// Both columns and both ends, as locals the sifting loops keep in registers (the
+    /// builder's own fields live in memory: its drop on an error path takes its address).
+    fn columns(&mut self) -> (&mut [u8], &mut [u8]) {
+        (&mut self.key, &mut self.test)
     }
 
     fn finish(mut self) -> Sifted {
-        self.out.key.truncate(self.keys);
-        self.out.key_intensity.truncate(self.keys);
-        self.out.test.truncate(self.tests);
-        self.out.test_intensity.truncate(self.tests);
-        self.out
+        let split = |records: &mut Vec<u8>, len: usize| -> (Vec<u8>, Vec<u8>) {
+            records.truncate(len);
+            let labels = records.iter().map(|r| r >> 1).collect();
+            for r in records.iter_mut() {
+                *r &= 1;
+            }
+            (std::mem::take(records), labels)
+        };
+        let (key, key_intensity) = split(&mut self.key, self.keys);
+        let (test, test_intensity) = split(&mut self.test, self.tests);
+        Sifted { key, key_intensity, test, test_intensity }
     }
 }
 
-fn pack(bits: impl ExactSizeIterator<Item = u8>) -> Vec<u8> {
-    let mut out = vec![0u8; bits.len().div_ceil(8)];
-    for (i, b) in bits.enumerate() {
-        out[i / 8] |= (b & 1) << (7 - i % 8);
+impl Drop for Builder {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+        zeroize::Zeroize::zeroize(&mut self.test);
+    }
+}
+
+/// Adds one record to the columns: it is written at the end of both and the end of its basis
+/// advances if it is kept. Bases and matches are random, so branching on them would mispredict
+/// about every other record.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn add(key: &mut [u8], test: &mut [u8], ends: &mut (usize, usize), keep: bool, basis: u8, bit: u8, label: u8) {
+    let record = (bit & 1) | label << 1;
+    key[ends.0] = record;
+    test[ends.1] = record;
+    ends.0 += usize::from(keep & (basis == 0));
+    ends.1 += usize::from(keep & (basis != 0));
+}
+
+/// 0/1 bytes packed eight to a byte, MSB first (only each byte's low bit counts).
+fn pack(bits: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bits.len().div_ceil(8));
+    let mut chunks = bits.chunks_exact(8);
+    for chunk in &mut chunks {
+        out.push(msb_first(u64::from_le_bytes(chunk.try_into().expect("eight bytes"))));
+    }
+    if !chunks.remainder().is_empty() {
+        let mut buf = [0u8; 8];
+        buf[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        out.push(msb_first(u64::from_le_bytes(buf)));
     }
     out
 }
 
-fn unpacked(packed: &[u8], i: usize) -> u8 {
-    packed[i / 8] >> (7 - i % 8) & 1
+/// Eight 0/1 bytes (the first in the low byte) as one byte, the first bit in the MSB: the
+/// multiply adds byte `i`'s bit into bit `63 − i`, with no carries between them.
+#[inline]
+fn msb_first(eight: u64) -> u8 {
+    ((eight & 0x0101_0101_0101_0101).wrapping_mul(0x8040_2010_0804_0201) >> 56) as u8
 }
 
 /// Bob's message from his pulse numbers and bases.
@@ -90,7 +118,7 @@ pub fn announce(index: &[u64], basis: &[u8]) -> Result<Vec<u8>> {
     out.extend_from_slice(&(index.len() as u64).to_le_bytes());
     out.extend_from_slice(&(numbers.len() as u64).to_le_bytes());
     out.extend_from_slice(&numbers);
-    out.extend(pack(basis.iter().copied()));
+    out.extend(pack(basis));
     Ok(out)
 }
 
@@ -133,44 +161,61 @@ pub struct AliceRecords<'a> {
 /// Alice's reply to Bob's message, her sifted bits, and the number of pulses Bob detected.
 ///
 /// One pass over Bob's numbers: each is decoded, found in Alice's records by a merge, and sifted
-/// at once (no intermediate arrays: this runs on millions of detections per block).
+/// at once, eight at a time (one byte of Bob's bases and of the reply); the labels are written
+/// straight after the reply's bases. No intermediate arrays: this runs on millions of
+/// detections per block.
 ///
 /// # Errors
-/// [`Error::Protocol`] for a malformed message or a pulse Alice has no record of.
+/// [`Error::Protocol`] for a malformed message or a pulse Alice has no record of;
+/// [`Error::InvalidLength`] when Alice's columns differ in length.
 pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sifted, usize)> {
     let (n, numbers, bob_bases) = split(message)?;
     let bad = || Error::protocol("malformed sifting message");
     if n > numbers.len() {
         return Err(bad());
     }
+    let len = alice.index.len();
+    if [alice.basis.len(), alice.bit.len(), alice.intensity.len()] != [len; 3] {
+        return Err(Error::length("alice records", "columns differ in length"));
+    }
+    let (index, basis, bit, intensity) = (alice.index, alice.basis, alice.bit, alice.intensity);
     let mut sifted = Builder::new(n);
-    let mut reply = vec![0u8; n.div_ceil(8)];
-    let mut intensities = vec![0u8; n + 1];
-    let mut matched = 0usize;
-    let (mut count, mut at) = (0usize, 0usize);
-    for x in PulseNumbers::new(numbers) {
-        let x = x?;
-        if count == n {
-            return Err(bad());
-        }
-        while at < alice.index.len() && alice.index[at] < x {
+    let bases_len = n.div_ceil(8);
+    // Alice's bases, then a label per pulse kept (at most n, plus one scratch byte).
+    let mut reply = vec![0u8; bases_len + n + 1];
+    let (bases_out, labels) = reply.split_at_mut(bases_len);
+    let (key, test) = sifted.columns();
+    let mut ends = (0usize, 0usize);
+    let (mut read, mut next) = (0usize, 0u64);
+    let (mut matched, mut at) = (0usize, 0usize);
+    for (i, (out, &bob)) in bases_out.iter_mut().zip(bob_bases).enumerate() {
+        let count = (n - 8 * i).min(8);
+        // Bob's bases leave from the top of `bob`, Alice's enter at the bottom of `byte`.
+        let (mut bob, mut byte) = (bob, 0u8);
+        for _ in 0..count {
+            let x = pulse_number(numbers, &mut read, &mut next).ok_or_else(bad_numbers)?;
+            while at < len && index[at] < x {
+                at += 1;
+            }
+            if at == len || index[at] != x {
+                return Err(Error::protocol(format!("Bob reports pulse {x}, of which Alice has no record")));
+            }
+            let (b, label) = (basis[at], intensity[at]);
+            byte = byte << 1 | (b & 1);
+            let keep = b == bob >> 7;
+            bob <<= 1;
+            add(key, test, &mut ends, keep, b, bit[at], label);
+            labels[matched] = label;
+            matched += usize::from(keep);
             at += 1;
         }
-        if at == alice.index.len() || alice.index[at] != x {
-            return Err(Error::protocol(format!("Bob reports pulse {x}, of which Alice has no record")));
-        }
-        let (basis, intensity) = (alice.basis[at], alice.intensity[at]);
-        reply[count / 8] |= (basis & 1) << (7 - count % 8);
-        let keep = basis == unpacked(bob_bases, count);
-        sifted.add(keep, basis, alice.bit[at], intensity);
-        intensities[matched] = intensity;
-        matched += usize::from(keep);
-        count += 1;
+        *out = byte << (8 - count);
     }
-    if count != n {
+    if read != numbers.len() {
         return Err(bad());
     }
-    reply.extend_from_slice(&intensities[..matched]);
+    (sifted.keys, sifted.tests) = ends;
+    reply.truncate(bases_len + matched);
     Ok((reply, sifted.finish(), n))
 }
 
@@ -187,14 +232,22 @@ pub fn conclude(basis: &[u8], bit: &[u8], reply: &[u8], intensities: u8) -> Resu
     let packed = basis.len().div_ceil(8);
     let (alice_bases, labels) = (reply.get(..packed).ok_or_else(bad)?, &reply[packed.min(reply.len())..]);
     let mut sifted = Builder::new(basis.len());
+    let (key, test) = sifted.columns();
+    let mut ends = (0usize, 0usize);
     let (mut used, mut invalid) = (0usize, false);
-    for (i, (&b, &x)) in basis.iter().zip(bit).enumerate() {
-        let keep = unpacked(alice_bases, i) == b;
-        let label = labels.get(used).copied().unwrap_or(intensities);
-        invalid |= keep & (label >= intensities);
-        sifted.add(keep, b, x, label);
-        used += usize::from(keep);
+    for ((bases, bits), &alice) in basis.chunks(8).zip(bit.chunks(8)).zip(alice_bases) {
+        // Alice's bases leave from the top of `alice`.
+        let mut alice = alice;
+        for (&b, &x) in bases.iter().zip(bits) {
+            let keep = alice >> 7 == b;
+            alice <<= 1;
+            let label = labels.get(used).copied().unwrap_or(intensities);
+            invalid |= keep & (label >= intensities);
+            add(key, test, &mut ends, keep, b, x, label);
+            used += usize::from(keep);
+        }
     }
+    (sifted.keys, sifted.tests) = ends;
     if invalid || used != labels.len() {
         return Err(bad());
     }
@@ -206,15 +259,15 @@ pub fn conclude(basis: &[u8], bit: &[u8], reply: &[u8], intensities: u8) -> Resu
 /// # Errors
 /// [`Error::InvalidArgument`] when `index` is not strictly increasing.
 pub fn encode_indices(index: &[u64]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(index.len() + 16);
-    let mut previous: Option<u64> = None;
+    // Most gaps take one byte: a detection every few dozen pulses.
+    let mut out = Vec::with_capacity(index.len() + index.len() / 8 + 16);
+    // The smallest number allowed next; None once a number was 2^64 − 1.
+    let mut next = Some(0u64);
     for (i, &x) in index.iter().enumerate() {
-        let gap = match previous {
-            None => x,
-            Some(p) if x > p => x - p - 1,
-            Some(_) => return Err(Error::argument("index", format!("not strictly increasing at record {i}"))),
+        let Some(gap) = next.and_then(|next| x.checked_sub(next)) else {
+            return Err(Error::argument("index", format!("not strictly increasing at record {i}")));
         };
-        previous = Some(x);
+        next = x.checked_add(1);
         let mut v = gap;
         while v >= 0x80 {
             out.push((v as u8) | 0x80);
@@ -228,62 +281,54 @@ pub fn encode_indices(index: &[u64]) -> Result<Vec<u8>> {
 /// The pulse numbers back from [`encode_indices`]' bytes.
 ///
 /// # Errors
-/// [`Error::Protocol`] for a truncated or overlong varint, or a number past 2^64 − 1.
+/// [`Error::Protocol`] for a truncated or overlong varint, or a number past 2^64 − 2.
 pub fn decode_indices(bytes: &[u8]) -> Result<Vec<u64>> {
-    PulseNumbers::new(bytes).collect()
-}
-
-/// The pulse numbers of [`encode_indices`]' bytes, one by one.
-struct PulseNumbers<'a> {
-    bytes: std::slice::Iter<'a, u8>,
-    next: u64,
-    failed: bool,
-}
-
-impl<'a> PulseNumbers<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        PulseNumbers { bytes: bytes.iter(), next: 0, failed: false }
+    let mut out = Vec::with_capacity(bytes.len());
+    let (mut read, mut next) = (0usize, 0u64);
+    while read < bytes.len() {
+        out.push(pulse_number(bytes, &mut read, &mut next).ok_or_else(bad_numbers)?);
     }
+    Ok(out)
 }
 
-impl Iterator for PulseNumbers<'_> {
-    type Item = Result<u64>;
+fn bad_numbers() -> Error {
+    Error::protocol("malformed pulse numbers in the sifting message")
+}
 
-    #[inline]
-    fn next(&mut self) -> Option<Result<u64>> {
-        if self.failed {
+/// The pulse number at `bytes[*read..]`, given that it is at least `*next`; advances both.
+/// `None` when the bytes end, a varint is overlong or the number reaches 2^64 − 1. The state is
+/// two plain integers, not a struct, so that the loops calling this keep it in registers.
+#[inline(always)]
+fn pulse_number(bytes: &[u8], read: &mut usize, next: &mut u64) -> Option<u64> {
+    let &first = bytes.get(*read)?;
+    let gap = if first < 0x80 {
+        *read += 1;
+        u64::from(first)
+    } else {
+        let (gap, after) = long_gap(bytes, *read)?;
+        *read = after;
+        gap
+    };
+    let x = next.checked_add(gap)?;
+    *next = x.checked_add(1)?;
+    Some(x)
+}
+
+/// A varint of two bytes or more at `bytes[at..]`, and where the next begins.
+#[cold]
+fn long_gap(bytes: &[u8], mut at: usize) -> Option<(u64, usize)> {
+    let (mut gap, mut shift) = (0u64, 0u32);
+    loop {
+        let &b = bytes.get(at)?;
+        at += 1;
+        if shift > 63 || (shift == 63 && b > 1) {
             return None;
         }
-        let bad = || Error::protocol("malformed pulse numbers in the sifting message");
-        let (mut gap, mut shift) = (0u64, 0u32);
-        let mut started = false;
-        for &b in self.bytes.by_ref() {
-            started = true;
-            if shift > 63 || (shift == 63 && b > 1) {
-                self.failed = true;
-                return Some(Err(bad()));
-            }
-            gap |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 != 0 {
-                shift += 7;
-                continue;
-            }
-            let x = self.next.checked_add(gap);
-            let after = x.and_then(|x| x.checked_add(1));
-            return match (x, after) {
-                (Some(x), Some(after)) => {
-                    self.next = after;
-                    Some(Ok(x))
-                }
-                _ => {
-                    self.failed = true;
-                    Some(Err(bad()))
-                }
-            };
+        gap |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some((gap, at));
         }
-        // The bytes ended: cleanly between numbers, or inside one.
-        self.failed = true;
-        started.then(|| Err(bad()))
+        shift += 7;
     }
 }
 
