@@ -296,7 +296,9 @@ impl Query {
     /// [`Error::Protocol`] for a malformed or out-of-range query.
     pub fn decode(bytes: &[u8], layout: &Layout) -> Result<Vec<Query>> {
         let bad = || Error::protocol("malformed Cascade query");
-        let mut out = Vec::new();
+        // Most queries are ranges (14 bytes): room for all of them, so that a batch of
+        // thousands is not copied as it grows.
+        let mut out = Vec::with_capacity(bytes.len() / 14 + 1);
         let mut at = 0;
         while at < bytes.len() {
             let tag = bytes[at];
@@ -586,8 +588,9 @@ impl<'a> Corrector<'a> {
     ) -> Result<FastMap<(usize, usize), Search>> {
         let layout = self.layout;
         let mut next = FastMap::with_capacity_and_hasher(searches.len(), Default::default());
-        let mut asking = Vec::new();
-        let mut queries = Vec::new();
+        // Sized up front: a first round asks thousands of ranges, and growing vectors copy.
+        let mut asking = Vec::with_capacity(searches.len());
+        let mut queries = Vec::with_capacity(searches.len());
         let mut ahead = Vec::new();
         let few = searches.len() <= FEW_SEARCHES;
         let mut found = Vec::new();
