@@ -297,3 +297,13 @@ def test_seals_carry_the_hmac_of_rfc_2104(key_bytes: int) -> None:
     assert [alice.open(bob.seal(7, b"x" * n)) for n in (0, 3)] == [(7, b""), (7, b"xxx")]
     reply = alice.seal(9, b"answers")
     assert reply[-32:] == hmac.digest(key, b"B" + reply[:-32], "sha256")
+
+
+@pytest.mark.parametrize("at", [0, 255, 256, 300, 999])
+def test_keys_with_a_byte_other_than_0_or_1_are_refused_where_it_is(at: int) -> None:
+    key = np.zeros(1000, np.uint8)
+    key[at] = 2
+    with pytest.raises(InvalidArgumentError, match=f"found 2 at {at}$"):
+        _core.CascadeResponder(key, 0.02, 1)
+    key[at] = 1
+    assert _core.CascadeResponder(key, 0.02, 1).n == 1000

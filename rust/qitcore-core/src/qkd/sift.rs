@@ -150,6 +150,9 @@ pub fn parse(message: &[u8]) -> Result<(Vec<u64>, &[u8])> {
     Ok((index, bases))
 }
 
+/// Pulses Alice sifts at a time (a multiple of 8: whole bytes of bases).
+const BATCH: usize = 256;
+
 /// Alice's columns (equal lengths, checked by the caller).
 pub struct AliceRecords<'a> {
     pub index: &'a [u64],
@@ -188,11 +191,14 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
     let mut ends = (0usize, 0usize);
     let (mut read, mut next) = (0usize, 0u64);
     let (mut matched, mut at) = (0usize, 0usize);
-    for (i, (out, &bob)) in bases_out.iter_mut().zip(bob_bases).enumerate() {
-        let count = (n - 8 * i).min(8);
-        // Bob's bases leave from the top of `bob`, Alice's enter at the bottom of `byte`.
-        let (mut bob, mut byte) = (bob, 0u8);
-        for _ in 0..count {
+    // A batch at a time: first Alice's row of each pulse (decoding and merging), then the
+    // sifting of those rows. Two short loops keep their state in registers where one long one
+    // spilled it.
+    let mut rows = [0usize; BATCH];
+    for (batch, (bases_out, bob_bases)) in bases_out.chunks_mut(BATCH / 8).zip(bob_bases.chunks(BATCH / 8)).enumerate()
+    {
+        let count = (n - BATCH * batch).min(BATCH);
+        for row in &mut rows[..count] {
             let x = pulse_number(numbers, &mut read, &mut next).ok_or_else(bad_numbers)?;
             while at < len && index[at] < x {
                 at += 1;
@@ -200,16 +206,23 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
             if at == len || index[at] != x {
                 return Err(Error::protocol(format!("Bob reports pulse {x}, of which Alice has no record")));
             }
-            let (b, label) = (basis[at], intensity[at]);
-            byte = byte << 1 | (b & 1);
-            let keep = b == bob >> 7;
-            bob <<= 1;
-            add(key, test, &mut ends, keep, b, bit[at], label);
-            labels[matched] = label;
-            matched += usize::from(keep);
+            *row = at;
             at += 1;
         }
-        *out = byte << (8 - count);
+        for ((out, &bob), rows) in bases_out.iter_mut().zip(bob_bases).zip(rows[..count].chunks(8)) {
+            // Bob's bases leave from the top of `bob`, Alice's enter at the bottom of `byte`.
+            let (mut bob, mut byte) = (bob, 0u8);
+            for &r in rows {
+                let (b, label) = (basis[r], intensity[r]);
+                byte = byte << 1 | (b & 1);
+                let keep = b == bob >> 7;
+                bob <<= 1;
+                add(key, test, &mut ends, keep, b, bit[r], label);
+                labels[matched] = label;
+                matched += usize::from(keep);
+            }
+            *out = byte << (8 - rows.len());
+        }
     }
     if read != numbers.len() {
         return Err(bad());
