@@ -409,6 +409,9 @@ struct Search {
 /// (see [`Corrector::plan`]).
 const LOOKAHEAD: u32 = 2;
 
+/// Blocks shorter than this never look ahead (see `round`).
+const LOOKAHEAD_MIN_BITS: usize = 1 << 19;
+
 /// Searches running at most, for a round to look ahead: the cascade's tail, where one error
 /// found reopens a block whose search finds the next, one level per round trip.
 const FEW_SEARCHES: usize = 4;
@@ -595,6 +598,10 @@ impl<'a> Corrector<'a> {
         // Not above about 3 % errors (first-pass blocks under 64 bits): there Cascade's f is
         // already near 1.05, and the look-ahead's extra parities would take it past.
         let few = searches.len() <= FEW_SEARCHES && matches!(layout.passes[0], PassLayout::Blocks { k } if k >= 64);
+        // The look-ahead's extra parities are a few hundred a block whatever its length: on
+        // blocks under LOOKAHEAD_MIN_BITS they cost more f than the round trips are worth
+        // (10^5 bits at 2 %: f 1.043 to 1.057).
+        let ahead_ok = layout.remember && layout.n >= LOOKAHEAD_MIN_BITS;
         let mut found = Vec::new();
         for (key, mut s) in searches {
             // A correction elsewhere may have settled this range: drop it (its block is rechecked).
@@ -629,7 +636,7 @@ impl<'a> Corrector<'a> {
                     };
                     queries.push(range(s.lo, mid));
                     let first = ahead.len();
-                    if layout.remember && (few || matches!(layout.passes[s.pass], PassLayout::Halves { .. })) {
+                    if ahead_ok && (few || matches!(layout.passes[s.pass], PassLayout::Halves { .. })) {
                         let (left, right) = (2 * s.node, 2 * s.node + 1);
                         self.plan(&s, left, left, s.lo, mid, 1, &mut ahead);
                         self.plan(&s, right, right, mid, s.hi, 1, &mut ahead);
@@ -688,8 +695,8 @@ impl<'a> Corrector<'a> {
     /// own. Asking [`LOOKAHEAD`] levels at once for such searches (3 parities for 2 levels
     /// instead of 2) takes a sixth of the round trips of a 10^6-bit block at 2 % (770 to 637 on
     /// the efficiency test's keys) for 0.2 % more disclosed bits (f 1.038 to 1.040; at 1 % it
-    /// rises by 0.001). Above about 3 % errors only halves passes look ahead (see `round`).
-    /// Every parity asked is counted.
+    /// rises by 0.001). Above about 3 % errors only halves passes look ahead, and blocks under
+    /// 2^19 bits not at all (see `round`). Every parity asked is counted.
     #[allow(clippy::too_many_arguments)]
     fn plan(&self, s: &Search, node: u64, same_as: u64, lo: usize, hi: usize, depth: u32, out: &mut Vec<Ahead>) {
         let layout = self.layout;
@@ -880,7 +887,7 @@ mod tests {
     /// answer is counted: Bob's count is Alice's, and the searches still end on her key.
     #[test]
     fn looking_ahead_asks_valid_ranges_and_counts_them() {
-        for (n, e, seed) in [(20_000, 0.03, 21), (3000, 0.02, 22), (100_000, 0.01, 23)] {
+        for (n, e, seed) in [(600_000, 0.03, 21), (1 << 19, 0.02, 22), (700_000, 0.01, 23)] {
             let (a, b) = keys(n, e, seed);
             let responder = Responder::new(Layout::new(n, e, seed, Variant::Modified).unwrap(), a.clone()).unwrap();
             let (mut sent, mut ahead) = (0u64, false);
