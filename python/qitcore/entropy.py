@@ -187,8 +187,10 @@ def assess_iid(
         progress: called as ``progress(rounds, decided)`` after each batch of permutations; an
             exception it raises stops the run and is raised by this call.
 
-    Ctrl-C stops the run within a batch of permutations (a tenth of a second or so) and raises
-    ``KeyboardInterrupt``.
+    Called from the main thread, Ctrl-C stops the run within a batch of permutations (a tenth of
+    a second or so on a million samples, once the chi-square and LRS tests beside the first batch
+    are done) and raises ``KeyboardInterrupt``. Python runs signal handlers only in the main
+    thread: from another thread, stop a run by raising an exception in ``progress``.
 
     Raises:
         InvalidTypeError: ``data`` is not bytes-like.

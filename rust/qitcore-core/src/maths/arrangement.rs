@@ -22,9 +22,9 @@
 //! million would cost more than the whole draw.
 //!
 //! Why the result is uniform: step 1 is exchangeable (permuting the positions does not change its
-//! distribution), and steps 2 and 3 treat positions symmetrically (uniform sets of positions,
-//! uniform subsets of a value's positions, uniformly random orders of the values written), so the
-//! output is exchangeable too. An exchangeable distribution on the sequences with fixed counts
+//! distribution), and steps 2 and 3 treat positions symmetrically (they choose positions only by
+//! uniform draws, never by their index: uniform sets of positions, uniform subsets of a value's
+//! positions), so the output is exchangeable too; the shares of step 1 need not even be right. An exchangeable distribution on the sequences with fixed counts
 //! gives each of them the same probability, since any one of them is a permutation of any other.
 
 use super::xoshiro::{shuffle, shuffle_into, Xoshiro256};
@@ -110,6 +110,11 @@ impl Composition {
         Composition { counts, len, plan }
     }
 
+    /// Whether [`Composition::arrange_into`] arranges these values (rather than shuffling them).
+    pub fn arranges(&self) -> bool {
+        self.plan.is_some() && self.len >= MIN_LEN
+    }
+
     /// Writes a uniformly random arrangement of `src` (whose composition this is) into `out`.
     pub fn arrange_into(&self, src: &[u8], out: &mut [u8], rng: &mut Xoshiro256, scratch: &mut Scratch) {
         assert_eq!(src.len(), self.len, "an arrangement of the values the composition counted");
@@ -158,7 +163,7 @@ impl Composition {
         let fixed_from = chosen.len();
         let n = out.len();
         let is_marked = |m: &[u64], i: usize| m[i / 64] >> (i % 64) & 1 == 1;
-        let mut probes = budget.min(32 * left + 4096);
+        let mut probes = budget.min(left.saturating_mul(32).saturating_add(4096));
         while left > 0 && probes > 0 {
             probes -= 1;
             let i = rng.below_or_equal(n as u64 - 1) as usize;
@@ -292,7 +297,7 @@ fn draw_steps_dispatch(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least:
     #[cfg(target_arch = "x86_64")]
     {
         use crate::cpu::{has, Features};
-        if has(Features::AVX512F | Features::AVX512BW) {
+        if has(Features::AVX2 | Features::AVX512F | Features::AVX512BW) {
             #[target_feature(enable = "avx2,avx512f,avx512bw")]
             fn wide(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least: &mut [u64; MAX_VALUES]) {
                 draw_steps(plan, out, lanes, at_least)
@@ -398,6 +403,10 @@ mod tests {
             let mut out = vec![0u8; len];
             let mut at_least = [0u64; MAX_VALUES];
             draw_steps_dispatch(plan, &mut out, &mut Lanes::from(&mut Xoshiro256::from_seed(1)), &mut at_least);
+            // The portable loop, whatever this CPU dispatches to, gives the same draw.
+            let (mut plain, mut plain_at_least) = (vec![0u8; len], [0u64; MAX_VALUES]);
+            draw_steps(plan, &mut plain, &mut Lanes::from(&mut Xoshiro256::from_seed(1)), &mut plain_at_least);
+            assert!(plain == out && plain_at_least == at_least, "portable and vector draws differ");
             let mut lanes = Lanes::from(&mut Xoshiro256::from_seed(1));
             let mut expected_at_least = [0u64; MAX_VALUES];
             for chunk in out.chunks(STEP) {
@@ -446,6 +455,37 @@ mod tests {
             // 59 degrees of freedom: the 1e-6 quantile of chi-square(59) is about 124.
             let x2 = chi_square_uniform(&seen, 60, rounds);
             assert!(x2 < 124.0, "{rare_below:?} {budget}: chi-square {x2}");
+        }
+    }
+
+    #[test]
+    fn arrangements_through_the_vector_draw_are_equally_likely() {
+        // 32 zeros and 2 ones: C(34, 2) = 561 arrangements, with positions drawn by the vector
+        // steps as well as the tail. With the true shares and with badly wrong ones (so that the
+        // fix-up does most of the work and a position it favoured would show), through every
+        // probing path.
+        let src: Vec<u8> = (0..34).map(|i| u8::from(i >= 32)).collect();
+        let mut g = Xoshiro256::from_seed(15);
+        let mut scratch = Scratch::default();
+        for skew in [None, Some(2_000u16), Some(64_000)] {
+            for budget in [usize::MAX, 0, 3] {
+                let mut c = Composition::of(&src);
+                if let (Some(t), Some(plan)) = (skew, c.plan.as_mut()) {
+                    plan.thresholds[0] = t;
+                }
+                let plan = c.plan.as_ref().expect("a plan");
+                let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
+                let rounds = 100_000u64;
+                let mut out = vec![0u8; src.len()];
+                for _ in 0..rounds {
+                    c.arrange(plan, &mut out, &mut g, &mut scratch, budget);
+                    *seen.entry(out.clone()).or_default() += 1;
+                }
+                assert_eq!(seen.len(), 561, "{skew:?} {budget}");
+                // 560 degrees of freedom: the 1e-6 quantile of chi-square(560) is about 720.
+                let x2 = chi_square_uniform(&seen, 561, rounds);
+                assert!(x2 < 720.0, "{skew:?} {budget}: chi-square {x2}");
+            }
         }
     }
 
