@@ -29,30 +29,12 @@ pub fn xor_into32(backend: Backend, dst: &mut [u32], src: &[u32]) {
     #[cfg(target_arch = "x86_64")]
     if backend == Backend::Vpclmul && src.len() >= 2 * WIDE_MIN {
         // SAFETY: the Vpclmul backend is only selectable on CPUs with AVX-512F.
-        unsafe { xor32_avx512(dst, src) };
+        unsafe { xor_avx512(dst, src) };
         return;
     }
     let _ = backend;
     for (d, s) in dst.iter_mut().zip(src) {
         *d ^= s;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn xor32_avx512(dst: &mut [u32], src: &[u32]) {
-    use std::arch::x86_64::*;
-    let full = src.len() / 16 * 16;
-    for i in (0..full).step_by(16) {
-        // SAFETY: i + 16 <= full <= the length of both slices.
-        unsafe {
-            let pd = dst.as_mut_ptr().add(i) as *mut __m512i;
-            let ps = src.as_ptr().add(i) as *const __m512i;
-            _mm512_storeu_si512(pd, _mm512_xor_si512(_mm512_loadu_si512(pd), _mm512_loadu_si512(ps)));
-        }
-    }
-    for i in full..src.len() {
-        dst[i] ^= src[i];
     }
 }
 
@@ -193,13 +175,18 @@ unsafe fn xor_to_avx512(a: &[u64], b: &[u64], out: &mut [u64]) {
     }
 }
 
+/// `dst[i] ^= src[i]` over the length of `src` (at most `dst`'s), 64 bytes at a time: for the
+/// 64-bit words of the products and the 32-bit pieces of the split FFT alike.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn xor_avx512(dst: &mut [u64], src: &[u64]) {
+unsafe fn xor_avx512<T: Copy + std::ops::BitXorAssign>(dst: &mut [T], src: &[T]) {
     use std::arch::x86_64::*;
-    let full = src.len() / 8 * 8;
-    for i in (0..full).step_by(8) {
-        // SAFETY: i + 8 <= full <= the length of both slices.
+    assert!(dst.len() >= src.len());
+    let lanes = 64 / std::mem::size_of::<T>();
+    let full = src.len() / lanes * lanes;
+    for i in (0..full).step_by(lanes) {
+        // SAFETY: i + lanes <= full <= the length of both slices, and `lanes` elements are 64
+        // bytes; unaligned loads and stores.
         unsafe {
             let pd = dst.as_mut_ptr().add(i) as *mut __m512i;
             let ps = src.as_ptr().add(i) as *const __m512i;
