@@ -394,12 +394,7 @@ mod tests {
     #[test]
     fn large_one_shot_split_products_match_karatsuba() {
         for (n, m, parts) in [(1usize << 21, 1usize << 20, 0usize), (600_000, 123_457, 3), (100_000, 700_001, 1)] {
-            let mut a: Vec<u64> = (0..words_for(n + m - 1) as u64)
-                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(3))
-                .collect();
-            crate::bits::mask_tail(&mut a, n + m - 1);
-            let mut x: Vec<u64> = (0..words_for(n) as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) ^ 9).collect();
-            crate::bits::mask_tail(&mut x, n);
+            let (a, x) = crate::gf2::test_operands(n, m, 3);
             let be = backend::active();
             let mut expect = vec![0u64; words_for(m)];
             MiddleProduct::new(be, &a, n, m, Algorithm::Karatsuba).apply(be, &x, &mut expect, &mut Vec::new());
@@ -417,12 +412,7 @@ mod tests {
         let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
         let (one, four) = (pool(1), pool(4));
         for (n, m) in [(1usize << 20, 1usize << 19), (1 << 21, 1 << 20), (900_001, 300_007)] {
-            let mut a: Vec<u64> = (0..words_for(n + m - 1) as u64)
-                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(5))
-                .collect();
-            crate::bits::mask_tail(&mut a, n + m - 1);
-            let mut x: Vec<u64> = (0..words_for(n) as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) ^ 3).collect();
-            crate::bits::mask_tail(&mut x, n);
+            let (a, x) = crate::gf2::test_operands(n, m, 5);
             let be = backend::active();
             let run = |pool: &rayon::ThreadPool| {
                 pool.install(|| {

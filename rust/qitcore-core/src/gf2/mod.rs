@@ -21,3 +21,17 @@ pub mod wipe;
 pub mod xor;
 
 pub use backend::Backend;
+
+/// Test operands of a middle product: a seed of `n + m - 1` bits and an input of `n` bits, fixed
+/// pseudo-random words (`salt` varies them) with the bits past the lengths clear.
+#[cfg(test)]
+pub(crate) fn test_operands(n: usize, m: usize, salt: u64) -> (Vec<u64>, Vec<u64>) {
+    use crate::bits::{mask_tail, words_for};
+    let mut a: Vec<u64> = (0..words_for(n + m - 1) as u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(salt as u32))
+        .collect();
+    mask_tail(&mut a, n + m - 1);
+    let mut x: Vec<u64> = (0..words_for(n) as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) ^ salt).collect();
+    mask_tail(&mut x, n);
+    (a, x)
+}

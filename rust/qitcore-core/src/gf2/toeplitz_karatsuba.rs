@@ -397,12 +397,7 @@ mod tests {
     #[test]
     fn one_shot_products_match_the_prepared_tree() {
         for (n, m) in [(300_000usize, 150_001usize), (1 << 17, 1 << 16), (70_000, 69_999), (1 << 16, 1000)] {
-            let mut a: Vec<u64> = (0..words_for(n + m - 1) as u64)
-                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(9))
-                .collect();
-            crate::bits::mask_tail(&mut a, n + m - 1);
-            let mut x: Vec<u64> = (0..words_for(n) as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) ^ 5).collect();
-            crate::bits::mask_tail(&mut x, n);
+            let (a, x) = crate::gf2::test_operands(n, m, 9);
             let prepared = ToeplitzKaratsuba::new(&a, n, m);
             for be in backend::available() {
                 let mut expect = vec![0u64; words_for(m)];
