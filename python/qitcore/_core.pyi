@@ -257,6 +257,10 @@ class HealthMonitor:
     cutoffs: Final[tuple[int, int, int]]
     pending: Final[int]
     counters: Final[HealthCounters]
+    def _state(self) -> bytes: ...
+    @classmethod
+    def _from_state(cls, state: _Buffer) -> Self: ...
+    def __reduce__(self) -> tuple[Callable[[bytes], Self], tuple[bytes]]: ...
 
 @final
 class SelfTest(_Result):

@@ -143,6 +143,17 @@ class _BlockHash:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, m={self.m}, bitorder={self.bitorder!r}, seed=<hidden>)"
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, int, int, bytes, str]]:
+        # The seed travels in the pickle: that is what makes the copy the same hash function.
+        return (_restore_hash, (type(self), self.n, self.m, self.seed_bytes(), self.bitorder))
+
+
+def _restore_hash(cls: Any, n: int, m: int, seed: bytes, bitorder: _validate.BitOrder) -> Any:
+    """The hash function a pickle holds (what ``__reduce__`` gave); checked as a new one is."""
+    if not (isinstance(cls, type) and issubclass(cls, _BlockHash)):
+        raise InvalidTypeError(f"state: not a qitcore block hash class: {cls!r}")
+    return cls(n, m, seed, bitorder=bitorder)
+
 
 class Toeplitz(_BlockHash):
     """Toeplitz hashing from ``n`` to ``m`` bits: ``y = T·x`` over GF(2).
@@ -151,6 +162,9 @@ class Toeplitz(_BlockHash):
     of randextract's default mode and of cryptomite), so outputs agree bit for bit with theirs.
     The family is two-universal: with a uniform seed it extracts ``m`` bits ε-close to uniform from
     any source with enough min-entropy (see :func:`output_length`).
+
+    A Toeplitz hash pickles (and copies) with its seed, so that a Dask worker or another process
+    hashes identically: **a pickle of it is the seed**, a secret to keep as you keep the seed.
 
     Args:
         n: input bits per block, ``1 <= n <= 2**32``.
@@ -182,7 +196,8 @@ class ModifiedToeplitz(_BlockHash):
     ``T`` is the ``m × (n - m)`` Toeplitz matrix ``T[i, j] = seed[(i - j) mod (n - 1)]``, the layout
     of randextract's ``ModifiedToeplitzHashing``. Still two-universal, with a seed of ``n - 1`` bits
     (none when ``m == n``, where the hash is the identity). Arguments and errors as
-    :class:`Toeplitz`, with a seed of ``ceil((n - 1) / 8)`` bytes.
+    :class:`Toeplitz`, with a seed of ``ceil((n - 1) / 8)`` bytes. Like :class:`Toeplitz`, it
+    pickles with its seed: treat a pickle of it as the seed.
     """
 
     __slots__ = ()

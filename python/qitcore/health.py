@@ -68,6 +68,13 @@ class HealthMonitor:
         startup_samples: samples tested before any output (at least 1024 per SP 800-90B §4.3).
         apt_formula: ``"standard"`` (Table 2) or ``"hill"``.
 
+    A monitor pickles with its configuration and its whole state (counters, the RCT run, the APT
+    window, the start-up progress, a failure, the samples held for their window), so that a copy
+    unpickled in another process and fed the rest of a stream releases exactly what this one would.
+    An unpickled state that no monitor could have reached is refused
+    (:class:`~qitcore.errors.InvalidArgumentError` naming ``state``). As with any pickle, unpickle
+    only what you trust.
+
     Raises:
         InvalidArgumentError: an argument is out of range.
     """
@@ -158,6 +165,17 @@ class HealthMonitor:
 
     def __repr__(self) -> str:
         return str(self._core.__repr__())
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        # The core's versioned state, which it checks on the way back in.
+        return (_restore_monitor, (self._core._state(),))
+
+
+def _restore_monitor(state: bytes) -> HealthMonitor:
+    """The monitor a pickle holds (what :meth:`HealthMonitor.__reduce__` gave)."""
+    monitor = HealthMonitor.__new__(HealthMonitor)
+    monitor._core = _core.HealthMonitor._from_state(state)
+    return monitor
 
 
 def scan(

@@ -4,7 +4,7 @@
 use std::sync::{Mutex, TryLockError};
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyType};
 use qitcore_core::bits::BitOrder;
 use qitcore_core::health::block_tests::{self, Outcome, ProcedureA};
 use qitcore_core::health::monitor::Counters;
@@ -118,6 +118,28 @@ impl PyHealthMonitor {
     #[getter]
     fn counters(&self, py: Python<'_>) -> Result<Counters> {
         self.with(py, 0, |m| m.monitor().counters())
+    }
+
+    /// The monitor's whole state (configuration, counters, windows, held samples) as versioned
+    /// bytes: what a pickle carries.
+    fn _state<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyBytes>> {
+        let bytes = self.with(py, 0, |m| health::state::export(m))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The monitor whose `_state()` was `state`; bytes no monitor could have exported are refused
+    /// naming `state`.
+    #[classmethod]
+    fn _from_state(_cls: &Bound<'_, PyType>, py: Python<'_>, state: &Bound<'_, PyAny>) -> Result<Self> {
+        let input = Input::get(py, "state", state)?;
+        let monitor = guard(|| health::state::import(input.bytes()))??;
+        Ok(PyHealthMonitor { inner: Mutex::new(monitor) })
+    }
+
+    /// Pickling: `_from_state` and the state.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> Result<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let state = slf.get()._state(slf.py())?;
+        Ok((slf.get_type().getattr("_from_state")?, (state,)))
     }
 
     fn __repr__(&self, py: Python<'_>) -> Result<String> {

@@ -12,9 +12,9 @@ use crate::error::{Error, Result};
 /// would not apply. The outer result of each is that refusal; the inner one is the tests' verdict.
 #[derive(Clone, Debug)]
 pub struct BufferedMonitor {
-    monitor: Monitor,
+    pub(super) monitor: Monitor,
     /// Samples fed but not yet resolved, oldest first.
-    pending: Vec<u8>,
+    pub(super) pending: Vec<u8>,
 }
 
 impl BufferedMonitor {

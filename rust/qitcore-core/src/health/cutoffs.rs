@@ -44,7 +44,8 @@ pub fn check(min_entropy: f64, bits_per_sample: u32, alpha: f64) -> Result<()> {
 
 /// The Repetition Count Test cutoff.
 pub fn rct_cutoff(min_entropy: f64, alpha: f64) -> u64 {
-    1 + (-alpha.log2() / min_entropy).ceil() as u64
+    // Saturating: a claim of almost no entropy would otherwise overflow to a cutoff of 0.
+    ((-alpha.log2() / min_entropy).ceil() as u64).saturating_add(1)
 }
 
 /// `CRITBINOM(n, p, 1 − α)`: the smallest `k` with `P(X > k) <= α`.

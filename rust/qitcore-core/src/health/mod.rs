@@ -8,6 +8,7 @@ pub mod cutoffs;
 pub mod monitor;
 pub mod scan;
 pub mod self_test;
+pub mod state;
 
 pub use buffered::BufferedMonitor;
 pub use cutoffs::AptFormula;

@@ -137,27 +137,28 @@ pub struct Counters {
     pub failures: u64,
 }
 
-/// A streaming health monitor.
+/// A streaming health monitor. Its fields are visible to [`super::state`], which exports and
+/// imports them (pickling).
 #[derive(Clone, Debug)]
 pub struct Monitor {
-    config: Config,
-    rct_cutoff: u64,
-    apt_cutoff: u64,
-    window: u64,
-    state: State,
+    pub(super) config: Config,
+    pub(super) rct_cutoff: u64,
+    pub(super) apt_cutoff: u64,
+    pub(super) window: u64,
+    pub(super) state: State,
     /// Samples of the start-up test still to pass (whole windows).
-    startup_left: u64,
-    last: u8,
-    run: u64,
-    window_value: u8,
-    window_count: u64,
-    window_pos: u64,
+    pub(super) startup_left: u64,
+    pub(super) last: u8,
+    pub(super) run: u64,
+    pub(super) window_value: u8,
+    pub(super) window_count: u64,
+    pub(super) window_pos: u64,
     /// Every sample before this index has been resolved (discarded or released).
-    resolved_upto: u64,
+    pub(super) resolved_upto: u64,
     /// Index of the first sample of the current window.
-    window_start: u64,
-    failure: Option<Failure>,
-    counters: Counters,
+    pub(super) window_start: u64,
+    pub(super) failure: Option<Failure>,
+    pub(super) counters: Counters,
 }
 
 impl Monitor {
@@ -191,7 +192,7 @@ impl Monitor {
 
     fn restart(&mut self) {
         self.state = State::StartUp;
-        self.startup_left = self.config.startup_samples.max(1).div_ceil(self.window) * self.window;
+        self.startup_left = startup_total(&self.config).unwrap_or(u64::MAX / self.window * self.window);
         self.run = 0;
         self.window_pos = 0;
         self.window_count = 0;
@@ -339,6 +340,13 @@ impl Monitor {
         self.counters.largest_window_count = self.counters.largest_window_count.max(self.window_count);
         f
     }
+}
+
+/// The start-up test's length: `startup_samples` rounded up to whole APT windows, or `None` when
+/// that overflows.
+pub(super) fn startup_total(config: &Config) -> Option<u64> {
+    let window = config.window();
+    config.startup_samples.max(1).div_ceil(window).checked_mul(window)
 }
 
 /// What a call to [`Monitor::process`] resolved, counted from the oldest unresolved sample.
