@@ -4,11 +4,12 @@ All extractors take packed bits (bytes, bytearray, memoryview or a numpy uint8 a
 copying) in bit order ``"big"`` (numpy's default: the first bit is the most significant bit of the
 first byte) or ``"little"``, and return bytes or, with ``output="numpy"``, a numpy uint8 array.
 The work runs in Rust with the GIL released, on all cores for large inputs.
+:func:`extract_file` runs them over files of any size (from :mod:`qitcore.extract_file`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -17,10 +18,15 @@ from . import _core, _validate
 from .bits import pack_bits, unpack_bits
 from .errors import InvalidArgumentError, InvalidLengthError, InvalidTypeError
 
+if TYPE_CHECKING:
+    from .extract_file import ExtractResult, extract_file
+
 __all__ = [
+    "ExtractResult",
     "ModifiedToeplitz",
     "Toeplitz",
     "conditioned_entropy",
+    "extract_file",
     "hash_condition",
     "output_entropy",
     "output_length",
@@ -342,3 +348,12 @@ def conditioned_entropy(
     if not isinstance(vetted, bool):
         raise InvalidTypeError(f"vetted: expected a bool, got {type(vetted).__name__}")
     return float(_core.conditioned_entropy(n_in, n_out, nw, _validate.real("h_in", h_in), vetted, hp))
+
+
+def __getattr__(name: str) -> Any:
+    # The file extractor builds on this module, so it is imported on first use, not here.
+    if name in ("extract_file", "ExtractResult"):
+        from . import extract_file as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
