@@ -7,6 +7,9 @@
 - ``qitcore devices``: attached QRNGs, their drivers and whether they can be opened.
 - ``qitcore assess FILE``: NIST SP 800-90B entropy assessment (non-IID track by default, ``--iid``
   for the IID track), a table on the terminal, ``--json`` with NIST's fields, ``--report`` HTML.
+- ``qitcore extract IN -o OUT``: Toeplitz (or modified Toeplitz, or SHA) extraction of a file or
+  FIFO of raw samples or packed bits of any size, in constant memory, written atomically; the seed
+  from ``--seed-file`` or fresh from the OS (saved to ``--save-seed``, by default ``OUT.seed``).
 - ``qitcore restart FILE H_I``: the SP 800-90B restart tests.
 - ``qitcore health FILE --min-entropy H``: the continuous health tests over a capture, and
   optionally the FIPS 140-2 and AIS 31 block tests.
@@ -36,7 +39,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import QitError
-from . import assess, health, kme, qkd, service, stream
+from . import assess, extract, health, kme, qkd, service, stream
 from .args import Parser
 
 
@@ -47,7 +50,7 @@ def _parser(*, deferred: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qitcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     # In this order in --help.
-    for group in (stream, service, qkd, kme, assess, health):
+    for group in (stream, service, qkd, kme, assess, extract, health):
         group.add_parsers(sub)
     if not deferred:
         parser.complete()

@@ -1,0 +1,94 @@
+"""``qitcore extract IN -o OUT``: Toeplitz (or modified Toeplitz, or SHA) extraction of a file or
+FIFO of raw samples or packed bits, in constant memory, with an atomic output
+(:func:`qitcore.extract_file.extract_file`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import _core
+from .args import Commands, count, positive_real, power_of_two
+
+_METHODS = ("toeplitz", "modified-toeplitz", "sha256", "sha3-256")
+
+
+def add_parsers(sub: Commands) -> None:
+    e = sub.add_parser("extract", help="extract a file of raw samples or bits (Toeplitz, constant memory)")
+    e.add_argument("input", metavar="IN", help="raw samples (one a byte) or packed bits; a file or a FIFO")
+    e.add_argument("-o", "--output", metavar="OUT", required=True, help="the output file (written atomically)")
+    e.add_argument("--method", choices=_METHODS, default="toeplitz", help="the extractor (%(default)s)")
+    e.add_argument("-n", type=count, default=None, help="input bits per block (default: 4096, whole samples and bytes)")
+    length = e.add_mutually_exclusive_group()
+    length.add_argument("-m", type=count, default=None, help="output bits per block")
+    length.add_argument(
+        "--min-entropy",
+        type=positive_real,
+        default=None,
+        help="claimed min-entropy per sample (per bit with --format bits): m from the leftover hash lemma",
+    )
+    e.add_argument(
+        "--eps",
+        type=positive_real,
+        default=None,
+        help=f"distance from uniform per block, with --min-entropy ({power_of_two(_core.Stream.DEFAULT_EPSILON)})",
+    )
+    e.add_argument(
+        "--format", choices=("samples", "bits"), default="samples", help="samples (one a byte) or packed bits (samples)"
+    )
+    e.add_argument("--bits-per-sample", type=count, default=8, help="1-8; every sample must fit (%(default)s)")
+    e.add_argument("--bitorder", choices=("big", "little"), default="big", help="bit order of bits and seed (big)")
+    seed = e.add_mutually_exclusive_group()
+    seed.add_argument("--seed-file", metavar="FILE", help="read the seed from FILE (default: a fresh one)")
+    seed.add_argument(
+        "--save-seed", metavar="FILE", help="write the fresh seed to FILE, mode 0600, never overwritten (OUT.seed)"
+    )
+    e.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    e.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``qitcore extract``: 0 when the output is written; Ctrl-C leaves no output (exit 130)."""
+    # Here, not at the top: numpy and the extractors are for this command only.
+    from ..extract_file import extract_file
+    from ..report.progress import Progress
+
+    bar: Progress | None = None
+
+    def progress(done: int, total: int | None) -> None:
+        nonlocal bar
+        if args.quiet or total is None:  # a FIFO has no size to show a bar against
+            return
+        if bar is None:
+            bar = Progress("extracting", total)
+        bar.update(done, f"{done / total:.0%}")
+
+    try:
+        result = extract_file(
+            args.input,
+            args.output,
+            method=args.method,
+            n=args.n,
+            m=args.m,
+            min_entropy=args.min_entropy,
+            eps=args.eps,
+            input_format=args.format,
+            bits_per_sample=args.bits_per_sample,
+            bitorder=args.bitorder,
+            seed_file=args.seed_file,
+            save_seed=args.save_seed,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        unit = "samples" if args.format == "samples" else "bytes"
+        print(
+            f"{args.output}: {result.blocks:,} blocks of {result.n} -> {result.m} bits ({args.method}), "
+            f"{-(-result.bits_out // 8):,} bytes from {result.bytes_read:,} {unit}; "
+            f"{result.dropped_bits} trailing bits not in a whole block dropped"
+        )
+        if result.seed_written:
+            print(f"seed written to {result.seed_file} (mode 0600): keep it secret", file=sys.stderr)
+    return 0

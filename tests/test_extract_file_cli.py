@@ -1,0 +1,107 @@
+"""``qitcore extract``: through ``qitcore.cli.main`` against the in-memory extractor, and as a real
+process interrupted with SIGINT (exit 130, no output left)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from qitcore.cli import main
+from qitcore.extract import Toeplitz, hash_condition, output_length
+
+
+def test_extract_with_min_entropy_writes_what_the_in_memory_hash_gives(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = os.urandom(100_000)
+    (tmp_path / "in").write_bytes(data)
+    out = tmp_path / "out"
+    assert main(["extract", str(tmp_path / "in"), "-o", str(out), "--min-entropy", "7.5", "--eps", "1e-30"]) == 0
+    seed = Path(f"{out}.seed").read_bytes()
+    m = output_length(4096, 7.5 * 512, 1e-30, per="block") // 8 * 8
+    blocks = len(data) * 8 // 4096
+    assert out.read_bytes() == Toeplitz(4096, m, seed).hash(data[: blocks * 512])
+    printed = capsys.readouterr()
+    assert f"{blocks:,} blocks of 4096 -> {m} bits" in printed.out
+    assert f"{len(data) * 8 - blocks * 4096} trailing bits" in printed.out
+    assert "out.seed" in printed.err and "secret" in printed.err
+    assert seed.hex() not in printed.out + printed.err
+
+
+def test_extract_reads_a_seed_file_and_takes_the_other_methods_and_formats(tmp_path: Path) -> None:
+    data = os.urandom(20_000)
+    (tmp_path / "in").write_bytes(data)
+    hasher = Toeplitz(1000, 600, bitorder="little")
+    (tmp_path / "key").write_bytes(hasher.seed_bytes())
+    args = ["extract", str(tmp_path / "in"), "-o", str(tmp_path / "a"), "--quiet", "--format", "bits"]
+    assert main([*args, "-n", "1000", "-m", "600", "--bitorder", "little", "--seed-file", str(tmp_path / "key")]) == 0
+    assert (tmp_path / "a").read_bytes() == hasher.hash(data[:20_000], nbits=160_000)
+    assert not Path(f"{tmp_path / 'a'}.seed").exists()
+    sha = ["extract", str(tmp_path / "in"), "-o", str(tmp_path / "b"), "--method", "sha3-256", "-n", "800", "--quiet"]
+    assert main(sha) == 0
+    assert (tmp_path / "b").read_bytes() == hash_condition(data, 100, function="sha3-256")
+
+
+def test_extract_refuses_to_overwrite_a_seed_and_leaves_no_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in").write_bytes(os.urandom(1000))
+    (tmp_path / "mine.seed").write_bytes(b"precious")
+    args = ["extract", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", "100"]
+    assert main([*args, "--save-seed", str(tmp_path / "mine.seed")]) == 2
+    assert "mine.seed" in capsys.readouterr().err
+    assert (tmp_path / "mine.seed").read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "mine.seed"]
+    # -m and --min-entropy exclude each other; either is needed for Toeplitz.
+    assert main([*args, "--min-entropy", "7"]) == 2
+    assert main(args[:-2]) == 2
+    assert "either m" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and SIGINT are POSIX")
+def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path: Path) -> None:
+    # A FIFO whose writer sends some samples and then nothing: the command waits in read().
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "qitcore", "extract", str(fifo), "-o", str(out), "--min-entropy", "7"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stop = threading.Event()
+
+    def writer() -> None:
+        with open(fifo, "wb") as f:
+            f.write(os.urandom(1 << 16))
+            f.flush()
+            stop.wait(60)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        # The seed file and the temporary output exist once the extraction is under way.
+        deadline = time.monotonic() + 30
+        while not any(p.name.startswith(".qitcore-") for p in tmp_path.iterdir()):
+            assert time.monotonic() < deadline, "the command did not start"
+            time.sleep(0.05)
+        assert Path(f"{out}.seed").exists()
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+    finally:
+        stop.set()
+        child.kill()
+        # A writer still waiting for a reader (the command failed before opening the FIFO).
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        thread.join()
+    assert child.returncode == 130, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
