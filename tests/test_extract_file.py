@@ -251,4 +251,9 @@ def test_the_output_and_the_seed_file_may_not_be_the_input(tmp_path: Path) -> No
         extract_file(tmp_path / "in", tmp_path / "in", m=10)
     with pytest.raises(InvalidArgumentError, match="folder"):
         extract_file(tmp_path / "in", tmp_path / "nowhere" / "out", m=10)
+    (tmp_path / "key").write_bytes(Toeplitz(4096, 10).seed_bytes())
+    with pytest.raises(InvalidArgumentError, match="^seed_file: .* is the output"):
+        extract_file(tmp_path / "in", tmp_path / "key", m=10, seed_file=tmp_path / "key")
+    with pytest.raises(InvalidArgumentError, match="^save_seed: .* is the input"):
+        extract_file(tmp_path / "in", tmp_path / "out", m=10, save_seed=tmp_path / "in")
     assert (tmp_path / "in").stat().st_size == 1000 and _leftovers(tmp_path) == []

@@ -169,7 +169,7 @@ def extract_file(
     seed_path = None
     if hasher is not None:
         seed_path = os.fspath(seed_file) if seed_file is not None else os.fspath(save_seed or dst + ".seed")
-    _check_paths(src, dst, seed_path)
+    _check_paths(src, dst, seed_path, "seed_file" if seed_file is not None else "save_seed")
     plan = _Plan(n=n, m=m, unit_bits=unit, samples=fmt == "samples", bitorder=order, group=_group(n, m, unit))
     blocks_per_chunk = max(1, chunk_bytes * unit // n // plan.group) * plan.group
     with open(src, "rb", buffering=0) as source:
@@ -266,17 +266,19 @@ def _group(n: int, m: int, unit: int) -> int:
     return math.lcm(whole, unit // math.gcd(n, unit))
 
 
-def _check_paths(src: str, dst: str, seed: str | None) -> None:
+def _check_paths(src: str, dst: str, seed: str | None, seed_name: str) -> None:
+    """Refuses, before any work, an output folder that does not exist and an output or seed file
+    that is the input, or a seed file that is the output (``seed_name`` names its option)."""
     if os.path.isdir(dst):
         raise InvalidArgumentError(f"dst: {dst} is a folder")
     folder = os.path.dirname(os.path.abspath(dst))
     if not os.path.isdir(folder):
         raise InvalidArgumentError(f"dst: {dst}: no such folder {folder}")
-    for name, path in (("dst", dst), ("seed_file", seed)):
+    for name, path in (("dst", dst), (seed_name, seed)):
         if path is not None and os.path.exists(path) and os.path.exists(src) and os.path.samefile(src, path):
             raise InvalidArgumentError(f"{name}: {path} is the input")
     if seed is not None and os.path.abspath(seed) == os.path.abspath(dst):
-        raise InvalidArgumentError(f"save_seed: {seed} is the output")
+        raise InvalidArgumentError(f"{seed_name}: {seed} is the output")
 
 
 def _size(f: IO[bytes]) -> int | None:

@@ -20,15 +20,17 @@ def add_parsers(sub: Commands) -> None:
     e.add_argument("--method", choices=_METHODS, default="toeplitz", help="the extractor (%(default)s)")
     e.add_argument("-n", type=count, default=None, help="input bits per block (default: 4096, whole samples and bytes)")
     length = e.add_mutually_exclusive_group()
-    length.add_argument("-m", type=count, default=None, help="output bits per block")
+    length.add_argument("-m", metavar="BITS", type=count, default=None, help="output bits per block")
     length.add_argument(
         "--min-entropy",
+        metavar="H",
         type=positive_real,
         default=None,
         help="claimed min-entropy per sample (per bit with --format bits): m from the leftover hash lemma",
     )
     e.add_argument(
         "--eps",
+        metavar="EPS",
         type=positive_real,
         default=None,
         help=f"distance from uniform per block, with --min-entropy ({power_of_two(_core.Stream.DEFAULT_EPSILON)})",
@@ -36,7 +38,9 @@ def add_parsers(sub: Commands) -> None:
     e.add_argument(
         "--format", choices=("samples", "bits"), default="samples", help="samples (one a byte) or packed bits (samples)"
     )
-    e.add_argument("--bits-per-sample", type=count, default=8, help="1-8; every sample must fit (%(default)s)")
+    e.add_argument(
+        "--bits-per-sample", metavar="BITS", type=count, default=8, help="1-8; every sample must fit (%(default)s)"
+    )
     e.add_argument("--bitorder", choices=("big", "little"), default="big", help="bit order of bits and seed (big)")
     seed = e.add_mutually_exclusive_group()
     seed.add_argument("--seed-file", metavar="FILE", help="read the seed from FILE (default: a fresh one)")
