@@ -286,7 +286,12 @@ def _size(f: IO[bytes]) -> int | None:
     info = os.fstat(f.fileno())
     if stat.S_ISDIR(info.st_mode):
         raise InvalidArgumentError(f"src: {f.name} is a folder")
-    return info.st_size if stat.S_ISREG(info.st_mode) else None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    if hasattr(os, "posix_fadvise"):
+        # Read once, front to back: the kernel may read further ahead.
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    return info.st_size
 
 
 @contextlib.contextmanager
@@ -363,27 +368,51 @@ def _run(
     total: int | None,
     progress: Callable[[int, int | None], None] | None,
 ) -> tuple[int, int]:
-    """Reads, hashes and writes chunk after chunk: ``(blocks hashed, input bytes read)``."""
+    """Reads chunk after chunk on this thread while one worker thread packs, hashes (on every core,
+    without the GIL) and writes the chunk before, in order: the reads (a disk, a FIFO) overlap the
+    hashing. Two input buffers take turns. Returns ``(blocks hashed, input bytes read)``.
+
+    Only this thread reads, so Ctrl-C (delivered here) interrupts a read that waits on a FIFO; the
+    worker never waits on input, so the chunk it holds is finished before the error propagates.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     chunk_in = blocks_per_chunk * plan.n // plan.unit_bits
-    buffer = bytearray(chunk_in)
-    view, array = memoryview(buffer), np.frombuffer(buffer, dtype=np.uint8)
+    buffers = [bytearray(chunk_in), bytearray(chunk_in)]
     output = memoryview(bytearray(_output_bytes(hasher, blocks_per_chunk)))
-    blocks = read = 0
-    while True:
-        got = _read_full(source, view)
-        if got:
-            data = _as_bits(array[:got], plan, read)
-            count = got * plan.unit_bits // plan.n
-            if count:
-                size = _output_bytes(hasher, count)
-                _hash(kind, hasher, plan, data, count, output[:size])
-                out.write(output[:size])
-            blocks += count
-            read += got
-        if progress is not None:
-            progress(read, total)
-        if got < chunk_in:
-            return blocks, read
+
+    def work(chunk: npt.NDArray[np.uint8], offset: int) -> int:
+        data = _as_bits(chunk, plan, offset)
+        count = chunk.size * plan.unit_bits // plan.n
+        if count:
+            size = _output_bytes(hasher, count)
+            _hash(kind, hasher, plan, data, count, output[:size])
+            out.write(output[:size])
+        return count
+
+    blocks = read = done = 0
+    pending: Future[int] | None = None
+    # Leaving the block waits for the worker's chunk (never longer than one chunk's hashing).
+    with ThreadPoolExecutor(1, thread_name_prefix="qitcore-extract") as worker:
+        turn = 0
+        while True:
+            got = _read_full(source, memoryview(buffers[turn]))
+            if pending is not None:
+                blocks += pending.result()
+                pending = None
+                if progress is not None:
+                    progress(done, total)
+            if got:
+                pending = worker.submit(work, np.frombuffer(buffers[turn], dtype=np.uint8)[:got], read)
+                read += got
+                done = read
+            if got < chunk_in:
+                if pending is not None:
+                    blocks += pending.result()
+                    if progress is not None:
+                        progress(done, total)
+                return blocks, read
+            turn ^= 1
 
 
 def _output_bytes(hasher: Any, blocks: int) -> int:
