@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._core import __version__
 from .._records import as_dict
 from ..entropy import Estimate, IidResult, NonIidResult
+
+if TYPE_CHECKING:
+    from ..archive import FileAssessment
+
+# The layout of the single-result files (as NIST's tool writes them).
+_LAYOUT: dict[str, Any] = {"indent": 3, "sort_keys": True}
 
 # NIST's test case names, in its order, for each estimator.
 _CASES = [
@@ -50,6 +56,13 @@ def non_iid_json(
     result: NonIidResult, *, commandline: str = "", filename: str | None = None, sha256: str | None = None
 ) -> str:
     """The non-IID result as NIST's JSON."""
+    return json.dumps(non_iid_document(result, commandline=commandline, filename=filename, sha256=sha256), **_LAYOUT)
+
+
+def non_iid_document(
+    result: NonIidResult, *, commandline: str = "", filename: str | None = None, sha256: str | None = None
+) -> dict[str, Any]:
+    """The non-IID result as the object of NIST's JSON."""
     cases = []
     binary = result.alphabet_size == 2
     for name, desc in _CASES:
@@ -83,7 +96,7 @@ def non_iid_json(
     doc = _base(False, commandline, filename, sha256)
     doc["testCases"] = cases
     doc["qitcore"] = as_dict(result)
-    return json.dumps(doc, indent=3, sort_keys=True)
+    return doc
 
 
 def _nist_stat_name(name: str) -> str:
@@ -94,6 +107,13 @@ def iid_json(
     result: IidResult, *, commandline: str = "", filename: str | None = None, sha256: str | None = None
 ) -> str:
     """The IID result as NIST's JSON."""
+    return json.dumps(iid_document(result, commandline=commandline, filename=filename, sha256=sha256), **_LAYOUT)
+
+
+def iid_document(
+    result: IidResult, *, commandline: str = "", filename: str | None = None, sha256: str | None = None
+) -> dict[str, Any]:
+    """The IID result as the object of NIST's JSON."""
     iterations = []
     for i in range(3):
         it: dict[str, Any] = {"iteration": i}
@@ -116,4 +136,21 @@ def iid_json(
     doc = _base(True, commandline, filename, sha256)
     doc["testCases"] = [case]
     doc["qitcore"] = as_dict(result)
-    return json.dumps(doc, indent=3, sort_keys=True)
+    return doc
+
+
+def file_record_json(record: FileAssessment, *, commandline: str = "") -> str:
+    """One line of ``qitcore assess --jsonl``: the file (``path``, ``size`` in samples, ``sha256``,
+    ``seconds``, ``error``: null when assessed) and each track's NIST document (``nonIid``,
+    ``iid``: null when that track did not run or the file was not assessed)."""
+    names = {"commandline": commandline, "filename": record.path, "sha256": record.sha256}
+    doc = {
+        "path": record.path,
+        "size": record.size,
+        "sha256": record.sha256,
+        "seconds": record.seconds,
+        "error": record.error,
+        "nonIid": None if record.non_iid is None else non_iid_document(record.non_iid, **names),
+        "iid": None if record.iid is None else iid_document(record.iid, **names),
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))

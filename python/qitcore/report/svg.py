@@ -67,9 +67,18 @@ def stems(title: str, xs: Sequence[int], values: Sequence[float], *, band: float
     return _frame(title, "".join(parts))
 
 
-def hbars(title: str, labels: Sequence[str], values: Sequence[float | None], *, reference: float, unit: str) -> str:
+def hbars(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float | None],
+    *,
+    reference: float,
+    unit: str,
+    reference_label: str = "assessed",
+    missing: str = "not run",
+) -> str:
     """Horizontal bars with labels (e.g. each estimator's entropy) and a reference line (the
-    assessment); missing values are marked."""
+    assessment, labelled ``reference_label``); missing values are marked ``missing``."""
     row = 18
     height = 2 * _PAD + row * max(len(labels), 1)
     left = 230
@@ -80,7 +89,7 @@ def hbars(title: str, labels: Sequence[str], values: Sequence[float | None], *, 
         y = _PAD + i * row
         parts.append(_axis_label(left - 6, y + 12, label, anchor="end"))
         if v is None:
-            parts.append(_axis_label(left + 4, y + 12, "not run", anchor="start"))
+            parts.append(_axis_label(left + 4, y + 12, missing, anchor="start"))
             continue
         w = plot_w * v / top
         color = "#c0392b" if abs(v - reference) < 1e-12 else "#3b6ea5"
@@ -88,5 +97,5 @@ def hbars(title: str, labels: Sequence[str], values: Sequence[float | None], *, 
         parts.append(_axis_label(left + w + 4, y + 12, f"{v:.4f}", anchor="start"))
     x = left + plot_w * reference / top
     parts.append(_dashed(x, x, _PAD - 6, height - _PAD + 6))
-    parts.append(_axis_label(x, _PAD - 10, f"assessed {reference:.4f} {unit}"))
+    parts.append(_axis_label(x, _PAD - 10, f"{reference_label} {reference:.4f} {unit}"))
     return _frame(title, "".join(parts), height)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from ..entropy import Estimate, IidResult, NonIidResult
+
+if TYPE_CHECKING:
+    from ..archive import FileAssessment
 
 _KEYS = {
     "Most Common Value": ("p-hat", "p_u"),
@@ -78,4 +84,26 @@ def iid_table(result: IidResult) -> str:
         lines.append(f"H_bitstring = {result.h_bitstring:.6f} bits per bit")
     verdict = "IID tests passed" if result.passed else "IID tests FAILED: use the non-IID track"
     lines.append(f"assessed = {result.h_assessed:.6f} bits per sample; {verdict}")
+    return "\n".join(lines)
+
+
+def files_table(records: Sequence[FileAssessment]) -> str:
+    """One row per file: samples, bits per sample, each track's assessment (bits per sample), the
+    IID tests' verdict and the time taken; a file not assessed shows its error instead."""
+    width = max([len("file"), *(len(r.path) for r in records)])
+    lines = [
+        f"{'file':<{width}} {'samples':>11} {'bits':>4} {'H non-IID':>10} {'H IID':>10} {'IID tests':>9} {'time':>9}"
+    ]
+    lines.append("-" * len(lines[0]))
+    for r in records:
+        if r.error is not None:
+            lines.append(f"{r.path:<{width}} error: {r.error}")
+            continue
+        h_non_iid = "-" if r.non_iid is None else f"{r.non_iid.h_assessed:.6f}"
+        h_iid = "-" if r.iid is None else f"{r.iid.h_assessed:.6f}"
+        verdict = "-" if r.iid is None else ("passed" if r.iid.passed else "FAILED")
+        lines.append(
+            f"{r.path:<{width}} {r.size:>11,} {r.bits_per_symbol:>4} {h_non_iid:>10} {h_iid:>10} {verdict:>9}"
+            f" {r.seconds:>8.2f}s"
+        )
     return "\n".join(lines)

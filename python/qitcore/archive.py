@@ -1,0 +1,316 @@
+"""Entropy assessment of many sample files: in this process, on a local pool of worker processes,
+or on a Dask cluster (``dask.distributed``, qitcore's ``dask`` extra).
+
+:func:`assess_files` assesses each file on its own (NIST SP 800-90B, non-IID track, IID track or
+both) and returns one :class:`FileAssessment` per file, in input order. A file that cannot be
+assessed (missing, empty, a sample too wide) gets a record carrying its error; the other files'
+results are kept. A failure of the cluster itself (a task whose worker died more often than the
+scheduler allows, a scheduler that went away) raises :class:`ClusterError`: the call never returns
+a list with files silently missing.
+
+On a cluster each file is read by the worker that assesses it (the file system must be shared,
+the paths valid there) and only the results travel back, so the caller never holds anyone's
+samples. Each worker holds one file's samples at a time: at most :data:`~qitcore.entropy.MAX_SAMPLES`
+bytes and the assessment's working memory (see :mod:`qitcore.entropy`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import _core, _validate, entropy
+from .entropy import IidResult, NonIidResult
+from .errors import InvalidArgumentError, InvalidTypeError, QitError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = ["ClusterError", "FileAssessment", "Track", "assess_files", "connect"]
+
+Track = Literal["non-iid", "iid", "both"]
+_TRACKS = ("non-iid", "iid", "both")
+INSTALL = "pip install 'qitcore[dask]'"
+
+
+class ClusterError(QitError, RuntimeError):
+    """The Dask cluster could not do the work: Dask is not installed, the scheduler cannot be
+    reached, or a file's task failed there for a reason other than the file (its worker died more
+    often than the scheduler allows, qitcore is missing on the workers). No partial result is
+    returned; the message names the file whose task failed."""
+
+
+@dataclass(frozen=True)
+class FileAssessment:
+    """One file's assessment.
+
+    Attributes:
+        path: the path as given.
+        size: the samples assessed (one a byte: the file's size in bytes); 0 when it could not
+            be read.
+        sha256: SHA-256 of the samples assessed (hex), or ``None`` when they could not be read.
+        non_iid: the non-IID track's result, when that track ran.
+        iid: the IID track's result, when that track ran.
+        seconds: wall time of reading and assessing the file where it ran.
+        error: why the file was not assessed (its path not repeated), or ``None``.
+    """
+
+    path: str
+    size: int
+    sha256: str | None
+    non_iid: NonIidResult | None
+    iid: IidResult | None
+    seconds: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the file was assessed."""
+        return self.error is None
+
+    @property
+    def bits_per_symbol(self) -> int | None:
+        """The bits per sample the assessment used, or ``None`` when it did not run."""
+        result = self.non_iid or self.iid
+        return None if result is None else result.bits_per_symbol
+
+
+@dataclass(frozen=True)
+class _Options:
+    """What every file's task is given (small: it travels with each task)."""
+
+    track: Track
+    bits_per_symbol: int | None
+    permutations: int
+    seed: int | None
+    truncate_bitstring: bool
+    report: bool
+
+
+def _assess_one(path: str, shown: str, options: _Options) -> tuple[FileAssessment, str | None]:
+    """Reads and assesses one file where the task runs (a worker, or this process), and, with
+    ``options.report``, makes its HTML report there too, since the report's plots need the samples
+    and only the worker holds them."""
+    start = time.perf_counter()
+    sha256: str | None = None
+    size = 0
+    try:
+        data = entropy.read_samples(path)
+        size = len(data)
+        sha256 = hashlib.sha256(data).hexdigest()
+        non_iid = iid = None
+        if options.track != "iid":
+            non_iid = entropy.assess_non_iid(
+                data, bits_per_symbol=options.bits_per_symbol, truncate_bitstring=options.truncate_bitstring
+            )
+        if options.track != "non-iid":
+            iid = entropy.assess_iid(
+                data, bits_per_symbol=options.bits_per_symbol, permutations=options.permutations, seed=options.seed
+            )
+        record = FileAssessment(shown, size, sha256, non_iid, iid, time.perf_counter() - start)
+        page = None
+        if options.report:
+            from .report.html import html_report
+
+            bits = record.bits_per_symbol
+            assert bits is not None  # a track ran
+            page = html_report(data, bits, non_iid=non_iid, iid=iid, filename=shown, sha256=sha256)
+        return record, page
+    except QitError as exc:
+        # The file's own problem: recorded, so that the other files' results are kept.
+        message = str(exc).removeprefix(f"{path}: ")
+        return FileAssessment(shown, size, sha256, None, None, time.perf_counter() - start, message), None
+
+
+def _check(
+    paths: Iterable[str | os.PathLike[str]],
+    track: str,
+    bits_per_symbol: int | None,
+    permutations: int,
+    seed: int | None,
+    truncate_bitstring: bool,
+    jobs: int,
+    progress: Any,
+    report: bool,
+) -> tuple[list[str], _Options, int]:
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise InvalidTypeError(f"paths: expected a sequence of paths, got one {type(paths).__name__}")
+    shown: list[str] = []
+    for p in paths:
+        if not isinstance(p, (str, os.PathLike)):
+            raise InvalidTypeError(f"paths: expected str or os.PathLike items, got {type(p).__name__}")
+        text = os.fspath(p)
+        if not isinstance(text, str):
+            raise InvalidTypeError(f"paths: expected str paths, got {type(text).__name__}")
+        shown.append(text)
+    if not shown:
+        raise InvalidArgumentError("paths: no file to assess")
+    if track not in _TRACKS:
+        raise InvalidArgumentError(f"track: expected one of {', '.join(_TRACKS)}, got {track!r}")
+    if bits_per_symbol is not None:
+        bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)
+    permutations = _validate.integer("permutations", permutations, minimum=1)
+    if seed is not None:
+        seed = _validate.integer("seed", seed, minimum=0, maximum=2**64 - 1)
+    jobs = _validate.integer("jobs", jobs, minimum=1)
+    if progress is not None and not callable(progress):
+        raise InvalidTypeError(f"progress: expected a callable, got {type(progress).__name__}")
+    options = _Options(track, bits_per_symbol, permutations, seed, bool(truncate_bitstring), report)  # type: ignore[arg-type]
+    return shown, options, jobs
+
+
+def _dask() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterError(f"running on Dask needs the distributed package, part of qitcore's dask extra: {INSTALL}") from None
+    return distributed
+
+
+def _local(paths: list[str], options: _Options) -> Iterator[tuple[int, FileAssessment, str | None]]:
+    for i, shown in enumerate(paths):
+        record, page = _assess_one(shown, shown, options)
+        yield i, record, page
+
+
+def _on_cluster(
+    client: Any, paths: list[str], options: _Options
+) -> Iterator[tuple[int, FileAssessment, str | None]]:
+    distributed = _dask()
+    # Absolute paths: a worker's current folder is not the caller's. pure=False: the same file
+    # twice is two tasks (two IID runs with seeds of their own when no seed is given).
+    futures = client.map(
+        _assess_one, [os.path.abspath(p) for p in paths], paths, options=options, pure=False, retries=0
+    )
+    where = {future.key: i for i, future in enumerate(futures)}
+    done = False
+    try:
+        for future in distributed.as_completed(futures):
+            i = where[future.key]
+            try:
+                record, page = future.result()
+            except Exception as exc:
+                # Every QitError of the file's own was recorded by the task: this is the cluster's.
+                raise ClusterError(f"{paths[i]}: its task failed on the Dask cluster: {type(exc).__name__}: {exc}") from exc
+            # The result is ours now: the cluster can forget it.
+            future.release()
+            yield i, record, page
+        done = True
+    finally:
+        if not done:
+            # Ctrl-C, an error, or a caller that stopped early: nothing more is wanted.
+            client.cancel(futures, force=True)
+
+
+def _run(
+    paths: list[str], options: _Options, client: Client | None, jobs: int
+) -> Iterator[tuple[int, FileAssessment, str | None]]:
+    """``(input index, record, report page or None)`` for each file, in the order they finish."""
+    if client is not None:
+        yield from _on_cluster(client, paths, options)
+        return
+    if jobs == 1:
+        yield from _local(paths, options)
+        return
+    distributed = _dask()
+    # One single-threaded worker process per job; the Rust core's threads are shared out among
+    # them so that N workers do not each start a thread per core.
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    import logging
+
+    cluster = distributed.LocalCluster(
+        n_workers=jobs,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        # No dashboard; Dask's HTTP endpoints (health, metrics) on any free loopback port, leaving
+        # 8787 to the user's own clusters.
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR,
+        env={"RAYON_NUM_THREADS": str(threads)},
+    )
+    try:
+        with distributed.Client(cluster) as local:
+            yield from _on_cluster(local, paths, options)
+    finally:
+        cluster.close()
+
+
+def connect(address: str, *, timeout: float = 10.0) -> Client:
+    """A ``distributed.Client`` of the Dask scheduler at ``address`` (``tcp://HOST:PORT``).
+
+    Raises:
+        ClusterError: Dask is not installed, or no scheduler answered within ``timeout`` seconds.
+    """
+    distributed = _dask()
+    try:
+        client: Client = distributed.Client(address, timeout=timeout)
+    except (OSError, ValueError, TypeError) as exc:
+        # TimeoutError and refused connections are OSErrors; a malformed address a ValueError or
+        # TypeError, depending on where Dask's parser stops.
+        raise ClusterError(f"scheduler {address}: cannot connect: {exc}") from None
+    return client
+
+
+def assess_files(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    track: Track = "non-iid",
+    bits_per_symbol: int | None = None,
+    permutations: int = _core.DEFAULT_PERMUTATIONS,
+    seed: int | None = None,
+    truncate_bitstring: bool = False,
+    client: Client | None = None,
+    jobs: int = 1,
+    progress: Callable[[int, int], object] | None = None,
+) -> list[FileAssessment]:
+    """Assesses each sample file (one sample a byte) and returns one record per file, in input order.
+
+    Args:
+        paths: the files. On a cluster, relative paths are made absolute here: the workers must
+            see the same files at the same paths (a shared file system).
+        track: ``"non-iid"`` (SP 800-90B §6.3), ``"iid"`` (§5) or ``"both"``.
+        bits_per_symbol: 1 to 8 for every file; by default each file's widest sample decides.
+        permutations: IID: the most permutations per file.
+        seed: IID: one seed for every file's permutations (reproducible); by default each file's
+            run draws its own from the OS CSPRNG (reported in its result).
+        truncate_bitstring: non-IID: assess only 1,000,000 bits of each bit string (NIST's ``-t``).
+        client: a ``distributed.Client``: the files are assessed on its cluster.
+        jobs: without a client, ``1`` assesses the files here one after the other (Dask is not
+            imported); ``N > 1`` starts a ``distributed.LocalCluster`` of N single-threaded worker
+            processes for this call and closes it before returning.
+        progress: called as ``progress(done, total)`` here each time a file is finished.
+
+    Ctrl-C (``KeyboardInterrupt``) cancels the files not yet assessed, closes a cluster this call
+    started, and is raised. In this process, the IID track stops within a batch of permutations; a
+    non-IID run ends first (seconds).
+
+    Raises:
+        InvalidArgumentError: no path, or ``track``, ``bits_per_symbol``, ``permutations``,
+            ``seed`` or ``jobs`` out of range.
+        InvalidTypeError: ``paths`` is one path rather than a sequence, or holds something else.
+        ClusterError: Dask is needed (``client`` or ``jobs > 1``) and not installed, or a task
+            failed on the cluster for a reason that is not its file's (the message names the file).
+    """
+    shown, options, jobs = _check(
+        paths, track, bits_per_symbol, permutations, seed, truncate_bitstring, jobs, progress, report=False
+    )
+    records: list[FileAssessment | None] = [None] * len(shown)
+    # closing(): an exception raised here (Ctrl-C between files, a failing progress callback)
+    # cancels the cluster's work and closes a cluster this call started, now rather than when the
+    # generator is collected.
+    with contextlib.closing(_run(shown, options, client, jobs)) as results:
+        for done, (i, record, _) in enumerate(results, 1):
+            records[i] = record
+            if progress is not None:
+                progress(done, len(shown))
+    missing = [shown[i] for i, r in enumerate(records) if r is None]
+    if missing:  # pragma: no cover - every task yields once or raises
+        raise ClusterError(f"{missing[0]}: no result came back ({len(missing)} files)")
+    return [r for r in records if r is not None]
