@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -78,6 +78,10 @@ class FileAssessment:
         """The bits per sample the assessment used, or ``None`` when it did not run."""
         result = self.non_iid or self.iid
         return None if result is None else result.bits_per_symbol
+
+
+#: What the runs yield: (the file's index in the input, its record, its report page or None).
+_Results = Generator[tuple[int, "FileAssessment", str | None], None, None]
 
 
 @dataclass(frozen=True)
@@ -168,19 +172,19 @@ def _dask() -> Any:
     try:
         import distributed
     except ImportError:
-        raise ClusterError(f"running on Dask needs the distributed package, part of qitcore's dask extra: {INSTALL}") from None
+        raise ClusterError(
+            f"running on Dask needs the distributed package, part of qitcore's dask extra: {INSTALL}"
+        ) from None
     return distributed
 
 
-def _local(paths: list[str], options: _Options) -> Iterator[tuple[int, FileAssessment, str | None]]:
+def _local(paths: list[str], options: _Options) -> _Results:
     for i, shown in enumerate(paths):
         record, page = _assess_one(shown, shown, options)
         yield i, record, page
 
 
-def _on_cluster(
-    client: Any, paths: list[str], options: _Options
-) -> Iterator[tuple[int, FileAssessment, str | None]]:
+def _on_cluster(client: Any, paths: list[str], options: _Options) -> _Results:
     distributed = _dask()
     # Absolute paths: a worker's current folder is not the caller's. pure=False: the same file
     # twice is two tasks (two IID runs with seeds of their own when no seed is given).
@@ -196,7 +200,9 @@ def _on_cluster(
                 record, page = future.result()
             except Exception as exc:
                 # Every QitError of the file's own was recorded by the task: this is the cluster's.
-                raise ClusterError(f"{paths[i]}: its task failed on the Dask cluster: {type(exc).__name__}: {exc}") from exc
+                raise ClusterError(
+                    f"{paths[i]}: its task failed on the Dask cluster: {type(exc).__name__}: {exc}"
+                ) from exc
             # The result is ours now: the cluster can forget it.
             future.release()
             yield i, record, page
@@ -207,9 +213,7 @@ def _on_cluster(
             client.cancel(futures, force=True)
 
 
-def _run(
-    paths: list[str], options: _Options, client: Client | None, jobs: int
-) -> Iterator[tuple[int, FileAssessment, str | None]]:
+def _run(paths: list[str], options: _Options, client: Client | None, jobs: int) -> _Results:
     """``(input index, record, report page or None)`` for each file, in the order they finish."""
     if client is not None:
         yield from _on_cluster(client, paths, options)

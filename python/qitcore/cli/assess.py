@@ -7,7 +7,6 @@ import argparse
 import contextlib
 import hashlib
 import os
-import re
 import sys
 
 from .. import _core, entropy
@@ -122,6 +121,8 @@ def _assess_file(args: argparse.Namespace, path: str) -> int:
 def _report_name(page: str, index: int, total: int, path: str) -> str:
     """The file name of file ``index``'s report, beside the comparison page ``page``: the page's
     name, the file's number (two files may share a name) and its name made safe for a URL."""
+    import re  # here: `qitcore --help` and one file's assessment need no regular expression
+
     stem = os.path.splitext(os.path.basename(page))[0]
     name = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(path)) or "file"
     return f"{stem}-{index + 1:0{len(str(total))}d}-{name}.html"
@@ -154,6 +155,7 @@ def _assess_files(args: argparse.Namespace) -> int:
     links: list[str | None] = [None] * total
     records: list[archive.FileAssessment | None] = [None] * total
     written: list[str] = []
+    errors = 0
     # Only the output files need these (json, datetime, tempfile).
     from ..report.files import atomic_file, write_atomically
 
@@ -164,11 +166,12 @@ def _assess_files(args: argparse.Namespace) -> int:
                 records[i] = record
                 if page is not None:
                     # Written as each arrives: the caller holds one file's report at a time.
-                    links[i] = _report_name(args.report, i, total, record.path)
-                    target = os.path.join(folder, links[i])
+                    link = links[i] = _report_name(args.report, i, total, record.path)
+                    target = os.path.join(folder, link)
                     write_atomically(target, page)
                     written.append(target)
-                progress.update(done, f"{sum(r is not None and r.error is not None for r in records)} errors")
+                errors += record.error is not None
+                progress.update(done, f"{errors} not assessed")
         progress.close()
         assessed = [r for r in records if r is not None]
         if len(assessed) != total:  # pragma: no cover - every task yields once or raises
@@ -193,7 +196,7 @@ def _assess_files(args: argparse.Namespace) -> int:
         raise
     finally:
         if client is not None:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
     if not args.quiet:
         print(files_table(assessed))
     for r in assessed:

@@ -58,9 +58,8 @@ def comparison_report(records: Sequence[FileAssessment], links: Sequence[str | N
     (a URL relative to the page, or ``None`` for no link)."""
     assessed = [r for r in records if r.error is None]
     failed_iid = [r for r in assessed if r.iid is not None and not r.iid.passed]
-    summary = (
-        f"{len(records)} files: {len(assessed)} assessed, {len(records) - len(assessed)} not assessed"
-        + (f", {len(failed_iid)} failed the IID tests" if any(r.iid is not None for r in assessed) else "")
+    summary = f"{len(records)} files: {len(assessed)} assessed, {len(records) - len(assessed)} not assessed" + (
+        f", {len(failed_iid)} failed the IID tests" if any(r.iid is not None for r in assessed) else ""
     )
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

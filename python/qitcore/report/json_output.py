@@ -143,14 +143,18 @@ def file_record_json(record: FileAssessment, *, commandline: str = "") -> str:
     """One line of ``qitcore assess --jsonl``: the file (``path``, ``size`` in samples, ``sha256``,
     ``seconds``, ``error``: null when assessed) and each track's NIST document (``nonIid``,
     ``iid``: null when that track did not run or the file was not assessed)."""
-    names = {"commandline": commandline, "filename": record.path, "sha256": record.sha256}
+    path, sha256 = record.path, record.sha256
     doc = {
         "path": record.path,
         "size": record.size,
         "sha256": record.sha256,
         "seconds": record.seconds,
         "error": record.error,
-        "nonIid": None if record.non_iid is None else non_iid_document(record.non_iid, **names),
-        "iid": None if record.iid is None else iid_document(record.iid, **names),
+        "nonIid": None
+        if record.non_iid is None
+        else non_iid_document(record.non_iid, commandline=commandline, filename=path, sha256=sha256),
+        "iid": None
+        if record.iid is None
+        else iid_document(record.iid, commandline=commandline, filename=path, sha256=sha256),
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
