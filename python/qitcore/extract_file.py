@@ -20,7 +20,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,9 @@ import numpy.typing as npt
 from . import _core, _validate
 from .errors import InvalidArgumentError
 from .extract import ModifiedToeplitz, Toeplitz, output_length
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 __all__ = ["DEFAULT_EPSILON", "ExtractResult", "Method", "extract_file"]
 
@@ -109,6 +112,8 @@ def extract_file(
     save_seed: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    client: Client | None = None,
+    task_bytes: int | None = None,
 ) -> ExtractResult:
     """Extracts a file (or FIFO) of raw samples or packed bits into ``dst``, in constant memory.
 
@@ -144,6 +149,13 @@ def extract_file(
         progress: called after each chunk with ``(input bytes read, input size or None)``.
         chunk_bytes: input bytes per read, rounded to whole blocks (memory is a few times this,
             or a few blocks when a block is larger).
+        client: a ``distributed.Client`` (qitcore's ``dask`` extra): the input, a regular file, is
+            cut at block boundaries into ranges that the cluster's workers hash, each reading its
+            own range and writing its output at its own offset (the file system must be shared,
+            the paths valid on the workers). The output is the same, bit for bit. The seed reaches
+            the workers through the seed file, never over the cluster's connections.
+        task_bytes: with ``client``, input bytes per task (default
+            :data:`~qitcore.extract_cluster.DEFAULT_TASK_BYTES`), rounded to whole blocks.
 
     Returns:
         An :class:`ExtractResult`.
@@ -155,6 +167,9 @@ def extract_file(
         InvalidLengthError: the seed file has the wrong size.
         InvalidTypeError: an option has the wrong type.
         OSError: a file cannot be read or written, or ``save_seed`` exists.
+        ClusterError: with ``client``: Dask is not installed, or a range failed on the cluster
+            for a reason other than the input (its worker died more often than the scheduler
+            allows); no output is left.
     """
     kind = _validate.choice("method", method, METHODS)
     fmt = _validate.choice("input_format", input_format, ("samples", "bits"))
@@ -164,6 +179,10 @@ def extract_file(
         raise InvalidArgumentError("bits_per_sample: applies to input_format='samples' only")
     chunk_bytes = _validate.integer("chunk_bytes", chunk_bytes, minimum=1)
     src, dst = os.fspath(src), os.fspath(dst)
+    if client is not None:
+        from .extract_cluster import check_client
+
+        check_client(client, task_bytes)
     unit = bits if fmt == "samples" else 8
     hasher, n, m = _hasher(kind, n, m, min_entropy, eps, unit, fmt, order, seed_file, save_seed)
     seed_path = None
@@ -174,8 +193,18 @@ def extract_file(
     blocks_per_chunk = max(1, chunk_bytes * unit // n // plan.group) * plan.group
     with open(src, "rb", buffering=0) as source:
         total = _size(source)
-        with _private_seed(seed_path if seed_file is None else None, hasher) as written, _atomic(dst) as out:
-            stats = _run(source, out, hasher, kind, plan, blocks_per_chunk, total, progress)
+        if client is not None and total is None:
+            raise InvalidArgumentError(f"src: {src} is not a regular file; a cluster's workers read ranges of one")
+        with _private_seed(seed_path if seed_file is None else None, hasher) as written, _atomic(dst) as (out, temp):
+            if client is None:
+                stats = _run(source, out, hasher, kind, plan, blocks_per_chunk, total, progress)
+            else:
+                from .extract_cluster import extract_on_cluster
+
+                assert total is not None  # checked above
+                stats = extract_on_cluster(
+                    client, src, temp, seed_path, kind, plan, total, blocks_per_chunk, task_bytes, progress
+                )
     blocks, read = stats
     used = blocks * n
     return ExtractResult(
@@ -318,16 +347,16 @@ def _private_seed(path: str | None, hasher: Any) -> Iterator[bool]:
 
 
 @contextlib.contextmanager
-def _atomic(dst: str) -> Iterator[IO[bytes]]:
-    """A temporary file beside ``dst``, synced and renamed to it when the block completes and
-    removed when it fails (an error, Ctrl-C): ``dst`` appears only whole."""
+def _atomic(dst: str) -> Iterator[tuple[IO[bytes], str]]:
+    """A temporary file beside ``dst`` and its path, synced and renamed to ``dst`` when the block
+    completes and removed when it fails (an error, Ctrl-C): ``dst`` appears only whole."""
     import tempfile
 
     folder = os.path.dirname(os.path.abspath(dst))
     handle, temp = tempfile.mkstemp(dir=folder, prefix=".qitcore-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
-            yield out
+            yield out, temp
             out.flush()
             os.fsync(out.fileno())
         # mkstemp creates the file private; give it the permissions a plain open() would.

@@ -47,6 +47,11 @@ def add_parsers(sub: Commands) -> None:
     seed.add_argument(
         "--save-seed", metavar="FILE", help="write the fresh seed to FILE, mode 0600, never overwritten (OUT.seed)"
     )
+    e.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on the Dask cluster at tcp://HOST:PORT: workers read and write ranges (shared file system)",
+    )
     e.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     e.set_defaults(func=run)
 
@@ -67,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
             bar = Progress("extracting", total)
         bar.update(done, f"{done / total:.0%}")
 
+    client = None
+    if args.scheduler is not None:
+        from ..archive import connect
+
+        client = connect(args.scheduler)
     try:
         result = extract_file(
             args.input,
@@ -82,10 +92,13 @@ def run(args: argparse.Namespace) -> int:
             seed_file=args.seed_file,
             save_seed=args.save_seed,
             progress=progress,
+            client=client,
         )
     finally:
         if bar is not None:
             bar.close()
+        if client is not None:
+            client.close()  # type: ignore[no-untyped-call]
     if not args.quiet:
         unit = "samples" if args.format == "samples" else "bytes"
         print(
