@@ -231,6 +231,13 @@ def test_arguments_are_checked_before_any_work(kwargs: dict[str, Any], error: ty
         assess_files(**args)
 
 
+def test_a_client_must_be_a_dask_client_and_excludes_local_jobs(client: distributed.Client) -> None:
+    with pytest.raises(InvalidTypeError, match="^client: expected a distributed.Client, got str"):
+        assess_files(["/nonexistent/a.bin"], client="tcp://127.0.0.1:8786")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="^jobs: 2 local workers asked for with a client"):
+        assess_files(["/nonexistent/a.bin"], client=client, jobs=2)
+
+
 def test_without_dask_the_local_path_works_and_the_dask_options_say_what_to_install(files: list[Path]) -> None:
     # A fresh interpreter in which `import distributed` fails, as where the extra is not installed.
     code = f"""

@@ -51,8 +51,8 @@ class FileAssessment:
 
     Attributes:
         path: the path as given.
-        size: the samples assessed (one a byte: the file's size in bytes); 0 when it could not
-            be read.
+        size: the samples read (one a byte: the file's size in bytes); 0 when it could not be
+            read.
         sha256: SHA-256 of the samples assessed (hex), or ``None`` when they could not be read.
         non_iid: the non-IID track's result, when that track ran.
         iid: the IID track's result, when that track ran.
@@ -186,6 +186,8 @@ def _local(paths: list[str], options: _Options) -> _Results:
 
 def _on_cluster(client: Any, paths: list[str], options: _Options) -> _Results:
     distributed = _dask()
+    if not isinstance(client, distributed.Client):
+        raise InvalidTypeError(f"client: expected a distributed.Client, got {type(client).__name__}")
     # Absolute paths: a worker's current folder is not the caller's. pure=False: the same file
     # twice is two tasks (two IID runs with seeds of their own when no seed is given).
     futures = client.map(
@@ -227,18 +229,22 @@ def _run(paths: list[str], options: _Options, client: Client | None, jobs: int) 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     import logging
 
-    cluster = distributed.LocalCluster(
-        n_workers=jobs,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        # No dashboard; Dask's HTTP endpoints (health, metrics) on any free loopback port, leaving
-        # 8787 to the user's own clusters.
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.ERROR,
-        env={"RAYON_NUM_THREADS": str(threads)},
-    )
+    try:
+        cluster = distributed.LocalCluster(
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            # No dashboard; Dask's HTTP endpoints (health, metrics) on any free loopback port,
+            # leaving 8787 to the user's own clusters.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            silence_logs=logging.ERROR,
+            env={"RAYON_NUM_THREADS": str(threads)},
+        )
+    except (OSError, RuntimeError) as exc:
+        # No process or port to be had (limits, a sandbox): the machine's to fix, said as such.
+        raise ClusterError(f"jobs: cannot start a local Dask cluster of {jobs} workers: {exc}") from exc
     try:
         with distributed.Client(cluster) as local:
             yield from _on_cluster(local, paths, options)
@@ -298,13 +304,17 @@ def assess_files(
     Raises:
         InvalidArgumentError: no path, or ``track``, ``bits_per_symbol``, ``permutations``,
             ``seed`` or ``jobs`` out of range.
-        InvalidTypeError: ``paths`` is one path rather than a sequence, or holds something else.
+        InvalidArgumentError: ``jobs > 1`` with a ``client``.
+        InvalidTypeError: ``paths`` is one path rather than a sequence, or holds something else;
+            ``client`` is not a ``distributed.Client``.
         ClusterError: Dask is needed (``client`` or ``jobs > 1``) and not installed, or a task
             failed on the cluster for a reason that is not its file's (the message names the file).
     """
     shown, options, jobs = _check(
         paths, track, bits_per_symbol, permutations, seed, truncate_bitstring, jobs, progress, report=False
     )
+    if client is not None and jobs > 1:
+        raise InvalidArgumentError(f"jobs: {jobs} local workers asked for with a client; its cluster's workers run")
     records: list[FileAssessment | None] = [None] * len(shown)
     # closing(): an exception raised here (Ctrl-C between files, a failing progress callback)
     # cancels the cluster's work and closes a cluster this call started, now rather than when the
