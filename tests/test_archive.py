@@ -5,8 +5,6 @@ every estimator's every field); a killed worker must not lose or corrupt a file'
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import signal
 import subprocess
@@ -17,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dask
 import distributed
 import numpy as np
 import pytest
@@ -26,34 +23,13 @@ from qitcore.archive import ClusterError, FileAssessment, assess_files
 from qitcore.entropy import assess_iid, assess_non_iid
 from qitcore.errors import InvalidArgumentError, InvalidTypeError
 
+from .dask_cluster import local_cluster
+
 #: Small files and few permutations: the module's Dask tests take seconds, not minutes.
 SAMPLES = 20_000
 PERMUTATIONS = 60
 SEED = 11
 SOURCES = ("uniform-8", "gauss-4", "biased-1", "correlated-8")
-
-
-@contextlib.contextmanager
-def local_cluster(**config: Any) -> Iterator[distributed.Client]:
-    """Two single-threaded worker processes on 127.0.0.1, no dashboard, closed on leaving; the
-    core's threads limited to one a worker so the two do not fight over this machine's cores."""
-    with (
-        dask.config.set(config),
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            # Dask's HTTP endpoints (health, metrics) on any free loopback port, not 8787.
-            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-            silence_logs=logging.CRITICAL,
-            env={"RAYON_NUM_THREADS": "1"},
-        ) as cluster,
-        distributed.Client(cluster, timeout=30) as client,
-    ):
-        client.wait_for_workers(2, timeout=30)
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from qitcore import archive, corpus
 from qitcore.cli import main
 from qitcore.entropy import assess_iid, assess_non_iid
 
-from .test_archive import local_cluster
+from .dask_cluster import local_cluster
 
 PERMUTATIONS = 60
 SEED = 11

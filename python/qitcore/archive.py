@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _core, _validate, entropy
 from .entropy import IidResult, NonIidResult
-from .errors import InvalidArgumentError, InvalidTypeError, QitError
+from .errors import ClusterError, InvalidArgumentError, InvalidTypeError, QitError
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -36,13 +36,6 @@ __all__ = ["ClusterError", "FileAssessment", "Track", "assess_files", "connect"]
 Track = Literal["non-iid", "iid", "both"]
 _TRACKS = ("non-iid", "iid", "both")
 INSTALL = "pip install 'qitcore[dask]'"
-
-
-class ClusterError(QitError, RuntimeError):
-    """The Dask cluster could not do the work: Dask is not installed, the scheduler cannot be
-    reached, or a file's task failed there for a reason other than the file (its worker died more
-    often than the scheduler allows, qitcore is missing on the workers). No partial result is
-    returned; the message names the file whose task failed."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ __all__ = [
     "AuthenticationError",
     "ChannelClosed",
     "ChannelError",
+    "ClusterError",
     "DeviceBusy",
     "DeviceDisconnected",
     "DeviceError",
@@ -99,6 +100,13 @@ class UnsupportedOperationError(QitError, NotImplementedError):
 
 class SampleFileError(QitError, OSError):
     """A sample file is missing, unreadable or empty."""
+
+
+class ClusterError(QitError, RuntimeError):
+    """A Dask cluster could not do the work: Dask is not installed, the scheduler cannot be
+    reached, or a task failed there for a reason other than its input (its worker died more often
+    than the scheduler allows, qitcore is missing on the workers). No partial result is returned
+    and no partial output left; the message names the file whose task failed."""
 
 
 class HealthTestFailure(QitError):

@@ -26,8 +26,8 @@ import numpy as np
 
 from . import _validate
 from . import extract_file as single
-from .archive import ClusterError, _dask
-from .errors import InvalidTypeError, QitError
+from .archive import _dask
+from .errors import ClusterError, InvalidTypeError, QitError
 from .extract import ModifiedToeplitz, Toeplitz
 
 __all__ = ["DEFAULT_TASK_BYTES", "check_client", "extract_on_cluster"]
