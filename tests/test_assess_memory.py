@@ -82,13 +82,13 @@ def big_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", [["assess"], ["assess", "--iid"], ["restart", "_", "4"], ["health"]])
+@pytest.mark.parametrize(
+    "command", [["assess"], ["assess", "--iid"], ["restart", "_", "4"], ["health", "--min-entropy", "4", "--fips"]]
+)
 def test_files_past_the_limit_are_refused_before_reading(big_file: Path, command: list[str]) -> None:
     args = [a if a != "_" else str(big_file) for a in command]
     if "_" not in command:
         args.insert(1, str(big_file))
-    if command == ["health"]:
-        args += ["--min-entropy", "4"]
     start = time.monotonic()
     p, peak = _cli_peak(*args)
     assert p.returncode == 2, p.stderr
@@ -101,6 +101,20 @@ def test_files_past_the_limit_are_refused_before_reading(big_file: Path, command
     # Nothing of the file was read: far below its 3 GiB.
     assert peak < 200 << 20, peak
     assert time.monotonic() - start < 20
+
+
+def test_the_health_tests_alone_scan_a_file_past_the_limit_in_chunks(tmp_path: Path) -> None:
+    # Five times the in-memory limit, a pattern no test fires on: every sample is read and tested.
+    path = tmp_path / "long.bin"
+    pattern = bytes(range(256)) * 4096
+    with open(path, "wb") as f:
+        for _ in range(5 * entropy.MAX_SAMPLES // len(pattern) + 1):
+            f.write(pattern)
+    size = path.stat().st_size
+    p, peak = _cli_peak("health", str(path), "--min-entropy", "7")
+    assert p.returncode == 0, p.stderr
+    assert f"{path}: {size} samples; cutoffs" in p.stdout and "no health test fired" in p.stdout, p.stdout
+    assert peak < 200 << 20, peak
 
 
 def test_read_samples_refuses_by_size_and_bounds_reads_of_pipes(big_file: Path) -> None:

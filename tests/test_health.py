@@ -3,16 +3,21 @@ against the definitions, and the FIPS 140-2 / AIS 31 block tests on good and def
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from qitcore import health
 from qitcore._records import as_dict
 from qitcore.errors import (
     AdaptiveProportionFailure,
     HealthTestFailure,
     InvalidArgumentError,
     InvalidLengthError,
+    InvalidTypeError,
     QitError,
     RepetitionCountFailure,
+    SampleFileError,
 )
 from qitcore.health import (
     DEFAULT_ALPHA,
@@ -184,3 +189,39 @@ def test_results_are_the_cores_classes(rng) -> None:
 def test_defaults_come_from_the_core() -> None:
     assert DEFAULT_ALPHA == 2.0**-20 and DEFAULT_STARTUP_SAMPLES == 1024
     assert HealthMonitor(4.0).rct_cutoff == HealthMonitor(4.0, alpha=2.0**-20).rct_cutoff == 6
+
+
+@pytest.mark.parametrize("chunk", [1, 777, 4096, 1 << 20])
+@pytest.mark.parametrize("limit", [1, 3, 1000])
+def test_a_file_scanned_in_chunks_reports_what_a_scan_of_it_whole_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, limit: int
+) -> None:
+    # Runs and biased windows, some across the chunks' boundaries: the scan of the whole is the reference.
+    data = bytearray(np.random.default_rng(4).integers(0, 16, 60_000, dtype=np.uint8).tobytes())
+    for at in (775, 4_094, 20_000, 41_000):
+        data[at : at + 9] = bytes([3]) * 9
+    data[50_000:51_000:2] = bytes([5]) * 500
+    path = tmp_path / "capture.bin"
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(health, "SCAN_CHUNK", chunk)
+    seen: list[tuple[int, int | None]] = []
+    got = health.scan_file(path, 3.0, bits_per_sample=4, max_failures=limit, progress=lambda d, t: seen.append((d, t)))
+    whole = health.scan(bytes(data), 3.0, bits_per_sample=4, max_failures=limit)
+    assert got == whole
+    assert len(whole.failures) == min(limit, len(whole.failures)) and whole.failures
+    assert seen and all(t == len(data) for _, t in seen) and seen == sorted(seen)
+
+
+def test_scan_file_errors_name_the_file_and_the_offset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "SCAN_CHUNK", 1000)
+    path = tmp_path / "wide.bin"
+    path.write_bytes(bytes(2500) + b"\x10")
+    with pytest.raises(InvalidArgumentError, match="offset 2500 .*16.* 4 bits"):
+        health.scan_file(path, 3.0, bits_per_sample=4, max_failures=10**6)
+    (tmp_path / "empty.bin").write_bytes(b"")
+    with pytest.raises(SampleFileError, match="empty.bin: no samples"):
+        health.scan_file(tmp_path / "empty.bin", 3.0)
+    with pytest.raises(SampleFileError, match="missing.bin"):
+        health.scan_file(tmp_path / "missing.bin", 3.0)
+    with pytest.raises(InvalidTypeError, match="^progress"):
+        health.scan_file(path, 3.0, progress=3)  # type: ignore[arg-type]

@@ -4,7 +4,8 @@
   the Repetition Count Test and the Adaptive Proportion Test — with the start-up test (§4.3)
   before any output, a failed state that withholds everything from the failing window on until
   :meth:`HealthMonitor.reset`, and an on-demand :meth:`HealthMonitor.self_test`.
-- :func:`scan`: every failure in a capture, for a report of where and why a source fails.
+- :func:`scan`: every failure in a capture, for a report of where and why a source fails;
+  :func:`scan_file` the same over a capture file of any size, read in chunks (constant memory).
 - :func:`fips140_2` and :func:`ais31_procedure_a`: the block tests of FIPS 140-2 (2001) and BSI
   AIS 31 (2011) procedure A, with their published bounds.
 
@@ -16,12 +17,15 @@ differs by one at some ``H``.
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Callable
 from typing import Any, Literal
 
 from . import _core, _validate
 from ._core import Ais31Result, BlockTest, HealthCounters, HealthScan, ScanFailure, SelfTest
 from ._records import as_dict
-from .errors import InvalidArgumentError, SelfTestFailure
+from .errors import InvalidArgumentError, InvalidTypeError, SampleFileError, SelfTestFailure
 
 __all__ = [
     "Ais31Result",
@@ -34,6 +38,7 @@ __all__ = [
     "ais31_procedure_a",
     "fips140_2",
     "scan",
+    "scan_file",
 ]
 
 #: α of each test by default: 2^-20, the largest SP 800-90B suggests.
@@ -219,3 +224,59 @@ def ais31_procedure_a(data: Any, *, bitorder: _validate.BitOrder = "big") -> Ais
         InvalidTypeError: ``data`` is not bytes-like.
     """
     return _core.ais31_procedure_a(data, bitorder)
+
+
+#: Samples read per chunk by :func:`scan_file`.
+SCAN_CHUNK = 16 << 20
+
+
+def scan_file(
+    path: str | os.PathLike[str],
+    min_entropy: float,
+    *,
+    bits_per_sample: int = 8,
+    alpha: float = DEFAULT_ALPHA,
+    max_failures: int = 1000,
+    progress: Callable[[int, int | None], object] | None = None,
+) -> HealthScan:
+    """:func:`scan` of a capture file (one sample a byte) of any size, read a chunk at a time:
+    the same failures and counters as :func:`scan` of the whole file, in constant memory. Reading
+    stops once ``max_failures`` failures are found. Ctrl-C stops it between chunks.
+
+    ``progress`` is called after each chunk with ``(samples read, file size or None)``.
+
+    Raises:
+        SampleFileError: the file is missing, unreadable or empty.
+        InvalidArgumentError: an argument is out of range, or a sample does not fit in
+            ``bits_per_sample`` (the message gives its offset in the file).
+        InvalidTypeError: ``progress`` is not callable.
+    """
+    bits = _validate.integer("bits_per_sample", bits_per_sample, minimum=1, maximum=8)
+    h = _validate.real("min_entropy", min_entropy)
+    limit = _validate.integer("max_failures", max_failures, minimum=1)
+    if progress is not None and not callable(progress):
+        raise InvalidTypeError(f"progress: expected a callable, got {type(progress).__name__}")
+    scanner = _core.HealthScanner(h, bits, _alpha(alpha), limit)
+    name = os.fspath(path)
+    read = 0
+    try:
+        with open(path, "rb", buffering=0) as f:
+            info = os.fstat(f.fileno())
+            size = info.st_size if stat.S_ISREG(info.st_mode) else None
+            buffer = bytearray(SCAN_CHUNK)
+            view = memoryview(buffer)
+            while True:
+                got = f.readinto(buffer)
+                if not got:
+                    break
+                read += got
+                wanted = scanner.feed(view[:got])
+                if progress is not None:
+                    progress(read, size)
+                if not wanted:
+                    break
+    except OSError as exc:
+        raise SampleFileError(f"{name}: {exc.strerror or exc}") from exc
+    if read == 0:
+        raise SampleFileError(f"{name}: no samples")
+    return scanner.report()

@@ -4,6 +4,7 @@ where they fire, and optionally the FIPS 140-2 and AIS 31 procedure A block test
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .. import entropy, health
 from .args import Commands, count, natural, positive_real, power_of_two, subset
@@ -36,17 +37,24 @@ def add_parsers(sub: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``qitcore health``: 0 when no test fired, 1 when one did."""
-    data = entropy.read_samples(args.file, subset=subset(args.subset, args.file))
-    report = health.scan(
-        data,
-        args.min_entropy,
-        bits_per_sample=args.bits_per_sample,
-        alpha=args.alpha,
-        max_failures=args.max_failures,
-    )
+    """``qitcore health``: 0 when no test fired, 1 when one did.
+
+    The continuous tests alone read the file a chunk at a time, whatever its size; the block tests
+    (``--fips``, ``--ais31``) and ``--subset`` take the samples in memory, up to
+    :data:`~qitcore.entropy.MAX_SAMPLES`."""
+    options = {"bits_per_sample": args.bits_per_sample, "alpha": args.alpha, "max_failures": args.max_failures}
+    data = None
+    if args.subset is not None or args.fips or args.ais31:
+        data = entropy.read_samples(args.file, subset=subset(args.subset, args.file))
+        report = health.scan(data, args.min_entropy, **options)
+        samples = f"{len(data)} samples"
+    else:
+        report = _scan_file(args, options)
+        samples = f"{report.samples} samples"
+        if len(report.failures) >= args.max_failures:
+            samples += f" tested (stopped at --max-failures {args.max_failures})"
     print(
-        f"{args.file}: {len(data)} samples; cutoffs: RCT {report.rct_cutoff}, APT {report.apt_cutoff} "
+        f"{args.file}: {samples}; cutoffs: RCT {report.rct_cutoff}, APT {report.apt_cutoff} "
         f"(window {report.window}); longest run {report.longest_run}, largest window count "
         f"{report.largest_window_count}"
     )
@@ -58,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  ... and {len(report.failures) - args.show} more")
     status = 0 if report.passed else 1
     if args.fips:
+        assert data is not None
         blocks = health.fips140_2(data, bitorder=args.bitorder)
         failed = [(i, t) for i, b in enumerate(blocks) for t in b if not t.passed]
         print(f"FIPS 140-2: {len(blocks)} blocks of 20000 bits, {len(failed)} failed tests")
@@ -65,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  block {i}: {_failed_block_test(t)}")
         status = max(status, int(bool(failed)))
     if args.ais31:
+        assert data is not None
         a = health.ais31_procedure_a(data, bitorder=args.bitorder)
         failed = [(i, t) for i, b in enumerate(a.blocks) for t in b if not t.passed]
         print(
@@ -75,6 +85,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"  block {i}: {_failed_block_test(t)}")
         status = max(status, int(a.verdict != "pass"))
     return status
+
+
+def _scan_file(args: argparse.Namespace, options: dict[str, Any]) -> health.HealthScan:
+    """The continuous tests over the whole file, a chunk at a time, with a progress bar on a terminal."""
+    from ..report.progress import Progress
+
+    bar: Progress | None = None
+
+    def progress(done: int, total: int | None) -> None:
+        nonlocal bar
+        if total is None:
+            return
+        if bar is None:
+            bar = Progress("health tests", total)
+        bar.update(done, f"{done / total:.0%}")
+
+    try:
+        return health.scan_file(args.file, args.min_entropy, progress=progress, **options)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _failed_block_test(t: health.BlockTest) -> str:

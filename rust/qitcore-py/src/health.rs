@@ -9,7 +9,7 @@ use qitcore_core::bits::BitOrder;
 use qitcore_core::health::block_tests::{self, Outcome, ProcedureA};
 use qitcore_core::health::monitor::Counters;
 use qitcore_core::health::self_test::{self_test, SelfTest};
-use qitcore_core::health::{self, AptFormula, BufferedMonitor, Config, Scan};
+use qitcore_core::health::{self, AptFormula, BufferedMonitor, Config, Scan, Scanner};
 
 use crate::args::{self, int, opt_int, real, Real};
 use crate::buffers::{Input, DETACH_BYTES};
@@ -170,6 +170,41 @@ pub fn health_scan(
     let bytes = input.bytes();
     let config = config(min_entropy, bits_per_sample, alpha);
     Ok(detach(py, || health::scan(bytes, config, max_failures))??)
+}
+
+/// A capture scanned a piece at a time (a file read in chunks): the failures and counters of
+/// `health_scan` over the whole capture.
+#[pyclass(frozen, module = "qitcore._core", name = "HealthScanner")]
+pub struct PyHealthScanner {
+    inner: Mutex<Scanner>,
+}
+
+#[pymethods]
+impl PyHealthScanner {
+    #[new]
+    #[pyo3(signature = (min_entropy, bits_per_sample, alpha, max_failures))]
+    fn new(
+        #[pyo3(from_py_with = real)] min_entropy: f64,
+        #[pyo3(from_py_with = int::<u32>)] bits_per_sample: u32,
+        alpha: Option<Real>,
+        #[pyo3(from_py_with = int::<usize>)] max_failures: usize,
+    ) -> Result<Self> {
+        let scanner = guard(|| Scanner::new(config(min_entropy, bits_per_sample, alpha), max_failures))??;
+        Ok(PyHealthScanner { inner: Mutex::new(scanner) })
+    }
+
+    /// Tests the next samples; `False` once the failure limit is reached.
+    fn feed(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> Result<bool> {
+        let input = Input::get(py, "data", data)?;
+        let bytes = input.bytes();
+        // Waited for and used detached only: see PyHealthMonitor::with.
+        Ok(detach(py, || self.inner.lock().unwrap_or_else(|e| e.into_inner()).feed(bytes))??)
+    }
+
+    /// The failures so far and the counters.
+    fn report(&self, py: Python<'_>) -> Result<Scan> {
+        detach(py, || self.inner.lock().unwrap_or_else(|e| e.into_inner()).report())
+    }
 }
 
 /// FIPS 140-2 tests on each whole 20,000-bit block: each block's outcomes.

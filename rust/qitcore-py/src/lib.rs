@@ -42,7 +42,7 @@ mod _core {
         conditioned_entropy, hash_condition, output_entropy, output_length, von_neumann, PyModifiedToeplitz, PyToeplitz,
     };
     #[pymodule_export]
-    use crate::health::{ais31_procedure_a, fips140_2, health_scan, PyHealthMonitor};
+    use crate::health::{ais31_procedure_a, fips140_2, health_scan, PyHealthMonitor, PyHealthScanner};
     #[pymodule_export]
     use crate::protocol::{
         crc32c, encode_frame, format_descriptor, parse_format, parse_info, parse_reply, parse_status, PyFrameDecoder,

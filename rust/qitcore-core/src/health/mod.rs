@@ -13,4 +13,4 @@ pub mod state;
 pub use buffered::BufferedMonitor;
 pub use cutoffs::AptFormula;
 pub use monitor::{Config, Failure, HealthTest, Monitor, Release, State};
-pub use scan::{scan, Scan};
+pub use scan::{scan, Scan, Scanner};
