@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -234,3 +235,48 @@ def test_ctrl_c_on_a_local_cluster_stops_its_workers_and_leaves_no_output(tmp_pa
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, alive
     assert sorted(p.name for p in tmp_path.iterdir()) == ["markov-0.bin", "markov-1.bin"]
+
+
+def test_a_scheduler_without_workers_is_one_error_line(
+    files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive, "connect", functools.partial(archive.connect, timeout=1.0))
+    with distributed.LocalCluster(
+        n_workers=0, host="127.0.0.1", dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}
+    ) as empty:
+        out = tmp_path / "out.jsonl"
+        status = main(["assess", str(files[0]), "--scheduler", empty.scheduler_address, "--jsonl", str(out)])
+    err = capsys.readouterr().err.splitlines()
+    assert status == 2 and err[-1].endswith("no worker joined it within 1 s"), err
+    assert not out.exists()
+
+
+def test_outputs_may_not_be_inputs_or_each_other_and_special_files_stay(
+    files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "copy.bin"
+    copy.write_bytes(files[0].read_bytes())
+    assert main(["assess", str(copy), str(files[1]), "--jsonl", str(copy), "--quiet"]) == 2
+    assert f"--jsonl: {copy} is an input" in capsys.readouterr().err
+    assert copy.read_bytes() == files[0].read_bytes()
+    out = tmp_path / "x.out"
+    assert main(["assess", str(copy), str(files[1]), "--jsonl", str(out), "--report", str(out), "--quiet"]) == 2
+    assert "--report" in capsys.readouterr().err and not out.exists()
+    # A device is written in place, never replaced by a regular file.
+    assert main(["assess", str(copy), str(files[1]), "--jsonl", "/dev/null", "--quiet"]) == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_jobs_are_capped_at_the_files(files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[int] = []
+
+    def cluster(**kwargs: Any) -> Any:
+        started.append(kwargs["n_workers"])
+        raise OSError("not started in this test")
+
+    monkeypatch.setattr(distributed, "LocalCluster", cluster)
+    with pytest.raises(archive.ClusterError, match="cannot start a local Dask cluster of 2 workers"):
+        archive.assess_files(files[:2], jobs=8)
+    assert started == [2]
+    # One file: no cluster at all.
+    assert archive.assess_files(files[:1], jobs=8)[0].ok and started == [2]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +19,7 @@ import distributed
 import numpy as np
 import pytest
 from qitcore.archive import ClusterError
-from qitcore.errors import InvalidArgumentError, InvalidTypeError
+from qitcore.errors import InvalidArgumentError, InvalidLengthError, InvalidTypeError
 from qitcore.extract_file import extract_file
 
 from .dask_cluster import local_cluster
@@ -179,3 +181,59 @@ def test_the_command_line_runs_on_a_scheduler(client: distributed.Client, tmp_pa
     assert main([*args[:3], str(tmp_path / "none.bin"), *args[4:], "--scheduler", "tcp://127.0.0.1:9"]) == 2
     assert capsys.readouterr().err.startswith("qitcore: error: scheduler tcp://127.0.0.1:9: cannot connect")
     assert not (tmp_path / "none.bin").exists()
+
+
+def test_an_input_without_a_whole_block_is_an_error_on_the_cluster_too(
+    client: distributed.Client, tmp_path: Path
+) -> None:
+    src = tmp_path / "raw.bin"
+    for size in (0, 100):
+        src.write_bytes(os.urandom(size))
+        with pytest.raises(InvalidLengthError, match="fewer than one block"):
+            extract_file(src, tmp_path / "out.bin", m=1024, client=client)
+        assert _leftovers(tmp_path, src) == []
+    src.write_bytes(os.urandom(10_000))
+    with pytest.raises(InvalidArgumentError, match="not a regular file"):
+        extract_file(src, "/dev/null", m=1024, save_seed=tmp_path / "s", client=client)
+    assert _leftovers(tmp_path, src) == []
+
+
+SHORT_WRITES = """
+import os, resource, signal, sys
+import distributed
+from qitcore.extract_file import extract_file
+
+if __name__ == "__main__":
+    src, out, seed = sys.argv[1:]
+    expected = 128_000  # 8,000 blocks of 4096 bits, 16 bytes out each
+    # Past the limit a write fails with EFBIG (its signal ignored) or writes short: either must
+    # be an error, never an output with a hole or a missing tail.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (expected - 100, resource.RLIM_INFINITY))
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            try:
+                extract_file(src, out, n=4096, m=128, seed_file=seed, client=client, task_bytes=1 << 20)
+            except Exception as exc:
+                print("refused", type(exc).__name__, exc)
+            else:
+                print("written", os.path.getsize(out))
+"""
+
+
+def test_a_write_the_file_system_cuts_short_fails_the_run(tmp_path: Path) -> None:
+    src = tmp_path / "raw.bin"
+    src.write_bytes(os.urandom(8_000 * 4096 // 8))
+    seed = tmp_path / "seed"
+    extract_file(src, tmp_path / "ref.bin", n=4096, m=128, save_seed=seed)
+    assert (tmp_path / "ref.bin").stat().st_size == 128_000  # the size the script's limit cuts
+    script = tmp_path / "short.py"
+    script.write_text(SHORT_WRITES)
+    done = subprocess.run(
+        [sys.executable, str(script), str(src), str(tmp_path / "out.bin"), str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.startswith("refused"), done.stdout + done.stderr
+    assert not (tmp_path / "out.bin").exists()

@@ -83,6 +83,12 @@ def test_the_output_is_the_in_memory_extractors_on_the_whole_blocks(
     sizes |= {int(x) for x in RNG.integers(1, 6 * chunk + 2 * group, size=4)}
     for size in sorted(sizes):
         data = RNG.integers(0, 1 << per_byte, size=size, dtype=np.uint8)
+        if size * per_byte < n:
+            # No whole block: an error, and neither output nor fresh seed left.
+            with pytest.raises(InvalidLengthError, match="fewer than one block"):
+                run(tmp_path, data.tobytes(), method=method, n=n, m=m, input_format=fmt, bits_per_sample=bits)
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+            continue
         result, out, seed = run(
             tmp_path,
             data.tobytes(),

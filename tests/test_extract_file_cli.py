@@ -1,15 +1,18 @@
 """``qitcore extract``: through ``qitcore.cli.main`` against the in-memory extractor, and as a real
-process interrupted with SIGINT (exit 130, no output left)."""
+process stopped by SIGINT (exit 130) or SIGTERM (143) with no output left; special destinations,
+inputs without a block and blocks past the memory bound."""
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qitcore.cli import main
@@ -65,7 +68,8 @@ def test_extract_refuses_to_overwrite_a_seed_and_leaves_no_output(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and SIGINT are POSIX")
-def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_leave_no_output(tmp_path: Path, signum: signal.Signals, status: int) -> None:
     # A FIFO whose writer sends some samples and then nothing: the command waits in read().
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -94,7 +98,7 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert Path(f"{out}.seed").exists()
         time.sleep(0.2)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         _, err = child.communicate(timeout=30)
     finally:
         stop.set()
@@ -102,6 +106,48 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path: Path) -> None:
         # A writer still waiting for a reader (the command failed before opening the FIFO).
         os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
         thread.join()
-    assert child.returncode == 130, err
+    assert child.returncode == status, err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+
+
+def test_a_special_destination_is_written_in_place_never_replaced(tmp_path: Path, capsys: Any) -> None:
+    src = tmp_path / "in"
+    src.write_bytes(os.urandom(10_000))
+    # /dev/null stays the device; the fresh seed needs a file of its own, named.
+    assert main(["extract", str(src), "-o", "/dev/null", "-m", "1024", "--quiet"]) == 2
+    assert "save_seed: /dev/null is not a regular file" in capsys.readouterr().err
+    args = ["extract", str(src), "-o", "/dev/null", "-m", "1024", "--save-seed", str(tmp_path / "s"), "--quiet"]
+    assert main(args) == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and not os.path.exists("/dev/null.seed")
+    # A FIFO's reader gets the bytes a file would hold.
+    seeded = ["-m", "1024", "--seed-file", str(tmp_path / "s")]
+    assert main(["extract", str(src), "-o", str(tmp_path / "file"), *seeded]) == 0
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert main(["extract", str(src), "-o", str(fifo), *seeded]) == 0
+    reader.join(30)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert got == [(tmp_path / "file").read_bytes()]
+
+
+def test_an_input_without_a_whole_block_is_an_error_and_leaves_nothing(tmp_path: Path, capsys: Any) -> None:
+    for size in (0, 511):
+        src = tmp_path / "in"
+        src.write_bytes(os.urandom(size))
+        assert main(["extract", str(src), "-o", str(tmp_path / "out"), "-m", "1024"]) == 2
+        err = capsys.readouterr().err
+        assert f"holds {size * 8} bits, fewer than one block of n = 4096 bits" in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_blocks_too_large_for_the_memory_bound_are_refused_before_the_seed(tmp_path: Path, capsys: Any) -> None:
+    src = tmp_path / "in"
+    src.write_bytes(os.urandom(10_000))
+    for extra in (["-n", str(1 << 32), "-m", "8"], ["-n", str((1 << 32) - 1), "-m", "8", "--bits-per-sample", "7"]):
+        assert main(["extract", str(src), "-o", str(tmp_path / "out"), *extra]) == 2
+        assert "MiB bound" in capsys.readouterr().err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

@@ -92,6 +92,7 @@ RECEIVERS: dict[str, Callable[[], Any]] = {
     "Toeplitz": lambda: _core.Toeplitz(64, 32, bytes(12)),
     "ModifiedToeplitz": lambda: _core.ModifiedToeplitz(64, 32, bytes(8)),
     "HealthMonitor": lambda: _core.HealthMonitor(4.0),
+    "HealthScanner": lambda: _core.HealthScanner(4.0, 8, None, 10),
     "FrameDecoder": _core.FrameDecoder,
     "NoiseModel": lambda: _core.NoiseModel(seed=1),
     "Stream": ended_stream,

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 from qitcore import _core, health
-from qitcore.errors import InvalidArgumentError, RepetitionCountFailure
-from qitcore.extract import ModifiedToeplitz, Toeplitz
+from qitcore.errors import InvalidArgumentError, InvalidTypeError, RepetitionCountFailure
+from qitcore.extract import ModifiedToeplitz, Toeplitz, _BlockHash
 from qitcore.health import HealthMonitor
 
 RNG = np.random.default_rng(1204)
@@ -48,6 +48,20 @@ def test_a_pickled_extractor_of_another_class_is_refused() -> None:
 
     with pytest.raises(TypeError, match="state"):
         pickle.loads(pickle.dumps(Forged()))
+
+
+@pytest.mark.parametrize(
+    ("cls", "seed", "message"),
+    [
+        (Toeplitz, None, "the seed must be bytes, got NoneType"),  # would draw a fresh seed: another function
+        (Toeplitz, bytearray(3), "the seed must be bytes"),
+        (_BlockHash, b"\0\0\0", "not a qitcore block hash class"),
+    ],
+)
+def test_a_forged_extractor_state_is_refused(cls: Any, seed: Any, message: str) -> None:
+    restore = Toeplitz.__reduce__(Toeplitz(16, 8))[0]
+    with pytest.raises(InvalidTypeError, match=f"^state: {message}"):
+        restore(cls, 16, 8, seed, "big")
 
 
 def feed_all(monitor: HealthMonitor, data: np.ndarray, cuts: list[int]) -> list[Any]:

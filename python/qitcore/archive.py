@@ -213,6 +213,8 @@ def _run(paths: list[str], options: _Options, client: Client | None, jobs: int) 
     if client is not None:
         yield from _on_cluster(client, paths, options)
         return
+    # More workers than files would only take memory.
+    jobs = min(jobs, len(paths))
     if jobs == 1:
         yield from _local(paths, options)
         return
@@ -249,7 +251,8 @@ def connect(address: str, *, timeout: float = 10.0) -> Client:
     """A ``distributed.Client`` of the Dask scheduler at ``address`` (``tcp://HOST:PORT``).
 
     Raises:
-        ClusterError: Dask is not installed, or no scheduler answered within ``timeout`` seconds.
+        ClusterError: Dask is not installed, or no scheduler answered within ``timeout`` seconds,
+            or it has no worker and none joined within that time.
     """
     distributed = _dask()
     try:
@@ -258,6 +261,12 @@ def connect(address: str, *, timeout: float = 10.0) -> Client:
         # TimeoutError and refused connections are OSErrors; a malformed address a ValueError or
         # TypeError, depending on where Dask's parser stops.
         raise ClusterError(f"scheduler {address}: cannot connect: {exc}") from None
+    try:
+        # A scheduler without workers would take the work and never do it.
+        client.wait_for_workers(1, timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        client.close()  # type: ignore[no-untyped-call]
+        raise ClusterError(f"scheduler {address}: no worker joined it within {timeout:g} s") from exc
     return client
 
 

@@ -156,8 +156,12 @@ class _BlockHash:
 
 def _restore_hash(cls: Any, n: int, m: int, seed: bytes, bitorder: _validate.BitOrder) -> Any:
     """The hash function a pickle holds (what ``__reduce__`` gave); checked as a new one is."""
-    if not (isinstance(cls, type) and issubclass(cls, _BlockHash)):
+    if not (isinstance(cls, type) and issubclass(cls, _BlockHash) and cls is not _BlockHash):
         raise InvalidTypeError(f"state: not a qitcore block hash class: {cls!r}")
+    if not isinstance(seed, bytes):
+        # __reduce__ always writes the seed: without it the copy would draw a fresh one, a
+        # different hash function passing for the same.
+        raise InvalidTypeError(f"state: the seed must be bytes, got {type(seed).__name__}")
     return cls(n, m, seed, bitorder=bitorder)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from . import _validate
 from . import extract_file as single
 from .archive import _dask
-from .errors import ClusterError, InvalidTypeError, QitError
+from .errors import ClusterError, InvalidTypeError, QitError, SampleFileError
 from .extract import ModifiedToeplitz, Toeplitz
 
 __all__ = ["DEFAULT_TASK_BYTES", "check_client", "extract_on_cluster"]
@@ -86,15 +86,25 @@ def _hash_range(task: _Range) -> int:
             want = -(-count * plan.n // plan.unit_bits)  # the last range may end inside a byte
             offset = (task.first + done) * plan.n // plan.unit_bits
             if single._read_full(source, memoryview(buffer)[:want]) < want:
-                raise QitError(f"src: {task.src} is shorter than when the work was divided; was it changed?")
+                raise SampleFileError(f"{task.src}: shorter than when the work was divided; was it changed?")
             data = single._as_bits(array[:want], plan, offset)
             output = memoryview(bytearray(single._output_bytes(hasher, count)))
             single._hash(task.kind, hasher, plan, data, count, output)
-            out.seek((task.first + done) * plan.m // 8)
-            out.write(output)
+            _write_all(out, output, (task.first + done) * plan.m // 8)
             done += count
         os.fsync(out.fileno())
     return int(task.blocks * plan.n // plan.unit_bits)
+
+
+def _write_all(out: Any, data: memoryview, offset: int) -> None:
+    """Writes all of ``data`` at ``offset``: a raw write may take less (a signal, a network file
+    system, a size limit), and a short write left alone would be a hole in the output."""
+    out.seek(offset)
+    while data:
+        written = out.write(data)
+        if not written:
+            raise OSError(f"{out.name}: no bytes written at offset {offset}")
+        data = data[written:]
 
 
 def extract_on_cluster(
@@ -143,6 +153,8 @@ def extract_on_cluster(
         if not finished:
             # Ctrl-C or a failed range: the other ranges are not wanted (their output is removed).
             client.cancel(futures, force=True)
-    if progress is not None and not ranges:
-        progress(total, total)
+    # Every range wrote its whole output or raised; the size says so too, on any file system.
+    size = os.stat(temp).st_size
+    if size != -(-blocks * plan.m // 8):
+        raise ClusterError(f"src: the cluster's output of {src} holds {size} bytes, not {-(-blocks * plan.m // 8)}")
     return blocks, total

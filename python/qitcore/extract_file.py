@@ -26,8 +26,9 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core, _validate
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, InvalidLengthError
 from .extract import ModifiedToeplitz, Toeplitz, output_length
+from .report.files import atomic_output, is_special
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -46,6 +47,9 @@ DEFAULT_BLOCK_BITS: int = _core.Stream.DEFAULT_BLOCK_BITS
 #: (the core splits a call into tasks of about 64 KiB) and the per-call overhead is negligible,
 #: small enough to stay far below the memory target.
 DEFAULT_CHUNK_BYTES = 8 << 20
+#: The most input bytes one chunk may hold (``chunk_bytes``, and a group of very large blocks): the
+#: memory bound, whatever the file's size.
+MAX_CHUNK_BYTES = 256 << 20
 _SHA_BITS = 256
 
 # Bit reversal of every byte: packed bits in big order to little order.
@@ -177,8 +181,13 @@ def extract_file(
     bits = _validate.integer("bits_per_sample", bits_per_sample, minimum=1, maximum=8)
     if fmt == "bits" and bits != 8:
         raise InvalidArgumentError("bits_per_sample: applies to input_format='samples' only")
-    chunk_bytes = _validate.integer("chunk_bytes", chunk_bytes, minimum=1)
+    chunk_bytes = _validate.integer("chunk_bytes", chunk_bytes, minimum=1, maximum=MAX_CHUNK_BYTES)
     src, dst = os.fspath(src), os.fspath(dst)
+    special = is_special(dst)  # a FIFO or device: written in place (refuses a folder)
+    if special and client is not None:
+        raise InvalidArgumentError(f"dst: {dst} is not a regular file; a cluster's workers write their ranges into one")
+    if special and seed_file is None and save_seed is None and not kind.startswith("sha"):
+        raise InvalidArgumentError(f"save_seed: {dst} is not a regular file; name a file for the fresh seed")
     if client is not None:
         from .extract_cluster import check_client
 
@@ -195,16 +204,25 @@ def extract_file(
         total = _size(source)
         if client is not None and total is None:
             raise InvalidArgumentError(f"src: {src} is not a regular file; a cluster's workers read ranges of one")
-        with _private_seed(seed_path if seed_file is None else None, hasher) as written, _atomic(dst) as (out, temp):
+        if total is not None:
+            _check_whole_block(src, total * unit, n)
+            # No larger buffers than the file needs.
+            blocks_per_chunk = min(blocks_per_chunk, -(-total * unit // n // plan.group) * plan.group)
+        with (
+            _private_seed(seed_path if seed_file is None else None, hasher) as written,
+            atomic_output(dst, durable=True) as (out, temp),
+        ):
             if client is None:
                 stats = _run(source, out, hasher, kind, plan, blocks_per_chunk, total, progress)
             else:
                 from .extract_cluster import extract_on_cluster
 
-                assert total is not None  # checked above
+                assert total is not None and temp is not None  # a regular file in and out: checked above
                 stats = extract_on_cluster(
                     client, src, temp, seed_path, kind, plan, total, blocks_per_chunk, task_bytes, progress
                 )
+            # A FIFO's length is known only now; leaving here removes the output and a fresh seed.
+            _check_whole_block(src, stats[1] * unit, n)
     blocks, read = stats
     used = blocks * n
     return ExtractResult(
@@ -247,6 +265,7 @@ def _hasher(
                 raise InvalidArgumentError(f"{name}: {kind} takes no seed")
         if n % 8:
             raise InvalidArgumentError(f"n: {kind} conditions whole bytes, got {n} bits")
+        _check_memory(n, _SHA_BITS, unit)
         return None, n, _SHA_BITS
     if seed_file is not None and save_seed is not None:
         raise InvalidArgumentError("save_seed: the seed is read from seed_file; a fresh one is saved only without it")
@@ -268,10 +287,28 @@ def _hasher(
             raise InvalidArgumentError(
                 f"min_entropy: {n}-bit blocks at {h} bits per {word} and eps = {e:g} leave no output; use larger n"
             )
+    _check_memory(n, m, unit)
     cls = Toeplitz if kind == "toeplitz" else ModifiedToeplitz
     if seed_file is None:
         return cls(n, m, bitorder=order), n, m  # the seed comes from the OS CSPRNG
     return cls(n, m, _read_seed(os.fspath(seed_file), cls, n, m), bitorder=order), n, m
+
+
+def _check_whole_block(src: str, bits: int, n: int) -> None:
+    """Refuses an input that holds no whole block: an empty output is no success."""
+    if bits < n:
+        raise InvalidLengthError(f"src: {src} holds {bits} bits, fewer than one block of n = {n} bits")
+
+
+def _check_memory(n: int, m: int, unit: int) -> None:
+    """Refuses, before the seed is drawn, blocks whose group (the fewest blocks a chunk may hold)
+    would not fit the memory bound: the read buffers are two groups' input at least."""
+    need = _group(n, m, unit) * n // unit
+    if need > MAX_CHUNK_BYTES:
+        raise InvalidArgumentError(
+            f"n: blocks of {n} bits are read {need // (1 << 20)} MiB at a time, more than the "
+            f"{MAX_CHUNK_BYTES >> 20} MiB bound; use smaller blocks (or a multiple of 8 bits for n and m)"
+        )
 
 
 def _pipeline_block(bits: int) -> int:
@@ -344,36 +381,6 @@ def _private_seed(path: str | None, hasher: Any) -> Iterator[bool]:
         with contextlib.suppress(OSError):
             os.unlink(path)
         raise
-
-
-@contextlib.contextmanager
-def _atomic(dst: str) -> Iterator[tuple[IO[bytes], str]]:
-    """A temporary file beside ``dst`` and its path, synced and renamed to ``dst`` when the block
-    completes and removed when it fails (an error, Ctrl-C): ``dst`` appears only whole."""
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(dst))
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=".qitcore-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            yield out, temp
-            out.flush()
-            os.fsync(out.fileno())
-        # mkstemp creates the file private; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    # The rename itself is durable once the folder is synced.
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_full(f: IO[bytes], view: memoryview) -> int:

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import QitError
 from . import assess, extract, health, kme, qkd, service, stream
-from .args import Parser
+from .args import Parser, Terminated
 
 
 def _parser(*, deferred: bool = False) -> argparse.ArgumentParser:
@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"qitcore: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("qitcore: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("qitcore: interrupted", file=sys.stderr)
         return 130

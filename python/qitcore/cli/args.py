@@ -10,10 +10,11 @@ raise ``QitError`` subclasses, which ``main`` prints as one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, TypeAlias
 
@@ -22,6 +23,7 @@ from ..errors import InvalidArgumentError, QitError
 __all__ = [
     "Commands",
     "Parser",
+    "Terminated",
     "UsageError",
     "check_output_folders",
     "count",
@@ -30,6 +32,7 @@ __all__ = [
     "positive_real",
     "real",
     "subset",
+    "terminate_as_interrupt",
 ]
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -156,17 +159,30 @@ def positive_real(text: str) -> float:
     return value
 
 
-def check_output_folders(**outputs: str | None) -> None:
-    """Refuses, before the work that would fill them, output files whose folder does not exist
-    (keyword: the option's name with ``_`` for ``-``; value: the path, or ``None`` when not given).
+def check_output_folders(*, inputs: Sequence[str] = (), **outputs: str | None) -> None:
+    """Refuses, before the work that would fill them, output files whose folder does not exist,
+    that are one of the ``inputs``, or that are another output (keyword: the option's name with
+    ``_`` for ``-``; value: the path, or ``None`` when not given).
 
     Raises:
-        InvalidArgumentError: naming the option and the missing folder.
+        InvalidArgumentError: naming the option and the folder or the file it would overwrite.
     """
+    seen: dict[str, str] = {}
     for option, path in outputs.items():
-        folder = os.path.dirname(os.path.abspath(path)) if path else None
-        if folder is not None and not os.path.isdir(folder):
-            raise InvalidArgumentError(f"--{option.replace('_', '-')}: {path}: no such folder {folder}")
+        if not path:
+            continue
+        name = f"--{option.replace('_', '-')}"
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise InvalidArgumentError(f"{name}: {path}: no such folder {folder}")
+        if os.path.exists(path):
+            for source in inputs:
+                if os.path.exists(source) and os.path.samefile(source, path):
+                    raise InvalidArgumentError(f"{name}: {path} is an input")
+        real = os.path.realpath(path)
+        if real in seen and not real.startswith("/dev/"):
+            raise InvalidArgumentError(f"{name}: {path} is also the output of {seen[real]}")
+        seen[real] = name
 
 
 def subset(text: str | None, path: str) -> tuple[int, int] | None:
@@ -193,3 +209,33 @@ def subset(text: str | None, path: str) -> tuple[int, int] | None:
     if (index + 1) * samples > size:
         raise QitError(f"--subset: block {index} of {samples:,} samples ends past the end of {path} ({size:,} samples)")
     return index, samples
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is (as Ctrl-C is), so that its clean-up runs."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM (``timeout``, systemd, a batch system, ``kill``) raises
+    :class:`Terminated` rather than ending the process at once: commands that write files then
+    remove their temporary files and fresh seeds as they do on Ctrl-C. Outside the main thread,
+    or when a handler is already set, the block runs unchanged."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL,
+        None,
+    ):
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

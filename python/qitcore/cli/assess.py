@@ -12,7 +12,7 @@ import sys
 from .. import _core, entropy
 from ..report.progress import Progress
 from ..report.terminal import files_table, iid_table, non_iid_table
-from .args import Commands, UsageError, check_output_folders, count, natural, real, subset
+from .args import Commands, UsageError, check_output_folders, count, natural, real, subset, terminate_as_interrupt
 
 
 def add_parsers(sub: Commands) -> None:
@@ -57,7 +57,13 @@ def add_parsers(sub: Commands) -> None:
 
 def assess(args: argparse.Namespace) -> int:
     """``qitcore assess``: 0 when every file was assessed, 1 when the IID track's tests reject the
-    IID assumption on a file, 2 when a file could not be assessed."""
+    IID assumption on a file, 2 when a file could not be assessed. SIGTERM, like Ctrl-C, leaves no
+    output file."""
+    with terminate_as_interrupt():
+        return _assess(args)
+
+
+def _assess(args: argparse.Namespace) -> int:
     if len(args.files) == 1 and not (args.both or args.jsonl or args.scheduler or args.jobs > 1):
         return _assess_file(args, args.files[0])
     return _assess_files(args)
@@ -65,7 +71,7 @@ def assess(args: argparse.Namespace) -> int:
 
 def _assess_file(args: argparse.Namespace, path: str) -> int:
     """One file, its results in full on the terminal."""
-    check_output_folders(json=args.json, report=args.report)
+    check_output_folders(inputs=[path], json=args.json, report=args.report)
     data = entropy.read_samples(path, subset=subset(args.subset, path))
     sha = hashlib.sha256(data).hexdigest()
     quiet = args.quiet
@@ -136,7 +142,7 @@ def _assess_files(args: argparse.Namespace) -> int:
         raise UsageError("assess: --json writes one file's result; use --jsonl for several (see qitcore assess --help)")
     if args.subset:
         raise UsageError("assess: --subset reads a block of one file; give one file (see qitcore assess --help)")
-    check_output_folders(jsonl=args.jsonl, report=args.report)
+    check_output_folders(inputs=args.files, jsonl=args.jsonl, report=args.report)
     track = "both" if args.both else ("iid" if args.iid else "non-iid")
     paths, options, jobs = archive._check(
         args.files,
@@ -168,8 +174,11 @@ def _assess_files(args: argparse.Namespace) -> int:
                     # Written as each arrives: the caller holds one file's report at a time.
                     link = links[i] = _report_name(args.report, i, total, record.path)
                     target = os.path.join(folder, link)
+                    # A page an earlier run left stays if this run fails: its report links to it.
+                    existed = os.path.exists(target)
                     write_atomically(target, page)
-                    written.append(target)
+                    if not existed:
+                        written.append(target)
                 errors += record.error is not None
                 progress.update(done, f"{errors} not assessed")
         progress.close()

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from .. import _core
-from .args import Commands, count, positive_real, power_of_two
+from .args import Commands, count, positive_real, power_of_two, terminate_as_interrupt
 
 _METHODS = ("toeplitz", "modified-toeplitz", "sha256", "sha3-256")
 
@@ -57,7 +57,13 @@ def add_parsers(sub: Commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``qitcore extract``: 0 when the output is written; Ctrl-C leaves no output (exit 130)."""
+    """``qitcore extract``: 0 when the output is written; Ctrl-C (exit 130) and SIGTERM (143)
+    leave no output."""
+    with terminate_as_interrupt():
+        return _extract(args)
+
+
+def _extract(args: argparse.Namespace) -> int:
     # Here, not at the top: numpy and the extractors are for this command only.
     from ..extract_file import extract_file
     from ..report.progress import Progress
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int | None) -> None:
         nonlocal bar
-        if args.quiet or total is None:  # a FIFO has no size to show a bar against
+        if args.quiet or not total:  # a FIFO has no size to show a bar against
             return
         if bar is None:
             bar = Progress("extracting", total)

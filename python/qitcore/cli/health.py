@@ -95,7 +95,7 @@ def _scan_file(args: argparse.Namespace, options: dict[str, Any]) -> health.Heal
 
     def progress(done: int, total: int | None) -> None:
         nonlocal bar
-        if total is None:
+        if not total:  # a FIFO has no size to show a bar against
             return
         if bar is None:
             bar = Progress("health tests", total)

@@ -1,38 +1,91 @@
-"""Writing output files so that a failed run leaves none behind."""
+"""Writing output files so that a failed run leaves none behind.
+
+One rule for every file a command writes: a regular file (or a path that does not exist yet) is
+written as a temporary file beside it and renamed into place once complete, so an interrupted or
+failed run never leaves a partial file; a symbolic link is followed (the file it names is
+replaced, the link stays). A special file — a FIFO, a character device such as ``/dev/null``, a
+process's pipe under ``/dev/fd`` or ``/proc`` — is written in place and never replaced: renaming
+over it would put a regular file where the device or pipe was.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from typing import IO
 
+from ..errors import InvalidArgumentError
+
+
+def is_special(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a special file to be written in place (see the module's rule).
+
+    Raises:
+        InvalidArgumentError: ``path`` is a folder.
+    """
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise InvalidArgumentError(f"{os.fspath(path)}: is a folder")
+    absolute = os.path.abspath(path)
+    return absolute.startswith(("/dev/", "/proc/")) or (mode is not None and not stat.S_ISREG(mode))
+
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str], *, private: bool = False) -> Iterator[IO[bytes]]:
-    """A binary file that appears at ``path`` only when the ``with`` block completes: it is
-    written as a temporary file in the same folder and renamed into place, so an interrupted or
-    failed run never leaves a partial file. ``private`` files (keys) stay readable by their owner
-    only."""
+def atomic_output(
+    path: str | os.PathLike[str], *, private: bool = False, durable: bool = False
+) -> Iterator[tuple[IO[bytes], str | None]]:
+    """The output at ``path`` under the module's rule: yields the open binary file and the
+    temporary file's path (``None`` for a special file, written in place). ``private`` files
+    (keys) stay readable by their owner only; ``durable`` ones are synced to disk, with the
+    rename, before the block is left."""
+    if is_special(path):
+        mode = "ab" if os.path.abspath(path).startswith(("/dev/fd/", "/proc/")) else "wb"
+        with open(path, mode) as out:
+            yield out, None
+        return
     # Here rather than at the top: tempfile imports shutil and random, which commands that write
     # no file (and `qitcore --help`) need not load.
     import tempfile
 
-    folder = os.path.dirname(os.path.abspath(path))
+    target = os.path.realpath(path)
+    folder = os.path.dirname(target)
     handle, temp = tempfile.mkstemp(dir=folder, prefix=".qitcore-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
-            yield out
+            yield out, temp
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
         # mkstemp creates the file private; give it the permissions a plain open() would.
         if not private:
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
+        os.replace(temp, target)
     except BaseException:
-        if os.path.exists(temp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+    if durable:
+        # The rename itself is durable once the folder is synced.
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str], *, private: bool = False) -> Iterator[IO[bytes]]:
+    """:func:`atomic_output`'s file alone: a binary file that appears at ``path`` only when the
+    ``with`` block completes (a special file is written in place)."""
+    with atomic_output(path, private=private) as (out, _):
+        yield out
 
 
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:

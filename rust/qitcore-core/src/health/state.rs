@@ -95,6 +95,10 @@ pub fn import(bytes: &[u8]) -> Result<BufferedMonitor> {
     };
     let config = Config { min_entropy, bits_per_sample, alpha, startup_samples, apt_formula };
     check(min_entropy, bits_per_sample, alpha).map_err(|e| bad(format!("configuration: {e}")))?;
+    // What HealthMonitor's constructor refuses, a state may not bring in.
+    if startup_samples == 0 {
+        return Err(bad("startup_samples must be at least 1"));
+    }
     let window = config.window();
     let total = startup_total(&config).ok_or_else(|| bad("startup_samples out of range"))?;
     let state = match r.u8()? {
@@ -156,6 +160,11 @@ pub fn import(bytes: &[u8]) -> Result<BufferedMonitor> {
 /// Checks what every monitor keeps true between calls (see `Monitor::process`).
 fn consistent(m: &Monitor, total: u64, pending: &[u8]) -> Result<()> {
     let k = &m.counters;
+    // No real stream comes near 2^62 samples; past it the counters' sums could wrap.
+    let counters = [k.samples, k.released, k.windows, k.failures];
+    if counters.iter().any(|&c| c >= COUNTER_LIMIT) {
+        return Err(bad("a counter past 2^62"));
+    }
     let limit = 1u16 << m.config.bits_per_sample;
     let fits = |v: u8| u16::from(v) < limit;
     let require = |ok: bool, what: &str| if ok { Ok(()) } else { Err(bad(what.to_string())) };
@@ -195,6 +204,9 @@ fn consistent(m: &Monitor, total: u64, pending: &[u8]) -> Result<()> {
         }
     }
 }
+
+/// The largest count a state may hold (exclusive).
+const COUNTER_LIMIT: u64 = 1 << 62;
 
 fn bad(message: impl Into<String>) -> Error {
     Error::argument("state", message)
@@ -386,5 +398,12 @@ mod tests {
         let mut bad_config = m.clone();
         bad_config.monitor.config.alpha = 2.0;
         assert!(refused(&export(&bad_config)).contains("alpha"));
+        // What the constructor refuses, and counts that could wrap.
+        let mut no_startup = m.clone();
+        no_startup.monitor.config.startup_samples = 0;
+        assert!(refused(&export(&no_startup)).contains("startup_samples"));
+        let mut wraps = m.clone();
+        wraps.monitor.counters.failures = u64::MAX;
+        assert!(refused(&export(&wraps)).contains("2^62"));
     }
 }
