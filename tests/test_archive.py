@@ -224,9 +224,10 @@ sys.modules["distributed"] = None
 from qitcore.archive import ClusterError, assess_files
 records = assess_files([{str(files[0])!r}])
 assert records[0].ok and "dask" not in sys.modules, sys.modules.keys()
+# Two files: jobs=2 needs a cluster (one file would run here, jobs capped at the files).
 for kwargs in ({{"jobs": 2}}, {{"client": object()}}):
     try:
-        assess_files([{str(files[0])!r}], **kwargs)
+        assess_files([{str(files[0])!r}, {str(files[1])!r}], **kwargs)
     except ClusterError as exc:
         assert "pip install 'qitcore[dask]'" in str(exc), exc
     else:
