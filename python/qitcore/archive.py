@@ -17,7 +17,6 @@ bytes and the assessment's working memory (see :mod:`qitcore.entropy`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -99,7 +98,7 @@ def _assess_one(path: str, shown: str, options: _Options) -> tuple[FileAssessmen
     try:
         data = entropy.read_samples(path)
         size = len(data)
-        sha256 = hashlib.sha256(data).hexdigest()
+        sha256 = entropy.sha256_hex(data)
         non_iid = iid = None
         if options.track != "iid":
             non_iid = entropy.assess_non_iid(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import sys
 
@@ -73,7 +72,7 @@ def _assess_file(args: argparse.Namespace, path: str) -> int:
     """One file, its results in full on the terminal."""
     check_output_folders(inputs=[path], json=args.json, report=args.report)
     data = entropy.read_samples(path, subset=subset(args.subset, path))
-    sha = hashlib.sha256(data).hexdigest()
+    sha = entropy.sha256_hex(data)
     quiet = args.quiet
     if not quiet:
         print(f"{path}: {len(data)} samples (SHA-256 {sha})")
