@@ -15,6 +15,7 @@ type Pool<T> = RefCell<Vec<Vec<T>>>;
 thread_local! {
     static BYTES: Pool<u8> = const { RefCell::new(Vec::new()) };
     static WORDS: Pool<u16> = const { RefCell::new(Vec::new()) };
+    static STARTS: Pool<u32> = const { RefCell::new(Vec::new()) };
     static RECORDS: Pool<u64> = const { RefCell::new(Vec::new()) };
 }
 
@@ -33,6 +34,12 @@ impl Pooled for u8 {
 impl Pooled for u16 {
     fn pool() -> &'static LocalKey<Pool<u16>> {
         &WORDS
+    }
+}
+
+impl Pooled for u32 {
+    fn pool() -> &'static LocalKey<Pool<u32>> {
+        &STARTS
     }
 }
 

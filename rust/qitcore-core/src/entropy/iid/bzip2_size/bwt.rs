@@ -105,7 +105,7 @@ pub fn cyclic_bwt(block: &[u8]) -> Vec<u8> {
             v = v * 10 + usize::from(b - b'0');
         }
     }
-    let transform = cyclic_bwt_of_numbers(block, &values);
+    let transform = cyclic_bwt_of_numbers(block.len(), &join_token(block), &values);
     let bytes: Vec<u8> = (0..=255u8).filter(|&b| transform.in_use[usize::from(b)]).collect();
     transform.symbols.iter().map(|&s| bytes[usize::from(s)]).collect()
 }
@@ -121,27 +121,45 @@ pub struct Transform {
     pub repeats: Vec<(usize, usize)>,
 }
 
-/// The transform of `block` (as `cyclic_bwt` gives it) given the numbers written whole in it after its
-/// first space (those followed by a space within it).
-pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
+/// The token that joins the block's last digits (after its last space) to its first (up to and
+/// including its first space), from the block's first and last few bytes: `head` and `tail`
+/// may be the whole block, or its first and last five bytes (which hold a space each: numbers
+/// have at most three digits).
+pub fn join_of(head: &[u8], tail: &[u8]) -> Vec<u8> {
+    let first_space = head.iter().position(|&b| b == b' ').expect("the block has a number and a space");
+    let last_space = tail.iter().rposition(|&b| b == b' ').expect("as above");
+    let mut join = tail[last_space + 1..].to_vec();
+    join.extend_from_slice(&head[..first_space + 1]);
+    join
+}
+
+/// [`join_of`] the whole block.
+#[cfg(test)]
+fn join_token(block: &[u8]) -> Vec<u8> {
+    join_of(block, block)
+}
+
+/// The transform of a block of `n` bytes (as `cyclic_bwt` gives it) given its joining token
+/// ([`join_of`]) and the numbers written whole in it after its first space (those followed by a
+/// space within it): the block's text itself is not needed.
+pub fn cyclic_bwt_of_numbers(n: usize, join: &[u8], values: &[u8]) -> Transform {
     // Tokens of the block read from just after its first space, wrapping round; all are whole
     // numbers except the last, which joins the block's last digits to its first.
-    let first_space = block.iter().position(|&b| b == b' ').expect("the block has a number and a space");
-    let last_space = block.iter().rposition(|&b| b == b' ').expect("as above");
-    let mut join = block[last_space + 1..].to_vec();
-    join.extend_from_slice(&block[..first_space + 1]);
-    let alphabet = Alphabet::new(&join);
+    let alphabet = Alphabet::new(join);
     let mut tokens = super::buffers::take::<u16>(values.len() + 1);
     tokens.clear();
     tokens.extend(values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]));
     tokens.push(alphabet.join_rank);
 
     let before = radix_rotation_order(&tokens, alphabet.tokens.len()).unwrap_or_else(|| {
-        let order = rotation_order(&tokens, LOOKAHEAD.min(tokens.len()))
+        let mut order = rotation_order(&tokens, LOOKAHEAD.min(tokens.len()))
             .unwrap_or_else(|| rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison"));
-        order.iter().map(|&s| tokens[if s == 0 { tokens.len() - 1 } else { s as usize - 1 }]).collect()
+        for s in order.iter_mut() {
+            *s = u32::from(tokens[if *s == 0 { tokens.len() - 1 } else { *s as usize - 1 }]);
+        }
+        order
     });
-    let transform = scatter(&tokens, &before, &alphabet, block.len());
+    let transform = scatter(&tokens, &before, &alphabet, n);
     super::buffers::give(tokens);
     super::buffers::give(before);
     transform
@@ -150,29 +168,97 @@ pub fn cyclic_bwt_of_numbers(block: &[u8], values: &[u8]) -> Transform {
 /// Fewest tokens for the radix sort: below this the suffix sort is as quick.
 const RADIX_MIN_TOKENS: usize = 4096;
 
-/// Bits of a record that hold the rotation's start (blocks hold fewer than 2^20 tokens).
+/// Blocks hold fewer than 2^20 tokens (the radix sort's limit).
 const POSITION_BITS: u32 = 20;
+
+/// Bits of a rotation's key: with its start (below 2^20), one 64-bit record.
+const KEY_BITS: u32 = 64 - POSITION_BITS;
 
 /// The largest number of other rotations expected to share a rotation's key (`m p^depth`, `p`
 /// the chance that two tokens are equal) for which the radix sort is still the quicker: the
 /// groups are sorted by comparison, and at 1 about two rotations in three are in one.
 const MAX_GROUPED: f64 = 1.0;
 
-/// A record's rotation start (its low [`POSITION_BITS`]).
-#[inline(always)]
-fn start_of(record: u64) -> usize {
-    (record & ((1 << POSITION_BITS) - 1)) as usize
+/// The tokens' dense ranks (ranks among those present), `bits` bits each, most significant
+/// first, in 64-bit words: any run of tokens reads as one integer in their order, and the whole
+/// block is a few bits a token (binary text: one) where the rotations' keys written out took
+/// sixteen bytes a token.
+struct PackedTokens {
+    words: Vec<u64>,
+    bits: u32,
+    /// Tokens packed: reads start below this.
+    len: usize,
+}
+
+impl PackedTokens {
+    /// `tokens` mapped through `dense`, then their first `lookahead` again (the cyclic
+    /// continuation), with two zero words after them.
+    fn new(tokens: &[u16], lookahead: usize, dense: &[u16], bits: u32) -> Self {
+        let len = tokens.len() + lookahead;
+        let mut words = super::buffers::take::<u64>(len * bits as usize / 64 + 3);
+        words.clear();
+        let (mut acc, mut filled) = (0u128, 0u32);
+        for &t in tokens.iter().chain(&tokens[..lookahead]) {
+            acc = acc << bits | u128::from(dense[usize::from(t)]);
+            filled += bits;
+            if filled >= 64 {
+                filled -= 64;
+                words.push((acc >> filled) as u64);
+            }
+        }
+        if filled > 0 {
+            words.push((acc << (64 - filled)) as u64);
+        }
+        words.extend([0, 0]);
+        PackedTokens { words, bits, len }
+    }
+
+    /// The 64 bits from bit `at` on, the first the highest.
+    #[inline(always)]
+    fn bits_from(&self, at: usize) -> u64 {
+        let (w, shift) = (at / 64, at % 64);
+        debug_assert!(w + 1 < self.words.len());
+        // SAFETY: reads start at tokens below `len`, whose bits end in the word before the two
+        // zero words: w + 1 is within `words`.
+        let (high, low) = unsafe { (*self.words.get_unchecked(w), *self.words.get_unchecked(w + 1)) };
+        ((u128::from(high) << 64 | u128::from(low)) << shift >> 64) as u64
+    }
+
+    /// The 64 bits from token `p` on.
+    #[inline(always)]
+    fn from_token(&self, p: usize) -> u64 {
+        debug_assert!(p < self.len);
+        self.bits_from(p * self.bits as usize)
+    }
+
+    /// Compares tokens `a ..` and `b ..` over `count` tokens.
+    fn compare(&self, a: usize, b: usize, count: usize) -> std::cmp::Ordering {
+        debug_assert!(a.max(b) + count <= self.len);
+        let bits = self.bits as usize;
+        let (a, b, total) = (a * bits, b * bits, count * bits);
+        let mut done = 0;
+        while done < total {
+            let keep = (total - done).min(64) as u32;
+            let mask = !0u64 << (64 - keep);
+            let (x, y) = (self.bits_from(a + done) & mask, self.bits_from(b + done) & mask);
+            if x != y {
+                return x.cmp(&y);
+            }
+            done += 64;
+        }
+        std::cmp::Ordering::Equal
+    }
 }
 
 /// For the token rotations in sorted order, the token before each, when the rotations are far
-/// from repeating, as in shuffled samples: a least-significant-first counting sort on the first
-/// `depth` tokens, with `depth` chosen so that few rotations share them, then each group sharing
-/// them sorted on the next tokens up to [`LOOKAHEAD`]. Each rotation travels as one word holding
-/// its first tokens and its start, so the passes read in order and the groups show as equal
-/// neighbours. `None` (the suffix sort then decides) for short blocks, a single symbol, tokens
-/// so alike that too many rotations would share the key the word holds, and any two rotations
+/// from repeating, as in shuffled samples: the rotations' starts sorted on their first `depth`
+/// tokens (a key read from the packed tokens), with `depth` chosen so that few rotations share
+/// them, then each group sharing them sorted on the next tokens up to [`LOOKAHEAD`]. The sort
+/// takes 4 bytes a token (the starts, which become the tokens before them), the packed tokens
+/// and one bucket's records. `None` (the suffix sort then decides) for short blocks, a single
+/// symbol, tokens so alike that too many rotations would share the key, and any two rotations
 /// agreeing on [`LOOKAHEAD`] tokens.
-fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
+fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
     let m = tokens.len();
     if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) || m >= 1 << POSITION_BITS {
         return None;
@@ -194,160 +280,112 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u16>> {
         present += u16::from(c > 0);
     }
     let bits = u32::BITS - (u32::from(present.max(2)) - 1).leading_zeros();
-    let key_shift = POSITION_BITS;
-    // The key is as many tokens as the word has room for, up to the depth wanted: a block's
-    // joining token often takes the alphabet one past a power of two (17, 65 or 257 tokens), a
-    // bit more per token. One token fewer leaves more rotations to the comparison sort of the
-    // groups, which stays cheap while they are a small share of the block.
-    let depth = wanted_depth.min(f64::from((64 - key_shift) / bits));
+    // The key is as many tokens as [`KEY_BITS`] hold, up to the depth wanted: a block's joining
+    // token often takes the alphabet one past a power of two (17, 65 or 257 tokens), a bit more
+    // per token. One token fewer leaves more rotations to the comparison sort of the groups,
+    // which stays cheap while they are a small share of the block.
+    let depth = wanted_depth.min(f64::from(KEY_BITS / bits));
     let grouped = m as f64 * collision.powf(depth);
-    // The key (`depth` tokens of `bits`) is sorted in passes of at most 11 bits, digits that need
-    // not follow token boundaries: binary text takes 24 one-bit tokens in three passes. The
-    // highest digit may reach past the word's top, where it reads zeros.
-    let key_bits = depth * f64::from(bits);
-    let passes = (key_bits / 11.0).ceil();
-    let width = (key_bits / passes).ceil();
     if distinct < 2.0 || depth >= (LOOKAHEAD / 2) as f64 || grouped > MAX_GROUPED {
         return None;
     }
-    let (depth, passes, width) = (depth as usize, passes as usize, width as u32);
-    let mut ext = super::buffers::take::<u16>(m + LOOKAHEAD);
-    ext.clear();
-    ext.extend_from_slice(tokens);
-    ext.extend_from_slice(&tokens[..LOOKAHEAD]);
-    // Record: first `depth` tokens (the first highest), then the start. Keys are built a token
-    // at a time for all rotations together: no rotation waits on the last.
-    let (mut dense_ext, mut records, mut sorted) =
-        (super::buffers::take::<u16>(m + depth), super::buffers::take::<u64>(m), super::buffers::take::<u64>(m));
-    dense_ext.clear();
-    dense_ext.extend(ext[..m + depth - 1].iter().map(|&t| dense[usize::from(t)]));
-    records.clear();
-    records.extend(dense_ext[..m].iter().map(|&t| u64::from(t)));
-    for k in 1..depth {
-        for (r, &t) in records.iter_mut().zip(&dense_ext[k..]) {
-            *r = *r << bits | u64::from(t);
-        }
+    let depth = depth as usize;
+    // The key: `depth` tokens of `bits`, the first highest.
+    let key_bits = depth as u32 * bits;
+    let packed = PackedTokens::new(tokens, LOOKAHEAD, &dense, bits);
+    let key = |p: usize| packed.from_token(p) >> (64 - key_bits);
+    // The starts by the key's top bits (a counting sort, reading the starts in order), then each
+    // bucket sorted on its keys in a small scratch: the block takes 4 bytes a token, where a
+    // least-significant-first sort throughout takes twice that (its input and output).
+    let top = key_bits.min(TOP_BITS);
+    let low = key_bits - top;
+    let mut bounds = vec![0u32; (1 << top) + 1];
+    for p in 0..m {
+        bounds[(key(p) >> low) as usize + 1] += 1;
     }
-    for (p, r) in records.iter_mut().enumerate() {
-        *r = *r << key_shift | p as u64;
+    for b in 1..bounds.len() {
+        bounds[b] += bounds[b - 1];
     }
-    let mut next = vec![[0u32; DIGITS + 16]; passes];
-    if width == bits && passes == depth {
-        // Each digit is a whole token, and each pass sees every token once: the counts are the
-        // tokens' own.
-        for (&d, &c) in dense.iter().zip(&count).filter(|(_, &c)| c > 0) {
-            next.iter_mut().for_each(|table| table[usize::from(d)] = c);
-        }
-    } else {
-        match passes {
-            1 => count_digits::<1>(&records, key_shift, width, &mut next),
-            2 => count_digits::<2>(&records, key_shift, width, &mut next),
-            3 => count_digits::<3>(&records, key_shift, width, &mut next),
-            4 => count_digits::<4>(&records, key_shift, width, &mut next),
-            _ => unreachable!("keys hold at most 44 bits"),
-        }
+    let largest = bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as usize;
+    let mut next = bounds.clone();
+    // Every place is written: what a longer block left there is not read.
+    let mut order = super::buffers::take::<u32>(m);
+    order.resize(m, 0);
+    for p in 0..m {
+        let slot = &mut next[(key(p) >> low) as usize];
+        debug_assert!((*slot as usize) < m);
+        // SAFETY: the slots of each bucket start at the count of smaller buckets and take as
+        // many starts as fall in it, so every slot is below m = order.len().
+        unsafe { *order.get_unchecked_mut(*slot as usize) = p as u32 };
+        *slot += 1;
     }
-    let digit_mask = (1u64 << width) - 1;
-    // Every place is written by the first pass: what a longer block left there is not read.
-    sorted.resize(m, 0);
-    for (d, next) in next.iter_mut().enumerate() {
-        let mut total = 0u32;
-        for c in next.iter_mut() {
-            (*c, total) = (total, total + *c);
-        }
-        let shift = key_shift + width * d as u32;
-        for &r in &records {
-            let slot = &mut next[((r >> shift) & digit_mask) as usize & (DIGITS - 1)];
-            debug_assert!((*slot as usize) < m);
-            // SAFETY: the slots of each digit start at the count of smaller digits and take as
-            // many records as have that digit, so every slot is below m = sorted.len().
-            unsafe { *sorted.get_unchecked_mut(*slot as usize) = r };
-            *slot += 1;
-        }
-        std::mem::swap(&mut records, &mut sorted);
-    }
-    let rest = |r: u64| {
-        let p = start_of(r);
-        &ext[p + depth..p + LOOKAHEAD]
-    };
-    // Rotations sharing their key are rare: find them by neighbours, then sort each group on.
-    // Neighbours are compared 64 at a time into a mask, so that hits are found without a
-    // branch per record.
-    let mut i = 0;
-    while i + 1 < m {
-        let end = (i + 64).min(m - 1);
-        let equal = records[i..end]
-            .iter()
-            .zip(&records[i + 1..=end])
-            .enumerate()
-            .fold(0u64, |mask, (k, (&x, &y))| mask | u64::from((x ^ y) >> key_shift == 0) << k);
-        if equal == 0 {
-            i = end;
+    // Each bucket as records (key, then start) sorted as integers; rotations sharing their key
+    // are rare: they show as equal neighbours, and each such group is sorted on the tokens
+    // after the key.
+    let rest = LOOKAHEAD - depth;
+    let mut records = super::buffers::take::<u64>(largest);
+    for w in bounds.windows(2) {
+        let bucket = &mut order[w[0] as usize..w[1] as usize];
+        if bucket.len() < 2 {
             continue;
         }
-        let first = i + equal.trailing_zeros() as usize;
-        let key = records[first] >> key_shift;
-        let mut j = first + 2;
-        while j < m && records[j] >> key_shift == key {
-            j += 1;
+        records.clear();
+        records.extend(bucket.iter().map(|&p| key(p as usize) << POSITION_BITS | u64::from(p)));
+        records.sort_unstable();
+        for (s, &r) in bucket.iter_mut().zip(&records) {
+            *s = (r & ((1 << POSITION_BITS) - 1)) as u32;
         }
-        let group = &mut records[first..j];
-        group.sort_unstable_by(|&a, &b| rest(a).cmp(rest(b)));
-        if group.windows(2).any(|w| rest(w[0]) == rest(w[1])) {
-            return None;
+        let mut first = 0;
+        for i in 1..=records.len() {
+            if i < records.len() && records[i] >> POSITION_BITS == records[first] >> POSITION_BITS {
+                continue;
+            }
+            if i - first > 1 {
+                let group = &mut bucket[first..i];
+                group.sort_unstable_by(|&a, &b| packed.compare(a as usize + depth, b as usize + depth, rest));
+                if group.windows(2).any(|w| packed.compare(w[0] as usize + depth, w[1] as usize + depth, rest).is_eq())
+                {
+                    return None;
+                }
+            }
+            first = i;
         }
-        i = j;
     }
-    // The token before each rotation, looked up from its start: the record keeps its bits for
-    // the key.
-    let mut order = super::buffers::take::<u16>(m);
-    order.clear();
-    order.extend(records.iter().map(|&r| {
-        let p = start_of(r);
-        tokens[if p == 0 { m - 1 } else { p - 1 }]
-    }));
-    super::buffers::give(dense_ext);
+    // The token before each rotation, over its start.
+    for s in order.iter_mut() {
+        let p = *s as usize;
+        *s = u32::from(tokens[if p == 0 { m - 1 } else { p - 1 }]);
+    }
     super::buffers::give(records);
-    super::buffers::give(sorted);
-    super::buffers::give(ext);
+    super::buffers::give(packed.words);
     Some(order)
 }
 
-/// Values a radix digit takes at most (digits are at most 11 bits): fixed-size tables whose
-/// indices need no check.
-const DIGITS: usize = 1 << 11;
-
-/// Counts of each of `P` digits of `width` bits above bit `shift` of the records, into tables
-/// padded past a multiple of 4 KiB: one table's increment at some digit and the next one's at
-/// the same digit would otherwise alias in the store queue and wait on each other.
-fn count_digits<const P: usize>(records: &[u64], shift: u32, width: u32, next: &mut [[u32; DIGITS + 16]]) {
-    let next: &mut [[u32; DIGITS + 16]; P] = (&mut next[..P]).try_into().expect("a table per digit");
-    let mask = (1u64 << width) - 1;
-    for &r in records {
-        for (d, table) in next.iter_mut().enumerate() {
-            table[((r >> (shift + width * d as u32)) & mask) as usize & (DIGITS - 1)] += 1;
-        }
-    }
-}
+/// Bits of the key the first pass buckets the starts by: 2048 buckets, a few dozen to a few
+/// hundred starts each in a block of shuffled samples.
+const TOP_BITS: u32 = 11;
 
 /// Token start positions in rotation order, from a suffix array of `tokens` followed by their
 /// first `lookahead` again; `None` when two adjacent rotations agree on `lookahead` tokens and
-/// `lookahead` is less than the whole.
+/// `lookahead` is less than the whole. The text goes to libsais as 32-bit integers, whose
+/// buckets are the alphabet's size: for 16-bit text they are 2 MiB whatever its length.
 fn rotation_order(tokens: &[u16], lookahead: usize) -> Option<Vec<u32>> {
     let m = tokens.len();
-    let mut text = Vec::with_capacity(m + lookahead);
-    text.extend_from_slice(tokens);
-    text.extend_from_slice(&tokens[..lookahead]);
-    let sa = libsais::SuffixArrayConstruction::for_text(&text)
+    let mut text: Vec<i32> = Vec::with_capacity(m + lookahead);
+    text.extend(tokens.iter().chain(&tokens[..lookahead]).map(|&t| i32::from(t)));
+    let sa = libsais::SuffixArrayConstruction::for_text_mut(&mut text)
         .in_owned_buffer32()
         .single_threaded()
         .run()
         .expect("libsais sorts any text shorter than 2^31")
         .into_vec();
-    let order: Vec<u32> = sa.into_iter().filter(|&s| (s as usize) < m).map(|s| s as u32).collect();
+    let mut order = super::buffers::take::<u32>(m);
+    order.clear();
+    order.extend(sa.into_iter().filter(|&s| (s as usize) < m).map(|s| s as u32));
     if lookahead < m {
         let differ = |a: usize, b: usize| text[a..a + lookahead] != text[b..b + lookahead];
         if !order.windows(2).all(|w| differ(w[0] as usize, w[1] as usize)) {
+            super::buffers::give(order);
             return None;
         }
     }
@@ -357,7 +395,7 @@ fn rotation_order(tokens: &[u16], lookahead: usize) -> Option<Vec<u32>> {
 /// Rotations sorted by (tail, rank of the following token's rotation): walk the token rotations
 /// in order (`before` holds the token before each) and drop each tail of the token before them
 /// into its tail's bucket.
-fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Transform {
+fn scatter(tokens: &[u16], before: &[u32], alphabet: &Alphabet, n: usize) -> Transform {
     let mut per_token = vec![0usize; alphabet.tokens.len()];
     for &t in tokens {
         per_token[usize::from(t)] += 1;
@@ -436,10 +474,10 @@ fn scatter(tokens: &[u16], before: &[u16], alphabet: &Alphabet, n: usize) -> Tra
     }
     let space_start = next[usize::from(space_tail)] as usize;
     for (&previous, out) in before.iter().zip(&mut bwt[space_start..space_start + before.len()]) {
-        *out = last_digit[usize::from(previous)];
+        *out = last_digit[previous as usize];
     }
     for &previous in before {
-        let previous = usize::from(previous);
+        let previous = previous as usize;
         let Some((bucket, byte)) = slotted[previous] else {
             let tails = &alphabet.tails[previous];
             for &(tail, byte) in tails[..tails.len() - 1].iter().filter(|(tail, _)| proper[usize::from(*tail)]) {
@@ -510,7 +548,7 @@ mod tests {
             let tokens = random_tokens(m, used, seed as u64 + 1);
             let radix = radix_rotation_order(&tokens, ranks).expect("random tokens take the radix sort");
             let order = rotation_order(&tokens, LOOKAHEAD).expect("random rotations differ early");
-            let before: Vec<u16> = order.iter().map(|&s| tokens[(s as usize + m - 1) % m]).collect();
+            let before: Vec<u32> = order.iter().map(|&s| u32::from(tokens[(s as usize + m - 1) % m])).collect();
             assert_eq!(radix, before, "{used} of {ranks} ranks, {m} tokens");
         }
     }
@@ -533,15 +571,15 @@ mod tests {
             let tokens = bell_tokens(m, spread, seed as u64 + 11);
             let radix = radix_rotation_order(&tokens, 257).expect("bell-shaped tokens take the radix sort");
             let order = rotation_order(&tokens, LOOKAHEAD).expect("random rotations differ early");
-            let before: Vec<u16> = order.iter().map(|&s| tokens[(s as usize + m - 1) % m]).collect();
+            let before: Vec<u32> = order.iter().map(|&s| u32::from(tokens[(s as usize + m - 1) % m])).collect();
             assert_eq!(radix, before, "spread {spread}, {m} tokens");
         }
         // A clipping ADC: a tenth of the samples or more on one value, which takes a longer key.
         let clipped: Vec<u16> = bell_tokens(125_000, 65, 15).into_iter().map(|t| t.min(150)).collect();
         let radix = radix_rotation_order(&clipped, 257).expect("clipped tokens take the radix sort");
         let order = rotation_order(&clipped, LOOKAHEAD).expect("random rotations differ early");
-        let before: Vec<u16> =
-            order.iter().map(|&s| clipped[(s as usize + clipped.len() - 1) % clipped.len()]).collect();
+        let before: Vec<u32> =
+            order.iter().map(|&s| u32::from(clipped[(s as usize + clipped.len() - 1) % clipped.len()])).collect();
         assert_eq!(radix, before, "clipped");
     }
 

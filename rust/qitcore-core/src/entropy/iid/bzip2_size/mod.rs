@@ -180,40 +180,52 @@ fn write_text_window(raw: &[u8], marks: &[usize], from: usize, to: usize, out: &
 }
 
 /// The length in bytes of `bzip2 -5` applied to [`decimal_text`]`(raw)`. The blocks are cut as
-/// `blocks` (the tests' reference) cuts the whole text, each written when its turn comes.
+/// `blocks` (the tests' reference) cuts the whole text, each written when its turn comes. Only a
+/// few bytes of the text are written (where a block may end, and its first and last bytes):
+/// the transform is built from the numbers, and half a megabyte of text per thread at work
+/// counted in the IID track's peak memory.
 pub fn compressed_length(raw: &[u8]) -> u64 {
     let (marks, len) = text_marks(raw);
-    let mut window = buffers::take::<u8>(BLOCK + 32);
+    let mut window = Vec::with_capacity(32);
+    // The text from `from` to `to`, a few bytes.
+    let mut text = |from: usize, to: usize| {
+        let origin = write_text_window(raw, &marks, from, to, &mut window);
+        window[from - origin..to - origin].to_vec()
+    };
     let mut numbers = Numbers { raw, marks: &marks, next: 0, at: 0 };
     let mut bits = 0u64;
     let mut start = 0usize;
     while start < len {
-        // Decimal text has no run of four equal bytes: a block reaches at most 3 past BLOCK.
-        let reach = (start + BLOCK + 8).min(len);
-        let origin = write_text_window(raw, &marks, start, reach, &mut window);
-        let text = &window[start - origin..reach - origin];
-        debug_assert!(!text.windows(4).any(|w| w.iter().all(|&b| b == w[0])), "decimal text has no runs of four");
-        // As `blocks`, in offsets from `start`.
+        // As `blocks`, in offsets from `start`. Decimal text has no run of four equal bytes: a
+        // block reaches at most 3 past BLOCK.
         let mut end = BLOCK.min(len - start);
-        while start + end < len && text[end] == text[end - 1] {
-            end += 1;
+        if start + end < len {
+            let near = text(start + end - 1, (start + end + 8).min(len));
+            debug_assert!(!near.windows(4).any(|w| w.iter().all(|&b| b == w[0])), "decimal text has no runs of four");
+            let mut k = 1;
+            while start + end < len && near[k] == near[k - 1] {
+                end += 1;
+                k += 1;
+            }
         }
         if start + end + 1 == len {
             end += 1;
         }
-        let block = &text[..end];
-        bits += match block.iter().position(|&b| b == b' ') {
+        let head = text(start, start + end.min(5));
+        bits += match head.iter().position(|&b| b == b' ') {
             Some(space) => {
-                let t = bwt::cyclic_bwt_of_numbers(block, numbers.whole(start + space + 1, start + end));
+                let join = bwt::join_of(&head, &text(start + end - end.min(5), start + end));
+                let values = numbers.whole(start + space + 1, start + end);
+                let t = bwt::cyclic_bwt_of_numbers(end, &join, values);
                 let bits = coding::symbol_block_bits(&t.symbols, &t.in_use, &t.repeats);
                 buffers::give(t.symbols);
                 bits
             }
-            None => coding::block_bits(&bwt::naive_cyclic_bwt(block)),
+            // No space in the first five bytes: the block is a number of at most three digits.
+            None => coding::block_bits(&bwt::naive_cyclic_bwt(&head)),
         };
         start += end;
     }
-    buffers::give(window);
     (STREAM_BITS + bits).div_ceil(8)
 }
 
