@@ -226,7 +226,7 @@ impl PackedTokens {
 
     /// The 64 bits from token `p` on.
     #[inline(always)]
-    fn from_token(&self, p: usize) -> u64 {
+    fn at_token(&self, p: usize) -> u64 {
         debug_assert!(p < self.len);
         self.bits_from(p * self.bits as usize)
     }
@@ -293,7 +293,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
     // The key: `depth` tokens of `bits`, the first highest.
     let key_bits = depth as u32 * bits;
     let packed = PackedTokens::new(tokens, LOOKAHEAD, &dense, bits);
-    let key = |p: usize| packed.from_token(p) >> (64 - key_bits);
+    let key = |p: usize| packed.at_token(p) >> (64 - key_bits);
     // The starts by the key's top bits (a counting sort, reading the starts in order), then each
     // bucket sorted on its keys in a small scratch: the block takes 4 bytes a token, where a
     // least-significant-first sort throughout takes twice that (its input and output).
