@@ -323,7 +323,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
     // are rare: they show as equal neighbours, and each such group is sorted on the tokens
     // after the key.
     let rest = LOOKAHEAD - depth;
-    let mut records = super::buffers::take::<u64>(largest);
+    let (mut records, mut spare) = (super::buffers::take::<u64>(largest), super::buffers::take::<u64>(0));
     for w in bounds.windows(2) {
         let bucket = &mut order[w[0] as usize..w[1] as usize];
         if bucket.len() < 2 {
@@ -331,7 +331,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
         }
         records.clear();
         records.extend(bucket.iter().map(|&p| key(p as usize) << POSITION_BITS | u64::from(p)));
-        records.sort_unstable();
+        sort_records(&mut records, &mut spare, low);
         for (s, &r) in bucket.iter_mut().zip(&records) {
             *s = (r & ((1 << POSITION_BITS) - 1)) as u32;
         }
@@ -357,8 +357,46 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
         *s = u32::from(tokens[if p == 0 { m - 1 } else { p - 1 }]);
     }
     super::buffers::give(records);
+    super::buffers::give(spare);
     super::buffers::give(packed.words);
     Some(order)
+}
+
+/// Fewest records for which [`sort_records`] takes the radix sort: skewed samples (a Gaussian
+/// ADC's, most of all at few bits) put thousands of rotations in the buckets of their most
+/// common tokens, which a comparison sort takes several times as long over.
+const RADIX_RECORDS: usize = 1024;
+
+/// Sorts records (key, then start) whose keys agree above their `low` bits: a comparison sort
+/// for a few, else a least-significant-first counting sort on those bits (with `spare` as
+/// large), which keeps equal keys in the order of their starts as the comparison sort does.
+fn sort_records(records: &mut Vec<u64>, spare: &mut Vec<u64>, low: u32) {
+    if records.len() < RADIX_RECORDS || low == 0 {
+        records.sort_unstable();
+        return;
+    }
+    let passes = low.div_ceil(11);
+    let width = low.div_ceil(passes);
+    let mask = (1u64 << width) - 1;
+    let mut next = vec![0u32; 1 << width];
+    spare.resize(records.len(), 0);
+    for d in 0..passes {
+        let shift = POSITION_BITS + width * d;
+        next.fill(0);
+        for &r in records.iter() {
+            next[((r >> shift) & mask) as usize] += 1;
+        }
+        let mut total = 0u32;
+        for c in next.iter_mut() {
+            (*c, total) = (total, total + *c);
+        }
+        for &r in records.iter() {
+            let slot = &mut next[((r >> shift) & mask) as usize];
+            spare[*slot as usize] = r;
+            *slot += 1;
+        }
+        std::mem::swap(records, spare);
+    }
 }
 
 /// Bits of the key the first pass buckets the starts by: 2048 buckets, a few dozen to a few
@@ -558,6 +596,23 @@ mod tests {
     fn bell_tokens(m: usize, spread: u64, seed: u64) -> Vec<u16> {
         let mut g = Xoshiro256::from_seed(seed);
         (0..m).map(|_| (0..4).map(|_| g.next_u64() % spread).sum::<u64>() as u16).collect()
+    }
+
+    #[test]
+    fn bucket_records_sort_as_integers() {
+        // Keys sharing their top bits, few distinct below them (ties broken by the start), in
+        // the order of their starts as a bucket holds them; below and above the radix threshold.
+        let mut g = Xoshiro256::from_seed(12);
+        for (len, low) in [(10usize, 5u32), (1023, 9), (1024, 9), (5000, 3), (40_000, 33), (3000, 0)] {
+            let top = 0b101u64 << low;
+            let mut records: Vec<u64> = (0..len as u64)
+                .map(|p| (top | (g.next_u64() % (1 << low.max(1))) & !(!0u64 << low)) << POSITION_BITS | p)
+                .collect();
+            let mut expected = records.clone();
+            expected.sort_unstable();
+            sort_records(&mut records, &mut Vec::new(), low);
+            assert_eq!(records, expected, "{len} records, {low} low bits");
+        }
     }
 
     #[test]
