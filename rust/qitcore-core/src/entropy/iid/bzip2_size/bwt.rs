@@ -294,6 +294,17 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
     let key_bits = depth as u32 * bits;
     let packed = PackedTokens::new(tokens, LOOKAHEAD, &dense, bits);
     let key = |p: usize| packed.at_token(p) >> (64 - key_bits);
+    if bits >= LSD_MIN_BITS {
+        let mut order = lsd_order(m, &key, key_bits, (bits, depth), (&dense, &count))?;
+        let groups_sorted =
+            sort_groups(&mut order, &key, |a, b| packed.compare(a + depth, b + depth, LOOKAHEAD - depth));
+        let order = groups_sorted.then(|| {
+            before_each(&mut order, tokens);
+            order
+        });
+        super::buffers::give(packed.words);
+        return order;
+    }
     // The starts by the key's top bits (a counting sort, reading the starts in order), then each
     // bucket sorted on its keys in a small scratch: the block takes 4 bytes a token, where a
     // least-significant-first sort throughout takes twice that (its input and output).
@@ -351,11 +362,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
             first = i;
         }
     }
-    // The token before each rotation, over its start.
-    for s in order.iter_mut() {
-        let p = *s as usize;
-        *s = u32::from(tokens[if p == 0 { m - 1 } else { p - 1 }]);
-    }
+    before_each(&mut order, tokens);
     super::buffers::give(records);
     super::buffers::give(spare);
     super::buffers::give(packed.words);
@@ -396,6 +403,125 @@ fn sort_records(records: &mut Vec<u64>, spare: &mut Vec<u64>, low: u32) {
             *slot += 1;
         }
         std::mem::swap(records, spare);
+    }
+}
+
+/// Replaces each rotation's start by the token before it.
+fn before_each(order: &mut [u32], tokens: &[u16]) {
+    let m = tokens.len();
+    for s in order.iter_mut() {
+        let p = *s as usize;
+        *s = u32::from(tokens[if p == 0 { m - 1 } else { p - 1 }]);
+    }
+}
+
+/// Sorts each run of starts in `order` that share their key by `rest` (the tokens after the
+/// key); false when two of them agree there too.
+fn sort_groups(
+    order: &mut [u32],
+    key: &impl Fn(usize) -> u64,
+    rest: impl Fn(usize, usize) -> std::cmp::Ordering,
+) -> bool {
+    let m = order.len();
+    let (mut first, mut first_key) = (0usize, key(order[0] as usize));
+    for i in 1..=m {
+        let k = if i < m { key(order[i] as usize) } else { !first_key };
+        if k == first_key {
+            continue;
+        }
+        if i - first > 1 {
+            let group = &mut order[first..i];
+            group.sort_unstable_by(|&a, &b| rest(a as usize, b as usize));
+            if group.windows(2).any(|w| rest(w[0] as usize, w[1] as usize).is_eq()) {
+                return false;
+            }
+        }
+        (first, first_key) = (i, k);
+    }
+    true
+}
+
+/// Fewest bits a token for which the rotations' starts are sorted by [`lsd_order`]: text of
+/// more than 64 distinct numbers (8-bit samples, most of them of two or three digits), whose
+/// blocks hold fewer tokens, so that its two arrays of starts (8 bytes a token) take no more than
+/// the buckets' sort takes on binary text (4 bytes a token, twice as many tokens); its passes
+/// are the quicker where the key is a few whole tokens.
+const LSD_MIN_BITS: u32 = 7;
+
+/// The starts `0 .. m` sorted on their keys (`key_bits` bits: `depth` tokens of `bits`) by a
+/// least-significant-first counting sort in passes of at most 11 bits, between two arrays of
+/// starts; `count` holds the tokens' counts, `dense` their ranks among those present.
+fn lsd_order(
+    m: usize,
+    key: &impl Fn(usize) -> u64,
+    key_bits: u32,
+    (bits, depth): (u32, usize),
+    (dense, count): (&[u16], &[u32]),
+) -> Option<Vec<u32>> {
+    let passes = key_bits.div_ceil(11) as usize;
+    let width = key_bits.div_ceil(passes as u32);
+    let mut next = vec![[0u32; DIGITS + 16]; passes];
+    if width == bits && passes == depth {
+        // Each digit is a whole token, and each pass sees every token once: the counts are the
+        // tokens' own.
+        for (&d, &c) in dense.iter().zip(count).filter(|(_, &c)| c > 0) {
+            next.iter_mut().for_each(|table| table[usize::from(d)] = c);
+        }
+    } else {
+        match passes {
+            1 => count_digits::<1>(m, key, width, &mut next),
+            2 => count_digits::<2>(m, key, width, &mut next),
+            3 => count_digits::<3>(m, key, width, &mut next),
+            4 => count_digits::<4>(m, key, width, &mut next),
+            _ => return None,
+        }
+    }
+    let digit_mask = (1u64 << width) - 1;
+    // Every place is written by each pass: what a longer block left there is not read.
+    let (mut order, mut spare) = (super::buffers::take::<u32>(m), super::buffers::take::<u32>(m));
+    order.resize(m, 0);
+    spare.resize(m, 0);
+    for (d, next) in next.iter_mut().enumerate() {
+        let mut total = 0u32;
+        for c in next.iter_mut() {
+            (*c, total) = (total, total + *c);
+        }
+        let shift = width * d as u32;
+        let mut place = |p: usize, out: &mut [u32]| {
+            let slot = &mut next[((key(p) >> shift) & digit_mask) as usize & (DIGITS - 1)];
+            debug_assert!((*slot as usize) < m);
+            // SAFETY: the slots of each digit start at the count of smaller digits and take as
+            // many starts as have that digit, so every slot is below m = out.len().
+            unsafe { *out.get_unchecked_mut(*slot as usize) = p as u32 };
+            *slot += 1;
+        };
+        if d == 0 {
+            // The first pass takes the starts in order: nothing to read them from.
+            (0..m).for_each(|p| place(p, &mut order));
+        } else {
+            order.iter().for_each(|&p| place(p as usize, &mut spare));
+            std::mem::swap(&mut order, &mut spare);
+        }
+    }
+    super::buffers::give(spare);
+    Some(order)
+}
+
+/// Values a radix digit takes at most (digits are at most 11 bits): fixed-size tables whose
+/// indices need no check.
+const DIGITS: usize = 1 << 11;
+
+/// Counts of each of `P` digits of `width` bits of the keys of starts `0 .. m`, into tables
+/// padded past a multiple of 4 KiB: one table's increment at some digit and the next one's at
+/// the same digit would otherwise alias in the store queue and wait on each other.
+fn count_digits<const P: usize>(m: usize, key: &impl Fn(usize) -> u64, width: u32, next: &mut [[u32; DIGITS + 16]]) {
+    let next: &mut [[u32; DIGITS + 16]; P] = (&mut next[..P]).try_into().expect("a table per digit");
+    let mask = (1u64 << width) - 1;
+    for p in 0..m {
+        let k = key(p);
+        for (d, table) in next.iter_mut().enumerate() {
+            table[((k >> (width * d as u32)) & mask) as usize & (DIGITS - 1)] += 1;
+        }
     }
 }
 
