@@ -11,7 +11,6 @@ is a millisecond) and for starting and closing the local cluster that ``jobs=2``
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 import distributed
 import pytest
 from qitcore import corpus
-from qitcore.archive import FileAssessment, assess_files
+from qitcore.archive import FileAssessment, assess_files, local_cluster
 
 FILES = 16
 SAMPLES = int(os.environ.get("QITCORE_BENCH_ARCHIVE_SAMPLES", corpus.DEFAULT_SAMPLES))
@@ -55,18 +54,8 @@ def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @contextlib.contextmanager
 def cluster(workers: int) -> Iterator[distributed.Client]:
     """As ``assess_files(jobs=N)`` starts one, but kept across the benchmark's rounds."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
     with (
-        distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-            silence_logs=logging.ERROR,
-            env={"RAYON_NUM_THREADS": str(threads)},
-        ) as local,
+        local_cluster(workers) as local,
         distributed.Client(local) as client,
     ):
         client.wait_for_workers(workers, timeout=60)

@@ -6,11 +6,8 @@ every estimator's every field); a killed worker must not lose or corrupt a file'
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from qitcore.archive import ClusterError, FileAssessment, assess_files
 from qitcore.entropy import assess_iid, assess_non_iid
 from qitcore.errors import InvalidArgumentError, InvalidTypeError
 
-from .dask_cluster import local_cluster
+from .dask_cluster import kill_a_worker_mid_run, local_cluster
 
 #: Small files and few permutations: the module's Dask tests take seconds, not minutes.
 SAMPLES = 20_000
@@ -119,32 +116,13 @@ def markov_file(path: Path, seed: int, n: int = 60_000) -> bytes:
 
 
 def run_and_kill_a_worker(client: distributed.Client, paths: list[Path], permutations: int) -> Any:
-    """assess_files on ``paths`` in a thread; once a task is running, SIGKILL to the worker process
-    running it. Returns the call's records, or the exception it raised."""
-    outcome: dict[str, Any] = {}
+    """assess_files on ``paths``, its running task's worker killed 0.1 s into the permutations (each
+    task runs about a second here). Returns the records, or the exception raised."""
 
-    def call() -> None:
-        try:
-            outcome["records"] = assess_files(paths, track="iid", permutations=permutations, seed=SEED, client=client)
-        except Exception as exc:
-            outcome["error"] = exc
+    def call() -> Any:
+        return assess_files(paths, track="iid", permutations=permutations, seed=SEED, client=client)
 
-    pids = client.run(os.getpid)
-    thread = threading.Thread(target=call)
-    thread.start()
-    deadline = time.monotonic() + 20
-    busy: list[str] = []
-    while not busy and time.monotonic() < deadline:
-        busy = [w for w, tasks in client.processing().items() if tasks]
-        time.sleep(0.05)
-    assert busy, "no task started within 20 s"
-    time.sleep(0.1)  # into the permutations (each task runs about a second here)
-    os.kill(pids[busy[0]], signal.SIGKILL)
-    thread.join(timeout=60)
-    assert not thread.is_alive(), "assess_files did not return within 60 s of the kill"
-    # The kill happened: the worker at that address is gone, or restarted under another pid.
-    assert pids[busy[0]] not in client.run(os.getpid).values()
-    return outcome.get("records", outcome.get("error"))
+    return kill_a_worker_mid_run(client, call, after=0.1)
 
 
 def test_a_worker_killed_mid_run_costs_time_not_results(client: distributed.Client, tmp_path: Path) -> None:

@@ -7,11 +7,8 @@ with a worker killed mid-run too; every failure leaves no output and no fresh se
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ from qitcore.archive import ClusterError
 from qitcore.errors import InvalidArgumentError, InvalidLengthError, InvalidTypeError
 from qitcore.extract_file import extract_file
 
-from .dask_cluster import local_cluster
+from .dask_cluster import kill_a_worker_mid_run, local_cluster
 
 
 @pytest.fixture(scope="module")
@@ -109,32 +106,12 @@ def test_bad_cluster_arguments_are_refused_before_any_output(client: distributed
 
 
 def _extract_and_kill_a_worker(client: distributed.Client, src: Path, dst: Path, seed: Path | None) -> Any:
-    """extract_file in a thread; once a range is being hashed, SIGKILL to its worker. Returns the
-    result or the exception raised."""
-    outcome: dict[str, Any] = {}
+    """extract_file with its running range's worker killed. Returns the result or the exception."""
 
-    def call() -> None:
-        try:
-            outcome["result"] = extract_file(
-                src, dst, bits_per_sample=3, m=2048, seed_file=seed, client=client, task_bytes=4 << 20
-            )
-        except Exception as exc:
-            outcome["error"] = exc
+    def call() -> Any:
+        return extract_file(src, dst, bits_per_sample=3, m=2048, seed_file=seed, client=client, task_bytes=4 << 20)
 
-    pids = client.run(os.getpid)
-    thread = threading.Thread(target=call)
-    thread.start()
-    deadline = time.monotonic() + 20
-    busy: list[str] = []
-    while not busy and time.monotonic() < deadline:
-        busy = [w for w, tasks in client.processing().items() if tasks]
-        time.sleep(0.02)
-    assert busy, "no range started within 20 s"
-    os.kill(pids[busy[0]], signal.SIGKILL)
-    thread.join(timeout=120)
-    assert not thread.is_alive(), "extract_file did not return within 120 s of the kill"
-    assert pids[busy[0]] not in client.run(os.getpid).values()
-    return outcome.get("result", outcome.get("error"))
+    return kill_a_worker_mid_run(client, call)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from .errors import ClusterError, InvalidArgumentError, InvalidTypeError, QitErr
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["ClusterError", "FileAssessment", "Track", "assess_files", "connect"]
+__all__ = ["ClusterError", "FileAssessment", "Track", "assess_files", "connect", "local_cluster"]
 
 Track = Literal["non-iid", "iid", "both"]
 _TRACKS = ("non-iid", "iid", "both")
@@ -218,24 +218,8 @@ def _run(paths: list[str], options: _Options, client: Client | None, jobs: int) 
         yield from _local(paths, options)
         return
     distributed = _dask()
-    # One single-threaded worker process per job; the Rust core's threads are shared out among
-    # them so that N workers do not each start a thread per core.
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    import logging
-
     try:
-        cluster = distributed.LocalCluster(
-            n_workers=jobs,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            # No dashboard; Dask's HTTP endpoints (health, metrics) on any free loopback port,
-            # leaving 8787 to the user's own clusters.
-            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-            silence_logs=logging.ERROR,
-            env={"RAYON_NUM_THREADS": str(threads)},
-        )
+        cluster = local_cluster(jobs)
     except (OSError, RuntimeError) as exc:
         # No process or port to be had (limits, a sandbox): the machine's to fix, said as such.
         raise ClusterError(f"jobs: cannot start a local Dask cluster of {jobs} workers: {exc}") from exc
@@ -244,6 +228,28 @@ def _run(paths: list[str], options: _Options, client: Client | None, jobs: int) 
             yield from _on_cluster(local, paths, options)
     finally:
         cluster.close()
+
+
+def local_cluster(workers: int, *, threads: int | None = None, log_level: int | None = None) -> Any:
+    """The ``distributed.LocalCluster`` that ``jobs=N`` starts: ``workers`` single-threaded worker
+    processes on 127.0.0.1, no dashboard (Dask's HTTP endpoints on any free loopback port, leaving
+    8787 to the user's own clusters), the core's threads shared out among the workers (``threads``
+    each; by default the machine's cores divided among them) so that N workers do not each start a
+    thread per core. Close it after use (it is a context manager)."""
+    import logging
+
+    distributed = _dask()
+    each = threads if threads is not None else max(1, (os.cpu_count() or 1) // workers)
+    return distributed.LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR if log_level is None else log_level,
+        env={"RAYON_NUM_THREADS": str(each)},
+    )
 
 
 def connect(address: str, *, timeout: float = 10.0) -> Client:
