@@ -151,3 +151,18 @@ def test_blocks_too_large_for_the_memory_bound_are_refused_before_the_seed(tmp_p
         assert main(["extract", str(src), "-o", str(tmp_path / "out"), *extra]) == 2
         assert "MiB bound" in capsys.readouterr().err
         assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_dash_writes_the_bytes_to_stdout_and_the_summary_to_stderr(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.write_bytes(os.urandom(100_000))
+    seed = tmp_path / "s"
+    assert main(["extract", str(src), "-o", str(tmp_path / "file"), "-m", "1024", "--save-seed", str(seed)]) == 0
+    command = [sys.executable, "-m", "qitcore", "extract", str(src), "-o", "-", "-m", "1024"]
+    piped = subprocess.run([*command, "--seed-file", str(seed)], capture_output=True, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == (tmp_path / "file").read_bytes()
+    assert b"stdout: 195 blocks" in piped.stderr
+    # A fresh seed cannot go to stdout's name: it needs a file of its own.
+    fresh = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert fresh.returncode == 2 and "name a file for the fresh seed" in fresh.stderr and not fresh.stdout

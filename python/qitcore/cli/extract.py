@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from .. import _core
-from .args import Commands, count, positive_real, power_of_two, terminate_as_interrupt
+from .args import Commands, UsageError, count, positive_real, power_of_two, terminate_as_interrupt
 
 _METHODS = ("toeplitz", "modified-toeplitz", "sha256", "sha3-256")
 
@@ -16,7 +16,13 @@ _METHODS = ("toeplitz", "modified-toeplitz", "sha256", "sha3-256")
 def add_parsers(sub: Commands) -> None:
     e = sub.add_parser("extract", help="extract a file of raw samples or bits (Toeplitz, constant memory)")
     e.add_argument("input", metavar="IN", help="raw samples (one a byte) or packed bits; a file or a FIFO")
-    e.add_argument("-o", "--output", metavar="OUT", required=True, help="the output file (written atomically)")
+    e.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        required=True,
+        help="the output file (written atomically), or - for stdout (a pipe; the fresh seed needs --save-seed)",
+    )
     e.add_argument("--method", choices=_METHODS, default="toeplitz", help="the extractor (%(default)s)")
     e.add_argument("-n", type=count, default=None, help="input bits per block (default: 4096, whole samples and bytes)")
     length = e.add_mutually_exclusive_group()
@@ -68,6 +74,14 @@ def _extract(args: argparse.Namespace) -> int:
     from ..extract_file import extract_file
     from ..report.progress import Progress
 
+    output = args.output
+    if output == "-":
+        if sys.stdout.isatty():
+            raise UsageError("extract: refusing to write binary to a terminal; give -o FILE or redirect stdout")
+        sys.stdout.flush()
+        # Written in place, as any special file is: the bytes go down the pipe as they are hashed.
+        output = f"/dev/fd/{sys.stdout.fileno()}"
+
     bar: Progress | None = None
 
     def progress(done: int, total: int | None) -> None:
@@ -86,7 +100,7 @@ def _extract(args: argparse.Namespace) -> int:
     try:
         result = extract_file(
             args.input,
-            args.output,
+            output,
             method=args.method,
             n=args.n,
             m=args.m,
@@ -107,10 +121,13 @@ def _extract(args: argparse.Namespace) -> int:
             client.close()  # type: ignore[no-untyped-call]
     if not args.quiet:
         unit = "samples" if args.format == "samples" else "bytes"
+        piped = args.output == "-"
         print(
-            f"{args.output}: {result.blocks:,} blocks of {result.n} -> {result.m} bits ({args.method}), "
-            f"{-(-result.bits_out // 8):,} bytes from {result.bytes_read:,} {unit}; "
-            f"{result.dropped_bits} trailing bits not in a whole block dropped"
+            f"{'stdout' if piped else args.output}: {result.blocks:,} blocks of {result.n} -> {result.m} bits "
+            f"({args.method}), {-(-result.bits_out // 8):,} bytes from {result.bytes_read:,} {unit}; "
+            f"{result.dropped_bits} trailing bits not in a whole block dropped",
+            # The summary never goes into the random bytes.
+            file=sys.stderr if piped else sys.stdout,
         )
         if result.seed_written:
             print(f"seed written to {result.seed_file} (mode 0600): keep it secret", file=sys.stderr)
