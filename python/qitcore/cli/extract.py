@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def _extract(args: argparse.Namespace) -> int:
     # Here, not at the top: numpy and the extractors are for this command only.
     from ..extract_file import extract_file
-    from ..report.progress import Progress
+    from ..report.progress import FileProgress
 
     output = args.output
     if output == "-":
@@ -82,15 +82,7 @@ def _extract(args: argparse.Namespace) -> int:
         # Written in place, as any special file is: the bytes go down the pipe as they are hashed.
         output = f"/dev/fd/{sys.stdout.fileno()}"
 
-    bar: Progress | None = None
-
-    def progress(done: int, total: int | None) -> None:
-        nonlocal bar
-        if args.quiet or not total:  # a FIFO has no size to show a bar against
-            return
-        if bar is None:
-            bar = Progress("extracting", total)
-        bar.update(done, f"{done / total:.0%}")
+    progress = FileProgress("extracting", enabled=not args.quiet)
 
     client = None
     if args.scheduler is not None:
@@ -115,8 +107,7 @@ def _extract(args: argparse.Namespace) -> int:
             client=client,
         )
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
         if client is not None:
             client.close()  # type: ignore[no-untyped-call]
     if not args.quiet:

@@ -89,23 +89,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _scan_file(args: argparse.Namespace, options: dict[str, Any]) -> health.HealthScan:
     """The continuous tests over the whole file, a chunk at a time, with a progress bar on a terminal."""
-    from ..report.progress import Progress
+    from ..report.progress import FileProgress
 
-    bar: Progress | None = None
-
-    def progress(done: int, total: int | None) -> None:
-        nonlocal bar
-        if not total:  # a FIFO has no size to show a bar against
-            return
-        if bar is None:
-            bar = Progress("health tests", total)
-        bar.update(done, f"{done / total:.0%}")
+    progress = FileProgress("health tests")
 
     try:
         return health.scan_file(args.file, args.min_entropy, progress=progress, **options)
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
 
 
 def _failed_block_test(t: health.BlockTest) -> str:

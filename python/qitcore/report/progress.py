@@ -40,3 +40,25 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
             self._shown = False
+
+
+class FileProgress:
+    """A ``progress(done, total)`` callback for work through a file: the bar appears on the first
+    call that knows the file's size (a FIFO has none, and then no bar is shown)."""
+
+    def __init__(self, label: str, *, enabled: bool = True) -> None:
+        self.label = label
+        self.enabled = enabled
+        self._bar: Progress | None = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self.enabled or not total:
+            return
+        if self._bar is None:
+            self._bar = Progress(self.label, total)
+        self._bar.update(done, f"{done / total:.0%}")
+
+    def close(self) -> None:
+        """Ends the bar's line, if one was shown."""
+        if self._bar is not None:
+            self._bar.close()
