@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .. import _core
 from ..errors import HealthTestFailure, QitError
+from ..report.files import make_temp
 from .args import Commands, check_output_folders, count, positive_real, power_of_two
 
 if TYPE_CHECKING:
@@ -239,9 +240,7 @@ class _Output:
         check_output_folders(output=path)
         # A symbolic link to a regular file: the file it points to is replaced, the link stays.
         self.target = os.path.realpath(path)
-        import tempfile  # here, not at the top: only a regular file needs it (it loads shutil, random)
-
-        handle, self.temp = tempfile.mkstemp(dir=os.path.dirname(self.target), prefix=".qitcore-", suffix=".tmp")
+        handle, self.temp = make_temp(os.path.dirname(self.target))
         self.file = os.fdopen(handle, "wb", buffering=0)
 
     def write(self, data: bytes) -> None:

@@ -6,17 +6,77 @@ failed run never leaves a partial file; a symbolic link is followed (the file it
 replaced, the link stays). A special file — a FIFO, a character device such as ``/dev/null``, a
 process's pipe under ``/dev/fd`` or ``/proc`` — is written in place and never replaced: renaming
 over it would put a regular file where the device or pipe was.
+
+A temporary file is named ``.qitcore-HOST-PID-XXXXXXXX.tmp`` after the host and process that
+write it. A process killed outright (SIGKILL, a crash, the power) cannot remove its own, so the
+next writer into the same folder removes those of this host whose process has ended
+(:func:`sweep_stale`); another host's files, on a shared file system, are never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
 from typing import IO
 
 from ..errors import InvalidArgumentError
+
+log = logging.getLogger("qitcore.files")
+
+_TEMP_NAME = re.compile(r"\.qitcore-(?P<host>.+)-(?P<pid>[0-9]+)-[A-Za-z0-9_]{8}\.tmp")
+
+
+def _host() -> str:
+    import socket  # here: only a command that writes a file needs it
+
+    # A name that cannot be mistaken for the separators around it.
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
+
+
+def make_temp(folder: str) -> tuple[int, str]:
+    """A new private temporary file in ``folder`` (its descriptor and path), named after this host
+    and process so that :func:`sweep_stale` can tell when it has been abandoned. Stale files of
+    this host are swept first."""
+    import tempfile  # here, not at the top: it loads shutil and random, which `qitcore --help` need not
+
+    sweep_stale(folder)
+    return tempfile.mkstemp(dir=folder, prefix=f".qitcore-{_host()}-{os.getpid()}-", suffix=".tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or an odd number): not ours to judge
+    return True
+
+
+def sweep_stale(folder: str) -> list[str]:
+    """Removes the temporary files in ``folder`` that a process of this host left when it was
+    killed: those whose process no longer exists. Returns their paths. Best effort: a file that
+    cannot be removed stays, and nothing is raised."""
+    host = _host()
+    removed: list[str] = []
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name.startswith(".qitcore-")]
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMP_NAME.fullmatch(name)
+        if match is None or match["host"] != host or _alive(int(match["pid"])):
+            continue
+        path = os.path.join(folder, name)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            removed.append(path)
+            log.info("removed %s, left by process %s when it was killed", path, match["pid"])
+    return removed
 
 
 def is_special(path: str | os.PathLike[str]) -> bool:
@@ -48,13 +108,9 @@ def atomic_output(
         with open(path, mode) as out:
             yield out, None
         return
-    # Here rather than at the top: tempfile imports shutil and random, which commands that write
-    # no file (and `qitcore --help`) need not load.
-    import tempfile
-
     target = os.path.realpath(path)
     folder = os.path.dirname(target)
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=".qitcore-", suffix=".tmp")
+    handle, temp = make_temp(folder)
     try:
         with os.fdopen(handle, "wb") as out:
             yield out, temp
