@@ -1,4 +1,5 @@
-"""``qitcore qkd``: distil keys from a simulated link, or run Alice and Bob as two programs.
+"""``qitcore qkd``: distil keys from a simulated link, or run Alice and Bob as two programs (and,
+between them, ``qitcore qkd proxy`` to give their connection a link's latency).
 
 :mod:`qitcore.qkd` (and numpy with it) is imported when a ``qkd`` command line is parsed: the
 options' defaults are its parameters'.
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 from .. import _validate
 from ..errors import InvalidArgumentError, QitError, SampleFileError
 from ..report.files import atomic_file, write_atomically
-from .args import Commands, check_output_folders, count, defer, natural, positive_real, real
+from .args import Commands, check_output_folders, count, defer, natural, positive_real, real, terminate_as_interrupt
 
 if TYPE_CHECKING:
     from ..qkd import Params, Records, Report
@@ -109,6 +110,20 @@ def _add_roles(qkd: argparse.ArgumentParser) -> None:
         )
         session(p)
         p.set_defaults(func=func)
+
+    _add_proxy(roles)
+
+
+def _add_proxy(roles: Commands) -> None:
+    p = roles.add_parser("proxy", help="forward TCP connections with a link's one-way delay (qkd bob -> it -> alice)")
+    p.add_argument(
+        "--listen", type=_address, required=True, metavar="HOST:PORT", help="where Bob connects (port 0: any)"
+    )
+    p.add_argument("--to", type=_address, required=True, metavar="HOST:PORT", help="where Alice listens")
+    p.add_argument("--delay-ms", type=real, required=True, help="one-way delay, each direction, in ms")
+    p.add_argument("--jitter-ms", type=real, default=0.0, help="widest extra delay of a chunk, in ms (0)")
+    p.add_argument("--max-connections", type=count, default=16, help="connections forwarded at once (16)")
+    p.set_defaults(func=proxy)
 
 
 def _prepare(args: argparse.Namespace) -> Params:
@@ -235,3 +250,26 @@ def bob(args: argparse.Namespace) -> int:
     with TcpChannel(auth_key, host, port, timeout=args.timeout, retry=args.timeout) as channel:
         key, report = BobSession(records, params, channel).run()
     return _finish(args, key, report)
+
+
+def proxy(args: argparse.Namespace) -> int:
+    """``qitcore qkd proxy``: forwards until Ctrl-C or SIGTERM, then 0."""
+    import contextlib
+
+    from ..qkd.delay import check_delay
+    from ..qkd.proxy import DelayProxy
+
+    one_way, jitter = check_delay(args.delay_ms / 1e3, args.jitter_ms / 1e3, names=("--delay-ms", "--jitter-ms"))
+    p = DelayProxy(args.to, one_way, jitter, listen=args.listen, max_connections=args.max_connections)
+    with terminate_as_interrupt(), contextlib.suppress(KeyboardInterrupt), p:
+        host, port = p.address
+        print(
+            f"proxy: listening on {host}:{port}, forwarding to {args.to[0]}:{args.to[1]} with {args.delay_ms:g} ms "
+            f"(+ up to {args.jitter_ms:g} ms) each way",
+            file=sys.stderr,
+            flush=True,
+        )
+        while True:
+            time.sleep(3600)  # the forwarding runs on the proxy's thread; a signal ends the wait
+    print(f"proxy: stopped ({p.accepted} connections forwarded)", file=sys.stderr)
+    return 0

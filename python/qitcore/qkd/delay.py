@@ -40,7 +40,7 @@ def check_delay(
     for name, value in zip(names, (one_way, jitter), strict=True):
         number = _validate.real(name, value)
         if not 0.0 <= number <= MAX_DELAY:
-            raise InvalidArgumentError(f"{name}: expected 0 to {MAX_DELAY:g} seconds, got {number:g}")
+            raise InvalidArgumentError(f"{name}: expected 0 to {MAX_DELAY:g} seconds, got {number:g} s")
         checked.append(number)
     return checked[0], checked[1]
 
