@@ -9,6 +9,7 @@ session of R round trips takes at least R * 2 * one_way seconds.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import signal
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -290,6 +292,40 @@ def test_the_proxy_delays_a_burst_once_not_once_per_chunk(echo: _Server) -> None
         assert _recv_exactly(sock, 1000) == b"".join(bytes([i]) * 10 for i in range(100))
         elapsed = time.monotonic() - start
     assert 2 * one_way <= elapsed < 100 * one_way / 2
+
+
+def test_the_proxy_holds_at_most_its_buffer_when_the_receiver_does_not_read() -> None:
+    """16 MiB offered to a receiver that reads nothing for a while: the proxy stops reading at its
+    bound (TCP's flow control holds the sender), so its memory stays near ``buffer_bytes``."""
+    payload = os.urandom(16 << 20)
+    buffer_bytes = 256 << 10
+    digest: list[bytes] = []
+
+    def serve(conn: socket.socket) -> None:
+        time.sleep(1.0)  # everything in flight piles up meanwhile
+        into, h = bytearray(1 << 16), hashlib.sha256()
+        view, left = memoryview(into), len(payload)
+        while left:
+            n = conn.recv_into(view)
+            assert n
+            h.update(view[:n])
+            left -= n
+        digest.append(h.digest())
+
+    server = _Server(serve)
+    tracemalloc.start()
+    try:
+        with DelayProxy(server.address, 0.001, buffer_bytes=buffer_bytes) as proxy, _connect(proxy.address) as sock:
+            sock.sendall(payload)
+            deadline = time.monotonic() + 20
+            while not digest and time.monotonic() < deadline:
+                time.sleep(0.01)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    server.close()
+    assert server.errors == [] and digest == [hashlib.sha256(payload).digest()]
+    assert peak < 4 * buffer_bytes + (2 << 20), peak  # unbounded, it would hold most of the 16 MiB
 
 
 def test_the_proxy_bounds_its_connections(echo: _Server) -> None:

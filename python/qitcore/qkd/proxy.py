@@ -4,14 +4,17 @@ if they were far apart (``qitcore qkd proxy``, and the tests).
 Each connection accepted on the listening address is forwarded to the target (Alice); the bytes
 of each direction are held for the one-way delay before they are passed on. Every chunk is
 stamped when it arrives and released at its arrival time plus its delay, so that a burst of
-chunks takes one delay, not one delay per chunk: the proxy adds latency, not a bandwidth limit.
+chunks takes one delay, not one delay per chunk (the bytes in flight, at most ``buffer_bytes`` a
+direction, are what bounds the throughput: ``buffer_bytes / one_way``).
 With jitter a chunk is never released before the one ahead of it (a TCP stream keeps its order;
 the jitter only makes some chunks later).
 
 Bounds: at most ``max_connections`` connections at once (one more is closed at once); at most
 ``buffer_bytes`` held per direction (the proxy then stops reading that side, and TCP's flow
 control makes its sender wait); ``connect_timeout`` seconds to reach the target; a connection
-with no bytes moving either way for ``idle_timeout`` seconds is closed. An end of stream is
+with no bytes moving either way for ``idle_timeout`` seconds is closed. A connection's memory is
+thus at most about 4 x ``buffer_bytes`` (each direction's queue, and its bytes in one write on
+their way out) plus asyncio's own read buffers (128 KiB a side). An end of stream is
 passed on, delayed like the bytes before it (a half-close stays a half-close); the connection is
 closed on both sides once both directions have ended, or as soon as either side fails.
 """
