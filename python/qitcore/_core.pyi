@@ -91,6 +91,8 @@ __all__ = [
     "verification_collision_bound",
     "verification_tags",
     "von_neumann",
+    "wegman_carter_epsilon",
+    "wegman_carter_tag",
 ]
 
 __version__: str
@@ -542,6 +544,8 @@ def cascade_correct(
 ) -> tuple[bytes, int, int, int]: ...
 def verification_tags(key: _Buffer, points: Sequence[int]) -> list[int]: ...
 def verification_collision_bound(n: int) -> float: ...
+def wegman_carter_tag(key: _Buffer, pad: _Buffer, header: _Buffer, payload: _Buffer) -> bytes: ...
+def wegman_carter_epsilon(n: int) -> float: ...
 def finite_key_length(
     mu: Sequence[float],
     p: Sequence[float],

@@ -14,6 +14,7 @@
 //! - every wait is cut into slices that check for signals, so Ctrl-C interrupts it.
 
 mod args;
+mod auth;
 mod bitgen;
 mod buffers;
 mod entropy;
@@ -33,6 +34,8 @@ mod _core {
 
     use crate::errors::Result;
 
+    #[pymodule_export]
+    use crate::auth::{wegman_carter_epsilon, wegman_carter_tag};
     #[pymodule_export]
     use crate::bitgen::{bitgen_capsule, PyBitGenLock};
     #[pymodule_export]

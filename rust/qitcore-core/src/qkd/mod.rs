@@ -1,6 +1,7 @@
-//! QKD post-processing: Cascade reconciliation, verification, the finite-key secure length, and
+//! QKD post-processing: Wegman–Carter authentication, Cascade reconciliation, verification, the finite-key secure length, and
 //! a simulated decoy-state BB84 link.
 
+pub mod auth;
 pub mod bitvec;
 pub mod cascade;
 pub mod finite_key;
