@@ -29,6 +29,9 @@ __all__ = [
     "KMEError",
     "KMEUnauthorized",
     "KMEUnavailable",
+    "KeyPoolBusy",
+    "KeyPoolError",
+    "KeyPoolExhausted",
     "NoValidFrames",
     "OSRandomError",
     "OutOfMemoryError",
@@ -237,6 +240,23 @@ class ChannelClosed(ChannelError):
 class AuthenticationError(ChannelError):
     """A message failed authentication: a wrong tag (tampered, or another key), or a sequence
     number out of order (dropped, replayed or reordered)."""
+
+
+class KeyPoolError(QitError, OSError):
+    """A pre-shared key pool file (:class:`qitcore.qkd.KeyPool`) is missing, unreadable,
+    corrupt, shorter than its header says, readable by others, or asked to hand out key bits it
+    already handed out. The message names the file."""
+
+
+class KeyPoolBusy(KeyPoolError):
+    """Another process (or another open pool in this one) holds the pool file's lock: two users
+    of one pool could hand out the same key bits."""
+
+
+class KeyPoolExhausted(KeyPoolError, QkdError):
+    """The key pool holds fewer unused bits than the next authentication tag needs. A session
+    that meets it ends without a key; the pool is replenished with :meth:`KeyPool.replenish`
+    (distilled key from a session authenticated otherwise, or new pre-shared key)."""
 
 
 class KMEError(QitError):

@@ -3,6 +3,9 @@ verification, the finite-key secure length (Lim et al. 2014) and privacy amplifi
 authenticated classical channel.
 
 - :func:`distill` runs both ends in one process and returns both keys and the report;
+- the channel is authenticated with HMAC-SHA256 (pre-shared key bytes; computational) or
+  Wegman–Carter (a pre-shared :class:`KeyPool` at each end, :mod:`qitcore.qkd.auth`;
+  information-theoretic, the pools replenished from each session's key);
 - :class:`AliceSession` and :class:`BobSession` are the two ends, for separate programs over
   :class:`TcpChannel` / :func:`serve_tcp` (see ``qitcore qkd alice`` and ``qitcore qkd bob``);
 - :class:`LinkModel` simulates a link (the core's :class:`Detections`) and produces both ends'
@@ -19,9 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._core import Detections, SecureLength
-from ..errors import InvalidTypeError
-from .channel import Channel, Endpoint, InProcessChannel, Sealer, TcpChannel, serve_tcp
+from ..errors import InvalidArgumentError, InvalidTypeError
+from .auth import WegmanCarterSealer
+from .channel import AuthKey, Channel, Endpoint, InProcessChannel, Sealer, TcpChannel, serve_tcp
 from .device import detection_frames, read_detections
+from .keypool import KeyPool
 from .link import LinkModel, SimulatedLink
 from .records import Records
 from .session import AliceSession, BobSession, Params, Report
@@ -36,6 +41,7 @@ __all__ = [
     "Estimation",
     "FiniteKeyLength",
     "InProcessChannel",
+    "KeyPool",
     "LinkModel",
     "Params",
     "PrivacyAmplification",
@@ -48,6 +54,7 @@ __all__ = [
     "SimulatedLink",
     "TcpChannel",
     "Verification",
+    "WegmanCarterSealer",
     "detection_frames",
     "distill",
     "read_detections",
@@ -67,7 +74,7 @@ class Distilled:
         return f"Distilled(key_bits={self.report.key_bits}, keys=<hidden>)"
 
 
-ChannelFactory = Callable[[bytes, Endpoint], Channel]
+ChannelFactory = Callable[[AuthKey, Endpoint], Channel]
 
 
 def distill(
@@ -76,7 +83,7 @@ def distill(
     channel: ChannelFactory = InProcessChannel,
     *,
     params: Params | None = None,
-    auth_key: bytes | None = None,
+    auth_key: bytes | tuple[KeyPool, KeyPool] | None = None,
 ) -> Distilled:
     """Distills a key from both ends' records, both ends in this process.
 
@@ -87,7 +94,10 @@ def distill(
             default hands frames directly to Alice (``functools.partial(InProcessChannel,
             tamper=...)`` injects faults).
         params: the session's parameters (defaults: :class:`Params`).
-        auth_key: the pre-shared authentication key (default: 32 fresh bytes from the OS).
+        auth_key: the pre-shared authentication key for HMAC-SHA256 (default: 32 fresh bytes
+            from the OS), or Alice's and Bob's key pools ``(alice_pool, bob_pool)`` for
+            Wegman–Carter (two files of identical content; the session consumes from both and
+            replenishes both from the key, see :mod:`qitcore.qkd.session`).
 
     Returns:
         :class:`Distilled`. A secure length of 0 gives empty keys and a report saying why.
@@ -100,8 +110,20 @@ def distill(
     if not isinstance(params, Params):
         raise InvalidTypeError(f"params: expected Params, got {type(params).__name__}")
     auth_key = os.urandom(32) if auth_key is None else auth_key
-    alice = AliceSession(alice_records, params, auth_key)
-    with channel(auth_key, alice) as bob_channel:
+    alice_auth: AuthKey
+    bob_auth: AuthKey
+    if isinstance(auth_key, KeyPool):
+        raise InvalidArgumentError("auth_key: one KeyPool for both ends; pass (alice_pool, bob_pool)")
+    if isinstance(auth_key, tuple):
+        if len(auth_key) != 2 or not all(isinstance(p, KeyPool) for p in auth_key):
+            raise InvalidArgumentError("auth_key: expected bytes or a pair (alice_pool, bob_pool) of KeyPool")
+        if auth_key[0] is auth_key[1]:
+            raise InvalidArgumentError("auth_key: Alice and Bob need a pool each, not the same one")
+        alice_auth, bob_auth = auth_key
+    else:
+        alice_auth = bob_auth = auth_key
+    alice = AliceSession(alice_records, params, alice_auth)
+    with channel(bob_auth, alice) as bob_channel:
         bob_key, report = BobSession(bob_records, params, bob_channel).run()
     alice_key, _ = alice.result()
     return Distilled(alice_key, bob_key, report)

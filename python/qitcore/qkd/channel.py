@@ -1,10 +1,19 @@
 """The classical channel between the two ends, authenticated with a pre-shared key.
 
 Every message is sealed as ``header | payload | tag``: the header holds a magic number, the
-message kind, a sequence number and the payload length; the tag is HMAC-SHA256 under the shared
-key of a direction byte, the header and the payload. The receiver checks the tag first and then
-that the sequence number is exactly the next one: a tampered, forged, reflected, dropped (the
-next message arrives with a later number), replayed or reordered message ends the session with
+message kind, a sequence number and the payload length; the tag is either
+
+- HMAC-SHA256 under the shared key (``auth_key`` bytes: :class:`Sealer`) of a direction byte,
+  the header and the payload: the default, secure only computationally (against an adversary who
+  cannot break SHA-256), or
+- a Wegman–Carter tag one-time padded from a pre-shared key pool (``auth_key`` a
+  :class:`~qitcore.qkd.keypool.KeyPool`: :class:`~qitcore.qkd.auth.WegmanCarterSealer`, whose
+  header also carries the pad's pool offset): information-theoretically secure, the
+  authentication the finite-key bound assumes; each tag costs 64 bits of the pool.
+
+The receiver checks the tag first and then that the sequence number (and, with Wegman–Carter,
+the pad's offset) is exactly the next one: a tampered, forged, reflected, dropped (the next
+message arrives with a later number), replayed or reordered message ends the session with
 :class:`~qitcore.errors.AuthenticationError`. Nothing in a message is used before that check.
 
 Bob drives the session: :meth:`Channel.request` sends one message to Alice and returns her
@@ -37,6 +46,8 @@ from typing import Any, Protocol
 
 from .. import _validate
 from ..errors import AuthenticationError, ChannelClosed, ChannelError, InvalidArgumentError, QitError
+from . import auth
+from .keypool import KeyPool
 
 __all__ = [
     "FIRST_FRAME_LIMIT",
@@ -45,6 +56,7 @@ __all__ = [
     "Sealer",
     "TcpChannel",
     "frame_limit",
+    "make_sealer",
     "read_auth_key",
     "serve_tcp",
 ]
@@ -60,6 +72,8 @@ TO_ALICE, TO_BOB = b"A", b"B"
 MIN_KEY_BYTES = 16
 MAX_KEY_BYTES = 1 << 16
 LENGTH = struct.Struct("<I")
+MIN_FRAME = min(OVERHEAD, auth.OVERHEAD)
+"""The shortest frame either sealer makes (an empty payload)."""
 
 FIRST_FRAME_LIMIT = 4096
 """Bytes a peer may send before it has authenticated (a whole frame): the first message of a
@@ -116,6 +130,10 @@ class Sealer:
     is hashed where it lies, not copied behind the direction byte and header first.
     """
 
+    method = "hmac-sha256"
+    eps = 0.0
+    """Not information-theoretic: HMAC adds no ε to the composable ε, its security is computational."""
+
     def __init__(self, key: bytes, *, is_alice: bool) -> None:
         if not isinstance(key, (bytes, bytearray)) or len(key) < MIN_KEY_BYTES:
             raise InvalidArgumentError(f"auth_key: expected at least {MIN_KEY_BYTES} bytes of pre-shared key")
@@ -133,6 +151,9 @@ class Sealer:
 
     def __repr__(self) -> str:
         return f"Sealer(sent={self._sent}, received={self._received}, key=<hidden>)"
+
+    def close(self) -> None:
+        """Nothing to wipe beyond what the garbage collector frees (the key's hash states)."""
 
     def _tag(self, inner: Any, header: bytes | memoryview, body: bytes | memoryview) -> bytes:
         inner = inner.copy()
@@ -176,6 +197,17 @@ class Sealer:
         return kind, bytes(body)
 
 
+AuthKey = bytes | bytearray | KeyPool
+"""What authenticates a channel: pre-shared key bytes (HMAC-SHA256) or a key pool (Wegman–Carter)."""
+
+
+def make_sealer(auth_key: AuthKey, *, is_alice: bool) -> Sealer | auth.WegmanCarterSealer:
+    """The sealer ``auth_key`` selects: Wegman–Carter for a :class:`KeyPool`, HMAC-SHA256 for bytes."""
+    if isinstance(auth_key, KeyPool):
+        return auth.WegmanCarterSealer(auth_key, is_alice=is_alice)
+    return Sealer(auth_key, is_alice=is_alice)
+
+
 class Endpoint(Protocol):
     """Alice's side as the channel sees it: one sealed frame in, one sealed frame out."""
 
@@ -207,9 +239,14 @@ class Listener(Endpoint, Protocol):
 class Channel:
     """Bob's end of the channel: :meth:`request` sends a message and returns the reply."""
 
-    def __init__(self, auth_key: bytes) -> None:
-        self._sealer = Sealer(auth_key, is_alice=False)
+    def __init__(self, auth_key: AuthKey) -> None:
+        self._sealer = make_sealer(auth_key, is_alice=False)
         self.max_frame = MAX_FRAME
+
+    @property
+    def sealer(self) -> Sealer | auth.WegmanCarterSealer:
+        """Bob's sealer (what the session's report reads its authentication figures from)."""
+        return self._sealer
 
     def limit_frames(self, nbytes: int) -> None:
         """Refuse replies longer than ``nbytes`` (whole frames) before reading them."""
@@ -242,7 +279,7 @@ class InProcessChannel(Channel):
     :class:`~qitcore.errors.ChannelClosed`, as a lost message would after a timeout).
     """
 
-    def __init__(self, auth_key: bytes, endpoint: Endpoint, *, tamper: Tamper | None = None) -> None:
+    def __init__(self, auth_key: AuthKey, endpoint: Endpoint, *, tamper: Tamper | None = None) -> None:
         super().__init__(auth_key)
         self._endpoint = endpoint
         self._tamper = tamper
@@ -294,7 +331,7 @@ def recv_frame(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
     (length,) = LENGTH.unpack(_recv_exact(sock, LENGTH.size))
     if length > limit:
         raise ChannelError(f"frame of {length} bytes is larger than the session allows ({limit} bytes)")
-    if length < OVERHEAD:
+    if length < MIN_FRAME:
         raise ChannelError(f"frame of {length} bytes is shorter than a header and tag")
     return _recv_exact(sock, length)
 
@@ -312,7 +349,7 @@ class TcpChannel(Channel):
         InvalidArgumentError: a port outside 1-65535, a timeout that is not positive, a negative retry.
     """
 
-    def __init__(self, auth_key: bytes, host: str, port: int, *, timeout: float = 30.0, retry: float = 0.0) -> None:
+    def __init__(self, auth_key: AuthKey, host: str, port: int, *, timeout: float = 30.0, retry: float = 0.0) -> None:
         super().__init__(auth_key)
         port = _validate.integer("port", port, minimum=1, maximum=65535)
         timeout, retry = _validate.real("timeout", timeout), _validate.real("retry", retry)
@@ -372,7 +409,7 @@ class _Pending:
         if len(self.data) < LENGTH.size:
             return LENGTH.size - len(self.data)
         length: int = LENGTH.unpack_from(self.data)[0]
-        if not OVERHEAD <= length <= FIRST_FRAME_LIMIT:
+        if not MIN_FRAME <= length <= FIRST_FRAME_LIMIT:
             return -1
         return LENGTH.size + length - len(self.data)
 

@@ -15,8 +15,18 @@ Bob drives: he sends each message and Alice answers. The messages, in order:
 Alice's :class:`State` and :data:`TRANSITIONS` spell this order out: a message out of its turn
 ends the session with :class:`~qitcore.errors.AuthenticationError`.
 
-Any failure (a bad parameter, a QBER above threshold, a verification failure, a channel fault)
-ends the session on both ends with a :class:`~qitcore.errors.QkdError`; no key is returned.
+Any failure (a bad parameter, a QBER above threshold, a verification failure, a channel fault,
+an exhausted key pool) ends the session on both ends with a :class:`~qitcore.errors.QkdError`; no
+key is returned.
+
+Authentication (``auth_key``): bytes select HMAC-SHA256 (computational security); a
+:class:`~qitcore.qkd.keypool.KeyPool` selects Wegman–Carter (:mod:`qitcore.qkd.auth`,
+information-theoretic). With Wegman–Carter each end, once the session has succeeded, returns to
+its pool as many bytes as the session consumed, taken from the front of the distilled key before
+the key is released: the key handed out is shorter by that much (``Report.pool_bits_returned``).
+A distilled key shorter than the consumption is returned to the pool whole and no key is
+released. ``Report.eps_auth`` (the sum of every tag's ε) adds to the composable ε
+(``Report.eps_total``).
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ import numpy as np
 from .. import _core, _validate
 from .._core import SecureLength
 from ..errors import AuthenticationError, ChannelClosed, ChannelError, QitError, QkdAbort, QkdError, VerificationFailure
-from .channel import Channel, Sealer, frame_limit
+from .channel import AuthKey, Channel, frame_limit, make_sealer
 from .records import Records
 from .stages import (
     Bits,
@@ -147,7 +157,21 @@ class Report:
     """Every term of the finite-key bound, once the secure length is computed."""
     secure_length: int = 0
     key_bits: int = 0
+    """Bits of key released (Wegman–Carter: after the pool's share was returned)."""
+    auth: str = "hmac-sha256"
+    """``"hmac-sha256"`` (computational security) or ``"wegman-carter"`` (information-theoretic)."""
+    pool_bits_consumed: int = 0
+    """Key-pool bits the session's tags used (Wegman–Carter)."""
+    pool_bits_returned: int = 0
+    """Bits of distilled key returned to the pool (Wegman–Carter)."""
+    eps_auth: float = 0.0
+    """Sum of the ε of every tag checked (Wegman–Carter; 0 for HMAC, whose security is computational)."""
     seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def eps_total(self) -> float:
+        """The composable ε of the key: ``eps_sec + eps_cor + eps_auth``."""
+        return self.eps_sec + self.eps_cor + self.eps_auth
 
     def text(self) -> str:
         """The report as aligned lines for a terminal."""
@@ -166,6 +190,13 @@ class Report:
             f"leaked                {self.leaked_ec:,} parity bits + {self.leaked_verification} tag bits (f = {f})",
             f"single photons (key)  {s1:,.0f} (vacuum {s0:,.0f}); phase error <= {phase:.4%}",
             f"secure length         {self.secure_length:,} bits (eps_sec {self.eps_sec:g}, eps_cor {self.eps_cor:.3g})",
+            f"authentication        {self.auth}"
+            + (
+                f": pool {self.pool_bits_consumed:,} bits consumed, {self.pool_bits_returned:,} returned "
+                f"(eps_auth {self.eps_auth:.3g}, total eps {self.eps_total:.3g})"
+                if self.auth == "wegman-carter"
+                else " (computational)"
+            ),
             f"key                   {self.key_bits:,} bits",
             "seconds               " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.seconds.items()),
         ]
@@ -239,6 +270,22 @@ class _Shared:
         return r.key_bits
 
 
+def _recycle(sealer: Any, final: bytes, report: Report) -> bytes:
+    """The key to release once a session succeeded: with Wegman–Carter, the bytes the session
+    took from the pool go back to it from the front of ``final`` first (all of ``final``, and no
+    key released, when it is shorter)."""
+    report.auth = sealer.method
+    if report.auth != "wegman-carter":
+        return final
+    consumed = sealer.consumed()
+    returned = final[:consumed]
+    sealer.pool.replenish(returned)
+    released = final[consumed:] if len(final) >= consumed else b""
+    report.pool_bits_consumed, report.pool_bits_returned = 8 * consumed, 8 * len(returned)
+    report.key_bits = 8 * len(released)
+    return released
+
+
 def _in_background(function: Callable[..., T], *args: Any) -> Future[T]:
     """Runs ``function(*args)`` on a thread; the future's ``result()`` waits for it and re-raises
     its exception."""
@@ -286,12 +333,12 @@ class AliceSession:
     """Alice's end: answers Bob's messages (:meth:`handle_frame`) and, once Bob confirms, holds
     the key (:meth:`result`)."""
 
-    def __init__(self, records: Records, params: Params, auth_key: bytes) -> None:
+    def __init__(self, records: Records, params: Params, auth_key: AuthKey) -> None:
         if not isinstance(records, Records) or records.intensity is None:
             raise _validate.InvalidArgumentError("alice_records: expected Records with intensity labels")
         self._records = records
         self._shared = _Shared(params)
-        self._sealer = Sealer(auth_key, is_alice=True)
+        self._sealer = make_sealer(auth_key, is_alice=True)
         self._state = State.HELLO
         self._handlers: dict[int, Callable[[bytes], bytes]] = {
             HELLO: self._hello,
@@ -301,12 +348,13 @@ class AliceSession:
             CASCADE: self._cascade,
             VERIFY: self._verify,
             AMPLIFY: self._amplify,
-            DONE: lambda _: b"",
+            DONE: self._done,
         }
         # Filled in as the session goes; the state table guarantees each is set before it is used.
         self._key: Bits = _NO_BITS
         self._responder: Future[_core.CascadeResponder] = Future()
         self._final: Future[bytes] = Future()
+        self._released = b""
         self._error: QkdError | None = None
 
     def __repr__(self) -> str:
@@ -353,13 +401,16 @@ class AliceSession:
             error = self._fail(exc)
             detail = {"error": type(error).__name__, "message": str(error)}
             return self._sealer.seal(ERROR, json.dumps(detail).encode())
+        finally:
+            if self._state not in TRANSITIONS:
+                self._sealer.close()
 
     def _fail(self, exc: QitError) -> QkdError:
         error = exc if isinstance(exc, QkdError) else QkdAbort(str(exc))
         error.__cause__ = exc if exc is not error else None
         self._state, self._error = State.FAILED, error
         # No key material outlives a failure.
-        self._key, self._responder, self._final = _NO_BITS, Future(), Future()
+        self._key, self._responder, self._final, self._released = _NO_BITS, Future(), Future(), b""
         return error
 
     def _handle(self, kind: int, payload: bytes) -> bytes:
@@ -421,6 +472,10 @@ class AliceSession:
         self._final = _in_background(PrivacyAmplification.apply, self._key, m, pa_seed) if m else _in_background(bytes)
         return _u64s(m) + pa_seed
 
+    def _done(self, payload: bytes) -> bytes:
+        self._released = _recycle(self._sealer, self._final.result(), self._shared.report)
+        return b""
+
     def result(self) -> tuple[bytes, Report]:
         """Alice's key and report once Bob confirmed.
 
@@ -431,7 +486,8 @@ class AliceSession:
             raise self._error
         if self._state is not State.FINISHED:
             raise QkdAbort("the session did not finish")
-        return self._final.result(), self._shared.report
+        self._shared.report.eps_auth = self._sealer.eps  # the DONE reply's tag included
+        return self._released, self._shared.report
 
 
 class BobSession:
@@ -481,6 +537,8 @@ class BobSession:
             if not self._alice_failed and not isinstance(exc, ChannelError):
                 self._abort(exc)
             raise
+        finally:
+            self._channel.sealer.close()
 
     def _run(self) -> tuple[bytes, Report]:
         s, r, p = self._shared, self._shared.report, self._shared.params
@@ -526,4 +584,7 @@ class BobSession:
         final = PrivacyAmplification.apply(key, m, seed_bytes) if m else b""
         r.seconds["amplification"] = clock() - t
         self._call(DONE, b"")
+        sealer = self._channel.sealer
+        final = _recycle(sealer, final, r)
+        r.eps_auth = sealer.eps
         return final, r

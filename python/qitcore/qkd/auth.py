@@ -1,0 +1,224 @@
+"""Wegman–Carter authentication of the classical channel: information-theoretically secure.
+
+The HMAC-SHA256 :class:`~qitcore.qkd.channel.Sealer` is secure only against an adversary who
+cannot break SHA-256 (computational security); the finite-key bound the session relies on (Lim et
+al. 2014) assumes a channel authenticated information-theoretically. :class:`WegmanCarterSealer`
+gives that: each message is hashed with the polynomial hash of the core
+(:func:`qitcore._core.wegman_carter_tag`, GF(2^64), ε = (L + 1)/2^64 for a message of L 8-byte
+blocks) under a secret hash key, and the hash is one-time padded with 64 fresh bits of the
+pre-shared :class:`~qitcore.qkd.keypool.KeyPool`.
+
+Frame: ``header | payload | tag``; the header is the magic ``QW``, the kind, the sequence number,
+the payload length and the **pool offset** of the tag's pad (8 bytes, little-endian); the tag is
+8 bytes. The header is hashed with the payload, so the offset is authenticated too.
+
+How a session uses the pool (Bob drives; every request has one reply), from ``s``, Bob's
+:meth:`KeyPool.begin` (the pool's high-water mark):
+
+- bytes ``[s, s+8)``: the session's hash key (kept for the whole session: every tag is padded,
+  so the key is not revealed, Portmann 2014);
+- round trip ``r``: Bob's pad at ``s + 8 + 16r``, Alice's reply pad at ``s + 16 + 16r``: the two
+  directions never share a pad bit.
+
+Before Bob seals a request he reserves (durably) both its pad and the reply's, so Alice's
+high-water mark never passes his: Alice accepts a session's first frame at any offset at or above
+her mark (bytes skipped are burned) and every later frame only at exactly the offset due; a frame
+below the mark (a replay from an earlier session) or out of step is refused. A frame whose tag
+fails ends the session (:class:`~qitcore.errors.AuthenticationError`); its pad is spent.
+
+Accounting: :attr:`WegmanCarterSealer.eps` sums the ε of every tag sealed or checked in the
+session, failed checks of stray first frames included (each is one forgery attempt); both ends
+report it as ``eps_auth``, which adds to the composable ε. :meth:`consumed` is the pool bytes the
+session used (reservations are whole :data:`~qitcore.qkd.keypool.RESERVE`-byte steps, the same at
+both ends).
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+
+from .._core import wegman_carter_epsilon, wegman_carter_tag
+from ..errors import AuthenticationError, InvalidTypeError, KeyPoolError
+from .keypool import KeyPool
+
+__all__ = ["HEADER", "OVERHEAD", "WegmanCarterSealer"]
+
+MAGIC = b"QW"
+HEADER = struct.Struct("<2sBQIQ")
+TAG_BYTES = 8
+OVERHEAD = HEADER.size + TAG_BYTES
+KEY_BYTES = 8
+ROUND_TRIP = 2 * TAG_BYTES
+
+
+def _wipe(b: bytearray | None) -> None:
+    if b is not None:
+        b[:] = bytes(len(b))
+
+
+class WegmanCarterSealer:
+    """Seals and opens one end's messages with Wegman–Carter tags from ``pool`` (the interface of
+    :class:`~qitcore.qkd.channel.Sealer`)."""
+
+    method = "wegman-carter"
+
+    def __init__(self, pool: KeyPool, *, is_alice: bool) -> None:
+        if not isinstance(pool, KeyPool):
+            raise InvalidTypeError(f"auth_key: expected bytes or a KeyPool, got {type(pool).__name__}")
+        self._pool = pool
+        self._is_alice = is_alice
+        self._sent = 0
+        self._received = 0
+        self._key: bytearray | None = None
+        self.eps = 0.0
+        """Sum of the ε of every tag sealed or checked."""
+        self.start: int | None = None
+        """Pool offset of the session's hash key (Bob: his mark when the session began; Alice:
+        learnt from Bob's first frame)."""
+        # The offset of the next pad each way; None for what is not known yet (Alice before the
+        # first frame).
+        self._next_out: int | None = None
+        self._next_in: int | None = None
+        if not is_alice:
+            self.start = pool.begin()
+            self._next_out = self.start + KEY_BYTES
+        else:
+            pool.begin()
+
+    def __repr__(self) -> str:
+        return f"WegmanCarterSealer(sent={self._sent}, received={self._received}, pool={self._pool!r})"
+
+    @property
+    def pool(self) -> KeyPool:
+        return self._pool
+
+    def consumed(self) -> int:
+        """Pool bytes this session has used (reserved), from its hash key on."""
+        return 0 if self.start is None else self._pool.used - self.start
+
+    def close(self) -> None:
+        """Wipes the session's hash key."""
+        _wipe(self._key)
+        self._key = None
+
+    def _tag(self, key: bytearray, pad: bytearray, header: bytes | memoryview, body: bytes | memoryview) -> bytes:
+        try:
+            return wegman_carter_tag(key, pad, header, body)
+        finally:
+            _wipe(pad)
+
+    def seal(self, kind: int, payload: bytes) -> bytes:
+        """The frame of ``payload``, tagged with the next pad of this end's direction.
+
+        Raises:
+            KeyPoolExhausted: the pool holds too few bytes for this round trip (Bob reserves his
+                pad and the reply's before sealing).
+            AuthenticationError: Alice has no authenticated message to reply to.
+        """
+        offset = self._next_out
+        if offset is None:
+            raise AuthenticationError("no authenticated message yet: nothing to reply to")
+        if self._key is None:  # Bob's first message: the session's hash key first
+            assert self.start is not None
+            self._pool.reserve(offset + ROUND_TRIP)
+            self._key = self._pool.take(self.start, KEY_BYTES)
+        if not self._is_alice:
+            self._pool.reserve(offset + ROUND_TRIP)  # the reply's pad too: Alice's mark never passes Bob's
+        pad = self._pool.take(offset, TAG_BYTES)
+        header = HEADER.pack(MAGIC, kind, self._sent, len(payload), offset)
+        tag = self._tag(self._key, pad, header, payload)
+        self._sent += 1
+        self.eps += wegman_carter_epsilon(len(header) + len(payload))
+        self._next_out = None if self._is_alice else offset + ROUND_TRIP
+        if not self._is_alice:
+            self._next_in = offset + TAG_BYTES
+        return b"".join((header, payload, tag))
+
+    def _parse(self, frame: bytes) -> tuple[memoryview, memoryview, bytes, int, int, int, int]:
+        view = memoryview(frame)
+        header, body, tag = view[: HEADER.size], view[HEADER.size : -TAG_BYTES], frame[-TAG_BYTES:]
+        magic, kind, seq, length, offset = HEADER.unpack(header)
+        if magic != MAGIC or length != len(body):
+            raise AuthenticationError("message with a malformed header")
+        return header, body, tag, kind, seq, length, offset
+
+    def _first_offset_ok(self, offset: int) -> bool:
+        # Alice's first frame: the hash key just below its pad, both at or above her mark.
+        return offset >= KEY_BYTES and offset - KEY_BYTES >= self._pool.handed_out
+
+    def authentic(self, frame: bytes) -> bool:
+        """Whether :meth:`open` would accept ``frame`` now; hands out no pool bytes (a stray
+        peer's frame is refused without ending the session). A failed check counts in :attr:`eps`
+        as one forgery attempt."""
+        if len(frame) < OVERHEAD:
+            return False
+        try:
+            header, body, tag, _, seq, _, offset = self._parse(frame)
+        except AuthenticationError:
+            return False
+        if seq != self._received:
+            return False
+        key = pad = None
+        try:
+            if self._key is None:
+                if not self._first_offset_ok(offset):
+                    return False
+                key = self._pool.peek(offset - KEY_BYTES, KEY_BYTES)
+            elif offset != self._next_in:
+                return False
+            pad = self._pool.peek(offset, TAG_BYTES)
+            ok = hmac.compare_digest(tag, self._tag(key if key is not None else self._key, pad, header, body))
+        except KeyPoolError:
+            return False
+        finally:
+            _wipe(key)
+            _wipe(pad)
+        self.eps += wegman_carter_epsilon(len(frame) - TAG_BYTES)
+        return ok
+
+    def open(self, frame: bytes) -> tuple[int, bytes]:
+        """The kind and payload of ``frame`` once its tag checks out under the pad at its offset.
+
+        Raises:
+            AuthenticationError: a short or malformed frame, an offset below the pool's mark or
+                out of step (replayed, reordered, dropped), a wrong tag, a sequence number out
+                of order.
+            KeyPoolExhausted: the offset is past the end of the pool.
+        """
+        if len(frame) < OVERHEAD:
+            raise AuthenticationError(f"message of {len(frame)} bytes is shorter than a header and tag")
+        header, body, tag, kind, seq, _, offset = self._parse(frame)
+        if self._key is None:
+            if not self._is_alice:
+                raise AuthenticationError("a reply before any request")
+            if not self._first_offset_ok(offset):
+                raise AuthenticationError(
+                    f"first message at pool offset {offset}, below the mark {self._pool.handed_out}: "
+                    "replayed from an earlier session"
+                )
+            # Spent from here whatever the tag says; Bob reserved the reply's pad as well.
+            self._pool.reserve(offset + TAG_BYTES + TAG_BYTES)
+            self._key = self._pool.take(offset - KEY_BYTES, KEY_BYTES)
+            self.start = offset - KEY_BYTES
+        elif offset != self._next_in:
+            if self._is_alice and self._next_in is not None:
+                self._next_out = self._next_in + TAG_BYTES  # an ERROR reply at the pad due
+            raise AuthenticationError(
+                f"message at pool offset {offset} where {self._next_in} was due: replayed, reordered or dropped"
+            )
+        else:
+            self._pool.reserve(offset + TAG_BYTES + (TAG_BYTES if self._is_alice else 0))
+        if self._is_alice:
+            # The reply (an ERROR one included) goes at the next pad, whatever this frame holds.
+            self._next_out = offset + TAG_BYTES
+            self._next_in = offset + ROUND_TRIP
+        pad = self._pool.take(offset, TAG_BYTES)
+        self.eps += wegman_carter_epsilon(len(frame) - TAG_BYTES)
+        if not hmac.compare_digest(tag, self._tag(self._key, pad, header, body)):
+            raise AuthenticationError("message failed authentication (tampered, forged, or another key pool)")
+        if seq != self._received:
+            what = "dropped" if seq > self._received else "replayed or reordered"
+            raise AuthenticationError(f"message number {seq} where {self._received} was due: a message was {what}")
+        self._received += 1
+        return kind, bytes(body)

@@ -1,0 +1,307 @@
+"""A persistent pool of pre-shared key for Wegman–Carter authentication (:mod:`qitcore.qkd.auth`).
+
+Each end keeps its own pool file; both start with identical content (the pre-shared key, written
+by :meth:`KeyPool.create` at each end) and are consumed in lockstep by the sessions between them.
+
+The file is ``header | key bytes``. The 32-byte header holds a magic number, ``used`` (the
+high-water mark: bytes handed out or reserved, never to be handed out again), ``size`` (bytes of
+key in the file) and a CRC-32 of the first 24 bytes, so a torn or altered header is refused.
+
+The rules that keep every key bit used at most once:
+
+- **Recorded before use.** Bytes are reserved in steps of :data:`RESERVE` bytes (on a grid both
+  ends share, offset 0 being the first key byte): the new ``used`` is written and fsynced before
+  any reserved byte is handed out, then the reserved bytes are overwritten with zeros on disk
+  (and fsynced) once read into memory. A process killed at any point loses at most the rest of
+  its reservation; it never hands out a byte twice, even across restarts.
+- **Never backwards.** :meth:`take` refuses an offset below what this pool object already handed
+  out, and a fresh session starts at ``used`` (:meth:`begin`), so bytes reserved by a session
+  that died are skipped, not reused.
+- **Wiped.** Bytes handed out are zeroed in the pool's memory as they leave it; the caller wipes
+  its copy (a ``bytearray``) once the tag is made. :meth:`close` wipes what remains.
+- **One user.** The file is locked (``flock``, exclusive, non-blocking) while open: a second
+  process (or a second :class:`KeyPool` on the same file) gets :class:`~qitcore.errors.KeyPoolBusy`.
+- **Private.** Created with mode 0600; a file readable or writable by group or others is refused.
+
+:meth:`replenish` appends key (the bits a session consumed, taken from its distilled key): the
+bytes are written and fsynced, then ``size`` in the header. Both ends must append the same bytes
+in the same order for the pools to stay equal; a session that ends at one end and not the other
+(the last message lost) leaves the pools different past that point, and the next session that
+reaches those bytes fails authentication: re-create both pools from new pre-shared key then.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import struct
+import zlib
+
+from ..errors import InvalidArgumentError, InvalidTypeError, KeyPoolBusy, KeyPoolError, KeyPoolExhausted
+
+__all__ = ["RESERVE", "KeyPool"]
+
+MAGIC = b"QITPOOL1"
+HEADER = struct.Struct("<8sQQI4x")
+RESERVE = 256
+"""Bytes reserved (recorded durably) at a time: 16 round trips of Wegman–Carter tags, so a
+Cascade session of ~450 round trips costs ~30 pairs of fsyncs per end, and a session loses at most
+this many bytes when it starts or dies."""
+
+
+def _header(used: int, size: int) -> bytes:
+    head = struct.pack("<8sQQ", MAGIC, used, size)
+    return HEADER.pack(MAGIC, used, size, zlib.crc32(head))
+
+
+class KeyPool:
+    """An open key pool file, locked for this object until :meth:`close`.
+
+    Raises:
+        KeyPoolError: the file is missing, unreadable, readable by others, has a corrupt header,
+            or is shorter than its header says.
+        KeyPoolBusy: another process (or pool object) has the file open.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._fd = -1
+        # Reserved bytes not handed out yet: those of [self._handed, self._used).
+        self._window = bytearray()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as exc:
+            raise KeyPoolError(f"key pool {self.path}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise KeyPoolBusy(f"key pool {self.path}: in use by another process") from None
+                raise KeyPoolError(f"key pool {self.path}: cannot lock: {exc.strerror}") from None
+            st = os.fstat(fd)
+            if st.st_mode & 0o077:
+                raise KeyPoolError(
+                    f"key pool {self.path}: mode {st.st_mode & 0o777:o} lets others read or write it (chmod 600)"
+                )
+            head = os.pread(fd, HEADER.size, 0)
+            if len(head) < HEADER.size:
+                raise KeyPoolError(f"key pool {self.path}: {len(head)} bytes, shorter than its header")
+            magic, used, size, crc = HEADER.unpack(head)
+            if magic != MAGIC:
+                raise KeyPoolError(f"key pool {self.path}: not a key pool file (bad magic)")
+            if crc != zlib.crc32(head[:24]) or used > size:
+                raise KeyPoolError(f"key pool {self.path}: corrupt header")
+            if st.st_size < HEADER.size + size:
+                raise KeyPoolError(
+                    f"key pool {self.path}: holds {st.st_size - HEADER.size} key bytes, its header says {size}"
+                )
+            if st.st_size > HEADER.size + size:
+                # Bytes appended by a replenish that died before its header was written: not key.
+                os.ftruncate(fd, HEADER.size + size)
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd, self._used, self._size = fd, used, size
+        self._handed = used
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], key: bytes | bytearray | memoryview) -> KeyPool:
+        """Writes a new pool file holding ``key`` (mode 0600; an existing file is not replaced)
+        and opens it.
+
+        Raises:
+            KeyPoolError: the file exists or cannot be written.
+            InvalidArgumentError: ``key`` is empty.
+        """
+        if not isinstance(key, (bytes, bytearray, memoryview)):
+            raise InvalidTypeError(f"key: expected bytes, got {type(key).__name__}")
+        data = bytes(key)
+        if not data:
+            raise InvalidArgumentError("key: a key pool needs at least one byte of key")
+        path = os.fspath(path)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            os.write(fd, _header(0, len(data)) + data)
+            os.fsync(fd)
+        except OSError as exc:
+            raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
+        _fsync_dir(path)
+        return cls(path)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd < 0 else f"used={self._used}, size={self._size}"
+        return f"KeyPool({self.path!r}, {state}, key=<hidden>)"
+
+    @property
+    def used(self) -> int:
+        """Bytes recorded as used (the high-water mark on disk)."""
+        return self._used
+
+    @property
+    def size(self) -> int:
+        """Bytes of key the pool file holds, used or not."""
+        return self._size
+
+    @property
+    def available(self) -> int:
+        """Bytes never handed out nor reserved."""
+        return self._size - self._used
+
+    @property
+    def handed_out(self) -> int:
+        """The first byte this object has not handed out: :meth:`take` refuses offsets below it."""
+        return self._handed
+
+    def _check_open(self) -> None:
+        if self._fd < 0:
+            raise KeyPoolError(f"key pool {self.path}: closed")
+
+    def begin(self) -> int:
+        """Starts a session: drops (wipes) what is reserved and not handed out, and returns the
+        offset the session's first byte must have, ``used``. Both ends starting at the mark
+        keeps the lockstep whichever end restarted."""
+        self._check_open()
+        self._wipe_window()
+        self._handed = self._used
+        return self._used
+
+    def reserve(self, end: int) -> None:
+        """Records durably that every byte below ``end`` is used (rounded up to the grid of
+        :data:`RESERVE` bytes, at most the pool's size), reading the new bytes into memory and
+        zeroing them on disk.
+
+        Raises:
+            KeyPoolExhausted: ``end`` is past the pool's size.
+        """
+        self._check_open()
+        if end > self._size:
+            raise KeyPoolExhausted(
+                f"key pool {self.path}: exhausted ({self._size - self._handed} bytes left, "
+                f"{end - self._handed} needed); replenish it"
+            )
+        if end <= self._used:
+            return
+        new = min(self._size, -(-end // RESERVE) * RESERVE)
+        start = self._used
+        try:
+            fresh = bytearray(os.pread(self._fd, new - start, HEADER.size + start))
+            if len(fresh) != new - start:
+                raise KeyPoolError(f"key pool {self.path}: shorter than its header says")
+            # The mark first, durably: from here these bytes are never handed out again.
+            os.pwrite(self._fd, _header(new, self._size), 0)
+            os.fsync(self._fd)
+            self._used = new
+            os.pwrite(self._fd, bytes(new - start), HEADER.size + start)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise KeyPoolError(f"key pool {self.path}: {exc.strerror or exc}") from None
+        # The window always ends at the mark: the fresh bytes follow it.
+        self._window += fresh
+        fresh[:] = bytes(len(fresh))
+
+    def take(self, offset: int, nbytes: int) -> bytearray:
+        """Hands out the ``nbytes`` bytes at ``offset`` (reserving them first if needed); every
+        byte below ``offset + nbytes`` counts as handed out afterwards. The caller wipes the
+        returned ``bytearray`` when done with it.
+
+        Raises:
+            KeyPoolError: ``offset`` is below what was already handed out (a reuse refused).
+            KeyPoolExhausted: the pool holds no bytes that far.
+        """
+        self._check_open()
+        if offset < self._handed:
+            raise KeyPoolError(
+                f"key pool {self.path}: bytes at {offset} were already handed out (up to {self._handed}): not reused"
+            )
+        self.reserve(offset + nbytes)
+        lo = offset - self._handed
+        out = bytearray(self._window[lo : lo + nbytes])
+        # Everything up to the end of these bytes leaves the window, wiped.
+        self._window[: lo + nbytes] = bytes(lo + nbytes)
+        del self._window[: lo + nbytes]
+        self._handed = offset + nbytes
+        return out
+
+    def peek(self, offset: int, nbytes: int) -> bytearray:
+        """The ``nbytes`` bytes at ``offset`` without handing them out (to check a stray peer's
+        first frame); the caller wipes the copy.
+
+        Raises:
+            KeyPoolError: ``offset`` is below what was handed out.
+            KeyPoolExhausted: the pool holds no bytes that far.
+        """
+        self._check_open()
+        if offset < self._handed:
+            raise KeyPoolError(f"key pool {self.path}: bytes at {offset} were already handed out")
+        if offset + nbytes > self._size:
+            raise KeyPoolExhausted(f"key pool {self.path}: no key at {offset}")
+        # The window holds [handed, used); the file the bytes from the mark on.
+        lo = offset - self._handed
+        out = bytearray(self._window[lo : lo + nbytes])
+        if len(out) < nbytes:
+            start = max(offset, self._used)
+            try:
+                out += os.pread(self._fd, offset + nbytes - start, HEADER.size + start)
+            except OSError as exc:
+                raise KeyPoolError(f"key pool {self.path}: {exc.strerror or exc}") from None
+        return out
+
+    def replenish(self, key: bytes | bytearray | memoryview) -> None:
+        """Appends ``key`` durably (the bytes, then the header's size, each fsynced)."""
+        self._check_open()
+        if not isinstance(key, (bytes, bytearray, memoryview)):
+            raise InvalidTypeError(f"key: expected bytes, got {type(key).__name__}")
+        if not len(key):
+            return
+        try:
+            os.pwrite(self._fd, key, HEADER.size + self._size)
+            os.fsync(self._fd)
+            size = self._size + len(key)
+            os.pwrite(self._fd, _header(self._used, size), 0)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise KeyPoolError(f"key pool {self.path}: {exc.strerror or exc}") from None
+        self._size = size
+
+    def _wipe_window(self) -> None:
+        self._window[:] = bytes(len(self._window))
+        self._window = bytearray()
+
+    def close(self) -> None:
+        """Wipes the reserved bytes held in memory and releases the file and its lock (closing
+        twice is harmless)."""
+        self._wipe_window()
+        if self._fd >= 0:
+            os.close(self._fd)  # releases the flock
+            self._fd = -1
+
+    def __enter__(self) -> KeyPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
