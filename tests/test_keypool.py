@@ -1,0 +1,216 @@
+"""The pre-shared key pool: every byte handed out at most once, across sessions, restarts and
+crashes; consumed bytes wiped on disk; one process at a time; clear errors for bad files."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from qitcore.errors import KeyPoolBusy, KeyPoolError, KeyPoolExhausted, QkdError
+from qitcore.qkd.keypool import HEADER, RESERVE, KeyPool
+
+KEY = bytes(random.Random(7).randrange(1, 256) for _ in range(4 * RESERVE + 100))  # no zero byte
+
+
+def _file(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def test_created_private_and_hands_out_the_key_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "pool"
+    with KeyPool.create(path, KEY) as pool:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert (pool.size, pool.used, pool.available) == (len(KEY), 0, len(KEY))
+        start = pool.begin()
+        assert start == 0
+        assert bytes(pool.take(0, 8)) == KEY[:8]
+        assert bytes(pool.take(8, 8)) == KEY[8:16]
+        # Skipped bytes are spent too.
+        assert bytes(pool.take(40, 4)) == KEY[40:44]
+        with pytest.raises(KeyPoolError, match="already handed out"):
+            pool.take(20, 4)
+        # Reserved on the shared grid, durably.
+        assert pool.used == RESERVE
+
+
+def test_repr_never_shows_key_bytes(tmp_path: Path) -> None:
+    pool = KeyPool.create(tmp_path / "pool", KEY)
+    shown = repr(pool)
+    pool.take(0, 16)
+    shown += repr(pool)
+    pool.close()
+    shown += repr(pool)
+    assert "hidden" in shown
+    for chunk in (KEY[:4], KEY[16:20]):
+        assert chunk.hex() not in shown and repr(chunk)[2:-1] not in shown
+
+
+def test_consumed_bytes_are_zeroed_on_disk_and_the_rest_kept(tmp_path: Path) -> None:
+    path = tmp_path / "pool"
+    with KeyPool.create(path, KEY) as pool:
+        pool.take(0, 8)
+        used = pool.used
+        data = _file(path)[HEADER.size :]
+        assert data[:used] == bytes(used)
+        assert data[used:] == KEY[used:]
+
+
+def test_the_mark_survives_a_restart_and_nothing_is_handed_out_twice(tmp_path: Path) -> None:
+    path = tmp_path / "pool"
+    KeyPool.create(path, KEY).close()
+    handed: list[tuple[int, int]] = []
+    rng = random.Random(3)
+    for _ in range(6):  # restarts
+        with KeyPool(path) as pool:
+            for _ in range(3):  # sessions
+                at = pool.begin()
+                for _ in range(rng.randrange(1, 20)):
+                    n = rng.choice((8, 8, 16, 3))
+                    if at + n > pool.size:
+                        break
+                    assert bytes(pool.take(at, n)) == KEY[at : at + n]
+                    handed.append((at, at + n))
+                    at += n + rng.choice((0, 0, 8))
+    handed.sort()
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(handed))
+    assert len(handed) > 20
+
+
+def test_exhaustion_is_a_clear_error_and_consumes_nothing_more(tmp_path: Path) -> None:
+    with KeyPool.create(tmp_path / "pool", KEY[:40]) as pool:
+        pool.take(0, 32)
+        with pytest.raises(KeyPoolExhausted, match="exhausted") as err:
+            pool.take(32, 16)
+        assert isinstance(err.value, QkdError)
+        assert pool.used == 40 and pool.handed_out == 32
+        assert bytes(pool.take(32, 8)) == KEY[32:40]
+
+
+def test_replenished_key_is_durable_and_handed_out_after_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "pool"
+    extra = b"\xaa" * 24
+    with KeyPool.create(path, KEY[:32]) as pool:
+        pool.take(0, 32)
+        pool.replenish(extra)
+        assert pool.size == 56
+    with KeyPool(path) as pool:
+        assert pool.size == 56 and pool.used == 32
+        assert bytes(pool.take(pool.begin(), 24)) == extra
+
+
+def test_an_interrupted_replenish_is_not_taken_for_key(tmp_path: Path) -> None:
+    path = tmp_path / "pool"
+    KeyPool.create(path, KEY[:32]).close()
+    with open(path, "ab") as f:  # appended bytes whose header update never happened
+        f.write(b"\x55" * 16)
+    with KeyPool(path) as pool:
+        assert pool.size == 32
+    assert len(_file(path)) == HEADER.size + 32
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[:10], "shorter than its header"),
+        (lambda b: b"XXXXXXXX" + b[8:], "not a key pool"),
+        (lambda b: b[:9] + bytes([b[9] ^ 1]) + b[10:], "corrupt header"),
+        (lambda b: b[:-1], "header says"),
+    ],
+    ids=["truncated header", "magic", "flipped header bit", "short key"],
+)
+def test_damaged_files_are_refused(tmp_path: Path, damage, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "pool"
+    KeyPool.create(path, KEY).close()
+    path.write_bytes(damage(_file(path)))
+    with pytest.raises(KeyPoolError, match=message):
+        KeyPool(path)
+
+
+def test_missing_shared_or_existing_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(KeyPoolError, match="No such file"):
+        KeyPool(tmp_path / "absent")
+    path = tmp_path / "pool"
+    KeyPool.create(path, KEY).close()
+    with pytest.raises(KeyPoolError, match="exists"):
+        KeyPool.create(path, KEY)
+    path.chmod(0o640)
+    with pytest.raises(KeyPoolError, match="chmod 600"):
+        KeyPool(path)
+
+
+def test_one_user_at_a_time_in_this_process(tmp_path: Path) -> None:
+    path = tmp_path / "pool"
+    first = KeyPool.create(path, KEY)
+    with pytest.raises(KeyPoolBusy):
+        KeyPool(path)
+    first.close()
+    KeyPool(path).close()
+
+
+_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from qitcore.qkd.keypool import KeyPool
+    pool = KeyPool(sys.argv[1])
+    print(pool.begin(), flush=True)
+    time.sleep(60)
+    """
+)
+
+_CRASHER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from qitcore.qkd.keypool import KeyPool
+    pool = KeyPool(sys.argv[1])
+    at = pool.begin()
+    pad = pool.take(at, 8)
+    print(at, pad.hex(), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # between recording the bytes and using them
+    """
+)
+
+
+def _python(code: str, path: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True, env=env)
+
+
+def test_another_process_on_the_pool_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "pool"
+    KeyPool.create(path, KEY).close()
+    holder = _python(_HOLDER, path)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "0"
+        with pytest.raises(KeyPoolBusy, match="another process"):
+            KeyPool(path)
+    finally:
+        holder.kill()
+        holder.wait()
+    KeyPool(path).close()  # the lock went with the process
+
+
+def test_a_process_killed_after_taking_bytes_loses_them_and_never_reuses_them(tmp_path: Path) -> None:
+    path = tmp_path / "pool"
+    KeyPool.create(path, KEY).close()
+    seen: list[tuple[int, str]] = []
+    for _ in range(3):
+        crasher = _python(_CRASHER, path)
+        out, _ = crasher.communicate(timeout=60)
+        assert crasher.returncode == -signal.SIGKILL
+        at, pad = out.split()
+        seen.append((int(at), pad))
+    # Each killed process started past what the one before had taken: lost, not reused.
+    offsets = [at for at, _ in seen]
+    assert offsets == sorted(set(offsets)) and offsets[1] - offsets[0] >= 8
+    assert [pad for _, pad in seen] == [KEY[at : at + 8].hex() for at in offsets]
+    with KeyPool(path) as pool:
+        assert pool.begin() > offsets[-1]
+        assert _file(path)[HEADER.size :][: pool.used] == bytes(pool.used)
