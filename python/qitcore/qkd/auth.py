@@ -23,8 +23,10 @@ How a session uses the pool (Bob drives; every request has one reply), from ``s`
 Before Bob seals a request he reserves (durably) both its pad and the reply's, so Alice's
 high-water mark never passes his: Alice accepts a session's first frame at any offset at or above
 her mark (bytes skipped are burned) and every later frame only at exactly the offset due; a frame
-below the mark (a replay from an earlier session) or out of step is refused. A frame whose tag
-fails ends the session (:class:`~qitcore.errors.AuthenticationError`); its pad is spent.
+below the mark (a replay from an earlier session) or out of step is refused. A first frame is
+checked before Alice spends anything (a forged or altered offset must not make her skip pool
+bytes Bob has not, or the pools would leave lockstep); a later frame whose tag fails ends the
+session (:class:`~qitcore.errors.AuthenticationError`) and its pad is spent.
 
 Accounting: :attr:`WegmanCarterSealer.eps` sums the ε of every tag sealed or checked in the
 session, failed checks of stray first frames included (each is one forgery attempt); both ends
@@ -149,8 +151,8 @@ class WegmanCarterSealer:
 
     def authentic(self, frame: bytes) -> bool:
         """Whether :meth:`open` would accept ``frame`` now; hands out no pool bytes (a stray
-        peer's frame is refused without ending the session). A failed check counts in :attr:`eps`
-        as one forgery attempt."""
+        peer's frame is refused without ending the session). A failed check of a well-formed
+        frame counts in :attr:`eps` as one forgery attempt."""
         if len(frame) < OVERHEAD:
             return False
         try:
@@ -169,12 +171,13 @@ class WegmanCarterSealer:
                 return False
             pad = self._pool.peek(offset, TAG_BYTES)
             ok = hmac.compare_digest(tag, self._tag(key if key is not None else self._key, pad, header, body))
-        except KeyPoolError:
+        except KeyPoolError:  # an offset past the pool's end: not a frame of this pool
             return False
         finally:
             _wipe(key)
             _wipe(pad)
-        self.eps += wegman_carter_epsilon(len(frame) - TAG_BYTES)
+        if not ok:  # a forgery attempt; an accepted frame is counted when it is opened
+            self.eps += wegman_carter_epsilon(len(frame) - TAG_BYTES)
         return ok
 
     def open(self, frame: bytes) -> tuple[int, bytes]:
@@ -197,7 +200,11 @@ class WegmanCarterSealer:
                     f"first message at pool offset {offset}, below the mark {self._pool.handed_out}: "
                     "replayed from an earlier session"
                 )
-            # Spent from here whatever the tag says; Bob reserved the reply's pad as well.
+            # Checked before anything is consumed: a forged or altered offset must not make
+            # Alice spend (and skip) pool bytes Bob has not, or the pools would leave lockstep.
+            if not self.authentic(frame):
+                raise AuthenticationError("first message failed authentication (forged, altered, or another key pool)")
+            # Bob reserved the reply's pad as well.
             self._pool.reserve(offset + TAG_BYTES + TAG_BYTES)
             self._key = self._pool.take(offset - KEY_BYTES, KEY_BYTES)
             self.start = offset - KEY_BYTES
