@@ -9,6 +9,8 @@ import os
 import random
 import socket
 import struct
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -381,3 +383,47 @@ def test_pool_files_are_wiped_where_used(link: qkd.SimulatedLink, tmp_path: Path
     qkd.distill(link.alice, link.bob, auth_key=(alice_pool, bob_pool))
     data = (tmp_path / "bob.pool").read_bytes()[HEADER.size :]
     assert data[: bob_pool.used] == bytes(bob_pool.used)
+
+
+def _qitcore(*args: str) -> list[str]:
+    return [sys.executable, "-m", "qitcore", *args]
+
+
+def test_alice_and_bob_as_two_programs_on_key_pools(tmp_path: Path, link: qkd.SimulatedLink) -> None:
+    link.alice.save(tmp_path / "alice.npz")
+    link.bob.save(tmp_path / "bob.npz")
+    (tmp_path / "shared.key").write_bytes(os.urandom(1 << 15))
+    for end in ("alice", "bob"):
+        made = subprocess.run(
+            _qitcore("qkd", "pool-create", str(tmp_path / f"{end}.pool"), "--key-file", str(tmp_path / "shared.key")),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert made.returncode == 0 and "262,144 bits" in made.stdout, made.stderr
+    alice = subprocess.Popen(
+        _qitcore("qkd", "alice", "--listen", "127.0.0.1:0", "--records", str(tmp_path / "alice.npz"),
+                 "--auth-pool", str(tmp_path / "alice.pool"), "--key-out", str(tmp_path / "alice.key")),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert alice.stderr is not None
+        line = alice.stderr.readline()
+        port = int(line.strip().rsplit(":", 1)[1])
+        # A second user of Alice's pool is refused while her session holds it.
+        busy = subprocess.run(
+            _qitcore("qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", str(tmp_path / "bob.npz"),
+                     "--auth-pool", str(tmp_path / "alice.pool")),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert busy.returncode == 2 and "in use by another process" in busy.stderr
+        bob = subprocess.run(
+            _qitcore("qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", str(tmp_path / "bob.npz"),
+                     "--auth-pool", str(tmp_path / "bob.pool"), "--key-out", str(tmp_path / "bob.key")),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        out, err = alice.communicate(timeout=60)
+    finally:
+        alice.kill()
+    assert bob.returncode in (0, 1) and alice.returncode == bob.returncode, bob.stderr + err
+    assert "wegman-carter: pool" in bob.stdout and "wegman-carter: pool" in out
+    assert (tmp_path / "alice.key").read_bytes() == (tmp_path / "bob.key").read_bytes()
+    _same_files(tmp_path)

@@ -18,7 +18,8 @@ from ..report.files import atomic_file, write_atomically
 from .args import Commands, check_output_folders, count, defer, natural, positive_real, real, terminate_as_interrupt
 
 if TYPE_CHECKING:
-    from ..qkd import Params, Records, Report
+    from ..qkd import AliceSession, Params, Records, Report
+    from ..qkd.channel import AuthKey
 
 
 def _show(values: tuple[float, ...]) -> str:
@@ -91,6 +92,7 @@ def _add_roles(qkd: argparse.ArgumentParser) -> None:
     sim.add_argument("--save-records", metavar="PREFIX", help="also write PREFIX-alice.npz and PREFIX-bob.npz")
     session(sim)
     sim.set_defaults(func=simulate)
+    _add_pool(roles)
 
     for role, where, help_text, wait, func in (
         ("alice", "--listen", "run Alice: serve one Bob on HOST:PORT (port 0: any free port, printed)", "Bob", alice),
@@ -101,7 +103,16 @@ def _add_roles(qkd: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--records", required=True, help=f"{role}'s records: .npz (qkd simulate --save-records) or a QDP/1 capture"
         )
-        p.add_argument("--auth-key-file", required=True, help="pre-shared authentication key (16 bytes or more)")
+        auth = p.add_mutually_exclusive_group(required=True)
+        auth.add_argument(
+            "--auth-key-file", help="pre-shared key (16 bytes or more): HMAC-SHA256, computationally secure"
+        )
+        auth.add_argument(
+            "--auth-pool",
+            metavar="FILE",
+            help="pre-shared key pool (qkd pool-create): Wegman-Carter, information-theoretic; "
+            "consumed by the session and replenished from its key",
+        )
         p.add_argument(
             "--timeout",
             type=positive_real,
@@ -124,6 +135,27 @@ def _add_proxy(roles: Commands) -> None:
     p.add_argument("--jitter-ms", type=real, default=0.0, help="widest extra delay of a chunk, in ms (0)")
     p.add_argument("--max-connections", type=count, default=16, help="connections forwarded at once (16)")
     p.set_defaults(func=proxy)
+
+
+def _add_pool(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = roles.add_parser("pool-create", help="write a key pool file for --auth-pool (one at each end, same key)")
+    p.add_argument("pool", metavar="FILE", help="the pool file to create (owner-only; never replaced)")
+    p.add_argument("--key-file", required=True, help="the pre-shared key bytes the pool starts with")
+    p.set_defaults(func=pool_create)
+
+
+def pool_create(args: argparse.Namespace) -> int:
+    """``qitcore qkd pool-create``: writes a key pool holding the bytes of ``--key-file``."""
+    from ..qkd import KeyPool
+
+    try:
+        with open(args.key_file, "rb") as f:
+            key = f.read()
+    except OSError as exc:
+        raise InvalidArgumentError(f"key-file: {exc.strerror or exc}") from None
+    with KeyPool.create(args.pool, key) as pool:
+        print(f"key pool {args.pool}: {8 * pool.size:,} bits")
+    return 0
 
 
 def _prepare(args: argparse.Namespace) -> Params:
@@ -158,11 +190,23 @@ def _finish(args: argparse.Namespace, key: bytes, report: Report) -> int:
     return 0 if report.key_bits else 1
 
 
-def _peer_inputs(args: argparse.Namespace) -> tuple[bytes, Records]:
-    """Alice's or Bob's pre-shared authentication key and detection records."""
+def _peer_inputs(args: argparse.Namespace) -> tuple[AuthKey, Records]:
+    """Alice's or Bob's pre-shared authentication key (or open, locked key pool) and detection
+    records."""
+    from ..qkd import KeyPool
     from ..qkd.channel import read_auth_key
 
-    return read_auth_key(args.auth_key_file, "auth-key-file"), _records(args.records)
+    records = _records(args.records)
+    if args.auth_pool is not None:
+        return KeyPool(args.auth_pool), records
+    return read_auth_key(args.auth_key_file, "auth-key-file"), records
+
+
+def _close(auth_key: AuthKey) -> None:
+    from ..qkd import KeyPool
+
+    if isinstance(auth_key, KeyPool):
+        auth_key.close()
 
 
 def _records(path: str) -> Records:
@@ -212,14 +256,23 @@ def simulate(args: argparse.Namespace) -> int:
 
 def alice(args: argparse.Namespace) -> int:
     """``qitcore qkd alice``: 0 when a key was distilled, 1 when none was."""
-    import socket
-
-    from ..qkd import AliceSession, serve_tcp
+    from ..qkd import AliceSession
 
     params = _prepare(args)
     auth_key, records = _peer_inputs(args)
     host, port = args.listen
-    session = AliceSession(records, params, auth_key)
+    try:
+        return _alice(args, AliceSession(records, params, auth_key), host, port)
+    finally:
+        _close(auth_key)
+
+
+def _alice(args: argparse.Namespace, session: AliceSession, host: str, port: int) -> int:
+    """Serves one Bob and finishes; Alice's part of :func:`alice`, the pool closed around it."""
+    import socket
+
+    from ..qkd import serve_tcp
+
     try:
         server = socket.create_server((host, port))
     except OSError as exc:
@@ -247,8 +300,11 @@ def bob(args: argparse.Namespace) -> int:
     params = _prepare(args)
     auth_key, records = _peer_inputs(args)
     host, port = args.connect
-    with TcpChannel(auth_key, host, port, timeout=args.timeout, retry=args.timeout) as channel:
-        key, report = BobSession(records, params, channel).run()
+    try:
+        with TcpChannel(auth_key, host, port, timeout=args.timeout, retry=args.timeout) as channel:
+            key, report = BobSession(records, params, channel).run()
+    finally:
+        _close(auth_key)
     return _finish(args, key, report)
 
 

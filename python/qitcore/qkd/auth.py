@@ -170,7 +170,9 @@ class WegmanCarterSealer:
             elif offset != self._next_in:
                 return False
             pad = self._pool.peek(offset, TAG_BYTES)
-            ok = hmac.compare_digest(tag, self._tag(key if key is not None else self._key, pad, header, body))
+            use = key if key is not None else self._key
+            assert use is not None
+            ok = hmac.compare_digest(tag, self._tag(use, pad, header, body))
         except KeyPoolError:  # an offset past the pool's end: not a frame of this pool
             return False
         finally:

@@ -134,7 +134,7 @@ class Sealer:
     eps = 0.0
     """Not information-theoretic: HMAC adds no ε to the composable ε, its security is computational."""
 
-    def __init__(self, key: bytes, *, is_alice: bool) -> None:
+    def __init__(self, key: bytes | bytearray, *, is_alice: bool) -> None:
         if not isinstance(key, (bytes, bytearray)) or len(key) < MIN_KEY_BYTES:
             raise InvalidArgumentError(f"auth_key: expected at least {MIN_KEY_BYTES} bytes of pre-shared key")
         block = bytes(key) if len(key) <= SHA256_BLOCK else hashlib.sha256(key).digest()

@@ -88,7 +88,8 @@ class KeyPool:
             head = os.pread(fd, HEADER.size, 0)
             if len(head) < HEADER.size:
                 raise KeyPoolError(f"key pool {self.path}: {len(head)} bytes, shorter than its header")
-            magic, used, size, crc = HEADER.unpack(head)
+            fields: tuple[bytes, int, int, int] = HEADER.unpack(head)
+            magic, used, size, crc = fields
             if magic != MAGIC:
                 raise KeyPoolError(f"key pool {self.path}: not a key pool file (bad magic)")
             if crc != zlib.crc32(head[:24]) or used > size:
