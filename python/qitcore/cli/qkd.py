@@ -196,10 +196,14 @@ def _peer_inputs(args: argparse.Namespace) -> tuple[AuthKey, Records]:
     from ..qkd import KeyPool
     from ..qkd.channel import read_auth_key
 
-    records = _records(args.records)
-    if args.auth_pool is not None:
-        return KeyPool(args.auth_pool), records
-    return read_auth_key(args.auth_key_file, "auth-key-file"), records
+    if args.auth_pool is None:
+        return read_auth_key(args.auth_key_file, "auth-key-file"), _records(args.records)
+    pool = KeyPool(args.auth_pool)
+    try:
+        return pool, _records(args.records)
+    except BaseException:
+        pool.close()
+        raise
 
 
 def _close(auth_key: AuthKey) -> None:
