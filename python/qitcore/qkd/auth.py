@@ -39,6 +39,7 @@ detections (20 km, QBER ~1 %, ~490 Cascade round trips) consumed 49,152–81,920
 sessions (median session 63,488, all returned from its key, ε_auth 2·10^-14), and took 85 ms
 median against 45 ms with HMAC (the pool's fsyncs about 8 ms of the difference, the rest the
 per-frame work in Python); a tag of a 64-byte message takes 0.7 µs (HMAC 3.2 µs).
+"""
 
 from __future__ import annotations
 

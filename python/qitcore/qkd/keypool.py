@@ -192,10 +192,13 @@ class KeyPool:
         if end <= self._used:
             return
         new = min(self._size, -(-end // RESERVE) * RESERVE)
-        start = self._used
+        start, held = self._used, len(self._window)
+        # The window grows into a new buffer (the old one wiped) and the fresh bytes are read
+        # straight into it: no immutable copy of key is left behind.
+        window = bytearray(held + new - start)
+        window[:held] = self._window
         try:
-            fresh = bytearray(os.pread(self._fd, new - start, HEADER.size + start))
-            if len(fresh) != new - start:
+            if os.preadv(self._fd, [memoryview(window)[held:]], HEADER.size + start) != new - start:
                 raise KeyPoolError(f"key pool {self.path}: shorter than its header says")
             # The mark first, durably: from here these bytes are never handed out again.
             os.pwrite(self._fd, _header(new, self._size), 0)
@@ -205,9 +208,11 @@ class KeyPool:
             os.fsync(self._fd)
         except OSError as exc:
             raise KeyPoolError(f"key pool {self.path}: {exc.strerror or exc}") from None
-        # The window always ends at the mark: the fresh bytes follow it.
-        self._window += fresh
-        fresh[:] = bytes(len(fresh))
+        finally:
+            if self._used != new:
+                window[:] = bytes(len(window))
+        self._wipe_window()
+        self._window = window  # it still ends at the mark
 
     def take(self, offset: int, nbytes: int) -> bytearray:
         """Hands out the ``nbytes`` bytes at ``offset`` (reserving them first if needed); every
@@ -225,7 +230,7 @@ class KeyPool:
             )
         self.reserve(offset + nbytes)
         lo = offset - self._handed
-        out = bytearray(self._window[lo : lo + nbytes])
+        out = self._window[lo : lo + nbytes]  # a new bytearray
         # Everything up to the end of these bytes leaves the window, wiped.
         self._window[: lo + nbytes] = bytes(lo + nbytes)
         del self._window[: lo + nbytes]
@@ -247,11 +252,13 @@ class KeyPool:
             raise KeyPoolExhausted(f"key pool {self.path}: no key at {offset}")
         # The window holds [handed, used); the file the bytes from the mark on.
         lo = offset - self._handed
-        out = bytearray(self._window[lo : lo + nbytes])
-        if len(out) < nbytes:
-            start = max(offset, self._used)
+        out = bytearray(nbytes)
+        held = max(0, min(nbytes, len(self._window) - lo))
+        out[:held] = memoryview(self._window)[lo : lo + held]
+        if held < nbytes:
+            start = offset + held
             try:
-                out += os.pread(self._fd, offset + nbytes - start, HEADER.size + start)
+                os.preadv(self._fd, [memoryview(out)[held:]], HEADER.size + start)
             except OSError as exc:
                 raise KeyPoolError(f"key pool {self.path}: {exc.strerror or exc}") from None
         return out
