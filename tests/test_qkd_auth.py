@@ -167,6 +167,17 @@ def test_stray_first_frames_change_nothing_but_count_as_attempts(tmp_path: Path)
     assert alice.open(genuine) == (1, b"HELLO")
 
 
+def test_a_forged_first_frame_spends_nothing(tmp_path: Path) -> None:
+    alice, bob = _session_pair(tmp_path)
+    for offset in (8, 4096, 16 * RESERVE - 8):
+        forged = auth.HEADER.pack(auth.MAGIC, 1, 0, 5, offset) + b"HELLO" + os.urandom(8)
+        with pytest.raises(AuthenticationError, match="failed authentication"):
+            alice.open(forged)
+        # Alice's mark stays below Bob's: his HELLO is still good.
+        assert alice.pool.handed_out == 0 and alice.pool.used == 0
+    assert alice.open(bob.seal(1, b"HELLO")) == (1, b"HELLO")
+
+
 # --- whole sessions ----------------------------------------------------------------------------
 
 
@@ -336,6 +347,12 @@ def test_a_crash_between_reserving_and_using_loses_bits_and_reuses_none(
     first_new = min(o for _, o, _ in recorder.taken[before:])
     assert first_new >= max(o + n for _, o, n in recorder.taken[:before])
     recorder.assert_disjoint()
+
+
+def test_hmac_stays_the_default_and_reports_itself_computational(link: qkd.SimulatedLink) -> None:
+    r = qkd.distill(link.alice, link.bob).report
+    assert r.auth == "hmac-sha256" and r.eps_auth == 0 and r.pool_bits_consumed == 0
+    assert "hmac-sha256 (computational)" in r.text() and r.eps_total == r.eps_sec + r.eps_cor
 
 
 def test_one_pool_for_both_ends_is_refused(link: qkd.SimulatedLink, tmp_path: Path) -> None:
