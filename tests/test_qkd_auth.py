@@ -11,16 +11,28 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from qitcore import _core, qkd
-from qitcore.errors import AuthenticationError, ChannelClosed, InvalidArgumentError, KeyPoolExhausted, QkdError
+from qitcore.errors import (
+    AuthenticationError,
+    ChannelClosed,
+    InvalidArgumentError,
+    KeyPoolExhausted,
+    QitError,
+    QkdError,
+)
 from qitcore.qkd import auth
 from qitcore.qkd.channel import InProcessChannel
 from qitcore.qkd.keypool import HEADER, RESERVE, KeyPool
+
+from .fuzzing import examples
 
 # --- the hash, against a naive evaluation -------------------------------------------------------
 
@@ -176,6 +188,60 @@ def test_a_forged_first_frame_spends_nothing(tmp_path: Path) -> None:
         # Alice's mark stays below Bob's: his HELLO is still good.
         assert alice.pool.handed_out == 0 and alice.pool.used == 0
     assert alice.open(bob.seal(1, b"HELLO")) == (1, b"HELLO")
+
+
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payloads=st.lists(st.binary(max_size=300), min_size=1, max_size=6),
+    target=st.integers(0, 100),
+    bit=st.integers(0, 8 * 400),
+    to_alice=st.booleans(),
+)
+def test_any_flipped_bit_of_any_frame_ends_the_session(
+    tmp_path: Path, payloads: list[bytes], target: int, bit: int, to_alice: bool
+) -> None:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+        alice_pool, bob_pool = _pools(Path(d))
+        alice = auth.WegmanCarterSealer(alice_pool, is_alice=True)
+        bob = auth.WegmanCarterSealer(bob_pool, is_alice=False)
+        target %= len(payloads)
+        for i, payload in enumerate(payloads):
+            frame = bob.seal(4, payload)
+            if i == target and to_alice:
+                frame = _flip(frame, bit)
+                with pytest.raises(AuthenticationError):
+                    alice.open(frame)
+                break
+            assert alice.open(frame) == (4, payload)
+            reply = alice.seal(0x84, payload[::-1])
+            if i == target:
+                with pytest.raises(AuthenticationError):
+                    bob.open(_flip(reply, bit))
+                break
+            assert bob.open(reply) == (0x84, payload[::-1])
+        alice_pool.close()
+        bob_pool.close()
+
+
+def _flip(frame: bytes, bit: int) -> bytes:
+    bit %= 8 * len(frame)
+    out = bytearray(frame)
+    out[bit // 8] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.binary(max_size=200))
+def test_garbage_is_refused_with_a_qit_error(tmp_path: Path, garbage: bytes) -> None:
+    with tempfile.TemporaryDirectory(dir=tmp_path) as d:
+        alice_pool, bob_pool = _pools(Path(d))
+        alice = auth.WegmanCarterSealer(alice_pool, is_alice=True)
+        assert not alice.authentic(garbage)
+        with pytest.raises(QitError):
+            alice.open(garbage)
+        assert alice_pool.handed_out == 0
+        alice_pool.close()
+        bob_pool.close()
 
 
 # --- whole sessions ----------------------------------------------------------------------------
