@@ -1,0 +1,244 @@
+//! Quasi-cyclic LDPC mother codes: a base matrix of circulant shifts (or none) lifted by `z`.
+//!
+//! Construction (designed here, deterministic from the code's name): a base matrix of `cols`
+//! columns and `rows` rows, rate `1 − rows/cols`.
+//! - The last `rows − 1` columns form a staircase of degree 2 (column `j` joins rows `j` and
+//!   `j + 1`, shift 0): the degree-2 variables form open chains, so they alone support no codeword,
+//!   and the code keeps the large fraction of degree-2 variables that good BSC ensembles have.
+//! - The other columns have degree 3, except `high_count` columns of degree `high_degree`
+//!   (irregular ensembles of the Elkouss–Martinez-Mateo–Martin family use variable degrees
+//!   {2, 3, high}); their rows are chosen so that the check degrees differ by at most one.
+//! - Shifts are drawn from a xoshiro256** seeded by the code's seed, each redrawn until no 4-cycle
+//!   appears: for rows `r`, `r'` and columns `c`, `c'` all present, the lifted graph has a 4-cycle
+//!   exactly when `s(r,c) − s(r',c) + s(r',c') − s(r,c') ≡ 0 (mod z)`.
+//!
+//! Circulant `s` joins check `i` of its row block to variable `(i + s) mod z` of its column block.
+
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+use crate::maths::xoshiro::Xoshiro256;
+
+/// One circulant of a base row: its column block and shift.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub col: u32,
+    pub shift: u32,
+}
+
+/// What a mother code is built from.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub name: &'static str,
+    pub cols: usize,
+    pub rows: usize,
+    pub z: usize,
+    pub high_degree: usize,
+    pub high_count: usize,
+    pub seed: u64,
+}
+
+/// A lifted quasi-cyclic parity-check matrix: `layers[r]` lists the circulants of base row `r`.
+#[derive(Clone, Debug)]
+pub struct Code {
+    pub name: &'static str,
+    pub z: usize,
+    pub cols: usize,
+    pub layers: Vec<Vec<Block>>,
+}
+
+/// The shipped mother codes, lowest rate first: n = 40 × 256 = 10240 bits.
+pub const SPECS: [Spec; 6] = [
+    Spec { name: "qc40x20z256", cols: 40, rows: 20, z: 256, high_degree: 8, high_count: 4, seed: 0x1d9c_5001 },
+    Spec { name: "qc40x16z256", cols: 40, rows: 16, z: 256, high_degree: 8, high_count: 4, seed: 0x1d9c_6001 },
+    Spec { name: "qc40x12z256", cols: 40, rows: 12, z: 256, high_degree: 7, high_count: 4, seed: 0x1d9c_7001 },
+    Spec { name: "qc40x8z256", cols: 40, rows: 8, z: 256, high_degree: 6, high_count: 3, seed: 0x1d9c_8001 },
+    Spec { name: "qc40x6z256", cols: 40, rows: 6, z: 256, high_degree: 5, high_count: 3, seed: 0x1d9c_8501 },
+    Spec { name: "qc40x4z256", cols: 40, rows: 4, z: 256, high_degree: 4, high_count: 3, seed: 0x1d9c_9001 },
+];
+
+impl Code {
+    /// Bits in a frame.
+    pub fn n(&self) -> usize {
+        self.cols * self.z
+    }
+
+    /// Syndrome bits (checks).
+    pub fn m(&self) -> usize {
+        self.layers.len() * self.z
+    }
+
+    /// The design rate `1 − m/n`.
+    pub fn rate(&self) -> f64 {
+        1.0 - self.m() as f64 / self.n() as f64
+    }
+
+    /// Edges of the lifted graph.
+    pub fn edges(&self) -> usize {
+        self.layers.iter().map(Vec::len).sum::<usize>() * self.z
+    }
+
+    /// The largest check degree (blocks in a base row).
+    pub fn max_row_degree(&self) -> usize {
+        self.layers.iter().map(Vec::len).max().unwrap_or(0)
+    }
+
+    /// The shipped code named `name`, built once per process.
+    pub fn named(name: &str) -> Result<&'static Code> {
+        static CODES: [OnceLock<Code>; SPECS.len()] = [const { OnceLock::new() }; SPECS.len()];
+        let names: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
+        let i = SPECS.iter().position(|s| s.name == name).ok_or_else(|| Error::choice("code", &names, name))?;
+        Ok(CODES[i].get_or_init(|| Code::build(&SPECS[i]).expect("the shipped specs build")))
+    }
+
+    /// The base matrix of `spec` with 4-cycle-free shifts.
+    pub fn build(spec: &Spec) -> Result<Code> {
+        let Spec { cols, rows, z, high_degree, high_count, .. } = *spec;
+        if rows < 2 || cols <= rows || z < 2 || high_degree > rows || high_count > cols - rows + 1 {
+            return Err(Error::argument("spec", format!("no code of {rows} × {cols} blocks of {z}")));
+        }
+        let mut rng = Xoshiro256::from_seed(spec.seed);
+        let info = cols - (rows - 1);
+        // rows_of[c]: the base rows of column c.
+        let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); cols];
+        let mut degree = vec![0usize; rows];
+        for (c, col_rows) in rows_of.iter_mut().enumerate().take(info) {
+            let d = if c < high_count { high_degree } else { 3.min(rows) };
+            // The least loaded rows, ties broken at random.
+            let mut order: Vec<(usize, u64, usize)> = (0..rows).map(|r| (degree[r], rng.next_u64(), r)).collect();
+            order.sort_unstable();
+            for &(_, _, r) in order.iter().take(d) {
+                col_rows.push(r);
+                degree[r] += 1;
+            }
+            col_rows.sort_unstable();
+        }
+        for j in 0..rows - 1 {
+            rows_of[info + j] = vec![j, j + 1];
+        }
+        // shift[r][c]: Some(shift) where the base matrix has a circulant.
+        let mut shift: Vec<Vec<Option<u32>>> = vec![vec![None; cols]; rows];
+        for j in 0..rows - 1 {
+            shift[j][info + j] = Some(0);
+            shift[j + 1][info + j] = Some(0);
+        }
+        for c in 0..info {
+            let mut placed: Vec<(usize, u32)> = Vec::new();
+            for &r in &rows_of[c] {
+                let mut tries = 0;
+                let s = loop {
+                    let s = rng.below_or_equal(z as u64 - 1) as u32;
+                    if !closes_4_cycle(&shift, z, c, r, s, &placed) {
+                        break s;
+                    }
+                    tries += 1;
+                    if tries > 100 * z {
+                        return Err(Error::argument("spec", format!("{}: no 4-cycle-free shift", spec.name)));
+                    }
+                };
+                placed.push((r, s));
+            }
+            for &(r, s) in &placed {
+                shift[r][c] = Some(s);
+            }
+        }
+        let layers = shift
+            .iter()
+            .map(|row| {
+                row.iter().enumerate().filter_map(|(c, s)| s.map(|s| Block { col: c as u32, shift: s })).collect()
+            })
+            .collect();
+        Ok(Code { name: spec.name, z, cols, layers })
+    }
+
+    /// Whether the lifted graph has a 4-cycle (the condition on shift sums, checked over all pairs).
+    pub fn has_4_cycle(&self) -> bool {
+        let z = self.z as i64;
+        let at = |r: usize, c: u32| self.layers[r].iter().find(|b| b.col == c).map(|b| i64::from(b.shift));
+        for r in 0..self.layers.len() {
+            for r2 in r + 1..self.layers.len() {
+                let shared: Vec<(i64, i64)> =
+                    self.layers[r].iter().filter_map(|b| at(r2, b.col).map(|s2| (i64::from(b.shift), s2))).collect();
+                for (i, &(a1, a2)) in shared.iter().enumerate() {
+                    for &(b1, b2) in &shared[i + 1..] {
+                        if (a1 - a2 - b1 + b2).rem_euclid(z) == 0 {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Whether shift `s` at (row `r`, column `c`) closes a 4-cycle with column `c`'s already placed
+/// circulants and those of the earlier columns.
+fn closes_4_cycle(shift: &[Vec<Option<u32>>], z: usize, c: usize, r: usize, s: u32, placed: &[(usize, u32)]) -> bool {
+    let z = z as i64;
+    for &(r2, s2) in placed {
+        let d = i64::from(s) - i64::from(s2);
+        for (c2, (a, b)) in shift[r].iter().zip(&shift[r2]).enumerate() {
+            if c2 == c {
+                continue;
+            }
+            if let (Some(a), Some(b)) = (a, b) {
+                if (d - i64::from(*a) + i64::from(*b)).rem_euclid(z) == 0 {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_code_is_free_of_4_cycles_and_has_its_rate() {
+        for spec in &SPECS {
+            let code = Code::named(spec.name).unwrap();
+            assert!(!code.has_4_cycle(), "{}", spec.name);
+            assert_eq!(code.n(), spec.cols * spec.z);
+            assert_eq!(code.m(), spec.rows * spec.z);
+            // Each column appears in its degree's number of rows.
+            let mut deg = vec![0; spec.cols];
+            for layer in &code.layers {
+                for b in layer {
+                    deg[b.col as usize] += 1;
+                }
+            }
+            assert!(deg.iter().all(|&d| d >= 2), "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn the_construction_is_deterministic() {
+        for spec in &SPECS {
+            let a = Code::build(spec).unwrap();
+            let b = Code::build(spec).unwrap();
+            assert_eq!(a.layers, b.layers);
+        }
+    }
+
+    #[test]
+    fn the_4_cycle_check_finds_a_planted_cycle() {
+        let code = Code {
+            name: "t",
+            z: 8,
+            cols: 2,
+            layers: vec![
+                vec![Block { col: 0, shift: 1 }, Block { col: 1, shift: 3 }],
+                vec![Block { col: 0, shift: 2 }, Block { col: 1, shift: 4 }],
+            ],
+        };
+        assert!(code.has_4_cycle());
+    }
+
+    #[test]
+    fn unknown_names_are_refused() {
+        assert!(Code::named("nope").is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! One-way, rate-adaptive LDPC syndrome reconciliation with quasi-cyclic codes: the mother codes
+//! ([`code`]), syndromes ([`syndrome`]), the fixed-point layered min-sum decoder ([`decode`]), rate
+//! adaptation and exact disclosure ([`adapt`]), and Alice's and Bob's sides of blind
+//! reconciliation ([`blind`]).
+
+pub mod adapt;
+pub mod blind;
+pub mod code;
+pub mod decode;
+#[cfg(test)]
+mod reference;
+pub mod syndrome;
+#[cfg(test)]
+mod tests;

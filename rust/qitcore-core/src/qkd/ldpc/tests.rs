@@ -1,0 +1,137 @@
+//! Cross-checks: the fixed-point decoder against the floating-point reference, and both ends of
+//! blind reconciliation over a simulated BSC.
+
+use zeroize::Zeroizing;
+
+use super::adapt::{h2, Plan};
+use super::blind::{keep_frames, Decoder, Encoder};
+use super::code::{Code, Spec};
+use super::decode::{channel_llr, decode, Scratch, Settings, SCALE};
+use super::reference::sum_product;
+use super::syndrome::syndrome;
+use crate::maths::xoshiro::Xoshiro256;
+
+fn bsc(rng: &mut Xoshiro256, x: &[u8], q: f64) -> Vec<u8> {
+    x.iter().map(|&b| b ^ u8::from((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= q)).collect()
+}
+
+fn random_bits(rng: &mut Xoshiro256, n: usize) -> Vec<u8> {
+    (0..n).map(|_| (rng.next_u64() & 1) as u8).collect()
+}
+
+#[test]
+fn fixed_point_and_reference_decoders_both_find_the_true_word() {
+    let spec = Spec { name: "small", cols: 12, rows: 6, z: 24, high_degree: 5, high_count: 2, seed: 3 };
+    let code = Code::build(&spec).unwrap();
+    assert!(!code.has_4_cycle());
+    let mut rng = Xoshiro256::from_seed(11);
+    let q = 0.02;
+    let mut scratch = Scratch::new(&code);
+    let mut both = 0;
+    for _ in 0..40 {
+        let x = random_bits(&mut rng, code.n());
+        let y = bsc(&mut rng, &x, q);
+        let s = syndrome(&code, &x);
+        let l = ((1.0 - q) / q).ln();
+        let float: Vec<f64> = y.iter().map(|&b| if b == 0 { l } else { -l }).collect();
+        let reference = sum_product(&code, &float, &s, 100);
+        let mut llr: Vec<i16> = y.iter().map(|&b| if b == 0 { channel_llr(q) } else { -channel_llr(q) }).collect();
+        let mut out = vec![0u8; code.n()];
+        let fast = decode(&code, &mut llr, &s, Settings::default(), &mut scratch, &mut out);
+        if let Some(word) = &reference {
+            assert_eq!(syndrome(&code, word), s);
+        }
+        if fast.is_some() {
+            assert_eq!(syndrome(&code, &out), s, "a returned word always has the syndrome");
+        }
+        if reference.as_deref() == Some(&x[..]) && fast.is_some() && out == x {
+            both += 1;
+        }
+    }
+    // At 2 % on a rate-1/2 code both decoders recover nearly every frame.
+    assert!(both >= 36, "both decoded {both} of 40");
+    assert!((f64::from(channel_llr(q)) / SCALE - ((1.0 - q) / q).ln()).abs() < 0.1);
+}
+
+#[test]
+fn a_frame_beyond_capacity_is_reported_failed_never_wrong() {
+    let spec = Spec { name: "small", cols: 12, rows: 3, z: 24, high_degree: 3, high_count: 2, seed: 5 };
+    let code = Code::build(&spec).unwrap();
+    let mut rng = Xoshiro256::from_seed(2);
+    let mut scratch = Scratch::new(&code);
+    for _ in 0..20 {
+        let x = random_bits(&mut rng, code.n());
+        let y = bsc(&mut rng, &x, 0.2);
+        let s = syndrome(&code, &x);
+        let mut llr: Vec<i16> = y.iter().map(|&b| if b == 0 { channel_llr(0.2) } else { -channel_llr(0.2) }).collect();
+        let mut out = vec![0u8; code.n()];
+        if decode(&code, &mut llr, &s, Settings::default(), &mut scratch, &mut out).is_some() {
+            assert_eq!(syndrome(&code, &out), s);
+        }
+    }
+}
+
+fn run(plan: &Plan, alice: &[u8], bob: &[u8], q: f64, punctured: Zeroizing<Vec<u8>>) -> (Encoder, Decoder) {
+    let mut enc = Encoder::with_punctured(plan.clone(), alice, punctured).unwrap();
+    let mut dec = Decoder::new(plan.clone(), bob, q, Settings::default()).unwrap();
+    let mut request = dec.decode(&enc.syndromes()).unwrap();
+    while let Some(r) = request {
+        request = dec.apply(&enc.reveal(&r).unwrap()).unwrap();
+    }
+    (enc, dec)
+}
+
+#[test]
+fn blind_reconciliation_recovers_alices_key_and_both_count_the_same_disclosure() {
+    let mut rng = Xoshiro256::from_seed(21);
+    for q in [0.01, 0.03, 0.05] {
+        let plan = Plan::new(60_000, q, 4).unwrap();
+        let alice = random_bits(&mut rng, plan.n_key);
+        let bob = bsc(&mut rng, &alice, q);
+        let punctured = Zeroizing::new(random_bits(&mut rng, plan.frames * plan.punctured));
+        let (enc, dec) = run(&plan, &alice, &bob, q, punctured);
+        let failed = dec.failed_frames();
+        assert_eq!(*dec.key(), *keep_frames(&plan, &alice, &failed).unwrap(), "q {q}");
+        assert_eq!(enc.disclosed(), dec.disclosed());
+        assert!(dec.attempts() <= 3);
+        let f = dec.disclosed() as f64 / (plan.used_bits() as f64 * h2(q));
+        assert!(f < 1.5, "q {q}: f {f}");
+    }
+}
+
+#[test]
+fn a_wrong_qber_estimate_is_rescued_or_dropped_by_the_blind_rounds() {
+    let mut rng = Xoshiro256::from_seed(8);
+    let plan = Plan::new(40_000, 0.03, 4).unwrap();
+    let alice = random_bits(&mut rng, plan.n_key);
+    let bob = bsc(&mut rng, &alice, 0.034);
+    let punctured = Zeroizing::new(random_bits(&mut rng, plan.frames * plan.punctured));
+    let (enc, dec) = run(&plan, &alice, &bob, 0.03, punctured);
+    assert_eq!(*dec.key(), *keep_frames(&plan, &alice, &dec.failed_frames()).unwrap());
+    assert_eq!(enc.disclosed(), dec.disclosed());
+}
+
+#[test]
+fn malformed_requests_and_reveals_are_refused() {
+    let plan = Plan::new(20_000, 0.03, 1).unwrap();
+    let key = vec![0u8; plan.n_key];
+    let mut enc = Encoder::new(plan.clone(), &key).unwrap();
+    let p = plan.punctured as u32;
+    let entry = |f: u32, c: u32| [f.to_le_bytes(), c.to_le_bytes()].concat();
+    assert!(enc.reveal(&[]).is_err());
+    assert!(enc.reveal(&[0; 7]).is_err());
+    assert!(enc.reveal(&entry(plan.frames as u32, 1)).is_err());
+    assert!(enc.reveal(&entry(0, 0)).is_err());
+    assert!(enc.reveal(&entry(0, p + 1)).is_err());
+    assert!(enc.reveal(&[entry(1, 1), entry(0, 1)].concat()).is_err());
+    assert!(enc.reveal(&[entry(0, 1), entry(0, 1)].concat()).is_err());
+    assert_eq!(enc.disclosed(), plan.frames as u64 * plan.frame_disclosed(0));
+    assert!(enc.reveal(&entry(0, p)).is_ok());
+    assert!(enc.reveal(&entry(1, 1)).is_ok());
+    assert!(enc.reveal(&entry(2, 1)).is_err(), "a third blind round");
+    let mut dec = Decoder::new(plan.clone(), &key, 0.03, Settings::default()).unwrap();
+    assert!(dec.apply(&[0]).is_err());
+    assert!(dec.decode(&[0; 3]).is_err());
+    assert!(Encoder::new(plan.clone(), &key[1..]).is_err());
+    assert!(Decoder::new(plan, &key, 0.7, Settings::default()).is_err());
+}
