@@ -71,8 +71,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
-        fn syndrome_equals_the_dense_product(seed: u64, z in 16usize..40, rows in 2usize..6) {
-            let spec = Spec { name: "t", cols: rows + 4, rows, z, high_degree: rows, high_count: 1, seed };
+        fn syndrome_equals_the_dense_product(seed: u64, z in 16usize..40, rows in 3usize..6) {
+            let spec = Spec { name: "t", cols: rows + 4, rows, z, high_degree: rows, high_count: 1, extra_two: 0, seed };
             let code = Code::build(&spec).unwrap();
             let mut rng = Xoshiro256::from_seed(seed);
             let x: Vec<u8> = (0..code.n()).map(|_| (rng.next_u64() & 1) as u8).collect();

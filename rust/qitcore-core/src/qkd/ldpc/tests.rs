@@ -21,7 +21,7 @@ fn random_bits(rng: &mut Xoshiro256, n: usize) -> Vec<u8> {
 
 #[test]
 fn fixed_point_and_reference_decoders_both_find_the_true_word() {
-    let spec = Spec { name: "small", cols: 12, rows: 6, z: 24, high_degree: 5, high_count: 2, seed: 3 };
+    let spec = Spec { name: "small", cols: 12, rows: 6, z: 24, high_degree: 5, high_count: 2, extra_two: 0, seed: 3 };
     let code = Code::build(&spec).unwrap();
     assert!(!code.has_4_cycle());
     let mut rng = Xoshiro256::from_seed(11);
@@ -55,7 +55,7 @@ fn fixed_point_and_reference_decoders_both_find_the_true_word() {
 
 #[test]
 fn a_frame_beyond_capacity_is_reported_failed_never_wrong() {
-    let spec = Spec { name: "small", cols: 12, rows: 3, z: 24, high_degree: 3, high_count: 2, seed: 5 };
+    let spec = Spec { name: "small", cols: 12, rows: 3, z: 24, high_degree: 3, high_count: 2, extra_two: 0, seed: 5 };
     let code = Code::build(&spec).unwrap();
     let mut rng = Xoshiro256::from_seed(2);
     let mut scratch = Scratch::new(&code);

@@ -1,0 +1,52 @@
+//! Frame error rate, efficiency and decoding speed of LDPC reconciliation over a simulated BSC:
+//! `cargo run --release -p qitcore-core --example ldpc_fer -- [frames] [qber...]`.
+
+use std::time::Instant;
+
+use qitcore_core::maths::xoshiro::Xoshiro256;
+use qitcore_core::qkd::ldpc::adapt::{h2, Plan};
+use qitcore_core::qkd::ldpc::blind::{Decoder, Encoder};
+use qitcore_core::qkd::ldpc::decode::Settings;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let frames: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let qbers: Vec<f64> = if args.len() > 1 {
+        args[1..].iter().map(|a| a.parse().expect("a QBER")).collect()
+    } else {
+        vec![0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08]
+    };
+    let mut rng = Xoshiro256::from_seed(1);
+    for q in qbers {
+        let probe = Plan::new(1, q, 7).expect("plan");
+        let plan = Plan::new(frames * probe.key_per_frame, q, 7).expect("plan");
+        let alice: Vec<u8> = (0..plan.n_key).map(|_| (rng.next_u64() & 1) as u8).collect();
+        let bob: Vec<u8> =
+            alice.iter().map(|&b| b ^ u8::from((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= q)).collect();
+        let mut enc = Encoder::new(plan.clone(), &alice).expect("encoder");
+        let mut dec = Decoder::new(plan.clone(), &bob, q, Settings::default()).expect("decoder");
+        let syn = enc.syndromes();
+        let t = Instant::now();
+        let mut request = dec.decode(&syn).expect("decode");
+        let first = t.elapsed().as_secs_f64();
+        let fail1 = dec.failed_frames().len();
+        while let Some(r) = request {
+            request = dec.apply(&enc.reveal(&r).expect("reveal")).expect("apply");
+        }
+        let failed = dec.failed_frames().len();
+        let f = dec.disclosed() as f64 / (plan.used_bits() as f64 * h2(q));
+        println!(
+            "q {q:.3} code {} p {} s {} R {:.4} frames {} fer1 {:.4} fer {:.5} f {:.4} attempts {} first-pass {:.1} Mbit/s",
+            plan.code.name,
+            plan.punctured,
+            plan.shortened,
+            plan.rate(),
+            plan.frames,
+            fail1 as f64 / plan.frames as f64,
+            failed as f64 / plan.frames as f64,
+            f,
+            dec.attempts(),
+            plan.used_bits() as f64 / first / 1e6
+        );
+    }
+}
