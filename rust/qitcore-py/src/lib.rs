@@ -21,6 +21,7 @@ mod entropy;
 mod errors;
 mod extract;
 mod health;
+mod ldpc;
 mod protocol;
 mod qkd;
 mod stream;
@@ -46,6 +47,8 @@ mod _core {
     };
     #[pymodule_export]
     use crate::health::{ais31_procedure_a, fips140_2, health_scan, PyHealthMonitor, PyHealthScanner};
+    #[pymodule_export]
+    use crate::ldpc::{ldpc_keep, ldpc_plan, PyLdpcDecoder, PyLdpcEncoder};
     #[pymodule_export]
     use crate::protocol::{
         crc32c, encode_frame, format_descriptor, parse_format, parse_info, parse_reply, parse_status, PyFrameDecoder,

@@ -1,0 +1,204 @@
+"""One-way, rate-adaptive LDPC reconciliation with blind rounds (at most three round trips).
+
+Both ends compute the same public :func:`plan` from ``(n_key, qber, seed)``: a quasi-cyclic
+mother code of n = 10240 bits, punctured and shortened to the rate that the estimated QBER needs,
+and the key cut into frames. The exchange:
+
+1. Alice: ``enc = LdpcEncoder(plan, key)``; sends ``enc.syndromes()`` (one message, all frames).
+2. Bob: ``dec = LdpcDecoder(plan, key, qber)``; ``request = dec.decode(syndromes)``.
+3. While ``request`` is not None (at most twice): Alice sends ``enc.reveal(request)``, Bob
+   ``request = dec.apply(reveal)``.
+4. Bob tells Alice ``dec.failed_frames``; Bob keeps ``dec.key``, Alice
+   ``keep(plan, key, failed_frames)``. Frames that failed are dropped at both ends.
+
+``enc.disclosed == dec.disclosed``: per frame, syndrome bits − punctured symbols (their columns are
+linearly independent, so that is the syndrome bits less the rank of the punctured columns) + every
+punctured value revealed in a blind round, summed over all frames, failed ones included. This is
+λ_EC. Malformed messages raise :class:`~qitcore.errors.AuthenticationError` (only authenticated
+messages reach reconciliation, so a malformed one is a peer bug or an attack).
+
+Key bits beyond ``plan.used_bits`` (a remainder under half a frame) are not reconciled and must be
+discarded by both ends; a larger remainder is a last frame with its missing key positions shortened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _core
+from ..errors import AuthenticationError, InternalError, InvalidArgumentError, ProtocolError
+
+__all__ = ["LdpcDecoder", "LdpcEncoder", "LdpcPlan", "Reconciled", "keep", "plan", "reconcile"]
+
+Bits = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class LdpcPlan:
+    """The public reconciliation plan, identical at both ends.
+
+    ``frames`` frames of the mother code ``code`` (n bits each), each carrying ``key_per_frame``
+    key bits (the last ``last_frame_key``), ``punctured`` and ``shortened`` symbols; ``used_bits``
+    key bits are reconciled; the syndromes take ``syndrome_bytes`` bytes; blind rounds reveal
+    ``reveal_steps`` punctured values per failed frame.
+    """
+
+    n_key: int
+    qber: float
+    seed: int
+    code: str
+    frames: int
+    key_per_frame: int
+    last_frame_key: int
+    punctured: int
+    shortened: int
+    used_bits: int
+    syndrome_bytes: int
+    syndrome_bits: int
+    reveal_steps: tuple[int, int]
+
+    @property
+    def base_disclosed(self) -> int:
+        """Bits disclosed before any blind round: frames × (syndrome bits − punctured)."""
+        return self.frames * (self.syndrome_bits - self.punctured)
+
+
+def plan(n_key: int, qber: float, seed: int) -> LdpcPlan:
+    """The public plan for ``n_key`` key bits at estimated QBER ``qber`` (in (0, 0.5)); positions of
+    punctured and shortened symbols drawn from ``seed``. Raises InvalidArgumentError."""
+    fields = _core.ldpc_plan(n_key, qber, seed)
+    return LdpcPlan(n_key, float(qber), seed, *fields)
+
+
+def _bits(name: str, key: npt.ArrayLike, n: int) -> Bits:
+    array = np.asarray(key)
+    if array.dtype != np.uint8 or array.ndim != 1:
+        raise InvalidArgumentError(
+            f"{name}: expected a 1-D uint8 array of 0/1, got {array.dtype} of shape {array.shape}"
+        )
+    if array.size != n:
+        raise InvalidArgumentError(f"{name}: expected {n} bits, got {array.size}")
+    return np.ascontiguousarray(array)
+
+
+def _malformed(what: str, err: ProtocolError) -> AuthenticationError:
+    return AuthenticationError(f"malformed {what} message: {err}")
+
+
+class LdpcEncoder:
+    """Alice's side. Her punctured values come from the OS CSPRNG and stay in the Rust core
+    (zeroized when dropped)."""
+
+    def __init__(self, plan: LdpcPlan, key: npt.ArrayLike) -> None:
+        self.plan = plan
+        bits = _bits("key", key, plan.n_key)
+        self._inner = _core.LdpcEncoder(plan.n_key, plan.qber, plan.seed, bits)
+
+    def __repr__(self) -> str:
+        return f"LdpcEncoder(frames={self.plan.frames}, disclosed={self.disclosed})"
+
+    def syndromes(self) -> bytes:
+        """Every frame's packed syndrome: ``plan.syndrome_bytes`` bytes."""
+        return self._inner.syndromes()
+
+    def reveal(self, request: bytes) -> bytes:
+        """The punctured values a blind request asks for, packed. Raises AuthenticationError when
+        the request is malformed, names a frame out of range or twice, asks beyond the punctured
+        count, or comes after the last blind round."""
+        try:
+            return self._inner.reveal(request)
+        except ProtocolError as err:
+            raise _malformed("blind request", err) from None
+
+    @property
+    def disclosed(self) -> int:
+        """Bits disclosed so far (exact; equal to Bob's count)."""
+        return self._inner.disclosed
+
+
+class LdpcDecoder:
+    """Bob's side: decodes his key against Alice's syndromes on all cores (the GIL released)."""
+
+    def __init__(self, plan: LdpcPlan, key: npt.ArrayLike, qber: float | None = None) -> None:
+        self.plan = plan
+        bits = _bits("key", key, plan.n_key)
+        channel = plan.qber if qber is None else qber
+        self._inner = _core.LdpcDecoder(plan.n_key, plan.qber, plan.seed, bits, channel)
+
+    def __repr__(self) -> str:
+        return f"LdpcDecoder(frames={self.plan.frames}, rounds={self.rounds}, disclosed={self.disclosed})"
+
+    def decode(self, syndromes: bytes) -> bytes | None:
+        """Decodes every frame; the blind request for the frames that failed, or None. Raises
+        AuthenticationError for syndromes of the wrong size or a second call."""
+        try:
+            return self._inner.decode(syndromes)
+        except ProtocolError as err:
+            raise _malformed("syndrome", err) from None
+
+    def apply(self, reveal: bytes) -> bytes | None:
+        """Takes Alice's reveal, decodes the failed frames again; the next request, or None (no
+        round left or every frame decoded). Raises AuthenticationError for a reveal of the wrong
+        size or one not asked for."""
+        try:
+            return self._inner.apply(reveal)
+        except ProtocolError as err:
+            raise _malformed("blind reveal", err) from None
+
+    @property
+    def key(self) -> Bits:
+        """The corrected key of the frames that decoded, failed frames left out (0/1 bytes)."""
+        return np.frombuffer(self._inner.key(), np.uint8)
+
+    @property
+    def failed_frames(self) -> list[int]:
+        """Indices of the frames that did not decode: both ends drop them."""
+        return self._inner.failed_frames
+
+    @property
+    def disclosed(self) -> int:
+        """Bits disclosed so far (exact; equal to Alice's count)."""
+        return self._inner.disclosed
+
+    @property
+    def rounds(self) -> int:
+        """Round trips so far: the syndrome message and each blind round (at most 3)."""
+        return self._inner.rounds
+
+
+def keep(plan: LdpcPlan, key: npt.ArrayLike, failed_frames: list[int]) -> Bits:
+    """Alice's key with the bits of ``failed_frames`` and past ``plan.used_bits`` removed, so that it
+    lines up with Bob's :attr:`LdpcDecoder.key`. Raises InvalidArgumentError."""
+    bits = _bits("key", key, plan.n_key)
+    return np.frombuffer(_core.ldpc_keep(plan.n_key, plan.qber, plan.seed, bits, failed_frames), np.uint8)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What :func:`reconcile` returns: both ends' kept keys, the bits disclosed, the failed frames
+    and the round trips."""
+
+    alice: Bits
+    bob: Bits
+    disclosed: int
+    failed_frames: list[int]
+    round_trips: int
+    plan: LdpcPlan
+
+
+def reconcile(alice: npt.ArrayLike, bob: npt.ArrayLike, qber: float, seed: int) -> Reconciled:
+    """Both ends in one process (tests and benchmarks): reconciles ``bob`` to ``alice``."""
+    a = np.asarray(alice)
+    p = plan(a.size, qber, seed)
+    enc = LdpcEncoder(p, a)
+    dec = LdpcDecoder(p, bob)
+    request = dec.decode(enc.syndromes())
+    while request is not None:
+        request = dec.apply(enc.reveal(request))
+    if enc.disclosed != dec.disclosed:
+        raise InternalError("the two ends counted different disclosures")
+    failed = dec.failed_frames
+    return Reconciled(keep(p, a, failed), dec.key, dec.disclosed, failed, dec.rounds, p)

@@ -1,0 +1,183 @@
+//! LDPC reconciliation's two sides. The plan is recomputed from its public arguments (n_key, qber,
+//! seed) on each side; keys cross one byte per bit, messages as the wire bytes the channel carries.
+
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use qitcore_core::qkd::ldpc::adapt::Plan;
+use qitcore_core::qkd::ldpc::blind::{keep_frames, Decoder, Encoder};
+use qitcore_core::qkd::ldpc::decode::Settings;
+
+use crate::args::{int, real, Int, List};
+use crate::buffers::Input;
+use crate::errors::{detach, guard, Error, Result};
+
+/// One byte per bit, each 0 or 1.
+fn bits<'a>(name: &'static str, input: &'a Input) -> Result<&'a [u8]> {
+    let bytes = input.bytes();
+    if let Some(at) = bytes.iter().position(|&b| b > 1) {
+        return Err(Error::argument(name, format!("bits must be 0 or 1, found {} at {at}", bytes[at])));
+    }
+    Ok(bytes)
+}
+
+fn plan(py: Python<'_>, n_key: usize, qber: f64, seed: u64) -> Result<Plan> {
+    Ok(detach(py, || Plan::new(n_key, qber, seed))??)
+}
+
+/// The public plan: (code, frames, key bits per frame, key bits in the last frame, punctured,
+/// shortened, used bits, syndrome bytes, syndrome bits per frame, symbols revealed per blind round).
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn ldpc_plan(
+    py: Python<'_>,
+    #[pyo3(from_py_with = int::<usize>)] n_key: usize,
+    #[pyo3(from_py_with = real)] qber: f64,
+    #[pyo3(from_py_with = int::<u64>)] seed: u64,
+) -> Result<(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, (usize, usize))> {
+    let p = plan(py, n_key, qber, seed)?;
+    Ok((
+        p.code.name,
+        p.frames,
+        p.key_per_frame,
+        p.last_frame_key,
+        p.punctured,
+        p.shortened,
+        p.used_bits(),
+        p.syndrome_bytes(),
+        p.syndrome_bits(),
+        (p.reveal_steps[0], p.reveal_steps[1]),
+    ))
+}
+
+/// Alice's side: syndromes of her frames and, on request, punctured values.
+#[pyclass(frozen, module = "qitcore._core", name = "LdpcEncoder")]
+pub struct PyLdpcEncoder {
+    inner: Mutex<Encoder>,
+}
+
+#[pymethods]
+impl PyLdpcEncoder {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        #[pyo3(from_py_with = int::<usize>)] n_key: usize,
+        #[pyo3(from_py_with = real)] qber: f64,
+        #[pyo3(from_py_with = int::<u64>)] seed: u64,
+        key: &Bound<'_, PyAny>,
+    ) -> Result<Self> {
+        let input = Input::get(py, "key", key)?;
+        let key = bits("key", &input)?;
+        let plan = plan(py, n_key, qber, seed)?;
+        let inner = guard(|| Encoder::new(plan, key))??;
+        Ok(PyLdpcEncoder { inner: Mutex::new(inner) })
+    }
+
+    /// Every frame's packed syndrome (one message).
+    fn syndromes<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyBytes>> {
+        let out = detach(py, || self.inner.lock().expect("not poisoned").syndromes())?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// The punctured values a blind request asks for (refused when malformed).
+    fn reveal<'py>(&self, py: Python<'py>, request: &Bound<'py, PyAny>) -> Result<Bound<'py, PyBytes>> {
+        let request = Input::get(py, "request", request)?;
+        let out = guard(|| self.inner.lock().expect("not poisoned").reveal(request.bytes()))??;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Bits disclosed so far.
+    #[getter]
+    fn disclosed(&self) -> u64 {
+        self.inner.lock().expect("not poisoned").disclosed()
+    }
+}
+
+/// Bob's side: decodes his frames against Alice's syndromes, asking for punctured values.
+#[pyclass(frozen, module = "qitcore._core", name = "LdpcDecoder")]
+pub struct PyLdpcDecoder {
+    inner: Mutex<Decoder>,
+}
+
+#[pymethods]
+impl PyLdpcDecoder {
+    #[new]
+    #[pyo3(signature = (n_key, qber, seed, key, channel_qber, max_iterations = Settings::default().max_iterations))]
+    fn new(
+        py: Python<'_>,
+        #[pyo3(from_py_with = int::<usize>)] n_key: usize,
+        #[pyo3(from_py_with = real)] qber: f64,
+        #[pyo3(from_py_with = int::<u64>)] seed: u64,
+        key: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = real)] channel_qber: f64,
+        #[pyo3(from_py_with = int::<u32>)] max_iterations: u32,
+    ) -> Result<Self> {
+        if max_iterations == 0 {
+            return Err(Error::argument("max_iterations", "expected at least 1"));
+        }
+        let input = Input::get(py, "key", key)?;
+        let key = bits("key", &input)?;
+        let plan = plan(py, n_key, qber, seed)?;
+        let inner = guard(|| Decoder::new(plan, key, channel_qber, Settings { max_iterations }))??;
+        Ok(PyLdpcDecoder { inner: Mutex::new(inner) })
+    }
+
+    /// Decodes against the syndromes; the blind request for failed frames, or None.
+    fn decode<'py>(&self, py: Python<'py>, syndromes: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyBytes>>> {
+        let syndromes = Input::get(py, "syndromes", syndromes)?;
+        let bytes = syndromes.bytes();
+        let out = detach(py, || self.inner.lock().expect("not poisoned").decode(bytes))??;
+        Ok(out.map(|r| PyBytes::new(py, &r)))
+    }
+
+    /// Takes Alice's reveal and decodes the failed frames again; the next request, or None.
+    fn apply<'py>(&self, py: Python<'py>, reveal: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyBytes>>> {
+        let reveal = Input::get(py, "reveal", reveal)?;
+        let bytes = reveal.bytes();
+        let out = detach(py, || self.inner.lock().expect("not poisoned").apply(bytes))??;
+        Ok(out.map(|r| PyBytes::new(py, &r)))
+    }
+
+    /// The corrected key of the decoded frames, one byte per bit.
+    fn key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let key = self.inner.lock().expect("not poisoned").key();
+        PyBytes::new(py, &key)
+    }
+
+    /// Indices of the frames that did not decode.
+    #[getter]
+    fn failed_frames(&self) -> Vec<u32> {
+        self.inner.lock().expect("not poisoned").failed_frames()
+    }
+
+    /// Bits disclosed so far (equal to Alice's count).
+    #[getter]
+    fn disclosed(&self) -> u64 {
+        self.inner.lock().expect("not poisoned").disclosed()
+    }
+
+    /// Decoding attempts made: the round trips (1 + blind rounds).
+    #[getter]
+    fn rounds(&self) -> u32 {
+        self.inner.lock().expect("not poisoned").attempts()
+    }
+}
+
+/// `key` (one byte per bit) without the bits of the `failed` frames and past the plan's used bits.
+#[pyfunction]
+pub fn ldpc_keep<'py>(
+    py: Python<'py>,
+    #[pyo3(from_py_with = int::<usize>)] n_key: usize,
+    #[pyo3(from_py_with = real)] qber: f64,
+    #[pyo3(from_py_with = int::<u64>)] seed: u64,
+    key: &Bound<'py, PyAny>,
+    failed: List<Int<u32>>,
+) -> Result<Bound<'py, PyBytes>> {
+    let input = Input::get(py, "key", key)?;
+    let key = bits("key", &input)?;
+    let plan = plan(py, n_key, qber, seed)?;
+    let failed: Vec<u32> = failed.0.iter().map(|i| i.0).collect();
+    let kept = guard(|| keep_frames(&plan, key, &failed))??;
+    Ok(PyBytes::new(py, &kept))
+}

@@ -1,0 +1,144 @@
+"""LDPC reconciliation through the Python API: plans, both ends over a simulated BSC, exact
+disclosure, refused inputs and messages."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from qitcore.errors import AuthenticationError, InvalidArgumentError, InvalidTypeError, QitError
+from qitcore.qkd import ldpc
+
+
+def bsc(rng: np.random.Generator, n: int, q: float) -> tuple[np.ndarray, np.ndarray]:
+    alice = rng.integers(0, 2, n, dtype=np.uint8)
+    flips = (rng.random(n) < q).astype(np.uint8)
+    return alice, alice ^ flips
+
+
+def h(q: float) -> float:
+    return float(-q * np.log2(q) - (1 - q) * np.log2(1 - q))
+
+
+def test_plan_is_deterministic_and_public() -> None:
+    a = ldpc.plan(100_000, 0.03, 7)
+    assert a == ldpc.plan(100_000, 0.03, 7)
+    assert a.frames * a.key_per_frame >= a.used_bits > 100_000 - a.key_per_frame
+    assert a.syndrome_bytes == a.frames * a.syndrome_bits // 8
+    # The adapted rate's leak per frame sits near the Shannon limit times the design efficiency.
+    f = (a.syndrome_bits - a.punctured) / (a.key_per_frame * h(0.03))
+    assert 1.0 < f < 1.3
+
+
+@pytest.mark.parametrize("q", [0.01, 0.03, 0.05, 0.08])
+def test_reconcile_recovers_alices_key_on_every_kept_frame(q: float) -> None:
+    rng = np.random.default_rng(int(q * 1000))
+    p = ldpc.plan(1, q, 3)
+    alice, bob = bsc(rng, 12 * p.key_per_frame, q)
+    out = ldpc.reconcile(alice, bob, q, seed=3)
+    assert np.array_equal(out.alice, out.bob)
+    assert out.round_trips <= 3
+    kept = out.plan.frames - len(out.failed_frames)
+    assert out.alice.size == kept * out.plan.key_per_frame
+    # Independent count of the disclosure: the base syndrome bits less punctured, plus at most the
+    # punctured values of each frame.
+    base = out.plan.base_disclosed
+    assert base <= out.disclosed <= base + out.plan.frames * out.plan.punctured
+    # Kept frames hold Alice's bits where Bob's differed: errors were corrected.
+    kept_frames = [f for f in range(out.plan.frames) if f not in out.failed_frames]
+    k = out.plan.key_per_frame
+    bob_kept = np.concatenate([bob[f * k : (f + 1) * k] for f in kept_frames]) if kept_frames else bob[:0]
+    assert np.array_equal(out.alice, np.concatenate([alice[f * k : (f + 1) * k] for f in kept_frames]))
+    assert kept == 0 or (bob_kept != out.alice).any()
+
+
+def test_both_ends_count_the_same_disclosure_through_blind_rounds() -> None:
+    rng = np.random.default_rng(5)
+    p = ldpc.plan(6 * 9000, 0.03, 1)
+    # The true QBER above the estimate makes frames fail and blind rounds reveal values.
+    alice, bob = bsc(rng, p.n_key, 0.036)
+    enc, dec = ldpc.LdpcEncoder(p, alice), ldpc.LdpcDecoder(p, bob)
+    assert enc.disclosed == dec.disclosed == p.base_disclosed
+    request = dec.decode(enc.syndromes())
+    revealed = 0
+    while request is not None:
+        revealed += sum(struct.unpack_from("<I", request, at + 4)[0] for at in range(0, len(request), 8))
+        request = dec.apply(enc.reveal(request))
+    assert enc.disclosed == dec.disclosed == p.base_disclosed + revealed
+    assert revealed > 0
+    assert dec.rounds <= 3
+    assert np.array_equal(dec.key, ldpc.keep(p, alice, dec.failed_frames))
+
+
+def test_a_remainder_under_half_a_frame_is_left_out() -> None:
+    k = ldpc.plan(1, 0.02, 1).key_per_frame
+    p = ldpc.plan(2 * k + 10, 0.02, 1)
+    assert (p.frames, p.used_bits) == (2, 2 * k)
+    q = ldpc.plan(2 * k + k // 2 + 1, 0.02, 1)
+    assert (q.frames, q.used_bits) == (3, 2 * k + k // 2 + 1)
+    rng = np.random.default_rng(2)
+    alice, bob = bsc(rng, q.n_key, 0.02)
+    out = ldpc.reconcile(alice, bob, 0.02, 1)
+    assert np.array_equal(out.alice, out.bob)
+
+
+def test_bad_arguments_are_refused() -> None:
+    p = ldpc.plan(20_000, 0.03, 1)
+    key = np.zeros(p.n_key, np.uint8)
+    for qber in (0.0, 0.5, -1.0, float("nan")):
+        with pytest.raises(InvalidArgumentError):
+            ldpc.plan(1000, qber, 1)
+    with pytest.raises(InvalidArgumentError):
+        ldpc.plan(0, 0.03, 1)
+    with pytest.raises(InvalidArgumentError):
+        ldpc.plan(1000, 0.03, -1)
+    with pytest.raises(InvalidArgumentError):
+        ldpc.LdpcEncoder(p, key[1:])
+    with pytest.raises(InvalidArgumentError):
+        ldpc.LdpcEncoder(p, key.astype(np.int64))
+    bad = key.copy()
+    bad[5] = 2
+    with pytest.raises(InvalidArgumentError, match="0 or 1"):
+        ldpc.LdpcDecoder(p, bad)
+    with pytest.raises(InvalidArgumentError):
+        ldpc.LdpcDecoder(p, key, qber=0.6)
+    with pytest.raises(InvalidArgumentError):
+        ldpc.keep(p, key, [p.frames])
+    with pytest.raises(QitError):
+        ldpc.keep(p, key, [-1])
+
+
+def test_malformed_messages_raise_authentication_errors() -> None:
+    p = ldpc.plan(20_000, 0.03, 1)
+    rng = np.random.default_rng(3)
+    alice, bob = bsc(rng, p.n_key, 0.03)
+    enc, dec = ldpc.LdpcEncoder(p, alice), ldpc.LdpcDecoder(p, bob)
+    syndromes = enc.syndromes()
+    assert len(syndromes) == p.syndrome_bytes
+    for request in (
+        b"",
+        b"\0" * 7,
+        struct.pack("<II", p.frames, 1),
+        struct.pack("<II", 0, 0),
+        struct.pack("<II", 0, p.punctured + 1),
+        struct.pack("<IIII", 1, 1, 0, 1),
+    ):
+        with pytest.raises(AuthenticationError):
+            enc.reveal(request)
+    with pytest.raises(AuthenticationError):
+        dec.decode(syndromes[:-1])
+    with pytest.raises(AuthenticationError):
+        dec.apply(b"\0")
+    with pytest.raises(InvalidTypeError):
+        dec.decode("text")  # type: ignore[arg-type]
+    dec.decode(syndromes)
+    with pytest.raises(AuthenticationError):
+        dec.decode(syndromes)
+
+
+def test_reprs_hide_the_keys() -> None:
+    p = ldpc.plan(20_000, 0.03, 1)
+    key = np.ones(p.n_key, np.uint8)
+    assert "1, 1" not in repr(ldpc.LdpcEncoder(p, key))
+    assert "disclosed" in repr(ldpc.LdpcDecoder(p, key))
