@@ -101,7 +101,7 @@ def test_a_legal_run_replayed_finishes_with_bobs_key(
         (HELLO, HELLO, "HELLO message where SIFT was due"),
         (HELLO, ESTIMATE, "ESTIMATE message where SIFT was due"),
         (SIFT, CASCADE, "CASCADE message where ESTIMATE was due"),
-        (ESTIMATE, VERIFY, "VERIFY message where CASCADE_START was due"),
+        (ESTIMATE, VERIFY, "VERIFY message where CASCADE_START or LDPC was due"),
         (CASCADE_START, AMPLIFY, "AMPLIFY message where CASCADE or VERIFY was due"),
         (CASCADE, DONE, "DONE message where CASCADE or VERIFY was due"),
         (VERIFY, CASCADE, "CASCADE message where AMPLIFY was due"),

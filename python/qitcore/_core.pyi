@@ -78,9 +78,9 @@ __all__ = [
     "fips140_2",
     "format_descriptor",
     "hash_condition",
+    "health_scan",
     "ldpc_keep",
     "ldpc_plan",
-    "health_scan",
     "output_entropy",
     "output_length",
     "parse_format",
@@ -546,6 +546,7 @@ class CascadeResponder:
 def ldpc_plan(
     n_key: int, qber: float, seed: int
 ) -> tuple[str, int, int, int, int, int, int, int, int, tuple[int, int]]: ...
+
 @final
 class LdpcEncoder:
     def __new__(cls, n_key: int, qber: float, seed: int, key: _Buffer) -> LdpcEncoder: ...

@@ -60,10 +60,16 @@ def _add_roles(qkd: argparse.ArgumentParser) -> None:
         )
         p.add_argument("--p", type=_triple, default=defaults.p, help=f"their probabilities ({_show(defaults.p)})")
         p.add_argument(
+            "--reconciliation",
+            choices=("cascade", "ldpc", "blind"),
+            default=defaults.reconciliation,
+            help="Cascade (interactive, default), LDPC (one-way) or blind LDPC (at most 3 round trips)",
+        )
+        p.add_argument(
             "--cascade",
             choices=("modified", "original"),
             default=defaults.cascade,
-            help="reconciliation: modified Cascade (default) or Brassard-Salvail's original",
+            help="Cascade's variant: modified (default) or Brassard-Salvail's original",
         )
         p.add_argument("--qber-threshold", type=real, default=defaults.qber_threshold, help="abort above (%(default)g)")
         p.add_argument(
@@ -171,6 +177,7 @@ def _prepare(args: argparse.Namespace) -> Params:
         eps_sec=args.eps_sec,
         eps_cor=args.eps_cor,
         cascade=args.cascade,
+        reconciliation=args.reconciliation,
     )
     check_output_folders(key_out=args.key_out, json=args.json, save_records=getattr(args, "save_records", None))
     return params

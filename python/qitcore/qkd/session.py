@@ -6,8 +6,17 @@ Bob drives: he sends each message and Alice answers. The messages, in order:
 2. ``SIFT``: Bob's detected pulses and bases; Alice's bases and intensity labels (:class:`Sifting`).
 3. ``ESTIMATE``: Bob's test-basis bits and a random sample of his key bits; Alice's error counts.
    Either end aborts when a QBER is above the threshold (:class:`Estimation`).
-4. ``CASCADE_START`` with Bob's layout seed, then ``CASCADE`` parity queries (:class:`Reconciliation`).
-5. ``VERIFY``: two tag points and Bob's tags; Alice compares (:class:`Verification`).
+4. Reconciliation, by the method the parameters name (:class:`Reconciliation`):
+
+   - Cascade: ``CASCADE_START`` with Bob's layout seed, then ``CASCADE`` parity queries, hundreds
+     of round trips;
+   - LDPC: ``LDPC`` with Bob's seed for the frame layout; Alice answers with the syndromes of every
+     frame (one round trip) and Bob decodes; a frame he cannot decode is discarded by both ends;
+   - blind LDPC: as LDPC, then up to two ``LDPC_REVEAL`` rounds in which Alice discloses some
+     punctured symbols of the frames Bob could not yet decode (three round trips at most).
+
+5. ``VERIFY``: two tag points and Bob's tags (after LDPC, with the frames he discarded); Alice
+   compares (:class:`Verification`).
 6. ``AMPLIFY``: Bob's count of disclosed bits; Alice checks it against hers, computes the secure
    length (:class:`FiniteKeyLength`) and sends it with a Toeplitz seed (:class:`PrivacyAmplification`).
 7. ``DONE``: Bob confirms; only then does Alice release her key.
@@ -42,7 +51,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -55,6 +64,7 @@ from .stages import (
     Bits,
     Estimation,
     FiniteKeyLength,
+    LdpcReconciliation,
     PrivacyAmplification,
     Reconciliation,
     Sifted,
@@ -62,11 +72,14 @@ from .stages import (
     Verification,
 )
 
+if TYPE_CHECKING:
+    from .ldpc import LdpcEncoder
+
 __all__ = ["AliceSession", "BobSession", "Params", "Report", "State"]
 
 T = TypeVar("T")
 
-HELLO, SIFT, ESTIMATE, CASCADE_START, CASCADE, VERIFY, AMPLIFY, DONE = range(1, 9)
+HELLO, SIFT, ESTIMATE, CASCADE_START, CASCADE, VERIFY, AMPLIFY, DONE, LDPC, LDPC_REVEAL = range(1, 11)
 ERROR = 0xEE
 REPLY = 0x80
 NAMES = {
@@ -78,7 +91,14 @@ NAMES = {
     VERIFY: "VERIFY",
     AMPLIFY: "AMPLIFY",
     DONE: "DONE",
+    LDPC: "LDPC",
+    LDPC_REVEAL: "LDPC_REVEAL",
 }
+RECONCILIATIONS = ("cascade", "ldpc", "blind")
+"""``cascade``: interactive, hundreds of round trips, the lowest leak at long blocks; ``ldpc``:
+one-way syndromes (one round trip), frames that fail are discarded; ``blind``: LDPC with up to two
+rounds of disclosed punctured symbols for the frames that fail (at most three round trips)."""
+MAX_REVEAL_ROUNDS = 2
 PROTOCOL = "qitcore-bb84/1"
 # The errors an ERROR message may name; Bob raises the same class as Alice.
 PEER_ERRORS: dict[str, type[QkdError]] = {
@@ -99,6 +119,8 @@ class Params:
         eps_cor: the largest correctness parameter accepted; the verification tags give
             ``((L + 1)/2^64)^2``, which must not exceed it.
         cascade: ``"modified"`` (default) or ``"original"``.
+        reconciliation: ``"cascade"`` (default), ``"ldpc"`` or ``"blind"`` (see
+            :data:`RECONCILIATIONS`); ``cascade`` applies to the first only.
     """
 
     mu: tuple[float, float, float] = (0.6, 0.2, 0.0002)
@@ -109,6 +131,7 @@ class Params:
     eps_sec: float = 1e-10
     eps_cor: float = 1e-15
     cascade: str = _core.DEFAULT_CASCADE
+    reconciliation: str = "cascade"
 
     def __post_init__(self) -> None:
         for name in ("qber_threshold", "sample_fraction", "eps_sec", "eps_cor"):
@@ -117,6 +140,7 @@ class Params:
                 raise _validate.InvalidArgumentError(f"{name}: out of range: {value}")
         _validate.integer("min_sample", self.min_sample, minimum=1)
         _validate.choice("cascade", self.cascade, _core.CASCADE_VARIANTS)  # early: used late in a run
+        _validate.choice("reconciliation", self.reconciliation, RECONCILIATIONS)
         for name in ("mu", "p"):
             values = tuple(_validate.real(name, v) for v in getattr(self, name))
             if len(values) != 3:
@@ -146,7 +170,15 @@ class Report:
     """Bits Bob changed (Bob's report only: Alice never learns it)."""
     leaked_ec: int = 0
     leaked_verification: int = Verification.DISCLOSED_BITS
+    reconciliation: str = "cascade"
+    round_trips: int = 0
+    """Round trips of reconciliation, whatever the method (each costs a network round trip)."""
     cascade_rounds: int = 0
+    """Cascade's round trips (0 for LDPC)."""
+    discarded_frames: int = 0
+    """LDPC frames Bob could not decode, discarded by both ends."""
+    discarded_bits: int = 0
+    """Key bits left out of reconciliation: those of discarded frames and the remainder after the last frame."""
     efficiency: float | None = None
     eps_sec: float = 0.0
     eps_cor: float = 0.0
@@ -180,7 +212,9 @@ class Report:
         s1, s0, phase = (0.0, 0.0, 0.5) if fk is None else (fk.s1, fk.s0, fk.phase_error)
         sample = f"sample of {self.sample_size:,}; upper {self.qber_key_upper:.4%}"
         corrected = "" if self.corrected_bits is None else f"{self.corrected_bits:,} corrected in "
-        rounds = f"{corrected}{self.cascade_rounds} round trips"
+        rounds = f"{corrected}{self.round_trips} round trips ({self.reconciliation})"
+        if self.discarded_bits:
+            rounds += f"; {self.discarded_bits:,} bits discarded ({self.discarded_frames} failed frames)"
         lines = [
             f"detections            {self.detections:,}",
             f"sifted (key / test)   {self.sifted_key:,} / {self.sifted_test:,}",
@@ -221,11 +255,13 @@ class _Shared:
 
     def __init__(self, params: Params) -> None:
         self.params = params
-        self.report = Report(eps_sec=params.eps_sec)
+        self.report = Report(eps_sec=params.eps_sec, reconciliation=params.reconciliation)
         # Empty until sifting and estimation fill them in, which both ends do before using them.
         self.sifted = Sifted(_NO_BITS, _NO_BITS, _NO_BITS, _NO_BITS)
         self.keep: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, bool)
         self.sample: np.ndarray[Any, np.dtype[np.uint32]] = np.zeros(0, np.uint32)
+        # Sifted key positions that reconciliation left out (LDPC's failed frames and remainder).
+        self.dropped: np.ndarray[Any, np.dtype[np.intp]] = np.zeros(0, np.intp)
         self.test_errors: list[int] = [0, 0, 0]
 
     def estimate(
@@ -250,12 +286,19 @@ class _Shared:
             if qber > p.qber_threshold:
                 raise QkdAbort(f"QBER of the {basis} basis {qber:.2%} is above the threshold {p.qber_threshold:.2%}")
 
+    def drop(self, kept: np.ndarray[Any, np.dtype[np.bool_]], frames: int) -> None:
+        """Records which bits of the reconciliation's input (the key without the sample) remain
+        after LDPC, ``frames`` of its frames having failed; the others leave the key and its counts."""
+        self.dropped = np.flatnonzero(self.keep)[~kept]
+        self.report.discarded_frames, self.report.discarded_bits = frames, len(self.dropped)
+
     def secure_length(self, leaked_ec: int) -> int:
         r, p = self.report, self.params
-        r.reconciled_bits = len(self.keep) - len(self.sample)
+        r.reconciled_bits = len(self.keep) - len(self.sample) - len(self.dropped)
         r.eps_cor = Verification.eps_cor(r.reconciled_bits)
         r.leaked_ec = leaked_ec
-        counts = (self.sifted.key_counts(self.sample), self.sifted.test_counts(), self.test_errors)
+        removed = np.concatenate([self.sample.astype(np.intp), self.dropped])
+        counts = (self.sifted.key_counts(removed), self.sifted.test_counts(), self.test_errors)
         r.key_counts, r.test_counts, r.test_errors = counts
         r.finite_key = FiniteKeyLength.compute(
             p.mu,
@@ -307,8 +350,9 @@ class State(enum.Enum):
     HELLO = "HELLO"
     SIFT = "SIFT"
     ESTIMATE = "ESTIMATE"
-    CASCADE_START = "CASCADE_START"
+    CASCADE_START = "CASCADE_START or LDPC"
     RECONCILING = "CASCADE or VERIFY"
+    LDPC_ROUNDS = "LDPC_REVEAL or VERIFY"
     AMPLIFY = "AMPLIFY"
     DONE = "DONE"
     FINISHED = "finished"
@@ -319,9 +363,12 @@ TRANSITIONS: dict[State, dict[int, State]] = {
     State.HELLO: {HELLO: State.SIFT},
     State.SIFT: {SIFT: State.ESTIMATE},
     State.ESTIMATE: {ESTIMATE: State.CASCADE_START},
-    State.CASCADE_START: {CASCADE_START: State.RECONCILING},
+    # Which of the two the parameters allow is checked by the handler.
+    State.CASCADE_START: {CASCADE_START: State.RECONCILING, LDPC: State.LDPC_ROUNDS},
     # Cascade's queries come any number of times between CASCADE_START and VERIFY.
     State.RECONCILING: {CASCADE: State.RECONCILING, VERIFY: State.AMPLIFY},
+    # Blind rounds: at most MAX_REVEAL_ROUNDS, counted by the encoder.
+    State.LDPC_ROUNDS: {LDPC_REVEAL: State.LDPC_ROUNDS, VERIFY: State.AMPLIFY},
     State.AMPLIFY: {AMPLIFY: State.DONE},
     State.DONE: {DONE: State.FINISHED},
 }
@@ -346,6 +393,8 @@ class AliceSession:
             ESTIMATE: self._estimate,
             CASCADE_START: self._cascade_start,
             CASCADE: self._cascade,
+            LDPC: self._ldpc,
+            LDPC_REVEAL: self._ldpc_reveal,
             VERIFY: self._verify,
             AMPLIFY: self._amplify,
             DONE: self._done,
@@ -353,6 +402,7 @@ class AliceSession:
         # Filled in as the session goes; the state table guarantees each is set before it is used.
         self._key: Bits = _NO_BITS
         self._responder: Future[_core.CascadeResponder] = Future()
+        self._encoder: LdpcEncoder | None = None  # an LDPC session's, from its LDPC message
         self._final: Future[bytes] = Future()
         self._released = b""
         self._error: QkdError | None = None
@@ -411,6 +461,7 @@ class AliceSession:
         self._state, self._error = State.FAILED, error
         # No key material outlives a failure.
         self._key, self._responder, self._final, self._released = _NO_BITS, Future(), Future(), b""
+        self._encoder = None
         return error
 
     def _handle(self, kind: int, payload: bytes) -> bytes:
@@ -440,7 +491,12 @@ class AliceSession:
         self._shared.estimate(sample, errors, test_errors)
         return _u64s(errors, *test_errors)
 
+    def _method(self, kind: int, *methods: str) -> None:
+        if self._shared.params.reconciliation not in methods:
+            raise AuthenticationError(f"{NAMES[kind]} message in a {self._shared.params.reconciliation} session")
+
     def _cascade_start(self, payload: bytes) -> bytes:
+        self._method(CASCADE_START, "cascade")
         s, r = self._shared, self._shared.report
         (seed,) = _read_u64s(payload, 1, "CASCADE_START")
         self._key = s.sifted.key[s.keep]
@@ -451,19 +507,45 @@ class AliceSession:
         return b""
 
     def _cascade(self, payload: bytes) -> bytes:
-        self._shared.report.cascade_rounds += 1
+        r = self._shared.report
+        r.cascade_rounds += 1
+        r.round_trips = r.cascade_rounds
         return bytes(self._responder.result().answer(payload))
+
+    def _ldpc(self, payload: bytes) -> bytes:
+        from .ldpc import LdpcEncoder
+
+        self._method(LDPC, "ldpc", "blind")
+        s, r = self._shared, self._shared.report
+        (seed,) = _read_u64s(payload, 1, "LDPC")
+        self._key = s.sifted.key[s.keep]
+        plan = LdpcReconciliation.plan(len(self._key), r.sample_errors, r.sample_size, seed)
+        self._encoder = encoder = LdpcEncoder(plan, self._key)
+        r.round_trips = 1
+        return encoder.syndromes()
+
+    def _ldpc_reveal(self, payload: bytes) -> bytes:
+        self._method(LDPC_REVEAL, "blind")
+        assert self._encoder is not None  # LDPC_ROUNDS follows the LDPC message only
+        self._shared.report.round_trips += 1
+        return self._encoder.reveal(payload)
 
     def _verify(self, payload: bytes) -> bytes:
         values = _read_u64s(payload, 2 * Verification.TAGS, "VERIFY")
         points, tags = list(values[: Verification.TAGS]), list(values[Verification.TAGS :])
+        if self._encoder is not None:
+            plan = self._encoder.plan
+            failed = LdpcReconciliation.read_failed(payload[16 * Verification.TAGS :], plan.frames)
+            kept = LdpcReconciliation.kept(plan, failed)
+            self._key = self._key[kept]
+            self._shared.drop(kept, len(failed))
         if Verification.tags(self._key, points) != tags:
             raise VerificationFailure("the reconciled keys differ (verification tags disagree); both are discarded")
         return b""
 
     def _amplify(self, payload: bytes) -> bytes:
         (bob_leaked,) = _read_u64s(payload, 1, "AMPLIFY")
-        disclosed = self._responder.result().disclosed
+        disclosed = self._encoder.disclosed if self._encoder is not None else self._responder.result().disclosed
         if bob_leaked != disclosed:
             raise QkdAbort(f"Bob counts {bob_leaked} disclosed parity bits, Alice {disclosed}")
         m = self._shared.secure_length(disclosed)
@@ -557,18 +639,24 @@ class BobSession:
 
         t = clock()
         seed = int.from_bytes(os.urandom(8), "little")
-        self._call(CASCADE_START, _u64s(seed))
-        qber = Estimation.cascade_qber(r.sample_errors, r.sample_size)
-        corrected_key, leaked, rounds, corrected = Reconciliation.correct(
-            s.sifted.key[s.keep], qber, seed, lambda q: self._call(CASCADE, q), p.cascade
-        )
-        key = np.frombuffer(corrected_key, np.uint8)
-        r.leaked_ec, r.cascade_rounds, r.corrected_bits = leaked, rounds, corrected
+        if p.reconciliation == "cascade":
+            self._call(CASCADE_START, _u64s(seed))
+            qber = Estimation.cascade_qber(r.sample_errors, r.sample_size)
+            corrected_key, leaked, rounds, corrected = Reconciliation.correct(
+                s.sifted.key[s.keep], qber, seed, lambda q: self._call(CASCADE, q), p.cascade
+            )
+            key = np.frombuffer(corrected_key, np.uint8)
+            r.cascade_rounds = rounds
+            failed_frames = b""
+        else:
+            key, leaked, rounds, corrected, failed = self._ldpc(seed)
+            failed_frames = LdpcReconciliation.failed_message(failed)
+        r.leaked_ec, r.round_trips, r.corrected_bits = leaked, rounds, corrected
         r.seconds["reconciliation"] = clock() - t
 
         t = clock()
         points = Verification.points()
-        self._call(VERIFY, _u64s(*points, *Verification.tags(key, points)))
+        self._call(VERIFY, _u64s(*points, *Verification.tags(key, points)) + failed_frames)
         r.efficiency = Reconciliation.efficiency(leaked, len(key), corrected)
         r.seconds["verification"] = clock() - t
 
@@ -588,3 +676,23 @@ class BobSession:
         final = _recycle(sealer, final, r)
         r.eps_auth = sealer.eps
         return final, r
+
+    def _ldpc(self, seed: int) -> tuple[Bits, int, int, int, list[int]]:
+        """LDPC reconciliation: the corrected key of the frames that decoded, the bits disclosed,
+        the round trips, the bits corrected and the failed frames."""
+        from .ldpc import LdpcDecoder
+
+        s, r, p = self._shared, self._shared.report, self._shared.params
+        ours = s.sifted.key[s.keep]
+        plan = LdpcReconciliation.plan(len(ours), r.sample_errors, r.sample_size, seed)
+        decoder = LdpcDecoder(plan, ours)
+        request = decoder.decode(self._call(LDPC, _u64s(seed)))
+        # One-way LDPC discards what fails at once; blind asks Alice for punctured values first.
+        while request is not None and p.reconciliation == "blind":
+            request = decoder.apply(self._call(LDPC_REVEAL, request))
+        failed = decoder.failed_frames
+        kept = LdpcReconciliation.kept(plan, failed)
+        s.drop(kept, len(failed))
+        key = decoder.key
+        corrected = int(np.count_nonzero(key != ours[kept]))
+        return key, decoder.disclosed, decoder.rounds, corrected, failed

@@ -24,6 +24,7 @@ from .records import INTENSITIES, Records
 __all__ = [
     "Estimation",
     "FiniteKeyLength",
+    "LdpcReconciliation",
     "PrivacyAmplification",
     "Reconciliation",
     "Sifted",
@@ -176,6 +177,51 @@ class Reconciliation:
         if e <= 0 or e >= 1:
             return None
         return leaked / (n * (-e * math.log2(e) - (1 - e) * math.log2(1 - e)))
+
+
+class LdpcReconciliation:
+    """LDPC reconciliation (:mod:`qitcore.qkd.ldpc`) within a session: the public plan both ends
+    derive from Bob's seed and the sample's error rate, and the frames Bob could not decode,
+    which he sends with his verification tags and both ends discard."""
+
+    FAILED = struct.Struct("<I")
+
+    @staticmethod
+    def plan(n_key: int, sample_errors: int, sample_size: int, seed: int) -> Any:
+        from . import ldpc  # here: only an LDPC session loads it
+
+        if n_key == 0:
+            raise QkdAbort("no key bits left to reconcile")
+        return ldpc.plan(n_key, Estimation.cascade_qber(sample_errors, sample_size), seed)
+
+    @staticmethod
+    def kept(plan: Any, failed: list[int]) -> npt.NDArray[np.bool_]:
+        """Which of the ``plan.n_key`` key bits remain: those of the frames that decoded (frames are
+        consecutive runs of the key; bits past ``plan.used_bits`` are never reconciled)."""
+        mask = np.zeros(plan.n_key, bool)
+        mask[: plan.used_bits] = True
+        for frame in failed:
+            start = frame * plan.key_per_frame
+            mask[start : start + (plan.last_frame_key if frame == plan.frames - 1 else plan.key_per_frame)] = False
+        return mask
+
+    @staticmethod
+    def failed_message(failed: list[int]) -> bytes:
+        return LdpcReconciliation.FAILED.pack(len(failed)) + np.asarray(failed, "<u4").tobytes()
+
+    @staticmethod
+    def read_failed(payload: bytes, frames: int) -> list[int]:
+        """The failed frames Bob names: strictly increasing frame indices."""
+        try:
+            (count,) = LdpcReconciliation.FAILED.unpack_from(payload)
+            if len(payload) != 4 + 4 * count or count > frames:
+                raise ValueError
+            failed = np.frombuffer(payload, "<u4", count, 4).astype(np.int64)
+            if count and (failed[-1] >= frames or (np.diff(failed) <= 0).any()):
+                raise ValueError
+        except (ValueError, struct.error):
+            raise _malformed("VERIFY") from None
+        return [int(f) for f in failed]
 
 
 class Verification:

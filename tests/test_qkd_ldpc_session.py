@@ -1,0 +1,149 @@
+"""LDPC and blind reconciliation inside a BB84 session: both ends agree on the key, on what was
+disclosed and on the frames discarded, within three round trips; the bits left out leave the
+finite-key counts; Alice refuses the other method's messages, blind rounds in a one-way session,
+and a malformed list of failed frames."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from qitcore import qkd
+from qitcore.errors import AuthenticationError, InvalidArgumentError
+from qitcore.qkd import ldpc
+from qitcore.qkd.channel import InProcessChannel
+from qitcore.qkd.session import CASCADE_START, ERROR, LDPC, LDPC_REVEAL, REPLY, VERIFY, State
+from qitcore.qkd.stages import LdpcReconciliation, Verification
+
+KEY = b"l" * 32
+Message = tuple[int, bytes]
+
+
+@pytest.fixture(scope="module")
+def link() -> qkd.SimulatedLink:
+    model = qkd.LinkModel(distance_km=20, misalignment=0.02)
+    return model.simulate(model.pulses_for(300_000), seed=11)
+
+
+@pytest.mark.parametrize("method", ["ldpc", "blind"])
+def test_a_session_reconciles_with_ldpc_and_both_ends_agree(link: qkd.SimulatedLink, method: str) -> None:
+    params = qkd.Params(reconciliation=method)
+    alice = qkd.AliceSession(link.alice, params, KEY)
+    with InProcessChannel(KEY, alice) as channel:
+        bob_key, bob = qkd.BobSession(link.bob, params, channel).run()
+    alice_key, mine = alice.result()
+    assert alice_key == bob_key
+    assert bob.reconciliation == mine.reconciliation == method
+    assert 1 <= bob.round_trips == mine.round_trips <= (1 if method == "ldpc" else 3)
+    assert bob.cascade_rounds == 0
+    # The same disclosure and the same discarded bits at both ends, and every sifted key bit is
+    # either sampled, discarded or reconciled.
+    for name in ("leaked_ec", "discarded_frames", "discarded_bits", "reconciled_bits", "key_counts", "secure_length"):
+        assert getattr(bob, name) == getattr(mine, name), name
+    assert bob.sample_size + bob.discarded_bits + bob.reconciled_bits == bob.sifted_key
+    assert sum(bob.key_counts) == bob.reconciled_bits
+    assert bob.leaked_ec > 0 and bob.reconciled_bits > 0
+
+
+def test_the_kept_bits_are_those_ldpc_keeps() -> None:
+    rng = np.random.default_rng(3)
+    for n_key in (50_000, 123_457):
+        key = rng.integers(0, 2, n_key, dtype=np.uint8)
+        plan = ldpc.plan(n_key, 0.03, 99)
+        for failed in ([], [0], [plan.frames - 1], sorted(rng.choice(plan.frames, plan.frames // 2, replace=False))):
+            failed = [int(f) for f in failed]
+            assert np.array_equal(key[LdpcReconciliation.kept(plan, failed)], ldpc.keep(plan, key, failed))
+
+
+def test_an_unknown_method_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="reconciliation"):
+        qkd.Params(reconciliation="turbo")
+
+
+class _Recording(InProcessChannel):
+    def __init__(self, auth_key: Any, endpoint: qkd.AliceSession) -> None:
+        super().__init__(auth_key, endpoint)
+        self.sent: list[Message] = []
+
+    def request(self, kind: int, payload: bytes) -> tuple[int, bytes]:
+        self.sent.append((kind, payload))
+        return super().request(kind, payload)
+
+
+@pytest.fixture(scope="module")
+def recorded(link: qkd.SimulatedLink) -> dict[str, list[Message]]:
+    """Bob's messages in a legal run of each method."""
+    runs = {}
+    for method in ("cascade", "ldpc", "blind"):
+        params = qkd.Params(reconciliation=method)
+        channel = _Recording(KEY, qkd.AliceSession(link.alice, params, KEY))
+        with channel:
+            qkd.BobSession(link.bob, params, channel).run()
+        runs[method] = channel.sent
+    return runs
+
+
+def _alice_after(link: qkd.SimulatedLink, method: str, messages: list[Message], last: int) -> tuple[Any, Any]:
+    """A fresh Alice of ``method`` fed Bob's messages up to (not including) the first of kind
+    ``last``, and Bob's sealer to talk to her."""
+    alice = qkd.AliceSession(link.alice, qkd.Params(reconciliation=method), KEY)
+    sealer = qkd.Sealer(KEY, is_alice=False)
+    for kind, payload in messages[: [k for k, _ in messages].index(last)]:
+        assert sealer.open(alice.handle_frame(sealer.seal(kind, payload)))[0] == REPLY | kind
+    return alice, sealer
+
+
+@pytest.mark.parametrize(
+    "method, kind, payload, message",
+    [
+        ("ldpc", CASCADE_START, bytes(8), "CASCADE_START message in a ldpc session"),
+        ("cascade", LDPC, bytes(8), "LDPC message in a cascade session"),
+        ("blind", CASCADE_START, bytes(8), "CASCADE_START message in a blind session"),
+    ],
+)
+def test_the_other_methods_messages_are_refused(
+    link: qkd.SimulatedLink, recorded: dict[str, list[Message]], method: str, kind: int, payload: bytes, message: str
+) -> None:
+    start = LDPC if method != "cascade" else CASCADE_START
+    alice, sealer = _alice_after(link, method, recorded[method], start)
+    reply_kind, reply = sealer.open(alice.handle_frame(sealer.seal(kind, payload)))
+    assert reply_kind == ERROR and json.loads(reply) == {"error": "AuthenticationError", "message": message}
+    assert alice.state is State.FAILED
+
+
+def test_a_blind_round_is_refused_in_a_one_way_session(
+    link: qkd.SimulatedLink, recorded: dict[str, list[Message]]
+) -> None:
+    alice, sealer = _alice_after(link, "ldpc", recorded["ldpc"], VERIFY)
+    reply_kind, reply = sealer.open(alice.handle_frame(sealer.seal(LDPC_REVEAL, bytes(8))))
+    assert json.loads(reply)["message"] == "LDPC_REVEAL message in a ldpc session"
+    assert reply_kind == ERROR and alice.state is State.FAILED
+
+
+def _failed_list(*frames: int, count: int | None = None) -> bytes:
+    return np.array([len(frames) if count is None else count, *frames], "<u4").tobytes()
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"",  # no list at all
+        _failed_list(3, 3),  # twice
+        _failed_list(5, 2),  # not increasing
+        _failed_list(10_000),  # no such frame
+        _failed_list(1, count=2),  # shorter than its count
+        _failed_list(1) + b"\0",  # longer
+    ],
+)
+def test_a_malformed_list_of_failed_frames_is_refused(
+    link: qkd.SimulatedLink, recorded: dict[str, list[Message]], tail: bytes
+) -> None:
+    alice, sealer = _alice_after(link, "ldpc", recorded["ldpc"], VERIFY)
+    verify = next(payload for kind, payload in recorded["ldpc"] if kind == VERIFY)
+    payload = verify[: 16 * Verification.TAGS] + tail
+    reply_kind, reply = sealer.open(alice.handle_frame(sealer.seal(VERIFY, payload)))
+    assert reply_kind == ERROR and json.loads(reply)["message"] == "malformed VERIFY message"
+    with pytest.raises(AuthenticationError):
+        alice.result()
