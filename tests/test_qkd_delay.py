@@ -430,12 +430,25 @@ def _port_from(process: subprocess.Popen[str], what: str) -> int:
     return int(line.split("listening on ", 1)[1].split(",")[0].strip().rsplit(":", 1)[1])
 
 
-def test_alice_proxy_and_bob_as_three_programs(tmp_path: Path, link: qkd.SimulatedLink) -> None:
+@pytest.mark.parametrize("how", ["cascade+hmac", "blind+wegman-carter"])
+def test_alice_proxy_and_bob_as_three_programs(tmp_path: Path, link: qkd.SimulatedLink, how: str) -> None:
+    """The issue's deployment: two programs over TCP through a delaying proxy, with LDPC and
+    Wegman-Carter as with Cascade and HMAC; equal keys, and with pools, equal pools after."""
     link.alice.save(tmp_path / "alice.npz")
     link.bob.save(tmp_path / "bob.npz")
     auth = tmp_path / "auth.key"
-    auth.write_bytes(KEY)
-    common = ["--auth-key-file", str(auth), "--timeout", "30"]
+    method, authentication = how.split("+")
+    if authentication == "hmac":
+        auth.write_bytes(KEY)
+        ends = {"alice": ["--auth-key-file", str(auth)], "bob": ["--auth-key-file", str(auth)]}
+    else:
+        auth.write_bytes(os.urandom(1 << 16))
+        for end in ("alice", "bob"):
+            create = _qitcore("qkd", "pool-create", str(tmp_path / f"{end}.pool"), "--key-file", str(auth))
+            made = subprocess.run(create, capture_output=True, text=True, timeout=60)
+            assert made.returncode == 0, made.stderr
+        ends = {end: ["--auth-pool", str(tmp_path / f"{end}.pool")] for end in ("alice", "bob")}
+    common = ["--timeout", "30", "--reconciliation", method]
     processes: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> subprocess.Popen[str]:
@@ -445,13 +458,13 @@ def test_alice_proxy_and_bob_as_three_programs(tmp_path: Path, link: qkd.Simulat
 
     try:
         alice = start("qkd", "alice", "--listen", "127.0.0.1:0", "--records", str(tmp_path / "alice.npz"), *common,
-                      "--key-out", str(tmp_path / "alice.key"))  # fmt: skip
+                      *ends["alice"], "--key-out", str(tmp_path / "alice.key"))  # fmt: skip
         alice_port = _port_from(alice, "alice: listening on")
         proxy = start("qkd", "proxy", "--listen", "127.0.0.1:0", "--to", f"127.0.0.1:{alice_port}", "--delay-ms", "1")
         proxy_port = _port_from(proxy, "proxy: listening on")
         bob = subprocess.run(
             _qitcore("qkd", "bob", "--connect", f"127.0.0.1:{proxy_port}", "--records", str(tmp_path / "bob.npz"),
-                     *common, "--key-out", str(tmp_path / "bob.key")),
+                     *common, *ends["bob"], "--key-out", str(tmp_path / "bob.key")),
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         _, alice_err = alice.communicate(timeout=60)
@@ -466,6 +479,10 @@ def test_alice_proxy_and_bob_as_three_programs(tmp_path: Path, link: qkd.Simulat
     assert proxy.returncode == 0 and "proxy: stopped (1 connections forwarded)" in proxy_err, proxy_err
     alice_key, bob_key = (tmp_path / "alice.key").read_bytes(), (tmp_path / "bob.key").read_bytes()
     assert alice_key == bob_key and len(alice_key) > 1000
+    if authentication == "wegman-carter":
+        # Both pools consumed and replenished alike: the same bytes from here on.
+        pools = [(tmp_path / f"{end}.pool").read_bytes() for end in ("alice", "bob")]
+        assert pools[0] == pools[1] and len(pools[0]) > (1 << 16)
 
 
 def test_the_proxy_command_refuses_a_delay_given_in_the_wrong_unit() -> None:

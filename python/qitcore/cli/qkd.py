@@ -154,11 +154,14 @@ def pool_create(args: argparse.Namespace) -> int:
     """``qitcore qkd pool-create``: writes a key pool holding the bytes of ``--key-file``."""
     from ..qkd import KeyPool
 
+    limit = 1 << 26  # 64 Mbyte: far more pre-shared key than a link starts with; /dev/zero is refused
     try:
         with open(args.key_file, "rb") as f:
-            key = f.read()
+            key = f.read(limit + 1)
     except OSError as exc:
         raise InvalidArgumentError(f"key-file: {exc.strerror or exc}") from None
+    if len(key) > limit:
+        raise InvalidArgumentError(f"key-file: {args.key_file} holds more than {limit} bytes: not a key file")
     with KeyPool.create(args.pool, key) as pool:
         print(f"key pool {args.pool}: {8 * pool.size:,} bits")
     return 0

@@ -12,7 +12,10 @@ authenticated classical channel.
   :class:`Records`;
   :func:`read_detections` reads them from a device's QDP/1 stream (DETECTIONS frames);
 - the stages are in :mod:`qitcore.qkd.stages`; a report's finite-key terms are a
-  :class:`SecureLength`.
+  :class:`SecureLength`; reconciliation is Cascade or LDPC (:mod:`qitcore.qkd.ldpc`, chosen by
+  ``Params(reconciliation=...)``);
+- :func:`delayed` (a channel factory for :func:`distill`) and :class:`DelayProxy` (a TCP proxy)
+  add a link's latency, to measure what round trips cost.
 """
 
 from __future__ import annotations
@@ -20,28 +23,45 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from .._core import Detections, SecureLength
 from ..errors import InvalidArgumentError, InvalidTypeError
 from .auth import WegmanCarterSealer
 from .channel import AuthKey, Channel, Endpoint, InProcessChannel, Sealer, TcpChannel, serve_tcp
+from .delay import Delay, DelayedChannel, delayed
 from .device import detection_frames, read_detections
 from .keypool import KeyPool
 from .link import LinkModel, SimulatedLink
 from .records import Records
 from .session import AliceSession, BobSession, Params, Report
-from .stages import Estimation, FiniteKeyLength, PrivacyAmplification, Reconciliation, Sifting, Verification
+from .stages import (
+    Estimation,
+    FiniteKeyLength,
+    LdpcReconciliation,
+    PrivacyAmplification,
+    Reconciliation,
+    Sifting,
+    Verification,
+)
+
+if TYPE_CHECKING:
+    from .proxy import DelayProxy
 
 __all__ = [
     "AliceSession",
     "BobSession",
     "Channel",
+    "Delay",
+    "DelayProxy",
+    "DelayedChannel",
     "Detections",
     "Distilled",
     "Estimation",
     "FiniteKeyLength",
     "InProcessChannel",
     "KeyPool",
+    "LdpcReconciliation",
     "LinkModel",
     "Params",
     "PrivacyAmplification",
@@ -55,11 +75,21 @@ __all__ = [
     "TcpChannel",
     "Verification",
     "WegmanCarterSealer",
+    "delayed",
     "detection_frames",
     "distill",
     "read_detections",
     "serve_tcp",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The proxy needs asyncio, which a session without it need not import.
+    if name == "DelayProxy":
+        from .proxy import DelayProxy
+
+        return DelayProxy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True, repr=False)
