@@ -299,6 +299,10 @@ def test_sessions_in_process_give_equal_keys_and_keep_the_pools_equal(
         distilled = r.secure_length - r.secure_length % 8
         assert r.pool_bits_returned == min(r.pool_bits_consumed, distilled)
         assert bob_pool.size == size + r.pool_bits_returned // 8
+        # The pool before and after: what was never used, less what was consumed, plus what came back.
+        assert r.pool_bits_before == 8 * (size - start)
+        assert r.pool_bits_after == r.pool_bits_before - r.pool_bits_consumed + r.pool_bits_returned
+        assert r.pool_bits_after == 8 * bob_pool.available
         assert r.key_bits == 8 * len(result.bob_key) == distilled - r.pool_bits_returned
         assert 0 < r.eps_auth < 1e-12 and r.eps_total == r.eps_sec + r.eps_cor + r.eps_auth
         _same_files(tmp_path)

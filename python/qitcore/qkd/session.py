@@ -196,6 +196,10 @@ class Report:
     """Key-pool bits the session's tags used (Wegman–Carter)."""
     pool_bits_returned: int = 0
     """Bits of distilled key returned to the pool (Wegman–Carter)."""
+    pool_bits_before: int = 0
+    """Bits in the pool never used when the session began (Wegman–Carter)."""
+    pool_bits_after: int = 0
+    """Bits in the pool never used once the session ended and returned its share (Wegman–Carter)."""
     eps_auth: float = 0.0
     """Sum of the ε of every tag checked (Wegman–Carter; 0 for HMAC, whose security is computational)."""
     seconds: dict[str, float] = field(default_factory=dict)
@@ -226,7 +230,8 @@ class Report:
             f"secure length         {self.secure_length:,} bits (eps_sec {self.eps_sec:g}, eps_cor {self.eps_cor:.3g})",
             f"authentication        {self.auth}"
             + (
-                f": pool {self.pool_bits_consumed:,} bits consumed, {self.pool_bits_returned:,} returned "
+                f": pool {self.pool_bits_before:,} -> {self.pool_bits_after:,} bits, "
+                f"{self.pool_bits_consumed:,} consumed, {self.pool_bits_returned:,} returned "
                 f"(eps_auth {self.eps_auth:.3g}, total eps {self.eps_total:.3g})"
                 if self.auth == "wegman-carter"
                 else " (computational)"
@@ -313,6 +318,12 @@ class _Shared:
         return r.key_bits
 
 
+def _pool_before(sealer: Any, report: Report) -> None:
+    report.auth = sealer.method
+    if report.auth == "wegman-carter":
+        report.pool_bits_before = report.pool_bits_after = 8 * sealer.pool.available
+
+
 def _recycle(sealer: Any, final: bytes, report: Report) -> bytes:
     """The key to release once a session succeeded: with Wegman–Carter, the bytes the session
     took from the pool go back to it from the front of ``final`` first (all of ``final``, and no
@@ -323,6 +334,7 @@ def _recycle(sealer: Any, final: bytes, report: Report) -> bytes:
     consumed = sealer.consumed()
     returned = final[:consumed]
     sealer.pool.replenish(returned)
+    report.pool_bits_after = 8 * sealer.pool.available
     released = final[consumed:] if len(final) >= consumed else b""
     report.pool_bits_consumed, report.pool_bits_returned = 8 * consumed, 8 * len(returned)
     report.key_bits = 8 * len(released)
@@ -386,6 +398,7 @@ class AliceSession:
         self._records = records
         self._shared = _Shared(params)
         self._sealer = make_sealer(auth_key, is_alice=True)
+        _pool_before(self._sealer, self._shared.report)
         self._state = State.HELLO
         self._handlers: dict[int, Callable[[bytes], bytes]] = {
             HELLO: self._hello,
@@ -581,6 +594,7 @@ class BobSession:
         self._records = records
         self._shared = _Shared(params)
         self._channel = channel
+        _pool_before(channel.sealer, self._shared.report)
         # Set when Alice's ERROR reply is raised: she has ended already and needs no telling.
         self._alice_failed = False
         # Alice's replies are bounded by what Bob's records can need, like his messages.
