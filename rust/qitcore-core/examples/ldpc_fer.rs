@@ -1,10 +1,11 @@
 //! Frame error rate, efficiency and decoding speed of LDPC reconciliation over a simulated BSC:
-//! `cargo run --release -p qitcore-core --example ldpc_fer -- [frames] [qber...]`.
+//! `cargo run --release -p qitcore-core --example ldpc_fer -- [frames] [qber...]`, with the
+//! plan's efficiencies from `LDPC_START` and `LDPC_STEP` when set.
 
 use std::time::Instant;
 
 use qitcore_core::maths::xoshiro::Xoshiro256;
-use qitcore_core::qkd::ldpc::adapt::{h2, Plan};
+use qitcore_core::qkd::ldpc::adapt::{h2, Plan, BLIND_STEP, START_EFFICIENCY};
 use qitcore_core::qkd::ldpc::blind::{Decoder, Encoder};
 use qitcore_core::qkd::ldpc::decode::Settings;
 
@@ -18,8 +19,10 @@ fn main() {
     };
     let mut rng = Xoshiro256::from_seed(1);
     for q in qbers {
-        let probe = Plan::new(1, q, 7).expect("plan");
-        let plan = Plan::new(frames * probe.key_per_frame, q, 7).expect("plan");
+        let start: f64 = std::env::var("LDPC_START").ok().and_then(|v| v.parse().ok()).unwrap_or(START_EFFICIENCY);
+        let step: f64 = std::env::var("LDPC_STEP").ok().and_then(|v| v.parse().ok()).unwrap_or(BLIND_STEP);
+        let probe = Plan::with_efficiency(1, q, 7, start, step).expect("plan");
+        let plan = Plan::with_efficiency(frames * probe.key_per_frame, q, 7, start, step).expect("plan");
         let alice: Vec<u8> = (0..plan.n_key).map(|_| (rng.next_u64() & 1) as u8).collect();
         let bob: Vec<u8> =
             alice.iter().map(|&b| b ^ u8::from((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= q)).collect();

@@ -15,11 +15,11 @@ use crate::error::{Error, Result};
 use crate::maths::xoshiro::{shuffle, Xoshiro256};
 
 /// The fraction of a frame that is punctured or shortened (d = p + s).
-pub const ADAPTED_FRACTION: f64 = 0.1;
+pub const ADAPTED_FRACTION: f64 = 0.15;
 /// The efficiency f = (1 − R)/h(q) the first attempt aims at.
-pub const START_EFFICIENCY: f64 = 1.05;
+pub const START_EFFICIENCY: f64 = 1.2;
 /// How much each of the two blind rounds raises the efficiency (punctured values revealed).
-pub const BLIND_STEP: f64 = 0.08;
+pub const BLIND_STEP: f64 = 0.12;
 /// Decoding attempts at most: the first and two blind rounds (three round trips).
 pub const MAX_ATTEMPTS: u32 = 3;
 
@@ -61,6 +61,18 @@ impl Plan {
     /// bits makes one more frame whose missing key positions are shortened too (fixed to 0), a
     /// smaller remainder is left out (`used_bits < n_key`) unless it is the only frame.
     pub fn new(n_key: usize, qber: f64, seed: u64) -> Result<Plan> {
+        Plan::with_efficiency(n_key, qber, seed, START_EFFICIENCY, BLIND_STEP)
+    }
+
+    /// As [`Plan::new`], the first attempt at efficiency `start` and each blind round adding
+    /// `step` to it (as far as the punctured symbols allow).
+    pub fn with_efficiency(n_key: usize, qber: f64, seed: u64, start: f64, step: f64) -> Result<Plan> {
+        if !(1.0..=2.0).contains(&start) || !(0.0..=1.0).contains(&step) {
+            return Err(Error::argument(
+                "efficiency",
+                format!("expected start in [1, 2] and step in [0, 1], got {start} and {step}"),
+            ));
+        }
         if !(qber > 0.0 && qber < 0.5) {
             return Err(Error::argument("qber", format!("expected a QBER in (0, 0.5), got {qber}")));
         }
@@ -68,8 +80,8 @@ impl Plan {
             return Err(Error::argument("n_key", "expected at least one key bit"));
         }
         let h = h2(qber);
-        let target = 1.0 - START_EFFICIENCY * h;
-        let (code, punctured, shortened) = choose(target, h);
+        let target = 1.0 - start * h;
+        let (code, punctured, shortened) = choose(target, h, step);
         let n = code.n();
         let k = n - punctured - shortened;
         let (frames, last) = match (n_key / k, n_key % k) {
@@ -84,9 +96,9 @@ impl Plan {
         let shortened_at: Vec<u32> = rest[..shortened].to_vec();
         let mut key_at: Vec<u32> = rest[shortened..].to_vec();
         key_at.sort_unstable();
-        let step = |f: f64| ((f * h * k as f64).ceil() as usize).max(1);
-        let first = step(BLIND_STEP).min(punctured);
-        let second = step(BLIND_STEP).min(punctured - first);
+        let reveal = ((step * h * k as f64).ceil() as usize).max(1);
+        let first = reveal.min(punctured);
+        let second = reveal.min(punctured - first);
         Ok(Plan {
             code,
             qber,
@@ -141,11 +153,11 @@ impl Plan {
 
 /// The mother code and (p, s) that reach rate `target`, keeping enough punctured symbols for two
 /// blind rounds: the highest-rate code that reaches `target` with them, else the one with the most.
-fn choose(target: f64, h: f64) -> (&'static Code, usize, usize) {
+fn choose(target: f64, h: f64, step: f64) -> (&'static Code, usize, usize) {
     let codes: Vec<&'static Code> = SPECS.iter().map(|s| Code::named(s.name).expect("shipped")).collect();
     let n = codes[0].n() as f64;
     let d = (ADAPTED_FRACTION * n).round();
-    let wanted = 2.0 * (BLIND_STEP * h * (n - d)).ceil();
+    let wanted = 2.0 * (step * h * (n - d)).ceil();
     // (p, s) of code c for `target`, clamped to 0 ≤ s ≤ d.
     let adapt = |c: &Code| {
         let s = (c.rate() * n - target * (n - d)).round().clamp(0.0, d);

@@ -30,7 +30,7 @@ fn unpack(bytes: &[u8], len: usize) -> Vec<u8> {
 
 /// A parsed blind request: (frame, count) pairs.
 fn parse_request(plan: &Plan, revealed: &[usize], request: &[u8]) -> Result<Vec<(usize, usize)>> {
-    if request.is_empty() || request.len() % 8 != 0 {
+    if request.is_empty() || !request.len().is_multiple_of(8) {
         return Err(Error::protocol(format!("blind request of {} bytes", request.len())));
     }
     let mut out = Vec::with_capacity(request.len() / 8);

@@ -50,6 +50,7 @@ pub struct Scratch {
     t: Vec<i16>,
     forward: Vec<i16>,
     backward: Vec<i16>,
+    spare: Vec<i16>,
     hard: Vec<u8>,
     check: Vec<u8>,
 }
@@ -62,6 +63,7 @@ impl Scratch {
             t: vec![0; code.max_row_degree() * z],
             forward: vec![0; code.max_row_degree() * z],
             backward: vec![0; z],
+            spare: vec![0; z],
             hard: vec![0; code.n()],
             check: vec![0; code.m()],
         }
@@ -79,6 +81,53 @@ pub fn decode(
     scratch: &mut Scratch,
     out: &mut [u8],
 ) -> Option<u32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::cpu::{has, Features};
+        if has(Features::AVX2 | Features::AVX512F | Features::AVX512BW) {
+            #[target_feature(enable = "avx2,avx512f,avx512bw")]
+            fn wide(
+                code: &Code,
+                llr: &mut [i16],
+                s: &[u8],
+                settings: Settings,
+                scratch: &mut Scratch,
+                out: &mut [u8],
+            ) -> Option<u32> {
+                decode_body(code, llr, s, settings, scratch, out)
+            }
+            // SAFETY: the features were just detected.
+            return unsafe { wide(code, llr, s, settings, scratch, out) };
+        }
+        if has(Features::AVX2) {
+            #[target_feature(enable = "avx2")]
+            fn avx2(
+                code: &Code,
+                llr: &mut [i16],
+                s: &[u8],
+                settings: Settings,
+                scratch: &mut Scratch,
+                out: &mut [u8],
+            ) -> Option<u32> {
+                decode_body(code, llr, s, settings, scratch, out)
+            }
+            // SAFETY: the feature was just detected.
+            return unsafe { avx2(code, llr, s, settings, scratch, out) };
+        }
+    }
+    decode_body(code, llr, s, settings, scratch, out)
+}
+
+/// [`decode`]'s body, inlined into each instruction-set variant.
+#[inline(always)]
+fn decode_body(
+    code: &Code,
+    llr: &mut [i16],
+    s: &[u8],
+    settings: Settings,
+    scratch: &mut Scratch,
+    out: &mut [u8],
+) -> Option<u32> {
     debug_assert_eq!(llr.len(), code.n());
     debug_assert!(code.max_row_degree() <= 256);
     scratch.r.fill(0);
@@ -86,7 +135,12 @@ pub fn decode(
         let mut edge = 0;
         for (layer, syn) in code.layers.iter().zip(s.chunks_exact(code.z)) {
             let deg = layer.len() * code.z;
-            let parts = Parts { t: &mut scratch.t, forward: &mut scratch.forward, backward: &mut scratch.backward };
+            let parts = Parts {
+                t: &mut scratch.t,
+                forward: &mut scratch.forward,
+                backward: &mut scratch.backward,
+                spare: &mut scratch.spare,
+            };
             update_layer(code, layer, syn, llr, &mut scratch.r[edge..edge + deg], parts);
             edge += deg;
         }
@@ -105,6 +159,7 @@ struct Parts<'a> {
     t: &'a mut [i16],
     forward: &'a mut [i16],
     backward: &'a mut [i16],
+    spare: &'a mut [i16],
 }
 
 /// `ln(1 + e^{−x})` in fixed point for `x ≥ 0`: the largest of three of its tangents (at 0, 1 and
@@ -112,24 +167,43 @@ struct Parts<'a> {
 #[inline(always)]
 fn correction(x: i16) -> i16 {
     let x = x.min(CLIP);
-    let t0 = C0 - (x >> 1);
-    let t1 = C1 - ((x * 69) >> 8);
-    let t2 = C2 - ((x * 19) >> 8);
+    let t0 = C0.wrapping_sub(x >> 1);
+    let t1 = C1.wrapping_sub(x.wrapping_mul(69) >> 8);
+    let t2 = C2.wrapping_sub(x.wrapping_mul(19) >> 8);
     t0.max(t1).max(t2).max(0)
 }
 
 /// The check-node operation `a ⊞ b = 2 atanh(tanh(a/2) tanh(b/2))`, exactly
 /// `sign(a) sign(b) (min(|a|,|b|) + ln(1 + e^{−|a+b|}) − ln(1 + e^{−|a−b|}))` with the corrections
-/// approximated.
+/// approximated. Branch-free integer operations only, so that loops of it vectorise.
 #[inline(always)]
 fn boxplus(a: i16, b: i16) -> i16 {
-    let (ma, mb) = (a.saturating_abs(), b.saturating_abs());
-    let m = ma.min(mb).saturating_add(correction(ma.saturating_add(mb))) - correction((ma - mb).abs());
-    let m = m.max(0);
-    if (a ^ b) < 0 {
-        -m
-    } else {
-        m
+    let a = a.max(-i16::MAX);
+    let b = b.max(-i16::MAX);
+    let ma = a.max(a.wrapping_neg());
+    let mb = b.max(b.wrapping_neg());
+    let diff = ma.wrapping_sub(mb);
+    let diff = diff.max(diff.wrapping_neg());
+    let m = ma.min(mb).saturating_add(correction(ma.saturating_add(mb))).wrapping_sub(correction(diff)).max(0);
+    // All ones when the signs differ: negate m.
+    let flip = (a ^ b) >> 15;
+    (m ^ flip).wrapping_sub(flip)
+}
+
+/// `out[i] = a[i] ⊞ b[i]`, in blocks of a fixed width the compiler unrolls into vector registers.
+#[inline(always)]
+fn boxplus_into(out: &mut [i16], a: &[i16], b: &[i16]) {
+    const W: usize = 32;
+    let mut oc = out.chunks_exact_mut(W);
+    let mut ac = a.chunks_exact(W);
+    let mut bc = b.chunks_exact(W);
+    for ((o, a), b) in (&mut oc).zip(&mut ac).zip(&mut bc) {
+        for i in 0..W {
+            o[i] = boxplus(a[i], b[i]);
+        }
+    }
+    for ((o, &a), &b) in oc.into_remainder().iter_mut().zip(ac.remainder()).zip(bc.remainder()) {
+        *o = boxplus(a, b);
     }
 }
 
@@ -161,9 +235,7 @@ fn update_layer(code: &Code, layer: &[super::code::Block], syn: &[u8], llr: &mut
     for j in 1..deg {
         let (done, next) = p.forward.split_at_mut(j * z);
         let prev = &done[(j - 1) * z..];
-        for ((f, &a), &t) in next[..z].iter_mut().zip(prev).zip(&p.t[(j - 1) * z..j * z]) {
-            *f = boxplus(a, t);
-        }
+        boxplus_into(&mut next[..z], prev, &p.t[(j - 1) * z..j * z]);
     }
     // The backward sums start from the syndrome: a check of syndrome 1 flips every message.
     for (b, &s) in p.backward.iter_mut().zip(syn) {
@@ -172,12 +244,9 @@ fn update_layer(code: &Code, layer: &[super::code::Block], syn: &[u8], llr: &mut
     for j in (0..deg).rev() {
         let t = &p.t[j * z..(j + 1) * z];
         let rj = &mut r[j * z..(j + 1) * z];
-        for ((r, &f), &b) in rj.iter_mut().zip(&p.forward[j * z..(j + 1) * z]).zip(p.backward.iter()) {
-            *r = boxplus(f, b);
-        }
-        for (b, &t) in p.backward.iter_mut().zip(t) {
-            *b = boxplus(*b, t);
-        }
+        boxplus_into(rj, &p.forward[j * z..(j + 1) * z], p.backward);
+        p.spare.copy_from_slice(p.backward);
+        boxplus_into(p.backward, p.spare, t);
         let col = layer[j].col as usize * z;
         let shift = layer[j].shift as usize;
         let l = &mut llr[col..col + z];

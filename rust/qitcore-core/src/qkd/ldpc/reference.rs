@@ -25,15 +25,15 @@ pub fn sum_product(code: &Code, llr: &[f64], s: &[u8], max_iterations: u32) -> O
         }
         for (r, vars) in rows.iter().enumerate() {
             let v2c: Vec<f64> = vars.iter().enumerate().map(|(k, &v)| total[v] - c2v[r][k]).collect();
-            for k in 0..vars.len() {
+            for (k, out) in c2v[r].iter_mut().enumerate() {
                 let mut prod = if s[r] == 1 { -1.0 } else { 1.0 };
                 for (k2, &m) in v2c.iter().enumerate() {
                     if k2 != k {
                         prod *= (m / 2.0).tanh();
                     }
                 }
-                let prod = prod.clamp(-0.999_999_999_999, 0.999_999_999_999);
-                c2v[r][k] = 2.0 * prod.atanh();
+                let prod: f64 = prod.clamp(-0.999_999_999_999, 0.999_999_999_999);
+                *out = 2.0 * prod.atanh();
             }
         }
     }

@@ -85,6 +85,6 @@ mod tests {
         let code = Code::named(SPECS[5].name).unwrap();
         let mut rng = Xoshiro256::from_seed(7);
         let x: Vec<u8> = (0..code.n()).map(|_| (rng.next_u64() & 1) as u8).collect();
-        assert_eq!(syndrome(&code, &x), naive(&dense(&code), &x));
+        assert_eq!(syndrome(code, &x), naive(&dense(code), &x));
     }
 }
