@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use qitcore_core::maths::xoshiro::Xoshiro256;
 use qitcore_core::qkd::ldpc::adapt::{h2, Plan, BLIND_STEP, START_EFFICIENCY};
-use qitcore_core::qkd::ldpc::blind::{Decoder, Encoder};
+use qitcore_core::qkd::ldpc::blind::{keep_frames, Decoder, Encoder};
 use qitcore_core::qkd::ldpc::decode::Settings;
 
 fn main() {
@@ -36,10 +36,18 @@ fn main() {
         while let Some(r) = request {
             request = dec.apply(&enc.reveal(&r).expect("reveal")).expect("apply");
         }
-        let failed = dec.failed_frames().len();
+        let failed_list = dec.failed_frames();
+        let failed = failed_list.len();
+        let kept_alice = keep_frames(&plan, &alice, &failed_list).expect("keep");
+        let kept_bob = dec.key();
+        let wrong = kept_alice
+            .chunks(plan.key_per_frame)
+            .zip(kept_bob.chunks(plan.key_per_frame))
+            .filter(|(a, b)| a != b)
+            .count();
         let f = dec.disclosed() as f64 / (plan.used_bits() as f64 * h2(q));
         println!(
-            "q {q:.3} code {} p {} s {} R {:.4} frames {} fer1 {:.4} fer {:.5} f {:.4} attempts {} first-pass {:.1} Mbit/s",
+            "q {q:.3} code {} p {} s {} R {:.4} frames {} fer1 {:.4} fer {:.5} undetected {wrong} f {:.4} attempts {} first-pass {:.1} Mbit/s",
             plan.code.name,
             plan.punctured,
             plan.shortened,

@@ -156,7 +156,7 @@ pub struct Decoder {
     syndromes: Vec<u8>,
     /// Revealed punctured values per frame (in reveal order).
     known: Vec<Vec<u8>>,
-    /// Corrected words of the frames decoded so far.
+    /// Corrected key bits of the frames decoded so far.
     words: Vec<Option<Zeroizing<Vec<u8>>>>,
     pending: Vec<(usize, usize)>,
     attempts: u32,
@@ -263,9 +263,17 @@ impl Decoder {
         Some(out)
     }
 
-    /// Decodes `frames` in parallel with what is known now.
+    /// Decodes `frames` in parallel with what is known now, a batch at a time so that the LLRs
+    /// and words in flight stay bounded whatever the key's length.
     fn attempt(&mut self, frames: &[usize]) {
+        const BATCH: usize = 512;
         self.attempts += 1;
+        for batch in frames.chunks(BATCH) {
+            self.attempt_batch(batch);
+        }
+    }
+
+    fn attempt_batch(&mut self, frames: &[usize]) {
         let plan = &self.plan;
         let (n, m) = (plan.code.n(), plan.code.m());
         let mut llrs = vec![0i16; frames.len() * n];
@@ -292,7 +300,8 @@ impl Decoder {
         let results = decode_all(plan.code, jobs, self.settings);
         for ((&f, result), out) in frames.iter().zip(results).zip(outs.chunks_exact(n)) {
             if result.is_some() {
-                self.words[f] = Some(Zeroizing::new(out.to_vec()));
+                let key = plan.key_at[..plan.frame_key(f)].iter().map(|&at| out[at as usize]).collect();
+                self.words[f] = Some(Zeroizing::new(key));
             }
         }
         llrs.zeroize();
@@ -306,10 +315,8 @@ impl Decoder {
     /// The corrected key of the decoded frames, in order, failed frames left out.
     pub fn key(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(self.plan.used_bits()));
-        for (f, word) in self.words.iter().enumerate() {
-            if let Some(word) = word {
-                out.extend(self.plan.key_at[..self.plan.frame_key(f)].iter().map(|&at| word[at as usize]));
-            }
+        for word in self.words.iter().flatten() {
+            out.extend_from_slice(word);
         }
         out
     }
