@@ -58,8 +58,8 @@ def test_ldpc_frame_error_rate(qber: float, max_fer: float, max_f: float) -> Non
     fer = failed / frames
     f = disclosed / (used * _h2(qber))
     print(
-        f"\nLDPC QBER {qber:.0%}: {frames} frames, {failed} failed (FER {fer:.4f}), {undetected} undetected, f = {f:.4f}, "
-        f"at most {worst_rounds} round trips"
+        f"\nLDPC QBER {qber:.0%}: {frames} frames, {failed} failed (FER {fer:.4f}), "
+        f"{undetected} undetected, f = {f:.4f}, at most {worst_rounds} round trips"
     )
     assert worst_rounds <= 3
     assert undetected <= 2
