@@ -119,7 +119,8 @@ impl PyLdpcDecoder {
         let input = Input::get(py, "key", key)?;
         let key = bits("key", &input)?;
         let plan = plan(py, n_key, qber, seed)?;
-        let inner = guard(|| Decoder::new(plan, key, channel_qber, Settings { max_iterations }))??;
+        let inner =
+            guard(|| Decoder::new(plan, key, channel_qber, Settings { max_iterations, ..Settings::default() }))??;
         Ok(PyLdpcDecoder { inner: Mutex::new(inner) })
     }
 

@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use super::code::Code;
-use super::syndrome::satisfies;
+use super::syndrome::syndrome_into;
 
 /// Fixed-point LLR units per nat.
 pub const SCALE: f64 = 32.0;
@@ -30,11 +30,13 @@ pub const KNOWN: i16 = 8000;
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
     pub max_iterations: u32,
+    /// Iterations without a new low of unsatisfied checks after which a frame is given up.
+    pub stall: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { max_iterations: 60 }
+        Settings { max_iterations: 60, stall: 12 }
     }
 }
 
@@ -131,6 +133,7 @@ fn decode_body(
     debug_assert_eq!(llr.len(), code.n());
     debug_assert!(code.max_row_degree() <= 256);
     scratch.r.fill(0);
+    let (mut best, mut since_best) = (usize::MAX, 0);
     for iteration in 1..=settings.max_iterations {
         let mut edge = 0;
         for (layer, syn) in code.layers.iter().zip(s.chunks_exact(code.z)) {
@@ -147,9 +150,23 @@ fn decode_body(
         for (h, &l) in scratch.hard.iter_mut().zip(llr.iter()) {
             *h = u8::from(l < 0);
         }
-        if satisfies(code, &scratch.hard, s, &mut scratch.check) {
+        syndrome_into(code, &scratch.hard, &mut scratch.check);
+        let unsatisfied = scratch.check.iter().zip(s).filter(|(a, b)| a != b).count();
+        if unsatisfied == 0 {
             out.copy_from_slice(&scratch.hard);
             return Some(iteration);
+        }
+        // A frame whose count of unsatisfied checks has not reached a new low for `STALL`
+        // iterations rarely converges later: give it up (the blind round will retry it with more
+        // known symbols), which bounds the time the failing frames take.
+        if unsatisfied < best {
+            best = unsatisfied;
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= settings.stall {
+                return None;
+            }
         }
     }
     None
