@@ -7,10 +7,16 @@
 //!   and the code keeps the large fraction of degree-2 variables that good BSC ensembles have.
 //! - The other columns have degree 3, except `high_count` columns of degree `high_degree`
 //!   (irregular ensembles of the Elkouss–Martinez-Mateo–Martin family use variable degrees
-//!   {2, 3, high}); their rows are chosen so that the check degrees differ by at most one.
+//!   {2, 3, high}); each column takes the least loaded rows, so the check degrees stay nearly
+//!   even.
 //! - Shifts are drawn from a xoshiro256** seeded by the code's seed, each redrawn until no 4-cycle
 //!   appears: for rows `r`, `r'` and columns `c`, `c'` all present, the lifted graph has a 4-cycle
 //!   exactly when `s(r,c) − s(r',c) + s(r',c') − s(r,c') ≡ 0 (mod z)`.
+//!
+//! Measured (sum-product reference and the fixed-point decoder agree): the rate 0.5–0.7 codes decode
+//! nearly every frame at f = 1.15; the 0.8 and 0.85 codes fail a fifth of their frames at f = 1.2,
+//! which is what limits the efficiency at QBER 1–2 %. Better high-rate codes (degree distributions
+//! optimised by density evolution, larger max degree with a larger `z`) are the next step.
 //!
 //! Circulant `s` joins check `i` of its row block to variable `(i + s) mod z` of its column block.
 
@@ -52,14 +58,16 @@ pub struct Code {
 /// The shipped mother codes, lowest rate first: n = 160 × 64 = 10240 bits. The numbers of
 /// high-degree columns were chosen by measuring the frame error rate at f = 1.15–1.2 over a
 /// simulated BSC (`examples/ldpc_fer.rs`): more high-degree columns than the classic {2, 3, 8}
-/// mixtures helped every rate.
-pub const SPECS: [Spec; 6] = [
+/// mixtures helped every rate. A rate-0.9 code built the same way (16 rows, 48 columns of degree
+/// 10) was left out: at QBER 1 % it let about one frame in 1000 converge to another word with the
+/// same syndrome (an error only the final verification catches), where the 0.85 code punctured to
+/// the same rate showed none in 2000 frames, for 0.04 more in f.
+pub const SPECS: [Spec; 5] = [
     spec("qc160x80z64", 80, 24, 20, 0x1d9c_5001),
     spec("qc160x64z64", 64, 16, 32, 0x1d9c_6001),
     spec("qc160x48z64", 48, 16, 32, 0x1d9c_7001),
     spec("qc160x32z64", 32, 16, 40, 0x1d9c_8001),
     spec("qc160x24z64", 24, 12, 40, 0x1d9c_8501),
-    spec("qc160x16z64", 16, 10, 48, 0x1d9c_9001),
 ];
 
 const fn spec(name: &'static str, rows: usize, high_degree: usize, high_count: usize, seed: u64) -> Spec {

@@ -1,12 +1,18 @@
-//! Layered normalised min-sum syndrome decoding in 16-bit fixed point.
+//! Layered belief-propagation syndrome decoding in 16-bit fixed point (32 units per nat).
 //!
 //! Each base row is a layer of `z` checks that touch disjoint variables (a circulant is a
 //! permutation), so a layer updates `z` checks at once: every loop below runs over the `z` rows of
-//! a circulant, whose variables are two contiguous slices of the column block, and vectorises.
+//! a circulant, whose variables are two contiguous slices of the column block, and vectorises
+//! (AVX-512 or AVX2 variants chosen at run time). Layered decoding converges in about half the
+//! iterations of flooding.
+//!
+//! Check nodes use the box-plus rule (forward and backward partial sums) with the two
+//! `ln(1 + e^{−x})` corrections approximated by tangents, not min-sum: on the BSC every channel
+//! LLR has the same magnitude, and normalised min-sum measured 0.2–0.3 worse in f on these codes.
 //! The check-to-variable message carries the syndrome bit in its sign: a check `c` with syndrome
 //! `s_c` tells variable `v` that its value is `s_c ⊕` (the XOR of the other variables' values).
-//! Layered decoding converges in about half the iterations of flooding; the normalisation 3/4
-//! corrects min-sum's overestimate of the check messages.
+//! A frame is given up when its unsatisfied checks stop falling, and a word is returned only when
+//! its syndrome was recomputed equal to the frame's.
 
 use rayon::prelude::*;
 

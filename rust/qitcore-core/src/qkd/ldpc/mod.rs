@@ -1,5 +1,5 @@
 //! One-way, rate-adaptive LDPC syndrome reconciliation with quasi-cyclic codes: the mother codes
-//! ([`code`]), syndromes ([`syndrome`]), the fixed-point layered min-sum decoder ([`decode`]), rate
+//! ([`code`]), syndromes ([`syndrome`]), the fixed-point layered box-plus decoder ([`decode`]), rate
 //! adaptation and exact disclosure ([`adapt`]), and Alice's and Bob's sides of blind
 //! reconciliation ([`blind`]).
 
