@@ -97,6 +97,8 @@ RECEIVERS: dict[str, Callable[[], Any]] = {
     "NoiseModel": lambda: _core.NoiseModel(seed=1),
     "Stream": ended_stream,
     "CascadeResponder": lambda: _core.CascadeResponder(bytes(64), 0.05, 1),
+    "LdpcEncoder": lambda: _core.LdpcEncoder(64, 0.05, 1, bytes(64)),
+    "LdpcDecoder": lambda: _core.LdpcDecoder(64, 0.05, 1, bytes(64), 0.05),
     "BitGenLock": lambda: _core.bitgen_capsule(ended_stream())[1],
     "NonIidResult": lambda: _core.assess_non_iid(bytes(range(4)) * 64, None, None),
     # One of the results read as mappings (the core's `counters!`): their methods are one macro's.

@@ -3,6 +3,9 @@
 
 use std::sync::Mutex;
 
+// A panic inside a call (a bug, turned into InternalError by `detach`/`guard`) poisons the lock; the
+// state is still readable, so later calls take it as it is rather than panicking across the FFI.
+
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use qitcore_core::qkd::ldpc::adapt::Plan;
@@ -76,21 +79,22 @@ impl PyLdpcEncoder {
 
     /// Every frame's packed syndrome (one message).
     fn syndromes<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyBytes>> {
-        let out = detach(py, || self.inner.lock().expect("not poisoned").syndromes())?;
+        let out = detach(py, || self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).syndromes())?;
         Ok(PyBytes::new(py, &out))
     }
 
     /// The punctured values a blind request asks for (refused when malformed).
     fn reveal<'py>(&self, py: Python<'py>, request: &Bound<'py, PyAny>) -> Result<Bound<'py, PyBytes>> {
         let request = Input::get(py, "request", request)?;
-        let out = guard(|| self.inner.lock().expect("not poisoned").reveal(request.bytes()))??;
+        let out =
+            guard(|| self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).reveal(request.bytes()))??;
         Ok(PyBytes::new(py, &out))
     }
 
     /// Bits disclosed so far.
     #[getter]
     fn disclosed(&self) -> u64 {
-        self.inner.lock().expect("not poisoned").disclosed()
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).disclosed()
     }
 }
 
@@ -128,7 +132,7 @@ impl PyLdpcDecoder {
     fn decode<'py>(&self, py: Python<'py>, syndromes: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyBytes>>> {
         let syndromes = Input::get(py, "syndromes", syndromes)?;
         let bytes = syndromes.bytes();
-        let out = detach(py, || self.inner.lock().expect("not poisoned").decode(bytes))??;
+        let out = detach(py, || self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).decode(bytes))??;
         Ok(out.map(|r| PyBytes::new(py, &r)))
     }
 
@@ -136,32 +140,32 @@ impl PyLdpcDecoder {
     fn apply<'py>(&self, py: Python<'py>, reveal: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyBytes>>> {
         let reveal = Input::get(py, "reveal", reveal)?;
         let bytes = reveal.bytes();
-        let out = detach(py, || self.inner.lock().expect("not poisoned").apply(bytes))??;
+        let out = detach(py, || self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).apply(bytes))??;
         Ok(out.map(|r| PyBytes::new(py, &r)))
     }
 
     /// The corrected key of the decoded frames, one byte per bit.
     fn key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let key = self.inner.lock().expect("not poisoned").key();
+        let key = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).key();
         PyBytes::new(py, &key)
     }
 
     /// Indices of the frames that did not decode.
     #[getter]
     fn failed_frames(&self) -> Vec<u32> {
-        self.inner.lock().expect("not poisoned").failed_frames()
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).failed_frames()
     }
 
     /// Bits disclosed so far (equal to Alice's count).
     #[getter]
     fn disclosed(&self) -> u64 {
-        self.inner.lock().expect("not poisoned").disclosed()
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).disclosed()
     }
 
     /// Decoding attempts made: the round trips (1 + blind rounds).
     #[getter]
     fn rounds(&self) -> u32 {
-        self.inner.lock().expect("not poisoned").attempts()
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).attempts()
     }
 }
 

@@ -83,6 +83,10 @@ impl Encoder {
     /// Alice's side for `key` (one byte per bit, `plan.n_key` of them), the punctured values drawn
     /// from the operating system's CSPRNG.
     pub fn new(plan: Plan, key: &[u8]) -> Result<Encoder> {
+        // Checked before the punctured values are drawn: their count follows from the plan alone.
+        if key.len() != plan.n_key {
+            return Err(Error::length("key", format!("expected {} bits, got {}", plan.n_key, key.len())));
+        }
         let random = crate::secret::SecretBytes::random((plan.frames * plan.punctured).div_ceil(8))?;
         let punctured = Zeroizing::new(unpack(random.expose(), plan.frames * plan.punctured));
         Encoder::with_punctured(plan, key, punctured)
