@@ -214,3 +214,24 @@ def test_a_process_killed_after_taking_bytes_loses_them_and_never_reuses_them(tm
     with KeyPool(path) as pool:
         assert pool.begin() > offsets[-1]
         assert _file(path)[HEADER.size :][: pool.used] == bytes(pool.used)
+
+
+def test_bad_arguments_are_refused_by_name(tmp_path: Path) -> None:
+    from qitcore.errors import InvalidArgumentError, InvalidTypeError
+
+    for path in (None, 3, 2.5):
+        with pytest.raises(InvalidTypeError, match="path"):
+            KeyPool(path)  # type: ignore[arg-type]
+    pool = KeyPool.create(tmp_path / "p", os.urandom(4 * RESERVE))
+    for call, error in (
+        (lambda: pool.take(0, -8), InvalidArgumentError),
+        (lambda: pool.peek(16, -3), InvalidArgumentError),
+        (lambda: pool.take(0.5, 8), InvalidTypeError),
+        (lambda: pool.peek(16.0, 8), InvalidTypeError),
+        (lambda: pool.reserve("9"), InvalidTypeError),
+    ):
+        with pytest.raises(error):
+            call()
+    assert pool.handed_out == 0 and pool.used == 0  # nothing handed out or reserved
+    with pytest.raises(KeyPoolExhausted):
+        pool.peek((1 << 64) - 9, 8)  # an offset from a frame's 64-bit field: past the end

@@ -15,6 +15,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +25,7 @@ from qitcore.errors import (
     AuthenticationError,
     ChannelClosed,
     InvalidArgumentError,
+    InvalidTypeError,
     KeyPoolExhausted,
     QitError,
     QkdError,
@@ -144,11 +146,18 @@ def test_replayed_reordered_dropped_and_forged_frames_are_refused(tmp_path: Path
         alice.open(first)  # replayed
     with pytest.raises(AuthenticationError, match="replayed|reordered|dropped"):
         alice.open(third)  # before second: out of step
-    # A forged tag on the frame due, and the genuine frame once its pad is spent.
+    # Alice may not reply to a frame out of step: Bob reserved no pad for that reply.
+    assert not alice.can_reply
+    with pytest.raises(AuthenticationError, match="nothing to reply to"):
+        alice.seal(0xEE, b"error")
+    # A forged tag on the frame due is refused before Alice reserves or spends anything, and she
+    # may not reply to it (the pad due may not be reserved by Bob yet); the session, not the
+    # sealer, ends on it, so the genuine frame still opens here.
+    handed, used = alice.pool.handed_out, alice.pool.used
     with pytest.raises(AuthenticationError, match="failed authentication"):
         alice.open(second[:-8] + bytes(8))
-    with pytest.raises(AuthenticationError):
-        alice.open(second)
+    assert (alice.pool.handed_out, alice.pool.used) == (handed, used) and not alice.can_reply
+    assert alice.open(second) == (2, b"two") and alice.can_reply
 
 
 def test_a_first_frame_from_an_earlier_session_is_refused(tmp_path: Path) -> None:
@@ -329,19 +338,14 @@ def _tamper_at(n: int, kind: str) -> Callable[[str, bytes], bytes | None]:
     return tamper
 
 
-@pytest.mark.parametrize(
-    ("kind", "error"),
-    [
-        ("drop", ChannelClosed),
-        ("flip", AuthenticationError),
-        ("forge", AuthenticationError),
-        ("replay", AuthenticationError),
-    ],
-)
+@pytest.mark.parametrize("kind", ["drop", "flip", "forge", "replay"])
 @pytest.mark.parametrize("at", [1, 2, 9, 14])
 def test_channel_faults_end_the_session_without_a_key_and_the_next_one_works(
-    link: qkd.SimulatedLink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, error: type, at: int
+    link: qkd.SimulatedLink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, at: int
 ) -> None:
+    # Frames alternate, Bob's first. Alice answers a frame that does not authenticate by closing
+    # the channel, not with a sealed ERROR: Bob reserved no pad for that reply.
+    error = ChannelClosed if kind == "drop" or at % 2 == 1 else AuthenticationError
     recorder = _Recorder(monkeypatch)
     alice_pool, bob_pool = _pools(tmp_path, os.urandom(1 << 15))
     alice = qkd.AliceSession(link.alice, qkd.Params(), alice_pool)
@@ -355,6 +359,43 @@ def test_channel_faults_end_the_session_without_a_key_and_the_next_one_works(
     # (A long Cascade run may consume more than the key holds: then no key, all of it returned.)
     assert result.alice_key == result.bob_key and result.report.pool_bits_returned > 0
     recorder.assert_disjoint()
+
+
+@pytest.mark.parametrize("lost_reply", [14, 15, 16])
+def test_alice_spends_no_pool_bytes_on_a_frame_of_another_session(
+    link: qkd.SimulatedLink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lost_reply: int
+) -> None:
+    """A reply lost mid-session: Bob gives up and starts again at his mark, and a man in the
+    middle hands his new first frame to the old Alice. Her answer must not use pool bytes, which
+    may be Bob's new hash key (at the 16th round trip the mark falls exactly on her reply pad)."""
+    recorder = _Recorder(monkeypatch)
+    alice_pool, bob_pool = _pools(tmp_path, os.urandom(1 << 15))
+    alice = qkd.AliceSession(link.alice, qkd.Params(), alice_pool)
+    replies = itertools.count(1)
+
+    def lose(direction: str, frame: bytes) -> bytes | None:
+        return None if direction == "to_bob" and next(replies) == lost_reply else frame
+
+    with InProcessChannel(bob_pool, alice, tamper=lose) as channel, pytest.raises(ChannelClosed):
+        qkd.BobSession(link.bob, qkd.Params(), channel).run()
+    before = len(recorder.taken)
+    new_bob = auth.WegmanCarterSealer(bob_pool, is_alice=False)
+    with pytest.raises(ChannelClosed, match="Alice closed the channel"):
+        alice.handle_frame(new_bob.seal(1, qkd.Params().to_json()))
+    assert [t for t in recorder.taken[before:] if t[0] == alice_pool.path] == []
+    assert isinstance(alice.error, AuthenticationError) and alice_pool.used <= bob_pool.used
+
+
+def test_alice_out_of_pool_closes_the_channel_and_says_why(link: qkd.SimulatedLink, tmp_path: Path) -> None:
+    key = os.urandom(1 << 15)
+    alice_pool = KeyPool.create(tmp_path / "alice.pool", key[:RESERVE])  # Alice's copy cut short
+    bob_pool = KeyPool.create(tmp_path / "bob.pool", key)
+    alice = qkd.AliceSession(link.alice, qkd.Params(), alice_pool)
+    with InProcessChannel(bob_pool, alice) as channel, pytest.raises(ChannelClosed, match="Alice closed"):
+        qkd.BobSession(link.bob, qkd.Params(), channel).run()
+    assert isinstance(alice.error, KeyPoolExhausted)
+    with pytest.raises(KeyPoolExhausted):
+        alice.result()
 
 
 def test_exhaustion_mid_session_releases_no_key_at_either_end(
@@ -514,3 +555,25 @@ def test_alice_and_bob_as_two_programs_on_key_pools(tmp_path: Path, link: qkd.Si
     assert "wegman-carter: pool" in bob.stdout and "wegman-carter: pool" in out
     assert (tmp_path / "alice.key").read_bytes() == (tmp_path / "bob.key").read_bytes()
     _same_files(tmp_path)
+
+
+@pytest.mark.parametrize("sealer_kind", ["hmac", "wegman-carter"])
+def test_bad_arguments_are_refused_before_a_pad_is_spent(tmp_path: Path, sealer_kind: str) -> None:
+    if sealer_kind == "hmac":
+        bob: Any = qkd.Sealer(KEY, is_alice=False)
+    else:
+        bob = auth.WegmanCarterSealer(_pools(tmp_path)[1], is_alice=False)
+    for kind, payload, error in ((300, b"", InvalidArgumentError), (-1, b"", InvalidArgumentError),
+                                 (True, b"", InvalidArgumentError), (1, "text", InvalidTypeError),
+                                 (1, None, InvalidTypeError)):  # fmt: skip
+        with pytest.raises(error):
+            bob.seal(kind, payload)
+    for frame in (None, "x" * 64, 5):
+        with pytest.raises(InvalidTypeError):
+            bob.open(frame)
+        assert bob.authentic(frame) is False
+    # Nothing was spent: the next message is sealed as the first would have been.
+    frame = bob.seal(1, b"HELLO")
+    assert struct.unpack_from("<Q", frame, 3)[0] == 0  # sequence number
+    if sealer_kind == "wegman-carter":
+        assert struct.unpack_from("<Q", frame, auth.HEADER.size - 8)[0] == 8  # the first pad, after the hash key

@@ -15,7 +15,7 @@ from qitcore.errors import AuthenticationError, InvalidArgumentError
 from qitcore.qkd import ldpc
 from qitcore.qkd.channel import InProcessChannel
 from qitcore.qkd.session import CASCADE_START, ERROR, LDPC, LDPC_REVEAL, REPLY, VERIFY, State
-from qitcore.qkd.stages import LdpcReconciliation, Verification
+from qitcore.qkd.stages import FiniteKeyLength, LdpcReconciliation, Verification
 
 KEY = b"l" * 32
 Message = tuple[int, bytes]
@@ -43,8 +43,28 @@ def test_a_session_reconciles_with_ldpc_and_both_ends_agree(link: qkd.SimulatedL
     for name in ("leaked_ec", "discarded_frames", "discarded_bits", "reconciled_bits", "key_counts", "secure_length"):
         assert getattr(bob, name) == getattr(mine, name), name
     assert bob.sample_size + bob.discarded_bits + bob.reconciled_bits == bob.sifted_key
-    assert sum(bob.key_counts) == bob.reconciled_bits
     assert bob.leaked_ec > 0 and bob.reconciled_bits > 0
+    _holds_the_rule_for_failed_frames(bob)
+
+
+def _holds_the_rule_for_failed_frames(r: qkd.Report) -> None:
+    """The secure length is the bound over the key with its failed frames (which fail because of
+    their errors, so they stay in the counts), less their bits, with a bit a frame of failure
+    pattern leaked; only the remainder past the last frame leaves the counts."""
+    n_key = r.sifted_key - r.sample_size
+    remainder = n_key - sum(r.key_counts)
+    failed_bits = r.discarded_bits - remainder
+    assert 0 <= remainder < n_key // max(1, r.frames) and failed_bits >= 0
+    assert (failed_bits > 0) == (r.discarded_frames > 0)
+    bound = FiniteKeyLength.compute(
+        qkd.Params().mu,
+        qkd.Params().p,
+        (r.key_counts, r.test_counts, r.test_errors),
+        r.leaked_ec + r.leaked_verification + r.frames,
+        r.eps_sec,
+        r.eps_cor,
+    )
+    assert r.secure_length == max(0, min(bound.length - failed_bits, r.reconciled_bits))
 
 
 def test_the_kept_bits_are_those_ldpc_keeps() -> None:

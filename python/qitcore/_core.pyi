@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_PERMUTATIONS",
     "HEALTH_DEFAULT_ALPHA",
     "HEALTH_DEFAULT_STARTUP_SAMPLES",
+    "LDPC_START_EFFICIENCY",
     "MAX_SAMPLES",
     "Ais31Result",
     "BitGenLock",
@@ -103,6 +104,7 @@ __version__: str
 DEFAULT_PERMUTATIONS: int
 MAX_SAMPLES: int
 DEFAULT_CASCADE: str
+LDPC_START_EFFICIENCY: float
 CASCADE_VARIANTS: tuple[str, ...]
 HEALTH_DEFAULT_ALPHA: float
 HEALTH_DEFAULT_STARTUP_SAMPLES: int
@@ -544,12 +546,12 @@ class CascadeResponder:
     n: Final[int]
 
 def ldpc_plan(
-    n_key: int, qber: float, seed: int
+    n_key: int, qber: float, seed: int, efficiency: float = ...
 ) -> tuple[str, int, int, int, int, int, int, int, int, tuple[int, int]]: ...
 
 @final
 class LdpcEncoder:
-    def __new__(cls, n_key: int, qber: float, seed: int, key: _Buffer) -> LdpcEncoder: ...
+    def __new__(cls, n_key: int, qber: float, seed: int, key: _Buffer, efficiency: float = ...) -> LdpcEncoder: ...
     def syndromes(self) -> bytes: ...
     def reveal(self, request: _Buffer) -> bytes: ...
     @property
@@ -558,7 +560,14 @@ class LdpcEncoder:
 @final
 class LdpcDecoder:
     def __new__(
-        cls, n_key: int, qber: float, seed: int, key: _Buffer, channel_qber: float, max_iterations: int = ...
+        cls,
+        n_key: int,
+        qber: float,
+        seed: int,
+        key: _Buffer,
+        channel_qber: float,
+        max_iterations: int = ...,
+        efficiency: float = ...,
     ) -> LdpcDecoder: ...
     def decode(self, syndromes: _Buffer) -> bytes | None: ...
     def apply(self, reveal: _Buffer) -> bytes | None: ...
@@ -570,7 +579,9 @@ class LdpcDecoder:
     @property
     def rounds(self) -> int: ...
 
-def ldpc_keep(n_key: int, qber: float, seed: int, key: _Buffer, failed: Sequence[int]) -> bytes: ...
+def ldpc_keep(
+    n_key: int, qber: float, seed: int, key: _Buffer, failed: Sequence[int], efficiency: float = ...
+) -> bytes: ...
 def cascade_correct(
     key: _Buffer, qber: float, seed: int, ask: Callable[[bytes], bytes], variant: str = ...
 ) -> tuple[bytes, int, int, int]: ...

@@ -25,8 +25,10 @@ high-water mark never passes his: Alice accepts a session's first frame at any o
 her mark (bytes skipped are burned) and every later frame only at exactly the offset due; a frame
 below the mark (a replay from an earlier session) or out of step is refused. A first frame is
 checked before Alice spends anything (a forged or altered offset must not make her skip pool
-bytes Bob has not, or the pools would leave lockstep); a later frame whose tag fails ends the
-session (:class:`~qitcore.errors.AuthenticationError`) and its pad is spent.
+bytes Bob has not, or the pools would leave lockstep), and so is every later frame: a frame that
+does not authenticate ends the session (:class:`~qitcore.errors.AuthenticationError`) with no
+sealed reply, since the only pad Alice may reply with is the one Bob reserved with a request he
+really sent (:attr:`WegmanCarterSealer.can_reply`); the channel is closed instead.
 
 Accounting: :attr:`WegmanCarterSealer.eps` sums the ε of every tag sealed or checked in the
 session, failed checks of stray first frames included (each is one forgery attempt); both ends
@@ -47,7 +49,7 @@ import hmac
 import struct
 
 from .._core import wegman_carter_epsilon, wegman_carter_tag
-from ..errors import AuthenticationError, InvalidTypeError, KeyPoolError
+from ..errors import AuthenticationError, InvalidArgumentError, InvalidTypeError, KeyPoolError
 from .keypool import KeyPool
 
 __all__ = ["HEADER", "OVERHEAD", "WegmanCarterSealer"]
@@ -63,6 +65,15 @@ ROUND_TRIP = 2 * TAG_BYTES
 def _wipe(b: bytearray | None) -> None:
     if b is not None:
         b[:] = bytes(len(b))
+
+
+def check_message(kind: object, payload: object) -> tuple[int, bytes]:
+    """A message kind (one byte) and a bytes-like payload, refused before any pad is taken."""
+    if not isinstance(kind, int) or isinstance(kind, bool) or not 0 <= kind <= 0xFF:
+        raise InvalidArgumentError(f"kind: expected an integer from 0 to 255, got {kind!r}")
+    if not isinstance(payload, (bytes, bytearray, memoryview)):
+        raise InvalidTypeError(f"payload: expected bytes, got {type(payload).__name__}")
+    return kind, bytes(payload)
 
 
 class WegmanCarterSealer:
@@ -105,6 +116,12 @@ class WegmanCarterSealer:
         """Pool bytes this session has used (reserved), from its hash key on."""
         return 0 if self.start is None else self._pool.used - self.start
 
+    @property
+    def can_reply(self) -> bool:
+        """Whether a reply may be sealed now: Bob always; Alice only once a request has
+        authenticated, whose reply pad Bob reserved (never a pad he may use for something else)."""
+        return self._next_out is not None
+
     def close(self) -> None:
         """Wipes the session's hash key."""
         _wipe(self._key)
@@ -124,6 +141,7 @@ class WegmanCarterSealer:
                 pad and the reply's before sealing).
             AuthenticationError: Alice has no authenticated message to reply to.
         """
+        kind, payload = check_message(kind, payload)
         offset = self._next_out
         if offset is None:
             raise AuthenticationError("no authenticated message yet: nothing to reply to")
@@ -159,7 +177,7 @@ class WegmanCarterSealer:
         """Whether :meth:`open` would accept ``frame`` now; hands out no pool bytes (a stray
         peer's frame is refused without ending the session). A failed check of a well-formed
         frame counts in :attr:`eps` as one forgery attempt."""
-        if len(frame) < OVERHEAD:
+        if not isinstance(frame, (bytes, bytearray)) or len(frame) < OVERHEAD:
             return False
         try:
             header, body, tag, _, seq, _, offset = self._parse(frame)
@@ -167,26 +185,42 @@ class WegmanCarterSealer:
             return False
         if seq != self._received:
             return False
-        key = pad = None
+        if self._key is None and not self._first_offset_ok(offset):
+            return False
+        if self._key is not None and offset != self._next_in:
+            return False
         try:
-            if self._key is None:
-                if not self._first_offset_ok(offset):
-                    return False
-                key = self._pool.peek(offset - KEY_BYTES, KEY_BYTES)
-            elif offset != self._next_in:
-                return False
-            pad = self._pool.peek(offset, TAG_BYTES)
-            use = key if key is not None else self._key
-            assert use is not None
-            ok = hmac.compare_digest(tag, self._tag(use, pad, header, body))
+            ok = self._pad_matches(header, body, tag, offset, self._key)
         except KeyPoolError:  # an offset past the pool's end: not a frame of this pool
             return False
-        finally:
-            _wipe(key)
-            _wipe(pad)
         if not ok:  # a forgery attempt; an accepted frame is counted when it is opened
             self.eps += wegman_carter_epsilon(len(frame) - TAG_BYTES)
         return ok
+
+    def _no_reply(self) -> None:
+        # Alice replies only with the pad Bob reserved with a request that authenticated.
+        if self._is_alice:
+            self._next_out = None
+
+    def _pad_matches(
+        self, header: memoryview, body: memoryview, tag: bytes, offset: int, key: bytearray | None
+    ) -> bool:
+        """Whether ``tag`` is the frame's tag under ``key`` (``None``: the key just below
+        ``offset``, as for a session's first frame) and the pad at ``offset``, both read without
+        being handed out.
+
+        Raises:
+            KeyPoolError: the bytes were handed out already, or lie past the pool's end.
+        """
+        peeked = pad = None
+        try:
+            if key is None:
+                key = peeked = self._pool.peek(offset - KEY_BYTES, KEY_BYTES)
+            pad = self._pool.peek(offset, TAG_BYTES)
+            return hmac.compare_digest(tag, self._tag(key, pad, header, body))
+        finally:
+            _wipe(peeked)
+            _wipe(pad)
 
     def open(self, frame: bytes) -> tuple[int, bytes]:
         """The kind and payload of ``frame`` once its tag checks out under the pad at its offset.
@@ -197,6 +231,8 @@ class WegmanCarterSealer:
                 of order.
             KeyPoolExhausted: the offset is past the end of the pool.
         """
+        if not isinstance(frame, (bytes, bytearray)):
+            raise InvalidTypeError(f"frame: expected bytes, got {type(frame).__name__}")
         if len(frame) < OVERHEAD:
             raise AuthenticationError(f"message of {len(frame)} bytes is shorter than a header and tag")
         header, body, tag, kind, seq, _, offset = self._parse(frame)
@@ -217,12 +253,17 @@ class WegmanCarterSealer:
             self._key = self._pool.take(offset - KEY_BYTES, KEY_BYTES)
             self.start = offset - KEY_BYTES
         elif offset != self._next_in:
-            if self._is_alice and self._next_in is not None:
-                self._next_out = self._next_in + TAG_BYTES  # an ERROR reply at the pad due
+            self._no_reply()
             raise AuthenticationError(
                 f"message at pool offset {offset} where {self._next_in} was due: replayed, reordered or dropped"
             )
         else:
+            self._no_reply()
+            # Checked before anything is reserved: a forgery that arrives before Bob's request
+            # must not move Alice's mark past his, nor let her reply with a pad he has not reserved.
+            if not self._pad_matches(header, body, tag, offset, self._key):
+                self.eps += wegman_carter_epsilon(len(frame) - TAG_BYTES)
+                raise AuthenticationError("message failed authentication (tampered, forged, or another key pool)")
             self._pool.reserve(offset + TAG_BYTES + (TAG_BYTES if self._is_alice else 0))
         if self._is_alice:
             # The reply (an ERROR one included) goes at the next pad, whatever this frame holds.

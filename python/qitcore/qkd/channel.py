@@ -45,7 +45,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .. import _validate
-from ..errors import AuthenticationError, ChannelClosed, ChannelError, InvalidArgumentError, QitError
+from ..errors import AuthenticationError, ChannelClosed, ChannelError, InvalidArgumentError, InvalidTypeError, QitError
 from . import auth
 from .keypool import KeyPool
 
@@ -163,7 +163,11 @@ class Sealer:
         outer.update(inner.digest())
         return outer.digest()
 
+    can_reply = True
+    """A reply may always be sealed (HMAC spends no key): see :attr:`WegmanCarterSealer.can_reply`."""
+
     def seal(self, kind: int, payload: bytes) -> bytes:
+        kind, payload = auth.check_message(kind, payload)
         header = HEADER.pack(MAGIC, kind, self._sent, len(payload))
         self._sent += 1
         return b"".join((header, payload, self._tag(self._inner_out, header, payload)))
@@ -171,7 +175,7 @@ class Sealer:
     def authentic(self, frame: bytes) -> bool:
         """Whether :meth:`open` would accept ``frame`` now; changes nothing (a stray peer's frame
         can be refused without ending the session)."""
-        if len(frame) < OVERHEAD:
+        if not isinstance(frame, (bytes, bytearray)) or len(frame) < OVERHEAD:
             return False
         view = memoryview(frame)
         header, body, tag = view[: HEADER.size], view[HEADER.size : -TAG_BYTES], frame[-TAG_BYTES:]
@@ -181,6 +185,8 @@ class Sealer:
         return bool(magic == MAGIC and length == len(body) and seq == self._received)
 
     def open(self, frame: bytes) -> tuple[int, bytes]:
+        if not isinstance(frame, (bytes, bytearray)):
+            raise InvalidTypeError(f"frame: expected bytes, got {type(frame).__name__}")
         if len(frame) < OVERHEAD:
             raise AuthenticationError(f"message of {len(frame)} bytes is shorter than a header and tag")
         view = memoryview(frame)

@@ -38,6 +38,7 @@ import os
 import struct
 import zlib
 
+from .. import _validate
 from ..errors import InvalidArgumentError, InvalidTypeError, KeyPoolBusy, KeyPoolError, KeyPoolExhausted
 
 __all__ = ["RESERVE", "KeyPool"]
@@ -65,10 +66,14 @@ class KeyPool:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
+        # Set first: close() (and __del__) must work whatever fails below.
         self._fd = -1
         # Reserved bytes not handed out yet: those of [self._handed, self._used).
         self._window = bytearray()
+        try:
+            self.path = os.fspath(path)
+        except TypeError:
+            raise InvalidTypeError(f"path: expected a file name, got {type(path).__name__}") from None
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
@@ -184,6 +189,7 @@ class KeyPool:
             KeyPoolExhausted: ``end`` is past the pool's size.
         """
         self._check_open()
+        end = _validate.integer("end", end, minimum=0)
         if end > self._size:
             raise KeyPoolExhausted(
                 f"key pool {self.path}: exhausted ({self._size - self._handed} bytes left, "
@@ -224,6 +230,7 @@ class KeyPool:
             KeyPoolExhausted: the pool holds no bytes that far.
         """
         self._check_open()
+        offset, nbytes = _span(offset, nbytes)
         if offset < self._handed:
             raise KeyPoolError(
                 f"key pool {self.path}: bytes at {offset} were already handed out (up to {self._handed}): not reused"
@@ -246,6 +253,7 @@ class KeyPool:
             KeyPoolExhausted: the pool holds no bytes that far.
         """
         self._check_open()
+        offset, nbytes = _span(offset, nbytes)
         if offset < self._handed:
             raise KeyPoolError(f"key pool {self.path}: bytes at {offset} were already handed out")
         if offset + nbytes > self._size:
@@ -300,6 +308,15 @@ class KeyPool:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _span(offset: object, nbytes: object) -> tuple[int, int]:
+    # Offsets come from a frame's 64-bit field: any of them is a valid question (past the end: exhausted).
+    largest = (1 << 64) - 1
+    return (
+        _validate.integer("offset", offset, minimum=0, maximum=largest),
+        _validate.integer("nbytes", nbytes, minimum=0, maximum=largest),
+    )
 
 
 def _fsync_dir(path: str) -> None:

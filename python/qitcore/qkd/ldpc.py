@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from ..errors import AuthenticationError, InternalError, InvalidArgumentError, ProtocolError
+from ..errors import AuthenticationError, InternalError, InvalidArgumentError, InvalidTypeError, ProtocolError
 
 __all__ = ["LdpcDecoder", "LdpcEncoder", "LdpcPlan", "Reconciled", "keep", "plan", "reconcile"]
 
@@ -59,6 +59,8 @@ class LdpcPlan:
     syndrome_bytes: int
     syndrome_bits: int
     reveal_steps: tuple[int, int]
+    efficiency: float = _core.LDPC_START_EFFICIENCY
+    """The efficiency f the first attempt aims at (blind rounds then raise it)."""
 
     @property
     def base_disclosed(self) -> int:
@@ -66,11 +68,25 @@ class LdpcPlan:
         return self.frames * (self.syndrome_bits - self.punctured)
 
 
-def plan(n_key: int, qber: float, seed: int) -> LdpcPlan:
+ONE_WAY_EFFICIENCY = 1.5
+"""The efficiency one-way reconciliation aims at: with no blind round to fall back on, its rate
+must decode nearly every frame the first time (the rate blind reconciliation reaches after its two
+rounds; see the README's measured frame error rates)."""
+
+
+def plan(n_key: int, qber: float, seed: int, *, one_way: bool = False) -> LdpcPlan:
     """The public plan for ``n_key`` key bits at estimated QBER ``qber`` (in (0, 0.5)); positions of
-    punctured and shortened symbols drawn from ``seed``. Raises InvalidArgumentError."""
-    fields = _core.ldpc_plan(n_key, qber, seed)
-    return LdpcPlan(n_key, float(qber), seed, *fields)
+    punctured and shortened symbols drawn from ``seed``. ``one_way``: no blind rounds will follow,
+    so the first attempt aims at :data:`ONE_WAY_EFFICIENCY`. Raises InvalidArgumentError."""
+    efficiency = ONE_WAY_EFFICIENCY if one_way else _core.LDPC_START_EFFICIENCY
+    fields = _core.ldpc_plan(n_key, qber, seed, efficiency)
+    return LdpcPlan(n_key, float(qber), seed, *fields, efficiency=efficiency)
+
+
+def _plan(value: object) -> LdpcPlan:
+    if not isinstance(value, LdpcPlan):
+        raise InvalidTypeError(f"plan: expected an LdpcPlan, got {type(value).__name__}")
+    return value
 
 
 def _bits(name: str, key: npt.ArrayLike, n: int) -> Bits:
@@ -93,9 +109,9 @@ class LdpcEncoder:
     (zeroized when dropped)."""
 
     def __init__(self, plan: LdpcPlan, key: npt.ArrayLike) -> None:
-        self.plan = plan
+        self.plan = plan = _plan(plan)
         bits = _bits("key", key, plan.n_key)
-        self._inner = _core.LdpcEncoder(plan.n_key, plan.qber, plan.seed, bits)
+        self._inner = _core.LdpcEncoder(plan.n_key, plan.qber, plan.seed, bits, efficiency=plan.efficiency)
 
     def __repr__(self) -> str:
         return f"LdpcEncoder(frames={self.plan.frames}, disclosed={self.disclosed})"
@@ -123,10 +139,10 @@ class LdpcDecoder:
     """Bob's side: decodes his key against Alice's syndromes on all cores (the GIL released)."""
 
     def __init__(self, plan: LdpcPlan, key: npt.ArrayLike, qber: float | None = None) -> None:
-        self.plan = plan
+        self.plan = plan = _plan(plan)
         bits = _bits("key", key, plan.n_key)
         channel = plan.qber if qber is None else qber
-        self._inner = _core.LdpcDecoder(plan.n_key, plan.qber, plan.seed, bits, channel)
+        self._inner = _core.LdpcDecoder(plan.n_key, plan.qber, plan.seed, bits, channel, efficiency=plan.efficiency)
 
     def __repr__(self) -> str:
         return f"LdpcDecoder(frames={self.plan.frames}, rounds={self.rounds}, disclosed={self.disclosed})"
@@ -172,8 +188,10 @@ class LdpcDecoder:
 def keep(plan: LdpcPlan, key: npt.ArrayLike, failed_frames: list[int]) -> Bits:
     """Alice's key with the bits of ``failed_frames`` and past ``plan.used_bits`` removed, so that it
     lines up with Bob's :attr:`LdpcDecoder.key`. Raises InvalidArgumentError."""
+    plan = _plan(plan)
     bits = _bits("key", key, plan.n_key)
-    return np.frombuffer(_core.ldpc_keep(plan.n_key, plan.qber, plan.seed, bits, failed_frames), np.uint8)
+    kept = _core.ldpc_keep(plan.n_key, plan.qber, plan.seed, bits, failed_frames, efficiency=plan.efficiency)
+    return np.frombuffer(kept, np.uint8)
 
 
 @dataclass(frozen=True)
@@ -189,14 +207,15 @@ class Reconciled:
     plan: LdpcPlan
 
 
-def reconcile(alice: npt.ArrayLike, bob: npt.ArrayLike, qber: float, seed: int) -> Reconciled:
-    """Both ends in one process (tests and benchmarks): reconciles ``bob`` to ``alice``."""
+def reconcile(alice: npt.ArrayLike, bob: npt.ArrayLike, qber: float, seed: int, *, one_way: bool = False) -> Reconciled:
+    """Both ends in one process (tests and benchmarks): reconciles ``bob`` to ``alice``, blind
+    (up to two rounds after the first) or ``one_way``."""
     a = np.asarray(alice)
-    p = plan(a.size, qber, seed)
+    p = plan(a.size, qber, seed, one_way=one_way)
     enc = LdpcEncoder(p, a)
     dec = LdpcDecoder(p, bob)
     request = dec.decode(enc.syndromes())
-    while request is not None:
+    while request is not None and not one_way:
         request = dec.apply(enc.reveal(request))
     if enc.disclosed != dec.disclosed:
         raise InternalError("the two ends counted different disclosures")

@@ -175,10 +175,14 @@ class Report:
     """Round trips of reconciliation, whatever the method (each costs a network round trip)."""
     cascade_rounds: int = 0
     """Cascade's round trips (0 for LDPC)."""
+    frames: int = 0
+    """LDPC frames the key was cut into (0 for Cascade)."""
     discarded_frames: int = 0
     """LDPC frames Bob could not decode, discarded by both ends."""
     discarded_bits: int = 0
-    """Key bits left out of reconciliation: those of discarded frames and the remainder after the last frame."""
+    """Key bits left out of reconciliation: those of discarded frames (also subtracted from the
+    secure length, since which frames fail depends on their errors) and the remainder after the
+    last frame."""
     efficiency: float | None = None
     eps_sec: float = 0.0
     eps_cor: float = 0.0
@@ -265,8 +269,11 @@ class _Shared:
         self.sifted = Sifted(_NO_BITS, _NO_BITS, _NO_BITS, _NO_BITS)
         self.keep: np.ndarray[Any, np.dtype[np.bool_]] = np.zeros(0, bool)
         self.sample: np.ndarray[Any, np.dtype[np.uint32]] = np.zeros(0, np.uint32)
-        # Sifted key positions that reconciliation left out (LDPC's failed frames and remainder).
+        # Sifted key positions that reconciliation left out (LDPC's failed frames and remainder),
+        # those of the remainder alone, and the bits of the failure pattern made public.
         self.dropped: np.ndarray[Any, np.dtype[np.intp]] = np.zeros(0, np.intp)
+        self.unreconciled: np.ndarray[Any, np.dtype[np.intp]] = np.zeros(0, np.intp)
+        self.pattern_bits = 0
         self.test_errors: list[int] = [0, 0, 0]
 
     def estimate(
@@ -291,29 +298,42 @@ class _Shared:
             if qber > p.qber_threshold:
                 raise QkdAbort(f"QBER of the {basis} basis {qber:.2%} is above the threshold {p.qber_threshold:.2%}")
 
-    def drop(self, kept: np.ndarray[Any, np.dtype[np.bool_]], frames: int) -> None:
+    def drop(self, kept: np.ndarray[Any, np.dtype[np.bool_]], plan: Any, failed: int) -> None:
         """Records which bits of the reconciliation's input (the key without the sample) remain
-        after LDPC, ``frames`` of its frames having failed; the others leave the key and its counts."""
-        self.dropped = np.flatnonzero(self.keep)[~kept]
-        self.report.discarded_frames, self.report.discarded_bits = frames, len(self.dropped)
+        after LDPC (``kept``), ``failed`` of the ``plan``'s frames having failed."""
+        positions = np.flatnonzero(self.keep)
+        self.dropped = positions[~kept]
+        self.unreconciled = positions[plan.used_bits :]
+        self.pattern_bits = self.report.frames = plan.frames
+        self.report.discarded_frames, self.report.discarded_bits = failed, len(self.dropped)
 
     def secure_length(self, leaked_ec: int) -> int:
+        """The secure length, rounded down to bytes.
+
+        LDPC's failed frames are chosen by their errors, which an eavesdropper can correlate with
+        phase errors; so they are not cut from the counts the bound is computed on (the test
+        basis's phase-error estimate covers the key only as a whole). The bound is taken over the
+        key with them, and their bits are then subtracted (H_min(K_kept|E) >= H_min(K|E) - |K_dropped|),
+        with one bit a frame for the failure pattern made public counted in the leak. The
+        remainder past the last frame depends on its position only and simply leaves the counts.
+        """
         r, p = self.report, self.params
         r.reconciled_bits = len(self.keep) - len(self.sample) - len(self.dropped)
         r.eps_cor = Verification.eps_cor(r.reconciled_bits)
         r.leaked_ec = leaked_ec
-        removed = np.concatenate([self.sample.astype(np.intp), self.dropped])
+        removed = np.concatenate([self.sample.astype(np.intp), self.unreconciled])
         counts = (self.sifted.key_counts(removed), self.sifted.test_counts(), self.test_errors)
         r.key_counts, r.test_counts, r.test_errors = counts
         r.finite_key = FiniteKeyLength.compute(
             p.mu,
             p.p,
             counts,
-            leaked_ec + r.leaked_verification,
+            leaked_ec + r.leaked_verification + self.pattern_bits,
             p.eps_sec,
             r.eps_cor,
         )
-        r.secure_length = min(r.finite_key.length, r.reconciled_bits)
+        failed_bits = len(self.dropped) - len(self.unreconciled)
+        r.secure_length = max(0, min(r.finite_key.length - failed_bits, r.reconciled_bits))
         r.key_bits = r.secure_length - r.secure_length % 8
         return r.key_bits
 
@@ -454,6 +474,9 @@ class AliceSession:
 
         Raises:
             QkdError: the session is already over (why it failed, or that it finished).
+            ChannelClosed: the session failed where no reply may be sealed: with Wegman–Carter,
+                a frame that did not authenticate (Bob reserved no pad for a reply to it), or
+                Alice's pool ran out. :attr:`error` says why; the channel is to be closed.
         """
         if self._state not in TRANSITIONS:
             raise self._error or QkdAbort("the session is over")
@@ -462,6 +485,8 @@ class AliceSession:
             return self._sealer.seal(REPLY | kind, self._handle(kind, payload))
         except QitError as exc:
             error = self._fail(exc)
+            if not self._sealer.can_reply:
+                raise ChannelClosed(f"Alice closed the channel: {error}") from None
             detail = {"error": type(error).__name__, "message": str(error)}
             return self._sealer.seal(ERROR, json.dumps(detail).encode())
         finally:
@@ -532,7 +557,7 @@ class AliceSession:
         s, r = self._shared, self._shared.report
         (seed,) = _read_u64s(payload, 1, "LDPC")
         self._key = s.sifted.key[s.keep]
-        plan = LdpcReconciliation.plan(len(self._key), r.sample_errors, r.sample_size, seed)
+        plan = LdpcReconciliation.plan(len(self._key), r.sample_errors, r.sample_size, seed, s.params.reconciliation)
         self._encoder = encoder = LdpcEncoder(plan, self._key)
         r.round_trips = 1
         return encoder.syndromes()
@@ -551,7 +576,7 @@ class AliceSession:
             failed = LdpcReconciliation.read_failed(payload[16 * Verification.TAGS :], plan.frames)
             kept = LdpcReconciliation.kept(plan, failed)
             self._key = self._key[kept]
-            self._shared.drop(kept, len(failed))
+            self._shared.drop(kept, plan, len(failed))
         if Verification.tags(self._key, points) != tags:
             raise VerificationFailure("the reconciled keys differ (verification tags disagree); both are discarded")
         return b""
@@ -698,7 +723,7 @@ class BobSession:
 
         s, r, p = self._shared, self._shared.report, self._shared.params
         ours = s.sifted.key[s.keep]
-        plan = LdpcReconciliation.plan(len(ours), r.sample_errors, r.sample_size, seed)
+        plan = LdpcReconciliation.plan(len(ours), r.sample_errors, r.sample_size, seed, p.reconciliation)
         decoder = LdpcDecoder(plan, ours)
         request = decoder.decode(self._call(LDPC, _u64s(seed)))
         # One-way LDPC discards what fails at once; blind asks Alice for punctured values first.
@@ -706,7 +731,7 @@ class BobSession:
             request = decoder.apply(self._call(LDPC_REVEAL, request))
         failed = decoder.failed_frames
         kept = LdpcReconciliation.kept(plan, failed)
-        s.drop(kept, len(failed))
+        s.drop(kept, plan, len(failed))
         key = decoder.key
         corrected = int(np.count_nonzero(key != ours[kept]))
         return key, decoder.disclosed, decoder.rounds, corrected, failed

@@ -187,12 +187,15 @@ class LdpcReconciliation:
     FAILED = struct.Struct("<I")
 
     @staticmethod
-    def plan(n_key: int, sample_errors: int, sample_size: int, seed: int) -> Any:
+    def plan(n_key: int, sample_errors: int, sample_size: int, seed: int, method: str) -> Any:
+        """The plan both ends derive: for ``method`` ``"ldpc"`` (one-way) at a rate that needs no
+        blind round, for ``"blind"`` at the rate of its first attempt."""
         from . import ldpc  # here: only an LDPC session loads it
 
         if n_key == 0:
             raise QkdAbort("no key bits left to reconcile")
-        return ldpc.plan(n_key, Estimation.cascade_qber(sample_errors, sample_size), seed)
+        qber = Estimation.cascade_qber(sample_errors, sample_size)
+        return ldpc.plan(n_key, qber, seed, one_way=method == "ldpc")
 
     @staticmethod
     def kept(plan: Any, failed: list[int]) -> npt.NDArray[np.bool_]:

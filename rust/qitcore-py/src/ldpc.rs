@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use qitcore_core::qkd::ldpc::adapt::Plan;
+use qitcore_core::qkd::ldpc::adapt::{Plan, BLIND_STEP, START_EFFICIENCY};
 use qitcore_core::qkd::ldpc::blind::{keep_frames, Decoder, Encoder};
 use qitcore_core::qkd::ldpc::decode::Settings;
 
@@ -25,21 +25,24 @@ fn bits<'a>(name: &'static str, input: &'a Input) -> Result<&'a [u8]> {
     Ok(bytes)
 }
 
-fn plan(py: Python<'_>, n_key: usize, qber: f64, seed: u64) -> Result<Plan> {
-    Ok(detach(py, || Plan::new(n_key, qber, seed))??)
+/// The plan, its first attempt aimed at `efficiency` (blind rounds add `BLIND_STEP` each).
+fn plan(py: Python<'_>, n_key: usize, qber: f64, seed: u64, efficiency: f64) -> Result<Plan> {
+    Ok(detach(py, || Plan::with_efficiency(n_key, qber, seed, efficiency, BLIND_STEP))??)
 }
 
 /// The public plan: (code, frames, key bits per frame, key bits in the last frame, punctured,
 /// shortened, used bits, syndrome bytes, syndrome bits per frame, symbols revealed per blind round).
 #[pyfunction]
+#[pyo3(signature = (n_key, qber, seed, efficiency = START_EFFICIENCY))]
 #[allow(clippy::type_complexity)]
 pub fn ldpc_plan(
     py: Python<'_>,
     #[pyo3(from_py_with = int::<usize>)] n_key: usize,
     #[pyo3(from_py_with = real)] qber: f64,
     #[pyo3(from_py_with = int::<u64>)] seed: u64,
+    #[pyo3(from_py_with = real)] efficiency: f64,
 ) -> Result<(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, (usize, usize))> {
-    let p = plan(py, n_key, qber, seed)?;
+    let p = plan(py, n_key, qber, seed, efficiency)?;
     Ok((
         p.code.name,
         p.frames,
@@ -63,16 +66,18 @@ pub struct PyLdpcEncoder {
 #[pymethods]
 impl PyLdpcEncoder {
     #[new]
+    #[pyo3(signature = (n_key, qber, seed, key, efficiency = START_EFFICIENCY))]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = int::<usize>)] n_key: usize,
         #[pyo3(from_py_with = real)] qber: f64,
         #[pyo3(from_py_with = int::<u64>)] seed: u64,
         key: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = real)] efficiency: f64,
     ) -> Result<Self> {
         let input = Input::get(py, "key", key)?;
         let key = bits("key", &input)?;
-        let plan = plan(py, n_key, qber, seed)?;
+        let plan = plan(py, n_key, qber, seed, efficiency)?;
         let inner = guard(|| Encoder::new(plan, key))??;
         Ok(PyLdpcEncoder { inner: Mutex::new(inner) })
     }
@@ -107,7 +112,11 @@ pub struct PyLdpcDecoder {
 #[pymethods]
 impl PyLdpcDecoder {
     #[new]
-    #[pyo3(signature = (n_key, qber, seed, key, channel_qber, max_iterations = Settings::default().max_iterations))]
+    #[pyo3(signature = (
+        n_key, qber, seed, key, channel_qber,
+        max_iterations = Settings::default().max_iterations, efficiency = START_EFFICIENCY
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = int::<usize>)] n_key: usize,
@@ -116,13 +125,14 @@ impl PyLdpcDecoder {
         key: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = real)] channel_qber: f64,
         #[pyo3(from_py_with = int::<u32>)] max_iterations: u32,
+        #[pyo3(from_py_with = real)] efficiency: f64,
     ) -> Result<Self> {
         if max_iterations == 0 {
             return Err(Error::argument("max_iterations", "expected at least 1"));
         }
         let input = Input::get(py, "key", key)?;
         let key = bits("key", &input)?;
-        let plan = plan(py, n_key, qber, seed)?;
+        let plan = plan(py, n_key, qber, seed, efficiency)?;
         let inner =
             guard(|| Decoder::new(plan, key, channel_qber, Settings { max_iterations, ..Settings::default() }))??;
         Ok(PyLdpcDecoder { inner: Mutex::new(inner) })
@@ -171,6 +181,7 @@ impl PyLdpcDecoder {
 
 /// `key` (one byte per bit) without the bits of the `failed` frames and past the plan's used bits.
 #[pyfunction]
+#[pyo3(signature = (n_key, qber, seed, key, failed, efficiency = START_EFFICIENCY))]
 pub fn ldpc_keep<'py>(
     py: Python<'py>,
     #[pyo3(from_py_with = int::<usize>)] n_key: usize,
@@ -178,10 +189,11 @@ pub fn ldpc_keep<'py>(
     #[pyo3(from_py_with = int::<u64>)] seed: u64,
     key: &Bound<'py, PyAny>,
     failed: List<Int<u32>>,
+    #[pyo3(from_py_with = real)] efficiency: f64,
 ) -> Result<Bound<'py, PyBytes>> {
     let input = Input::get(py, "key", key)?;
     let key = bits("key", &input)?;
-    let plan = plan(py, n_key, qber, seed)?;
+    let plan = plan(py, n_key, qber, seed, efficiency)?;
     let failed: Vec<u32> = failed.0.iter().map(|i| i.0).collect();
     let kept = guard(|| keep_frames(&plan, key, &failed))??;
     Ok(PyBytes::new(py, &kept))
