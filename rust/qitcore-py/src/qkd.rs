@@ -51,8 +51,9 @@ impl PyCascadeResponder {
         #[pyo3(from_py_with = args::choice::<Variant>)] variant: Variant,
     ) -> Result<Self> {
         let key = key_bits(py, "key", key)?;
-        let layout = Layout::new(key.len, qber, seed, variant)?;
-        let inner = detach(py, || Responder::new(layout, key))??;
+        // The layout (a permutation of the key) is built without the GIL too: Alice builds hers
+        // on a thread while Bob builds his, and holding the GIL would stall Bob's Python.
+        let inner = detach(py, || Responder::new(Layout::new(key.len, qber, seed, variant)?, key))??;
         Ok(PyCascadeResponder { inner, disclosed: AtomicU64::new(0) })
     }
 
@@ -94,10 +95,11 @@ pub fn cascade_correct<'py>(
         return Err(Error::Type("ask: expected a callable that returns Alice's answers as bytes".into()));
     }
     let key = key_bits(py, "key", key)?;
-    let layout = Layout::new(key.len, qber, seed, variant)?;
     // The first Python exception `ask` raises is kept and re-raised as it was.
     let raised: Mutex<Option<PyErr>> = Mutex::new(None);
     let result = detach(py, || {
+        // Built without the GIL: Alice's side may be building hers on a Python thread.
+        let layout = Layout::new(key.len, qber, seed, variant)?;
         let corrector = Corrector::new(&layout, key)?;
         let mut oracle = |queries: &[Query]| {
             let expected: usize = queries.iter().map(|q| q.answer_bits(&layout)).sum();

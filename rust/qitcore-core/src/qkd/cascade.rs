@@ -428,9 +428,10 @@ struct Ahead {
 
 /// Alice's parities known to Bob in one pass, by block and bisection-tree node.
 enum Known {
-    /// Blocks of at most `k` bits: every node below `2·2^⌈log2 k⌉`, two bits each (known,
-    /// value) in flat arrays; most of Cascade's queries land here.
-    Dense { stride: usize, known: Vec<u64>, value: Vec<u64> },
+    /// Blocks of at most `k` bits: every node below `2·2^⌈log2 k⌉`, two adjacent bits each
+    /// (known, then value) in one flat array, so that a lookup touches one cache line (a block
+    /// reopened by the cascade is anywhere in the key); most of Cascade's queries land here.
+    Dense { stride: usize, bits: Vec<u64> },
     /// The two halves of the whole key: trees too deep for arrays, and few queries.
     Sparse(FastMap<(u32, u64), bool>),
 }
@@ -440,8 +441,8 @@ impl Known {
         match &layout.passes[pass] {
             PassLayout::Blocks { k } | PassLayout::Permuted { k, .. } if layout.remember => {
                 let stride = 2 * k.next_power_of_two();
-                let words = (layout.blocks(pass) * stride).div_ceil(64);
-                Known::Dense { stride, known: vec![0; words], value: vec![0; words] }
+                let words = (2 * layout.blocks(pass) * stride).div_ceil(64);
+                Known::Dense { stride, bits: vec![0; words] }
             }
             _ => Known::Sparse(FastMap::default()),
         }
@@ -449,10 +450,10 @@ impl Known {
 
     fn insert(&mut self, block: usize, node: u64, parity: bool) {
         match self {
-            Known::Dense { stride, known, value } => {
-                let at = block * *stride + node as usize;
-                known[at / 64] |= 1 << (at % 64);
-                value[at / 64] = (value[at / 64] & !(1 << (at % 64))) | u64::from(parity) << (at % 64);
+            Known::Dense { stride, bits } => {
+                let at = 2 * (block * *stride + node as usize);
+                let word = &mut bits[at / 64];
+                *word = (*word & !(2 << (at % 64))) | (1 | u64::from(parity) << 1) << (at % 64);
             }
             Known::Sparse(map) => {
                 map.insert((block as u32, node), parity);
@@ -462,9 +463,10 @@ impl Known {
 
     fn get(&self, block: usize, node: u64) -> Option<bool> {
         match self {
-            Known::Dense { stride, known, value } => {
-                let at = block * *stride + node as usize;
-                (known[at / 64] >> (at % 64) & 1 == 1).then(|| value[at / 64] >> (at % 64) & 1 == 1)
+            Known::Dense { stride, bits } => {
+                let at = 2 * (block * *stride + node as usize);
+                let pair = bits[at / 64] >> (at % 64);
+                (pair & 1 == 1).then_some(pair & 2 == 2)
             }
             Known::Sparse(map) => map.get(&(block as u32, node)).copied(),
         }
@@ -489,6 +491,8 @@ pub struct Corrector<'a> {
     copies: Vec<Option<Bits>>,
     alice_block: Vec<Vec<bool>>,
     bob_block: Vec<Vec<bool>>,
+    /// Whether a search runs in each block of each pass (at most one does).
+    running: Vec<Vec<bool>>,
     /// Alice's parities over `(pass, block, lo, hi)` ranges, disclosed or implied by disclosed
     /// ones. Her key never changes, so a search that passes through a range again (a block
     /// reopened by the cascade) reads it here instead of asking, and leaks nothing new.
@@ -510,6 +514,7 @@ impl<'a> Corrector<'a> {
             copies: (0..passes).map(|_| None).collect(),
             alice_block: vec![Vec::new(); passes],
             bob_block: vec![Vec::new(); passes],
+            running: (0..passes).map(|p| vec![false; layout.blocks(p)]).collect(),
             known: (0..passes).map(|p| Known::new(layout, p)).collect(),
             stats: CascadeStats::default(),
         })
@@ -544,14 +549,10 @@ impl<'a> Corrector<'a> {
                     layout.parity(pass, b, lo, hi, &self.key, self.copies[pass].as_ref())
                 })
                 .collect();
-            let mut searches: FastMap<(usize, usize), Search> = FastMap::default();
+            let mut searches = Vec::new();
             for b in 0..blocks {
                 if self.alice_block[pass][b] != self.bob_block[pass][b] {
-                    let (lo, hi) = layout.block_range(pass, b);
-                    searches.insert(
-                        (pass, b),
-                        Search { pass, block: b, lo, hi, node: 1, alice: self.alice_block[pass][b] },
-                    );
+                    searches.push(self.start(pass, b));
                 }
             }
             while !searches.is_empty() {
@@ -581,16 +582,24 @@ impl<'a> Corrector<'a> {
         self.layout.parity(s.pass, s.block, lo, hi, &self.key, self.copies[s.pass].as_ref())
     }
 
+    /// A new search of block `b` of pass `p`, marked running.
+    fn start(&mut self, p: usize, b: usize) -> Search {
+        let (lo, hi) = self.layout.block_range(p, b);
+        self.running[p][b] = true;
+        Search { pass: p, block: b, lo, hi, node: 1, alice: self.alice_block[p][b] }
+    }
+
     /// One step of every search; returns the searches still running, with new ones for blocks
-    /// that corrections made odd.
+    /// that corrections made odd. The searches are a list, with a flag per block saying which
+    /// run (a map keyed by block cost a hash and a probe per search per round trip).
     fn round(
         &mut self,
         oracle: &mut dyn FnMut(&[Query]) -> Result<Bits>,
-        searches: FastMap<(usize, usize), Search>,
+        searches: Vec<Search>,
         current: usize,
-    ) -> Result<FastMap<(usize, usize), Search>> {
+    ) -> Result<Vec<Search>> {
         let layout = self.layout;
-        let mut next = FastMap::with_capacity_and_hasher(searches.len(), Default::default());
+        let mut next = Vec::with_capacity(searches.len());
         // Sized up front: a first round asks thousands of ranges, and growing vectors copy.
         let mut asking = Vec::with_capacity(searches.len());
         let mut queries = Vec::with_capacity(searches.len());
@@ -603,9 +612,10 @@ impl<'a> Corrector<'a> {
         // (10^5 bits at 2 %: f 1.043 to 1.057).
         let ahead_ok = layout.remember && layout.n >= LOOKAHEAD_MIN_BITS;
         let mut found = Vec::new();
-        for (key, mut s) in searches {
+        for mut s in searches {
             // A correction elsewhere may have settled this range: drop it (its block is rechecked).
             if self.bob_parity(&s, s.lo, s.hi) == s.alice {
+                self.running[s.pass][s.block] = false;
                 continue;
             }
             // Narrow without asking while one half holds none of the block's members or Alice's
@@ -626,7 +636,10 @@ impl<'a> Corrector<'a> {
                 }
             };
             match mid {
-                None => found.push(s),
+                None => {
+                    self.running[s.pass][s.block] = false;
+                    found.push(s);
+                }
                 Some(mid) => {
                     let range = |lo: usize, hi: usize| Query::Range {
                         pass: s.pass as u8,
@@ -642,14 +655,14 @@ impl<'a> Corrector<'a> {
                         self.plan(&s, right, right, mid, s.hi, 1, &mut ahead);
                         queries.extend(ahead[first..].iter().map(|a| range(a.lo, a.mid)));
                     }
-                    asking.push((key, s, mid, first..ahead.len()));
+                    asking.push((s, mid, first..ahead.len()));
                 }
             }
         }
         if !queries.is_empty() {
             let answer = self.ask(oracle, &queries)?;
             let mut at = 0;
-            for (key, mut s, mid, planned) in asking {
+            for (mut s, mid, planned) in asking {
                 let alice_left = answer.get(at);
                 at += 1;
                 self.learn(s.pass, s.block, 2 * s.node, alice_left);
@@ -664,7 +677,7 @@ impl<'a> Corrector<'a> {
                     }
                 }
                 self.descend(&mut s, mid, alice_left);
-                next.insert(key, s);
+                next.push(s);
             }
         }
         let mut dirty = Vec::new();
@@ -677,9 +690,9 @@ impl<'a> Corrector<'a> {
             self.flip(j, current, &mut dirty);
         }
         for (p, b) in dirty {
-            if self.alice_block[p][b] != self.bob_block[p][b] && !next.contains_key(&(p, b)) {
-                let (lo, hi) = layout.block_range(p, b);
-                next.insert((p, b), Search { pass: p, block: b, lo, hi, node: 1, alice: self.alice_block[p][b] });
+            if self.alice_block[p][b] != self.bob_block[p][b] && !self.running[p][b] {
+                let search = self.start(p, b);
+                next.push(search);
             }
         }
         Ok(next)
