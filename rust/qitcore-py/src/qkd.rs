@@ -53,7 +53,8 @@ impl PyCascadeResponder {
         let key = key_bits(py, "key", key)?;
         // The layout (a permutation of the key) is built without the GIL too: Alice builds hers
         // on a thread while Bob builds his, and holding the GIL would stall Bob's Python.
-        let inner = detach(py, || Responder::new(Layout::new(key.len, qber, seed, variant)?, key))??;
+        // Shared: Bob's end in this process builds the same layout (see `Layout::shared`).
+        let inner = detach(py, || Responder::new(Layout::shared(key.len, qber, seed, variant)?, key))??;
         Ok(PyCascadeResponder { inner, disclosed: AtomicU64::new(0) })
     }
 
@@ -99,7 +100,7 @@ pub fn cascade_correct<'py>(
     let raised: Mutex<Option<PyErr>> = Mutex::new(None);
     let result = detach(py, || {
         // Built without the GIL: Alice's side may be building hers on a Python thread.
-        let layout = Layout::new(key.len, qber, seed, variant)?;
+        let layout = Layout::shared(key.len, qber, seed, variant)?;
         let corrector = Corrector::new(&layout, key)?;
         let mut oracle = |queries: &[Query]| {
             let expected: usize = queries.iter().map(|q| q.answer_bits(&layout)).sum();

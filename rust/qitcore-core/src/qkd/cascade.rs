@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use super::bitvec::Bits;
 use crate::bits::mask_tail;
@@ -100,6 +100,21 @@ pub struct Layout {
     pub remember: bool,
 }
 
+/// What a layout is derived from (the error rate by its bits: equal means identical).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct LayoutParams {
+    n: usize,
+    qber: u64,
+    seed: u64,
+    variant: Variant,
+}
+
+/// The layout last asked for through [`Layout::shared`], held weakly, behind a lock of its own
+/// (a caller with other parameters does not wait for its build).
+type LayoutSlot = Arc<Mutex<Weak<Layout>>>;
+
+static LAST_LAYOUT: Mutex<Option<(LayoutParams, LayoutSlot)>> = Mutex::new(None);
+
 /// Block sizes of the permuted passes for error rate `qber` on `n` bits.
 pub fn block_sizes(n: usize, qber: f64) -> (usize, usize) {
     let e = qber.clamp(1e-4, 0.25);
@@ -130,6 +145,37 @@ impl Layout {
                 Self::build(n, &ks, 4, false, seed)
             }
         })
+    }
+
+    /// As [`Layout::new`], shared with whoever else in this process holds the same layout.
+    ///
+    /// Both ends derive the layout from the same public parameters; when both run in one
+    /// process (`qkd.distill`) the second reuses the first's instead of building it again (a
+    /// shuffle of the whole key, the larger part of a side's set-up). A caller asking while the
+    /// same layout is being built waits for it; the layout is freed when its last holder goes.
+    ///
+    /// # Errors
+    /// As [`Layout::new`].
+    pub fn shared(n: usize, qber: f64, seed: u64, variant: Variant) -> Result<Arc<Self>> {
+        let params = LayoutParams { n, qber: qber.to_bits(), seed, variant };
+        let slot = {
+            let mut last = LAST_LAYOUT.lock().unwrap_or_else(PoisonError::into_inner);
+            match last.as_ref() {
+                Some((p, slot)) if *p == params => Arc::clone(slot),
+                _ => {
+                    let slot = LayoutSlot::default();
+                    *last = Some((params, Arc::clone(&slot)));
+                    slot
+                }
+            }
+        };
+        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(layout) = held.upgrade() {
+            return Ok(layout);
+        }
+        let layout = Arc::new(Self::new(n, qber, seed, variant)?);
+        *held = Arc::downgrade(&layout);
+        Ok(layout)
     }
 
     /// Permuted passes with block sizes `ks`, then random halves up to `passes` passes.
@@ -337,7 +383,7 @@ impl Query {
 
 /// Alice's side: her key in every pass's order, answering parity queries.
 pub struct Responder {
-    layout: Layout,
+    layout: Arc<Layout>,
     key: Bits,
     copies: Vec<Option<Bits>>,
 }
@@ -345,7 +391,8 @@ pub struct Responder {
 impl Responder {
     /// # Errors
     /// [`Error::InvalidLength`] when the key's length is not the layout's.
-    pub fn new(layout: Layout, key: Bits) -> Result<Self> {
+    pub fn new(layout: impl Into<Arc<Layout>>, key: Bits) -> Result<Self> {
+        let layout = layout.into();
         if key.len != layout.n {
             return Err(Error::length("key", format!("{} bits for a layout of {}", key.len, layout.n)));
         }
@@ -927,6 +974,43 @@ mod tests {
             assert_eq!(stats.leaked, sent);
             assert!(ahead, "n={n}: no search looked ahead");
         }
+    }
+
+    /// A shared layout is the one built for the same parameters while someone holds it, and a
+    /// new one otherwise; Cascade over it ends on Alice's key as over its own.
+    #[test]
+    fn shared_layouts_are_the_same_parameters_only() {
+        let (a, b) = keys(50_000, 0.02, 31);
+        let first = Layout::shared(a.len, 0.02, 31, Variant::Modified).unwrap();
+        let again = Layout::shared(a.len, 0.02, 31, Variant::Modified).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        for (n, qber, seed, variant) in [
+            (a.len, 0.02, 32, Variant::Modified),
+            (a.len, 0.021, 31, Variant::Modified),
+            (a.len - 1, 0.02, 31, Variant::Modified),
+            (a.len, 0.02, 31, Variant::Original),
+        ] {
+            let other = Layout::shared(n, qber, seed, variant).unwrap();
+            assert!(!Arc::ptr_eq(&first, &other));
+        }
+        // The same parameters again, after others: built afresh (the cache holds one), equal.
+        let rebuilt = Layout::shared(a.len, 0.02, 31, Variant::Modified).unwrap();
+        let own = Layout::new(a.len, 0.02, 31, Variant::Modified).unwrap();
+        for (x, y) in rebuilt.passes.iter().zip(&own.passes) {
+            match (x, y) {
+                (PassLayout::Blocks { k }, PassLayout::Blocks { k: k2 }) => assert_eq!(k, k2),
+                (PassLayout::Permuted { k, perm, .. }, PassLayout::Permuted { k: k2, perm: perm2, .. }) => {
+                    assert_eq!((k, perm), (k2, perm2));
+                }
+                (PassLayout::Halves { mask, .. }, PassLayout::Halves { mask: mask2, .. }) => assert_eq!(mask, mask2),
+                _ => panic!("passes of different kinds"),
+            }
+        }
+        let responder = Responder::new(Arc::clone(&first), a.clone()).unwrap();
+        let mut oracle = |q: &[Query]| Ok(responder.answer(q));
+        let (fixed, _) = Corrector::new(&again, b).unwrap().run(&mut oracle).unwrap();
+        assert_eq!(fixed, a);
+        assert!(Layout::shared(0, 0.02, 1, Variant::Modified).is_err());
     }
 
     #[test]
