@@ -4,7 +4,8 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -33,10 +34,39 @@ fn key_bits(py: Python<'_>, name: &'static str, key: &Bound<'_, PyAny>) -> Resul
 }
 
 /// Alice's side of Cascade: answers Bob's parity queries about her key.
+///
+/// Built on a thread of its own: the constructor checks its arguments and returns, and the first
+/// answer waits for the layout (a shuffle of the whole key) and the key in each pass's order.
+/// Alice answers CASCADE_START at once and builds while Bob builds his side (in one process,
+/// the same layout: see `Layout::shared`), with no Python thread and no GIL between them.
 #[pyclass(frozen, module = "qitcore._core", name = "CascadeResponder")]
 pub struct PyCascadeResponder {
-    inner: Responder,
+    n: usize,
+    built: OnceLock<Responder>,
+    building: Mutex<Option<JoinHandle<qitcore_core::Result<Responder>>>>,
     disclosed: AtomicU64,
+}
+
+impl PyCascadeResponder {
+    /// The responder, once built (waiting for it without the GIL).
+    fn responder(&self, py: Python<'_>) -> Result<&Responder> {
+        if let Some(responder) = self.built.get() {
+            return Ok(responder);
+        }
+        detach(py, || -> Result<()> {
+            let mut building = self.building.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(handle) = building.take() {
+                let responder = handle
+                    .join()
+                    .map_err(|_| Error::Internal("internal error in qitcore: the Cascade build panicked".into()))??;
+                // Only the holder of the lock sets it, once.
+                let _ = self.built.set(responder);
+            }
+            Ok(())
+        })??;
+        // Unset only when the build failed (its error went to the first caller).
+        self.built.get().ok_or_else(|| Error::Internal("the Cascade responder could not be built".into()))
+    }
 }
 
 #[pymethods]
@@ -51,18 +81,27 @@ impl PyCascadeResponder {
         #[pyo3(from_py_with = args::choice::<Variant>)] variant: Variant,
     ) -> Result<Self> {
         let key = key_bits(py, "key", key)?;
-        // The layout (a permutation of the key) is built without the GIL too: Alice builds hers
-        // on a thread while Bob builds his, and holding the GIL would stall Bob's Python.
-        // Shared: Bob's end in this process builds the same layout (see `Layout::shared`).
-        let inner = detach(py, || Responder::new(Layout::shared(key.len, qber, seed, variant)?, key))??;
-        Ok(PyCascadeResponder { inner, disclosed: AtomicU64::new(0) })
+        let n = key.len;
+        Layout::check(n, qber)?;
+        let build = move || Responder::new(Layout::shared(n, qber, seed, variant)?, key);
+        let handle = std::thread::Builder::new()
+            .name("qitcore-cascade".into())
+            .spawn(build)
+            .map_err(|e| Error::Internal(format!("cannot start the Cascade responder's thread: {e}")))?;
+        Ok(PyCascadeResponder {
+            n,
+            built: OnceLock::new(),
+            building: Mutex::new(Some(handle)),
+            disclosed: AtomicU64::new(0),
+        })
     }
 
     /// Alice's packed answers to the encoded queries (refused if any is malformed).
     fn answer<'py>(&self, py: Python<'py>, queries: &Bound<'py, PyAny>) -> Result<Bound<'py, PyBytes>> {
         let queries = Input::get(py, "queries", queries)?;
-        let queries = guard(|| Query::decode(queries.bytes(), self.inner.layout()))??;
-        let answer = detach(py, || self.inner.answer(&queries))?;
+        let responder = self.responder(py)?;
+        let queries = guard(|| Query::decode(queries.bytes(), responder.layout()))??;
+        let answer = detach(py, || responder.answer(&queries))?;
         self.disclosed.fetch_add(answer.len as u64, Ordering::Relaxed);
         Ok(PyBytes::new(py, &answer.to_packed()))
     }
@@ -76,7 +115,7 @@ impl PyCascadeResponder {
     /// Bits in the key.
     #[getter]
     fn n(&self) -> usize {
-        self.inner.layout().n
+        self.n
     }
 }
 

@@ -128,12 +128,7 @@ impl Layout {
     /// # Errors
     /// [`Error::InvalidArgument`] for `n` of 0 or above 2^32 − 1, or `qber` outside (0, 0.5).
     pub fn new(n: usize, qber: f64, seed: u64, variant: Variant) -> Result<Self> {
-        if n == 0 || n > u32::MAX as usize {
-            return Err(Error::argument("n", format!("key length must be 1 to 2^32 - 1 bits, got {n}")));
-        }
-        if !(qber > 0.0 && qber < 0.5) {
-            return Err(Error::argument("qber", format!("estimated error rate must lie in (0, 0.5), got {qber}")));
-        }
+        Self::check(n, qber)?;
         Ok(match variant {
             Variant::Modified => {
                 let (k1, k2) = block_sizes(n, qber);
@@ -145,6 +140,20 @@ impl Layout {
                 Self::build(n, &ks, 4, false, seed)
             }
         })
+    }
+
+    /// Refuses what [`Layout::new`] refuses, without building anything.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `n` of 0 or above 2^32 − 1, or `qber` outside (0, 0.5).
+    pub fn check(n: usize, qber: f64) -> Result<()> {
+        if n == 0 || n > u32::MAX as usize {
+            return Err(Error::argument("n", format!("key length must be 1 to 2^32 - 1 bits, got {n}")));
+        }
+        if !(qber > 0.0 && qber < 0.5) {
+            return Err(Error::argument("qber", format!("estimated error rate must lie in (0, 0.5), got {qber}")));
+        }
+        Ok(())
     }
 
     /// As [`Layout::new`], shared with whoever else in this process holds the same layout.
