@@ -68,7 +68,7 @@ class LdpcPlan:
         return self.frames * (self.syndrome_bits - self.punctured)
 
 
-ONE_WAY_EFFICIENCY = 1.5
+ONE_WAY_EFFICIENCY = 1.4
 """The efficiency one-way reconciliation aims at: with no blind round to fall back on, its rate
 must decode nearly every frame the first time (the rate blind reconciliation reaches after its two
 rounds; see the README's measured frame error rates)."""

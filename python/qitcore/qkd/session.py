@@ -376,6 +376,13 @@ def _in_background(function: Callable[..., T], *args: Any) -> Future[T]:
     return future
 
 
+def _done(value: T) -> Future[T]:
+    """A future that already holds ``value``."""
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
+
+
 class State(enum.Enum):
     """Where Alice's session stands: the message it waits for (its value names it), or its end."""
 
@@ -539,9 +546,9 @@ class AliceSession:
         (seed,) = _read_u64s(payload, 1, "CASCADE_START")
         self._key = s.sifted.key[s.keep]
         qber = Estimation.cascade_qber(r.sample_errors, r.sample_size)
-        # Alice builds her side while Bob builds his (the core releases the GIL): the first
+        # The core builds Alice's side on a thread of its own while Bob builds his: the first
         # query waits for it.
-        self._responder = _in_background(Reconciliation.responder, self._key, qber, seed, s.params.cascade)
+        self._responder = _done(Reconciliation.responder(self._key, qber, seed, s.params.cascade))
         return b""
 
     def _cascade(self, payload: bytes) -> bytes:
