@@ -356,6 +356,28 @@ def test_the_proxy_closes_an_idle_connection_both_sides() -> None:
     assert server.errors == []
 
 
+def test_a_silent_client_whose_target_hung_up_frees_its_slot_soon() -> None:
+    """The target closes at once (as Alice does to a client that sends nothing): the client's
+    slot is freed after half_closed_idle, long before idle_timeout, so silent clients cannot fill
+    the proxy."""
+
+    def serve(conn: socket.socket) -> None:
+        conn.close()
+
+    server = _Server(serve)
+    with DelayProxy(server.address, 0.001, max_connections=1, idle_timeout=60, half_closed_idle=0.5) as proxy:
+        with _connect(proxy.address) as silent:
+            assert silent.recv(1) == b""  # the target's end of stream, passed on
+            start = time.monotonic()
+            while proxy.accepted == 1 and "connections=1" in repr(proxy):
+                assert time.monotonic() - start < 10, "the slot was not freed"
+                time.sleep(0.05)
+            assert time.monotonic() - start >= 0.4
+        with _connect(proxy.address) as second:  # the slot is free again: not refused
+            assert second.recv(1) == b"" and proxy.refused == 0
+    server.close()
+
+
 def test_closing_the_proxy_closes_its_connections_both_sides() -> None:
     closed = threading.Event()
 

@@ -12,7 +12,9 @@ the jitter only makes some chunks later).
 Bounds: at most ``max_connections`` connections at once (one more is closed at once); at most
 ``buffer_bytes`` held per direction (the proxy then stops reading that side, and TCP's flow
 control makes its sender wait); ``connect_timeout`` seconds to reach the target; a connection
-with no bytes moving either way for ``idle_timeout`` seconds is closed. A connection's memory is
+with no bytes moving either way for ``idle_timeout`` seconds is closed, and one of whose sides has
+closed after ``half_closed_idle`` seconds (a silent client must not hold a slot for minutes after
+its peer hung up). A connection's memory is
 thus at most about 4 x ``buffer_bytes`` (each direction's queue, and its bytes in one write on
 their way out) plus asyncio's own read buffers (128 KiB a side). An end of stream is
 passed on, delayed like the bytes before it (a half-close stays a half-close); the connection is
@@ -44,6 +46,9 @@ _START = 10.0
 _STOP = 10.0
 # How often (at most, seconds) a connection checks whether it has been idle too long.
 _IDLE_CHECK = 1.0
+HALF_CLOSED_IDLE = 10.0
+"""Seconds a connection one side of which has closed may stay idle (``idle_timeout`` at most):
+a client that says nothing after its peer hung up must not hold a connection slot for minutes."""
 
 
 def _address(name: str, value: object, *, any_port: bool) -> tuple[str, int]:
@@ -138,6 +143,7 @@ class _Server:
         self.max_connections = max_connections
         self.buffer_bytes = buffer_bytes
         self.connect_timeout, self.idle_timeout = connect_timeout, idle_timeout
+        self.half_closed_idle = HALF_CLOSED_IDLE
         self.tasks: set[asyncio.Task[None]] = set()
         self.accepted = 0
         self.refused = 0
@@ -202,8 +208,11 @@ class _Server:
                     if failed:
                         log.info("%s: connection ended: %s", peer, failed[0].exception())
                         return
-                    if pending and loop.time() - last[0] > self.idle_timeout:
-                        log.info("%s: idle for %g s, closed", peer, self.idle_timeout)
+                    # One direction over (its reader and writer both done): the other may idle less.
+                    half_closed = (pumps[0].done() and pumps[1].done()) or (pumps[2].done() and pumps[3].done())
+                    allowed = min(self.idle_timeout, self.half_closed_idle) if half_closed else self.idle_timeout
+                    if pending and loop.time() - last[0] > allowed:
+                        log.info("%s: idle for %g s%s, closed", peer, allowed, " after a side closed" * half_closed)
                         return
             finally:
                 for t in pumps:
@@ -236,6 +245,7 @@ class DelayProxy:
         buffer_bytes: the most bytes held per direction of a connection, 128 KiB to 1 GiB.
         connect_timeout: seconds to wait for the target to accept.
         idle_timeout: seconds a connection may carry nothing, either way, before it is closed.
+        half_closed_idle: the same once one side has closed (at most ``idle_timeout``).
         seed: seeds the jitter, for repeatable runs (default: from the OS).
 
     Raises:
@@ -253,6 +263,7 @@ class DelayProxy:
         buffer_bytes: int = 4 << 20,
         connect_timeout: float = 10.0,
         idle_timeout: float = 300.0,
+        half_closed_idle: float = HALF_CLOSED_IDLE,
         seed: int | None = None,
     ) -> None:
         target = _address("target", target, any_port=False)
@@ -262,11 +273,13 @@ class DelayProxy:
         buffer_bytes = _validate.integer("buffer_bytes", buffer_bytes, minimum=2 * CHUNK, maximum=1 << 30)
         connect_timeout = _positive("connect_timeout", connect_timeout)
         idle_timeout = _positive("idle_timeout", idle_timeout)
+        half_closed_idle = _positive("half_closed_idle", half_closed_idle)
         if seed is not None:
             seed = _validate.integer("seed", seed, minimum=0)
         self._server = _Server(
             target, one_way, jitter, random.Random(seed), max_connections, buffer_bytes, connect_timeout, idle_timeout
         )
+        self._server.half_closed_idle = half_closed_idle
         self._address: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -250,8 +250,9 @@ def _u64s(*values: int) -> bytes:
     return struct.pack(f"<{len(values)}Q", *values)
 
 
-def _read_u64s(payload: bytes, count: int, what: str) -> tuple[int, ...]:
-    if len(payload) < 8 * count:
+def _read_u64s(payload: bytes, count: int, what: str, *, more: bool = False) -> tuple[int, ...]:
+    """``count`` little-endian u64 values: the whole payload, or its head when ``more`` follows."""
+    if len(payload) < 8 * count or (not more and len(payload) != 8 * count):
         raise AuthenticationError(f"malformed {what} message")
     return struct.unpack_from(f"<{count}Q", payload)
 
@@ -576,7 +577,7 @@ class AliceSession:
         return self._encoder.reveal(payload)
 
     def _verify(self, payload: bytes) -> bytes:
-        values = _read_u64s(payload, 2 * Verification.TAGS, "VERIFY")
+        values = _read_u64s(payload, 2 * Verification.TAGS, "VERIFY", more=self._encoder is not None)
         points, tags = list(values[: Verification.TAGS]), list(values[Verification.TAGS :])
         if self._encoder is not None:
             plan = self._encoder.plan
@@ -709,7 +710,7 @@ class BobSession:
         t = clock()
         m = s.secure_length(leaked)
         reply = self._call(AMPLIFY, _u64s(leaked))
-        (alice_m,) = _read_u64s(reply, 1, "AMPLIFY reply")
+        (alice_m,) = _read_u64s(reply, 1, "AMPLIFY reply", more=True)
         if alice_m != m:
             raise QkdAbort(f"secure lengths differ: Alice {alice_m}, Bob {m}")
         seed_bytes = reply[8:]
