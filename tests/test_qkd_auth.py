@@ -31,7 +31,7 @@ from qitcore.errors import (
     QkdError,
 )
 from qitcore.qkd import auth
-from qitcore.qkd.channel import InProcessChannel
+from qitcore.qkd.channel import InProcessChannel, frame_limit
 from qitcore.qkd.keypool import HEADER, RESERVE, KeyPool
 
 from .fuzzing import examples
@@ -313,7 +313,12 @@ def test_sessions_in_process_give_equal_keys_and_keep_the_pools_equal(
         assert r.pool_bits_after == r.pool_bits_before - r.pool_bits_consumed + r.pool_bits_returned
         assert r.pool_bits_after == 8 * bob_pool.available
         assert r.key_bits == 8 * len(result.bob_key) == distilled - r.pool_bits_returned
-        assert 0 < r.eps_auth < 1e-12 and r.eps_total == r.eps_sec + r.eps_cor + r.eps_auth
+        # Every reply Bob checked is charged (longest accepted + 1)/2^64 blocks (a forger may
+        # swap in a message of any length the session accepts), every request he sealed its own.
+        longest = frame_limit(len(link.bob)) - 8
+        checked = round_trips * (-(-longest // 8) + 1) / 2.0**64
+        assert checked <= r.eps_auth <= 2 * checked
+        assert r.eps_total == r.eps_sec + r.eps_cor + r.eps_auth
         _same_files(tmp_path)
     recorder.assert_disjoint()
     assert len(recorder.taken) > 6 * 400

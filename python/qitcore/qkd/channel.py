@@ -163,6 +163,9 @@ class Sealer:
         outer.update(inner.digest())
         return outer.digest()
 
+    def limit_frames(self, nbytes: int) -> None:
+        """Nothing to do: an HMAC tag's security does not depend on the message's length."""
+
     can_reply = True
     """A reply may always be sealed (HMAC spends no key): see :attr:`WegmanCarterSealer.can_reply`."""
 
@@ -257,6 +260,7 @@ class Channel:
     def limit_frames(self, nbytes: int) -> None:
         """Refuse replies longer than ``nbytes`` (whole frames) before reading them."""
         self.max_frame = nbytes
+        self._sealer.limit_frames(nbytes)
 
     def request(self, kind: int, payload: bytes) -> tuple[int, bytes]:
         return self._sealer.open(self._exchange(self._sealer.seal(kind, payload)))

@@ -205,7 +205,8 @@ class Report:
     pool_bits_after: int = 0
     """Bits in the pool never used once the session ended and returned its share (Wegman–Carter)."""
     eps_auth: float = 0.0
-    """Sum of the ε of every tag checked (Wegman–Carter; 0 for HMAC, whose security is computational)."""
+    """Sum of the ε of every tag sealed or checked, a checked one charged for the longest message the
+    session accepts (Wegman–Carter; 0 for HMAC, whose security is computational)."""
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -426,6 +427,7 @@ class AliceSession:
         self._records = records
         self._shared = _Shared(params)
         self._sealer = make_sealer(auth_key, is_alice=True)
+        self._sealer.limit_frames(self.frame_limit())
         _pool_before(self._sealer, self._shared.report)
         self._state = State.HELLO
         self._handlers: dict[int, Callable[[bytes], bytes]] = {
