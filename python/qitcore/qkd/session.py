@@ -57,7 +57,16 @@ import numpy as np
 
 from .. import _core, _validate
 from .._core import SecureLength
-from ..errors import AuthenticationError, ChannelClosed, ChannelError, QitError, QkdAbort, QkdError, VerificationFailure
+from ..errors import (
+    AuthenticationError,
+    ChannelClosed,
+    ChannelError,
+    InternalError,
+    QitError,
+    QkdAbort,
+    QkdError,
+    VerificationFailure,
+)
 from .channel import AuthKey, Channel, frame_limit, make_sealer
 from .records import Records
 from .stages import (
@@ -574,7 +583,8 @@ class AliceSession:
 
     def _ldpc_reveal(self, payload: bytes) -> bytes:
         self._method(LDPC_REVEAL, "blind")
-        assert self._encoder is not None  # LDPC_ROUNDS follows the LDPC message only
+        if self._encoder is None:  # the state table lets LDPC_REVEAL follow the LDPC message only
+            raise InternalError("LDPC_REVEAL before LDPC")
         self._shared.report.round_trips += 1
         return self._encoder.reveal(payload)
 
