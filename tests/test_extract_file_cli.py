@@ -18,6 +18,8 @@ import pytest
 from qitcore.cli import main
 from qitcore.extract import Toeplitz, hash_condition, output_length
 
+from .stalled_fifo import stalled_fifo, wait_for_temp
+
 
 def test_extract_with_min_entropy_writes_what_the_in_memory_hash_gives(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -71,41 +73,23 @@ def test_extract_refuses_to_overwrite_a_seed_and_leaves_no_output(
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_and_sigterm_leave_no_output(tmp_path: Path, signum: signal.Signals, status: int) -> None:
     # A FIFO whose writer sends some samples and then nothing: the command waits in read().
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    out = tmp_path / "out"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "qitcore", "extract", str(fifo), "-o", str(out), "--min-entropy", "7"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stop = threading.Event()
-
-    def writer() -> None:
-        with open(fifo, "wb") as f:
-            f.write(os.urandom(1 << 16))
-            f.flush()
-            stop.wait(60)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        # The seed file and the temporary output exist once the extraction is under way.
-        deadline = time.monotonic() + 30
-        while not any(p.name.startswith(".qitcore-") for p in tmp_path.iterdir()):
-            assert time.monotonic() < deadline, "the command did not start"
-            time.sleep(0.05)
-        assert Path(f"{out}.seed").exists()
-        time.sleep(0.2)
-        child.send_signal(signum)
-        _, err = child.communicate(timeout=30)
-    finally:
-        stop.set()
-        child.kill()
-        # A writer still waiting for a reader (the command failed before opening the FIFO).
-        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-        thread.join()
+    fifo, out = tmp_path / "fifo", tmp_path / "out"
+    with stalled_fifo(fifo):
+        child = subprocess.Popen(
+            [sys.executable, "-m", "qitcore", "extract", str(fifo), "-o", str(out), "--min-entropy", "7"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            # The seed file and the temporary output exist once the extraction is under way.
+            wait_for_temp(tmp_path)
+            assert Path(f"{out}.seed").exists()
+            time.sleep(0.2)
+            child.send_signal(signum)
+            _, err = child.communicate(timeout=30)
+        finally:
+            child.kill()
     assert child.returncode == status, err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]

@@ -7,14 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from qitcore.cli import main
 from qitcore.extract import Toeplitz
 from qitcore.report.files import _host, atomic_file, make_temp, sweep_stale
+
+from .stalled_fifo import stalled_fifo, wait_for_temp
 
 
 def _ended_pid() -> int:
@@ -64,33 +64,17 @@ def test_any_atomic_write_sweeps_the_folder(tmp_path: Path) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and SIGKILL are POSIX")
 def test_a_killed_extract_leaves_a_file_that_the_next_run_removes(tmp_path: Path) -> None:
     fifo, out, key = tmp_path / "fifo", tmp_path / "out", tmp_path / "key"
-    os.mkfifo(fifo)
     hasher = Toeplitz(4096, 2048)
     key.write_bytes(hasher.seed_bytes())
     args = ["extract", str(fifo), "-o", str(out), "-m", "2048", "--seed-file", str(key), "--quiet"]
-    child = subprocess.Popen([sys.executable, "-m", "qitcore", *args], stderr=subprocess.PIPE)
-    stop = threading.Event()
-
-    def writer() -> None:
-        with open(fifo, "wb") as f:
-            f.write(os.urandom(1 << 16))
-            f.flush()
-            stop.wait(60)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not list(tmp_path.glob(".qitcore-*.tmp")):
-            assert time.monotonic() < deadline, "the command did not start"
-            time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)
-        child.wait(30)
-    finally:
-        stop.set()
-        child.kill()
-        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-        thread.join()
+    with stalled_fifo(fifo):
+        child = subprocess.Popen([sys.executable, "-m", "qitcore", *args], stderr=subprocess.PIPE)
+        try:
+            wait_for_temp(tmp_path)
+            child.send_signal(signal.SIGKILL)
+            child.wait(30)
+        finally:
+            child.kill()
     (left,) = tmp_path.glob(".qitcore-*.tmp")
     assert f"-{child.pid}-" in left.name
     data = os.urandom(8192)
