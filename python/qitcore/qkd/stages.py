@@ -195,8 +195,9 @@ class LdpcReconciliation:
 
         The rate is chosen for the sample's error rate plus three standard deviations
         (:data:`PLAN_MARGIN`): a code sized for the point estimate fails on most frames whenever
-        the sample happens to count fewer errors than the key holds (measured: with the point
-        estimate, 1 session in 3 lost more than half its frames; with the margin, none in 16)."""
+        the sample happens to count fewer errors than the key holds (measured on a 10^6-bit block:
+        with the point estimate, 3 sessions of 16 lost more than half their frames; with the
+        margin, none of 16 lost a frame)."""
         from . import ldpc  # here: only an LDPC session loads it
 
         if n_key == 0:
