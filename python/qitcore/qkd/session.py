@@ -318,6 +318,11 @@ class _Shared:
         self.pattern_bits = self.report.frames = plan.frames
         self.report.discarded_frames, self.report.discarded_bits = failed, len(self.dropped)
 
+    @property
+    def failed_bits(self) -> int:
+        """Key bits in LDPC's failed frames."""
+        return len(self.dropped) - len(self.unreconciled)
+
     def secure_length(self, leaked_ec: int) -> int:
         """The secure length, rounded down to bytes.
 
@@ -343,7 +348,7 @@ class _Shared:
             p.eps_sec,
             r.eps_cor,
         )
-        failed_bits = len(self.dropped) - len(self.unreconciled)
+        failed_bits = self.failed_bits
         r.secure_length = max(0, min(r.finite_key.length - failed_bits, r.reconciled_bits))
         r.key_bits = r.secure_length - r.secure_length % 8
         return r.key_bits
@@ -716,7 +721,7 @@ class BobSession:
         t = clock()
         points = Verification.points()
         self._call(VERIFY, _u64s(*points, *Verification.tags(key, points)) + failed_frames)
-        r.efficiency = Reconciliation.efficiency(leaked, len(key), corrected)
+        r.efficiency = Reconciliation.efficiency(leaked, len(key), corrected, len(key) + s.failed_bits)
         r.seconds["verification"] = clock() - t
 
         t = clock()

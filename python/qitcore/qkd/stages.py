@@ -171,12 +171,15 @@ class Reconciliation:
     correct = staticmethod(_core.cascade_correct)
 
     @staticmethod
-    def efficiency(leaked: int, n: int, errors: int) -> float | None:
-        """``f = leaked / (n · h(e))`` for the actual error rate ``e = errors / n``."""
+    def efficiency(leaked: int, n: int, errors: int, covered: int | None = None) -> float | None:
+        """``f = leaked / (covered · h(e))`` for the actual error rate ``e = errors / n`` of the
+        ``n`` bits corrected, over the ``covered`` bits the disclosure was about (default ``n``;
+        with LDPC, failed frames too, whose syndromes count in ``leaked``)."""
         e = errors / n if n else 0.0
         if e <= 0 or e >= 1:
             return None
-        return leaked / (n * (-e * math.log2(e) - (1 - e) * math.log2(1 - e)))
+        covered = n if covered is None else covered
+        return leaked / (covered * (-e * math.log2(e) - (1 - e) * math.log2(1 - e)))
 
 
 class LdpcReconciliation:
