@@ -17,8 +17,9 @@ from qitcore.qkd.channel import InProcessChannel
 from qitcore.qkd.session import CASCADE_START, ERROR, LDPC, LDPC_REVEAL, REPLY, VERIFY, State
 from qitcore.qkd.stages import FiniteKeyLength, LdpcReconciliation, Verification
 
+from .recording_channel import Message, RecordingChannel
+
 KEY = b"l" * 32
-Message = tuple[int, bytes]
 
 
 @pytest.fixture(scope="module")
@@ -82,23 +83,13 @@ def test_an_unknown_method_is_refused() -> None:
         qkd.Params(reconciliation="turbo")
 
 
-class _Recording(InProcessChannel):
-    def __init__(self, auth_key: Any, endpoint: qkd.AliceSession) -> None:
-        super().__init__(auth_key, endpoint)
-        self.sent: list[Message] = []
-
-    def request(self, kind: int, payload: bytes) -> tuple[int, bytes]:
-        self.sent.append((kind, payload))
-        return super().request(kind, payload)
-
-
 @pytest.fixture(scope="module")
 def recorded(link: qkd.SimulatedLink) -> dict[str, list[Message]]:
     """Bob's messages in a legal run of each method."""
     runs = {}
     for method in ("cascade", "ldpc", "blind"):
         params = qkd.Params(reconciliation=method)
-        channel = _Recording(KEY, qkd.AliceSession(link.alice, params, KEY))
+        channel = RecordingChannel(KEY, qkd.AliceSession(link.alice, params, KEY))
         with channel:
             qkd.BobSession(link.bob, params, channel).run()
         runs[method] = channel.sent

@@ -10,7 +10,6 @@ import json
 import pytest
 from qitcore import qkd
 from qitcore.errors import AuthenticationError, QkdAbort
-from qitcore.qkd.channel import InProcessChannel
 from qitcore.qkd.session import (
     AMPLIFY,
     CASCADE,
@@ -25,20 +24,9 @@ from qitcore.qkd.session import (
     State,
 )
 
+from .recording_channel import Message, RecordingChannel
+
 KEY = b"q" * 32
-Message = tuple[int, bytes]
-
-
-class _Recording(InProcessChannel):
-    """Keeps every message Bob sends, to replay them to another Alice."""
-
-    def __init__(self, auth_key: bytes, endpoint: qkd.AliceSession) -> None:
-        super().__init__(auth_key, endpoint)
-        self.sent: list[Message] = []
-
-    def request(self, kind: int, payload: bytes) -> tuple[int, bytes]:
-        self.sent.append((kind, payload))
-        return super().request(kind, payload)
 
 
 class _Bob:
@@ -68,7 +56,7 @@ def link() -> qkd.SimulatedLink:
 def recorded(link: qkd.SimulatedLink) -> tuple[list[Message], bytes]:
     """Bob's messages in a legal run, and his key."""
     alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
-    channel = _Recording(KEY, alice)
+    channel = RecordingChannel(KEY, alice)
     with channel:
         bob_key, _ = qkd.BobSession(link.bob, qkd.Params(), channel).run()
     return channel.sent, bob_key
@@ -155,7 +143,7 @@ def test_bobs_error_message_ends_alices_session_in_any_state(
 def test_bob_tells_alice_of_his_failures_only(link: qkd.SimulatedLink, monkeypatch: pytest.MonkeyPatch) -> None:
     # Alice refuses Bob's parameters: she has ended already, so Bob sends nothing more.
     alice = qkd.AliceSession(link.alice, qkd.Params(eps_sec=1e-9), KEY)
-    channel = _Recording(KEY, alice)
+    channel = RecordingChannel(KEY, alice)
     with channel, pytest.raises(QkdAbort, match="Alice: parameters differ"):
         qkd.BobSession(link.bob, qkd.Params(), channel).run()
     assert [kind for kind, _ in channel.sent] == [HELLO]
@@ -166,7 +154,7 @@ def test_bob_tells_alice_of_his_failures_only(link: qkd.SimulatedLink, monkeypat
 
     monkeypatch.setattr(qkd.Reconciliation, "correct", failing)
     alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
-    channel = _Recording(KEY, alice)
+    channel = RecordingChannel(KEY, alice)
     with channel, pytest.raises(QkdAbort, match="^Bob's Cascade broke$"):
         qkd.BobSession(link.bob, qkd.Params(), channel).run()
     assert channel.sent[-1] == (ERROR, b"Bob's Cascade broke")
