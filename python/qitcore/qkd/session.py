@@ -187,7 +187,9 @@ class Report:
     frames: int = 0
     """LDPC frames the key was cut into (0 for Cascade)."""
     discarded_frames: int = 0
-    """LDPC frames Bob could not decode, discarded by both ends."""
+    """LDPC frames discarded by both ends: those Bob could not decode and the miscorrected ones."""
+    miscorrected_frames: int = 0
+    """LDPC frames Bob decoded to another word with the same syndrome, found by their checks."""
     discarded_bits: int = 0
     """Key bits left out of reconciliation: those of discarded frames (also subtracted from the
     secure length, since which frames fail depends on their errors) and the remainder after the
@@ -309,14 +311,23 @@ class _Shared:
             if qber > p.qber_threshold:
                 raise QkdAbort(f"QBER of the {basis} basis {qber:.2%} is above the threshold {p.qber_threshold:.2%}")
 
-    def drop(self, kept: np.ndarray[Any, np.dtype[np.bool_]], plan: Any, failed: int) -> None:
-        """Records which bits of the reconciliation's input (the key without the sample) remain
-        after LDPC (``kept``), ``failed`` of the ``plan``'s frames having failed."""
+    def drop_frames(
+        self, plan: Any, failed: list[int], wrong: list[int], checked: int
+    ) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """Drops LDPC's ``failed`` frames and the ``wrong`` ones (decoded, but their check
+        differs), ``checked`` frames having been checked; returns which bits of the
+        reconciliation's input (the key without the sample) remain."""
+        kept = LdpcReconciliation.kept(plan, sorted(failed + wrong))
         positions = np.flatnonzero(self.keep)
         self.dropped = positions[~kept]
         self.unreconciled = positions[plan.used_bits :]
-        self.pattern_bits = self.report.frames = plan.frames
-        self.report.discarded_frames, self.report.discarded_bits = failed, len(self.dropped)
+        # Public patterns, a bit a frame each: which frames failed, which checks differed.
+        self.pattern_bits = 2 * plan.frames
+        r = self.report
+        r.frames, r.miscorrected_frames = plan.frames, len(wrong)
+        r.discarded_frames, r.discarded_bits = len(failed) + len(wrong), len(self.dropped)
+        r.leaked_verification = Verification.DISCLOSED_BITS + 8 * LdpcReconciliation.HASH.itemsize * checked
+        return kept
 
     @property
     def failed_bits(self) -> int:
@@ -326,11 +337,11 @@ class _Shared:
     def secure_length(self, leaked_ec: int) -> int:
         """The secure length, rounded down to bytes.
 
-        LDPC's failed frames are chosen by their errors, which an eavesdropper can correlate with
+        LDPC's failed (and miscorrected) frames are chosen by their errors, which an eavesdropper can correlate with
         phase errors; so they are not cut from the counts the bound is computed on (the test
         basis's phase-error estimate covers the key only as a whole). The bound is taken over the
         key with them, and their bits are then subtracted (H_min(K_kept|E) >= H_min(K|E) - |K_dropped|),
-        with one bit a frame for the failure pattern made public counted in the leak. The
+        with two bits a frame for the public failure and check patterns counted in the leak. The
         remainder past the last frame depends on its position only and simply leaves the counts.
         """
         r, p = self.report, self.params
@@ -594,17 +605,31 @@ class AliceSession:
         return self._encoder.reveal(payload)
 
     def _verify(self, payload: bytes) -> bytes:
-        values = _read_u64s(payload, 2 * Verification.TAGS, "VERIFY", more=self._encoder is not None)
-        points, tags = list(values[: Verification.TAGS]), list(values[Verification.TAGS :])
         if self._encoder is not None:
-            plan = self._encoder.plan
-            failed = LdpcReconciliation.read_failed(payload[16 * Verification.TAGS :], plan.frames)
-            kept = LdpcReconciliation.kept(plan, failed)
-            self._key = self._key[kept]
-            self._shared.drop(kept, plan, len(failed))
+            return self._verify_frames(self._encoder.plan, payload)
+        values = _read_u64s(payload, 2 * Verification.TAGS, "VERIFY")
+        points, tags = list(values[: Verification.TAGS]), list(values[Verification.TAGS :])
         if Verification.tags(self._key, points) != tags:
             raise VerificationFailure("the reconciled keys differ (verification tags disagree); both are discarded")
         return b""
+
+    def _verify_frames(self, plan: Any, payload: bytes) -> bytes:
+        """After LDPC: Bob names the frames that failed and sends a check of each other one;
+        Alice drops the failed frames and those whose check differs (decoded to another word
+        with the same syndrome), and answers with the latter and her verification tags of what
+        remains, which Bob compares."""
+        ldpc = LdpcReconciliation
+        points = list(_read_u64s(payload, Verification.TAGS, "VERIFY", more=True))
+        failed, rest = ldpc.read_failed(payload[8 * Verification.TAGS :], plan.frames)
+        decoded = sorted(set(range(plan.frames)) - set(failed))
+        if len(rest) != 8 + ldpc.HASH.itemsize * len(decoded):
+            raise AuthenticationError("malformed VERIFY message")
+        (point,) = struct.unpack_from("<Q", rest)
+        theirs = np.frombuffer(rest, ldpc.HASH, offset=8)
+        mine = ldpc.frame_hashes(self._key, plan, decoded, point)
+        wrong = [f for f, a, b in zip(decoded, mine, theirs, strict=True) if a != b]
+        self._key = self._key[self._shared.drop_frames(plan, failed, wrong, len(decoded))]
+        return LdpcReconciliation.failed_message(wrong) + _u64s(*Verification.tags(self._key, points))
 
     def _amplify(self, payload: bytes) -> bytes:
         (bob_leaked,) = _read_u64s(payload, 1, "AMPLIFY")
@@ -711,16 +736,18 @@ class BobSession:
             )
             key = np.frombuffer(corrected_key, np.uint8)
             r.cascade_rounds = rounds
-            failed_frames = b""
         else:
-            key, leaked, rounds, corrected, failed = self._ldpc(seed)
-            failed_frames = LdpcReconciliation.failed_message(failed)
-        r.leaked_ec, r.round_trips, r.corrected_bits = leaked, rounds, corrected
+            ours, decoded, plan, failed, leaked, rounds = self._ldpc(seed)
+        r.leaked_ec, r.round_trips = leaked, rounds
         r.seconds["reconciliation"] = clock() - t
 
         t = clock()
         points = Verification.points()
-        self._call(VERIFY, _u64s(*points, *Verification.tags(key, points)) + failed_frames)
+        if p.reconciliation == "cascade":
+            self._call(VERIFY, _u64s(*points, *Verification.tags(key, points)))
+        else:
+            key, corrected = self._verify_frames(ours, decoded, plan, failed, points)
+        r.corrected_bits = corrected
         r.efficiency = Reconciliation.efficiency(leaked, len(key), corrected, len(key) + s.failed_bits)
         r.seconds["verification"] = clock() - t
 
@@ -741,9 +768,10 @@ class BobSession:
         r.eps_auth = sealer.eps
         return final, r
 
-    def _ldpc(self, seed: int) -> tuple[Bits, int, int, int, list[int]]:
-        """LDPC reconciliation: the corrected key of the frames that decoded, the bits disclosed,
-        the round trips, the bits corrected and the failed frames."""
+    def _ldpc(self, seed: int) -> tuple[Bits, Bits, Any, list[int], int, int]:
+        """LDPC reconciliation: Bob's key before and after decoding (the whole plan's key, failed
+        frames left as they were), the plan, the failed frames, the bits disclosed and the round
+        trips."""
         from .ldpc import LdpcDecoder
 
         s, r, p = self._shared, self._shared.report, self._shared.params
@@ -755,8 +783,30 @@ class BobSession:
         while request is not None and p.reconciliation == "blind":
             request = decoder.apply(self._call(LDPC_REVEAL, request))
         failed = decoder.failed_frames
-        kept = LdpcReconciliation.kept(plan, failed)
-        s.drop(kept, plan, len(failed))
-        key = decoder.key
-        corrected = int(np.count_nonzero(key != ours[kept]))
-        return key, decoder.disclosed, decoder.rounds, corrected, failed
+        decoded = ours.copy()
+        decoded[LdpcReconciliation.kept(plan, failed)] = decoder.key
+        return ours, decoded, plan, failed, decoder.disclosed, decoder.rounds
+
+    def _verify_frames(
+        self, ours: Bits, decoded: Bits, plan: Any, failed: list[int], points: list[int]
+    ) -> tuple[Bits, int]:
+        """Bob's side of :meth:`AliceSession._verify_frames`: the verified key and the bits
+        corrected in it.
+
+        Raises:
+            VerificationFailure: Alice's tags of what remains differ from Bob's.
+        """
+        ldpc = LdpcReconciliation
+        checked = sorted(set(range(plan.frames)) - set(failed))
+        point = int.from_bytes(os.urandom(8), "little")
+        hashes = ldpc.frame_hashes(decoded, plan, checked, point).tobytes()
+        reply = self._call(VERIFY, _u64s(*points) + ldpc.failed_message(failed) + _u64s(point) + hashes)
+        wrong, rest = ldpc.read_failed(reply, plan.frames, "VERIFY reply")
+        if not set(wrong) <= set(checked):
+            raise AuthenticationError("malformed VERIFY reply")
+        tags = list(_read_u64s(rest, Verification.TAGS, "VERIFY reply"))
+        kept = self._shared.drop_frames(plan, failed, wrong, len(checked))
+        key = decoded[kept]
+        if Verification.tags(key, points) != tags:
+            raise VerificationFailure("the reconciled keys differ (verification tags disagree); both are discarded")
+        return key, int(np.count_nonzero(key != ours[kept]))

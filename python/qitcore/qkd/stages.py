@@ -225,18 +225,34 @@ class LdpcReconciliation:
         return LdpcReconciliation.FAILED.pack(len(failed)) + np.asarray(failed, "<u4").tobytes()
 
     @staticmethod
-    def read_failed(payload: bytes, frames: int) -> list[int]:
-        """The failed frames Bob names: strictly increasing frame indices."""
+    def read_failed(payload: bytes, frames: int, what: str = "VERIFY") -> tuple[list[int], bytes]:
+        """A list of frames (strictly increasing indices below ``frames``) at the head of
+        ``payload``, and the bytes after it."""
         try:
             (count,) = LdpcReconciliation.FAILED.unpack_from(payload)
-            if len(payload) != 4 + 4 * count or count > frames:
+            if len(payload) < 4 + 4 * count or count > frames:
                 raise ValueError
             failed = np.frombuffer(payload, "<u4", count, 4).astype(np.int64)
             if count and (failed[-1] >= frames or (np.diff(failed) <= 0).any()):
                 raise ValueError
         except (ValueError, struct.error):
-            raise _malformed("VERIFY") from None
-        return [int(f) for f in failed]
+            raise _malformed(what) from None
+        return [int(f) for f in failed], payload[4 + 4 * count :]
+
+    HASH = np.dtype("<u4")
+    """Each decoded frame's check (32 bits): a polynomial tag over GF(2^64) at a random point,
+    truncated. A frame decoded to another word with the same syndrome passes it with probability
+    about 2^-32; the whole key's verification tags then still catch it."""
+
+    @staticmethod
+    def frame_hashes(key: Bits, plan: Any, frames: list[int], point: int) -> npt.NDArray[np.uint32]:
+        """The checks of ``frames`` of ``key`` (the plan's whole key, one byte a bit)."""
+        out = np.empty(len(frames), LdpcReconciliation.HASH)
+        for i, frame in enumerate(frames):
+            start = frame * plan.key_per_frame
+            end = start + (plan.last_frame_key if frame == plan.frames - 1 else plan.key_per_frame)
+            out[i] = Verification.tags(key[start:end], [point])[0] & 0xFFFFFFFF
+        return out
 
 
 class Verification:
