@@ -15,8 +15,10 @@ Bob drives: he sends each message and Alice answers. The messages, in order:
    - blind LDPC: as LDPC, then up to two ``LDPC_REVEAL`` rounds in which Alice discloses some
      punctured symbols of the frames Bob could not yet decode (three round trips at most).
 
-5. ``VERIFY``: two tag points and Bob's tags (after LDPC, with the frames he discarded); Alice
-   compares (:class:`Verification`).
+5. ``VERIFY``: two tag points and Bob's tags; Alice compares (:class:`Verification`). After LDPC,
+   the points, the frames Bob could not decode and a 32-bit check of each other frame; Alice
+   drops those and the frames whose check differs, answers with the latter and her tags of what
+   remains, and Bob compares.
 6. ``AMPLIFY``: Bob's count of disclosed bits; Alice checks it against hers, computes the secure
    length (:class:`FiniteKeyLength`) and sends it with a Toeplitz seed (:class:`PrivacyAmplification`).
 7. ``DONE``: Bob confirms; only then does Alice release her key.
