@@ -291,17 +291,19 @@ def test_a_stuck_simulator_goes_failed_and_the_other_serves(pools: Callable[...,
 
 def test_a_disconnected_simulator_backs_off_and_is_reopened(pools: Callable[..., Pool]) -> None:
     pool = pools(["sim://?fault=disconnect:100000"], backoff=(0.2, 0.4))
-    seen = set()
+    seen, errors = set(), set()
 
     def reopened() -> bool:
         pool.try_read(4096)  # keep it flowing
         device = _device(pool, 0)
         seen.add(device["state"])
+        errors.add(device["last_error"])
         return bool(device["reopens"] >= 2)
 
     _until(reopened, what="two reopenings")
     assert "backoff" in seen
-    assert "DeviceDisconnected" in _device(pool, 0)["last_error"]
+    # The error shows while the device waits to be reopened (a healthy reopening clears it).
+    assert any("DeviceDisconnected" in e for e in errors if e), errors
     assert _device(pool, 0)["health_failures"] == {}
 
 
