@@ -3,6 +3,7 @@ crashes; consumed bytes wiped on disk; one process at a time; clear errors for b
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import random
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qitcore.errors import KeyPoolBusy, KeyPoolError, KeyPoolExhausted, QkdError
@@ -235,3 +237,100 @@ def test_bad_arguments_are_refused_by_name(tmp_path: Path) -> None:
     assert pool.handed_out == 0 and pool.used == 0  # nothing handed out or reserved
     with pytest.raises(KeyPoolExhausted):
         pool.peek((1 << 64) - 9, 8)  # an offset from a frame's 64-bit field: past the end
+
+
+class _FailingDisk:
+    """Stands in for ``os.pwrite`` in the pool's module: the ``fail_at``-th write (from 1) raises
+    ENOSPC; every write before it is short (at most ``chunk`` bytes, as a nearly full disk gives)."""
+
+    def __init__(self, fail_at: int, chunk: int = 7) -> None:
+        self.calls, self.fail_at, self.chunk = 0, fail_at, chunk
+
+    def __call__(self, fd: int, data: Any, offset: int) -> int:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return _real_pwrite(fd, memoryview(data)[: self.chunk], offset)
+
+
+_real_pwrite = os.pwrite
+
+
+def test_short_and_failed_writes_never_leave_key_in_clear_nor_a_short_pad(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write of the pool is checked to its last byte; a write that fails at any point of a
+    reservation leaves a pool that hands out the right bytes or none, and the file, once reopened,
+    holds no used byte in clear (review N2)."""
+    from qitcore.qkd import keypool
+
+    for fail_at in itertools.count(1):
+        path = tmp_path / f"pool{fail_at}"
+        KeyPool.create(path, KEY).close()
+        pool = KeyPool(path)
+        pool.begin()
+        pool.take(0, 8)  # a first reservation, written whole
+        disk = _FailingDisk(fail_at)
+        monkeypatch.setattr(keypool.os, "pwrite", disk)
+        try:
+            pad = pool.take(RESERVE + 4, 8)  # the next reservation meets the failing disk
+        except KeyPoolError as exc:
+            assert "No space left" in str(exc)
+            pad = None
+        monkeypatch.setattr(keypool.os, "pwrite", _real_pwrite)
+        if pad is not None:
+            assert bytes(pad) == KEY[RESERVE + 4 : RESERVE + 12]
+        # Whatever failed, the pool's state is whole: the next pad is the right bytes, in full.
+        at = max(pool.handed_out, RESERVE + 12)
+        assert bytes(pool.take(at, 16)) == KEY[at : at + 16]
+        pool.close()
+        with KeyPool(path) as reopened:
+            used = reopened.used
+            data = _file(path)[HEADER.size :]
+            assert data[:used] == bytes(used), f"used key left in clear (failure at write {fail_at})"
+            assert data[used:] == KEY[used:]
+            assert used >= at + 16
+        if disk.calls < fail_at:  # the failure came after every write: all cases seen
+            break
+
+
+def test_a_crash_between_the_mark_and_the_zeroing_is_repaired_on_open(tmp_path: Path) -> None:
+    """The mark is durable before the reserved bytes are zeroed: a process that dies between the
+    two leaves them in clear, and the next open zeroes them before anything else."""
+    path = tmp_path / "pool"
+    KeyPool.create(path, KEY).close()
+    with open(path, "r+b") as raw:  # the state such a crash leaves: the mark moved, nothing zeroed
+        from qitcore.qkd.keypool import _header
+
+        raw.write(_header(2 * RESERVE, len(KEY)))
+    assert _file(path)[HEADER.size :][: 2 * RESERVE] == KEY[: 2 * RESERVE]
+    with KeyPool(path) as pool:
+        assert pool.begin() == 2 * RESERVE
+        assert _file(path)[HEADER.size :] == bytes(2 * RESERVE) + KEY[2 * RESERVE :]
+
+
+def test_an_interrupted_replenish_is_wiped_before_it_is_cut_off(tmp_path: Path) -> None:
+    """Bytes a replenish wrote before it died are not key yet, but they are key material: they are
+    overwritten before the file is truncated (a truncated block keeps its old content on the disk)."""
+    path = tmp_path / "pool"
+    KeyPool.create(path, KEY).close()
+    tail = bytes(range(1, 101))
+    with open(path, "ab") as raw:
+        raw.write(tail)
+    seen: list[bytes] = []
+    real_ftruncate = os.ftruncate
+
+    def watching_ftruncate(fd: int, length: int) -> None:
+        seen.append(os.pread(fd, len(tail), length))
+        real_ftruncate(fd, length)
+
+    from qitcore.qkd import keypool
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(keypool.os, "ftruncate", watching_ftruncate)
+    try:
+        KeyPool(path).close()
+    finally:
+        mp.undo()
+    assert seen == [bytes(len(tail))]
+    assert _file(path) == _file(path)[: HEADER.size] + KEY

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from qitcore import qkd
-from qitcore.errors import AuthenticationError, InvalidArgumentError
+from qitcore.errors import AuthenticationError, InvalidArgumentError, QkdAbort, QkdError
 from qitcore.qkd import ldpc
 from qitcore.qkd.channel import InProcessChannel
 from qitcore.qkd.session import CASCADE_START, ERROR, LDPC, LDPC_REVEAL, REPLY, VERIFY, State
@@ -189,3 +189,23 @@ def test_a_frame_decoded_to_another_word_is_found_and_dropped_not_the_block(
     assert result.alice_key == result.bob_key
     assert r.miscorrected_frames == 1 and r.discarded_frames >= 1 and r.reconciled_bits > 0
     _holds_the_rule_for_failed_frames(r)
+
+
+@pytest.mark.parametrize("method", ["ldpc", "blind"])
+def test_a_block_too_short_for_ldpc_stops_before_disclosing_anything(method: str) -> None:
+    """A block shorter than most of a frame would disclose more in syndromes than it holds (review
+    N7): the session stops with a clear abort at both ends, before any syndrome is sent."""
+    model = qkd.LinkModel(distance_km=20, misalignment=0.02)
+    short = model.simulate(model.pulses_for(2_000), seed=5)
+    params = qkd.Params(reconciliation=method)
+    alice = qkd.AliceSession(short.alice, params, KEY)
+    with RecordingChannel(KEY, alice) as channel:
+        with pytest.raises(QkdAbort, match="too few for LDPC reconciliation: its syndromes would disclose"):
+            qkd.BobSession(short.bob, params, channel).run()
+        kinds = [kind for kind, _ in channel.sent]
+    assert LDPC not in kinds and LDPC_REVEAL not in kinds
+    with pytest.raises(QkdError):
+        alice.result()
+    # The rule is the plan's own disclosure against the block, so a block of a few frames passes it.
+    plan = ldpc.plan(30_000, 0.05, 1)
+    assert plan.base_disclosed < 30_000

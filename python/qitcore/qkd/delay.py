@@ -18,7 +18,7 @@ import time
 
 from .. import _validate
 from ..errors import InvalidArgumentError
-from .channel import Endpoint, InProcessChannel, Tamper
+from .channel import AuthKey, Endpoint, InProcessChannel, Tamper
 
 __all__ = ["MAX_DELAY", "Delay", "DelayedChannel", "check_delay", "delayed"]
 
@@ -95,7 +95,7 @@ class DelayedChannel(InProcessChannel):
     waits ``delay``'s one-way delay before it is delivered. ``tamper`` acts as the in-process
     channel's does, on the frame as it leaves its sender."""
 
-    def __init__(self, auth_key: bytes, endpoint: Endpoint, *, delay: Delay, tamper: Tamper | None = None) -> None:
+    def __init__(self, auth_key: AuthKey, endpoint: Endpoint, *, delay: Delay, tamper: Tamper | None = None) -> None:
         super().__init__(auth_key, endpoint, tamper=tamper)
         self.delay = delay
 

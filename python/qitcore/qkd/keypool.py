@@ -13,7 +13,9 @@ The rules that keep every key bit used at most once:
   ends share, offset 0 being the first key byte): the new ``used`` is written and fsynced before
   any reserved byte is handed out, then the reserved bytes are overwritten with zeros on disk
   (and fsynced) once read into memory. A process killed at any point loses at most the rest of
-  its reservation; it never hands out a byte twice, even across restarts.
+  its reservation; it never hands out a byte twice, even across restarts. Opening a pool zeroes
+  any used byte still in clear on disk (a process that died, or a disk that failed, before the
+  zeroing), and writes are checked to the last byte.
 - **Never backwards.** :meth:`take` refuses an offset below what this pool object already handed
   out, and a fresh session starts at ``used`` (:meth:`begin`), so bytes reserved by a session
   that died are skipped, not reused.
@@ -104,9 +106,20 @@ class KeyPool:
                     f"key pool {self.path}: holds {st.st_size - HEADER.size} key bytes, its header says {size}"
                 )
             if st.st_size > HEADER.size + size:
-                # Bytes appended by a replenish that died before its header was written: not key.
+                # Bytes appended by a replenish that died before its header was written: not key,
+                # but key material all the same: overwritten before the file lets go of them.
+                _zero(fd, HEADER.size + size, st.st_size - HEADER.size - size)
                 os.ftruncate(fd, HEADER.size + size)
                 os.fsync(fd)
+            # A process that died between recording the mark and zeroing what it reserved left
+            # those bytes in clear: every used byte is zeroed on disk before the pool is used.
+            _zero_used(fd, used)
+        except KeyPoolError:
+            os.close(fd)
+            raise
+        except OSError as exc:
+            os.close(fd)
+            raise KeyPoolError(f"key pool {self.path}: {exc.strerror or exc}") from None
         except BaseException:
             os.close(fd)
             raise
@@ -134,7 +147,7 @@ class KeyPool:
             raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
         try:
             os.fchmod(fd, 0o600)  # whatever the umask
-            os.write(fd, _header(0, len(data)) + data)
+            _write_all(fd, _header(0, len(data)) + data, 0)
             os.fsync(fd)
         except OSError as exc:
             raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
@@ -207,18 +220,24 @@ class KeyPool:
             if os.preadv(self._fd, [memoryview(window)[held:]], HEADER.size + start) != new - start:
                 raise KeyPoolError(f"key pool {self.path}: shorter than its header says")
             # The mark first, durably: from here these bytes are never handed out again.
-            os.pwrite(self._fd, _header(new, self._size), 0)
-            os.fsync(self._fd)
-            self._used = new
-            os.pwrite(self._fd, bytes(new - start), HEADER.size + start)
+            _write_all(self._fd, _header(new, self._size), 0)
             os.fsync(self._fd)
         except OSError as exc:
+            window[:] = bytes(len(window))
             raise KeyPoolError(f"key pool {self.path}: {exc.strerror or exc}") from None
-        finally:
-            if self._used != new:
-                window[:] = bytes(len(window))
+        except BaseException:
+            window[:] = bytes(len(window))
+            raise
+        # The mark is on disk: the window moves to it before anything else can fail, so that the
+        # pool's state stays whole (a failed zeroing below is repaired when the file is next opened).
+        self._used = new
         self._wipe_window()
-        self._window = window  # it still ends at the mark
+        self._window = window
+        try:
+            _zero(self._fd, HEADER.size + start, new - start)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise KeyPoolError(f"key pool {self.path}: cannot zero used key: {exc.strerror or exc}") from None
 
     def take(self, offset: int, nbytes: int) -> bytearray:
         """Hands out the ``nbytes`` bytes at ``offset`` (reserving them first if needed); every
@@ -279,10 +298,10 @@ class KeyPool:
         if not len(key):
             return
         try:
-            os.pwrite(self._fd, key, HEADER.size + self._size)
+            _write_all(self._fd, key, HEADER.size + self._size)
             os.fsync(self._fd)
             size = self._size + len(key)
-            os.pwrite(self._fd, _header(self._used, size), 0)
+            _write_all(self._fd, _header(self._used, size), 0)
             os.fsync(self._fd)
         except OSError as exc:
             raise KeyPoolError(f"key pool {self.path}: {exc.strerror or exc}") from None
@@ -317,6 +336,51 @@ def _span(offset: object, nbytes: object) -> tuple[int, int]:
         _validate.integer("offset", offset, minimum=0, maximum=largest),
         _validate.integer("nbytes", nbytes, minimum=0, maximum=largest),
     )
+
+
+def _write_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
+    """``pwrite`` until every byte is written: a short write (a full disk) is retried, and one
+    that writes nothing is an error, never a silently shorter file."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no space left to write the key pool")
+        view, offset = view[written:], offset + written
+
+
+_ZERO_CHUNK = 1 << 20
+
+
+def _zero(fd: int, offset: int, length: int) -> None:
+    """Overwrites ``length`` bytes at ``offset`` with zeros (the caller fsyncs)."""
+    while length > 0:
+        n = min(length, _ZERO_CHUNK)
+        _write_all(fd, bytes(n), offset)
+        offset, length = offset + n, length - n
+
+
+def _zero_used(fd: int, used: int) -> None:
+    """Zeroes, and fsyncs, any byte below the mark that is not zero on disk (a read pass of at most
+    the pool's used bytes; a write only where a process died before zeroing its reservation). The
+    bytes read pass through one buffer, wiped afterwards."""
+    buf = bytearray(min(used, _ZERO_CHUNK))
+    dirty = False
+    try:
+        offset = 0
+        while offset < used:
+            view = memoryview(buf)[: min(used - offset, _ZERO_CHUNK)]
+            n = os.preadv(fd, [view], HEADER.size + offset)
+            if n <= 0:
+                break  # the file's size was checked against the header: nothing more to read
+            if buf.count(0, 0, n) != n:
+                _zero(fd, HEADER.size + offset, n)
+                dirty = True
+            offset += n
+    finally:
+        buf[:] = bytes(len(buf))
+    if dirty:
+        os.fsync(fd)
 
 
 def _fsync_dir(path: str) -> None:

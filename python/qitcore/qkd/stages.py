@@ -207,7 +207,15 @@ class LdpcReconciliation:
             raise QkdAbort("no key bits left to reconcile")
         e = Estimation.cascade_qber(sample_errors, sample_size)
         qber = min(0.25, e + LdpcReconciliation.PLAN_MARGIN * math.sqrt(e * (1 - e) / max(1, sample_size)))
-        return ldpc.plan(n_key, qber, seed, one_way=method == "ldpc")
+        plan = ldpc.plan(n_key, qber, seed, one_way=method == "ldpc")
+        # A block shorter than most of a frame is mostly shortened: its syndromes alone would
+        # disclose as much as it holds, so no bound could leave key. Stop before disclosing any.
+        if plan.base_disclosed >= n_key:
+            raise QkdAbort(
+                f"{n_key} sifted key bits are too few for LDPC reconciliation: its syndromes would disclose "
+                f"{plan.base_disclosed} bits at an error rate of {qber:.3f}; use a longer block or Cascade"
+            )
+        return plan
 
     @staticmethod
     def kept(plan: Any, failed: list[int]) -> npt.NDArray[np.bool_]:
