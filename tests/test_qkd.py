@@ -124,6 +124,25 @@ def test_the_json_report_holds_every_term_of_the_bound(tmp_path: Path, capsys: p
     assert f"secure length         {doc['secure_length']:,} bits" in printed
 
 
+def test_no_key_writes_no_key_file_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A session that releases no key leaves ``--key-out`` alone (an empty file would read as a key
+    and replace what was there), exits 1 and says why in one line."""
+    out = tmp_path / "k"
+    out.write_bytes(b"precious")
+    assert main(["qkd", "simulate", "--pulses", "1e5", "--seed", "3", "--key-out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "key                   0 bits" in captured.out and "seconds" in captured.out
+    last = captured.err.splitlines()[-1]
+    assert last.startswith("qitcore: no key: the finite-key bound leaves no secure key from ")
+    assert last.endswith(f"; {out} not written")
+    assert out.read_bytes() == b"precious"
+    # A key the pool's share took whole names the pool instead.
+    r = qkd.Report(secure_length=1500, key_bits=0, auth="wegman-carter", pool_bits_consumed=2048)
+    assert "no longer than the 2,048 key-pool bits the session consumed" in r.no_key_reason()
+    assert "seconds" not in r.text()  # Alice's end has no stage times to show
+    assert qkd.Report(key_bits=8).no_key_reason() == ""
+
+
 def test_cascade_on_its_own_matches_alices_key_and_counts_every_parity(rng: np.random.Generator) -> None:
     for variant, limit in (("modified", 1.10), ("original", 1.35)):
         alice = rng.integers(0, 2, 200_000, dtype=np.uint8)

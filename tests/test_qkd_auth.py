@@ -558,7 +558,11 @@ def test_alice_and_bob_as_two_programs_on_key_pools(tmp_path: Path, link: qkd.Si
         alice.kill()
     assert bob.returncode in (0, 1) and alice.returncode == bob.returncode, bob.stderr + err
     assert "wegman-carter: pool" in bob.stdout and "wegman-carter: pool" in out
-    assert (tmp_path / "alice.key").read_bytes() == (tmp_path / "bob.key").read_bytes()
+    if bob.returncode == 0:
+        assert (tmp_path / "alice.key").read_bytes() == (tmp_path / "bob.key").read_bytes()
+    else:  # no key (the pool's share took it all): said at both ends, and no key file written
+        assert "qitcore: no key: " in bob.stderr and "qitcore: no key: " in err
+        assert not (tmp_path / "alice.key").exists() and not (tmp_path / "bob.key").exists()
     _same_files(tmp_path)
 
 

@@ -3,6 +3,8 @@ of simulated records, lost and damaged frames, and distillation from the decoded
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from qitcore import _core, qkd
@@ -79,3 +81,24 @@ def test_pulse_numbers_must_increase_across_frames() -> None:
     a = _core.encode_frame(DETECTIONS, 0, SPEC_EXAMPLE)
     with pytest.raises(ProtocolError, match="increasing"):
         read_detections(a + _core.encode_frame(DETECTIONS, 1, SPEC_EXAMPLE))
+
+
+def test_an_endless_stream_without_frames_is_refused_not_read_forever() -> None:
+    """/dev/zero, or any stream that never carries a frame, ends with a clear error once more bytes
+    than a capture could hold before its first frame have been read (review F4)."""
+    import itertools
+
+    from qitcore.qkd.device import NO_FRAME_LIMIT
+
+    read = 0
+
+    def zeros() -> Iterator[bytes]:
+        nonlocal read
+        for _ in itertools.count():
+            read += 1 << 20
+            yield bytes(1 << 20)
+
+    with pytest.raises(ProtocolError, match="no QDP/1 frame in the first 16 MiB"):
+        read_detections(zeros())
+    assert NO_FRAME_LIMIT < read <= NO_FRAME_LIMIT + (2 << 20)
+    # From the command line (`--records /dev/zero`): tests/test_cli.py.

@@ -347,3 +347,61 @@ def test_the_cli_reports_a_missing_key_file_clearly(tmp_path: Path) -> None:
     args = ["--connect", "127.0.0.1:9", "--records", "x.npz", "--auth-key-file", str(tmp_path / "no")]
     result = subprocess.run(_qitcore("qkd", "bob", *args), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "auth-key-file" in result.stderr
+
+
+def _closing_then_alice(link: qkd.SimulatedLink, server: socket.socket, closes: int, alice: list[object]) -> None:
+    """Accepts and closes ``closes`` connections (a proxy whose Alice is not up yet), then serves
+    a real Alice on the same listening socket."""
+    for _ in range(closes):
+        conn, _ = server.accept()
+        conn.close()
+    session = qkd.AliceSession(link.alice, qkd.Params(), KEY)
+    try:
+        qkd.serve_tcp(session, server, timeout=20)
+        alice.append(session.result())
+    except BaseException as exc:
+        alice.append(exc)
+
+
+def test_bob_retries_a_connection_closed_before_alice_answered(link: qkd.SimulatedLink) -> None:
+    """Behind a proxy, Bob's connection is accepted and closed while Alice is not listening yet:
+    he sends his first frame again until she answers (the README's "either end may be started
+    first"), and the session completes with equal keys."""
+    server = socket.create_server(("127.0.0.1", 0))
+    alice: list[object] = []
+    thread = threading.Thread(target=_closing_then_alice, args=(link, server, 3, alice), daemon=True)
+    thread.start()
+    try:
+        with qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1], timeout=20, retry=20) as channel:
+            bob_key, _ = qkd.BobSession(link.bob, qkd.Params(), channel).run()
+        thread.join(30)
+    finally:
+        server.close()
+    assert isinstance(alice[0], tuple), alice
+    assert alice[0][0] == bob_key and len(bob_key) > 1000
+
+
+def test_bob_gives_up_on_connections_closed_before_any_answer_in_time(link: qkd.SimulatedLink) -> None:
+    """Connections that are always closed unanswered end Bob's session once ``retry`` has passed,
+    with a message that says so."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def close_all() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                server.accept()[0].close()
+
+    thread = threading.Thread(target=close_all, daemon=True)
+    thread.start()
+    try:
+        start = time.monotonic()
+        closing = qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1], timeout=5, retry=1)
+        with closing, pytest.raises(ChannelClosed, match=r"before Alice answered: is she running\? \(tried for 1 s\)"):
+            qkd.BobSession(link.bob, qkd.Params(), closing).run()
+        assert 1 <= time.monotonic() - start < 5
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()

@@ -153,15 +153,22 @@ def _add_pool(roles: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def pool_create(args: argparse.Namespace) -> int:
     """``qitcore qkd pool-create``: writes a key pool holding the bytes of ``--key-file``."""
     from ..qkd import KeyPool
+    from ..qkd.keypool import RESERVE
 
     limit = 1 << 26  # 64 Mbyte: far more pre-shared key than a link starts with; /dev/zero is refused
     try:
         with open(args.key_file, "rb") as f:
             key = f.read(limit + 1)
     except OSError as exc:
-        raise InvalidArgumentError(f"key-file: {exc.strerror or exc}") from None
+        raise InvalidArgumentError(f"--key-file {args.key_file}: {exc.strerror or exc}") from None
     if len(key) > limit:
-        raise InvalidArgumentError(f"key-file: {args.key_file} holds more than {limit} bytes: not a key file")
+        raise InvalidArgumentError(f"--key-file {args.key_file}: holds more than {limit} bytes: not a key file")
+    if len(key) < RESERVE:
+        # A session reserves the pool a step of RESERVE bytes at a time: a smaller pool could
+        # never authenticate one.
+        raise InvalidArgumentError(
+            f"--key-file {args.key_file}: {len(key)} bytes, fewer than the {RESERVE} a session needs at least"
+        )
     with KeyPool.create(args.pool, key) as pool:
         print(f"key pool {args.pool}: {8 * pool.size:,} bits")
     return 0
@@ -194,10 +201,16 @@ def _finish(args: argparse.Namespace, key: bytes, report: Report) -> int:
     print(report.text())
     if args.json:
         write_atomically(args.json, json.dumps(as_dict(report), indent=2) + "\n")
+    if not report.key_bits:
+        # No key file at all: an empty one would read as a key to a script, and would replace
+        # whatever the path held.
+        written = f"; {args.key_out} not written" if args.key_out else ""
+        print(f"qitcore: no key: {report.no_key_reason()}{written}", file=sys.stderr)
+        return 1
     if args.key_out:
         with atomic_file(args.key_out, private=True) as out:
             out.write(key)
-    return 0 if report.key_bits else 1
+    return 0
 
 
 def _peer_inputs(args: argparse.Namespace) -> tuple[AuthKey, Records]:

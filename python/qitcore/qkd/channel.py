@@ -367,15 +367,40 @@ class TcpChannel(Channel):
             raise InvalidArgumentError(f"timeout: expected a positive number of seconds, got {timeout}")
         if retry < 0:
             raise InvalidArgumentError(f"retry: expected a number of seconds >= 0, got {retry}")
+        self._where, self._timeout, self._retry = (host, port), timeout, retry
+        self._deadline = time.monotonic() + retry
+        self._answered = False
         self._sock = _connect(host, port, timeout, retry)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _exchange(self, frame: bytes) -> bytes:
-        try:
-            send_frame(self._sock, frame)
-        except OSError as exc:
-            raise ChannelClosed(f"connection failed: {exc}") from None
-        return recv_frame(self._sock, limit=self.max_frame)
+        pause = 0.05
+        while True:
+            try:
+                try:
+                    send_frame(self._sock, frame)
+                except OSError as exc:
+                    raise ChannelClosed(f"connection failed: {exc}") from None
+                reply = recv_frame(self._sock, limit=self.max_frame)
+            except ChannelClosed as exc:
+                # A connection closed before Alice's first answer is one that never reached her
+                # (a proxy, or a listener not yet started behind one, accepts and closes): retried
+                # like a refused one until the time is up. Alice has accepted nothing of it, so
+                # the same first frame is sent again.
+                left = self._deadline - time.monotonic()
+                if self._answered or left <= 0:
+                    if not self._answered:
+                        waited = f" (tried for {self._retry:g} s)" if self._retry else ""
+                        raise ChannelClosed(f"{exc} before Alice answered: is she running?{waited}") from None
+                    raise
+                self._sock.close()
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 1.0)
+                self._sock = _connect(*self._where, self._timeout, max(0.0, self._deadline - time.monotonic()))
+                self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                continue
+            self._answered = True
+            return reply
 
     def close(self) -> None:
         self._sock.close()

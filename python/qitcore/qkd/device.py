@@ -70,6 +70,11 @@ def _parse(payload: bytes) -> tuple[int, np.ndarray, np.ndarray]:
     return role, np.uint64(first) + offsets.astype(np.uint64), labels
 
 
+NO_FRAME_LIMIT = 16 << 20
+"""Bytes :func:`read_detections` reads without finding a frame before it gives up (a capture starts
+with a frame; /dev/zero or a wrong file never gives one)."""
+
+
 def read_detections(stream: bytes | Iterable[bytes], *, gap_policy: str = "error") -> Records:
     """The records carried by the DETECTIONS frames of a QDP/1 byte stream (other frames are
     skipped).
@@ -89,8 +94,14 @@ def read_detections(stream: bytes | Iterable[bytes], *, gap_policy: str = "error
     decoder = _core.FrameDecoder()
     chunks = [stream] if isinstance(stream, (bytes, bytearray, memoryview)) else stream
     roles, index, labels = set(), [], []
+    unframed = 0  # bytes read before the first frame: an endless stream of noise must end
     for chunk in chunks:
-        for event in decoder.feed(chunk):
+        events = decoder.feed(chunk)
+        if unframed >= 0:
+            unframed = -1 if events else unframed + len(chunk)
+            if unframed > NO_FRAME_LIMIT:
+                raise ProtocolError(f"no QDP/1 frame in the first {NO_FRAME_LIMIT >> 20} MiB: not a device capture")
+        for event in events:
             if event[0] == "version":
                 raise ProtocolError(f"the device speaks QDP version {event[1]}, not 1")
             if event[0] == "gap":

@@ -206,7 +206,8 @@ class KeyPool:
         if end > self._size:
             raise KeyPoolExhausted(
                 f"key pool {self.path}: exhausted ({self._size - self._handed} bytes left, "
-                f"{end - self._handed} needed); replenish it"
+                f"{end - self._handed} needed): create both ends' pools again from new pre-shared key "
+                "(qitcore qkd pool-create)"
             )
         if end <= self._used:
             return

@@ -164,6 +164,10 @@ class _Server:
         self.accepted += 1
         try:
             await self._relay(client_reader, client_writer, peer)
+        except asyncio.CancelledError:
+            # The proxy is closing: the connection's end is the expected one. Ending normally
+            # keeps asyncio's stream callback from printing the cancellation as an error.
+            pass
         finally:
             self.tasks.discard(task)
 

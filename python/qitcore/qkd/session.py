@@ -255,9 +255,26 @@ class Report:
                 else " (computational)"
             ),
             f"key                   {self.key_bits:,} bits",
-            "seconds               " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.seconds.items()),
         ]
+        if self.seconds:  # Bob's end times the stages; Alice's has nothing to show
+            lines.append("seconds               " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.seconds.items()))
         return "\n".join(lines)
+
+    def no_key_reason(self) -> str:
+        """Why no key was released, in one sentence (empty when a key was)."""
+        if self.key_bits:
+            return ""
+        if self.secure_length == 0:
+            fk = self.finite_key
+            phase = "" if fk is None else f", phase error bound {fk.phase_error:.2%} over {fk.s1:,.0f} single photons"
+            return (
+                f"the finite-key bound leaves no secure key from {self.sifted_key:,} sifted bits{phase} "
+                "(a longer block, or a lower error rate, gives one)"
+            )
+        return (
+            f"the distilled key ({self.secure_length:,} bits) was no longer than the {self.pool_bits_consumed:,} "
+            "key-pool bits the session consumed, so it all went back to the pool (a longer block gives key)"
+        )
 
 
 def _u64s(*values: int) -> bytes:
