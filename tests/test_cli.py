@@ -138,6 +138,8 @@ def test_qkd_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
             (["qkd", "simulate", "--pulses", "1e5", "--key-out", str(tmp_path / "no" / "k")], "no such folder"),
             (["qkd", "alice", "--listen", f"127.0.0.1:{port}", "--records", str(tmp_path / "alice.npz"), *auth],
              f"--listen 127.0.0.1:{port}: Address already in use"),
+            (["qkd", "bob", "--connect", "127.0.0.1:9", "--records", str(tmp_path / "alice.npz"), *auth,
+              "--key-out", str(tmp_path)], f"--key-out: {tmp_path} is a folder"),
             (["qkd", "alice", "--listen", "127.0.0.1:0", "--records", "/dev/zero", *auth],
              "no QDP/1 frame in the first 16 MiB"),
             (["qkd", "pool-create", str(tmp_path / "p"), "--key-file", str(tmp_path / "auth.key")],

@@ -161,7 +161,7 @@ def positive_real(text: str) -> float:
 
 def check_output_folders(*, inputs: Sequence[str] = (), **outputs: str | None) -> None:
     """Refuses, before the work that would fill them, output files whose folder does not exist,
-    that are one of the ``inputs``, or that are another output (keyword: the option's name with
+    that are folders, that are one of the ``inputs``, or that are another output (keyword: the option's name with
     ``_`` for ``-``; value: the path, or ``None`` when not given).
 
     Raises:
@@ -175,6 +175,9 @@ def check_output_folders(*, inputs: Sequence[str] = (), **outputs: str | None) -
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise InvalidArgumentError(f"{name}: {path}: no such folder {folder}")
+        if os.path.isdir(path):
+            # Found now, not after the work: a QKD end would fail here after its peer kept the key.
+            raise InvalidArgumentError(f"{name}: {path} is a folder")
         if os.path.exists(path):
             for source in inputs:
                 if os.path.exists(source) and os.path.samefile(source, path):

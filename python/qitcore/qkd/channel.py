@@ -340,7 +340,10 @@ def recv_frame(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
     """
     (length,) = LENGTH.unpack(_recv_exact(sock, LENGTH.size))
     if length > limit:
-        raise ChannelError(f"frame of {length} bytes is larger than the session allows ({limit} bytes)")
+        raise ChannelError(
+            f"frame of {length} bytes is larger than the session allows ({limit} bytes): "
+            "a peer that is not a qitcore QKD end, or one that misbehaves"
+        )
     if length < MIN_FRAME:
         raise ChannelError(f"frame of {length} bytes is shorter than a header and tag")
     return _recv_exact(sock, length)
@@ -385,13 +388,17 @@ class TcpChannel(Channel):
             except ChannelClosed as exc:
                 # A connection closed before Alice's first answer is one that never reached her
                 # (a proxy, or a listener not yet started behind one, accepts and closes): retried
-                # like a refused one until the time is up. Alice has accepted nothing of it, so
-                # the same first frame is sent again.
+                # like a refused one until the time is up. Alice closes unanswered a frame sealed
+                # under another key too, which Bob cannot tell apart: the message names both.
+                # Alice has accepted nothing of it, so the same first frame is sent again.
                 left = self._deadline - time.monotonic()
                 if self._answered or left <= 0:
                     if not self._answered:
                         waited = f" (tried for {self._retry:g} s)" if self._retry else ""
-                        raise ChannelClosed(f"{exc} before Alice answered: is she running?{waited}") from None
+                        raise ChannelClosed(
+                            f"{exc} before Alice answered: is she running, with the same pre-shared key "
+                            f"(or key pool) as Bob?{waited}"
+                        ) from None
                     raise
                 self._sock.close()
                 time.sleep(min(pause, left))
