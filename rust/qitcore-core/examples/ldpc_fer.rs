@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use zeroize::Zeroizing;
+
 use qitcore_core::maths::xoshiro::Xoshiro256;
 use qitcore_core::qkd::ldpc::adapt::{h2, Plan, BLIND_STEP, START_EFFICIENCY};
 use qitcore_core::qkd::ldpc::blind::{keep_frames, Decoder, Encoder};
@@ -26,7 +28,9 @@ fn main() {
         let alice: Vec<u8> = (0..plan.n_key).map(|_| (rng.next_u64() & 1) as u8).collect();
         let bob: Vec<u8> =
             alice.iter().map(|&b| b ^ u8::from((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= q)).collect();
-        let mut enc = Encoder::new(plan.clone(), &alice).expect("encoder");
+        // Alice's punctured values from the seeded generator too, so that a run repeats exactly.
+        let punctured: Vec<u8> = (0..plan.frames * plan.punctured).map(|_| (rng.next_u64() & 1) as u8).collect();
+        let mut enc = Encoder::with_punctured(plan.clone(), &alice, Zeroizing::new(punctured)).expect("encoder");
         let mut dec = Decoder::new(plan.clone(), &bob, q, Settings::default()).expect("decoder");
         let syn = enc.syndromes();
         let t = Instant::now();

@@ -22,7 +22,11 @@ use super::syndrome::syndrome_into;
 /// Fixed-point LLR units per nat.
 pub const SCALE: f64 = 32.0;
 /// The ⊞ identity (a certain 0): large, yet far from saturating sums of two.
-const IDENTITY: i16 = 16000;
+pub(super) const IDENTITY: i16 = 16000;
+/// The largest variable-to-check message: at most `IDENTITY − CLIP`, so that both corrections in
+/// `IDENTITY ⊞ x` vanish and it equals `x` exactly (a message this large is a certainty either way:
+/// 490 nats).
+pub(super) const MESSAGE: i16 = IDENTITY - CLIP;
 /// Tangents of ln(1 + e^{−x}) at 0, 1 and 2.5 nats: their values at 0 in fixed point.
 const C0: i16 = 22;
 const C1: i16 = 19;
@@ -58,7 +62,14 @@ pub struct Scratch {
     t: Vec<i16>,
     forward: Vec<i16>,
     backward: Vec<i16>,
-    spare: Vec<i16>,
+    /// The frame's LLRs with `z` values of padding at each end, so that a circulant's rotated
+    /// column block is read as a blend of two whole, in-bounds runs.
+    lp: Vec<i16>,
+    /// One layer's posteriors in check order, block `j` at `(j + 1)·z`, with a block of padding at
+    /// each end for the same reason.
+    post: Vec<i16>,
+    flips: Vec<i16>,
+    acc: Vec<i16>,
     hard: Vec<u8>,
     check: Vec<u8>,
 }
@@ -71,7 +82,10 @@ impl Scratch {
             t: vec![0; code.max_row_degree() * z],
             forward: vec![0; code.max_row_degree() * z],
             backward: vec![0; z],
-            spare: vec![0; z],
+            lp: vec![0; code.n() + 2 * z],
+            post: vec![0; (code.max_row_degree() + 2) * z],
+            flips: vec![0; z],
+            acc: vec![0; z],
             hard: vec![0; code.n()],
             check: vec![0; code.m()],
         }
@@ -126,9 +140,10 @@ pub fn decode(
     decode_body(code, llr, s, settings, scratch, out)
 }
 
-/// [`decode`]'s body, inlined into each instruction-set variant.
+/// [`decode`]'s body, inlined into each instruction-set variant (and called bare by the tests, as
+/// the portable path).
 #[inline(always)]
-fn decode_body(
+pub(super) fn decode_body(
     code: &Code,
     llr: &mut [i16],
     s: &[u8],
@@ -138,7 +153,19 @@ fn decode_body(
 ) -> Option<u32> {
     debug_assert_eq!(llr.len(), code.n());
     debug_assert!(code.max_row_degree() <= 256);
+    let n = code.n();
+    let z = code.z;
     scratch.r.fill(0);
+    scratch.lp[z..z + n].copy_from_slice(llr);
+    let result = iterate(code, s, settings, scratch, out);
+    llr.copy_from_slice(&scratch.lp[z..z + n]);
+    result
+}
+
+/// The iterations of [`decode_body`], on the padded LLRs in `scratch.lp`.
+#[inline(always)]
+fn iterate(code: &Code, s: &[u8], settings: Settings, scratch: &mut Scratch, out: &mut [u8]) -> Option<u32> {
+    let z = code.z;
     let (mut best, mut since_best) = (usize::MAX, 0);
     for iteration in 1..=settings.max_iterations {
         let mut edge = 0;
@@ -148,19 +175,23 @@ fn decode_body(
                 t: &mut scratch.t,
                 forward: &mut scratch.forward,
                 backward: &mut scratch.backward,
-                spare: &mut scratch.spare,
+                post: &mut scratch.post,
+                flips: &mut scratch.flips,
             };
-            update_layer(code, layer, syn, llr, &mut scratch.r[edge..edge + deg], parts);
+            update_layer(code, layer, syn, &mut scratch.lp, &mut scratch.r[edge..edge + deg], parts);
             edge += deg;
         }
-        for (h, &l) in scratch.hard.iter_mut().zip(llr.iter()) {
-            *h = u8::from(l < 0);
-        }
-        syndrome_into(code, &scratch.hard, &mut scratch.check);
-        let unsatisfied = scratch.check.iter().zip(s).filter(|(a, b)| a != b).count();
+        let unsatisfied = unsatisfied(code, &scratch.lp, s, &mut scratch.acc);
         if unsatisfied == 0 {
-            out.copy_from_slice(&scratch.hard);
-            return Some(iteration);
+            // The same syndrome once more, from the hard decisions returned, as bytes.
+            for (h, &l) in scratch.hard.iter_mut().zip(&scratch.lp[z..]) {
+                *h = u8::from(l < 0);
+            }
+            syndrome_into(code, &scratch.hard, &mut scratch.check);
+            if scratch.check == s {
+                out.copy_from_slice(&scratch.hard);
+                return Some(iteration);
+            }
         }
         // A frame whose count of unsatisfied checks has not reached a new low for `STALL`
         // iterations rarely converges later: give it up (the blind round will retry it with more
@@ -182,7 +213,8 @@ struct Parts<'a> {
     t: &'a mut [i16],
     forward: &'a mut [i16],
     backward: &'a mut [i16],
-    spare: &'a mut [i16],
+    post: &'a mut [i16],
+    flips: &'a mut [i16],
 }
 
 /// `ln(1 + e^{−x})` in fixed point for `x ≥ 0`: the largest of three of its tangents (at 0, 1 and
@@ -198,11 +230,10 @@ fn correction(x: i16) -> i16 {
 
 /// The check-node operation `a ⊞ b = 2 atanh(tanh(a/2) tanh(b/2))`, exactly
 /// `sign(a) sign(b) (min(|a|,|b|) + ln(1 + e^{−|a+b|}) − ln(1 + e^{−|a−b|}))` with the corrections
-/// approximated. Branch-free integer operations only, so that loops of it vectorise.
+/// approximated. Branch-free integer operations only, so that loops of it vectorise. Neither
+/// argument may be `i16::MIN` (every message is clamped to ±[`MESSAGE`] where it is made).
 #[inline(always)]
-fn boxplus(a: i16, b: i16) -> i16 {
-    let a = a.max(-i16::MAX);
-    let b = b.max(-i16::MAX);
+pub(super) fn boxplus(a: i16, b: i16) -> i16 {
     let ma = a.max(a.wrapping_neg());
     let mb = b.max(b.wrapping_neg());
     let diff = ma.wrapping_sub(mb);
@@ -213,10 +244,12 @@ fn boxplus(a: i16, b: i16) -> i16 {
     (m ^ flip).wrapping_sub(flip)
 }
 
-/// `out[i] = a[i] ⊞ b[i]`, in blocks of a fixed width the compiler unrolls into vector registers.
+/// Fixed-width blocks the compiler unrolls into vector registers.
+const W: usize = 32;
+
+/// `out[i] = a[i] ⊞ b[i]`.
 #[inline(always)]
 fn boxplus_into(out: &mut [i16], a: &[i16], b: &[i16]) {
-    const W: usize = 32;
     let mut oc = out.chunks_exact_mut(W);
     let mut ac = a.chunks_exact(W);
     let mut bc = b.chunks_exact(W);
@@ -230,58 +263,195 @@ fn boxplus_into(out: &mut [i16], a: &[i16], b: &[i16]) {
     }
 }
 
+/// `a[i] = a[i] ⊞ b[i]`.
+#[inline(always)]
+fn boxplus_assign(a: &mut [i16], b: &[i16]) {
+    let mut ac = a.chunks_exact_mut(W);
+    let mut bc = b.chunks_exact(W);
+    for (a, b) in (&mut ac).zip(&mut bc) {
+        for i in 0..W {
+            a[i] = boxplus(a[i], b[i]);
+        }
+    }
+    for (a, &b) in ac.into_remainder().iter_mut().zip(bc.remainder()) {
+        *a = boxplus(*a, b);
+    }
+}
+
+/// Lane numbers of a block, as 16-bit integers so that comparing them with a bound is one vector
+/// comparison of the same width as the data.
+const LANE: [i16; W] = {
+    let mut lane = [0i16; W];
+    let mut i = 0;
+    while i < W {
+        lane[i] = i as i16;
+        i += 1;
+    }
+    lane
+};
+
+/// How many lanes of the block starting at `at` lie below `k` (0 to `W`).
+#[inline(always)]
+fn lanes_below(k: usize, at: usize) -> i16 {
+    k.saturating_sub(at).min(W) as i16
+}
+
+/// `a` when `lane < k`, else `b`, as bit operations on both loaded values (a select lets the
+/// compiler pick between the two addresses instead, a gather).
+#[inline(always)]
+fn blend(a: i16, b: i16, lane: i16, k: i16) -> i16 {
+    let below = lane.wrapping_sub(k) >> 15;
+    (a & below) | (b & !below)
+}
+
+/// `t[i] = rot[i] − r[i]` clamped to ±[`MESSAGE`], where `rot[i]` is
+/// `a[i]` for `i < k` and `b[i]` after: the rotated column block blended from two runs.
+#[inline(always)]
+fn extrinsic(t: &mut [i16], r: &[i16], a: &[i16], b: &[i16], k: usize) {
+    let z = t.len();
+    let (mut at, r, a, b) = (0, &r[..z], &a[..z], &b[..z]);
+    for (tc, rc) in t.chunks_exact_mut(W).zip(r.chunks_exact(W)) {
+        let (ac, bc, kk) = (&a[at..at + W], &b[at..at + W], lanes_below(k, at));
+        for i in 0..W {
+            let l = blend(ac[i], bc[i], LANE[i], kk);
+            tc[i] = l.saturating_sub(rc[i]).clamp(-MESSAGE, MESSAGE);
+        }
+        at += W;
+    }
+    for i in at..z {
+        let l = if i < k { a[i] } else { b[i] };
+        t[i] = l.saturating_sub(r[i]).clamp(-MESSAGE, MESSAGE);
+    }
+}
+
+/// `l[i] = a[i]` for `i < k`, `b[i]` after.
+#[inline(always)]
+fn blend_into(l: &mut [i16], a: &[i16], b: &[i16], k: usize) {
+    let z = l.len();
+    let (mut at, a, b) = (0, &a[..z], &b[..z]);
+    for lc in l.chunks_exact_mut(W) {
+        let (ac, bc, kk) = (&a[at..at + W], &b[at..at + W], lanes_below(k, at));
+        for i in 0..W {
+            lc[i] = blend(ac[i], bc[i], LANE[i], kk);
+        }
+        at += W;
+    }
+    for i in at..z {
+        l[i] = if i < k { a[i] } else { b[i] };
+    }
+}
+
+/// `new = t + r`: the posterior LLRs.
+#[inline(always)]
+fn posterior(new: &mut [i16], t: &[i16], r: &[i16]) {
+    for ((n, &t), &r) in new.iter_mut().zip(t).zip(r) {
+        *n = t.saturating_add(r);
+    }
+}
+
+/// `x` negated where `flip` is all ones (a check of syndrome 1), kept where it is 0: exactly
+/// `x ⊞ (±IDENTITY)` for `|x| ≤ MESSAGE`.
+#[inline(always)]
+fn flip_into(out: &mut [i16], x: &[i16], flips: &[i16]) {
+    for ((o, &x), &f) in out.iter_mut().zip(x).zip(flips) {
+        *o = (x ^ f).wrapping_sub(f);
+    }
+}
+
 /// One layer: variable-to-check messages `t = L − R`, the new `R` of each edge as the ⊞ of the
 /// other edges' `t` (forward and backward partial sums), its sign flipped by the syndrome bit, and
-/// `L = t + R`.
+/// `L = t + R`. `lp` is the padded LLRs.
+///
+/// Check `i` meets variable `(i + shift) mod z` of a circulant's column block: in check order the
+/// block is `lp[col + shift + i]` for `i < z − shift` and `lp[col + shift + i − z]` after (padding
+/// keeps both runs in bounds), a per-lane blend of two whole runs, so the arithmetic runs over
+/// whole rows, not two runs of odd lengths with scalar tails; the posteriors go back the same way.
+///
+/// Messages are clamped to ±[`MESSAGE`], where `IDENTITY ⊞ x = x` exactly, so the four ⊞ with the
+/// identity or the bare syndrome sign of a row (the first forward sum, the first backward sum, and
+/// the outgoing messages of the first and last edges) are copies or sign flips.
 #[inline(always)]
-fn update_layer(code: &Code, layer: &[super::code::Block], syn: &[u8], llr: &mut [i16], r: &mut [i16], p: Parts<'_>) {
+fn update_layer(code: &Code, layer: &[super::code::Block], syn: &[u8], lp: &mut [i16], r: &mut [i16], p: Parts<'_>) {
     let z = code.z;
     let deg = layer.len();
     for (j, b) in layer.iter().enumerate() {
-        let col = b.col as usize * z;
-        let shift = b.shift as usize;
+        let at = z + b.col as usize * z + b.shift as usize;
         let t = &mut p.t[j * z..(j + 1) * z];
-        let rj = &r[j * z..(j + 1) * z];
-        let l = &llr[col..col + z];
-        // Check i meets variable (i + shift) mod z: two contiguous runs.
-        let (t_head, t_tail) = t.split_at_mut(z - shift);
-        let (r_head, r_tail) = rj.split_at(z - shift);
-        for ((t, &r), &l) in t_head.iter_mut().zip(r_head).zip(&l[shift..]) {
-            *t = l.saturating_sub(r);
-        }
-        for ((t, &r), &l) in t_tail.iter_mut().zip(r_tail).zip(&l[..shift]) {
-            *t = l.saturating_sub(r);
-        }
+        extrinsic(t, &r[j * z..(j + 1) * z], &lp[at..at + z], &lp[at - z..at], z - b.shift as usize);
     }
-    // forward[j] = t_0 ⊞ … ⊞ t_{j−1}; forward[0] is the identity.
-    p.forward[..z].fill(IDENTITY);
-    for j in 1..deg {
-        let (done, next) = p.forward.split_at_mut(j * z);
-        let prev = &done[(j - 1) * z..];
-        boxplus_into(&mut next[..z], prev, &p.t[(j - 1) * z..j * z]);
+    // All ones for a check of syndrome 1: the backward sums start from the syndrome, which flips
+    // every message of the check.
+    for (f, &s) in p.flips.iter_mut().zip(syn) {
+        *f = -i16::from(s & 1);
     }
-    // The backward sums start from the syndrome: a check of syndrome 1 flips every message.
-    for (b, &s) in p.backward.iter_mut().zip(syn) {
-        *b = if s == 1 { -IDENTITY } else { IDENTITY };
+    if deg == 1 {
+        // A lone edge hears only the syndrome: a certain value.
+        for (r, &f) in r[..z].iter_mut().zip(p.flips.iter()) {
+            *r = (IDENTITY ^ f).wrapping_sub(f);
+        }
+    } else {
+        // forward[j] = t_0 ⊞ … ⊞ t_{j−1} for j ≥ 1.
+        p.forward[z..2 * z].copy_from_slice(&p.t[..z]);
+        for j in 2..deg {
+            let (done, next) = p.forward.split_at_mut(j * z);
+            let prev = &done[(j - 1) * z..];
+            boxplus_into(&mut next[..z], prev, &p.t[(j - 1) * z..j * z]);
+        }
+        let last = deg - 1;
+        flip_into(&mut r[last * z..deg * z], &p.forward[last * z..deg * z], p.flips);
+        // backward = (syndrome) ⊞ t_j ⊞ … ⊞ t_{deg−1} as j falls.
+        flip_into(p.backward, &p.t[last * z..deg * z], p.flips);
+        for j in (1..last).rev() {
+            boxplus_into(&mut r[j * z..(j + 1) * z], &p.forward[j * z..(j + 1) * z], p.backward);
+            boxplus_assign(p.backward, &p.t[j * z..(j + 1) * z]);
+        }
+        r[..z].copy_from_slice(p.backward);
     }
-    for j in (0..deg).rev() {
-        let t = &p.t[j * z..(j + 1) * z];
-        let rj = &mut r[j * z..(j + 1) * z];
-        boxplus_into(rj, &p.forward[j * z..(j + 1) * z], p.backward);
-        p.spare.copy_from_slice(p.backward);
-        boxplus_into(p.backward, p.spare, t);
-        let col = layer[j].col as usize * z;
-        let shift = layer[j].shift as usize;
-        let l = &mut llr[col..col + z];
-        let (t_head, t_tail) = t.split_at(z - shift);
-        let (r_head, r_tail) = rj.split_at(z - shift);
-        let (l_low, l_high) = l.split_at_mut(shift);
-        for ((l, &t), &r) in l_high.iter_mut().zip(t_head).zip(r_head) {
-            *l = t.saturating_add(r);
+    for j in 0..deg {
+        posterior(&mut p.post[(j + 1) * z..(j + 2) * z], &p.t[j * z..(j + 1) * z], &r[j * z..(j + 1) * z]);
+    }
+    // Variable v of the block is check (v − shift) mod z: post[(j + 1)·z + v − shift] for
+    // v ≥ shift, post[(j + 2)·z + v − shift] before.
+    for (j, b) in layer.iter().enumerate() {
+        let shift = b.shift as usize;
+        let col = z + b.col as usize * z;
+        let from = (j + 1) * z - shift;
+        blend_into(&mut lp[col..col + z], &p.post[from + z..from + 2 * z], &p.post[from..from + z], shift);
+    }
+}
+
+/// The checks whose syndrome bit the hard decisions of the padded LLRs `lp` miss: per layer, the
+/// XOR of the rotated column blocks' LLRs, whose sign is the parity of their hard decisions (an
+/// LLR below 0 means 1).
+#[inline(always)]
+pub(super) fn unsatisfied(code: &Code, lp: &[i16], s: &[u8], acc: &mut [i16]) -> usize {
+    let z = code.z;
+    let mut count = 0;
+    for (layer, syn) in code.layers.iter().zip(s.chunks_exact(z)) {
+        acc.fill(0);
+        for b in layer {
+            let at = z + b.col as usize * z + b.shift as usize;
+            xor_blend(acc, &lp[at..at + z], &lp[at - z..at], z - b.shift as usize);
         }
-        for ((l, &t), &r) in l_low.iter_mut().zip(t_tail).zip(r_tail) {
-            *l = t.saturating_add(r);
+        count += acc.iter().zip(syn).filter(|&(&x, &s)| u8::from(x < 0) != s).count();
+    }
+    count
+}
+
+/// `acc[i] ^= a[i]` for `i < k`, `b[i]` after.
+#[inline(always)]
+fn xor_blend(acc: &mut [i16], a: &[i16], b: &[i16], k: usize) {
+    let z = acc.len();
+    let (mut at, a, b) = (0, &a[..z], &b[..z]);
+    for xc in acc.chunks_exact_mut(W) {
+        let (ac, bc, kk) = (&a[at..at + W], &b[at..at + W], lanes_below(k, at));
+        for i in 0..W {
+            xc[i] ^= blend(ac[i], bc[i], LANE[i], kk);
         }
+        at += W;
+    }
+    for i in at..z {
+        acc[i] ^= if i < k { a[i] } else { b[i] };
     }
 }
 

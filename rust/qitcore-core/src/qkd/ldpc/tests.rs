@@ -6,7 +6,9 @@ use zeroize::Zeroizing;
 use super::adapt::{h2, Plan};
 use super::blind::{keep_frames, Decoder, Encoder};
 use super::code::{Code, Spec};
-use super::decode::{channel_llr, decode, Scratch, Settings, SCALE};
+use super::decode::{
+    boxplus, channel_llr, decode, decode_body, unsatisfied, Scratch, Settings, IDENTITY, MESSAGE, SCALE,
+};
 use super::reference::sum_product;
 use super::syndrome::syndrome;
 use crate::maths::xoshiro::Xoshiro256;
@@ -134,4 +136,83 @@ fn malformed_requests_and_reveals_are_refused() {
     assert!(dec.decode(&[0; 3]).is_err());
     assert!(Encoder::new(plan.clone(), &key[1..]).is_err());
     assert!(Decoder::new(plan, &key, 0.7, Settings::default()).is_err());
+}
+
+#[test]
+fn boxplus_with_the_identity_is_exact_and_otherwise_close_to_the_tanh_rule() {
+    // The layer update replaces ⊞ with ±IDENTITY by a copy or a negation: exact for every message.
+    for x in -MESSAGE..=MESSAGE {
+        assert_eq!(boxplus(IDENTITY, x), x);
+        assert_eq!(boxplus(x, IDENTITY), x);
+        assert_eq!(boxplus(-IDENTITY, x), -x);
+    }
+    // Against 2 atanh(tanh(a/2) tanh(b/2)) in floating point.
+    let mut worst: f64 = 0.0;
+    for a in (-1200..=1200).step_by(7) {
+        for b in (-1200..=1200).step_by(11) {
+            let (fa, fb) = (f64::from(a) / SCALE, f64::from(b) / SCALE);
+            let exact = 2.0 * ((fa / 2.0).tanh() * (fb / 2.0).tanh()).atanh();
+            let got = f64::from(boxplus(a, b)) / SCALE;
+            worst = worst.max((got - exact).abs());
+            if got != 0.0 {
+                assert_eq!(got.signum(), exact.signum(), "{a} ⊞ {b}");
+            }
+        }
+    }
+    assert!(worst < 0.15, "worst error {worst} nats");
+}
+
+fn padded_code(z: usize, seed: u64) -> Code {
+    let spec = Spec { name: "test", cols: 24, rows: 8, z, high_degree: 6, high_count: 3, extra_two: 0, seed };
+    Code::build(&spec).unwrap()
+}
+
+#[test]
+fn the_layered_parity_count_equals_the_syndrome_mismatches_of_the_hard_decisions() {
+    let mut rng = Xoshiro256::from_seed(4);
+    for z in [16, 48, 64] {
+        let code = padded_code(z, z as u64);
+        let n = code.n();
+        let mut lp = vec![0i16; n + 2 * z];
+        let mut acc = vec![0i16; z];
+        for _ in 0..20 {
+            // LLRs of every sign, zero included (a 0 is a hard 0).
+            for l in &mut lp[z..z + n] {
+                *l = (rng.next_u64() % 7) as i16 - 3;
+            }
+            let s = random_bits(&mut rng, code.m());
+            let hard: Vec<u8> = lp[z..z + n].iter().map(|&l| u8::from(l < 0)).collect();
+            let naive = syndrome(&code, &hard).iter().zip(&s).filter(|(a, b)| a != b).count();
+            assert_eq!(unsatisfied(&code, &lp, &s, &mut acc), naive, "z {z}");
+        }
+    }
+}
+
+#[test]
+fn the_portable_path_decodes_exactly_as_the_vector_variants() {
+    let mut rng = Xoshiro256::from_seed(9);
+    for z in [16, 48, 64] {
+        let code = padded_code(z, 100 + z as u64);
+        let (mut a, mut b) = (Scratch::new(&code), Scratch::new(&code));
+        let mut found = 0;
+        for i in 0..30 {
+            let q = [0.02, 0.05, 0.08][i % 3];
+            let x = random_bits(&mut rng, code.n());
+            let y = bsc(&mut rng, &x, q);
+            let s = syndrome(&code, &x);
+            let llr: Vec<i16> = y.iter().map(|&b| if b == 0 { channel_llr(q) } else { -channel_llr(q) }).collect();
+            let (mut la, mut lb) = (llr.clone(), llr);
+            let (mut oa, mut ob) = (vec![0u8; code.n()], vec![0u8; code.n()]);
+            let ra = decode(&code, &mut la, &s, Settings::default(), &mut a, &mut oa);
+            let rb = decode_body(&code, &mut lb, &s, Settings::default(), &mut b, &mut ob);
+            assert_eq!(ra, rb, "z {z} frame {i}");
+            assert_eq!(la, lb, "z {z} frame {i}: posteriors");
+            if rb.is_some() {
+                assert_eq!(oa, ob);
+                assert_eq!(syndrome(&code, &ob), s);
+                found += 1;
+            }
+        }
+        assert!(found > 0, "z {z}: no frame decoded, nothing compared");
+    }
 }
