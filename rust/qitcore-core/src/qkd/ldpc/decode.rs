@@ -493,8 +493,8 @@ mod tests {
         for x in 0..=i16::MAX {
             let c = x.min(CLIP);
             let t0 = C0 - (c >> 1);
-            let t1 = C1 - (c * 69 >> 8);
-            let t2 = C2 - (c * 19 >> 8);
+            let t1 = C1 - ((c * 69) >> 8);
+            let t2 = C2 - ((c * 19) >> 8);
             assert_eq!(correction(x), t0.max(t1).max(t2).max(0), "x = {x}");
         }
     }
