@@ -387,10 +387,18 @@ fn update_layer(code: &Code, layer: &[super::code::Block], syn: &[u8], lp: &mut 
         // An empty row updates nothing (its checks are satisfied only by a syndrome of 0).
         return;
     }
+    // t_j, and forward[j] = t_0 ⊞ … ⊞ t_{j−1} for j ≥ 1 in the same pass: the forward sums are a
+    // serial chain, and t_j, which does not depend on it, fills its latency.
     for (j, b) in layer.iter().enumerate() {
         let at = z + b.col as usize * z + b.shift as usize;
         let t = &mut p.t[j * z..(j + 1) * z];
         extrinsic(t, &r[j * z..(j + 1) * z], &lp[at..at + z], &lp[at - z..at], z - b.shift as usize);
+        if j == 1 {
+            p.forward[z..2 * z].copy_from_slice(&p.t[..z]);
+        } else if j >= 2 {
+            let (done, next) = p.forward.split_at_mut(j * z);
+            boxplus_into(&mut next[..z], &done[(j - 1) * z..], &p.t[(j - 1) * z..j * z]);
+        }
     }
     // All ones for a check of syndrome 1: the backward sums start from the syndrome, which flips
     // every message of the check.
@@ -403,13 +411,6 @@ fn update_layer(code: &Code, layer: &[super::code::Block], syn: &[u8], lp: &mut 
             *r = (IDENTITY ^ f).wrapping_sub(f);
         }
     } else {
-        // forward[j] = t_0 ⊞ … ⊞ t_{j−1} for j ≥ 1.
-        p.forward[z..2 * z].copy_from_slice(&p.t[..z]);
-        for j in 2..deg {
-            let (done, next) = p.forward.split_at_mut(j * z);
-            let prev = &done[(j - 1) * z..];
-            boxplus_into(&mut next[..z], prev, &p.t[(j - 1) * z..j * z]);
-        }
         let last = deg - 1;
         flip_into(&mut r[last * z..deg * z], &p.forward[last * z..deg * z], p.flips);
         // backward = (syndrome) ⊞ t_j ⊞ … ⊞ t_{deg−1} as j falls.
