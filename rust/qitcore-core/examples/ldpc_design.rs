@@ -2,7 +2,8 @@
 //! command line) over a simulated BSC, adapted to the rate that efficiency `f` needs at each QBER
 //! with `d = p + s` a fixed fraction of the frame (as the plan does), no blind rounds:
 //! `cargo run --release -p qitcore-core --example ldpc_design -- frames z cols rows seed d f
-//! "deg:count,deg:count" qber...` (`LDPC_ITERATIONS` overrides the decoder's limit). Used to choose the shipped specs (code.rs).
+//! "deg:count,deg:count" qber...` (`LDPC_ITERATIONS` and `LDPC_STALL`
+//! override the decoder's limits). Used to choose the shipped specs (code.rs).
 
 use qitcore_core::maths::xoshiro::{shuffle, Xoshiro256};
 use qitcore_core::qkd::ldpc::adapt::h2;
@@ -42,6 +43,9 @@ fn main() {
     let mut settings = Settings::default();
     if let Some(i) = std::env::var("LDPC_ITERATIONS").ok().and_then(|v| v.parse().ok()) {
         settings.max_iterations = i;
+    }
+    if let Some(i) = std::env::var("LDPC_STALL").ok().and_then(|v| v.parse().ok()) {
+        settings.stall = i;
     }
     let mut rng = Xoshiro256::from_seed(3);
     for q in a[8..].iter().map(|q| q.parse::<f64>().expect("qber")) {

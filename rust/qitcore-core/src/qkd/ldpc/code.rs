@@ -22,6 +22,7 @@
 
 use std::sync::OnceLock;
 
+use super::girth::Cycles;
 use crate::error::{Error, Result};
 use crate::maths::xoshiro::Xoshiro256;
 
@@ -68,7 +69,7 @@ pub const SPECS: [Spec; 7] = [
     spec("qc160x40z256", 40, &[(24, 16), (6, 30)], 0x1d9c_7501),
     spec("qc160x32z256", 32, &[(20, 16), (6, 30)], 0x1d9c_8001),
     spec("qc160x24z256", 24, &[(12, 40)], 0x1d9c_8501),
-    spec("qc160x16z256", 16, &[(16, 24), (8, 24)], 0x1d9c_9001),
+    spec("qc160x16z256", 16, &[(16, 24), (8, 24), (4, 20), (2, 12)], 0x1d9c_9001),
 ];
 
 const fn spec(name: &'static str, rows: usize, profile: &'static [(usize, usize)], seed: u64) -> Spec {
@@ -143,29 +144,30 @@ impl Code {
         }
         // shift[r][c]: Some(shift) where the base matrix has a circulant.
         let mut shift: Vec<Vec<Option<u32>>> = vec![vec![None; cols]; rows];
+        let mut cycles = Cycles::new(rows, cols, z);
         for j in 0..rows - 1 {
             shift[j][info + j] = Some(0);
             shift[j + 1][info + j] = Some(0);
+            cycles.add_column(info + j, &[(j, 0), (j + 1, 0)]);
         }
+        let (mut four, mut six) = (vec![false; z], vec![0u32; z]);
         for c in 0..info {
             let mut placed: Vec<(usize, u32)> = Vec::new();
             for &r in &rows_of[c] {
-                let mut tries = 0;
-                let s = loop {
-                    let s = rng.below_or_equal(z as u64 - 1) as u32;
-                    if !closes_4_cycle(&shift, z, c, r, s, &placed) {
-                        break s;
-                    }
-                    tries += 1;
-                    if tries > 100 * z {
-                        return Err(Error::argument("spec", format!("{}: no 4-cycle-free shift", spec.name)));
-                    }
+                cycles.forbidden(r, &placed, &mut four, &mut six);
+                // Among the shifts closing no 4-cycle, those closing the fewest 6-cycles.
+                let fewest = (0..z).filter(|&s| !four[s]).map(|s| six[s]).min();
+                let Some(fewest) = fewest else {
+                    return Err(Error::argument("spec", format!("{}: no 4-cycle-free shift", spec.name)));
                 };
+                let free: Vec<u32> = (0..z as u32).filter(|&s| !four[s as usize] && six[s as usize] == fewest).collect();
+                let s = free[rng.below_or_equal(free.len() as u64 - 1) as usize];
                 placed.push((r, s));
             }
             for &(r, s) in &placed {
                 shift[r][c] = Some(s);
             }
+            cycles.add_column(c, &placed);
         }
         let layers = shift
             .iter()
@@ -195,26 +197,6 @@ impl Code {
         }
         false
     }
-}
-
-/// Whether shift `s` at (row `r`, column `c`) closes a 4-cycle with column `c`'s already placed
-/// circulants and those of the earlier columns.
-fn closes_4_cycle(shift: &[Vec<Option<u32>>], z: usize, c: usize, r: usize, s: u32, placed: &[(usize, u32)]) -> bool {
-    let z = z as i64;
-    for &(r2, s2) in placed {
-        let d = i64::from(s) - i64::from(s2);
-        for (c2, (a, b)) in shift[r].iter().zip(&shift[r2]).enumerate() {
-            if c2 == c {
-                continue;
-            }
-            if let (Some(a), Some(b)) = (a, b) {
-                if (d - i64::from(*a) + i64::from(*b)).rem_euclid(z) == 0 {
-                    return true;
-                }
-            }
-        }
-    }
-    false
 }
 
 #[cfg(test)]

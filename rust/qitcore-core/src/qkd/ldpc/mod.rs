@@ -7,6 +7,7 @@ pub mod adapt;
 pub mod blind;
 pub mod code;
 pub mod decode;
+pub mod girth;
 #[cfg(test)]
 mod reference;
 pub mod syndrome;

@@ -1,0 +1,76 @@
+//! Short cycles of a quasi-cyclic graph, avoided while its shifts are drawn.
+//!
+//! A closed walk `r₁ → c₁ → r₂ → c₂ → … → r₁` through circulants of the base matrix lifts to cycles
+//! of length `2·k` exactly when the alternating sum `s(r₁,c₁) − s(r₂,c₁) + s(r₂,c₂) − …` is 0 mod
+//! `z`. For rows `r`, `r'` let `D(r, r')` be the differences `s(r,c) − s(r',c)` over the columns
+//! already placed in both. A new circulant at (row `r`, column `c`), with the column's circulant
+//! (`r₂`, `s₂`) already drawn, closes
+//! - a 4-cycle when `s ≡ s₂ + δ`, `δ ∈ D(r, r₂)`;
+//! - a 6-cycle through a column `c₂` of row `r₂` (shift `a`) and a row `r₃` of `c₂` (shift `b`)
+//!   when `s ≡ s₂ − a + b + δ`, `δ ∈ D(r, r₃)`.
+//!
+//! So each draw marks the shifts that close a 4-cycle and counts the 6-cycles of the others in one
+//! pass, then picks among the 4-cycle-free shifts closing the fewest 6-cycles (a PEG-like greedy
+//! choice: high-degree columns cannot avoid every 6-cycle at these lifts).
+
+/// The placed circulants and the row-pair differences, updated column by column.
+pub struct Cycles {
+    z: usize,
+    rows: usize,
+    /// `diff[r·rows + r']`: `s(r,c) − s(r',c) mod z` over the shared placed columns.
+    diff: Vec<Vec<u32>>,
+    /// Per row, its placed (column, shift).
+    in_row: Vec<Vec<(usize, u32)>>,
+    /// Per column, its placed (row, shift).
+    in_col: Vec<Vec<(usize, u32)>>,
+}
+
+impl Cycles {
+    pub fn new(rows: usize, cols: usize, z: usize) -> Self {
+        Cycles {
+            z,
+            rows,
+            diff: vec![Vec::new(); rows * rows],
+            in_row: vec![Vec::new(); rows],
+            in_col: vec![Vec::new(); cols],
+        }
+    }
+
+    /// Records column `c`'s circulants (row, shift).
+    pub fn add_column(&mut self, c: usize, placed: &[(usize, u32)]) {
+        let z = self.z as u32;
+        for (i, &(r, s)) in placed.iter().enumerate() {
+            self.in_row[r].push((c, s));
+            for &(r2, s2) in &placed[i + 1..] {
+                self.diff[r * self.rows + r2].push((s + z - s2) % z);
+                self.diff[r2 * self.rows + r].push((s2 + z - s) % z);
+            }
+        }
+        self.in_col[c].extend_from_slice(placed);
+    }
+
+    /// Marks in `four` (z flags, cleared here) the shifts of a circulant at row `r` that would
+    /// close a 4-cycle with `placed`, its column's circulants drawn so far, and counts in `six`
+    /// (z counts, cleared here) the 6-cycles each would close.
+    pub fn forbidden(&self, r: usize, placed: &[(usize, u32)], four: &mut [bool], six: &mut [u32]) {
+        let z = self.z as u32;
+        four.fill(false);
+        six.fill(0);
+        for &(r2, s2) in placed {
+            for &d in &self.diff[r * self.rows + r2] {
+                four[((s2 + d) % z) as usize] = true;
+            }
+            for &(c2, a) in &self.in_row[r2] {
+                for &(r3, b) in &self.in_col[c2] {
+                    if r3 == r || r3 == r2 {
+                        continue;
+                    }
+                    let base = (s2 + z - a + b) % z;
+                    for &d in &self.diff[r * self.rows + r3] {
+                        six[((base + d) % z) as usize] += 1;
+                    }
+                }
+            }
+        }
+    }
+}
