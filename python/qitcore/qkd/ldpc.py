@@ -1,7 +1,7 @@
 """One-way, rate-adaptive LDPC reconciliation with blind rounds (at most three round trips).
 
 Both ends compute the same public :func:`plan` from ``(n_key, qber, seed)``: a quasi-cyclic
-mother code of n = 10240 bits, punctured and shortened to the rate that the estimated QBER needs,
+mother code of n = 40960 bits, punctured and shortened to the rate that the estimated QBER needs,
 and the key cut into frames. The exchange:
 
 1. Alice: ``enc = LdpcEncoder(plan, key)``; sends ``enc.syndromes()`` (one message, all frames).
