@@ -14,7 +14,8 @@ use qitcore_core::qkd::ldpc::syndrome::syndrome;
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize| a[i].parse::<f64>().expect("a number");
-    let (frames, z, cols, rows, seed) = (num(0) as usize, num(1) as usize, num(2) as usize, num(3) as usize, num(4) as u64);
+    let (frames, z, cols, rows, seed) =
+        (num(0) as usize, num(1) as usize, num(2) as usize, num(3) as usize, num(4) as u64);
     let (dfrac, f) = (num(5), num(6));
     let profile: Vec<(usize, usize)> = a[7]
         .split(',')

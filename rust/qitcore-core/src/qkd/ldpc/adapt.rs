@@ -306,9 +306,9 @@ mod tests {
     fn the_remainder_is_a_shortened_frame_or_left_out() {
         let plan = Plan::new(1, 0.03, 1).unwrap();
         let k = plan.key_per_frame;
-        let with = Plan::new(3 * k + k / 2, 0.03, 1).unwrap();
-        assert_eq!((with.frames, with.used_bits()), (4, 3 * k + k / 2));
-        let without = Plan::new(3 * k + k / 2 - 1, 0.03, 1).unwrap();
+        let with = Plan::new(3 * k + k.div_ceil(2), 0.03, 1).unwrap();
+        assert_eq!((with.frames, with.used_bits()), (4, 3 * k + k.div_ceil(2)));
+        let without = Plan::new(3 * k + k.div_ceil(2) - 1, 0.03, 1).unwrap();
         assert_eq!((without.frames, without.used_bits()), (3, 3 * k));
         assert_eq!((plan.frames, plan.used_bits()), (1, 1));
     }

@@ -75,7 +75,7 @@ pub const SPECS: [Spec; 7] = [
     spec("qc160x40z256", 40, &[(24, 16), (6, 30)], 0x1d9c_7501),
     spec("qc160x32z256", 32, &[(20, 16), (6, 30)], 0x1d9c_8001),
     spec("qc160x24z256", 24, &[(12, 40)], 0x1d9c_8501),
-    spec("qc160x16z256", 16, &[(16, 24), (8, 24), (4, 20), (2, 12)], 0x1d9c_9001),
+    spec("qc160x16z256", 16, &[(16, 24), (8, 24), (4, 20)], 0x1d9c_9001),
 ];
 
 const fn spec(name: &'static str, rows: usize, profile: &'static [(usize, usize)], seed: u64) -> Spec {

@@ -74,3 +74,72 @@ impl Cycles {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::code::{Block, Code, Spec};
+    use super::super::syndrome::dense;
+
+    /// Whether the lifted graph has a 6-cycle, from the dense matrix: three checks pairwise
+    /// sharing a variable, not all three the same variable (the reference, cubic in m).
+    fn has_6_cycle_dense(code: &Code) -> bool {
+        let h = dense(code);
+        let m = h.len();
+        // shared[a][b]: the variables of both checks a and b.
+        let shared = |a: usize, b: usize| -> Vec<usize> {
+            (0..code.n()).filter(|&v| h[a][v] == 1 && h[b][v] == 1).collect::<Vec<_>>()
+        };
+        let mut pairs = vec![vec![Vec::new(); m]; m];
+        for a in 0..m {
+            for b in a + 1..m {
+                let s = shared(a, b);
+                pairs[a][b] = s.clone();
+                pairs[b][a] = s;
+            }
+        }
+        for a in 0..m {
+            for b in a + 1..m {
+                for c in b + 1..m {
+                    for &u in &pairs[a][b] {
+                        for &v in &pairs[b][c] {
+                            for &w in &pairs[c][a] {
+                                if u != v && v != w && w != u {
+                                    return true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn a_sparse_code_is_built_free_of_6_cycles() {
+        for seed in 1..4 {
+            let spec = Spec { name: "t", cols: 8, rows: 3, z: 32, profile: &[], seed };
+            let code = Code::build(&spec).unwrap();
+            assert!(!code.has_4_cycle());
+            assert!(!has_6_cycle_dense(&code), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn the_dense_check_finds_a_planted_6_cycle() {
+        // Rows 0–1 share column 0, rows 1–2 column 1, rows 2–0 column 2, all shifts 0: checks i of
+        // the three row blocks close a 6-cycle through variables i of the three column blocks.
+        let b = |col, shift| Block { col, shift };
+        let code = Code {
+            name: "t",
+            z: 4,
+            cols: 3,
+            layers: vec![vec![b(0, 0), b(2, 0)], vec![b(0, 0), b(1, 0)], vec![b(1, 0), b(2, 0)]],
+        };
+        assert!(!code.has_4_cycle());
+        assert!(has_6_cycle_dense(&code));
+        let shifted =
+            Code { layers: vec![vec![b(0, 0), b(2, 0)], vec![b(0, 0), b(1, 0)], vec![b(1, 0), b(2, 1)]], ..code };
+        assert!(!has_6_cycle_dense(&shifted));
+    }
+}

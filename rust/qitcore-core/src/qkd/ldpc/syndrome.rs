@@ -66,7 +66,9 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
         fn syndrome_equals_the_dense_product(seed: u64, z in 16usize..40, rows in 3usize..6) {
-            let spec = Spec { name: "t", cols: rows + 4, rows, z, high_degree: rows, high_count: 1, extra_two: 0, seed };
+            // One column of degree `rows`, the rest of degree 3 (the profile must be 'static).
+            const PROFILES: [&[(usize, usize)]; 3] = [&[(3, 1)], &[(4, 1)], &[(5, 1)]];
+            let spec = Spec { name: "t", cols: rows + 4, rows, z, profile: PROFILES[rows - 3], seed };
             let code = Code::build(&spec).unwrap();
             let mut rng = Xoshiro256::from_seed(seed);
             let x: Vec<u8> = (0..code.n()).map(|_| (rng.next_u64() & 1) as u8).collect();

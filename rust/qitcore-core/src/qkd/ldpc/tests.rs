@@ -23,7 +23,7 @@ fn random_bits(rng: &mut Xoshiro256, n: usize) -> Vec<u8> {
 
 #[test]
 fn fixed_point_and_reference_decoders_both_find_the_true_word() {
-    let spec = Spec { name: "small", cols: 12, rows: 6, z: 24, high_degree: 5, high_count: 2, extra_two: 0, seed: 3 };
+    let spec = Spec { name: "small", cols: 12, rows: 6, z: 24, profile: &[(5, 2)], seed: 3 };
     let code = Code::build(&spec).unwrap();
     assert!(!code.has_4_cycle());
     let mut rng = Xoshiro256::from_seed(11);
@@ -57,7 +57,7 @@ fn fixed_point_and_reference_decoders_both_find_the_true_word() {
 
 #[test]
 fn a_frame_beyond_capacity_is_reported_failed_never_wrong() {
-    let spec = Spec { name: "small", cols: 12, rows: 3, z: 24, high_degree: 3, high_count: 2, extra_two: 0, seed: 5 };
+    let spec = Spec { name: "small", cols: 12, rows: 3, z: 24, profile: &[(3, 2)], seed: 5 };
     let code = Code::build(&spec).unwrap();
     let mut rng = Xoshiro256::from_seed(2);
     let mut scratch = Scratch::new(&code);
@@ -115,7 +115,9 @@ fn a_wrong_qber_estimate_is_rescued_or_dropped_by_the_blind_rounds() {
 
 #[test]
 fn malformed_requests_and_reveals_are_refused() {
-    let plan = Plan::new(20_000, 0.03, 1).unwrap();
+    // Frames of about 28000 key bits: three of them.
+    let plan = Plan::new(100_000, 0.03, 1).unwrap();
+    assert!(plan.frames >= 3);
     let key = vec![0u8; plan.n_key];
     let mut enc = Encoder::new(plan.clone(), &key).unwrap();
     let p = plan.punctured as u32;
