@@ -253,6 +253,106 @@ mod tests {
         assert!(code.has_4_cycle());
     }
 
+    /// The variables of a smallest nonzero codeword made of degree-2 variables alone, if any: the
+    /// shortest cycle of the graph whose vertices are checks and whose edges are degree-2
+    /// variables (BFS from one check per row block suffices, the lift being cyclic).
+    fn degree_two_codeword(code: &Code) -> Option<Vec<usize>> {
+        let (z, rows) = (code.z, code.layers.len());
+        let mut rows_of: Vec<Vec<(usize, usize)>> = vec![Vec::new(); code.cols];
+        for (r, layer) in code.layers.iter().enumerate() {
+            for b in layer {
+                rows_of[b.col as usize].push((r, b.shift as usize));
+            }
+        }
+        // Variable c·z + j joins check r·z + (j − s) mod z of each circulant (r, s) of column c.
+        let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); rows * z];
+        for (c, rs) in rows_of.iter().enumerate().filter(|(_, rs)| rs.len() == 2) {
+            for j in 0..z {
+                let (a, b) = (rs[0].0 * z + (j + z - rs[0].1) % z, rs[1].0 * z + (j + z - rs[1].1) % z);
+                adj[a].push((b, c * z + j));
+                adj[b].push((a, c * z + j));
+            }
+        }
+        let mut best: Option<Vec<usize>> = None;
+        for root in (0..rows).map(|r| r * z) {
+            // parent[u]: (check, variable) towards the root.
+            let mut parent: Vec<Option<(usize, usize)>> = vec![None; rows * z];
+            let mut seen = vec![false; rows * z];
+            seen[root] = true;
+            let mut queue = std::collections::VecDeque::from([root]);
+            let path = |parent: &[Option<(usize, usize)>], mut u: usize| {
+                let mut vars = Vec::new();
+                while let Some((p, v)) = parent[u] {
+                    vars.push(v);
+                    u = p;
+                }
+                vars
+            };
+            while let Some(u) = queue.pop_front() {
+                for &(w, v) in &adj[u] {
+                    if parent[u].is_some_and(|(_, pv)| pv == v) {
+                        continue;
+                    }
+                    if !seen[w] {
+                        seen[w] = true;
+                        parent[w] = Some((u, v));
+                        queue.push_back(w);
+                    } else {
+                        // Two tree paths and this edge: their symmetric difference is a cycle.
+                        let mut vars = path(&parent, u);
+                        vars.extend(path(&parent, w));
+                        vars.push(v);
+                        vars.sort_unstable();
+                        let mut cycle: Vec<usize> = Vec::new();
+                        for v in vars {
+                            if cycle.last() == Some(&v) {
+                                cycle.pop();
+                            } else {
+                                cycle.push(v);
+                            }
+                        }
+                        if best.as_ref().is_none_or(|b| cycle.len() < b.len()) {
+                            best = Some(cycle);
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn no_shipped_code_has_a_codeword_on_degree_2_variables_alone() {
+        // Such a codeword is as light as its cycle (8 bits in a rate-0.9 candidate with extra
+        // degree-2 columns), and frames then converge to another word with the same syndrome.
+        for spec in &SPECS {
+            assert_eq!(degree_two_codeword(Code::named(spec.name).unwrap()), None, "{}", spec.name);
+        }
+    }
+
+    #[test]
+    fn the_degree_2_search_finds_a_planted_codeword_of_least_weight() {
+        use super::super::syndrome::dense;
+        // Two degree-2 columns on rows 0 and 1, shift differences 0 and d: the lifted cycles have
+        // 2·z/gcd(d, z) variables.
+        let b = |col, shift| Block { col, shift };
+        for (d, weight) in [(2u32, 4usize), (1, 8)] {
+            let code = Code { name: "t", z: 4, cols: 2, layers: vec![vec![b(0, 0), b(1, 0)], vec![b(0, 0), b(1, d)]] };
+            assert!(!code.has_4_cycle());
+            let found = degree_two_codeword(&code).expect("a cycle");
+            let h = dense(&code);
+            assert!(h.iter().all(|row| found.iter().map(|&v| row[v]).sum::<u8>() % 2 == 0));
+            // The least weight of a nonzero codeword, by trying every word (n = 8).
+            let least = (1u32..1 << code.n())
+                .filter(|w| {
+                    h.iter().all(|row| (0..code.n()).filter(|&v| w >> v & 1 == 1 && row[v] == 1).count() % 2 == 0)
+                })
+                .map(u32::count_ones)
+                .min();
+            assert_eq!((found.len(), least), (weight, Some(weight as u32)), "d {d}");
+        }
+    }
+
     #[test]
     fn unknown_names_are_refused() {
         assert!(Code::named("nope").is_err());
