@@ -85,16 +85,20 @@ mod tests {
     fn has_6_cycle_dense(code: &Code) -> bool {
         let h = dense(code);
         let m = h.len();
-        // shared[a][b]: the variables of both checks a and b.
-        let shared = |a: usize, b: usize| -> Vec<usize> {
-            (0..code.n()).filter(|&v| h[a][v] == 1 && h[b][v] == 1).collect::<Vec<_>>()
-        };
+        // pairs[a][b]: the variables of both checks a and b.
         let mut pairs = vec![vec![Vec::new(); m]; m];
-        for a in 0..m {
-            for b in a + 1..m {
-                let s = shared(a, b);
-                pairs[a][b] = s.clone();
-                pairs[b][a] = s;
+        let mut checks_of = vec![Vec::new(); code.n()];
+        for (c, row) in h.iter().enumerate() {
+            for (v, _) in row.iter().enumerate().filter(|&(_, &bit)| bit == 1) {
+                checks_of[v].push(c);
+            }
+        }
+        for (v, checks) in checks_of.iter().enumerate() {
+            for (i, &a) in checks.iter().enumerate() {
+                for &b in &checks[i + 1..] {
+                    pairs[a][b].push(v);
+                    pairs[b][a].push(v);
+                }
             }
         }
         for a in 0..m {
