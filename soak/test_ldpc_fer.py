@@ -2,7 +2,8 @@
 fresh keys over a simulated BSC at QBER 1–8 %, the plan made for the true QBER. Both ends must count
 the same disclosure, at most 3 round trips. A kept frame that differs from Alice's (the decoder
 converged to another word with the same syndrome: an undetected error, which only the session's
-verification hash catches) is counted and bounded; at QBER 1 % about one frame in 2000 does so.
+verification hash catches) is counted and bounded (the 40960-bit codes showed none in 1000 frames at
+each QBER 1–8 %).
 
 The issue's target is f ≤ 1.10 with FER ≤ 10^-3 at QBER 1–5 %; the bounds asserted here are what
 the shipped codes and decoder reach (see the printed figures), kept as a regression guard.
@@ -20,14 +21,16 @@ from qitcore.qkd import ldpc
 
 FRAMES = 2000
 # (QBER, largest frame error rate, largest f) the soak accepts.
+# Measured with examples/ldpc_fer.rs (1000 frames): FER 0.001 at 1 %, 0 elsewhere; f 1.197, 1.184,
+# 1.151, 1.126, 1.128, 1.122, 1.121 at 1, 2, 3, 4, 5, 6, 8 %.
 BOUNDS = [
-    (0.01, 0.10, 1.40),
-    (0.02, 0.02, 1.40),
-    (0.03, 0.01, 1.35),
-    (0.04, 0.01, 1.35),
-    (0.05, 0.01, 1.35),
-    (0.06, 0.01, 1.35),
-    (0.08, 0.01, 1.35),
+    (0.01, 0.01, 1.25),
+    (0.02, 0.005, 1.23),
+    (0.03, 0.005, 1.20),
+    (0.04, 0.005, 1.18),
+    (0.05, 0.005, 1.18),
+    (0.06, 0.005, 1.18),
+    (0.08, 0.005, 1.18),
 ]
 
 
