@@ -143,7 +143,7 @@ pub fn decode(
 /// [`decode`]'s body, inlined into each instruction-set variant (and called bare by the tests, as
 /// the portable path).
 #[inline(always)]
-pub(super) fn decode_body(
+fn decode_body(
     code: &Code,
     llr: &mut [i16],
     s: &[u8],
@@ -508,7 +508,7 @@ mod tests {
     /// panic nor break the guarantee: a returned word has the syndrome, and the paths agree.
     #[test]
     fn rows_of_one_circulant_or_none_decode_safely() {
-        let spec = Spec { name: "t", cols: 12, rows: 4, z: 32, high_degree: 4, high_count: 2, extra_two: 0, seed: 9 };
+        let spec = Spec { name: "t", cols: 12, rows: 4, z: 32, profile: &[(4, 2)], seed: 9 };
         let mut code = Code::build(&spec).unwrap();
         code.layers.push(vec![super::super::code::Block { col: 3, shift: 5 }]);
         code.layers.push(Vec::new());
@@ -540,7 +540,7 @@ mod tests {
     #[test]
     fn the_dispatched_decoder_equals_the_portable_one() {
         for (z, seed) in [(64, 1u64), (48, 2), (24, 3), (80, 4)] {
-            let spec = Spec { name: "t", cols: 16, rows: 6, z, high_degree: 6, high_count: 3, extra_two: 0, seed };
+            let spec = Spec { name: "t", cols: 16, rows: 6, z, profile: &[(6, 3)], seed };
             let code = Code::build(&spec).unwrap();
             let mut rng = Xoshiro256::from_seed(seed);
             let (mut fast, mut slow) = (Scratch::new(&code), Scratch::new(&code));
