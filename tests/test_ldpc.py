@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import pytest
+from qitcore import _core
 from qitcore.errors import AuthenticationError, InvalidArgumentError, InvalidTypeError, QitError
 from qitcore.qkd import ldpc
 
@@ -63,6 +64,11 @@ def test_one_way_reconciliation_decodes_almost_every_frame_without_a_round(q: fl
     out = ldpc.reconcile(alice, bob, q, seed=3, one_way=True)
     assert out.round_trips == 1 and out.plan.efficiency == ldpc.ONE_WAY_EFFICIENCY
     assert np.array_equal(out.alice, out.bob) and len(out.failed_frames) <= 2, out.failed_frames
+    # No symbol is punctured for blind rounds that never come (punctured symbols make the first
+    # attempt fail more often): only what the rate itself needs, a small part of a blind plan's.
+    blind = ldpc.plan(out.plan.n_key, q, 3)
+    assert out.plan.step == 0 and blind.step == _core.LDPC_BLIND_STEP > 0
+    assert out.plan.punctured * 4 < blind.punctured, (out.plan.punctured, blind.punctured)
 
 
 def test_both_ends_count_the_same_disclosure_through_blind_rounds() -> None:
@@ -105,6 +111,11 @@ def test_bad_arguments_are_refused() -> None:
         ldpc.plan(0, 0.03, 1)
     with pytest.raises(InvalidArgumentError):
         ldpc.plan(1000, 0.03, -1)
+    for step in (-0.1, 1.5, float("nan")):  # the core's own entry points, which the plan passes through
+        with pytest.raises(InvalidArgumentError, match="step"):
+            _core.ldpc_plan(1000, 0.03, 1, 1.2, step)
+        with pytest.raises(InvalidArgumentError, match="step"):
+            _core.LdpcEncoder(p.n_key, 0.03, 1, key, step=step)
     with pytest.raises(InvalidArgumentError):
         ldpc.LdpcEncoder(p, key[1:])
     with pytest.raises(InvalidArgumentError):

@@ -202,7 +202,7 @@ class LdpcReconciliation:
         whole length (about 35,000 key bits), so the rate leaves room for it
         (:data:`PLAN_MARGIN`). Measured on 10^6-bit blocks at QBER 2 % (24 simulated links each,
         none of them losing a frame): one-way LDPC, whose efficiency of 1.4 is room enough, at the
-        point estimate (median key 38,000 bits; planned 3 σ above it, 7,700 on 12 links); blind
+        point estimate (median key 40,000 bits; planned 3 σ above it, 7,700 on 12 links); blind
         one σ above it (69,000 bits; 54,000 at 3 σ, 70,500 at the point estimate on 12 links,
         where the earlier, shorter codes lost frames)."""
         from . import ldpc  # here: only an LDPC session loads it

@@ -25,15 +25,16 @@ fn bits<'a>(name: &'static str, input: &'a Input) -> Result<&'a [u8]> {
     Ok(bytes)
 }
 
-/// The plan, its first attempt aimed at `efficiency` (blind rounds add `BLIND_STEP` each).
-fn plan(py: Python<'_>, n_key: usize, qber: f64, seed: u64, efficiency: f64) -> Result<Plan> {
-    Ok(detach(py, || Plan::with_efficiency(n_key, qber, seed, efficiency, BLIND_STEP))??)
+/// The plan, its first attempt aimed at `efficiency`, each blind round adding `step` (0: no
+/// blind round, and nothing punctured for one).
+fn plan(py: Python<'_>, n_key: usize, qber: f64, seed: u64, efficiency: f64, step: f64) -> Result<Plan> {
+    Ok(detach(py, || Plan::with_efficiency(n_key, qber, seed, efficiency, step))??)
 }
 
 /// The public plan: (code, frames, key bits per frame, key bits in the last frame, punctured,
 /// shortened, used bits, syndrome bytes, syndrome bits per frame, symbols revealed per blind round).
 #[pyfunction]
-#[pyo3(signature = (n_key, qber, seed, efficiency = START_EFFICIENCY))]
+#[pyo3(signature = (n_key, qber, seed, efficiency = START_EFFICIENCY, step = BLIND_STEP))]
 #[allow(clippy::type_complexity)]
 pub fn ldpc_plan(
     py: Python<'_>,
@@ -41,8 +42,9 @@ pub fn ldpc_plan(
     #[pyo3(from_py_with = real)] qber: f64,
     #[pyo3(from_py_with = int::<u64>)] seed: u64,
     #[pyo3(from_py_with = real)] efficiency: f64,
+    #[pyo3(from_py_with = real)] step: f64,
 ) -> Result<(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, (usize, usize))> {
-    let p = plan(py, n_key, qber, seed, efficiency)?;
+    let p = plan(py, n_key, qber, seed, efficiency, step)?;
     Ok((
         p.code.name,
         p.frames,
@@ -66,7 +68,7 @@ pub struct PyLdpcEncoder {
 #[pymethods]
 impl PyLdpcEncoder {
     #[new]
-    #[pyo3(signature = (n_key, qber, seed, key, efficiency = START_EFFICIENCY))]
+    #[pyo3(signature = (n_key, qber, seed, key, efficiency = START_EFFICIENCY, step = BLIND_STEP))]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = int::<usize>)] n_key: usize,
@@ -74,10 +76,11 @@ impl PyLdpcEncoder {
         #[pyo3(from_py_with = int::<u64>)] seed: u64,
         key: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = real)] efficiency: f64,
+        #[pyo3(from_py_with = real)] step: f64,
     ) -> Result<Self> {
         let input = Input::get(py, "key", key)?;
         let key = bits("key", &input)?;
-        let plan = plan(py, n_key, qber, seed, efficiency)?;
+        let plan = plan(py, n_key, qber, seed, efficiency, step)?;
         let inner = guard(|| Encoder::new(plan, key))??;
         Ok(PyLdpcEncoder { inner: Mutex::new(inner) })
     }
@@ -114,7 +117,7 @@ impl PyLdpcDecoder {
     #[new]
     #[pyo3(signature = (
         n_key, qber, seed, key, channel_qber,
-        max_iterations = Settings::default().max_iterations, efficiency = START_EFFICIENCY
+        max_iterations = Settings::default().max_iterations, efficiency = START_EFFICIENCY, step = BLIND_STEP
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -126,13 +129,14 @@ impl PyLdpcDecoder {
         #[pyo3(from_py_with = real)] channel_qber: f64,
         #[pyo3(from_py_with = int::<u32>)] max_iterations: u32,
         #[pyo3(from_py_with = real)] efficiency: f64,
+        #[pyo3(from_py_with = real)] step: f64,
     ) -> Result<Self> {
         if max_iterations == 0 {
             return Err(Error::argument("max_iterations", "expected at least 1"));
         }
         let input = Input::get(py, "key", key)?;
         let key = bits("key", &input)?;
-        let plan = plan(py, n_key, qber, seed, efficiency)?;
+        let plan = plan(py, n_key, qber, seed, efficiency, step)?;
         let inner =
             guard(|| Decoder::new(plan, key, channel_qber, Settings { max_iterations, ..Settings::default() }))??;
         Ok(PyLdpcDecoder { inner: Mutex::new(inner) })
@@ -181,7 +185,8 @@ impl PyLdpcDecoder {
 
 /// `key` (one byte per bit) without the bits of the `failed` frames and past the plan's used bits.
 #[pyfunction]
-#[pyo3(signature = (n_key, qber, seed, key, failed, efficiency = START_EFFICIENCY))]
+#[pyo3(signature = (n_key, qber, seed, key, failed, efficiency = START_EFFICIENCY, step = BLIND_STEP))]
+#[allow(clippy::too_many_arguments)] // the Python signature: the plan's public values, then the key
 pub fn ldpc_keep<'py>(
     py: Python<'py>,
     #[pyo3(from_py_with = int::<usize>)] n_key: usize,
@@ -190,10 +195,11 @@ pub fn ldpc_keep<'py>(
     key: &Bound<'py, PyAny>,
     failed: List<Int<u32>>,
     #[pyo3(from_py_with = real)] efficiency: f64,
+    #[pyo3(from_py_with = real)] step: f64,
 ) -> Result<Bound<'py, PyBytes>> {
     let input = Input::get(py, "key", key)?;
     let key = bits("key", &input)?;
-    let plan = plan(py, n_key, qber, seed, efficiency)?;
+    let plan = plan(py, n_key, qber, seed, efficiency, step)?;
     let failed: Vec<u32> = failed.0.iter().map(|i| i.0).collect();
     let kept = guard(|| keep_frames(&plan, key, &failed))??;
     Ok(PyBytes::new(py, &kept))

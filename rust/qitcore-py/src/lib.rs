@@ -101,6 +101,7 @@ mod _core {
         m.add("MAX_SAMPLES", qitcore_core::entropy::samples::MAX_SAMPLES)?;
         m.add("DEFAULT_CASCADE", qitcore_core::qkd::cascade::Variant::default())?;
         m.add("LDPC_START_EFFICIENCY", qitcore_core::qkd::ldpc::adapt::START_EFFICIENCY)?;
+        m.add("LDPC_BLIND_STEP", qitcore_core::qkd::ldpc::adapt::BLIND_STEP)?;
         m.add("CASCADE_VARIANTS", pyo3::types::PyTuple::new(m.py(), qitcore_core::qkd::cascade::Variant::NAMES)?)?;
         m.add("HEALTH_DEFAULT_ALPHA", qitcore_core::health::Config::DEFAULT_ALPHA)?;
         m.add("HEALTH_DEFAULT_STARTUP_SAMPLES", qitcore_core::health::Config::DEFAULT_STARTUP_SAMPLES)
