@@ -72,10 +72,10 @@ class LdpcPlan:
 
 ONE_WAY_EFFICIENCY = 1.4
 """The efficiency one-way reconciliation aims at: with no blind round to fall back on, its rate
-must decode nearly every frame the first time, with room for the error in the sample's QBER (a
-one-way plan punctures nothing for blind rounds). Measured in sessions on 24 simulated links at
-QBER 2 %, planned at the sample's QBER: at 1.4 no frame failed; at 1.35 one session lost two
-frames, at 1.3 three sessions lost ten, and each failed frame costs its whole length of key."""
+must decode nearly every frame the first time (a one-way plan punctures nothing for blind rounds).
+In sessions on 24 simulated links at QBER 2 %, planned at the sample's QBER: at 1.4 no frame
+failed; at 1.35 one session lost two frames, at 1.3 three sessions lost ten, and each failed
+frame costs its whole length of key."""
 
 
 def plan(n_key: int, qber: float, seed: int, *, one_way: bool = False) -> LdpcPlan:
