@@ -4,6 +4,7 @@ partial files on errors."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_subset_and_truncation_options(capsys: pytest.CaptureFixture[str]) -> No
         (["assess", "WIDE", "--bits-per-symbol", "2"], "offset 3"),
         (["assess", "WIDE", "--subset", "x"], "--subset"),
         (["health", "WIDE", "--min-entropy", "0"], "--min-entropy"),
-        (["health", "WIDE", "--min-entropy", "9"], "min_entropy"),
+        (["health", "WIDE", "--min-entropy", "9"], "--min-entropy: must lie in (0, 8]"),
         (["assess", "WIDE", "--subset", "0,100000000000"], "ends past the end of"),
         (["assess", "WIDE", "--subset", "1,-2"], "--subset"),
         (["assess", "WIDE", "--json", "/nonexistent/dir/out.json"], "no such folder /nonexistent/dir"),
@@ -146,8 +147,30 @@ def test_qkd_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
              f"--key-file {tmp_path / 'auth.key'}: 32 bytes, fewer than the 256 a session needs at least"),
             (["qkd", "pool-create", str(tmp_path / "p"), "--key-file", str(tmp_path / "none")],
              f"--key-file {tmp_path / 'none'}: No such file or directory"),
+            # The API's range errors name the option that was given, with the range, before any
+            # work is announced (the one-line check: nothing else on stderr).
+            (["qkd", "simulate", "--eps-sec", "0"], "--eps-sec: expected a number strictly between 0 and 1, got 0.0"),
+            (["qkd", "simulate", "--qber-threshold", "0.6"],
+             "--qber-threshold: expected a number strictly between 0 and 0.5"),
+            (["qkd", "simulate", "--distance-km", "-1"], "--distance-km: expected a finite number >= 0, got -1"),
+            (["qkd", "simulate", "--attenuation", "-1"], "--attenuation: expected a finite number >= 0, got -1"),
+            (["qkd", "simulate", "--misalignment", "0.5"],
+             "--misalignment: expected at least 0 and below 0.5, got 0.5"),
+            (["qkd", "simulate", "--seed", "-1"], "--seed: expected a whole number >= 0, got '-1'"),
+            (["qkd", "simulate", "--pulses", "1e30"], "'1e30' is too large (at most 1,099,511,627,776)"),
+            (["qkd", "proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--delay-ms", "1",
+              "--max-connections", "2000"], "--max-connections: must be at most 1024"),
+            (["qkd", "proxy", "--listen", "127.0.0.1:7000", "--to", "127.0.0.1:7000", "--delay-ms", "1"],
+             "--listen: the address it forwards to (127.0.0.1:7000)"),
         ]  # fmt: skip
         for argv, message in cases:
             assert main(argv) == 2, argv
             err = capsys.readouterr().err.splitlines()
             assert len(err) == 1 and err[0].startswith("qitcore: error: ") and message in err[0], err
+    # Nobody listens on the port now: Bob retries until --timeout and says how long he tried.
+    assert main(["qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", str(tmp_path / "alice.npz"), *auth,
+                 "--timeout", "0.3"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and re.fullmatch(
+        rf"qitcore: error: cannot connect to 127\.0\.0\.1:{port}: .*refused \(tried for 0\.[3-9] s\)", err[0]
+    ), err

@@ -100,7 +100,7 @@ def test_a_special_destination_is_written_in_place_never_replaced(tmp_path: Path
     src.write_bytes(os.urandom(10_000))
     # /dev/null stays the device; the fresh seed needs a file of its own, named.
     assert main(["extract", str(src), "-o", "/dev/null", "-m", "1024", "--quiet"]) == 2
-    assert "save_seed: /dev/null is not a regular file" in capsys.readouterr().err
+    assert "--save-seed: /dev/null is not a regular file" in capsys.readouterr().err
     args = ["extract", str(src), "-o", "/dev/null", "-m", "1024", "--save-seed", str(tmp_path / "s"), "--quiet"]
     assert main(args) == 0
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and not os.path.exists("/dev/null.seed")

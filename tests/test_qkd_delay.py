@@ -502,7 +502,7 @@ def test_alice_proxy_and_bob_as_three_programs(tmp_path: Path, link: qkd.Simulat
             p.wait()
     assert bob.returncode == 0, bob.stderr
     assert alice.returncode == 0, alice_err
-    assert proxy.returncode == 0 and "proxy: stopped (1 connections forwarded)" in proxy_err, proxy_err
+    assert proxy.returncode == 0 and "proxy: stopped (1 connection: 1 forwarded)" in proxy_err, proxy_err
     alice_key, bob_key = (tmp_path / "alice.key").read_bytes(), (tmp_path / "bob.key").read_bytes()
     assert alice_key == bob_key and len(alice_key) > 1000
     if authentication == "wegman-carter":
@@ -517,4 +517,76 @@ def test_the_proxy_command_refuses_a_delay_given_in_the_wrong_unit() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
-    assert result.stderr.strip() == "qitcore: error: --delay-ms: expected 0 to 10 seconds, got 20 s"
+    assert result.stderr.strip() == "qitcore: error: --delay-ms: expected 0 to 10000 ms, got 20000 ms"
+
+
+def test_the_proxy_counts_what_it_did_with_each_connection() -> None:
+    """A connection whose target cannot be reached is not counted as forwarded."""
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        nobody = s.getsockname()[:2]
+    with DelayProxy(nobody, 0.001, max_connections=1) as proxy:
+        with _connect(proxy.address) as sock:
+            assert sock.recv(1) == b""
+        deadline = time.monotonic() + 10
+        while proxy.accepted < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (proxy.accepted, proxy.forwarded, proxy.refused) == (1, 0, 0)
+
+
+def test_the_proxy_refuses_to_forward_to_itself() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"listen: the address it forwards to \(127\.0\.0\.1:7000\)"):
+        DelayProxy(("127.0.0.1", 7000), 0.001, listen=("127.0.0.1", 7000))
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            return True
+    except OSError:
+        return False
+
+
+def test_ipv6_addresses_are_written_in_brackets() -> None:
+    from qitcore import _validate
+
+    assert _validate.host_port("address", "[::1]:7000") == ("::1", 7000)
+    assert _validate.host_port("address", "[fe80::1%eth0]:0") == ("fe80::1%eth0", 0)
+    assert _validate.show_host_port("::1", 7000) == "[::1]:7000"
+    assert _validate.show_host_port("127.0.0.1", 7000) == "127.0.0.1:7000"
+    for bad in ("[::1]", "[::1:7000", "::1]:7000", "[]:7000", "[[::1]]:7000"):
+        with pytest.raises(InvalidArgumentError, match="HOST:PORT"):
+            _validate.host_port("address", bad)
+
+
+def test_alice_listens_and_bob_connects_on_ipv6(tmp_path: Path, link: qkd.SimulatedLink) -> None:
+    """``[::1]:PORT`` reaches the socket layer without its brackets, both ends; where the machine
+    has no IPv6 loopback, Alice's refusal is one clear line."""
+    link.alice.save(tmp_path / "alice.npz")
+    link.bob.save(tmp_path / "bob.npz")
+    (tmp_path / "auth.key").write_bytes(KEY)
+    auth = ["--auth-key-file", str(tmp_path / "auth.key")]
+    alice = subprocess.Popen(
+        _qitcore("qkd", "alice", "--listen", "[::1]:0", "--records", str(tmp_path / "alice.npz"), *auth,
+                 "--timeout", "30"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        if not _ipv6_loopback():
+            _, err = alice.communicate(timeout=60)
+            assert alice.returncode == 2 and err.startswith("qitcore: error: --listen [::1]:0: "), err
+            return
+        assert alice.stderr is not None
+        line = alice.stderr.readline()
+        assert line.startswith("alice: listening on [::1]:"), line
+        port = int(line.rsplit(":", 1)[1])
+        bob = subprocess.run(
+            _qitcore("qkd", "bob", "--connect", f"[::1]:{port}", "--records", str(tmp_path / "bob.npz"), *auth,
+                     "--timeout", "30"),
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        _, alice_err = alice.communicate(timeout=60)
+    finally:
+        alice.kill()
+        alice.wait()
+    assert bob.returncode == 0, bob.stderr
+    assert alice.returncode == 0 and "alice: Bob connected from [::1]:" in alice_err, alice_err

@@ -70,6 +70,7 @@ __all__ = [
     "bitgen_capsule",
     "cascade_correct",
     "check_decoys",
+    "check_link",
     "clmul_backend",
     "conditioned_entropy",
     "crc32c",
@@ -624,3 +625,13 @@ def sift_conclude(basis: _Buffer, bit: _Buffer, reply: _Buffer) -> tuple[bytes, 
 def encode_pulse_numbers(index: _Buffer) -> bytes: ...
 def decode_pulse_numbers(wire: _Buffer) -> bytes: ...
 def check_decoys(mu: Sequence[float], p: Sequence[float]) -> None: ...
+def check_link(
+    distance_km: float,
+    attenuation_db_per_km: float,
+    detector_efficiency: float,
+    dark_count: float,
+    misalignment: float,
+    mu: Sequence[float],
+    p: Sequence[float],
+    key_basis_probability: float,
+) -> None: ...

@@ -70,11 +70,20 @@ def real(name: str, value: Any) -> float:
 
 
 def host_port(name: str, value: Any) -> tuple[str, int]:
-    """``"HOST:PORT"`` as ``(host, port)``, port 0 to 65535 (0: any free port)."""
+    """``"HOST:PORT"`` as ``(host, port)``, port 0 to 65535 (0: any free port). An IPv6 host is
+    written in brackets, as in URLs (``[::1]:7000``); the host returned has none."""
     host, _, port = str(value).rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise InvalidArgumentError(f"{name}: expected HOST:PORT, got {_show(value)}")
+    if host.startswith("[") and host.endswith("]"):
+        # socket.getaddrinfo takes the address without its brackets.
+        host = host[1:-1]
+    if not host or not port.isdigit() or int(port) > 65535 or "[" in host or "]" in host:
+        raise InvalidArgumentError(f"{name}: expected HOST:PORT (an IPv6 host in brackets), got {_show(value)}")
     return host, int(port)
+
+
+def show_host_port(host: str, port: int) -> str:
+    """``host:port`` as :func:`host_port` reads it back: an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def bitorder(value: Any) -> BitOrder:

@@ -218,16 +218,42 @@ def _run(paths: list[str], options: _Options, client: Client | None, jobs: int) 
         yield from _local(paths, options)
         return
     distributed = _dask()
+    cluster = None
     try:
-        cluster = local_cluster(jobs)
-    except (OSError, RuntimeError) as exc:
-        # No process or port to be had (limits, a sandbox): the machine's to fix, said as such.
-        raise ClusterError(f"jobs: cannot start a local Dask cluster of {jobs} workers: {exc}") from exc
-    try:
+        with _interrupt_after():
+            try:
+                cluster = local_cluster(jobs)
+            except (OSError, RuntimeError) as exc:
+                # No process or port to be had (limits, a sandbox): the machine's to fix, said as such.
+                raise ClusterError(f"jobs: cannot start a local Dask cluster of {jobs} workers: {exc}") from exc
         with distributed.Client(cluster) as local:
             yield from _on_cluster(local, paths, options)
     finally:
-        cluster.close()
+        if cluster is not None:
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _interrupt_after() -> Generator[None]:
+    """Ctrl-C during the block is raised when the block ends (in the main thread; elsewhere the
+    block runs as is). A LocalCluster interrupted while its workers start is left half made: it
+    cannot be closed, and Dask's exit handler prints an AssertionError. Starting takes seconds."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    interrupted = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def local_cluster(workers: int, *, threads: int | None = None, log_level: int | None = None) -> Any:

@@ -61,12 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qitcore`` command."""
     # The command line as typed, for reports that record how they were made.
     typed = argparse.Namespace(command_line=shlex.join(["qitcore", *(sys.argv[1:] if argv is None else argv)]))
+    parser = _parser(deferred=True)
     try:
-        args = _parser(deferred=True).parse_args(argv, namespace=typed)
+        args = parser.parse_args(argv, namespace=typed)
         status: int = args.func(args)
         return status
     except QitError as exc:
-        print(f"qitcore: error: {exc}", file=sys.stderr)
+        print(f"qitcore: error: {_as_options(str(exc), parser, typed)}", file=sys.stderr)
         return 2
     except OSError as exc:
         # A file the user named that cannot be written, a closed pipe: the user's to fix, not a bug.
@@ -79,3 +80,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qitcore: interrupted", file=sys.stderr)
         return 130
+
+
+def _as_options(message: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """``message`` with a leading parameter name (``eps_sec: ...``, as the Python API's errors
+    begin) written as the command-line option that sets it (``--eps-sec: ...``).
+
+    Every option whose value reaches the API under its own name is covered, with no list to keep
+    in step: the options are those of the command ``args`` ran.
+    """
+    name, colon, rest = message.partition(":")
+    if colon and name.isidentifier():
+        option = _options(parser, args).get(name)
+        if option is not None:
+            return f"{option}:{rest}"
+    return message
+
+
+def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """Each optional argument's ``dest`` and its long option, in ``parser`` and the subcommands'
+    parsers ``args`` chose below it."""
+    options: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                options.update(_options(chosen, args))
+        elif action.option_strings and action.dest != "help":
+            options.setdefault(action.dest, action.option_strings[-1])
+    return options

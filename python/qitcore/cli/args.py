@@ -27,6 +27,7 @@ __all__ = [
     "UsageError",
     "check_output_folders",
     "count",
+    "count_up_to",
     "defer",
     "natural",
     "positive_real",
@@ -121,21 +122,30 @@ def _decimal(text: str) -> Decimal:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
-def _whole(text: str, minimum: int) -> int:
+def _whole(text: str, minimum: int, maximum: int = _LARGEST) -> int:
     value = _decimal(text)
     if value != value.to_integral_value():
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     if value < minimum:
-        what = "positive" if minimum == 1 else f"at least {minimum}"
-        raise argparse.ArgumentTypeError(f"expected a {what} whole number, got {text!r}")
-    if value > _LARGEST:
-        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {_LARGEST})")
+        what = "a positive whole number" if minimum == 1 else f"a whole number >= {minimum}"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    if value > maximum:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {maximum:,})")
     return int(value)
 
 
 def count(text: str) -> int:
     """A positive whole number, written plainly (``1000000``) or with an exponent (``1e6``)."""
     return _whole(text, 1)
+
+
+def count_up_to(maximum: int) -> Callable[[str], int]:
+    """:func:`count` with a largest value, refused when the command line is read."""
+
+    def bounded(text: str) -> int:
+        return _whole(text, 1, maximum)
+
+    return bounded
 
 
 def natural(text: str) -> int:

@@ -15,11 +15,22 @@ from typing import TYPE_CHECKING
 from .. import _validate
 from ..errors import InvalidArgumentError, QitError, SampleFileError
 from ..report.files import atomic_file, write_atomically
-from .args import Commands, check_output_folders, count, defer, natural, positive_real, real, terminate_as_interrupt
+from .args import (
+    Commands,
+    check_output_folders,
+    count,
+    count_up_to,
+    defer,
+    natural,
+    positive_real,
+    real,
+    terminate_as_interrupt,
+)
 
 if TYPE_CHECKING:
     from ..qkd import AliceSession, Params, Records, Report
     from ..qkd.channel import AuthKey
+    from ..qkd.proxy import DelayProxy
 
 
 def _show(values: tuple[float, ...]) -> str:
@@ -50,6 +61,7 @@ def add_parsers(sub: Commands) -> None:
 
 def _add_roles(qkd: argparse.ArgumentParser) -> None:
     from ..qkd import LinkModel, Params
+    from ..qkd.link import MAX_PULSES
 
     defaults, link = Params(), LinkModel()
     roles = qkd.add_subparsers(dest="role", required=True)
@@ -84,8 +96,14 @@ def _add_roles(qkd: argparse.ArgumentParser) -> None:
 
     sim = roles.add_parser("simulate", help="simulate a link and distil its key, both ends in this process")
     sim.add_argument("--distance-km", type=real, default=link.distance_km, help="fibre length in km (%(default)g)")
-    sim.add_argument("--pulses", type=count, default=10**8, help="pulses sent (1e8)")
-    sim.add_argument("--attenuation", type=real, default=link.attenuation_db_per_km, help="dB/km (%(default)g)")
+    sim.add_argument("--pulses", type=count_up_to(MAX_PULSES), default=10**8, help="pulses sent (1e8; at most 2^40)")
+    sim.add_argument(
+        "--attenuation",
+        dest="attenuation_db_per_km",  # LinkModel's name: its errors then name this option
+        type=real,
+        default=link.attenuation_db_per_km,
+        help="dB/km (%(default)g)",
+    )
     sim.add_argument(
         "--detector-efficiency", type=real, default=link.detector_efficiency, help="Bob's detectors (0.25)"
     )
@@ -105,7 +123,13 @@ def _add_roles(qkd: argparse.ArgumentParser) -> None:
         ("bob", "--connect", "run Bob: connect to Alice at HOST:PORT and drive the session", "Alice", bob),
     ):
         p = roles.add_parser(role, help=help_text)
-        p.add_argument(where, type=_address, required=True, metavar="HOST:PORT", help=f"where {wait} is found")
+        p.add_argument(
+            where,
+            type=_address,
+            required=True,
+            metavar="HOST:PORT",
+            help="where Alice listens (port 0: any free port, printed)" if role == "alice" else "where Alice is found",
+        )
         p.add_argument(
             "--records", required=True, help=f"{role}'s records: .npz (qkd simulate --save-records) or a QDP/1 capture"
         )
@@ -139,7 +163,7 @@ def _add_proxy(roles: Commands) -> None:
     p.add_argument("--to", type=_address, required=True, metavar="HOST:PORT", help="where Alice listens")
     p.add_argument("--delay-ms", type=real, required=True, help="one-way delay, each direction, in ms")
     p.add_argument("--jitter-ms", type=real, default=0.0, help="widest extra delay of a chunk, in ms (0)")
-    p.add_argument("--max-connections", type=count, default=16, help="connections forwarded at once (16)")
+    p.add_argument("--max-connections", type=count, default=16, help="connections forwarded at once (16; 1 to 1024)")
     p.set_defaults(func=proxy)
 
 
@@ -262,7 +286,7 @@ def simulate(args: argparse.Namespace) -> int:
     params = _prepare(args)
     link = LinkModel(
         distance_km=args.distance_km,
-        attenuation_db_per_km=args.attenuation,
+        attenuation_db_per_km=args.attenuation_db_per_km,
         detector_efficiency=args.detector_efficiency,
         dark_count=args.dark_count,
         misalignment=args.misalignment,
@@ -300,12 +324,15 @@ def _alice(args: argparse.Namespace, session: AliceSession, host: str, port: int
 
     from ..qkd import serve_tcp
 
+    where = _validate.show_host_port(host, port)
     try:
-        server = socket.create_server((host, port))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server = socket.create_server((host, port), family=family)
     except OSError as exc:
-        raise QitError(f"--listen {host}:{port}: {exc.strerror or exc}") from None
+        raise QitError(f"--listen {where}: {exc.strerror or exc}") from None
     with server:
-        print(f"alice: listening on {host}:{server.getsockname()[1]}", file=sys.stderr, flush=True)
+        where = _validate.show_host_port(host, server.getsockname()[1])
+        print(f"alice: listening on {where}", file=sys.stderr, flush=True)
 
         def connected(peer: str) -> None:
             print(f"alice: Bob connected from {peer}", file=sys.stderr, flush=True)
@@ -342,17 +369,28 @@ def proxy(args: argparse.Namespace) -> int:
     from ..qkd.delay import check_delay
     from ..qkd.proxy import DelayProxy
 
-    one_way, jitter = check_delay(args.delay_ms / 1e3, args.jitter_ms / 1e3, names=("--delay-ms", "--jitter-ms"))
+    one_way, jitter = check_delay(args.delay_ms, args.jitter_ms, names=("--delay-ms", "--jitter-ms"), unit="ms")
     p = DelayProxy(args.to, one_way, jitter, listen=args.listen, max_connections=args.max_connections)
     with terminate_as_interrupt(), contextlib.suppress(KeyboardInterrupt), p:
         host, port = p.address
         print(
-            f"proxy: listening on {host}:{port}, forwarding to {args.to[0]}:{args.to[1]} with {args.delay_ms:g} ms "
+            f"proxy: listening on {_validate.show_host_port(host, port)}, forwarding to "
+            f"{_validate.show_host_port(*args.to)} with {args.delay_ms:g} ms "
             f"(+ up to {args.jitter_ms:g} ms) each way",
             file=sys.stderr,
             flush=True,
         )
         while True:
             time.sleep(3600)  # the forwarding runs on the proxy's thread; a signal ends the wait
-    print(f"proxy: stopped ({p.accepted} connections forwarded)", file=sys.stderr)
+    print(f"proxy: stopped ({_connections(p)})", file=sys.stderr)
     return 0
+
+
+def _connections(p: DelayProxy) -> str:
+    """What the proxy did with its connections, for its last line."""
+    parts = [f"{p.forwarded:,} forwarded"]
+    if p.accepted > p.forwarded:
+        parts.append(f"{p.accepted - p.forwarded:,} could not reach the target")
+    if p.refused:
+        parts.append(f"{p.refused:,} refused (--max-connections)")
+    return f"{p.accepted + p.refused:,} connection{'s' * (p.accepted + p.refused != 1)}: " + ", ".join(parts)

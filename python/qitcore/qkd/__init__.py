@@ -92,6 +92,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # The public names (DelayProxy, served on first use, included) and the submodules loaded,
+    # not the helpers this module imports (os, dataclass, typing's names).
+    submodules = {k for k, v in globals().items() if getattr(v, "__name__", "").startswith(f"{__name__}.")}
+    return sorted(set(__all__) | {k for k in submodules if not k.startswith("_")})
+
+
 @dataclass(frozen=True, repr=False)
 class Distilled:
     """Both ends' keys (equal, ``report.key_bits`` bits each) and the report."""

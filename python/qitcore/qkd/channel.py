@@ -370,14 +370,13 @@ class TcpChannel(Channel):
             raise InvalidArgumentError(f"timeout: expected a positive number of seconds, got {timeout}")
         if retry < 0:
             raise InvalidArgumentError(f"retry: expected a number of seconds >= 0, got {retry}")
-        self._where, self._timeout, self._retry = (host, port), timeout, retry
-        self._deadline = time.monotonic() + retry
+        self._where, self._timeout = (host, port), timeout
+        self._tries = _Tries(retry)
         self._answered = False
-        self._sock = _connect(host, port, timeout, retry)
+        self._sock = _connect(host, port, timeout, self._tries)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _exchange(self, frame: bytes) -> bytes:
-        pause = 0.05
         while True:
             try:
                 try:
@@ -391,19 +390,15 @@ class TcpChannel(Channel):
                 # like a refused one until the time is up. Alice closes unanswered a frame sealed
                 # under another key too, which Bob cannot tell apart: the message names both.
                 # Alice has accepted nothing of it, so the same first frame is sent again.
-                left = self._deadline - time.monotonic()
-                if self._answered or left <= 0:
-                    if not self._answered:
-                        waited = f" (tried for {self._retry:g} s)" if self._retry else ""
-                        raise ChannelClosed(
-                            f"{exc} before Alice answered: is she running, with the same pre-shared key "
-                            f"(or key pool) as Bob?{waited}"
-                        ) from None
+                if self._answered:
                     raise
                 self._sock.close()
-                time.sleep(min(pause, left))
-                pause = min(pause * 2, 1.0)
-                self._sock = _connect(*self._where, self._timeout, max(0.0, self._deadline - time.monotonic()))
+                if not self._tries.pause():
+                    raise ChannelClosed(
+                        f"{exc} before Alice answered: is she running, with the same pre-shared key "
+                        f"(or key pool) as Bob?{self._tries.waited()}"
+                    ) from None
+                self._sock = _connect(*self._where, self._timeout, self._tries)
                 self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 continue
             self._answered = True
@@ -413,22 +408,39 @@ class TcpChannel(Channel):
         self._sock.close()
 
 
-def _connect(host: str, port: int, timeout: float, retry: float) -> socket.socket:
-    deadline = time.monotonic() + retry
-    pause = 0.05
+class _Tries:
+    """Bob's tries to reach Alice within ``retry`` seconds of the first: pauses that grow from
+    50 ms to 1 s, and how long the tries took, for the message that gives up."""
+
+    def __init__(self, retry: float) -> None:
+        self.retry = retry
+        self.started = time.monotonic()
+        self._next_pause = 0.05
+
+    def pause(self) -> bool:
+        """Sleeps before the next try; False when the time is up (no sleep then)."""
+        left = self.started + self.retry - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(self._next_pause, left))
+        self._next_pause = min(self._next_pause * 2, 1.0)
+        return True
+
+    def waited(self) -> str:
+        return f" (tried for {time.monotonic() - self.started:.1f} s)" if self.retry else ""
+
+
+def _connect(host: str, port: int, timeout: float, tries: _Tries) -> socket.socket:
+    where = _validate.show_host_port(host, port)
     while True:
         try:
             return socket.create_connection((host, port), timeout=timeout)
         except (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError) as exc:
             # Alice may not be listening yet: Bob started first is not an error until the time is up.
-            left = deadline - time.monotonic()
-            if left <= 0:
-                waited = f" (tried for {retry:g} s)" if retry else ""
-                raise ChannelClosed(f"cannot connect to {host}:{port}: {exc}{waited}") from None
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 1.0)
+            if not tries.pause():
+                raise ChannelClosed(f"cannot connect to {where}: {exc}{tries.waited()}") from None
         except OSError as exc:
-            raise ChannelClosed(f"cannot connect to {host}:{port}: {exc}") from None
+            raise ChannelClosed(f"cannot connect to {where}: {exc}") from None
 
 
 MAX_PENDING = 32
@@ -461,7 +473,7 @@ def _peer_name(sock: socket.socket) -> str:
         host, port = sock.getpeername()[:2]
     except OSError:
         return "?"
-    return f"{host}:{port}"
+    return _validate.show_host_port(host, port)
 
 
 def serve_tcp(
@@ -509,7 +521,11 @@ def serve_tcp(
                 raise ChannelClosed(f"connection failed: {exc}") from None
             if endpoint.finished or endpoint.error is not None:
                 return  # the reply told Bob how it ended; endpoint.result() tells the caller
-            frame = recv_frame(conn, limit=limit)
+            try:
+                frame = recv_frame(conn, limit=limit)
+            except ChannelClosed as exc:
+                # Bob stopped (his error, Ctrl-C) or his link failed: his side says which.
+                raise ChannelClosed(f"{exc} mid-session (Bob's own error says why); no key released") from None
 
 
 def _await_bob(

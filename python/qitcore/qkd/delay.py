@@ -28,20 +28,22 @@ about 0.27 s; anything near 10 s is a unit mistake (milliseconds given as second
 
 
 def check_delay(
-    one_way: object, jitter: object, *, names: tuple[str, str] = ("one_way", "jitter")
+    one_way: object, jitter: object, *, names: tuple[str, str] = ("one_way", "jitter"), unit: str = "s"
 ) -> tuple[float, float]:
-    """``(one_way, jitter)`` as floats, each finite and within 0 to :data:`MAX_DELAY` seconds.
+    """``(one_way, jitter)`` as floats in seconds, each finite and within 0 to :data:`MAX_DELAY`
+    seconds; given in ``unit`` (``"s"`` or ``"ms"``), which the messages use too.
 
     Raises:
         InvalidTypeError: not a real number.
         InvalidArgumentError: negative, not finite or above :data:`MAX_DELAY` (the message names it).
     """
+    scale = {"s": 1.0, "ms": 1e3}[unit]
     checked = []
     for name, value in zip(names, (one_way, jitter), strict=True):
         number = _validate.real(name, value)
-        if not 0.0 <= number <= MAX_DELAY:
-            raise InvalidArgumentError(f"{name}: expected 0 to {MAX_DELAY:g} seconds, got {number:g} s")
-        checked.append(number)
+        if not 0.0 <= number <= MAX_DELAY * scale:
+            raise InvalidArgumentError(f"{name}: expected 0 to {MAX_DELAY * scale:g} {unit}, got {number:g} {unit}")
+        checked.append(number / scale)
     return checked[0], checked[1]
 
 

@@ -14,7 +14,10 @@ import numpy.typing as npt
 from .. import _core, _validate
 from .records import Records
 
-__all__ = ["LinkModel", "SimulatedLink"]
+__all__ = ["MAX_PULSES", "LinkModel", "SimulatedLink"]
+
+MAX_PULSES = 2**40
+"""The most pulses one simulation sends (its records would take terabytes beyond)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,23 @@ class LinkModel:
     mu: tuple[float, float, float] = (0.6, 0.2, 0.0002)
     p: tuple[float, float, float] = (0.5, 0.3, 0.2)
     key_basis_probability: float = 0.8
+
+    def __post_init__(self) -> None:
+        # Refused when made, not when simulated: a command prints what it will simulate first.
+        _core.check_link(*self._arguments())
+
+    def _arguments(self) -> tuple[float, float, float, float, float, list[float], list[float], float]:
+        """The link's parameters as the core takes them, each checked to be a real number."""
+        return (
+            _validate.real("distance_km", self.distance_km),
+            _validate.real("attenuation_db_per_km", self.attenuation_db_per_km),
+            _validate.real("detector_efficiency", self.detector_efficiency),
+            _validate.real("dark_count", self.dark_count),
+            _validate.real("misalignment", self.misalignment),
+            [_validate.real("mu", v) for v in self.mu],
+            [_validate.real("p", v) for v in self.p],
+            _validate.real("key_basis_probability", self.key_basis_probability),
+        )
 
     def transmittance(self) -> float:
         """Probability that one photon sent is detected: fibre loss times detector efficiency."""
@@ -48,24 +68,13 @@ class LinkModel:
         Raises:
             InvalidArgumentError: a parameter is out of its range (the message names it).
         """
-        pulses = _validate.integer("pulses", pulses, minimum=1, maximum=2**40)
+        pulses = _validate.integer("pulses", pulses, minimum=1, maximum=MAX_PULSES)
         seed = (
             int.from_bytes(os.urandom(8), "little")
             if seed is None
             else _validate.integer("seed", seed, minimum=0, maximum=2**64 - 1)
         )
-        d = _core.simulate_bb84(
-            pulses,
-            seed,
-            _validate.real("distance_km", self.distance_km),
-            _validate.real("attenuation_db_per_km", self.attenuation_db_per_km),
-            _validate.real("detector_efficiency", self.detector_efficiency),
-            _validate.real("dark_count", self.dark_count),
-            _validate.real("misalignment", self.misalignment),
-            [_validate.real("mu", v) for v in self.mu],
-            [_validate.real("p", v) for v in self.p],
-            _validate.real("key_basis_probability", self.key_basis_probability),
-        )
+        d = _core.simulate_bb84(pulses, seed, *self._arguments())
         index = np.frombuffer(d.index, dtype="<u8").astype(np.uint64)
         alice = Records(index, _u8(d.alice_basis), _u8(d.alice_bit), _u8(d.intensity))
         bob = Records(index, _u8(d.bob_basis), _u8(d.bob_bit))

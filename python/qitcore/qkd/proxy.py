@@ -146,6 +146,7 @@ class _Server:
         self.half_closed_idle = HALF_CLOSED_IDLE
         self.tasks: set[asyncio.Task[None]] = set()
         self.accepted = 0
+        self.forwarded = 0
         self.refused = 0
 
     def draw(self) -> float:
@@ -185,6 +186,7 @@ class _Server:
                 log.warning("%s: cannot reach %s:%d: %s", peer, host, port, str(exc) or "timed out")
                 return
             writers.append(target_writer)
+            self.forwarded += 1
             for w in writers:
                 sock = w.get_extra_info("socket")
                 if sock is not None:
@@ -272,6 +274,9 @@ class DelayProxy:
     ) -> None:
         target = _address("target", target, any_port=False)
         self._listen = _address("listen", listen, any_port=True)
+        if self._listen == target:
+            # Every connection would be forwarded to the proxy itself, until max_connections.
+            raise InvalidArgumentError(f"listen: the address it forwards to ({_validate.show_host_port(*target)})")
         one_way, jitter = check_delay(one_way, jitter)
         max_connections = _validate.integer("max_connections", max_connections, minimum=1, maximum=1024)
         buffer_bytes = _validate.integer("buffer_bytes", buffer_bytes, minimum=2 * CHUNK, maximum=1 << 30)
@@ -292,9 +297,9 @@ class DelayProxy:
 
     def __repr__(self) -> str:
         s = self._server
-        where = "not started" if self._address is None else f"{self._address[0]}:{self._address[1]}"
+        where = "not started" if self._address is None else _validate.show_host_port(*self._address)
         return (
-            f"DelayProxy({where} -> {s.target[0]}:{s.target[1]}, one_way={s.one_way:g}, jitter={s.jitter:g}, "
+            f"DelayProxy({where} -> {_validate.show_host_port(*s.target)}, one_way={s.one_way:g}, jitter={s.jitter:g}, "
             f"connections={len(s.tasks)})"
         )
 
@@ -321,8 +326,13 @@ class DelayProxy:
 
     @property
     def accepted(self) -> int:
-        """Connections forwarded so far."""
+        """Connections accepted so far (those refused at once not counted)."""
         return self._server.accepted
+
+    @property
+    def forwarded(self) -> int:
+        """Connections accepted whose target accepted them too."""
+        return self._server.forwarded
 
     @property
     def refused(self) -> int:
@@ -346,7 +356,7 @@ class DelayProxy:
             self.close()
             host, port = self._listen
             why = failure[0] if failure else f"not listening within {_START:g} s"
-            raise ChannelError(f"proxy: cannot listen on {host}:{port}: {why}")
+            raise ChannelError(f"proxy: cannot listen on {_validate.show_host_port(host, port)}: {why}")
         return self
 
     def close(self) -> None:

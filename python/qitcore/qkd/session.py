@@ -147,8 +147,11 @@ class Params:
     def __post_init__(self) -> None:
         for name in ("qber_threshold", "sample_fraction", "eps_sec", "eps_cor"):
             value = _validate.real(name, getattr(self, name))
-            if not 0 < value < (0.5 if name == "qber_threshold" else 1):
-                raise _validate.InvalidArgumentError(f"{name}: out of range: {value}")
+            top = 0.5 if name == "qber_threshold" else 1
+            if not 0 < value < top:
+                raise _validate.InvalidArgumentError(
+                    f"{name}: expected a number strictly between 0 and {top}, got {value}"
+                )
         _validate.integer("min_sample", self.min_sample, minimum=1)
         _validate.choice("cascade", self.cascade, _core.CASCADE_VARIANTS)  # early: used late in a run
         _validate.choice("reconciliation", self.reconciliation, RECONCILIATIONS)

@@ -232,7 +232,43 @@ pub fn simulate_bb84(
     p: Array<Real, 3>,
     #[pyo3(from_py_with = real)] key_basis_probability: f64,
 ) -> Result<Detections> {
-    let model = sim::LinkModel {
+    let model = link_model(
+        [distance_km, attenuation_db_per_km, detector_efficiency, dark_count, misalignment, key_basis_probability],
+        mu,
+        p,
+    );
+    Ok(detach(py, || sim::simulate(&model, pulses, seed))??)
+}
+
+/// Checks a link's parameters as `simulate_bb84` does, so that a bad one is refused before the
+/// caller announces any work.
+#[pyfunction]
+#[pyo3(signature = (distance_km, attenuation_db_per_km, detector_efficiency, dark_count, misalignment, mu, p, key_basis_probability))]
+#[allow(clippy::too_many_arguments)]
+pub fn check_link(
+    #[pyo3(from_py_with = real)] distance_km: f64,
+    #[pyo3(from_py_with = real)] attenuation_db_per_km: f64,
+    #[pyo3(from_py_with = real)] detector_efficiency: f64,
+    #[pyo3(from_py_with = real)] dark_count: f64,
+    #[pyo3(from_py_with = real)] misalignment: f64,
+    mu: Array<Real, 3>,
+    p: Array<Real, 3>,
+    #[pyo3(from_py_with = real)] key_basis_probability: f64,
+) -> Result<()> {
+    let model = link_model(
+        [distance_km, attenuation_db_per_km, detector_efficiency, dark_count, misalignment, key_basis_probability],
+        mu,
+        p,
+    );
+    Ok(guard(|| model.validate())??)
+}
+
+/// The core's link model from the binding's arguments, in `simulate_bb84`'s order (`mu` and `p`
+/// apart).
+fn link_model(values: [f64; 6], mu: Array<Real, 3>, p: Array<Real, 3>) -> sim::LinkModel {
+    let [distance_km, attenuation_db_per_km, detector_efficiency, dark_count, misalignment, key_basis_probability] =
+        values;
+    sim::LinkModel {
         distance_km,
         attenuation_db_per_km,
         detector_efficiency,
@@ -240,8 +276,7 @@ pub fn simulate_bb84(
         misalignment,
         decoys: decoys(reals(mu), reals(p)),
         key_basis_probability,
-    };
-    Ok(detach(py, || sim::simulate(&model, pulses, seed))??)
+    }
 }
 
 /// Little-endian u64 values from a buffer, borrowed when aligned (numpy's are), else copied.

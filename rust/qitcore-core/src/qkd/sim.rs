@@ -42,29 +42,34 @@ impl LinkModel {
     /// [`Error::InvalidArgument`] naming the parameter.
     pub fn validate(&self) -> Result<()> {
         self.decoys.validate()?;
+        let finite = |v: f64| v >= 0.0 && v.is_finite();
+        // (name, value, accepted, the range as the message states it)
         let checks = [
-            ("distance_km", self.distance_km, self.distance_km >= 0.0 && self.distance_km.is_finite()),
+            ("distance_km", self.distance_km, finite(self.distance_km), "a finite number >= 0"),
             (
                 "attenuation_db_per_km",
                 self.attenuation_db_per_km,
-                self.attenuation_db_per_km >= 0.0 && self.attenuation_db_per_km.is_finite(),
+                finite(self.attenuation_db_per_km),
+                "a finite number >= 0",
             ),
             (
                 "detector_efficiency",
                 self.detector_efficiency,
                 self.detector_efficiency > 0.0 && self.detector_efficiency <= 1.0,
+                "more than 0 and at most 1",
             ),
-            ("dark_count", self.dark_count, (0.0..0.5).contains(&self.dark_count)),
-            ("misalignment", self.misalignment, (0.0..0.5).contains(&self.misalignment)),
+            ("dark_count", self.dark_count, (0.0..0.5).contains(&self.dark_count), "at least 0 and below 0.5"),
+            ("misalignment", self.misalignment, (0.0..0.5).contains(&self.misalignment), "at least 0 and below 0.5"),
             (
                 "key_basis_probability",
                 self.key_basis_probability,
                 self.key_basis_probability > 0.0 && self.key_basis_probability < 1.0,
+                "strictly between 0 and 1",
             ),
         ];
-        for (name, value, ok) in checks {
+        for (name, value, ok, range) in checks {
             if !ok {
-                return Err(Error::argument(name, format!("out of range: {value}")));
+                return Err(Error::argument(name, format!("expected {range}, got {value}")));
             }
         }
         Ok(())
