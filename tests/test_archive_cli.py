@@ -217,7 +217,11 @@ def test_ctrl_c_on_a_local_cluster_stops_its_workers_and_leaves_no_output(tmp_pa
     out = tmp_path / "out.jsonl"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [sys.executable, "-m", "qitcore", "assess", *paths, "--iid", "--jobs", "2", "--jsonl", str(out)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A process group of its own, interrupted as a terminal's Ctrl-C does: every process in it,
+    # the starting workers too (whose start then fails: the interrupt must still be what is said).
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         me = psutil.Process(proc.pid)
         deadline = time.monotonic() + 30
@@ -230,7 +234,7 @@ def test_ctrl_c_on_a_local_cluster_stops_its_workers_and_leaves_no_output(tmp_pa
         if when == "while they work":
             time.sleep(2.0)  # the workers import qitcore and take their tasks
         workers = me.children(recursive=True)  # every process the cluster has started so far
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:

@@ -10,6 +10,7 @@ import datetime
 import http.client
 import json
 import os
+import socket
 import ssl
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from qitcore.errors import InvalidArgumentError
 from qitcore.kme import KeyStore, KMEClient, KMEConfig, KMEServer
 from qitcore.kme.pki import local_pki
 
@@ -66,7 +68,7 @@ def test_extensions_are_the_ones_a_strict_verifier_expects(pki: dict[str, Path])
         leaf.verify_directly_issued_by(ca)
     names = kme.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["localhost"]
-    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1", "::1"]
 
 
 def _server(pki: dict[str, Path], tmp_path: Path) -> tuple[KMEServer, KeyStore]:
@@ -95,6 +97,38 @@ def test_both_ends_verify_strictly(pki: dict[str, Path], tmp_path: Path) -> None
         with client:
             assert client.status("SAE-A").master_SAE_ID == "SAE-B"
     store.close()
+
+
+def test_the_kme_serves_on_ipv6_loopback_verified_strictly(pki: dict[str, Path], tmp_path: Path) -> None:
+    """A KME listening on ``::1`` (``--listen '[::1]:PORT'``) is reached at ``https://[::1]:PORT``,
+    its certificate valid for that address; where the machine has no IPv6 loopback, the refusal
+    to listen is an InvalidArgumentError naming the address in brackets."""
+    store = KeyStore(tmp_path / "store.sqlite")
+    store.add(os.urandom(1024))
+    config = KMEConfig(saes=frozenset({"SAE-A", "SAE-B"}))
+    files = {"certfile": str(pki["kme"]), "keyfile": str(pki["kme_key"]), "cafile": str(pki["ca"])}
+    try:
+        server = KMEServer(config, store, **files, host="::1", port=0)
+    except InvalidArgumentError as exc:
+        assert "cannot listen on [::1]:0" in str(exc)
+        assert not socket.has_ipv6 or not _ipv6_loopback()
+        return
+    with server:
+        port = server.address[1]
+        client = KMEClient(f"https://[::1]:{port}", str(pki["SAE-B"]), str(pki["SAE-B_key"]), str(pki["ca"]))
+        _strict(client._context)
+        with client:
+            assert client.status("SAE-A").master_SAE_ID == "SAE-B"
+        assert repr(client) == f"KMEClient(https://[::1]:{port})"
+    store.close()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            return True
+    except OSError:
+        return False
 
 
 def test_a_certificate_without_key_identifiers_is_refused_by_the_same_verifier(

@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ._net import listen_socket
 from ._validate import host_port
 from .errors import InvalidArgumentError
 from .kme.limits import ConnectionLimits
@@ -325,7 +326,7 @@ class BoundedServer:
         """
         host, port = host_port(f"{what} listen", address)
         try:
-            sock = socket.create_server((host, port), backlog=limits.backlog)
+            sock = listen_socket(host, port, backlog=limits.backlog)
         except (OSError, OverflowError) as exc:
             raise InvalidArgumentError(f"{what} listen: cannot listen on {address}: {exc}") from None
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,10 +74,19 @@ def host_port(name: str, value: Any) -> tuple[str, int]:
     """``"HOST:PORT"`` as ``(host, port)``, port 0 to 65535 (0: any free port). An IPv6 host is
     written in brackets, as in URLs (``[::1]:7000``); the host returned has none."""
     host, _, port = str(value).rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
         # socket.getaddrinfo takes the address without its brackets.
         host = host[1:-1]
-    if not host or not port.isdigit() or int(port) > 65535 or "[" in host or "]" in host:
+    # An IPv6 host outside brackets is ambiguous ("fe80::1" would read as host "fe80:", port 1).
+    unbracketed_colon = ":" in host and not bracketed
+    if (
+        not host
+        or not re.fullmatch(r"[0-9]{1,5}", port)
+        or int(port) > 65535
+        or unbracketed_colon
+        or ("[" in host or "]" in host)
+    ):
         raise InvalidArgumentError(f"{name}: expected HOST:PORT (an IPv6 host in brackets), got {_show(value)}")
     return host, int(port)
 

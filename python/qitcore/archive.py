@@ -236,8 +236,9 @@ def _run(paths: list[str], options: _Options, client: Client | None, jobs: int) 
 @contextlib.contextmanager
 def _interrupt_after() -> Generator[None]:
     """Ctrl-C during the block is raised when the block ends (in the main thread; elsewhere the
-    block runs as is). A LocalCluster interrupted while its workers start is left half made: it
-    cannot be closed, and Dask's exit handler prints an AssertionError. Starting takes seconds."""
+    block runs as is); a second one is raised at once. A LocalCluster interrupted while its
+    workers start is left half made: it cannot be closed, and Dask's exit handler prints an
+    AssertionError. Starting takes seconds."""
     import signal
     import threading
 
@@ -246,10 +247,22 @@ def _interrupt_after() -> Generator[None]:
     ):
         yield
         return
-    interrupted = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    interrupted: list[int] = []
+
+    def defer(signum: int, frame: object) -> None:
+        if interrupted:
+            raise KeyboardInterrupt  # a second Ctrl-C: the user will not wait
+        interrupted.append(signum)
+
+    previous = signal.signal(signal.SIGINT, defer)
     try:
         yield
+    except Exception:
+        # A terminal's Ctrl-C reaches the starting workers too, and the start then fails: the
+        # user's interrupt is what happened, not the failure it caused.
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
     if interrupted:

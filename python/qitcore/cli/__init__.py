@@ -38,7 +38,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import QitError
+from ..errors import InvalidArgumentError, InvalidTypeError, QitError
 from . import assess, extract, health, kme, qkd, service, stream
 from .args import Parser, Terminated
 
@@ -60,14 +60,20 @@ def _parser(*, deferred: bool = False) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qitcore`` command."""
     # The command line as typed, for reports that record how they were made.
-    typed = argparse.Namespace(command_line=shlex.join(["qitcore", *(sys.argv[1:] if argv is None else argv)]))
+    words = list(sys.argv[1:] if argv is None else argv)
+    typed = argparse.Namespace(command_line=shlex.join(["qitcore", *words]))
     parser = _parser(deferred=True)
     try:
         args = parser.parse_args(argv, namespace=typed)
         status: int = args.func(args)
         return status
     except QitError as exc:
-        print(f"qitcore: error: {_as_options(str(exc), parser, typed)}", file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, (InvalidArgumentError, InvalidTypeError)):
+            # A leading word the user typed is a value of theirs (a file named "seed"), not a name.
+            options = {k: v for k, v in _options(parser, typed).items() if k not in words}
+            message = _as_options(message, options)
+        print(f"qitcore: error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:
         # A file the user named that cannot be written, a closed pipe: the user's to fix, not a bug.
@@ -82,30 +88,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _as_options(message: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
-    """``message`` with a leading parameter name (``eps_sec: ...``, as the Python API's errors
-    begin) written as the command-line option that sets it (``--eps-sec: ...``).
+def _as_options(message: str, options: dict[str, str]) -> str:
+    """``message`` with a leading parameter name (``eps_sec: ...``, as the Python API's argument
+    errors begin) written as the command-line argument that gave it (``--eps-sec: ...``).
 
-    Every option whose value reaches the API under its own name is covered, with no list to keep
-    in step: the options are those of the command ``args`` ran.
+    Every argument whose value reaches the API under its own name is covered, with no list to
+    keep in step. Only argument errors are rewritten (a file's error begins with its path, which
+    may be any word); a command whose values may come from a configuration file names the file
+    in its own errors.
     """
     name, colon, rest = message.partition(":")
-    if colon and name.isidentifier():
-        option = _options(parser, args).get(name)
-        if option is not None:
-            return f"{option}:{rest}"
+    if colon and name.isidentifier() and name in options:
+        return f"{options[name]}:{rest}"
     return message
 
 
 def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
-    """Each optional argument's ``dest`` and its long option, in ``parser`` and the subcommands'
-    parsers ``args`` chose below it."""
+    """The ``dest`` of each argument and how it is written: its long option, or a positional's
+    metavar; in ``parser`` and the subcommands' parsers ``args`` chose below it."""
     options: dict[str, str] = {}
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             chosen = action.choices.get(getattr(args, action.dest, None) or "")
             if chosen is not None:
                 options.update(_options(chosen, args))
-        elif action.option_strings and action.dest != "help":
+        elif not action.option_strings:
+            if action.dest != argparse.SUPPRESS:
+                options.setdefault(action.dest, str(action.metavar or action.dest.upper()))
+        elif action.dest != "help":
             options.setdefault(action.dest, action.option_strings[-1])
     return options

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._validate import host_port
+from .._validate import host_port, show_host_port
+from ..errors import InvalidArgumentError
 from ..report.files import write_atomically
 from .args import Commands, count
 
@@ -143,24 +144,31 @@ def _serve(args: argparse.Namespace) -> int:
         peer_server = PeerServer(store, peer, Params()).start() if peer else None
         if peer_server is not None:
             running.callback(peer_server.stop)
-        server = KMEServer(
-            settings.kme, store, certfile=str(settings.cert), keyfile=str(settings.key), cafile=str(settings.ca),
-            host=host, port=port, peer=client, pool=peer.role if peer else "local", limits=settings.connections,
-        ).start()  # fmt: skip
+        try:
+            server = KMEServer(
+                settings.kme, store, certfile=str(settings.cert), keyfile=str(settings.key), cafile=str(settings.ca),
+                host=host, port=port, peer=client, pool=peer.role if peer else "local", limits=settings.connections,
+            ).start()  # fmt: skip
+        except InvalidArgumentError as exc:
+            if args.listen or not str(exc).startswith("listen:"):
+                raise
+            # The address is the configuration's: said so, not blamed on --listen.
+            raise InvalidArgumentError(f"{config_path}: [kme] {exc}") from None
         running.callback(server.stop)
         feeder: Feeder | SessionDriver | None = None
         if peer and client and peer_server:
             low = settings.source.low_water * settings.kme.key_size // 8
             feeder = SessionDriver(store, client, peer, Params(), low, run_sessions=not args.no_source).start()
-            listen = f"{peer.listen_host}:{peer_server.address[1]}"
-            _say(f"peer link: {peer.role}'s end, listening on {listen}, peer at {peer.peer_host}:{peer.peer_port}")
+            listen = show_host_port(peer.listen_host, peer_server.address[1])
+            there = show_host_port(peer.peer_host, peer.peer_port)
+            _say(f"peer link: {peer.role}'s end, listening on {listen}, peer at {there}")
         elif not args.no_source:
             feeder = Feeder(store, settings.source, settings.kme.key_size, settings.kme.max_key_count).start()
         if feeder is not None:
             running.callback(feeder.stop)
         bound_host, bound_port = server.address
         saes = ", ".join(sorted(settings.kme.saes))
-        url = f"https://{bound_host}:{bound_port}"
+        url = f"https://{show_host_port(bound_host, bound_port)}"
         _say(f"listening on {url} ({settings.kme.kme_id}; SAEs {saes}); store {settings.store}")
         if args.config is None:
             d = Path(args.dir)

@@ -49,10 +49,19 @@ def _triple(text: str) -> tuple[float, float, float]:
 
 
 def _address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` to listen on (port 0: any free one)."""
     try:
         return _validate.host_port("address", text)
     except InvalidArgumentError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _peer_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` to connect to: port 0 names no one."""
+    host, port = _address(text)
+    if port == 0:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535 to connect to, got {text!r}")
+    return host, port
 
 
 def add_parsers(sub: Commands) -> None:
@@ -125,7 +134,7 @@ def _add_roles(qkd: argparse.ArgumentParser) -> None:
         p = roles.add_parser(role, help=help_text)
         p.add_argument(
             where,
-            type=_address,
+            type=_address if role == "alice" else _peer_address,
             required=True,
             metavar="HOST:PORT",
             help="where Alice listens (port 0: any free port, printed)" if role == "alice" else "where Alice is found",
@@ -160,7 +169,7 @@ def _add_proxy(roles: Commands) -> None:
     p.add_argument(
         "--listen", type=_address, required=True, metavar="HOST:PORT", help="where Bob connects (port 0: any)"
     )
-    p.add_argument("--to", type=_address, required=True, metavar="HOST:PORT", help="where Alice listens")
+    p.add_argument("--to", type=_peer_address, required=True, metavar="HOST:PORT", help="where Alice listens")
     p.add_argument("--delay-ms", type=real, required=True, help="one-way delay, each direction, in ms")
     p.add_argument("--jitter-ms", type=real, default=0.0, help="widest extra delay of a chunk, in ms (0)")
     p.add_argument("--max-connections", type=count, default=16, help="connections forwarded at once (16; 1 to 1024)")
@@ -320,14 +329,12 @@ def alice(args: argparse.Namespace) -> int:
 
 def _alice(args: argparse.Namespace, session: AliceSession, host: str, port: int) -> int:
     """Serves one Bob and finishes; Alice's part of :func:`alice`, the pool closed around it."""
-    import socket
-
+    from .._net import listen_socket
     from ..qkd import serve_tcp
 
     where = _validate.show_host_port(host, port)
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server = socket.create_server((host, port), family=family)
+        server = listen_socket(host, port)
     except OSError as exc:
         raise QitError(f"--listen {where}: {exc.strerror or exc}") from None
     with server:
@@ -388,9 +395,10 @@ def proxy(args: argparse.Namespace) -> int:
 
 def _connections(p: DelayProxy) -> str:
     """What the proxy did with its connections, for its last line."""
+    total = p.accepted + p.refused
     parts = [f"{p.forwarded:,} forwarded"]
     if p.accepted > p.forwarded:
-        parts.append(f"{p.accepted - p.forwarded:,} could not reach the target")
+        parts.append(f"{p.accepted - p.forwarded:,} not (the target unreachable, or still connecting)")
     if p.refused:
         parts.append(f"{p.refused:,} refused (--max-connections)")
-    return f"{p.accepted + p.refused:,} connection{'s' * (p.accepted + p.refused != 1)}: " + ", ".join(parts)
+    return f"{total:,} connection{'s' * (total != 1)}" + (": " + ", ".join(parts) if total else "")

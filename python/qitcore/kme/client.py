@@ -9,6 +9,7 @@ import threading
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from .._validate import show_host_port
 from ..errors import ChannelClosed, InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized, KMEUnavailable
 from .models import Key, KeyRequest, Status, parse_container
 
@@ -59,7 +60,7 @@ class KMEClient:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"KMEClient(https://{self._host}:{self._port})"
+        return f"KMEClient(https://{show_host_port(self._host, self._port)})"
 
     def close(self) -> None:
         with self._lock:

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .._validate import host_port
+from .._validate import host_port, show_host_port
 from ..errors import InvalidArgumentError
 from ..qkd.channel import read_auth_key
 from .limits import ConnectionLimits
@@ -173,6 +173,7 @@ def _peer(table: dict[str, Any], base: Path, source: SourceSettings) -> PeerSett
 def local_config(host: str, port: int) -> str:
     """The text of a ``kme.toml`` for the local set-up that ``qitcore kme serve`` makes."""
     return (
-        f'[kme]\nid = "KME-1"\nlisten = "{host}:{port}"\nstore = "store.sqlite"\nsaes = ["SAE-A", "SAE-B"]\n\n'
+        f'[kme]\nid = "KME-1"\nlisten = "{show_host_port(host, port)}"\nstore = "store.sqlite"\n'
+        'saes = ["SAE-A", "SAE-B"]\n\n'
         '[tls]\ncert = "kme.pem"\nkey = "kme.key"\nca = "ca.pem"\n\n[source]\ndistance_km = 20\npulses = 100000000\n'
     )

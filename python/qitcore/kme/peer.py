@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .._net import listen_socket
+from .._validate import show_host_port
 from ..errors import ChannelClosed, ChannelError, InvalidArgumentError, KMEError, KMEUnavailable, QitError
 from ..qkd import AliceSession, BobSession, LinkModel, Params
 from ..qkd.channel import Channel, Sealer, frame_limit, recv_frame, send_frame
@@ -77,11 +79,10 @@ class PeerServer(Worker):
     def __init__(self, store: KeyStore, settings: PeerSettings, params: Params) -> None:
         self._store, self._settings, self._params = store, settings, params
         try:
-            self._sock = socket.create_server((settings.listen_host, settings.listen_port))
+            self._sock = listen_socket(settings.listen_host, settings.listen_port)
         except OSError as exc:
-            raise InvalidArgumentError(
-                f"[peer] listen: cannot listen on {settings.listen_host}:{settings.listen_port}: {exc}"
-            ) from None
+            where = show_host_port(settings.listen_host, settings.listen_port)
+            raise InvalidArgumentError(f"[peer] listen: cannot listen on {where}: {exc}") from None
         self._session: tuple[int, AliceSession] | None = None
         self._lock = threading.Lock()
         self._pending: dict[socket.socket, float] = {}  # not yet authenticated: when each was accepted

@@ -106,7 +106,8 @@ def _write_pki(
             builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
         return key, builder.sign(ca_key, hashes.SHA256())
 
-    san = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    loopback = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
+    san = [x509.DNSName("localhost"), *(x509.IPAddress(a) for a in loopback)]
     for label, cn, usage, names in [("kme", "kme", eku.SERVER_AUTH, san)] + [(s, s, eku.CLIENT_AUTH, []) for s in saes]:
         key, cert = leaf(cn, usage, names)
         save_key(key, paths[f"{label}_key"])

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import importlib
 import re
-import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .._net import listen_socket
+from .._validate import show_host_port
 from ..errors import DeviceError, InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized
 from .limits import ConnectionLimits
 from .models import Key, KeyRequest, Status, container, parse_key_ids, parse_key_request
@@ -87,9 +88,9 @@ class KMEServer:
             raise InvalidArgumentError(f"tls: cannot load {certfile}, {keyfile} or {cafile}: {exc}") from None
         self.context.verify_mode = ssl.CERT_REQUIRED
         try:
-            self._sock = socket.create_server((host, port), backlog=self.limits.backlog)
+            self._sock = listen_socket(host, port, backlog=self.limits.backlog)
         except (OSError, OverflowError) as exc:
-            raise InvalidArgumentError(f"listen: cannot listen on {host}:{port}: {exc}") from None
+            raise InvalidArgumentError(f"listen: cannot listen on {show_host_port(host, port)}: {exc}") from None
         self._sock.setblocking(False)
         try:
             https = importlib.import_module(".https", __package__)

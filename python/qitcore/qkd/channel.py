@@ -516,14 +516,16 @@ def serve_tcp(
         while True:
             reply = endpoint.handle_frame(frame)
             try:
-                send_frame(conn, reply)
-            except OSError as exc:
-                raise ChannelClosed(f"connection failed: {exc}") from None
-            if endpoint.finished or endpoint.error is not None:
-                return  # the reply told Bob how it ended; endpoint.result() tells the caller
-            try:
+                try:
+                    send_frame(conn, reply)
+                except OSError as exc:
+                    raise ChannelClosed(f"connection failed: {exc}") from None
+                if endpoint.finished or endpoint.error is not None:
+                    return  # the reply told Bob how it ended; endpoint.result() tells the caller
                 frame = recv_frame(conn, limit=limit)
             except ChannelClosed as exc:
+                if endpoint.finished:
+                    raise  # Alice's key is made; the reply telling Bob so is lost (the README's lost last message)
                 # Bob stopped (his error, Ctrl-C) or his link failed: his side says which.
                 raise ChannelClosed(f"{exc} mid-session (Bob's own error says why); no key released") from None
 

@@ -155,7 +155,8 @@ class _Server:
     async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        peer = client_writer.get_extra_info("peername")
+        peername = client_writer.get_extra_info("peername")
+        peer = _validate.show_host_port(*peername[:2]) if peername else "?"
         if len(self.tasks) >= self.max_connections:
             self.refused += 1
             log.info("refused %s: %d connections open already", peer, len(self.tasks))
@@ -183,7 +184,8 @@ class _Server:
                     asyncio.open_connection(host, port), self.connect_timeout
                 )
             except (TimeoutError, OSError) as exc:
-                log.warning("%s: cannot reach %s:%d: %s", peer, host, port, str(exc) or "timed out")
+                where = _validate.show_host_port(host, port)
+                log.warning("%s: cannot reach %s: %s", peer, where, str(exc) or "timed out")
                 return
             writers.append(target_writer)
             self.forwarded += 1
@@ -276,7 +278,10 @@ class DelayProxy:
         self._listen = _address("listen", listen, any_port=True)
         if self._listen == target:
             # Every connection would be forwarded to the proxy itself, until max_connections.
-            raise InvalidArgumentError(f"listen: the address it forwards to ({_validate.show_host_port(*target)})")
+            raise InvalidArgumentError(
+                f"listen: the same address as the target ({_validate.show_host_port(*target)}): "
+                "the proxy would forward to itself"
+            )
         one_way, jitter = check_delay(one_way, jitter)
         max_connections = _validate.integer("max_connections", max_connections, minimum=1, maximum=1024)
         buffer_bytes = _validate.integer("buffer_bytes", buffer_bytes, minimum=2 * CHUNK, maximum=1 << 30)

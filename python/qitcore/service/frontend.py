@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._validate import host_port
+from .._validate import host_port, show_host_port
 
 if TYPE_CHECKING:
     from .._https_listener import BoundedServer
@@ -21,7 +21,8 @@ class FrontEnd:
     ``settings`` (with its ``listen`` address) and say what they serve in ``_serving``."""
 
     _serving: ClassVar[str]
-    """The log line once serving, with the host and the port: ``"serving ... on %s:%d"``."""
+    """The log line once serving, with the address (``HOST:PORT``, an IPv6 host in brackets):
+    ``"serving ... on %s"``."""
     _server: BoundedServer
     settings: Any
 
@@ -34,7 +35,7 @@ class FrontEnd:
         """Starts serving in a thread of its own; returns once connections are accepted."""
         self._server.start()
         host, _ = host_port("listen", self.settings.listen)
-        logging.getLogger(type(self).__module__).info(self._serving, host, self.port)
+        logging.getLogger(type(self).__module__).info(self._serving, show_host_port(host, self.port))
 
     def stop(self) -> None:
         """Stops accepting, closes every connection and returns once the server's threads have

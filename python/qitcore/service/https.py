@@ -245,7 +245,7 @@ class HttpsServer(FrontEnd):
         DeviceError: aiohttp (qitcore's ``service`` extra) is not installed.
     """
 
-    _serving = "serving random bytes over HTTPS on %s:%d"
+    _serving = "serving random bytes over HTTPS on %s"
 
     def __init__(self, pool: Pool, stats: ServiceStats, settings: HttpsSettings) -> None:
         if not isinstance(settings, HttpsSettings):

@@ -181,7 +181,7 @@ class MetricsServer(FrontEnd):
         DeviceError: aiohttp or prometheus_client (qitcore's ``service`` extra) is not installed.
     """
 
-    _serving = "serving metrics on http://%s:%d/metrics"
+    _serving = "serving metrics on http://%s/metrics"
 
     def __init__(self, pool: Pool, stats: ServiceStats, settings: MetricsSettings) -> None:
         if not isinstance(settings, MetricsSettings):

@@ -45,12 +45,12 @@ impl LinkModel {
         let finite = |v: f64| v >= 0.0 && v.is_finite();
         // (name, value, accepted, the range as the message states it)
         let checks = [
-            ("distance_km", self.distance_km, finite(self.distance_km), "a finite number >= 0"),
+            ("distance_km", self.distance_km, finite(self.distance_km), "at least 0 (finite)"),
             (
                 "attenuation_db_per_km",
                 self.attenuation_db_per_km,
                 finite(self.attenuation_db_per_km),
-                "a finite number >= 0",
+                "at least 0 (finite)",
             ),
             (
                 "detector_efficiency",
@@ -69,7 +69,7 @@ impl LinkModel {
         ];
         for (name, value, ok, range) in checks {
             if !ok {
-                return Err(Error::argument(name, format!("expected {range}, got {value}")));
+                return Err(Error::argument(name, format!("expected a number {range}, got {value}")));
             }
         }
         Ok(())
