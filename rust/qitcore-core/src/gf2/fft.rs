@@ -12,6 +12,9 @@
 //! `X_k = ∏_{i ∈ bits(k)} s_i`; evaluating it at the 2^K points `ω_u = Σ u_i β_i` takes K levels of
 //! butterflies `lo ^= w·hi, hi ^= lo` whose twiddle for block `b` is `W[b] = Σ b_i β_{i+1}` at every
 //! level. The change of basis to and from `X_k` divides by the sparse `s_i` with XORs only.
+//! Values at the 2^K points determine a product only modulo `s_K`: a product longer than the
+//! transform comes back with its top folded onto the lower terms of `s_K`, which middle
+//! products use to run shorter transforms ([`len_for_middle`]).
 
 use std::sync::OnceLock;
 
@@ -621,6 +624,36 @@ pub fn len_for(a_words: usize, b_words: usize) -> usize {
     (2 * (a_words + b_words) - 1).next_power_of_two().max(2)
 }
 
+/// The pieces `1 .. reach` that a product of `pieces` pieces leaves wrong when the transform of
+/// length `len = 2^K` is shorter: the inverse transform gives the product modulo the subspace
+/// polynomial `s_K(x) = x^len + Σ_{j ⊊ K} x^(2^j)` (bits of `j` a subset of those of `K`), so
+/// piece `k >= len` is added into pieces `k − len + 2^j` instead. The highest lower term is
+/// `2^(K − lowest bit of K)`: `x` alone when `K` is a power of two, where the product wraps
+/// almost cyclically. `0` when the product fits.
+pub fn wrapped_reach(len: usize, pieces: usize) -> usize {
+    debug_assert!(len.is_power_of_two());
+    if pieces <= len {
+        return 0;
+    }
+    let k = len.trailing_zeros() as usize;
+    pieces - len + (1 << (k & k.wrapping_sub(1)))
+}
+
+/// The shortest transform for a middle product: coefficients `skip .. skip + want` (bits) of the
+/// product of an `a_words` factor with a `b_words` factor. A transform shorter than the product
+/// serves when what it wraps ([`wrapped_reach`]) stays below the pieces the wanted bits are made
+/// of (piece `k` holds bits `32k .. 32k + 63`) and those pieces lie below its length.
+pub fn len_for_middle(a_words: usize, b_words: usize, skip: usize, want: usize) -> usize {
+    let full = len_for(a_words, b_words);
+    let pieces = 2 * (a_words + b_words) - 1;
+    let (first, last) = (skip.saturating_sub(62).div_ceil(32), (skip + want - 1) / 32);
+    let mut len = (2 * a_words.max(b_words)).max(last + 1).next_power_of_two().max(2);
+    while len < full && wrapped_reach(len, pieces) > first {
+        len *= 2;
+    }
+    len.min(full)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -748,6 +781,110 @@ mod tests {
                 let mut values = vec![u64::MAX; len];
                 segment_to_novel_narrow(be, &a, &mut values, small);
                 assert!(values[..small] == expect[..], "{words} words, transform {len}, {be:?}");
+            }
+        }
+    }
+
+    /// `∏_{u < 2^K} (x − ω_u)` over GF(2^64), from its definition (coefficients, lowest first).
+    fn subspace_polynomial(k: u32) -> Vec<u64> {
+        let t = tables();
+        let mut poly = vec![1u64];
+        for u in 0..1usize << k {
+            let point = (0..k).filter(|i| (u >> i) & 1 == 1).fold(0, |acc, i| acc ^ t.beta[i as usize]);
+            // poly · (x + point)
+            let mut next = vec![0u64; poly.len() + 1];
+            for (i, &c) in poly.iter().enumerate() {
+                next[i + 1] ^= c;
+                next[i] ^= gf64::mul_portable(c, point);
+            }
+            poly = next;
+        }
+        poly
+    }
+
+    /// The subspace polynomials are sparse as the Cantor basis promises, and [`wrapped_reach`]
+    /// names the highest of their lower terms.
+    #[test]
+    fn subspace_polynomials_have_the_promised_terms() {
+        for k in 1..=9u32 {
+            let poly = subspace_polynomial(k);
+            let len = 1usize << k;
+            let expect: Vec<u64> = (0..=len)
+                .map(|e| u64::from(e.is_power_of_two() && (e.trailing_zeros() & k) == e.trailing_zeros()))
+                .collect();
+            assert_eq!(poly, expect, "s_{k}");
+            let highest_lower = (0..len).rev().find(|&e| poly[e] != 0).expect("x is a term");
+            assert_eq!(wrapped_reach(len, len + 5), 5 + highest_lower, "K = {k}");
+            assert_eq!(wrapped_reach(len, len), 0);
+        }
+    }
+
+    /// Products longer than the transform come back as the product modulo the subspace
+    /// polynomial (computed from its definition), on every backend.
+    #[test]
+    fn short_transforms_give_the_product_modulo_the_subspace_polynomial() {
+        let clmul32 = |a: u64, b: u64| (0..32).filter(|i| (b >> i) & 1 == 1).fold(0u64, |acc, i| acc ^ (a << i));
+        for k in 2..=8u32 {
+            let len = 1usize << k;
+            let poly = subspace_polynomial(k);
+            for (a_words, b_words) in [(len / 2, len / 4), (len / 2, len / 2), (len / 4 + 1, len / 2 - 1)] {
+                let a: Vec<u64> = (0..a_words as u64).map(|i| (i + 3).wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+                let b: Vec<u64> = (0..b_words as u64).map(|i| (i + 7).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)).collect();
+                let (mut pa, mut pb) = (vec![0u64; 2 * a_words], vec![0u64; 2 * b_words]);
+                segment(&a, &mut pa);
+                segment(&b, &mut pb);
+                let mut c = vec![0u64; pa.len() + pb.len() - 1];
+                for (i, &x) in pa.iter().enumerate() {
+                    for (j, &y) in pb.iter().enumerate() {
+                        c[i + j] ^= clmul32(x, y);
+                    }
+                }
+                // Reduce modulo the monic s_K from the top down.
+                for top in (len..c.len()).rev() {
+                    let lead = std::mem::take(&mut c[top]);
+                    for (e, &coef) in poly[..len].iter().enumerate() {
+                        c[top - len + e] ^= gf64::mul_portable(lead, coef);
+                    }
+                }
+                let mut expect = vec![0u64; len / 2 + 1];
+                unsegment(&c[..len], &mut expect);
+                for be in backend::available() {
+                    let mut sum = Accumulator::new(len);
+                    sum.add_product(be, &Transformed::new(be, &a, len), &Transformed::new(be, &b, len));
+                    let mut out = vec![u64::MAX; len / 2 + 1];
+                    sum.finish(be, &mut out);
+                    assert_eq!(out, expect, "K = {k}, {a_words}×{b_words} words, {be:?}");
+                }
+            }
+        }
+    }
+
+    /// The middle-product length: the wanted pieces lie below it, what it wraps lies below them,
+    /// and no shorter power of two has both (checked against the definitions, by brute force).
+    #[test]
+    fn middle_lengths_are_the_shortest_that_keep_the_wanted_bits() {
+        for a_words in [1usize, 3, 24, 100, 777] {
+            for b_words in [1usize, 2, 16, 64, 500] {
+                let bits = 64 * (a_words + b_words);
+                for skip in [0usize, 61, 62, 63, 64, 200, 64 * b_words - 1, 64 * b_words] {
+                    for want in [1usize, 64, 64 * a_words.saturating_sub(b_words).max(1)] {
+                        if skip + want > bits {
+                            continue;
+                        }
+                        let pieces = 2 * (a_words + b_words) - 1;
+                        let first = (0..pieces).find(|&p| 32 * p + 62 >= skip).unwrap_or(pieces);
+                        let last = (skip + want - 1) / 32;
+                        let fits = |len: usize| {
+                            len >= 2 * a_words.max(b_words)
+                                && len > last
+                                && (pieces <= len || wrapped_reach(len, pieces) <= first)
+                        };
+                        let len = len_for_middle(a_words, b_words, skip, want);
+                        assert!(fits(len) || len == len_for(a_words, b_words), "{a_words} {b_words} {skip} {want}");
+                        assert!(len <= len_for(a_words, b_words));
+                        assert!(len == 2 || !fits(len / 2), "{a_words} {b_words} {skip} {want}: {len} not shortest");
+                    }
+                }
             }
         }
     }
