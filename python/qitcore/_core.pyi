@@ -32,6 +32,7 @@ __all__ = [
     "BitGenLock",
     "BlockTest",
     "CascadeResponder",
+    "ChannelMac",
     "ChiSquareResult",
     "DecoderStats",
     "Detections",
@@ -540,6 +541,12 @@ class Detections(_Result):
     photons: Final[bytes]
     bob_basis: Final[bytes]
     bob_bit: Final[bytes]
+
+@final
+class ChannelMac:
+    def __new__(cls, key: _Buffer, out_prefix: _Buffer, in_prefix: _Buffer) -> ChannelMac: ...
+    def seal(self, header: _Buffer, payload: _Buffer) -> bytes: ...
+    def check(self, frame: _Buffer) -> bool: ...
 
 @final
 class CascadeResponder:

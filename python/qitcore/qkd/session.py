@@ -3,7 +3,8 @@
 Bob drives: he sends each message and Alice answers. The messages, in order:
 
 1. ``HELLO``: Bob's parameters; Alice refuses parameters that differ from hers.
-2. ``SIFT``: Bob's detected pulses and bases; Alice's bases and intensity labels (:class:`Sifting`).
+2. ``SIFT``: Bob's detected pulses and bases; Alice's bases and the intensity labels of the pulses
+   where the bases agree, two bits each (:class:`Sifting`; the wire format is in the core's ``qkd::sift``).
 3. ``ESTIMATE``: Bob's test-basis bits and a random sample of his key bits; Alice's error counts.
    Either end aborts when a QBER is above the threshold (:class:`Estimation`).
 4. Reconciliation, by the method the parameters name (:class:`Reconciliation`):
@@ -110,7 +111,10 @@ RECONCILIATIONS = ("cascade", "ldpc", "blind")
 one-way syndromes (one round trip), frames that fail are discarded; ``blind``: LDPC with up to two
 rounds of disclosed punctured symbols for the frames that fail (at most three round trips)."""
 MAX_REVEAL_ROUNDS = 2
-PROTOCOL = "qitcore-bb84/1"
+PROTOCOL = "qitcore-bb84/2"
+"""The session protocol, in HELLO's parameters. ``/2`` packs the sifting reply's intensity labels
+two bits each (``/1`` sent a byte each) and Cascade's range queries as varints (``/1``: fixed
+fields of 14 bytes); an end speaking another version is refused by name."""
 # The errors an ERROR message may name; Bob raises the same class as Alice.
 PEER_ERRORS: dict[str, type[QkdError]] = {
     cls.__name__: cls for cls in (QkdAbort, VerificationFailure, AuthenticationError, ChannelClosed, ChannelError)
@@ -278,6 +282,15 @@ class Report:
             f"the distilled key ({self.secure_length:,} bits) was no longer than the {self.pool_bits_consumed:,} "
             "key-pool bits the session consumed, so it all went back to the pool (a longer block gives key)"
         )
+
+
+def _protocol_of(hello: bytes) -> str:
+    """The protocol a HELLO payload names (``"unknown"`` when it names none)."""
+    try:
+        value = json.loads(hello).get("protocol")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return value if isinstance(value, str) else "unknown"
 
 
 def _u64s(*values: int) -> bytes:
@@ -477,6 +490,9 @@ class AliceSession:
         self._sealer.limit_frames(self.frame_limit())
         _pool_before(self._sealer, self._shared.report)
         self._state = State.HELLO
+        # The messages the state accepts (TRANSITIONS[state]; empty once over), kept with it:
+        # hashing an enum member costs a Python call, three of them a Cascade round trip.
+        self._next: dict[int, State] = TRANSITIONS[State.HELLO]
         self._handlers: dict[int, Callable[[bytes], bytes]] = {
             HELLO: self._hello,
             SIFT: self._sift,
@@ -519,7 +535,7 @@ class AliceSession:
     def authentic(self, frame: bytes) -> bool:
         """Whether ``frame`` is the next message of this session, sealed under its key; changes
         nothing, so a stray peer's frame can be turned away without ending the session."""
-        return self._state in TRANSITIONS and self._sealer.authentic(frame)
+        return bool(self._next) and self._sealer.authentic(frame)
 
     def frame_limit(self) -> int:
         """The largest frame Bob may send in this session (bytes): see :func:`~qitcore.qkd.channel.frame_limit`."""
@@ -535,7 +551,7 @@ class AliceSession:
                 a frame that did not authenticate (Bob reserved no pad for a reply to it), or
                 Alice's pool ran out. :attr:`error` says why; the channel is to be closed.
         """
-        if self._state not in TRANSITIONS:
+        if not self._next:
             raise self._error or QkdAbort("the session is over")
         try:
             kind, payload = self._sealer.open(frame)
@@ -547,13 +563,13 @@ class AliceSession:
             detail = {"error": type(error).__name__, "message": str(error)}
             return self._sealer.seal(ERROR, json.dumps(detail).encode())
         finally:
-            if self._state not in TRANSITIONS:
+            if not self._next:
                 self._sealer.close()
 
     def _fail(self, exc: QitError) -> QkdError:
         error = exc if isinstance(exc, QkdError) else QkdAbort(str(exc))
         error.__cause__ = exc if exc is not error else None
-        self._state, self._error = State.FAILED, error
+        self._state, self._next, self._error = State.FAILED, {}, error
         # No key material outlives a failure.
         self._key, self._responder, self._final, self._released = _NO_BITS, Future(), Future(), b""
         self._encoder = None
@@ -562,16 +578,22 @@ class AliceSession:
     def _handle(self, kind: int, payload: bytes) -> bytes:
         if kind == ERROR:
             raise QkdAbort(f"Bob aborted: {payload.decode(errors='replace')}")
-        after = TRANSITIONS[self._state].get(kind)
+        after = self._next.get(kind)
         if after is None:
             raise AuthenticationError(f"{NAMES.get(kind, kind)} message where {self._state.value} was due")
         reply = self._handlers[kind](payload)
-        self._state = after
+        self._state, self._next = after, TRANSITIONS.get(after, {})
         return reply
 
     def _hello(self, payload: bytes) -> bytes:
         expected = self._shared.params.to_json()
         if payload != expected:
+            theirs = _protocol_of(payload)
+            if theirs != PROTOCOL:
+                raise QkdAbort(
+                    f"protocol versions differ: Bob speaks {theirs}, Alice {PROTOCOL}; "
+                    "both ends need the same qitcore release"
+                )
             raise QkdAbort(f"parameters differ: Bob {payload.decode(errors='replace')}, Alice {expected.decode()}")
         return b""
 
@@ -605,7 +627,7 @@ class AliceSession:
         r = self._shared.report
         r.cascade_rounds += 1
         r.round_trips = r.cascade_rounds
-        return bytes(self._responder.result().answer(payload))
+        return self._responder.result().answer(payload)
 
     def _ldpc(self, payload: bytes) -> bytes:
         from .ldpc import LdpcEncoder

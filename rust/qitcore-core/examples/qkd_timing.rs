@@ -76,7 +76,7 @@ fn main() {
     });
     let (fixed, stats) = time("corrector (layout apart)", rounds, || {
         let mut oracle = |q: &[Query]| {
-            let q = Query::decode(&Query::encode(q), responder.layout())?;
+            let q = Query::decode(&Query::encode(q, responder.layout()), responder.layout())?;
             Ok(Bits::from_packed(&responder.answer(&q).to_packed(), q.iter().map(|q| q.answer_bits(&layout)).sum())
                 .expect("whole answer"))
         };

@@ -1,11 +1,13 @@
-//! Wegman–Carter tags for the QKD channel (the core's `qkd::auth`): the hash key and the pad
-//! cross as 8-byte buffers (the caller's `bytearray`, which it wipes), the message as a header and
-//! a payload hashed where they lie.
+//! Tags for the QKD channel: HMAC-SHA256 (the core's `qkd::hmac`), whose key states live in a
+//! [`PyChannelMac`] for the whole session, and Wegman–Carter (the core's `qkd::auth`), whose hash
+//! key and pad cross as 8-byte buffers (the caller's `bytearray`, which it wipes). Messages are
+//! hashed where they lie.
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use qitcore_core::gf2::backend;
 use qitcore_core::qkd::auth;
+use qitcore_core::qkd::hmac::{HmacSha256, TAG_BYTES};
 use zeroize::Zeroizing;
 
 use crate::args::int;
@@ -46,4 +48,69 @@ pub fn wegman_carter_tag<'py>(
 #[pyfunction]
 pub fn wegman_carter_epsilon(#[pyo3(from_py_with = int::<usize>)] n: usize) -> Result<f64> {
     guard(|| auth::epsilon(n))
+}
+
+/// HMAC-SHA256 of one end of the channel: the states of the pre-shared key with the direction
+/// byte of each way hashed in (`out_prefix` for what this end seals, `in_prefix` for what it
+/// opens). A frame is `header | payload | tag`, the tag over the prefix, header and payload.
+#[pyclass(frozen, module = "qitcore._core", name = "ChannelMac")]
+pub struct PyChannelMac {
+    out: HmacSha256,
+    input: HmacSha256,
+}
+
+#[pymethods]
+impl PyChannelMac {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        out_prefix: &Bound<'_, PyAny>,
+        in_prefix: &Bound<'_, PyAny>,
+    ) -> Result<Self> {
+        let key = Input::get(py, "key", key)?;
+        let mac = HmacSha256::new(key.bytes());
+        let (out_prefix, in_prefix) =
+            (Input::get(py, "out_prefix", out_prefix)?, Input::get(py, "in_prefix", in_prefix)?);
+        Ok(PyChannelMac { out: mac.prefixed(out_prefix.bytes()), input: mac.prefixed(in_prefix.bytes()) })
+    }
+
+    /// `header | payload | tag`, sealed for the way out.
+    fn seal<'py>(
+        &self,
+        py: Python<'py>,
+        header: &Bound<'py, PyAny>,
+        payload: &Bound<'py, PyAny>,
+    ) -> Result<Bound<'py, PyBytes>> {
+        let (header, payload) = (Input::get(py, "header", header)?, Input::get(py, "payload", payload)?);
+        let (h, p) = (header.bytes(), payload.bytes());
+        let work = || self.out.tag(&[h, p]);
+        // Short messages (most of a Cascade run) are hashed without releasing the GIL.
+        let tag = if h.len() + p.len() > DETACH_BYTES { detach(py, work)? } else { guard(work)? };
+        Ok(PyBytes::new_with(py, h.len() + p.len() + TAG_BYTES, |out| {
+            let (head, rest) = out.split_at_mut(h.len());
+            let (body, end) = rest.split_at_mut(p.len());
+            head.copy_from_slice(h);
+            body.copy_from_slice(p);
+            end.copy_from_slice(&tag);
+            Ok(())
+        })?)
+    }
+
+    /// Whether `frame` ends with the tag, for the way in, of all its bytes before the tag
+    /// (compared in constant time); a frame shorter than a tag is not.
+    fn check(&self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> Result<bool> {
+        let frame = Input::get(py, "frame", frame)?;
+        let bytes = frame.bytes();
+        let Some(split) = bytes.len().checked_sub(TAG_BYTES) else {
+            return Ok(false);
+        };
+        let (message, tag) = bytes.split_at(split);
+        let work = || self.input.verify(&[message], tag);
+        Ok(if message.len() > DETACH_BYTES { detach(py, work)? } else { guard(work)? })
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "ChannelMac(key=<hidden>)"
+    }
 }

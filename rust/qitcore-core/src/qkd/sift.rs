@@ -5,7 +5,10 @@
 //! Bob's message: count (u64), size of the numbers (u64), the pulse numbers as LEB128 varints of
 //! their gaps (the first against −1, so a detection every few pulses costs one byte, not eight),
 //! and his bases packed eight to a byte (MSB first). Alice's reply: her bases for those pulses,
-//! packed the same way, then one intensity byte per pulse where the bases agree.
+//! packed the same way, then the intensity labels of the pulses where the bases agree, two bits
+//! each, four to a byte, the first in the top two bits (the last byte's unused bits zero). Until
+//! session protocol `qitcore-bb84/2` the labels took a byte each: more than half of the sifting
+//! messages' bytes, each of them hashed by both ends' authentication.
 
 use crate::{Error, Result};
 
@@ -153,6 +156,9 @@ pub fn parse(message: &[u8]) -> Result<(Vec<u64>, &[u8])> {
 /// Pulses Alice sifts at a time (a multiple of 8: whole bytes of bases).
 const BATCH: usize = 256;
 
+/// Bits of one intensity label in Alice's reply (labels must be below 4).
+const LABEL_BITS: u32 = 2;
+
 /// Alice's columns (equal lengths, checked by the caller).
 pub struct AliceRecords<'a> {
     pub index: &'a [u64],
@@ -161,21 +167,72 @@ pub struct AliceRecords<'a> {
     pub intensity: &'a [u8],
 }
 
+/// The row of pulse `x` in `index`, searched from row `at` on (every earlier row holds a smaller
+/// number); `None` when Alice has no record of it.
+///
+/// The next row is tried first (Alice holds the detected pulses only), then the row `x` would
+/// be at if Alice held every pulse in between (she holds every pulse sent: numbers are strictly
+/// increasing, so it is the last row `x` can be at), then a few rows one by one, and only then
+/// a binary search between the two: a merge that stepped through every row would read all of
+/// Alice's records, tens of millions of pulses for a million detections.
+#[inline(always)]
+fn locate(index: &[u64], at: usize, x: u64) -> Option<usize> {
+    let &first = index.get(at)?;
+    if first >= x {
+        return (first == x).then_some(at);
+    }
+    let last = at + usize::try_from(x - first).unwrap_or(usize::MAX).min(index.len() - 1 - at);
+    if index[last] == x {
+        return Some(last);
+    }
+    let near = (last - at).min(8);
+    if let Some(step) = index[at + 1..=at + near].iter().position(|&v| v >= x) {
+        let row = at + 1 + step;
+        return (index[row] == x).then_some(row);
+    }
+    if near == last - at {
+        return None;
+    }
+    let from = at + near + 1;
+    let row = from + index[from..last].partition_point(|&v| v < x);
+    (index[row] == x).then_some(row)
+}
+
+/// Packs `count` labels, one a byte at the front of `buf`, [`LABEL_BITS`] each in place, the
+/// first in the top bits (the last byte's unused bits zero); returns the packed length. Writing
+/// a byte a label while sifting and packing after costs less than shifting each label into a
+/// register (a variable shift per pulse).
+fn pack_labels(buf: &mut [u8], count: usize) -> usize {
+    // Byte i is written after bytes 4i..4i+4 are read, and 4i >= i: nothing unread is lost.
+    for i in 0..count / 4 {
+        let q = &buf[4 * i..4 * i + 4];
+        buf[i] = (q[0] & 3) << 6 | (q[1] & 3) << 4 | (q[2] & 3) << 2 | (q[3] & 3);
+    }
+    let (full, rest) = (count / 4, count % 4);
+    if rest > 0 {
+        let byte = (0..rest).fold(0u8, |byte, j| byte | (buf[4 * full + j] & 3) << (6 - 2 * j));
+        buf[full] = byte;
+    }
+    count.div_ceil(4)
+}
+
 /// Alice's reply to Bob's message, her sifted bits, and the number of pulses Bob detected.
 ///
-/// One pass over Bob's numbers: each is decoded, found in Alice's records by a merge, and sifted
-/// at once, eight at a time (one byte of Bob's bases and of the reply); the labels are written
-/// straight after the reply's bases. No intermediate arrays: this runs on millions of
-/// detections per block.
+/// One pass over Bob's numbers, a batch of [`BATCH`] at a time: each number is decoded and
+/// found in Alice's records ([`locate`]), and the record's basis and its bit and label (as one
+/// byte) gathered; then the batch is sifted eight pulses at a time (one byte of Bob's bases and of
+/// the reply), without branches on the random bases. Short loops over a few arrays keep their
+/// state in registers, where one long loop spilled it. No array as long as the records: this
+/// runs on millions of detections per block.
 ///
 /// # Errors
 /// [`Error::Protocol`] for a malformed message or a pulse Alice has no record of;
-/// [`Error::InvalidLength`] when Alice's columns differ in length.
+/// [`Error::InvalidLength`] when Alice's columns differ in length; [`Error::InvalidArgument`]
+/// for a basis above 1 or an intensity label above 3 in a record Bob detected.
 pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sifted, usize)> {
     let (n, numbers, bob_bases) = split(message)?;
-    let bad = || Error::protocol("malformed sifting message");
     if n > numbers.len() {
-        return Err(bad());
+        return Err(Error::protocol("malformed sifting message"));
     }
     let len = alice.index.len();
     if [alice.basis.len(), alice.bit.len(), alice.intensity.len()] != [len; 3] {
@@ -184,14 +241,17 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
     let (index, basis, bit, intensity) = (alice.index, alice.basis, alice.bit, alice.intensity);
     let mut sifted = Builder::new(n);
     let bases_len = n.div_ceil(8);
-    // Alice's bases, then a label per pulse kept (at most n, plus one scratch byte).
+    // Alice's bases, then a label a byte per pulse kept (at most n, plus one scratch byte),
+    // packed once all are written.
     let mut reply = vec![0u8; bases_len + n + 1];
     let (bases_out, labels) = reply.split_at_mut(bases_len);
     let (key, test) = sifted.columns();
     let mut ends = (0usize, 0usize);
-    let (mut read, mut next) = (0usize, 0u64);
-    let (mut matched, mut at) = (0usize, 0usize);
-    // A batch at a time: first Alice's row of each pulse (decoding and merging), then the
+    let mut matched = 0usize;
+    let (mut read, mut next, mut at) = (0usize, 0u64, 0usize);
+    // Every basis and label ORed together: one check at the end instead of one per record.
+    let (mut bases_seen, mut labels_seen) = (0u8, 0u8);
+    // A batch at a time: first Alice's row of each pulse (decoding and finding), then the
     // sifting of those rows. Two short loops keep their state in registers where one long one
     // spilled it.
     let mut rows = [0usize; BATCH];
@@ -200,14 +260,9 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
         let count = (n - BATCH * batch).min(BATCH);
         for row in &mut rows[..count] {
             let x = pulse_number(numbers, &mut read, &mut next).ok_or_else(bad_numbers)?;
-            while at < len && index[at] < x {
-                at += 1;
-            }
-            if at == len || index[at] != x {
-                return Err(Error::protocol(format!("Bob reports pulse {x}, of which Alice has no record")));
-            }
-            *row = at;
-            at += 1;
+            *row = locate(index, at, x)
+                .ok_or_else(|| Error::protocol(format!("Bob reports pulse {x}, of which Alice has no record")))?;
+            at = *row + 1;
         }
         for ((out, &bob), rows) in bases_out.iter_mut().zip(bob_bases).zip(rows[..count].chunks(8)) {
             // Bob's bases leave from the top of `bob`, Alice's enter at the bottom of `byte`.
@@ -220,31 +275,48 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
                 add(key, test, &mut ends, keep, b, bit[r], label);
                 labels[matched] = label;
                 matched += usize::from(keep);
+                (bases_seen, labels_seen) = (bases_seen | b, labels_seen | label);
             }
             *out = byte << (8 - rows.len());
         }
     }
     if read != numbers.len() {
-        return Err(bad());
+        return Err(Error::protocol("malformed sifting message"));
+    }
+    if bases_seen > 1 {
+        return Err(Error::argument("basis", "bases must be 0 or 1"));
+    }
+    if labels_seen >= 1 << LABEL_BITS {
+        return Err(Error::argument("intensity", format!("labels must be below {}", 1 << LABEL_BITS)));
     }
     (sifted.keys, sifted.tests) = ends;
-    reply.truncate(bases_len + matched);
+    let packed = pack_labels(labels, matched);
+    reply.truncate(bases_len + packed);
     Ok((reply, sifted.finish(), n))
 }
 
-/// Bob's sifted bits from Alice's reply; `intensities` is the number of labels (3).
+/// Bob's sifted bits from Alice's reply; `intensities` is the number of labels (at most 4).
 ///
 /// # Errors
 /// [`Error::InvalidLength`] when the columns differ in length, [`Error::Protocol`] for a
-/// malformed reply.
+/// malformed reply (its length, a label at or above `intensities`, padding bits set).
 pub fn conclude(basis: &[u8], bit: &[u8], reply: &[u8], intensities: u8) -> Result<Sifted> {
     if basis.len() != bit.len() {
         return Err(Error::length("bit", format!("{} bits for {} bases", bit.len(), basis.len())));
     }
     let bad = || Error::protocol("malformed sifting reply");
-    let packed = basis.len().div_ceil(8);
+    let n = basis.len();
+    let packed = n.div_ceil(8);
     let (alice_bases, labels) = (reply.get(..packed).ok_or_else(bad)?, &reply[packed.min(reply.len())..]);
-    let mut sifted = Builder::new(basis.len());
+    // The labels a byte each (the last byte's padding too, checked zero below): unpacking them
+    // first leaves the sifting loop a plain read per pulse kept.
+    let mut unpacked = vec![0u8; 4 * labels.len()];
+    for (four, &byte) in unpacked.chunks_exact_mut(4).zip(labels) {
+        for (j, label) in four.iter_mut().enumerate() {
+            *label = byte >> (6 - 2 * j) & 3;
+        }
+    }
+    let mut sifted = Builder::new(n);
     let (key, test) = sifted.columns();
     let mut ends = (0usize, 0usize);
     let (mut used, mut invalid) = (0usize, false);
@@ -254,14 +326,15 @@ pub fn conclude(basis: &[u8], bit: &[u8], reply: &[u8], intensities: u8) -> Resu
         for (&b, &x) in bases.iter().zip(bits) {
             let keep = alice >> 7 == b;
             alice <<= 1;
-            let label = labels.get(used).copied().unwrap_or(intensities);
+            let label = unpacked.get(used).copied().unwrap_or(intensities);
             invalid |= keep & (label >= intensities);
             add(key, test, &mut ends, keep, b, x, label);
             used += usize::from(keep);
         }
     }
     (sifted.keys, sifted.tests) = ends;
-    if invalid || used != labels.len() {
+    // Exactly the bytes the labels need, and zeros after the last.
+    if invalid || labels.len() != used.div_ceil(4) || unpacked[used..].iter().any(|&l| l != 0) {
         return Err(bad());
     }
     Ok(sifted.finish())
@@ -276,17 +349,27 @@ pub fn encode_indices(index: &[u64]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(index.len() + index.len() / 8 + 16);
     // The smallest number allowed next; None once a number was 2^64 − 1.
     let mut next = Some(0u64);
-    for (i, &x) in index.iter().enumerate() {
-        let Some(gap) = next.and_then(|next| x.checked_sub(next)) else {
-            return Err(Error::argument("index", format!("not strictly increasing at record {i}")));
-        };
-        next = x.checked_add(1);
-        let mut v = gap;
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
+    // A batch is written to a buffer on the stack (room for ten bytes a number) and copied out
+    // whole: pushing byte by byte checked the vector's capacity for every byte.
+    let mut buf = [0u8; 10 * BATCH];
+    for (batch, chunk) in index.chunks(BATCH).enumerate() {
+        let mut w = 0;
+        for (i, &x) in chunk.iter().enumerate() {
+            let Some(gap) = next.and_then(|next| x.checked_sub(next)) else {
+                let at = BATCH * batch + i;
+                return Err(Error::argument("index", format!("not strictly increasing at record {at}")));
+            };
+            next = x.checked_add(1);
+            let mut v = gap;
+            while v >= 0x80 {
+                buf[w] = (v as u8) | 0x80;
+                w += 1;
+                v >>= 7;
+            }
+            buf[w] = v as u8;
+            w += 1;
         }
-        out.push(v as u8);
+        out.extend_from_slice(&buf[..w]);
     }
     Ok(out)
 }
@@ -389,6 +472,139 @@ mod tests {
         longer.push(0);
         assert!(conclude(&bob_basis, &bob_bit, &longer, 3).is_err());
         assert!(conclude(&bob_basis, &bob_bit, &reply[..10], 3).is_err());
+    }
+
+    /// Both ends as the protocol describes them, with nothing but vectors and loops: Alice finds
+    /// each of Bob's pulses by a linear search and writes every field on its own.
+    fn naive(
+        alice: &AliceRecords<'_>,
+        bob_index: &[u64],
+        bob_basis: &[u8],
+        bob_bit: &[u8],
+    ) -> (Vec<u8>, Sifted, Sifted) {
+        let mut bases = vec![0u8; bob_index.len().div_ceil(8)];
+        let mut labels = Vec::new();
+        let (mut a, mut b) = (Sifted::default(), Sifted::default());
+        for (i, &x) in bob_index.iter().enumerate() {
+            let row = alice.index.iter().position(|&v| v == x).expect("Alice holds every pulse Bob reports");
+            bases[i / 8] |= alice.basis[row] << (7 - i % 8);
+            if alice.basis[row] != bob_basis[i] {
+                continue;
+            }
+            let label = alice.intensity[row];
+            labels.push(label);
+            let (ours, theirs) = if bob_basis[i] == 0 { (&mut a.key, &mut b.key) } else { (&mut a.test, &mut b.test) };
+            ours.push(alice.bit[row]);
+            theirs.push(bob_bit[i]);
+            let (ours, theirs) = if bob_basis[i] == 0 {
+                (&mut a.key_intensity, &mut b.key_intensity)
+            } else {
+                (&mut a.test_intensity, &mut b.test_intensity)
+            };
+            ours.push(label);
+            theirs.push(label);
+        }
+        let mut packed = vec![0u8; labels.len().div_ceil(4)];
+        for (i, &l) in labels.iter().enumerate() {
+            packed[i / 4] |= l << (6 - 2 * (i % 4));
+        }
+        bases.extend(packed);
+        (bases, a, b)
+    }
+
+    proptest! {
+        /// The kernels against the naive ends: Alice holding exactly Bob's pulses, more of them
+        /// (every pulse in a range, or a sparse subset), any count of pulses (short last groups
+        /// and batches).
+        #[test]
+        fn kernels_match_the_naive_ends(
+            records in proptest::collection::vec((1u64..40, 0u8..2, 0u8..2, 0u8..3, any::<bool>(), 0u8..2, any::<bool>()), 0..700),
+            start in 0u64..1000,
+        ) {
+            let mut index = Vec::new();
+            let mut at = start;
+            for r in &records {
+                at += r.0;
+                index.push(at);
+            }
+            let basis: Vec<u8> = records.iter().map(|r| r.1).collect();
+            let bit: Vec<u8> = records.iter().map(|r| r.2).collect();
+            let intensity: Vec<u8> = records.iter().map(|r| r.3).collect();
+            let alice = AliceRecords { index: &index, basis: &basis, bit: &bit, intensity: &intensity };
+            let bob: Vec<usize> = (0..records.len()).filter(|&i| records[i].4).collect();
+            let bob_index: Vec<u64> = bob.iter().map(|&i| index[i]).collect();
+            let bob_basis: Vec<u8> = bob.iter().map(|&i| records[i].5).collect();
+            // Bob's bit differs from Alice's where the record says so.
+            let bob_bit: Vec<u8> = bob.iter().map(|&i| records[i].2 ^ u8::from(records[i].6)).collect();
+            let (reply, a, _) = naive(&alice, &bob_index, &bob_basis, &bob_bit);
+            let message = announce(&bob_index, &bob_basis).unwrap();
+            let (got_reply, got_a, n) = answer(&alice, &message).unwrap();
+            prop_assert_eq!(n, bob_index.len());
+            prop_assert_eq!(&got_reply, &reply);
+            prop_assert_eq!(got_a, a);
+            let (_, _, b) = naive(&alice, &bob_index, &bob_basis, &bob_bit);
+            prop_assert_eq!(conclude(&bob_basis, &bob_bit, &reply, 3).unwrap(), b);
+        }
+    }
+
+    /// Alice holding every pulse sent (tens to a hundred times Bob's detections) finds each of
+    /// Bob's pulses where it is, also when her numbers have holes.
+    #[test]
+    fn alice_holding_every_pulse() {
+        for hole in [0u64, 7] {
+            let index: Vec<u64> = (0..200_000u64).filter(|i| hole == 0 || i % hole != 3).collect();
+            let basis: Vec<u8> = index.iter().map(|i| (i % 5 == 0) as u8).collect();
+            let bit: Vec<u8> = index.iter().map(|i| (i * 13 % 7 % 2) as u8).collect();
+            let intensity: Vec<u8> = index.iter().map(|i| (i % 3) as u8).collect();
+            let alice = AliceRecords { index: &index, basis: &basis, bit: &bit, intensity: &intensity };
+            let rows: Vec<usize> = (0..index.len()).filter(|i| i * 7919 % 97 < 3 || i % 1000 == 999).collect();
+            let bob_index: Vec<u64> = rows.iter().map(|&i| index[i]).collect();
+            let bob_basis: Vec<u8> = rows.iter().map(|&i| basis[i] ^ u8::from(i % 4 == 0)).collect();
+            let bob_bit: Vec<u8> = rows.iter().map(|&i| bit[i]).collect();
+            let (reply, a, _) = answer(&alice, &announce(&bob_index, &bob_basis).unwrap()).unwrap();
+            let b = conclude(&bob_basis, &bob_bit, &reply, 3).unwrap();
+            assert_eq!(a, b);
+            let kept = rows.iter().filter(|&&i| i % 4 != 0).count();
+            assert_eq!(a.key.len() + a.test.len(), kept);
+            // A pulse in one of Alice's holes is refused by name.
+            if hole != 0 {
+                let err = answer(&alice, &announce(&[index[5], 3 + hole * 10], &[0, 0]).unwrap()).unwrap_err();
+                assert!(err.to_string().contains(&format!("pulse {}", 3 + hole * 10)), "{err}");
+            }
+        }
+    }
+
+    /// Replies that differ from a valid one in the labels' length, a label's value or the
+    /// padding, and records out of range, are refused.
+    #[test]
+    fn malformed_labels_and_records_are_refused() {
+        let index: Vec<u64> = (0..10).collect();
+        let basis = vec![0u8; 10];
+        let bit = vec![1u8; 10];
+        let intensity = vec![2u8; 10];
+        let alice = AliceRecords { index: &index, basis: &basis, bit: &bit, intensity: &intensity };
+        let message = announce(&index, &basis).unwrap();
+        let (reply, _, _) = answer(&alice, &message).unwrap();
+        // Two bytes of bases, then ten labels of 2 (0b10) in three bytes, four bits of padding.
+        assert_eq!(reply, vec![0, 0, 0b1010_1010, 0b1010_1010, 0b1010_0000]);
+        assert!(conclude(&basis, &bit, &reply, 3).is_ok());
+        let mut padded = reply.clone();
+        padded[4] |= 1;
+        assert!(conclude(&basis, &bit, &padded, 3).is_err());
+        let mut label3 = reply.clone();
+        label3[2] |= 0b0100_0000;
+        assert!(conclude(&basis, &bit, &label3, 3).is_err());
+        assert!(conclude(&basis, &bit, &reply[..4], 3).is_err());
+        let mut longer = reply.clone();
+        longer.push(0);
+        assert!(conclude(&basis, &bit, &longer, 3).is_err());
+        assert!(conclude(&[2; 10], &bit, &reply, 3).is_err());
+        let wide = vec![4u8; 10];
+        let bad_label = AliceRecords { index: &index, basis: &basis, bit: &bit, intensity: &wide };
+        assert!(answer(&bad_label, &message).is_err());
+        let bad_basis_column = vec![2u8; 10];
+        let bad_basis = AliceRecords { index: &index, basis: &bad_basis_column, bit: &bit, intensity: &intensity };
+        assert!(answer(&bad_basis, &message).is_err());
     }
 
     #[test]
