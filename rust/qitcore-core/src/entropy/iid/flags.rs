@@ -73,6 +73,21 @@ fn valid(w: usize, len: usize) -> u64 {
     }
 }
 
+/// Whether `x` holds `l` (1 to 64) set bits in a row: after each doubling step bit `i` of `r`
+/// says that bits `i .. i + span` of `x` are all set, and a last step by `l - span` (at most
+/// `span`) joins two such stretches into one of `l`.
+#[inline(always)]
+fn has_run_of(x: u64, l: u32) -> bool {
+    debug_assert!((1..=64).contains(&l));
+    let (mut r, mut span) = (x, 1u32);
+    while span * 2 <= l {
+        r &= r >> span;
+        span *= 2;
+    }
+    r &= r >> (l - span);
+    r != 0
+}
+
 /// The longest run of set flags (of clear ones when `invert`).
 fn longest(words: &[u64], len: usize, invert: bool) -> u64 {
     let (mut best, mut carry) = (0u64, 0u64);
@@ -87,12 +102,17 @@ fn longest(words: &[u64], len: usize, invert: bool) -> u64 {
         // The run entering from the previous word, then the longest within this one: each
         // step of `y &= y >> 1` shortens every run by one.
         best = best.max(carry + u64::from(x.trailing_ones()));
-        let (mut y, mut within) = (x, 0u64);
-        while y != 0 {
-            y &= y >> 1;
-            within += 1;
+        // Only a run longer than the best so far can change it, and after the first words few
+        // hold one: a few shifts rule it out, where counting the longest run takes a step per
+        // flag of it and a mispredicted exit.
+        if best < 64 && has_run_of(x, best as u32 + 1) {
+            let (mut y, mut within) = (x, 0u64);
+            while y != 0 {
+                y &= y >> 1;
+                within += 1;
+            }
+            best = best.max(within);
         }
-        best = best.max(within);
         carry = u64::from(x.leading_ones());
     }
     best
@@ -157,10 +177,33 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_a_length_are_found_as_defined() {
+        let mut g = Xoshiro256::from_seed(2);
+        let words: Vec<u64> = (0..2_000)
+            .map(|i| match i % 4 {
+                0 => g.next_u64(),
+                1 => g.next_u64() | g.next_u64(),
+                2 => g.next_u64() | g.next_u64() | g.next_u64() | g.next_u64(),
+                _ => !(1u64 << (g.next_u64() % 64)),
+            })
+            .chain([0, u64::MAX, 1, 1 << 63, u64::MAX >> 1, u64::MAX << 1])
+            .collect();
+        for x in words {
+            let longest = (0..64).fold((0u32, 0u32), |(best, run), i| {
+                let run = if x >> i & 1 == 1 { run + 1 } else { 0 };
+                (best.max(run), run)
+            });
+            for l in 1..=64 {
+                assert_eq!(has_run_of(x, l), longest.0 >= l, "{x:#x} {l}");
+            }
+        }
+    }
+
+    #[test]
     fn packed_runs_equal_the_definition() {
         let mut g = Xoshiro256::from_seed(1);
-        for len in [0usize, 1, 2, 63, 64, 65, 127, 128, 129, 1000, 4099, 12_345] {
-            for bias in [2u64, 5, 50, 1000] {
+        for len in [0usize, 1, 2, 63, 64, 65, 127, 128, 129, 1000, 4099, 12_345, 300_001] {
+            for bias in [2u64, 5, 50, 1000, 100_000] {
                 let a: Vec<u8> = (0..len).map(|_| u8::from(!g.next_u64().is_multiple_of(bias))).collect();
                 let flags: Vec<bool> = a.iter().map(|&x| x == 1).collect();
                 let (words, n) = pack(&a, &a, |x, _| x == 1);
