@@ -23,6 +23,8 @@ from qitcore.errors import InvalidArgumentError
 from qitcore.kme import KeyStore, KMEClient, KMEConfig, KMEServer
 from qitcore.kme.pki import local_pki
 
+from .loopback import ipv6_loopback
+
 STRICT = ssl.VERIFY_X509_STRICT
 
 
@@ -106,12 +108,19 @@ def test_the_kme_serves_on_ipv6_loopback_verified_strictly(pki: dict[str, Path],
     store = KeyStore(tmp_path / "store.sqlite")
     store.add(os.urandom(1024))
     config = KMEConfig(saes=frozenset({"SAE-A", "SAE-B"}))
-    files = {"certfile": str(pki["kme"]), "keyfile": str(pki["kme_key"]), "cafile": str(pki["ca"])}
     try:
-        server = KMEServer(config, store, **files, host="::1", port=0)
+        server = KMEServer(
+            config,
+            store,
+            certfile=str(pki["kme"]),
+            keyfile=str(pki["kme_key"]),
+            cafile=str(pki["ca"]),
+            host="::1",
+            port=0,
+        )
     except InvalidArgumentError as exc:
         assert "cannot listen on [::1]:0" in str(exc)
-        assert not socket.has_ipv6 or not _ipv6_loopback()
+        assert not socket.has_ipv6 or not ipv6_loopback()
         return
     with server:
         port = server.address[1]
@@ -121,14 +130,6 @@ def test_the_kme_serves_on_ipv6_loopback_verified_strictly(pki: dict[str, Path],
             assert client.status("SAE-A").master_SAE_ID == "SAE-B"
         assert repr(client) == f"KMEClient(https://[::1]:{port})"
     store.close()
-
-
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.create_server(("::1", 0), family=socket.AF_INET6):
-            return True
-    except OSError:
-        return False
 
 
 def test_a_certificate_without_key_identifiers_is_refused_by_the_same_verifier(

@@ -30,6 +30,8 @@ from qitcore.errors import ChannelError, InvalidArgumentError, InvalidTypeError
 from qitcore.qkd.delay import MAX_DELAY, Delay, delayed
 from qitcore.qkd.proxy import DelayProxy
 
+from .loopback import ipv6_loopback
+
 KEY = b"delay-test-key-0123456789abcdef"
 
 
@@ -538,14 +540,6 @@ def test_the_proxy_refuses_to_forward_to_itself() -> None:
         DelayProxy(("127.0.0.1", 7000), 0.001, listen=("127.0.0.1", 7000))
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.create_server(("::1", 0), family=socket.AF_INET6):
-            return True
-    except OSError:
-        return False
-
-
 def test_ipv6_addresses_are_written_in_brackets() -> None:
     from qitcore import _validate
 
@@ -571,7 +565,7 @@ def test_alice_listens_and_bob_connects_on_ipv6(tmp_path: Path, link: qkd.Simula
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        if not _ipv6_loopback():
+        if not ipv6_loopback():
             _, err = alice.communicate(timeout=60)
             assert alice.returncode == 2 and err.startswith("qitcore: error: --listen [::1]:0: "), err
             return

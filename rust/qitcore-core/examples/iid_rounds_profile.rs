@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use qitcore_core::entropy::iid::chi_square::chi_square_tests;
 use qitcore_core::entropy::iid::lrs::lrs_test;
-use qitcore_core::entropy::iid::permutation::{statistics, Context};
+use qitcore_core::entropy::iid::permutation::{statistics, tally, Context};
 use qitcore_core::entropy::Samples;
 use qitcore_core::maths::arrangement::{Composition, Scratch};
 use qitcore_core::maths::xoshiro::Xoshiro256;
@@ -83,23 +83,8 @@ fn main() {
             }
         }
         rounds += 1;
-        for j in 0..19 {
-            if !active[j] {
-                continue;
-            }
-            let slot = if tp[j] > initial[j] {
-                0
-            } else if tp[j] == initial[j] {
-                1
-            } else {
-                2
-            };
-            counts[j][slot] += 1;
-            let c = counts[j];
-            if c[0] + c[1] > 5 && c[1] + c[2] > 5 {
-                active[j] = false;
-                decided[j] = rounds;
-            }
+        for j in tally(&mut counts, &mut active, &initial, &tp) {
+            decided[j] = rounds;
         }
     }
     println!("fixed: chi-square {chi:.0} ms, LRS {lrs:.0} ms, statistics of the samples {init_ms:.0} ms");

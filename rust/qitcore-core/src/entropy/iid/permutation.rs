@@ -375,6 +375,32 @@ impl<'a> Permuted<'a> {
     }
 }
 
+/// Counts one permutation's statistics `tp` against the original's `initial` (greater, equal,
+/// less) for each statistic still `active`, and retires a statistic once NIST's rule has decided
+/// it (more than 5 on each side of equal); returns the statistics it retired.
+pub fn tally(counts: &mut [[u64; 3]; 19], active: &mut [bool; 19], initial: &[f64; 19], tp: &[f64; 19]) -> Vec<usize> {
+    let mut decided = Vec::new();
+    for j in 0..19 {
+        if !active[j] {
+            continue;
+        }
+        let slot = if tp[j] > initial[j] {
+            0
+        } else if tp[j] == initial[j] {
+            1
+        } else {
+            2
+        };
+        counts[j][slot] += 1;
+        let c = counts[j];
+        if c[0] + c[1] > 5 && c[1] + c[2] > 5 {
+            active[j] = false;
+            decided.push(j);
+        }
+    }
+    decided
+}
+
 /// Runs up to `max_rounds` permutations (rounds in parallel, each from the original order with
 /// its own generator stream derived from `seed`), stopping when every statistic is decided.
 /// `progress(rounds, decided)` is asked after each batch of rounds; `None` when it answered
@@ -408,23 +434,7 @@ pub fn permutation_tests(
             })
             .collect();
         for tp in results {
-            for j in 0..19 {
-                if !active[j] {
-                    continue;
-                }
-                let slot = if tp[j] > initial[j] {
-                    0
-                } else if tp[j] == initial[j] {
-                    1
-                } else {
-                    2
-                };
-                counts[j][slot] += 1;
-                let c = counts[j];
-                if c[0] + c[1] > 5 && c[1] + c[2] > 5 {
-                    active[j] = false;
-                }
-            }
+            tally(&mut counts, &mut active, &initial, &tp);
             rounds += 1;
         }
         if progress(rounds, active.iter().filter(|&&a| !a).count()).is_break() {
