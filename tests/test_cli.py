@@ -126,6 +126,9 @@ def test_qkd_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
 
     link = qkd.LinkModel(distance_km=5).simulate(200_000, seed=1)
     link.alice.save(tmp_path / "alice.npz")
+    link.bob.save(tmp_path / "bob.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "short.key").write_bytes(bytes(15))
     (tmp_path / "auth.key").write_bytes(bytes(range(32)))
     (tmp_path / "garbage").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "restarts").write_bytes(bytes(range(250)) * 4000)  # 1000 restarts x 1000 samples
@@ -174,13 +177,31 @@ def test_qkd_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
             (["qkd", "alice", "--listen", "127.0.0.1:0", "--records", "timeout", *auth, "--timeout", "1"],
              "qitcore: error: timeout: "),
             (["restart", str(tmp_path / "restarts"), "9"], "qitcore: error: H_I: must lie in [0, 8]"),
+            # An end's records are its own; its outputs never replace its inputs; timeouts the
+            # socket layer can keep; and the messages name the options typed.
+            (["qkd", "bob", "--connect", "127.0.0.1:9", "--records", str(tmp_path / "alice.npz"), *auth],
+             f"--records {tmp_path / 'alice.npz'}: these are Alice's records (intensity labels); Bob needs his"),
+            (["qkd", "alice", "--listen", "127.0.0.1:0", "--records", str(tmp_path / "bob.npz"), *auth],
+             f"--records {tmp_path / 'bob.npz'}: these are Bob's records (no intensity labels); Alice needs hers"),
+            (["qkd", "alice", "--listen", "127.0.0.1:0", "--records", str(tmp_path / "empty.npz"), *auth],
+             f"{tmp_path / 'empty.npz'}: not a records file"),
+            (["qkd", "alice", "--listen", "127.0.0.1:0", "--records", str(tmp_path / "alice.npz"), *auth,
+              "--key-out", str(tmp_path / "auth.key")], f"--key-out: {tmp_path / 'auth.key'} is an input"),
+            (["qkd", "alice", "--listen", "127.0.0.1:0", "--records", str(tmp_path / "alice.npz"), *auth,
+              "--json", str(tmp_path / "alice.npz")], f"--json: {tmp_path / 'alice.npz'} is an input"),
+            (["qkd", "bob", "--connect", "127.0.0.1:9", "--records", str(tmp_path / "bob.npz"), *auth,
+              "--timeout", "1e9"], "argument --timeout: expected a number of seconds above 0 and at most 1e+06"),
+            (["qkd", "bob", "--connect", "127.0.0.1:9", "--records", str(tmp_path / "bob.npz"),
+              "--auth-key-file", str(tmp_path / "short.key")], "qitcore: error: --auth-key-file: "),
+            (["qkd", "simulate", "--mu", "0.2,0.6,0.0002"], "qitcore: error: --mu: need mu1 > mu2 + mu3"),
+            (["qkd", "simulate", "--p", "0.5,0.3,0.3"], "qitcore: error: --p: need three probabilities"),
         ]  # fmt: skip
         for argv, message in cases:
             assert main(argv) == 2, argv
             err = capsys.readouterr().err.splitlines()
             assert len(err) == 1 and err[0].startswith("qitcore: error: ") and message in err[0], err
     # Nobody listens on the port now: Bob retries until --timeout and says how long he tried.
-    assert main(["qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", str(tmp_path / "alice.npz"), *auth,
+    assert main(["qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", str(tmp_path / "bob.npz"), *auth,
                  "--timeout", "0.3"]) == 2  # fmt: skip
     err = capsys.readouterr().err.splitlines()
     tried = re.fullmatch(

@@ -237,10 +237,20 @@ def test_qber_above_the_threshold_aborts() -> None:
 def test_parameters_that_differ_abort(small: qkd.SimulatedLink) -> None:
     key = b"k" * 32
     alice = qkd.AliceSession(small.alice, qkd.Params(eps_sec=1e-9), key)
-    with InProcessChannel(key, alice) as channel, pytest.raises(QkdAbort, match="parameters differ"):
+    # The message names what differs, not the whole of each end's parameters.
+    differ = r"^Alice: parameters differ: eps_sec: Bob 1e-10, Alice 1e-09$"
+    with InProcessChannel(key, alice) as channel, pytest.raises(QkdAbort, match=differ):
         qkd.BobSession(small.bob, qkd.Params(), channel).run()
     with pytest.raises(QkdError):
         alice.result()
+
+
+def test_bob_refuses_alices_records(small: qkd.SimulatedLink) -> None:
+    """A key distilled from Alice's records at both ends would be known to whoever holds her file."""
+    key = b"k" * 32
+    alice = qkd.AliceSession(small.alice, qkd.Params(), key)
+    with InProcessChannel(key, alice) as channel, pytest.raises(InvalidArgumentError, match="Alice's records"):
+        qkd.BobSession(small.alice, qkd.Params(), channel)
 
 
 def _faulty(kind: str, at: int) -> object:

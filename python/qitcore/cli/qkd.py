@@ -56,6 +56,16 @@ def _address(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _timeout(text: str) -> float:
+    """Seconds to wait, as the channel takes them."""
+    from ..qkd.channel import seconds
+
+    try:
+        return seconds("timeout", positive_real(text))
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("timeout: ")) from None
+
+
 def _peer_address(text: str) -> tuple[str, int]:
     """``HOST:PORT`` to connect to: port 0 names no one."""
     host, port = _address(text)
@@ -154,7 +164,7 @@ def _add_roles(qkd: argparse.ArgumentParser) -> None:
         )
         p.add_argument(
             "--timeout",
-            type=positive_real,
+            type=_timeout,
             default=30.0,
             help=f"seconds to wait for {wait} to appear, and for each of {wait}'s messages (30)",
         )
@@ -222,7 +232,12 @@ def _prepare(args: argparse.Namespace) -> Params:
         cascade=args.cascade,
         reconciliation=args.reconciliation,
     )
-    check_output_folders(key_out=args.key_out, json=args.json, save_records=getattr(args, "save_records", None))
+    # An end's own inputs are never its outputs: a --key-out naming the pool would replace the
+    # pre-shared key with the session's.
+    inputs = [p for p in (getattr(args, k, None) for k in ("records", "auth_key_file", "auth_pool")) if p]
+    check_output_folders(
+        inputs=inputs, key_out=args.key_out, json=args.json, save_records=getattr(args, "save_records", None)
+    )
     return params
 
 
@@ -253,10 +268,10 @@ def _peer_inputs(args: argparse.Namespace) -> tuple[AuthKey, Records]:
     from ..qkd.channel import read_auth_key
 
     if args.auth_pool is None:
-        return read_auth_key(args.auth_key_file, "auth-key-file"), _records(args.records)
+        return read_auth_key(args.auth_key_file, "--auth-key-file"), _records(args.records, args.role)
     pool = KeyPool(args.auth_pool)
     try:
-        return pool, _records(args.records)
+        return pool, _records(args.records, args.role)
     except BaseException:
         pool.close()
         raise
@@ -269,9 +284,23 @@ def _close(auth_key: AuthKey) -> None:
         auth_key.close()
 
 
-def _records(path: str) -> Records:
-    """Records from an .npz file (qkd simulate --save-records) or a QDP/1 capture of a device's
-    DETECTIONS frames (any other file)."""
+def _records(path: str, role: str) -> Records:
+    """``role``'s records from an .npz file (qkd simulate --save-records) or a QDP/1 capture of a
+    device's DETECTIONS frames (any other file).
+
+    Raises:
+        SampleFileError: the file cannot be read or holds no records.
+        InvalidArgumentError: they are the other end's (Alice's carry intensity labels, Bob's none).
+    """
+    records = _read_records(path)
+    if role == "alice" and records.intensity is None:
+        raise InvalidArgumentError(f"--records {path}: these are Bob's records (no intensity labels); Alice needs hers")
+    if role == "bob" and records.intensity is not None:
+        raise InvalidArgumentError(f"--records {path}: these are Alice's records (intensity labels); Bob needs his")
+    return records
+
+
+def _read_records(path: str) -> Records:
     from ..qkd import Records
     from ..qkd.device import read_detections
 

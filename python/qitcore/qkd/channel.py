@@ -326,6 +326,21 @@ def recv_frame(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
     return _recv_exact(sock, length)
 
 
+MAX_SECONDS = 1e6
+"""The longest timeout a channel takes (about 11 days): the socket layer overflows its clock a
+little above 10^8 seconds."""
+
+
+def seconds(name: str, value: object) -> float:
+    """``value`` as a timeout: a real number of seconds above 0 and at most :data:`MAX_SECONDS`."""
+    number = _validate.real(name, value)
+    if not 0 < number <= MAX_SECONDS:
+        raise InvalidArgumentError(
+            f"{name}: expected a number of seconds above 0 and at most {MAX_SECONDS:g}, got {value}"
+        )
+    return number
+
+
 class TcpChannel(Channel):
     """Bob's end over TCP, connected to an Alice running :func:`serve_tcp`.
 
@@ -342,11 +357,9 @@ class TcpChannel(Channel):
     def __init__(self, auth_key: AuthKey, host: str, port: int, *, timeout: float = 30.0, retry: float = 0.0) -> None:
         super().__init__(auth_key)
         port = _validate.integer("port", port, minimum=1, maximum=65535)
-        timeout, retry = _validate.real("timeout", timeout), _validate.real("retry", retry)
-        if timeout <= 0:
-            raise InvalidArgumentError(f"timeout: expected a positive number of seconds, got {timeout}")
-        if retry < 0:
-            raise InvalidArgumentError(f"retry: expected a number of seconds >= 0, got {retry}")
+        timeout, retry = seconds("timeout", timeout), _validate.real("retry", retry)
+        if not 0 <= retry <= MAX_SECONDS:
+            raise InvalidArgumentError(f"retry: expected 0 to {MAX_SECONDS:g} seconds, got {retry}")
         self._where, self._timeout = (host, port), timeout
         self._tries = _Tries(retry)
         self._answered = False
@@ -477,9 +490,7 @@ def serve_tcp(
         ChannelClosed: Bob's connection ended before the session did.
         InvalidArgumentError: a timeout that is not positive.
     """
-    for name, value in (("timeout", timeout), ("first_frame_timeout", first_frame_timeout)):
-        if not _validate.real(name, value) > 0:
-            raise InvalidArgumentError(f"{name}: expected a positive number of seconds, got {value}")
+    timeout, first_frame_timeout = seconds("timeout", timeout), seconds("first_frame_timeout", first_frame_timeout)
     conn, frame = _await_bob(endpoint, server, timeout, first_frame_timeout)
     with conn:
         peer = _peer_name(conn)

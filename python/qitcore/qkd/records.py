@@ -100,8 +100,10 @@ class Records:
         try:
             with np.load(path, allow_pickle=False) as f:
                 return cls(f["index"], f["basis"], f["bit"], f["intensity"] if "intensity" in f.files else None)
-        except (OSError, ValueError, KeyError) as exc:
-            raise SampleFileError(f"{path}: not a records file ({exc})") from None
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            # EOFError: an empty file; numpy's messages name its own parameters, so they are not passed on.
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a records file"
+            raise SampleFileError(f"{path}: {why}") from None
 
     def __len__(self) -> int:
         return len(self.index)

@@ -293,6 +293,17 @@ def _protocol_of(hello: bytes) -> str:
     return value if isinstance(value, str) else "unknown"
 
 
+def _differences(bob: bytes, alice: bytes) -> str:
+    """The parameters two HELLOs disagree on, ``name: Bob x, Alice y`` each (both whole when Bob's
+    is not a JSON object)."""
+    try:
+        theirs, ours = json.loads(bob), json.loads(alice)
+        names = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    except (ValueError, AttributeError):
+        return f"Bob {bob[:200].decode(errors='replace')}, Alice {alice.decode()}"
+    return "; ".join(f"{k}: Bob {json.dumps(theirs.get(k))}, Alice {json.dumps(ours.get(k))}" for k in names)
+
+
 def _u64s(*values: int) -> bytes:
     return struct.pack(f"<{len(values)}Q", *values)
 
@@ -483,7 +494,9 @@ class AliceSession:
 
     def __init__(self, records: Records, params: Params, auth_key: AuthKey) -> None:
         if not isinstance(records, Records) or records.intensity is None:
-            raise _validate.InvalidArgumentError("alice_records: expected Records with intensity labels")
+            raise _validate.InvalidArgumentError(
+                "alice_records: expected Alice's Records, with intensity labels (Bob's have none)"
+            )
         self._records = records
         self._shared = _Shared(params)
         self._sealer = make_sealer(auth_key, is_alice=True)
@@ -594,7 +607,7 @@ class AliceSession:
                     f"protocol versions differ: Bob speaks {theirs}, Alice {PROTOCOL}; "
                     "both ends need the same qitcore release"
                 )
-            raise QkdAbort(f"parameters differ: Bob {payload.decode(errors='replace')}, Alice {expected.decode()}")
+            raise QkdAbort(f"parameters differ: {_differences(payload, expected)}")
         return b""
 
     def _sift(self, payload: bytes) -> bytes:
@@ -710,6 +723,12 @@ class BobSession:
     def __init__(self, records: Records, params: Params, channel: Channel) -> None:
         if not isinstance(records, Records):
             raise _validate.InvalidTypeError(f"bob_records: expected Records, got {type(records).__name__}")
+        if records.intensity is not None:
+            # Bob never learns which intensity was sent: records that say are Alice's, and a key
+            # distilled from them would be known to whoever holds her file.
+            raise _validate.InvalidArgumentError(
+                "bob_records: these are Alice's records (they carry intensity labels); Bob needs his own"
+            )
         self._records = records
         self._shared = _Shared(params)
         self._channel = channel

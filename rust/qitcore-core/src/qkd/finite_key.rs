@@ -41,15 +41,12 @@ impl Decoys {
     pub fn validate(&self) -> Result<()> {
         let [m1, m2, m3] = self.mu;
         if !(m3 >= 0.0 && m2 > m3 && m1 > m2 + m3 && m1.is_finite()) {
-            return Err(Error::argument(
-                "intensities",
-                format!("need mu1 > mu2 + mu3 and mu2 > mu3 >= 0, got {:?}", self.mu),
-            ));
+            return Err(Error::argument("mu", format!("need mu1 > mu2 + mu3 and mu2 > mu3 >= 0, got {:?}", self.mu)));
         }
         let sum: f64 = self.p.iter().sum();
         if self.p.iter().any(|&q| !(q > 0.0 && q < 1.0)) || (sum - 1.0).abs() > 1e-9 {
             return Err(Error::argument(
-                "probabilities",
+                "p",
                 format!("need three probabilities in (0, 1) summing to 1, got {:?}", self.p),
             ));
         }
