@@ -96,7 +96,7 @@ class KMEClient:
                 except (OSError, http.client.HTTPException) as exc:
                     self._conn.close()
                     self._conn = None
-                    raise ChannelClosed(f"KME at {self._host}:{self._port}: {exc}") from None
+                    raise ChannelClosed(f"KME at {show_host_port(self._host, self._port)}: {exc}") from None
         if len(payload) > MAX_ANSWER:
             self.close()
             raise KMEError(f"HTTP {response.status} with a body over {MAX_ANSWER} bytes", status=response.status)

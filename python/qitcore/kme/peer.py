@@ -219,9 +219,8 @@ class PeerClient:
                 if self._conn is not None:
                     self._conn[0].close()
                 self._conn = None
-                raise ChannelClosed(
-                    f"peer KME at {self._settings.peer_host}:{self._settings.peer_port}: {exc}"
-                ) from None
+                where = show_host_port(self._settings.peer_host, self._settings.peer_port)
+                raise ChannelClosed(f"peer KME at {where}: {exc}") from None
         if reply_kind == ERROR:
             raise KMEUnavailable(f"peer KME: {reply.decode(errors='replace')}")
         return reply
