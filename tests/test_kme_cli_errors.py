@@ -78,6 +78,10 @@ def test_serve_reports_an_unwritable_folder_and_store_in_one_line(
     _one_line_error(capsys, ["kme", "serve", "--config", str(config), "--no-source"], "store: cannot open")
     config.write_text('[kme]\nsaes = ["A"]\n[connections]\nidle_timeout = 0\n')
     _one_line_error(capsys, ["kme", "serve", "--config", str(config)], "[connections] idle_timeout")
+    # A bad address is refused before the local set-up writes its certificates and keys.
+    fresh = tmp_path / "fresh"
+    _one_line_error(capsys, ["kme", "serve", "--dir", str(fresh), "--listen", "[::1]"], "--listen: expected HOST:PORT")
+    assert not fresh.exists()
 
 
 def test_serving_without_aiohttp_says_what_to_install(

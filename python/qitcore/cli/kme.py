@@ -120,6 +120,8 @@ def _serve(args: argparse.Namespace) -> int:
     from ..kme.pki import local_pki
     from ..qkd import Params
 
+    # Checked before anything is written: a bad address must not leave a folder of keys behind.
+    address = host_port("--listen", args.listen) if args.listen else None
     if args.config is None:
         folder = Path(args.dir)
         local_pki(folder, ["SAE-A", "SAE-B"])
@@ -129,9 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         config_path = Path(args.config)
     settings = load(config_path)
-    host, port = settings.host, settings.port
-    if args.listen:
-        host, port = host_port("--listen", args.listen)
+    host, port = address or (settings.host, settings.port)
     _enough_descriptors(settings.connections.max_connections)
     # What has started is stopped in reverse order, also when a later part fails to start.
     with contextlib.ExitStack() as running:
