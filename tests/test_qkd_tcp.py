@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -425,3 +426,34 @@ def test_bob_gives_up_on_connections_closed_before_any_answer_in_time(link: qkd.
         stop.set()
         thread.join(5)
         server.close()
+
+
+def test_bob_gives_up_with_the_most_telling_reason_seen(link: qkd.SimulatedLink) -> None:
+    """An Alice holding another key closes Bob's connections unanswered, then stops listening:
+    Bob's last try is refused, and his message still says what the earlier ones showed."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def close_some_then_stop() -> None:
+        server.settimeout(0.2)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            with contextlib.suppress(OSError):
+                server.accept()[0].close()
+        server.close()
+
+    thread = threading.Thread(target=close_some_then_stop, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ChannelClosed) as failure:
+            closing = qkd.TcpChannel(KEY, "127.0.0.1", port, timeout=5, retry=2)
+            with closing:
+                qkd.BobSession(link.bob, qkd.Params(), closing).run()
+    finally:
+        thread.join(5)
+        server.close()
+    assert re.fullmatch(
+        rf"cannot connect to 127\.0\.0\.1:{port}: .*refused \(tried for \d+\.\d s\); before that, the peer closed "
+        r"the connection before Alice answered: is she running, with the same pre-shared key \(or key pool\) as Bob\?",
+        str(failure.value),
+    ), failure.value

@@ -383,11 +383,10 @@ class TcpChannel(Channel):
                 if self._answered:
                     raise
                 self._sock.close()
+                why = f"{exc} before Alice answered: is she running, with the same pre-shared key (or key pool) as Bob?"
+                self._tries.seen = why
                 if not self._tries.pause():
-                    raise ChannelClosed(
-                        f"{exc} before Alice answered: is she running, with the same pre-shared key "
-                        f"(or key pool) as Bob?{self._tries.waited()}"
-                    ) from None
+                    raise ChannelClosed(f"{why}{self._tries.waited()}") from None
                 self._sock = _connect(*self._where, self._timeout, self._tries)
                 self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 continue
@@ -406,6 +405,9 @@ class _Tries:
         self.retry = retry
         self.started = time.monotonic()
         self._next_pause = 0.05
+        self.seen = ""
+        """What an earlier try ended with, when it says more than the last (a connection Alice
+        closed unanswered, before she stopped listening)."""
 
     def pause(self) -> bool:
         """Sleeps before the next try; False when the time is up (no sleep then)."""
@@ -419,6 +421,9 @@ class _Tries:
     def waited(self) -> str:
         return f" (tried for {time.monotonic() - self.started:.1f} s)" if self.retry else ""
 
+    def earlier(self) -> str:
+        return f"; before that, {self.seen}" if self.seen else ""
+
 
 def _connect(host: str, port: int, timeout: float, tries: _Tries) -> socket.socket:
     where = _validate.show_host_port(host, port)
@@ -428,7 +433,7 @@ def _connect(host: str, port: int, timeout: float, tries: _Tries) -> socket.sock
         except (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError) as exc:
             # Alice may not be listening yet: Bob started first is not an error until the time is up.
             if not tries.pause():
-                raise ChannelClosed(f"cannot connect to {where}: {exc}{tries.waited()}") from None
+                raise ChannelClosed(f"cannot connect to {where}: {exc}{tries.waited()}{tries.earlier()}") from None
         except OSError as exc:
             raise ChannelClosed(f"cannot connect to {where}: {exc}") from None
 
