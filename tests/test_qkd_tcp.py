@@ -457,3 +457,25 @@ def test_bob_gives_up_with_the_most_telling_reason_seen(link: qkd.SimulatedLink)
         r"the connection before Alice answered: is she running, with the same pre-shared key \(or key pool\) as Bob\?",
         str(failure.value),
     ), failure.value
+
+
+def test_a_bob_accepted_but_never_answered_is_told_why() -> None:
+    """A listener that accepts and stays silent (Alice busy with another Bob) times Bob out with a
+    message that says what it saw."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        held: list[socket.socket] = []
+
+        def accept_and_hold() -> None:
+            held.append(server.accept()[0])
+
+        thread = threading.Thread(target=accept_and_hold, daemon=True)
+        thread.start()
+        channel = qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1], timeout=0.5)
+        with channel, pytest.raises(ChannelError) as failure:
+            qkd.BobSession(qkd.LinkModel().simulate(100_000, seed=3).bob, qkd.Params(), channel).run()
+        thread.join(5)
+        for s in held:
+            s.close()
+    assert str(failure.value) == (
+        "timed out waiting for the peer: Alice accepted but did not answer (is she serving another Bob?)"
+    )

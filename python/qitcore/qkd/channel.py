@@ -290,6 +290,9 @@ def send_frame(sock: socket.socket, frame: bytes) -> None:
     sock.sendall(LENGTH.pack(len(frame)) + frame)
 
 
+_TIMED_OUT = "timed out waiting for the peer"
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
     # Grows with what arrives (1 MiB at a time at most), so a frame that never comes costs nothing.
     chunks = bytearray()
@@ -297,7 +300,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
         try:
             chunk = sock.recv(min(n - len(chunks), 1 << 20))
         except TimeoutError:
-            raise ChannelError("timed out waiting for the peer") from None
+            raise ChannelError(_TIMED_OUT) from None
         except OSError as exc:
             raise ChannelClosed(f"connection failed: {exc}") from None
         if not chunk:
@@ -390,6 +393,11 @@ class TcpChannel(Channel):
                 self._sock = _connect(*self._where, self._timeout, self._tries)
                 self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 continue
+            except ChannelError as exc:
+                if self._answered or str(exc) != _TIMED_OUT:
+                    raise
+                # Accepted and never answered: Alice serves one Bob at a time.
+                raise ChannelError(f"{exc}: Alice accepted but did not answer (is she serving another Bob?)") from None
             self._answered = True
             return reply
 
