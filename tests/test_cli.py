@@ -163,6 +163,7 @@ def test_qkd_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
             (["qkd", "simulate", "--misalignment", "0.5"],
              "--misalignment: expected a number at least 0 and below 0.5, got 0.5"),
             (["qkd", "simulate", "--seed", "-1"], "--seed: expected a whole number >= 0, got '-1'"),
+            (["qkd", "simulate", "--eps-sec", "1e-400"], "argument --eps-sec: '1e-400' is too small to be told from 0"),
             (["qkd", "simulate", "--pulses", "1e30"], "'1e30' is too large (at most 1,099,511,627,776)"),
             (["qkd", "proxy", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--delay-ms", "1",
               "--max-connections", "2000"], "--max-connections: must be at most 1024"),

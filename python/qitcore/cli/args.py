@@ -155,9 +155,13 @@ def natural(text: str) -> int:
 
 def real(text: str) -> float:
     """A finite real number (``0.5``, ``1e-12``)."""
-    value = float(_decimal(text))
+    exact = _decimal(text)
+    value = float(exact)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is out of range")
+    if value == 0 and exact != 0:
+        # 1e-400 would reach the checks as 0.0, and their message would not be what was typed.
+        raise argparse.ArgumentTypeError(f"{text!r} is too small to be told from 0")
     return value
 
 
