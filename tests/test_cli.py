@@ -181,9 +181,9 @@ def test_qkd_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
             # An end's records are its own; its outputs never replace its inputs; timeouts the
             # socket layer can keep; and the messages name the options typed.
             (["qkd", "bob", "--connect", "127.0.0.1:9", "--records", str(tmp_path / "alice.npz"), *auth],
-             f"--records {tmp_path / 'alice.npz'}: these are Alice's records (intensity labels); Bob needs his"),
+             "qitcore: error: --records: these are Alice's (they carry intensity labels); Bob needs his"),
             (["qkd", "alice", "--listen", "127.0.0.1:0", "--records", str(tmp_path / "bob.npz"), *auth],
-             f"--records {tmp_path / 'bob.npz'}: these are Bob's records (no intensity labels); Alice needs hers"),
+             "qitcore: error: --records: these are Bob's (no intensity labels); Alice needs hers"),
             (["qkd", "alice", "--listen", "127.0.0.1:0", "--records", str(tmp_path / "empty.npz"), *auth],
              f"{tmp_path / 'empty.npz'}: not a records file"),
             (["qkd", "alice", "--listen", "127.0.0.1:0", "--records", str(tmp_path / "alice.npz"), *auth,

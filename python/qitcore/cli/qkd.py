@@ -266,12 +266,13 @@ def _peer_inputs(args: argparse.Namespace) -> tuple[AuthKey, Records]:
     records."""
     from ..qkd import KeyPool
     from ..qkd.channel import read_auth_key
+    from ..qkd.session import check_records
 
     if args.auth_pool is None:
-        return read_auth_key(args.auth_key_file, "--auth-key-file"), _records(args.records, args.role)
+        return read_auth_key(args.auth_key_file, "--auth-key-file"), check_records(_records(args.records), args.role)
     pool = KeyPool(args.auth_pool)
     try:
-        return pool, _records(args.records, args.role)
+        return pool, check_records(_records(args.records), args.role)
     except BaseException:
         pool.close()
         raise
@@ -284,23 +285,9 @@ def _close(auth_key: AuthKey) -> None:
         auth_key.close()
 
 
-def _records(path: str, role: str) -> Records:
-    """``role``'s records from an .npz file (qkd simulate --save-records) or a QDP/1 capture of a
-    device's DETECTIONS frames (any other file).
-
-    Raises:
-        SampleFileError: the file cannot be read or holds no records.
-        InvalidArgumentError: they are the other end's (Alice's carry intensity labels, Bob's none).
-    """
-    records = _read_records(path)
-    if role == "alice" and records.intensity is None:
-        raise InvalidArgumentError(f"--records {path}: these are Bob's records (no intensity labels); Alice needs hers")
-    if role == "bob" and records.intensity is not None:
-        raise InvalidArgumentError(f"--records {path}: these are Alice's records (intensity labels); Bob needs his")
-    return records
-
-
-def _read_records(path: str) -> Records:
+def _records(path: str) -> Records:
+    """Records from an .npz file (qkd simulate --save-records) or a QDP/1 capture of a device's
+    DETECTIONS frames (any other file)."""
     from ..qkd import Records
     from ..qkd.device import read_detections
 

@@ -488,16 +488,31 @@ TRANSITIONS: dict[State, dict[int, State]] = {
 the session with :class:`~qitcore.errors.AuthenticationError`. FINISHED and FAILED accept none."""
 
 
+def check_records(records: object, end: str) -> Records:
+    """``records`` if they are ``end``'s (``"alice"`` or ``"bob"``): Alice's carry intensity
+    labels, Bob's none. Bob never learns which intensity was sent, so records that say are
+    Alice's, and a key distilled from them at both ends would be known to whoever holds her file.
+    Callers that connect before making a session (the command line) check first with this.
+
+    Raises:
+        InvalidTypeError: not :class:`Records`.
+        InvalidArgumentError: the other end's records.
+    """
+    if not isinstance(records, Records):
+        raise _validate.InvalidTypeError(f"records: expected Records, got {type(records).__name__}")
+    if end == "alice" and records.intensity is None:
+        raise _validate.InvalidArgumentError("records: these are Bob's (no intensity labels); Alice needs hers")
+    if end == "bob" and records.intensity is not None:
+        raise _validate.InvalidArgumentError("records: these are Alice's (they carry intensity labels); Bob needs his")
+    return records
+
+
 class AliceSession:
     """Alice's end: answers Bob's messages (:meth:`handle_frame`) and, once Bob confirms, holds
     the key (:meth:`result`)."""
 
     def __init__(self, records: Records, params: Params, auth_key: AuthKey) -> None:
-        if not isinstance(records, Records) or records.intensity is None:
-            raise _validate.InvalidArgumentError(
-                "alice_records: expected Alice's Records, with intensity labels (Bob's have none)"
-            )
-        self._records = records
+        self._records = check_records(records, "alice")
         self._shared = _Shared(params)
         self._sealer = make_sealer(auth_key, is_alice=True)
         self._sealer.limit_frames(self.frame_limit())
@@ -721,15 +736,7 @@ class BobSession:
     """Bob's end: drives the session over ``channel`` and returns his key and the report."""
 
     def __init__(self, records: Records, params: Params, channel: Channel) -> None:
-        if not isinstance(records, Records):
-            raise _validate.InvalidTypeError(f"bob_records: expected Records, got {type(records).__name__}")
-        if records.intensity is not None:
-            # Bob never learns which intensity was sent: records that say are Alice's, and a key
-            # distilled from them would be known to whoever holds her file.
-            raise _validate.InvalidArgumentError(
-                "bob_records: these are Alice's records (they carry intensity labels); Bob needs his own"
-            )
-        self._records = records
+        self._records = check_records(records, "bob")
         self._shared = _Shared(params)
         self._channel = channel
         _pool_before(channel.sealer, self._shared.report)
