@@ -216,6 +216,20 @@ def test_keyword_options_are_checked_as_the_url_is() -> None:
         assert len(s.read(100)) == 100
 
 
+def test_refusals_echo_the_value_as_given() -> None:
+    """A number is shown as the number, text as quoted text; only what is longer than 60
+    characters is cut (with "..."), so a short value is never shown as if it went on."""
+    given = [("epsilon", 2.0, "got 2.0"), ("buffer_bytes", -5, "got -5"), ("epsilon", "2", "got '2'"),
+             ("buffer_bytes", 2**80, f"got {2**80}")]  # fmt: skip
+    for name, value, shown in given:
+        with pytest.raises(InvalidArgumentError) as info:
+            qitcore.open("sim://", **{name: value})
+        assert str(info.value).endswith(shown), info.value
+    with pytest.raises(InvalidArgumentError) as info:
+        qitcore.open("sim://?rate=" + "9" * 500)
+    assert str(info.value).endswith("got '" + "9" * 59 + "...") and len(str(info.value)) < 200
+
+
 def test_a_device_that_claims_impossible_entropy_is_refused() -> None:
     """Numbers from a device are checked as those from a user: /dev/hwrng's quality from sysfs."""
     import tempfile

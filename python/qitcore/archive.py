@@ -119,7 +119,8 @@ def _assess_one(path: str, shown: str, options: _Options) -> tuple[FileAssessmen
         return record, page
     except QitError as exc:
         # The file's own problem: recorded, so that the other files' results are kept.
-        message = str(exc).removeprefix(f"{path}: ")
+        # Its samples are the API's ``data``: the record names the file already.
+        message = str(exc).removeprefix(f"{path}: ").removeprefix("data: ")
         return FileAssessment(shown, size, sha256, None, None, time.perf_counter() - start, message), None
 
 

@@ -99,13 +99,18 @@ def _as_options(message: str, options: dict[str, str]) -> str:
     """
     name, colon, rest = message.partition(":")
     if colon and name.isidentifier() and name in options:
-        return f"{options[name]}:{rest}"
+        shown = options[name]
+        # A file's name: a message that goes on with it needs no prefix ("x.bin holds 0 bits").
+        return rest.lstrip() if rest.lstrip().startswith(f"{shown} ") else f"{shown}:{rest}"
     return message
 
 
 def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
     """The ``dest`` of each argument and how it is written: its long option, or a positional's
-    metavar; in ``parser`` and the subcommands' parsers ``args`` chose below it."""
+    metavar; in ``parser`` and the subcommands' parsers ``args`` chose below it. A command whose
+    API call takes a file, or the samples read from it, declares the API's name for it with
+    ``set_defaults(files={"data": "file"})``: the file as typed names it (one file, when the
+    argument takes several)."""
     options: dict[str, str] = {}
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -117,4 +122,9 @@ def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[
                 options.setdefault(action.dest, str(action.metavar or action.dest.upper()))
         elif action.dest != "help":
             options.setdefault(action.dest, action.option_strings[-1])
+    for api_name, dest in getattr(args, "files", {}).items():
+        value = getattr(args, dest, None)
+        value = value[0] if isinstance(value, list) and len(value) == 1 else value
+        if isinstance(value, str):
+            options[api_name] = value
     return options

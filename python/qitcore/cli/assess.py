@@ -16,7 +16,7 @@ from .args import Commands, UsageError, check_output_folders, count, natural, re
 
 def add_parsers(sub: Commands) -> None:
     a = sub.add_parser("assess", help="NIST SP 800-90B entropy assessment of sample files")
-    a.add_argument("files", nargs="+", metavar="FILE", help="samples, one per byte; several are compared")
+    a.add_argument("paths", nargs="+", metavar="FILE", help="samples, one per byte; several are compared")
     a.add_argument(
         "--bits-per-symbol", type=count, default=None, help="1-8; every sample must fit (default: the widest sample's)"
     )
@@ -24,7 +24,12 @@ def add_parsers(sub: Commands) -> None:
     track.add_argument("--iid", action="store_true", help="the IID track")
     track.add_argument("--non-iid", action="store_true", help="the non-IID track (default)")
     track.add_argument("--both", action="store_true", help="both tracks")
-    a.add_argument("--truncate", action="store_true", help="assess only 1,000,000 bits of the bit string")
+    a.add_argument(
+        "--truncate",
+        dest="truncate_bitstring",
+        action="store_true",
+        help="assess only 1,000,000 bits of the bit string",
+    )
     a.add_argument("--subset", metavar="INDEX,SAMPLES", help="one file: assess only block INDEX of SAMPLES samples")
     a.add_argument(
         "--permutations", type=count, default=_core.DEFAULT_PERMUTATIONS, help="IID: most permutations (%(default)s)"
@@ -43,7 +48,7 @@ def add_parsers(sub: Commands) -> None:
         help="write a self-contained HTML report (several files: a comparison linking a report per file)",
     )
     a.add_argument("--quiet", action="store_true", help="no terminal output")
-    a.set_defaults(func=assess)
+    a.set_defaults(func=assess, files={"data": "paths"})
 
     r = sub.add_parser("restart", help="SP 800-90B restart tests on 1000 restarts x 1000 samples")
     r.add_argument("file", help="1,000,000 samples, restart after restart")
@@ -51,7 +56,7 @@ def add_parsers(sub: Commands) -> None:
     r.add_argument(
         "--bits-per-symbol", type=count, default=None, help="1-8; every sample must fit (default: the widest sample's)"
     )
-    r.set_defaults(func=restart)
+    r.set_defaults(func=restart, files={"data": "file"})
 
 
 def assess(args: argparse.Namespace) -> int:
@@ -63,8 +68,8 @@ def assess(args: argparse.Namespace) -> int:
 
 
 def _assess(args: argparse.Namespace) -> int:
-    if len(args.files) == 1 and not (args.both or args.jsonl or args.scheduler or args.jobs > 1):
-        return _assess_file(args, args.files[0])
+    if len(args.paths) == 1 and not (args.both or args.jsonl or args.scheduler or args.jobs > 1):
+        return _assess_file(args, args.paths[0])
     return _assess_files(args)
 
 
@@ -94,7 +99,7 @@ def _assess_file(args: argparse.Namespace, path: str) -> int:
         if not quiet:
             print("running the non-IID estimators ...", file=sys.stderr)
         non_iid_result = entropy.assess_non_iid(
-            data, bits_per_symbol=args.bits_per_symbol, truncate_bitstring=args.truncate
+            data, bits_per_symbol=args.bits_per_symbol, truncate_bitstring=args.truncate_bitstring
         )
         bits = non_iid_result.bits_per_symbol
         if not quiet:
@@ -141,15 +146,15 @@ def _assess_files(args: argparse.Namespace) -> int:
         raise UsageError("assess: --json writes one file's result; use --jsonl for several (see qitcore assess --help)")
     if args.subset:
         raise UsageError("assess: --subset reads a block of one file; give one file (see qitcore assess --help)")
-    check_output_folders(inputs=args.files, jsonl=args.jsonl, report=args.report)
+    check_output_folders(inputs=args.paths, jsonl=args.jsonl, report=args.report)
     track = "both" if args.both else ("iid" if args.iid else "non-iid")
     paths, options, jobs = archive._check(
-        args.files,
+        args.paths,
         track,
         args.bits_per_symbol,
         args.permutations,
         args.seed,
-        args.truncate,
+        args.truncate_bitstring,
         args.jobs,
         None,
         report=bool(args.report),

@@ -15,10 +15,11 @@ _METHODS = ("toeplitz", "modified-toeplitz", "sha256", "sha3-256")
 
 def add_parsers(sub: Commands) -> None:
     e = sub.add_parser("extract", help="extract a file of raw samples or bits (Toeplitz, constant memory)")
-    e.add_argument("input", metavar="IN", help="raw samples (one a byte) or packed bits; a file or a FIFO")
+    e.add_argument("src", metavar="IN", help="raw samples (one a byte) or packed bits; a file or a FIFO")
     e.add_argument(
         "-o",
         "--output",
+        dest="dst",
         metavar="OUT",
         required=True,
         help="the output file (written atomically), or - for stdout (a pipe; the fresh seed needs --save-seed)",
@@ -42,7 +43,11 @@ def add_parsers(sub: Commands) -> None:
         help=f"distance from uniform per block, with --min-entropy ({power_of_two(_core.Stream.DEFAULT_EPSILON)})",
     )
     e.add_argument(
-        "--format", choices=("samples", "bits"), default="samples", help="samples (one a byte) or packed bits (samples)"
+        "--format",
+        dest="input_format",
+        choices=("samples", "bits"),
+        default="samples",
+        help="samples (one a byte) or packed bits (samples)",
     )
     e.add_argument(
         "--bits-per-sample", metavar="BITS", type=count, default=8, help="1-8; every sample must fit (%(default)s)"
@@ -59,7 +64,7 @@ def add_parsers(sub: Commands) -> None:
         help="run on the Dask cluster at tcp://HOST:PORT: workers read and write ranges (shared file system)",
     )
     e.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    e.set_defaults(func=run)
+    e.set_defaults(func=run, files={"src": "src"})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +79,7 @@ def _extract(args: argparse.Namespace) -> int:
     from ..extract_file import extract_file
     from ..report.progress import FileProgress
 
-    output = args.output
+    output = args.dst
     if output == "-":
         if sys.stdout.isatty():
             raise UsageError("extract: refusing to write binary to a terminal; give -o FILE or redirect stdout")
@@ -91,14 +96,14 @@ def _extract(args: argparse.Namespace) -> int:
         client = connect(args.scheduler)
     try:
         result = extract_file(
-            args.input,
-            output,
+            src=args.src,
+            dst=output,
             method=args.method,
             n=args.n,
             m=args.m,
             min_entropy=args.min_entropy,
             eps=args.eps,
-            input_format=args.format,
+            input_format=args.input_format,
             bits_per_sample=args.bits_per_sample,
             bitorder=args.bitorder,
             seed_file=args.seed_file,
@@ -111,10 +116,10 @@ def _extract(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()  # type: ignore[no-untyped-call]
     if not args.quiet:
-        unit = "samples" if args.format == "samples" else "bytes"
-        piped = args.output == "-"
+        unit = "samples" if args.input_format == "samples" else "bytes"
+        piped = args.dst == "-"
         print(
-            f"{'stdout' if piped else args.output}: {result.blocks:,} blocks of {result.n} -> {result.m} bits "
+            f"{'stdout' if piped else args.dst}: {result.blocks:,} blocks of {result.n} -> {result.m} bits "
             f"({args.method}), {-(-result.bits_out // 8):,} bytes from {result.bytes_read:,} {unit}; "
             f"{result.dropped_bits} trailing bits not in a whole block dropped",
             # The summary never goes into the random bytes.

@@ -33,7 +33,7 @@ def add_parsers(sub: Commands) -> None:
     h.add_argument(
         "--subset", metavar="INDEX,SAMPLES", help="test only block INDEX of SAMPLES samples (indices count from it)"
     )
-    h.set_defaults(func=run)
+    h.set_defaults(func=run, files={"data": "file"})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,12 @@ def add_parsers(sub: Commands) -> None:
         ),
     )
     serve_p.add_argument(
-        "--device", action="append", default=[], metavar="URL", help="a device to serve from (repeatable), e.g. sim://"
+        "--device",
+        dest="devices",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a device to serve from (repeatable), e.g. sim://",
     )
     serve_p.add_argument("--config", metavar="FILE", help="a TOML configuration (see docs/service.md)")
     serve_p.add_argument(
@@ -47,6 +52,7 @@ def add_parsers(sub: Commands) -> None:
     serve_p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics here (off by default)")
     serve_p.add_argument(
         "--buffer",
+        dest="buffer_bytes",
         type=count,
         metavar="BYTES",
         help="extracted bytes held ready, all devices together, filled at once (8 MiB)",
@@ -105,12 +111,12 @@ def serve(args: argparse.Namespace) -> int:
     def make() -> Any:
         return build(
             args.config,
-            devices=args.device,
+            devices=args.devices,
             socket=args.socket,
             feed_kernel=args.feed_kernel,
             metrics=args.metrics,
             https=https,
-            buffer_bytes=args.buffer,
+            buffer_bytes=args.buffer_bytes,
         )
 
     import logging

@@ -168,8 +168,11 @@ class Param:
             raise InvalidArgumentError(f"{self.name}: {exc}") from None
 
     def _refuse(self, value: object) -> InvalidArgumentError:
-        shown = value if isinstance(value, str) and len(value) <= 60 else f"{str(value)[:60]}..."
-        return InvalidArgumentError(f"{self.name}: expected {self.describe()}, got {shown!r}")
+        # Text as typed is quoted; a number is shown as a number. Either is cut at 60 characters,
+        # since a URL's value may be anything, of any size.
+        text = repr(value) if isinstance(value, str) else str(value)
+        shown = text if len(text) <= 60 else f"{text[:60]}..."
+        return InvalidArgumentError(f"{self.name}: expected {self.describe()}, got {shown}")
 
 
 def _show(x: float | None) -> str:

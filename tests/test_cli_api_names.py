@@ -1,0 +1,108 @@
+"""The command line's errors name what the user typed. The API's argument errors begin with the
+API's parameter name (``buffer_bytes: ...``), which the command line writes as the option that
+gave it: that works only when each option's ``dest`` is the API parameter it feeds, or when a
+command declares the name (``set_defaults(files=...)``). These tests read every command's source,
+so a new call that passes an option under another name fails here, and run the cases that did."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+import qitcore.cli
+from qitcore.cli import main
+
+CLI = Path(qitcore.cli.__file__).parent
+
+# Keyword arguments fed from an option of another name, each for a reason no error can show.
+RENAMED_ON_PURPOSE = {
+    ("commandline", "command_line"),  # recorded in reports as typed, never checked
+    ("retry", "timeout"),  # Bob retries for as long as he waits: the timeout, checked as --timeout
+    ("inputs", "paths"),  # outputs checked against the inputs: the errors name the output's option
+}
+
+
+def _keyword_feeds() -> list[tuple[str, int, str, str]]:
+    """(file, line, keyword, dest) for every call ``f(keyword=args.dest)`` in the CLI package."""
+    found = []
+    for path in sorted(CLI.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            for kw in node.keywords:
+                value = kw.value
+                if (
+                    kw.arg is not None
+                    and isinstance(value, ast.Attribute)
+                    and isinstance(value.value, ast.Name)
+                    and value.value.id == "args"
+                ):
+                    found.append((path.name, kw.lineno, kw.arg, value.attr))
+    return found
+
+
+def test_options_feed_the_api_parameters_of_their_own_name() -> None:
+    feeds = _keyword_feeds()
+    assert len(feeds) > 40  # the scan sees the commands' calls
+    renamed = [f"{f}:{line}: {k}=args.{d}" for f, line, k, d in feeds if k != d and (k, d) not in RENAMED_ON_PURPOSE]
+    assert not renamed, "give the option dest=<the API parameter> (see _as_options): " + "; ".join(renamed)
+
+
+def test_every_declared_file_argument_exists() -> None:
+    parser = qitcore.cli._parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    declared = 0
+    for name, sub in commands.items():
+        files = sub.get_default("files") or {}
+        dests = {a.dest for a in sub._actions}
+        assert set(files.values()) <= dests, (name, files)
+        declared += len(files)
+    assert declared >= 4
+
+
+@pytest.fixture
+def wide(tmp_path: Path) -> Path:
+    path = tmp_path / "wide.bin"
+    path.write_bytes(np.random.default_rng(1).integers(16, 256, 5000, dtype=np.uint8).tobytes())
+    return path
+
+
+def test_errors_name_the_file_or_option_not_the_api_parameter(
+    tmp_path: Path, wide: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    other = tmp_path / "other.bin"
+    other.write_bytes(wide.read_bytes())
+    cases = [
+        (["assess", str(wide), "--bits-per-symbol", "4"], f"{wide}: the sample at offset 0 (value "),
+        (["assess", str(wide), "--iid", "--bits-per-symbol", "4"], f"{wide}: the sample at offset 0 (value "),
+        (["restart", str(wide), "4"], f"{wide}: restart tests need 1000 × 1000 = 1000000 samples, got 5000"),
+        (["health", str(wide), "--min-entropy", "1", "--bits-per-sample", "4"], f"{wide}: the sample at offset 0"),
+        (["health", str(wide), "--min-entropy", "1", "--bits-per-sample", "4", "--fips"],
+         f"{wide}: the sample at offset 0"),
+        (["extract", str(empty), "-o", str(tmp_path / "o"), "-m", "8"], f"{empty} holds 0 bits, fewer than one block"),
+        (["extract", str(wide), "-o", str(wide), "-m", "8"], f"--output: {wide} is the input"),
+        (["extract", str(wide), "-o", str(tmp_path / "o"), "-m", "8", "--bits-per-sample", "4"],
+         f"{wide}: the sample at offset 0 is "),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("qitcore: error: ")]
+        assert len(err) == 1 and err[0].startswith(f"qitcore: error: {message}"), (argv, err)
+    # Several files: one line for each, naming it.
+    assert main(["assess", str(wide), str(other), "--bits-per-symbol", "4"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("qitcore: error: ")]
+    assert len(err) == 2, err
+    for path, line in zip([wide, other], err, strict=True):
+        assert line.startswith(f"qitcore: error: {path}: the sample at offset 0 (value "), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.bin", "other.bin", "wide.bin"]
+
+
+def test_serve_names_its_buffer_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["serve", "--device", "sim://", "--socket", str(tmp_path / "s"), "--buffer", str(2**63 - 1)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("qitcore: error: --buffer: must be at most ")
+    assert list(tmp_path.iterdir()) == []
