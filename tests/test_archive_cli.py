@@ -241,7 +241,9 @@ def test_ctrl_c_on_a_local_cluster_stops_its_workers_and_leaves_no_output(tmp_pa
             proc.kill()
             proc.wait()
     assert proc.returncode == 130 and err.splitlines()[-1] == "qitcore: interrupted", err
-    assert "AssertionError" not in err, err
+    # The workers never see the terminal's Ctrl-C (they were spawned with it blocked): no worker
+    # interrupted mid-import prints its traceback.
+    assert "AssertionError" not in err and "Traceback" not in err, err
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, alive
     assert sorted(p.name for p in tmp_path.iterdir()) == ["markov-0.bin", "markov-1.bin"]

@@ -280,16 +280,53 @@ def local_cluster(workers: int, *, threads: int | None = None, log_level: int | 
 
     distributed = _dask()
     each = threads if threads is not None else max(1, (os.cpu_count() or 1) // workers)
-    return distributed.LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.ERROR if log_level is None else log_level,
-        env={"RAYON_NUM_THREADS": str(each)},
+    return _without_ctrl_c(
+        lambda: distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            silence_logs=logging.ERROR if log_level is None else log_level,
+            env={"RAYON_NUM_THREADS": str(each)},
+        )
     )
+
+
+def _without_ctrl_c(start: Callable[[], Any]) -> Any:
+    """``start()`` run in a thread that blocks SIGINT, waited for here. The threads it starts (Dask's
+    event loop) and the processes they spawn (the workers) inherit the blocked signal, so a
+    terminal's Ctrl-C, which goes to the whole foreground process group, reaches this process
+    alone: the workers are this process's to stop (it closes the cluster), and a worker
+    interrupted while it imports printed a traceback each. Where signals cannot be blocked
+    (not POSIX) ``start`` runs here."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask"):
+        return start()
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        from multiprocessing import resource_tracker
+
+        try:
+            # Started first: starting it unblocks SIGINT in the thread that starts it.
+            resource_tracker.ensure_running()
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            outcome.append(start())
+        except BaseException as exc:  # raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="qitcore-cluster-start", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)  # the caller's thread stays interruptible meanwhile
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def connect(address: str, *, timeout: float = 10.0) -> Client:
