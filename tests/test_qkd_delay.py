@@ -413,6 +413,33 @@ def test_a_target_nobody_listens_on_closes_the_client() -> None:
         assert sock.recv(1) == b""
 
 
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        return int(s.getsockname()[1])
+
+
+def test_a_target_that_is_the_proxy_itself_is_refused_however_written() -> None:
+    """The listening address written otherwise (a name, a wildcard) still reaches the proxy: each
+    forwarded connection would be accepted and forwarded again. Refused at start, its port freed."""
+    cases = [("127.0.0.1", "localhost"), ("0.0.0.0", "127.0.0.1"), ("0.0.0.0", "localhost")]
+    cases += [("::", "::1")] if ipv6_loopback() else []
+    for listen, target in cases:
+        port = _free_port("::1" if ":" in listen else "127.0.0.1")
+        proxy = DelayProxy((target, port), 0.001, listen=(listen, port))
+        with pytest.raises(InvalidArgumentError, match=r"^listen: the target .* is this proxy's own address"):
+            proxy.start()
+        with pytest.raises(ChannelError, match="not running"):
+            proxy.address  # noqa: B018
+        with socket.create_server((listen, port), family=socket.AF_INET6 if ":" in listen else socket.AF_INET):
+            pass  # the port was let go
+    # Another port of this machine, or the same port on an address the proxy does not listen on,
+    # is a real target.
+    port = _free_port()
+    for target in [("127.0.0.1", _free_port()), ("127.0.0.2", port)]:
+        with DelayProxy(target, 0.001, listen=("127.0.0.1", port)) as proxy:
+            assert proxy.address == ("127.0.0.1", port)
+
+
 def test_an_address_in_use_is_a_clear_error() -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         address = taken.getsockname()[:2]

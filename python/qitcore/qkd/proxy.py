@@ -234,6 +234,31 @@ class _Server:
                     await w.wait_closed()
 
 
+def _reaches(target: tuple[str, int], bound: tuple[str, int]) -> bool:
+    """Whether connecting to ``target`` reaches the socket listening on ``bound``: the same port,
+    and an address of the target that is the bound one, or, for a wildcard (``0.0.0.0`` serves
+    IPv4, ``::`` IPv6 only), an address of this machine (one a socket can bind)."""
+    host, port = target
+    if port != bound[1]:
+        return False
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # unresolvable now: each connection will say so
+    wildcard = {"0.0.0.0": socket.AF_INET, "::": socket.AF_INET6}.get(bound[0])
+    for family, _, _, _, address in found:
+        if address[0] == bound[0]:
+            return True
+        if family == wildcard:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.bind((address[0], 0))
+                except OSError:
+                    continue  # not an address of this machine
+                return True
+    return False
+
+
 class DelayProxy:
     """A delaying TCP proxy on a thread of its own (an asyncio loop), forwarding every connection
     on ``listen`` to ``target`` with ``one_way`` seconds (plus a jitter uniform in ``[0, jitter]``)
@@ -362,6 +387,15 @@ class DelayProxy:
             host, port = self._listen
             why = failure[0] if failure else f"not listening within {_START:g} s"
             raise ChannelError(f"proxy: cannot listen on {_validate.show_host_port(host, port)}: {why}")
+        bound = self.address
+        if _reaches(self._server.target, bound):
+            # Written differently from the listening address (a name, a wildcard): caught here, once
+            # the port is known, before a connection would be forwarded to the proxy again and again.
+            self.close()
+            raise InvalidArgumentError(
+                f"listen: the target {_validate.show_host_port(*self._server.target)} is this proxy's own "
+                f"address ({_validate.show_host_port(*bound)}): the proxy would forward to itself"
+            )
         return self
 
     def close(self) -> None:
