@@ -106,3 +106,21 @@ def test_serve_names_its_buffer_option(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("qitcore: error: --buffer: must be at most ")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["assess", "{wide}", "--bits-per-symbol", "9"],
+        ["restart", "{wide}", "4", "--bits-per-symbol", "9"],
+        ["health", "{wide}", "--min-entropy", "1", "--bits-per-sample", "9"],
+        ["extract", "{wide}", "-o", "{out}", "-m", "8", "--bits-per-sample", "9"],
+    ],
+)
+def test_symbol_widths_are_refused_when_the_command_line_is_read(
+    argv: list[str], wide: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before any work is announced ("running the non-IID estimators ..."): nothing but the error."""
+    assert main([a.format(wide=wide, out=tmp_path / "o") for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'9' is too large (at most 8)" in err, err

@@ -11,14 +11,27 @@ import sys
 from .. import _core, entropy
 from ..report.progress import Progress
 from ..report.terminal import files_table, iid_table, non_iid_table
-from .args import Commands, UsageError, check_output_folders, count, natural, real, subset, terminate_as_interrupt
+from .args import (
+    Commands,
+    UsageError,
+    check_output_folders,
+    count,
+    count_up_to,
+    natural,
+    real,
+    subset,
+    terminate_as_interrupt,
+)
 
 
 def add_parsers(sub: Commands) -> None:
     a = sub.add_parser("assess", help="NIST SP 800-90B entropy assessment of sample files")
     a.add_argument("paths", nargs="+", metavar="FILE", help="samples, one per byte; several are compared")
     a.add_argument(
-        "--bits-per-symbol", type=count, default=None, help="1-8; every sample must fit (default: the widest sample's)"
+        "--bits-per-symbol",
+        type=count_up_to(8),
+        default=None,
+        help="1-8; every sample must fit (default: the widest sample's)",
     )
     track = a.add_mutually_exclusive_group()
     track.add_argument("--iid", action="store_true", help="the IID track")
@@ -54,7 +67,10 @@ def add_parsers(sub: Commands) -> None:
     r.add_argument("file", help="1,000,000 samples, restart after restart")
     r.add_argument("h_i", type=real, help="the initial entropy estimate to validate (bits per sample)")
     r.add_argument(
-        "--bits-per-symbol", type=count, default=None, help="1-8; every sample must fit (default: the widest sample's)"
+        "--bits-per-symbol",
+        type=count_up_to(8),
+        default=None,
+        help="1-8; every sample must fit (default: the widest sample's)",
     )
     r.set_defaults(func=restart, files={"data": "file"})
 

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from .. import _core
-from .args import Commands, UsageError, count, positive_real, power_of_two, terminate_as_interrupt
+from .args import Commands, UsageError, count, count_up_to, positive_real, power_of_two, terminate_as_interrupt
 
 _METHODS = ("toeplitz", "modified-toeplitz", "sha256", "sha3-256")
 
@@ -50,7 +50,11 @@ def add_parsers(sub: Commands) -> None:
         help="samples (one a byte) or packed bits (samples)",
     )
     e.add_argument(
-        "--bits-per-sample", metavar="BITS", type=count, default=8, help="1-8; every sample must fit (%(default)s)"
+        "--bits-per-sample",
+        metavar="BITS",
+        type=count_up_to(8),
+        default=8,
+        help="1-8; every sample must fit (%(default)s)",
     )
     e.add_argument("--bitorder", choices=("big", "little"), default="big", help="bit order of bits and seed (big)")
     seed = e.add_mutually_exclusive_group()

@@ -7,14 +7,14 @@ import argparse
 from typing import Any
 
 from .. import entropy, health
-from .args import Commands, count, natural, positive_real, power_of_two, subset
+from .args import Commands, count, count_up_to, natural, positive_real, power_of_two, subset
 
 
 def add_parsers(sub: Commands) -> None:
     h = sub.add_parser("health", help="run the health tests over a capture and report where they fail")
     h.add_argument("file", help="samples, one per byte")
     h.add_argument("--min-entropy", type=positive_real, required=True, help="claimed min-entropy per sample (bits)")
-    h.add_argument("--bits-per-sample", type=count, default=8, help="1-8; every sample must fit (%(default)s)")
+    h.add_argument("--bits-per-sample", type=count_up_to(8), default=8, help="1-8; every sample must fit (%(default)s)")
     h.add_argument(
         "--alpha",
         type=positive_real,
