@@ -124,3 +124,50 @@ def test_symbol_widths_are_refused_when_the_command_line_is_read(
     assert main([a.format(wide=wide, out=tmp_path / "o") for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'9' is too large (at most 8)" in err, err
+
+
+def test_url_parameters_are_named_in_their_url_not_as_the_options_of_the_same_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A device URL's parameters share names with options (buffer_bytes and --buffer, alpha and
+    --alpha): a bad one written in the URL is the URL's, a bad option the option's."""
+    socket = str(tmp_path / "s")
+    out = str(tmp_path / "x.bin")
+    cases = [
+        (["serve", "--device", "sim://?buffer_bytes=abc", "--socket", socket],
+         "--device: sim://?buffer_bytes=abc: buffer_bytes: expected a whole number"),
+        (["stream", "--device", "sim://?alpha=5", "--bytes", "10", "-o", out],
+         "--device: sim://?alpha=5: alpha: expected a number"),
+        (["stream", "--device", "sim://?output=x", "--bytes", "10", "-o", out],
+         "--device: sim://?output=x: output: not a parameter of sim:// URLs"),
+        (["stream", "--device", "sim://", "--alpha", "5", "--bytes", "10", "-o", out], "--alpha: expected a number"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"qitcore: error: {message}") and err.count("\n") == 1, (argv, err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_declared_files_are_named_whatever_else_was_typed(
+    tmp_path: Path, wide: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An output named like the API's parameter (-o src, --json data) does not take the blame, the
+    seed file is named for its size, and a file named like a word of the message keeps its name."""
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    the = tmp_path / "the"
+    the.write_bytes(wide.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        (["assess", str(wide), "--json", "data", "--bits-per-symbol", "4"], f"{wide}: the sample at offset 0"),
+        (["extract", str(wide), "-o", "src", "-m", "8", "--bits-per-sample", "4"], f"{wide}: the sample at offset 0"),
+        (["extract", str(empty), "-o", "src", "-m", "8"], f"{empty} holds 0 bits"),
+        (["extract", str(wide), "-o", "o1", "-m", "8", "--seed-file", str(empty)], f"{empty}: expected 513 bytes"),
+        (["assess", "the", "--bits-per-symbol", "4"], "the: the sample at offset 0"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("qitcore: error: ")]
+        assert len(err) == 1 and err[0].startswith(f"qitcore: error: {message}"), (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.bin", "the", "wide.bin"]

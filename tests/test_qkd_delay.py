@@ -418,26 +418,23 @@ def _free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def test_a_target_that_is_the_proxy_itself_is_refused_however_written() -> None:
-    """The listening address written otherwise (a name, a wildcard) still reaches the proxy: each
-    forwarded connection would be accepted and forwarded again. Refused at start, its port freed."""
-    cases = [("127.0.0.1", "localhost"), ("0.0.0.0", "127.0.0.1"), ("0.0.0.0", "localhost")]
-    cases += [("::", "::1")] if ipv6_loopback() else []
+def test_a_target_that_leads_back_to_the_proxy_is_caught_however_written(caplog: pytest.LogCaptureFixture) -> None:
+    """The listening address written otherwise (a name, a wildcard, an IPv4-mapped address)
+    still reaches the proxy: the connection it makes arrives back at it. That one is closed at
+    once, so the client's connection ends instead of being forwarded again and again."""
+    cases = [("127.0.0.1", "localhost"), ("0.0.0.0", "127.0.0.1"), ("127.0.0.1", "0.0.0.0")]
+    if ipv6_loopback():
+        cases += [("::", "::1"), ("::1", "::"), ("127.0.0.1", "::ffff:127.0.0.1")]
     for listen, target in cases:
         port = _free_port("::1" if ":" in listen else "127.0.0.1")
-        proxy = DelayProxy((target, port), 0.001, listen=(listen, port))
-        with pytest.raises(InvalidArgumentError, match=r"^listen: the target .* is this proxy's own address"):
-            proxy.start()
-        with pytest.raises(ChannelError, match="not running"):
-            proxy.address  # noqa: B018
-        with socket.create_server((listen, port), family=socket.AF_INET6 if ":" in listen else socket.AF_INET):
-            pass  # the port was let go
-    # Another port of this machine, or the same port on an address the proxy does not listen on,
-    # is a real target.
-    port = _free_port()
-    for target in [("127.0.0.1", _free_port()), ("127.0.0.2", port)]:
-        with DelayProxy(target, 0.001, listen=("127.0.0.1", port)) as proxy:
-            assert proxy.address == ("127.0.0.1", port)
+        caplog.clear()
+        with DelayProxy((target, port), 0.001, listen=(listen, port)) as proxy:
+            with _connect(("::1" if ":" in listen else "127.0.0.1", port)) as sock:
+                sock.settimeout(10)
+                assert sock.recv(1) == b"", (listen, target)
+            time.sleep(0.2)  # nothing more arrives: the loop ended at its first turn
+            assert (proxy.accepted, proxy.forwarded, proxy.looped) == (1, 1, 1), (listen, target)
+        assert any("is this proxy itself" in r.getMessage() for r in caplog.records), (listen, target)
 
 
 def test_an_address_in_use_is_a_clear_error() -> None:

@@ -203,3 +203,15 @@ def _pool_backoff(backoff: object) -> object:
 )
 def test_public_urls_hide_secret_values(url: str, shown: str) -> None:
     assert public_url(url) == shown
+
+
+def test_binary_files_are_refused_as_not_toml_by_every_loader(tmp_path: Path) -> None:
+    """TOML is UTF-8 text: a binary file given as a configuration (of the service or of a KME) is
+    one clear error, not a UnicodeDecodeError."""
+    from qitcore.kme import config as kme_config
+
+    path = tmp_path / "random.bin"
+    path.write_bytes(bytes(range(255, -1, -1)) * 4)
+    for loader in (load, kme_config.load):
+        with pytest.raises(InvalidArgumentError, match="is not valid TOML"):
+            loader(path)

@@ -202,7 +202,9 @@ def test_the_command_line_says_one_line_and_exits_2(
     out = tmp_path / "x.bin"
     assert main(["stream", "--device", url, "--bytes", "10", "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"qitcore: error: {name}: ") and err.count("\n") == 1 and "Traceback" not in err
+    # The URL is named: its parameters share names with options (--alpha, --output).
+    assert err.startswith(f"qitcore: error: --device: {url}: {name}: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 

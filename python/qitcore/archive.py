@@ -275,7 +275,9 @@ def local_cluster(workers: int, *, threads: int | None = None, log_level: int | 
     processes on 127.0.0.1, no dashboard (Dask's HTTP endpoints on any free loopback port, leaving
     8787 to the user's own clusters), the core's threads shared out among the workers (``threads``
     each; by default the machine's cores divided among them) so that N workers do not each start a
-    thread per core. Close it after use (it is a context manager)."""
+    thread per core. Close it after use (it is a context manager). Its workers start with SIGINT
+    blocked, for life: a terminal's Ctrl-C reaches this process, which closes the cluster, and not
+    each worker."""
     import logging
 
     distributed = _dask()

@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, (InvalidArgumentError, InvalidTypeError)):
             # A leading word the user typed is a value of theirs (a file named "seed"), not a name.
             options = {k: v for k, v in _options(parser, typed).items() if k not in words}
-            message = _as_options(message, options)
+            message = _as_options(message, options, _files(typed))
         print(f"qitcore: error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -88,9 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _as_options(message: str, options: dict[str, str]) -> str:
+# API parameters that are paths: their errors may go on with the path ("src: x.bin is a folder").
+# The samples read from a file (``data``) are not: "data: the sample at ..." keeps its prefix, as
+# the file's name, even for a file named "the".
+_PATHS = frozenset({"src", "dst"})
+
+
+def _as_options(message: str, options: dict[str, str], files: dict[str, str]) -> str:
     """``message`` with a leading parameter name (``eps_sec: ...``, as the Python API's argument
-    errors begin) written as the command-line argument that gave it (``--eps-sec: ...``).
+    errors begin) written as the command-line argument that gave it (``--eps-sec: ...``), or as
+    the file a command declared the parameter to come from (``data: ...`` as ``x.bin: ...``).
 
     Every argument whose value reaches the API under its own name is covered, with no list to
     keep in step. Only argument errors are rewritten (a file's error begins with its path, which
@@ -98,19 +105,21 @@ def _as_options(message: str, options: dict[str, str]) -> str:
     in its own errors.
     """
     name, colon, rest = message.partition(":")
-    if colon and name.isidentifier() and name in options:
-        shown = options[name]
-        # A file's name: a message that goes on with it needs no prefix ("x.bin holds 0 bits").
-        return rest.lstrip() if rest.lstrip().startswith(f"{shown} ") else f"{shown}:{rest}"
+    if not (colon and name.isidentifier()):
+        return message
+    if name in files:
+        shown = files[name]
+        if name in _PATHS and rest.lstrip().startswith(f"{shown} "):
+            return rest.lstrip()  # "src: x.bin holds 0 bits" names the file already
+        return f"{shown}:{rest}"
+    if name in options:
+        return f"{options[name]}:{rest}"
     return message
 
 
 def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
     """The ``dest`` of each argument and how it is written: its long option, or a positional's
-    metavar; in ``parser`` and the subcommands' parsers ``args`` chose below it. A command whose
-    API call takes a file, or the samples read from it, declares the API's name for it with
-    ``set_defaults(files={"data": "file"})``: the file as typed names it (one file, when the
-    argument takes several)."""
+    metavar; in ``parser`` and the subcommands' parsers ``args`` chose below it."""
     options: dict[str, str] = {}
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -122,9 +131,17 @@ def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[
                 options.setdefault(action.dest, str(action.metavar or action.dest.upper()))
         elif action.dest != "help":
             options.setdefault(action.dest, action.option_strings[-1])
+    return options
+
+
+def _files(args: argparse.Namespace) -> dict[str, str]:
+    """The API parameters a command takes from a file, or as the samples read from it, each with
+    the file as typed: declared with ``set_defaults(files={"data": "file"})`` (one file, when the
+    argument takes several; none when the file was not given)."""
+    files: dict[str, str] = {}
     for api_name, dest in getattr(args, "files", {}).items():
         value = getattr(args, dest, None)
         value = value[0] if isinstance(value, list) and len(value) == 1 else value
         if isinstance(value, str):
-            options[api_name] = value
-    return options
+            files[api_name] = value
+    return files

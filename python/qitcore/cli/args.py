@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, TypeAlias
 
-from ..errors import InvalidArgumentError, QitError
+from ..errors import InvalidArgumentError, InvalidTypeError, QitError
 
 __all__ = [
     "Commands",
@@ -171,6 +171,22 @@ def positive_real(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def in_url(url: str, exc: InvalidArgumentError | InvalidTypeError) -> InvalidArgumentError | InvalidTypeError:
+    """``exc`` from opening ``url`` with options, named as the URL's when the parameter it names
+    was written in the URL (``sim://?alpha=5``): a URL's parameters share names with the command's
+    options (``--alpha``), and the option was not what the user typed wrong."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    name = str(exc).partition(":")[0]
+    try:
+        written = {key for key, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True)}
+    except ValueError:
+        written = set()
+    if name in written:
+        return type(exc)(f"device: {url}: {exc}")
+    return exc
 
 
 def check_output_folders(*, inputs: Sequence[str] = (), **outputs: str | None) -> None:

@@ -68,7 +68,7 @@ def add_parsers(sub: Commands) -> None:
         help="run on the Dask cluster at tcp://HOST:PORT: workers read and write ranges (shared file system)",
     )
     e.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    e.set_defaults(func=run, files={"src": "src"})
+    e.set_defaults(func=run, files={"src": "src", "seed": "seed_file"})
 
 
 def run(args: argparse.Namespace) -> int:

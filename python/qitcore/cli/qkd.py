@@ -411,10 +411,12 @@ def proxy(args: argparse.Namespace) -> int:
 
 def _connections(p: DelayProxy) -> str:
     """What the proxy did with its connections, for its last line."""
-    total = p.accepted + p.refused
+    total = p.accepted + p.refused + p.looped
     parts = [f"{p.forwarded:,} forwarded"]
     if p.accepted > p.forwarded:
         parts.append(f"{p.accepted - p.forwarded:,} not (the target unreachable, or still connecting)")
     if p.refused:
         parts.append(f"{p.refused:,} refused (--max-connections)")
+    if p.looped:
+        parts.append(f"{p.looped:,} from the proxy itself (--to leads back to it)")
     return f"{total:,} connection{'s' * (total != 1)}" + (": " + ", ".join(parts) if total else "")

@@ -27,9 +27,9 @@ from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from .. import _core
-from ..errors import HealthTestFailure, QitError
+from ..errors import HealthTestFailure, InvalidArgumentError, InvalidTypeError, QitError
 from ..report.files import make_temp
-from .args import Commands, check_output_folders, count, positive_real, power_of_two
+from .args import Commands, check_output_folders, count, in_url, positive_real, power_of_two
 
 if TYPE_CHECKING:
     from ..stream import QrngStream, StreamStats
@@ -48,7 +48,10 @@ def _open(args: argparse.Namespace) -> QrngStream:
         options["epsilon"] = args.epsilon
     if args.alpha is not None:
         options["alpha"] = args.alpha
-    return (open_raw if getattr(args, "raw_samples", False) else open_device)(args.device, **options)
+    try:
+        return (open_raw if getattr(args, "raw_samples", False) else open_device)(args.device, **options)
+    except (InvalidArgumentError, InvalidTypeError) as exc:
+        raise in_url(args.device, exc) from None
 
 
 def describe(stream: QrngStream) -> list[str]:

@@ -170,7 +170,7 @@ class Param:
     def _refuse(self, value: object) -> InvalidArgumentError:
         # Text as typed is quoted; a number is shown as a number. Either is cut at 60 characters,
         # since a URL's value may be anything, of any size.
-        text = repr(value) if isinstance(value, str) else str(value)
+        text = repr(value) if isinstance(value, str) else " ".join(str(value).split())  # one line
         shown = text if len(text) <= 60 else f"{text[:60]}..."
         return InvalidArgumentError(f"{self.name}: expected {self.describe()}, got {shown}")
 

@@ -110,7 +110,8 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
             data = tomllib.load(f)
     except OSError as exc:
         raise InvalidArgumentError(f"config: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        # A binary file is not UTF-8, which TOML is: the same error as any other non-TOML file.
         raise InvalidArgumentError(f"config: {path} is not valid TOML: {exc}") from None
     unknown = set(data) - {"kme", "tls", "limits", "connections", "source", "peer"}
     if unknown:

@@ -148,6 +148,10 @@ class _Server:
         self.accepted = 0
         self.forwarded = 0
         self.refused = 0
+        self.looped = 0
+        # The proxy's own connections to the target, by local port: one that arrives back at the
+        # listening socket is a loop, however the target was written (a name, a wildcard, NAT).
+        self._outgoing: dict[int, socket.socket] = {}
 
     def draw(self) -> float:
         return self.one_way + (self._rng.uniform(0.0, self.jitter) if self.jitter else 0.0)
@@ -157,6 +161,12 @@ class _Server:
         assert task is not None
         peername = client_writer.get_extra_info("peername")
         peer = _validate.show_host_port(*peername[:2]) if peername else "?"
+        if peername and self._is_own(peername[:2]):
+            self.looped += 1
+            where = _validate.show_host_port(*self.target)
+            log.error("the target %s is this proxy itself: its connection from %s not forwarded", where, peer)
+            client_writer.close()
+            return
         if len(self.tasks) >= self.max_connections:
             self.refused += 1
             log.info("refused %s: %d connections open already", peer, len(self.tasks))
@@ -180,9 +190,7 @@ class _Server:
         writers = [client_writer]
         try:
             try:
-                target_reader, target_writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), self.connect_timeout
-                )
+                target_reader, target_writer = await asyncio.wait_for(self._connect(), self.connect_timeout)
             except (TimeoutError, OSError) as exc:
                 where = _validate.show_host_port(host, port)
                 log.warning("%s: cannot reach %s: %s", peer, where, str(exc) or "timed out")
@@ -232,31 +240,50 @@ class _Server:
             for w in writers:
                 with contextlib.suppress(OSError, asyncio.CancelledError):
                     await w.wait_closed()
+            if len(writers) > 1:
+                self._outgoing.pop(writers[1].get_extra_info("sockname")[1], None)
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the target, each of its addresses tried in turn, from a socket whose
+        local port is recorded before it connects (see :meth:`_is_own`)."""
+        host, port = self.target
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        failure: OSError = OSError(f"{host} has no address")
+        for family, kind, proto, _, address in found:
+            sock = socket.socket(family, kind, proto)
+            local = 0
+            try:
+                sock.setblocking(False)
+                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+                local = sock.getsockname()[1]
+                self._outgoing[local] = sock
+                await loop.sock_connect(sock, address)
+                return await asyncio.open_connection(sock=sock)
+            except BaseException as exc:  # an OSError, or cancelled (the timeout, the proxy closing)
+                self._outgoing.pop(local, None)
+                sock.close()
+                if not isinstance(exc, OSError):
+                    raise
+                failure = exc
+        raise failure
+
+    def _is_own(self, peer: tuple[str, int]) -> bool:
+        """Whether ``peer`` is one of the proxy's own connections to the target. Its local address
+        is known once it has begun to connect, which is before this side can accept it."""
+        own = self._outgoing.get(peer[1])
+        if own is None:
+            return False
+        try:
+            local = own.getsockname()[0]
+        except OSError:
+            return False
+        return _unmapped(local) == _unmapped(peer[0])
 
 
-def _reaches(target: tuple[str, int], bound: tuple[str, int]) -> bool:
-    """Whether connecting to ``target`` reaches the socket listening on ``bound``: the same port,
-    and an address of the target that is the bound one, or, for a wildcard (``0.0.0.0`` serves
-    IPv4, ``::`` IPv6 only), an address of this machine (one a socket can bind)."""
-    host, port = target
-    if port != bound[1]:
-        return False
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return False  # unresolvable now: each connection will say so
-    wildcard = {"0.0.0.0": socket.AF_INET, "::": socket.AF_INET6}.get(bound[0])
-    for family, _, _, _, address in found:
-        if address[0] == bound[0]:
-            return True
-        if family == wildcard:
-            with socket.socket(family, socket.SOCK_DGRAM) as probe:
-                try:
-                    probe.bind((address[0], 0))
-                except OSError:
-                    continue  # not an address of this machine
-                return True
-    return False
+def _unmapped(host: str) -> str:
+    """An IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) as the IPv4 address it is."""
+    return host.removeprefix("::ffff:")
 
 
 class DelayProxy:
@@ -365,6 +392,12 @@ class DelayProxy:
         return self._server.forwarded
 
     @property
+    def looped(self) -> int:
+        """Connections that came from the proxy itself (its target leads back to it): closed at
+        once, each logged as an error."""
+        return self._server.looped
+
+    @property
     def refused(self) -> int:
         """Connections closed at once because ``max_connections`` were open."""
         return self._server.refused
@@ -387,15 +420,6 @@ class DelayProxy:
             host, port = self._listen
             why = failure[0] if failure else f"not listening within {_START:g} s"
             raise ChannelError(f"proxy: cannot listen on {_validate.show_host_port(host, port)}: {why}")
-        bound = self.address
-        if _reaches(self._server.target, bound):
-            # Written differently from the listening address (a name, a wildcard): caught here, once
-            # the port is known, before a connection would be forwarded to the proxy again and again.
-            self.close()
-            raise InvalidArgumentError(
-                f"listen: the target {_validate.show_host_port(*self._server.target)} is this proxy's own "
-                f"address ({_validate.show_host_port(*bound)}): the proxy would forward to itself"
-            )
         return self
 
     def close(self) -> None:

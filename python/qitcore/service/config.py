@@ -316,7 +316,7 @@ def build(
             f"{where}unknown table(s) {', '.join(unknown)} (known: pool, device, socket, https, kernel, metrics)"
         )
     settings = [_device(table, i, where) for i, table in enumerate(_tables(data, "device", where))]
-    settings += [DeviceSettings(url, {}) for url in devices]
+    settings += [_device_url(url) for url in devices]
     if not settings:
         raise InvalidArgumentError(
             f"{where}no device to serve from: give --device URL (repeatable) or [[device]] tables in --config "
@@ -409,7 +409,8 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
             return tomllib.load(f)
     except OSError as exc:
         raise InvalidArgumentError(f"config: {os.fspath(path)}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        # A binary file is not UTF-8, which TOML is: the same error as any other non-TOML file.
         raise InvalidArgumentError(f"config: {os.fspath(path)} is not valid TOML: {exc}") from None
 
 
@@ -444,6 +445,15 @@ def _device(table: dict[str, Any], index: int, where: str) -> DeviceSettings:
         return DeviceSettings(url, options)
     except QitError as exc:
         raise InvalidArgumentError(f"{where}[[device]] #{index + 1}: {exc}") from None
+
+
+def _device_url(url: str) -> DeviceSettings:
+    """A device given by its URL alone (``devices``): its errors name the URL, since a URL's
+    parameters share names with the service's own settings (``buffer_bytes``)."""
+    try:
+        return DeviceSettings(url, {})
+    except QitError as exc:
+        raise InvalidArgumentError(f"devices: {url}: {exc}") from None
 
 
 def _paths(table: dict[str, Any], keys: Sequence[str], base: Path) -> dict[str, Any]:
