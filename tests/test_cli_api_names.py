@@ -171,3 +171,21 @@ def test_declared_files_are_named_whatever_else_was_typed(
         err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("qitcore: error: ")]
         assert len(err) == 1 and err[0].startswith(f"qitcore: error: {message}"), (argv, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.bin", "the", "wide.bin"]
+
+
+def test_parameters_inside_a_message_are_written_as_options(
+    tmp_path: Path, wide: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "o")
+    cases = [
+        (["extract", str(wide), "-o", out, "-m", "8", "--format", "bits", "--bits-per-sample", "4"],
+         "--bits-per-sample: applies to --format samples only"),
+        (["extract", str(wide), "-o", out, "-m", "8", "--eps", "0.1"], "--eps: applies with --min-entropy only"),
+        (["extract", str(wide), "-o", out], "-m: give either m (output bits per block) or --min-entropy"),
+        (["extract", str(wide), "-o", "-", "-m", "8"], "extract: -o - is a pipe: give --save-seed FILE"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"qitcore: error: {message}") and err.count("\n") == 1, (argv, err)
+    assert list(tmp_path.iterdir()) == [wide]

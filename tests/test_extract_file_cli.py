@@ -149,4 +149,4 @@ def test_dash_writes_the_bytes_to_stdout_and_the_summary_to_stderr(tmp_path: Pat
     assert b"stdout: 195 blocks" in piped.stderr
     # A fresh seed cannot go to stdout's name: it needs a file of its own.
     fresh = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert fresh.returncode == 2 and "name a file for the fresh seed" in fresh.stderr and not fresh.stdout
+    assert fresh.returncode == 2 and "give --save-seed FILE for the fresh seed" in fresh.stderr and not fresh.stdout

@@ -33,6 +33,7 @@ on stderr, ``qitcore: error: ...``.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, (InvalidArgumentError, InvalidTypeError)):
             # A leading word the user typed is a value of theirs (a file named "seed"), not a name.
             options = {k: v for k, v in _options(parser, typed).items() if k not in words}
-            message = _as_options(message, options, _files(typed))
+            message = _as_options(message, options, _files(typed), " ".join(words))
         print(f"qitcore: error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -88,13 +89,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+# A parameter named inside an API message ("applies with min_entropy only", "input_format='bits'"):
+# only names with an underscore, which no English word of a message has.
+_BODY_NAME = re.compile(r"\b([a-z]+(?:_[a-z0-9]+)+)(?:='([^']*)')?")
+
+
+def _option_in_body(found: re.Match[str], options: dict[str, str]) -> str:
+    option = options.get(found[1])
+    if option is None or not option.startswith("-"):
+        return found[0]
+    return option if found[2] is None else f"{option} {found[2]}"
+
+
 # API parameters that are paths: their errors may go on with the path ("src: x.bin is a folder").
 # The samples read from a file (``data``) are not: "data: the sample at ..." keeps its prefix, as
 # the file's name, even for a file named "the".
 _PATHS = frozenset({"src", "dst"})
 
 
-def _as_options(message: str, options: dict[str, str], files: dict[str, str]) -> str:
+def _as_options(message: str, options: dict[str, str], files: dict[str, str], typed: str = "") -> str:
     """``message`` with a leading parameter name (``eps_sec: ...``, as the Python API's argument
     errors begin) written as the command-line argument that gave it (``--eps-sec: ...``), or as
     the file a command declared the parameter to come from (``data: ...`` as ``x.bin: ...``).
@@ -107,6 +120,8 @@ def _as_options(message: str, options: dict[str, str], files: dict[str, str]) ->
     name, colon, rest = message.partition(":")
     if not (colon and name.isidentifier()):
         return message
+    # Inside the message too, except where the user typed the name (a URL's sim://?buffer_bytes=).
+    rest = _BODY_NAME.sub(lambda found: found[0] if found[1] in typed else _option_in_body(found, options), rest)
     if name in files:
         shown = files[name]
         if name in _PATHS and rest.lstrip().startswith(f"{shown} "):

@@ -87,6 +87,9 @@ def _extract(args: argparse.Namespace) -> int:
     if output == "-":
         if sys.stdout.isatty():
             raise UsageError("extract: refusing to write binary to a terminal; give -o FILE or redirect stdout")
+        if args.seed_file is None and args.save_seed is None and not args.method.startswith("sha"):
+            # No OUT.seed beside a pipe: the fresh seed needs a file of its own.
+            raise UsageError("extract: -o - is a pipe: give --save-seed FILE for the fresh seed (or --seed-file)")
         sys.stdout.flush()
         # Written in place, as any special file is: the bytes go down the pipe as they are hashed.
         output = f"/dev/fd/{sys.stdout.fileno()}"
