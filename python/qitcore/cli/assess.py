@@ -65,7 +65,7 @@ def add_parsers(sub: Commands) -> None:
 
     r = sub.add_parser("restart", help="SP 800-90B restart tests on 1000 restarts x 1000 samples")
     r.add_argument("file", help="1,000,000 samples, restart after restart")
-    r.add_argument("h_i", type=real, help="the initial entropy estimate to validate (bits per sample)")
+    r.add_argument("h_i", metavar="H_I", type=real, help="the initial entropy estimate to validate (bits per sample)")
     r.add_argument(
         "--bits-per-symbol",
         type=count_up_to(8),
