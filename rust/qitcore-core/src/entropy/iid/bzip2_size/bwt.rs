@@ -195,21 +195,29 @@ impl PackedTokens {
     /// continuation), with two zero words after them.
     fn new(tokens: &[u16], lookahead: usize, dense: &[u16], bits: u32) -> Self {
         let len = tokens.len() + lookahead;
-        let mut words = super::buffers::take::<u64>(len * bits as usize / 64 + 3);
-        words.clear();
-        let (mut acc, mut filled) = (0u128, 0u32);
-        for &t in tokens.iter().chain(&tokens[..lookahead]) {
+        let total = len * bits as usize;
+        // Whole words, then two zero words: every place is written.
+        let mut words = super::buffers::take::<u64>(total.div_ceil(64) + 2);
+        words.resize(total.div_ceil(64) + 2, 0);
+        // Codes gathered in a register, a word written whenever one is full. One loop over the
+        // tokens and one over the continuation: a chained iterator costs a test a token.
+        let (mut acc, mut filled, mut at) = (0u128, 0u32, 0usize);
+        let mut push = |t: u16| {
             acc = acc << bits | u128::from(dense[usize::from(t)]);
             filled += bits;
             if filled >= 64 {
                 filled -= 64;
-                words.push((acc >> filled) as u64);
+                words[at] = (acc >> filled) as u64;
+                at += 1;
             }
-        }
+        };
+        tokens.iter().for_each(|&t| push(t));
+        tokens[..lookahead].iter().for_each(|&t| push(t));
         if filled > 0 {
-            words.push((acc << (64 - filled)) as u64);
+            words[at] = (acc << (64 - filled)) as u64;
+            at += 1;
         }
-        words.extend([0, 0]);
+        words[at..].fill(0);
         PackedTokens { words, bits, len }
     }
 
@@ -263,10 +271,18 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
     if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) || m >= 1 << POSITION_BITS {
         return None;
     }
-    let mut count = vec![0u32; ranks];
-    for &t in tokens {
-        count[usize::from(t)] += 1;
+    // Four tables, summed: equal tokens in a row would each wait on the last one's count.
+    let mut counts = vec![[0u32; 4]; ranks];
+    let mut quads = tokens.chunks_exact(4);
+    for q in &mut quads {
+        for (k, &t) in q.iter().enumerate() {
+            counts[usize::from(t)][k] += 1;
+        }
     }
+    for &t in quads.remainder() {
+        counts[usize::from(t)][0] += 1;
+    }
+    let count: Vec<u32> = counts.iter().map(|c| c.iter().sum()).collect();
     let distinct = count.iter().filter(|&&c| c > 0).count() as f64;
     // Pairs of rotations sharing their first `depth` tokens number about m^2 p^depth / 2, p the
     // chance that two tokens are equal: the depth wanted keeps that near m / 128.
