@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use super::bzip2_size::compressed_length;
 use super::flags;
 use crate::maths::arrangement::{Composition, Scratch};
+use crate::maths::bit_arrangement::{near_half, random_bits};
 use crate::maths::xoshiro::Xoshiro256;
 
 /// The statistics' names, in SP 800-90B's order.
@@ -221,6 +222,36 @@ fn collisions(s: &[u8]) -> (f64, u64) {
     (sum as f64 / count as f64, max)
 }
 
+/// The least symbol at or above the median (0.5 for binary data), which the runs about the
+/// median compare with; `None` when no symbol is (every sample is below).
+fn median_threshold(ctx: &Context) -> Option<u8> {
+    let median = if ctx.k == 2 { 0.5 } else { ctx.median };
+    // Samples are integers: x >= median exactly when x >= ceil(median).
+    let threshold = median.ceil();
+    (threshold <= 255.0).then(|| threshold.max(0.0) as u8)
+}
+
+/// The runs about the median (statistics 4 and 5, as `wanted`; the others NaN) of a uniformly
+/// random arrangement of the samples, `above` of whose `n` are at or above the median: drawn as
+/// packed flags, for rounds where no other statistic is wanted.
+fn median_runs_round(
+    above: usize,
+    n: usize,
+    wanted: &[bool; 19],
+    rng: &mut Xoshiro256,
+    words: &mut Vec<u64>,
+) -> [f64; 19] {
+    random_bits(above, n, rng, words);
+    let mut t = [f64::NAN; 19];
+    if wanted[4] {
+        t[4] = flags::run_count(words, n) as f64;
+    }
+    if wanted[5] {
+        t[5] = flags::longest_run(words, n) as f64;
+    }
+    t
+}
+
 /// The statistics flagged in `wanted` (others are NaN), on mapped symbols `data` and raw values
 /// `raw` in the same order.
 pub fn statistics(data: &[u8], raw: &[u8], ctx: &Context, wanted: &[bool; 19]) -> [f64; 19] {
@@ -247,16 +278,12 @@ pub fn statistics(data: &[u8], raw: &[u8], ctx: &Context, wanted: &[bool; 19]) -
         }
     }
     if wanted[4] || wanted[5] {
-        let median = if binary { 0.5 } else { ctx.median };
-        // Samples are integers: x >= median exactly when x >= ceil(median).
-        let threshold = median.ceil();
-        let (count, longest) = if threshold > 255.0 {
-            (1, n as u64)
-        } else {
-            let threshold = threshold.max(0.0) as u8;
+        let (count, longest) = if let Some(threshold) = median_threshold(ctx) {
             let (above, len) = flags::pack(data, data, |x, _| x >= threshold);
             let count = if wanted[4] { flags::run_count(&above, len) } else { 0 };
             (count, if wanted[5] { flags::longest_run(&above, len) } else { 0 })
+        } else {
+            (1, n as u64)
         };
         if wanted[4] {
             t[4] = count as f64;
@@ -311,6 +338,8 @@ thread_local! {
     /// the arrangement's scratch), kept between rounds: a fresh megabyte per round costs a tenth
     /// of a round in page faults and zeroing.
     static SHUFFLED: std::cell::RefCell<(Vec<u8>, Vec<u8>, Scratch)> = std::cell::RefCell::new(Default::default());
+    /// Each worker's flags for the rounds that arrange only them.
+    static MEDIAN_FLAGS: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// What a round permutes: the raw values, and the symbols as a function of them.
@@ -403,6 +432,9 @@ pub fn tally(counts: &mut [[u64; 3]; 19], active: &mut [bool; 19], initial: &[f6
 
 /// Runs up to `max_rounds` permutations (rounds in parallel, each from the original order with
 /// its own generator stream derived from `seed`), stopping when every statistic is decided.
+/// Once only the runs about the median are undecided, a round arranges the samples' flags (at or
+/// above the median) as bits rather than the samples (`median_runs_round`), when about half are
+/// set.
 /// `progress(rounds, decided)` is asked after each batch of rounds; `None` when it answered
 /// [`ControlFlow::Break`] (the caller was interrupted).
 pub fn permutation_tests(
@@ -420,13 +452,23 @@ pub fn permutation_tests(
     let batch = rayon::current_num_threads().max(1);
     let permuted = Permuted::new(data, raw);
     let binary = ctx.k == 2;
+    // Samples at or above the median, when their flags can be arranged alone (see
+    // `median_runs_round`).
+    let above = median_threshold(ctx)
+        .map(|threshold| data.iter().filter(|&&x| x >= threshold).count())
+        .filter(|&above| near_half(above, data.len()));
     while rounds < max_rounds && active.iter().any(|&a| a) {
         let size = batch.min(max_rounds - rounds);
         let wanted = active;
+        let median_only = wanted.iter().enumerate().all(|(j, &w)| !w || j == 4 || j == 5);
         let results: Vec<[f64; 19]> = (rounds..rounds + size)
             .into_par_iter()
             .map(|r| {
                 let mut rng = Xoshiro256::from_seed(seed ^ (r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                if let Some(above) = above.filter(|_| median_only) {
+                    return MEDIAN_FLAGS
+                        .with_borrow_mut(|words| median_runs_round(above, data.len(), &wanted, &mut rng, words));
+                }
                 SHUFFLED.with_borrow_mut(|buffers| {
                     let (d, w) = permuted.round(&wanted, binary, &mut rng, buffers);
                     statistics(d, w, ctx, &wanted)
@@ -573,6 +615,60 @@ mod tests {
             let se = (s1 * s1 / 400.0 + s2 * s2 / 400.0).sqrt();
             assert!((m1 - m2).abs() < 5.0 * se, "{}: mean {m1} vs {m2} (se {se})", NAMES[j]);
             assert!((s1 / s2 - 1.0).abs() < 0.25, "{}: spread {s1} vs {s2}", NAMES[j]);
+        }
+    }
+
+    #[test]
+    fn median_flag_rounds_rank_like_fisher_yates_shuffles() {
+        // The runs about the median from arranged flags against Fisher–Yates shuffles of the
+        // samples (the naive reference): 8-bit samples whose median value is common (so that
+        // more than half are at or above it), and biased binary ones; mean and spread over 400
+        // rounds each, both statistics.
+        let mut g = Xoshiro256::from_seed(8);
+        let bell: Vec<u8> = (0..40_000).map(|_| (0..4).map(|_| (g.next_u64() % 24) as u8).sum::<u8>() + 60).collect();
+        let mut sorted = bell.clone();
+        sorted.sort_unstable();
+        let median = f64::from(sorted[sorted.len() / 2]);
+        let biased: Vec<u8> = (0..40_000).map(|_| u8::from(g.next_u64() % 100 < 55)).collect();
+        let wanted: [bool; 19] = std::array::from_fn(|j| j == 4 || j == 5);
+        for (data, ctx) in [
+            (&bell, Context { k: 93, raw_mean: 106.0, median }),
+            (&biased, Context { k: 2, raw_mean: 0.55, median: 0.5 }),
+        ] {
+            let threshold = median_threshold(&ctx).expect("a symbol at or above the median");
+            let above = data.iter().filter(|&&x| x >= threshold).count();
+            assert!(near_half(above, data.len()) && above != data.len() / 2, "{above} of {}", data.len());
+            let (mut words, mut shuffled) = (Vec::new(), vec![0u8; data.len()]);
+            let (mut ours, mut naive) = (Vec::new(), Vec::new());
+            for r in 0..400u64 {
+                ours.push(median_runs_round(above, data.len(), &wanted, &mut Xoshiro256::from_seed(r), &mut words));
+                crate::maths::xoshiro::shuffle_into(data, &mut shuffled, &mut Xoshiro256::from_seed(1_000 + r));
+                naive.push(statistics(&shuffled, &shuffled, &ctx, &wanted));
+            }
+            for j in [4usize, 5] {
+                let stats = |v: &[[f64; 19]]| {
+                    let m = v.iter().map(|t| t[j]).sum::<f64>() / v.len() as f64;
+                    let var = v.iter().map(|t| (t[j] - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+                    (m, var.sqrt())
+                };
+                let ((m1, s1), (m2, s2)) = (stats(&ours), stats(&naive));
+                let se = (s1 * s1 / 400.0 + s2 * s2 / 400.0).sqrt();
+                assert!((m1 - m2).abs() < 5.0 * se, "{}, k {}: mean {m1} vs {m2} (se {se})", NAMES[j], ctx.k);
+                assert!((s1 / s2 - 1.0).abs() < 0.25, "{}, k {}: spread {s1} vs {s2}", NAMES[j], ctx.k);
+            }
+        }
+    }
+
+    #[test]
+    fn median_flag_rounds_count_the_flags_they_arrange() {
+        // With every flag set or every flag clear (a degenerate arrangement), the run statistics
+        // of the flags are those of the samples themselves: one run, as long as the samples.
+        let wanted: [bool; 19] = std::array::from_fn(|j| j == 4 || j == 5);
+        let mut words = Vec::new();
+        for above in [0usize, 1000] {
+            let t = median_runs_round(above, 1000, &wanted, &mut Xoshiro256::from_seed(3), &mut words);
+            assert_eq!((t[4], t[5]), (1.0, 1000.0));
+            assert!(t.iter().enumerate().all(|(j, v)| j == 4 || j == 5 || v.is_nan()));
         }
     }
 
