@@ -605,33 +605,87 @@ impl Transformed {
     }
 }
 
+/// Whether `len` is a transform length: a power of two (the points of `V_K`), or three times one,
+/// `3·2^(K−1)`, a truncated transform on the first `3·2^(K−1)` points `ω_u`, `V_K ∪ (β_K +
+/// V_(K−1))` — a quarter fewer than the next power of two, for products whose length lies
+/// between (their values there determine them, a polynomial of fewer coefficients than points).
+pub fn is_transform_len(len: usize) -> bool {
+    len.is_power_of_two() || (len.is_multiple_of(3) && (len / 3).is_power_of_two() && len >= 6)
+}
+
+/// The butterfly levels a transform of `len` points runs (`K` for `2^K` and for `3·2^(K−1)`).
+pub fn levels(len: usize) -> u32 {
+    if len.is_power_of_two() {
+        len.trailing_zeros()
+    } else {
+        len.next_power_of_two().trailing_zeros() - 1
+    }
+}
+
+/// `acc[i] ^= w·a[i]` in GF(2^64) (the two halves of a level's butterfly apart: the truncated
+/// transforms keep only one of its outputs).
+fn scale_accumulate(be: Backend, acc: &mut [u64], a: &[u64], w: u64) {
+    use rayon::prelude::*;
+    const RUN: usize = 1 << 12;
+    let ws = [w; RUN];
+    let run = |(acc, a): (&mut [u64], &[u64])| gf64::mul_accumulate(be, acc, a, &ws[..a.len()]);
+    if acc.len() >= PARALLEL_LEN {
+        acc.par_chunks_mut(RUN).zip(a.par_chunks(RUN)).for_each(run);
+    } else {
+        acc.chunks_mut(RUN).zip(a.chunks(RUN)).for_each(run);
+    }
+}
+
 /// Transforms `a` into `values` (its length is the transform length, every element overwritten),
-/// as [`Transformed::new`] does.
+/// as [`Transformed::new`] does: its values at the points `ω_u`, `u < values.len()`, a power of
+/// two or, truncated, three times one ([`is_transform_len`]; then `a` has at most `2^K` pieces).
 pub fn transform_into(be: Backend, a: &[u64], values: &mut [u64]) {
     let len = values.len();
-    debug_assert!(len.is_power_of_two() && 2 * a.len() <= len);
-    let small = (2 * a.len()).next_power_of_two().min(len);
-    {
-        if small >= FUSE_LEN {
-            segment_to_novel_narrow(be, a, values, small);
-        } else {
-            segment(a, &mut values[..small]);
-            to_novel(be, &mut values[..small]);
-        }
-        let (first, rest) = values.split_at_mut(small);
-        for coset in rest.chunks_exact_mut(small) {
-            coset.copy_from_slice(first);
-        }
+    debug_assert!(is_transform_len(len) && 2 * a.len() <= len);
+    let small = (2 * a.len()).next_power_of_two().min(len.next_power_of_two());
+    if !len.is_multiple_of(small) {
+        // A truncated transform of a factor of 2^K pieces: the values on V_K, and those on
+        // β_K + V_(K−1), where the level of block 1 (twiddle W[1]) leaves `lo + W[1]·hi`.
+        let quarter = len / 3;
+        assert!(small == 2 * quarter, "a factor too long for the truncated transform");
+        novel_pieces(be, a, &mut values[..small], small);
+        let (full, third) = values.split_at_mut(small);
+        third.copy_from_slice(&full[..quarter]);
+        scale_accumulate(be, third, &full[quarter..], twiddle(tables(), 1));
         let t = tables();
-        // Cosets in parallel only when they are many, small, and worth a thread's wake-up.
-        if len < PARALLEL_LEN || small >= PARALLEL_LEN {
-            for (c, coset) in values.chunks_exact_mut(small).enumerate() {
-                fft(be, t, coset, c);
-            }
+        if len >= PARALLEL_LEN {
+            rayon::join(|| fft(be, t, full, 0), || fft(be, t, third, 2));
         } else {
-            use rayon::prelude::*;
-            values.par_chunks_mut(small).enumerate().for_each(|(c, coset)| fft(be, t, coset, c));
+            fft(be, t, full, 0);
+            fft(be, t, third, 2);
         }
+        return;
+    }
+    novel_pieces(be, a, values, small);
+    let (first, rest) = values.split_at_mut(small);
+    for coset in rest.chunks_exact_mut(small) {
+        coset.copy_from_slice(first);
+    }
+    let t = tables();
+    // Cosets in parallel only when they are many, small, and worth a thread's wake-up.
+    if len < PARALLEL_LEN || small >= PARALLEL_LEN {
+        for (c, coset) in values.chunks_exact_mut(small).enumerate() {
+            fft(be, t, coset, c);
+        }
+    } else {
+        use rayon::prelude::*;
+        values.par_chunks_mut(small).enumerate().for_each(|(c, coset)| fft(be, t, coset, c));
+    }
+}
+
+/// The novel-basis coefficients of `a`'s pieces into `values[..small]` (`values` at least `small`
+/// long: the large basis changes use its top as 32-bit scratch).
+fn novel_pieces(be: Backend, a: &[u64], values: &mut [u64], small: usize) {
+    if small >= FUSE_LEN {
+        segment_to_novel_narrow(be, a, values, small);
+    } else {
+        segment(a, &mut values[..small]);
+        to_novel(be, &mut values[..small]);
     }
 }
 
@@ -681,11 +735,66 @@ impl Accumulator {
     /// The sum as a polynomial over GF(2): its first `out.len()` words. Returns the buffer,
     /// zeroed, for reuse.
     pub fn finish(mut self, be: Backend, out: &mut [u64]) -> Zeroizing<Vec<u64>> {
-        ifft(be, tables(), &mut self.values, 0);
-        from_novel(be, &mut self.values);
+        if self.values.len().is_power_of_two() {
+            ifft(be, tables(), &mut self.values, 0);
+            from_novel(be, &mut self.values);
+        } else {
+            interpolate_truncated(be, &mut self.values);
+        }
         unsegment(&self.values, out);
         self.values.fill(0);
         self.values
+    }
+}
+
+/// The inverse of a truncated transform ([`transform_into`]) for a polynomial of fewer than
+/// `values.len() = 3·2^(K−1)` coefficients, in place. Its novel coefficients on `2^(K+1)` are
+/// `g0, g1, g2, 0` (quarters of `q = 2^(K−1)`); the full transform's top level (twiddle `W[0] =
+/// 0`) gives `g0, g1` on `V_K` and `g0 + g2, g1` on the coset `β_K + V_K`, whose level (twiddle
+/// `W[1]`) leaves `g0 + g2 + W[1]·g1` on `β_K + V_(K−1)`. So the inverse transforms of the two
+/// parts give `g0, g1` and that sum, from which `g2`; then the change back to the monomial basis,
+/// with the zero quarter left out.
+fn interpolate_truncated(be: Backend, values: &mut [u64]) {
+    let quarter = values.len() / 3;
+    let t = tables();
+    let (full, third) = values.split_at_mut(2 * quarter);
+    if 3 * quarter >= PARALLEL_LEN {
+        rayon::join(|| ifft(be, t, full, 0), || ifft(be, t, third, 2));
+    } else {
+        ifft(be, t, full, 0);
+        ifft(be, t, third, 2);
+    }
+    xor_into(be, third, &full[..quarter]);
+    scale_accumulate(be, third, &full[quarter..], twiddle(t, 1));
+    // from_novel on 2^(K+1): both halves, then the multiplication by s_K. The upper half is
+    // g2 and zeros: its change is g2's (the multiplication by s_(K−1) only adds zeros).
+    if 3 * quarter >= PARALLEL_LEN {
+        rayon::join(|| from_novel(be, full), || from_novel(be, third));
+    } else {
+        from_novel(be, full);
+        from_novel(be, third);
+    }
+    multiply_by_subspace_poly_truncated(be, values, (2 * quarter).trailing_zeros());
+}
+
+/// [`multiply_by_subspace_poly`] on the first `f.len()` of `2^(i+1)` coefficients, those past
+/// it zero: the steps reading only zeros are left out, the others cut at `f.len()`. Exact when
+/// `f.len() >= 2^i + 2^(i−1)`: the steps write below `2^i` plus the highest lower term of `s_i`,
+/// at most `2^(i−1)`, so the zeros stay zero.
+fn multiply_by_subspace_poly_truncated(be: Backend, f: &mut [u64], i: u32) {
+    let len = f.len();
+    debug_assert!(len <= 2 << i && 2 * len >= 3 << i);
+    let steps = |emit: &mut dyn FnMut(usize, usize, usize)| {
+        multiplication_steps(i, |dst, src, run| {
+            if src < len {
+                emit(dst, src, run.min(len - src));
+            }
+        })
+    };
+    if len >= FUSE_LEN {
+        blocked(steps, |dst, src, run| xor_down(be, f, dst, src, run));
+    } else {
+        steps(&mut |dst, src, run| xor_down(be, f, dst, src, run));
     }
 }
 
@@ -738,6 +847,18 @@ pub fn len_for_middle(a_words: usize, b_words: usize, skip: usize, want: usize) 
         len *= 2;
     }
     len.min(full)
+}
+
+/// The truncated transform length `3·2^(K−1)` ([`is_transform_len`]) for products of an
+/// `a_words` factor with a `b_words` factor, where it is shorter than [`len_for`]'s: each factor
+/// has at most `2^K` pieces and the product fewer pieces than points, so nothing wraps.
+pub fn truncated_len_for(a_words: usize, b_words: usize) -> Option<usize> {
+    let pieces = 2 * (a_words + b_words) - 1;
+    let mut quarter = a_words.max(b_words).next_power_of_two().max(2);
+    while 3 * quarter < pieces {
+        quarter *= 2;
+    }
+    Some(3 * quarter).filter(|&len| len < len_for(a_words, b_words))
 }
 
 #[cfg(test)]
@@ -971,6 +1092,70 @@ mod tests {
                         assert!(len == 2 || !fits(len / 2), "{a_words} {b_words} {skip} {want}: {len} not shortest");
                     }
                 }
+            }
+        }
+    }
+
+    /// The truncated transform gives the values at the first `3·2^(K−1)` points `ω_u` (Horner
+    /// on the pieces, from the definition), for factors filling `V_K` (its own path) or shorter
+    /// (copied cosets), on every backend.
+    #[test]
+    fn truncated_transforms_evaluate_at_the_first_points() {
+        let t = tables();
+        for k in 2..=8u32 {
+            let quarter = 1usize << (k - 1);
+            let len = 3 * quarter;
+            for words in [quarter, (quarter / 2).max(1), 1, quarter.saturating_sub(3).max(1)] {
+                let a: Vec<u64> = (0..words as u64).map(|i| (i + 5).wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+                let mut pieces = vec![0u64; 2 * words];
+                segment(&a, &mut pieces);
+                for be in backend::available() {
+                    let mut values = vec![u64::MAX; len];
+                    transform_into(be, &a, &mut values);
+                    for (u, &value) in values.iter().enumerate() {
+                        let point = (0..=k).filter(|i| (u >> i) & 1 == 1).fold(0, |acc, i| acc ^ t.beta[i as usize]);
+                        assert_eq!(value, eval(&pieces, point), "K = {k}, {words} words, u = {u}, {be:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Products through truncated transforms (one, or a sum of two, sharing one inverse) equal
+    /// Karatsuba's, on every backend; the largest take the fused passes and 32-bit basis changes.
+    #[test]
+    fn truncated_products_match_karatsuba() {
+        for (a_words, b_words) in
+            [(4usize, 2usize), (8, 3), (64, 32), (61, 34), (256, 127), (1 << 12, 1 << 11), (1 << 16, 1 << 15)]
+        {
+            let len = truncated_len_for(a_words, b_words).expect("a truncated length");
+            assert!(len < len_for(a_words, b_words) && !len.is_power_of_two());
+            let a: Vec<u64> =
+                (0..a_words as u64).map(|i| (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i << 47)).collect();
+            let b: Vec<u64> = (0..b_words as u64).map(|i| (i + 2).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)).collect();
+            let c: Vec<u64> = (0..b_words as u64).map(|i| (i + 9).wrapping_mul(0xff51_afd7_ed55_8ccd)).collect();
+            let (mut ab, mut ac) = (vec![0u64; a_words + b_words], vec![0u64; a_words + b_words]);
+            karatsuba::karatsuba(Backend::Portable, &a, &b, &mut ab);
+            karatsuba::karatsuba(Backend::Portable, &a, &c, &mut ac);
+            let sum: Vec<u64> = ab.iter().zip(&ac).map(|(x, y)| x ^ y).collect();
+            let backends: Vec<Backend> = if a_words > 4096 { vec![backend::active()] } else { backend::available() };
+            for be in backends {
+                let transformed = |f: &[u64]| {
+                    let mut values = vec![u64::MAX; len];
+                    transform_into(be, f, &mut values);
+                    values
+                };
+                let (ta, tb, tc) = (transformed(&a), transformed(&b), transformed(&c));
+                let mut one = Accumulator::new(len);
+                one.add_product_of_values(be, &ta, &tb);
+                let mut out = vec![u64::MAX; a_words + b_words];
+                one.finish(be, &mut out);
+                assert!(out == ab, "{a_words}×{b_words} words, {be:?}");
+                let mut two = Accumulator::new(len);
+                two.add_product_of_values(be, &ta, &tb);
+                two.add_product_of_values(be, &ta, &tc);
+                two.finish(be, &mut out);
+                assert!(out == sum, "sum of two, {a_words}×{b_words} words, {be:?}");
             }
         }
     }

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
-use super::fft::{len_for, len_for_middle, transform_into, Accumulator, Transformed};
+use super::fft::{len_for, len_for_middle, levels, transform_into, truncated_len_for, Accumulator, Transformed};
 use super::karatsuba::scratch;
 use super::toeplitz_karatsuba::ToeplitzKaratsuba;
 use super::xor::or_shifted;
@@ -99,7 +99,7 @@ pub fn once_is_cheaper(be: Backend, n: usize, m: usize) -> bool {
         Algorithm::Fft(_) | Algorithm::Auto => {
             // The one-shot split transforms the s slices of the seed: 2s + 1 transforms in all.
             let (s, _, len) = choose_split_once(n, m);
-            let fresh = FFT_FIXED_NS + ((2 * s + 1) * len) as f64 * f64::from(len.trailing_zeros()) * fft_ns;
+            let fresh = FFT_FIXED_NS + ((2 * s + 1) * transform_work(len)) as f64 * fft_ns;
             once < fresh
         }
         Algorithm::Karatsuba => true,
@@ -136,7 +136,7 @@ fn choose_split_once(n: usize, m: usize) -> (usize, usize, usize) {
         .into_iter()
         .filter(|&s| s <= n)
         .map(|s| split_shape_once(n, m, s))
-        .min_by_key(|&(s, _, len)| (2 * s + 1) * len * len.trailing_zeros() as usize)
+        .min_by_key(|&(s, _, len)| (2 * s + 1) * transform_work(len))
         .expect("s = 1 is always possible")
 }
 
@@ -189,9 +189,25 @@ fn split_shape(n: usize, m: usize, s: usize) -> (usize, usize, usize) {
 /// Prepared products keep full-length transforms: with the shorter ones they measured 17 %
 /// slower at 2^20 bits, 11 % faster at 2^22 and the same at 2^24 (one core), their own
 /// transforms being only of the input's short parts.
+///
+/// Where a truncated transform of `3·2^(K−1)` points ([`truncated_len_for`]) holds the whole
+/// product with less work, it is taken instead: at `n = 2^k` with `k` odd, where the shorter
+/// power of two wraps onto the wanted bits, two parts on `3·2^(k−6)` points (five such
+/// transforms) beat four parts on `2^(k−5)` (nine).
 fn split_shape_once(n: usize, m: usize, s: usize) -> (usize, usize, usize) {
     let h = n.div_ceil(s);
-    (s, h, len_for_middle(words_for(m + h - 1), words_for(h), h - 1, m))
+    let (a_words, b_words) = (words_for(m + h - 1), words_for(h));
+    let len = len_for_middle(a_words, b_words, h - 1, m);
+    let len = match truncated_len_for(a_words, b_words) {
+        Some(truncated) if transform_work(truncated) < transform_work(len) => truncated,
+        _ => len,
+    };
+    (s, h, len)
+}
+
+/// The work of one transform of `len` points, in units of the FFT's cost model.
+fn transform_work(len: usize) -> usize {
+    len * levels(len) as usize
 }
 
 enum Prepared {
@@ -432,6 +448,40 @@ mod tests {
             }
         }
         assert!(wrapped >= 4, "only {wrapped} shapes wrapped");
+    }
+
+    /// Shapes whose one-shot product takes truncated transforms of `3·2^(K−1)` points (the
+    /// cost model's choice at odd powers of two, and forced splits beside), on every backend,
+    /// against the definition.
+    #[test]
+    fn truncated_split_products_match_the_definition() {
+        let mut truncated = 0;
+        for (n, m, parts) in [
+            (8192usize, 4096usize, 0usize),
+            (2048, 1024, 0),
+            (8192, 4096, 2),
+            (5000, 2500, 2),
+            (3001, 1999, 0),
+            (4096, 2048, 3),
+        ] {
+            let (a, x) = crate::gf2::test_operands(n, m, 11);
+            let expect = middle_naive(&to_bit_vec(&a, n + m - 1), &to_bit_vec(&x, n), m);
+            let (_, _, len) = if parts > 0 { split_shape_once(n, m, parts) } else { choose_split_once(n, m) };
+            if !len.is_power_of_two() {
+                truncated += 1;
+            }
+            for be in backend::available() {
+                let mut y = vec![u64::MAX; words_for(m)];
+                apply_once_fft(be, &a, n, m, parts, &x, &mut y);
+                assert_eq!(to_bit_vec(&y, m), expect, "n={n} m={m} parts={parts} len={len} {be:?}");
+            }
+        }
+        assert!(truncated >= 4, "only {truncated} shapes truncated");
+        // At n = 2^k, k odd, m = n/2 the cost model takes two parts on 3·2^(k−6) points.
+        for k in [13u32, 21, 27] {
+            let n = 1usize << k;
+            assert_eq!(choose_split_once(n, n / 2), (2, n / 2, 3 << (k - 6)), "k = {k}");
+        }
     }
 
     /// Large one-shot split products (transforms past the fused-pass and parallel thresholds,
