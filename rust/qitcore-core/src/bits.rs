@@ -77,19 +77,38 @@ pub fn load_bits(src: &[u8], offset: usize, nbits: usize, order: BitOrder, dst: 
     let bytes = &src[offset / 8..bytes_for(offset + nbits)];
     let shift = offset % 8;
     let nw = words_for(nbits);
-    if shift == 0 {
-        for (i, d) in dst[..nw].iter_mut().enumerate() {
-            *d = order.convert(load_word(bytes, i));
+    // Words `start ..` of the result into `out`.
+    let run = |start: usize, out: &mut [u64]| {
+        if shift == 0 {
+            for (i, d) in (start..).zip(out.iter_mut()) {
+                *d = order.convert(load_word(bytes, i));
+            }
+        } else {
+            let mut current = order.convert(load_word(bytes, start));
+            for (i, d) in (start..).zip(out.iter_mut()) {
+                let next = order.convert(load_word(bytes, i + 1));
+                *d = (current >> shift) | (next << (64 - shift));
+                current = next;
+            }
         }
-    } else {
-        let mut current = order.convert(load_word(bytes, 0));
-        for (i, d) in dst[..nw].iter_mut().enumerate() {
-            let next = order.convert(load_word(bytes, i + 1));
-            *d = (current >> shift) | (next << (64 - shift));
-            current = next;
-        }
-    }
+    };
+    on_runs(&mut dst[..nw], run);
     mask_tail(dst, nbits);
+}
+
+/// Word runs of at least this many words split across threads in the bit-moving functions: the
+/// seed and block of a 2^27-bit hash were loaded, rotated and cut on one core.
+const PARALLEL_WORDS: usize = 1 << 16;
+
+/// `run(start, out)` on consecutive runs of `out` (starting at word `start` of it), on several
+/// threads when `out` is long.
+fn on_runs(out: &mut [u64], run: impl Fn(usize, &mut [u64]) + Sync) {
+    if out.len() >= 2 * PARALLEL_WORDS {
+        use rayon::prelude::*;
+        out.par_chunks_mut(PARALLEL_WORDS / 4).enumerate().for_each(|(c, out)| run(c * (PARALLEL_WORDS / 4), out));
+    } else {
+        run(0, out);
+    }
 }
 
 /// ORs the polynomial `words` (`nbits` coefficients, higher bits zero) into `dst` as packed
@@ -123,13 +142,15 @@ pub fn extract_range(words: &[u64], start: usize, nbits: usize, dst: &mut [u64])
     let shift = start % 64;
     let word = |i: usize| words.get(i).copied().unwrap_or(0);
     let nw = words_for(nbits);
-    for (i, d) in dst[..nw].iter_mut().enumerate() {
-        *d = if shift == 0 {
-            word(first + i)
-        } else {
-            (word(first + i) >> shift) | (word(first + i + 1) << (64 - shift))
-        };
-    }
+    on_runs(&mut dst[..nw], |start, out| {
+        for (i, d) in (start..).zip(out.iter_mut()) {
+            *d = if shift == 0 {
+                word(first + i)
+            } else {
+                (word(first + i) >> shift) | (word(first + i + 1) << (64 - shift))
+            };
+        }
+    });
     mask_tail(dst, nbits);
 }
 
@@ -201,6 +222,33 @@ mod tests {
         match order {
             BitOrder::Big => (byte >> (7 - k % 8)) & 1,
             BitOrder::Little => (byte >> (k % 8)) & 1,
+        }
+    }
+
+    /// Long loads and extractions (split across threads) agree with the bits one by one, at
+    /// whole-byte, odd and whole-word offsets, in both orders.
+    #[test]
+    fn long_runs_move_every_bit() {
+        let nbits = (1usize << 24) + 77;
+        let bytes: Vec<u8> = (0..bytes_for(nbits) + 20)
+            .map(|i| (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29) as u8)
+            .collect();
+        for order in [BitOrder::Big, BitOrder::Little] {
+            for offset in [0usize, 3, 69] {
+                let mut words = vec![u64::MAX; words_for(nbits) + 1];
+                load_bits(&bytes, offset, nbits, order, &mut words);
+                for k in (0..nbits + 64).step_by(7).chain(nbits - 70..nbits + 64) {
+                    let expect = if k < nbits { u64::from(stream_bit(&bytes, offset + k, order)) } else { 0 };
+                    assert_eq!((words[k / 64] >> (k % 64)) & 1, expect, "{order:?} offset {offset} bit {k}");
+                }
+                let (start, len) = (offset * 13 + 1, nbits - offset * 13 - 9);
+                let mut part = vec![u64::MAX; words_for(len) + 1];
+                extract_range(&words, start, len, &mut part);
+                for k in (0..len + 64).step_by(5).chain(len - 70..len + 64) {
+                    let expect = if k < len { (words[(start + k) / 64] >> ((start + k) % 64)) & 1 } else { 0 };
+                    assert_eq!((part[k / 64] >> (k % 64)) & 1, expect, "extract from {start}, bit {k}");
+                }
+            }
         }
     }
 

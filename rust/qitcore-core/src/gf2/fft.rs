@@ -551,6 +551,26 @@ fn segment_to_novel_narrow(be: Backend, a: &[u64], values: &mut [u64], small: us
     }
 }
 
+/// Words `first .. first + out.len()` of the sum of the 63-bit pieces at 32-bit offsets, into
+/// `out`: each word is its own two pieces and the top of the one below, so long runs split
+/// across cores.
+fn unsegment_from(pieces: &[u64], first: usize, out: &mut [u64]) {
+    let piece = |k: usize| pieces.get(k).copied().unwrap_or(0);
+    let run = |start: usize, out: &mut [u64]| {
+        for (w, o) in (start..).zip(out.iter_mut()) {
+            let below = if w == 0 { 0 } else { piece(2 * w - 1) >> 32 };
+            *o = piece(2 * w) ^ (piece(2 * w + 1) << 32) ^ below;
+        }
+    };
+    const RUN: usize = 1 << 14;
+    if out.len() >= 4 * RUN {
+        use rayon::prelude::*;
+        out.par_chunks_mut(RUN).enumerate().for_each(|(c, out)| run(first + c * RUN, out));
+    } else {
+        run(first, out);
+    }
+}
+
 /// Adds up 63-bit pieces at 32-bit offsets into `out`.
 fn unsegment(pieces: &[u64], out: &mut [u64]) {
     out.fill(0);
@@ -732,15 +752,27 @@ impl Accumulator {
         }
     }
 
-    /// The sum as a polynomial over GF(2): its first `out.len()` words. Returns the buffer,
-    /// zeroed, for reuse.
-    pub fn finish(mut self, be: Backend, out: &mut [u64]) -> Zeroizing<Vec<u64>> {
+    /// The sum as a polynomial over GF(2): its words `first .. first + out.len()`, the buffer
+    /// wiped when dropped (a sum made once: nothing zeroes it for reuse).
+    pub fn finish_words(mut self, be: Backend, first: usize, out: &mut [u64]) {
+        self.invert(be);
+        unsegment_from(&self.values, first, out);
+    }
+
+    /// The inverse transform and change to the monomial basis: the sum's 63-bit pieces.
+    fn invert(&mut self, be: Backend) {
         if self.values.len().is_power_of_two() {
             ifft(be, tables(), &mut self.values, 0);
             from_novel(be, &mut self.values);
         } else {
             interpolate_truncated(be, &mut self.values);
         }
+    }
+
+    /// The sum as a polynomial over GF(2): its first `out.len()` words. Returns the buffer,
+    /// zeroed, for reuse.
+    pub fn finish(mut self, be: Backend, out: &mut [u64]) -> Zeroizing<Vec<u64>> {
+        self.invert(be);
         unsegment(&self.values, out);
         self.values.fill(0);
         self.values
@@ -1156,6 +1188,22 @@ mod tests {
                 two.add_product_of_values(be, &ta, &tc);
                 two.finish(be, &mut out);
                 assert!(out == sum, "sum of two, {a_words}×{b_words} words, {be:?}");
+            }
+        }
+    }
+
+    /// The words of a range of the pieces' sum (split across threads when long) are those of
+    /// the whole sum.
+    #[test]
+    fn unsegmented_ranges_match_the_whole() {
+        for pieces_len in [1usize, 2, 7, 64, 300_001] {
+            let pieces: Vec<u64> = (0..pieces_len as u64).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 1).collect();
+            let mut whole = vec![u64::MAX; pieces_len / 2 + 2];
+            unsegment(&pieces, &mut whole);
+            for first in [0usize, 1, pieces_len / 5, pieces_len / 2] {
+                let mut part = vec![u64::MAX; whole.len() - first];
+                unsegment_from(&pieces, first, &mut part);
+                assert!(part[..] == whole[first..], "{pieces_len} pieces from word {first}");
             }
         }
     }
