@@ -77,38 +77,72 @@ pub fn load_bits(src: &[u8], offset: usize, nbits: usize, order: BitOrder, dst: 
     let bytes = &src[offset / 8..bytes_for(offset + nbits)];
     let shift = offset % 8;
     let nw = words_for(nbits);
-    // Words `start ..` of the result into `out`.
-    let run = |start: usize, out: &mut [u64]| {
+    if nw >= PARALLEL_WORDS {
+        load_bits_parallel(bytes, shift, nbits, order, dst);
+        return;
+    }
+    if shift == 0 {
+        for (i, d) in dst[..nw].iter_mut().enumerate() {
+            *d = order.convert(load_word(bytes, i));
+        }
+    } else {
+        let mut current = order.convert(load_word(bytes, 0));
+        for (i, d) in dst[..nw].iter_mut().enumerate() {
+            let next = order.convert(load_word(bytes, i + 1));
+            *d = (current >> shift) | (next << (64 - shift));
+            current = next;
+        }
+    }
+    mask_tail(dst, nbits);
+}
+
+/// Word runs of at least this many words split across threads in [`load_bits`] and
+/// [`extract_range`]: the seed and block of a 2^27-bit hash were loaded, rotated and cut on one
+/// core. The parallel paths are functions of their own: folded into the plain loops they made
+/// the many short calls of a 2^16-bit product 7 % slower.
+const PARALLEL_WORDS: usize = 1 << 17;
+
+/// Words per run of the parallel paths.
+const RUN_WORDS: usize = 1 << 14;
+
+/// [`load_bits`] for long runs (`bytes` from the first byte, `shift` bits into it), on several
+/// threads.
+#[cold]
+#[inline(never)]
+fn load_bits_parallel(bytes: &[u8], shift: usize, nbits: usize, order: BitOrder, dst: &mut [u64]) {
+    use rayon::prelude::*;
+    dst[..words_for(nbits)].par_chunks_mut(RUN_WORDS).enumerate().for_each(|(c, out)| {
+        let start = c * RUN_WORDS;
         if shift == 0 {
-            for (i, d) in (start..).zip(out.iter_mut()) {
-                *d = order.convert(load_word(bytes, i));
+            for (i, d) in out.iter_mut().enumerate() {
+                *d = order.convert(load_word(bytes, start + i));
             }
         } else {
             let mut current = order.convert(load_word(bytes, start));
-            for (i, d) in (start..).zip(out.iter_mut()) {
-                let next = order.convert(load_word(bytes, i + 1));
+            for (i, d) in out.iter_mut().enumerate() {
+                let next = order.convert(load_word(bytes, start + i + 1));
                 *d = (current >> shift) | (next << (64 - shift));
                 current = next;
             }
         }
-    };
-    on_runs(&mut dst[..nw], run);
+    });
     mask_tail(dst, nbits);
 }
 
-/// Word runs of at least this many words split across threads in the bit-moving functions: the
-/// seed and block of a 2^27-bit hash were loaded, rotated and cut on one core.
-const PARALLEL_WORDS: usize = 1 << 16;
-
-/// `run(start, out)` on consecutive runs of `out` (starting at word `start` of it), on several
-/// threads when `out` is long.
-fn on_runs(out: &mut [u64], run: impl Fn(usize, &mut [u64]) + Sync) {
-    if out.len() >= 2 * PARALLEL_WORDS {
-        use rayon::prelude::*;
-        out.par_chunks_mut(PARALLEL_WORDS / 4).enumerate().for_each(|(c, out)| run(c * (PARALLEL_WORDS / 4), out));
-    } else {
-        run(0, out);
-    }
+/// [`extract_range`] for long runs, on several threads.
+#[cold]
+#[inline(never)]
+fn extract_range_parallel(words: &[u64], start: usize, nbits: usize, dst: &mut [u64]) {
+    use rayon::prelude::*;
+    let (first, shift) = (start / 64, start % 64);
+    let word = |i: usize| words.get(i).copied().unwrap_or(0);
+    dst[..words_for(nbits)].par_chunks_mut(RUN_WORDS).enumerate().for_each(|(c, out)| {
+        let at = first + c * RUN_WORDS;
+        for (i, d) in out.iter_mut().enumerate() {
+            *d = if shift == 0 { word(at + i) } else { (word(at + i) >> shift) | (word(at + i + 1) << (64 - shift)) };
+        }
+    });
+    mask_tail(dst, nbits);
 }
 
 /// ORs the polynomial `words` (`nbits` coefficients, higher bits zero) into `dst` as packed
@@ -138,19 +172,21 @@ pub fn store_bits(words: &[u64], nbits: usize, order: BitOrder, dst: &mut [u8], 
 /// Copies coefficients `start .. start + nbits` of `words` to `dst` (as coefficients `0 ..
 /// nbits`), clearing the rest of `dst`. Coefficients past the end of `words` read as zero.
 pub fn extract_range(words: &[u64], start: usize, nbits: usize, dst: &mut [u64]) {
+    if nbits >= 64 * PARALLEL_WORDS {
+        extract_range_parallel(words, start, nbits, dst);
+        return;
+    }
     let first = start / 64;
     let shift = start % 64;
     let word = |i: usize| words.get(i).copied().unwrap_or(0);
     let nw = words_for(nbits);
-    on_runs(&mut dst[..nw], |start, out| {
-        for (i, d) in (start..).zip(out.iter_mut()) {
-            *d = if shift == 0 {
-                word(first + i)
-            } else {
-                (word(first + i) >> shift) | (word(first + i + 1) << (64 - shift))
-            };
-        }
-    });
+    for (i, d) in dst[..nw].iter_mut().enumerate() {
+        *d = if shift == 0 {
+            word(first + i)
+        } else {
+            (word(first + i) >> shift) | (word(first + i + 1) << (64 - shift))
+        };
+    }
     mask_tail(dst, nbits);
 }
 
