@@ -10,6 +10,9 @@ use zeroize::Zeroizing;
 use super::packing::{bytes_to_words, words_to_bytes};
 use crate::bits::{bytes_for, load_bits, store_bits, words_for, BitOrder};
 use crate::error::{Error, Result};
+// Word buffers as large as a block or a seed (up to 2^32 bits): on huge pages, where calloc's
+// fresh 4 KiB pages cost a fault each (tens of milliseconds of a 2^27-bit hash).
+use crate::gf2::karatsuba::scratch as words_buffer;
 use crate::secret::SecretBytes;
 
 /// What every seeded block hash has: its sizes, bit order and seed.
@@ -44,7 +47,7 @@ impl Shape {
                 ),
             ));
         }
-        let mut words = Zeroizing::new(vec![0u64; words_for(seed_bits)]);
+        let mut words = words_buffer(words_for(seed_bits));
         load_bits(seed, 0, seed_bits, order, &mut words);
         Ok(Shape { n, m, order, seed_bits, seed: words })
     }
@@ -231,8 +234,8 @@ pub(crate) fn for_each_block<F>(
             // first-level cache between the conversion and the products.
             let (nw, mw) = (n / 64, m / 64);
             let group = (GROUP_BYTES / (n / 8)).max(1);
-            let mut xs = Zeroizing::new(vec![0u64; group * nw]);
-            let mut ys = Zeroizing::new(vec![0u64; group * mw]);
+            let mut xs = words_buffer(group * nw);
+            let mut ys = words_buffer(group * mw);
             for (src, dst) in inp[..count * n / 8].chunks(group * n / 8).zip(out.chunks_mut(group * m / 8)) {
                 let (xs, ys) = (&mut xs[..src.len() / 8], &mut ys[..dst.len() / 8]);
                 bytes_to_words(src, order, xs);
@@ -245,8 +248,8 @@ pub(crate) fn for_each_block<F>(
             return;
         }
         out.fill(0);
-        let mut x = Zeroizing::new(vec![0u64; words_for(n)]);
-        let mut y = Zeroizing::new(vec![0u64; words_for(m)]);
+        let mut x = words_buffer(words_for(n));
+        let mut y = words_buffer(words_for(m));
         for k in 0..count {
             load_bits(inp, k * n, n, order, &mut x);
             y.fill(0);

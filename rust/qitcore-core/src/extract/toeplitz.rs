@@ -21,6 +21,7 @@ use crate::bits::{bytes_for, extract_range, words_for, BitOrder};
 use crate::error::Result;
 use crate::gf2::alloc::ensure_available;
 use crate::gf2::backend;
+use crate::gf2::karatsuba::scratch;
 use crate::gf2::middle::{apply_once_fft, once_method, Algorithm, MiddleProduct, Once};
 use crate::gf2::toeplitz_karatsuba::apply_once;
 use crate::gf2::xor::or_shifted;
@@ -122,7 +123,7 @@ pub(crate) fn footprint(n: usize, m: usize, algorithm: Algorithm) -> usize {
 /// The polynomial of `total` coefficients whose coefficient `k` is coefficient `(k + r) mod total`
 /// of `words`.
 pub(crate) fn rotate_left(words: &[u64], total: usize, r: usize) -> Zeroizing<Vec<u64>> {
-    let mut out = Zeroizing::new(vec![0u64; words_for(total)]);
+    let mut out = scratch(words_for(total));
     extract_range(words, r, total - r, &mut out);
     or_shifted(&mut out, total - r, words, 0, r);
     out
