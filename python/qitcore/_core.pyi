@@ -31,6 +31,7 @@ __all__ = [
     "Ais31Result",
     "BitGenLock",
     "BlockTest",
+    "CascadePreparation",
     "CascadeResponder",
     "ChannelMac",
     "ChiSquareResult",
@@ -95,6 +96,7 @@ __all__ = [
     "sift_announce",
     "sift_answer",
     "sift_conclude",
+    "sift_key_count",
     "simulate_bb84",
     "verification_collision_bound",
     "verification_tags",
@@ -549,6 +551,10 @@ class ChannelMac:
     def check(self, frame: _Buffer) -> bool: ...
 
 @final
+class CascadePreparation:
+    def __new__(cls, n: int, seed: int, variant: str = ...) -> CascadePreparation: ...
+
+@final
 class CascadeResponder:
     def __new__(cls, key: _Buffer, qber: float, seed: int, variant: str = ...) -> CascadeResponder: ...
     def answer(self, queries: _Buffer) -> bytes: ...
@@ -629,6 +635,7 @@ def sift_answer(
     index: _Buffer, basis: _Buffer, bit: _Buffer, intensity: _Buffer, message: _Buffer
 ) -> tuple[bytes, tuple[bytes, bytes, bytes, bytes], int]: ...
 def sift_conclude(basis: _Buffer, bit: _Buffer, reply: _Buffer) -> tuple[bytes, bytes, bytes, bytes]: ...
+def sift_key_count(basis: _Buffer, reply: _Buffer) -> int: ...
 def encode_pulse_numbers(index: _Buffer) -> bytes: ...
 def decode_pulse_numbers(wire: _Buffer) -> bytes: ...
 def check_decoys(mu: Sequence[float], p: Sequence[float]) -> None: ...

@@ -786,7 +786,15 @@ class BobSession:
         clock = time.perf_counter
         t = clock()
         self._call(HELLO, p.to_json())
-        s.sifted = Sifting.conclude(self._records, self._call(SIFT, Sifting.announce(self._records)))
+        reply = self._call(SIFT, Sifting.announce(self._records))
+        # The reconciliation's seed is drawn now (it leaves only with CASCADE_START or LDPC): Cascade's
+        # shuffles depend on the length of the key and the seed alone, and the core draws them on a
+        # thread of its own while Bob sifts and the estimate's round trip runs.
+        seed = int.from_bytes(os.urandom(8), "little")
+        n_key = Sifting.key_count(self._records, reply)
+        n_key -= Estimation.sample_size(n_key, p.sample_fraction, p.min_sample)
+        prepared = Reconciliation.prepare(n_key, seed, p.cascade) if p.reconciliation == "cascade" and n_key else None
+        s.sifted = Sifting.conclude(self._records, reply)
         r.detections, r.sifted_key, r.sifted_test = len(self._records), len(s.sifted.key), len(s.sifted.test)
         r.seconds["sifting"] = clock() - t
 
@@ -797,7 +805,6 @@ class BobSession:
         r.seconds["estimation"] = clock() - t
 
         t = clock()
-        seed = int.from_bytes(os.urandom(8), "little")
         if p.reconciliation == "cascade":
             self._call(CASCADE_START, _u64s(seed))
             qber = Estimation.cascade_qber(r.sample_errors, r.sample_size)
@@ -806,6 +813,7 @@ class BobSession:
             )
             key = np.frombuffer(corrected_key, np.uint8)
             r.cascade_rounds = rounds
+            del prepared  # the layout holds what it uses of the shuffles
         else:
             ours, decoded, plan, failed, leaked, rounds = self._ldpc(seed)
         r.leaked_ec, r.round_trips = leaked, rounds

@@ -103,6 +103,15 @@ class Sifting:
             raise _malformed("sifting reply") from None
 
     @staticmethod
+    def key_count(bob: Records, reply: bytes) -> int:
+        """How many key-basis bits Bob's sifting keeps (:meth:`conclude`'s key length), from the
+        bases alone, so that what depends on the length alone can start before sifting."""
+        try:
+            return int(_core.sift_key_count(bob.basis, reply))
+        except ProtocolError:
+            raise _malformed("sifting reply") from None
+
+    @staticmethod
     def _wrap(columns: tuple[bytes, bytes, bytes, bytes]) -> Sifted:
         key, key_intensity, test, test_intensity = (np.frombuffer(c, np.uint8) for c in columns)
         return Sifted(key, key_intensity, test, test_intensity)
@@ -118,9 +127,14 @@ class Estimation:
     ``e + sqrt(ln(1/eps) / (2k))`` for ``k`` disclosed bits."""
 
     @staticmethod
+    def sample_size(n_key: int, fraction: float, minimum: int) -> int:
+        """Key bits disclosed: the ``fraction``, at least ``minimum``, at most half of them."""
+        return min(max(minimum, math.ceil(fraction * n_key)), n_key // 2)
+
+    @staticmethod
     def sample(n_key: int, fraction: float, minimum: int) -> npt.NDArray[np.uint32]:
         """A uniformly random sample of key positions (sorted), from the OS CSPRNG."""
-        k = min(max(minimum, math.ceil(fraction * n_key)), n_key // 2)
+        k = Estimation.sample_size(n_key, fraction, minimum)
         rng = np.random.default_rng(int.from_bytes(os.urandom(16), "little"))
         return np.sort(rng.choice(n_key, size=k, replace=False)).astype(np.uint32)
 
@@ -167,8 +181,10 @@ class Estimation:
 
 class Reconciliation:
     """Cascade: Alice answers parity queries (:class:`qitcore._core.CascadeResponder`), Bob
-    corrects his key by asking them (:func:`qitcore._core.cascade_correct`)."""
+    corrects his key by asking them (:func:`qitcore._core.cascade_correct`), with the shuffles
+    he prepared while the error rate was estimated (:class:`qitcore._core.CascadePreparation`)."""
 
+    prepare = _core.CascadePreparation
     responder = _core.CascadeResponder
     correct = staticmethod(_core.cascade_correct)
 

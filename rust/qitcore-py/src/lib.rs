@@ -56,8 +56,8 @@ mod _core {
     #[pymodule_export]
     use crate::qkd::{
         cascade_correct, check_decoys, check_link, decode_pulse_numbers, encode_pulse_numbers, finite_key_length,
-        sift_announce, sift_answer, sift_conclude, simulate_bb84, verification_collision_bound, verification_tags,
-        PyCascadeResponder,
+        sift_announce, sift_answer, sift_conclude, sift_key_count, simulate_bb84, verification_collision_bound,
+        verification_tags, PyCascadePreparation, PyCascadeResponder,
     };
     #[pymodule_export]
     use crate::stream::{PyNoiseModel, PyStream};

@@ -4,14 +4,14 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use qitcore_core::gf2::backend;
 use qitcore_core::qkd::bitvec::Bits;
-use qitcore_core::qkd::cascade::{Corrector, Layout, Query, Responder, Variant};
+use qitcore_core::qkd::cascade::{Corrector, Layout, Query, Responder, Shuffles, Variant};
 use qitcore_core::qkd::finite_key::{self, Counts, Decoys, SecureLength};
 use qitcore_core::qkd::sim::Detections;
 use qitcore_core::qkd::{sift, sim, verify};
@@ -120,6 +120,41 @@ impl PyCascadeResponder {
     #[getter]
     fn n(&self) -> usize {
         self.n
+    }
+}
+
+/// Bob's Cascade shuffles for a key of `n` bits from `seed`, drawn on a thread of their own.
+///
+/// They depend on the key's length, the seed and the variant, not on the error rate: Bob makes
+/// this once he knows the length (after sifting, with the sample drawn) and holds it through
+/// `cascade_correct`, which then finds them built (or waits for the build) instead of drawing
+/// them on its critical path. Dropping it early frees them.
+#[pyclass(frozen, module = "qitcore._core", name = "CascadePreparation")]
+pub struct PyCascadePreparation {
+    /// The build; its result (the shuffles, kept alive) stays in the handle until this is dropped.
+    _building: Mutex<JoinHandle<qitcore_core::Result<Arc<Shuffles>>>>,
+}
+
+#[pymethods]
+impl PyCascadePreparation {
+    #[new]
+    #[pyo3(signature = (n, seed, variant = Variant::default()))]
+    fn new(
+        #[pyo3(from_py_with = int::<usize>)] n: usize,
+        #[pyo3(from_py_with = int::<u64>)] seed: u64,
+        #[pyo3(from_py_with = args::choice::<Variant>)] variant: Variant,
+    ) -> Result<Self> {
+        Layout::check_length(n)?;
+        let build = move || {
+            let shuffles = Shuffles::shared(n, seed, variant)?;
+            shuffles.prepare_corrections();
+            Ok(shuffles)
+        };
+        let handle = std::thread::Builder::new()
+            .name("qitcore-cascade-prepare".into())
+            .spawn(build)
+            .map_err(|e| Error::Internal(format!("cannot start the Cascade preparation's thread: {e}")))?;
+        Ok(PyCascadePreparation { _building: Mutex::new(handle) })
     }
 }
 
@@ -360,6 +395,13 @@ pub fn sift_conclude<'py>(
     let reply = reply.bytes();
     let sifted = detach(py, || sift::conclude(basis.bytes(), bit.bytes(), reply, 3))??;
     Ok(sifted_tuple(py, &sifted))
+}
+
+/// How many of Bob's pulses his sifting keeps in the key basis, from his bases and Alice's reply.
+#[pyfunction]
+pub fn sift_key_count(py: Python<'_>, basis: &Bound<'_, PyAny>, reply: &Bound<'_, PyAny>) -> Result<usize> {
+    let (basis, reply) = (Input::get(py, "basis", basis)?, Input::get(py, "reply", reply)?);
+    Ok(guard(|| sift::key_count(basis.bytes(), reply.bytes()))??)
 }
 
 /// Strictly increasing pulse numbers (uint64 bytes) as LEB128 varints of their gaps.

@@ -85,11 +85,170 @@ pub enum PassLayout {
     /// Consecutive blocks of `k` bits in the key's own order.
     Blocks { k: usize },
     /// A random permutation, then consecutive blocks of `k` positions.
-    Permuted { k: usize, perm: Vec<u32>, inv: OnceLock<Vec<u32>> },
-    /// Two blocks: the bits where `mask` is 0, and where it is 1. `ones_before[w]` counts the
-    /// mask's ones in the words before `w`, so that a search's member counts cost O(1), not a
-    /// scan of half the key; only Bob counts members, in the passes he searches.
-    Halves { mask: Bits, ones_before: OnceLock<Vec<u32>> },
+    Permuted { k: usize, order: Arc<Permutation> },
+    /// Two blocks: the bits where the half's mask is 0, and where it is 1.
+    Halves(Arc<Half>),
+}
+
+/// A random order of the key's positions (`perm[p]` is the key position at position `p` of the
+/// pass) and its inverse, built when first asked for: only Bob needs it, to find a corrected bit
+/// in earlier passes.
+pub struct Permutation {
+    pub perm: Vec<u32>,
+    inv: OnceLock<Vec<u32>>,
+}
+
+impl Permutation {
+    /// The pass position of each key position.
+    pub fn inverse(&self) -> &[u32] {
+        self.inv.get_or_init(|| {
+            let mut inv = vec![0u32; self.perm.len()];
+            for (p, &j) in self.perm.iter().enumerate() {
+                inv[j as usize] = p as u32;
+            }
+            inv
+        })
+    }
+}
+
+/// A random half of the key, the bits where `mask` is 1. `ones_before[w]` counts the mask's
+/// ones in the words before `w`, so that a search's member counts cost O(1), not a scan of half
+/// the key; only Bob counts members, in the passes he searches.
+pub struct Half {
+    pub mask: Bits,
+    ones_before: OnceLock<Vec<u32>>,
+}
+
+impl Half {
+    fn ones_before(&self) -> &[u32] {
+        self.ones_before.get_or_init(|| {
+            let mut before = vec![0u32; self.mask.words.len() + 1];
+            for (i, w) in self.mask.words.iter().enumerate() {
+                before[i + 1] = before[i] + w.count_ones();
+            }
+            before
+        })
+    }
+}
+
+/// The random part of a layout, drawn from the seed: the permutations of the permuted passes,
+/// then the masks of the halves passes. It depends on the key's length, the seed and the
+/// variant, not on the error rate: Bob draws it while the error rate is still being estimated
+/// (see [`Shuffles::shared`]), the larger part of setting Cascade up (a shuffle of the whole key).
+pub struct Shuffles {
+    perms: Vec<Arc<Permutation>>,
+    halves: Vec<Arc<Half>>,
+}
+
+/// What shuffles are drawn from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ShuffleParams {
+    n: usize,
+    seed: u64,
+    variant: Variant,
+}
+
+static LAST_SHUFFLES: LastShared<ShuffleParams, Shuffles> = LastShared::new();
+
+impl Shuffles {
+    /// Permuted passes (after the first, which keeps the key's order) and halves passes.
+    fn counts(variant: Variant) -> (usize, usize) {
+        match variant {
+            Variant::Modified => (1, PASSES - 2),
+            Variant::Original => (3, 0),
+        }
+    }
+
+    /// The shuffles of `n` bits for `variant` from `seed`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `n` of 0 or above 2^32 − 1.
+    pub fn new(n: usize, seed: u64, variant: Variant) -> Result<Self> {
+        Layout::check_length(n)?;
+        let mut rng = Xoshiro256::from_seed(seed);
+        let (permuted, halves) = Self::counts(variant);
+        let perms = (0..permuted)
+            .map(|_| {
+                let mut perm: Vec<u32> = (0..n as u32).collect();
+                for p in (1..n).rev() {
+                    // Lemire's multiply-shift: a bias below n/2^64, irrelevant to Cascade (the
+                    // permutation is public and needs no secrecy, only to scatter errors).
+                    let q = ((u128::from(rng.next_u64()) * (p as u128 + 1)) >> 64) as usize;
+                    perm.swap(p, q);
+                }
+                Arc::new(Permutation { perm, inv: OnceLock::new() })
+            })
+            .collect();
+        let halves = (0..halves)
+            .map(|_| {
+                let mut mask = Bits::zeros(n);
+                for w in mask.words.iter_mut() {
+                    *w = rng.next_u64();
+                }
+                mask_tail(&mut mask.words, n);
+                Arc::new(Half { mask, ones_before: OnceLock::new() })
+            })
+            .collect();
+        Ok(Shuffles { perms, halves })
+    }
+
+    /// As [`Shuffles::new`], shared with whoever else in this process holds the same shuffles
+    /// (as [`Layout::shared`]: a caller asking while they are being built waits for them).
+    ///
+    /// # Errors
+    /// As [`Shuffles::new`].
+    pub fn shared(n: usize, seed: u64, variant: Variant) -> Result<Arc<Self>> {
+        LAST_SHUFFLES.get_or_build(ShuffleParams { n, seed, variant }, || Self::new(n, seed, variant))
+    }
+
+    /// Builds now what only Bob's corrections use (the inverse permutations, the halves' counts
+    /// of ones), so that his first correction does not wait for them.
+    pub fn prepare_corrections(&self) {
+        for perm in &self.perms {
+            perm.inverse();
+        }
+        for half in &self.halves {
+            half.ones_before();
+        }
+    }
+}
+
+/// The value last asked for with parameters `P`, held weakly, behind a lock of its own (a caller
+/// with other parameters does not wait for its build): both ends in one process build it once.
+struct LastShared<P, T> {
+    last: Mutex<Option<(P, Slot<T>)>>,
+}
+
+/// A shared value, held weakly, behind a lock held while it is built.
+type Slot<T> = Arc<Mutex<Weak<T>>>;
+
+impl<P: Copy + PartialEq, T> LastShared<P, T> {
+    const fn new() -> Self {
+        LastShared { last: Mutex::new(None) }
+    }
+
+    /// The value for `params` if someone holds it (waiting while it is being built), else the
+    /// one `build` makes, which then stays shared while held.
+    fn get_or_build(&self, params: P, build: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
+        let slot = {
+            let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            match last.as_ref() {
+                Some((p, slot)) if *p == params => Arc::clone(slot),
+                _ => {
+                    let slot = Arc::new(Mutex::new(Weak::new()));
+                    *last = Some((params, Arc::clone(&slot)));
+                    slot
+                }
+            }
+        };
+        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(value) = held.upgrade() {
+            return Ok(value);
+        }
+        let value = Arc::new(build()?);
+        *held = Arc::downgrade(&value);
+        Ok(value)
+    }
 }
 
 /// The passes both sides derive from the shared seed.
@@ -112,11 +271,8 @@ struct LayoutParams {
     variant: Variant,
 }
 
-/// The layout last asked for through [`Layout::shared`], held weakly, behind a lock of its own
-/// (a caller with other parameters does not wait for its build).
-type LayoutSlot = Arc<Mutex<Weak<Layout>>>;
-
-static LAST_LAYOUT: Mutex<Option<(LayoutParams, LayoutSlot)>> = Mutex::new(None);
+/// The layout last asked for through [`Layout::shared`].
+static LAST_LAYOUT: LastShared<LayoutParams, Layout> = LastShared::new();
 
 /// Block sizes of the permuted passes for error rate `qber` on `n` bits.
 pub fn block_sizes(n: usize, qber: f64) -> (usize, usize) {
@@ -132,17 +288,22 @@ impl Layout {
     /// [`Error::InvalidArgument`] for `n` of 0 or above 2^32 − 1, or `qber` outside (0, 0.5).
     pub fn new(n: usize, qber: f64, seed: u64, variant: Variant) -> Result<Self> {
         Self::check(n, qber)?;
-        Ok(match variant {
+        Ok(Self::with_shuffles(n, qber, variant, &Shuffles::new(n, seed, variant)?))
+    }
+
+    /// The passes for `n` bits at error rate `qber` over shuffles drawn for `n` bits and `variant`.
+    fn with_shuffles(n: usize, qber: f64, variant: Variant, shuffles: &Shuffles) -> Self {
+        match variant {
             Variant::Modified => {
                 let (k1, k2) = block_sizes(n, qber);
-                Self::build(n, &[k1, k2], PASSES, true, seed)
+                Self::build(n, &[k1, k2], PASSES, true, shuffles)
             }
             Variant::Original => {
                 let k1 = ((0.73 / qber.max(1e-4)).ceil() as usize).clamp(2, n.max(2));
                 let ks: Vec<usize> = (0..4).map(|i| (k1 << i).min(n.max(2))).collect();
-                Self::build(n, &ks, 4, false, seed)
+                Self::build(n, &ks, 4, false, shuffles)
             }
-        })
+        }
     }
 
     /// Refuses what [`Layout::new`] refuses, without building anything.
@@ -150,11 +311,20 @@ impl Layout {
     /// # Errors
     /// [`Error::InvalidArgument`] for `n` of 0 or above 2^32 − 1, or `qber` outside (0, 0.5).
     pub fn check(n: usize, qber: f64) -> Result<()> {
-        if n == 0 || n > u32::MAX as usize {
-            return Err(Error::argument("n", format!("key length must be 1 to 2^32 - 1 bits, got {n}")));
-        }
+        Self::check_length(n)?;
         if !(qber > 0.0 && qber < 0.5) {
             return Err(Error::argument("qber", format!("estimated error rate must lie in (0, 0.5), got {qber}")));
+        }
+        Ok(())
+    }
+
+    /// Refuses a key length [`Layout::new`] refuses.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `n` of 0 or above 2^32 − 1.
+    pub fn check_length(n: usize) -> Result<()> {
+        if n == 0 || n > u32::MAX as usize {
+            return Err(Error::argument("n", format!("key length must be 1 to 2^32 - 1 bits, got {n}")));
         }
         Ok(())
     }
@@ -169,62 +339,29 @@ impl Layout {
     /// # Errors
     /// As [`Layout::new`].
     pub fn shared(n: usize, qber: f64, seed: u64, variant: Variant) -> Result<Arc<Self>> {
-        let params = LayoutParams { n, qber: qber.to_bits(), seed, variant };
-        let slot = {
-            let mut last = LAST_LAYOUT.lock().unwrap_or_else(PoisonError::into_inner);
-            match last.as_ref() {
-                Some((p, slot)) if *p == params => Arc::clone(slot),
-                _ => {
-                    let slot = LayoutSlot::default();
-                    *last = Some((params, Arc::clone(&slot)));
-                    slot
-                }
-            }
-        };
-        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(layout) = held.upgrade() {
-            return Ok(layout);
-        }
-        let layout = Arc::new(Self::new(n, qber, seed, variant)?);
-        *held = Arc::downgrade(&layout);
-        Ok(layout)
+        Self::check(n, qber)?;
+        LAST_LAYOUT.get_or_build(LayoutParams { n, qber: qber.to_bits(), seed, variant }, || {
+            Ok(Self::with_shuffles(n, qber, variant, &*Shuffles::shared(n, seed, variant)?))
+        })
     }
 
-    /// Permuted passes with block sizes `ks`, then random halves up to `passes` passes.
-    fn build(n: usize, ks: &[usize], passes_total: usize, remember: bool, seed: u64) -> Self {
-        let mut rng = Xoshiro256::from_seed(seed);
+    /// Permuted passes with block sizes `ks`, then random halves up to `passes` passes, over
+    /// `shuffles` (drawn for as many of each).
+    fn build(n: usize, ks: &[usize], passes_total: usize, remember: bool, shuffles: &Shuffles) -> Self {
         let mut passes = Vec::with_capacity(passes_total);
-        for (i, &k) in ks.iter().enumerate() {
-            // The first pass keeps the key's order (errors are independent of position); the
-            // others shuffle it.
-            if i == 0 {
-                passes.push(PassLayout::Blocks { k });
-                continue;
-            }
-            let mut perm: Vec<u32> = (0..n as u32).collect();
-            for p in (1..n).rev() {
-                // Lemire's multiply-shift: a bias below n/2^64, irrelevant to Cascade (the
-                // permutation is public and needs no secrecy, only to scatter errors).
-                let q = ((u128::from(rng.next_u64()) * (p as u128 + 1)) >> 64) as usize;
-                perm.swap(p, q);
-            }
-            // Only Bob needs the inverse (to find a corrected bit in earlier passes): it is
-            // built on his first correction.
-            passes.push(PassLayout::Permuted { k, perm, inv: OnceLock::new() });
+        // The first pass keeps the key's order (errors are independent of position); the others
+        // shuffle it.
+        passes.push(PassLayout::Blocks { k: ks[0] });
+        for (&k, order) in ks[1..].iter().zip(&shuffles.perms) {
+            passes.push(PassLayout::Permuted { k, order: Arc::clone(order) });
         }
-        while passes.len() < passes_total {
-            let mut mask = Bits::zeros(n);
-            for w in mask.words.iter_mut() {
-                *w = rng.next_u64();
-            }
-            mask_tail(&mut mask.words, n);
-            passes.push(PassLayout::Halves { mask, ones_before: OnceLock::new() });
-        }
+        passes.extend(shuffles.halves.iter().map(|half| PassLayout::Halves(Arc::clone(half))));
+        debug_assert_eq!(passes.len(), passes_total);
         let block_counts = passes
             .iter()
             .map(|pass| match pass {
                 PassLayout::Blocks { k } | PassLayout::Permuted { k, .. } => n.div_ceil(*k),
-                PassLayout::Halves { .. } => 2,
+                PassLayout::Halves(_) => 2,
             })
             .collect();
         Layout { n, passes, remember, block_counts }
@@ -239,18 +376,11 @@ impl Layout {
     fn locate(&self, p: usize, j: usize) -> (usize, usize) {
         match &self.passes[p] {
             PassLayout::Blocks { k } => (j / k, j),
-            PassLayout::Permuted { k, perm, inv } => {
-                let inv = inv.get_or_init(|| {
-                    let mut inv = vec![0u32; perm.len()];
-                    for (p, &j) in perm.iter().enumerate() {
-                        inv[j as usize] = p as u32;
-                    }
-                    inv
-                });
-                let pos = inv[j] as usize;
+            PassLayout::Permuted { k, order } => {
+                let pos = order.inverse()[j] as usize;
                 (pos / k, pos)
             }
-            PassLayout::Halves { mask, .. } => (mask.get(j) as usize, j),
+            PassLayout::Halves(half) => (half.mask.get(j) as usize, j),
         }
     }
 
@@ -267,14 +397,15 @@ impl Layout {
     fn block_range(&self, p: usize, b: usize) -> (usize, usize) {
         match &self.passes[p] {
             PassLayout::Blocks { k } | PassLayout::Permuted { k, .. } => (b * k, ((b + 1) * k).min(self.n)),
-            PassLayout::Halves { .. } => (0, self.n),
+            PassLayout::Halves(_) => (0, self.n),
         }
     }
 
     /// The key in pass `p`'s order (permuted passes only).
     fn permuted(&self, p: usize, key: &Bits) -> Option<Bits> {
         match &self.passes[p] {
-            PassLayout::Permuted { perm, .. } => {
+            PassLayout::Permuted { order, .. } => {
+                let perm = &order.perm;
                 let mut out = Bits::zeros(self.n);
                 // Each word is gathered in a register: one store per 64 bits, no dependency on
                 // memory between the loads.
@@ -283,7 +414,7 @@ impl Layout {
                 }
                 Some(out)
             }
-            PassLayout::Blocks { .. } | PassLayout::Halves { .. } => None,
+            PassLayout::Blocks { .. } | PassLayout::Halves(_) => None,
         }
     }
 
@@ -292,7 +423,7 @@ impl Layout {
         match &self.passes[p] {
             PassLayout::Blocks { .. } => key.parity(lo, hi, None),
             PassLayout::Permuted { .. } => copy.expect("permuted pass copy").parity(lo, hi, None),
-            PassLayout::Halves { mask, .. } => key.parity(lo, hi, Some((mask, b == 1))),
+            PassLayout::Halves(half) => key.parity(lo, hi, Some((&half.mask, b == 1))),
         }
     }
 
@@ -300,14 +431,8 @@ impl Layout {
     fn members(&self, p: usize, b: usize, lo: usize, hi: usize) -> usize {
         match &self.passes[p] {
             PassLayout::Blocks { .. } | PassLayout::Permuted { .. } => hi - lo,
-            PassLayout::Halves { mask, ones_before } => {
-                let ones_before = ones_before.get_or_init(|| {
-                    let mut before = vec![0u32; mask.words.len() + 1];
-                    for (i, w) in mask.words.iter().enumerate() {
-                        before[i + 1] = before[i] + w.count_ones();
-                    }
-                    before
-                });
+            PassLayout::Halves(half) => {
+                let (mask, ones_before) = (&half.mask, half.ones_before());
                 let ones = ones_up_to(mask, ones_before, hi) - ones_up_to(mask, ones_before, lo);
                 if b == 1 {
                     ones
@@ -745,7 +870,7 @@ impl<'a> Corrector<'a> {
                     };
                     queries.push(range(s.lo, mid));
                     let first = ahead.len();
-                    if ahead_ok && (few || matches!(layout.passes[s.pass], PassLayout::Halves { .. })) {
+                    if ahead_ok && (few || matches!(layout.passes[s.pass], PassLayout::Halves(_))) {
                         let (left, right) = (2 * s.node, 2 * s.node + 1);
                         self.plan(&s, left, left, s.lo, mid, 1, &mut ahead);
                         self.plan(&s, right, right, mid, s.hi, 1, &mut ahead);
@@ -856,9 +981,9 @@ impl<'a> Corrector<'a> {
     fn member_at(&self, s: &Search) -> usize {
         match &self.layout.passes[s.pass] {
             PassLayout::Blocks { .. } => s.lo,
-            PassLayout::Permuted { perm, .. } => perm[s.lo] as usize,
-            PassLayout::Halves { mask, .. } => {
-                (s.lo..s.hi).find(|&j| mask.get(j) == (s.block == 1)).expect("one member in range")
+            PassLayout::Permuted { order, .. } => order.perm[s.lo] as usize,
+            PassLayout::Halves(half) => {
+                (s.lo..s.hi).find(|&j| half.mask.get(j) == (s.block == 1)).expect("one member in range")
             }
         }
     }
@@ -1048,10 +1173,10 @@ mod tests {
         for (x, y) in rebuilt.passes.iter().zip(&own.passes) {
             match (x, y) {
                 (PassLayout::Blocks { k }, PassLayout::Blocks { k: k2 }) => assert_eq!(k, k2),
-                (PassLayout::Permuted { k, perm, .. }, PassLayout::Permuted { k: k2, perm: perm2, .. }) => {
-                    assert_eq!((k, perm), (k2, perm2));
+                (PassLayout::Permuted { k, order }, PassLayout::Permuted { k: k2, order: order2 }) => {
+                    assert_eq!((k, &order.perm), (k2, &order2.perm));
                 }
-                (PassLayout::Halves { mask, .. }, PassLayout::Halves { mask: mask2, .. }) => assert_eq!(mask, mask2),
+                (PassLayout::Halves(half), PassLayout::Halves(half2)) => assert_eq!(half.mask, half2.mask),
                 _ => panic!("passes of different kinds"),
             }
         }
@@ -1060,6 +1185,64 @@ mod tests {
         let (fixed, _) = Corrector::new(&again, b).unwrap().run(&mut oracle).unwrap();
         assert_eq!(fixed, a);
         assert!(Layout::shared(0, 0.02, 1, Variant::Modified).is_err());
+    }
+
+    /// Shuffles prepared ahead (Bob's, while the error rate is estimated) are the ones a layout
+    /// of any error rate then uses, not a second draw; they are drawn from the seed as the
+    /// session protocol says (checked against the draw written out by hand: the permutations by
+    /// Fisher–Yates with Lemire's reduction, then the halves' masks, one word each from the same
+    /// generator), and the inverse and the counts of ones built ahead are right.
+    #[test]
+    fn prepared_shuffles_are_the_layouts_and_drawn_as_specified() {
+        for (n, seed, variant, permuted, halves) in
+            [(40_000, 41, Variant::Modified, 1, PASSES - 2), (3_001, 42, Variant::Original, 3, 0)]
+        {
+            let prepared = Shuffles::shared(n, seed, variant).unwrap();
+            prepared.prepare_corrections();
+            assert!(Arc::ptr_eq(&prepared, &Shuffles::shared(n, seed, variant).unwrap()));
+            let layout = Layout::shared(n, 0.02, seed, variant).unwrap();
+            let other_rate = Layout::shared(n, 0.03, seed, variant).unwrap();
+            let mut g = Xoshiro256::from_seed(seed);
+            let mut perms = Vec::new();
+            for _ in 0..permuted {
+                let mut perm: Vec<u32> = (0..n as u32).collect();
+                for p in (1..n).rev() {
+                    perm.swap(p, ((u128::from(g.next_u64()) * (p as u128 + 1)) >> 64) as usize);
+                }
+                perms.push(perm);
+            }
+            let masks: Vec<Vec<bool>> = (0..halves)
+                .map(|_| {
+                    let words: Vec<u64> = (0..n.div_ceil(64)).map(|_| g.next_u64()).collect();
+                    (0..n).map(|j| words[j / 64] >> (j % 64) & 1 == 1).collect()
+                })
+                .collect();
+            let (mut seen_perms, mut seen_masks) = (0, 0);
+            for (pass, again) in layout.passes.iter().zip(&other_rate.passes) {
+                match (pass, again) {
+                    (PassLayout::Blocks { .. }, PassLayout::Blocks { .. }) => {}
+                    (PassLayout::Permuted { order, .. }, PassLayout::Permuted { order: order2, .. }) => {
+                        assert!(Arc::ptr_eq(order, &prepared.perms[seen_perms]) && Arc::ptr_eq(order, order2));
+                        assert_eq!(order.perm, perms[seen_perms]);
+                        let inverse = order.inverse();
+                        assert!((0..n).all(|j| order.perm[inverse[j] as usize] as usize == j));
+                        seen_perms += 1;
+                    }
+                    (PassLayout::Halves(half), PassLayout::Halves(half2)) => {
+                        assert!(Arc::ptr_eq(half, &prepared.halves[seen_masks]) && Arc::ptr_eq(half, half2));
+                        assert!((0..n).all(|j| half.mask.get(j) == masks[seen_masks][j]));
+                        let ones = half.ones_before();
+                        for w in [0, 1, n / 64] {
+                            assert_eq!(ones[w] as usize, masks[seen_masks][..64 * w].iter().filter(|&&m| m).count());
+                        }
+                        seen_masks += 1;
+                    }
+                    _ => panic!("passes of different kinds"),
+                }
+            }
+            assert_eq!((seen_perms, seen_masks), (permuted, halves));
+        }
+        assert!(Shuffles::new(0, 1, Variant::Modified).is_err());
     }
 
     #[test]
