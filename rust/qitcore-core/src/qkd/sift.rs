@@ -49,6 +49,13 @@ impl Builder {
         (&mut self.key, &mut self.test)
     }
 
+    /// Appends `other`'s records after this one's (within this one's capacity).
+    fn append(&mut self, other: &Builder) {
+        self.key[self.keys..self.keys + other.keys].copy_from_slice(&other.key[..other.keys]);
+        self.test[self.tests..self.tests + other.tests].copy_from_slice(&other.test[..other.tests]);
+        (self.keys, self.tests) = (self.keys + other.keys, self.tests + other.tests);
+    }
+
     fn finish(mut self) -> Sifted {
         let split = |records: &mut Vec<u8>, len: usize| -> (Vec<u8>, Vec<u8>) {
             records.truncate(len);
@@ -255,6 +262,11 @@ fn group_mask(count: usize) -> u64 {
 /// labels and each basis's column are written without a branch or a store per pulse dropped.
 /// No array as long as the records: this runs on millions of detections per block.
 ///
+/// From [`PARALLEL_PULSES`] pulses on, the two halves run on two threads (Bob waits for this
+/// reply, so the second core is otherwise idle): a first scan finds where the second half's
+/// numbers start ([`skip`], eight one-byte gaps a step), and the halves' outputs are joined.
+/// A message that scan finds malformed is sifted in one pass, which reports its first fault.
+///
 /// # Errors
 /// [`Error::Protocol`] for a malformed message or a pulse Alice has no record of;
 /// [`Error::InvalidLength`] when Alice's columns differ in length; [`Error::InvalidArgument`]
@@ -268,21 +280,104 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
     if [alice.basis.len(), alice.bit.len(), alice.intensity.len()] != [len; 3] {
         return Err(Error::length("alice records", "columns differ in length"));
     }
-    let (index, basis, bit, intensity) = (alice.index, alice.basis, alice.bit, alice.intensity);
-    let mut sifted = Builder::new(n);
     let bases_len = n.div_ceil(8);
     // Alice's bases, then a label a byte per pulse kept (at most n), packed once all are written.
     let mut reply = vec![0u8; bases_len + n];
     let (bases_out, labels) = reply.split_at_mut(bases_len);
+    // Room for every record in the first half's builder: the second's are copied in, never
+    // reallocated (a reallocation would free key bits unwiped).
+    let mut sifted = Builder::new(n);
+    let cut = n / 2 / GROUP * GROUP;
+    let second = if n >= PARALLEL_PULSES { skip(numbers, cut) } else { None };
+    let (end, more) = match second {
+        Some((read, next)) => {
+            let at = alice.index.partition_point(|&v| v < next);
+            let (first_bases, second_bases) = bases_out.split_at_mut(cut / 8);
+            let (bob_first, bob_second) = bob_bases.split_at(cut / 8);
+            let (first_labels, _) = labels.split_at_mut(cut);
+            let mut rest = Builder::new(n - cut);
+            let mut rest_labels = vec![0u8; n - cut];
+            let (first, second) = rayon::join(
+                || sift_part(alice, cut, numbers, (0, 0, 0), bob_first, first_bases, first_labels, &mut sifted),
+                || {
+                    sift_part(
+                        alice,
+                        n - cut,
+                        numbers,
+                        (read, next, at),
+                        bob_second,
+                        second_bases,
+                        &mut rest_labels,
+                        &mut rest,
+                    )
+                },
+            );
+            // The first half's fault first: it is the first in the message.
+            let (first, second) = (first?, second?);
+            sifted.append(&rest);
+            labels[first.matched..first.matched + second.matched].copy_from_slice(&rest_labels[..second.matched]);
+            (second, Some(first))
+        }
+        None => (sift_part(alice, n, numbers, (0, 0, 0), bob_bases, bases_out, labels, &mut sifted)?, None),
+    };
+    if end.read != numbers.len() {
+        return Err(Error::protocol("malformed sifting message"));
+    }
+    let (bases_seen, labels_seen, matched) = match more {
+        Some(first) => {
+            (first.bases_seen | end.bases_seen, first.labels_seen | end.labels_seen, first.matched + end.matched)
+        }
+        None => (end.bases_seen, end.labels_seen, end.matched),
+    };
+    if bases_seen > 1 {
+        return Err(Error::argument("basis", "bases must be 0 or 1"));
+    }
+    if labels_seen >= 1 << LABEL_BITS {
+        return Err(Error::argument("intensity", format!("labels must be below {}", 1 << LABEL_BITS)));
+    }
+    let packed = pack_labels(labels, matched);
+    reply.truncate(bases_len + packed);
+    Ok((reply, sifted.finish(), n))
+}
+
+/// Pulses from which Alice sifts two halves on two threads.
+const PARALLEL_PULSES: usize = 1 << 16;
+
+/// What sifting a run of Bob's pulses found beyond its outputs.
+struct PartEnd {
+    /// Where in the numbers it stopped.
+    read: usize,
+    /// Pulses kept (labels written).
+    matched: usize,
+    /// Every basis and label ORed together: one check at the end instead of one per record.
+    bases_seen: u8,
+    labels_seen: u8,
+}
+
+/// Sifts `pulses` pulses (a whole number of [`GROUP`]s but for the message's last) whose bases
+/// are `bob_bases`, their numbers from `numbers[start.0..]` (each at least `start.1`, found in
+/// Alice's records from row `start.2` on): Alice's bases into `bases_out`, the labels of the
+/// pulses kept into `labels`, their records into `sifted`.
+#[allow(clippy::too_many_arguments)]
+fn sift_part(
+    alice: &AliceRecords<'_>,
+    pulses: usize,
+    numbers: &[u8],
+    start: (usize, u64, usize),
+    bob_bases: &[u8],
+    bases_out: &mut [u8],
+    labels: &mut [u8],
+    sifted: &mut Builder,
+) -> Result<PartEnd> {
+    let (index, basis, bit, intensity) = (alice.index, alice.basis, alice.bit, alice.intensity);
     let (key, test) = sifted.columns();
     let (mut keys, mut tests, mut matched) = (0usize, 0usize, 0usize);
-    let (mut read, mut next, mut at) = (0usize, 0u64, 0usize);
-    // Every basis and label ORed together: one check at the end instead of one per record.
+    let ((mut read, mut next, mut at), mut done) = (start, 0usize);
     let (mut bases_seen, mut labels_seen) = (0u8, 0u8);
     let (mut numbers_of, mut rows, mut records) = ([0u64; GROUP], [0usize; GROUP], [0u8; GROUP]);
-    for (group, (bases_out, bob_bases)) in bases_out.chunks_mut(GROUP / 8).zip(bob_bases.chunks(GROUP / 8)).enumerate()
-    {
-        let count = (n - GROUP * group).min(GROUP);
+    for (bases_out, bob_bases) in bases_out.chunks_mut(GROUP / 8).zip(bob_bases.chunks(GROUP / 8)) {
+        let count = (pulses - done).min(GROUP);
+        done += count;
         // Three short loops, each with few enough values to keep in registers: the numbers,
         // their rows, then the rows' basis, bit and label.
         for x in &mut numbers_of[..count] {
@@ -322,19 +417,34 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
             kept &= kept - 1;
         }
     }
-    if read != numbers.len() {
-        return Err(Error::protocol("malformed sifting message"));
-    }
-    if bases_seen > 1 {
-        return Err(Error::argument("basis", "bases must be 0 or 1"));
-    }
-    if labels_seen >= 1 << LABEL_BITS {
-        return Err(Error::argument("intensity", format!("labels must be below {}", 1 << LABEL_BITS)));
-    }
     (sifted.keys, sifted.tests) = (keys, tests);
-    let packed = pack_labels(labels, matched);
-    reply.truncate(bases_len + packed);
-    Ok((reply, sifted.finish(), n))
+    Ok(PartEnd { read, matched, bases_seen, labels_seen })
+}
+
+/// Where the numbers after the first `count` in `numbers` start, and the smallest value the next
+/// may take; `None` when there are fewer or they are malformed (a single pass then reports the
+/// first fault). Eight one-byte gaps (a word without continuation bits) are summed at once.
+fn skip(numbers: &[u8], count: usize) -> Option<(usize, u64)> {
+    let (mut read, mut next, mut done) = (0usize, 0u64, 0usize);
+    while done < count {
+        if count - done >= 8 {
+            if let Some(chunk) = numbers.get(read..read + 8) {
+                let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+                if w & 0x8080_8080_8080_8080 == 0 {
+                    // Pairs of bytes into 16-bit lanes, then the lanes summed into the top one.
+                    let pairs = (w & 0x00ff_00ff_00ff_00ff) + (w >> 8 & 0x00ff_00ff_00ff_00ff);
+                    let sum = pairs.wrapping_mul(0x0001_0001_0001_0001) >> 48;
+                    // Each number is its gap past the previous one's successor.
+                    next = next.checked_add(sum + 8)?;
+                    (read, done) = (read + 8, done + 8);
+                    continue;
+                }
+            }
+        }
+        pulse_number(numbers, &mut read, &mut next)?;
+        done += 1;
+    }
+    Some((read, next))
 }
 
 /// Bob's sifted bits from Alice's reply; `intensities` is the number of labels (at most 4).
@@ -566,7 +676,7 @@ mod tests {
         let mut labels = Vec::new();
         let (mut a, mut b) = (Sifted::default(), Sifted::default());
         for (i, &x) in bob_index.iter().enumerate() {
-            let row = alice.index.iter().position(|&v| v == x).expect("Alice holds every pulse Bob reports");
+            let row = alice.index.binary_search(&x).expect("Alice holds every pulse Bob reports");
             bases[i / 8] |= alice.basis[row] << (7 - i % 8);
             if alice.basis[row] != bob_basis[i] {
                 continue;
@@ -628,6 +738,76 @@ mod tests {
             let (_, _, b) = naive(&alice, &bob_index, &bob_basis, &bob_bit);
             prop_assert_eq!(key_count(&bob_basis, &reply).unwrap(), b.key.len());
             prop_assert_eq!(conclude(&bob_basis, &bob_bit, &reply, 3).unwrap(), b);
+        }
+    }
+
+    /// Enough pulses for Alice to sift two halves on two threads: the same reply and key as the
+    /// naive ends, for a count of pulses that splits evenly and one that does not, with gaps of
+    /// every varint length; and a fault is reported as a single pass reports it, the first in
+    /// the message first (a missing pulse in either half, one in each, a malformed message).
+    #[test]
+    fn halves_on_two_threads_match_the_naive_ends() {
+        let mut g = crate::maths::xoshiro::Xoshiro256::from_seed(5);
+        for pulses in [3 * PARALLEL_PULSES, 2 * PARALLEL_PULSES + 77] {
+            let (mut index, mut at) = (Vec::new(), 0u64);
+            for _ in 0..pulses + pulses / 3 {
+                let r = g.next_u64();
+                at += 1 + match r % 100 {
+                    0 => 20_000 + r % 5000,
+                    1..=9 => 130 + r % 300,
+                    _ => r % 60,
+                };
+                index.push(at);
+            }
+            let column = |g: &mut crate::maths::xoshiro::Xoshiro256, m: u64| -> Vec<u8> {
+                index.iter().map(|_| (g.next_u64() % m) as u8).collect()
+            };
+            let (basis, bit, intensity) = (column(&mut g, 2), column(&mut g, 2), column(&mut g, 3));
+            let alice = AliceRecords { index: &index, basis: &basis, bit: &bit, intensity: &intensity };
+            let mut bob: Vec<usize> = (0..index.len()).filter(|_| !g.next_u64().is_multiple_of(4)).collect();
+            bob.truncate(pulses);
+            assert_eq!(bob.len(), pulses);
+            let bob_index: Vec<u64> = bob.iter().map(|&i| index[i]).collect();
+            let bob_basis: Vec<u8> = bob.iter().map(|_| (g.next_u64() % 2) as u8).collect();
+            let bob_bit: Vec<u8> = bob.iter().map(|&i| bit[i] ^ u8::from(g.next_u64().is_multiple_of(50))).collect();
+            let (reply, a, b) = naive(&alice, &bob_index, &bob_basis, &bob_bit);
+            let message = announce(&bob_index, &bob_basis).unwrap();
+            // The scan finds the second half where a number-by-number decoding does.
+            let (_, numbers, _) = split(&message).unwrap();
+            let cut = pulses / 2 / GROUP * GROUP;
+            let (mut read, mut next) = (0, 0);
+            for _ in 0..cut {
+                pulse_number(numbers, &mut read, &mut next).unwrap();
+            }
+            assert_eq!(skip(numbers, cut), Some((read, next)));
+            let (got_reply, got_a, n) = answer(&alice, &message).unwrap();
+            assert_eq!((n, &got_reply), (pulses, &reply));
+            assert_eq!(got_a, a);
+            assert_eq!(conclude(&bob_basis, &bob_bit, &reply, 3).unwrap(), b);
+            // Pulses Alice never sent (between two of hers), in the second half, in both.
+            let missing = |at: usize| index[bob[at]] - 1 != index[bob[at] - 1];
+            let late = (pulses * 3 / 4..pulses).find(|&i| missing(i)).expect("a gap");
+            let early = (10..pulses / 4).find(|&i| missing(i)).expect("a gap");
+            for (changed, named) in [(vec![late], late), (vec![early, late], early)] {
+                let mut wrong = bob_index.clone();
+                for &i in &changed {
+                    wrong[i] -= 1;
+                }
+                let err = answer(&alice, &announce(&wrong, &bob_basis).unwrap()).unwrap_err();
+                assert!(err.to_string().contains(&format!("pulse {}", wrong[named])), "{err}");
+            }
+            // A message cut short, one with a number too many (both in the second half's
+            // reach), one whose varints end mid-number in the first half after a missing pulse.
+            let mut short = message.clone();
+            short.truncate(message.len() - bob_basis.len().div_ceil(8) - 1);
+            short.extend_from_slice(&message[message.len() - bob_basis.len().div_ceil(8)..]);
+            assert!(answer(&alice, &short).is_err());
+            let mut wrong = bob_index.clone();
+            wrong[early] -= 1;
+            let mut bad = announce(&wrong, &bob_basis).unwrap();
+            bad[16 + early + 40] |= 0x80;
+            let err = answer(&alice, &bad).unwrap_err();
+            assert!(err.to_string().contains(&format!("pulse {}", wrong[early])), "{err}");
         }
     }
 
