@@ -393,6 +393,17 @@ impl Layout {
         }
     }
 
+    /// Reads the entries of `members` in the inverse of every permuted pass up to `current` (see
+    /// `Corrector::round`).
+    fn touch_inverses(&self, current: usize, members: &[usize]) {
+        for pass in &self.passes[..=current] {
+            if let PassLayout::Permuted { order, .. } = pass {
+                let inverse = order.inverse();
+                std::hint::black_box(members.iter().fold(0, |acc, &j| acc ^ inverse[j]));
+            }
+        }
+    }
+
     /// The domain range of block `b` of pass `p`.
     fn block_range(&self, p: usize, b: usize) -> (usize, usize) {
         match &self.passes[p] {
@@ -682,6 +693,19 @@ impl Known {
         }
     }
 
+    /// The word holding `node`'s entry (0 for none: a node below the tree, or a sparse pass),
+    /// read only to bring it into the cache.
+    fn word_of(&self, block: usize, node: u64) -> u64 {
+        match self {
+            Known::Dense { stride, bits } => {
+                let at =
+                    usize::try_from(node).ok().filter(|&node| node < *stride).map(|node| 2 * (block * stride + node));
+                at.and_then(|at| bits.get(at / 64)).copied().unwrap_or(0)
+            }
+            Known::Sparse(_) => 0,
+        }
+    }
+
     fn get(&self, block: usize, node: u64) -> Option<bool> {
         match self {
             Known::Dense { stride, bits } => {
@@ -833,6 +857,7 @@ impl<'a> Corrector<'a> {
         // (10^5 bits at 2 %: f 1.043 to 1.057).
         let ahead_ok = layout.remember && layout.n >= LOOKAHEAD_MIN_BITS;
         let mut found = Vec::new();
+        self.touch_known(&searches);
         for mut s in searches {
             // A correction elsewhere may have settled this range: drop it (its block is rechecked).
             if self.bob_parity(&s, s.lo, s.hi) == s.alice {
@@ -902,12 +927,16 @@ impl<'a> Corrector<'a> {
             }
         }
         let mut dirty = Vec::new();
-        for s in found {
+        // The found bits' key positions, and their entries of the permuted passes' inverses,
+        // read for all of them before any is flipped: random reads of arrays of the key's size,
+        // whose cache misses overlap when issued together (one flip after another, each waited).
+        let members: Vec<usize> = found.iter().map(|s| self.member_at(s)).collect();
+        layout.touch_inverses(current, &members);
+        for (s, j) in found.iter().zip(members) {
             // Two searches (in different passes) may end on the same bit: flip it once.
-            if self.bob_parity(&s, s.lo, s.hi) == s.alice {
+            if self.bob_parity(s, s.lo, s.hi) == s.alice {
                 continue;
             }
-            let j = self.member_at(&s);
             self.flip(j, current, &mut dirty);
         }
         for (p, b) in dirty {
@@ -961,6 +990,17 @@ impl<'a> Corrector<'a> {
             (s.lo, s.node) = (mid, 2 * s.node + 1);
             s.alice ^= alice_left;
         }
+    }
+
+    /// Reads the word of Alice's known parities each search looks up first (the left half of its
+    /// node), for all searches before any runs: a reopened block lies anywhere in the key, and
+    /// these reads, independent of each other, overlap their cache misses.
+    fn touch_known(&self, searches: &[Search]) {
+        if !self.layout.remember {
+            return;
+        }
+        let words = searches.iter().fold(0, |acc, s| acc ^ self.known[s.pass].word_of(s.block, 2 * s.node));
+        std::hint::black_box(words);
     }
 
     fn learn(&mut self, pass: usize, block: usize, node: u64, parity: bool) {
