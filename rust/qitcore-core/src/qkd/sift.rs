@@ -297,7 +297,7 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
             let (first_labels, _) = labels.split_at_mut(cut);
             let mut rest = Builder::new(n - cut);
             let mut rest_labels = vec![0u8; n - cut];
-            let (first, second) = rayon::join(
+            let (first, second) = both(
                 || sift_part(alice, cut, numbers, (0, 0, 0), bob_first, first_bases, first_labels, &mut sifted),
                 || {
                     sift_part(
@@ -338,6 +338,25 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
     let packed = pack_labels(labels, matched);
     reply.truncate(bases_len + packed);
     Ok((reply, sifted.finish(), n))
+}
+
+/// `a()` here and `b()` on a thread of its own, at once (both after another if no thread can be
+/// started). A thread of its own, not the pool's: a pool worker woken for one job keeps spinning
+/// for more after it, on the core Bob needs next.
+fn both<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    // Taken by whoever runs it: the thread, or this one when the thread could not start.
+    let slot = std::sync::Mutex::new(Some(b));
+    let take = || slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    std::thread::scope(|scope| {
+        let spawned =
+            std::thread::Builder::new().name("qitcore-sift".into()).spawn_scoped(scope, || take().map(|b| b()));
+        let a = a();
+        let b = match spawned {
+            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => take().map(|b| b()),
+        };
+        (a, b.expect("the second task runs once"))
+    })
 }
 
 /// Pulses from which Alice sifts two halves on two threads.
