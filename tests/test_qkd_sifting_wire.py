@@ -87,3 +87,22 @@ def test_an_end_speaking_another_version_is_refused_by_name(link: qkd.SimulatedL
     alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
     bob = qkd.Sealer(KEY, is_alice=False)
     assert bob.open(alice.handle_frame(bob.seal(HELLO, qkd.Params().to_json()))) == (REPLY | HELLO, b"")
+
+
+def test_long_messages_sift_in_halves_and_bob_counts_his_key_first() -> None:
+    """Enough detections for Alice to sift two halves on two threads: her reply and key are still
+    the by-hand ones. Bob's count of his key bits from the bases alone (made before he sifts, to
+    start Cascade's shuffles) is his sifted key's length; a reply too short for the bases is
+    refused by it as by the sifting."""
+    model = qkd.LinkModel(distance_km=20, misalignment=0.02)
+    link = model.simulate(model.pulses_for(100_000), seed=12)
+    assert len(link.bob) > 2 * 65_536
+    reply, sifted, _ = Sifting.answer(link.alice, Sifting.announce(link.bob))
+    assert reply == _reference_reply(link.alice, link.bob)
+    rows = np.searchsorted(link.alice.index, link.bob.index)
+    key_basis = (link.alice.basis[rows] == 0) & (link.bob.basis == 0)
+    assert (sifted.key == link.alice.bit[rows][key_basis]).all()
+    bob = Sifting.conclude(link.bob, reply)
+    assert Sifting.key_count(link.bob, reply) == len(bob.key) == int(key_basis.sum())
+    with pytest.raises(AuthenticationError, match="malformed sifting reply"):
+        Sifting.key_count(link.bob, reply[: len(link.bob) // 8 - 1])
