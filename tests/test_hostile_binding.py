@@ -97,6 +97,7 @@ RECEIVERS: dict[str, Callable[[], Any]] = {
     "NoiseModel": lambda: _core.NoiseModel(seed=1),
     "Stream": ended_stream,
     "CascadeResponder": lambda: _core.CascadeResponder(bytes(64), 0.05, 1),
+    "CascadePreparation": lambda: _core.CascadePreparation(512, 1),
     "ChannelMac": lambda: _core.ChannelMac(bytes(32), b"A", b"B"),
     "LdpcEncoder": lambda: _core.LdpcEncoder(64, 0.05, 1, bytes(64)),
     "LdpcDecoder": lambda: _core.LdpcDecoder(64, 0.05, 1, bytes(64), 0.05),
