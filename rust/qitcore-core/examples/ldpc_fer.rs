@@ -1,6 +1,7 @@
 //! Frame error rate, efficiency and decoding speed of LDPC reconciliation over a simulated BSC:
 //! `cargo run --release -p qitcore-core --example ldpc_fer -- [frames] [qber...]`, with the
-//! plan's efficiencies from `LDPC_START` and `LDPC_STEP` when set.
+//! plan's efficiencies from `LDPC_START` and `LDPC_STEP` when set, and the decoder's
+//! `LDPC_STALL` and `LDPC_PROGRESS` (see `decode::Settings`) when set.
 
 use std::time::Instant;
 
@@ -31,7 +32,14 @@ fn main() {
         // Alice's punctured values from the seeded generator too, so that a run repeats exactly.
         let punctured: Vec<u8> = (0..plan.frames * plan.punctured).map(|_| (rng.next_u64() & 1) as u8).collect();
         let mut enc = Encoder::with_punctured(plan.clone(), &alice, Zeroizing::new(punctured)).expect("encoder");
-        let mut dec = Decoder::new(plan.clone(), &bob, q, Settings::default()).expect("decoder");
+        let mut settings = Settings::default();
+        if let Some(v) = std::env::var("LDPC_STALL").ok().and_then(|v| v.parse().ok()) {
+            settings.stall = v;
+        }
+        if let Some(v) = std::env::var("LDPC_PROGRESS").ok().and_then(|v| v.parse().ok()) {
+            settings.progress = v;
+        }
+        let mut dec = Decoder::new(plan.clone(), &bob, q, settings).expect("decoder");
         let syn = enc.syndromes();
         let t = Instant::now();
         let mut request = dec.decode(&syn).expect("decode");
@@ -40,6 +48,7 @@ fn main() {
         while let Some(r) = request {
             request = dec.apply(&enc.reveal(&r).expect("reveal")).expect("apply");
         }
+        let all = t.elapsed().as_secs_f64();
         let failed_list = dec.failed_frames();
         let failed = failed_list.len();
         let kept_alice = keep_frames(&plan, &alice, &failed_list).expect("keep");
@@ -51,7 +60,7 @@ fn main() {
             .count();
         let f = dec.disclosed() as f64 / (plan.used_bits() as f64 * h2(q));
         println!(
-            "q {q:.3} code {} p {} s {} R {:.4} frames {} fer1 {:.4} fer {:.5} undetected {wrong} f {:.4} attempts {} first-pass {:.1} Mbit/s",
+            "q {q:.3} code {} p {} s {} R {:.4} frames {} fer1 {:.4} fer {:.5} undetected {wrong} f {:.4} attempts {} first-pass {:.1} Mbit/s all {:.1} Mbit/s",
             plan.code.name,
             plan.punctured,
             plan.shortened,
@@ -61,7 +70,8 @@ fn main() {
             failed as f64 / plan.frames as f64,
             f,
             dec.attempts(),
-            plan.used_bits() as f64 / first / 1e6
+            plan.used_bits() as f64 / first / 1e6,
+            plan.used_bits() as f64 / all / 1e6
         );
     }
 }

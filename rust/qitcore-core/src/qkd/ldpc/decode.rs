@@ -42,11 +42,23 @@ pub struct Settings {
     pub max_iterations: u32,
     /// Iterations without a new low of unsatisfied checks after which a frame is given up.
     pub stall: u32,
+    /// A new low counts only when it falls below the best count by more than `best >> progress`
+    /// (0: any fall counts).
+    ///
+    /// Why: a frame that will not converge hovers at a plateau of unsatisfied checks (about 1000
+    /// of 4,096 at QBER 1 %) whose noise of ±2 % keeps making new lows by a few checks, so a
+    /// plain stall count gives it up only after about 25 iterations; frames that converge mostly
+    /// fall by more than 1/32 of their count within `stall` iterations. Measured with 5 against 0
+    /// (`examples/ldpc_fer.rs` with `LDPC_PROGRESS`, the same 1,000 frames per QBER): frames failing
+    /// their first attempt 74.9 → 74.9, 67.5 → 67.8, 32.4 → 32.6, 9.5 → 9.8 and 1.2 → 1.3 % at
+    /// QBER 1, 2, 3, 5 and 8 %, f higher by 0.0001–0.0004, no frame lost; iterations (traces of
+    /// 1,000 frames) 12, 6.5, 3 and 2 % fewer at QBER 1, 2, 3 and 5 %.
+    pub progress: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { max_iterations: 60, stall: 12 }
+        Settings { max_iterations: 60, stall: 12, progress: 5 }
     }
 }
 
@@ -166,7 +178,7 @@ fn decode_body(
 #[inline(always)]
 fn iterate(code: &Code, s: &[u8], settings: Settings, scratch: &mut Scratch, out: &mut [u8]) -> Option<u32> {
     let z = code.z;
-    let (mut best, mut since_best) = (usize::MAX, 0);
+    let mut stall = Stall::new(settings);
     for iteration in 1..=settings.max_iterations {
         let mut edge = 0;
         for (layer, syn) in code.layers.iter().zip(s.chunks_exact(code.z)) {
@@ -193,20 +205,42 @@ fn iterate(code: &Code, s: &[u8], settings: Settings, scratch: &mut Scratch, out
                 return Some(iteration);
             }
         }
-        // A frame whose count of unsatisfied checks has not reached a new low for `STALL`
-        // iterations rarely converges later: give it up (the blind round will retry it with more
-        // known symbols), which bounds the time the failing frames take.
-        if unsatisfied < best {
-            best = unsatisfied;
-            since_best = 0;
-        } else {
-            since_best += 1;
-            if since_best >= settings.stall {
-                return None;
-            }
+        if stall.give_up(unsatisfied) {
+            return None;
         }
     }
     None
+}
+
+/// When to give a frame up: a frame whose count of unsatisfied checks has not reached a clear new
+/// low (below the best by more than `best >> progress`) for `stall` iterations rarely converges
+/// later, so it is given up (the blind round retries it with more known symbols), which bounds
+/// the time the failing frames take.
+struct Stall {
+    best: usize,
+    since_best: u32,
+    stall: u32,
+    progress: u32,
+}
+
+impl Stall {
+    fn new(settings: Settings) -> Self {
+        Stall { best: usize::MAX, since_best: 0, stall: settings.stall, progress: settings.progress }
+    }
+
+    /// Takes one iteration's count; true when the frame is to be given up.
+    #[inline(always)]
+    fn give_up(&mut self, unsatisfied: usize) -> bool {
+        let margin = if self.progress == 0 { 0 } else { self.best.checked_shr(self.progress).unwrap_or(0) };
+        if unsatisfied < self.best - margin {
+            self.best = unsatisfied;
+            self.since_best = 0;
+            false
+        } else {
+            self.since_best += 1;
+            self.since_best >= self.stall
+        }
+    }
 }
 
 struct Parts<'a> {
@@ -502,6 +536,57 @@ mod tests {
             let t2 = C2 - ((c * 19) >> 8);
             assert_eq!(correction(x), t0.max(t1).max(t2).max(0), "x = {x}");
         }
+    }
+
+    /// The iteration at which `Stall` gives up `counts`, if it does.
+    fn given_up_at(settings: Settings, counts: &[usize]) -> Option<usize> {
+        let mut stall = Stall::new(settings);
+        counts.iter().position(|&u| stall.give_up(u)).map(|i| i + 1)
+    }
+
+    /// Without a progress margin the rule is the plain one: give up once the running minimum has
+    /// not fallen for `stall` iterations, checked against prefix minima computed naively.
+    #[test]
+    fn without_a_margin_a_frame_is_given_up_after_stall_iterations_without_a_new_minimum() {
+        let mut rng = Xoshiro256::from_seed(5);
+        for _ in 0..200 {
+            let counts: Vec<usize> = (0..60).map(|_| 900 + (rng.next_u64() % 200) as usize).collect();
+            let stall = 1 + (rng.next_u64() % 14) as u32;
+            let settings = Settings { max_iterations: 60, stall, progress: 0 };
+            // Iteration i (1-based) is a new minimum when its count is below all earlier ones.
+            let expected = (1..=counts.len()).find(|&i| {
+                let last_low = (1..=i).filter(|&j| counts[..j - 1].iter().all(|&c| counts[j - 1] < c)).max().unwrap();
+                i - last_low >= stall as usize
+            });
+            assert_eq!(given_up_at(settings, &counts), expected, "stall {stall}");
+        }
+    }
+
+    /// A noisy plateau (±2 % about 1000, as failing frames show) is given up `stall` iterations
+    /// after its first count with the margin of 1/32, and no sooner without it; a count falling
+    /// 4 % an iteration, as converging frames do, is never given up.
+    #[test]
+    fn a_plateau_is_given_up_at_once_and_a_steady_fall_never() {
+        let mut rng = Xoshiro256::from_seed(6);
+        let with = Settings { max_iterations: 60, stall: 12, progress: 5 };
+        let without = Settings { progress: 0, ..with };
+        let mut sooner = 0;
+        for _ in 0..100 {
+            let mut counts: Vec<usize> = (0..60).map(|_| 980 + (rng.next_u64() % 41) as usize).collect();
+            counts[0] = 1000;
+            let a = given_up_at(with, &counts).unwrap();
+            assert_eq!(a, 13);
+            let b = given_up_at(without, &counts).unwrap();
+            assert!(b >= a);
+            sooner += usize::from(b > a);
+        }
+        assert!(sooner > 50, "the margin gave up sooner in {sooner} of 100 plateaus");
+        let mut falling = vec![2000usize];
+        while *falling.last().unwrap() > 0 {
+            let last = *falling.last().unwrap();
+            falling.push(last - (last / 25).max(1));
+        }
+        assert_eq!(given_up_at(with, &falling), None);
     }
 
     /// Rows of one circulant and of none (which the shipped constructions never make) neither
