@@ -19,20 +19,14 @@ use rayon::prelude::*;
 use super::code::Code;
 use super::syndrome::syndrome_into;
 
-/// Fixed-point LLR units per nat.
-pub const SCALE: f64 = 32.0;
+pub use super::chain::SCALE;
+use super::chain::{Backend, CLIP};
 /// The ⊞ identity (a certain 0): large, yet far from saturating sums of two.
 pub(super) const IDENTITY: i16 = 16000;
 /// The largest variable-to-check message: at most `IDENTITY − CLIP`, so that both corrections in
 /// `IDENTITY ⊞ x` vanish and it equals `x` exactly (a message this large is a certainty either way:
 /// 490 nats).
 pub(super) const MESSAGE: i16 = IDENTITY - CLIP;
-/// Tangents of ln(1 + e^{−x}) at 0, 1 and 2.5 nats: their values at 0 in fixed point.
-const C0: i16 = 22;
-const C1: i16 = 19;
-const C2: i16 = 9;
-/// Beyond 8 nats every tangent is below 0: the correction is 0.
-const CLIP: i16 = 256;
 /// The LLR of a symbol whose value both ends know (shortened or revealed).
 pub const KNOWN: i16 = 8000;
 
@@ -115,10 +109,37 @@ pub fn decode(
     scratch: &mut Scratch,
     out: &mut [u8],
 ) -> Option<u32> {
+    decode_on(best_backend(), code, llr, s, settings, scratch, out)
+}
+
+/// The widest backend this CPU runs.
+fn best_backend() -> Backend {
     #[cfg(target_arch = "x86_64")]
     {
         use crate::cpu::{has, Features};
         if has(Features::AVX2 | Features::AVX512F | Features::AVX512BW) {
+            return Backend::Avx512;
+        }
+        if has(Features::AVX2) {
+            return Backend::Avx2;
+        }
+    }
+    Backend::Portable
+}
+
+/// [`decode`] on `backend`, which this CPU must run (the tests run each one it has).
+fn decode_on(
+    backend: Backend,
+    code: &Code,
+    llr: &mut [i16],
+    s: &[u8],
+    settings: Settings,
+    scratch: &mut Scratch,
+    out: &mut [u8],
+) -> Option<u32> {
+    match backend {
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => {
             #[target_feature(enable = "avx2,avx512f,avx512bw")]
             fn wide(
                 code: &Code,
@@ -128,12 +149,13 @@ pub fn decode(
                 scratch: &mut Scratch,
                 out: &mut [u8],
             ) -> Option<u32> {
-                decode_body(code, llr, s, settings, scratch, out)
+                decode_body(code, llr, s, settings, scratch, out, Backend::Avx512)
             }
-            // SAFETY: the features were just detected.
-            return unsafe { wide(code, llr, s, settings, scratch, out) };
+            // SAFETY: the caller chose a backend this CPU runs (best_backend detects them).
+            unsafe { wide(code, llr, s, settings, scratch, out) }
         }
-        if has(Features::AVX2) {
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => {
             #[target_feature(enable = "avx2")]
             fn avx2(
                 code: &Code,
@@ -143,17 +165,16 @@ pub fn decode(
                 scratch: &mut Scratch,
                 out: &mut [u8],
             ) -> Option<u32> {
-                decode_body(code, llr, s, settings, scratch, out)
+                decode_body(code, llr, s, settings, scratch, out, Backend::Avx2)
             }
-            // SAFETY: the feature was just detected.
-            return unsafe { avx2(code, llr, s, settings, scratch, out) };
+            // SAFETY: as above.
+            unsafe { avx2(code, llr, s, settings, scratch, out) }
         }
+        Backend::Portable => decode_body(code, llr, s, settings, scratch, out, Backend::Portable),
     }
-    decode_body(code, llr, s, settings, scratch, out)
 }
 
-/// [`decode`]'s body, inlined into each instruction-set variant (and called bare by the tests, as
-/// the portable path).
+/// [`decode`]'s body, inlined into each instruction-set variant.
 #[inline(always)]
 fn decode_body(
     code: &Code,
@@ -162,6 +183,7 @@ fn decode_body(
     settings: Settings,
     scratch: &mut Scratch,
     out: &mut [u8],
+    backend: Backend,
 ) -> Option<u32> {
     debug_assert_eq!(llr.len(), code.n());
     debug_assert!(code.max_row_degree() <= 256);
@@ -169,14 +191,21 @@ fn decode_body(
     let z = code.z;
     scratch.r.fill(0);
     scratch.lp[z..z + n].copy_from_slice(llr);
-    let result = iterate(code, s, settings, scratch, out);
+    let result = iterate(code, s, settings, scratch, out, backend);
     llr.copy_from_slice(&scratch.lp[z..z + n]);
     result
 }
 
 /// The iterations of [`decode_body`], on the padded LLRs in `scratch.lp`.
 #[inline(always)]
-fn iterate(code: &Code, s: &[u8], settings: Settings, scratch: &mut Scratch, out: &mut [u8]) -> Option<u32> {
+fn iterate(
+    code: &Code,
+    s: &[u8],
+    settings: Settings,
+    scratch: &mut Scratch,
+    out: &mut [u8],
+    backend: Backend,
+) -> Option<u32> {
     let z = code.z;
     let mut stall = Stall::new(settings);
     for iteration in 1..=settings.max_iterations {
@@ -189,6 +218,7 @@ fn iterate(code: &Code, s: &[u8], settings: Settings, scratch: &mut Scratch, out
                 backward: &mut scratch.backward,
                 post: &mut scratch.post,
                 flips: &mut scratch.flips,
+                backend,
             };
             update_layer(code, layer, syn, &mut scratch.lp, &mut scratch.r[edge..edge + deg], parts);
             edge += deg;
@@ -249,46 +279,17 @@ struct Parts<'a> {
     backward: &'a mut [i16],
     post: &'a mut [i16],
     flips: &'a mut [i16],
-}
-
-/// `ln(1 + e^{−x})` in fixed point for `x ≥ 0`: the largest of three of its tangents (at 0, 1 and
-/// 2.5 nats) and 0; it is convex, so the tangents bound it from below within 0.03 nats.
-///
-/// The slopes `69/256` and `19/256` are taken as the high half of a product with `69·256` and
-/// `19·256` (one vector instruction, no overflow for any `x`), which equals `(x·69) >> 8` for every
-/// `x ≥ 0`; beyond `CLIP` every tangent is negative, so no clamp of `x` is needed.
-#[inline(always)]
-fn correction(x: i16) -> i16 {
-    let t0 = C0.wrapping_sub(x >> 1);
-    let t1 = C1.wrapping_sub(mul_high(x, 69 << 8));
-    let t2 = C2.wrapping_sub(mul_high(x, 19 << 8));
-    t0.max(t1).max(t2).max(0)
-}
-
-/// The high 16 bits of the 32-bit product `x·k`.
-#[inline(always)]
-fn mul_high(x: i16, k: i16) -> i16 {
-    ((i32::from(x) * i32::from(k)) >> 16) as i16
-}
-
-/// `|a ⊞ b|` from `ma = |a|` and `mb = |b|`: exactly `min(ma, mb) + ln(1 + e^{−(ma+mb)}) −
-/// ln(1 + e^{−|ma−mb|})` with the corrections approximated, at least 0. Branch-free integer
-/// operations only, so that loops of it vectorise.
-#[inline(always)]
-fn boxplus_mag(ma: i16, mb: i16) -> i16 {
-    let low = ma.min(mb);
-    let diff = ma.max(mb).wrapping_sub(low);
-    low.saturating_add(correction(ma.saturating_add(mb))).wrapping_sub(correction(diff)).max(0)
+    backend: Backend,
 }
 
 /// The check-node operation `a ⊞ b = 2 atanh(tanh(a/2) tanh(b/2))`, exactly
 /// `sign(a) sign(b) (min(|a|,|b|) + ln(1 + e^{−|a+b|}) − ln(1 + e^{−|a−b|}))` with the corrections
-/// approximated: [`boxplus_mag`] signed. Neither argument may be `i16::MIN` (every message is
+/// from a table: `chain::boxplus_mag` signed. Neither argument may be `i16::MIN` (every message is
 /// clamped to ±[`MESSAGE`] where it is made). The layer update runs it as magnitudes and signs
 /// apart; this signed form is what the tests check both against.
 #[cfg(test)]
 pub(super) fn boxplus(a: i16, b: i16) -> i16 {
-    let m = boxplus_mag(a.max(a.wrapping_neg()), b.max(b.wrapping_neg()));
+    let m = super::chain::boxplus_mag(a.max(a.wrapping_neg()), b.max(b.wrapping_neg()));
     // All ones when the signs differ: negate m.
     let flip = (a ^ b) >> 15;
     (m ^ flip).wrapping_sub(flip)
@@ -296,53 +297,6 @@ pub(super) fn boxplus(a: i16, b: i16) -> i16 {
 
 /// Fixed-width blocks the compiler unrolls into vector registers.
 const W: usize = 32;
-
-/// `out[i] = boxplus_mag(ma[i], |b[i]|)`.
-#[inline(always)]
-fn boxplus_abs_into(out: &mut [i16], ma: &[i16], b: &[i16]) {
-    let mut oc = out.chunks_exact_mut(W);
-    let mut ac = ma.chunks_exact(W);
-    let mut bc = b.chunks_exact(W);
-    for ((o, a), b) in (&mut oc).zip(&mut ac).zip(&mut bc) {
-        for i in 0..W {
-            o[i] = boxplus_mag(a[i], b[i].max(b[i].wrapping_neg()));
-        }
-    }
-    for ((o, &a), &b) in oc.into_remainder().iter_mut().zip(ac.remainder()).zip(bc.remainder()) {
-        *o = boxplus_mag(a, b.max(b.wrapping_neg()));
-    }
-}
-
-/// `out[i] = boxplus_mag(ma[i], mb[i])`.
-#[inline(always)]
-fn boxplus_mag_into(out: &mut [i16], ma: &[i16], mb: &[i16]) {
-    let mut oc = out.chunks_exact_mut(W);
-    let mut ac = ma.chunks_exact(W);
-    let mut bc = mb.chunks_exact(W);
-    for ((o, a), b) in (&mut oc).zip(&mut ac).zip(&mut bc) {
-        for i in 0..W {
-            o[i] = boxplus_mag(a[i], b[i]);
-        }
-    }
-    for ((o, &a), &b) in oc.into_remainder().iter_mut().zip(ac.remainder()).zip(bc.remainder()) {
-        *o = boxplus_mag(a, b);
-    }
-}
-
-/// `ma[i] = boxplus_mag(ma[i], |b[i]|)`.
-#[inline(always)]
-fn boxplus_abs_assign(ma: &mut [i16], b: &[i16]) {
-    let mut ac = ma.chunks_exact_mut(W);
-    let mut bc = b.chunks_exact(W);
-    for (a, b) in (&mut ac).zip(&mut bc) {
-        for i in 0..W {
-            a[i] = boxplus_mag(a[i], b[i].max(b[i].wrapping_neg()));
-        }
-    }
-    for (a, &b) in ac.into_remainder().iter_mut().zip(bc.remainder()) {
-        *a = boxplus_mag(*a, b.max(b.wrapping_neg()));
-    }
-}
 
 /// Lane numbers of a block, as 16-bit integers so that comparing them with a bound is one vector
 /// comparison of the same width as the data.
@@ -471,7 +425,7 @@ fn update_layer(code: &Code, layer: &[super::code::Block], syn: &[u8], lp: &mut 
             abs_into(&mut p.forward[z..2 * z], &p.t[..z]);
         } else if j >= 2 {
             let (done, next) = p.forward.split_at_mut(j * z);
-            boxplus_abs_into(&mut next[..z], &done[(j - 1) * z..], &p.t[(j - 1) * z..j * z]);
+            super::chain::abs_into(p.backend, &mut next[..z], &done[(j - 1) * z..], &p.t[(j - 1) * z..j * z]);
         }
     }
     // Magnitudes of the outgoing messages into r.
@@ -484,8 +438,8 @@ fn update_layer(code: &Code, layer: &[super::code::Block], syn: &[u8], lp: &mut 
         // backward = |t_j ⊞ … ⊞ t_{deg−1}| as j falls.
         abs_into(p.backward, &p.t[last * z..deg * z]);
         for j in (1..last).rev() {
-            boxplus_mag_into(&mut r[j * z..(j + 1) * z], &p.forward[j * z..(j + 1) * z], p.backward);
-            boxplus_abs_assign(p.backward, &p.t[j * z..(j + 1) * z]);
+            super::chain::mag_into(p.backend, &mut r[j * z..(j + 1) * z], &p.forward[j * z..(j + 1) * z], p.backward);
+            super::chain::abs_assign(p.backend, p.backward, &p.t[j * z..(j + 1) * z]);
         }
         r[..z].copy_from_slice(p.backward);
     }
@@ -559,19 +513,6 @@ mod tests {
     use super::super::syndrome::syndrome;
     use super::*;
     use crate::maths::xoshiro::Xoshiro256;
-
-    /// The correction with its products as high halves equals the tangents taken on
-    /// `min(x, CLIP)` with 16-bit products, for every `x` a sum or difference of magnitudes takes.
-    #[test]
-    fn the_correction_equals_the_clamped_tangents() {
-        for x in 0..=i16::MAX {
-            let c = x.min(CLIP);
-            let t0 = C0 - (c >> 1);
-            let t1 = C1 - ((c * 69) >> 8);
-            let t2 = C2 - ((c * 19) >> 8);
-            assert_eq!(correction(x), t0.max(t1).max(t2).max(0), "x = {x}");
-        }
-    }
 
     /// One layer by signed ⊞ chains in the order the decoder has always used (forward sums from
     /// the first edge, backward sums from the syndrome and the last edge), scalar, each check's
@@ -649,6 +590,7 @@ mod tests {
                         backward: &mut scratch.backward,
                         post: &mut scratch.post,
                         flips: &mut scratch.flips,
+                        backend: Backend::Portable,
                     };
                     update_layer(&code, layer, syn, &mut lp, &mut r[edge..edge + deg], parts);
                     assert_eq!(&r[edge..edge + deg], &naive_r[edge..edge + deg], "z {z} round {round}");
@@ -730,7 +672,7 @@ mod tests {
             let (mut a, mut b) = (llr.clone(), llr);
             let (mut out_a, mut out_b) = (vec![0u8; code.n()], vec![0u8; code.n()]);
             let ra = decode(&code, &mut a, &s, Settings::default(), &mut fast, &mut out_a);
-            let rb = decode_body(&code, &mut b, &s, Settings::default(), &mut slow, &mut out_b);
+            let rb = decode_on(Backend::Portable, &code, &mut b, &s, Settings::default(), &mut slow, &mut out_b);
             assert_eq!((ra, &a), (rb, &b));
             if ra.is_some() {
                 assert_eq!(syndrome(&code, &out_a), s);
@@ -740,12 +682,17 @@ mod tests {
         assert!(decoded > 0);
     }
 
-    /// The dispatched decoder (AVX-512 or AVX2 where the CPU has them) takes the same decisions
-    /// as the portable body, word for word and LLR for LLR, on row lengths that fill the vector
-    /// blocks exactly, partly and not at all.
+    /// Every vector backend the CPU has (AVX-512, AVX2) takes the same decisions as the portable
+    /// one, word for word and LLR for LLR, on row lengths that fill the vector blocks exactly,
+    /// partly and not at all; and `decode` uses the widest.
     #[test]
-    fn the_dispatched_decoder_equals_the_portable_one() {
-        for (z, seed) in [(64, 1u64), (48, 2), (24, 3), (80, 4)] {
+    fn every_backend_decodes_as_the_portable_one() {
+        let backends = super::super::chain::tests::backends();
+        assert_eq!(best_backend(), *backends.last().unwrap());
+        for (z, seed, backend) in [(64, 1u64), (48, 2), (24, 3), (80, 4), (256, 5)]
+            .into_iter()
+            .flat_map(|(z, seed)| backends.iter().skip(1).map(move |&b| (z, seed, b)))
+        {
             let spec = Spec { name: "t", cols: 16, rows: 6, z, profile: &[(6, 3)], seed };
             let code = Code::build(&spec).unwrap();
             let mut rng = Xoshiro256::from_seed(seed);
@@ -770,17 +717,17 @@ mod tests {
                     .collect();
                 let (mut a, mut b) = (llr.clone(), llr);
                 let (mut out_a, mut out_b) = (vec![0u8; code.n()], vec![0u8; code.n()]);
-                let ra = decode(&code, &mut a, &s, Settings::default(), &mut fast, &mut out_a);
-                let rb = decode_body(&code, &mut b, &s, Settings::default(), &mut slow, &mut out_b);
-                assert_eq!(ra, rb, "z {z} frame {frame}");
-                assert_eq!(a, b, "z {z} frame {frame}");
+                let ra = decode_on(backend, &code, &mut a, &s, Settings::default(), &mut fast, &mut out_a);
+                let rb = decode_on(Backend::Portable, &code, &mut b, &s, Settings::default(), &mut slow, &mut out_b);
+                assert_eq!(ra, rb, "{backend:?} z {z} frame {frame}");
+                assert_eq!(a, b, "{backend:?} z {z} frame {frame}");
                 if rb.is_some() {
                     assert_eq!(out_a, out_b);
                     assert_eq!(syndrome(&code, &out_b), s);
                     decoded += 1;
                 }
             }
-            assert!((5..30).contains(&decoded), "z {z}: {decoded} of 30 decoded");
+            assert!((5..30).contains(&decoded), "{backend:?} z {z}: {decoded} of 30 decoded");
         }
     }
 }

@@ -1,10 +1,11 @@
 //! One-way, rate-adaptive LDPC syndrome reconciliation with quasi-cyclic codes: the mother codes
-//! ([`code`]), syndromes ([`syndrome`]), the fixed-point layered box-plus decoder ([`decode`]), rate
-//! adaptation and exact disclosure ([`adapt`]), and Alice's and Bob's sides of blind
+//! ([`code`]), syndromes ([`syndrome`]), the fixed-point layered box-plus decoder ([`decode`], its
+//! check chains' kernels in `chain`), rate adaptation and exact disclosure ([`adapt`]), and Alice's and Bob's sides of blind
 //! reconciliation ([`blind`]).
 
 pub mod adapt;
 pub mod blind;
+mod chain;
 pub mod code;
 pub mod decode;
 pub mod girth;
