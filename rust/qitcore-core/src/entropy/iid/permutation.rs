@@ -605,17 +605,22 @@ mod tests {
             naive.push(statistics(&shuffled, &shuffled, &ctx, &wanted));
         }
         for j in [4usize, 13] {
-            let stats = |v: &[[f64; 19]]| {
-                let m = v.iter().map(|t| t[j]).sum::<f64>() / v.len() as f64;
-                let var = v.iter().map(|t| (t[j] - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
-                (m, var.sqrt())
-            };
-            let ((m1, s1), (m2, s2)) = (stats(&ours), stats(&naive));
-            // Means within 5 standard errors of their difference; spreads within 25 %.
-            let se = (s1 * s1 / 400.0 + s2 * s2 / 400.0).sqrt();
-            assert!((m1 - m2).abs() < 5.0 * se, "{}: mean {m1} vs {m2} (se {se})", NAMES[j]);
-            assert!((s1 / s2 - 1.0).abs() < 0.25, "{}: spread {s1} vs {s2}", NAMES[j]);
+            assert_alike(&ours, &naive, j, NAMES[j]);
         }
+    }
+
+    /// Statistic `j` over the rounds of `ours` against the naive rounds: means within 5 standard
+    /// errors of their difference, spreads within 25 %.
+    fn assert_alike(ours: &[[f64; 19]], naive: &[[f64; 19]], j: usize, label: &str) {
+        let stats = |v: &[[f64; 19]]| {
+            let m = v.iter().map(|t| t[j]).sum::<f64>() / v.len() as f64;
+            let var = v.iter().map(|t| (t[j] - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+            (m, var.sqrt())
+        };
+        let ((m1, s1), (m2, s2)) = (stats(ours), stats(naive));
+        let se = (s1 * s1 / ours.len() as f64 + s2 * s2 / naive.len() as f64).sqrt();
+        assert!((m1 - m2).abs() < 5.0 * se, "{label}: mean {m1} vs {m2} (se {se})");
+        assert!((s1 / s2 - 1.0).abs() < 0.25, "{label}: spread {s1} vs {s2}");
     }
 
     #[test]
@@ -646,15 +651,7 @@ mod tests {
                 naive.push(statistics(&shuffled, &shuffled, &ctx, &wanted));
             }
             for j in [4usize, 5] {
-                let stats = |v: &[[f64; 19]]| {
-                    let m = v.iter().map(|t| t[j]).sum::<f64>() / v.len() as f64;
-                    let var = v.iter().map(|t| (t[j] - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
-                    (m, var.sqrt())
-                };
-                let ((m1, s1), (m2, s2)) = (stats(&ours), stats(&naive));
-                let se = (s1 * s1 / 400.0 + s2 * s2 / 400.0).sqrt();
-                assert!((m1 - m2).abs() < 5.0 * se, "{}, k {}: mean {m1} vs {m2} (se {se})", NAMES[j], ctx.k);
-                assert!((s1 / s2 - 1.0).abs() < 0.25, "{}, k {}: spread {s1} vs {s2}", NAMES[j], ctx.k);
+                assert_alike(&ours, &naive, j, &format!("{}, k {}", NAMES[j], ctx.k));
             }
         }
     }
