@@ -426,7 +426,7 @@ def test_a_target_that_leads_back_to_the_proxy_is_caught_however_written(caplog:
     if ipv6_loopback():
         cases += [("::", "::1"), ("::1", "::"), ("127.0.0.1", "::ffff:127.0.0.1")]
     for listen, target in cases:
-        port = _free_port("::1" if ":" in listen else "127.0.0.1")
+        port = _free_port(listen)  # free on the very address the proxy binds
         caplog.clear()
         with DelayProxy((target, port), 0.001, listen=(listen, port)) as proxy:
             with _connect(("::1" if ":" in listen else "127.0.0.1", port)) as sock:

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import random
 import socket
 import threading
@@ -255,10 +257,18 @@ class _Server:
             local = 0
             try:
                 sock.setblocking(False)
-                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+                # Started here, not by the event loop: the kernel gives the connection its local
+                # port as it sends the first packet, before the listener can accept it.
+                started = sock.connect_ex(address)
+                if started not in (0, errno.EINPROGRESS):
+                    raise OSError(started, os.strerror(started))
                 local = sock.getsockname()[1]
                 self._outgoing[local] = sock
-                await loop.sock_connect(sock, address)
+                if started:
+                    await _writable(loop, sock)
+                    failed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if failed:
+                        raise OSError(failed, os.strerror(failed))
                 return await asyncio.open_connection(sock=sock)
             except BaseException as exc:  # an OSError, or cancelled (the timeout, the proxy closing)
                 self._outgoing.pop(local, None)
@@ -279,6 +289,21 @@ class _Server:
         except OSError:
             return False
         return _unmapped(local) == _unmapped(peer[0])
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Waits until ``sock``'s connection attempt has ended (it becomes writable either way)."""
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(sock.fileno(), wake)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(sock.fileno())
 
 
 def _unmapped(host: str) -> str:
