@@ -101,6 +101,13 @@ def test_errors_name_the_file_or_option_not_the_api_parameter(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.bin", "other.bin", "wide.bin"]
 
 
+def test_status_names_its_socket_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """The socket's path reaches the client positionally, as its ``path``: the option's dest is
+    that name, so the client's error names the option."""
+    assert main(["status", "--socket", ""]) == 2
+    assert capsys.readouterr().err == "qitcore: error: --socket: expected the daemon's socket path, got ''\n"
+
+
 def test_serve_names_its_buffer_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["serve", "--device", "sim://", "--socket", str(tmp_path / "s"), "--buffer", str(2**63 - 1)]
     assert main(argv) == 2

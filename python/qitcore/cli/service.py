@@ -67,6 +67,7 @@ def add_parsers(sub: Commands) -> None:
     status_p = sub.add_parser("status", help="what a running qitcore serve is doing (devices, pool, clients, counters)")
     status_p.add_argument(
         "--socket",
+        dest="path",  # DaemonClient's parameter: its errors name it, written back as --socket
         metavar="PATH",
         help="the service's socket (default: $QITCORE_SOCKET alone if set, else "
         "/run/qitcore/qitcored.sock, then $XDG_RUNTIME_DIR/qitcored.sock)",
@@ -188,7 +189,7 @@ def status(args: argparse.Namespace) -> int:
     none answers."""
     from ..service.client import DaemonClient  # type: ignore[import-not-found,unused-ignore]
 
-    info = _ask(DaemonClient, args.socket, args.wait)
+    info = _ask(DaemonClient, args.path, args.wait)
     if args.json:
         import json
 
