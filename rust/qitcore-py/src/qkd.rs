@@ -128,7 +128,8 @@ impl PyCascadeResponder {
 /// They depend on the key's length, the seed and the variant, not on the error rate: Bob makes
 /// this once he knows the length (after sifting, with the sample drawn) and holds it through
 /// `cascade_correct`, which then finds them built (or waits for the build) instead of drawing
-/// them on its critical path. Dropping it early frees them.
+/// them on its critical path. Dropping it does not stop the build: the thread runs to its end,
+/// and the shuffles are freed then, unless a Cascade run with the same parameters holds them.
 #[pyclass(frozen, module = "qitcore._core", name = "CascadePreparation")]
 pub struct PyCascadePreparation {
     /// The build; its result (the shuffles, kept alive) stays in the handle until this is dropped.
