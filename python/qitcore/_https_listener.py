@@ -28,7 +28,7 @@ from aiohttp import web
 
 from ._net import listen_socket
 from ._validate import host_port
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, os_reason
 from .kme.limits import ConnectionLimits
 
 __all__ = ["BoundedServer", "Refuse", "Respond", "json_response", "peer_common_name", "refuser"]
@@ -328,7 +328,7 @@ class BoundedServer:
         try:
             sock = listen_socket(host, port, backlog=limits.backlog)
         except (OSError, OverflowError) as exc:
-            raise InvalidArgumentError(f"{what} listen: cannot listen on {address}: {exc}") from None
+            raise InvalidArgumentError(f"{what} listen: cannot listen on {address}: {os_reason(exc)}") from None
         try:
             server = cls(sock, limits, context, respond, refuse, **kwargs)
         except BaseException:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _core, _validate, entropy
 from .entropy import IidResult, NonIidResult
-from .errors import ClusterError, InvalidArgumentError, InvalidTypeError, QitError
+from .errors import ClusterError, InvalidArgumentError, InvalidTypeError, QitError, os_reason
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -226,7 +226,9 @@ def _run(paths: list[str], options: _Options, client: Client | None, jobs: int) 
                 cluster = local_cluster(jobs)
             except (OSError, RuntimeError) as exc:
                 # No process or port to be had (limits, a sandbox): the machine's to fix, said as such.
-                raise ClusterError(f"jobs: cannot start a local Dask cluster of {jobs} workers: {exc}") from exc
+                raise ClusterError(
+                    f"jobs: cannot start a local Dask cluster of {jobs} workers: {os_reason(exc)}"
+                ) from exc
         with distributed.Client(cluster) as local:
             yield from _on_cluster(local, paths, options)
     finally:
@@ -344,7 +346,7 @@ def connect(address: str, *, timeout: float = 10.0) -> Client:
     except (OSError, ValueError, TypeError) as exc:
         # TimeoutError and refused connections are OSErrors; a malformed address a ValueError or
         # TypeError, depending on where Dask's parser stops.
-        raise ClusterError(f"scheduler {address}: cannot connect: {exc}") from None
+        raise ClusterError(f"scheduler {address}: cannot connect: {os_reason(exc)}") from None
     try:
         # A scheduler without workers would take the work and never do it.
         client.wait_for_workers(1, timeout=timeout)

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._validate import integer
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, os_reason
 
 __all__ = ["DEFAULT_SAMPLES", "DEFAULT_SEED", "SOURCES", "Source", "generate", "source", "write"]
 
@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         manifest = write(args.outdir, args.samples, args.seed)
     except (InvalidArgumentError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {os_reason(e)}", file=sys.stderr)
         return 2
     print(manifest)
     return 0

@@ -52,6 +52,15 @@ __all__ = [
 ]
 
 
+def os_reason(exc: BaseException) -> str:
+    """Why a call failed, in words for a message that says what was being done: for an
+    ``OSError`` the system's reason with the file it names (``/x.toml: No such file or
+    directory``), without the ``[Errno 2]`` that ``str`` adds; ``str(exc)`` for anything else."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    return str(exc)
+
+
 class QitError(Exception):
     """Root of every exception qitcore raises."""
 

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import DeviceError
+from ..errors import DeviceError, os_reason
 
 __all__ = ["build_firmware", "firmware_cache", "firmware_sources"]
 
@@ -112,7 +112,7 @@ def build_firmware(name: str, sources: tuple[str, ...], flags: tuple[str, ...] =
             limit = f"{COMPILE_TIMEOUT_S:.0f} s"
             raise DeviceError(f"compiling the reference firmware with {cc[0]} took over {limit}") from None
         except OSError as exc:
-            raise DeviceError(f"could not run the C compiler {cc[0]}: {exc}") from None
+            raise DeviceError(f"could not run the C compiler {cc[0]}: {os_reason(exc)}") from None
         if result.returncode != 0:
             raise DeviceError(f"compiling the reference firmware with {cc[0]} failed:\n{result.stderr}")
         os.replace(out, target)  # atomic: a concurrent build of the same digest writes the same bytes

@@ -47,6 +47,7 @@ from ..errors import (
     ServiceAccessDenied,
     ServiceUnavailable,
     UnsupportedOperationError,
+    os_reason,
 )
 from ..stream import QrngStream
 from ._params import integer, text
@@ -188,7 +189,7 @@ def _context(url: Url) -> ssl.SSLContext:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         files = ", ".join(f for f in (cert, key, ca) if f)
-        raise InvalidArgumentError(f"{url.text}: cannot load {files}: {exc}") from None
+        raise InvalidArgumentError(f"{url.text}: cannot load {files}: {os_reason(exc)}") from None
     return context
 
 

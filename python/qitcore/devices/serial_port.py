@@ -12,7 +12,7 @@ import errno
 from typing import Any
 from urllib.parse import urlencode
 
-from ..errors import DeviceBusy, DeviceError, DeviceNotFound
+from ..errors import DeviceBusy, DeviceError, DeviceNotFound, os_reason
 from ..stream import QrngStream
 from ._extras import device_packages
 from ._params import choice, integer, text
@@ -71,7 +71,7 @@ def open_serial(spec: str, baud: int, description: str) -> Any:
                 f"{description}: no permission to open {spec}; add yourself to its group (ls -l {spec}) or add a udev "
                 "rule (qitcore devices prints one)"
             ) from exc
-        raise DeviceError(f"{description}: {exc}") from exc
+        raise DeviceError(f"{description}: {os_reason(exc)}") from exc
     # CDC devices stream while DTR is set (PROTOCOL.md §6); some transports have no DTR.
     with contextlib.suppress(AttributeError, OSError, NotImplementedError, ValueError):
         port.dtr = True

@@ -10,7 +10,15 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from .._validate import show_host_port
-from ..errors import ChannelClosed, InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized, KMEUnavailable
+from ..errors import (
+    ChannelClosed,
+    InvalidArgumentError,
+    KMEBadRequest,
+    KMEError,
+    KMEUnauthorized,
+    KMEUnavailable,
+    os_reason,
+)
 from .models import Key, KeyRequest, Status, parse_container
 
 __all__ = ["KMEClient"]
@@ -96,7 +104,7 @@ class KMEClient:
                 except (OSError, http.client.HTTPException) as exc:
                     self._conn.close()
                     self._conn = None
-                    raise ChannelClosed(f"KME at {show_host_port(self._host, self._port)}: {exc}") from None
+                    raise ChannelClosed(f"KME at {show_host_port(self._host, self._port)}: {os_reason(exc)}") from None
         if len(payload) > MAX_ANSWER:
             self.close()
             raise KMEError(f"HTTP {response.status} with a body over {MAX_ANSWER} bytes", status=response.status)

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from .._validate import host_port, show_host_port
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, os_reason
 from ..qkd.channel import read_auth_key
 from .limits import ConnectionLimits
 from .peer import PeerSettings
@@ -109,7 +109,7 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except OSError as exc:
-        raise InvalidArgumentError(f"config: {exc}") from None
+        raise InvalidArgumentError(f"config: {os_reason(exc)}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         # A binary file is not UTF-8, which TOML is: the same error as any other non-TOML file.
         raise InvalidArgumentError(f"config: {path} is not valid TOML: {exc}") from None

@@ -25,7 +25,7 @@ from typing import Any
 
 from .._net import listen_socket
 from .._validate import show_host_port
-from ..errors import ChannelClosed, ChannelError, InvalidArgumentError, KMEError, KMEUnavailable, QitError
+from ..errors import ChannelClosed, ChannelError, InvalidArgumentError, KMEError, KMEUnavailable, QitError, os_reason
 from ..qkd import AliceSession, BobSession, LinkModel, Params
 from ..qkd.channel import Channel, Sealer, frame_limit, recv_frame, send_frame
 from .store import KeyStore
@@ -82,7 +82,7 @@ class PeerServer(Worker):
             self._sock = listen_socket(settings.listen_host, settings.listen_port)
         except OSError as exc:
             where = show_host_port(settings.listen_host, settings.listen_port)
-            raise InvalidArgumentError(f"[peer] listen: cannot listen on {where}: {exc}") from None
+            raise InvalidArgumentError(f"[peer] listen: cannot listen on {where}: {os_reason(exc)}") from None
         self._session: tuple[int, AliceSession] | None = None
         self._lock = threading.Lock()
         self._pending: dict[socket.socket, float] = {}  # not yet authenticated: when each was accepted
@@ -220,7 +220,7 @@ class PeerClient:
                     self._conn[0].close()
                 self._conn = None
                 where = show_host_port(self._settings.peer_host, self._settings.peer_port)
-                raise ChannelClosed(f"peer KME at {where}: {exc}") from None
+                raise ChannelClosed(f"peer KME at {where}: {os_reason(exc)}") from None
         if reply_kind == ERROR:
             raise KMEUnavailable(f"peer KME: {reply.decode(errors='replace')}")
         return reply

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, os_reason
 from ..report.files import atomic_file
 
 __all__ = ["local_pki"]
@@ -54,7 +54,7 @@ def local_pki(folder: str | os.PathLike[str], saes: list[str], *, days: int = 36
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         return _write_pki(root, saes, days, x509, hashes, serialization, ec, eku, name_oid)
     except OSError as exc:
-        raise InvalidArgumentError(f"certificates: cannot write into {root}: {exc}") from None
+        raise InvalidArgumentError(f"certificates: cannot write into {root}: {os_reason(exc)}") from None
 
 
 def _write_pki(

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .._net import listen_socket
 from .._validate import show_host_port
-from ..errors import DeviceError, InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized
+from ..errors import DeviceError, InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized, os_reason
 from .limits import ConnectionLimits
 from .models import Key, KeyRequest, Status, container, parse_key_ids, parse_key_request
 from .store import KeyStore
@@ -85,12 +85,16 @@ class KMEServer:
             self.context.load_cert_chain(certfile, keyfile)
             self.context.load_verify_locations(cafile)
         except (OSError, ssl.SSLError) as exc:
-            raise InvalidArgumentError(f"tls: cannot load {certfile}, {keyfile} or {cafile}: {exc}") from None
+            raise InvalidArgumentError(
+                f"tls: cannot load {certfile}, {keyfile} or {cafile}: {os_reason(exc)}"
+            ) from None
         self.context.verify_mode = ssl.CERT_REQUIRED
         try:
             self._sock = listen_socket(host, port, backlog=self.limits.backlog)
         except (OSError, OverflowError) as exc:
-            raise InvalidArgumentError(f"listen: cannot listen on {show_host_port(host, port)}: {exc}") from None
+            raise InvalidArgumentError(
+                f"listen: cannot listen on {show_host_port(host, port)}: {os_reason(exc)}"
+            ) from None
         self._sock.setblocking(False)
         try:
             https = importlib.import_module(".https", __package__)

@@ -43,7 +43,15 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .. import _core, _validate
-from ..errors import AuthenticationError, ChannelClosed, ChannelError, InvalidArgumentError, InvalidTypeError, QitError
+from ..errors import (
+    AuthenticationError,
+    ChannelClosed,
+    ChannelError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    QitError,
+    os_reason,
+)
 from . import auth
 from .keypool import KeyPool
 
@@ -109,7 +117,7 @@ def read_auth_key(path: str | os.PathLike[str], name: str) -> bytes:
         with open(path, "rb") as f:
             key = f.read(MAX_KEY_BYTES + 1)
     except OSError as exc:
-        raise InvalidArgumentError(f"{name}: {exc}") from None
+        raise InvalidArgumentError(f"{name}: {os_reason(exc)}") from None
     if len(key) > MAX_KEY_BYTES:
         raise InvalidArgumentError(f"{name}: {path} holds more than {MAX_KEY_BYTES} bytes: not a key file")
     if len(key) < MIN_KEY_BYTES:
@@ -302,7 +310,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
         except TimeoutError:
             raise ChannelError(_TIMED_OUT) from None
         except OSError as exc:
-            raise ChannelClosed(f"connection failed: {exc}") from None
+            raise ChannelClosed(f"connection failed: {os_reason(exc)}") from None
         if not chunk:
             raise ChannelClosed("the peer closed the connection")
         chunks += chunk
@@ -375,7 +383,7 @@ class TcpChannel(Channel):
                 try:
                     send_frame(self._sock, frame)
                 except OSError as exc:
-                    raise ChannelClosed(f"connection failed: {exc}") from None
+                    raise ChannelClosed(f"connection failed: {os_reason(exc)}") from None
                 reply = recv_frame(self._sock, limit=self.max_frame)
             except ChannelClosed as exc:
                 # A connection closed before Alice's first answer is one that never reached her
@@ -443,7 +451,7 @@ def _connect(host: str, port: int, timeout: float, tries: _Tries) -> socket.sock
             if not tries.pause():
                 raise ChannelClosed(f"cannot connect to {where}: {exc}{tries.waited()}{tries.earlier()}") from None
         except OSError as exc:
-            raise ChannelClosed(f"cannot connect to {where}: {exc}") from None
+            raise ChannelClosed(f"cannot connect to {where}: {os_reason(exc)}") from None
 
 
 MAX_PENDING = 32
@@ -520,7 +528,7 @@ def serve_tcp(
                 try:
                     send_frame(conn, reply)
                 except OSError as exc:
-                    raise ChannelClosed(f"connection failed: {exc}") from None
+                    raise ChannelClosed(f"connection failed: {os_reason(exc)}") from None
                 if endpoint.finished or endpoint.error is not None:
                     return  # the reply told Bob how it ended; endpoint.result() tells the caller
                 frame = recv_frame(conn, limit=limit)
@@ -572,7 +580,7 @@ def _await_bob(
                     except BlockingIOError:
                         continue
                     except OSError as exc:
-                        drop(p, f"connection failed: {exc}")
+                        drop(p, f"connection failed: {os_reason(exc)}")
                         continue
                     if not chunk:
                         drop(p, "closed before a whole first frame")

@@ -36,6 +36,7 @@ from ..errors import (
     ServiceUnavailable,
     StreamClosedError,
     UnsupportedOperationError,
+    os_reason,
 )
 from .protocol import (
     MAX_READ,
@@ -398,7 +399,7 @@ def _check_server(sock: socket.socket, path: str) -> None:
             raise OSError("SO_PEERCRED is not available on this system")
         _pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, option, _PEERCRED.size))
     except (OSError, struct.error) as exc:
-        raise DeviceError(f"{path}: cannot tell who serves this socket ({exc}); refusing it") from None
+        raise DeviceError(f"{path}: cannot tell who serves this socket ({os_reason(exc)}); refusing it") from None
     me = os.getuid()
     if uid in (0, me):
         return

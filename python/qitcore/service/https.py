@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._validate import host_port
-from ..errors import DeviceError, InvalidArgumentError, InvalidTypeError, QitError, ServiceUnavailable
+from ..errors import DeviceError, InvalidArgumentError, InvalidTypeError, QitError, ServiceUnavailable, os_reason
 from ..kme.limits import ConnectionLimits
 from .frontend import FrontEnd
 
@@ -154,11 +154,11 @@ def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise InvalidArgumentError(f"https cert: cannot load {cert} with its key {key}: {exc}") from None
+        raise InvalidArgumentError(f"https cert: cannot load {cert} with its key {key}: {os_reason(exc)}") from None
     try:
         context.load_verify_locations(ca)
     except (OSError, ssl.SSLError) as exc:
-        raise InvalidArgumentError(f"https ca: cannot load {ca}: {exc}") from None
+        raise InvalidArgumentError(f"https ca: cannot load {ca}: {os_reason(exc)}") from None
     context.verify_mode = ssl.CERT_REQUIRED
     return context
 
