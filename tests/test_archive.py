@@ -86,6 +86,16 @@ def test_on_a_cluster_every_estimator_equals_the_in_process_run(client: distribu
     assert not client.who_has()
 
 
+def test_on_a_cluster_iid_results_equal_where_statistics_are_decided_within_a_batch(
+    client: distributed.Client, files: list[Path]
+) -> None:
+    """The workers run the core on one thread, this process on all: rounds are batched by the
+    thread count, and a statistic decided inside a batch once changed the rounds after it."""
+    biased = files[SOURCES.index("biased-1")]
+    [record] = assess_files([biased], track="iid", permutations=200, seed=1, client=client)
+    assert record.iid == assess_iid(biased.read_bytes(), permutations=200, seed=1)
+
+
 def test_a_bad_file_carries_its_error_and_the_others_are_kept(
     client: distributed.Client, files: list[Path], tmp_path: Path
 ) -> None:

@@ -478,6 +478,13 @@ pub fn permutation_tests(
         for tp in results {
             tally(&mut counts, &mut active, &initial, &tp);
             rounds += 1;
+            if active != wanted {
+                // A round's arrangement depends on the statistics still undecided before it (NIST
+                // computes only those): the batch's later rounds, drawn for the old set, are
+                // dropped and drawn again for the new one, so that the results do not depend on
+                // how many rounds a batch held (the number of threads).
+                break;
+            }
         }
         if progress(rounds, active.iter().filter(|&&a| !a).count()).is_break() {
             return None;
@@ -684,6 +691,36 @@ mod tests {
         let done =
             permutation_tests(&data, &data, &ctx, 40, 1, &|_, _| ControlFlow::Continue(())).expect("not stopped");
         assert_eq!(done.rounds, 40);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_number_of_threads() {
+        // Sources whose statistics are decided at different rounds, so that decisions fall inside
+        // batches: a biased binary one (where the median runs are arranged as flags once alone),
+        // sixteen values, and a narrow bell of values.
+        let mut g = Xoshiro256::from_seed(11);
+        let biased: Vec<u8> = (0..20_000).map(|_| u8::from(g.next_u64() % 100 < 55)).collect();
+        let sixteen: Vec<u8> = (0..20_000).map(|_| (g.next_u64() >> 60) as u8).collect();
+        let bell: Vec<u8> = (0..20_000).map(|_| (0..4).map(|_| (g.next_u64() >> 62) as u8).sum()).collect();
+        let cases = [
+            (&biased, Context { k: 2, raw_mean: 0.55, median: 1.0 }),
+            (&sixteen, Context { k: 16, raw_mean: 7.5, median: 7.5 }),
+            (&bell, Context { k: 13, raw_mean: 6.0, median: 6.0 }),
+        ];
+        let go = |_: usize, _: usize| ControlFlow::Continue(());
+        for (case, (data, ctx)) in cases.iter().enumerate() {
+            for seed in 1..4u64 {
+                let run = |threads: usize| {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
+                    let t = pool.install(|| permutation_tests(data, data, ctx, 300, seed, &go)).expect("not stopped");
+                    (t.rounds, t.counts)
+                };
+                let one = run(1);
+                for threads in [2, 3, 5] {
+                    assert_eq!(run(threads), one, "case {case}, seed {seed}, {threads} threads");
+                }
+            }
+        }
     }
 
     #[test]
