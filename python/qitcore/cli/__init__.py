@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import re
 import shlex
 import sys
@@ -93,12 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _ctrl_c_at_exit_stops_at_once() -> None:
-    """After an interrupt, a further Ctrl-C while the interpreter exits ends the process at once.
+    """After an interrupt, a further Ctrl-C while the interpreter exits stops the child processes
+    at once, and the exit goes on without them.
 
     Registered last, this runs first at exit, before the libraries' own clean-ups (Dask closing a
-    local cluster waits up to 10 s): a user who presses Ctrl-C again during them meant "now", and
-    the interrupted clean-up would only print a traceback. The child processes are stopped first,
-    since the clean-up that would have stopped them does not run.
+    local cluster waits for its workers to leave): a user who presses Ctrl-C again during them
+    means "now", and an interrupted clean-up would only print a traceback. So the press stops the
+    children (terminated, killed if they linger) instead of interrupting, and the clean-ups then
+    finish at once with nothing left to wait for, multiprocessing's own included (which unlinks
+    its semaphores, so that nothing is reported leaked).
     """
     import signal
     import threading
@@ -106,9 +108,8 @@ def _ctrl_c_at_exit_stops_at_once() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
-    def stop_now(signum: int, frame: object) -> None:
+    def stop_children(signum: int, frame: object) -> None:
         import multiprocessing
-        from multiprocessing import util
 
         children = multiprocessing.active_children()
         for child in children:
@@ -117,12 +118,8 @@ def _ctrl_c_at_exit_stops_at_once() -> None:
             child.join(1.0)
             if child.is_alive():
                 child.kill()
-        # What multiprocessing's own exit would do: its semaphores unlinked, so that its resource
-        # tracker finds none left behind to warn of.
-        util._run_finalizers()  # type: ignore[attr-defined]  # private, stable since Python 2.6
-        os._exit(130)
 
-    signal.signal(signal.SIGINT, stop_now)
+    signal.signal(signal.SIGINT, stop_children)
 
 
 # A parameter named inside an API message ("applies with min_entropy only", "input_format='bits'"):
