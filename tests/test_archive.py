@@ -96,6 +96,26 @@ def test_on_a_cluster_iid_results_equal_where_statistics_are_decided_within_a_ba
     assert record.iid == assess_iid(biased.read_bytes(), permutations=200, seed=1)
 
 
+def test_a_block_of_each_file_is_assessed_as_that_block_is_here_and_on_a_cluster(
+    client: distributed.Client, files: list[Path]
+) -> None:
+    here = assess_files(files[:2], track="both", permutations=PERMUTATIONS, seed=SEED, subset=(1, 8_000))
+    there = assess_files(
+        files[:2], track="both", permutations=PERMUTATIONS, seed=SEED, subset=(1, 8_000), client=client
+    )
+    for record, path in zip(here, files[:2], strict=True):
+        block = path.read_bytes()[8_000:16_000]
+        assert record.error is None and record.size == len(block)
+        assert record.non_iid == assess_non_iid(block)
+        assert record.iid == assess_iid(block, permutations=PERMUTATIONS, seed=SEED)
+    assert [(r.size, r.sha256, r.non_iid, r.iid) for r in there] == [(r.size, r.sha256, r.non_iid, r.iid) for r in here]
+    # A block that ends past a file's end is an error record of that file.
+    records = assess_files(files[:2], track="iid", permutations=PERMUTATIONS, seed=SEED, subset=(2, 7_000))
+    for record in records:
+        assert record.error == "subset 2,7000: the block ends past the end of the file (20000 samples)"
+        assert record.iid is None
+
+
 def test_a_bad_file_carries_its_error_and_the_others_are_kept(
     client: distributed.Client, files: list[Path], tmp_path: Path
 ) -> None:
@@ -186,6 +206,10 @@ def test_jobs_starts_a_local_cluster_for_the_call_and_closes_it(files: list[Path
         ({"track": "fast"}, InvalidArgumentError, "^track: expected one of"),
         ({"bits_per_symbol": 9}, InvalidArgumentError, "^bits_per_symbol"),
         ({"permutations": 0}, InvalidArgumentError, "^permutations"),
+        ({"subset": (0, 0)}, InvalidArgumentError, "^subset count"),
+        ({"subset": (-1, 10)}, InvalidArgumentError, "^subset index"),
+        ({"subset": (0, 2**26 + 1)}, InvalidArgumentError, "^subset count"),
+        ({"subset": "0,10"}, InvalidArgumentError, "^subset: expected"),
         ({"seed": -1}, InvalidArgumentError, "^seed"),
         ({"jobs": 0}, InvalidArgumentError, "^jobs"),
         ({"progress": 3}, InvalidTypeError, "^progress: expected a callable"),

@@ -23,7 +23,7 @@ import distributed
 import numpy as np
 import psutil
 import pytest
-from qitcore import archive, corpus
+from qitcore import archive, corpus, entropy
 from qitcore.cli import main
 from qitcore.entropy import assess_iid, assess_non_iid
 
@@ -184,11 +184,40 @@ def test_a_run_that_does_not_finish_leaves_no_output(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_capture_past_one_assessment_is_assessed_by_block_among_others(
+    files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A capture of more than the 2^26 samples one assessment takes is refused whole, naming
+    --subset; with it, block INDEX of every file is read alone and assessed, and a file that ends
+    before the block does is named."""
+    big = tmp_path / "big.bin"
+    block = files[0].read_bytes()[:5_000]
+    with big.open("wb") as f:
+        f.truncate(entropy.MAX_SAMPLES + 1)  # sparse: only the block is written
+        f.seek(3 * len(block))
+        f.write(block)
+    small = tmp_path / "small.bin"
+    small.write_bytes(files[0].read_bytes()[:17_000])
+    assert main(["assess", str(big), str(files[1]), "--quiet"]) == 2
+    assert "read a slice of them with subset=(index, count) (--subset INDEX,COUNT" in capsys.readouterr().err
+    out = tmp_path / "out.jsonl"
+    argv = ["assess", str(big), str(files[1]), str(small), "--subset", "3,5000", "--jsonl", str(out), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"qitcore: error: {small}: subset 3,5000: the block ends past the end of the file (17000 samples)"]
+    [on_big, on_other, on_small] = read_jsonl(out)
+    for doc, data in ((on_big, block), (on_other, files[1].read_bytes()[15_000:20_000])):
+        assert doc["error"] is None and doc["size"] == 5_000
+        assert doc["sha256"] == hashlib.sha256(data).hexdigest()
+        overall = {c["testCaseDesc"]: c for c in doc["nonIid"]["testCases"]}["Overall"]
+        assert overall["hAssessed"] == assess_non_iid(data).h_assessed
+    assert on_small["error"] is not None and on_small["size"] == 0
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--json", "OUT"], "--json writes one file's result; use --jsonl"),
-        (["--subset", "0,100"], "--subset reads a block of one file"),
         (["--jsonl", "/nonexistent/dir/out.jsonl"], "--jsonl: /nonexistent/dir/out.jsonl: no such folder"),
         (["--jobs", "2", "--scheduler", "tcp://127.0.0.1:9"], "not allowed with argument"),
         (["--iid", "--both"], "not allowed with argument"),

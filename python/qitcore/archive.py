@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _core, _validate, entropy
 from .entropy import IidResult, NonIidResult
-from .errors import ClusterError, InvalidArgumentError, InvalidTypeError, QitError, os_reason
+from .errors import ClusterError, InvalidArgumentError, InvalidTypeError, QitError, SampleFileError, os_reason
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -43,8 +43,8 @@ class FileAssessment:
 
     Attributes:
         path: the path as given.
-        size: the samples read (one a byte: the file's size in bytes); 0 when it could not be
-            read.
+        size: the samples read (one a byte: the file's size in bytes, or the block's with a
+            ``subset``); 0 when they could not be read.
         sha256: SHA-256 of the samples assessed (hex), or ``None`` when they could not be read.
         non_iid: the non-IID track's result, when that track ran.
         iid: the IID track's result, when that track ran.
@@ -86,6 +86,7 @@ class _Options:
     seed: int | None
     truncate_bitstring: bool
     report: bool
+    subset: tuple[int, int] | None = None
 
 
 def _assess_one(path: str, shown: str, options: _Options) -> tuple[FileAssessment, str | None]:
@@ -96,7 +97,13 @@ def _assess_one(path: str, shown: str, options: _Options) -> tuple[FileAssessmen
     sha256: str | None = None
     size = 0
     try:
-        data = entropy.read_samples(path)
+        data = entropy.read_samples(path, subset=options.subset)
+        if options.subset is not None and len(data) < options.subset[1]:
+            # As NIST's -l: a whole block, or no assessment (a short one would not compare).
+            index, count = options.subset
+            raise SampleFileError(
+                f"subset {index},{count}: the block ends past the end of the file ({index * count + len(data)} samples)"
+            )
         size = len(data)
         sha256 = entropy.sha256_hex(data)
         non_iid = iid = None
@@ -134,6 +141,7 @@ def _check(
     jobs: int,
     progress: Any,
     report: bool,
+    subset: Sequence[int] | None = None,
 ) -> tuple[list[str], _Options, int]:
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise InvalidTypeError(f"paths: expected a sequence of paths, got one {type(paths).__name__}")
@@ -157,7 +165,15 @@ def _check(
     jobs = _validate.integer("jobs", jobs, minimum=1)
     if progress is not None and not callable(progress):
         raise InvalidTypeError(f"progress: expected a callable, got {type(progress).__name__}")
-    options = _Options(track, bits_per_symbol, permutations, seed, bool(truncate_bitstring), report)  # type: ignore[arg-type]
+    block: tuple[int, int] | None = None
+    if subset is not None:
+        if isinstance(subset, (str, bytes)) or len(subset) != 2:
+            raise InvalidArgumentError(f"subset: expected (index, count), got {subset!r}")
+        block = (
+            _validate.integer("subset index", subset[0], minimum=0),
+            _validate.integer("subset count", subset[1], minimum=1, maximum=entropy.MAX_SAMPLES),
+        )
+    options = _Options(track, bits_per_symbol, permutations, seed, bool(truncate_bitstring), report, block)  # type: ignore[arg-type]
     return shown, options, jobs
 
 
@@ -364,6 +380,7 @@ def assess_files(
     permutations: int = _core.DEFAULT_PERMUTATIONS,
     seed: int | None = None,
     truncate_bitstring: bool = False,
+    subset: Sequence[int] | None = None,
     client: Client | None = None,
     jobs: int = 1,
     progress: Callable[[int, int], object] | None = None,
@@ -379,6 +396,9 @@ def assess_files(
         seed: IID: one seed for every file's permutations (reproducible); by default each file's
             run draws its own from the OS CSPRNG (reported in its result).
         truncate_bitstring: non-IID: assess only 1,000,000 bits of each bit string (NIST's ``-t``).
+        subset: ``(index, count)``: assess block ``index`` of ``count`` samples of each file (NIST's
+            ``-l``), reading only that block, so that captures past the 2^26 samples one assessment
+            takes can be assessed; a file that ends before the block does is an error record.
         client: a ``distributed.Client``: the files are assessed on its cluster.
         jobs: without a client, ``1`` assesses the files here one after the other (Dask is not
             imported); ``N > 1`` starts a ``distributed.LocalCluster`` of N single-threaded worker
@@ -391,7 +411,7 @@ def assess_files(
 
     Raises:
         InvalidArgumentError: no path, or ``track``, ``bits_per_symbol``, ``permutations``,
-            ``seed`` or ``jobs`` out of range.
+            ``seed``, ``subset`` or ``jobs`` out of range.
         InvalidArgumentError: ``jobs > 1`` with a ``client``.
         InvalidTypeError: ``paths`` is one path rather than a sequence, or holds something else;
             ``client`` is not a ``distributed.Client``.
@@ -399,7 +419,7 @@ def assess_files(
             failed on the cluster for a reason that is not its file's (the message names the file).
     """
     shown, options, jobs = _check(
-        paths, track, bits_per_symbol, permutations, seed, truncate_bitstring, jobs, progress, report=False
+        paths, track, bits_per_symbol, permutations, seed, truncate_bitstring, jobs, progress, False, subset
     )
     if client is not None and jobs > 1:
         raise InvalidArgumentError(f"jobs: {jobs} local workers asked for with a client; its cluster's workers run")

@@ -218,13 +218,11 @@ def check_output_folders(*, inputs: Sequence[str] = (), **outputs: str | None) -
         seen[real] = name
 
 
-def subset(text: str | None, path: str) -> tuple[int, int] | None:
-    """``--subset INDEX,SAMPLES`` of the sample file at ``path``: block ``INDEX`` of ``SAMPLES``
-    samples (one a byte), or ``None`` when the option was not given.
+def subset_block(text: str | None) -> tuple[int, int] | None:
+    """``--subset INDEX,SAMPLES`` as (index, samples), or ``None`` when the option was not given.
 
     Raises:
-        QitError: the text is not two whole numbers, a block holds no sample, the file cannot be
-            read, or the block ends past the end of the file.
+        QitError: the text is not two whole numbers, or a block holds no sample.
     """
     if text is None:
         return None
@@ -234,6 +232,21 @@ def subset(text: str | None, path: str) -> tuple[int, int] | None:
         raise QitError(f"--subset: expected INDEX,SAMPLES (two whole numbers), got {text!r}") from None
     if samples < 1:
         raise QitError(f"--subset: expected at least 1 sample per block, got {text!r}")
+    return index, samples
+
+
+def subset(text: str | None, path: str) -> tuple[int, int] | None:
+    """``--subset INDEX,SAMPLES`` of the sample file at ``path``: block ``INDEX`` of ``SAMPLES``
+    samples (one a byte), or ``None`` when the option was not given.
+
+    Raises:
+        QitError: the text is not two whole numbers, a block holds no sample, the file cannot be
+            read, or the block ends past the end of the file.
+    """
+    block = subset_block(text)
+    if block is None:
+        return None
+    index, samples = block
     # Checked here so that a block larger than the file is never allocated for.
     try:
         size = os.path.getsize(path)

@@ -20,6 +20,7 @@ from .args import (
     natural,
     real,
     subset,
+    subset_block,
     terminate_as_interrupt,
 )
 
@@ -43,7 +44,11 @@ def add_parsers(sub: Commands) -> None:
         action="store_true",
         help="assess only 1,000,000 bits of the bit string",
     )
-    a.add_argument("--subset", metavar="INDEX,SAMPLES", help="one file: assess only block INDEX of SAMPLES samples")
+    a.add_argument(
+        "--subset",
+        metavar="INDEX,SAMPLES",
+        help="assess only block INDEX of SAMPLES samples of each file (NIST's -l), reading only that block",
+    )
     a.add_argument(
         "--permutations", type=count, default=_core.DEFAULT_PERMUTATIONS, help="IID: most permutations (%(default)s)"
     )
@@ -160,8 +165,6 @@ def _assess_files(args: argparse.Namespace) -> int:
 
     if args.json:
         raise UsageError("assess: --json writes one file's result; use --jsonl for several (see qitcore assess --help)")
-    if args.subset:
-        raise UsageError("assess: --subset reads a block of one file; give one file (see qitcore assess --help)")
     check_output_folders(inputs=args.paths, jsonl=args.jsonl, report=args.report)
     track = "both" if args.both else ("iid" if args.iid else "non-iid")
     paths, options, jobs = archive._check(
@@ -173,7 +176,8 @@ def _assess_files(args: argparse.Namespace) -> int:
         args.truncate_bitstring,
         args.jobs,
         None,
-        report=bool(args.report),
+        bool(args.report),
+        subset_block(args.subset),
     )
     total = len(paths)
     progress = Progress("files assessed", total, enabled=None if not args.quiet else False)
