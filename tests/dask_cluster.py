@@ -18,13 +18,14 @@ from qitcore.archive import local_cluster as jobs_cluster
 
 
 @contextlib.contextmanager
-def local_cluster(**config: Any) -> Iterator[distributed.Client]:
+def local_cluster(*, secure: bool = True, **config: Any) -> Iterator[distributed.Client]:
     """Two worker processes, the core's threads limited to one each so the two do not fight over
     this machine's cores, closed on leaving. ``config``: Dask settings for the cluster's life
-    (``distributed.scheduler.allowed-failures``)."""
+    (``distributed.scheduler.allowed-failures``). ``secure=False``: plain TCP, as a user's own
+    cluster that ``--scheduler tcp://...`` reaches by its address alone."""
     with (
         dask.config.set(config),
-        jobs_cluster(2, threads=1, log_level=logging.CRITICAL) as cluster,
+        jobs_cluster(2, threads=1, log_level=logging.CRITICAL, secure=secure) as cluster,
         distributed.Client(cluster, timeout=30) as client,
     ):
         client.wait_for_workers(2, timeout=30)

@@ -116,6 +116,20 @@ def test_a_block_of_each_file_is_assessed_as_that_block_is_here_and_on_a_cluster
         assert record.iid is None
 
 
+def test_the_cluster_jobs_starts_refuses_a_client_without_its_credentials(client: distributed.Client) -> None:
+    """Its ports are on the loopback, open to every local user: a client that does not hold the
+    credentials made for the cluster (another user's process) cannot connect to submit work."""
+    from distributed.security import Security
+
+    address = client.scheduler.address
+    assert address.startswith("tls://127.0.0.1:")
+    # Plain TCP, and TLS with credentials of the intruder's own making.
+    for attempt, security in ((address.replace("tls://", "tcp://"), None), (address, Security.temporary())):
+        with pytest.raises(OSError):
+            distributed.Client(attempt, security=security, timeout=3)
+    assert client.submit(sum, [1, 2]).result() == 3  # the cluster's own client works
+
+
 def test_a_bad_file_carries_its_error_and_the_others_are_kept(
     client: distributed.Client, files: list[Path], tmp_path: Path
 ) -> None:

@@ -126,7 +126,7 @@ def test_exit_status_is_1_when_a_file_fails_the_iid_tests(files: list[Path], tmp
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[distributed.Client]:
-    with local_cluster() as client:
+    with local_cluster(secure=False) as client:
         yield client
 
 

@@ -24,7 +24,7 @@ from .dask_cluster import kill_a_worker_mid_run, local_cluster
 
 @pytest.fixture(scope="module")
 def client() -> Any:
-    with local_cluster() as c:
+    with local_cluster(secure=False) as c:  # reached by --scheduler with its address alone
         yield c
 
 

@@ -288,17 +288,35 @@ def _interrupt_after() -> Generator[None]:
         raise KeyboardInterrupt
 
 
-def local_cluster(workers: int, *, threads: int | None = None, log_level: int | None = None) -> Any:
+def local_cluster(
+    workers: int, *, threads: int | None = None, log_level: int | None = None, secure: bool = True
+) -> Any:
     """The ``distributed.LocalCluster`` that ``jobs=N`` starts: ``workers`` single-threaded worker
     processes on 127.0.0.1, no dashboard (Dask's HTTP endpoints on any free loopback port, leaving
     8787 to the user's own clusters), the core's threads shared out among the workers (``threads``
     each; by default the machine's cores divided among them) so that N workers do not each start a
     thread per core. Close it after use (it is a context manager). Its workers start with SIGINT
     blocked, for life: a terminal's Ctrl-C reaches this process, which closes the cluster, and not
-    each worker."""
+    each worker.
+
+    With ``secure`` (the default) the cluster speaks TLS with credentials made for it alone
+    (Dask's ``Security.temporary``): its ports are on the loopback, where any local user could
+    otherwise connect and run code on the workers as the user who started them.
+
+    Raises:
+        ClusterError: Dask is not installed, or ``secure`` and the cryptography package is not.
+    """
     import logging
 
     distributed = _dask()
+    if secure:
+        try:
+            import cryptography  # noqa: F401  # Security.temporary makes its certificates with it
+        except ImportError:
+            raise ClusterError(
+                f"a local Dask cluster's credentials need the cryptography package, part of qitcore's dask extra: "
+                f"{INSTALL}"
+            ) from None
     each = threads if threads is not None else max(1, (os.cpu_count() or 1) // workers)
     return _without_ctrl_c(
         lambda: distributed.LocalCluster(
@@ -310,6 +328,7 @@ def local_cluster(workers: int, *, threads: int | None = None, log_level: int | 
             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR if log_level is None else log_level,
             env={"RAYON_NUM_THREADS": str(each)},
+            security=True if secure else None,
         )
     )
 
