@@ -139,8 +139,11 @@ def test_a_fresh_seed_is_written_private_and_exclusive_and_never_shown(tmp_path:
     assert pickle.loads(pickle.dumps(result)) == result
     # A second run never overwrites the seed the first one wrote, and leaves no output.
     (tmp_path / "out2.seed").write_bytes(b"keep")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError) as refused:
         extract_file(tmp_path / "in", tmp_path / "out2", m=2000)
+    # It says what to do with a seed a killed run left behind.
+    assert refused.value.filename == str(tmp_path / "out2.seed")
+    assert "remove it, or give it as the seed file" in str(refused.value.strerror)
     assert (tmp_path / "out2.seed").read_bytes() == b"keep"
     assert not (tmp_path / "out2").exists()
 

@@ -150,3 +150,16 @@ def test_dash_writes_the_bytes_to_stdout_and_the_summary_to_stderr(tmp_path: Pat
     # A fresh seed cannot go to stdout's name: it needs a file of its own.
     fresh = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert fresh.returncode == 2 and "give --save-seed FILE for the fresh seed" in fresh.stderr and not fresh.stdout
+
+
+def test_in_as_a_dash_reads_stdin(tmp_path: Path) -> None:
+    data = os.urandom(200_000)
+    hasher = Toeplitz(4096, 2048)
+    (tmp_path / "seed").write_bytes(hasher.seed_bytes())
+    args = ["extract", "-", "-o", str(tmp_path / "out"), "-m", "2048", "--seed-file", str(tmp_path / "seed"), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-m", "qitcore", *args]
+    done = subprocess.run(command, input=data, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    blocks = len(data) * 8 // 4096
+    assert (tmp_path / "out").read_bytes() == hasher.hash(data[: blocks * 512])

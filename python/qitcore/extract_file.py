@@ -15,6 +15,7 @@ and counted in the result.
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import stat
@@ -367,7 +368,16 @@ def _private_seed(path: str | None, hasher: Any) -> Iterator[bool]:
     if path is None:
         yield False
         return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Most often a seed left by a run killed outright (SIGKILL), which could not remove it.
+        raise FileExistsError(
+            errno.EEXIST,
+            "exists, and a fresh seed never replaces a file; if no output of it was kept (a run "
+            "killed outright leaves its seed), remove it, or give it as the seed file to use it",
+            path,
+        ) from None
     try:
         try:
             view = memoryview(hasher.seed_bytes())

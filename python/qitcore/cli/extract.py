@@ -15,7 +15,7 @@ _METHODS = ("toeplitz", "modified-toeplitz", "sha256", "sha3-256")
 
 def add_parsers(sub: Commands) -> None:
     e = sub.add_parser("extract", help="extract a file of raw samples or bits (Toeplitz, constant memory)")
-    e.add_argument("src", metavar="IN", help="raw samples (one a byte) or packed bits; a file or a FIFO")
+    e.add_argument("src", metavar="IN", help="raw samples (one a byte) or packed bits; a file, a FIFO, or - for stdin")
     e.add_argument(
         "-o",
         "--output",
@@ -103,7 +103,7 @@ def _extract(args: argparse.Namespace) -> int:
         client = connect(args.scheduler)
     try:
         result = extract_file(
-            src=args.src,
+            src="/dev/stdin" if args.src == "-" else args.src,
             dst=output,
             method=args.method,
             n=args.n,
