@@ -15,7 +15,7 @@ from typing import Any
 import distributed
 import numpy as np
 import pytest
-from qitcore import corpus
+from qitcore import archive, corpus
 from qitcore.archive import ClusterError, FileAssessment, assess_files
 from qitcore.entropy import assess_iid, assess_non_iid
 from qitcore.errors import InvalidArgumentError, InvalidTypeError
@@ -220,6 +220,7 @@ def test_jobs_starts_a_local_cluster_for_the_call_and_closes_it(files: list[Path
         ({"track": "fast"}, InvalidArgumentError, "^track: expected one of"),
         ({"bits_per_symbol": 9}, InvalidArgumentError, "^bits_per_symbol"),
         ({"permutations": 0}, InvalidArgumentError, "^permutations"),
+        ({"jobs": archive.max_jobs() + 1}, InvalidArgumentError, "^jobs: must be at most"),
         ({"subset": (0, 0)}, InvalidArgumentError, "^subset count"),
         ({"subset": (-1, 10)}, InvalidArgumentError, "^subset index"),
         ({"subset": (0, 2**26 + 1)}, InvalidArgumentError, "^subset count"),

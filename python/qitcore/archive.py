@@ -162,7 +162,9 @@ def _check(
     permutations = _validate.integer("permutations", permutations, minimum=1)
     if seed is not None:
         seed = _validate.integer("seed", seed, minimum=0, maximum=2**64 - 1)
-    jobs = _validate.integer("jobs", jobs, minimum=1)
+    # Each worker may hold a whole assessment (up to 2^26 samples and some 20 bytes a sample of
+    # work space): far more workers than cores would only add up memory.
+    jobs = _validate.integer("jobs", jobs, minimum=1, maximum=max_jobs())
     if progress is not None and not callable(progress):
         raise InvalidTypeError(f"progress: expected a callable, got {type(progress).__name__}")
     block: tuple[int, int] | None = None
@@ -175,6 +177,11 @@ def _check(
         )
     options = _Options(track, bits_per_symbol, permutations, seed, bool(truncate_bitstring), report, block)  # type: ignore[arg-type]
     return shown, options, jobs
+
+
+def max_jobs() -> int:
+    """The most local workers ``jobs`` takes: four per core of this machine."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def _dask() -> Any:
