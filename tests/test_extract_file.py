@@ -148,6 +148,35 @@ def test_a_fresh_seed_is_written_private_and_exclusive_and_never_shown(tmp_path:
     assert not (tmp_path / "out2").exists()
 
 
+@pytest.mark.parametrize("when", ["before the rename", "after it"])
+def test_an_interrupt_keeps_output_and_fresh_seed_together_or_neither(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """Ctrl-C while the output is synced (before the rename) leaves neither file; while its folder
+    is synced (after the rename) both, never an output whose fresh seed was removed."""
+    data = os.urandom(50_000)
+    (tmp_path / "in").write_bytes(data)
+    real_fsync = os.fsync
+
+    def interrupted(fd: int) -> None:
+        folder = stat.S_ISDIR(os.fstat(fd).st_mode)
+        if folder == (when == "after it") and not (tmp_path / "out.seed").samefile(f"/proc/self/fd/{fd}"):
+            raise KeyboardInterrupt
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract_file(tmp_path / "in", tmp_path / "out", m=2000)
+    monkeypatch.undo()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    if when == "before the rename":
+        assert left == ["in"]
+    else:
+        assert left == ["in", "out", "out.seed"]
+        seed = (tmp_path / "out.seed").read_bytes()
+        assert (tmp_path / "out").read_bytes() == expected("toeplitz", data, 8 * len(data), 4096, 2000, seed, "big")
+
+
 def test_a_seed_file_is_read_and_checked(tmp_path: Path) -> None:
     data = os.urandom(9000)
     hasher = ModifiedToeplitz(1000, 700, bitorder="little")

@@ -210,8 +210,8 @@ def extract_file(
             # No larger buffers than the file needs.
             blocks_per_chunk = min(blocks_per_chunk, -(-total * unit // n // plan.group) * plan.group)
         with (
-            _private_seed(seed_path if seed_file is None else None, hasher) as written,
-            atomic_output(dst, durable=True) as (out, temp),
+            _private_seed(seed_path if seed_file is None else None, hasher) as seed,
+            atomic_output(dst, durable=True, on_replaced=seed.keep) as (out, temp),
         ):
             if client is None:
                 stats = _run(source, out, hasher, kind, plan, blocks_per_chunk, total, progress)
@@ -237,7 +237,7 @@ def extract_file(
         dropped_bits=read * unit - used,
         dropped_bytes=read - used // unit,
         seed_file=seed_path,
-        seed_written=written,
+        seed_written=seed.written,
     )
 
 
@@ -361,12 +361,24 @@ def _size(f: IO[bytes]) -> int | None:
     return info.st_size
 
 
+@dataclass
+class _FreshSeed:
+    """Whether a fresh seed was written, and whether it is kept whatever happens next."""
+
+    written: bool
+    kept: bool = False
+
+    def keep(self) -> None:
+        """The output is in place: its seed stays, even if an interrupt comes now."""
+        self.kept = True
+
+
 @contextlib.contextmanager
-def _private_seed(path: str | None, hasher: Any) -> Iterator[bool]:
+def _private_seed(path: str | None, hasher: Any) -> Iterator[_FreshSeed]:
     """Writes a fresh seed to ``path`` (created exclusively, mode 0600, synced) when ``path`` is
-    given; removes it again if the extraction fails. Yields whether it wrote one."""
+    given; removes it again if the extraction fails before its output was put in place."""
     if path is None:
-        yield False
+        yield _FreshSeed(written=False)
         return
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -378,6 +390,7 @@ def _private_seed(path: str | None, hasher: Any) -> Iterator[bool]:
             "killed outright leaves its seed), remove it, or give it as the seed file to use it",
             path,
         ) from None
+    fresh = _FreshSeed(written=True)
     try:
         try:
             view = memoryview(hasher.seed_bytes())
@@ -386,10 +399,11 @@ def _private_seed(path: str | None, hasher: Any) -> Iterator[bool]:
             os.fsync(fd)
         finally:
             os.close(fd)
-        yield True
+        yield fresh
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        if not fresh.kept:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
         raise
 
 

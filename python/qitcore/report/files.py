@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from ..errors import InvalidArgumentError
@@ -97,12 +97,18 @@ def is_special(path: str | os.PathLike[str]) -> bool:
 
 @contextlib.contextmanager
 def atomic_output(
-    path: str | os.PathLike[str], *, private: bool = False, durable: bool = False
+    path: str | os.PathLike[str],
+    *,
+    private: bool = False,
+    durable: bool = False,
+    on_replaced: Callable[[], None] | None = None,
 ) -> Iterator[tuple[IO[bytes], str | None]]:
     """The output at ``path`` under the module's rule: yields the open binary file and the
     temporary file's path (``None`` for a special file, written in place). ``private`` files
     (keys) stay readable by their owner only; ``durable`` ones are synced to disk, with the
-    rename, before the block is left."""
+    rename, before the block is left. ``on_replaced()`` is called as soon as the output is in
+    place, with Ctrl-C and SIGTERM held from the rename until it returns, so that what it records
+    (that the output exists) is recorded whenever an interrupt comes."""
     if is_special(path):
         mode = "ab" if os.path.abspath(path).startswith(("/dev/fd/", "/proc/")) else "wb"
         with open(path, mode) as out:
@@ -122,7 +128,10 @@ def atomic_output(
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, target)
+        with _signals_held():
+            os.replace(temp, target)
+            if on_replaced is not None:
+                on_replaced()
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
@@ -134,6 +143,23 @@ def atomic_output(
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (delivered on leaving) in the main thread, where Python runs
+    their handlers; elsewhere, or where signals cannot be blocked, nothing is held."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 @contextlib.contextmanager
