@@ -26,7 +26,6 @@ __all__ = [
     "HEALTH_DEFAULT_ALPHA",
     "HEALTH_DEFAULT_STARTUP_SAMPLES",
     "LDPC_BLIND_STEP",
-    "LDPC_START_EFFICIENCY",
     "MAX_SAMPLES",
     "Ais31Result",
     "BitGenLock",
@@ -86,6 +85,7 @@ __all__ = [
     "health_scan",
     "ldpc_keep",
     "ldpc_plan",
+    "ldpc_start_efficiency",
     "output_entropy",
     "output_length",
     "parse_format",
@@ -110,7 +110,6 @@ DEFAULT_PERMUTATIONS: int
 MAX_SAMPLES: int
 DEFAULT_CASCADE: str
 LDPC_BLIND_STEP: float
-LDPC_START_EFFICIENCY: float
 CASCADE_VARIANTS: tuple[str, ...]
 HEALTH_DEFAULT_ALPHA: float
 HEALTH_DEFAULT_STARTUP_SAMPLES: int
@@ -562,13 +561,14 @@ class CascadeResponder:
     n: Final[int]
 
 def ldpc_plan(
-    n_key: int, qber: float, seed: int, efficiency: float = ..., step: float = ...
+    n_key: int, qber: float, seed: int, efficiency: float | None = ..., step: float = ...
 ) -> tuple[str, int, int, int, int, int, int, int, int, tuple[int, int]]: ...
+def ldpc_start_efficiency(qber: float) -> float: ...
 
 @final
 class LdpcEncoder:
     def __new__(
-        cls, n_key: int, qber: float, seed: int, key: _Buffer, efficiency: float = ..., step: float = ...
+        cls, n_key: int, qber: float, seed: int, key: _Buffer, efficiency: float | None = ..., step: float = ...
     ) -> LdpcEncoder: ...
     def syndromes(self) -> bytes: ...
     def reveal(self, request: _Buffer) -> bytes: ...
@@ -585,7 +585,7 @@ class LdpcDecoder:
         key: _Buffer,
         channel_qber: float,
         max_iterations: int = ...,
-        efficiency: float = ...,
+        efficiency: float | None = ...,
         step: float = ...,
     ) -> LdpcDecoder: ...
     def decode(self, syndromes: _Buffer) -> bytes | None: ...
@@ -599,7 +599,13 @@ class LdpcDecoder:
     def rounds(self) -> int: ...
 
 def ldpc_keep(
-    n_key: int, qber: float, seed: int, key: _Buffer, failed: Sequence[int], efficiency: float = ..., step: float = ...
+    n_key: int,
+    qber: float,
+    seed: int,
+    key: _Buffer,
+    failed: Sequence[int],
+    efficiency: float | None = ...,
+    step: float = ...,
 ) -> bytes: ...
 def cascade_correct(
     key: _Buffer, qber: float, seed: int, ask: Callable[[bytes], bytes], variant: str = ...

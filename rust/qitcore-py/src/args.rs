@@ -318,6 +318,14 @@ pub fn opt_int<T: Bounded>(obj: &Bound<'_, PyAny>) -> PyResult<Option<T>> {
     int(obj).map(Some)
 }
 
+/// For `from_py_with` on an optional real number (`None` passes).
+pub fn opt_real(obj: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    real(obj).map(Some)
+}
+
 /// For `from_py_with` on an optional callback (`None` passes; anything else must be callable).
 pub fn opt_callable(obj: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
     if obj.is_none() {

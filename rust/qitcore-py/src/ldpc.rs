@@ -8,11 +8,11 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use qitcore_core::qkd::ldpc::adapt::{Plan, BLIND_STEP, START_EFFICIENCY};
+use qitcore_core::qkd::ldpc::adapt::{start_efficiency, Plan, BLIND_STEP};
 use qitcore_core::qkd::ldpc::blind::{keep_frames, Decoder, Encoder};
 use qitcore_core::qkd::ldpc::decode::Settings;
 
-use crate::args::{int, real, Int, List};
+use crate::args::{int, opt_real, real, Int, List};
 use crate::buffers::Input;
 use crate::errors::{detach, guard, Error, Result};
 
@@ -25,23 +25,34 @@ fn bits<'a>(name: &'static str, input: &'a Input) -> Result<&'a [u8]> {
     Ok(bytes)
 }
 
-/// The plan, its first attempt aimed at `efficiency`, each blind round adding `step` (0: no
-/// blind round, and nothing punctured for one).
-fn plan(py: Python<'_>, n_key: usize, qber: f64, seed: u64, efficiency: f64, step: f64) -> Result<Plan> {
+/// The plan, its first attempt aimed at `efficiency` (`None`: the schedule's
+/// `start_efficiency(qber)`), each blind round adding `step` (0: no blind round, and nothing
+/// punctured for one).
+fn plan(py: Python<'_>, n_key: usize, qber: f64, seed: u64, efficiency: Option<f64>, step: f64) -> Result<Plan> {
+    let efficiency = efficiency.unwrap_or_else(|| start_efficiency(qber));
     Ok(detach(py, || Plan::with_efficiency(n_key, qber, seed, efficiency, step))??)
+}
+
+/// The efficiency a blind plan's first attempt aims at for estimated QBER `qber` (in (0, 0.5)).
+#[pyfunction]
+pub fn ldpc_start_efficiency(#[pyo3(from_py_with = real)] qber: f64) -> Result<f64> {
+    if !(qber > 0.0 && qber < 0.5) {
+        return Err(Error::argument("qber", format!("expected a QBER in (0, 0.5), got {qber}")));
+    }
+    Ok(start_efficiency(qber))
 }
 
 /// The public plan: (code, frames, key bits per frame, key bits in the last frame, punctured,
 /// shortened, used bits, syndrome bytes, syndrome bits per frame, symbols revealed per blind round).
 #[pyfunction]
-#[pyo3(signature = (n_key, qber, seed, efficiency = START_EFFICIENCY, step = BLIND_STEP))]
+#[pyo3(signature = (n_key, qber, seed, efficiency = None, step = BLIND_STEP))]
 #[allow(clippy::type_complexity)]
 pub fn ldpc_plan(
     py: Python<'_>,
     #[pyo3(from_py_with = int::<usize>)] n_key: usize,
     #[pyo3(from_py_with = real)] qber: f64,
     #[pyo3(from_py_with = int::<u64>)] seed: u64,
-    #[pyo3(from_py_with = real)] efficiency: f64,
+    #[pyo3(from_py_with = opt_real)] efficiency: Option<f64>,
     #[pyo3(from_py_with = real)] step: f64,
 ) -> Result<(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, (usize, usize))> {
     let p = plan(py, n_key, qber, seed, efficiency, step)?;
@@ -68,14 +79,14 @@ pub struct PyLdpcEncoder {
 #[pymethods]
 impl PyLdpcEncoder {
     #[new]
-    #[pyo3(signature = (n_key, qber, seed, key, efficiency = START_EFFICIENCY, step = BLIND_STEP))]
+    #[pyo3(signature = (n_key, qber, seed, key, efficiency = None, step = BLIND_STEP))]
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = int::<usize>)] n_key: usize,
         #[pyo3(from_py_with = real)] qber: f64,
         #[pyo3(from_py_with = int::<u64>)] seed: u64,
         key: &Bound<'_, PyAny>,
-        #[pyo3(from_py_with = real)] efficiency: f64,
+        #[pyo3(from_py_with = opt_real)] efficiency: Option<f64>,
         #[pyo3(from_py_with = real)] step: f64,
     ) -> Result<Self> {
         let input = Input::get(py, "key", key)?;
@@ -117,7 +128,7 @@ impl PyLdpcDecoder {
     #[new]
     #[pyo3(signature = (
         n_key, qber, seed, key, channel_qber,
-        max_iterations = Settings::default().max_iterations, efficiency = START_EFFICIENCY, step = BLIND_STEP
+        max_iterations = Settings::default().max_iterations, efficiency = None, step = BLIND_STEP
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -128,7 +139,7 @@ impl PyLdpcDecoder {
         key: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = real)] channel_qber: f64,
         #[pyo3(from_py_with = int::<u32>)] max_iterations: u32,
-        #[pyo3(from_py_with = real)] efficiency: f64,
+        #[pyo3(from_py_with = opt_real)] efficiency: Option<f64>,
         #[pyo3(from_py_with = real)] step: f64,
     ) -> Result<Self> {
         if max_iterations == 0 {
@@ -185,7 +196,7 @@ impl PyLdpcDecoder {
 
 /// `key` (one byte per bit) without the bits of the `failed` frames and past the plan's used bits.
 #[pyfunction]
-#[pyo3(signature = (n_key, qber, seed, key, failed, efficiency = START_EFFICIENCY, step = BLIND_STEP))]
+#[pyo3(signature = (n_key, qber, seed, key, failed, efficiency = None, step = BLIND_STEP))]
 #[allow(clippy::too_many_arguments)] // the Python signature: the plan's public values, then the key
 pub fn ldpc_keep<'py>(
     py: Python<'py>,
@@ -194,7 +205,7 @@ pub fn ldpc_keep<'py>(
     #[pyo3(from_py_with = int::<u64>)] seed: u64,
     key: &Bound<'py, PyAny>,
     failed: List<Int<u32>>,
-    #[pyo3(from_py_with = real)] efficiency: f64,
+    #[pyo3(from_py_with = opt_real)] efficiency: Option<f64>,
     #[pyo3(from_py_with = real)] step: f64,
 ) -> Result<Bound<'py, PyBytes>> {
     let input = Input::get(py, "key", key)?;

@@ -48,7 +48,7 @@ mod _core {
     #[pymodule_export]
     use crate::health::{ais31_procedure_a, fips140_2, health_scan, PyHealthMonitor, PyHealthScanner};
     #[pymodule_export]
-    use crate::ldpc::{ldpc_keep, ldpc_plan, PyLdpcDecoder, PyLdpcEncoder};
+    use crate::ldpc::{ldpc_keep, ldpc_plan, ldpc_start_efficiency, PyLdpcDecoder, PyLdpcEncoder};
     #[pymodule_export]
     use crate::protocol::{
         crc32c, encode_frame, format_descriptor, parse_format, parse_info, parse_reply, parse_status, PyFrameDecoder,
@@ -101,7 +101,6 @@ mod _core {
         m.add("DEFAULT_PERMUTATIONS", qitcore_core::entropy::iid::DEFAULT_PERMUTATIONS)?;
         m.add("MAX_SAMPLES", qitcore_core::entropy::samples::MAX_SAMPLES)?;
         m.add("DEFAULT_CASCADE", qitcore_core::qkd::cascade::Variant::default())?;
-        m.add("LDPC_START_EFFICIENCY", qitcore_core::qkd::ldpc::adapt::START_EFFICIENCY)?;
         m.add("LDPC_BLIND_STEP", qitcore_core::qkd::ldpc::adapt::BLIND_STEP)?;
         m.add("CASCADE_VARIANTS", pyo3::types::PyTuple::new(m.py(), qitcore_core::qkd::cascade::Variant::NAMES)?)?;
         m.add("HEALTH_DEFAULT_ALPHA", qitcore_core::health::Config::DEFAULT_ALPHA)?;
