@@ -61,7 +61,7 @@ class LdpcPlan:
     reveal_steps: tuple[int, int]
     efficiency: float
     """The efficiency f the first attempt aims at (blind rounds then raise it): for a blind plan
-    ``_core.ldpc_start_efficiency(qber)``, 1.14 up to QBER 2 % and 1.10 from 4 %."""
+    ``_core.ldpc_start_efficiency(qber)``, 1.14 up to QBER 2 % and 1.12 from 3 %."""
     step: float = _core.LDPC_BLIND_STEP
     """What each blind round adds to f (0 for one way: nothing is punctured for rounds that never come)."""
 

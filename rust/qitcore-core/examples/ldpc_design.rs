@@ -1,12 +1,13 @@
 //! Frame error rate of a candidate mother code (built by `Code::build` from a spec given on the
 //! command line) over a simulated BSC, adapted to the rate that efficiency `f` needs at each QBER
-//! with `d = p + s` a fixed fraction of the frame (as the plan does), no blind rounds:
+//! with `d = p + s` a fixed fraction of the frame (as the plan does), punctured positions chosen
+//! as the plan does (`adapt::untainted_first`), no blind rounds:
 //! `cargo run --release -p qitcore-core --example ldpc_design -- frames z cols rows seed d f
 //! "deg:count,deg:count" qber...` (`LDPC_ITERATIONS` and `LDPC_STALL`
 //! override the decoder's limits). Used to choose the shipped specs (code.rs).
 
 use qitcore_core::maths::xoshiro::{shuffle, Xoshiro256};
-use qitcore_core::qkd::ldpc::adapt::h2;
+use qitcore_core::qkd::ldpc::adapt::{h2, untainted_first};
 use qitcore_core::qkd::ldpc::code::{Code, Spec};
 use qitcore_core::qkd::ldpc::decode::{channel_llr, decode_all, Job, Settings, KNOWN};
 use qitcore_core::qkd::ldpc::syndrome::syndrome;
@@ -69,6 +70,8 @@ fn main() {
             for llr in llrs.chunks_exact_mut(n) {
                 let mut order: Vec<u32> = (0..n as u32).collect();
                 shuffle(&mut order, &mut rng);
+                // Punctured positions as the plan chooses them (untainted at high rates).
+                let order = untainted_first(&code, &order, p);
                 let x: Vec<u8> = (0..n).map(|_| (rng.next_u64() & 1) as u8).collect();
                 let mut x = x;
                 for &v in &order[p..p + s] {
