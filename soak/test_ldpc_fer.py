@@ -21,13 +21,13 @@ from qitcore.qkd import ldpc
 
 FRAMES = 2000
 # (QBER, largest frame error rate, largest f) the soak accepts.
-# Measured with examples/ldpc_fer.rs (1000 frames): FER 0.001 at 1 %, 0.002 at 2 %, 0 elsewhere;
-# f 1.186, 1.169, 1.134, 1.125, 1.125, 1.121, 1.122 at 1, 2, 3, 4, 5, 6, 8 %. Here (2000 frames):
-# FER 0.0015 at 1 %, 0.001 at 2 %, 0 elsewhere; f 1.183, 1.171, 1.131, 1.124, 1.125, 1.122, 1.121.
+# Measured with examples/ldpc_fer.rs (1000 frames): FER 0.001 at 1 %, 0 elsewhere; f 1.187, 1.154,
+# 1.125, 1.125, 1.125, 1.121, 1.122 at 1, 2, 3, 4, 5, 6, 8 %. Here (2000 frames): FER 0.0005 at 1 and
+# 3 %, 0 elsewhere; f 1.184, 1.155, 1.126, 1.124, 1.125, 1.122, 1.121.
 BOUNDS = [
     (0.01, 0.01, 1.22),
-    (0.02, 0.005, 1.21),
-    (0.03, 0.005, 1.17),
+    (0.02, 0.005, 1.19),
+    (0.03, 0.005, 1.16),
     (0.04, 0.005, 1.16),
     (0.05, 0.005, 1.16),
     (0.06, 0.005, 1.16),
