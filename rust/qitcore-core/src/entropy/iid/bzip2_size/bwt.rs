@@ -612,8 +612,11 @@ fn scatter(tokens: &[u16], before: &[u32], alphabet: &Alphabet, n: usize) -> Tra
     // is mispredicted on random text. A token with more (the joining token can have up to seven
     // tails) goes the long way.
     let space_tail = alphabet.tails[0].last().expect("a token has a tail").0;
+    // Proper tails of the tokens present only: a whole token that is a tail of no token in the
+    // block (a Gaussian source's two-digit numbers when no three-digit one occurs, its commonest
+    // one-digit numbers when no two-digit number ends in them) has a bucket of spaces alone.
     let mut proper = vec![false; alphabet.tail_count];
-    for tails in &alphabet.tails {
+    for (tails, _) in alphabet.tails.iter().zip(&per_token).filter(|(_, &c)| c > 0) {
         tails.iter().skip(1).for_each(|&(tail, _)| proper[usize::from(tail)] = true);
     }
     let space = number[usize::from(b' ')];
@@ -655,6 +658,22 @@ fn scatter(tokens: &[u16], before: &[u32], alphabet: &Alphabet, n: usize) -> Tra
     let space_start = next[usize::from(space_tail)] as usize;
     for (&previous, out) in before.iter().zip(&mut bwt[space_start..space_start + before.len()]) {
         *out = last_digit[previous as usize];
+    }
+    // Where no token present has two proper tails (numbers below 100), one slot a token.
+    let one_slot =
+        slotted.iter().zip(&per_token).all(|(s, &c)| c == 0 || s.is_some_and(|(bucket, _)| bucket[1] == spare as u16));
+    if one_slot {
+        let single: Vec<(u16, u8)> =
+            slotted.iter().map(|s| s.map_or((spare as u16, 0), |(bucket, byte)| (bucket[0], byte[0]))).collect();
+        for &previous in before {
+            let (bucket, byte) = single[previous as usize];
+            let slot = next[usize::from(bucket)];
+            bwt[slot as usize] = byte;
+            next[usize::from(bucket)] = slot + 1;
+            next[spare] = n as u32;
+        }
+        bwt.truncate(n);
+        return Transform { symbols: bwt, in_use, repeats };
     }
     for &previous in before {
         let previous = previous as usize;
