@@ -12,7 +12,9 @@
 //! The byte before a tail is a digit of the same token, or a space when the tail is a whole token.
 //! Shuffled samples, the permutation tests' case, have rotations that differ within a few tokens:
 //! a radix sort on those few, with the rare ties sorted further, orders them (see
-//! [`radix_rotation_order`]). Otherwise a suffix array of the tokens followed by a copy of their
+//! [`radix_rotation_order`]); blocks of at most 65 distinct numbers, whose shares are uneven
+//! (a Gaussian source's), are sorted on the rotations' arithmetic codes instead, which are spread
+//! evenly (see `interval_order.rs`). Otherwise a suffix array of the tokens followed by a copy of their
 //! first [`LOOKAHEAD`] does; adjacent rotations are checked to differ within that many tokens, and
 //! a block that repeats itself (where they do not) is sorted again with a full second copy.
 
@@ -151,14 +153,17 @@ pub fn cyclic_bwt_of_numbers(n: usize, join: &[u8], values: &[u8]) -> Transform 
     tokens.extend(values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]));
     tokens.push(alphabet.join_rank);
 
-    let before = radix_rotation_order(&tokens, alphabet.tokens.len()).unwrap_or_else(|| {
-        let mut order = rotation_order(&tokens, LOOKAHEAD.min(tokens.len()))
-            .unwrap_or_else(|| rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison"));
-        for s in order.iter_mut() {
-            *s = u32::from(tokens[if *s == 0 { tokens.len() - 1 } else { *s as usize - 1 }]);
-        }
-        order
-    });
+    let before = super::interval_order::interval_rotation_order(&tokens, alphabet.tokens.len(), LOOKAHEAD)
+        .or_else(|| radix_rotation_order(&tokens, alphabet.tokens.len()))
+        .unwrap_or_else(|| {
+            let mut order = rotation_order(&tokens, LOOKAHEAD.min(tokens.len())).unwrap_or_else(|| {
+                rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison")
+            });
+            for s in order.iter_mut() {
+                *s = u32::from(tokens[if *s == 0 { tokens.len() - 1 } else { *s as usize - 1 }]);
+            }
+            order
+        });
     let transform = scatter(&tokens, &before, &alphabet, n);
     super::buffers::give(tokens);
     super::buffers::give(before);

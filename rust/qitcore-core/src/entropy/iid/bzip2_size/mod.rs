@@ -13,6 +13,7 @@ mod buffers;
 mod bwt;
 mod coding;
 mod huffman;
+mod interval_order;
 
 /// Bytes per block at block size 5 (`100000 * 5 - 19` in libbzip2).
 const BLOCK: usize = 499_981;

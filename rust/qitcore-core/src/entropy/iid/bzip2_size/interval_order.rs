@@ -1,0 +1,322 @@
+//! The token rotations of a block in sorted order by their arithmetic codes: one key a rotation,
+//! uniformly spread whatever the tokens' shares, so that a few radix passes over its top bits
+//! order nearly all of them.
+//!
+//! Give each token rank `r` the interval `[F_r, F_r + P_r)` of `[0, 2^64)`, of width about its
+//! share of the block, the intervals in rank order and apart. The real number
+//! `K(p) = F(t_p) + P(t_p) K(p + 1) / 2^64` (indices round the block) lies in the interval of
+//! `t_p`, and within it in the same place as `K(p + 1)` in the whole: it is the arithmetic code of
+//! the rotation at `p`, and two rotations that first differ at their `j`-th token have codes in
+//! the order of those tokens (the codes of the rotations at `p + j` lie in disjoint intervals;
+//! each shared token before scales the two alike). A code is computed by the recursion from a
+//! start `L` tokens further on, in 64-bit fixed point (each product rounded down):
+//! - a start `L` tokens away moves the result by less than `c^L 2^64`, `c` the largest width's
+//!   share, which `L` makes below 1;
+//! - each rounding adds less than one unit, and each step scales what came before by at most
+//!   `c`: less than `1 / (1 - c)` in all.
+//!
+//! So every computed key is within `E = 1 + 1/(1 - c)` units of the exact code, and two keys
+//! more than `2E` apart are in the rotations' order. Keys are kept to their top 44 bits (units
+//! of 2^20, far above `2E`), beside the rotation's start; rotations whose kept keys differ by at
+//! most one unit (rare: the keys are spread over 2^44 values) are ordered by comparing their
+//! tokens.
+
+/// Blocks hold fewer than 2^20 tokens (the records' position field).
+const POSITION_BITS: u32 = 20;
+
+/// Fewest tokens for this sort (below it the suffix sort is as quick).
+pub(super) const MIN_TOKENS: usize = 4096;
+
+/// Chains of the key recursion run together, each over its own stretch of the block: one
+/// chain's steps wait on each other's products.
+const CHAINS: usize = 8;
+
+/// The keys are bucketed on their top byte (a pass over the block), then each bucket sorted on
+/// the next two bytes (two passes over the bucket, which fits in the first-level cache); records
+/// sharing their top 24 bits are few, and are sorted among themselves.
+const DIGIT: u32 = 8;
+const DIGITS: usize = 1 << DIGIT;
+
+/// Buckets shorter than this are sorted by comparison.
+const SHORT_BUCKET: usize = 64;
+
+/// Most distinct tokens for this sort: with more (8-bit samples, whose numbers are most of them
+/// of three digits and fewer to a block) the least-significant-first sort of `bwt.rs` on fixed
+/// width ranks is as quick or quicker.
+const MAX_PRESENT: usize = 65;
+
+/// Largest share of one token for which the sort is made: the start distance `L` and the
+/// rounding bound grow as `1 / (1 - c)`.
+const MAX_SHARE: f64 = 0.99;
+
+/// For the rotations of `tokens` (ranks below `ranks`, in string order) in sorted order, the
+/// token before each; `None` when the block is short, has one token, one token takes more than
+/// [`MAX_SHARE`] of it, or two rotations agree on `lookahead` tokens (the caller then sorts
+/// otherwise).
+pub(super) fn interval_rotation_order(tokens: &[u16], ranks: usize, lookahead: usize) -> Option<Vec<u32>> {
+    let m = tokens.len();
+    if m < MIN_TOKENS.max(lookahead) || m >= 1 << POSITION_BITS {
+        return None;
+    }
+    let intervals = Intervals::new(tokens, ranks)?;
+    // Keys for every start, and the count of each top byte.
+    let mut records = super::buffers::take::<u64>(m);
+    records.resize(m, 0);
+    let mut bounds = [0u32; DIGITS + 1];
+    intervals.keys(tokens, &mut records, &mut bounds[1..]);
+    for d in 1..=DIGITS {
+        bounds[d] += bounds[d - 1];
+    }
+    let mut sorted = super::buffers::take::<u64>(m);
+    sorted.resize(m, 0);
+    let mut next = bounds;
+    for &r in records.iter() {
+        let slot = &mut next[(r >> (64 - DIGIT)) as usize];
+        debug_assert!((*slot as usize) < m);
+        // SAFETY: each top byte's slots start at the count of smaller ones and take as many
+        // records as have it: every slot is below m = sorted.len().
+        unsafe { *sorted.get_unchecked_mut(*slot as usize) = r };
+        *slot += 1;
+    }
+    // Each bucket on the next two bytes, least significant first, through `records` as scratch.
+    for w in bounds.windows(2) {
+        let (from, to) = (w[0] as usize, w[1] as usize);
+        if to - from < SHORT_BUCKET {
+            sorted[from..to].sort_unstable();
+        } else {
+            sort_bucket(&mut sorted[from..to], &mut records[from..to]);
+        }
+    }
+    super::buffers::give(records);
+    let mut records = sorted;
+    // Records sharing their top 24 bits, sorted whole; then rotations whose kept keys are at most
+    // one unit apart, ordered by their tokens.
+    let top = 64 - 3 * DIGIT;
+    sort_runs(&mut records, |a, b| a >> top == b >> top, |run| run.sort_unstable());
+    let position = |r: u64| (r & ((1 << POSITION_BITS) - 1)) as usize;
+    let mut distinct = true;
+    sort_runs(
+        &mut records,
+        |a, b| (b >> POSITION_BITS) - (a >> POSITION_BITS) <= 1,
+        |run| {
+            let compare = |a: &u64, b: &u64| compare_rotations(tokens, position(*a), position(*b), lookahead);
+            run.sort_unstable_by(compare);
+            distinct &= run.windows(2).all(|w| compare(&w[0], &w[1]).is_lt());
+        },
+    );
+    let order = distinct.then(|| {
+        let mut order = super::buffers::take::<u32>(m);
+        order.clear();
+        order.extend(records.iter().map(|&r| u32::from(tokens[(position(r) + m - 1) % m])));
+        order
+    });
+    super::buffers::give(records);
+    order
+}
+
+/// Sorts `bucket` on bits 40 to 55 of its records (their second and third bytes), stably, with
+/// `scratch` as large.
+fn sort_bucket(bucket: &mut [u64], scratch: &mut [u64]) {
+    let mut counts = [[0u32; DIGITS]; 2];
+    for &r in bucket.iter() {
+        counts[0][(r >> 40) as usize & (DIGITS - 1)] += 1;
+        counts[1][(r >> 48) as usize & (DIGITS - 1)] += 1;
+    }
+    let (mut from, mut to) = (bucket, scratch);
+    for (d, count) in counts.iter_mut().enumerate() {
+        let mut total = 0u32;
+        for c in count.iter_mut() {
+            (*c, total) = (total, total + *c);
+        }
+        let shift = 40 + DIGIT * d as u32;
+        for &r in from.iter() {
+            let slot = &mut count[(r >> shift) as usize & (DIGITS - 1)];
+            to[*slot as usize] = r;
+            *slot += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+    }
+}
+
+/// Applies `sort` to each run of two or more neighbours in `records` that `together` joins.
+fn sort_runs(records: &mut [u64], together: impl Fn(u64, u64) -> bool, mut sort: impl FnMut(&mut [u64])) {
+    let mut first = 0;
+    for i in 1..=records.len() {
+        if i < records.len() && together(records[i - 1], records[i]) {
+            continue;
+        }
+        if i - first > 1 {
+            sort(&mut records[first..i]);
+        }
+        first = i;
+    }
+}
+
+/// The rotations at `a` and `b` compared on their first `count` tokens.
+fn compare_rotations(tokens: &[u16], a: usize, b: usize, count: usize) -> std::cmp::Ordering {
+    let m = tokens.len();
+    (0..count).map(|i| tokens[(a + i) % m]).cmp((0..count).map(|i| tokens[(b + i) % m]))
+}
+
+/// Each rank's interval `[start, start + width)` in 64-bit fixed point, and the start distance.
+struct Intervals {
+    /// (start, width) per rank.
+    of: Vec<(u64, u64)>,
+    /// Tokens from a chain's start to the first key it keeps.
+    lead: usize,
+}
+
+impl Intervals {
+    /// Widths in the tokens' shares (at least one unit each for the tokens present), in rank
+    /// order; `None` for a single token or one over [`MAX_SHARE`].
+    fn new(tokens: &[u16], ranks: usize) -> Option<Self> {
+        let m = tokens.len() as u128;
+        let mut count = vec![0u64; ranks];
+        for &t in tokens {
+            count[usize::from(t)] += 1;
+        }
+        let present = count.iter().filter(|&&c| c > 0).count();
+        if !(2..=MAX_PRESENT).contains(&present) {
+            return None;
+        }
+        // Widths sum to at most 2^64 - 2^32 + ranks: the intervals fit below 2^64.
+        let scale = (1u128 << 64) - (1u128 << 32);
+        let mut of = Vec::with_capacity(ranks);
+        let mut start = 0u64;
+        for &c in &count {
+            let width = if c == 0 { 0 } else { ((u128::from(c) * scale / m) as u64).max(1) };
+            of.push((start, width));
+            start += width;
+        }
+        let widest = of.iter().map(|&(_, w)| w).max().unwrap_or(0) as f64 / 2f64.powi(64);
+        if widest > MAX_SHARE {
+            return None;
+        }
+        // c^lead < 2^-64, with a margin for the floating-point logarithm.
+        let lead = (64.0 / -widest.log2()).ceil() as usize + 2;
+        Some(Intervals { of, lead })
+    }
+
+    /// Every rotation's record (its key's top 44 bits, then its start) at its start in `records`,
+    /// and the count of each top byte of the keys in `top`.
+    fn keys(&self, tokens: &[u16], records: &mut [u64], top: &mut [u32]) {
+        let m = tokens.len();
+        assert!(records.len() == m && top.len() == DIGITS);
+        let step = |key: u64, t: u16| {
+            let (start, width) = self.of[usize::from(t)];
+            start + ((u128::from(width) * u128::from(key)) >> 64) as u64
+        };
+        // Chain c keeps the keys of starts [ends[c], ends[c + 1]), walking down to them from
+        // `lead` tokens further on; the chains' lengths differ by at most one.
+        let ends: [usize; CHAINS + 1] = std::array::from_fn(|c| m * c / CHAINS);
+        let mut key = [0u64; CHAINS];
+        for c in 0..CHAINS {
+            let mut at = (ends[c + 1] + self.lead) % m;
+            for _ in 0..self.lead {
+                at = if at == 0 { m - 1 } else { at - 1 };
+                key[c] = step(key[c], tokens[at]);
+            }
+        }
+        let mut keep = |key: u64, p: usize| {
+            let record = key >> POSITION_BITS << POSITION_BITS | p as u64;
+            records[p] = record;
+            top[(record >> (64 - DIGIT)) as usize] += 1;
+        };
+        let short = m / CHAINS;
+        for i in 0..short {
+            for c in 0..CHAINS {
+                let p = ends[c + 1] - 1 - i;
+                key[c] = step(key[c], tokens[p]);
+                keep(key[c], p);
+            }
+        }
+        for c in 0..CHAINS {
+            if ends[c + 1] - ends[c] > short {
+                let p = ends[c];
+                keep(step(key[c], tokens[p]), p);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maths::xoshiro::Xoshiro256;
+
+    /// The reference: every rotation sorted by comparing its tokens in full, round the block.
+    fn naive_before(tokens: &[u16]) -> Vec<u32> {
+        let m = tokens.len();
+        let mut starts: Vec<usize> = (0..m).collect();
+        starts.sort_by(|&a, &b| compare_rotations(tokens, a, b, m));
+        starts.iter().map(|&s| u32::from(tokens[(s + m - 1) % m])).collect()
+    }
+
+    fn drawn(m: usize, seed: u64, draw: impl Fn(&mut Xoshiro256) -> u16) -> Vec<u16> {
+        let mut g = Xoshiro256::from_seed(seed);
+        (0..m).map(|_| draw(&mut g)).collect()
+    }
+
+    #[test]
+    fn orders_rotations_as_comparing_them_does() {
+        // Uniform tokens over 64 of 257 ranks and over 17, bell-shaped ones (a Gaussian source's), biased
+        // binary ones with a joining token, and a few rare tokens among common ones.
+        let cases: Vec<(usize, Vec<u16>)> = vec![
+            (257, drawn(20_000, 1, |g| (g.next_u64() % 64) as u16 * 4)),
+            (17, drawn(30_000, 2, |g| (g.next_u64() % 17) as u16)),
+            (65, drawn(25_000, 3, |g| (0..4).map(|_| g.next_u64() % 17).sum::<u64>() as u16)),
+            (17, drawn(40_000, 4, |g| (0..4).map(|_| g.next_u64() % 5).sum::<u64>() as u16)),
+            (3, drawn(50_000, 5, |g| u16::from(g.next_u64() % 100 < 70))),
+            (257, drawn(10_000, 6, |g| if g.next_u64() % 1000 == 0 { 256 } else { (g.next_u64() % 2) as u16 })),
+        ];
+        for (k, (ranks, mut tokens)) in cases.into_iter().enumerate() {
+            // A joining token of its own, once.
+            tokens.push((ranks - 1) as u16);
+            let ours = interval_rotation_order(&tokens, ranks, 64).expect("random tokens are sorted");
+            assert_eq!(ours, naive_before(&tokens), "case {k}");
+        }
+    }
+
+    #[test]
+    fn orders_rotations_that_agree_on_long_stretches() {
+        // Stretches repeated several times in random text: rotations agreeing on 20 to 60 tokens,
+        // whose keys agree to their last bits and are ordered by their tokens.
+        let mut g = Xoshiro256::from_seed(7);
+        let mut tokens: Vec<u16> = (0..20_000).map(|_| (g.next_u64() % 3) as u16).collect();
+        for (len, at) in [(20usize, 1_000usize), (40, 5_000), (60, 9_000)] {
+            let stretch = tokens[at..at + len].to_vec();
+            for copy in 1..4 {
+                let to = at + copy * 2_000 + 7;
+                tokens[to..to + len].copy_from_slice(&stretch);
+            }
+        }
+        let ours = interval_rotation_order(&tokens, 3, 64).expect("no two rotations agree on 64 tokens");
+        assert_eq!(ours, naive_before(&tokens));
+    }
+
+    #[test]
+    fn declines_what_it_cannot_order() {
+        let mut g = Xoshiro256::from_seed(8);
+        // Rotations agreeing on the whole lookahead; one token only; one token over the share;
+        // too short; too many tokens.
+        let mut repeated: Vec<u16> = (0..10_000).map(|_| (g.next_u64() % 5) as u16).collect();
+        repeated.extend_from_within(1_000..1_200);
+        assert!(interval_rotation_order(&repeated, 5, 64).is_none());
+        assert!(interval_rotation_order(&[3u16; 10_000], 5, 64).is_none());
+        let skewed: Vec<u16> = (0..10_000).map(|i| u16::from(i % 200 == 0)).collect();
+        assert!(interval_rotation_order(&skewed, 2, 64).is_none());
+        assert!(interval_rotation_order(&repeated[..MIN_TOKENS - 1], 5, 64).is_none());
+        let wide: Vec<u16> = (0..10_000).map(|_| (g.next_u64() % 100) as u16).collect();
+        assert!(interval_rotation_order(&wide, 100, 64).is_none(), "more than {MAX_PRESENT} tokens");
+    }
+
+    #[test]
+    fn skewed_tokens_are_ordered() {
+        // 80 % of one token: a start distance of 200 tokens and a rounding bound of 6 units;
+        // runs of the common token some dozens long.
+        let mut tokens = drawn(30_000, 9, |g| u16::from(g.next_u64() % 100 < 20));
+        tokens.push(2);
+        let ours = interval_rotation_order(&tokens, 3, 64).expect("no run of 64 equal tokens");
+        assert_eq!(ours, naive_before(&tokens));
+    }
+}
