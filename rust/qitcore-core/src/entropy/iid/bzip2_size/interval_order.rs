@@ -107,7 +107,11 @@ pub(super) fn interval_rotation_order(tokens: &[u16], ranks: usize, lookahead: u
     let order = distinct.then(|| {
         let mut order = super::buffers::take::<u32>(m);
         order.clear();
-        order.extend(records.iter().map(|&r| u32::from(tokens[(position(r) + m - 1) % m])));
+        // The token before: a selection, not a remainder (a division a rotation).
+        order.extend(records.iter().map(|&r| {
+            let p = position(r);
+            u32::from(tokens[if p == 0 { m - 1 } else { p - 1 }])
+        }));
         order
     });
     super::buffers::give(records);
