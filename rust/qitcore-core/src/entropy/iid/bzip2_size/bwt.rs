@@ -12,7 +12,7 @@
 //! The byte before a tail is a digit of the same token, or a space when the tail is a whole token.
 //! Shuffled samples, the permutation tests' case, have rotations that differ within a few tokens:
 //! a radix sort on those few, with the rare ties sorted further, orders them (see
-//! [`radix_rotation_order`]); blocks of at most 65 distinct numbers, whose shares are uneven
+//! [`radix_rotation_order`]); blocks of at most 128 distinct numbers, whose shares are uneven
 //! (a Gaussian source's), are sorted on the rotations' arithmetic codes instead, which are spread
 //! evenly (see `interval_order.rs`). Otherwise a suffix array of the tokens followed by a copy of their
 //! first [`LOOKAHEAD`] does; adjacent rotations are checked to differ within that many tokens, and
