@@ -53,6 +53,8 @@ const MAX_SHARE: f64 = 0.99;
 /// token before each; `None` when the block is short, has one token, one token takes more than
 /// [`MAX_SHARE`] of it, or two rotations agree on `lookahead` tokens (the caller then sorts
 /// otherwise).
+// Not inlined: in its caller it slowed the radix sort of the blocks it declines (8-bit samples).
+#[inline(never)]
 pub(super) fn interval_rotation_order(tokens: &[u16], ranks: usize, lookahead: usize) -> Option<Vec<u32>> {
     let m = tokens.len();
     if m < MIN_TOKENS.max(lookahead) || m >= 1 << POSITION_BITS {
@@ -176,11 +178,20 @@ impl Intervals {
     fn new(tokens: &[u16], ranks: usize) -> Option<Self> {
         let m = tokens.len() as u128;
         let mut count = vec![0u64; ranks];
+        let mut present = 0;
         for &t in tokens {
-            count[usize::from(t)] += 1;
+            let c = &mut count[usize::from(t)];
+            if *c == 0 {
+                // Given up as soon as too many are seen: 8-bit samples over most values show
+                // more within a few hundred tokens.
+                present += 1;
+                if present > MAX_PRESENT {
+                    return None;
+                }
+            }
+            *c += 1;
         }
-        let present = count.iter().filter(|&&c| c > 0).count();
-        if !(2..=MAX_PRESENT).contains(&present) {
+        if present < 2 {
             return None;
         }
         // Widths sum to at most 2^64 - 2^32 + ranks: the intervals fit below 2^64.
