@@ -50,9 +50,9 @@ const MAX_PRESENT: usize = 128;
 const MAX_SHARE: f64 = 0.99;
 
 /// For the rotations of `tokens` (ranks below `ranks`, in string order) in sorted order, the
-/// token before each; `None` when the block is short, has one token, one token takes more than
-/// [`MAX_SHARE`] of it, or two rotations agree on `lookahead` tokens (the caller then sorts
-/// otherwise).
+/// token before each; `None` when the block is short, has one token or more than
+/// [`MAX_PRESENT`], one token takes more than [`MAX_SHARE`] of it, or two rotations agree on
+/// `lookahead` tokens (the caller then sorts otherwise).
 // Not inlined: in its caller it slowed the radix sort of the blocks it declines (8-bit samples).
 #[inline(never)]
 pub(super) fn interval_rotation_order(tokens: &[u16], ranks: usize, lookahead: usize) -> Option<Vec<u32>> {
@@ -174,7 +174,7 @@ struct Intervals {
 
 impl Intervals {
     /// Widths in the tokens' shares (at least one unit each for the tokens present), in rank
-    /// order; `None` for a single token or one over [`MAX_SHARE`].
+    /// order; `None` for a single token, more than [`MAX_PRESENT`], or one over [`MAX_SHARE`].
     fn new(tokens: &[u16], ranks: usize) -> Option<Self> {
         let m = tokens.len() as u128;
         let mut count = vec![0u64; ranks];
