@@ -21,6 +21,7 @@ use super::syndrome::syndrome_into;
 
 pub use super::chain::SCALE;
 use super::chain::{Backend, CLIP};
+use super::tile::{self, Rows};
 /// The ⊞ identity (a certain 0): large, yet far from saturating sums of two.
 pub(super) const IDENTITY: i16 = 16000;
 /// The largest variable-to-check message: at most `IDENTITY − CLIP`, so that both corrections in
@@ -62,19 +63,17 @@ pub fn channel_llr(q: f64) -> i16 {
     l.round().clamp(1.0, f64::from(KNOWN)) as i16
 }
 
-/// Per-thread buffers: the check messages of every edge and one layer's variable messages.
+/// Per-thread buffers: the check messages of every edge and the padded LLRs, each followed by the
+/// spare rows the tiled layer update gathers wrapping rows into, and the syndrome as signs.
 pub struct Scratch {
     r: Vec<i16>,
-    t: Vec<i16>,
-    forward: Vec<i16>,
-    backward: Vec<i16>,
     /// The frame's LLRs with `z` values of padding at each end, so that a circulant's rotated
-    /// column block is read as a blend of two whole, in-bounds runs.
+    /// column block is read as a blend of two whole, in-bounds runs (`unsatisfied`), then the
+    /// spare rows.
     lp: Vec<i16>,
-    /// One layer's posteriors in check order, block `j` at `(j + 1)·z`, with a block of padding at
-    /// each end for the same reason.
-    post: Vec<i16>,
-    flips: Vec<i16>,
+    /// 0 or −1 per check: the syndrome as the sign the layer update starts from.
+    sign: Vec<i16>,
+    rows: Rows,
     acc: Vec<i16>,
     hard: Vec<u8>,
     check: Vec<u8>,
@@ -83,14 +82,12 @@ pub struct Scratch {
 impl Scratch {
     pub fn new(code: &Code) -> Self {
         let z = code.z;
+        let spare = tile::spare(code.max_row_degree());
         Scratch {
-            r: vec![0; code.edges()],
-            t: vec![0; code.max_row_degree() * z],
-            forward: vec![0; code.max_row_degree() * z],
-            backward: vec![0; z],
-            lp: vec![0; code.n() + 2 * z],
-            post: vec![0; (code.max_row_degree() + 2) * z],
-            flips: vec![0; z],
+            r: vec![0; code.edges() + spare],
+            lp: vec![0; code.n() + 2 * z + spare],
+            sign: vec![0; code.m()],
+            rows: Rows::new(code.max_row_degree()),
             acc: vec![0; z],
             hard: vec![0; code.n()],
             check: vec![0; code.m()],
@@ -186,11 +183,13 @@ fn decode_body(
     backend: Backend,
 ) -> Option<u32> {
     debug_assert_eq!(llr.len(), code.n());
-    debug_assert!(code.max_row_degree() <= 256);
     let n = code.n();
     let z = code.z;
     scratch.r.fill(0);
     scratch.lp[z..z + n].copy_from_slice(llr);
+    for (sign, &bit) in scratch.sign.iter_mut().zip(s) {
+        *sign = -i16::from(bit & 1);
+    }
     let result = iterate(code, s, settings, scratch, out, backend);
     llr.copy_from_slice(&scratch.lp[z..z + n]);
     result
@@ -207,21 +206,13 @@ fn iterate(
     backend: Backend,
 ) -> Option<u32> {
     let z = code.z;
+    let gather = code.n() + 2 * z;
     let mut stall = Stall::new(settings);
     for iteration in 1..=settings.max_iterations {
         let mut edge = 0;
-        for (layer, syn) in code.layers.iter().zip(s.chunks_exact(code.z)) {
-            let deg = layer.len() * code.z;
-            let parts = Parts {
-                t: &mut scratch.t,
-                forward: &mut scratch.forward,
-                backward: &mut scratch.backward,
-                post: &mut scratch.post,
-                flips: &mut scratch.flips,
-                backend,
-            };
-            update_layer(code, layer, syn, &mut scratch.lp, &mut scratch.r[edge..edge + deg], parts);
-            edge += deg;
+        for (layer, sign) in code.layers.iter().zip(scratch.sign.chunks_exact(z)) {
+            update_layer(backend, z, layer, sign, &mut scratch.lp, gather, &mut scratch.r, edge, &mut scratch.rows);
+            edge += layer.len() * z;
         }
         let unsatisfied = unsatisfied(code, &scratch.lp, s, &mut scratch.acc);
         if unsatisfied == 0 {
@@ -273,15 +264,6 @@ impl Stall {
     }
 }
 
-struct Parts<'a> {
-    t: &'a mut [i16],
-    forward: &'a mut [i16],
-    backward: &'a mut [i16],
-    post: &'a mut [i16],
-    flips: &'a mut [i16],
-    backend: Backend,
-}
-
 /// The check-node operation `a ⊞ b = 2 atanh(tanh(a/2) tanh(b/2))`, exactly
 /// `sign(a) sign(b) (min(|a|,|b|) + ln(1 + e^{−|a+b|}) − ln(1 + e^{−|a−b|}))` with the corrections
 /// from a table: `chain::boxplus_mag` signed. Neither argument may be `i16::MIN` (every message is
@@ -324,136 +306,32 @@ fn blend(a: i16, b: i16, lane: i16, k: i16) -> i16 {
     (a & below) | (b & !below)
 }
 
-/// `t[i] = rot[i] − r[i]` clamped to ±[`MESSAGE`], where `rot[i]` is
-/// `a[i]` for `i < k` and `b[i]` after: the rotated column block blended from two runs; and
-/// `sign[i] ^= t[i]`.
+/// One layer by the tiled update ([`tile::layer`]) on `backend`.
 #[inline(always)]
-fn extrinsic(t: &mut [i16], r: &[i16], a: &[i16], b: &[i16], k: usize, sign: &mut [i16]) {
-    let z = t.len();
-    let (mut at, r, a, b, sign) = (0, &r[..z], &a[..z], &b[..z], &mut sign[..z]);
-    for ((tc, rc), sc) in t.chunks_exact_mut(W).zip(r.chunks_exact(W)).zip(sign.chunks_exact_mut(W)) {
-        let (ac, bc, kk) = (&a[at..at + W], &b[at..at + W], lanes_below(k, at));
-        for i in 0..W {
-            let l = blend(ac[i], bc[i], LANE[i], kk);
-            tc[i] = l.saturating_sub(rc[i]).clamp(-MESSAGE, MESSAGE);
-            sc[i] ^= tc[i];
+#[allow(clippy::too_many_arguments)]
+pub(super) fn update_layer(
+    backend: Backend,
+    z: usize,
+    layer: &[super::code::Block],
+    sign: &[i16],
+    lp: &mut [i16],
+    gather: usize,
+    r: &mut [i16],
+    edge: usize,
+    rows: &mut Rows,
+) {
+    // The spare rows of r follow every layer's messages.
+    let r_gather = r.len() - tile::spare(rows.t.len());
+    // SAFETY: the backend was chosen by detection (best_backend) or by a test from those this CPU
+    // runs; messages are clamped and LLRs stay within ±(MESSAGE + IDENTITY), never i16::MIN.
+    unsafe {
+        match backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 => tile::layer::<tile::Avx512>(z, layer, sign, lp, gather, r, edge, r_gather, rows),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => tile::layer::<tile::Avx2>(z, layer, sign, lp, gather, r, edge, r_gather, rows),
+            Backend::Portable => tile::layer::<tile::Portable>(z, layer, sign, lp, gather, r, edge, r_gather, rows),
         }
-        at += W;
-    }
-    for i in at..z {
-        let l = if i < k { a[i] } else { b[i] };
-        t[i] = l.saturating_sub(r[i]).clamp(-MESSAGE, MESSAGE);
-        sign[i] ^= t[i];
-    }
-}
-
-/// `l[i] = a[i]` for `i < k`, `b[i]` after.
-#[inline(always)]
-fn blend_into(l: &mut [i16], a: &[i16], b: &[i16], k: usize) {
-    let z = l.len();
-    let (mut at, a, b) = (0, &a[..z], &b[..z]);
-    for lc in l.chunks_exact_mut(W) {
-        let (ac, bc, kk) = (&a[at..at + W], &b[at..at + W], lanes_below(k, at));
-        for i in 0..W {
-            lc[i] = blend(ac[i], bc[i], LANE[i], kk);
-        }
-        at += W;
-    }
-    for i in at..z {
-        l[i] = if i < k { a[i] } else { b[i] };
-    }
-}
-
-/// `r[i]` (a magnitude) signed by the sign bit of `sign[i] ^ t[i]` (the product of the other
-/// edges' signs and the syndrome's), then `new = t + r`: the check messages and the posteriors.
-#[inline(always)]
-fn signed_posterior(new: &mut [i16], r: &mut [i16], t: &[i16], sign: &[i16]) {
-    for (((n, r), &t), &s) in new.iter_mut().zip(r.iter_mut()).zip(t).zip(sign) {
-        let flip = (s ^ t) >> 15;
-        *r = (*r ^ flip).wrapping_sub(flip);
-        *n = t.saturating_add(*r);
-    }
-}
-
-/// `out[i] = |x[i]|` (never `i16::MIN`: messages are clamped).
-#[inline(always)]
-fn abs_into(out: &mut [i16], x: &[i16]) {
-    for (o, &x) in out.iter_mut().zip(x) {
-        *o = x.max(x.wrapping_neg());
-    }
-}
-
-/// One layer: variable-to-check messages `t = L − R`, the new `R` of each edge as the ⊞ of the
-/// other edges' `t` (forward and backward partial sums), its sign flipped by the syndrome bit, and
-/// `L = t + R`. `lp` is the padded LLRs.
-///
-/// Check `i` meets variable `(i + shift) mod z` of a circulant's column block: in check order the
-/// block is `lp[col + shift + i]` for `i < z − shift` and `lp[col + shift + i − z]` after (padding
-/// keeps both runs in bounds), a per-lane blend of two whole runs, so the arithmetic runs over
-/// whole rows, not two runs of odd lengths with scalar tails; the posteriors go back the same way.
-///
-/// Messages are clamped to ±[`MESSAGE`], where `IDENTITY ⊞ x = x` exactly, so the four ⊞ with the
-/// identity or the bare syndrome sign of a row (the first forward sum, the first backward sum, and
-/// the outgoing messages of the first and last edges) are copies or sign flips. The chains run on
-/// magnitudes and the signs are applied once per edge at the end (see the body): about a fifth
-/// fewer operations per ⊞ than signed chains, for the same integers (tested against them).
-#[inline(always)]
-fn update_layer(code: &Code, layer: &[super::code::Block], syn: &[u8], lp: &mut [i16], r: &mut [i16], p: Parts<'_>) {
-    let z = code.z;
-    let deg = layer.len();
-    if deg == 0 {
-        // An empty row updates nothing (its checks are satisfied only by a syndrome of 0).
-        return;
-    }
-    // Signs and magnitudes apart: |a ⊞ b| depends on |a| and |b| alone, and the sign of a ⊞ b is
-    // the product of theirs (a 0 anywhere in a chain makes the whole chain 0, whatever its sign),
-    // so the chains below run on magnitudes and each outgoing message takes the sign of the
-    // syndrome times all its row's t but its own: `sign` (all its rows' t and the syndrome XORed,
-    // whose sign bit is that product) XOR t_j. The same integers as signed ⊞ chains, with fewer
-    // operations per ⊞.
-    // All ones for a check of syndrome 1: the product starts from the syndrome.
-    for (f, &s) in p.flips.iter_mut().zip(syn) {
-        *f = -i16::from(s & 1);
-    }
-    // t_j, `sign` ^= t_j, and forward[j] = |t_0 ⊞ … ⊞ t_{j−1}| for j ≥ 1 in the same pass: the
-    // forward sums are a serial chain, and t_j, which does not depend on it, fills its latency.
-    for (j, b) in layer.iter().enumerate() {
-        let at = z + b.col as usize * z + b.shift as usize;
-        let t = &mut p.t[j * z..(j + 1) * z];
-        extrinsic(t, &r[j * z..(j + 1) * z], &lp[at..at + z], &lp[at - z..at], z - b.shift as usize, p.flips);
-        if j == 1 {
-            abs_into(&mut p.forward[z..2 * z], &p.t[..z]);
-        } else if j >= 2 {
-            let (done, next) = p.forward.split_at_mut(j * z);
-            super::chain::abs_into(p.backend, &mut next[..z], &done[(j - 1) * z..], &p.t[(j - 1) * z..j * z]);
-        }
-    }
-    // Magnitudes of the outgoing messages into r.
-    if deg == 1 {
-        // A lone edge hears only the syndrome: a certain value.
-        r[..z].fill(IDENTITY);
-    } else {
-        let last = deg - 1;
-        r[last * z..deg * z].copy_from_slice(&p.forward[last * z..deg * z]);
-        // backward = |t_j ⊞ … ⊞ t_{deg−1}| as j falls.
-        abs_into(p.backward, &p.t[last * z..deg * z]);
-        for j in (1..last).rev() {
-            super::chain::mag_into(p.backend, &mut r[j * z..(j + 1) * z], &p.forward[j * z..(j + 1) * z], p.backward);
-            super::chain::abs_assign(p.backend, p.backward, &p.t[j * z..(j + 1) * z]);
-        }
-        r[..z].copy_from_slice(p.backward);
-    }
-    for j in 0..deg {
-        let (t, r) = (&p.t[j * z..(j + 1) * z], &mut r[j * z..(j + 1) * z]);
-        signed_posterior(&mut p.post[(j + 1) * z..(j + 2) * z], r, t, p.flips);
-    }
-    // Variable v of the block is check (v − shift) mod z: post[(j + 1)·z + v − shift] for
-    // v ≥ shift, post[(j + 2)·z + v − shift] before.
-    for (j, b) in layer.iter().enumerate() {
-        let shift = b.shift as usize;
-        let col = z + b.col as usize * z;
-        let from = (j + 1) * z - shift;
-        blend_into(&mut lp[col..col + z], &p.post[from + z..from + 2 * z], &p.post[from..from + z], shift);
     }
 }
 
@@ -549,16 +427,30 @@ mod tests {
         }
     }
 
-    /// The layer update (portable build; the backends are checked against it above) equals the
-    /// signed reference exactly, message for message and posterior for posterior, with zero,
-    /// known and opposite-sign values among the inputs, and a row of one circulant.
+    /// The tiled layer update on every backend this CPU runs equals the signed reference exactly,
+    /// message for message and posterior for posterior, with zero, known and opposite-sign values
+    /// among the inputs, a row of one circulant, `z` a multiple of the tile and not, and shifts
+    /// at and beside the tile edges (rows read in place, split by a mask, or gathered).
     #[test]
     fn the_layer_update_equals_signed_chains() {
         let mut rng = Xoshiro256::from_seed(17);
-        for (z, seed) in [(32, 1u64), (24, 2), (80, 3)] {
+        let cases = [(32, 1u64), (24, 2), (80, 3), (256, 4), (64, 5)];
+        for ((z, seed), backend) in
+            cases.into_iter().flat_map(|c| super::super::chain::tests::backends().into_iter().map(move |b| (c, b)))
+        {
             let spec = Spec { name: "t", cols: 24, rows: 6, z, profile: &[(6, 4)], seed };
             let mut code = Code::build(&spec).unwrap();
             code.layers.push(vec![super::super::code::Block { col: 5, shift: 3 }]);
+            // Shifts at and beside tile edges: rows read in place, split, and wrapped whole.
+            let edges: Vec<usize> =
+                [0, 1, 31, 32, 33, z.saturating_sub(32), z - 1].into_iter().filter(|&s| s < z).collect();
+            code.layers.push(
+                edges
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &shift)| super::super::code::Block { col: c as u32 * 3, shift: shift as u32 })
+                    .collect(),
+            );
             let (n, z) = (code.n(), code.z);
             for round in 0..4 {
                 let mut lp = vec![0i16; n + 2 * z];
@@ -580,21 +472,17 @@ mod tests {
                 let mut naive_lp = lp[z..z + n].to_vec();
                 let mut naive_r = r.clone();
                 let mut scratch = Scratch::new(&code);
+                let gather = n + 2 * z;
+                lp.resize(scratch.lp.len(), 0);
+                r.resize(scratch.r.len(), 0);
+                let sign: Vec<i16> = syn.iter().map(|&b| -i16::from(b)).collect();
                 let mut edge = 0;
-                for (layer, syn) in code.layers.iter().zip(syn.chunks_exact(z)) {
+                for ((layer, syn), sign) in code.layers.iter().zip(syn.chunks_exact(z)).zip(sign.chunks_exact(z)) {
                     let deg = layer.len() * z;
                     naive_layer(&code, layer, syn, &mut naive_lp, &mut naive_r[edge..edge + deg]);
-                    let parts = Parts {
-                        t: &mut scratch.t,
-                        forward: &mut scratch.forward,
-                        backward: &mut scratch.backward,
-                        post: &mut scratch.post,
-                        flips: &mut scratch.flips,
-                        backend: Backend::Portable,
-                    };
-                    update_layer(&code, layer, syn, &mut lp, &mut r[edge..edge + deg], parts);
-                    assert_eq!(&r[edge..edge + deg], &naive_r[edge..edge + deg], "z {z} round {round}");
-                    assert_eq!(&lp[z..z + n], &naive_lp[..], "z {z} round {round}");
+                    update_layer(backend, z, layer, sign, &mut lp, gather, &mut r, edge, &mut scratch.rows);
+                    assert_eq!(&r[edge..edge + deg], &naive_r[edge..edge + deg], "{backend:?} z {z} round {round}");
+                    assert_eq!(&lp[z..z + n], &naive_lp[..], "{backend:?} z {z} round {round}");
                     edge += deg;
                 }
             }

@@ -14,3 +14,4 @@ mod reference;
 pub mod syndrome;
 #[cfg(test)]
 mod tests;
+mod tile;
