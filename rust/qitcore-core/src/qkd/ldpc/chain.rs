@@ -50,7 +50,6 @@ pub(super) enum Backend {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::maths::xoshiro::Xoshiro256;
 
     /// The table is `round(32 ln(1 + e^{−x/32}))` at the middle of each run of eight units, and 0
     /// from CLIP on (which the ⊞ identity needs).

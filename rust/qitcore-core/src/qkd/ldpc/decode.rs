@@ -74,7 +74,6 @@ pub struct Scratch {
     /// 0 or −1 per check: the syndrome as the sign the layer update starts from.
     sign: Vec<i16>,
     rows: Rows,
-    acc: Vec<i16>,
     hard: Vec<u8>,
     check: Vec<u8>,
 }
@@ -88,7 +87,6 @@ impl Scratch {
             lp: vec![0; code.n() + 2 * z + spare],
             sign: vec![0; code.m()],
             rows: Rows::new(code.max_row_degree()),
-            acc: vec![0; z],
             hard: vec![0; code.n()],
             check: vec![0; code.m()],
         }
@@ -214,7 +212,7 @@ fn iterate(
             update_layer(backend, z, layer, sign, &mut scratch.lp, gather, &mut scratch.r, edge, &mut scratch.rows);
             edge += layer.len() * z;
         }
-        let unsatisfied = unsatisfied(code, &scratch.lp, s, &mut scratch.acc);
+        let unsatisfied = count_unsatisfied(backend, code, &scratch.lp, &scratch.sign, &mut scratch.rows);
         if unsatisfied == 0 {
             // The same syndrome once more, from the hard decisions returned, as bytes.
             for (h, &l) in scratch.hard.iter_mut().zip(&scratch.lp[z..]) {
@@ -277,9 +275,11 @@ pub(super) fn boxplus(a: i16, b: i16) -> i16 {
     (m ^ flip).wrapping_sub(flip)
 }
 
+#[cfg(test)]
 /// Fixed-width blocks the compiler unrolls into vector registers.
 const W: usize = 32;
 
+#[cfg(test)]
 /// Lane numbers of a block, as 16-bit integers so that comparing them with a bound is one vector
 /// comparison of the same width as the data.
 const LANE: [i16; W] = {
@@ -292,12 +292,14 @@ const LANE: [i16; W] = {
     lane
 };
 
+#[cfg(test)]
 /// How many lanes of the block starting at `at` lie below `k` (0 to `W`).
 #[inline(always)]
 fn lanes_below(k: usize, at: usize) -> i16 {
     k.saturating_sub(at).min(W) as i16
 }
 
+#[cfg(test)]
 /// `a` when `lane < k`, else `b`, as bit operations on both loaded values (a select lets the
 /// compiler pick between the two addresses instead, a gather).
 #[inline(always)]
@@ -335,10 +337,32 @@ pub(super) fn update_layer(
     }
 }
 
-/// The checks whose syndrome bit the hard decisions of the padded LLRs `lp` miss: per layer, the
-/// XOR of the rotated column blocks' LLRs, whose sign is the parity of their hard decisions (an
-/// LLR below 0 means 1).
+/// The checks whose syndrome bit the hard decisions of the padded LLRs `lp` miss (an LLR below 0
+/// means 1), from the syndrome as signs, by tiles ([`tile::unsatisfied`]) on `backend`.
 #[inline(always)]
+pub(super) fn count_unsatisfied(backend: Backend, code: &Code, lp: &[i16], sign: &[i16], rows: &mut Rows) -> usize {
+    let z = code.z;
+    let spare = &mut rows.sign;
+    let mut count = 0;
+    for (layer, sign) in code.layers.iter().zip(sign.chunks_exact(z)) {
+        // SAFETY: the backend was chosen by detection or by a test from those this CPU runs.
+        count += unsafe {
+            match backend {
+                #[cfg(target_arch = "x86_64")]
+                Backend::Avx512 => tile::unsatisfied::<tile::Avx512>(z, layer, sign, lp, spare),
+                #[cfg(target_arch = "x86_64")]
+                Backend::Avx2 => tile::unsatisfied::<tile::Avx2>(z, layer, sign, lp, spare),
+                Backend::Portable => tile::unsatisfied::<tile::Portable>(z, layer, sign, lp, spare),
+            }
+        };
+    }
+    count
+}
+
+/// The checks whose syndrome bit the hard decisions of the padded LLRs `lp` miss, by whole rows:
+/// per layer, the XOR of the rotated column blocks' LLRs, whose sign is the parity of their hard
+/// decisions (an LLR below 0 means 1). The tests' reference for [`count_unsatisfied`].
+#[cfg(test)]
 pub(super) fn unsatisfied(code: &Code, lp: &[i16], s: &[u8], acc: &mut [i16]) -> usize {
     let z = code.z;
     let mut count = 0;
@@ -353,6 +377,7 @@ pub(super) fn unsatisfied(code: &Code, lp: &[i16], s: &[u8], acc: &mut [i16]) ->
     count
 }
 
+#[cfg(test)]
 /// `acc[i] ^= a[i]` for `i < k`, `b[i]` after.
 #[inline(always)]
 fn xor_blend(acc: &mut [i16], a: &[i16], b: &[i16], k: usize) {
@@ -484,6 +509,35 @@ mod tests {
                     assert_eq!(&r[edge..edge + deg], &naive_r[edge..edge + deg], "{backend:?} z {z} round {round}");
                     assert_eq!(&lp[z..z + n], &naive_lp[..], "{backend:?} z {z} round {round}");
                     edge += deg;
+                }
+            }
+        }
+    }
+
+    /// The tiled count of unsatisfied checks on every backend equals the count by whole rows, for
+    /// `z` a multiple of the tile and not, LLRs of both signs and 0, in the decoder's layout.
+    #[test]
+    fn every_backend_counts_unsatisfied_checks_as_the_rows_do() {
+        let mut rng = Xoshiro256::from_seed(23);
+        for (z, seed) in [(16, 1u64), (24, 2), (48, 3), (64, 4), (256, 5)] {
+            let spec = Spec { name: "t", cols: 24, rows: 6, z, profile: &[(6, 4)], seed };
+            let code = Code::build(&spec).unwrap();
+            let mut scratch = Scratch::new(&code);
+            let mut acc = vec![0i16; z];
+            for _ in 0..10 {
+                // LLRs of every sign, zero included (a 0 is a hard 0); the padding and spare rows
+                // hold what a decode leaves there: anything.
+                let lp: Vec<i16> = (0..scratch.lp.len()).map(|_| (rng.next_u64() % 7) as i16 - 3).collect();
+                let s: Vec<u8> = (0..code.m()).map(|_| (rng.next_u64() & 1) as u8).collect();
+                let sign: Vec<i16> = s.iter().map(|&b| -i16::from(b)).collect();
+                let rows = unsatisfied(&code, &lp, &s, &mut acc);
+                assert!(rows > 0);
+                for backend in super::super::chain::tests::backends() {
+                    assert_eq!(
+                        count_unsatisfied(backend, &code, &lp, &sign, &mut scratch.rows),
+                        rows,
+                        "{backend:?} z {z}"
+                    );
                 }
             }
         }

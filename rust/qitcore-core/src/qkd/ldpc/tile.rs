@@ -81,6 +81,13 @@ pub(super) trait Lanes: Copy {
     unsafe fn signed(m: Self, sign: Self) -> Self;
     /// Saturating `a + b`.
     unsafe fn adds(a: Self, b: Self) -> Self;
+    /// Bit `i` set where lane `i` is negative.
+    unsafe fn negatives(self) -> u32 {
+        let mut row = [0i16; N];
+        // SAFETY: row is 32 values.
+        unsafe { self.store(row.as_mut_ptr()) };
+        row.iter().enumerate().fold(0, |m, (i, &v)| m | u32::from(v < 0) << i)
+    }
 }
 
 /// Where one tile reads and writes: row `j`'s LLRs at `lp + l[j]` in the lanes set in `below[j]`
@@ -180,7 +187,7 @@ pub(super) struct Rows {
     pub(super) t: Vec<Row>,
     pub(super) f: Vec<Row>,
     /// Syndrome signs of a tile narrower than 32 checks, padded.
-    sign: Row,
+    pub(super) sign: Row,
 }
 
 impl Rows {
@@ -327,6 +334,57 @@ pub(super) unsafe fn layer<V: Lanes>(
     }
 }
 
+/// The checks of one layer whose syndrome bit the hard decisions of the padded LLRs `lp` miss:
+/// per tile, the XOR of the rows' LLRs and the syndrome signs, whose sign is the parity of the
+/// hard decisions (an LLR below 0 means 1) against the syndrome bit.
+///
+/// # Safety
+/// `V` runs on this CPU. The layout is that of [`layer`] (checked: a panic, not memory unsafety,
+/// if it is wrong); `spare` is a row of scratch for a tile narrower than 32 checks.
+#[inline(always)]
+pub(super) unsafe fn unsatisfied<V: Lanes>(
+    z: usize,
+    blocks: &[Block],
+    sign: &[i16],
+    lp: &[i16],
+    spare: &mut Row,
+) -> usize {
+    let columns = blocks.iter().map(|b| b.col as usize + 1).max().unwrap_or(0);
+    // Every 32-value read at an offset below (columns + 1)·z stays in lp.
+    assert!(
+        blocks.iter().all(|b| (b.shift as usize) < z) && lp.len() >= (columns + 1) * z + N && sign.len() >= z,
+        "layer buffers"
+    );
+    let mut count = 0;
+    let mut i0 = 0;
+    while i0 < z {
+        let width = (z - i0).min(N);
+        let sign_at = if width == N {
+            sign[i0..].as_ptr()
+        } else {
+            spare.0[..width].copy_from_slice(&sign[i0..z]);
+            spare.0.as_ptr()
+        };
+        // SAFETY: sign_at holds 32 values; every row read is 32 values at an offset below
+        // (columns + 1)·z (checked above), the lanes past `width` ignored.
+        unsafe {
+            let mut acc = V::load(sign_at);
+            for b in blocks {
+                let shift = b.shift as usize;
+                let at = z + b.col as usize * z + shift + i0;
+                let k = (z - shift).saturating_sub(i0);
+                let below = if k >= N { u32::MAX } else { (1u32 << k) - 1 };
+                let p = lp.as_ptr().add(at);
+                acc = acc.xor(V::load_split(p, p.sub(z), below));
+            }
+            let valid = if width == N { u32::MAX } else { (1u32 << width) - 1 };
+            count += (acc.negatives() & valid).count_ones() as usize;
+        }
+        i0 += width;
+    }
+    count
+}
+
 /// The portable lanes: an array, the scalar rule per lane.
 #[derive(Clone, Copy)]
 pub(super) struct Portable([i16; N]);
@@ -418,6 +476,11 @@ mod x86 {
             unsafe { _mm512_storeu_si512(p.cast(), self.0) }
         }
         const SPLIT: bool = true;
+        #[inline(always)]
+        unsafe fn negatives(self) -> u32 {
+            // SAFETY: the caller vouches for AVX-512.
+            unsafe { _mm512_movepi16_mask(self.0) }
+        }
         #[inline(always)]
         unsafe fn load_split(p: *const i16, q: *const i16, below: u32) -> Self {
             // SAFETY: the caller vouches for 32 values at p and q and for AVX-512; a masked
@@ -551,7 +614,39 @@ mod x86 {
         }};
     }
 
+    /// Lanes 0–15 of a 256-bit vector set (all ones) where bit `i` of `bits` is.
+    ///
+    /// # Safety
+    /// AVX2.
+    #[inline(always)]
+    unsafe fn lanes_of(bits: u32) -> __m256i {
+        // SAFETY: the caller vouches for AVX2.
+        unsafe {
+            let bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, i16::MIN);
+            _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(bits as u16 as i16), bit), bit)
+        }
+    }
+
     impl Lanes for Avx2 {
+        #[inline(always)]
+        unsafe fn load_split(p: *const i16, q: *const i16, below: u32) -> Self {
+            // SAFETY: the caller vouches for 32 values at p and q and for AVX2.
+            unsafe {
+                let (a, b) = (Avx2::load(p), Avx2::load(q));
+                let (low, high) = (lanes_of(below), lanes_of(below >> 16));
+                Avx2([_mm256_blendv_epi8(b.0[0], a.0[0], low), _mm256_blendv_epi8(b.0[1], a.0[1], high)])
+            }
+        }
+        #[inline(always)]
+        unsafe fn negatives(self) -> u32 {
+            // SAFETY: the caller vouches for AVX2.
+            unsafe {
+                // Signed saturation keeps each lane's sign in a byte; the pack interleaves the
+                // 128-bit halves, which the permutation puts back in lane order.
+                let bytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(self.0[0], self.0[1]), 0b11_01_10_00);
+                _mm256_movemask_epi8(bytes) as u32
+            }
+        }
         #[inline(always)]
         unsafe fn load(p: *const i16) -> Self {
             // SAFETY: the caller vouches for 32 values at p and for AVX2.
