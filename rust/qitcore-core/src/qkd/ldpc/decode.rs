@@ -21,7 +21,7 @@ use super::syndrome::syndrome_into;
 
 pub use super::chain::SCALE;
 use super::chain::{Backend, CLIP};
-use super::tile::{self, Rows};
+use super::tile::{self, Place, Rows};
 /// The ⊞ identity (a certain 0): large, yet far from saturating sums of two.
 pub(super) const IDENTITY: i16 = 16000;
 /// The largest variable-to-check message: at most `IDENTITY − CLIP`, so that both corrections in
@@ -74,6 +74,9 @@ pub struct Scratch {
     /// 0 or −1 per check: the syndrome as the sign the layer update starts from.
     sign: Vec<i16>,
     rows: Rows,
+    /// Every tile's rows in place ([`tile::plan`]), and where each layer's start.
+    plan: Vec<Place>,
+    plan_at: Vec<usize>,
     hard: Vec<u8>,
     check: Vec<u8>,
 }
@@ -82,9 +85,22 @@ impl Scratch {
     pub fn new(code: &Code) -> Self {
         let z = code.z;
         let spare = tile::spare(code.max_row_degree());
+        let padded = code.n() + 2 * z + spare;
+        let plan = tile::plan(z, &code.layers, padded);
+        let plan_at = code
+            .layers
+            .iter()
+            .scan(0, |at, layer| {
+                let start = *at;
+                *at += if plan.is_empty() { 0 } else { layer.len() * (z / tile::N) };
+                Some(start)
+            })
+            .collect();
         Scratch {
+            plan,
+            plan_at,
             r: vec![0; code.edges() + spare],
-            lp: vec![0; code.n() + 2 * z + spare],
+            lp: vec![0; padded],
             sign: vec![0; code.m()],
             rows: Rows::new(code.max_row_degree()),
             hard: vec![0; code.n()],
@@ -208,11 +224,21 @@ fn iterate(
     let mut stall = Stall::new(settings);
     for iteration in 1..=settings.max_iterations {
         let mut edge = 0;
-        for (layer, sign) in code.layers.iter().zip(scratch.sign.chunks_exact(z)) {
-            update_layer(backend, z, layer, sign, &mut scratch.lp, gather, &mut scratch.r, edge, &mut scratch.rows);
+        for (i, (layer, sign)) in code.layers.iter().zip(scratch.sign.chunks_exact(z)).enumerate() {
+            let planned = layer_plan(&scratch.plan, &scratch.plan_at, i, layer.len(), z);
+            let (lp, r) = (&mut scratch.lp, &mut scratch.r);
+            update_layer(backend, z, layer, sign, lp, gather, r, edge, planned, &mut scratch.rows);
             edge += layer.len() * z;
         }
-        let unsatisfied = count_unsatisfied(backend, code, &scratch.lp, &scratch.sign, &mut scratch.rows);
+        let unsatisfied = count_unsatisfied(
+            backend,
+            code,
+            &scratch.lp,
+            &scratch.sign,
+            &scratch.plan,
+            &scratch.plan_at,
+            &mut scratch.rows,
+        );
         if unsatisfied == 0 {
             // The same syndrome once more, from the hard decisions returned, as bytes.
             for (h, &l) in scratch.hard.iter_mut().zip(&scratch.lp[z..]) {
@@ -308,6 +334,16 @@ fn blend(a: i16, b: i16, lane: i16, k: i16) -> i16 {
     (a & below) | (b & !below)
 }
 
+/// Layer `i`'s part of the plan (empty when there is none).
+#[inline(always)]
+fn layer_plan<'a>(plan: &'a [Place], plan_at: &[usize], i: usize, degree: usize, z: usize) -> &'a [Place] {
+    if plan.is_empty() {
+        &[]
+    } else {
+        &plan[plan_at[i]..plan_at[i] + degree * (z / tile::N)]
+    }
+}
+
 /// One layer by the tiled update ([`tile::layer`]) on `backend`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -320,6 +356,7 @@ pub(super) fn update_layer(
     gather: usize,
     r: &mut [i16],
     edge: usize,
+    planned: &[Place],
     rows: &mut Rows,
 ) {
     // The spare rows of r follow every layer's messages.
@@ -329,10 +366,14 @@ pub(super) fn update_layer(
     unsafe {
         match backend {
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512 => tile::layer::<tile::Avx512>(z, layer, sign, lp, gather, r, edge, r_gather, rows),
+            Backend::Avx512 => {
+                tile::layer::<tile::Avx512>(z, layer, sign, lp, gather, r, edge, r_gather, planned, rows)
+            }
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx2 => tile::layer::<tile::Avx2>(z, layer, sign, lp, gather, r, edge, r_gather, rows),
-            Backend::Portable => tile::layer::<tile::Portable>(z, layer, sign, lp, gather, r, edge, r_gather, rows),
+            Backend::Avx2 => tile::layer::<tile::Avx2>(z, layer, sign, lp, gather, r, edge, r_gather, planned, rows),
+            Backend::Portable => {
+                tile::layer::<tile::Portable>(z, layer, sign, lp, gather, r, edge, r_gather, planned, rows)
+            }
         }
     }
 }
@@ -340,19 +381,28 @@ pub(super) fn update_layer(
 /// The checks whose syndrome bit the hard decisions of the padded LLRs `lp` miss (an LLR below 0
 /// means 1), from the syndrome as signs, by tiles ([`tile::unsatisfied`]) on `backend`.
 #[inline(always)]
-pub(super) fn count_unsatisfied(backend: Backend, code: &Code, lp: &[i16], sign: &[i16], rows: &mut Rows) -> usize {
+pub(super) fn count_unsatisfied(
+    backend: Backend,
+    code: &Code,
+    lp: &[i16],
+    sign: &[i16],
+    plan: &[Place],
+    plan_at: &[usize],
+    rows: &mut Rows,
+) -> usize {
     let z = code.z;
     let spare = &mut rows.sign;
     let mut count = 0;
-    for (layer, sign) in code.layers.iter().zip(sign.chunks_exact(z)) {
+    for (i, (layer, sign)) in code.layers.iter().zip(sign.chunks_exact(z)).enumerate() {
+        let planned = layer_plan(plan, plan_at, i, layer.len(), z);
         // SAFETY: the backend was chosen by detection or by a test from those this CPU runs.
         count += unsafe {
             match backend {
                 #[cfg(target_arch = "x86_64")]
-                Backend::Avx512 => tile::unsatisfied::<tile::Avx512>(z, layer, sign, lp, spare),
+                Backend::Avx512 => tile::unsatisfied::<tile::Avx512>(z, layer, sign, lp, planned, spare),
                 #[cfg(target_arch = "x86_64")]
-                Backend::Avx2 => tile::unsatisfied::<tile::Avx2>(z, layer, sign, lp, spare),
-                Backend::Portable => tile::unsatisfied::<tile::Portable>(z, layer, sign, lp, spare),
+                Backend::Avx2 => tile::unsatisfied::<tile::Avx2>(z, layer, sign, lp, planned, spare),
+                Backend::Portable => tile::unsatisfied::<tile::Portable>(z, layer, sign, lp, planned, spare),
             }
         };
     }
@@ -502,10 +552,13 @@ mod tests {
                 r.resize(scratch.r.len(), 0);
                 let sign: Vec<i16> = syn.iter().map(|&b| -i16::from(b)).collect();
                 let mut edge = 0;
-                for ((layer, syn), sign) in code.layers.iter().zip(syn.chunks_exact(z)).zip(sign.chunks_exact(z)) {
+                for (i, ((layer, syn), sign)) in
+                    code.layers.iter().zip(syn.chunks_exact(z)).zip(sign.chunks_exact(z)).enumerate()
+                {
                     let deg = layer.len() * z;
                     naive_layer(&code, layer, syn, &mut naive_lp, &mut naive_r[edge..edge + deg]);
-                    update_layer(backend, z, layer, sign, &mut lp, gather, &mut r, edge, &mut scratch.rows);
+                    let planned = layer_plan(&scratch.plan, &scratch.plan_at, i, layer.len(), z);
+                    update_layer(backend, z, layer, sign, &mut lp, gather, &mut r, edge, planned, &mut scratch.rows);
                     assert_eq!(&r[edge..edge + deg], &naive_r[edge..edge + deg], "{backend:?} z {z} round {round}");
                     assert_eq!(&lp[z..z + n], &naive_lp[..], "{backend:?} z {z} round {round}");
                     edge += deg;
@@ -534,7 +587,15 @@ mod tests {
                 assert!(rows > 0);
                 for backend in super::super::chain::tests::backends() {
                     assert_eq!(
-                        count_unsatisfied(backend, &code, &lp, &sign, &mut scratch.rows),
+                        count_unsatisfied(
+                            backend,
+                            &code,
+                            &lp,
+                            &sign,
+                            &scratch.plan,
+                            &scratch.plan_at,
+                            &mut scratch.rows
+                        ),
                         rows,
                         "{backend:?} z {z}"
                     );

@@ -90,16 +90,23 @@ pub(super) trait Lanes: Copy {
     }
 }
 
-/// Where one tile reads and writes: row `j`'s LLRs at `lp + l[j]` in the lanes set in `below[j]`
-/// and at `lp + l[j] − wrap` in the others, its check messages at `r + rr[j]`, the syndrome signs
-/// (0 or −1 per check) at `sign`.
+/// Where a row of a tile lives in the padded LLRs: from offset `l` in the lanes set in `below`,
+/// `z` values before in the others (the run wrapping round its circulant).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Place {
+    pub(super) l: u32,
+    pub(super) below: u32,
+}
+
+/// Where one tile reads and writes: row `j`'s LLRs by `rows[j]` in `lp` (split rows only when
+/// `V::SPLIT`; otherwise every `below` is all ones), its check messages at `r + j·stride`, the
+/// syndrome signs (0 or −1 per check) at `sign`.
 pub(super) struct Tile<'a> {
     pub(super) lp: *mut i16,
-    pub(super) below: &'a [u32],
     pub(super) wrap: usize,
+    pub(super) rows: &'a [Place],
     pub(super) r: *mut i16,
-    pub(super) l: &'a [usize],
-    pub(super) rr: &'a [usize],
+    pub(super) stride: usize,
     pub(super) sign: *const i16,
 }
 
@@ -111,8 +118,8 @@ pub(super) struct Tile<'a> {
 /// pairwise disjoint; no LLR or message is `i16::MIN`.
 #[inline(always)]
 pub(super) unsafe fn update<V: Lanes>(tile: &Tile<'_>, t: &mut [Row], f: &mut [Row]) {
-    let deg = tile.l.len();
-    debug_assert!(deg >= 1 && t.len() >= deg && f.len() >= deg && tile.rr.len() == deg);
+    let deg = tile.rows.len();
+    debug_assert!(deg >= 1 && t.len() >= deg && f.len() >= deg);
     // SAFETY: the caller vouches for the rows, the CPU and the values.
     unsafe {
         // The product of the syndrome's sign and every row's t: its sign bit, XOR t_j, signs R_j.
@@ -121,13 +128,10 @@ pub(super) unsafe fn update<V: Lanes>(tile: &Tile<'_>, t: &mut [Row], f: &mut [R
         let mut ahead = V::splat(0);
         let mut previous = V::splat(0);
         for j in 0..deg {
-            let l = if V::SPLIT {
-                let p = tile.lp.add(tile.l[j]);
-                V::load_split(p, p.sub(tile.wrap), tile.below[j])
-            } else {
-                V::load(tile.lp.add(tile.l[j]))
-            };
-            let tj = V::extrinsic(l, V::load(tile.r.add(tile.rr[j])));
+            let place = tile.rows[j];
+            let p = tile.lp.add(place.l as usize);
+            let l = if V::SPLIT { V::load_split(p, p.sub(tile.wrap), place.below) } else { V::load(p) };
+            let tj = V::extrinsic(l, V::load(tile.r.add(j * tile.stride)));
             tj.store(t[j].0.as_mut_ptr());
             sign = sign.xor(tj);
             if j == 1 {
@@ -168,22 +172,22 @@ unsafe fn emit<V: Lanes>(tile: &Tile<'_>, t: &[Row], sign: V, j: usize, m: V) {
     unsafe {
         let tj = V::load(t[j].0.as_ptr());
         let rj = V::signed(m, sign.xor(tj));
-        rj.store(tile.r.add(tile.rr[j]));
+        rj.store(tile.r.add(j * tile.stride));
         let post = V::adds(tj, rj);
+        let place = tile.rows[j];
+        let p = tile.lp.add(place.l as usize);
         if V::SPLIT {
-            let p = tile.lp.add(tile.l[j]);
-            post.store_split(p, p.sub(tile.wrap), tile.below[j]);
+            post.store_split(p, p.sub(tile.wrap), place.below);
         } else {
-            post.store(tile.lp.add(tile.l[j]));
+            post.store(p);
         }
     }
 }
 
-/// Per-layer state of the tiled update: row offsets and the rows gathered for tiles that wrap.
+/// Per-layer state of the tiled update: the rows of the tile at hand, its message buffers, and
+/// the rows gathered for tiles that wrap.
 pub(super) struct Rows {
-    l: Vec<usize>,
-    below: Vec<u32>,
-    rr: Vec<usize>,
+    places: Vec<Place>,
     pub(super) t: Vec<Row>,
     pub(super) f: Vec<Row>,
     /// Syndrome signs of a tile narrower than 32 checks, padded.
@@ -193,9 +197,7 @@ pub(super) struct Rows {
 impl Rows {
     pub(super) fn new(max_degree: usize) -> Self {
         Rows {
-            l: vec![0; max_degree],
-            below: vec![u32::MAX; max_degree],
-            rr: vec![0; max_degree],
+            places: vec![Place::default(); max_degree],
             t: vec![Row::default(); max_degree],
             f: vec![Row::default(); max_degree],
             sign: Row::default(),
@@ -203,22 +205,55 @@ impl Rows {
     }
 }
 
-/// Where gathered rows live: `lp` and `r` each end in `max_degree` spare rows of 32 values (see
-/// [`spare`]), which a tile uses for a row that wraps round its circulant or is cut by `z`.
+/// Where spare rows live: `lp` and `r` each end in `max_degree` spare rows of 32 values (this
+/// many values), which a tile uses for a row that wraps round its circulant (on backends without
+/// masked stores) or is cut by `z`.
 pub(super) fn spare(max_degree: usize) -> usize {
     max_degree * N
+}
+
+/// Row `j` of the tile at check `i0` in layer `blocks`, read in place: its offset in the padded
+/// LLRs and the lanes read there (the others `z` before, where the run wraps round the circulant).
+fn place(z: usize, b: Block, i0: usize) -> Place {
+    let shift = b.shift as usize;
+    let at = z + b.col as usize * z + shift + i0;
+    // Lanes read from `at` before the run wraps.
+    let k = (z - shift).saturating_sub(i0);
+    if k == 0 {
+        Place { l: (at - z) as u32, below: u32::MAX }
+    } else {
+        Place { l: at as u32, below: if k >= N { u32::MAX } else { (1u32 << k) - 1 } }
+    }
+}
+
+/// Every row of every tile of `layers`, layer by layer, tile by tile, in place (for backends with
+/// split loads and stores), computed once per code; empty when `z` is not a multiple of the
+/// tile or the LLRs would not fit 32-bit offsets (the gathering path then serves every tile).
+pub(super) fn plan(z: usize, layers: &[Vec<Block>], padded: usize) -> Vec<Place> {
+    if z == 0 || z % N != 0 || u32::try_from(padded).is_err() || layers.iter().flatten().any(|b| b.shift as usize >= z)
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for blocks in layers {
+        for i0 in (0..z).step_by(N) {
+            out.extend(blocks.iter().map(|&b| place(z, b, i0)));
+        }
+    }
+    out
 }
 
 /// Updates one layer over tiles of 32 checks.
 ///
 /// `lp` is the padded LLRs (block `c` at `(c + 1)·z`) with [`spare`] values from `gather`; `r`
 /// every check message, this layer's (`z` per circulant) from `edge`, with [`spare`] values from
-/// `r_gather`; `sign` the layer's `z` syndrome signs (0 or −1).
+/// `r_gather`; `sign` the layer's `z` syndrome signs (0 or −1); `planned` this layer's part of
+/// [`plan`] (or empty).
 ///
 /// Check `i` meets variable `(i + shift) mod z` of a circulant's column block, so a tile's row is
 /// `lp[col + shift + i]` while that stays in the block, then wraps to `lp[col + shift + i − z]`:
-/// one run for most tiles (read and written in place), two for one tile per circulant (copied into
-/// a spare row and back).
+/// one run for most tiles, two for one tile per circulant, read and written with masks where the
+/// backend has them (`V::SPLIT`), else copied into a spare row and back.
 ///
 /// # Safety
 /// `V` runs on this CPU; no value is `i16::MIN`. The layout is checked (a panic, not memory
@@ -234,6 +269,7 @@ pub(super) unsafe fn layer<V: Lanes>(
     r: &mut [i16],
     edge: usize,
     r_gather: usize,
+    planned: &[Place],
     rows: &mut Rows,
 ) {
     let deg = blocks.len();
@@ -244,7 +280,7 @@ pub(super) unsafe fn layer<V: Lanes>(
     // Every row a tile touches lies inside lp and r (the blocks' columns checked too).
     let columns = blocks.iter().map(|b| b.col as usize + 1).max().unwrap_or(0);
     assert!(
-        rows.l.len() >= deg
+        rows.places.len() >= deg
             && blocks.iter().all(|b| (b.shift as usize) < z)
             && (columns + 1) * z <= gather
             && lp.len() >= gather + deg * N
@@ -254,45 +290,43 @@ pub(super) unsafe fn layer<V: Lanes>(
             && sign.len() >= z,
         "layer buffers"
     );
-    // Where row j of the tile at i0 is read: in place (the offset and the lanes read there, the
-    // others read z before), or None for a spare row.
-    let place = |at: usize, k: usize, width: usize| -> Option<(usize, u32)> {
-        if width < N {
-            None
-        } else if k >= N {
-            Some((at, u32::MAX))
-        } else if k == 0 {
-            Some((at - z, u32::MAX))
-        } else if V::SPLIT {
-            Some((at, (1u32 << k) - 1))
-        } else {
-            None
+    if V::SPLIT && !planned.is_empty() {
+        assert!(z % N == 0 && planned.len() == z / N * deg, "layer plan");
+        for (q, rows_q) in planned.chunks_exact(deg).enumerate() {
+            debug_assert!(rows_q.iter().zip(blocks).all(|(&p, &b)| p == place(z, b, q * N)));
+            let tile = Tile {
+                lp: lp.as_mut_ptr(),
+                wrap: z,
+                rows: rows_q,
+                // SAFETY: edge + q·32 + (deg − 1)·z + 32 ≤ edge + deg·z ≤ r.len() (checked).
+                r: unsafe { r.as_mut_ptr().add(edge + q * N) },
+                stride: z,
+                sign: sign[q * N..].as_ptr(),
+            };
+            // SAFETY: as in the gathering path below, every row split in place.
+            unsafe { update::<V>(&tile, &mut rows.t, &mut rows.f) };
         }
-    };
+        return;
+    }
     let mut i0 = 0;
     while i0 < z {
         let width = (z - i0).min(N);
         let mut gathered = false;
-        for (j, b) in blocks.iter().enumerate() {
-            let shift = b.shift as usize;
-            let at = z + b.col as usize * z + shift + i0;
-            // Lanes read from `at` before the run wraps to `at − z`.
-            let k = (z - shift).saturating_sub(i0);
-            (rows.l[j], rows.below[j]) = place(at, k, width).unwrap_or_else(|| {
+        for (j, &b) in blocks.iter().enumerate() {
+            let mut p = place(z, b, i0);
+            if width < N || (p.below != u32::MAX && !V::SPLIT) {
                 gathered = true;
-                let g = gather + j * N;
-                let k = k.min(width);
+                let (at, g) = (z + b.col as usize * z + b.shift as usize + i0, gather + j * N);
+                let k = (z - b.shift as usize).saturating_sub(i0).min(width);
                 lp.copy_within(at..at + k, g);
                 lp.copy_within(at + k - z..at + width - z, g + k);
-                (g, u32::MAX)
-            });
-            rows.rr[j] = if width == N {
-                edge + j * z + i0
-            } else {
+                p = Place { l: g as u32, below: u32::MAX };
+            }
+            rows.places[j] = p;
+            if width < N {
                 let g = r_gather + j * N;
                 r.copy_within(edge + j * z + i0..edge + j * z + z, g);
-                g
-            };
+            }
         }
         let sign_at = if width == N {
             sign[i0..].as_ptr()
@@ -300,13 +334,14 @@ pub(super) unsafe fn layer<V: Lanes>(
             rows.sign.0[..width].copy_from_slice(&sign[i0..z]);
             rows.sign.0.as_ptr()
         };
+        let (r_at, stride) = if width == N { (edge + i0, z) } else { (r_gather, N) };
         let tile = Tile {
             lp: lp.as_mut_ptr(),
-            below: &rows.below[..deg],
             wrap: z,
-            r: r.as_mut_ptr(),
-            l: &rows.l[..deg],
-            rr: &rows.rr[..deg],
+            rows: &rows.places[..deg],
+            // SAFETY: r_at + (deg − 1)·stride + 32 is within r (checked above).
+            r: unsafe { r.as_mut_ptr().add(r_at) },
+            stride,
             sign: sign_at,
         };
         // SAFETY: every row is 32 values inside lp or r: rows in place lie in their column block
@@ -314,14 +349,12 @@ pub(super) unsafe fn layer<V: Lanes>(
         // rows; distinct rows are disjoint (a tile's checks meet distinct variables of each
         // circulant, and the circulants of a row distinct columns).
         unsafe { update::<V>(&tile, &mut rows.t, &mut rows.f) };
-        if gathered || width < N {
-            for (j, b) in blocks.iter().enumerate() {
-                let shift = b.shift as usize;
-                let at = z + b.col as usize * z + shift + i0;
-                let k = (z - shift).saturating_sub(i0);
-                if place(at, k, width).is_none() {
-                    let g = gather + j * N;
-                    let k = k.min(width);
+        if gathered {
+            for (j, &b) in blocks.iter().enumerate() {
+                let g = gather + j * N;
+                if rows.places[j].l as usize == g {
+                    let at = z + b.col as usize * z + b.shift as usize + i0;
+                    let k = (z - b.shift as usize).saturating_sub(i0).min(width);
                     lp.copy_within(g..g + k, at);
                     lp.copy_within(g + k..g + width, at + k - z);
                 }
@@ -347,14 +380,17 @@ pub(super) unsafe fn unsatisfied<V: Lanes>(
     blocks: &[Block],
     sign: &[i16],
     lp: &[i16],
+    planned: &[Place],
     spare: &mut Row,
 ) -> usize {
+    let deg = blocks.len();
     let columns = blocks.iter().map(|b| b.col as usize + 1).max().unwrap_or(0);
     // Every 32-value read at an offset below (columns + 1)·z stays in lp.
     assert!(
         blocks.iter().all(|b| (b.shift as usize) < z) && lp.len() >= (columns + 1) * z + N && sign.len() >= z,
         "layer buffers"
     );
+    assert!(planned.is_empty() || (z % N == 0 && planned.len() == z / N * deg), "layer plan");
     let mut count = 0;
     let mut i0 = 0;
     while i0 < z {
@@ -369,13 +405,17 @@ pub(super) unsafe fn unsatisfied<V: Lanes>(
         // (columns + 1)·z (checked above), the lanes past `width` ignored.
         unsafe {
             let mut acc = V::load(sign_at);
-            for b in blocks {
-                let shift = b.shift as usize;
-                let at = z + b.col as usize * z + shift + i0;
-                let k = (z - shift).saturating_sub(i0);
-                let below = if k >= N { u32::MAX } else { (1u32 << k) - 1 };
-                let p = lp.as_ptr().add(at);
-                acc = acc.xor(V::load_split(p, p.sub(z), below));
+            if planned.is_empty() {
+                for &b in blocks {
+                    let p = place(z, b, i0);
+                    let at = lp.as_ptr().add(p.l as usize);
+                    acc = acc.xor(V::load_split(at, at.sub(z), p.below));
+                }
+            } else {
+                for p in &planned[i0 / N * deg..(i0 / N + 1) * deg] {
+                    let at = lp.as_ptr().add(p.l as usize);
+                    acc = acc.xor(V::load_split(at, at.sub(z), p.below));
+                }
             }
             let valid = if width == N { u32::MAX } else { (1u32 << width) - 1 };
             count += (acc.negatives() & valid).count_ones() as usize;
@@ -810,14 +850,13 @@ mod tests {
                 let run = |backend: Backend| {
                     let (mut lp, mut r) = (lp.clone(), r.clone());
                     let mut rows = Rows::new(deg);
-                    let below = vec![u32::MAX; deg];
+                    let places: Vec<Place> = l.iter().map(|&l| Place { l: l as u32, below: u32::MAX }).collect();
                     let tile = Tile {
                         lp: lp.as_mut_ptr(),
-                        below: &below,
                         wrap: 0,
+                        rows: &places,
                         r: r.as_mut_ptr(),
-                        l: &l,
-                        rr: &l,
+                        stride: N,
                         sign: sign.as_ptr(),
                     };
                     // SAFETY: backends() lists what this CPU runs; every row is 32 values inside
