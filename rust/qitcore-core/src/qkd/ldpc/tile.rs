@@ -18,7 +18,10 @@ use super::code::Block;
 use super::decode::{IDENTITY, MESSAGE};
 
 /// Checks per tile: one AVX-512 register of `i16`.
-pub(super) const N: usize = 32;
+pub(super) const N: usize = 64;
+
+/// One bit per lane of a tile.
+pub(super) type Mask = u64;
 
 /// One row of a tile, 64-byte aligned so that AVX-512 loads and stores of it split no cache line.
 #[derive(Clone, Copy)]
@@ -44,7 +47,7 @@ pub(super) trait Lanes: Copy {
     /// than copied into a spare row and back.
     const SPLIT: bool = false;
     /// The lanes set in `below` from `p`, the others from `q`.
-    unsafe fn load_split(p: *const i16, q: *const i16, below: u32) -> Self {
+    unsafe fn load_split(p: *const i16, q: *const i16, below: Mask) -> Self {
         let mut row = [0i16; N];
         for (i, v) in row.iter_mut().enumerate() {
             // SAFETY: the caller vouches for 32 values at p and at q.
@@ -60,7 +63,7 @@ pub(super) trait Lanes: Copy {
         unsafe { Self::load(row.as_ptr()) }
     }
     /// Stores the lanes set in `below` at `p`, the others at `q`.
-    unsafe fn store_split(self, p: *mut i16, q: *mut i16, below: u32) {
+    unsafe fn store_split(self, p: *mut i16, q: *mut i16, below: Mask) {
         let mut row = [0i16; N];
         // SAFETY: row is 32 values.
         unsafe { self.store(row.as_mut_ptr()) };
@@ -82,11 +85,11 @@ pub(super) trait Lanes: Copy {
     /// Saturating `a + b`.
     unsafe fn adds(a: Self, b: Self) -> Self;
     /// Bit `i` set where lane `i` is negative.
-    unsafe fn negatives(self) -> u32 {
+    unsafe fn negatives(self) -> Mask {
         let mut row = [0i16; N];
         // SAFETY: row is 32 values.
         unsafe { self.store(row.as_mut_ptr()) };
-        row.iter().enumerate().fold(0, |m, (i, &v)| m | u32::from(v < 0) << i)
+        row.iter().enumerate().fold(0, |m, (i, &v)| m | Mask::from(v < 0) << i)
     }
 }
 
@@ -95,7 +98,7 @@ pub(super) trait Lanes: Copy {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Place {
     pub(super) l: u32,
-    pub(super) below: u32,
+    pub(super) below: Mask,
 }
 
 /// Where one tile reads and writes: row `j`'s LLRs by `rows[j]` in `lp` (split rows only when
@@ -220,9 +223,9 @@ fn place(z: usize, b: Block, i0: usize) -> Place {
     // Lanes read from `at` before the run wraps.
     let k = (z - shift).saturating_sub(i0);
     if k == 0 {
-        Place { l: (at - z) as u32, below: u32::MAX }
+        Place { l: (at - z) as u32, below: Mask::MAX }
     } else {
-        Place { l: at as u32, below: if k >= N { u32::MAX } else { (1u32 << k) - 1 } }
+        Place { l: at as u32, below: if k >= N { Mask::MAX } else { (1 << k) - 1 } }
     }
 }
 
@@ -314,13 +317,13 @@ pub(super) unsafe fn layer<V: Lanes>(
         let mut gathered = false;
         for (j, &b) in blocks.iter().enumerate() {
             let mut p = place(z, b, i0);
-            if width < N || (p.below != u32::MAX && !V::SPLIT) {
+            if width < N || (p.below != Mask::MAX && !V::SPLIT) {
                 gathered = true;
                 let (at, g) = (z + b.col as usize * z + b.shift as usize + i0, gather + j * N);
                 let k = (z - b.shift as usize).saturating_sub(i0).min(width);
                 lp.copy_within(at..at + k, g);
                 lp.copy_within(at + k - z..at + width - z, g + k);
-                p = Place { l: g as u32, below: u32::MAX };
+                p = Place { l: g as u32, below: Mask::MAX };
             }
             rows.places[j] = p;
             if width < N {
@@ -417,7 +420,7 @@ pub(super) unsafe fn unsatisfied<V: Lanes>(
                     acc = acc.xor(V::load_split(at, at.sub(z), p.below));
                 }
             }
-            let valid = if width == N { u32::MAX } else { (1u32 << width) - 1 };
+            let valid = if width == N { Mask::MAX } else { (1 << width) - 1 };
             count += (acc.negatives() & valid).count_ones() as usize;
         }
         i0 += width;
@@ -496,102 +499,138 @@ pub(super) use x86::{Avx2, Avx512};
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Lanes, CLIP, MESSAGE, N, TABLE};
+    use super::{Lanes, Mask, CLIP, MESSAGE, N, TABLE};
 
-    /// 32 lanes in one AVX-512 register; the correction table in one `vpermw`.
+    const _: () = assert!(N == 64 && CLIP == 256 && TABLE.len() == 32);
+
+    /// Applies an operation of two registers to every register of two tiles (a macro: closures
+    /// would not inherit the caller's instruction set).
+    macro_rules! each {
+        ($t:ident [$($i:literal),*], $a:expr, $b:expr, |$x:ident, $y:ident| $body:expr) => {{
+            let (a, b) = ($a, $b);
+            $t([$({
+                let ($x, $y) = (a.0[$i], b.0[$i]);
+                $body
+            }),*])
+        }};
+    }
+
+    /// 64 lanes in two AVX-512 registers (two independent chains, whose latencies overlap); the
+    /// correction table in one `vpermw`.
     #[derive(Clone, Copy)]
-    pub(in super::super) struct Avx512(__m512i);
+    pub(in super::super) struct Avx512([__m512i; 2]);
 
-    const _: () = assert!(N == 32 && CLIP == 256 && TABLE.len() == 32);
+    /// `|a ⊞ b|` of magnitudes for 32 lanes.
+    ///
+    /// # Safety
+    /// AVX-512BW.
+    #[inline(always)]
+    unsafe fn mag512(a: __m512i, b: __m512i) -> __m512i {
+        // SAFETY: the caller vouches for AVX-512; TABLE is 32 values of 16 bits.
+        unsafe {
+            let table = _mm512_loadu_si512(TABLE.as_ptr().cast());
+            let last = _mm512_set1_epi16(31);
+            let low = _mm512_min_epi16(a, b);
+            let diff = _mm512_sub_epi16(_mm512_max_epi16(a, b), low);
+            let sum = _mm512_adds_epi16(a, b);
+            let c_sum = _mm512_permutexvar_epi16(_mm512_min_epi16(_mm512_srli_epi16(sum, 3), last), table);
+            let c_diff = _mm512_permutexvar_epi16(_mm512_min_epi16(_mm512_srli_epi16(diff, 3), last), table);
+            // low + c(sum) is in 0..=32767 and c(diff) in 0..=20, so the unsigned saturating
+            // difference is max(low + c(sum) − c(diff), 0): the clamp at 0 for free.
+            _mm512_subs_epu16(_mm512_adds_epi16(low, c_sum), c_diff)
+        }
+    }
 
     impl Lanes for Avx512 {
         #[inline(always)]
         unsafe fn load(p: *const i16) -> Self {
-            // SAFETY: the caller vouches for 32 values at p and for AVX-512.
-            Avx512(unsafe { _mm512_loadu_si512(p.cast()) })
+            // SAFETY: the caller vouches for 64 values at p and for AVX-512.
+            unsafe { Avx512([_mm512_loadu_si512(p.cast()), _mm512_loadu_si512(p.add(32).cast())]) }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut i16) {
             // SAFETY: as in load.
-            unsafe { _mm512_storeu_si512(p.cast(), self.0) }
+            unsafe {
+                _mm512_storeu_si512(p.cast(), self.0[0]);
+                _mm512_storeu_si512(p.add(32).cast(), self.0[1]);
+            }
         }
         const SPLIT: bool = true;
         #[inline(always)]
-        unsafe fn negatives(self) -> u32 {
+        unsafe fn negatives(self) -> Mask {
             // SAFETY: the caller vouches for AVX-512.
-            unsafe { _mm512_movepi16_mask(self.0) }
+            unsafe { Mask::from(_mm512_movepi16_mask(self.0[0])) | Mask::from(_mm512_movepi16_mask(self.0[1])) << 32 }
         }
         #[inline(always)]
-        unsafe fn load_split(p: *const i16, q: *const i16, below: u32) -> Self {
-            // SAFETY: the caller vouches for 32 values at p and q and for AVX-512; a masked
+        unsafe fn load_split(p: *const i16, q: *const i16, below: Mask) -> Self {
+            // SAFETY: the caller vouches for 64 values at p and q and for AVX-512; a masked
             // load touches only its lanes.
-            unsafe { Avx512(_mm512_mask_loadu_epi16(_mm512_maskz_loadu_epi16(!below, q), below, p)) }
+            unsafe {
+                let (m0, m1) = (below as u32, (below >> 32) as u32);
+                Avx512([
+                    _mm512_mask_loadu_epi16(_mm512_maskz_loadu_epi16(!m0, q), m0, p),
+                    _mm512_mask_loadu_epi16(_mm512_maskz_loadu_epi16(!m1, q.add(32)), m1, p.add(32)),
+                ])
+            }
         }
         #[inline(always)]
-        unsafe fn store_split(self, p: *mut i16, q: *mut i16, below: u32) {
+        unsafe fn store_split(self, p: *mut i16, q: *mut i16, below: Mask) {
             // SAFETY: as in load_split.
             unsafe {
-                _mm512_mask_storeu_epi16(p, below, self.0);
-                _mm512_mask_storeu_epi16(q, !below, self.0);
+                let (m0, m1) = (below as u32, (below >> 32) as u32);
+                _mm512_mask_storeu_epi16(p, m0, self.0[0]);
+                _mm512_mask_storeu_epi16(q, !m0, self.0[0]);
+                _mm512_mask_storeu_epi16(p.add(32), m1, self.0[1]);
+                _mm512_mask_storeu_epi16(q.add(32), !m1, self.0[1]);
             }
         }
         #[inline(always)]
         unsafe fn splat(x: i16) -> Self {
             // SAFETY: the caller vouches for AVX-512 (and below).
-            Avx512(unsafe { _mm512_set1_epi16(x) })
+            let v = unsafe { _mm512_set1_epi16(x) };
+            Avx512([v, v])
         }
         #[inline(always)]
         unsafe fn xor(self, o: Self) -> Self {
             // SAFETY: as in splat.
-            Avx512(unsafe { _mm512_xor_si512(self.0, o.0) })
+            unsafe { each!(Avx512 [0, 1], self, o, |a, b| _mm512_xor_si512(a, b)) }
         }
         #[inline(always)]
         unsafe fn abs(self) -> Self {
             // SAFETY: as in splat.
-            Avx512(unsafe { _mm512_abs_epi16(self.0) })
+            unsafe { each!(Avx512 [0, 1], self, self, |a, _b| _mm512_abs_epi16(a)) }
         }
         #[inline(always)]
         unsafe fn extrinsic(l: Self, r: Self) -> Self {
             // SAFETY: as in splat.
             unsafe {
-                let d = _mm512_subs_epi16(l.0, r.0);
-                Avx512(_mm512_min_epi16(_mm512_max_epi16(d, _mm512_set1_epi16(-MESSAGE)), _mm512_set1_epi16(MESSAGE)))
+                let (lo, hi) = (_mm512_set1_epi16(-MESSAGE), _mm512_set1_epi16(MESSAGE));
+                each!(Avx512 [0, 1], l, r, |l, r| _mm512_min_epi16(_mm512_max_epi16(_mm512_subs_epi16(l, r), lo), hi))
             }
         }
         #[inline(always)]
         unsafe fn mag(a: Self, b: Self) -> Self {
-            // SAFETY: as in splat; TABLE is 32 values of 16 bits.
-            unsafe {
-                let table = _mm512_loadu_si512(TABLE.as_ptr().cast());
-                let last = _mm512_set1_epi16(31);
-                let low = _mm512_min_epi16(a.0, b.0);
-                let diff = _mm512_sub_epi16(_mm512_max_epi16(a.0, b.0), low);
-                let sum = _mm512_adds_epi16(a.0, b.0);
-                let c_sum = _mm512_permutexvar_epi16(_mm512_min_epi16(_mm512_srli_epi16(sum, 3), last), table);
-                let c_diff = _mm512_permutexvar_epi16(_mm512_min_epi16(_mm512_srli_epi16(diff, 3), last), table);
-                // low + c(sum) is in 0..=32767 and c(diff) in 0..=20, so the unsigned saturating
-                // difference is max(low + c(sum) − c(diff), 0): the clamp at 0 for free.
-                Avx512(_mm512_subs_epu16(_mm512_adds_epi16(low, c_sum), c_diff))
-            }
+            // SAFETY: as in splat.
+            unsafe { each!(Avx512 [0, 1], a, b, |a, b| mag512(a, b)) }
         }
         #[inline(always)]
         unsafe fn signed(m: Self, sign: Self) -> Self {
             // SAFETY: as in splat.
             unsafe {
-                let negative = _mm512_movepi16_mask(sign.0);
-                Avx512(_mm512_mask_sub_epi16(m.0, negative, _mm512_setzero_si512(), m.0))
+                let zero = _mm512_setzero_si512();
+                each!(Avx512 [0, 1], m, sign, |m, s| _mm512_mask_sub_epi16(m, _mm512_movepi16_mask(s), zero, m))
             }
         }
         #[inline(always)]
         unsafe fn adds(a: Self, b: Self) -> Self {
             // SAFETY: as in splat.
-            Avx512(unsafe { _mm512_adds_epi16(a.0, b.0) })
+            unsafe { each!(Avx512 [0, 1], a, b, |a, b| _mm512_adds_epi16(a, b)) }
         }
     }
 
-    /// 32 lanes in two AVX2 registers; the table as two byte shuffles and a blend.
+    /// 64 lanes in four AVX2 registers; the table as two byte shuffles and a blend.
     #[derive(Clone, Copy)]
-    pub(in super::super) struct Avx2([__m256i; 2]);
+    pub(in super::super) struct Avx2([__m256i; 4]);
 
     /// The table's halves as bytes (every value fits), repeated in both 128-bit lanes.
     const fn half(from: usize) -> [i8; 32] {
@@ -640,57 +679,31 @@ mod x86 {
         }
     }
 
-    /// Applies an AVX2 operation of two arguments to both halves (a macro: closures would not
-    /// inherit the caller's instruction set).
-    macro_rules! each {
-        ($a:expr, $b:expr, |$x:ident, $y:ident| $body:expr) => {{
-            let (a, b) = ($a, $b);
-            let $x = a.0[0];
-            let $y = b.0[0];
-            let first = $body;
-            let $x = a.0[1];
-            let $y = b.0[1];
-            Avx2([first, $body])
-        }};
-    }
-
     /// Lanes 0–15 of a 256-bit vector set (all ones) where bit `i` of `bits` is.
     ///
     /// # Safety
     /// AVX2.
     #[inline(always)]
-    unsafe fn lanes_of(bits: u32) -> __m256i {
+    unsafe fn lanes_of(bits: u16) -> __m256i {
         // SAFETY: the caller vouches for AVX2.
         unsafe {
             let bit = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, i16::MIN);
-            _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(bits as u16 as i16), bit), bit)
+            _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(bits as i16), bit), bit)
         }
     }
 
     impl Lanes for Avx2 {
         #[inline(always)]
-        unsafe fn load_split(p: *const i16, q: *const i16, below: u32) -> Self {
-            // SAFETY: the caller vouches for 32 values at p and q and for AVX2.
-            unsafe {
-                let (a, b) = (Avx2::load(p), Avx2::load(q));
-                let (low, high) = (lanes_of(below), lanes_of(below >> 16));
-                Avx2([_mm256_blendv_epi8(b.0[0], a.0[0], low), _mm256_blendv_epi8(b.0[1], a.0[1], high)])
-            }
-        }
-        #[inline(always)]
-        unsafe fn negatives(self) -> u32 {
-            // SAFETY: the caller vouches for AVX2.
-            unsafe {
-                // Signed saturation keeps each lane's sign in a byte; the pack interleaves the
-                // 128-bit halves, which the permutation puts back in lane order.
-                let bytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(self.0[0], self.0[1]), 0b11_01_10_00);
-                _mm256_movemask_epi8(bytes) as u32
-            }
-        }
-        #[inline(always)]
         unsafe fn load(p: *const i16) -> Self {
-            // SAFETY: the caller vouches for 32 values at p and for AVX2.
-            unsafe { Avx2([_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(16).cast())]) }
+            // SAFETY: the caller vouches for 64 values at p and for AVX2.
+            unsafe {
+                Avx2([
+                    _mm256_loadu_si256(p.cast()),
+                    _mm256_loadu_si256(p.add(16).cast()),
+                    _mm256_loadu_si256(p.add(32).cast()),
+                    _mm256_loadu_si256(p.add(48).cast()),
+                ])
+            }
         }
         #[inline(always)]
         unsafe fn store(self, p: *mut i16) {
@@ -698,36 +711,68 @@ mod x86 {
             unsafe {
                 _mm256_storeu_si256(p.cast(), self.0[0]);
                 _mm256_storeu_si256(p.add(16).cast(), self.0[1]);
+                _mm256_storeu_si256(p.add(32).cast(), self.0[2]);
+                _mm256_storeu_si256(p.add(48).cast(), self.0[3]);
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_split(p: *const i16, q: *const i16, below: Mask) -> Self {
+            // SAFETY: the caller vouches for 64 values at p and q and for AVX2.
+            unsafe {
+                let (a, b) = (Avx2::load(p), Avx2::load(q));
+                let m = Avx2([
+                    lanes_of(below as u16),
+                    lanes_of((below >> 16) as u16),
+                    lanes_of((below >> 32) as u16),
+                    lanes_of((below >> 48) as u16),
+                ]);
+                Avx2([
+                    _mm256_blendv_epi8(b.0[0], a.0[0], m.0[0]),
+                    _mm256_blendv_epi8(b.0[1], a.0[1], m.0[1]),
+                    _mm256_blendv_epi8(b.0[2], a.0[2], m.0[2]),
+                    _mm256_blendv_epi8(b.0[3], a.0[3], m.0[3]),
+                ])
+            }
+        }
+        #[inline(always)]
+        unsafe fn negatives(self) -> Mask {
+            // SAFETY: the caller vouches for AVX2.
+            unsafe {
+                // Signed saturation keeps each lane's sign in a byte; the pack interleaves the
+                // 128-bit halves, which the permutation puts back in lane order.
+                let low = _mm256_permute4x64_epi64(_mm256_packs_epi16(self.0[0], self.0[1]), 0b11_01_10_00);
+                let high = _mm256_permute4x64_epi64(_mm256_packs_epi16(self.0[2], self.0[3]), 0b11_01_10_00);
+                Mask::from(_mm256_movemask_epi8(low) as u32) | Mask::from(_mm256_movemask_epi8(high) as u32) << 32
             }
         }
         #[inline(always)]
         unsafe fn splat(x: i16) -> Self {
             // SAFETY: the caller vouches for AVX2.
             let v = unsafe { _mm256_set1_epi16(x) };
-            Avx2([v, v])
+            Avx2([v; 4])
         }
         #[inline(always)]
         unsafe fn xor(self, o: Self) -> Self {
             // SAFETY: as in splat.
-            unsafe { each!(self, o, |a, b| _mm256_xor_si256(a, b)) }
+            unsafe { each!(Avx2 [0, 1, 2, 3], self, o, |a, b| _mm256_xor_si256(a, b)) }
         }
         #[inline(always)]
         unsafe fn abs(self) -> Self {
             // SAFETY: as in splat.
-            unsafe { Avx2([_mm256_abs_epi16(self.0[0]), _mm256_abs_epi16(self.0[1])]) }
+            unsafe { each!(Avx2 [0, 1, 2, 3], self, self, |a, _b| _mm256_abs_epi16(a)) }
         }
         #[inline(always)]
         unsafe fn extrinsic(l: Self, r: Self) -> Self {
             // SAFETY: as in splat.
             unsafe {
                 let (lo, hi) = (_mm256_set1_epi16(-MESSAGE), _mm256_set1_epi16(MESSAGE));
-                each!(l, r, |l, r| _mm256_min_epi16(_mm256_max_epi16(_mm256_subs_epi16(l, r), lo), hi))
+                each!(Avx2 [0, 1, 2, 3], l, r, |l, r| _mm256_min_epi16(_mm256_max_epi16(_mm256_subs_epi16(l, r), lo), hi))
             }
         }
         #[inline(always)]
         unsafe fn mag(a: Self, b: Self) -> Self {
             // SAFETY: as in splat.
-            unsafe { each!(a, b, |a, b| mag2(a, b)) }
+            unsafe { each!(Avx2 [0, 1, 2, 3], a, b, |a, b| mag2(a, b)) }
         }
         #[inline(always)]
         unsafe fn signed(m: Self, sign: Self) -> Self {
@@ -736,13 +781,13 @@ mod x86 {
             // SAFETY: as in splat.
             unsafe {
                 let one = _mm256_set1_epi16(1);
-                each!(m, sign, |m, s| _mm256_sign_epi16(m, _mm256_or_si256(s, one)))
+                each!(Avx2 [0, 1, 2, 3], m, sign, |m, s| _mm256_sign_epi16(m, _mm256_or_si256(s, one)))
             }
         }
         #[inline(always)]
         unsafe fn adds(a: Self, b: Self) -> Self {
             // SAFETY: as in splat.
-            unsafe { each!(a, b, |a, b| _mm256_adds_epi16(a, b)) }
+            unsafe { each!(Avx2 [0, 1, 2, 3], a, b, |a, b| _mm256_adds_epi16(a, b)) }
         }
     }
 }
@@ -769,7 +814,7 @@ mod tests {
             ma.store(out[5].as_mut_ptr());
             V::splat(a[3]).store(out[6].as_mut_ptr());
             // Split by a mask made of the data: a's sign bits.
-            let below = a.iter().enumerate().fold(0u32, |m, (i, &v)| m | u32::from(v < 0) << i);
+            let below = a.iter().enumerate().fold(0, |m: Mask, (i, &v)| m | Mask::from(v < 0) << i);
             V::load_split(a.as_ptr(), b.as_ptr(), below).store(out[7].as_mut_ptr());
             let (p, q) = out.split_at_mut(9);
             y.store_split(p[8].as_mut_ptr(), q[0].as_mut_ptr(), below);
@@ -850,7 +895,7 @@ mod tests {
                 let run = |backend: Backend| {
                     let (mut lp, mut r) = (lp.clone(), r.clone());
                     let mut rows = Rows::new(deg);
-                    let places: Vec<Place> = l.iter().map(|&l| Place { l: l as u32, below: u32::MAX }).collect();
+                    let places: Vec<Place> = l.iter().map(|&l| Place { l: l as u32, below: Mask::MAX }).collect();
                     let tile = Tile {
                         lp: lp.as_mut_ptr(),
                         wrap: 0,
