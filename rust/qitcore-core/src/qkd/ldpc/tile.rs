@@ -801,7 +801,7 @@ mod tests {
 
     /// The lane operations applied by a backend to 32-value rows: each op's outputs, in order.
     fn ops<V: Lanes>(a: &[i16; N], b: &[i16; N]) -> Vec<[i16; N]> {
-        let mut out = vec![[0i16; N]; 10];
+        let mut out = vec![[0i16; N]; 11];
         // SAFETY: the tests call this only for backends this CPU runs; the rows are 32 values.
         unsafe {
             let (x, y) = (V::load(a.as_ptr()), V::load(b.as_ptr()));
@@ -818,6 +818,8 @@ mod tests {
             V::load_split(a.as_ptr(), b.as_ptr(), below).store(out[7].as_mut_ptr());
             let (p, q) = out.split_at_mut(9);
             y.store_split(p[8].as_mut_ptr(), q[0].as_mut_ptr(), below);
+            let negative = x.negatives();
+            out[10] = std::array::from_fn(|i| (negative >> i & 1) as i16);
         }
         out
     }
@@ -865,6 +867,7 @@ mod tests {
                 assert_eq!(portable[6][i], a[3]);
                 assert_eq!(portable[7][i], if a[i] < 0 { a[i] } else { b[i] });
                 assert_eq!((portable[8][i], portable[9][i]), if a[i] < 0 { (b[i], 0) } else { (0, b[i]) });
+                assert_eq!(portable[10][i], i16::from(a[i] < 0));
             }
             for &backend in &backends()[1..] {
                 assert_eq!(ops_on(backend, a, b), portable, "{backend:?}");
