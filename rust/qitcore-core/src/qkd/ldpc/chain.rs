@@ -1,6 +1,6 @@
 //! The magnitude of the check-node rule, `|a ⊞ b| = min(ma, mb) + c(ma + mb) − c(|ma − mb|)` with
-//! `c(x) = ln(1 + e^{−x})`, in 16-bit fixed point (32 units per nat), and the runs of it the layer
-//! update chains: portable, AVX2 and AVX-512BW kernels computing the same integers.
+//! `c(x) = ln(1 + e^{−x})`, in 16-bit fixed point (32 units per nat): the scalar rule the vector
+//! kernels of `tile` are tested against.
 //!
 //! `c` is read from a table of 32 values, one per quarter nat (`x >> 3`), 0 from 4.25 nats on.
 //! Why a table: the three tangents it replaces took nine vector operations per correction, two

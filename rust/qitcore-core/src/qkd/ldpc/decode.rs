@@ -1,10 +1,9 @@
 //! Layered belief-propagation syndrome decoding in 16-bit fixed point (32 units per nat).
 //!
 //! Each base row is a layer of `z` checks that touch disjoint variables (a circulant is a
-//! permutation), so a layer updates `z` checks at once: every loop below runs over the `z` rows of
-//! a circulant, whose variables are two contiguous slices of the column block, and vectorises
-//! (AVX-512 or AVX2 variants chosen at run time). Layered decoding converges in about half the
-//! iterations of flooding.
+//! permutation), so a layer updates its checks in tiles of 64 at once (`tile`: one forward and one
+//! backward sweep per tile, AVX-512 or AVX2 kernels chosen at run time). Layered decoding
+//! converges in about half the iterations of flooding.
 //!
 //! Check nodes use the box-plus rule (forward and backward partial sums) with the two
 //! `ln(1 + e^{−x})` corrections from a table (see `chain`), not min-sum: on the BSC every channel

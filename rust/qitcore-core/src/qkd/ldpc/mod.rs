@@ -1,6 +1,7 @@
 //! One-way, rate-adaptive LDPC syndrome reconciliation with quasi-cyclic codes: the mother codes
 //! ([`code`]), syndromes ([`syndrome`]), the fixed-point layered box-plus decoder ([`decode`], its
-//! check chains' kernels in `chain`), rate adaptation and exact disclosure ([`adapt`]), and Alice's and Bob's sides of blind
+//! tiled layer update and vector kernels in `tile`, the scalar ⊞ rule and its table in `chain`),
+//! rate adaptation and exact disclosure ([`adapt`]), and Alice's and Bob's sides of blind
 //! reconciliation ([`blind`]).
 
 pub mod adapt;
