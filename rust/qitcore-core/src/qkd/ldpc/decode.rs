@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use super::code::Code;
+use super::code::{Block, Code};
 use super::syndrome::syndrome_into;
 
 pub use super::chain::SCALE;
@@ -76,6 +76,9 @@ pub struct Scratch {
     /// Every tile's rows in place ([`tile::plan`]), and where each layer's start.
     plan: Vec<Place>,
     plan_at: Vec<usize>,
+    /// The code these buffers and the plan were made for: a scratch passed with another code is
+    /// remade, never used with offsets that do not fit it.
+    made_for: (usize, usize, Vec<Vec<Block>>),
     hard: Vec<u8>,
     check: Vec<u8>,
 }
@@ -96,6 +99,7 @@ impl Scratch {
             })
             .collect();
         Scratch {
+            made_for: (code.z, code.cols, code.layers.clone()),
             plan,
             plan_at,
             r: vec![0; code.edges() + spare],
@@ -196,6 +200,9 @@ fn decode_body(
     backend: Backend,
 ) -> Option<u32> {
     debug_assert_eq!(llr.len(), code.n());
+    if scratch.made_for.0 != code.z || scratch.made_for.1 != code.cols || scratch.made_for.2 != code.layers {
+        *scratch = Scratch::new(code);
+    }
     let n = code.n();
     let z = code.z;
     scratch.r.fill(0);
@@ -600,6 +607,30 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A scratch made for another code (another size, or the same size with other shifts) is
+    /// remade: the decode equals one with a fresh scratch.
+    #[test]
+    fn a_scratch_made_for_another_code_is_remade() {
+        let a = Code::build(&Spec { name: "a", cols: 16, rows: 6, z: 64, profile: &[(6, 3)], seed: 1 }).unwrap();
+        let b = Code::build(&Spec { name: "b", cols: 16, rows: 6, z: 64, profile: &[(6, 3)], seed: 2 }).unwrap();
+        let c = Code::build(&Spec { name: "c", cols: 24, rows: 6, z: 128, profile: &[(6, 3)], seed: 3 }).unwrap();
+        assert_ne!(a.layers, b.layers);
+        let mut rng = Xoshiro256::from_seed(24);
+        for (made_for, code) in [(&a, &b), (&c, &a), (&a, &c)] {
+            let x: Vec<u8> = (0..code.n()).map(|_| (rng.next_u64() & 1) as u8).collect();
+            let s = syndrome(code, &x);
+            let l = channel_llr(0.02);
+            let llr: Vec<i16> =
+                x.iter().map(|&b| if (b == 1) != (rng.next_u64() % 100 < 2) { -l } else { l }).collect();
+            let (mut used, mut fresh) = (llr.clone(), llr);
+            let (mut out_used, mut out_fresh) = (vec![0u8; code.n()], vec![0u8; code.n()]);
+            let mut scratch = Scratch::new(made_for);
+            let ru = decode(code, &mut used, &s, Settings::default(), &mut scratch, &mut out_used);
+            let rf = decode(code, &mut fresh, &s, Settings::default(), &mut Scratch::new(code), &mut out_fresh);
+            assert_eq!((ru, &used, &out_used), (rf, &fresh, &out_fresh));
         }
     }
 
