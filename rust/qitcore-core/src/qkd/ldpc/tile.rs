@@ -15,8 +15,9 @@
 //! deep; a tile of two AVX-512 registers runs two independent chains whose latencies overlap.
 //! Measured (`examples/ldpc_timing.rs`, one thread, CPU time per 10^6 sifted bits, blind rounds
 //! included, QBER 1 / 3 / 8 %): untiled 122 / 97 / 83 ms; tiles of 32 placed per tile 112 / 92 /
-//! 80; placed once per code 96 / 77 / 63; tiles of 64: 78 / 63 / 53. Tiles of 128 gave 73 / 60 / 51
-//! and were not kept: 5 % more, while on AVX2 a value would take eight of its sixteen registers.
+//! 80; placed once per code 96 / 77 / 63; tiles of 64: 78 / 63 / 53; a plain load and store for
+//! the rows that do not wrap: 74 / 60 / 51. Tiles of 128 (before that last step) gave 73 / 60 / 51
+//! against 78 / 63 / 53 and were not kept: on AVX2 a value would take eight of its sixteen registers.
 //!
 //! The integers are the ones the untiled update computed, in the same order of ⊞ (forward sums
 //! from the first edge, backward sums from the last), so the decoder's decisions are unchanged
