@@ -59,9 +59,16 @@ def _parser(*, deferred: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
+_LAST_AT_EXIT: list[object] = []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qitcore`` command."""
     # The command line as typed, for reports that record how they were made.
+    # Registered first, so run last at exit: from then on a Ctrl-C is ignored rather than ending
+    # the process by the signal (status -2, not 130) while Python finishes shutting down.
+    if not _LAST_AT_EXIT:  # once, however often main() is called
+        _LAST_AT_EXIT.append(atexit.register(_ctrl_c_ignored_at_the_very_end))
     words = list(sys.argv[1:] if argv is None else argv)
     typed = argparse.Namespace(command_line=shlex.join(["qitcore", *words]))
     parser = _parser(deferred=True)
@@ -89,6 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("qitcore: interrupted", file=sys.stderr)
         atexit.register(_ctrl_c_at_exit_stops_at_once)
         return 130
+
+
+def _ctrl_c_ignored_at_the_very_end() -> None:
+    """The last exit handler: the interpreter's own shutdown follows, where Python would restore
+    the default action of SIGINT (death by the signal) before the process has ended."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _ctrl_c_at_exit_stops_at_once() -> None:
