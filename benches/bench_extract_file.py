@@ -4,8 +4,9 @@ included) and ``extract_file`` on a Dask LocalCluster of two worker processes, a
 benchmark writes (n = 4096, m = 2048, one seed). Every output is checked against the in-memory
 hash's; the command's peak resident set is noted (target: under 256 MiB, within 20 % of the
 in-memory time). The input is read from the page cache; the command runs twice, writing a file
-(synced to disk before it is renamed into place, so the disk's write speed counts) and writing
-/dev/null (the extraction alone).
+(synced to disk before it is renamed into place, so the disk's write speed counts; compared with
+the in-memory hash followed by writing and syncing its output) and writing /dev/null (the
+extraction alone).
 
 ``QITCORE_BENCH_EXTRACT_BYTES`` sets the file's size (smaller for a quick run).
 """
@@ -78,6 +79,29 @@ def test_in_memory(benchmark: Any, record: Any, source: tuple[Path, Path]) -> No
     out = benchmark.pedantic(t.hash, args=(data,), rounds=3, warmup_rounds=1)
     _EXPECTED["sha256"] = hashlib.sha256(out).hexdigest()
     record(CASE, "Toeplitz.hash in memory", benchmark, SIZE * 8)
+
+
+def test_in_memory_then_written_and_synced(
+    benchmark: Any, record: Any, source: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The like-for-like reference for the command writing a file: the in-memory hash, then its
+    output written and synced as the command's is (the disk's write speed counts in both)."""
+    src, seed = source
+    data = np.fromfile(src, dtype=np.uint8)
+    t = Toeplitz(N, M, seed.read_bytes())
+    out = tmp_path / "out.bin"
+
+    def run() -> None:
+        result = t.hash(data)
+        with open(out, "wb") as f:
+            f.write(result)
+            f.flush()
+            os.fsync(f.fileno())
+
+    benchmark.pedantic(run, rounds=3, warmup_rounds=1)
+    assert _digest(out) == _expected(src, seed)
+    out.unlink()
+    record(CASE, "Toeplitz.hash in memory, written and synced", benchmark, SIZE * 8)
 
 
 @pytest.mark.parametrize("destination", ["file", "/dev/null"])
