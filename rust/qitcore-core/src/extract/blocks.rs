@@ -12,7 +12,7 @@ use crate::bits::{bytes_for, load_bits, store_bits, words_for, BitOrder};
 use crate::error::{Error, Result};
 // Word buffers as large as a block or a seed (up to 2^32 bits): on huge pages, where calloc's
 // fresh 4 KiB pages cost a fault each (tens of milliseconds of a 2^27-bit hash).
-use crate::gf2::karatsuba::scratch as words_buffer;
+use crate::gf2::wipe::{scratch as words_buffer, Wiped};
 use crate::secret::SecretBytes;
 
 /// What every seeded block hash has: its sizes, bit order and seed.
@@ -22,7 +22,7 @@ pub struct Shape {
     order: BitOrder,
     seed_bits: usize,
     /// The seed as given, as a polynomial of `seed_bits` coefficients.
-    seed: Zeroizing<Vec<u64>>,
+    seed: Wiped,
 }
 
 impl Shape {

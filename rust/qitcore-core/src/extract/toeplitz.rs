@@ -14,14 +14,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
-use zeroize::Zeroizing;
-
 use super::blocks::{check_sizes, BlockHash, Shape};
 use crate::bits::{bytes_for, extract_range, words_for, BitOrder};
 use crate::error::Result;
 use crate::gf2::alloc::ensure_available;
 use crate::gf2::backend;
-use crate::gf2::karatsuba::scratch;
+use crate::gf2::wipe::{scratch, Wiped};
 use crate::gf2::middle::{apply_once_fft, once_method, Algorithm, MiddleProduct, Once};
 use crate::gf2::toeplitz_karatsuba::apply_once;
 use crate::gf2::xor::or_shifted;
@@ -31,7 +29,7 @@ use crate::secret::SecretBytes;
 pub struct Toeplitz {
     shape: Shape,
     /// The seed rotated left by `m`: the fixed factor of the middle product.
-    rotated: Zeroizing<Vec<u64>>,
+    rotated: Wiped,
     algorithm: Algorithm,
     /// The factor prepared for repeated products, made when first needed.
     product: OnceLock<MiddleProduct>,
@@ -122,7 +120,7 @@ pub(crate) fn footprint(n: usize, m: usize, algorithm: Algorithm) -> usize {
 
 /// The polynomial of `total` coefficients whose coefficient `k` is coefficient `(k + r) mod total`
 /// of `words`.
-pub(crate) fn rotate_left(words: &[u64], total: usize, r: usize) -> Zeroizing<Vec<u64>> {
+pub(crate) fn rotate_left(words: &[u64], total: usize, r: usize) -> Wiped {
     let mut out = scratch(words_for(total));
     extract_range(words, r, total - r, &mut out);
     or_shifted(&mut out, total - r, words, 0, r);

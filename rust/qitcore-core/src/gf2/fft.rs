@@ -18,11 +18,9 @@
 
 use std::sync::OnceLock;
 
-use zeroize::Zeroizing;
-
 use super::backend::Backend;
 use super::gf64;
-use super::karatsuba::scratch;
+use super::wipe::{scratch, Wiped};
 use super::xor::xor_into;
 
 /// Transforms of at least this many elements split their halves across threads.
@@ -593,7 +591,7 @@ fn unsegment(pieces: &[u64], out: &mut [u64]) {
 
 /// One factor, segmented and transformed: reusable in many products of the same length.
 pub struct Transformed {
-    values: Zeroizing<Vec<u64>>,
+    values: Wiped,
 }
 
 impl Transformed {
@@ -712,7 +710,7 @@ fn novel_pieces(be: Backend, a: &[u64], values: &mut [u64], small: usize) {
 /// A sum of products held in the transform domain; [`Accumulator::finish`] turns it back into a
 /// polynomial. Summing before the single inverse transform is what makes a split product cheap.
 pub struct Accumulator {
-    values: Zeroizing<Vec<u64>>,
+    values: Wiped,
 }
 
 impl Accumulator {
@@ -722,7 +720,7 @@ impl Accumulator {
     }
 
     /// An empty sum in a buffer of zeros (its length is the transform length).
-    pub fn in_buffer(values: Zeroizing<Vec<u64>>) -> Self {
+    pub fn in_buffer(values: Wiped) -> Self {
         debug_assert!(values.iter().all(|&v| v == 0));
         Accumulator { values }
     }
@@ -771,7 +769,7 @@ impl Accumulator {
 
     /// The sum as a polynomial over GF(2): its first `out.len()` words. Returns the buffer,
     /// zeroed, for reuse.
-    pub fn finish(mut self, be: Backend, out: &mut [u64]) -> Zeroizing<Vec<u64>> {
+    pub fn finish(mut self, be: Backend, out: &mut [u64]) -> Wiped {
         self.invert(be);
         unsegment(&self.values, out);
         self.values.fill(0);

@@ -4,10 +4,12 @@
 //! `a·b = P0 + (P0 + P1 + P2)·X + P2·X²` where `P0 = a0·b0`, `P2 = a1·b1`,
 //! `P1 = (a0 + a1)(b0 + b1)`. The three half-size products run in parallel on large operands.
 
-use zeroize::{Zeroize, Zeroizing};
+
+use zeroize::Zeroize;
 
 use super::backend::Backend;
 use super::clmul::{product_window, Padded, PaddedView, BACK};
+use super::wipe::scratch;
 use super::xor::xor_into;
 
 /// Operands of at most this many words (the shorter one) are multiplied by the schoolbook kernel.
@@ -24,40 +26,6 @@ const PARALLEL_WORDS: usize = 1024;
 
 /// Words of the stack buffer that pads small schoolbook operands.
 const STACK_WORDS: usize = 256;
-
-/// A zeroed scratch buffer, wiped again when dropped (it may hold key material).
-///
-/// The zeros are written rather than taken from `calloc`: fresh zero pages mapped on a read and
-/// then written cost a copy-on-write fault and a TLB shootdown across threads per page.
-/// Large buffers ask for transparent huge pages, which cut the page faults 512-fold.
-pub fn scratch(len: usize) -> Zeroizing<Vec<u64>> {
-    let mut v: Vec<u64> = Vec::with_capacity(len);
-    advise_huge_pages(&mut v);
-    v.resize(len, 0u64);
-    Zeroizing::new(v)
-}
-
-/// Buffers from this many words up are worth backing with 2 MiB pages.
-const HUGE_PAGE_WORDS: usize = 1 << 18;
-
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(v: &mut Vec<u64>) {
-    const HUGE: usize = 1 << 21;
-    if v.capacity() < HUGE_PAGE_WORDS {
-        return;
-    }
-    let start = v.as_mut_ptr() as usize;
-    let end = start + v.capacity() * 8;
-    let (first, last) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
-    if first < last {
-        // SAFETY: the range lies inside this vector's allocation; MADV_HUGEPAGE only changes how
-        // the kernel backs it, never its contents, and failure is harmless.
-        unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE) };
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_v: &mut Vec<u64>) {}
 
 /// The full product by the schoolbook kernel: `out` (of `a.len() + b.len()` words) is overwritten.
 pub fn schoolbook(backend: Backend, a: &[u64], b: &[u64], out: &mut [u64]) {

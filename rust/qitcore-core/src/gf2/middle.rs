@@ -26,10 +26,9 @@ use super::clmul::{product_window, Padded};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
-use zeroize::Zeroizing;
 
 use super::fft::{len_for, len_for_middle, levels, transform_into, truncated_len_for, Accumulator, Transformed};
-use super::karatsuba::scratch;
+use super::wipe::{scratch, Wiped};
 use super::toeplitz_karatsuba::ToeplitzKaratsuba;
 use super::xor::or_shifted;
 use crate::bits::{extract_range, mask_tail, or_bits, words_for};
@@ -235,7 +234,7 @@ enum Prepared {
         parts: Vec<Transformed>,
         /// Two transform-length buffers kept, zeroed, between products: fresh ones would cost a
         /// page fault and the kernel's clearing of every page on every product.
-        buffers: Mutex<Option<[Zeroizing<Vec<u64>>; 2]>>,
+        buffers: Mutex<Option<[Wiped; 2]>>,
     },
 }
 

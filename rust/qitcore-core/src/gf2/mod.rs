@@ -6,8 +6,8 @@
 //! additive FFT over GF(2^64) ([`fft`], [`gf64`]). Every kernel runs on every [`Backend`] the CPU
 //! has ([`backend`]: chosen at run time, `QITCORE_CLMUL` or `QITCORE_SIMD=portable` force one), so
 //! the tests compare them all against a naive product. [`karatsuba`] holds the full product the
-//! FFT's tests check against and the scratch buffers every method uses; [`alloc`] refuses sizes
-//! that cannot be allocated before any work starts; [`wipe`] clears secret temporaries fast.
+//! FFT's tests check against; [`alloc`] refuses sizes that cannot be allocated before any work
+//! starts; [`wipe`] holds the scratch buffers every method uses, which clear their secrets fast.
 
 pub mod alloc;
 pub mod backend;
