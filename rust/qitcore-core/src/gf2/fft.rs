@@ -282,7 +282,7 @@ fn xor_down<T: Piece>(be: Backend, f: &mut [T], dst: usize, src: usize, len: usi
 /// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
 fn divide_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], i: u32) {
     if f.len() >= FUSE_LEN {
-        blocked(|emit| division_steps(i, emit), |dst, src, len| xor_down(be, f, dst, src, len));
+        blocked(be, f, |emit| division_steps(i, emit));
     } else {
         division_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
     }
@@ -291,36 +291,86 @@ fn divide_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], i: u32) {
 /// Inverse of [`divide_by_subspace_poly`]: `f = low + s_i·high`.
 fn multiply_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
     if f.len() >= FUSE_LEN {
-        blocked(|emit| multiplication_steps(i, emit), |dst, src, len| xor_down(be, f, dst, src, len));
+        blocked(be, f, |emit| multiplication_steps(i, emit));
     } else {
         multiplication_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
     }
 }
 
-/// The steps of `steps(i)` reordered for the cache: all of a chunk's terms (the steps that share
-/// a source range) run on one run of [`FUSE_BLOCK`] source words before the next run, so that a
-/// large basis change reads each source word once rather than once per term, and the terms whose
-/// destinations lie close together share their cache lines. Within a chunk the order is free:
-/// its steps only add the chunk, which none of them changes, into words below it.
-fn blocked(steps: impl FnOnce(&mut dyn FnMut(usize, usize, usize)), mut step: impl FnMut(usize, usize, usize)) {
-    let mut chunk: Vec<(usize, usize, usize)> = Vec::new();
-    let flush = |chunk: &mut Vec<(usize, usize, usize)>, step: &mut dyn FnMut(usize, usize, usize)| {
-        let Some(&(_, src, len)) = chunk.first() else { return };
-        for off in (0..len).step_by(FUSE_BLOCK) {
-            let run = FUSE_BLOCK.min(len - off);
-            for &(dst, _, _) in chunk.iter() {
-                step(dst + off, src + off, run);
-            }
+/// Chunks with at least this many words to add split them across threads.
+const PARALLEL_CHUNK_WORDS: usize = 1 << 16;
+
+/// Runs the steps `steps` emits (`f[dst .. dst + len] ^= f[src .. src + len]`) reordered for the
+/// cache: all of a chunk's terms (the steps that share a source range) run on one run of
+/// [`FUSE_BLOCK`] source words before the next run, so that a large basis change reads each
+/// source word once rather than once per term, and the terms whose destinations lie close
+/// together share their cache lines. Within a chunk the order is free: its steps only add the
+/// chunk, which none of them changes, into words below it; so a large chunk's destinations are
+/// split into ranges of equal work, one per thread (the top levels of a basis change are one
+/// chunk or two, which would otherwise run on one core while the other waits).
+fn blocked<T: Piece>(be: Backend, f: &mut [T], steps: impl FnOnce(&mut dyn FnMut(usize, usize, usize))) {
+    let mut dsts: Vec<usize> = Vec::new();
+    let mut source = (0, 0);
+    let flush = |f: &mut [T], dsts: &mut Vec<usize>, (src, len): (usize, usize)| {
+        if dsts.is_empty() {
+            return;
         }
-        chunk.clear();
+        // Every destination lies below the source: the window below it is written, the source
+        // only read.
+        let (below, above) = f.split_at_mut(src);
+        let (lowest, highest) = (dsts.iter().min().copied().unwrap_or(0), dsts.iter().max().copied().unwrap_or(0));
+        let window = &mut below[lowest..highest + len];
+        let parts = if dsts.len() * len >= PARALLEL_CHUNK_WORDS { rayon::current_num_threads() } else { 1 };
+        add_chunk(be, window, lowest, &above[..len], dsts, parts);
+        dsts.clear();
     };
     steps(&mut |dst, src, len| {
-        if chunk.first().is_some_and(|&(_, s, l)| (s, l) != (src, len)) {
-            flush(&mut chunk, &mut step);
+        if !dsts.is_empty() && source != (src, len) {
+            flush(f, &mut dsts, source);
         }
-        chunk.push((dst, src, len));
+        source = (src, len);
+        dsts.push(dst);
     });
-    flush(&mut chunk, &mut step);
+    flush(f, &mut dsts, source);
+}
+
+/// Adds `chunk` into `f` at each of `dsts` (indices of `f`), where `window` is `f[base .. base +
+/// window.len()]`: only the words inside the window, on up to `parts` threads.
+fn add_chunk<T: Piece>(be: Backend, window: &mut [T], base: usize, chunk: &[T], dsts: &[usize], parts: usize) {
+    let len = chunk.len();
+    let end = base + window.len();
+    let inside = |d: usize, lo: usize, hi: usize| (d + len).min(hi).saturating_sub(d.max(lo));
+    if parts >= 2 && window.len() >= 2 {
+        // The split point with about half the words to add on each side (the work below a
+        // point grows with it).
+        let below_work = |at: usize| dsts.iter().map(|&d| inside(d, base, at)).sum::<usize>();
+        let total = below_work(end);
+        let wanted = total / parts * (parts / 2);
+        let (mut lo, mut hi) = (base + 1, end - 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if below_work(mid) < wanted {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let (left, right) = window.split_at_mut(lo - base);
+        rayon::join(
+            || add_chunk(be, left, base, chunk, dsts, parts / 2),
+            || add_chunk(be, right, lo, chunk, dsts, parts - parts / 2),
+        );
+        return;
+    }
+    for off in (0..len).step_by(FUSE_BLOCK) {
+        let run = FUSE_BLOCK.min(len - off);
+        for &d in dsts {
+            let (from, to) = ((d + off).max(base), (d + off + run).min(end));
+            if from < to {
+                T::xor_run(be, &mut window[from - base..to - base], &chunk[from - d..to - d]);
+            }
+        }
+    }
 }
 
 /// Basis changes of at most this many coefficients run as a recorded list of single-word XORs:
@@ -822,7 +872,7 @@ fn multiply_by_subspace_poly_truncated(be: Backend, f: &mut [u64], i: u32) {
         })
     };
     if len >= FUSE_LEN {
-        blocked(steps, |dst, src, run| xor_down(be, f, dst, src, run));
+        blocked(be, f, steps);
     } else {
         steps(&mut |dst, src, run| xor_down(be, f, dst, src, run));
     }
