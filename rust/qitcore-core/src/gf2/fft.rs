@@ -599,17 +599,24 @@ fn segment_to_novel_narrow(be: Backend, a: &[u64], values: &mut [u64], small: us
     }
 }
 
-/// Words `first .. first + out.len()` of the sum of the 63-bit pieces at 32-bit offsets, into
-/// `out`: each word is its own two pieces and the top of the one below, so long runs split
-/// across cores.
-fn unsegment_from(pieces: &[u64], first: usize, out: &mut [u64]) {
+/// Coefficients `skip .. skip + nbits` of the sum of the 63-bit pieces at 32-bit offsets, into
+/// `out` (its first `words_for(nbits)` words; the bits past `nbits` cleared): each output word is
+/// two words of the sum shifted, each of those its own two pieces and the top of the one below,
+/// so long runs split across cores. Pieces below `skip.saturating_sub(62) / 32` are not read for
+/// any wanted bit (piece `k` holds coefficients `32k .. 32k + 62`).
+fn unsegment_bits(pieces: &[u64], skip: usize, nbits: usize, out: &mut [u64]) {
     let piece = |k: usize| pieces.get(k).copied().unwrap_or(0);
+    let word = |w: usize| {
+        let below = if w == 0 { 0 } else { piece(2 * w - 1) >> 32 };
+        piece(2 * w) ^ (piece(2 * w + 1) << 32) ^ below
+    };
+    let (first, shift) = (skip / 64, skip % 64);
     let run = |start: usize, out: &mut [u64]| {
         for (w, o) in (start..).zip(out.iter_mut()) {
-            let below = if w == 0 { 0 } else { piece(2 * w - 1) >> 32 };
-            *o = piece(2 * w) ^ (piece(2 * w + 1) << 32) ^ below;
+            *o = if shift == 0 { word(w) } else { (word(w) >> shift) | (word(w + 1) << (64 - shift)) };
         }
     };
+    let out = &mut out[..crate::bits::words_for(nbits)];
     const RUN: usize = 1 << 14;
     if out.len() >= 4 * RUN {
         use rayon::prelude::*;
@@ -617,6 +624,7 @@ fn unsegment_from(pieces: &[u64], first: usize, out: &mut [u64]) {
     } else {
         run(first, out);
     }
+    crate::bits::mask_tail(out, nbits);
 }
 
 /// Adds up 63-bit pieces at 32-bit offsets into `out`.
@@ -800,20 +808,40 @@ impl Accumulator {
         }
     }
 
-    /// The sum as a polynomial over GF(2): its words `first .. first + out.len()`, the buffer
-    /// wiped when dropped (a sum made once: nothing zeroes it for reuse).
-    pub fn finish_words(mut self, be: Backend, first: usize, out: &mut [u64]) {
-        self.invert(be);
-        unsegment_from(&self.values, first, out);
+    /// The sum as a polynomial over GF(2): its coefficients `skip .. skip + nbits` into `out`
+    /// (`words_for(nbits)` words, the bits past `nbits` cleared), the buffer wiped when dropped
+    /// (a sum made once: nothing zeroes it for reuse). Only the pieces that reach the wanted
+    /// coefficients are computed exactly.
+    pub fn finish_range(mut self, be: Backend, skip: usize, nbits: usize, out: &mut [u64]) {
+        self.invert_from(be, skip.saturating_sub(62).div_ceil(32));
+        unsegment_bits(&self.values, skip, nbits, out);
     }
 
     /// The inverse transform and change to the monomial basis: the sum's 63-bit pieces.
     fn invert(&mut self, be: Backend) {
-        if self.values.len().is_power_of_two() {
+        self.invert_from(be, 0);
+    }
+
+    /// As [`Accumulator::invert`] where only the pieces from `first` on are wanted (the others
+    /// are left unspecified). The change to the monomial basis of `2^K` novel coefficients is
+    /// that of each half, then the multiplication by `s_(K−1)`, which adds the upper half into
+    /// the lower and never the lower into anything; the lower half's top monomial coefficient is
+    /// its top novel one (`X_(2^(K−1)−1)` is the only basis polynomial of that degree, and monic).
+    /// So when the wanted pieces start at or above that top, the lower half's change is skipped:
+    /// a sixth of the inverse's basis-change work for the truncated transforms of the one-shot
+    /// products at odd sizes, a quarter at even ones.
+    fn invert_from(&mut self, be: Backend, first: usize) {
+        let len = self.values.len();
+        if len.is_power_of_two() {
             ifft(be, tables(), &mut self.values, 0);
-            from_novel(be, &mut self.values);
+            if len > BATCH * SMALL_LEN && first + 1 >= len / 2 {
+                from_novel(be, &mut self.values[len / 2..]);
+                multiply_by_subspace_poly(be, &mut self.values, len.trailing_zeros() - 1);
+            } else {
+                from_novel(be, &mut self.values);
+            }
         } else {
-            interpolate_truncated(be, &mut self.values);
+            interpolate_truncated(be, &mut self.values, first);
         }
     }
 
@@ -833,8 +861,9 @@ impl Accumulator {
 /// 0`) gives `g0, g1` on `V_K` and `g0 + g2, g1` on the coset `β_K + V_K`, whose level (twiddle
 /// `W[1]`) leaves `g0 + g2 + W[1]·g1` on `β_K + V_(K−1)`. So the inverse transforms of the two
 /// parts give `g0, g1` and that sum, from which `g2`; then the change back to the monomial basis,
-/// with the zero quarter left out.
-fn interpolate_truncated(be: Backend, values: &mut [u64]) {
+/// with the zero quarter left out, and that of `g0` too when only pieces from `first >= q − 1`
+/// on are wanted (see [`Accumulator::invert_from`]: the others are left unspecified).
+fn interpolate_truncated(be: Backend, values: &mut [u64], first: usize) {
     let quarter = values.len() / 3;
     let t = tables();
     let (full, third) = values.split_at_mut(2 * quarter);
@@ -847,12 +876,18 @@ fn interpolate_truncated(be: Backend, values: &mut [u64]) {
     xor_into(be, third, &full[..quarter]);
     scale_accumulate(be, third, &full[quarter..], twiddle(t, 1));
     // from_novel on 2^(K+1): both halves, then the multiplication by s_K. The upper half is
-    // g2 and zeros: its change is g2's (the multiplication by s_(K−1) only adds zeros).
+    // g2 and zeros: its change is g2's (the multiplication by s_(K−1) only adds zeros). The
+    // lower half's is that of g0 and of g1, then the multiplication by s_(K−1).
+    let skip_g0 = first + 1 >= quarter && quarter > BATCH * SMALL_LEN;
+    let lower = if skip_g0 { &mut full[quarter..] } else { &mut *full };
     if 3 * quarter >= PARALLEL_LEN {
-        rayon::join(|| from_novel(be, full), || from_novel(be, third));
+        rayon::join(|| from_novel(be, lower), || from_novel(be, third));
     } else {
-        from_novel(be, full);
+        from_novel(be, lower);
         from_novel(be, third);
+    }
+    if skip_g0 {
+        multiply_by_subspace_poly(be, full, quarter.trailing_zeros());
     }
     multiply_by_subspace_poly_truncated(be, values, (2 * quarter).trailing_zeros());
 }
@@ -1240,18 +1275,25 @@ mod tests {
         }
     }
 
-    /// The words of a range of the pieces' sum (split across threads when long) are those of
-    /// the whole sum.
+    /// The bits of a range of the pieces' sum (split across threads when long) are those of the
+    /// whole sum.
     #[test]
     fn unsegmented_ranges_match_the_whole() {
+        use crate::bits::{extract_range, words_for};
         for pieces_len in [1usize, 2, 7, 64, 300_001] {
             let pieces: Vec<u64> = (0..pieces_len as u64).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 1).collect();
             let mut whole = vec![u64::MAX; pieces_len / 2 + 2];
             unsegment(&pieces, &mut whole);
-            for first in [0usize, 1, pieces_len / 5, pieces_len / 2] {
-                let mut part = vec![u64::MAX; whole.len() - first];
-                unsegment_from(&pieces, first, &mut part);
-                assert!(part[..] == whole[first..], "{pieces_len} pieces from word {first}");
+            let bits = 64 * whole.len();
+            for skip in [0usize, 1, 63, 64, 65, bits / 5, bits / 2 + 17] {
+                for nbits in [1, 64, 100, bits - skip] {
+                    let mut expect = vec![0u64; words_for(nbits)];
+                    extract_range(&whole, skip, nbits, &mut expect);
+                    let mut part = vec![u64::MAX; words_for(nbits) + 1];
+                    unsegment_bits(&pieces, skip, nbits, &mut part);
+                    assert!(part[..expect.len()] == expect[..], "{pieces_len} pieces, bits {skip} + {nbits}");
+                    assert_eq!(part[expect.len()], u64::MAX, "wrote past the range");
+                }
             }
         }
     }

@@ -151,31 +151,54 @@ pub fn apply_once_fft(be: Backend, a: &[u64], n: usize, m: usize, parts: usize, 
     let (s, h, len) = if parts > 0 { split_shape_once(n, m, parts.min(n)) } else { choose_split_once(n, m) };
     let mut sum = Accumulator::new(len);
     let (mut slice_values, mut piece_values) = (scratch(len), scratch(len));
-    let (mut slice, mut piece) = (scratch(words_for(m + h - 1)), scratch(words_for(h)));
+    // Factors that start on a word boundary are read where they lie; others are cut into
+    // buffers of their own (made when first needed).
+    let (mut slice_copy, mut piece_copy) = (None, None);
     for t in 0..s {
         // Each side cuts its own factor: the copies run on both cores too.
         rayon::join(
             || {
-                slice.fill(0);
-                slice_of(a, n, m, h, t, &mut slice);
-                transform_into(be, &slice, &mut slice_values);
+                let slice = match slice_in_place(a, n, m, h, t) {
+                    Some(slice) => slice,
+                    None => {
+                        let slice = slice_copy.get_or_insert_with(|| scratch(words_for(m + h - 1)));
+                        slice.fill(0);
+                        slice_of(a, n, m, h, t, slice);
+                        slice
+                    }
+                };
+                transform_into(be, slice, &mut slice_values);
             },
             || {
-                piece.fill(0);
                 let start = t * h;
-                if start < n {
-                    extract_range(x, start, h.min(n - start), &mut piece);
-                }
-                transform_into(be, &piece, &mut piece_values);
+                let piece = if start.is_multiple_of(64) && h.is_multiple_of(64) {
+                    // The input's bits past n are zero: a last, shorter part ends with x.
+                    &x[(start / 64).min(x.len())..((start + h) / 64).min(x.len())]
+                } else {
+                    let piece = piece_copy.get_or_insert_with(|| scratch(words_for(h)));
+                    piece.fill(0);
+                    if start < n {
+                        extract_range(x, start, h.min(n - start), piece);
+                    }
+                    piece
+                };
+                transform_into(be, piece, &mut piece_values);
             },
         );
         sum.add_product_of_values(be, &slice_values, &piece_values);
     }
-    // Only the words holding the wanted coefficients h − 1 .. h − 1 + m.
-    let (first, shift) = ((h - 1) / 64, (h - 1) % 64);
-    let mut product = scratch(words_for(shift + m));
-    sum.finish_words(be, first, &mut product);
-    extract_range(&product, shift, m, y);
+    sum.finish_range(be, h - 1, m, y);
+}
+
+/// The words of `a` that hold the slice `a_t` ([`slice_of`]) when it starts on a word boundary
+/// inside `a`: `words_for(m + h − 1)` words, whose last may carry coefficients of `a` past the
+/// slice's `m + h − 1`. Those reach only coefficients of the product from `m + h − 1` on, past
+/// the wanted `h − 1 .. h − 1 + m`, and change neither the product's number of pieces nor what
+/// a shorter transform wraps (both count words), so the middle product is the slice's.
+fn slice_in_place(a: &[u64], n: usize, m: usize, h: usize, t: usize) -> Option<&[u64]> {
+    let offset = n.checked_sub((t + 1) * h)?;
+    let words = words_for(m + h - 1);
+    (offset.is_multiple_of(64) && offset / 64 + words <= a.len()).then(|| &a[offset / 64..offset / 64 + words])
 }
 
 /// Writes `a_t[k] = a[k + n − (t + 1)·h]` (zero below index 0; `m + h − 1` coefficients) into
