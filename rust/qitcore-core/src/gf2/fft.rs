@@ -1107,6 +1107,55 @@ mod tests {
         }
     }
 
+    /// The large basis changes' reordered steps, their destinations split across threads, add
+    /// what the steps one by one in their order add: divisions, multiplications and the
+    /// truncated multiplication, on one thread and on four, every backend.
+    #[test]
+    fn blocked_steps_on_threads_match_the_steps_in_order() {
+        let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+        let (one, four) = (pool(1), pool(4));
+        for i in [15u32, 16, 17] {
+            let len = 2usize << i;
+            let f: Vec<u64> = (0..len as u64).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k << 40)).collect();
+            let plain = |steps: &dyn Fn(&mut dyn FnMut(usize, usize, usize)), f: &mut [u64]| {
+                steps(&mut |dst, src, run| {
+                    for k in 0..run {
+                        f[dst + k] ^= f[src + k];
+                    }
+                })
+            };
+            let cut = len - len / 4;
+            let truncated = |emit: &mut dyn FnMut(usize, usize, usize)| {
+                multiplication_steps(i, |dst, src, run| {
+                    if src < cut {
+                        emit(dst, src, run.min(cut - src));
+                    }
+                })
+            };
+            for be in backend::available() {
+                for pool in [&one, &four] {
+                    let mut expect = f.clone();
+                    plain(&|emit| division_steps(i, emit), &mut expect);
+                    let mut got = f.clone();
+                    pool.install(|| divide_by_subspace_poly(be, &mut got, i));
+                    assert!(got == expect, "division by s_{i}, {be:?}");
+
+                    let mut expect = f.clone();
+                    plain(&|emit| multiplication_steps(i, emit), &mut expect);
+                    let mut got = f.clone();
+                    pool.install(|| multiply_by_subspace_poly(be, &mut got, i));
+                    assert!(got == expect, "multiplication by s_{i}, {be:?}");
+
+                    let mut expect = f[..cut].to_vec();
+                    plain(&truncated, &mut expect);
+                    let mut got = f[..cut].to_vec();
+                    pool.install(|| multiply_by_subspace_poly_truncated(be, &mut got, i));
+                    assert!(got == expect, "truncated multiplication by s_{i}, {be:?}");
+                }
+            }
+        }
+    }
+
     /// `∏_{u < 2^K} (x − ω_u)` over GF(2^64), from its definition (coefficients, lowest first).
     fn subspace_polynomial(k: u32) -> Vec<u64> {
         let t = tables();

@@ -518,6 +518,36 @@ mod tests {
         }
     }
 
+    /// The one-shot shapes that skip work: factors read where they lie (a last part shorter
+    /// than the others, slices cut where unaligned), and the inverse that leaves out the lower
+    /// half's basis change (truncated and power-of-two transforms, where the wanted pieces start
+    /// at that half's top; and one where they start below it), against the prepared
+    /// Toeplitz-Karatsuba, every backend.
+    #[test]
+    fn one_shot_products_that_skip_work_match_karatsuba() {
+        let first_piece = |h: usize| (h - 1).saturating_sub(62).div_ceil(32);
+        for (n, m, parts, skips) in [
+            (1usize << 17, 1usize << 16, 0usize, true),
+            (1 << 16, 1 << 15, 0, true),
+            (1 << 16, 1 << 15, 1, true),
+            (19_199, 5_000, 3, false),
+            (1 << 16, 3 << 15, 0, false),
+        ] {
+            let (s, h, len) = if parts > 0 { split_shape_once(n, m, parts) } else { choose_split_once(n, m) };
+            let half = if len.is_power_of_two() { len / 2 } else { len / 3 };
+            assert_eq!(first_piece(h) + 1 >= half && half > 512, skips, "n={n} m={m}: s={s} h={h} len={len}");
+            let (a, x) = crate::gf2::test_operands(n, m, 9);
+            let mut expect = vec![0u64; words_for(m)];
+            let be = backend::active();
+            MiddleProduct::new(be, &a, n, m, Algorithm::Karatsuba).apply(be, &x, &mut expect, &mut Vec::new());
+            for be in backend::available() {
+                let mut y = vec![u64::MAX; words_for(m)];
+                apply_once_fft(be, &a, n, m, parts, &x, &mut y);
+                assert!(y == expect, "n={n} m={m} parts={parts} (s={s} h={h} len={len}) {be:?}");
+            }
+        }
+    }
+
     /// Large one-shot split products (transforms past the fused-pass and parallel thresholds,
     /// several parts, a tall and a wide matrix) against the prepared Toeplitz-Karatsuba.
     #[test]
