@@ -10,11 +10,21 @@
 use crate::bits::BitOrder;
 use crate::cpu::{self, Features};
 
+/// Runs of at least this many words (one block of 2^23 bits or more: privacy amplification's
+/// large blocks, one task each) are converted by all cores.
+const PARALLEL_WORDS: usize = 1 << 17;
+
 /// Fills `words` from `bytes` (eight bytes per word) in bit order `order`.
 pub(crate) fn bytes_to_words(bytes: &[u8], order: BitOrder, words: &mut [u64]) {
     // The vector path writes `bytes.len()` bytes into `words`: checked always, not only in debug
     // builds, since its soundness rests on it (one comparison per group of blocks).
     assert_eq!(bytes.len(), 8 * words.len(), "eight bytes per word");
+    if words.len() >= PARALLEL_WORDS {
+        use rayon::prelude::*;
+        const RUN: usize = PARALLEL_WORDS / 8;
+        bytes.par_chunks(8 * RUN).zip(words.par_chunks_mut(RUN)).for_each(|(b, w)| bytes_to_words(b, order, w));
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if order == BitOrder::Big && cpu::has(Features::AVX512F | Features::AVX512BW) {
         // SAFETY: the features were checked just above and the lengths are equal (asserted);
@@ -36,6 +46,12 @@ fn bytes_to_words_portable(bytes: &[u8], order: BitOrder, words: &mut [u64]) {
 pub(crate) fn words_to_bytes(words: &[u64], order: BitOrder, bytes: &mut [u8]) {
     // As in bytes_to_words: the vector path reads `bytes.len()` bytes of `words`.
     assert_eq!(bytes.len(), 8 * words.len(), "eight bytes per word");
+    if words.len() >= PARALLEL_WORDS {
+        use rayon::prelude::*;
+        const RUN: usize = PARALLEL_WORDS / 8;
+        words.par_chunks(RUN).zip(bytes.par_chunks_mut(8 * RUN)).for_each(|(w, b)| words_to_bytes(w, order, b));
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if order == BitOrder::Big && cpu::has(Features::AVX512F | Features::AVX512BW) {
         // SAFETY: as in bytes_to_words.
@@ -134,6 +150,23 @@ mod tests {
                 prop_assert_eq!(&back, &stored);
                 prop_assert_eq!(&back, &bytes);
             }
+        }
+    }
+
+    /// Long runs, converted in parallel pieces, as the scalar conversion does (both orders).
+    #[test]
+    fn long_runs_convert_as_word_by_word() {
+        let words: Vec<u64> = (0..PARALLEL_WORDS as u64 * 3 + 5).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        for order in [BitOrder::Big, BitOrder::Little] {
+            let mut expect = vec![0u64; words.len()];
+            bytes_to_words_portable(&bytes, order, &mut expect);
+            let mut got = vec![u64::MAX; words.len()];
+            bytes_to_words(&bytes, order, &mut got);
+            assert!(got == expect, "{order:?}");
+            let mut back = vec![0xA5u8; bytes.len()];
+            words_to_bytes(&got, order, &mut back);
+            assert!(back == bytes, "{order:?}");
         }
     }
 
