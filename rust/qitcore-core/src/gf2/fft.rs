@@ -297,8 +297,10 @@ fn multiply_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
     }
 }
 
-/// Chunks with at least this many words to add split them across threads.
-const PARALLEL_CHUNK_WORDS: usize = 1 << 16;
+/// Chunks with at least this many words to add split them across threads: smaller ones take
+/// less time than waking the other thread (split from 2^16 words, the 2^20-bit one-shot product
+/// measured more context switches and no gain).
+const PARALLEL_CHUNK_WORDS: usize = 1 << 20;
 
 /// Runs the steps `steps` emits (`f[dst .. dst + len] ^= f[src .. src + len]`) reordered for the
 /// cache: all of a chunk's terms (the steps that share a source range) run on one run of
@@ -1109,12 +1111,15 @@ mod tests {
 
     /// The large basis changes' reordered steps, their destinations split across threads, add
     /// what the steps one by one in their order add: divisions, multiplications and the
-    /// truncated multiplication, on one thread and on four, every backend.
+    /// truncated multiplication, on one thread and on four, every backend (at `s_19` the top
+    /// chunks are split, at `s_15` not).
     #[test]
     fn blocked_steps_on_threads_match_the_steps_in_order() {
         let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
         let (one, four) = (pool(1), pool(4));
-        for i in [15u32, 16, 17] {
+        let (terms, chunk) = lower_terms(19);
+        assert!(terms.count() * chunk >= PARALLEL_CHUNK_WORDS, "s_19's chunks are not split");
+        for i in [15u32, 19] {
             let len = 2usize << i;
             let f: Vec<u64> = (0..len as u64).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k << 40)).collect();
             let plain = |steps: &dyn Fn(&mut dyn FnMut(usize, usize, usize)), f: &mut [u64]| {
