@@ -156,7 +156,8 @@ mod tests {
     /// Long runs, converted in parallel pieces, as the scalar conversion does (both orders).
     #[test]
     fn long_runs_convert_as_word_by_word() {
-        let words: Vec<u64> = (0..PARALLEL_WORDS as u64 * 3 + 5).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+        let words: Vec<u64> =
+            (0..PARALLEL_WORDS as u64 * 3 + 5).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
         for order in [BitOrder::Big, BitOrder::Little] {
             let mut expect = vec![0u64; words.len()];

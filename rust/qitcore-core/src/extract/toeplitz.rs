@@ -19,9 +19,9 @@ use crate::bits::{bytes_for, extract_range, words_for, BitOrder};
 use crate::error::Result;
 use crate::gf2::alloc::ensure_available;
 use crate::gf2::backend;
-use crate::gf2::wipe::{scratch, Wiped};
 use crate::gf2::middle::{apply_once_fft, once_method, Algorithm, MiddleProduct, Once};
 use crate::gf2::toeplitz_karatsuba::apply_once;
+use crate::gf2::wipe::{scratch, Wiped};
 use crate::gf2::xor::or_shifted;
 use crate::secret::SecretBytes;
 

@@ -4,7 +4,6 @@
 //! `a·b = P0 + (P0 + P1 + P2)·X + P2·X²` where `P0 = a0·b0`, `P2 = a1·b1`,
 //! `P1 = (a0 + a1)(b0 + b1)`. The three half-size products run in parallel on large operands.
 
-
 use zeroize::Zeroize;
 
 use super::backend::Backend;

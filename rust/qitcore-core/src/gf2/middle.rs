@@ -28,8 +28,8 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::fft::{len_for, len_for_middle, levels, transform_into, truncated_len_for, Accumulator, Transformed};
-use super::wipe::{scratch, Wiped};
 use super::toeplitz_karatsuba::ToeplitzKaratsuba;
+use super::wipe::{scratch, Wiped};
 use super::xor::or_shifted;
 use crate::bits::{extract_range, mask_tail, or_bits, words_for};
 
