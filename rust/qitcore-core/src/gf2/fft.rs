@@ -1115,6 +1115,7 @@ mod tests {
     /// chunks are split, at `s_15` not).
     #[test]
     fn blocked_steps_on_threads_match_the_steps_in_order() {
+        type Steps<'a> = &'a dyn Fn(&mut dyn FnMut(usize, usize, usize));
         let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
         let (one, four) = (pool(1), pool(4));
         let (terms, chunk) = lower_terms(19);
@@ -1122,7 +1123,7 @@ mod tests {
         for i in [15u32, 19] {
             let len = 2usize << i;
             let f: Vec<u64> = (0..len as u64).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k << 40)).collect();
-            let plain = |steps: &dyn Fn(&mut dyn FnMut(usize, usize, usize)), f: &mut [u64]| {
+            let plain = |steps: Steps<'_>, f: &mut [u64]| {
                 steps(&mut |dst, src, run| {
                     for k in 0..run {
                         f[dst + k] ^= f[src + k];

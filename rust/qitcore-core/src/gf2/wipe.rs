@@ -42,9 +42,7 @@ impl Wiped {
 /// mapped by a read.
 pub fn scratch(len: usize) -> Wiped {
     if len < LARGE_WORDS {
-        let mut v: Vec<u64> = Vec::with_capacity(len);
-        v.resize(len, 0u64);
-        return Wiped(v);
+        return Wiped(written_zeros(len));
     }
     let mut v = vec![0u64; len];
     advise_huge_pages(&mut v);
@@ -57,6 +55,14 @@ pub fn scratch(len: usize) -> Wiped {
         }
     });
     Wiped(v)
+}
+
+/// `len` zeros written into a fresh allocation (not taken from `calloc`, see [`scratch`]).
+#[expect(clippy::slow_vector_initialization, reason = "the zeros are written on purpose")]
+fn written_zeros(len: usize) -> Vec<u64> {
+    let mut v: Vec<u64> = Vec::with_capacity(len);
+    v.resize(len, 0u64);
+    v
 }
 
 #[cfg(target_os = "linux")]
