@@ -869,7 +869,7 @@ mod tests {
             }
         }
         for _ in 0..2000 {
-            let any = |rng: &mut Xoshiro256| (rng.next_u64() % 65535) as i16 + i16::MIN + 1;
+            let any = |rng: &mut Xoshiro256| (i32::from(i16::MIN) + 1 + (rng.next_u64() % 65535) as i32) as i16;
             let a: [i16; N] = std::array::from_fn(|_| any(&mut rng));
             let b: [i16; N] = std::array::from_fn(|_| any(&mut rng));
             cases.push((a, b));
