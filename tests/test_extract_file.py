@@ -15,6 +15,7 @@ import pytest
 from qitcore import _core
 from qitcore.errors import InvalidArgumentError, InvalidLengthError, QitError
 from qitcore.extract import ExtractResult, ModifiedToeplitz, Toeplitz, extract_file, hash_condition
+from qitcore.report import files
 
 RNG = np.random.default_rng(20261204)
 
@@ -295,3 +296,49 @@ def test_the_output_and_the_seed_file_may_not_be_the_input(tmp_path: Path) -> No
     with pytest.raises(InvalidArgumentError, match="^save_seed: .* is the input"):
         extract_file(tmp_path / "in", tmp_path / "out", m=10, save_seed=tmp_path / "in")
     assert (tmp_path / "in").stat().st_size == 1000 and _leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(
+    not files._WRITE_BEHIND, reason="write-behind asks Linux's POSIX_FADV_DONTNEED; other systems skip it"
+)
+def test_a_file_output_goes_to_disk_chunk_by_chunk_and_a_special_file_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk's output is handed to the disk once written, so the final sync waits for little:
+    the ranges asked for lie within what was written by then and together cover the whole output,
+    one call a chunk. /dev/null is not asked about; a refusal of the advice changes nothing."""
+    calls: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_DONTNEED:
+            calls.append((offset, length, os.fstat(fd).st_size))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    chunk = 1 << 15
+    data = RNG.integers(0, 256, size=10 * chunk + 123, dtype=np.uint8).tobytes()
+    result, out, seed = run(tmp_path, data, n=4096, m=1024, chunk_bytes=chunk)
+    assert out == expected("toeplitz", data, 8 * len(data), 4096, 1024, seed, "big")
+    assert len(calls) == -(-(len(data) // 512 * 512) // chunk)  # the chunks that hold a whole block
+    covered = np.zeros(len(out), dtype=bool)
+    for offset, length, size_then in calls:
+        assert offset >= 0 and offset + length <= size_then
+        covered[offset : offset + length] = True
+    assert covered.all()
+
+    calls.clear()
+    (tmp_path / "in").write_bytes(data)
+    extract_file(tmp_path / "in", "/dev/null", n=4096, m=1024, seed_file=tmp_path / "out.seed", chunk_bytes=chunk)
+    assert calls == []
+
+    def refuse(fd: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_DONTNEED:
+            raise OSError(22, "Invalid argument")
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", refuse)
+    again = extract_file(
+        tmp_path / "in", tmp_path / "again", n=4096, m=1024, seed_file=tmp_path / "out.seed", chunk_bytes=chunk
+    )
+    assert (tmp_path / "again").read_bytes() == out and again.blocks == result.blocks

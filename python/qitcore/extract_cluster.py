@@ -29,6 +29,7 @@ from . import extract_file as single
 from .archive import _dask
 from .errors import ClusterError, InvalidTypeError, QitError, SampleFileError
 from .extract import ModifiedToeplitz, Toeplitz
+from .report.files import start_writeback
 
 __all__ = ["DEFAULT_TASK_BYTES", "check_client", "extract_on_cluster"]
 
@@ -91,6 +92,7 @@ def _hash_range(task: _Range) -> int:
             output = memoryview(bytearray(single._output_bytes(hasher, count)))
             single._hash(task.kind, hasher, plan, data, count, output)
             _write_all(out, output, (task.first + done) * plan.m // 8)
+            start_writeback(out, (task.first + done) * plan.m // 8, len(output))
             done += count
         os.fsync(out.fileno())
     return int(task.blocks * plan.n // plan.unit_bits)

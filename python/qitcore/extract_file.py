@@ -29,7 +29,7 @@ import numpy.typing as npt
 from . import _core, _validate
 from .errors import InvalidArgumentError, InvalidLengthError
 from .extract import ModifiedToeplitz, Toeplitz, output_length
-from .report.files import atomic_output, is_special
+from .report.files import atomic_output, is_special, start_writeback
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -214,7 +214,7 @@ def extract_file(
             atomic_output(dst, durable=True, on_replaced=seed.keep) as (out, temp),
         ):
             if client is None:
-                stats = _run(source, out, hasher, kind, plan, blocks_per_chunk, total, progress)
+                stats = _run(source, out, hasher, kind, plan, blocks_per_chunk, total, progress, temp is not None)
             else:
                 from .extract_cluster import extract_on_cluster
 
@@ -427,10 +427,13 @@ def _run(
     blocks_per_chunk: int,
     total: int | None,
     progress: Callable[[int, int | None], None] | None,
+    write_behind: bool = False,
 ) -> tuple[int, int]:
     """Reads chunk after chunk on this thread while one worker thread packs, hashes (on every core,
     without the GIL) and writes the chunk before, in order: the reads (a disk, a FIFO) overlap the
     hashing. Two input buffers take turns. Returns ``(blocks hashed, input bytes read)``.
+    ``write_behind`` (a regular file, synced at the end) starts each chunk's writeback as soon as
+    it is written, so that the disk writes while the next chunk is hashed.
 
     Only this thread reads, so Ctrl-C (delivered here) interrupts a read that waits on a FIFO; the
     worker never waits on input, so the chunk it holds is finished before the error propagates.
@@ -440,6 +443,7 @@ def _run(
     chunk_in = blocks_per_chunk * plan.n // plan.unit_bits
     buffers = [bytearray(chunk_in), bytearray(chunk_in)]
     output = memoryview(bytearray(_output_bytes(hasher, blocks_per_chunk)))
+    written = [0, 0]  # output bytes written, and those of the chunk before the last
 
     def work(chunk: npt.NDArray[np.uint8], offset: int) -> int:
         data = _as_bits(chunk, plan, offset)
@@ -448,6 +452,11 @@ def _run(
             size = _output_bytes(hasher, count)
             _hash(kind, hasher, plan, data, count, output[:size])
             out.write(output[:size])
+            if write_behind:
+                # The chunk before is on its way to disk by now: dropped from the cache.
+                start_writeback(out, written[0] - written[1], written[1] + size)
+            written[0] += size
+            written[1] = size
         return count
 
     blocks = read = done = 0
