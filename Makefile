@@ -24,7 +24,7 @@ test-rust:
 	cargo test --workspace --exclude qitcore-py
 
 test-python: $(EXT) $(CC_OK)
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --durations=20
 
 # 1 GiB through the pseudo-terminal with sequence checking (minutes; not part of make test).
 soak: $(EXT) $(CC_OK)
