@@ -5,7 +5,8 @@
 //! CPU time is the decoder's cost on one core, the steadiest figure on a shared machine.
 
 use std::collections::HashMap;
-use std::time::Instant;
+#[path = "common/timing.rs"]
+mod timing;
 
 use zeroize::Zeroizing;
 
@@ -13,14 +14,6 @@ use qitcore_core::maths::xoshiro::Xoshiro256;
 use qitcore_core::qkd::ldpc::adapt::Plan;
 use qitcore_core::qkd::ldpc::blind::{Decoder, Encoder};
 use qitcore_core::qkd::ldpc::decode::Settings;
-
-/// CPU seconds this process has used, all threads together.
-fn cpu_s() -> f64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: t is a valid timespec to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,15 +44,9 @@ fn main() {
             (dec.failed_frames().len(), dec.attempts())
         };
         let (failed, attempts) = run();
-        let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..rounds)
-            .map(|_| {
-                let (start, cpu0) = (Instant::now(), cpu_s());
-                run();
-                (start.elapsed().as_secs_f64(), cpu_s() - cpu0)
-            })
-            .unzip();
-        wall.sort_by(f64::total_cmp);
-        cpu.sort_by(f64::total_cmp);
+        let (wall, cpu) = timing::sorted_runs(rounds, || {
+            run();
+        });
         println!(
             "q {q:.3} {} frames {} failed {failed} attempts {attempts}: wall {:.1} ms (fastest {:.1}), cpu {:.1} ms (least {:.1})",
             plan.code.name,

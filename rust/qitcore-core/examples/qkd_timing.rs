@@ -3,34 +3,19 @@
 //! `cargo run --release --example qkd_timing -- [rounds]`. Prints median wall and CPU times per
 //! step; the in-process oracle encodes and decodes every Cascade batch as the wire does.
 
-use std::time::Instant;
+#[path = "common/timing.rs"]
+mod timing;
 
 use qitcore_core::qkd::bitvec::Bits;
 use qitcore_core::qkd::cascade::{Corrector, Layout, Query, Responder, Variant};
 use qitcore_core::qkd::finite_key::Decoys;
 use qitcore_core::qkd::{sift, sim};
 
-/// CPU seconds this process has used, all threads together.
-fn cpu_s() -> f64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: t is a valid timespec to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
-
 /// Prints the median wall and CPU milliseconds of `rounds` runs after one warm-up, and the
 /// fastest run (the steadiest figure on a shared machine).
 fn time<T>(name: &str, rounds: usize, mut run: impl FnMut() -> T) -> T {
     let mut out = run();
-    let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..rounds)
-        .map(|_| {
-            let (start, cpu0) = (Instant::now(), cpu_s());
-            out = run();
-            (start.elapsed().as_secs_f64(), cpu_s() - cpu0)
-        })
-        .unzip();
-    wall.sort_by(f64::total_cmp);
-    cpu.sort_by(f64::total_cmp);
+    let (wall, cpu) = timing::sorted_runs(rounds, || out = run());
     println!(
         "{name:<24} {:7.2} ms  [cpu {:7.2} ms, fastest {:7.2} ms]",
         wall[rounds / 2] * 1e3,

@@ -5,7 +5,8 @@
 //! and `onceK` / `oncefftK` (the one-shot Toeplitz-Karatsuba / split FFT alone, on 2^K bits).
 //! `RAYON_NUM_THREADS=1` measures one core.
 
-use std::time::Instant;
+#[path = "common/timing.rs"]
+mod timing;
 
 use qitcore_core::bits::BitOrder;
 use qitcore_core::extract::blocks::BlockHash;
@@ -23,34 +24,11 @@ fn bytes(len: usize, salt: u64) -> Vec<u8> {
         .collect()
 }
 
-/// CPU seconds this process has used, all threads together (zero where not measured).
-#[cfg(not(target_os = "linux"))]
-fn cpu_s() -> f64 {
-    0.0
-}
-
-/// CPU seconds this process has used, all threads together.
-#[cfg(target_os = "linux")]
-fn cpu_s() -> f64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: t is a valid timespec to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
-
 /// Median wall seconds of `rounds` runs after one warm-up; also prints the median CPU seconds,
 /// steadier than wall time on a shared machine.
 fn median_s(rounds: usize, mut run: impl FnMut()) -> f64 {
     run();
-    let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..rounds)
-        .map(|_| {
-            let (start, cpu0) = (Instant::now(), cpu_s());
-            run();
-            (start.elapsed().as_secs_f64(), cpu_s() - cpu0)
-        })
-        .unzip();
-    wall.sort_by(f64::total_cmp);
-    cpu.sort_by(f64::total_cmp);
+    let (wall, cpu) = timing::sorted_runs(rounds, run);
     print!("[cpu {:.2} ms] ", cpu[rounds / 2] * 1e3);
     wall[rounds / 2]
 }
