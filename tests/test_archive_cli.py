@@ -207,11 +207,13 @@ def test_a_capture_past_one_assessment_is_assessed_by_block_among_others(
     assert err == [f"qitcore: error: {small}: subset 3,5000: the block ends past the end of the file (17000 samples)"]
     [on_big, on_other, on_small] = read_jsonl(out)
     for doc, data in ((on_big, block), (on_other, files[1].read_bytes()[15_000:20_000])):
-        assert doc["error"] is None and doc["size"] == 5_000
+        assert doc["error"] is None and doc["size"] == 5_000 and doc["subset"] == [3, 5_000]
         assert doc["sha256"] == hashlib.sha256(data).hexdigest()
         overall = {c["testCaseDesc"]: c for c in doc["nonIid"]["testCases"]}["Overall"]
         assert overall["hAssessed"] == assess_non_iid(data).h_assessed
-    assert on_small["error"] is not None and on_small["size"] == 0
+    assert on_small["error"] is not None and on_small["size"] == 0 and on_small["subset"] == [3, 5_000]
+    assert main(["assess", str(files[1]), "--jsonl", str(out), "--quiet"]) == 0
+    assert read_jsonl(out)[0]["subset"] is None
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,8 @@ class FileAssessment:
         iid: the IID track's result, when that track ran.
         seconds: wall time of reading and assessing the file where it ran.
         error: why the file was not assessed (its path not repeated), or ``None``.
+        subset: ``(index, count)`` when block ``index`` of ``count`` samples was assessed
+            (``assess_files(subset=)``, ``--subset``), ``None`` for the whole file.
     """
 
     path: str
@@ -59,6 +61,7 @@ class FileAssessment:
     iid: IidResult | None
     seconds: float
     error: str | None = None
+    subset: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -115,7 +118,7 @@ def _assess_one(path: str, shown: str, options: _Options) -> tuple[FileAssessmen
             iid = entropy.assess_iid(
                 data, bits_per_symbol=options.bits_per_symbol, permutations=options.permutations, seed=options.seed
             )
-        record = FileAssessment(shown, size, sha256, non_iid, iid, time.perf_counter() - start)
+        record = FileAssessment(shown, size, sha256, non_iid, iid, time.perf_counter() - start, subset=options.subset)
         page = None
         if options.report:
             from .report.html import html_report
@@ -128,7 +131,8 @@ def _assess_one(path: str, shown: str, options: _Options) -> tuple[FileAssessmen
         # The file's own problem: recorded, so that the other files' results are kept.
         # Its samples are the API's ``data``: the record names the file already.
         message = str(exc).removeprefix(f"{path}: ").removeprefix("data: ")
-        return FileAssessment(shown, size, sha256, None, None, time.perf_counter() - start, message), None
+        seconds = time.perf_counter() - start
+        return FileAssessment(shown, size, sha256, None, None, seconds, message, options.subset), None
 
 
 def _check(

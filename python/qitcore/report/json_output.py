@@ -141,7 +141,8 @@ def iid_document(
 
 def file_record_json(record: FileAssessment, *, commandline: str = "") -> str:
     """One line of ``qitcore assess --jsonl``: the file (``path``, ``size`` in samples, ``sha256``,
-    ``seconds``, ``error``: null when assessed) and each track's NIST document (``nonIid``,
+    ``seconds``, ``error``: null when assessed, ``subset``: ``[index, count]`` of the block
+    assessed, null for the whole file) and each track's NIST document (``nonIid``,
     ``iid``: null when that track did not run or the file was not assessed)."""
     path, sha256 = record.path, record.sha256
     doc = {
@@ -150,6 +151,7 @@ def file_record_json(record: FileAssessment, *, commandline: str = "") -> str:
         "sha256": record.sha256,
         "seconds": record.seconds,
         "error": record.error,
+        "subset": None if record.subset is None else list(record.subset),
         "nonIid": None
         if record.non_iid is None
         else non_iid_document(record.non_iid, commandline=commandline, filename=path, sha256=sha256),
