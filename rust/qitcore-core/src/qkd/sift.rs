@@ -193,6 +193,25 @@ fn locate(index: &[u64], at: usize, x: u64) -> Option<usize> {
     (index[row] == x).then_some(row)
 }
 
+/// The rows of `numbers` (increasing, none below `index[at]`'s predecessor's successor) where
+/// Alice holds every pulse from `index[at]` on, each `x − index[at]` rows past `at`: computed and
+/// checked (`index[row] == x`) for the whole group with no lookup waiting on the one before.
+/// `false` (and `rows` unspecified) when any is not where that puts it; [`locate`] then finds
+/// them one by one, or names the first missing.
+#[inline(always)]
+fn rows_by_offset(index: &[u64], at: usize, numbers: &[u64], rows: &mut [usize]) -> bool {
+    let Some(&first) = index.get(at) else { return false };
+    let last = index.len() - 1;
+    let mut found = true;
+    for (row, &x) in rows.iter_mut().zip(numbers) {
+        // A number below `first`, or past the end, lands on a row that does not hold it.
+        let r = usize::try_from(x.wrapping_sub(first)).map_or(last, |d| at.saturating_add(d).min(last));
+        *row = r;
+        found &= x >= first && index[r] == x;
+    }
+    found
+}
+
 /// Packs `count` labels, one a byte at the front of `buf`, [`LABEL_BITS`] each in place, the
 /// first in the top bits (the last byte's unused bits zero); returns the packed length. Writing
 /// a byte a label while sifting and packing after costs less than shifting each label into a
@@ -402,17 +421,38 @@ fn sift_part(
         for x in &mut numbers_of[..count] {
             *x = pulse_number(numbers, &mut read, &mut next).ok_or_else(bad_numbers)?;
         }
-        for (row, &x) in rows[..count].iter_mut().zip(&numbers_of[..count]) {
-            *row = locate(index, at, x)
-                .ok_or_else(|| Error::protocol(format!("Bob reports pulse {x}, of which Alice has no record")))?;
-            at = *row + 1;
-        }
+        let numbers_here = &numbers_of[..count];
         let mut alice_word = 0u64;
-        for (i, (record, &row)) in records[..count].iter_mut().zip(&rows[..count]).enumerate() {
-            let (b, label) = (basis[row], intensity[row]);
-            alice_word |= u64::from(b & 1) << i;
-            *record = (bit[row] & 1) | label << 1;
-            (bases_seen, labels_seen) = (bases_seen | b, labels_seen | label);
+        if index.get(at..at + count) == Some(numbers_here) {
+            // Alice holds just the pulses Bob reports here (a detector's log kept at both ends,
+            // the simulator's records): the rows follow on from `at`, one comparison for the
+            // group, and the columns are read as slices.
+            let rows = at..at + count;
+            alice_word = bytes_word(&basis[rows.clone()]);
+            for ((record, &b), &label) in
+                records[..count].iter_mut().zip(&bit[rows.clone()]).zip(&intensity[rows.clone()])
+            {
+                *record = (b & 1) | label << 1;
+            }
+            bases_seen |= basis[rows.clone()].iter().fold(0, |acc, &b| acc | b);
+            labels_seen |= intensity[rows].iter().fold(0, |acc, &l| acc | l);
+            at += count;
+        } else {
+            if !rows_by_offset(index, at, numbers_here, &mut rows[..count]) {
+                for (row, &x) in rows[..count].iter_mut().zip(numbers_here) {
+                    *row = locate(index, at, x).ok_or_else(|| {
+                        Error::protocol(format!("Bob reports pulse {x}, of which Alice has no record"))
+                    })?;
+                    at = *row + 1;
+                }
+            }
+            at = rows[count - 1] + 1;
+            for (i, (record, &row)) in records[..count].iter_mut().zip(&rows[..count]).enumerate() {
+                let (b, label) = (basis[row], intensity[row]);
+                alice_word |= u64::from(b & 1) << i;
+                *record = (bit[row] & 1) | label << 1;
+                (bases_seen, labels_seen) = (bases_seen | b, labels_seen | label);
+            }
         }
         let wire = byte_bits_reversed(alice_word).to_le_bytes();
         bases_out.copy_from_slice(&wire[..bases_out.len()]);
@@ -494,7 +534,7 @@ pub fn conclude(basis: &[u8], bit: &[u8], reply: &[u8], intensities: u8) -> Resu
     let mut sifted = Builder::new(n);
     let (key, test) = sifted.columns();
     let (mut keys, mut tests, mut used) = (0usize, 0usize, 0usize);
-    let (mut bases_seen, mut labels_max) = (0u8, 0u8);
+    let mut bases_seen = 0u8;
     for ((bases, bits), alice) in basis.chunks(GROUP).zip(bit.chunks(GROUP)).zip(alice_bases.chunks(GROUP / 8)) {
         bases_seen |= bases.iter().fold(0, |acc, &b| acc | b);
         let bob_word = bytes_word(bases);
@@ -507,7 +547,6 @@ pub fn conclude(basis: &[u8], bit: &[u8], reply: &[u8], intensities: u8) -> Resu
             let i = kept.trailing_zeros() as usize;
             let label = unpacked[used];
             used += 1;
-            labels_max = labels_max.max(label);
             let record = (bits[i] & 1) | label << 1;
             // Both columns are written; only the pulse's basis's end advances.
             key[keys] = record;
@@ -520,6 +559,9 @@ pub fn conclude(basis: &[u8], bit: &[u8], reply: &[u8], intensities: u8) -> Resu
     if bases_seen > 1 {
         return Err(Error::argument("basis", "bases must be 0 or 1"));
     }
+    // The largest label in a pass of its own: kept in the loop above it was a value spilled to
+    // the stack and read back a pulse later, the loop's slowest step.
+    let labels_max = unpacked[..used].iter().fold(0, |acc, &l| acc.max(l));
     // Exactly the bytes the labels need, every label below `intensities`, zeros after the last.
     if labels_max >= intensities || labels.len() != used.div_ceil(4) || unpacked[used..].iter().any(|&l| l != 0) {
         return Err(bad());
@@ -855,6 +897,55 @@ mod tests {
                 assert!(err.to_string().contains(&format!("pulse {}", 3 + hole * 10)), "{err}");
             }
         }
+    }
+
+    /// Alice holding exactly Bob's pulses (whole groups read as slices), then one record more
+    /// inside a group or before the first, then every pulse of a range (rows by offset): the
+    /// naive ends' reply and keys each time; and a pulse Alice lacks in a group whose other
+    /// pulses she holds in order is named.
+    #[test]
+    fn groups_alice_holds_in_order_match_the_naive_ends() {
+        let mut g = crate::maths::xoshiro::Xoshiro256::from_seed(11);
+        let bob_index: Vec<u64> = {
+            let mut at = 5u64;
+            (0..1000)
+                .map(|_| {
+                    at += 1 + g.next_u64() % 90;
+                    at
+                })
+                .collect()
+        };
+        let bob_basis: Vec<u8> = bob_index.iter().map(|_| (g.next_u64() % 2) as u8).collect();
+        let column = |g: &mut crate::maths::xoshiro::Xoshiro256, len: usize, m: u64| -> Vec<u8> {
+            (0..len).map(|_| (g.next_u64() % m) as u8).collect()
+        };
+        let mut extra_inside = bob_index.clone();
+        extra_inside.insert(100, bob_index[99] + 1);
+        assert!(extra_inside[101] > extra_inside[100]);
+        let mut extra_first = bob_index.clone();
+        extra_first.insert(0, 1);
+        let every: Vec<u64> = (0..=bob_index[999] + 3).collect();
+        for index in [bob_index.clone(), extra_inside, extra_first, every] {
+            let (basis, bit, intensity) =
+                (column(&mut g, index.len(), 2), column(&mut g, index.len(), 2), column(&mut g, index.len(), 3));
+            let alice = AliceRecords { index: &index, basis: &basis, bit: &bit, intensity: &intensity };
+            let bob_bit: Vec<u8> = bob_index.iter().map(|_| (g.next_u64() % 2) as u8).collect();
+            let (reply, a, b) = naive(&alice, &bob_index, &bob_basis, &bob_bit);
+            let (got_reply, got_a, n) = answer(&alice, &announce(&bob_index, &bob_basis).unwrap()).unwrap();
+            assert_eq!((n, &got_reply), (bob_index.len(), &reply));
+            assert_eq!(got_a, a);
+            assert_eq!(conclude(&bob_basis, &bob_bit, &reply, 3).unwrap(), b);
+        }
+        // Bob's pulse 130 moved into the gap before it: the second group's other pulses are
+        // Alice's rows in order, that one is not hers.
+        let alice_index = bob_index.clone();
+        let (basis, bit, intensity) = (column(&mut g, 1000, 2), column(&mut g, 1000, 2), column(&mut g, 1000, 3));
+        let alice = AliceRecords { index: &alice_index, basis: &basis, bit: &bit, intensity: &intensity };
+        let gap = (129..1000).find(|&i| bob_index[i] - bob_index[i - 1] > 1).expect("a gap");
+        let mut wrong = bob_index.clone();
+        wrong[gap] -= 1;
+        let err = answer(&alice, &announce(&wrong, &bob_basis).unwrap()).unwrap_err();
+        assert!(err.to_string().contains(&format!("pulse {}", wrong[gap])), "{err}");
     }
 
     /// Replies that differ from a valid one in the labels' length, a label's value or the
