@@ -27,6 +27,12 @@ pub fn lag(s: &[u8], k: usize, view: View) -> Estimate {
         unsafe { x86::steps_avx512(&mut state, s, warm) };
         return state.estimate(name, view, len, k);
     }
+    #[cfg(target_arch = "x86_64")]
+    if warm < len && cpu::has(Features::AVX2) {
+        // SAFETY: AVX2 was just detected.
+        unsafe { x86::steps_avx2(&mut state, s, warm) };
+        return state.estimate(name, view, len, k);
+    }
     for i in warm..len {
         state.step_scalar(s, i);
     }
@@ -128,6 +134,69 @@ mod x86 {
         state.high = u64::from(high);
         state.tally = tally;
     }
+
+    /// [`steps_avx512`] on AVX2: the 128 scores in sixteen vectors of eight 32-bit lanes (lane
+    /// `L` lag `127 − L` again), each step's matches widened from bytes to lanes, eight at a
+    /// time. Scores stay below 2^31 (a score counts samples), so the signed comparisons hold.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn steps_avx2(state: &mut State, s: &[u8], start: usize) {
+        let mut lanes = [0u32; LAGS];
+        for (lane, v) in lanes.iter_mut().enumerate() {
+            *v = state.scoreboard[LAGS - 1 - lane] as u32;
+        }
+        // SAFETY: lanes holds 128 u32, sixteen 256-bit loads.
+        let mut scores: [__m256i; 16] =
+            std::array::from_fn(|j| unsafe { _mm256_loadu_si256(lanes[8 * j..].as_ptr() as *const __m256i) });
+        let (mut winner, mut high) = (state.winner, state.high as u32);
+        let mut tally = state.tally;
+        for i in start..s.len() {
+            let x = s[i];
+            tally.record(x == s[i - winner - 1]);
+            let xv = _mm256_set1_epi8(x as i8);
+            // SAFETY: i >= 128, so s[i − 128 .. i] is in bounds: four 32-byte loads.
+            let equal: [__m256i; 4] = std::array::from_fn(|q| unsafe {
+                _mm256_cmpeq_epi8(_mm256_loadu_si256(s.as_ptr().add(i - 128 + 32 * q) as *const __m256i), xv)
+            });
+            // A lane reached the best when its score, after the step, is above high − 1.
+            let below = _mm256_set1_epi32(high as i32 - 1);
+            let mut reached = [_mm256_setzero_si256(); 16];
+            let mut any = _mm256_setzero_si256();
+            for j in 0..16 {
+                let half = if j % 4 < 2 {
+                    _mm256_castsi256_si128(equal[j / 4])
+                } else {
+                    _mm256_extracti128_si256::<1>(equal[j / 4])
+                };
+                let eight = if j % 2 == 0 { half } else { _mm_srli_si128::<8>(half) };
+                // All ones (−1) where the lag's sample matches: subtracting adds one.
+                let matched = _mm256_cvtepi8_epi32(eight);
+                scores[j] = _mm256_sub_epi32(scores[j], matched);
+                reached[j] = _mm256_and_si256(matched, _mm256_cmpgt_epi32(scores[j], below));
+                any = _mm256_or_si256(any, reached[j]);
+            }
+            if _mm256_testz_si256(any, any) == 1 {
+                continue;
+            }
+            // As on AVX-512: a new best (high + 1) wins over ties (high), the lowest lane first.
+            let above = _mm256_set1_epi32(high as i32 + 1);
+            let exceed: [__m256i; 16] =
+                std::array::from_fn(|j| _mm256_and_si256(reached[j], _mm256_cmpeq_epi32(scores[j], above)));
+            let any_exceed = exceed.iter().fold(_mm256_setzero_si256(), |a, &e| _mm256_or_si256(a, e));
+            let candidates = if _mm256_testz_si256(any_exceed, any_exceed) == 0 {
+                high += 1;
+                exceed
+            } else {
+                reached
+            };
+            let bits = candidates.map(|c| _mm256_movemask_ps(_mm256_castsi256_ps(c)) as u32);
+            let j = bits.iter().position(|&b| b != 0).expect("some lane reached the best");
+            let lane = 8 * j + bits[j].trailing_zeros() as usize;
+            winner = LAGS - 1 - lane;
+        }
+        state.winner = winner;
+        state.high = u64::from(high);
+        state.tally = tally;
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +213,30 @@ mod tests {
         (state.tally.correct, state.tally.longest)
     }
 
+    /// Each vector path this CPU runs, from the scalar warm-up on: (correct, longest run).
+    #[cfg(target_arch = "x86_64")]
+    fn vector_paths(s: &[u8]) -> Vec<(&'static str, u64, u64)> {
+        let warm = s.len().min(LAGS + 1);
+        let mut out = Vec::new();
+        let paths: [(&str, Features, unsafe fn(&mut State, &[u8], usize)); 2] = [
+            ("avx2", Features::AVX2, x86::steps_avx2),
+            ("avx512", Features::AVX512F | Features::AVX512BW, x86::steps_avx512),
+        ];
+        for (name, features, steps) in paths {
+            if !cpu::has(features) || warm == s.len() {
+                continue;
+            }
+            let mut state = State { scoreboard: [0u64; LAGS], winner: 0, high: 0, tally: Tally::default() };
+            for i in 1..warm {
+                state.step_scalar(s, i);
+            }
+            // SAFETY: the CPU runs the path (checked above).
+            unsafe { steps(&mut state, s, warm) };
+            out.push((name, state.tally.correct, state.tally.longest));
+        }
+        out
+    }
+
     proptest! {
         #[test]
         fn vector_and_scalar_paths_agree(s in proptest::collection::vec(0u8..3, 3..2000)) {
@@ -151,6 +244,32 @@ mod tests {
             let (correct, longest) = scalar(&s);
             prop_assert_eq!(e.field("C"), Some(crate::entropy::Value::Int(correct as i64)));
             prop_assert_eq!(e.field("r"), Some(crate::entropy::Value::Int(longest as i64 + 1)));
+            #[cfg(target_arch = "x86_64")]
+            for (path, c, l) in vector_paths(&s) {
+                prop_assert_eq!((c, l), (correct, longest), "{}", path);
+            }
+        }
+
+        /// Binary and byte data whose best lag changes often: periodic stretches of several
+        /// periods, then noise.
+        #[test]
+        fn vector_paths_follow_changing_leaders(
+            periods in proptest::collection::vec((1usize..140, 50usize..600), 1..6),
+            k in prop_oneof![Just(2u8), Just(255u8)],
+            seed in any::<u64>(),
+        ) {
+            let mut g = crate::maths::xoshiro::Xoshiro256::from_seed(seed);
+            let mut s = Vec::new();
+            for (period, len) in periods {
+                let motif: Vec<u8> = (0..period).map(|_| (g.next_u64() % u64::from(k)) as u8).collect();
+                s.extend((0..len).map(|i| motif[i % period]));
+                s.extend((0..len / 4).map(|_| (g.next_u64() % u64::from(k)) as u8));
+            }
+            let (correct, longest) = scalar(&s);
+            #[cfg(target_arch = "x86_64")]
+            for (path, c, l) in vector_paths(&s) {
+                prop_assert_eq!((c, l), (correct, longest), "{}", path);
+            }
         }
     }
 }
