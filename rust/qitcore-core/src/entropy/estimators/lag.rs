@@ -213,12 +213,16 @@ mod tests {
         (state.tally.correct, state.tally.longest)
     }
 
+    /// A vector path's steps from a given sample on.
+    #[cfg(target_arch = "x86_64")]
+    type Steps = unsafe fn(&mut State, &[u8], usize);
+
     /// Each vector path this CPU runs, from the scalar warm-up on: (correct, longest run).
     #[cfg(target_arch = "x86_64")]
     fn vector_paths(s: &[u8]) -> Vec<(&'static str, u64, u64)> {
         let warm = s.len().min(LAGS + 1);
         let mut out = Vec::new();
-        let paths: [(&str, Features, unsafe fn(&mut State, &[u8], usize)); 2] = [
+        let paths: [(&str, Features, Steps); 2] = [
             ("avx2", Features::AVX2, x86::steps_avx2),
             ("avx512", Features::AVX512F | Features::AVX512BW, x86::steps_avx512),
         ];
