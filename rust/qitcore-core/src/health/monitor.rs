@@ -264,15 +264,20 @@ impl Monitor {
             }
             let mut i = 0usize;
             while i < chunk.len() {
-                // Fast path: 64 samples with no two neighbours equal and no APT failure.
-                if let Some(hits) = wide::no_repeats_count(chunk, i, last, value) {
+                // Fast path: 64 samples compared at once, taken whole when neither test fires in
+                // them (the sample-by-sample loop below then finds where one does).
+                if let Some((repeats, hits)) = wide::compare(chunk, i, last, value) {
+                    // Before the first sample there is no run to extend.
+                    let repeats = if run == 0 { repeats & !1 } else { repeats };
                     if count + hits < apt_cutoff {
-                        longest = longest.max(run);
-                        run = 1;
-                        last = chunk[i + 63];
-                        count += hits;
-                        i += 64;
-                        continue;
+                        if let Some((current, completed)) = runs_of(repeats, run, rct_cutoff) {
+                            longest = longest.max(completed);
+                            run = current;
+                            last = chunk[i + 63];
+                            count += hits;
+                            i += 64;
+                            continue;
+                        }
                     }
                 }
                 let x = chunk[i];
@@ -473,6 +478,9 @@ mod tests {
                 rest = tail;
             }
             proptest::prop_assert_eq!(got, expect);
+            if expect.is_none() {
+                proptest::prop_assert_eq!(m.counters().longest_run, naive_longest_ended(&data));
+            }
             // Windows resolve when they are complete, up to the failure; a call that fails
             // resolves nothing (the caller withholds every sample it holds), so windows that
             // completed within the failing call stay unresolved.
@@ -512,7 +520,55 @@ mod tests {
                 rest = tail;
             }
             proptest::prop_assert_eq!(got, expect);
+            if expect.is_none() {
+                proptest::prop_assert_eq!(m.counters().longest_run, naive_longest_ended(&data));
+            }
         }
+
+        /// The 64-sample run rule against stepping through the samples one by one.
+        #[test]
+        fn runs_of_64_samples_step_by_step(
+            repeats in proptest::prelude::any::<u64>(),
+            sparse in proptest::prelude::any::<u64>(),
+            dense in 0u32..3,
+            tail in 0u32..64,
+            run in 1u64..90,
+            cutoff in 2u64..140,
+        ) {
+            // Mostly repeats, mostly starts, or even; then the last `tail` samples repeats (the
+            // run at the end often the longest).
+            let repeats = match dense {
+                0 => repeats & sparse,
+                1 => repeats | sparse,
+                _ => repeats,
+            } | (!0u64).checked_shl(64 - tail).unwrap_or(0);
+            let (mut current, mut longest, mut fired) = (run, 0u64, run >= cutoff);
+            for j in 0..64 {
+                if repeats >> j & 1 == 1 {
+                    current += 1;
+                } else {
+                    longest = longest.max(current);
+                    current = 1;
+                }
+                fired |= current >= cutoff;
+            }
+            let expect = (!fired).then_some((current, longest));
+            proptest::prop_assert_eq!(runs_of(repeats, run, cutoff), expect);
+        }
+    }
+
+    /// The longest run of equal samples that ended (a different sample followed it).
+    fn naive_longest_ended(data: &[u8]) -> u64 {
+        let (mut run, mut longest) = (0u64, 0u64);
+        for (i, &x) in data.iter().enumerate() {
+            if i > 0 && data[i - 1] == x {
+                run += 1;
+            } else {
+                longest = longest.max(run);
+                run = 1;
+            }
+        }
+        longest
     }
 
     #[test]
@@ -523,31 +579,155 @@ mod tests {
     }
 }
 
-/// Sixty-four samples at a time with AVX-512BW.
+/// The RCT over 64 samples from their repeat mask (bit `j`: sample `j` equals the one before it)
+/// and the run they continue (`run` samples long): the run at their end and the longest run that
+/// ended among them (0 when none did), or `None` when some run reaches `cutoff`.
+#[inline(always)]
+fn runs_of(repeats: u64, run: u64, cutoff: u64) -> Option<(u64, u64)> {
+    let starts = !repeats;
+    if starts == 0 {
+        let current = run + 64;
+        return (current < cutoff).then_some((current, 0));
+    }
+    let (first, last) = (u64::from(starts.trailing_zeros()), 63 - u64::from(starts.leading_zeros()));
+    // The run before the first start ends there; the one from the last start goes on.
+    let (head, current) = (run + first, 64 - last);
+    // Runs from one start to the next: each a start and the repeats after it.
+    let between = if last > first { repeats & ((1u64 << last) - 1) & (!1u64 << first) } else { 0 };
+    let mut longest_between = u64::from(last > first);
+    let mut ones = between;
+    while ones != 0 {
+        ones &= ones << 1;
+        longest_between += 1;
+    }
+    (head < cutoff && longest_between < cutoff && current < cutoff).then_some((current, head.max(longest_between)))
+}
+
+/// Sixty-four samples at a time with AVX-512BW, or AVX2.
 mod wide {
+    #[cfg(target_arch = "x86_64")]
     use crate::cpu::{self, Features};
 
-    /// For `chunk[i .. i + 64]`: `None` when fewer than 64 samples are left, the CPU lacks
-    /// AVX-512BW, or some sample equals its predecessor (`chunk[i − 1]`, or `last` for `i = 0`);
-    /// otherwise how many of them equal `value`.
+    /// For `chunk[i .. i + 64]`: which samples equal their predecessor (`chunk[i − 1]`, or
+    /// `last` for `i = 0`), bit `j` for sample `i + j`, and how many equal `value`; `None` when
+    /// fewer than 64 samples are left or the CPU has neither AVX-512BW nor AVX2.
     #[inline]
-    pub(super) fn no_repeats_count(chunk: &[u8], i: usize, last: u8, value: u8) -> Option<u64> {
-        if i + 64 > chunk.len() || !cpu::has(Features::AVX512F | Features::AVX512BW) {
+    pub(super) fn compare(chunk: &[u8], i: usize, last: u8, value: u8) -> Option<(u64, u64)> {
+        if i + 64 > chunk.len() {
             return None;
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: AVX-512BW was detected; i + 64 <= chunk.len().
-        return unsafe { x86::count(chunk, i, last, value) };
-        #[cfg(not(target_arch = "x86_64"))]
+        {
+            if cpu::has(Features::AVX512F | Features::AVX512BW) {
+                // SAFETY: AVX-512BW was detected; i + 64 <= chunk.len().
+                return Some(unsafe { x86::compare(chunk, i, last, value) });
+            }
+            if cpu::has(Features::AVX2 | Features::POPCNT) {
+                // SAFETY: AVX2 and POPCNT were detected; i + 64 <= chunk.len().
+                return Some(unsafe { x86::compare_avx2(chunk, i, last, value) });
+            }
+        }
+        let _ = (chunk, last, value);
         None
+    }
+
+    /// [`compare`] sample by sample: the reference for the vector paths.
+    #[cfg(test)]
+    fn reference(chunk: &[u8], i: usize, last: u8, value: u8) -> (u64, u64) {
+        let window = &chunk[i..i + 64];
+        let before = if i == 0 { last } else { chunk[i - 1] };
+        let repeats = std::iter::once(&before).chain(window).zip(window).enumerate();
+        let mask = repeats.filter(|(_, (a, b))| a == b).fold(0u64, |m, (j, _)| m | 1 << j);
+        (mask, window.iter().filter(|&&x| x == value).count() as u64)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// Every vector path this CPU runs against the reference, at the chunk's start (where
+        /// `last` is the predecessor) and inside it, with and without a repeat at each place.
+        #[test]
+        #[cfg(target_arch = "x86_64")]
+        fn vector_paths_count_as_the_reference() {
+            type Count = unsafe fn(&[u8], usize, u8, u8) -> (u64, u64);
+            let paths: [(Features, Count); 2] = [
+                (Features::AVX512F | Features::AVX512BW, x86::compare),
+                (Features::AVX2 | Features::POPCNT, x86::compare_avx2),
+            ];
+            let mut g = crate::maths::xoshiro::Xoshiro256::from_seed(3);
+            // Neighbours always differ: each byte a nonzero step from the one before.
+            let mut chunk = vec![0u8; 200];
+            for k in 1..chunk.len() {
+                chunk[k] = chunk[k - 1].wrapping_add(1 + (g.next_u64() % 3) as u8);
+            }
+            let mut tried = 0;
+            for (features, count) in paths {
+                if !cpu::has(features) {
+                    continue;
+                }
+                tried += 1;
+                for i in [0usize, 1, 31, 32, 63, 100, 136] {
+                    for repeat in [None, Some(0usize), Some(31), Some(32), Some(63)] {
+                        let mut c = chunk.clone();
+                        let mut last = c[0].wrapping_sub(1);
+                        match repeat {
+                            Some(0) if i == 0 => last = c[0],
+                            Some(r) => c[i + r] = if i + r == 0 { c[0] } else { c[i + r - 1] },
+                            None => {}
+                        }
+                        for value in [c[i], c[i + 40], 255] {
+                            // SAFETY: the CPU runs the path; i + 64 <= c.len().
+                            let got = unsafe { count(&c, i, last, value) };
+                            assert_eq!(got, reference(&c, i, last, value), "path {tried}, i {i}, repeat {repeat:?}");
+                        }
+                    }
+                }
+            }
+            // The AVX-512 path needs AVX-512BW; the AVX2 one runs on any x86-64 from 2013 on.
+            assert!(tried >= usize::from(cpu::has(Features::AVX2 | Features::POPCNT)));
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
     mod x86 {
         use std::arch::x86_64::*;
 
+        /// [`compare`] with two 32-byte halves.
+        #[target_feature(enable = "avx2,popcnt")]
+        pub(super) unsafe fn compare_avx2(chunk: &[u8], i: usize, last: u8, value: u8) -> (u64, u64) {
+            // SAFETY: the caller guarantees i + 64 <= chunk.len(), and for i >= 1 that
+            // chunk[i − 1 .. i + 63] is in bounds; `before` is 64 bytes.
+            let (v0, v1, q0, q1) = unsafe {
+                let p = chunk.as_ptr().add(i);
+                let (v0, v1) = (_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(32).cast()));
+                // The predecessors: chunk[i − 1 .. i + 63], with `last` before the first.
+                if i == 0 {
+                    let mut before = [0u8; 64];
+                    before[0] = last;
+                    before[1..].copy_from_slice(&chunk[..63]);
+                    (
+                        v0,
+                        v1,
+                        _mm256_loadu_si256(before.as_ptr().cast()),
+                        _mm256_loadu_si256(before[32..].as_ptr().cast()),
+                    )
+                } else {
+                    (v0, v1, _mm256_loadu_si256(p.sub(1).cast()), _mm256_loadu_si256(p.add(31).cast()))
+                }
+            };
+            let mask = |low: i32, high: i32| u64::from(low as u32) | u64::from(high as u32) << 32;
+            let repeats =
+                mask(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v0, q0)), _mm256_movemask_epi8(_mm256_cmpeq_epi8(v1, q1)));
+            let x = _mm256_set1_epi8(value as i8);
+            let hits =
+                mask(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v0, x)), _mm256_movemask_epi8(_mm256_cmpeq_epi8(v1, x)));
+            (repeats, u64::from(hits.count_ones()))
+        }
+
+        /// [`compare`] in one 64-byte register.
         #[target_feature(enable = "avx512f,avx512bw")]
-        pub(super) unsafe fn count(chunk: &[u8], i: usize, last: u8, value: u8) -> Option<u64> {
+        pub(super) unsafe fn compare(chunk: &[u8], i: usize, last: u8, value: u8) -> (u64, u64) {
             // SAFETY: the caller guarantees i + 64 <= chunk.len().
             let v = unsafe { _mm512_loadu_si512(chunk.as_ptr().add(i) as *const __m512i) };
             // The predecessors: chunk[i − 1 .. i + 63], with `last` before the first.
@@ -558,10 +738,8 @@ mod wide {
                 // SAFETY: i >= 1, so chunk[i − 1 .. i + 63] is in bounds.
                 unsafe { _mm512_loadu_si512(chunk.as_ptr().add(i - 1) as *const __m512i) }
             };
-            if _mm512_cmpeq_epi8_mask(v, prev) != 0 {
-                return None;
-            }
-            Some(u64::from(_mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(value as i8)).count_ones()))
+            let repeats = _mm512_cmpeq_epi8_mask(v, prev);
+            (repeats, u64::from(_mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(value as i8)).count_ones()))
         }
     }
 }
