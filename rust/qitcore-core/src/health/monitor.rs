@@ -285,7 +285,9 @@ impl Monitor {
                 if x == last && run > 0 {
                     run += 1;
                     if run >= rct_cutoff {
-                        self.run = run;
+                        // The state as of this sample, for the failure's counters.
+                        (self.last, self.run, self.counters.longest_run) = (last, run, longest);
+                        self.window_count = count;
                         return Err(self.fail(HealthTest::RepetitionCount, index + i as u64, x, run, rct_cutoff));
                     }
                 } else {
@@ -296,6 +298,7 @@ impl Monitor {
                 // Adaptive Proportion Test: the window's first sample may not recur `apt_cutoff` times.
                 count += u64::from(x == value);
                 if count >= apt_cutoff {
+                    (self.last, self.run, self.counters.longest_run) = (last, run, longest);
                     self.window_count = count;
                     return Err(self.fail(HealthTest::AdaptiveProportion, index + i as u64, x, count, apt_cutoff));
                 }
@@ -555,6 +558,59 @@ mod tests {
             let expect = (!fired).then_some((current, longest));
             proptest::prop_assert_eq!(runs_of(repeats, run, cutoff), expect);
         }
+    }
+
+    /// Feeds `data` in pieces of `cuts` (cycled): the failure, if any, and the counters then.
+    fn fed_in_pieces(m: &mut Monitor, data: &[u8], cuts: &[usize]) -> (Option<Failure>, Counters) {
+        let mut rest = data;
+        for &cut in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, tail) = rest.split_at(cut.min(rest.len()));
+            if let Err(f) = m.process(piece) {
+                return (Some(f), m.counters());
+            }
+            rest = tail;
+        }
+        (None, m.counters())
+    }
+
+    proptest::proptest! {
+        /// Runs of up to a hundred equal samples (crossing and filling 64-sample blocks, RCT
+        /// cutoffs above and below 64) of 1-, 2- and 8-bit samples, fed in pieces, against the
+        /// same data a sample at a time (which never takes the 64-sample path): the same failure
+        /// and the same counters, with or without one; and again after a reset.
+        #[test]
+        fn blocks_and_single_samples_agree(
+            runs in proptest::collection::vec((0u8..4, 1usize..100), 1..200),
+            cuts in proptest::collection::vec(1usize..1500, 1..10),
+            bits in proptest::prop_oneof![proptest::strategy::Just(1u32), proptest::strategy::Just(2), proptest::strategy::Just(8)],
+            h in 0.15f64..1.0,
+        ) {
+            let mask = ((1u16 << bits) - 1) as u8;
+            let data: Vec<u8> = runs.iter().flat_map(|&(v, len)| std::iter::repeat_n(v & mask, len)).collect();
+            let config = Config { startup_samples: 512, ..Config::new(h, bits) };
+            let (mut pieces, mut single) = (Monitor::new(config).unwrap(), Monitor::new(config).unwrap());
+            for _ in 0..2 {
+                let expect = fed_in_pieces(&mut single, &data, &[1]);
+                proptest::prop_assert_eq!(fed_in_pieces(&mut pieces, &data, &cuts), expect);
+                pieces.reset();
+                single.reset();
+            }
+        }
+    }
+
+    /// After an APT failure the longest run counts the runs that ended in the failing call
+    /// (the counters once read the state as the call began).
+    #[test]
+    fn a_failure_reports_the_runs_of_its_own_call() {
+        let config = Config { startup_samples: 512, ..Config::new(1.0, 1) };
+        let data: Vec<u8> = (0..1050).map(|i| u8::from(i % 21 == 20)).collect();
+        let mut m = Monitor::new(config).unwrap();
+        let f = m.process(&data).unwrap_err();
+        assert_eq!(f.test, HealthTest::AdaptiveProportion);
+        assert_eq!(m.counters().longest_run, 20);
     }
 
     /// The longest run of equal samples that ended (a different sample followed it).

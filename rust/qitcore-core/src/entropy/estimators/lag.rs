@@ -21,14 +21,16 @@ pub fn lag(s: &[u8], k: usize, view: View) -> Estimate {
     for i in 1..warm {
         state.step_scalar(s, i);
     }
+    // The vector paths keep scores in 32-bit lanes, compared as signed on AVX2.
+    let vectors = warm < len && len < 1 << 31;
     #[cfg(target_arch = "x86_64")]
-    if warm < len && cpu::has(Features::AVX512F | Features::AVX512BW) {
+    if vectors && cpu::has(Features::AVX512F | Features::AVX512BW) {
         // SAFETY: AVX-512F/BW were just detected.
         unsafe { x86::steps_avx512(&mut state, s, warm) };
         return state.estimate(name, view, len, k);
     }
     #[cfg(target_arch = "x86_64")]
-    if warm < len && cpu::has(Features::AVX2) {
+    if vectors && cpu::has(Features::AVX2) {
         // SAFETY: AVX2 was just detected.
         unsafe { x86::steps_avx2(&mut state, s, warm) };
         return state.estimate(name, view, len, k);
@@ -78,6 +80,8 @@ mod x86 {
     /// lane) the winner, exactly as the scalar rule.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) fn steps_avx512(state: &mut State, s: &[u8], start: usize) {
+        // The loads below read the 128 samples before each step.
+        assert!(start >= LAGS, "the vector steps start after the first {LAGS} samples");
         let mut lanes = [0u32; LAGS];
         for (lane, v) in lanes.iter_mut().enumerate() {
             *v = state.scoreboard[LAGS - 1 - lane] as u32;
@@ -137,9 +141,11 @@ mod x86 {
 
     /// [`steps_avx512`] on AVX2: the 128 scores in sixteen vectors of eight 32-bit lanes (lane
     /// `L` lag `127 − L` again), each step's matches widened from bytes to lanes, eight at a
-    /// time. Scores stay below 2^31 (a score counts samples), so the signed comparisons hold.
+    /// time. Scores stay below 2^31 (a score counts samples, and [`lag`] takes this path only for
+    /// fewer), so the signed comparisons hold.
     #[target_feature(enable = "avx2")]
     pub(super) fn steps_avx2(state: &mut State, s: &[u8], start: usize) {
+        assert!(start >= LAGS, "the vector steps start after the first {LAGS} samples");
         let mut lanes = [0u32; LAGS];
         for (lane, v) in lanes.iter_mut().enumerate() {
             *v = state.scoreboard[LAGS - 1 - lane] as u32;
