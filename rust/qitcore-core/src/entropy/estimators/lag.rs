@@ -64,6 +64,14 @@ impl State {
         }
     }
 
+    /// The scores for the vector paths, lane `L` lag `127 − L`, checking that they start after
+    /// the first [`LAGS`] samples (their loads read the 128 before each step).
+    #[cfg(target_arch = "x86_64")]
+    fn lanes(&self, start: usize) -> [u32; LAGS] {
+        assert!(start >= LAGS, "the vector steps start after the first {LAGS} samples");
+        std::array::from_fn(|lane| self.scoreboard[LAGS - 1 - lane] as u32)
+    }
+
     fn estimate(&self, name: &'static str, view: View, len: usize, k: usize) -> Estimate {
         prediction_estimate(name, view, self.tally.correct, (len - 1) as u64, self.tally.longest, k)
     }
@@ -80,12 +88,7 @@ mod x86 {
     /// lane) the winner, exactly as the scalar rule.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) fn steps_avx512(state: &mut State, s: &[u8], start: usize) {
-        // The loads below read the 128 samples before each step.
-        assert!(start >= LAGS, "the vector steps start after the first {LAGS} samples");
-        let mut lanes = [0u32; LAGS];
-        for (lane, v) in lanes.iter_mut().enumerate() {
-            *v = state.scoreboard[LAGS - 1 - lane] as u32;
-        }
+        let lanes = state.lanes(start);
         // SAFETY: lanes holds 128 u32, eight 512-bit loads.
         let mut scores: [__m512i; 8] =
             std::array::from_fn(|k| unsafe { _mm512_loadu_si512(lanes[16 * k..].as_ptr() as *const __m512i) });
@@ -145,11 +148,7 @@ mod x86 {
     /// fewer), so the signed comparisons hold.
     #[target_feature(enable = "avx2")]
     pub(super) fn steps_avx2(state: &mut State, s: &[u8], start: usize) {
-        assert!(start >= LAGS, "the vector steps start after the first {LAGS} samples");
-        let mut lanes = [0u32; LAGS];
-        for (lane, v) in lanes.iter_mut().enumerate() {
-            *v = state.scoreboard[LAGS - 1 - lane] as u32;
-        }
+        let lanes = state.lanes(start);
         // SAFETY: lanes holds 128 u32, sixteen 256-bit loads.
         let mut scores: [__m256i; 16] =
             std::array::from_fn(|j| unsafe { _mm256_loadu_si256(lanes[8 * j..].as_ptr() as *const __m256i) });
