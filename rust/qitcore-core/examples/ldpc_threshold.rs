@@ -1,6 +1,6 @@
 //! BP thresholds by density evolution (`qkd::ldpc::density`): of every shipped mother code, or of
-//! candidate profiles given as a code spec would (`rows "deg:count,..."`, 160 columns, the
-//! staircase and degree-3 columns as `Code::build` adds them):
+//! candidate profiles given as a code spec would (`rows "deg:count,..."`, 160 columns or
+//! `LDPC_COLS`, the staircase and degree-3 columns as `Code::build` adds them):
 //! `cargo run --release -p qitcore-core --example ldpc_threshold [-- rows profile ...]`.
 
 use qitcore_core::qkd::ldpc::adapt::h2;
@@ -38,7 +38,8 @@ fn main() {
                 (d.parse().expect("degree"), k.parse().expect("count"))
             })
             .collect();
-        let info = 160 - (rows - 1);
+        let cols: usize = std::env::var("LDPC_COLS").ok().and_then(|v| v.parse().ok()).unwrap_or(160);
+        let info = cols - (rows - 1);
         let mut columns: Vec<usize> = profile.iter().flat_map(|&(d, k)| std::iter::repeat_n(d, k)).collect();
         columns.resize(info, 3);
         columns.extend(std::iter::repeat_n(2, rows - 1));

@@ -54,7 +54,10 @@
 //! the unpunctured mother code does not rank codes at the plan's working points, which puncture
 //! their highest-degree columns. A Gaussian approximation of the check messages (the channel's
 //! two values kept) ranked them worse still: it put the rate-0.9 code at f* 1.056 and preferred
-//! extra degree-2 columns that density evolution rejects. Reaching
+//! extra degree-2 columns that density evolution rejects. Nor is the largest degree (the rows)
+//! the limit: on a base matrix of 32 × 320 (`LDPC_COLS=320`) the shipped rate-0.9 profile doubled
+//! has its threshold (0.01169), and columns of degree 24 or 32 lower it (24:56,8:48 0.01166,
+//! 32:56,8:48 0.01095, 32:48,16:20,8:40 0.01077). Reaching
 //! f ≈ 1.1 at QBER 1–3 % would take codes designed by density evolution for each rate: longer
 //! frames alone sharpen the transition but do not move it. The rate-0.9 spec lifted by z = 256,
 //! 512 and 1024 (`ldpc_design`, 300 frames at QBER 1 %, d = 0.0557, random puncturing) failed
