@@ -20,56 +20,56 @@
 //! Why these profiles: chosen by measuring the frame error rate over a simulated BSC at a fixed
 //! efficiency with `examples/ldpc_design.rs` (candidate spec on the command line) and the shipped
 //! family with `examples/ldpc_fer.rs`. Measured there (1000 frames per point, no blind round, no
-//! punctured symbol): at f = 1.15 the codes for QBER 4–8 % fail ≤ 1.5 % of frames, those for
-//! 2–3 % about a fifth; at f = 1.2 they fail ≤ 1.2 %. Punctured symbols cost much more than
-//! shortened ones: at QBER 6 % and f = 1.1, 7 % of frames fail unpunctured, 65 % with the 2684
-//! punctured symbols of two blind steps of 0.1. Extra degree-2 columns beside the staircase were
-//! tried in the rate-0.9 code and dropped: with the staircase they closed a codeword of weight 8 on
-//! degree-2 variables alone, and frames converged to another word with the same syndrome. No
-//! choice of shifts avoids that: two independent cycles of the base graph among degree-2 columns,
-//! of `L1` and `L2` columns, lift to a cycle of at most `2·(L1 + L2)` variables whatever the shifts
-//! (the walk around the first, the second, the first backwards and the second backwards: its
-//! shifts cancel in the cyclic lift), a codeword of degree-2 variables alone; a search for shifts
-//! keeping every such codeword at 64 bits or more found none for the second extra column of a
-//! 16-row code (every shift left a lighter one; the first twenty tried, one of 20 bits). So a code keeps at most one extra degree-2 column,
-//! and density evolution (`density.rs`) says more would not pay at rate 0.9 anyway: four of the
-//! degree-8 columns made degree 2 lower its threshold from 0.01168 to 0.01130 (one degree-4
-//! column made degree 2: 0.01168).
+//! punctured symbol): at f = 1.15 the codes for QBER 4–8 % fail ≤ 1.5 % of frames, those for 2–3 %
+//! about a fifth; at f = 1.2 they fail ≤ 1.2 %. Punctured symbols cost much more than shortened
+//! ones: at QBER 6 % and f = 1.1, 7 % of frames fail unpunctured, 65 % with the 2684 punctured
+//! symbols of two blind steps of 0.1. Extra degree-2 columns beside the staircase were tried in the
+//! rate-0.9 code and dropped: with the staircase they closed a codeword of weight 8 on degree-2
+//! variables alone, and frames converged to another word with the same syndrome. No choice of
+//! shifts avoids that: two independent cycles of the base graph among degree-2 columns, of `L1` and
+//! `L2` columns, lift to a cycle of at most `2·(L1 + L2)` variables whatever the shifts (the walk
+//! around the first, the second, the first backwards and the second backwards: its shifts cancel in
+//! the cyclic lift), a codeword of degree-2 variables alone; a search for shifts keeping every such
+//! codeword at 64 bits or more found none for the second extra column of a 16-row code (every shift
+//! left a lighter one; the first twenty tried, one of 20 bits). So a code keeps at most one extra
+//! degree-2 column, and density evolution (`density.rs`) says more would not pay at rate 0.9
+//! anyway: four of the degree-8 columns made degree 2 lower its threshold from 0.01168 to 0.01130
+//! (one degree-4 column made degree 2: 0.01168).
 //!
-//! BP thresholds of the shipped ensembles by density evolution (`examples/ldpc_threshold.rs`),
-//! as crossover `p*` and the efficiency `f* = (1 − R)/h(p*)` a long frame of the code could reach:
-//! rate 0.9 0.01168 (f* 1.090), 0.85 0.01870 (1.119), 0.8 0.02744 (1.103), 0.75 0.03795 (1.074),
-//! 0.7 0.04863 (1.069), 0.6 0.07119 (1.080), 0.5 0.0725 (1.333: its staircase makes half the
-//! columns degree 2, λ2 ≈ 0.19, near the stability bound λ2·ρ'(1) < 1/(2√(p(1 − p))), which caps
-//! the unshortened code's threshold at about 0.085 whatever the other columns; the plan uses it
-//! shortened, from QBER 8 %, where `ldpc_fer` measures f 1.12). These are the mother codes'
-//! thresholds: shortening and puncturing move them. Moving a few columns between degrees around the
-//! rate-0.9 profile lowered its threshold in every direction tried but one (16:28,8:24, the
-//! degree-4 band moved to degree 16: 0.01177, a frame error rate unpunctured at QBER 1.0 % of
-//! 1.8 % against 3.2 %, 500 frames: within noise; in the plan, `ldpc_fer` with 4000 frames at
-//! QBER 0.8 / 1 %, f 1.225 / 1.179 against 1.244 / 1.184, but 7 frames lost at 1 % against 4,
-//! above the 10^-3 the plan keeps: the degree-4 band holds the frame error rate down, as before).
-//! At rate 0.85, 24:24,8:20 raises the threshold
-//! to 0.01907 (f* 1.102) and unpunctured fails fewer frames (QBER 1.8 %: 11.2 % against 20.2 % of
-//! 500), but in the plan, punctured and with blind rounds (`ldpc_fer`, 2000 frames a QBER), its
-//! first attempts failed more often (QBER 1.25 / 1.5 / 1.75 %: 61 / 33 / 34 % against 44 / 28 /
-//! 24 %) for the same f (1.202 / 1.169 / 1.168 against 1.207 / 1.168 / 1.161): the threshold of
-//! the unpunctured mother code does not rank codes at the plan's working points, which puncture
-//! their highest-degree columns. A Gaussian approximation of the check messages (the channel's
-//! two values kept) ranked them worse still: it put the rate-0.9 code at f* 1.056 and preferred
-//! extra degree-2 columns that density evolution rejects. Nor is the largest degree (the rows)
-//! the limit: on a base matrix of 32 × 320 (`LDPC_COLS=320`) the shipped rate-0.9 profile doubled
-//! has its threshold (0.01169), and columns of degree 24 or 32 lower it (24:56,8:48 0.01166,
-//! 32:56,8:48 0.01095, 32:48,16:20,8:40 0.01077). Reaching
-//! f ≈ 1.1 at QBER 1–3 % would take codes designed by density evolution for each rate: longer
-//! frames alone sharpen the transition but do not move it. The rate-0.9 spec lifted by z = 256,
-//! 512 and 1024 (`ldpc_design`, 300 frames at QBER 1 %, d = 0.0557, random puncturing) failed
-//! 85, 83 and 89 % of frames at f = 1.10 and 13.7, 3.0 and 0.3 % at f = 1.20. And a frame's fate
-//! is decided mostly by its own number of errors (`ldpc_fer` with `LDPC_DIAG`: at QBER 1 % and
-//! f 1.12, 15 % of the quarter of frames with fewest errors failed their first attempt, all of
-//! the quarter with most), so the blind rounds cannot do much better than fixed steps: asking
-//! each failed frame for what the errors its posterior still expects would need (kept out,
-//! measured no better than fixed steps at QBER 1–5 %).
+//! BP thresholds by density evolution (`examples/ldpc_threshold.rs`) of the unstructured ensembles
+//! with the shipped codes' degree distributions (the base matrix's structure dropped), as crossover
+//! `p*` and the efficiency `f* = (1 − R)/h(p*)` long frames of them reach under BP: rate 0.9
+//! 0.01168 (f* 1.090), 0.85 0.01870 (1.119), 0.8 0.02744 (1.103), 0.75 0.03795 (1.074), 0.7 0.04863
+//! (1.069), 0.6 0.07119 (1.080), 0.5 0.0725 (1.333: its staircase makes half the columns degree 2,
+//! λ2 ≈ 0.19, near the stability bound λ2·ρ'(1) < 1/(2√(p(1 − p))), which caps the ensemble's
+//! threshold at about 0.085 whatever the other columns; the plan uses it shortened, from QBER 8 %,
+//! where `ldpc_fer` measures f 1.12). These are the mother codes' ensembles' thresholds,
+//! unshortened and unpunctured: shortening and puncturing move them. Moving a few columns between
+//! degrees around the rate-0.9 profile lowered its threshold in every direction tried but one
+//! (16:28,8:24, the degree-4 band moved to degree 16: 0.01177, a frame error rate unpunctured at
+//! QBER 1.0 % of 1.8 % against 3.2 %, 500 frames: within noise; in the plan, `ldpc_fer` with 4000
+//! frames at QBER 0.8 / 1 %, f 1.225 / 1.179 against 1.244 / 1.184, but 7 frames lost at 1 %
+//! against 4, above the 10^-3 the plan keeps: the degree-4 band holds the frame error rate down, as
+//! before). At rate 0.85, 24:24,8:20 raises the threshold to 0.01907 (f* 1.102) and unpunctured
+//! fails fewer frames (QBER 1.8 %: 11.2 % against 20.2 % of 500), but in the plan, punctured and
+//! with blind rounds (`ldpc_fer`, 2000 frames a QBER), its first attempts failed more often (QBER
+//! 1.25 / 1.5 / 1.75 %: 61 / 33 / 34 % against 44 / 28 / 24 %) for the same f (1.202 / 1.169 /
+//! 1.168 against 1.207 / 1.168 / 1.161): the threshold of the unpunctured mother code does not rank
+//! codes at the plan's working points, which puncture their highest-degree columns. A Gaussian
+//! approximation of the check messages (the channel's two values kept) ranked them worse still: it
+//! put the rate-0.9 code at f* 1.056 and preferred extra degree-2 columns that density evolution
+//! rejects. Nor is the largest degree (the rows) the limit: on a base matrix of 32 × 320
+//! (`LDPC_COLS=320`) the shipped rate-0.9 profile doubled has its threshold (0.01169), and columns
+//! of degree 24 or 32 lower it (24:56,8:48 0.01166, 32:56,8:48 0.01095, 32:48,16:20,8:40 0.01077).
+//! Reaching f ≈ 1.1 at QBER 1–3 % would take codes designed by density evolution for each rate:
+//! longer frames alone sharpen the transition but do not move it. The rate-0.9 spec lifted by z =
+//! 256, 512 and 1024 (`ldpc_design`, 300 frames at QBER 1 %, d = 0.0557, random puncturing) failed
+//! 85, 83 and 89 % of frames at f = 1.10 and 13.7, 3.0 and 0.3 % at f = 1.20. And a frame's fate is
+//! decided mostly by its own number of errors (`ldpc_fer` with `LDPC_DIAG`: at QBER 1 % and f 1.12,
+//! 15 % of the quarter of frames with fewest errors failed their first attempt, all of the quarter
+//! with most), so the blind rounds cannot do much better than fixed steps: asking each failed frame
+//! for what the errors its posterior still expects would need (kept out, measured no better than
+//! fixed steps at QBER 1–5 %).
 //!
 //! Circulant `s` joins check `i` of its row block to variable `(i + s) mod z` of its column block.
 
