@@ -6,6 +6,9 @@
 //! "deg:count,deg:count" qber...` (`LDPC_ITERATIONS` and `LDPC_STALL`
 //! override the decoder's limits). Used to choose the shipped specs (code.rs).
 
+#[path = "common/profile.rs"]
+mod profile;
+
 use qitcore_core::maths::xoshiro::{shuffle, Xoshiro256};
 use qitcore_core::qkd::ldpc::adapt::{h2, untainted_first};
 use qitcore_core::qkd::ldpc::code::{Code, Spec};
@@ -18,14 +21,7 @@ fn main() {
     let (frames, z, cols, rows, seed) =
         (num(0) as usize, num(1) as usize, num(2) as usize, num(3) as usize, num(4) as u64);
     let (dfrac, f) = (num(5), num(6));
-    let profile: Vec<(usize, usize)> = a[7]
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (d, k) = p.split_once(':').expect("deg:count");
-            (d.parse().expect("degree"), k.parse().expect("count"))
-        })
-        .collect();
+    let profile = profile::parse(&a[7]);
     let spec = Spec { name: "candidate", cols, rows, z, profile: Box::leak(profile.into_boxed_slice()), seed };
     let code = Code::build(&spec).expect("spec");
     let (n, r0) = (code.n(), code.rate());

@@ -3,6 +3,9 @@
 //! `LDPC_COLS`, the staircase and degree-3 columns as `Code::build` adds them):
 //! `cargo run --release -p qitcore-core --example ldpc_threshold [-- rows profile ...]`.
 
+#[path = "common/profile.rs"]
+mod profile;
+
 use qitcore_core::qkd::ldpc::adapt::h2;
 use qitcore_core::qkd::ldpc::code::{Code, SPECS};
 use qitcore_core::qkd::ldpc::density::{converges, threshold, Ensemble};
@@ -34,14 +37,7 @@ fn main() {
     }
     for pair in args.chunks(2) {
         let rows: usize = pair[0].parse().expect("rows");
-        let profile: Vec<(usize, usize)> = pair[1]
-            .split(',')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (d, k) = p.split_once(':').expect("deg:count");
-                (d.parse().expect("degree"), k.parse().expect("count"))
-            })
-            .collect();
+        let profile = profile::parse(&pair[1]);
         let cols: usize = std::env::var("LDPC_COLS").ok().and_then(|v| v.parse().ok()).unwrap_or(160);
         let info = cols - (rows - 1);
         let mut columns: Vec<usize> = profile.iter().flat_map(|&(d, k)| std::iter::repeat_n(d, k)).collect();
