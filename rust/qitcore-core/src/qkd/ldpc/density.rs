@@ -215,9 +215,13 @@ fn mixture(
 }
 
 /// Whether BP on the ensemble drives the error probability of its messages below `1e-9`
-/// within `max_iterations` at crossover probability `p`.
+/// within `max_iterations` at crossover probability `p` (false for `p` outside (0, 0.5), where
+/// the channel's LLR is not a positive number).
 pub fn converges(ensemble: &Ensemble, p: f64, max_iterations: usize) -> bool {
     const TARGET: f64 = 1e-9;
+    if !(p > 0.0 && p < 0.5) {
+        return false;
+    }
     let llr = ((1.0 - p) / p).ln();
     let at = ((llr / STEP).round() as usize).min(HALF);
     let mut channel = vec![0.0; POINTS];
@@ -276,6 +280,7 @@ mod tests {
         assert!((e.rate() - 0.5).abs() < 1e-12);
         assert!(converges(&e, 0.0835, 5000));
         assert!(!converges(&e, 0.0845, 5000));
+        assert!([0.0, 0.5, -1.0, f64::NAN].iter().all(|&p| !converges(&e, p, 5000)));
     }
 
     #[test]
