@@ -260,16 +260,30 @@ class KeyStore:
             raise KMEUnavailable(f"not enough key material: {len(ids)} keys of {size_bytes * 8} bits asked, "
                                  f"{have * 8} bits stored")  # fmt: skip
         taken = bytearray()
-        rows = db.execute("SELECT seq, material FROM pool WHERE name = ? ORDER BY seq", (pool,))
-        for seq, material in rows.fetchmany(need // CHUNK + 2):
-            use = min(len(material), need - len(taken))
-            taken += material[:use]
-            if use == len(material):
-                db.execute("DELETE FROM pool WHERE seq = ?", (seq,))
-            else:
-                db.execute("UPDATE pool SET material = ? WHERE seq = ?", (material[use:], seq))
-            if len(taken) == need:
+        # Rows hold up to CHUNK bytes, fewer at the end of each addition and of each half of a
+        # session's key: read as many as it takes, a batch at a time (each batch read whole before
+        # its rows are changed), never a count worked out from CHUNK.
+        while len(taken) < need:
+            batch = (need - len(taken)) // CHUNK + 16
+            rows = db.execute(
+                "SELECT seq, material FROM pool WHERE name = ? ORDER BY seq LIMIT ?", (pool, batch)
+            ).fetchall()
+            if not rows:
                 break
+            for seq, material in rows:
+                use = min(len(material), need - len(taken))
+                taken += material[:use]
+                if use == len(material):
+                    db.execute("DELETE FROM pool WHERE seq = ?", (seq,))
+                else:
+                    db.execute("UPDATE pool SET material = ? WHERE seq = ?", (material[use:], seq))
+                if len(taken) == need:
+                    break
+        if len(taken) != need:
+            # The counter said the pool held enough and its rows do not: refuse (the savepoint
+            # undoes the rows taken) rather than hand out short keys.
+            taken[:] = bytes(len(taken))
+            raise KMEUnavailable(f"store: pool {pool} holds {len(taken)} bytes of the {have} its counter says")
         now = time.time()
         keys = []
         for i, key_id in enumerate(ids):
