@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qitcore import qkd
 from qitcore.errors import AuthenticationError, ChannelError, QitError
-from qitcore.qkd.channel import FIRST_FRAME_LIMIT, OVERHEAD, Sealer, recv_frame
+from qitcore.qkd.channel import FIRST_FRAME_LIMIT, NONCE_BYTES, OVERHEAD, Sealer, recv_exact, recv_frame
 from qitcore.qkd.session import HELLO
 
 from .fuzzing import examples
@@ -38,13 +38,16 @@ _bounds = st.sampled_from(
 @st.composite
 def hostile_streams(draw: st.DrawFn) -> list[bytes]:
     """What a stray or hostile client sends, as the chunks it writes."""
-    kind = draw(st.sampled_from(["raw", "length", "flipped", "truncated", "big"]))
+    kind = draw(st.sampled_from(["raw", "length", "flipped", "truncated", "replayed", "big"]))
     if kind == "raw":
         return [draw(st.binary(max_size=6000))]
     if kind == "length":
         length = draw(st.one_of(_u32, _bounds))
         return [struct.pack("<I", length) + draw(st.binary(max_size=min(length, 6000)))]
-    framed = bytearray(struct.pack("<I", len(HELLO_FRAME)) + HELLO_FRAME)
+    # Bob's nonce, then a HELLO sealed without this connection's challenge (one recorded elsewhere).
+    framed = bytearray(bytes(NONCE_BYTES) + struct.pack("<I", len(HELLO_FRAME)) + HELLO_FRAME)
+    if kind == "replayed":
+        return [bytes(framed)]
     if kind == "flipped":
         # Any single bit: in the length (a frame that never completes, or one cut short), the
         # header, the parameters or the tag.
@@ -57,8 +60,10 @@ def hostile_streams(draw: st.DrawFn) -> list[bytes]:
 
 
 def _send(port: int, chunks: list[bytes]) -> bytes:
-    """Sends the chunks (until Alice hangs up) and returns what Alice answered before closing."""
+    """Reads Alice's challenge, sends the chunks (until Alice hangs up) and returns what else
+    Alice sent before closing."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        assert len(recv_exact(sock, NONCE_BYTES)) == NONCE_BYTES
         try:
             for chunk in chunks:
                 sock.sendall(chunk)
@@ -130,6 +135,8 @@ def _hostile_alice(replies: list[list[bytes]]) -> Iterator[int]:
                 except OSError:
                     return
                 with conn, contextlib.suppress(OSError, QitError):
+                    conn.sendall(bytes(NONCE_BYTES))
+                    recv_exact(conn, NONCE_BYTES)
                     recv_frame(conn, limit=FIRST_FRAME_LIMIT)
                     for chunk in replies.pop(0):
                         conn.sendall(chunk)

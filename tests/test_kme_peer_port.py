@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from qitcore.kme import KeyStore
 from qitcore.kme import peer as peer_module
-from qitcore.kme.peer import COMMIT, PeerClient, PeerServer, PeerSettings
+from qitcore.kme.peer import COMMIT, START, PeerClient, PeerServer, PeerSettings
 from qitcore.qkd import Params
+from qitcore.qkd.channel import NONCE_BYTES, Sealer, recv_exact, recv_frame, send_frame
 
 AUTH = b"peer-link-key-for-the-tests-0123"
 
@@ -61,14 +62,33 @@ def test_an_unauthenticated_connection_is_ended_when_late(alice: tuple[PeerServe
     with socket.create_connection(server.address) as silent:
         assert 0.3 < _ended_within(silent, 3) < 1.5
     with socket.create_connection(server.address) as slow:  # a length, then a byte every 50 ms
-        assert 0.3 < _ended_within(slow, 3, struct.pack("<I", 200) + bytes(40)) < 1.5
+        assert 0.3 < _ended_within(slow, 3, bytes(peer_module.NONCE_BYTES) + struct.pack("<I", 200) + bytes(40)) < 1.5
 
 
 def test_an_oversized_first_frame_is_refused_before_it_is_read(alice: tuple[PeerServer, PeerClient]) -> None:
     server, _ = alice
     with socket.create_connection(server.address) as big:
-        big.sendall(struct.pack("<I", peer_module.FIRST_FRAME_BYTES + 1))
+        big.sendall(bytes(peer_module.NONCE_BYTES) + struct.pack("<I", peer_module.FIRST_FRAME_BYTES + 1))
         assert _ended_within(big, 3) < 0.3
+
+
+def test_a_frame_recorded_on_another_connection_is_refused(alice: tuple[PeerServer, PeerClient]) -> None:
+    """A START sealed for one connection's handshake, replayed on a new connection (whose
+    challenge differs), is not answered: the connection is ended."""
+    server, _ = alice
+    sealer = Sealer(AUTH, is_alice=False)
+    with socket.create_connection(server.address) as first:
+        challenge = recv_exact(first, NONCE_BYTES)
+        first.sendall(bytes(NONCE_BYTES))
+        sealer.bind(challenge + bytes(NONCE_BYTES))
+        recorded = sealer.seal(START, struct.pack("<Q", 1) + bytes(NONCE_BYTES))
+        send_frame(first, recorded)
+        assert recv_frame(first)  # answered on its own connection
+    with socket.create_connection(server.address) as replay:
+        recv_exact(replay, NONCE_BYTES)
+        replay.sendall(bytes(NONCE_BYTES))
+        send_frame(replay, recorded)
+        assert _ended_within(replay, 3) < 0.3
 
 
 def test_a_flood_of_silent_connections_does_not_keep_the_peer_out(alice: tuple[PeerServer, PeerClient]) -> None:

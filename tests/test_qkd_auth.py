@@ -31,7 +31,7 @@ from qitcore.errors import (
     QkdError,
 )
 from qitcore.qkd import auth
-from qitcore.qkd.channel import InProcessChannel, frame_limit
+from qitcore.qkd.channel import NONCE_BYTES, InProcessChannel, frame_limit, recv_exact
 from qitcore.qkd.keypool import HEADER, RESERVE, KeyPool
 
 from .fuzzing import examples
@@ -496,7 +496,8 @@ def test_both_ends_over_tcp_with_wegman_carter(link: qkd.SimulatedLink, tmp_path
     # A stray client's forged HELLO first: refused, the real Bob served after it.
     with socket.create_connection(server.getsockname()[:2]) as stray:
         forged = auth.HEADER.pack(auth.MAGIC, 1, 0, 5, 8) + b"HELLO" + os.urandom(8)
-        stray.sendall(struct.pack("<I", len(forged)) + forged)
+        assert len(recv_exact(stray, NONCE_BYTES)) == NONCE_BYTES  # Alice's challenge
+        stray.sendall(bytes(NONCE_BYTES) + struct.pack("<I", len(forged)) + forged)
         assert stray.recv(1) == b""
     with qkd.TcpChannel(bob_pool, "127.0.0.1", server.getsockname()[1], timeout=30) as channel:
         bob_key, report = qkd.BobSession(link.bob, qkd.Params(), channel).run()

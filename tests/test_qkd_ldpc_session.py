@@ -18,6 +18,7 @@ from qitcore.qkd.channel import InProcessChannel
 from qitcore.qkd.session import CASCADE_START, ERROR, LDPC, LDPC_REVEAL, REPLY, VERIFY, State
 from qitcore.qkd.stages import FiniteKeyLength, LdpcReconciliation, Verification
 
+from .handshake import bob_sealer
 from .recording_channel import Message, RecordingChannel
 
 KEY = b"l" * 32
@@ -101,7 +102,7 @@ def _alice_after(link: qkd.SimulatedLink, method: str, messages: list[Message], 
     """A fresh Alice of ``method`` fed Bob's messages up to (not including) the first of kind
     ``last``, and Bob's sealer to talk to her."""
     alice = qkd.AliceSession(link.alice, qkd.Params(reconciliation=method), KEY)
-    sealer = qkd.Sealer(KEY, is_alice=False)
+    sealer = bob_sealer(alice, KEY)
     for kind, payload in messages[: [k for k, _ in messages].index(last)]:
         assert sealer.open(alice.handle_frame(sealer.seal(kind, payload)))[0] == REPLY | kind
     return alice, sealer

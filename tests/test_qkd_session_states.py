@@ -24,6 +24,7 @@ from qitcore.qkd.session import (
     State,
 )
 
+from .handshake import bob_sealer
 from .recording_channel import Message, RecordingChannel
 
 KEY = b"q" * 32
@@ -34,7 +35,7 @@ class _Bob:
 
     def __init__(self, link: qkd.SimulatedLink) -> None:
         self.alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
-        self._sealer = qkd.Sealer(KEY, is_alice=False)
+        self._sealer = bob_sealer(self.alice, KEY)
 
     def frame(self, kind: int, payload: bytes = b"") -> bytes:
         return self._sealer.seal(kind, payload)

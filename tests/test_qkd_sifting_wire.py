@@ -19,6 +19,8 @@ from qitcore.errors import AuthenticationError
 from qitcore.qkd.session import ERROR, HELLO, PROTOCOL, REPLY
 from qitcore.qkd.stages import Sifting
 
+from .handshake import bob_sealer
+
 KEY = b"w" * 32
 
 
@@ -68,24 +70,24 @@ def test_a_reply_that_breaks_the_packing_is_refused(link: qkd.SimulatedLink) -> 
 
 
 def test_an_end_speaking_another_version_is_refused_by_name(link: qkd.SimulatedLink) -> None:
-    assert PROTOCOL == "qitcore-bb84/2"
+    assert PROTOCOL == "qitcore-bb84/3"
     alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
-    bob = qkd.Sealer(KEY, is_alice=False)
+    bob = bob_sealer(alice, KEY)
     old = json.dumps({"protocol": "qitcore-bb84/1", **asdict(qkd.Params())}, sort_keys=True).encode()
     kind, reply = bob.open(alice.handle_frame(bob.seal(HELLO, old)))
     assert kind == ERROR
     detail = json.loads(reply)
     assert detail["error"] == "QkdAbort"
-    assert "protocol versions differ: Bob speaks qitcore-bb84/1, Alice qitcore-bb84/2" in detail["message"]
+    assert "protocol versions differ: Bob speaks qitcore-bb84/1, Alice qitcore-bb84/3" in detail["message"]
     assert alice.error is not None
 
     # Not JSON at all: named as unknown. The same parameters at the same version are accepted.
     alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
-    bob = qkd.Sealer(KEY, is_alice=False)
+    bob = bob_sealer(alice, KEY)
     kind, reply = bob.open(alice.handle_frame(bob.seal(HELLO, b"\xff not json")))
     assert kind == ERROR and "Bob speaks unknown" in json.loads(reply)["message"]
     alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
-    bob = qkd.Sealer(KEY, is_alice=False)
+    bob = bob_sealer(alice, KEY)
     assert bob.open(alice.handle_frame(bob.seal(HELLO, qkd.Params().to_json()))) == (REPLY | HELLO, b"")
 
 

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,11 @@ from qitcore.errors import ChannelClosed, ChannelError, QkdAbort, QkdError
 from qitcore.qkd.channel import (
     FIRST_FRAME_LIMIT,
     MAX_PENDING,
+    NONCE_BYTES,
     OVERHEAD,
     Sealer,
     frame_limit,
+    recv_exact,
     recv_frame,
     send_frame,
 )
@@ -96,9 +98,16 @@ def _answer(sock: socket.socket) -> bytes:
     return bytes(got)
 
 
-def _stray(port: int, data: bytes | Iterable[bytes]) -> bytes:
-    """Connects, sends ``data`` (stopping when Alice hangs up) and returns her answer."""
+Stray = bytes | Iterable[bytes] | Callable[[bytes], bytes]
+
+
+def _stray(port: int, data: Stray) -> bytes:
+    """Connects, reads Alice's challenge, sends ``data`` (or what it makes of the challenge;
+    stopping when Alice hangs up) and returns what else she sends."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        challenge = recv_exact(sock, NONCE_BYTES)
+        if callable(data):
+            data = data(challenge)
         try:
             for chunk in [data] if isinstance(data, bytes) else data:
                 sock.sendall(chunk)
@@ -107,30 +116,38 @@ def _stray(port: int, data: bytes | Iterable[bytes]) -> bytes:
         return _answer(sock)
 
 
-def _hello(key: bytes) -> bytes:
-    """Bob's first frame as a peer holding ``key`` would seal it, length prefix included."""
-    frame = Sealer(key, is_alice=False).seal(HELLO, qkd.Params().to_json())
-    return struct.pack("<I", len(frame)) + frame
+def _hello(key: bytes, challenge: bytes, nonce: bytes = bytes(NONCE_BYTES)) -> bytes:
+    """Bob's nonce and first frame as a peer holding ``key`` would send them after ``challenge``,
+    length prefix included."""
+    sealer = Sealer(key, is_alice=False)
+    sealer.bind(challenge + nonce)
+    frame = sealer.seal(HELLO, qkd.Params().to_json())
+    return nonce + struct.pack("<I", len(frame)) + frame
 
 
 def test_stray_clients_before_bob_get_nothing_and_cost_alice_little_memory(link: qkd.SimulatedLink) -> None:
     alice = _Alice(link)
     silent = [socket.create_connection(("127.0.0.1", alice.port)) for _ in range(3)]  # held to the end
     block = bytes(range(256)) * 256  # 64 KiB, sent again and again: the strays allocate nothing new
-    real = _hello(KEY)
-    flipped = bytearray(real)
-    flipped[20] ^= 0x10
+
+    def flipped(challenge: bytes) -> bytes:
+        frame = bytearray(_hello(KEY, challenge))
+        frame[NONCE_BYTES + 20] ^= 0x10
+        return bytes(frame)
+
+    recorded = _hello(KEY, bytes(NONCE_BYTES))  # a HELLO recorded on another connection
     tracemalloc.start()
     try:
-        strays: dict[str, bytes | Iterable[bytes]] = {
+        strays: dict[str, Stray] = {
             "garbage": os.urandom(10_000),
             "4 GiB length, then 16 MiB": (b"\xff\xff\xff\xff", *[block] * 256),
             "a frame just over the first-frame bound": struct.pack("<I", FIRST_FRAME_LIMIT + 1) + block,
             "a whole frame of garbage": struct.pack("<I", FIRST_FRAME_LIMIT) + block[:FIRST_FRAME_LIMIT],
             "shorter than a header": struct.pack("<I", OVERHEAD - 1) + block[: OVERHEAD - 1],
-            "a HELLO under another key": _hello(OTHER_KEY),
-            "Bob's HELLO with a bit flipped": bytes(flipped),
-            "half of Bob's HELLO": real[: len(real) // 2],
+            "a HELLO under another key": lambda challenge: _hello(OTHER_KEY, challenge),
+            "Bob's HELLO with a bit flipped": flipped,
+            "half of Bob's HELLO": lambda challenge: _hello(KEY, challenge)[:100],
+            "a HELLO recorded on another connection (replayed)": recorded,
             "connect and close": b"",
         }
         for what, data in strays.items():
@@ -143,10 +160,39 @@ def test_stray_clients_before_bob_get_nothing_and_cost_alice_little_memory(link:
     bob_key, report = _bob(link, alice.port)
     alice.join()
     for sock in silent:
-        assert _answer(sock) == b""  # closed unanswered once Bob was in
+        assert len(_answer(sock)) == NONCE_BYTES  # the challenge alone: closed unanswered once Bob was in
         sock.close()
     assert alice.error is None and len(alice.peers) == 1
     assert alice.session.result()[0] == bob_key and report.key_bits > 0
+
+
+def test_a_recorded_session_replayed_to_a_new_alice_gets_nothing(link: qkd.SimulatedLink) -> None:
+    """Every frame Bob sent in one session, replayed in order to Alice's next session over the
+    same records (the keys' freshness rests on the nonces alone): she answers none of it, keeps
+    listening, and serves the real Bob."""
+    sent: list[bytes] = []
+
+    def record(direction: str, frame: bytes) -> bytes:
+        if direction == "to_alice":
+            sent.append(frame)
+        return frame
+
+    first = qkd.AliceSession(link.alice, qkd.Params(), KEY)
+    qkd.BobSession(link.bob, qkd.Params(), qkd.InProcessChannel(KEY, first, tamper=record)).run()
+    assert first.finished and len(sent) > 10
+    alice = _Alice(link)
+    stream = [struct.pack("<I", len(f)) + f for f in sent]
+    assert _stray(alice.port, [bytes(NONCE_BYTES), *stream]) == b""
+    bob_key, _ = _bob(link, alice.port)
+    alice.join()
+    assert alice.error is None and alice.session.result()[0] == bob_key
+    # In one process: the replayed first frame fails the new session's handshake.
+    again = qkd.AliceSession(link.alice, qkd.Params(), KEY)
+    again.challenge(bytes(NONCE_BYTES))
+    reply = again.handle_frame(sent[0])
+    with pytest.raises(QkdError, match="failed authentication"):
+        again.result()
+    assert reply and not again.finished
 
 
 def test_a_flood_of_silent_clients_does_not_keep_bob_out(link: qkd.SimulatedLink) -> None:
@@ -179,6 +225,7 @@ def test_a_silent_client_is_dropped_after_the_first_frame_deadline(link: qkd.Sim
     alice = _Alice(link, timeout=1.5, first_frame_timeout=0.3)
     with socket.create_connection(("127.0.0.1", alice.port), timeout=5) as sock:
         start = time.monotonic()
+        assert len(recv_exact(sock, NONCE_BYTES)) == NONCE_BYTES  # the challenge, then nothing
         assert sock.recv(1) == b""
         assert time.monotonic() - start < 1.2
     alice.join()
@@ -195,6 +242,8 @@ def test_frames_over_the_session_bound_are_refused_before_reading(link: qkd.Simu
         def hostile() -> None:
             conn, _ = server.accept()
             with conn:
+                conn.sendall(bytes(NONCE_BYTES))
+                recv_exact(conn, NONCE_BYTES)
                 recv_frame(conn, limit=FIRST_FRAME_LIMIT)
                 conn.sendall(struct.pack("<I", frame_limit(len(link.bob)) + 1))
                 time.sleep(2)
@@ -224,7 +273,7 @@ def test_the_frame_bound_holds_every_message_of_a_noisy_session() -> None:
     qkd.BobSession(sim.bob, qkd.Params(), channel).run()
     assert alice.finished
     assert largest["to_alice"] <= frame_limit(len(sim.alice)) and largest["to_bob"] <= frame_limit(len(sim.bob))
-    assert len(_hello(KEY)) - 4 <= FIRST_FRAME_LIMIT
+    assert len(_hello(KEY, bytes(NONCE_BYTES))) - NONCE_BYTES - 4 <= FIRST_FRAME_LIMIT
 
 
 @pytest.mark.parametrize("frames", [0, 3, 6])
@@ -235,6 +284,9 @@ def test_a_peer_that_hangs_up_mid_session_leaves_no_key(link: qkd.SimulatedLink,
         def serve() -> None:
             conn, _ = server.accept()
             with conn, contextlib.suppress(QkdError):
+                challenge = os.urandom(NONCE_BYTES)
+                conn.sendall(challenge)
+                alice.bind(challenge + recv_exact(conn, NONCE_BYTES))
                 for _ in range(frames):
                     send_frame(conn, alice.handle_frame(recv_frame(conn)))
 
@@ -250,7 +302,7 @@ def test_a_peer_that_hangs_up_mid_session_leaves_no_key(link: qkd.SimulatedLink,
 def test_alice_says_bob_hung_up_mid_session_and_that_no_key_was_released(link: qkd.SimulatedLink) -> None:
     alice = _Alice(link)
     with socket.create_connection(("127.0.0.1", alice.port)) as bob:
-        bob.sendall(_hello(KEY))
+        bob.sendall(_hello(KEY, recv_exact(bob, NONCE_BYTES)))
         recv_frame(bob)  # Alice answered: the session is under way; Bob goes
     alice.join()
     assert isinstance(alice.error, ChannelClosed)
@@ -303,7 +355,7 @@ def test_alice_and_bob_as_two_programs(tmp_path: Path) -> None:
         assert "listening on" in line, line
         port = int(line.strip().rsplit(":", 1)[1])
         # A stray client first: Alice turns it away and waits for the real Bob.
-        assert _stray(port, _hello(OTHER_KEY)) == b""
+        assert _stray(port, lambda challenge: _hello(OTHER_KEY, challenge)) == b""
         bob = subprocess.run(
             _qitcore("qkd", "bob", "--connect", f"127.0.0.1:{port}", "--records", str(tmp_path / "bob.qdp"), *common,
                      "--key-out", str(tmp_path / "bob.key")),

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import socket
 import struct
 import threading
@@ -27,7 +28,7 @@ from .._net import listen_socket
 from .._validate import show_host_port
 from ..errors import ChannelClosed, ChannelError, InvalidArgumentError, KMEError, KMEUnavailable, QitError, os_reason
 from ..qkd import AliceSession, BobSession, LinkModel, Params
-from ..qkd.channel import Channel, Sealer, frame_limit, recv_frame, send_frame
+from ..qkd.channel import NONCE_BYTES, Channel, Sealer, frame_limit, recv_exact, recv_frame, send_frame
 from .store import KeyStore
 from .worker import Worker
 
@@ -133,6 +134,16 @@ class PeerServer(Worker):
         authenticated = False
         with conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # The connection's handshake: this end's nonce, then the other KME's; every frame is
+            # sealed under a key bound to both, so none recorded from another connection passes.
+            nonce = os.urandom(NONCE_BYTES)
+            try:
+                conn.sendall(nonce)
+                sealer.bind(nonce + recv_exact(conn, NONCE_BYTES))
+            except (OSError, QitError):
+                with self._pending_lock:
+                    self._pending.pop(conn, None)
+                return
             while not self._stop.is_set():
                 try:
                     frame = recv_frame(conn, limit=self._limit if authenticated else FIRST_FRAME_BYTES)
@@ -165,10 +176,13 @@ class PeerServer(Worker):
         if self._settings.role != "alice":
             raise KMEUnavailable("only Alice's KME answers QKD sessions")
         if kind == START:
-            (session,) = struct.unpack("<Q", payload)
+            # The session's number, and Bob's nonce for the QKD session's own handshake.
+            (session,) = struct.unpack_from("<Q", payload)
             link = self._settings.link(session)
-            self._session = (session, AliceSession(link.alice, self._params, self._settings.auth_key))
-            return b""
+            alice = AliceSession(link.alice, self._params, self._settings.auth_key)
+            alice_nonce = alice.challenge(payload[8:])
+            self._session = (session, alice)
+            return alice_nonce
         if kind == QKD:
             if self._session is None:
                 raise KMEUnavailable("no QKD session started")
@@ -211,7 +225,12 @@ class PeerClient:
                     s = self._settings
                     sock = socket.create_connection((s.peer_host, s.peer_port), timeout=self._timeout)
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    self._conn = (sock, Sealer(s.auth_key, is_alice=False))
+                    sealer = Sealer(s.auth_key, is_alice=False)
+                    self._conn = (sock, sealer)
+                    nonce = os.urandom(NONCE_BYTES)
+                    alice_nonce = recv_exact(sock, NONCE_BYTES)
+                    sock.sendall(nonce)
+                    sealer.bind(alice_nonce + nonce)
                 sock, sealer = self._conn
                 send_frame(sock, sealer.seal(kind, payload))
                 reply_kind, reply = sealer.open(recv_frame(sock, limit=frame_limit(self._settings.pulses)))
@@ -243,9 +262,10 @@ class PeerClient:
 class _PeerQkdChannel(Channel):
     """Bob's QKD channel carried by the peer link."""
 
-    def __init__(self, auth_key: bytes, client: PeerClient) -> None:
+    def __init__(self, auth_key: bytes, client: PeerClient, alice_nonce: bytes, bob_nonce: bytes) -> None:
         super().__init__(auth_key)
         self._client = client
+        self._bind(alice_nonce, bob_nonce)
 
     def _exchange(self, frame: bytes) -> bytes:
         return self._client.request(QKD, frame)
@@ -281,9 +301,10 @@ class SessionDriver(Worker):
                     continue
                 session = self._store.last_session() + 1
                 start = time.perf_counter()
-                self._client.request(START, struct.pack("<Q", session))
+                nonce = os.urandom(NONCE_BYTES)
+                alice_nonce = self._client.request(START, struct.pack("<Q", session) + nonce)
                 link = self._settings.link(session)
-                channel = _PeerQkdChannel(self._settings.auth_key, self._client)
+                channel = _PeerQkdChannel(self._settings.auth_key, self._client, alice_nonce, nonce)
                 key, _ = BobSession(link.bob, self._params, channel).run()
                 self._store.add_tentative(session, key)
                 self._commit(session)

@@ -191,10 +191,17 @@ class WegmanCarterSealer:
         # Alice's first frame: the hash key just below its pad, both at or above her mark.
         return offset >= KEY_BYTES and offset - KEY_BYTES >= self._pool.handed_out
 
-    def authentic(self, frame: bytes) -> bool:
-        """Whether :meth:`open` would accept ``frame`` now; hands out no pool bytes (a stray
-        peer's frame is refused without ending the session). A failed check of a well-formed
-        frame counts in :attr:`eps` as one forgery attempt."""
+    def bind(self, context: bytes) -> bool:
+        """Nothing to bind: every tag has a pad of its own, never used again, and a frame's pad
+        offset must be past the last one seen; so no frame of another session authenticates.
+        Returns False: what was sealed before stands (resealing would take new pads)."""
+        return False
+
+    def authentic(self, frame: bytes, context: bytes | None = None) -> bool:
+        """Whether :meth:`open` would accept ``frame`` now (``context``, the session's nonces, is
+        not needed: see :meth:`bind`); hands out no pool bytes (a stray peer's frame is refused
+        without ending the session). A failed check of a well-formed frame counts in :attr:`eps`
+        as one forgery attempt."""
         if not isinstance(frame, (bytes, bytearray)) or len(frame) < OVERHEAD:
             return False
         try:

@@ -16,6 +16,14 @@ the pad's offset) is exactly the next one: a tampered, forged, reflected, droppe
 message arrives with a later number), replayed or reordered message ends the session with
 :class:`~qitcore.errors.AuthenticationError`. Nothing in a message is used before that check.
 
+Every session starts with a handshake of fresh nonces, :data:`NONCE_BYTES` each: Alice's first
+(over TCP she sends it as soon as a connection is accepted; in one process
+:meth:`~qitcore.qkd.session.AliceSession.challenge` returns it), then Bob's (over TCP, before his
+first frame). The HMAC key of the session is HMAC-SHA256(pre-shared key, label ‖ Alice's nonce ‖
+Bob's nonce) (:meth:`Sealer.bind`), so a frame recorded from another session or connection
+never authenticates in this one, whichever end it is played to. (Wegman–Carter needs no such
+binding: each tag's pad is used once, at an offset past every earlier one.)
+
 Bob drives the session: :meth:`Channel.request` sends one message to Alice and returns her
 reply. Two channels are provided: :class:`InProcessChannel` calls Alice's endpoint directly (both
 ends in one process; a ``tamper`` hook lets tests drop, reorder or alter frames), and
@@ -23,7 +31,7 @@ ends in one process; a ``tamper`` hook lets tests drop, reorder or alter frames)
 
 Over TCP each frame travels behind its length (4 bytes, little-endian). A length is checked
 against a bound before anything is read or allocated for the frame: a peer that has not yet
-authenticated may send at most :data:`FIRST_FRAME_LIMIT` bytes (its first message is HELLO, the
+authenticated may send its nonce and at most :data:`FIRST_FRAME_LIMIT` bytes (its first message is HELLO, the
 session's parameters), and later frames are bounded by what the session's records can need
 (:func:`frame_limit`). Alice waits for Bob on a listening socket and reads the first frame of
 every connection concurrently, each within its own deadline: a connection whose first frame is
@@ -33,6 +41,7 @@ stray or hostile client cannot end her session or hold the real Bob off.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import selectors
@@ -79,6 +88,9 @@ MAX_KEY_BYTES = 1 << 16
 LENGTH = struct.Struct("<I")
 MIN_FRAME = min(OVERHEAD, auth.OVERHEAD)
 """The shortest frame either sealer makes (an empty payload)."""
+NONCE_BYTES = 16
+"""Each end's fresh random contribution to a session's HMAC key (see :meth:`Sealer.bind`)."""
+SESSION_LABEL = b"qitcore channel session/1"
 
 FIRST_FRAME_LIMIT = 4096
 """Bytes a peer may send before it has authenticated (a whole frame): the first message of a
@@ -143,10 +155,24 @@ class Sealer:
     def __init__(self, key: bytes | bytearray, *, is_alice: bool) -> None:
         if not isinstance(key, (bytes, bytearray)) or len(key) < MIN_KEY_BYTES:
             raise InvalidArgumentError(f"auth_key: expected at least {MIN_KEY_BYTES} bytes of pre-shared key")
-        out_dir, in_dir = (TO_BOB, TO_ALICE) if is_alice else (TO_ALICE, TO_BOB)
-        self._mac = _core.ChannelMac(bytes(key), out_dir, in_dir)
+        self._dirs = (TO_BOB, TO_ALICE) if is_alice else (TO_ALICE, TO_BOB)
+        self._key = bytes(key)
+        self._mac = _core.ChannelMac(self._key, *self._dirs)
         self._sent = 0
         self._received = 0
+
+    def _session_mac(self, context: bytes) -> _core.ChannelMac:
+        return _core.ChannelMac(hmac.digest(self._key, SESSION_LABEL + bytes(context), "sha256"), *self._dirs)
+
+    def bind(self, context: bytes) -> bool:
+        """Binds the sealer to one session: every tag from now on is keyed with
+        HMAC-SHA256(key, label ‖ ``context``), ``context`` holding both ends' fresh nonces, and the
+        message numbers start again from 0. Without it every session would number its messages
+        from 0 under the same key, and a recorded session could be replayed into a later one.
+        Returns True: what was sealed before must be sealed again."""
+        self._mac = self._session_mac(context)
+        self._sent = self._received = 0
+        return True
 
     def __repr__(self) -> str:
         return f"Sealer(sent={self._sent}, received={self._received}, key=<hidden>)"
@@ -166,13 +192,17 @@ class Sealer:
         self._sent += 1
         return self._mac.seal(header, payload)
 
-    def authentic(self, frame: bytes) -> bool:
-        """Whether :meth:`open` would accept ``frame`` now; changes nothing (a stray peer's frame
-        can be refused without ending the session)."""
-        if not isinstance(frame, (bytes, bytearray)) or len(frame) < OVERHEAD or not self._mac.check(frame):
+    def authentic(self, frame: bytes, context: bytes | None = None) -> bool:
+        """Whether :meth:`open` would accept ``frame`` now, or as the first frame of a session
+        bound to ``context`` (see :meth:`bind`); changes nothing (a stray peer's frame can be
+        refused without ending the session)."""
+        if not isinstance(frame, (bytes, bytearray)) or len(frame) < OVERHEAD:
+            return False
+        mac, due = (self._mac, self._received) if context is None else (self._session_mac(context), 0)
+        if not mac.check(frame):
             return False
         magic, _, seq, length = HEADER.unpack_from(frame)
-        return bool(magic == MAGIC and length == len(frame) - OVERHEAD and seq == self._received)
+        return bool(magic == MAGIC and length == len(frame) - OVERHEAD and seq == due)
 
     def open(self, frame: bytes) -> tuple[int, bytes]:
         if not isinstance(frame, (bytes, bytearray)):
@@ -203,7 +233,13 @@ def make_sealer(auth_key: AuthKey, *, is_alice: bool) -> Sealer | auth.WegmanCar
 
 
 class Endpoint(Protocol):
-    """Alice's side as the channel sees it: one sealed frame in, one sealed frame out."""
+    """Alice's side as the channel sees it: a session handshake, then one sealed frame in, one
+    sealed frame out."""
+
+    def challenge(self, bob_nonce: bytes) -> bytes:
+        """Binds Alice's sealer to a session with Bob's nonce and a fresh one of hers, which it
+        returns (the in-process handshake; :func:`serve_tcp` does it on the wire)."""
+        ...
 
     def handle_frame(self, frame: bytes) -> bytes: ...
 
@@ -221,8 +257,13 @@ class Listener(Endpoint, Protocol):
         """Why the session failed, once it has."""
         ...
 
-    def authentic(self, frame: bytes) -> bool:
-        """Whether ``frame`` would be accepted as the next message, without changing anything."""
+    def authentic(self, frame: bytes, context: bytes | None = None) -> bool:
+        """Whether ``frame`` would be accepted as the first message of a session bound to
+        ``context``, without changing anything."""
+        ...
+
+    def bind(self, context: bytes) -> None:
+        """Binds the session to ``context`` (both ends' nonces), for the connection chosen."""
         ...
 
     def frame_limit(self) -> int:
@@ -236,6 +277,14 @@ class Channel:
     def __init__(self, auth_key: AuthKey) -> None:
         self._sealer = make_sealer(auth_key, is_alice=False)
         self.max_frame = MAX_FRAME
+        self._bound = False
+
+    def _bind(self, alice_nonce: bytes, bob_nonce: bytes) -> bool:
+        """Binds Bob's sealer to the session both nonces name (see :meth:`Sealer.bind`)."""
+        if not isinstance(alice_nonce, bytes) or len(alice_nonce) != NONCE_BYTES:
+            raise AuthenticationError("malformed session challenge from Alice")
+        self._bound = True
+        return self._sealer.bind(alice_nonce + bob_nonce)
 
     @property
     def sealer(self) -> Sealer | auth.WegmanCarterSealer:
@@ -248,6 +297,8 @@ class Channel:
         self._sealer.limit_frames(nbytes)
 
     def request(self, kind: int, payload: bytes) -> tuple[int, bytes]:
+        if not self._bound:
+            raise ChannelError("the channel has no session handshake: its subclass must bind it first")
         return self._sealer.open(self._exchange(self._sealer.seal(kind, payload)))
 
     def _exchange(self, frame: bytes) -> bytes:
@@ -278,6 +329,8 @@ class InProcessChannel(Channel):
         super().__init__(auth_key)
         self._endpoint = endpoint
         self._tamper = tamper
+        bob_nonce = os.urandom(NONCE_BYTES)
+        self._bind(endpoint.challenge(bob_nonce), bob_nonce)
 
     def _exchange(self, frame: bytes) -> bytes:
         if self._tamper is not None:
@@ -301,7 +354,13 @@ def send_frame(sock: socket.socket, frame: bytes) -> None:
 _TIMED_OUT = "timed out waiting for the peer"
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """Exactly ``n`` bytes from ``sock``.
+
+    Raises:
+        ChannelError: the peer is silent past the socket's timeout.
+        ChannelClosed: the connection ended first.
+    """
     # Grows with what arrives (1 MiB at a time at most), so a frame that never comes costs nothing.
     chunks = bytearray()
     while len(chunks) < n:
@@ -326,7 +385,7 @@ def recv_frame(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
             peer is silent past the socket's timeout.
         ChannelClosed: the connection ended.
     """
-    (length,) = LENGTH.unpack(_recv_exact(sock, LENGTH.size))
+    (length,) = LENGTH.unpack(recv_exact(sock, LENGTH.size))
     if length > limit:
         raise ChannelError(
             f"frame of {length} bytes is larger than the session allows ({limit} bytes): "
@@ -334,7 +393,7 @@ def recv_frame(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
         )
     if length < MIN_FRAME:
         raise ChannelError(f"frame of {length} bytes is shorter than a header and tag")
-    return _recv_exact(sock, length)
+    return recv_exact(sock, length)
 
 
 MAX_SECONDS = 1e6
@@ -377,22 +436,33 @@ class TcpChannel(Channel):
         self._sock = _connect(host, port, timeout, self._tries)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _exchange(self, frame: bytes) -> bytes:
+    def _handshake(self) -> bool:
+        """Reads Alice's nonce, sends Bob's and binds the sealer to both; True when it rekeyed."""
+        alice_nonce = recv_exact(self._sock, NONCE_BYTES)
+        bob_nonce = os.urandom(NONCE_BYTES)
+        try:
+            self._sock.sendall(bob_nonce)
+        except OSError as exc:
+            raise ChannelClosed(f"connection failed: {os_reason(exc)}") from None
+        return self._bind(alice_nonce, bob_nonce)
+
+    def request(self, kind: int, payload: bytes) -> tuple[int, bytes]:
+        if self._answered:
+            return super().request(kind, payload)
+        frame = None
         while True:
             try:
-                try:
-                    send_frame(self._sock, frame)
-                except OSError as exc:
-                    raise ChannelClosed(f"connection failed: {os_reason(exc)}") from None
-                reply = recv_frame(self._sock, limit=self.max_frame)
+                # Each connection is a session of its own: an HMAC sealer is rekeyed and the first
+                # frame sealed again; a Wegman–Carter frame is sent again as it was (its pads are
+                # fresh already, and Alice has accepted nothing of it).
+                if self._handshake() or frame is None:
+                    frame = self._sealer.seal(kind, payload)
+                reply = self._round_trip(frame)
             except ChannelClosed as exc:
                 # A connection closed before Alice's first answer is one that never reached her
                 # (a proxy, or a listener not yet started behind one, accepts and closes): retried
                 # like a refused one until the time is up. Alice closes unanswered a frame sealed
                 # under another key too, which Bob cannot tell apart: the message names both.
-                # Alice has accepted nothing of it, so the same first frame is sent again.
-                if self._answered:
-                    raise
                 self._sock.close()
                 why = f"{exc} before Alice answered: is she running, with the same pre-shared key (or key pool) as Bob?"
                 self._tries.seen = why
@@ -402,12 +472,22 @@ class TcpChannel(Channel):
                 self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 continue
             except ChannelError as exc:
-                if self._answered or str(exc) != _TIMED_OUT:
+                if str(exc) != _TIMED_OUT:
                     raise
                 # Accepted and never answered: Alice serves one Bob at a time.
                 raise ChannelError(f"{exc}: Alice accepted but did not answer (is she serving another Bob?)") from None
             self._answered = True
-            return reply
+            return self._sealer.open(reply)
+
+    def _round_trip(self, frame: bytes) -> bytes:
+        try:
+            send_frame(self._sock, frame)
+        except OSError as exc:
+            raise ChannelClosed(f"connection failed: {os_reason(exc)}") from None
+        return recv_frame(self._sock, limit=self.max_frame)
+
+    def _exchange(self, frame: bytes) -> bytes:
+        return self._round_trip(frame)
 
     def close(self) -> None:
         self._sock.close()
@@ -465,18 +545,25 @@ FIRST_FRAME_SECONDS = 10.0
 class _Pending:
     """A connection whose first frame is still arriving."""
 
-    def __init__(self, sock: socket.socket, peer: str, deadline: float) -> None:
-        self.sock, self.peer, self.deadline = sock, peer, deadline
+    HEAD = NONCE_BYTES + LENGTH.size
+
+    def __init__(self, sock: socket.socket, peer: str, deadline: float, nonce: bytes) -> None:
+        self.sock, self.peer, self.deadline, self.nonce = sock, peer, deadline, nonce
         self.data = bytearray()
 
     def want(self) -> int:
-        """Bytes still to read of the length and the frame; -1 when the length is out of bounds."""
-        if len(self.data) < LENGTH.size:
-            return LENGTH.size - len(self.data)
-        length: int = LENGTH.unpack_from(self.data)[0]
+        """Bytes still to read of Bob's nonce, the length and the frame; -1 when the length is
+        out of bounds."""
+        if len(self.data) < self.HEAD:
+            return self.HEAD - len(self.data)
+        length: int = LENGTH.unpack_from(self.data, NONCE_BYTES)[0]
         if not MIN_FRAME <= length <= FIRST_FRAME_LIMIT:
             return -1
-        return LENGTH.size + length - len(self.data)
+        return self.HEAD + length - len(self.data)
+
+    def context(self) -> bytes:
+        """Both nonces: what the session's key is bound to."""
+        return self.nonce + bytes(self.data[:NONCE_BYTES])
 
 
 def _peer_name(sock: socket.socket) -> str:
@@ -590,10 +677,11 @@ def _await_bob(
                     if want < 0:
                         drop(p, "first frame's length out of bounds")
                     elif want == 0:
-                        frame = bytes(p.data[LENGTH.size :])
-                        if endpoint.authentic(frame):
+                        frame, context = bytes(p.data[p.HEAD :]), p.context()
+                        if endpoint.authentic(frame, context):
                             selector.unregister(p.sock)
                             del pending[p.sock]
+                            endpoint.bind(context)
                             return p.sock, frame
                         drop(p, "first frame failed authentication")
         finally:
@@ -625,5 +713,14 @@ def _accept(
     if len(pending) >= MAX_PENDING:
         drop(min(pending.values(), key=lambda p: p.deadline), "too many connections waiting")
     sock.setblocking(False)
-    pending[sock] = _Pending(sock, _peer_name(sock), deadline)
+    nonce = os.urandom(NONCE_BYTES)
+    try:
+        # The challenge goes first: Bob's first frame is sealed under a key bound to it, so no
+        # frame recorded from another session authenticates here.
+        if sock.send(nonce) != NONCE_BYTES:
+            raise BlockingIOError
+    except OSError:
+        sock.close()
+        return
+    pending[sock] = _Pending(sock, _peer_name(sock), deadline, nonce)
     selector.register(sock, selectors.EVENT_READ)

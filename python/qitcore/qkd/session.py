@@ -70,7 +70,7 @@ from ..errors import (
     QkdError,
     VerificationFailure,
 )
-from .channel import AuthKey, Channel, frame_limit, make_sealer
+from .channel import NONCE_BYTES, AuthKey, Channel, frame_limit, make_sealer
 from .records import Records
 from .stages import (
     Bits,
@@ -111,10 +111,13 @@ RECONCILIATIONS = ("cascade", "ldpc", "blind")
 one-way syndromes (one round trip), frames that fail are discarded; ``blind``: LDPC with up to two
 rounds of disclosed punctured symbols for the frames that fail (at most three round trips)."""
 MAX_REVEAL_ROUNDS = 2
-PROTOCOL = "qitcore-bb84/2"
-"""The session protocol, in HELLO's parameters. ``/2`` packs the sifting reply's intensity labels
-two bits each (``/1`` sent a byte each) and Cascade's range queries as varints (``/1``: fixed
-fields of 14 bytes); an end speaking another version is refused by name."""
+PROTOCOL = "qitcore-bb84/3"
+"""The session protocol, in HELLO's parameters. ``/3`` seals every message under a key bound to
+both ends' fresh nonces, exchanged before the first message (``/2`` numbered every session's
+messages from 0 under the pre-shared key itself, so a recorded session could be replayed into a
+later one); ``/2`` packs the sifting reply's intensity labels two bits each (``/1`` sent a byte
+each) and Cascade's range queries as varints (``/1``: fixed fields of 14 bytes); an end speaking
+another version is refused by name, or fails the handshake."""
 # The errors an ERROR message may name; Bob raises the same class as Alice.
 PEER_ERRORS: dict[str, type[QkdError]] = {
     cls.__name__: cls for cls in (QkdAbort, VerificationFailure, AuthenticationError, ChannelClosed, ChannelError)
@@ -302,6 +305,13 @@ def _differences(bob: bytes, alice: bytes) -> str:
     except (ValueError, AttributeError):
         return f"Bob {bob[:200].decode(errors='replace')}, Alice {alice.decode()}"
     return "; ".join(f"{k}: Bob {json.dumps(theirs.get(k))}, Alice {json.dumps(ours.get(k))}" for k in names)
+
+
+def _nonce(value: object) -> bytes:
+    """A nonce of the other end's, checked for its type and length."""
+    if not isinstance(value, bytes) or len(value) != NONCE_BYTES:
+        raise AuthenticationError("malformed session handshake")
+    return value
 
 
 def _u64s(*values: int) -> bytes:
@@ -540,6 +550,7 @@ class AliceSession:
         self._final: Future[bytes] = Future()
         self._released = b""
         self._error: QkdError | None = None
+        self._bound = False
 
     def __repr__(self) -> str:
         live = self._state in TRANSITIONS
@@ -560,10 +571,37 @@ class AliceSession:
         """Why the session failed; ``None`` while it has not."""
         return self._error
 
-    def authentic(self, frame: bytes) -> bool:
-        """Whether ``frame`` is the next message of this session, sealed under its key; changes
+    def challenge(self, bob_nonce: bytes) -> bytes:
+        """Binds the session to Bob's nonce and a fresh one of Alice's, which is returned: the
+        handshake of a channel that calls Alice directly (:func:`~qitcore.qkd.channel.serve_tcp`
+        does it on the wire). Every message is then sealed under a key bound to both nonces, so
+        no message recorded from another session is accepted.
+
+        Raises:
+            AuthenticationError: the session is already bound, or ``bob_nonce`` is malformed.
+        """
+        alice_nonce = os.urandom(NONCE_BYTES)
+        self.bind(alice_nonce + _nonce(bob_nonce))
+        return alice_nonce
+
+    def bind(self, context: bytes) -> None:
+        """Binds the session to ``context``, both ends' nonces (Alice's first): see :meth:`challenge`.
+
+        Raises:
+            AuthenticationError: the session is already bound, or ``context`` is malformed.
+        """
+        if self._bound:
+            raise AuthenticationError("the session is already bound to a handshake")
+        if not isinstance(context, bytes) or len(context) != 2 * NONCE_BYTES:
+            raise AuthenticationError("malformed session handshake")
+        self._sealer.bind(context)
+        self._bound = True
+
+    def authentic(self, frame: bytes, context: bytes | None = None) -> bool:
+        """Whether ``frame`` is the next message of this session, sealed under its key (or, with
+        ``context``, the first message of the session that handshake would bind); changes
         nothing, so a stray peer's frame can be turned away without ending the session."""
-        return bool(self._next) and self._sealer.authentic(frame)
+        return bool(self._next) and self._sealer.authentic(frame, context)
 
     def frame_limit(self) -> int:
         """The largest frame Bob may send in this session (bytes): see :func:`~qitcore.qkd.channel.frame_limit`."""
@@ -581,6 +619,8 @@ class AliceSession:
         """
         if not self._next:
             raise self._error or QkdAbort("the session is over")
+        if not self._bound:
+            raise AuthenticationError("a message before the session's handshake (see AliceSession.challenge)")
         try:
             kind, payload = self._sealer.open(frame)
             return self._sealer.seal(REPLY | kind, self._handle(kind, payload))
