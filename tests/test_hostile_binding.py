@@ -239,6 +239,8 @@ OOM_CHILD = textwrap.dedent(
         lambda: _core.ModifiedToeplitz(2**32, 2**31),
         lambda: _core.Toeplitz(2**32, 2**31, bytes(1)),
         lambda: _core.NoiseModel(seed=1).read(2**40),
+        # A strided view of one byte seen as 2^60: its copy cannot be made.
+        lambda: _core.Toeplitz(8, 8, bytes(2)).hash(np.broadcast_to(np.zeros(1, np.uint8), (2**60,))),
     ]
     # Sizes around the limit: each is built, or refused cleanly; none may abort the process.
     attempts += [lambda k=k: _core.Toeplitz(2**k, 2**(k - 1)) for k in range(22, 33, 2)]
@@ -265,7 +267,15 @@ def test_allocations_beyond_a_memory_limit_raise_memory_error() -> None:
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-3000:]}"
     lines = done.stdout.splitlines()
     assert lines[-1] == "done", lines
-    # The four impossible requests are refused; the sizes around the limit are built or refused.
-    assert all(line.startswith("refused") for line in lines[:4]), lines
-    assert all(line.split()[0] in ("built", "refused") for line in lines[4:-1]), lines
+    # The five impossible requests are refused; the sizes around the limit are built or refused.
+    assert all(line.startswith("refused") for line in lines[:5]), lines
+    assert all(line.split()[0] in ("built", "refused") for line in lines[5:-1]), lines
     assert "Toeplitz: could not allocate" in lines[0], lines[0]
+    assert "a strided input's copy: could not allocate" in lines[4], lines[4]
+
+
+def test_a_simulation_beyond_its_largest_is_refused_before_it_runs() -> None:
+    arguments = (1, 10.0, 0.2, 0.5, 1e-6, 0.01, [0.5, 0.1, 0.0002], [0.7, 0.2, 0.1], 0.9)
+    with pytest.raises(InvalidArgumentError, match="pulses: expected 1 to 1099511627776"):
+        _core.simulate_bb84(2**62, *arguments)
+    assert len(_core.simulate_bb84(1000, *arguments).index) > 0

@@ -37,7 +37,18 @@ impl Input {
     /// Acquires `obj`'s buffer.
     pub fn get(py: Python<'_>, name: &str, obj: &Bound<'_, PyAny>) -> Result<Self> {
         let buffer = acquire(name, obj)?;
-        let copy = if buffer.is_c_contiguous() { None } else { Some(buffer.to_vec(py)?) };
+        let copy = if buffer.is_c_contiguous() {
+            None
+        } else {
+            // A strided view may span far more than it holds (numpy's broadcast_to: one byte seen
+            // as 2^40): the copy's allocation is tried, never assumed (a failed one would abort).
+            let n = buffer.item_count();
+            let mut copy = Vec::new();
+            copy.try_reserve_exact(n).map_err(|_| Error::out_of_memory("a strided input's copy", n))?;
+            copy.resize(n, 0);
+            buffer.copy_to_slice(py, &mut copy)?;
+            Some(copy)
+        };
         Ok(Input { buffer, copy })
     }
 

@@ -19,7 +19,7 @@ use qitcore_core::Error as CoreError;
 
 use crate::args::{self, int, real, Array, Int, List, Real};
 use crate::buffers::Input;
-use crate::errors::{detach, guard, Error, Result};
+use crate::errors::{detach, guard, interruptible, Error, Result};
 
 /// One byte per bit, each 0 or 1, as `Bits`.
 fn key_bits(py: Python<'_>, name: &'static str, key: &Bound<'_, PyAny>) -> Result<Bits> {
@@ -277,7 +277,13 @@ pub fn simulate_bb84(
         mu,
         p,
     );
-    Ok(detach(py, || sim::simulate(&model, pulses, seed))??)
+    let raised = std::sync::Mutex::new(None);
+    let detections = interruptible(py, &raised, |stop| sim::simulate_until(&model, pulses, seed, stop))??;
+    match (detections, raised.into_inner().unwrap_or_else(|p| p.into_inner())) {
+        (Some(detections), None) => Ok(detections),
+        (_, Some(err)) => Err(Error::Python(err)),
+        (None, None) => Err(Error::Internal("simulate_bb84: stopped without a reason".into())),
+    }
 }
 
 /// Checks a link's parameters as `simulate_bb84` does, so that a bad one is refused before the

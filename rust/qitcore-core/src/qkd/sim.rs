@@ -114,6 +114,23 @@ impl Detections {
         format!("Detections(detected={})", self.index.0.len())
     }
 
+    /// Room for `more` records in every column.
+    fn reserve(&mut self, more: usize) -> Result<()> {
+        let short = |what: &'static str| Error::OutOfMemory { what, bytes: more.saturating_mul(8) };
+        self.index.0.try_reserve(more).map_err(|_| short("the simulated records"))?;
+        for column in [
+            &mut self.alice_basis,
+            &mut self.alice_bit,
+            &mut self.intensity,
+            &mut self.photons,
+            &mut self.bob_basis,
+            &mut self.bob_bit,
+        ] {
+            column.try_reserve(more).map_err(|_| short("the simulated records"))?;
+        }
+        Ok(())
+    }
+
     fn append(&mut self, other: Detections) {
         self.index.0.extend(other.index.0);
         self.alice_basis.extend(other.alice_basis);
@@ -156,29 +173,58 @@ fn uniform(rng: &mut Xoshiro256) -> f64 {
 
 const CHUNK: u64 = 1 << 20;
 
+/// Chunks simulated in parallel between two checks of the stop flag and two reservations.
+const BATCH: u64 = 64;
+
+/// The most pulses one simulation sends (its records would take terabytes beyond).
+pub const MAX_PULSES: u64 = 1 << 40;
+
 /// Simulates `pulses` pulses from `seed` (the same seed gives the same records).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for a bad model or `pulses` of 0.
+/// [`Error::InvalidArgument`] for a bad model or `pulses` of 0 or above [`MAX_PULSES`];
+/// [`Error::OutOfMemory`] when the records do not fit in memory.
 pub fn simulate(model: &LinkModel, pulses: u64, seed: u64) -> Result<Detections> {
+    simulate_until(model, pulses, seed, &std::sync::atomic::AtomicBool::new(false)).map(|d| d.unwrap_or_default())
+}
+
+/// As [`simulate`], stopping (`Ok(None)`) once `stop` is set: it is checked every [`BATCH`]
+/// million pulses.
+///
+/// # Errors
+/// As [`simulate`].
+pub fn simulate_until(
+    model: &LinkModel,
+    pulses: u64,
+    seed: u64,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Option<Detections>> {
     model.validate()?;
-    if pulses == 0 {
-        return Err(Error::argument("pulses", "must be at least 1"));
+    if pulses == 0 || pulses > MAX_PULSES {
+        return Err(Error::argument("pulses", format!("expected 1 to {MAX_PULSES}, got {pulses}")));
     }
     let tables = Tables::new(model);
-    let chunks: Vec<Detections> = (0..pulses.div_ceil(CHUNK))
-        .into_par_iter()
-        .map(|c| {
-            let mut rng = Xoshiro256::from_seed(seed ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let start = c * CHUNK;
-            simulate_chunk(model, &tables, start..(start + CHUNK).min(pulses), &mut rng)
-        })
-        .collect();
     let mut out = Detections::default();
-    for chunk in chunks {
-        out.append(chunk);
+    let chunks = pulses.div_ceil(CHUNK);
+    for first in (0..chunks).step_by(BATCH as usize) {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let batch: Vec<Detections> = (first..(first + BATCH).min(chunks))
+            .into_par_iter()
+            .map(|c| {
+                let mut rng = Xoshiro256::from_seed(seed ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let start = c * CHUNK;
+                simulate_chunk(model, &tables, start..(start + CHUNK).min(pulses), &mut rng)
+            })
+            .collect();
+        // The records grow a batch at a time, each growth tried (a failed allocation would abort).
+        out.reserve(batch.iter().map(|c| c.index.0.len()).sum())?;
+        for chunk in batch {
+            out.append(chunk);
+        }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn simulate_chunk(model: &LinkModel, t: &Tables, range: std::ops::Range<u64>, rng: &mut Xoshiro256) -> Detections {
