@@ -76,8 +76,18 @@ def test_quantum_random_is_a_random_random() -> None:
         r.shuffle(deck)
         assert sorted(deck) == list(range(52))
         r.seed(1)  # ignored, as SystemRandom does
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(UnsupportedOperationError):  # a NotImplementedError too
             r.getstate()
+        # Bad counts are QitErrors that are also the ValueError/TypeError random.Random raises.
+        for bad in (-1, 8 * 2**32 + 1):
+            with pytest.raises(InvalidArgumentError):
+                r.getrandbits(bad)
+        with pytest.raises(InvalidTypeError):
+            r.getrandbits("8")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="at most 4294967296"):
+            r.randbytes(2**63)
+        with pytest.raises(InvalidArgumentError, match="at most 4294967296"):
+            s.read(2**32 + 1)
 
 
 def test_randbytes_uses_the_default_device(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -357,6 +357,39 @@ def test_slow_and_idle_clients_are_closed_after_the_idle_timeout(served: Served)
     slow.close()
 
 
+def test_a_read_beyond_the_largest_is_refused_before_anything_is_allocated(served: Served) -> None:
+    with DaemonClient(served.path) as c:
+        for n in (2**32 + 1, 2**62, 2**63):
+            with pytest.raises(InvalidArgumentError, match="at most 4294967296"):
+                c.read(n)
+        assert len(c.read(1)) == 1
+
+
+def test_clients_that_never_take_their_replies_leave_nothing_open(served: Served) -> None:
+    """Clients that pipeline 1 MiB reads and never read: each is closed after the idle timeout
+    and its connection and unsent reply go with it (close() alone kept them for as long as the
+    client kept its end, past max_clients)."""
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731 (the server runs in this process)
+    before = fds()
+    held = []
+    for _ in range(3):
+        for _ in range(4):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(served.path)
+            s.sendall(encode_request(Op.READ, 1 << 20) * 4)
+            held.append(s)
+        wait_until(lambda: served.server.clients == 0, 10)
+    try:
+        # The clients' own sockets are all that is left open.
+        wait_until(lambda: fds() <= before + len(held), 5)
+    finally:
+        for s in held:
+            s.close()
+    with DaemonClient(served.path) as c:
+        assert len(c.read(1)) == 1
+
+
 def test_clients_beyond_max_clients_are_told_busy_and_closed(served: Served) -> None:
     # This user is the daemon's: it has RESERVED connections beyond max_clients (8 here).
     held = [served.connect() for _ in range(8 + local.RESERVED)]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import re
 import sys
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import InvalidArgumentError, InvalidTypeError
+from .errors import InvalidArgumentError, InvalidTypeError, OutOfMemoryError
 
 # numpy is imported only by the checks of arrays: the package, its command line and its entropy
 # assessment import this module without it.
@@ -54,6 +55,65 @@ def integer(name: str, value: Any, *, minimum: int | None = None, maximum: int =
     return number
 
 
+def path(name: str, value: Any) -> str:
+    """``value`` as a file path: a str or path-like object naming one (bytes are refused, as are
+    NUL characters and text the file system cannot encode), never a file descriptor."""
+    try:
+        if isinstance(value, (int, bytes)):
+            raise TypeError
+        text = os.fspath(value)
+        if not isinstance(text, str):
+            raise TypeError
+    except TypeError:
+        got = type(value).__name__
+        raise InvalidTypeError(f"{name}: expected a file path (str or os.PathLike), got {got}") from None
+    if "\0" in text:
+        raise InvalidArgumentError(f"{name}: a path may not hold a NUL character, got {_show(text)}")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"{name}: the file system cannot encode {_show(text)}") from None
+    if not text:
+        raise InvalidArgumentError(f"{name}: expected a file path, got an empty string")
+    return text
+
+
+SECRET_WORDS = ("seed", "key", "pass", "secret", "token")
+"""Query keys holding one of these are secret-looking: their values are never shown."""
+
+
+def public_url(url: str) -> str:
+    """``url`` with secret-looking query values (:data:`SECRET_WORDS`) replaced by ``***``: what
+    reprs, messages, logs and status show of a device URL."""
+    if "?" not in url:
+        return url
+    head, query = url.split("?", 1)
+    parts = []
+    for item in query.split("&"):
+        key, eq, _ = item.partition("=")
+        secret = eq and any(word in key.lower() for word in SECRET_WORDS)
+        parts.append(f"{key}=***" if secret else item)
+    return f"{head}?{'&'.join(parts)}"
+
+
+MAX_READ_BYTES = 2**32
+"""The most bytes one read of random bytes may ask for (4 GiB): more is a mistake, and a read
+that large would hold its bytes in memory twice; read in pieces instead."""
+
+
+def byte_count(name: str, value: Any) -> int:
+    """``value`` as a count of random bytes to read: an int from 0 to :data:`MAX_READ_BYTES`."""
+    return integer(name, value, minimum=0, maximum=MAX_READ_BYTES)
+
+
+def buffer_of(name: str, n: int) -> bytearray:
+    """A zeroed bytearray of ``n`` bytes, or :class:`OutOfMemoryError` naming ``name``."""
+    try:
+        return bytearray(n)
+    except MemoryError:
+        raise OutOfMemoryError(f"{name}: could not allocate {n} bytes") from None
+
+
 def _numpy_real(value: Any) -> bool:
     # A numpy scalar can exist only once numpy is imported, so asking does not import it.
     numpy = sys.modules.get("numpy")
@@ -96,10 +156,18 @@ def show_host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def flag(name: str, value: Any) -> bool:
+    """``value`` as a bool: a bool or numpy's, nothing else (an array's truth is ambiguous)."""
+    numpy = sys.modules.get("numpy")
+    if isinstance(value, bool) or (numpy is not None and isinstance(value, numpy.bool_)):
+        return bool(value)
+    raise InvalidTypeError(f"{name}: expected a bool, got {type(value).__name__}")
+
+
 def bitorder(value: Any) -> BitOrder:
     """``"big"`` or ``"little"``."""
-    if value == "big" or value == "little":
-        return value  # type: ignore[no-any-return]
+    if isinstance(value, str) and value in ("big", "little"):
+        return value  # type: ignore[return-value]
     raise InvalidArgumentError(f'bitorder: expected "big" or "little", got {_show(value)}')
 
 

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import _core
+from . import _core, _validate
 from .errors import (
     DeviceNotFound,
     InvalidArgumentError,
@@ -174,19 +174,18 @@ class QuantumRandom(_random.Random):
         return (int.from_bytes(self._read(7), "big") >> 3) * 2.0**-53
 
     def getrandbits(self, k: int) -> int:
-        if k < 0:
-            raise ValueError("number of bits must be non-negative")
+        k = _validate.integer("k", k, minimum=0, maximum=8 * _validate.MAX_READ_BYTES)
         nbytes = (k + 7) // 8
         return int.from_bytes(self._read(nbytes), "big") >> (nbytes * 8 - k)
 
     def randbytes(self, n: int) -> bytes:
-        return self._read(n)
+        return self._read(_validate.byte_count("n", n))
 
     def seed(self, *args: Any, **kwargs: Any) -> None:
         return None
 
     def _notimplemented(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("QuantumRandom has no state: its bits come from a device")
+        raise UnsupportedOperationError("QuantumRandom has no state: its bits come from a device")
 
     getstate = setstate = _notimplemented
 
@@ -277,6 +276,4 @@ def randbytes(n: int) -> bytes:
         DeviceDisconnected: the daemon (or device) went away; call again once it is back.
         InvalidArgumentError: ``n`` is not a byte count of 0 or more.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise InvalidArgumentError(f"n: expected a byte count of 0 or more, got {n!r}")
-    return _read_default(n)
+    return _read_default(_validate.byte_count("n", n))

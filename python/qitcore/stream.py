@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _core
+from . import _core, _validate
 from ._core import StreamCounters
-from .errors import InvalidArgumentError, StreamClosedError
+from .errors import StreamClosedError
 
 __all__ = ["QrngStream", "RawSampleStream", "StreamCounters", "StreamStats"]
 
@@ -95,8 +95,7 @@ class QrngStream:
             n: bytes wanted, 0 or more.
             timeout: seconds to wait at most; ``DeviceTimeout`` then, with nothing consumed.
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise InvalidArgumentError(f"n: expected a byte count of 0 or more, got {n!r}")
+        n = _validate.byte_count("n", n)
         self._check_open()
         return self._core.read(n, timeout)
 

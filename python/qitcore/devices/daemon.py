@@ -35,7 +35,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .. import _core
+from .. import _core, _validate
 from ..errors import InvalidArgumentError, QitError, ServiceUnavailable, StreamClosedError
 from ..stream import QrngStream
 from ._registry import Options, Url, register_backend
@@ -64,7 +64,7 @@ def _open_daemon(url: Url, options: Options, raw: bool) -> QrngStream:
 
     if raw:
         raise InvalidArgumentError(
-            f"{url.text}: the daemon serves only health-tested, extracted bytes; raw samples for an "
+            f"{url.public}: the daemon serves only health-tested, extracted bytes; raw samples for an "
             "assessment come from the device itself (qitcore.open_raw on its URL, with the daemon stopped)"
         )
     options.passed_through(url, "daemon")
@@ -73,9 +73,9 @@ def _open_daemon(url: Url, options: Options, raw: bool) -> QrngStream:
     client = DaemonClient(path, timeout=options.timeout)
     client.read(0)  # connects: no daemon, or no permission, is an error of open() itself
     core = _core.Stream(8, "aligned", "big", 0, raw=True, capacity=capacity, frame_timeout=None)
-    feeder = _Feeder(client, core, url.text, capacity)
+    feeder = _Feeder(client, core, url.public, capacity)
     info = {"source": "qitcore daemon", "daemon": client.path, "prefetch_bytes": capacity}
-    stream = _DaemonStream(core, description=url.text, info=info, min_entropy=None, on_close=feeder.close)
+    stream = _DaemonStream(core, description=url.public, info=info, min_entropy=None, on_close=feeder.close)
     stream.device = feeder
     feeder.start()
     return stream
@@ -92,11 +92,10 @@ class _DaemonStream(QrngStream):
     then the error)."""
 
     def read(self, n: int, timeout: float | None = None) -> bytes:
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise InvalidArgumentError(f"n: expected a byte count of 0 or more, got {n!r}")
+        n = _validate.byte_count("n", n)
         if timeout is not None or n < _DIRECT:
             return super().read(n, timeout)
-        out = bytearray(n)
+        out = _validate.buffer_of("n", n)
         got = self.readinto(out)
         return bytes(out) if got == n else bytes(memoryview(out)[:got])
 

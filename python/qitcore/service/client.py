@@ -24,6 +24,7 @@ import threading
 from collections import deque
 from typing import Any
 
+from .. import _validate
 from ..errors import (
     DeviceBusy,
     DeviceDisconnected,
@@ -111,7 +112,7 @@ class DaemonClient:
         above the daemon's largest (1 MiB) are split and pipelined on the connection.
 
         Raises:
-            InvalidArgumentError: ``n`` is not a byte count of 0 or more.
+            InvalidArgumentError: ``n`` is not a byte count from 0 to 4 GiB.
             DeviceNotFound: no daemon listens (the message says how to start one).
             ServiceAccessDenied: the socket's permissions refuse this user, or another user serves
                 it (not root, not this user: a socket anyone could have put there).
@@ -120,9 +121,7 @@ class DaemonClient:
                 lost; the next request reconnects).
             DeviceTimeout: no reply within ``timeout`` (plus the daemon's own wait).
         """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise InvalidArgumentError(f"n: expected a byte count of 0 or more, got {n!r}")
-        out = bytearray(n)
+        out = _validate.buffer_of("n", _validate.byte_count("n", n))
         self.readinto(out)
         return bytes(out)
 

@@ -448,10 +448,18 @@ class LocalServer:
             else:
                 self._uids.pop(uid, None)
             self.stats.client(_CLASS, -1)
-            writer.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await writer.wait_closed()
+            transport = writer.transport
+            if transport.get_write_buffer_size():
+                # A reply the client never took (its send timed out): close() would keep the
+                # connection and its bytes until they go, which they never do.
+                transport.abort()
+            else:
+                writer.close()
+                try:
+                    async with asyncio.timeout(1.0):
+                        await writer.wait_closed()
+                except Exception:
+                    transport.abort()
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, uid: int | None, pid: int | None
