@@ -215,7 +215,7 @@ def test_jobs_starts_a_local_cluster_for_the_call_and_closes_it(files: list[Path
     ("kwargs", "error", "message"),
     [
         ({"paths": "one.bin"}, InvalidTypeError, "^paths: expected a sequence"),
-        ({"paths": [1]}, InvalidTypeError, "^paths: expected str"),
+        ({"paths": [1]}, InvalidTypeError, "^paths: expected a file path"),
         ({"paths": []}, InvalidArgumentError, "^paths: no file"),
         ({"track": "fast"}, InvalidArgumentError, "^track: expected one of"),
         ({"bits_per_symbol": 9}, InvalidArgumentError, "^bits_per_symbol"),

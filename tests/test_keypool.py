@@ -221,9 +221,13 @@ def test_a_process_killed_after_taking_bytes_loses_them_and_never_reuses_them(tm
 def test_bad_arguments_are_refused_by_name(tmp_path: Path) -> None:
     from qitcore.errors import InvalidArgumentError, InvalidTypeError
 
-    for path in (None, 3, 2.5):
+    for path in (None, 3, 2.5, True, b"p"):
         with pytest.raises(InvalidTypeError, match="path"):
             KeyPool(path)  # type: ignore[arg-type]
+        with pytest.raises(InvalidTypeError, match="path"):
+            KeyPool.create(path, KEY)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="NUL"):
+        KeyPool.create(str(tmp_path / "a\0b"), KEY)
     pool = KeyPool.create(tmp_path / "p", os.urandom(4 * RESERVE))
     for call, error in (
         (lambda: pool.take(0, -8), InvalidArgumentError),
@@ -237,6 +241,38 @@ def test_bad_arguments_are_refused_by_name(tmp_path: Path) -> None:
     assert pool.handed_out == 0 and pool.used == 0  # nothing handed out or reserved
     with pytest.raises(KeyPoolExhausted):
         pool.peek((1 << 64) - 9, 8)  # an offset from a frame's 64-bit field: past the end
+
+
+CREATE_OVER_A_SIZE_LIMIT = textwrap.dedent(
+    """
+    import os, resource, signal, sys
+    from qitcore.errors import KeyPoolError
+    from qitcore.qkd.keypool import KeyPool
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, resource.RLIM_INFINITY))
+    try:
+        KeyPool.create(sys.argv[1], os.urandom(1 << 16))
+    except KeyPoolError as exc:
+        print("refused:", exc)
+    """
+)
+
+
+def test_a_pool_that_cannot_be_written_whole_leaves_no_file(tmp_path: Path) -> None:
+    """A file size limit (or a full disk) mid-write: refused, no partial file of key bytes left
+    under any name, and the pool can be created once the limit is gone."""
+    folder = tmp_path / "pools"
+    folder.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "python")}
+    done = subprocess.run(
+        [sys.executable, "-c", CREATE_OVER_A_SIZE_LIMIT, str(folder / "pool")],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and "refused: key pool" in done.stdout and "File too large" in done.stdout, done
+    assert list(folder.iterdir()) == []
+    KeyPool.create(folder / "pool", KEY).close()
+    assert [p.name for p in folder.iterdir()] == ["pool"]
 
 
 class _FailingDisk:

@@ -150,17 +150,16 @@ def _check(
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise InvalidTypeError(f"paths: expected a sequence of paths, got one {type(paths).__name__}")
     shown: list[str] = []
-    for p in paths:
-        if not isinstance(p, (str, os.PathLike)):
-            raise InvalidTypeError(f"paths: expected str or os.PathLike items, got {type(p).__name__}")
-        text = os.fspath(p)
-        if not isinstance(text, str):
-            raise InvalidTypeError(f"paths: expected str paths, got {type(text).__name__}")
-        shown.append(text)
+    try:
+        items = list(paths)
+    except TypeError:
+        raise InvalidTypeError(f"paths: expected a sequence of paths, got {type(paths).__name__}") from None
+    for p in items:
+        shown.append(_validate.path("paths", p))
     if not shown:
         raise InvalidArgumentError("paths: no file to assess")
-    if track not in _TRACKS:
-        raise InvalidArgumentError(f"track: expected one of {', '.join(_TRACKS)}, got {track!r}")
+    track = _validate.choice("track", track, _TRACKS)
+    truncate_bitstring = _validate.flag("truncate_bitstring", truncate_bitstring)
     if bits_per_symbol is not None:
         bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)
     permutations = _validate.integer("permutations", permutations, minimum=1)
@@ -173,7 +172,7 @@ def _check(
         raise InvalidTypeError(f"progress: expected a callable, got {type(progress).__name__}")
     block: tuple[int, int] | None = None
     if subset is not None:
-        if isinstance(subset, (str, bytes)) or len(subset) != 2:
+        if not isinstance(subset, (tuple, list)) or len(subset) != 2:
             raise InvalidArgumentError(f"subset: expected (index, count), got {subset!r}")
         block = (
             _validate.integer("subset index", subset[0], minimum=0),

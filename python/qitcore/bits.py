@@ -38,9 +38,16 @@ def unpack_bits(data: Any, nbits: int | None = None, *, bitorder: _validate.BitO
     if isinstance(data, str):
         raise _validate.InvalidTypeError("data: expected a bytes-like object, got str")
     try:
-        array = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+        view = memoryview(data)
     except TypeError as exc:
         raise _validate.InvalidTypeError(f"data: expected a bytes-like object, got {type(data).__name__}") from exc
+    if view.itemsize != 1:
+        # Refused as the core refuses them: the bytes of wider values are not bits of the data.
+        raise _validate.InvalidTypeError(f"data: expected bytes (items of one byte), got items of {view.itemsize}")
+    try:
+        array = np.frombuffer(view.cast("B"), dtype=np.uint8)
+    except TypeError as exc:  # a strided view
+        raise _validate.InvalidTypeError(f"data: expected a contiguous bytes-like object ({exc})") from None
     total = 8 * array.size
     count = total if nbits is None else _validate.integer("nbits", nbits, minimum=0, maximum=total)
     return np.unpackbits(array, count=count, bitorder=order)

@@ -38,7 +38,7 @@ from ._core import (
     PermutationStatistic,
     RestartResult,
 )
-from .errors import InvalidArgumentError, InvalidLengthError, SampleFileError
+from .errors import InvalidArgumentError, InvalidLengthError, InvalidTypeError, SampleFileError
 
 if TYPE_CHECKING:
     from .extract import conditioned_entropy
@@ -92,10 +92,18 @@ def _too_many(path: str | os.PathLike[str], samples: int | str, limit: int) -> I
     )
 
 
+_LARGEST_OFFSET = 2**62
+"""The furthest a subset may start in a file (bytes): the largest offset a seek takes, with room."""
+
+
 def sha256_hex(data: Any) -> str:
     """SHA-256 of ``data`` (bytes-like) in hex, for the records that name what was assessed; by the
     core's hash rather than hashlib, whose OpenSSL would add 3.7 MiB to an assessment's peak."""
-    return bytes(_core.hash_condition("sha256", data, len(data))).hex()
+    try:
+        size = memoryview(data).nbytes  # all of it, whatever its shape (len() counts rows)
+    except TypeError:
+        raise InvalidTypeError(f"data: expected a bytes-like object, got {type(data).__name__}") from None
+    return bytes(_core.hash_condition("sha256", data, size)).hex()
 
 
 def read_samples(
@@ -115,9 +123,10 @@ def read_samples(
         InvalidLengthError: the file (or ``count``) holds more than ``max_samples`` samples.
         InvalidArgumentError: ``subset`` is not two non-negative integers with ``count >= 1``.
     """
-    limit = _validate.integer("max_samples", max_samples, minimum=1)
+    path = _validate.path("path", path)
+    limit = _validate.integer("max_samples", max_samples, minimum=1, maximum=MAX_SAMPLES)
     if subset is not None:
-        if len(subset) != 2:
+        if not isinstance(subset, (tuple, list)) or len(subset) != 2:
             raise InvalidArgumentError(f"subset: expected (index, count), got {subset!r}")
         index = _validate.integer("subset index", subset[0], minimum=0)
         count = _validate.integer("subset count", subset[1], minimum=1)
@@ -136,7 +145,7 @@ def read_samples(
                 if len(data) > limit:
                     raise _too_many(path, f"more than {limit}", limit)
             else:
-                if regular and index * count >= status.st_size > 0:
+                if index * count > _LARGEST_OFFSET or (regular and index * count >= status.st_size > 0):
                     raise SampleFileError(
                         f"{os.fspath(path)}: subset {index},{count} starts at sample {index * count}, "
                         f"past the file's {status.st_size} samples"
@@ -170,7 +179,7 @@ def assess_non_iid(data: Any, *, bits_per_symbol: int | None = None, truncate_bi
     """
     if bits_per_symbol is not None:
         bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)
-    max_bits = TRUNCATED_BITS if truncate_bitstring else None
+    max_bits = TRUNCATED_BITS if _validate.flag("truncate_bitstring", truncate_bitstring) else None
     return _core.assess_non_iid(data, bits_per_symbol, max_bits)
 
 

@@ -139,11 +139,14 @@ class _BlockHash:
         return unpack_bits(result, (array.size // self.n) * self.m, bitorder=self.bitorder)
 
     def _output_size(self, data: Any, nbits: int | None) -> int:
+        try:
+            available = 8 * memoryview(data).nbytes
+        except TypeError:
+            return 0  # the core names the wrong type
         if nbits is None:
-            try:
-                nbits = 8 * memoryview(data).nbytes
-            except TypeError:
-                return 0  # the core names the wrong type
+            nbits = available
+        elif not isinstance(nbits, int) or isinstance(nbits, bool) or not 0 <= nbits <= available:
+            return 0  # the core names what is wrong with it, before any output is allocated
         return self.output_bytes(nbits // self.n)
 
     def __repr__(self) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core, _validate
-from .errors import InvalidArgumentError, InvalidLengthError
+from .errors import InvalidArgumentError, InvalidLengthError, InvalidTypeError
 from .extract import ModifiedToeplitz, Toeplitz, output_length
 from .report.files import atomic_output, is_special, start_writeback
 
@@ -183,7 +183,13 @@ def extract_file(
     if fmt == "bits" and bits != 8:
         raise InvalidArgumentError("bits_per_sample: applies to input_format='samples' only")
     chunk_bytes = _validate.integer("chunk_bytes", chunk_bytes, minimum=1, maximum=MAX_CHUNK_BYTES)
-    src, dst = os.fspath(src), os.fspath(dst)
+    src, dst = _validate.path("src", src), _validate.path("dst", dst)
+    if progress is not None and not callable(progress):
+        raise InvalidTypeError(f"progress: expected a callable, got {type(progress).__name__}")
+    if seed_file is not None:
+        seed_file = _validate.path("seed_file", seed_file)
+    if save_seed is not None:
+        save_seed = _validate.path("save_seed", save_seed)
     special = is_special(dst)  # a FIFO or device: written in place (refuses a folder)
     if special and client is not None:
         raise InvalidArgumentError(f"dst: {dst} is not a regular file; a cluster's workers write their ranges into one")
@@ -197,7 +203,7 @@ def extract_file(
     hasher, n, m = _hasher(kind, n, m, min_entropy, eps, unit, fmt, order, seed_file, save_seed)
     seed_path = None
     if hasher is not None:
-        seed_path = os.fspath(seed_file) if seed_file is not None else os.fspath(save_seed or dst + ".seed")
+        seed_path = seed_file if seed_file is not None else (save_seed if save_seed is not None else dst + ".seed")
     _check_paths(src, dst, seed_path, "seed_file" if seed_file is not None else "save_seed")
     plan = _Plan(n=n, m=m, unit_bits=unit, samples=fmt == "samples", bitorder=order, group=_group(n, m, unit))
     blocks_per_chunk = max(1, chunk_bytes * unit // n // plan.group) * plan.group

@@ -257,7 +257,7 @@ def scan_file(
     if progress is not None and not callable(progress):
         raise InvalidTypeError(f"progress: expected a callable, got {type(progress).__name__}")
     scanner = _core.HealthScanner(h, bits, _alpha(alpha), limit)
-    name = os.fspath(path)
+    name = path = _validate.path("path", path)
     read = 0
     try:
         with open(path, "rb", buffering=0) as f:

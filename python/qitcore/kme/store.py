@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
+from .. import _validate
 from ..errors import InvalidArgumentError, KMEBadRequest, KMEUnauthorized, KMEUnavailable
 
 __all__ = ["KeyStore"]
@@ -71,7 +72,7 @@ class KeyStore:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
+        self.path = _validate.path("path", path)
         _private(self.path)
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

@@ -34,6 +34,7 @@ reaches those bytes fails authentication: re-create both pools from new pre-shar
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -72,10 +73,7 @@ class KeyPool:
         self._fd = -1
         # Reserved bytes not handed out yet: those of [self._handed, self._used).
         self._window = bytearray()
-        try:
-            self.path = os.fspath(path)
-        except TypeError:
-            raise InvalidTypeError(f"path: expected a file name, got {type(path).__name__}") from None
+        self.path = _validate.path("path", path)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
@@ -140,19 +138,32 @@ class KeyPool:
         data = bytes(key)
         if not data:
             raise InvalidArgumentError("key: a key pool needs at least one byte of key")
-        path = os.fspath(path)
+        path = _validate.path("path", path)
+        if os.path.lexists(path):
+            raise KeyPoolError(f"key pool {path}: {os.strerror(errno.EEXIST)}")
+        # Written whole to a file of its own beside the pool and linked to the pool's name only
+        # once synced: a write that fails (a full disk, a file size limit, Ctrl-C) leaves no
+        # partial pool of key bytes behind, and the partial file is zeroed before it is removed.
+        temp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.urandom(6).hex()}.partial")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
+        written = False
         try:
             os.fchmod(fd, 0o600)  # whatever the umask
             _write_all(fd, _header(0, len(data)) + data, 0)
             os.fsync(fd)
+            os.link(temp, path)  # refuses a pool created meanwhile
+            written = True
         except OSError as exc:
             raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
         finally:
+            if not written:
+                _wipe_file(fd)
             os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
         _fsync_dir(path)
         return cls(path)
 
@@ -382,6 +393,17 @@ def _zero_used(fd: int, used: int) -> None:
         buf[:] = bytes(len(buf))
     if dirty:
         os.fsync(fd)
+
+
+def _wipe_file(fd: int) -> None:
+    """Overwrites what a file holds with zeros (no block beyond its size is needed) and empties it."""
+    with contextlib.suppress(OSError):
+        size = os.fstat(fd).st_size
+        zeros = bytes(min(size, 1 << 20))
+        for at in range(0, size, len(zeros) or 1):
+            os.pwrite(fd, zeros[: size - at], at)
+        os.fsync(fd)
+        os.ftruncate(fd, 0)
 
 
 def _fsync_dir(path: str) -> None:
