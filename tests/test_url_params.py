@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import qitcore
+from qitcore._validate import public_url
 from qitcore.cli import main
 from qitcore.devices import _registry
 from qitcore.devices._params import Param
@@ -202,8 +203,8 @@ def test_the_command_line_says_one_line_and_exits_2(
     out = tmp_path / "x.bin"
     assert main(["stream", "--device", url, "--bytes", "10", "-o", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    # The URL is named: its parameters share names with options (--alpha, --output).
-    assert err.startswith(f"qitcore: error: --device: {url}: {name}: ") and err.count("\n") == 1, err
+    # The URL is named (its seeds hidden): its parameters share names with options (--alpha, --output).
+    assert err.startswith(f"qitcore: error: --device: {public_url(url)}: {name}: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
     assert not out.exists() and list(tmp_path.iterdir()) == []
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, TypeAlias
 
+from .._validate import public_url
 from ..errors import InvalidArgumentError, InvalidTypeError, QitError
 
 __all__ = [
@@ -185,7 +186,7 @@ def in_url(url: str, exc: InvalidArgumentError | InvalidTypeError) -> InvalidArg
     except ValueError:
         written = set()
     if name in written:
-        return type(exc)(f"device: {url}: {exc}")
+        return type(exc)(f"device: {public_url(url)}: {exc}")
     return exc
 
 

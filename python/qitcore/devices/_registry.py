@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .. import _core
+from .._validate import public_url
 from ..errors import DeviceError, DeviceNotFound, InvalidArgumentError
 from ..stream import QrngStream, RawSampleStream
 from ._params import Param, choice, integer, number
@@ -38,6 +39,11 @@ class Url:
     query: dict[str, list[str]] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)
     """The query's values checked against the backend's parameters (by :func:`open`)."""
+
+    @property
+    def public(self) -> str:
+        """The URL as shown (:func:`public_url`): a stream's description, a message's."""
+        return public_url(self.text)
 
     @classmethod
     def parse(cls, text: str) -> Url:
@@ -147,7 +153,7 @@ class Options:
         ]
         if given:
             raise InvalidArgumentError(
-                f"{url.text}: {', '.join(given)}: the {server} conditions its devices' samples; "
+                f"{url.public}: {', '.join(given)}: the {server} conditions its devices' samples; "
                 "set these in its configuration ([[device]] tables), not in the client's URL"
             )
 
@@ -310,7 +316,7 @@ def _assess(url: Url, options: Options) -> float:
         samples = raw.read(ASSESS_SAMPLES)
     if len(samples) < ASSESS_SAMPLES:
         raise DeviceError(
-            f"{url.text}: the device ended after {len(samples):,} of the {ASSESS_SAMPLES:,} samples to assess"
+            f"{url.public}: the device ended after {len(samples):,} of the {ASSESS_SAMPLES:,} samples to assess"
         )
     return float(assess_non_iid(samples).h_assessed)
 

@@ -19,14 +19,16 @@ def _open_file(url: Url, options: Options, raw: bool) -> QrngStream:
     if url.location and url.location != "localhost":
         path = url.location + url.path
     if not os.path.exists(path):
-        raise DeviceError(f"{url.text}: no such file or FIFO: {path}")
+        raise DeviceError(f"{url.public}: no such file or FIFO: {path}")
     bits = url.get("bits", int, 8)
     core = options.core_stream(
         bits, url.get("packing", str, "aligned"), url.get("bitorder", str, "big"), 0, raw=raw, min_entropy=None
     )
     core.attach_file(path)
     info = {"path": path, "bits_per_sample": bits}
-    return stream_class(raw)(core, description=url.text, info=info, min_entropy=None if raw else options.entropy(None))
+    return stream_class(raw)(
+        core, description=url.public, info=info, min_entropy=None if raw else options.entropy(None)
+    )
 
 
 register_backend("file", _open_file, FORMAT_PARAMS)

@@ -133,7 +133,7 @@ class _Fetcher:
     def _connect(self) -> http.client.HTTPSConnection:
         with self._lock:
             if self.closed:
-                raise DeviceDisconnected(f"{self.url.text}: closed")
+                raise DeviceDisconnected(f"{self.url.public}: closed")
             if self._conn is None:
                 self._conn = http.client.HTTPSConnection(
                     self.host, self.port, timeout=self.options.timeout + GRACE, context=self.context
@@ -173,29 +173,29 @@ def _address(url: Url) -> tuple[str, int]:
         parts = urlsplit(f"//{url.location}")
         name, port = parts.hostname, parts.port or 443
     except ValueError as exc:
-        raise InvalidArgumentError(f"{url.text}: not a valid address: {exc}") from None
+        raise InvalidArgumentError(f"{url.public}: not a valid address: {exc}") from None
     if not name:
-        raise InvalidArgumentError(f"{url.text}: give the service's address, https://HOST:PORT")
+        raise InvalidArgumentError(f"{url.public}: give the service's address, https://HOST:PORT")
     return name, port
 
 
 def _context(url: Url) -> ssl.SSLContext:
     cert, key, ca = url.get("cert", str), url.get("key", str), url.get("ca", str)
     if cert is None:
-        raise InvalidArgumentError(f"{url.text}: cert: the service needs a client certificate (?cert=FILE&key=FILE)")
+        raise InvalidArgumentError(f"{url.public}: cert: the service needs a client certificate (?cert=FILE&key=FILE)")
     try:
         context = ssl.create_default_context(cafile=ca)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
         files = ", ".join(f for f in (cert, key, ca) if f)
-        raise InvalidArgumentError(f"{url.text}: cannot load {files}: {os_reason(exc)}") from None
+        raise InvalidArgumentError(f"{url.public}: cannot load {files}: {os_reason(exc)}") from None
     return context
 
 
 def _opening_error(url: Url, exc: BaseException, timeout: float) -> DeviceError:
     """The error ``qitcore.open`` raises for a first request that failed."""
-    where = url.text
+    where = url.public
     if isinstance(exc, _Refused):
         if exc.status in (401, 403):
             return ServiceAccessDenied(f"{where}: the service refuses this client: {exc.reason}")
@@ -226,7 +226,7 @@ class _Reader:
     def __init__(self, fetcher: _Fetcher, core: _core.Stream, wait: float) -> None:
         self.fetcher, self.core, self.wait = fetcher, core, wait
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"qitcore {fetcher.url.text[:60]}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"qitcore {fetcher.url.public[:60]}", daemon=True)
 
     def _run(self) -> None:
         unavailable_since: float | None = None
@@ -239,7 +239,7 @@ class _Reader:
                         if r.status == 503 and unavailable_since is None:
                             unavailable_since = time.monotonic()
                         continue
-                    self.core.disconnect(f"{self.fetcher.url.text}: the service answered HTTP {r.status}: {r.reason}")
+                    self.core.disconnect(f"{self.fetcher.url.public}: the service answered HTTP {r.status}: {r.reason}")
                     return
                 unavailable_since = None
                 self.core.feed_samples(data)  # blocks while the queue is full
@@ -247,7 +247,7 @@ class _Reader:
             return  # the stream closed, or failed: its reader sees that
         except Exception as exc:  # the connection: OSError, ssl.SSLError, http.client.HTTPException
             if not self.stop.is_set():
-                self.core.disconnect(f"{self.fetcher.url.text}: the connection to the service failed: {exc}")
+                self.core.disconnect(f"{self.fetcher.url.public}: the connection to the service failed: {exc}")
 
     def _retry(self, r: _Refused, unavailable_since: float | None) -> bool:
         """Waits before asking again when the service says to (or a smaller chunk fits);
@@ -300,7 +300,7 @@ def _first(fetcher: _Fetcher, wait: float) -> bytes:
 def _open_https(url: Url, options: Options, raw: bool) -> QrngStream:
     if raw:
         raise UnsupportedOperationError(
-            f"{url.text}: a service serves extracted bytes only; assess raw samples on the service's host"
+            f"{url.public}: a service serves extracted bytes only; assess raw samples on the service's host"
         )
     options.passed_through(url, "service")
     fetcher = _Fetcher(url, options)
@@ -315,7 +315,7 @@ def _open_https(url: Url, options: Options, raw: bool) -> QrngStream:
     reader = _Reader(fetcher, core, options.timeout)
     reader.thread.start()
     info = {"service": f"{fetcher.host}:{fetcher.port}", "path": fetcher.path, "chunk": fetcher.chunk}
-    return QrngStream(core, description=url.text, info=info, min_entropy=None, on_close=reader.close)
+    return QrngStream(core, description=url.public, info=info, min_entropy=None, on_close=reader.close)
 
 
 def open_https(

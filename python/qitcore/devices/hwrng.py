@@ -30,19 +30,19 @@ def kernel_rng(sysfs: str = SYSFS) -> dict[str, str]:
 def _open_hwrng(url: Url, options: Options, raw: bool) -> QrngStream:
     path = url.get("path", str, None) or url.path or "/dev/hwrng"
     if not os.path.exists(path):
-        raise DeviceNotFound(f"{url.text}: {path} does not exist (no hardware RNG driver loaded)")
+        raise DeviceNotFound(f"{url.public}: {path} does not exist (no hardware RNG driver loaded)")
     if not os.access(path, os.R_OK):
-        raise DeviceError(f"{url.text}: no permission to read {path} (it is usually root-only; add a udev rule)")
+        raise DeviceError(f"{url.public}: no permission to read {path} (it is usually root-only; add a udev rule)")
     info: dict[str, object] = {"device": path, **kernel_rng(url.get("sysfs", str, SYSFS))}
     if info.get("rng_current") in ("none", ""):
-        raise DeviceNotFound(f"{url.text}: the kernel has no current hardware RNG (rng_current is none)")
+        raise DeviceNotFound(f"{url.public}: the kernel has no current hardware RNG (rng_current is none)")
     quality = _quality(str(info.get("rng_quality", "")))
     claim = quality / 128 if quality > 0 else 4.0
     info["claimed_min_entropy"] = claim
     core = options.core_stream(8, "aligned", "big", 0, raw=raw, min_entropy=claim)
     core.attach_file(path, framed=False)
     h = None if raw else options.entropy(claim)
-    return stream_class(raw)(core, description=url.text, info=info, min_entropy=h)
+    return stream_class(raw)(core, description=url.public, info=info, min_entropy=h)
 
 
 def _quality(value: str) -> int:

@@ -79,7 +79,7 @@ def _open_sim_pty(url: Url, options: Options, raw: bool) -> QrngStream:
 
     try:
         port = open_port(Url(f"serial://{slave}", "serial", "", slave))
-        link = QdpLink(port, options, url.text)
+        link = QdpLink(port, options, url.public)
         stream = link.open(raw)
     except BaseException:
         shut_down()

@@ -50,14 +50,14 @@ def find_port(url: Url, scheme: str) -> str:
             return str(info.device)
     ids = ", ".join(f"{v:04x}:{p:04x}" for v, p in sorted(wanted))
     raise DeviceNotFound(
-        f"{url.text}: no device attached with USB ID {ids}; give its path, e.g. {scheme}:///dev/ttyACM0"
+        f"{url.public}: no device attached with USB ID {ids}; give its path, e.g. {scheme}:///dev/ttyACM0"
     )
 
 
 def _bytes_stream(
     url: Url, options: Options, raw: bool, port: Any, claim: float | None, info: dict[str, Any]
 ) -> QrngStream:
-    link = PortLink(port, options, url.text, framed=False)
+    link = PortLink(port, options, url.public, framed=False)
     try:
         core = options.core_stream(8, "aligned", "big", 0, raw=raw, min_entropy=claim)
     except BaseException:
@@ -68,7 +68,7 @@ def _bytes_stream(
 
 def _truerng(url: Url, options: Options, raw: bool) -> QrngStream:
     spec = find_port(url, "truerng")
-    port = open_serial(spec, 115200, url.text)  # DTR is set on opening: the device streams
+    port = open_serial(spec, 115200, url.public)  # DTR is set on opening: the device streams
     return _bytes_stream(url, options, raw, port, WHITENED, {"device": spec, "model": "TrueRNG"})
 
 
@@ -80,7 +80,7 @@ def _truerngpro(url: Url, options: Options, raw: bool) -> QrngStream:
         )
     baud, claim = PRO_MODES[mode]
     spec = find_port(url, "truerngpro")
-    port = open_serial(spec, KNOCK[0], url.text)
+    port = open_serial(spec, KNOCK[0], url.public)
     port.dtr = False
     for rate in (*KNOCK[1:], baud):  # the knock, then the mode's rate
         time.sleep(0.01)
@@ -98,7 +98,7 @@ def _onerng(url: Url, options: Options, raw: bool) -> QrngStream:
         raise InvalidArgumentError(f"source: expected avalanche, rf or both, got {source!r}")
     mask = masks[source] | (0 if whiten else 1)
     spec = find_port(url, "onerng")
-    port = open_serial(spec, 115200, url.text)
+    port = open_serial(spec, 115200, url.public)
     port.rts = True
     for command in (b"cmdo", b"cmd%x" % mask, b"cmdw", b"cmdO"):  # pause, mode, flush, run
         port.write(command)
@@ -114,8 +114,8 @@ def _onerng(url: Url, options: Options, raw: bool) -> QrngStream:
 def _cdc(url: Url, options: Options, raw: bool) -> QrngStream:
     spec = url.get("port", str, None) or url.path
     if not spec:
-        raise InvalidArgumentError(f"{url.text}: give the device, e.g. cdc:///dev/ttyACM0")
-    port = open_serial(spec, url.get("baud", int, 115200), url.text)
+        raise InvalidArgumentError(f"{url.public}: give the device, e.g. cdc:///dev/ttyACM0")
+    port = open_serial(spec, url.get("baud", int, 115200), url.public)
     return _bytes_stream(url, options, raw, port, None, {"device": spec, "model": "CDC byte stream"})
 
 

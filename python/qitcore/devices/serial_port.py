@@ -82,10 +82,10 @@ def open_port(url: Url) -> Any:
     """The pyserial port the URL names, opened."""
     baud = BAUD.check(url.get("baud", int, 115200))
     if url.scheme == "serial":
-        return open_serial(url.path or url.location, baud, url.text)
+        return open_serial(url.path or url.location, baud, url.public)
     rest = {k: v for k, v in url.query.items() if k not in _OURS}
     query = ("?" + urlencode(rest, doseq=True)) if rest else ""
-    return open_serial(f"{url.scheme}://{url.location}{url.path}{query}", baud, url.text)
+    return open_serial(f"{url.scheme}://{url.location}{url.path}{query}", baud, url.public)
 
 
 def _open_serial(url: Url, options: Options, raw: bool) -> QrngStream:
@@ -94,8 +94,8 @@ def _open_serial(url: Url, options: Options, raw: bool) -> QrngStream:
         packing, order = url.get("packing", str, "aligned"), url.get("bitorder", str, "big")
         # The stream first: a refused option must not leave the port open.
         core = options.core_stream(bits, packing, order, 0, raw=raw, min_entropy=None)
-        return QdpLink(open_port(url), options, url.text).start(core, {"bits_per_sample": bits}, raw, None)
-    return QdpLink(open_port(url), options, url.text).open(raw)
+        return QdpLink(open_port(url), options, url.public).start(core, {"bits_per_sample": bits}, raw, None)
+    return QdpLink(open_port(url), options, url.public).open(raw)
 
 
 for _scheme, _theirs in _PYSERIAL.items():

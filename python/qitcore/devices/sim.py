@@ -156,7 +156,7 @@ def _open_sim(url: Url, options: Options, raw: bool) -> QrngStream:
         seed=url.get("seed", int, 0),
     )
     h = None if raw else options.entropy(model.min_entropy)
-    return stream_class(raw)(core, description=url.text, info=describe(model), min_entropy=h)
+    return stream_class(raw)(core, description=url.public, info=describe(model), min_entropy=h)
 
 
 register_backend("sim", _open_sim, SIM_PARAMS)

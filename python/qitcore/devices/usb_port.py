@@ -133,16 +133,16 @@ def _ids(url: Url, default: tuple[int, int]) -> tuple[int, int]:
         return default
     # Four hexadecimal digits at most each: USB IDs are 16-bit.
     if not re.fullmatch(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}", ids):
-        raise InvalidArgumentError(f"{url.text}: expected usb://VID:PID in hexadecimal, e.g. usb://1209:0001")
+        raise InvalidArgumentError(f"{url.public}: expected usb://VID:PID in hexadecimal, e.g. usb://1209:0001")
     vid, pid = (int(part, 16) for part in ids.split(":"))
     return vid, pid
 
 
 def _open_usb(url: Url, options: Options, raw: bool) -> QrngStream:
     vid, pid = _ids(url, (0x1209, 0x0001))
-    dev = find_usb(vid, pid, url.get("serial", str, None), options.usb_backend, url.text)
-    port = UsbPort(dev, None, None, url.text)
-    return QdpLink(port, options, url.text).open(raw)
+    dev = find_usb(vid, pid, url.get("serial", str, None), options.usb_backend, url.public)
+    port = UsbPort(dev, None, None, url.public)
+    return QdpLink(port, options, url.public).open(raw)
 
 
 def _open_chaoskey(url: Url, options: Options, raw: bool) -> QrngStream:
@@ -158,11 +158,11 @@ def _open_chaoskey(url: Url, options: Options, raw: bool) -> QrngStream:
     claim = 7.0 if endpoint == "cooked" else None
     # The stream first: a refused option must not leave the device claimed.
     core = options.core_stream(bits, "aligned", "big", 0, raw=raw, min_entropy=claim)
-    dev = find_usb(0x1D50, 0x60C6, url.get("serial", str, None), options.usb_backend, url.text)
-    port = UsbPort(dev, 0x85 if endpoint == "cooked" else 0x86, None, url.text)
+    dev = find_usb(0x1D50, 0x60C6, url.get("serial", str, None), options.usb_backend, url.public)
+    port = UsbPort(dev, 0x85 if endpoint == "cooked" else 0x86, None, url.public)
     info = {"model": "ChaosKey", "endpoint": endpoint, "serial": _string(dev, "serial_number"),
             "product": _string(dev, "product"), "bits_per_sample": bits, "claimed_min_entropy": claim}  # fmt: skip
-    return PortLink(port, options, url.text, framed=False).start(core, info, raw, claim)
+    return PortLink(port, options, url.public, framed=False).start(core, info, raw, claim)
 
 
 SERIAL = text("serial", "the device's USB serial number")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import grp
+import hashlib
 import os
 import stat
 import tomllib
@@ -42,7 +43,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .._validate import integer
+from .._validate import integer, public_url
 from ..devices import _registry
 from ..errors import InvalidArgumentError, InvalidTypeError, QitError
 
@@ -70,10 +71,9 @@ DEFAULT_BACKOFF = (0.5, 30.0)
 # Options of qitcore.open that a TOML file cannot express (a pyusb backend object).
 _NOT_IN_FILES = {"usb_backend"}
 _OPTIONS = {f.name for f in dataclasses.fields(_registry.Options)} - _NOT_IN_FILES
+
+
 # Query keys whose values are secret or identify a secret: hidden in status and logs.
-_SECRET_WORDS = ("seed", "key", "pass", "secret", "token")
-
-
 @dataclass(frozen=True)
 class DeviceSettings:
     """One device of the pool: its URL and the keyword options :func:`qitcore.open` gets.
@@ -150,19 +150,6 @@ class DeviceSettings:
         return f"DeviceSettings({self.public_url!r}, options={sorted(self.options)})"
 
 
-def public_url(url: str) -> str:
-    """``url`` with secret-looking query values replaced by ``***``."""
-    if "?" not in url:
-        return url
-    head, query = url.split("?", 1)
-    parts = []
-    for item in query.split("&"):
-        key, eq, _ = item.partition("=")
-        secret = eq and any(word in key.lower() for word in _SECRET_WORDS)
-        parts.append(f"{key}=***" if secret else item)
-    return f"{head}?{'&'.join(parts)}"
-
-
 @dataclass(frozen=True)
 class ServiceConfig:
     """Everything ``qitcore serve`` runs. ``https``, ``kernel`` and ``metrics`` are ``None`` when
@@ -225,8 +212,9 @@ def check_devices(devices: Sequence[DeviceSettings]) -> tuple[DeviceSettings, ..
 def replay_key(settings: DeviceSettings) -> str | None:
     """What names a source whose raw input is the same at every opening, or ``None`` for a source
     whose input is new each time: a ``file://`` on a regular file (``file:`` and its resolved
-    path; a FIFO is not replayed) and a simulator with a fixed ``seed=`` (``sim:seed=N``, for
-    ``sim://`` and ``sim+pty://`` alike, whose samples come from the same model). A fresh
+    path; a FIFO is not replayed) and a simulator with a fixed ``seed=`` (``sim:seed#`` and a
+    digest of the seed, for ``sim://`` and ``sim+pty://`` alike, whose samples come from the same
+    model). A fresh
     extractor seed at each opening would make the output differ, but the min-entropy spent
     would be the same samples' again."""
     parsed = _registry.Url.parse(settings.url)
@@ -243,7 +231,9 @@ def replay_key(settings: DeviceSettings) -> str | None:
             return None
         return f"file:{os.path.realpath(path)}"
     if parsed.scheme in ("sim", "sim+pty") and parsed.query.get("seed"):
-        return f"sim:seed={parsed.get('seed', int)}"
+        # The seed itself is never shown (the key appears in messages): a digest tells seeds apart.
+        digest = hashlib.blake2b(str(parsed.get("seed", int)).encode(), digest_size=6).hexdigest()
+        return f"sim:seed#{digest}"
     return None
 
 
