@@ -78,6 +78,17 @@ def test_serve_reports_an_unwritable_folder_and_store_in_one_line(
     _one_line_error(capsys, ["kme", "serve", "--config", str(config), "--no-source"], "store: cannot open")
     config.write_text('[kme]\nsaes = ["A"]\n[connections]\nidle_timeout = 0\n')
     _one_line_error(capsys, ["kme", "serve", "--config", str(config)], "[connections] idle_timeout")
+    # Limits of the wrong kind or out of order are refused at load, not in a request or the key
+    # source's thread (a float key size stopped the source and served no keys).
+    for limits, named in (
+        ("key_size = 256.0", "[limits] key_size: expected an int"),
+        ("min_key_size = 512\nmax_key_size = 256", "[limits] key sizes"),
+        ("key_size = 16\nmin_key_size = 64", "[limits] key sizes"),
+    ):
+        config.write_text(f'[kme]\nsaes = ["A"]\n[limits]\n{limits}\n')
+        _one_line_error(capsys, ["kme", "serve", "--config", str(config)], named)
+    config.write_text('[kme]\nsaes = ["A"]\n[source]\npulses = 1.5\n')
+    _one_line_error(capsys, ["kme", "serve", "--config", str(config)], "[source] pulses: expected an int")
     # A bad address is refused before the local set-up writes its certificates and keys.
     fresh = tmp_path / "fresh"
     _one_line_error(capsys, ["kme", "serve", "--dir", str(fresh), "--listen", "[::1]"], "--listen: expected HOST:PORT")

@@ -258,6 +258,31 @@ def test_frames_over_the_session_bound_are_refused_before_reading(link: qkd.Simu
         thread.join(5)
 
 
+def test_a_reply_that_drips_in_is_given_up_at_the_timeout(link: qkd.SimulatedLink) -> None:
+    """A hostile Alice sending her reply a byte at a time, each within the timeout: Bob gives up
+    once the timeout has passed for the frame as a whole."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def hostile() -> None:
+            conn, _ = server.accept()
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(bytes(NONCE_BYTES))
+                recv_exact(conn, NONCE_BYTES)
+                recv_frame(conn, limit=FIRST_FRAME_LIMIT)
+                for byte in struct.pack("<I", 200) + bytes(200):
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.2)
+
+        thread = threading.Thread(target=hostile, daemon=True)
+        thread.start()
+        with qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1], timeout=1) as channel:
+            start = time.monotonic()
+            with pytest.raises(ChannelError, match="timed out"):
+                qkd.BobSession(link.bob, qkd.Params(), channel).run()
+            assert time.monotonic() - start < 2
+        thread.join(60)
+
+
 def test_the_frame_bound_holds_every_message_of_a_noisy_session() -> None:
     """At a QBER near the threshold (the most Cascade traffic), no frame in either direction
     comes near the bound derived from the records."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import ssl
 import threading
 from typing import Any
@@ -12,6 +14,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from .._validate import show_host_port
 from ..errors import (
     ChannelClosed,
+    ChannelError,
     InvalidArgumentError,
     KMEBadRequest,
     KMEError,
@@ -91,20 +94,34 @@ class KMEClient:
                     self._conn = http.client.HTTPSConnection(
                         self._host, self._port, context=self._context, timeout=self._timeout
                     )
+                # The timeout bounds the whole answer, not each read of it: a KME sending a byte
+                # now and then would otherwise hold the caller for as long as it likes.
+                expired = threading.Event()
+                watchdog = threading.Timer(self._timeout, _cut, args=(self._conn, expired))
+                watchdog.daemon = True
+                watchdog.start()
                 try:
                     self._conn.request(method, path, body=data, headers=headers)
                     response = self._conn.getresponse()
                     payload = response.read(MAX_ANSWER + 1)
+                    if expired.is_set():
+                        raise TimeoutError
                     break
                 except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                     self._conn.close()
                     self._conn = None
+                    if expired.is_set():
+                        raise self._late() from None
                     if attempt:
                         raise ChannelClosed(f"the KME closed the connection: {exc}") from None
-                except (OSError, http.client.HTTPException) as exc:
+                except (OSError, http.client.HTTPException, ValueError) as exc:
                     self._conn.close()
                     self._conn = None
+                    if expired.is_set():
+                        raise self._late() from None
                     raise ChannelClosed(f"KME at {show_host_port(self._host, self._port)}: {os_reason(exc)}") from None
+                finally:
+                    watchdog.cancel()
         if len(payload) > MAX_ANSWER:
             self.close()
             raise KMEError(f"HTTP {response.status} with a body over {MAX_ANSWER} bytes", status=response.status)
@@ -118,6 +135,10 @@ class KMEClient:
             details = decoded.get("details") if isinstance(decoded, dict) else None
             raise cls(f"HTTP {response.status}: {message}", details, status=response.status)
         return decoded
+
+    def _late(self) -> ChannelError:
+        where = show_host_port(self._host, self._port)
+        return ChannelError(f"KME at {where}: no whole answer within {self._timeout:g} s")
 
     def status(self, slave_sae_id: str) -> Status:
         """The Status of the link to ``slave_sae_id``."""
@@ -151,3 +172,12 @@ def _reason(exc: OSError | ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLError) and exc.reason:
         return {"KEY_VALUES_MISMATCH": "the key is not the certificate's"}.get(exc.reason, exc.reason)
     return exc.strerror or str(exc)
+
+
+def _cut(conn: http.client.HTTPSConnection, expired: threading.Event) -> None:
+    """Ends a request past its time: the blocked read then returns, and the caller says why."""
+    expired.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

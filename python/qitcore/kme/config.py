@@ -57,8 +57,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .. import _validate
 from .._validate import host_port, show_host_port
-from ..errors import InvalidArgumentError, os_reason
+from ..errors import InvalidArgumentError, InvalidTypeError, os_reason
 from ..qkd.channel import read_auth_key
 from .limits import ConnectionLimits
 from .peer import PeerSettings
@@ -72,6 +73,11 @@ class SourceSettings:
     distance_km: float = 20.0
     pulses: int = 100_000_000
     low_water: int = 1000
+
+    def __post_init__(self) -> None:
+        _validate.real("distance_km", self.distance_km)
+        _validate.integer("pulses", self.pulses, minimum=1, maximum=2**40)
+        _validate.integer("low_water", self.low_water, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,10 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
     for name, value in {**limits, **source}.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise InvalidArgumentError(f"kme.toml: {name} must be a positive number, got {value!r}")
-    sources = SourceSettings(**source)
+    try:
+        sources = SourceSettings(**source)
+    except (InvalidArgumentError, InvalidTypeError) as exc:
+        raise InvalidArgumentError(f"kme.toml: [source] {exc}") from None
     try:
         connections = ConnectionLimits(**_table(data, "connections", {f.name for f in fields(ConnectionLimits)}))
     except InvalidArgumentError as exc:
@@ -136,10 +145,13 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
         _table(data, "peer", {"role", "address", "listen", "auth_key_file", "saes", "link_seed"}), base, sources
     )
     kme_id = str(kme.get("id", "KME-1"))
-    config = KMEConfig(
-        kme_id=kme_id, target_kme_id=str(kme.get("target_id", kme_id)), saes=frozenset(saes),
-        peer_saes=peer.saes if peer else frozenset(), **limits,
-    )  # fmt: skip
+    try:
+        config = KMEConfig(
+            kme_id=kme_id, target_kme_id=str(kme.get("target_id", kme_id)), saes=frozenset(saes),
+            peer_saes=peer.saes if peer else frozenset(), **limits,
+        )  # fmt: skip
+    except (InvalidArgumentError, InvalidTypeError) as exc:
+        raise InvalidArgumentError(f"kme.toml: [limits] {exc}") from None
     if config.key_size % 8 or config.min_key_size % 8 or config.max_key_size % 8:
         raise InvalidArgumentError("kme.toml: key sizes must be multiples of 8 bits")
     host, port = host_port("kme.toml: [kme] listen", kme.get("listen", "127.0.0.1:8443"))

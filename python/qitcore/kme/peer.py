@@ -45,6 +45,8 @@ FIRST_FRAME_SECONDS = 10.0
 """How long a connection to the peer port may take to deliver its first (authenticated) frame."""
 FIRST_FRAME_BYTES = 1 << 20
 """The largest first frame: a take record (SYNC) names every key ID of a request."""
+FLUSH_WAIT = 2.0
+"""Seconds a request for the peer's SAEs waits while another is sending takes to the peer."""
 MAX_PENDING = 16
 """Connections whose first frame is awaited at once; one more closes the oldest of them, so a
 flood of silent or slow clients cannot keep the other KME out."""
@@ -250,13 +252,19 @@ class PeerClient:
         Raises:
             KMEUnavailable: the peer is unreachable or refused a take (it stays queued).
         """
-        with self._flush_lock:
+        # One request thread waits on the peer; the others wait a moment, then answer 503: a silent
+        # peer must not take every thread the KME answers its own SAEs with.
+        if not self._flush_lock.acquire(timeout=FLUSH_WAIT):
+            raise KMEUnavailable("the peer KME has not confirmed earlier keys yet; these are withheld, ask again")
+        try:
             for record in self._store.outbox():
                 try:
                     self.request(SYNC, json.dumps(record).encode())
                 except (ChannelClosed, KMEError) as exc:
                     raise KMEUnavailable(f"the peer KME did not confirm the keys ({exc}); they are withheld") from None
                 self._store.confirmed(str(record["pool"]), int(record["offset"]))
+        finally:
+            self._flush_lock.release()
 
 
 class _PeerQkdChannel(Channel):

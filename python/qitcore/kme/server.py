@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .. import _validate
 from .._net import listen_socket
 from .._validate import show_host_port
 from ..errors import DeviceError, InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized, os_reason
@@ -49,6 +50,30 @@ class KMEConfig:
     min_key_size: int = 64
     max_SAE_ID_count: int = 2  # noqa: N815 - the specification's name
     peer_saes: frozenset[str] = field(default_factory=frozenset)  # SAEs attached to the peer KME
+
+    def __post_init__(self) -> None:
+        """Checks every field (the KME serves what it holds: a bad value would fail in the middle
+        of a request, or stop its key source's thread).
+
+        Raises:
+            InvalidArgumentError, InvalidTypeError: a field of the wrong kind or out of range.
+        """
+        for name in ("kme_id", "target_kme_id"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise InvalidArgumentError(f"{name}: expected a non-empty string, got {getattr(self, name)!r}")
+        for name in ("saes", "peer_saes"):
+            value = getattr(self, name)
+            if not isinstance(value, (frozenset, set, list, tuple)) or not all(isinstance(s, str) and s for s in value):
+                raise InvalidArgumentError(f"{name}: expected SAE IDs (non-empty strings), got {value!r}")
+            object.__setattr__(self, name, frozenset(value))
+        for name in ("key_size", "max_key_count", "max_key_per_request", "max_key_size", "min_key_size",
+                     "max_SAE_ID_count"):  # fmt: skip
+            _validate.integer(name, getattr(self, name), minimum=1)
+        if not self.min_key_size <= self.key_size <= self.max_key_size:
+            raise InvalidArgumentError(
+                f"key sizes: expected min_key_size <= key_size <= max_key_size, got "
+                f"{self.min_key_size}, {self.key_size}, {self.max_key_size}"
+            )
 
 
 class KMEServer:

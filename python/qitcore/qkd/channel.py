@@ -41,6 +41,7 @@ stray or hostile client cannot end her session or hold the real Bob off.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import os
@@ -354,17 +355,23 @@ def send_frame(sock: socket.socket, frame: bytes) -> None:
 _TIMED_OUT = "timed out waiting for the peer"
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytes:
-    """Exactly ``n`` bytes from ``sock``.
+def recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
+    """Exactly ``n`` bytes from ``sock``, by ``deadline`` (a :func:`time.monotonic` time) when
+    one is given, else each within the socket's timeout.
 
     Raises:
-        ChannelError: the peer is silent past the socket's timeout.
+        ChannelError: the deadline passed, or the peer is silent past the socket's timeout.
         ChannelClosed: the connection ended first.
     """
     # Grows with what arrives (1 MiB at a time at most), so a frame that never comes costs nothing.
     chunks = bytearray()
     while len(chunks) < n:
         try:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
             chunk = sock.recv(min(n - len(chunks), 1 << 20))
         except TimeoutError:
             raise ChannelError(_TIMED_OUT) from None
@@ -381,11 +388,24 @@ def recv_frame(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
     before any of it is read.
 
     Raises:
-        ChannelError: the frame is longer than ``limit`` or shorter than a header and tag, or the
-            peer is silent past the socket's timeout.
+        ChannelError: the frame is longer than ``limit`` or shorter than a header and tag, or it
+            did not arrive whole within the socket's timeout.
         ChannelClosed: the connection ended.
     """
-    (length,) = LENGTH.unpack(recv_exact(sock, LENGTH.size))
+    # The socket's timeout bounds the whole frame, not each piece of it: a peer sending a byte
+    # now and then would otherwise hold the reader for as long as it likes.
+    timeout = sock.gettimeout()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        return _recv_frame(sock, limit, deadline)
+    finally:
+        if timeout is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(timeout)
+
+
+def _recv_frame(sock: socket.socket, limit: int, deadline: float | None) -> bytes:
+    (length,) = LENGTH.unpack(recv_exact(sock, LENGTH.size, deadline))
     if length > limit:
         raise ChannelError(
             f"frame of {length} bytes is larger than the session allows ({limit} bytes): "
@@ -393,7 +413,7 @@ def recv_frame(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
         )
     if length < MIN_FRAME:
         raise ChannelError(f"frame of {length} bytes is shorter than a header and tag")
-    return recv_exact(sock, length)
+    return recv_exact(sock, length, deadline)
 
 
 MAX_SECONDS = 1e6
