@@ -82,3 +82,27 @@ def test_a_killed_extract_leaves_a_file_that_the_next_run_removes(tmp_path: Path
     assert main([*args[:1], str(tmp_path / "in"), *args[2:]]) == 0
     assert out.read_bytes() == hasher.hash(data)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "in", "key", "out"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK), reason="no /dev/shm here")
+def test_ordinary_files_in_dev_shm_are_written_whole_or_not_at_all() -> None:
+    """/dev/shm holds ordinary files: a failed write leaves none there, and an existing one is
+    not truncated (only devices and pipes under /dev are written in place)."""
+    from qitcore.report.files import atomic_output, is_special
+
+    path = Path("/dev/shm") / f"qitcore-test-{os.getpid()}.bin"
+    assert not is_special(path) and is_special("/dev/null") and is_special("/dev/stdout")
+    try:
+        path.write_bytes(b"kept")
+        with pytest.raises(RuntimeError), atomic_output(path) as (out, temp):
+            assert temp is not None  # a temporary file beside it
+            out.write(b"partial")
+            raise RuntimeError("the run fails")
+        assert path.read_bytes() == b"kept"
+        path.unlink()
+        with pytest.raises(RuntimeError), atomic_output(path) as (out, _):
+            out.write(b"partial")
+            raise RuntimeError("the run fails")
+        assert not path.exists()
+    finally:
+        path.unlink(missing_ok=True)

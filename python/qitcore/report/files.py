@@ -4,8 +4,9 @@ One rule for every file a command writes: a regular file (or a path that does no
 written as a temporary file beside it and renamed into place once complete, so an interrupted or
 failed run never leaves a partial file; a symbolic link is followed (the file it names is
 replaced, the link stays). A special file — a FIFO, a character device such as ``/dev/null``, a
-process's pipe under ``/dev/fd`` or ``/proc`` — is written in place and never replaced: renaming
-over it would put a regular file where the device or pipe was.
+process's pipe under ``/dev/fd`` or ``/proc``, any path under ``/dev`` but the ordinary files of
+``/dev/shm`` — is written in place and never replaced: renaming over it would put a regular file
+where the device or pipe was.
 
 A temporary file is named ``.qitcore-HOST-PID-XXXXXXXX.tmp`` after the host and process that
 write it. A process killed outright (SIGKILL, a crash, the power) cannot remove its own, so the
@@ -92,7 +93,9 @@ def is_special(path: str | os.PathLike[str]) -> bool:
     if mode is not None and stat.S_ISDIR(mode):
         raise InvalidArgumentError(f"{os.fspath(path)}: is a folder")
     absolute = os.path.abspath(path)
-    return absolute.startswith(("/dev/", "/proc/")) or (mode is not None and not stat.S_ISREG(mode))
+    # /dev/shm is a file system of ordinary files (shared memory): those are written as anywhere.
+    in_devices = absolute.startswith(("/dev/", "/proc/")) and not absolute.startswith("/dev/shm/")
+    return in_devices or (mode is not None and not stat.S_ISREG(mode))
 
 
 @contextlib.contextmanager
