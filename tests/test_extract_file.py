@@ -3,6 +3,7 @@ every method, input format, size and chunking; atomic output; the seed's file.""
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import stat
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from qitcore import _core
-from qitcore.errors import InvalidArgumentError, InvalidLengthError, QitError
+from qitcore.errors import InvalidArgumentError, InvalidLengthError, QitError, SampleFileError
 from qitcore.extract import ExtractResult, ModifiedToeplitz, Toeplitz, extract_file, hash_condition
 from qitcore.report import files
 
@@ -140,9 +141,10 @@ def test_a_fresh_seed_is_written_private_and_exclusive_and_never_shown(tmp_path:
     assert pickle.loads(pickle.dumps(result)) == result
     # A second run never overwrites the seed the first one wrote, and leaves no output.
     (tmp_path / "out2.seed").write_bytes(b"keep")
-    with pytest.raises(FileExistsError) as refused:
+    with pytest.raises(SampleFileError) as refused:  # an OSError of errno EEXIST, and a QitError
         extract_file(tmp_path / "in", tmp_path / "out2", m=2000)
     # It says what to do with a seed a killed run left behind.
+    assert refused.value.errno == errno.EEXIST and isinstance(refused.value, OSError)
     assert refused.value.filename == str(tmp_path / "out2.seed")
     assert "remove it, or give it as the seed file" in str(refused.value.strerror)
     assert (tmp_path / "out2.seed").read_bytes() == b"keep"
@@ -210,6 +212,36 @@ def test_a_failure_midway_leaves_no_output_and_no_fresh_seed(tmp_path: Path) -> 
     (tmp_path / "in").write_bytes(samples.tobytes())
     with pytest.raises(InvalidArgumentError, match="offset 90000"):
         extract_file(tmp_path / "in", tmp_path / "out", m=100, bits_per_sample=4, chunk_bytes=4096)
+    assert _leftovers(tmp_path) == []
+
+
+def test_file_failures_are_qit_errors_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "in").write_bytes(os.urandom(1 << 12))
+    for kwargs, missing in (({"seed_file": tmp_path / "no-seed"}, "no-seed"), ({}, "no-input")):
+        src = tmp_path / ("no-input" if missing == "no-input" else "in")
+        with pytest.raises(SampleFileError) as caught:
+            extract_file(src, tmp_path / "out", m=64, **kwargs)  # type: ignore[arg-type]
+        assert caught.value.errno == errno.ENOENT and str(caught.value.filename).endswith(missing)
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("change", ["shrinks", "grows"])
+def test_an_input_changed_while_it_is_read_leaves_no_output_and_no_fresh_seed(tmp_path: Path, change: str) -> None:
+    """A regular file cut short (or lengthened) after its first chunk: refused once read, not
+    reported as a whole extraction of fewer blocks; no output, no seed."""
+    source = tmp_path / "in"
+    source.write_bytes(os.urandom(1 << 20))
+
+    def meddle(done: int, total: int | None) -> None:
+        if done == 1 << 16:
+            if change == "shrinks":
+                os.truncate(source, 1 << 18)
+            else:
+                with open(source, "ab") as f:
+                    f.write(os.urandom(1 << 16))
+
+    with pytest.raises(SampleFileError, match="was it changed"):
+        extract_file(source, tmp_path / "out", m=64, chunk_bytes=1 << 16, progress=meddle)
     assert _leftovers(tmp_path) == []
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import math
 import os
 import stat
@@ -27,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core, _validate
-from .errors import InvalidArgumentError, InvalidLengthError, InvalidTypeError
+from .errors import InvalidArgumentError, InvalidLengthError, InvalidTypeError, QitError, SampleFileError
 from .extract import ModifiedToeplitz, Toeplitz, output_length
 from .report.files import atomic_output, is_special, start_writeback
 
@@ -101,6 +102,27 @@ class _Plan:
     and whole output bytes, so that the outputs of successive chunks simply concatenate."""
 
 
+def _file_errors(fn: Callable[..., ExtractResult]) -> Callable[..., ExtractResult]:
+    """``fn`` with its files' failures raised as :class:`SampleFileError` (an ``OSError`` and a
+    ``QitError``), naming the file: every failure of qitcore's is a ``QitError``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> ExtractResult:
+        try:
+            return fn(*args, **kwargs)
+        except OSError as exc:
+            if isinstance(exc, QitError):
+                raise
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            error = SampleFileError(f"{where}{exc.strerror or exc}")
+            # What an OSError tells, kept: which error, of which file.
+            error.errno, error.strerror, error.filename = exc.errno, exc.strerror, exc.filename
+            raise error from exc
+
+    return wrapper
+
+
+@_file_errors
 def extract_file(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -171,7 +193,8 @@ def extract_file(
             seed file is the input.
         InvalidLengthError: the seed file has the wrong size.
         InvalidTypeError: an option has the wrong type.
-        OSError: a file cannot be read or written, or ``save_seed`` exists.
+        SampleFileError: (an ``OSError``) a file cannot be read or written, changed while it
+            was read, or ``save_seed`` exists.
         ClusterError: with ``client``: Dask is not installed, or a range failed on the cluster
             for a reason other than the input (its worker died more often than the scheduler
             allows); no output is left.
@@ -221,6 +244,11 @@ def extract_file(
         ):
             if client is None:
                 stats = _run(source, out, hasher, kind, plan, blocks_per_chunk, total, progress, temp is not None)
+                if total is not None and stats[1] != total:
+                    # Leaving here removes the output and a fresh seed: nothing short passes as whole.
+                    raise SampleFileError(
+                        f"src: {src} held {total} bytes when it was opened and {stats[1]} were read; was it changed?"
+                    )
             else:
                 from .extract_cluster import extract_on_cluster
 
