@@ -167,28 +167,38 @@ def test_stray_clients_before_bob_get_nothing_and_cost_alice_little_memory(link:
 
 
 def test_a_recorded_session_replayed_to_a_new_alice_gets_nothing(link: qkd.SimulatedLink) -> None:
-    """Every frame Bob sent in one session, replayed in order to Alice's next session over the
-    same records (the keys' freshness rests on the nonces alone): she answers none of it, keeps
-    listening, and serves the real Bob."""
+    """Everything Bob sent in one session, his nonce and every frame, replayed in order to Alice's
+    next session over the same records: her fresh challenge makes none of it authenticate; she
+    answers nothing, keeps listening, and serves the real Bob."""
     sent: list[bytes] = []
+    bob_nonce: list[bytes] = []
 
-    def record(direction: str, frame: bytes) -> bytes:
-        if direction == "to_alice":
+    class Recorded:
+        """Alice's endpoint, keeping Bob's nonce and frames as they arrive."""
+
+        def __init__(self, alice: qkd.AliceSession) -> None:
+            self.alice = alice
+
+        def challenge(self, nonce: bytes) -> bytes:
+            bob_nonce.append(nonce)
+            return self.alice.challenge(nonce)
+
+        def handle_frame(self, frame: bytes) -> bytes:
             sent.append(frame)
-        return frame
+            return self.alice.handle_frame(frame)
 
     first = qkd.AliceSession(link.alice, qkd.Params(), KEY)
-    qkd.BobSession(link.bob, qkd.Params(), qkd.InProcessChannel(KEY, first, tamper=record)).run()
-    assert first.finished and len(sent) > 10
+    qkd.BobSession(link.bob, qkd.Params(), qkd.InProcessChannel(KEY, Recorded(first))).run()
+    assert first.finished and len(sent) > 10 and len(bob_nonce) == 1
     alice = _Alice(link)
     stream = [struct.pack("<I", len(f)) + f for f in sent]
-    assert _stray(alice.port, [bytes(NONCE_BYTES), *stream]) == b""
+    assert _stray(alice.port, [bob_nonce[0], *stream]) == b""
     bob_key, _ = _bob(link, alice.port)
     alice.join()
     assert alice.error is None and alice.session.result()[0] == bob_key
-    # In one process: the replayed first frame fails the new session's handshake.
+    # In one process: the same, through a new session's own challenge.
     again = qkd.AliceSession(link.alice, qkd.Params(), KEY)
-    again.challenge(bytes(NONCE_BYTES))
+    again.challenge(bob_nonce[0])
     reply = again.handle_frame(sent[0])
     with pytest.raises(QkdError, match="failed authentication"):
         again.result()

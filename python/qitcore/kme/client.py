@@ -8,6 +8,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -96,10 +97,11 @@ class KMEClient:
                     )
                 # The timeout bounds the whole answer, not each read of it: a KME sending a byte
                 # now and then would otherwise hold the caller for as long as it likes.
-                expired = threading.Event()
-                watchdog = threading.Timer(self._timeout, _cut, args=(self._conn, expired))
+                deadline = _Deadline(self._conn)
+                watchdog = threading.Timer(self._timeout, deadline.cut)
                 watchdog.daemon = True
                 watchdog.start()
+                expired = deadline.expired
                 try:
                     self._conn.request(method, path, body=data, headers=headers)
                     response = self._conn.getresponse()
@@ -121,6 +123,7 @@ class KMEClient:
                         raise self._late() from None
                     raise ChannelClosed(f"KME at {show_host_port(self._host, self._port)}: {os_reason(exc)}") from None
                 finally:
+                    deadline.finish()
                     watchdog.cancel()
         if len(payload) > MAX_ANSWER:
             self.close()
@@ -174,10 +177,31 @@ def _reason(exc: OSError | ssl.SSLError) -> str:
     return exc.strerror or str(exc)
 
 
-def _cut(conn: http.client.HTTPSConnection, expired: threading.Event) -> None:
-    """Ends a request past its time: the blocked read then returns, and the caller says why."""
-    expired.set()
-    sock = conn.sock
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+class _Deadline:
+    """Ends one request past its time: its blocked read returns, and the caller says why. A
+    request still connecting (no socket yet) is cut as soon as its socket exists; once the
+    request has finished (:meth:`finish`), nothing is cut, so its kept-alive connection is
+    never shut under the next request."""
+
+    def __init__(self, conn: http.client.HTTPSConnection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._done = False
+        self.expired = threading.Event()
+
+    def cut(self) -> None:
+        self.expired.set()
+        while True:
+            with self._lock:
+                if self._done:
+                    return
+                sock = self._conn.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    return
+            time.sleep(0.05)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._done = True

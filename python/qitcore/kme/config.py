@@ -151,7 +151,8 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
             peer_saes=peer.saes if peer else frozenset(), **limits,
         )  # fmt: skip
     except (InvalidArgumentError, InvalidTypeError) as exc:
-        raise InvalidArgumentError(f"kme.toml: [limits] {exc}") from None
+        table = "[kme]" if str(exc).startswith(("kme_id", "target_kme_id", "saes", "peer_saes")) else "[limits]"
+        raise InvalidArgumentError(f"kme.toml: {table} {exc}") from None
     if config.key_size % 8 or config.min_key_size % 8 or config.max_key_size % 8:
         raise InvalidArgumentError("kme.toml: key sizes must be multiples of 8 bits")
     host, port = host_port("kme.toml: [kme] listen", kme.get("listen", "127.0.0.1:8443"))

@@ -179,6 +179,8 @@ class PeerServer(Worker):
             raise KMEUnavailable("only Alice's KME answers QKD sessions")
         if kind == START:
             # The session's number, and Bob's nonce for the QKD session's own handshake.
+            if len(payload) != 8 + NONCE_BYTES:  # before the link's records are simulated
+                raise KMEUnavailable(f"malformed START of {len(payload)} bytes (a peer of another version?)")
             (session,) = struct.unpack_from("<Q", payload)
             link = self._settings.link(session)
             alice = AliceSession(link.alice, self._params, self._settings.auth_key)

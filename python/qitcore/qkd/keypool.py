@@ -139,31 +139,38 @@ class KeyPool:
         if not data:
             raise InvalidArgumentError("key: a key pool needs at least one byte of key")
         path = _validate.path("path", path)
-        if os.path.lexists(path):
-            raise KeyPoolError(f"key pool {path}: {os.strerror(errno.EEXIST)}")
-        # Written whole to a file of its own beside the pool and linked to the pool's name only
-        # once synced: a write that fails (a full disk, a file size limit, Ctrl-C) leaves no
-        # partial pool of key bytes behind, and the partial file is zeroed before it is removed.
-        temp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.urandom(6).hex()}.partial")
+        # The name is taken first, empty and exclusively (an existing file is never replaced);
+        # the key is written whole to a file of its own beside it, synced, and renamed over the
+        # empty one: a write that fails (a full disk, a file size limit, Ctrl-C) leaves no partial
+        # pool of key bytes behind (the partial file is zeroed, then both are removed).
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
         except OSError as exc:
             raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
+        temp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{os.urandom(6).hex()}.partial")
         written = False
         try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            _write_all(fd, _header(0, len(data)) + data, 0)
-            os.fsync(fd)
-            os.link(temp, path)  # refuses a pool created meanwhile
-            written = True
-        except OSError as exc:
-            raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
+            try:
+                os.fchmod(fd, 0o600)  # whatever the umask
+                _write_all(fd, _header(0, len(data)) + data, 0)
+                os.fsync(fd)
+                os.replace(temp, path)
+                written = True
+            except OSError as exc:
+                raise KeyPoolError(f"key pool {path}: {exc.strerror or exc}") from None
+            finally:
+                if not written:
+                    _wipe_file(fd)
+                os.close(fd)
         finally:
             if not written:
-                _wipe_file(fd)
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+                for leftover in (temp, path):
+                    with contextlib.suppress(OSError):
+                        os.unlink(leftover)
         _fsync_dir(path)
         return cls(path)
 

@@ -209,6 +209,9 @@ def check_devices(devices: Sequence[DeviceSettings]) -> tuple[DeviceSettings, ..
     return devices
 
 
+_DIGEST_KEY = os.urandom(32)
+
+
 def replay_key(settings: DeviceSettings) -> str | None:
     """What names a source whose raw input is the same at every opening, or ``None`` for a source
     whose input is new each time: a ``file://`` on a regular file (``file:`` and its resolved
@@ -231,8 +234,9 @@ def replay_key(settings: DeviceSettings) -> str | None:
             return None
         return f"file:{os.path.realpath(path)}"
     if parsed.scheme in ("sim", "sim+pty") and parsed.query.get("seed"):
-        # The seed itself is never shown (the key appears in messages): a digest tells seeds apart.
-        digest = hashlib.blake2b(str(parsed.get("seed", int)).encode(), digest_size=6).hexdigest()
+        # The seed itself is never shown (the key appears in messages): a digest keyed for this
+        # process tells seeds apart, and cannot be reversed by trying small seeds.
+        digest = hashlib.blake2b(str(parsed.get("seed", int)).encode(), key=_DIGEST_KEY, digest_size=6).hexdigest()
         return f"sim:seed#{digest}"
     return None
 
