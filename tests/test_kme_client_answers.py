@@ -37,13 +37,16 @@ class BadKme:
             with self.context.wrap_socket(conn, server_side=True) as tls:
                 tls.recv(65536)
                 tls.sendall(self.head)
-                block = self.fill * (65536 // len(self.fill))
-                while self.sent < self.size:
-                    part = block[: self.size - self.sent]
-                    tls.sendall(part)
-                    self.sent += len(part)
+                self._send_body(tls)
         except OSError:
             pass  # the client stopped reading and closed
+
+    def _send_body(self, tls: ssl.SSLSocket) -> None:
+        block = self.fill * (65536 // len(self.fill))
+        while self.sent < self.size:
+            part = block[: self.size - self.sent]
+            tls.sendall(part)
+            self.sent += len(part)
 
     def close(self) -> None:
         self.sock.close()
@@ -93,17 +96,10 @@ class DrippingKme(BadKme):
         head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
         super().__init__(pki, head, body, len(body))
 
-    def _serve(self) -> None:
-        conn, _ = self.sock.accept()
-        try:
-            with self.context.wrap_socket(conn, server_side=True) as tls:
-                tls.recv(65536)
-                tls.sendall(self.head)
-                for byte in self.fill:
-                    tls.sendall(bytes([byte]))
-                    time.sleep(self.pause)
-        except OSError:
-            pass  # the client gave up and closed
+    def _send_body(self, tls: ssl.SSLSocket) -> None:
+        for byte in self.fill:
+            tls.sendall(bytes([byte]))
+            time.sleep(self.pause)
 
 
 def test_a_kme_that_drips_its_answer_is_given_up_at_the_timeout(pki: Pki) -> None:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -245,32 +245,10 @@ def test_a_silent_client_is_dropped_after_the_first_frame_deadline(link: qkd.Sim
         alice.session.result()
 
 
-def test_frames_over_the_session_bound_are_refused_before_reading(link: qkd.SimulatedLink) -> None:
-    """A hostile Alice announcing a frame past Bob's bound: Bob stops at the length."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-
-        def hostile() -> None:
-            conn, _ = server.accept()
-            with conn:
-                conn.sendall(bytes(NONCE_BYTES))
-                recv_exact(conn, NONCE_BYTES)
-                recv_frame(conn, limit=FIRST_FRAME_LIMIT)
-                conn.sendall(struct.pack("<I", frame_limit(len(link.bob)) + 1))
-                time.sleep(2)
-
-        thread = threading.Thread(target=hostile, daemon=True)
-        thread.start()
-        with qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1], timeout=5) as channel:
-            start = time.monotonic()
-            with pytest.raises(ChannelError, match="larger than the session allows"):
-                qkd.BobSession(link.bob, qkd.Params(), channel).run()
-            assert time.monotonic() - start < 1.5
-        thread.join(5)
-
-
-def test_a_reply_that_drips_in_is_given_up_at_the_timeout(link: qkd.SimulatedLink) -> None:
-    """A hostile Alice sending her reply a byte at a time, each within the timeout: Bob gives up
-    once the timeout has passed for the frame as a whole."""
+@contextlib.contextmanager
+def _hostile_alice(reply: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A listener (its port) that does Alice's handshake, reads Bob's first frame and then does
+    ``reply`` on the connection instead of answering."""
     with socket.create_server(("127.0.0.1", 0)) as server:
 
         def hostile() -> None:
@@ -279,18 +257,44 @@ def test_a_reply_that_drips_in_is_given_up_at_the_timeout(link: qkd.SimulatedLin
                 conn.sendall(bytes(NONCE_BYTES))
                 recv_exact(conn, NONCE_BYTES)
                 recv_frame(conn, limit=FIRST_FRAME_LIMIT)
-                for byte in struct.pack("<I", 200) + bytes(200):
-                    conn.sendall(bytes([byte]))
-                    time.sleep(0.2)
+                reply(conn)
 
         thread = threading.Thread(target=hostile, daemon=True)
         thread.start()
-        with qkd.TcpChannel(KEY, "127.0.0.1", server.getsockname()[1], timeout=1) as channel:
-            start = time.monotonic()
-            with pytest.raises(ChannelError, match="timed out"):
-                qkd.BobSession(link.bob, qkd.Params(), channel).run()
-            assert time.monotonic() - start < 2
-        thread.join(60)
+        yield server.getsockname()[1]
+    thread.join(60)
+
+
+def _oversized(conn: socket.socket) -> None:
+    conn.sendall(struct.pack("<I", 1 << 31))  # past any session's bound
+    time.sleep(2)
+
+
+def _drip(conn: socket.socket) -> None:
+    for byte in struct.pack("<I", 200) + bytes(200):
+        conn.sendall(bytes([byte]))
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("reply", "timeout", "match", "within"),
+    [
+        # A frame announced past Bob's bound: he stops at the length, before reading it.
+        (_oversized, 5, "larger than the session allows", 1.5),
+        # A reply a byte at a time, each within the timeout: given up once the timeout has
+        # passed for the frame as a whole.
+        (_drip, 1, "timed out", 2.0),
+    ],
+    ids=["oversized", "dripping"],
+)
+def test_a_hostile_alice_is_given_up_in_bounded_time(
+    link: qkd.SimulatedLink, reply: Callable[[socket.socket], None], timeout: float, match: str, within: float
+) -> None:
+    with _hostile_alice(reply) as port, qkd.TcpChannel(KEY, "127.0.0.1", port, timeout=timeout) as channel:
+        start = time.monotonic()
+        with pytest.raises(ChannelError, match=match):
+            qkd.BobSession(link.bob, qkd.Params(), channel).run()
+        assert time.monotonic() - start < within
 
 
 def test_the_frame_bound_holds_every_message_of_a_noisy_session() -> None:
