@@ -133,7 +133,7 @@ def test_a_silent_peer_kme_does_not_hold_up_requests_for_local_saes(pki: Pki, tm
     store = KeyStore(tmp_path / "store.sqlite")
     store.add(os.urandom(100_000))
     store.add(os.urandom(100_000), pool="alice")
-    peer = PeerClient(store, settings, timeout=8)
+    peer = PeerClient(store, settings, timeout=4)
     config = KMEConfig(saes=frozenset({"SAE-A", "SAE-B"}), peer_saes=frozenset({"SAE-C"}))
     outcomes: list[str] = []
     with KMEServer(config, store, certfile=pki.server_cert, keyfile=pki.server_key, cafile=pki.ca_file,

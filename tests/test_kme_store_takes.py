@@ -10,11 +10,13 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from qitcore.errors import KMEUnavailable
 from qitcore.kme import KeyStore
 from qitcore.kme.store import CHUNK
+
+from .fuzzing import examples
 
 sizes = st.lists(st.one_of(st.integers(1, 40), st.integers(900, 1100), st.sampled_from([CHUNK - 1, CHUNK, CHUNK + 1])),
                  min_size=1, max_size=30)  # fmt: skip
@@ -22,6 +24,7 @@ requests = st.lists(st.tuples(st.integers(1, 40), st.sampled_from([1, 16, 32, 10
                     max_size=12)  # fmt: skip
 
 
+@settings(max_examples=examples(30), deadline=None)
 @given(additions=sizes, asked=requests, seed=st.integers(0, 2**32))
 def test_takes_are_the_pool_in_order_at_the_size_asked(
     tmp_path_factory: pytest.TempPathFactory, additions: list[int], asked: list[tuple[int, int]], seed: int
