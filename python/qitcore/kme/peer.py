@@ -28,7 +28,7 @@ from .._net import listen_socket
 from .._validate import show_host_port
 from ..errors import ChannelClosed, ChannelError, InvalidArgumentError, KMEError, KMEUnavailable, QitError, os_reason
 from ..qkd import AliceSession, BobSession, LinkModel, Params
-from ..qkd.channel import NONCE_BYTES, Channel, Sealer, frame_limit, recv_exact, recv_frame, send_frame
+from ..qkd.channel import NONCE_BYTES, Channel, Sealer, exchange_nonces, frame_limit, recv_frame, send_frame
 from .store import KeyStore
 from .worker import Worker
 
@@ -138,11 +138,9 @@ class PeerServer(Worker):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # The connection's handshake: this end's nonce, then the other KME's; every frame is
             # sealed under a key bound to both, so none recorded from another connection passes.
-            nonce = os.urandom(NONCE_BYTES)
             try:
-                conn.sendall(nonce)
-                sealer.bind(nonce + recv_exact(conn, NONCE_BYTES))
-            except (OSError, QitError):
+                sealer.bind(exchange_nonces(conn, alice=True))
+            except QitError:
                 with self._pending_lock:
                     self._pending.pop(conn, None)
                 return
@@ -231,10 +229,7 @@ class PeerClient:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     sealer = Sealer(s.auth_key, is_alice=False)
                     self._conn = (sock, sealer)
-                    nonce = os.urandom(NONCE_BYTES)
-                    alice_nonce = recv_exact(sock, NONCE_BYTES)
-                    sock.sendall(nonce)
-                    sealer.bind(alice_nonce + nonce)
+                    sealer.bind(exchange_nonces(sock, alice=False))
                 sock, sealer = self._conn
                 send_frame(sock, sealer.seal(kind, payload))
                 reply_kind, reply = sealer.open(recv_frame(sock, limit=frame_limit(self._settings.pulses)))

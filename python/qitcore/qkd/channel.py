@@ -31,8 +31,8 @@ ends in one process; a ``tamper`` hook lets tests drop, reorder or alter frames)
 
 Over TCP each frame travels behind its length (4 bytes, little-endian). A length is checked
 against a bound before anything is read or allocated for the frame: a peer that has not yet
-authenticated may send its nonce and at most :data:`FIRST_FRAME_LIMIT` bytes (its first message is HELLO, the
-session's parameters), and later frames are bounded by what the session's records can need
+authenticated may send its nonce and at most :data:`FIRST_FRAME_LIMIT` bytes (its first message
+is HELLO, the session's parameters), and later frames are bounded by what the session's records can need
 (:func:`frame_limit`). Alice waits for Bob on a listening socket and reads the first frame of
 every connection concurrently, each within its own deadline: a connection whose first frame is
 late, oversized or does not authenticate is closed unanswered and Alice goes on listening, so a
@@ -282,10 +282,8 @@ class Channel:
 
     def _bind(self, alice_nonce: bytes, bob_nonce: bytes) -> bool:
         """Binds Bob's sealer to the session both nonces name (see :meth:`Sealer.bind`)."""
-        if not isinstance(alice_nonce, bytes) or len(alice_nonce) != NONCE_BYTES:
-            raise AuthenticationError("malformed session challenge from Alice")
         self._bound = True
-        return self._sealer.bind(alice_nonce + bob_nonce)
+        return self._sealer.bind(check_nonce(alice_nonce) + bob_nonce)
 
     @property
     def sealer(self) -> Sealer | auth.WegmanCarterSealer:
@@ -346,6 +344,37 @@ class InProcessChannel(Channel):
         if out is None:
             raise ChannelClosed(f"message {direction.replace('_', ' ')} lost")
         return out
+
+
+def check_nonce(value: object) -> bytes:
+    """The other end's nonce, checked for its type and length."""
+    if not isinstance(value, bytes) or len(value) != NONCE_BYTES:
+        raise AuthenticationError("malformed session handshake")
+    return value
+
+
+def exchange_nonces(sock: socket.socket, *, alice: bool) -> bytes:
+    """The handshake over ``sock`` (see the module): a fresh nonce of this end's and the peer's,
+    Alice's sent first; returns both, Alice's first, the context a sealer binds to.
+
+    Raises:
+        ChannelError: the peer is silent past the socket's timeout.
+        ChannelClosed: the connection ended or failed.
+    """
+    mine = os.urandom(NONCE_BYTES)
+
+    def send() -> None:
+        try:
+            sock.sendall(mine)
+        except OSError as exc:
+            raise ChannelClosed(f"connection failed: {os_reason(exc)}") from None
+
+    if alice:
+        send()
+        return mine + recv_exact(sock, NONCE_BYTES)
+    theirs = recv_exact(sock, NONCE_BYTES)
+    send()
+    return theirs + mine
 
 
 def send_frame(sock: socket.socket, frame: bytes) -> None:
@@ -458,13 +487,8 @@ class TcpChannel(Channel):
 
     def _handshake(self) -> bool:
         """Reads Alice's nonce, sends Bob's and binds the sealer to both; True when it rekeyed."""
-        alice_nonce = recv_exact(self._sock, NONCE_BYTES)
-        bob_nonce = os.urandom(NONCE_BYTES)
-        try:
-            self._sock.sendall(bob_nonce)
-        except OSError as exc:
-            raise ChannelClosed(f"connection failed: {os_reason(exc)}") from None
-        return self._bind(alice_nonce, bob_nonce)
+        context = exchange_nonces(self._sock, alice=False)
+        return self._bind(context[:NONCE_BYTES], context[NONCE_BYTES:])
 
     def request(self, kind: int, payload: bytes) -> tuple[int, bytes]:
         if self._answered:

@@ -70,7 +70,7 @@ from ..errors import (
     QkdError,
     VerificationFailure,
 )
-from .channel import NONCE_BYTES, AuthKey, Channel, frame_limit, make_sealer
+from .channel import NONCE_BYTES, AuthKey, Channel, check_nonce, frame_limit, make_sealer
 from .records import Records
 from .stages import (
     Bits,
@@ -305,13 +305,6 @@ def _differences(bob: bytes, alice: bytes) -> str:
     except (ValueError, AttributeError):
         return f"Bob {bob[:200].decode(errors='replace')}, Alice {alice.decode()}"
     return "; ".join(f"{k}: Bob {json.dumps(theirs.get(k))}, Alice {json.dumps(ours.get(k))}" for k in names)
-
-
-def _nonce(value: object) -> bytes:
-    """A nonce of the other end's, checked for its type and length."""
-    if not isinstance(value, bytes) or len(value) != NONCE_BYTES:
-        raise AuthenticationError("malformed session handshake")
-    return value
 
 
 def _u64s(*values: int) -> bytes:
@@ -581,7 +574,7 @@ class AliceSession:
             AuthenticationError: the session is already bound, or ``bob_nonce`` is malformed.
         """
         alice_nonce = os.urandom(NONCE_BYTES)
-        self.bind(alice_nonce + _nonce(bob_nonce))
+        self.bind(alice_nonce + check_nonce(bob_nonce))
         return alice_nonce
 
     def bind(self, context: bytes) -> None:
