@@ -330,6 +330,34 @@ def test_short_and_failed_writes_never_leave_key_in_clear_nor_a_short_pad(
             break
 
 
+def test_a_failed_create_wipes_every_byte_it_wrote_even_on_short_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create that fails part way (a full disk) zeroes the partial file before cutting it off,
+    checked to the last byte: on a disk that writes a few bytes a call, a wipe of one unchecked
+    write would leave the rest of the key in the file's old blocks."""
+    from qitcore.qkd import keypool
+
+    key = bytes(range(1, 256)) * 3
+    seen: list[bytes] = []
+    real_ftruncate = os.ftruncate
+
+    def watching_ftruncate(fd: int, length: int) -> None:
+        seen.append(Path(os.readlink(f"/proc/self/fd/{fd}")).read_bytes())  # the fd is write-only
+        real_ftruncate(fd, length)
+
+    monkeypatch.setattr(keypool.os, "ftruncate", watching_ftruncate)
+    for fail_at in (2, 20, 60):
+        seen.clear()
+        monkeypatch.setattr(keypool.os, "pwrite", _FailingDisk(fail_at))
+        with pytest.raises(KeyPoolError, match="No space left"):
+            KeyPool.create(tmp_path / "pool", key)
+        monkeypatch.setattr(keypool.os, "pwrite", _real_pwrite)
+        assert [len(s) for s in seen] == [7 * (fail_at - 1)], fail_at
+        assert seen[0] == bytes(len(seen[0])), f"key left in the wiped file (failure at write {fail_at})"
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_a_crash_between_the_mark_and_the_zeroing_is_repaired_on_open(tmp_path: Path) -> None:
     """The mark is durable before the reserved bytes are zeroed: a process that dies between the
     two leaves them in clear, and the next open zeroes them before anything else."""

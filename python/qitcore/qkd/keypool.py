@@ -405,10 +405,7 @@ def _zero_used(fd: int, used: int) -> None:
 def _wipe_file(fd: int) -> None:
     """Overwrites what a file holds with zeros (no block beyond its size is needed) and empties it."""
     with contextlib.suppress(OSError):
-        size = os.fstat(fd).st_size
-        zeros = bytes(min(size, 1 << 20))
-        for at in range(0, size, len(zeros) or 1):
-            os.pwrite(fd, zeros[: size - at], at)
+        _zero(fd, 0, os.fstat(fd).st_size)
         os.fsync(fd)
         os.ftruncate(fd, 0)
 
