@@ -124,7 +124,11 @@ def real(name: str, value: Any) -> float:
     """``value`` as a finite float (int or float, numpy's included; not bool)."""
     if isinstance(value, bool) or not (isinstance(value, (int, float)) or _numpy_real(value)):
         raise InvalidTypeError(f"{name}: expected a real number, got {type(value).__name__} {_show(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the floats
+        bits = int(value).bit_length()
+        raise InvalidArgumentError(f"{name}: must be finite, got an integer of {bits} bits") from None
     if not math.isfinite(number):
         raise InvalidArgumentError(f"{name}: must be finite, got {number}")
     return number

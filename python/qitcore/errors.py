@@ -20,6 +20,7 @@ __all__ = [
     "DeviceError",
     "DeviceNotFound",
     "DeviceTimeout",
+    "EmptySequenceError",
     "HealthTestFailure",
     "InternalError",
     "InvalidArgumentError",
@@ -85,6 +86,11 @@ class InvalidArgumentError(QitError, ValueError):
 
 class InvalidLengthError(InvalidArgumentError):
     """A buffer or size has the wrong length (a seed of the wrong size, a partial block, ...)."""
+
+
+class EmptySequenceError(InvalidArgumentError, IndexError):
+    """There is nothing to choose from (``QuantumRandom().choice([])``): an ``IndexError``, as
+    :mod:`random` raises."""
 
 
 class InvalidTypeError(QitError, TypeError):

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from . import _core, _validate
+from . import _core, _random_arguments, _validate
 from .errors import (
     DeviceNotFound,
     InvalidArgumentError,
@@ -188,6 +188,10 @@ class QuantumRandom(_random.Random):
         raise UnsupportedOperationError("QuantumRandom has no state: its bits come from a device")
 
     getstate = setstate = _notimplemented
+
+
+# The distributions, choices and ranges: arguments checked, errors raised as QitErrors.
+_random_arguments.install(QuantumRandom)
 
 
 _default: QrngStream | None = None
