@@ -1,5 +1,6 @@
 """The IID track answers Ctrl-C and a failing progress callback: the run stops at the next batch
-of permutations and the call raises, in process and in the ``qitcore assess`` command.
+of permutations and the call raises, in process and in the ``qitcore assess`` command. The
+non-IID track and the restart tests answer Ctrl-C too: every estimator looks for it as it goes.
 
 The input is a 1-bit Markov source that fails the compression statistic: every one of NIST's
 10,000 permutations then computes it, minutes of work, so a prompt stop cannot be the run's end.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from qitcore.entropy import assess_iid
+from qitcore.entropy import assess_iid, assess_non_iid, assess_restart
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is TerminateProcess on Windows")
 
@@ -93,3 +94,39 @@ def test_the_command_exits_130_on_ctrl_c(tmp_path: Path) -> None:
     assert child.returncode == 130, err
     assert time.monotonic() - start < PROMPT
     assert "Traceback" not in err
+
+
+def _interrupt_after(seconds: float) -> list[float]:
+    """Sends this process SIGINT after ``seconds``, from a timer thread; the time it was sent."""
+    import threading
+
+    sent: list[float] = []
+
+    def send() -> None:
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Timer(seconds, send).start()
+    return sent
+
+
+def test_ctrl_c_stops_the_non_iid_estimators() -> None:
+    # 16 million 8-bit samples: the whole track takes tens of seconds (about 45 on a 2-core
+    # AVX2 machine), each estimator several; a stop between estimators would not be prompt.
+    data = np.random.default_rng(4).integers(0, 256, 16_000_000, dtype=np.uint8).tobytes()
+    sent = _interrupt_after(1.0)
+    with pytest.raises(KeyboardInterrupt):
+        assess_non_iid(data)
+    elapsed = time.monotonic() - sent[0]
+    assert elapsed < PROMPT, f"stopped {elapsed:.1f} s after Ctrl-C"
+    # Nothing is left running or locked: the next call works.
+    assert assess_non_iid(data[:50_000]).samples == 50_000
+
+
+def test_ctrl_c_stops_the_restart_tests() -> None:
+    data = np.random.default_rng(6).integers(0, 256, 1_000_000, dtype=np.uint8).tobytes()
+    sent = _interrupt_after(0.3)
+    with pytest.raises(KeyboardInterrupt):
+        assess_restart(data, 7.0)
+    assert time.monotonic() - sent[0] < PROMPT
+    assert assess_restart(bytes(range(256)) * 3906 + bytes(64), 7.0).h_i == 7.0

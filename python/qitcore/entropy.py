@@ -15,10 +15,12 @@ given).
 
 **Memory.** An assessment takes at most :data:`MAX_SAMPLES` samples (64 times the million SP 800-90B
 asks for). Below it, memory grows by about 13 bytes a sample for 8-bit samples on the non-IID track
-(NIST's ``ea_non_iid``: about 106), and by at most 73 on data whose repeats are too long for the
-bounded suffix sort (a broken source); on the IID track by about 2 + the number of worker threads
-(NIST's ``ea_iid``: about 11 + 6 a thread). :func:`read_samples` checks a file's size before reading it
-and reads only the slice asked for, so that larger captures are assessed a slice at a time.
+(NIST's ``ea_non_iid``: about 106), and by at most about 80 on data whose repeats are too long for
+the bounded suffix sort (a broken source: measured 79 bytes a sample on a stuck source repeating
+1000 samples, 53 on a capture written twice); on the IID track by about 2 + the number of worker
+threads (NIST's ``ea_iid``: about 11 + 6 a thread). A buffer that cannot be allocated raises
+:class:`~qitcore.errors.OutOfMemoryError`. :func:`read_samples` checks a file's size before reading
+it and reads only the slice asked for, so that larger captures are assessed a slice at a time.
 """
 
 from __future__ import annotations
@@ -170,12 +172,17 @@ def assess_non_iid(data: Any, *, bits_per_symbol: int | None = None, truncate_bi
         bits_per_symbol: 1 to 8; inferred from the data (the highest bit set) when ``None``.
         truncate_bitstring: assess only the first 1,000,000 bits of the bit string (NIST's ``-t``).
 
+    Called from the main thread, Ctrl-C stops the run within about a second (every estimator
+    looks for it as it goes) and raises ``KeyboardInterrupt``.
+
     Raises:
         InvalidTypeError: ``data`` is not bytes-like.
         InvalidLengthError: ``data`` is empty, or holds more than :data:`MAX_SAMPLES` samples (refused
             before anything is allocated).
         InvalidArgumentError: ``bits_per_symbol`` is outside 1-8, or a sample does not fit in it
             (the message gives the offset of the first one).
+        OutOfMemoryError: the bit string, or the arrays of the tuple estimates on data with long
+            repeats (a broken source), cannot be allocated; the other estimators are stopped.
     """
     if bits_per_symbol is not None:
         bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)
@@ -214,6 +221,7 @@ def assess_iid(
             before anything is allocated).
         InvalidArgumentError: ``bits_per_symbol``, ``permutations`` or ``seed`` out of range, or a
             sample does not fit in ``bits_per_symbol``.
+        OutOfMemoryError: the LRS test's suffix array of data with long repeats cannot be allocated.
     """
     if bits_per_symbol is not None:
         bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)
@@ -231,11 +239,12 @@ def assess_restart(data: Any, h_i: float, *, bits_per_symbol: int | None = None)
 
     The sanity check's cutoff is computed exactly for NIST's model of a source at ``h_i``, where
     NIST's tool estimates it by simulation; the validation runs every non-IID estimator on the rows
-    and on the columns.
+    and on the columns. Ctrl-C stops it as it stops :func:`assess_non_iid`.
 
     Raises:
         InvalidLengthError: not exactly 1,000,000 samples.
         InvalidArgumentError: ``h_i`` outside ``[0, bits_per_symbol]``, or a sample too wide.
+        OutOfMemoryError: as for :func:`assess_non_iid`.
     """
     if bits_per_symbol is not None:
         bits_per_symbol = _validate.integer("bits_per_symbol", bits_per_symbol, minimum=1, maximum=8)

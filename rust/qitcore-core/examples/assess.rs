@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use qitcore_core::entropy::{non_iid, Samples, Value};
+use qitcore_core::entropy::{non_iid, Samples, Stop, Value};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -11,7 +11,7 @@ fn main() {
     let bits = args.get(1).map(|b| b.parse().expect("bits per symbol"));
     let start = Instant::now();
     let samples = Samples::new(&data, bits).expect("valid samples");
-    let report = non_iid::assess(&samples);
+    let report = non_iid::assess(&samples, Stop::NEVER).expect("memory").expect("not interrupted");
     let elapsed = start.elapsed();
     for e in report.bitstring.iter().chain(&report.literal) {
         for (key, value) in &e.fields.0 {

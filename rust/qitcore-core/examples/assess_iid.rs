@@ -19,6 +19,7 @@ fn main() {
         std::env::var("SEED").map(|v| v.parse().unwrap()).unwrap_or(20261126),
         &|_, _| ControlFlow::Continue(()),
     )
+    .expect("memory for the LRS test")
     .expect("not interrupted");
     let elapsed = start.elapsed();
     println!("Raw Mean = {:.17}", r.mean);

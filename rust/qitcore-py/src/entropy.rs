@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use qitcore_core::entropy::iid::{self, IidReport};
 use qitcore_core::entropy::non_iid::{self, NonIidReport};
 use qitcore_core::entropy::restart::{self, RestartReport};
-use qitcore_core::entropy::Samples;
+use qitcore_core::entropy::{Samples, Stop};
 
 use crate::buffers::Input;
 use crate::errors::{detach, interruptible, Error, Result};
@@ -41,7 +41,27 @@ pub fn assess_non_iid<'py>(
 ) -> Result<NonIidReport> {
     let input = Input::get(py, "data", data)?;
     let s = samples(py, input.bytes(), bits_per_symbol, max_bits)?;
-    detach(py, || non_iid::assess(&s))
+    stoppable(py, |stop| non_iid::assess(&s, stop))
+}
+
+/// Runs `work` so that Ctrl-C stops it (the estimators look at the flag as they go): its report,
+/// or what the signal handler raised.
+fn stoppable<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(Stop<'_>) -> qitcore_core::Result<Option<T>> + Send,
+) -> Result<T> {
+    let raised = Mutex::new(None);
+    let report = interruptible(py, &raised, |flag| work(Stop::on(flag)))??;
+    finished(report, raised)
+}
+
+/// A track's report, or why it stopped: what Ctrl-C or a progress callback raised.
+fn finished<T>(report: Option<T>, raised: Mutex<Option<PyErr>>) -> Result<T> {
+    match (report, raised.into_inner().unwrap_or_else(|p| p.into_inner())) {
+        (Some(report), None) => Ok(report),
+        (_, Some(err)) => Err(Error::Python(err)),
+        (None, None) => Err(Error::Internal("assessment stopped without a reason".into())),
+    }
 }
 
 /// The IID track of SP 800-90B. `progress(rounds, decided)` (a Python callable)
@@ -86,12 +106,8 @@ pub fn assess_iid<'py>(
             })
         };
         iid::assess(&s, permutations, seed, &report_progress)
-    })?;
-    match (report, raised.into_inner().unwrap_or_else(|p| p.into_inner())) {
-        (Some(report), None) => Ok(report),
-        (_, Some(err)) => Err(Error::Python(err)),
-        (None, None) => Err(Error::Internal("assess_iid: stopped without a reason".into())),
-    }
+    })??;
+    finished(report, raised)
 }
 
 /// The restart tests of SP 800-90B §3.1.4.
@@ -106,5 +122,5 @@ pub fn assess_restart<'py>(
     let input = Input::get(py, "data", data)?;
     restart::check_sample_count(input.bytes().len())?;
     let s = samples(py, input.bytes(), bits_per_symbol, None)?;
-    Ok(detach(py, || restart::assess(&s, h_i))??)
+    stoppable(py, |stop| restart::assess(&s, h_i, stop))
 }

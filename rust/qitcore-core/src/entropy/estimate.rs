@@ -89,6 +89,12 @@ impl Estimate {
         self
     }
 
+    /// What an estimator returns when it gave up at a [`Stop`](super::Stop): never reported,
+    /// since the track then says it stopped.
+    pub(crate) fn stopped(self) -> Self {
+        self.skipped("stopped")
+    }
+
     /// The value of an intermediate field.
     pub fn field(&self, key: &str) -> Option<Value> {
         self.fields.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)

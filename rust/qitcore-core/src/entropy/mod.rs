@@ -8,6 +8,8 @@ pub mod non_iid;
 pub mod restart;
 pub mod samples;
 pub mod stats;
+pub mod stop;
 
 pub use estimate::{Estimate, Fields, Value, View};
 pub use samples::Samples;
+pub use stop::Stop;

@@ -21,6 +21,7 @@ use super::estimate::{Estimate, View};
 use super::estimators::most_common::counts;
 use super::non_iid;
 use super::samples::Samples;
+use super::Stop;
 use crate::error::{Error, Result};
 
 /// Restarts (rows) and samples per restart (columns).
@@ -142,12 +143,12 @@ pub fn check_sample_count(n: usize) -> Result<()> {
 }
 
 /// Runs the restart tests on 1000 × 1000 samples (row-major: restart after restart) for an
-/// initial entropy estimate `h_i`.
+/// initial entropy estimate `h_i`; `None` when `stop` was set before it ended.
 ///
 /// # Errors
 /// [`Error::InvalidLength`] naming `data` unless there are exactly 1,000,000 samples;
 /// [`Error::InvalidArgument`] naming `h_i` outside `[0, bits per symbol]`.
-pub fn assess(samples: &Samples<'_>, h_i: f64) -> Result<RestartReport> {
+pub fn assess(samples: &Samples<'_>, h_i: f64, stop: Stop<'_>) -> Result<Option<RestartReport>> {
     check_sample_count(samples.len())?;
     let width = f64::from(samples.bits_per_symbol);
     if !(0.0..=width).contains(&h_i) {
@@ -167,12 +168,17 @@ pub fn assess(samples: &Samples<'_>, h_i: f64) -> Result<RestartReport> {
     let alpha = 1.0 - (0.99f64.ln() / (2 * SIDE) as f64).exp();
     let cutoff = sanity_cutoff(h_i, alpha);
     let sanity_passed = max_row.max(max_column) <= cutoff;
-    let (row_estimates, column_estimates) =
-        rayon::join(|| non_iid::estimates(rows, k, View::Literal), || non_iid::estimates(&columns, k, View::Literal));
+    let (row_estimates, column_estimates) = rayon::join(
+        || non_iid::estimates(rows, k, View::Literal, stop),
+        || non_iid::estimates(&columns, k, View::Literal, stop),
+    );
+    let (Some(row_estimates), Some(column_estimates)) = (row_estimates?, column_estimates?) else {
+        return Ok(None);
+    };
     let minimum = |e: &[Estimate]| e.iter().filter_map(|e| e.min_entropy).fold(width, f64::min);
     let (h_r, h_c) = (minimum(&row_estimates), minimum(&column_estimates));
     let passed = sanity_passed && h_r.min(h_c) >= h_i / 2.0;
-    Ok(RestartReport {
+    Ok(Some(RestartReport {
         h_i,
         alpha,
         cutoff,
@@ -185,7 +191,7 @@ pub fn assess(samples: &Samples<'_>, h_i: f64) -> Result<RestartReport> {
         h_c,
         passed,
         h_min: h_r.min(h_c).min(h_i),
-    })
+    }))
 }
 
 #[cfg(test)]

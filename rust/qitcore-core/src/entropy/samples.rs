@@ -116,7 +116,16 @@ impl<'a> Samples<'a> {
         }
         let max_symbol = present.iter().rposition(|&p| p).unwrap_or(0) as u8;
         let translated = alphabet_size < usize::from(max_symbol) + 1;
-        let mapped = translated.then(|| data.iter().map(|&s| map[s as usize]).collect());
+        let mapped = match translated {
+            true => {
+                let mut mapped: Vec<u8> = crate::gf2::alloc::try_zeroed("the translated samples", data.len())?;
+                for (m, &s) in mapped.iter_mut().zip(data) {
+                    *m = map[s as usize];
+                }
+                Some(mapped)
+            }
+            false => None,
+        };
         let bitstring_bits = data.len() * width as usize;
         Ok(Samples { bits_per_symbol: width, raw: data, mapped, alphabet_size, max_symbol, translated, bitstring_bits })
     }
@@ -154,13 +163,18 @@ impl<'a> Samples<'a> {
     /// The bit string, one bit per byte (0 or 1), `bits_per_symbol` bits per sample, most
     /// significant first; [`Samples::bitstring_len`] bits long. It takes a byte a bit: made on
     /// demand, for the estimators that read it.
-    pub fn bitstring(&self) -> Vec<u8> {
+    ///
+    /// # Errors
+    /// [`Error::OutOfMemory`](crate::error::Error::OutOfMemory) when it cannot be allocated (up
+    /// to 2^29 bytes for the largest assessment).
+    pub fn bitstring(&self) -> crate::error::Result<Vec<u8>> {
         let w = self.bits_per_symbol as usize;
         let len = self.bitstring_bits;
+        let mut bits = crate::gf2::alloc::try_zeroed("the bit string", len)?;
         if w == 1 {
-            return self.raw[..len].to_vec();
+            bits.copy_from_slice(&self.raw[..len]);
+            return Ok(bits);
         }
-        let mut bits = vec![0u8; len];
         let whole = len / w;
         for (chunk, &s) in bits.chunks_exact_mut(w).zip(&self.raw[..whole]) {
             for (j, b) in chunk.iter_mut().enumerate() {
@@ -170,7 +184,7 @@ impl<'a> Samples<'a> {
         for (j, b) in bits[whole * w..].iter_mut().enumerate() {
             *b = (self.raw[whole] >> (w - 1 - j)) & 1;
         }
-        bits
+        Ok(bits)
     }
 
     /// The number of ones in the bit string, counted without making it.
@@ -204,23 +218,23 @@ mod tests {
         assert_eq!(s.alphabet_size, 3);
         assert!(s.translated);
         assert_eq!(s.symbols(), [1, 0, 2, 1]);
-        assert_eq!(s.bitstring(), vec![1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0]);
+        assert_eq!(s.bitstring().unwrap(), vec![1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0]);
         assert_eq!(s.bitstring_ones(), 4);
     }
 
     #[test]
     fn truncated_bit_strings_are_prefixes_and_count_their_ones() {
         let data = [5u8, 3, 7, 0, 6, 1, 2];
-        let full = Samples::new(&data, Some(3)).unwrap().bitstring();
+        let full = Samples::new(&data, Some(3)).unwrap().bitstring().unwrap();
         for max in 0..=full.len() + 2 {
             let mut s = Samples::new(&data, Some(3)).unwrap();
             s.truncate_bits(max);
-            let cut = s.bitstring();
+            let cut = s.bitstring().unwrap();
             assert_eq!(cut, full[..max.min(full.len())]);
             assert_eq!(s.bitstring_ones(), cut.iter().map(|&b| u64::from(b)).sum::<u64>(), "{max}");
         }
         let binary = Samples::new(&[1, 0, 1, 1], None).unwrap();
-        assert_eq!(binary.bitstring(), vec![1, 0, 1, 1]);
+        assert_eq!(binary.bitstring().unwrap(), vec![1, 0, 1, 1]);
         assert!(!binary.translated);
         assert_eq!(binary.symbols(), binary.raw());
     }

@@ -4,13 +4,14 @@ use super::prediction::{prediction_estimate, Tally};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::{self, Features};
 use crate::entropy::estimate::{Estimate, View};
+use crate::entropy::stop::{Stop, EVERY};
 
 const LAGS: usize = 128;
 
 /// 128 subpredictors guess that the next sample repeats the one `d + 1` samples back; the one
 /// with the best score so far makes the prediction. Scores are updated in increasing `d`, and a
 /// subpredictor that reaches the best score takes the lead, so ties go to the largest lag.
-pub fn lag(s: &[u8], k: usize, view: View) -> Estimate {
+pub fn lag(s: &[u8], k: usize, view: View, stop: Stop<'_>) -> Estimate {
     let name = "Lag Prediction";
     let len = s.len();
     if len < 3 {
@@ -26,20 +27,35 @@ pub fn lag(s: &[u8], k: usize, view: View) -> Estimate {
     #[cfg(target_arch = "x86_64")]
     if vectors && cpu::has(Features::AVX512F | Features::AVX512BW) {
         // SAFETY: AVX-512F/BW were just detected.
-        unsafe { x86::steps_avx512(&mut state, s, warm) };
-        return state.estimate(name, view, len, k);
+        return match unsafe { state.vector_steps(x86::steps_avx512, s, warm, SEGMENT, stop) } {
+            true => state.estimate(name, view, len, k),
+            false => Estimate::new(name, view).stopped(),
+        };
     }
     #[cfg(target_arch = "x86_64")]
     if vectors && cpu::has(Features::AVX2) {
         // SAFETY: AVX2 was just detected.
-        unsafe { x86::steps_avx2(&mut state, s, warm) };
-        return state.estimate(name, view, len, k);
+        return match unsafe { state.vector_steps(x86::steps_avx2, s, warm, SEGMENT, stop) } {
+            true => state.estimate(name, view, len, k),
+            false => Estimate::new(name, view).stopped(),
+        };
     }
     for i in warm..len {
+        if stop.at(i) {
+            return Estimate::new(name, view).stopped();
+        }
         state.step_scalar(s, i);
     }
     state.estimate(name, view, len, k)
 }
+
+/// Samples a vector path steps through between two looks at the [`Stop`].
+const SEGMENT: usize = 16 * EVERY;
+
+/// A vector path's steps from sample `start` to the end of `s` (it reads the 128 samples
+/// before each).
+#[cfg(target_arch = "x86_64")]
+type Steps = unsafe fn(&mut State, &[u8], usize);
 
 struct State {
     scoreboard: [u64; LAGS],
@@ -70,6 +86,34 @@ impl State {
     fn lanes(&self, start: usize) -> [u32; LAGS] {
         assert!(start >= LAGS, "the vector steps start after the first {LAGS} samples");
         std::array::from_fn(|lane| self.scoreboard[LAGS - 1 - lane] as u32)
+    }
+
+    /// Back from the vector paths' lanes.
+    #[cfg(target_arch = "x86_64")]
+    fn set_lanes(&mut self, lanes: &[u32; LAGS]) {
+        for (lane, &score) in lanes.iter().enumerate() {
+            self.scoreboard[LAGS - 1 - lane] = u64::from(score);
+        }
+    }
+
+    /// `steps` from `start` to the end of `s`, `segment` samples at a time with a look at `stop`
+    /// before each; false when it stopped.
+    ///
+    /// # Safety
+    /// The CPU runs `steps`'s instructions.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn vector_steps(&mut self, steps: Steps, s: &[u8], start: usize, segment: usize, stop: Stop<'_>) -> bool {
+        let mut at = start;
+        while at < s.len() {
+            if stop.requested() {
+                return false;
+            }
+            let end = at.saturating_add(segment).min(s.len());
+            // SAFETY: the caller vouches for the instructions; `steps` reads s[i − 128 ..= i].
+            unsafe { steps(self, &s[..end], at) };
+            at = end;
+        }
+        true
     }
 
     fn estimate(&self, name: &'static str, view: View, len: usize, k: usize) -> Estimate {
@@ -137,6 +181,12 @@ mod x86 {
             let lane = 16 * k + candidates[k].trailing_zeros() as usize;
             winner = LAGS - 1 - lane;
         }
+        let mut lanes = [0u32; LAGS];
+        for (k, v) in scores.iter().enumerate() {
+            // SAFETY: lanes holds 128 u32, eight 512-bit stores.
+            unsafe { _mm512_storeu_si512(lanes[16 * k..].as_mut_ptr() as *mut __m512i, *v) };
+        }
+        state.set_lanes(&lanes);
         state.winner = winner;
         state.high = u64::from(high);
         state.tally = tally;
@@ -198,6 +248,12 @@ mod x86 {
             let lane = 8 * j + bits[j].trailing_zeros() as usize;
             winner = LAGS - 1 - lane;
         }
+        let mut lanes = [0u32; LAGS];
+        for (j, v) in scores.iter().enumerate() {
+            // SAFETY: lanes holds 128 u32, sixteen 256-bit stores.
+            unsafe { _mm256_storeu_si256(lanes[8 * j..].as_mut_ptr() as *mut __m256i, *v) };
+        }
+        state.set_lanes(&lanes);
         state.winner = winner;
         state.high = u64::from(high);
         state.tally = tally;
@@ -218,13 +274,10 @@ mod tests {
         (state.tally.correct, state.tally.longest)
     }
 
-    /// A vector path's steps from a given sample on.
+    /// Each vector path this CPU runs, from the scalar warm-up on, in segments of `segment`
+    /// samples (the scores go back to the scoreboard between them): (correct, longest run).
     #[cfg(target_arch = "x86_64")]
-    type Steps = unsafe fn(&mut State, &[u8], usize);
-
-    /// Each vector path this CPU runs, from the scalar warm-up on: (correct, longest run).
-    #[cfg(target_arch = "x86_64")]
-    fn vector_paths(s: &[u8]) -> Vec<(&'static str, u64, u64)> {
+    fn vector_paths(s: &[u8], segment: usize) -> Vec<(&'static str, u64, u64)> {
         let warm = s.len().min(LAGS + 1);
         let mut out = Vec::new();
         let paths: [(&str, Features, Steps); 2] = [
@@ -240,7 +293,7 @@ mod tests {
                 state.step_scalar(s, i);
             }
             // SAFETY: the CPU runs the path (checked above).
-            unsafe { steps(&mut state, s, warm) };
+            assert!(unsafe { state.vector_steps(steps, s, warm, segment, Stop::NEVER) });
             out.push((name, state.tally.correct, state.tally.longest));
         }
         out
@@ -249,12 +302,12 @@ mod tests {
     proptest! {
         #[test]
         fn vector_and_scalar_paths_agree(s in proptest::collection::vec(0u8..3, 3..2000)) {
-            let e = lag(&s, 3, View::Literal);
+            let e = lag(&s, 3, View::Literal, Stop::NEVER);
             let (correct, longest) = scalar(&s);
             prop_assert_eq!(e.field("C"), Some(crate::entropy::Value::Int(correct as i64)));
             prop_assert_eq!(e.field("r"), Some(crate::entropy::Value::Int(longest as i64 + 1)));
             #[cfg(target_arch = "x86_64")]
-            for (path, c, l) in vector_paths(&s) {
+            for (path, c, l) in vector_paths(&s, usize::MAX).into_iter().chain(vector_paths(&s, 97)) {
                 prop_assert_eq!((c, l), (correct, longest), "{}", path);
             }
         }
@@ -276,7 +329,7 @@ mod tests {
             }
             let (correct, longest) = scalar(&s);
             #[cfg(target_arch = "x86_64")]
-            for (path, c, l) in vector_paths(&s) {
+            for (path, c, l) in vector_paths(&s, usize::MAX).into_iter().chain(vector_paths(&s, 131)) {
                 prop_assert_eq!((c, l), (correct, longest), "{}", path);
             }
         }

@@ -13,6 +13,7 @@ fn suffix_key(full: u128, j: usize) -> u128 {
 }
 use super::prediction::{prediction_estimate, Tally};
 use crate::entropy::estimate::{Estimate, View};
+use crate::entropy::Stop;
 
 /// Longest context: 16 symbols.
 const B: usize = 16;
@@ -23,19 +24,19 @@ const NAME: &str = "LZ78Y Prediction";
 
 /// A dictionary of the contexts of 1 to 16 preceding symbols; the prediction is the most frequent
 /// follower of the context (of any length) whose follower count is highest, longest first.
-pub fn lz78y(s: &[u8], k: usize, view: View) -> Estimate {
+pub fn lz78y(s: &[u8], k: usize, view: View, stop: Stop<'_>) -> Estimate {
     let len = s.len();
     if len < B + 2 {
         return Estimate::new(NAME, view).skipped("fewer than 18 samples: LZ78Y does not apply");
     }
     if k == 2 {
-        return binary(s, view);
+        return binary(s, view, stop);
     }
-    dictionary(s, k, view)
+    dictionary(s, k, view, stop)
 }
 
 /// The estimate with one map of contexts per length, for any alphabet.
-fn dictionary(s: &[u8], k: usize, view: View) -> Estimate {
+fn dictionary(s: &[u8], k: usize, view: View, stop: Stop<'_>) -> Estimate {
     let len = s.len();
     let mut dicts: Vec<ContextMap> = (0..B).map(|_| ContextMap::default()).collect();
     let mut size = 0usize;
@@ -45,6 +46,9 @@ fn dictionary(s: &[u8], k: usize, view: View) -> Estimate {
     }
     let mut tally = Tally::default();
     for i in B + 1..len {
+        if stop.at(i) {
+            return Estimate::new(NAME, view).stopped();
+        }
         let x = s[i];
         let mut best: Option<(u8, u32)> = None;
         let full = pack(&s[i - B..i]);
@@ -71,7 +75,7 @@ fn dictionary(s: &[u8], k: usize, view: View) -> Estimate {
     prediction_estimate(NAME, view, tally.correct, (len - B - 1) as u64, tally.longest, k)
 }
 
-fn binary(s: &[u8], view: View) -> Estimate {
+fn binary(s: &[u8], view: View, stop: Stop<'_>) -> Estimate {
     let len = s.len();
     // One flat table: the contexts of j bits (most recent bit lowest) start at 2^j − 2, two counts
     // each; 2^17 − 2 entries in all.
@@ -89,6 +93,9 @@ fn binary(s: &[u8], view: View) -> Estimate {
     // context is s[i − 16 .. i], as NIST's tool reads it.
     let mut recent = s[..B].iter().fold(0usize, |acc, &b| (acc << 1) | (b & 1) as usize);
     for i in B + 1..len {
+        if stop.at(i) {
+            return Estimate::new(NAME, view).stopped();
+        }
         let x = (s[i] & 1) as usize;
         // The last 16 bits before i, most recent lowest.
         recent = ((recent << 1) | (s[i - 1] & 1) as usize) & ((1 << B) - 1);
@@ -133,7 +140,8 @@ mod tests {
                     bit
                 })
                 .collect();
-            let (fast, slow) = (binary(&s, View::Bitstring), dictionary(&s, 2, View::Bitstring));
+            let (fast, slow) =
+                (binary(&s, View::Bitstring, Stop::NEVER), dictionary(&s, 2, View::Bitstring, Stop::NEVER));
             assert_eq!(fast, slow, "{len} bits");
         }
     }

@@ -2,19 +2,20 @@
 
 use super::prediction::{prediction_estimate, Tally};
 use crate::entropy::estimate::{Estimate, View};
+use crate::entropy::Stop;
 
 const WINDOWS: [usize; 4] = [63, 255, 1023, 4095];
 
 /// Four subpredictors guess the most common symbol of the last 63, 255, 1023 and 4095 samples
 /// (ties go to the most recent); the one with the best score so far makes the prediction.
-pub fn multi_mcw(s: &[u8], k: usize, view: View) -> Estimate {
+pub fn multi_mcw(s: &[u8], k: usize, view: View, stop: Stop<'_>) -> Estimate {
     let name = "MultiMCW Prediction";
     let len = s.len();
     if len < WINDOWS[3] + 1 {
         return Estimate::new(name, view).skipped("fewer than 4096 samples: MultiMCW does not apply");
     }
     if k == 2 {
-        return binary(s, view);
+        return binary(s, view, stop);
     }
     let mut counts = vec![[0u64; 4]; k];
     let mut last_seen = vec![[0usize; 4]; k];
@@ -37,6 +38,9 @@ pub fn multi_mcw(s: &[u8], k: usize, view: View) -> Estimate {
         }
     }
     for i in WINDOWS[0]..len {
+        if stop.at(i) {
+            return Estimate::new(name, view).stopped();
+        }
         let x = s[i];
         tally.record(frequent[winner] == x);
         for (j, &w) in WINDOWS.iter().enumerate() {
@@ -79,7 +83,7 @@ pub fn multi_mcw(s: &[u8], k: usize, view: View) -> Estimate {
 /// majority and never a tie; NIST's incremental bookkeeping always lands on it once the window is
 /// full, and a subpredictor only leads after its window is full. A running count of ones in each
 /// window gives every majority, in constant memory.
-fn binary(s: &[u8], view: View) -> Estimate {
+fn binary(s: &[u8], view: View, stop: Stop<'_>) -> Estimate {
     let len = s.len();
     let first = WINDOWS[0];
     // ones[j]: ones among s[i − w_j .. i] at step i (among s[.. i] before window j fills).
@@ -89,6 +93,9 @@ fn binary(s: &[u8], view: View) -> Estimate {
     let mut winner = 0usize;
     let mut tally = Tally::default();
     for (i, &sample) in s.iter().enumerate().skip(first) {
+        if stop.at(i) {
+            return Estimate::new("MultiMCW Prediction", view).stopped();
+        }
         let x = sample & 1;
         let majority = |j: usize| u8::from(2 * ones[j] as usize > WINDOWS[j]);
         tally.record(majority(winner) == x);
@@ -120,8 +127,8 @@ mod tests {
         #[test]
         fn binary_path_agrees_with_the_general_one(s in proptest::collection::vec(0u8..2, 4096..9000)) {
             // Three symbols declared, two present: the general path runs on the same data.
-            let general = multi_mcw(&s, 3, View::Bitstring);
-            let binary = multi_mcw(&s, 2, View::Bitstring);
+            let general = multi_mcw(&s, 3, View::Bitstring, Stop::NEVER);
+            let binary = multi_mcw(&s, 2, View::Bitstring, Stop::NEVER);
             prop_assert_eq!(general.field("C"), binary.field("C"));
             prop_assert_eq!(general.field("r"), binary.field("r"));
         }

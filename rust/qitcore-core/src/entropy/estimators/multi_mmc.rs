@@ -3,6 +3,7 @@
 use super::postfix::{extend, pack, ContextMap};
 use super::prediction::{prediction_estimate, Tally};
 use crate::entropy::estimate::{Estimate, View};
+use crate::entropy::Stop;
 
 /// Orders of the Markov models: contexts of 1 to 16 symbols.
 const DEPTH: usize = 16;
@@ -13,12 +14,12 @@ const NAME: &str = "MultiMMC Prediction";
 
 /// Sixteen Markov models of orders 1 to 16 predict the next sample as the most frequent follower
 /// of the current context; the model with the best score so far makes the prediction.
-pub fn multi_mmc(s: &[u8], k: usize, view: View) -> Estimate {
+pub fn multi_mmc(s: &[u8], k: usize, view: View, stop: Stop<'_>) -> Estimate {
     if s.len() < 3 {
         return Estimate::new(NAME, view).skipped("fewer than 3 samples: MultiMMC does not apply");
     }
     if k == 2 {
-        return binary(s, view);
+        return binary(s, view, stop);
     }
     let len = s.len();
     let n = len - 2;
@@ -34,6 +35,9 @@ pub fn multi_mmc(s: &[u8], k: usize, view: View) -> Estimate {
     let mut winner = 0usize;
     let mut tally = Tally::default();
     for i in 2..len {
+        if stop.at(i) {
+            return Estimate::new(NAME, view).stopped();
+        }
         let x = s[i];
         let current = winner;
         let mut found = false;
@@ -76,7 +80,7 @@ pub fn multi_mmc(s: &[u8], k: usize, view: View) -> Estimate {
 /// model `d − 1` knew its context at each step. A last pass over the chunk replays the scoreboard
 /// over the recorded outcomes. (The order of the updates is NIST's, model by model; only the loops
 /// are exchanged.) The chunks keep the outcomes in constant memory, whatever the length.
-fn binary(s: &[u8], view: View) -> Estimate {
+fn binary(s: &[u8], view: View, stop: Stop<'_>) -> Estimate {
     /// Steps per chunk: 4 bytes of outcomes a step.
     const CHUNK: usize = 1 << 16;
     let len = s.len();
@@ -100,6 +104,9 @@ fn binary(s: &[u8], view: View) -> Estimate {
     let mut winner = 0usize;
     let mut tally = Tally::default();
     for first in (0..steps).step_by(CHUNK) {
+        if stop.requested() {
+            return Estimate::new(NAME, view).stopped();
+        }
         let end = (first + CHUNK).min(steps);
         let (known, hits) = (&mut known[..end - first], &mut hits[..end - first]);
         known.fill(0);
@@ -168,8 +175,8 @@ mod tests {
         ) {
             for bits in [s, biased.iter().map(|&v| u8::from(v == 0)).collect()] {
                 // Three symbols declared, two present: the general path runs on the same data.
-                let general = multi_mmc(&bits, 3, View::Bitstring);
-                let binary = multi_mmc(&bits, 2, View::Bitstring);
+                let general = multi_mmc(&bits, 3, View::Bitstring, Stop::NEVER);
+                let binary = multi_mmc(&bits, 2, View::Bitstring, Stop::NEVER);
                 prop_assert_eq!(general.field("C"), binary.field("C"));
                 prop_assert_eq!(general.field("r"), binary.field("r"));
             }

@@ -10,6 +10,10 @@
 //! range's keys, whatever the length. When two suffixes share `K` symbols (a repeat longer than the
 //! keys hold) the walk gives up, and the caller builds the full suffix array instead.
 
+use crate::entropy::Stop;
+use crate::error::{Error, Result};
+use crate::gf2::alloc::try_zeroed;
+
 /// Bits of a key given to symbols; the low 7 bits hold the length.
 const DATA_BITS: u32 = 121;
 
@@ -31,9 +35,12 @@ struct Packed {
 }
 
 impl Packed {
-    fn new(text: &[u8], bits: usize) -> Self {
+    fn new(text: &[u8], bits: usize) -> Result<Self> {
         let total = text.len() * bits;
-        let mut words = Vec::with_capacity(total / 64 + 4);
+        let mut words = Vec::new();
+        words
+            .try_reserve_exact(total / 64 + 4)
+            .map_err(|_| Error::OutOfMemory { what: "the packed text", bytes: total / 8 + 32 })?;
         let (mut acc, mut filled) = (0u128, 0usize);
         for &s in text {
             acc = (acc << bits) | u128::from(s);
@@ -47,7 +54,7 @@ impl Packed {
             words.push(((acc << (64 - filled)) & u128::from(u64::MAX)) as u64);
         }
         words.resize(total / 64 + 4, 0);
-        Packed { words, bits }
+        Ok(Packed { words, bits })
     }
 
     /// The 128 bits from symbol `p` on.
@@ -79,17 +86,26 @@ impl Packed {
 /// Calls `visit(r, lcp[r])` for r = 1 .. n − 1 in suffix-array order of `text` (symbols below
 /// `2^bits`, at least 2 of them), and returns the largest value; `None`, having visited a prefix
 /// of them, when two suffixes share the key's `K` symbols or the prefixes are too skewed for
-/// bounded ranges.
-pub fn stream_lcp(text: &[u8], bits: u32, visit: impl FnMut(usize, usize)) -> Option<usize> {
-    stream_lcp_in_ranges(text, bits, keys_per_range(text.len()), visit)
+/// bounded ranges, or when `stop` asked to give up (looked at before each range).
+///
+/// # Errors
+/// [`Error::OutOfMemory`] when the packed text or a range's keys cannot be allocated.
+pub fn stream_lcp(text: &[u8], bits: u32, stop: Stop<'_>, visit: impl FnMut(usize, usize)) -> Result<Option<usize>> {
+    stream_lcp_in_ranges(text, bits, keys_per_range(text.len()), stop, visit)
 }
 
 /// [`stream_lcp`] with at most `cap` keys a range.
-fn stream_lcp_in_ranges(text: &[u8], bits: u32, cap: usize, mut visit: impl FnMut(usize, usize)) -> Option<usize> {
+fn stream_lcp_in_ranges(
+    text: &[u8],
+    bits: u32,
+    cap: usize,
+    stop: Stop<'_>,
+    mut visit: impl FnMut(usize, usize),
+) -> Result<Option<usize>> {
     let n = text.len();
     let bits_u = bits as usize;
     let per_key = (DATA_BITS / bits) as usize;
-    let packed = Packed::new(text, bits_u);
+    let packed = Packed::new(text, bits_u)?;
     // Level 1: the first 16 bits; buckets too large for one range split by the next 16.
     let mut first = vec![0u32; 1 << 16];
     for p in 0..n {
@@ -110,7 +126,7 @@ fn stream_lcp_in_ranges(text: &[u8], bits: u32, cap: usize, mut visit: impl FnMu
             }
         }
         if second.iter().any(|&c| c as usize > cap) {
-            return None;
+            return Ok(None);
         }
     }
     // Ranges of digits [lo, hi) holding at most `cap` suffixes each: digits are first 16 bits
@@ -136,10 +152,13 @@ fn stream_lcp_in_ranges(text: &[u8], bits: u32, cap: usize, mut visit: impl FnMu
         // Both full and equal: the suffixes share more than a key holds.
         (l < per_key).then_some(l)
     };
-    let mut keys: Vec<u128> = vec![0; most];
+    let mut keys: Vec<u128> = try_zeroed("the suffix keys", most)?;
     let mut starts: Vec<usize> = Vec::with_capacity((1 << 16) + 1);
     let (mut rank, mut previous, mut longest) = (0usize, None::<u128>, 0usize);
     for r in ranges {
+        if stop.requested() {
+            return Ok(None);
+        }
         let counts = match r.within {
             None => &first[r.lo..r.hi],
             Some((_, slot)) => &second[(slot << 16) + r.lo..(slot << 16) + r.hi],
@@ -180,7 +199,9 @@ fn stream_lcp_in_ranges(text: &[u8], bits: u32, cap: usize, mut visit: impl FnMu
         }
         for &k in &keys[..r.count] {
             if let Some(prev) = previous {
-                let l = lcp(prev, k)?;
+                let Some(l) = lcp(prev, k) else {
+                    return Ok(None);
+                };
                 longest = longest.max(l);
                 visit(rank, l);
             }
@@ -189,7 +210,7 @@ fn stream_lcp_in_ranges(text: &[u8], bits: u32, cap: usize, mut visit: impl FnMu
         }
     }
     debug_assert_eq!(rank, n);
-    Some(longest)
+    Ok(Some(longest))
 }
 
 /// Cuts the digits of `counts` into ranges of at most `cap` suffixes (one digit may hold more
@@ -245,7 +266,7 @@ mod tests {
 
     fn streamed(text: &[u8], bits: u32, cap: usize) -> Option<Vec<usize>> {
         let mut lcp = vec![0usize; text.len()];
-        let longest = stream_lcp_in_ranges(text, bits, cap, |r, l| lcp[r] = l)?;
+        let longest = stream_lcp_in_ranges(text, bits, cap, Stop::NEVER, |r, l| lcp[r] = l).unwrap()?;
         assert_eq!(longest, lcp.iter().copied().max().unwrap_or(0));
         Some(lcp)
     }

@@ -11,6 +11,9 @@ use super::sorted_windows::{stream_lcp, KEY_SYMBOLS_MAX};
 use crate::entropy::estimate::{Estimate, View};
 use crate::entropy::samples::inferred_width;
 use crate::entropy::stats::upper_bound;
+use crate::entropy::Stop;
+use crate::error::{Error, Result};
+use crate::gf2::alloc::try_zeroed;
 
 /// Tuple statistics of a string, for lengths `1..=lrs`.
 pub struct TupleCounts {
@@ -18,72 +21,101 @@ pub struct TupleCounts {
     pub n: usize,
     /// The length of the longest repeated substring (`v`).
     pub lrs: usize,
-    /// `max_count[W]`: occurrences of the most common `W`-tuple (at least 1), for `W <= lrs + 1`.
-    pub max_count: Vec<u64>,
-    /// `pairs[W]`: `Σ C(c, 2)` over the distinct `W`-tuples.
-    pub pairs: Vec<u128>,
+    /// `max_count[W]`: occurrences of the most common `W`-tuple (at least 1), for `W` up to the
+    /// first length whose most common tuple occurs fewer than 35 times (`u`) at least.
+    pub max_count: Vec<u32>,
+    /// `pairs[W − pairs_from]`: `Σ C(c, 2)` over the distinct `W`-tuples (below `C(n, 2) <
+    /// 2^63`), for `W` from `pairs_from` (at most `u`) to `lrs`.
+    pub pairs: Vec<u64>,
+    /// The first length `pairs` holds.
+    pub pairs_from: usize,
+}
+
+/// What libsais failing (it allocates its own small work space) becomes: it sorts any text
+/// shorter than 2^31, so only an allocation can fail.
+fn sais_failed(_: libsais::LibsaisError) -> Error {
+    Error::OutOfMemory { what: "the suffix sort's work space", bytes: 0 }
 }
 
 /// The LCP array in suffix-array order of `text`: `lcp[r]` is the length of the common prefix of
 /// the suffixes ranked `r − 1` and `r` (`lcp[0] = 0`). The suffix array comes from libsais (SA-IS),
 /// the LCP array from its permuted-LCP construction (Kärkkäinen, Manzini, Puglisi 2009), written
-/// over the suffix array: 8 bytes a symbol at the peak (suffix array and PLCP), 4 after.
-/// `text` must be shorter than 2^31 (assessments are far below: see `MAX_SAMPLES`).
-fn lcp_array(text: &[u8]) -> Vec<i32> {
-    let sa = libsais::SuffixArrayConstruction::for_text(text)
-        .in_owned_buffer32()
+/// over the suffix array: 8 bytes a symbol at the peak (suffix array and PLCP, both allocated
+/// here, fallibly), 4 after. `text` must be shorter than 2^31 (assessments are far below: see
+/// `MAX_SAMPLES`).
+fn lcp_array(text: &[u8]) -> Result<Vec<i32>> {
+    let mut sa: Vec<i32> = try_zeroed("the suffix array", text.len())?;
+    let mut plcp: Vec<i32> = try_zeroed("the PLCP array", text.len())?;
+    let sorted = libsais::SuffixArrayConstruction::for_text(text)
+        .in_borrowed_buffer(&mut sa)
         .single_threaded()
         .run()
-        .expect("libsais sorts any text shorter than 2^31");
-    let with_plcp = sa.plcp_construction().single_threaded().run().expect("PLCP of a valid suffix array");
-    let lcp_and_plcp =
-        with_plcp.lcp_construction().replace_suffix_array().single_threaded().run().expect("LCP of a valid PLCP");
-    let (lcp, plcp) = lcp_and_plcp.into_parts();
+        .map_err(sais_failed)?;
+    let with_plcp =
+        sorted.plcp_construction().in_borrowed_buffer(&mut plcp).single_threaded().run().map_err(sais_failed)?;
+    with_plcp.lcp_construction().replace_suffix_array().single_threaded().run().map_err(sais_failed)?;
     drop(plcp);
-    let mut lcp = lcp;
-    if let Some(first) = lcp.first_mut() {
+    if let Some(first) = sa.first_mut() {
         *first = 0;
     }
-    lcp
+    Ok(sa)
 }
 
 /// The length of the longest substring of `text` that occurs at least twice.
-pub fn longest_repeat(text: &[u8]) -> usize {
+///
+/// # Errors
+/// [`Error::OutOfMemory`] when the text's repeats are long and its suffix array cannot be allocated.
+pub fn longest_repeat(text: &[u8]) -> Result<usize> {
     if text.len() < 2 {
-        return 0;
+        return Ok(0);
     }
-    if let Some(longest) = stream_lcp(text, inferred_width(text).max(1), |_, _| {}) {
-        return longest;
+    if let Some(longest) = stream_lcp(text, inferred_width(text).max(1), Stop::NEVER, |_, _| {})? {
+        return Ok(longest);
     }
-    lcp_array(text).into_iter().max().unwrap_or(0) as usize
+    Ok(lcp_array(text)?.into_iter().max().unwrap_or(0) as usize)
 }
 
-/// Bottom-up traversal of the LCP intervals, fed the LCP array in suffix-array order.
+/// Bottom-up traversal of the LCP intervals, fed the LCP array in suffix-array order: the
+/// largest interval per lcp value (`best`, when counted) and the range adds of colliding pairs for
+/// the lengths from `from` on (`diff`, when counted).
 struct Intervals {
     /// (lcp value, left boundary) of the open intervals; the root stays at the bottom.
     stack: Vec<(usize, usize)>,
-    best: Vec<u64>,
-    diff: Vec<i128>,
+    best: Vec<u32>,
+    /// Range adds of colliding pairs, `diff[i]` for length `from + i`, summed at the end (a sum is
+    /// below 2^63).
+    diff: Vec<i64>,
+    from: usize,
 }
 
 impl Intervals {
-    /// For LCP values up to `max_lcp`.
-    fn new(max_lcp: usize) -> Self {
-        Intervals { stack: vec![(0, 0)], best: vec![1u64; max_lcp + 2], diff: vec![0i128; max_lcp + 3] }
+    /// Counts `best` for lcp values up to `best_to` (none when 0), and `diff` for lengths
+    /// `from..=to` (none when `from > to`): 4 and 8 bytes a value, allocated fallibly.
+    fn new(best_to: usize, from: usize, to: usize) -> Result<Self> {
+        let best = if best_to == 0 { Vec::new() } else { filled("the tuple counts", best_to + 2, 1u32)? };
+        let diff = if from > to { Vec::new() } else { try_zeroed("the tuple pair counts", to - from + 2)? };
+        Ok(Intervals { stack: vec![(0, 0)], best, diff, from })
     }
 
-    /// `lcp[r] = l`, for r = 1 .. n − 1 in order.
+    /// `lcp[r] = l`, for r = 1 .. n − 1 in order, then `(n, 0)`.
     #[inline]
     fn visit(&mut self, r: usize, l: usize) {
         let mut left = r - 1;
         while l < self.stack.last().expect("the root stays").0 {
             let (v, lb) = self.stack.pop().expect("checked non-empty");
-            let size = (r - lb) as u64;
+            let size = r - lb;
             let parent = l.max(self.stack.last().expect("the root stays").0);
-            self.best[v] = self.best[v].max(size);
-            let pairs = i128::from(size) * i128::from(size - 1) / 2;
-            self.diff[parent + 1] += pairs;
-            self.diff[v + 1] -= pairs;
+            // r < n < 2^31: a count fits u32, and C(size, 2) < 2^62.
+            if let Some(best) = self.best.get_mut(v) {
+                *best = (*best).max(size as u32);
+            }
+            // The interval is the group of one tuple for every length in (parent, v].
+            let lo = (parent + 1).max(self.from);
+            if !self.diff.is_empty() && lo <= v {
+                let pairs = (size as i64) * (size as i64 - 1) / 2;
+                self.diff[lo - self.from] += pairs;
+                self.diff[v + 1 - self.from] -= pairs;
+            }
             left = lb;
         }
         if l > self.stack.last().expect("the root stays").0 {
@@ -91,44 +123,94 @@ impl Intervals {
         }
     }
 
-    /// Closes every interval (0 at r = n) and sums up, for the longest repeat `lrs`.
-    fn finish(mut self, n: usize, lrs: usize) -> TupleCounts {
-        self.visit(n, 0);
-        let (mut best, mut diff) = (self.best, self.diff);
-        // Values past lrs + 1 were never touched.
+    /// `max_count` from `best` for lengths `1..=lrs + 1`: the maximum over intervals of value ≥ W.
+    fn max_counts(&mut self, lrs: usize) -> Vec<u32> {
+        let mut best = std::mem::take(&mut self.best);
         best.truncate(lrs + 2);
-        diff.truncate(lrs + 3);
-        // max_count[W] = max over intervals of value >= W; pairs[W] = prefix sums of the range adds.
         for w in (1..=lrs).rev() {
             best[w] = best[w].max(best[w + 1]);
         }
-        let mut pairs = vec![0u128; lrs + 2];
-        let mut acc = 0i128;
-        for (w, p) in pairs.iter_mut().enumerate() {
-            acc += diff[w];
-            *p = acc as u128;
+        best
+    }
+
+    /// `pairs` from `diff`: prefix sums of the range adds, in place (the same 8 bytes a value),
+    /// for lengths `from..=to`.
+    fn pairs(&mut self, to: usize) -> Vec<u64> {
+        let mut diff = std::mem::take(&mut self.diff);
+        diff.truncate((to + 1).saturating_sub(self.from));
+        let mut acc = 0i64;
+        for d in diff.iter_mut() {
+            acc += *d;
+            *d = acc;
         }
-        TupleCounts { n, lrs, max_count: best, pairs }
+        diff.into_iter().map(|p| p as u64).collect()
     }
 }
 
-/// Tuple statistics of `text` (at least 2 symbols). The LCP array is streamed in bounded memory
-/// when the text's repeats are short ([`stream_lcp`]), else built whole (8 bytes a symbol).
-pub fn tuple_counts(text: &[u8]) -> TupleCounts {
+/// A vector of `len` copies of `value`, or [`Error::OutOfMemory`] naming `what`.
+fn filled<T: Clone + Default>(what: &'static str, len: usize, value: T) -> Result<Vec<T>> {
+    let mut v = try_zeroed(what, len)?;
+    v.fill(value);
+    Ok(v)
+}
+
+/// The first length whose most common tuple occurs fewer than 35 times (`u` of SP 800-90B
+/// §6.3.5): at most `lrs + 1`, whose every tuple occurs once.
+fn first_rare(max_count: &[u32], lrs: usize) -> usize {
+    (1..=lrs).find(|&w| max_count[w] < 35).unwrap_or(lrs + 1)
+}
+
+/// Tuple statistics of `text` (at least 2 symbols); `None` when `stop` asked to give up. The LCP
+/// array is streamed in bounded memory when the text's repeats are short ([`stream_lcp`]), else
+/// built whole and walked twice: once for the most common tuples, which give `u`, then for the
+/// colliding pairs from `u` on only. 8 bytes a symbol at the peak (the suffix array and its PLCP),
+/// then 4 for the LCP array and 4 a length while `max_count` is found, and 8 a length from `u` to
+/// the longest repeat for the pairs (on a broken source's periodic output, `u` lies near the
+/// longest repeat: few lengths).
+///
+/// # Errors
+/// [`Error::OutOfMemory`] when the arrays of a text with long repeats cannot be allocated.
+pub fn tuple_counts(text: &[u8], stop: Stop<'_>) -> Result<Option<TupleCounts>> {
     let n = text.len();
-    let mut streamed = Intervals::new(KEY_SYMBOLS_MAX);
-    if let Some(lrs) = stream_lcp(text, inferred_width(text).max(1), |r, l| streamed.visit(r, l)) {
-        return streamed.finish(n, lrs);
+    let mut streamed = Intervals::new(KEY_SYMBOLS_MAX, 0, KEY_SYMBOLS_MAX)?;
+    if let Some(lrs) = stream_lcp(text, inferred_width(text).max(1), stop, |r, l| streamed.visit(r, l))? {
+        if stop.requested() {
+            return Ok(None);
+        }
+        streamed.visit(n, 0);
+        let (max_count, pairs) = (streamed.max_counts(lrs), streamed.pairs(lrs));
+        return Ok(Some(TupleCounts { n, lrs, max_count, pairs, pairs_from: 0 }));
     }
     drop(streamed);
-    let lcp = lcp_array(text);
-    let lrs = lcp.iter().copied().max().unwrap_or(0) as usize;
-    let mut intervals = Intervals::new(lrs);
-    for (r, &l) in lcp.iter().enumerate().skip(1) {
-        intervals.visit(r, l as usize);
+    if stop.requested() {
+        return Ok(None);
     }
-    drop(lcp);
-    intervals.finish(n, lrs)
+    let lcp = lcp_array(text)?;
+    let lrs = lcp.iter().copied().max().unwrap_or(0) as usize;
+    let walk = |intervals: &mut Intervals| {
+        for (r, &l) in lcp.iter().enumerate().skip(1) {
+            if stop.at(r) {
+                return false;
+            }
+            intervals.visit(r, l as usize);
+        }
+        intervals.visit(n, 0);
+        true
+    };
+    let mut most = Intervals::new(lrs, 1, 0)?;
+    if !walk(&mut most) {
+        return Ok(None);
+    }
+    let mut max_count = most.max_counts(lrs);
+    drop(most);
+    let u = first_rare(&max_count, lrs);
+    max_count.truncate(u + 1);
+    max_count.shrink_to_fit();
+    let mut pairs = Intervals::new(0, u, lrs)?;
+    if !walk(&mut pairs) {
+        return Ok(None);
+    }
+    Ok(Some(TupleCounts { n, lrs, max_count, pairs: pairs.pairs(lrs), pairs_from: u }))
 }
 
 /// Both estimates from the tuple statistics: `(t-tuple, LRS)`.
@@ -138,7 +220,7 @@ pub fn tuple_estimates(counts: &TupleCounts, view: View) -> (Estimate, Estimate)
     let mut lrs = Estimate::new("LRS", view);
     // u: the smallest length whose most common tuple occurs fewer than 35 times.
     let v = counts.lrs;
-    let u = (1..=v).find(|&i| counts.max_count[i] < 35).unwrap_or(v + 1);
+    let u = first_rare(&counts.max_count, v);
     let t = u - 1;
     let p_max =
         (1..u).map(|i| (counts.max_count[i] as f64 / (n - i + 1) as f64).powf(1.0 / i as f64)).fold(-1.0f64, f64::max);
@@ -153,7 +235,7 @@ pub fn tuple_estimates(counts: &TupleCounts, view: View) -> (Estimate, Estimate)
         let p_max = (u..=v)
             .map(|w| {
                 let choices = ((n - w) as u128 * (n - w + 1) as u128) / 2;
-                (counts.pairs[w] as f64 / choices as f64).powf(1.0 / w as f64)
+                (counts.pairs[w - counts.pairs_from] as f64 / choices as f64).powf(1.0 / w as f64)
             })
             .fold(0.0f64, f64::max);
         let p_u = upper_bound(p_max, n as f64);
@@ -194,17 +276,54 @@ mod tests {
         (lrs, best, pairs)
     }
 
+    /// Every count the estimates read against the definition: `max_count` up to `u`, `pairs`
+    /// from `pairs_from` (at most `u`) to the longest repeat.
+    fn check(text: &[u8]) -> std::result::Result<(), TestCaseError> {
+        let c = tuple_counts(text, Stop::NEVER).unwrap().unwrap();
+        let (lrs, best, pairs) = naive(text);
+        prop_assert_eq!(longest_repeat(text).unwrap(), lrs);
+        prop_assert_eq!(c.lrs, lrs);
+        let u = (1..=lrs).find(|&w| best[w] < 35).unwrap_or(lrs + 1);
+        prop_assert!(c.max_count.len() > u && c.pairs_from <= u);
+        for (w, &expected) in best.iter().enumerate().take(u.min(lrs) + 1).skip(1) {
+            prop_assert_eq!(u64::from(c.max_count[w]), expected, "max count at W = {}", w);
+        }
+        for (w, &expected) in pairs.iter().enumerate().take(lrs + 1).skip(u) {
+            prop_assert_eq!(u128::from(c.pairs[w - c.pairs_from]), expected, "pairs at W = {}", w);
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn counts_match_a_hash_map(text in proptest::collection::vec(0u8..3, 2..300)) {
-            let c = tuple_counts(&text);
-            let (lrs, best, pairs) = naive(&text);
-            prop_assert_eq!(longest_repeat(&text), lrs);
-            prop_assert_eq!(c.lrs, lrs);
-            for w in 1..=lrs {
-                prop_assert_eq!(c.max_count[w], best[w], "max count at W = {}", w);
-                prop_assert_eq!(c.pairs[w], pairs[w], "pairs at W = {}", w);
-            }
+            check(&text)?;
         }
+
+        /// Texts whose repeats are longer than the streamed keys hold (a periodic stretch, a
+        /// copied block), so that the full suffix array and its two walks are taken.
+        #[test]
+        fn long_repeats_match_a_hash_map(
+            head in proptest::collection::vec(0u8..4, 0..60),
+            motif in proptest::collection::vec(0u8..4, 1..12),
+            periods in 10usize..60,
+            copied in proptest::collection::vec(0u8..4, 0..150),
+        ) {
+            let mut text = head;
+            text.extend(motif.iter().cycle().take(motif.len() * periods));
+            text.extend(&copied);
+            text.extend(&copied);
+            prop_assume!(text.len() >= 2 && stream_lcp(&text, inferred_width(&text).max(1), Stop::NEVER, |_, _| {}).unwrap().is_none());
+            check(&text)?;
+        }
+    }
+
+    #[test]
+    fn a_stop_gives_up() {
+        let flag = std::sync::atomic::AtomicBool::new(true);
+        let periodic: Vec<u8> = (0..1_000_000u32).map(|i| (i % 7 % 2) as u8).collect();
+        assert!(tuple_counts(&periodic, Stop::on(&flag)).unwrap().is_none());
+        let random: Vec<u8> = (0..1_000_000u64).map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 63) as u8).collect();
+        assert!(tuple_counts(&random, Stop::on(&flag)).unwrap().is_none());
     }
 }

@@ -25,16 +25,20 @@ pub struct LrsTest {
 }
 
 /// Runs the test on samples over `k` symbols.
-pub fn lrs_test(s: &[u8], k: usize) -> LrsTest {
+///
+/// # Errors
+/// [`Error::OutOfMemory`](crate::error::Error::OutOfMemory) when the samples' repeats are long
+/// and their suffix array cannot be allocated.
+pub fn lrs_test(s: &[u8], k: usize) -> crate::error::Result<LrsTest> {
     let p_col: f64 = proportions(s, k).iter().map(|p| p * p).sum();
-    let length = longest_repeat(s);
+    let length = longest_repeat(s)?;
     if p_col > 1.0 - f64::EPSILON {
         // One symbol only: every substring repeats.
-        return LrsTest { length, p_col, probability: 1.0, passed: true };
+        return Ok(LrsTest { length, p_col, probability: 1.0, passed: true });
     }
     let n = (s.len() - length + 1) as f64;
     let pairs = n * (n - 1.0) / 2.0;
     let log_no_collision_per_pair = (-p_col.powf(length as f64)).ln_1p();
     let log_no_collision = pairs * log_no_collision_per_pair;
-    LrsTest { length, p_col, probability: -log_no_collision.exp_m1(), passed: 0.999f64.ln() >= log_no_collision }
+    Ok(LrsTest { length, p_col, probability: -log_no_collision.exp_m1(), passed: 0.999f64.ln() >= log_no_collision })
 }

@@ -116,12 +116,16 @@ fn mean_and_median(samples: &Samples<'_>) -> (f64, f64) {
 /// Runs the IID track: up to `permutations` permutations with generator streams from `seed`;
 /// `progress(rounds, decided)` is asked after each batch of rounds, and stops the track (`None`)
 /// by answering [`ControlFlow::Break`].
+///
+/// # Errors
+/// [`Error::OutOfMemory`](crate::error::Error::OutOfMemory) when the samples' repeats are long
+/// and the LRS test's suffix array cannot be allocated.
 pub fn assess(
     samples: &Samples<'_>,
     permutations: usize,
     seed: u64,
     progress: &(dyn Fn(usize, usize) -> ControlFlow<()> + Sync),
-) -> Option<IidReport> {
+) -> crate::error::Result<Option<IidReport>> {
     let k = samples.alphabet_size;
     let width = f64::from(samples.bits_per_symbol);
     let literal = most_common_value(samples.symbols(), k, View::Literal);
@@ -145,7 +149,10 @@ pub fn assess(
         },
         || permutation_tests(samples.symbols(), samples.raw(), &ctx, permutations, seed, progress),
     );
-    let permutation = permutation?;
+    let lrs = lrs?;
+    let Some(permutation) = permutation else {
+        return Ok(None);
+    };
     let passed = independence.passed && goodness_of_fit.passed && lrs.passed && permutation.passed;
     let statistics = NAMES
         .iter()
@@ -160,7 +167,7 @@ pub fn assess(
             }
         })
         .collect();
-    Some(IidReport {
+    Ok(Some(IidReport {
         samples: samples.len(),
         bits_per_symbol: samples.bits_per_symbol,
         alphabet_size: samples.alphabet_size,
@@ -178,5 +185,5 @@ pub fn assess(
         permutation_rounds: permutation.rounds,
         permutation_seed: seed,
         passed,
-    })
+    }))
 }
