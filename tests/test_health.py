@@ -121,6 +121,20 @@ def test_bad_arguments_are_refused() -> None:
         scan(b"\x01\x01\x04", 1.0, bits_per_sample=2)
 
 
+def test_an_adaptive_proportion_test_that_could_never_fail_is_refused() -> None:
+    """A cutoff above the window's size would switch the test off silently: refused, wherever a
+    configuration comes in. The reference is the count itself: one value among W samples occurs
+    at most W times."""
+    for h, bits, alpha in [(0.1, 1, 1e-100), (0.1, 1, 1e-300), (0.05, 8, 2.0**-40), (1.0, 8, 1e-300)]:
+        with pytest.raises(InvalidArgumentError, match="^alpha: .*could never fail"):
+            HealthMonitor(h, bits_per_sample=bits, alpha=alpha)
+        with pytest.raises(InvalidArgumentError, match="^alpha: .*could never fail"):
+            scan(b"\x00\x01" * 600, h, bits_per_sample=bits, alpha=alpha)
+    for h, bits, alpha in [(0.1, 1, 2.0**-40), (0.2, 8, 2.0**-40), (1.0, 8, 1e-100)]:
+        m = HealthMonitor(h, bits_per_sample=bits, alpha=alpha)
+        assert m.apt_cutoff <= (1024 if bits == 1 else 512)
+
+
 def test_fips_140_2_passes_good_bits_and_catches_defects(rng) -> None:
     good = rng.integers(0, 256, 2500 * 4, dtype=np.uint8)
     results = fips140_2(good.tobytes())

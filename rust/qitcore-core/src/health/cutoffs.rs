@@ -42,6 +42,23 @@ pub fn check(min_entropy: f64, bits_per_sample: u32, alpha: f64) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an Adaptive Proportion Test that could never fail: a window of `window` samples counts
+/// at most `window` matches, so a cutoff above that (a tiny α, or a claim of almost no entropy)
+/// would turn the test off without a word.
+pub fn check_apt(min_entropy: f64, alpha: f64, apt_cutoff: u64, window: u64) -> Result<()> {
+    if apt_cutoff > window {
+        return Err(Error::argument(
+            "alpha",
+            format!(
+                "{alpha:e} is too small for a min-entropy of {min_entropy} bits: the adaptive proportion test's \
+                 cutoff ({apt_cutoff}) exceeds its window of {window} samples, so it could never fail; use a \
+                 larger alpha (SP 800-90B suggests 2^-40 to 2^-20) or claim more min-entropy"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The Repetition Count Test cutoff.
 pub fn rct_cutoff(min_entropy: f64, alpha: f64) -> u64 {
     // Saturating: a claim of almost no entropy would otherwise overflow to a cutoff of 0.
@@ -142,6 +159,19 @@ mod tests {
         let err = "Hill".parse::<AptFormula>().unwrap_err();
         assert!(matches!(err, Error::InvalidArgument { name: "apt_formula", .. }), "{err}");
         assert!(err.to_string().contains("\"standard\", \"hill\""), "{err}");
+    }
+
+    #[test]
+    fn an_apt_that_could_never_fail_is_refused() {
+        // Binary, H = 0.1: 2^-20 and 2^-40 leave the cutoff inside the window of 1024; 1e-100
+        // does not (the count of one value among 1024 samples cannot reach it).
+        for (alpha, fires) in [(ALPHA, true), ((-40f64).exp2(), true), (1e-100, false), (1e-300, false)] {
+            let c = apt_cutoff(0.1, alpha, 1024, AptFormula::Standard);
+            assert_eq!(check_apt(0.1, alpha, c, 1024).is_ok(), fires, "alpha {alpha}: cutoff {c}");
+            assert_eq!(c <= 1024, fires);
+        }
+        let err = check_apt(0.1, 1e-300, 1025, 1024).unwrap_err().to_string();
+        assert!(err.starts_with("alpha: 1e-300 is too small") && err.contains("could never fail"), "{err}");
     }
 
     #[test]

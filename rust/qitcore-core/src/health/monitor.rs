@@ -7,7 +7,7 @@
 //! anywhere in a window must not let its earlier samples out. The start-up samples are tested and
 //! discarded; later ones are released.
 
-use super::cutoffs::{apt_cutoff, check, rct_cutoff, AptFormula};
+use super::cutoffs::{apt_cutoff, check, check_apt, rct_cutoff, AptFormula};
 use crate::error::Result;
 
 /// The health tests.
@@ -169,10 +169,12 @@ impl Monitor {
     pub fn new(config: Config) -> Result<Self> {
         check(config.min_entropy, config.bits_per_sample, config.alpha)?;
         let window = config.window();
+        let apt = apt_cutoff(config.min_entropy, config.alpha, window, config.apt_formula);
+        check_apt(config.min_entropy, config.alpha, apt, window)?;
         let mut m = Monitor {
             config,
             rct_cutoff: rct_cutoff(config.min_entropy, config.alpha),
-            apt_cutoff: apt_cutoff(config.min_entropy, config.alpha, window, config.apt_formula),
+            apt_cutoff: apt,
             window,
             state: State::StartUp,
             startup_left: 0,

@@ -10,7 +10,7 @@
 //! a pickle must come from a trusted source anyway.
 
 use super::buffered::BufferedMonitor;
-use super::cutoffs::{apt_cutoff, check, rct_cutoff, AptFormula};
+use super::cutoffs::{apt_cutoff, check, check_apt, rct_cutoff, AptFormula};
 use super::monitor::{startup_total, Config, Counters, Failure, HealthTest, Monitor, State};
 use crate::error::{Error, Result};
 
@@ -100,6 +100,8 @@ pub fn import(bytes: &[u8]) -> Result<BufferedMonitor> {
         return Err(bad("startup_samples must be at least 1"));
     }
     let window = config.window();
+    let apt = apt_cutoff(min_entropy, alpha, window, apt_formula);
+    check_apt(min_entropy, alpha, apt, window).map_err(|e| bad(format!("configuration: {e}")))?;
     let total = startup_total(&config).ok_or_else(|| bad("startup_samples out of range"))?;
     let state = match r.u8()? {
         0 => State::StartUp,
@@ -110,7 +112,7 @@ pub fn import(bytes: &[u8]) -> Result<BufferedMonitor> {
     let mut m = Monitor {
         config,
         rct_cutoff: rct_cutoff(min_entropy, alpha),
-        apt_cutoff: apt_cutoff(min_entropy, alpha, window, apt_formula),
+        apt_cutoff: apt,
         window,
         state,
         startup_left: r.u64()?,
