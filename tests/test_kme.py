@@ -11,6 +11,7 @@ import json
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -275,3 +276,56 @@ def test_plain_http_is_not_offered(pki: Pki, kme: KMEServer) -> None:
         conn.getresponse().read()
     conn.close()
     assert kme.store.counters().get("issued", 0) == 0
+
+
+def test_bad_arguments_are_refused_by_name_before_any_request(pki: Pki, kme: KMEServer, tmp_path: Path) -> None:
+    """Every argument of the client, the server and the QKD channel is checked before it is used:
+    a QitError naming it, never a TypeError from deep inside ssl or urllib; a refused client call
+    sends nothing (no connection is opened) and takes no key."""
+    from qitcore.errors import InvalidTypeError, QitError
+    from qitcore.qkd.channel import TcpChannel
+
+    cert, key = pki.sae("SAE-A")
+    host, port = kme.address
+    url = f"https://{host}:{port}"
+    constructors: list[tuple[Any, str]] = [
+        (lambda: KMEClient(5, cert, key, pki.ca_file), "url"),  # type: ignore[arg-type]
+        (lambda: KMEClient(url, 5, key, pki.ca_file), "cert"),  # type: ignore[arg-type]
+        (lambda: KMEClient(url, cert, None, pki.ca_file), "key"),  # type: ignore[arg-type]
+        (lambda: KMEClient(url, cert, key, 3.5), "ca"),  # type: ignore[arg-type]
+        (lambda: TcpChannel(bytes(32), 5, 7000), "host"),  # type: ignore[arg-type]
+    ]
+    store = KeyStore(tmp_path / "other.sqlite")
+    config = KMEConfig(kme_id="KME-1", target_kme_id="KME-1", saes=SAES)
+    files = {"certfile": pki.server_cert, "keyfile": pki.server_key, "cafile": pki.ca_file}
+    for name, value in [
+        ("certfile", 5), ("keyfile", None), ("cafile", 1.5), ("host", 5), ("port", "80"), ("port", 70000),
+        ("pool", 5), ("limits", 5),
+    ]:  # fmt: skip
+        constructors.append((lambda name=name, value=value: KMEServer(config, store, **{**files, name: value}), name))
+    constructors.append((lambda: KMEServer(None, store, **files), "config"))  # type: ignore[arg-type]
+    constructors.append((lambda: KMEServer(config, "store.sqlite", **files), "store"))  # type: ignore[arg-type]
+    for make, name in constructors:
+        with pytest.raises((InvalidTypeError, InvalidArgumentError), match=f"^{name}: "):
+            make()
+    store.close()
+    before = kme.store.pool_bytes()
+    with KMEClient(url, cert, key, pki.ca_file) as client:
+        calls: list[tuple[Any, str]] = [
+            (lambda: client.status(5), "slave_sae_id"),
+            (lambda: client.status(""), "slave_sae_id"),
+            (lambda: client.get_keys(b"SAE-B"), "slave_sae_id"),
+            (lambda: client.get_keys("SAE-B", number="2"), "number"),
+            (lambda: client.get_keys("SAE-B", size=8.0), "size"),
+            (lambda: client.get_keys("SAE-B", additional_slave_sae_ids="SAE-C"), "additional_slave_sae_ids"),
+            (lambda: client.get_keys("SAE-B", additional_slave_sae_ids=["SAE-C", 3]), r"additional_slave_sae_ids\[1\]"),
+            (lambda: client.get_keys("SAE-B", post="yes"), "post"),
+            (lambda: client.get_keys_with_ids(None, ["x"]), "master_sae_id"),
+            (lambda: client.get_keys_with_ids("SAE-A", "abc"), "key_ids"),
+            (lambda: client.get_keys_with_ids("SAE-A", [b"id"]), r"key_ids\[0\]"),
+        ]
+        for call, name in calls:
+            with pytest.raises(QitError, match=f"^{name}: "):
+                call()
+        assert client._conn is None  # nothing was sent
+    assert kme.store.pool_bytes() == before

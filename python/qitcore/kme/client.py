@@ -12,11 +12,13 @@ import time
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from .. import _validate
 from .._validate import show_host_port
 from ..errors import (
     ChannelClosed,
     ChannelError,
     InvalidArgumentError,
+    InvalidTypeError,
     KMEBadRequest,
     KMEError,
     KMEUnauthorized,
@@ -52,6 +54,9 @@ class KMEClient:
     def __init__(self, url: str, cert: str, key: str, ca: str, *, timeout: float = 10.0) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 1e6:
             raise InvalidArgumentError(f"timeout: expected seconds above 0, got {timeout!r}")
+        if not isinstance(url, str):
+            raise InvalidTypeError(f"url: expected a string, got {type(url).__name__}")
+        cert, key, ca = (_validate.path(name, value) for name, value in (("cert", cert), ("key", key), ("ca", ca)))
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise InvalidArgumentError(f"url: expected https://host[:port], got {url!r} (plain HTTP is not offered)")
@@ -145,6 +150,7 @@ class KMEClient:
 
     def status(self, slave_sae_id: str) -> Status:
         """The Status of the link to ``slave_sae_id``."""
+        slave_sae_id = _sae_id("slave_sae_id", slave_sae_id)
         return Status.from_json(self._request("GET", f"/api/v1/keys/{quote(slave_sae_id, safe='')}/status"))
 
     def get_keys(
@@ -153,6 +159,15 @@ class KMEClient:
     ) -> list[Key]:  # fmt: skip
         """``number`` new keys of ``size`` bits (the KME's default size when ``None``) shared
         with ``slave_sae_id`` (``enc_keys``); GET unless ``post`` or extra slaves are given."""
+        slave_sae_id = _sae_id("slave_sae_id", slave_sae_id)
+        # Types here; values (a number of keys within the KME's limits, a size it serves) are the
+        # KME's to judge, and its refusal names them (KMEBadRequest).
+        number = _validate.integer("number", number)
+        if size is not None:
+            size = _validate.integer("size", size)
+        if additional_slave_sae_ids is not None:
+            additional_slave_sae_ids = _sae_ids("additional_slave_sae_ids", additional_slave_sae_ids)
+        post = _validate.flag("post", post)
         path = f"/api/v1/keys/{quote(slave_sae_id, safe='')}/enc_keys"
         if post or additional_slave_sae_ids:
             request = KeyRequest(
@@ -164,10 +179,29 @@ class KMEClient:
 
     def get_keys_with_ids(self, master_sae_id: str, key_ids: list[str], *, post: bool = True) -> list[Key]:
         """The keys ``master_sae_id`` received with IDs ``key_ids`` (``dec_keys``)."""
+        master_sae_id = _sae_id("master_sae_id", master_sae_id)
+        key_ids = _sae_ids("key_ids", key_ids, what="key ID")
+        post = _validate.flag("post", post)
         path = f"/api/v1/keys/{quote(master_sae_id, safe='')}/dec_keys"
         if post:
             return parse_container(self._request("POST", path, {"key_IDs": [{"key_ID": k} for k in key_ids]}))
         return parse_container(self._request("GET", f"{path}?{urlencode([('key_ID', k) for k in key_ids])}"))
+
+
+def _sae_id(name: str, value: Any, what: str = "SAE ID") -> str:
+    """A non-empty string (an SAE ID, a key ID)."""
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{name}: expected a string ({what}), got {type(value).__name__}")
+    if not value:
+        raise InvalidArgumentError(f"{name}: empty ({what})")
+    return value
+
+
+def _sae_ids(name: str, values: Any, what: str = "SAE ID") -> list[str]:
+    """A list or tuple of non-empty strings (a lone string is refused, not read as its letters)."""
+    if not isinstance(values, (list, tuple)):
+        raise InvalidTypeError(f"{name}: expected a list of {what}s, got {type(values).__name__}")
+    return [_sae_id(f"{name}[{i}]", v, what) for i, v in enumerate(values)]
 
 
 def _reason(exc: OSError | ssl.SSLError) -> str:

@@ -25,7 +25,15 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .. import _validate
 from .._net import listen_socket
 from .._validate import show_host_port
-from ..errors import DeviceError, InvalidArgumentError, KMEBadRequest, KMEError, KMEUnauthorized, os_reason
+from ..errors import (
+    DeviceError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    KMEBadRequest,
+    KMEError,
+    KMEUnauthorized,
+    os_reason,
+)
 from .limits import ConnectionLimits
 from .models import Key, KeyRequest, Status, container, parse_key_ids, parse_key_request
 from .store import KeyStore
@@ -96,11 +104,21 @@ class KMEServer:
         host: str = "127.0.0.1", port: int = 0, peer: Any = None, pool: str = "local",
         limits: ConnectionLimits | None = None,
     ) -> None:  # fmt: skip
+        for name, value, kind in (("config", config, KMEConfig), ("store", store, KeyStore)):
+            if not isinstance(value, kind):
+                raise InvalidTypeError(f"{name}: expected {kind.__name__}, got {type(value).__name__}")
+        certfile = _validate.path("certfile", certfile)
+        keyfile = _validate.path("keyfile", keyfile)
+        cafile = _validate.path("cafile", cafile)
+        for name, text in (("host", host), ("pool", pool)):
+            if not isinstance(text, str):
+                raise InvalidTypeError(f"{name}: expected a string, got {type(text).__name__}")
+        port = _validate.integer("port", port, minimum=0, maximum=65535)
         self.config = config
         self.store = store
         self.limits = limits or ConnectionLimits()
         if not isinstance(self.limits, ConnectionLimits):
-            raise InvalidArgumentError(f"limits: expected ConnectionLimits, got {type(limits).__name__}")
+            raise InvalidTypeError(f"limits: expected ConnectionLimits, got {type(limits).__name__}")
         # With a peer KME (a PeerClient), keys for its SAEs come from `pool` and are sent to it.
         self.peer = peer
         self.pool = pool

@@ -475,6 +475,8 @@ class TcpChannel(Channel):
 
     def __init__(self, auth_key: AuthKey, host: str, port: int, *, timeout: float = 30.0, retry: float = 0.0) -> None:
         super().__init__(auth_key)
+        if not isinstance(host, str):
+            raise InvalidTypeError(f"host: expected a string, got {type(host).__name__}")
         port = _validate.integer("port", port, minimum=1, maximum=65535)
         timeout, retry = seconds("timeout", timeout), _validate.real("retry", retry)
         if not 0 <= retry <= MAX_SECONDS:
