@@ -99,6 +99,7 @@ RECEIVERS: dict[str, Callable[[], Any]] = {
     "CascadeResponder": lambda: _core.CascadeResponder(bytes(64), 0.05, 1),
     "CascadePreparation": lambda: _core.CascadePreparation(512, 1),
     "ChannelMac": lambda: _core.ChannelMac(bytes(32), b"A", b"B"),
+    "ChannelKey": lambda: _core.ChannelKey(bytes(32)),
     "LdpcEncoder": lambda: _core.LdpcEncoder(64, 0.05, 1, bytes(64)),
     "LdpcDecoder": lambda: _core.LdpcDecoder(64, 0.05, 1, bytes(64), 0.05),
     "BitGenLock": lambda: _core.bitgen_capsule(ended_stream())[1],

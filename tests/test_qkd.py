@@ -329,6 +329,16 @@ def test_seals_carry_the_hmac_of_rfc_2104(key_bytes: int) -> None:
     assert [alice.open(bob.seal(7, b"x" * n)) for n in (0, 3)] == [(7, b""), (7, b"xxx")]
     reply = alice.seal(9, b"answers")
     assert reply[-32:] == hmac.digest(key, b"B" + reply[:-32], "sha256")
+    # Bound to a session, the tags are keyed with HMAC(key, label ‖ nonces), derived in the core.
+    from qitcore.qkd.channel import SESSION_LABEL
+
+    context = bytes(range(100, 132))
+    bob.bind(context)
+    session_key = hmac.digest(key, SESSION_LABEL + context, "sha256")
+    frame = bob.seal(3, b"sifting")
+    assert frame[-32:] == hmac.digest(session_key, b"A" + frame[:-32], "sha256")
+    # No Python object of the sealer keeps the pre-shared key (bytes cannot be wiped).
+    assert not any(isinstance(v, (bytes, bytearray)) and key in v for v in vars(bob).values())
 
 
 @pytest.mark.parametrize("at", [0, 255, 256, 300, 999])

@@ -32,6 +32,7 @@ __all__ = [
     "BlockTest",
     "CascadePreparation",
     "CascadeResponder",
+    "ChannelKey",
     "ChannelMac",
     "ChiSquareResult",
     "DecoderStats",
@@ -542,6 +543,12 @@ class Detections(_Result):
     photons: Final[bytes]
     bob_basis: Final[bytes]
     bob_bit: Final[bytes]
+
+@final
+class ChannelKey:
+    def __new__(cls, key: _Buffer) -> ChannelKey: ...
+    def mac(self, out_prefix: _Buffer, in_prefix: _Buffer) -> ChannelMac: ...
+    def session(self, label: _Buffer, context: _Buffer, out_prefix: _Buffer, in_prefix: _Buffer) -> ChannelMac: ...
 
 @final
 class ChannelMac:

@@ -42,7 +42,6 @@ stray or hostile client cannot end her session or hold the real Bob off.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import os
 import selectors
@@ -157,13 +156,15 @@ class Sealer:
         if not isinstance(key, (bytes, bytearray)) or len(key) < MIN_KEY_BYTES:
             raise InvalidArgumentError(f"auth_key: expected at least {MIN_KEY_BYTES} bytes of pre-shared key")
         self._dirs = (TO_BOB, TO_ALICE) if is_alice else (TO_ALICE, TO_BOB)
-        self._key = bytes(key)
-        self._mac = _core.ChannelMac(self._key, *self._dirs)
+        # The key is held in Rust, as HMAC states from which each session's key is derived:
+        # no Python object keeps it (bytes cannot be wiped).
+        self._key = _core.ChannelKey(key)
+        self._mac = self._key.mac(*self._dirs)
         self._sent = 0
         self._received = 0
 
     def _session_mac(self, context: bytes) -> _core.ChannelMac:
-        return _core.ChannelMac(hmac.digest(self._key, SESSION_LABEL + bytes(context), "sha256"), *self._dirs)
+        return self._key.session(SESSION_LABEL, bytes(context), *self._dirs)
 
     def bind(self, context: bytes) -> bool:
         """Binds the sealer to one session: every tag from now on is keyed with

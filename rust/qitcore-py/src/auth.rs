@@ -53,6 +53,59 @@ pub fn wegman_carter_epsilon(#[pyo3(from_py_with = int::<usize>)] n: usize) -> R
 /// HMAC-SHA256 of one end of the channel: the states of the pre-shared key with the direction
 /// byte of each way hashed in (`out_prefix` for what this end seals, `in_prefix` for what it
 /// opens). A frame is `header | payload | tag`, the tag over the prefix, header and payload.
+impl PyChannelMac {
+    /// `mac` with each direction's prefix.
+    fn directed(
+        py: Python<'_>,
+        mac: &HmacSha256,
+        out_prefix: &Bound<'_, PyAny>,
+        in_prefix: &Bound<'_, PyAny>,
+    ) -> Result<Self> {
+        let (out_prefix, in_prefix) =
+            (Input::get(py, "out_prefix", out_prefix)?, Input::get(py, "in_prefix", in_prefix)?);
+        Ok(PyChannelMac { out: mac.prefixed(out_prefix.bytes()), input: mac.prefixed(in_prefix.bytes()) })
+    }
+}
+
+/// The channel's pre-shared key, held here as its HMAC states: each session's key is derived from
+/// it in Rust, so the pre-shared key is kept by no Python object (a Python `bytes` cannot be
+/// wiped), and the derived key is wiped once its states are made.
+#[pyclass(frozen, module = "qitcore._core", name = "ChannelKey")]
+pub struct PyChannelKey {
+    key: HmacSha256,
+}
+
+#[pymethods]
+impl PyChannelKey {
+    #[new]
+    fn new(py: Python<'_>, key: &Bound<'_, PyAny>) -> Result<Self> {
+        Ok(PyChannelKey { key: HmacSha256::new(Input::get(py, "key", key)?.bytes()) })
+    }
+
+    /// The MAC keyed with the pre-shared key itself.
+    fn mac(&self, py: Python<'_>, out_prefix: &Bound<'_, PyAny>, in_prefix: &Bound<'_, PyAny>) -> Result<PyChannelMac> {
+        PyChannelMac::directed(py, &self.key, out_prefix, in_prefix)
+    }
+
+    /// The MAC of one session: keyed with HMAC-SHA256(key, `label` ‖ `context`).
+    fn session(
+        &self,
+        py: Python<'_>,
+        label: &Bound<'_, PyAny>,
+        context: &Bound<'_, PyAny>,
+        out_prefix: &Bound<'_, PyAny>,
+        in_prefix: &Bound<'_, PyAny>,
+    ) -> Result<PyChannelMac> {
+        let (label, context) = (Input::get(py, "label", label)?, Input::get(py, "context", context)?);
+        let derived = Zeroizing::new(self.key.tag(&[label.bytes(), context.bytes()]));
+        PyChannelMac::directed(py, &HmacSha256::new(&derived[..]), out_prefix, in_prefix)
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "ChannelKey(<hidden>)"
+    }
+}
+
 #[pyclass(frozen, module = "qitcore._core", name = "ChannelMac")]
 pub struct PyChannelMac {
     out: HmacSha256,
@@ -69,10 +122,7 @@ impl PyChannelMac {
         in_prefix: &Bound<'_, PyAny>,
     ) -> Result<Self> {
         let key = Input::get(py, "key", key)?;
-        let mac = HmacSha256::new(key.bytes());
-        let (out_prefix, in_prefix) =
-            (Input::get(py, "out_prefix", out_prefix)?, Input::get(py, "in_prefix", in_prefix)?);
-        Ok(PyChannelMac { out: mac.prefixed(out_prefix.bytes()), input: mac.prefixed(in_prefix.bytes()) })
+        PyChannelMac::directed(py, &HmacSha256::new(key.bytes()), out_prefix, in_prefix)
     }
 
     /// `header | payload | tag`, sealed for the way out.

@@ -36,7 +36,7 @@ mod _core {
     use crate::errors::Result;
 
     #[pymodule_export]
-    use crate::auth::{wegman_carter_epsilon, wegman_carter_tag, PyChannelMac};
+    use crate::auth::{wegman_carter_epsilon, wegman_carter_tag, PyChannelKey, PyChannelMac};
     #[pymodule_export]
     use crate::bitgen::{bitgen_capsule, PyBitGenLock};
     #[pymodule_export]
