@@ -48,6 +48,31 @@ def test_the_simulators_model_defaults_are_the_cores() -> None:
     assert model_from_url(Url.parse("sim://?bits=12&seed=1")).bits == 12
 
 
+def test_the_noise_models_reads_are_one_sequence_and_answer_ctrl_c() -> None:
+    """A read is made a slice at a time: reads of any sizes give the same samples as one read
+    (12-bit samples as two little-endian bytes), and a read of billions answers Ctrl-C."""
+    import os
+    import signal
+    import threading
+    import time
+
+    for bits in (8, 12):
+        whole = _core.NoiseModel(bits=bits, seed=5).read(200_001)
+        model = _core.NoiseModel(bits=bits, seed=5)
+        assert model.read(65_537) + model.read(1) + model.read(134_463) == whole
+        assert len(whole) == 200_001 * (2 if bits > 8 else 1)
+    sent: list[float] = []
+
+    def send() -> None:
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Timer(0.5, send).start()
+    with pytest.raises(KeyboardInterrupt):
+        _core.NoiseModel(seed=1).read(1_000_000_000)  # about 10 s of work here
+    assert time.monotonic() - sent[0] < 5.0
+
+
 def test_counters_read_by_attribute_or_by_name() -> None:
     with qitcore.open("sim://?seed=4") as s:
         s.read(10_000)

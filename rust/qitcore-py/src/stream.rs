@@ -133,25 +133,42 @@ impl PyNoiseModel {
         self.with_source(py, |source| source.drift_per_sample = per_sample)
     }
 
-    /// The next `n` samples: one byte each up to 8 bits, two little-endian bytes above.
+    /// The next `n` samples: one byte each up to 8 bits, two little-endian bytes above. Made a
+    /// slice at a time straight into the result (its one allocation, fallible), answering Ctrl-C
+    /// between slices; the source's lock is held for a slice at a time, never while the signal
+    /// handlers run.
     fn read<'py>(&self, py: Python<'py>, #[pyo3(from_py_with = int::<usize>)] n: usize) -> Result<Bound<'py, PyBytes>> {
-        let out = self.with_source(py, |source| -> Result<Vec<u8>> {
-            let mut s = try_zeroed::<u16>("n", n)?;
-            source.fill(&mut s);
-            let wide = source.params().bits > 8;
-            let mut out = try_zeroed::<u8>("n", if wide { 2 * n } else { n })?;
-            if wide {
-                for (o, v) in out.chunks_exact_mut(2).zip(&s) {
-                    o.copy_from_slice(&v.to_le_bytes());
+        /// Samples a slice.
+        const SLICE: usize = 1 << 16;
+        let width = if self.params.bits > 8 { 2 } else { 1 };
+        let mut raised = None;
+        let out = detach(py, || -> Result<Option<Vec<u8>>> {
+            let mut out = try_zeroed::<u8>("n", n.saturating_mul(width))?;
+            let mut slice = vec![0u16; SLICE.min(n)];
+            let mut interrupt = signals(&mut raised);
+            for (i, piece) in out.chunks_mut(SLICE * width).enumerate() {
+                if i > 0 && interrupt() {
+                    return Ok(None);
                 }
-            } else {
-                for (o, v) in out.iter_mut().zip(&s) {
-                    *o = *v as u8;
+                let samples = &mut slice[..piece.len() / width];
+                self.source.lock().unwrap_or_else(|p| p.into_inner()).fill(samples);
+                if width == 2 {
+                    for (o, v) in piece.chunks_exact_mut(2).zip(samples.iter()) {
+                        o.copy_from_slice(&v.to_le_bytes());
+                    }
+                } else {
+                    for (o, v) in piece.iter_mut().zip(samples.iter()) {
+                        *o = *v as u8;
+                    }
                 }
             }
-            Ok(out)
+            Ok(Some(out))
         })??;
-        Ok(PyBytes::new(py, &out))
+        match (out, raised) {
+            (Some(out), _) => Ok(PyBytes::new(py, &out)),
+            (None, Some(err)) => Err(Error::Python(err)),
+            (None, None) => Err(Error::Internal("NoiseModel.read: stopped without a reason".into())),
+        }
     }
 }
 
