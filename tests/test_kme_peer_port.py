@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from qitcore.errors import ChannelClosed
 from qitcore.kme import KeyStore
 from qitcore.kme import peer as peer_module
-from qitcore.kme.peer import COMMIT, START, PeerClient, PeerServer, PeerSettings
+from qitcore.kme.peer import COMMIT, START, PeerClient, PeerServer, PeerSettings, link_context
 from qitcore.qkd import Params
 from qitcore.qkd.channel import NONCE_BYTES, Sealer, recv_exact, recv_frame, send_frame
 
@@ -80,7 +81,7 @@ def test_a_frame_recorded_on_another_connection_is_refused(alice: tuple[PeerServ
     with socket.create_connection(server.address) as first:
         challenge = recv_exact(first, NONCE_BYTES)
         first.sendall(bytes(NONCE_BYTES))
-        sealer.bind(challenge + bytes(NONCE_BYTES))
+        sealer.bind(link_context(challenge + bytes(NONCE_BYTES), "alice"))
         recorded = sealer.seal(START, struct.pack("<Q", 1) + bytes(NONCE_BYTES))
         send_frame(first, recorded)
         assert recv_frame(first)  # answered on its own connection
@@ -104,3 +105,26 @@ def test_a_flood_of_silent_connections_does_not_keep_the_peer_out(alice: tuple[P
     finally:
         for sock in flood:
             sock.close()
+
+
+def test_a_kmes_own_connection_turned_back_onto_its_own_listener_is_refused(
+    alice: tuple[PeerServer, PeerClient], tmp_path: Path
+) -> None:
+    """Both KMEs hold the link's key and both listen and connect: a network attacker who routes
+    a KME's outgoing connection to its own listener must not get the KME to answer itself (it
+    would apply its own takes as the other KME's). Each end binds the listener's role, so the
+    two ends disagree and the first frame does not authenticate; the store is untouched."""
+    server, client = alice
+    store = KeyStore(tmp_path / "alice-own.sqlite")
+    own = PeerSettings(
+        "alice", "127.0.0.1", server.address[1], "127.0.0.1", 0, AUTH, frozenset({"SAE-B"}), 1, 20.0, 1_000_000
+    )
+    reflected = PeerClient(store, own, timeout=3)
+    try:
+        with pytest.raises(ChannelClosed):
+            reflected.request(COMMIT, struct.pack("<Q", 1))
+    finally:
+        reflected.close()
+        store.close()
+    # The real peer (the other role) is answered on the same port.
+    assert client.request(COMMIT, struct.pack("<Q", 1)) == b"\x00"  # answered: nothing to commit

@@ -52,6 +52,19 @@ MAX_PENDING = 16
 flood of silent or slow clients cannot keep the other KME out."""
 
 
+def link_context(nonces: bytes, listener_role: str) -> bytes:
+    """What a peer-link connection's sealers are bound to: both nonces and the role of the KME
+    that listens. Why the role: both KMEs hold the same key and each both listens and connects, so
+    without it a network attacker could turn a KME's own connection back onto its own listener,
+    which would take the KME's records as the other's (its own takes applied twice); with it the
+    two ends of such a connection name different listeners, and nothing authenticates."""
+    return nonces + b"|listener=" + listener_role.encode()
+
+
+def _other(role: str) -> str:
+    return "bob" if role == "alice" else "alice"
+
+
 @dataclass(frozen=True, repr=False)
 class PeerSettings:
     """This KME's end of the peer link."""
@@ -139,7 +152,7 @@ class PeerServer(Worker):
             # The connection's handshake: this end's nonce, then the other KME's; every frame is
             # sealed under a key bound to both, so none recorded from another connection passes.
             try:
-                sealer.bind(exchange_nonces(conn, alice=True))
+                sealer.bind(link_context(exchange_nonces(conn, alice=True), self._settings.role))
             except QitError:
                 with self._pending_lock:
                     self._pending.pop(conn, None)
@@ -229,7 +242,8 @@ class PeerClient:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     sealer = Sealer(s.auth_key, is_alice=False)
                     self._conn = (sock, sealer)
-                    sealer.bind(exchange_nonces(sock, alice=False))
+                    # The listener it reaches is the other KME's, of the other role.
+                    sealer.bind(link_context(exchange_nonces(sock, alice=False), _other(s.role)))
                 sock, sealer = self._conn
                 send_frame(sock, sealer.seal(kind, payload))
                 reply_kind, reply = sealer.open(recv_frame(sock, limit=frame_limit(self._settings.pulses)))
