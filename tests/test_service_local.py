@@ -500,6 +500,79 @@ def test_a_request_waits_no_longer_than_it_allows_even_when_queued(
         absent.close()
 
 
+def test_a_queued_request_is_answered_at_its_own_deadline_not_when_a_reader_frees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two readers held by requests that may wait 3 s; a request that allows 0.3 s, queued behind
+    # them, is answered when its own wait ends (it was answered only once a reader freed, 3 s).
+    monkeypatch.setattr(local, "_WORKERS", 2)
+    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})], stats=ServiceStats())
+    absent.start()
+    s = Served(absent, tmp_path / "q.sock")
+    s.server.start()
+    answers: dict[int, tuple[Status, float, bytes]] = {}
+
+    def one(i: int, wait_ms: int) -> None:
+        with s.connect() as sock:
+            request = Request(Op.READ, 32, wait_ms)
+            started = time.monotonic()
+            sock.sendall(encode_request(request.op, request.length, request.wait_ms))
+            status, reason = reply_of(sock, request)
+            answers[i] = (status, time.monotonic() - started, reason)
+
+    try:
+        slow = [threading.Thread(target=one, args=(i, 3000)) for i in range(2)]
+        for t in slow:
+            t.start()
+        time.sleep(0.3)  # both readers are taken
+        one(2, 300)
+        status, took, reason = answers[2]
+        assert status is Status.UNAVAILABLE and took < 1.0, (took, reason)
+        assert b"spent waiting for one of the daemon's 2 readers" in reason, reason
+        for t in slow:
+            t.join(10)
+    finally:
+        s.server.stop()
+        absent.close()
+
+
+def test_one_user_holds_at_most_its_share_of_the_readers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Eight readers, so a quarter (two) for each untrusted user: four slow requests of one user
+    # take two readers; the other two wait for that user's share, not for the readers the other
+    # users need, and are answered at their own deadline.
+    monkeypatch.setattr(local, "_WORKERS", 8)
+    monkeypatch.setattr(local, "_trusted", lambda uid: False)
+    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})], stats=ServiceStats())
+    absent.start()
+    s = Served(absent, tmp_path / "q.sock")
+    s.server.start()
+    reasons: dict[int, bytes] = {}
+
+    def one(i: int, wait_ms: int) -> None:
+        with s.connect() as sock:
+            request = Request(Op.READ, 32, wait_ms)
+            sock.sendall(encode_request(request.op, request.length, request.wait_ms))
+            reasons[i] = reply_of(sock, request)[1]
+
+    try:
+        threads = [threading.Thread(target=one, args=(i, 2000)) for i in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        assert s.server._shares._held == {os.getuid(): 2}
+        threads += [threading.Thread(target=one, args=(i, 400)) for i in (2, 3)]
+        for t in threads[2:]:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert all(b"this user's share of the daemon's readers, 2," in reasons[i] for i in (2, 3)), reasons
+        assert all(b"no healthy device" in reasons[i] for i in (0, 1)), reasons
+        assert s.server._shares._held == {}  # every share given back
+    finally:
+        s.server.stop()
+        absent.close()
+
+
 # -- the socket file -------------------------------------------------------------------------------
 
 

@@ -143,6 +143,52 @@ class LocalSettings:
             raise InvalidArgumentError(f"idle_timeout: expected a positive number of seconds, got {timeout!r}")
 
 
+def _trusted(uid: int | None) -> bool:
+    """Root and the daemon's own user: served past the per-user bounds (RESERVED connections)."""
+    return uid in (0, os.getuid())
+
+
+def _retrieved(future: asyncio.Future[bytes]) -> None:
+    """Marks a worker's outcome as seen, whoever awaited it (a shielded wait may have gone)."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _loop_time(deadline: float) -> float:
+    """A ``time.monotonic()`` deadline on the running loop's clock."""
+    return asyncio.get_running_loop().time() + (deadline - time.monotonic())
+
+
+class _Shares:
+    """Worker threads each uid holds, at most ``share`` at once. Loop thread only."""
+
+    def __init__(self, share: int) -> None:
+        self.share = share
+        self._held: dict[int | None, int] = {}
+        self._freed: dict[int | None, asyncio.Event] = {}
+
+    async def acquire(self, uid: int | None, deadline: float) -> bool:
+        """Takes one of ``uid``'s share, waiting until ``deadline`` (monotonic) at most; whether it did."""
+        try:
+            async with asyncio.timeout_at(_loop_time(deadline)):
+                while self._held.get(uid, 0) >= self.share:
+                    await self._freed.setdefault(uid, asyncio.Event()).wait()
+        except TimeoutError:
+            return False
+        self._held[uid] = self._held.get(uid, 0) + 1
+        return True
+
+    def release(self, uid: int | None) -> None:
+        held = self._held.get(uid, 1) - 1
+        if held > 0:
+            self._held[uid] = held
+        else:
+            self._held.pop(uid, None)
+        freed = self._freed.pop(uid, None)
+        if freed is not None:
+            freed.set()  # the waiters look again; one takes the place
+
+
 class LocalServer:
     """Serves ``pool``'s bytes on a Unix socket.
 
@@ -173,6 +219,9 @@ class LocalServer:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._tasks: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._uids: dict[int | None, int] = {}  # connections open per client uid
+        # Readers one untrusted uid may hold at once: a quarter of them, so that one user's slow
+        # reads (as many as its connections allow) cannot leave other users none.
+        self._shares = _Shares(max(1, min(settings.max_clients, _WORKERS) // 4))
         self._log_state: dict[str, tuple[float, int, int]] = {}  # kind: (window start, lines, suppressed)
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we made
         self._stopping = False
@@ -466,7 +515,7 @@ class LocalServer:
     ) -> None:
         peer = "uid unknown" if uid is None else f"uid {uid} pid {pid}"
         settings = self.settings
-        trusted = uid in (0, os.getuid())
+        trusted = _trusted(uid)
         busy = None
         if len(self._tasks) > settings.max_clients + (RESERVED if trusted else 0):
             busy = f"too many clients (the daemon serves {settings.max_clients} at once)"
@@ -501,11 +550,13 @@ class LocalServer:
                 self.stats.request(_CLASS, False, "bad-request")
                 await self._send(writer, Status.BAD_REQUEST, str(exc))
                 return
-            if not await self._answer(request, writer, peer):
+            # Untrusted clients share readers by uid (an unknown uid is one more user).
+            if not await self._answer(request, writer, peer, None if trusted else (-1 if uid is None else uid)):
                 return
 
-    async def _answer(self, request: Request, writer: asyncio.StreamWriter, peer: str) -> bool:
-        """Answers one request; whether the connection goes on."""
+    async def _answer(self, request: Request, writer: asyncio.StreamWriter, peer: str, share: int | None) -> bool:
+        """Answers one request; whether the connection goes on. ``share``: the uid whose share of
+        the readers a read the pool cannot answer at once takes (None: a trusted user's, unshared)."""
         if request.op is Op.STATUS:
             try:
                 document = self._status()
@@ -530,19 +581,7 @@ class LocalServer:
         try:
             data = self.pool.try_read(n)
             if data is None:
-                executor = self._executor
-                try:
-                    if executor is None:
-                        raise RuntimeError("stopped")
-                    waiting = executor.submit(self._read_until, n, deadline, wait)
-                except RuntimeError:  # shut down: stopping
-                    raise ServiceUnavailable("the daemon is stopping") from None
-                try:
-                    data = await asyncio.wrap_future(waiting)
-                except asyncio.CancelledError:
-                    # Stopping: the worker's read may still succeed; those bytes go to nobody.
-                    waiting.add_done_callback(self._dropped)
-                    raise
+                data = await self._read_in_worker(n, deadline, wait, share)
         except ServiceUnavailable as exc:
             self.stats.request(_CLASS, False, "unavailable")
             return await self._send(writer, Status.UNAVAILABLE, str(exc))
@@ -553,6 +592,44 @@ class LocalServer:
         self.stats.request(_CLASS, True)
         self.stats.served(_CLASS, n)
         return True
+
+    async def _read_in_worker(self, n: int, deadline: float, wait: float, share: int | None) -> bytes:
+        """``n`` bytes read by a worker thread by ``deadline``: the wait for the uid's share of
+        the workers and for a free worker both count against it, and a request still queued at
+        its deadline is answered then (it was answered only once a worker took it up)."""
+        spent = f"no bytes within the request's wait of {wait:g} s (it was spent waiting for"
+        if share is not None and not await self._shares.acquire(share, deadline):
+            raise ServiceUnavailable(
+                f"{spent} this user's share of the daemon's readers, {self._shares.share}, all busy with its "
+                "requests the pool could not answer at once)"
+            )
+        try:
+            executor = self._executor
+            try:
+                if executor is None:
+                    raise RuntimeError("stopped")
+                waiting = executor.submit(self._read_until, n, deadline, wait)
+            except RuntimeError:  # shut down: stopping
+                raise ServiceUnavailable("the daemon is stopping") from None
+            wrapped = asyncio.wrap_future(waiting)
+            wrapped.add_done_callback(_retrieved)
+            try:
+                async with asyncio.timeout_at(_loop_time(deadline)):
+                    return await asyncio.shield(wrapped)
+            except TimeoutError:
+                if waiting.cancel():  # still queued: no worker took it up in time
+                    raise ServiceUnavailable(
+                        f"{spent} one of the daemon's {_WORKERS} readers, all busy with requests the pool could "
+                        "not answer at once)"
+                    ) from None
+                return await wrapped  # a worker has it: its read ends by the same deadline
+            except asyncio.CancelledError:
+                # Stopping: the worker's read may still succeed; those bytes go to nobody.
+                waiting.add_done_callback(self._dropped)
+                raise
+        finally:
+            if share is not None:
+                self._shares.release(share)
 
     def _read_until(self, n: int, deadline: float, wait: float) -> bytes:
         """In a worker: ``n`` bytes from the pool by ``deadline`` (fixed when the request
