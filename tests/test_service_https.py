@@ -656,3 +656,28 @@ def test_without_aiohttp_the_server_says_what_to_install(pki: Pki, monkeypatch: 
         DeviceError, match=r"aiohttp, part of qitcore's service extra: pip install 'qitcore\[service\]'"
     ):
         HttpsServer(RecordingPool(), ServiceStats(), settings(pki))
+
+
+def test_the_rate_buckets_stay_bounded_whatever_the_number_of_clients() -> None:
+    """One bucket pair per client CN, at most MAX_BUCKETS: at the bound, CNs whose buckets have
+    refilled are forgotten; when none has (every one a recent client, here at 1 KiB/s, so none
+    refills for a minute), a new CN is answered 503 rather than the map growing with every CN
+    the CA signs, and nobody's limits are lifted."""
+    from qitcore.service import https
+
+    server = https.HttpsServer.__new__(https.HttpsServer)  # the bucket map alone, no listener
+    server._clients = {}
+    server.settings = type("Settings", (), {"clients": {"*": https.ClientLimits(bytes_per_second=1024)}})()
+    for i in range(https.MAX_BUCKETS):
+        client = server._client(f"client-{i}")
+        assert client is not None
+        client.bytes.take(1 << 16)
+    with pytest.raises(https._Refusal) as refused:
+        server._client("one-more")
+    assert refused.value.status == 503 and len(server._clients) == https.MAX_BUCKETS
+    assert server._client("client-7") is server._clients["client-7"]  # known clients go on
+    server.settings.clients = {"*": https.ClientLimits()}
+    for i in range(10):  # buckets that have refilled are forgotten, making room
+        server._clients[f"client-{i}"] = https._Client(https.ClientLimits())
+    assert server._client("one-more") is not None
+    assert len(server._clients) <= https.MAX_BUCKETS

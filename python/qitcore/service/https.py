@@ -277,6 +277,12 @@ class HttpsServer(FrontEnd):
                 return None
             if len(self._clients) >= MAX_BUCKETS:
                 self._forget_rested()
+                if len(self._clients) >= MAX_BUCKETS:
+                    # Every bucket still counts a recent client: forgetting one would lift its
+                    # limits, keeping them all would let the map grow with every CN the CA signs.
+                    raise _Refusal(
+                        503, f"{MAX_BUCKETS} clients are being rate-limited; try again shortly", "busy", retry_after=1.0
+                    )
             client = self._clients[cn] = _Client(limits)
         return client
 
