@@ -123,6 +123,20 @@ def test_ctrl_c_stops_the_non_iid_estimators() -> None:
     assert assess_non_iid(data[:50_000]).samples == 50_000
 
 
+def test_ctrl_c_stops_the_suffix_sort_of_a_broken_source() -> None:
+    # A stuck source repeating 1000 samples: its bit string's repeats are too long for the
+    # streamed sort, and libsais, which cannot be interrupted, sorts it whole (12 s of 8 million
+    # samples on a 2-core AVX2 machine, the wait for it answered Ctrl-C only after it). The wait
+    # is what stops now; the sort finishes alone on its own thread.
+    period = np.random.default_rng(5).integers(0, 256, 1000, dtype=np.uint8)
+    data = np.tile(period, 8000).tobytes()
+    sent = _interrupt_after(2.0)
+    with pytest.raises(KeyboardInterrupt):
+        assess_non_iid(data)
+    elapsed = time.monotonic() - sent[0]
+    assert elapsed < 4.0, f"stopped {elapsed:.1f} s after Ctrl-C"
+
+
 def test_ctrl_c_stops_the_restart_tests() -> None:
     data = np.random.default_rng(6).integers(0, 256, 1_000_000, dtype=np.uint8).tobytes()
     sent = _interrupt_after(0.3)

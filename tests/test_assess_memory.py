@@ -207,14 +207,17 @@ def test_peak_memory_on_a_broken_source_is_bounded(kind: str) -> None:
 
 
 _OUT_OF_MEMORY = """
-import resource, time
+import resource, sys, time
 import numpy as np
 from qitcore import entropy
 from qitcore.errors import OutOfMemoryError
-data = np.tile(np.random.default_rng(5).integers(0, 256, 1000, dtype=np.uint8), 16_000).tobytes()
+if sys.argv[1] == "stuck":
+    data = np.tile(np.random.default_rng(5).integers(0, 256, 1000, dtype=np.uint8), 16_000).tobytes()
+else:  # alternating bits: the walk's stack of open intervals holds half the symbols
+    data = (np.arange(16_000_000) % 2).astype(np.uint8).tobytes()
 with open("/proc/self/status") as f:
     vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
-resource.setrlimit(resource.RLIMIT_AS, (vm + (400 << 20), resource.RLIM_INFINITY))
+resource.setrlimit(resource.RLIMIT_AS, (vm + (int(sys.argv[2]) << 20), resource.RLIM_INFINITY))
 start = time.monotonic()
 try:
     entropy.assess_non_iid(data)
@@ -225,13 +228,17 @@ print("next", entropy.assess_non_iid(data[:100_000]).h_assessed)
 """
 
 
-def test_an_assessment_that_cannot_get_its_memory_raises_and_stops_its_estimators() -> None:
-    """16 million samples of a stuck source under a 400 MiB address-space allowance: the bit
-    string's suffix sort needs about a GiB. The track raises OutOfMemoryError (no abort of the
-    process) within seconds, its other estimators stopped, and the process assesses on."""
+@pytest.mark.parametrize(("source", "allowance"), [("stuck", 400), ("alternating", 330), ("alternating", 450)])
+def test_an_assessment_that_cannot_get_its_memory_raises_and_stops_its_estimators(source: str, allowance: int) -> None:
+    """16 million samples of a broken source under an address-space allowance (MiB): a stuck
+    8-bit source's bit string needs about a GiB for its suffix sort; alternating bits need their
+    suffix array, then a stack of open intervals growing to half the symbols (which aborted the
+    process where it could not grow). The track raises OutOfMemoryError within seconds, its
+    other estimators stopped, and the process assesses on."""
     out = subprocess.run(
-        [sys.executable, "-c", _OUT_OF_MEMORY], capture_output=True, text=True, timeout=120, env=_env(), check=False
-    )
+        [sys.executable, "-c", _OUT_OF_MEMORY, source, str(allowance)],
+        capture_output=True, text=True, timeout=120, env=_env(), check=False,
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     refused, after = out.stdout.splitlines()
     word, seconds, message = refused.split(" ", 2)

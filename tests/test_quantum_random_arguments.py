@@ -9,11 +9,12 @@ import itertools
 import math
 import random
 import warnings
+from fractions import Fraction
 from typing import Any
 
 import pytest
 import qitcore
-from qitcore.errors import EmptySequenceError, InvalidArgumentError, InvalidTypeError, QitError
+from qitcore.errors import EmptySequenceError, InvalidArgumentError, InvalidTypeError, NumericOverflowError, QitError
 
 BAD: list[Any] = [None, "x", -1, 0, 1.5, math.nan, math.inf, -math.inf, [], (), 10**400, [1, 2], {1, 2}, object()]
 METHODS = [
@@ -62,7 +63,7 @@ def quantum() -> Any:
 
 
 # A distribution parameter that is no finite real number.
-REFUSED = (InvalidArgumentError, InvalidTypeError)
+REFUSED = (InvalidArgumentError, InvalidTypeError, NumericOverflowError)
 # Arguments each method accepts, for the cases where one argument is bad.
 GOOD: dict[str, tuple[Any, ...]] = {
     "uniform": (0.0, 1.0), "triangular": (0.0, 1.0, 0.5), "normalvariate": (0.0, 1.0),
@@ -91,7 +92,8 @@ def test_bad_arguments_raise_what_random_raises_as_a_qit_error(name: str, quantu
             where = f"{name}{args!r}"
             if kind == "raises":
                 assert got[0] == "raises" and isinstance(got[1], QitError), (where, expected, got)
-                builtin = type(expected) if isinstance(expected, (TypeError, IndexError)) else ValueError
+                kinds = (TypeError, IndexError, OverflowError)
+                builtin = next((k for k in kinds if isinstance(expected, k)), ValueError)
                 assert not single or isinstance(got[1], builtin), (where, expected, got[1])
             elif kind == "loops" or _not_a_number(expected):
                 assert got[0] == "raises" and isinstance(got[1], REFUSED), (where, got)
@@ -126,5 +128,11 @@ def test_the_checked_methods_still_draw(quantum: Any) -> None:
         quantum.choice(())
     with pytest.raises(InvalidArgumentError, match="gammavariate: alpha must be positive, got 0.0"):
         quantum.gammavariate(0, 1)
-    with pytest.raises(InvalidArgumentError, match="uniform: a: must be finite, got an integer of 1329 bits"):
+    with pytest.raises(NumericOverflowError, match="uniform: a: must be finite, got a number beyond the floats"):
         quantum.uniform(10**400, 1)
+    # Any real number random takes: fractions and bools too.
+    assert 1 / 3 <= quantum.uniform(Fraction(1, 3), Fraction(2, 3)) <= 2 / 3 and 1 <= quantum.uniform(True, 2) <= 2
+    # A draw beyond the floats is an OverflowError, as random's, not an argument error.
+    with pytest.raises(NumericOverflowError, match="lognormvariate: math range error"):
+        for _ in range(200):
+            quantum.lognormvariate(0, 1000)

@@ -61,6 +61,16 @@ def test_the_noise_models_reads_are_one_sequence_and_answer_ctrl_c() -> None:
         model = _core.NoiseModel(bits=bits, seed=5)
         assert model.read(65_537) + model.read(1) + model.read(134_463) == whole
         assert len(whole) == 200_001 * (2 if bits > 8 else 1)
+    # Reads from two threads at once are each an unbroken run of the sequence.
+    whole = _core.NoiseModel(seed=6).read(400_000)
+    shared = _core.NoiseModel(seed=6)
+    got: list[bytes] = []
+    readers = [threading.Thread(target=lambda: got.append(shared.read(200_000))) for _ in range(2)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    assert sorted(got) == sorted([whole[:200_000], whole[200_000:]])
     sent: list[float] = []
 
     def send() -> None:

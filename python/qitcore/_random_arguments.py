@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
+import numbers
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from . import _validate
-from .errors import EmptySequenceError, InvalidArgumentError, InvalidTypeError, OutOfMemoryError, QitError
+from .errors import (
+    EmptySequenceError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    NumericOverflowError,
+    OutOfMemoryError,
+    QitError,
+)
 
 # Each distribution's parameters that must be positive, or non-zero, beside finite.
 DISTRIBUTIONS: dict[str, dict[str, str]] = {
@@ -51,12 +60,28 @@ def as_qit_errors(name: str) -> Iterator[None]:
         raise
     except IndexError as exc:
         raise EmptySequenceError(f"{name}: {exc}") from None
+    except OverflowError as exc:  # a draw whose result is beyond the floats
+        raise NumericOverflowError(f"{name}: {exc}") from None
     except (ValueError, ArithmeticError) as exc:
         raise InvalidArgumentError(f"{name}: {exc}") from None
     except TypeError as exc:
         raise InvalidTypeError(f"{name}: {exc}") from None
     except MemoryError:
         raise OutOfMemoryError(f"{name}: not enough memory for the result") from None
+
+
+def _real(name: str, value: Any) -> float:
+    """``value`` as a finite float: any real number :mod:`random` takes (ints and bools,
+    fractions, numpy's), as a float."""
+    if not isinstance(value, numbers.Real):
+        return _validate.real(name, value)  # numpy's scalars, and the refusal of anything else
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond the floats: an OverflowError, as random raises
+        raise NumericOverflowError(f"{name}: must be finite, got a number beyond the floats") from None
+    if not math.isfinite(x):
+        raise InvalidArgumentError(f"{name}: must be finite, got {x}")
+    return x
 
 
 def _bind(
@@ -84,7 +109,7 @@ def distribution(name: str) -> Callable[..., Any]:
             if value is None and signature.parameters[parameter].default is None:
                 continue  # triangular's mode: None means the midpoint
             try:
-                x = _validate.real(f"{name}: {parameter}", value)
+                x = _real(f"{name}: {parameter}", value)
             except InvalidArgumentError as exc:
                 refused = refused or exc
                 continue

@@ -34,6 +34,7 @@ __all__ = [
     "KeyPoolError",
     "KeyPoolExhausted",
     "NoValidFrames",
+    "NumericOverflowError",
     "OSRandomError",
     "OutOfMemoryError",
     "ProtocolError",
@@ -91,6 +92,11 @@ class InvalidLengthError(InvalidArgumentError):
 class EmptySequenceError(InvalidArgumentError, IndexError):
     """There is nothing to choose from (``QuantumRandom().choice([])``): an ``IndexError``, as
     :mod:`random` raises."""
+
+
+class NumericOverflowError(QitError, OverflowError):
+    """A result beyond the floats (``QuantumRandom().lognormvariate(0, 1000)`` on some draws):
+    an ``OverflowError``, as :mod:`random` raises."""
 
 
 class InvalidTypeError(QitError, TypeError):

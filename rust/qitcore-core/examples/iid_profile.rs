@@ -31,7 +31,7 @@ fn main() {
     let k = samples.alphabet_size;
     let (_, ms) = time(|| chi_square_tests(samples.symbols(), k));
     println!("chi-square: {ms:.1} ms");
-    let (_, ms) = time(|| lrs_test(samples.symbols(), k));
+    let (_, ms) = time(|| lrs_test(samples.symbols(), k, qitcore_core::entropy::Stop::NEVER));
     println!("LRS: {ms:.1} ms");
     let n = samples.len() as f64;
     let mean = samples.raw().iter().map(|&v| f64::from(v)).sum::<f64>() / n;

@@ -29,7 +29,7 @@ fn main() {
     let samples = Samples::new(&data, Some(bits)).expect("samples");
     let k = samples.alphabet_size;
     let (_, chi) = ms(|| chi_square_tests(samples.symbols(), k));
-    let (_, lrs) = ms(|| lrs_test(samples.symbols(), k));
+    let (_, lrs) = ms(|| lrs_test(samples.symbols(), k, qitcore_core::entropy::Stop::NEVER));
     let n = samples.len() as f64;
     let mean = samples.raw().iter().map(|&v| f64::from(v)).sum::<f64>() / n;
     let mut sorted = samples.symbols().to_vec();

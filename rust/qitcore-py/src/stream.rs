@@ -135,8 +135,9 @@ impl PyNoiseModel {
 
     /// The next `n` samples: one byte each up to 8 bits, two little-endian bytes above. Made a
     /// slice at a time straight into the result (its one allocation, fallible), answering Ctrl-C
-    /// between slices; the source's lock is held for a slice at a time, never while the signal
-    /// handlers run.
+    /// between slices. The source's lock is held for the whole read, so that reads from several
+    /// threads are each an unbroken run of the sequence; holding it while the signal handlers run
+    /// is safe because every other use of it takes it detached (never waiting for it attached).
     fn read<'py>(&self, py: Python<'py>, #[pyo3(from_py_with = int::<usize>)] n: usize) -> Result<Bound<'py, PyBytes>> {
         /// Samples a slice.
         const SLICE: usize = 1 << 16;
@@ -146,12 +147,13 @@ impl PyNoiseModel {
             let mut out = try_zeroed::<u8>("n", n.saturating_mul(width))?;
             let mut slice = vec![0u16; SLICE.min(n)];
             let mut interrupt = signals(&mut raised);
+            let mut source = self.source.lock().unwrap_or_else(|p| p.into_inner());
             for (i, piece) in out.chunks_mut(SLICE * width).enumerate() {
                 if i > 0 && interrupt() {
                     return Ok(None);
                 }
                 let samples = &mut slice[..piece.len() / width];
-                self.source.lock().unwrap_or_else(|p| p.into_inner()).fill(samples);
+                source.fill(samples);
                 if width == 2 {
                     for (o, v) in piece.chunks_exact_mut(2).zip(samples.iter()) {
                         o.copy_from_slice(&v.to_le_bytes());

@@ -31,10 +31,10 @@ pub struct TupleCounts {
     pub pairs_from: usize,
 }
 
-/// What libsais failing (it allocates its own small work space) becomes: it sorts any text
-/// shorter than 2^31, so only an allocation can fail.
-fn sais_failed(_: libsais::LibsaisError) -> Error {
-    Error::OutOfMemory { what: "the suffix sort's work space", bytes: 0 }
+/// What libsais failing becomes: it sorts any text shorter than 2^31, so only the allocation of
+/// its own work space (a few arrays of the text's length at most) can fail.
+fn sais_failed(n: usize) -> impl Fn(libsais::LibsaisError) -> Error {
+    move |_| Error::OutOfMemory { what: "the suffix sort's work space", bytes: n.saturating_mul(4) }
 }
 
 /// The LCP array in suffix-array order of `text`: `lcp[r]` is the length of the common prefix of
@@ -43,17 +43,18 @@ fn sais_failed(_: libsais::LibsaisError) -> Error {
 /// over the suffix array: 8 bytes a symbol at the peak (suffix array and PLCP, both allocated
 /// here, fallibly), 4 after. `text` must be shorter than 2^31 (assessments are far below: see
 /// `MAX_SAMPLES`).
-fn lcp_array(text: &[u8]) -> Result<Vec<i32>> {
-    let mut sa: Vec<i32> = try_zeroed("the suffix array", text.len())?;
-    let mut plcp: Vec<i32> = try_zeroed("the PLCP array", text.len())?;
+fn sorted_lcp(text: &[u8]) -> Result<Vec<i32>> {
+    let n = text.len();
+    let mut sa: Vec<i32> = try_zeroed("the suffix array", n)?;
+    let mut plcp: Vec<i32> = try_zeroed("the PLCP array", n)?;
     let sorted = libsais::SuffixArrayConstruction::for_text(text)
         .in_borrowed_buffer(&mut sa)
         .single_threaded()
         .run()
-        .map_err(sais_failed)?;
+        .map_err(sais_failed(n))?;
     let with_plcp =
-        sorted.plcp_construction().in_borrowed_buffer(&mut plcp).single_threaded().run().map_err(sais_failed)?;
-    with_plcp.lcp_construction().replace_suffix_array().single_threaded().run().map_err(sais_failed)?;
+        sorted.plcp_construction().in_borrowed_buffer(&mut plcp).single_threaded().run().map_err(sais_failed(n))?;
+    with_plcp.lcp_construction().replace_suffix_array().single_threaded().run().map_err(sais_failed(n))?;
     drop(plcp);
     if let Some(first) = sa.first_mut() {
         *first = 0;
@@ -61,26 +62,59 @@ fn lcp_array(text: &[u8]) -> Result<Vec<i32>> {
     Ok(sa)
 }
 
-/// The length of the longest substring of `text` that occurs at least twice.
+/// [`sorted_lcp`] where `stop` can end the wait for it: libsais cannot be interrupted, and a
+/// broken source's bit string takes it tens of seconds at the largest sizes. The sort runs on a
+/// thread of its own over a copy of the text; when `stop` asks, this returns `None` at once and
+/// the thread finishes alone, its buffers freed when it ends.
+fn lcp_array(text: &[u8], stop: Stop<'_>) -> Result<Option<Vec<i32>>> {
+    use std::sync::mpsc::{channel, RecvTimeoutError};
+    let mut owned: Vec<u8> = try_zeroed("a copy of the text to sort", text.len())?;
+    owned.copy_from_slice(text);
+    let (done, sorted) = channel();
+    let worker = std::thread::Builder::new()
+        .name("qitcore-suffix-sort".into())
+        .spawn(move || {
+            let _ = done.send(sorted_lcp(&owned));
+        })
+        .map_err(|e| Error::Os(format!("could not start the suffix sort's thread: {e}")))?;
+    loop {
+        match sorted.recv_timeout(std::time::Duration::from_millis(20)) {
+            Ok(lcp) => return lcp.map(Some),
+            Err(RecvTimeoutError::Timeout) if stop.requested() => return Ok(None),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => match worker.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(()) => unreachable!("the sort's thread sends before it ends"),
+            },
+        }
+    }
+}
+
+/// The length of the longest substring of `text` that occurs at least twice; `None` when `stop`
+/// asked to give up.
 ///
 /// # Errors
 /// [`Error::OutOfMemory`] when the text's repeats are long and its suffix array cannot be allocated.
-pub fn longest_repeat(text: &[u8]) -> Result<usize> {
+pub fn longest_repeat(text: &[u8], stop: Stop<'_>) -> Result<Option<usize>> {
     if text.len() < 2 {
-        return Ok(0);
+        return Ok(Some(0));
     }
-    if let Some(longest) = stream_lcp(text, inferred_width(text).max(1), Stop::NEVER, |_, _| {})? {
-        return Ok(longest);
+    if let Some(longest) = stream_lcp(text, inferred_width(text).max(1), stop, |_, _| {})? {
+        return Ok(Some(longest));
     }
-    Ok(lcp_array(text)?.into_iter().max().unwrap_or(0) as usize)
+    if stop.requested() {
+        return Ok(None);
+    }
+    Ok(lcp_array(text, stop)?.map(|lcp| lcp.into_iter().max().unwrap_or(0) as usize))
 }
 
 /// Bottom-up traversal of the LCP intervals, fed the LCP array in suffix-array order: the
 /// largest interval per lcp value (`best`, when counted) and the range adds of colliding pairs for
 /// the lengths from `from` on (`diff`, when counted).
 struct Intervals {
-    /// (lcp value, left boundary) of the open intervals; the root stays at the bottom.
-    stack: Vec<(usize, usize)>,
+    /// (lcp value, left boundary) of the open intervals (below 2^31); the root stays at the
+    /// bottom. Their lcp values rise from the bottom, so there are at most the largest lcp + 1.
+    stack: Vec<(u32, u32)>,
     best: Vec<u32>,
     /// Range adds of colliding pairs, `diff[i]` for length `from + i`, summed at the end (a sum is
     /// below 2^63).
@@ -97,14 +131,28 @@ impl Intervals {
         Ok(Intervals { stack: vec![(0, 0)], best, diff, from })
     }
 
+    /// Room for the next [`Intervals::visit`], which pushes one interval at most: the stack grows
+    /// fallibly (on alternating data it holds half the symbols).
+    fn reserve(&mut self) -> Result<()> {
+        if self.stack.len() == self.stack.capacity() {
+            let more = self.stack.len().max(64);
+            self.stack.try_reserve(more).map_err(|_| Error::OutOfMemory {
+                what: "the tuple intervals",
+                bytes: (self.stack.len() + more).saturating_mul(std::mem::size_of::<(u32, u32)>()),
+            })?;
+        }
+        Ok(())
+    }
+
     /// `lcp[r] = l`, for r = 1 .. n − 1 in order, then `(n, 0)`.
     #[inline]
     fn visit(&mut self, r: usize, l: usize) {
         let mut left = r - 1;
-        while l < self.stack.last().expect("the root stays").0 {
+        while l < self.stack.last().expect("the root stays").0 as usize {
             let (v, lb) = self.stack.pop().expect("checked non-empty");
+            let (v, lb) = (v as usize, lb as usize);
             let size = r - lb;
-            let parent = l.max(self.stack.last().expect("the root stays").0);
+            let parent = l.max(self.stack.last().expect("the root stays").0 as usize);
             // r < n < 2^31: a count fits u32, and C(size, 2) < 2^62.
             if let Some(best) = self.best.get_mut(v) {
                 *best = (*best).max(size as u32);
@@ -118,8 +166,10 @@ impl Intervals {
             }
             left = lb;
         }
-        if l > self.stack.last().expect("the root stays").0 {
-            self.stack.push((l, left));
+        if l > self.stack.last().expect("the root stays").0 as usize {
+            // Never past the capacity: the streamed walk reserved its bound, the full walk calls
+            // `reserve` first (n < 2^31, so both fit u32).
+            self.stack.push((l as u32, left as u32));
         }
     }
 
@@ -173,6 +223,11 @@ fn first_rare(max_count: &[u32], lrs: usize) -> usize {
 pub fn tuple_counts(text: &[u8], stop: Stop<'_>) -> Result<Option<TupleCounts>> {
     let n = text.len();
     let mut streamed = Intervals::new(KEY_SYMBOLS_MAX, 0, KEY_SYMBOLS_MAX)?;
+    // The streamed lcp values stay below the key's symbols: so does the stack's depth.
+    streamed
+        .stack
+        .try_reserve(KEY_SYMBOLS_MAX + 2)
+        .map_err(|_| Error::OutOfMemory { what: "the tuple intervals", bytes: 0 })?;
     if let Some(lrs) = stream_lcp(text, inferred_width(text).max(1), stop, |r, l| streamed.visit(r, l))? {
         if stop.requested() {
             return Ok(None);
@@ -185,20 +240,23 @@ pub fn tuple_counts(text: &[u8], stop: Stop<'_>) -> Result<Option<TupleCounts>> 
     if stop.requested() {
         return Ok(None);
     }
-    let lcp = lcp_array(text)?;
+    let Some(lcp) = lcp_array(text, stop)? else {
+        return Ok(None);
+    };
     let lrs = lcp.iter().copied().max().unwrap_or(0) as usize;
-    let walk = |intervals: &mut Intervals| {
+    let walk = |intervals: &mut Intervals| -> Result<bool> {
         for (r, &l) in lcp.iter().enumerate().skip(1) {
             if stop.at(r) {
-                return false;
+                return Ok(false);
             }
+            intervals.reserve()?;
             intervals.visit(r, l as usize);
         }
         intervals.visit(n, 0);
-        true
+        Ok(true)
     };
     let mut most = Intervals::new(lrs, 1, 0)?;
-    if !walk(&mut most) {
+    if !walk(&mut most)? {
         return Ok(None);
     }
     let mut max_count = most.max_counts(lrs);
@@ -207,7 +265,7 @@ pub fn tuple_counts(text: &[u8], stop: Stop<'_>) -> Result<Option<TupleCounts>> 
     max_count.truncate(u + 1);
     max_count.shrink_to_fit();
     let mut pairs = Intervals::new(0, u, lrs)?;
-    if !walk(&mut pairs) {
+    if !walk(&mut pairs)? {
         return Ok(None);
     }
     Ok(Some(TupleCounts { n, lrs, max_count, pairs: pairs.pairs(lrs), pairs_from: u }))
@@ -281,7 +339,7 @@ mod tests {
     fn check(text: &[u8]) -> std::result::Result<(), TestCaseError> {
         let c = tuple_counts(text, Stop::NEVER).unwrap().unwrap();
         let (lrs, best, pairs) = naive(text);
-        prop_assert_eq!(longest_repeat(text).unwrap(), lrs);
+        prop_assert_eq!(longest_repeat(text, Stop::NEVER).unwrap(), Some(lrs));
         prop_assert_eq!(c.lrs, lrs);
         let u = (1..=lrs).find(|&w| best[w] < 35).unwrap_or(lrs + 1);
         prop_assert!(c.max_count.len() > u && c.pairs_from <= u);

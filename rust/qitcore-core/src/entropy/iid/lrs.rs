@@ -5,6 +5,7 @@
 
 use super::chi_square::proportions;
 use crate::entropy::estimators::tuples::longest_repeat;
+use crate::entropy::Stop;
 
 /// The outcome of the LRS test.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,21 +25,29 @@ pub struct LrsTest {
     pub passed: bool,
 }
 
-/// Runs the test on samples over `k` symbols.
+/// Runs the test on samples over `k` symbols; `None` when `stop` asked to give up (the suffix
+/// sort of data with long repeats takes seconds).
 ///
 /// # Errors
 /// [`Error::OutOfMemory`](crate::error::Error::OutOfMemory) when the samples' repeats are long
 /// and their suffix array cannot be allocated.
-pub fn lrs_test(s: &[u8], k: usize) -> crate::error::Result<LrsTest> {
+pub fn lrs_test(s: &[u8], k: usize, stop: Stop<'_>) -> crate::error::Result<Option<LrsTest>> {
     let p_col: f64 = proportions(s, k).iter().map(|p| p * p).sum();
-    let length = longest_repeat(s)?;
+    let Some(length) = longest_repeat(s, stop)? else {
+        return Ok(None);
+    };
     if p_col > 1.0 - f64::EPSILON {
         // One symbol only: every substring repeats.
-        return Ok(LrsTest { length, p_col, probability: 1.0, passed: true });
+        return Ok(Some(LrsTest { length, p_col, probability: 1.0, passed: true }));
     }
     let n = (s.len() - length + 1) as f64;
     let pairs = n * (n - 1.0) / 2.0;
     let log_no_collision_per_pair = (-p_col.powf(length as f64)).ln_1p();
     let log_no_collision = pairs * log_no_collision_per_pair;
-    Ok(LrsTest { length, p_col, probability: -log_no_collision.exp_m1(), passed: 0.999f64.ln() >= log_no_collision })
+    Ok(Some(LrsTest {
+        length,
+        p_col,
+        probability: -log_no_collision.exp_m1(),
+        passed: 0.999f64.ln() >= log_no_collision,
+    }))
 }

@@ -10,10 +10,12 @@ pub mod lrs;
 pub mod permutation;
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::estimate::{Estimate, View};
 use super::estimators::most_common::{most_common_from_mode, most_common_value};
 use super::samples::Samples;
+use super::Stop;
 use chi_square::{chi_square_tests, ChiSquare};
 use lrs::{lrs_test, LrsTest};
 use permutation::{permutation_tests, Context, NAMES};
@@ -142,15 +144,22 @@ pub fn assess(
     let ctx = Context { k, raw_mean: mean, median };
     // The chi-square and LRS tests (a suffix array of the samples) run beside the first
     // permutations rather than before them.
+    // A stopped run (Ctrl-C, a failing progress callback) stops the LRS test's suffix sort too.
+    let stopped = AtomicBool::new(false);
     let ((independence, goodness_of_fit, lrs), permutation) = rayon::join(
         || {
             let (independence, goodness_of_fit) = chi_square_tests(samples.symbols(), k);
-            (independence, goodness_of_fit, lrs_test(samples.symbols(), k))
+            (independence, goodness_of_fit, lrs_test(samples.symbols(), k, Stop::on(&stopped)))
         },
-        || permutation_tests(samples.symbols(), samples.raw(), &ctx, permutations, seed, progress),
+        || {
+            let done = permutation_tests(samples.symbols(), samples.raw(), &ctx, permutations, seed, progress);
+            if done.is_none() {
+                stopped.store(true, Ordering::Relaxed);
+            }
+            done
+        },
     );
-    let lrs = lrs?;
-    let Some(permutation) = permutation else {
+    let (Some(lrs), Some(permutation)) = (lrs?, permutation) else {
         return Ok(None);
     };
     let passed = independence.passed && goodness_of_fit.passed && lrs.passed && permutation.passed;
