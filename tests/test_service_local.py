@@ -465,39 +465,51 @@ def test_no_healthy_device_is_answered_unavailable_with_the_reason(tmp_path: Pat
         absent.close()
 
 
+@contextlib.contextmanager
+def _waiting_readers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> Iterator[Served]:
+    """A server with ``workers`` readers over a pool with no device: every read waits its whole
+    wait on a reader, then is answered UNAVAILABLE."""
+    monkeypatch.setattr(local, "_WORKERS", workers)
+    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})], stats=ServiceStats())
+    absent.start()
+    s = Served(absent, tmp_path / "q.sock")
+    s.server.start()
+    try:
+        yield s
+    finally:
+        s.server.stop()
+        absent.close()
+
+
+def _timed_read(s: Served, wait_ms: int) -> tuple[Status, float, bytes]:
+    """One READ of 32 bytes allowing ``wait_ms``: its status, how long it took, its payload."""
+    with s.connect() as sock:
+        request = Request(Op.READ, 32, wait_ms)
+        started = time.monotonic()
+        sock.sendall(encode_request(request.op, request.length, request.wait_ms))
+        status, payload = reply_of(sock, request)
+        return status, time.monotonic() - started, payload
+
+
+def _in_threads(work: Callable[[], object], count: int) -> list[threading.Thread]:
+    threads = [threading.Thread(target=work) for _ in range(count)]
+    for t in threads:
+        t.start()
+    return threads
+
+
 def test_a_request_waits_no_longer_than_it_allows_even_when_queued(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Two readers, six requests the pool cannot answer: four wait in the queue for a reader. The
     # wait counts from each request's arrival, so every answer comes within it.
-    monkeypatch.setattr(local, "_WORKERS", 2)
-    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})], stats=ServiceStats())
-    absent.start()
-    s = Served(absent, tmp_path / "q.sock")
-    s.server.start()
-    took: list[float] = []
-    answers: list[Status] = []
-
-    def one() -> None:
-        with s.connect() as sock:
-            request = Request(Op.READ, 32, 800)
-            started = time.monotonic()
-            sock.sendall(encode_request(request.op, request.length, request.wait_ms))
-            status, _ = reply_of(sock, request)
-            took.append(time.monotonic() - started)
-            answers.append(status)
-
-    try:
-        threads = [threading.Thread(target=one) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
+    answers: list[tuple[Status, float, bytes]] = []
+    with _waiting_readers(tmp_path, monkeypatch, 2) as s:
+        for t in _in_threads(lambda: answers.append(_timed_read(s, 800)), 6):
             t.join(10)
-        assert answers == [Status.UNAVAILABLE] * 6
-        assert max(took) < 0.8 + 0.5, took  # queued ones too: not 2 or 3 times the wait
-    finally:
-        s.server.stop()
-        absent.close()
+    assert [a[0] for a in answers] == [Status.UNAVAILABLE] * 6
+    took = [a[1] for a in answers]
+    assert max(took) < 0.8 + 0.5, took  # queued ones too: not 2 or 3 times the wait
 
 
 def test_a_queued_request_is_answered_at_its_own_deadline_not_when_a_reader_frees(
@@ -505,72 +517,33 @@ def test_a_queued_request_is_answered_at_its_own_deadline_not_when_a_reader_free
 ) -> None:
     # Two readers held by requests that may wait 3 s; a request that allows 0.3 s, queued behind
     # them, is answered when its own wait ends (it was answered only once a reader freed, 3 s).
-    monkeypatch.setattr(local, "_WORKERS", 2)
-    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})], stats=ServiceStats())
-    absent.start()
-    s = Served(absent, tmp_path / "q.sock")
-    s.server.start()
-    answers: dict[int, tuple[Status, float, bytes]] = {}
-
-    def one(i: int, wait_ms: int) -> None:
-        with s.connect() as sock:
-            request = Request(Op.READ, 32, wait_ms)
-            started = time.monotonic()
-            sock.sendall(encode_request(request.op, request.length, request.wait_ms))
-            status, reason = reply_of(sock, request)
-            answers[i] = (status, time.monotonic() - started, reason)
-
-    try:
-        slow = [threading.Thread(target=one, args=(i, 3000)) for i in range(2)]
-        for t in slow:
-            t.start()
+    with _waiting_readers(tmp_path, monkeypatch, 2) as s:
+        slow = _in_threads(lambda: _timed_read(s, 3000), 2)
         time.sleep(0.3)  # both readers are taken
-        one(2, 300)
-        status, took, reason = answers[2]
+        status, took, reason = _timed_read(s, 300)
         assert status is Status.UNAVAILABLE and took < 1.0, (took, reason)
         assert b"spent waiting for one of the daemon's 2 readers" in reason, reason
         for t in slow:
             t.join(10)
-    finally:
-        s.server.stop()
-        absent.close()
 
 
 def test_one_user_holds_at_most_its_share_of_the_readers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Eight readers, so a quarter (two) for each untrusted user: four slow requests of one user
-    # take two readers; the other two wait for that user's share, not for the readers the other
-    # users need, and are answered at their own deadline.
-    monkeypatch.setattr(local, "_WORKERS", 8)
+    # Eight readers, so a quarter (two) for each untrusted user: two slow requests of one user
+    # take its two; two more wait for that user's share, not for the readers the other users
+    # need, and are answered at their own deadline.
     monkeypatch.setattr(local, "_trusted", lambda uid: False)
-    absent = Pool([DeviceSettings(f"file://{tmp_path}/absent.qdp", {})], stats=ServiceStats())
-    absent.start()
-    s = Served(absent, tmp_path / "q.sock")
-    s.server.start()
-    reasons: dict[int, bytes] = {}
-
-    def one(i: int, wait_ms: int) -> None:
-        with s.connect() as sock:
-            request = Request(Op.READ, 32, wait_ms)
-            sock.sendall(encode_request(request.op, request.length, request.wait_ms))
-            reasons[i] = reply_of(sock, request)[1]
-
-    try:
-        threads = [threading.Thread(target=one, args=(i, 2000)) for i in range(2)]
-        for t in threads:
-            t.start()
+    slow: list[bytes] = []
+    quick: list[bytes] = []
+    with _waiting_readers(tmp_path, monkeypatch, 8) as s:
+        threads = _in_threads(lambda: slow.append(_timed_read(s, 2000)[2]), 2)
         time.sleep(0.3)
         assert s.server._shares._held == {os.getuid(): 2}
-        threads += [threading.Thread(target=one, args=(i, 400)) for i in (2, 3)]
-        for t in threads[2:]:
-            t.start()
+        threads += _in_threads(lambda: quick.append(_timed_read(s, 400)[2]), 2)
         for t in threads:
             t.join(10)
-        assert all(b"this user's share of the daemon's readers, 2," in reasons[i] for i in (2, 3)), reasons
-        assert all(b"no healthy device" in reasons[i] for i in (0, 1)), reasons
         assert s.server._shares._held == {}  # every share given back
-    finally:
-        s.server.stop()
-        absent.close()
+    assert len(quick) == 2 and all(b"this user's share of the daemon's readers, 2," in r for r in quick), quick
+    assert len(slow) == 2 and all(b"no healthy device" in r for r in slow), slow
 
 
 # -- the socket file -------------------------------------------------------------------------------
