@@ -717,3 +717,25 @@ def test_bytes_of_a_device_removed_by_a_reload_are_counted_as_discarded(
     before = _device(pool, 0)["buffered"]
     pool.reconfigure([DeviceSettings("sim://?frame=2")])
     assert stats.snapshot()["discarded"] >= before > 0
+
+
+def test_bytes_a_read_took_before_its_wait_ran_out_are_served_next(
+    pools: Callable[..., Pool], counting: Counting
+) -> None:
+    """A read that fails gives back what it took: the next reads get those bytes, in the device's
+    order and once each, and nothing is counted as discarded (a client whose wait runs out, on
+    purpose or not, does not waste the device's output)."""
+    stats = ServiceStats()
+    go = threading.Event()
+    counting.pause["sim://?frame=1"] = (512, go)  # 4096 bytes, then nothing until go
+    pool = pools(["sim://?frame=1"], stats=stats)
+    try:
+        _until(lambda: _device(pool, 0)["buffered"] == 4096, what="the first bytes")
+        with pytest.raises(ServiceUnavailable):
+            pool.read(8192, timeout=0.3)  # takes the 4096, then its wait runs out
+        assert _device(pool, 0)["buffered"] == 4096 and stats.snapshot()["discarded"] == 0
+        words = _words([pool.read(1000, timeout=5), pool.read(3096, timeout=5)])
+        assert np.array_equal(_served_by(words, 1), np.arange(512, dtype=np.uint64))
+        assert _device(pool, 0)["bytes_served"] == 4096
+    finally:
+        go.set()

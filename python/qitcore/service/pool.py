@@ -124,6 +124,15 @@ class _Device:
         self.min_entropy: float | None = None
         self.healthy_since: float | None = None  # monotonic time the open stream began serving
 
+    def put_back(self, piece: bytes) -> None:
+        """Returns ``piece``, the last bytes taken from the front and served to nobody, to the
+        front of the buffer (a read that failed): they are served next, still once."""
+        if self.head:
+            self.chunks[0] = self.chunks[0][self.head :]
+            self.head = 0
+        self.chunks.appendleft(piece)
+        self.buffered += len(piece)
+
     def take(self, n: int) -> bytes:
         """The next ``n`` buffered bytes (``n <= buffered``), removed from the buffer."""
         self.buffered -= n
@@ -335,9 +344,10 @@ class Pool:
         served again. Waits until they are there, for at most ``timeout`` seconds (for ever when
         ``None``) and never past ``deadline`` (a :func:`time.monotonic` value: front ends pass
         the one fixed when the request arrived, so time spent queued counts), answering Ctrl-C;
-        thread-safe. A read that fails serves nothing (bytes it had taken are dropped, counted as
-        discarded), and so are bytes it took from a device whose health test fired before the
-        read completed: it takes others in their place.
+        thread-safe. A read that fails serves nothing: the bytes it had taken go back to the front
+        of their devices' buffers, served next and still once; bytes it took from a device whose
+        health test fired before the read completed are dropped (counted as discarded), and it
+        takes others in their place.
 
         Raises:
             ServiceUnavailable: ``n`` bytes did not arrive in time (the message says whether any
@@ -395,7 +405,7 @@ class Pool:
                     self._data.wait(wait)
         finally:
             if not done:
-                discarded += got
+                discarded += self._put_back(parts, taken)
             if discarded and self._stats is not None:
                 self._stats.discarded(discarded)
         return b"".join(parts) if len(parts) != 1 else parts[0]
@@ -496,6 +506,24 @@ class Pool:
         if got:
             self._room.notify_all()
         return got
+
+    def _put_back(self, parts: list[bytes], taken: list[tuple[_Device, int, int]]) -> int:
+        """After a read failed: its pieces go back to the front of their devices' buffers, last
+        taken first, so that each device's bytes keep their order and none is lost to a client
+        whose wait ran out (a slow reader would otherwise waste the output it held). A piece of
+        a device that is no longer healthy (failed, ended) or left the pool is dropped, as
+        before; returns the bytes dropped."""
+        dropped = returned = 0
+        with self._lock:
+            for piece, (dev, k, gen) in zip(reversed(parts), reversed(taken), strict=True):
+                if self._closed or dev.generation != gen or dev.state != "healthy" or dev not in self._devices:
+                    dropped += k
+                else:
+                    dev.put_back(piece)
+                    returned += k
+            if returned:
+                self._data.notify_all()
+        return dropped
 
     @staticmethod
     def _unfailed(parts: list[bytes], taken: list[tuple[_Device, int, int]]) -> int:
