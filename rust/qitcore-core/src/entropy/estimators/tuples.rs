@@ -135,13 +135,17 @@ impl Intervals {
     /// fallibly (on alternating data it holds half the symbols).
     fn reserve(&mut self) -> Result<()> {
         if self.stack.len() == self.stack.capacity() {
-            let more = self.stack.len().max(64);
-            self.stack.try_reserve(more).map_err(|_| Error::OutOfMemory {
-                what: "the tuple intervals",
-                bytes: (self.stack.len() + more).saturating_mul(std::mem::size_of::<(u32, u32)>()),
-            })?;
+            self.grow(self.stack.len().max(64))?;
         }
         Ok(())
+    }
+
+    /// Room for `more` open intervals beyond those on the stack, or [`Error::OutOfMemory`].
+    fn grow(&mut self, more: usize) -> Result<()> {
+        self.stack.try_reserve(more).map_err(|_| Error::OutOfMemory {
+            what: "the tuple intervals",
+            bytes: (self.stack.len() + more).saturating_mul(std::mem::size_of::<(u32, u32)>()),
+        })
     }
 
     /// `lcp[r] = l`, for r = 1 .. n − 1 in order, then `(n, 0)`.
@@ -224,10 +228,7 @@ pub fn tuple_counts(text: &[u8], stop: Stop<'_>) -> Result<Option<TupleCounts>> 
     let n = text.len();
     let mut streamed = Intervals::new(KEY_SYMBOLS_MAX, 0, KEY_SYMBOLS_MAX)?;
     // The streamed lcp values stay below the key's symbols: so does the stack's depth.
-    streamed
-        .stack
-        .try_reserve(KEY_SYMBOLS_MAX + 2)
-        .map_err(|_| Error::OutOfMemory { what: "the tuple intervals", bytes: 0 })?;
+    streamed.grow(KEY_SYMBOLS_MAX + 2)?;
     if let Some(lrs) = stream_lcp(text, inferred_width(text).max(1), stop, |r, l| streamed.visit(r, l))? {
         if stop.requested() {
             return Ok(None);
