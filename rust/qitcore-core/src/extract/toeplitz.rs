@@ -99,9 +99,11 @@ impl BlockHash for Toeplitz {
         let (n, m) = (self.n(), self.m());
         let first = !self.used.swap(true, Ordering::Relaxed);
         if first {
+            // The one-shot products fork at every level: run from inside the pool, each fork
+            // is a push onto its deque, not a wake-up of a worker and a sleep of this thread.
             match once_method(be, n, m) {
-                Once::Karatsuba => return apply_once(be, &self.rotated, n, m, x, y),
-                Once::Fft => return apply_once_fft(be, &self.rotated, n, m, 0, x, y),
+                Once::Karatsuba => return rayon::scope(|_| apply_once(be, &self.rotated, n, m, x, y)),
+                Once::Fft => return rayon::scope(|_| apply_once_fft(be, &self.rotated, n, m, 0, x, y)),
                 Once::Prepare => {}
             }
         }

@@ -32,6 +32,8 @@ struct Tables {
     beta: [u64; 64],
     /// `W[b]` for the low, middle and high 12 bits of `b`.
     twiddle: [[u64; 4096]; 3],
+    /// The twiddle offsets of the lowest levels, for the kernels on the last blocks.
+    offsets: gf64::Offsets,
 }
 
 fn tables() -> &'static Tables {
@@ -44,7 +46,8 @@ fn tables() -> &'static Tables {
                 *entry = (0..12).filter(|i| (b >> i) & 1 == 1).fold(0, |acc, i| acc ^ beta[12 * part + i + 1]);
             }
         }
-        Box::new(Tables { beta, twiddle })
+        let offsets = gf64::Offsets::new(|j| twiddle[0][j]);
+        Box::new(Tables { beta, twiddle, offsets })
     })
 }
 
@@ -104,23 +107,14 @@ const FUSE_LEN: usize = 1 << 16;
 const FUSE_BLOCK: usize = 512;
 
 /// Two levels of butterflies on `f` (block `b`) in one pass: the level of `f` (twiddle `W[b]`,
-/// quarter `k` against quarter `k + 2`) and those of its halves (`W[2b]`, `W[2b + 1]`), run
-/// block by block on the four quarters; the inverse undoes them in the opposite order.
+/// quarter `k` against quarter `k + 2`) and those of its halves (`W[2b]`, `W[2b + 1]`), eight
+/// elements of each quarter at a time in registers; the inverse undoes them in the opposite
+/// order. Large blocks split their quarters into runs shared by both cores.
 fn radix4_pass(be: Backend, t: &Tables, f: &mut [u64], b: usize, inverse: bool) {
     let quarter = f.len() / 4;
     let (w, w_lo, w_hi) = (twiddle(t, b), twiddle(t, 2 * b), twiddle(t, 2 * b + 1));
     let step = |q0: &mut [u64], q1: &mut [u64], q2: &mut [u64], q3: &mut [u64]| {
-        if inverse {
-            gf64::butterfly(be, q0, q1, w_lo, true);
-            gf64::butterfly(be, q2, q3, w_hi, true);
-            gf64::butterfly(be, q0, q2, w, true);
-            gf64::butterfly(be, q1, q3, w, true);
-        } else {
-            gf64::butterfly(be, q0, q2, w, false);
-            gf64::butterfly(be, q1, q3, w, false);
-            gf64::butterfly(be, q0, q1, w_lo, false);
-            gf64::butterfly(be, q2, q3, w_hi, false);
-        }
+        gf64::butterfly4(be, [q0, q1, q2, q3], [w, w_lo, w_hi], inverse);
     };
     let (lo, hi) = f.split_at_mut(2 * quarter);
     let (q0, q1) = lo.split_at_mut(quarter);
@@ -133,13 +127,7 @@ fn radix4_pass(be: Backend, t: &Tables, f: &mut [u64], b: usize, inverse: bool) 
             .zip(q2.par_chunks_mut(FUSE_BLOCK).zip(q3.par_chunks_mut(FUSE_BLOCK)))
             .for_each(|((a0, a1), (a2, a3))| step(a0, a1, a2, a3));
     } else {
-        for ((a0, a1), (a2, a3)) in q0
-            .chunks_mut(FUSE_BLOCK)
-            .zip(q1.chunks_mut(FUSE_BLOCK))
-            .zip(q2.chunks_mut(FUSE_BLOCK).zip(q3.chunks_mut(FUSE_BLOCK)))
-        {
-            step(a0, a1, a2, a3);
-        }
+        step(q0, q1, q2, q3);
     }
 }
 
@@ -166,14 +154,18 @@ fn on_quarters(f: &mut [u64], b: usize, each: &(impl Fn(&mut [u64], usize) + Syn
 /// values at `ω_u + α` where block index `b` encodes the coset `α`.
 fn fft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
     let half = f.len() / 2;
+    if let Ok(block) = <&mut [u64; 64]>::try_from(&mut *f) {
+        gf64::bottom64(be, block, std::array::from_fn(|i| twiddle(t, b << i)), &t.offsets, false);
+        return;
+    }
     if let Ok(block) = <&mut [u64; 16]>::try_from(&mut *f) {
-        gf64::bottom16(be, block, |j| twiddle(t, j), b, false);
+        gf64::bottom16(be, block, std::array::from_fn(|i| twiddle(t, b << i)), &t.offsets, false);
         return;
     }
     if half == 0 {
         return;
     }
-    if f.len() >= FUSE_LEN {
+    if f.len() >= 256 {
         radix4_pass(be, t, f, b, false);
         on_quarters(f, b, &|q, c| fft(be, t, q, c));
         return;
@@ -191,14 +183,18 @@ fn fft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
 /// Inverse of [`fft`].
 fn ifft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
     let half = f.len() / 2;
+    if let Ok(block) = <&mut [u64; 64]>::try_from(&mut *f) {
+        gf64::bottom64(be, block, std::array::from_fn(|i| twiddle(t, b << i)), &t.offsets, true);
+        return;
+    }
     if let Ok(block) = <&mut [u64; 16]>::try_from(&mut *f) {
-        gf64::bottom16(be, block, |j| twiddle(t, j), b, true);
+        gf64::bottom16(be, block, std::array::from_fn(|i| twiddle(t, b << i)), &t.offsets, true);
         return;
     }
     if half == 0 {
         return;
     }
-    if f.len() >= FUSE_LEN {
+    if f.len() >= 256 {
         on_quarters(f, b, &|q, c| ifft(be, t, q, c));
         radix4_pass(be, t, f, b, true);
         return;
@@ -1018,7 +1014,8 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(32))]
         #[test]
         fn the_transform_evaluates_at_the_subspace_points(
-            coeffs in proptest::collection::vec(any::<u64>(), 1..=64),
+            // Up to 512 points: the kernels on blocks of 16 and 64 and the two-level passes.
+            coeffs in proptest::collection::vec(any::<u64>(), 1..=512),
         ) {
             let len = coeffs.len().next_power_of_two();
             let mut f = coeffs.clone();

@@ -73,6 +73,34 @@ pub fn butterfly(backend: Backend, lo: &mut [u64], hi: &mut [u64], w: u64, inver
     }
 }
 
+/// Two levels of butterflies on the four quarters of a block, in one pass: forward, the
+/// block's level (twiddle `w`, quarter 0 against 2 and 1 against 3) then its halves' (`w_lo`: 0
+/// against 1, `w_hi`: 2 against 3); the inverse undoes them in the opposite order.
+pub fn butterfly4(backend: Backend, q: [&mut [u64]; 4], [w, w_lo, w_hi]: [u64; 3], inverse: bool) {
+    let [q0, q1, q2, q3] = q;
+    debug_assert!(q0.len() == q1.len() && q1.len() == q2.len() && q2.len() == q3.len());
+    match backend {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the backend is only selectable on CPUs with its features.
+        Backend::Vpclmul if Backend::Vpclmul.is_available() && q0.len() % 8 == 0 => unsafe {
+            x86::butterfly4_vpclmul([q0, q1, q2, q3], [w, w_lo, w_hi], inverse)
+        },
+        _ => {
+            if inverse {
+                butterfly(backend, q0, q1, w_lo, true);
+                butterfly(backend, q2, q3, w_hi, true);
+                butterfly(backend, q0, q2, w, true);
+                butterfly(backend, q1, q3, w, true);
+            } else {
+                butterfly(backend, q0, q2, w, false);
+                butterfly(backend, q1, q3, w, false);
+                butterfly(backend, q0, q1, w_lo, false);
+                butterfly(backend, q2, q3, w_hi, false);
+            }
+        }
+    }
+}
+
 /// `acc[i] ^= a[i]·b[i]` in GF(2^64).
 pub fn mul_accumulate(backend: Backend, acc: &mut [u64], a: &[u64], b: &[u64]) {
     debug_assert!(acc.len() == a.len() && a.len() == b.len());
@@ -88,35 +116,89 @@ pub fn mul_accumulate(backend: Backend, acc: &mut [u64], a: &[u64], b: &[u64]) {
     }
 }
 
-/// The last four levels of a transform on a block of 16 elements whose size-16 twiddle is
-/// `W[b]`; `w(j)` returns `W[j]` for the small offsets `j < 8` (the twiddles are GF(2)-linear in
-/// the block index, so sub-block `2^l·b + j` has twiddle `W[2^l·b] ⊕ W[j]`).
-pub fn bottom16(backend: Backend, f: &mut [u64; 16], w_of: impl Fn(usize) -> u64, b: usize, inverse: bool) {
-    let base = [w_of(b), w_of(2 * b), w_of(4 * b), w_of(8 * b)];
-    let small: [u64; 8] = std::array::from_fn(&w_of);
-    // The sub-block offset j of each lane in the vector kernel's layouts: level 0 has one block,
-    // level 1 lanes 0..4 | 4..8, level 2 pairs of lanes, level 3 single lanes.
-    let offsets: [[u64; 8]; 4] = [
-        [0; 8],
-        std::array::from_fn(|k| small[k / 4]),
-        std::array::from_fn(|k| small[k / 2]),
-        std::array::from_fn(|k| small[k]),
-    ];
+/// The twiddle offsets of the lowest levels, the same below every block: the twiddles are
+/// GF(2)-linear in the block index, so sub-block `2^l·b + j` of a block `b` has twiddle
+/// `W[2^l·b] ⊕ W[j]`. `lanes[l][q][k]` is `W[q·2^l + j]` for lane `k` of the vector kernels'
+/// low half at level `l` (sizes 16, 8, 4, 2) of the `q`-th block of 16 below a block of 64:
+/// level 0 has one sub-block, level 1 lanes 0..4 | 4..8, level 2 pairs of lanes, level 3 single
+/// lanes (`j = k >> (3 − l)`).
+pub struct Offsets {
+    lanes: [[[u64; 8]; 4]; 4],
+}
+
+impl Offsets {
+    /// The offsets from `w_of(j) = W[j]` (`j < 32`).
+    pub fn new(w_of: impl Fn(usize) -> u64) -> Self {
+        let lanes =
+            std::array::from_fn(|l| std::array::from_fn(|q| std::array::from_fn(|k| w_of((q << l) + (k >> (3 - l))))));
+        Offsets { lanes }
+    }
+
+    /// `W[j]` for `j < 8`.
+    fn small(&self, j: usize) -> u64 {
+        self.lanes[3][0][j]
+    }
+}
+
+/// The last four levels of a transform on a block of 16 elements; `base[l]` is `W[2^l·b]`, the
+/// twiddle of its first sub-block at level `l`.
+pub fn bottom16(backend: Backend, f: &mut [u64; 16], base: [u64; 4], offsets: &Offsets, inverse: bool) {
     match backend {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the backend is only selectable on CPUs with its features.
         Backend::Vpclmul if Backend::Vpclmul.is_available() => unsafe {
-            x86::bottom16_vpclmul(f, base, &offsets, inverse)
+            x86::bottom16_vpclmul(f, base, &offsets.lanes, inverse)
         },
         _ => {
             let levels: Vec<usize> = if inverse { vec![3, 2, 1, 0] } else { vec![0, 1, 2, 3] };
             for l in levels {
                 let half = 8 >> l;
                 for (j, block) in f.chunks_exact_mut(2 * half).enumerate() {
-                    let w = base[l] ^ small[j];
                     let (lo, hi) = block.split_at_mut(half);
-                    butterfly(backend, lo, hi, w, inverse);
+                    butterfly(backend, lo, hi, base[l] ^ offsets.small(j), inverse);
                 }
+            }
+        }
+    }
+}
+
+/// The last six levels of a transform on a block of 64 elements; `base[i]` is `W[2^i·b]`. The
+/// vector kernel keeps the block in registers and runs its four blocks of 16 side by side, so
+/// that their dependency chains overlap.
+pub fn bottom64(backend: Backend, f: &mut [u64; 64], base: [u64; 6], offsets: &Offsets, inverse: bool) {
+    match backend {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the backend is only selectable on CPUs with its features.
+        Backend::Vpclmul if Backend::Vpclmul.is_available() => unsafe {
+            x86::bottom64_vpclmul(f, base, &offsets.lanes, inverse)
+        },
+        _ => {
+            let upper = |f: &mut [u64; 64]| {
+                let level = |f: &mut [u64; 64], l: usize| {
+                    let half = 32 >> l;
+                    for (j, block) in f.chunks_exact_mut(2 * half).enumerate() {
+                        let (lo, hi) = block.split_at_mut(half);
+                        butterfly(backend, lo, hi, base[l] ^ offsets.small(j), inverse);
+                    }
+                };
+                if inverse {
+                    level(f, 1);
+                    level(f, 0);
+                } else {
+                    level(f, 0);
+                    level(f, 1);
+                }
+            };
+            if !inverse {
+                upper(f);
+            }
+            for (q, block) in f.chunks_exact_mut(16).enumerate() {
+                let block: &mut [u64; 16] = block.try_into().expect("chunks of 16");
+                let base16 = std::array::from_fn(|l| base[l + 2] ^ offsets.lanes[l][q][0]);
+                bottom16(backend, block, base16, offsets, inverse);
+            }
+            if inverse {
+                upper(f);
             }
         }
     }
@@ -135,6 +217,19 @@ mod x86 {
         reduce((u128::from(hi) << 64) | u128::from(lo))
     }
 
+    /// The reduction of `n·t^124` for each top nibble `n` of a product's high word: those four
+    /// bits reach past t^63 when multiplied by `t^4 + t^3 + t + 1`, and fold back once more.
+    const SPILL_FOLD: [u64; 16] = {
+        let mut table = [0u64; 16];
+        let mut n = 0;
+        while n < 16 {
+            let spill = n ^ (n >> 1) ^ (n >> 3);
+            table[n as usize] = spill ^ (spill << 1) ^ (spill << 3) ^ (spill << 4);
+            n += 1;
+        }
+        table
+    };
+
     /// Eight products `a[i]·b[i]` reduced to eight field elements.
     #[inline]
     #[target_feature(enable = "avx512f,vpclmulqdq")]
@@ -144,26 +239,20 @@ mod x86 {
         // Products 0..8 in order: low halves and high halves.
         let lo = _mm512_unpacklo_epi64(even, odd);
         let hi = _mm512_unpackhi_epi64(even, odd);
-        // hi·(t^4 + t^3 + t + 1): the part below t^64 by shifts, the ≤ 4 bits above folded again.
-        let fold = _mm512_ternarylogic_epi64(
-            hi,
-            _mm512_slli_epi64(hi, 1),
-            _mm512_xor_si512(_mm512_slli_epi64(hi, 3), _mm512_slli_epi64(hi, 4)),
-            0x96,
-        );
-        let spill = _mm512_ternarylogic_epi64(
-            _mm512_srli_epi64(hi, 60),
-            _mm512_srli_epi64(hi, 61),
-            _mm512_srli_epi64(hi, 63),
-            0x96,
-        );
-        let spill_fold = _mm512_ternarylogic_epi64(
-            spill,
-            _mm512_slli_epi64(spill, 1),
-            _mm512_xor_si512(_mm512_slli_epi64(spill, 3), _mm512_slli_epi64(spill, 4)),
-            0x96,
-        );
-        _mm512_ternarylogic_epi64(lo, fold, spill_fold, 0x96)
+        // hi·(t^4 + t^3 + t + 1): the part below t^64 by shifts; the ≤ 4 bits above t^63 depend
+        // on hi's top nibble alone, and their own fold is looked up from it (16 entries).
+        let fold = _mm512_ternarylogic_epi64(lo, hi, _mm512_slli_epi64(hi, 1), 0x96);
+        let fold = _mm512_ternarylogic_epi64(fold, _mm512_slli_epi64(hi, 3), _mm512_slli_epi64(hi, 4), 0x96);
+        let nibble = _mm512_srli_epi64(hi, 60);
+        // SAFETY: the table holds 16 elements, 8 from each pointer.
+        let (low, high) = unsafe {
+            (
+                _mm512_loadu_si512(SPILL_FOLD.as_ptr() as *const __m512i),
+                _mm512_loadu_si512(SPILL_FOLD[8..].as_ptr() as *const __m512i),
+            )
+        };
+        let spill_fold = _mm512_permutex2var_epi64(low, nibble, high);
+        _mm512_xor_si512(fold, spill_fold)
     }
 
     #[target_feature(enable = "avx512f,vpclmulqdq")]
@@ -228,40 +317,198 @@ mod x86 {
     }
     const BACK: [[i64; 16]; 4] = inverse_tables();
 
-    /// The last four levels of a transform on one block of 16 elements, in registers. `base[l]` is
-    /// the twiddle of the first sub-block at level `l` (sizes 16, 8, 4, 2) and `offsets[l]` the
-    /// per-lane offsets `W[j]` of the sub-blocks the lanes belong to.
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
-    pub(super) unsafe fn bottom16_vpclmul(f: &mut [u64; 16], base: [u64; 4], offsets: &[[u64; 8]; 4], inverse: bool) {
-        let load8 = |p: *const i64| {
-            // SAFETY: every caller passes a pointer to 8 readable elements.
-            unsafe { _mm512_loadu_si512(p as *const __m512i) }
-        };
-        let mut v0 = load8(f.as_ptr() as *const i64);
-        let mut v1 = load8(f[8..].as_ptr() as *const i64);
-        let mut level = |l: usize| {
-            let w = _mm512_xor_si512(_mm512_set1_epi64(base[l] as i64), load8(offsets[l].as_ptr() as *const i64));
-            let mut lo = _mm512_permutex2var_epi64(v0, load8(LO[l].as_ptr()), v1);
-            let mut hi = _mm512_permutex2var_epi64(v0, load8(HI[l].as_ptr()), v1);
-            if inverse {
-                hi = _mm512_xor_si512(hi, lo);
-                lo = _mm512_xor_si512(lo, mul8(hi, w));
-            } else {
-                lo = _mm512_xor_si512(lo, mul8(hi, w));
-                hi = _mm512_xor_si512(hi, lo);
+    /// `STEP[p][l]`: the selections that take the halves of level `p`'s layout straight to the
+    /// halves of level `l`'s (low half's lanes, then high half's), without going back to memory
+    /// order in between: two permutations a level instead of four.
+    const fn step_tables() -> [[[i64; 16]; 4]; 4] {
+        let mut step = [[[0i64; 16]; 4]; 4];
+        let mut p = 0;
+        while p < 4 {
+            let mut l = 0;
+            while l < 4 {
+                let mut k = 0;
+                while k < 8 {
+                    step[p][l][k] = BACK[p][LO[l][k] as usize];
+                    step[p][l][8 + k] = BACK[p][HI[l][k] as usize];
+                    k += 1;
+                }
+                l += 1;
             }
-            v0 = _mm512_permutex2var_epi64(lo, load8(BACK[l].as_ptr()), hi);
-            v1 = _mm512_permutex2var_epi64(lo, load8(BACK[l][8..].as_ptr()), hi);
-        };
-        if inverse {
-            (0..4).rev().for_each(&mut level);
-        } else {
-            (0..4).for_each(&mut level);
+            p += 1;
         }
-        // SAFETY: f holds 16 elements.
+        step
+    }
+    const STEP: [[[i64; 16]; 4]; 4] = step_tables();
+
+    /// One butterfly on registers, forward or inverse.
+    #[inline]
+    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    fn butterfly8(lo: &mut __m512i, hi: &mut __m512i, w: __m512i, inverse: bool) {
+        if inverse {
+            *hi = _mm512_xor_si512(*hi, *lo);
+            *lo = _mm512_xor_si512(*lo, mul8(*hi, w));
+        } else {
+            *lo = _mm512_xor_si512(*lo, mul8(*hi, w));
+            *hi = _mm512_xor_si512(*hi, *lo);
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load8(p: &[u64; 8]) -> __m512i {
+        // SAFETY: p holds 8 elements.
+        unsafe { _mm512_loadu_si512(p.as_ptr() as *const __m512i) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn index8(p: &[i64]) -> __m512i {
+        let p: &[i64; 8] = p[..8].try_into().expect("8 indices");
+        // SAFETY: p holds 8 elements.
+        unsafe { _mm512_loadu_si512(p.as_ptr() as *const __m512i) }
+    }
+
+    /// The four levels of `N` blocks of 16 at once, block `q` as halves `lo[q]`, `hi[q]` of
+    /// level 0 (memory order); `base[l]` is the first block's `W[2^l·b]` and `lanes[l][q]` the
+    /// per-lane offsets of block `q`. The blocks are independent: running them level by level
+    /// side by side overlaps their chains of dependent instructions.
+    #[inline]
+    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    fn bottom16_levels<const N: usize>(
+        lo: &mut [__m512i; N],
+        hi: &mut [__m512i; N],
+        base: &[u64],
+        lanes: &[[[u64; 8]; 4]; 4],
+        inverse: bool,
+    ) {
+        let order: [usize; 4] = if inverse { [3, 2, 1, 0] } else { [0, 1, 2, 3] };
+        // The layout the halves are in: that of level `at`.
+        let mut at = 0usize;
+        for l in order {
+            if l != at {
+                let (to_lo, to_hi) = (index8(&STEP[at][l]), index8(&STEP[at][l][8..]));
+                for q in 0..N {
+                    (lo[q], hi[q]) = (
+                        _mm512_permutex2var_epi64(lo[q], to_lo, hi[q]),
+                        _mm512_permutex2var_epi64(lo[q], to_hi, hi[q]),
+                    );
+                }
+                at = l;
+            }
+            let wb = _mm512_set1_epi64(base[l] as i64);
+            for q in 0..N {
+                butterfly8(&mut lo[q], &mut hi[q], _mm512_xor_si512(wb, load8(&lanes[l][q])), inverse);
+            }
+        }
+        if at != 0 {
+            let (to_lo, to_hi) = (index8(&BACK[at]), index8(&BACK[at][8..]));
+            for q in 0..N {
+                (lo[q], hi[q]) =
+                    (_mm512_permutex2var_epi64(lo[q], to_lo, hi[q]), _mm512_permutex2var_epi64(lo[q], to_hi, hi[q]));
+            }
+        }
+    }
+
+    /// The last four levels of a transform on one block of 16 elements, in registers.
+    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    pub(super) unsafe fn bottom16_vpclmul(
+        f: &mut [u64; 16],
+        base: [u64; 4],
+        lanes: &[[[u64; 8]; 4]; 4],
+        inverse: bool,
+    ) {
+        let p = f.as_mut_ptr() as *mut __m512i;
+        // SAFETY: f holds 16 elements, two registers.
+        let (mut lo, mut hi) = unsafe { ([_mm512_loadu_si512(p)], [_mm512_loadu_si512(p.add(1))]) };
+        bottom16_levels(&mut lo, &mut hi, &base, lanes, inverse);
+        // SAFETY: as above.
         unsafe {
-            _mm512_storeu_si512(f.as_mut_ptr() as *mut __m512i, v0);
-            _mm512_storeu_si512(f[8..].as_mut_ptr() as *mut __m512i, v1);
+            _mm512_storeu_si512(p, lo[0]);
+            _mm512_storeu_si512(p.add(1), hi[0]);
+        }
+    }
+
+    /// [`super::butterfly4`] eight elements of each quarter at a time (lengths multiples of 8).
+    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    pub(super) unsafe fn butterfly4_vpclmul(q: [&mut [u64]; 4], [w, w_lo, w_hi]: [u64; 3], inverse: bool) {
+        let (w, w_lo, w_hi) =
+            (_mm512_set1_epi64(w as i64), _mm512_set1_epi64(w_lo as i64), _mm512_set1_epi64(w_hi as i64));
+        let len = q[0].len();
+        let p = q.map(|q| q.as_mut_ptr());
+        for i in (0..len).step_by(8) {
+            // SAFETY: i + 8 <= len, the length of every quarter.
+            unsafe {
+                let at = p.map(|p| p.add(i) as *mut __m512i);
+                let [mut a, mut b, mut c, mut d] = at.map(|p| _mm512_loadu_si512(p));
+                if inverse {
+                    butterfly8(&mut a, &mut b, w_lo, true);
+                    butterfly8(&mut c, &mut d, w_hi, true);
+                    butterfly8(&mut a, &mut c, w, true);
+                    butterfly8(&mut b, &mut d, w, true);
+                } else {
+                    butterfly8(&mut a, &mut c, w, false);
+                    butterfly8(&mut b, &mut d, w, false);
+                    butterfly8(&mut a, &mut b, w_lo, false);
+                    butterfly8(&mut c, &mut d, w_hi, false);
+                }
+                for (p, v) in at.into_iter().zip([a, b, c, d]) {
+                    _mm512_storeu_si512(p, v);
+                }
+            }
+        }
+    }
+
+    /// The two upper levels of a block of 64 elements in eight registers: one block of 64
+    /// (registers `i` and `i + 4`), then two of 32, the second's twiddle `W[2b] ⊕ W[1]`.
+    #[inline]
+    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    fn upper64(r: &mut [__m512i; 8], base: [u64; 6], lanes: &[[[u64; 8]; 4]; 4], inverse: bool) {
+        let w0 = _mm512_set1_epi64(base[0] as i64);
+        let (w1, w1_hi) = (_mm512_set1_epi64(base[1] as i64), _mm512_set1_epi64((base[1] ^ lanes[0][1][0]) as i64));
+        let [r0, r1, r2, r3, r4, r5, r6, r7] = r;
+        if !inverse {
+            butterfly8(r0, r4, w0, false);
+            butterfly8(r1, r5, w0, false);
+            butterfly8(r2, r6, w0, false);
+            butterfly8(r3, r7, w0, false);
+        }
+        butterfly8(r0, r2, w1, inverse);
+        butterfly8(r1, r3, w1, inverse);
+        butterfly8(r4, r6, w1_hi, inverse);
+        butterfly8(r5, r7, w1_hi, inverse);
+        if inverse {
+            butterfly8(r0, r4, w0, true);
+            butterfly8(r1, r5, w0, true);
+            butterfly8(r2, r6, w0, true);
+            butterfly8(r3, r7, w0, true);
+        }
+    }
+
+    /// The last six levels of a transform on one block of 64 elements, in eight registers: the
+    /// two upper levels between whole registers, then its four blocks of 16 side by side.
+    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    pub(super) unsafe fn bottom64_vpclmul(
+        f: &mut [u64; 64],
+        base: [u64; 6],
+        lanes: &[[[u64; 8]; 4]; 4],
+        inverse: bool,
+    ) {
+        let p = f.as_mut_ptr() as *mut __m512i;
+        // SAFETY: f holds 64 elements, eight registers.
+        let mut r: [__m512i; 8] = std::array::from_fn(|i| unsafe { _mm512_loadu_si512(p.add(i)) });
+        if !inverse {
+            upper64(&mut r, base, lanes, false);
+        }
+        let mut lo = [r[0], r[2], r[4], r[6]];
+        let mut hi = [r[1], r[3], r[5], r[7]];
+        bottom16_levels(&mut lo, &mut hi, &base[2..], lanes, inverse);
+        r = [lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], lo[3], hi[3]];
+        if inverse {
+            upper64(&mut r, base, lanes, true);
+        }
+        for (i, v) in r.into_iter().enumerate() {
+            // SAFETY: as above.
+            unsafe { _mm512_storeu_si512(p.add(i), v) };
         }
     }
 
