@@ -412,6 +412,18 @@ impl<'a> Permuted<'a> {
         Permuted { data, raw, symbol_of, identical, raw_composition: Composition::of(raw), data_composition }
     }
 
+    /// Which arrangement [`Permuted::round`] draws for the statistics in `wanted`: a round's
+    /// arrangement depends on them through this alone.
+    fn method(&self, wanted: &[bool; 19], binary: bool) -> Method {
+        let raw_needed = wanted[0] || wanted[18] || (!binary && wanted[13..18].iter().any(|&w| w));
+        let data_needed = wanted[1..13].iter().any(|&w| w) || (binary && wanted[13..18].iter().any(|&w| w));
+        match self.data_composition {
+            Some(_) if !raw_needed => Method::Symbols,
+            Some(_) if data_needed => Method::Both,
+            _ => Method::Values,
+        }
+    }
+
     /// A uniformly random permutation of the samples into `d` (symbols) and `w` (raw values),
     /// as the statistics in `wanted` need them: returns (symbols, raw values). A random
     /// arrangement of the multiset stands for the permutation: the statistics read only values.
@@ -422,15 +434,13 @@ impl<'a> Permuted<'a> {
         rng: &mut Xoshiro256,
         (d, w, scratch): &'b mut (Vec<u8>, Vec<u8>, Scratch),
     ) -> (&'b [u8], &'b [u8]) {
-        let raw_needed = wanted[0] || wanted[18] || (!binary && wanted[13..18].iter().any(|&w| w));
-        let data_needed = wanted[1..13].iter().any(|&w| w) || (binary && wanted[13..18].iter().any(|&w| w));
-        match &self.data_composition {
-            Some(symbols) if !raw_needed => {
+        match (&self.data_composition, self.method(wanted, binary)) {
+            (Some(symbols), Method::Symbols) => {
                 d.resize(self.data.len(), 0);
                 symbols.arrange_into(self.data, d, rng, scratch);
                 (d, d)
             }
-            Some(_) if data_needed => {
+            (Some(_), Method::Both) => {
                 // The symbols are a function of the raw values: arranging the values and
                 // mapping them keeps each symbol with its value.
                 w.resize(self.raw.len(), 0);
@@ -441,13 +451,21 @@ impl<'a> Permuted<'a> {
             }
             _ => {
                 // Identical symbols and values, or only the values wanted.
-                debug_assert!(self.identical || !data_needed);
                 d.resize(self.raw.len(), 0);
                 self.raw_composition.arrange_into(self.raw, d, rng, scratch);
                 (d, d)
             }
         }
     }
+}
+
+/// The arrangement a round draws: of the symbols alone, of the raw values with their symbols
+/// mapped from them, or of the raw values alone (also when they are the symbols).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Symbols,
+    Both,
+    Values,
 }
 
 /// Counts one permutation's statistics `tp` against the original's `initial` (greater, equal,
@@ -474,6 +492,11 @@ pub fn tally(counts: &mut [[u64; 3]; 19], active: &mut [bool; 19], initial: &[f6
         }
     }
     decided
+}
+
+/// Whether only the runs about the median are undecided (their rounds arrange flags alone).
+fn median_only(wanted: &[bool; 19]) -> bool {
+    wanted.iter().enumerate().all(|(j, &w)| !w || j == 4 || j == 5)
 }
 
 /// Runs up to `max_rounds` permutations (rounds in parallel, each from the original order with
@@ -506,12 +529,12 @@ pub fn permutation_tests(
     while rounds < max_rounds && active.iter().any(|&a| a) {
         let size = batch.min(max_rounds - rounds);
         let wanted = active;
-        let median_only = wanted.iter().enumerate().all(|(j, &w)| !w || j == 4 || j == 5);
+        let flags_only = median_only(&wanted);
         let results: Vec<[f64; 19]> = (rounds..rounds + size)
             .into_par_iter()
             .map(|r| {
                 let mut rng = Xoshiro256::from_seed(seed ^ (r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                if let Some(above) = above.filter(|_| median_only) {
+                if let Some(above) = above.filter(|_| flags_only) {
                     return MEDIAN_FLAGS
                         .with_borrow_mut(|words| median_runs_round(above, data.len(), &wanted, &mut rng, words));
                 }
@@ -521,14 +544,21 @@ pub fn permutation_tests(
                 })
             })
             .collect();
+        // How a round drawn for a set of undecided statistics is arranged.
+        let drawn = |wanted: &[bool; 19]| (above.is_some() && median_only(wanted), permuted.method(wanted, binary));
         for tp in results {
             tally(&mut counts, &mut active, &initial, &tp);
             rounds += 1;
-            if active != wanted {
+            if !active.iter().any(|&a| a) {
+                break;
+            }
+            if active != wanted && drawn(&active) != drawn(&wanted) {
                 // A round's arrangement depends on the statistics still undecided before it (NIST
-                // computes only those): the batch's later rounds, drawn for the old set, are
-                // dropped and drawn again for the new one, so that the results do not depend on
-                // how many rounds a batch held (the number of threads).
+                // computes only those): when a decision changes how rounds are arranged, the
+                // batch's later rounds, drawn the old way, are dropped and drawn again, so that
+                // the results do not depend on how many rounds a batch held (the number of
+                // threads). Otherwise they are what a round drawn for the new set would be (the
+                // same arrangement, and every statistic still undecided among theirs), and count.
                 break;
             }
         }
@@ -740,6 +770,40 @@ mod tests {
     }
 
     #[test]
+    fn rounds_for_sets_of_statistics_drawn_alike_are_the_same_arrangement() {
+        // What lets a batch's later rounds count after a decision: two sets of undecided
+        // statistics with the same method give the same arrangement for the same generator, and
+        // every set's method is one of the three.
+        let mut g = Xoshiro256::from_seed(12);
+        let raw: Vec<u8> = (0..30_000).map(|_| (g.next_u64() >> 60) as u8 * 3).collect();
+        let data: Vec<u8> = raw.iter().map(|&v| v / 3).collect();
+        let permuted = Permuted::new(&data, &raw);
+        let mut seen = Vec::new();
+        let mut by_method: Vec<(Method, Vec<u8>, Vec<u8>)> = Vec::new();
+        for set in 0..400u64 {
+            // Sparse sets (each statistic undecided with probability 1/8), as late rounds have.
+            let bits = g.next_u64() & g.next_u64() & g.next_u64();
+            let wanted: [bool; 19] = std::array::from_fn(|j| (bits >> j) & 1 == 1 || (set % 7 == 0 && j == 18));
+            let method = permuted.method(&wanted, false);
+            let mut buffers = Default::default();
+            let (d, w) = permuted.round(&wanted, false, &mut Xoshiro256::from_seed(77), &mut buffers);
+            match by_method.iter().find(|(m, _, _)| *m == method) {
+                Some((_, d0, w0)) => {
+                    assert_eq!(d, &d0[..], "set {set}: symbols");
+                    if method != Method::Symbols {
+                        assert_eq!(w, &w0[..], "set {set}: values");
+                    }
+                }
+                None => by_method.push((method, d.to_vec(), w.to_vec())),
+            }
+            if !seen.contains(&method) {
+                seen.push(method);
+            }
+        }
+        assert_eq!(seen.len(), 3, "every method drawn");
+    }
+
+    #[test]
     fn results_do_not_depend_on_the_number_of_threads() {
         // Sources whose statistics are decided at different rounds, so that decisions fall inside
         // batches: a biased binary one (where the median runs are arranged as flags once alone),
@@ -748,17 +812,21 @@ mod tests {
         let biased: Vec<u8> = (0..20_000).map(|_| u8::from(g.next_u64() % 100 < 55)).collect();
         let sixteen: Vec<u8> = (0..20_000).map(|_| (g.next_u64() >> 60) as u8).collect();
         let bell: Vec<u8> = (0..20_000).map(|_| (0..4).map(|_| (g.next_u64() >> 62) as u8).sum()).collect();
+        // Raw values that are not their symbols (every third of 0..48): the arrangement changes
+        // from values and symbols together to symbols or values alone as statistics are decided.
+        let spaced: Vec<u8> = sixteen.iter().map(|&v| 3 * v).collect();
         let cases = [
-            (&biased, Context { k: 2, raw_mean: 0.55, median: 1.0 }),
-            (&sixteen, Context { k: 16, raw_mean: 7.5, median: 7.5 }),
-            (&bell, Context { k: 13, raw_mean: 6.0, median: 6.0 }),
+            (&biased, &biased, Context { k: 2, raw_mean: 0.55, median: 1.0 }),
+            (&sixteen, &sixteen, Context { k: 16, raw_mean: 7.5, median: 7.5 }),
+            (&bell, &bell, Context { k: 13, raw_mean: 6.0, median: 6.0 }),
+            (&sixteen, &spaced, Context { k: 16, raw_mean: 22.5, median: 7.5 }),
         ];
         let go = |_: usize, _: usize| ControlFlow::Continue(());
-        for (case, (data, ctx)) in cases.iter().enumerate() {
+        for (case, (data, raw, ctx)) in cases.iter().enumerate() {
             for seed in 1..4u64 {
                 let run = |threads: usize| {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a pool");
-                    let t = pool.install(|| permutation_tests(data, data, ctx, 300, seed, &go)).expect("not stopped");
+                    let t = pool.install(|| permutation_tests(data, raw, ctx, 300, seed, &go)).expect("not stopped");
                     (t.rounds, t.counts)
                 };
                 let one = run(1);
