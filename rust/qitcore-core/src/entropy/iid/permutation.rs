@@ -394,22 +394,20 @@ struct Permuted<'a> {
     raw: &'a [u8],
     /// The symbol of each raw value.
     symbol_of: [u8; 256],
-    /// Whether the symbols are the raw values (8-bit data using every value, binary data).
-    identical: bool,
     raw_composition: Composition,
-    /// The symbols' composition, when they differ from the raw values.
+    /// The symbols' composition, when they differ from the raw values (not for 8-bit data using
+    /// every value, nor binary data).
     data_composition: Option<Composition>,
 }
 
 impl<'a> Permuted<'a> {
     fn new(data: &'a [u8], raw: &'a [u8]) -> Self {
-        let identical = data == raw;
         let mut symbol_of = [0u8; 256];
         for (&d, &r) in data.iter().zip(raw) {
             symbol_of[usize::from(r)] = d;
         }
-        let data_composition = (!identical).then(|| Composition::of(data));
-        Permuted { data, raw, symbol_of, identical, raw_composition: Composition::of(raw), data_composition }
+        let data_composition = (data != raw).then(|| Composition::of(data));
+        Permuted { data, raw, symbol_of, raw_composition: Composition::of(raw), data_composition }
     }
 
     /// Which arrangement [`Permuted::round`] draws for the statistics in `wanted`: a round's
