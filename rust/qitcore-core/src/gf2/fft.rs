@@ -816,7 +816,19 @@ impl Accumulator {
     /// (a sum made once: nothing zeroes it for reuse). Only the pieces that reach the wanted
     /// coefficients are computed exactly.
     pub fn finish_range(mut self, be: Backend, skip: usize, nbits: usize, out: &mut [u64]) {
-        self.invert_from(be, skip.saturating_sub(62).div_ceil(32));
+        let first = skip.saturating_sub(62).div_ceil(32);
+        let len = self.values.len();
+        if len.is_power_of_two() && len > BATCH * SMALL_LEN && first + 1 >= len / 2 {
+            // Only the upper half's change of basis is wanted (see `invert_from`), and of the
+            // multiplication by `s_(K−1)` after it only the pieces that reach the wanted bits.
+            ifft(be, tables(), &mut self.values, 0);
+            from_novel(be, &mut self.values[len / 2..]);
+            let last = (skip + nbits).div_ceil(32).min(len);
+            let pieces = top_product_range(be, &self.values, first, last);
+            unsegment_bits(&pieces, skip - 32 * first, nbits, out);
+            return;
+        }
+        self.invert_from(be, first);
         unsegment_bits(&self.values, skip, nbits, out);
     }
 
@@ -830,19 +842,14 @@ impl Accumulator {
     /// that of each half, then the multiplication by `s_(K−1)`, which adds the upper half into
     /// the lower and never the lower into anything; the lower half's top monomial coefficient is
     /// its top novel one (`X_(2^(K−1)−1)` is the only basis polynomial of that degree, and monic).
-    /// So when the wanted pieces start at or above that top, the lower half's change is skipped:
+    /// So when the wanted pieces start at or above that top, the lower half's change is skipped
+    /// ([`Accumulator::finish_range`] then makes only the wanted pieces of the multiplication):
     /// a sixth of the inverse's basis-change work for the truncated transforms of the one-shot
     /// products at odd sizes, a quarter at even ones.
     fn invert_from(&mut self, be: Backend, first: usize) {
-        let len = self.values.len();
-        if len.is_power_of_two() {
+        if self.values.len().is_power_of_two() {
             ifft(be, tables(), &mut self.values, 0);
-            if len > BATCH * SMALL_LEN && first + 1 >= len / 2 {
-                from_novel(be, &mut self.values[len / 2..]);
-                multiply_by_subspace_poly(be, &mut self.values, len.trailing_zeros() - 1);
-            } else {
-                from_novel(be, &mut self.values);
-            }
+            from_novel(be, &mut self.values);
         } else {
             interpolate_truncated(be, &mut self.values, first);
         }
@@ -856,6 +863,46 @@ impl Accumulator {
         self.values.fill(0);
         self.values
     }
+}
+
+/// Pieces `first .. last` of `low + s_(K−1)·high` for `values` holding, in its halves of
+/// `d = 2^(K−1)`, the novel coefficients of `low` (only the top one read: it is also its top
+/// monomial one) and the monomial ones of `high`, with `first >= d − 1`. The multiplication in
+/// place (`multiply_by_subspace_poly`) makes every piece, on one core; the one-shot products want
+/// a quarter of them. Piece `p` is `high[p − d]` (`values[p]`) from `d` up, plus `high[p − e]` for
+/// each lower term `x^e` of `s_(K−1)` in reach: a few slices added, split between the cores.
+fn top_product_range(be: Backend, values: &[u64], first: usize, last: usize) -> Wiped {
+    let d = values.len() / 2;
+    debug_assert!(first + 1 >= d && first <= last && last <= 2 * d);
+    let mut out = scratch(last - first);
+    let (terms, _) = lower_terms(d.trailing_zeros());
+    let terms: Vec<usize> = terms.collect();
+    // Pieces from `from` on, into `part`.
+    let fill = |part: &mut [u64], from: usize| {
+        let to = from + part.len();
+        if from < d {
+            part[0] = values[d - 1];
+        }
+        let lead = from.max(d);
+        if lead < to {
+            xor_into(be, &mut part[lead - from..], &values[lead..to]);
+        }
+        for &e in &terms {
+            // p − e within the lower half's index range: p in [e, d + e).
+            let (lo, hi) = (from.max(e), to.min(d + e));
+            if lo < hi {
+                xor_into(be, &mut part[lo - from..hi - from], &values[d + lo - e..d + hi - e]);
+            }
+        }
+    };
+    if out.len() >= PARALLEL_LEN / 4 {
+        let half = out.len() / 2;
+        let (a, b) = out.split_at_mut(half);
+        rayon::join(|| fill(a, first), || fill(b, first + half));
+    } else {
+        fill(&mut out, first);
+    }
+    out
 }
 
 /// The inverse of a truncated transform ([`transform_into`]) for a polynomial of fewer than

@@ -530,6 +530,9 @@ mod tests {
             (1usize << 17, 1usize << 16, 0usize, true),
             (1 << 16, 1 << 15, 0, true),
             (1 << 16, 1 << 15, 1, true),
+            (1 << 20, 1 << 19, 0, true),
+            // Wanted bits ending inside a piece and a word.
+            (1 << 16, (1 << 15) - 37, 1, true),
             (19_199, 5_000, 3, false),
             (1 << 16, 3 << 15, 0, false),
         ] {
