@@ -42,7 +42,7 @@ impl Wiped {
 /// mapped by a read.
 pub fn scratch(len: usize) -> Wiped {
     if len < LARGE_WORDS {
-        return Wiped(written_zeros(len));
+        return Wiped(spare::take(len).unwrap_or_else(|| written_zeros(len)));
     }
     let mut v = vec![0u64; len];
     advise_huge_pages(&mut v);
@@ -97,6 +97,53 @@ impl DerefMut for Wiped {
 impl Drop for Wiped {
     fn drop(&mut self) {
         wipe(&mut self.0);
+        spare::give(std::mem::take(&mut self.0));
+    }
+}
+
+/// Wiped buffers kept for [`scratch`] to hand out again: a product with a fresh seed takes a few
+/// buffers of up to a few hundred KiB each, and fresh ones cost their zeros written (the wipe
+/// already wrote them), the allocator's calls and, when it returns the memory to the system,
+/// page faults. They hold zeros only; at most [`SPARE_WORDS`] words are kept.
+mod spare {
+    use std::sync::{Mutex, PoisonError};
+
+    use super::LARGE_WORDS;
+
+    /// Words kept in all (4 MiB).
+    const SPARE_WORDS: usize = 1 << 19;
+    /// Buffers shorter than this are not kept (the allocator reuses them cheaply).
+    const MIN_WORDS: usize = 1 << 12;
+
+    static SPARE: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
+
+    /// A kept buffer of `len` zero words, made from the shortest one at least as long and at
+    /// most twice as long.
+    pub(super) fn take(len: usize) -> Option<Vec<u64>> {
+        if !(MIN_WORDS..LARGE_WORDS).contains(&len) {
+            return None;
+        }
+        let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+        let (at, _) = spare
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| (len..=2 * len).contains(&v.len()))
+            .min_by_key(|(_, v)| v.len())?;
+        let mut v = spare.swap_remove(at);
+        // The words past `len` stay zero in the allocation, unused.
+        v.truncate(len);
+        Some(v)
+    }
+
+    /// Keeps `v` (wiped: zeros) when there is room; frees it otherwise.
+    pub(super) fn give(v: Vec<u64>) {
+        if !(MIN_WORDS..LARGE_WORDS).contains(&v.len()) {
+            return;
+        }
+        let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.iter().map(Vec::len).sum::<usize>() + v.len() <= SPARE_WORDS {
+            spare.push(v);
+        }
     }
 }
 
@@ -168,6 +215,22 @@ mod tests {
                 assert!(buf[start..start + len].iter().all(|&w| w == 0), "length {len} at {start}");
                 assert!(buf[..start].iter().all(|&w| w != 0), "length {len}: wrote below the slice");
                 assert!(buf[start + len..].iter().all(|&w| w != 0), "length {len}: wrote past the slice");
+            }
+        }
+    }
+
+    #[test]
+    fn buffers_handed_out_again_are_zero() {
+        // Buffers written all over and dropped come back wiped, at their length or shorter ones.
+        for round in 0..3u64 {
+            for len in [4096usize, 5000, 65_536, 100_000, LARGE_WORDS - 1] {
+                let mut s = scratch(len);
+                s.iter_mut().enumerate().for_each(|(i, w)| *w = (i as u64 + round) | 1);
+                drop(s);
+                for again in [len, len / 2 + 1, len - 1] {
+                    let t = scratch(again);
+                    assert!(t.len() == again && t.iter().all(|&w| w == 0), "length {len}, again {again}");
+                }
             }
         }
     }
