@@ -430,9 +430,27 @@ mod x86 {
 
     /// [`super::butterfly4`] eight elements of each quarter at a time (lengths multiples of 8).
     #[target_feature(enable = "avx512f,vpclmulqdq")]
-    pub(super) unsafe fn butterfly4_vpclmul(q: [&mut [u64]; 4], [w, w_lo, w_hi]: [u64; 3], inverse: bool) {
+    pub(super) unsafe fn butterfly4_vpclmul(q: [&mut [u64]; 4], twiddles: [u64; 3], inverse: bool) {
+        // SAFETY: as the caller's.
+        unsafe {
+            if twiddles[0] == 0 && twiddles[1] == 0 {
+                // A transform's block 0: its level's twiddle and its lower half's are W[0] = 0,
+                // and those butterflies are additions (three quarters of the pass's products).
+                butterfly4_body::<true>(q, twiddles, inverse)
+            } else {
+                butterfly4_body::<false>(q, twiddles, inverse)
+            }
+        }
+    }
+
+    /// [`butterfly4_vpclmul`], with `w = w_lo = 0` when `ZERO`.
+    #[inline]
+    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    unsafe fn butterfly4_body<const ZERO: bool>(q: [&mut [u64]; 4], [w, w_lo, w_hi]: [u64; 3], inverse: bool) {
         let (w, w_lo, w_hi) =
             (_mm512_set1_epi64(w as i64), _mm512_set1_epi64(w_lo as i64), _mm512_set1_epi64(w_hi as i64));
+        // A butterfly whose twiddle is zero, either way: hi += lo.
+        let add = |lo: &__m512i, hi: &mut __m512i| *hi = _mm512_xor_si512(*hi, *lo);
         let len = q[0].len();
         let p = q.map(|q| q.as_mut_ptr());
         for i in (0..len).step_by(8) {
@@ -441,14 +459,29 @@ mod x86 {
                 let at = p.map(|p| p.add(i) as *mut __m512i);
                 let [mut a, mut b, mut c, mut d] = at.map(|p| _mm512_loadu_si512(p));
                 if inverse {
-                    butterfly8(&mut a, &mut b, w_lo, true);
+                    if ZERO {
+                        add(&a, &mut b);
+                    } else {
+                        butterfly8(&mut a, &mut b, w_lo, true);
+                    }
                     butterfly8(&mut c, &mut d, w_hi, true);
-                    butterfly8(&mut a, &mut c, w, true);
-                    butterfly8(&mut b, &mut d, w, true);
+                    if ZERO {
+                        add(&a, &mut c);
+                        add(&b, &mut d);
+                    } else {
+                        butterfly8(&mut a, &mut c, w, true);
+                        butterfly8(&mut b, &mut d, w, true);
+                    }
                 } else {
-                    butterfly8(&mut a, &mut c, w, false);
-                    butterfly8(&mut b, &mut d, w, false);
-                    butterfly8(&mut a, &mut b, w_lo, false);
+                    if ZERO {
+                        add(&a, &mut c);
+                        add(&b, &mut d);
+                        add(&a, &mut b);
+                    } else {
+                        butterfly8(&mut a, &mut c, w, false);
+                        butterfly8(&mut b, &mut d, w, false);
+                        butterfly8(&mut a, &mut b, w_lo, false);
+                    }
                     butterfly8(&mut c, &mut d, w_hi, false);
                 }
                 for (p, v) in at.into_iter().zip([a, b, c, d]) {
