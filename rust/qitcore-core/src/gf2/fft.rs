@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 
 use super::backend::Backend;
 use super::gf64;
+use super::leaf_batch;
 use super::wipe::{scratch, Wiped};
 use super::xor::xor_into;
 
@@ -253,17 +254,21 @@ fn multiplication_steps(i: u32, mut step: impl FnMut(usize, usize, usize)) {
 /// Coefficients the basis changes add: 64-bit elements, or the 32-bit pieces of a segmented
 /// factor (whose upper halves are zero: adding them in 32-bit lanes halves the memory traffic).
 trait Piece: Copy + Default + std::ops::BitXorAssign + Send + Sync {
+    /// Leaves whose recorded steps run together: the lanes of a 512-bit register.
+    const BATCH: usize;
     /// `dst[i] ^= src[i]`.
     fn xor_run(be: Backend, dst: &mut [Self], src: &[Self]);
 }
 
 impl Piece for u64 {
+    const BATCH: usize = BATCH;
     fn xor_run(be: Backend, dst: &mut [u64], src: &[u64]) {
         xor_into(be, dst, src);
     }
 }
 
 impl Piece for u32 {
+    const BATCH: usize = 2 * BATCH;
     fn xor_run(be: Backend, dst: &mut [u32], src: &[u32]) {
         super::xor::xor_into32(be, dst, src);
     }
@@ -373,7 +378,7 @@ fn add_chunk<T: Piece>(be: Backend, window: &mut [T], base: usize, chunk: &[T], 
 
 /// Basis changes of at most this many coefficients run as a recorded list of single-word XORs:
 /// there the general recursion's calls and chunk loops cost several times the XORs themselves.
-const SMALL_LEN: usize = 64;
+const SMALL_LEN: usize = leaf_batch::LEAF;
 
 /// The single-word XORs `(dst, src)` of the basis changes of `2^k` coefficients (`k <= 6`),
 /// recorded once from the general algorithm, in its order.
@@ -426,35 +431,41 @@ fn run_small<T: Piece>(f: &mut [T], steps: &[(u8, u8)]) {
     f.copy_from_slice(block);
 }
 
-/// Leaves of [`SMALL_LEN`] coefficients whose recorded basis changes run together, one leaf per
-/// vector lane: one leaf at a time the single-word XORs, four and a half per coefficient, took
-/// as long as all the larger levels' vector XORs together.
+/// Leaves of [`SMALL_LEN`] coefficients of 64 bits whose recorded basis changes run together,
+/// one leaf per vector lane ([`Piece::BATCH`]; twice as many of 32 bits): one leaf at a time the
+/// single-word XORs, four and a half per coefficient, took as long as all the larger levels'
+/// vector XORs together.
 const BATCH: usize = 8;
 
-/// Runs recorded steps on the [`BATCH`] leaves of [`SMALL_LEN`] coefficients `f` holds, each
-/// step on all of them at once (the leaves transposed into lanes and back).
+/// Runs recorded steps on the [`Piece::BATCH`] leaves of [`SMALL_LEN`] coefficients `f` holds,
+/// each step on all of them at once (the leaves transposed into lanes and back).
 fn run_small_batch<T: Piece>(be: Backend, f: &mut [T], steps: &[(u8, u8)]) {
+    assert_eq!(f.len(), T::BATCH * SMALL_LEN, "a batch of leaves");
     #[cfg(target_arch = "x86_64")]
     if be == Backend::Vpclmul && Backend::Vpclmul.is_available() {
-        // SAFETY: the CPU has AVX-512F (the Vpclmul backend's features include it).
-        unsafe { run_small_batch_avx512(f, steps) };
+        // SAFETY: the CPU has AVX-512F (the Vpclmul backend's features include it); `f` holds
+        // T::BATCH leaves of SMALL_LEN elements of 64 / T::BATCH bytes (8 of u64, 16 of u32).
+        unsafe {
+            if T::BATCH == 16 {
+                leaf_batch::run_steps::<16>(f.as_mut_ptr().cast(), steps);
+            } else {
+                leaf_batch::run_steps::<8>(f.as_mut_ptr().cast(), steps);
+            }
+        }
         return;
     }
     let _ = be;
-    run_small_lanes(f, steps);
-}
-
-/// [`run_small_lanes`] compiled for AVX-512: a step on eight 64-bit lanes is one instruction.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_small_batch_avx512<T: Piece>(f: &mut [T], steps: &[(u8, u8)]) {
-    run_small_lanes(f, steps);
+    if T::BATCH == 16 {
+        run_small_lanes::<T, 16>(f, steps);
+    } else {
+        run_small_lanes::<T, 8>(f, steps);
+    }
 }
 
 #[inline(always)]
-fn run_small_lanes<T: Piece>(f: &mut [T], steps: &[(u8, u8)]) {
-    debug_assert_eq!(f.len(), BATCH * SMALL_LEN);
-    let mut lanes = [[T::default(); BATCH]; SMALL_LEN];
+fn run_small_lanes<T: Piece, const N: usize>(f: &mut [T], steps: &[(u8, u8)]) {
+    debug_assert_eq!(f.len(), N * SMALL_LEN);
+    let mut lanes = [[T::default(); N]; SMALL_LEN];
     for (b, leaf) in f.chunks_exact(SMALL_LEN).enumerate() {
         for (row, &v) in lanes.iter_mut().zip(leaf) {
             row[b] = v;
@@ -473,7 +484,7 @@ fn run_small_lanes<T: Piece>(f: &mut [T], steps: &[(u8, u8)]) {
         }
     }
     // The lanes held sums of seed and input pieces.
-    lanes.iter_mut().for_each(|row| *row = [T::default(); BATCH]);
+    lanes.iter_mut().for_each(|row| *row = [T::default(); N]);
     std::hint::black_box(&mut lanes);
 }
 
@@ -509,7 +520,7 @@ fn to_novel<T: Piece>(be: Backend, f: &mut [T]) {
         run_small(f, &small_steps().to_novel[f.len().trailing_zeros() as usize]);
         return;
     }
-    if f.len() == BATCH * SMALL_LEN {
+    if f.len() == T::BATCH * SMALL_LEN {
         // Each leaf's steps need only its ancestors' divisions done: all of those first.
         divide_above_leaves(be, f);
         run_small_batch(be, f, &small_steps().to_novel[SMALL_LEN.trailing_zeros() as usize]);

@@ -15,6 +15,7 @@ pub mod clmul;
 pub mod fft;
 pub mod gf64;
 pub mod karatsuba;
+mod leaf_batch;
 pub mod middle;
 pub mod toeplitz_karatsuba;
 pub mod wipe;
