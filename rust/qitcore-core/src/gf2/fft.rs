@@ -834,7 +834,8 @@ impl Accumulator {
             // multiplication by `s_(K−1)` after it only the pieces that reach the wanted bits.
             ifft(be, tables(), &mut self.values, 0);
             from_novel(be, &mut self.values[len / 2..]);
-            let last = (skip + nbits).div_ceil(32).min(len);
+            // No piece at all when the wanted bits lie past the transform's.
+            let last = (skip + nbits).div_ceil(32).min(len).max(first);
             let pieces = top_product_range(be, &self.values, first, last);
             unsegment_bits(&pieces, skip - 32 * first, nbits, out);
             return;
@@ -1411,6 +1412,42 @@ mod tests {
                     unsegment_bits(&pieces, skip, nbits, &mut part);
                     assert!(part[..expect.len()] == expect[..], "{pieces_len} pieces, bits {skip} + {nbits}");
                     assert_eq!(part[expect.len()], u64::MAX, "wrote past the range");
+                }
+            }
+        }
+    }
+
+    /// A sum's wanted bits, made by the inverse that skips the lower half and makes only the
+    /// wanted pieces of its last multiplication, are those of the whole inverse: ranges from the
+    /// lower half's top piece on, split across threads or not, ending inside a word, reaching the
+    /// end, and lying past it (no bits at all).
+    #[test]
+    fn ranges_of_a_sum_match_the_whole_inverse() {
+        use crate::bits::{extract_range, words_for};
+        for len in [1024usize, 1 << 14] {
+            let words = len / 4;
+            let a: Vec<u64> = (0..words as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+            let b: Vec<u64> = (0..words as u64).map(|i| i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f) ^ i).collect();
+            let be = backend::active();
+            let sum = || {
+                let mut acc = Accumulator::new(len);
+                acc.add_product(be, &Transformed::new(be, &a, len), &Transformed::new(be, &b, len));
+                acc
+            };
+            let mut whole = vec![0u64; len / 2 + 2];
+            let _ = sum().finish(be, &mut whole);
+            let total = 32 * len;
+            let d = len / 2;
+            for skip in [32 * (d - 1) + 62, 32 * d + 62, 32 * d + 100, total - 70, total + 200] {
+                for nbits in [1usize, 63, 65, 4096, total.saturating_sub(skip)] {
+                    let nbits = nbits.max(1);
+                    let mut expect = vec![0u64; words_for(nbits)];
+                    if skip < 64 * whole.len() {
+                        extract_range(&whole, skip, nbits.min(64 * whole.len() - skip), &mut expect);
+                    }
+                    let mut got = vec![u64::MAX; words_for(nbits)];
+                    sum().finish_range(be, skip, nbits, &mut got);
+                    assert!(got == expect, "length {len}, bits {skip} + {nbits}");
                 }
             }
         }

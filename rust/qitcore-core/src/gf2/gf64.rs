@@ -50,7 +50,8 @@ pub fn pow(a: u64, mut e: u128) -> u64 {
 /// Butterfly of the additive FFT, element by element: forward `lo ^= w·hi; hi ^= lo`, or its
 /// inverse `hi ^= lo; lo ^= w·hi`.
 pub fn butterfly(backend: Backend, lo: &mut [u64], hi: &mut [u64], w: u64, inverse: bool) {
-    debug_assert_eq!(lo.len(), hi.len());
+    // The vector kernel reads and writes both over `lo`'s length.
+    assert_eq!(lo.len(), hi.len(), "butterfly halves of unequal lengths");
     if w == 0 {
         super::xor::xor_into(backend, hi, lo);
         return;
@@ -78,7 +79,8 @@ pub fn butterfly(backend: Backend, lo: &mut [u64], hi: &mut [u64], w: u64, inver
 /// against 1, `w_hi`: 2 against 3); the inverse undoes them in the opposite order.
 pub fn butterfly4(backend: Backend, q: [&mut [u64]; 4], [w, w_lo, w_hi]: [u64; 3], inverse: bool) {
     let [q0, q1, q2, q3] = q;
-    debug_assert!(q0.len() == q1.len() && q1.len() == q2.len() && q2.len() == q3.len());
+    // The vector kernel reads and writes all four over `q0`'s length.
+    assert!(q0.len() == q1.len() && q1.len() == q2.len() && q2.len() == q3.len(), "quarters of unequal lengths");
     match backend {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the backend is only selectable on CPUs with its features.
@@ -103,7 +105,8 @@ pub fn butterfly4(backend: Backend, q: [&mut [u64]; 4], [w, w_lo, w_hi]: [u64; 3
 
 /// `acc[i] ^= a[i]·b[i]` in GF(2^64).
 pub fn mul_accumulate(backend: Backend, acc: &mut [u64], a: &[u64], b: &[u64]) {
-    debug_assert!(acc.len() == a.len() && a.len() == b.len());
+    // The vector kernel reads and writes all three over `a`'s length.
+    assert!(acc.len() == a.len() && a.len() == b.len(), "products of unequal lengths");
     match backend {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the backend is only selectable on CPUs with its features.
@@ -614,6 +617,24 @@ mod tests {
                 let expect_p: Vec<u64> = lo.iter().zip(&hi).map(|(&x, &y)| x ^ seed ^ mul_naive(x, y)).collect();
                 prop_assert_eq!(&p, &expect_p);
             }
+        }
+    }
+
+    #[test]
+    fn slices_of_unequal_lengths_are_refused_on_every_backend() {
+        // The vector kernels run over one slice's length and index the others by it: unequal
+        // lengths must stop before any access, not read or write past a slice.
+        for be in backend::available() {
+            let mut long = vec![1u64; 16];
+            let mut short = vec![2u64; 8];
+            let caught = |f: &mut dyn FnMut()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+            assert!(caught(&mut || butterfly(be, &mut long, &mut short, 3, false)), "{be:?} butterfly");
+            let (mut a, mut b, mut c) = (vec![0u64; 16], vec![0u64; 16], vec![0u64; 16]);
+            assert!(
+                caught(&mut || butterfly4(be, [&mut a, &mut short, &mut b, &mut c], [1, 2, 3], false)),
+                "{be:?} butterfly4"
+            );
+            assert!(caught(&mut || mul_accumulate(be, &mut long, &short, &a)), "{be:?} mul_accumulate");
         }
     }
 

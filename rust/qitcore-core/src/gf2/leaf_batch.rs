@@ -80,10 +80,15 @@ pub(super) unsafe fn run_steps<const W: usize>(f: *mut u8, steps: &[(u8, u8)]) {
         // SAFETY: b < W and at + W <= LEAF: inside the W leaves.
         unsafe { f.add((b * LEAF + at) * (64 / W)).cast::<__m512i>() }
     };
+    // One block buffer for every transpose, wiped with the lanes at the end: blocks made afresh
+    // in each loop left their spilled copies on the stack (sixteen-lane blocks).
     let mut lanes = [_mm512_setzero_si512(); LEAF];
+    let mut block = [_mm512_setzero_si512(); W];
     for at in (0..LEAF).step_by(W) {
-        // SAFETY: each row is 64 readable bytes.
-        let mut block: [__m512i; W] = std::array::from_fn(|b| unsafe { _mm512_loadu_si512(row(b, at)) });
+        for (b, v) in block.iter_mut().enumerate() {
+            // SAFETY: each row is 64 readable bytes.
+            *v = unsafe { _mm512_loadu_si512(row(b, at)) };
+        }
         transpose(&mut block);
         lanes[at..at + W].copy_from_slice(&block);
     }
@@ -93,16 +98,17 @@ pub(super) unsafe fn run_steps<const W: usize>(f: *mut u8, steps: &[(u8, u8)]) {
         lanes[d] = _mm512_xor_si512(lanes[d], lanes[s]);
     }
     for at in (0..LEAF).step_by(W) {
-        let mut block: [__m512i; W] = std::array::from_fn(|k| lanes[at + k]);
+        block.copy_from_slice(&lanes[at..at + W]);
         transpose(&mut block);
-        for (b, v) in block.into_iter().enumerate() {
+        for (b, v) in block.iter().enumerate() {
             // SAFETY: each row is 64 writable bytes.
-            unsafe { _mm512_storeu_si512(row(b, at), v) };
+            unsafe { _mm512_storeu_si512(row(b, at), *v) };
         }
     }
-    // The lanes held sums of seed and input pieces.
+    // The lanes and the block held sums of seed and input pieces.
     lanes = [_mm512_setzero_si512(); LEAF];
-    std::hint::black_box(&mut lanes);
+    block = [_mm512_setzero_si512(); W];
+    std::hint::black_box((&mut lanes, &mut block));
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

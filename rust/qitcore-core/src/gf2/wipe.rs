@@ -110,15 +110,16 @@ mod spare {
 
     use super::LARGE_WORDS;
 
-    /// Words kept in all (4 MiB).
-    const SPARE_WORDS: usize = 1 << 19;
+    /// Words kept in all (4 MiB), counted by allocation.
+    pub(super) const SPARE_WORDS: usize = 1 << 19;
     /// Buffers shorter than this are not kept (the allocator reuses them cheaply).
     const MIN_WORDS: usize = 1 << 12;
 
     static SPARE: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
 
-    /// A kept buffer of `len` zero words, made from the shortest one at least as long and at
-    /// most twice as long.
+    /// A kept buffer of `len` zero words, made from the one of least capacity among those whose
+    /// allocation holds `len` words and at most twice as many (so that no buffer kept is much
+    /// larger than what it is used for).
     pub(super) fn take(len: usize) -> Option<Vec<u64>> {
         if !(MIN_WORDS..LARGE_WORDS).contains(&len) {
             return None;
@@ -127,21 +128,29 @@ mod spare {
         let (at, _) = spare
             .iter()
             .enumerate()
-            .filter(|(_, v)| (len..=2 * len).contains(&v.len()))
-            .min_by_key(|(_, v)| v.len())?;
+            .filter(|(_, v)| (len..=2 * len).contains(&v.capacity()))
+            .min_by_key(|(_, v)| v.capacity())?;
         let mut v = spare.swap_remove(at);
-        // The words past `len` stay zero in the allocation, unused.
-        v.truncate(len);
+        drop(spare);
+        // Its words are zero up to its length; those past it, up to `len`, are written zero.
+        v.resize(len, 0);
         Some(v)
+    }
+
+    /// The words the kept buffers' allocations hold.
+    #[cfg(test)]
+    pub(super) fn kept_words() -> usize {
+        SPARE.lock().unwrap_or_else(PoisonError::into_inner).iter().map(Vec::capacity).sum()
     }
 
     /// Keeps `v` (wiped: zeros) when there is room; frees it otherwise.
     pub(super) fn give(v: Vec<u64>) {
-        if !(MIN_WORDS..LARGE_WORDS).contains(&v.len()) {
+        if !(MIN_WORDS..LARGE_WORDS).contains(&v.capacity()) {
             return;
         }
         let mut spare = SPARE.lock().unwrap_or_else(PoisonError::into_inner);
-        if spare.iter().map(Vec::len).sum::<usize>() + v.len() <= SPARE_WORDS {
+        // Counted by allocation, not length: a buffer handed out shorter keeps its allocation.
+        if spare.iter().map(Vec::capacity).sum::<usize>() + v.capacity() <= SPARE_WORDS {
             spare.push(v);
         }
     }
@@ -232,6 +241,22 @@ mod tests {
                     assert!(t.len() == again && t.iter().all(|&w| w == 0), "length {len}, again {again}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_kept_buffers_stay_within_their_budget() {
+        // Buffers asked for at about half their size again and again, each handed back: the
+        // allocations kept, not their lengths, are what the budget bounds.
+        for _ in 0..50 {
+            let mut len = LARGE_WORDS - 1;
+            while len >= 4096 {
+                let mut s = scratch(len);
+                s[0] = 1;
+                drop(s);
+                len = len / 2 + 1;
+            }
+            assert!(spare::kept_words() <= spare::SPARE_WORDS, "{} words kept", spare::kept_words());
         }
     }
 
