@@ -153,14 +153,28 @@ pub fn bottom16(backend: Backend, f: &mut [u64; 16], base: [u64; 4], offsets: &O
             x86::bottom16_vpclmul(f, base, &offsets.lanes, inverse)
         },
         _ => {
-            let levels: Vec<usize> = if inverse { vec![3, 2, 1, 0] } else { vec![0, 1, 2, 3] };
-            for l in levels {
-                let half = 8 >> l;
-                for (j, block) in f.chunks_exact_mut(2 * half).enumerate() {
-                    let (lo, hi) = block.split_at_mut(half);
-                    butterfly(backend, lo, hi, base[l] ^ offsets.small(j), inverse);
-                }
-            }
+            levels_portable(backend, f, 8, &base, offsets, if inverse { &[3, 2, 1, 0] } else { &[0, 1, 2, 3] }, inverse)
+        }
+    }
+}
+
+/// The levels `levels` of butterflies on `f`, in that order, one slice at a time (the kernels'
+/// portable path): level `l` on blocks whose halves are `top >> l` long, block `j`'s twiddle
+/// `base[l] ⊕ W[j]`.
+fn levels_portable(
+    backend: Backend,
+    f: &mut [u64],
+    top: usize,
+    base: &[u64],
+    offsets: &Offsets,
+    levels: &[usize],
+    inverse: bool,
+) {
+    for &l in levels {
+        let half = top >> l;
+        for (j, block) in f.chunks_exact_mut(2 * half).enumerate() {
+            let (lo, hi) = block.split_at_mut(half);
+            butterfly(backend, lo, hi, base[l] ^ offsets.small(j), inverse);
         }
     }
 }
@@ -176,24 +190,8 @@ pub fn bottom64(backend: Backend, f: &mut [u64; 64], base: [u64; 6], offsets: &O
             x86::bottom64_vpclmul(f, base, &offsets.lanes, inverse)
         },
         _ => {
-            let upper = |f: &mut [u64; 64]| {
-                let level = |f: &mut [u64; 64], l: usize| {
-                    let half = 32 >> l;
-                    for (j, block) in f.chunks_exact_mut(2 * half).enumerate() {
-                        let (lo, hi) = block.split_at_mut(half);
-                        butterfly(backend, lo, hi, base[l] ^ offsets.small(j), inverse);
-                    }
-                };
-                if inverse {
-                    level(f, 1);
-                    level(f, 0);
-                } else {
-                    level(f, 0);
-                    level(f, 1);
-                }
-            };
             if !inverse {
-                upper(f);
+                levels_portable(backend, f, 32, &base, offsets, &[0, 1], false);
             }
             for (q, block) in f.chunks_exact_mut(16).enumerate() {
                 let block: &mut [u64; 16] = block.try_into().expect("chunks of 16");
@@ -201,7 +199,7 @@ pub fn bottom64(backend: Backend, f: &mut [u64; 64], base: [u64; 6], offsets: &O
                 bottom16(backend, block, base16, offsets, inverse);
             }
             if inverse {
-                upper(f);
+                levels_portable(backend, f, 32, &base, offsets, &[1, 0], true);
             }
         }
     }
