@@ -835,7 +835,8 @@ impl Accumulator {
             ifft(be, tables(), &mut self.values, 0);
             from_novel(be, &mut self.values[len / 2..]);
             // No piece at all when the wanted bits lie past the transform's.
-            let last = (skip + nbits).div_ceil(32).min(len).max(first);
+            let first = first.min(len);
+            let last = (skip + nbits).div_ceil(32).clamp(first, len);
             let pieces = top_product_range(be, &self.values, first, last);
             unsegment_bits(&pieces, skip - 32 * first, nbits, out);
             return;
