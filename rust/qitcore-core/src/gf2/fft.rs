@@ -100,12 +100,17 @@ fn cantor_basis() -> [u64; 64] {
     beta
 }
 
-/// Transforms (and basis changes) of at least this many elements do two levels per pass over
-/// memory: beyond the caches a level costs its reads and writes, not its products.
+/// Basis changes of at least this many elements run their steps reordered for the cache
+/// ([`blocked`]): beyond the caches a step costs its reads and writes, not its XORs.
 const FUSE_LEN: usize = 1 << 16;
 
-/// Elements per quarter that one step of a fused pass works on: four such runs stay in L1.
+/// Elements per run of a large basis change's reordered steps, and per quarter in a shared
+/// two-level pass: four such runs stay in L1.
 const FUSE_BLOCK: usize = 512;
+
+/// Transforms of at least this many elements run two levels per pass ([`radix4_pass`]), the
+/// four quarters' values in registers; shorter ones end in the kernels on blocks of 64 and 16.
+const RADIX4_LEN: usize = 256;
 
 /// Two levels of butterflies on `f` (block `b`) in one pass: the level of `f` (twiddle `W[b]`,
 /// quarter `k` against quarter `k + 2`) and those of its halves (`W[2b]`, `W[2b + 1]`), eight
@@ -166,7 +171,7 @@ fn fft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
     if half == 0 {
         return;
     }
-    if f.len() >= 256 {
+    if f.len() >= RADIX4_LEN {
         radix4_pass(be, t, f, b, false);
         on_quarters(f, b, &|q, c| fft(be, t, q, c));
         return;
@@ -195,7 +200,7 @@ fn ifft(be: Backend, t: &Tables, f: &mut [u64], b: usize) {
     if half == 0 {
         return;
     }
-    if f.len() >= 256 {
+    if f.len() >= RADIX4_LEN {
         on_quarters(f, b, &|q, c| ifft(be, t, q, c));
         radix4_pass(be, t, f, b, true);
         return;
