@@ -152,9 +152,10 @@ pub fn cyclic_bwt_of_numbers(n: usize, join: &[u8], values: &[u8]) -> Transform 
     tokens.clear();
     tokens.extend(values.iter().map(|&v| alphabet.standard_rank[usize::from(v)]));
     tokens.push(alphabet.join_rank);
+    let count = super::token_counts(&tokens, alphabet.tokens.len());
 
-    let before = super::interval_order::interval_rotation_order(&tokens, alphabet.tokens.len(), LOOKAHEAD)
-        .or_else(|| radix_rotation_order(&tokens, alphabet.tokens.len()))
+    let before = super::interval_order::interval_rotation_order(&tokens, &count, LOOKAHEAD)
+        .or_else(|| radix_rotation_order(&tokens, &count))
         .unwrap_or_else(|| {
             let mut order = rotation_order(&tokens, LOOKAHEAD.min(tokens.len())).unwrap_or_else(|| {
                 rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison")
@@ -164,7 +165,7 @@ pub fn cyclic_bwt_of_numbers(n: usize, join: &[u8], values: &[u8]) -> Transform 
             }
             order
         });
-    let transform = scatter(&tokens, &before, &alphabet, n);
+    let transform = scatter(&count, &before, &alphabet, n);
     super::buffers::give(tokens);
     super::buffers::give(before);
     transform
@@ -271,23 +272,12 @@ impl PackedTokens {
 /// and one bucket's records. `None` (the suffix sort then decides) for short blocks, a single
 /// symbol, tokens so alike that too many rotations would share the key, and any two rotations
 /// agreeing on [`LOOKAHEAD`] tokens.
-fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
+fn radix_rotation_order(tokens: &[u16], count: &[u32]) -> Option<Vec<u32>> {
     let m = tokens.len();
     if m < RADIX_MIN_TOKENS.max(LOOKAHEAD) || m >= 1 << POSITION_BITS {
         return None;
     }
-    // Four tables, summed: equal tokens in a row would each wait on the last one's count.
-    let mut counts = vec![[0u32; 4]; ranks];
-    let mut quads = tokens.chunks_exact(4);
-    for q in &mut quads {
-        for (k, &t) in q.iter().enumerate() {
-            counts[usize::from(t)][k] += 1;
-        }
-    }
-    for &t in quads.remainder() {
-        counts[usize::from(t)][0] += 1;
-    }
-    let count: Vec<u32> = counts.iter().map(|c| c.iter().sum()).collect();
+    let ranks = count.len();
     let distinct = count.iter().filter(|&&c| c > 0).count() as f64;
     // Pairs of rotations sharing their first `depth` tokens number about m^2 p^depth / 2, p the
     // chance that two tokens are equal: the depth wanted keeps that near m / 128.
@@ -296,7 +286,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
     // Keys are made of the tokens' ranks among those present (the same order, fewer bits).
     let mut dense = vec![0u16; ranks];
     let mut present = 0u16;
-    for (d, &c) in dense.iter_mut().zip(&count) {
+    for (d, &c) in dense.iter_mut().zip(count) {
         *d = present;
         present += u16::from(c > 0);
     }
@@ -316,7 +306,7 @@ fn radix_rotation_order(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
     let packed = PackedTokens::new(tokens, LOOKAHEAD, &dense, bits);
     let key = |p: usize| packed.at_token(p) >> (64 - key_bits);
     if bits >= LSD_MIN_BITS {
-        let mut order = lsd_order(m, &key, key_bits, (bits, depth), (&dense, &count))?;
+        let mut order = lsd_order(m, &key, key_bits, (bits, depth), (&dense, count))?;
         let groups_sorted =
             sort_groups(&mut order, &key, |a, b| packed.compare(a + depth, b + depth, LOOKAHEAD - depth));
         let order = groups_sorted.then(|| {
@@ -580,11 +570,8 @@ fn rotation_order(tokens: &[u16], lookahead: usize) -> Option<Vec<u32>> {
 /// Rotations sorted by (tail, rank of the following token's rotation): walk the token rotations
 /// in order (`before` holds the token before each) and drop each tail of the token before them
 /// into its tail's bucket.
-fn scatter(tokens: &[u16], before: &[u32], alphabet: &Alphabet, n: usize) -> Transform {
-    let mut per_token = vec![0usize; alphabet.tokens.len()];
-    for &t in tokens {
-        per_token[usize::from(t)] += 1;
-    }
+fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Transform {
+    let per_token: Vec<usize> = count.iter().map(|&c| c as usize).collect();
     // The transform holds the block's bytes, which are those of its tokens: number them here
     // and write the numbers, sparing the coder a pass to find them.
     let mut in_use = [false; 256];
@@ -716,6 +703,11 @@ mod tests {
     use super::*;
     use crate::maths::xoshiro::Xoshiro256;
 
+    /// The radix sort given the tokens' counts.
+    fn radix(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
+        radix_rotation_order(tokens, &super::super::token_counts(tokens, ranks))
+    }
+
     fn check(block: &[u8]) {
         assert_eq!(cyclic_bwt(block), naive_cyclic_bwt(block), "{:?}", String::from_utf8_lossy(block));
     }
@@ -750,7 +742,7 @@ mod tests {
         ];
         for (seed, (used, ranks, m)) in cases.into_iter().enumerate() {
             let tokens = random_tokens(m, used, seed as u64 + 1);
-            let radix = radix_rotation_order(&tokens, ranks).expect("random tokens take the radix sort");
+            let radix = radix(&tokens, ranks).expect("random tokens take the radix sort");
             let order = rotation_order(&tokens, LOOKAHEAD).expect("random rotations differ early");
             let before: Vec<u32> = order.iter().map(|&s| u32::from(tokens[(s as usize + m - 1) % m])).collect();
             assert_eq!(radix, before, "{used} of {ranks} ranks, {m} tokens");
@@ -790,14 +782,14 @@ mod tests {
             [(5u64, 220_000usize), (17, 170_000), (65, 125_000), (5, 5_000)].into_iter().enumerate()
         {
             let tokens = bell_tokens(m, spread, seed as u64 + 11);
-            let radix = radix_rotation_order(&tokens, 257).expect("bell-shaped tokens take the radix sort");
+            let radix = radix(&tokens, 257).expect("bell-shaped tokens take the radix sort");
             let order = rotation_order(&tokens, LOOKAHEAD).expect("random rotations differ early");
             let before: Vec<u32> = order.iter().map(|&s| u32::from(tokens[(s as usize + m - 1) % m])).collect();
             assert_eq!(radix, before, "spread {spread}, {m} tokens");
         }
         // A clipping ADC: a tenth of the samples or more on one value, which takes a longer key.
         let clipped: Vec<u16> = bell_tokens(125_000, 65, 15).into_iter().map(|t| t.min(150)).collect();
-        let radix = radix_rotation_order(&clipped, 257).expect("clipped tokens take the radix sort");
+        let radix = radix(&clipped, 257).expect("clipped tokens take the radix sort");
         let order = rotation_order(&clipped, LOOKAHEAD).expect("random rotations differ early");
         let before: Vec<u32> =
             order.iter().map(|&s| u32::from(clipped[(s as usize + clipped.len() - 1) % clipped.len()])).collect();
@@ -807,11 +799,11 @@ mod tests {
     #[test]
     fn radix_sort_declines_what_it_cannot_decide() {
         // A single symbol; too short; rotations equal over the lookahead.
-        assert!(radix_rotation_order(&[7u16; 50_000], 257).is_none());
-        assert!(radix_rotation_order(&random_tokens(1_000, 257, 6), 257).is_none());
+        assert!(radix(&[7u16; 50_000], 257).is_none());
+        assert!(radix(&random_tokens(1_000, 257, 6), 257).is_none());
         let mut repeated = random_tokens(10_000, 257, 7);
         repeated.extend_from_within(1_000..1_000 + 2 * LOOKAHEAD);
-        assert!(radix_rotation_order(&repeated, 257).is_none());
+        assert!(radix(&repeated, 257).is_none());
         assert!(rotation_order(&repeated, LOOKAHEAD).is_none());
     }
 

@@ -49,25 +49,36 @@ const MAX_PRESENT: usize = 128;
 /// rounding bound grow as `1 / (1 - c)`.
 const MAX_SHARE: f64 = 0.99;
 
-/// For the rotations of `tokens` (ranks below `ranks`, in string order) in sorted order, the
+/// For the rotations of `tokens` (ranks in string order, `count` of each) in sorted order, the
 /// token before each; `None` when the block is short, has one token or more than
 /// [`MAX_PRESENT`], one token takes more than [`MAX_SHARE`] of it, or two rotations agree on
 /// `lookahead` tokens (the caller then sorts otherwise).
 // Not inlined: in its caller it slowed the radix sort of the blocks it declines (8-bit samples).
 #[inline(never)]
-pub(super) fn interval_rotation_order(tokens: &[u16], ranks: usize, lookahead: usize) -> Option<Vec<u32>> {
+pub(super) fn interval_rotation_order(tokens: &[u16], count: &[u32], lookahead: usize) -> Option<Vec<u32>> {
     let m = tokens.len();
     if m < MIN_TOKENS.max(lookahead) || m >= 1 << POSITION_BITS {
         return None;
     }
-    let intervals = Intervals::new(tokens, ranks)?;
-    // Keys for every start, and the count of each top byte.
+    let intervals = Intervals::new(count, m)?;
     let mut records = super::buffers::take::<u64>(m);
     records.resize(m, 0);
+    intervals.keys(tokens, &mut records);
+    // The records by their keys' top byte, counted in a pass of their own: counted as the keys
+    // were made, each count's increment waited on the last (the loop took three times as long).
     let mut bounds = [0u32; DIGITS + 1];
-    intervals.keys(tokens, &mut records, &mut bounds[1..]);
-    for d in 1..=DIGITS {
-        bounds[d] += bounds[d - 1];
+    let mut counts = [[0u32; DIGITS]; 4];
+    let mut quads = records.chunks_exact(4);
+    for quad in &mut quads {
+        for (table, &r) in counts.iter_mut().zip(quad) {
+            table[(r >> (64 - DIGIT)) as usize] += 1;
+        }
+    }
+    for &r in quads.remainder() {
+        counts[0][(r >> (64 - DIGIT)) as usize] += 1;
+    }
+    for d in 0..DIGITS {
+        bounds[d + 1] = bounds[d] + counts.iter().map(|table| table[d]).sum::<u32>();
     }
     let mut sorted = super::buffers::take::<u64>(m);
     sorted.resize(m, 0);
@@ -80,44 +91,69 @@ pub(super) fn interval_rotation_order(tokens: &[u16], ranks: usize, lookahead: u
         unsafe { *sorted.get_unchecked_mut(*slot as usize) = r };
         *slot += 1;
     }
-    // Each bucket on the next two bytes, least significant first, through `records` as scratch.
-    for w in bounds.windows(2) {
-        let (from, to) = (w[0] as usize, w[1] as usize);
-        if to - from < SHORT_BUCKET {
-            sorted[from..to].sort_unstable();
-        } else {
-            sort_bucket(&mut sorted[from..to], &mut records[from..to]);
-        }
-    }
-    super::buffers::give(records);
-    let mut records = sorted;
-    // Records sharing their top 24 bits, sorted whole; then rotations whose kept keys are at most
-    // one unit apart, ordered by their tokens.
-    let top = 64 - 3 * DIGIT;
-    sort_runs(&mut records, |a, b| a >> top == b >> top, |run| run.sort_unstable());
     let position = |r: u64| (r & ((1 << POSITION_BITS) - 1)) as usize;
     let mut distinct = true;
-    sort_runs(
-        &mut records,
-        |a, b| (b >> POSITION_BITS) - (a >> POSITION_BITS) <= 1,
-        |run| {
-            let compare = |a: &u64, b: &u64| compare_rotations(tokens, position(*a), position(*b), lookahead);
-            run.sort_unstable_by(compare);
-            distinct &= run.windows(2).all(|w| compare(&w[0], &w[1]).is_lt());
-        },
-    );
-    let order = distinct.then(|| {
-        let mut order = super::buffers::take::<u32>(m);
-        order.clear();
-        // The token before: a selection, not a remainder (a division a rotation).
-        order.extend(records.iter().map(|&r| {
+    let by_tokens = |run: &mut [u64]| {
+        let compare = |a: &u64, b: &u64| compare_rotations(tokens, position(*a), position(*b), lookahead);
+        run.sort_unstable_by(compare);
+        distinct &= run.windows(2).all(|w| compare(&w[0], &w[1]).is_lt());
+    };
+    let mut order = super::buffers::take::<u32>(m);
+    order.resize(m, 0);
+    sort_buckets(&mut sorted, &mut records, &bounds, by_tokens, |from, run| {
+        for (o, &r) in order[from..].iter_mut().zip(run) {
             let p = position(r);
-            u32::from(tokens[if p == 0 { m - 1 } else { p - 1 }])
-        }));
-        order
+            // The token before: a selection, not a remainder (a division a rotation).
+            *o = u32::from(tokens[if p == 0 { m - 1 } else { p - 1 }]);
+        }
     });
     super::buffers::give(records);
-    order
+    super::buffers::give(sorted);
+    if distinct {
+        Some(order)
+    } else {
+        super::buffers::give(order);
+        None
+    }
+}
+
+/// Completes the sort of `records` (bucketed on their top byte, the buckets' starts in `bounds`)
+/// one bucket at a time while it is in the first-level cache: on the next two bytes (least
+/// significant first, through `scratch` as large), then records sharing their top 24 bits sorted
+/// whole, then runs of records whose kept keys are at most one unit apart by `by_tokens`. Each
+/// stretch of records in its final order goes to `emit` with its place, at most twice (near keys
+/// in neighbouring buckets, rare, have the whole sorted again and emitted whole).
+fn sort_buckets(
+    records: &mut [u64],
+    scratch: &mut [u64],
+    bounds: &[u32; DIGITS + 1],
+    mut by_tokens: impl FnMut(&mut [u64]),
+    mut emit: impl FnMut(usize, &[u64]),
+) {
+    let near = |a: u64, b: u64| (b >> POSITION_BITS) - (a >> POSITION_BITS) <= 1;
+    let top = 64 - 3 * DIGIT;
+    // The largest record of the buckets so far (before `by_tokens` moved any).
+    let (mut across, mut largest) = (false, None);
+    for w in bounds.windows(2).filter(|w| w[1] > w[0]) {
+        let (from, to) = (w[0] as usize, w[1] as usize);
+        let bucket = &mut records[from..to];
+        if bucket.len() < SHORT_BUCKET {
+            bucket.sort_unstable();
+        } else {
+            sort_bucket(bucket, &mut scratch[from..to]);
+        }
+        sort_runs(bucket, |a, b| a >> top == b >> top, |run| run.sort_unstable());
+        across |= largest.is_some_and(|last| near(last, bucket[0]));
+        largest = bucket.last().copied();
+        sort_runs(bucket, near, &mut by_tokens);
+        emit(from, bucket);
+    }
+    if across {
+        // The runs ordered by `by_tokens` are out of key order: the whole again, as integers.
+        records.sort_unstable();
+        sort_runs(records, near, &mut by_tokens);
+        emit(0, records);
+    }
 }
 
 /// Sorts `bucket` on bits 40 to 55 of its records (their second and third bytes), stably, with
@@ -145,16 +181,26 @@ fn sort_bucket(bucket: &mut [u64], scratch: &mut [u64]) {
 }
 
 /// Applies `sort` to each run of two or more neighbours in `records` that `together` joins.
+/// Runs are a few in a thousand records: stretches of 16 with none are passed over by one
+/// branch-free test.
 fn sort_runs(records: &mut [u64], together: impl Fn(u64, u64) -> bool, mut sort: impl FnMut(&mut [u64])) {
-    let mut first = 0;
-    for i in 1..=records.len() {
-        if i < records.len() && together(records[i - 1], records[i]) {
+    const STRETCH: usize = 16;
+    let n = records.len();
+    let mut i = 1;
+    while i < n {
+        let end = (i + STRETCH).min(n);
+        if !(i..end).fold(false, |any, j| any | together(records[j - 1], records[j])) {
+            i = end;
             continue;
         }
-        if i - first > 1 {
-            sort(&mut records[first..i]);
+        while i < end && !together(records[i - 1], records[i]) {
+            i += 1;
         }
-        first = i;
+        let first = i - 1;
+        while i < n && together(records[i - 1], records[i]) {
+            i += 1;
+        }
+        sort(&mut records[first..i]);
     }
 }
 
@@ -175,30 +221,17 @@ struct Intervals {
 impl Intervals {
     /// Widths in the tokens' shares (at least one unit each for the tokens present), in rank
     /// order; `None` for a single token, more than [`MAX_PRESENT`], or one over [`MAX_SHARE`].
-    fn new(tokens: &[u16], ranks: usize) -> Option<Self> {
-        let m = tokens.len() as u128;
-        let mut count = vec![0u64; ranks];
-        let mut present = 0;
-        for &t in tokens {
-            let c = &mut count[usize::from(t)];
-            if *c == 0 {
-                // Given up as soon as too many are seen: 8-bit samples over most values show
-                // more within a few hundred tokens.
-                present += 1;
-                if present > MAX_PRESENT {
-                    return None;
-                }
-            }
-            *c += 1;
-        }
-        if present < 2 {
+    fn new(count: &[u32], m: usize) -> Option<Self> {
+        let present = count.iter().filter(|&&c| c > 0).count();
+        if !(2..=MAX_PRESENT).contains(&present) {
             return None;
         }
+        let m = m as u128;
         // Widths sum to at most 2^64 - 2^32 + ranks: the intervals fit below 2^64.
         let scale = (1u128 << 64) - (1u128 << 32);
-        let mut of = Vec::with_capacity(ranks);
+        let mut of = Vec::with_capacity(count.len());
         let mut start = 0u64;
-        for &c in &count {
+        for &c in count {
             let width = if c == 0 { 0 } else { ((u128::from(c) * scale / m) as u64).max(1) };
             of.push((start, width));
             start += width;
@@ -212,11 +245,10 @@ impl Intervals {
         Some(Intervals { of, lead })
     }
 
-    /// Every rotation's record (its key's top 44 bits, then its start) at its start in `records`,
-    /// and the count of each top byte of the keys in `top`.
-    fn keys(&self, tokens: &[u16], records: &mut [u64], top: &mut [u32]) {
+    /// Every rotation's record (its key's top 44 bits, then its start) at its start in `records`.
+    fn keys(&self, tokens: &[u16], records: &mut [u64]) {
         let m = tokens.len();
-        assert!(records.len() == m && top.len() == DIGITS);
+        assert_eq!(records.len(), m);
         let step = |key: u64, t: u16| {
             let (start, width) = self.of[usize::from(t)];
             start + ((u128::from(width) * u128::from(key)) >> 64) as u64
@@ -232,11 +264,7 @@ impl Intervals {
                 key[c] = step(key[c], tokens[at]);
             }
         }
-        let mut keep = |key: u64, p: usize| {
-            let record = key >> POSITION_BITS << POSITION_BITS | p as u64;
-            records[p] = record;
-            top[(record >> (64 - DIGIT)) as usize] += 1;
-        };
+        let mut keep = |key: u64, p: usize| records[p] = key >> POSITION_BITS << POSITION_BITS | p as u64;
         let short = m / CHAINS;
         for i in 0..short {
             for c in 0..CHAINS {
@@ -258,6 +286,10 @@ impl Intervals {
 mod tests {
     use super::*;
     use crate::maths::xoshiro::Xoshiro256;
+
+    fn counted(tokens: &[u16], ranks: usize) -> Vec<u32> {
+        super::super::token_counts(tokens, ranks)
+    }
 
     /// The reference: every rotation sorted by comparing its tokens in full, round the block.
     fn naive_before(tokens: &[u16]) -> Vec<u32> {
@@ -289,7 +321,8 @@ mod tests {
         for (k, (ranks, mut tokens)) in cases.into_iter().enumerate() {
             // A joining token of its own, once.
             tokens.push((ranks - 1) as u16);
-            let ours = interval_rotation_order(&tokens, ranks, 64).expect("random tokens are sorted");
+            let ours =
+                interval_rotation_order(&tokens, &counted(&tokens, ranks), 64).expect("random tokens are sorted");
             assert_eq!(ours, naive_before(&tokens), "case {k}");
         }
     }
@@ -307,7 +340,8 @@ mod tests {
                 tokens[to..to + len].copy_from_slice(&stretch);
             }
         }
-        let ours = interval_rotation_order(&tokens, 3, 64).expect("no two rotations agree on 64 tokens");
+        let ours =
+            interval_rotation_order(&tokens, &counted(&tokens, 3), 64).expect("no two rotations agree on 64 tokens");
         assert_eq!(ours, naive_before(&tokens));
     }
 
@@ -318,13 +352,59 @@ mod tests {
         // too short; too many tokens.
         let mut repeated: Vec<u16> = (0..10_000).map(|_| (g.next_u64() % 5) as u16).collect();
         repeated.extend_from_within(1_000..1_200);
-        assert!(interval_rotation_order(&repeated, 5, 64).is_none());
-        assert!(interval_rotation_order(&[3u16; 10_000], 5, 64).is_none());
+        assert!(interval_rotation_order(&repeated, &counted(&repeated, 5), 64).is_none());
+        assert!(interval_rotation_order(&[3u16; 10_000], &counted(&[3u16; 10_000], 5), 64).is_none());
         let skewed: Vec<u16> = (0..10_000).map(|i| u16::from(i % 200 == 0)).collect();
-        assert!(interval_rotation_order(&skewed, 2, 64).is_none());
-        assert!(interval_rotation_order(&repeated[..MIN_TOKENS - 1], 5, 64).is_none());
+        assert!(interval_rotation_order(&skewed, &counted(&skewed, 2), 64).is_none());
+        assert!(interval_rotation_order(&repeated[..MIN_TOKENS - 1], &counted(&repeated[..MIN_TOKENS - 1], 5), 64)
+            .is_none());
         let wide: Vec<u16> = (0..10_000).map(|_| (g.next_u64() % 200) as u16).collect();
-        assert!(interval_rotation_order(&wide, 200, 64).is_none(), "more than {MAX_PRESENT} tokens");
+        assert!(interval_rotation_order(&wide, &counted(&wide, 200), 64).is_none(), "more than {MAX_PRESENT} tokens");
+    }
+
+    #[test]
+    fn buckets_sort_as_the_whole_does() {
+        // Records with keys spread over a few top bytes, among them near pairs and triples (keys
+        // at most one unit apart) inside buckets and across their edges, and keys sharing their
+        // top 24 bits: the buckets' sort with runs of near keys ordered by start, descending,
+        // equals sorting the whole and then ordering each run so.
+        let mut g = Xoshiro256::from_seed(12);
+        let unit = 1u64 << POSITION_BITS;
+        let mut keys: Vec<u64> =
+            (0..5_000).map(|_| g.next_u64() >> 62 << 62 | g.next_u64() >> 2 & !(unit - 1)).collect();
+        for edge in [1u64 << 62, 2 << 62, 3 << 62] {
+            keys.extend([edge - unit, edge, edge + unit]);
+        }
+        for _ in 0..40 {
+            let k = g.next_u64() & !(unit - 1);
+            keys.extend([k, k + unit, k ^ 1 << 41]);
+        }
+        let records: Vec<u64> = keys.iter().enumerate().map(|(p, &k)| k | p as u64).collect();
+        let descending = |run: &mut [u64]| run.sort_unstable_by_key(|&r| std::cmp::Reverse(r & (unit - 1)));
+        let near = |a: u64, b: u64| (b >> POSITION_BITS) - (a >> POSITION_BITS) <= 1;
+        let mut expected = records.clone();
+        expected.sort_unstable();
+        sort_runs(&mut expected, near, descending);
+        let mut bounds = [0u32; DIGITS + 1];
+        for &r in &records {
+            bounds[(r >> (64 - DIGIT)) as usize + 1] += 1;
+        }
+        for d in 0..DIGITS {
+            bounds[d + 1] += bounds[d];
+        }
+        let mut bucketed = records.clone();
+        bucketed.sort_unstable_by_key(|&r| r >> (64 - DIGIT));
+        let mut scratch = vec![0u64; records.len()];
+        let mut emitted = vec![0u64; records.len()];
+        sort_buckets(&mut bucketed, &mut scratch, &bounds, descending, |from, run| {
+            emitted[from..from + run.len()].copy_from_slice(run)
+        });
+        let first = emitted.iter().zip(&expected).position(|(a, b)| a != b);
+        assert!(
+            first.is_none(),
+            "{:?}",
+            first.map(|i| (i, &emitted[i.saturating_sub(3)..i + 3], &expected[i.saturating_sub(3)..i + 3]))
+        );
     }
 
     #[test]
@@ -333,7 +413,7 @@ mod tests {
         // runs of the common token some dozens long.
         let mut tokens = drawn(30_000, 9, |g| u16::from(g.next_u64() % 100 < 20));
         tokens.push(2);
-        let ours = interval_rotation_order(&tokens, 3, 64).expect("no run of 64 equal tokens");
+        let ours = interval_rotation_order(&tokens, &counted(&tokens, 3), 64).expect("no run of 64 equal tokens");
         assert_eq!(ours, naive_before(&tokens));
     }
 }

@@ -15,6 +15,22 @@ mod coding;
 mod huffman;
 mod interval_order;
 
+/// How many times each rank below `ranks` occurs in `tokens`, counted into four tables: equal
+/// tokens in a row would each wait on the last one's count.
+fn token_counts(tokens: &[u16], ranks: usize) -> Vec<u32> {
+    let mut counts = vec![[0u32; 4]; ranks];
+    let mut quads = tokens.chunks_exact(4);
+    for q in &mut quads {
+        for (k, &t) in q.iter().enumerate() {
+            counts[usize::from(t)][k] += 1;
+        }
+    }
+    for &t in quads.remainder() {
+        counts[usize::from(t)][0] += 1;
+    }
+    counts.iter().map(|c| c.iter().sum()).collect()
+}
+
 /// Bytes per block at block size 5 (`100000 * 5 - 19` in libbzip2).
 const BLOCK: usize = 499_981;
 
