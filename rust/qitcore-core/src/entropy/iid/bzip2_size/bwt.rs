@@ -600,7 +600,7 @@ fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Tran
     // is no token's proper tail (three-digit numbers, as a rule) is a whole token wherever it
     // occurs, preceded by a space: its bucket is filled with spaces at once, and the tokens skip
     // it. The other tails go through slots: each token's padded to two with a spare bucket whose
-    // slot is reset to the end after every token, a loop of fixed length, where a variable one
+    // slot runs past the end, a loop of fixed length, where a variable one
     // is mispredicted on random text. A token with more (the joining token can have up to seven
     // tails) goes the long way.
     let space_tail = alphabet.tails[0].last().expect("a token has a tail").0;
@@ -612,9 +612,13 @@ fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Tran
         tails.iter().skip(1).for_each(|&(tail, _)| proper[usize::from(tail)] = true);
     }
     let space = number[usize::from(b' ')];
-    // Every place below n is written below, by a slot or a fill: no zeroing needed.
-    let mut bwt = super::buffers::take::<u8>(n + 2);
-    bwt.resize(n + 2, 0);
+    // Every place below n is written below, by a slot or a fill: no zeroing needed. Past n, room
+    // for two bytes a token that the spare bucket's slot runs through: were its slot reset after
+    // each token instead, the next token's slot load would wait on that store (five cycles a
+    // token where one suffices).
+    let junk = n + 2 + 2 * before.len();
+    let mut bwt = super::buffers::take::<u8>(junk);
+    bwt.resize(junk, 0);
     let spare = alphabet.tail_count;
     let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();
     next.push(n as u32);
@@ -657,12 +661,26 @@ fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Tran
     if one_slot {
         let single: Vec<(u16, u8)> =
             slotted.iter().map(|s| s.map_or((spare as u16, 0), |(bucket, byte)| (bucket[0], byte[0]))).collect();
+        // The buckets the tokens present write to, a lane each when they fit in one register.
+        let mut buckets: Vec<u16> = single.iter().zip(&per_token).filter(|(_, &c)| c > 0).map(|(w, _)| w.0).collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        if buckets.len() <= super::slots::LANES {
+            let lane = |bucket: u16| buckets.binary_search(&bucket).unwrap_or(0) as u8;
+            let writes: Vec<(u8, u8)> = single.iter().map(|&(bucket, byte)| (lane(bucket), byte)).collect();
+            let mut slots = [0u32; super::slots::LANES];
+            for (slot, &bucket) in slots.iter_mut().zip(&buckets) {
+                *slot = next[usize::from(bucket)];
+            }
+            super::slots::fill(before, &writes, &mut slots, &mut bwt);
+            bwt.truncate(n);
+            return Transform { symbols: bwt, in_use, repeats };
+        }
         for &previous in before {
             let (bucket, byte) = single[previous as usize];
             let slot = next[usize::from(bucket)];
             bwt[slot as usize] = byte;
             next[usize::from(bucket)] = slot + 1;
-            next[spare] = n as u32;
         }
         bwt.truncate(n);
         return Transform { symbols: bwt, in_use, repeats };
@@ -683,7 +701,6 @@ fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Tran
             bwt[slot as usize] = byte[k];
             next[usize::from(bucket[k])] = slot + 1;
         }
-        next[spare] = n as u32;
     }
     bwt.truncate(n);
     Transform { symbols: bwt, in_use, repeats }

@@ -14,6 +14,7 @@ mod bwt;
 mod coding;
 mod huffman;
 mod interval_order;
+mod slots;
 
 /// How many times each rank below `ranks` occurs in `tokens`, counted into four tables: equal
 /// tokens in a row would each wait on the last one's count.
