@@ -11,11 +11,10 @@
 //!
 //! The byte before a tail is a digit of the same token, or a space when the tail is a whole token.
 //! Shuffled samples, the permutation tests' case, have rotations that differ within a few tokens:
-//! a radix sort on those few, with the rare ties sorted further, orders them (see
-//! [`radix_rotation_order`]); blocks of at most 128 distinct numbers, whose shares are uneven
-//! (a Gaussian source's), are sorted on the rotations' arithmetic codes instead, which are spread
-//! evenly (see `interval_order.rs`). Otherwise a suffix array of the tokens followed by a copy of their
-//! first [`LOOKAHEAD`] does; adjacent rotations are checked to differ within that many tokens, and
+//! they are sorted on the rotations' arithmetic codes, which are spread evenly whatever the
+//! tokens' shares (see `interval_order.rs`); where that declines, a radix sort on their first
+//! few tokens, with the rare ties sorted further (see [`radix_rotation_order`]). Otherwise a
+//! suffix array of the tokens followed by a copy of their first [`LOOKAHEAD`] does; adjacent rotations are checked to differ within that many tokens, and
 //! a block that repeats itself (where they do not) is sorted again with a full second copy.
 
 /// Tokens of the cyclic continuation appended for the suffix sort.

@@ -40,19 +40,14 @@ const DIGITS: usize = 1 << DIGIT;
 /// Buckets shorter than this are sorted by comparison.
 const SHORT_BUCKET: usize = 64;
 
-/// Most distinct tokens for this sort: with more (8-bit samples over most values, whose numbers
-/// are most of them of three digits and fewer to a block) the least-significant-first sort of
-/// `bwt.rs` on fixed-width ranks is as quick or quicker.
-const MAX_PRESENT: usize = 128;
-
 /// Largest share of one token for which the sort is made: the start distance `L` and the
 /// rounding bound grow as `1 / (1 - c)`.
 const MAX_SHARE: f64 = 0.99;
 
 /// For the rotations of `tokens` (ranks in string order, `count` of each) in sorted order, the
-/// token before each; `None` when the block is short, has one token or more than
-/// [`MAX_PRESENT`], one token takes more than [`MAX_SHARE`] of it, or two rotations agree on
-/// `lookahead` tokens (the caller then sorts otherwise).
+/// token before each; `None` when the block is short, has one token, one token takes more than
+/// [`MAX_SHARE`] of it, or two rotations agree on `lookahead` tokens (the caller then sorts
+/// otherwise).
 // Not inlined: in its caller it slowed the radix sort of the blocks it declines (8-bit samples).
 #[inline(never)]
 pub(super) fn interval_rotation_order(tokens: &[u16], count: &[u32], lookahead: usize) -> Option<Vec<u32>> {
@@ -220,10 +215,9 @@ struct Intervals {
 
 impl Intervals {
     /// Widths in the tokens' shares (at least one unit each for the tokens present), in rank
-    /// order; `None` for a single token, more than [`MAX_PRESENT`], or one over [`MAX_SHARE`].
+    /// order; `None` for a single token or one over [`MAX_SHARE`].
     fn new(count: &[u32], m: usize) -> Option<Self> {
-        let present = count.iter().filter(|&&c| c > 0).count();
-        if !(2..=MAX_PRESENT).contains(&present) {
+        if count.iter().filter(|&&c| c > 0).count() < 2 {
             return None;
         }
         let m = m as u128;
@@ -315,6 +309,7 @@ mod tests {
             (65, drawn(25_000, 3, |g| (0..4).map(|_| g.next_u64() % 17).sum::<u64>() as u16)),
             (17, drawn(40_000, 4, |g| (0..4).map(|_| g.next_u64() % 5).sum::<u64>() as u16)),
             (257, drawn(30_000, 11, |g| (0..4).map(|_| g.next_u64() % 32).sum::<u64>() as u16)),
+            (257, drawn(20_000, 13, |g| (g.next_u64() % 256) as u16)),
             (3, drawn(50_000, 5, |g| u16::from(g.next_u64() % 100 < 70))),
             (257, drawn(10_000, 6, |g| if g.next_u64() % 1000 == 0 { 256 } else { (g.next_u64() % 2) as u16 })),
         ];
@@ -349,7 +344,7 @@ mod tests {
     fn declines_what_it_cannot_order() {
         let mut g = Xoshiro256::from_seed(8);
         // Rotations agreeing on the whole lookahead; one token only; one token over the share;
-        // too short; too many tokens.
+        // too short.
         let mut repeated: Vec<u16> = (0..10_000).map(|_| (g.next_u64() % 5) as u16).collect();
         repeated.extend_from_within(1_000..1_200);
         assert!(interval_rotation_order(&repeated, &counted(&repeated, 5), 64).is_none());
@@ -358,8 +353,6 @@ mod tests {
         assert!(interval_rotation_order(&skewed, &counted(&skewed, 2), 64).is_none());
         assert!(interval_rotation_order(&repeated[..MIN_TOKENS - 1], &counted(&repeated[..MIN_TOKENS - 1], 5), 64)
             .is_none());
-        let wide: Vec<u16> = (0..10_000).map(|_| (g.next_u64() % 200) as u16).collect();
-        assert!(interval_rotation_order(&wide, &counted(&wide, 200), 64).is_none(), "more than {MAX_PRESENT} tokens");
     }
 
     #[test]
