@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import qitcore
-from qitcore.cli import _parser, main
+from qitcore.cli import GROUPS, _parser, main
 from qitcore.cli import args as cli_args
 
 
@@ -37,6 +37,36 @@ def test_the_tree_reaches_every_subcommand() -> None:
     for command in ("run", "stream", "devices", "assess", "restart", "health", "qkd simulate", "qkd alice",
                     "qkd bob", "kme serve", "kme status", "kme get"):  # fmt: skip
         assert f"qitcore {command}" in progs, command
+
+
+def test_each_group_adds_the_commands_the_table_names() -> None:
+    """``main`` imports only the module of the command named, by this table."""
+    import importlib
+
+    for group, commands in GROUPS.items():
+        sub = cli_args.Parser(prog="qitcore").add_subparsers(dest="command")
+        importlib.import_module(f"qitcore.cli.{group}").add_parsers(sub)
+        assert tuple(sub.choices) == commands, group
+    full = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(full.choices) == [c for commands in GROUPS.values() for c in commands]
+
+
+@pytest.mark.parametrize("command", ["assess", "restart", "health", "qkd", "run"])
+def test_a_command_imports_its_own_group_alone(command: str) -> None:
+    code = (
+        "import sys\n"
+        "from qitcore.cli import main\n"
+        "try:\n"
+        f"    main([{command!r}, '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "groups = {'stream', 'service', 'qkd', 'kme', 'assess', 'extract', 'health'}\n"
+        "print(sorted(m.split('.')[2] for m in sys.modules if m.count('.') == 2 and m.startswith('qitcore.cli.')"
+        " and m.split('.')[2] in groups))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    own = next(group for group, commands in GROUPS.items() if command in commands)
+    assert out.stdout.strip().splitlines()[-1] == str([own]), out.stdout
 
 
 def test_every_option_and_argument_has_help() -> None:

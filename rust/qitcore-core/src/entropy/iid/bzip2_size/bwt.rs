@@ -153,21 +153,50 @@ pub fn cyclic_bwt_of_numbers(n: usize, join: &[u8], values: &[u8]) -> Transform 
     tokens.push(alphabet.join_rank);
     let count = super::token_counts(&tokens, alphabet.tokens.len());
 
-    let before = super::interval_order::interval_rotation_order(&tokens, &count, LOOKAHEAD)
-        .or_else(|| radix_rotation_order(&tokens, &count))
-        .unwrap_or_else(|| {
-            let mut order = rotation_order(&tokens, LOOKAHEAD.min(tokens.len())).unwrap_or_else(|| {
-                rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison")
+    let transform = match super::interval_order::interval_rotation_order(&tokens, &count, LOOKAHEAD) {
+        Some(records) => {
+            let transform = scatter(&count, &records, &alphabet, n);
+            super::buffers::give(records);
+            transform
+        }
+        None => {
+            let before = radix_rotation_order(&tokens, &count).unwrap_or_else(|| {
+                let mut order = rotation_order(&tokens, LOOKAHEAD.min(tokens.len())).unwrap_or_else(|| {
+                    rotation_order(&tokens, tokens.len()).expect("a full copy decides every comparison")
+                });
+                for s in order.iter_mut() {
+                    *s = u32::from(tokens[if *s == 0 { tokens.len() - 1 } else { *s as usize - 1 }]);
+                }
+                order
             });
-            for s in order.iter_mut() {
-                *s = u32::from(tokens[if *s == 0 { tokens.len() - 1 } else { *s as usize - 1 }]);
-            }
-            order
-        });
-    let transform = scatter(&count, &before, &alphabet, n);
+            let transform = scatter(&count, &before, &alphabet, n);
+            super::buffers::give(before);
+            transform
+        }
+    };
     super::buffers::give(tokens);
-    super::buffers::give(before);
     transform
+}
+
+/// An entry of the rotations in sorted order that names the token before its rotation: the
+/// token itself (the radix and suffix sorts), or a record with the token in its low bits (the
+/// interval sort, `interval_order.rs`).
+pub(super) trait Before: Copy {
+    fn token(self) -> usize;
+}
+
+impl Before for u32 {
+    #[inline(always)]
+    fn token(self) -> usize {
+        self as usize
+    }
+}
+
+impl Before for u64 {
+    #[inline(always)]
+    fn token(self) -> usize {
+        (self & ((1 << super::interval_order::POSITION_BITS) - 1)) as usize
+    }
 }
 
 /// Fewest tokens for the radix sort: below this the suffix sort is as quick.
@@ -569,7 +598,7 @@ fn rotation_order(tokens: &[u16], lookahead: usize) -> Option<Vec<u32>> {
 /// Rotations sorted by (tail, rank of the following token's rotation): walk the token rotations
 /// in order (`before` holds the token before each) and drop each tail of the token before them
 /// into its tail's bucket.
-fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Transform {
+fn scatter<B: Before>(count: &[u32], before: &[B], alphabet: &Alphabet, n: usize) -> Transform {
     let per_token: Vec<usize> = count.iter().map(|&c| c as usize).collect();
     // The transform holds the block's bytes, which are those of its tokens: number them here
     // and write the numbers, sparing the coder a pass to find them.
@@ -599,7 +628,7 @@ fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Tran
     // is no token's proper tail (three-digit numbers, as a rule) is a whole token wherever it
     // occurs, preceded by a space: its bucket is filled with spaces at once, and the tokens skip
     // it. The other tails go through slots: each token's padded to two with a spare bucket whose
-    // slot runs past the end, a loop of fixed length, where a variable one
+    // slot is reset to the end after every token, a loop of fixed length, where a variable one
     // is mispredicted on random text. A token with more (the joining token can have up to seven
     // tails) goes the long way.
     let space_tail = alphabet.tails[0].last().expect("a token has a tail").0;
@@ -611,13 +640,9 @@ fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Tran
         tails.iter().skip(1).for_each(|&(tail, _)| proper[usize::from(tail)] = true);
     }
     let space = number[usize::from(b' ')];
-    // Every place below n is written below, by a slot or a fill: no zeroing needed. Past n, room
-    // for two bytes a token that the spare bucket's slot runs through: were its slot reset after
-    // each token instead, the next token's slot load would wait on that store (five cycles a
-    // token where one suffices).
-    let junk = n + 2 + 2 * before.len();
-    let mut bwt = super::buffers::take::<u8>(junk);
-    bwt.resize(junk, 0);
+    // Every place below n is written below, by a slot or a fill: no zeroing needed.
+    let mut bwt = super::buffers::take::<u8>(n + 2);
+    bwt.resize(n + 2, 0);
     let spare = alphabet.tail_count;
     let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();
     next.push(n as u32);
@@ -652,7 +677,7 @@ fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Tran
     }
     let space_start = next[usize::from(space_tail)] as usize;
     for (&previous, out) in before.iter().zip(&mut bwt[space_start..space_start + before.len()]) {
-        *out = last_digit[previous as usize];
+        *out = last_digit[previous.token()];
     }
     // Where no token present has two proper tails (numbers below 100), one slot a token.
     let one_slot =
@@ -668,24 +693,28 @@ fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Tran
             let lane = |bucket: u16| buckets.binary_search(&bucket).unwrap_or(0) as u8;
             let writes: Vec<(u8, u8)> = single.iter().map(|&(bucket, byte)| (lane(bucket), byte)).collect();
             let mut slots = [0u32; super::slots::LANES];
-            for (slot, &bucket) in slots.iter_mut().zip(&buckets) {
+            let mut advancing = 0u16;
+            for (l, (slot, &bucket)) in slots.iter_mut().zip(&buckets).enumerate() {
                 *slot = next[usize::from(bucket)];
+                // The spare bucket's slot stays at the end.
+                advancing |= u16::from(usize::from(bucket) != spare) << l;
             }
-            super::slots::fill(before, &writes, &mut slots, &mut bwt);
+            super::slots::fill(before, &writes, advancing, &mut slots, &mut bwt);
             bwt.truncate(n);
             return Transform { symbols: bwt, in_use, repeats };
         }
         for &previous in before {
-            let (bucket, byte) = single[previous as usize];
+            let (bucket, byte) = single[previous.token()];
             let slot = next[usize::from(bucket)];
             bwt[slot as usize] = byte;
             next[usize::from(bucket)] = slot + 1;
+            next[spare] = n as u32;
         }
         bwt.truncate(n);
         return Transform { symbols: bwt, in_use, repeats };
     }
     for &previous in before {
-        let previous = previous as usize;
+        let previous = previous.token();
         let Some((bucket, byte)) = slotted[previous] else {
             let tails = &alphabet.tails[previous];
             for &(tail, byte) in tails[..tails.len() - 1].iter().filter(|(tail, _)| proper[usize::from(*tail)]) {
@@ -700,6 +729,7 @@ fn scatter(count: &[u32], before: &[u32], alphabet: &Alphabet, n: usize) -> Tran
             bwt[slot as usize] = byte[k];
             next[usize::from(bucket[k])] = slot + 1;
         }
+        next[spare] = n as u32;
     }
     bwt.truncate(n);
     Transform { symbols: bwt, in_use, repeats }
