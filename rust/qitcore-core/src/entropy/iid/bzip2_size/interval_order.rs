@@ -34,9 +34,9 @@ const CHUNK: usize = 16_384;
 /// chain's steps wait on each other's products.
 const CHAINS: usize = 8;
 
-/// The keys are bucketed on their top byte (a pass over the block), then each bucket sorted on
-/// the next two bytes (two passes over the bucket, which fits in the first-level cache); records
-/// sharing their top 24 bits are few, and are sorted among themselves.
+/// The keys are dropped into buckets by their top byte as they are made, then each bucket sorted
+/// on the next two bytes (two passes over the bucket, which fits in the first-level cache);
+/// records sharing their top 24 bits are few, and are sorted among themselves.
 const DIGIT: u32 = 8;
 const DIGITS: usize = 1 << DIGIT;
 
