@@ -632,14 +632,21 @@ mod tests {
         s
     }
 
+    /// `n` raw values over sixteen multiples of 3 (values that are not their symbols), and their
+    /// symbols.
+    fn sixteen_thirds(n: usize, g: &mut Xoshiro256) -> (Vec<u8>, Vec<u8>) {
+        let raw: Vec<u8> = (0..n).map(|_| (g.next_u64() >> 60) as u8 * 3).collect();
+        let data = raw.iter().map(|&v| v / 3).collect();
+        (raw, data)
+    }
+
     #[test]
     fn rounds_permute_what_the_undecided_statistics_read() {
         // Raw values that are not their symbols (multiples of 3), so that every path is taken:
         // values and mapped symbols together, symbols only, values only.
         let mut g = Xoshiro256::from_seed(5);
         // Sixteen values, so that the arrangements (not the Fisher–Yates fallback) are tested.
-        let raw: Vec<u8> = (0..50_001).map(|_| (g.next_u64() >> 60) as u8 * 3).collect();
-        let data: Vec<u8> = raw.iter().map(|&v| v / 3).collect();
+        let (raw, data) = sixteen_thirds(50_001, &mut g);
         let permuted = Permuted::new(&data, &raw);
         assert!(permuted.raw_composition.arranges());
         assert!(permuted.data_composition.as_ref().is_some_and(Composition::arranges));
@@ -773,8 +780,7 @@ mod tests {
         // statistics with the same method give the same arrangement for the same generator, and
         // every set's method is one of the three.
         let mut g = Xoshiro256::from_seed(12);
-        let raw: Vec<u8> = (0..30_000).map(|_| (g.next_u64() >> 60) as u8 * 3).collect();
-        let data: Vec<u8> = raw.iter().map(|&v| v / 3).collect();
+        let (raw, data) = sixteen_thirds(30_000, &mut g);
         let permuted = Permuted::new(&data, &raw);
         let mut by_method: Vec<(Method, Vec<u8>, Vec<u8>)> = Vec::new();
         for set in 0..400u64 {
