@@ -144,9 +144,6 @@ pub struct Transform {
     pub symbols: Vec<u8>,
     /// The byte values in the block.
     pub in_use: [bool; 256],
-    /// Stretches `[start, end)` of `symbols` known to hold one symbol (the spaces before whole
-    /// tokens that are no token's tail), sorted and apart.
-    pub repeats: Vec<(usize, usize)>,
 }
 
 /// The token that joins the block's last digits (after its last space) to its first (up to and
@@ -222,7 +219,7 @@ impl Before for u32 {
 impl Before for u64 {
     #[inline(always)]
     fn token(self) -> usize {
-        (self & ((1 << super::interval_order::POSITION_BITS) - 1)) as usize
+        super::interval_order::token_before(self)
     }
 }
 
@@ -674,7 +671,6 @@ fn scatter<B: Before>(count: &[u32], before: &[B], alphabet: &Alphabet, n: usize
     let mut next: Vec<u32> = next.into_iter().map(|s| s as u32).collect();
     next.push(n as u32);
     let mut last_digit = Vec::with_capacity(alphabet.tails.len());
-    let mut repeats: Vec<(usize, usize)> = Vec::new();
     let mut slotted: Vec<Option<([u16; 2], [u8; 2])>> = Vec::with_capacity(alphabet.tails.len());
     for (tails, &count) in alphabet.tails.iter().zip(&per_token) {
         let (&(last, before_space), rest) = tails.split_last().expect("a token has a tail");
@@ -687,11 +683,6 @@ fn scatter<B: Before>(count: &[u32], before: &[B], alphabet: &Alphabet, n: usize
             } else if count > 0 {
                 let from = next[usize::from(tail)] as usize;
                 bwt[from..from + count].fill(space);
-                // Buckets in tail order, which is the tokens' order: stretches come sorted.
-                match repeats.last_mut() {
-                    Some((_, end)) if *end == from => *end = from + count,
-                    _ => repeats.push((from, from + count)),
-                }
             }
         }
         slotted.push((kept.len() <= 2).then(|| {
@@ -728,7 +719,7 @@ fn scatter<B: Before>(count: &[u32], before: &[B], alphabet: &Alphabet, n: usize
             }
             super::slots::fill(before, &writes, advancing, &mut slots, &mut bwt);
             bwt.truncate(n);
-            return Transform { symbols: bwt, in_use, repeats };
+            return Transform { symbols: bwt, in_use };
         }
         for &previous in before {
             let (bucket, byte) = single[previous.token()];
@@ -738,7 +729,7 @@ fn scatter<B: Before>(count: &[u32], before: &[B], alphabet: &Alphabet, n: usize
             next[spare] = n as u32;
         }
         bwt.truncate(n);
-        return Transform { symbols: bwt, in_use, repeats };
+        return Transform { symbols: bwt, in_use };
     }
     for &previous in before {
         let previous = previous.token();
@@ -759,7 +750,7 @@ fn scatter<B: Before>(count: &[u32], before: &[B], alphabet: &Alphabet, n: usize
         next[spare] = n as u32;
     }
     bwt.truncate(n);
-    Transform { symbols: bwt, in_use, repeats }
+    Transform { symbols: bwt, in_use }
 }
 
 /// The transform by sorting every rotation directly: for blocks without a space (at most three

@@ -16,13 +16,34 @@
 //!   `c`: less than `1 / (1 - c)` in all.
 //!
 //! So every computed key is within `E = 1 + 1/(1 - c)` units of the exact code, and two keys
-//! more than `2E` apart are in the rotations' order. Keys are kept to their top 44 bits (units
-//! of 2^20, far above `2E`), beside the rotation's start; rotations whose kept keys differ by at
-//! most one unit (rare: the keys are spread over 2^44 values) are ordered by comparing their
-//! tokens.
+//! more than `2E` apart are in the rotations' order. Keys are kept to their top 37 bits (units
+//! of 2^27, far above `2E`), beside the token before the rotation and its start; rotations whose
+//! kept keys differ by at most one unit (rare: a block's quarter of a million keys at most are
+//! spread over 2^37 values, about one such pair a block) are ordered by comparing their tokens.
 
-/// Blocks hold fewer than 2^20 tokens (the records' position field, then the token before).
-pub(super) const POSITION_BITS: u32 = 20;
+/// A record: the key's kept bits, the token before the rotation ([`TOKEN_BITS`]), its start
+/// ([`POSITION_BITS`]). The token before is taken as the key is made, where it is the next
+/// token the chain reads: looked up after the sort, it was a read at a random place a rotation.
+/// Blocks hold fewer than 2^18 tokens (500,000 bytes, at least two a token).
+pub(super) const POSITION_BITS: u32 = 18;
+
+/// Token ranks fit in 9 bits (the 256 numbers and the joining token).
+pub(super) const TOKEN_BITS: u32 = 9;
+
+/// Where a record's kept key starts.
+const KEY_SHIFT: u32 = POSITION_BITS + TOKEN_BITS;
+
+/// The token before a record's rotation.
+#[inline(always)]
+pub(super) fn token_before(record: u64) -> usize {
+    (record >> POSITION_BITS) as usize & ((1 << TOKEN_BITS) - 1)
+}
+
+/// A record's start.
+#[inline(always)]
+fn position(record: u64) -> usize {
+    (record & ((1 << POSITION_BITS) - 1)) as usize
+}
 
 /// Fewest tokens for this sort (below it the suffix sort is as quick).
 pub(super) const MIN_TOKENS: usize = 4096;
@@ -48,15 +69,15 @@ const SHORT_BUCKET: usize = 64;
 const MAX_SHARE: f64 = 0.99;
 
 /// The rotations of `tokens` (ranks in string order, `count` of each) in sorted order, as
-/// records whose low [`POSITION_BITS`] bits hold the token before each; `None` when the block is
-/// short, has one token, one token takes more than [`MAX_SHARE`] of it, two rotations agree on
+/// records (see [`POSITION_BITS`]); `None` when the block is short, has more ranks than
+/// [`TOKEN_BITS`] hold, has one token, one token takes more than [`MAX_SHARE`] of it, two rotations agree on
 /// `lookahead` tokens, or two in neighbouring buckets
 /// have keys too near to order without comparing them (the caller then sorts otherwise).
 // Not inlined: in its caller it slowed the radix sort of the blocks it declines.
 #[inline(never)]
 pub(super) fn interval_rotation_order(tokens: &[u16], count: &[u32], lookahead: usize) -> Option<Vec<u64>> {
     let m = tokens.len();
-    if m < MIN_TOKENS.max(lookahead) || m >= 1 << POSITION_BITS {
+    if m < MIN_TOKENS.max(lookahead) || m >= 1 << POSITION_BITS || count.len() > 1 << TOKEN_BITS {
         return None;
     }
     let intervals = Intervals::new(count, m)?;
@@ -83,21 +104,15 @@ pub(super) fn interval_rotation_order(tokens: &[u16], count: &[u32], lookahead: 
         let exact = drop_keys(&intervals, tokens, &mut records, &starts, largest, &mut fill);
         debug_assert!(exact, "each bucket has room for its count");
     }
-    let position = |r: u64| (r & ((1 << POSITION_BITS) - 1)) as usize;
     let mut distinct = true;
     let by_tokens = |run: &mut [u64]| {
         let compare = |a: &u64, b: &u64| compare_rotations(tokens, position(*a), position(*b), lookahead);
         run.sort_unstable_by(compare);
         distinct &= run.windows(2).all(|w| compare(&w[0], &w[1]).is_lt());
     };
-    // The token before: a selection, not a remainder (a division a rotation).
-    let before = |r: u64| {
-        let p = position(r);
-        r >> POSITION_BITS << POSITION_BITS | u64::from(tokens[if p == 0 { m - 1 } else { p - 1 }])
-    };
     let mut scratch = super::buffers::take::<u64>(0);
     scratch.resize(fill.iter().copied().max().unwrap_or(0) as usize, 0);
-    let apart = sort_buckets(&mut records, &starts, &fill, &mut scratch, by_tokens, before);
+    let apart = sort_buckets(&mut records, &starts, &fill, &mut scratch, by_tokens);
     super::buffers::give(scratch);
     if apart && distinct {
         records.truncate(m);
@@ -140,76 +155,84 @@ fn drop_keys(
 }
 
 /// Sorts the records of each bucket (`fill[b]` of them from `starts[b]` in `records`, the
-/// buckets holding the keys' top bytes in order) while it is in the first-level cache: on the
-/// next two bytes (least significant first, through `scratch`), then records sharing their top
-/// 24 bits sorted whole, then runs of records whose kept keys are at most one unit apart by
-/// `by_tokens`; then moves it down to follow the bucket before, each record through `finish`.
-/// False (the records then in no useful order) when two neighbouring buckets hold keys at most
-/// one unit apart, which the buckets' sorts cannot order (rare).
+/// buckets holding the keys' top bytes in order) while it is in the first-level cache, into its
+/// final place just after the bucket before: on the next two bytes (least significant first,
+/// through `scratch`, the second pass writing to the final place), then records sharing their
+/// top 24 bits sorted whole, then runs of records whose kept keys are at most one unit apart by
+/// `by_tokens`. False (the records then in no useful order) when two neighbouring buckets hold
+/// keys at most one unit apart, which the buckets' sorts cannot order (rare).
 fn sort_buckets(
     records: &mut [u64],
     starts: &[usize; DIGITS],
     fill: &[u32; DIGITS],
     scratch: &mut [u64],
     mut by_tokens: impl FnMut(&mut [u64]),
-    finish: impl Fn(u64) -> u64,
 ) -> bool {
-    let near = |a: u64, b: u64| (b >> POSITION_BITS) - (a >> POSITION_BITS) <= 1;
+    let near = |a: u64, b: u64| (b >> KEY_SHIFT) - (a >> KEY_SHIFT) <= 1;
     let top = 64 - 3 * DIGIT;
-    // The largest record of the buckets so far (before `by_tokens` moved any), and where the
-    // next bucket's records go.
+    // Runs to finish: those sharing their top 24 bits or near (a few a bucket).
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    // The largest key of the buckets so far (before `by_tokens` moved any), and where the next
+    // bucket's records go: never past its own place.
     let (mut largest, mut to) = (None, 0usize);
     for (b, &f) in fill.iter().enumerate().filter(|(_, &f)| f > 0) {
-        let from = starts[b];
-        let bucket = &mut records[from..from + f as usize];
-        if bucket.len() < SHORT_BUCKET {
-            bucket.sort_unstable();
+        let (from, f) = (starts[b], f as usize);
+        if f < SHORT_BUCKET {
+            records[from..from + f].sort_unstable();
+            records.copy_within(from..from + f, to);
         } else {
-            sort_bucket(bucket, &mut scratch[..f as usize]);
+            sort_bucket(records, from, to, f, &mut scratch[..f]);
         }
-        sort_runs(bucket, |a, b| a >> top == b >> top, |run| run.sort_unstable());
+        let bucket = &mut records[to..to + f];
+        runs.clear();
+        find_runs(bucket, |a, b| a >> top == b >> top || near(a, b), &mut runs);
+        for &(first, end) in &runs {
+            bucket[first..end].sort_unstable();
+        }
         if largest.is_some_and(|last| near(last, bucket[0])) {
             return false;
         }
         largest = bucket.last().copied();
-        sort_runs(bucket, near, &mut by_tokens);
-        // Down to follow the bucket before: never past its own place, read before written.
-        for i in 0..f as usize {
-            records[to + i] = finish(records[from + i]);
+        for &(first, end) in &runs {
+            sort_runs(&mut bucket[first..end], near, &mut by_tokens);
         }
-        to += f as usize;
+        to += f;
     }
     true
 }
 
-/// Sorts `bucket` on bits 40 to 55 of its records (their second and third bytes), stably, with
-/// `scratch` as large.
-fn sort_bucket(bucket: &mut [u64], scratch: &mut [u64]) {
+/// Sorts the `f` records from `from` in `records` on bits 40 to 55 (their second and third
+/// bytes), stably, into the `f` places from `to` (at or before `from`), through `scratch`.
+fn sort_bucket(records: &mut [u64], from: usize, to: usize, f: usize, scratch: &mut [u64]) {
     let mut counts = [[0u32; DIGITS]; 2];
-    for &r in bucket.iter() {
+    for &r in &records[from..from + f] {
         counts[0][(r >> 40) as usize & (DIGITS - 1)] += 1;
         counts[1][(r >> 48) as usize & (DIGITS - 1)] += 1;
     }
-    let (mut from, mut to) = (bucket, scratch);
-    for (d, count) in counts.iter_mut().enumerate() {
+    for count in counts.iter_mut() {
         let mut total = 0u32;
         for c in count.iter_mut() {
             (*c, total) = (total, total + *c);
         }
-        let shift = 40 + DIGIT * d as u32;
-        for &r in from.iter() {
-            let slot = &mut count[(r >> shift) as usize & (DIGITS - 1)];
-            to[*slot as usize] = r;
-            *slot += 1;
-        }
-        std::mem::swap(&mut from, &mut to);
+    }
+    let [low, high] = &mut counts;
+    for &r in &records[from..from + f] {
+        let slot = &mut low[(r >> 40) as usize & (DIGITS - 1)];
+        scratch[*slot as usize] = r;
+        *slot += 1;
+    }
+    let out = &mut records[to..to + f];
+    for &r in scratch.iter() {
+        let slot = &mut high[(r >> 48) as usize & (DIGITS - 1)];
+        out[*slot as usize] = r;
+        *slot += 1;
     }
 }
 
-/// Applies `sort` to each run of two or more neighbours in `records` that `together` joins.
-/// Runs are a few in a thousand records: stretches of 16 with none are passed over by one
-/// branch-free test.
-fn sort_runs(records: &mut [u64], together: impl Fn(u64, u64) -> bool, mut sort: impl FnMut(&mut [u64])) {
+/// Adds to `runs` each run of two or more neighbours in `records` that `together` joins (as a
+/// range). Runs are a few in a thousand records: stretches of 16 with none are passed over by
+/// one branch-free test.
+fn find_runs(records: &[u64], together: impl Fn(u64, u64) -> bool, runs: &mut Vec<(usize, usize)>) {
     const STRETCH: usize = 16;
     let n = records.len();
     let mut i = 1;
@@ -226,7 +249,16 @@ fn sort_runs(records: &mut [u64], together: impl Fn(u64, u64) -> bool, mut sort:
         while i < n && together(records[i - 1], records[i]) {
             i += 1;
         }
-        sort(&mut records[first..i]);
+        runs.push((first, i));
+    }
+}
+
+/// Applies `sort` to each run of two or more neighbours in `records` that `together` joins.
+fn sort_runs(records: &mut [u64], together: impl Fn(u64, u64) -> bool, mut sort: impl FnMut(&mut [u64])) {
+    let mut runs = Vec::new();
+    find_runs(records, together, &mut runs);
+    for (first, end) in runs {
+        sort(&mut records[first..end]);
     }
 }
 
@@ -270,7 +302,7 @@ impl Intervals {
         Some(Intervals { of, lead })
     }
 
-    /// Every rotation's record (its key's top 44 bits, then its start), handed to `take` a chunk
+    /// Every rotation's record (see [`POSITION_BITS`]), handed to `take` a chunk
     /// of at most [`CHUNK`] at a time.
     fn keys(&self, tokens: &[u16], mut take: impl FnMut(&[u64])) {
         let m = tokens.len();
@@ -289,28 +321,39 @@ impl Intervals {
                 key[c] = step(key[c], tokens[at]);
             }
         }
-        let record = |key: u64, p: usize| key >> POSITION_BITS << POSITION_BITS | p as u64;
+        // The token before start p, the next one its chain reads: carried to the next step.
+        let before = |p: usize| tokens[p.wrapping_sub(1).min(m - 1)];
+        let record = |key: u64, before: u16, p: usize| {
+            key >> KEY_SHIFT << KEY_SHIFT | u64::from(before) << POSITION_BITS | p as u64
+        };
+        let mut token: [u16; CHAINS] = std::array::from_fn(|c| tokens[ends[c + 1] - 1]);
         let mut chunk = super::buffers::take::<u64>(CHUNK);
-        chunk.clear();
+        chunk.resize(CHUNK, 0);
+        let mut filled = 0;
         let short = m / CHAINS;
         for i in 0..short {
+            let out: &mut [u64; CHAINS] =
+                (&mut chunk[filled..filled + CHAINS]).try_into().expect("a chunk holds a step's records");
             for c in 0..CHAINS {
                 let p = ends[c + 1] - 1 - i;
-                key[c] = step(key[c], tokens[p]);
-                chunk.push(record(key[c], p));
+                key[c] = step(key[c], token[c]);
+                token[c] = before(p);
+                out[c] = record(key[c], token[c], p);
             }
-            if chunk.len() + CHAINS > CHUNK {
-                take(&chunk);
-                chunk.clear();
+            filled += CHAINS;
+            if filled + CHAINS > CHUNK {
+                take(&chunk[..filled]);
+                filled = 0;
             }
         }
         for c in 0..CHAINS {
             if ends[c + 1] - ends[c] > short {
                 let p = ends[c];
-                chunk.push(record(step(key[c], tokens[p]), p));
+                chunk[filled] = record(step(key[c], token[c]), before(p), p);
+                filled += 1;
             }
         }
-        take(&chunk);
+        take(&chunk[..filled]);
         super::buffers::give(chunk);
     }
 }
@@ -327,7 +370,7 @@ mod tests {
     /// The interval sort's tokens before each rotation, from its records.
     fn sorted(tokens: &[u16], ranks: usize) -> Option<Vec<u32>> {
         let records = interval_rotation_order(tokens, &counted(tokens, ranks), 64)?;
-        Some(records.iter().map(|&r| (r & ((1 << POSITION_BITS) - 1)) as u32).collect())
+        Some(records.iter().map(|&r| token_before(r) as u32).collect())
     }
 
     /// The reference: every rotation sorted by comparing its tokens in full, round the block.
@@ -413,10 +456,9 @@ mod tests {
             at[b] += 1;
         }
         let mut scratch = vec![0u64; room];
-        let descending =
-            |run: &mut [u64]| run.sort_unstable_by_key(|&r| std::cmp::Reverse(r & ((1 << POSITION_BITS) - 1)));
+        let descending = |run: &mut [u64]| run.sort_unstable_by_key(|&r| std::cmp::Reverse(position(r)));
         let starts = std::array::from_fn(|b| b * room);
-        let apart = sort_buckets(&mut layout, &starts, &fill, &mut scratch, descending, |r| r);
+        let apart = sort_buckets(&mut layout, &starts, &fill, &mut scratch, descending);
         layout.truncate(records.len());
         (apart, layout)
     }
@@ -426,29 +468,35 @@ mod tests {
         // Records with keys spread over every top byte, among them near pairs and triples (keys
         // at most one unit apart) and keys sharing their top 24 bits: the buckets' sort, runs of
         // near keys ordered by start, descending, equals sorting the whole and then ordering each
-        // run so. Near keys on either side of a bucket's edge are refused.
+        // run so. Near keys on either side of a bucket's edge are refused. Buckets of about 150
+        // records (the radix passes) and, with fewer keys, of about 20 (sorted by comparison).
         let mut g = Xoshiro256::from_seed(12);
-        let unit = 1u64 << POSITION_BITS;
-        let mut keys: Vec<u64> = (0..5_000).map(|_| g.next_u64() & !(unit - 1)).collect();
-        for _ in 0..40 {
-            let k = (g.next_u64() & !(unit - 1)) | 1 << 50;
-            keys.extend([k, k + unit, k ^ 1 << 30]);
-        }
-        let record = |keys: &[u64]| -> Vec<u64> { keys.iter().enumerate().map(|(p, &k)| k | p as u64).collect() };
-        let records = record(&keys);
-        let near = |a: u64, b: u64| (b >> POSITION_BITS) - (a >> POSITION_BITS) <= 1;
-        let mut expected = records.clone();
-        expected.sort_unstable();
-        assert!(expected.windows(2).all(|w| w[0] >> 56 == w[1] >> 56 || !near(w[0], w[1])), "no pair across an edge");
-        sort_runs(&mut expected, near, |run| run.sort_unstable_by_key(|&r| std::cmp::Reverse(r & (unit - 1))));
-        let (apart, ours) = sort_in_buckets(&records);
-        assert!(apart);
-        let first = ours.iter().zip(&expected).position(|(a, b)| a != b);
-        assert!(first.is_none(), "{first:?}");
-        for edge in [1u64 << 62, 5 << 56] {
-            let mut straddling = keys.clone();
-            straddling.extend([edge - unit, edge]);
-            assert!(!sort_in_buckets(&record(&straddling)).0, "near keys either side of {edge:#x}");
+        let unit = 1u64 << KEY_SHIFT;
+        for many in [40_000, 5_000] {
+            let mut keys: Vec<u64> = (0..many).map(|_| g.next_u64() & !(unit - 1)).collect();
+            for _ in 0..40 {
+                let k = (g.next_u64() & !(unit - 1)) | 1 << 50;
+                keys.extend([k, k + unit, k ^ 1 << 30]);
+            }
+            let record = |keys: &[u64]| -> Vec<u64> { keys.iter().enumerate().map(|(p, &k)| k | p as u64).collect() };
+            let records = record(&keys);
+            let near = |a: u64, b: u64| (b >> KEY_SHIFT) - (a >> KEY_SHIFT) <= 1;
+            let mut expected = records.clone();
+            expected.sort_unstable();
+            assert!(
+                expected.windows(2).all(|w| w[0] >> 56 == w[1] >> 56 || !near(w[0], w[1])),
+                "no pair across an edge"
+            );
+            sort_runs(&mut expected, near, |run| run.sort_unstable_by_key(|&r| std::cmp::Reverse(position(r))));
+            let (apart, ours) = sort_in_buckets(&records);
+            assert!(apart);
+            let first = ours.iter().zip(&expected).position(|(a, b)| a != b);
+            assert!(first.is_none(), "{first:?}");
+            for edge in [1u64 << 62, 5 << 56] {
+                let mut straddling = keys.clone();
+                straddling.extend([edge - unit, edge]);
+                assert!(!sort_in_buckets(&record(&straddling)).0, "near keys either side of {edge:#x}");
+            }
         }
     }
 

@@ -235,7 +235,7 @@ pub fn compressed_length(raw: &[u8]) -> u64 {
                 let join = bwt::join_of(&head, &text(start + end - end.min(5), start + end));
                 let values = numbers.whole(start + space + 1, start + end);
                 let t = bwt::cyclic_bwt_of_numbers(end, &join, values);
-                let bits = coding::symbol_block_bits(&t.symbols, &t.in_use, &t.repeats);
+                let bits = coding::symbol_block_bits(&t.symbols, &t.in_use);
                 buffers::give(t.symbols);
                 bits
             }

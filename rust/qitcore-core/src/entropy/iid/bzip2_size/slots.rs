@@ -73,7 +73,7 @@ fn fill_avx512<B: Before>(before: &[B], writes: &[(u8, u8)], advancing: u16, nex
 
 #[cfg(test)]
 mod tests {
-    use super::super::interval_order::POSITION_BITS;
+    use super::super::interval_order::{POSITION_BITS, TOKEN_BITS};
     use super::*;
     use crate::maths::xoshiro::Xoshiro256;
 
@@ -97,7 +97,10 @@ mod tests {
                 let written = before.iter().filter(|&&t| usize::from(writes[t as usize].0) == l).count() as u32;
                 at += if advancing >> l & 1 == 1 { written } else { 1 };
             }
-            let records: Vec<u64> = before.iter().map(|&t| g.next_u64() << POSITION_BITS | u64::from(t)).collect();
+            let records: Vec<u64> = before
+                .iter()
+                .map(|&t| g.next_u64() << (POSITION_BITS + TOKEN_BITS) | u64::from(t) << POSITION_BITS)
+                .collect();
             let (mut ours, mut from_records, mut theirs) =
                 (vec![0xffu8; at as usize], vec![0xffu8; at as usize], vec![0xffu8; at as usize]);
             let (mut our_next, mut record_next) = (next, next);
