@@ -170,24 +170,23 @@ unsafe fn mtf_vector(symbols: &[u8], used: usize) -> Vec<u8> {
         while heads != 0 {
             let i = c + heads.trailing_zeros() as usize;
             heads &= heads - 1;
-            out.zeros += i - next;
+            let zeros = i - next;
             next = i + 1;
             let s = usize::from(symbols[i] & 15);
             // SAFETY: the caller vouches for SSSE3.
             unsafe {
                 let here = _mm_shuffle_epi8(position, load(&spread[s]));
-                out.push(_mm_cvtsi128_si32(here) as u8);
+                out.push(zeros, _mm_cvtsi128_si32(here) as u8);
                 let before = _mm_cmpgt_epi8(here, position);
                 position = _mm_and_si128(load(&others[s]), _mm_sub_epi8(position, before));
             }
         }
     }
-    out.zeros += n - next;
-    out.finish()
+    out.finish(n - next)
 }
 
-/// Bit `k` set where `symbols[c + k]` differs from the symbol before it or is the first: four
-/// 16-byte comparisons of the block with itself one place on, or a loop at its ends.
+/// Bit `k` set where `symbols[c + k]` differs from the symbol before it (or, for the first,
+/// from symbol 0, the list's front): four 16-byte comparisons of the block with itself one place on, or a loop at its ends.
 ///
 /// # Safety
 /// The processor must have SSE2.
@@ -197,8 +196,9 @@ unsafe fn run_heads(symbols: &[u8], c: usize) -> u64 {
     use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8};
     if c == 0 || c + 64 > symbols.len() {
         let end = symbols.len().min(c + 64);
-        // The block's first symbol counts as a head.
-        return (c..end).fold(0u64, |m, i| m | u64::from(i == 0 || symbols[i] != symbols[i - 1]) << (i - c));
+        // Before the block's first symbol, the list's front is symbol 0.
+        let before = |i: usize| if i == 0 { 0 } else { symbols[i - 1] };
+        return (c..end).fold(0u64, |m, i| m | u64::from(symbols[i] != before(i)) << (i - c));
     }
     let mut same = 0u64;
     for k in 0..4 {
@@ -212,15 +212,13 @@ unsafe fn run_heads(symbols: &[u8], c: usize) -> u64 {
     !same
 }
 
-/// Move-to-front values from positions, taken one at a time as the move-to-front yields them
-/// (one loop for both runs faster than two passes): zero runs in RUNA/RUNB digits, others one up.
-/// Each non-zero position writes the digits of the run before it and its own value as one word,
-/// and the output advances by their number: no branch on whether a run ends, which random text
-/// mispredicts.
+/// Move-to-front values from the positions of run heads, as the move-to-front yields them (one
+/// loop for both runs faster than two passes): each zero run in RUNA/RUNB digits, then the head's
+/// value one up. The run's digits and the value are written as one word, and the output advances
+/// by their number: no branch on the run's length, which random text mispredicts.
 struct Runs {
     out: Vec<u8>,
     at: usize,
-    zeros: usize,
 }
 
 /// The bits of `x` (below 256), bit `k` to byte `k`.
@@ -254,46 +252,40 @@ impl Runs {
         // Only places below the final `at` are kept, and each is written first.
         let mut out = super::buffers::take::<u8>(positions + 16);
         out.resize(positions + 16, 0);
-        Runs { out, at: 0, zeros: 0 }
+        Runs { out, at: 0 }
     }
 
+    /// Writes a run of `zeros` zeros, then a head at position `p` (never 0: a head differs from
+    /// the symbol in front).
     #[inline(always)]
-    fn push(&mut self, p: u8) {
-        if self.zeros > Self::WORD_RUN {
+    fn push(&mut self, zeros: usize, p: u8) {
+        debug_assert!(p > 0);
+        if zeros > Self::WORD_RUN {
             // A run too long for the word, written digit by digit in the loop itself: a call
             // here would have the caller keep its vector registers in memory throughout.
-            if p == 0 {
-                self.zeros += 1;
-                return;
-            }
-            let z = self.zeros as u64 + 1;
+            let z = zeros as u64 + 1;
             let digits = (63 - z.leading_zeros()) as usize;
             for (d, o) in self.out[self.at..self.at + digits].iter_mut().enumerate() {
                 *o = (z >> d) as u8 & 1;
             }
             self.out[self.at + digits] = p + 1;
             self.at += digits + 1;
-            self.zeros = 0;
             return;
         }
-        // The run's digits, then a one that adding p makes p + 1: written whole whether or not
-        // the run ends here, since the next word starts where this one's run would end.
-        let (digits, shift, advance) = RUN_WORDS[self.zeros];
+        // The run's digits, then a one that adding p makes p + 1.
+        let (digits, shift, advance) = RUN_WORDS[zeros];
         let word = digits + (u64::from(p) << shift);
         debug_assert!(self.at + 8 <= self.out.len());
         // SAFETY: `at` never passes the positions taken (a run of z zeros writes fewer than z
         // digits), and the buffer holds 16 bytes more than the positions.
         unsafe { self.out.as_mut_ptr().add(self.at).cast::<u64>().write_unaligned(word.to_le()) };
-        // All ones while the run goes on, zero where it ends: masks rather than branches, which
-        // random text mispredicts (a selection compiles to one).
-        let going = usize::from(p == 0).wrapping_neg();
-        self.at += !going & advance as usize;
-        self.zeros = (self.zeros + 1) & going;
+        self.at += advance as usize;
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    /// The values, after a last run of `zeros` zeros.
+    fn finish(mut self, zeros: usize) -> Vec<u8> {
         let mut tail = Vec::new();
-        push_zero_run(&mut tail, self.zeros);
+        push_zero_run(&mut tail, zeros);
         self.out.truncate(self.at);
         self.out.extend(tail.iter().map(|&d| d as u8));
         self.out
