@@ -6,8 +6,9 @@
 //! therefore gives the statistics the same distribution as a uniformly random *arrangement* of
 //! their multiset: every sequence with the same count of each value equally likely. Fisher–Yates
 //! makes one with a bounded random integer and a random-access swap per sample: 60 % of a round on
-//! binary data. For at most [`MAX_VALUES`] distinct values, [`Composition::arrange_into`] makes
-//! one in a vector pass and about √n scattered writes:
+//! binary data. For at most [`MAX_COMMON`] common values (see below) and rare ones that are at
+//! most a sixteenth of the samples, [`Composition::arrange_into`] makes one in a vector pass and
+//! about √n scattered writes a common value:
 //!
 //! 1. every position gets a value drawn independently, in about the shares of the *common* values
 //!    (those with at least 1/256 of the samples): 16-bit random numbers compared with thresholds,
@@ -29,9 +30,15 @@
 
 use super::xoshiro::{shuffle, shuffle_into, Xoshiro256};
 
-/// The most distinct values arranged this way; more fall back to Fisher–Yates, as do lengths
-/// below [`MIN_LEN`] (too short to repay the set-up) or of 2^32 and more (positions are `u32`).
-pub const MAX_VALUES: usize = 16;
+/// The most common values arranged this way: the draw compares each number with a threshold a
+/// common value, three vector steps each per 32 samples, about as long as Fisher–Yates at 100
+/// values. More fall back to Fisher–Yates, as do rare values over [`RARE_TOTAL`] of the samples,
+/// lengths below [`MIN_LEN`] (too short to repay the set-up) or of 2^32 and more (positions are
+/// `u32`).
+pub const MAX_COMMON: usize = 64;
+/// The largest share of the samples the rare values may have together: their placement probes
+/// random positions until a free one, and finds one at least 15 times in 16.
+const RARE_TOTAL: (u64, u64) = (1, 16);
 const MIN_LEN: usize = 1 << 12;
 /// A value is rare below this share of the samples (1/256).
 const RARE_BELOW: (u64, u64) = (1, 256);
@@ -58,6 +65,51 @@ struct Plan {
     steps: Vec<u8>,
     /// Every rare value, once per sample.
     rare: Vec<u8>,
+    /// For more than [`GUIDED_FROM`] common values, the draw's guide to the thresholds.
+    guide: Option<Guide>,
+}
+
+/// Common values from which the draw looks a number's value up through a [`Guide`] rather than
+/// comparing it with every threshold.
+const GUIDED_FROM: usize = 17;
+
+/// The thresholds by stretch: a 16-bit number's top six bits pick one of 64 stretches of 1024;
+/// `below[k]` counts the thresholds at or below the start of stretch `k`, and `inside[d][k]` is
+/// its `d`-th threshold past the start, as an offset from it (1024, never reached, where it has
+/// fewer). A common value's share is at least 256 of 2^16, so a stretch holds at most four.
+/// The number's value is then `values[below[k] + (offsets reached)]`: the threshold rule.
+struct Guide {
+    below: [u16; 64],
+    inside: Vec<[u16; 64]>,
+    values: [u16; 64],
+}
+
+impl Guide {
+    fn new(thresholds: &[u16], common: &[usize]) -> Self {
+        let mut below = [0u16; 64];
+        let mut inside: Vec<[u16; 64]> = Vec::new();
+        for (k, b) in below.iter_mut().enumerate() {
+            let start = (k as u32) << 10;
+            *b = thresholds.iter().filter(|&&t| u32::from(t) <= start).count() as u16;
+            let within = thresholds.iter().filter(|&&t| u32::from(t) > start && u32::from(t) < start + 1024);
+            for (d, &t) in within.enumerate() {
+                if inside.len() <= d {
+                    inside.push([1024; 64]);
+                }
+                inside[d][k] = (u32::from(t) - start) as u16;
+            }
+        }
+        let values = std::array::from_fn(|j| common.get(j).map_or(0, |&v| v as u16));
+        Guide { below, inside, values }
+    }
+
+    /// The value of the 16-bit number `r`.
+    #[inline(always)]
+    fn value(&self, r: u16) -> u8 {
+        let (k, offset) = (usize::from(r >> 10), r & 1023);
+        let reached = self.inside.iter().filter(|row| offset >= row[k]).count();
+        self.values[usize::from(self.below[k]) + reached] as u8
+    }
 }
 
 /// Buffers one caller keeps between arrangements.
@@ -76,19 +128,24 @@ pub struct Scratch {
 impl Composition {
     /// The composition of `values`.
     pub fn of(values: &[u8]) -> Self {
-        Self::with_rare_below(values, RARE_BELOW)
+        Self::with_limits(values, RARE_BELOW, RARE_TOTAL)
     }
 
-    fn with_rare_below(values: &[u8], (num, den): (u64, u64)) -> Self {
+    /// The composition, a value rare below the share `rare_below` and arranged while the rare
+    /// ones together are at most `rare_total` (the tests raise both).
+    fn with_limits(values: &[u8], (num, den): (u64, u64), rare_total_limit: (u64, u64)) -> Self {
         let mut counts = [0u64; 256];
         for &v in values {
             counts[usize::from(v)] += 1;
         }
         let len = values.len();
-        let distinct = counts.iter().filter(|&&c| c > 0).count();
         let is_common = |c: u64| c > 0 && u128::from(c) * u128::from(den) >= len as u128 * u128::from(num);
         let common: Vec<usize> = (0..256).filter(|&v| is_common(counts[v])).collect();
-        let arrangeable = distinct <= MAX_VALUES && len <= u32::MAX as usize && !common.is_empty();
+        let rare_total: u64 = counts.iter().filter(|&&c| !is_common(c)).sum();
+        let arrangeable = common.len() <= MAX_COMMON
+            && u128::from(rare_total) * u128::from(rare_total_limit.1) <= len as u128 * u128::from(rare_total_limit.0)
+            && len <= u32::MAX as usize
+            && !common.is_empty();
         let plan = arrangeable.then(|| {
             let rare = (0..256).filter(|&v| counts[v] > 0 && !is_common(counts[v]));
             let rare: Vec<u8> = rare.flat_map(|v| std::iter::repeat_n(v as u8, counts[v] as usize)).collect();
@@ -105,7 +162,8 @@ impl Composition {
                 thresholds.push(at as u16);
             }
             let steps = common.windows(2).map(|w| (w[1] - w[0]) as u8).collect();
-            Plan { base: common[0] as u8, thresholds, steps, rare }
+            let guide = (common.len() >= GUIDED_FROM).then(|| Guide::new(&thresholds, &common));
+            Plan { base: common[0] as u8, thresholds, steps, rare, guide }
         });
         Composition { counts, len, plan }
     }
@@ -207,8 +265,8 @@ fn place_rare(plan: &Plan, out: &mut [u8], drawn: &mut [u64; 256], rng: &mut Xos
     values.clear();
     values.extend_from_slice(&plan.rare);
     shuffle(values, rng);
-    // Rare values are under 1/256 each of at most 16: under a sixteenth of the positions, so a
-    // random position is free at least 15 times in 16.
+    // Rare values are at most a sixteenth of the positions (`RARE_TOTAL`), so a random position
+    // is free at least 15 times in 16.
     let mut k = 0;
     while k < values.len() {
         let i = rng.below_or_equal(out.len() as u64 - 1) as usize;
@@ -266,7 +324,10 @@ impl Lanes {
 /// many of each.
 fn draw(plan: &Plan, out: &mut [u8], rng: &mut Xoshiro256) -> [u64; 256] {
     let mut lanes = Lanes::from(rng);
-    let mut at_least = [0u64; MAX_VALUES];
+    if let Some(guide) = &plan.guide {
+        return draw_guided_dispatch(guide, out, &mut lanes);
+    }
+    let mut at_least = [0u64; MAX_COMMON];
     let whole = out.len() / STEP * STEP;
     let (body, tail) = out.split_at_mut(whole);
     draw_steps_dispatch(plan, body, &mut lanes, &mut at_least);
@@ -293,13 +354,13 @@ fn draw(plan: &Plan, out: &mut [u8], rng: &mut Xoshiro256) -> [u64; 256] {
     drawn
 }
 
-fn draw_steps_dispatch(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least: &mut [u64; MAX_VALUES]) {
+fn draw_steps_dispatch(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least: &mut [u64; MAX_COMMON]) {
     #[cfg(target_arch = "x86_64")]
     {
         use crate::cpu::{has, Features};
         if has(Features::AVX2 | Features::AVX512F | Features::AVX512BW) {
             #[target_feature(enable = "avx2,avx512f,avx512bw")]
-            fn wide(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least: &mut [u64; MAX_VALUES]) {
+            fn wide(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least: &mut [u64; MAX_COMMON]) {
                 draw_steps(plan, out, lanes, at_least)
             }
             // SAFETY: the features were just detected.
@@ -307,7 +368,7 @@ fn draw_steps_dispatch(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least:
         }
         if has(Features::AVX2) {
             #[target_feature(enable = "avx2")]
-            fn avx2(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least: &mut [u64; MAX_VALUES]) {
+            fn avx2(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least: &mut [u64; MAX_COMMON]) {
                 draw_steps(plan, out, lanes, at_least)
             }
             // SAFETY: the feature was just detected.
@@ -317,13 +378,94 @@ fn draw_steps_dispatch(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least:
     draw_steps(plan, out, lanes, at_least)
 }
 
+/// The draw of every sample of `out` through `guide`, with the numbers the threshold rule takes;
+/// returns how many of each value.
+fn draw_guided_dispatch(guide: &Guide, out: &mut [u8], lanes: &mut Lanes) -> [u64; 256] {
+    let whole = out.len() / STEP * STEP;
+    let (body, tail) = out.split_at_mut(whole);
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::has(crate::cpu::Features::AVX512F | crate::cpu::Features::AVX512BW) {
+        // SAFETY: the features were just detected.
+        unsafe { draw_guided_avx512(guide, body, lanes) };
+        draw_guided(guide, tail, lanes);
+        // Counted after: about a cycle a sample, a third of the arrangement, however counted
+        // (tables, or a comparison of 64 samples a value).
+        return byte_counts(out);
+    }
+    draw_guided(guide, body, lanes);
+    draw_guided(guide, tail, lanes);
+    byte_counts(out)
+}
+
+/// [`draw_guided_dispatch`] one number at a time.
+fn draw_guided(guide: &Guide, out: &mut [u8], lanes: &mut Lanes) {
+    for chunk in out.chunks_mut(STEP) {
+        let words = lanes.next();
+        for (k, o) in chunk.iter_mut().enumerate() {
+            *o = guide.value((words[k / 4] >> (16 * (k % 4))) as u16);
+        }
+    }
+}
+
+/// [`draw_guided`] over whole steps, 32 numbers a vector: the stretch's count, offsets and
+/// value are looked up by permutes across two registers of 32 lanes (64 entries).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn draw_guided_avx512(guide: &Guide, out: &mut [u8], lanes: &mut Lanes) {
+    use std::arch::x86_64::{
+        __m256i, __m512i, _mm256_storeu_si256, _mm512_and_si512, _mm512_cmpge_epu16_mask, _mm512_cvtepi16_epi8,
+        _mm512_loadu_si512, _mm512_mask_add_epi16, _mm512_permutex2var_epi16, _mm512_set1_epi16, _mm512_srli_epi16,
+    };
+    debug_assert_eq!(out.len() % STEP, 0);
+    let halves = |table: &[u16; 64]| -> (__m512i, __m512i) {
+        // SAFETY: two 64-byte unaligned loads within the 128-byte table.
+        unsafe { (_mm512_loadu_si512(table.as_ptr().cast()), _mm512_loadu_si512(table[32..].as_ptr().cast())) }
+    };
+    let below = halves(&guide.below);
+    let values = halves(&guide.values);
+    let inside: Vec<(__m512i, __m512i)> = guide.inside.iter().map(halves).collect();
+    let (low, one) = (_mm512_set1_epi16(1023), _mm512_set1_epi16(1));
+    for chunk in out.chunks_exact_mut(STEP) {
+        let words = lanes.next();
+        // Lane 4l + q holds bits 16q.. of word l: the words' own layout in memory.
+        // SAFETY: a 64-byte unaligned load of eight words.
+        let r = unsafe { _mm512_loadu_si512(words.as_ptr().cast()) };
+        let (k, offset) = (_mm512_srli_epi16::<10>(r), _mm512_and_si512(r, low));
+        let mut at = _mm512_permutex2var_epi16(below.0, k, below.1);
+        for &(a, b) in &inside {
+            let reached = _mm512_cmpge_epu16_mask(offset, _mm512_permutex2var_epi16(a, k, b));
+            at = _mm512_mask_add_epi16(at, reached, at, one);
+        }
+        let v = _mm512_cvtepi16_epi8(_mm512_permutex2var_epi16(values.0, at, values.1));
+        // SAFETY: a 32-byte unaligned store into the 32-byte chunk.
+        unsafe { _mm256_storeu_si256(chunk.as_mut_ptr().cast::<__m256i>(), v) };
+    }
+}
+
+/// How many of each byte value `out` holds, in four tables (equal bytes in a row would each
+/// wait on the last one's count), eight bytes read at a time.
+fn byte_counts(out: &[u8]) -> [u64; 256] {
+    let mut tables = [[0u32; 256]; 4];
+    let mut words = out.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        for k in 0..8 {
+            tables[k % 4][(x >> (8 * k)) as usize & 0xff] += 1;
+        }
+    }
+    for &b in words.remainder() {
+        tables[0][usize::from(b)] += 1;
+    }
+    std::array::from_fn(|v| tables.iter().map(|t| u64::from(t[v])).sum())
+}
+
 /// The draw over whole steps of `out`: each 16-bit number adds the step of every threshold it
 /// reaches to the smallest value, and counts itself at each, in per-lane counters.
 #[inline(always)]
-fn draw_steps(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least: &mut [u64; MAX_VALUES]) {
+fn draw_steps(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least: &mut [u64; MAX_COMMON]) {
     debug_assert_eq!(out.len() % STEP, 0);
     for block in out.chunks_mut(STEP * BLOCK_STEPS) {
-        let mut counters = [[0u16; STEP]; MAX_VALUES];
+        let mut counters = [[0u16; STEP]; MAX_COMMON];
         for chunk in block.chunks_exact_mut(STEP) {
             let words = lanes.next();
             let mut r = [0u16; STEP];
@@ -369,7 +511,16 @@ mod tests {
             (0..50_000).map(|i| if i == 777 { 9 } else { (i % 2) as u8 * 3 }).collect(),
             vec![42u8; 20_000],
             (0..64_000).map(|_| (g.next_u64() % 16) as u8 * 16).collect(),
+            // Bell-shaped 6-bit with rare tails (about 30 common values: the guided draw); 64
+            // values equally common (the most the draw takes).
+            bell_6bit(g, 100_011),
+            (0..64_000).map(|_| (g.next_u64() % 64) as u8 * 3).collect(),
         ]
+    }
+
+    /// Samples of a 6-bit Gaussian-like source: the sum of four uniform draws, clipped.
+    fn bell_6bit(g: &mut Xoshiro256, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (0..4).map(|_| g.next_u64() % 24).sum::<u64>().min(63) as u8).collect()
     }
 
     #[test]
@@ -401,14 +552,14 @@ mod tests {
                 (0..=plan.steps.len()).map(|j| plan.base + plan.steps[..j].iter().sum::<u8>()).collect();
             let len = 3 * STEP * BLOCK_STEPS + 5 * STEP;
             let mut out = vec![0u8; len];
-            let mut at_least = [0u64; MAX_VALUES];
+            let mut at_least = [0u64; MAX_COMMON];
             draw_steps_dispatch(plan, &mut out, &mut Lanes::from(&mut Xoshiro256::from_seed(1)), &mut at_least);
             // The portable loop, whatever this CPU dispatches to, gives the same draw.
-            let (mut plain, mut plain_at_least) = (vec![0u8; len], [0u64; MAX_VALUES]);
+            let (mut plain, mut plain_at_least) = (vec![0u8; len], [0u64; MAX_COMMON]);
             draw_steps(plan, &mut plain, &mut Lanes::from(&mut Xoshiro256::from_seed(1)), &mut plain_at_least);
             assert!(plain == out && plain_at_least == at_least, "portable and vector draws differ");
             let mut lanes = Lanes::from(&mut Xoshiro256::from_seed(1));
-            let mut expected_at_least = [0u64; MAX_VALUES];
+            let mut expected_at_least = [0u64; MAX_COMMON];
             for chunk in out.chunks(STEP) {
                 let words = lanes.next();
                 for (k, &o) in chunk.iter().enumerate() {
@@ -419,7 +570,30 @@ mod tests {
                 }
             }
             assert_eq!(at_least, expected_at_least);
+            // The guided draw, where the plan has one (vector and one at a time), on a length
+            // that is not whole steps: the same values, counted.
+            if let Some(guide) = &plan.guide {
+                let mut guided = vec![0u8; len + 7];
+                let drawn = draw_guided_dispatch(guide, &mut guided, &mut Lanes::from(&mut Xoshiro256::from_seed(1)));
+                assert_eq!(guided[..len], out[..], "guided and compared draws differ");
+                assert_eq!(drawn, byte_counts_naive(&guided));
+                let mut one_at_a_time = vec![0u8; len + 7];
+                draw_guided(guide, &mut one_at_a_time, &mut Lanes::from(&mut Xoshiro256::from_seed(1)));
+                assert_eq!(one_at_a_time, guided);
+            }
         }
+        assert!(
+            sources(&mut Xoshiro256::from_seed(14))
+                .iter()
+                .any(|s| Composition::of(s).plan.is_some_and(|p| p.guide.is_some())),
+            "a source takes the guided draw"
+        );
+    }
+
+    fn byte_counts_naive(s: &[u8]) -> [u64; 256] {
+        let mut c = [0u64; 256];
+        s.iter().for_each(|&b| c[usize::from(b)] += 1);
+        c
     }
 
     /// Chi-square of observed counts against equal expectations.
@@ -441,7 +615,7 @@ mod tests {
         for (rare_below, budget) in
             [((1, 256), usize::MAX), ((1, 256), 0), ((1, 256), 2), ((1, 4), usize::MAX), ((1, 4), 0)]
         {
-            let c = Composition::with_rare_below(&src, rare_below);
+            let c = Composition::with_limits(&src, rare_below, (1, 1));
             let plan = c.plan.as_ref().expect("a plan");
             let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
             let rounds = 60_000u64;
@@ -487,6 +661,64 @@ mod tests {
                 assert!(x2 < 720.0, "{skew:?} {budget}: chi-square {x2}");
             }
         }
+    }
+
+    #[test]
+    fn many_values_are_spread_like_a_shuffle() {
+        // The guided draw (about 30 common values and rare tails): at fixed positions each value
+        // comes as often as its share (chi-square over the values, the rarest pooled), and equal
+        // neighbours are as many as in a uniform arrangement.
+        let mut g = Xoshiro256::from_seed(16);
+        let mut src = bell_6bit(&mut g, 30_000);
+        src.sort_unstable();
+        let c = Composition::of(&src);
+        assert!(c.plan.as_ref().is_some_and(|p| p.guide.is_some()) && c.arranges(), "the guided draw");
+        let n = src.len();
+        let mut scratch = Scratch::default();
+        let mut out = vec![0u8; n];
+        let positions = [0usize, 1, n / 2, n - 1];
+        let mut at = [[0u64; 256]; 4];
+        let rounds = 3_000u64;
+        let mut equal_neighbours = 0u64;
+        for _ in 0..rounds {
+            c.arrange_into(&src, &mut out, &mut g, &mut scratch);
+            assert!(byte_counts_naive(&out) == c.counts, "composition changed");
+            for (k, &p) in positions.iter().enumerate() {
+                at[k][usize::from(out[p])] += 1;
+            }
+            equal_neighbours += out.windows(2).filter(|w| w[0] == w[1]).count() as u64;
+        }
+        // Cells: values expected at least 20 times each in `rounds`, and the rest pooled.
+        let share = |v: usize| c.counts[v] as f64 / n as f64;
+        let big: Vec<usize> = (0..256).filter(|&v| share(v) * rounds as f64 >= 20.0).collect();
+        for (k, row) in at.iter().enumerate() {
+            let mut x2 = 0.0;
+            for &v in &big {
+                let e = share(v) * rounds as f64;
+                x2 += (row[v] as f64 - e).powi(2) / e;
+            }
+            let e_rest = rounds as f64 - big.iter().map(|&v| share(v) * rounds as f64).sum::<f64>();
+            let o_rest = rounds - big.iter().map(|&v| row[v]).sum::<u64>();
+            if e_rest > 0.0 {
+                x2 += (o_rest as f64 - e_rest).powi(2) / e_rest;
+            }
+            // The 1e-6 quantile of chi-square with `cells - 1` degrees of freedom (Wilson and
+            // Hilferty's approximation, z = 4.75): about 100 for 42 cells.
+            let df = big.len() as f64;
+            let h = 2.0 / (9.0 * df);
+            let limit = df * (1.0 - h + 4.75 * h.sqrt()).powi(3);
+            assert!(
+                x2 < limit,
+                "position {}: chi-square {x2} over {} cells (limit {limit})",
+                positions[k],
+                big.len() + 1
+            );
+        }
+        let expected: f64 = (0..256).map(|v| c.counts[v] as f64 * (c.counts[v] as f64 - 1.0)).sum::<f64>() / n as f64;
+        let mean = equal_neighbours as f64 / rounds as f64;
+        // The count's standard deviation over one arrangement is about √expected (~ 8 here):
+        // the mean of 3,000 within a tenth of that.
+        assert!((mean - expected).abs() < 1.0, "{mean} vs {expected}");
     }
 
     #[test]
