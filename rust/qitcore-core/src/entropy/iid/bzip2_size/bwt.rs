@@ -694,6 +694,41 @@ fn scatter<B: Before>(count: &[u32], before: &[B], alphabet: &Alphabet, n: usize
         }));
     }
     let space_start = next[usize::from(space_tail)] as usize;
+    // Where every token present has at most two proper tails (numbers below 100, and a
+    // three-digit joining token) and they write to at most 16 buckets, the slots stay in one
+    // register, a lane a bucket, and the space bucket is written in the same pass.
+    let present = || slotted.iter().zip(&per_token).filter(|(_, &c)| c > 0).map(|(s, _)| *s);
+    if present().all(|s| s.is_some()) {
+        let mut buckets: Vec<u16> = present().flat_map(|s| s.map_or([0; 2], |(bucket, _)| bucket)).collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        if buckets.len() <= super::slots::LANES {
+            let lane = |bucket: u16| buckets.binary_search(&bucket).unwrap_or(0) as u8;
+            // Tokens absent write nothing; their entries are never read.
+            let writes: Vec<[(u8, u8); 2]> = slotted
+                .iter()
+                .map(|s| {
+                    s.map_or([(0, 0); 2], |(bucket, byte)| [(lane(bucket[0]), byte[0]), (lane(bucket[1]), byte[1])])
+                })
+                .collect();
+            let mut slots = [0u32; super::slots::LANES];
+            let mut advancing = 0u16;
+            for (l, (slot, &bucket)) in slots.iter_mut().zip(&buckets).enumerate() {
+                *slot = next[usize::from(bucket)];
+                // The spare bucket's slot stays at the end.
+                advancing |= u16::from(usize::from(bucket) != spare) << l;
+            }
+            let space = (space_start, &last_digit[..]);
+            if present().all(|s| s.is_some_and(|(bucket, _)| bucket[1] == spare as u16)) {
+                let first: Vec<[(u8, u8); 1]> = writes.iter().map(|w| [w[0]]).collect();
+                super::slots::fill(before, &first, advancing, &mut slots, space, &mut bwt);
+            } else {
+                super::slots::fill(before, &writes, advancing, &mut slots, space, &mut bwt);
+            }
+            bwt.truncate(n);
+            return Transform { symbols: bwt, in_use };
+        }
+    }
     for (&previous, out) in before.iter().zip(&mut bwt[space_start..space_start + before.len()]) {
         *out = last_digit[previous.token()];
     }
@@ -703,24 +738,6 @@ fn scatter<B: Before>(count: &[u32], before: &[B], alphabet: &Alphabet, n: usize
     if one_slot {
         let single: Vec<(u16, u8)> =
             slotted.iter().map(|s| s.map_or((spare as u16, 0), |(bucket, byte)| (bucket[0], byte[0]))).collect();
-        // The buckets the tokens present write to, a lane each when they fit in one register.
-        let mut buckets: Vec<u16> = single.iter().zip(&per_token).filter(|(_, &c)| c > 0).map(|(w, _)| w.0).collect();
-        buckets.sort_unstable();
-        buckets.dedup();
-        if buckets.len() <= super::slots::LANES {
-            let lane = |bucket: u16| buckets.binary_search(&bucket).unwrap_or(0) as u8;
-            let writes: Vec<(u8, u8)> = single.iter().map(|&(bucket, byte)| (lane(bucket), byte)).collect();
-            let mut slots = [0u32; super::slots::LANES];
-            let mut advancing = 0u16;
-            for (l, (slot, &bucket)) in slots.iter_mut().zip(&buckets).enumerate() {
-                *slot = next[usize::from(bucket)];
-                // The spare bucket's slot stays at the end.
-                advancing |= u16::from(usize::from(bucket) != spare) << l;
-            }
-            super::slots::fill(before, &writes, advancing, &mut slots, &mut bwt);
-            bwt.truncate(n);
-            return Transform { symbols: bwt, in_use };
-        }
         for &previous in before {
             let (bucket, byte) = single[previous.token()];
             let slot = next[usize::from(bucket)];
@@ -796,6 +813,20 @@ mod tests {
 
     fn check(block: &[u8]) {
         assert_eq!(cyclic_bwt(block), naive_cyclic_bwt(block), "{:?}", String::from_utf8_lossy(block));
+    }
+
+    #[test]
+    fn blocks_of_small_numbers_with_every_kind_of_join() {
+        // Numbers below 16 (tails in ten buckets and a few more: the slots in a register), as
+        // long as the interval sort takes; the block joined by a standard two-digit token, by a
+        // three-digit one (two proper tails: two writes a token), and by one over 255.
+        let mut g = Xoshiro256::from_seed(21);
+        let values: Vec<u8> = (0..6_000).map(|_| ((g.next_u64() % 16 + g.next_u64() % 16) / 2) as u8).collect();
+        let text = super::super::decimal_text(&values);
+        for (head, tail) in [(&b"5 "[..], &b" 1"[..]), (b"15 ", b" 1"), (b"5 ", b" 12"), (b"7 ", b" 99")] {
+            let block = [head, &text[..], tail].concat();
+            check(&block);
+        }
     }
 
     #[test]

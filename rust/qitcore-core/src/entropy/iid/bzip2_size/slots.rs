@@ -14,42 +14,55 @@ use crate::cpu::{self, Features};
 /// Buckets the register holds.
 pub(super) const LANES: usize = 16;
 
-/// For each entry of `before`, writes `byte` at `out[next[lane]]`, where `(lane, byte) =
-/// writes[token]` for the token it names; the slot then advances if its lane is in `advancing`
-/// (a lane outside writes to one spare place over and over). Lanes are below [`LANES`].
-pub(super) fn fill<B: Before>(
+/// For each entry of `before`, in order, and each of the `W` writes `(lane, byte)` of
+/// `writes[token]` for the token it names: writes `byte` at `out[next[lane]]`, the slot then
+/// advancing if its lane is in `advancing` (a lane outside writes to one spare place over and
+/// over). Entry `i` also writes `last_digit[token]` at `out[space + i]` (the bucket of the
+/// tail " ", whose order is the entries' own). Lanes are below [`LANES`].
+pub(super) fn fill<B: Before, const W: usize>(
     before: &[B],
-    writes: &[(u8, u8)],
+    writes: &[[(u8, u8); W]],
     advancing: u16,
     next: &mut [u32; LANES],
+    (space, last_digit): (usize, &[u8]),
     out: &mut [u8],
 ) {
     #[cfg(target_arch = "x86_64")]
     if cpu::has(Features::AVX512F) {
         // SAFETY: the feature was just detected.
-        return unsafe { fill_avx512(before, writes, advancing, next, out) };
+        return unsafe { fill_avx512(before, writes, advancing, next, (space, last_digit), out) };
     }
-    fill_portable(before, writes, advancing, next, out);
+    fill_portable(before, writes, advancing, next, (space, last_digit), out);
 }
 
-fn fill_portable<B: Before>(
+fn fill_portable<B: Before, const W: usize>(
     before: &[B],
-    writes: &[(u8, u8)],
+    writes: &[[(u8, u8); W]],
     advancing: u16,
     next: &mut [u32; LANES],
+    (space, last_digit): (usize, &[u8]),
     out: &mut [u8],
 ) {
-    for &entry in before {
-        let (lane, byte) = writes[entry.token()];
-        let lane = usize::from(lane) % LANES;
-        out[next[lane] as usize] = byte;
-        next[lane] += u32::from(advancing >> lane & 1);
+    for (i, &entry) in before.iter().enumerate() {
+        for &(lane, byte) in &writes[entry.token()] {
+            let lane = usize::from(lane) % LANES;
+            out[next[lane] as usize] = byte;
+            next[lane] += u32::from(advancing >> lane & 1);
+        }
+        out[space + i] = last_digit[entry.token()];
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn fill_avx512<B: Before>(before: &[B], writes: &[(u8, u8)], advancing: u16, next: &mut [u32; LANES], out: &mut [u8]) {
+fn fill_avx512<B: Before, const W: usize>(
+    before: &[B],
+    writes: &[[(u8, u8); W]],
+    advancing: u16,
+    next: &mut [u32; LANES],
+    (space, last_digit): (usize, &[u8]),
+    out: &mut [u8],
+) {
     use std::arch::x86_64::{
         _mm512_castsi512_si128, _mm512_loadu_si512, _mm512_mask_add_epi32, _mm512_permutexvar_epi32, _mm512_set1_epi32,
         _mm512_storeu_si512, _mm_cvtsi128_si32,
@@ -57,60 +70,84 @@ fn fill_avx512<B: Before>(before: &[B], writes: &[(u8, u8)], advancing: u16, nex
     // SAFETY: a 64-byte unaligned load of a 16-lane array.
     let mut slots = unsafe { _mm512_loadu_si512(next.as_ptr().cast()) };
     let one = _mm512_set1_epi32(1);
-    for &entry in before {
-        let (lane, byte) = writes[entry.token()];
-        let lane = u32::from(lane) % LANES as u32;
-        let slot =
-            _mm_cvtsi128_si32(_mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_set1_epi32(lane as i32), slots)));
-        out[slot as u32 as usize] = byte;
-        // The lane's increment from a mask, not a table: loads of a table would have to wait on
-        // the byte stores before them whenever their addresses agreed in the low 12 bits.
-        slots = _mm512_mask_add_epi32(slots, (1 << lane) & advancing, slots, one);
+    for (i, &entry) in before.iter().enumerate() {
+        let token = entry.token();
+        for &(lane, byte) in &writes[token] {
+            let lane = u32::from(lane) % LANES as u32;
+            let slot = _mm_cvtsi128_si32(_mm512_castsi512_si128(_mm512_permutexvar_epi32(
+                _mm512_set1_epi32(lane as i32),
+                slots,
+            )));
+            out[slot as u32 as usize] = byte;
+            // The lane's increment from a mask, not a table: loads of a table would have to wait
+            // on the byte stores before them whenever their addresses agreed in the low 12 bits.
+            slots = _mm512_mask_add_epi32(slots, (1 << lane) & advancing, slots, one);
+        }
+        out[space + i] = last_digit[token];
     }
     // SAFETY: a 64-byte unaligned store of a 16-lane array.
     unsafe { _mm512_storeu_si512(next.as_mut_ptr().cast(), slots) };
 }
-
 #[cfg(test)]
 mod tests {
     use super::super::interval_order::{POSITION_BITS, TOKEN_BITS};
     use super::*;
     use crate::maths::xoshiro::Xoshiro256;
 
+    /// `writes` (W a token) over `before` through every path, against the portable one; each
+    /// lane's slots start where the previous lane's end, and the space bucket after them all.
+    fn check<const W: usize>(g: &mut Xoshiro256, lanes: usize, writes: &[[(u8, u8); W]], before: &[u32]) {
+        let advancing: u16 = if lanes == LANES { 0x7fff } else { 0xffff };
+        let mut next = [0u32; LANES];
+        let mut at = 0;
+        for (l, slot) in next.iter_mut().enumerate().take(lanes) {
+            *slot = at;
+            let written = before
+                .iter()
+                .map(|&t| writes[t as usize].iter().filter(|w| usize::from(w.0) == l).count())
+                .sum::<usize>();
+            at += if advancing >> l & 1 == 1 { written as u32 } else { 1 };
+        }
+        let last_digit: Vec<u8> = (0..writes.len()).map(|_| (g.next_u64() % 11) as u8).collect();
+        let space = (at as usize, &last_digit[..]);
+        let records: Vec<u64> = before
+            .iter()
+            .map(|&t| g.next_u64() << (POSITION_BITS + TOKEN_BITS) | u64::from(t) << POSITION_BITS)
+            .collect();
+        let len = at as usize + before.len();
+        let (mut ours, mut from_records, mut theirs) = (vec![0xffu8; len], vec![0xffu8; len], vec![0xffu8; len]);
+        let (mut our_next, mut record_next) = (next, next);
+        fill(before, writes, advancing, &mut our_next, space, &mut ours);
+        fill(&records, writes, advancing, &mut record_next, space, &mut from_records);
+        fill_portable(before, writes, advancing, &mut next, space, &mut theirs);
+        assert_eq!(ours, theirs, "{lanes} lanes, {W} writes");
+        assert_eq!(from_records, theirs, "{lanes} lanes, {W} writes, records");
+        assert_eq!((our_next, record_next), (next, next));
+        assert!(!ours.contains(&0xff), "every slot written");
+        let spaces: Vec<u8> = before.iter().map(|&t| last_digit[t as usize]).collect();
+        assert_eq!(ours[at as usize..], spaces[..], "the space bucket in order");
+    }
+
     #[test]
     fn every_path_fills_as_the_portable_one() {
         // Tokens over 40 ranks mapped to 1 to 16 lanes, one lane most common (as the spare one
-        // can be), each lane's slots starting where the previous lane's end; with records (the
-        // token in their low bits) as with tokens; the last lane, when there are 16, not
-        // advancing (a spare place past the others).
+        // can be); with records (the token in their low bits) as with tokens; the last lane,
+        // when there are 16, not advancing (a spare place past the others). One write a token,
+        // and two (the second mostly to that last lane, as a token with one tail writes).
         let mut g = Xoshiro256::from_seed(5);
         for lanes in [1usize, 3, 10, 16] {
-            let writes: Vec<(u8, u8)> = (0..40).map(|t| ((t % lanes) as u8, (g.next_u64() % 11) as u8)).collect();
             let before: Vec<u32> = (0..50_000)
                 .map(|_| if g.next_u64().is_multiple_of(3) { 0 } else { (g.next_u64() % 40) as u32 })
                 .collect();
-            let advancing: u16 = if lanes == LANES { 0x7fff } else { 0xffff };
-            let mut next = [0u32; LANES];
-            let mut at = 0;
-            for (l, slot) in next.iter_mut().enumerate().take(lanes) {
-                *slot = at;
-                let written = before.iter().filter(|&&t| usize::from(writes[t as usize].0) == l).count() as u32;
-                at += if advancing >> l & 1 == 1 { written } else { 1 };
-            }
-            let records: Vec<u64> = before
-                .iter()
-                .map(|&t| g.next_u64() << (POSITION_BITS + TOKEN_BITS) | u64::from(t) << POSITION_BITS)
+            let one: Vec<[(u8, u8); 1]> = (0..40).map(|t| [((t % lanes) as u8, (g.next_u64() % 11) as u8)]).collect();
+            check(&mut g, lanes, &one, &before);
+            let two: Vec<[(u8, u8); 2]> = (0..40)
+                .map(|t| {
+                    let second = if t % 7 == 3 { (t / 7) % lanes } else { lanes - 1 };
+                    [((t % lanes) as u8, (g.next_u64() % 11) as u8), (second as u8, (g.next_u64() % 11) as u8)]
+                })
                 .collect();
-            let (mut ours, mut from_records, mut theirs) =
-                (vec![0xffu8; at as usize], vec![0xffu8; at as usize], vec![0xffu8; at as usize]);
-            let (mut our_next, mut record_next) = (next, next);
-            fill(&before, &writes, advancing, &mut our_next, &mut ours);
-            fill(&records, &writes, advancing, &mut record_next, &mut from_records);
-            fill_portable(&before, &writes, advancing, &mut next, &mut theirs);
-            assert_eq!(ours, theirs, "{lanes} lanes");
-            assert_eq!(from_records, theirs, "{lanes} lanes, records");
-            assert_eq!((our_next, record_next), (next, next));
-            assert!(!ours.contains(&0xff), "every slot written");
+            check(&mut g, lanes, &two, &before);
         }
     }
 }
