@@ -718,12 +718,14 @@ fn scatter<B: Before>(count: &[u32], before: &[B], alphabet: &Alphabet, n: usize
                 // The spare bucket's slot stays at the end.
                 advancing |= u16::from(usize::from(bucket) != spare) << l;
             }
-            let space = (space_start, &last_digit[..]);
+            let (space, last_digit) = (space_start, &last_digit[..]);
             if present().all(|s| s.is_some_and(|(bucket, _)| bucket[1] == spare as u16)) {
                 let first: Vec<[(u8, u8); 1]> = writes.iter().map(|w| [w[0]]).collect();
-                super::slots::fill(before, &first, advancing, &mut slots, space, &mut bwt);
+                let writes = super::slots::Writes { per_token: &first, advancing, space, last_digit };
+                super::slots::fill(before, &writes, &mut slots, &mut bwt);
             } else {
-                super::slots::fill(before, &writes, advancing, &mut slots, space, &mut bwt);
+                let writes = super::slots::Writes { per_token: &writes, advancing, space, last_digit };
+                super::slots::fill(before, &writes, &mut slots, &mut bwt);
             }
             bwt.truncate(n);
             return Transform { symbols: bwt, in_use };

@@ -14,55 +14,48 @@ use crate::cpu::{self, Features};
 /// Buckets the register holds.
 pub(super) const LANES: usize = 16;
 
-/// For each entry of `before`, in order, and each of the `W` writes `(lane, byte)` of
-/// `writes[token]` for the token it names: writes `byte` at `out[next[lane]]`, the slot then
-/// advancing if its lane is in `advancing` (a lane outside writes to one spare place over and
-/// over). Entry `i` also writes `last_digit[token]` at `out[space + i]` (the bucket of the
-/// tail " ", whose order is the entries' own). Lanes are below [`LANES`].
+/// What each token writes as the tail buckets are filled: `per_token[token]` holds `W` writes
+/// `(lane, byte)`; a lane's slot advances after each write if the lane is in `advancing` (a lane
+/// outside writes to one spare place over and over). The space bucket (the tail " ", whose order
+/// is the entries' own) starts at `space`, and takes `last_digit[token]` for each entry.
+pub(super) struct Writes<'a, const W: usize> {
+    pub per_token: &'a [[(u8, u8); W]],
+    pub advancing: u16,
+    pub space: usize,
+    pub last_digit: &'a [u8],
+}
+
+/// For each entry of `before`, in order, and each of the writes `(lane, byte)` of the token it
+/// names: writes `byte` at `out[next[lane]]`, then advances the slot as `writes` says; entry `i`
+/// also writes its token's last digit at `out[writes.space + i]`. Lanes are below [`LANES`].
 pub(super) fn fill<B: Before, const W: usize>(
     before: &[B],
-    writes: &[[(u8, u8); W]],
-    advancing: u16,
+    writes: &Writes<W>,
     next: &mut [u32; LANES],
-    (space, last_digit): (usize, &[u8]),
     out: &mut [u8],
 ) {
     #[cfg(target_arch = "x86_64")]
     if cpu::has(Features::AVX512F) {
         // SAFETY: the feature was just detected.
-        return unsafe { fill_avx512(before, writes, advancing, next, (space, last_digit), out) };
+        return unsafe { fill_avx512(before, writes, next, out) };
     }
-    fill_portable(before, writes, advancing, next, (space, last_digit), out);
+    fill_portable(before, writes, next, out);
 }
 
-fn fill_portable<B: Before, const W: usize>(
-    before: &[B],
-    writes: &[[(u8, u8); W]],
-    advancing: u16,
-    next: &mut [u32; LANES],
-    (space, last_digit): (usize, &[u8]),
-    out: &mut [u8],
-) {
+fn fill_portable<B: Before, const W: usize>(before: &[B], writes: &Writes<W>, next: &mut [u32; LANES], out: &mut [u8]) {
     for (i, &entry) in before.iter().enumerate() {
-        for &(lane, byte) in &writes[entry.token()] {
+        for &(lane, byte) in &writes.per_token[entry.token()] {
             let lane = usize::from(lane) % LANES;
             out[next[lane] as usize] = byte;
-            next[lane] += u32::from(advancing >> lane & 1);
+            next[lane] += u32::from(writes.advancing >> lane & 1);
         }
-        out[space + i] = last_digit[entry.token()];
+        out[writes.space + i] = writes.last_digit[entry.token()];
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn fill_avx512<B: Before, const W: usize>(
-    before: &[B],
-    writes: &[[(u8, u8); W]],
-    advancing: u16,
-    next: &mut [u32; LANES],
-    (space, last_digit): (usize, &[u8]),
-    out: &mut [u8],
-) {
+fn fill_avx512<B: Before, const W: usize>(before: &[B], writes: &Writes<W>, next: &mut [u32; LANES], out: &mut [u8]) {
     use std::arch::x86_64::{
         _mm512_castsi512_si128, _mm512_loadu_si512, _mm512_mask_add_epi32, _mm512_permutexvar_epi32, _mm512_set1_epi32,
         _mm512_storeu_si512, _mm_cvtsi128_si32,
@@ -70,9 +63,10 @@ fn fill_avx512<B: Before, const W: usize>(
     // SAFETY: a 64-byte unaligned load of a 16-lane array.
     let mut slots = unsafe { _mm512_loadu_si512(next.as_ptr().cast()) };
     let one = _mm512_set1_epi32(1);
+    let Writes { per_token, advancing, space, last_digit } = *writes;
     for (i, &entry) in before.iter().enumerate() {
         let token = entry.token();
-        for &(lane, byte) in &writes[token] {
+        for &(lane, byte) in &per_token[token] {
             let lane = u32::from(lane) % LANES as u32;
             let slot = _mm_cvtsi128_si32(_mm512_castsi512_si128(_mm512_permutexvar_epi32(
                 _mm512_set1_epi32(lane as i32),
@@ -109,7 +103,7 @@ mod tests {
             at += if advancing >> l & 1 == 1 { written as u32 } else { 1 };
         }
         let last_digit: Vec<u8> = (0..writes.len()).map(|_| (g.next_u64() % 11) as u8).collect();
-        let space = (at as usize, &last_digit[..]);
+        let fills = Writes { per_token: writes, advancing, space: at as usize, last_digit: &last_digit };
         let records: Vec<u64> = before
             .iter()
             .map(|&t| g.next_u64() << (POSITION_BITS + TOKEN_BITS) | u64::from(t) << POSITION_BITS)
@@ -117,9 +111,9 @@ mod tests {
         let len = at as usize + before.len();
         let (mut ours, mut from_records, mut theirs) = (vec![0xffu8; len], vec![0xffu8; len], vec![0xffu8; len]);
         let (mut our_next, mut record_next) = (next, next);
-        fill(before, writes, advancing, &mut our_next, space, &mut ours);
-        fill(&records, writes, advancing, &mut record_next, space, &mut from_records);
-        fill_portable(before, writes, advancing, &mut next, space, &mut theirs);
+        fill(before, &fills, &mut our_next, &mut ours);
+        fill(&records, &fills, &mut record_next, &mut from_records);
+        fill_portable(before, &fills, &mut next, &mut theirs);
         assert_eq!(ours, theirs, "{lanes} lanes, {W} writes");
         assert_eq!(from_records, theirs, "{lanes} lanes, {W} writes, records");
         assert_eq!((our_next, record_next), (next, next));
