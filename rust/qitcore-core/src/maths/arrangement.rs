@@ -30,9 +30,8 @@
 
 use super::xoshiro::{shuffle, shuffle_into, Xoshiro256};
 
-/// The most common values arranged this way: the draw compares each number with a threshold a
-/// common value, three vector steps each per 32 samples, about as long as Fisher–Yates at 100
-/// values. More fall back to Fisher–Yates, as do rare values over [`RARE_TOTAL`] of the samples,
+/// The most common values arranged this way: past [`GUIDED_FROM`] the draw looks values up in
+/// tables of 64 entries (two vector registers). More fall back to Fisher–Yates, as do rare values over [`RARE_TOTAL`] of the samples,
 /// lengths below [`MIN_LEN`] (too short to repay the set-up) or of 2^32 and more (positions are
 /// `u32`).
 pub const MAX_COMMON: usize = 64;
@@ -383,17 +382,19 @@ fn draw_steps_dispatch(plan: &Plan, out: &mut [u8], lanes: &mut Lanes, at_least:
 fn draw_guided_dispatch(guide: &Guide, out: &mut [u8], lanes: &mut Lanes) -> [u64; 256] {
     let whole = out.len() / STEP * STEP;
     let (body, tail) = out.split_at_mut(whole);
+    let mut vector = false;
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::has(crate::cpu::Features::AVX512F | crate::cpu::Features::AVX512BW) {
         // SAFETY: the features were just detected.
         unsafe { draw_guided_avx512(guide, body, lanes) };
-        draw_guided(guide, tail, lanes);
-        // Counted after: about a cycle a sample, a third of the arrangement, however counted
-        // (tables, or a comparison of 64 samples a value).
-        return byte_counts(out);
+        vector = true;
     }
-    draw_guided(guide, body, lanes);
+    if !vector {
+        draw_guided(guide, body, lanes);
+    }
     draw_guided(guide, tail, lanes);
+    // Counted after: about a cycle a sample, a third of the arrangement, however counted
+    // (tables, or a comparison of 64 samples a value).
     byte_counts(out)
 }
 

@@ -186,7 +186,8 @@ unsafe fn mtf_vector(symbols: &[u8], used: usize) -> Vec<u8> {
 }
 
 /// Bit `k` set where `symbols[c + k]` differs from the symbol before it (or, for the first,
-/// from symbol 0, the list's front): four 16-byte comparisons of the block with itself one place on, or a loop at its ends.
+/// from symbol 0, the list's front): four 16-byte comparisons of the block with itself one place
+/// on, or a loop at its ends.
 ///
 /// # Safety
 /// The processor must have SSE2.
