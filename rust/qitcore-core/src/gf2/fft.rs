@@ -287,10 +287,25 @@ fn xor_down<T: Piece>(be: Backend, f: &mut [T], dst: usize, src: usize, len: usi
 
 /// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
 fn divide_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], i: u32) {
+    divide_by_subspace_poly_below(be, f, i, f.len());
+}
+
+/// [`divide_by_subspace_poly`] for `f` whose coefficients from `nonzero` on are zero: the steps
+/// are cut where their sources reach the zeros. Exact, since the division only adds higher
+/// coefficients into lower ones: the zeros are never written but with zeros.
+fn divide_by_subspace_poly_below<T: Piece>(be: Backend, f: &mut [T], i: u32, nonzero: usize) {
+    let steps = |emit: &mut dyn FnMut(usize, usize, usize)| {
+        division_steps(i, |dst, src, len| {
+            let len = len.min(nonzero.saturating_sub(src));
+            if len > 0 {
+                emit(dst, src, len);
+            }
+        })
+    };
     if f.len() >= FUSE_LEN {
-        blocked(be, f, |emit| division_steps(i, emit));
+        blocked(be, f, steps);
     } else {
-        division_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
+        steps(&mut |dst, src, len| xor_down(be, f, dst, src, len));
     }
 }
 
@@ -518,6 +533,17 @@ fn multiply_above_leaves(be: Backend, f: &mut [u64]) {
 
 /// Monomial basis → novel basis, in place (length a power of two).
 fn to_novel<T: Piece>(be: Backend, f: &mut [T]) {
+    to_novel_below(be, f, f.len());
+}
+
+/// [`to_novel`] for `f` whose coefficients from `nonzero` on are zero: a polynomial of degree
+/// below half the length is its own remainder (its quotient, the upper half, stays zero), and the
+/// division of a longer one leaves out the zero sources. A fresh seed's slice fills three
+/// quarters of its transform: this skips half of the widest level's work and a quarter of the rest.
+fn to_novel_below<T: Piece>(be: Backend, f: &mut [T], nonzero: usize) {
+    if nonzero == 0 {
+        return; // zero in either basis
+    }
     if f.len() <= 2 {
         return; // s_0(x) = x: the basis {1, x} is both
     }
@@ -531,14 +557,19 @@ fn to_novel<T: Piece>(be: Backend, f: &mut [T]) {
         run_small_batch(be, f, &small_steps().to_novel[SMALL_LEN.trailing_zeros() as usize]);
         return;
     }
+    let half = f.len() / 2;
+    if nonzero <= half {
+        to_novel_below(be, &mut f[..half], nonzero);
+        return;
+    }
     let i = f.len().trailing_zeros() - 1;
-    divide_by_subspace_poly(be, f, i);
-    let (lo, hi) = f.split_at_mut(f.len() / 2);
+    divide_by_subspace_poly_below(be, f, i, nonzero);
+    let (lo, hi) = f.split_at_mut(half);
     if lo.len() >= PARALLEL_LEN {
-        rayon::join(|| to_novel(be, lo), || to_novel(be, hi));
+        rayon::join(|| to_novel(be, lo), || to_novel_below(be, hi, nonzero - half));
     } else {
         to_novel(be, lo);
-        to_novel(be, hi);
+        to_novel_below(be, hi, nonzero - half);
     }
 }
 
@@ -597,7 +628,7 @@ fn segment_to_novel_narrow(be: Backend, a: &[u64], values: &mut [u64], small: us
             pair[0] = w as u32;
             pair[1] = (w >> 32) as u32;
         }
-        to_novel(be, narrow);
+        to_novel_below(be, narrow, 2 * a.len());
     }
     let words = values.as_mut_ptr();
     // SAFETY: element i (u32) sits in word base + i/2 >= i/2 + len/2; in ascending order, writing
@@ -780,7 +811,7 @@ fn novel_pieces(be: Backend, a: &[u64], values: &mut [u64], small: usize) {
         segment_to_novel_narrow(be, a, values, small);
     } else {
         segment(a, &mut values[..small]);
-        to_novel(be, &mut values[..small]);
+        to_novel_below(be, &mut values[..small], 2 * a.len());
     }
 }
 
@@ -1152,6 +1183,33 @@ mod tests {
                         from_novel(be, &mut got);
                     }
                     assert_eq!(got, expect, "len {len}, forward {forward}, {be:?}");
+                }
+            }
+        }
+    }
+
+    /// A polynomial with zeros from `nonzero` on changes basis as the general recursion changes
+    /// it, on 64-bit and 32-bit elements, for zeros from a quarter, a half, three quarters or a
+    /// ragged place on, every backend.
+    #[test]
+    fn basis_changes_that_skip_zeros_match_the_general_recursion() {
+        for len in [1usize << 11, 1 << 12, 1 << 16, 1 << 17] {
+            for nonzero in [0, 1, len / 4, len / 2, len / 2 + 1, 3 * len / 4, 3 * len / 4 - 37, len - 1, len] {
+                let f: Vec<u64> = (0..len as u64)
+                    .map(|k| if (k as usize) < nonzero { k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32 } else { 0 })
+                    .collect();
+                for be in backend::available() {
+                    let mut expect = f.clone();
+                    change_basis_generally(be, &mut expect, true);
+                    let mut wide = f.clone();
+                    to_novel_below(be, &mut wide, nonzero);
+                    assert!(wide == expect, "len {len}, zeros from {nonzero}, {be:?}");
+                    let mut narrow: Vec<u32> = f.iter().map(|&v| v as u32).collect();
+                    to_novel_below(be, &mut narrow, nonzero);
+                    assert!(
+                        narrow.iter().zip(&expect).all(|(&n, &e)| u64::from(n) == e),
+                        "32-bit, len {len}, {nonzero}"
+                    );
                 }
             }
         }
