@@ -227,9 +227,19 @@ fn lower_terms(i: u32) -> (impl Iterator<Item = usize> + Clone, usize) {
 /// `(dst, src, len)` means `f[dst .. dst + len] ^= f[src .. src + len]` (the two ranges never
 /// overlap). From the top down: a chunk's coefficients are final once all higher ones have been
 /// folded, and they fold only into positions below the chunk.
-fn division_steps(i: u32, mut step: impl FnMut(usize, usize, usize)) {
-    let d = 1usize << i;
+fn division_steps(i: u32, step: impl FnMut(usize, usize, usize)) {
     let (terms, chunk) = lower_terms(i);
+    sparse_division_steps(1 << i, terms, chunk, step);
+}
+
+/// The steps of the division by `x^d + Σ_{e ∈ terms} x^e` (every `e <= d − chunk`) of a
+/// polynomial of `2d` coefficients, as [`division_steps`].
+fn sparse_division_steps(
+    d: usize,
+    terms: impl Iterator<Item = usize> + Clone,
+    chunk: usize,
+    mut step: impl FnMut(usize, usize, usize),
+) {
     let mut end = 2 * d;
     while end > d {
         let start = end.saturating_sub(chunk).max(d);
@@ -242,9 +252,18 @@ fn division_steps(i: u32, mut step: impl FnMut(usize, usize, usize)) {
 
 /// The steps of the inverse of the division by `s_i` (`f = low + s_i·high`), as
 /// [`division_steps`]: the same chunks, bottom up.
-fn multiplication_steps(i: u32, mut step: impl FnMut(usize, usize, usize)) {
-    let d = 1usize << i;
+fn multiplication_steps(i: u32, step: impl FnMut(usize, usize, usize)) {
     let (terms, chunk) = lower_terms(i);
+    sparse_multiplication_steps(1 << i, terms, chunk, step);
+}
+
+/// The inverse of [`sparse_division_steps`].
+fn sparse_multiplication_steps(
+    d: usize,
+    terms: impl Iterator<Item = usize> + Clone,
+    chunk: usize,
+    mut step: impl FnMut(usize, usize, usize),
+) {
     // The division's chunks end at 2d, 2d - chunk, …
     let count = d.div_ceil(chunk);
     for k in (0..count).rev() {
@@ -285,23 +304,8 @@ fn xor_down<T: Piece>(be: Backend, f: &mut [T], dst: usize, src: usize, len: usi
     T::xor_run(be, &mut below[dst..dst + len], &source[..len]);
 }
 
-/// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
-fn divide_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], i: u32) {
-    divide_by_subspace_poly_below(be, f, i, f.len());
-}
-
-/// [`divide_by_subspace_poly`] for `f` whose coefficients from `nonzero` on are zero: the steps
-/// are cut where their sources reach the zeros. Exact, since the division only adds higher
-/// coefficients into lower ones: the zeros are never written but with zeros.
-fn divide_by_subspace_poly_below<T: Piece>(be: Backend, f: &mut [T], i: u32, nonzero: usize) {
-    let steps = |emit: &mut dyn FnMut(usize, usize, usize)| {
-        division_steps(i, |dst, src, len| {
-            let len = len.min(nonzero.saturating_sub(src));
-            if len > 0 {
-                emit(dst, src, len);
-            }
-        })
-    };
+/// Runs the steps `steps` emits on `f`: reordered for the cache ([`blocked`]) when `f` is large.
+fn run_steps<T: Piece>(be: Backend, f: &mut [T], steps: impl FnOnce(&mut dyn FnMut(usize, usize, usize))) {
     if f.len() >= FUSE_LEN {
         blocked(be, f, steps);
     } else {
@@ -309,13 +313,34 @@ fn divide_by_subspace_poly_below<T: Piece>(be: Backend, f: &mut [T], i: u32, non
     }
 }
 
+/// `emit` for the steps whose sources lie below `nonzero`, cut there: for a polynomial whose
+/// coefficients from `nonzero` on are zero, under a division, which only adds higher
+/// coefficients into lower ones (the zeros are never written but with zeros).
+fn below(nonzero: usize, emit: &mut dyn FnMut(usize, usize, usize)) -> impl FnMut(usize, usize, usize) + '_ {
+    move |dst, src, len| {
+        let len = len.min(nonzero.saturating_sub(src));
+        if len > 0 {
+            emit(dst, src, len);
+        }
+    }
+}
+
+/// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
+#[cfg(test)]
+fn divide_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], i: u32) {
+    divide_by_subspace_poly_below(be, f, i, f.len());
+}
+
+/// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves, for `f` whose
+/// coefficients from `nonzero` on are zero: the steps are cut where their sources reach the
+/// zeros ([`below`]).
+fn divide_by_subspace_poly_below<T: Piece>(be: Backend, f: &mut [T], i: u32, nonzero: usize) {
+    run_steps(be, f, |emit| division_steps(i, below(nonzero, emit)));
+}
+
 /// Inverse of [`divide_by_subspace_poly`]: `f = low + s_i·high`.
 fn multiply_by_subspace_poly(be: Backend, f: &mut [u64], i: u32) {
-    if f.len() >= FUSE_LEN {
-        blocked(be, f, |emit| multiplication_steps(i, emit));
-    } else {
-        multiplication_steps(i, |dst, src, len| xor_down(be, f, dst, src, len));
-    }
+    run_steps(be, f, |emit| multiplication_steps(i, emit));
 }
 
 /// Chunks with at least this many words to add split them across threads: smaller ones take
@@ -432,11 +457,30 @@ fn small_steps() -> &'static SmallSteps {
             std::array::from_fn(|k| {
                 let mut out = Vec::new();
                 record(1 << k, 0, forward, &mut out);
-                out
+                in_waves(&out)
             })
         };
         SmallSteps { to_novel: list(true), from_novel: list(false) }
     })
+}
+
+/// `steps` (`f[dst] ^= f[src]`) reordered into waves of independent steps: a step goes into the
+/// wave after the last one that wrote its source or its destination or read its destination.
+/// Each step's inputs are the same as in the original order, so the result is; the batched
+/// leaves hold their elements in memory, and steps in recorded order wait on each other's
+/// stores, where a wave's run side by side.
+fn in_waves(steps: &[(u8, u8)]) -> Vec<(u8, u8)> {
+    let (mut written, mut read) = ([0usize; 256], [0usize; 256]);
+    let mut waves: Vec<(usize, (u8, u8))> = Vec::with_capacity(steps.len());
+    for &(dst, src) in steps {
+        let (d, s) = (usize::from(dst), usize::from(src));
+        let wave = written[s].max(written[d]).max(read[d]) + 1;
+        written[d] = wave;
+        read[s] = read[s].max(wave);
+        waves.push((wave, (dst, src)));
+    }
+    waves.sort_by_key(|&(wave, _)| wave);
+    waves.into_iter().map(|(_, step)| step).collect()
 }
 
 /// Runs recorded steps on `f` (at most [`SMALL_LEN`] coefficients).
@@ -508,27 +552,76 @@ fn run_small_lanes<T: Piece, const N: usize>(f: &mut [T], steps: &[(u8, u8)]) {
     std::hint::black_box(&mut lanes);
 }
 
-/// The divisions [`to_novel`] makes above its leaves of [`SMALL_LEN`] coefficients, in its order.
+/// The divisions [`to_novel`] makes above its leaves of [`SMALL_LEN`] coefficients, in its order
+/// (`f` at most [`ABOVE_LEAVES_MAX`] long: a batch of leaves, or a row).
 fn divide_above_leaves<T: Piece>(be: Backend, f: &mut [T]) {
-    if f.len() <= SMALL_LEN {
-        return;
-    }
-    divide_by_subspace_poly(be, f, f.len().trailing_zeros() - 1);
-    let (lo, hi) = f.split_at_mut(f.len() / 2);
-    divide_above_leaves(be, lo);
-    divide_above_leaves(be, hi);
+    super::xor::xor_steps(be, f, &above_leaves().divide[f.len().trailing_zeros() as usize]);
 }
 
 /// The multiplications [`from_novel`] makes above its leaves of [`SMALL_LEN`] coefficients, in
-/// its order.
+/// its order (as [`divide_above_leaves`]).
 fn multiply_above_leaves(be: Backend, f: &mut [u64]) {
-    if f.len() <= SMALL_LEN {
-        return;
-    }
-    let (lo, hi) = f.split_at_mut(f.len() / 2);
-    multiply_above_leaves(be, lo);
-    multiply_above_leaves(be, hi);
-    multiply_by_subspace_poly(be, f, f.len().trailing_zeros() - 1);
+    super::xor::xor_steps(be, f, &above_leaves().multiply[f.len().trailing_zeros() as usize]);
+}
+
+/// The longest basis change whose steps above the leaves are recorded: a batch of 32-bit leaves.
+const ABOVE_LEAVES_MAX: usize = 1 << 10;
+
+/// The steps `(dst, src, len)` of the divisions and multiplications above the leaves of a basis
+/// change of `2^k` coefficients (`2^k <= ABOVE_LEAVES_MAX`), recorded once in their order.
+struct AboveLeaves {
+    divide: Vec<Vec<(u16, u16, u16)>>,
+    multiply: Vec<Vec<(u16, u16, u16)>>,
+    /// Those of [`ROW`] coefficients on `2^k` rows at once, interleaved.
+    rows_divide: Vec<Vec<(u16, u16, u16)>>,
+    rows_multiply: Vec<Vec<(u16, u16, u16)>>,
+}
+
+fn above_leaves() -> &'static AboveLeaves {
+    static STEPS: OnceLock<AboveLeaves> = OnceLock::new();
+    STEPS.get_or_init(|| {
+        fn record(len: usize, at: usize, forward: bool, out: &mut Vec<(u16, u16, u16)>) {
+            if len <= SMALL_LEN {
+                return;
+            }
+            let i = len.trailing_zeros() - 1;
+            let push = |out: &mut Vec<_>, dst: usize, src: usize, n: usize| {
+                out.push(((at + dst) as u16, (at + src) as u16, n as u16));
+            };
+            if forward {
+                division_steps(i, |dst, src, n| push(out, dst, src, n));
+                record(len / 2, at, true, out);
+                record(len / 2, at + len / 2, true, out);
+            } else {
+                record(len / 2, at, false, out);
+                record(len / 2, at + len / 2, false, out);
+                multiplication_steps(i, |dst, src, n| push(out, dst, src, n));
+            }
+        }
+        let list = |forward: bool| {
+            (0..=ABOVE_LEAVES_MAX.trailing_zeros())
+                .map(|k| {
+                    let mut out = Vec::new();
+                    record(1 << k, 0, forward, &mut out);
+                    out
+                })
+                .collect()
+        };
+        // A row's steps, each on every row of the group before the next: a row's steps are a
+        // chain (each chunk adds into the next one's source, a few elements off its alignment,
+        // and waits for those stores), the rows' are independent.
+        let rows = |forward: bool| {
+            let mut one = Vec::new();
+            record(ROW, 0, forward, &mut one);
+            (0..=ABOVE_LEAVES_MAX.trailing_zeros() - ROW.trailing_zeros())
+                .map(|k| {
+                    let offsets = (0..1u16 << k).map(|r| r * ROW as u16);
+                    one.iter().flat_map(|&(d, s, n)| offsets.clone().map(move |o| (d + o, s + o, n))).collect()
+                })
+                .collect()
+        };
+        AboveLeaves { divide: list(true), multiply: list(false), rows_divide: rows(true), rows_multiply: rows(false) }
+    })
 }
 
 /// Monomial basis → novel basis, in place (length a power of two).
@@ -555,6 +648,11 @@ fn to_novel_below<T: Piece>(be: Backend, f: &mut [T], nonzero: usize) {
         // Each leaf's steps need only its ancestors' divisions done: all of those first.
         divide_above_leaves(be, f);
         run_small_batch(be, f, &small_steps().to_novel[SMALL_LEN.trailing_zeros() as usize]);
+        return;
+    }
+    if composed::<T>(f.len()) {
+        taylor(be, f, nonzero);
+        rows_to_novel(be, f, nonzero.div_ceil(ROW));
         return;
     }
     let half = f.len() / 2;
@@ -588,6 +686,11 @@ fn from_novel(be: Backend, f: &mut [u64]) {
         multiply_above_leaves(be, f);
         return;
     }
+    if composed::<u64>(f.len()) {
+        rows_from_novel(be, f);
+        untaylor(be, f);
+        return;
+    }
     let i = f.len().trailing_zeros() - 1;
     let (lo, hi) = f.split_at_mut(f.len() / 2);
     if lo.len() >= PARALLEL_LEN {
@@ -597,6 +700,155 @@ fn from_novel(be: Backend, f: &mut [u64]) {
         from_novel(be, hi);
     }
     multiply_by_subspace_poly(be, f, i);
+}
+
+/// The rows of the composed basis changes: the digits of a polynomial in `T = s_8(x) = x^256 + x`.
+///
+/// The novel basis factors through `T`: for bits `a`, `b` of no bit in common `s_(a|b) = s_a ∘
+/// s_b` (the terms `x^(2^(j|l))` of both sides are the same), so `s_(8+i) = s_i(T)` for `i < 8`,
+/// and for `k = 256·h + l < 2^16` the basis polynomial `X_k(x)` is `X_l(x)·X_h(T)`. A polynomial
+/// of `2^K` coefficients, `8 < K <= 16`, changes basis in three steps: its expansion `Σ_j h_j(x)·T^j`
+/// (`deg h_j < 256`, row `j`), the change of the rows, as coefficients of a polynomial in `T`, to
+/// the novel basis in `T`, then that of each row in `x`. The expansion divides by the binomials
+/// `T^(2^m) = x^(256·2^m) + x^(2^m)`, one addition a level where `s_i` takes `2^popcount(i) − 1`:
+/// about 23 additions a coefficient at `2^16` instead of 32.5, and of the levels that reach past
+/// the first-level cache, the expansion's cost one each and the rows' few (Gao and Mateer 2010
+/// expand in `x^2 + x` likewise).
+const ROW: usize = 1 << 8;
+
+/// Whether a basis change of `len` coefficients runs composed ([`ROW`]): above a batch of leaves
+/// (its rows then fill whole batches) and up to `2^16` (beyond, `s_i` for `i >= 16` is not a
+/// polynomial in `s_8`; the wider levels divide as before down to it).
+fn composed<T: Piece>(len: usize) -> bool {
+    len > group_len::<T>() && len <= ROW * ROW
+}
+
+/// The rows the composed basis changes finish together: four (their steps above the leaves
+/// interleaved, see [`above_leaves`]), whole batches of leaves.
+fn group_len<T: Piece>() -> usize {
+    (4 * ROW).max(T::BATCH * SMALL_LEN)
+}
+
+/// Runs both closures, on two threads when `parallel`.
+fn join_if(parallel: bool, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
+    if parallel {
+        rayon::join(a, b);
+    } else {
+        a();
+        b();
+    }
+}
+
+/// `f` (at least a row, a power of two; zero from `nonzero` on) replaced by its digits in `T`
+/// ([`ROW`]): `f = Σ_j T^j·h_j`, row `j` holding `h_j`. The top level divides by `T^(d/256) =
+/// x^d + x^(d/256)` for `d` half the length; each half is expanded the same way.
+fn taylor<T: Piece>(be: Backend, f: &mut [T], nonzero: usize) {
+    let d = f.len() / 2;
+    if f.len() <= ROW || nonzero == 0 {
+        return;
+    }
+    if nonzero <= d {
+        taylor(be, &mut f[..d], nonzero);
+        return;
+    }
+    let e = d / ROW;
+    run_steps(be, f, |emit| sparse_division_steps(d, std::iter::once(e), d - e, below(nonzero, emit)));
+    let (lo, hi) = f.split_at_mut(d);
+    join_if(d >= PARALLEL_LEN, || taylor(be, lo, d), || taylor(be, hi, nonzero - d));
+}
+
+/// Inverse of [`taylor`]: the polynomial from its digits.
+fn untaylor(be: Backend, f: &mut [u64]) {
+    let d = f.len() / 2;
+    if f.len() <= ROW {
+        return;
+    }
+    let (lo, hi) = f.split_at_mut(d);
+    join_if(d >= PARALLEL_LEN, || untaylor(be, lo), || untaylor(be, hi));
+    let e = d / ROW;
+    run_steps(be, f, |emit| sparse_multiplication_steps(d, std::iter::once(e), d - e, emit));
+}
+
+/// `emit` for steps counted in rows.
+fn in_rows(emit: &mut dyn FnMut(usize, usize, usize)) -> impl FnMut(usize, usize, usize) + '_ {
+    move |dst, src, len| emit(dst * ROW, src * ROW, len * ROW)
+}
+
+/// The division of `f`'s rows, as coefficients of a polynomial in `T`, by `s_j(T)` (`f` holds
+/// `2^(j+1)` rows, zero from row `nonzero_rows` on), or its inverse.
+fn rows_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], nonzero_rows: usize, divide: bool) {
+    let j = (f.len() / ROW).trailing_zeros() - 1;
+    if divide {
+        run_steps(be, f, |emit| division_steps(j, in_rows(&mut below(nonzero_rows * ROW, emit))));
+    } else {
+        run_steps(be, f, |emit| multiplication_steps(j, in_rows(emit)));
+    }
+}
+
+/// The changes in `T` among the few rows a group finishes together ([`group_len`]; forward:
+/// divisions from the widest, backward: multiplications up to it).
+fn group_rows<T: Piece>(be: Backend, f: &mut [T], forward: bool) {
+    let rows = f.len() / ROW;
+    if rows <= 1 {
+        return;
+    }
+    if forward {
+        rows_by_subspace_poly(be, f, rows, true);
+    }
+    let (lo, hi) = f.split_at_mut(f.len() / 2);
+    group_rows(be, lo, forward);
+    group_rows(be, hi, forward);
+    if !forward {
+        rows_by_subspace_poly(be, f, rows, false);
+    }
+}
+
+/// The digits `f` holds ([`taylor`]; zero from row `nonzero_rows` on) to the novel basis: the
+/// rows' change in `T`, then each row's in `x`. Depth first: a batch of rows finishes its
+/// changes while it is in the first-level cache.
+fn rows_to_novel<T: Piece>(be: Backend, f: &mut [T], nonzero_rows: usize) {
+    if nonzero_rows == 0 {
+        return;
+    }
+    let rows = f.len() / ROW;
+    if f.len() == group_len::<T>() {
+        group_rows(be, f, true);
+        let log_rows = (f.len() / ROW).trailing_zeros() as usize;
+        super::xor::xor_steps(be, f, &above_leaves().rows_divide[log_rows]);
+        for batch in f.chunks_exact_mut(T::BATCH * SMALL_LEN) {
+            run_small_batch(be, batch, &small_steps().to_novel[SMALL_LEN.trailing_zeros() as usize]);
+        }
+        return;
+    }
+    let half = f.len() / 2;
+    if nonzero_rows <= rows / 2 {
+        rows_to_novel(be, &mut f[..half], nonzero_rows);
+        return;
+    }
+    rows_by_subspace_poly(be, f, nonzero_rows, true);
+    let (lo, hi) = f.split_at_mut(half);
+    join_if(
+        half >= PARALLEL_LEN,
+        || rows_to_novel(be, lo, rows / 2),
+        || rows_to_novel(be, hi, nonzero_rows - rows / 2),
+    );
+}
+
+/// Inverse of [`rows_to_novel`].
+fn rows_from_novel(be: Backend, f: &mut [u64]) {
+    if f.len() == group_len::<u64>() {
+        for batch in f.chunks_exact_mut(BATCH * SMALL_LEN) {
+            run_small_batch(be, batch, &small_steps().from_novel[SMALL_LEN.trailing_zeros() as usize]);
+        }
+        let log_rows = (f.len() / ROW).trailing_zeros() as usize;
+        super::xor::xor_steps(be, f, &above_leaves().rows_multiply[log_rows]);
+        group_rows(be, f, false);
+        return;
+    }
+    let half = f.len() / 2;
+    let (lo, hi) = f.split_at_mut(half);
+    join_if(half >= PARALLEL_LEN, || rows_from_novel(be, lo), || rows_from_novel(be, hi));
+    rows_by_subspace_poly(be, f, f.len() / ROW, false);
 }
 
 /// Splits a polynomial into 32-bit pieces, one per element of `out` (zero past the end).
@@ -1005,11 +1257,7 @@ fn multiply_by_subspace_poly_truncated(be: Backend, f: &mut [u64], i: u32) {
             }
         })
     };
-    if len >= FUSE_LEN {
-        blocked(be, f, steps);
-    } else {
-        steps(&mut |dst, src, run| xor_down(be, f, dst, src, run));
-    }
+    run_steps(be, f, steps);
 }
 
 /// The full product `a·b` (of `a.len() + b.len()` words) by the additive FFT, into `out`.
@@ -1170,7 +1418,7 @@ mod tests {
 
     #[test]
     fn recorded_small_basis_changes_match_the_general_recursion() {
-        for len in [1usize, 2, 4, 8, 16, 32, 64, 128, 512, 1024, 4096] {
+        for len in [1usize, 2, 4, 8, 16, 32, 64, 128, 512, 1024, 2048, 4096, 1 << 13, 1 << 15, 1 << 16, 1 << 17] {
             let f: Vec<u64> = (0..len as u64).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k << 40)).collect();
             for be in backend::available() {
                 for forward in [true, false] {

@@ -38,6 +38,38 @@ pub fn xor_into32(backend: Backend, dst: &mut [u32], src: &[u32]) {
     }
 }
 
+/// `f[dst .. dst + len] ^= f[src .. src + len]` for each step `(dst, src, len)` in order (each with
+/// `dst + len <= src`), in one call: the basis changes' levels just above their leaves are many
+/// runs of a few registers, where a call per run cost more than its XORs.
+pub fn xor_steps<T: Copy + std::ops::BitXorAssign>(backend: Backend, f: &mut [T], steps: &[(u16, u16, u16)]) {
+    #[cfg(target_arch = "x86_64")]
+    if backend == Backend::Vpclmul {
+        // SAFETY: the Vpclmul backend is only selectable on CPUs with AVX-512F.
+        unsafe { xor_steps_avx512(f, steps) };
+        return;
+    }
+    let _ = backend;
+    xor_steps_plain(f, steps);
+}
+
+#[inline(always)]
+fn xor_steps_plain<T: Copy + std::ops::BitXorAssign>(f: &mut [T], steps: &[(u16, u16, u16)]) {
+    for &(dst, src, len) in steps {
+        let (dst, src, len) = (usize::from(dst), usize::from(src), usize::from(len));
+        let (below, source) = f.split_at_mut(src);
+        for (d, &s) in below[dst..dst + len].iter_mut().zip(&source[..len]) {
+            *d ^= s;
+        }
+    }
+}
+
+/// [`xor_steps_plain`] compiled for AVX-512 (the loops vectorise to it).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn xor_steps_avx512<T: Copy + std::ops::BitXorAssign>(f: &mut [T], steps: &[(u16, u16, u16)]) {
+    xor_steps_plain(f, steps);
+}
+
 /// `out_u[i] = common[i] ^ u[i]` and `out_v[i] = common[i] ^ v[i]` over the length of `common`,
 /// in one pass: a Toeplitz-Karatsuba level forms its sequences `A + B`, `A + C` and its outputs
 /// `P + Q`, `P + R` this way, reading the shared operand once.
@@ -243,6 +275,44 @@ mod tests {
                     dst.iter().enumerate().map(|(i, &d)| if i < len { d ^ src[i] } else { d }).collect();
                 xor_into32(be, &mut dst, &src);
                 assert_eq!(dst, expect, "{be:?}, length {len}");
+            }
+        }
+    }
+
+    /// Lists of in-place steps, each reading a range above the one it writes (touching, apart,
+    /// overlapping earlier steps' ranges), as the naive loop runs them one after another.
+    #[test]
+    fn every_backend_runs_lists_of_steps_in_order() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        for _ in 0..200 {
+            let steps: Vec<(u16, u16, u16)> = (0..next(12))
+                .map(|_| {
+                    let len = next(70) as u16;
+                    let dst = next(200) as u16;
+                    let src = dst + len + next(30) as u16;
+                    (dst, src, len)
+                })
+                .collect();
+            let wide: Vec<u64> = (0..400).map(|i| (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+            let mut expect = wide.clone();
+            for &(d, s, n) in &steps {
+                for k in 0..usize::from(n) {
+                    expect[usize::from(d) + k] ^= expect[usize::from(s) + k];
+                }
+            }
+            for be in backend::available() {
+                let mut got = wide.clone();
+                xor_steps(be, &mut got, &steps);
+                assert_eq!(got, expect, "{be:?}, {steps:?}");
+                let mut narrow: Vec<u32> = wide.iter().map(|&w| w as u32).collect();
+                xor_steps(be, &mut narrow, &steps);
+                assert!(narrow.iter().zip(&expect).all(|(&n, &e)| n == e as u32), "{be:?}, 32-bit, {steps:?}");
             }
         }
     }
