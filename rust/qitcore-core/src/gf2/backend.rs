@@ -43,7 +43,7 @@ impl Backend {
             Backend::Portable => Features::NONE,
             Backend::Pclmul => Features::PCLMULQDQ,
             // The wide kernel is compiled with PCLMULQDQ enabled too (its target features).
-            Backend::Vpclmul => Features::AVX512F | Features::VPCLMULQDQ | Features::PCLMULQDQ,
+            Backend::Vpclmul => Features::AVX512F | Features::AVX512BW | Features::VPCLMULQDQ | Features::PCLMULQDQ,
         }
     }
 

@@ -231,32 +231,43 @@ mod x86 {
         table
     };
 
+    /// [`SPILL_FOLD`] as bytes (every entry is below 2^8), for a byte shuffle.
+    const SPILL_FOLD_BYTES: [u8; 16] = {
+        let mut bytes = [0u8; 16];
+        let mut n = 0;
+        while n < 16 {
+            bytes[n] = SPILL_FOLD[n] as u8;
+            assert!(SPILL_FOLD[n] < 256);
+            n += 1;
+        }
+        bytes
+    };
+
     /// Eight products `a[i]·b[i]` reduced to eight field elements.
     #[inline]
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     fn mul8(a: __m512i, b: __m512i) -> __m512i {
         let even = _mm512_clmulepi64_epi128(a, b, 0x00);
         let odd = _mm512_clmulepi64_epi128(a, b, 0x11);
         // Products 0..8 in order: low halves and high halves.
         let lo = _mm512_unpacklo_epi64(even, odd);
         let hi = _mm512_unpackhi_epi64(even, odd);
-        // hi·(t^4 + t^3 + t + 1): the part below t^64 by shifts; the ≤ 4 bits above t^63 depend
-        // on hi's top nibble alone, and their own fold is looked up from it (16 entries).
-        let fold = _mm512_ternarylogic_epi64(lo, hi, _mm512_slli_epi64(hi, 1), 0x96);
-        let fold = _mm512_ternarylogic_epi64(fold, _mm512_slli_epi64(hi, 3), _mm512_slli_epi64(hi, 4), 0x96);
+        // hi·(t^4 + t^3 + t + 1): the part below t^64 by shifts, as hi·(1 + t)·(1 + t^3) (two
+        // shifts, not three: the vector shifts share their ports with the shuffles, which bound
+        // these kernels); the ≤ 4 bits above t^63 depend on hi's top nibble alone, and their own
+        // fold is looked up from it (16 entries).
+        let doubled = _mm512_xor_si512(hi, _mm512_slli_epi64(hi, 1));
+        let fold = _mm512_ternarylogic_epi64(lo, doubled, _mm512_slli_epi64(doubled, 3), 0x96);
         let nibble = _mm512_srli_epi64(hi, 60);
-        // SAFETY: the table holds 16 elements, 8 from each pointer.
-        let (low, high) = unsafe {
-            (
-                _mm512_loadu_si512(SPILL_FOLD.as_ptr() as *const __m512i),
-                _mm512_loadu_si512(SPILL_FOLD[8..].as_ptr() as *const __m512i),
-            )
-        };
-        let spill_fold = _mm512_permutex2var_epi64(low, nibble, high);
+        // The folds are below 2^8: a byte table, looked up by each word's low byte (the nibble;
+        // its other bytes are zero and look up entry 0, which is zero).
+        // SAFETY: the table holds 16 bytes.
+        let bytes = _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(SPILL_FOLD_BYTES.as_ptr().cast()) });
+        let spill_fold = _mm512_shuffle_epi8(bytes, nibble);
         _mm512_xor_si512(fold, spill_fold)
     }
 
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     pub(super) unsafe fn butterfly_vpclmul(lo: &mut [u64], hi: &mut [u64], w: u64, inverse: bool) {
         let wv = _mm512_set1_epi64(w as i64);
         let full = lo.len() / 8 * 8;
@@ -343,7 +354,7 @@ mod x86 {
 
     /// One butterfly on registers, forward or inverse.
     #[inline]
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     fn butterfly8(lo: &mut __m512i, hi: &mut __m512i, w: __m512i, inverse: bool) {
         if inverse {
             *hi = _mm512_xor_si512(*hi, *lo);
@@ -374,7 +385,7 @@ mod x86 {
     /// per-lane offsets of block `q`. The blocks are independent: running them level by level
     /// side by side overlaps their chains of dependent instructions.
     #[inline]
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     fn bottom16_levels<const N: usize>(
         lo: &mut [__m512i; N],
         hi: &mut [__m512i; N],
@@ -411,7 +422,7 @@ mod x86 {
     }
 
     /// The last four levels of a transform on one block of 16 elements, in registers.
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     pub(super) unsafe fn bottom16_vpclmul(
         f: &mut [u64; 16],
         base: [u64; 4],
@@ -430,7 +441,7 @@ mod x86 {
     }
 
     /// [`super::butterfly4`] eight elements of each quarter at a time (lengths multiples of 8).
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     pub(super) unsafe fn butterfly4_vpclmul(q: [&mut [u64]; 4], twiddles: [u64; 3], inverse: bool) {
         // SAFETY: as the caller's.
         unsafe {
@@ -446,7 +457,7 @@ mod x86 {
 
     /// [`butterfly4_vpclmul`], with `w = w_lo = 0` when `ZERO`.
     #[inline]
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     unsafe fn butterfly4_body<const ZERO: bool>(q: [&mut [u64]; 4], [w, w_lo, w_hi]: [u64; 3], inverse: bool) {
         let (w, w_lo, w_hi) =
             (_mm512_set1_epi64(w as i64), _mm512_set1_epi64(w_lo as i64), _mm512_set1_epi64(w_hi as i64));
@@ -495,7 +506,7 @@ mod x86 {
     /// The two upper levels of a block of 64 elements in eight registers: one block of 64
     /// (registers `i` and `i + 4`), then two of 32, the second's twiddle `W[2b] ⊕ W[1]`.
     #[inline]
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     fn upper64(r: &mut [__m512i; 8], base: [u64; 6], lanes: &[[[u64; 8]; 4]; 4], inverse: bool) {
         let w0 = _mm512_set1_epi64(base[0] as i64);
         let (w1, w1_hi) = (_mm512_set1_epi64(base[1] as i64), _mm512_set1_epi64((base[1] ^ lanes[0][1][0]) as i64));
@@ -520,7 +531,7 @@ mod x86 {
 
     /// The last six levels of a transform on one block of 64 elements, in eight registers: the
     /// two upper levels between whole registers, then its four blocks of 16 side by side.
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     pub(super) unsafe fn bottom64_vpclmul(
         f: &mut [u64; 64],
         base: [u64; 6],
@@ -546,7 +557,7 @@ mod x86 {
         }
     }
 
-    #[target_feature(enable = "avx512f,vpclmulqdq")]
+    #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq")]
     pub(super) unsafe fn mul_accumulate_vpclmul(acc: &mut [u64], a: &[u64], b: &[u64]) {
         let full = a.len() / 8 * 8;
         for i in (0..full).step_by(8) {
