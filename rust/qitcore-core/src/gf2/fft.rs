@@ -651,7 +651,7 @@ fn to_novel_below<T: Piece>(be: Backend, f: &mut [T], nonzero: usize) {
         return;
     }
     if composed::<T>(f.len()) {
-        taylor(be, f, nonzero);
+        taylor(be, f, nonzero, 1, ROW);
         rows_to_novel(be, f, nonzero.div_ceil(ROW));
         return;
     }
@@ -688,7 +688,7 @@ fn from_novel(be: Backend, f: &mut [u64]) {
     }
     if composed::<u64>(f.len()) {
         rows_from_novel(be, f);
-        untaylor(be, f);
+        untaylor(be, f, 1, ROW);
         return;
     }
     let i = f.len().trailing_zeros() - 1;
@@ -739,50 +739,65 @@ fn join_if(parallel: bool, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
     }
 }
 
-/// `f` (at least a row, a power of two; zero from `nonzero` on) replaced by its digits in `T`
-/// ([`ROW`]): `f = Σ_j T^j·h_j`, row `j` holding `h_j`. The top level divides by `T^(d/256) =
-/// x^d + x^(d/256)` for `d` half the length; each half is expanded the same way.
-fn taylor<T: Piece>(be: Backend, f: &mut [T], nonzero: usize) {
+/// `f` (at least a digit, a power of two; zero from `nonzero` on) replaced by its digits in `T`:
+/// `f = Σ_j T^j·h_j`, digit `j` (`digit` elements) holding `h_j`, where `T = u^r + u` for
+/// `u` the polynomial's variable, whose coefficients are `unit` elements each, and `r =
+/// digit / unit` (a power of two; [`ROW`]: `u = x`, `r = 256`; [`SUPER`]: `u = T`, `r = 16`).
+/// The top level divides by `T^(d/digit) = u^(r·d/digit) + u^(d/digit)`, in elements `x^d +
+/// x^(d/r)` with `d` half the length; each half is expanded the same way.
+fn taylor<T: Piece>(be: Backend, f: &mut [T], nonzero: usize, unit: usize, digit: usize) {
     let d = f.len() / 2;
-    if f.len() <= ROW || nonzero == 0 {
+    if f.len() <= digit || nonzero == 0 {
         return;
     }
     if nonzero <= d {
-        taylor(be, &mut f[..d], nonzero);
+        taylor(be, &mut f[..d], nonzero, unit, digit);
         return;
     }
-    let e = d / ROW;
+    let e = d / (digit / unit);
     run_steps(be, f, |emit| sparse_division_steps(d, std::iter::once(e), d - e, below(nonzero, emit)));
     let (lo, hi) = f.split_at_mut(d);
-    join_if(d >= PARALLEL_LEN, || taylor(be, lo, d), || taylor(be, hi, nonzero - d));
+    join_if(d >= PARALLEL_LEN, || taylor(be, lo, d, unit, digit), || taylor(be, hi, nonzero - d, unit, digit));
 }
 
 /// Inverse of [`taylor`]: the polynomial from its digits.
-fn untaylor(be: Backend, f: &mut [u64]) {
+fn untaylor(be: Backend, f: &mut [u64], unit: usize, digit: usize) {
     let d = f.len() / 2;
-    if f.len() <= ROW {
+    if f.len() <= digit {
         return;
     }
     let (lo, hi) = f.split_at_mut(d);
-    join_if(d >= PARALLEL_LEN, || untaylor(be, lo), || untaylor(be, hi));
-    let e = d / ROW;
+    join_if(d >= PARALLEL_LEN, || untaylor(be, lo, unit, digit), || untaylor(be, hi, unit, digit));
+    let e = d / (digit / unit);
     run_steps(be, f, |emit| sparse_multiplication_steps(d, std::iter::once(e), d - e, emit));
 }
 
-/// `emit` for steps counted in rows.
-fn in_rows(emit: &mut dyn FnMut(usize, usize, usize)) -> impl FnMut(usize, usize, usize) + '_ {
-    move |dst, src, len| emit(dst * ROW, src * ROW, len * ROW)
+/// Rows in a digit of the rows' own composed change: with `T` as in [`ROW`], the rows (digits in
+/// `T`) of more than sixteen are expanded in `S = s_4(T) = T^16 + T` (`s_(4+i)(T) = s_i(S)`), the
+/// blocks of sixteen changed as coefficients of a polynomial in `S`, then the rows of each block
+/// in `T`: 7 XORs a coefficient for 256 rows, against 9.5 dividing by each `s_j(T)`.
+const SUPER: usize = 16;
+
+/// `emit` for steps counted in units of `unit` elements.
+fn in_units(unit: usize, emit: &mut dyn FnMut(usize, usize, usize)) -> impl FnMut(usize, usize, usize) + '_ {
+    move |dst, src, len| emit(dst * unit, src * unit, len * unit)
 }
 
-/// The division of `f`'s rows, as coefficients of a polynomial in `T`, by `s_j(T)` (`f` holds
-/// `2^(j+1)` rows, zero from row `nonzero_rows` on), or its inverse.
-fn rows_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], nonzero_rows: usize, divide: bool) {
-    let j = (f.len() / ROW).trailing_zeros() - 1;
+/// The division of `f`'s units (`unit` elements each), as coefficients of a polynomial, by
+/// `s_j` of its variable (`f` holds `2^(j+1)` units, zero from unit `nonzero_units` on), or its
+/// inverse.
+fn units_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], unit: usize, nonzero_units: usize, divide: bool) {
+    let j = (f.len() / unit).trailing_zeros() - 1;
     if divide {
-        run_steps(be, f, |emit| division_steps(j, in_rows(&mut below(nonzero_rows * ROW, emit))));
+        run_steps(be, f, |emit| division_steps(j, in_units(unit, &mut below(nonzero_units * unit, emit))));
     } else {
-        run_steps(be, f, |emit| multiplication_steps(j, in_rows(emit)));
+        run_steps(be, f, |emit| multiplication_steps(j, in_units(unit, emit)));
     }
+}
+
+/// The division of `f`'s rows by `s_j(T)`, or its inverse ([`units_by_subspace_poly`]).
+fn rows_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], nonzero_rows: usize, divide: bool) {
+    units_by_subspace_poly(be, f, ROW, nonzero_rows, divide);
 }
 
 /// The changes in `T` among the few rows a group finishes together ([`group_len`]; forward:
@@ -807,6 +822,52 @@ fn group_rows<T: Piece>(be: Backend, f: &mut [T], forward: bool) {
 /// rows' change in `T`, then each row's in `x`. Depth first: a batch of rows finishes its
 /// changes while it is in the first-level cache.
 fn rows_to_novel<T: Piece>(be: Backend, f: &mut [T], nonzero_rows: usize) {
+    if f.len() > SUPER * ROW {
+        taylor(be, f, nonzero_rows * ROW, ROW, SUPER * ROW);
+        supers_to_novel(be, f, nonzero_rows.div_ceil(SUPER));
+    } else {
+        rows_to_novel_directly(be, f, nonzero_rows);
+    }
+}
+
+/// The blocks of [`SUPER`] rows `f` holds (zero from block `nonzero` on), as coefficients of a
+/// polynomial in `S`, to the novel basis; then each block's rows.
+fn supers_to_novel<T: Piece>(be: Backend, f: &mut [T], nonzero: usize) {
+    const BLOCK: usize = SUPER * ROW;
+    if nonzero == 0 {
+        return;
+    }
+    if f.len() == BLOCK {
+        rows_to_novel_directly(be, f, SUPER);
+        return;
+    }
+    let (half, blocks) = (f.len() / 2, f.len() / BLOCK);
+    if nonzero <= blocks / 2 {
+        supers_to_novel(be, &mut f[..half], nonzero);
+        return;
+    }
+    units_by_subspace_poly(be, f, BLOCK, nonzero, true);
+    let (lo, hi) = f.split_at_mut(half);
+    join_if(
+        half >= PARALLEL_LEN,
+        || supers_to_novel(be, lo, blocks / 2),
+        || supers_to_novel(be, hi, nonzero - blocks / 2),
+    );
+}
+
+/// Inverse of [`supers_to_novel`].
+fn supers_from_novel(be: Backend, f: &mut [u64]) {
+    if f.len() == SUPER * ROW {
+        rows_from_novel_directly(be, f);
+        return;
+    }
+    let (lo, hi) = f.split_at_mut(f.len() / 2);
+    join_if(lo.len() >= PARALLEL_LEN, || supers_from_novel(be, lo), || supers_from_novel(be, hi));
+    units_by_subspace_poly(be, f, SUPER * ROW, f.len() / (SUPER * ROW), false);
+}
+
+/// [`rows_to_novel`] by dividing by each `s_j(T)`.
+fn rows_to_novel_directly<T: Piece>(be: Backend, f: &mut [T], nonzero_rows: usize) {
     if nonzero_rows == 0 {
         return;
     }
@@ -822,20 +883,30 @@ fn rows_to_novel<T: Piece>(be: Backend, f: &mut [T], nonzero_rows: usize) {
     }
     let half = f.len() / 2;
     if nonzero_rows <= rows / 2 {
-        rows_to_novel(be, &mut f[..half], nonzero_rows);
+        rows_to_novel_directly(be, &mut f[..half], nonzero_rows);
         return;
     }
     rows_by_subspace_poly(be, f, nonzero_rows, true);
     let (lo, hi) = f.split_at_mut(half);
     join_if(
         half >= PARALLEL_LEN,
-        || rows_to_novel(be, lo, rows / 2),
-        || rows_to_novel(be, hi, nonzero_rows - rows / 2),
+        || rows_to_novel_directly(be, lo, rows / 2),
+        || rows_to_novel_directly(be, hi, nonzero_rows - rows / 2),
     );
 }
 
 /// Inverse of [`rows_to_novel`].
 fn rows_from_novel(be: Backend, f: &mut [u64]) {
+    if f.len() > SUPER * ROW {
+        supers_from_novel(be, f);
+        untaylor(be, f, ROW, SUPER * ROW);
+    } else {
+        rows_from_novel_directly(be, f);
+    }
+}
+
+/// Inverse of [`rows_to_novel_directly`].
+fn rows_from_novel_directly(be: Backend, f: &mut [u64]) {
     if f.len() == group_len::<u64>() {
         for batch in f.chunks_exact_mut(BATCH * SMALL_LEN) {
             run_small_batch(be, batch, &small_steps().from_novel[SMALL_LEN.trailing_zeros() as usize]);
@@ -847,7 +918,7 @@ fn rows_from_novel(be: Backend, f: &mut [u64]) {
     }
     let half = f.len() / 2;
     let (lo, hi) = f.split_at_mut(half);
-    join_if(half >= PARALLEL_LEN, || rows_from_novel(be, lo), || rows_from_novel(be, hi));
+    join_if(half >= PARALLEL_LEN, || rows_from_novel_directly(be, lo), || rows_from_novel_directly(be, hi));
     rows_by_subspace_poly(be, f, f.len() / ROW, false);
 }
 
