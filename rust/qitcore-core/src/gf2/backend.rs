@@ -16,7 +16,7 @@ pub enum Backend {
     Portable = 1,
     /// x86-64 PCLMULQDQ on 128-bit registers.
     Pclmul = 2,
-    /// x86-64 VPCLMULQDQ on 512-bit registers (AVX-512F).
+    /// x86-64 VPCLMULQDQ on 512-bit registers (with AVX-512F and AVX-512BW).
     Vpclmul = 3,
 }
 

@@ -704,9 +704,10 @@ fn from_novel(be: Backend, f: &mut [u64]) {
 
 /// The rows of the composed basis changes: the digits of a polynomial in `T = s_8(x) = x^256 + x`.
 ///
-/// The novel basis factors through `T`: for bits `a`, `b` of no bit in common `s_(a|b) = s_a ∘
-/// s_b` (the terms `x^(2^(j|l))` of both sides are the same), so `s_(8+i) = s_i(T)` for `i < 8`,
-/// and for `k = 256·h + l < 2^16` the basis polynomial `X_k(x)` is `X_l(x)·X_h(T)`. A polynomial
+/// The novel basis factors through `T`: `s_(a+b) = s_a ∘ s_b` (the coefficient of `x^(2^m)` on
+/// either side is `C(a+b, m)` mod 2, by Lucas's theorem and Vandermonde's identity), so
+/// `s_(8+i) = s_i(T)`, and for `k = 256·h + l < 2^16` the basis polynomial `X_k(x)` is
+/// `X_l(x)·X_h(T)`. A polynomial
 /// of `2^K` coefficients, `8 < K <= 16`, changes basis in three steps: its expansion `Σ_j h_j(x)·T^j`
 /// (`deg h_j < 256`, row `j`), the change of the rows, as coefficients of a polynomial in `T`, to
 /// the novel basis in `T`, then that of each row in `x`. The expansion divides by the binomials
