@@ -229,49 +229,38 @@ fn lower_terms(i: u32) -> (impl Iterator<Item = usize> + Clone, usize) {
 /// folded, and they fold only into positions below the chunk.
 fn division_steps(i: u32, step: impl FnMut(usize, usize, usize)) {
     let (terms, chunk) = lower_terms(i);
-    sparse_division_steps(1 << i, terms, chunk, step);
-}
-
-/// The steps of the division by `x^d + Σ_{e ∈ terms} x^e` (every `e <= d − chunk`) of a
-/// polynomial of `2d` coefficients, as [`division_steps`].
-fn sparse_division_steps(
-    d: usize,
-    terms: impl Iterator<Item = usize> + Clone,
-    chunk: usize,
-    mut step: impl FnMut(usize, usize, usize),
-) {
-    let mut end = 2 * d;
-    while end > d {
-        let start = end.saturating_sub(chunk).max(d);
-        for e in terms.clone() {
-            step(start - d + e, start, end - start);
-        }
-        end = start;
-    }
+    sparse_steps(1 << i, terms, chunk, false, step);
 }
 
 /// The steps of the inverse of the division by `s_i` (`f = low + s_i·high`), as
 /// [`division_steps`]: the same chunks, bottom up.
 fn multiplication_steps(i: u32, step: impl FnMut(usize, usize, usize)) {
     let (terms, chunk) = lower_terms(i);
-    sparse_multiplication_steps(1 << i, terms, chunk, step);
+    sparse_steps(1 << i, terms, chunk, true, step);
 }
 
-/// The inverse of [`sparse_division_steps`].
-fn sparse_multiplication_steps(
+/// The steps of the division by `x^d + Σ_{e ∈ terms} x^e` (every `e <= d − chunk`) of a
+/// polynomial of `2d` coefficients, as [`division_steps`], or (`bottom_up`) of its inverse: the
+/// chunks `[2d − (k+1)·chunk, 2d − k·chunk)` cut at `d`, each added at every term's place below it.
+fn sparse_steps(
     d: usize,
     terms: impl Iterator<Item = usize> + Clone,
     chunk: usize,
+    bottom_up: bool,
     mut step: impl FnMut(usize, usize, usize),
 ) {
-    // The division's chunks end at 2d, 2d - chunk, …
     let count = d.div_ceil(chunk);
-    for k in (0..count).rev() {
+    let mut run = |k: usize| {
         let end = 2 * d - k * chunk;
         let start = end.saturating_sub(chunk).max(d);
         for e in terms.clone() {
             step(start - d + e, start, end - start);
         }
+    };
+    if bottom_up {
+        (0..count).rev().for_each(&mut run);
+    } else {
+        (0..count).for_each(&mut run);
     }
 }
 
@@ -328,14 +317,8 @@ fn below(nonzero: usize, emit: &mut dyn FnMut(usize, usize, usize)) -> impl FnMu
 /// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves.
 #[cfg(test)]
 fn divide_by_subspace_poly<T: Piece>(be: Backend, f: &mut [T], i: u32) {
-    divide_by_subspace_poly_below(be, f, i, f.len());
-}
-
-/// Replaces `f` (length `2^{i+1}`) by `(f mod s_i, f div s_i)` in its two halves, for `f` whose
-/// coefficients from `nonzero` on are zero: the steps are cut where their sources reach the
-/// zeros ([`below`]).
-fn divide_by_subspace_poly_below<T: Piece>(be: Backend, f: &mut [T], i: u32, nonzero: usize) {
-    run_steps(be, f, |emit| division_steps(i, below(nonzero, emit)));
+    debug_assert_eq!(f.len(), 2 << i);
+    units_by_subspace_poly(be, f, 1, f.len(), true);
 }
 
 /// Inverse of [`divide_by_subspace_poly`]: `f = low + s_i·high`.
@@ -435,33 +418,35 @@ struct SmallSteps {
 fn small_steps() -> &'static SmallSteps {
     static STEPS: OnceLock<SmallSteps> = OnceLock::new();
     STEPS.get_or_init(|| {
-        fn record(len: usize, at: usize, forward: bool, out: &mut Vec<(u8, u8)>) {
-            if len <= 2 {
-                return;
-            }
-            let i = len.trailing_zeros() - 1;
-            let push = |out: &mut Vec<(u8, u8)>, dst: usize, src: usize, n: usize| {
-                out.extend((0..n).map(|t| ((at + dst + t) as u8, (at + src + t) as u8)));
-            };
-            if forward {
-                division_steps(i, |dst, src, n| push(out, dst, src, n));
-                record(len / 2, at, true, out);
-                record(len / 2, at + len / 2, true, out);
-            } else {
-                record(len / 2, at, false, out);
-                record(len / 2, at + len / 2, false, out);
-                multiplication_steps(i, |dst, src, n| push(out, dst, src, n));
-            }
-        }
         let list = |forward: bool| {
             std::array::from_fn(|k| {
                 let mut out = Vec::new();
-                record(1 << k, 0, forward, &mut out);
+                record_divisions(1 << k, 0, 1, forward, &mut |dst, src, n| {
+                    out.extend((0..n).map(|t| ((dst + t) as u8, (src + t) as u8)));
+                });
                 in_waves(&out)
             })
         };
         SmallSteps { to_novel: list(true), from_novel: list(false) }
     })
+}
+
+/// The steps `(dst, src, len)` of the basis change of the `len` coefficients at `at`, forward
+/// (divisions from the widest) or back (multiplications up to it), in order, down to blocks of
+/// `down_to` coefficients, whose own changes are left out (at most 2: none).
+fn record_divisions(len: usize, at: usize, down_to: usize, forward: bool, emit: &mut dyn FnMut(usize, usize, usize)) {
+    if len <= down_to.max(2) {
+        return;
+    }
+    let i = len.trailing_zeros() - 1;
+    if forward {
+        division_steps(i, |dst, src, n| emit(at + dst, at + src, n));
+    }
+    record_divisions(len / 2, at, down_to, forward, emit);
+    record_divisions(len / 2, at + len / 2, down_to, forward, emit);
+    if !forward {
+        multiplication_steps(i, |dst, src, n| emit(at + dst, at + src, n));
+    }
 }
 
 /// `steps` (`f[dst] ^= f[src]`) reordered into waves of independent steps: a step goes into the
@@ -580,39 +565,19 @@ struct AboveLeaves {
 fn above_leaves() -> &'static AboveLeaves {
     static STEPS: OnceLock<AboveLeaves> = OnceLock::new();
     STEPS.get_or_init(|| {
-        fn record(len: usize, at: usize, forward: bool, out: &mut Vec<(u16, u16, u16)>) {
-            if len <= SMALL_LEN {
-                return;
-            }
-            let i = len.trailing_zeros() - 1;
-            let push = |out: &mut Vec<_>, dst: usize, src: usize, n: usize| {
-                out.push(((at + dst) as u16, (at + src) as u16, n as u16));
-            };
-            if forward {
-                division_steps(i, |dst, src, n| push(out, dst, src, n));
-                record(len / 2, at, true, out);
-                record(len / 2, at + len / 2, true, out);
-            } else {
-                record(len / 2, at, false, out);
-                record(len / 2, at + len / 2, false, out);
-                multiplication_steps(i, |dst, src, n| push(out, dst, src, n));
-            }
-        }
-        let list = |forward: bool| {
-            (0..=ABOVE_LEAVES_MAX.trailing_zeros())
-                .map(|k| {
-                    let mut out = Vec::new();
-                    record(1 << k, 0, forward, &mut out);
-                    out
-                })
-                .collect()
+        let record = |len: usize, forward: bool| {
+            let mut out = Vec::new();
+            record_divisions(len, 0, SMALL_LEN, forward, &mut |dst, src, n| {
+                out.push((dst as u16, src as u16, n as u16));
+            });
+            out
         };
+        let list = |forward: bool| (0..=ABOVE_LEAVES_MAX.trailing_zeros()).map(|k| record(1 << k, forward)).collect();
         // A row's steps, each on every row of the group before the next: a row's steps are a
         // chain (each chunk adds into the next one's source, a few elements off its alignment,
         // and waits for those stores), the rows' are independent.
         let rows = |forward: bool| {
-            let mut one = Vec::new();
-            record(ROW, 0, forward, &mut one);
+            let one = record(ROW, forward);
             (0..=ABOVE_LEAVES_MAX.trailing_zeros() - ROW.trailing_zeros())
                 .map(|k| {
                     let offsets = (0..1u16 << k).map(|r| r * ROW as u16);
@@ -625,6 +590,7 @@ fn above_leaves() -> &'static AboveLeaves {
 }
 
 /// Monomial basis → novel basis, in place (length a power of two).
+#[cfg(test)]
 fn to_novel<T: Piece>(be: Backend, f: &mut [T]) {
     to_novel_below(be, f, f.len());
 }
@@ -655,20 +621,7 @@ fn to_novel_below<T: Piece>(be: Backend, f: &mut [T], nonzero: usize) {
         rows_to_novel(be, f, nonzero.div_ceil(ROW));
         return;
     }
-    let half = f.len() / 2;
-    if nonzero <= half {
-        to_novel_below(be, &mut f[..half], nonzero);
-        return;
-    }
-    let i = f.len().trailing_zeros() - 1;
-    divide_by_subspace_poly_below(be, f, i, nonzero);
-    let (lo, hi) = f.split_at_mut(half);
-    if lo.len() >= PARALLEL_LEN {
-        rayon::join(|| to_novel(be, lo), || to_novel_below(be, hi, nonzero - half));
-    } else {
-        to_novel(be, lo);
-        to_novel_below(be, hi, nonzero - half);
-    }
+    divide_then_halves(be, f, 1, nonzero, &|half, nonzero| to_novel_below(be, half, nonzero));
 }
 
 /// Novel basis → monomial basis, in place.
@@ -756,7 +709,7 @@ fn taylor<T: Piece>(be: Backend, f: &mut [T], nonzero: usize, unit: usize, digit
         return;
     }
     let e = d / (digit / unit);
-    run_steps(be, f, |emit| sparse_division_steps(d, std::iter::once(e), d - e, below(nonzero, emit)));
+    run_steps(be, f, |emit| sparse_steps(d, std::iter::once(e), d - e, false, below(nonzero, emit)));
     let (lo, hi) = f.split_at_mut(d);
     join_if(d >= PARALLEL_LEN, || taylor(be, lo, d, unit, digit), || taylor(be, hi, nonzero - d, unit, digit));
 }
@@ -770,7 +723,7 @@ fn untaylor(be: Backend, f: &mut [u64], unit: usize, digit: usize) {
     let (lo, hi) = f.split_at_mut(d);
     join_if(d >= PARALLEL_LEN, || untaylor(be, lo, unit, digit), || untaylor(be, hi, unit, digit));
     let e = d / (digit / unit);
-    run_steps(be, f, |emit| sparse_multiplication_steps(d, std::iter::once(e), d - e, emit));
+    run_steps(be, f, |emit| sparse_steps(d, std::iter::once(e), d - e, true, emit));
 }
 
 /// Rows in a digit of the rows' own composed change: with `T` as in [`ROW`], the rows (digits in
@@ -842,18 +795,28 @@ fn supers_to_novel<T: Piece>(be: Backend, f: &mut [T], nonzero: usize) {
         rows_to_novel_directly(be, f, SUPER);
         return;
     }
-    let (half, blocks) = (f.len() / 2, f.len() / BLOCK);
-    if nonzero <= blocks / 2 {
-        supers_to_novel(be, &mut f[..half], nonzero);
+    divide_then_halves(be, f, BLOCK, nonzero, &|half, nonzero| supers_to_novel(be, half, nonzero));
+}
+
+/// One level of a change to the novel basis on `f`'s units (`unit` elements each, zero from
+/// unit `nonzero` on): the division by `s_j` of the units' variable, then `each` on the halves
+/// (on both cores when they are large) with their own counts of nonzero units. A polynomial of
+/// degree below half the length is its own remainder: only its lower half is changed.
+fn divide_then_halves<T: Piece>(
+    be: Backend,
+    f: &mut [T],
+    unit: usize,
+    nonzero: usize,
+    each: &(dyn Fn(&mut [T], usize) + Sync),
+) {
+    let (half, units) = (f.len() / 2, f.len() / unit);
+    if nonzero <= units / 2 {
+        each(&mut f[..half], nonzero);
         return;
     }
-    units_by_subspace_poly(be, f, BLOCK, nonzero, true);
+    units_by_subspace_poly(be, f, unit, nonzero, true);
     let (lo, hi) = f.split_at_mut(half);
-    join_if(
-        half >= PARALLEL_LEN,
-        || supers_to_novel(be, lo, blocks / 2),
-        || supers_to_novel(be, hi, nonzero - blocks / 2),
-    );
+    join_if(half >= PARALLEL_LEN, || each(lo, units / 2), || each(hi, nonzero - units / 2));
 }
 
 /// Inverse of [`supers_to_novel`].
@@ -872,7 +835,6 @@ fn rows_to_novel_directly<T: Piece>(be: Backend, f: &mut [T], nonzero_rows: usiz
     if nonzero_rows == 0 {
         return;
     }
-    let rows = f.len() / ROW;
     if f.len() == group_len::<T>() {
         group_rows(be, f, true);
         let log_rows = (f.len() / ROW).trailing_zeros() as usize;
@@ -882,18 +844,7 @@ fn rows_to_novel_directly<T: Piece>(be: Backend, f: &mut [T], nonzero_rows: usiz
         }
         return;
     }
-    let half = f.len() / 2;
-    if nonzero_rows <= rows / 2 {
-        rows_to_novel_directly(be, &mut f[..half], nonzero_rows);
-        return;
-    }
-    rows_by_subspace_poly(be, f, nonzero_rows, true);
-    let (lo, hi) = f.split_at_mut(half);
-    join_if(
-        half >= PARALLEL_LEN,
-        || rows_to_novel_directly(be, lo, rows / 2),
-        || rows_to_novel_directly(be, hi, nonzero_rows - rows / 2),
-    );
+    divide_then_halves(be, f, ROW, nonzero_rows, &|half, nonzero| rows_to_novel_directly(be, half, nonzero));
 }
 
 /// Inverse of [`rows_to_novel`].
