@@ -660,14 +660,14 @@ fn from_novel(be: Backend, f: &mut [u64]) {
 /// The novel basis factors through `T`: `s_(a+b) = s_a ∘ s_b` (the coefficient of `x^(2^m)` on
 /// either side is `C(a+b, m)` mod 2, by Lucas's theorem and Vandermonde's identity), so
 /// `s_(8+i) = s_i(T)`, and for `k = 256·h + l < 2^16` the basis polynomial `X_k(x)` is
-/// `X_l(x)·X_h(T)`. A polynomial
-/// of `2^K` coefficients, `8 < K <= 16`, changes basis in three steps: its expansion `Σ_j h_j(x)·T^j`
-/// (`deg h_j < 256`, row `j`), the change of the rows, as coefficients of a polynomial in `T`, to
-/// the novel basis in `T`, then that of each row in `x`. The expansion divides by the binomials
-/// `T^(2^m) = x^(256·2^m) + x^(2^m)`, one addition a level where `s_i` takes `2^popcount(i) − 1`:
-/// about 23 additions a coefficient at `2^16` instead of 32.5, and of the levels that reach past
-/// the first-level cache, the expansion's cost one each and the rows' few (Gao and Mateer 2010
-/// expand in `x^2 + x` likewise).
+/// `X_l(x)·X_h(T)`. A polynomial of `2^K` coefficients, `8 < K <= 16`, changes basis in three
+/// steps: its expansion `Σ_j h_j(x)·T^j` (`deg h_j < 256`, row `j`), the change of the rows, as
+/// coefficients of a polynomial in `T`, to the novel basis in `T` (itself composed, [`SUPER`]),
+/// then that of each row in `x`. The expansion divides by the binomials `T^(2^m) = x^(256·2^m) +
+/// x^(2^m)`, one addition a level where `s_i` takes `2^popcount(i) − 1`: about 20 additions a
+/// coefficient at `2^16` instead of 32.5, and of the levels that reach past the first-level cache,
+/// the expansion's cost one each and the rows' few (Gao and Mateer 2010 expand in `x^2 + x`
+/// likewise).
 const ROW: usize = 1 << 8;
 
 /// Whether a basis change of `len` coefficients runs composed ([`ROW`]): above a batch of leaves
