@@ -538,7 +538,8 @@ fn run_small_lanes<T: Piece, const N: usize>(f: &mut [T], steps: &[(u8, u8)]) {
 }
 
 /// The divisions [`to_novel`] makes above its leaves of [`SMALL_LEN`] coefficients, in its order
-/// (`f` at most [`ABOVE_LEAVES_MAX`] long: a batch of leaves, or a row).
+/// (`f` a batch of leaves, at most [`ABOVE_LEAVES_MAX`] long; rows run theirs interleaved,
+/// [`AboveLeaves`]).
 fn divide_above_leaves<T: Piece>(be: Backend, f: &mut [T]) {
     super::xor::xor_steps(be, f, &above_leaves().divide[f.len().trailing_zeros() as usize]);
 }
