@@ -10,7 +10,7 @@
 //! with linearly independent columns, so `rank(H_P) = p` and every punctured value revealed later
 //! (blind rounds) adds exactly one bit: a frame discloses `m − p + revealed`.
 
-use super::code::{Code, SPECS};
+use super::code::{Code, LIFTS, SPECS};
 use super::syndrome::dense;
 use crate::error::{Error, Result};
 use crate::maths::xoshiro::{shuffle, Xoshiro256};
@@ -19,34 +19,34 @@ use crate::maths::xoshiro::{shuffle, Xoshiro256};
 pub const MAX_ADAPTED_FRACTION: f64 = 0.35;
 /// How many shortened symbols one punctured symbol weighs when choosing the mother code.
 const PUNCTURE_WEIGHT: usize = 4;
-/// The efficiency f = (1 − R)/h(q) the first attempt aims at for estimated QBER `qber`: 1.14 up
-/// to QBER 2 %, 1.12 from 3 %, linear between, each blind round adding [`BLIND_STEP`].
-/// Out-of-range QBERs take the nearest end (the plan refuses them).
+/// The efficiency f = (1 − R)/h(q) the first attempt aims at for estimated QBER `qber`: 1.12 up
+/// to QBER 1 %, 1.10 at 2 %, 1.08 from 3 to 5 %, 1.10 from 6 %, linear between, each blind round
+/// adding [`BLIND_STEP`]. Out-of-range QBERs take the nearest end (the plan refuses them).
 ///
-/// Why these: with untainted puncturing (`untainted_first`) the codes used at QBER ≤ 3 % fail
-/// fewer first attempts, and the best start differs with the QBER. Measured
-/// (`examples/ldpc_fer.rs`, 600 frames per point, f after the blind rounds, (start, step)):
-/// QBER 1 %: (1.12, 0.09) 1.1947, (1.14, 0.08) 1.1895, (1.10, 0.10) 1.1967, (1.16, 0.07) 1.1934
-/// but 2 frames lost, (1.12, 0.07) 1.1810 but 10 lost, (1.10, 0.08) 12 lost; QBER 2 %: 1.1823,
-/// 1.1706, 1.1949, 1.1745 (1 lost); QBER 3 %: 1.1322, 1.1427, 1.1387, (1.12, 0.08) 1.1312;
-/// QBER 4 %: (1.12, 0.09) 1.1269, (1.10, 0.08) 1.1177; QBER 5 %: 1.1275, 1.1181, (1.14, 0.08)
-/// 1.1407. A start of 1.10 at QBER ≥ 4 % gains ~0.01 in f but fails a quarter of first attempts
-/// (5 %: 26 % against 5 % at 1.12), and a failed attempt runs to its stall limit then decodes
-/// again: the run's CPU time (400 frames, `/usr/bin/time`) was 1.90 s against 1.38 s at 5 % and
-/// 1.99 s against 1.48 s at 8 %, beyond the decoding time this change may cost. At QBER 1 %
-/// the start 1.14 also decodes faster than 1.12 (1.89 s against 2.18 s). The final
-/// f = start + 2·step (1.30 at QBER ≤ 2 %) keeps the frame error rate near 10⁻³ at QBER 1 %.
-/// Giving the two rounds unequal shares of the punctured symbols (1/3 and 2/3, or 0.4 and 0.6)
-/// was no better at QBER 1–5 %.
+/// Why these: on frames of the longest lift (163,840 bits, see `code::LIFTS`) the frame error
+/// rate falls steeply enough to aim near the codes' thresholds with small steps. Measured
+/// (`examples/ldpc_fer.rs` with `LDPC_START` and `LDPC_STEP`, 500 frames of the codes lifted by
+/// 1024 per point, f after the blind rounds; (start, step)): QBER 1 %: (1.12, 0.04) 1.145,
+/// (1.10, 0.04) 1.164, (1.08, 0.04) 1.199; 2 %: 1.125, 1.121, 1.128 (one frame lost in 500 at
+/// 1.08); 3 %: 1.120, 1.101, 1.097; 4 %: 1.120, 1.101, 1.091; 5 %: 1.120, 1.100, 1.088; 6 %:
+/// 1.120, 1.101, 1.106; 8 %: 1.120, 1.102, 1.105. Below 1.08 at QBER ≥ 6 % most first attempts
+/// fail (64 % at 1.08) and each runs to its stall limit. Frames of 40,960 bits (the shortest
+/// lift, for blocks under about 40,000 key bits) had their own schedule before (1.14 to QBER 2 %,
+/// 1.12 from 3 %, steps of 0.08; f 1.184 / 1.155 / 1.126 / 1.124 / 1.125 at 1–5 %).
 pub fn start_efficiency(qber: f64) -> f64 {
-    let t = ((qber - 0.02) / 0.01).clamp(0.0, 1.0);
-    if t.is_nan() {
-        return 1.14;
+    const POINTS: [(f64, f64); 5] = [(0.01, 1.12), (0.02, 1.10), (0.03, 1.08), (0.05, 1.08), (0.06, 1.10)];
+    if qber.is_nan() {
+        return POINTS[0].1;
     }
-    1.14 - 0.02 * t
+    let q = qber.clamp(POINTS[0].0, POINTS[POINTS.len() - 1].0);
+    POINTS
+        .windows(2)
+        .find(|w| q <= w[1].0)
+        .map_or(POINTS[POINTS.len() - 1].1, |w| w[0].1 + (w[1].1 - w[0].1) * (q - w[0].0) / (w[1].0 - w[0].0))
 }
-/// How much each of the two blind rounds raises the efficiency (punctured values revealed).
-pub const BLIND_STEP: f64 = 0.08;
+/// How much each of the two blind rounds raises the efficiency (punctured values revealed; the
+/// second reveals all that are left).
+pub const BLIND_STEP: f64 = 0.04;
 /// Decoding attempts at most: the first and two blind rounds (three round trips).
 pub const MAX_ATTEMPTS: u32 = 3;
 
@@ -99,6 +99,13 @@ impl Plan {
     /// As [`Plan::new`], the first attempt at efficiency `start` and each blind round adding
     /// `step` to it (as far as the punctured symbols allow).
     pub fn with_efficiency(n_key: usize, qber: f64, seed: u64, start: f64, step: f64) -> Result<Plan> {
+        Plan::with_lift(n_key, qber, seed, start, step, None)
+    }
+
+    /// As [`Plan::with_efficiency`], on the codes lifted by `z` (one of [`LIFTS`]) when given,
+    /// else by the lift the block fills best (see `lift`). The examples and tests measure each
+    /// lift this way; both ends of a session take the default.
+    pub fn with_lift(n_key: usize, qber: f64, seed: u64, start: f64, step: f64, z: Option<usize>) -> Result<Plan> {
         if !(1.0..=2.0).contains(&start) || !(0.0..=1.0).contains(&step) {
             return Err(Error::argument(
                 "efficiency",
@@ -113,14 +120,17 @@ impl Plan {
         }
         let h = h2(qber);
         let target = 1.0 - start * h;
-        let (code, punctured, shortened) = choose(target, h, step);
+        let (z, (spec, punctured, shortened)) = match z {
+            Some(z) if LIFTS.contains(&z) => (z, choose(target, h, step, z)),
+            Some(z) => {
+                return Err(Error::argument("z", format!("expected one of the lifts 256, 320, …, 1024, got {z}")))
+            }
+            None => lift(n_key, |z| choose(target, h, step, z)),
+        };
+        let code = Code::lifted(spec, z)?;
         let n = code.n();
         let k = n - punctured - shortened;
-        let (frames, last) = match (n_key / k, n_key % k) {
-            (0, r) => (1, r),
-            (f, r) if 2 * r >= k => (f + 1, r),
-            (f, _) => (f, k),
-        };
+        let (frames, last) = cut(n_key, k);
         let mut rng = Xoshiro256::from_seed(seed ^ 0x6c64_7063_706c_616e);
         let mut order: Vec<u32> = (0..n as u32).collect();
         shuffle(&mut order, &mut rng);
@@ -188,7 +198,41 @@ impl Plan {
     }
 }
 
-/// The mother code and (p, s) that reach rate `target`: each code punctured by what the two blind
+/// Frames of `k` key bits for `n_key` bits: `(frames, key bits in the last)`. A remainder of at
+/// least `k/2` bits makes one more frame, a smaller one is left out unless it is the only frame.
+fn cut(n_key: usize, k: usize) -> (usize, usize) {
+    match (n_key / k, n_key % k) {
+        (0, r) => (1, r),
+        (f, r) if 2 * r >= k => (f + 1, r),
+        (f, _) => (f, k),
+    }
+}
+
+/// The lift (one of [`LIFTS`]) for `n_key` key bits, and what `adapt` gives at it (the code's
+/// index, p, s): the lift whose frames the block fills best, the longest among near ties.
+///
+/// Filling counts twice: the key bits left out of the frames are lost, and a last frame with
+/// fewer key bits discloses as many syndrome bits as a full one. So each lift scores
+/// `(used / n_key) · (used / (frames · k))`, and the longest lift within 0.002 of the best score
+/// wins (longer frames reach lower f, see [`LIFTS`]). A block shorter than one frame of the
+/// shortest lift keeps that lift (one frame, the rest shortened).
+fn lift(n_key: usize, adapt: impl Fn(usize) -> (usize, usize, usize)) -> (usize, (usize, usize, usize)) {
+    let scored: Vec<(usize, (usize, usize, usize), f64)> = LIFTS
+        .iter()
+        .map(|&z| {
+            let a = adapt(z);
+            let k = SPECS[a.0].cols * z - a.1 - a.2;
+            let (frames, last) = cut(n_key, k);
+            let used = ((frames - 1) * k + last) as f64;
+            (z, a, used / n_key as f64 * used / (frames * k) as f64)
+        })
+        .collect();
+    let best = scored.iter().map(|s| s.2).fold(0.0, f64::max);
+    let &(z, a, _) = scored.iter().rev().find(|s| s.2 >= best - 0.002).unwrap_or(&scored[0]);
+    (z, a)
+}
+
+/// The mother code (an index of [`SPECS`]) lifted by `z` and (p, s) that reach rate `target`: each code punctured by what the two blind
 /// rounds may reveal (and, above its rate, by what the target needs), shortened the rest of the
 /// way; the code adapted least, `PUNCTURE_WEIGHT·p + s` smallest (with `d = p + s` within
 /// [`MAX_ADAPTED_FRACTION`] of the frame). With `p` fixed, `R = (R0·n − s)/(n − p − s)` gives `d = (p + (R0 − R)·n)/(1 − R)`.
@@ -200,33 +244,34 @@ impl Plan {
 /// the rate-0.6 code punctured by 2416 and shortened by 457 3 %; at QBER 5 % the rate-0.7 code
 /// (p 2112, s 7124) failed 11 %, the rate-0.6 code (p 4779, s 2) 37 %. A punctured symbol
 /// weighing as about four shortened ones orders these and the other QBERs measured.
-fn choose(target: f64, h: f64, step: f64) -> (&'static Code, usize, usize) {
-    let codes: Vec<&'static Code> = SPECS.iter().map(|s| Code::named(s.name).expect("shipped")).collect();
-    let n = codes[0].n() as f64;
+fn choose(target: f64, h: f64, step: f64, z: usize) -> (usize, usize, usize) {
+    // Every spec has the same columns, so one n for all; a spec's rate is 1 − rows/cols at any lift.
+    let n = (SPECS[0].cols * z) as f64;
+    let rate = |i: usize| 1.0 - SPECS[i].rows as f64 / SPECS[i].cols as f64;
     let wanted = 2.0 * (step * h * n).ceil();
     let max_d = (MAX_ADAPTED_FRACTION * n).floor();
-    // (p, s) of code c for `target`: p covers the reveals and any rate above R0, d clamped.
-    let adapt = |c: &Code| {
-        let r0 = c.rate();
+    // (p, s) of code i for `target`: p covers the reveals and any rate above R0, d clamped.
+    let adapt = |i: usize| {
+        let r0 = rate(i);
         let p = wanted.max(((target - r0) * n / target).ceil()).min(max_d);
         let d = ((p + (r0 - target) * n) / (1.0 - target)).round().clamp(p, max_d);
         (p as usize, (d - p) as usize)
     };
-    // Whether code c reaches `target` within the limit.
-    let reaches = |c: &Code| {
-        let r0 = c.rate();
+    // Whether code i reaches `target` within the limit.
+    let reaches = |i: &usize| {
+        let r0 = rate(*i);
         let p = wanted.max(((target - r0) * n / target).ceil());
         p <= max_d && (p + (r0 - target) * n) / (1.0 - target) <= max_d
     };
     // The code adapted least among those reaching the target, the higher rate on a tie; beyond
     // the family's reach, the nearest end.
-    let c = match codes.iter().rev().filter(|c| reaches(c)).min_by_key(|c| {
-        let (p, s) = adapt(c);
+    let c = match (0..SPECS.len()).rev().filter(reaches).min_by_key(|&i| {
+        let (p, s) = adapt(i);
         PUNCTURE_WEIGHT * p + s
     }) {
-        Some(c) => *c,
-        None if target < codes[0].rate() => codes[0],
-        None => codes[codes.len() - 1],
+        Some(i) => i,
+        None if target < rate(0) => 0,
+        None => SPECS.len() - 1,
     };
     let (p, s) = adapt(c);
     (c, p, s)
@@ -466,13 +511,42 @@ mod tests {
 
     #[test]
     fn the_remainder_is_a_shortened_frame_or_left_out() {
-        let plan = Plan::new(1, 0.03, 1).unwrap();
+        let at = |n_key| Plan::with_lift(n_key, 0.03, 1, start_efficiency(0.03), BLIND_STEP, Some(256)).unwrap();
+        let plan = at(1);
         let k = plan.key_per_frame;
-        let with = Plan::new(3 * k + k.div_ceil(2), 0.03, 1).unwrap();
+        let with = at(3 * k + k.div_ceil(2));
         assert_eq!((with.frames, with.used_bits()), (4, 3 * k + k.div_ceil(2)));
-        let without = Plan::new(3 * k + k.div_ceil(2) - 1, 0.03, 1).unwrap();
+        let without = at(3 * k + k.div_ceil(2) - 1);
         assert_eq!((without.frames, without.used_bits()), (3, 3 * k));
         assert_eq!((plan.frames, plan.used_bits()), (1, 1));
+        assert!(Plan::with_lift(10, 0.03, 1, 1.1, 0.04, Some(300)).is_err());
+    }
+
+    #[test]
+    fn a_block_is_cut_into_frames_of_the_lift_it_fills_best() {
+        // Against every lift tried by hand: the chosen one's score is the best but for the
+        // tolerance, and no longer lift is within it.
+        for (n_key, qber) in [(1usize, 0.01), (30_000, 0.03), (100_000, 0.02), (1_000_000, 0.01), (1_000_000, 0.05), (3_300_000, 0.03), (50_000_000, 0.08)] {
+            let (start, step) = (start_efficiency(qber), BLIND_STEP);
+            let score = |p: &Plan| {
+                let used = p.used_bits() as f64;
+                used / n_key as f64 * used / (p.frames * p.key_per_frame) as f64
+            };
+            let chosen = Plan::new(n_key, qber, 1).unwrap();
+            let all: Vec<Plan> =
+                LIFTS.iter().map(|&z| Plan::with_lift(n_key, qber, 1, start, step, Some(z)).unwrap()).collect();
+            let best = all.iter().map(score).fold(0.0, f64::max);
+            assert!(score(&chosen) >= best - 0.002, "{n_key} {qber}");
+            assert!(all.iter().filter(|p| p.code.z > chosen.code.z).all(|p| score(p) < best - 0.002), "{n_key} {qber}");
+            let same = all.iter().find(|p| p.code.z == chosen.code.z).unwrap();
+            assert_eq!((same.code.name, same.frames, same.key_at.clone()), (chosen.code.name, chosen.frames, chosen.key_at.clone()));
+        }
+        // Short blocks keep the shortest frames; long ones take the longest; 10^6 bits are used
+        // almost whole.
+        assert_eq!(Plan::new(20_000, 0.03, 1).unwrap().code.z, 256);
+        assert_eq!(Plan::new(50_000_000, 0.03, 1).unwrap().code.z, 1024);
+        let p = Plan::new(1_000_000, 0.03, 1).unwrap();
+        assert!(p.used_bits() as f64 >= 0.98e6 && p.code.z >= 896, "{} of {}", p.used_bits(), p.code.name);
     }
 
     #[test]
