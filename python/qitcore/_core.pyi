@@ -568,14 +568,26 @@ class CascadeResponder:
     n: Final[int]
 
 def ldpc_plan(
-    n_key: int, qber: float, seed: int, efficiency: float | None = ..., step: float = ...
-) -> tuple[str, int, int, int, int, int, int, int, int, tuple[int, int]]: ...
+    n_key: int,
+    qber: float,
+    seed: int,
+    efficiency: float | None = ...,
+    step: float | None = ...,
+    lift: int | None = ...,
+) -> tuple[tuple[str, int, int, int, int, int, int, int, int, tuple[int, int]], tuple[float, float, int]]: ...
 def ldpc_start_efficiency(qber: float) -> float: ...
 
 @final
 class LdpcEncoder:
     def __new__(
-        cls, n_key: int, qber: float, seed: int, key: _Buffer, efficiency: float | None = ..., step: float = ...
+        cls,
+        n_key: int,
+        qber: float,
+        seed: int,
+        key: _Buffer,
+        efficiency: float | None = ...,
+        step: float | None = ...,
+        lift: int | None = ...,
     ) -> LdpcEncoder: ...
     def syndromes(self) -> bytes: ...
     def reveal(self, request: _Buffer) -> bytes: ...
@@ -593,7 +605,8 @@ class LdpcDecoder:
         channel_qber: float,
         max_iterations: int = ...,
         efficiency: float | None = ...,
-        step: float = ...,
+        step: float | None = ...,
+        lift: int | None = ...,
     ) -> LdpcDecoder: ...
     def decode(self, syndromes: _Buffer) -> bytes | None: ...
     def apply(self, reveal: _Buffer) -> bytes | None: ...
@@ -612,7 +625,8 @@ def ldpc_keep(
     key: _Buffer,
     failed: Sequence[int],
     efficiency: float | None = ...,
-    step: float = ...,
+    step: float | None = ...,
+    lift: int | None = ...,
 ) -> bytes: ...
 def cascade_correct(
     key: _Buffer, qber: float, seed: int, ask: Callable[[bytes], bytes], variant: str = ...

@@ -61,11 +61,15 @@ class LdpcPlan:
     syndrome_bits: int
     reveal_steps: tuple[int, int]
     efficiency: float
-    """The efficiency f the first attempt aims at (blind rounds then raise it): for a blind plan
-    ``_core.ldpc_start_efficiency(qber)``: 1.12 up to QBER 1 %, 1.10 at 2 %, 1.08 from 3 to 5 %,
-    1.10 from 6 %."""
-    step: float = _core.LDPC_BLIND_STEP
-    """What each blind round adds to f (0 for one way: nothing is punctured for rounds that never come)."""
+    """The efficiency f the first attempt aims at (blind rounds then raise it). A blind plan takes
+    its lift's schedule: on the longest frames ``_core.ldpc_start_efficiency(qber)`` (1.12 up to
+    QBER 1 %, 1.10 at 2 %, 1.09 from 3 %), on shorter ones more, up to 1.14."""
+    step: float
+    """What each blind round adds to f: 0.04 on the longest frames, up to 0.08 on the shortest (0
+    for one way: nothing is punctured for rounds that never come)."""
+    lift: int
+    """The circulants' size z: frames of n = 160·z bits, z from 256 to 1024 (the length the block
+    fills best)."""
 
     @property
     def base_disclosed(self) -> int:
@@ -85,10 +89,9 @@ def plan(n_key: int, qber: float, seed: int, *, one_way: bool = False) -> LdpcPl
     """The public plan for ``n_key`` key bits at estimated QBER ``qber`` (in (0, 0.5)); positions of
     punctured and shortened symbols drawn from ``seed``. ``one_way``: no blind rounds will follow,
     so the first attempt aims at :data:`ONE_WAY_EFFICIENCY`. Raises InvalidArgumentError."""
-    efficiency = ONE_WAY_EFFICIENCY if one_way else _core.ldpc_start_efficiency(qber)
-    step = 0.0 if one_way else _core.LDPC_BLIND_STEP
-    fields = _core.ldpc_plan(n_key, qber, seed, efficiency, step)
-    return LdpcPlan(n_key, float(qber), seed, *fields, efficiency=efficiency, step=step)
+    efficiency, step = (ONE_WAY_EFFICIENCY, 0.0) if one_way else (None, None)
+    fields, (efficiency, step, lift) = _core.ldpc_plan(n_key, qber, seed, efficiency, step)
+    return LdpcPlan(n_key, float(qber), seed, *fields, efficiency=efficiency, step=step, lift=lift)
 
 
 def _plan(value: object) -> LdpcPlan:
@@ -120,7 +123,7 @@ class LdpcEncoder:
         self.plan = plan = _plan(plan)
         bits = _bits("key", key, plan.n_key)
         self._inner = _core.LdpcEncoder(
-            plan.n_key, plan.qber, plan.seed, bits, efficiency=plan.efficiency, step=plan.step
+            plan.n_key, plan.qber, plan.seed, bits, efficiency=plan.efficiency, step=plan.step, lift=plan.lift
         )
 
     def __repr__(self) -> str:
@@ -153,7 +156,7 @@ class LdpcDecoder:
         bits = _bits("key", key, plan.n_key)
         channel = plan.qber if qber is None else qber
         self._inner = _core.LdpcDecoder(
-            plan.n_key, plan.qber, plan.seed, bits, channel, efficiency=plan.efficiency, step=plan.step
+            plan.n_key, plan.qber, plan.seed, bits, channel, efficiency=plan.efficiency, step=plan.step, lift=plan.lift
         )
 
     def __repr__(self) -> str:
@@ -203,7 +206,14 @@ def keep(plan: LdpcPlan, key: npt.ArrayLike, failed_frames: list[int]) -> Bits:
     plan = _plan(plan)
     bits = _bits("key", key, plan.n_key)
     kept = _core.ldpc_keep(
-        plan.n_key, plan.qber, plan.seed, bits, failed_frames, efficiency=plan.efficiency, step=plan.step
+        plan.n_key,
+        plan.qber,
+        plan.seed,
+        bits,
+        failed_frames,
+        efficiency=plan.efficiency,
+        step=plan.step,
+        lift=plan.lift,
     )
     return np.frombuffer(kept, np.uint8)
 

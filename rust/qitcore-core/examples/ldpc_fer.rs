@@ -1,7 +1,8 @@
 //! Frame error rate, efficiency and decoding speed of LDPC reconciliation over a simulated BSC:
 //! `cargo run --release -p qitcore-core --example ldpc_fer -- [frames] [qber...]`, with the
-//! plan's efficiencies from `LDPC_START` and `LDPC_STEP` when set, frames of the codes lifted
-//! by `LDPC_Z` (default the longest lift, 1024), and the decoder's
+//! plan's efficiencies from `LDPC_START` and `LDPC_STEP` when set (else the lift's
+//! `adapt::schedule`), frames of the codes lifted by `LDPC_Z` (default the longest lift, 1024),
+//! and the decoder's
 //! `LDPC_STALL` and `LDPC_PROGRESS` (see `decode::Settings`) when set. `LDPC_DIAG`: first-attempt
 //! failures by quartile of the frames' errors and of their mismatched checks free of punctured
 //! symbols; `LDPC_ROUNDS`: frames failing after each blind round and the values asked.
@@ -11,7 +12,7 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use qitcore_core::maths::xoshiro::Xoshiro256;
-use qitcore_core::qkd::ldpc::adapt::{h2, start_efficiency, Plan, BLIND_STEP};
+use qitcore_core::qkd::ldpc::adapt::{h2, Plan};
 use qitcore_core::qkd::ldpc::blind::{keep_frames, Decoder, Encoder};
 use qitcore_core::qkd::ldpc::code::Z_MAX;
 use qitcore_core::qkd::ldpc::decode::Settings;
@@ -26,8 +27,8 @@ fn main() {
     };
     let mut rng = Xoshiro256::from_seed(1);
     for q in qbers {
-        let start: f64 = std::env::var("LDPC_START").ok().and_then(|v| v.parse().ok()).unwrap_or(start_efficiency(q));
-        let step: f64 = std::env::var("LDPC_STEP").ok().and_then(|v| v.parse().ok()).unwrap_or(BLIND_STEP);
+        let start: Option<f64> = std::env::var("LDPC_START").ok().and_then(|v| v.parse().ok());
+        let step: Option<f64> = std::env::var("LDPC_STEP").ok().and_then(|v| v.parse().ok());
         let lift = std::env::var("LDPC_Z").ok().and_then(|v| v.parse().ok()).unwrap_or(Z_MAX);
         let probe = Plan::with_lift(1, q, 7, start, step, Some(lift)).expect("plan");
         let plan = Plan::with_lift(frames * probe.key_per_frame, q, 7, start, step, Some(lift)).expect("plan");

@@ -16,8 +16,9 @@ fn main() {
     let step: f64 = args[3].parse().expect("step");
     let by_key = args.get(4).is_some_and(|m| m == "key");
     let rounds: usize = args.get(5).map_or(2, |r| r.parse().expect("rounds"));
-    let probe = Plan::with_efficiency(1, q, 7, start, step).expect("plan");
-    let plan = Plan::with_efficiency(frames * probe.key_per_frame, q, 7, start, step).expect("plan");
+    // Frames of 40,960 bits, as measured (see the README).
+    let probe = Plan::with_lift(1, q, 7, Some(start), Some(step), Some(256)).expect("plan");
+    let plan = Plan::with_lift(frames * probe.key_per_frame, q, 7, Some(start), Some(step), Some(256)).expect("plan");
     let code = plan.code;
     let (n, m, p, k) = (code.n(), code.m(), plan.punctured, plan.key_per_frame);
     // Values a round reveals: the plan's steps for punctured values; with key bits the first step

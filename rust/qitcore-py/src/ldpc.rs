@@ -8,11 +8,11 @@ use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use qitcore_core::qkd::ldpc::adapt::{start_efficiency, Plan, BLIND_STEP};
+use qitcore_core::qkd::ldpc::adapt::{start_efficiency, Plan};
 use qitcore_core::qkd::ldpc::blind::{keep_frames, Decoder, Encoder};
 use qitcore_core::qkd::ldpc::decode::Settings;
 
-use crate::args::{int, opt_real, real, Int, List};
+use crate::args::{int, opt_int, opt_real, real, Int, List};
 use crate::buffers::Input;
 use crate::errors::{detach, guard, Error, Result};
 
@@ -25,15 +25,24 @@ fn bits<'a>(name: &'static str, input: &'a Input) -> Result<&'a [u8]> {
     Ok(bytes)
 }
 
-/// The plan, its first attempt aimed at `efficiency` (`None`: the schedule's
-/// `start_efficiency(qber)`), each blind round adding `step` (0: no blind round, and nothing
-/// punctured for one).
-fn plan(py: Python<'_>, n_key: usize, qber: f64, seed: u64, efficiency: Option<f64>, step: f64) -> Result<Plan> {
-    let efficiency = efficiency.unwrap_or_else(|| start_efficiency(qber));
-    Ok(detach(py, || Plan::with_efficiency(n_key, qber, seed, efficiency, step))??)
+/// The plan, its first attempt aimed at `efficiency`, each blind round adding `step` (0: no blind
+/// round, and nothing punctured for one), on the codes lifted by `lift`; each `None` from the
+/// schedule (`adapt::schedule`, and the lift the block fills best). A plan's own efficiency,
+/// step and lift remake it exactly.
+fn plan(
+    py: Python<'_>,
+    n_key: usize,
+    qber: f64,
+    seed: u64,
+    efficiency: Option<f64>,
+    step: Option<f64>,
+    lift: Option<usize>,
+) -> Result<Plan> {
+    Ok(detach(py, || Plan::with_lift(n_key, qber, seed, efficiency, step, lift))??)
 }
 
-/// The efficiency a blind plan's first attempt aims at for estimated QBER `qber` (in (0, 0.5)).
+/// The efficiency a blind plan's first attempt aims at for estimated QBER `qber` (in (0, 0.5)) on
+/// frames of the longest lift.
 #[pyfunction]
 pub fn ldpc_start_efficiency(#[pyo3(from_py_with = real)] qber: f64) -> Result<f64> {
     if !(qber > 0.0 && qber < 0.5) {
@@ -43,9 +52,10 @@ pub fn ldpc_start_efficiency(#[pyo3(from_py_with = real)] qber: f64) -> Result<f
 }
 
 /// The public plan: (code, frames, key bits per frame, key bits in the last frame, punctured,
-/// shortened, used bits, syndrome bytes, syndrome bits per frame, symbols revealed per blind round).
+/// shortened, used bits, syndrome bytes, syndrome bits per frame, symbols revealed per blind round)
+/// and (efficiency, step, lift).
 #[pyfunction]
-#[pyo3(signature = (n_key, qber, seed, efficiency = None, step = BLIND_STEP))]
+#[pyo3(signature = (n_key, qber, seed, efficiency = None, step = None, lift = None))]
 #[allow(clippy::type_complexity)]
 pub fn ldpc_plan(
     py: Python<'_>,
@@ -53,20 +63,25 @@ pub fn ldpc_plan(
     #[pyo3(from_py_with = real)] qber: f64,
     #[pyo3(from_py_with = int::<u64>)] seed: u64,
     #[pyo3(from_py_with = opt_real)] efficiency: Option<f64>,
-    #[pyo3(from_py_with = real)] step: f64,
-) -> Result<(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, (usize, usize))> {
-    let p = plan(py, n_key, qber, seed, efficiency, step)?;
+    #[pyo3(from_py_with = opt_real)] step: Option<f64>,
+    #[pyo3(from_py_with = opt_int::<usize>)] lift: Option<usize>,
+) -> Result<((&'static str, usize, usize, usize, usize, usize, usize, usize, usize, (usize, usize)), (f64, f64, usize))>
+{
+    let p = plan(py, n_key, qber, seed, efficiency, step, lift)?;
     Ok((
-        p.code.name,
-        p.frames,
-        p.key_per_frame,
-        p.last_frame_key,
-        p.punctured,
-        p.shortened,
-        p.used_bits(),
-        p.syndrome_bytes(),
-        p.syndrome_bits(),
-        (p.reveal_steps[0], p.reveal_steps[1]),
+        (
+            p.code.name,
+            p.frames,
+            p.key_per_frame,
+            p.last_frame_key,
+            p.punctured,
+            p.shortened,
+            p.used_bits(),
+            p.syndrome_bytes(),
+            p.syndrome_bits(),
+            (p.reveal_steps[0], p.reveal_steps[1]),
+        ),
+        (p.start, p.step, p.code.z),
     ))
 }
 
@@ -79,7 +94,8 @@ pub struct PyLdpcEncoder {
 #[pymethods]
 impl PyLdpcEncoder {
     #[new]
-    #[pyo3(signature = (n_key, qber, seed, key, efficiency = None, step = BLIND_STEP))]
+    #[pyo3(signature = (n_key, qber, seed, key, efficiency = None, step = None, lift = None))]
+    #[allow(clippy::too_many_arguments)] // the Python signature: the plan's public values, then the key
     fn new(
         py: Python<'_>,
         #[pyo3(from_py_with = int::<usize>)] n_key: usize,
@@ -87,11 +103,12 @@ impl PyLdpcEncoder {
         #[pyo3(from_py_with = int::<u64>)] seed: u64,
         key: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = opt_real)] efficiency: Option<f64>,
-        #[pyo3(from_py_with = real)] step: f64,
+        #[pyo3(from_py_with = opt_real)] step: Option<f64>,
+        #[pyo3(from_py_with = opt_int::<usize>)] lift: Option<usize>,
     ) -> Result<Self> {
         let input = Input::get(py, "key", key)?;
         let key = bits("key", &input)?;
-        let plan = plan(py, n_key, qber, seed, efficiency, step)?;
+        let plan = plan(py, n_key, qber, seed, efficiency, step, lift)?;
         let inner = guard(|| Encoder::new(plan, key))??;
         Ok(PyLdpcEncoder { inner: Mutex::new(inner) })
     }
@@ -128,7 +145,7 @@ impl PyLdpcDecoder {
     #[new]
     #[pyo3(signature = (
         n_key, qber, seed, key, channel_qber,
-        max_iterations = Settings::default().max_iterations, efficiency = None, step = BLIND_STEP
+        max_iterations = Settings::default().max_iterations, efficiency = None, step = None, lift = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -140,14 +157,15 @@ impl PyLdpcDecoder {
         #[pyo3(from_py_with = real)] channel_qber: f64,
         #[pyo3(from_py_with = int::<u32>)] max_iterations: u32,
         #[pyo3(from_py_with = opt_real)] efficiency: Option<f64>,
-        #[pyo3(from_py_with = real)] step: f64,
+        #[pyo3(from_py_with = opt_real)] step: Option<f64>,
+        #[pyo3(from_py_with = opt_int::<usize>)] lift: Option<usize>,
     ) -> Result<Self> {
         if max_iterations == 0 {
             return Err(Error::argument("max_iterations", "expected at least 1"));
         }
         let input = Input::get(py, "key", key)?;
         let key = bits("key", &input)?;
-        let plan = plan(py, n_key, qber, seed, efficiency, step)?;
+        let plan = plan(py, n_key, qber, seed, efficiency, step, lift)?;
         let inner =
             guard(|| Decoder::new(plan, key, channel_qber, Settings { max_iterations, ..Settings::default() }))??;
         Ok(PyLdpcDecoder { inner: Mutex::new(inner) })
@@ -196,7 +214,7 @@ impl PyLdpcDecoder {
 
 /// `key` (one byte per bit) without the bits of the `failed` frames and past the plan's used bits.
 #[pyfunction]
-#[pyo3(signature = (n_key, qber, seed, key, failed, efficiency = None, step = BLIND_STEP))]
+#[pyo3(signature = (n_key, qber, seed, key, failed, efficiency = None, step = None, lift = None))]
 #[allow(clippy::too_many_arguments)] // the Python signature: the plan's public values, then the key
 pub fn ldpc_keep<'py>(
     py: Python<'py>,
@@ -206,11 +224,12 @@ pub fn ldpc_keep<'py>(
     key: &Bound<'py, PyAny>,
     failed: List<Int<u32>>,
     #[pyo3(from_py_with = opt_real)] efficiency: Option<f64>,
-    #[pyo3(from_py_with = real)] step: f64,
+    #[pyo3(from_py_with = opt_real)] step: Option<f64>,
+    #[pyo3(from_py_with = opt_int::<usize>)] lift: Option<usize>,
 ) -> Result<Bound<'py, PyBytes>> {
     let input = Input::get(py, "key", key)?;
     let key = bits("key", &input)?;
-    let plan = plan(py, n_key, qber, seed, efficiency, step)?;
+    let plan = plan(py, n_key, qber, seed, efficiency, step, lift)?;
     let failed: Vec<u32> = failed.0.iter().map(|i| i.0).collect();
     let kept = guard(|| keep_frames(&plan, key, &failed))??;
     Ok(PyBytes::new(py, &kept))

@@ -10,7 +10,7 @@
 //! with linearly independent columns, so `rank(H_P) = p` and every punctured value revealed later
 //! (blind rounds) adds exactly one bit: a frame discloses `m − p + revealed`.
 
-use super::code::{Code, LIFTS, SPECS};
+use super::code::{Code, LIFTS, SPECS, Z_MAX};
 use super::syndrome::dense;
 use crate::error::{Error, Result};
 use crate::maths::xoshiro::{shuffle, Xoshiro256};
@@ -19,22 +19,44 @@ use crate::maths::xoshiro::{shuffle, Xoshiro256};
 pub const MAX_ADAPTED_FRACTION: f64 = 0.35;
 /// How many shortened symbols one punctured symbol weighs when choosing the mother code.
 const PUNCTURE_WEIGHT: usize = 4;
+/// `(start, step)` of a blind plan at estimated QBER `qber` on the codes lifted by `z`: the
+/// efficiency its first attempt aims at and what each blind round adds. The longest lift takes
+/// [`start_efficiency`] and [`BLIND_STEP`]; the shortest (256) the schedule measured for it before
+/// the longer lifts came, 1.14 up to QBER 2 % and 1.12 from 3 % (linear between) in steps of 0.08;
+/// lifts between are interpolated in `√(1024/z) − 1` (from 1 at 256 to 0 at 1024), since the
+/// spread of a frame's efficiency at decoding narrows as one over the square root of its length.
+///
+/// Why a schedule per lift: short frames need the larger steps. Measured (`examples/ldpc_fer.rs`
+/// with `LDPC_Z=256` and the longest lift's schedule, 1,000 frames a QBER): frames lost 1.6 /
+/// 3.3 / 1.4 / 0 % at QBER 1 / 2 / 3 / 5 %; at `LDPC_Z=640`, 0.2 % at 2 %.
+pub fn schedule(qber: f64, z: usize) -> (f64, f64) {
+    let short = 1.14 - 0.02 * ((qber - 0.02) / 0.01).clamp(0.0, 1.0);
+    let short = if short.is_nan() { 1.14 } else { short };
+    let t = ((Z_MAX as f64 / z.max(1) as f64).sqrt() - 1.0).clamp(0.0, 1.0);
+    let long = start_efficiency(qber);
+    (long + t * (short - long), BLIND_STEP + t * (0.08 - BLIND_STEP))
+}
+
 /// The efficiency f = (1 − R)/h(q) the first attempt aims at for estimated QBER `qber`: 1.12 up
-/// to QBER 1 %, 1.10 at 2 %, 1.08 from 3 to 5 %, 1.10 from 6 %, linear between, each blind round
-/// adding [`BLIND_STEP`]. Out-of-range QBERs take the nearest end (the plan refuses them).
+/// to QBER 1 %, 1.10 at 2 %, 1.09 from 3 %, linear between, each blind round adding
+/// [`BLIND_STEP`]. Out-of-range QBERs take the nearest end (the plan refuses them).
 ///
 /// Why these: on frames of the longest lift (163,840 bits, see `code::LIFTS`) the frame error
 /// rate falls steeply enough to aim near the codes' thresholds with small steps. Measured
-/// (`examples/ldpc_fer.rs` with `LDPC_START` and `LDPC_STEP`, 500 frames of the codes lifted by
-/// 1024 per point, f after the blind rounds; (start, step)): QBER 1 %: (1.12, 0.04) 1.145,
-/// (1.10, 0.04) 1.164, (1.08, 0.04) 1.199; 2 %: 1.125, 1.121, 1.128 (one frame lost in 500 at
-/// 1.08); 3 %: 1.120, 1.101, 1.097; 4 %: 1.120, 1.101, 1.091; 5 %: 1.120, 1.100, 1.088; 6 %:
-/// 1.120, 1.101, 1.106; 8 %: 1.120, 1.102, 1.105. Below 1.08 at QBER ≥ 6 % most first attempts
-/// fail (64 % at 1.08) and each runs to its stall limit. Frames of 40,960 bits (the shortest
-/// lift, for blocks under about 40,000 key bits) had their own schedule before (1.14 to QBER 2 %,
-/// 1.12 from 3 %, steps of 0.08; f 1.184 / 1.155 / 1.126 / 1.124 / 1.125 at 1–5 %).
+/// (`examples/ldpc_fer.rs` with `LDPC_START` and `LDPC_STEP`, the codes lifted by 1024, f after
+/// the blind rounds, steps of 0.04 unless said): QBER 1 % (500 frames): start 1.12 1.145, 1.10
+/// 1.164, 1.08 1.199; (400 frames) 1.12 with steps of 0.03 1.152, 1.10 with 0.05 1.161. 2 % (500):
+/// 1.12 1.125, 1.10 1.121, 1.08 1.128 with one frame lost; (400) 1.10 with steps of 0.03 1.112
+/// but one frame lost, 1.11 with 0.03 1.117. From 3 % (400 frames at QBER 3 / 4 / 5 / 6 / 8 %):
+/// start 1.10 1.100 / 1.101 / 1.100 / 1.101 / 1.102, 1.09 1.097 / 1.094 / 1.091 / 1.098 / 1.100,
+/// 1.08 (500 frames) 1.095 / 1.089 / 1.088 / 1.106 / 1.105. 1.08 fails more first attempts
+/// (3 %: 39 % against 14 % at 1.09), each run to its stall limit and decoded again, for at most
+/// 0.005 in f at 3–5 %, and loses f from 6 %. No frame was lost at the starts kept. Frames of
+/// 40,960 bits (the shortest lift, for blocks under about 40,000 key bits) had their own
+/// schedule before (1.14 to QBER 2 %, 1.12 from 3 %, steps of 0.08; f 1.184 / 1.155 / 1.126 /
+/// 1.124 / 1.125 at 1–5 %).
 pub fn start_efficiency(qber: f64) -> f64 {
-    const POINTS: [(f64, f64); 5] = [(0.01, 1.12), (0.02, 1.10), (0.03, 1.08), (0.05, 1.08), (0.06, 1.10)];
+    const POINTS: [(f64, f64); 3] = [(0.01, 1.12), (0.02, 1.10), (0.03, 1.09)];
     if qber.is_nan() {
         return POINTS[0].1;
     }
@@ -83,33 +105,44 @@ pub struct Plan {
     pub key_at: Vec<u32>,
     /// Punctured values revealed per failed frame in blind rounds 1 and 2 (the second: all left).
     pub reveal_steps: [usize; 2],
+    /// The efficiency the first attempt aims at, and what each blind round adds to it.
+    pub start: f64,
+    pub step: f64,
 }
 
 impl Plan {
-    /// The plan for `n_key` key bits at estimated QBER `qber`, positions drawn from `seed`, the
-    /// first attempt at [`start_efficiency`] and blind rounds of [`BLIND_STEP`].
+    /// The plan for `n_key` key bits at estimated QBER `qber`, positions drawn from `seed`, on the
+    /// lift the block fills best, at that lift's [`schedule`].
     ///
     /// Frames: `n_key / k` full frames of `k = n − p − s` key bits; a remainder of at least `k/2`
     /// bits makes one more frame whose missing key positions are shortened too (fixed to 0), a
     /// smaller remainder is left out (`used_bits < n_key`) unless it is the only frame.
     pub fn new(n_key: usize, qber: f64, seed: u64) -> Result<Plan> {
-        Plan::with_efficiency(n_key, qber, seed, start_efficiency(qber), BLIND_STEP)
+        Plan::with_lift(n_key, qber, seed, None, None, None)
     }
 
     /// As [`Plan::new`], the first attempt at efficiency `start` and each blind round adding
-    /// `step` to it (as far as the punctured symbols allow).
+    /// `step` to it (as far as the punctured symbols allow), at every lift.
     pub fn with_efficiency(n_key: usize, qber: f64, seed: u64, start: f64, step: f64) -> Result<Plan> {
-        Plan::with_lift(n_key, qber, seed, start, step, None)
+        Plan::with_lift(n_key, qber, seed, Some(start), Some(step), None)
     }
 
-    /// As [`Plan::with_efficiency`], on the codes lifted by `z` (one of [`LIFTS`]) when given,
-    /// else by the lift the block fills best (see `lift`). The examples and tests measure each
-    /// lift this way; both ends of a session take the default.
-    pub fn with_lift(n_key: usize, qber: f64, seed: u64, start: f64, step: f64, z: Option<usize>) -> Result<Plan> {
-        if !(1.0..=2.0).contains(&start) || !(0.0..=1.0).contains(&step) {
+    /// The general form: `start` and `step` as given or, where `None`, from the lift's
+    /// [`schedule`]; the codes lifted by `z` (one of [`LIFTS`]) when given, else by the lift the
+    /// block fills best (see `lift`). A plan made with its own `start`, `step` and lift (the
+    /// fields [`Plan::start`], [`Plan::step`] and `code.z`) is the same plan.
+    pub fn with_lift(
+        n_key: usize,
+        qber: f64,
+        seed: u64,
+        start: Option<f64>,
+        step: Option<f64>,
+        z: Option<usize>,
+    ) -> Result<Plan> {
+        if start.is_some_and(|s| !(1.0..=2.0).contains(&s)) || step.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
             return Err(Error::argument(
                 "efficiency",
-                format!("expected start in [1, 2] and step in [0, 1], got {start} and {step}"),
+                format!("expected start in [1, 2] and step in [0, 1], got {start:?} and {step:?}"),
             ));
         }
         if !(qber > 0.0 && qber < 0.5) {
@@ -119,14 +152,23 @@ impl Plan {
             return Err(Error::argument("n_key", "expected at least one key bit"));
         }
         let h = h2(qber);
-        let target = 1.0 - start * h;
+        // (start, step) at lift z.
+        let at = |z: usize| {
+            let (a, b) = schedule(qber, z);
+            (start.unwrap_or(a), step.unwrap_or(b))
+        };
+        let adapt = |z: usize| {
+            let (start, step) = at(z);
+            choose(1.0 - start * h, h, step, z)
+        };
         let (z, (spec, punctured, shortened)) = match z {
-            Some(z) if LIFTS.contains(&z) => (z, choose(target, h, step, z)),
+            Some(z) if LIFTS.contains(&z) => (z, adapt(z)),
             Some(z) => {
                 return Err(Error::argument("z", format!("expected one of the lifts 256, 320, …, 1024, got {z}")))
             }
-            None => lift(n_key, |z| choose(target, h, step, z)),
+            None => lift(n_key, adapt),
         };
+        let (start, step) = at(z);
         let code = Code::lifted(spec, z)?;
         let n = code.n();
         let k = n - punctured - shortened;
@@ -159,6 +201,8 @@ impl Plan {
             shortened_at,
             key_at,
             reveal_steps: [first, second],
+            start,
+            step,
         })
     }
 
@@ -410,12 +454,44 @@ mod tests {
             let r0 = 1.0 - plan.code.m() as f64 / n as f64;
             let r = (r0 * n as f64 - plan.shortened as f64) / (n - plan.punctured - plan.shortened) as f64;
             assert!((plan.rate() - r).abs() < 1e-12);
-            // The rate leaks m − p per frame over its key bits: f close to the start efficiency.
+            // The rate leaks m − p per frame over its key bits: f close to the start efficiency,
+            // the lift's schedule.
             let leak = plan.frame_disclosed(0) as f64;
             let f = leak / (plan.key_per_frame as f64 * h2(q));
-            assert!((f - start_efficiency(q)).abs() < 0.02, "q {q}: f {f}");
+            assert!((f - plan.start).abs() < 0.02, "q {q}: f {f}");
+            assert_eq!((plan.start, plan.step), schedule(q, plan.code.z));
             assert!(plan.reveal_steps[0] + plan.reveal_steps[1] <= plan.punctured);
         }
+    }
+
+    #[test]
+    fn the_schedule_runs_from_the_shortest_lifts_to_the_longest() {
+        for q in [0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.05, 0.08, 0.2] {
+            let short = if q <= 0.02 {
+                1.14
+            } else if q >= 0.03 {
+                1.12
+            } else {
+                1.14 - 2.0 * (q - 0.02)
+            };
+            let long = if q <= 0.01 {
+                1.12
+            } else if q <= 0.02 {
+                1.12 - 2.0 * (q - 0.01)
+            } else if q <= 0.03 {
+                1.10 - (q - 0.02)
+            } else {
+                1.09
+            };
+            let close = |a: (f64, f64), b: (f64, f64)| (a.0 - b.0).abs() < 1e-12 && (a.1 - b.1).abs() < 1e-12;
+            assert!(close(schedule(q, 256), (short, 0.08)), "{q}");
+            assert!(close(schedule(q, Z_MAX), (long, BLIND_STEP)), "{q}");
+            assert!(close((start_efficiency(q), BLIND_STEP), (long, 0.04)), "{q}");
+            // Halfway in √(1024/z) − 1 at z = 1024 / 1.5².
+            let mid = schedule(q, 455);
+            assert!((mid.0 - (short + long) / 2.0).abs() < 2e-3 && (mid.1 - 0.06).abs() < 2e-3, "{q} {mid:?}");
+        }
+        assert_eq!(start_efficiency(f64::NAN), 1.12);
     }
 
     #[test]
@@ -511,7 +587,7 @@ mod tests {
 
     #[test]
     fn the_remainder_is_a_shortened_frame_or_left_out() {
-        let at = |n_key| Plan::with_lift(n_key, 0.03, 1, start_efficiency(0.03), BLIND_STEP, Some(256)).unwrap();
+        let at = |n_key| Plan::with_lift(n_key, 0.03, 1, None, None, Some(256)).unwrap();
         let plan = at(1);
         let k = plan.key_per_frame;
         let with = at(3 * k + k.div_ceil(2));
@@ -519,27 +595,46 @@ mod tests {
         let without = at(3 * k + k.div_ceil(2) - 1);
         assert_eq!((without.frames, without.used_bits()), (3, 3 * k));
         assert_eq!((plan.frames, plan.used_bits()), (1, 1));
-        assert!(Plan::with_lift(10, 0.03, 1, 1.1, 0.04, Some(300)).is_err());
+        assert!(Plan::with_lift(10, 0.03, 1, Some(1.1), Some(0.04), Some(300)).is_err());
+        assert!(Plan::with_lift(10, 0.03, 1, Some(0.9), None, None).is_err());
     }
 
     #[test]
     fn a_block_is_cut_into_frames_of_the_lift_it_fills_best() {
         // Against every lift tried by hand: the chosen one's score is the best but for the
         // tolerance, and no longer lift is within it.
-        for (n_key, qber) in [(1usize, 0.01), (30_000, 0.03), (100_000, 0.02), (1_000_000, 0.01), (1_000_000, 0.05), (3_300_000, 0.03), (50_000_000, 0.08)] {
-            let (start, step) = (start_efficiency(qber), BLIND_STEP);
+        for (n_key, qber) in [
+            (1usize, 0.01),
+            (30_000, 0.03),
+            (100_000, 0.02),
+            (1_000_000, 0.01),
+            (1_000_000, 0.05),
+            (3_300_000, 0.03),
+            (50_000_000, 0.08),
+        ] {
             let score = |p: &Plan| {
                 let used = p.used_bits() as f64;
                 used / n_key as f64 * used / (p.frames * p.key_per_frame) as f64
             };
             let chosen = Plan::new(n_key, qber, 1).unwrap();
             let all: Vec<Plan> =
-                LIFTS.iter().map(|&z| Plan::with_lift(n_key, qber, 1, start, step, Some(z)).unwrap()).collect();
+                LIFTS.iter().map(|&z| Plan::with_lift(n_key, qber, 1, None, None, Some(z)).unwrap()).collect();
             let best = all.iter().map(score).fold(0.0, f64::max);
             assert!(score(&chosen) >= best - 0.002, "{n_key} {qber}");
             assert!(all.iter().filter(|p| p.code.z > chosen.code.z).all(|p| score(p) < best - 0.002), "{n_key} {qber}");
             let same = all.iter().find(|p| p.code.z == chosen.code.z).unwrap();
-            assert_eq!((same.code.name, same.frames, same.key_at.clone()), (chosen.code.name, chosen.frames, chosen.key_at.clone()));
+            assert_eq!(
+                (same.code.name, same.frames, same.key_at.clone()),
+                (chosen.code.name, chosen.frames, chosen.key_at.clone())
+            );
+            // Remade from its own start, step and lift (what the Python side passes): the same plan.
+            let again =
+                Plan::with_lift(n_key, qber, 1, Some(chosen.start), Some(chosen.step), Some(chosen.code.z)).unwrap();
+            assert_eq!(
+                (again.punctured_at, again.shortened_at, again.key_at),
+                (chosen.punctured_at.clone(), chosen.shortened_at.clone(), chosen.key_at.clone())
+            );
+            assert_eq!((again.start, again.step), schedule(qber, chosen.code.z));
         }
         // Short blocks keep the shortest frames; long ones take the longest; 10^6 bits are used
         // almost whole.

@@ -3,7 +3,7 @@
 
 use zeroize::Zeroizing;
 
-use super::adapt::{h2, start_efficiency, Plan, BLIND_STEP};
+use super::adapt::{h2, Plan};
 use super::blind::{keep_frames, Decoder, Encoder};
 use super::code::{Code, Spec};
 use super::decode::{boxplus, channel_llr, decode, unsatisfied, Scratch, Settings, IDENTITY, MESSAGE, SCALE};
@@ -114,7 +114,7 @@ fn a_wrong_qber_estimate_is_rescued_or_dropped_by_the_blind_rounds() {
 #[test]
 fn malformed_requests_and_reveals_are_refused() {
     // Frames of about 28000 key bits (the shortest lift): three of them.
-    let plan = Plan::with_lift(100_000, 0.03, 1, start_efficiency(0.03), BLIND_STEP, Some(256)).unwrap();
+    let plan = Plan::with_lift(100_000, 0.03, 1, None, None, Some(256)).unwrap();
     assert!(plan.frames >= 3);
     let key = vec![0u8; plan.n_key];
     let mut enc = Encoder::new(plan.clone(), &key).unwrap();
