@@ -40,17 +40,19 @@ def test_reconcile_recovers_alices_key_on_every_kept_frame(q: float) -> None:
     out = ldpc.reconcile(alice, bob, q, seed=3)
     assert np.array_equal(out.alice, out.bob)
     assert out.round_trips <= 3
-    kept = out.plan.frames - len(out.failed_frames)
-    assert out.alice.size == kept * out.plan.key_per_frame
+    # Frames hold key_per_frame bits, the last last_frame_key (the block's length picks the lift).
+    plan = out.plan
+    spans = [(f * plan.key_per_frame, plan.key_per_frame) for f in range(plan.frames - 1)]
+    spans.append(((plan.frames - 1) * plan.key_per_frame, plan.last_frame_key))
+    kept_spans = [spans[f] for f in range(plan.frames) if f not in out.failed_frames]
+    assert out.alice.size == sum(n for _, n in kept_spans)
     # Independent count of the disclosure: the base syndrome bits less punctured, plus at most the
     # punctured values of each frame.
     base = out.plan.base_disclosed
     assert base <= out.disclosed <= base + out.plan.frames * out.plan.punctured
     # Kept frames hold Alice's bits where Bob's differed: errors were corrected.
-    kept_frames = [f for f in range(out.plan.frames) if f not in out.failed_frames]
-    k = out.plan.key_per_frame
-    bob_kept = np.concatenate([bob[f * k : (f + 1) * k] for f in kept_frames]) if kept_frames else bob[:0]
-    assert np.array_equal(out.alice, np.concatenate([alice[f * k : (f + 1) * k] for f in kept_frames]))
+    bob_kept = np.concatenate([bob[at : at + n] for at, n in kept_spans]) if kept_spans else bob[:0]
+    assert np.array_equal(out.alice, np.concatenate([alice[at : at + n] for at, n in kept_spans]))
     assert (bob_kept != out.alice).any()
     # And the decoder decodes: the soak measures a frame error rate of at most 3 % after the blind
     # rounds (at 1 %); more than 2 failed frames of 12 here (p < 0.01 at 3 %) is a broken decoder.

@@ -1,9 +1,10 @@
 """One-way, rate-adaptive LDPC reconciliation with blind rounds (at most three round trips).
 
 Both ends compute the same public :func:`plan` from ``(n_key, qber, seed)``: a quasi-cyclic
-mother code lifted to frames of 40,960 to 163,840 bits (the length the block fills best: blocks of
-about 150,000 key bits and more take the longest), punctured and shortened to the rate that the
-estimated QBER needs, and the key cut into frames. The exchange:
+mother code lifted to frames of 40,960 to 163,840 bits (the length that leaves the most key: a block
+of 10^6 key bits takes frames of 112,640 bits or more, only blocks under about 40,000 key bits the
+shortest), punctured and shortened to the rate that the estimated QBER needs, and the key cut into
+frames. The exchange:
 
 1. Alice: ``enc = LdpcEncoder(plan, key)``; sends ``enc.syndromes()`` (one message, all frames).
 2. Bob: ``dec = LdpcDecoder(plan, key, qber)``; ``request = dec.decode(syndromes)``.
@@ -68,8 +69,8 @@ class LdpcPlan:
     """What each blind round adds to f: 0.04 on the longest frames, up to 0.08 on the shortest (0
     for one way: nothing is punctured for rounds that never come)."""
     lift: int
-    """The circulants' size z: frames of n = 160·z bits, z from 256 to 1024 (the length the block
-    fills best)."""
+    """The circulants' size z: frames of n = 160·z bits, z from 256 to 1024 in steps of 64 (the
+    length that leaves the most key)."""
 
     @property
     def base_disclosed(self) -> int:

@@ -27,7 +27,7 @@ fn bits<'a>(name: &'static str, input: &'a Input) -> Result<&'a [u8]> {
 
 /// The plan, its first attempt aimed at `efficiency`, each blind round adding `step` (0: no blind
 /// round, and nothing punctured for one), on the codes lifted by `lift`; each `None` from the
-/// schedule (`adapt::schedule`, and the lift the block fills best). A plan's own efficiency,
+/// schedule (`adapt::schedule`, and the lift that leaves the most key). A plan's own efficiency,
 /// step and lift remake it exactly.
 fn plan(
     py: Python<'_>,
