@@ -1,7 +1,8 @@
 //! Quasi-cyclic LDPC mother codes: a base matrix of circulant shifts (or none) lifted by `z`.
 //!
-//! Construction (designed here, deterministic from the code's spec): a base matrix of `cols = 160`
-//! columns and `rows` rows lifted by `z = 256` (n = 40960 bits), rate `1 − rows/cols`.
+//! Construction (designed here, deterministic from the code's spec and the lift): a base matrix of
+//! `cols = 160` columns and `rows` rows lifted by `z` (the spec's 256, or any of the [`LIFTS`] up
+//! to 1024: n = 40,960 to 163,840 bits), rate `1 − rows/cols`.
 //! - The last `rows − 1` columns form a staircase of degree 2 (column `j` joins rows `j` and
 //!   `j + 1`, shift 0): the degree-2 variables form open chains, so they alone support no codeword,
 //!   and the code keeps the large fraction of degree-2 variables that good BSC ensembles have.
@@ -205,8 +206,14 @@ impl Code {
                 }
             }
         }
-        let names: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
-        Err(Error::choice("code", &names, name))
+        let rows: Vec<String> = SPECS.iter().map(|s| s.rows.to_string()).collect();
+        Err(Error::argument(
+            "code",
+            format!(
+                "expected qc160x{{rows}}z{{z}}, rows one of {} and z a multiple of {Z_STEP} from 256 to {Z_MAX}, got {name:?}",
+                rows.join(", ")
+            ),
+        ))
     }
 
     /// Spec `i` of [`SPECS`] lifted by `z` (one of the [`LIFTS`]), built once per process: the
