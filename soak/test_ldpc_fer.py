@@ -2,8 +2,8 @@
 fresh keys over a simulated BSC at QBER 1–8 %, the plan made for the true QBER. Both ends must count
 the same disclosure, at most 3 round trips. A kept frame that differs from Alice's (the decoder
 converged to another word with the same syndrome: an undetected error, which only the session's
-verification hash catches) is counted and bounded. Frames of the longest lift (163,840 bits), as
-every block of more than a few frames has.
+verification hash catches) is counted and bounded. Frames of the longest lift (163,840 bits),
+which the batches of this soak are cut into.
 
 The issue's target is f ≤ 1.10 with FER ≤ 10^-3 at QBER 1–5 %: asserted at 3–5 %, where the codes
 reach it; at 1 and 2 % (and 6–8 %) the bounds are what the shipped codes and decoder reach (see

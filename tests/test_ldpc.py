@@ -126,6 +126,9 @@ def test_bad_arguments_are_refused() -> None:
             _core.ldpc_plan(1000, 0.03, 1, 1.2, step)
         with pytest.raises(InvalidArgumentError, match="step"):
             _core.LdpcEncoder(p.n_key, 0.03, 1, key, step=step)
+    # A step that would puncture more symbols than the syndrome has bits.
+    with pytest.raises(InvalidArgumentError, match="syndrome bits"):
+        _core.ldpc_plan(1000, 0.03, 1, 2.0, 1.0)
     for lift in (0, 255, 300, 1088, -64):
         with pytest.raises(InvalidArgumentError, match="z|lift"):
             _core.ldpc_plan(1000, 0.03, 1, None, None, lift)

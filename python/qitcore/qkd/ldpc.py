@@ -1,10 +1,9 @@
 """One-way, rate-adaptive LDPC reconciliation with blind rounds (at most three round trips).
 
 Both ends compute the same public :func:`plan` from ``(n_key, qber, seed)``: a quasi-cyclic
-mother code lifted to frames of 40,960 to 163,840 bits (the length that leaves the most key: a block
-of 10^6 key bits takes frames of 112,640 bits or more, only blocks under about 40,000 key bits the
-shortest), punctured and shortened to the rate that the estimated QBER needs, and the key cut into
-frames. The exchange:
+mother code lifted to frames of 40,960 to 163,840 bits (the length that leaves the block the most
+key, which depends on how the block divides into frames: long blocks mostly take the longest),
+punctured and shortened to the rate that the estimated QBER needs, and the key cut into frames. The exchange:
 
 1. Alice: ``enc = LdpcEncoder(plan, key)``; sends ``enc.syndromes()`` (one message, all frames).
 2. Bob: ``dec = LdpcDecoder(plan, key, qber)``; ``request = dec.decode(syndromes)``.
@@ -81,9 +80,10 @@ class LdpcPlan:
 ONE_WAY_EFFICIENCY = 1.4
 """The efficiency one-way reconciliation aims at: with no blind round to fall back on, its rate
 must decode nearly every frame the first time (a one-way plan punctures nothing for blind rounds).
-In sessions on 24 simulated links at QBER 2 %, planned at the sample's QBER: at 1.4 no frame
-failed; at 1.35 one session lost two frames, at 1.3 three sessions lost ten, and each failed
-frame costs its whole length of key."""
+In sessions on 24 simulated links at QBER 2 %, planned at the sample's QBER (40,960-bit frames):
+at 1.4 no frame failed; at 1.35 one session lost two frames, at 1.3 three sessions lost ten, and
+each failed frame costs its whole length of key. Longer frames fail less at the same efficiency,
+so 1.4 keeps its room (no frame lost in 12 sessions each at QBER 1 % and 2 % with them)."""
 
 
 def plan(n_key: int, qber: float, seed: int, *, one_way: bool = False) -> LdpcPlan:

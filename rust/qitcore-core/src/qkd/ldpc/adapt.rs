@@ -163,15 +163,26 @@ impl Plan {
             let (start, step) = at(z);
             choose(1.0 - start * h, h, step, z)
         };
-        let (z, (spec, punctured, shortened)) = match z {
+        let (z, Lifted { spec, punctured, shortened, .. }) = match z {
             Some(z) if LIFTS.contains(&z) => (z, adapt(z)),
             Some(z) => {
                 return Err(Error::argument("z", format!("expected one of the lifts 256, 320, …, 1024, got {z}")))
             }
-            None => lift(n_key, h, adapt),
+            None => lift(n_key, qber, h, adapt),
         };
         let (start, step) = at(z);
         let code = Code::lifted(spec, z)?;
+        if punctured > code.m() {
+            // The punctured columns must be independent (a frame discloses m − p): a step this
+            // large asks for more than the syndrome has.
+            return Err(Error::argument(
+                "step",
+                format!(
+                    "{step} (at QBER {qber}) would puncture {punctured} symbols, more than the {} syndrome bits",
+                    code.m()
+                ),
+            ));
+        }
         let n = code.n();
         let k = n - punctured - shortened;
         let (frames, last) = cut(n_key, k);
@@ -186,8 +197,8 @@ impl Plan {
         let reveal = ((step * h * k as f64).ceil() as usize).max(1);
         // The last round reveals every punctured value left (more than a step where the target
         // rate is above the mother code's): a frame that fails it is lost whole, which costs far
-        // more key than the values (at QBER 2 %, 965 more values for the few frames that fail
-        // the first blind round, against a frame's 38,000 key bits).
+        // more key than the values (at QBER 2 % on 40,960-bit frames, 965 more values for the few
+        // frames that fail the first blind round, against a frame's 38,000 key bits).
         let first = reveal.min(punctured);
         let second = if step > 0.0 { punctured - first } else { 0 };
         Ok(Plan {
@@ -254,23 +265,53 @@ fn cut(n_key: usize, k: usize) -> (usize, usize) {
     }
 }
 
-/// The lift (one of [`LIFTS`]) for `n_key` key bits at a QBER of binary entropy `h`, and what
-/// `adapt` gives at it (the code's index, p, s): the lift that leaves the most key, the longest
-/// on a tie.
+/// f after the blind rounds on the shortest and the longest lift, at QBER 1, 2, 3, 4, 5, 6 and
+/// 8 % (`make soak`, 2,000 frames each, each lift at its [`schedule`]; 2026-12-04 and 12-06):
+/// what [`lift`] weighs lifts by. Remeasure when a schedule or a code changes.
+const FINAL_F: [(f64, f64, f64); 7] = [
+    (0.01, 1.184, 1.146),
+    (0.02, 1.155, 1.120),
+    (0.03, 1.126, 1.096),
+    (0.04, 1.124, 1.093),
+    (0.05, 1.125, 1.091),
+    (0.06, 1.122, 1.097),
+    (0.08, 1.121, 1.100),
+];
+
+/// The f a plan on the codes lifted by `z` ends at, blind rounds included, at QBER `qber`:
+/// [`FINAL_F`] interpolated in the QBER (the nearest end outside), and between the lifts in
+/// `√(1024/z) − 1` as the [`schedule`] is.
+fn final_f(qber: f64, z: usize) -> f64 {
+    let q = if qber.is_nan() { FINAL_F[0].0 } else { qber.clamp(FINAL_F[0].0, FINAL_F[FINAL_F.len() - 1].0) };
+    let (short, long) = FINAL_F.windows(2).find(|w| q <= w[1].0).map_or((1.121, 1.100), |w| {
+        let u = (q - w[0].0) / (w[1].0 - w[0].0);
+        (w[0].1 + u * (w[1].1 - w[0].1), w[0].2 + u * (w[1].2 - w[0].2))
+    });
+    let t = ((Z_MAX as f64 / z.max(1) as f64).sqrt() - 1.0).clamp(0.0, 1.0);
+    long + t * (short - long)
+}
+
+/// The lift (one of [`LIFTS`]) for `n_key` key bits at QBER `qber` (binary entropy `h`), and what
+/// `adapt` gives at it: the lift that leaves the most key, the longest
+/// on a tie; the shortest when no code reaches the rate at the longest (no key either way, and
+/// the shortest plans fastest).
 ///
-/// The key a lift leaves is estimated as `used·(1 − h) − frames·(m − p)`: the bits its frames
-/// reconcile less what the phase errors and the syndromes take. This counts the bits left out of
-/// the frames (lost), a last frame with fewer key bits (it discloses as many syndrome bits as a
-/// full one) and the lift's own start efficiency (longer frames start lower). A block shorter
-/// than one frame of the shortest lift keeps that lift (one frame, the rest shortened).
-fn lift(n_key: usize, h: f64, adapt: impl Fn(usize) -> (usize, usize, usize)) -> (usize, (usize, usize, usize)) {
+/// The key a lift leaves is estimated as `used·(1 − h) − frames·k·h·f`: the bits its frames
+/// reconcile, less what the phase errors take and what every frame discloses, a full frame's
+/// worth at the f the lift ends at ([`final_f`]) whatever its key bits. This counts the bits left
+/// out of the frames (lost), a last frame with fewer key bits (it discloses as much as a full
+/// one) and what longer frames save in f. A block shorter than one frame of the shortest lift
+/// keeps that lift (one frame, the rest shortened).
+fn lift(n_key: usize, qber: f64, h: f64, adapt: impl Fn(usize) -> Lifted) -> (usize, Lifted) {
+    if !adapt(Z_MAX).reached {
+        return (LIFTS[0], adapt(LIFTS[0]));
+    }
     let scored = LIFTS.iter().map(|&z| {
         let a = adapt(z);
-        let spec = &SPECS[a.0];
-        let k = spec.cols * z - a.1 - a.2;
+        let k = SPECS[a.spec].cols * z - a.punctured - a.shortened;
         let (frames, last) = cut(n_key, k);
         let used = ((frames - 1) * k + last) as f64;
-        (z, a, used * (1.0 - h) - (frames * (spec.rows * z - a.1)) as f64)
+        (z, a, used * (1.0 - h) - frames as f64 * k as f64 * h * final_f(qber, z))
     });
     // The last (longest) of the best: `max_by` keeps the last of equal maxima.
     let (z, a, _) = scored.max_by(|x, y| x.2.total_cmp(&y.2)).expect("LIFTS is not empty");
@@ -290,7 +331,7 @@ fn lift(n_key: usize, h: f64, adapt: impl Fn(usize) -> (usize, usize, usize)) ->
 /// the rate-0.6 code punctured by 2416 and shortened by 457 3 %; at QBER 5 % the rate-0.7 code
 /// (p 2112, s 7124) failed 11 %, the rate-0.6 code (p 4779, s 2) 37 %. A punctured symbol
 /// weighing as about four shortened ones orders these and the other QBERs measured.
-fn choose(target: f64, h: f64, step: f64, z: usize) -> (usize, usize, usize) {
+fn choose(target: f64, h: f64, step: f64, z: usize) -> Lifted {
     // Every spec has the same columns, so one n for all; a spec's rate is 1 − rows/cols at any lift.
     let n = (SPECS[0].cols * z) as f64;
     let rate = |i: usize| 1.0 - SPECS[i].rows as f64 / SPECS[i].cols as f64;
@@ -311,16 +352,26 @@ fn choose(target: f64, h: f64, step: f64, z: usize) -> (usize, usize, usize) {
     };
     // The code adapted least among those reaching the target, the higher rate on a tie; beyond
     // the family's reach, the nearest end.
-    let c = match (0..SPECS.len()).rev().filter(reaches).min_by_key(|&i| {
+    let (c, reached) = match (0..SPECS.len()).rev().filter(reaches).min_by_key(|&i| {
         let (p, s) = adapt(i);
         PUNCTURE_WEIGHT * p + s
     }) {
-        Some(i) => i,
-        None if target < rate(0) => 0,
-        None => SPECS.len() - 1,
+        Some(i) => (i, true),
+        None if target < rate(0) => (0, false),
+        None => (SPECS.len() - 1, false),
     };
     let (p, s) = adapt(c);
-    (c, p, s)
+    Lifted { spec: c, punctured: p, shortened: s, reached }
+}
+
+/// What [`choose`] gives at a lift: the spec's index, p and s, and whether the code reaches the
+/// target rate (beyond the family's reach, the nearest end, adapted as far as it goes).
+#[derive(Clone, Copy, Debug)]
+struct Lifted {
+    spec: usize,
+    punctured: usize,
+    shortened: usize,
+    reached: bool,
 }
 
 /// `order` rearranged so that its first positions are an untainted puncturing set of up to
@@ -599,6 +650,14 @@ mod tests {
         assert_eq!((plan.frames, plan.used_bits()), (1, 1));
         assert!(Plan::with_lift(10, 0.03, 1, Some(1.1), Some(0.04), Some(300)).is_err());
         assert!(Plan::with_lift(10, 0.03, 1, Some(0.9), None, None).is_err());
+        // A step that would puncture more symbols than the syndrome has bits (the frame would
+        // disclose m − p < 0), at a lift given or chosen.
+        for z in [Some(256), Some(1024), None] {
+            let err = Plan::with_lift(1000, 0.03, 1, Some(2.0), Some(1.0), z).unwrap_err();
+            assert!(err.to_string().contains("syndrome bits"), "{err}");
+        }
+        // Beyond every code's reach the plan takes the shortest lift (no key either way).
+        assert_eq!(Plan::new(1000, 0.45, 1).unwrap().code.z, 256);
     }
 
     #[test]
@@ -614,8 +673,11 @@ mod tests {
             (3_300_000, 0.03),
             (50_000_000, 0.08),
         ] {
-            let key =
-                |p: &Plan| p.used_bits() as f64 * (1.0 - h2(qber)) - (p.frames as u64 * p.frame_disclosed(0)) as f64;
+            let h = h2(qber);
+            let key = |p: &Plan| {
+                let disclosed = p.frames as f64 * p.key_per_frame as f64 * h * final_f(qber, p.code.z);
+                p.used_bits() as f64 * (1.0 - h) - disclosed
+            };
             let chosen = Plan::new(n_key, qber, 1).unwrap();
             let all: Vec<Plan> =
                 LIFTS.iter().map(|&z| Plan::with_lift(n_key, qber, 1, None, None, Some(z)).unwrap()).collect();

@@ -109,7 +109,9 @@ pub struct Code {
     pub layers: Vec<Vec<Block>>,
 }
 
-/// The shipped mother codes, lowest rate first: n = 160 × 256 = 40960 bits, rates 0.5 to 0.9.
+/// The shipped mother codes, lowest rate first: n = 160 × 256 = 40960 bits as specified (any of
+/// the [`LIFTS`] up to 160 × 1024 as a plan lifts them), rates 0.5 to 0.9. The measurements below
+/// were made on the 40,960-bit frames.
 /// The rate-0.9 code mixes degrees 16, 8, 4 and 3 among its information columns: its check degree
 /// is ~57 already, so most columns stay light. Candidate profiles are compared with
 /// `examples/ldpc_design.rs`, which punctures as the plan does (untainted at rates ≥ 0.75).
@@ -234,9 +236,9 @@ impl Code {
         if let Some(&(_, _, code)) = built.iter().find(|&&(j, y, _)| j == i && y == z) {
             return Ok(code);
         }
-        let name: &'static str = if z == spec.z { spec.name } else { Box::leak(lifted_name(spec, z).into_boxed_str()) };
-        let mut code = Code::build(&Spec { name, z, ..*spec })?;
-        code.name = name;
+        let mut code = Code::build(&Spec { z, ..*spec })?;
+        // Named once built (a failed build leaks nothing).
+        code.name = if z == spec.z { spec.name } else { Box::leak(lifted_name(spec, z).into_boxed_str()) };
         let code: &'static Code = Box::leak(Box::new(code));
         built.push((i, z, code));
         Ok(code)
