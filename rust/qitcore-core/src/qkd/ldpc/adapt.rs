@@ -168,7 +168,13 @@ impl Plan {
             Some(z) => {
                 return Err(Error::argument("z", format!("expected one of the lifts 256, 320, …, 1024, got {z}")))
             }
-            None => lift(n_key, qber, h, adapt),
+            // Scheduled, a frame ends at the lift's measured f; at a start and step given, it
+            // discloses its syndrome less the punctured symbols (and what blind rounds add).
+            None if start.is_none() && step.is_none() => lift(n_key, h, adapt, |z, _| final_f(qber, z) * h),
+            None => lift(n_key, h, adapt, |z, a: &Lifted| {
+                let k = SPECS[a.spec].cols * z - a.punctured - a.shortened;
+                (SPECS[a.spec].rows * z) as f64 / k as f64 - a.punctured as f64 / k as f64
+            }),
         };
         let (start, step) = at(z);
         let code = Code::lifted(spec, z)?;
@@ -291,18 +297,23 @@ fn final_f(qber: f64, z: usize) -> f64 {
     long + t * (short - long)
 }
 
-/// The lift (one of [`LIFTS`]) for `n_key` key bits at QBER `qber` (binary entropy `h`), and what
+/// The lift (one of [`LIFTS`]) for `n_key` key bits at a QBER of binary entropy `h`, and what
 /// `adapt` gives at it: the lift that leaves the most key, the longest
 /// on a tie; the shortest when no code reaches the rate at the longest (no key either way, and
 /// the shortest plans fastest).
 ///
-/// The key a lift leaves is estimated as `used·(1 − h) − frames·k·h·f`: the bits its frames
+/// The key a lift leaves is estimated as `used·(1 − h) − frames·k·leak`: the bits its frames
 /// reconcile, less what the phase errors take and what every frame discloses, a full frame's
-/// worth at the f the lift ends at ([`final_f`]) whatever its key bits. This counts the bits left
-/// out of the frames (lost), a last frame with fewer key bits (it discloses as much as a full
-/// one) and what longer frames save in f. A block shorter than one frame of the shortest lift
+/// worth whatever its key bits, `leak(z, adapted)` a key bit (for a scheduled plan `h·f` at the
+/// f the lift ends at, [`final_f`]). This counts the bits left out of the frames (lost), a last
+/// frame with fewer key bits (it discloses as much as a full one) and what longer frames save. A block shorter than one frame of the shortest lift
 /// keeps that lift (one frame, the rest shortened).
-fn lift(n_key: usize, qber: f64, h: f64, adapt: impl Fn(usize) -> Lifted) -> (usize, Lifted) {
+fn lift(
+    n_key: usize,
+    h: f64,
+    adapt: impl Fn(usize) -> Lifted,
+    leak: impl Fn(usize, &Lifted) -> f64,
+) -> (usize, Lifted) {
     if !adapt(Z_MAX).reached {
         return (LIFTS[0], adapt(LIFTS[0]));
     }
@@ -311,7 +322,7 @@ fn lift(n_key: usize, qber: f64, h: f64, adapt: impl Fn(usize) -> Lifted) -> (us
         let k = SPECS[a.spec].cols * z - a.punctured - a.shortened;
         let (frames, last) = cut(n_key, k);
         let used = ((frames - 1) * k + last) as f64;
-        (z, a, used * (1.0 - h) - frames as f64 * k as f64 * h * final_f(qber, z))
+        (z, a, used * (1.0 - h) - frames as f64 * k as f64 * leak(z, &a))
     });
     // The last (longest) of the best: `max_by` keeps the last of equal maxima.
     let (z, a, _) = scored.max_by(|x, y| x.2.total_cmp(&y.2)).expect("LIFTS is not empty");
@@ -663,40 +674,58 @@ mod tests {
     #[test]
     fn a_block_is_cut_into_frames_of_the_lift_that_leaves_the_most_key() {
         // Against every lift tried by hand, the estimate from the plans' own counts: the chosen
-        // lift's is the best, and no longer lift's equals it.
+        // lift's is the best, and no longer lift's reaches it. Scheduled plans weigh a frame at
+        // the f its lift ends at; plans at a given start and step (one way) at what their
+        // syndrome discloses.
+        let one_way = (Some(1.4), Some(0.0));
         for (n_key, qber) in [
             (1usize, 0.01),
             (30_000, 0.03),
             (100_000, 0.02),
+            (387_250, 0.01),
             (1_000_000, 0.01),
+            (1_000_000, 0.013),
             (1_000_000, 0.05),
             (3_300_000, 0.03),
             (50_000_000, 0.08),
         ] {
             let h = h2(qber);
-            let key = |p: &Plan| {
-                let disclosed = p.frames as f64 * p.key_per_frame as f64 * h * final_f(qber, p.code.z);
-                p.used_bits() as f64 * (1.0 - h) - disclosed
-            };
-            let chosen = Plan::new(n_key, qber, 1).unwrap();
-            let all: Vec<Plan> =
-                LIFTS.iter().map(|&z| Plan::with_lift(n_key, qber, 1, None, None, Some(z)).unwrap()).collect();
-            let best = all.iter().map(key).fold(f64::MIN, f64::max);
-            assert_eq!(key(&chosen), best, "{n_key} {qber}");
-            assert!(all.iter().filter(|p| p.code.z > chosen.code.z).all(|p| key(p) < best), "{n_key} {qber}");
-            let same = all.iter().find(|p| p.code.z == chosen.code.z).unwrap();
-            assert_eq!(
-                (same.code.name, same.frames, same.key_at.clone()),
-                (chosen.code.name, chosen.frames, chosen.key_at.clone())
-            );
-            // Remade from its own start, step and lift (what the Python side passes): the same plan.
-            let again =
-                Plan::with_lift(n_key, qber, 1, Some(chosen.start), Some(chosen.step), Some(chosen.code.z)).unwrap();
-            assert_eq!(
-                (again.punctured_at, again.shortened_at, again.key_at),
-                (chosen.punctured_at.clone(), chosen.shortened_at.clone(), chosen.key_at.clone())
-            );
-            assert_eq!((again.start, again.step), schedule(qber, chosen.code.z));
+            for (start, step) in [(None, None), one_way] {
+                let key = |p: &Plan| {
+                    let per_frame = if start.is_none() {
+                        p.key_per_frame as f64 * h * final_f(qber, p.code.z)
+                    } else {
+                        p.frame_disclosed(0) as f64
+                    };
+                    p.used_bits() as f64 * (1.0 - h) - p.frames as f64 * per_frame
+                };
+                let chosen = Plan::with_lift(n_key, qber, 1, start, step, None).unwrap();
+                let all: Vec<Plan> =
+                    LIFTS.iter().map(|&z| Plan::with_lift(n_key, qber, 1, start, step, Some(z)).unwrap()).collect();
+                let best = all.iter().map(key).fold(f64::MIN, f64::max);
+                let eps = 1e-9 * best.abs().max(1.0);
+                assert!(key(&chosen) >= best - eps, "{n_key} {qber} {start:?}");
+                assert!(
+                    all.iter().filter(|p| p.code.z > chosen.code.z).all(|p| key(p) < key(&chosen) - eps),
+                    "{n_key} {qber} {start:?}"
+                );
+                let same = all.iter().find(|p| p.code.z == chosen.code.z).unwrap();
+                assert_eq!(
+                    (same.code.name, same.frames, same.key_at.clone()),
+                    (chosen.code.name, chosen.frames, chosen.key_at.clone())
+                );
+                // Remade from its own start, step and lift (what the Python side passes): the
+                // same plan.
+                let again = Plan::with_lift(n_key, qber, 1, Some(chosen.start), Some(chosen.step), Some(chosen.code.z))
+                    .unwrap();
+                assert_eq!(
+                    (again.punctured_at, again.shortened_at, again.key_at),
+                    (chosen.punctured_at.clone(), chosen.shortened_at.clone(), chosen.key_at.clone())
+                );
+                if start.is_none() {
+                    assert_eq!((again.start, again.step), schedule(qber, chosen.code.z));
+                }
+            }
         }
         // Short blocks keep the shortest frames; long ones take the longest.
         assert_eq!(Plan::new(20_000, 0.03, 1).unwrap().code.z, 256);
