@@ -169,7 +169,7 @@ impl Plan {
                 return Err(Error::argument("z", format!("expected one of the lifts 256, 320, …, 1024, got {z}")))
             }
             // Scheduled, a frame ends at the lift's measured f; at a start and step given, it
-            // discloses its syndrome less the punctured symbols (and what blind rounds add).
+            // discloses its syndrome less the punctured symbols (blind rounds not counted).
             None if start.is_none() && step.is_none() => lift(n_key, h, adapt, |z, _| final_f(qber, z) * h),
             None => lift(n_key, h, adapt, |z, a: &Lifted| {
                 let k = SPECS[a.spec].cols * z - a.punctured - a.shortened;
@@ -298,16 +298,16 @@ fn final_f(qber: f64, z: usize) -> f64 {
 }
 
 /// The lift (one of [`LIFTS`]) for `n_key` key bits at a QBER of binary entropy `h`, and what
-/// `adapt` gives at it: the lift that leaves the most key, the longest
-/// on a tie; the shortest when no code reaches the rate at the longest (no key either way, and
-/// the shortest plans fastest).
+/// `adapt` gives at it: the lift that leaves the most key, the longest on a tie; the shortest when
+/// no code reaches the rate at the longest (no key either way, and the shortest plans fastest).
 ///
 /// The key a lift leaves is estimated as `used·(1 − h) − frames·k·leak`: the bits its frames
 /// reconcile, less what the phase errors take and what every frame discloses, a full frame's
 /// worth whatever its key bits, `leak(z, adapted)` a key bit (for a scheduled plan `h·f` at the
 /// f the lift ends at, [`final_f`]). This counts the bits left out of the frames (lost), a last
-/// frame with fewer key bits (it discloses as much as a full one) and what longer frames save. A block shorter than one frame of the shortest lift
-/// keeps that lift (one frame, the rest shortened).
+/// frame with fewer key bits (it discloses as much as a full one) and what longer frames save.
+/// A block shorter than one frame of the shortest lift keeps that lift (one frame, the rest
+/// shortened).
 fn lift(
     n_key: usize,
     h: f64,
