@@ -215,7 +215,7 @@ class LdpcReconciliation:
         blind round, for ``"blind"`` at the rate of its first attempt.
 
         The sample's error rate is uncertain, and a frame that fails costs the secure length its
-        whole length (up to about 157,000 key bits), so the rate leaves room for it
+        whole length (up to about 162,000 key bits), so the rate leaves room for it
         (:data:`PLAN_MARGIN`). Measured with 40,960-bit frames on 20 km links at QBER 1 % and 2 %
         (16 links each, 10^6-bit blocks) and in 30 sessions on a 15 km link at about 1 % (a sample
         of 5,586 bits): with one σ (one-way) and two (blind) no frame failed; with less, some
