@@ -23,8 +23,9 @@ const PUNCTURE_WEIGHT: usize = 4;
 /// efficiency its first attempt aims at and what each blind round adds. The longest lift takes
 /// [`start_efficiency`] and [`BLIND_STEP`]; the shortest (256) the schedule measured for it before
 /// the longer lifts came, 1.14 up to QBER 2 % and 1.12 from 3 % (linear between) in steps of 0.08;
-/// lifts between are interpolated in `√(1024/z) − 1` (from 1 at 256 to 0 at 1024), since the
-/// spread of a frame's efficiency at decoding narrows as one over the square root of its length.
+/// lifts between are interpolated in `shortness`, `√(1024/z) − 1` (from 1 at 256 to 0 at 1024),
+/// since the spread of a frame's efficiency at decoding narrows as one over the square root of
+/// its length.
 ///
 /// Why a schedule per lift: short frames need the larger steps. Measured (`examples/ldpc_fer.rs`,
 /// 1,000 frames a QBER, with `LDPC_Z=256` and a schedule like the longest lift's, first attempt
@@ -32,11 +33,30 @@ const PUNCTURE_WEIGHT: usize = 4;
 /// at QBER 1 / 2 / 3 / 5 %; with `LDPC_Z=640`, 0.2 % at 2 %. With this schedule (the same runs
 /// by 256, 448, 640, 832 and 1024 at QBER 1, 2, 3, 5 and 8 %) at most one frame in 1,000.
 pub fn schedule(qber: f64, z: usize) -> (f64, f64) {
-    let short = 1.14 - 0.02 * ((qber - 0.02) / 0.01).clamp(0.0, 1.0);
-    let short = if short.is_nan() { 1.14 } else { short };
-    let t = ((Z_MAX as f64 / z.max(1) as f64).sqrt() - 1.0).clamp(0.0, 1.0);
+    let short = interpolate(&[(0.02, 1.14), (0.03, 1.12)], qber);
     let long = start_efficiency(qber);
+    let t = shortness(z);
     (long + t * (short - long), BLIND_STEP + t * (0.08 - BLIND_STEP))
+}
+
+/// How far lift `z` is from the longest toward the shortest, `√(1024/z) − 1` in [0, 1]: what the
+/// schedule and the final efficiency are interpolated in between the two measured lifts.
+fn shortness(z: usize) -> f64 {
+    ((Z_MAX as f64 / z.max(1) as f64).sqrt() - 1.0).clamp(0.0, 1.0)
+}
+
+/// The piecewise linear function through `points` (QBER ascending) at `qber`, the nearest end
+/// outside them (and the first for NaN).
+fn interpolate(points: &[(f64, f64)], qber: f64) -> f64 {
+    let (first, last) = (points[0], points[points.len() - 1]);
+    if qber.is_nan() {
+        return first.1;
+    }
+    let q = qber.clamp(first.0, last.0);
+    points
+        .windows(2)
+        .find(|w| q <= w[1].0)
+        .map_or(last.1, |w| w[0].1 + (w[1].1 - w[0].1) * (q - w[0].0) / (w[1].0 - w[0].0))
 }
 
 /// The efficiency f = (1 − R)/h(q) the first attempt aims at for estimated QBER `qber`: 1.12 up
@@ -58,15 +78,7 @@ pub fn schedule(qber: f64, z: usize) -> (f64, f64) {
 /// schedule before (1.14 to QBER 2 %, 1.12 from 3 %, steps of 0.08; f 1.184 / 1.155 / 1.126 /
 /// 1.124 / 1.125 at 1–5 %).
 pub fn start_efficiency(qber: f64) -> f64 {
-    const POINTS: [(f64, f64); 3] = [(0.01, 1.12), (0.02, 1.10), (0.03, 1.09)];
-    if qber.is_nan() {
-        return POINTS[0].1;
-    }
-    let q = qber.clamp(POINTS[0].0, POINTS[POINTS.len() - 1].0);
-    POINTS
-        .windows(2)
-        .find(|w| q <= w[1].0)
-        .map_or(POINTS[POINTS.len() - 1].1, |w| w[0].1 + (w[1].1 - w[0].1) * (q - w[0].0) / (w[1].0 - w[0].0))
+    interpolate(&[(0.01, 1.12), (0.02, 1.10), (0.03, 1.09)], qber)
 }
 /// How much each of the two blind rounds raises the efficiency (punctured values revealed; the
 /// second reveals all that are left).
@@ -271,30 +283,20 @@ fn cut(n_key: usize, k: usize) -> (usize, usize) {
     }
 }
 
-/// f after the blind rounds on the shortest and the longest lift, at QBER 1, 2, 3, 4, 5, 6 and
+/// f after the blind rounds on the shortest lift and on the longest, at QBER 1, 2, 3, 4, 5, 6 and
 /// 8 % (`make soak`, 2,000 frames each, each lift at its [`schedule`]; 2026-12-04 and 12-06):
 /// what [`lift`] weighs lifts by. Remeasure when a schedule or a code changes.
-const FINAL_F: [(f64, f64, f64); 7] = [
-    (0.01, 1.184, 1.146),
-    (0.02, 1.155, 1.120),
-    (0.03, 1.126, 1.096),
-    (0.04, 1.124, 1.093),
-    (0.05, 1.125, 1.091),
-    (0.06, 1.122, 1.097),
-    (0.08, 1.121, 1.100),
-];
+const FINAL_F_SHORTEST: [(f64, f64); 7] =
+    [(0.01, 1.184), (0.02, 1.155), (0.03, 1.126), (0.04, 1.124), (0.05, 1.125), (0.06, 1.122), (0.08, 1.121)];
+const FINAL_F_LONGEST: [(f64, f64); 7] =
+    [(0.01, 1.146), (0.02, 1.120), (0.03, 1.096), (0.04, 1.093), (0.05, 1.091), (0.06, 1.097), (0.08, 1.100)];
 
-/// The f a plan on the codes lifted by `z` ends at, blind rounds included, at QBER `qber`:
-/// [`FINAL_F`] interpolated in the QBER (the nearest end outside), and between the lifts in
-/// `√(1024/z) − 1` as the [`schedule`] is.
+/// The f a plan on the codes lifted by `z` ends at, blind rounds included, at QBER `qber`: the
+/// measured f interpolated in the QBER (the nearest end outside), and between the lifts in
+/// [`shortness`] as the [`schedule`] is.
 fn final_f(qber: f64, z: usize) -> f64 {
-    let q = if qber.is_nan() { FINAL_F[0].0 } else { qber.clamp(FINAL_F[0].0, FINAL_F[FINAL_F.len() - 1].0) };
-    let (short, long) = FINAL_F.windows(2).find(|w| q <= w[1].0).map_or((1.121, 1.100), |w| {
-        let u = (q - w[0].0) / (w[1].0 - w[0].0);
-        (w[0].1 + u * (w[1].1 - w[0].1), w[0].2 + u * (w[1].2 - w[0].2))
-    });
-    let t = ((Z_MAX as f64 / z.max(1) as f64).sqrt() - 1.0).clamp(0.0, 1.0);
-    long + t * (short - long)
+    let (short, long) = (interpolate(&FINAL_F_SHORTEST, qber), interpolate(&FINAL_F_LONGEST, qber));
+    long + shortness(z) * (short - long)
 }
 
 /// The lift (one of [`LIFTS`]) for `n_key` key bits at a QBER of binary entropy `h`, and what
