@@ -3,12 +3,26 @@ disclosure, refused inputs and messages."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
 import struct
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 from qitcore import _core
-from qitcore.errors import AuthenticationError, InvalidArgumentError, InvalidTypeError, QitError
+from qitcore.errors import (
+    AuthenticationError,
+    ChannelError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    ProtocolError,
+    QitError,
+)
 from qitcore.qkd import ldpc
 
 
@@ -122,18 +136,21 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(InvalidArgumentError):
         ldpc.plan(1000, 0.03, -1)
     for step in (-0.1, 1.5, float("nan")):  # the core's own entry points, which the plan passes through
-        with pytest.raises(InvalidArgumentError, match="step"):
+        with pytest.raises(InvalidArgumentError, match="^step: "):
             _core.ldpc_plan(1000, 0.03, 1, 1.2, step)
-        with pytest.raises(InvalidArgumentError, match="step"):
+        with pytest.raises(InvalidArgumentError, match="^step: "):
             _core.LdpcEncoder(p.n_key, 0.03, 1, key, step=step)
     # A step that would puncture more symbols than the syndrome has bits.
     with pytest.raises(InvalidArgumentError, match="syndrome bits"):
         _core.ldpc_plan(1000, 0.03, 1, 2.0, 1.0)
     for lift in (0, 255, 300, 1088, -64):
-        with pytest.raises(InvalidArgumentError, match="z|lift"):
+        with pytest.raises(InvalidArgumentError, match="^lift: "):
             _core.ldpc_plan(1000, 0.03, 1, None, None, lift)
-        with pytest.raises(InvalidArgumentError, match="z|lift"):
+        with pytest.raises(InvalidArgumentError, match="^lift: "):
             _core.LdpcDecoder(p.n_key, 0.03, 1, key, 0.03, lift=lift)
+    for efficiency in (0.99, 2.5, float("nan")):
+        with pytest.raises(InvalidArgumentError, match="^efficiency: "):
+            _core.ldpc_plan(1000, 0.03, 1, efficiency, 0.04)
     with pytest.raises(InvalidArgumentError):
         ldpc.LdpcEncoder(p, key[1:])
     with pytest.raises(InvalidArgumentError):
@@ -164,6 +181,10 @@ def test_malformed_messages_raise_authentication_errors() -> None:
         struct.pack("<II", 0, 0),
         struct.pack("<II", 0, p.punctured + 1),
         struct.pack("<IIII", 1, 1, 0, 1),
+        # Counts other than the plan's for the round: Alice discloses what the plan says, no more.
+        struct.pack("<II", 0, p.reveal_steps[0] - 1),
+        struct.pack("<II", 0, p.reveal_steps[0] + 1),
+        struct.pack("<II", 0, p.punctured),
     ):
         with pytest.raises(AuthenticationError):
             enc.reveal(request)
@@ -176,6 +197,140 @@ def test_malformed_messages_raise_authentication_errors() -> None:
     dec.decode(syndromes)
     with pytest.raises(AuthenticationError):
         dec.decode(syndromes)
+
+
+def _run_blind(plan: ldpc.LdpcPlan, alice: np.ndarray, bob: np.ndarray) -> ldpc.LdpcDecoder:
+    enc, dec = ldpc.LdpcEncoder(plan, alice), ldpc.LdpcDecoder(plan, bob)
+    request = dec.decode(enc.syndromes())
+    while request is not None:
+        request = dec.apply(enc.reveal(request))
+    assert np.array_equal(dec.key, ldpc.keep(plan, alice, dec.failed_frames))
+    return dec
+
+
+def test_a_sessions_blind_plan_covers_a_qber_well_above_its_sample() -> None:
+    # A session plans from its sample: 100 errors in 10,000 bits (1 %, σ ≈ 0.1 %). The block's
+    # true QBER, 1.25 %, is 2.5σ above it: the blind rounds are sized to reach there and every
+    # frame decodes; the schedule's steps from the same QBER reach only f 1.20 there (1.08 at
+    # 1.25 %, below the codes' threshold) and lose frames.
+    from qitcore.qkd.stages import LdpcReconciliation
+
+    rng = np.random.default_rng(12)
+    plan = LdpcReconciliation.plan(500_000, 100, 10_000, 5, "blind")
+    assert plan.qber == pytest.approx(0.01 + (0.01 * 0.99 / 10_000) ** 0.5)
+    alice, bob = bsc(rng, plan.n_key, 0.0125)
+    dec = _run_blind(plan, alice, bob)
+    assert dec.failed_frames == [] and dec.rounds > 1
+    scheduled = ldpc.plan(plan.n_key, plan.qber, plan.seed)
+    assert scheduled.step < plan.step
+    assert len(_run_blind(scheduled, alice, bob).failed_frames) > 0
+
+
+def test_plans_whose_fields_are_not_their_values_plan_are_refused() -> None:
+    # The core remakes a plan from (n_key, qber, seed, efficiency, step, lift); the other fields
+    # (frames, syndrome sizes, ...) are what the session and keep rely on, so they must agree.
+    p = ldpc.plan(100_000, 0.03, 1)
+    key = np.zeros(p.n_key, np.uint8)
+    assert ldpc.LdpcEncoder(p, key).plan is p
+    other_lift = 256 if p.lift != 256 else 320
+    for bad, names in (
+        (dataclasses.replace(p, lift=other_lift), "frames"),
+        (dataclasses.replace(p, frames=p.frames + 1), "frames"),
+        (dataclasses.replace(p, syndrome_bytes=p.syndrome_bytes - 1), "syndrome_bytes"),
+        (dataclasses.replace(p, efficiency=None, step=None, lift=None), "efficiency, step, lift"),
+    ):
+        for make in (ldpc.LdpcEncoder, ldpc.LdpcDecoder, lambda plan, key: ldpc.keep(plan, key, [])):
+            with pytest.raises(InvalidArgumentError, match=f"^plan: .*{names}"):
+                make(bad, key)
+    # A plan made again by hand from the same values is the same plan, and accepted.
+    assert ldpc.LdpcDecoder(dataclasses.replace(p), key).plan == p
+
+
+def test_the_cores_peer_errors_are_channel_errors_not_device_ones() -> None:
+    # What a QKD peer sends and the core refuses (sifting, Cascade, LDPC) is the classical
+    # channel's failure (ChannelError, a QkdError), never the device protocol's.
+    p = ldpc.plan(20_000, 0.03, 1)
+    key = np.zeros(p.n_key, np.uint8)
+    enc = _core.LdpcEncoder(p.n_key, p.qber, p.seed, key, p.efficiency, p.step, p.lift)
+    dec = _core.LdpcDecoder(p.n_key, p.qber, p.seed, key, 0.03, efficiency=p.efficiency, step=p.step, lift=p.lift)
+    bases = np.zeros(64, np.uint8)
+    refused = (
+        lambda: enc.reveal(b""),
+        lambda: dec.decode(b""),
+        lambda: dec.apply(b"\0"),
+        lambda: _core.sift_conclude(bases, bases, b""),
+        lambda: _core.CascadeResponder(np.zeros(4096, np.uint8), 0.03, 1).answer(b"\xff" * 9),
+    )
+    for call in refused:
+        with pytest.raises(ChannelError) as info:
+            call()
+        assert not isinstance(info.value, ProtocolError)
+        assert "device" not in str(info.value), str(info.value)
+
+
+def test_a_long_plan_answers_ctrl_c() -> None:
+    # The largest puncturing the arguments allow (rate-0.5 frames of 163,840 bits, 57,344
+    # independent punctured columns) takes seconds; SIGINT stops it at once.
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _core.ldpc_plan(1, 0.45, 1, 1.0, 1.0, 1024)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_plan_beyond_the_memory_allowed_is_an_out_of_memory_error() -> None:
+    # Under an address-space limit the puncturing's basis cannot be allocated: OutOfMemoryError,
+    # not an abort of the interpreter.
+    code = (
+        "import resource, sys\n"
+        "from qitcore import _core\n"
+        "from qitcore.errors import OutOfMemoryError\n"
+        "_core.ldpc_plan(1, 0.03, 1)\n"  # the module and its code tables first
+        "resource.setrlimit(resource.RLIMIT_AS, (260 << 20, 260 << 20))\n"
+        "try:\n"
+        "    _core.ldpc_plan(1, 0.45, 1, 1.0, 1.0, 1024)\n"
+        "except OutOfMemoryError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused: LDPC puncturing: could not allocate"), out.stdout
+
+
+def test_waiting_for_a_decoder_lets_other_threads_run() -> None:
+    # A getter waits for a decode in progress without the GIL: a thread counting meanwhile
+    # keeps counting (with the GIL held it would stop until the decode ended).
+    rng = np.random.default_rng(9)
+    p = ldpc.plan(4_000_000, 0.03, 2)
+    alice, bob = bsc(rng, p.n_key, 0.03)
+    syndromes = ldpc.LdpcEncoder(p, alice).syndromes()
+    dec = ldpc.LdpcDecoder(p, bob)
+    counted = [0]
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            counted[0] += 1
+
+    decoding = threading.Thread(target=dec.decode, args=(syndromes,))
+    counter = threading.Thread(target=count)
+    decoding.start()
+    time.sleep(0.05)
+    counter.start()
+    before = counted[0]
+    started = time.monotonic()
+    assert dec.rounds == 1  # waits for the decode
+    waited = time.monotonic() - started
+    during = counted[0] - before
+    done.set()
+    decoding.join()
+    counter.join()
+    assert waited > 0.05, "the decode ended before the getter waited: a larger block is needed"
+    assert during > 1000, f"{during} counts in {waited:.2f} s of waiting"
 
 
 def test_reprs_hide_the_keys() -> None:

@@ -349,3 +349,25 @@ def test_keys_with_a_byte_other_than_0_or_1_are_refused_where_it_is(at: int) -> 
         _core.CascadeResponder(key, 0.02, 1)
     key[at] = 1
     assert _core.CascadeResponder(key, 0.02, 1).n == 1000
+
+
+def test_every_qkd_submodule_is_an_attribute_after_import_qitcore() -> None:
+    # The documentation names them as attributes (qitcore.qkd.ldpc.plan, help(qitcore.qkd.auth)):
+    # each is served on first use, in a fresh interpreter, and the list served is every one there is.
+    import pkgutil
+    import subprocess
+    import sys
+
+    import qitcore.qkd
+
+    public = {m.name for m in pkgutil.iter_modules(qitcore.qkd.__path__) if not m.name.startswith("_")}
+    assert public == qitcore.qkd._SUBMODULES
+    code = (
+        "import sys, types, qitcore\n"
+        f"for name in {sorted(public)!r}:\n"
+        "    module = getattr(qitcore.qkd, name)\n"
+        "    assert isinstance(module, types.ModuleType) and sys.modules['qitcore.qkd.' + name] is module, name\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout == "ok\n", out.stderr

@@ -200,7 +200,7 @@ def test_readme_kme_example_runs(block: Block, kme: tuple[Path, int]) -> None:
 def _request_as_curl_would(command: str, folder: Path) -> None:
     """The README's curl line, made with Python's TLS client where curl is not installed."""
     options = dict(re.findall(r"--(cacert|cert|key) (\S+)", command))
-    (url,) = re.findall(r"https://\S+", command)
+    (url,) = re.findall(r"https://[^\s']+", command)
     context = ssl.create_default_context(cafile=str(folder / options["cacert"]))
     context.load_cert_chain(str(folder / options["cert"]), str(folder / options["key"]))
     with urllib.request.urlopen(url, context=context, timeout=30) as response:

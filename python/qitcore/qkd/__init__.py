@@ -1,6 +1,6 @@
-"""QKD key distillation for decoy-state BB84: sifting, QBER estimation, Cascade reconciliation,
-verification, the finite-key secure length (Lim et al. 2014) and privacy amplification, over an
-authenticated classical channel.
+"""QKD key distillation for decoy-state BB84: sifting, QBER estimation, reconciliation (Cascade, or
+one-way and blind LDPC), verification, the finite-key secure length (Lim et al. 2014) and privacy
+amplification, over an authenticated classical channel.
 
 - :func:`distill` runs both ends in one process and returns both keys and the report;
 - the channel is authenticated with HMAC-SHA256 (pre-shared key bytes; computational) or
@@ -20,6 +20,7 @@ authenticated classical channel.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,12 +84,21 @@ __all__ = [
 ]
 
 
+# Submodules served as attributes on first use (``qitcore.qkd.ldpc.plan`` after ``import
+# qitcore``), as the documentation names them; those the package imports are attributes already.
+_SUBMODULES = frozenset(
+    {"auth", "channel", "delay", "device", "keypool", "ldpc", "link", "proxy", "records", "session", "stages"}
+)
+
+
 def __getattr__(name: str) -> Any:
     # The proxy needs asyncio, which a session without it need not import.
     if name == "DelayProxy":
         from .proxy import DelayProxy
 
         return DelayProxy
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

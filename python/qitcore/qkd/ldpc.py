@@ -24,13 +24,15 @@ discarded by both ends; a larger remainder is a last frame with its missing key 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
 
 from .. import _core
-from ..errors import AuthenticationError, InternalError, InvalidArgumentError, InvalidTypeError, ProtocolError
+from ..errors import AuthenticationError, ChannelError, InternalError, InvalidArgumentError, InvalidTypeError
 
 __all__ = ["LdpcDecoder", "LdpcEncoder", "LdpcPlan", "Reconciled", "keep", "plan", "reconcile"]
 
@@ -86,18 +88,72 @@ each failed frame costs its whole length of key. Longer frames fail less at the 
 so 1.4 keeps its room (no frame lost in 12 sessions each at QBER 1 % and 2 % with them)."""
 
 
-def plan(n_key: int, qber: float, seed: int, *, one_way: bool = False) -> LdpcPlan:
+def plan(
+    n_key: int,
+    qber: float,
+    seed: int,
+    *,
+    one_way: bool = False,
+    efficiency: float | None = None,
+    step: float | None = None,
+) -> LdpcPlan:
     """The public plan for ``n_key`` key bits at estimated QBER ``qber`` (in (0, 0.5)); positions of
     punctured and shortened symbols drawn from ``seed``. ``one_way``: no blind rounds will follow,
-    so the first attempt aims at :data:`ONE_WAY_EFFICIENCY`. Raises InvalidArgumentError."""
-    efficiency, step = (ONE_WAY_EFFICIENCY, 0.0) if one_way else (None, None)
-    fields, (efficiency, step, lift) = _core.ldpc_plan(n_key, qber, seed, efficiency, step)
-    return LdpcPlan(n_key, float(qber), seed, *fields, efficiency=efficiency, step=step, lift=lift)
+    so the first attempt aims at :data:`ONE_WAY_EFFICIENCY`. Otherwise the first attempt aims at
+    ``efficiency`` (in [1, 2]) and each blind round adds ``step`` (in [0, 1]) where given, and
+    the lift's schedule sets those not given. Raises InvalidArgumentError."""
+    if one_way:
+        if efficiency is not None or step is not None:
+            raise InvalidArgumentError("one_way: a one-way plan takes no efficiency or step")
+        efficiency, step = ONE_WAY_EFFICIENCY, 0.0
+    return _made(n_key, qber, seed, efficiency, step, None)
+
+
+# The plans made lately, by the arguments they were made from (their own efficiency, step and
+# lift included): a plan handed to the encoder, the decoder or keep is checked against the plan
+# its public values make, and the plans `plan` returned are checked without making them again.
+_MADE: OrderedDict[tuple[object, ...], LdpcPlan] = OrderedDict()
+_MADE_LOCK = threading.Lock()
+_MADE_KEPT = 16
+
+
+def _made(
+    n_key: int, qber: float, seed: int, efficiency: float | None, step: float | None, lift: int | None
+) -> LdpcPlan:
+    asked = (n_key, qber, seed, efficiency, step, lift)
+    try:
+        hash(asked)
+    except TypeError:  # not numbers: the core says which argument is wrong
+        _core.ldpc_plan(n_key, qber, seed, efficiency, step, lift)
+        raise
+    with _MADE_LOCK:
+        if (made := _MADE.get(asked)) is not None:
+            _MADE.move_to_end(asked)
+            return made
+    fields_, (efficiency_, step_, lift_) = _core.ldpc_plan(n_key, qber, seed, efficiency, step, lift)
+    made = LdpcPlan(n_key, float(qber), seed, *fields_, efficiency=efficiency_, step=step_, lift=lift_)
+    with _MADE_LOCK:
+        for key in (asked, (n_key, qber, seed, efficiency_, step_, lift_)):
+            _MADE[key] = made
+            _MADE.move_to_end(key)
+        while len(_MADE) > _MADE_KEPT:
+            _MADE.popitem(last=False)
+    return made
 
 
 def _plan(value: object) -> LdpcPlan:
+    """``value`` when it is the plan its public values (n_key, qber, seed, efficiency, step, lift)
+    make, which is what the core rebuilds at either end; InvalidArgumentError naming the fields that
+    differ otherwise (a plan built by hand, or with fields replaced)."""
     if not isinstance(value, LdpcPlan):
         raise InvalidTypeError(f"plan: expected an LdpcPlan, got {type(value).__name__}")
+    made = _made(value.n_key, value.qber, value.seed, value.efficiency, value.step, value.lift)
+    differ = [f.name for f in fields(LdpcPlan) if getattr(made, f.name) != getattr(value, f.name)]
+    if differ:
+        raise InvalidArgumentError(
+            f"plan: {', '.join(differ)} differ from the plan its n_key, qber, seed, efficiency, step "
+            "and lift make (make plans with ldpc.plan and leave their fields as they are)"
+        )
     return value
 
 
@@ -112,7 +168,7 @@ def _bits(name: str, key: npt.ArrayLike, n: int) -> Bits:
     return np.ascontiguousarray(array)
 
 
-def _malformed(what: str, err: ProtocolError) -> AuthenticationError:
+def _malformed(what: str, err: ChannelError) -> AuthenticationError:
     return AuthenticationError(f"malformed {what} message: {err}")
 
 
@@ -140,7 +196,7 @@ class LdpcEncoder:
         count, or comes after the last blind round."""
         try:
             return self._inner.reveal(request)
-        except ProtocolError as err:
+        except ChannelError as err:
             raise _malformed("blind request", err) from None
 
     @property
@@ -168,7 +224,7 @@ class LdpcDecoder:
         AuthenticationError for syndromes of the wrong size or a second call."""
         try:
             return self._inner.decode(syndromes)
-        except ProtocolError as err:
+        except ChannelError as err:
             raise _malformed("syndrome", err) from None
 
     def apply(self, reveal: bytes) -> bytes | None:
@@ -177,7 +233,7 @@ class LdpcDecoder:
         size or one not asked for."""
         try:
             return self._inner.apply(reveal)
-        except ProtocolError as err:
+        except ChannelError as err:
             raise _malformed("blind reveal", err) from None
 
     @property

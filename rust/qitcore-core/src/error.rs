@@ -23,6 +23,9 @@ pub enum Error {
     Os(String),
     /// A device broke the protocol: a malformed payload, an unsupported version or format.
     Protocol(String),
+    /// A QKD peer's message broke the post-processing protocol: malformed, out of turn, or
+    /// inconsistent with what the peer said before.
+    Peer(String),
     /// A buffer of `bytes` bytes for `what` could not be allocated.
     OutOfMemory {
         /// What the buffer was for, as the user would name it.
@@ -50,6 +53,10 @@ impl Error {
         Error::Protocol(message.into())
     }
 
+    pub(crate) fn peer(message: impl Into<String>) -> Self {
+        Error::Peer(message.into())
+    }
+
     pub(crate) fn length(name: &'static str, message: impl Into<String>) -> Self {
         Error::InvalidLength { name, message: message.into() }
     }
@@ -63,6 +70,7 @@ impl fmt::Display for Error {
             }
             Error::Os(message) => write!(f, "operating system random number generator: {message}"),
             Error::Protocol(message) => write!(f, "device protocol: {message}"),
+            Error::Peer(message) => f.write_str(message),
             Error::OutOfMemory { what, bytes } => write!(f, "{what}: could not allocate {bytes} bytes"),
         }
     }

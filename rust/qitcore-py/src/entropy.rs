@@ -12,7 +12,7 @@ use qitcore_core::entropy::restart::{self, RestartReport};
 use qitcore_core::entropy::{Samples, Stop};
 
 use crate::buffers::Input;
-use crate::errors::{detach, interruptible, Error, Result};
+use crate::errors::{detach, finished, interruptible, until, Result};
 
 /// Prepares samples borrowed from `bytes` (one per byte, no copy), `bits_per_symbol` inferred
 /// when `None`; the bit string truncated to `max_bits` when given. The sample count is checked
@@ -50,18 +50,7 @@ fn stoppable<T: Send>(
     py: Python<'_>,
     work: impl FnOnce(Stop<'_>) -> qitcore_core::Result<Option<T>> + Send,
 ) -> Result<T> {
-    let raised = Mutex::new(None);
-    let report = interruptible(py, &raised, |flag| work(Stop::on(flag)))??;
-    finished(report, raised)
-}
-
-/// A track's report, or why it stopped: what Ctrl-C or a progress callback raised.
-fn finished<T>(report: Option<T>, raised: Mutex<Option<PyErr>>) -> Result<T> {
-    match (report, raised.into_inner().unwrap_or_else(|p| p.into_inner())) {
-        (Some(report), None) => Ok(report),
-        (_, Some(err)) => Err(Error::Python(err)),
-        (None, None) => Err(Error::Internal("assessment stopped without a reason".into())),
-    }
+    until(py, |flag| work(Stop::on(flag)))
 }
 
 /// The IID track of SP 800-90B. `progress(rounds, decided)` (a Python callable)

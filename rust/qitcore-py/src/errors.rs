@@ -15,6 +15,7 @@ pyo3::import_exception!(qitcore.errors, OSRandomError);
 pyo3::import_exception!(qitcore.errors, RepetitionCountFailure);
 pyo3::import_exception!(qitcore.errors, AdaptiveProportionFailure);
 pyo3::import_exception!(qitcore.errors, ProtocolError);
+pyo3::import_exception!(qitcore.errors, ChannelError);
 pyo3::import_exception!(qitcore.errors, HealthTestFailure);
 pyo3::import_exception!(qitcore.errors, SequenceGapError);
 pyo3::import_exception!(qitcore.errors, ReplayedFrameError);
@@ -62,6 +63,11 @@ impl Error {
     /// A buffer whose length does not fit the operation.
     pub fn length(name: &'static str, message: impl Into<String>) -> Self {
         Error::Core(qitcore_core::Error::InvalidLength { name, message: message.into() })
+    }
+
+    /// A QKD peer's message that breaks the post-processing protocol.
+    pub fn peer(message: impl Into<String>) -> Self {
+        Error::Core(qitcore_core::Error::Peer(message.into()))
     }
 
     /// A device's reply or frame that breaks the protocol.
@@ -130,6 +136,7 @@ fn core_error(err: qitcore_core::Error) -> PyErr {
         E::InvalidLength { .. } => InvalidLengthError::new_err(message),
         E::Os(_) => OSRandomError::new_err(message),
         E::Protocol(_) => ProtocolError::new_err(message),
+        E::Peer(_) => ChannelError::new_err(message),
         E::OutOfMemory { .. } => OutOfMemoryError::new_err(message),
     }
 }
@@ -239,6 +246,26 @@ pub fn interruptible<T: Send>(
             worker.join().map_err(|payload| std::panic::resume_unwind(payload))
         })
     })?
+}
+
+/// As [`interruptible`], for work that gives up (`None`) once its flag is set: its result, or
+/// what the signal handler raised.
+pub fn until<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(&std::sync::atomic::AtomicBool) -> qitcore_core::Result<Option<T>> + Send,
+) -> Result<T> {
+    let raised = std::sync::Mutex::new(None);
+    let out = interruptible(py, &raised, work)??;
+    finished(out, raised)
+}
+
+/// Work's result, or why it stopped: what Ctrl-C (or a callback, on another thread) raised.
+pub fn finished<T>(out: Option<T>, raised: std::sync::Mutex<Option<PyErr>>) -> Result<T> {
+    match (out, raised.into_inner().unwrap_or_else(|p| p.into_inner())) {
+        (Some(out), None) => Ok(out),
+        (_, Some(err)) => Err(Error::Python(err)),
+        (None, None) => Err(Error::Internal("work stopped without a reason".into())),
+    }
 }
 
 /// As [`detach`], with the GIL kept for work too small to be worth releasing it.

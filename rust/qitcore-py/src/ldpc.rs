@@ -3,8 +3,8 @@
 
 use std::sync::Mutex;
 
-// A panic inside a call (a bug, turned into InternalError by `detach`/`guard`) poisons the lock; the
-// state is still readable, so later calls take it as it is rather than panicking across the FFI.
+// A panic inside a call (a bug, turned into InternalError by `detach`) poisons the lock; the state
+// is still readable, so later calls take it as it is rather than panicking across the FFI.
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -14,7 +14,13 @@ use qitcore_core::qkd::ldpc::decode::Settings;
 
 use crate::args::{int, opt_int, opt_real, real, Int, List};
 use crate::buffers::Input;
-use crate::errors::{detach, guard, Error, Result};
+use crate::errors::{detach, guard, until, Error, Result};
+
+/// `work` on the state behind `lock`, taken with the GIL released: decoding holds the lock for
+/// seconds without the GIL, and a thread waiting for it with the GIL would stop every other.
+fn locked<S: Send, T: Send>(py: Python<'_>, lock: &Mutex<S>, work: impl FnOnce(&mut S) -> T + Send) -> Result<T> {
+    detach(py, || work(&mut lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
+}
 
 /// One byte per bit, each 0 or 1.
 fn bits<'a>(name: &'static str, input: &'a Input) -> Result<&'a [u8]> {
@@ -38,7 +44,8 @@ fn plan(
     step: Option<f64>,
     lift: Option<usize>,
 ) -> Result<Plan> {
-    Ok(detach(py, || Plan::with_lift(n_key, qber, seed, efficiency, step, lift))??)
+    // Ctrl-C stops it: on the largest frames, tens of thousands of punctured columns take seconds.
+    until(py, |stop| Plan::with_lift_until(n_key, qber, seed, efficiency, step, lift, stop))
 }
 
 /// The efficiency a blind plan's first attempt aims at for estimated QBER `qber` (in (0, 0.5)) on
@@ -115,22 +122,22 @@ impl PyLdpcEncoder {
 
     /// Every frame's packed syndrome (one message).
     fn syndromes<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyBytes>> {
-        let out = detach(py, || self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).syndromes())?;
+        let out = locked(py, &self.inner, |e| e.syndromes())?;
         Ok(PyBytes::new(py, &out))
     }
 
     /// The punctured values a blind request asks for (refused when malformed).
     fn reveal<'py>(&self, py: Python<'py>, request: &Bound<'py, PyAny>) -> Result<Bound<'py, PyBytes>> {
         let request = Input::get(py, "request", request)?;
-        let out =
-            guard(|| self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).reveal(request.bytes()))??;
+        let bytes = request.bytes();
+        let out = locked(py, &self.inner, |e| e.reveal(bytes))??;
         Ok(PyBytes::new(py, &out))
     }
 
     /// Bits disclosed so far.
     #[getter]
-    fn disclosed(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).disclosed()
+    fn disclosed(&self, py: Python<'_>) -> Result<u64> {
+        locked(py, &self.inner, |e| e.disclosed())
     }
 }
 
@@ -175,7 +182,7 @@ impl PyLdpcDecoder {
     fn decode<'py>(&self, py: Python<'py>, syndromes: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyBytes>>> {
         let syndromes = Input::get(py, "syndromes", syndromes)?;
         let bytes = syndromes.bytes();
-        let out = detach(py, || self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).decode(bytes))??;
+        let out = locked(py, &self.inner, |d| d.decode(bytes))??;
         Ok(out.map(|r| PyBytes::new(py, &r)))
     }
 
@@ -183,32 +190,32 @@ impl PyLdpcDecoder {
     fn apply<'py>(&self, py: Python<'py>, reveal: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyBytes>>> {
         let reveal = Input::get(py, "reveal", reveal)?;
         let bytes = reveal.bytes();
-        let out = detach(py, || self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).apply(bytes))??;
+        let out = locked(py, &self.inner, |d| d.apply(bytes))??;
         Ok(out.map(|r| PyBytes::new(py, &r)))
     }
 
     /// The corrected key of the decoded frames, one byte per bit.
-    fn key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let key = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).key();
-        PyBytes::new(py, &key)
+    fn key<'py>(&self, py: Python<'py>) -> Result<Bound<'py, PyBytes>> {
+        let key = locked(py, &self.inner, |d| d.key())?;
+        Ok(PyBytes::new(py, &key))
     }
 
     /// Indices of the frames that did not decode.
     #[getter]
-    fn failed_frames(&self) -> Vec<u32> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).failed_frames()
+    fn failed_frames(&self, py: Python<'_>) -> Result<Vec<u32>> {
+        locked(py, &self.inner, |d| d.failed_frames())
     }
 
     /// Bits disclosed so far (equal to Alice's count).
     #[getter]
-    fn disclosed(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).disclosed()
+    fn disclosed(&self, py: Python<'_>) -> Result<u64> {
+        locked(py, &self.inner, |d| d.disclosed())
     }
 
     /// Decoding attempts made: the round trips (1 + blind rounds).
     #[getter]
-    fn rounds(&self) -> u32 {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).attempts()
+    fn rounds(&self, py: Python<'_>) -> Result<u32> {
+        locked(py, &self.inner, |d| d.attempts())
     }
 }
 

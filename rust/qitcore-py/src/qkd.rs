@@ -19,7 +19,7 @@ use qitcore_core::Error as CoreError;
 
 use crate::args::{self, int, real, Array, Int, List, Real};
 use crate::buffers::Input;
-use crate::errors::{detach, guard, interruptible, Error, Result};
+use crate::errors::{detach, guard, until, Error, Result};
 
 /// One byte per bit, each 0 or 1, as `Bits`.
 fn key_bits(py: Python<'_>, name: &'static str, key: &Bound<'_, PyAny>) -> Result<Bits> {
@@ -189,21 +189,21 @@ pub fn cascade_correct<'py>(
                 // An answer of the wrong type is the channel's failure, not the caller's bug.
                 Input::get(py, "ask", &answer)
                     .map(|a| a.bytes().to_vec())
-                    .map_err(|e| Error::protocol(format!("Cascade answer: {}", PyErr::from(e).value(py))).into())
+                    .map_err(|e| Error::peer(format!("Cascade answer: {}", PyErr::from(e).value(py))).into())
             });
             match reply {
                 Ok(bytes) => Bits::from_packed(&bytes, expected).ok_or_else(|| {
-                    CoreError::Protocol(format!("Cascade answer of {} bytes, expected {expected} bits", bytes.len()))
+                    CoreError::Peer(format!("Cascade answer of {} bytes, expected {expected} bits", bytes.len()))
                 }),
                 Err(err) => {
-                    *raised.lock().expect("not poisoned") = Some(err);
-                    Err(CoreError::Protocol("the channel failed".into()))
+                    *raised.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
+                    Err(CoreError::Peer("the channel failed".into()))
                 }
             }
         };
         corrector.run(&mut oracle)
     })?;
-    if let Some(err) = raised.into_inner().expect("not poisoned") {
+    if let Some(err) = raised.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(err.into());
     }
     let (fixed, stats) = result?;
@@ -277,13 +277,7 @@ pub fn simulate_bb84(
         mu,
         p,
     );
-    let raised = std::sync::Mutex::new(None);
-    let detections = interruptible(py, &raised, |stop| sim::simulate_until(&model, pulses, seed, stop))??;
-    match (detections, raised.into_inner().unwrap_or_else(|p| p.into_inner())) {
-        (Some(detections), None) => Ok(detections),
-        (_, Some(err)) => Err(Error::Python(err)),
-        (None, None) => Err(Error::Internal("simulate_bb84: stopped without a reason".into())),
-    }
+    until(py, |stop| sim::simulate_until(&model, pulses, seed, stop))
 }
 
 /// Checks a link's parameters as `simulate_bb84` does, so that a bad one is refused before the

@@ -506,9 +506,9 @@ impl Query {
     /// Parses the wire form, checking every field against the layout.
     ///
     /// # Errors
-    /// [`Error::Protocol`] for a malformed or out-of-range query.
+    /// [`Error::Peer`] for a malformed or out-of-range query.
     pub fn decode(bytes: &[u8], layout: &Layout) -> Result<Vec<Query>> {
-        let bad = || Error::protocol("malformed Cascade query");
+        let bad = || Error::peer("malformed Cascade query");
         // Most queries are ranges of 4 bytes or more: room for all of them, so that a batch of
         // thousands is not copied as it grows.
         let mut out = Vec::with_capacity(bytes.len() / 4 + 1);
@@ -768,7 +768,7 @@ impl<'a> Corrector<'a> {
     /// Runs every pass; `oracle` sends queries to Alice and returns her bit-packed answers.
     ///
     /// # Errors
-    /// The oracle's errors, or [`Error::Protocol`] for an answer of the wrong length.
+    /// The oracle's errors, or [`Error::Peer`] for an answer of the wrong length.
     pub fn run(mut self, oracle: &mut dyn FnMut(&[Query]) -> Result<Bits>) -> Result<(Bits, CascadeStats)> {
         let layout = self.layout;
         // Every pass discloses all its block parities, and Alice's do not depend on Bob's
@@ -805,7 +805,7 @@ impl<'a> Corrector<'a> {
                 // Consistent answers correct each bit at most a few times; answers that keep
                 // flipping bits back and forth come from a peer that is not running Cascade.
                 if self.stats.corrected > 2 * layout.n as u64 + 64 {
-                    return Err(Error::protocol("Cascade does not converge: the peer's parities are inconsistent"));
+                    return Err(Error::peer("Cascade does not converge: the peer's parities are inconsistent"));
                 }
             }
         }
@@ -816,7 +816,7 @@ impl<'a> Corrector<'a> {
         let expected: usize = queries.iter().map(|q| q.answer_bits(self.layout)).sum();
         let answer = oracle(queries)?;
         if answer.len != expected {
-            return Err(Error::protocol(format!("Cascade answer of {} bits, expected {expected}", answer.len)));
+            return Err(Error::peer(format!("Cascade answer of {} bits, expected {expected}", answer.len)));
         }
         self.stats.leaked += expected as u64;
         self.stats.rounds += 1;
@@ -1147,7 +1147,7 @@ mod tests {
             Ok(r)
         };
         match Corrector::new(&layout, b).unwrap().run(&mut oracle) {
-            Err(Error::Protocol(_)) => {}
+            Err(Error::Peer(_)) => {}
             Ok((fixed, _)) => assert_ne!(&fixed, responder_key(&responder)),
             Err(e) => panic!("{e}"),
         }

@@ -122,7 +122,7 @@ pub fn announce(index: &[u64], basis: &[u8]) -> Result<Vec<u8>> {
 
 /// Splits Bob's message into its count, varint numbers and packed bases.
 fn split(message: &[u8]) -> Result<(usize, &[u8], &[u8])> {
-    let bad = || Error::protocol("malformed sifting message");
+    let bad = || Error::peer("malformed sifting message");
     let field = |at: usize| -> Result<usize> {
         let b = message.get(at..at + 8).ok_or_else(bad)?;
         usize::try_from(u64::from_le_bytes(b.try_into().expect("eight bytes"))).map_err(|_| bad())
@@ -138,12 +138,12 @@ fn split(message: &[u8]) -> Result<(usize, &[u8], &[u8])> {
 /// Bob's pulse numbers and packed bases from his message.
 ///
 /// # Errors
-/// [`Error::Protocol`] for a malformed message.
+/// [`Error::Peer`] for a malformed message.
 pub fn parse(message: &[u8]) -> Result<(Vec<u64>, &[u8])> {
     let (n, numbers, bases) = split(message)?;
     let index = decode_indices(numbers)?;
     if index.len() != n {
-        return Err(Error::protocol("malformed sifting message"));
+        return Err(Error::peer("malformed sifting message"));
     }
     Ok((index, bases))
 }
@@ -287,13 +287,13 @@ fn group_mask(count: usize) -> u64 {
 /// A message that scan finds malformed is sifted in one pass, which reports its first fault.
 ///
 /// # Errors
-/// [`Error::Protocol`] for a malformed message or a pulse Alice has no record of;
+/// [`Error::Peer`] for a malformed message or a pulse Alice has no record of;
 /// [`Error::InvalidLength`] when Alice's columns differ in length; [`Error::InvalidArgument`]
 /// for a basis above 1 or an intensity label above 3 in a record Bob detected.
 pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sifted, usize)> {
     let (n, numbers, bob_bases) = split(message)?;
     if n > numbers.len() {
-        return Err(Error::protocol("malformed sifting message"));
+        return Err(Error::peer("malformed sifting message"));
     }
     let len = alice.index.len();
     if [alice.basis.len(), alice.bit.len(), alice.intensity.len()] != [len; 3] {
@@ -340,7 +340,7 @@ pub fn answer(alice: &AliceRecords<'_>, message: &[u8]) -> Result<(Vec<u8>, Sift
         None => (sift_part(alice, n, numbers, (0, 0, 0), bob_bases, bases_out, labels, &mut sifted)?, None),
     };
     if end.read != numbers.len() {
-        return Err(Error::protocol("malformed sifting message"));
+        return Err(Error::peer("malformed sifting message"));
     }
     let (bases_seen, labels_seen, matched) = match more {
         Some(first) => {
@@ -440,9 +440,8 @@ fn sift_part(
         } else {
             if !rows_by_offset(index, at, numbers_here, &mut rows[..count]) {
                 for (row, &x) in rows[..count].iter_mut().zip(numbers_here) {
-                    *row = locate(index, at, x).ok_or_else(|| {
-                        Error::protocol(format!("Bob reports pulse {x}, of which Alice has no record"))
-                    })?;
+                    *row = locate(index, at, x)
+                        .ok_or_else(|| Error::peer(format!("Bob reports pulse {x}, of which Alice has no record")))?;
                     at = *row + 1;
                 }
             }
@@ -513,13 +512,13 @@ fn skip(numbers: &[u8], count: usize) -> Option<(usize, u64)> {
 ///
 /// # Errors
 /// [`Error::InvalidLength`] when the columns differ in length, [`Error::InvalidArgument`] for a
-/// basis above 1, [`Error::Protocol`] for a malformed reply (its length, a label at or above
+/// basis above 1, [`Error::Peer`] for a malformed reply (its length, a label at or above
 /// `intensities`, padding bits set).
 pub fn conclude(basis: &[u8], bit: &[u8], reply: &[u8], intensities: u8) -> Result<Sifted> {
     if basis.len() != bit.len() {
         return Err(Error::length("bit", format!("{} bits for {} bases", bit.len(), basis.len())));
     }
-    let bad = || Error::protocol("malformed sifting reply");
+    let bad = || Error::peer("malformed sifting reply");
     let n = basis.len();
     let packed = n.div_ceil(8);
     let (alice_bases, labels) = (reply.get(..packed).ok_or_else(bad)?, &reply[packed.min(reply.len())..]);
@@ -575,10 +574,10 @@ pub fn conclude(basis: &[u8], bit: &[u8], reply: &[u8], intensities: u8) -> Resu
 /// and can start what depends on it alone, before sifting it.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for a basis above 1, [`Error::Protocol`] for a reply too short to
+/// [`Error::InvalidArgument`] for a basis above 1, [`Error::Peer`] for a reply too short to
 /// hold Alice's bases.
 pub fn key_count(basis: &[u8], reply: &[u8]) -> Result<usize> {
-    let alice_bases = reply.get(..basis.len().div_ceil(8)).ok_or_else(|| Error::protocol("malformed sifting reply"))?;
+    let alice_bases = reply.get(..basis.len().div_ceil(8)).ok_or_else(|| Error::peer("malformed sifting reply"))?;
     let mut count = 0;
     let mut bases_seen = 0u8;
     for (bases, alice) in basis.chunks(GROUP).zip(alice_bases.chunks(GROUP / 8)) {
@@ -628,7 +627,7 @@ pub fn encode_indices(index: &[u64]) -> Result<Vec<u8>> {
 /// The pulse numbers back from [`encode_indices`]' bytes.
 ///
 /// # Errors
-/// [`Error::Protocol`] for a truncated or overlong varint, or a number past 2^64 − 2.
+/// [`Error::Peer`] for a truncated or overlong varint, or a number past 2^64 − 2.
 pub fn decode_indices(bytes: &[u8]) -> Result<Vec<u64>> {
     let mut out = Vec::with_capacity(bytes.len());
     let (mut read, mut next) = (0usize, 0u64);
@@ -639,7 +638,7 @@ pub fn decode_indices(bytes: &[u8]) -> Result<Vec<u64>> {
 }
 
 fn bad_numbers() -> Error {
-    Error::protocol("malformed pulse numbers in the sifting message")
+    Error::peer("malformed pulse numbers in the sifting message")
 }
 
 /// The pulse number at `bytes[*read..]`, given that it is at least `*next`; advances both.

@@ -10,6 +10,8 @@
 //! with linearly independent columns, so `rank(H_P) = p` and every punctured value revealed later
 //! (blind rounds) adds exactly one bit: a frame discloses `m − p + revealed`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::code::{Code, LIFTS, SPECS, Z_MAX};
 use super::syndrome::dense;
 use crate::error::{Error, Result};
@@ -153,11 +155,28 @@ impl Plan {
         step: Option<f64>,
         z: Option<usize>,
     ) -> Result<Plan> {
-        if start.is_some_and(|s| !(1.0..=2.0).contains(&s)) || step.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
-            return Err(Error::argument(
-                "efficiency",
-                format!("expected start in [1, 2] and step in [0, 1], got {start:?} and {step:?}"),
-            ));
+        let never = AtomicBool::new(false);
+        Plan::with_lift_until(n_key, qber, seed, start, step, z, &never)?
+            .ok_or_else(|| Error::argument("stop", "the plan was stopped"))
+    }
+
+    /// As [`Plan::with_lift`], giving up (`None`) soon after `stop` is set: choosing independent
+    /// punctured columns takes seconds on the largest frames when a high QBER or a large step
+    /// punctures tens of thousands of symbols.
+    pub fn with_lift_until(
+        n_key: usize,
+        qber: f64,
+        seed: u64,
+        start: Option<f64>,
+        step: Option<f64>,
+        z: Option<usize>,
+        stop: &AtomicBool,
+    ) -> Result<Option<Plan>> {
+        if let Some(s) = start.filter(|s| !(1.0..=2.0).contains(s)) {
+            return Err(Error::argument("efficiency", format!("expected an efficiency in [1, 2], got {s}")));
+        }
+        if let Some(s) = step.filter(|s| !(0.0..=1.0).contains(s)) {
+            return Err(Error::argument("step", format!("expected a step in [0, 1], got {s}")));
         }
         if !(qber > 0.0 && qber < 0.5) {
             return Err(Error::argument("qber", format!("expected a QBER in (0, 0.5), got {qber}")));
@@ -178,7 +197,7 @@ impl Plan {
         let (z, Lifted { spec, punctured, shortened, .. }) = match z {
             Some(z) if LIFTS.contains(&z) => (z, adapt(z)),
             Some(z) => {
-                return Err(Error::argument("z", format!("expected one of the lifts 256, 320, …, 1024, got {z}")))
+                return Err(Error::argument("lift", format!("expected one of the lifts 256, 320, …, 1024, got {z}")))
             }
             // Scheduled, a frame ends at the lift's measured f; at a start and step given, it
             // discloses its syndrome less the punctured symbols (blind rounds not counted).
@@ -208,7 +227,9 @@ impl Plan {
         let mut order: Vec<u32> = (0..n as u32).collect();
         shuffle(&mut order, &mut rng);
         let order = untainted_first(code, &order, punctured);
-        let (punctured_at, rest) = independent_columns(code, &order, punctured);
+        let Some((punctured_at, rest)) = independent_columns(code, &order, punctured, stop)? else {
+            return Ok(None);
+        };
         let shortened_at: Vec<u32> = rest[..shortened].to_vec();
         let mut key_at: Vec<u32> = rest[shortened..].to_vec();
         key_at.sort_unstable();
@@ -219,7 +240,7 @@ impl Plan {
         // frames that fail the first blind round, against a frame's 38,000 key bits).
         let first = reveal.min(punctured);
         let second = if step > 0.0 { punctured - first } else { 0 };
-        Ok(Plan {
+        Ok(Some(Plan {
             code,
             qber,
             n_key,
@@ -234,7 +255,7 @@ impl Plan {
             reveal_steps: [first, second],
             start,
             step,
-        })
+        }))
     }
 
     /// Key bits covered by the frames.
@@ -441,10 +462,24 @@ pub fn untainted_first(code: &Code, order: &[u32], count: usize) -> Vec<u32> {
     first
 }
 
-/// The first `count` positions of `order` whose columns of H are linearly independent (GF(2)
-/// elimination, incremental), and every other position of `order` in order.
-fn independent_columns(code: &Code, order: &[u32], count: usize) -> (Vec<u32>, Vec<u32>) {
-    let words = code.m().div_ceil(64);
+/// The first `count` positions of `order` whose columns of H are linearly independent, and every
+/// other position of `order` in order; `None` when `stop` was set.
+///
+/// GF(2) elimination, incremental: each basis vector is kept from the word of its lowest set bit
+/// (its pivot) on, and a new column is reduced by the basis vector of its lowest set bit until
+/// that bit is no basis vector's pivot (independent: it joins the basis) or nothing is left
+/// (dependent). Which columns are chosen depends only on `order` (a column is taken when it is
+/// independent of those taken before it), so both ends choose the same, and the tests check the
+/// rank by dense elimination. The basis can reach tens of thousands of vectors of m bits (high
+/// QBERs or large steps on the largest frames): its memory is asked for fallibly.
+fn independent_columns(
+    code: &Code,
+    order: &[u32],
+    count: usize,
+    stop: &AtomicBool,
+) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
+    let m = code.m();
+    let words = m.div_ceil(64);
     let z = code.z;
     // column v's checks: for each circulant of its column block, check (v − shift) mod z.
     let mut checks_of: Vec<Vec<(usize, usize)>> = vec![Vec::new(); code.cols];
@@ -453,37 +488,55 @@ fn independent_columns(code: &Code, order: &[u32], count: usize) -> (Vec<u32>, V
             checks_of[b.col as usize].push((r, b.shift as usize));
         }
     }
-    let mut basis: Vec<(usize, Vec<u64>)> = Vec::with_capacity(count);
+    // basis[pivot_of[bit]]: the basis vector whose lowest set bit is `bit`, from its word on.
+    let mut pivot_of = vec![u32::MAX; m];
+    let mut basis: Vec<Vec<u64>> = Vec::new();
+    basis.try_reserve_exact(count).map_err(|_| Error::OutOfMemory { what: "LDPC puncturing", bytes: count * 24 })?;
     let mut chosen = Vec::with_capacity(count);
     let mut rest = Vec::with_capacity(order.len());
-    for &v in order {
+    let mut col = vec![0u64; words];
+    for (i, &v) in order.iter().enumerate() {
         if chosen.len() == count {
             rest.push(v);
             continue;
         }
+        if i % 256 == 0 && stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let (cb, local) = (v as usize / z, v as usize % z);
-        let mut col = vec![0u64; words];
+        col.fill(0);
         for &(r, shift) in &checks_of[cb] {
             let c = r * z + (local + z - shift) % z;
             col[c / 64] ^= 1 << (c % 64);
         }
-        for (pivot, b) in &basis {
-            if col[pivot / 64] >> (pivot % 64) & 1 == 1 {
-                for (x, y) in col.iter_mut().zip(b) {
-                    *x ^= y;
+        let mut w = 0;
+        loop {
+            let Some(at) = col[w..].iter().position(|&x| x != 0) else {
+                rest.push(v);
+                break;
+            };
+            w += at;
+            let bit = 64 * w + col[w].trailing_zeros() as usize;
+            match pivot_of[bit] {
+                u32::MAX => {
+                    let mut tail = Vec::new();
+                    tail.try_reserve_exact(words - w)
+                        .map_err(|_| Error::OutOfMemory { what: "LDPC puncturing", bytes: 8 * (words - w) })?;
+                    tail.extend_from_slice(&col[w..]);
+                    pivot_of[bit] = basis.len() as u32;
+                    basis.push(tail);
+                    chosen.push(v);
+                    break;
+                }
+                b => {
+                    for (x, y) in col[w..].iter_mut().zip(&basis[b as usize]) {
+                        *x ^= y;
+                    }
                 }
             }
         }
-        match col.iter().position(|&w| w != 0) {
-            Some(w) => {
-                let pivot = 64 * w + col[w].trailing_zeros() as usize;
-                basis.push((pivot, col));
-                chosen.push(v);
-            }
-            None => rest.push(v),
-        }
     }
-    (chosen, rest)
+    Ok(Some((chosen, rest)))
 }
 
 /// The GF(2) rank of the columns `cols` of H, by dense elimination (the tests' reference).
@@ -510,6 +563,7 @@ pub fn naive_rank(code: &Code, cols: &[u32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::qkd::ldpc::code::Spec;
 
     #[test]
     fn the_adapted_rate_follows_the_formula_and_d_is_fixed() {
@@ -636,6 +690,64 @@ mod tests {
                 seen[c] = true;
             }
         }
+    }
+
+    /// The greedy choice by the plainest elimination: a column is taken when, reduced by every
+    /// basis vector whose pivot (lowest set bit) it has, in the order they were taken, something is
+    /// left; whole dense vectors, no pivot index.
+    fn greedy_reference(code: &Code, order: &[u32], count: usize) -> (Vec<u32>, Vec<u32>) {
+        let h = dense(code);
+        let mut basis: Vec<(usize, Vec<u8>)> = Vec::new();
+        let (mut chosen, mut rest) = (Vec::new(), Vec::new());
+        for &v in order {
+            if chosen.len() == count {
+                rest.push(v);
+                continue;
+            }
+            let mut col: Vec<u8> = h.iter().map(|row| row[v as usize]).collect();
+            for (pivot, b) in &basis {
+                if col[*pivot] == 1 {
+                    col.iter_mut().zip(b).for_each(|(x, y)| *x ^= y);
+                }
+            }
+            match col.iter().position(|&x| x == 1) {
+                Some(pivot) => {
+                    basis.push((pivot, col));
+                    chosen.push(v);
+                }
+                None => rest.push(v),
+            }
+        }
+        (chosen, rest)
+    }
+
+    /// The pivot-indexed elimination chooses the columns the plain one does, dependent columns
+    /// included (asking for every column of H), and stops when told to.
+    #[test]
+    fn independent_columns_are_the_greedy_choice_and_stop_when_told() {
+        let never = AtomicBool::new(false);
+        // Small codes, every column asked for (dependent ones met), and the shipped rate-0.9 base
+        // matrix at a small lift up to its rank (the dense reference holds m × n bytes).
+        let small = |cols, rows, seed| Spec { name: "t", cols, rows, z: 64, profile: &[(6, 3)], seed };
+        let cases = [
+            (small(16, 6, 1), true),
+            (small(24, 6, 2), true),
+            (small(24, 12, 3), true),
+            (Spec { z: 64, ..SPECS[0] }, false),
+        ];
+        for (i, &(spec, every)) in cases.iter().enumerate() {
+            let code = Code::build(&spec).unwrap();
+            let mut order: Vec<u32> = (0..code.n() as u32).collect();
+            shuffle(&mut order, &mut Xoshiro256::from_seed(i as u64));
+            let counts = if every { vec![code.m() / 4, code.m(), code.n()] } else { vec![code.m() / 4, code.m()] };
+            for count in counts {
+                let got = independent_columns(&code, &order, count, &never).unwrap().unwrap();
+                assert_eq!(got, greedy_reference(&code, &order, count), "case {i} count {count}");
+            }
+        }
+        let code = Code::build(&small(16, 6, 1)).unwrap();
+        let order: Vec<u32> = (0..code.n() as u32).collect();
+        assert!(independent_columns(&code, &order, code.m(), &AtomicBool::new(true)).unwrap().is_none());
     }
 
     #[test]

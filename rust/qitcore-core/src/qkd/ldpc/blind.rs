@@ -28,10 +28,12 @@ fn unpack(bytes: &[u8], len: usize) -> Vec<u8> {
     (0..len).map(|i| bytes[i / 8] >> (i % 8) & 1).collect()
 }
 
-/// A parsed blind request: (frame, count) pairs.
-fn parse_request(plan: &Plan, revealed: &[usize], request: &[u8]) -> Result<Vec<(usize, usize)>> {
+/// A parsed blind request of round `round` (0 or 1): (frame, count) pairs, each count the plan's
+/// for that round (its `reveal_steps`, as far as the frame's punctured values go). The count is
+/// fixed so that a peer cannot make Alice disclose more than the plan says.
+fn parse_request(plan: &Plan, revealed: &[usize], round: usize, request: &[u8]) -> Result<Vec<(usize, usize)>> {
     if request.is_empty() || !request.len().is_multiple_of(8) {
-        return Err(Error::protocol(format!("blind request of {} bytes", request.len())));
+        return Err(Error::peer(format!("blind request of {} bytes", request.len())));
     }
     let mut out = Vec::with_capacity(request.len() / 8);
     let mut last: Option<usize> = None;
@@ -39,10 +41,13 @@ fn parse_request(plan: &Plan, revealed: &[usize], request: &[u8]) -> Result<Vec<
         let frame = u32::from_le_bytes(entry[..4].try_into().expect("4 bytes")) as usize;
         let count = u32::from_le_bytes(entry[4..].try_into().expect("4 bytes")) as usize;
         if frame >= plan.frames || last.is_some_and(|l| frame <= l) {
-            return Err(Error::protocol(format!("blind request names frame {frame} out of order or range")));
+            return Err(Error::peer(format!("blind request names frame {frame} out of order or range")));
         }
-        if count == 0 || count > plan.punctured - revealed[frame] {
-            return Err(Error::protocol(format!("blind request for {count} punctured values of frame {frame}")));
+        let planned = plan.reveal_steps[round].min(plan.punctured - revealed[frame]);
+        if count == 0 || count != planned {
+            return Err(Error::peer(format!(
+                "blind request for {count} punctured values of frame {frame}, where the plan reveals {planned}"
+            )));
         }
         last = Some(frame);
         out.push((frame, count));
@@ -121,14 +126,14 @@ impl Encoder {
         out
     }
 
-    /// The values of the punctured symbols `request` asks for; refused (Protocol error) when it is
-    /// malformed, names a frame out of range or twice, asks beyond the punctured count, or comes
-    /// after the last blind round.
+    /// The values of the punctured symbols `request` asks for; refused ([`Error::Peer`]) when it is
+    /// malformed, names a frame out of range or twice, asks for another count than the plan's
+    /// for the round, or comes after the last blind round.
     pub fn reveal(&mut self, request: &[u8]) -> Result<Vec<u8>> {
         if self.rounds + 1 >= MAX_ATTEMPTS {
-            return Err(Error::protocol("blind request after the last round"));
+            return Err(Error::peer("blind request after the last round"));
         }
-        let wanted = parse_request(&self.plan, &self.revealed, request)?;
+        let wanted = parse_request(&self.plan, &self.revealed, self.rounds as usize, request)?;
         let p = self.plan.punctured;
         let mut bits = Zeroizing::new(Vec::new());
         for &(f, count) in &wanted {
@@ -202,10 +207,10 @@ impl Decoder {
     /// (the first blind round), `None` when all decoded.
     pub fn decode(&mut self, syndromes: &[u8]) -> Result<Option<Vec<u8>>> {
         if self.attempts != 0 {
-            return Err(Error::protocol("syndromes received twice"));
+            return Err(Error::peer("syndromes received twice"));
         }
         if syndromes.len() != self.plan.syndrome_bytes() {
-            return Err(Error::protocol(format!(
+            return Err(Error::peer(format!(
                 "syndromes of {} bytes, expected {}",
                 syndromes.len(),
                 self.plan.syndrome_bytes()
@@ -222,15 +227,11 @@ impl Decoder {
     /// for the frames still failing while a round is left, else `None`.
     pub fn apply(&mut self, reveal: &[u8]) -> Result<Option<Vec<u8>>> {
         if self.pending.is_empty() {
-            return Err(Error::protocol("a blind reveal with no request outstanding"));
+            return Err(Error::peer("a blind reveal with no request outstanding"));
         }
         let total: usize = self.pending.iter().map(|&(_, c)| c).sum();
         if reveal.len() != total.div_ceil(8) {
-            return Err(Error::protocol(format!(
-                "blind reveal of {} bytes, expected {}",
-                reveal.len(),
-                total.div_ceil(8)
-            )));
+            return Err(Error::peer(format!("blind reveal of {} bytes, expected {}", reveal.len(), total.div_ceil(8))));
         }
         let bits = unpack(reveal, total);
         let mut at = 0;

@@ -125,12 +125,22 @@ fn malformed_requests_and_reveals_are_refused() {
     assert!(enc.reveal(&entry(plan.frames as u32, 1)).is_err());
     assert!(enc.reveal(&entry(0, 0)).is_err());
     assert!(enc.reveal(&entry(0, p + 1)).is_err());
-    assert!(enc.reveal(&[entry(1, 1), entry(0, 1)].concat()).is_err());
-    assert!(enc.reveal(&[entry(0, 1), entry(0, 1)].concat()).is_err());
+    let [first, second] = plan.reveal_steps.map(|s| s as u32);
+    assert!(first > 1 && second > 1 && first + second == p);
+    assert!(enc.reveal(&[entry(1, first), entry(0, first)].concat()).is_err());
+    assert!(enc.reveal(&[entry(0, first), entry(0, first)].concat()).is_err());
+    // Only the plan's count for the round: neither fewer nor more, nor the rest at once.
+    for count in [1, first - 1, first + 1, p] {
+        assert!(enc.reveal(&entry(0, count)).is_err(), "{count} values in the first round");
+    }
     assert_eq!(enc.disclosed(), plan.frames as u64 * plan.frame_disclosed(0));
-    assert!(enc.reveal(&entry(0, p)).is_ok());
-    assert!(enc.reveal(&entry(1, 1)).is_ok());
-    assert!(enc.reveal(&entry(2, 1)).is_err(), "a third blind round");
+    assert!(enc.reveal(&[entry(0, first), entry(2, first)].concat()).is_ok());
+    assert!(enc.reveal(&entry(0, first)).is_err(), "the first round's count in the second");
+    // Frame 1 asks for the first time in the second round: the second round's count, or its
+    // punctured values left if fewer.
+    assert!(enc.reveal(&[entry(0, second), entry(1, second)].concat()).is_ok());
+    assert_eq!(enc.disclosed(), plan.frames as u64 * plan.frame_disclosed(0) + u64::from(2 * first + 2 * second));
+    assert!(enc.reveal(&entry(2, second)).is_err(), "a third blind round");
     let mut dec = Decoder::new(plan.clone(), &key, 0.03, Settings::default()).unwrap();
     assert!(dec.apply(&[0]).is_err());
     assert!(dec.decode(&[0; 3]).is_err());
