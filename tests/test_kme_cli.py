@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qitcore.errors import KMEBadRequest
@@ -78,6 +79,8 @@ def test_local_kme_serves_distilled_keys_and_keeps_them_across_a_kill(tmp_path: 
         ('[kme]\nsaes = ["A"]\nlisten = "nowhere"\n', "HOST:PORT"),
         ('[kme]\nsaes = ["A"]\n[tls]\ncert = "missing.pem"\n', "tls: cannot load"),
         ('[kme]\nsaes = ["A"]\n[peer]\nrole = "carol"\n', "role"),
+        ('[kme]\nsaes = ["A"]\n[source]\nreconciliation = "turbo"\n', "[source] reconciliation"),
+        ('[kme]\nsaes = ["A"]\n[source]\nreconciliation = 3\n', "[source] reconciliation"),
     ],
 )
 def test_configuration_errors_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -92,21 +95,32 @@ def test_configuration_errors_are_named(tmp_path: Path, text: str, message: str)
     assert result.returncode == 2 and message in result.stderr
 
 
-def test_the_feeder_stops_at_max_key_count(tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["cascade", "blind"])
+def test_the_feeder_stops_at_max_key_count(tmp_path: Path, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import qitcore.kme.feeder
     from qitcore.kme import KeyStore
     from qitcore.kme.config import SourceSettings
     from qitcore.kme.feeder import Feeder
+    from qitcore.qkd import distill
 
+    # Its sessions reconcile as [source] says.
+    used = []
+
+    def distilling(*args: Any, **kwargs: Any) -> Any:
+        used.append(kwargs["params"].reconciliation)
+        return distill(*args, **kwargs)
+
+    monkeypatch.setattr(qitcore.kme.feeder, "distill", distilling)
     store = KeyStore(tmp_path / "s.sqlite")
-    feeder = Feeder(
-        store, SourceSettings(distance_km=20, pulses=30_000_000, low_water=10**6), 256, 50, log=False
-    ).start()
+    settings = SourceSettings(distance_km=20, pulses=30_000_000, low_water=10**6, reconciliation=method)
+    feeder = Feeder(store, settings, 256, 50, log=False).start()
     deadline = time.monotonic() + 60
     while store.pool_bytes() < 50 * 32 and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)
     feeder.stop()
     assert store.pool_bytes() == 50 * 32 and feeder.error is None
+    assert used and set(used) == {method}
     store.close()
 
 
@@ -141,7 +155,7 @@ def test_two_kmes_share_keys_through_qkd_and_survive_a_kill(tmp_path: Path) -> N
         configs[role] = tmp_path / f"{role}.toml"
         configs[role].write_text(
             f'[kme]\nid = "KME-{role}"\nstore = "{role}.sqlite"\nsaes = ["{mine}"]\n'
-            f"[source]\npulses = 20000000\nlow_water = 100\n"
+            f'[source]\npulses = 20000000\nlow_water = 100\nreconciliation = "blind"\n'
             f'[peer]\nrole = "{role}"\naddress = "127.0.0.1:{ports[other]}"\nlisten = "127.0.0.1:{ports[role]}"\n'
             f'auth_key_file = "peer.key"\nsaes = ["{theirs}"]\nlink_seed = 5\n'
         )

@@ -118,7 +118,6 @@ def _serve(args: argparse.Namespace) -> int:
     from ..kme.feeder import Feeder
     from ..kme.peer import PeerClient, PeerServer, SessionDriver
     from ..kme.pki import local_pki
-    from ..qkd import Params
 
     # Checked before anything is written: a bad address must not leave a folder of keys behind.
     address = host_port("--listen", args.listen) if args.listen else None
@@ -141,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
         client = PeerClient(store, peer) if peer else None
         if client is not None:
             running.callback(client.close)
-        peer_server = PeerServer(store, peer, Params()).start() if peer else None
+        peer_server = PeerServer(store, peer, settings.source.params()).start() if peer else None
         if peer_server is not None:
             running.callback(peer_server.stop)
         try:
@@ -158,7 +157,8 @@ def _serve(args: argparse.Namespace) -> int:
         feeder: Feeder | SessionDriver | None = None
         if peer and client and peer_server:
             low = settings.source.low_water * settings.kme.key_size // 8
-            feeder = SessionDriver(store, client, peer, Params(), low, run_sessions=not args.no_source).start()
+            params = settings.source.params()
+            feeder = SessionDriver(store, client, peer, params, low, run_sessions=not args.no_source).start()
             listen = show_host_port(peer.listen_host, peer_server.address[1])
             there = show_host_port(peer.peer_host, peer.peer_port)
             _say(f"peer link: {peer.role}'s end, listening on {listen}, peer at {there}")

@@ -36,6 +36,7 @@ max_body = 1048576
 distance_km = 20
 pulses = 100000000           # per distillation run
 low_water = 1000             # runs start while fewer keys of key_size are stored
+reconciliation = "cascade"   # or "blind" / "ldpc": the sessions' reconciliation (qkd.Params)
 
 [peer]                       # optional: the KME at the other end of the QKD link
 role = "alice"               # or "bob": Bob's KME drives the QKD sessions
@@ -61,6 +62,7 @@ from .. import _validate
 from .._validate import host_port, show_host_port
 from ..errors import InvalidArgumentError, InvalidTypeError, os_reason
 from ..qkd.channel import read_auth_key
+from ..qkd.session import RECONCILIATIONS, Params
 from .limits import ConnectionLimits
 from .peer import PeerSettings
 from .server import KMEConfig
@@ -73,11 +75,17 @@ class SourceSettings:
     distance_km: float = 20.0
     pulses: int = 100_000_000
     low_water: int = 1000
+    reconciliation: str = "cascade"
 
     def __post_init__(self) -> None:
         _validate.real("distance_km", self.distance_km)
         _validate.integer("pulses", self.pulses, minimum=1, maximum=2**40)
         _validate.integer("low_water", self.low_water, minimum=1)
+        _validate.choice("reconciliation", self.reconciliation, RECONCILIATIONS)
+
+    def params(self) -> Params:
+        """The QKD sessions' parameters: the defaults, with this reconciliation."""
+        return Params(reconciliation=self.reconciliation)
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,8 @@ def load(path: str | os.PathLike[str]) -> ServeSettings:
     saes = kme.get("saes", [])
     if not isinstance(saes, list) or not saes or not all(isinstance(s, str) and s for s in saes):
         raise InvalidArgumentError("kme.toml: [kme] saes must list the SAE IDs (client certificate common names)")
-    for name, value in {**limits, **source}.items():
+    numbers = {k: v for k, v in source.items() if k != "reconciliation"}
+    for name, value in {**limits, **numbers}.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise InvalidArgumentError(f"kme.toml: {name} must be a positive number, got {value!r}")
     try:

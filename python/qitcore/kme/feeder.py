@@ -42,7 +42,7 @@ class Feeder(Worker):
             start = time.perf_counter()
             try:
                 link = model.simulate(self._settings.pulses)
-                key = distill(link.alice, link.bob).alice_key
+                key = distill(link.alice, link.bob, params=self._settings.params()).alice_key
             except QitError as exc:
                 self.error = exc
                 log.warning("distillation failed: %s", exc)
