@@ -246,6 +246,16 @@ def test_plans_whose_fields_are_not_their_values_plan_are_refused() -> None:
     assert ldpc.LdpcDecoder(dataclasses.replace(p), key).plan == p
 
 
+def test_plans_are_kept_by_type_as_well_as_value() -> None:
+    # Plans made lately are kept, but 1000.0 and True (equal to 1000 and 1) stay refused as the
+    # core refuses them, whatever was made before; arrays (unhashable) are made, not kept.
+    ldpc.plan(1000, 0.03, 1)
+    for args in ((1000.0, 0.03, 1), (1000, 0.03, True)):
+        with pytest.raises(InvalidTypeError):
+            ldpc.plan(*args)  # type: ignore[arg-type]
+    assert ldpc.plan(np.array(1000), 0.03, 1).frames == ldpc.plan(1000, 0.03, 1).frames  # type: ignore[arg-type]
+
+
 def test_the_cores_peer_errors_are_channel_errors_not_device_ones() -> None:
     # What a QKD peer sends and the core refuses (sifting, Cascade, LDPC) is the classical
     # channel's failure (ChannelError, a QkdError), never the device protocol's.
@@ -280,6 +290,33 @@ def test_a_long_plan_answers_ctrl_c() -> None:
     finally:
         timer.cancel()
     assert time.monotonic() - started < 2.0
+
+
+def test_ctrl_c_stops_a_decode_and_leaves_the_decoder_as_it_was() -> None:
+    # A large block decodes for a second or more; SIGINT stops it within a frame's decoding, and
+    # the decoder then decodes from the start as one never stopped does.
+    rng = np.random.default_rng(10)
+    p = ldpc.plan(20_000_000, 0.03, 3)
+    alice, bob = bsc(rng, p.n_key, 0.032)
+    syndromes = ldpc.LdpcEncoder(p, alice).syndromes()
+    dec = ldpc.LdpcDecoder(p, bob)
+    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            dec.decode(syndromes)
+    finally:
+        timer.cancel()
+    stopped_after = time.monotonic() - started
+    assert (dec.rounds, dec.disclosed, len(dec.failed_frames)) == (0, p.base_disclosed, p.frames)
+    started = time.monotonic()
+    request = dec.decode(syndromes)
+    whole = time.monotonic() - started
+    assert stopped_after < whole, (stopped_after, whole)
+    fresh = ldpc.LdpcDecoder(p, bob)
+    assert fresh.decode(syndromes) == request
+    assert fresh.failed_frames == dec.failed_frames and np.array_equal(fresh.key, dec.key)
 
 
 def test_a_plan_beyond_the_memory_allowed_is_an_out_of_memory_error() -> None:

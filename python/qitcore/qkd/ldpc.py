@@ -63,12 +63,15 @@ class LdpcPlan:
     syndrome_bits: int
     reveal_steps: tuple[int, int]
     efficiency: float
-    """The efficiency f the first attempt aims at (blind rounds then raise it). A blind plan takes
-    its lift's schedule: on the longest frames ``_core.ldpc_start_efficiency(qber)`` (1.12 up to
-    QBER 1 %, 1.10 at 2 %, 1.09 from 3 %), on shorter ones more, up to 1.14."""
+    """The efficiency f the first attempt aims at (blind rounds then raise it). A blind plan made
+    without one takes its lift's schedule: on the longest frames
+    ``_core.ldpc_start_efficiency(qber)`` (1.12 up to QBER 1 %, 1.10 at 2 %, 1.09 from 3 %), on
+    shorter ones more, up to 1.14 (a session's blind plan gives its own: see
+    :meth:`~qitcore.qkd.stages.LdpcReconciliation.plan`)."""
     step: float
-    """What each blind round adds to f: 0.04 on the longest frames, up to 0.08 on the shortest (0
-    for one way: nothing is punctured for rounds that never come)."""
+    """What each blind round adds to f: by the schedule, 0.04 on the longest frames, up to 0.08 on
+    the shortest; a session's blind plan sizes it to the sample's uncertainty; 0 for one way
+    (nothing is punctured for rounds that never come)."""
     lift: int
     """The circulants' size z: frames of n = 160·z bits, z from 256 to 1024 in steps of 64 (the
     length that leaves the most key)."""
@@ -120,12 +123,14 @@ _MADE_KEPT = 16
 def _made(
     n_key: int, qber: float, seed: int, efficiency: float | None, step: float | None, lift: int | None
 ) -> LdpcPlan:
-    asked = (n_key, qber, seed, efficiency, step, lift)
+    # Keyed by type as well: 1, 1.0 and True are equal in Python, but the core takes only some of
+    # them, and a plan keeps the values it was made from.
+    asked = tuple((type(a), a) for a in (n_key, qber, seed, efficiency, step, lift))
     try:
         hash(asked)
-    except TypeError:  # not numbers: the core says which argument is wrong
-        _core.ldpc_plan(n_key, qber, seed, efficiency, step, lift)
-        raise
+    except TypeError:  # an argument of no value semantics (an array): made, not kept
+        fields_, (efficiency_, step_, lift_) = _core.ldpc_plan(n_key, qber, seed, efficiency, step, lift)
+        return LdpcPlan(n_key, float(qber), seed, *fields_, efficiency=efficiency_, step=step_, lift=lift_)
     with _MADE_LOCK:
         if (made := _MADE.get(asked)) is not None:
             _MADE.move_to_end(asked)
@@ -133,7 +138,8 @@ def _made(
     fields_, (efficiency_, step_, lift_) = _core.ldpc_plan(n_key, qber, seed, efficiency, step, lift)
     made = LdpcPlan(n_key, float(qber), seed, *fields_, efficiency=efficiency_, step=step_, lift=lift_)
     with _MADE_LOCK:
-        for key in (asked, (n_key, qber, seed, efficiency_, step_, lift_)):
+        own = tuple((type(a), a) for a in (n_key, qber, seed, efficiency_, step_, lift_))
+        for key in (asked, own):
             _MADE[key] = made
             _MADE.move_to_end(key)
         while len(_MADE) > _MADE_KEPT:
@@ -192,8 +198,9 @@ class LdpcEncoder:
 
     def reveal(self, request: bytes) -> bytes:
         """The punctured values a blind request asks for, packed. Raises AuthenticationError when
-        the request is malformed, names a frame out of range or twice, asks beyond the punctured
-        count, or comes after the last blind round."""
+        the request is malformed, names a frame out of range or twice, asks for another count than
+        the plan's for the round (``reveal_steps``, as far as the frame's punctured values go), or
+        comes after the last blind round."""
         try:
             return self._inner.reveal(request)
         except ChannelError as err:

@@ -220,10 +220,14 @@ class LdpcReconciliation:
     def plan(n_key: int, sample_errors: int, sample_size: int, seed: int, method: str) -> Any:
         """The plan both ends derive from the sample's error rate ``e`` and its standard deviation
         ``σ``: for ``method`` ``"ldpc"`` (one-way) at ``e + σ`` and a rate that needs no blind
-        round; for ``"blind"`` its first attempt at the efficiency the schedule gives at ``e + σ``
-        (1.12 up to QBER 1 %, 1.10 at 2 %, 1.09 from 3 %) and each of the two blind rounds adding
-        the larger of 0.04 and what brings the last attempt to that efficiency plus 0.08 at
-        ``e + 3σ`` (:data:`BLIND_REACH`).
+        round; for ``"blind"`` at ``e + σ`` too, its first attempt at the efficiency the schedule
+        gives the longest frames there (1.12 up to QBER 1 %, 1.10 at 2 %, 1.09 from 3 %) and each
+        of the two blind rounds adding the larger of 0.04 and what brings the last attempt to that
+        efficiency plus 0.08 at ``e + 3σ`` (:data:`BLIND_REACH`; rounded to 10^-6, so that both
+        ends' floating point agree on it). With the efficiency and step given, the frames' length
+        is the one whose frames disclose the least per key bit with the block cut into them (the
+        schedule weighs in the measured f of each length instead): shorter frames than the
+        schedule's, often.
 
         Why: the sample's error rate is uncertain, and a frame that fails costs the secure length
         its whole length (up to about 162,000 key bits). One-way reconciliation can only plan for
@@ -249,10 +253,12 @@ class LdpcReconciliation:
         else:
             reach = min(0.25, e + LdpcReconciliation.BLIND_REACH * sigma)
             start = _core.ldpc_start_efficiency(qber)
-            step = max(0.04, ((start + 0.08) * _h2(reach) / _h2(qber) - start) / 2)
+            step = round(max(0.04, ((start + 0.08) * _h2(reach) / _h2(qber) - start) / 2), 6)
             try:
                 plan = ldpc.plan(n_key, qber, seed, efficiency=start, step=min(1.0, step))
-            except InvalidArgumentError:
+            except InvalidArgumentError as exc:
+                if "syndrome bits" not in str(exc):
+                    raise
                 # The step would puncture more symbols than the syndrome has bits (a tiny sample):
                 # the schedule at the rate to reach instead.
                 plan = ldpc.plan(n_key, reach, seed)

@@ -70,11 +70,6 @@ impl Error {
         Error::Core(qitcore_core::Error::Peer(message.into()))
     }
 
-    /// A device's reply or frame that breaks the protocol.
-    pub fn protocol(message: impl Into<String>) -> Self {
-        Error::Core(qitcore_core::Error::Protocol(message.into()))
-    }
-
     /// A buffer of `bytes` bytes for `what` that could not be allocated.
     pub fn out_of_memory(what: &'static str, bytes: usize) -> Self {
         Error::Core(qitcore_core::Error::OutOfMemory { what, bytes })
@@ -233,7 +228,8 @@ pub fn interruptible<T: Send>(
                     let _ = done.send(());
                     out
                 })
-                .map_err(|e| Error::Core(qitcore_core::Error::Os(format!("could not start a worker thread: {e}"))))?;
+                // Out of threads or address space: what the caller can act on is the memory.
+                .map_err(|_| Error::out_of_memory("a worker thread", 2 << 20))?;
             while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(SIGNAL_CHECK) {
                 if stop.load(Ordering::Relaxed) {
                     continue;
@@ -249,14 +245,23 @@ pub fn interruptible<T: Send>(
 }
 
 /// As [`interruptible`], for work that gives up (`None`) once its flag is set: its result, or
-/// what the signal handler raised.
+/// what the signal handler raised. Work that finished although the flag was set (Ctrl-C came
+/// after its last look at it) returns its result, and a KeyboardInterrupt is raised again right
+/// after: work that changes state (a decoder's round) must not be done and then reported undone.
 pub fn until<T: Send>(
     py: Python<'_>,
     work: impl FnOnce(&std::sync::atomic::AtomicBool) -> qitcore_core::Result<Option<T>> + Send,
 ) -> Result<T> {
     let raised = std::sync::Mutex::new(None);
     let out = interruptible(py, &raised, work)??;
-    finished(out, raised)
+    match (out, raised.into_inner().unwrap_or_else(|p| p.into_inner())) {
+        (Some(out), Some(err)) if err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
+            // SAFETY: called with the GIL held; it only flags SIGINT as arrived.
+            unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+            Ok(out)
+        }
+        (out, raised) => finished(out, std::sync::Mutex::new(raised)),
+    }
 }
 
 /// Work's result, or why it stopped: what Ctrl-C (or a callback, on another thread) raised.

@@ -1,7 +1,7 @@
 //! LDPC reconciliation's two sides. The plan is recomputed from its public arguments (n_key, qber,
 //! seed) on each side; keys cross one byte per bit, messages as the wire bytes the channel carries.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 // A panic inside a call (a bug, turned into InternalError by `detach`) poisons the lock; the state
 // is still readable, so later calls take it as it is rather than panicking across the FFI.
@@ -19,7 +19,7 @@ use crate::errors::{detach, guard, until, Error, Result};
 /// `work` on the state behind `lock`, taken with the GIL released: decoding holds the lock for
 /// seconds without the GIL, and a thread waiting for it with the GIL would stop every other.
 fn locked<S: Send, T: Send>(py: Python<'_>, lock: &Mutex<S>, work: impl FnOnce(&mut S) -> T + Send) -> Result<T> {
-    detach(py, || work(&mut lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)))
+    detach(py, || work(&mut lock.lock().unwrap_or_else(PoisonError::into_inner)))
 }
 
 /// One byte per bit, each 0 or 1.
@@ -178,19 +178,23 @@ impl PyLdpcDecoder {
         Ok(PyLdpcDecoder { inner: Mutex::new(inner) })
     }
 
-    /// Decodes against the syndromes; the blind request for failed frames, or None.
+    /// Decodes against the syndromes; the blind request for failed frames, or None. Ctrl-C stops
+    /// it and leaves the decoder as it was.
     fn decode<'py>(&self, py: Python<'py>, syndromes: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyBytes>>> {
         let syndromes = Input::get(py, "syndromes", syndromes)?;
         let bytes = syndromes.bytes();
-        let out = locked(py, &self.inner, |d| d.decode(bytes))??;
+        // The lock is taken on the worker thread, without the GIL (see `locked`).
+        let out =
+            until(py, |stop| self.inner.lock().unwrap_or_else(PoisonError::into_inner).decode_until(bytes, stop))?;
         Ok(out.map(|r| PyBytes::new(py, &r)))
     }
 
-    /// Takes Alice's reveal and decodes the failed frames again; the next request, or None.
+    /// Takes Alice's reveal and decodes the failed frames again; the next request, or None. Ctrl-C
+    /// stops it and leaves the decoder as it was (the reveal may be applied again).
     fn apply<'py>(&self, py: Python<'py>, reveal: &Bound<'py, PyAny>) -> Result<Option<Bound<'py, PyBytes>>> {
         let reveal = Input::get(py, "reveal", reveal)?;
         let bytes = reveal.bytes();
-        let out = locked(py, &self.inner, |d| d.apply(bytes))??;
+        let out = until(py, |stop| self.inner.lock().unwrap_or_else(PoisonError::into_inner).apply_until(bytes, stop))?;
         Ok(out.map(|r| PyBytes::new(py, &r)))
     }
 

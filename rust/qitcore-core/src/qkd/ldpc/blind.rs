@@ -9,10 +9,12 @@
 //!   frames strictly increasing;
 //! - reveal: the requested values in request order, packed like the syndromes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use zeroize::{Zeroize, Zeroizing};
 
 use super::adapt::{Plan, MAX_ATTEMPTS};
-use super::decode::{channel_llr, decode_all, Job, Settings, KNOWN};
+use super::decode::{channel_llr, decode_all_until, Job, Settings, KNOWN};
 use super::syndrome::syndrome_into;
 use crate::error::{Error, Result};
 
@@ -206,6 +208,12 @@ impl Decoder {
     /// Decodes every frame against Alice's syndromes; `Some(request)` for the frames that failed
     /// (the first blind round), `None` when all decoded.
     pub fn decode(&mut self, syndromes: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.decode_until(syndromes, &AtomicBool::new(false))?.ok_or_else(|| Error::argument("stop", "stopped"))
+    }
+
+    /// As [`Decoder::decode`], given up soon after `stop` is set: then `None`, and the decoder is
+    /// as it was before the call (a later call decodes from the start).
+    pub fn decode_until(&mut self, syndromes: &[u8], stop: &AtomicBool) -> Result<Option<Option<Vec<u8>>>> {
         if self.attempts != 0 {
             return Err(Error::peer("syndromes received twice"));
         }
@@ -219,13 +227,22 @@ impl Decoder {
         let (m, bytes) = (self.plan.code.m(), self.plan.code.m().div_ceil(8));
         self.syndromes = syndromes.chunks_exact(bytes).flat_map(|c| unpack(c, m)).collect();
         let all: Vec<usize> = (0..self.plan.frames).collect();
-        self.attempt(&all);
-        Ok(self.request())
+        if !self.attempt(&all, stop) {
+            self.syndromes = Vec::new();
+            return Ok(None);
+        }
+        Ok(Some(self.request()))
     }
 
     /// Takes Alice's reveal for the last request and decodes those frames again; `Some(request)`
     /// for the frames still failing while a round is left, else `None`.
     pub fn apply(&mut self, reveal: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.apply_until(reveal, &AtomicBool::new(false))?.ok_or_else(|| Error::argument("stop", "stopped"))
+    }
+
+    /// As [`Decoder::apply`], given up soon after `stop` is set: then `None`, and the decoder is
+    /// as it was before the call (the same reveal may be applied again).
+    pub fn apply_until(&mut self, reveal: &[u8], stop: &AtomicBool) -> Result<Option<Option<Vec<u8>>>> {
         if self.pending.is_empty() {
             return Err(Error::peer("a blind reveal with no request outstanding"));
         }
@@ -236,14 +253,23 @@ impl Decoder {
         let bits = unpack(reveal, total);
         let mut at = 0;
         let pending = std::mem::take(&mut self.pending);
+        let disclosed = self.disclosed;
         for &(f, count) in &pending {
             self.known[f].extend_from_slice(&bits[at..at + count]);
             self.disclosed += count as u64;
             at += count;
         }
         let frames: Vec<usize> = pending.iter().map(|&(f, _)| f).collect();
-        self.attempt(&frames);
-        Ok(self.request())
+        if !self.attempt(&frames, stop) {
+            for &(f, count) in &pending {
+                let kept = self.known[f].len() - count;
+                self.known[f].truncate(kept);
+            }
+            self.disclosed = disclosed;
+            self.pending = pending;
+            return Ok(None);
+        }
+        Ok(Some(self.request()))
     }
 
     fn request(&mut self) -> Option<Vec<u8>> {
@@ -268,17 +294,25 @@ impl Decoder {
         Some(out)
     }
 
-    /// Decodes `frames` in parallel with what is known now, a batch at a time so that the LLRs
-    /// and words in flight stay bounded whatever the key's length.
-    fn attempt(&mut self, frames: &[usize]) {
+    /// Decodes `frames` (none of them decoded yet) in parallel with what is known now, a batch at
+    /// a time so that the LLRs and words in flight stay bounded whatever the key's length; false,
+    /// with no frame decoded and the attempt not counted, when `stop` was set.
+    fn attempt(&mut self, frames: &[usize], stop: &AtomicBool) -> bool {
         const BATCH: usize = 512;
-        self.attempts += 1;
         for batch in frames.chunks(BATCH) {
-            self.attempt_batch(batch);
+            self.attempt_batch(batch, stop);
+            if stop.load(Ordering::Relaxed) {
+                for &f in frames {
+                    self.words[f] = None;
+                }
+                return false;
+            }
         }
+        self.attempts += 1;
+        true
     }
 
-    fn attempt_batch(&mut self, frames: &[usize]) {
+    fn attempt_batch(&mut self, frames: &[usize], stop: &AtomicBool) {
         let plan = &self.plan;
         let (n, m) = (plan.code.n(), plan.code.m());
         let mut llrs = vec![0i16; frames.len() * n];
@@ -302,7 +336,7 @@ impl Decoder {
             .zip(llrs.chunks_exact_mut(n).zip(outs.chunks_exact_mut(n)))
             .map(|(&f, (llr, out))| Job { llr, syndrome: &self.syndromes[f * m..(f + 1) * m], out })
             .collect();
-        let results = decode_all(plan.code, jobs, self.settings);
+        let results = decode_all_until(plan.code, jobs, self.settings, stop);
         for ((&f, result), out) in frames.iter().zip(results).zip(outs.chunks_exact(n)) {
             if result.is_some() {
                 let key = plan.key_at[..plan.frame_key(f)].iter().map(|&at| out[at as usize]).collect();

@@ -13,6 +13,8 @@
 //! A frame is given up when its unsatisfied checks stop falling, and a word is returned only when
 //! its syndrome was recomputed equal to the frame's.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 
 use super::code::{Block, Code};
@@ -461,8 +463,22 @@ pub struct Job<'a> {
 /// Decodes every job in parallel (rayon), one scratch per worker; each result is `Some(iterations)`
 /// only for a word whose syndrome was checked equal to the frame's.
 pub fn decode_all(code: &Code, jobs: Vec<Job<'_>>, settings: Settings) -> Vec<Option<u32>> {
+    decode_all_until(code, jobs, settings, &AtomicBool::new(false))
+}
+
+/// As [`decode_all`], the frames not yet started once `stop` is set left undecoded (`None`): the
+/// caller, who set it, discards the results.
+pub fn decode_all_until(code: &Code, jobs: Vec<Job<'_>>, settings: Settings, stop: &AtomicBool) -> Vec<Option<u32>> {
     jobs.into_par_iter()
-        .map_init(|| Scratch::new(code), |scratch, job| decode(code, job.llr, job.syndrome, settings, scratch, job.out))
+        .map_init(
+            || Scratch::new(code),
+            |scratch, job| {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                decode(code, job.llr, job.syndrome, settings, scratch, job.out)
+            },
+        )
         .collect()
 }
 

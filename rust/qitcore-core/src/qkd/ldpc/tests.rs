@@ -111,6 +111,35 @@ fn a_wrong_qber_estimate_is_rescued_or_dropped_by_the_blind_rounds() {
     assert_eq!(enc.disclosed(), dec.disclosed());
 }
 
+/// A decode or apply stopped (its flag set before it starts, or midway) leaves the decoder as it
+/// was: the same call then gives what a decoder never stopped gives.
+#[test]
+fn a_stopped_decode_or_apply_leaves_the_decoder_as_it_was() {
+    use std::sync::atomic::AtomicBool;
+    let mut rng = Xoshiro256::from_seed(31);
+    let plan = Plan::with_lift(200_000, 0.03, 2, None, None, Some(256)).unwrap();
+    let alice = random_bits(&mut rng, plan.n_key);
+    // The true QBER above the plan's: frames fail and blind rounds follow.
+    let bob = bsc(&mut rng, &alice, 0.036);
+    let punctured = Zeroizing::new(random_bits(&mut rng, plan.frames * plan.punctured));
+    let mut enc = Encoder::with_punctured(plan.clone(), &alice, punctured).unwrap();
+    let syndromes = enc.syndromes();
+    let (stopped, going) = (AtomicBool::new(true), AtomicBool::new(false));
+    let mut reference = Decoder::new(plan.clone(), &bob, 0.03, Settings::default()).unwrap();
+    let mut dec = Decoder::new(plan.clone(), &bob, 0.03, Settings::default()).unwrap();
+    assert_eq!(dec.decode_until(&syndromes, &stopped).unwrap(), None);
+    assert_eq!((dec.attempts(), dec.disclosed(), dec.failed_frames().len()), (0, reference.disclosed(), plan.frames));
+    let request = reference.decode(&syndromes).unwrap().expect("frames to fail");
+    assert_eq!(dec.decode_until(&syndromes, &going).unwrap(), Some(Some(request.clone())));
+    let reveal = enc.reveal(&request).unwrap();
+    let before = (dec.attempts(), dec.disclosed(), dec.failed_frames());
+    assert_eq!(dec.apply_until(&reveal, &stopped).unwrap(), None);
+    assert_eq!((dec.attempts(), dec.disclosed(), dec.failed_frames()), before);
+    assert_eq!(dec.apply(&reveal).unwrap(), reference.apply(&reveal).unwrap());
+    assert_eq!((dec.disclosed(), dec.failed_frames()), (reference.disclosed(), reference.failed_frames()));
+    assert_eq!(*dec.key(), *reference.key());
+}
+
 #[test]
 fn malformed_requests_and_reveals_are_refused() {
     // Frames of about 28000 key bits (the shortest lift): three of them.
@@ -126,7 +155,7 @@ fn malformed_requests_and_reveals_are_refused() {
     assert!(enc.reveal(&entry(0, 0)).is_err());
     assert!(enc.reveal(&entry(0, p + 1)).is_err());
     let [first, second] = plan.reveal_steps.map(|s| s as u32);
-    assert!(first > 1 && second > 1 && first + second == p);
+    assert!(first > 1 && second > 1 && first != second && first + second == p);
     assert!(enc.reveal(&[entry(1, first), entry(0, first)].concat()).is_err());
     assert!(enc.reveal(&[entry(0, first), entry(0, first)].concat()).is_err());
     // Only the plan's count for the round: neither fewer nor more, nor the rest at once.
