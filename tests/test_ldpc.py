@@ -342,7 +342,7 @@ def test_waiting_for_a_decoder_lets_other_threads_run() -> None:
     # A getter waits for a decode in progress without the GIL: a thread counting meanwhile
     # keeps counting (with the GIL held it would stop until the decode ended).
     rng = np.random.default_rng(9)
-    p = ldpc.plan(4_000_000, 0.03, 2)
+    p = ldpc.plan(8_000_000, 0.03, 2)
     alice, bob = bsc(rng, p.n_key, 0.03)
     syndromes = ldpc.LdpcEncoder(p, alice).syndromes()
     dec = ldpc.LdpcDecoder(p, bob)
@@ -356,7 +356,7 @@ def test_waiting_for_a_decoder_lets_other_threads_run() -> None:
     decoding = threading.Thread(target=dec.decode, args=(syndromes,))
     counter = threading.Thread(target=count)
     decoding.start()
-    time.sleep(0.05)
+    time.sleep(0.01)
     counter.start()
     before = counted[0]
     started = time.monotonic()
@@ -366,7 +366,7 @@ def test_waiting_for_a_decoder_lets_other_threads_run() -> None:
     done.set()
     decoding.join()
     counter.join()
-    assert waited > 0.05, "the decode ended before the getter waited: a larger block is needed"
+    assert waited > 0.05, f"the decode ended {waited:.3f} s into the getter's wait: a larger block is needed"
     assert during > 1000, f"{during} counts in {waited:.2f} s of waiting"
 
 
