@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -278,37 +279,38 @@ def test_the_cores_peer_errors_are_channel_errors_not_device_ones() -> None:
         assert "device" not in str(info.value), str(info.value)
 
 
-def test_a_long_plan_answers_ctrl_c() -> None:
-    # The largest puncturing the arguments allow (rate-0.5 frames of 163,840 bits, 57,344
-    # independent punctured columns) takes seconds; SIGINT stops it at once.
-    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+def _interrupted(call: Callable[[], object], after: float) -> float:
+    """Seconds until ``call``, sent SIGINT ``after`` seconds in, raised KeyboardInterrupt."""
+    timer = threading.Timer(after, lambda: os.kill(os.getpid(), signal.SIGINT))
     started = time.monotonic()
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            _core.ldpc_plan(1, 0.45, 1, 1.0, 1.0, 1024)
+            call()
     finally:
         timer.cancel()
-    assert time.monotonic() - started < 2.0
+    return time.monotonic() - started
+
+
+def _block(n_key: int, qber: float, seed: int) -> tuple[ldpc.LdpcPlan, np.ndarray, bytes]:
+    """A plan at QBER 3 %, Bob's key over a BSC of crossover ``qber``, and Alice's syndromes."""
+    p = ldpc.plan(n_key, 0.03, seed)
+    alice, bob = bsc(np.random.default_rng(seed), p.n_key, qber)
+    return p, bob, ldpc.LdpcEncoder(p, alice).syndromes()
+
+
+def test_a_long_plan_answers_ctrl_c() -> None:
+    # The largest puncturing the arguments allow (rate-0.5 frames of 163,840 bits, 57,344
+    # independent punctured columns) takes seconds; SIGINT stops it at once.
+    assert _interrupted(lambda: _core.ldpc_plan(1, 0.45, 1, 1.0, 1.0, 1024), 0.3) < 2.0
 
 
 def test_ctrl_c_stops_a_decode_and_leaves_the_decoder_as_it_was() -> None:
     # A large block decodes for a second or more; SIGINT stops it within a frame's decoding, and
     # the decoder then decodes from the start as one never stopped does.
-    rng = np.random.default_rng(10)
-    p = ldpc.plan(20_000_000, 0.03, 3)
-    alice, bob = bsc(rng, p.n_key, 0.032)
-    syndromes = ldpc.LdpcEncoder(p, alice).syndromes()
+    p, bob, syndromes = _block(20_000_000, 0.032, 3)
     dec = ldpc.LdpcDecoder(p, bob)
-    timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT))
-    started = time.monotonic()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            dec.decode(syndromes)
-    finally:
-        timer.cancel()
-    stopped_after = time.monotonic() - started
+    stopped_after = _interrupted(lambda: dec.decode(syndromes), 0.2)
     assert (dec.rounds, dec.disclosed, len(dec.failed_frames)) == (0, p.base_disclosed, p.frames)
     started = time.monotonic()
     request = dec.decode(syndromes)
@@ -341,10 +343,7 @@ def test_a_plan_beyond_the_memory_allowed_is_an_out_of_memory_error() -> None:
 def test_waiting_for_a_decoder_lets_other_threads_run() -> None:
     # A getter waits for a decode in progress without the GIL: a thread counting meanwhile
     # keeps counting (with the GIL held it would stop until the decode ended).
-    rng = np.random.default_rng(9)
-    p = ldpc.plan(8_000_000, 0.03, 2)
-    alice, bob = bsc(rng, p.n_key, 0.03)
-    syndromes = ldpc.LdpcEncoder(p, alice).syndromes()
+    p, bob, syndromes = _block(8_000_000, 0.03, 2)
     dec = ldpc.LdpcDecoder(p, bob)
     counted = [0]
     done = threading.Event()
