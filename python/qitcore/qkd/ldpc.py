@@ -125,23 +125,28 @@ def _made(
 ) -> LdpcPlan:
     # Keyed by type as well: 1, 1.0 and True are equal in Python, but the core takes only some of
     # them, and a plan keeps the values it was made from.
-    asked = tuple((type(a), a) for a in (n_key, qber, seed, efficiency, step, lift))
+    def key(*values: object) -> tuple[object, ...]:
+        return tuple((type(v), v) for v in values)
+
+    def make() -> LdpcPlan:
+        fields_, (efficiency_, step_, lift_) = _core.ldpc_plan(n_key, qber, seed, efficiency, step, lift)
+        return LdpcPlan(n_key, float(qber), seed, *fields_, efficiency=efficiency_, step=step_, lift=lift_)
+
+    asked = key(n_key, qber, seed, efficiency, step, lift)
     try:
         hash(asked)
     except TypeError:  # an argument of no value semantics (an array): made, not kept
-        fields_, (efficiency_, step_, lift_) = _core.ldpc_plan(n_key, qber, seed, efficiency, step, lift)
-        return LdpcPlan(n_key, float(qber), seed, *fields_, efficiency=efficiency_, step=step_, lift=lift_)
+        return make()
     with _MADE_LOCK:
         if (made := _MADE.get(asked)) is not None:
             _MADE.move_to_end(asked)
             return made
-    fields_, (efficiency_, step_, lift_) = _core.ldpc_plan(n_key, qber, seed, efficiency, step, lift)
-    made = LdpcPlan(n_key, float(qber), seed, *fields_, efficiency=efficiency_, step=step_, lift=lift_)
+    made = make()
     with _MADE_LOCK:
-        own = tuple((type(a), a) for a in (n_key, qber, seed, efficiency_, step_, lift_))
-        for key in (asked, own):
-            _MADE[key] = made
-            _MADE.move_to_end(key)
+        own = key(n_key, qber, seed, made.efficiency, made.step, made.lift)
+        for key_ in (asked, own):
+            _MADE[key_] = made
+            _MADE.move_to_end(key_)
         while len(_MADE) > _MADE_KEPT:
             _MADE.popitem(last=False)
     return made

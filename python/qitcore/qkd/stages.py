@@ -197,10 +197,11 @@ class Reconciliation:
         if e <= 0 or e >= 1:
             return None
         covered = n if covered is None else covered
-        return leaked / (covered * (-e * math.log2(e) - (1 - e) * math.log2(1 - e)))
+        return leaked / (covered * _h2(e))
 
 
 def _h2(q: float) -> float:
+    """The binary entropy of ``q`` in (0, 1), in bits."""
     return -q * math.log2(q) - (1 - q) * math.log2(1 - q)
 
 
@@ -253,7 +254,9 @@ class LdpcReconciliation:
         else:
             reach = min(0.25, e + LdpcReconciliation.BLIND_REACH * sigma)
             start = _core.ldpc_start_efficiency(qber)
-            step = round(max(0.04, ((start + 0.08) * _h2(reach) / _h2(qber) - start) / 2), 6)
+            # The longest frames' schedule: steps of 0.04, the last attempt at start + 0.08.
+            least = _core.LDPC_BLIND_STEP
+            step = round(max(least, ((start + 2 * least) * _h2(reach) / _h2(qber) - start) / 2), 6)
             try:
                 plan = ldpc.plan(n_key, qber, seed, efficiency=start, step=min(1.0, step))
             except InvalidArgumentError as exc:

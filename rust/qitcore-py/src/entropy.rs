@@ -96,7 +96,7 @@ pub fn assess_iid<'py>(
         };
         iid::assess(&s, permutations, seed, &report_progress)
     })??;
-    finished(report, raised)
+    finished(report, raised.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// The restart tests of SP 800-90B §3.1.4.

@@ -260,13 +260,13 @@ pub fn until<T: Send>(
             unsafe { pyo3::ffi::PyErr_SetInterrupt() };
             Ok(out)
         }
-        (out, raised) => finished(out, std::sync::Mutex::new(raised)),
+        (out, raised) => finished(out, raised),
     }
 }
 
 /// Work's result, or why it stopped: what Ctrl-C (or a callback, on another thread) raised.
-pub fn finished<T>(out: Option<T>, raised: std::sync::Mutex<Option<PyErr>>) -> Result<T> {
-    match (out, raised.into_inner().unwrap_or_else(|p| p.into_inner())) {
+pub fn finished<T>(out: Option<T>, raised: Option<PyErr>) -> Result<T> {
+    match (out, raised) {
         (Some(out), None) => Ok(out),
         (_, Some(err)) => Err(Error::Python(err)),
         (None, None) => Err(Error::Internal("work stopped without a reason".into())),

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::code::{Code, LIFTS, SPECS, Z_MAX};
 use super::syndrome::dense;
+use super::unstopped;
 use crate::error::{Error, Result};
 use crate::maths::xoshiro::{shuffle, Xoshiro256};
 
@@ -155,9 +156,7 @@ impl Plan {
         step: Option<f64>,
         z: Option<usize>,
     ) -> Result<Plan> {
-        let never = AtomicBool::new(false);
-        Plan::with_lift_until(n_key, qber, seed, start, step, z, &never)?
-            .ok_or_else(|| Error::argument("stop", "the plan was stopped"))
+        unstopped(|stop| Plan::with_lift_until(n_key, qber, seed, start, step, z, stop))
     }
 
     /// As [`Plan::with_lift`], giving up (`None`) soon after `stop` is set: choosing independent

@@ -16,6 +16,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::adapt::{Plan, MAX_ATTEMPTS};
 use super::decode::{channel_llr, decode_all_until, Job, Settings, KNOWN};
 use super::syndrome::syndrome_into;
+use super::unstopped;
 use crate::error::{Error, Result};
 
 fn pack(bits: &[u8]) -> Vec<u8> {
@@ -208,7 +209,7 @@ impl Decoder {
     /// Decodes every frame against Alice's syndromes; `Some(request)` for the frames that failed
     /// (the first blind round), `None` when all decoded.
     pub fn decode(&mut self, syndromes: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.decode_until(syndromes, &AtomicBool::new(false))?.ok_or_else(|| Error::argument("stop", "stopped"))
+        unstopped(|stop| self.decode_until(syndromes, stop))
     }
 
     /// As [`Decoder::decode`], given up soon after `stop` is set: then `None`, and the decoder is
@@ -237,7 +238,7 @@ impl Decoder {
     /// Takes Alice's reveal for the last request and decodes those frames again; `Some(request)`
     /// for the frames still failing while a round is left, else `None`.
     pub fn apply(&mut self, reveal: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.apply_until(reveal, &AtomicBool::new(false))?.ok_or_else(|| Error::argument("stop", "stopped"))
+        unstopped(|stop| self.apply_until(reveal, stop))
     }
 
     /// As [`Decoder::apply`], given up soon after `stop` is set: then `None`, and the decoder is
