@@ -1,7 +1,7 @@
 """Alice's session follows its state table: Bob's messages of a legal run, replayed, finish it;
 a message out of its turn ends it with AuthenticationError, sealed back to Bob as an ERROR reply
 (never an AssertionError); once over, it refuses every frame. Bob tells Alice why he aborts, but
-not when the failure was hers."""
+not when the failure was hers, nor over a channel that failed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 
 import pytest
 from qitcore import qkd
-from qitcore.errors import AuthenticationError, QkdAbort
+from qitcore.errors import AuthenticationError, ChannelClosed, QkdAbort
 from qitcore.qkd.session import (
     AMPLIFY,
     CASCADE,
@@ -161,6 +161,29 @@ def test_bob_tells_alice_of_his_failures_only(link: qkd.SimulatedLink, monkeypat
     assert channel.sent[-1] == (ERROR, b"Bob's Cascade broke")
     with pytest.raises(QkdAbort, match="Bob aborted: Bob's Cascade broke"):
         alice.result()
+
+
+def test_bob_tells_alice_of_her_malformed_replies_but_not_of_a_failed_channel(link: qkd.SimulatedLink) -> None:
+    """A reply that arrived authentic but malformed leaves the channel working: Bob tells Alice
+    (she would otherwise wait for his next message until her timeout). A channel that failed
+    (a reply lost) gets no ERROR: it would not arrive, and its wait would delay Bob's error."""
+    alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
+    alice._handlers[SIFT] = lambda payload: b"\x00"  # her sifting reply, cut short
+    channel = RecordingChannel(KEY, alice)
+    with channel, pytest.raises(AuthenticationError, match="^malformed sifting reply message"):
+        qkd.BobSession(link.bob, qkd.Params(), channel).run()
+    assert [kind for kind, _ in channel.sent] == [HELLO, SIFT, ERROR]
+    with pytest.raises(QkdAbort, match="^Bob aborted: malformed sifting reply message"):
+        alice.result()
+
+    def lose_the_sifting_reply(direction: str, frame: bytes) -> bytes | None:
+        return None if direction == "to_bob" and len(channel.sent) == 2 else frame
+
+    alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
+    channel = RecordingChannel(KEY, alice, tamper=lose_the_sifting_reply)
+    with channel, pytest.raises(ChannelClosed, match="message to bob lost"):
+        qkd.BobSession(link.bob, qkd.Params(), channel).run()
+    assert [kind for kind, _ in channel.sent] == [HELLO, SIFT]
 
 
 def test_sifted_data_never_shows_its_key_bits() -> None:

@@ -780,24 +780,34 @@ class BobSession:
         _pool_before(channel.sealer, self._shared.report)
         # Set when Alice's ERROR reply is raised: she has ended already and needs no telling.
         self._alice_failed = False
+        # Set when the channel itself failed (lost, late or unauthentic frames, a closed
+        # connection): an ERROR would not reach her, and waiting for its reply would only delay
+        # Bob's own error. A malformed message that arrived authentic leaves the channel working,
+        # so Alice is told of it rather than left waiting for Bob's next message.
+        self._channel_failed = False
         # Alice's replies are bounded by what Bob's records can need, like his messages.
         channel.limit_frames(frame_limit(len(records)))
 
     def _call(self, kind: int, payload: bytes) -> bytes:
-        reply_kind, reply = self._channel.request(kind, payload)
+        try:
+            reply_kind, reply = self._channel.request(kind, payload)
+        except QitError:
+            self._channel_failed = True
+            raise
         if reply_kind == ERROR:
+            # An ERROR reply, readable or not, means Alice has ended.
+            self._alice_failed = True
             try:
                 detail = json.loads(reply)
                 message, error = str(detail["message"]), PEER_ERRORS.get(detail["error"], QkdAbort)
             except (ValueError, KeyError, TypeError):
                 raise AuthenticationError("malformed ERROR message") from None
-            self._alice_failed = True
             raise error(f"Alice: {message}")
         if reply_kind != REPLY | kind:
             raise AuthenticationError(f"reply of kind {reply_kind} to {NAMES[kind]}")
         return reply
 
-    def _abort(self, exc: QkdError) -> None:
+    def _abort(self, exc: QitError) -> None:
         # Best effort: tell Alice why, so that she stops too.
         with contextlib.suppress(QitError):
             self._channel.request(ERROR, str(exc).encode())
@@ -812,8 +822,10 @@ class BobSession:
         """
         try:
             return self._run()
-        except QkdError as exc:
-            if not self._alice_failed and not isinstance(exc, ChannelError):
+        except QitError as exc:
+            # Any failure of Bob's own (his reconciliation out of memory, a malformed reply from
+            # Alice) ends her session too, at once rather than at her timeout.
+            if not self._alice_failed and not self._channel_failed:
                 self._abort(exc)
             raise
         finally:
