@@ -4,14 +4,11 @@ disclosure, refused inputs and messages."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -25,6 +22,8 @@ from qitcore.errors import (
     QitError,
 )
 from qitcore.qkd import ldpc
+
+from .sigint import interrupted
 
 
 def bsc(rng: np.random.Generator, n: int, q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -279,19 +278,6 @@ def test_the_cores_peer_errors_are_channel_errors_not_device_ones() -> None:
         assert "device" not in str(info.value), str(info.value)
 
 
-def _interrupted(call: Callable[[], object], after: float) -> float:
-    """Seconds until ``call``, sent SIGINT ``after`` seconds in, raised KeyboardInterrupt."""
-    timer = threading.Timer(after, lambda: os.kill(os.getpid(), signal.SIGINT))
-    started = time.monotonic()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            call()
-    finally:
-        timer.cancel()
-    return time.monotonic() - started
-
-
 def _block(n_key: int, qber: float, seed: int) -> tuple[ldpc.LdpcPlan, np.ndarray, bytes]:
     """A plan at QBER 3 %, Bob's key over a BSC of crossover ``qber``, and Alice's syndromes."""
     p = ldpc.plan(n_key, 0.03, seed)
@@ -302,7 +288,7 @@ def _block(n_key: int, qber: float, seed: int) -> tuple[ldpc.LdpcPlan, np.ndarra
 def test_a_long_plan_answers_ctrl_c() -> None:
     # The largest puncturing the arguments allow (rate-0.5 frames of 163,840 bits, 57,344
     # independent punctured columns) takes seconds; SIGINT stops it at once.
-    assert _interrupted(lambda: _core.ldpc_plan(1, 0.45, 1, 1.0, 1.0, 1024), 0.3) < 2.0
+    assert interrupted(lambda: _core.ldpc_plan(1, 0.45, 1, 1.0, 1.0, 1024), 0.3) < 2.0
 
 
 def test_ctrl_c_stops_a_decode_and_leaves_the_decoder_as_it_was() -> None:
@@ -310,7 +296,7 @@ def test_ctrl_c_stops_a_decode_and_leaves_the_decoder_as_it_was() -> None:
     # the decoder then decodes from the start as one never stopped does.
     p, bob, syndromes = _block(20_000_000, 0.032, 3)
     dec = ldpc.LdpcDecoder(p, bob)
-    stopped_after = _interrupted(lambda: dec.decode(syndromes), 0.2)
+    stopped_after = interrupted(lambda: dec.decode(syndromes), 0.2)
     assert (dec.rounds, dec.disclosed, len(dec.failed_frames)) == (0, p.base_disclosed, p.frames)
     started = time.monotonic()
     request = dec.decode(syndromes)

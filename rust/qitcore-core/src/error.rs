@@ -80,3 +80,11 @@ impl std::error::Error for Error {}
 
 /// The result type of the core crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// `work` run with a stop flag nobody sets: the plain form of the `…_until` functions (work that
+/// gives up, `None`, once its flag is set), whose `None` then cannot come (and is an error, not a
+/// panic, if it did).
+pub(crate) fn unstopped<T>(work: impl FnOnce(&std::sync::atomic::AtomicBool) -> Result<Option<T>>) -> Result<T> {
+    work(&std::sync::atomic::AtomicBool::new(false))?
+        .ok_or_else(|| Error::argument("stop", "stopped with no stop asked"))
+}

@@ -8,7 +8,7 @@ use qitcore_core::extract::{self, Convention, HashFunction, ModifiedToeplitz, To
 
 use crate::args::{self, flag, int, real, Int, Real};
 use crate::buffers::{check_disjoint, Input, Output, DETACH_BYTES};
-use crate::errors::{detach, guard, Error, Result};
+use crate::errors::{detach, guard, until, Error, Result};
 
 fn order_name(order: BitOrder) -> &'static str {
     match order {
@@ -40,7 +40,11 @@ fn emit<'py>(
             let mut output = Output::get("out", obj)?;
             let target = output.bytes_mut();
             check_disjoint(input, target)?;
-            fill(target)?;
+            if let Err(e) = fill(target) {
+                // Stopped part way (Ctrl-C): no partial output is left in the caller's buffer.
+                zeroize::Zeroize::zeroize(target);
+                return Err(e);
+            }
             Ok(obj.clone())
         }
         None => {
@@ -64,6 +68,11 @@ fn emit<'py>(
     }
 }
 
+/// Work at least this large (input bytes, or a block's) answers Ctrl-C between groups of blocks:
+/// it takes milliseconds or more, against the tens of microseconds of the thread that watches for
+/// signals meanwhile.
+const UNTIL_BYTES: usize = 1 << 20;
+
 /// `hash(data, nbits=None, out=None)` of any block hash.
 fn hash_blocks<'py, H: BlockHash>(
     py: Python<'py>,
@@ -78,7 +87,11 @@ fn hash_blocks<'py, H: BlockHash>(
     let blocks = hash.count_blocks(bytes, nbits)?;
     let size = bytes.len().max(hash.n() / 8);
     emit(py, bytes, out, hash.output_bytes(blocks), |target| {
-        maybe_detach(py, size, || hash.hash(bytes, nbits, target))??;
+        if size >= UNTIL_BYTES {
+            until(py, |stop| hash.hash_until(bytes, nbits, target, stop))?;
+        } else {
+            maybe_detach(py, size, || hash.hash(bytes, nbits, target))??;
+        }
         Ok(())
     })
 }

@@ -3,7 +3,7 @@
 //! Cascade's queries and answers cross as the wire bytes the channel carries.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
@@ -43,22 +43,39 @@ fn key_bits(py: Python<'_>, name: &'static str, key: &Bound<'_, PyAny>) -> Resul
 pub struct PyCascadeResponder {
     n: usize,
     built: OnceLock<Responder>,
-    building: Mutex<Option<JoinHandle<qitcore_core::Result<Responder>>>>,
+    building: Mutex<Option<JoinHandle<qitcore_core::Result<Option<Responder>>>>>,
+    /// Set when the responder is dropped: a build nobody will use stops.
+    stop: Arc<AtomicBool>,
     disclosed: AtomicU64,
 }
 
 impl PyCascadeResponder {
-    /// The responder, once built (waiting for it without the GIL).
+    /// The responder, once built: waits for the build without the GIL, answering Ctrl-C (the
+    /// build goes on, and a later call waits again).
     fn responder(&self, py: Python<'_>) -> Result<&Responder> {
         if let Some(responder) = self.built.get() {
             return Ok(responder);
+        }
+        let finished =
+            || self.building.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_none_or(|h| h.is_finished());
+        if !finished() {
+            until(py, |stop| {
+                while !finished() {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Ok(Some(()))
+            })?;
         }
         detach(py, || -> Result<()> {
             let mut building = self.building.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(handle) = building.take() {
                 let responder = handle
                     .join()
-                    .map_err(|_| Error::Internal("internal error in qitcore: the Cascade build panicked".into()))??;
+                    .map_err(|_| Error::Internal("internal error in qitcore: the Cascade build panicked".into()))??
+                    .ok_or_else(|| Error::Internal("the Cascade responder's build was stopped".into()))?;
                 // Only the holder of the lock sets it, once.
                 let _ = self.built.set(responder);
             }
@@ -66,6 +83,12 @@ impl PyCascadeResponder {
         })??;
         // Unset only when the build failed (its error went to the first caller).
         self.built.get().ok_or_else(|| Error::Internal("the Cascade responder could not be built".into()))
+    }
+}
+
+impl Drop for PyCascadeResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -83,7 +106,12 @@ impl PyCascadeResponder {
         let key = key_bits(py, "key", key)?;
         let n = key.len;
         Layout::check(n, qber)?;
-        let build = move || Responder::new(Layout::shared(n, qber, seed, variant)?, key);
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let build = move || match Layout::shared_until(n, qber, seed, variant, &flag)? {
+            Some(layout) => Responder::new(layout, key).map(Some),
+            None => Ok(None),
+        };
         let handle = std::thread::Builder::new()
             .name("qitcore-cascade".into())
             .spawn(build)
@@ -92,6 +120,7 @@ impl PyCascadeResponder {
             n,
             built: OnceLock::new(),
             building: Mutex::new(Some(handle)),
+            stop,
             disclosed: AtomicU64::new(0),
         })
     }
@@ -128,12 +157,20 @@ impl PyCascadeResponder {
 /// They depend on the key's length, the seed and the variant, not on the error rate: Bob makes
 /// this once he knows the length (after sifting, with the sample drawn) and holds it through
 /// `cascade_correct`, which then finds them built (or waits for the build) instead of drawing
-/// them on its critical path. Dropping it does not stop the build: the thread runs to its end,
-/// and the shuffles are freed then, unless a Cascade run with the same parameters holds them.
+/// them on its critical path. Dropping it stops a build still running (a session that ends
+/// before Cascade wastes no more of a core on it); the shuffles, once built, are freed then,
+/// unless a Cascade run with the same parameters holds them.
 #[pyclass(frozen, module = "qitcore._core", name = "CascadePreparation")]
 pub struct PyCascadePreparation {
     /// The build; its result (the shuffles, kept alive) stays in the handle until this is dropped.
-    _building: Mutex<JoinHandle<qitcore_core::Result<Arc<Shuffles>>>>,
+    _building: Mutex<JoinHandle<qitcore_core::Result<Option<Arc<Shuffles>>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for PyCascadePreparation {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 #[pymethods]
@@ -146,16 +183,20 @@ impl PyCascadePreparation {
         #[pyo3(from_py_with = args::choice::<Variant>)] variant: Variant,
     ) -> Result<Self> {
         Layout::check_length(n)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
         let build = move || {
-            let shuffles = Shuffles::shared(n, seed, variant)?;
-            shuffles.prepare_corrections();
+            let shuffles = Shuffles::shared_until(n, seed, variant, &flag)?;
+            if let Some(shuffles) = &shuffles {
+                shuffles.prepare_corrections();
+            }
             Ok(shuffles)
         };
         let handle = std::thread::Builder::new()
             .name("qitcore-cascade-prepare".into())
             .spawn(build)
             .map_err(|e| Error::Internal(format!("cannot start the Cascade preparation's thread: {e}")))?;
-        Ok(PyCascadePreparation { _building: Mutex::new(handle) })
+        Ok(PyCascadePreparation { _building: Mutex::new(handle), stop })
     }
 }
 
@@ -176,10 +217,11 @@ pub fn cascade_correct<'py>(
     }
     let key = key_bits(py, "key", key)?;
     // The first Python exception `ask` raises is kept and re-raised as it was.
+    // Built without the GIL (Alice's side may be building hers on a Python thread), answering
+    // Ctrl-C: a key of 10^9 bits takes seconds to shuffle, before the first query goes out.
+    let layout = until(py, |stop| Layout::shared_until(key.len, qber, seed, variant, stop))?;
     let raised: Mutex<Option<PyErr>> = Mutex::new(None);
     let result = detach(py, || {
-        // Built without the GIL: Alice's side may be building hers on a Python thread.
-        let layout = Layout::shared(key.len, qber, seed, variant)?;
         let corrector = Corrector::new(&layout, key)?;
         let mut oracle = |queries: &[Query]| {
             let expected: usize = queries.iter().map(|q| q.answer_bits(&layout)).sum();

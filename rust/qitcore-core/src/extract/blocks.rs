@@ -4,12 +4,14 @@
 //! Tasks take a multiple of eight blocks, so that each task's input and output start on a byte
 //! boundary whatever the block sizes and no two tasks write the same byte.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use super::packing::{bytes_to_words, words_to_bytes};
 use crate::bits::{bytes_for, load_bits, store_bits, words_for, BitOrder};
-use crate::error::{Error, Result};
+use crate::error::{unstopped, Error, Result};
 // Word buffers as large as a block or a seed (up to 2^32 bits): on huge pages, where calloc's
 // fresh 4 KiB pages cost a fault each (tens of milliseconds of a 2^27-bit hash).
 use crate::gf2::wipe::{scratch as words_buffer, Wiped};
@@ -132,6 +134,22 @@ pub trait BlockHash: Sync {
     /// [`Error::InvalidLength`] naming `data` for a partial block or `out` for an output buffer of
     /// the wrong size; nothing is written then.
     fn hash(&self, input: &[u8], nbits: Option<usize>, output: &mut [u8]) -> Result<usize> {
+        unstopped(|stop| self.hash_until(input, nbits, output, stop))
+    }
+
+    /// As [`BlockHash::hash`], giving up (`None`) soon after `stop` is set: each parallel task
+    /// looks at it before each group of blocks. What was written of `output` by then is left
+    /// there for the caller to wipe.
+    ///
+    /// # Errors
+    /// As [`BlockHash::hash`].
+    fn hash_until(
+        &self,
+        input: &[u8],
+        nbits: Option<usize>,
+        output: &mut [u8],
+        stop: &AtomicBool,
+    ) -> Result<Option<usize>> {
         let blocks = self.count_blocks(input, nbits)?;
         let expected = self.output_bytes(blocks);
         if output.len() != expected {
@@ -140,10 +158,10 @@ pub trait BlockHash: Sync {
                 format!("expected a buffer of {expected} bytes, got {} bytes", output.len()),
             ));
         }
-        for_each_block(input, self.n(), self.m(), blocks, self.order(), output, |x, y, scratch| {
+        let done = for_each_block(input, self.n(), self.m(), blocks, self.order(), output, stop, |x, y, scratch| {
             self.hash_words(x, y, scratch)
         });
-        Ok(blocks)
+        Ok(done.then_some(blocks))
     }
 }
 
@@ -207,7 +225,10 @@ fn blocks_per_task(n: usize) -> usize {
 /// Runs `f(x, y, scratch)` for each of `blocks` blocks: `x` holds the block's `n` input bits as a
 /// polynomial, `f` writes the `m` output bits into `y` (zeroed beforehand), `scratch` is the task's
 /// own buffer for `f` to use. The outputs are packed one after another into `output`, which must
-/// be `bytes_for(blocks * m)` bytes long and is overwritten.
+/// be `bytes_for(blocks * m)` bytes long and is overwritten. Each task looks at `stop` before each
+/// group of blocks (whole-word blocks) or block and gives up once it is set; returns whether every
+/// block was hashed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn for_each_block<F>(
     input: &[u8],
     n: usize,
@@ -215,8 +236,10 @@ pub(crate) fn for_each_block<F>(
     blocks: usize,
     order: BitOrder,
     output: &mut [u8],
+    stop: &AtomicBool,
     f: F,
-) where
+) -> bool
+where
     F: Fn(&[u64], &mut [u64], &mut Vec<u64>) + Sync,
 {
     debug_assert_eq!(output.len(), bytes_for(blocks * m));
@@ -237,6 +260,9 @@ pub(crate) fn for_each_block<F>(
             let mut xs = words_buffer(group * nw);
             let mut ys = words_buffer(group * mw);
             for (src, dst) in inp[..count * n / 8].chunks(group * n / 8).zip(out.chunks_mut(group * m / 8)) {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
                 let (xs, ys) = (&mut xs[..src.len() / 8], &mut ys[..dst.len() / 8]);
                 bytes_to_words(src, order, xs);
                 ys.fill(0);
@@ -251,6 +277,9 @@ pub(crate) fn for_each_block<F>(
         let mut x = words_buffer(words_for(n));
         let mut y = words_buffer(words_for(m));
         for k in 0..count {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
             load_bits(inp, k * n, n, order, &mut x);
             y.fill(0);
             f(&x, &mut y, &mut scratch);
@@ -262,4 +291,5 @@ pub(crate) fn for_each_block<F>(
     } else {
         output.par_chunks_mut(out_bytes_per_task).enumerate().for_each(|(task, out)| run_task(task, out));
     }
+    !stop.load(Ordering::Relaxed)
 }

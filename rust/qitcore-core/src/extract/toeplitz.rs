@@ -169,6 +169,26 @@ mod tests {
         }
     }
 
+    /// `hash_until` with its flag never set is `hash`; with it set, it gives up (`None`) on both
+    /// paths (whole-word groups and bit-packed blocks, one task and several), and its argument
+    /// errors still come first.
+    #[test]
+    fn a_stopped_hash_gives_up_and_an_unstopped_one_is_hash() {
+        use std::sync::atomic::AtomicBool;
+        for (n, m, blocks) in [(1024usize, 512usize, 8usize), (1024, 512, 2000), (1000, 300, 16)] {
+            let t = Toeplitz::random(n, m, BitOrder::Little).unwrap();
+            let data: Vec<u8> = (0..n * blocks / 8).map(|k| (k * 31 % 251) as u8).collect();
+            let mut plain = vec![0u8; t.output_bytes(blocks)];
+            let mut until = plain.clone();
+            t.hash(&data, None, &mut plain).unwrap();
+            assert_eq!(t.hash_until(&data, None, &mut until, &AtomicBool::new(false)).unwrap(), Some(blocks));
+            assert_eq!(plain, until);
+            assert_eq!(t.hash_until(&data, None, &mut until, &AtomicBool::new(true)).unwrap(), None);
+            let short = t.hash_until(&data[1..], None, &mut until, &AtomicBool::new(true));
+            assert!(matches!(short, Err(Error::InvalidLength { name: "data", .. })));
+        }
+    }
+
     /// Many blocks through `hash` (parallel tasks, whole-word groups, both orders) agree with
     /// each block loaded, hashed by `hash_words` and stored on its own.
     #[test]

@@ -23,15 +23,20 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use super::bitvec::Bits;
+use super::unstopped;
 use crate::bits::mask_tail;
 use crate::maths::xoshiro::Xoshiro256;
 use crate::{Error, Result};
 
 /// Passes in all (modified variant).
 pub const PASSES: usize = 24;
+
+/// Swaps of a shuffle between looks at its stop flag (a few milliseconds).
+const STOP_EVERY: usize = 1 << 20;
 
 /// Which Cascade.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,21 +169,32 @@ impl Shuffles {
     /// # Errors
     /// [`Error::InvalidArgument`] for `n` of 0 or above 2^32 − 1.
     pub fn new(n: usize, seed: u64, variant: Variant) -> Result<Self> {
+        unstopped(|stop| Self::new_until(n, seed, variant, stop))
+    }
+
+    /// As [`Shuffles::new`], giving up (`None`) soon after `stop` is set: a shuffle of a key of
+    /// 10^9 bits takes seconds.
+    ///
+    /// # Errors
+    /// As [`Shuffles::new`].
+    pub fn new_until(n: usize, seed: u64, variant: Variant, stop: &AtomicBool) -> Result<Option<Self>> {
         Layout::check_length(n)?;
         let mut rng = Xoshiro256::from_seed(seed);
         let (permuted, halves) = Self::counts(variant);
-        let perms = (0..permuted)
-            .map(|_| {
-                let mut perm: Vec<u32> = (0..n as u32).collect();
-                for p in (1..n).rev() {
-                    // Lemire's multiply-shift: a bias below n/2^64, irrelevant to Cascade (the
-                    // permutation is public and needs no secrecy, only to scatter errors).
-                    let q = ((u128::from(rng.next_u64()) * (p as u128 + 1)) >> 64) as usize;
-                    perm.swap(p, q);
+        let mut perms = Vec::with_capacity(permuted);
+        for _ in 0..permuted {
+            let mut perm: Vec<u32> = (0..n as u32).collect();
+            for p in (1..n).rev() {
+                if p % STOP_EVERY == 0 && stop.load(Ordering::Relaxed) {
+                    return Ok(None);
                 }
-                Arc::new(Permutation { perm, inv: OnceLock::new() })
-            })
-            .collect();
+                // Lemire's multiply-shift: a bias below n/2^64, irrelevant to Cascade (the
+                // permutation is public and needs no secrecy, only to scatter errors).
+                let q = ((u128::from(rng.next_u64()) * (p as u128 + 1)) >> 64) as usize;
+                perm.swap(p, q);
+            }
+            perms.push(Arc::new(Permutation { perm, inv: OnceLock::new() }));
+        }
         let halves = (0..halves)
             .map(|_| {
                 let mut mask = Bits::zeros(n);
@@ -189,7 +205,7 @@ impl Shuffles {
                 Arc::new(Half { mask, ones_before: OnceLock::new() })
             })
             .collect();
-        Ok(Shuffles { perms, halves })
+        Ok(Some(Shuffles { perms, halves }))
     }
 
     /// As [`Shuffles::new`], shared with whoever else in this process holds the same shuffles
@@ -198,7 +214,16 @@ impl Shuffles {
     /// # Errors
     /// As [`Shuffles::new`].
     pub fn shared(n: usize, seed: u64, variant: Variant) -> Result<Arc<Self>> {
-        LAST_SHUFFLES.get_or_build(ShuffleParams { n, seed, variant }, || Self::new(n, seed, variant))
+        unstopped(|stop| Self::shared_until(n, seed, variant, stop))
+    }
+
+    /// As [`Shuffles::shared`], giving up (`None`) soon after `stop` is set; a caller waiting for
+    /// the same shuffles then builds them itself.
+    ///
+    /// # Errors
+    /// As [`Shuffles::new`].
+    pub fn shared_until(n: usize, seed: u64, variant: Variant, stop: &AtomicBool) -> Result<Option<Arc<Self>>> {
+        LAST_SHUFFLES.get_or_build(ShuffleParams { n, seed, variant }, || Self::new_until(n, seed, variant, stop))
     }
 
     /// Builds now what only Bob's corrections use (the inverse permutations, the halves' counts
@@ -228,8 +253,9 @@ impl<P: Copy + PartialEq, T> LastShared<P, T> {
     }
 
     /// The value for `params` if someone holds it (waiting while it is being built), else the
-    /// one `build` makes, which then stays shared while held.
-    fn get_or_build(&self, params: P, build: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
+    /// one `build` makes, which then stays shared while held; `None` when `build` gave up (a
+    /// caller waiting meanwhile then builds it itself).
+    fn get_or_build(&self, params: P, build: impl FnOnce() -> Result<Option<T>>) -> Result<Option<Arc<T>>> {
         let slot = {
             let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
             match last.as_ref() {
@@ -243,11 +269,12 @@ impl<P: Copy + PartialEq, T> LastShared<P, T> {
         };
         let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(value) = held.upgrade() {
-            return Ok(value);
+            return Ok(Some(value));
         }
-        let value = Arc::new(build()?);
+        let Some(value) = build()? else { return Ok(None) };
+        let value = Arc::new(value);
         *held = Arc::downgrade(&value);
-        Ok(value)
+        Ok(Some(value))
     }
 }
 
@@ -339,9 +366,24 @@ impl Layout {
     /// # Errors
     /// As [`Layout::new`].
     pub fn shared(n: usize, qber: f64, seed: u64, variant: Variant) -> Result<Arc<Self>> {
+        unstopped(|stop| Self::shared_until(n, qber, seed, variant, stop))
+    }
+
+    /// As [`Layout::shared`], giving up (`None`) soon after `stop` is set.
+    ///
+    /// # Errors
+    /// As [`Layout::new`].
+    pub fn shared_until(
+        n: usize,
+        qber: f64,
+        seed: u64,
+        variant: Variant,
+        stop: &AtomicBool,
+    ) -> Result<Option<Arc<Self>>> {
         Self::check(n, qber)?;
         LAST_LAYOUT.get_or_build(LayoutParams { n, qber: qber.to_bits(), seed, variant }, || {
-            Ok(Self::with_shuffles(n, qber, variant, &*Shuffles::shared(n, seed, variant)?))
+            let shuffles = Shuffles::shared_until(n, seed, variant, stop)?;
+            Ok(shuffles.map(|shuffles| Self::with_shuffles(n, qber, variant, &shuffles)))
         })
     }
 
@@ -1225,6 +1267,27 @@ mod tests {
         let (fixed, _) = Corrector::new(&again, b).unwrap().run(&mut oracle).unwrap();
         assert_eq!(fixed, a);
         assert!(Layout::shared(0, 0.02, 1, Variant::Modified).is_err());
+    }
+
+    /// A stopped build gives up and leaves nothing shared behind it: the next caller with the
+    /// same parameters builds the layout, equal to one built on its own; the key's length is
+    /// still checked first.
+    #[test]
+    fn a_stopped_shared_build_leaves_no_layout_behind() {
+        let (n, seed) = (3 * STOP_EVERY + 5, 77);
+        let stopped = AtomicBool::new(true);
+        for variant in [Variant::Modified, Variant::Original] {
+            assert!(Shuffles::new_until(n, seed, variant, &stopped).unwrap().is_none());
+            assert!(Layout::shared_until(n, 0.03, seed, variant, &stopped).unwrap().is_none());
+            let built = Layout::shared(n, 0.03, seed, variant).unwrap();
+            let own = Layout::new(n, 0.03, seed, variant).unwrap();
+            for (x, y) in built.passes.iter().zip(&own.passes) {
+                if let (PassLayout::Permuted { order, .. }, PassLayout::Permuted { order: order2, .. }) = (x, y) {
+                    assert_eq!(order.perm, order2.perm);
+                }
+            }
+        }
+        assert!(Layout::shared_until(0, 0.03, seed, Variant::Modified, &stopped).is_err());
     }
 
     /// Shuffles prepared ahead (Bob's, while the error rate is estimated) are the ones a layout

@@ -10,3 +10,5 @@ pub mod ldpc;
 pub mod sift;
 pub mod sim;
 pub mod verify;
+
+use crate::error::unstopped;

@@ -19,10 +19,4 @@ pub mod syndrome;
 mod tests;
 mod tile;
 
-use std::sync::atomic::AtomicBool;
-
-/// `work` run with a stop flag nobody sets: the plain form of the `…_until` functions, whose
-/// `None` (stopped) then cannot come (and is an error, not a panic, if it did).
-fn unstopped<T>(work: impl FnOnce(&AtomicBool) -> crate::error::Result<Option<T>>) -> crate::error::Result<T> {
-    work(&AtomicBool::new(false))?.ok_or_else(|| crate::error::Error::argument("stop", "stopped with no stop asked"))
-}
+use super::unstopped;
