@@ -68,9 +68,9 @@ fn emit<'py>(
     }
 }
 
-/// Work at least this large (input bytes, or a block's) answers Ctrl-C between groups of blocks:
-/// it takes milliseconds or more, against the tens of microseconds of the thread that watches for
-/// signals meanwhile.
+/// Work at least this large (input bytes, or a block's) answers Ctrl-C (block hashes between
+/// groups of blocks, conditioning hashes every megabyte, von Neumann every 4 Mbit): it takes milliseconds or more, against
+/// the tens of microseconds of the thread that watches for signals meanwhile.
 const UNTIL_BYTES: usize = 1 << 20;
 
 /// `hash(data, nbits=None, out=None)` of any block hash.
@@ -203,7 +203,11 @@ pub fn von_neumann<'py>(
     let order = bitorder;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
-    let (out, count) = maybe_detach(py, bytes.len(), || extract::von_neumann(bytes, nbits, order))??;
+    let (out, count) = if bytes.len() >= UNTIL_BYTES {
+        until(py, |stop| extract::von_neumann_until(bytes, nbits, order, stop))?
+    } else {
+        maybe_detach(py, bytes.len(), || extract::von_neumann(bytes, nbits, order))??
+    };
     Ok((PyBytes::new(py, &out), count))
 }
 
@@ -221,7 +225,11 @@ pub fn hash_condition<'py>(
     let bytes = input.bytes();
     let len = bytes.len().checked_div(block_bytes).unwrap_or(0) * extract::hash_conditioning::DIGEST_BYTES;
     emit(py, bytes, out, len, |target| {
-        maybe_detach(py, bytes.len(), || extract::condition(function, bytes, block_bytes, target))??;
+        if bytes.len() >= UNTIL_BYTES {
+            until(py, |stop| extract::condition_until(function, bytes, block_bytes, target, stop))?;
+        } else {
+            maybe_detach(py, bytes.len(), || extract::condition(function, bytes, block_bytes, target))??;
+        }
         Ok(())
     })
 }

@@ -2,12 +2,14 @@
 //! `00` and `11` give nothing (an odd last bit is dropped). For independent bits with bias `p`
 //! the output is exactly uniform, at `p(1 − p)` output bits per input bit.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rayon::prelude::*;
 
 use crate::bits::{bytes_for, load_bits, or_bits, store_bits, words_for, BitOrder};
 #[cfg(target_arch = "x86_64")]
 use crate::cpu::{self, Features};
-use crate::error::{Error, Result};
+use crate::error::{unstopped, Error, Result};
 
 /// Input bits per parallel task (a multiple of 64).
 const TASK_BITS: usize = 1 << 22;
@@ -109,6 +111,20 @@ fn debias_words(words: &[u64], out: &mut BitWriter) {
 /// # Errors
 /// [`Error::InvalidArgument`] naming `nbits` when it exceeds the input.
 pub fn von_neumann(input: &[u8], nbits: Option<usize>, order: BitOrder) -> Result<(Vec<u8>, usize)> {
+    unstopped(|stop| von_neumann_until(input, nbits, order, stop))
+}
+
+/// As [`von_neumann`], giving up (`None`) soon after `stop` is set: each parallel task looks at
+/// it before it starts.
+///
+/// # Errors
+/// As [`von_neumann`].
+pub fn von_neumann_until(
+    input: &[u8],
+    nbits: Option<usize>,
+    order: BitOrder,
+    stop: &AtomicBool,
+) -> Result<Option<(Vec<u8>, usize)>> {
     let available = input.len() * 8;
     let nbits = nbits.unwrap_or(available);
     if nbits > available {
@@ -119,6 +135,9 @@ pub fn von_neumann(input: &[u8], nbits: Option<usize>, order: BitOrder) -> Resul
     let parts: Vec<(Vec<u64>, usize)> = (0..tasks)
         .into_par_iter()
         .map(|t| {
+            if stop.load(Ordering::Relaxed) {
+                return (Vec::new(), 0);
+            }
             let start = t * TASK_BITS;
             let len = TASK_BITS.min(pairs_bits - start);
             let mut words = vec![0u64; words_for(len)];
@@ -128,6 +147,9 @@ pub fn von_neumann(input: &[u8], nbits: Option<usize>, order: BitOrder) -> Resul
             out.finish()
         })
         .collect();
+    if stop.load(Ordering::Relaxed) {
+        return Ok(None);
+    }
     let total: usize = parts.iter().map(|(_, bits)| bits).sum();
     let mut merged = vec![0u64; words_for(total) + 1];
     let mut offset = 0;
@@ -137,7 +159,7 @@ pub fn von_neumann(input: &[u8], nbits: Option<usize>, order: BitOrder) -> Resul
     }
     let mut bytes = vec![0u8; bytes_for(total)];
     store_bits(&merged, total, order, &mut bytes, 0);
-    Ok((bytes, total))
+    Ok(Some((bytes, total)))
 }
 
 #[cfg(test)]
@@ -156,6 +178,17 @@ mod tests {
                 BitOrder::Little => (bytes[k / 8] >> (k % 8)) & 1,
             })
             .collect()
+    }
+
+    /// `von_neumann_until` with its flag never set is `von_neumann` (several tasks); with it set,
+    /// it gives up, after its argument checks.
+    #[test]
+    fn a_stopped_debiasing_gives_up_and_an_unstopped_one_is_von_neumann() {
+        let bytes: Vec<u8> = (0..3 * TASK_BITS / 8 + 5).map(|i| (i * 37 % 251) as u8).collect();
+        let plain = von_neumann(&bytes, None, BitOrder::Big).unwrap();
+        assert_eq!(von_neumann_until(&bytes, None, BitOrder::Big, &AtomicBool::new(false)).unwrap(), Some(plain));
+        assert_eq!(von_neumann_until(&bytes, None, BitOrder::Big, &AtomicBool::new(true)).unwrap(), None);
+        assert!(von_neumann_until(&bytes, Some(bytes.len() * 8 + 1), BitOrder::Big, &AtomicBool::new(true)).is_err());
     }
 
     proptest! {
