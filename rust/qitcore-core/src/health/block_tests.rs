@@ -6,9 +6,12 @@
 //! packed bytes in either bit order first.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
 
 use crate::bits::{extract_range, from_bit_vec, load_bits, to_bit_vec, words_for, BitOrder};
-use crate::error::{Error, Result};
+use crate::error::{unstopped, Error, Result};
 
 /// Bits per block.
 pub const BLOCK_BITS: usize = 20_000;
@@ -106,8 +109,13 @@ fn long_run(longest: u64, limit: u64) -> Outcome {
 
 /// The first `nbits` bits of packed `bytes`, one 0/1 byte each.
 fn unpack(bytes: &[u8], nbits: usize, order: BitOrder) -> Vec<u8> {
+    unpack_at(bytes, 0, nbits, order)
+}
+
+/// Bits `start..start + nbits` of packed `bytes`, one byte per bit.
+fn unpack_at(bytes: &[u8], start: usize, nbits: usize, order: BitOrder) -> Vec<u8> {
     let mut words = vec![0u64; words_for(nbits)];
-    load_bits(bytes, 0, nbits, order, &mut words);
+    load_bits(bytes, start, nbits, order, &mut words);
     to_bit_vec(&words, nbits)
 }
 
@@ -117,6 +125,16 @@ fn unpack(bytes: &[u8], nbits: usize, order: BitOrder) -> Vec<u8> {
 /// # Errors
 /// [`Error::InvalidLength`] naming `data` when it holds less than one block.
 pub fn fips140_2_packed(data: &[u8], order: BitOrder) -> Result<Vec<Vec<Outcome>>> {
+    unstopped(|stop| fips140_2_packed_until(data, order, stop))
+}
+
+/// As [`fips140_2_packed`], giving up (`None`) soon after `stop` is set. Blocks are unpacked one
+/// at a time (memory is the outcomes', not eight bytes a bit of input) and tested in parallel,
+/// each looking at `stop` first.
+///
+/// # Errors
+/// As [`fips140_2_packed`].
+pub fn fips140_2_packed_until(data: &[u8], order: BitOrder, stop: &AtomicBool) -> Result<Option<Vec<Vec<Outcome>>>> {
     let blocks = data.len() * 8 / BLOCK_BITS;
     if blocks == 0 {
         return Err(Error::length(
@@ -124,7 +142,13 @@ pub fn fips140_2_packed(data: &[u8], order: BitOrder) -> Result<Vec<Vec<Outcome>
             format!("FIPS 140-2 tests need {BLOCK_BITS} bits ({} bytes), got {} bytes", BLOCK_BITS / 8, data.len()),
         ));
     }
-    Ok(unpack(data, blocks * BLOCK_BITS, order).chunks_exact(BLOCK_BITS).map(fips140_2).collect())
+    let outcomes: Option<Vec<Vec<Outcome>>> = (0..blocks)
+        .into_par_iter()
+        .map(|b| {
+            (!stop.load(Ordering::Relaxed)).then(|| fips140_2(&unpack_at(data, b * BLOCK_BITS, BLOCK_BITS, order)))
+        })
+        .collect();
+    Ok(outcomes.filter(|_| !stop.load(Ordering::Relaxed)))
 }
 
 /// The four FIPS 140-2 tests on one 20,000-bit block.
@@ -278,6 +302,20 @@ pub fn ais31_procedure_a(bits: &[u8]) -> Option<ProcedureA> {
 
 #[cfg(test)]
 mod tests {
+    /// Block by block and in parallel, the outcomes are those of the whole input unpacked and cut
+    /// into blocks (a partial block left out), in both bit orders; a stopped run gives up.
+    #[test]
+    fn packed_blocks_are_tested_in_order_and_a_stopped_run_gives_up() {
+        let data: Vec<u8> = (0..5 * BLOCK_BITS / 8 + 77).map(|i| (i * 131 % 253) as u8).collect();
+        for order in [BitOrder::Big, BitOrder::Little] {
+            let whole = unpack(&data, 5 * BLOCK_BITS, order);
+            let expect: Vec<Vec<Outcome>> = whole.chunks_exact(BLOCK_BITS).map(fips140_2).collect();
+            assert_eq!(fips140_2_packed(&data, order).unwrap(), expect);
+            assert_eq!(fips140_2_packed_until(&data, order, &AtomicBool::new(true)).unwrap(), None);
+        }
+        assert!(fips140_2_packed_until(&data[..100], BitOrder::Big, &AtomicBool::new(true)).is_err());
+    }
+
     use super::*;
 
     fn random_bits(n: usize, seed: u64) -> Vec<u8> {
