@@ -74,6 +74,11 @@ def test_ctrl_c_stops_cascade_before_its_first_query_and_alices_wait() -> None:
     asked: list[bytes] = []
     stopped = interrupted(lambda: _core.cascade_correct(key, 0.02, 2, asked.append), 0.2)
     assert not asked and stopped < whole / 2, (stopped, whole)
+    # Waiting for the shuffles Bob's preparation is still drawing stops too.
+    prepared = _core.CascadePreparation(LONG, 5)
+    stopped = interrupted(lambda: _core.cascade_correct(key, 0.02, 5, asked.append), 0.2)
+    assert not asked and stopped < whole / 2, (stopped, whole)
+    del prepared
 
     responder = _core.CascadeResponder(key, 0.02, 3)
     assert interrupted(lambda: responder.answer(b""), 0.2) < whole / 2

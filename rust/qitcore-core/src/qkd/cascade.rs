@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, TryLockError, Weak};
 
 use super::bitvec::Bits;
 use super::unstopped;
@@ -223,7 +223,7 @@ impl Shuffles {
     /// # Errors
     /// As [`Shuffles::new`].
     pub fn shared_until(n: usize, seed: u64, variant: Variant, stop: &AtomicBool) -> Result<Option<Arc<Self>>> {
-        LAST_SHUFFLES.get_or_build(ShuffleParams { n, seed, variant }, || Self::new_until(n, seed, variant, stop))
+        LAST_SHUFFLES.get_or_build(ShuffleParams { n, seed, variant }, stop, || Self::new_until(n, seed, variant, stop))
     }
 
     /// Builds now what only Bob's corrections use (the inverse permutations, the halves' counts
@@ -254,8 +254,14 @@ impl<P: Copy + PartialEq, T> LastShared<P, T> {
 
     /// The value for `params` if someone holds it (waiting while it is being built), else the
     /// one `build` makes, which then stays shared while held; `None` when `build` gave up (a
-    /// caller waiting meanwhile then builds it itself).
-    fn get_or_build(&self, params: P, build: impl FnOnce() -> Result<Option<T>>) -> Result<Option<Arc<T>>> {
+    /// caller waiting meanwhile then builds it itself), or when `stop` was set while this caller
+    /// waited for another's build (which may take seconds, and goes on).
+    fn get_or_build(
+        &self,
+        params: P,
+        stop: &AtomicBool,
+        build: impl FnOnce() -> Result<Option<T>>,
+    ) -> Result<Option<Arc<T>>> {
         let slot = {
             let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
             match last.as_ref() {
@@ -267,7 +273,14 @@ impl<P: Copy + PartialEq, T> LastShared<P, T> {
                 }
             }
         };
-        let mut held = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut held = loop {
+            match slot.try_lock() {
+                Ok(held) => break held,
+                Err(TryLockError::Poisoned(held)) => break held.into_inner(),
+                Err(TryLockError::WouldBlock) if stop.load(Ordering::Relaxed) => return Ok(None),
+                Err(TryLockError::WouldBlock) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        };
         if let Some(value) = held.upgrade() {
             return Ok(Some(value));
         }
@@ -381,7 +394,7 @@ impl Layout {
         stop: &AtomicBool,
     ) -> Result<Option<Arc<Self>>> {
         Self::check(n, qber)?;
-        LAST_LAYOUT.get_or_build(LayoutParams { n, qber: qber.to_bits(), seed, variant }, || {
+        LAST_LAYOUT.get_or_build(LayoutParams { n, qber: qber.to_bits(), seed, variant }, stop, || {
             let shuffles = Shuffles::shared_until(n, seed, variant, stop)?;
             Ok(shuffles.map(|shuffles| Self::with_shuffles(n, qber, variant, &shuffles)))
         })
