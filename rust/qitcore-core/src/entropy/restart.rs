@@ -74,7 +74,20 @@ fn binomial(n: usize, r: f64) -> Vec<f64> {
         v[n] = 1.0;
         return v;
     }
-    (0..=n as u64).map(|i| ln_binomial_pmf(n as u64, r, i).exp()).collect()
+    // From the mode outward by the ratio of neighbouring terms, one multiplication each: the
+    // cutoff's bisection needs about 10^8 of these terms, and a log-gamma for each took seconds
+    // that Ctrl-C could not interrupt. Terms far from the mode underflow to 0, as their exp did.
+    let mode = (((n + 1) as f64 * r).floor() as usize).min(n);
+    let mut v = vec![0.0; n + 1];
+    v[mode] = ln_binomial_pmf(n as u64, r, mode as u64).exp();
+    let odds = r / (1.0 - r);
+    for i in mode..n {
+        v[i + 1] = v[i] * (n - i) as f64 / (i + 1) as f64 * odds;
+    }
+    for i in (1..=mode).rev() {
+        v[i - 1] = v[i] * i as f64 / (n - i + 1) as f64 / odds;
+    }
+    v
 }
 
 /// `U_A ⊗ U_B` for groups of `a` and `b` values, over 0..=n draws.
@@ -120,10 +133,19 @@ pub fn max_count_cdf(h: f64, n: usize, x: usize) -> f64 {
 
 /// The sanity check's cutoff: the smallest `x` with `P(max count <= x) >= 1 − α`.
 pub fn sanity_cutoff(h: f64, alpha: f64) -> u64 {
+    sanity_cutoff_until(h, alpha, Stop::NEVER).unwrap_or(0)
+}
+
+/// As [`sanity_cutoff`], `None` when `stop` asks between the steps of its bisection (each tens of
+/// milliseconds).
+fn sanity_cutoff_until(h: f64, alpha: f64, stop: Stop<'_>) -> Option<u64> {
     let target = 1.0 - alpha;
     // The CDF rises with x: bisect over 0..=1000.
     let (mut lo, mut hi) = (0usize, SIDE);
     while lo < hi {
+        if stop.requested() {
+            return None;
+        }
         let mid = (lo + hi) / 2;
         if max_count_cdf(h, SIDE, mid) >= target {
             hi = mid;
@@ -131,7 +153,7 @@ pub fn sanity_cutoff(h: f64, alpha: f64) -> u64 {
             lo = mid + 1;
         }
     }
-    lo as u64
+    Some(lo as u64)
 }
 
 /// Refuses anything but 1000 × 1000 samples; callers check this before looking at the values.
@@ -166,7 +188,9 @@ pub fn assess(samples: &Samples<'_>, h_i: f64, stop: Stop<'_>) -> Result<Option<
     let max_row = rows.chunks_exact(SIDE).map(mode).max().unwrap_or(0);
     let max_column = columns.chunks_exact(SIDE).map(mode).max().unwrap_or(0);
     let alpha = 1.0 - (0.99f64.ln() / (2 * SIDE) as f64).exp();
-    let cutoff = sanity_cutoff(h_i, alpha);
+    let Some(cutoff) = sanity_cutoff_until(h_i, alpha, stop) else {
+        return Ok(None);
+    };
     let sanity_passed = max_row.max(max_column) <= cutoff;
     let (row_estimates, column_estimates) = rayon::join(
         || non_iid::estimates(rows, k, View::Literal, stop),
@@ -215,6 +239,20 @@ mod tests {
             })
             .count();
         below as f64 / rounds as f64
+    }
+
+    #[test]
+    fn binomial_rows_match_the_log_gamma_terms() {
+        use crate::maths::gamma::ln_binomial_pmf;
+        for n in [0usize, 1, 2, 7, 100, 1000] {
+            for r in [1e-9, 0.001, 0.3, 0.5, 0.77, 0.999] {
+                let row = binomial(n, r);
+                for (i, &got) in row.iter().enumerate() {
+                    let want = ln_binomial_pmf(n as u64, r, i as u64).exp();
+                    assert!((got - want).abs() <= 1e-9 * want + 1e-300, "n={n} r={r} i={i}: {got} vs {want}");
+                }
+            }
+        }
     }
 
     #[test]
