@@ -22,10 +22,11 @@ from qitcore.qkd import ldpc
 
 FRAMES = 2000
 # (QBER, largest frame error rate, largest f) the soak accepts.
-# Measured with examples/ldpc_fer.rs (1000 frames of the longest lift): no frame lost; f 1.145,
+# Measured with examples/ldpc_fer.rs (1000 frames of the longest lift): no frame lost; f 1.128 (the
+# 320-column rate-0.9 code; 1.145 on the 160-column one),
 # 1.119, 1.096, 1.091, 1.101 at 1, 2, 3, 5, 8 %.
 BOUNDS = [
-    (0.01, 0.003, 1.16),
+    (0.01, 0.003, 1.14),
     (0.02, 0.003, 1.135),
     (0.03, 0.001, 1.10),
     (0.04, 0.001, 1.10),

@@ -70,7 +70,7 @@ def test_a_reply_that_breaks_the_packing_is_refused(link: qkd.SimulatedLink) -> 
 
 
 def test_an_end_speaking_another_version_is_refused_by_name(link: qkd.SimulatedLink) -> None:
-    assert PROTOCOL == "qitcore-bb84/5"
+    assert PROTOCOL == "qitcore-bb84/6"
     alice = qkd.AliceSession(link.alice, qkd.Params(), KEY)
     bob = bob_sealer(alice, KEY)
     old = json.dumps({"protocol": "qitcore-bb84/1", **asdict(qkd.Params())}, sort_keys=True).encode()
@@ -78,7 +78,7 @@ def test_an_end_speaking_another_version_is_refused_by_name(link: qkd.SimulatedL
     assert kind == ERROR
     detail = json.loads(reply)
     assert detail["error"] == "QkdAbort"
-    assert "protocol versions differ: Bob speaks qitcore-bb84/1, Alice qitcore-bb84/5" in detail["message"]
+    assert "protocol versions differ: Bob speaks qitcore-bb84/1, Alice qitcore-bb84/6" in detail["message"]
     assert alice.error is not None
 
     # Not JSON at all: named as unknown. The same parameters at the same version are accepted.

@@ -111,18 +111,20 @@ RECONCILIATIONS = ("cascade", "ldpc", "blind")
 one-way syndromes (one round trip), frames that fail are discarded; ``blind``: LDPC with up to two
 rounds of disclosed punctured symbols for the frames that fail (at most three round trips)."""
 MAX_REVEAL_ROUNDS = 2
-PROTOCOL = "qitcore-bb84/5"
-"""The session protocol, in HELLO's parameters. ``/5`` makes blind LDPC plans at the sample's
-error rate plus one standard deviation, with blind steps that reach three (``/4`` planned at two,
-with the schedule's steps), and Alice refuses a blind request for other counts than the plan's.
-``/4`` derives LDPC plans on frames of the length that leaves the most key (40,960 to 163,840
-bits) with a blind schedule per length (``/3`` planned every block on 40,960-bit frames). Versions
-that derive different plans from the same public values must not meet. ``/3`` seals every message under a key bound to
-both ends' fresh nonces, exchanged before the first message (``/2`` numbered every session's
-messages from 0 under the pre-shared key itself, so a recorded session could be replayed into a
-later one); ``/2`` packs the sifting reply's intensity labels two bits each (``/1`` sent a byte
-each) and Cascade's range queries as varints (``/1``: fixed fields of 14 bytes); an end speaking
-another version is refused by name, or fails the handshake."""
+PROTOCOL = "qitcore-bb84/6"
+"""The session protocol, in HELLO's parameters. ``/6`` plans LDPC frames on the 320-column rate-0.9
+code where the frame's lift fits it (``/5`` used the 160-column one at every lift). ``/5`` makes
+blind LDPC plans at the sample's error rate plus one standard deviation, with blind steps that
+reach three (``/4`` planned at two, with the schedule's steps), and Alice refuses a blind request
+for other counts than the plan's. ``/4`` derives LDPC plans on frames of the length that leaves the
+most key (40,960 to 163,840 bits) with a blind schedule per length (``/3`` planned every block on
+40,960-bit frames). Versions that derive different plans from the same public values must not meet.
+``/3`` seals every message under a key bound to both ends' fresh nonces, exchanged before the first
+message (``/2`` numbered every session's messages from 0 under the pre-shared key itself, so a
+recorded session could be replayed into a later one); ``/2`` packs the sifting reply's intensity
+labels two bits each (``/1`` sent a byte each) and Cascade's range queries as varints (``/1``:
+fixed fields of 14 bytes); an end speaking another version is refused by name, or fails the
+handshake."""
 # The errors an ERROR message may name; Bob raises the same class as Alice.
 PEER_ERRORS: dict[str, type[QkdError]] = {
     cls.__name__: cls for cls in (QkdAbort, VerificationFailure, AuthenticationError, ChannelClosed, ChannelError)

@@ -88,7 +88,7 @@ pub fn ldpc_plan(
             p.syndrome_bits(),
             (p.reveal_steps[0], p.reveal_steps[1]),
         ),
-        (p.start, p.step, p.code.z),
+        (p.start, p.step, p.lift()),
     ))
 }
 
