@@ -73,8 +73,10 @@ class LdpcPlan:
     the shortest; a session's blind plan sizes it to the sample's uncertainty; 0 for one way
     (nothing is punctured for rounds that never come)."""
     lift: int
-    """The circulants' size z: frames of n = 160·z bits, z from 256 to 1024 in steps of 64 (the
-    length that leaves the most key)."""
+    """The frames' lift z: frames of n = 160·z bits, z from 256 to 1024 in steps of 64 (the
+    length that leaves the most key). The circulants are z on the 160-column codes and z/2 on the
+    320-column rate-0.9 code (named in :attr:`code`), which the plan takes where z/2 is a multiple
+    of 64."""
 
     @property
     def base_disclosed(self) -> int:

@@ -269,7 +269,8 @@ impl Code {
     /// [`Error::InvalidArgument`] for an index past [`SPECS`] or a `z` not among the [`LIFTS`]
     /// the spec fits.
     pub fn lifted(i: usize, z: usize) -> Result<&'static Code> {
-        // At most SPECS × LIFTS codes (91), each kept for the process's life: bounded.
+        // At most 97 codes (7 specs × 13 lifts, and the 320-column spec at 6), each kept for the
+        // process's life: bounded.
         static BUILT: Mutex<Vec<(usize, usize, &'static Code)>> = Mutex::new(Vec::new());
         let Some(spec) = SPECS.get(i) else {
             return Err(Error::argument("code", format!("no shipped spec {i}")));
