@@ -1,5 +1,7 @@
 //! Bindings of the extractors: argument conversion, then the work with the GIL released.
 
+use std::sync::atomic::AtomicBool;
+
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use qitcore_core::bits::BitOrder;
@@ -69,9 +71,24 @@ fn emit<'py>(
 }
 
 /// Work at least this large (input bytes, or a block's) answers Ctrl-C (block hashes between
-/// groups of blocks, conditioning hashes every megabyte, von Neumann every 4 Mbit): it takes milliseconds or more, against
-/// the tens of microseconds of the thread that watches for signals meanwhile.
+/// groups of blocks, conditioning hashes every megabyte, von Neumann every 4 Mbit): it takes
+/// milliseconds or more, against the tens of microseconds of the thread that watches for signals
+/// meanwhile.
 const UNTIL_BYTES: usize = 1 << 20;
+
+/// Runs `work` (a core `…_until` function) on `size` bytes: under [`until`] from
+/// [`UNTIL_BYTES`], else as [`maybe_detach`] does with a flag nobody sets.
+fn maybe_until<T: Send>(
+    py: Python<'_>,
+    size: usize,
+    work: impl FnOnce(&AtomicBool) -> qitcore_core::Result<Option<T>> + Send,
+) -> Result<T> {
+    if size >= UNTIL_BYTES {
+        return until(py, work);
+    }
+    maybe_detach(py, size, || work(&AtomicBool::new(false)))??
+        .ok_or_else(|| Error::Internal("stopped with no stop asked".into()))
+}
 
 /// `hash(data, nbits=None, out=None)` of any block hash.
 fn hash_blocks<'py, H: BlockHash>(
@@ -87,11 +104,7 @@ fn hash_blocks<'py, H: BlockHash>(
     let blocks = hash.count_blocks(bytes, nbits)?;
     let size = bytes.len().max(hash.n() / 8);
     emit(py, bytes, out, hash.output_bytes(blocks), |target| {
-        if size >= UNTIL_BYTES {
-            until(py, |stop| hash.hash_until(bytes, nbits, target, stop))?;
-        } else {
-            maybe_detach(py, size, || hash.hash(bytes, nbits, target))??;
-        }
+        maybe_until(py, size, |stop| hash.hash_until(bytes, nbits, target, stop))?;
         Ok(())
     })
 }
@@ -203,11 +216,7 @@ pub fn von_neumann<'py>(
     let order = bitorder;
     let input = Input::get(py, "data", data)?;
     let bytes = input.bytes();
-    let (out, count) = if bytes.len() >= UNTIL_BYTES {
-        until(py, |stop| extract::von_neumann_until(bytes, nbits, order, stop))?
-    } else {
-        maybe_detach(py, bytes.len(), || extract::von_neumann(bytes, nbits, order))??
-    };
+    let (out, count) = maybe_until(py, bytes.len(), |stop| extract::von_neumann_until(bytes, nbits, order, stop))?;
     Ok((PyBytes::new(py, &out), count))
 }
 
@@ -225,11 +234,7 @@ pub fn hash_condition<'py>(
     let bytes = input.bytes();
     let len = bytes.len().checked_div(block_bytes).unwrap_or(0) * extract::hash_conditioning::DIGEST_BYTES;
     emit(py, bytes, out, len, |target| {
-        if bytes.len() >= UNTIL_BYTES {
-            until(py, |stop| extract::condition_until(function, bytes, block_bytes, target, stop))?;
-        } else {
-            maybe_detach(py, bytes.len(), || extract::condition(function, bytes, block_bytes, target))??;
-        }
+        maybe_until(py, bytes.len(), |stop| extract::condition_until(function, bytes, block_bytes, target, stop))?;
         Ok(())
     })
 }

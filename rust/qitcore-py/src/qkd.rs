@@ -216,10 +216,10 @@ pub fn cascade_correct<'py>(
         return Err(Error::Type("ask: expected a callable that returns Alice's answers as bytes".into()));
     }
     let key = key_bits(py, "key", key)?;
-    // The first Python exception `ask` raises is kept and re-raised as it was.
     // Built without the GIL (Alice's side may be building hers on a Python thread), answering
     // Ctrl-C: a key of 10^9 bits takes seconds to shuffle, before the first query goes out.
     let layout = until(py, |stop| Layout::shared_until(key.len, qber, seed, variant, stop))?;
+    // The first Python exception `ask` raises is kept and re-raised as it was.
     let raised: Mutex<Option<PyErr>> = Mutex::new(None);
     let result = detach(py, || {
         let corrector = Corrector::new(&layout, key)?;

@@ -251,12 +251,13 @@ impl Code {
                 }
             }
         }
-        let rows: Vec<String> = SPECS.iter().map(|s| s.rows.to_string()).collect();
+        let bases: Vec<String> = SPECS.iter().map(|s| format!("qc{}x{}", s.cols, s.rows)).collect();
         Err(Error::argument(
             "code",
             format!(
-                "expected qc160x{{rows}}z{{z}}, rows one of {} and z a multiple of {Z_STEP} from 256 to {Z_MAX}, got {name:?}",
-                rows.join(", ")
+                "expected one of {} with z{{circulant}}, the circulant a multiple of {Z_STEP} from 256 \
+                 to {Z_MAX} (192 to 512 on the 320-column base), got {name:?}",
+                bases.join(", ")
             ),
         ))
     }
